@@ -1,0 +1,265 @@
+//! Parses the attribute and classifies the signature: which parameters can be active, what
+//! the output is.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, ReturnType, Token, Type};
+
+use crate::errors::Errors;
+use crate::ir::ParamRole;
+
+/// The options of `#[differentiate(...)]`.
+#[derive(Default, Debug)]
+pub struct Options {
+    /// `wrt(a, b)`: the parameters to differentiate with respect to; `None` means all
+    /// float parameters.
+    pub wrt: Option<Vec<Ident>>,
+    /// `dump`: print the generated code at compile time.
+    pub dump: bool,
+}
+
+enum OptionItem {
+    Wrt(Vec<Ident>, Span),
+    Dump,
+}
+
+impl Parse for OptionItem {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        match name.to_string().as_str() {
+            "wrt" => {
+                let content;
+                syn::parenthesized!(content in input);
+                let names = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+                if names.is_empty() {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        "`wrt()` names no parameter; list the parameters to differentiate with respect to, e.g. `wrt(x)`, or drop `wrt` to use all float parameters",
+                    ));
+                }
+                Ok(OptionItem::Wrt(names.into_iter().collect(), name.span()))
+            }
+            "dump" => Ok(OptionItem::Dump),
+            other => Err(syn::Error::new(
+                name.span(),
+                format!("unknown option `{other}`; expected `wrt(...)` or `dump`"),
+            )),
+        }
+    }
+}
+
+/// Parses the attribute's arguments.
+pub fn parse_options(attr: TokenStream) -> syn::Result<Options> {
+    let items = syn::parse::Parser::parse2(Punctuated::<OptionItem, Token![,]>::parse_terminated, attr)?;
+    let mut options = Options::default();
+    for item in items {
+        match item {
+            OptionItem::Wrt(names, span) => {
+                if options.wrt.is_some() {
+                    return Err(syn::Error::new(span, "`wrt` is given twice; list all parameters in one `wrt(...)`"));
+                }
+                options.wrt = Some(names);
+            }
+            OptionItem::Dump => options.dump = true,
+        }
+    }
+    Ok(options)
+}
+
+/// A classified parameter.
+#[derive(Clone, Debug)]
+pub struct SigParam {
+    /// Its name.
+    pub name: Ident,
+    /// Its declared type.
+    pub ty: Type,
+    /// Whether it can carry a derivative.
+    pub role: ParamRole,
+}
+
+/// What the function returns.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// A single float: `_grad` is generated.
+    Scalar(Type),
+    /// A tuple of floats: `backward` takes a tuple of cotangents.
+    Tuple(Vec<Type>),
+}
+
+/// The signature facts every later stage needs.
+#[derive(Clone, Debug)]
+pub struct Signature {
+    /// Parameters in order.
+    pub params: Vec<SigParam>,
+    /// The output.
+    pub output: Output,
+    /// The declared return type.
+    pub return_type: Type,
+}
+
+const INTEGER_TYPES: &[&str] = &[
+    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "bool", "char", "str",
+    "String",
+];
+
+/// Names of the function's generic type parameters.
+pub fn type_params(item: &ItemFn) -> Vec<Ident> {
+    item.sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            GenericParam::Type(t) => Some(t.ident.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn single_ident(ty: &Type) -> Option<&Ident> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.get_ident(),
+        _ => None,
+    }
+}
+
+/// Whether `ty` is `f32`, `f64` or one of the generic type parameters.
+pub fn is_float_type(ty: &Type, generics: &[Ident]) -> bool {
+    match single_ident(ty) {
+        Some(id) => id == "f32" || id == "f64" || generics.contains(id),
+        None => matches!(ty, Type::Paren(p) if is_float_type(&p.elem, generics)),
+    }
+}
+
+fn is_constant_type(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) if r.mutability.is_none() => is_constant_type(&r.elem),
+        Type::Paren(p) => is_constant_type(&p.elem),
+        _ => single_ident(ty).is_some_and(|id| INTEGER_TYPES.contains(&id.to_string().as_str())),
+    }
+}
+
+fn classify_param(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option<ParamRole> {
+    if is_float_type(ty, generics) {
+        return Some(ParamRole::Float);
+    }
+    if is_constant_type(ty) {
+        return Some(ParamRole::Constant);
+    }
+    match ty {
+        Type::Reference(r) if r.mutability.is_some() => errors.push(
+            r.and_token.span().join(r.mutability.span()).unwrap_or_else(|| r.and_token.span()),
+            "`&mut` parameters cannot be differentiated; take the value and return the result instead",
+        ),
+        _ => errors.push_spanned(
+            ty,
+            format!(
+                "parameters of type `{}` are not supported by #[differentiate]; use `f32`, `f64` or a generic `T: Float` for values to differentiate, and integers or `bool` for constants",
+                crate::ir::tokens_text(&quote::quote!(#ty))
+            ),
+        ),
+    }
+    None
+}
+
+fn classify_output(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option<Output> {
+    if is_float_type(ty, generics) {
+        return Some(Output::Scalar(ty.clone()));
+    }
+    if let Type::Tuple(tuple) = ty {
+        if !tuple.elems.is_empty() && tuple.elems.iter().all(|e| is_float_type(e, generics)) {
+            return Some(Output::Tuple(tuple.elems.iter().cloned().collect()));
+        }
+    }
+    errors.push_spanned(
+        ty,
+        format!(
+            "#[differentiate] functions must return `f32`, `f64`, a generic float `T`, or a tuple of them; `{}` has no derivative to compute",
+            crate::ir::tokens_text(&quote::quote!(#ty))
+        ),
+    );
+    None
+}
+
+/// Checks the function's shape and classifies its parameters and output.
+pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
+    let sig = &item.sig;
+    let before = errors.len();
+    if let Some(token) = &sig.asyncness {
+        errors.push(token.span(), "`async fn` cannot be differentiated; differentiate a synchronous function and call it from async code");
+    }
+    if let Some(token) = &sig.unsafety {
+        errors.push(token.span(), "`unsafe fn` cannot be differentiated; move the unsafe part out and differentiate a safe function");
+    }
+    if let Some(token) = &sig.constness {
+        errors.push(token.span(), "`const fn` cannot be differentiated; remove `const`");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push_spanned(abi, "`extern` functions cannot be differentiated; differentiate a Rust function and wrap it");
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push_spanned(variadic, "variadic functions cannot be differentiated");
+    }
+    let generics = type_params(item);
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => errors.push_spanned(
+                receiver,
+                "#[differentiate] works on free functions, not methods; make `self` an ordinary parameter of a free function",
+            ),
+            FnArg::Typed(typed) => {
+                let name = match &*typed.pat {
+                    Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
+                    other => {
+                        errors.push_spanned(other, "parameter patterns are not supported; bind the parameter to a name and destructure it in the body");
+                        continue;
+                    }
+                };
+                if let Some(role) = classify_param(&typed.ty, &generics, errors) {
+                    params.push(SigParam { name, ty: (*typed.ty).clone(), role });
+                }
+            }
+        }
+    }
+    let (output, return_type) = match &sig.output {
+        ReturnType::Default => {
+            errors.push(
+                sig.ident.span(),
+                "a #[differentiate] function must return a value; add a return type such as `-> f64`",
+            );
+            (None, None)
+        }
+        ReturnType::Type(_, ty) => (classify_output(ty, &generics, errors), Some((**ty).clone())),
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(Signature { params, output: output?, return_type: return_type? })
+}
+
+/// Resolves `wrt(...)` to one flag per parameter: true where the parameter is active.
+pub fn active_set(sig: &Signature, options: &Options, errors: &mut Errors) -> Vec<bool> {
+    let all: Vec<bool> = sig.params.iter().map(|p| p.role == ParamRole::Float).collect();
+    let Some(wrt) = &options.wrt else { return all };
+    let mut active = vec![false; sig.params.len()];
+    for name in wrt {
+        match sig.params.iter().position(|p| p.name == *name) {
+            None => errors.push(
+                name.span(),
+                format!(
+                    "`wrt` names `{name}`, which is not a parameter; the parameters are: {}",
+                    sig.params.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            Some(i) if sig.params[i].role != ParamRole::Float => errors.push(
+                name.span(),
+                format!("`{name}` cannot carry a derivative (its type is not a float); remove it from `wrt`"),
+            ),
+            Some(i) if active[i] => errors.push(name.span(), format!("`{name}` appears twice in `wrt`")),
+            Some(i) => active[i] = true,
+        }
+    }
+    active
+}

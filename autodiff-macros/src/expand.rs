@@ -1,0 +1,122 @@
+//! The whole expansion of `#[differentiate]` as a plain function on token streams:
+//! args → lower → analysis → codegen, with errors collected along the way.
+
+use proc_macro2::TokenStream;
+use quote::{quote, ToTokens};
+use syn::spanned::Spanned;
+use syn::ItemFn;
+
+use crate::args::{self, Output};
+use crate::codegen::{self, Context, ValueNames, Variant};
+use crate::errors::Errors;
+use crate::ir::ParamRole;
+use crate::{analysis, ir, lower};
+
+/// Expands `#[differentiate(attr)] item`. Never panics: what cannot be differentiated
+/// becomes `compile_error!`s next to the untouched item.
+pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item_fn: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(_) => return not_a_function(item),
+    };
+    let mut errors = Errors::default();
+    let options = match args::parse_options(attr) {
+        Ok(options) => options,
+        Err(e) => {
+            errors.push_error(e);
+            args::Options::default()
+        }
+    };
+    let generated = generate(&item_fn, &options, &mut errors);
+    let mut out = item_fn.to_token_stream();
+    match generated {
+        Some(items) if errors.is_empty() => {
+            if options.dump || dump_requested(&item_fn.sig.ident.to_string()) {
+                eprintln!("{}", pretty(&items));
+            }
+            out.extend(items);
+        }
+        _ => {
+            out.extend(errors.to_compile_errors());
+            let mut scratch = Errors::default();
+            if let Some(sig) = args::signature(&item_fn, &mut scratch) {
+                let active = args::active_set(&sig, &args::Options::default(), &mut scratch);
+                if active.iter().any(|a| *a) {
+                    out.extend(codegen::stubs(&item_fn, &sig, &active));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn not_a_function(item: TokenStream) -> TokenStream {
+    let span = match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Struct(s)) => s.struct_token.span.join(s.ident.span()).unwrap_or(s.ident.span()),
+        Ok(syn::Item::Enum(e)) => e.enum_token.span.join(e.ident.span()).unwrap_or(e.ident.span()),
+        Ok(syn::Item::Impl(i)) => i.impl_token.span,
+        Ok(syn::Item::Const(c)) => c.const_token.span,
+        Ok(syn::Item::Static(s)) => s.static_token.span,
+        Ok(syn::Item::Mod(m)) => m.mod_token.span,
+        Ok(syn::Item::Trait(t)) => t.trait_token.span,
+        Ok(other) => other.span(),
+        Err(_) => item.clone().into_iter().next().map(|t| t.span()).unwrap_or_else(proc_macro2::Span::call_site),
+    };
+    let error = syn::Error::new(span, "#[differentiate] applies to functions only; put it on a `fn` that computes a float").to_compile_error();
+    quote!(#item #error)
+}
+
+fn dump_requested(name: &str) -> bool {
+    match std::env::var("AUTODIFF_DUMP") {
+        Ok(value) => value.split(',').any(|v| v.trim() == name || v.trim() == "1" || v.trim() == "all"),
+        Err(_) => false,
+    }
+}
+
+/// Formats generated items as Rust source.
+pub fn pretty(items: &TokenStream) -> String {
+    match syn::parse2::<syn::File>(items.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => items.to_string(),
+    }
+}
+
+fn generate(item: &ItemFn, options: &args::Options, errors: &mut Errors) -> Option<TokenStream> {
+    let sig = args::signature(item, errors)?;
+    let active = args::active_set(&sig, options, errors);
+    if !errors.is_empty() {
+        return None;
+    }
+    if !active.iter().any(|a| *a) {
+        errors.push(
+            item.sig.ident.span(),
+            "no parameter of this function can carry a derivative; give it a parameter of type `f32`, `f64` or a generic float `T`",
+        );
+        return None;
+    }
+    let lowered = lower::lower(item, &sig, errors)?;
+    let func = &lowered.func;
+    if let Err(message) = ir::verify(func) {
+        errors.push(item.sig.ident.span(), format!("internal error in #[differentiate] (please report it): {message}"));
+        return None;
+    }
+    let output_types: Vec<syn::Type> = match &sig.output {
+        Output::Scalar(t) => vec![t.clone()],
+        Output::Tuple(ts) => ts.clone(),
+    };
+    let generics = args::type_params(item);
+    let public = analysis::analyze(func, &active, &lowered.annotations, &output_types, &generics, errors);
+    let all: Vec<bool> = sig.params.iter().map(|p| p.role == ParamRole::Float).collect();
+    let hidden = (all != active)
+        .then(|| analysis::analyze(func, &all, &lowered.annotations, &output_types, &generics, errors));
+    if !errors.is_empty() {
+        return None;
+    }
+    let ctx = Context { item, sig: &sig, func, names: ValueNames::new(func) };
+    let mut items = ctx.variant_items(&Variant { analysis: &public, hidden: false }, errors);
+    match &hidden {
+        Some(hidden) => items.extend(ctx.variant_items(&Variant { analysis: hidden, hidden: true }, errors)),
+        None => items.extend(ctx.hidden_alias(&public)),
+    }
+    errors.is_empty().then_some(items)
+}

@@ -1,0 +1,558 @@
+//! The structured SSA intermediate representation that every stage of the macro works on.
+//!
+//! Values are defined exactly once. Control flow is structured, as in MLIR's `scf` dialect:
+//! an `if` or `match` instruction owns one [`Block`] per arm, every arm ends by yielding the
+//! same number of values, and those become the instruction's results (the structured form
+//! of block parameters / phi nodes). Lowering builds the SSA form directly from the syntax
+//! tree by tracking the current value of each variable, as in Braun et al., "Simple and
+//! Efficient Construction of Static Single Assignment Form" (CC 2013); with structured
+//! control flow no incomplete phis arise.
+//!
+//! Entities live in arenas inside [`Function`] and are named by `u32` newtypes that print as
+//! `v3`, `inst7`, `block1`.
+
+use proc_macro2::{Span, TokenStream};
+use std::fmt;
+
+use crate::primitives::Primitive;
+
+macro_rules! entity {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+        pub struct $name(pub u32);
+
+        impl $name {
+            /// The index of this entity in its arena.
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+
+entity!(
+    /// An SSA value: a parameter, an instruction result, or a constant.
+    Value,
+    "v"
+);
+entity!(
+    /// An instruction in [`Function::insts`].
+    Inst,
+    "inst"
+);
+entity!(
+    /// A straight-line sequence of instructions ending in a yield.
+    Block,
+    "block"
+);
+
+/// Where a value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueDef {
+    /// The n-th parameter of the function.
+    Param(usize),
+    /// The n-th result of an instruction.
+    Result(Inst, usize),
+}
+
+/// Per-value side table: definition, the user's span and name for errors and readable code.
+#[derive(Clone, Debug)]
+pub struct ValueData {
+    /// Where the value is defined.
+    pub def: ValueDef,
+    /// The source span of the expression or binding that produced it.
+    pub span: Span,
+    /// The user's variable name, when the value was bound to one; used for readable
+    /// generated names.
+    pub name: Option<String>,
+}
+
+/// Binary operators on values. Arithmetic ones are differentiable; the rest are not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// `a % b`
+    Rem,
+    /// `a & b`, `a | b`, `a ^ b`, `a << b`, `a >> b` (integers and bools only)
+    Bit(BitOp),
+    /// `a == b`, `a < b`, ...; yields a bool
+    Compare(CompareOp),
+}
+
+/// Bitwise operators, kept only to reproduce integer code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitOp {
+    /// `&`
+    And,
+    /// `|`
+    Or,
+    /// `^`
+    Xor,
+    /// `<<`
+    Shl,
+    /// `>>`
+    Shr,
+}
+
+/// Comparison operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+/// Unary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// `-a` (differentiable)
+    Neg,
+    /// `!a` (bools and integers)
+    Not,
+}
+
+/// A piece of user code the macro does not interpret: a template whose `#0`, `#1`, ...
+/// holes are filled with the instruction's arguments. The result is never active.
+#[derive(Clone, Debug)]
+pub struct Opaque {
+    /// Template pieces; `OpaquePiece::Hole(i)` stands for the i-th argument.
+    pub pieces: Vec<OpaquePiece>,
+    /// What the template is, for the text form and error messages (`call T::from`).
+    pub label: String,
+    /// Why it has no derivative, used when an active value flows into it.
+    pub kind: OpaqueKind,
+}
+
+/// One piece of an [`Opaque`] template.
+#[derive(Clone, Debug)]
+pub enum OpaquePiece {
+    /// Tokens emitted as written.
+    Tokens(TokenStream),
+    /// The i-th argument of the instruction.
+    Hole(usize),
+}
+
+/// What sort of construct an opaque instruction is, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpaqueKind {
+    /// A method without a derivative rule, e.g. `x.unwrap()`.
+    Method(String),
+    /// A path call known to have no derivative, e.g. `T::from(x)`.
+    Conversion(String),
+    /// A constant expression such as a literal or `T::one()`.
+    Constant,
+}
+
+/// The closed set of instruction kinds.
+#[derive(Clone, Debug)]
+pub enum Opcode {
+    /// A literal or constant expression referring to no local variable; rematerialised in
+    /// the backward pass instead of being saved. The tokens are emitted as written.
+    Const(TokenStream),
+    /// A parameter of the function (the only instructions with no operands besides `Const`).
+    Binary(BinaryOp),
+    /// A unary operator.
+    Unary(UnaryOp),
+    /// `a as ty`.
+    Cast(syn::Type),
+    /// A primitive with a derivative rule (or a zero derivative) from the table in
+    /// [`crate::primitives`].
+    Primitive(&'static Primitive),
+    /// A call `path(args)`. If an argument is active it must be another `#[differentiate]`
+    /// function; otherwise it is an ordinary constant computation.
+    Call(syn::ExprPath),
+    /// A method call `recv.name(args)` with no entry in the primitive table.
+    Method(syn::Ident, Option<syn::AngleBracketedGenericArguments>),
+    /// Code kept as written.
+    Opaque(Opaque),
+    /// `if arg0 { arms[0] } else { arms[1] }`.
+    If,
+    /// `match arg0 { patterns[i] => arms[i], ... }`.
+    Match(Vec<syn::Pat>),
+}
+
+/// An instruction: opcode, operands, results, and (for `if`/`match`) its arms.
+#[derive(Clone, Debug)]
+pub struct InstData {
+    /// What the instruction does.
+    pub opcode: Opcode,
+    /// Operand values.
+    pub args: Vec<Value>,
+    /// Result values, defined by this instruction.
+    pub results: Vec<Value>,
+    /// The arms of structured control flow, in source order.
+    pub arms: Vec<Block>,
+    /// The source span of the expression, for errors.
+    pub span: Span,
+}
+
+/// A block: instructions in order, then the values it yields to its parent (for the
+/// function's entry block: the returned values).
+#[derive(Clone, Debug, Default)]
+pub struct BlockData {
+    /// Instructions in execution order.
+    pub insts: Vec<Inst>,
+    /// Values yielded at the end.
+    pub yields: Vec<Value>,
+}
+
+/// How a parameter takes part in differentiation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamRole {
+    /// Its type can carry a derivative (a float, or a generic type parameter).
+    Float,
+    /// An integer, bool, char or string: never active.
+    Constant,
+}
+
+/// A function parameter.
+#[derive(Clone, Debug)]
+pub struct Param {
+    /// The parameter's name.
+    pub name: syn::Ident,
+    /// Its declared type.
+    pub ty: syn::Type,
+    /// Whether it can carry a derivative.
+    pub role: ParamRole,
+    /// The SSA value standing for it.
+    pub value: Value,
+}
+
+/// A function in SSA form.
+#[derive(Clone, Debug)]
+pub struct Function {
+    /// The function's name.
+    pub name: syn::Ident,
+    /// Parameters in declaration order.
+    pub params: Vec<Param>,
+    /// The block that runs first; it yields the return value(s).
+    pub entry: Block,
+    /// Value arena.
+    pub values: Vec<ValueData>,
+    /// Instruction arena.
+    pub insts: Vec<InstData>,
+    /// Block arena.
+    pub blocks: Vec<BlockData>,
+}
+
+impl Function {
+    /// An empty function with no parameters and an empty entry block.
+    pub fn new(name: syn::Ident) -> Self {
+        Function {
+            name,
+            params: Vec::new(),
+            entry: Block(0),
+            values: Vec::new(),
+            insts: Vec::new(),
+            blocks: vec![BlockData::default()],
+        }
+    }
+
+    /// The data of a value.
+    pub fn value(&self, v: Value) -> &ValueData {
+        &self.values[v.index()]
+    }
+
+    /// The data of an instruction.
+    pub fn inst(&self, i: Inst) -> &InstData {
+        &self.insts[i.index()]
+    }
+
+    /// The data of a block.
+    pub fn block(&self, b: Block) -> &BlockData {
+        &self.blocks[b.index()]
+    }
+
+    /// Adds a parameter and returns its value.
+    pub fn add_param(&mut self, name: syn::Ident, ty: syn::Type, role: ParamRole) -> Value {
+        let value = Value(self.values.len() as u32);
+        self.values.push(ValueData {
+            def: ValueDef::Param(self.params.len()),
+            span: name.span(),
+            name: Some(name.to_string()),
+        });
+        self.params.push(Param { name, ty, role, value });
+        value
+    }
+
+    /// Creates a new empty block (not yet attached to an instruction).
+    pub fn create_block(&mut self) -> Block {
+        self.blocks.push(BlockData::default());
+        Block(self.blocks.len() as u32 - 1)
+    }
+
+    /// Appends an instruction with `result_count` fresh results to `block`.
+    pub fn append(
+        &mut self,
+        block: Block,
+        opcode: Opcode,
+        args: Vec<Value>,
+        arms: Vec<Block>,
+        result_count: usize,
+        span: Span,
+    ) -> Inst {
+        let inst = Inst(self.insts.len() as u32);
+        let results = (0..result_count)
+            .map(|i| {
+                self.values.push(ValueData { def: ValueDef::Result(inst, i), span, name: None });
+                Value(self.values.len() as u32 - 1)
+            })
+            .collect();
+        self.insts.push(InstData { opcode, args, results, arms, span });
+        self.blocks[block.index()].insts.push(inst);
+        inst
+    }
+
+    /// Every instruction, arms included, in execution order (pre-order).
+    pub fn walk_insts(&self, block: Block, visit: &mut dyn FnMut(Inst)) {
+        for &inst in &self.block(block).insts {
+            visit(inst);
+            for &arm in &self.inst(inst).arms {
+                self.walk_insts(arm, visit);
+            }
+        }
+    }
+
+    /// The instruction defining `v`, if it is not a parameter.
+    pub fn def_inst(&self, v: Value) -> Option<Inst> {
+        match self.value(v).def {
+            ValueDef::Result(inst, _) => Some(inst),
+            ValueDef::Param(_) => None,
+        }
+    }
+}
+
+impl Opcode {
+    /// The mnemonic used in the text form.
+    pub fn mnemonic(&self) -> String {
+        match self {
+            Opcode::Const(tokens) => format!("const {}", tokens_text(tokens)),
+            Opcode::Binary(op) => match op {
+                BinaryOp::Add => "add".into(),
+                BinaryOp::Sub => "sub".into(),
+                BinaryOp::Mul => "mul".into(),
+                BinaryOp::Div => "div".into(),
+                BinaryOp::Rem => "rem".into(),
+                BinaryOp::Bit(bit) => format!("{bit:?}").to_lowercase(),
+                BinaryOp::Compare(cmp) => format!("cmp.{}", format!("{cmp:?}").to_lowercase()),
+            },
+            Opcode::Unary(UnaryOp::Neg) => "neg".into(),
+            Opcode::Unary(UnaryOp::Not) => "not".into(),
+            Opcode::Cast(ty) => format!("cast.{}", tokens_text(&quote::quote!(#ty))),
+            Opcode::Primitive(p) => p.name.to_string(),
+            Opcode::Call(path) => format!("call {}", tokens_text(&quote::quote!(#path))),
+            Opcode::Method(name, _) => format!("method {name}"),
+            Opcode::Opaque(opaque) => format!("opaque {:?}", opaque.label),
+            Opcode::If => "if".into(),
+            Opcode::Match(_) => "match".into(),
+        }
+    }
+}
+
+/// Token text without the spaces `proc_macro2` puts around punctuation, for stable snapshots.
+pub fn tokens_text(tokens: &TokenStream) -> String {
+    let text = tokens.to_string();
+    let mut out = String::with_capacity(text.len());
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let prev = i.checked_sub(1).map(|j| chars[j]);
+            let next = chars.get(i + 1).copied();
+            let tight = |ch: Option<char>| {
+                matches!(ch, Some(':' | '.' | '(' | ')' | '<' | '>' | '[' | ']' | '&' | ','))
+            };
+            if tight(prev) && prev != Some(',') || tight(next) && next != Some('&') {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Annotations a pass can attach to the text form of a function.
+pub trait Annotate {
+    /// Text appended to the line of `inst` (after `;`), or None.
+    fn inst_note(&self, _func: &Function, _inst: Inst) -> Option<String> {
+        None
+    }
+    /// Text appended to the header line of the function, or None.
+    fn header_note(&self, _func: &Function) -> Option<String> {
+        None
+    }
+}
+
+/// No annotations: the plain text form.
+pub struct Plain;
+impl Annotate for Plain {}
+
+/// Prints the text form, e.g. `v3 = mul v1, v2`, with optional per-instruction notes.
+pub fn print(func: &Function, notes: &dyn Annotate) -> String {
+    let mut out = String::new();
+    let params: Vec<String> = func
+        .params
+        .iter()
+        .map(|p| {
+            let ty = &p.ty;
+            let role = match p.role {
+                ParamRole::Float => "",
+                ParamRole::Constant => " const",
+            };
+            format!("{}: {}{}", p.value, tokens_text(&quote::quote!(#ty)), role)
+        })
+        .collect();
+    out.push_str(&format!("fn {}({})", func.name, params.join(", ")));
+    if let Some(note) = notes.header_note(func) {
+        out.push_str(&format!(" ; {note}"));
+    }
+    out.push('\n');
+    print_block(func, func.entry, 1, notes, &mut out);
+    out
+}
+
+fn print_block(func: &Function, block: Block, depth: usize, notes: &dyn Annotate, out: &mut String) {
+    let indent = "    ".repeat(depth);
+    out.push_str(&format!("{}{}:\n", "    ".repeat(depth - 1), block));
+    for &inst in &func.block(block).insts {
+        let data = func.inst(inst);
+        out.push_str(&indent);
+        if !data.results.is_empty() {
+            out.push_str(&list(&data.results));
+            out.push_str(" = ");
+        }
+        out.push_str(&data.opcode.mnemonic());
+        if !data.args.is_empty() {
+            out.push(' ');
+            out.push_str(&list(&data.args));
+        }
+        if let Some(note) = notes.inst_note(func, inst) {
+            out.push_str(&format!(" ; {note}"));
+        }
+        out.push('\n');
+        for (i, &arm) in data.arms.iter().enumerate() {
+            let label = match &data.opcode {
+                Opcode::If => if i == 0 { "then" } else { "else" }.to_string(),
+                Opcode::Match(pats) => {
+                    let pat = &pats[i];
+                    format!("arm {}", tokens_text(&quote::quote!(#pat)))
+                }
+                _ => String::new(),
+            };
+            out.push_str(&format!("{indent}{label}\n"));
+            print_block(func, arm, depth + 2, notes, out);
+        }
+    }
+    out.push_str(&format!("{indent}yield {}\n", list(&func.block(block).yields)));
+}
+
+fn list(values: &[Value]) -> String {
+    values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks the SSA invariants: every value is defined once, before its uses, in the same
+/// block or an enclosing one; every arm of an instruction yields as many values as the
+/// instruction has results; operand counts fit the opcode.
+pub fn verify(func: &Function) -> Result<(), String> {
+    let mut defined = vec![false; func.values.len()];
+    let mut in_scope: Vec<Value> = Vec::new();
+    for p in &func.params {
+        if defined[p.value.index()] {
+            return Err(format!("{} defined twice", p.value));
+        }
+        defined[p.value.index()] = true;
+        in_scope.push(p.value);
+    }
+    let mut seen_blocks = vec![false; func.blocks.len()];
+    verify_block(func, func.entry, &mut defined, &mut in_scope, &mut seen_blocks)
+}
+
+fn verify_block(
+    func: &Function,
+    block: Block,
+    defined: &mut [bool],
+    in_scope: &mut Vec<Value>,
+    seen_blocks: &mut [bool],
+) -> Result<(), String> {
+    if std::mem::replace(&mut seen_blocks[block.index()], true) {
+        return Err(format!("{block} is reachable twice"));
+    }
+    let scope_start = in_scope.len();
+    for &inst in &func.block(block).insts {
+        let data = func.inst(inst);
+        for &arg in &data.args {
+            if !in_scope.contains(&arg) {
+                return Err(format!("{inst} uses {arg}, which is not in scope"));
+            }
+        }
+        let expected_args = match &data.opcode {
+            Opcode::Const(_) => Some(0),
+            Opcode::Binary(_) => Some(2),
+            Opcode::Unary(_) | Opcode::Cast(_) | Opcode::If | Opcode::Match(_) => Some(1),
+            Opcode::Primitive(p) => Some(p.arity),
+            _ => None,
+        };
+        if let Some(n) = expected_args {
+            if data.args.len() != n {
+                return Err(format!("{inst} has {} operands, expected {n}", data.args.len()));
+            }
+        }
+        match &data.opcode {
+            Opcode::If if data.arms.len() != 2 => {
+                return Err(format!("{inst}: if needs two arms"));
+            }
+            Opcode::Match(pats) if pats.len() != data.arms.len() => {
+                return Err(format!("{inst}: match patterns and arms differ in number"));
+            }
+            _ => {}
+        }
+        for &arm in &data.arms {
+            verify_block(func, arm, defined, in_scope, seen_blocks)?;
+            if func.block(arm).yields.len() != data.results.len() {
+                return Err(format!(
+                    "{arm} yields {} values but {inst} has {} results",
+                    func.block(arm).yields.len(),
+                    data.results.len()
+                ));
+            }
+        }
+        for (i, &r) in data.results.iter().enumerate() {
+            if std::mem::replace(&mut defined[r.index()], true) {
+                return Err(format!("{r} defined twice"));
+            }
+            if func.value(r).def != ValueDef::Result(inst, i) {
+                return Err(format!("{r} does not record its definition by {inst}"));
+            }
+            in_scope.push(r);
+        }
+    }
+    for &y in &func.block(block).yields {
+        if !in_scope.contains(&y) {
+            return Err(format!("{block} yields {y}, which is not in scope"));
+        }
+    }
+    in_scope.truncate(scope_start);
+    Ok(())
+}

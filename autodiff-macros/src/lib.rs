@@ -1,0 +1,33 @@
+//! The `#[differentiate]` attribute: a small compiler from a Rust function to its adjoint.
+//!
+//! Stages: [`args`] (attribute and signature) → [`lower`] (syn → SSA IR in [`ir`]) →
+//! [`analysis`] (activity, to-be-recorded, types) → [`codegen`] (IR → Rust). The primitive
+//! table is [`primitives`]; generated names come from [`names`].
+
+mod analysis;
+mod args;
+mod codegen;
+mod errors;
+mod expand;
+mod ir;
+mod lower;
+mod names;
+mod primitives;
+
+#[cfg(test)]
+mod tests;
+
+use proc_macro::TokenStream;
+
+/// Generates the reverse-mode derivative of a function next to it.
+///
+/// For `fn f(x1: f64, x2: f64) -> f64` it emits `struct FPullback` (the saved forward
+/// values), `fn f_pullback(x1, x2) -> (f64, FPullback)`, `FPullback::backward(&self, d_out)`
+/// returning one cotangent per active argument, and `fn f_grad(x1, x2) -> (f64, (f64, f64))`.
+///
+/// Options: `wrt(a, b)` restricts the active arguments; `dump` prints the generated code at
+/// compile time (as does the environment variable `AUTODIFF_DUMP=f` or `AUTODIFF_DUMP=1`).
+#[proc_macro_attribute]
+pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::differentiate(attr.into(), item.into()).into()
+}

@@ -1,0 +1,103 @@
+//! Every name the generated code introduces, chosen in one place.
+
+use proc_macro2::{Ident, Span};
+use quote::format_ident;
+
+/// `rosenbrock_grad` → `RosenbrockPullback`: upper camel case of the name plus `Pullback`.
+pub fn pullback_struct(function: &Ident) -> Ident {
+    format_ident!("{}Pullback", upper_camel(&function.to_string()), span = function.span())
+}
+
+/// The struct of the hidden all-active pullback used by callers.
+pub fn pullback_struct_all(function: &Ident) -> Ident {
+    format_ident!("__{}PullbackAll", upper_camel(&function.to_string()), span = function.span())
+}
+
+/// `f` → `f_pullback`.
+pub fn pullback_fn(function: &Ident) -> Ident {
+    format_ident!("{}_pullback", function, span = function.span())
+}
+
+/// `f` → `f_grad`.
+pub fn grad_fn(function: &Ident) -> Ident {
+    format_ident!("{}_grad", function, span = function.span())
+}
+
+/// The hidden pullback in which every float parameter is active; calls from other
+/// differentiated functions go through it, so a callee's `wrt` never drops a derivative.
+/// A caller derives it from the call path alone: `inner::gauss` → `inner::__autodiff_pullback_gauss`.
+pub fn hidden_pullback_fn(function: &Ident) -> Ident {
+    format_ident!("__autodiff_pullback_{}", function, span = function.span())
+}
+
+/// The enum recording which arm of the n-th `if`/`match` ran, and its arm's saved values.
+pub fn branch_enum(function: &Ident, hidden: bool, index: usize) -> Ident {
+    let base = upper_camel(&function.to_string());
+    if hidden {
+        format_ident!("__{}AllBranch{}", base, index)
+    } else {
+        format_ident!("{}Branch{}", base, index)
+    }
+}
+
+/// The field holding the record of the n-th branch.
+pub fn branch_field(index: usize) -> Ident {
+    format_ident!("branch{}", index)
+}
+
+/// The variant of an arm: `Then`/`Else` for `if`, `Arm0`, `Arm1`, ... for `match`.
+pub fn arm_variant(is_if: bool, arm: usize) -> Ident {
+    match (is_if, arm) {
+        (true, 0) => format_ident!("Then"),
+        (true, _) => format_ident!("Else"),
+        (false, n) => format_ident!("Arm{}", n),
+    }
+}
+
+/// The cotangent variable of a value named `name`.
+pub fn cotangent(name: &Ident) -> Ident {
+    format_ident!("d_{}", name)
+}
+
+/// The variable holding a callee's pullback while the backward pass replays a call.
+pub fn call_pullback(index: usize) -> Ident {
+    format_ident!("call{}", index)
+}
+
+/// The output cotangent parameter of `backward`.
+pub fn output_cotangent() -> Ident {
+    Ident::new("d_output", Span::call_site())
+}
+
+/// The phantom field of generic pullback structs.
+pub fn marker_field() -> Ident {
+    Ident::new("_marker", Span::call_site())
+}
+
+/// `log_sum_exp` → `LogSumExp`.
+pub fn upper_camel(name: &str) -> String {
+    name.split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struct_names_are_upper_camel_case() {
+        let f = Ident::new("rosenbrock", Span::call_site());
+        assert_eq!(pullback_struct(&f).to_string(), "RosenbrockPullback");
+        let g = Ident::new("log_sum_exp", Span::call_site());
+        assert_eq!(pullback_struct(&g).to_string(), "LogSumExpPullback");
+        assert_eq!(hidden_pullback_fn(&g).to_string(), "__autodiff_pullback_log_sum_exp");
+    }
+}

@@ -1,0 +1,208 @@
+//! The one table that maps syntax (operators, float methods) to derivative rules in the runtime.
+//!
+//! Each differentiable primitive lists, per argument, the runtime rule giving that argument's
+//! cotangent and the forward values the rule reads. The rules themselves, and their math,
+//! live in `autodiff-runtime/src/rules/`; the macro only emits calls
+//! `::autodiff::__private::rules::<rule>(&read0, &read1, ..., d)`.
+
+/// A forward value a rule reads: an argument of the primitive or its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// The n-th argument (the receiver of a method is argument 0).
+    Arg(usize),
+    /// The primitive's result.
+    Result,
+}
+
+/// The pullback of one argument: a runtime function and what it reads.
+#[derive(Debug)]
+pub struct Rule {
+    /// The function's name in `autodiff_runtime::rules`.
+    pub path: &'static str,
+    /// The forward values it takes by reference, in order; the cotangent comes last.
+    pub reads: &'static [Read],
+}
+
+/// How a primitive's derivative is obtained.
+#[derive(Debug)]
+pub enum Derivative {
+    /// One entry per argument; `None` where the argument cannot carry a derivative (the
+    /// integer exponent of `powi`).
+    Rules(&'static [Option<Rule>]),
+    /// Piecewise constant (`floor`, `signum`) or not a number (`is_nan`): the result is a
+    /// constant and no derivative flows through.
+    Zero,
+}
+
+/// The type of an argument or result, relative to the primitive's first argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ty {
+    /// The type of argument 0 (for floats: the float type itself).
+    Same,
+    /// `i32`.
+    I32,
+    /// `bool`.
+    Bool,
+}
+
+/// A primitive operation.
+#[derive(Debug)]
+pub struct Primitive {
+    /// The method or operator name, used in the IR text form.
+    pub name: &'static str,
+    /// Number of arguments, the receiver included.
+    pub arity: usize,
+    /// Derivative rules.
+    pub derivative: Derivative,
+    /// Argument types after the receiver (the receiver is `Ty::Same` by definition).
+    pub arg_types: &'static [Ty],
+    /// The result type.
+    pub result: Ty,
+}
+
+macro_rules! read {
+    (x) => {
+        Read::Arg(0)
+    };
+    (a) => {
+        Read::Arg(0)
+    };
+    (b) => {
+        Read::Arg(1)
+    };
+    (lo) => {
+        Read::Arg(1)
+    };
+    (hi) => {
+        Read::Arg(2)
+    };
+    (n) => {
+        Read::Arg(1)
+    };
+    (p) => {
+        Read::Arg(1)
+    };
+    (y) => {
+        Read::Result
+    };
+}
+
+macro_rules! rule {
+    (none()) => {
+        None
+    };
+    ($path:ident($($read:ident),*)) => {
+        Some(Rule { path: stringify!($path), reads: &[$(read!($read)),*] })
+    };
+}
+
+macro_rules! derivative {
+    (zero()) => {
+        Derivative::Zero
+    };
+    ($($path:ident($($read:ident),*))|*) => {
+        Derivative::Rules(&[$(rule!($path($($read),*))),*])
+    };
+}
+
+macro_rules! primitives {
+    ($($konst:ident $name:literal [$($arg_ty:ident),*] -> $result:ident : $($path:ident($($read:ident),*))|* ;)*) => {
+        $(
+            #[doc = concat!("The `", $name, "` primitive.")]
+            pub static $konst: Primitive = Primitive {
+                name: $name,
+                arity: 1 + <[Ty]>::len(&[$(Ty::$arg_ty),*]),
+                derivative: derivative!($($path($($read),*))|*),
+                arg_types: &[$(Ty::$arg_ty),*],
+                result: Ty::$result,
+            };
+        )*
+        /// Every primitive, searched by name.
+        pub static ALL: &[&Primitive] = &[$(&$konst),*];
+    };
+}
+
+// name, argument types after the receiver, result type, then one rule per argument
+// (`rule(reads)`; `none()` for an argument without a derivative) or `zero()`.
+primitives! {
+    ADD "add" [Same] -> Same: add_d0() | add_d1();
+    SUB "sub" [Same] -> Same: sub_d0() | sub_d1();
+    MUL "mul" [Same] -> Same: mul_d0(b) | mul_d1(a);
+    DIV "div" [Same] -> Same: div_d0(b) | div_d1(b, y);
+    REM "rem" [Same] -> Same: rem_d0() | rem_d1(a, b);
+    NEG "neg" [] -> Same: neg_d0();
+
+    SIN "sin" [] -> Same: sin_d0(x);
+    COS "cos" [] -> Same: cos_d0(x);
+    TAN "tan" [] -> Same: tan_d0(y);
+    ASIN "asin" [] -> Same: asin_d0(x);
+    ACOS "acos" [] -> Same: acos_d0(x);
+    ATAN "atan" [] -> Same: atan_d0(x);
+    ATAN2 "atan2" [Same] -> Same: atan2_d0(a, b) | atan2_d1(a, b);
+    SINH "sinh" [] -> Same: sinh_d0(x);
+    COSH "cosh" [] -> Same: cosh_d0(x);
+    TANH "tanh" [] -> Same: tanh_d0(y);
+    ASINH "asinh" [] -> Same: asinh_d0(x);
+    ACOSH "acosh" [] -> Same: acosh_d0(x);
+    ATANH "atanh" [] -> Same: atanh_d0(x);
+    EXP "exp" [] -> Same: exp_d0(y);
+    EXP2 "exp2" [] -> Same: exp2_d0(y);
+    EXP_M1 "exp_m1" [] -> Same: exp_m1_d0(y);
+    LN "ln" [] -> Same: ln_d0(x);
+    LOG "log" [Same] -> Same: log_d0(x, b) | log_d1(x, b);
+    LOG2 "log2" [] -> Same: log2_d0(x);
+    LOG10 "log10" [] -> Same: log10_d0(x);
+    LN_1P "ln_1p" [] -> Same: ln_1p_d0(x);
+    SQRT "sqrt" [] -> Same: sqrt_d0(y);
+    CBRT "cbrt" [] -> Same: cbrt_d0(y);
+    POWI "powi" [I32] -> Same: powi_d0(x, n) | none();
+    POWF "powf" [Same] -> Same: powf_d0(x, p) | powf_d1(x, y);
+    RECIP "recip" [] -> Same: recip_d0(y);
+    ABS "abs" [] -> Same: abs_d0(x);
+    HYPOT "hypot" [Same] -> Same: hypot_d0(a, y) | hypot_d1(b, y);
+    MUL_ADD "mul_add" [Same, Same] -> Same: mul_add_d0(b) | mul_add_d1(x) | mul_add_d2();
+    MAX "max" [Same] -> Same: max_d0(a, b) | max_d1(a, b);
+    MIN "min" [Same] -> Same: min_d0(a, b) | min_d1(a, b);
+    CLAMP "clamp" [Same, Same] -> Same: clamp_d0(x, lo, hi) | clamp_d1(x, lo) | clamp_d2(x, hi);
+    FRACT "fract" [] -> Same: fract_d0();
+    TO_DEGREES "to_degrees" [] -> Same: to_degrees_d0();
+    TO_RADIANS "to_radians" [] -> Same: to_radians_d0();
+
+    FLOOR "floor" [] -> Same: zero();
+    CEIL "ceil" [] -> Same: zero();
+    ROUND "round" [] -> Same: zero();
+    TRUNC "trunc" [] -> Same: zero();
+    SIGNUM "signum" [] -> Same: zero();
+    IS_NAN "is_nan" [] -> Bool: zero();
+    IS_FINITE "is_finite" [] -> Bool: zero();
+    IS_INFINITE "is_infinite" [] -> Bool: zero();
+    IS_SIGN_POSITIVE "is_sign_positive" [] -> Bool: zero();
+    IS_SIGN_NEGATIVE "is_sign_negative" [] -> Bool: zero();
+}
+
+/// The primitive called `name` with `arity` arguments (receiver included), if any.
+/// Operators are not found here; see [`binary`] and [`NEG`].
+pub fn method(name: &str, arity: usize) -> Option<&'static Primitive> {
+    ALL.iter()
+        .copied()
+        .filter(|p| !matches!(p.name, "add" | "sub" | "mul" | "div" | "rem" | "neg"))
+        .find(|p| p.name == name && p.arity == arity)
+}
+
+/// Whether some primitive is called `name`, whatever its arity.
+pub fn is_method_name(name: &str) -> bool {
+    ALL.iter().any(|p| p.name == name)
+}
+
+/// The primitive behind an arithmetic operator.
+pub fn binary(op: crate::ir::BinaryOp) -> Option<&'static Primitive> {
+    use crate::ir::BinaryOp;
+    match op {
+        BinaryOp::Add => Some(&ADD),
+        BinaryOp::Sub => Some(&SUB),
+        BinaryOp::Mul => Some(&MUL),
+        BinaryOp::Div => Some(&DIV),
+        BinaryOp::Rem => Some(&REM),
+        BinaryOp::Bit(_) | BinaryOp::Compare(_) => None,
+    }
+}

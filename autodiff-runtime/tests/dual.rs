@@ -1,0 +1,257 @@
+//! `Dual`: every `Float` method's tangent against finite differences, arithmetic,
+//! comparisons and the `num_traits` plumbing.
+
+mod common;
+
+use autodiff_runtime::num_traits::{Float, FloatConst, Num, NumCast, One, ToPrimitive, Zero};
+use autodiff_runtime::Dual;
+use common::{error, partial, TOLERANCE};
+
+type D64 = Dual<f64>;
+
+/// Checks a method of `n` arguments: on each point, `dual` with argument `k` seeded as the
+/// variable (the others constant) must give `plain` in `re` and `∂plain/∂x_k` in `eps`.
+fn check(name: &str, plain: impl Fn(&[f64]) -> f64, dual: impl Fn(&[D64]) -> D64, points: &[&[f64]]) {
+    for x in points {
+        for k in 0..x.len() {
+            let args: Vec<D64> = x
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| if i == k { D64::variable(v) } else { D64::constant(v) })
+                .collect();
+            let y = dual(&args);
+            let (want_re, want_eps) = (plain(x), partial(&plain, x, k));
+            assert!(
+                y.re == want_re || (y.re.is_nan() && want_re.is_nan()),
+                "{name} at {x:?}: value {} instead of {want_re}",
+                y.re
+            );
+            let e = error(y.eps, want_eps);
+            assert!(
+                e < TOLERANCE,
+                "{name} at {x:?}, argument {k}: eps {}, finite difference {want_eps} (error {e:e})",
+                y.eps
+            );
+        }
+    }
+}
+
+const ANY: &[&[f64]] = &[&[0.3], &[-1.2], &[2.5], &[-0.05]];
+const UNIT: &[&[f64]] = &[&[0.3], &[-0.6], &[0.75], &[-0.1]];
+const POSITIVE: &[&[f64]] = &[&[0.4], &[1.0], &[2.7], &[13.0]];
+const NONZERO: &[&[f64]] = &[&[0.3], &[-1.2], &[2.5], &[-4.0]];
+/// Away from integers and half-integers, where the rounding methods jump.
+const OFF_GRID: &[&[f64]] = &[&[0.3], &[-1.2], &[2.7], &[-4.1]];
+
+#[test]
+fn unary_methods_match_finite_differences() {
+    check("abs", |v| v[0].abs(), |v| v[0].abs(), NONZERO);
+    check("fract", |v| v[0].fract(), |v| v[0].fract(), OFF_GRID);
+    check("floor", |v| v[0].floor(), |v| v[0].floor(), OFF_GRID);
+    check("ceil", |v| v[0].ceil(), |v| v[0].ceil(), OFF_GRID);
+    check("round", |v| v[0].round(), |v| v[0].round(), OFF_GRID);
+    check("trunc", |v| v[0].trunc(), |v| v[0].trunc(), OFF_GRID);
+    check("signum", |v| v[0].signum(), |v| v[0].signum(), NONZERO);
+    check("recip", |v| v[0].recip(), |v| v[0].recip(), NONZERO);
+    check("sqrt", |v| v[0].sqrt(), |v| v[0].sqrt(), POSITIVE);
+    check("cbrt", |v| v[0].cbrt(), |v| v[0].cbrt(), NONZERO);
+    check("exp", |v| v[0].exp(), |v| v[0].exp(), ANY);
+    check("exp2", |v| v[0].exp2(), |v| v[0].exp2(), ANY);
+    check("exp_m1", |v| v[0].exp_m1(), |v| v[0].exp_m1(), ANY);
+    check("ln", |v| v[0].ln(), |v| v[0].ln(), POSITIVE);
+    check("log2", |v| v[0].log2(), |v| v[0].log2(), POSITIVE);
+    check("log10", |v| v[0].log10(), |v| v[0].log10(), POSITIVE);
+    check("ln_1p", |v| v[0].ln_1p(), |v| v[0].ln_1p(), UNIT);
+    check("to_degrees", |v| v[0].to_degrees(), |v| v[0].to_degrees(), ANY);
+    check("to_radians", |v| v[0].to_radians(), |v| v[0].to_radians(), ANY);
+    check("sin", |v| v[0].sin(), |v| v[0].sin(), ANY);
+    check("cos", |v| v[0].cos(), |v| v[0].cos(), ANY);
+    check("tan", |v| v[0].tan(), |v| v[0].tan(), UNIT);
+    check("asin", |v| v[0].asin(), |v| v[0].asin(), UNIT);
+    check("acos", |v| v[0].acos(), |v| v[0].acos(), UNIT);
+    check("atan", |v| v[0].atan(), |v| v[0].atan(), ANY);
+    check("sinh", |v| v[0].sinh(), |v| v[0].sinh(), ANY);
+    check("cosh", |v| v[0].cosh(), |v| v[0].cosh(), ANY);
+    check("tanh", |v| v[0].tanh(), |v| v[0].tanh(), ANY);
+    check("asinh", |v| v[0].asinh(), |v| v[0].asinh(), ANY);
+    check("acosh", |v| v[0].acosh(), |v| v[0].acosh(), &[&[1.5], &[2.0], &[9.0]]);
+    check("atanh", |v| v[0].atanh(), |v| v[0].atanh(), UNIT);
+    check("sin_cos.0", |v| v[0].sin_cos().0, |v| v[0].sin_cos().0, ANY);
+    check("sin_cos.1", |v| v[0].sin_cos().1, |v| v[0].sin_cos().1, ANY);
+    for n in [-3, -1, 0, 1, 2, 5] {
+        check(&format!("powi({n})"), |v| v[0].powi(n), |v| v[0].powi(n), NONZERO);
+    }
+}
+
+#[test]
+fn binary_methods_match_finite_differences() {
+    let plane: &[&[f64]] = &[&[1.3, 0.4], &[-2.1, 3.7], &[0.25, -5.5], &[-0.8, -0.6]];
+    let positive: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 1.9]];
+    let bases: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 10.0]];
+    check("powf", |v| v[0].powf(v[1]), |v| v[0].powf(v[1]), positive);
+    check("log", |v| v[0].log(v[1]), |v| v[0].log(v[1]), bases);
+    check("max", |v| v[0].max(v[1]), |v| v[0].max(v[1]), plane);
+    check("min", |v| v[0].min(v[1]), |v| v[0].min(v[1]), plane);
+    check("hypot", |v| v[0].hypot(v[1]), |v| v[0].hypot(v[1]), plane);
+    check("atan2", |v| v[0].atan2(v[1]), |v| v[0].atan2(v[1]), plane);
+    check("copysign", |v| v[0].copysign(v[1]), |v| v[0].copysign(v[1]), plane);
+    check("abs_sub", |v| Float::abs_sub(v[0], v[1]), |v| v[0].abs_sub(v[1]), plane);
+}
+
+#[test]
+fn ternary_methods_match_finite_differences() {
+    let fma: &[&[f64]] = &[&[1.3, 0.4, -2.0], &[-2.1, 3.7, 0.5], &[0.25, -5.5, 9.0]];
+    let clamp: &[&[f64]] = &[&[0.5, -1.0, 2.0], &[-3.0, -1.0, 2.0], &[4.5, -1.0, 2.0]];
+    check("mul_add", |v| v[0].mul_add(v[1], v[2]), |v| v[0].mul_add(v[1], v[2]), fma);
+    check("clamp", |v| v[0].clamp(v[1], v[2]), |v| Float::clamp(v[0], v[1], v[2]), clamp);
+}
+
+#[test]
+fn arithmetic_matches_finite_differences() {
+    let pts: &[&[f64]] = &[&[1.3, 0.4], &[-2.1, 3.7], &[0.25, -5.5], &[7.0, 1.9]];
+    check("+", |v| v[0] + v[1], |v| v[0] + v[1], pts);
+    check("-", |v| v[0] - v[1], |v| v[0] - v[1], pts);
+    check("*", |v| v[0] * v[1], |v| v[0] * v[1], pts);
+    check("/", |v| v[0] / v[1], |v| v[0] / v[1], pts);
+    check("%", |v| v[0] % v[1], |v| v[0] % v[1], pts);
+    check("neg", |v| -v[0], |v| -v[0], pts);
+    check("mixed", |v| 2.0 * v[0] - v[1] / 3.0 + 1.5 % v[0], |v| 2.0 * v[0] - v[1] / 3.0 + 1.5 % v[0], pts);
+}
+
+#[test]
+fn compound_assignment_and_scalar_operands() {
+    let mut x = D64::variable(2.0);
+    x += D64::new(1.0, 0.5);
+    assert_eq!((x.re, x.eps), (3.0, 1.5));
+    x -= 1.0;
+    assert_eq!((x.re, x.eps), (2.0, 1.5));
+    x *= 3.0;
+    assert_eq!((x.re, x.eps), (6.0, 4.5));
+    x /= D64::constant(2.0);
+    assert_eq!((x.re, x.eps), (3.0, 2.25));
+    x %= 2.0;
+    assert_eq!((x.re, x.eps), (1.0, 2.25));
+    let y = 1.0 - D64::variable(4.0) * 0.5 + 2.0;
+    assert_eq!((y.re, y.eps), (1.0, -0.5));
+    let z = 1.0_f32 / Dual::variable(2.0_f32);
+    assert_eq!((z.re, z.eps), (0.5, -0.25));
+    let s: D64 = [D64::variable(1.0), D64::constant(2.0), D64::variable(3.0)].into_iter().sum();
+    assert_eq!((s.re, s.eps), (6.0, 2.0));
+    let p: D64 = [D64::variable(2.0), D64::constant(5.0), D64::variable(3.0)].into_iter().product();
+    assert_eq!((p.re, p.eps), (30.0, 25.0));
+}
+
+#[test]
+fn comparisons_look_at_the_value_only() {
+    let (a, b) = (D64::new(1.0, 5.0), D64::new(2.0, -5.0));
+    assert!(a < b && b > a && a <= b && a != b);
+    assert_eq!(D64::new(1.0, 0.0), D64::new(1.0, 3.0));
+    assert!(D64::variable(0.0).is_zero());
+    assert!(D64::new(f64::NAN, 0.0).partial_cmp(&a).is_none());
+    assert_eq!(a.max(b).re, 2.0);
+}
+
+#[test]
+fn kinks_follow_the_rule_conventions() {
+    assert_eq!(D64::variable(0.0).abs().eps, 0.0);
+    let (a, b) = (D64::new(1.0, 1.0), D64::new(1.0, 3.0));
+    assert_eq!(a.max(b).eps, 2.0);
+    assert_eq!(a.min(b).eps, 2.0);
+    let origin = D64::variable(0.0).hypot(D64::variable(0.0));
+    assert_eq!((origin.re, origin.eps), (0.0, 0.0));
+    assert_eq!(D64::variable(0.0).atan2(D64::constant(0.0)).eps, 0.0);
+    assert_eq!(D64::variable(0.0).powf(D64::constant(1.0)).eps, 1.0);
+    assert_eq!(D64::variable(0.0).powf(D64::constant(2.0)).eps, 0.0);
+    assert_eq!(D64::variable(0.0).powi(0).eps, 0.0);
+    assert_eq!(D64::variable(0.0).sqrt().eps, f64::INFINITY);
+}
+
+#[test]
+fn zero_tangents_never_become_nan() {
+    // Constants stay constants even where the derivative is infinite or undefined.
+    assert_eq!(D64::constant(0.0).sqrt().eps, 0.0);
+    assert_eq!(D64::constant(0.0).ln().eps, 0.0);
+    assert_eq!(D64::constant(1.0).acosh().eps, 0.0);
+    // (-2)^3 with a constant exponent: ln(-2) never enters.
+    let y = D64::variable(-2.0).powf(D64::constant(3.0));
+    assert_eq!((y.re, y.eps), (-8.0, 12.0));
+    let y = D64::constant(f64::INFINITY) * D64::variable(2.0);
+    assert_eq!((y.re, y.eps), (f64::INFINITY, f64::INFINITY));
+}
+
+#[test]
+fn nested_duals_give_second_derivatives() {
+    // f(x) = x³ sin x; f'' = 6x sin x + 6x² cos x - x³ sin x
+    let f = |x: Dual<D64>| x.powi(3) * x.sin();
+    let x0 = 0.8_f64;
+    let x = Dual::new(D64::variable(x0), D64::constant(1.0));
+    let second = f(x).eps.eps;
+    let want = 6.0 * x0 * x0.sin() + 6.0 * x0 * x0 * x0.cos() - x0.powi(3) * x0.sin();
+    assert!(error(second, want) < 1e-14);
+}
+
+#[test]
+fn predicates_and_constants_read_the_value() {
+    let x = D64::new(-1.5, 2.0);
+    assert!(!x.is_nan() && x.is_finite() && !x.is_infinite() && x.is_normal() && !x.is_subnormal());
+    assert!(x.is_sign_negative() && !x.is_sign_positive());
+    assert_eq!(x.classify(), (-1.5_f64).classify());
+    assert_eq!(x.integer_decode(), (-1.5_f64).integer_decode());
+    assert!(D64::new(f64::MIN_POSITIVE / 2.0, 1.0).is_subnormal());
+    assert!(D64::nan().is_nan());
+    let constants = [
+        (D64::infinity(), f64::INFINITY),
+        (D64::neg_infinity(), f64::NEG_INFINITY),
+        (D64::neg_zero(), -0.0),
+        (D64::min_value(), f64::MIN),
+        (D64::min_positive_value(), f64::MIN_POSITIVE),
+        (D64::epsilon(), f64::EPSILON),
+        (D64::max_value(), f64::MAX),
+        (D64::PI(), core::f64::consts::PI),
+        (D64::TAU(), core::f64::consts::TAU),
+        (D64::LN_2(), core::f64::consts::LN_2),
+        (D64::LOG10_2(), core::f64::consts::LOG10_2),
+        (D64::SQRT_2(), core::f64::consts::SQRT_2),
+    ];
+    for (c, want) in constants {
+        assert_eq!(c.re.to_bits(), want.to_bits());
+        assert_eq!(c.eps, 0.0);
+    }
+}
+
+#[test]
+fn conversions_and_parsing() {
+    let x = D64::new(2.75, 1.0);
+    assert_eq!(x.to_f64(), Some(2.75));
+    assert_eq!(x.to_f32(), Some(2.75));
+    assert_eq!(x.to_i32(), Some(2));
+    assert_eq!(x.to_u8(), Some(2));
+    assert_eq!(D64::new(-1.0, 0.0).to_u64(), None);
+    let c = <D64 as NumCast>::from(7_u8).unwrap();
+    assert_eq!((c.re, c.eps), (7.0, 0.0));
+    let h = <Dual<f32> as NumCast>::from(0.5_f64).unwrap();
+    assert_eq!((h.re, h.eps), (0.5, 0.0));
+    let p = D64::from_str_radix("1.25", 10).unwrap();
+    assert_eq!((p.re, p.eps), (1.25, 0.0));
+    assert!(D64::from_str_radix("nope", 10).is_err());
+    assert_eq!((D64::zero().re, D64::one().re, D64::one().eps), (0.0, 1.0, 0.0));
+    let d = D64::default();
+    assert_eq!((d.re, d.eps), (0.0, 0.0));
+}
+
+#[test]
+fn display_shows_both_parts() {
+    assert_eq!(D64::new(1.5, 2.0).to_string(), "1.5 + 2ε");
+    assert_eq!(D64::new(1.5, -2.0).to_string(), "1.5 - 2ε");
+    assert_eq!(format!("{:.1}", D64::new(-0.26, 0.04)), "-0.3 + 0.0ε");
+}
+
+#[test]
+fn generic_code_runs_on_duals() {
+    fn softplus<T: Float>(x: T) -> T {
+        (T::one() + x.exp()).ln()
+    }
+    let y = softplus(D64::variable(0.3));
+    let sigmoid = 1.0 / (1.0 + (-0.3_f64).exp());
+    assert!(error(y.eps, sigmoid) < 1e-15);
+}

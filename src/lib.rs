@@ -1,0 +1,45 @@
+//! Reverse-mode automatic differentiation of ordinary Rust functions by source transformation.
+//!
+//! Put `#[differentiate]` on a numeric function and, next to it, the compiler gets its adjoint:
+//!
+//! ```
+//! use autodiff::prelude::*;
+//!
+//! #[differentiate]
+//! fn f(x1: f64, x2: f64) -> f64 {
+//!     x1.ln() + x1 * x2 - x2.sin()
+//! }
+//!
+//! // value and gradient in one call
+//! let (y, (d_x1, d_x2)) = f_grad(2.0, 5.0);
+//! assert!((y - 11.652071455223084).abs() < 1e-14);
+//! assert!((d_x1 - 5.5).abs() < 1e-14); // 1/x1 + x2
+//! assert!((d_x2 - (2.0 - 5.0f64.cos())).abs() < 1e-14); // x1 - cos(x2)
+//!
+//! // or the forward pass now and the vector-Jacobian product later, as often as needed
+//! let (_, pullback) = f_pullback(2.0, 5.0);
+//! let (d_x1, _) = pullback.backward(2.0);
+//! assert!((d_x1 - 11.0).abs() < 1e-14);
+//! ```
+//!
+//! See `docs/supported.md` in the repository for the supported subset of Rust and the list of
+//! primitives, and `docs/design.md` for how the macro works.
+
+pub use autodiff_macros::differentiate;
+pub use autodiff_runtime::{check_gradient, finite_difference_gradient, relative_error, Dual};
+
+/// Everything a user of the library needs, in one import.
+pub mod prelude {
+    pub use crate::differentiate;
+    pub use autodiff_runtime::num_traits::Float;
+    pub use autodiff_runtime::{check_gradient, finite_difference_gradient, Dual};
+}
+
+/// Items the generated code refers to; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use autodiff_runtime::num_traits;
+    pub use autodiff_runtime::rules;
+    pub use autodiff_runtime::{accumulate, one, zero, Cotangent};
+    pub use core::marker::PhantomData;
+}
