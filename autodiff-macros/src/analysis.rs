@@ -16,7 +16,9 @@ use proc_macro2::Span;
 use std::collections::HashMap;
 
 use crate::errors::Errors;
-use crate::ir::{Annotate, BinaryOp, Block, Function, Inst, Opcode, OpaqueKind, ParamRole, UnaryOp, Value};
+use crate::ir::{
+    Annotate, BinaryOp, Block, Function, Inst, OpaqueKind, Opcode, ParamRole, UnaryOp, Value,
+};
 use crate::primitives::{Derivative, Read, Ty};
 
 /// The results of the analyses for one choice of active parameters.
@@ -80,13 +82,19 @@ pub fn analyze(
     check_differentiable(func, &analysis, errors);
     mark_constants(func, &mut analysis);
     record(func, func.entry, &mut analysis);
-    infer_types(func, annotations, output_types, generics, &mut analysis, errors);
+    infer_types(
+        func,
+        annotations,
+        output_types,
+        generics,
+        &mut analysis,
+        errors,
+    );
     analysis
 }
 
 fn is_float_cast(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.path.is_ident("f32") || p.path.is_ident("f64"))
-        || matches!(ty, syn::Type::Path(p) if p.path.get_ident().is_some_and(|i| i.to_string().chars().next().is_some_and(char::is_uppercase)))
 }
 
 /// Which arguments an instruction differentiates through, given its opcode.
@@ -121,7 +129,11 @@ fn forward_varied(func: &Function, block: Block, a: &mut Analysis) {
             }
             _ => {
                 let through = differentiable_args(func, inst);
-                let varied = data.args.iter().zip(&through).any(|(v, &t)| t && a.varied[v.index()]);
+                let varied = data
+                    .args
+                    .iter()
+                    .zip(&through)
+                    .any(|(v, &t)| t && a.varied[v.index()]);
                 for r in &data.results {
                     a.varied[r.index()] = varied;
                 }
@@ -180,15 +192,13 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
                     "`{name}` has no derivative rule, so the derivative through it would be lost; use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function"
                 )
             }
-            Opcode::Opaque(opaque) => match &opaque.kind {
-                OpaqueKind::Method(what) | OpaqueKind::Conversion(what) => {
-                    if !data.results.iter().any(|r| flows_to_output(func, a, *r)) {
-                        return;
-                    }
-                    format!("{what} of a value being differentiated is not supported; use the value directly")
+            Opcode::Opaque(opaque) => {
+                let OpaqueKind::Method(what) = &opaque.kind;
+                if !data.results.iter().any(|r| flows_to_output(func, a, *r)) {
+                    return;
                 }
-                OpaqueKind::Constant => return,
-            },
+                format!("{what} of a value being differentiated is not supported; use the value directly")
+            }
             Opcode::Call(path) => {
                 let Some(first) = path.path.segments.first() else { return };
                 let owner = first.ident.to_string();
@@ -208,8 +218,10 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
 }
 
 fn is_type_like(segment: &str) -> bool {
-    matches!(segment, "f32" | "f64" | "Float" | "NumCast" | "FromPrimitive" | "From")
-        || segment.len() == 1 && segment.chars().all(|c| c.is_ascii_uppercase())
+    matches!(
+        segment,
+        "f32" | "f64" | "Float" | "NumCast" | "FromPrimitive" | "From"
+    ) || segment.len() == 1 && segment.chars().all(|c| c.is_ascii_uppercase())
 }
 
 /// Whether a value computed from a varied argument by an opaque operation would reach the
@@ -241,7 +253,10 @@ fn flows_to_output(func: &Function, a: &Analysis, start: Value) -> bool {
         });
     }
     let _ = a;
-    func.block(func.entry).yields.iter().any(|y| tainted[y.index()])
+    func.block(func.entry)
+        .yields
+        .iter()
+        .any(|y| tainted[y.index()])
 }
 
 /// Values computed only from literals and constant paths through pure operations.
@@ -286,7 +301,9 @@ fn record(func: &Function, block: Block, a: &mut Analysis) -> bool {
                 }
                 true
             }
-            Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) | Opcode::Primitive(_) if active_result => {
+            Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) | Opcode::Primitive(_)
+                if active_result =>
+            {
                 for (i, arg) in data.args.iter().enumerate() {
                     if !a.is_active(*arg) {
                         continue;
@@ -387,7 +404,10 @@ fn infer_types(
     let n = func.values.len();
     let bool_ty: syn::Type = syn::parse_quote!(bool);
     let i32_ty: syn::Type = syn::parse_quote!(i32);
-    let mut uf = UnionFind { parent: (0..n).collect(), ty: vec![None; n] };
+    let mut uf = UnionFind {
+        parent: (0..n).collect(),
+        ty: vec![None; n],
+    };
     for p in &func.params {
         uf.set(p.value.index(), p.ty.clone());
     }
@@ -476,7 +496,11 @@ fn infer_types(
             reported = true;
             let value = Value(v as u32);
             let span: Span = func.value(value).span;
-            let name = func.value(value).name.clone().unwrap_or_else(|| "value".into());
+            let name = func
+                .value(value)
+                .name
+                .clone()
+                .unwrap_or_else(|| "value".into());
             errors.push(
                 span,
                 format!(
@@ -488,13 +512,18 @@ fn infer_types(
 }
 
 /// Text-form annotations showing the activity of each instruction's results.
+#[cfg(test)]
 pub struct ActivityNotes<'a>(pub &'a Analysis);
 
+#[cfg(test)]
 impl Annotate for ActivityNotes<'_> {
     fn inst_note(&self, func: &Function, inst: Inst) -> Option<String> {
         let results = &func.inst(inst).results;
-        let active: Vec<String> =
-            results.iter().filter(|r| self.0.is_active(**r)).map(|r| r.to_string()).collect();
+        let active: Vec<String> = results
+            .iter()
+            .filter(|r| self.0.is_active(**r))
+            .map(|r| r.to_string())
+            .collect();
         (!active.is_empty()).then(|| format!("active {}", active.join(", ")))
     }
     fn header_note(&self, func: &Function) -> Option<String> {
@@ -515,7 +544,12 @@ impl Annotate for RecordNotes<'_> {
     fn inst_note(&self, func: &Function, inst: Inst) -> Option<String> {
         let data = func.inst(inst);
         let mut notes = Vec::new();
-        let saved: Vec<String> = data.results.iter().filter(|r| self.0.is_saved(**r)).map(|r| r.to_string()).collect();
+        let saved: Vec<String> = data
+            .results
+            .iter()
+            .filter(|r| self.0.is_saved(**r))
+            .map(|r| r.to_string())
+            .collect();
         if !saved.is_empty() {
             notes.push(format!("saved {}", saved.join(", ")));
         }
@@ -525,8 +559,12 @@ impl Annotate for RecordNotes<'_> {
         (!notes.is_empty()).then(|| notes.join("; "))
     }
     fn header_note(&self, func: &Function) -> Option<String> {
-        let saved: Vec<String> =
-            func.params.iter().filter(|p| self.0.is_saved(p.value)).map(|p| p.value.to_string()).collect();
+        let saved: Vec<String> = func
+            .params
+            .iter()
+            .filter(|p| self.0.is_saved(p.value))
+            .map(|p| p.value.to_string())
+            .collect();
         Some(format!("saved {}", saved.join(", ")))
     }
 }

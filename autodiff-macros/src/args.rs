@@ -52,13 +52,17 @@ impl Parse for OptionItem {
 
 /// Parses the attribute's arguments.
 pub fn parse_options(attr: TokenStream) -> syn::Result<Options> {
-    let items = syn::parse::Parser::parse2(Punctuated::<OptionItem, Token![,]>::parse_terminated, attr)?;
+    let items =
+        syn::parse::Parser::parse2(Punctuated::<OptionItem, Token![,]>::parse_terminated, attr)?;
     let mut options = Options::default();
     for item in items {
         match item {
             OptionItem::Wrt(names, span) => {
                 if options.wrt.is_some() {
-                    return Err(syn::Error::new(span, "`wrt` is given twice; list all parameters in one `wrt(...)`"));
+                    return Err(syn::Error::new(
+                        span,
+                        "`wrt` is given twice; list all parameters in one `wrt(...)`",
+                    ));
                 }
                 options.wrt = Some(names);
             }
@@ -100,8 +104,8 @@ pub struct Signature {
 }
 
 const INTEGER_TYPES: &[&str] = &[
-    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "bool", "char", "str",
-    "String",
+    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "bool",
+    "char", "str", "String",
 ];
 
 /// Names of the function's generic type parameters.
@@ -136,7 +140,32 @@ fn is_constant_type(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) if r.mutability.is_none() => is_constant_type(&r.elem),
         Type::Paren(p) => is_constant_type(&p.elem),
-        _ => single_ident(ty).is_some_and(|id| INTEGER_TYPES.contains(&id.to_string().as_str())),
+        _ => {
+            single_ident(ty).is_some_and(|id| INTEGER_TYPES.contains(&id.to_string().as_str()))
+                || is_user_enum_like(ty)
+        }
+    }
+}
+
+/// A path to a user type without generic arguments (an enum or a settings struct): the
+/// macro treats it as a constant, matched on or passed along.
+fn is_user_enum_like(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last();
+            last.is_some_and(|s| {
+                s.arguments.is_none()
+                    && s.ident
+                        .to_string()
+                        .chars()
+                        .next()
+                        .is_some_and(char::is_uppercase)
+            }) && !matches!(
+                last.map(|s| s.ident.to_string()).as_deref(),
+                Some("Vec" | "String" | "Box" | "Option" | "Result" | "Rc" | "Arc")
+            )
+        }
+        _ => false,
     }
 }
 
@@ -193,7 +222,10 @@ pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
         errors.push(token.span(), "`unsafe fn` cannot be differentiated; move the unsafe part out and differentiate a safe function");
     }
     if let Some(token) = &sig.constness {
-        errors.push(token.span(), "`const fn` cannot be differentiated; remove `const`");
+        errors.push(
+            token.span(),
+            "`const fn` cannot be differentiated; remove `const`",
+        );
     }
     if let Some(abi) = &sig.abi {
         errors.push_spanned(abi, "`extern` functions cannot be differentiated; differentiate a Rust function and wrap it");
@@ -236,12 +268,20 @@ pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
     if errors.len() > before {
         return None;
     }
-    Some(Signature { params, output: output?, return_type: return_type? })
+    Some(Signature {
+        params,
+        output: output?,
+        return_type: return_type?,
+    })
 }
 
 /// Resolves `wrt(...)` to one flag per parameter: true where the parameter is active.
 pub fn active_set(sig: &Signature, options: &Options, errors: &mut Errors) -> Vec<bool> {
-    let all: Vec<bool> = sig.params.iter().map(|p| p.role == ParamRole::Float).collect();
+    let all: Vec<bool> = sig
+        .params
+        .iter()
+        .map(|p| p.role == ParamRole::Float)
+        .collect();
     let Some(wrt) = &options.wrt else { return all };
     let mut active = vec![false; sig.params.len()];
     for name in wrt {

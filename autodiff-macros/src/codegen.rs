@@ -9,7 +9,10 @@ use syn::{GenericParam, ItemFn};
 use crate::analysis::{rule_of, Analysis};
 use crate::args::{Output, Signature};
 use crate::errors::Errors;
-use crate::ir::{BinaryOp, BitOp, Block, CompareOp, Function, Inst, Opcode, OpaquePiece, ParamRole, UnaryOp, Value, ValueDef};
+use crate::ir::{
+    BinaryOp, BitOp, Block, CompareOp, Function, Inst, OpaquePiece, Opcode, ParamRole, UnaryOp,
+    Value, ValueDef,
+};
 use crate::names;
 use crate::primitives::Read;
 
@@ -23,7 +26,10 @@ impl ValueNames {
     /// Chooses names: parameters keep theirs, bound values take the variable's name with a
     /// numeric suffix on reassignment, temporaries are `v<n>`.
     pub fn new(func: &Function) -> Self {
-        let mut used: HashSet<String> = ["self", "d_output", "_marker"].iter().map(|s| s.to_string()).collect();
+        let mut used: HashSet<String> = ["self", "d_output", "_marker"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut names = vec![None; func.values.len()];
         for p in &func.params {
             used.insert(p.name.to_string());
@@ -37,7 +43,10 @@ impl ValueNames {
             let base = base.trim_start_matches("r#").to_string();
             let mut candidate = base.clone();
             let mut k = 1;
-            while used.contains(&candidate) || candidate.starts_with("branch") || candidate.starts_with("call") {
+            while used.contains(&candidate)
+                || candidate.starts_with("branch")
+                || candidate.starts_with("call")
+            {
                 candidate = format!("{base}_{k}");
                 k += 1;
             }
@@ -114,7 +123,12 @@ impl Context<'_> {
             .filter(|p| !matches!(p, GenericParam::Lifetime(_)))
             .map(|mut p| {
                 if let GenericParam::Type(t) = &mut p {
-                    t.bounds = t.bounds.clone().into_iter().filter(|b| !matches!(b, syn::TypeParamBound::Lifetime(_))).collect();
+                    t.bounds = t
+                        .bounds
+                        .clone()
+                        .into_iter()
+                        .filter(|b| !matches!(b, syn::TypeParamBound::Lifetime(_)))
+                        .collect();
                 }
                 p
             })
@@ -146,14 +160,22 @@ impl Context<'_> {
     }
 
     fn cfg_attrs(&self) -> Vec<&syn::Attribute> {
-        self.item.attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
+        self.item
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .collect()
     }
 
     fn params_decl(&self) -> Vec<TokenStream> {
-        self.sig.params.iter().map(|p| {
-            let (name, ty) = (&p.name, &p.ty);
-            quote!(#name: #ty)
-        }).collect()
+        self.sig
+            .params
+            .iter()
+            .map(|p| {
+                let (name, ty) = (&p.name, &p.ty);
+                quote!(#name: #ty)
+            })
+            .collect()
     }
 
     fn param_names(&self) -> Vec<&Ident> {
@@ -231,7 +253,14 @@ pub fn hidden_callee(path: &syn::ExprPath) -> syn::ExprPath {
 fn strip_binders(pat: &syn::Pat) -> syn::Pat {
     match pat {
         syn::Pat::Ident(p) if p.subpat.is_some() => *p.subpat.as_ref().expect("checked").1.clone(),
-        syn::Pat::Ident(p) if !p.ident.to_string().chars().next().is_some_and(char::is_uppercase) => {
+        syn::Pat::Ident(p)
+            if !p
+                .ident
+                .to_string()
+                .chars()
+                .next()
+                .is_some_and(char::is_uppercase) =>
+        {
             syn::parse_quote!(_)
         }
         other => other.clone(),
@@ -242,7 +271,9 @@ impl<'a> Context<'a> {
     fn frames(&self, analysis: &Analysis) -> Frames {
         let mut branch_index = HashMap::new();
         self.func.walk_insts(self.func.entry, &mut |inst| {
-            if matches!(self.func.inst(inst).opcode, Opcode::If | Opcode::Match(_)) && analysis.reversed[inst.index()] {
+            if matches!(self.func.inst(inst).opcode, Opcode::If | Opcode::Match(_))
+                && analysis.reversed[inst.index()]
+            {
                 let next = branch_index.len();
                 branch_index.insert(inst, next);
             }
@@ -302,13 +333,18 @@ impl<'a> Context<'a> {
                     OpaquePiece::Hole(i) => operands[*i].clone(),
                 })
                 .collect(),
-            Opcode::If | Opcode::Match(_) => unreachable!("structured instructions are emitted separately"),
+            Opcode::If | Opcode::Match(_) => {
+                unreachable!("structured instructions are emitted separately")
+            }
         }
     }
 
     /// A constant value recomputed in the backward pass.
     fn constant_expr(&self, v: Value) -> TokenStream {
-        let inst = self.func.def_inst(v).expect("constants are instruction results");
+        let inst = self
+            .func
+            .def_inst(v)
+            .expect("constants are instruction results");
         let data = self.func.inst(inst);
         let operands: Vec<TokenStream> = data.args.iter().map(|a| self.constant_expr(*a)).collect();
         let expr = self.inst_expr(inst, &operands);
@@ -323,10 +359,23 @@ impl<'a> Context<'a> {
     fn saved_in_block(&self, analysis: &Analysis, block: Block) -> Vec<Value> {
         let mut saved = Vec::new();
         if block == self.func.entry {
-            saved.extend(self.func.params.iter().map(|p| p.value).filter(|v| analysis.is_saved(*v)));
+            saved.extend(
+                self.func
+                    .params
+                    .iter()
+                    .map(|p| p.value)
+                    .filter(|v| analysis.is_saved(*v)),
+            );
         }
         for &inst in &self.func.block(block).insts {
-            saved.extend(self.func.inst(inst).results.iter().copied().filter(|v| analysis.is_saved(*v)));
+            saved.extend(
+                self.func
+                    .inst(inst)
+                    .results
+                    .iter()
+                    .copied()
+                    .filter(|v| analysis.is_saved(*v)),
+            );
         }
         saved
     }
@@ -340,7 +389,14 @@ impl<'a> Context<'a> {
             .collect()
     }
 
-    fn field_decls(&self, analysis: &Analysis, frames: &Frames, block: Block, hidden: bool, errors: &mut Errors) -> Vec<TokenStream> {
+    fn field_decls(
+        &self,
+        analysis: &Analysis,
+        frames: &Frames,
+        block: Block,
+        hidden: bool,
+        errors: &mut Errors,
+    ) -> Vec<TokenStream> {
         let mut fields = Vec::new();
         for v in self.saved_in_block(analysis, block) {
             let name = self.names.name(v);
@@ -377,12 +433,23 @@ impl<'a> Context<'a> {
         inits
     }
 
-    fn field_bindings(&self, analysis: &Analysis, frames: &Frames, block: Block) -> Vec<TokenStream> {
+    fn field_bindings(
+        &self,
+        analysis: &Analysis,
+        frames: &Frames,
+        block: Block,
+    ) -> Vec<TokenStream> {
         self.field_inits(analysis, frames, block)
     }
 
     /// The struct and branch enums of one variant.
-    fn declarations(&self, variant: &Variant, frames: &Frames, struct_name: &Ident, errors: &mut Errors) -> TokenStream {
+    fn declarations(
+        &self,
+        variant: &Variant,
+        frames: &Frames,
+        struct_name: &Ident,
+        errors: &mut Errors,
+    ) -> TokenStream {
         let analysis = variant.analysis;
         let generics = self.struct_generics();
         let (impl_generics, _, where_clause) = generics.split_for_impl();
@@ -400,7 +467,10 @@ impl<'a> Context<'a> {
         let doc = if variant.hidden {
             quote!(#[doc(hidden)])
         } else {
-            let text = format!(" The forward values the backward pass of [`{fname}`] reads, saved by [`{}`].", names::pullback_fn(fname));
+            let text = format!(
+                " The forward values the backward pass of [`{fname}`] reads, saved by [`{}`].",
+                names::pullback_fn(fname)
+            );
             quote!(#[doc = #text])
         };
         let mut out = quote! {
@@ -412,7 +482,8 @@ impl<'a> Context<'a> {
                 #marker_field
             }
         };
-        let mut branches: Vec<(Inst, usize)> = frames.branch_index.iter().map(|(i, n)| (*i, *n)).collect();
+        let mut branches: Vec<(Inst, usize)> =
+            frames.branch_index.iter().map(|(i, n)| (*i, *n)).collect();
         branches.sort_by_key(|(_, n)| *n);
         for (inst, index) in branches {
             let data = self.func.inst(inst);
@@ -428,9 +499,17 @@ impl<'a> Context<'a> {
                     quote!(#variant_name { #(#fields),* })
                 })
                 .collect();
-            let marker_variant = marker.as_ref().map(|m| quote!(#[doc(hidden)] __Marker(#m, ::core::convert::Infallible),));
-            let text = format!(" Which arm of a branch in [`{fname}`] ran, with the values saved on that arm.");
-            let doc = if variant.hidden { quote!(#[doc(hidden)]) } else { quote!(#[doc = #text]) };
+            let marker_variant = marker
+                .as_ref()
+                .map(|m| quote!(#[doc(hidden)] __Marker(#m, ::core::convert::Infallible),));
+            let text = format!(
+                " Which arm of a branch in [`{fname}`] ran, with the values saved on that arm."
+            );
+            let doc = if variant.hidden {
+                quote!(#[doc(hidden)])
+            } else {
+                quote!(#[doc = #text])
+            };
             out.extend(quote! {
                 #doc
                 #(#cfgs)*
@@ -446,20 +525,33 @@ impl<'a> Context<'a> {
 
     // ---- forward pass ----
 
-    fn forward_block(&self, variant: &Variant, frames: &Frames, block: Block, struct_path: &TokenStream) -> TokenStream {
+    fn forward_block(
+        &self,
+        variant: &Variant,
+        frames: &Frames,
+        block: Block,
+        struct_path: &TokenStream,
+    ) -> TokenStream {
         let mut out = TokenStream::new();
         for &inst in &self.func.block(block).insts {
             let data = self.func.inst(inst);
             match &data.opcode {
                 Opcode::Const(_) => {}
-                Opcode::If | Opcode::Match(_) => out.extend(self.forward_branch(variant, frames, inst, struct_path)),
+                Opcode::If | Opcode::Match(_) => {
+                    out.extend(self.forward_branch(variant, frames, inst, struct_path))
+                }
                 _ => {
-                    let operands: Vec<TokenStream> = data.args.iter().map(|a| self.operand(*a)).collect();
+                    let operands: Vec<TokenStream> =
+                        data.args.iter().map(|a| self.operand(*a)).collect();
                     let expr = self.inst_expr(inst, &operands);
-                    let results: Vec<TokenStream> = data.results.iter().map(|r| {
-                        let n = self.names.name(*r);
-                        quote!(#n)
-                    }).collect();
+                    let results: Vec<TokenStream> = data
+                        .results
+                        .iter()
+                        .map(|r| {
+                            let n = self.names.name(*r);
+                            quote!(#n)
+                        })
+                        .collect();
                     let pattern = tuple_pattern(&results);
                     out.extend(quote!(let #pattern = #expr;));
                 }
@@ -468,14 +560,24 @@ impl<'a> Context<'a> {
         out
     }
 
-    fn forward_branch(&self, variant: &Variant, frames: &Frames, inst: Inst, struct_path: &TokenStream) -> TokenStream {
+    fn forward_branch(
+        &self,
+        variant: &Variant,
+        frames: &Frames,
+        inst: Inst,
+        struct_path: &TokenStream,
+    ) -> TokenStream {
         let data = self.func.inst(inst);
         let record = frames.branch_index.get(&inst).copied();
         let is_if = matches!(data.opcode, Opcode::If);
-        let mut pattern_items: Vec<TokenStream> = data.results.iter().map(|r| {
-            let n = self.names.name(*r);
-            quote!(#n)
-        }).collect();
+        let mut pattern_items: Vec<TokenStream> = data
+            .results
+            .iter()
+            .map(|r| {
+                let n = self.names.name(*r);
+                quote!(#n)
+            })
+            .collect();
         if let Some(index) = record {
             let field = names::branch_field(index);
             pattern_items.push(quote!(#field));
@@ -490,7 +592,13 @@ impl<'a> Context<'a> {
             .enumerate()
             .map(|(arm_index, &arm)| {
                 let body = self.forward_block(variant, frames, arm, struct_path);
-                let mut tail: Vec<TokenStream> = self.func.block(arm).yields.iter().map(|y| self.operand(*y)).collect();
+                let mut tail: Vec<TokenStream> = self
+                    .func
+                    .block(arm)
+                    .yields
+                    .iter()
+                    .map(|y| self.operand(*y))
+                    .collect();
                 if let Some(enum_name) = &ty_path {
                     let variant_name = names::arm_variant(is_if, arm_index);
                     let inits = self.field_inits(variant.analysis, frames, arm);
@@ -539,7 +647,13 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn contribute(&self, scope: &mut HashSet<Value>, v: Value, expr: TokenStream, out: &mut TokenStream) {
+    fn contribute(
+        &self,
+        scope: &mut HashSet<Value>,
+        v: Value,
+        expr: TokenStream,
+        out: &mut TokenStream,
+    ) {
         let d = self.names.cotangent(v);
         if scope.contains(&v) {
             let private = private();
@@ -570,10 +684,23 @@ impl<'a> Context<'a> {
                 self.active_refs(analysis, arm, out);
             }
         }
-        out.extend(self.func.block(block).yields.iter().copied().filter(|v| analysis.is_active(*v)));
+        out.extend(
+            self.func
+                .block(block)
+                .yields
+                .iter()
+                .copied()
+                .filter(|v| analysis.is_active(*v)),
+        );
     }
 
-    fn backward_block(&self, variant: &Variant, block: Block, scope: &mut HashSet<Value>, out: &mut TokenStream) {
+    fn backward_block(
+        &self,
+        variant: &Variant,
+        block: Block,
+        scope: &mut HashSet<Value>,
+        out: &mut TokenStream,
+    ) {
         let analysis = variant.analysis;
         for &inst in self.func.block(block).insts.iter().rev() {
             if !analysis.reversed[inst.index()] {
@@ -589,7 +716,11 @@ impl<'a> Context<'a> {
                     let private = private();
                     let callee = hidden_callee(path);
                     let call_name = names::call_pullback(inst.index());
-                    let args: Vec<TokenStream> = data.args.iter().map(|a| self.read_owned(analysis, *a)).collect();
+                    let args: Vec<TokenStream> = data
+                        .args
+                        .iter()
+                        .map(|a| self.read_owned(analysis, *a))
+                        .collect();
                     let d_results: Vec<TokenStream> = data
                         .results
                         .iter()
@@ -603,7 +734,9 @@ impl<'a> Context<'a> {
                         })
                         .collect();
                     let d_out = tuple_pattern(&d_results);
-                    let d_args: Vec<Ident> = (0..data.args.len()).map(|i| format_ident!("{}_d{}", call_name, i)).collect();
+                    let d_args: Vec<Ident> = (0..data.args.len())
+                        .map(|i| format_ident!("{}_d{}", call_name, i))
+                        .collect();
                     let span = data.span;
                     out.extend(quote_spanned! {span=>
                         let (_, #call_name) = #callee(#(#args),*);
@@ -629,7 +762,8 @@ impl<'a> Context<'a> {
                         let expr = if let Opcode::Cast(_) = data.opcode {
                             quote!(#private::rules::cast_d0(#d))
                         } else {
-                            let rule = rule_of(&data.opcode, i).expect("active arguments have rules");
+                            let rule =
+                                rule_of(&data.opcode, i).expect("active arguments have rules");
                             let path = Ident::new(rule.path, data.span);
                             let reads: Vec<TokenStream> = rule
                                 .reads
@@ -648,7 +782,13 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn backward_branch(&self, variant: &Variant, inst: Inst, scope: &mut HashSet<Value>, out: &mut TokenStream) {
+    fn backward_branch(
+        &self,
+        variant: &Variant,
+        inst: Inst,
+        scope: &mut HashSet<Value>,
+        out: &mut TokenStream,
+    ) {
         let analysis = variant.analysis;
         let data = self.func.inst(inst);
         let frames = self.frames(analysis);
@@ -668,7 +808,9 @@ impl<'a> Context<'a> {
             }
             let d = self.names.cotangent(v);
             match &analysis.types[v.index()] {
-                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => out.extend(quote!(let mut #d: #ty = #private::zero();)),
+                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+                    out.extend(quote!(let mut #d: #ty = #private::zero();))
+                }
                 _ => out.extend(quote!(let mut #d = #private::zero();)),
             }
             scope.insert(v);
@@ -703,7 +845,10 @@ impl<'a> Context<'a> {
         let frames = self.frames(analysis);
         let fname = &self.func.name;
         let (struct_name, pullback_name) = if variant.hidden {
-            (names::pullback_struct_all(fname), names::hidden_pullback_fn(fname))
+            (
+                names::pullback_struct_all(fname),
+                names::hidden_pullback_fn(fname),
+            )
         } else {
             (names::pullback_struct(fname), names::pullback_fn(fname))
         };
@@ -723,7 +868,13 @@ impl<'a> Context<'a> {
 
         // forward
         let body = self.forward_block(variant, &frames, self.func.entry, &struct_path);
-        let yields: Vec<TokenStream> = self.func.block(self.func.entry).yields.iter().map(|y| self.operand(*y)).collect();
+        let yields: Vec<TokenStream> = self
+            .func
+            .block(self.func.entry)
+            .yields
+            .iter()
+            .map(|y| self.operand(*y))
+            .collect();
         let value = tuple_pattern(&yields);
         let inits = self.field_inits(analysis, &frames, self.func.entry);
         let marker_init = self.marker_type().map(|_| {
@@ -739,7 +890,7 @@ impl<'a> Context<'a> {
         let forward = quote! {
             #forward_doc
             #(#cfgs)*
-            #[allow(unused_variables, unused_parens, unused_braces, clippy::all)]
+            #[allow(dead_code, unused_variables, unused_parens, unused_braces, clippy::all)]
             #[inline]
             #vis fn #pullback_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
                 #body
@@ -759,7 +910,9 @@ impl<'a> Context<'a> {
                 }
             }
             Output::Tuple(types) => {
-                let parts: Vec<Ident> = (0..types.len()).map(|i| format_ident!("d_output{}", i)).collect();
+                let parts: Vec<Ident> = (0..types.len())
+                    .map(|i| format_ident!("d_output{}", i))
+                    .collect();
                 bwd.extend(quote!(let (#(#parts,)*) = #d_output;));
                 for (y, part) in entry_yields.iter().zip(&parts) {
                     if analysis.is_active(*y) {
@@ -789,7 +942,11 @@ impl<'a> Context<'a> {
                 }
             })
             .collect();
-        let grads = if !variant.hidden && grads.len() == 1 { grads[0].clone() } else { quote!((#(#grads,)*)) };
+        let grads = if !variant.hidden && grads.len() == 1 {
+            grads[0].clone()
+        } else {
+            quote!((#(#grads,)*))
+        };
         let grad_ty = self.gradient_type(&analysis.active_params, variant.hidden);
         let bindings = self.field_bindings(analysis, &frames, self.func.entry);
         let destructure = if bindings.is_empty() {
@@ -797,7 +954,11 @@ impl<'a> Context<'a> {
         } else {
             quote!(let #struct_name { #(#bindings,)* .. } = self;)
         };
-        let backward_name = if variant.hidden { format_ident!("__backward_all") } else { format_ident!("backward") };
+        let backward_name = if variant.hidden {
+            format_ident!("__backward_all")
+        } else {
+            format_ident!("backward")
+        };
         let backward_doc = if variant.hidden {
             quote!(#[doc(hidden)])
         } else {
@@ -829,7 +990,7 @@ impl<'a> Context<'a> {
                 quote! {
                     #[doc = #text]
                     #(#cfgs)*
-                    #[allow(clippy::all)]
+                    #[allow(dead_code, clippy::all)]
                     #[inline]
                     #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
                         let (value, pullback) = #pullback_name(#(#args),*);
@@ -887,7 +1048,7 @@ impl<'a> Context<'a> {
         quote! {
             #[doc(hidden)]
             #(#cfgs)*
-            #[allow(clippy::all)]
+            #[allow(dead_code, clippy::all)]
             #[inline]
             #vis fn #hidden_fn <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
                 #public_fn(#(#args),*)
@@ -895,7 +1056,7 @@ impl<'a> Context<'a> {
             #(#cfgs)*
             impl #s_impl #struct_name #s_ty #s_where {
                 #[doc(hidden)]
-                #[allow(clippy::all)]
+                #[allow(dead_code, clippy::all)]
                 #[inline]
                 #vis fn __backward_all(&self, d_output: #ret) -> #grad_ty {
                     let #unpack = self.backward(d_output);
@@ -910,7 +1071,15 @@ impl<'a> Context<'a> {
 /// mistake does not cascade into "cannot find `f_grad`" errors at every call site.
 pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
     let func = Function::new(item.sig.ident.clone());
-    let ctx = Context { item, sig, func: &func, names: ValueNames { names: Vec::new(), cotangents: Vec::new() } };
+    let ctx = Context {
+        item,
+        sig,
+        func: &func,
+        names: ValueNames {
+            names: Vec::new(),
+            cotangents: Vec::new(),
+        },
+    };
     let fname = &item.sig.ident;
     let vis = &item.vis;
     let sgen = ctx.struct_generics();
@@ -922,12 +1091,26 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
     let ret = &sig.return_type;
     let marker = ctx.marker_type().map(|m| quote!(_marker: #m));
     let mut out = TokenStream::new();
-    let all: Vec<bool> = sig.params.iter().map(|p| p.role == ParamRole::Float).collect();
+    let all: Vec<bool> = sig
+        .params
+        .iter()
+        .map(|p| p.role == ParamRole::Float)
+        .collect();
     for hidden in [false, true] {
         let (struct_name, fn_name, backward, flags) = if hidden {
-            (names::pullback_struct_all(fname), names::hidden_pullback_fn(fname), format_ident!("__backward_all"), &all)
+            (
+                names::pullback_struct_all(fname),
+                names::hidden_pullback_fn(fname),
+                format_ident!("__backward_all"),
+                &all,
+            )
         } else {
-            (names::pullback_struct(fname), names::pullback_fn(fname), format_ident!("backward"), &active.to_vec())
+            (
+                names::pullback_struct(fname),
+                names::pullback_fn(fname),
+                format_ident!("backward"),
+                &active.to_vec(),
+            )
         };
         let grad_ty = ctx.gradient_type(flags, hidden);
         out.extend(quote! {

@@ -27,12 +27,18 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
             args::Options::default()
         }
     };
-    let generated = generate(&item_fn, &options, &mut errors);
+    let mut ir_text = String::new();
+    let generated = generate(&item_fn, &options, &mut errors, &mut ir_text);
     let mut out = item_fn.to_token_stream();
     match generated {
         Some(items) if errors.is_empty() => {
             if options.dump || dump_requested(&item_fn.sig.ident.to_string()) {
-                eprintln!("{}", pretty(&items));
+                eprintln!(
+                    "// #[differentiate] {name}: IR with saved values\n{ir}\n// generated code\n{code}",
+                    name = item_fn.sig.ident,
+                    ir = ir_text.lines().map(|l| format!("// {l}")).collect::<Vec<_>>().join("\n"),
+                    code = pretty(&items)
+                );
             }
             out.extend(items);
         }
@@ -52,23 +58,42 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn not_a_function(item: TokenStream) -> TokenStream {
     let span = match syn::parse2::<syn::Item>(item.clone()) {
-        Ok(syn::Item::Struct(s)) => s.struct_token.span.join(s.ident.span()).unwrap_or(s.ident.span()),
-        Ok(syn::Item::Enum(e)) => e.enum_token.span.join(e.ident.span()).unwrap_or(e.ident.span()),
+        Ok(syn::Item::Struct(s)) => s
+            .struct_token
+            .span
+            .join(s.ident.span())
+            .unwrap_or(s.ident.span()),
+        Ok(syn::Item::Enum(e)) => e
+            .enum_token
+            .span
+            .join(e.ident.span())
+            .unwrap_or(e.ident.span()),
         Ok(syn::Item::Impl(i)) => i.impl_token.span,
         Ok(syn::Item::Const(c)) => c.const_token.span,
         Ok(syn::Item::Static(s)) => s.static_token.span,
         Ok(syn::Item::Mod(m)) => m.mod_token.span,
         Ok(syn::Item::Trait(t)) => t.trait_token.span,
         Ok(other) => other.span(),
-        Err(_) => item.clone().into_iter().next().map(|t| t.span()).unwrap_or_else(proc_macro2::Span::call_site),
+        Err(_) => item
+            .clone()
+            .into_iter()
+            .next()
+            .map(|t| t.span())
+            .unwrap_or_else(proc_macro2::Span::call_site),
     };
-    let error = syn::Error::new(span, "#[differentiate] applies to functions only; put it on a `fn` that computes a float").to_compile_error();
+    let error = syn::Error::new(
+        span,
+        "#[differentiate] applies to functions only; put it on a `fn` that computes a float",
+    )
+    .to_compile_error();
     quote!(#item #error)
 }
 
 fn dump_requested(name: &str) -> bool {
     match std::env::var("AUTODIFF_DUMP") {
-        Ok(value) => value.split(',').any(|v| v.trim() == name || v.trim() == "1" || v.trim() == "all"),
+        Ok(value) => value
+            .split(',')
+            .any(|v| v.trim() == name || v.trim() == "1" || v.trim() == "all"),
         Err(_) => false,
     }
 }
@@ -81,7 +106,12 @@ pub fn pretty(items: &TokenStream) -> String {
     }
 }
 
-fn generate(item: &ItemFn, options: &args::Options, errors: &mut Errors) -> Option<TokenStream> {
+fn generate(
+    item: &ItemFn,
+    options: &args::Options,
+    errors: &mut Errors,
+    ir_text: &mut String,
+) -> Option<TokenStream> {
     let sig = args::signature(item, errors)?;
     let active = args::active_set(&sig, options, errors);
     if !errors.is_empty() {
@@ -97,7 +127,10 @@ fn generate(item: &ItemFn, options: &args::Options, errors: &mut Errors) -> Opti
     let lowered = lower::lower(item, &sig, errors)?;
     let func = &lowered.func;
     if let Err(message) = ir::verify(func) {
-        errors.push(item.sig.ident.span(), format!("internal error in #[differentiate] (please report it): {message}"));
+        errors.push(
+            item.sig.ident.span(),
+            format!("internal error in #[differentiate] (please report it): {message}"),
+        );
         return None;
     }
     let output_types: Vec<syn::Type> = match &sig.output {
@@ -105,17 +138,54 @@ fn generate(item: &ItemFn, options: &args::Options, errors: &mut Errors) -> Opti
         Output::Tuple(ts) => ts.clone(),
     };
     let generics = args::type_params(item);
-    let public = analysis::analyze(func, &active, &lowered.annotations, &output_types, &generics, errors);
-    let all: Vec<bool> = sig.params.iter().map(|p| p.role == ParamRole::Float).collect();
-    let hidden = (all != active)
-        .then(|| analysis::analyze(func, &all, &lowered.annotations, &output_types, &generics, errors));
+    let public = analysis::analyze(
+        func,
+        &active,
+        &lowered.annotations,
+        &output_types,
+        &generics,
+        errors,
+    );
+    let all: Vec<bool> = sig
+        .params
+        .iter()
+        .map(|p| p.role == ParamRole::Float)
+        .collect();
+    let hidden = (all != active).then(|| {
+        analysis::analyze(
+            func,
+            &all,
+            &lowered.annotations,
+            &output_types,
+            &generics,
+            errors,
+        )
+    });
     if !errors.is_empty() {
         return None;
     }
-    let ctx = Context { item, sig: &sig, func, names: ValueNames::new(func) };
-    let mut items = ctx.variant_items(&Variant { analysis: &public, hidden: false }, errors);
+    *ir_text = ir::print(func, &analysis::RecordNotes(&public));
+    let ctx = Context {
+        item,
+        sig: &sig,
+        func,
+        names: ValueNames::new(func),
+    };
+    let mut items = ctx.variant_items(
+        &Variant {
+            analysis: &public,
+            hidden: false,
+        },
+        errors,
+    );
     match &hidden {
-        Some(hidden) => items.extend(ctx.variant_items(&Variant { analysis: hidden, hidden: true }, errors)),
+        Some(hidden) => items.extend(ctx.variant_items(
+            &Variant {
+                analysis: hidden,
+                hidden: true,
+            },
+            errors,
+        )),
         None => items.extend(ctx.hidden_alias(&public)),
     }
     errors.is_empty().then_some(items)

@@ -160,10 +160,6 @@ pub enum OpaquePiece {
 pub enum OpaqueKind {
     /// A method without a derivative rule, e.g. `x.unwrap()`.
     Method(String),
-    /// A path call known to have no derivative, e.g. `T::from(x)`.
-    Conversion(String),
-    /// A constant expression such as a literal or `T::one()`.
-    Constant,
 }
 
 /// The closed set of instruction kinds.
@@ -294,7 +290,12 @@ impl Function {
             span: name.span(),
             name: Some(name.to_string()),
         });
-        self.params.push(Param { name, ty, role, value });
+        self.params.push(Param {
+            name,
+            ty,
+            role,
+            value,
+        });
         value
     }
 
@@ -317,11 +318,21 @@ impl Function {
         let inst = Inst(self.insts.len() as u32);
         let results = (0..result_count)
             .map(|i| {
-                self.values.push(ValueData { def: ValueDef::Result(inst, i), span, name: None });
+                self.values.push(ValueData {
+                    def: ValueDef::Result(inst, i),
+                    span,
+                    name: None,
+                });
                 Value(self.values.len() as u32 - 1)
             })
             .collect();
-        self.insts.push(InstData { opcode, args, results, arms, span });
+        self.insts.push(InstData {
+            opcode,
+            args,
+            results,
+            arms,
+            span,
+        });
         self.blocks[block.index()].insts.push(inst);
         inst
     }
@@ -382,7 +393,10 @@ pub fn tokens_text(tokens: &TokenStream) -> String {
             let prev = i.checked_sub(1).map(|j| chars[j]);
             let next = chars.get(i + 1).copied();
             let tight = |ch: Option<char>| {
-                matches!(ch, Some(':' | '.' | '(' | ')' | '<' | '>' | '[' | ']' | '&' | ','))
+                matches!(
+                    ch,
+                    Some(':' | '.' | '(' | ')' | '<' | '>' | '[' | ']' | '&' | ',')
+                )
             };
             if tight(prev) && prev != Some(',') || tight(next) && next != Some('&') {
                 continue;
@@ -406,7 +420,9 @@ pub trait Annotate {
 }
 
 /// No annotations: the plain text form.
+#[cfg(test)]
 pub struct Plain;
+#[cfg(test)]
 impl Annotate for Plain {}
 
 /// Prints the text form, e.g. `v3 = mul v1, v2`, with optional per-instruction notes.
@@ -433,7 +449,13 @@ pub fn print(func: &Function, notes: &dyn Annotate) -> String {
     out
 }
 
-fn print_block(func: &Function, block: Block, depth: usize, notes: &dyn Annotate, out: &mut String) {
+fn print_block(
+    func: &Function,
+    block: Block,
+    depth: usize,
+    notes: &dyn Annotate,
+    out: &mut String,
+) {
     let indent = "    ".repeat(depth);
     out.push_str(&format!("{}{}:\n", "    ".repeat(depth - 1), block));
     for &inst in &func.block(block).insts {
@@ -465,11 +487,18 @@ fn print_block(func: &Function, block: Block, depth: usize, notes: &dyn Annotate
             print_block(func, arm, depth + 2, notes, out);
         }
     }
-    out.push_str(&format!("{indent}yield {}\n", list(&func.block(block).yields)));
+    out.push_str(&format!(
+        "{indent}yield {}\n",
+        list(&func.block(block).yields)
+    ));
 }
 
 fn list(values: &[Value]) -> String {
-    values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks the SSA invariants: every value is defined once, before its uses, in the same
@@ -486,7 +515,13 @@ pub fn verify(func: &Function) -> Result<(), String> {
         in_scope.push(p.value);
     }
     let mut seen_blocks = vec![false; func.blocks.len()];
-    verify_block(func, func.entry, &mut defined, &mut in_scope, &mut seen_blocks)
+    verify_block(
+        func,
+        func.entry,
+        &mut defined,
+        &mut in_scope,
+        &mut seen_blocks,
+    )
 }
 
 fn verify_block(
@@ -516,7 +551,10 @@ fn verify_block(
         };
         if let Some(n) = expected_args {
             if data.args.len() != n {
-                return Err(format!("{inst} has {} operands, expected {n}", data.args.len()));
+                return Err(format!(
+                    "{inst} has {} operands, expected {n}",
+                    data.args.len()
+                ));
             }
         }
         match &data.opcode {

@@ -18,7 +18,8 @@ use syn::{BinOp, Expr, Ident, ItemFn, Pat, Stmt, UnOp};
 use crate::args::Signature;
 use crate::errors::Errors;
 use crate::ir::{
-    BinaryOp, BitOp, Block, CompareOp, Function, Opaque, OpaqueKind, OpaquePiece, Opcode, UnaryOp, Value,
+    BinaryOp, BitOp, Block, CompareOp, Function, Opaque, OpaqueKind, OpaquePiece, Opcode, UnaryOp,
+    Value,
 };
 use crate::primitives;
 
@@ -60,7 +61,9 @@ impl Operand {
     fn rebuild(&self, values: &mut impl Iterator<Item = Value>) -> Operand {
         match self {
             Operand::Value(_) => Operand::Value(values.next().expect("shape matches")),
-            Operand::Tuple(items) => Operand::Tuple(items.iter().map(|i| i.rebuild(values)).collect()),
+            Operand::Tuple(items) => {
+                Operand::Tuple(items.iter().map(|i| i.rebuild(values)).collect())
+            }
             Operand::Unit => Operand::Unit,
         }
     }
@@ -123,7 +126,10 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
     let mut env = Vec::new();
     for p in &sig.params {
         let v = func.add_param(p.name.clone(), p.ty.clone(), p.role);
-        env.push(Binding { name: p.name.to_string(), slot: Slot::Bound(Operand::Value(v)) });
+        env.push(Binding {
+            name: p.name.to_string(),
+            slot: Slot::Bound(Operand::Value(v)),
+        });
     }
     let entry = func.entry;
     let mut lowerer = Lowerer {
@@ -147,7 +153,10 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
     if lowerer.errors.len() > before {
         return None;
     }
-    Some(Lowered { func: lowerer.func, annotations: lowerer.annotations })
+    Some(Lowered {
+        func: lowerer.func,
+        annotations: lowerer.annotations,
+    })
 }
 
 /// The statements of a block as sequence items; the trailing expression becomes a tail.
@@ -190,10 +199,6 @@ fn stmt_returns(s: &Stmt) -> bool {
     contains_return(s, |f, s| f.visit_stmt(s))
 }
 
-fn is_float_literal(e: &Expr) -> bool {
-    matches!(e, Expr::Lit(l) if matches!(l.lit, syn::Lit::Float(_)))
-}
-
 fn describe(e: &Expr) -> &'static str {
     match e {
         Expr::Array(_) => "array expressions",
@@ -229,7 +234,9 @@ impl Lowerer<'_> {
                 "this function is too large to differentiate after expanding its early returns; split it into several #[differentiate] functions",
             );
         }
-        let inst = self.func.append(self.block, opcode, args, Vec::new(), results, span);
+        let inst = self
+            .func
+            .append(self.block, opcode, args, Vec::new(), results, span);
         self.func.inst(inst).results.clone()
     }
 
@@ -251,21 +258,33 @@ impl Lowerer<'_> {
     // ---- environment ----
 
     fn lookup(&self, name: &str) -> Option<&Slot> {
-        self.env.iter().rev().find(|b| b.name == name).map(|b| &b.slot)
+        self.env
+            .iter()
+            .rev()
+            .find(|b| b.name == name)
+            .map(|b| &b.slot)
     }
 
     fn declare(&mut self, name: &Ident, slot: Slot) {
         if let Slot::Bound(Operand::Value(v)) = &slot {
             self.name_value(*v, name);
         }
-        self.env.push(Binding { name: name.to_string(), slot });
+        self.env.push(Binding {
+            name: name.to_string(),
+            slot,
+        });
     }
 
     fn assign(&mut self, name: &Ident, slot: Slot) -> bool {
         if let Slot::Bound(Operand::Value(v)) = &slot {
             self.name_value(*v, name);
         }
-        match self.env.iter_mut().rev().find(|b| b.name == *name.to_string()) {
+        match self
+            .env
+            .iter_mut()
+            .rev()
+            .find(|b| b.name == *name.to_string())
+        {
             Some(binding) => {
                 binding.slot = slot;
                 true
@@ -307,7 +326,10 @@ impl Lowerer<'_> {
                 }
             }
         }
-        self.errors.push(end_span, "the function's value is missing here; end the body with the value to return");
+        self.errors.push(
+            end_span,
+            "the function's value is missing here; end the body with the value to return",
+        );
         None
     }
 
@@ -318,14 +340,16 @@ impl Lowerer<'_> {
             Expr::Return(r) => match &r.expr {
                 Some(value) => {
                     if expr_returns(value) {
-                        self.errors.push_spanned(value, "nested `return` is not supported");
+                        self.errors
+                            .push_spanned(value, "nested `return` is not supported");
                         return None;
                     }
                     let value = self.lower_expr(value)?;
                     self.return_values(&value, r.span())
                 }
                 None => {
-                    self.errors.push_spanned(r, "`return` needs a value in a #[differentiate] function");
+                    self.errors
+                        .push_spanned(r, "`return` needs a value in a #[differentiate] function");
                     None
                 }
             },
@@ -356,7 +380,14 @@ impl Lowerer<'_> {
                     else_items.push(Item::StmtExpr(else_expr));
                 }
                 else_items.extend_from_slice(rest);
-                self.returning_arms(Opcode::If, cond, vec![then_items, else_items], Vec::new(), e.span(), end_span)
+                self.returning_arms(
+                    Opcode::If,
+                    cond,
+                    vec![then_items, else_items],
+                    Vec::new(),
+                    e.span(),
+                    end_span,
+                )
             }
             Expr::Match(m) => {
                 let scrutinee = self.lower_single(&m.expr)?;
@@ -371,7 +402,14 @@ impl Lowerer<'_> {
                     items.extend_from_slice(rest);
                     arms_items.push(items);
                 }
-                self.returning_arms(Opcode::Match(pats), scrutinee, arms_items, binders, e.span(), end_span)
+                self.returning_arms(
+                    Opcode::Match(pats),
+                    scrutinee,
+                    arms_items,
+                    binders,
+                    e.span(),
+                    end_span,
+                )
             }
             other => {
                 self.errors.push_spanned(
@@ -418,7 +456,14 @@ impl Lowerer<'_> {
         if !ok {
             return None;
         }
-        let inst = self.func.append(outer_block, opcode, vec![selector], arms, self.output_arity, span);
+        let inst = self.func.append(
+            outer_block,
+            opcode,
+            vec![selector],
+            arms,
+            self.output_arity,
+            span,
+        );
         Some(self.func.inst(inst).results.clone())
     }
 
@@ -460,7 +505,12 @@ impl Lowerer<'_> {
     }
 
     fn unsupported_macro(&mut self, mac: &syn::Macro) {
-        let name = mac.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+        let name = mac
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
         self.errors.push_spanned(
             &mac.path,
             format!("macro `{name}!` is not supported inside #[differentiate]; compute the value with plain expressions, or call a helper function on constants"),
@@ -470,7 +520,10 @@ impl Lowerer<'_> {
     fn lower_local(&mut self, local: &syn::Local) {
         if let Some(init) = &local.init {
             if let Some((else_token, _)) = &init.diverge {
-                self.errors.push(else_token.span, "`let ... else` is not supported; use `match` or `if` instead");
+                self.errors.push(
+                    else_token.span,
+                    "`let ... else` is not supported; use `match` or `if` instead",
+                );
                 return;
             }
         }
@@ -482,7 +535,10 @@ impl Lowerer<'_> {
             // `let x;` declares a variable assigned later on every path.
             match pat {
                 Pat::Ident(p) if p.subpat.is_none() => self.declare(&p.ident, Slot::Uninit),
-                other => self.errors.push_spanned(other, "declare one variable at a time when it has no initial value"),
+                other => self.errors.push_spanned(
+                    other,
+                    "declare one variable at a time when it has no initial value",
+                ),
             }
             return;
         };
@@ -546,7 +602,8 @@ impl Lowerer<'_> {
         match self.lower_expr(e)? {
             Operand::Value(v) => Some(v),
             _ => {
-                self.errors.push_spanned(e, "expected a single value here, not a tuple or `()`");
+                self.errors
+                    .push_spanned(e, "expected a single value here, not a tuple or `()`");
                 None
             }
         }
@@ -554,7 +611,8 @@ impl Lowerer<'_> {
 
     fn lower_condition(&mut self, cond: &Expr) -> Option<Value> {
         if let Expr::Let(l) = cond {
-            self.errors.push_spanned(l, "`if let` is not supported; use `match`");
+            self.errors
+                .push_spanned(l, "`if let` is not supported; use `match`");
             return None;
         }
         self.lower_single(cond)
@@ -573,9 +631,7 @@ impl Lowerer<'_> {
     fn lower_expr(&mut self, e: &Expr) -> Option<Operand> {
         let span = e.span();
         match e {
-            Expr::Lit(lit) => {
-                Some(Operand::Value(self.constant(lit.to_token_stream(), span)))
-            }
+            Expr::Lit(lit) => Some(Operand::Value(self.constant(lit.to_token_stream(), span))),
             Expr::Path(path) => self.lower_path(path),
             Expr::Paren(p) => self.lower_expr(&p.expr),
             Expr::Group(g) => self.lower_expr(&g.expr),
@@ -584,16 +640,28 @@ impl Lowerer<'_> {
                 for elem in &t.elems {
                     items.push(self.lower_expr(elem)?);
                 }
-                Some(if items.is_empty() { Operand::Unit } else { Operand::Tuple(items) })
+                Some(if items.is_empty() {
+                    Operand::Unit
+                } else {
+                    Operand::Tuple(items)
+                })
             }
             Expr::Unary(u) => match u.op {
                 UnOp::Neg(_) => {
                     let arg = self.lower_single(&u.expr)?;
-                    Some(Operand::Value(self.emit1(Opcode::Unary(UnaryOp::Neg), vec![arg], span)))
+                    Some(Operand::Value(self.emit1(
+                        Opcode::Unary(UnaryOp::Neg),
+                        vec![arg],
+                        span,
+                    )))
                 }
                 UnOp::Not(_) => {
                     let arg = self.lower_single(&u.expr)?;
-                    Some(Operand::Value(self.emit1(Opcode::Unary(UnaryOp::Not), vec![arg], span)))
+                    Some(Operand::Value(self.emit1(
+                        Opcode::Unary(UnaryOp::Not),
+                        vec![arg],
+                        span,
+                    )))
                 }
                 UnOp::Deref(_) => {
                     let arg = self.lower_single(&u.expr)?;
@@ -602,10 +670,15 @@ impl Lowerer<'_> {
                         label: "deref".into(),
                         kind: OpaqueKind::Method("`*` (dereference)".into()),
                     };
-                    Some(Operand::Value(self.emit1(Opcode::Opaque(opaque), vec![arg], span)))
+                    Some(Operand::Value(self.emit1(
+                        Opcode::Opaque(opaque),
+                        vec![arg],
+                        span,
+                    )))
                 }
                 _ => {
-                    self.errors.push_spanned(u, "this unary operator is not supported");
+                    self.errors
+                        .push_spanned(u, "this unary operator is not supported");
                     None
                 }
             },
@@ -617,11 +690,16 @@ impl Lowerer<'_> {
             }
             Expr::Cast(c) => {
                 let arg = self.lower_single(&c.expr)?;
-                Some(Operand::Value(self.emit1(Opcode::Cast((*c.ty).clone()), vec![arg], span)))
+                Some(Operand::Value(self.emit1(
+                    Opcode::Cast((*c.ty).clone()),
+                    vec![arg],
+                    span,
+                )))
             }
             Expr::Block(b) => {
                 if let Some(label) = &b.label {
-                    self.errors.push_spanned(label, "labeled blocks are not supported");
+                    self.errors
+                        .push_spanned(label, "labeled blocks are not supported");
                     return None;
                 }
                 self.lower_block(&b.block)
@@ -651,7 +729,10 @@ impl Lowerer<'_> {
             }
             Expr::Reference(r) => {
                 if r.mutability.is_some() {
-                    self.errors.push_spanned(r, "`&mut` borrows are not supported in #[differentiate] functions");
+                    self.errors.push_spanned(
+                        r,
+                        "`&mut` borrows are not supported in #[differentiate] functions",
+                    );
                     return None;
                 }
                 let arg = self.lower_single(&r.expr)?;
@@ -660,10 +741,20 @@ impl Lowerer<'_> {
                     label: "ref".into(),
                     kind: OpaqueKind::Method("`&` (borrow)".into()),
                 };
-                Some(Operand::Value(self.emit1(Opcode::Opaque(opaque), vec![arg], span)))
+                Some(Operand::Value(self.emit1(
+                    Opcode::Opaque(opaque),
+                    vec![arg],
+                    span,
+                )))
             }
             other => {
-                self.errors.push_spanned(other, format!("{} are not supported in #[differentiate] functions yet", describe(other)));
+                self.errors.push_spanned(
+                    other,
+                    format!(
+                        "{} are not supported in #[differentiate] functions yet",
+                        describe(other)
+                    ),
+                );
                 None
             }
         }
@@ -676,7 +767,10 @@ impl Lowerer<'_> {
                     Some(Slot::Bound(op)) => return Some(op.clone()),
                     Some(Slot::Poisoned) => return None,
                     Some(Slot::Uninit) => {
-                        self.errors.push_spanned(ident, format!("`{ident}` may be used before it is assigned"));
+                        self.errors.push_spanned(
+                            ident,
+                            format!("`{ident}` may be used before it is assigned"),
+                        );
                         return None;
                     }
                     None => {}
@@ -684,7 +778,9 @@ impl Lowerer<'_> {
             }
         }
         // a constant item or associated constant (`PI`, `f64::consts::E`, `T::EPSILON`)
-        Some(Operand::Value(self.constant(path.to_token_stream(), path.span())))
+        Some(Operand::Value(
+            self.constant(path.to_token_stream(), path.span()),
+        ))
     }
 
     fn lower_binary(&mut self, b: &syn::ExprBinary) -> Option<Operand> {
@@ -729,14 +825,19 @@ impl Lowerer<'_> {
             BinOp::Gt(_) => BinaryOp::Compare(CompareOp::Gt),
             BinOp::Ge(_) => BinaryOp::Compare(CompareOp::Ge),
             _ => {
-                self.errors.push_spanned(b.op, "this operator is not supported");
+                self.errors
+                    .push_spanned(b.op, "this operator is not supported");
                 return None;
             }
         };
         let lhs = self.lower_single(&b.left);
         let rhs = self.lower_single(&b.right);
         let (lhs, rhs) = (lhs?, rhs?);
-        Some(Operand::Value(self.emit1(Opcode::Binary(op), vec![lhs, rhs], span)))
+        Some(Operand::Value(self.emit1(
+            Opcode::Binary(op),
+            vec![lhs, rhs],
+            span,
+        )))
     }
 
     /// `a && b` is `if a { b } else { false }`, which keeps `b` unevaluated when `a` is false.
@@ -755,8 +856,14 @@ impl Lowerer<'_> {
         self.func.blocks[const_block.index()].yields = vec![constant];
         self.block = outer;
         rhs?;
-        let arms = if is_and { vec![rhs_block, const_block] } else { vec![const_block, rhs_block] };
-        let inst = self.func.append(outer, Opcode::If, vec![cond], arms, 1, span);
+        let arms = if is_and {
+            vec![rhs_block, const_block]
+        } else {
+            vec![const_block, rhs_block]
+        };
+        let inst = self
+            .func
+            .append(outer, Opcode::If, vec![cond], arms, 1, span);
         Some(Operand::Value(self.func.inst(inst).results[0]))
     }
 
@@ -765,7 +872,10 @@ impl Lowerer<'_> {
             Expr::Path(p) if p.path.get_ident().is_some() => {
                 let ident = p.path.get_ident().expect("checked");
                 if self.lookup(&ident.to_string()).is_none() {
-                    self.errors.push_spanned(ident, format!("assignment to `{ident}`, which is not a local variable"));
+                    self.errors.push_spanned(
+                        ident,
+                        format!("assignment to `{ident}`, which is not a local variable"),
+                    );
                     return;
                 }
                 self.assign(ident, Slot::Bound(value));
@@ -777,12 +887,18 @@ impl Lowerer<'_> {
                         self.assign_place(place, item);
                     }
                 }
-                _ => self.errors.push_spanned(t, "the tuple on the left does not match the shape of the value"),
+                _ => self.errors.push_spanned(
+                    t,
+                    "the tuple on the left does not match the shape of the value",
+                ),
             },
             Expr::Infer(_) => {}
             other => self.errors.push_spanned(
                 other,
-                format!("assignment to {} is not supported; assign to a local variable", describe(other)),
+                format!(
+                    "assignment to {} is not supported; assign to a local variable",
+                    describe(other)
+                ),
             ),
         }
     }
@@ -829,10 +945,17 @@ impl Lowerer<'_> {
             }
             let value = arm(self);
             self.env.truncate(env_len);
-            lowered.push((block, value, std::mem::replace(&mut self.env, snapshot.clone())));
+            lowered.push((
+                block,
+                value,
+                std::mem::replace(&mut self.env, snapshot.clone()),
+            ));
         }
         self.block = outer;
-        let values: Vec<Operand> = lowered.iter().map(|(_, v, _)| v.clone()).collect::<Option<_>>()?;
+        let values: Vec<Operand> = lowered
+            .iter()
+            .map(|(_, v, _)| v.clone())
+            .collect::<Option<_>>()?;
         let shape = values[0].clone();
         if !values.iter().all(|v| v.same_shape(&shape)) {
             self.errors.push(span, "the arms evaluate to values of different shapes; make every arm yield the same kind of value");
@@ -858,9 +981,17 @@ impl Lowerer<'_> {
                 })
                 .collect();
             match operands {
-                Some(ops) if ops.iter().all(|o| o.same_shape(ops[0])) => merged.push((index, ops[0].clone())),
+                Some(ops) if ops.iter().all(|o| o.same_shape(ops[0])) => {
+                    merged.push((index, ops[0].clone()))
+                }
                 Some(_) => {
-                    self.errors.push(span, format!("`{}` holds values of different shapes after this", before.name));
+                    self.errors.push(
+                        span,
+                        format!(
+                            "`{}` holds values of different shapes after this",
+                            before.name
+                        ),
+                    );
                     final_env[index].slot = Slot::Poisoned;
                 }
                 None => final_env[index].slot = Slot::Uninit,
@@ -878,7 +1009,9 @@ impl Lowerer<'_> {
             arm_blocks.push(*block);
         }
         let count = self.func.block(arm_blocks[0]).yields.len();
-        let inst = self.func.append(outer, opcode, vec![selector], arm_blocks, count, span);
+        let inst = self
+            .func
+            .append(outer, opcode, vec![selector], arm_blocks, count, span);
         let results = self.func.inst(inst).results.clone();
         let mut results = results.into_iter();
         let value = shape.rebuild(&mut results);
@@ -904,17 +1037,27 @@ impl Lowerer<'_> {
             Some((_, else_expr)) => this.lower_expr(else_expr),
             None => Some(Operand::Unit),
         };
-        self.structured(Opcode::If, cond, vec![(None, &then_arm), (None, &else_arm)], e.span())
+        self.structured(
+            Opcode::If,
+            cond,
+            vec![(None, &then_arm), (None, &else_arm)],
+            e.span(),
+        )
     }
 
     /// Checks a match arm; returns the name the scrutinee is bound to, if any.
     fn check_arm(&mut self, arm: &syn::Arm) -> Option<Option<Ident>> {
         if let Some((if_token, _)) = &arm.guard {
-            self.errors.push(if_token.span, "match guards are not supported; test the condition with `if` inside the arm");
+            self.errors.push(
+                if_token.span,
+                "match guards are not supported; test the condition with `if` inside the arm",
+            );
             return None;
         }
         match &arm.pat {
-            Pat::Ident(p) if p.subpat.is_none() && !starts_uppercase(&p.ident) => Some(Some(p.ident.clone())),
+            Pat::Ident(p) if p.subpat.is_none() && !starts_uppercase(&p.ident) => {
+                Some(Some(p.ident.clone()))
+            }
             Pat::Ident(p) if p.subpat.is_some() => {
                 let (_, sub) = p.subpat.as_ref().expect("checked");
                 self.check_pattern_has_no_bindings(sub)?;
@@ -956,7 +1099,11 @@ impl Lowerer<'_> {
         for arm in &m.arms {
             binders.push(self.check_arm(arm)?);
         }
-        let bodies: Vec<_> = m.arms.iter().map(|arm| move |this: &mut Self| this.lower_expr(&arm.body)).collect();
+        let bodies: Vec<_> = m
+            .arms
+            .iter()
+            .map(|arm| move |this: &mut Self| this.lower_expr(&arm.body))
+            .collect();
         let arms: Vec<(Option<Ident>, &dyn Fn(&mut Self) -> Option<Operand>)> = binders
             .into_iter()
             .zip(bodies.iter())
@@ -979,14 +1126,28 @@ impl Lowerer<'_> {
     }
 
     /// `f64::sin(x)`, `Float::sin(x)`, `num_traits::Float::sin(x)`, `T::sin(x)`.
-    fn primitive_path(&self, path: &syn::ExprPath, arity: usize) -> Option<&'static primitives::Primitive> {
+    fn primitive_path(
+        &self,
+        path: &syn::ExprPath,
+        arity: usize,
+    ) -> Option<&'static primitives::Primitive> {
         if path.qself.is_some() {
             return None;
         }
-        let segments: Vec<String> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
+        let segments: Vec<String> = path
+            .path
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect();
         let (last, owner) = segments.split_last()?;
         let owner_ok = match owner {
-            [one] => one == "f64" || one == "f32" || one == "Float" || self.generics.iter().any(|g| g == one),
+            [one] => {
+                one == "f64"
+                    || one == "f32"
+                    || one == "Float"
+                    || self.generics.iter().any(|g| g == one)
+            }
             [.., a, b] => b == "Float" && (a == "num_traits" || a == "float"),
             [] => false,
         };
@@ -1000,7 +1161,8 @@ impl Lowerer<'_> {
     fn lower_call(&mut self, call: &syn::ExprCall, results: usize) -> Option<Operand> {
         let span = call.span();
         let Expr::Path(path) = &*call.func else {
-            self.errors.push_spanned(&call.func, "only calls of named functions are supported");
+            self.errors
+                .push_spanned(&call.func, "only calls of named functions are supported");
             return None;
         };
         let args = self.lower_args(&call.args)?;
@@ -1009,16 +1171,27 @@ impl Lowerer<'_> {
                 self.errors.push(span, "this call returns a single value");
                 return None;
             }
-            return Some(Operand::Value(self.emit1(Opcode::Primitive(prim), args, span)));
+            return Some(Operand::Value(self.emit1(
+                Opcode::Primitive(prim),
+                args,
+                span,
+            )));
         }
         if path.qself.is_some() {
-            self.errors.push_spanned(path, "qualified paths `<T as Trait>::f` are not supported in calls");
+            self.errors.push_spanned(
+                path,
+                "qualified paths `<T as Trait>::f` are not supported in calls",
+            );
             return None;
         }
         if let Some(ident) = path.path.get_ident() {
-            if self.lookup(&ident.to_string()).is_some() {
-                self.errors.push_spanned(ident, "calling a local variable is not supported; call a named #[differentiate] function");
-                return None;
+            match self.lookup(&ident.to_string()) {
+                Some(Slot::Poisoned) => return None,
+                Some(_) => {
+                    self.errors.push_spanned(ident, "calling a local variable is not supported; call a named #[differentiate] function");
+                    return None;
+                }
+                None => {}
             }
         }
         let values = self.emit(Opcode::Call(path.clone()), args, results, span);
@@ -1037,11 +1210,17 @@ impl Lowerer<'_> {
         all.extend(args?);
         let name = m.method.to_string();
         if let Some(prim) = primitives::method(&name, all.len()) {
-            let _ = is_float_literal(&m.receiver);
-            return Some(Operand::Value(self.emit1(Opcode::Primitive(prim), all, span)));
+            return Some(Operand::Value(self.emit1(
+                Opcode::Primitive(prim),
+                all,
+                span,
+            )));
         }
         if primitives::is_method_name(&name) {
-            self.errors.push_spanned(&m.method, format!("`{name}` is called with the wrong number of arguments"));
+            self.errors.push_spanned(
+                &m.method,
+                format!("`{name}` is called with the wrong number of arguments"),
+            );
             return None;
         }
         let opcode = Opcode::Method(m.method.clone(), m.turbofish.clone());
@@ -1050,7 +1229,11 @@ impl Lowerer<'_> {
 }
 
 fn starts_uppercase(ident: &Ident) -> bool {
-    ident.to_string().chars().next().is_some_and(char::is_uppercase)
+    ident
+        .to_string()
+        .chars()
+        .next()
+        .is_some_and(char::is_uppercase)
 }
 
 /// How many values a `let` pattern takes apart at its top level (tuples only).

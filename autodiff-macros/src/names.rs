@@ -5,12 +5,20 @@ use quote::format_ident;
 
 /// `rosenbrock_grad` → `RosenbrockPullback`: upper camel case of the name plus `Pullback`.
 pub fn pullback_struct(function: &Ident) -> Ident {
-    format_ident!("{}Pullback", upper_camel(&function.to_string()), span = function.span())
+    format_ident!(
+        "{}Pullback",
+        upper_camel(&function.to_string()),
+        span = function.span()
+    )
 }
 
 /// The struct of the hidden all-active pullback used by callers.
 pub fn pullback_struct_all(function: &Ident) -> Ident {
-    format_ident!("__{}PullbackAll", upper_camel(&function.to_string()), span = function.span())
+    format_ident!(
+        "__{}PullbackAll",
+        upper_camel(&function.to_string()),
+        span = function.span()
+    )
 }
 
 /// `f` → `f_pullback`.
@@ -54,11 +62,6 @@ pub fn arm_variant(is_if: bool, arm: usize) -> Ident {
     }
 }
 
-/// The cotangent variable of a value named `name`.
-pub fn cotangent(name: &Ident) -> Ident {
-    format_ident!("d_{}", name)
-}
-
 /// The variable holding a callee's pullback while the backward pass replays a call.
 pub fn call_pullback(index: usize) -> Ident {
     format_ident!("call{}", index)
@@ -98,6 +101,9 @@ mod tests {
         assert_eq!(pullback_struct(&f).to_string(), "RosenbrockPullback");
         let g = Ident::new("log_sum_exp", Span::call_site());
         assert_eq!(pullback_struct(&g).to_string(), "LogSumExpPullback");
-        assert_eq!(hidden_pullback_fn(&g).to_string(), "__autodiff_pullback_log_sum_exp");
+        assert_eq!(
+            hidden_pullback_fn(&g).to_string(),
+            "__autodiff_pullback_log_sum_exp"
+        );
     }
 }

@@ -1,1 +1,356 @@
-use super::*;
+//! Snapshot tests of the IR after lowering and after each analysis, and of generated code.
+
+use expect_test::{expect, Expect};
+use quote::quote;
+
+use crate::analysis::{self, ActivityNotes, RecordNotes};
+use crate::args;
+use crate::errors::Errors;
+use crate::ir::{self, Plain};
+use crate::lower;
+
+fn stages(source: proc_macro2::TokenStream, wrt: Option<&[&str]>) -> (String, String, String) {
+    let item: syn::ItemFn = syn::parse2(source).expect("valid function");
+    let mut errors = Errors::default();
+    let sig = args::signature(&item, &mut errors).expect("valid signature");
+    let options = args::Options {
+        wrt: wrt.map(|names| {
+            names
+                .iter()
+                .map(|n| syn::Ident::new(n, proc_macro2::Span::call_site()))
+                .collect()
+        }),
+        dump: false,
+    };
+    let active = args::active_set(&sig, &options, &mut errors);
+    let lowered =
+        lower::lower(&item, &sig, &mut errors).unwrap_or_else(|| panic!("{:?}", errors.messages()));
+    ir::verify(&lowered.func).expect("verifies");
+    let outputs = match &sig.output {
+        args::Output::Scalar(t) => vec![t.clone()],
+        args::Output::Tuple(t) => t.clone(),
+    };
+    let analysis = analysis::analyze(
+        &lowered.func,
+        &active,
+        &lowered.annotations,
+        &outputs,
+        &args::type_params(&item),
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{:?}", errors.messages());
+    (
+        ir::print(&lowered.func, &Plain),
+        ir::print(&lowered.func, &ActivityNotes(&analysis)),
+        ir::print(&lowered.func, &RecordNotes(&analysis)),
+    )
+}
+
+fn check(source: proc_macro2::TokenStream, lowered: Expect, activity: Expect, recorded: Expect) {
+    let (l, a, r) = stages(source, None);
+    lowered.assert_eq(&l);
+    activity.assert_eq(&a);
+    recorded.assert_eq(&r);
+}
+
+fn errors_of(attr: proc_macro2::TokenStream, source: proc_macro2::TokenStream) -> Vec<String> {
+    let out = crate::expand::differentiate(attr, source);
+    let text = out.to_string();
+    text.match_indices("compile_error")
+        .map(|(i, _)| {
+            let rest = &text[i..];
+            let start = rest.find('"').map(|s| s + 1).unwrap_or(0);
+            let end = rest[start..]
+                .find('"')
+                .map(|e| start + e)
+                .unwrap_or(rest.len());
+            rest[start..end].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn seed_function() {
+    check(
+        quote! {
+            fn f(x1: f64, x2: f64) -> f64 { x1.ln() + x1 * x2 - x2.sin() }
+        },
+        expect![[r#"
+            fn f(v0: f64, v1: f64)
+            block0:
+                v2 = ln v0
+                v3 = mul v0, v1
+                v4 = add v2, v3
+                v5 = sin v1
+                v6 = sub v4, v5
+                yield v6
+        "#]],
+        expect![[r#"
+            fn f(v0: f64, v1: f64) ; active v0, v1
+            block0:
+                v2 = ln v0 ; active v2
+                v3 = mul v0, v1 ; active v3
+                v4 = add v2, v3 ; active v4
+                v5 = sin v1 ; active v5
+                v6 = sub v4, v5 ; active v6
+                yield v6
+        "#]],
+        expect![[r#"
+            fn f(v0: f64, v1: f64) ; saved v0, v1
+            block0:
+                v2 = ln v0 ; reversed
+                v3 = mul v0, v1 ; reversed
+                v4 = add v2, v3 ; reversed
+                v5 = sin v1 ; reversed
+                v6 = sub v4, v5 ; reversed
+                yield v6
+        "#]],
+    );
+}
+
+#[test]
+fn branches_merge_assigned_variables_and_save_per_arm() {
+    check(
+        quote! {
+            fn g(x: f64, n: i32) -> f64 {
+                let mut y = x * 2.0;
+                if x > 1.0 {
+                    y = y.exp();
+                } else {
+                    y = y * y;
+                }
+                y + n as f64
+            }
+        },
+        expect![[r#"
+            fn g(v0: f64, v1: i32 const)
+            block0:
+                v2 = const 2.0
+                v3 = mul v0, v2
+                v4 = const 1.0
+                v5 = cmp.gt v0, v4
+                v8 = if v5
+                then
+                    block1:
+                        v6 = exp v3
+                        yield v6
+                else
+                    block2:
+                        v7 = mul v3, v3
+                        yield v7
+                v9 = cast.f64 v1
+                v10 = add v8, v9
+                yield v10
+        "#]],
+        expect![[r#"
+            fn g(v0: f64, v1: i32 const) ; active v0
+            block0:
+                v2 = const 2.0
+                v3 = mul v0, v2 ; active v3
+                v4 = const 1.0
+                v5 = cmp.gt v0, v4
+                v8 = if v5 ; active v8
+                then
+                    block1:
+                        v6 = exp v3 ; active v6
+                        yield v6
+                else
+                    block2:
+                        v7 = mul v3, v3 ; active v7
+                        yield v7
+                v9 = cast.f64 v1
+                v10 = add v8, v9 ; active v10
+                yield v10
+        "#]],
+        expect![[r#"
+            fn g(v0: f64, v1: i32 const) ; saved 
+            block0:
+                v2 = const 2.0
+                v3 = mul v0, v2 ; saved v3; reversed
+                v4 = const 1.0
+                v5 = cmp.gt v0, v4
+                v8 = if v5 ; reversed
+                then
+                    block1:
+                        v6 = exp v3 ; saved v6; reversed
+                        yield v6
+                else
+                    block2:
+                        v7 = mul v3, v3 ; reversed
+                        yield v7
+                v9 = cast.f64 v1
+                v10 = add v8, v9 ; reversed
+                yield v10
+        "#]],
+    );
+}
+
+#[test]
+fn early_return_becomes_nested_arms() {
+    let (lowered, _, _) = stages(
+        quote! {
+            fn r(x: f64) -> f64 {
+                if x < 0.0 { return -x; }
+                let y = x * x;
+                y
+            }
+        },
+        None,
+    );
+    expect![[r#"
+        fn r(v0: f64)
+        block0:
+            v1 = const 0.0
+            v2 = cmp.lt v0, v1
+            v5 = if v2
+            then
+                block1:
+                    v3 = neg v0
+                    yield v3
+            else
+                block2:
+                    v4 = mul v0, v0
+                    yield v4
+            yield v5
+    "#]]
+    .assert_eq(&lowered);
+}
+
+#[test]
+fn wrt_makes_other_floats_inactive() {
+    let (_, activity, recorded) = stages(
+        quote! {
+            fn p(x: f64, y: f64) -> f64 { x.sin() * y.exp() }
+        },
+        Some(&["x"]),
+    );
+    expect![[r#"
+        fn p(v0: f64, v1: f64) ; active v0
+        block0:
+            v2 = sin v0 ; active v2
+            v3 = exp v1
+            v4 = mul v2, v3 ; active v4
+            yield v4
+    "#]]
+    .assert_eq(&activity);
+    // only y.exp() (the other factor) and x (for cos) are saved; y itself is not
+    expect![[r#"
+        fn p(v0: f64, v1: f64) ; saved v0
+        block0:
+            v2 = sin v0 ; reversed
+            v3 = exp v1 ; saved v3
+            v4 = mul v2, v3 ; reversed
+            yield v4
+    "#]]
+    .assert_eq(&recorded);
+}
+
+#[test]
+fn verifier_rejects_use_before_definition() {
+    let item: syn::ItemFn = syn::parse2(quote! { fn f(x: f64) -> f64 { x * 2.0 } }).unwrap();
+    let mut errors = Errors::default();
+    let sig = args::signature(&item, &mut errors).unwrap();
+    let mut func = lower::lower(&item, &sig, &mut errors).unwrap().func;
+    assert!(ir::verify(&func).is_ok());
+    let entry = func.entry;
+    func.blocks[entry.index()].insts.swap(0, 1);
+    let message = ir::verify(&func).unwrap_err();
+    assert!(message.contains("not in scope"), "{message}");
+}
+
+#[test]
+fn expansion_of_the_seed_function_is_readable() {
+    let out = crate::expand::differentiate(
+        quote!(),
+        quote! { pub fn f(x1: f64, x2: f64) -> f64 { x1.ln() + x1 * x2 - x2.sin() } },
+    );
+    let file: syn::File = syn::parse2(out).expect("generated code parses");
+    expect![[r#"
+        pub fn f(x1: f64, x2: f64) -> f64 {
+            x1.ln() + x1 * x2 - x2.sin()
+        }
+        /// The forward values the backward pass of [`f`] reads, saved by [`f_pullback`].
+        #[allow(non_camel_case_types, dead_code, clippy::all)]
+        pub struct FPullback {
+            x1: f64,
+            x2: f64,
+        }
+        /// Runs [`f`] and saves what its backward pass needs: returns the value and a [`FPullback`].
+        #[allow(dead_code, unused_variables, unused_parens, unused_braces, clippy::all)]
+        #[inline]
+        pub fn f_pullback(x1: f64, x2: f64) -> (f64, FPullback) {
+            let v2 = x1.ln();
+            let v3 = x1 * x2;
+            let v4 = v2 + v3;
+            let v5 = x2.sin();
+            let v6 = v4 - v5;
+            (v6, FPullback { x1, x2 })
+        }
+        impl FPullback {
+            /// The vector-Jacobian product of [`f`]: takes the cotangent of the output and returns one cotangent per active argument. It only reads the saved values, so it can be called many times.
+            #[allow(unused_variables, unused_mut, unused_parens, unused_braces, clippy::all)]
+            #[inline]
+            pub fn backward(&self, d_output: f64) -> (f64, f64) {
+                let FPullback { x1, x2, .. } = self;
+                let mut d_v6 = d_output;
+                let mut d_v4 = ::autodiff::__private::rules::sub_d0(d_v6);
+                let mut d_v5 = ::autodiff::__private::rules::sub_d1(d_v6);
+                let mut d_x2 = ::autodiff::__private::rules::sin_d0(x2, d_v5);
+                let mut d_v2 = ::autodiff::__private::rules::add_d0(d_v4);
+                let mut d_v3 = ::autodiff::__private::rules::add_d1(d_v4);
+                let mut d_x1 = ::autodiff::__private::rules::mul_d0(x2, d_v3);
+                ::autodiff::__private::accumulate(
+                    &mut d_x2,
+                    ::autodiff::__private::rules::mul_d1(x1, d_v3),
+                );
+                ::autodiff::__private::accumulate(
+                    &mut d_x1,
+                    ::autodiff::__private::rules::ln_d0(x1, d_v2),
+                );
+                (d_x1, d_x2)
+            }
+        }
+        /// The value of [`f`] and its gradient with respect to the active arguments.
+        #[allow(dead_code, clippy::all)]
+        #[inline]
+        pub fn f_grad(x1: f64, x2: f64) -> (f64, (f64, f64)) {
+            let (value, pullback) = f_pullback(x1, x2);
+            (value, pullback.backward(::autodiff::__private::one()))
+        }
+        #[doc(hidden)]
+        #[allow(dead_code, clippy::all)]
+        #[inline]
+        pub fn __autodiff_pullback_f(x1: f64, x2: f64) -> (f64, FPullback) {
+            f_pullback(x1, x2)
+        }
+        impl FPullback {
+            #[doc(hidden)]
+            #[allow(dead_code, clippy::all)]
+            #[inline]
+            pub fn __backward_all(&self, d_output: f64) -> (f64, f64) {
+                let (d0, d1) = self.backward(d_output);
+                (d0, d1)
+            }
+        }
+    "#]].assert_eq(&prettyplease::unparse(&file));
+}
+
+#[test]
+fn errors_are_collected_not_panicked() {
+    let messages = errors_of(quote!(wrt(z)), quote! { fn f(x: f64) -> f64 { x } });
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].starts_with("`wrt` names `z`"), "{messages:?}");
+
+    let messages = errors_of(
+        quote!(),
+        quote! { fn f(x: f64) -> f64 { let c = |a: f64| a; c(x) } },
+    );
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].starts_with("closures are not supported"),
+        "{messages:?}"
+    );
+
+    let messages = errors_of(quote!(), quote! { struct S; });
+    assert_eq!(messages.len(), 1);
+}

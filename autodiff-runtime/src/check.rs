@@ -88,7 +88,13 @@ pub fn check_gradient<F: Fn(&[f64]) -> f64>(f: F, x: &[f64], gradient: &[f64]) -
         .zip(gradient)
         .map(|(fd, &g)| relative_error(g, fd))
         // f64::max would drop a NaN error, hiding a NaN gradient.
-        .fold(0.0, |worst, e| if e.is_nan() || worst.is_nan() { f64::NAN } else { worst.max(e) })
+        .fold(0.0, |worst, e| {
+            if e.is_nan() || worst.is_nan() {
+                f64::NAN
+            } else {
+                worst.max(e)
+            }
+        })
 }
 
 #[cfg(test)]
@@ -101,7 +107,10 @@ mod tests {
         let f = |x: &[f64]| x[0].powi(4) - 2.0 * x[0] * x[1] + x[1].powi(3);
         let x = [1.3, -0.7];
         let g = finite_difference_gradient(f, &x);
-        let exact = [4.0 * x[0].powi(3) - 2.0 * x[1], -2.0 * x[0] + 3.0 * x[1].powi(2)];
+        let exact = [
+            4.0 * x[0].powi(3) - 2.0 * x[1],
+            -2.0 * x[0] + 3.0 * x[1].powi(2),
+        ];
         for (g, e) in g.iter().zip(exact) {
             assert!(relative_error(*g, e) < 1e-11, "{g} vs {e}");
         }
@@ -118,7 +127,11 @@ mod tests {
     fn accepts_right_and_rejects_wrong_gradients() {
         let f = |x: &[f64]| x[0].sin() * x[1].exp() + x[2] * x[2] * x[2];
         let x = [0.4, -1.1, 2.5];
-        let right = [x[0].cos() * x[1].exp(), x[0].sin() * x[1].exp(), 3.0 * x[2] * x[2]];
+        let right = [
+            x[0].cos() * x[1].exp(),
+            x[0].sin() * x[1].exp(),
+            3.0 * x[2] * x[2],
+        ];
         assert!(check_gradient(f, &x, &right) < 1e-8);
         let mut wrong = right;
         wrong[1] = -wrong[1];

@@ -4,7 +4,9 @@ use core::cmp::Ordering;
 use core::fmt;
 use core::iter::{Product, Sum};
 use core::num::FpCategory;
-use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Rem, RemAssign, Sub, SubAssign};
+use core::ops::{
+    Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Rem, RemAssign, Sub, SubAssign,
+};
 
 use num_traits::{Float, FloatConst, Num, NumCast, One, ToPrimitive, Zero};
 
@@ -115,7 +117,11 @@ impl<T: Float + fmt::Display> fmt::Display for Dual<T> {
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.re, f)?;
-        f.write_str(if self.eps.is_sign_negative() { " - " } else { " + " })?;
+        f.write_str(if self.eps.is_sign_negative() {
+            " - "
+        } else {
+            " + "
+        })?;
         fmt::Display::fmt(&self.eps.abs(), f)?;
         f.write_str("ε")
     }
@@ -153,7 +159,8 @@ impl<T: Float> Mul for Dual<T> {
     #[inline]
     fn mul(self, rhs: Self) -> Self {
         let (a, b) = (self.re, rhs.re);
-        let eps = push(self.eps, |t| rules::mul_d0(&b, t)) + push(rhs.eps, |t| rules::mul_d1(&a, t));
+        let eps =
+            push(self.eps, |t| rules::mul_d0(&b, t)) + push(rhs.eps, |t| rules::mul_d1(&a, t));
         Dual::new(a * b, eps)
     }
 }
@@ -164,7 +171,8 @@ impl<T: Float> Div for Dual<T> {
     fn div(self, rhs: Self) -> Self {
         let b = rhs.re;
         let y = self.re / b;
-        let eps = push(self.eps, |t| rules::div_d0(&b, t)) + push(rhs.eps, |t| rules::div_d1(&b, &y, t));
+        let eps =
+            push(self.eps, |t| rules::div_d0(&b, t)) + push(rhs.eps, |t| rules::div_d1(&b, &y, t));
         Dual::new(y, eps)
     }
 }
@@ -374,9 +382,26 @@ macro_rules! unary {
 }
 
 impl<T: Float> Float for Dual<T> {
-    constants!(nan, infinity, neg_infinity, neg_zero, min_value, min_positive_value, epsilon, max_value);
+    constants!(
+        nan,
+        infinity,
+        neg_infinity,
+        neg_zero,
+        min_value,
+        min_positive_value,
+        epsilon,
+        max_value
+    );
 
-    predicates!(is_nan, is_infinite, is_finite, is_normal, is_subnormal, is_sign_positive, is_sign_negative);
+    predicates!(
+        is_nan,
+        is_infinite,
+        is_finite,
+        is_normal,
+        is_subnormal,
+        is_sign_positive,
+        is_sign_negative
+    );
 
     piecewise_constant!(floor, ceil, round, trunc, signum);
 
@@ -433,28 +458,32 @@ impl<T: Float> Float for Dual<T> {
     fn powf(self, n: Self) -> Self {
         let (x, p) = (self.re, n.re);
         let y = x.powf(p);
-        let eps = push(self.eps, |t| rules::powf_d0(&x, &p, t)) + push(n.eps, |t| rules::powf_d1(&x, &y, t));
+        let eps = push(self.eps, |t| rules::powf_d0(&x, &p, t))
+            + push(n.eps, |t| rules::powf_d1(&x, &y, t));
         Dual::new(y, eps)
     }
 
     #[inline]
     fn log(self, base: Self) -> Self {
         let (x, b) = (self.re, base.re);
-        let eps = push(self.eps, |t| rules::log_d0(&x, &b, t)) + push(base.eps, |t| rules::log_d1(&x, &b, t));
+        let eps = push(self.eps, |t| rules::log_d0(&x, &b, t))
+            + push(base.eps, |t| rules::log_d1(&x, &b, t));
         Dual::new(x.log(b), eps)
     }
 
     #[inline]
     fn max(self, other: Self) -> Self {
         let (a, b) = (self.re, other.re);
-        let eps = push(self.eps, |t| rules::max_d0(&a, &b, t)) + push(other.eps, |t| rules::max_d1(&a, &b, t));
+        let eps = push(self.eps, |t| rules::max_d0(&a, &b, t))
+            + push(other.eps, |t| rules::max_d1(&a, &b, t));
         Dual::new(a.max(b), eps)
     }
 
     #[inline]
     fn min(self, other: Self) -> Self {
         let (a, b) = (self.re, other.re);
-        let eps = push(self.eps, |t| rules::min_d0(&a, &b, t)) + push(other.eps, |t| rules::min_d1(&a, &b, t));
+        let eps = push(self.eps, |t| rules::min_d0(&a, &b, t))
+            + push(other.eps, |t| rules::min_d1(&a, &b, t));
         Dual::new(a.min(b), eps)
     }
 
@@ -471,7 +500,11 @@ impl<T: Float> Float for Dual<T> {
     #[inline]
     fn abs_sub(self, other: Self) -> Self {
         let re = self.re.abs_sub(other.re);
-        let eps = if self.re > other.re { self.eps - other.eps } else { T::zero() };
+        let eps = if self.re > other.re {
+            self.eps - other.eps
+        } else {
+            T::zero()
+        };
         Dual::new(re, eps)
     }
 
@@ -479,14 +512,16 @@ impl<T: Float> Float for Dual<T> {
     fn hypot(self, other: Self) -> Self {
         let (a, b) = (self.re, other.re);
         let y = a.hypot(b);
-        let eps = push(self.eps, |t| rules::hypot_d0(&a, &y, t)) + push(other.eps, |t| rules::hypot_d1(&b, &y, t));
+        let eps = push(self.eps, |t| rules::hypot_d0(&a, &y, t))
+            + push(other.eps, |t| rules::hypot_d1(&b, &y, t));
         Dual::new(y, eps)
     }
 
     #[inline]
     fn atan2(self, other: Self) -> Self {
         let (a, b) = (self.re, other.re);
-        let eps = push(self.eps, |t| rules::atan2_d0(&a, &b, t)) + push(other.eps, |t| rules::atan2_d1(&a, &b, t));
+        let eps = push(self.eps, |t| rules::atan2_d0(&a, &b, t))
+            + push(other.eps, |t| rules::atan2_d1(&a, &b, t));
         Dual::new(a.atan2(b), eps)
     }
 

@@ -3,7 +3,9 @@
 use autodiff_runtime::{check_gradient, finite_difference_gradient, relative_error};
 
 fn rosenbrock(x: &[f64]) -> f64 {
-    x.windows(2).map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2)).sum()
+    x.windows(2)
+        .map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2))
+        .sum()
 }
 
 fn rosenbrock_gradient(x: &[f64]) -> Vec<f64> {

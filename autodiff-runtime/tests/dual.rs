@@ -11,13 +11,24 @@ type D64 = Dual<f64>;
 
 /// Checks a method of `n` arguments: on each point, `dual` with argument `k` seeded as the
 /// variable (the others constant) must give `plain` in `re` and `∂plain/∂x_k` in `eps`.
-fn check(name: &str, plain: impl Fn(&[f64]) -> f64, dual: impl Fn(&[D64]) -> D64, points: &[&[f64]]) {
+fn check(
+    name: &str,
+    plain: impl Fn(&[f64]) -> f64,
+    dual: impl Fn(&[D64]) -> D64,
+    points: &[&[f64]],
+) {
     for x in points {
         for k in 0..x.len() {
             let args: Vec<D64> = x
                 .iter()
                 .enumerate()
-                .map(|(i, &v)| if i == k { D64::variable(v) } else { D64::constant(v) })
+                .map(|(i, &v)| {
+                    if i == k {
+                        D64::variable(v)
+                    } else {
+                        D64::constant(v)
+                    }
+                })
                 .collect();
             let y = dual(&args);
             let (want_re, want_eps) = (plain(x), partial(&plain, x, k));
@@ -62,8 +73,18 @@ fn unary_methods_match_finite_differences() {
     check("log2", |v| v[0].log2(), |v| v[0].log2(), POSITIVE);
     check("log10", |v| v[0].log10(), |v| v[0].log10(), POSITIVE);
     check("ln_1p", |v| v[0].ln_1p(), |v| v[0].ln_1p(), UNIT);
-    check("to_degrees", |v| v[0].to_degrees(), |v| v[0].to_degrees(), ANY);
-    check("to_radians", |v| v[0].to_radians(), |v| v[0].to_radians(), ANY);
+    check(
+        "to_degrees",
+        |v| v[0].to_degrees(),
+        |v| v[0].to_degrees(),
+        ANY,
+    );
+    check(
+        "to_radians",
+        |v| v[0].to_radians(),
+        |v| v[0].to_radians(),
+        ANY,
+    );
     check("sin", |v| v[0].sin(), |v| v[0].sin(), ANY);
     check("cos", |v| v[0].cos(), |v| v[0].cos(), ANY);
     check("tan", |v| v[0].tan(), |v| v[0].tan(), UNIT);
@@ -74,12 +95,22 @@ fn unary_methods_match_finite_differences() {
     check("cosh", |v| v[0].cosh(), |v| v[0].cosh(), ANY);
     check("tanh", |v| v[0].tanh(), |v| v[0].tanh(), ANY);
     check("asinh", |v| v[0].asinh(), |v| v[0].asinh(), ANY);
-    check("acosh", |v| v[0].acosh(), |v| v[0].acosh(), &[&[1.5], &[2.0], &[9.0]]);
+    check(
+        "acosh",
+        |v| v[0].acosh(),
+        |v| v[0].acosh(),
+        &[&[1.5], &[2.0], &[9.0]],
+    );
     check("atanh", |v| v[0].atanh(), |v| v[0].atanh(), UNIT);
     check("sin_cos.0", |v| v[0].sin_cos().0, |v| v[0].sin_cos().0, ANY);
     check("sin_cos.1", |v| v[0].sin_cos().1, |v| v[0].sin_cos().1, ANY);
     for n in [-3, -1, 0, 1, 2, 5] {
-        check(&format!("powi({n})"), |v| v[0].powi(n), |v| v[0].powi(n), NONZERO);
+        check(
+            &format!("powi({n})"),
+            |v| v[0].powi(n),
+            |v| v[0].powi(n),
+            NONZERO,
+        );
     }
 }
 
@@ -94,16 +125,36 @@ fn binary_methods_match_finite_differences() {
     check("min", |v| v[0].min(v[1]), |v| v[0].min(v[1]), plane);
     check("hypot", |v| v[0].hypot(v[1]), |v| v[0].hypot(v[1]), plane);
     check("atan2", |v| v[0].atan2(v[1]), |v| v[0].atan2(v[1]), plane);
-    check("copysign", |v| v[0].copysign(v[1]), |v| v[0].copysign(v[1]), plane);
-    check("abs_sub", |v| Float::abs_sub(v[0], v[1]), |v| v[0].abs_sub(v[1]), plane);
+    check(
+        "copysign",
+        |v| v[0].copysign(v[1]),
+        |v| v[0].copysign(v[1]),
+        plane,
+    );
+    check(
+        "abs_sub",
+        |v| Float::abs_sub(v[0], v[1]),
+        |v| v[0].abs_sub(v[1]),
+        plane,
+    );
 }
 
 #[test]
 fn ternary_methods_match_finite_differences() {
     let fma: &[&[f64]] = &[&[1.3, 0.4, -2.0], &[-2.1, 3.7, 0.5], &[0.25, -5.5, 9.0]];
     let clamp: &[&[f64]] = &[&[0.5, -1.0, 2.0], &[-3.0, -1.0, 2.0], &[4.5, -1.0, 2.0]];
-    check("mul_add", |v| v[0].mul_add(v[1], v[2]), |v| v[0].mul_add(v[1], v[2]), fma);
-    check("clamp", |v| v[0].clamp(v[1], v[2]), |v| Float::clamp(v[0], v[1], v[2]), clamp);
+    check(
+        "mul_add",
+        |v| v[0].mul_add(v[1], v[2]),
+        |v| v[0].mul_add(v[1], v[2]),
+        fma,
+    );
+    check(
+        "clamp",
+        |v| v[0].clamp(v[1], v[2]),
+        |v| Float::clamp(v[0], v[1], v[2]),
+        clamp,
+    );
 }
 
 #[test]
@@ -115,7 +166,12 @@ fn arithmetic_matches_finite_differences() {
     check("/", |v| v[0] / v[1], |v| v[0] / v[1], pts);
     check("%", |v| v[0] % v[1], |v| v[0] % v[1], pts);
     check("neg", |v| -v[0], |v| -v[0], pts);
-    check("mixed", |v| 2.0 * v[0] - v[1] / 3.0 + 1.5 % v[0], |v| 2.0 * v[0] - v[1] / 3.0 + 1.5 % v[0], pts);
+    check(
+        "mixed",
+        |v| 2.0 * v[0] - v[1] / 3.0 + 1.5 % v[0],
+        |v| 2.0 * v[0] - v[1] / 3.0 + 1.5 % v[0],
+        pts,
+    );
 }
 
 #[test]
@@ -135,9 +191,13 @@ fn compound_assignment_and_scalar_operands() {
     assert_eq!((y.re, y.eps), (1.0, -0.5));
     let z = 1.0_f32 / Dual::variable(2.0_f32);
     assert_eq!((z.re, z.eps), (0.5, -0.25));
-    let s: D64 = [D64::variable(1.0), D64::constant(2.0), D64::variable(3.0)].into_iter().sum();
+    let s: D64 = [D64::variable(1.0), D64::constant(2.0), D64::variable(3.0)]
+        .into_iter()
+        .sum();
     assert_eq!((s.re, s.eps), (6.0, 2.0));
-    let p: D64 = [D64::variable(2.0), D64::constant(5.0), D64::variable(3.0)].into_iter().product();
+    let p: D64 = [D64::variable(2.0), D64::constant(5.0), D64::variable(3.0)]
+        .into_iter()
+        .product();
     assert_eq!((p.re, p.eps), (30.0, 25.0));
 }
 
@@ -234,7 +294,10 @@ fn conversions_and_parsing() {
     let p = D64::from_str_radix("1.25", 10).unwrap();
     assert_eq!((p.re, p.eps), (1.25, 0.0));
     assert!(D64::from_str_radix("nope", 10).is_err());
-    assert_eq!((D64::zero().re, D64::one().re, D64::one().eps), (0.0, 1.0, 0.0));
+    assert_eq!(
+        (D64::zero().re, D64::one().re, D64::one().eps),
+        (0.0, 1.0, 0.0)
+    );
     let d = D64::default();
     assert_eq!((d.re, d.eps), (0.0, 0.0));
 }

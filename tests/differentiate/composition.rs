@@ -1,0 +1,120 @@
+//! Generic functions, calls between differentiated functions, and `wrt`.
+
+use autodiff::prelude::*;
+
+fn close(a: f64, b: f64) -> bool {
+    autodiff::relative_error(a, b) < 1e-8
+}
+
+mod inner {
+    use autodiff::prelude::*;
+
+    // gauss(x, s) = exp(-x^2 / (2 s^2))
+    #[differentiate]
+    pub fn gauss<T: Float>(x: T, s: T) -> T {
+        let two = T::from(2.0).unwrap();
+        (-(x * x) / (two * s * s)).exp()
+    }
+
+    // only x is active in the public gradient, but callers still get ds
+    #[differentiate(wrt(x))]
+    pub fn scaled(x: f64, s: f64) -> f64 {
+        x * s.sin()
+    }
+
+    pub mod deeper {
+        use autodiff::prelude::*;
+
+        #[differentiate]
+        pub fn cube<T>(x: T) -> T
+        where
+            T: Float,
+        {
+            x * x * x
+        }
+    }
+}
+
+#[differentiate]
+fn uses_callees(a: f64, b: f64) -> f64 {
+    let g = inner::gauss(a, b);
+    let s = inner::scaled(b, a);
+    let c = inner::deeper::cube::<f64>(g + s);
+    c * a + g
+}
+
+#[test]
+fn calls_compose_through_module_paths() {
+    for (a, b) in [(0.3, 1.2), (-0.8, 0.7), (1.5, 2.0)] {
+        let (v, (ga, gb)) = uses_callees_grad(a, b);
+        assert_eq!(v, uses_callees(a, b));
+        let fd = finite_difference_gradient(|p: &[f64]| uses_callees(p[0], p[1]), &[a, b]);
+        assert!(close(ga, fd[0]) && close(gb, fd[1]), "{ga} {gb} vs {fd:?}");
+    }
+}
+
+#[test]
+fn wrt_narrows_the_public_gradient() {
+    // scaled(x, s) = x sin(s)  =>  d/dx = sin(s)
+    let (v, g) = inner::scaled_grad(2.0, 0.5);
+    assert_eq!(v, 2.0 * 0.5f64.sin());
+    assert_eq!(g, 0.5f64.sin());
+}
+
+#[differentiate]
+fn generic_caller<T: Float>(x: T, y: T, n: i32) -> T {
+    let half = T::from(0.5).unwrap();
+    let g = inner::gauss(x, y);
+    inner::deeper::cube(g) * half + x.powi(n) * T::one()
+}
+
+#[test]
+fn generic_functions_in_f64_f32_and_dual() {
+    let (x, y) = (0.4, 1.3);
+    let (v, (gx, gy)) = generic_caller_grad(x, y, 3);
+    assert_eq!(v, generic_caller(x, y, 3));
+    let fd = finite_difference_gradient(|p: &[f64]| generic_caller(p[0], p[1], 3), &[x, y]);
+    assert!(close(gx, fd[0]) && close(gy, fd[1]));
+
+    let (v32, (gx32, _)) = generic_caller_grad(x as f32, y as f32, 3);
+    assert!((v32 as f64 - v).abs() < 1e-5);
+    assert!((gx32 as f64 - gx).abs() < 1e-4);
+
+    // forward-over-reverse: differentiate the gradient d/dx of generic_caller along x
+    let (_, (gx_dual, _)) = generic_caller_grad(Dual::variable(x), Dual::constant(y), 3);
+    assert!((gx_dual.re - gx).abs() < 1e-14);
+    let h = 1e-5;
+    let second =
+        (generic_caller_grad(x + h, y, 3).1 .0 - generic_caller_grad(x - h, y, 3).1 .0) / (2.0 * h);
+    assert!(
+        (gx_dual.eps - second).abs() < 1e-6,
+        "{} vs {second}",
+        gx_dual.eps
+    );
+}
+
+// a callee whose wrt excludes an argument the caller differentiates through
+#[differentiate]
+fn through_wrt_callee(s: f64) -> f64 {
+    inner::scaled(1.5, s) + s
+}
+
+#[test]
+fn callee_wrt_never_drops_a_caller_derivative() {
+    // d/ds [1.5 sin(s) + s] = 1.5 cos(s) + 1
+    let s = 0.8;
+    let (_, g) = through_wrt_callee_grad(s);
+    assert!(close(g, 1.5 * s.cos() + 1.0));
+}
+
+#[differentiate(wrt(y))]
+fn partial(x: f64, y: f64, z: f64) -> f64 {
+    x * y * z + y.exp()
+}
+
+#[test]
+fn wrt_selects_arguments_in_order() {
+    let (v, gy) = partial_grad(2.0, 0.5, 3.0);
+    assert_eq!(v, partial(2.0, 0.5, 3.0));
+    assert!(close(gy, 2.0 * 3.0 + 0.5f64.exp()));
+}

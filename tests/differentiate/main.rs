@@ -1,0 +1,5 @@
+//! Gradients of differentiated functions, each checked against an independent reference.
+
+mod composition;
+mod control_flow;
+mod seed;
