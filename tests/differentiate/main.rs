@@ -2,4 +2,5 @@
 
 mod composition;
 mod control_flow;
+mod primitives;
 mod seed;

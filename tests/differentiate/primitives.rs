@@ -1,0 +1,634 @@
+//! Every scalar primitive, in `f64`, `f32` and generic `T: Float` form, against central finite
+//! differences; the forward pass keeps every value bit for bit; the documented conventions at
+//! non-differentiable points; and the path call forms `f64::sin(x)`, `Float::sin(x)`,
+//! `T::sin(x)`.
+
+use autodiff::prelude::*;
+use autodiff::relative_error;
+
+/// Tolerance of an `f64` gradient against finite differences (see `check_gradient`).
+const TOL_F64: f64 = 1e-8;
+/// Tolerance of an `f32` gradient: the finite differences of an `f32` function carry a
+/// rounding error of about `1e-4`.
+const TOL_F32: f64 = 2e-3;
+
+/// A gradient (one float or a tuple of floats) as a list of `f64` components.
+trait Components {
+    fn components(self) -> Vec<f64>;
+}
+
+impl Components for f64 {
+    fn components(self) -> Vec<f64> {
+        vec![self]
+    }
+}
+
+impl Components for f32 {
+    fn components(self) -> Vec<f64> {
+        vec![f64::from(self)]
+    }
+}
+
+impl<A: Components, B: Components> Components for (A, B) {
+    fn components(self) -> Vec<f64> {
+        let mut v = self.0.components();
+        v.extend(self.1.components());
+        v
+    }
+}
+
+impl<A: Components, B: Components, C: Components> Components for (A, B, C) {
+    fn components(self) -> Vec<f64> {
+        let mut v = self.0.components();
+        v.extend(self.1.components());
+        v.extend(self.2.components());
+        v
+    }
+}
+
+/// Asserts that `gradient` agrees with the finite-difference gradient of `f` at `x`.
+fn assert_gradient(
+    what: &str,
+    f: impl Fn(&[f64]) -> f64,
+    x: &[f64],
+    gradient: impl Components,
+    tolerance: f64,
+) {
+    let gradient = gradient.components();
+    let error = check_gradient(&f, x, &gradient);
+    assert!(
+        error < tolerance,
+        "{what} at {x:?}: gradient {gradient:?}, finite differences {:?} (error {error:e})",
+        finite_difference_gradient(&f, x),
+    );
+}
+
+/// Asserts that `gradient` is `expected`, component by component, to rounding.
+fn assert_close(what: &str, gradient: impl Components, expected: &[f64]) {
+    let gradient = gradient.components();
+    assert_eq!(gradient.len(), expected.len(), "{what}");
+    for (g, e) in gradient.iter().zip(expected) {
+        assert!(
+            relative_error(*g, *e) < 1e-12,
+            "{what}: gradient {gradient:?}, expected {expected:?}"
+        );
+    }
+}
+
+/// `primitive!(name(args) { body } at [point], [point], ...)` defines, in `mod name`, the
+/// function `args -> body` as `of_f64`, `of_f32` and `generic<T: Float>`, all
+/// `#[differentiate]`d, and two tests: the gradients of all three (the generic one at
+/// `T = f64` and `T = f32`) against finite differences at every point, and the forward
+/// values of `_pullback` and `_grad` against the original function, bit for bit.
+///
+/// Every argument is a float parameter, so the gradient covers every argument of the
+/// primitive. The body must not contain float literals (they would not type in the generic
+/// form).
+macro_rules! primitive {
+    ($name:ident($($arg:ident),+) { $($body:tt)* } at $([$($p:expr),+ $(,)?]),+ $(,)?) => {
+        mod $name {
+            use super::*;
+
+            #[differentiate]
+            pub fn of_f64($($arg: f64),+) -> f64 {
+                $($body)*
+            }
+
+            #[differentiate]
+            pub fn of_f32($($arg: f32),+) -> f32 {
+                $($body)*
+            }
+
+            #[differentiate]
+            pub fn generic<T: Float>($($arg: T),+) -> T {
+                $($body)*
+            }
+
+            const SOURCE: &str = stringify!(|$($arg),+| $($body)*);
+            const POINTS: &[&[f64]] = &[$(&[$($p),+]),+];
+
+            #[test]
+            fn gradient_matches_finite_differences() {
+                for &point in POINTS {
+                    let &[$($arg),+] = point else { unreachable!() };
+
+                    let (_, g) = of_f64_grad($($arg),+);
+                    let f = |v: &[f64]| {
+                        let &[$($arg),+] = v else { unreachable!() };
+                        of_f64($($arg),+)
+                    };
+                    assert_gradient(&format!("f64 {SOURCE}"), f, point, g, TOL_F64);
+
+                    let (_, g) = of_f32_grad($($arg as f32),+);
+                    let f = |v: &[f64]| {
+                        let &[$($arg),+] = v else { unreachable!() };
+                        f64::from(of_f32($($arg as f32),+))
+                    };
+                    assert_gradient(&format!("f32 {SOURCE}"), f, point, g, TOL_F32);
+
+                    let (_, g) = generic_grad::<f64>($($arg),+);
+                    let f = |v: &[f64]| {
+                        let &[$($arg),+] = v else { unreachable!() };
+                        generic::<f64>($($arg),+)
+                    };
+                    assert_gradient(&format!("generic::<f64> {SOURCE}"), f, point, g, TOL_F64);
+
+                    let (_, g) = generic_grad::<f32>($($arg as f32),+);
+                    let f = |v: &[f64]| {
+                        let &[$($arg),+] = v else { unreachable!() };
+                        f64::from(generic::<f32>($($arg as f32),+))
+                    };
+                    assert_gradient(&format!("generic::<f32> {SOURCE}"), f, point, g, TOL_F32);
+
+                    // `backward` is linear in the cotangent and `_grad` is `backward(1)`.
+                    let (_, pullback) = of_f64_pullback($($arg),+);
+                    let (_, g) = of_f64_grad($($arg),+);
+                    let scaled: Vec<f64> =
+                        g.components().iter().map(|g| -2.5 * g).collect();
+                    assert_close(
+                        &format!("f64 {SOURCE} at {point:?}: backward(-2.5)"),
+                        pullback.backward(-2.5),
+                        &scaled,
+                    );
+                }
+            }
+
+            #[test]
+            fn forward_pass_keeps_the_value_bit_for_bit() {
+                for &point in POINTS {
+                    let &[$($arg),+] = point else { unreachable!() };
+                    let what = format!("{SOURCE} at {point:?}");
+
+                    let y = of_f64($($arg),+);
+                    assert_eq!(of_f64_pullback($($arg),+).0.to_bits(), y.to_bits(), "f64 {what}");
+                    assert_eq!(of_f64_grad($($arg),+).0.to_bits(), y.to_bits(), "f64 {what}");
+
+                    let y = of_f32($($arg as f32),+);
+                    let (y_pb, _) = of_f32_pullback($($arg as f32),+);
+                    let (y_grad, _) = of_f32_grad($($arg as f32),+);
+                    assert_eq!(y_pb.to_bits(), y.to_bits(), "f32 {what}");
+                    assert_eq!(y_grad.to_bits(), y.to_bits(), "f32 {what}");
+
+                    let y = generic::<f64>($($arg),+);
+                    let (y_pb, _) = generic_pullback::<f64>($($arg),+);
+                    let (y_grad, _) = generic_grad::<f64>($($arg),+);
+                    assert_eq!(y_pb.to_bits(), y.to_bits(), "generic::<f64> {what}");
+                    assert_eq!(y_grad.to_bits(), y.to_bits(), "generic::<f64> {what}");
+
+                    let y = generic::<f32>($($arg as f32),+);
+                    let (y_pb, _) = generic_pullback::<f32>($($arg as f32),+);
+                    let (y_grad, _) = generic_grad::<f32>($($arg as f32),+);
+                    assert_eq!(y_pb.to_bits(), y.to_bits(), "generic::<f32> {what}");
+                    assert_eq!(y_grad.to_bits(), y.to_bits(), "generic::<f32> {what}");
+                }
+            }
+        }
+    };
+}
+
+// ---- operators ----
+
+primitive!(op_add(a, b) { a + b } at [1.5, -2.0], [0.0, 3.0], [-4.25, -0.5]);
+primitive!(op_sub(a, b) { a - b } at [1.5, -2.0], [0.0, 3.0], [-4.25, -0.5]);
+primitive!(op_mul(a, b) { a * b } at [1.5, -2.0], [0.0, 3.0], [-4.25, -0.5], [7.0, 0.0]);
+primitive!(op_div(a, b) { a / b } at [1.5, -2.0], [0.0, 3.0], [-4.25, -0.5], [7.0, 1.25]);
+// Away from the jumps of a % b, where a / b is an integer.
+primitive!(op_rem(a, b) { a % b } at
+    [5.5, 2.0], [-7.3, 3.0], [2.5, -1.5], [0.7, 2.0], [10.0, 0.75], [-3.1, -1.2]);
+primitive!(op_neg(x) { -x } at [1.5], [0.0], [-4.25]);
+
+// ---- trigonometric ----
+
+primitive!(sin(x) { x.sin() } at [-2.5], [-0.4], [0.0], [0.7], [1.2], [4.0]);
+primitive!(cos(x) { x.cos() } at [-2.5], [-0.4], [0.0], [0.7], [1.2], [4.0]);
+primitive!(tan(x) { x.tan() } at [-1.2], [-0.4], [0.0], [0.7], [1.2], [2.5]);
+primitive!(asin(x) { x.asin() } at [-0.8], [-0.3], [0.0], [0.5], [0.8]);
+primitive!(acos(x) { x.acos() } at [-0.8], [-0.3], [0.0], [0.5], [0.8]);
+primitive!(atan(x) { x.atan() } at [-3.0], [-0.5], [0.0], [0.7], [10.0]);
+// All four quadrants and both axes, away from the branch cut (a = 0, b < 0).
+primitive!(atan2(a, b) { a.atan2(b) } at
+    [1.0, 2.0], [-1.0, 0.5], [0.3, -2.0], [-2.0, -1.0], [2.0, 0.0], [0.0, 1.0], [-1.5, 0.0]);
+
+// ---- hyperbolic ----
+
+primitive!(sinh(x) { x.sinh() } at [-2.0], [-0.5], [0.0], [0.8], [3.0]);
+primitive!(cosh(x) { x.cosh() } at [-2.0], [-0.5], [0.0], [0.8], [3.0]);
+primitive!(tanh(x) { x.tanh() } at [-2.0], [-0.5], [0.0], [0.8], [3.0]);
+primitive!(asinh(x) { x.asinh() } at [-3.0], [-0.2], [0.0], [1.0], [5.0]);
+primitive!(acosh(x) { x.acosh() } at [1.25], [1.5], [3.0], [10.0]);
+primitive!(atanh(x) { x.atanh() } at [-0.8], [-0.3], [0.0], [0.5], [0.8]);
+
+// ---- exponentials and logarithms ----
+
+primitive!(exp(x) { x.exp() } at [-3.0], [-0.5], [0.0], [1.0], [4.0]);
+primitive!(exp2(x) { x.exp2() } at [-3.0], [-0.5], [0.0], [1.0], [4.0]);
+primitive!(exp_m1(x) { x.exp_m1() } at [-2.0], [-0.01], [0.0], [0.3], [3.0]);
+primitive!(ln(x) { x.ln() } at [0.3], [0.5], [1.0], [2.5], [100.0]);
+primitive!(log(x, b) { x.log(b) } at
+    [2.0, 3.0], [0.5, 10.0], [7.0, 0.3], [1.0, 2.0], [100.0, 2.718281828459045]);
+primitive!(log2(x) { x.log2() } at [0.3], [0.5], [1.0], [2.5], [100.0]);
+primitive!(log10(x) { x.log10() } at [0.3], [0.5], [1.0], [2.5], [100.0]);
+primitive!(ln_1p(x) { x.ln_1p() } at [-0.5], [-0.01], [0.0], [0.3], [4.0]);
+
+// ---- powers and roots ----
+
+primitive!(sqrt(x) { x.sqrt() } at [0.25], [1.0], [2.0], [9.0], [100.0]);
+primitive!(cbrt(x) { x.cbrt() } at [-8.0], [-0.5], [0.3], [1.0], [27.0]);
+primitive!(powi_literal_3(x) { x.powi(3) } at [-2.0], [-0.5], [0.0], [0.7], [3.0]);
+primitive!(powi_literal_neg2(x) { x.powi(-2) } at [-2.0], [-0.5], [0.7], [3.0]);
+primitive!(powi_literal_0(x) { x.powi(0) } at [-2.0], [0.0], [3.0]);
+primitive!(powi_literal_1(x) { x.powi(1) } at [-2.0], [0.0], [3.0]);
+primitive!(powf(x, p) { x.powf(p) } at
+    [2.0, 3.0], [0.5, -1.5], [3.0, 0.5], [1.5, 2.2], [4.0, 0.0], [0.7, 1.0]);
+primitive!(recip(x) { x.recip() } at [-3.0], [-0.5], [0.4], [2.0]);
+primitive!(hypot(a, b) { a.hypot(b) } at
+    [3.0, 4.0], [-1.0, 2.0], [0.5, -0.2], [0.0, 1.0], [-2.0, -2.0], [1e3, 1.0]);
+primitive!(mul_add(x, a, b) { x.mul_add(a, b) } at
+    [2.0, 3.0, 4.0], [-1.0, 0.5, 2.0], [0.3, -2.0, -1.0], [0.0, 0.0, 0.0]);
+
+// ---- piecewise ----
+
+primitive!(abs(x) { x.abs() } at [-2.0], [-0.3], [0.5], [3.0]);
+// Away from ties.
+primitive!(max(a, b) { a.max(b) } at [1.0, 2.0], [3.0, -1.0], [-0.5, -0.7], [2.0, 2.5]);
+primitive!(min(a, b) { a.min(b) } at [1.0, 2.0], [3.0, -1.0], [-0.5, -0.7], [2.0, 2.5]);
+// Inside, below and above the interval, away from its edges.
+primitive!(clamp(x, lo, hi) { x.clamp(lo, hi) } at
+    [0.5, 0.0, 1.0], [-2.0, -1.0, 1.0], [3.0, -1.0, 1.0], [0.3, -1.0, 2.0], [-0.4, -0.5, 0.5]);
+primitive!(fract(x) { x.fract() } at [-2.3], [-0.6], [0.4], [1.7], [3.5]);
+
+// Zero derivative away from the jumps: multiplied by `x`, so that the gradient is the
+// (piecewise constant) value itself, and a wrong nonzero rule would add `x · rule`.
+primitive!(floor(x) { x.floor() * x } at [-2.3], [-0.6], [0.4], [1.7], [3.5]);
+primitive!(ceil(x) { x.ceil() * x } at [-2.3], [-0.6], [0.4], [1.7], [3.5]);
+primitive!(round(x) { x.round() * x } at [-2.3], [-0.6], [0.2], [1.7], [3.4]);
+primitive!(trunc(x) { x.trunc() * x } at [-2.3], [-0.6], [0.4], [1.7], [3.5]);
+primitive!(signum(x) { x.signum() * x } at [-2.0], [-0.5], [0.5], [3.0]);
+// The same, added rather than multiplied: gradient 2x.
+primitive!(floor_plus(x) { x.floor() + x * x } at [-2.3], [-0.6], [0.4], [1.7], [3.5]);
+primitive!(ceil_plus(x) { x.ceil() + x * x } at [-2.3], [-0.6], [0.4], [1.7], [3.5]);
+primitive!(round_plus(x) { x.round() + x * x } at [-2.3], [-0.6], [0.2], [1.7], [3.4]);
+primitive!(trunc_plus(x) { x.trunc() + x * x } at [-2.3], [-0.6], [0.4], [1.7], [3.5]);
+primitive!(signum_plus(x) { x.signum() + x * x } at [-2.0], [-0.5], [0.5], [3.0]);
+
+// ---- angle conversions ----
+
+primitive!(to_degrees(x) { x.to_degrees() } at [-3.0], [0.0], [1.0], [100.0]);
+primitive!(to_radians(x) { x.to_radians() } at [-300.0], [0.0], [1.0], [100.0]);
+
+// ---- powi with the exponent as a parameter ----
+
+mod powi_parameter {
+    use super::*;
+
+    #[differentiate]
+    fn of_f64(x: f64, n: i32) -> f64 {
+        x.powi(n)
+    }
+
+    #[differentiate]
+    fn of_f32(x: f32, n: i32) -> f32 {
+        x.powi(n)
+    }
+
+    #[differentiate]
+    fn generic<T: Float>(x: T, n: i32) -> T {
+        x.powi(n)
+    }
+
+    const POINTS: &[(f64, i32)] = &[
+        (-2.0, 3),
+        (0.7, 3),
+        (1.3, -2),
+        (-0.6, -3),
+        (2.0, 0),
+        (0.0, 0),
+        (-1.5, 1),
+        (0.0, 1),
+        (0.0, 2),
+        (1.1, 7),
+    ];
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        for &(x, n) in POINTS {
+            let what = format!("x.powi(n) with n = {n}");
+            let (_, g) = of_f64_grad(x, n);
+            assert_gradient(
+                &format!("f64 {what}"),
+                |v| of_f64(v[0], n),
+                &[x],
+                g,
+                TOL_F64,
+            );
+            let (_, g) = of_f32_grad(x as f32, n);
+            let f = |v: &[f64]| f64::from(of_f32(v[0] as f32, n));
+            assert_gradient(&format!("f32 {what}"), f, &[x], g, TOL_F32);
+            let (_, g) = generic_grad::<f64>(x, n);
+            let f = |v: &[f64]| generic::<f64>(v[0], n);
+            assert_gradient(&format!("generic::<f64> {what}"), f, &[x], g, TOL_F64);
+            let (_, g) = generic_grad::<f32>(x as f32, n);
+            let f = |v: &[f64]| f64::from(generic::<f32>(v[0] as f32, n));
+            assert_gradient(&format!("generic::<f32> {what}"), f, &[x], g, TOL_F32);
+        }
+    }
+
+    #[test]
+    fn exact_derivative_including_zero() {
+        // d/dx x^n = n x^(n-1); x^0 is the constant 1, even at x = 0.
+        assert_eq!(of_f64_grad(0.0, 0), (1.0, 0.0));
+        assert_eq!(of_f64_grad(0.0, 1), (0.0, 1.0));
+        assert_eq!(of_f64_grad(2.0, 3), (8.0, 12.0));
+        assert_eq!(of_f32_grad(2.0, 3), (8.0, 12.0));
+        assert_eq!(generic_grad::<f64>(0.0, 0), (1.0, 0.0));
+    }
+
+    #[test]
+    fn forward_pass_keeps_the_value_bit_for_bit() {
+        for &(x, n) in POINTS {
+            let y = of_f64(x, n);
+            assert_eq!(
+                of_f64_pullback(x, n).0.to_bits(),
+                y.to_bits(),
+                "f64 {x}.powi({n})"
+            );
+            let y = of_f32(x as f32, n);
+            assert_eq!(
+                of_f32_pullback(x as f32, n).0.to_bits(),
+                y.to_bits(),
+                "f32 {x}.powi({n})"
+            );
+            let y = generic::<f64>(x, n);
+            let (y_pb, _) = generic_pullback::<f64>(x, n);
+            assert_eq!(y_pb.to_bits(), y.to_bits(), "generic {x}.powi({n})");
+        }
+    }
+}
+
+// ---- the path call forms ----
+
+mod call_forms {
+    use super::*;
+
+    #[differentiate]
+    fn inherent_f64(x: f64, y: f64, z: f64) -> f64 {
+        f64::sin(x) + f64::atan2(x, y) + f64::powf(y, z) + f64::max(x, z) + f64::mul_add(x, y, z)
+    }
+
+    #[differentiate]
+    fn inherent_f32(x: f32, y: f32, z: f32) -> f32 {
+        f32::sin(x) + f32::atan2(x, y) + f32::powf(y, z) + f32::max(x, z) + f32::mul_add(x, y, z)
+    }
+
+    #[differentiate]
+    fn trait_f64(x: f64, y: f64, z: f64) -> f64 {
+        Float::sin(x)
+            + Float::atan2(x, y)
+            + Float::powf(y, z)
+            + Float::max(x, z)
+            + Float::mul_add(x, y, z)
+    }
+
+    #[differentiate]
+    fn trait_generic<T: Float>(x: T, y: T, z: T) -> T {
+        Float::sin(x)
+            + Float::atan2(x, y)
+            + Float::powf(y, z)
+            + Float::max(x, z)
+            + Float::mul_add(x, y, z)
+    }
+
+    #[differentiate]
+    fn type_param<T: Float>(x: T, y: T, z: T) -> T {
+        T::sin(x) + T::atan2(x, y) + T::powf(y, z) + T::max(x, z) + T::mul_add(x, y, z)
+    }
+
+    #[differentiate]
+    fn more_f64(x: f64, y: f64) -> f64 {
+        f64::exp(x) * f64::hypot(x, y) - f64::abs(y) + f64::powi(x, 3) + f64::clamp(y, x, 4.0)
+    }
+
+    #[differentiate]
+    fn more_generic<T: Float>(x: T, y: T) -> T {
+        T::exp(x) * T::hypot(x, y) - Float::abs(y) + T::powi(x, 3) + Float::ln(T::sqrt(y))
+    }
+
+    /// The same function in method syntax, as the reference value.
+    fn methods(x: f64, y: f64, z: f64) -> f64 {
+        x.sin() + x.atan2(y) + y.powf(z) + x.max(z) + x.mul_add(y, z)
+    }
+
+    const POINTS: &[[f64; 3]] = &[[0.5, 2.0, 1.5], [-1.0, 0.7, 0.3], [2.0, 1.5, -0.5]];
+
+    #[test]
+    fn path_calls_differentiate_like_methods() {
+        for &[x, y, z] in POINTS {
+            let p = [x, y, z];
+            let reference = |v: &[f64]| methods(v[0], v[1], v[2]);
+            let (v, g) = inherent_f64_grad(x, y, z);
+            assert_eq!(v.to_bits(), methods(x, y, z).to_bits());
+            assert_gradient("f64::name(..)", reference, &p, g, TOL_F64);
+            let (v, g) = trait_f64_grad(x, y, z);
+            assert_eq!(v.to_bits(), methods(x, y, z).to_bits());
+            assert_gradient("Float::name(..) on f64", reference, &p, g, TOL_F64);
+            let (v, g) = trait_generic_grad::<f64>(x, y, z);
+            assert_eq!(v.to_bits(), methods(x, y, z).to_bits());
+            assert_gradient("Float::name(..) on T", reference, &p, g, TOL_F64);
+            let (v, g) = type_param_grad::<f64>(x, y, z);
+            assert_eq!(v.to_bits(), methods(x, y, z).to_bits());
+            assert_gradient("T::name(..)", reference, &p, g, TOL_F64);
+
+            let (x32, y32, z32) = (x as f32, y as f32, z as f32);
+            let reference =
+                |v: &[f64]| f64::from(inherent_f32(v[0] as f32, v[1] as f32, v[2] as f32));
+            let (_, g) = inherent_f32_grad(x32, y32, z32);
+            assert_gradient("f32::name(..)", reference, &p, g, TOL_F32);
+            let (_, g) = type_param_grad::<f32>(x32, y32, z32);
+            assert_gradient("T::name(..) at f32", reference, &p, g, TOL_F32);
+        }
+    }
+
+    #[test]
+    fn more_path_calls() {
+        for (x, y) in [(0.5, 2.0), (-1.0, 0.7), (1.5, -3.0), (0.3, 5.0)] {
+            let (v, g) = more_f64_grad(x, y);
+            assert_eq!(v.to_bits(), more_f64(x, y).to_bits());
+            assert_gradient("more_f64", |v| more_f64(v[0], v[1]), &[x, y], g, TOL_F64);
+        }
+        for (x, y) in [(0.5, 2.0), (-1.0, 0.7), (0.3, 5.0)] {
+            let (v, g) = more_generic_grad::<f64>(x, y);
+            assert_eq!(v.to_bits(), more_generic(x, y).to_bits());
+            let f = |v: &[f64]| more_generic(v[0], v[1]);
+            assert_gradient("more_generic", f, &[x, y], g, TOL_F64);
+        }
+    }
+}
+
+// ---- conventions at non-differentiable points ----
+
+mod conventions {
+    use super::*;
+
+    #[differentiate]
+    fn abs_f64(x: f64) -> f64 {
+        x.abs()
+    }
+
+    #[differentiate]
+    fn abs_f32(x: f32) -> f32 {
+        x.abs()
+    }
+
+    #[differentiate]
+    fn abs_generic<T: Float>(x: T) -> T {
+        x.abs()
+    }
+
+    #[test]
+    fn abs_has_zero_derivative_at_zero() {
+        assert_eq!(abs_f64_grad(0.0), (0.0, 0.0));
+        assert_eq!(abs_f64_grad(-0.0).1, 0.0);
+        assert_eq!(abs_f32_grad(0.0), (0.0, 0.0));
+        assert_eq!(abs_f32_grad(-0.0).1, 0.0);
+        assert_eq!(abs_generic_grad(0.0f64), (0.0, 0.0));
+        assert_eq!(abs_generic_grad(0.0f32), (0.0, 0.0));
+        assert_eq!(abs_f64_grad(-3.0), (3.0, -1.0));
+        assert_eq!(abs_f64_grad(3.0), (3.0, 1.0));
+    }
+
+    #[differentiate]
+    fn max_f64(a: f64, b: f64) -> f64 {
+        a.max(b)
+    }
+
+    #[differentiate]
+    fn min_f64(a: f64, b: f64) -> f64 {
+        a.min(b)
+    }
+
+    #[differentiate]
+    fn max_f32(a: f32, b: f32) -> f32 {
+        a.max(b)
+    }
+
+    #[differentiate]
+    fn min_generic<T: Float>(a: T, b: T) -> T {
+        a.min(b)
+    }
+
+    #[differentiate]
+    fn max_of_self(x: f64) -> f64 {
+        x.max(x)
+    }
+
+    #[test]
+    fn max_and_min_split_a_tie_evenly() {
+        assert_eq!(max_f64_grad(1.5, 1.5), (1.5, (0.5, 0.5)));
+        assert_eq!(min_f64_grad(-2.0, -2.0), (-2.0, (0.5, 0.5)));
+        assert_eq!(max_f32_grad(0.0, 0.0), (0.0, (0.5, 0.5)));
+        assert_eq!(min_generic_grad(3.0f64, 3.0), (3.0, (0.5, 0.5)));
+        assert_eq!(min_generic_grad(3.0f32, 3.0), (3.0, (0.5, 0.5)));
+        let (_, pullback) = max_f64_pullback(1.0, 1.0);
+        assert_eq!(pullback.backward(4.0), (2.0, 2.0));
+        // The shares add up: max(x, x) = x has derivative 1.
+        assert_eq!(max_of_self_grad(0.7), (0.7, 1.0));
+        // Away from a tie, all of the cotangent goes to the selected argument.
+        assert_eq!(max_f64_grad(1.0, 2.0).1, (0.0, 1.0));
+        assert_eq!(min_f64_grad(1.0, 2.0).1, (1.0, 0.0));
+    }
+
+    #[differentiate]
+    fn clamp_f64(x: f64, lo: f64, hi: f64) -> f64 {
+        x.clamp(lo, hi)
+    }
+
+    #[differentiate]
+    fn clamp_f32(x: f32, lo: f32, hi: f32) -> f32 {
+        x.clamp(lo, hi)
+    }
+
+    #[differentiate]
+    fn clamp_generic<T: Float>(x: T, lo: T, hi: T) -> T {
+        x.clamp(lo, hi)
+    }
+
+    #[test]
+    fn clamp_passes_the_gradient_to_x_on_the_closed_interval() {
+        // At the edges and inside: all to x.
+        assert_eq!(clamp_f64_grad(0.0, 0.0, 1.0), (0.0, (1.0, 0.0, 0.0)));
+        assert_eq!(clamp_f64_grad(1.0, 0.0, 1.0), (1.0, (1.0, 0.0, 0.0)));
+        assert_eq!(clamp_f64_grad(0.5, 0.0, 1.0), (0.5, (1.0, 0.0, 0.0)));
+        assert_eq!(clamp_f64_grad(2.0, 2.0, 2.0), (2.0, (1.0, 0.0, 0.0)));
+        assert_eq!(clamp_f32_grad(0.0, 0.0, 1.0), (0.0, (1.0, 0.0, 0.0)));
+        assert_eq!(clamp_f32_grad(1.0, 0.0, 1.0), (1.0, (1.0, 0.0, 0.0)));
+        assert_eq!(
+            clamp_generic_grad(-1.0f64, -1.0, 1.0),
+            (-1.0, (1.0, 0.0, 0.0))
+        );
+        assert_eq!(
+            clamp_generic_grad(1.0f32, -1.0, 1.0),
+            (1.0, (1.0, 0.0, 0.0))
+        );
+        // Outside: all to the bound that is returned.
+        assert_eq!(clamp_f64_grad(-3.0, 0.0, 1.0), (0.0, (0.0, 1.0, 0.0)));
+        assert_eq!(clamp_f64_grad(3.0, 0.0, 1.0), (1.0, (0.0, 0.0, 1.0)));
+    }
+
+    #[differentiate]
+    fn hypot_f64(a: f64, b: f64) -> f64 {
+        a.hypot(b)
+    }
+
+    #[differentiate]
+    fn hypot_f32(a: f32, b: f32) -> f32 {
+        a.hypot(b)
+    }
+
+    #[differentiate]
+    fn hypot_generic<T: Float>(a: T, b: T) -> T {
+        a.hypot(b)
+    }
+
+    #[test]
+    fn hypot_has_zero_gradient_at_the_origin() {
+        assert_eq!(hypot_f64_grad(0.0, 0.0), (0.0, (0.0, 0.0)));
+        assert_eq!(hypot_f32_grad(0.0, 0.0), (0.0, (0.0, 0.0)));
+        assert_eq!(hypot_generic_grad(0.0f64, 0.0), (0.0, (0.0, 0.0)));
+        assert_eq!(hypot_generic_grad(0.0f32, 0.0), (0.0, (0.0, 0.0)));
+        assert_eq!(hypot_f64_grad(-0.0, 0.0).1, (0.0, 0.0));
+        // Close to the origin it is still the unit vector a / |a|.
+        assert_close(
+            "hypot near 0",
+            hypot_f64_grad(3e-200, -4e-200).1,
+            &[0.6, -0.8],
+        );
+    }
+}
+
+// ---- a body passed as an `expr` fragment (an invisible group in the token stream) ----
+
+macro_rules! expr_fragment {
+    ($name:ident($x:ident, $y:ident) = $body:expr) => {
+        #[differentiate]
+        fn $name($x: f64, $y: f64) -> f64 {
+            $body
+        }
+    };
+}
+
+expr_fragment!(fragment(x, y) = x.sin() * y + (x - y).exp());
+
+#[test]
+fn expr_fragment_body() {
+    for (x, y) in [(0.3, 1.2), (-1.0, 0.5)] {
+        let (v, g) = fragment_grad(x, y);
+        assert_eq!(v.to_bits(), fragment(x, y).to_bits());
+        assert_gradient(
+            "expr fragment",
+            |v| fragment(v[0], v[1]),
+            &[x, y],
+            g,
+            TOL_F64,
+        );
+    }
+}

@@ -1,0 +1,13 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn g(x: f64) -> f64 {
+    x.sin()
+}
+
+#[differentiate]
+fn f(x: f64) -> f64 {
+    (g)(x)
+}
+
+fn main() {}

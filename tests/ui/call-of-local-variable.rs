@@ -1,0 +1,14 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn g(x: f64) -> f64 {
+    x.sin()
+}
+
+#[differentiate]
+fn f(x: f64) -> f64 {
+    let h = g;
+    h(x)
+}
+
+fn main() {}

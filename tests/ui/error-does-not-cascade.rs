@@ -1,0 +1,14 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn f(x: f64, y: f64) -> f64 {
+    let double = |a: f64| a * 2.0;
+    double(x) * y
+}
+
+fn main() {
+    let (value, (dx, dy)) = f_grad(1.0, 2.0);
+    let (same, pullback) = f_pullback(1.0, 2.0);
+    let (dx2, dy2): (f64, f64) = pullback.backward(1.0);
+    println!("{value} {dx} {dy} {same} {dx2} {dy2}");
+}

@@ -1,0 +1,8 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn f(x: f32) -> f64 {
+    f64::from(x) * 2.0
+}
+
+fn main() {}

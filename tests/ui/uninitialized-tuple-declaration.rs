@@ -1,0 +1,11 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn f(x: f64) -> f64 {
+    let (a, b);
+    a = x;
+    b = 2.0;
+    a * b
+}
+
+fn main() {}
