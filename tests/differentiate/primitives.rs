@@ -29,6 +29,12 @@ impl Components for f32 {
     }
 }
 
+impl Components for Vec<f64> {
+    fn components(self) -> Vec<f64> {
+        self
+    }
+}
+
 impl<A: Components, B: Components> Components for (A, B) {
     fn components(self) -> Vec<f64> {
         let mut v = self.0.components();
@@ -43,6 +49,37 @@ impl<A: Components, B: Components, C: Components> Components for (A, B, C) {
         v.extend(self.1.components());
         v.extend(self.2.components());
         v
+    }
+}
+
+/// A gradient of `Dual<f64>` components, split into the values and the tangents.
+trait DualComponents {
+    fn split(self) -> (Vec<f64>, Vec<f64>);
+}
+
+impl DualComponents for Dual<f64> {
+    fn split(self) -> (Vec<f64>, Vec<f64>) {
+        (vec![self.re], vec![self.eps])
+    }
+}
+
+impl<A: DualComponents, B: DualComponents> DualComponents for (A, B) {
+    fn split(self) -> (Vec<f64>, Vec<f64>) {
+        let (mut re, mut eps) = self.0.split();
+        let (re1, eps1) = self.1.split();
+        re.extend(re1);
+        eps.extend(eps1);
+        (re, eps)
+    }
+}
+
+impl<A: DualComponents, B: DualComponents, C: DualComponents> DualComponents for (A, B, C) {
+    fn split(self) -> (Vec<f64>, Vec<f64>) {
+        let (mut re, mut eps) = (self.0, self.1).split();
+        let (re2, eps2) = self.2.split();
+        re.extend(re2);
+        eps.extend(eps2);
+        (re, eps)
     }
 }
 
@@ -78,8 +115,10 @@ fn assert_close(what: &str, gradient: impl Components, expected: &[f64]) {
 /// `primitive!(name(args) { body } at [point], [point], ...)` defines, in `mod name`, the
 /// function `args -> body` as `of_f64`, `of_f32` and `generic<T: Float>`, all
 /// `#[differentiate]`d, and two tests: the gradients of all three (the generic one at
-/// `T = f64` and `T = f32`) against finite differences at every point, and the forward
-/// values of `_pullback` and `_grad` against the original function, bit for bit.
+/// `T = f64` and `T = f32`) against finite differences at every point; the forward values
+/// of `_pullback` and `_grad` against the original function, bit for bit; and, through the
+/// generic form at `T = Dual<f64>` (forward over reverse), the Hessian times `(1, ..., 1)`
+/// against finite differences of the `f64` gradient.
 ///
 /// Every argument is a float parameter, so the gradient covers every argument of the
 /// primitive. The body must not contain float literals (they would not type in the generic
@@ -150,6 +189,34 @@ macro_rules! primitive {
                         pullback.backward(-2.5),
                         &scaled,
                     );
+                }
+            }
+
+            #[test]
+            fn forward_over_reverse_through_dual() {
+                for &point in POINTS {
+                    let &[$($arg),+] = point else { unreachable!() };
+                    let what = format!("generic::<Dual<f64>> {SOURCE} at {point:?}");
+                    let (y, g) = generic_grad::<Dual<f64>>($(Dual::variable($arg)),+);
+                    let (re, eps) = g.split();
+                    let expected = of_f64_grad($($arg),+).1.components();
+                    assert_eq!(y.re.to_bits(), of_f64($($arg),+).to_bits(), "{what}: value");
+                    assert_close(&format!("{what}: gradient"), re, &expected);
+                    // d/dt ∇f(x + t(1, ..., 1)) at t = 0, one gradient component at a time.
+                    let hessian_row_sums: Vec<f64> = (0..point.len())
+                        .map(|i| {
+                            let component = |t: &[f64]| {
+                                of_f64_grad($($arg + t[0]),+).1.components()[i]
+                            };
+                            finite_difference_gradient(component, &[0.0])[0]
+                        })
+                        .collect();
+                    for (e, fd) in eps.iter().zip(&hessian_row_sums) {
+                        assert!(
+                            relative_error(*e, *fd) < 1e-6,
+                            "{what}: tangent of the gradient {eps:?}, finite differences {hessian_row_sums:?}",
+                        );
+                    }
                 }
             }
 
@@ -243,8 +310,18 @@ primitive!(powf(x, p) { x.powf(p) } at
 primitive!(recip(x) { x.recip() } at [-3.0], [-0.5], [0.4], [2.0]);
 primitive!(hypot(a, b) { a.hypot(b) } at
     [3.0, 4.0], [-1.0, 2.0], [0.5, -0.2], [0.0, 1.0], [-2.0, -2.0], [1e3, 1.0]);
+// At (0.1, 10, -1) the fused result differs from `x * a + b`, so the bit-for-bit test
+// catches a forward pass that splits the multiply-add.
 primitive!(mul_add(x, a, b) { x.mul_add(a, b) } at
-    [2.0, 3.0, 4.0], [-1.0, 0.5, 2.0], [0.3, -2.0, -1.0], [0.0, 0.0, 0.0]);
+    [2.0, 3.0, 4.0], [-1.0, 0.5, 2.0], [0.3, -2.0, -1.0], [0.0, 0.0, 0.0], [0.1, 10.0, -1.0]);
+
+#[test]
+fn mul_add_point_tells_fused_from_split() {
+    let (x, a, b) = (std::hint::black_box(0.1f64), 10.0, -1.0);
+    assert_ne!(x.mul_add(a, b), x * a + b);
+    let (x, a, b) = (std::hint::black_box(0.1f32), 10.0, -1.0);
+    assert_ne!(x.mul_add(a, b), x * a + b);
+}
 
 // ---- piecewise ----
 
@@ -275,6 +352,22 @@ primitive!(signum_plus(x) { x.signum() + x * x } at [-2.0], [-0.5], [0.5], [3.0]
 
 primitive!(to_degrees(x) { x.to_degrees() } at [-3.0], [0.0], [1.0], [100.0]);
 primitive!(to_radians(x) { x.to_radians() } at [-300.0], [0.0], [1.0], [100.0]);
+
+// ---- the same variable in several arguments: the cotangents add up ----
+
+primitive!(same_add(x) { x + x } at [-1.5], [0.5]);
+primitive!(same_sub(x) { x - x } at [-1.5], [0.5]);
+primitive!(same_mul(x) { x * x } at [-1.5], [0.5]);
+primitive!(same_div(x) { x / x } at [-1.5], [0.5]);
+primitive!(same_rem(x) { x % x } at [-1.5], [0.5]);
+primitive!(same_atan2(x) { x.atan2(x) } at [-1.5], [0.5]);
+primitive!(same_log(x) { x.log(x) } at [0.5], [3.0]);
+primitive!(same_powf(x) { x.powf(x) } at [0.5], [3.0]);
+primitive!(same_hypot(x) { x.hypot(x) } at [-1.5], [0.5]);
+primitive!(same_mul_add(x) { x.mul_add(x, x) } at [-1.5], [0.5]);
+primitive!(same_max(x) { x.max(x) } at [-1.5], [0.5]);
+primitive!(same_min(x) { x.min(x) } at [-1.5], [0.5]);
+primitive!(same_clamp(x) { x.clamp(x, x) } at [-1.5], [0.5]);
 
 // ---- powi with the exponent as a parameter ----
 
@@ -365,6 +458,116 @@ mod powi_parameter {
     }
 }
 
+// ---- constant (literal) arguments: no cotangent for them, the right one for the others ----
+
+mod constant_arguments {
+    use super::*;
+
+    #[differentiate]
+    fn of_f64(x: f64, y: f64) -> f64 {
+        x.powf(2.5)
+            + 2.0_f64.powf(y)
+            + x.atan2(2.0)
+            + 3.0_f64.atan2(y)
+            + x.max(0.5)
+            + f64::min(1.0, y)
+            + x.hypot(1.5)
+            + 0.5_f64.hypot(y)
+            + x.mul_add(2.0, y)
+            + 1.5_f64.mul_add(x, 0.25)
+            + x.clamp(-1.0, 1.0)
+            + 0.25_f64.clamp(x, 4.0)
+            + y.log(10.0)
+            + 10.0_f64.log(x)
+            + x % 2.0
+            + 7.0 % x
+            + 1.0 / x
+            - (2.0 - y) * 3.0
+            + x.powi(2)
+    }
+
+    #[differentiate]
+    fn of_f32(x: f32, y: f32) -> f32 {
+        x.powf(2.5)
+            + 2.0_f32.powf(y)
+            + x.atan2(2.0)
+            + 3.0_f32.atan2(y)
+            + x.max(0.5)
+            + f32::min(1.0, y)
+            + x.hypot(1.5)
+            + 0.5_f32.hypot(y)
+            + x.mul_add(2.0, y)
+            + 1.5_f32.mul_add(x, 0.25)
+            + x.clamp(-1.0, 1.0)
+            + 0.25_f32.clamp(x, 4.0)
+            + y.log(10.0)
+            + 10.0_f32.log(x)
+            + x % 2.0
+            + 7.0 % x
+            + 1.0 / x
+            - (2.0 - y) * 3.0
+            + x.powi(2)
+    }
+
+    #[differentiate]
+    fn generic<T: Float>(x: T, y: T) -> T {
+        x.powf(T::from(2.5).unwrap())
+            + T::from(2.0).unwrap().powf(y)
+            + x.atan2(T::from(2.0).unwrap())
+            + T::from(3.0).unwrap().atan2(y)
+            + x.max(T::from(0.5).unwrap())
+            + T::min(T::one(), y)
+            + x.hypot(T::from(1.5).unwrap())
+            + T::from(0.5).unwrap().hypot(y)
+            + x.mul_add(T::from(2.0).unwrap(), y)
+            + T::from(1.5).unwrap().mul_add(x, T::from(0.25).unwrap())
+            + x.clamp(-T::one(), T::one())
+            + T::from(0.25).unwrap().clamp(x, T::from(4.0).unwrap())
+            + y.log(T::from(10.0).unwrap())
+            + T::from(10.0).unwrap().log(x)
+            + x % T::from(2.0).unwrap()
+            + T::from(7.0).unwrap() % x
+            + T::one() / x
+            - (T::from(2.0).unwrap() - y) * T::from(3.0).unwrap()
+            + x.powi(2)
+    }
+
+    // Away from every kink and jump: x ≠ 0.5, 1, 2, 7 / k; y ≠ 1.
+    const POINTS: &[[f64; 2]] = &[[0.3, 0.7], [2.2, 1.6], [3.3, 2.5], [0.8, 0.4]];
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        for &[x, y] in POINTS {
+            let p = [x, y];
+            let (v, g) = of_f64_grad(x, y);
+            assert_eq!(v.to_bits(), of_f64(x, y).to_bits());
+            assert_gradient("f64 constants", |v| of_f64(v[0], v[1]), &p, g, TOL_F64);
+
+            let (v, g) = of_f32_grad(x as f32, y as f32);
+            assert_eq!(v.to_bits(), of_f32(x as f32, y as f32).to_bits());
+            let f = |v: &[f64]| f64::from(of_f32(v[0] as f32, v[1] as f32));
+            assert_gradient("f32 constants", f, &p, g, TOL_F32);
+
+            let (v, g) = generic_grad::<f64>(x, y);
+            assert_eq!(v.to_bits(), generic::<f64>(x, y).to_bits());
+            let f = |v: &[f64]| generic::<f64>(v[0], v[1]);
+            assert_gradient("generic::<f64> constants", f, &p, g, TOL_F64);
+            // Same function, written with literals.
+            assert_gradient(
+                "generic::<f64> vs f64",
+                |v| of_f64(v[0], v[1]),
+                &p,
+                g,
+                TOL_F64,
+            );
+
+            let (_, g) = generic_grad::<f32>(x as f32, y as f32);
+            let f = |v: &[f64]| f64::from(generic::<f32>(v[0] as f32, v[1] as f32));
+            assert_gradient("generic::<f32> constants", f, &p, g, TOL_F32);
+        }
+    }
+}
+
 // ---- the path call forms ----
 
 mod call_forms {
@@ -427,15 +630,16 @@ mod call_forms {
             let reference = |v: &[f64]| methods(v[0], v[1], v[2]);
             let (v, g) = inherent_f64_grad(x, y, z);
             assert_eq!(v.to_bits(), methods(x, y, z).to_bits());
+            assert_eq!(v.to_bits(), inherent_f64(x, y, z).to_bits());
             assert_gradient("f64::name(..)", reference, &p, g, TOL_F64);
             let (v, g) = trait_f64_grad(x, y, z);
-            assert_eq!(v.to_bits(), methods(x, y, z).to_bits());
+            assert_eq!(v.to_bits(), trait_f64(x, y, z).to_bits());
             assert_gradient("Float::name(..) on f64", reference, &p, g, TOL_F64);
             let (v, g) = trait_generic_grad::<f64>(x, y, z);
-            assert_eq!(v.to_bits(), methods(x, y, z).to_bits());
+            assert_eq!(v.to_bits(), trait_generic(x, y, z).to_bits());
             assert_gradient("Float::name(..) on T", reference, &p, g, TOL_F64);
             let (v, g) = type_param_grad::<f64>(x, y, z);
-            assert_eq!(v.to_bits(), methods(x, y, z).to_bits());
+            assert_eq!(v.to_bits(), type_param(x, y, z).to_bits());
             assert_gradient("T::name(..)", reference, &p, g, TOL_F64);
 
             let (x32, y32, z32) = (x as f32, y as f32, z as f32);
@@ -443,7 +647,8 @@ mod call_forms {
                 |v: &[f64]| f64::from(inherent_f32(v[0] as f32, v[1] as f32, v[2] as f32));
             let (_, g) = inherent_f32_grad(x32, y32, z32);
             assert_gradient("f32::name(..)", reference, &p, g, TOL_F32);
-            let (_, g) = type_param_grad::<f32>(x32, y32, z32);
+            let (v, g) = type_param_grad::<f32>(x32, y32, z32);
+            assert_eq!(v.to_bits(), type_param(x32, y32, z32).to_bits());
             assert_gradient("T::name(..) at f32", reference, &p, g, TOL_F32);
         }
     }
@@ -494,6 +699,12 @@ mod conventions {
         assert_eq!(abs_generic_grad(0.0f32), (0.0, 0.0));
         assert_eq!(abs_f64_grad(-3.0), (3.0, -1.0));
         assert_eq!(abs_f64_grad(3.0), (3.0, 1.0));
+        assert_eq!(abs_f64(-0.0).to_bits(), abs_f64_grad(-0.0).0.to_bits());
+        assert_eq!(abs_f32(-0.0).to_bits(), abs_f32_grad(-0.0).0.to_bits());
+        assert_eq!(
+            abs_generic(-0.0f64).to_bits(),
+            abs_generic_grad(-0.0f64).0.to_bits()
+        );
     }
 
     #[differentiate]
@@ -535,6 +746,15 @@ mod conventions {
         // Away from a tie, all of the cotangent goes to the selected argument.
         assert_eq!(max_f64_grad(1.0, 2.0).1, (0.0, 1.0));
         assert_eq!(min_f64_grad(1.0, 2.0).1, (1.0, 0.0));
+        // The values are those of the original functions.
+        assert_eq!(max_f64(1.5, 1.5), 1.5);
+        assert_eq!(min_f64(-2.0, -2.0), -2.0);
+        assert_eq!(max_f32(0.0, 0.0), 0.0);
+        assert_eq!(min_generic(3.0f64, 3.0), 3.0);
+        assert_eq!(max_of_self(0.7), 0.7);
+        // A NaN argument is ignored by max and min, and gets no cotangent.
+        assert_eq!(max_f64_grad(f64::NAN, 2.0), (2.0, (0.0, 1.0)));
+        assert_eq!(min_f64_grad(2.0, f64::NAN), (2.0, (1.0, 0.0)));
     }
 
     #[differentiate]
@@ -572,6 +792,9 @@ mod conventions {
         // Outside: all to the bound that is returned.
         assert_eq!(clamp_f64_grad(-3.0, 0.0, 1.0), (0.0, (0.0, 1.0, 0.0)));
         assert_eq!(clamp_f64_grad(3.0, 0.0, 1.0), (1.0, (0.0, 0.0, 1.0)));
+        assert_eq!(clamp_f64(1.0, 0.0, 1.0), 1.0);
+        assert_eq!(clamp_f32(0.0, 0.0, 1.0), 0.0);
+        assert_eq!(clamp_generic(1.0f64, 0.0, 1.0), 1.0);
     }
 
     #[differentiate]
@@ -596,6 +819,9 @@ mod conventions {
         assert_eq!(hypot_generic_grad(0.0f64, 0.0), (0.0, (0.0, 0.0)));
         assert_eq!(hypot_generic_grad(0.0f32, 0.0), (0.0, (0.0, 0.0)));
         assert_eq!(hypot_f64_grad(-0.0, 0.0).1, (0.0, 0.0));
+        assert_eq!(hypot_f64(0.0, 0.0), 0.0);
+        assert_eq!(hypot_f32(0.0, 0.0), 0.0);
+        assert_eq!(hypot_generic(0.0f64, 0.0), 0.0);
         // Close to the origin it is still the unit vector a / |a|.
         assert_close(
             "hypot near 0",
@@ -631,4 +857,66 @@ fn expr_fragment_body() {
             TOL_F64,
         );
     }
+}
+
+// ---- primitives in other syntactic positions ----
+
+mod syntactic_positions {
+    use super::*;
+
+    #[differentiate]
+    fn of_f64(x: f64, y: f64, n: i32) -> f64 {
+        let a = (-x).exp() + (x * y).sin() + x.sin().cos().exp() - x.abs().max(y);
+        let b = x.powi(n + 1) + y.powi(2 * n) + x.powf(n as f64) + -y.abs();
+        let c = 0.0_f64.max(x) + std::f64::consts::PI * y + (x / y).atan2(y - x).tanh();
+        let d = -1.0 / x + 3.0 * y.sqrt() + f64::EPSILON;
+        a * b - c / d
+    }
+
+    #[differentiate]
+    fn generic<T: Float>(x: T, y: T, n: i32) -> T {
+        let a = (-x).exp() + (x * y).sin() + x.sin().cos().exp() - x.abs().max(y);
+        let b = x.powi(n + 1) + y.powi(2 * n) + x.powf(T::from(n).unwrap()) + -y.abs();
+        let c = T::zero().max(x)
+            + T::from(std::f64::consts::PI).unwrap() * y
+            + (x / y).atan2(y - x).tanh();
+        let d = -T::one() / x + T::from(3).unwrap() * y.sqrt() + T::epsilon();
+        a * b - c / d
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        for (x, y, n) in [(0.7, 1.3, 2), (-0.4, 2.0, 1), (1.6, 0.5, 3)] {
+            let p = [x, y];
+            let (v, g) = of_f64_grad(x, y, n);
+            assert_eq!(v.to_bits(), of_f64(x, y, n).to_bits());
+            assert_gradient("f64", |v| of_f64(v[0], v[1], n), &p, g, TOL_F64);
+            let (v, g) = generic_grad::<f64>(x, y, n);
+            assert_eq!(v.to_bits(), generic(x, y, n).to_bits());
+            assert_gradient("generic", |v| generic(v[0], v[1], n), &p, g, TOL_F64);
+        }
+    }
+}
+
+// ---- forward over reverse at a special case of a rule ----
+
+#[differentiate]
+fn powf_generic<T: Float>(x: T, p: T) -> T {
+    x.powf(p)
+}
+
+/// `∂/∂x x^p = p x^(p-1)` is 0 at `p = 0`, but its derivative along `p` is `1/x`, not 0:
+/// a rule that returns a constant 0 there loses that tangent under `T = Dual<f64>`.
+#[test]
+fn powf_mixed_second_derivative_at_zero_exponent() {
+    let (_, (dx, dp)) = powf_generic_grad(Dual::constant(4.0), Dual::variable(0.0));
+    // ∂²(x^p)/∂p∂x = x^(p-1) (1 + p ln x) = 1/4 at (4, 0)
+    assert_eq!(dx.re, 0.0);
+    assert!(
+        (dx.eps - 0.25).abs() < 1e-15,
+        "∂²/∂p∂x = {}, expected 0.25",
+        dx.eps
+    );
+    // ∂²(x^p)/∂p² = x^p (ln x)² = (ln 4)² at (4, 0)
+    assert!((dp.eps - 4f64.ln().powi(2)).abs() < 1e-14, "{}", dp.eps);
 }

@@ -4,7 +4,8 @@ use autodiff::prelude::*;
 fn f(x: f64) -> f64 {
     let mut p = (x, 1.0);
     p.1 = 2.0 * x;
-    p.1
+    let (a, b) = p;
+    a * b
 }
 
 fn main() {}

@@ -1,5 +1,6 @@
 use autodiff::prelude::*;
 
+#[allow(dead_code)]
 struct Pair {
     a: f64,
     b: f64,
@@ -7,8 +8,8 @@ struct Pair {
 
 #[differentiate]
 fn f(x: f64) -> f64 {
-    let p = Pair { a: x, b: 2.0 };
-    p.a * p.b
+    let _p = Pair { a: x, b: 2.0 };
+    x * 3.0
 }
 
 fn main() {}
