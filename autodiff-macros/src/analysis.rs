@@ -175,46 +175,47 @@ fn backward_useful(func: &Function, block: Block, a: &mut Analysis) {
 fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
     let mut reported = false;
     func.walk_insts(func.entry, &mut |inst| {
-        if reported {
-            return;
-        }
         let data = func.inst(inst);
-        let varied_arg = data.args.iter().any(|v| a.varied[v.index()]);
-        if !varied_arg {
+        if reported || !data.args.iter().any(|v| a.varied[v.index()]) {
             return;
         }
-        let message = match &data.opcode {
-            Opcode::Method(name, _) => {
-                if !data.results.iter().any(|r| a.useful[r.index()] || flows_to_output(func, a, *r)) {
-                    return;
-                }
+        let matters = || data.results.iter().any(|r| flows_to_output(func, *r));
+        match &data.opcode {
+            Opcode::Method(name, _) if matters() => errors.push(
+                name.span(),
                 format!(
                     "`{name}` has no derivative rule, so the derivative through it would be lost; use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function"
-                )
-            }
-            Opcode::Opaque(opaque) => {
+                ),
+            ),
+            Opcode::Opaque(opaque) if matters() => {
                 let OpaqueKind::Method(what) = &opaque.kind;
-                if !data.results.iter().any(|r| flows_to_output(func, a, *r)) {
-                    return;
-                }
-                format!("{what} of a value being differentiated is not supported; use the value directly")
+                errors.push(
+                    data.span,
+                    format!("{what} of a value being differentiated is not supported; use the value directly"),
+                );
             }
-            Opcode::Call(path) => {
-                let Some(first) = path.path.segments.first() else { return };
-                let owner = first.ident.to_string();
-                if path.path.segments.len() < 2 || !is_type_like(&owner) {
-                    return;
-                }
+            Opcode::Call(path) if is_conversion(path) => {
                 let text = crate::ir::tokens_text(&quote::quote!(#path));
-                format!(
-                    "`{text}` has no derivative rule; for a conversion use `as` between float types, or compute the value from the argument with supported operations"
-                )
+                errors.push_spanned(
+                    path,
+                    format!(
+                        "`{text}` has no derivative rule; it converts constants only: a value being differentiated already has the float type, so use it directly (or `as` between `f32` and `f64`)"
+                    ),
+                );
             }
             _ => return,
-        };
-        errors.push(data.span, message);
+        }
         reported = true;
     });
+}
+
+/// `T::from`, `f64::from`, `NumCast::from`: conversions, which have no derivative.
+fn is_conversion(path: &syn::ExprPath) -> bool {
+    let segments = &path.path.segments;
+    segments.len() >= 2
+        && segments
+            .first()
+            .is_some_and(|first| is_type_like(&first.ident.to_string()))
 }
 
 fn is_type_like(segment: &str) -> bool {
@@ -226,7 +227,7 @@ fn is_type_like(segment: &str) -> bool {
 
 /// Whether a value computed from a varied argument by an opaque operation would reach the
 /// output if the operation were differentiable.
-fn flows_to_output(func: &Function, a: &Analysis, start: Value) -> bool {
+fn flows_to_output(func: &Function, start: Value) -> bool {
     let mut tainted = vec![false; func.values.len()];
     tainted[start.index()] = true;
     let mut changed = true;
@@ -252,7 +253,6 @@ fn flows_to_output(func: &Function, a: &Analysis, start: Value) -> bool {
             }
         });
     }
-    let _ = a;
     func.block(func.entry)
         .yields
         .iter()
@@ -496,15 +496,11 @@ fn infer_types(
             reported = true;
             let value = Value(v as u32);
             let span: Span = func.value(value).span;
-            let name = func
-                .value(value)
-                .name
-                .clone()
-                .unwrap_or_else(|| "value".into());
+            let name = func.value(value).name.clone().unwrap_or_else(|| "y".into());
             errors.push(
                 span,
                 format!(
-                    "#[differentiate] cannot infer the type of this value, which the backward pass needs to save; bind it with a type annotation, e.g. `let {name}: f64 = ...;`"
+                    "#[differentiate] cannot infer the type of this value, which the backward pass needs to save; bind it to a variable with a type annotation, e.g. `let {name}: f64 = ...;`"
                 ),
             );
         }

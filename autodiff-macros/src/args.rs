@@ -177,8 +177,11 @@ fn classify_param(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option<
         return Some(ParamRole::Constant);
     }
     match ty {
-        Type::Reference(r) if r.mutability.is_some() => errors.push(
-            r.and_token.span().join(r.mutability.span()).unwrap_or_else(|| r.and_token.span()),
+        Type::Reference(r) if r.mutability.is_some() => errors.push_spanned(
+            {
+                let (and, mutability) = (&r.and_token, &r.mutability);
+                quote::quote!(#and #mutability)
+            },
             "`&mut` parameters cannot be differentiated; take the value and return the result instead",
         ),
         _ => errors.push_spanned(

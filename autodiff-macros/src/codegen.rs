@@ -240,6 +240,33 @@ fn binary_token(op: BinaryOp) -> TokenStream {
     }
 }
 
+/// Whether a borrowed parameter of this type can be saved by copying the referent.
+fn copies_through_reference(elem: &syn::Type) -> bool {
+    match elem {
+        syn::Type::Path(p) => p.path.get_ident().is_some_and(|id| {
+            matches!(
+                id.to_string().as_str(),
+                "i8" | "i16"
+                    | "i32"
+                    | "i64"
+                    | "i128"
+                    | "isize"
+                    | "u8"
+                    | "u16"
+                    | "u32"
+                    | "u64"
+                    | "u128"
+                    | "usize"
+                    | "bool"
+                    | "char"
+                    | "f32"
+                    | "f64"
+            )
+        }),
+        _ => false,
+    }
+}
+
 /// The path of the hidden all-active pullback of the function a call refers to.
 pub fn hidden_callee(path: &syn::ExprPath) -> syn::ExprPath {
     let mut path = path.clone();
@@ -401,6 +428,10 @@ impl<'a> Context<'a> {
         for v in self.saved_in_block(analysis, block) {
             let name = self.names.name(v);
             match &analysis.types[v.index()] {
+                Some(syn::Type::Reference(r)) if copies_through_reference(&r.elem) => {
+                    let elem = &r.elem;
+                    fields.push(quote!(#name: #elem));
+                }
                 Some(syn::Type::Reference(r)) => {
                     errors.push_spanned(r, "a borrowed value that the backward pass needs cannot be saved; pass it by value");
                 }
@@ -423,7 +454,10 @@ impl<'a> Context<'a> {
             .into_iter()
             .map(|v| {
                 let name = self.names.name(v);
-                quote!(#name)
+                match &analysis.types[v.index()] {
+                    Some(syn::Type::Reference(_)) => quote!(#name: *#name),
+                    _ => quote!(#name),
+                }
             })
             .collect();
         for (_, index) in self.branches_in_block(frames, block) {
@@ -439,7 +473,19 @@ impl<'a> Context<'a> {
         frames: &Frames,
         block: Block,
     ) -> Vec<TokenStream> {
-        self.field_inits(analysis, frames, block)
+        let mut names: Vec<TokenStream> = self
+            .saved_in_block(analysis, block)
+            .into_iter()
+            .map(|v| {
+                let name = self.names.name(v);
+                quote!(#name)
+            })
+            .collect();
+        for (_, index) in self.branches_in_block(frames, block) {
+            let field = names::branch_field(index);
+            names.push(quote!(#field));
+        }
+        names
     }
 
     /// The struct and branch enums of one variant.
@@ -641,6 +687,10 @@ impl<'a> Context<'a> {
     fn read_owned(&self, analysis: &Analysis, v: Value) -> TokenStream {
         if analysis.constant[v.index()] {
             self.constant_expr(v)
+        } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {
+            // saved by copy; the backward pass holds a reference to it, as the forward did
+            let n = self.names.name(v);
+            quote!(#n)
         } else {
             let n = self.names.name(v);
             quote!(::core::clone::Clone::clone(#n))

@@ -7,6 +7,9 @@ use std::fmt::Display;
 #[derive(Default)]
 pub struct Errors {
     errors: Vec<syn::Error>,
+    /// Failures that rustc reports itself on the user's own function (an assignment to a
+    /// constant, a use before initialisation): no message of ours, only no generated code.
+    silent: usize,
 }
 
 impl Errors {
@@ -27,12 +30,17 @@ impl Errors {
 
     /// Whether nothing went wrong.
     pub fn is_empty(&self) -> bool {
-        self.errors.is_empty()
+        self.errors.is_empty() && self.silent == 0
+    }
+
+    /// Records a failure that rustc already reports on the user's code.
+    pub fn fail_silently(&mut self) {
+        self.silent += 1;
     }
 
     /// Number of errors so far.
     pub fn len(&self) -> usize {
-        self.errors.len()
+        self.errors.len() + self.silent
     }
 
     /// The errors as `compile_error!` invocations.

@@ -46,7 +46,12 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
             out.extend(errors.to_compile_errors());
             let mut scratch = Errors::default();
             if let Some(sig) = args::signature(&item_fn, &mut scratch) {
-                let active = args::active_set(&sig, &args::Options::default(), &mut scratch);
+                // the stubs follow `wrt` when it is valid, so that correct callers type-check
+                let mut active = args::active_set(&sig, &options, &mut scratch);
+                if !scratch.is_empty() {
+                    active =
+                        args::active_set(&sig, &args::Options::default(), &mut Errors::default());
+                }
                 if active.iter().any(|a| *a) {
                     out.extend(codegen::stubs(&item_fn, &sig, &active));
                 }

@@ -146,7 +146,7 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         too_large: false,
     };
     let items = block_items(&item.block, None);
-    let result = lowerer.lower_seq(&items, item.block.span());
+    let result = lowerer.lower_seq(&items, item.block.brace_token.span.close());
     if let Some(values) = result {
         lowerer.func.blocks[entry.index()].yields = values;
     }
@@ -199,25 +199,26 @@ fn stmt_returns(s: &Stmt) -> bool {
     contains_return(s, |f, s| f.visit_stmt(s))
 }
 
+/// What an unsupported expression is, as the subject of "is not supported".
 fn describe(e: &Expr) -> &'static str {
     match e {
-        Expr::Array(_) => "array expressions",
-        Expr::Async(_) => "`async` blocks",
+        Expr::Array(_) => "an array expression",
+        Expr::Async(_) => "an `async` block",
         Expr::Await(_) => "`.await`",
-        Expr::Break(_) => "`break`",
-        Expr::Continue(_) => "`continue`",
+        Expr::Break(_) => "`break` outside a loop",
+        Expr::Continue(_) => "`continue` outside a loop",
         Expr::Field(_) => "field access",
-        Expr::ForLoop(_) => "`for` loops",
+        Expr::ForLoop(_) => "this `for` loop",
         Expr::Index(_) => "indexing",
-        Expr::Let(_) => "`let` conditions (`if let`)",
+        Expr::Let(_) => "a `let` condition",
         Expr::Loop(_) => "`loop`",
-        Expr::Range(_) => "ranges",
-        Expr::RawAddr(_) => "raw addresses",
-        Expr::Repeat(_) => "array repeat expressions",
-        Expr::Struct(_) => "struct expressions",
+        Expr::Range(_) => "a range outside a `for` loop",
+        Expr::RawAddr(_) => "a raw address",
+        Expr::Repeat(_) => "an array repeat expression",
+        Expr::Struct(_) => "a struct expression",
         Expr::Try(_) => "the `?` operator",
-        Expr::TryBlock(_) => "`try` blocks",
-        Expr::While(_) => "`while` loops",
+        Expr::TryBlock(_) => "a `try` block",
+        Expr::While(_) => "this `while` loop",
         Expr::Yield(_) => "`yield`",
         _ => "this expression",
     }
@@ -305,7 +306,11 @@ impl Lowerer<'_> {
                     if expr_returns(e) {
                         return self.lower_returning(e, rest, end_span);
                     }
-                    let value = self.lower_expr(e)?;
+                    let value = if self.output_arity > 1 {
+                        self.lower_expr_expecting(e, self.output_arity)?
+                    } else {
+                        self.lower_expr(e)?
+                    };
                     return self.return_values(&value, e.span());
                 }
                 Item::StmtExpr(e) | Item::Stmt(Stmt::Expr(e, _)) if expr_returns(e) => {
@@ -315,11 +320,9 @@ impl Lowerer<'_> {
                     self.lower_expr(e);
                 }
                 Item::Stmt(s) => {
-                    if stmt_returns(s) {
-                        self.errors.push_spanned(
-                            s,
-                            "`return` is supported as a statement or inside `if`/`match` arms in statement position; assign the value to a variable and return it from there",
-                        );
+                    let let_else = matches!(s, Stmt::Local(l) if l.init.as_ref().is_some_and(|i| i.diverge.is_some()));
+                    if stmt_returns(s) && !let_else {
+                        self.nested_return(s);
                         continue;
                     }
                     self.lower_stmt(s);
@@ -340,16 +343,15 @@ impl Lowerer<'_> {
             Expr::Return(r) => match &r.expr {
                 Some(value) => {
                     if expr_returns(value) {
-                        self.errors
-                            .push_spanned(value, "nested `return` is not supported");
+                        self.nested_return(&**value);
                         return None;
                     }
                     let value = self.lower_expr(value)?;
                     self.return_values(&value, r.span())
                 }
                 None => {
-                    self.errors
-                        .push_spanned(r, "`return` needs a value in a #[differentiate] function");
+                    // rustc reports the missing value itself
+                    self.errors.fail_silently();
                     None
                 }
             },
@@ -412,10 +414,7 @@ impl Lowerer<'_> {
                 )
             }
             other => {
-                self.errors.push_spanned(
-                    other,
-                    "`return` is supported as a statement or inside `if`/`match` arms in statement position; assign the value to a variable and return it from there",
-                );
+                self.nested_return(other);
                 None
             }
         }
@@ -467,6 +466,31 @@ impl Lowerer<'_> {
         Some(self.func.inst(inst).results.clone())
     }
 
+    /// Reports a `return` the continuation lowering cannot place, at the `return` itself.
+    fn nested_return(&mut self, node: &dyn ToTokens) {
+        struct First(Option<syn::ExprReturn>);
+        impl<'ast> Visit<'ast> for First {
+            fn visit_expr_return(&mut self, r: &'ast syn::ExprReturn) {
+                if self.0.is_none() {
+                    self.0 = Some(r.clone());
+                }
+            }
+            fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+            fn visit_item(&mut self, _: &'ast syn::Item) {}
+        }
+        let mut first = First(None);
+        if let Ok(stmt) = syn::parse2::<Stmt>(node.to_token_stream()) {
+            first.visit_stmt(&stmt);
+        } else if let Ok(expr) = syn::parse2::<Expr>(node.to_token_stream()) {
+            first.visit_expr(&expr);
+        }
+        let message = "`return` is supported as a statement, or inside `if`/`match` arms in statement position, not inside an expression; assign the value to a variable and return it from there";
+        match first.0 {
+            Some(r) => self.errors.push_spanned(&r, message),
+            None => self.errors.push_spanned(node, message),
+        }
+    }
+
     fn return_values(&mut self, value: &Operand, span: Span) -> Option<Vec<Value>> {
         let values = value.values();
         let shape_ok = match value {
@@ -475,14 +499,15 @@ impl Lowerer<'_> {
             Operand::Unit => false,
         };
         if !shape_ok {
-            self.errors.push(
-                span,
-                if self.output_arity > 1 {
-                    "return a tuple expression `(a, b, ...)` with one float per element of the return type"
-                } else {
-                    "this does not evaluate to the function's float value"
-                },
-            );
+            if self.output_arity > 1 && matches!(value, Operand::Value(_)) {
+                self.errors.push(
+                    span,
+                    "return a tuple expression `(a, b, ...)` with one float per element of the return type, or destructure the value first: `let (a, b) = ...;`",
+                );
+            } else {
+                // a value of the wrong shape: rustc reports the type mismatch itself
+                self.errors.fail_silently();
+            }
             return None;
         }
         Some(values)
@@ -535,10 +560,13 @@ impl Lowerer<'_> {
             // `let x;` declares a variable assigned later on every path.
             match pat {
                 Pat::Ident(p) if p.subpat.is_none() => self.declare(&p.ident, Slot::Uninit),
-                other => self.errors.push_spanned(
-                    other,
-                    "declare one variable at a time when it has no initial value",
-                ),
+                other => {
+                    self.errors.push_spanned(
+                        other,
+                        "declare one variable at a time when it has no initial value: `let a; let b;`",
+                    );
+                    self.poison_pattern(other);
+                }
             }
             return;
         };
@@ -612,7 +640,7 @@ impl Lowerer<'_> {
     fn lower_condition(&mut self, cond: &Expr) -> Option<Value> {
         if let Expr::Let(l) = cond {
             self.errors
-                .push_spanned(l, "`if let` is not supported; use `match`");
+                .push(l.let_token.span, "`if let` is not supported; use `match`");
             return None;
         }
         self.lower_single(cond)
@@ -699,7 +727,7 @@ impl Lowerer<'_> {
             Expr::Block(b) => {
                 if let Some(label) = &b.label {
                     self.errors
-                        .push_spanned(label, "labeled blocks are not supported");
+                        .push_spanned(label, "labeled blocks are not supported; remove the label and use `if`/`match` to choose the value");
                     return None;
                 }
                 self.lower_block(&b.block)
@@ -713,8 +741,9 @@ impl Lowerer<'_> {
             Expr::Call(call) => self.lower_call(call, 1),
             Expr::MethodCall(m) => self.lower_method(m),
             Expr::Closure(c) => {
-                self.errors.push(
-                    c.or1_token.span.join(c.or2_token.span).unwrap_or(c.or1_token.span),
+                let (or1, inputs, or2) = (&c.or1_token, &c.inputs, &c.or2_token);
+                self.errors.push_spanned(
+                    quote!(#or1 #inputs #or2),
                     "closures are not supported in #[differentiate] functions; write the computation inline or as a separate #[differentiate] function",
                 );
                 None
@@ -724,14 +753,14 @@ impl Lowerer<'_> {
                 None
             }
             Expr::Return(r) => {
-                self.errors.push_spanned(r, "`return` is supported as a statement or inside `if`/`match` arms in statement position; assign the value to a variable and return it from there");
+                self.nested_return(r);
                 None
             }
             Expr::Reference(r) => {
                 if r.mutability.is_some() {
                     self.errors.push_spanned(
                         r,
-                        "`&mut` borrows are not supported in #[differentiate] functions",
+                        "`&mut` borrows are not supported in #[differentiate] functions; compute the new value and assign it to the variable",
                     );
                     return None;
                 }
@@ -751,7 +780,7 @@ impl Lowerer<'_> {
                 self.errors.push_spanned(
                     other,
                     format!(
-                        "{} are not supported in #[differentiate] functions yet",
+                        "{} is not supported in #[differentiate] functions; compute the value from scalars, or move this code into a function called on constants",
                         describe(other)
                     ),
                 );
@@ -767,10 +796,8 @@ impl Lowerer<'_> {
                     Some(Slot::Bound(op)) => return Some(op.clone()),
                     Some(Slot::Poisoned) => return None,
                     Some(Slot::Uninit) => {
-                        self.errors.push_spanned(
-                            ident,
-                            format!("`{ident}` may be used before it is assigned"),
-                        );
+                        // rustc reports the possibly-uninitialised use itself
+                        self.errors.fail_silently();
                         return None;
                     }
                     None => {}
@@ -871,12 +898,14 @@ impl Lowerer<'_> {
         match place {
             Expr::Path(p) if p.path.get_ident().is_some() => {
                 let ident = p.path.get_ident().expect("checked");
-                if self.lookup(&ident.to_string()).is_none() {
-                    self.errors.push_spanned(
-                        ident,
-                        format!("assignment to `{ident}`, which is not a local variable"),
-                    );
-                    return;
+                match self.lookup(&ident.to_string()) {
+                    // rustc rejects assignments to constants and unknown names itself
+                    None => {
+                        self.errors.fail_silently();
+                        return;
+                    }
+                    Some(Slot::Poisoned) => return,
+                    Some(_) => {}
                 }
                 self.assign(ident, Slot::Bound(value));
             }
@@ -889,14 +918,14 @@ impl Lowerer<'_> {
                 }
                 _ => self.errors.push_spanned(
                     t,
-                    "the tuple on the left does not match the shape of the value",
+                    "destructuring assignment needs a tuple expression on the right, like `(a, b) = (b, a)`; bind a call's result with `let (a, b) = f(x);` first",
                 ),
             },
             Expr::Infer(_) => {}
             other => self.errors.push_spanned(
                 other,
                 format!(
-                    "assignment to {} is not supported; assign to a local variable",
+                    "assignment through {} is not supported; assign to a local variable",
                     describe(other)
                 ),
             ),
@@ -908,10 +937,7 @@ impl Lowerer<'_> {
         let mut value = Some(Operand::Unit);
         for (i, stmt) in block.stmts.iter().enumerate() {
             if stmt_returns(stmt) {
-                self.errors.push_spanned(
-                    stmt,
-                    "`return` is supported as a statement or inside `if`/`match` arms in statement position; assign the value to a variable and return it from there",
-                );
+                self.nested_return(stmt);
                 value = None;
                 continue;
             }
@@ -988,7 +1014,7 @@ impl Lowerer<'_> {
                     self.errors.push(
                         span,
                         format!(
-                            "`{}` holds values of different shapes after this",
+                            "`{}` is given a tuple in one arm and a single value in another; give it values of the same shape in every arm",
                             before.name
                         ),
                     );
@@ -1162,13 +1188,14 @@ impl Lowerer<'_> {
         let span = call.span();
         let Expr::Path(path) = &*call.func else {
             self.errors
-                .push_spanned(&call.func, "only calls of named functions are supported");
+                .push_spanned(&call.func, "only calls of named functions are supported; call the function by its path, like `helper(x)`");
             return None;
         };
         let args = self.lower_args(&call.args)?;
         if let Some(prim) = self.primitive_path(path, args.len()) {
             if results != 1 {
-                self.errors.push(span, "this call returns a single value");
+                // rustc reports the mismatched tuple pattern itself
+                self.errors.fail_silently();
                 return None;
             }
             return Some(Operand::Value(self.emit1(
@@ -1180,7 +1207,7 @@ impl Lowerer<'_> {
         if path.qself.is_some() {
             self.errors.push_spanned(
                 path,
-                "qualified paths `<T as Trait>::f` are not supported in calls",
+                "qualified paths `<T as Trait>::f` are not supported in calls; write `Float::sin(x)` or `x.sin()` for float methods",
             );
             return None;
         }
@@ -1217,10 +1244,8 @@ impl Lowerer<'_> {
             )));
         }
         if primitives::is_method_name(&name) {
-            self.errors.push_spanned(
-                &m.method,
-                format!("`{name}` is called with the wrong number of arguments"),
-            );
+            // rustc reports the wrong number of arguments itself
+            self.errors.fail_silently();
             return None;
         }
         let opcode = Opcode::Method(m.method.clone(), m.turbofish.clone());

@@ -118,3 +118,22 @@ fn wrt_selects_arguments_in_order() {
     assert_eq!(v, partial(2.0, 0.5, 3.0));
     assert!(close(gy, 2.0 * 3.0 + 0.5f64.exp()));
 }
+
+#[differentiate]
+fn powi_by_ref(x: f64, n: &i32) -> f64 {
+    x.powi(*n)
+}
+
+#[differentiate]
+fn passes_borrowed_constant(x: f64, n: &i32) -> f64 {
+    powi_by_ref(x, n) * x
+}
+
+#[test]
+fn borrowed_integer_arguments_are_saved_by_copy() {
+    // x^n * x = x^(n+1)  =>  (n+1) x^n
+    let (v, g) = passes_borrowed_constant_grad(1.5, &3);
+    assert_eq!(v, passes_borrowed_constant(1.5, &3));
+    assert!(close(g, 4.0 * 1.5f64.powi(3)));
+    assert_eq!(powi_by_ref_grad(2.0, &2).0, powi_by_ref(2.0, &2));
+}

@@ -115,9 +115,11 @@ scalar_rules! {
     /// `y = x.powf(p)`: `x̄ = ȳ p x^(p-1)`.
     ///
     /// Evaluating `x^(p-1)` directly (rather than `p y / x`) gives the right limits at
-    /// `x = 0`: `ȳ` for `p = 1`, `0` for `p > 1` and `±∞` for `p < 1`. For `p = 0` the
-    /// function is the constant 1, so the result is `0` (not `0 · ∞ = NaN` at `x = 0`).
-    powf_d0(x, p) = if p == T::zero() {
+    /// `x = 0`: `ȳ` for `p = 1`, `0` for `p > 1` and `±∞` for `p < 1`. At `p = 0, x = 0`
+    /// the function is the constant 1, so the result is `0` (not `0 · ∞ = NaN`); elsewhere
+    /// the general formula already gives 0 for `p = 0` and keeps the derivative with respect
+    /// to `p` when `T` is a dual number.
+    powf_d0(x, p) = if p == T::zero() && x == T::zero() {
         T::zero()
     } else {
         d * p * x.powf(p - T::one())
