@@ -223,3 +223,28 @@ fn deferred_initialisation() {
         assert!(close(g, fd1(uninitialised_then_assigned, x)));
     }
 }
+
+#[differentiate]
+fn polar(r: f64, theta: f64) -> (f64, f64) {
+    (r * theta.cos(), r * theta.sin())
+}
+
+#[differentiate]
+fn polar_scaled(r: f64, theta: f64) -> (f64, f64) {
+    polar(2.0 * r, theta)
+}
+
+#[test]
+fn tuple_output_returned_from_a_call() {
+    let (r, theta) = (1.5, 0.4);
+    let ((x, y), pullback) = polar_scaled_pullback(r, theta);
+    assert_eq!((x, y), polar_scaled(r, theta));
+    let (dr, dtheta) = pullback.backward((1.0, 0.0));
+    // x = 2r cos(theta)  =>  dx/dr = 2 cos(theta), dx/dtheta = -2r sin(theta)
+    assert!(close(dr, 2.0 * theta.cos()));
+    assert!(close(dtheta, -2.0 * r * theta.sin()));
+    let (dr, dtheta) = pullback.backward((0.0, 1.0));
+    assert!(close(dr, 2.0 * theta.sin()));
+    assert!(close(dtheta, 2.0 * r * theta.cos()));
+    assert_eq!(polar(1.0, 0.0), (1.0, 0.0));
+}
