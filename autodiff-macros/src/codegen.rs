@@ -937,12 +937,17 @@ impl<'a> Context<'a> {
             let text = format!(" Runs [`{fname}`] and saves what its backward pass needs: returns the value and a [`{struct_name}`].");
             quote!(#[doc = #text])
         };
+        // the primal is "used" wherever its derivative is, so users calling only `f_grad`
+        // get no dead-code warning for `f`
+        let param_types = self.sig.params.iter().map(|p| &p.ty);
+        let mark_used = quote!(let _: fn(#(#param_types),*) -> #ret = #fname;);
         let forward = quote! {
             #forward_doc
             #(#cfgs)*
             #[allow(dead_code, unused_variables, unused_parens, unused_braces, clippy::all)]
             #[inline]
             #vis fn #pullback_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
+                #mark_used
                 #body
                 (#value, #struct_name { #(#inits,)* #marker_init })
             }

@@ -108,6 +108,12 @@ enum Item<'a> {
     ScopeEnd(usize),
 }
 
+/// One arm of an `if`/`match` to lower: the name bound to the scrutinee, and the body.
+type Arm<'a, 'e> = (
+    Option<Ident>,
+    &'a dyn Fn(&mut Lowerer<'e>) -> Option<Operand>,
+);
+
 struct Lowerer<'e> {
     func: Function,
     env: Vec<Binding>,
@@ -224,7 +230,7 @@ fn describe(e: &Expr) -> &'static str {
     }
 }
 
-impl Lowerer<'_> {
+impl<'e> Lowerer<'e> {
     // ---- instruction helpers ----
 
     fn emit(&mut self, opcode: Opcode, args: Vec<Value>, results: usize, span: Span) -> Vec<Value> {
@@ -956,7 +962,7 @@ impl Lowerer<'_> {
         &mut self,
         opcode: Opcode,
         selector: Value,
-        arms: Vec<(Option<Ident>, &dyn Fn(&mut Self) -> Option<Operand>)>,
+        arms: Vec<Arm<'_, 'e>>,
         span: Span,
     ) -> Option<Operand> {
         let outer = self.block;
@@ -1130,7 +1136,7 @@ impl Lowerer<'_> {
             .iter()
             .map(|arm| move |this: &mut Self| this.lower_expr(&arm.body))
             .collect();
-        let arms: Vec<(Option<Ident>, &dyn Fn(&mut Self) -> Option<Operand>)> = binders
+        let arms: Vec<Arm<'_, 'e>> = binders
             .into_iter()
             .zip(bodies.iter())
             .map(|(b, f)| (b, f as &dyn Fn(&mut Self) -> Option<Operand>))

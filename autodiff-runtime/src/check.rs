@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn accepts_right_and_rejects_wrong_gradients() {
         let f = |x: &[f64]| x[0].sin() * x[1].exp() + x[2] * x[2] * x[2];
-        let x = [0.4, -1.1, 2.5];
+        let x: [f64; 3] = [0.4, -1.1, 2.5];
         let right = [
             x[0].cos() * x[1].exp(),
             x[0].sin() * x[1].exp(),

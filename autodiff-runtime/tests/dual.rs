@@ -168,8 +168,8 @@ fn arithmetic_matches_finite_differences() {
     check("neg", |v| -v[0], |v| -v[0], pts);
     check(
         "mixed",
-        |v| 2.0 * v[0] - v[1] / 3.0 + 1.5 % v[0],
-        |v| 2.0 * v[0] - v[1] / 3.0 + 1.5 % v[0],
+        |v| 2.0 * v[0] - v[1] / 3.0 + 1.7 % v[0],
+        |v| 2.0 * v[0] - v[1] / 3.0 + 1.7 % v[0],
         pts,
     );
 }

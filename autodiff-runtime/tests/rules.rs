@@ -473,7 +473,7 @@ fn powi_with_zero_exponent_is_constant() {
     assert_eq!(powi_d0(&3.0, &0, D), 0.0);
     assert_eq!(powi_d0(&0.0, &1, D), D);
     // x^(i32::MIN - 1) is not an i32 power; the rule must neither overflow nor panic.
-    let x = 1.0 + 1e-9;
+    let x = 1.0_f64 + 1e-9;
     let want = D * f64::from(i32::MIN) * x.powf(f64::from(i32::MIN) - 1.0);
     assert!(error(powi_d0(&x, &i32::MIN, D), want) < 1e-9);
 }
