@@ -40,6 +40,6 @@ pub mod prelude {
 pub mod __private {
     pub use autodiff_runtime::num_traits;
     pub use autodiff_runtime::rules;
-    pub use autodiff_runtime::{accumulate, one, zero, Cotangent};
+    pub use autodiff_runtime::{accumulate, one, sum_identity, zero, Cotangent, Save};
     pub use core::marker::PhantomData;
 }

@@ -3,21 +3,24 @@
 //! * A value is **varied** when it depends differentiably on an active parameter, and
 //!   **useful** when the output depends differentiably on it; it is **active** when both
 //!   hold (Hascoët & Pascual, "The Tapenade automatic differentiation tool", TOMS 2013).
-//!   Only active values get cotangents.
+//!   Only active values get cotangents. Loops are iterated to a fixpoint: a carried
+//!   variable is varied when its initial value or the value the body passes on is.
 //! * The **to-be-recorded** analysis finds the forward values the adjoint reads: the inputs
 //!   and outputs each rule of an active instruction asks for, the arguments of calls it
-//!   replays, and which arm of each `if`/`match` ran. Values computed from constants only
-//!   are recomputed in the backward pass instead of being saved.
+//!   replays, which arm of each `if`/`match` ran and, per loop iteration, the values the
+//!   reversed body reads. Values computed from constants only are recomputed in the
+//!   backward pass instead of being saved.
 //! * Saved values become struct fields, whose types the macro must write. Types are inferred
 //!   by unification from the signature, `let` annotations, casts and the primitive table
-//!   (arithmetic on scalars keeps its operand type).
+//!   (arithmetic on scalars keeps its operand type; `a[i]` has the element type of `a`).
 
 use proc_macro2::Span;
 use std::collections::HashMap;
 
+use crate::args::ArrayKind;
 use crate::errors::Errors;
 use crate::ir::{
-    Annotate, BinaryOp, Block, Function, Inst, OpaqueKind, Opcode, ParamRole, UnaryOp, Value,
+    Annotate, BinaryOp, Block, Function, Inst, Opcode, ParamRole, UnaryOp, Value, ValueDef,
 };
 use crate::primitives::{Derivative, Read, Ty};
 
@@ -33,10 +36,16 @@ pub struct Analysis {
     pub needed: Vec<bool>,
     /// Per value: computed from constants only, so recomputed rather than saved.
     pub constant: Vec<bool>,
+    /// Per value: needed, but cheap to recompute from other available values (arithmetic,
+    /// reads of parameter arrays), so recomputed at the start of its frame in the backward
+    /// pass rather than saved.
+    pub recompute: Vec<bool>,
     /// Per instruction: the backward pass has work to do for it.
     pub reversed: Vec<bool>,
     /// Per value: its inferred type, where known.
     pub types: Vec<Option<syn::Type>>,
+    /// Per value: whether it is an array (`Vec` or fixed size), whose cotangent is a container.
+    pub arrays: Vec<bool>,
 }
 
 impl Analysis {
@@ -47,7 +56,7 @@ impl Analysis {
 
     /// Whether `v` is saved in the pullback struct.
     pub fn is_saved(&self, v: Value) -> bool {
-        self.needed[v.index()] && !self.constant[v.index()]
+        self.needed[v.index()] && !self.constant[v.index()] && !self.recompute[v.index()]
     }
 }
 
@@ -58,7 +67,6 @@ pub fn analyze(
     active_params: &[bool],
     annotations: &HashMap<Value, syn::Type>,
     output_types: &[syn::Type],
-    generics: &[syn::Ident],
     errors: &mut Errors,
 ) -> Analysis {
     let n = func.values.len();
@@ -68,8 +76,10 @@ pub fn analyze(
         useful: vec![false; n],
         needed: vec![false; n],
         constant: vec![false; n],
+        recompute: vec![false; n],
         reversed: vec![false; func.insts.len()],
         types: vec![None; n],
+        arrays: vec![false; n],
     };
     for (param, &active) in func.params.iter().zip(active_params) {
         analysis.varied[param.value.index()] = active;
@@ -82,14 +92,15 @@ pub fn analyze(
     check_differentiable(func, &analysis, errors);
     mark_constants(func, &mut analysis);
     record(func, func.entry, &mut analysis);
-    infer_types(
-        func,
-        annotations,
-        output_types,
-        generics,
-        &mut analysis,
-        errors,
-    );
+    for (param, len) in func.params.iter().zip(&func.param_lens) {
+        if let Some(len) = len {
+            if analysis.is_active(param.value) {
+                analysis.needed[len.index()] = true;
+            }
+        }
+    }
+    mark_recomputed(func, &mut analysis);
+    infer_types(func, annotations, output_types, &mut analysis, errors);
     analysis
 }
 
@@ -97,20 +108,63 @@ fn is_float_cast(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.path.is_ident("f32") || p.path.is_ident("f64"))
 }
 
-/// Which arguments an instruction differentiates through, given its opcode.
-fn differentiable_args(func: &Function, inst: Inst) -> Vec<bool> {
+/// What the pullback of argument `i` of `inst` reads, or None when no derivative flows
+/// through that argument.
+pub fn pullback_reads(func: &Function, inst: Inst, i: usize) -> Option<Vec<Value>> {
     let data = func.inst(inst);
+    let args = &data.args;
+    let read = |reads: &[Read]| -> Vec<Value> {
+        reads
+            .iter()
+            .map(|r| match r {
+                Read::Arg(j) => args[*j],
+                Read::Result => data.results[0],
+            })
+            .collect()
+    };
     match &data.opcode {
-        Opcode::Binary(op) => vec![crate::primitives::binary(*op).is_some(); 2],
-        Opcode::Unary(UnaryOp::Neg) => vec![true],
-        Opcode::Cast(ty) => vec![is_float_cast(ty)],
-        Opcode::Primitive(p) => match &p.derivative {
-            Derivative::Rules(rules) => rules.iter().map(Option::is_some).collect(),
-            Derivative::Zero => vec![false; data.args.len()],
-        },
-        Opcode::Call(_) => vec![true; data.args.len()],
-        _ => vec![false; data.args.len()],
+        Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Primitive(_) => {
+            rule_of(&data.opcode, i).map(|r| read(r.reads))
+        }
+        Opcode::Cast(ty) => is_float_cast(ty).then(Vec::new),
+        Opcode::Call(_) => Some(args.clone()),
+        Opcode::Ref
+        | Opcode::Deref
+        | Opcode::Copy(_)
+        | Opcode::ArrayFill(_)
+        | Opcode::ArrayLiteral { .. } => Some(Vec::new()),
+        Opcode::Index => (i == 0).then(|| vec![args[1]]),
+        Opcode::IndexSet => (i != 1).then(|| vec![args[1]]),
+        Opcode::Push => (i != 2).then(|| vec![args[2]]),
+        Opcode::Swap => (i == 0).then(|| vec![args[1], args[2]]),
+        Opcode::VecFill => (i == 0).then(Vec::new),
+        _ => None,
     }
+}
+
+/// Which arguments an instruction differentiates through.
+fn differentiable_args(func: &Function, inst: Inst) -> Vec<bool> {
+    (0..func.inst(inst).args.len())
+        .map(|i| pullback_reads(func, inst, i).is_some())
+        .collect()
+}
+
+/// The carried slots of a loop: (initial value, body parameter, value passed on, result).
+pub fn loop_slots(func: &Function, inst: Inst) -> Vec<(Value, Value, Value, Value)> {
+    let Some(layout) = func.loop_layout(inst) else {
+        return Vec::new();
+    };
+    let data = func.inst(inst);
+    let body = func.block(data.arms[0]);
+    let params = &body.params[usize::from(layout.index_param)..];
+    let yields = &body.yields[usize::from(layout.flag)..];
+    data.args[layout.fixed_args..]
+        .iter()
+        .zip(params)
+        .zip(yields)
+        .zip(&data.results)
+        .map(|(((&init, &param), &next), &result)| (init, param, next, result))
+        .collect()
 }
 
 fn forward_varied(func: &Function, block: Block, a: &mut Analysis) {
@@ -125,6 +179,30 @@ fn forward_varied(func: &Function, block: Block, a: &mut Analysis) {
                             a.varied[r.index()] = true;
                         }
                     }
+                }
+            }
+            Opcode::ForRange(_) | Opcode::While => {
+                let slots = loop_slots(func, inst);
+                loop {
+                    for &(init, param, _, _) in &slots {
+                        if a.varied[init.index()] {
+                            a.varied[param.index()] = true;
+                        }
+                    }
+                    forward_varied(func, data.arms[0], a);
+                    let mut changed = false;
+                    for &(_, param, next, _) in &slots {
+                        if a.varied[next.index()] && !a.varied[param.index()] {
+                            a.varied[param.index()] = true;
+                            changed = true;
+                        }
+                    }
+                    if !changed {
+                        break;
+                    }
+                }
+                for &(_, param, _, result) in &slots {
+                    a.varied[result.index()] = a.varied[param.index()];
                 }
             }
             _ => {
@@ -154,6 +232,29 @@ fn backward_useful(func: &Function, block: Block, a: &mut Analysis) {
                         }
                     }
                     backward_useful(func, arm, a);
+                }
+            }
+            Opcode::ForRange(_) | Opcode::While => {
+                let slots = loop_slots(func, inst);
+                for &(_, param, _, result) in &slots {
+                    if a.useful[result.index()] {
+                        a.useful[param.index()] = true;
+                    }
+                }
+                loop {
+                    for &(init, param, next, _) in &slots {
+                        if a.useful[param.index()] {
+                            a.useful[next.index()] = true;
+                            a.useful[init.index()] = true;
+                        }
+                    }
+                    backward_useful(func, data.arms[0], a);
+                    let changed = slots.iter().any(|&(_, param, next, _)| {
+                        a.useful[param.index()] && !a.useful[next.index()]
+                    });
+                    if !changed {
+                        break;
+                    }
                 }
             }
             _ => {
@@ -187,13 +288,6 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
                     "`{name}` has no derivative rule, so the derivative through it would be lost; use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function"
                 ),
             ),
-            Opcode::Opaque(opaque) if matters() => {
-                let OpaqueKind::Method(what) = &opaque.kind;
-                errors.push(
-                    data.span,
-                    format!("{what} of a value being differentiated is not supported; use the value directly"),
-                );
-            }
             Opcode::Call(path) if is_conversion(path) => {
                 let text = crate::ir::tokens_text(&quote::quote!(#path));
                 errors.push_spanned(
@@ -235,20 +329,26 @@ fn flows_to_output(func: &Function, start: Value) -> bool {
         changed = false;
         func.walk_insts(func.entry, &mut |inst| {
             let data = func.inst(inst);
+            let mut newly = Vec::new();
             if data.args.iter().any(|v| tainted[v.index()]) {
-                for r in &data.results {
-                    if !tainted[r.index()] {
-                        tainted[r.index()] = true;
-                        changed = true;
-                    }
-                }
+                newly.extend(data.results.iter().copied());
             }
             for &arm in &data.arms {
                 for (r, y) in data.results.iter().zip(&func.block(arm).yields) {
-                    if tainted[y.index()] && !tainted[r.index()] {
-                        tainted[r.index()] = true;
-                        changed = true;
+                    if tainted[y.index()] {
+                        newly.push(*r);
                     }
+                }
+            }
+            for (init, param, next, _) in loop_slots(func, inst) {
+                if tainted[init.index()] || tainted[next.index()] {
+                    newly.push(param);
+                }
+            }
+            for v in newly {
+                if !tainted[v.index()] {
+                    tainted[v.index()] = true;
+                    changed = true;
                 }
             }
         });
@@ -271,13 +371,52 @@ fn mark_constants(func: &Function, a: &mut Analysis) {
                 | Opcode::Cast(_)
                 | Opcode::Primitive(_)
                 | Opcode::Method(..)
-                | Opcode::Opaque(_)
                 | Opcode::Call(_)
         );
         if pure && data.results.len() == 1 && data.args.iter().all(|v| a.constant[v.index()]) {
             a.constant[data.results[0].index()] = true;
         }
     });
+}
+
+/// Chooses the needed values to recompute in the backward pass instead of saving them:
+/// arithmetic, casts and comparisons, and element reads of parameter arrays (which no code
+/// can overwrite). Their operands become needed in turn. Instructions are visited in reverse
+/// execution order, so every use of a value is settled before its definition.
+fn mark_recomputed(func: &Function, a: &mut Analysis) {
+    let mut order = Vec::new();
+    func.walk_insts(func.entry, &mut |inst| order.push(inst));
+    for &inst in order.iter().rev() {
+        let data = func.inst(inst);
+        if data.results.len() != 1 {
+            continue;
+        }
+        let v = data.results[0];
+        if !a.needed[v.index()] || a.constant[v.index()] {
+            continue;
+        }
+        let cheap = match &data.opcode {
+            Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) => true,
+            Opcode::Index => matches!(func.value(data.args[0]).def, ValueDef::Param(_)),
+            _ => false,
+        };
+        if cheap {
+            a.recompute[v.index()] = true;
+            for &arg in &data.args {
+                need(func, a, arg);
+            }
+        }
+    }
+}
+
+/// Marks `v` as read by the backward pass; a borrow is read through its operand.
+fn need(func: &Function, a: &mut Analysis, v: Value) {
+    if let Some(inst) = func.def_inst(v) {
+        if let Opcode::Ref = func.inst(inst).opcode {
+            return need(func, a, func.inst(inst).args[0]);
+        }
+    }
+    a.needed[v.index()] = true;
 }
 
 /// The to-be-recorded analysis: marks what the backward pass reads. Returns whether the
@@ -295,27 +434,22 @@ fn record(func: &Function, block: Block, a: &mut Analysis) -> bool {
                 }
                 inner || active_result
             }
-            Opcode::Call(_) if active_result => {
-                for arg in &data.args {
-                    a.needed[arg.index()] = true;
-                }
-                true
+            Opcode::ForRange(_) | Opcode::While => {
+                let inner = record(func, data.arms[0], a);
+                let carried = loop_slots(func, inst)
+                    .iter()
+                    .any(|&(_, param, _, _)| a.is_active(param));
+                inner || carried || active_result
             }
-            Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) | Opcode::Primitive(_)
-                if active_result =>
-            {
-                for (i, arg) in data.args.iter().enumerate() {
-                    if !a.is_active(*arg) {
+            _ if active_result => {
+                for i in 0..data.args.len() {
+                    let arg = data.args[i];
+                    let replayed = matches!(data.opcode, Opcode::Call(_));
+                    if !a.is_active(arg) && !replayed {
                         continue;
                     }
-                    if let Some(rule) = rule_of(&data.opcode, i) {
-                        for read in rule.reads {
-                            let v = match read {
-                                Read::Arg(j) => data.args[*j],
-                                Read::Result => data.results[0],
-                            };
-                            a.needed[v.index()] = true;
-                        }
+                    for v in pullback_reads(func, inst, i).unwrap_or_default() {
+                        need(func, a, v);
                     }
                 }
                 true
@@ -344,12 +478,28 @@ pub fn rule_of(opcode: &Opcode, i: usize) -> Option<&'static crate::primitives::
 
 // ---- type inference ----
 
-struct UnionFind {
+/// Union-find over type variables: one per value, and one per value for its element type.
+struct Types {
     parent: Vec<usize>,
     ty: Vec<Option<syn::Type>>,
+    kind: Vec<Option<ArrayKind>>,
+    values: usize,
 }
 
-impl UnionFind {
+impl Types {
+    fn new(values: usize) -> Self {
+        Types {
+            parent: (0..2 * values).collect(),
+            ty: vec![None; 2 * values],
+            kind: vec![None; 2 * values],
+            values,
+        }
+    }
+
+    fn elem(&self, v: usize) -> usize {
+        self.values + v
+    }
+
     fn find(&mut self, x: usize) -> usize {
         let mut root = x;
         while self.parent[root] != root {
@@ -364,20 +514,60 @@ impl UnionFind {
         root
     }
 
+    /// Unifies two values, and their element types.
     fn union(&mut self, a: usize, b: usize) {
+        self.union_node(a, b);
+        if a < self.values && b < self.values {
+            let (ea, eb) = (self.elem(a), self.elem(b));
+            self.union_node(ea, eb);
+        }
+    }
+
+    fn union_node(&mut self, a: usize, b: usize) {
         let (ra, rb) = (self.find(a), self.find(b));
         if ra != rb {
             self.parent[rb] = ra;
             if self.ty[ra].is_none() {
                 self.ty[ra] = self.ty[rb].take();
             }
+            if self.kind[ra].is_none() {
+                self.kind[ra] = self.kind[rb].take();
+            }
         }
     }
 
     fn set(&mut self, a: usize, ty: syn::Type) {
+        if let Some((kind, elem)) = crate::args::array_type(&ty) {
+            self.set_array(a, kind, Some(elem));
+            return;
+        }
         let r = self.find(a);
         if self.ty[r].is_none() {
             self.ty[r] = Some(ty);
+        }
+    }
+
+    fn set_array(&mut self, a: usize, kind: ArrayKind, elem: Option<syn::Type>) {
+        let r = self.find(a);
+        if self.kind[r].is_none() {
+            self.kind[r] = Some(kind);
+        }
+        if let Some(elem) = elem {
+            let e = self.elem(a);
+            self.set(e, elem);
+        }
+    }
+
+    fn resolve(&mut self, v: usize) -> (Option<syn::Type>, bool) {
+        let r = self.find(v);
+        match self.kind[r].clone() {
+            Some(kind) => {
+                let e = self.elem(v);
+                let er = self.find(e);
+                let elem = self.ty[er].clone();
+                (elem.map(|elem| kind.container(&elem)), true)
+            }
+            None => (self.ty[r].clone(), false),
         }
     }
 }
@@ -397,25 +587,22 @@ fn infer_types(
     func: &Function,
     annotations: &HashMap<Value, syn::Type>,
     output_types: &[syn::Type],
-    generics: &[syn::Ident],
     a: &mut Analysis,
     errors: &mut Errors,
 ) {
     let n = func.values.len();
     let bool_ty: syn::Type = syn::parse_quote!(bool);
     let i32_ty: syn::Type = syn::parse_quote!(i32);
-    let mut uf = UnionFind {
-        parent: (0..n).collect(),
-        ty: vec![None; n],
-    };
+    let usize_ty: syn::Type = syn::parse_quote!(usize);
+    let mut t = Types::new(n);
     for p in &func.params {
-        uf.set(p.value.index(), p.ty.clone());
+        t.set(p.value.index(), p.ty.clone());
     }
     for (v, ty) in annotations {
-        uf.set(v.index(), ty.clone());
+        t.set(v.index(), ty.clone());
     }
     for (y, ty) in func.block(func.entry).yields.iter().zip(output_types) {
-        uf.set(y.index(), ty.clone());
+        t.set(y.index(), ty.clone());
     }
     func.walk_insts(func.entry, &mut |inst| {
         let data = func.inst(inst);
@@ -424,75 +611,170 @@ fn infer_types(
         match &data.opcode {
             Opcode::Const(tokens) => {
                 if let Some(ty) = literal_type(tokens) {
-                    uf.set(results[0], ty);
+                    t.set(results[0], ty);
                 }
             }
             Opcode::Binary(BinaryOp::Compare(_)) => {
-                uf.union(args[0], args[1]);
-                uf.set(results[0], bool_ty.clone());
+                t.union(args[0], args[1]);
+                t.set(results[0], bool_ty.clone());
             }
             Opcode::Binary(BinaryOp::Bit(crate::ir::BitOp::Shl | crate::ir::BitOp::Shr)) => {
-                uf.union(results[0], args[0]);
+                t.union(results[0], args[0])
             }
             Opcode::Binary(_) => {
-                uf.union(args[0], args[1]);
-                uf.union(results[0], args[0]);
+                t.union(args[0], args[1]);
+                t.union(results[0], args[0]);
             }
-            Opcode::Unary(_) => uf.union(results[0], args[0]),
-            Opcode::Cast(ty) => uf.set(results[0], ty.clone()),
+            Opcode::Unary(_) | Opcode::Ref => t.union(results[0], args[0]),
+            Opcode::Deref => match &func.value(data.args[0]).def {
+                crate::ir::ValueDef::Param(i) => match &func.params[*i].ty {
+                    syn::Type::Reference(r) => t.set(results[0], (*r.elem).clone()),
+                    _ => t.union(results[0], args[0]),
+                },
+                _ => t.union(results[0], args[0]),
+            },
+            Opcode::Cast(ty) => t.set(results[0], ty.clone()),
             Opcode::Primitive(p) => {
-                for (i, t) in p.arg_types.iter().enumerate() {
-                    match t {
-                        Ty::Same => uf.union(args[i + 1], args[0]),
-                        Ty::I32 => uf.set(args[i + 1], i32_ty.clone()),
-                        Ty::Bool => uf.set(args[i + 1], bool_ty.clone()),
+                for (i, ty) in p.arg_types.iter().enumerate() {
+                    match ty {
+                        Ty::Same => t.union(args[i + 1], args[0]),
+                        Ty::I32 => t.set(args[i + 1], i32_ty.clone()),
+                        Ty::Bool => t.set(args[i + 1], bool_ty.clone()),
                     }
                 }
                 match p.result {
-                    Ty::Same => uf.union(results[0], args[0]),
-                    Ty::I32 => uf.set(results[0], i32_ty.clone()),
-                    Ty::Bool => uf.set(results[0], bool_ty.clone()),
+                    Ty::Same => t.union(results[0], args[0]),
+                    Ty::I32 => t.set(results[0], i32_ty.clone()),
+                    Ty::Bool => t.set(results[0], bool_ty.clone()),
                 }
             }
-            Opcode::If => {
-                uf.set(args[0], bool_ty.clone());
+            Opcode::Index => {
+                let e = t.elem(args[0]);
+                t.union_node(results[0], e);
+                t.set(args[1], usize_ty.clone());
+            }
+            Opcode::IndexSet => {
+                t.union(results[0], args[0]);
+                let e = t.elem(args[0]);
+                t.union_node(args[2], e);
+                t.set(args[1], usize_ty.clone());
+            }
+            Opcode::Len => t.set(results[0], usize_ty.clone()),
+            Opcode::Push => {
+                t.union(results[0], args[0]);
+                let e = t.elem(args[0]);
+                t.union_node(args[1], e);
+                t.set(args[2], usize_ty.clone());
+            }
+            Opcode::Swap => {
+                t.union(results[0], args[0]);
+                t.set(args[1], usize_ty.clone());
+                t.set(args[2], usize_ty.clone());
+            }
+            Opcode::VecFill => {
+                t.set_array(results[0], ArrayKind::Vec, None);
+                let e = t.elem(results[0]);
+                t.union_node(args[0], e);
+                t.set(args[1], usize_ty.clone());
+            }
+            Opcode::ArrayFill(len) => {
+                t.set_array(results[0], ArrayKind::Fixed(len.clone()), None);
+                let e = t.elem(results[0]);
+                t.union_node(args[0], e);
+            }
+            Opcode::ArrayLiteral { vec } => {
+                let kind = if *vec {
+                    ArrayKind::Vec
+                } else {
+                    let len = args.len();
+                    ArrayKind::Fixed(quote::quote!(#len))
+                };
+                t.set_array(results[0], kind, None);
+                let e = t.elem(results[0]);
+                for &arg in &args {
+                    t.union_node(arg, e);
+                }
+            }
+            Opcode::VecNew => t.set_array(results[0], ArrayKind::Vec, None),
+            Opcode::Copy(crate::ir::CopyKind::Clone) => t.union(results[0], args[0]),
+            Opcode::Copy(crate::ir::CopyKind::ToVec) => {
+                t.set_array(results[0], ArrayKind::Vec, None);
+                let (er, ea) = (t.elem(results[0]), t.elem(args[0]));
+                t.union_node(er, ea);
+            }
+            Opcode::If | Opcode::Match(_) => {
+                if let Opcode::If = data.opcode {
+                    t.set(args[0], bool_ty.clone());
+                }
                 for &arm in &data.arms {
                     for (r, y) in results.iter().zip(&func.block(arm).yields) {
-                        uf.union(*r, y.index());
+                        t.union(*r, y.index());
                     }
                 }
             }
-            Opcode::Match(_) => {
-                for &arm in &data.arms {
-                    for (r, y) in results.iter().zip(&func.block(arm).yields) {
-                        uf.union(*r, y.index());
-                    }
+            Opcode::ForRange(range) => {
+                let body = func.block(data.arms[0]);
+                t.union(body.params[0].index(), args[0]);
+                t.union(args[0], args[1]);
+                if range.stepped {
+                    t.set(args[2], usize_ty.clone());
+                }
+                if range.breaks {
+                    t.set(body.yields[0].index(), bool_ty.clone());
+                }
+                for (init, param, next, result) in loop_slots(func, inst) {
+                    t.union(param.index(), init.index());
+                    t.union(param.index(), next.index());
+                    t.union(param.index(), result.index());
+                }
+            }
+            Opcode::While => {
+                let body = func.block(data.arms[0]);
+                t.set(body.yields[0].index(), bool_ty.clone());
+                for (init, param, next, result) in loop_slots(func, inst) {
+                    t.union(param.index(), init.index());
+                    t.union(param.index(), next.index());
+                    t.union(param.index(), result.index());
                 }
             }
             _ => {}
         }
     });
     // the float type of the function, when its float parameters agree on one
-    let float_types: Vec<&syn::Type> = func
+    let float_types: Vec<syn::Type> = func
         .params
         .iter()
         .filter(|p| p.role == ParamRole::Float)
-        .map(|p| &p.ty)
-        .chain(output_types.iter())
+        .map(|p| {
+            crate::args::array_type(&p.ty)
+                .map(|(_, elem)| elem)
+                .unwrap_or_else(|| p.ty.clone())
+        })
+        .chain(output_types.iter().map(|ty| {
+            crate::args::array_type(ty)
+                .map(|(_, elem)| elem)
+                .unwrap_or_else(|| ty.clone())
+        }))
         .collect();
     let unique_float = float_types
         .first()
         .filter(|first| float_types.iter().all(|t| t == *first))
-        .map(|t| (*t).clone());
-    let _ = generics;
+        .cloned();
     let mut reported = false;
     for v in 0..n {
-        let root = uf.find(v);
-        a.types[v] = uf.ty[root].clone();
-        if a.types[v].is_none() && a.varied[v] {
-            a.types[v] = unique_float.clone();
+        let (mut ty, is_array) = t.resolve(v);
+        if is_array && ty.is_none() {
+            if let Some(float) = &unique_float {
+                let r = t.find(v);
+                ty = t.kind[r].clone().map(|kind| kind.container(float));
+            }
         }
-        if a.needed[v] && !a.constant[v] && a.types[v].is_none() && !reported {
+        if ty.is_none() && a.varied[v] {
+            ty = unique_float.clone();
+        }
+        a.types[v] = ty;
+        a.arrays[v] = is_array;
+        if a.is_saved(Value(v as u32)) && a.types[v].is_none() && !reported {
             reported = true;
             let value = Value(v as u32);
             let span: Span = func.value(value).span;
@@ -540,14 +822,31 @@ impl Annotate for RecordNotes<'_> {
     fn inst_note(&self, func: &Function, inst: Inst) -> Option<String> {
         let data = func.inst(inst);
         let mut notes = Vec::new();
-        let saved: Vec<String> = data
+        let mut saved: Vec<String> = data
             .results
             .iter()
             .filter(|r| self.0.is_saved(**r))
             .map(|r| r.to_string())
             .collect();
+        for &arm in &data.arms {
+            let params = func
+                .block(arm)
+                .params
+                .iter()
+                .filter(|p| self.0.is_saved(**p));
+            saved.extend(params.map(|p| p.to_string()));
+        }
         if !saved.is_empty() {
             notes.push(format!("saved {}", saved.join(", ")));
+        }
+        let recomputed: Vec<String> = data
+            .results
+            .iter()
+            .filter(|r| self.0.recompute[r.index()])
+            .map(|r| r.to_string())
+            .collect();
+        if !recomputed.is_empty() {
+            notes.push(format!("recomputed {}", recomputed.join(", ")));
         }
         if self.0.reversed[inst.index()] {
             notes.push("reversed".into());

@@ -72,6 +72,64 @@ pub fn parse_options(attr: TokenStream) -> syn::Result<Options> {
     Ok(options)
 }
 
+/// The kind of an array type.
+#[derive(Clone, Debug)]
+pub enum ArrayKind {
+    /// `Vec<T>`, `&[T]`, `&Vec<T>`: a vector whose cotangent is a `Vec<T>`.
+    Vec,
+    /// `[T; N]`, `&[T; N]`: fixed length, cotangent `[T; N]`.
+    Fixed(TokenStream),
+}
+
+impl ArrayKind {
+    /// The owned container of this kind holding `elem`.
+    pub fn container(&self, elem: &Type) -> Type {
+        match self {
+            ArrayKind::Vec => syn::parse_quote!(::std::vec::Vec<#elem>),
+            ArrayKind::Fixed(len) => syn::parse_quote!([#elem; #len]),
+        }
+    }
+}
+
+/// `&[T]`, `Vec<T>`, `&Vec<T>`, `[T; N]` or `&[T; N]`: the array kind and element type.
+pub fn array_type(ty: &Type) -> Option<(ArrayKind, Type)> {
+    match ty {
+        Type::Reference(r) if r.mutability.is_none() => match &*r.elem {
+            Type::Slice(s) => Some((ArrayKind::Vec, (*s.elem).clone())),
+            other => array_type(other),
+        },
+        Type::Paren(p) => array_type(&p.elem),
+        Type::Array(a) => {
+            let len = &a.len;
+            Some((ArrayKind::Fixed(quote::quote!(#len)), (*a.elem).clone()))
+        }
+        Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?;
+            if last.ident != "Vec" {
+                return None;
+            }
+            match &last.arguments {
+                syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => {
+                    match &args.args[0] {
+                        syn::GenericArgument::Type(elem) => Some((ArrayKind::Vec, elem.clone())),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The cotangent type of a parameter or output of type `ty`.
+pub fn cotangent_type(ty: &Type) -> Type {
+    match array_type(ty) {
+        Some((kind, elem)) => kind.container(&elem),
+        None => ty.clone(),
+    }
+}
+
 /// A classified parameter.
 #[derive(Clone, Debug)]
 pub struct SigParam {
@@ -90,6 +148,8 @@ pub enum Output {
     Scalar(Type),
     /// A tuple of floats: `backward` takes a tuple of cotangents.
     Tuple(Vec<Type>),
+    /// A `Vec<T>` or `[T; N]` of floats: `backward` takes a cotangent of the same type.
+    Array(Type),
 }
 
 /// The signature facts every later stage needs.
@@ -176,6 +236,14 @@ fn classify_param(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option<
     if is_constant_type(ty) {
         return Some(ParamRole::Constant);
     }
+    if let Some((_, elem)) = array_type(ty) {
+        if is_float_type(&elem, generics) {
+            return Some(ParamRole::Float);
+        }
+        if is_constant_type(&elem) {
+            return Some(ParamRole::Constant);
+        }
+    }
     match ty {
         Type::Reference(r) if r.mutability.is_some() => errors.push_spanned(
             {
@@ -199,6 +267,11 @@ fn classify_output(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option
     if is_float_type(ty, generics) {
         return Some(Output::Scalar(ty.clone()));
     }
+    if let Some((_, elem)) = array_type(ty) {
+        if is_float_type(&elem, generics) && !matches!(ty, Type::Reference(_)) {
+            return Some(Output::Array(ty.clone()));
+        }
+    }
     if let Type::Tuple(tuple) = ty {
         if !tuple.elems.is_empty() && tuple.elems.iter().all(|e| is_float_type(e, generics)) {
             return Some(Output::Tuple(tuple.elems.iter().cloned().collect()));
@@ -207,7 +280,7 @@ fn classify_output(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option
     errors.push_spanned(
         ty,
         format!(
-            "#[differentiate] functions must return `f32`, `f64`, a generic float `T`, or a tuple of them; `{}` has no derivative to compute",
+            "#[differentiate] functions must return `f32`, `f64`, a generic float `T`, a `Vec` or array of them, or a tuple of floats; `{}` has no derivative to compute",
             crate::ir::tokens_text(&quote::quote!(#ty))
         ),
     );

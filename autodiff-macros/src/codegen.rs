@@ -1,17 +1,18 @@
-//! Turns the analysed IR into Rust: the saved-value struct and branch enums, the forward
-//! function that fills them, `backward`, `_grad`, and the hidden all-active pullback.
+//! Turns the analysed IR into Rust: the saved-value struct, branch enums and loop records,
+//! the forward function that fills them, `backward`, `_grad`, and the hidden all-active
+//! pullback.
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use std::collections::{HashMap, HashSet};
 use syn::{GenericParam, ItemFn};
 
-use crate::analysis::{rule_of, Analysis};
-use crate::args::{Output, Signature};
+use crate::analysis::{loop_slots, rule_of, Analysis};
+use crate::args::{ArrayKind, Output, Signature};
 use crate::errors::Errors;
 use crate::ir::{
-    BinaryOp, BitOp, Block, CompareOp, Function, Inst, OpaquePiece, Opcode, ParamRole, UnaryOp,
-    Value, ValueDef,
+    BinaryOp, BitOp, Block, CompareOp, CopyKind, Function, Inst, Opcode, ParamRole, UnaryOp, Value,
+    ValueDef,
 };
 use crate::names;
 use crate::primitives::Read;
@@ -35,6 +36,14 @@ impl ValueNames {
             used.insert(p.name.to_string());
             names[p.value.index()] = Some(p.name.clone());
         }
+        let reserved = |candidate: &str| {
+            ["branch", "loop", "call", "range"].iter().any(|prefix| {
+                candidate
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
+            }) || candidate.ends_with("_saved")
+                || candidate.ends_with("_carry")
+        };
         for (i, data) in func.values.iter().enumerate() {
             if names[i].is_some() {
                 continue;
@@ -43,10 +52,7 @@ impl ValueNames {
             let base = base.trim_start_matches("r#").to_string();
             let mut candidate = base.clone();
             let mut k = 1;
-            while used.contains(&candidate)
-                || candidate.starts_with("branch")
-                || candidate.starts_with("call")
-            {
+            while used.contains(&candidate) || reserved(&candidate) {
                 candidate = format!("{base}_{k}");
                 k += 1;
             }
@@ -98,117 +104,14 @@ pub struct Variant<'a> {
     pub hidden: bool,
 }
 
-struct Frames {
-    /// Per instruction: the index of its branch record, for reversed `if`/`match`.
-    branch_index: HashMap<Inst, usize>,
+/// The numbering of the records the forward pass keeps: one per reversed branch (an enum of
+/// its arms) and one per reversed loop (a stack of per-iteration structs, or a trip count).
+struct Records {
+    index: HashMap<Inst, usize>,
 }
-
-const RUNTIME: &str = "::autodiff::__private";
 
 fn private() -> TokenStream {
-    RUNTIME.parse().expect("valid path")
-}
-
-impl Context<'_> {
-    fn fn_generics(&self) -> &syn::Generics {
-        &self.item.sig.generics
-    }
-
-    /// The function's generics without lifetimes: saved values are owned.
-    fn struct_generics(&self) -> syn::Generics {
-        let mut generics = self.fn_generics().clone();
-        generics.params = generics
-            .params
-            .into_iter()
-            .filter(|p| !matches!(p, GenericParam::Lifetime(_)))
-            .map(|mut p| {
-                if let GenericParam::Type(t) = &mut p {
-                    t.bounds = t
-                        .bounds
-                        .clone()
-                        .into_iter()
-                        .filter(|b| !matches!(b, syn::TypeParamBound::Lifetime(_)))
-                        .collect();
-                }
-                p
-            })
-            .collect();
-        generics
-    }
-
-    fn type_param_idents(&self) -> Vec<Ident> {
-        crate::args::type_params(self.item)
-    }
-
-    fn struct_ty_args(&self) -> TokenStream {
-        let generics = self.struct_generics();
-        let (_, ty_generics, _) = generics.split_for_impl();
-        quote!(#ty_generics)
-    }
-
-    fn marker_type(&self) -> Option<TokenStream> {
-        let params = self.type_param_idents();
-        if params.is_empty() {
-            return None;
-        }
-        let private = private();
-        Some(quote!(#private::PhantomData<fn() -> (#(#params,)*)>))
-    }
-
-    fn vis(&self) -> &syn::Visibility {
-        &self.item.vis
-    }
-
-    fn cfg_attrs(&self) -> Vec<&syn::Attribute> {
-        self.item
-            .attrs
-            .iter()
-            .filter(|a| a.path().is_ident("cfg"))
-            .collect()
-    }
-
-    fn params_decl(&self) -> Vec<TokenStream> {
-        self.sig
-            .params
-            .iter()
-            .map(|p| {
-                let (name, ty) = (&p.name, &p.ty);
-                quote!(#name: #ty)
-            })
-            .collect()
-    }
-
-    fn param_names(&self) -> Vec<&Ident> {
-        self.sig.params.iter().map(|p| &p.name).collect()
-    }
-
-    fn return_type(&self) -> &syn::Type {
-        &self.sig.return_type
-    }
-
-    /// The cotangent types returned by `backward`: one per active parameter (public), or one
-    /// per parameter with `()` for inactive ones (hidden).
-    fn gradient_type(&self, active: &[bool], hidden: bool) -> TokenStream {
-        let types: Vec<TokenStream> = self
-            .sig
-            .params
-            .iter()
-            .zip(active)
-            .filter_map(|(p, &a)| {
-                let ty = &p.ty;
-                match (a, hidden) {
-                    (true, _) => Some(quote!(#ty)),
-                    (false, true) => Some(quote!(())),
-                    (false, false) => None,
-                }
-            })
-            .collect();
-        if !hidden && types.len() == 1 {
-            types[0].clone()
-        } else {
-            quote!((#(#types,)*))
-        }
-    }
+    quote!(::autodiff::__private)
 }
 
 fn tuple_pattern(items: &[TokenStream]) -> TokenStream {
@@ -240,33 +143,6 @@ fn binary_token(op: BinaryOp) -> TokenStream {
     }
 }
 
-/// Whether a borrowed parameter of this type can be saved by copying the referent.
-fn copies_through_reference(elem: &syn::Type) -> bool {
-    match elem {
-        syn::Type::Path(p) => p.path.get_ident().is_some_and(|id| {
-            matches!(
-                id.to_string().as_str(),
-                "i8" | "i16"
-                    | "i32"
-                    | "i64"
-                    | "i128"
-                    | "isize"
-                    | "u8"
-                    | "u16"
-                    | "u32"
-                    | "u64"
-                    | "u128"
-                    | "usize"
-                    | "bool"
-                    | "char"
-                    | "f32"
-                    | "f64"
-            )
-        }),
-        _ => false,
-    }
-}
-
 /// The path of the hidden all-active pullback of the function a call refers to.
 pub fn hidden_callee(path: &syn::ExprPath) -> syn::ExprPath {
     let mut path = path.clone();
@@ -294,18 +170,161 @@ fn strip_binders(pat: &syn::Pat) -> syn::Pat {
     }
 }
 
-impl<'a> Context<'a> {
-    fn frames(&self, analysis: &Analysis) -> Frames {
-        let mut branch_index = HashMap::new();
+/// Whether a borrowed parameter of this type can be saved by copying the referent.
+fn copies_through_reference(elem: &syn::Type) -> bool {
+    match elem {
+        syn::Type::Path(p) => p.path.get_ident().is_some_and(|id| {
+            matches!(
+                id.to_string().as_str(),
+                "i8" | "i16"
+                    | "i32"
+                    | "i64"
+                    | "i128"
+                    | "isize"
+                    | "u8"
+                    | "u16"
+                    | "u32"
+                    | "u64"
+                    | "u128"
+                    | "usize"
+                    | "bool"
+                    | "char"
+                    | "f32"
+                    | "f64"
+            )
+        }),
+        _ => false,
+    }
+}
+
+impl Context<'_> {
+    fn fn_generics(&self) -> &syn::Generics {
+        &self.item.sig.generics
+    }
+
+    /// The function's generics without lifetimes: saved values are owned.
+    fn struct_generics(&self) -> syn::Generics {
+        let mut generics = self.fn_generics().clone();
+        generics.params = generics
+            .params
+            .into_iter()
+            .filter(|p| !matches!(p, GenericParam::Lifetime(_)))
+            .map(|mut p| {
+                if let GenericParam::Type(t) = &mut p {
+                    t.bounds = t
+                        .bounds
+                        .clone()
+                        .into_iter()
+                        .filter(|b| !matches!(b, syn::TypeParamBound::Lifetime(_)))
+                        .collect();
+                }
+                p
+            })
+            .collect();
+        generics
+    }
+
+    fn struct_ty_args(&self) -> TokenStream {
+        let generics = self.struct_generics();
+        let (_, ty_generics, _) = generics.split_for_impl();
+        quote!(#ty_generics)
+    }
+
+    fn marker_type(&self) -> Option<TokenStream> {
+        let params = crate::args::type_params(self.item);
+        if params.is_empty() {
+            return None;
+        }
+        let private = private();
+        Some(quote!(#private::PhantomData<fn() -> (#(#params,)*)>))
+    }
+
+    fn cfg_attrs(&self) -> Vec<&syn::Attribute> {
+        self.item
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .collect()
+    }
+
+    fn params_decl(&self) -> Vec<TokenStream> {
+        self.sig
+            .params
+            .iter()
+            .map(|p| {
+                let (name, ty) = (&p.name, &p.ty);
+                quote!(#name: #ty)
+            })
+            .collect()
+    }
+
+    /// The cotangent types returned by `backward`: one per active parameter (public), or one
+    /// per parameter with `()` for inactive ones (hidden).
+    fn gradient_type(&self, active: &[bool], hidden: bool) -> TokenStream {
+        let types: Vec<TokenStream> = self
+            .sig
+            .params
+            .iter()
+            .zip(active)
+            .filter_map(|(p, &a)| {
+                let ty = crate::args::cotangent_type(&p.ty);
+                match (a, hidden) {
+                    (true, _) => Some(quote!(#ty)),
+                    (false, true) => Some(quote!(())),
+                    (false, false) => None,
+                }
+            })
+            .collect();
+        if !hidden && types.len() == 1 {
+            types[0].clone()
+        } else {
+            quote!((#(#types,)*))
+        }
+    }
+
+    fn records(&self, analysis: &Analysis) -> Records {
+        let mut index = HashMap::new();
         self.func.walk_insts(self.func.entry, &mut |inst| {
-            if matches!(self.func.inst(inst).opcode, Opcode::If | Opcode::Match(_))
-                && analysis.reversed[inst.index()]
-            {
-                let next = branch_index.len();
-                branch_index.insert(inst, next);
+            let structured = matches!(
+                self.func.inst(inst).opcode,
+                Opcode::If | Opcode::Match(_) | Opcode::ForRange(_) | Opcode::While
+            );
+            if structured && analysis.reversed[inst.index()] {
+                let next = index.len();
+                index.insert(inst, next);
             }
         });
-        Frames { branch_index }
+        Records { index }
+    }
+
+    fn is_loop(&self, inst: Inst) -> bool {
+        self.func.loop_layout(inst).is_some()
+    }
+
+    fn record_field(&self, inst: Inst, index: usize) -> Ident {
+        if self.is_loop(inst) {
+            format_ident!("loop{}", index)
+        } else {
+            names::branch_field(index)
+        }
+    }
+
+    fn record_type(&self, inst: Inst, index: usize, hidden: bool) -> Ident {
+        let base = names::upper_camel(&self.func.name.to_string());
+        let all = if hidden { "All" } else { "" };
+        let kind = if self.is_loop(inst) { "Loop" } else { "Branch" };
+        if hidden {
+            format_ident!("__{}{}{}{}", base, all, kind, index)
+        } else {
+            format_ident!("{}{}{}", base, kind, index)
+        }
+    }
+
+    /// Whether a loop's per-iteration record has fields, or only its trip count is kept.
+    fn loop_has_fields(&self, analysis: &Analysis, records: &Records, inst: Inst) -> bool {
+        let body = self.func.inst(inst).arms[0];
+        !self.saved_in_block(analysis, body).is_empty()
+            || !self.records_in_block(records, body).is_empty()
     }
 
     /// Tokens evaluating a value in the forward pass: its name, or a constant inline.
@@ -323,23 +342,23 @@ impl<'a> Context<'a> {
     fn inst_expr(&self, inst: Inst, operands: &[TokenStream]) -> TokenStream {
         let data = self.func.inst(inst);
         let span = data.span;
+        let arg = |i: usize| &operands[i];
         match &data.opcode {
             Opcode::Const(tokens) => tokens.clone(),
             Opcode::Binary(op) => {
-                let (a, b) = (&operands[0], &operands[1]);
-                let op = binary_token(*op);
+                let (a, b, op) = (arg(0), arg(1), binary_token(*op));
                 quote_spanned!(span=> #a #op #b)
             }
             Opcode::Unary(UnaryOp::Neg) => {
-                let a = &operands[0];
+                let a = arg(0);
                 quote_spanned!(span=> -#a)
             }
             Opcode::Unary(UnaryOp::Not) => {
-                let a = &operands[0];
+                let a = arg(0);
                 quote_spanned!(span=> !#a)
             }
             Opcode::Cast(ty) => {
-                let a = &operands[0];
+                let a = arg(0);
                 quote_spanned!(span=> #a as #ty)
             }
             Opcode::Primitive(p) => {
@@ -352,17 +371,52 @@ impl<'a> Context<'a> {
                 quote_spanned!(span=> #recv.#name #turbofish(#(#rest),*))
             }
             Opcode::Call(path) => quote_spanned!(span=> #path(#(#operands),*)),
-            Opcode::Opaque(opaque) => opaque
-                .pieces
-                .iter()
-                .map(|piece| match piece {
-                    OpaquePiece::Tokens(t) => t.clone(),
-                    OpaquePiece::Hole(i) => operands[*i].clone(),
-                })
-                .collect(),
-            Opcode::If | Opcode::Match(_) => {
-                unreachable!("structured instructions are emitted separately")
+            Opcode::Ref => {
+                let a = arg(0);
+                quote!(&#a)
             }
+            Opcode::Deref => {
+                let a = arg(0);
+                quote!(*#a)
+            }
+            Opcode::Index => {
+                let (a, i) = (arg(0), arg(1));
+                quote_spanned!(span=> #a[#i])
+            }
+            Opcode::Len => {
+                let a = arg(0);
+                quote!(#a.len())
+            }
+            Opcode::VecFill => {
+                let (v, n) = (arg(0), arg(1));
+                quote!(::std::vec![#v; #n])
+            }
+            Opcode::ArrayFill(len) => {
+                let v = arg(0);
+                quote!([#v; #len])
+            }
+            Opcode::ArrayLiteral { vec: true } => quote!(::std::vec![#(#operands),*]),
+            Opcode::ArrayLiteral { vec: false } => quote!([#(#operands),*]),
+            Opcode::VecNew if operands.is_empty() => quote!(::std::vec::Vec::new()),
+            Opcode::VecNew => {
+                let n = arg(0);
+                quote!(::std::vec::Vec::with_capacity(#n))
+            }
+            Opcode::Copy(CopyKind::Clone) => {
+                let a = arg(0);
+                quote!(#a.clone())
+            }
+            Opcode::Copy(CopyKind::ToVec) => {
+                let a = arg(0);
+                quote!(#a.to_vec())
+            }
+            Opcode::IndexSet
+            | Opcode::Push
+            | Opcode::Swap
+            | Opcode::If
+            | Opcode::Match(_)
+            | Opcode::ForRange(_)
+            | Opcode::While => unreachable!("statements are emitted separately"),
         }
     }
 
@@ -381,7 +435,7 @@ impl<'a> Context<'a> {
         }
     }
 
-    // ---- types and declarations ----
+    // ---- saved values and records ----
 
     fn saved_in_block(&self, analysis: &Analysis, block: Block) -> Vec<Value> {
         let mut saved = Vec::new();
@@ -394,6 +448,14 @@ impl<'a> Context<'a> {
                     .filter(|v| analysis.is_saved(*v)),
             );
         }
+        saved.extend(
+            self.func
+                .block(block)
+                .params
+                .iter()
+                .copied()
+                .filter(|v| analysis.is_saved(*v)),
+        );
         for &inst in &self.func.block(block).insts {
             saved.extend(
                 self.func
@@ -407,23 +469,28 @@ impl<'a> Context<'a> {
         saved
     }
 
-    fn branches_in_block(&self, frames: &Frames, block: Block) -> Vec<(Inst, usize)> {
+    fn records_in_block(&self, records: &Records, block: Block) -> Vec<(Inst, usize)> {
         self.func
             .block(block)
             .insts
             .iter()
-            .filter_map(|inst| frames.branch_index.get(inst).map(|&i| (*inst, i)))
+            .filter_map(|inst| records.index.get(inst).map(|&i| (*inst, i)))
             .collect()
+    }
+
+    /// The suffix-free variable holding a saved array's copy, taken where it was defined.
+    fn saved_copy(&self, v: Value) -> Ident {
+        format_ident!("{}_saved", self.names.name(v))
     }
 
     fn field_decls(
         &self,
-        analysis: &Analysis,
-        frames: &Frames,
+        variant: &Variant,
+        records: &Records,
         block: Block,
-        hidden: bool,
         errors: &mut Errors,
     ) -> Vec<TokenStream> {
+        let analysis = variant.analysis;
         let mut fields = Vec::new();
         for v in self.saved_in_block(analysis, block) {
             let name = self.names.name(v);
@@ -440,28 +507,43 @@ impl<'a> Context<'a> {
             }
         }
         let ty_args = self.struct_ty_args();
-        for (_, index) in self.branches_in_block(frames, block) {
-            let field = names::branch_field(index);
-            let enum_name = names::branch_enum(&self.func.name, hidden, index);
-            fields.push(quote!(#field: #enum_name #ty_args));
+        for (inst, index) in self.records_in_block(records, block) {
+            let field = self.record_field(inst, index);
+            let ty = self.record_type(inst, index, variant.hidden);
+            if !self.is_loop(inst) {
+                fields.push(quote!(#field: #ty #ty_args));
+            } else if self.loop_has_fields(analysis, records, inst) {
+                fields.push(quote!(#field: ::std::vec::Vec<#ty #ty_args>));
+            } else {
+                fields.push(quote!(#field: usize));
+            }
         }
         fields
     }
 
-    fn field_inits(&self, analysis: &Analysis, frames: &Frames, block: Block) -> Vec<TokenStream> {
+    fn field_inits(
+        &self,
+        analysis: &Analysis,
+        records: &Records,
+        block: Block,
+    ) -> Vec<TokenStream> {
         let mut inits: Vec<TokenStream> = self
             .saved_in_block(analysis, block)
             .into_iter()
             .map(|v| {
                 let name = self.names.name(v);
+                if analysis.arrays[v.index()] {
+                    let copy = self.saved_copy(v);
+                    return quote!(#name: #copy);
+                }
                 match &analysis.types[v.index()] {
                     Some(syn::Type::Reference(_)) => quote!(#name: *#name),
                     _ => quote!(#name),
                 }
             })
             .collect();
-        for (_, index) in self.branches_in_block(frames, block) {
-            let field = names::branch_field(index);
+        for (inst, index) in self.records_in_block(records, block) {
+            let field = self.record_field(inst, index);
             inits.push(quote!(#field));
         }
         inits
@@ -470,10 +552,10 @@ impl<'a> Context<'a> {
     fn field_bindings(
         &self,
         analysis: &Analysis,
-        frames: &Frames,
+        records: &Records,
         block: Block,
     ) -> Vec<TokenStream> {
-        let mut names: Vec<TokenStream> = self
+        let mut bindings: Vec<TokenStream> = self
             .saved_in_block(analysis, block)
             .into_iter()
             .map(|v| {
@@ -481,30 +563,28 @@ impl<'a> Context<'a> {
                 quote!(#name)
             })
             .collect();
-        for (_, index) in self.branches_in_block(frames, block) {
-            let field = names::branch_field(index);
-            names.push(quote!(#field));
+        for (inst, index) in self.records_in_block(records, block) {
+            let field = self.record_field(inst, index);
+            bindings.push(quote!(#field));
         }
-        names
+        bindings
     }
 
-    /// The struct and branch enums of one variant.
+    /// The struct, branch enums and loop records of one variant.
     fn declarations(
         &self,
         variant: &Variant,
-        frames: &Frames,
+        records: &Records,
         struct_name: &Ident,
         errors: &mut Errors,
     ) -> TokenStream {
-        let analysis = variant.analysis;
         let generics = self.struct_generics();
-        let (impl_generics, _, where_clause) = generics.split_for_impl();
-        let _ = impl_generics;
+        let where_clause = &generics.where_clause;
         let params = &generics.params;
-        let vis = self.vis();
+        let vis = &self.item.vis;
         let cfgs = self.cfg_attrs();
         let marker = self.marker_type();
-        let fields = self.field_decls(analysis, frames, self.func.entry, variant.hidden, errors);
+        let fields = self.field_decls(variant, records, self.func.entry, errors);
         let marker_field = marker.as_ref().map(|m| {
             let name = names::marker_field();
             quote!(#name: #m,)
@@ -528,12 +608,37 @@ impl<'a> Context<'a> {
                 #marker_field
             }
         };
-        let mut branches: Vec<(Inst, usize)> =
-            frames.branch_index.iter().map(|(i, n)| (*i, *n)).collect();
-        branches.sort_by_key(|(_, n)| *n);
-        for (inst, index) in branches {
+        let mut all: Vec<(Inst, usize)> = records.index.iter().map(|(i, n)| (*i, *n)).collect();
+        all.sort_by_key(|(_, n)| *n);
+        for (inst, index) in all {
             let data = self.func.inst(inst);
-            let enum_name = names::branch_enum(fname, variant.hidden, index);
+            let ty = self.record_type(inst, index, variant.hidden);
+            let hidden_doc = |text: String| {
+                if variant.hidden {
+                    quote!(#[doc(hidden)])
+                } else {
+                    quote!(#[doc = #text])
+                }
+            };
+            if self.is_loop(inst) {
+                if !self.loop_has_fields(variant.analysis, records, inst) {
+                    continue;
+                }
+                let fields = self.field_decls(variant, records, data.arms[0], errors);
+                let doc = hidden_doc(format!(
+                    " The values one iteration of a loop in [`{fname}`] saves."
+                ));
+                out.extend(quote! {
+                    #doc
+                    #(#cfgs)*
+                    #[allow(non_camel_case_types, dead_code, clippy::all)]
+                    #vis struct #ty <#params> #where_clause {
+                        #(#fields,)*
+                        #marker_field
+                    }
+                });
+                continue;
+            }
             let is_if = matches!(data.opcode, Opcode::If);
             let variants: Vec<TokenStream> = data
                 .arms
@@ -541,26 +646,21 @@ impl<'a> Context<'a> {
                 .enumerate()
                 .map(|(arm_index, &arm)| {
                     let variant_name = names::arm_variant(is_if, arm_index);
-                    let fields = self.field_decls(analysis, frames, arm, variant.hidden, errors);
+                    let fields = self.field_decls(variant, records, arm, errors);
                     quote!(#variant_name { #(#fields),* })
                 })
                 .collect();
             let marker_variant = marker
                 .as_ref()
                 .map(|m| quote!(#[doc(hidden)] __Marker(#m, ::core::convert::Infallible),));
-            let text = format!(
+            let doc = hidden_doc(format!(
                 " Which arm of a branch in [`{fname}`] ran, with the values saved on that arm."
-            );
-            let doc = if variant.hidden {
-                quote!(#[doc(hidden)])
-            } else {
-                quote!(#[doc = #text])
-            };
+            ));
             out.extend(quote! {
                 #doc
                 #(#cfgs)*
                 #[allow(non_camel_case_types, dead_code, clippy::all)]
-                #vis enum #enum_name <#params> #where_clause {
+                #vis enum #ty <#params> #where_clause {
                     #(#variants,)*
                     #marker_variant
                 }
@@ -571,24 +671,57 @@ impl<'a> Context<'a> {
 
     // ---- forward pass ----
 
+    /// Copies of arrays the backward pass reads, taken as soon as they exist, before any
+    /// later in-place write can change them.
+    fn save_arrays(&self, analysis: &Analysis, values: &[Value], out: &mut TokenStream) {
+        for &v in values {
+            if analysis.is_saved(v) && analysis.arrays[v.index()] {
+                let (name, copy, private) = (self.names.name(v), self.saved_copy(v), private());
+                out.extend(quote!(let #copy = #private::Save::save(&#name);));
+            }
+        }
+    }
+
     fn forward_block(
         &self,
         variant: &Variant,
-        frames: &Frames,
+        records: &Records,
         block: Block,
-        struct_path: &TokenStream,
-    ) -> TokenStream {
-        let mut out = TokenStream::new();
+        out: &mut TokenStream,
+    ) {
         for &inst in &self.func.block(block).insts {
             let data = self.func.inst(inst);
+            let operands: Vec<TokenStream> = data.args.iter().map(|a| self.operand(*a)).collect();
+            let result = data.results.first().map(|r| self.names.name(*r).clone());
             match &data.opcode {
                 Opcode::Const(_) => {}
-                Opcode::If | Opcode::Match(_) => {
-                    out.extend(self.forward_branch(variant, frames, inst, struct_path))
+                Opcode::If | Opcode::Match(_) => self.forward_branch(variant, records, inst, out),
+                Opcode::ForRange(_) | Opcode::While => {
+                    self.forward_loop(variant, records, inst, out)
+                }
+                Opcode::IndexSet => {
+                    let (r, a, i, v) = (
+                        result.expect("one result"),
+                        &operands[0],
+                        &operands[1],
+                        &operands[2],
+                    );
+                    out.extend(quote!(let mut #r = #a; #r[#i] = #v;));
+                }
+                Opcode::Push => {
+                    let (r, a, v) = (result.expect("one result"), &operands[0], &operands[1]);
+                    out.extend(quote!(let mut #r = #a; #r.push(#v);));
+                }
+                Opcode::Swap => {
+                    let (r, a, i, j) = (
+                        result.expect("one result"),
+                        &operands[0],
+                        &operands[1],
+                        &operands[2],
+                    );
+                    out.extend(quote!(let mut #r = #a; #r.swap(#i, #j);));
                 }
                 _ => {
-                    let operands: Vec<TokenStream> =
-                        data.args.iter().map(|a| self.operand(*a)).collect();
                     let expr = self.inst_expr(inst, &operands);
                     let results: Vec<TokenStream> = data
                         .results
@@ -602,19 +735,19 @@ impl<'a> Context<'a> {
                     out.extend(quote!(let #pattern = #expr;));
                 }
             }
+            self.save_arrays(variant.analysis, &data.results, out);
         }
-        out
     }
 
     fn forward_branch(
         &self,
         variant: &Variant,
-        frames: &Frames,
+        records: &Records,
         inst: Inst,
-        struct_path: &TokenStream,
-    ) -> TokenStream {
+        out: &mut TokenStream,
+    ) {
         let data = self.func.inst(inst);
-        let record = frames.branch_index.get(&inst).copied();
+        let record = records.index.get(&inst).copied();
         let is_if = matches!(data.opcode, Opcode::If);
         let mut pattern_items: Vec<TokenStream> = data
             .results
@@ -625,19 +758,17 @@ impl<'a> Context<'a> {
             })
             .collect();
         if let Some(index) = record {
-            let field = names::branch_field(index);
+            let field = self.record_field(inst, index);
             pattern_items.push(quote!(#field));
         }
-        let ty_path = record.map(|index| {
-            let enum_name = names::branch_enum(&self.func.name, variant.hidden, index);
-            quote!(#enum_name)
-        });
+        let ty_path = record.map(|index| self.record_type(inst, index, variant.hidden));
         let arms: Vec<TokenStream> = data
             .arms
             .iter()
             .enumerate()
             .map(|(arm_index, &arm)| {
-                let body = self.forward_block(variant, frames, arm, struct_path);
+                let mut body = TokenStream::new();
+                self.forward_block(variant, records, arm, &mut body);
                 let mut tail: Vec<TokenStream> = self
                     .func
                     .block(arm)
@@ -647,7 +778,7 @@ impl<'a> Context<'a> {
                     .collect();
                 if let Some(enum_name) = &ty_path {
                     let variant_name = names::arm_variant(is_if, arm_index);
-                    let inits = self.field_inits(variant.analysis, frames, arm);
+                    let inits = self.field_inits(variant.analysis, records, arm);
                     tail.push(quote!(#enum_name::#variant_name { #(#inits),* }));
                 }
                 let tail = tuple_pattern(&tail);
@@ -664,16 +795,113 @@ impl<'a> Context<'a> {
                 let pats = pats.iter().map(strip_binders);
                 quote!(match #selector { #(#pats => #arms)* })
             }
-            _ => unreachable!(),
+            _ => unreachable!("branches only"),
         };
         let pattern = tuple_pattern(&pattern_items);
-        quote!(let #pattern = #expr;)
+        out.extend(quote!(let #pattern = #expr;));
+    }
+
+    fn forward_loop(
+        &self,
+        variant: &Variant,
+        records: &Records,
+        inst: Inst,
+        out: &mut TokenStream,
+    ) {
+        let analysis = variant.analysis;
+        let data = self.func.inst(inst);
+        let layout = self.func.loop_layout(inst).expect("a loop");
+        let body = data.arms[0];
+        let slots = loop_slots(self.func, inst);
+        for &(init, _, _, result) in &slots {
+            let (carrier, init) = (self.names.name(result), self.operand(init));
+            out.extend(quote!(let mut #carrier = #init;));
+        }
+        let record = records.index.get(&inst).map(|&index| {
+            let has_fields = self.loop_has_fields(analysis, records, inst);
+            (
+                self.record_field(inst, index),
+                self.record_type(inst, index, variant.hidden),
+                has_fields,
+            )
+        });
+        let mut iteration = TokenStream::new();
+        for &(_, param, _, result) in &slots {
+            let (param, carrier) = (self.names.name(param), self.names.name(result));
+            iteration.extend(quote!(let #param = #carrier;));
+        }
+        self.save_arrays(analysis, &self.func.block(body).params, &mut iteration);
+        self.forward_block(variant, records, body, &mut iteration);
+        let yields = &self.func.block(body).yields;
+        for &(_, _, next, result) in &slots {
+            let (carrier, next) = (self.names.name(result), self.operand(next));
+            iteration.extend(quote!(#carrier = #next;));
+        }
+        match &record {
+            Some((field, ty, true)) => {
+                let inits = self.field_inits(analysis, records, body);
+                let marker = self.marker_type().map(|_| {
+                    let (name, private) = (names::marker_field(), private());
+                    quote!(#name: #private::PhantomData,)
+                });
+                iteration.extend(quote!(#field.push(#ty { #(#inits,)* #marker });));
+            }
+            Some((field, _, false)) => iteration.extend(quote!(#field += 1;)),
+            None => {}
+        }
+        if layout.flag {
+            let flag = self.operand(yields[0]);
+            iteration.extend(quote!(if !#flag { break; }));
+        }
+        match &data.opcode {
+            Opcode::ForRange(range) => {
+                let (start, end) = (self.operand(data.args[0]), self.operand(data.args[1]));
+                let mut iter = if range.inclusive {
+                    quote!((#start..=#end))
+                } else {
+                    quote!((#start..#end))
+                };
+                if range.reverse {
+                    iter = quote!(#iter.rev());
+                }
+                if range.stepped {
+                    let step = self.operand(data.args[2]);
+                    iter = quote!(#iter.step_by(#step));
+                }
+                let index = self.names.name(self.func.block(body).params[0]);
+                let range_name = format_ident!("range{}", inst.index());
+                out.extend(quote!(let #range_name = #iter;));
+                match &record {
+                    Some((field, _, true)) => out.extend(
+                        quote!(let mut #field = ::std::vec::Vec::with_capacity(::core::iter::Iterator::size_hint(&#range_name).0);),
+                    ),
+                    Some((field, _, false)) => out.extend(quote!(let mut #field: usize = 0;)),
+                    None => {}
+                }
+                out.extend(quote!(for #index in #range_name { #iteration }));
+            }
+            _ => {
+                match &record {
+                    Some((field, _, true)) => {
+                        out.extend(quote!(let mut #field = ::std::vec::Vec::new();))
+                    }
+                    Some((field, _, false)) => out.extend(quote!(let mut #field: usize = 0;)),
+                    None => {}
+                }
+                out.extend(quote!(loop { #iteration }));
+            }
+        }
     }
 
     // ---- backward pass ----
 
     /// A reference to a forward value in the backward pass.
     fn read_ref(&self, analysis: &Analysis, v: Value) -> TokenStream {
+        if let Some(inst) = self.func.def_inst(v) {
+            if let Opcode::Ref = self.func.inst(inst).opcode {
+                return self.read_ref(analysis, self.func.inst(inst).args[0]);
+            }
+        }
         if analysis.constant[v.index()] {
             let e = self.constant_expr(v);
             quote!(&#e)
@@ -683,22 +911,87 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// An owned copy of a forward value in the backward pass.
-    fn read_owned(&self, analysis: &Analysis, v: Value) -> TokenStream {
+    /// A forward value as the argument of a replayed call: borrowed where the forward pass
+    /// borrowed it, an owned copy otherwise.
+    fn read_argument(&self, analysis: &Analysis, v: Value) -> TokenStream {
         if analysis.constant[v.index()] {
-            self.constant_expr(v)
-        } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {
-            // saved by copy; the backward pass holds a reference to it, as the forward did
-            let n = self.names.name(v);
-            quote!(#n)
-        } else {
-            let n = self.names.name(v);
-            quote!(::core::clone::Clone::clone(#n))
+            return self.constant_expr(v);
         }
+        let borrowed_param = matches!(self.func.value(v).def, ValueDef::Param(i) if matches!(self.func.params[i].ty, syn::Type::Reference(_)));
+        let is_ref_inst = self
+            .func
+            .def_inst(v)
+            .is_some_and(|i| matches!(self.func.inst(i).opcode, Opcode::Ref));
+        if is_ref_inst
+            || borrowed_param
+            || matches!(analysis.types[v.index()], Some(syn::Type::Reference(_)))
+        {
+            return self.read_ref(analysis, v);
+        }
+        let n = self.names.name(v);
+        quote!(::core::clone::Clone::clone(#n))
+    }
+
+    /// Recomputes, at the start of a block's reversal, the values of that block the backward
+    /// pass reads but the forward pass did not save. Each is bound to a reference, like the
+    /// saved values.
+    fn recompute_block(&self, analysis: &Analysis, block: Block) -> TokenStream {
+        let mut out = TokenStream::new();
+        for &inst in &self.func.block(block).insts {
+            let data = self.func.inst(inst);
+            for &r in &data.results {
+                if !analysis.recompute[r.index()] {
+                    continue;
+                }
+                let operands: Vec<TokenStream> = data
+                    .args
+                    .iter()
+                    .map(|&a| {
+                        if analysis.constant[a.index()] {
+                            self.constant_expr(a)
+                        } else {
+                            let n = self.names.name(a);
+                            quote!((*#n))
+                        }
+                    })
+                    .collect();
+                let (name, expr) = (self.names.name(r), self.inst_expr(inst, &operands));
+                out.extend(quote!(let #name = &(#expr);));
+            }
+        }
+        out
+    }
+
+    fn zero_of(&self, analysis: &Analysis, v: Value) -> TokenStream {
+        let private = private();
+        if analysis.arrays[v.index()] {
+            quote!(#private::Cotangent::zero())
+        } else {
+            quote!(#private::zero())
+        }
+    }
+
+    fn declare_zero(
+        &self,
+        analysis: &Analysis,
+        v: Value,
+        scope: &mut HashSet<Value>,
+        out: &mut TokenStream,
+    ) {
+        let d = self.names.cotangent(v);
+        let zero = self.zero_of(analysis, v);
+        match &analysis.types[v.index()] {
+            Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+                out.extend(quote!(let mut #d: #ty = #zero;))
+            }
+            _ => out.extend(quote!(let mut #d = #zero;)),
+        }
+        scope.insert(v);
     }
 
     fn contribute(
         &self,
+        analysis: &Analysis,
         scope: &mut HashSet<Value>,
         v: Value,
         expr: TokenStream,
@@ -707,7 +1000,11 @@ impl<'a> Context<'a> {
         let d = self.names.cotangent(v);
         if scope.contains(&v) {
             let private = private();
-            out.extend(quote!(#private::accumulate(&mut #d, #expr);));
+            if analysis.arrays[v.index()] {
+                out.extend(quote!(#private::Cotangent::accumulate(&mut #d, #expr);));
+            } else {
+                out.extend(quote!(#private::accumulate(&mut #d, #expr);));
+            }
         } else {
             out.extend(quote!(let mut #d = #expr;));
             scope.insert(v);
@@ -715,6 +1012,7 @@ impl<'a> Context<'a> {
     }
 
     fn defined_in(&self, block: Block, out: &mut HashSet<Value>) {
+        out.extend(self.func.block(block).params.iter().copied());
         for &inst in &self.func.block(block).insts {
             let data = self.func.inst(inst);
             out.extend(data.results.iter().copied());
@@ -744,32 +1042,66 @@ impl<'a> Context<'a> {
         );
     }
 
+    /// Declares, before a reversed branch or loop, the cotangents of outer values its body
+    /// contributes to, so the contributions outlive the body's scope.
+    fn predeclare(
+        &self,
+        analysis: &Analysis,
+        arms: &[Block],
+        scope: &mut HashSet<Value>,
+        out: &mut TokenStream,
+    ) {
+        let mut inside = HashSet::new();
+        let mut touched = Vec::new();
+        for &arm in arms {
+            self.defined_in(arm, &mut inside);
+            self.active_refs(analysis, arm, &mut touched);
+        }
+        for v in touched {
+            if !inside.contains(&v) && !scope.contains(&v) {
+                self.declare_zero(analysis, v, scope, out);
+            }
+        }
+    }
+
     fn backward_block(
         &self,
         variant: &Variant,
+        records: &Records,
         block: Block,
         scope: &mut HashSet<Value>,
         out: &mut TokenStream,
     ) {
         let analysis = variant.analysis;
+        let private = private();
         for &inst in self.func.block(block).insts.iter().rev() {
             if !analysis.reversed[inst.index()] {
                 continue;
             }
             let data = self.func.inst(inst);
+            if matches!(data.opcode, Opcode::If | Opcode::Match(_)) {
+                self.backward_branch(variant, records, inst, scope, out);
+                continue;
+            }
+            if self.is_loop(inst) {
+                self.backward_loop(variant, records, inst, scope, out);
+                continue;
+            }
+            if !data.results.iter().any(|r| scope.contains(r)) {
+                continue;
+            }
+            let active = |i: usize| analysis.is_active(data.args[i]);
+            let read = |i: usize| self.read_ref(analysis, data.args[i]);
+            let result = data.results[0];
+            let d = self.names.cotangent(result);
             match &data.opcode {
-                Opcode::If | Opcode::Match(_) => self.backward_branch(variant, inst, scope, out),
                 Opcode::Call(path) => {
-                    if !data.results.iter().any(|r| scope.contains(r)) {
-                        continue;
-                    }
-                    let private = private();
                     let callee = hidden_callee(path);
                     let call_name = names::call_pullback(inst.index());
                     let args: Vec<TokenStream> = data
                         .args
                         .iter()
-                        .map(|a| self.read_owned(analysis, *a))
+                        .map(|a| self.read_argument(analysis, *a))
                         .collect();
                     let d_results: Vec<TokenStream> = data
                         .results
@@ -779,7 +1111,7 @@ impl<'a> Context<'a> {
                                 let d = self.names.cotangent(*r);
                                 quote!(#d)
                             } else {
-                                quote!(#private::zero())
+                                self.zero_of(analysis, *r)
                             }
                         })
                         .collect();
@@ -792,23 +1124,85 @@ impl<'a> Context<'a> {
                         let (_, #call_name) = #callee(#(#args),*);
                         let (#(#d_args,)*) = #call_name.__backward_all(#d_out);
                     });
-                    for (arg, d) in data.args.iter().zip(&d_args) {
-                        if analysis.is_active(*arg) {
-                            self.contribute(scope, *arg, quote!(#d), out);
+                    for (i, d_arg) in d_args.iter().enumerate() {
+                        if active(i) {
+                            self.contribute(analysis, scope, data.args[i], quote!(#d_arg), out);
+                        }
+                    }
+                }
+                Opcode::Ref | Opcode::Deref | Opcode::Copy(_) => {
+                    self.contribute(analysis, scope, data.args[0], quote!(#d), out)
+                }
+                Opcode::Index => {
+                    if !scope.contains(&data.args[0]) {
+                        self.declare_zero(analysis, data.args[0], scope, out);
+                    }
+                    let (d_array, i) = (self.names.cotangent(data.args[0]), read(1));
+                    out.extend(quote!(#private::rules::index_add(&mut #d_array, #i, #d);));
+                }
+                Opcode::IndexSet => {
+                    if active(2) {
+                        let i = read(1);
+                        self.contribute(
+                            analysis,
+                            scope,
+                            data.args[2],
+                            quote!(#private::rules::index_take(&mut #d, #i)),
+                            out,
+                        );
+                    }
+                    if active(0) {
+                        self.contribute(analysis, scope, data.args[0], quote!(#d), out);
+                    }
+                }
+                Opcode::Push => {
+                    let len = read(2);
+                    let taken = quote!(#private::rules::pop_take(&mut #d, #len));
+                    if active(1) {
+                        self.contribute(analysis, scope, data.args[1], taken, out);
+                    } else {
+                        out.extend(quote!(#taken;));
+                    }
+                    if active(0) {
+                        self.contribute(analysis, scope, data.args[0], quote!(#d), out);
+                    }
+                }
+                Opcode::Swap => {
+                    let (i, j) = (read(1), read(2));
+                    out.extend(quote!(#private::rules::swap(&mut #d, #i, #j);));
+                    if active(0) {
+                        self.contribute(analysis, scope, data.args[0], quote!(#d), out);
+                    }
+                }
+                Opcode::VecFill | Opcode::ArrayFill(_) => {
+                    if active(0) {
+                        self.contribute(
+                            analysis,
+                            scope,
+                            data.args[0],
+                            quote!(#private::rules::sum_all(&#d)),
+                            out,
+                        );
+                    }
+                }
+                Opcode::ArrayLiteral { .. } => {
+                    for (k, &elem) in data.args.iter().enumerate() {
+                        if analysis.is_active(elem) {
+                            self.contribute(
+                                analysis,
+                                scope,
+                                elem,
+                                quote!(#private::rules::element(&#d, #k)),
+                                out,
+                            );
                         }
                     }
                 }
                 _ => {
-                    let result = data.results[0];
-                    if !scope.contains(&result) {
-                        continue;
-                    }
-                    let d = self.names.cotangent(result);
                     for (i, &arg) in data.args.iter().enumerate() {
                         if !analysis.is_active(arg) {
                             continue;
                         }
-                        let private = private();
                         let expr = if let Opcode::Cast(_) = data.opcode {
                             quote!(#private::rules::cast_d0(#d))
                         } else {
@@ -825,7 +1219,7 @@ impl<'a> Context<'a> {
                                 .collect();
                             quote!(#private::rules::#path(#(#reads,)* #d))
                         };
-                        self.contribute(scope, arg, expr, out);
+                        self.contribute(analysis, scope, arg, expr, out);
                     }
                 }
             }
@@ -835,52 +1229,31 @@ impl<'a> Context<'a> {
     fn backward_branch(
         &self,
         variant: &Variant,
+        records: &Records,
         inst: Inst,
         scope: &mut HashSet<Value>,
         out: &mut TokenStream,
     ) {
         let analysis = variant.analysis;
         let data = self.func.inst(inst);
-        let frames = self.frames(analysis);
-        let index = frames.branch_index[&inst];
-        let private = private();
-        // cotangents of outer values that some arm contributes to must exist before the match
-        let mut inside = HashSet::new();
-        let mut touched = Vec::new();
-        for &arm in &data.arms {
-            self.defined_in(arm, &mut inside);
-            self.active_refs(analysis, arm, &mut touched);
-        }
-        let mut declared = HashSet::new();
-        for v in touched {
-            if inside.contains(&v) || scope.contains(&v) || !declared.insert(v) {
-                continue;
-            }
-            let d = self.names.cotangent(v);
-            match &analysis.types[v.index()] {
-                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
-                    out.extend(quote!(let mut #d: #ty = #private::zero();))
-                }
-                _ => out.extend(quote!(let mut #d = #private::zero();)),
-            }
-            scope.insert(v);
-        }
+        let index = records.index[&inst];
+        self.predeclare(analysis, &data.arms, scope, out);
         let is_if = matches!(data.opcode, Opcode::If);
-        let enum_name = names::branch_enum(&self.func.name, variant.hidden, index);
-        let field = names::branch_field(index);
+        let enum_name = self.record_type(inst, index, variant.hidden);
+        let field = self.record_field(inst, index);
         let mut arms = Vec::new();
         for (arm_index, &arm) in data.arms.iter().enumerate() {
             let mut arm_scope = scope.clone();
-            let mut body = TokenStream::new();
+            let mut body = self.recompute_block(analysis, arm);
             for (r, y) in data.results.iter().zip(&self.func.block(arm).yields) {
                 if scope.contains(r) && analysis.is_active(*y) {
                     let d = self.names.cotangent(*r);
-                    self.contribute(&mut arm_scope, *y, quote!(#d), &mut body);
+                    self.contribute(analysis, &mut arm_scope, *y, quote!(#d), &mut body);
                 }
             }
-            self.backward_block(variant, arm, &mut arm_scope, &mut body);
+            self.backward_block(variant, records, arm, &mut arm_scope, &mut body);
             let variant_name = names::arm_variant(is_if, arm_index);
-            let bindings = self.field_bindings(analysis, &frames, arm);
+            let bindings = self.field_bindings(analysis, records, arm);
             arms.push(quote!(#enum_name::#variant_name { #(#bindings,)* .. } => { #body }));
         }
         if self.marker_type().is_some() {
@@ -889,10 +1262,111 @@ impl<'a> Context<'a> {
         out.extend(quote!(match #field { #(#arms)* }));
     }
 
+    fn backward_loop(
+        &self,
+        variant: &Variant,
+        records: &Records,
+        inst: Inst,
+        scope: &mut HashSet<Value>,
+        out: &mut TokenStream,
+    ) {
+        let analysis = variant.analysis;
+        let data = self.func.inst(inst);
+        let body = data.arms[0];
+        let index = records.index[&inst];
+        let field = self.record_field(inst, index);
+        self.predeclare(analysis, &data.arms, scope, out);
+        let slots: Vec<_> = loop_slots(self.func, inst)
+            .into_iter()
+            .filter(|(_, param, _, _)| analysis.is_active(*param))
+            .collect();
+        let carry = |result: Value| format_ident!("{}_carry", self.names.cotangent(result));
+        for &(_, param, _, result) in &slots {
+            let c = carry(result);
+            let initial = if scope.contains(&result) {
+                let d = self.names.cotangent(result);
+                quote!(#d)
+            } else {
+                self.zero_of(analysis, param)
+            };
+            match &analysis.types[param.index()] {
+                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+                    out.extend(quote!(let mut #c: #ty = #initial;))
+                }
+                _ => out.extend(quote!(let mut #c = #initial;)),
+            }
+        }
+        let mut iteration = self.recompute_block(analysis, body);
+        let mut inner = scope.clone();
+        for &(_, _, next, result) in &slots {
+            if analysis.is_active(next) {
+                let c = carry(result);
+                self.contribute(analysis, &mut inner, next, quote!(#c), &mut iteration);
+            }
+        }
+        self.backward_block(variant, records, body, &mut inner, &mut iteration);
+        for &(_, param, _, result) in &slots {
+            let c = carry(result);
+            let value = if inner.contains(&param) {
+                let d = self.names.cotangent(param);
+                quote!(#d)
+            } else {
+                self.zero_of(analysis, param)
+            };
+            iteration.extend(quote!(#c = #value;));
+        }
+        if self.loop_has_fields(analysis, records, inst) {
+            let ty = self.record_type(inst, index, variant.hidden);
+            let bindings = self.field_bindings(analysis, records, body);
+            let record = format_ident!("record{}", inst.index());
+            out.extend(quote! {
+                for #record in #field.iter().rev() {
+                    let #ty { #(#bindings,)* .. } = #record;
+                    #iteration
+                }
+            });
+        } else {
+            out.extend(quote!(for _ in 0..*#field { #iteration }));
+        }
+        for &(init, _, _, result) in &slots {
+            if analysis.is_active(init) {
+                let c = carry(result);
+                self.contribute(analysis, scope, init, quote!(#c), out);
+            }
+        }
+    }
+
+    /// The gradient of parameter `i` at the end of `backward`.
+    fn parameter_gradient(
+        &self,
+        analysis: &Analysis,
+        i: usize,
+        scope: &HashSet<Value>,
+    ) -> TokenStream {
+        let private = private();
+        let p = &self.func.params[i];
+        let d = self.names.cotangent(p.value);
+        let value = if scope.contains(&p.value) {
+            quote!(#d)
+        } else {
+            self.zero_of(analysis, p.value)
+        };
+        match (
+            crate::args::array_type(&p.ty),
+            self.func.param_lens.get(i).copied().flatten(),
+        ) {
+            (Some((ArrayKind::Vec, _)), Some(len)) => {
+                let len = self.read_ref(analysis, len);
+                quote!(#private::rules::fit(#value, #len))
+            }
+            _ => value,
+        }
+    }
+
     /// The public or hidden items of one variant.
     pub fn variant_items(&self, variant: &Variant, errors: &mut Errors) -> TokenStream {
         let analysis = variant.analysis;
-        let frames = self.frames(analysis);
+        let records = self.records(analysis);
         let fname = &self.func.name;
         let (struct_name, pullback_name) = if variant.hidden {
             (
@@ -902,22 +1376,23 @@ impl<'a> Context<'a> {
         } else {
             (names::pullback_struct(fname), names::pullback_fn(fname))
         };
-        let declarations = self.declarations(variant, &frames, &struct_name, errors);
+        let declarations = self.declarations(variant, &records, &struct_name, errors);
         let private = private();
-        let vis = self.vis();
+        let vis = &self.item.vis;
         let cfgs = self.cfg_attrs();
         let fn_generics = self.fn_generics();
-        let (fn_impl_generics, _, fn_where) = fn_generics.split_for_impl();
-        let _ = fn_impl_generics;
+        let fn_where = &fn_generics.where_clause;
         let fn_params = &fn_generics.params;
         let sgen = self.struct_generics();
         let (s_impl, s_ty, s_where) = sgen.split_for_impl();
         let params = self.params_decl();
-        let ret = self.return_type();
-        let struct_path = quote!(#struct_name);
+        let ret = &self.sig.return_type;
 
         // forward
-        let body = self.forward_block(variant, &frames, self.func.entry, &struct_path);
+        let mut body = TokenStream::new();
+        let param_values: Vec<Value> = self.func.params.iter().map(|p| p.value).collect();
+        self.save_arrays(analysis, &param_values, &mut body);
+        self.forward_block(variant, &records, self.func.entry, &mut body);
         let yields: Vec<TokenStream> = self
             .func
             .block(self.func.entry)
@@ -926,7 +1401,7 @@ impl<'a> Context<'a> {
             .map(|y| self.operand(*y))
             .collect();
         let value = tuple_pattern(&yields);
-        let inits = self.field_inits(analysis, &frames, self.func.entry);
+        let inits = self.field_inits(analysis, &records, self.func.entry);
         let marker_init = self.marker_type().map(|_| {
             let name = names::marker_field();
             quote!(#name: #private::PhantomData,)
@@ -934,7 +1409,9 @@ impl<'a> Context<'a> {
         let forward_doc = if variant.hidden {
             quote!(#[doc(hidden)])
         } else {
-            let text = format!(" Runs [`{fname}`] and saves what its backward pass needs: returns the value and a [`{struct_name}`].");
+            let text = format!(
+                " Runs [`{fname}`] and saves what its backward pass needs: returns the value and a [`{struct_name}`]."
+            );
             quote!(#[doc = #text])
         };
         // the primal is "used" wherever its derivative is, so users calling only `f_grad`
@@ -944,7 +1421,7 @@ impl<'a> Context<'a> {
         let forward = quote! {
             #forward_doc
             #(#cfgs)*
-            #[allow(dead_code, unused_variables, unused_parens, unused_braces, clippy::all)]
+            #[allow(dead_code, unused_variables, unused_mut, unused_parens, unused_braces, clippy::all)]
             #[inline]
             #vis fn #pullback_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
                 #mark_used
@@ -955,13 +1432,19 @@ impl<'a> Context<'a> {
 
         // backward
         let mut scope = HashSet::new();
-        let mut bwd = TokenStream::new();
+        let mut bwd = self.recompute_block(analysis, self.func.entry);
         let d_output = names::output_cotangent();
         let entry_yields = self.func.block(self.func.entry).yields.clone();
         match &self.sig.output {
-            Output::Scalar(_) => {
+            Output::Scalar(_) | Output::Array(_) => {
                 if analysis.is_active(entry_yields[0]) {
-                    self.contribute(&mut scope, entry_yields[0], quote!(#d_output), &mut bwd);
+                    self.contribute(
+                        analysis,
+                        &mut scope,
+                        entry_yields[0],
+                        quote!(#d_output),
+                        &mut bwd,
+                    );
                 }
             }
             Output::Tuple(types) => {
@@ -971,25 +1454,16 @@ impl<'a> Context<'a> {
                 bwd.extend(quote!(let (#(#parts,)*) = #d_output;));
                 for (y, part) in entry_yields.iter().zip(&parts) {
                     if analysis.is_active(*y) {
-                        self.contribute(&mut scope, *y, quote!(#part), &mut bwd);
+                        self.contribute(analysis, &mut scope, *y, quote!(#part), &mut bwd);
                     }
                 }
             }
         }
-        self.backward_block(variant, self.func.entry, &mut scope, &mut bwd);
-        let grads: Vec<TokenStream> = self
-            .func
-            .params
-            .iter()
-            .zip(&analysis.active_params)
-            .filter_map(|(p, &active)| {
-                if active {
-                    if scope.contains(&p.value) {
-                        let d = self.names.cotangent(p.value);
-                        Some(quote!(#d))
-                    } else {
-                        Some(quote!(#private::zero()))
-                    }
+        self.backward_block(variant, &records, self.func.entry, &mut scope, &mut bwd);
+        let grads: Vec<TokenStream> = (0..self.func.params.len())
+            .filter_map(|i| {
+                if analysis.active_params[i] {
+                    Some(self.parameter_gradient(analysis, i, &scope))
                 } else if variant.hidden {
                     Some(quote!(()))
                 } else {
@@ -1003,7 +1477,7 @@ impl<'a> Context<'a> {
             quote!((#(#grads,)*))
         };
         let grad_ty = self.gradient_type(&analysis.active_params, variant.hidden);
-        let bindings = self.field_bindings(analysis, &frames, self.func.entry);
+        let bindings = self.field_bindings(analysis, &records, self.func.entry);
         let destructure = if bindings.is_empty() {
             quote!()
         } else {
@@ -1040,7 +1514,7 @@ impl<'a> Context<'a> {
         let grad_fn = match (&self.sig.output, variant.hidden) {
             (Output::Scalar(_), false) => {
                 let grad_name = names::grad_fn(fname);
-                let args = self.param_names();
+                let args = self.sig.params.iter().map(|p| &p.name);
                 let text = format!(" The value of [`{fname}`] and its gradient with respect to the active arguments.");
                 quote! {
                     #[doc = #text]
@@ -1067,8 +1541,7 @@ impl<'a> Context<'a> {
     /// ones and only reshape the gradient.
     pub fn hidden_alias(&self, analysis: &Analysis) -> TokenStream {
         let fname = &self.func.name;
-        let private = private();
-        let vis = self.vis();
+        let vis = &self.item.vis;
         let cfgs = self.cfg_attrs();
         let fn_generics = self.fn_generics();
         let fn_params = &fn_generics.params;
@@ -1076,8 +1549,8 @@ impl<'a> Context<'a> {
         let sgen = self.struct_generics();
         let (s_impl, s_ty, s_where) = sgen.split_for_impl();
         let params = self.params_decl();
-        let args = self.param_names();
-        let ret = self.return_type();
+        let args = self.sig.params.iter().map(|p| &p.name);
+        let ret = &self.sig.return_type;
         let struct_name = names::pullback_struct(fname);
         let public_fn = names::pullback_fn(fname);
         let hidden_fn = names::hidden_pullback_fn(fname);
@@ -1099,7 +1572,6 @@ impl<'a> Context<'a> {
             })
             .collect();
         let unpack = tuple_pattern(&names_out.iter().map(|n| quote!(#n)).collect::<Vec<_>>());
-        let _ = private;
         quote! {
             #[doc(hidden)]
             #(#cfgs)*
@@ -1192,6 +1664,5 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
             });
         }
     }
-    let _ = ValueDef::Param(0);
     out
 }

@@ -141,31 +141,16 @@ fn generate(
     let output_types: Vec<syn::Type> = match &sig.output {
         Output::Scalar(t) => vec![t.clone()],
         Output::Tuple(ts) => ts.clone(),
+        Output::Array(t) => vec![t.clone()],
     };
-    let generics = args::type_params(item);
-    let public = analysis::analyze(
-        func,
-        &active,
-        &lowered.annotations,
-        &output_types,
-        &generics,
-        errors,
-    );
+    let public = analysis::analyze(func, &active, &lowered.annotations, &output_types, errors);
     let all: Vec<bool> = sig
         .params
         .iter()
         .map(|p| p.role == ParamRole::Float)
         .collect();
-    let hidden = (all != active).then(|| {
-        analysis::analyze(
-            func,
-            &all,
-            &lowered.annotations,
-            &output_types,
-            &generics,
-            errors,
-        )
-    });
+    let hidden = (all != active)
+        .then(|| analysis::analyze(func, &all, &lowered.annotations, &output_types, errors));
     if !errors.is_empty() {
         return None;
     }

@@ -60,6 +60,9 @@ pub enum ValueDef {
     Param(usize),
     /// The n-th result of an instruction.
     Result(Inst, usize),
+    /// The n-th parameter of a loop body block: the induction variable or a loop-carried
+    /// variable's value at the start of an iteration.
+    BlockParam(Block, usize),
 }
 
 /// Per-value side table: definition, the user's span and name for errors and readable code.
@@ -134,32 +137,26 @@ pub enum UnaryOp {
     Not,
 }
 
-/// A piece of user code the macro does not interpret: a template whose `#0`, `#1`, ...
-/// holes are filled with the instruction's arguments. The result is never active.
-#[derive(Clone, Debug)]
-pub struct Opaque {
-    /// Template pieces; `OpaquePiece::Hole(i)` stands for the i-th argument.
-    pub pieces: Vec<OpaquePiece>,
-    /// What the template is, for the text form and error messages (`call T::from`).
-    pub label: String,
-    /// Why it has no derivative, used when an active value flows into it.
-    pub kind: OpaqueKind,
+/// How a counted `for` loop walks its range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RangeLoop {
+    /// `a..=b` rather than `a..b`.
+    pub inclusive: bool,
+    /// `(a..b).rev()`.
+    pub reverse: bool,
+    /// `.step_by(k)`: a step operand follows the bounds.
+    pub stepped: bool,
+    /// The body may leave early (`break`, `return`): it yields a keep-going flag first.
+    pub breaks: bool,
 }
 
-/// One piece of an [`Opaque`] template.
-#[derive(Clone, Debug)]
-pub enum OpaquePiece {
-    /// Tokens emitted as written.
-    Tokens(TokenStream),
-    /// The i-th argument of the instruction.
-    Hole(usize),
-}
-
-/// What sort of construct an opaque instruction is, for error messages.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OpaqueKind {
-    /// A method without a derivative rule, e.g. `x.unwrap()`.
-    Method(String),
+/// Which copy method made a `Copy` instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyKind {
+    /// `v.clone()`
+    Clone,
+    /// `x.to_vec()`
+    ToVec,
 }
 
 /// The closed set of instruction kinds.
@@ -182,8 +179,40 @@ pub enum Opcode {
     Call(syn::ExprPath),
     /// A method call `recv.name(args)` with no entry in the primitive table.
     Method(syn::Ident, Option<syn::AngleBracketedGenericArguments>),
-    /// Code kept as written.
-    Opaque(Opaque),
+    /// `&a`: a borrow; for derivatives the identity.
+    Ref,
+    /// `*a` of a borrowed parameter or borrow; for derivatives the identity.
+    Deref,
+    /// `a[i]`.
+    Index,
+    /// `a[i] = v` as a new version of the array: args `[a, i, v]`.
+    IndexSet,
+    /// `a.len()`.
+    Len,
+    /// `a.push(v)` as a new version of the array: args `[a, v, a.len()]`.
+    Push,
+    /// `a.swap(i, j)` as a new version of the array.
+    Swap,
+    /// `vec![v; n]`: args `[v, n]`.
+    VecFill,
+    /// `[v; N]`: args `[v]`, the length expression kept as written.
+    ArrayFill(TokenStream),
+    /// `vec![a, b, ...]` (`vec: true`) or `[a, b, ...]`.
+    ArrayLiteral {
+        /// A `Vec` rather than a fixed-size array.
+        vec: bool,
+    },
+    /// `Vec::new()` (no args) or `Vec::with_capacity(n)`.
+    VecNew,
+    /// `v.clone()`, `x.to_vec()`: a copy, the identity for derivatives.
+    Copy(CopyKind),
+    /// `for i in start..end { body }`: args `[start, end, step?, inits...]`; the body's
+    /// parameters are `[i, carried...]` and it yields `[keep_going?, carried...]`; the
+    /// results are the carried variables after the loop.
+    ForRange(RangeLoop),
+    /// `while`/`loop`: args `[inits...]`; the body's parameters are the carried variables and
+    /// it yields `[keep_going, carried...]`; the results are the carried variables after it.
+    While,
     /// `if arg0 { arms[0] } else { arms[1] }`.
     If,
     /// `match arg0 { patterns[i] => arms[i], ... }`.
@@ -205,10 +234,12 @@ pub struct InstData {
     pub span: Span,
 }
 
-/// A block: instructions in order, then the values it yields to its parent (for the
-/// function's entry block: the returned values).
+/// A block: parameters (loop bodies only), instructions in order, then the values it
+/// yields to its parent (for the function's entry block: the returned values).
 #[derive(Clone, Debug, Default)]
 pub struct BlockData {
+    /// Values bound on entry to each run of the block (loop bodies).
+    pub params: Vec<Value>,
     /// Instructions in execution order.
     pub insts: Vec<Inst>,
     /// Values yielded at the end.
@@ -252,6 +283,9 @@ pub struct Function {
     pub insts: Vec<InstData>,
     /// Block arena.
     pub blocks: Vec<BlockData>,
+    /// Per parameter: for arrays, the value of its length, computed on entry, which sizes the
+    /// parameter's gradient.
+    pub param_lens: Vec<Option<Value>>,
 }
 
 impl Function {
@@ -264,6 +298,7 @@ impl Function {
             values: Vec::new(),
             insts: Vec::new(),
             blocks: vec![BlockData::default()],
+            param_lens: Vec::new(),
         }
     }
 
@@ -303,6 +338,19 @@ impl Function {
     pub fn create_block(&mut self) -> Block {
         self.blocks.push(BlockData::default());
         Block(self.blocks.len() as u32 - 1)
+    }
+
+    /// Adds a parameter to a (loop body) block.
+    pub fn add_block_param(&mut self, block: Block, span: Span) -> Value {
+        let index = self.blocks[block.index()].params.len();
+        self.values.push(ValueData {
+            def: ValueDef::BlockParam(block, index),
+            span,
+            name: None,
+        });
+        let value = Value(self.values.len() as u32 - 1);
+        self.blocks[block.index()].params.push(value);
+        value
     }
 
     /// Appends an instruction with `result_count` fresh results to `block`.
@@ -351,7 +399,25 @@ impl Function {
     pub fn def_inst(&self, v: Value) -> Option<Inst> {
         match self.value(v).def {
             ValueDef::Result(inst, _) => Some(inst),
-            ValueDef::Param(_) => None,
+            ValueDef::Param(_) | ValueDef::BlockParam(..) => None,
+        }
+    }
+
+    /// For a loop: how many leading operands are not initial values of carried variables,
+    /// and whether its body yields a keep-going flag first and takes an index parameter.
+    pub fn loop_layout(&self, inst: Inst) -> Option<LoopLayout> {
+        match &self.inst(inst).opcode {
+            Opcode::ForRange(range) => Some(LoopLayout {
+                fixed_args: 2 + usize::from(range.stepped),
+                flag: range.breaks,
+                index_param: true,
+            }),
+            Opcode::While => Some(LoopLayout {
+                fixed_args: 0,
+                flag: true,
+                index_param: false,
+            }),
+            _ => None,
         }
     }
 }
@@ -376,11 +442,43 @@ impl Opcode {
             Opcode::Primitive(p) => p.name.to_string(),
             Opcode::Call(path) => format!("call {}", tokens_text(&quote::quote!(#path))),
             Opcode::Method(name, _) => format!("method {name}"),
-            Opcode::Opaque(opaque) => format!("opaque {:?}", opaque.label),
+            Opcode::Ref => "ref".into(),
+            Opcode::Deref => "deref".into(),
+            Opcode::Index => "index".into(),
+            Opcode::IndexSet => "index_set".into(),
+            Opcode::Len => "len".into(),
+            Opcode::Push => "push".into(),
+            Opcode::Swap => "swap".into(),
+            Opcode::VecFill => "vec_fill".into(),
+            Opcode::ArrayFill(len) => format!("array_fill.{}", tokens_text(len)),
+            Opcode::ArrayLiteral { vec: true } => "vec".into(),
+            Opcode::ArrayLiteral { vec: false } => "array".into(),
+            Opcode::VecNew => "vec_new".into(),
+            Opcode::Copy(CopyKind::Clone) => "clone".into(),
+            Opcode::Copy(CopyKind::ToVec) => "to_vec".into(),
+            Opcode::ForRange(r) => format!(
+                "for{}{}{}{}",
+                if r.inclusive { ".inclusive" } else { "" },
+                if r.reverse { ".rev" } else { "" },
+                if r.stepped { ".step" } else { "" },
+                if r.breaks { ".breaks" } else { "" }
+            ),
+            Opcode::While => "while".into(),
             Opcode::If => "if".into(),
             Opcode::Match(_) => "match".into(),
         }
     }
+}
+
+/// The shape of a loop instruction; see [`Function::loop_layout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopLayout {
+    /// Operands before the carried variables' initial values.
+    pub fixed_args: usize,
+    /// Whether the body yields a keep-going flag before the carried values.
+    pub flag: bool,
+    /// Whether the body's first parameter is the loop index.
+    pub index_param: bool,
 }
 
 /// Token text without the spaces `proc_macro2` puts around punctuation, for stable snapshots.
@@ -457,7 +555,17 @@ fn print_block(
     out: &mut String,
 ) {
     let indent = "    ".repeat(depth);
-    out.push_str(&format!("{}{}:\n", "    ".repeat(depth - 1), block));
+    let params = &func.block(block).params;
+    if params.is_empty() {
+        out.push_str(&format!("{}{}:\n", "    ".repeat(depth - 1), block));
+    } else {
+        out.push_str(&format!(
+            "{}{}({}):\n",
+            "    ".repeat(depth - 1),
+            block,
+            list(params)
+        ));
+    }
     for &inst in &func.block(block).insts {
         let data = func.inst(inst);
         out.push_str(&indent);
@@ -481,6 +589,7 @@ fn print_block(
                     let pat = &pats[i];
                     format!("arm {}", tokens_text(&quote::quote!(#pat)))
                 }
+                Opcode::ForRange(_) | Opcode::While => "body".to_string(),
                 _ => String::new(),
             };
             out.push_str(&format!("{indent}{label}\n"));
@@ -535,6 +644,17 @@ fn verify_block(
         return Err(format!("{block} is reachable twice"));
     }
     let scope_start = in_scope.len();
+    for (i, &p) in func.block(block).params.iter().enumerate() {
+        if std::mem::replace(&mut defined[p.index()], true) {
+            return Err(format!("{p} defined twice"));
+        }
+        if func.value(p).def != ValueDef::BlockParam(block, i) {
+            return Err(format!(
+                "{p} does not record its definition as a parameter of {block}"
+            ));
+        }
+        in_scope.push(p);
+    }
     for &inst in &func.block(block).insts {
         let data = func.inst(inst);
         for &arg in &data.args {
@@ -545,7 +665,17 @@ fn verify_block(
         let expected_args = match &data.opcode {
             Opcode::Const(_) => Some(0),
             Opcode::Binary(_) => Some(2),
-            Opcode::Unary(_) | Opcode::Cast(_) | Opcode::If | Opcode::Match(_) => Some(1),
+            Opcode::Unary(_)
+            | Opcode::Cast(_)
+            | Opcode::If
+            | Opcode::Match(_)
+            | Opcode::Ref
+            | Opcode::Deref
+            | Opcode::Len
+            | Opcode::ArrayFill(_)
+            | Opcode::Copy(_) => Some(1),
+            Opcode::Index | Opcode::VecFill => Some(2),
+            Opcode::IndexSet | Opcode::Push | Opcode::Swap => Some(3),
             Opcode::Primitive(p) => Some(p.arity),
             _ => None,
         };
@@ -566,7 +696,39 @@ fn verify_block(
             }
             _ => {}
         }
-        for &arm in &data.arms {
+        if let Some(layout) = func.loop_layout(inst) {
+            let carried = data
+                .args
+                .len()
+                .checked_sub(layout.fixed_args)
+                .ok_or(format!("{inst} lacks loop bounds"))?;
+            let body = data
+                .arms
+                .first()
+                .copied()
+                .ok_or(format!("{inst} has no body"))?;
+            if data.arms.len() != 1 || data.results.len() != carried {
+                return Err(format!(
+                    "{inst}: a loop has one body and one result per carried value"
+                ));
+            }
+            if func.block(body).params.len() != carried + usize::from(layout.index_param) {
+                return Err(format!(
+                    "{body} has the wrong number of parameters for {inst}"
+                ));
+            }
+            verify_block(func, body, defined, in_scope, seen_blocks)?;
+            if func.block(body).yields.len() != carried + usize::from(layout.flag) {
+                return Err(format!(
+                    "{body} yields the wrong number of values for {inst}"
+                ));
+            }
+        }
+        for &arm in data
+            .arms
+            .iter()
+            .filter(|_| func.loop_layout(inst).is_none())
+        {
             verify_block(func, arm, defined, in_scope, seen_blocks)?;
             if func.block(arm).yields.len() != data.results.len() {
                 return Err(format!(

@@ -18,8 +18,8 @@ use syn::{BinOp, Expr, Ident, ItemFn, Pat, Stmt, UnOp};
 use crate::args::Signature;
 use crate::errors::Errors;
 use crate::ir::{
-    BinaryOp, BitOp, Block, CompareOp, Function, Opaque, OpaqueKind, OpaquePiece, Opcode, UnaryOp,
-    Value,
+    BinaryOp, BitOp, Block, CompareOp, CopyKind, Function, Opcode, RangeLoop, UnaryOp, Value,
+    ValueDef,
 };
 use crate::primitives;
 
@@ -95,6 +95,41 @@ struct Binding {
     slot: Slot,
 }
 
+/// Where a statement sequence sits: the function body, where falling off the end needs a
+/// value, or a loop body, where it continues with the next iteration.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ctx {
+    Function,
+    Loop,
+}
+
+/// How an arm of a jumping `if`/`match` ends.
+#[derive(Clone)]
+enum ArmSeq<'a> {
+    /// Lower these items.
+    Items(Vec<Item<'a>>),
+    /// Return these values.
+    Return(Vec<Value>),
+    /// Leave the loop.
+    Exit,
+}
+
+/// A loop being lowered: the environment slots it carries and their shapes.
+#[derive(Clone)]
+struct LoopFrame {
+    carried: Vec<usize>,
+    shapes: Vec<Operand>,
+    flag: bool,
+}
+
+/// What a lowered loop leaves besides its carried variables.
+struct LoopOutcome {
+    /// With a `return` inside: the flag that it ran and the returned values.
+    returned: Option<(Value, Vec<Value>)>,
+    /// For `loop { ... break v; }`: the value.
+    value: Option<Value>,
+}
+
 /// One element of a statement sequence lowered in "function tail" position, where a
 /// `return` may appear.
 #[derive(Clone, Copy)]
@@ -123,6 +158,7 @@ struct Lowerer<'e> {
     annotations: HashMap<Value, syn::Type>,
     output_arity: usize,
     too_large: bool,
+    loops: Vec<LoopFrame>,
 }
 
 /// Lowers `item` to SSA, or records errors and returns None.
@@ -138,6 +174,26 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         });
     }
     let entry = func.entry;
+    // the length of each array parameter, which sizes its gradient
+    for (i, p) in sig.params.iter().enumerate() {
+        let len = (p.role == crate::ir::ParamRole::Float
+            && crate::args::array_type(&p.ty).is_some())
+        .then(|| {
+            let value = func.params[i].value;
+            let inst = func.append(
+                entry,
+                Opcode::Len,
+                vec![value],
+                Vec::new(),
+                1,
+                p.name.span(),
+            );
+            let len = func.inst(inst).results[0];
+            func.values[len.index()].name = Some(format!("{}_len", p.name));
+            len
+        });
+        func.param_lens.push(len);
+    }
     let mut lowerer = Lowerer {
         func,
         env,
@@ -148,11 +204,13 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         output_arity: match &sig.output {
             crate::args::Output::Scalar(_) => 1,
             crate::args::Output::Tuple(t) => t.len(),
+            crate::args::Output::Array(_) => 1,
         },
         too_large: false,
+        loops: Vec::new(),
     };
     let items = block_items(&item.block, None);
-    let result = lowerer.lower_seq(&items, item.block.brace_token.span.close());
+    let result = lowerer.lower_seq(&items, item.block.brace_token.span.close(), Ctx::Function);
     if let Some(values) = result {
         lowerer.func.blocks[entry.index()].yields = values;
     }
@@ -197,12 +255,80 @@ impl<'ast> Visit<'ast> for ReturnFinder {
     fn visit_item(&mut self, _: &'ast syn::Item) {}
 }
 
+/// Finds `return` anywhere, and `break`/`continue` that leave the loop being lowered (not
+/// those of loops nested inside it).
+#[derive(Default)]
+struct JumpFinder {
+    returns: bool,
+    breaks: bool,
+    break_values: bool,
+    depth: usize,
+}
+
+impl<'ast> Visit<'ast> for JumpFinder {
+    fn visit_expr_return(&mut self, _: &'ast syn::ExprReturn) {
+        self.returns = true;
+    }
+    fn visit_expr_break(&mut self, b: &'ast syn::ExprBreak) {
+        if self.depth == 0 {
+            self.breaks = true;
+            self.break_values |= b.expr.is_some();
+        }
+        syn::visit::visit_expr_break(self, b);
+    }
+    fn visit_expr_continue(&mut self, _: &'ast syn::ExprContinue) {
+        if self.depth == 0 {
+            self.breaks = true;
+        }
+    }
+    fn visit_expr_for_loop(&mut self, f: &'ast syn::ExprForLoop) {
+        self.visit_expr(&f.expr);
+        self.depth += 1;
+        self.visit_block(&f.body);
+        self.depth -= 1;
+    }
+    fn visit_expr_while(&mut self, w: &'ast syn::ExprWhile) {
+        self.depth += 1;
+        syn::visit::visit_expr_while(self, w);
+        self.depth -= 1;
+    }
+    fn visit_expr_loop(&mut self, l: &'ast syn::ExprLoop) {
+        self.depth += 1;
+        syn::visit::visit_expr_loop(self, l);
+        self.depth -= 1;
+    }
+    fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+fn find_jumps(visit: impl FnOnce(&mut JumpFinder)) -> JumpFinder {
+    let mut finder = JumpFinder::default();
+    visit(&mut finder);
+    finder
+}
+
 fn expr_returns(e: &Expr) -> bool {
     contains_return(e, |f, e| f.visit_expr(e))
 }
 
-fn stmt_returns(s: &Stmt) -> bool {
-    contains_return(s, |f, s| f.visit_stmt(s))
+/// Whether control can leave the current sequence through `e`.
+fn jumps(e: &Expr, ctx: Ctx) -> bool {
+    let found = find_jumps(|f| f.visit_expr(e));
+    found.returns || ctx == Ctx::Loop && found.breaks
+}
+
+fn stmt_jumps(s: &Stmt, ctx: Ctx) -> bool {
+    let found = find_jumps(|f| f.visit_stmt(s));
+    found.returns || ctx == Ctx::Loop && found.breaks
+}
+
+/// In statement position a block's trailing expression is a statement: its value is dropped.
+fn statement_tail(items: &mut [Item]) {
+    for item in items {
+        if let Item::Tail(t) = *item {
+            *item = Item::StmtExpr(t);
+        }
+    }
 }
 
 /// What an unsupported expression is, as the subject of "is not supported".
@@ -302,15 +428,16 @@ impl<'e> Lowerer<'e> {
 
     // ---- sequences in tail position (returns allowed) ----
 
-    /// Lowers items until the function's value is known; returns its flattened values.
-    fn lower_seq(&mut self, items: &[Item], end_span: Span) -> Option<Vec<Value>> {
+    /// Lowers items until control leaves the sequence: in a function, returns the returned
+    /// values; in a loop body, the values the iteration yields (keep-going flag, carried).
+    fn lower_seq(&mut self, items: &[Item], end_span: Span, ctx: Ctx) -> Option<Vec<Value>> {
         for (i, item) in items.iter().enumerate() {
             let rest = &items[i + 1..];
             match *item {
                 Item::ScopeEnd(len) => self.env.truncate(len),
-                Item::Tail(e) => {
-                    if expr_returns(e) {
-                        return self.lower_returning(e, rest, end_span);
+                Item::Tail(e) if ctx == Ctx::Function => {
+                    if jumps(e, ctx) {
+                        return self.lower_jump(e, rest, end_span, ctx);
                     }
                     let value = if self.output_arity > 1 {
                         self.lower_expr_expecting(e, self.output_arity)?
@@ -319,15 +446,17 @@ impl<'e> Lowerer<'e> {
                     };
                     return self.return_values(&value, e.span());
                 }
-                Item::StmtExpr(e) | Item::Stmt(Stmt::Expr(e, _)) if expr_returns(e) => {
-                    return self.lower_returning(e, rest, end_span);
+                Item::Tail(e) | Item::StmtExpr(e) | Item::Stmt(Stmt::Expr(e, _))
+                    if jumps(e, ctx) =>
+                {
+                    return self.lower_jump(e, rest, end_span, ctx);
                 }
-                Item::StmtExpr(e) => {
+                Item::Tail(e) | Item::StmtExpr(e) => {
                     self.lower_expr(e);
                 }
                 Item::Stmt(s) => {
                     let let_else = matches!(s, Stmt::Local(l) if l.init.as_ref().is_some_and(|i| i.diverge.is_some()));
-                    if stmt_returns(s) && !let_else {
+                    if stmt_jumps(s, ctx) && !let_else {
                         self.nested_return(s);
                         continue;
                     }
@@ -335,25 +464,42 @@ impl<'e> Lowerer<'e> {
                 }
             }
         }
-        self.errors.push(
-            end_span,
-            "the function's value is missing here; end the body with the value to return",
-        );
-        None
+        match ctx {
+            Ctx::Function => {
+                self.errors.push(
+                    end_span,
+                    "the function's value is missing here; end the body with the value to return",
+                );
+                None
+            }
+            Ctx::Loop => self.loop_exit(true, end_span),
+        }
     }
 
-    /// Lowers an expression in statement position that contains a `return`, followed by
-    /// the rest of the sequence `rest` on every path that falls through.
-    fn lower_returning(&mut self, e: &Expr, rest: &[Item], end_span: Span) -> Option<Vec<Value>> {
+    /// Lowers an expression in statement position that contains a `return` (or, in a loop
+    /// body, a `break`/`continue`), followed by the rest of the sequence `rest` on every
+    /// path that falls through.
+    fn lower_jump(
+        &mut self,
+        e: &Expr,
+        rest: &[Item],
+        end_span: Span,
+        ctx: Ctx,
+    ) -> Option<Vec<Value>> {
         match e {
             Expr::Return(r) => match &r.expr {
                 Some(value) => {
-                    if expr_returns(value) {
+                    if jumps(value, ctx) {
                         self.nested_return(&**value);
                         return None;
                     }
-                    let value = self.lower_expr(value)?;
-                    self.return_values(&value, r.span())
+                    let value = if self.output_arity > 1 {
+                        self.lower_expr_expecting(value, self.output_arity)?
+                    } else {
+                        self.lower_expr(value)?
+                    };
+                    let values = self.return_values(&value, r.span())?;
+                    self.perform_return(values, r.span(), ctx)
                 }
                 None => {
                     // rustc reports the missing value itself
@@ -361,63 +507,93 @@ impl<'e> Lowerer<'e> {
                     None
                 }
             },
-            Expr::Paren(p) => self.lower_returning(&p.expr, rest, end_span),
+            Expr::Break(b) => {
+                if let Some(label) = &b.label {
+                    self.errors.push_spanned(label, "labeled `break` is not supported; set a flag and test it after the inner loop");
+                    return None;
+                }
+                if self.loops.is_empty() {
+                    self.errors.fail_silently();
+                    return None;
+                }
+                if let Some(value) = &b.expr {
+                    let value = self.lower_single(value)?;
+                    if !self.set_hidden("#break", Operand::Value(value)) {
+                        self.errors
+                            .push_spanned(b, "`break` with a value is supported in `loop` only");
+                        return None;
+                    }
+                }
+                self.loop_exit(false, b.span())
+            }
+            Expr::Continue(c) => {
+                if let Some(label) = &c.label {
+                    self.errors.push_spanned(label, "labeled `continue` is not supported; set a flag and test it after the inner loop");
+                    return None;
+                }
+                if self.loops.is_empty() {
+                    self.errors.fail_silently();
+                    return None;
+                }
+                self.loop_exit(true, c.span())
+            }
+            Expr::Paren(p) => self.lower_jump(&p.expr, rest, end_span, ctx),
             Expr::Block(b) if b.label.is_none() => {
                 let mut items = block_items(&b.block, Some(self.env.len()));
                 // the block's trailing expression is a statement here: its value is discarded
-                for item in &mut items {
-                    if let Item::Tail(t) = *item {
-                        *item = Item::StmtExpr(t);
-                    }
-                }
+                statement_tail(&mut items);
                 items.extend_from_slice(rest);
-                self.lower_seq(&items, end_span)
+                self.lower_seq(&items, end_span, ctx)
             }
             Expr::If(expr_if) => {
                 let cond = self.lower_condition(&expr_if.cond)?;
                 let env_len = self.env.len();
                 let mut then_items = block_items(&expr_if.then_branch, Some(env_len));
-                for item in &mut then_items {
-                    if let Item::Tail(t) = *item {
-                        *item = Item::StmtExpr(t);
-                    }
-                }
+                statement_tail(&mut then_items);
                 then_items.extend_from_slice(rest);
                 let mut else_items = Vec::new();
                 if let Some((_, else_expr)) = &expr_if.else_branch {
                     else_items.push(Item::StmtExpr(else_expr));
                 }
                 else_items.extend_from_slice(rest);
-                self.returning_arms(
-                    Opcode::If,
-                    cond,
-                    vec![then_items, else_items],
-                    Vec::new(),
-                    e.span(),
-                    end_span,
-                )
+                let arms = vec![
+                    (None, ArmSeq::Items(then_items)),
+                    (None, ArmSeq::Items(else_items)),
+                ];
+                self.jumping_arms(Opcode::If, cond, arms, e.span(), end_span, ctx)
             }
             Expr::Match(m) => {
                 let scrutinee = self.lower_single(&m.expr)?;
-                let mut arms_items = Vec::new();
+                let mut arms = Vec::new();
                 let mut pats = Vec::new();
-                let mut binders = Vec::new();
                 for arm in &m.arms {
                     let binder = self.check_arm(arm)?;
                     pats.push(arm.pat.clone());
-                    binders.push(binder);
                     let mut items = vec![Item::StmtExpr(&arm.body)];
                     items.extend_from_slice(rest);
-                    arms_items.push(items);
+                    arms.push((binder, ArmSeq::Items(items)));
                 }
-                self.returning_arms(
+                self.jumping_arms(
                     Opcode::Match(pats),
                     scrutinee,
-                    arms_items,
-                    binders,
+                    arms,
                     e.span(),
                     end_span,
+                    ctx,
                 )
+            }
+            Expr::ForLoop(_) | Expr::While(_) | Expr::Loop(_) => {
+                // only a `return` leaves through a nested loop; test its flag after the loop
+                let outcome = self.lower_loop_expr(e)?;
+                let Some((returned, values)) = outcome.returned else {
+                    self.nested_return(e);
+                    return None;
+                };
+                let arms = vec![
+                    (None, ArmSeq::Return(values)),
+                    (None, ArmSeq::Items(rest.to_vec())),
+                ];
+                self.jumping_arms(Opcode::If, returned, arms, e.span(), end_span, ctx)
             }
             other => {
                 self.nested_return(other);
@@ -426,32 +602,44 @@ impl<'e> Lowerer<'e> {
         }
     }
 
-    fn returning_arms(
+    /// The arms of an `if`/`match` through which control leaves the sequence.
+    fn jumping_arms(
         &mut self,
         opcode: Opcode,
         selector: Value,
-        arms_items: Vec<Vec<Item>>,
-        binders: Vec<Option<Ident>>,
+        arms_seqs: Vec<(Option<Ident>, ArmSeq)>,
         span: Span,
         end_span: Span,
+        ctx: Ctx,
     ) -> Option<Vec<Value>> {
         let outer_block = self.block;
         let snapshot = self.env.clone();
         let mut arms = Vec::new();
         let mut ok = true;
-        for (i, items) in arms_items.iter().enumerate() {
+        let mut count = None;
+        for (binder, seq) in &arms_seqs {
             let arm_block = self.func.create_block();
             self.block = arm_block;
             let env_len = self.env.len();
-            if let Some(Some(binder)) = binders.get(i) {
+            if let Some(binder) = binder {
                 self.declare(binder, Slot::Bound(Operand::Value(selector)));
             }
-            let mut items = items.clone();
-            if binders.get(i).is_some_and(Option::is_some) {
-                items.insert(1, Item::ScopeEnd(env_len));
-            }
-            match self.lower_seq(&items, end_span) {
-                Some(values) => self.func.blocks[arm_block.index()].yields = values,
+            let yields = match seq {
+                ArmSeq::Items(items) => {
+                    let mut items = items.clone();
+                    if binder.is_some() {
+                        items.insert(1, Item::ScopeEnd(env_len));
+                    }
+                    self.lower_seq(&items, end_span, ctx)
+                }
+                ArmSeq::Return(values) => self.perform_return(values.clone(), span, ctx),
+                ArmSeq::Exit => self.loop_exit(false, span),
+            };
+            match yields {
+                Some(values) => {
+                    count = Some(values.len());
+                    self.func.blocks[arm_block.index()].yields = values;
+                }
                 None => ok = false,
             }
             self.env = snapshot.clone();
@@ -461,24 +649,84 @@ impl<'e> Lowerer<'e> {
         if !ok {
             return None;
         }
-        let inst = self.func.append(
-            outer_block,
-            opcode,
-            vec![selector],
-            arms,
-            self.output_arity,
-            span,
-        );
+        let inst = self
+            .func
+            .append(outer_block, opcode, vec![selector], arms, count?, span);
         Some(self.func.inst(inst).results.clone())
+    }
+
+    /// `return values`: the function's value, or from inside a loop, the loop's hidden
+    /// return slots and an exit.
+    fn perform_return(&mut self, values: Vec<Value>, span: Span, ctx: Ctx) -> Option<Vec<Value>> {
+        match ctx {
+            Ctx::Function => Some(values),
+            Ctx::Loop => {
+                let yes = self.constant(quote!(true), span);
+                self.set_hidden("#returned", Operand::Value(yes));
+                for (k, v) in values.into_iter().enumerate() {
+                    self.set_hidden(&format!("#ret{k}"), Operand::Value(v));
+                }
+                self.loop_exit(false, span)
+            }
+        }
+    }
+
+    /// Assigns a hidden loop slot (`#break`, `#returned`, `#ret0`, `#acc`); false if absent.
+    fn set_hidden(&mut self, name: &str, value: Operand) -> bool {
+        match self.env.iter_mut().rev().find(|b| b.name == name) {
+            Some(binding) => {
+                binding.slot = Slot::Bound(value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The values a loop body yields when an iteration ends: the keep-going flag (when the
+    /// loop has one) and the current values of the carried variables.
+    fn loop_exit(&mut self, keep_going: bool, span: Span) -> Option<Vec<Value>> {
+        let frame = self.loops.last()?.clone();
+        let mut yields = Vec::new();
+        if frame.flag {
+            yields.push(self.constant(
+                if keep_going {
+                    quote!(true)
+                } else {
+                    quote!(false)
+                },
+                span,
+            ));
+        }
+        for (&index, shape) in frame.carried.iter().zip(&frame.shapes) {
+            match &self.env[index].slot {
+                Slot::Bound(op) if op.same_shape(shape) => yields.extend(op.values()),
+                Slot::Bound(_) => {
+                    self.errors.push(span, format!("`{}` changes shape inside the loop; keep it a single value or a tuple of the same length", self.env[index].name));
+                    return None;
+                }
+                Slot::Uninit | Slot::Poisoned => return None,
+            }
+        }
+        Some(yields)
     }
 
     /// Reports a `return` the continuation lowering cannot place, at the `return` itself.
     fn nested_return(&mut self, node: &dyn ToTokens) {
-        struct First(Option<syn::ExprReturn>);
+        struct First(Option<Expr>);
         impl<'ast> Visit<'ast> for First {
             fn visit_expr_return(&mut self, r: &'ast syn::ExprReturn) {
                 if self.0.is_none() {
-                    self.0 = Some(r.clone());
+                    self.0 = Some(Expr::Return(r.clone()));
+                }
+            }
+            fn visit_expr_break(&mut self, b: &'ast syn::ExprBreak) {
+                if self.0.is_none() {
+                    self.0 = Some(Expr::Break(b.clone()));
+                }
+            }
+            fn visit_expr_continue(&mut self, c: &'ast syn::ExprContinue) {
+                if self.0.is_none() {
+                    self.0 = Some(Expr::Continue(c.clone()));
                 }
             }
             fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
@@ -490,7 +738,7 @@ impl<'e> Lowerer<'e> {
         } else if let Ok(expr) = syn::parse2::<Expr>(node.to_token_stream()) {
             first.visit_expr(&expr);
         }
-        let message = "`return` is supported as a statement, or inside `if`/`match` arms in statement position, not inside an expression; assign the value to a variable and return it from there";
+        let message = "`return`, `break` and `continue` are supported as statements, or inside `if`/`match` arms in statement position, not inside an expression; assign the value to a variable and leave from there";
         match first.0 {
             Some(r) => self.errors.push_spanned(&r, message),
             None => self.errors.push_spanned(node, message),
@@ -697,18 +945,24 @@ impl<'e> Lowerer<'e> {
                         span,
                     )))
                 }
+                // values in the IR are owned, except borrowed parameters and borrows:
+                // `*v` of a loop element is `v` itself
                 UnOp::Deref(_) => {
                     let arg = self.lower_single(&u.expr)?;
-                    let opaque = Opaque {
-                        pieces: vec![OpaquePiece::Tokens(quote!(*)), OpaquePiece::Hole(0)],
-                        label: "deref".into(),
-                        kind: OpaqueKind::Method("`*` (dereference)".into()),
+                    let borrowed = match self.func.value(arg).def {
+                        ValueDef::Param(i) => {
+                            matches!(self.func.params[i].ty, syn::Type::Reference(_))
+                        }
+                        ValueDef::Result(inst, _) => {
+                            matches!(self.func.inst(inst).opcode, Opcode::Ref)
+                        }
+                        ValueDef::BlockParam(..) => false,
                     };
-                    Some(Operand::Value(self.emit1(
-                        Opcode::Opaque(opaque),
-                        vec![arg],
-                        span,
-                    )))
+                    Some(Operand::Value(if borrowed {
+                        self.emit1(Opcode::Deref, vec![arg], span)
+                    } else {
+                        arg
+                    }))
                 }
                 _ => {
                     self.errors
@@ -754,10 +1008,7 @@ impl<'e> Lowerer<'e> {
                 );
                 None
             }
-            Expr::Macro(m) => {
-                self.unsupported_macro(&m.mac);
-                None
-            }
+            Expr::Macro(m) => self.lower_macro(&m.mac, span),
             Expr::Return(r) => {
                 self.nested_return(r);
                 None
@@ -771,16 +1022,55 @@ impl<'e> Lowerer<'e> {
                     return None;
                 }
                 let arg = self.lower_single(&r.expr)?;
-                let opaque = Opaque {
-                    pieces: vec![OpaquePiece::Tokens(quote!(&)), OpaquePiece::Hole(0)],
-                    label: "ref".into(),
-                    kind: OpaqueKind::Method("`&` (borrow)".into()),
-                };
+                Some(Operand::Value(self.emit1(Opcode::Ref, vec![arg], span)))
+            }
+            Expr::Index(index) => {
+                if let Expr::Range(range) = &*index.index {
+                    self.errors.push_spanned(
+                        range,
+                        "slicing with a range is not supported; index single elements in a loop",
+                    );
+                    return None;
+                }
+                let array = self.lower_single(&index.expr)?;
+                let i = self.lower_single(&index.index)?;
                 Some(Operand::Value(self.emit1(
-                    Opcode::Opaque(opaque),
-                    vec![arg],
+                    Opcode::Index,
+                    vec![array, i],
                     span,
                 )))
+            }
+            Expr::Array(array) => {
+                let elems = self.lower_args(&array.elems)?;
+                Some(Operand::Value(self.emit1(
+                    Opcode::ArrayLiteral { vec: false },
+                    elems,
+                    span,
+                )))
+            }
+            Expr::Repeat(repeat) => {
+                let value = self.lower_single(&repeat.expr)?;
+                let len = repeat.len.to_token_stream();
+                Some(Operand::Value(self.emit1(
+                    Opcode::ArrayFill(len),
+                    vec![value],
+                    span,
+                )))
+            }
+            Expr::ForLoop(_) | Expr::While(_) | Expr::Loop(_) => {
+                if expr_returns(e) {
+                    self.nested_return(e);
+                    return None;
+                }
+                let outcome = self.lower_loop_expr(e)?;
+                Some(match outcome.value {
+                    Some(v) => Operand::Value(v),
+                    None => Operand::Unit,
+                })
+            }
+            Expr::Break(_) | Expr::Continue(_) => {
+                self.nested_return(e);
+                None
             }
             other => {
                 self.errors.push_spanned(
@@ -928,6 +1218,21 @@ impl<'e> Lowerer<'e> {
                 ),
             },
             Expr::Infer(_) => {}
+            Expr::Index(index) => {
+                let Operand::Value(value) = value else {
+                    self.errors.push_spanned(index, "an array element holds a single value");
+                    return;
+                };
+                let Some(base) = local_ident(&index.expr) else {
+                    self.errors.push_spanned(&index.expr, "write to elements of a local array or `Vec` variable, like `v[i] = x`");
+                    return;
+                };
+                let (Some(array), Some(i)) = (self.lower_single(&index.expr), self.lower_single(&index.index)) else {
+                    return;
+                };
+                let updated = self.emit1(Opcode::IndexSet, vec![array, i, value], index.span());
+                self.assign(&base, Slot::Bound(Operand::Value(updated)));
+            }
             other => self.errors.push_spanned(
                 other,
                 format!(
@@ -942,7 +1247,7 @@ impl<'e> Lowerer<'e> {
         let env_len = self.env.len();
         let mut value = Some(Operand::Unit);
         for (i, stmt) in block.stmts.iter().enumerate() {
-            if stmt_returns(stmt) {
+            if stmt_jumps(stmt, Ctx::Loop) {
                 self.nested_return(stmt);
                 value = None;
                 continue;
@@ -1198,6 +1503,20 @@ impl<'e> Lowerer<'e> {
             return None;
         };
         let args = self.lower_args(&call.args)?;
+        let segments: Vec<String> = path
+            .path
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect();
+        if path.qself.is_none()
+            && segments.len() == 2
+            && segments[0] == "Vec"
+            && (segments[1] == "new" && args.is_empty()
+                || segments[1] == "with_capacity" && args.len() == 1)
+        {
+            return Some(Operand::Value(self.emit1(Opcode::VecNew, args, span)));
+        }
         if let Some(prim) = self.primitive_path(path, args.len()) {
             if results != 1 {
                 // rustc reports the mismatched tuple pattern itself
@@ -1237,11 +1556,47 @@ impl<'e> Lowerer<'e> {
 
     fn lower_method(&mut self, m: &syn::ExprMethodCall) -> Option<Operand> {
         let span = m.span();
+        let name = m.method.to_string();
+        match (name.as_str(), m.args.len()) {
+            ("push", 1) | ("swap", 2) => return self.lower_mutating_method(m),
+            ("sum" | "product", 0) | ("fold", 2) if is_iterator_chain(&m.receiver) => {
+                return self.lower_reduction(m)
+            }
+            _ => {}
+        }
+        if let Some(adaptor) = unsupported_adaptor(m) {
+            self.errors.push_spanned(
+                &adaptor,
+                format!("`{adaptor}` has no rule in iterator chains; write a `for` loop instead (with `if` for filters)"),
+            );
+            return None;
+        }
         let receiver = self.lower_single(&m.receiver);
         let args = self.lower_args(&m.args);
         let mut all = vec![receiver?];
         all.extend(args?);
-        let name = m.method.to_string();
+        match (name.as_str(), all.len()) {
+            ("len", 1) => return Some(Operand::Value(self.emit1(Opcode::Len, all, span))),
+            ("clone", 1) => {
+                return Some(Operand::Value(self.emit1(
+                    Opcode::Copy(CopyKind::Clone),
+                    all,
+                    span,
+                )))
+            }
+            ("to_vec", 1) => {
+                return Some(Operand::Value(self.emit1(
+                    Opcode::Copy(CopyKind::ToVec),
+                    all,
+                    span,
+                )))
+            }
+            ("iter" | "into_iter" | "iter_mut", 1) => {
+                self.errors.push_spanned(&m.method, "iterators are supported in `for` loops and in `.sum()`, `.product()` and `.fold()` chains; use the iterator there or write a `for` loop");
+                return None;
+            }
+            _ => {}
+        }
         if let Some(prim) = primitives::method(&name, all.len()) {
             return Some(Operand::Value(self.emit1(
                 Opcode::Primitive(prim),
@@ -1274,5 +1629,804 @@ fn pattern_arity(pat: &Pat) -> Option<usize> {
         Pat::Paren(p) => pattern_arity(&p.pat),
         Pat::Type(t) => pattern_arity(&t.pat),
         _ => None,
+    }
+}
+
+/// Where a `for` loop or an iterator chain takes its items from.
+enum Source {
+    /// `a..b`, `a..=b`, with `.rev()` and `.step_by(k)`.
+    Range {
+        start: Value,
+        end: Value,
+        step: Option<Value>,
+        inclusive: bool,
+        reverse: bool,
+    },
+    /// `x.iter()`, `x.iter().zip(y)`, `.enumerate()`, `.rev()`: indices `0..len`.
+    Arrays {
+        arrays: Vec<Value>,
+        enumerate: bool,
+        reverse: bool,
+    },
+}
+
+/// The shape of one item of a [`Source`], to bind patterns against.
+enum ItemShape {
+    Index,
+    Element(usize),
+    Pair(Box<ItemShape>, Box<ItemShape>),
+}
+
+impl Source {
+    fn item_shape(&self) -> ItemShape {
+        match self {
+            Source::Range { .. } => ItemShape::Index,
+            Source::Arrays {
+                arrays, enumerate, ..
+            } => {
+                let elements = if arrays.len() == 2 {
+                    ItemShape::Pair(
+                        Box::new(ItemShape::Element(0)),
+                        Box::new(ItemShape::Element(1)),
+                    )
+                } else {
+                    ItemShape::Element(0)
+                };
+                if *enumerate {
+                    ItemShape::Pair(Box::new(ItemShape::Index), Box::new(elements))
+                } else {
+                    elements
+                }
+            }
+        }
+    }
+}
+
+/// The local variable an expression names, if it is a plain path.
+fn local_ident(e: &Expr) -> Option<Ident> {
+    match e {
+        Expr::Path(p) if p.qself.is_none() => p.path.get_ident().cloned(),
+        Expr::Paren(p) => local_ident(&p.expr),
+        _ => None,
+    }
+}
+
+/// Whether `e` is an iterator chain the reductions understand (ends in `.iter()`, a range,
+/// `.map(..)`, `.zip(..)`, ...).
+fn is_iterator_chain(e: &Expr) -> bool {
+    match e {
+        Expr::MethodCall(m) => matches!(
+            m.method.to_string().as_str(),
+            "iter"
+                | "into_iter"
+                | "map"
+                | "zip"
+                | "enumerate"
+                | "rev"
+                | "copied"
+                | "cloned"
+                | "step_by"
+        ),
+        Expr::Range(_) => true,
+        Expr::Paren(p) => is_iterator_chain(&p.expr),
+        _ => false,
+    }
+}
+
+/// An iterator adaptor without a rule inside a chain on `.iter()`, e.g. `.filter(..)`.
+fn unsupported_adaptor(m: &syn::ExprMethodCall) -> Option<Ident> {
+    const ADAPTORS: &[&str] = &[
+        "filter",
+        "filter_map",
+        "flat_map",
+        "flatten",
+        "take",
+        "skip",
+        "take_while",
+        "skip_while",
+        "chain",
+        "scan",
+        "windows",
+        "chunks",
+        "peekable",
+        "inspect",
+        "max_by",
+        "min_by",
+        "reduce",
+        "collect",
+        "count",
+        "last",
+        "nth",
+        "position",
+        "any",
+        "all",
+        "find",
+    ];
+    let name = m.method.to_string();
+    (ADAPTORS.contains(&name.as_str()) && is_iterator_chain(&m.receiver)).then(|| m.method.clone())
+}
+
+/// Names of variables assigned in `block` (`x = ..`, `x += ..`, `x[i] = ..`, `x.push(..)`),
+/// outside closures.
+fn assigned_names(block: &syn::Block) -> Vec<String> {
+    #[derive(Default)]
+    struct Assigned(Vec<String>);
+    impl Assigned {
+        fn place(&mut self, e: &Expr) {
+            match e {
+                Expr::Path(p) => {
+                    if let Some(ident) = p.path.get_ident() {
+                        self.0.push(ident.to_string());
+                    }
+                }
+                Expr::Index(i) => self.place(&i.expr),
+                Expr::Paren(p) => self.place(&p.expr),
+                Expr::Tuple(t) => t.elems.iter().for_each(|e| self.place(e)),
+                _ => {}
+            }
+        }
+    }
+    impl<'ast> Visit<'ast> for Assigned {
+        fn visit_expr_assign(&mut self, a: &'ast syn::ExprAssign) {
+            self.place(&a.left);
+            syn::visit::visit_expr_assign(self, a);
+        }
+        fn visit_expr_binary(&mut self, b: &'ast syn::ExprBinary) {
+            if matches!(
+                b.op,
+                BinOp::AddAssign(_)
+                    | BinOp::SubAssign(_)
+                    | BinOp::MulAssign(_)
+                    | BinOp::DivAssign(_)
+                    | BinOp::RemAssign(_)
+                    | BinOp::BitAndAssign(_)
+                    | BinOp::BitOrAssign(_)
+                    | BinOp::BitXorAssign(_)
+                    | BinOp::ShlAssign(_)
+                    | BinOp::ShrAssign(_)
+            ) {
+                self.place(&b.left);
+            }
+            syn::visit::visit_expr_binary(self, b);
+        }
+        fn visit_expr_method_call(&mut self, m: &'ast syn::ExprMethodCall) {
+            if matches!(m.method.to_string().as_str(), "push" | "swap") {
+                self.place(&m.receiver);
+            }
+            syn::visit::visit_expr_method_call(self, m);
+        }
+        fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+        fn visit_item(&mut self, _: &'ast syn::Item) {}
+    }
+    let mut found = Assigned::default();
+    found.visit_block(block);
+    let mut names = Vec::new();
+    for name in found.0 {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The parameter patterns of a closure in an iterator chain, without type ascriptions.
+fn closure_param(pat: &Pat) -> &Pat {
+    match pat {
+        Pat::Type(t) => closure_param(&t.pat),
+        other => other,
+    }
+}
+
+impl Lowerer<'_> {
+    /// `vec![v; n]` and `vec![a, b, ...]`; any other macro is an error.
+    fn lower_macro(&mut self, mac: &syn::Macro, span: Span) -> Option<Operand> {
+        if !mac.path.is_ident("vec") {
+            self.unsupported_macro(mac);
+            return None;
+        }
+        if let Ok(repeat) = syn::parse2::<syn::ExprRepeat>(quote!([#mac.tokens])).or_else(|_| {
+            let tokens = &mac.tokens;
+            syn::parse2::<syn::ExprRepeat>(quote!([#tokens]))
+        }) {
+            let value = self.lower_single(&repeat.expr)?;
+            let count = self.lower_single(&repeat.len)?;
+            return Some(Operand::Value(self.emit1(
+                Opcode::VecFill,
+                vec![value, count],
+                span,
+            )));
+        }
+        let tokens = &mac.tokens;
+        match syn::parse2::<syn::ExprArray>(quote!([#tokens])) {
+            Ok(array) => {
+                let elems = self.lower_args(&array.elems)?;
+                Some(Operand::Value(self.emit1(
+                    Opcode::ArrayLiteral { vec: true },
+                    elems,
+                    span,
+                )))
+            }
+            Err(_) => {
+                self.errors.push_spanned(
+                    mac,
+                    "this `vec!` form is not supported; write `vec![value; n]` or `vec![a, b, c]`",
+                );
+                None
+            }
+        }
+    }
+
+    /// `v.push(x)` and `v.swap(i, j)` on a local vector: a new version of `v`.
+    fn lower_mutating_method(&mut self, m: &syn::ExprMethodCall) -> Option<Operand> {
+        let span = m.span();
+        let Some(base) = local_ident(&m.receiver) else {
+            self.errors.push_spanned(
+                &m.receiver,
+                format!("call `{}` on a local `Vec` variable", m.method),
+            );
+            return None;
+        };
+        let array = self.lower_single(&m.receiver)?;
+        let args = self.lower_args(&m.args)?;
+        let updated = if m.method == "push" {
+            let len = self.emit1(Opcode::Len, vec![array], span);
+            self.emit1(Opcode::Push, vec![array, args[0], len], span)
+        } else {
+            self.emit1(Opcode::Swap, vec![array, args[0], args[1]], span)
+        };
+        self.assign(&base, Slot::Bound(Operand::Value(updated)));
+        Some(Operand::Unit)
+    }
+
+    /// Parses the source of a `for` loop or iterator chain, lowering bounds and arrays.
+    fn iteration_source(&mut self, e: &Expr) -> Option<Source> {
+        match e {
+            Expr::Paren(p) => self.iteration_source(&p.expr),
+            Expr::Range(range) => {
+                let (Some(start), Some(end)) = (&range.start, &range.end) else {
+                    self.errors.push_spanned(
+                        range,
+                        "loop over a range with both bounds, like `a..b` or `a..=b`",
+                    );
+                    return None;
+                };
+                let start = self.lower_single(start)?;
+                let end = self.lower_single(end)?;
+                let inclusive = matches!(range.limits, syn::RangeLimits::Closed(_));
+                Some(Source::Range {
+                    start,
+                    end,
+                    step: None,
+                    inclusive,
+                    reverse: false,
+                })
+            }
+            Expr::Reference(r) if r.mutability.is_none() => self.iteration_source_array(&r.expr),
+            Expr::MethodCall(m) => {
+                let name = m.method.to_string();
+                match (name.as_str(), m.args.len()) {
+                    ("copied" | "cloned", 0) => self.iteration_source(&m.receiver),
+                    ("iter" | "into_iter", 0) => self.iteration_source_array(&m.receiver),
+                    ("rev", 0) => match self.iteration_source(&m.receiver)? {
+                        Source::Range {
+                            start,
+                            end,
+                            step: None,
+                            inclusive,
+                            reverse: false,
+                        } => Some(Source::Range {
+                            start,
+                            end,
+                            step: None,
+                            inclusive,
+                            reverse: true,
+                        }),
+                        Source::Arrays {
+                            arrays,
+                            enumerate: false,
+                            reverse: false,
+                        } => Some(Source::Arrays {
+                            arrays,
+                            enumerate: false,
+                            reverse: true,
+                        }),
+                        _ => self
+                            .unsupported_chain(m, "`.rev()` directly on a range or on `.iter()`"),
+                    },
+                    ("step_by", 1) => match self.iteration_source(&m.receiver)? {
+                        Source::Range {
+                            start,
+                            end,
+                            step: None,
+                            inclusive,
+                            reverse,
+                        } => {
+                            let step = self.lower_single(&m.args[0])?;
+                            Some(Source::Range {
+                                start,
+                                end,
+                                step: Some(step),
+                                inclusive,
+                                reverse,
+                            })
+                        }
+                        _ => self.unsupported_chain(m, "`.step_by(k)` on a range"),
+                    },
+                    ("enumerate", 0) => match self.iteration_source(&m.receiver)? {
+                        Source::Arrays {
+                            arrays,
+                            enumerate: false,
+                            reverse: false,
+                        } => Some(Source::Arrays {
+                            arrays,
+                            enumerate: true,
+                            reverse: false,
+                        }),
+                        _ => self.unsupported_chain(m, "`.iter().enumerate()`"),
+                    },
+                    ("zip", 1) => match self.iteration_source(&m.receiver)? {
+                        Source::Arrays {
+                            mut arrays,
+                            enumerate: false,
+                            reverse: false,
+                        } if arrays.len() == 1 => match self.iteration_source(&m.args[0])? {
+                            Source::Arrays {
+                                arrays: other,
+                                enumerate: false,
+                                reverse: false,
+                            } if other.len() == 1 => {
+                                arrays.extend(other);
+                                Some(Source::Arrays {
+                                    arrays,
+                                    enumerate: false,
+                                    reverse: false,
+                                })
+                            }
+                            _ => self
+                                .unsupported_chain(m, "`.zip(y)` with `y` a slice, `Vec` or array"),
+                        },
+                        _ => self.unsupported_chain(m, "`x.iter().zip(y)`"),
+                    },
+                    _ => self.unsupported_chain(
+                        m,
+                        "ranges, `x.iter()`, `.rev()`, `.step_by(k)`, `.enumerate()` and `.zip(y)`",
+                    ),
+                }
+            }
+            other => self.iteration_source_array(other),
+        }
+    }
+
+    fn iteration_source_array(&mut self, e: &Expr) -> Option<Source> {
+        let array = self.lower_single(e)?;
+        Some(Source::Arrays {
+            arrays: vec![array],
+            enumerate: false,
+            reverse: false,
+        })
+    }
+
+    fn unsupported_chain<T>(&mut self, m: &syn::ExprMethodCall, supported: &str) -> Option<T> {
+        self.errors.push_spanned(
+            &m.method,
+            format!("`{}` is not supported here; loops and iterator chains support {supported}; write a `for` loop over indices instead", m.method),
+        );
+        None
+    }
+
+    /// The loop header of a source: bounds (and step) operands and the range flags.
+    fn source_header(&mut self, source: &Source, span: Span) -> (Vec<Value>, RangeLoop) {
+        match source {
+            Source::Range {
+                start,
+                end,
+                step,
+                inclusive,
+                reverse,
+            } => {
+                let mut args = vec![*start, *end];
+                args.extend(step.iter().copied());
+                (
+                    args,
+                    RangeLoop {
+                        inclusive: *inclusive,
+                        reverse: *reverse,
+                        stepped: step.is_some(),
+                        breaks: false,
+                    },
+                )
+            }
+            Source::Arrays {
+                arrays, reverse, ..
+            } => {
+                let zero = self.constant(quote!(0), span);
+                let mut len = self.emit1(Opcode::Len, vec![arrays[0]], span);
+                for &other in &arrays[1..] {
+                    let other_len = self.emit1(Opcode::Len, vec![other], span);
+                    len = self.emit1(
+                        Opcode::Primitive(&primitives::MIN),
+                        vec![len, other_len],
+                        span,
+                    );
+                }
+                (
+                    vec![zero, len],
+                    RangeLoop {
+                        inclusive: false,
+                        reverse: *reverse,
+                        stepped: false,
+                        breaks: false,
+                    },
+                )
+            }
+        }
+    }
+
+    /// Binds a `for` or closure pattern to the current item of `source` at `index`.
+    fn bind_item(
+        &mut self,
+        pat: &Pat,
+        shape: &ItemShape,
+        source: &Source,
+        index: Value,
+        span: Span,
+    ) -> Option<()> {
+        match (closure_param(pat), shape) {
+            (Pat::Wild(_), _) => Some(()),
+            (Pat::Reference(r), ItemShape::Element(_)) => {
+                self.bind_item(&r.pat, shape, source, index, span)
+            }
+            (Pat::Paren(p), _) => self.bind_item(&p.pat, shape, source, index, span),
+            (Pat::Ident(p), _) if p.subpat.is_none() => {
+                let value = match shape {
+                    ItemShape::Index => index,
+                    ItemShape::Element(k) => {
+                        let Source::Arrays { arrays, .. } = source else {
+                            unreachable!("elements come from arrays")
+                        };
+                        self.emit1(Opcode::Index, vec![arrays[*k], index], span)
+                    }
+                    ItemShape::Pair(..) => {
+                        self.errors
+                            .push_spanned(p, "this item is a pair; destructure it, like `(a, b)`");
+                        return None;
+                    }
+                };
+                self.declare(&p.ident, Slot::Bound(Operand::Value(value)));
+                Some(())
+            }
+            (Pat::Tuple(t), ItemShape::Pair(first, second)) if t.elems.len() == 2 => {
+                self.bind_item(&t.elems[0], first, source, index, span)?;
+                self.bind_item(&t.elems[1], second, source, index, span)
+            }
+            (other, _) => {
+                self.errors.push_spanned(other, "this pattern does not fit the loop's items; bind a name, `&name`, `_`, or a pair `(a, b)`");
+                None
+            }
+        }
+    }
+
+    /// Lowers a `for`, `while` or `loop` expression.
+    fn lower_loop_expr(&mut self, e: &Expr) -> Option<LoopOutcome> {
+        let span = e.span();
+        match e {
+            Expr::ForLoop(f) => {
+                if let Some(label) = &f.label {
+                    self.errors.push_spanned(label, "labeled loops are not supported; set a flag and test it after the inner loop");
+                    return None;
+                }
+                let source = self.iteration_source(&f.expr)?;
+                let (args, mut range) = self.source_header(&source, span);
+                let jumps = find_jumps(|j| j.visit_block(&f.body));
+                range.breaks = jumps.breaks || jumps.returns;
+                let shape = source.item_shape();
+                let end_span = f.body.brace_token.span.close();
+                let body = |this: &mut Self, index: Option<Value>| {
+                    let env_len = this.env.len();
+                    this.bind_item(
+                        &f.pat,
+                        &shape,
+                        &source,
+                        index.expect("for loops have an index"),
+                        span,
+                    )?;
+                    let items = block_items(&f.body, Some(env_len));
+                    this.lower_seq(&items, end_span, Ctx::Loop)
+                };
+                let names = assigned_names(&f.body);
+                self.lower_loop(
+                    Some((args, range)),
+                    &names,
+                    jumps.returns,
+                    false,
+                    span,
+                    &body,
+                )
+            }
+            Expr::While(w) => {
+                if let Some(label) = &w.label {
+                    self.errors.push_spanned(label, "labeled loops are not supported; set a flag and test it after the inner loop");
+                    return None;
+                }
+                let jumps = find_jumps(|j| j.visit_block(&w.body));
+                let end_span = w.body.brace_token.span.close();
+                let body = |this: &mut Self, _: Option<Value>| {
+                    let cond = this.lower_condition(&w.cond)?;
+                    let items = block_items(&w.body, Some(this.env.len()));
+                    let arms = vec![(None, ArmSeq::Items(items)), (None, ArmSeq::Exit)];
+                    this.jumping_arms(Opcode::If, cond, arms, span, end_span, Ctx::Loop)
+                };
+                let mut names = assigned_names(&w.body);
+                names.retain(|n| !n.is_empty());
+                self.lower_loop(None, &names, jumps.returns, false, span, &body)
+            }
+            Expr::Loop(l) => {
+                if let Some(label) = &l.label {
+                    self.errors.push_spanned(label, "labeled loops are not supported; set a flag and test it after the inner loop");
+                    return None;
+                }
+                let jumps = find_jumps(|j| j.visit_block(&l.body));
+                let end_span = l.body.brace_token.span.close();
+                let body = |this: &mut Self, _: Option<Value>| {
+                    let items = block_items(&l.body, Some(this.env.len()));
+                    this.lower_seq(&items, end_span, Ctx::Loop)
+                };
+                let names = assigned_names(&l.body);
+                self.lower_loop(None, &names, jumps.returns, jumps.break_values, span, &body)
+            }
+            _ => None,
+        }
+    }
+
+    /// The common part of every loop: carried variables become body parameters and results,
+    /// hidden slots carry `return` and `break` values out.
+    fn lower_loop(
+        &mut self,
+        range: Option<(Vec<Value>, RangeLoop)>,
+        assigned: &[String],
+        returns: bool,
+        break_value: bool,
+        span: Span,
+        body: &dyn Fn(&mut Self, Option<Value>) -> Option<Vec<Value>>,
+    ) -> Option<LoopOutcome> {
+        let hidden_start = self.env.len();
+        let placeholder = quote!(::autodiff::__private::num_traits::Zero::zero());
+        if returns {
+            let no = self.constant(quote!(false), span);
+            self.env.push(Binding {
+                name: "#returned".into(),
+                slot: Slot::Bound(Operand::Value(no)),
+            });
+            for k in 0..self.output_arity {
+                let zero = self.constant(placeholder.clone(), span);
+                self.env.push(Binding {
+                    name: format!("#ret{k}"),
+                    slot: Slot::Bound(Operand::Value(zero)),
+                });
+            }
+        }
+        if break_value {
+            let zero = self.constant(placeholder.clone(), span);
+            self.env.push(Binding {
+                name: "#break".into(),
+                slot: Slot::Bound(Operand::Value(zero)),
+            });
+        }
+        let mut carried = Vec::new();
+        for name in assigned {
+            let Some(index) = self.env[..hidden_start]
+                .iter()
+                .rposition(|b| b.name == *name)
+            else {
+                continue;
+            };
+            match &self.env[index].slot {
+                Slot::Bound(_) => carried.push(index),
+                Slot::Uninit => {
+                    self.errors.push(
+                        span,
+                        format!("give `{name}` a value before the loop; it is assigned inside it"),
+                    );
+                    return None;
+                }
+                Slot::Poisoned => return None,
+            }
+        }
+        carried.extend(hidden_start..self.env.len());
+        let shapes: Vec<Operand> = carried
+            .iter()
+            .map(|&i| match &self.env[i].slot {
+                Slot::Bound(op) => op.clone(),
+                _ => unreachable!("carried slots are bound"),
+            })
+            .collect();
+        let inits: Vec<Value> = shapes.iter().flat_map(Operand::values).collect();
+        let body_block = self.func.create_block();
+        let index = range
+            .as_ref()
+            .map(|_| self.func.add_block_param(body_block, span));
+        let params: Vec<Value> = inits
+            .iter()
+            .map(|_| self.func.add_block_param(body_block, span))
+            .collect();
+        let snapshot = self.env.clone();
+        let mut param_iter = params.iter().copied();
+        for (&slot, shape) in carried.iter().zip(&shapes) {
+            let operand = shape.rebuild(&mut param_iter);
+            if let (Operand::Value(v), false) = (&operand, self.env[slot].name.starts_with('#')) {
+                let name = Ident::new(&self.env[slot].name, span);
+                self.name_value(*v, &name);
+            }
+            self.env[slot].slot = Slot::Bound(operand);
+        }
+        let flag = range.as_ref().is_none_or(|(_, r)| r.breaks);
+        let outer = self.block;
+        self.block = body_block;
+        self.loops.push(LoopFrame {
+            carried: carried.clone(),
+            shapes: shapes.clone(),
+            flag,
+        });
+        let yields = body(self, index);
+        self.loops.pop();
+        self.block = outer;
+        self.env = snapshot;
+        self.func.blocks[body_block.index()].yields = yields?;
+        let (opcode, mut args) = match range {
+            Some((args, range)) => (Opcode::ForRange(range), args),
+            None => (Opcode::While, Vec::new()),
+        };
+        args.extend(inits);
+        let inst = self
+            .func
+            .append(outer, opcode, args, vec![body_block], params.len(), span);
+        let mut results = self.func.inst(inst).results.clone().into_iter();
+        for (&slot, shape) in carried.iter().zip(&shapes) {
+            let operand = shape.rebuild(&mut results);
+            if let (Operand::Value(v), false) = (&operand, self.env[slot].name.starts_with('#')) {
+                let name = Ident::new(&self.env[slot].name, span);
+                self.name_value(*v, &name);
+            }
+            self.env[slot].slot = Slot::Bound(operand);
+        }
+        let hidden_value = |this: &Self, name: &str| match this.lookup(name) {
+            Some(Slot::Bound(Operand::Value(v))) => Some(*v),
+            _ => None,
+        };
+        let returned = if returns {
+            let flag = hidden_value(self, "#returned")?;
+            let values = (0..self.output_arity)
+                .map(|k| hidden_value(self, &format!("#ret{k}")))
+                .collect::<Option<Vec<_>>>()?;
+            Some((flag, values))
+        } else {
+            None
+        };
+        let value = if break_value {
+            hidden_value(self, "#break")
+        } else {
+            None
+        };
+        self.env.truncate(hidden_start);
+        Some(LoopOutcome { returned, value })
+    }
+
+    /// `x.iter().sum()`, `.map(|v| ..).sum()`, `.product()`, `.fold(init, |acc, v| ..)`:
+    /// a loop with a hidden accumulator.
+    fn lower_reduction(&mut self, m: &syn::ExprMethodCall) -> Option<Operand> {
+        let span = m.span();
+        let name = m.method.to_string();
+        let (chain, map) = match &*m.receiver {
+            Expr::MethodCall(inner) if inner.method == "map" && inner.args.len() == 1 => {
+                match &inner.args[0] {
+                    Expr::Closure(c) => (&*inner.receiver, Some(c)),
+                    other => {
+                        self.errors.push_spanned(other, "`map` in a differentiated iterator chain takes a closure, like `.map(|v| v * v)`");
+                        return None;
+                    }
+                }
+            }
+            other => (other, None),
+        };
+        let fold = if name == "fold" {
+            match &m.args[1] {
+                Expr::Closure(c) if c.inputs.len() == 2 => Some(c),
+                other => {
+                    self.errors.push_spanned(
+                        other,
+                        "`fold` takes an initial value and a closure `|acc, v| ...`",
+                    );
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        for closure in map.iter().chain(fold.iter()) {
+            self.check_closure(closure)?;
+        }
+        let init = match name.as_str() {
+            "sum" => self.constant(quote!(::autodiff::__private::sum_identity()), span),
+            "product" => self.constant(quote!(::autodiff::__private::one()), span),
+            _ => self.lower_single(&m.args[0])?,
+        };
+        let source = self.iteration_source(chain)?;
+        let (args, range) = self.source_header(&source, span);
+        let shape = source.item_shape();
+        let acc_slot = self.env.len();
+        self.env.push(Binding {
+            name: "#acc".into(),
+            slot: Slot::Bound(Operand::Value(init)),
+        });
+        let body = |this: &mut Self, index: Option<Value>| {
+            let index = index.expect("reductions loop over indices");
+            let env_len = this.env.len();
+            let acc = match &this.env[acc_slot].slot {
+                Slot::Bound(Operand::Value(v)) => *v,
+                _ => return None,
+            };
+            let next = match (map, fold) {
+                (_, Some(fold)) => {
+                    this.bind_pattern(closure_param(&fold.inputs[0]), Operand::Value(acc), true);
+                    this.bind_item(&fold.inputs[1], &shape, &source, index, span)?;
+                    this.lower_single(&fold.body)?
+                }
+                (map, None) => {
+                    let item = match map {
+                        Some(map) => {
+                            this.bind_item(&map.inputs[0], &shape, &source, index, span)?;
+                            this.lower_single(&map.body)?
+                        }
+                        None => {
+                            let ItemShape::Element(k) = shape else {
+                                this.errors.push_spanned(&m.method, format!("`{name}` needs single elements here; add `.map(|(a, b)| ...)`"));
+                                return None;
+                            };
+                            let Source::Arrays { arrays, .. } = &source else {
+                                unreachable!("elements come from arrays")
+                            };
+                            this.emit1(Opcode::Index, vec![arrays[k], index], span)
+                        }
+                    };
+                    let op = if name == "sum" {
+                        BinaryOp::Add
+                    } else {
+                        BinaryOp::Mul
+                    };
+                    this.emit1(Opcode::Binary(op), vec![acc, item], span)
+                }
+            };
+            this.env.truncate(env_len);
+            this.env[acc_slot].slot = Slot::Bound(Operand::Value(next));
+            this.loop_exit(true, span)
+        };
+        let names = vec!["#acc".to_string()];
+        self.lower_loop(Some((args, range)), &names, false, false, span, &body)?;
+        let result = match &self.env[acc_slot].slot {
+            Slot::Bound(op) => op.clone(),
+            _ => return None,
+        };
+        self.env.truncate(acc_slot);
+        Some(result)
+    }
+
+    /// Closures in iterator chains may read variables but not assign them.
+    fn check_closure(&mut self, c: &syn::ExprClosure) -> Option<()> {
+        let body: syn::Block = syn::parse_quote!({ #c });
+        let _ = body;
+        let wrapped: syn::Block = {
+            let inner = &c.body;
+            syn::parse_quote!({ #inner; })
+        };
+        for name in assigned_names(&wrapped) {
+            if self.lookup(&name).is_some() {
+                self.errors.push_spanned(
+                    &c.body,
+                    format!("this closure assigns to `{name}`, a variable outside it; closures in iterator chains must not capture mutably: write a `for` loop instead"),
+                );
+                return None;
+            }
+        }
+        Some(())
     }
 }

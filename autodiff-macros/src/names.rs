@@ -38,16 +38,6 @@ pub fn hidden_pullback_fn(function: &Ident) -> Ident {
     format_ident!("__autodiff_pullback_{}", function, span = function.span())
 }
 
-/// The enum recording which arm of the n-th `if`/`match` ran, and its arm's saved values.
-pub fn branch_enum(function: &Ident, hidden: bool, index: usize) -> Ident {
-    let base = upper_camel(&function.to_string());
-    if hidden {
-        format_ident!("__{}AllBranch{}", base, index)
-    } else {
-        format_ident!("{}Branch{}", base, index)
-    }
-}
-
 /// The field holding the record of the n-th branch.
 pub fn branch_field(index: usize) -> Ident {
     format_ident!("branch{}", index)

@@ -29,13 +29,13 @@ fn stages(source: proc_macro2::TokenStream, wrt: Option<&[&str]>) -> (String, St
     let outputs = match &sig.output {
         args::Output::Scalar(t) => vec![t.clone()],
         args::Output::Tuple(t) => t.clone(),
+        args::Output::Array(t) => vec![t.clone()],
     };
     let analysis = analysis::analyze(
         &lowered.func,
         &active,
         &lowered.annotations,
         &outputs,
-        &args::type_params(&item),
         &mut errors,
     );
     assert!(errors.is_empty(), "{:?}", errors.messages());
@@ -163,10 +163,10 @@ fn branches_merge_assigned_variables_and_save_per_arm() {
                 yield v10
         "#]],
         expect![[r#"
-            fn g(v0: f64, v1: i32 const) ; saved 
+            fn g(v0: f64, v1: i32 const) ; saved v0
             block0:
                 v2 = const 2.0
-                v3 = mul v0, v2 ; saved v3; reversed
+                v3 = mul v0, v2 ; recomputed v3; reversed
                 v4 = const 1.0
                 v5 = cmp.gt v0, v4
                 v8 = if v5 ; reversed
@@ -276,9 +276,17 @@ fn expansion_of_the_seed_function_is_readable() {
             x2: f64,
         }
         /// Runs [`f`] and saves what its backward pass needs: returns the value and a [`FPullback`].
-        #[allow(dead_code, unused_variables, unused_parens, unused_braces, clippy::all)]
+        #[allow(
+            dead_code,
+            unused_variables,
+            unused_mut,
+            unused_parens,
+            unused_braces,
+            clippy::all
+        )]
         #[inline]
         pub fn f_pullback(x1: f64, x2: f64) -> (f64, FPullback) {
+            let _: fn(f64, f64) -> f64 = f;
             let v2 = x1.ln();
             let v3 = x1 * x2;
             let v4 = v2 + v3;

@@ -1,59 +1,25 @@
 //! Zero cotangents and their accumulation, so generated code never has to name a type.
+//!
+//! Scalars (any [`Float`]) use the free functions [`zero`] and [`accumulate`]; containers
+//! (vectors, arrays) implement [`Cotangent`]. The two are kept apart because a blanket
+//! implementation of a trait for every `Float` would forbid implementations for standard
+//! containers (`num_traits` could one day make `Vec<T>` a `Float`), and because generic
+//! user code bounded by `T: Float` alone must still get scalar cotangents.
 
 use num_traits::{Float, One};
 
-/// A value that can be the cotangent (adjoint) of a differentiated quantity.
-///
-/// Reverse-mode code starts every adjoint at [`Cotangent::zero`] and sums the
-/// contributions of each use into it with [`Cotangent::accumulate`]. Generated code calls
-/// the free functions [`zero`] and [`accumulate`], leaving the type to inference.
-///
-/// Every [`Float`] is a cotangent, through a blanket impl. That blanket impl is why this
-/// trait has no impls for `()`, tuples or standard containers: Rust's coherence rules
-/// reject them next to it, because `num_traits` could implement `Float` for those types.
-/// Containers defined in this workspace can implement it; for them an empty value is
-/// expected to mean zero, so that [`Cotangent::zero`] allocates nothing.
-///
-/// ```
-/// use autodiff_runtime::Cotangent;
-///
-/// let mut x_bar = f64::zero();
-/// x_bar.accumulate(0.5);
-/// x_bar.accumulate(2.0);
-/// assert_eq!(x_bar, 2.5);
-/// ```
-pub trait Cotangent: Sized {
-    /// The additive identity: the cotangent of a value that does not affect the output.
-    fn zero() -> Self;
-
-    /// Adds `other` into `self`, as when a value is used more than once.
-    fn accumulate(&mut self, other: Self);
-}
-
-impl<T: Float> Cotangent for T {
-    #[inline]
-    fn zero() -> Self {
-        T::zero()
-    }
-
-    #[inline]
-    fn accumulate(&mut self, other: Self) {
-        *self = *self + other;
-    }
-}
-
-/// The zero cotangent of whatever type the context asks for.
+/// The zero cotangent of a scalar.
 ///
 /// ```
 /// let x_bar: f32 = autodiff_runtime::zero();
 /// assert_eq!(x_bar, 0.0);
 /// ```
 #[inline]
-pub fn zero<C: Cotangent>() -> C {
-    C::zero()
+pub fn zero<T: Float>() -> T {
+    T::zero()
 }
 
-/// Adds the contribution `c` into the accumulated cotangent `acc`.
+/// Adds the contribution `c` into the accumulated scalar cotangent `acc`.
 ///
 /// ```
 /// use autodiff_runtime::{accumulate, zero};
@@ -64,8 +30,8 @@ pub fn zero<C: Cotangent>() -> C {
 /// assert_eq!(x_bar, 1.0);
 /// ```
 #[inline]
-pub fn accumulate<C: Cotangent>(acc: &mut C, c: C) {
-    acc.accumulate(c);
+pub fn accumulate<T: Float>(acc: &mut T, c: T) {
+    *acc = *acc + c;
 }
 
 /// One, the cotangent that seeds the pullback of a scalar output.
@@ -79,16 +45,115 @@ pub fn one<T: One>() -> T {
     T::one()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The neutral element `std` starts a float sum from: `-0.0`, so that a sum of negative
+/// zeros stays `-0.0`. Generated sums start here to stay bit-identical with `Iterator::sum`.
+///
+/// ```
+/// let start: f64 = autodiff_runtime::sum_identity();
+/// assert!(start == 0.0 && start.is_sign_negative());
+/// ```
+#[inline]
+pub fn sum_identity<T: Float>() -> T {
+    -T::zero()
+}
 
-    #[test]
-    fn float_zero_and_accumulate() {
-        let mut acc: f32 = zero();
-        accumulate(&mut acc, 1.25);
-        accumulate(&mut acc, 0.5);
-        assert_eq!(acc, 1.75);
-        assert_eq!(one::<f64>(), 1.0);
+/// A container that can be the cotangent of an array-valued quantity.
+///
+/// An empty `Vec` means zero: [`Cotangent::zero`] allocates nothing, and element updates
+/// grow the vector on demand, so a cotangent never needs its primal's length up front.
+///
+/// ```
+/// use autodiff_runtime::Cotangent;
+///
+/// let mut d: Vec<f64> = Cotangent::zero();
+/// d.accumulate(vec![1.0, 2.0]);
+/// d.accumulate(vec![0.5]);
+/// assert_eq!(d, vec![1.5, 2.0]);
+/// ```
+pub trait Cotangent: Sized {
+    /// The additive identity: the cotangent of a value that does not affect the output.
+    fn zero() -> Self;
+
+    /// Adds `other` into `self`, as when a value is used more than once.
+    fn accumulate(&mut self, other: Self);
+}
+
+impl<T: Float> Cotangent for Vec<T> {
+    #[inline]
+    fn zero() -> Self {
+        Vec::new()
+    }
+
+    fn accumulate(&mut self, other: Self) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        if self.len() < other.len() {
+            self.resize(other.len(), T::zero());
+        }
+        for (a, b) in self.iter_mut().zip(other) {
+            *a = *a + b;
+        }
+    }
+}
+
+impl<T: Float, const N: usize> Cotangent for [T; N] {
+    #[inline]
+    fn zero() -> Self {
+        [T::zero(); N]
+    }
+
+    #[inline]
+    fn accumulate(&mut self, other: Self) {
+        for (a, b) in self.iter_mut().zip(other) {
+            *a = *a + b;
+        }
+    }
+}
+
+/// An owned copy of an array the backward pass reads, taken when the forward pass saves it.
+///
+/// ```
+/// use autodiff_runtime::Save;
+///
+/// let x = [1.0, 2.0];
+/// let slice: &[f64] = &x;
+/// assert_eq!(Save::save(&slice), vec![1.0, 2.0]);
+/// assert_eq!(Save::save(&x), [1.0, 2.0]);
+/// ```
+pub trait Save {
+    /// The owned type stored in the pullback struct.
+    type Owned;
+
+    /// Copies the value.
+    fn save(&self) -> Self::Owned;
+}
+
+impl<T: Clone> Save for [T] {
+    type Owned = Vec<T>;
+    fn save(&self) -> Vec<T> {
+        self.to_vec()
+    }
+}
+
+impl<T: Clone> Save for Vec<T> {
+    type Owned = Vec<T>;
+    fn save(&self) -> Vec<T> {
+        self.clone()
+    }
+}
+
+impl<T: Clone, const N: usize> Save for [T; N] {
+    type Owned = [T; N];
+    fn save(&self) -> [T; N] {
+        self.clone()
+    }
+}
+
+impl<S: Save + ?Sized> Save for &S {
+    type Owned = S::Owned;
+    fn save(&self) -> S::Owned {
+        (**self).save()
     }
 }

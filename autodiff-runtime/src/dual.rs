@@ -86,9 +86,6 @@ fn push<T: Float>(t: T, partial: impl FnOnce(T) -> T) -> T {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Comparisons, formatting
-
 impl<T: PartialEq> PartialEq for Dual<T> {
     /// Compares `re` only, consistently with [`PartialOrd`], so that `x == 0.0`-style
     /// branches take the same path as on plain floats.
@@ -126,9 +123,6 @@ impl<T: Float + fmt::Display> fmt::Display for Dual<T> {
         f.write_str("ε")
     }
 }
-
-// ---------------------------------------------------------------------------------------
-// Arithmetic between duals
 
 impl<T: Float> Neg for Dual<T> {
     type Output = Self;
@@ -251,9 +245,6 @@ impl<T: Float> Product for Dual<T> {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// The num-traits hierarchy below Float
-
 impl<T: Float> Zero for Dual<T> {
     #[inline]
     fn zero() -> Self {
@@ -319,9 +310,6 @@ impl<T: Float> NumCast for Dual<T> {
         <T as NumCast>::from(n).map(Dual::constant)
     }
 }
-
-// ---------------------------------------------------------------------------------------
-// Float
 
 /// Methods whose value is a constant of `T`.
 macro_rules! constants {

@@ -4,8 +4,9 @@
 //! - [`rules`]: the vector-Jacobian-product rule of every scalar primitive (arithmetic,
 //!   `sin`, `exp`, `powf`, `max`, casts, ...), one function per argument, with the
 //!   derivative formula in its documentation.
-//! - [`Cotangent`], with [`zero`], [`accumulate`] and [`one`]: starting and summing
-//!   adjoints without naming their types.
+//! - [`zero`], [`accumulate`], [`one`] for scalar cotangents and [`Cotangent`] for
+//!   containers: starting and summing adjoints without naming their types; [`Save`] copies
+//!   arrays into pullback structs.
 //! - [`Dual`]: forward-mode dual numbers, which implement
 //!   [`Float`](num_traits::Float) and so differentiate any code generic over it.
 //! - [`check_gradient`], [`finite_difference_gradient`] and [`relative_error`]: comparing
@@ -32,6 +33,6 @@ pub mod dual;
 pub mod rules;
 
 pub use check::{check_gradient, finite_difference_gradient, relative_error};
-pub use cotangent::{accumulate, one, zero, Cotangent};
+pub use cotangent::{accumulate, one, sum_identity, zero, Cotangent, Save};
 pub use dual::Dual;
 pub use num_traits;

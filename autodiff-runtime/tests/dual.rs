@@ -47,131 +47,114 @@ fn check(
     }
 }
 
+/// One `check` per row: `name: |v| body, points;`, where the same body is evaluated on
+/// `&[f64]` and on `&[Dual<f64>]`.
+macro_rules! methods {
+    ($($name:ident: |$v:ident| $body:expr, $points:expr;)*) => {$(
+        check(stringify!($name), |$v: &[f64]| $body, |$v: &[D64]| $body, $points);
+    )*};
+}
+
 const ANY: &[&[f64]] = &[&[0.3], &[-1.2], &[2.5], &[-0.05]];
 const UNIT: &[&[f64]] = &[&[0.3], &[-0.6], &[0.75], &[-0.1]];
 const POSITIVE: &[&[f64]] = &[&[0.4], &[1.0], &[2.7], &[13.0]];
+const ABOVE_ONE: &[&[f64]] = &[&[1.5], &[2.0], &[9.0]];
 const NONZERO: &[&[f64]] = &[&[0.3], &[-1.2], &[2.5], &[-4.0]];
 /// Away from integers and half-integers, where the rounding methods jump.
 const OFF_GRID: &[&[f64]] = &[&[0.3], &[-1.2], &[2.7], &[-4.1]];
+/// Pairs with no ties and no quotient `a / b` near an integer (where `%` jumps).
+const PAIRS: &[&[f64]] = &[
+    &[1.3, 0.4],
+    &[-2.1, 3.7],
+    &[0.25, -5.5],
+    &[7.0, 1.9],
+    &[-0.8, -0.6],
+];
+const POSITIVE_PAIRS: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 1.9]];
+/// `log` bases, away from 1.
+const LOG_PAIRS: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 10.0]];
+const TRIPLES: &[&[f64]] = &[&[1.3, 0.4, -2.0], &[-2.1, 3.7, 0.5], &[0.25, -5.5, 9.0]];
+/// `(x, lo, hi)` inside, below and above the interval, each away from the edges.
+const CLAMPS: &[&[f64]] = &[&[0.5, -1.0, 2.0], &[-3.0, -1.0, 2.0], &[4.5, -1.0, 2.0]];
 
 #[test]
 fn unary_methods_match_finite_differences() {
-    check("abs", |v| v[0].abs(), |v| v[0].abs(), NONZERO);
-    check("fract", |v| v[0].fract(), |v| v[0].fract(), OFF_GRID);
-    check("floor", |v| v[0].floor(), |v| v[0].floor(), OFF_GRID);
-    check("ceil", |v| v[0].ceil(), |v| v[0].ceil(), OFF_GRID);
-    check("round", |v| v[0].round(), |v| v[0].round(), OFF_GRID);
-    check("trunc", |v| v[0].trunc(), |v| v[0].trunc(), OFF_GRID);
-    check("signum", |v| v[0].signum(), |v| v[0].signum(), NONZERO);
-    check("recip", |v| v[0].recip(), |v| v[0].recip(), NONZERO);
-    check("sqrt", |v| v[0].sqrt(), |v| v[0].sqrt(), POSITIVE);
-    check("cbrt", |v| v[0].cbrt(), |v| v[0].cbrt(), NONZERO);
-    check("exp", |v| v[0].exp(), |v| v[0].exp(), ANY);
-    check("exp2", |v| v[0].exp2(), |v| v[0].exp2(), ANY);
-    check("exp_m1", |v| v[0].exp_m1(), |v| v[0].exp_m1(), ANY);
-    check("ln", |v| v[0].ln(), |v| v[0].ln(), POSITIVE);
-    check("log2", |v| v[0].log2(), |v| v[0].log2(), POSITIVE);
-    check("log10", |v| v[0].log10(), |v| v[0].log10(), POSITIVE);
-    check("ln_1p", |v| v[0].ln_1p(), |v| v[0].ln_1p(), UNIT);
-    check(
-        "to_degrees",
-        |v| v[0].to_degrees(),
-        |v| v[0].to_degrees(),
-        ANY,
-    );
-    check(
-        "to_radians",
-        |v| v[0].to_radians(),
-        |v| v[0].to_radians(),
-        ANY,
-    );
-    check("sin", |v| v[0].sin(), |v| v[0].sin(), ANY);
-    check("cos", |v| v[0].cos(), |v| v[0].cos(), ANY);
-    check("tan", |v| v[0].tan(), |v| v[0].tan(), UNIT);
-    check("asin", |v| v[0].asin(), |v| v[0].asin(), UNIT);
-    check("acos", |v| v[0].acos(), |v| v[0].acos(), UNIT);
-    check("atan", |v| v[0].atan(), |v| v[0].atan(), ANY);
-    check("sinh", |v| v[0].sinh(), |v| v[0].sinh(), ANY);
-    check("cosh", |v| v[0].cosh(), |v| v[0].cosh(), ANY);
-    check("tanh", |v| v[0].tanh(), |v| v[0].tanh(), ANY);
-    check("asinh", |v| v[0].asinh(), |v| v[0].asinh(), ANY);
-    check(
-        "acosh",
-        |v| v[0].acosh(),
-        |v| v[0].acosh(),
-        &[&[1.5], &[2.0], &[9.0]],
-    );
-    check("atanh", |v| v[0].atanh(), |v| v[0].atanh(), UNIT);
-    check("sin_cos.0", |v| v[0].sin_cos().0, |v| v[0].sin_cos().0, ANY);
-    check("sin_cos.1", |v| v[0].sin_cos().1, |v| v[0].sin_cos().1, ANY);
-    for n in [-3, -1, 0, 1, 2, 5] {
-        check(
-            &format!("powi({n})"),
-            |v| v[0].powi(n),
-            |v| v[0].powi(n),
-            NONZERO,
-        );
+    methods! {
+        abs: |v| v[0].abs(), NONZERO;
+        fract: |v| v[0].fract(), OFF_GRID;
+        floor: |v| v[0].floor(), OFF_GRID;
+        ceil: |v| v[0].ceil(), OFF_GRID;
+        round: |v| v[0].round(), OFF_GRID;
+        trunc: |v| v[0].trunc(), OFF_GRID;
+        signum: |v| v[0].signum(), NONZERO;
+        recip: |v| v[0].recip(), NONZERO;
+        sqrt: |v| v[0].sqrt(), POSITIVE;
+        cbrt: |v| v[0].cbrt(), NONZERO;
+        exp: |v| v[0].exp(), ANY;
+        exp2: |v| v[0].exp2(), ANY;
+        exp_m1: |v| v[0].exp_m1(), ANY;
+        ln: |v| v[0].ln(), POSITIVE;
+        log2: |v| v[0].log2(), POSITIVE;
+        log10: |v| v[0].log10(), POSITIVE;
+        ln_1p: |v| v[0].ln_1p(), UNIT;
+        to_degrees: |v| v[0].to_degrees(), ANY;
+        to_radians: |v| v[0].to_radians(), ANY;
+        sin: |v| v[0].sin(), ANY;
+        cos: |v| v[0].cos(), ANY;
+        tan: |v| v[0].tan(), UNIT;
+        asin: |v| v[0].asin(), UNIT;
+        acos: |v| v[0].acos(), UNIT;
+        atan: |v| v[0].atan(), ANY;
+        sinh: |v| v[0].sinh(), ANY;
+        cosh: |v| v[0].cosh(), ANY;
+        tanh: |v| v[0].tanh(), ANY;
+        asinh: |v| v[0].asinh(), ANY;
+        acosh: |v| v[0].acosh(), ABOVE_ONE;
+        atanh: |v| v[0].atanh(), UNIT;
+        sin_cos_sin: |v| v[0].sin_cos().0, ANY;
+        sin_cos_cos: |v| v[0].sin_cos().1, ANY;
+        powi_neg_3: |v| v[0].powi(-3), NONZERO;
+        powi_neg_1: |v| v[0].powi(-1), NONZERO;
+        powi_0: |v| v[0].powi(0), NONZERO;
+        powi_1: |v| v[0].powi(1), NONZERO;
+        powi_2: |v| v[0].powi(2), NONZERO;
+        powi_5: |v| v[0].powi(5), NONZERO;
     }
 }
 
 #[test]
 fn binary_methods_match_finite_differences() {
-    let plane: &[&[f64]] = &[&[1.3, 0.4], &[-2.1, 3.7], &[0.25, -5.5], &[-0.8, -0.6]];
-    let positive: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 1.9]];
-    let bases: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 10.0]];
-    check("powf", |v| v[0].powf(v[1]), |v| v[0].powf(v[1]), positive);
-    check("log", |v| v[0].log(v[1]), |v| v[0].log(v[1]), bases);
-    check("max", |v| v[0].max(v[1]), |v| v[0].max(v[1]), plane);
-    check("min", |v| v[0].min(v[1]), |v| v[0].min(v[1]), plane);
-    check("hypot", |v| v[0].hypot(v[1]), |v| v[0].hypot(v[1]), plane);
-    check("atan2", |v| v[0].atan2(v[1]), |v| v[0].atan2(v[1]), plane);
-    check(
-        "copysign",
-        |v| v[0].copysign(v[1]),
-        |v| v[0].copysign(v[1]),
-        plane,
-    );
-    check(
-        "abs_sub",
-        |v| Float::abs_sub(v[0], v[1]),
-        |v| v[0].abs_sub(v[1]),
-        plane,
-    );
+    methods! {
+        powf: |v| v[0].powf(v[1]), POSITIVE_PAIRS;
+        log: |v| v[0].log(v[1]), LOG_PAIRS;
+        max: |v| v[0].max(v[1]), PAIRS;
+        min: |v| v[0].min(v[1]), PAIRS;
+        hypot: |v| v[0].hypot(v[1]), PAIRS;
+        atan2: |v| v[0].atan2(v[1]), PAIRS;
+        copysign: |v| v[0].copysign(v[1]), PAIRS;
+        abs_sub: |v| Float::abs_sub(v[0], v[1]), PAIRS;
+    }
 }
 
 #[test]
 fn ternary_methods_match_finite_differences() {
-    let fma: &[&[f64]] = &[&[1.3, 0.4, -2.0], &[-2.1, 3.7, 0.5], &[0.25, -5.5, 9.0]];
-    let clamp: &[&[f64]] = &[&[0.5, -1.0, 2.0], &[-3.0, -1.0, 2.0], &[4.5, -1.0, 2.0]];
-    check(
-        "mul_add",
-        |v| v[0].mul_add(v[1], v[2]),
-        |v| v[0].mul_add(v[1], v[2]),
-        fma,
-    );
-    check(
-        "clamp",
-        |v| v[0].clamp(v[1], v[2]),
-        |v| Float::clamp(v[0], v[1], v[2]),
-        clamp,
-    );
+    methods! {
+        mul_add: |v| v[0].mul_add(v[1], v[2]), TRIPLES;
+        clamp: |v| Float::clamp(v[0], v[1], v[2]), CLAMPS;
+    }
 }
 
 #[test]
 fn arithmetic_matches_finite_differences() {
-    let pts: &[&[f64]] = &[&[1.3, 0.4], &[-2.1, 3.7], &[0.25, -5.5], &[7.0, 1.9]];
-    check("+", |v| v[0] + v[1], |v| v[0] + v[1], pts);
-    check("-", |v| v[0] - v[1], |v| v[0] - v[1], pts);
-    check("*", |v| v[0] * v[1], |v| v[0] * v[1], pts);
-    check("/", |v| v[0] / v[1], |v| v[0] / v[1], pts);
-    check("%", |v| v[0] % v[1], |v| v[0] % v[1], pts);
-    check("neg", |v| -v[0], |v| -v[0], pts);
-    check(
-        "mixed",
-        |v| 2.0 * v[0] - v[1] / 3.0 + 1.7 % v[0],
-        |v| 2.0 * v[0] - v[1] / 3.0 + 1.7 % v[0],
-        pts,
-    );
+    methods! {
+        add: |v| v[0] + v[1], PAIRS;
+        sub: |v| v[0] - v[1], PAIRS;
+        mul: |v| v[0] * v[1], PAIRS;
+        div: |v| v[0] / v[1], PAIRS;
+        rem: |v| v[0] % v[1], PAIRS;
+        neg: |v| -v[0], PAIRS;
+        with_scalars: |v| 2.0 * v[0] - v[1] / 3.0 + 1.7 % v[0], PAIRS;
+    }
 }
 
 #[test]
@@ -204,7 +187,8 @@ fn compound_assignment_and_scalar_operands() {
 #[test]
 fn comparisons_look_at_the_value_only() {
     let (a, b) = (D64::new(1.0, 5.0), D64::new(2.0, -5.0));
-    assert!(a < b && b > a && a <= b && a != b);
+    assert!(a < b && a <= b && a != b);
+    assert!(b > a && b >= a);
     assert_eq!(D64::new(1.0, 0.0), D64::new(1.0, 3.0));
     assert!(D64::variable(0.0).is_zero());
     assert!(D64::new(f64::NAN, 0.0).partial_cmp(&a).is_none());

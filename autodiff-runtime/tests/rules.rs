@@ -27,341 +27,131 @@ fn check(
     }
 }
 
+/// One `check` per row: `rule: primitive, k, rule applied to (x, y, d), points;`.
+macro_rules! rules {
+    ($($name:ident: $f:expr, $k:literal, $rule:expr, $points:expr;)*) => {$(
+        check(stringify!($name), $f, $k, $rule, $points);
+    )*};
+}
+
+const ANY: &[&[f64]] = &[&[0.3], &[-1.2], &[2.5], &[-0.05]];
+const UNIT: &[&[f64]] = &[&[0.3], &[-0.6], &[0.75], &[-0.1]];
+const POSITIVE: &[&[f64]] = &[&[0.4], &[1.0], &[2.7], &[13.0]];
+const ABOVE_ONE: &[&[f64]] = &[&[1.5], &[2.0], &[9.0]];
+const NONZERO: &[&[f64]] = &[&[0.3], &[-1.2], &[2.5], &[-4.0]];
+/// Away from integers, where `fract` jumps.
+const OFF_GRID: &[&[f64]] = &[&[0.3], &[-1.2], &[2.7], &[-4.1]];
+/// Pairs with no ties and no quotient `a / b` near an integer (where `%` jumps).
+const PAIRS: &[&[f64]] = &[
+    &[1.3, 0.4],
+    &[-2.1, 3.7],
+    &[0.25, -5.5],
+    &[7.0, 1.9],
+    &[-0.8, -0.6],
+];
+const POSITIVE_PAIRS: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 1.9]];
+/// `log` bases, away from 1.
+const LOG_PAIRS: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 10.0]];
+const TRIPLES: &[&[f64]] = &[&[1.3, 0.4, -2.0], &[-2.1, 3.7, 0.5], &[0.25, -5.5, 9.0]];
+/// `(x, lo, hi)` inside, below and above the interval, each away from the edges.
+const CLAMPS: &[&[f64]] = &[
+    &[0.5, -1.0, 2.0],
+    &[-3.0, -1.0, 2.0],
+    &[4.5, -1.0, 2.0],
+    &[1.9, 1.0, 3.0],
+];
+
 #[test]
 fn arithmetic_rules_match_finite_differences() {
-    let pts: &[&[f64]] = &[&[1.3, 0.4], &[-2.1, 3.7], &[0.25, -5.5], &[7.0, 1.9]];
-    check("add_d0", |v| v[0] + v[1], 0, |_, _, d| add_d0(d), pts);
-    check("add_d1", |v| v[0] + v[1], 1, |_, _, d| add_d1(d), pts);
-    check("sub_d0", |v| v[0] - v[1], 0, |_, _, d| sub_d0(d), pts);
-    check("sub_d1", |v| v[0] - v[1], 1, |_, _, d| sub_d1(d), pts);
-    check(
-        "mul_d0",
-        |v| v[0] * v[1],
-        0,
-        |v, _, d| mul_d0(&v[1], d),
-        pts,
-    );
-    check(
-        "mul_d1",
-        |v| v[0] * v[1],
-        1,
-        |v, _, d| mul_d1(&v[0], d),
-        pts,
-    );
-    check(
-        "div_d0",
-        |v| v[0] / v[1],
-        0,
-        |v, _, d| div_d0(&v[1], d),
-        pts,
-    );
-    check(
-        "div_d1",
-        |v| v[0] / v[1],
-        1,
-        |v, y, d| div_d1(&v[1], &y, d),
-        pts,
-    );
-    check("rem_d0", |v| v[0] % v[1], 0, |_, _, d| rem_d0(d), pts);
-    check(
-        "rem_d1",
-        |v| v[0] % v[1],
-        1,
-        |v, _, d| rem_d1(&v[0], &v[1], d),
-        pts,
-    );
-    check("neg_d0", |v| -v[0], 0, |_, _, d| neg_d0(d), pts);
+    rules! {
+        add_d0: |v| v[0] + v[1], 0, |_, _, d| add_d0(d), PAIRS;
+        add_d1: |v| v[0] + v[1], 1, |_, _, d| add_d1(d), PAIRS;
+        sub_d0: |v| v[0] - v[1], 0, |_, _, d| sub_d0(d), PAIRS;
+        sub_d1: |v| v[0] - v[1], 1, |_, _, d| sub_d1(d), PAIRS;
+        mul_d0: |v| v[0] * v[1], 0, |v, _, d| mul_d0(&v[1], d), PAIRS;
+        mul_d1: |v| v[0] * v[1], 1, |v, _, d| mul_d1(&v[0], d), PAIRS;
+        div_d0: |v| v[0] / v[1], 0, |v, _, d| div_d0(&v[1], d), PAIRS;
+        div_d1: |v| v[0] / v[1], 1, |v, y, d| div_d1(&v[1], &y, d), PAIRS;
+        rem_d0: |v| v[0] % v[1], 0, |_, _, d| rem_d0(d), PAIRS;
+        rem_d1: |v| v[0] % v[1], 1, |v, _, d| rem_d1(&v[0], &v[1], d), PAIRS;
+        neg_d0: |v| -v[0], 0, |_, _, d| neg_d0(d), PAIRS;
+    }
 }
 
 #[test]
 fn unary_rules_match_finite_differences() {
-    let any: &[&[f64]] = &[&[0.3], &[-1.2], &[2.5], &[-0.05]];
-    let unit: &[&[f64]] = &[&[0.3], &[-0.6], &[0.75], &[-0.1]];
-    let positive: &[&[f64]] = &[&[0.4], &[1.0], &[2.7], &[13.0]];
-    let above_one: &[&[f64]] = &[&[1.5], &[2.0], &[9.0]];
-    let nonzero: &[&[f64]] = &[&[0.3], &[-1.2], &[2.5], &[-4.0]];
-    check("sin", |v| v[0].sin(), 0, |v, _, d| sin_d0(&v[0], d), any);
-    check("cos", |v| v[0].cos(), 0, |v, _, d| cos_d0(&v[0], d), any);
-    check("tan", |v| v[0].tan(), 0, |_, y, d| tan_d0(&y, d), unit);
-    check(
-        "asin",
-        |v| v[0].asin(),
-        0,
-        |v, _, d| asin_d0(&v[0], d),
-        unit,
-    );
-    check(
-        "acos",
-        |v| v[0].acos(),
-        0,
-        |v, _, d| acos_d0(&v[0], d),
-        unit,
-    );
-    check("atan", |v| v[0].atan(), 0, |v, _, d| atan_d0(&v[0], d), any);
-    check("sinh", |v| v[0].sinh(), 0, |v, _, d| sinh_d0(&v[0], d), any);
-    check(
-        "cosh",
-        |v| v[0].cosh(),
-        0,
-        |v, _, d| cosh_d0(&v[0], d),
-        nonzero,
-    );
-    check("tanh", |v| v[0].tanh(), 0, |_, y, d| tanh_d0(&y, d), any);
-    check(
-        "asinh",
-        |v| v[0].asinh(),
-        0,
-        |v, _, d| asinh_d0(&v[0], d),
-        any,
-    );
-    check(
-        "acosh",
-        |v| v[0].acosh(),
-        0,
-        |v, _, d| acosh_d0(&v[0], d),
-        above_one,
-    );
-    check(
-        "atanh",
-        |v| v[0].atanh(),
-        0,
-        |v, _, d| atanh_d0(&v[0], d),
-        unit,
-    );
-    check("exp", |v| v[0].exp(), 0, |_, y, d| exp_d0(&y, d), any);
-    check("exp2", |v| v[0].exp2(), 0, |_, y, d| exp2_d0(&y, d), any);
-    check(
-        "exp_m1",
-        |v| v[0].exp_m1(),
-        0,
-        |_, y, d| exp_m1_d0(&y, d),
-        any,
-    );
-    check("ln", |v| v[0].ln(), 0, |v, _, d| ln_d0(&v[0], d), positive);
-    check(
-        "log2",
-        |v| v[0].log2(),
-        0,
-        |v, _, d| log2_d0(&v[0], d),
-        positive,
-    );
-    check(
-        "log10",
-        |v| v[0].log10(),
-        0,
-        |v, _, d| log10_d0(&v[0], d),
-        positive,
-    );
-    check(
-        "ln_1p",
-        |v| v[0].ln_1p(),
-        0,
-        |v, _, d| ln_1p_d0(&v[0], d),
-        unit,
-    );
-    check(
-        "sqrt",
-        |v| v[0].sqrt(),
-        0,
-        |_, y, d| sqrt_d0(&y, d),
-        positive,
-    );
-    check(
-        "cbrt",
-        |v| v[0].cbrt(),
-        0,
-        |_, y, d| cbrt_d0(&y, d),
-        nonzero,
-    );
-    check(
-        "recip",
-        |v| v[0].recip(),
-        0,
-        |_, y, d| recip_d0(&y, d),
-        nonzero,
-    );
-    check(
-        "abs",
-        |v| v[0].abs(),
-        0,
-        |v, _, d| abs_d0(&v[0], d),
-        nonzero,
-    );
-    check("fract", |v| v[0].fract(), 0, |_, _, d| fract_d0(d), nonzero);
-    check(
-        "to_degrees",
-        |v| v[0].to_degrees(),
-        0,
-        |_, _, d| to_degrees_d0(d),
-        any,
-    );
-    check(
-        "to_radians",
-        |v| v[0].to_radians(),
-        0,
-        |_, _, d| to_radians_d0(d),
-        any,
-    );
+    rules! {
+        sin_d0: |v| v[0].sin(), 0, |v, _, d| sin_d0(&v[0], d), ANY;
+        cos_d0: |v| v[0].cos(), 0, |v, _, d| cos_d0(&v[0], d), ANY;
+        tan_d0: |v| v[0].tan(), 0, |_, y, d| tan_d0(&y, d), UNIT;
+        asin_d0: |v| v[0].asin(), 0, |v, _, d| asin_d0(&v[0], d), UNIT;
+        acos_d0: |v| v[0].acos(), 0, |v, _, d| acos_d0(&v[0], d), UNIT;
+        atan_d0: |v| v[0].atan(), 0, |v, _, d| atan_d0(&v[0], d), ANY;
+        sinh_d0: |v| v[0].sinh(), 0, |v, _, d| sinh_d0(&v[0], d), ANY;
+        cosh_d0: |v| v[0].cosh(), 0, |v, _, d| cosh_d0(&v[0], d), NONZERO;
+        tanh_d0: |v| v[0].tanh(), 0, |_, y, d| tanh_d0(&y, d), ANY;
+        asinh_d0: |v| v[0].asinh(), 0, |v, _, d| asinh_d0(&v[0], d), ANY;
+        acosh_d0: |v| v[0].acosh(), 0, |v, _, d| acosh_d0(&v[0], d), ABOVE_ONE;
+        atanh_d0: |v| v[0].atanh(), 0, |v, _, d| atanh_d0(&v[0], d), UNIT;
+        exp_d0: |v| v[0].exp(), 0, |_, y, d| exp_d0(&y, d), ANY;
+        exp2_d0: |v| v[0].exp2(), 0, |_, y, d| exp2_d0(&y, d), ANY;
+        exp_m1_d0: |v| v[0].exp_m1(), 0, |_, y, d| exp_m1_d0(&y, d), ANY;
+        ln_d0: |v| v[0].ln(), 0, |v, _, d| ln_d0(&v[0], d), POSITIVE;
+        log2_d0: |v| v[0].log2(), 0, |v, _, d| log2_d0(&v[0], d), POSITIVE;
+        log10_d0: |v| v[0].log10(), 0, |v, _, d| log10_d0(&v[0], d), POSITIVE;
+        ln_1p_d0: |v| v[0].ln_1p(), 0, |v, _, d| ln_1p_d0(&v[0], d), UNIT;
+        sqrt_d0: |v| v[0].sqrt(), 0, |_, y, d| sqrt_d0(&y, d), POSITIVE;
+        cbrt_d0: |v| v[0].cbrt(), 0, |_, y, d| cbrt_d0(&y, d), NONZERO;
+        recip_d0: |v| v[0].recip(), 0, |_, y, d| recip_d0(&y, d), NONZERO;
+        abs_d0: |v| v[0].abs(), 0, |v, _, d| abs_d0(&v[0], d), NONZERO;
+        fract_d0: |v| v[0].fract(), 0, |_, _, d| fract_d0(d), OFF_GRID;
+        to_degrees_d0: |v| v[0].to_degrees(), 0, |_, _, d| to_degrees_d0(d), ANY;
+        to_radians_d0: |v| v[0].to_radians(), 0, |_, _, d| to_radians_d0(d), ANY;
+    }
 }
 
 #[test]
 fn powi_matches_finite_differences() {
-    let pts: &[&[f64]] = &[&[0.7], &[-1.3], &[2.2]];
     for n in [-3, -1, 0, 1, 2, 5] {
+        let name = format!("powi_d0 with n = {n}");
         check(
-            &format!("powi({n})"),
+            &name,
             |v| v[0].powi(n),
             0,
             |v, _, d| powi_d0(&v[0], &n, d),
-            pts,
+            NONZERO,
         );
     }
 }
 
 #[test]
 fn binary_rules_match_finite_differences() {
-    let plane: &[&[f64]] = &[&[1.3, 0.4], &[-2.1, 3.7], &[0.25, -5.5], &[-0.8, -0.6]];
-    let positive: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 1.9]];
-    let bases: &[&[f64]] = &[&[1.3, 0.4], &[2.1, 3.7], &[0.25, 5.5], &[7.0, 10.0]];
-    let apart: &[&[f64]] = &[&[1.3, 0.4], &[-2.1, 3.7], &[0.25, -5.5], &[-0.8, -0.6]];
-    check(
-        "atan2_d0",
-        |v| v[0].atan2(v[1]),
-        0,
-        |v, _, d| atan2_d0(&v[0], &v[1], d),
-        plane,
-    );
-    check(
-        "atan2_d1",
-        |v| v[0].atan2(v[1]),
-        1,
-        |v, _, d| atan2_d1(&v[0], &v[1], d),
-        plane,
-    );
-    check(
-        "log_d0",
-        |v| v[0].log(v[1]),
-        0,
-        |v, _, d| log_d0(&v[0], &v[1], d),
-        bases,
-    );
-    check(
-        "log_d1",
-        |v| v[0].log(v[1]),
-        1,
-        |v, _, d| log_d1(&v[0], &v[1], d),
-        bases,
-    );
-    check(
-        "powf_d0",
-        |v| v[0].powf(v[1]),
-        0,
-        |v, _, d| powf_d0(&v[0], &v[1], d),
-        positive,
-    );
-    check(
-        "powf_d1",
-        |v| v[0].powf(v[1]),
-        1,
-        |v, y, d| powf_d1(&v[0], &y, d),
-        positive,
-    );
-    check(
-        "hypot_d0",
-        |v| v[0].hypot(v[1]),
-        0,
-        |v, y, d| hypot_d0(&v[0], &y, d),
-        plane,
-    );
-    check(
-        "hypot_d1",
-        |v| v[0].hypot(v[1]),
-        1,
-        |v, y, d| hypot_d1(&v[1], &y, d),
-        plane,
-    );
-    check(
-        "max_d0",
-        |v| v[0].max(v[1]),
-        0,
-        |v, _, d| max_d0(&v[0], &v[1], d),
-        apart,
-    );
-    check(
-        "max_d1",
-        |v| v[0].max(v[1]),
-        1,
-        |v, _, d| max_d1(&v[0], &v[1], d),
-        apart,
-    );
-    check(
-        "min_d0",
-        |v| v[0].min(v[1]),
-        0,
-        |v, _, d| min_d0(&v[0], &v[1], d),
-        apart,
-    );
-    check(
-        "min_d1",
-        |v| v[0].min(v[1]),
-        1,
-        |v, _, d| min_d1(&v[0], &v[1], d),
-        apart,
-    );
+    rules! {
+        atan2_d0: |v| v[0].atan2(v[1]), 0, |v, _, d| atan2_d0(&v[0], &v[1], d), PAIRS;
+        atan2_d1: |v| v[0].atan2(v[1]), 1, |v, _, d| atan2_d1(&v[0], &v[1], d), PAIRS;
+        log_d0: |v| v[0].log(v[1]), 0, |v, _, d| log_d0(&v[0], &v[1], d), LOG_PAIRS;
+        log_d1: |v| v[0].log(v[1]), 1, |v, _, d| log_d1(&v[0], &v[1], d), LOG_PAIRS;
+        powf_d0: |v| v[0].powf(v[1]), 0, |v, _, d| powf_d0(&v[0], &v[1], d), POSITIVE_PAIRS;
+        powf_d1: |v| v[0].powf(v[1]), 1, |v, y, d| powf_d1(&v[0], &y, d), POSITIVE_PAIRS;
+        hypot_d0: |v| v[0].hypot(v[1]), 0, |v, y, d| hypot_d0(&v[0], &y, d), PAIRS;
+        hypot_d1: |v| v[0].hypot(v[1]), 1, |v, y, d| hypot_d1(&v[1], &y, d), PAIRS;
+        max_d0: |v| v[0].max(v[1]), 0, |v, _, d| max_d0(&v[0], &v[1], d), PAIRS;
+        max_d1: |v| v[0].max(v[1]), 1, |v, _, d| max_d1(&v[0], &v[1], d), PAIRS;
+        min_d0: |v| v[0].min(v[1]), 0, |v, _, d| min_d0(&v[0], &v[1], d), PAIRS;
+        min_d1: |v| v[0].min(v[1]), 1, |v, _, d| min_d1(&v[0], &v[1], d), PAIRS;
+    }
 }
 
 #[test]
 fn ternary_rules_match_finite_differences() {
-    let fma: &[&[f64]] = &[&[1.3, 0.4, -2.0], &[-2.1, 3.7, 0.5], &[0.25, -5.5, 9.0]];
-    // Inside, below and above [lo, hi], each away from the edges.
-    let clamp: &[&[f64]] = &[
-        &[0.5, -1.0, 2.0],
-        &[-3.0, -1.0, 2.0],
-        &[4.5, -1.0, 2.0],
-        &[1.9, 1.0, 3.0],
-    ];
-    check(
-        "mul_add_d0",
-        |v| v[0].mul_add(v[1], v[2]),
-        0,
-        |v, _, d| mul_add_d0(&v[1], d),
-        fma,
-    );
-    check(
-        "mul_add_d1",
-        |v| v[0].mul_add(v[1], v[2]),
-        1,
-        |v, _, d| mul_add_d1(&v[0], d),
-        fma,
-    );
-    check(
-        "mul_add_d2",
-        |v| v[0].mul_add(v[1], v[2]),
-        2,
-        |_, _, d| mul_add_d2(d),
-        fma,
-    );
-    check(
-        "clamp_d0",
-        |v| v[0].clamp(v[1], v[2]),
-        0,
-        |v, _, d| clamp_d0(&v[0], &v[1], &v[2], d),
-        clamp,
-    );
-    check(
-        "clamp_d1",
-        |v| v[0].clamp(v[1], v[2]),
-        1,
-        |v, _, d| clamp_d1(&v[0], &v[1], d),
-        clamp,
-    );
-    check(
-        "clamp_d2",
-        |v| v[0].clamp(v[1], v[2]),
-        2,
-        |v, _, d| clamp_d2(&v[0], &v[2], d),
-        clamp,
-    );
+    rules! {
+        mul_add_d0: |v| v[0].mul_add(v[1], v[2]), 0, |v, _, d| mul_add_d0(&v[1], d), TRIPLES;
+        mul_add_d1: |v| v[0].mul_add(v[1], v[2]), 1, |v, _, d| mul_add_d1(&v[0], d), TRIPLES;
+        mul_add_d2: |v| v[0].mul_add(v[1], v[2]), 2, |_, _, d| mul_add_d2(d), TRIPLES;
+        clamp_d0: |v| v[0].clamp(v[1], v[2]), 0, |v, _, d| clamp_d0(&v[0], &v[1], &v[2], d), CLAMPS;
+        clamp_d1: |v| v[0].clamp(v[1], v[2]), 1, |v, _, d| clamp_d1(&v[0], &v[1], d), CLAMPS;
+        clamp_d2: |v| v[0].clamp(v[1], v[2]), 2, |v, _, d| clamp_d2(&v[0], &v[2], d), CLAMPS;
+    }
 }
 
 #[test]

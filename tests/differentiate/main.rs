@@ -11,5 +11,6 @@
 
 mod composition;
 mod control_flow;
+mod loops;
 mod primitives;
 mod seed;

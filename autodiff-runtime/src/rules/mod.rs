@@ -50,9 +50,11 @@ macro_rules! scalar_rules {
 }
 
 mod arith;
+mod array;
 mod cast;
 mod elementary;
 
 pub use arith::*;
+pub use array::*;
 pub use cast::*;
 pub use elementary::*;

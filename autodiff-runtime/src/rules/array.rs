@@ -1,0 +1,157 @@
+//! Rules for arrays: reading and writing elements, `push`, `swap`, fills and literals.
+//!
+//! Array cotangents are `Vec<T>` (for slices and vectors) or `[T; N]`. An empty `Vec`
+//! stands for zero and grows when an element is touched, so a cotangent never has to be
+//! allocated at its primal's length before it is needed; [`fit`] gives a parameter's
+//! gradient its final length.
+
+use num_traits::Float;
+
+/// Element access on an array cotangent, for `Vec<T>` (growing on demand) and `[T; N]`.
+pub trait ArrayCotangent<T> {
+    /// Adds `c` to element `i`.
+    fn add_at(&mut self, i: usize, c: T);
+    /// Returns element `i` and sets it to zero.
+    fn take_at(&mut self, i: usize) -> T;
+    /// Swaps elements `i` and `j`.
+    fn swap_at(&mut self, i: usize, j: usize);
+    /// Element `i` (zero where a vector has not grown that far).
+    fn get_at(&self, i: usize) -> T;
+    /// The sum of all elements.
+    fn total(&self) -> T;
+}
+
+impl<T: Float> ArrayCotangent<T> for Vec<T> {
+    #[inline]
+    fn add_at(&mut self, i: usize, c: T) {
+        if i >= self.len() {
+            self.resize(i + 1, T::zero());
+        }
+        self[i] = self[i] + c;
+    }
+
+    #[inline]
+    fn take_at(&mut self, i: usize) -> T {
+        match self.get_mut(i) {
+            Some(slot) => core::mem::replace(slot, T::zero()),
+            None => T::zero(),
+        }
+    }
+
+    #[inline]
+    fn swap_at(&mut self, i: usize, j: usize) {
+        let needed = i.max(j) + 1;
+        if self.is_empty() {
+            return;
+        }
+        if needed > self.len() {
+            self.resize(needed, T::zero());
+        }
+        self.swap(i, j);
+    }
+
+    #[inline]
+    fn get_at(&self, i: usize) -> T {
+        self.get(i).copied().unwrap_or_else(T::zero)
+    }
+
+    fn total(&self) -> T {
+        self.iter().fold(T::zero(), |acc, &x| acc + x)
+    }
+}
+
+impl<T: Float, const N: usize> ArrayCotangent<T> for [T; N] {
+    #[inline]
+    fn add_at(&mut self, i: usize, c: T) {
+        self[i] = self[i] + c;
+    }
+
+    #[inline]
+    fn take_at(&mut self, i: usize) -> T {
+        core::mem::replace(&mut self[i], T::zero())
+    }
+
+    #[inline]
+    fn swap_at(&mut self, i: usize, j: usize) {
+        self.swap(i, j);
+    }
+
+    #[inline]
+    fn get_at(&self, i: usize) -> T {
+        self[i]
+    }
+
+    fn total(&self) -> T {
+        self.iter().fold(T::zero(), |acc, &x| acc + x)
+    }
+}
+
+/// `y = a[i]`: `ā[i] += ȳ` (a scatter into the array's cotangent).
+///
+/// ```
+/// let mut d: Vec<f64> = Vec::new();
+/// autodiff_runtime::rules::index_add(&mut d, &2, 1.5);
+/// assert_eq!(d, vec![0.0, 0.0, 1.5]);
+/// ```
+#[inline]
+pub fn index_add<T: Float, C: ArrayCotangent<T>>(d: &mut C, i: &usize, c: T) {
+    d.add_at(*i, c);
+}
+
+/// `b = a` with `b[i] = v`: `v̄ = b̄[i]`, and `ā = b̄` with element `i` zeroed (the old
+/// element was overwritten, so nothing flows back to it).
+///
+/// ```
+/// let mut d = vec![1.0, 2.0, 3.0];
+/// assert_eq!(autodiff_runtime::rules::index_take(&mut d, &1), 2.0);
+/// assert_eq!(d, vec![1.0, 0.0, 3.0]);
+/// ```
+#[inline]
+pub fn index_take<T: Float, C: ArrayCotangent<T>>(d: &mut C, i: &usize) -> T {
+    d.take_at(*i)
+}
+
+/// `b = a` with `b.push(v)` (where `a.len() == len`): `v̄ = b̄[len]`, and `ā` is `b̄`
+/// truncated to `len`.
+///
+/// ```
+/// let mut d = vec![1.0, 2.0, 3.0];
+/// assert_eq!(autodiff_runtime::rules::pop_take(&mut d, &2), 3.0);
+/// assert_eq!(d, vec![1.0, 2.0]);
+/// ```
+#[inline]
+pub fn pop_take<T: Float>(d: &mut Vec<T>, len: &usize) -> T {
+    let value = d.get(*len).copied().unwrap_or_else(T::zero);
+    d.truncate(*len);
+    value
+}
+
+/// `b = a` with `b.swap(i, j)`: `ā` is `b̄` with elements `i` and `j` swapped back.
+#[inline]
+pub fn swap<T: Float, C: ArrayCotangent<T>>(d: &mut C, i: &usize, j: &usize) {
+    d.swap_at(*i, *j);
+}
+
+/// `b = vec![v; n]` or `[v; N]`: `v̄ = Σ b̄`.
+#[inline]
+pub fn sum_all<T: Float, C: ArrayCotangent<T>>(d: &C) -> T {
+    d.total()
+}
+
+/// `b = [a₀, a₁, ...]`: `āₖ = b̄[k]`.
+#[inline]
+pub fn element<T: Float, C: ArrayCotangent<T>>(d: &C, k: usize) -> T {
+    d.get_at(k)
+}
+
+/// Gives the gradient of a slice or vector parameter its length `len`, filling elements no
+/// contribution reached with zeros.
+///
+/// ```
+/// assert_eq!(autodiff_runtime::rules::fit(vec![1.0], &3), vec![1.0, 0.0, 0.0]);
+/// ```
+#[inline]
+pub fn fit<T: Float>(mut d: Vec<T>, len: &usize) -> Vec<T> {
+    d.resize(*len, T::zero());
+    d
+}

@@ -1,0 +1,46 @@
+//! Loops, arrays and in-place writes, checked against finite differences and analytic
+//! gradients.
+
+use autodiff::prelude::*;
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    autodiff::relative_error(a, b) < tol
+}
+
+// f(x) = sum_i 100 (x[i+1] - x[i]^2)^2 + (1 - x[i])^2
+#[differentiate]
+fn rosenbrock<T: Float>(x: &[T]) -> T {
+    let hundred = T::from(100.0).unwrap();
+    let mut sum = T::zero();
+    for i in 0..x.len() - 1 {
+        let t = x[i + 1] - x[i] * x[i];
+        let u = T::one() - x[i];
+        sum = sum + hundred * t * t + u * u;
+    }
+    sum
+}
+
+/// df/dx[i] = -400 x[i] (x[i+1] - x[i]^2) - 2 (1 - x[i])  +  200 (x[i] - x[i-1]^2)
+fn rosenbrock_gradient(x: &[f64]) -> Vec<f64> {
+    let n = x.len();
+    let mut g = vec![0.0; n];
+    for i in 0..n - 1 {
+        g[i] += -400.0 * x[i] * (x[i + 1] - x[i] * x[i]) - 2.0 * (1.0 - x[i]);
+        g[i + 1] += 200.0 * (x[i + 1] - x[i] * x[i]);
+    }
+    g
+}
+
+#[test]
+fn rosenbrock_matches_the_analytic_gradient() {
+    for n in [2usize, 100, 10_000] {
+        let x: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.37).sin() * 1.3).collect();
+        let (value, grad) = rosenbrock_grad(&x);
+        assert_eq!(value, rosenbrock(&x));
+        let expected = rosenbrock_gradient(&x);
+        assert_eq!(grad.len(), n);
+        for (g, e) in grad.iter().zip(&expected) {
+            assert!(close(*g, *e, 1e-10), "n={n}: {g} vs {e}");
+        }
+    }
+}
