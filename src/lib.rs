@@ -40,6 +40,8 @@ pub mod prelude {
 pub mod __private {
     pub use autodiff_runtime::num_traits;
     pub use autodiff_runtime::rules;
-    pub use autodiff_runtime::{accumulate, one, sum_identity, zero, Cotangent, Save};
+    pub use autodiff_runtime::{
+        accumulate, one, sum_identity, zero, ArrayStorage, Cotangent, Save,
+    };
     pub use core::marker::PhantomData;
 }

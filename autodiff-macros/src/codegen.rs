@@ -570,6 +570,62 @@ impl Context<'_> {
         bindings
     }
 
+    /// The heap bytes held by the fields of a frame, whose names are bound as references.
+    fn frame_heap_bytes(&self, variant: &Variant, records: &Records, block: Block) -> TokenStream {
+        let analysis = variant.analysis;
+        let private = private();
+        let mut terms = vec![quote!(0usize)];
+        for v in self.saved_in_block(analysis, block) {
+            if analysis.arrays[v.index()] {
+                let name = self.names.name(v);
+                terms.push(quote!(#private::ArrayStorage::heap_bytes(#name)));
+            }
+        }
+        for (inst, index) in self.records_in_block(records, block) {
+            let field = self.record_field(inst, index);
+            if !self.is_loop(inst) {
+                terms.push(quote!(#field.__heap_bytes()));
+            } else if self.loop_has_fields(analysis, records, inst) {
+                let (ty, ty_args) = (
+                    self.record_type(inst, index, variant.hidden),
+                    self.struct_ty_args(),
+                );
+                terms.push(quote!(
+                    #field.capacity() * ::core::mem::size_of::<#ty #ty_args>()
+                        + #field.iter().map(|record| record.__heap_bytes()).sum::<usize>()
+                ));
+            }
+        }
+        quote!(#(#terms)+*)
+    }
+
+    /// `__heap_bytes` for a generated struct whose frame is `block`.
+    fn struct_heap_bytes(
+        &self,
+        variant: &Variant,
+        records: &Records,
+        block: Block,
+        ty: &Ident,
+    ) -> TokenStream {
+        let generics = self.struct_generics();
+        let (s_impl, s_ty, s_where) = generics.split_for_impl();
+        let bindings = self.field_bindings(variant.analysis, records, block);
+        let total = self.frame_heap_bytes(variant, records, block);
+        let cfgs = self.cfg_attrs();
+        let vis = &self.item.vis;
+        quote! {
+            #(#cfgs)*
+            impl #s_impl #ty #s_ty #s_where {
+                #[doc(hidden)]
+                #[allow(unused_variables, clippy::all)]
+                #vis fn __heap_bytes(&self) -> usize {
+                    let #ty { #(#bindings,)* .. } = self;
+                    #total
+                }
+            }
+        }
+    }
+
     /// The struct, branch enums and loop records of one variant.
     fn declarations(
         &self,
@@ -608,6 +664,21 @@ impl Context<'_> {
                 #marker_field
             }
         };
+        out.extend(self.struct_heap_bytes(variant, records, self.func.entry, struct_name));
+        if !variant.hidden {
+            let (s_impl, s_ty, s_where) = generics.split_for_impl();
+            out.extend(quote! {
+                #(#cfgs)*
+                impl #s_impl #struct_name #s_ty #s_where {
+                    /// The memory these saved values occupy, in bytes: the struct itself plus
+                    /// the heap storage of its per-iteration stacks and saved arrays.
+                    #[allow(dead_code)]
+                    #vis fn saved_bytes(&self) -> usize {
+                        ::core::mem::size_of::<Self>() + self.__heap_bytes()
+                    }
+                }
+            });
+        }
         let mut all: Vec<(Inst, usize)> = records.index.iter().map(|(i, n)| (*i, *n)).collect();
         all.sort_by_key(|(_, n)| *n);
         for (inst, index) in all {
@@ -637,6 +708,7 @@ impl Context<'_> {
                         #marker_field
                     }
                 });
+                out.extend(self.struct_heap_bytes(variant, records, data.arms[0], &ty));
                 continue;
             }
             let is_if = matches!(data.opcode, Opcode::If);
@@ -663,6 +735,31 @@ impl Context<'_> {
                 #vis enum #ty <#params> #where_clause {
                     #(#variants,)*
                     #marker_variant
+                }
+            });
+            let (s_impl, s_ty, s_where) = generics.split_for_impl();
+            let arms: Vec<TokenStream> = data
+                .arms
+                .iter()
+                .enumerate()
+                .map(|(arm_index, &arm)| {
+                    let variant_name = names::arm_variant(is_if, arm_index);
+                    let bindings = self.field_bindings(variant.analysis, records, arm);
+                    let total = self.frame_heap_bytes(variant, records, arm);
+                    quote!(#ty::#variant_name { #(#bindings,)* .. } => #total,)
+                })
+                .collect();
+            let never = marker
+                .as_ref()
+                .map(|_| quote!(#ty::__Marker(_, never) => match *never {},));
+            out.extend(quote! {
+                #(#cfgs)*
+                impl #s_impl #ty #s_ty #s_where {
+                    #[doc(hidden)]
+                    #[allow(unused_variables, clippy::all)]
+                    #vis fn __heap_bytes(&self) -> usize {
+                        match self { #(#arms)* #never }
+                    }
                 }
             });
         }

@@ -157,3 +157,29 @@ impl<S: Save + ?Sized> Save for &S {
         (**self).save()
     }
 }
+
+/// The heap storage of a saved array, for [`saved_bytes`](crate) reports of pullback structs.
+///
+/// ```
+/// use autodiff_runtime::ArrayStorage;
+///
+/// let v: Vec<f64> = Vec::with_capacity(4);
+/// assert_eq!(v.heap_bytes(), 32);
+/// assert_eq!([1.0f32; 3].heap_bytes(), 0);
+/// ```
+pub trait ArrayStorage {
+    /// Bytes allocated on the heap.
+    fn heap_bytes(&self) -> usize;
+}
+
+impl<T> ArrayStorage for Vec<T> {
+    fn heap_bytes(&self) -> usize {
+        self.capacity() * core::mem::size_of::<T>()
+    }
+}
+
+impl<T, const N: usize> ArrayStorage for [T; N] {
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}

@@ -44,3 +44,21 @@ fn rosenbrock_matches_the_analytic_gradient() {
         }
     }
 }
+
+#[test]
+fn rosenbrock_saves_at_most_two_scalars_per_element() {
+    // The pullback keeps x (n floats) and the loop index of each of the n - 1 iterations;
+    // everything else is recomputed from them. `saved_bytes` reports the struct plus the
+    // heap storage of its stacks and arrays.
+    for n in [2usize, 100, 10_000] {
+        let x: Vec<f64> = (0..n).map(|i| i as f64 * 0.01).collect();
+        let (_, pullback) = rosenbrock_pullback(&x);
+        let bound =
+            2 * n * std::mem::size_of::<f64>() + std::mem::size_of::<RosenbrockPullback<f64>>();
+        assert!(
+            pullback.saved_bytes() <= bound,
+            "n={n}: {} > {bound}",
+            pullback.saved_bytes()
+        );
+    }
+}
