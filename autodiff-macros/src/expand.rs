@@ -4,6 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
 use syn::ItemFn;
 
 use crate::args::{self, Output};
@@ -19,6 +20,10 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         Ok(f) => f,
         Err(_) => return not_a_function(item),
     };
+    // `macro_rules!` wraps fragments in invisible groups; the analysis works on a copy with
+    // them removed (as parentheses), while the user's function is emitted as written
+    let mut normalized = item_fn.clone();
+    Ungroup.visit_item_fn_mut(&mut normalized);
     let mut errors = Errors::default();
     let options = match args::parse_options(attr) {
         Ok(options) => options,
@@ -28,7 +33,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let mut ir_text = String::new();
-    let generated = generate(&item_fn, &options, &mut errors, &mut ir_text);
+    let generated = generate(&normalized, &options, &mut errors, &mut ir_text);
     let mut out = item_fn.to_token_stream();
     match generated {
         Some(items) if errors.is_empty() => {
@@ -45,7 +50,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         _ => {
             out.extend(errors.to_compile_errors());
             let mut scratch = Errors::default();
-            if let Some(sig) = args::signature(&item_fn, &mut scratch) {
+            if let Some(sig) = args::signature(&normalized, &mut scratch) {
                 // the stubs follow `wrt` when it is valid, so that correct callers type-check
                 let mut active = args::active_set(&sig, &options, &mut scratch);
                 if !scratch.is_empty() {
@@ -53,12 +58,36 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
                         args::active_set(&sig, &args::Options::default(), &mut Errors::default());
                 }
                 if active.iter().any(|a| *a) {
-                    out.extend(codegen::stubs(&item_fn, &sig, &active));
+                    out.extend(codegen::stubs(&normalized, &sig, &active));
                 }
             }
         }
     }
     out
+}
+
+/// Replaces the invisible groups of macro fragments: types by their content, expressions by
+/// parentheses (which keep the precedence the group stood for).
+struct Ungroup;
+
+impl VisitMut for Ungroup {
+    fn visit_type_mut(&mut self, ty: &mut syn::Type) {
+        while let syn::Type::Group(group) = ty {
+            *ty = (*group.elem).clone();
+        }
+        syn::visit_mut::visit_type_mut(self, ty);
+    }
+
+    fn visit_expr_mut(&mut self, expr: &mut syn::Expr) {
+        if let syn::Expr::Group(group) = expr {
+            *expr = syn::Expr::Paren(syn::ExprParen {
+                attrs: group.attrs.clone(),
+                paren_token: syn::token::Paren(group.group_token.span),
+                expr: group.expr.clone(),
+            });
+        }
+        syn::visit_mut::visit_expr_mut(self, expr);
+    }
 }
 
 fn not_a_function(item: TokenStream) -> TokenStream {

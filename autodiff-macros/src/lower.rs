@@ -143,6 +143,10 @@ enum Item<'a> {
     ScopeEnd(usize),
 }
 
+/// Lowers a loop body into the current block given the loop index (for counted loops) and
+/// returns what the body yields.
+type LoopBody<'a, 'e> = &'a dyn Fn(&mut Lowerer<'e>, Option<Value>) -> Option<Vec<Value>>;
+
 /// One arm of an `if`/`match` to lower: the name bound to the scrutinee, and the body.
 type Arm<'a, 'e> = (
     Option<Ident>,
@@ -1817,7 +1821,7 @@ fn closure_param(pat: &Pat) -> &Pat {
     }
 }
 
-impl Lowerer<'_> {
+impl<'e> Lowerer<'e> {
     /// `vec![v; n]` and `vec![a, b, ...]`; any other macro is an error.
     fn lower_macro(&mut self, mac: &syn::Macro, span: Span) -> Option<Operand> {
         if !mac.path.is_ident("vec") {
@@ -2187,7 +2191,7 @@ impl Lowerer<'_> {
         returns: bool,
         break_value: bool,
         span: Span,
-        body: &dyn Fn(&mut Self, Option<Value>) -> Option<Vec<Value>>,
+        body: LoopBody<'_, 'e>,
     ) -> Option<LoopOutcome> {
         let hidden_start = self.env.len();
         let placeholder = quote!(::autodiff::__private::num_traits::Zero::zero());

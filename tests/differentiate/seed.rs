@@ -41,3 +41,46 @@ fn pytorch_snippet() {
     assert_eq!(loss, 4.0);
     assert_eq!(grad, 4.0);
 }
+
+/// Defines the same function twice, with and without `#[differentiate]`.
+macro_rules! twins {
+    ($with:ident, $without:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+        #[differentiate]
+        fn $with($($arg: $ty),*) -> $ret $body
+        fn $without($($arg: $ty),*) -> $ret $body
+    };
+}
+
+twins!(seed_with, seed_without, (x1: f64, x2: f64) -> f64 {
+    x1.ln() + x1 * x2 - x2.sin()
+});
+
+twins!(branchy_with, branchy_without, (x: f64, n: i32) -> f64 {
+    let mut y = x.mul_add(1.5, -0.25);
+    if n > 2 {
+        y = y.powi(n) / (1.0 + x * x);
+    } else if x < 0.0 {
+        return y.exp() * x.hypot(2.0);
+    }
+    match n {
+        0 => y.sqrt().abs(),
+        _ => y.tanh() - x.atan2(y),
+    }
+});
+
+#[test]
+fn results_are_bit_identical_to_the_code_without_the_attribute() {
+    for (x1, x2) in [(2.0, 5.0), (0.1, -3.0), (7.5, 1e-8)] {
+        let plain = seed_without(x1, x2);
+        assert_eq!(seed_with(x1, x2).to_bits(), plain.to_bits());
+        assert_eq!(seed_with_pullback(x1, x2).0.to_bits(), plain.to_bits());
+        assert_eq!(seed_with_grad(x1, x2).0.to_bits(), plain.to_bits());
+    }
+    for x in [-1.7, -0.2, 0.3, 1.1, 2.9] {
+        for n in [0, 1, 2, 3, 5] {
+            let plain = branchy_without(x, n);
+            assert_eq!(branchy_with(x, n).to_bits(), plain.to_bits());
+            assert_eq!(branchy_with_pullback(x, n).0.to_bits(), plain.to_bits());
+        }
+    }
+}
