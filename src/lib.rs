@@ -41,7 +41,7 @@ pub mod __private {
     pub use autodiff_runtime::num_traits;
     pub use autodiff_runtime::rules;
     pub use autodiff_runtime::{
-        accumulate, one, sum_identity, zero, ArrayStorage, Cotangent, Save,
+        accumulate, check_cotangent_len, one, sum_identity, zero, ArrayStorage, Cotangent, Save,
     };
     pub use core::marker::PhantomData;
 }

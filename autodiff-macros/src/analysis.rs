@@ -99,6 +99,9 @@ pub fn analyze(
             }
         }
     }
+    if let Some(len) = func.output_len {
+        analysis.needed[len.index()] = true;
+    }
     mark_recomputed(func, &mut analysis);
     infer_types(func, annotations, output_types, &mut analysis, errors);
     analysis

@@ -1528,9 +1528,13 @@ impl Context<'_> {
         };
 
         // backward
+        let d_output = names::output_cotangent();
         let mut scope = HashSet::new();
         let mut bwd = self.recompute_block(analysis, self.func.entry);
-        let d_output = names::output_cotangent();
+        if let Some(len) = self.func.output_len {
+            let (len, name) = (self.read_ref(analysis, len), fname.to_string());
+            bwd.extend(quote!(#private::check_cotangent_len(#name, &#d_output, #len);));
+        }
         let entry_yields = self.func.block(self.func.entry).yields.clone();
         match &self.sig.output {
             Output::Scalar(_) | Output::Array(_) => {

@@ -286,6 +286,9 @@ pub struct Function {
     /// Per parameter: for arrays, the value of its length, computed on entry, which sizes the
     /// parameter's gradient.
     pub param_lens: Vec<Option<Value>>,
+    /// For a `Vec` output: its length, computed at the end, against which `backward` checks
+    /// the length of the cotangent it is given.
+    pub output_len: Option<Value>,
 }
 
 impl Function {
@@ -299,6 +302,7 @@ impl Function {
             insts: Vec::new(),
             blocks: vec![BlockData::default()],
             param_lens: Vec::new(),
+            output_len: None,
         }
     }
 

@@ -216,6 +216,18 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
     let items = block_items(&item.block, None);
     let result = lowerer.lower_seq(&items, item.block.brace_token.span.close(), Ctx::Function);
     if let Some(values) = result {
+        if let crate::args::Output::Array(ty) = &sig.output {
+            if let Some((crate::args::ArrayKind::Vec, _)) = crate::args::array_type(ty) {
+                let span = item.sig.output.span();
+                let inst =
+                    lowerer
+                        .func
+                        .append(entry, Opcode::Len, vec![values[0]], Vec::new(), 1, span);
+                let len = lowerer.func.inst(inst).results[0];
+                lowerer.func.values[len.index()].name = Some("output_len".into());
+                lowerer.func.output_len = Some(len);
+            }
+        }
         lowerer.func.blocks[entry.index()].yields = values;
     }
     if lowerer.errors.len() > before {

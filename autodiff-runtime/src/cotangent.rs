@@ -183,3 +183,19 @@ impl<T, const N: usize> ArrayStorage for [T; N] {
         0
     }
 }
+
+/// Checks that the cotangent given to `backward` of the function `function` has the length
+/// of the output it stands for, and panics with both lengths otherwise.
+///
+/// ```should_panic
+/// autodiff_runtime::check_cotangent_len("cumsum", &[1.0, 2.0], &3);
+/// ```
+#[track_caller]
+pub fn check_cotangent_len<T>(function: &str, cotangent: &[T], output_len: &usize) {
+    if cotangent.len() != *output_len {
+        panic!(
+            "backward of `{function}`: the output cotangent has length {}, but the output has length {output_len}",
+            cotangent.len()
+        );
+    }
+}

@@ -33,6 +33,8 @@ pub mod dual;
 pub mod rules;
 
 pub use check::{check_gradient, finite_difference_gradient, relative_error};
-pub use cotangent::{accumulate, one, sum_identity, zero, ArrayStorage, Cotangent, Save};
+pub use cotangent::{
+    accumulate, check_cotangent_len, one, sum_identity, zero, ArrayStorage, Cotangent, Save,
+};
 pub use dual::Dual;
 pub use num_traits;

@@ -62,3 +62,24 @@ fn rosenbrock_saves_at_most_two_scalars_per_element() {
         );
     }
 }
+
+#[differentiate]
+fn running_sum(x: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(x.len());
+    let mut acc = 0.0;
+    for v in x.iter() {
+        acc += v;
+        out.push(acc);
+    }
+    out
+}
+
+#[test]
+#[should_panic(
+    expected = "backward of `running_sum`: the output cotangent has length 2, but the output has length 3"
+)]
+fn backward_rejects_a_cotangent_of_the_wrong_length() {
+    let (y, pullback) = running_sum_pullback(&[1.0, 2.0, 3.0]);
+    assert_eq!(y, running_sum(&[1.0, 2.0, 3.0]));
+    pullback.backward(vec![1.0, 1.0]);
+}
