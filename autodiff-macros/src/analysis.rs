@@ -252,8 +252,8 @@ fn backward_useful(func: &Function, block: Block, a: &mut Analysis) {
                         }
                     }
                     backward_useful(func, data.arms[0], a);
-                    let changed = slots.iter().any(|&(_, param, next, _)| {
-                        a.useful[param.index()] && !a.useful[next.index()]
+                    let changed = slots.iter().any(|&(init, param, next, _)| {
+                        a.useful[param.index()] && (!a.useful[next.index()] || !a.useful[init.index()])
                     });
                     if !changed {
                         break;

@@ -9,8 +9,11 @@
     clippy::eq_op
 )]
 
+mod arrays;
 mod composition;
 mod control_flow;
 mod loops;
 mod primitives;
 mod seed;
+mod scratch;
+mod extremes;
