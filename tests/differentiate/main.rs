@@ -15,5 +15,4 @@ mod control_flow;
 mod loops;
 mod primitives;
 mod seed;
-mod scratch;
 mod extremes;
