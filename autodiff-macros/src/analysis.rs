@@ -253,7 +253,8 @@ fn backward_useful(func: &Function, block: Block, a: &mut Analysis) {
                     }
                     backward_useful(func, data.arms[0], a);
                     let changed = slots.iter().any(|&(init, param, next, _)| {
-                        a.useful[param.index()] && (!a.useful[next.index()] || !a.useful[init.index()])
+                        a.useful[param.index()]
+                            && (!a.useful[next.index()] || !a.useful[init.index()])
                     });
                     if !changed {
                         break;
@@ -533,8 +534,11 @@ impl Types {
             if self.ty[ra].is_none() {
                 self.ty[ra] = self.ty[rb].take();
             }
-            if self.kind[ra].is_none() {
-                self.kind[ra] = self.kind[rb].take();
+            // a fixed-size array is more specific than the `Vec` assumed for indexed values
+            if self.kind[ra].is_none() || matches!(self.kind[rb], Some(ArrayKind::Fixed(_))) {
+                if let Some(kind) = self.kind[rb].take() {
+                    self.kind[ra] = Some(kind);
+                }
             }
         }
     }
@@ -552,7 +556,7 @@ impl Types {
 
     fn set_array(&mut self, a: usize, kind: ArrayKind, elem: Option<syn::Type>) {
         let r = self.find(a);
-        if self.kind[r].is_none() {
+        if self.kind[r].is_none() || matches!(kind, ArrayKind::Fixed(_)) {
             self.kind[r] = Some(kind);
         }
         if let Some(elem) = elem {
@@ -652,17 +656,23 @@ fn infer_types(
                 }
             }
             Opcode::Index => {
+                // whatever is indexed is an array; a `Vec` unless known otherwise
+                t.set_array(args[0], ArrayKind::Vec, None);
                 let e = t.elem(args[0]);
                 t.union_node(results[0], e);
                 t.set(args[1], usize_ty.clone());
             }
             Opcode::IndexSet => {
+                t.set_array(args[0], ArrayKind::Vec, None);
                 t.union(results[0], args[0]);
                 let e = t.elem(args[0]);
                 t.union_node(args[2], e);
                 t.set(args[1], usize_ty.clone());
             }
-            Opcode::Len => t.set(results[0], usize_ty.clone()),
+            Opcode::Len => {
+                t.set_array(args[0], ArrayKind::Vec, None);
+                t.set(results[0], usize_ty.clone());
+            }
             Opcode::Push => {
                 t.union(results[0], args[0]);
                 let e = t.elem(args[0]);

@@ -1533,7 +1533,12 @@ impl Context<'_> {
         let mut bwd = self.recompute_block(analysis, self.func.entry);
         if let Some(len) = self.func.output_len {
             let (len, name) = (self.read_ref(analysis, len), fname.to_string());
-            bwd.extend(quote!(#private::check_cotangent_len(#name, &#d_output, #len);));
+            if variant.hidden {
+                // callers pass cotangents that grew only as far as they were touched
+                bwd.extend(quote!(let #d_output = #private::rules::fit(#d_output, #len);));
+            } else {
+                bwd.extend(quote!(#private::check_cotangent_len(#name, &#d_output, #len);));
+            }
         }
         let entry_yields = self.func.block(self.func.entry).yields.clone();
         match &self.sig.output {
@@ -1673,6 +1678,11 @@ impl Context<'_> {
             })
             .collect();
         let unpack = tuple_pattern(&names_out.iter().map(|n| quote!(#n)).collect::<Vec<_>>());
+        // callers pass cotangents that grew only as far as they were touched
+        let fit = self.func.output_len.map(|len| {
+            let (len, private) = (self.names.name(len), private());
+            quote!(let d_output = #private::rules::fit(d_output, &self.#len);)
+        });
         quote! {
             #[doc(hidden)]
             #(#cfgs)*
@@ -1687,6 +1697,7 @@ impl Context<'_> {
                 #[allow(dead_code, clippy::all)]
                 #[inline]
                 #vis fn __backward_all(&self, d_output: #ret) -> #grad_ty {
+                    #fit
                     let #unpack = self.backward(d_output);
                     (#(#all,)*)
                 }

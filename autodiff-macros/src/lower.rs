@@ -163,6 +163,8 @@ struct Lowerer<'e> {
     output_arity: usize,
     too_large: bool,
     loops: Vec<LoopFrame>,
+    /// Pure instructions already emitted, by block, mnemonic and operands.
+    available: HashMap<(Block, String, Vec<Value>), Value>,
 }
 
 /// Lowers `item` to SSA, or records errors and returns None.
@@ -212,6 +214,7 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         },
         too_large: false,
         loops: Vec::new(),
+        available: HashMap::new(),
     };
     let items = block_items(&item.block, None);
     let result = lowerer.lower_seq(&items, item.block.brace_token.span.close(), Ctx::Function);
@@ -383,10 +386,31 @@ impl<'e> Lowerer<'e> {
                 "this function is too large to differentiate after expanding its early returns; split it into several #[differentiate] functions",
             );
         }
+        // local value numbering: a pure operation on the same SSA operands earlier in the
+        // same block has the same value (arrays are versioned, so `x[i]` twice is one read)
+        let pure = matches!(
+            opcode,
+            Opcode::Binary(_)
+                | Opcode::Unary(_)
+                | Opcode::Cast(_)
+                | Opcode::Primitive(_)
+                | Opcode::Index
+                | Opcode::Len
+        );
+        let key = pure.then(|| (self.block, opcode.mnemonic(), args.clone()));
+        if let Some(key) = &key {
+            if let Some(&value) = self.available.get(key) {
+                return vec![value];
+            }
+        }
         let inst = self
             .func
             .append(self.block, opcode, args, Vec::new(), results, span);
-        self.func.inst(inst).results.clone()
+        let results = self.func.inst(inst).results.clone();
+        if let Some(key) = key {
+            self.available.insert(key, results[0]);
+        }
+        results
     }
 
     fn emit1(&mut self, opcode: Opcode, args: Vec<Value>, span: Span) -> Value {
@@ -1840,10 +1864,8 @@ impl<'e> Lowerer<'e> {
             self.unsupported_macro(mac);
             return None;
         }
-        if let Ok(repeat) = syn::parse2::<syn::ExprRepeat>(quote!([#mac.tokens])).or_else(|_| {
-            let tokens = &mac.tokens;
-            syn::parse2::<syn::ExprRepeat>(quote!([#tokens]))
-        }) {
+        let tokens = &mac.tokens;
+        if let Ok(repeat) = syn::parse2::<syn::ExprRepeat>(quote!([#tokens])) {
             let value = self.lower_single(&repeat.expr)?;
             let count = self.lower_single(&repeat.len)?;
             return Some(Operand::Value(self.emit1(
@@ -1852,7 +1874,6 @@ impl<'e> Lowerer<'e> {
                 span,
             )));
         }
-        let tokens = &mac.tokens;
         match syn::parse2::<syn::ExprArray>(quote!([#tokens])) {
             Ok(array) => {
                 let elems = self.lower_args(&array.elems)?;
@@ -2428,8 +2449,6 @@ impl<'e> Lowerer<'e> {
 
     /// Closures in iterator chains may read variables but not assign them.
     fn check_closure(&mut self, c: &syn::ExprClosure) -> Option<()> {
-        let body: syn::Block = syn::parse_quote!({ #c });
-        let _ = body;
         let wrapped: syn::Block = {
             let inner = &c.body;
             syn::parse_quote!({ #inner; })
