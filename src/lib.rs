@@ -25,14 +25,17 @@
 //! See `docs/supported.md` in the repository for the supported subset of Rust and the list of
 //! primitives, and `docs/design.md` for how the macro works.
 
-pub use autodiff_macros::differentiate;
-pub use autodiff_runtime::{check_gradient, finite_difference_gradient, relative_error, Dual};
+pub use autodiff_macros::{differentiate, Differentiable};
+pub use autodiff_runtime::{
+    check_gradient, finite_difference_gradient, relative_error, Adam, Differentiable, Dual,
+    ParamVisitor, Sgd,
+};
 
 /// Everything a user of the library needs, in one import.
 pub mod prelude {
-    pub use crate::differentiate;
+    pub use crate::{differentiate, Differentiable};
     pub use autodiff_runtime::num_traits::Float;
-    pub use autodiff_runtime::{check_gradient, finite_difference_gradient, Dual};
+    pub use autodiff_runtime::{check_gradient, finite_difference_gradient, Adam, Dual, Sgd};
 }
 
 /// Items the generated code refers to; not part of the public API.
@@ -43,5 +46,6 @@ pub mod __private {
     pub use autodiff_runtime::{
         accumulate, check_cotangent_len, one, sum_identity, zero, ArrayStorage, Cotangent, Save,
     };
+    pub use autodiff_runtime::{Differentiable, ParamVisitor};
     pub use core::marker::PhantomData;
 }

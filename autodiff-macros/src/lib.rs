@@ -7,6 +7,7 @@
 mod analysis;
 mod args;
 mod codegen;
+mod derive;
 mod errors;
 mod expand;
 mod ir;
@@ -30,4 +31,15 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::differentiate(attr.into(), item.into()).into()
+}
+
+/// Implements `Differentiable` for a struct of parameters by delegating to every field, so
+/// gradients of functions taking the struct come back as the same struct, and optimizers
+/// (`Sgd`, `Adam`) can update it in place.
+#[proc_macro_derive(Differentiable)]
+pub fn derive_differentiable(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(input) => derive::differentiable(input).into(),
+        Err(error) => error.to_compile_error().into(),
+    }
 }

@@ -7,6 +7,8 @@
 //! - [`zero`], [`accumulate`], [`one`] for scalar cotangents and [`Cotangent`] for
 //!   containers: starting and summing adjoints without naming their types; [`Save`] copies
 //!   arrays into pullback structs.
+//! - [`Tensor`]: n-d row-major arrays of `f32`/`f64` with neural-network operations, whose
+//!   rules are in [`rules::tensor`].
 //! - [`Dual`]: forward-mode dual numbers, which implement
 //!   [`Float`](num_traits::Float) and so differentiate any code generic over it.
 //! - [`check_gradient`], [`finite_difference_gradient`] and [`relative_error`]: comparing
@@ -29,12 +31,19 @@
 
 pub mod check;
 pub mod cotangent;
+pub mod differentiable;
 pub mod dual;
+pub mod optim;
 pub mod rules;
+pub mod tensor;
 
 pub use check::{check_gradient, finite_difference_gradient, relative_error};
 pub use cotangent::{
     accumulate, check_cotangent_len, one, sum_identity, zero, ArrayStorage, Cotangent, Save,
 };
+pub use differentiable::{Differentiable, ParamVisitor};
 pub use dual::Dual;
+pub use optim::{Adam, Sgd};
+pub use nalgebra;
 pub use num_traits;
+pub use tensor::{Tensor, TensorElement};

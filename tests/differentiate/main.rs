@@ -12,7 +12,8 @@
 mod arrays;
 mod composition;
 mod control_flow;
+mod extremes;
 mod loops;
 mod primitives;
 mod seed;
-mod extremes;
+mod parameters;

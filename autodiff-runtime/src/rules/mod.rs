@@ -15,8 +15,11 @@
 //! output cotangent `d`, and `x̄` the returned cotangent. Rules that can be written in terms
 //! of `y` read `y` rather than recompute it.
 //!
-//! All rules are re-exported here, so generated code can name them as
-//! `autodiff_runtime::rules::sin_d0` whatever submodule they live in.
+//! All scalar and array rules are re-exported here, so generated code can name them as
+//! `autodiff_runtime::rules::sin_d0` whatever submodule they live in. The [`Tensor`] rules
+//! stay in [`tensor`] (`rules::tensor::matmul_d0`), since their names repeat the scalar ones.
+//!
+//! [`Tensor`]: crate::Tensor
 //!
 //! ```
 //! use autodiff_runtime::rules::{mul_d0, mul_d1, sin_d0};
@@ -53,6 +56,7 @@ mod arith;
 mod array;
 mod cast;
 mod elementary;
+pub mod tensor;
 
 pub use arith::*;
 pub use array::*;

@@ -1,0 +1,78 @@
+//! `#[derive(Differentiable)]`: delegates every method of the trait to each field.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::{Data, DeriveInput, Fields, Index};
+
+/// Expands the derive for a struct; other items get a spanned error.
+pub fn differentiable(input: DeriveInput) -> TokenStream {
+    let name = &input.ident;
+    let fields = match &input.data {
+        Data::Struct(data) => &data.fields,
+        Data::Enum(data) => {
+            return syn::Error::new(
+                data.enum_token.span,
+                "#[derive(Differentiable)] applies to structs; hold the parameters in a struct",
+            )
+            .to_compile_error();
+        }
+        Data::Union(data) => {
+            return syn::Error::new(
+                data.union_token.span,
+                "#[derive(Differentiable)] applies to structs; hold the parameters in a struct",
+            )
+            .to_compile_error();
+        }
+    };
+    let trait_path = quote!(::autodiff::__private::Differentiable);
+    let visitor = quote!(::autodiff::__private::ParamVisitor);
+    let members: Vec<TokenStream> = match fields {
+        Fields::Named(named) => named
+            .named
+            .iter()
+            .map(|f| {
+                let ident = f.ident.as_ref().expect("named field");
+                quote!(#ident)
+            })
+            .collect(),
+        Fields::Unnamed(unnamed) => (0..unnamed.unnamed.len())
+            .map(|i| {
+                let index = Index::from(i);
+                quote!(#index)
+            })
+            .collect(),
+        Fields::Unit => Vec::new(),
+    };
+    let zero_like = match fields {
+        Fields::Named(_) => quote!(#name { #(#members: #trait_path::zero_like(&self.#members),)* }),
+        Fields::Unnamed(_) => quote!(#name ( #(#trait_path::zero_like(&self.#members),)* )),
+        Fields::Unit => quote!(#name),
+    };
+    let mut generics = input.generics.clone();
+    {
+        let where_clause = generics.make_where_clause();
+        for field in fields.iter() {
+            let ty = &field.ty;
+            where_clause
+                .predicates
+                .push(syn::parse_quote!(#ty: #trait_path));
+        }
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let visitor_ty = format_ident!("__AutodiffVisitor");
+    quote! {
+        impl #impl_generics #trait_path for #name #ty_generics #where_clause {
+            fn zero_like(&self) -> Self {
+                #zero_like
+            }
+
+            fn accumulate_from(&mut self, other: &Self) {
+                #(#trait_path::accumulate_from(&mut self.#members, &other.#members);)*
+            }
+
+            fn visit<#visitor_ty: #visitor>(&mut self, grad: &Self, visitor: &mut #visitor_ty) {
+                #(#trait_path::visit(&mut self.#members, &grad.#members, visitor);)*
+            }
+        }
+    }
+}
