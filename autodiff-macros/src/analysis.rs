@@ -334,7 +334,15 @@ fn flows_to_output(func: &Function, start: Value) -> bool {
         func.walk_insts(func.entry, &mut |inst| {
             let data = func.inst(inst);
             let mut newly = Vec::new();
-            if data.args.iter().any(|v| tainted[v.index()]) {
+            // a derivative would only travel through arguments that are differentiated
+            // (the taint starts at an opaque result, which is treated as differentiable)
+            let through = differentiable_args(func, inst);
+            if data
+                .args
+                .iter()
+                .zip(&through)
+                .any(|(v, &t)| t && tainted[v.index()])
+            {
                 newly.extend(data.results.iter().copied());
             }
             for &arm in &data.arms {

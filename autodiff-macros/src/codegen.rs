@@ -664,17 +664,26 @@ impl Context<'_> {
                 #marker_field
             }
         };
-        out.extend(self.struct_heap_bytes(variant, records, self.func.entry, struct_name));
         if !variant.hidden {
             let (s_impl, s_ty, s_where) = generics.split_for_impl();
+            let heap = self.frame_heap_bytes(variant, records, self.func.entry);
+            let bindings = self.field_bindings(variant.analysis, records, self.func.entry);
+            let body = if heap.to_string() == "0usize" {
+                quote!(::core::mem::size_of::<Self>())
+            } else {
+                quote! {
+                    let #struct_name { #(#bindings,)* .. } = self;
+                    ::core::mem::size_of::<Self>() + #heap
+                }
+            };
             out.extend(quote! {
                 #(#cfgs)*
                 impl #s_impl #struct_name #s_ty #s_where {
                     /// The memory these saved values occupy, in bytes: the struct itself plus
                     /// the heap storage of its per-iteration stacks and saved arrays.
-                    #[allow(dead_code)]
+                    #[allow(dead_code, unused_variables)]
                     #vis fn saved_bytes(&self) -> usize {
-                        ::core::mem::size_of::<Self>() + self.__heap_bytes()
+                        #body
                     }
                 }
             });
@@ -1238,15 +1247,14 @@ impl Context<'_> {
                     out.extend(quote!(#private::rules::index_add(&mut #d_array, #i, #d);));
                 }
                 Opcode::IndexSet => {
+                    // the overwritten element gets nothing: its cotangent goes to the written
+                    // value or nowhere, never to the old version of the array
+                    let i = read(1);
+                    let taken = quote!(#private::rules::index_take(&mut #d, #i));
                     if active(2) {
-                        let i = read(1);
-                        self.contribute(
-                            analysis,
-                            scope,
-                            data.args[2],
-                            quote!(#private::rules::index_take(&mut #d, #i)),
-                            out,
-                        );
+                        self.contribute(analysis, scope, data.args[2], taken, out);
+                    } else {
+                        out.extend(quote!(let _ = #taken;));
                     }
                     if active(0) {
                         self.contribute(analysis, scope, data.args[0], quote!(#d), out);

@@ -16,6 +16,7 @@ mod names;
 mod primitives;
 
 #[cfg(test)]
+#[cfg(test)]
 mod tests;
 
 use proc_macro::TokenStream;

@@ -275,6 +275,14 @@ fn expansion_of_the_seed_function_is_readable() {
             x1: f64,
             x2: f64,
         }
+        impl FPullback {
+            /// The memory these saved values occupy, in bytes: the struct itself plus
+            /// the heap storage of its per-iteration stacks and saved arrays.
+            #[allow(dead_code, unused_variables)]
+            pub fn saved_bytes(&self) -> usize {
+                ::core::mem::size_of::<Self>()
+            }
+        }
         /// Runs [`f`] and saves what its backward pass needs: returns the value and a [`FPullback`].
         #[allow(
             dead_code,
