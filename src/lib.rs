@@ -45,6 +45,7 @@ pub mod __private {
     pub use autodiff_runtime::rules;
     pub use autodiff_runtime::{
         accumulate, check_cotangent_len, one, sum_identity, zero, ArrayStorage, Cotangent, Save,
+        ScalarCotangent,
     };
     pub use autodiff_runtime::{Differentiable, ParamVisitor};
     pub use core::marker::PhantomData;

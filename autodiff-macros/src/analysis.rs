@@ -91,6 +91,7 @@ pub fn analyze(
     backward_useful(func, func.entry, &mut analysis);
     check_differentiable(func, &analysis, errors);
     mark_constants(func, &mut analysis);
+    infer_types(func, annotations, output_types, &mut analysis);
     record(func, func.entry, &mut analysis);
     for (param, len) in func.params.iter().zip(&func.param_lens) {
         if let Some(len) = len {
@@ -103,8 +104,25 @@ pub fn analyze(
         analysis.needed[len.index()] = true;
     }
     mark_recomputed(func, &mut analysis);
-    infer_types(func, annotations, output_types, &mut analysis, errors);
+    report_untyped(func, &analysis, errors);
     analysis
+}
+
+/// A saved value needs a field type; when inference found none, ask for an annotation.
+fn report_untyped(func: &Function, a: &Analysis, errors: &mut Errors) {
+    let untyped = (0..func.values.len())
+        .map(|v| Value(v as u32))
+        .find(|&v| a.is_saved(v) && a.types[v.index()].is_none());
+    if let Some(value) = untyped {
+        let span: Span = func.value(value).span;
+        let name = func.value(value).name.clone().unwrap_or_else(|| "y".into());
+        errors.push(
+            span,
+            format!(
+                "#[differentiate] cannot infer the type of this value, which the backward pass needs to save; bind it to a variable with a type annotation, e.g. `let {name}: f64 = ...;`"
+            ),
+        );
+    }
 }
 
 fn is_float_cast(ty: &syn::Type) -> bool {
@@ -410,6 +428,8 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
         let cheap = match &data.opcode {
             Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) => true,
             Opcode::Index => matches!(func.value(data.args[0]).def, ValueDef::Param(_)),
+            // a call result whose type is unknown cannot be a field: the call is replayed
+            Opcode::Call(_) => a.types[v.index()].is_none(),
             _ => false,
         };
         if cheap {
@@ -603,7 +623,6 @@ fn infer_types(
     annotations: &HashMap<Value, syn::Type>,
     output_types: &[syn::Type],
     a: &mut Analysis,
-    errors: &mut Errors,
 ) {
     let n = func.values.len();
     let bool_ty: syn::Type = syn::parse_quote!(bool);
@@ -781,7 +800,6 @@ fn infer_types(
         .first()
         .filter(|first| float_types.iter().all(|t| t == *first))
         .cloned();
-    let mut reported = false;
     for v in 0..n {
         let (mut ty, is_array) = t.resolve(v);
         if is_array && ty.is_none() {
@@ -790,23 +808,16 @@ fn infer_types(
                 ty = t.kind[r].clone().map(|kind| kind.container(float));
             }
         }
-        if ty.is_none() && a.varied[v] {
+        // a varied value of unknown type is the function's float, unless it is the result of
+        // a call (which may return anything) and nothing else tells
+        let call_result = func
+            .def_inst(Value(v as u32))
+            .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Call(_)));
+        if ty.is_none() && a.varied[v] && !call_result {
             ty = unique_float.clone();
         }
         a.types[v] = ty;
         a.arrays[v] = is_array;
-        if a.is_saved(Value(v as u32)) && a.types[v].is_none() && !reported {
-            reported = true;
-            let value = Value(v as u32);
-            let span: Span = func.value(value).span;
-            let name = func.value(value).name.clone().unwrap_or_else(|| "y".into());
-            errors.push(
-                span,
-                format!(
-                    "#[differentiate] cannot infer the type of this value, which the backward pass needs to save; bind it to a variable with a type annotation, e.g. `let {name}: f64 = ...;`"
-                ),
-            );
-        }
     }
 }
 

@@ -79,6 +79,8 @@ pub enum ArrayKind {
     Vec,
     /// `[T; N]`, `&[T; N]`: fixed length, cotangent `[T; N]`.
     Fixed(TokenStream),
+    /// `Tensor<T>`, `&Tensor<T>`: cotangent `Tensor<T>`.
+    Tensor,
 }
 
 impl ArrayKind {
@@ -87,6 +89,7 @@ impl ArrayKind {
         match self {
             ArrayKind::Vec => syn::parse_quote!(::std::vec::Vec<#elem>),
             ArrayKind::Fixed(len) => syn::parse_quote!([#elem; #len]),
+            ArrayKind::Tensor => syn::parse_quote!(::autodiff::Tensor<#elem>),
         }
     }
 }
@@ -105,13 +108,15 @@ pub fn array_type(ty: &Type) -> Option<(ArrayKind, Type)> {
         }
         Type::Path(p) if p.qself.is_none() => {
             let last = p.path.segments.last()?;
-            if last.ident != "Vec" {
-                return None;
-            }
+            let kind = match last.ident.to_string().as_str() {
+                "Vec" => ArrayKind::Vec,
+                "Tensor" => ArrayKind::Tensor,
+                _ => return None,
+            };
             match &last.arguments {
                 syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => {
                     match &args.args[0] {
-                        syn::GenericArgument::Type(elem) => Some((ArrayKind::Vec, elem.clone())),
+                        syn::GenericArgument::Type(elem) => Some((kind, elem.clone())),
                         _ => None,
                     }
                 }
@@ -122,11 +127,12 @@ pub fn array_type(ty: &Type) -> Option<(ArrayKind, Type)> {
     }
 }
 
-/// The cotangent type of a parameter or output of type `ty`.
+/// The cotangent type of a parameter or output of type `ty`: arrays become owned
+/// containers, borrowed values their owned type.
 pub fn cotangent_type(ty: &Type) -> Type {
     match array_type(ty) {
         Some((kind, elem)) => kind.container(&elem),
-        None => ty.clone(),
+        None => strip_reference(ty).clone(),
     }
 }
 
@@ -200,10 +206,7 @@ fn is_constant_type(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) if r.mutability.is_none() => is_constant_type(&r.elem),
         Type::Paren(p) => is_constant_type(&p.elem),
-        _ => {
-            single_ident(ty).is_some_and(|id| INTEGER_TYPES.contains(&id.to_string().as_str()))
-                || is_user_enum_like(ty)
-        }
+        _ => single_ident(ty).is_some_and(|id| INTEGER_TYPES.contains(&id.to_string().as_str())),
     }
 }
 
@@ -229,9 +232,68 @@ fn is_user_enum_like(ty: &Type) -> bool {
     }
 }
 
-fn classify_param(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option<ParamRole> {
+/// Whether the body reads fields of `name`, calls a method on it or passes it to a call:
+/// then it is a parameter set (`#[derive(Differentiable)]`); a user type that is only
+/// matched on or compared is a constant.
+fn used_as_parameter_set(block: &syn::Block, name: &Ident) -> bool {
+    struct Uses<'a> {
+        name: &'a Ident,
+        found: bool,
+    }
+    impl Uses<'_> {
+        fn names(&self, e: &syn::Expr) -> bool {
+            match e {
+                syn::Expr::Path(p) => p.path.is_ident(self.name),
+                syn::Expr::Reference(r) => self.names(&r.expr),
+                syn::Expr::Paren(p) => self.names(&p.expr),
+                _ => false,
+            }
+        }
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Uses<'_> {
+        fn visit_expr(&mut self, e: &'ast syn::Expr) {
+            match e {
+                syn::Expr::Field(f) if self.names(&f.base) => self.found = true,
+                syn::Expr::MethodCall(m)
+                    if self.names(&m.receiver) || m.args.iter().any(|a| self.names(a)) =>
+                {
+                    self.found = true
+                }
+                syn::Expr::Call(c) if c.args.iter().any(|a| self.names(a)) => self.found = true,
+                _ => {}
+            }
+            syn::visit::visit_expr(self, e);
+        }
+    }
+    let mut uses = Uses { name, found: false };
+    syn::visit::Visit::visit_block(&mut uses, block);
+    uses.found
+}
+
+fn strip_reference(ty: &Type) -> &Type {
+    match ty {
+        Type::Reference(r) if r.mutability.is_none() => &r.elem,
+        Type::Paren(p) => strip_reference(&p.elem),
+        other => other,
+    }
+}
+
+fn classify_param(
+    ty: &Type,
+    generics: &[Ident],
+    body: Option<(&syn::Block, &Ident)>,
+    errors: &mut Errors,
+) -> Option<ParamRole> {
     if is_float_type(ty, generics) {
         return Some(ParamRole::Float);
+    }
+    if is_user_enum_like(strip_reference(ty)) {
+        let parameter_set = body.is_some_and(|(block, name)| used_as_parameter_set(block, name));
+        return Some(if parameter_set {
+            ParamRole::Float
+        } else {
+            ParamRole::Constant
+        });
     }
     if is_constant_type(ty) {
         return Some(ParamRole::Constant);
@@ -273,14 +335,19 @@ fn classify_output(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option
         }
     }
     if let Type::Tuple(tuple) = ty {
-        if !tuple.elems.is_empty() && tuple.elems.iter().all(|e| is_float_type(e, generics)) {
+        let element_ok = |e: &Type| {
+            is_float_type(e, generics)
+                || !matches!(e, Type::Reference(_))
+                    && array_type(e).is_some_and(|(_, elem)| is_float_type(&elem, generics))
+        };
+        if !tuple.elems.is_empty() && tuple.elems.iter().all(element_ok) {
             return Some(Output::Tuple(tuple.elems.iter().cloned().collect()));
         }
     }
     errors.push_spanned(
         ty,
         format!(
-            "#[differentiate] functions must return `f32`, `f64`, a generic float `T`, a `Vec` or array of them, or a tuple of floats; `{}` has no derivative to compute",
+            "#[differentiate] functions must return a float (`f32`, `f64`, a generic `T`), a `Vec` or array of floats, or a tuple of those; `{}` has no derivative to compute",
             crate::ir::tokens_text(&quote::quote!(#ty))
         ),
     );
@@ -325,7 +392,7 @@ pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
                         continue;
                     }
                 };
-                if let Some(role) = classify_param(&typed.ty, &generics, errors) {
+                if let Some(role) = classify_param(&typed.ty, &generics, Some((&item.block, &name)), errors) {
                     params.push(SigParam { name, ty: (*typed.ty).clone(), role });
                 }
             }

@@ -57,19 +57,19 @@ impl ValueNames {
                 k += 1;
             }
             used.insert(candidate.clone());
-            names[i] = Some(Ident::new(&candidate, data.span));
+            names[i] = Some(make_ident(&candidate, data.span));
         }
         let names: Vec<Ident> = names.into_iter().map(|n| n.expect("named")).collect();
         let mut cot_used = used.clone();
         let cotangents = names
             .iter()
             .map(|n| {
-                let mut candidate = format!("d_{n}");
+                let mut candidate = format!("d_{}", names::unraw(n));
                 while cot_used.contains(&candidate) {
                     candidate = format!("d_{candidate}");
                 }
                 cot_used.insert(candidate.clone());
-                Ident::new(&candidate, n.span())
+                make_ident(&candidate, n.span())
             })
             .collect();
         ValueNames { names, cotangents }
@@ -81,6 +81,15 @@ impl ValueNames {
 
     fn cotangent(&self, v: Value) -> &Ident {
         &self.cotangents[v.index()]
+    }
+}
+
+/// An identifier for a generated name, raw (`r#type`) where the name is a keyword.
+fn make_ident(name: &str, span: proc_macro2::Span) -> Ident {
+    if syn::parse_str::<Ident>(name).is_ok() {
+        Ident::new(name, span)
+    } else {
+        Ident::new_raw(name, span)
     }
 }
 
@@ -310,7 +319,7 @@ impl Context<'_> {
     }
 
     fn record_type(&self, inst: Inst, index: usize, hidden: bool) -> Ident {
-        let base = names::upper_camel(&self.func.name.to_string());
+        let base = names::upper_camel(&names::unraw(&self.func.name));
         let all = if hidden { "All" } else { "" };
         let kind = if self.is_loop(inst) { "Loop" } else { "Branch" };
         if hidden {
@@ -336,6 +345,17 @@ impl Context<'_> {
         }
         let name = self.names.name(v);
         quote!(#name)
+    }
+
+    /// A value passed on by a block: a copy when a later yield passes the same value on too
+    /// (as a hidden return slot and a carried variable can), so a vector is not moved twice.
+    fn yielded(&self, v: Value, later: &[Value]) -> TokenStream {
+        let operand = self.operand(v);
+        if later.contains(&v) {
+            quote!(::core::clone::Clone::clone(&#operand))
+        } else {
+            operand
+        }
     }
 
     /// The expression an instruction computes, given tokens for its operands.
@@ -875,12 +895,11 @@ impl Context<'_> {
             .map(|(arm_index, &arm)| {
                 let mut body = TokenStream::new();
                 self.forward_block(variant, records, arm, &mut body);
-                let mut tail: Vec<TokenStream> = self
-                    .func
-                    .block(arm)
-                    .yields
+                let yields = &self.func.block(arm).yields;
+                let mut tail: Vec<TokenStream> = yields
                     .iter()
-                    .map(|y| self.operand(*y))
+                    .enumerate()
+                    .map(|(k, y)| self.yielded(*y, &yields[k + 1..]))
                     .collect();
                 if let Some(enum_name) = &ty_path {
                     let variant_name = names::arm_variant(is_if, arm_index);
@@ -921,7 +940,12 @@ impl Context<'_> {
         let slots = loop_slots(self.func, inst);
         for &(init, _, _, result) in &slots {
             let (carrier, init) = (self.names.name(result), self.operand(init));
-            out.extend(quote!(let mut #carrier = #init;));
+            match &analysis.types[result.index()] {
+                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+                    out.extend(quote!(let mut #carrier: #ty = #init;))
+                }
+                _ => out.extend(quote!(let mut #carrier = #init;)),
+            }
         }
         let record = records.index.get(&inst).map(|&index| {
             let has_fields = self.loop_has_fields(analysis, records, inst);
@@ -939,8 +963,10 @@ impl Context<'_> {
         self.save_arrays(analysis, &self.func.block(body).params, &mut iteration);
         self.forward_block(variant, records, body, &mut iteration);
         let yields = &self.func.block(body).yields;
-        for &(_, _, next, result) in &slots {
-            let (carrier, next) = (self.names.name(result), self.operand(next));
+        let nexts: Vec<Value> = slots.iter().map(|s| s.2).collect();
+        for (k, &(_, _, next, result)) in slots.iter().enumerate() {
+            let carrier = self.names.name(result);
+            let next = self.yielded(next, &nexts[k + 1..]);
             iteration.extend(quote!(#carrier = #next;));
         }
         match &record {
@@ -1049,11 +1075,14 @@ impl Context<'_> {
                 if !analysis.recompute[r.index()] {
                     continue;
                 }
+                let is_call = matches!(data.opcode, Opcode::Call(_));
                 let operands: Vec<TokenStream> = data
                     .args
                     .iter()
                     .map(|&a| {
-                        if analysis.constant[a.index()] {
+                        if is_call {
+                            self.read_argument(analysis, a)
+                        } else if analysis.constant[a.index()] {
                             self.constant_expr(a)
                         } else {
                             let n = self.names.name(a);
@@ -1105,12 +1134,9 @@ impl Context<'_> {
     ) {
         let d = self.names.cotangent(v);
         if scope.contains(&v) {
-            let private = private();
-            if analysis.arrays[v.index()] {
-                out.extend(quote!(#private::Cotangent::accumulate(&mut #d, #expr);));
-            } else {
-                out.extend(quote!(#private::accumulate(&mut #d, #expr);));
-            }
+            // `Cotangent` (containers) or `ScalarCotangent` (floats), whichever applies
+            let _ = analysis;
+            out.extend(quote!(#d.accumulate(#expr);));
         } else {
             out.extend(quote!(let mut #d = #expr;));
             scope.insert(v);
@@ -1235,6 +1261,10 @@ impl Context<'_> {
                             self.contribute(analysis, scope, data.args[i], quote!(#d_arg), out);
                         }
                     }
+                }
+                Opcode::Copy(CopyKind::ToVec) => {
+                    let d = quote!(#private::rules::to_vec_d0(#d));
+                    self.contribute(analysis, scope, data.args[0], d, out)
                 }
                 Opcode::Ref | Opcode::Deref | Opcode::Copy(_) => {
                     self.contribute(analysis, scope, data.args[0], quote!(#d), out)
@@ -1617,6 +1647,8 @@ impl Context<'_> {
                 #[allow(unused_variables, unused_mut, unused_parens, unused_braces, clippy::all)]
                 #[inline]
                 #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
+                    #[allow(unused_imports)]
+                    use #private::{Cotangent as _, ScalarCotangent as _};
                     #destructure
                     #bwd
                     #grads

@@ -163,6 +163,8 @@ struct Lowerer<'e> {
     output_arity: usize,
     too_large: bool,
     loops: Vec<LoopFrame>,
+    /// Per output element: a placeholder value of its type for hidden return slots.
+    output_placeholders: Vec<TokenStream>,
     /// Pure instructions already emitted, by block, mnemonic and operands.
     available: HashMap<(Block, String, Vec<Value>), Value>,
 }
@@ -215,6 +217,19 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         too_large: false,
         loops: Vec::new(),
         available: HashMap::new(),
+        output_placeholders: {
+            let types: Vec<&syn::Type> = match &sig.output {
+                crate::args::Output::Scalar(t) | crate::args::Output::Array(t) => vec![t],
+                crate::args::Output::Tuple(ts) => ts.iter().collect(),
+            };
+            types
+                .into_iter()
+                .map(|t| match crate::args::array_type(t) {
+                    Some(_) => quote!(::autodiff::__private::Cotangent::zero()),
+                    None => quote!(::autodiff::__private::num_traits::Zero::zero()),
+                })
+                .collect()
+        },
     };
     let items = block_items(&item.block, None);
     let result = lowerer.lower_seq(&items, item.block.brace_token.span.close(), Ctx::Function);
@@ -2235,7 +2250,8 @@ impl<'e> Lowerer<'e> {
                 slot: Slot::Bound(Operand::Value(no)),
             });
             for k in 0..self.output_arity {
-                let zero = self.constant(placeholder.clone(), span);
+                // a value of the output's type that is never read: zero, or an empty container
+                let zero = self.constant(self.output_placeholders[k].clone(), span);
                 self.env.push(Binding {
                     name: format!("#ret{k}"),
                     slot: Slot::Bound(Operand::Value(zero)),

@@ -7,7 +7,7 @@ use quote::format_ident;
 pub fn pullback_struct(function: &Ident) -> Ident {
     format_ident!(
         "{}Pullback",
-        upper_camel(&function.to_string()),
+        upper_camel(&unraw(function)),
         span = function.span()
     )
 }
@@ -16,7 +16,7 @@ pub fn pullback_struct(function: &Ident) -> Ident {
 pub fn pullback_struct_all(function: &Ident) -> Ident {
     format_ident!(
         "__{}PullbackAll",
-        upper_camel(&function.to_string()),
+        upper_camel(&unraw(function)),
         span = function.span()
     )
 }
@@ -65,6 +65,12 @@ pub fn output_cotangent() -> Ident {
 /// The phantom field of generic pullback structs.
 pub fn marker_field() -> Ident {
     Ident::new("_marker", Span::call_site())
+}
+
+/// The identifier without a raw `r#` prefix.
+pub fn unraw(ident: &Ident) -> String {
+    use syn::ext::IdentExt;
+    ident.unraw().to_string()
 }
 
 /// `log_sum_exp` → `LogSumExp`.

@@ -307,6 +307,8 @@ fn expansion_of_the_seed_function_is_readable() {
             #[allow(unused_variables, unused_mut, unused_parens, unused_braces, clippy::all)]
             #[inline]
             pub fn backward(&self, d_output: f64) -> (f64, f64) {
+                #[allow(unused_imports)]
+                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
                 let FPullback { x1, x2, .. } = self;
                 let mut d_v6 = d_output;
                 let mut d_v4 = ::autodiff::__private::rules::sub_d0(d_v6);
@@ -315,14 +317,8 @@ fn expansion_of_the_seed_function_is_readable() {
                 let mut d_v2 = ::autodiff::__private::rules::add_d0(d_v4);
                 let mut d_v3 = ::autodiff::__private::rules::add_d1(d_v4);
                 let mut d_x1 = ::autodiff::__private::rules::mul_d0(x2, d_v3);
-                ::autodiff::__private::accumulate(
-                    &mut d_x2,
-                    ::autodiff::__private::rules::mul_d1(x1, d_v3),
-                );
-                ::autodiff::__private::accumulate(
-                    &mut d_x1,
-                    ::autodiff::__private::rules::ln_d0(x1, d_v2),
-                );
+                d_x2.accumulate(::autodiff::__private::rules::mul_d1(x1, d_v3));
+                d_x1.accumulate(::autodiff::__private::rules::ln_d0(x1, d_v2));
                 (d_x1, d_x2)
             }
         }

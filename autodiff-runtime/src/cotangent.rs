@@ -78,6 +78,29 @@ pub trait Cotangent: Sized {
     fn accumulate(&mut self, other: Self);
 }
 
+/// Accumulation for scalar cotangents under the same method name as [`Cotangent`], so
+/// generated code can write `d.accumulate(c)` whatever the kind of `d`: a type is either a
+/// float or a container, never both, so exactly one of the two traits applies.
+///
+/// ```
+/// use autodiff_runtime::ScalarCotangent;
+///
+/// let mut d = 1.5_f32;
+/// d.accumulate(0.5);
+/// assert_eq!(d, 2.0);
+/// ```
+pub trait ScalarCotangent {
+    /// Adds `other` into `self`.
+    fn accumulate(&mut self, other: Self);
+}
+
+impl<T: Float> ScalarCotangent for T {
+    #[inline]
+    fn accumulate(&mut self, other: Self) {
+        *self = *self + other;
+    }
+}
+
 impl<T: Float> Cotangent for Vec<T> {
     #[inline]
     fn zero() -> Self {

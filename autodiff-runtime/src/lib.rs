@@ -9,6 +9,8 @@
 //!   arrays into pullback structs.
 //! - [`Tensor`]: n-d row-major arrays of `f32`/`f64` with neural-network operations, whose
 //!   rules are in [`rules::tensor`].
+//! - [`nalgebra`], re-exported so users and generated code share one version; the rules of
+//!   its matrices and vectors are in [`rules::linalg`].
 //! - [`Dual`]: forward-mode dual numbers, which implement
 //!   [`Float`](num_traits::Float) and so differentiate any code generic over it.
 //! - [`check_gradient`], [`finite_difference_gradient`] and [`relative_error`]: comparing
@@ -40,10 +42,11 @@ pub mod tensor;
 pub use check::{check_gradient, finite_difference_gradient, relative_error};
 pub use cotangent::{
     accumulate, check_cotangent_len, one, sum_identity, zero, ArrayStorage, Cotangent, Save,
+    ScalarCotangent,
 };
 pub use differentiable::{Differentiable, ParamVisitor};
 pub use dual::Dual;
-pub use optim::{Adam, Sgd};
 pub use nalgebra;
 pub use num_traits;
+pub use optim::{Adam, Sgd};
 pub use tensor::{Tensor, TensorElement};

@@ -827,7 +827,10 @@ fn calls_pass_slices_between_differentiated_functions() {
     assert_fd("calls_with_slice", &grad, calls_with_slice, &x);
 
     let (value, grad) = calls_with_borrowed_vec_grad(x.clone());
-    assert_eq!(value.to_bits(), calls_with_borrowed_vec(x.clone()).to_bits());
+    assert_eq!(
+        value.to_bits(),
+        calls_with_borrowed_vec(x.clone()).to_bits()
+    );
     assert_fd(
         "calls_with_borrowed_vec",
         &grad,
@@ -848,4 +851,701 @@ fn calls_pass_slices_between_differentiated_functions() {
         |p| calls_with_local_vec(&p[..5], p[5]),
         &at,
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// More array and reduction cases
+// ---------------------------------------------------------------------------------------
+
+const WEIGHTS: [f64; 3] = [1.0, 2.0, 0.5];
+
+// indexing a constant array and building an array literal of active values:
+// f = x w_1 + a_0 a_1 with a = [x, 2x]  =>  df/dx = w_1 + 4x
+#[differentiate]
+fn constant_array_and_literal(x: f64) -> f64 {
+    let a = [x, 2.0 * x];
+    x * WEIGHTS[1] + a[0] * a[1]
+}
+
+#[test]
+fn constant_arrays_and_array_literals() {
+    let (v, g) = constant_array_and_literal_grad(1.5);
+    assert_eq!(v.to_bits(), constant_array_and_literal(1.5).to_bits());
+    assert_eq!(g, 2.0 + 4.0 * 1.5);
+}
+
+// a closure reading an active scalar captured from outside: f = sum_i w x_i^2
+// => df/dx_i = 2 w x_i, df/dw = sum x_i^2
+#[differentiate]
+fn closure_captures_active_scalar(x: &[f64], w: f64) -> f64 {
+    let scale = w * 1.0;
+    x.iter().map(|v| v * v * scale).sum::<f64>()
+}
+
+// a fold whose closure reads an active scalar: Horner's rule p(t) = sum_i x_i t^(n-1-i)
+#[differentiate]
+fn horner(x: &[f64], t: f64) -> f64 {
+    x.iter().fold(0.0, |acc, v| acc * t + v)
+}
+
+// Horner over the reversed coefficients: p(t) = sum_i x_i t^i
+#[differentiate]
+fn horner_rev(x: &[f64], t: f64) -> f64 {
+    x.iter().rev().fold(0.0, |acc, &v| acc * t + v)
+}
+
+// enumerate and zip inside reductions
+#[differentiate]
+fn enumerate_zip_reductions(x: &[f64], y: &[f64]) -> f64 {
+    let a = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (i as f64 + 1.0))
+        .sum::<f64>();
+    let b = x
+        .iter()
+        .zip(y.iter())
+        .fold(1.0, |acc, (p, q)| acc * (1.0 + p * q));
+    a * b
+}
+
+#[test]
+fn closures_reading_active_values() {
+    let x = point(5, 139);
+    let w = 0.75;
+    let (v, (gx, gw)) = closure_captures_active_scalar_grad(&x, w);
+    assert_eq!(v.to_bits(), closure_captures_active_scalar(&x, w).to_bits());
+    assert_close(
+        "captured: dx",
+        &gx,
+        &x.iter().map(|v| 2.0 * w * v).collect::<Vec<_>>(),
+        1e-15,
+    );
+    assert_close("captured: dw", &[gw], &[dot(&x, &x)], 1e-15);
+
+    // dp/dx_i = t^(n-1-i), dp/dt = sum_i (n-1-i) x_i t^(n-2-i)
+    let t = 1.3;
+    let n = x.len();
+    let (v, (gx, gt)) = horner_grad(&x, t);
+    assert_eq!(v.to_bits(), horner(&x, t).to_bits());
+    let ex: Vec<f64> = (0..n).map(|i| t.powi((n - 1 - i) as i32)).collect();
+    let et: f64 = (0..n - 1)
+        .map(|i| (n - 1 - i) as f64 * x[i] * t.powi((n - 2 - i) as i32))
+        .sum();
+    assert_close("horner: dx", &gx, &ex, 1e-14);
+    assert_close("horner: dt", &[gt], &[et], 1e-14);
+
+    let (v, (gx, gt)) = horner_rev_grad(&x, t);
+    assert_eq!(v.to_bits(), horner_rev(&x, t).to_bits());
+    let ex: Vec<f64> = (0..n).map(|i| t.powi(i as i32)).collect();
+    let et: f64 = (1..n).map(|i| i as f64 * x[i] * t.powi(i as i32 - 1)).sum();
+    assert_close("horner_rev: dx", &gx, &ex, 1e-14);
+    assert_close("horner_rev: dt", &[gt], &[et], 1e-14);
+
+    let y = point(5, 149);
+    let (v, (gx, gy)) = enumerate_zip_reductions_grad(&x, &y);
+    assert_eq!(v.to_bits(), enumerate_zip_reductions(&x, &y).to_bits());
+    let mut all = gx.clone();
+    all.extend(&gy);
+    let mut at = x.clone();
+    at.extend(&y);
+    assert_fd(
+        "enumerate_zip_reductions",
+        &all,
+        |p| enumerate_zip_reductions(&p[..5], &p[5..]),
+        &at,
+    );
+}
+
+#[test]
+fn product_with_a_zero_factor() {
+    // d/dx_i prod x = prod_{j != i} x_j: finite, no division by the zero factor
+    let x = [2.0, 0.0, 3.0, -1.5];
+    let (v, g) = iter_product_grad(&x);
+    assert_eq!(v, 0.0);
+    assert_eq!(g, vec![0.0, -9.0, 0.0, 0.0]);
+    let x = [0.0, 0.0, 3.0];
+    let (_, g) = iter_product_grad(&x);
+    assert_eq!(g, vec![0.0, 0.0, 0.0]);
+}
+
+// mean and (population) variance
+// d var / dx_i = 2 (x_i - mean) / n
+#[differentiate]
+fn variance(x: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let mut s = 0.0;
+    for v in x {
+        let d = v - mean;
+        s += d * d;
+    }
+    s / n
+}
+
+#[test]
+fn variance_gradient() {
+    let x = point(7, 151);
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let (v, g) = variance_grad(&x);
+    assert_eq!(v.to_bits(), variance(&x).to_bits());
+    let expected: Vec<f64> = x.iter().map(|v| 2.0 * (v - mean) / n).collect();
+    assert_close("variance", &g, &expected, 1e-15);
+}
+
+// conditional writes into a vector: an in-place ReLU, then a shift to the right by copying
+// elements (v[i] = v[i - 1], from the end)
+#[differentiate]
+fn relu_then_shift(x: &[f64]) -> f64 {
+    let n = x.len();
+    let mut v = x.to_vec();
+    for i in 0..n {
+        if v[i] < 0.0 {
+            v[i] = 0.0;
+        }
+    }
+    for i in (1..n).rev() {
+        v[i] = v[i - 1];
+    }
+    v[0] = x[n - 1] * 2.0;
+    let mut s = 0.0;
+    for i in 0..n {
+        s += v[i] * (i as f64 + 1.0);
+    }
+    s
+}
+
+#[test]
+fn conditional_writes_and_element_copies() {
+    // v = [2 x_{n-1}, relu(x_0), ..., relu(x_{n-2})], s = sum (i + 1) v_i
+    let x = [0.5, -1.0, 2.0, -0.25, 1.5];
+    let (v, g) = relu_then_shift_grad(&x);
+    assert_eq!(v.to_bits(), relu_then_shift(&x).to_bits());
+    assert_eq!(g, vec![2.0, 0.0, 4.0, 0.0, 2.0]);
+}
+
+// the smallest case of the above: a constant written over an element.
+// f = v_0 + v_1 with v_0 overwritten by 0  =>  [0, 1]
+#[differentiate]
+fn constant_written_over_an_element(x: &[f64]) -> f64 {
+    let mut v = x.to_vec();
+    v[0] = 0.0;
+    v[0] + v[1]
+}
+
+#[test]
+fn a_constant_written_over_an_element_gets_no_cotangent() {
+    let x = [-1.0, 2.0];
+    let (v, g) = constant_written_over_an_element_grad(&x);
+    assert_eq!(v, constant_written_over_an_element(&x));
+    assert_eq!(g, vec![0.0, 1.0]);
+}
+
+// a triangular nested loop (the inner trip count depends on the outer index) writing a
+// lower-triangular product: y_i = sum_{j <= i} L_ij x_j with L_ij = x_i - x_j + 1
+#[differentiate]
+fn triangular(x: &[f64]) -> Vec<f64> {
+    let n = x.len();
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        for j in 0..=i {
+            y[i] += (x[i] - x[j] + 1.0) * x[j];
+        }
+    }
+    y
+}
+
+#[test]
+fn triangular_nested_loop() {
+    let x = point(6, 157);
+    let (y, _) = triangular_pullback(&x);
+    assert_eq!(y, triangular(&x));
+    assert_dot_product_test(
+        "triangular",
+        triangular,
+        |x, c| triangular_pullback(x).1.backward(c.to_vec()),
+        &x,
+        163,
+    );
+}
+
+// a scalar differentiated function called in a loop, with the carried value as argument
+#[differentiate]
+fn step(s: f64, v: f64) -> f64 {
+    (s * v).sin() + v
+}
+
+#[differentiate]
+fn calls_in_a_loop(x: &[f64]) -> f64 {
+    let mut s = 0.5;
+    for i in 0..x.len() {
+        s = step(s, x[i]);
+    }
+    let mut v = x.to_vec();
+    let mut e = 0.0;
+    for k in 0..3 {
+        e += inner_energy(&v) * (k as f64 + 1.0);
+        v[k] = v[k] * s;
+    }
+    s + e
+}
+
+#[test]
+fn differentiated_calls_inside_loops() {
+    let x = point(4, 167);
+    let (v, g) = calls_in_a_loop_grad(&x);
+    assert_eq!(v.to_bits(), calls_in_a_loop(&x).to_bits());
+    assert_fd("calls_in_a_loop", &g, calls_in_a_loop, &x);
+}
+
+// f = sum_i x_i^2 y_i for any float type: forward-over-reverse through slices
+#[differentiate]
+fn generic_weighted_squares<T: Float>(x: &[T], y: &[T]) -> T {
+    let mut s = T::zero();
+    for i in 0..x.len() {
+        s = s + x[i] * x[i] * y[i];
+    }
+    s * s
+}
+
+#[test]
+fn forward_over_reverse_through_slices() {
+    // Hessian-vector product H t of f(x) = (sum x_i^2 y_i)^2 with respect to x, by duals,
+    // against finite differences of the reverse-mode gradient along t.
+    let x = point(4, 173);
+    let y = point(4, 179);
+    let t = point(4, 181);
+    let xd: Vec<Dual<f64>> = (0..4).map(|i| Dual::new(x[i], t[i])).collect();
+    let yd: Vec<Dual<f64>> = y.iter().map(|&v| Dual::constant(v)).collect();
+    let (_, (gx, _)) = generic_weighted_squares_grad(&xd, &yd);
+    let grad_x = |p: &[f64]| generic_weighted_squares_grad(p, &y).1 .0;
+    let hv = jvp_fd(grad_x, &x, &t);
+    let plain = grad_x(&x);
+    for i in 0..4 {
+        assert!((gx[i].re - plain[i]).abs() < 1e-14);
+        assert!(
+            autodiff::relative_error(gx[i].eps, hv[i]) < 1e-8,
+            "{i}: {} vs {}",
+            gx[i].eps,
+            hv[i]
+        );
+    }
+    let _ = generic_weighted_squares(&x, &y);
+}
+
+// a const-generic array length
+#[differentiate]
+fn const_generic_length<const N: usize>(x: [f64; N]) -> f64 {
+    let mut s = 0.0;
+    for i in 0..N {
+        s += x[i] * x[i];
+    }
+    s
+}
+
+#[test]
+fn const_generic_array_parameter() {
+    let (v, g) = const_generic_length_grad([1.0, 2.0, 3.0]);
+    assert_eq!(v, const_generic_length([1.0, 2.0, 3.0]));
+    assert_eq!(g, [2.0, 4.0, 6.0]);
+}
+
+// the identity and a copy with one element changed, as vector outputs
+#[differentiate]
+fn copy_with_change(x: &[f64], s: f64) -> Vec<f64> {
+    let mut y = x.to_vec();
+    y[0] = s * y[0];
+    y
+}
+
+#[test]
+fn copied_vector_output() {
+    let x = [1.5, -2.0, 0.5];
+    let (y, pullback) = copy_with_change_pullback(&x, 3.0);
+    assert_eq!(y, copy_with_change(&x, 3.0));
+    let (dx, ds) = pullback.backward(vec![1.0, 10.0, 100.0]);
+    assert_eq!(dx, vec![3.0, 10.0, 100.0]);
+    assert_eq!(ds, 1.5);
+}
+
+// a tuple output mixing a scalar and a vector.
+#[differentiate]
+fn scalar_and_vector(x: &[f64]) -> (f64, Vec<f64>) {
+    let mut y = vec![0.0; x.len()];
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        y[i] = x[i] * x[i];
+        s += y[i];
+    }
+    (s, y)
+}
+
+#[test]
+fn tuple_output_with_a_vector() {
+    let x = [1.0, -2.0, 0.5];
+    let ((s, y), pullback) = scalar_and_vector_pullback(&x);
+    assert_eq!((s, y.clone()), scalar_and_vector(&x));
+    // d/dx_i [c0 s + sum c_j y_j] = 2 x_i (c0 + c_i)
+    let dx = pullback.backward((2.0, vec![1.0, 0.0, -1.0]));
+    assert_eq!(dx, vec![6.0, -8.0, 1.0]);
+}
+
+// calls to a differentiated function returning a vector.
+#[differentiate]
+fn calls_returning_vectors(x: &[f64], s: f64) -> f64 {
+    let mut v = vec![0.0; x.len()];
+    for i in 0..x.len() {
+        v[i] = x[i] * s;
+    }
+    let y = cumsum(&v);
+    let z = sin_running_product(&y);
+    inner_energy(&y) * 0.5 + z[z.len() - 1]
+}
+
+#[test]
+fn calls_to_functions_returning_vectors() {
+    let x = point(5, 199);
+    let s = 0.8;
+    let (value, (gx, gs)) = calls_returning_vectors_grad(&x, s);
+    assert_eq!(value.to_bits(), calls_returning_vectors(&x, s).to_bits());
+    let mut all = gx.clone();
+    all.push(gs);
+    let mut at = x.clone();
+    at.push(s);
+    assert_fd(
+        "calls_returning_vectors",
+        &all,
+        |p| calls_returning_vectors(&p[..5], p[5]),
+        &at,
+    );
+}
+
+// a callee whose `wrt` leaves its slice parameter out: the caller still gets dx
+#[differentiate(wrt(s))]
+fn scaled_norm(x: &[f64], s: f64) -> f64 {
+    let mut q = 0.0;
+    for v in x {
+        q += v * v;
+    }
+    q * s
+}
+
+// callees taking a fixed array by value and a &Vec
+#[differentiate]
+fn first_times_last(a: [f64; 3]) -> f64 {
+    a[0] * a[2]
+}
+
+#[differentiate]
+fn vec_ref_sum(v: &Vec<f64>) -> f64 {
+    v.iter().sum::<f64>()
+}
+
+#[differentiate]
+fn calls_with_constant_parameters(x: &[f64], s: f64) -> f64 {
+    let v = vec![x[0], x[1] * s, x[2]];
+    let a = [x[0] * 2.0, x[1], x[2] + s];
+    scaled_norm(x, s) + first_times_last(a) + vec_ref_sum(&v)
+}
+
+#[test]
+fn callee_constant_parameters_keep_the_caller_derivative() {
+    let x = [0.4, -1.1, 0.9];
+    let s = 1.7;
+    // wrt narrows the callee's public gradient only
+    let (_, ds) = scaled_norm_grad(&x, s);
+    assert_eq!(ds, dot(&x, &x));
+    let (value, (gx, gs)) = calls_with_constant_parameters_grad(&x, s);
+    assert_eq!(
+        value.to_bits(),
+        calls_with_constant_parameters(&x, s).to_bits()
+    );
+    // f = s |x|^2 + 2 x0 (x2 + s) + x0 + x1 s + x2
+    let ex = [
+        2.0 * s * x[0] + 2.0 * (x[2] + s) + 1.0,
+        2.0 * s * x[1] + s,
+        2.0 * s * x[2] + 2.0 * x[0] + 1.0,
+    ];
+    let es = dot(&x, &x) + 2.0 * x[0] + x[1];
+    assert_close("dx", &gx, &ex, 1e-14);
+    assert_close("ds", &[gs], &[es], 1e-14);
+    let _ = (first_times_last([1.0; 3]), vec_ref_sum(&vec![1.0]));
+}
+
+// ---------------------------------------------------------------------------------------
+// Index and mask arrays, parameter forms, copies
+// ---------------------------------------------------------------------------------------
+
+// gather through an index slice (integer slices are constants): f = sum_k (k + 1) x[idx[k]]
+#[differentiate]
+fn gather(x: &[f64], idx: &[usize]) -> f64 {
+    let mut s = 0.0;
+    for k in 0..idx.len() {
+        s += x[idx[k]] * (k as f64 + 1.0);
+    }
+    s
+}
+
+// scatter-add with repeated indices: y[idx[k]] += x[k]^2
+#[differentiate]
+fn scatter(x: &[f64], idx: &[usize]) -> Vec<f64> {
+    let mut y = vec![0.0; x.len()];
+    for (k, &i) in idx.iter().enumerate() {
+        y[i] += x[k] * x[k];
+    }
+    y
+}
+
+// a bool mask: f = sum_{mask_i} exp(x_i)
+#[differentiate]
+fn masked(x: &[f64], mask: &[bool]) -> f64 {
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        if mask[i] {
+            s += x[i].exp();
+        }
+    }
+    s
+}
+
+#[test]
+fn index_and_mask_arrays_are_constants() {
+    let x = [1.0, 2.0, 3.0];
+    let (v, g) = gather_grad(&x, &[2, 0, 2]);
+    assert_eq!(v, gather(&x, &[2, 0, 2]));
+    assert_eq!(g, vec![2.0, 0.0, 4.0]);
+
+    // d/dx_k = 2 x_k c[idx[k]]
+    let (y, pullback) = scatter_pullback(&x, &[2, 0, 2]);
+    assert_eq!(y, scatter(&x, &[2, 0, 2]));
+    assert_eq!(
+        pullback.backward(vec![10.0, 0.0, 1.0]),
+        vec![2.0, 40.0, 6.0]
+    );
+
+    let (v, g) = masked_grad(&x, &[true, false, true]);
+    assert_eq!(v, masked(&x, &[true, false, true]));
+    assert_eq!(g, vec![1f64.exp(), 0.0, 3f64.exp()]);
+}
+
+// a `mut` vector parameter written in place: f = x0 x1 + x1
+#[differentiate]
+fn mut_vec_parameter(mut x: Vec<f64>) -> f64 {
+    x[0] = x[0] * x[1];
+    x[0] + x[1]
+}
+
+// a non-generic f32 slice in, a Vec<f32> out
+#[differentiate]
+fn squares_f32(x: &[f32]) -> Vec<f32> {
+    let mut y = Vec::with_capacity(x.len());
+    for v in x {
+        y.push(v * v);
+    }
+    y
+}
+
+// aliases of a slice parameter
+#[differentiate]
+fn slice_aliases(x: &[f64]) -> f64 {
+    let y = x;
+    let z = y;
+    z[0] * y[1]
+}
+
+// clone of a &Vec, swapped and written: v = [3 x1, x0], f = 3 x1 + x0^2
+#[differentiate]
+fn clone_swap_write(x: &Vec<f64>) -> f64 {
+    let mut v = x.clone();
+    v.swap(0, 1);
+    v[0] = v[0] * 3.0;
+    v[0] + v[1] * v[1]
+}
+
+// a copy of a fixed array written and returned: y = [x0, x0 x2, x2]
+#[differentiate]
+fn array_copy_written(x: [f64; 3]) -> [f64; 3] {
+    let mut y = x;
+    y[1] = y[0] * y[2];
+    y
+}
+
+#[test]
+fn parameter_forms_and_copies() {
+    let (v, g) = mut_vec_parameter_grad(vec![1.0, 2.0]);
+    assert_eq!(v, mut_vec_parameter(vec![1.0, 2.0]));
+    assert_eq!((v, g), (4.0, vec![2.0, 2.0]));
+
+    let (y, pullback) = squares_f32_pullback(&[1.0f32, -2.0]);
+    assert_eq!(y, squares_f32(&[1.0, -2.0]));
+    assert_eq!(pullback.backward(vec![1.0, 0.5]), vec![2.0f32, -2.0]);
+
+    let (v, g) = slice_aliases_grad(&[1.0, 2.0]);
+    assert_eq!((v, g), (slice_aliases(&[1.0, 2.0]), vec![2.0, 1.0]));
+
+    let x = vec![1.0, 2.0];
+    let (v, g) = clone_swap_write_grad(&x);
+    assert_eq!((v, g), (clone_swap_write(&x), vec![2.0, 3.0]));
+
+    let (y, pullback) = array_copy_written_pullback([1.0, 2.0, 3.0]);
+    assert_eq!(y, array_copy_written([1.0, 2.0, 3.0]));
+    // c = [1, 1, 1]: dx0 = 1 + x2, dx1 = 0 (overwritten), dx2 = 1 + x0
+    assert_eq!(pullback.backward([1.0; 3]), [4.0, 0.0, 2.0]);
+}
+
+// `to_vec` on a fixed-size array parameter.
+#[differentiate]
+fn array_to_vec(x: [f64; 3]) -> f64 {
+    let v = x.to_vec();
+    v[0] * v[2]
+}
+
+#[test]
+fn to_vec_of_a_fixed_array() {
+    let (v, g) = array_to_vec_grad([1.0, 2.0, 3.0]);
+    assert_eq!((v, g), (array_to_vec([1.0, 2.0, 3.0]), [3.0, 0.0, 1.0]));
+}
+
+// ---------------------------------------------------------------------------------------
+// Nested reductions, reductions in loops, reductions over ranges
+// ---------------------------------------------------------------------------------------
+
+// x^T M x as nested `map(..).sum()` over index ranges
+#[differentiate]
+fn nested_reductions(m: &[f64], x: &[f64]) -> f64 {
+    let n = x.len();
+    (0..n)
+        .map(|i| (0..n).map(|j| m[i * n + j] * x[j]).sum::<f64>() * x[i])
+        .sum::<f64>()
+}
+
+// a reduction inside a loop body, reading the carried value
+#[differentiate]
+fn reduction_in_a_loop(x: &[f64]) -> f64 {
+    let mut s = 0.5;
+    for k in 0..3usize {
+        s += x.iter().map(|v| v * (k as f64)).sum::<f64>() * s.cos();
+    }
+    s
+}
+
+#[differentiate]
+fn exp_product(x: &[f64]) -> f64 {
+    x.iter().map(|v| v.exp()).product::<f64>()
+}
+
+#[differentiate]
+fn inclusive_range_reduction(x: &[f64]) -> f64 {
+    let n = x.len();
+    (1..=n - 1).map(|i| x[i] * x[i - 1]).sum::<f64>()
+}
+
+#[differentiate]
+fn reversed_range_fold(x: &[f64]) -> f64 {
+    let n = x.len();
+    (0..n).rev().fold(0.0, |acc, i| acc * 0.5 + x[i])
+}
+
+#[differentiate]
+fn stepped_range_reduction(x: &[f64]) -> f64 {
+    let n = x.len();
+    (0..n).step_by(2).map(|i| x[i].sin()).sum::<f64>()
+}
+
+#[test]
+fn nested_and_range_reductions() {
+    let x = point(4, 211);
+    let m = point(16, 223);
+    let (v, (gm, gx)) = nested_reductions_grad(&m, &x);
+    assert_eq!(v.to_bits(), nested_reductions(&m, &x).to_bits());
+    let mut all = gm.clone();
+    all.extend(&gx);
+    let mut at = m.clone();
+    at.extend(&x);
+    assert_fd(
+        "nested_reductions",
+        &all,
+        |p| nested_reductions(&p[..16], &p[16..]),
+        &at,
+    );
+
+    type Case = (
+        &'static str,
+        fn(&[f64]) -> (f64, Vec<f64>),
+        fn(&[f64]) -> f64,
+    );
+    let cases: [Case; 5] = [
+        (
+            "reduction_in_a_loop",
+            |x| reduction_in_a_loop_grad(x),
+            reduction_in_a_loop,
+        ),
+        ("exp_product", |x| exp_product_grad(x), exp_product),
+        (
+            "inclusive_range_reduction",
+            |x| inclusive_range_reduction_grad(x),
+            inclusive_range_reduction,
+        ),
+        (
+            "reversed_range_fold",
+            |x| reversed_range_fold_grad(x),
+            reversed_range_fold,
+        ),
+        (
+            "stepped_range_reduction",
+            |x| stepped_range_reduction_grad(x),
+            stepped_range_reduction,
+        ),
+    ];
+    for (what, grad, f) in cases {
+        let (v, g) = grad(&x);
+        assert_eq!(v.to_bits(), f(&x).to_bits(), "{what}");
+        assert_fd(what, &g, f, &x);
+    }
+}
+
+#[differentiate]
+fn sums_bound_to_locals(x: &[f64]) -> f64 {
+    let n = x.len();
+    let a = (1..=n - 1).map(|i| x[i] * x[i - 1]).sum::<f64>();
+    let b: f64 = x.iter().sum();
+    a.sin() + b.exp()
+}
+
+#[test]
+fn sums_bound_to_local_variables() {
+    let x = point(4, 227);
+    let (v, g) = sums_bound_to_locals_grad(&x);
+    assert_eq!(v.to_bits(), sums_bound_to_locals(&x).to_bits());
+    assert_fd("sums_bound_to_locals", &g, sums_bound_to_locals, &x);
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory: in-place writes save O(n), not a copy of the vector per iteration
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn in_place_writes_save_linear_memory() {
+    // A copy of the vector per iteration would be n^2 floats (80 GB at n = 100 000); a few
+    // words per element and iteration are fine.
+    type Saved = fn(&[f64]) -> usize;
+    let cases: [(&str, Saved); 4] = [
+        ("square_twice", |x| square_twice_pullback(x).1.saved_bytes()),
+        ("cumsum", |x| cumsum_pullback(x).1.saved_bytes()),
+        ("smooth_in_place", |x| {
+            smooth_in_place_pullback(x).1.saved_bytes()
+        }),
+        ("fill_then_update", |x| {
+            fill_then_update_pullback(x).1.saved_bytes()
+        }),
+    ];
+    for (what, saved) in cases {
+        for n in [1_000usize, 100_000] {
+            let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.1).sin()).collect();
+            let bytes = saved(&x);
+            let bound = 16 * n * std::mem::size_of::<f64>() + 4096;
+            assert!(bytes <= bound, "{what} n={n}: {bytes} bytes > {bound}");
+        }
+    }
 }

@@ -137,3 +137,15 @@ fn borrowed_integer_arguments_are_saved_by_copy() {
     assert!(close(g, 4.0 * 1.5f64.powi(3)));
     assert_eq!(powi_by_ref_grad(2.0, &2).0, powi_by_ref(2.0, &2));
 }
+
+#[differentiate]
+fn through_a_borrow(x: f64) -> f64 {
+    let r = &x;
+    *r * 2.0 + x
+}
+
+#[test]
+fn borrows_and_dereferences_pass_derivatives_through() {
+    // 2x + x  =>  3
+    assert_eq!(through_a_borrow_grad(1.5), (through_a_borrow(1.5), 3.0));
+}

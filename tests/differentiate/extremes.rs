@@ -28,7 +28,11 @@ fn softplus_is_stable_at_extreme_inputs() {
         let (y, g) = softplus_grad(x);
         assert_eq!(y, softplus(x));
         assert!(y.is_finite() && g.is_finite(), "x={x}: {y} {g}");
-        assert!((g - sigmoid(x)).abs() <= 1e-15 * sigmoid(x).max(1e-300), "x={x}: {g} vs {}", sigmoid(x));
+        assert!(
+            (g - sigmoid(x)).abs() <= 1e-15 * sigmoid(x).max(1e-300),
+            "x={x}: {g} vs {}",
+            sigmoid(x)
+        );
     }
 }
 
@@ -41,12 +45,20 @@ fn log_sum_exp2(a: f64, b: f64) -> f64 {
 
 #[test]
 fn log_sum_exp_is_stable_around_plus_minus_1000() {
-    for (a, b) in [(1000.0, 999.0), (-1000.0, -1001.5), (1000.0, -1000.0), (3.0, 3.0)] {
+    for (a, b) in [
+        (1000.0, 999.0),
+        (-1000.0, -1001.5),
+        (1000.0, -1000.0),
+        (3.0, 3.0),
+    ] {
         let (y, (ga, gb)) = log_sum_exp2_grad(a, b);
         assert!(y.is_finite() && ga.is_finite() && gb.is_finite());
         let (sa, sb) = (1.0 / (1.0 + (b - a).exp()), 1.0 / (1.0 + (a - b).exp()));
         // at a tie the max splits its cotangent evenly; the total is still the softmax
-        assert!((ga - sa).abs() < 1e-12 && (gb - sb).abs() < 1e-12, "({a},{b}): {ga} {gb} vs {sa} {sb}");
+        assert!(
+            (ga - sa).abs() < 1e-12 && (gb - sb).abs() < 1e-12,
+            "({a},{b}): {ga} {gb} vs {sa} {sb}"
+        );
     }
 }
 

@@ -3,6 +3,8 @@
 
 use autodiff::prelude::*;
 
+use crate::arrays::{assert_close, assert_dot_product_test, assert_fd, point};
+
 fn close(a: f64, b: f64, tol: f64) -> bool {
     autodiff::relative_error(a, b) < tol
 }
@@ -82,4 +84,1151 @@ fn backward_rejects_a_cotangent_of_the_wrong_length() {
     let (y, pullback) = running_sum_pullback(&[1.0, 2.0, 3.0]);
     assert_eq!(y, running_sum(&[1.0, 2.0, 3.0]));
     pullback.backward(vec![1.0, 1.0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Numerically stable log-sum-exp
+// ---------------------------------------------------------------------------------------
+
+// lse(x) = m + ln sum_i exp(x_i - m) with m = max_i x_i;  d lse / dx_i = softmax(x)_i
+// (the derivative through m cancels: 1 - sum_i softmax_i = 0)
+#[differentiate]
+fn logsumexp(x: &[f64]) -> f64 {
+    let mut m = x[0];
+    for &v in x.iter() {
+        if v > m {
+            m = v;
+        }
+    }
+    let mut s = 0.0;
+    for &v in x.iter() {
+        s += (v - m).exp();
+    }
+    m + s.ln()
+}
+
+// the same with `f64::max` in a loop and the sum from a fold
+#[differentiate]
+fn logsumexp_max(x: &[f64]) -> f64 {
+    let mut m = f64::NEG_INFINITY;
+    for v in x {
+        m = m.max(*v);
+    }
+    let s = x.iter().fold(0.0, |acc, v| acc + (v - m).exp());
+    m + s.ln()
+}
+
+#[differentiate]
+fn logsumexp_fold(x: &[f64]) -> f64 {
+    let m = x.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+    let s: f64 = x.iter().map(|v| (v - m).exp()).sum();
+    m + s.ln()
+}
+
+#[differentiate]
+fn logsumexp_turbofish(x: &[f64]) -> f64 {
+    let m = x.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+    let s = x.iter().map(|v| (v - m).exp()).sum::<f64>();
+    m + s.ln()
+}
+
+#[test]
+fn logsumexp_with_sum_in_a_local() {
+    let x = [1000.0, 1001.5, 999.0, 1000.25];
+    let (value, softmax) = softmax_reference(&x);
+    for (v, g) in [logsumexp_fold_grad(&x), logsumexp_turbofish_grad(&x)] {
+        assert!(close(v, value, 1e-15));
+        assert_close("logsumexp with sum", &g, &softmax, 1e-14);
+    }
+    assert_eq!(
+        logsumexp_fold_pullback(&x).0.to_bits(),
+        logsumexp_fold(&x).to_bits()
+    );
+    assert_eq!(
+        logsumexp_turbofish_pullback(&x).0.to_bits(),
+        logsumexp_turbofish(&x).to_bits()
+    );
+}
+
+/// The value and softmax, computed in f64 with the maximum subtracted before `exp`.
+fn softmax_reference(x: &[f64]) -> (f64, Vec<f64>) {
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = x.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    (m + s.ln(), e.iter().map(|v| v / s).collect())
+}
+
+#[test]
+fn logsumexp_is_finite_and_its_gradient_is_softmax_at_large_inputs() {
+    let cases: [&[f64]; 6] = [
+        &[1000.0, 1001.5, 999.0, 1000.25],
+        &[-1000.0, -1002.0, -999.5],
+        &[1000.0, -1000.0, 1000.0, 999.0],
+        &[1000.0],
+        &[-1000.0, -1000.0],
+        &[1e3, 2e3, 1.5e3],
+    ];
+    for x in cases {
+        let (value, softmax) = softmax_reference(x);
+        for (name, (v, g)) in [("loop", logsumexp_grad(x)), ("max", logsumexp_max_grad(x))] {
+            assert!(v.is_finite(), "{name} {x:?}: {v}");
+            assert!(close(v, value, 1e-15), "{name} {x:?}: {v} vs {value}");
+            assert_eq!(g.len(), x.len());
+            for (k, (a, b)) in g.iter().zip(&softmax).enumerate() {
+                assert!(a.is_finite(), "{name} {x:?}: {g:?}");
+                assert!(
+                    (a - b).abs() < 1e-14,
+                    "{name} {x:?}[{k}]: {g:?} vs {softmax:?}"
+                );
+            }
+        }
+        assert_eq!(logsumexp_pullback(x).0.to_bits(), logsumexp(x).to_bits());
+        assert_eq!(
+            logsumexp_max_pullback(x).0.to_bits(),
+            logsumexp_max(x).to_bits()
+        );
+    }
+    // equal inputs: lse = a + ln n, softmax = 1/n
+    let (v, g) = logsumexp_grad(&[-1000.0; 4]);
+    assert!(close(v, -1000.0 + 4f64.ln(), 1e-15));
+    assert!(g.iter().all(|&d| (d - 0.25).abs() < 1e-15), "{g:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 1000 steps of explicit Euler for a damped oscillator
+// ---------------------------------------------------------------------------------------
+
+// x'' = -k x - c x':  (x, v) <- (x + dt v, v + dt (-k x - c v));  loss = x_N^2 + v_N^2
+#[differentiate(wrt(k, c, x0, v0))]
+fn damped_oscillator(k: f64, c: f64, x0: f64, v0: f64, dt: f64, steps: usize) -> f64 {
+    let mut x = x0;
+    let mut v = v0;
+    for _ in 0..steps {
+        let a = -k * x - c * v;
+        x = x + dt * v;
+        v = v + dt * a;
+    }
+    x * x + v * v
+}
+
+// the same with the state carried as a tuple and updated by a tuple assignment; dt active
+#[differentiate]
+fn damped_oscillator_tuple(k: f64, c: f64, x0: f64, v0: f64, dt: f64, steps: usize) -> f64 {
+    let (mut x, mut v) = (x0, v0);
+    for _ in 0..steps {
+        (x, v) = (x + dt * v, v - dt * (k * x + c * v));
+    }
+    x * x + v * v
+}
+
+#[test]
+fn euler_oscillator_gradient_over_a_thousand_steps() {
+    let (k, c, x0, v0, dt, steps) = (4.0, 0.3, 1.0, -0.5, 0.01, 1000);
+    let (value, (gk, gc, gx0, gv0)) = damped_oscillator_grad(k, c, x0, v0, dt, steps);
+    assert_eq!(
+        value.to_bits(),
+        damped_oscillator(k, c, x0, v0, dt, steps).to_bits()
+    );
+    assert_eq!(
+        damped_oscillator_pullback(k, c, x0, v0, dt, steps)
+            .0
+            .to_bits(),
+        value.to_bits()
+    );
+    assert_fd(
+        "damped_oscillator",
+        &[gk, gc, gx0, gv0],
+        |p| damped_oscillator(p[0], p[1], p[2], p[3], dt, steps),
+        &[k, c, x0, v0],
+    );
+
+    // Euler is linear in the state: s_N = A^N s_0 with A = [[1, dt], [-k dt, 1 - c dt]], so
+    // d loss / d s_0 = 2 (A^N)^T s_N.
+    let a = [[1.0, dt], [-k * dt, 1.0 - c * dt]];
+    let mut p = [[1.0, 0.0], [0.0, 1.0]];
+    for _ in 0..steps {
+        p = [
+            [
+                a[0][0] * p[0][0] + a[0][1] * p[1][0],
+                a[0][0] * p[0][1] + a[0][1] * p[1][1],
+            ],
+            [
+                a[1][0] * p[0][0] + a[1][1] * p[1][0],
+                a[1][0] * p[0][1] + a[1][1] * p[1][1],
+            ],
+        ];
+    }
+    let s = [p[0][0] * x0 + p[0][1] * v0, p[1][0] * x0 + p[1][1] * v0];
+    assert!(close(value, s[0] * s[0] + s[1] * s[1], 1e-12));
+    let ex0 = 2.0 * (p[0][0] * s[0] + p[1][0] * s[1]);
+    let ev0 = 2.0 * (p[0][1] * s[0] + p[1][1] * s[1]);
+    assert!(close(gx0, ex0, 1e-12), "{gx0} vs {ex0}");
+    assert!(close(gv0, ev0, 1e-12), "{gv0} vs {ev0}");
+
+    let (value_t, (tk, tc, tx0, tv0, tdt)) = damped_oscillator_tuple_grad(k, c, x0, v0, dt, steps);
+    assert_eq!(
+        value_t.to_bits(),
+        damped_oscillator_tuple(k, c, x0, v0, dt, steps).to_bits()
+    );
+    assert!(close(value_t, value, 1e-12));
+    // dt enters 1000 times: difference in the scaled variable dt = 0.01 u (step 1e-5 in dt)
+    assert_fd(
+        "damped_oscillator_tuple",
+        &[tk, tc, tx0, tv0, tdt * 0.01],
+        |p| damped_oscillator_tuple(p[0], p[1], p[2], p[3], p[4] * 0.01, steps),
+        &[k, c, x0, v0, 1.0],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// A while loop whose trip count depends on the input
+// ---------------------------------------------------------------------------------------
+
+#[differentiate]
+fn newton_sqrt(a: f64) -> f64 {
+    let mut y = a;
+    while (y * y - a).abs() > 1e-12 * a {
+        y = 0.5 * (y + a / y);
+    }
+    y
+}
+
+fn newton_iterations(a: f64) -> usize {
+    let (mut y, mut n) = (a, 0);
+    while (y * y - a).abs() > 1e-12 * a {
+        y = 0.5 * (y + a / y);
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn newton_sqrt_gradient_is_one_over_two_sqrt() {
+    let mut trips = Vec::new();
+    for a in [1e-6, 0.25, 2.0, 9.0, 1234.5, 1e6] {
+        let (y, g) = newton_sqrt_grad(a);
+        assert_eq!(y.to_bits(), newton_sqrt(a).to_bits());
+        assert_eq!(newton_sqrt_pullback(a).0.to_bits(), y.to_bits());
+        // the loop stops once |y^2 - a| <= 1e-12 a, so y is within about 5e-13 of sqrt(a)
+        assert!(close(y, a.sqrt(), 1e-12), "a={a}: {y}");
+        let expected = 0.5 / a.sqrt();
+        assert!(
+            autodiff::relative_error(g, expected) < 1e-10 * expected.max(1.0),
+            "a={a}: {g} vs {expected}"
+        );
+        trips.push(newton_iterations(a));
+    }
+    // the trip count really varies with the input
+    assert!(trips.iter().min() < trips.iter().max(), "{trips:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Loop forms. Each accumulates s <- s^2 / 2 + x[i] over the visited indices, so the order
+// of the iterations matters; the values are compared bit for bit with a plain loop over the
+// index list Rust produces, the gradients with finite differences.
+// ---------------------------------------------------------------------------------------
+
+fn visit(x: &[f64], indices: impl IntoIterator<Item = usize>) -> f64 {
+    let mut s = 0.0;
+    for i in indices {
+        s = 0.5 * s * s + x[i];
+    }
+    s
+}
+
+#[differentiate]
+fn over_range(x: &[f64], a: usize, b: usize) -> f64 {
+    let mut s = 0.0;
+    for i in a..b {
+        s = 0.5 * s * s + x[i];
+    }
+    s
+}
+
+#[differentiate]
+fn over_inclusive_range(x: &[f64], a: usize, b: usize) -> f64 {
+    let mut s = 0.0;
+    for i in a..=b {
+        s = 0.5 * s * s + x[i];
+    }
+    s
+}
+
+#[differentiate]
+fn over_reversed_range(x: &[f64], a: usize, b: usize) -> f64 {
+    let mut s = 0.0;
+    for i in (a..b).rev() {
+        s = 0.5 * s * s + x[i];
+    }
+    s
+}
+
+#[differentiate]
+fn over_reversed_inclusive_range(x: &[f64], a: usize, b: usize) -> f64 {
+    let mut s = 0.0;
+    for i in (a..=b).rev() {
+        s = 0.5 * s * s + x[i];
+    }
+    s
+}
+
+#[differentiate]
+fn over_stepped_range(x: &[f64], a: usize, b: usize, k: usize) -> f64 {
+    let mut s = 0.0;
+    for i in (a..b).step_by(k) {
+        s = 0.5 * s * s + x[i];
+    }
+    s
+}
+
+#[differentiate]
+fn over_stepped_inclusive_range(x: &[f64], a: usize, b: usize, k: usize) -> f64 {
+    let mut s = 0.0;
+    for i in (a..=b).step_by(k) {
+        s = 0.5 * s * s + x[i];
+    }
+    s
+}
+
+#[differentiate]
+fn over_reversed_stepped_range(x: &[f64], a: usize, b: usize, k: usize) -> f64 {
+    let mut s = 0.0;
+    for i in (a..b).rev().step_by(k) {
+        s = 0.5 * s * s + x[i];
+    }
+    s
+}
+
+#[differentiate]
+fn over_reversed_stepped_inclusive_range(x: &[f64], a: usize, b: usize, k: usize) -> f64 {
+    let mut s = 0.0;
+    for i in (a..=b).rev().step_by(k) {
+        s = 0.5 * s * s + x[i];
+    }
+    s
+}
+
+#[test]
+fn range_forms_visit_the_same_indices_in_the_same_order() {
+    let x = point(12, 101);
+    for (a, b) in [(0usize, 12usize), (2, 9), (3, 4), (5, 5), (7, 3)] {
+        let check =
+            |what: &str, grad: (f64, Vec<f64>), f: &dyn Fn(&[f64]) -> f64, expected: f64| {
+                assert_eq!(grad.0.to_bits(), expected.to_bits(), "{what} {a}..{b}");
+                assert_eq!(f(&x).to_bits(), expected.to_bits(), "{what} {a}..{b}");
+                assert_fd(&format!("{what} {a}..{b}"), &grad.1, f, &x);
+            };
+        check(
+            "a..b",
+            over_range_grad(&x, a, b),
+            &|x| over_range(x, a, b),
+            visit(&x, a..b),
+        );
+        check(
+            "(a..b).rev()",
+            over_reversed_range_grad(&x, a, b),
+            &|x| over_reversed_range(x, a, b),
+            visit(&x, (a..b).rev()),
+        );
+        if b < 12 {
+            check(
+                "a..=b",
+                over_inclusive_range_grad(&x, a, b),
+                &|x| over_inclusive_range(x, a, b),
+                visit(&x, a..=b),
+            );
+            check(
+                "(a..=b).rev()",
+                over_reversed_inclusive_range_grad(&x, a, b),
+                &|x| over_reversed_inclusive_range(x, a, b),
+                visit(&x, (a..=b).rev()),
+            );
+        }
+        for k in [1usize, 2, 3, 5] {
+            check(
+                &format!("(a..b).step_by({k})"),
+                over_stepped_range_grad(&x, a, b, k),
+                &|x| over_stepped_range(x, a, b, k),
+                visit(&x, (a..b).step_by(k)),
+            );
+            check(
+                &format!("(a..b).rev().step_by({k})"),
+                over_reversed_stepped_range_grad(&x, a, b, k),
+                &|x| over_reversed_stepped_range(x, a, b, k),
+                visit(&x, (a..b).rev().step_by(k)),
+            );
+            if b < 12 {
+                check(
+                    &format!("(a..=b).step_by({k})"),
+                    over_stepped_inclusive_range_grad(&x, a, b, k),
+                    &|x| over_stepped_inclusive_range(x, a, b, k),
+                    visit(&x, (a..=b).step_by(k)),
+                );
+                check(
+                    &format!("(a..=b).rev().step_by({k})"),
+                    over_reversed_stepped_inclusive_range_grad(&x, a, b, k),
+                    &|x| over_reversed_stepped_inclusive_range(x, a, b, k),
+                    visit(&x, (a..=b).rev().step_by(k)),
+                );
+            }
+        }
+    }
+}
+
+#[differentiate]
+fn for_in_slice(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for v in x {
+        s = 0.5 * s * s + v;
+    }
+    s
+}
+
+#[differentiate]
+fn for_in_iter(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for v in x.iter() {
+        s = 0.5 * s * s + v;
+    }
+    s
+}
+
+#[differentiate]
+fn for_ref_pattern(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for &v in x.iter() {
+        s = 0.5 * s * s + v;
+    }
+    s
+}
+
+#[differentiate]
+fn for_in_rev_iter(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for v in x.iter().rev() {
+        s = 0.5 * s * s + v;
+    }
+    s
+}
+
+#[differentiate]
+fn for_in_copied(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for v in x.iter().copied() {
+        s = 0.5 * s * s + v;
+    }
+    s
+}
+
+#[differentiate]
+fn for_in_vec_by_value(x: Vec<f64>) -> f64 {
+    let mut s = 0.0;
+    for v in x {
+        s = 0.5 * s * s + v;
+    }
+    s
+}
+
+#[differentiate]
+fn for_in_borrowed_vec(x: Vec<f64>) -> f64 {
+    let mut s = 0.0;
+    for v in &x {
+        s = 0.5 * s * s + v;
+    }
+    s
+}
+
+#[differentiate]
+fn for_in_array(x: [f64; 5]) -> f64 {
+    let mut s = 0.0;
+    for v in x {
+        s = 0.5 * s * s + v;
+    }
+    s
+}
+
+// s <- s^2 / 2 + (i + 1) v
+#[differentiate]
+fn for_enumerate(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (i, v) in x.iter().enumerate() {
+        s = 0.5 * s * s + v * (i as f64 + 1.0);
+    }
+    s
+}
+
+// s <- s^2 / 2 + a b over pairs
+#[differentiate]
+fn for_zip_iter(x: &[f64], y: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (a, b) in x.iter().zip(y.iter()) {
+        s = 0.5 * s * s + a * b;
+    }
+    s
+}
+
+#[differentiate]
+fn for_zip_slice(x: &[f64], y: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (&a, b) in x.iter().zip(y) {
+        s = 0.5 * s * s + a * b;
+    }
+    s
+}
+
+#[test]
+fn element_loop_forms() {
+    let x = point(5, 103);
+    let forward = visit(&x, 0..5);
+    let backward = visit(&x, (0..5).rev());
+    let forms: [(&str, fn(&[f64]) -> (f64, Vec<f64>), fn(&[f64]) -> f64, f64); 5] = [
+        (
+            "for v in x",
+            |x| for_in_slice_grad(x),
+            for_in_slice,
+            forward,
+        ),
+        (
+            "for v in x.iter()",
+            |x| for_in_iter_grad(x),
+            for_in_iter,
+            forward,
+        ),
+        (
+            "for &v in x.iter()",
+            |x| for_ref_pattern_grad(x),
+            for_ref_pattern,
+            forward,
+        ),
+        (
+            "x.iter().rev()",
+            |x| for_in_rev_iter_grad(x),
+            for_in_rev_iter,
+            backward,
+        ),
+        (
+            "x.iter().copied()",
+            |x| for_in_copied_grad(x),
+            for_in_copied,
+            forward,
+        ),
+    ];
+    for (what, grad, f, expected) in forms {
+        let (value, g) = grad(&x);
+        assert_eq!(value.to_bits(), expected.to_bits(), "{what}");
+        assert_eq!(f(&x).to_bits(), expected.to_bits(), "{what}");
+        assert_fd(what, &g, f, &x);
+    }
+
+    let (value, g) = for_in_vec_by_value_grad(x.clone());
+    assert_eq!(value.to_bits(), forward.to_bits());
+    assert_eq!(for_in_vec_by_value(x.clone()).to_bits(), forward.to_bits());
+    assert_fd("for v in Vec", &g, |p| for_in_vec_by_value(p.to_vec()), &x);
+
+    let (value, g) = for_in_borrowed_vec_grad(x.clone());
+    assert_eq!(value.to_bits(), forward.to_bits());
+    assert_eq!(for_in_borrowed_vec(x.clone()).to_bits(), forward.to_bits());
+    assert_fd("for v in &Vec", &g, |p| for_in_borrowed_vec(p.to_vec()), &x);
+
+    let arr = [x[0], x[1], x[2], x[3], x[4]];
+    let (value, g): (f64, [f64; 5]) = for_in_array_grad(arr);
+    assert_eq!(value.to_bits(), forward.to_bits());
+    assert_eq!(for_in_array(arr).to_bits(), forward.to_bits());
+    assert_fd(
+        "for v in [f64; 5]",
+        &g,
+        |p| for_in_array([p[0], p[1], p[2], p[3], p[4]]),
+        &x,
+    );
+
+    let (value, g) = for_enumerate_grad(&x);
+    assert_eq!(value.to_bits(), for_enumerate(&x).to_bits());
+    assert_fd("enumerate", &g, for_enumerate, &x);
+
+    let y = point(7, 107); // longer than x: zip stops at the shorter
+    let mut xy = x.clone();
+    xy.extend(&y);
+    for (what, grad, f) in [
+        (
+            "zip(y.iter())",
+            for_zip_iter_grad as fn(&[f64], &[f64]) -> (f64, (Vec<f64>, Vec<f64>)),
+            for_zip_iter as fn(&[f64], &[f64]) -> f64,
+        ),
+        ("zip(y)", for_zip_slice_grad, for_zip_slice),
+    ] {
+        let (value, (gx, gy)) = grad(&x, &y);
+        assert_eq!(value.to_bits(), f(&x, &y).to_bits(), "{what}");
+        assert_eq!(gy.len(), 7, "{what}: gradient of the longer slice");
+        let mut all = gx.clone();
+        all.extend(&gy);
+        assert_fd(what, &all, |p| f(&p[..5], &p[5..]), &xy);
+    }
+}
+
+// y = M x with M row-major (rows x n): nested loops
+#[differentiate]
+fn matvec(m: &[f64], x: &[f64]) -> Vec<f64> {
+    let n = x.len();
+    let rows = m.len() / n;
+    let mut y = vec![0.0; rows];
+    for i in 0..rows {
+        for j in 0..n {
+            y[i] += m[i * n + j] * x[j];
+        }
+    }
+    y
+}
+
+// x^T M x with the inner sum accumulated in a variable declared in the outer loop
+#[differentiate]
+fn quadratic_form(m: &[f64], x: &[f64]) -> f64 {
+    let n = x.len();
+    let mut q = 0.0;
+    for i in 0..n {
+        let mut row = 0.0;
+        for j in 0..n {
+            row += m[i * n + j] * x[j];
+        }
+        q += x[i] * row;
+    }
+    q
+}
+
+#[test]
+fn nested_loops_matrix_vector() {
+    let (rows, n) = (3usize, 4usize);
+    let m = point(rows * n, 109);
+    let x = point(n, 113);
+    let (y, pullback) = matvec_pullback(&m, &x);
+    assert_eq!(y, matvec(&m, &x));
+    let c = point(rows, 127);
+    let (dm, dx) = pullback.backward(c.clone());
+    // dM[i][j] = c_i x_j, dx = M^T c
+    let mut em = vec![0.0; rows * n];
+    let mut ex = vec![0.0; n];
+    for i in 0..rows {
+        for j in 0..n {
+            em[i * n + j] = c[i] * x[j];
+            ex[j] += m[i * n + j] * c[i];
+        }
+    }
+    assert_close("matvec: dM", &dm, &em, 1e-14);
+    assert_close("matvec: dx", &dx, &ex, 1e-14);
+    let mut mx = m.clone();
+    mx.extend(&x);
+    assert_dot_product_test(
+        "matvec",
+        |p| matvec(&p[..rows * n], &p[rows * n..]),
+        |p, c| {
+            let (dm, dx) = matvec_pullback(&p[..rows * n], &p[rows * n..])
+                .1
+                .backward(c.to_vec());
+            [dm, dx].concat()
+        },
+        &mx,
+        131,
+    );
+
+    // d(x^T M x)/dx = (M + M^T) x, d/dM_ij = x_i x_j
+    let sq = point(n * n, 137);
+    let (q, (dm, dx)) = quadratic_form_grad(&sq, &x);
+    assert_eq!(q.to_bits(), quadratic_form(&sq, &x).to_bits());
+    let mut ex = vec![0.0; n];
+    let mut em = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            ex[i] += (sq[i * n + j] + sq[j * n + i]) * x[j];
+            em[i * n + j] = x[i] * x[j];
+        }
+    }
+    assert_close("quadratic_form: dx", &dx, &ex, 1e-14);
+    assert_close("quadratic_form: dM", &dm, &em, 1e-14);
+}
+
+// ---------------------------------------------------------------------------------------
+// while, loop, break, continue, return inside loops
+// ---------------------------------------------------------------------------------------
+
+// while on an active value: y <- y x + 1/2 until y >= 10
+#[differentiate]
+fn grow_until(x: f64) -> f64 {
+    let mut y = x;
+    while y < 10.0 {
+        y = y * x + 0.5;
+    }
+    y
+}
+
+// loop with break: a fixed-point iteration with an integer counter and a threshold
+#[differentiate]
+fn loop_with_break(x: f64) -> f64 {
+    let mut y = x;
+    let mut n = 0;
+    loop {
+        y = y.sin() + x;
+        n += 1;
+        if n >= 6 || y > 2.5 {
+            break;
+        }
+    }
+    y * y
+}
+
+// `break value` from two places
+#[differentiate]
+fn loop_break_value(x: f64) -> f64 {
+    let mut y = x;
+    let mut i = 0;
+    let r = loop {
+        y = y * 1.5 - 0.1 * x;
+        i += 1;
+        if y > 5.0 {
+            break y.ln() * x;
+        }
+        if i > 20 {
+            break -y;
+        }
+    };
+    r + y
+}
+
+// continue skips negative entries
+#[differentiate]
+fn skip_negatives(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        if x[i] < 0.0 {
+            continue;
+        }
+        s = s * x[i].cos() + x[i].sqrt();
+    }
+    s
+}
+
+// early return when the running sum of squares crosses a threshold
+#[differentiate]
+fn first_crossing(x: &[f64], threshold: f64) -> f64 {
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        s += x[i] * x[i];
+        if s > threshold {
+            return s.sqrt() * (i as f64 + 1.0) - threshold;
+        }
+    }
+    -s * threshold
+}
+
+// `return` inside a while loop
+#[differentiate]
+fn return_from_while(x: f64) -> f64 {
+    let mut y = x;
+    let mut k = 0;
+    while k < 100 {
+        y = y * 1.1 + x * 0.1;
+        if y > 3.0 {
+            return y * x;
+        }
+        k += 1;
+    }
+    0.0
+}
+
+// break inside a nested if
+#[differentiate]
+fn nested_break(x: &[f64]) -> f64 {
+    let mut p = 1.0;
+    for v in x.iter() {
+        if *v > 0.0 {
+            p = p * (1.0 + v);
+            if p > 4.0 {
+                break;
+            }
+        } else {
+            p = p - v * p;
+        }
+    }
+    p
+}
+
+#[test]
+fn while_loop_break_continue_and_return() {
+    for x in [1.05, 1.3, 2.0, 3.7] {
+        let (y, g) = grow_until_grad(x);
+        assert_eq!(y.to_bits(), grow_until(x).to_bits());
+        assert_fd("grow_until", &[g], |p| grow_until(p[0]), &[x]);
+    }
+    for x in [0.3, 1.2, 2.0] {
+        let (y, g) = loop_with_break_grad(x);
+        assert_eq!(y.to_bits(), loop_with_break(x).to_bits());
+        assert_fd("loop_with_break", &[g], |p| loop_with_break(p[0]), &[x]);
+    }
+    for x in [0.5, 1.1, 3.0, 7.0, -0.5] {
+        let (y, g) = loop_break_value_grad(x);
+        assert_eq!(y.to_bits(), loop_break_value(x).to_bits());
+        assert_fd("loop_break_value", &[g], |p| loop_break_value(p[0]), &[x]);
+    }
+    let x = [0.5, -0.3, 1.2, -2.0, 0.7];
+    let (y, g) = skip_negatives_grad(&x);
+    assert_eq!(y.to_bits(), skip_negatives(&x).to_bits());
+    assert_fd("skip_negatives", &g, skip_negatives, &x);
+    assert_eq!(g[1], 0.0);
+    assert_eq!(g[3], 0.0);
+
+    let x = [0.5, -0.8, 1.2, 0.3, 2.0];
+    for threshold in [0.1, 1.0, 2.5, 100.0] {
+        let (y, (gx, gt)) = first_crossing_grad(&x, threshold);
+        assert_eq!(y.to_bits(), first_crossing(&x, threshold).to_bits());
+        let mut all = gx.clone();
+        all.push(gt);
+        let mut at = x.to_vec();
+        at.push(threshold);
+        assert_fd(
+            &format!("first_crossing({threshold})"),
+            &all,
+            |p| first_crossing(&p[..5], p[5]),
+            &at,
+        );
+    }
+    // (at x = 2.5 the first step lands exactly on 3.0: a jump)
+    for x in [0.2, 0.9, 2.6, 4.0] {
+        let (y, g) = return_from_while_grad(x);
+        assert_eq!(y.to_bits(), return_from_while(x).to_bits());
+        assert_fd("return_from_while", &[g], |p| return_from_while(p[0]), &[x]);
+    }
+    for x in [
+        vec![0.5, 0.4, -0.2, 1.5, 3.0, 0.1],
+        vec![-0.5, 0.25, 0.3],
+        vec![2.0, 2.0, 2.0],
+    ] {
+        let (y, g) = nested_break_grad(&x);
+        assert_eq!(y.to_bits(), nested_break(&x).to_bits());
+        assert_fd("nested_break", &g, nested_break, &x);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Loop-carried state
+// ---------------------------------------------------------------------------------------
+
+// a tuple-valued variable carried through the loop: (p, q) <- (q, p + q/2); f = p q
+#[differentiate]
+fn carried_tuple(a: f64, b: f64, n: usize) -> f64 {
+    let mut pair = (a, b);
+    for _ in 0..n {
+        let (p, q) = pair;
+        pair = (q, p + q * 0.5);
+    }
+    let (p, q) = pair;
+    p * q
+}
+
+// t is carried and updated, but only s is used after the loop: s = sum_k 2^k x = 6x for 2
+// iterations
+#[differentiate]
+fn carried_but_dead_after_the_loop(x: f64) -> f64 {
+    let mut t = x;
+    let mut s = 0.0;
+    for _ in 0..2 {
+        t = t * 2.0;
+        s += t;
+    }
+    s
+}
+
+// the same with a vector: v is written in the loop but unused after it; f = 2 sum x_i
+#[differentiate]
+fn carried_vector_dead_after_the_loop(x: &[f64]) -> f64 {
+    let mut v = x.to_vec();
+    let mut s = 0.0;
+    for i in 0..v.len() {
+        v[i] = v[i] * 2.0;
+        s += v[i];
+    }
+    s
+}
+
+#[test]
+fn loop_carried_state() {
+    for n in [0usize, 1, 5] {
+        let (v, (ga, gb)) = carried_tuple_grad(0.7, -0.4, n);
+        assert_eq!(v.to_bits(), carried_tuple(0.7, -0.4, n).to_bits());
+        assert_fd(
+            "carried_tuple",
+            &[ga, gb],
+            |p| carried_tuple(p[0], p[1], n),
+            &[0.7, -0.4],
+        );
+    }
+    assert_eq!(carried_but_dead_after_the_loop_grad(1.5), (9.0, 6.0));
+    assert_eq!(carried_but_dead_after_the_loop(1.5), 9.0);
+    let x = [1.0, 2.0, -0.5];
+    assert_eq!(
+        carried_vector_dead_after_the_loop_grad(&x),
+        (5.0, vec![2.0; 3])
+    );
+    assert_eq!(carried_vector_dead_after_the_loop(&x), 5.0);
+}
+
+// ---------------------------------------------------------------------------------------
+// More jumps and loop shapes
+// ---------------------------------------------------------------------------------------
+
+// break and continue inside a while loop with a manual counter
+#[differentiate]
+fn while_break_continue(x: &[f64]) -> f64 {
+    let mut i = 0;
+    let mut s = 1.0;
+    while i < x.len() {
+        let v = x[i];
+        i += 1;
+        if v < 0.0 {
+            continue;
+        }
+        s = s * (1.0 + v);
+        if s > 5.0 {
+            break;
+        }
+    }
+    s
+}
+
+// return from inside a nested loop
+#[differentiate]
+fn return_from_nested(x: &[f64], limit: f64) -> f64 {
+    let n = x.len();
+    let mut s = 0.0;
+    for i in 0..n {
+        for j in 0..n {
+            s += x[i] * x[j];
+            if s > limit {
+                return s * limit;
+            }
+        }
+        s = s * 0.5;
+    }
+    s
+}
+
+// a `loop` nested in a `for`: per element, halve until below 1 and count the halvings
+#[differentiate]
+fn loop_in_for(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for &v in x.iter() {
+        let mut y = v * v;
+        let mut k = 0.0;
+        loop {
+            if y < 1.0 {
+                break;
+            }
+            y = y * 0.5;
+            k += 1.0;
+        }
+        s += y + k;
+    }
+    s
+}
+
+// shadowing and match inside the body; iteration over a local vector
+#[differentiate]
+fn shadow_and_match(x: &[f64]) -> f64 {
+    let mut w = Vec::new();
+    for i in 0..x.len() {
+        let v = x[i];
+        let v = match i % 3 {
+            0 => v * v,
+            1 => v.sin(),
+            _ => v + 1.0,
+        };
+        w.push(v);
+    }
+    let mut s = 0.0;
+    for v in w.iter() {
+        s = s * 0.5 + v;
+    }
+    for v in &w {
+        s += v * 0.25;
+    }
+    s
+}
+
+// zero-trip loops leave their carried values (and gradients) untouched
+#[differentiate]
+fn zero_trips(x: &[f64], n: usize) -> f64 {
+    let mut v = x.to_vec();
+    let mut s = x[0];
+    for i in 0..n {
+        v[i] = v[i] * 3.0;
+        s = s * v[i];
+    }
+    let mut k = 0;
+    while k < n {
+        s = s + 1.0;
+        k += 1;
+    }
+    s + v[0] + v[1]
+}
+
+// a while loop whose condition reads an array element that the body writes
+#[differentiate]
+fn while_on_element(x: &[f64]) -> f64 {
+    let mut v = x.to_vec();
+    let mut k = 0;
+    while v[0] < 10.0 && k < 50 {
+        v[0] = v[0] * 1.5 + v[1];
+        k += 1;
+    }
+    v[0]
+}
+
+// a vector output with an early return from inside the loop.
+#[differentiate]
+fn prefix_until_large(x: &[f64]) -> Vec<f64> {
+    let mut y = Vec::new();
+    let mut acc = 0.0;
+    for i in 0..x.len() {
+        acc += x[i] * x[i];
+        if acc > 2.0 {
+            y.push(acc.sqrt());
+            return y;
+        }
+        y.push(acc);
+    }
+    y
+}
+
+#[test]
+fn more_jumps_and_loop_shapes() {
+    for x in [
+        vec![0.5, -1.0, 0.8, 2.0, 0.3],
+        vec![-0.5, -0.2],
+        vec![0.1, 0.2, 0.3],
+    ] {
+        let (v, g) = while_break_continue_grad(&x);
+        assert_eq!(v.to_bits(), while_break_continue(&x).to_bits());
+        assert_fd("while_break_continue", &g, while_break_continue, &x);
+    }
+
+    let x = [0.5, -0.8, 1.2, 0.3];
+    for limit in [0.3, 1.0, 100.0] {
+        let (v, (gx, gl)) = return_from_nested_grad(&x, limit);
+        assert_eq!(v.to_bits(), return_from_nested(&x, limit).to_bits());
+        let mut all = gx.clone();
+        all.push(gl);
+        assert_fd(
+            &format!("return_from_nested({limit})"),
+            &all,
+            |p| return_from_nested(&p[..4], p[4]),
+            &[x[0], x[1], x[2], x[3], limit],
+        );
+    }
+
+    let x = [0.5, 1.7, -2.9, 4.1];
+    let (v, g) = loop_in_for_grad(&x);
+    assert_eq!(v.to_bits(), loop_in_for(&x).to_bits());
+    assert_fd("loop_in_for", &g, loop_in_for, &x);
+
+    let x = point(7, 191);
+    let (v, g) = shadow_and_match_grad(&x);
+    assert_eq!(v.to_bits(), shadow_and_match(&x).to_bits());
+    assert_fd("shadow_and_match", &g, shadow_and_match, &x);
+
+    let x = [1.5, 2.0, 0.5];
+    let (v, g) = zero_trips_grad(&x, 0);
+    // s = x_0 and v = x: f = 2 x_0 + x_1
+    assert_eq!((v, g), (5.0, vec![2.0, 1.0, 0.0]));
+    assert_eq!(zero_trips(&x, 0), 5.0);
+    let (v, g) = zero_trips_grad(&x, 2);
+    assert_eq!(v.to_bits(), zero_trips(&x, 2).to_bits());
+    assert_fd("zero_trips", &g, |p| zero_trips(p, 2), &x);
+
+    for x in [[0.5, 0.25], [2.0, -0.5], [11.0, 3.0]] {
+        let (v, g) = while_on_element_grad(&x);
+        assert_eq!(v.to_bits(), while_on_element(&x).to_bits());
+        assert_fd("while_on_element", &g, while_on_element, &x);
+    }
+}
+
+#[test]
+fn vector_output_with_return_inside_a_loop() {
+    for x in [vec![0.5, 0.6, 1.2, 0.3], vec![0.1, 0.2], vec![2.0]] {
+        let (y, pullback) = prefix_until_large_pullback(&x);
+        assert_eq!(y, prefix_until_large(&x));
+        let c = point(y.len(), 193);
+        let dx = pullback.backward(c.clone());
+        assert_eq!(dx.len(), x.len());
+        assert_dot_product_test(
+            "prefix_until_large",
+            prefix_until_large,
+            |x, c| prefix_until_large_pullback(x).1.backward(c.to_vec()),
+            &x,
+            197,
+        );
+    }
+}
+
+// zip then enumerate: the item is `(i, (a, b))`
+#[differentiate]
+fn zip_then_enumerate(x: &[f64], y: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (i, (a, b)) in x.iter().zip(y).enumerate() {
+        s = s * 0.5 + a * b * (i as f64 + 1.0);
+    }
+    s
+}
+
+// a generic log-sum-exp with a `while` loop, run in f64, f32 and Dual<f64>
+#[differentiate]
+fn generic_logsumexp<T: Float>(x: &[T]) -> T {
+    let mut m = x[0];
+    for &v in x.iter() {
+        if v > m {
+            m = v;
+        }
+    }
+    let mut s = T::zero();
+    let mut i = 0;
+    while i < x.len() {
+        s = s + (x[i] - m).exp();
+        i += 1;
+    }
+    m + s.ln()
+}
+
+#[test]
+fn zip_enumerate_and_generic_loops() {
+    let x = [0.5, -1.0, 1.5];
+    let y = [1.0, 2.0, 3.0, 4.0];
+    let (v, (gx, gy)) = zip_then_enumerate_grad(&x, &y);
+    assert_eq!(v.to_bits(), zip_then_enumerate(&x, &y).to_bits());
+    assert_eq!(gy.len(), 4);
+    assert_fd(
+        "zip_then_enumerate",
+        &[gx, gy].concat(),
+        |p| zip_then_enumerate(&p[..3], &p[3..]),
+        &[x.to_vec(), y.to_vec()].concat(),
+    );
+
+    let (value, softmax) = softmax_reference(&x);
+    let (v, g) = generic_logsumexp_grad(&x);
+    assert_eq!(v.to_bits(), generic_logsumexp(&x).to_bits());
+    assert!(close(v, value, 1e-15));
+    assert_close("generic_logsumexp f64", &g, &softmax, 1e-15);
+
+    let x32 = x.map(|v| v as f32);
+    let (v32, g32) = generic_logsumexp_grad(&x32);
+    assert_eq!(v32.to_bits(), generic_logsumexp(&x32).to_bits());
+    assert!((v32 as f64 - value).abs() < 1e-6);
+    for i in 0..3 {
+        assert!((g32[i] as f64 - softmax[i]).abs() < 1e-6, "{g32:?}");
+    }
+
+    // shifting every input by t shifts lse by t and leaves the softmax unchanged: seeding
+    // all tangents with 1 gives d lse = 1 and d softmax = 0
+    let xd: Vec<Dual<f64>> = x.iter().map(|&v| Dual::new(v, 1.0)).collect();
+    let (vd, gd) = generic_logsumexp_grad(&xd);
+    assert_eq!((vd.re, vd.eps), (v, 1.0));
+    for i in 0..3 {
+        assert!((gd[i].re - softmax[i]).abs() < 1e-15);
+        assert!(gd[i].eps.abs() < 1e-15, "{:?}", gd[i]);
+    }
 }

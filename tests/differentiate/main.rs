@@ -6,7 +6,10 @@
     clippy::assign_op_pattern,
     clippy::needless_late_init,
     clippy::approx_constant,
-    clippy::eq_op
+    clippy::eq_op,
+    clippy::needless_range_loop,
+    clippy::vec_init_then_push,
+    clippy::type_complexity
 )]
 
 mod arrays;
@@ -14,6 +17,6 @@ mod composition;
 mod control_flow;
 mod extremes;
 mod loops;
+mod parameters;
 mod primitives;
 mod seed;
-mod parameters;

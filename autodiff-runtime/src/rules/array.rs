@@ -155,3 +155,32 @@ pub fn fit<T: Float>(mut d: Vec<T>, len: &usize) -> Vec<T> {
     d.resize(*len, T::zero());
     d
 }
+
+/// A cotangent that can be made from the `Vec` cotangent of a copy (`x.to_vec()`).
+pub trait FromVecCotangent<T> {
+    /// Converts the copy's cotangent.
+    fn from_vec_cotangent(d: Vec<T>) -> Self;
+}
+
+impl<T> FromVecCotangent<T> for Vec<T> {
+    fn from_vec_cotangent(d: Vec<T>) -> Self {
+        d
+    }
+}
+
+impl<T: Float, const N: usize> FromVecCotangent<T> for [T; N] {
+    fn from_vec_cotangent(d: Vec<T>) -> Self {
+        core::array::from_fn(|i| d.get(i).copied().unwrap_or_else(T::zero))
+    }
+}
+
+/// `v = x.to_vec()`: `x̄ = v̄`, as the cotangent type of `x` (a `Vec` or a fixed array).
+///
+/// ```
+/// let d: [f64; 3] = autodiff_runtime::rules::to_vec_d0(vec![1.0, 2.0]);
+/// assert_eq!(d, [1.0, 2.0, 0.0]);
+/// ```
+#[inline]
+pub fn to_vec_d0<T, C: FromVecCotangent<T>>(d: Vec<T>) -> C {
+    C::from_vec_cotangent(d)
+}

@@ -264,3 +264,41 @@ impl<T: TensorElement> Cotangent for Tensor<T> {
         }
     }
 }
+
+impl<T: TensorElement> crate::cotangent::Save for Tensor<T> {
+    type Owned = Tensor<T>;
+    fn save(&self) -> Tensor<T> {
+        self.clone()
+    }
+}
+
+impl<T> crate::cotangent::ArrayStorage for Tensor<T> {
+    fn heap_bytes(&self) -> usize {
+        self.data.capacity() * core::mem::size_of::<T>()
+            + self.shape.capacity() * core::mem::size_of::<usize>()
+    }
+}
+
+impl<T: TensorElement> crate::differentiable::Differentiable for Tensor<T> {
+    fn zero_like(&self) -> Self {
+        Tensor::zeros(self.shape())
+    }
+
+    fn accumulate_from(&mut self, other: &Self) {
+        crate::cotangent::Cotangent::accumulate(self, other.clone());
+    }
+
+    fn visit<V: crate::differentiable::ParamVisitor>(&mut self, grad: &Self, visitor: &mut V) {
+        if grad.is_zero_cotangent() {
+            return;
+        }
+        assert_eq!(
+            self.shape(),
+            grad.shape(),
+            "visit: parameter shape {:?} and gradient shape {:?} differ",
+            self.shape(),
+            grad.shape()
+        );
+        visitor.leaf(&mut self.data, &grad.data);
+    }
+}

@@ -1,10 +1,10 @@
 use autodiff::prelude::*;
 
-const WEIGHTS: [f64; 2] = [1.0, 2.0];
-
 #[differentiate]
 fn f(x: f64) -> f64 {
-    x * WEIGHTS[1]
+    let mut m = vec![vec![0.0; 2]; 2];
+    m[0][1] = x;
+    x
 }
 
 fn main() {}

@@ -1,0 +1,8 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn f(x: f64, _: ...) -> f64 {
+    x * x
+}
+
+fn main() {}
