@@ -26,15 +26,17 @@
 //! primitives, and `docs/design.md` for how the macro works.
 
 pub use autodiff_macros::{differentiate, Differentiable};
+pub use autodiff_runtime::nalgebra;
 pub use autodiff_runtime::{
     check_gradient, finite_difference_gradient, relative_error, Adam, Differentiable, Dual,
-    ParamVisitor, Sgd,
+    ParamVisitor, Sgd, Tensor,
 };
 
 /// Everything a user of the library needs, in one import.
 pub mod prelude {
     pub use crate::{differentiate, Differentiable};
     pub use autodiff_runtime::num_traits::Float;
+    pub use autodiff_runtime::Tensor;
     pub use autodiff_runtime::{check_gradient, finite_difference_gradient, Adam, Dual, Sgd};
 }
 

@@ -46,6 +46,8 @@ pub struct Analysis {
     pub types: Vec<Option<syn::Type>>,
     /// Per value: whether it is an array (`Vec` or fixed size), whose cotangent is a container.
     pub arrays: Vec<bool>,
+    /// Per value: whether it is a `Tensor`, whose operations use the tensor rules.
+    pub tensors: Vec<bool>,
 }
 
 impl Analysis {
@@ -80,6 +82,7 @@ pub fn analyze(
         reversed: vec![false; func.insts.len()],
         types: vec![None; n],
         arrays: vec![false; n],
+        tensors: vec![false; n],
     };
     for (param, &active) in func.params.iter().zip(active_params) {
         analysis.varied[param.value.index()] = active;
@@ -90,6 +93,7 @@ pub fn analyze(
     }
     backward_useful(func, func.entry, &mut analysis);
     check_differentiable(func, &analysis, errors);
+    check_places(func, &analysis, errors);
     mark_constants(func, &mut analysis);
     infer_types(func, annotations, output_types, &mut analysis);
     record(func, func.entry, &mut analysis);
@@ -102,6 +106,12 @@ pub fn analyze(
     }
     if let Some(len) = func.output_len {
         analysis.needed[len.index()] = true;
+    }
+    // an active parameter set's cotangent starts as `zero_like` of the saved parameter
+    for (param, &is_struct) in func.params.iter().zip(&func.param_structs) {
+        if is_struct && analysis.is_active(param.value) {
+            analysis.needed[param.value.index()] = true;
+        }
     }
     mark_recomputed(func, &mut analysis);
     report_untyped(func, &analysis, errors);
@@ -131,7 +141,15 @@ fn is_float_cast(ty: &syn::Type) -> bool {
 
 /// What the pullback of argument `i` of `inst` reads, or None when no derivative flows
 /// through that argument.
-pub fn pullback_reads(func: &Function, inst: Inst, i: usize) -> Option<Vec<Value>> {
+///
+/// Without `a` (during activity analysis, before kinds are known) the scalar rules decide,
+/// which differentiate through the same arguments as their tensor versions.
+pub fn pullback_reads(
+    func: &Function,
+    a: Option<&Analysis>,
+    inst: Inst,
+    i: usize,
+) -> Option<Vec<Value>> {
     let data = func.inst(inst);
     let args = &data.args;
     let read = |reads: &[Read]| -> Vec<Value> {
@@ -144,9 +162,11 @@ pub fn pullback_reads(func: &Function, inst: Inst, i: usize) -> Option<Vec<Value
             .collect()
     };
     match &data.opcode {
-        Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Primitive(_) => {
-            rule_of(&data.opcode, i).map(|r| read(r.reads))
-        }
+        Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Primitive(_) => match a {
+            Some(a) => rule_for(func, a, inst, i).map(|r| read(r.reads)),
+            None => rule_of(&data.opcode, i).map(|r| read(r.reads)),
+        },
+        Opcode::Place(_) => (i == 0).then(|| args[1..].to_vec()),
         Opcode::Cast(ty) => is_float_cast(ty).then(Vec::new),
         Opcode::Call(_) => Some(args.clone()),
         Opcode::Ref
@@ -166,7 +186,7 @@ pub fn pullback_reads(func: &Function, inst: Inst, i: usize) -> Option<Vec<Value
 /// Which arguments an instruction differentiates through.
 fn differentiable_args(func: &Function, inst: Inst) -> Vec<bool> {
     (0..func.inst(inst).args.len())
-        .map(|i| pullback_reads(func, inst, i).is_some())
+        .map(|i| pullback_reads(func, None, inst, i).is_some())
         .collect()
 }
 
@@ -325,6 +345,26 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
     });
 }
 
+/// Derivatives reach fields only through parameter sets: the backward pass adds a place's
+/// cotangent into the parameter's, at the same path.
+fn check_places(func: &Function, a: &Analysis, errors: &mut Errors) {
+    let mut reported = false;
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        if reported || !matches!(data.opcode, Opcode::Place(_)) || !a.varied[data.args[0].index()] {
+            return;
+        }
+        let root_is_parameter_set = matches!(func.value(data.args[0]).def, ValueDef::Param(i) if func.param_structs[i]);
+        if !root_is_parameter_set {
+            errors.push(
+                data.span,
+                "fields are differentiated only through a parameter of a `#[derive(Differentiable)]` struct type; read the field from the parameter itself",
+            );
+            reported = true;
+        }
+    });
+}
+
 /// `T::from`, `f64::from`, `NumCast::from`: conversions, which have no derivative.
 fn is_conversion(path: &syn::ExprPath) -> bool {
     let segments = &path.path.segments;
@@ -444,8 +484,16 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
 /// Marks `v` as read by the backward pass; a borrow is read through its operand.
 fn need(func: &Function, a: &mut Analysis, v: Value) {
     if let Some(inst) = func.def_inst(v) {
-        if let Opcode::Ref = func.inst(inst).opcode {
-            return need(func, a, func.inst(inst).args[0]);
+        match &func.inst(inst).opcode {
+            Opcode::Ref => return need(func, a, func.inst(inst).args[0]),
+            // a place is read from its saved root at the same path
+            Opcode::Place(_) => {
+                for arg in func.inst(inst).args.clone() {
+                    need(func, a, arg);
+                }
+                return;
+            }
+            _ => {}
         }
     }
     a.needed[v.index()] = true;
@@ -480,7 +528,7 @@ fn record(func: &Function, block: Block, a: &mut Analysis) -> bool {
                     if !a.is_active(arg) && !replayed {
                         continue;
                     }
-                    for v in pullback_reads(func, inst, i).unwrap_or_default() {
+                    for v in pullback_reads(func, Some(a), inst, i).unwrap_or_default() {
                         need(func, a, v);
                     }
                 }
@@ -492,6 +540,53 @@ fn record(func: &Function, block: Block, a: &mut Analysis) -> bool {
         any |= work;
     }
     any
+}
+
+/// The tensor version of an operator or shared method whose operands are tensors.
+pub fn tensor_variant(
+    func: &Function,
+    a: &Analysis,
+    inst: Inst,
+) -> Option<&'static crate::primitives::Primitive> {
+    use crate::primitives::tensor;
+    let data = func.inst(inst);
+    let is_tensor = |i: usize| data.args.get(i).is_some_and(|v| a.tensors[v.index()]);
+    match &data.opcode {
+        Opcode::Binary(op) => match (op, is_tensor(0), is_tensor(1)) {
+            (_, false, false) => None,
+            (BinaryOp::Add, true, true) => Some(&tensor::ADD),
+            (BinaryOp::Sub, true, true) => Some(&tensor::SUB),
+            (BinaryOp::Mul, true, true) => Some(&tensor::MUL),
+            (BinaryOp::Add, true, false) => Some(&tensor::ADD_SCALAR),
+            (BinaryOp::Sub, true, false) => Some(&tensor::SUB_SCALAR),
+            (BinaryOp::Mul, true, false) => Some(&tensor::MUL_SCALAR),
+            (BinaryOp::Add, false, true) => Some(&tensor::SCALAR_ADD),
+            (BinaryOp::Sub, false, true) => Some(&tensor::SCALAR_SUB),
+            (BinaryOp::Mul, false, true) => Some(&tensor::SCALAR_MUL),
+            _ => None,
+        },
+        Opcode::Unary(UnaryOp::Neg) if is_tensor(0) => Some(&tensor::NEG),
+        Opcode::Primitive(p) if is_tensor(0) && !p.name.is_empty() => {
+            tensor::method(p.name, p.arity)
+        }
+        _ => None,
+    }
+}
+
+/// The rule giving the cotangent of argument `i` of `inst`, for tensors or scalars.
+pub fn rule_for(
+    func: &Function,
+    a: &Analysis,
+    inst: Inst,
+    i: usize,
+) -> Option<&'static crate::primitives::Rule> {
+    match tensor_variant(func, a, inst) {
+        Some(prim) => match &prim.derivative {
+            Derivative::Rules(rules) => rules.get(i)?.as_ref(),
+            Derivative::Zero => None,
+        },
+        None => rule_of(&func.inst(inst).opcode, i),
+    }
 }
 
 /// The rule giving the cotangent of argument `i` of an arithmetic or primitive instruction.
@@ -593,6 +688,16 @@ impl Types {
         }
     }
 
+    fn is_container(&mut self, v: usize) -> bool {
+        let r = self.find(v);
+        self.kind[r].is_some()
+    }
+
+    fn is_tensor(&mut self, v: usize) -> bool {
+        let r = self.find(v);
+        matches!(self.kind[r], Some(ArrayKind::Tensor))
+    }
+
     fn resolve(&mut self, v: usize) -> (Option<syn::Type>, bool) {
         let r = self.find(v);
         match self.kind[r].clone() {
@@ -656,8 +761,25 @@ fn infer_types(
                 t.union(results[0], args[0])
             }
             Opcode::Binary(_) => {
-                t.union(args[0], args[1]);
-                t.union(results[0], args[0]);
+                // scalar arithmetic keeps its type; with a tensor, the result is the tensor and
+                // the other operand may be its scalar
+                match (t.is_container(args[0]), t.is_container(args[1])) {
+                    (false, false) => {
+                        t.union(args[0], args[1]);
+                        t.union(results[0], args[0]);
+                    }
+                    (true, _) => t.union(results[0], args[0]),
+                    (false, true) => t.union(results[0], args[1]),
+                }
+            }
+            Opcode::Place(steps) => {
+                let indices = steps
+                    .iter()
+                    .filter(|s| matches!(s, crate::ir::PlaceStep::Index(_)))
+                    .count();
+                for k in 0..indices {
+                    t.set(args[1 + k], usize_ty.clone());
+                }
             }
             Opcode::Unary(_) | Opcode::Ref => t.union(results[0], args[0]),
             Opcode::Deref => match &func.value(data.args[0]).def {
@@ -674,12 +796,20 @@ fn infer_types(
                         Ty::Same => t.union(args[i + 1], args[0]),
                         Ty::I32 => t.set(args[i + 1], i32_ty.clone()),
                         Ty::Bool => t.set(args[i + 1], bool_ty.clone()),
+                        Ty::Elem => {
+                            let e = t.elem(args[0]);
+                            t.union_node(args[i + 1], e);
+                        }
                     }
                 }
                 match p.result {
                     Ty::Same => t.union(results[0], args[0]),
                     Ty::I32 => t.set(results[0], i32_ty.clone()),
                     Ty::Bool => t.set(results[0], bool_ty.clone()),
+                    Ty::Elem => {
+                        let e = t.elem(args[0]);
+                        t.union_node(results[0], e);
+                    }
                 }
             }
             Opcode::Index => {
@@ -818,6 +948,7 @@ fn infer_types(
         }
         a.types[v] = ty;
         a.arrays[v] = is_array;
+        a.tensors[v] = t.is_tensor(v);
     }
 }
 

@@ -270,6 +270,11 @@ fn used_as_parameter_set(block: &syn::Block, name: &Ident) -> bool {
     uses.found
 }
 
+/// A user type (a struct of parameters when it carries derivatives).
+pub fn is_parameter_set_type(ty: &Type) -> bool {
+    is_user_enum_like(strip_reference(ty))
+}
+
 fn strip_reference(ty: &Type) -> &Type {
     match ty {
         Type::Reference(r) if r.mutability.is_none() => &r.elem,

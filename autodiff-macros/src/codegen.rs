@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use std::collections::{HashMap, HashSet};
 use syn::{GenericParam, ItemFn};
 
-use crate::analysis::{loop_slots, rule_of, Analysis};
+use crate::analysis::{loop_slots, rule_for, Analysis};
 use crate::args::{ArrayKind, Output, Signature};
 use crate::errors::Errors;
 use crate::ir::{
@@ -179,6 +179,25 @@ fn strip_binders(pat: &syn::Pat) -> syn::Pat {
     }
 }
 
+/// The `.field[index]` path of a place, with index operands in the given tokens.
+fn place_path(steps: &[crate::ir::PlaceStep], operands: &[TokenStream]) -> TokenStream {
+    steps
+        .iter()
+        .map(|step| match step {
+            crate::ir::PlaceStep::Field(member) => quote!(.#member),
+            crate::ir::PlaceStep::Index(k) => {
+                let index = &operands[*k];
+                quote!([#index])
+            }
+        })
+        .collect()
+}
+
+/// Whether a borrowed parameter of this type (a parameter set) is saved by cloning it.
+fn saved_by_clone(elem: &syn::Type) -> bool {
+    crate::args::is_parameter_set_type(elem)
+}
+
 /// Whether a borrowed parameter of this type can be saved by copying the referent.
 fn copies_through_reference(elem: &syn::Type) -> bool {
     match elem {
@@ -339,8 +358,20 @@ impl Context<'_> {
     /// Tokens evaluating a value in the forward pass: its name, or a constant inline.
     fn operand(&self, v: Value) -> TokenStream {
         if let Some(inst) = self.func.def_inst(v) {
-            if let Opcode::Const(tokens) = &self.func.inst(inst).opcode {
-                return tokens.clone();
+            match &self.func.inst(inst).opcode {
+                Opcode::Const(tokens) => return tokens.clone(),
+                // places are written out where they are used, as the user wrote them
+                Opcode::Place(_) => {
+                    let operands: Vec<TokenStream> = self
+                        .func
+                        .inst(inst)
+                        .args
+                        .iter()
+                        .map(|a| self.operand(*a))
+                        .collect();
+                    return self.inst_expr(inst, &operands);
+                }
+                _ => {}
             }
         }
         let name = self.names.name(v);
@@ -391,6 +422,11 @@ impl Context<'_> {
                 quote_spanned!(span=> #recv.#name #turbofish(#(#rest),*))
             }
             Opcode::Call(path) => quote_spanned!(span=> #path(#(#operands),*)),
+            Opcode::Place(steps) => {
+                let root = arg(0);
+                let path = place_path(steps, operands);
+                quote!(#root #path)
+            }
             Opcode::Ref => {
                 let a = arg(0);
                 quote!(&#a)
@@ -515,7 +551,9 @@ impl Context<'_> {
         for v in self.saved_in_block(analysis, block) {
             let name = self.names.name(v);
             match &analysis.types[v.index()] {
-                Some(syn::Type::Reference(r)) if copies_through_reference(&r.elem) => {
+                Some(syn::Type::Reference(r))
+                    if copies_through_reference(&r.elem) || saved_by_clone(&r.elem) =>
+                {
                     let elem = &r.elem;
                     fields.push(quote!(#name: #elem));
                 }
@@ -557,7 +595,9 @@ impl Context<'_> {
                     return quote!(#name: #copy);
                 }
                 match &analysis.types[v.index()] {
-                    Some(syn::Type::Reference(_)) => quote!(#name: *#name),
+                    Some(syn::Type::Reference(_)) => {
+                        quote!(#name: ::core::clone::Clone::clone(#name))
+                    }
                     _ => quote!(#name),
                 }
             })
@@ -820,7 +860,7 @@ impl Context<'_> {
             let operands: Vec<TokenStream> = data.args.iter().map(|a| self.operand(*a)).collect();
             let result = data.results.first().map(|r| self.names.name(*r).clone());
             match &data.opcode {
-                Opcode::Const(_) => {}
+                Opcode::Const(_) | Opcode::Place(_) => {}
                 Opcode::If | Opcode::Match(_) => self.forward_branch(variant, records, inst, out),
                 Opcode::ForRange(_) | Opcode::While => {
                     self.forward_loop(variant, records, inst, out)
@@ -1030,8 +1070,13 @@ impl Context<'_> {
     /// A reference to a forward value in the backward pass.
     fn read_ref(&self, analysis: &Analysis, v: Value) -> TokenStream {
         if let Some(inst) = self.func.def_inst(v) {
-            if let Opcode::Ref = self.func.inst(inst).opcode {
-                return self.read_ref(analysis, self.func.inst(inst).args[0]);
+            match &self.func.inst(inst).opcode {
+                Opcode::Ref => return self.read_ref(analysis, self.func.inst(inst).args[0]),
+                Opcode::Place(steps) => {
+                    let (root, path) = self.place_in_backward(analysis, inst, steps);
+                    return quote!(&#root #path);
+                }
+                _ => {}
             }
         }
         if analysis.constant[v.index()] {
@@ -1041,6 +1086,27 @@ impl Context<'_> {
             let n = self.names.name(v);
             quote!(#n)
         }
+    }
+
+    /// The saved root of a place and its path, with indices read in the backward pass.
+    fn place_in_backward(
+        &self,
+        analysis: &Analysis,
+        inst: Inst,
+        steps: &[crate::ir::PlaceStep],
+    ) -> (Ident, TokenStream) {
+        let args = &self.func.inst(inst).args;
+        let operands: Vec<TokenStream> = args
+            .iter()
+            .map(|&a| {
+                let r = self.read_ref(analysis, a);
+                quote!(*#r)
+            })
+            .collect();
+        (
+            self.names.name(args[0]).clone(),
+            place_path(steps, &operands),
+        )
     }
 
     /// A forward value as the argument of a replayed call: borrowed where the forward pass
@@ -1262,6 +1328,23 @@ impl Context<'_> {
                         }
                     }
                 }
+                Opcode::Place(steps) => {
+                    // into the root parameter set's cotangent, at the same path
+                    let root = data.args[0];
+                    if analysis.is_active(root) && scope.contains(&root) {
+                        let d_root = self.names.cotangent(root);
+                        let operands: Vec<TokenStream> = data
+                            .args
+                            .iter()
+                            .map(|&a| {
+                                let r = self.read_ref(analysis, a);
+                                quote!(*#r)
+                            })
+                            .collect();
+                        let path = place_path(steps, &operands);
+                        out.extend(quote!(#d_root #path.accumulate(#d);));
+                    }
+                }
                 Opcode::Copy(CopyKind::ToVec) => {
                     let d = quote!(#private::rules::to_vec_d0(#d));
                     self.contribute(analysis, scope, data.args[0], d, out)
@@ -1334,16 +1417,23 @@ impl Context<'_> {
                     }
                 }
                 _ => {
-                    for (i, &arg) in data.args.iter().enumerate() {
-                        if !analysis.is_active(arg) {
-                            continue;
-                        }
+                    let active_args: Vec<usize> =
+                        (0..data.args.len()).filter(|&i| active(i)).collect();
+                    for (n, &i) in active_args.iter().enumerate() {
+                        let arg = data.args[i];
+                        // a container cotangent feeding several rules is copied for all but the last
+                        let d = if analysis.arrays[result.index()] && n + 1 < active_args.len() {
+                            quote!(::core::clone::Clone::clone(&#d))
+                        } else {
+                            quote!(#d)
+                        };
                         let expr = if let Opcode::Cast(_) = data.opcode {
                             quote!(#private::rules::cast_d0(#d))
                         } else {
-                            let rule =
-                                rule_of(&data.opcode, i).expect("active arguments have rules");
-                            let path = Ident::new(rule.path, data.span);
+                            let rule = rule_for(self.func, analysis, inst, i)
+                                .expect("active arguments have rules");
+                            let path: TokenStream =
+                                rule.path.parse().expect("rule paths are paths");
                             let reads: Vec<TokenStream> = rule
                                 .reads
                                 .iter()
@@ -1569,6 +1659,13 @@ impl Context<'_> {
         let d_output = names::output_cotangent();
         let mut scope = HashSet::new();
         let mut bwd = self.recompute_block(analysis, self.func.entry);
+        for (p, &is_struct) in self.func.params.iter().zip(&self.func.param_structs) {
+            if is_struct && analysis.is_active(p.value) {
+                let (d, name) = (self.names.cotangent(p.value), self.names.name(p.value));
+                bwd.extend(quote!(let mut #d = #private::Differentiable::zero_like(#name);));
+                scope.insert(p.value);
+            }
+        }
         if let Some(len) = self.func.output_len {
             let (len, name) = (self.read_ref(analysis, len), fname.to_string());
             if variant.hidden {

@@ -150,6 +150,15 @@ pub struct RangeLoop {
     pub breaks: bool,
 }
 
+/// One step of a [`Opcode::Place`] path.
+#[derive(Clone, Debug)]
+pub enum PlaceStep {
+    /// `.name` or `.0`.
+    Field(syn::Member),
+    /// `[i]`, with the index in the given operand.
+    Index(usize),
+}
+
 /// Which copy method made a `Copy` instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CopyKind {
@@ -179,6 +188,11 @@ pub enum Opcode {
     Call(syn::ExprPath),
     /// A method call `recv.name(args)` with no entry in the primitive table.
     Method(syn::Ident, Option<syn::AngleBracketedGenericArguments>),
+    /// A field or element path into a parameter set, `p.layers[i].w`: args `[p, i, ...]`
+    /// (the root, then one index value per `Index` step). Never bound to a variable: the
+    /// forward pass writes the path where it is used, and the backward pass reads it from
+    /// the saved root; its cotangent is added into the root's cotangent at the same path.
+    Place(Vec<PlaceStep>),
     /// `&a`: a borrow; for derivatives the identity.
     Ref,
     /// `*a` of a borrowed parameter or borrow; for derivatives the identity.
@@ -289,6 +303,9 @@ pub struct Function {
     /// For a `Vec` output: its length, computed at the end, against which `backward` checks
     /// the length of the cotangent it is given.
     pub output_len: Option<Value>,
+    /// Per parameter: whether it is a parameter set (a `#[derive(Differentiable)]` struct),
+    /// whose cotangent starts as `zero_like` of the parameter.
+    pub param_structs: Vec<bool>,
 }
 
 impl Function {
@@ -303,6 +320,7 @@ impl Function {
             blocks: vec![BlockData::default()],
             param_lens: Vec::new(),
             output_len: None,
+            param_structs: Vec::new(),
         }
     }
 
@@ -446,6 +464,16 @@ impl Opcode {
             Opcode::Primitive(p) => p.name.to_string(),
             Opcode::Call(path) => format!("call {}", tokens_text(&quote::quote!(#path))),
             Opcode::Method(name, _) => format!("method {name}"),
+            Opcode::Place(steps) => {
+                let path: String = steps
+                    .iter()
+                    .map(|s| match s {
+                        PlaceStep::Field(m) => format!(".{}", tokens_text(&quote::quote!(#m))),
+                        PlaceStep::Index(i) => format!("[#{i}]"),
+                    })
+                    .collect();
+                format!("place{path}")
+            }
             Opcode::Ref => "ref".into(),
             Opcode::Deref => "deref".into(),
             Opcode::Index => "index".into(),

@@ -184,9 +184,11 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
     let entry = func.entry;
     // the length of each array parameter, which sizes its gradient
     for (i, p) in sig.params.iter().enumerate() {
-        let len = (p.role == crate::ir::ParamRole::Float
-            && crate::args::array_type(&p.ty).is_some())
-        .then(|| {
+        let is_vector = matches!(
+            crate::args::array_type(&p.ty),
+            Some((crate::args::ArrayKind::Vec, _))
+        );
+        let len = (p.role == crate::ir::ParamRole::Float && is_vector).then(|| {
             let value = func.params[i].value;
             let inst = func.append(
                 entry,
@@ -201,6 +203,11 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
             len
         });
         func.param_lens.push(len);
+        let generics = crate::args::type_params(item);
+        let parameter_set = p.role == crate::ir::ParamRole::Float
+            && !crate::args::is_float_type(&p.ty, &generics)
+            && crate::args::is_parameter_set_type(&p.ty);
+        func.param_structs.push(parameter_set);
     }
     let mut lowerer = Lowerer {
         func,
@@ -1079,6 +1086,8 @@ impl<'e> Lowerer<'e> {
                 let arg = self.lower_single(&r.expr)?;
                 Some(Operand::Value(self.emit1(Opcode::Ref, vec![arg], span)))
             }
+            Expr::Field(_) => self.lower_place(e),
+            Expr::Index(index) if place_has_field(&index.expr) => self.lower_place(e),
             Expr::Index(index) => {
                 if let Expr::Range(range) = &*index.index {
                     self.errors.push_spanned(
@@ -1652,6 +1661,16 @@ impl<'e> Lowerer<'e> {
             }
             _ => {}
         }
+        let tensor_method = primitives::tensor::method(&name, all.len());
+        if let Some(prim) = tensor_method.filter(|_| {
+            primitives::tensor::is_tensor_only(&name) || matches!(name.as_str(), "sum" | "mean")
+        }) {
+            return Some(Operand::Value(self.emit1(
+                Opcode::Primitive(prim),
+                all,
+                span,
+            )));
+        }
         if let Some(prim) = primitives::method(&name, all.len()) {
             return Some(Operand::Value(self.emit1(
                 Opcode::Primitive(prim),
@@ -1684,6 +1703,17 @@ fn pattern_arity(pat: &Pat) -> Option<usize> {
         Pat::Paren(p) => pattern_arity(&p.pat),
         Pat::Type(t) => pattern_arity(&t.pat),
         _ => None,
+    }
+}
+
+/// Whether an indexed expression goes through a field (`p.layers[i]`), making it a place in
+/// a parameter set rather than an element of an array variable.
+fn place_has_field(e: &Expr) -> bool {
+    match e {
+        Expr::Field(_) => true,
+        Expr::Index(i) => place_has_field(&i.expr),
+        Expr::Paren(p) => place_has_field(&p.expr),
+        _ => false,
     }
 }
 
@@ -1873,6 +1903,74 @@ fn closure_param(pat: &Pat) -> &Pat {
 }
 
 impl<'e> Lowerer<'e> {
+    /// `p.c1.w`, `p.layers[i].b`: a path into a parameter, as one `Place` instruction.
+    fn lower_place(&mut self, e: &Expr) -> Option<Operand> {
+        let mut steps = Vec::new();
+        let mut indices = Vec::new();
+        let mut cursor = e;
+        loop {
+            match cursor {
+                Expr::Field(f) => {
+                    steps.push(crate::ir::PlaceStep::Field(f.member.clone()));
+                    cursor = &f.base;
+                }
+                Expr::Index(i) => {
+                    indices.push(&*i.index);
+                    steps.push(crate::ir::PlaceStep::Index(0));
+                    cursor = &i.expr;
+                }
+                Expr::Paren(p) => cursor = &p.expr,
+                _ => break,
+            }
+        }
+        let Some(root_name) = local_ident(cursor) else {
+            self.errors.push_spanned(
+                cursor,
+                "field access is supported on parameters and local variables (`p.layer.w`); bind this value to a variable first",
+            );
+            return None;
+        };
+        let root = match self.lookup(&root_name.to_string()) {
+            Some(Slot::Bound(Operand::Value(v))) => *v,
+            Some(Slot::Bound(Operand::Tuple(items))) => {
+                // `t.0` on a tuple variable is its element
+                if let (Expr::Field(f), 1) = (e, steps.len()) {
+                    if let syn::Member::Unnamed(index) = &f.member {
+                        if let Some(item) = items.get(index.index as usize) {
+                            return Some(item.clone());
+                        }
+                    }
+                }
+                self.errors
+                    .push_spanned(e, "take tuples apart with `let (a, b) = t;`");
+                return None;
+            }
+            Some(Slot::Poisoned) => return None,
+            Some(_) | None => {
+                self.errors.fail_silently();
+                return None;
+            }
+        };
+        steps.reverse();
+        indices.reverse();
+        let mut args = vec![root];
+        let mut next_index = 1;
+        for step in &mut steps {
+            if let crate::ir::PlaceStep::Index(slot) = step {
+                *slot = next_index;
+                next_index += 1;
+            }
+        }
+        for index in indices {
+            args.push(self.lower_single(index)?);
+        }
+        Some(Operand::Value(self.emit1(
+            Opcode::Place(steps),
+            args,
+            e.span(),
+        )))
+    }
+
     /// `vec![v; n]` and `vec![a, b, ...]`; any other macro is an error.
     fn lower_macro(&mut self, mac: &syn::Macro, span: Span) -> Option<Operand> {
         if !mac.path.is_ident("vec") {

@@ -43,6 +43,8 @@ pub enum Ty {
     I32,
     /// `bool`.
     Bool,
+    /// The element type of argument 0 (a tensor's scalar).
+    Elem,
 }
 
 /// A primitive operation.
@@ -204,5 +206,127 @@ pub fn binary(op: crate::ir::BinaryOp) -> Option<&'static Primitive> {
         BinaryOp::Div => Some(&DIV),
         BinaryOp::Rem => Some(&REM),
         BinaryOp::Bit(_) | BinaryOp::Compare(_) => None,
+    }
+}
+
+/// Operations on `Tensor<T>`, whose rules live in `autodiff_runtime::rules::tensor`.
+pub mod tensor {
+    use super::{Derivative, Primitive, Read, Rule, Ty};
+
+    macro_rules! read {
+        (x) => {
+            Read::Arg(0)
+        };
+        (a) => {
+            Read::Arg(0)
+        };
+        (b) => {
+            Read::Arg(1)
+        };
+        (w) => {
+            Read::Arg(1)
+        };
+        (arg1) => {
+            Read::Arg(1)
+        };
+        (stride) => {
+            Read::Arg(3)
+        };
+        (padding) => {
+            Read::Arg(4)
+        };
+        (y) => {
+            Read::Result
+        };
+    }
+
+    macro_rules! rule {
+        (none()) => {
+            None
+        };
+        ($path:ident($($read:ident),*)) => {
+            Some(Rule { path: concat!("tensor::", stringify!($path)), reads: &[$(read!($read)),*] })
+        };
+    }
+
+    macro_rules! derivative {
+        (zero()) => {
+            Derivative::Zero
+        };
+        ($($path:ident($($read:ident),*))|*) => {
+            Derivative::Rules(&[$(rule!($path($($read),*))),*])
+        };
+    }
+
+    macro_rules! tensor_ops {
+        ($($konst:ident $name:literal $arity:literal -> $result:ident : $($path:ident($($read:ident),*))|* ;)*) => {
+            $(
+                #[doc = concat!("`Tensor::", $name, "`.")]
+                pub static $konst: Primitive = Primitive {
+                    name: $name,
+                    arity: $arity,
+                    derivative: derivative!($($path($($read),*))|*),
+                    arg_types: &[],
+                    result: Ty::$result,
+                };
+            )*
+            /// Every tensor method, searched by name.
+            pub static METHODS: &[&Primitive] = &[$(&$konst),*];
+        };
+    }
+
+    // name, arity (receiver included), result (`Same`: a tensor; `Elem`: its scalar), then
+    // one rule per argument
+    tensor_ops! {
+        MATMUL "matmul" 2 -> Same: matmul_d0(b) | matmul_d1(a);
+        LINEAR "linear" 3 -> Same: linear_d0(w) | linear_d1(x) | linear_d2();
+        CONV2D "conv2d" 5 -> Same: conv2d_d0(x, w, stride, padding) | conv2d_d1(x, w, stride, padding) | conv2d_d2() | none() | none();
+        MAX_POOL2D "max_pool2d" 2 -> Same: max_pool2d_d0(x, arg1) | none();
+        RELU "relu" 1 -> Same: relu_d0(y);
+        TANH "tanh" 1 -> Same: tanh_d0(y);
+        SIGMOID "sigmoid" 1 -> Same: sigmoid_d0(y);
+        LOG_SOFTMAX "log_softmax" 2 -> Same: log_softmax_d0(y, arg1) | none();
+        CROSS_ENTROPY "cross_entropy" 2 -> Elem: cross_entropy_d0(x, arg1) | none();
+        MSE "mse" 2 -> Elem: mse_d0(x, arg1) | mse_d1(x, arg1);
+        RESHAPE "reshape" 2 -> Same: reshape_d0(x) | none();
+        SUM "sum" 1 -> Elem: sum_d0(x);
+        MEAN "mean" 1 -> Elem: mean_d0(x);
+        SUM_AXIS "sum_axis" 2 -> Same: sum_axis_d0(x, arg1) | none();
+        ADD "add" 2 -> Same: add_d0(a) | add_d1(b);
+        SUB "sub" 2 -> Same: sub_d0(a) | sub_d1(b);
+        MUL "mul" 2 -> Same: mul_d0(a, b) | mul_d1(a, b);
+        NEG "neg" 1 -> Same: neg_d0();
+        MUL_SCALAR "mul_scalar" 2 -> Same: mul_scalar_d0(b) | mul_scalar_d1(a);
+        SCALAR_MUL "scalar_mul" 2 -> Same: mul_scalar_d1(b) | mul_scalar_d0(a);
+        ADD_SCALAR "add_scalar" 2 -> Same: add_scalar_d0() | add_scalar_d1();
+        SCALAR_ADD "scalar_add" 2 -> Same: add_scalar_d1() | add_scalar_d0();
+        SUB_SCALAR "sub_scalar" 2 -> Same: sub_scalar_d0() | sub_scalar_d1();
+        SCALAR_SUB "scalar_sub" 2 -> Same: add_scalar_d1() | neg_d0();
+    }
+
+    /// The tensor method called `name` with `arity` arguments, receiver included.
+    pub fn method(name: &str, arity: usize) -> Option<&'static Primitive> {
+        METHODS
+            .iter()
+            .copied()
+            .find(|p| p.name == name && p.arity == arity)
+    }
+
+    /// Whether `name` is a method only tensors have (so the receiver must be a tensor).
+    pub fn is_tensor_only(name: &str) -> bool {
+        matches!(
+            name,
+            "matmul"
+                | "linear"
+                | "conv2d"
+                | "max_pool2d"
+                | "relu"
+                | "sigmoid"
+                | "log_softmax"
+                | "cross_entropy"
+                | "mse"
+                | "reshape"
+                | "sum_axis"
+        )
     }
 }

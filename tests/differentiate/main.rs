@@ -20,3 +20,4 @@ mod loops;
 mod parameters;
 mod primitives;
 mod seed;
+mod tensors;
