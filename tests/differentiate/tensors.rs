@@ -85,3 +85,157 @@ fn mlp_gradient_matches_finite_differences() {
         assert!(autodiff::relative_error(dx.data()[k], fd) < 1e-6);
     }
 }
+
+#[derive(Differentiable, Clone, Debug)]
+struct Conv {
+    w: Tensor<f64>,
+    b: Tensor<f64>,
+}
+
+#[derive(Differentiable, Clone, Debug)]
+struct LeNet {
+    c1: Conv,
+    c2: Conv,
+    f1: Dense,
+    f2: Dense,
+    f3: Dense,
+}
+
+// The seed's LeNet: conv 1→6 5x5 pad 2, relu, pool 2, conv 6→16 5x5, relu, pool 2,
+// flatten 400, linear 120, relu, linear 84, relu, linear 10, cross-entropy.
+#[differentiate(wrt(p))]
+fn lenet_loss(p: &LeNet, x: &Tensor<f64>, labels: &[usize]) -> f64 {
+    let h = x.conv2d(&p.c1.w, &p.c1.b, 1, 2).relu().max_pool2d(2);
+    let h = h.conv2d(&p.c2.w, &p.c2.b, 1, 0).relu().max_pool2d(2);
+    let n = h.shape()[0];
+    let h = h.reshape(&[n, 400]);
+    let h = h.linear(&p.f1.w, &p.f1.b).relu();
+    let h = h.linear(&p.f2.w, &p.f2.b).relu();
+    h.linear(&p.f3.w, &p.f3.b).cross_entropy(labels)
+}
+
+/// The same network's gradient, written out by hand from the runtime's rules.
+fn lenet_backward_by_hand(p: &LeNet, x: &Tensor<f64>, labels: &[usize]) -> LeNet {
+    use autodiff::__private::rules::tensor as r;
+    let a1 = x.conv2d(&p.c1.w, &p.c1.b, 1, 2);
+    let r1 = a1.relu();
+    let m1 = r1.max_pool2d(2);
+    let a2 = m1.conv2d(&p.c2.w, &p.c2.b, 1, 0);
+    let r2 = a2.relu();
+    let m2 = r2.max_pool2d(2);
+    let flat = m2.reshape(&[m2.shape()[0], 400]);
+    let z1 = flat.linear(&p.f1.w, &p.f1.b);
+    let h1 = z1.relu();
+    let z2 = h1.linear(&p.f2.w, &p.f2.b);
+    let h2 = z2.relu();
+    let z3 = h2.linear(&p.f3.w, &p.f3.b);
+    let d_z3 = r::cross_entropy_d0(&z3, labels, 1.0);
+    let d_h2 = r::linear_d0(&p.f3.w, d_z3.clone());
+    let (d_w3, d_b3) = (r::linear_d1(&h2, d_z3.clone()), r::linear_d2(d_z3));
+    let d_z2 = r::relu_d0(&h2, d_h2);
+    let d_h1 = r::linear_d0(&p.f2.w, d_z2.clone());
+    let (d_w2, d_b2) = (r::linear_d1(&h1, d_z2.clone()), r::linear_d2(d_z2));
+    let d_z1 = r::relu_d0(&h1, d_h1);
+    let d_flat = r::linear_d0(&p.f1.w, d_z1.clone());
+    let (d_w1, d_b1) = (r::linear_d1(&flat, d_z1.clone()), r::linear_d2(d_z1));
+    let d_m2 = r::reshape_d0(&m2, d_flat);
+    let d_r2 = r::max_pool2d_d0(&r2, &2, d_m2);
+    let d_a2 = r::relu_d0(&r2, d_r2);
+    let d_m1 = r::conv2d_d0(&m1, &p.c2.w, &1, &0, d_a2.clone());
+    let (d_cw2, d_cb2) = (
+        r::conv2d_d1(&m1, &p.c2.w, &1, &0, d_a2.clone()),
+        r::conv2d_d2(d_a2),
+    );
+    let d_r1 = r::max_pool2d_d0(&r1, &2, d_m1);
+    let d_a1 = r::relu_d0(&r1, d_r1);
+    let (d_cw1, d_cb1) = (
+        r::conv2d_d1(x, &p.c1.w, &1, &2, d_a1.clone()),
+        r::conv2d_d2(d_a1),
+    );
+    LeNet {
+        c1: Conv { w: d_cw1, b: d_cb1 },
+        c2: Conv { w: d_cw2, b: d_cb2 },
+        f1: Dense { w: d_w1, b: d_b1 },
+        f2: Dense { w: d_w2, b: d_b2 },
+        f3: Dense { w: d_w3, b: d_b3 },
+    }
+}
+
+fn leaves(m: &LeNet) -> Vec<&Tensor<f64>> {
+    vec![
+        &m.c1.w, &m.c1.b, &m.c2.w, &m.c2.b, &m.f1.w, &m.f1.b, &m.f2.w, &m.f2.b, &m.f3.w, &m.f3.b,
+    ]
+}
+
+fn leaves_mut(m: &mut LeNet) -> Vec<&mut Tensor<f64>> {
+    vec![
+        &mut m.c1.w,
+        &mut m.c1.b,
+        &mut m.c2.w,
+        &mut m.c2.b,
+        &mut m.f1.w,
+        &mut m.f1.b,
+        &mut m.f2.w,
+        &mut m.f2.b,
+        &mut m.f3.w,
+        &mut m.f3.b,
+    ]
+}
+
+#[test]
+fn lenet_gradient_matches_finite_differences_and_a_hand_written_backward_pass() {
+    let mut seed = 0x2545f4914f6cdd1d;
+    let scaled = |t: Tensor<f64>, s: f64| &t * s;
+    let p = LeNet {
+        c1: Conv {
+            w: scaled(tensor(&mut seed, &[6, 1, 5, 5]), 0.4),
+            b: scaled(tensor(&mut seed, &[6]), 0.1),
+        },
+        c2: Conv {
+            w: scaled(tensor(&mut seed, &[16, 6, 5, 5]), 0.16),
+            b: scaled(tensor(&mut seed, &[16]), 0.1),
+        },
+        f1: Dense {
+            w: scaled(tensor(&mut seed, &[120, 400]), 0.1),
+            b: scaled(tensor(&mut seed, &[120]), 0.1),
+        },
+        f2: Dense {
+            w: scaled(tensor(&mut seed, &[84, 120]), 0.18),
+            b: scaled(tensor(&mut seed, &[84]), 0.1),
+        },
+        f3: Dense {
+            w: scaled(tensor(&mut seed, &[10, 84]), 0.2),
+            b: scaled(tensor(&mut seed, &[10]), 0.1),
+        },
+    };
+    let x = tensor(&mut seed, &[3, 1, 28, 28]);
+    let labels = [3usize, 7, 1];
+    let (value, grad) = lenet_loss_grad(&p, &x, &labels);
+    assert_eq!(value.to_bits(), lenet_loss(&p, &x, &labels).to_bits());
+
+    let by_hand = lenet_backward_by_hand(&p, &x, &labels);
+    for (g, h) in leaves(&grad).into_iter().zip(leaves(&by_hand)) {
+        assert_eq!(g.shape(), h.shape());
+        for (a, b) in g.data().iter().zip(h.data()) {
+            assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
+    // sampled parameters of every leaf against central differences
+    let h = 1e-6;
+    for leaf in 0..10 {
+        let len = leaves(&p)[leaf].data().len();
+        for k in [0, len / 3, len / 2, len - 1] {
+            let mut plus = p.clone();
+            leaves_mut(&mut plus)[leaf].data_mut()[k] += h;
+            let mut minus = p.clone();
+            leaves_mut(&mut minus)[leaf].data_mut()[k] -= h;
+            let fd = (lenet_loss(&plus, &x, &labels) - lenet_loss(&minus, &x, &labels)) / (2.0 * h);
+            let g = leaves(&grad)[leaf].data()[k];
+            assert!(
+                (g - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                "leaf {leaf}[{k}]: {g} vs {fd}"
+            );
+        }
+    }
+}
