@@ -16,6 +16,7 @@ mod names;
 mod primitives;
 
 #[cfg(test)]
+mod never_panics;
 #[cfg(test)]
 mod tests;
 

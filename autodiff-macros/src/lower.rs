@@ -444,9 +444,14 @@ impl<'e> Lowerer<'e> {
     }
 
     fn name_value(&mut self, v: Value, name: &Ident) {
+        self.name_value_str(v, &name.to_string());
+    }
+
+    /// Names a value after a variable (without a raw `r#` prefix), for readable code.
+    fn name_value_str(&mut self, v: Value, name: &str) {
         let data = &mut self.func.values[v.index()];
         if data.name.is_none() {
-            data.name = Some(name.to_string());
+            data.name = Some(name.trim_start_matches("r#").to_string());
         }
     }
 
@@ -1357,7 +1362,11 @@ impl<'e> Lowerer<'e> {
             .iter()
             .map(|(_, v, _)| v.clone())
             .collect::<Option<_>>()?;
-        let shape = values[0].clone();
+        let Some(shape) = values.first().cloned() else {
+            // a `match` without arms: rustc checks it on the user's function
+            self.errors.fail_silently();
+            return None;
+        };
         if !values.iter().all(|v| v.same_shape(&shape)) {
             self.errors.push(span, "the arms evaluate to values of different shapes; make every arm yield the same kind of value");
             return None;
@@ -1422,8 +1431,7 @@ impl<'e> Lowerer<'e> {
         for (index, binding) in final_env.iter().enumerate() {
             if let Slot::Bound(Operand::Value(v)) = &binding.slot {
                 if merged.iter().any(|(i, _)| *i == index) {
-                    let name = Ident::new(&binding.name, span);
-                    self.name_value(*v, &name);
+                    self.name_value_str(*v, &binding.name);
                 }
             }
         }
@@ -2405,8 +2413,8 @@ impl<'e> Lowerer<'e> {
         for (&slot, shape) in carried.iter().zip(&shapes) {
             let operand = shape.rebuild(&mut param_iter);
             if let (Operand::Value(v), false) = (&operand, self.env[slot].name.starts_with('#')) {
-                let name = Ident::new(&self.env[slot].name, span);
-                self.name_value(*v, &name);
+                let name = self.env[slot].name.clone();
+                self.name_value_str(*v, &name);
             }
             self.env[slot].slot = Slot::Bound(operand);
         }
@@ -2435,8 +2443,8 @@ impl<'e> Lowerer<'e> {
         for (&slot, shape) in carried.iter().zip(&shapes) {
             let operand = shape.rebuild(&mut results);
             if let (Operand::Value(v), false) = (&operand, self.env[slot].name.starts_with('#')) {
-                let name = Ident::new(&self.env[slot].name, span);
-                self.name_value(*v, &name);
+                let name = self.env[slot].name.clone();
+                self.name_value_str(*v, &name);
             }
             self.env[slot].slot = Slot::Bound(operand);
         }
@@ -2470,7 +2478,7 @@ impl<'e> Lowerer<'e> {
         let (chain, map) = match &*m.receiver {
             Expr::MethodCall(inner) if inner.method == "map" && inner.args.len() == 1 => {
                 match &inner.args[0] {
-                    Expr::Closure(c) => (&*inner.receiver, Some(c)),
+                    Expr::Closure(c) if c.inputs.len() == 1 => (&*inner.receiver, Some(c)),
                     other => {
                         self.errors.push_spanned(other, "`map` in a differentiated iterator chain takes a closure, like `.map(|v| v * v)`");
                         return None;

@@ -73,8 +73,16 @@ pub fn unraw(ident: &Ident) -> String {
     ident.unraw().to_string()
 }
 
-/// `log_sum_exp` → `LogSumExp`.
+/// `log_sum_exp` → `LogSumExp`; a prefix keeps names that would start with a digit valid.
 pub fn upper_camel(name: &str) -> String {
+    let camel = upper_camel_parts(name);
+    match camel.chars().next() {
+        Some(c) if !c.is_ascii_digit() => camel,
+        _ => format!("Fn{camel}"),
+    }
+}
+
+fn upper_camel_parts(name: &str) -> String {
     name.split('_')
         .filter(|part| !part.is_empty())
         .map(|part| {
