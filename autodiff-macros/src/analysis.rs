@@ -48,6 +48,9 @@ pub struct Analysis {
     pub arrays: Vec<bool>,
     /// Per value: whether it is a `Tensor`, whose operations use the tensor rules.
     pub tensors: Vec<bool>,
+    /// Per value: whether it is a nalgebra matrix or vector, whose operations use the
+    /// `linalg` rules.
+    pub matrices: Vec<bool>,
 }
 
 impl Analysis {
@@ -83,6 +86,7 @@ pub fn analyze(
         types: vec![None; n],
         arrays: vec![false; n],
         tensors: vec![false; n],
+        matrices: vec![false; n],
     };
     for (param, &active) in func.params.iter().zip(active_params) {
         analysis.varied[param.value.index()] = active;
@@ -466,7 +470,10 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
             continue;
         }
         let cheap = match &data.opcode {
-            Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) => true,
+            // recomputing copies operands: only for scalars, not tensors or vectors
+            Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) => {
+                !a.arrays[v.index()] && !data.args.iter().any(|x| a.arrays[x.index()])
+            }
             Opcode::Index => matches!(func.value(data.args[0]).def, ValueDef::Param(_)),
             // a call result whose type is unknown cannot be a field: the call is replayed
             Opcode::Call(_) => a.types[v.index()].is_none(),
@@ -548,8 +555,19 @@ pub fn tensor_variant(
     a: &Analysis,
     inst: Inst,
 ) -> Option<&'static crate::primitives::Primitive> {
-    use crate::primitives::tensor;
+    use crate::primitives::{linalg, tensor};
     let data = func.inst(inst);
+    let is_matrix = |i: usize| data.args.get(i).is_some_and(|v| a.matrices[v.index()]);
+    if is_matrix(0) || is_matrix(1) {
+        return match &data.opcode {
+            Opcode::Binary(BinaryOp::Add) => Some(&linalg::ADD),
+            Opcode::Binary(BinaryOp::Sub) => Some(&linalg::SUB),
+            Opcode::Binary(BinaryOp::Mul) => Some(&linalg::MUL),
+            Opcode::Unary(UnaryOp::Neg) => Some(&linalg::NEG),
+            Opcode::Primitive(p) if is_matrix(0) => linalg::method(p.name, p.arity).or(Some(p)),
+            _ => None,
+        };
+    }
     let is_tensor = |i: usize| data.args.get(i).is_some_and(|v| a.tensors[v.index()]);
     match &data.opcode {
         Opcode::Binary(op) => match (op, is_tensor(0), is_tensor(1)) {
@@ -693,6 +711,11 @@ impl Types {
         self.kind[r].is_some()
     }
 
+    fn is_matrix(&mut self, v: usize) -> bool {
+        let r = self.find(v);
+        matches!(self.kind[r], Some(ArrayKind::Matrix(_)))
+    }
+
     fn is_tensor(&mut self, v: usize) -> bool {
         let r = self.find(v);
         matches!(self.kind[r], Some(ArrayKind::Tensor))
@@ -768,6 +791,13 @@ fn infer_types(
                         t.union(args[0], args[1]);
                         t.union(results[0], args[0]);
                     }
+                    // a matrix product has a shape of its own: a matrix of unknown type
+                    (true, true)
+                        if matches!(data.opcode, Opcode::Binary(BinaryOp::Mul))
+                            && t.is_matrix(args[0]) =>
+                    {
+                        t.set_array(results[0], ArrayKind::Matrix(None), None)
+                    }
                     (true, _) => t.union(results[0], args[0]),
                     (false, true) => t.union(results[0], args[1]),
                 }
@@ -800,6 +830,7 @@ fn infer_types(
                             let e = t.elem(args[0]);
                             t.union_node(args[i + 1], e);
                         }
+                        Ty::Matrix => t.set_array(args[i + 1], ArrayKind::Matrix(None), None),
                     }
                 }
                 match p.result {
@@ -810,6 +841,7 @@ fn infer_types(
                         let e = t.elem(args[0]);
                         t.union_node(results[0], e);
                     }
+                    Ty::Matrix => t.set_array(results[0], ArrayKind::Matrix(None), None),
                 }
             }
             Opcode::Index => {
@@ -949,6 +981,7 @@ fn infer_types(
         a.types[v] = ty;
         a.arrays[v] = is_array;
         a.tensors[v] = t.is_tensor(v);
+        a.matrices[v] = t.is_matrix(v);
     }
 }
 

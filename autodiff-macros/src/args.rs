@@ -81,6 +81,9 @@ pub enum ArrayKind {
     Fixed(TokenStream),
     /// `Tensor<T>`, `&Tensor<T>`: cotangent `Tensor<T>`.
     Tensor,
+    /// A nalgebra matrix or vector (`DMatrix<T>`, `Vector3<T>`, ...), with its owned type
+    /// when known: the cotangent has that type.
+    Matrix(Option<Box<Type>>),
 }
 
 impl ArrayKind {
@@ -90,6 +93,8 @@ impl ArrayKind {
             ArrayKind::Vec => syn::parse_quote!(::std::vec::Vec<#elem>),
             ArrayKind::Fixed(len) => syn::parse_quote!([#elem; #len]),
             ArrayKind::Tensor => syn::parse_quote!(::autodiff::Tensor<#elem>),
+            ArrayKind::Matrix(Some(ty)) => (**ty).clone(),
+            ArrayKind::Matrix(None) => elem.clone(),
         }
     }
 }
@@ -108,6 +113,15 @@ pub fn array_type(ty: &Type) -> Option<(ArrayKind, Type)> {
         }
         Type::Path(p) if p.qself.is_none() => {
             let last = p.path.segments.last()?;
+            if is_nalgebra_name(&last.ident.to_string()) {
+                let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+                    return None;
+                };
+                let Some(syn::GenericArgument::Type(elem)) = args.args.first() else {
+                    return None;
+                };
+                return Some((ArrayKind::Matrix(Some(Box::new(ty.clone()))), elem.clone()));
+            }
             let kind = match last.ident.to_string().as_str() {
                 "Vec" => ArrayKind::Vec,
                 "Tensor" => ArrayKind::Tensor,
@@ -125,6 +139,18 @@ pub fn array_type(ty: &Type) -> Option<(ArrayKind, Type)> {
         }
         _ => None,
     }
+}
+
+/// nalgebra's matrix and vector type names.
+fn is_nalgebra_name(name: &str) -> bool {
+    matches!(
+        name,
+        "DMatrix" | "DVector" | "RowDVector" | "SMatrix" | "SVector" | "OMatrix" | "OVector"
+    ) || ["Matrix", "Vector", "RowVector"].iter().any(|prefix| {
+        name.strip_prefix(prefix).is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == 'x')
+        })
+    })
 }
 
 /// The cotangent type of a parameter or output of type `ty`: arrays become owned

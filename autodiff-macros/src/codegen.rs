@@ -1200,9 +1200,16 @@ impl Context<'_> {
     ) {
         let d = self.names.cotangent(v);
         if scope.contains(&v) {
-            // `Cotangent` (containers) or `ScalarCotangent` (floats), whichever applies
-            let _ = analysis;
-            out.extend(quote!(#d.accumulate(#expr);));
+            let parameter_set =
+                matches!(self.func.value(v).def, ValueDef::Param(i) if self.func.param_structs[i]);
+            if parameter_set {
+                let private = private();
+                out.extend(quote!(#private::Differentiable::accumulate_from(&mut #d, &#expr);));
+            } else {
+                // `Cotangent` (containers) or `ScalarCotangent` (floats), whichever applies
+                let _ = analysis;
+                out.extend(quote!(#d.accumulate(#expr);));
+            }
         } else {
             out.extend(quote!(let mut #d = #expr;));
             scope.insert(v);

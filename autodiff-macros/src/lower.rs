@@ -1669,6 +1669,15 @@ impl<'e> Lowerer<'e> {
             }
             _ => {}
         }
+        if let Some(prim) = primitives::linalg::method(&name, all.len())
+            .filter(|_| primitives::linalg::is_matrix_only(&name))
+        {
+            return Some(Operand::Value(self.emit1(
+                Opcode::Primitive(prim),
+                all,
+                span,
+            )));
+        }
         let tensor_method = primitives::tensor::method(&name, all.len());
         if let Some(prim) = tensor_method.filter(|_| {
             primitives::tensor::is_tensor_only(&name) || matches!(name.as_str(), "sum" | "mean")

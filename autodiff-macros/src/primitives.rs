@@ -45,6 +45,8 @@ pub enum Ty {
     Bool,
     /// The element type of argument 0 (a tensor's scalar).
     Elem,
+    /// A nalgebra matrix of a shape the macro cannot tell (a product, a transpose).
+    Matrix,
 }
 
 /// A primitive operation.
@@ -327,6 +329,96 @@ pub mod tensor {
                 | "mse"
                 | "reshape"
                 | "sum_axis"
+        )
+    }
+}
+
+/// Operations on nalgebra matrices and vectors, whose rules live in
+/// `autodiff_runtime::rules::linalg`.
+pub mod linalg {
+    use super::{Derivative, Primitive, Read, Rule, Ty};
+
+    macro_rules! read {
+        (a) => {
+            Read::Arg(0)
+        };
+        (x) => {
+            Read::Arg(0)
+        };
+        (b) => {
+            Read::Arg(1)
+        };
+        (y) => {
+            Read::Result
+        };
+    }
+
+    macro_rules! rule {
+        ($path:ident($($read:ident),*)) => {
+            Some(Rule { path: concat!("linalg::", stringify!($path)), reads: &[$(read!($read)),*] })
+        };
+    }
+
+    macro_rules! linalg_ops {
+        ($($konst:ident $name:literal $arity:literal -> $result:ident : $($path:ident($($read:ident),*))|* ;)*) => {
+            $(
+                #[doc = concat!("`", $name, "` on nalgebra values.")]
+                pub static $konst: Primitive = Primitive {
+                    name: $name,
+                    arity: $arity,
+                    derivative: Derivative::Rules(&[$(rule!($path($($read),*))),*]),
+                    arg_types: &[],
+                    result: Ty::$result,
+                };
+            )*
+            /// Every nalgebra method, searched by name.
+            pub static METHODS: &[&Primitive] = &[$(&$konst),*];
+        };
+    }
+
+    // name, arity (receiver included), result (`Same`: the receiver's type; `Elem`: its
+    // scalar; `Matrix`: a matrix of another shape), then one rule per argument
+    linalg_ops! {
+        TRANSPOSE "transpose" 1 -> Matrix: transpose_d0();
+        DOT "dot" 2 -> Elem: dot_d0(b) | dot_d1(a);
+        NORM "norm" 1 -> Elem: norm_d0(x, y);
+        NORM_SQUARED "norm_squared" 1 -> Elem: norm_squared_d0(x);
+        NORMALIZE "normalize" 1 -> Same: normalize_d0(x);
+        CROSS "cross" 2 -> Same: cross_d0(b) | cross_d1(a);
+        COMPONENT_MUL "component_mul" 2 -> Same: component_mul_d0(b) | component_mul_d1(a);
+        COMPONENT_DIV "component_div" 2 -> Same: component_div_d0(b) | component_div_d1(a, b);
+        SUM "sum" 1 -> Elem: sum_d0(x);
+        MEAN "mean" 1 -> Elem: mean_d0(x);
+        TRACE "trace" 1 -> Elem: trace_d0(x);
+        DETERMINANT "determinant" 1 -> Elem: determinant_d0(x);
+        ADD "add" 2 -> Same: add_d0() | add_d1();
+        SUB "sub" 2 -> Same: sub_d0() | sub_d1();
+        MUL "mul" 2 -> Matrix: mul_d0(a, b) | mul_d1(a, b);
+        NEG "neg" 1 -> Same: neg_d0();
+    }
+
+    /// The nalgebra method called `name` with `arity` arguments, receiver included.
+    pub fn method(name: &str, arity: usize) -> Option<&'static Primitive> {
+        METHODS
+            .iter()
+            .copied()
+            .find(|p| p.name == name && p.arity == arity)
+    }
+
+    /// Whether `name` is a method only nalgebra values have here.
+    pub fn is_matrix_only(name: &str) -> bool {
+        matches!(
+            name,
+            "transpose"
+                | "dot"
+                | "norm"
+                | "norm_squared"
+                | "normalize"
+                | "cross"
+                | "component_mul"
+                | "component_div"
+                | "trace"
+                | "determinant"
         )
     }
 }

@@ -16,6 +16,7 @@ mod arrays;
 mod composition;
 mod control_flow;
 mod extremes;
+mod linalg;
 mod loops;
 mod parameters;
 mod primitives;

@@ -239,3 +239,74 @@ fn lenet_gradient_matches_finite_differences_and_a_hand_written_backward_pass() 
         }
     }
 }
+
+#[differentiate]
+fn tensor_arithmetic(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    let z = a.tanh();
+    let d = &z * 2.0;
+    let e = &(a - b) * &d;
+    (&e + &z).sum() + (2.0 - &e).mean()
+}
+
+#[test]
+fn tensor_operators_with_tensors_and_scalars() {
+    let mut seed = 7;
+    let a = tensor(&mut seed, &[3, 4]);
+    let b = tensor(&mut seed, &[4]);
+    let (value, (da, db)) = tensor_arithmetic_grad(&a, &b);
+    assert_eq!(value.to_bits(), tensor_arithmetic(&a, &b).to_bits());
+    let h = 1e-6;
+    for (grad, which) in [(&da, 0), (&db, 1)] {
+        let base = if which == 0 { &a } else { &b };
+        for k in 0..base.data().len() {
+            let mut plus = base.clone();
+            plus.data_mut()[k] += h;
+            let mut minus = base.clone();
+            minus.data_mut()[k] -= h;
+            let f = |t: &Tensor<f64>| {
+                if which == 0 {
+                    tensor_arithmetic(t, &b)
+                } else {
+                    tensor_arithmetic(&a, t)
+                }
+            };
+            let fd = (f(&plus) - f(&minus)) / (2.0 * h);
+            assert!(
+                autodiff::relative_error(grad.data()[k], fd) < 1e-6,
+                "{which}[{k}]: {} vs {fd}",
+                grad.data()[k]
+            );
+        }
+    }
+}
+
+#[differentiate(wrt(p))]
+fn dense_layer(p: &Dense, x: &Tensor<f64>) -> Tensor<f64> {
+    x.linear(&p.w, &p.b).tanh()
+}
+
+#[differentiate(wrt(p))]
+fn composed_layers(p: &Dense, x: &Tensor<f64>) -> f64 {
+    dense_layer(p, x).sum() + dense_layer(p, &x.tanh()).mean()
+}
+
+#[test]
+fn calls_pass_parameter_sets_through() {
+    let mut seed = 11;
+    let p = Dense {
+        w: tensor(&mut seed, &[3, 2]),
+        b: tensor(&mut seed, &[3]),
+    };
+    let x = tensor(&mut seed, &[5, 2]);
+    let (value, grad) = composed_layers_grad(&p, &x);
+    assert_eq!(value.to_bits(), composed_layers(&p, &x).to_bits());
+    let h = 1e-6;
+    for k in 0..6 {
+        let mut plus = p.clone();
+        plus.w.data_mut()[k] += h;
+        let mut minus = p.clone();
+        minus.w.data_mut()[k] -= h;
+        let fd = (composed_layers(&plus, &x) - composed_layers(&minus, &x)) / (2.0 * h);
+        assert!(autodiff::relative_error(grad.w.data()[k], fd) < 1e-6);
+    }
+}
