@@ -724,6 +724,8 @@ impl Types {
     fn resolve(&mut self, v: usize) -> (Option<syn::Type>, bool) {
         let r = self.find(v);
         match self.kind[r].clone() {
+            // a matrix whose shape the macro cannot tell has no nameable type
+            Some(ArrayKind::Matrix(None)) => (None, true),
             Some(kind) => {
                 let e = self.elem(v);
                 let er = self.find(e);
@@ -760,6 +762,16 @@ fn infer_types(
     for p in &func.params {
         t.set(p.value.index(), p.ty.clone());
     }
+    // the container kind of the function's tensor or matrix parameters, for values whose kind
+    // only their use tells
+    let world: Option<(ArrayKind, syn::Type)> =
+        func.params
+            .iter()
+            .find_map(|p| match crate::args::array_type(&p.ty) {
+                Some((ArrayKind::Tensor, elem)) => Some((ArrayKind::Tensor, elem)),
+                Some((ArrayKind::Matrix(_), elem)) => Some((ArrayKind::Matrix(None), elem)),
+                _ => None,
+            });
     for (v, ty) in annotations {
         t.set(v.index(), ty.clone());
     }
@@ -784,6 +796,18 @@ fn infer_types(
                 t.union(results[0], args[0])
             }
             Opcode::Binary(_) => {
+                // a borrowed operand of arithmetic is a container (scalars are not borrowed
+                // for arithmetic): a tensor or matrix like the function's parameters
+                for (&arg, &value) in args.iter().zip(&data.args) {
+                    let borrowed = func
+                        .def_inst(value)
+                        .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Ref));
+                    if borrowed && !t.is_container(arg) {
+                        if let Some((kind, elem)) = &world {
+                            t.set_array(arg, kind.clone(), Some(elem.clone()));
+                        }
+                    }
+                }
                 // scalar arithmetic keeps its type; with a tensor, the result is the tensor and
                 // the other operand may be its scalar
                 match (t.is_container(args[0]), t.is_container(args[1])) {
@@ -967,7 +991,10 @@ fn infer_types(
         if is_array && ty.is_none() {
             if let Some(float) = &unique_float {
                 let r = t.find(v);
-                ty = t.kind[r].clone().map(|kind| kind.container(float));
+                ty = t.kind[r]
+                    .clone()
+                    .filter(|k| !matches!(k, ArrayKind::Matrix(None)))
+                    .map(|kind| kind.container(float));
             }
         }
         // a varied value of unknown type is the function's float, unless it is the result of
@@ -975,7 +1002,7 @@ fn infer_types(
         let call_result = func
             .def_inst(Value(v as u32))
             .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Call(_)));
-        if ty.is_none() && a.varied[v] && !call_result {
+        if ty.is_none() && !is_array && a.varied[v] && !call_result {
             ty = unique_float.clone();
         }
         a.types[v] = ty;

@@ -94,6 +94,7 @@ impl ArrayKind {
             ArrayKind::Fixed(len) => syn::parse_quote!([#elem; #len]),
             ArrayKind::Tensor => syn::parse_quote!(::autodiff::Tensor<#elem>),
             ArrayKind::Matrix(Some(ty)) => (**ty).clone(),
+            // no nameable type: callers check for it before asking
             ArrayKind::Matrix(None) => elem.clone(),
         }
     }

@@ -1151,8 +1151,8 @@ impl Context<'_> {
                         } else if analysis.constant[a.index()] {
                             self.constant_expr(a)
                         } else {
-                            let n = self.names.name(a);
-                            quote!((*#n))
+                            let r = self.read_ref(analysis, a);
+                            quote!((*#r))
                         }
                     })
                     .collect();

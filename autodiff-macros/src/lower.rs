@@ -1920,6 +1920,21 @@ fn closure_param(pat: &Pat) -> &Pat {
 }
 
 impl<'e> Lowerer<'e> {
+    /// Element `index` of `array`; an element of a place (`p.layers`) is a longer place, so
+    /// that `for layer in &p.layers { .. layer.w .. }` reads (and differentiates) `p.layers[i].w`.
+    fn element(&mut self, array: Value, index: Value, span: Span) -> Value {
+        if let Some(inst) = self.func.def_inst(array) {
+            if let Opcode::Place(steps) = &self.func.inst(inst).opcode {
+                let mut steps = steps.clone();
+                let mut args = self.func.inst(inst).args.clone();
+                steps.push(crate::ir::PlaceStep::Index(args.len()));
+                args.push(index);
+                return self.emit1(Opcode::Place(steps), args, span);
+            }
+        }
+        self.emit1(Opcode::Index, vec![array, index], span)
+    }
+
     /// `p.c1.w`, `p.layers[i].b`: a path into a parameter, as one `Place` instruction.
     fn lower_place(&mut self, e: &Expr) -> Option<Operand> {
         let mut steps = Vec::new();
@@ -1970,8 +1985,20 @@ impl<'e> Lowerer<'e> {
         };
         steps.reverse();
         indices.reverse();
+        // a path from a value that is itself a place (a loop's `layer`) extends that place
+        let (root, mut prefix_steps, prefix_args) =
+            match self.func.def_inst(root).map(|i| self.func.inst(i)) {
+                Some(data) if matches!(data.opcode, Opcode::Place(_)) => {
+                    let Opcode::Place(prefix) = &data.opcode else {
+                        unreachable!("checked")
+                    };
+                    (data.args[0], prefix.clone(), data.args[1..].to_vec())
+                }
+                _ => (root, Vec::new(), Vec::new()),
+            };
         let mut args = vec![root];
-        let mut next_index = 1;
+        args.extend(prefix_args);
+        let mut next_index = args.len();
         for step in &mut steps {
             if let crate::ir::PlaceStep::Index(slot) = step {
                 *slot = next_index;
@@ -1981,8 +2008,9 @@ impl<'e> Lowerer<'e> {
         for index in indices {
             args.push(self.lower_single(index)?);
         }
+        prefix_steps.extend(steps);
         Some(Operand::Value(self.emit1(
-            Opcode::Place(steps),
+            Opcode::Place(prefix_steps),
             args,
             e.span(),
         )))
@@ -2251,7 +2279,7 @@ impl<'e> Lowerer<'e> {
                         let Source::Arrays { arrays, .. } = source else {
                             unreachable!("elements come from arrays")
                         };
-                        self.emit1(Opcode::Index, vec![arrays[*k], index], span)
+                        self.element(arrays[*k], index, span)
                     }
                     ItemShape::Pair(..) => {
                         self.errors

@@ -310,3 +310,70 @@ fn calls_pass_parameter_sets_through() {
         assert!(autodiff::relative_error(grad.w.data()[k], fd) < 1e-6);
     }
 }
+
+#[derive(Differentiable, Clone, Debug)]
+struct Deep {
+    layers: Vec<Dense>,
+}
+
+#[differentiate(wrt(p))]
+fn deep_loss(p: &Deep, x: &Tensor<f64>) -> f64 {
+    let mut h = x.clone();
+    for layer in &p.layers {
+        h = h.linear(&layer.w, &layer.b).tanh();
+    }
+    let mut extra = 0.0;
+    for i in 0..p.layers.len() {
+        extra += (&p.layers[i].b * &p.layers[i].b).sum();
+    }
+    h.sum() + extra
+}
+
+#[test]
+fn loops_over_vectors_of_layers() {
+    let mut seed = 99;
+    let p = Deep {
+        layers: vec![
+            Dense {
+                w: tensor(&mut seed, &[4, 3]),
+                b: tensor(&mut seed, &[4]),
+            },
+            Dense {
+                w: tensor(&mut seed, &[2, 4]),
+                b: tensor(&mut seed, &[2]),
+            },
+        ],
+    };
+    let x = tensor(&mut seed, &[5, 3]);
+    let (value, grad) = deep_loss_grad(&p, &x);
+    assert_eq!(value.to_bits(), deep_loss(&p, &x).to_bits());
+    let h = 1e-6;
+    for l in 0..2 {
+        for (which, len) in [
+            (0, p.layers[l].w.data().len()),
+            (1, p.layers[l].b.data().len()),
+        ] {
+            for k in 0..len {
+                let mut plus = p.clone();
+                let mut minus = p.clone();
+                let (tp, tm) = if which == 0 {
+                    (&mut plus.layers[l].w, &mut minus.layers[l].w)
+                } else {
+                    (&mut plus.layers[l].b, &mut minus.layers[l].b)
+                };
+                tp.data_mut()[k] += h;
+                tm.data_mut()[k] -= h;
+                let fd = (deep_loss(&plus, &x) - deep_loss(&minus, &x)) / (2.0 * h);
+                let g = if which == 0 {
+                    &grad.layers[l].w
+                } else {
+                    &grad.layers[l].b
+                };
+                assert!(
+                    autodiff::relative_error(g.data()[k], fd) < 1e-6,
+                    "layer {l} {which}[{k}]"
+                );
+            }
+        }
+    }
+}
