@@ -685,7 +685,13 @@ impl Types {
     }
 
     fn set(&mut self, a: usize, ty: syn::Type) {
-        if let Some((kind, elem)) = crate::args::array_type(&ty) {
+        // element variables hold the element type as written (no nested element variables)
+        let array = if a < self.values {
+            crate::args::array_type(&ty)
+        } else {
+            None
+        };
+        if let Some((kind, elem)) = array {
             self.set_array(a, kind, Some(elem));
             return;
         }

@@ -579,34 +579,47 @@ impl Context<'_> {
         fields
     }
 
+    /// The fields of a frame: one per saved value, with how the forward pass fills it, then
+    /// one per record of a branch or loop in the frame.
+    fn fields(
+        &self,
+        analysis: &Analysis,
+        records: &Records,
+        block: Block,
+    ) -> Vec<(TokenStream, TokenStream)> {
+        let mut fields: Vec<(TokenStream, TokenStream)> = self
+            .saved_in_block(analysis, block)
+            .into_iter()
+            .map(|v| {
+                let name = self.names.name(v);
+                let init = if analysis.arrays[v.index()] {
+                    let copy = self.saved_copy(v);
+                    quote!(#name: #copy)
+                } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {
+                    quote!(#name: ::core::clone::Clone::clone(#name))
+                } else {
+                    quote!(#name)
+                };
+                (quote!(#name), init)
+            })
+            .collect();
+        for (inst, index) in self.records_in_block(records, block) {
+            let field = self.record_field(inst, index);
+            fields.push((quote!(#field), quote!(#field)));
+        }
+        fields
+    }
+
     fn field_inits(
         &self,
         analysis: &Analysis,
         records: &Records,
         block: Block,
     ) -> Vec<TokenStream> {
-        let mut inits: Vec<TokenStream> = self
-            .saved_in_block(analysis, block)
+        self.fields(analysis, records, block)
             .into_iter()
-            .map(|v| {
-                let name = self.names.name(v);
-                if analysis.arrays[v.index()] {
-                    let copy = self.saved_copy(v);
-                    return quote!(#name: #copy);
-                }
-                match &analysis.types[v.index()] {
-                    Some(syn::Type::Reference(_)) => {
-                        quote!(#name: ::core::clone::Clone::clone(#name))
-                    }
-                    _ => quote!(#name),
-                }
-            })
-            .collect();
-        for (inst, index) in self.records_in_block(records, block) {
-            let field = self.record_field(inst, index);
-            inits.push(quote!(#field));
-        }
-        inits
+            .map(|(_, init)| init)
+            .collect()
     }
 
     fn field_bindings(
@@ -615,19 +628,10 @@ impl Context<'_> {
         records: &Records,
         block: Block,
     ) -> Vec<TokenStream> {
-        let mut bindings: Vec<TokenStream> = self
-            .saved_in_block(analysis, block)
+        self.fields(analysis, records, block)
             .into_iter()
-            .map(|v| {
-                let name = self.names.name(v);
-                quote!(#name)
-            })
-            .collect();
-        for (inst, index) in self.records_in_block(records, block) {
-            let field = self.record_field(inst, index);
-            bindings.push(quote!(#field));
-        }
-        bindings
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// The heap bytes held by the fields of a frame, whose names are bound as references.
@@ -1424,8 +1428,13 @@ impl Context<'_> {
                     }
                 }
                 _ => {
-                    let active_args: Vec<usize> =
-                        (0..data.args.len()).filter(|&i| active(i)).collect();
+                    let has_rule = |i: usize| {
+                        matches!(data.opcode, Opcode::Cast(_))
+                            || rule_for(self.func, analysis, inst, i).is_some()
+                    };
+                    let active_args: Vec<usize> = (0..data.args.len())
+                        .filter(|&i| active(i) && has_rule(i))
+                        .collect();
                     for (n, &i) in active_args.iter().enumerate() {
                         let arg = data.args[i];
                         // a container cotangent feeding several rules is copied for all but the last
@@ -1437,8 +1446,10 @@ impl Context<'_> {
                         let expr = if let Opcode::Cast(_) = data.opcode {
                             quote!(#private::rules::cast_d0(#d))
                         } else {
-                            let rule = rule_for(self.func, analysis, inst, i)
-                                .expect("active arguments have rules");
+                            // an argument without a rule (an integer exponent) passes no derivative
+                            let Some(rule) = rule_for(self.func, analysis, inst, i) else {
+                                continue;
+                            };
                             let path: TokenStream =
                                 rule.path.parse().expect("rule paths are paths");
                             let reads: Vec<TokenStream> = rule

@@ -642,12 +642,38 @@ fn list(values: &[Value]) -> String {
         .join(", ")
 }
 
+/// The values visible at a point of the verifier's walk, with constant-time membership.
+struct Scope {
+    stack: Vec<Value>,
+    member: Vec<bool>,
+}
+
+impl Scope {
+    fn push(&mut self, v: Value) {
+        self.stack.push(v);
+        self.member[v.index()] = true;
+    }
+
+    fn contains(&self, v: &Value) -> bool {
+        self.member[v.index()]
+    }
+
+    fn truncate(&mut self, len: usize) {
+        for v in self.stack.drain(len..) {
+            self.member[v.index()] = false;
+        }
+    }
+}
+
 /// Checks the SSA invariants: every value is defined once, before its uses, in the same
 /// block or an enclosing one; every arm of an instruction yields as many values as the
 /// instruction has results; operand counts fit the opcode.
 pub fn verify(func: &Function) -> Result<(), String> {
     let mut defined = vec![false; func.values.len()];
-    let mut in_scope: Vec<Value> = Vec::new();
+    let mut in_scope = Scope {
+        stack: Vec::new(),
+        member: vec![false; func.values.len()],
+    };
     for p in &func.params {
         if defined[p.value.index()] {
             return Err(format!("{} defined twice", p.value));
@@ -669,13 +695,13 @@ fn verify_block(
     func: &Function,
     block: Block,
     defined: &mut [bool],
-    in_scope: &mut Vec<Value>,
+    in_scope: &mut Scope,
     seen_blocks: &mut [bool],
 ) -> Result<(), String> {
     if std::mem::replace(&mut seen_blocks[block.index()], true) {
         return Err(format!("{block} is reachable twice"));
     }
-    let scope_start = in_scope.len();
+    let scope_start = in_scope.stack.len();
     for (i, &p) in func.block(block).params.iter().enumerate() {
         if std::mem::replace(&mut defined[p.index()], true) {
             return Err(format!("{p} defined twice"));

@@ -499,6 +499,9 @@ impl<'e> Lowerer<'e> {
     /// values; in a loop body, the values the iteration yields (keep-going flag, carried).
     fn lower_seq(&mut self, items: &[Item], end_span: Span, ctx: Ctx) -> Option<Vec<Value>> {
         for (i, item) in items.iter().enumerate() {
+            if self.too_large {
+                return None;
+            }
             let rest = &items[i + 1..];
             match *item {
                 Item::ScopeEnd(len) => self.env.truncate(len),

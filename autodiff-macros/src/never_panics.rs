@@ -3321,6 +3321,8 @@ fn reduce(
     let mut attr = to_toks(attr.clone());
     let mut item = to_toks(item.clone());
     let mut tries = 0;
+    // each try may capture a backtrace: bound the time spent on one failure
+    let began = Instant::now();
     loop {
         let mut improved = false;
         for smaller in reductions(&attr) {
@@ -3341,7 +3343,7 @@ fn reduce(
                 }
             }
         }
-        if !improved || tries > 200_000 {
+        if !improved || tries > 200_000 || began.elapsed() > Duration::from_secs(60) {
             return (from_toks(&attr), from_toks(&item));
         }
     }
