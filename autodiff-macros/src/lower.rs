@@ -964,7 +964,7 @@ impl<'e> Lowerer<'e> {
     fn lower_condition(&mut self, cond: &Expr) -> Option<Value> {
         if let Expr::Let(l) = cond {
             self.errors
-                .push(l.let_token.span, "`if let` is not supported; use `match`");
+                .push(l.let_token.span, "`if let` and `while let` are not supported; use `match` (inside a `loop` for `while let`)");
             return None;
         }
         self.lower_single(cond)
