@@ -178,6 +178,10 @@ pub fn pullback_reads(
         | Opcode::Copy(_)
         | Opcode::ArrayFill(_)
         | Opcode::ArrayLiteral { .. } => Some(Vec::new()),
+        // a matrix's element scatter also reads the matrix, for the shape of its cotangent
+        Opcode::Index if a.is_some_and(|a| a.matrices[args[0].index()]) => {
+            (i == 0).then(|| vec![args[0], args[1]])
+        }
         Opcode::Index => (i == 0).then(|| vec![args[1]]),
         Opcode::IndexSet => (i != 1).then(|| vec![args[1]]),
         Opcode::Push => (i != 2).then(|| vec![args[2]]),
@@ -861,6 +865,7 @@ fn infer_types(
                             t.union_node(args[i + 1], e);
                         }
                         Ty::Matrix => t.set_array(args[i + 1], ArrayKind::Matrix(None), None),
+                        Ty::Second => {}
                     }
                 }
                 match p.result {
@@ -872,6 +877,7 @@ fn infer_types(
                         t.union_node(results[0], e);
                     }
                     Ty::Matrix => t.set_array(results[0], ArrayKind::Matrix(None), None),
+                    Ty::Second => t.union(results[0], args[1]),
                 }
             }
             Opcode::Index => {
@@ -879,7 +885,12 @@ fn infer_types(
                 t.set_array(args[0], ArrayKind::Vec, None);
                 let e = t.elem(args[0]);
                 t.union_node(results[0], e);
-                t.set(args[1], usize_ty.clone());
+                let tuple_index = func
+                    .def_inst(data.args[1])
+                    .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Tuple));
+                if !tuple_index {
+                    t.set(args[1], usize_ty.clone());
+                }
             }
             Opcode::IndexSet => {
                 t.set_array(args[0], ArrayKind::Vec, None);
@@ -887,6 +898,10 @@ fn infer_types(
                 let e = t.elem(args[0]);
                 t.union_node(args[2], e);
                 t.set(args[1], usize_ty.clone());
+            }
+            Opcode::Tuple => {
+                let types: Vec<syn::Type> = args.iter().map(|_| usize_ty.clone()).collect();
+                t.set(results[0], syn::parse_quote!((#(#types),*)));
             }
             Opcode::Len => {
                 t.set_array(args[0], ArrayKind::Vec, None);

@@ -412,6 +412,14 @@ impl Context<'_> {
                 let a = arg(0);
                 quote_spanned!(span=> #a as #ty)
             }
+            Opcode::Primitive(p) if std::ptr::eq(*p, &crate::primitives::linalg::INVERSE) => {
+                let m = arg(0);
+                quote_spanned!(span=> #m.try_inverse().expect("try_inverse: the matrix is singular"))
+            }
+            Opcode::Primitive(p) if std::ptr::eq(*p, &crate::primitives::linalg::SOLVE) => {
+                let (a, b) = (arg(0), arg(1));
+                quote_spanned!(span=> ::core::clone::Clone::clone(&#a).lu().solve(#b).expect("solve: the matrix is singular"))
+            }
             Opcode::Primitive(p) => {
                 let name = Ident::new(p.name, span);
                 let (recv, rest) = operands.split_first().expect("receiver");
@@ -427,6 +435,7 @@ impl Context<'_> {
                 let path = place_path(steps, operands);
                 quote!(#root #path)
             }
+            Opcode::Tuple => quote!((#(#operands),*)),
             Opcode::Ref => {
                 let a = arg(0);
                 quote!(&#a)
@@ -1368,7 +1377,14 @@ impl Context<'_> {
                         self.declare_zero(analysis, data.args[0], scope, out);
                     }
                     let (d_array, i) = (self.names.cotangent(data.args[0]), read(1));
-                    out.extend(quote!(#private::rules::index_add(&mut #d_array, #i, #d);));
+                    if analysis.matrices[data.args[0].index()] {
+                        let m = read(0);
+                        out.extend(
+                            quote!(#private::rules::linalg::index_add(&mut #d_array, #m, #i, #d);),
+                        );
+                    } else {
+                        out.extend(quote!(#private::rules::index_add(&mut #d_array, #i, #d);));
+                    }
                 }
                 Opcode::IndexSet => {
                     // the overwritten element gets nothing: its cotangent goes to the written

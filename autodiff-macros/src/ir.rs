@@ -193,6 +193,8 @@ pub enum Opcode {
     /// forward pass writes the path where it is used, and the backward pass reads it from
     /// the saved root; its cotangent is added into the root's cotangent at the same path.
     Place(Vec<PlaceStep>),
+    /// `(i, j)`: a tuple of indices, as in `m[(i, j)]`.
+    Tuple,
     /// `&a`: a borrow; for derivatives the identity.
     Ref,
     /// `*a` of a borrowed parameter or borrow; for derivatives the identity.
@@ -474,6 +476,7 @@ impl Opcode {
                     .collect();
                 format!("place{path}")
             }
+            Opcode::Tuple => "tuple".into(),
             Opcode::Ref => "ref".into(),
             Opcode::Deref => "deref".into(),
             Opcode::Index => "index".into(),

@@ -1105,7 +1105,14 @@ impl<'e> Lowerer<'e> {
                     return None;
                 }
                 let array = self.lower_single(&index.expr)?;
-                let i = self.lower_single(&index.index)?;
+                // `m[(i, j)]`: a tuple of indices into a matrix
+                let i = match &*index.index {
+                    Expr::Tuple(t) if !t.elems.is_empty() => {
+                        let parts = self.lower_args(&t.elems)?;
+                        self.emit1(Opcode::Tuple, parts, t.span())
+                    }
+                    other => self.lower_single(other)?,
+                };
                 Some(Operand::Value(self.emit1(
                     Opcode::Index,
                     vec![array, i],
@@ -1632,6 +1639,34 @@ impl<'e> Lowerer<'e> {
     fn lower_method(&mut self, m: &syn::ExprMethodCall) -> Option<Operand> {
         let span = m.span();
         let name = m.method.to_string();
+        // `m.try_inverse().unwrap()` and `a.lu().solve(&b).unwrap()` on nalgebra matrices
+        if matches!(name.as_str(), "unwrap" | "expect") {
+            if let Expr::MethodCall(inner) = &*m.receiver {
+                if inner.method == "try_inverse" && inner.args.is_empty() {
+                    let matrix = self.lower_single(&inner.receiver)?;
+                    let prim = &primitives::linalg::INVERSE;
+                    return Some(Operand::Value(self.emit1(
+                        Opcode::Primitive(prim),
+                        vec![matrix],
+                        span,
+                    )));
+                }
+                if let (true, 1, Expr::MethodCall(lu)) =
+                    (inner.method == "solve", inner.args.len(), &*inner.receiver)
+                {
+                    if lu.method == "lu" && lu.args.is_empty() {
+                        let matrix = self.lower_single(&lu.receiver)?;
+                        let rhs = self.lower_single(&inner.args[0])?;
+                        let prim = &primitives::linalg::SOLVE;
+                        return Some(Operand::Value(self.emit1(
+                            Opcode::Primitive(prim),
+                            vec![matrix, rhs],
+                            span,
+                        )));
+                    }
+                }
+            }
+        }
         match (name.as_str(), m.args.len()) {
             ("push", 1) | ("swap", 2) => return self.lower_mutating_method(m),
             ("sum" | "product", 0) | ("fold", 2) if is_iterator_chain(&m.receiver) => {

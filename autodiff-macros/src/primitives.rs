@@ -47,6 +47,8 @@ pub enum Ty {
     Elem,
     /// A nalgebra matrix of a shape the macro cannot tell (a product, a transpose).
     Matrix,
+    /// The type of argument 1 (the right-hand side of a linear solve).
+    Second,
 }
 
 /// A primitive operation.
@@ -395,6 +397,8 @@ pub mod linalg {
         SUB "sub" 2 -> Same: sub_d0() | sub_d1();
         MUL "mul" 2 -> Matrix: mul_d0(a, b) | mul_d1(a, b);
         NEG "neg" 1 -> Same: neg_d0();
+        INVERSE "try_inverse" 1 -> Same: try_inverse_d0(y);
+        SOLVE "solve" 2 -> Second: solve_d0(a, y) | solve_d1(a);
     }
 
     /// The nalgebra method called `name` with `arity` arguments, receiver included.

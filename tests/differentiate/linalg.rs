@@ -67,3 +67,67 @@ fn static_vectors_and_matrices() {
         );
     }
 }
+
+// h(M, v) = Σᵢ M[(i, i)] v[i]² + M[(0, 1)]  =>  dM = diag(v²) + e₀₁, dv = 2 diag(M) ⊙ v
+#[differentiate]
+fn indexed(m: &DMatrix<f64>, v: &DVector<f64>) -> f64 {
+    let mut s = m[(0, 1)];
+    for i in 0..v.len() {
+        s += m[(i, i)] * v[i] * v[i];
+    }
+    s
+}
+
+#[test]
+fn element_reads_of_matrices_and_vectors() {
+    let m = DMatrix::from_fn(3, 3, |i, j| 1.0 + i as f64 - 0.5 * j as f64);
+    let v = DVector::from_fn(3, |i, _| 0.5 - i as f64);
+    let (value, (dm, dv)) = indexed_grad(&m, &v);
+    assert_eq!(value.to_bits(), indexed(&m, &v).to_bits());
+    let mut expected = DMatrix::zeros(3, 3);
+    for i in 0..3 {
+        expected[(i, i)] = v[i] * v[i];
+    }
+    expected[(0, 1)] += 1.0;
+    assert!((dm - expected).norm() < 1e-14);
+    for i in 0..3 {
+        assert!((dv[i] - 2.0 * m[(i, i)] * v[i]).abs() < 1e-14);
+    }
+}
+
+// k(A, b) = Σ (A⁻¹ b) + trace(A⁻¹)  (checked against finite differences)
+#[differentiate]
+fn solve_and_invert(a: &DMatrix<f64>, b: &DVector<f64>) -> f64 {
+    let x: DVector<f64> = a.clone().lu().solve(b).unwrap();
+    let inv: DMatrix<f64> = a.clone().try_inverse().unwrap();
+    x.sum() + inv.trace()
+}
+
+#[test]
+fn linear_solves_and_inverses() {
+    let a = DMatrix::from_row_slice(3, 3, &[4.0, 1.0, -0.5, 0.3, 3.0, 0.2, -0.4, 0.6, 2.5]);
+    let b = DVector::from_vec(vec![1.0, -2.0, 0.5]);
+    let (value, (da, db)) = solve_and_invert_grad(&a, &b);
+    assert!(autodiff::relative_error(value, solve_and_invert(&a, &b)) < 1e-15);
+    let h = 1e-6;
+    for k in 0..9 {
+        let mut e = DMatrix::zeros(3, 3);
+        e[k] = h;
+        let fd = (solve_and_invert(&(&a + &e), &b) - solve_and_invert(&(&a - &e), &b)) / (2.0 * h);
+        assert!(
+            autodiff::relative_error(da[k], fd) < 1e-7,
+            "a[{k}]: {} vs {fd}",
+            da[k]
+        );
+    }
+    for k in 0..3 {
+        let mut e = DVector::zeros(3);
+        e[k] = h;
+        let fd = (solve_and_invert(&a, &(&b + &e)) - solve_and_invert(&a, &(&b - &e))) / (2.0 * h);
+        assert!(
+            autodiff::relative_error(db[k], fd) < 1e-7,
+            "b[{k}]: {} vs {fd}",
+            db[k]
+        );
+    }
+}
