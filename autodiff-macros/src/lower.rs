@@ -24,7 +24,7 @@ use crate::ir::{
 use crate::primitives;
 
 /// Upper bound on instructions, so that duplicated continuations cannot blow up compile time.
-const MAX_INSTRUCTIONS: usize = 100_000;
+const MAX_INSTRUCTIONS: usize = 20_000;
 
 /// The result of lowering: the IR and the `let` type annotations found in the body.
 pub struct Lowered {
