@@ -101,9 +101,10 @@ pub fn analyze(
     mark_constants(func, &mut analysis);
     infer_types(func, annotations, output_types, &mut analysis);
     record(func, func.entry, &mut analysis);
-    for (param, len) in func.params.iter().zip(&func.param_lens) {
+    // a slice parameter's gradient is fitted to its length, even when nothing flows into it
+    for (i, len) in func.param_lens.iter().enumerate() {
         if let Some(len) = len {
-            if analysis.is_active(param.value) {
+            if analysis.active_params[i] {
                 analysis.needed[len.index()] = true;
             }
         }
@@ -480,7 +481,7 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
             }
             Opcode::Index => matches!(func.value(data.args[0]).def, ValueDef::Param(_)),
             // a call result whose type is unknown cannot be a field: the call is replayed
-            Opcode::Call(_) => a.types[v.index()].is_none(),
+            Opcode::Call(_) | Opcode::Method(..) => a.types[v.index()].is_none(),
             _ => false,
         };
         if cheap {

@@ -149,3 +149,50 @@ fn borrows_and_dereferences_pass_derivatives_through() {
     // 2x + x  =>  3
     assert_eq!(through_a_borrow_grad(1.5), (through_a_borrow(1.5), 3.0));
 }
+
+mod generated_regressions {
+    //! Three constructs the random-program generator found failing to compile.
+    use autodiff::prelude::*;
+    use std::iter::Sum;
+
+    // s = Σ xs  =>  d/dx sin(s x) = s cos(s x), d/dxs_i = x cos(s x)
+    #[differentiate]
+    fn generic_sum<T: Float + Sum>(x: T, xs: &[T]) -> T {
+        let s = xs.iter().copied().sum::<T>();
+        (s * x).sin()
+    }
+
+    #[differentiate]
+    fn times<T: Float>(x: T, y: T) -> T {
+        x * y
+    }
+
+    // a run-time constant passed to a differentiated call  =>  d/dx (x n) = n
+    #[differentiate]
+    fn call_with_constant<T: Float>(x: T, n: usize) -> T {
+        times(x, T::from(n).unwrap())
+    }
+
+    // a slice that gets no derivative still gets a gradient of its length
+    #[differentiate]
+    fn slice_without_derivative(x: f64, xs: &[f64]) -> f64 {
+        x * xs[0].floor()
+    }
+
+    #[test]
+    fn fixed() {
+        let (_, (dx, dxs)) = generic_sum_grad(0.5, &[1.0, 2.0]);
+        assert!((dx - 3.0 * 1.5f64.cos()).abs() < 1e-15);
+        assert!(dxs.iter().all(|d| (d - 0.5 * 1.5f64.cos()).abs() < 1e-15));
+        assert_eq!(call_with_constant_grad(0.5, 3), (1.5, 3.0));
+        assert_eq!(
+            slice_without_derivative_grad(0.5, &[1.5, 2.0]),
+            (0.5, (1.0, vec![0.0, 0.0]))
+        );
+        assert_eq!(
+            generic_sum(0.5, &[1.0, 2.0]),
+            generic_sum_grad(0.5, &[1.0, 2.0]).0
+        );
+        assert_eq!(slice_without_derivative(0.5, &[1.5, 2.0]), 0.5);
+    }
+}
