@@ -109,8 +109,8 @@ pub fn analyze(
             }
         }
     }
-    if let Some(len) = func.output_len {
-        analysis.needed[len.index()] = true;
+    for v in func.output_len.iter().chain(&func.output_shape) {
+        analysis.needed[v.index()] = true;
     }
     // an active parameter set's cotangent starts as `zero_like` of the saved parameter
     for (param, &is_struct) in func.params.iter().zip(&func.param_structs) {
@@ -900,6 +900,7 @@ fn infer_types(
                 t.union_node(args[2], e);
                 t.set(args[1], usize_ty.clone());
             }
+            Opcode::ShapeOf => t.set(results[0], syn::parse_quote!(::std::vec::Vec<usize>)),
             Opcode::Tuple => {
                 let types: Vec<syn::Type> = args.iter().map(|_| usize_ty.clone()).collect();
                 t.set(results[0], syn::parse_quote!((#(#types),*)));

@@ -436,6 +436,10 @@ impl Context<'_> {
                 quote!(#root #path)
             }
             Opcode::Tuple => quote!((#(#operands),*)),
+            Opcode::ShapeOf => {
+                let a = arg(0);
+                quote!(::autodiff::__private::ShapeOf::shape_of(&#a))
+            }
             Opcode::Ref => {
                 let a = arg(0);
                 quote!(&#a)
@@ -1699,6 +1703,12 @@ impl Context<'_> {
                 bwd.extend(quote!(let mut #d = #private::Differentiable::zero_like(#name);));
                 scope.insert(p.value);
             }
+        }
+        if let (Some(shape), false) = (self.func.output_shape, variant.hidden) {
+            let (shape, name) = (self.read_ref(analysis, shape), fname.to_string());
+            bwd.extend(quote! {
+                #private::check_cotangent_shape(#name, &#private::ShapeOf::shape_of(&#d_output), #shape);
+            });
         }
         if let Some(len) = self.func.output_len {
             let (len, name) = (self.read_ref(analysis, len), fname.to_string());

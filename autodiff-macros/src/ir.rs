@@ -195,6 +195,8 @@ pub enum Opcode {
     Place(Vec<PlaceStep>),
     /// `(i, j)`: a tuple of indices, as in `m[(i, j)]`.
     Tuple,
+    /// The shape of a tensor or matrix as a `Vec<usize>`, to check output cotangents.
+    ShapeOf,
     /// `&a`: a borrow; for derivatives the identity.
     Ref,
     /// `*a` of a borrowed parameter or borrow; for derivatives the identity.
@@ -305,6 +307,9 @@ pub struct Function {
     /// For a `Vec` output: its length, computed at the end, against which `backward` checks
     /// the length of the cotangent it is given.
     pub output_len: Option<Value>,
+    /// For a tensor or matrix output: its shape, against which `backward` checks the shape of
+    /// the cotangent it is given.
+    pub output_shape: Option<Value>,
     /// Per parameter: whether it is a parameter set (a `#[derive(Differentiable)]` struct),
     /// whose cotangent starts as `zero_like` of the parameter.
     pub param_structs: Vec<bool>,
@@ -322,6 +327,7 @@ impl Function {
             blocks: vec![BlockData::default()],
             param_lens: Vec::new(),
             output_len: None,
+            output_shape: None,
             param_structs: Vec::new(),
         }
     }
@@ -477,6 +483,7 @@ impl Opcode {
                 format!("place{path}")
             }
             Opcode::Tuple => "tuple".into(),
+            Opcode::ShapeOf => "shape_of".into(),
             Opcode::Ref => "ref".into(),
             Opcode::Deref => "deref".into(),
             Opcode::Index => "index".into(),

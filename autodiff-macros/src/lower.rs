@@ -242,6 +242,22 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
     let result = lowerer.lower_seq(&items, item.block.brace_token.span.close(), Ctx::Function);
     if let Some(values) = result {
         if let crate::args::Output::Array(ty) = &sig.output {
+            if let Some((crate::args::ArrayKind::Tensor | crate::args::ArrayKind::Matrix(_), _)) =
+                crate::args::array_type(ty)
+            {
+                let span = item.sig.output.span();
+                let inst = lowerer.func.append(
+                    entry,
+                    Opcode::ShapeOf,
+                    vec![values[0]],
+                    Vec::new(),
+                    1,
+                    span,
+                );
+                let shape = lowerer.func.inst(inst).results[0];
+                lowerer.func.values[shape.index()].name = Some("output_shape".into());
+                lowerer.func.output_shape = Some(shape);
+            }
             if let Some((crate::args::ArrayKind::Vec, _)) = crate::args::array_type(ty) {
                 let span = item.sig.output.span();
                 let inst =

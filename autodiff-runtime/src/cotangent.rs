@@ -222,3 +222,36 @@ pub fn check_cotangent_len<T>(function: &str, cotangent: &[T], output_len: &usiz
         );
     }
 }
+
+/// The shape of a tensor or matrix, for checking the cotangent given to `backward`.
+pub trait ShapeOf {
+    /// The dimensions.
+    fn shape_of(&self) -> Vec<usize>;
+}
+
+impl<T: crate::tensor::TensorElement> ShapeOf for crate::tensor::Tensor<T> {
+    fn shape_of(&self) -> Vec<usize> {
+        self.shape().to_vec()
+    }
+}
+
+impl<T, R: nalgebra::Dim, C: nalgebra::Dim, S: nalgebra::RawStorage<T, R, C>> ShapeOf
+    for nalgebra::Matrix<T, R, C, S>
+{
+    fn shape_of(&self) -> Vec<usize> {
+        vec![self.nrows(), self.ncols()]
+    }
+}
+
+/// Checks that the cotangent given to `backward` of `function` has the output's shape, and
+/// panics naming the function and both shapes otherwise.
+///
+/// ```should_panic
+/// autodiff_runtime::check_cotangent_shape("layer", &[2, 3], &vec![2, 4]);
+/// ```
+#[track_caller]
+pub fn check_cotangent_shape(function: &str, cotangent: &[usize], output: &Vec<usize>) {
+    if cotangent != output.as_slice() {
+        panic!("backward of `{function}`: the output cotangent has shape {cotangent:?}, but the output has shape {output:?}");
+    }
+}

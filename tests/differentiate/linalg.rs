@@ -131,3 +131,19 @@ fn linear_solves_and_inverses() {
         );
     }
 }
+
+#[differentiate]
+fn scaled(m: &DMatrix<f64>) -> DMatrix<f64> {
+    m * 2.0
+}
+
+#[test]
+#[should_panic(
+    expected = "backward of `scaled`: the output cotangent has shape [3, 3], but the output has shape [2, 2]"
+)]
+fn backward_rejects_a_matrix_cotangent_of_the_wrong_shape() {
+    let m = DMatrix::from_element(2, 2, 1.5);
+    let (y, pullback) = scaled_pullback(&m);
+    assert_eq!(y, scaled(&m));
+    pullback.backward(DMatrix::zeros(3, 3));
+}

@@ -377,3 +377,19 @@ fn loops_over_vectors_of_layers() {
         }
     }
 }
+
+#[test]
+#[should_panic(
+    expected = "backward of `dense_layer`: the output cotangent has shape [2, 3], but the output has shape [5, 3]"
+)]
+fn backward_rejects_a_tensor_cotangent_of_the_wrong_shape() {
+    let mut seed = 5;
+    let p = Dense {
+        w: tensor(&mut seed, &[3, 2]),
+        b: tensor(&mut seed, &[3]),
+    };
+    let x = tensor(&mut seed, &[5, 2]);
+    let (y, pullback) = dense_layer_pullback(&p, &x);
+    assert_eq!(y, dense_layer(&p, &x));
+    pullback.backward(Tensor::zeros(&[2, 3]));
+}
