@@ -1370,7 +1370,13 @@ impl Context<'_> {
                     }
                 }
                 Opcode::Copy(CopyKind::ToVec) => {
-                    let d = quote!(#private::rules::to_vec_d0(#d));
+                    // the conversion's target is the source's cotangent type, named when known
+                    let d = match &analysis.types[data.args[0].index()] {
+                        Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+                            quote!(#private::rules::to_vec_d0::<_, #ty>(#d))
+                        }
+                        _ => quote!(#private::rules::to_vec_d0(#d)),
+                    };
                     self.contribute(analysis, scope, data.args[0], d, out)
                 }
                 Opcode::Ref | Opcode::Deref | Opcode::Copy(_) => {

@@ -196,3 +196,20 @@ mod generated_regressions {
         assert_eq!(slice_without_derivative(0.5, &[1.5, 2.0]), 0.5);
     }
 }
+
+mod to_vec_of_a_local_vector {
+    use autodiff::prelude::*;
+
+    // v = [x, x, x]; f = v0 v1 = x²  =>  2x
+    #[differentiate]
+    fn f(x: f64) -> f64 {
+        let w = vec![x; 3];
+        let v = w.to_vec();
+        v[0] * v[1]
+    }
+
+    #[test]
+    fn fixed() {
+        assert_eq!(f_grad(1.5), (f(1.5), 3.0));
+    }
+}
