@@ -9,7 +9,8 @@
     clippy::eq_op,
     clippy::needless_range_loop,
     clippy::vec_init_then_push,
-    clippy::type_complexity
+    clippy::type_complexity,
+    clippy::useless_vec
 )]
 
 mod arrays;
