@@ -209,15 +209,16 @@ impl RemAssign for Probe {
     }
 }
 
+// Like `f64`'s `Sum`, which starts from -0.0 (so that a sum of -0.0 stays -0.0).
 impl Sum for Probe {
     fn sum<I: Iterator<Item = Probe>>(iter: I) -> Probe {
-        iter.fold(Probe(0.0), |a, b| a + b)
+        iter.fold(Probe(-0.0), |a, b| a + b)
     }
 }
 
 impl<'a> Sum<&'a Probe> for Probe {
     fn sum<I: Iterator<Item = &'a Probe>>(iter: I) -> Probe {
-        iter.fold(Probe(0.0), |a, b| a + *b)
+        iter.fold(Probe(-0.0), |a, b| a + *b)
     }
 }
 

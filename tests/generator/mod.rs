@@ -65,27 +65,24 @@ const MAX_COST: f64 = 4000.0;
 /// fuzz example); once a bug is fixed, its switch should go on by default.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct KnownBugs {
-    /// `xs.iter().copied().sum::<T>()`, `.map(..).sum::<T>()`, `.product::<T>()` in a
-    /// generic function: the generated code does not type-check (E0282) unless the result
-    /// is immediately combined with a typed value.
-    pub generic_sum_product: bool,
-    /// A call argument that is a run-time constant the macro cannot type (`T::from(n)
-    /// .unwrap()`, a call whose arguments are all constants, a variable holding either) in a
-    /// generic function: "cannot infer the type of this value ... e.g. `let c: f64 = ...`".
-    /// Without this switch, every scalar call argument also depends on a parameter.
+    /// A `Vec` returned by a call and, inside a branch or a loop, passed to another call or
+    /// copied with `to_vec()`, without being indexed anywhere (`let u = g(x); if c { acc =
+    /// h(&u); }`): E0282 "type annotations needed" at `g`. Without this switch, vectors
+    /// returned by calls (and copies of them) are not passed to calls, and are copied with
+    /// `clone()`.
+    pub vec_call_result_in_branch: bool,
+    /// In a generic function, a call argument that is a float method applied to a run-time
+    /// constant (`g(x, T::from(n).unwrap().sin())`): "cannot infer the type of this value,
+    /// which the backward pass needs to save ... e.g. `let y: f64 = ...`". (Plain
+    /// `T::from(n).unwrap()` and calls on constants were fixed in 6ba3b61.) Without this
+    /// switch, every scalar call argument also depends on a parameter.
     pub constant_call_arguments: bool,
-    /// An active slice parameter that gets no derivative (read only in conditions or in
-    /// piecewise-constant operations like `floor`, or not at all): the generated code
-    /// refers to an undefined `xs_len` (E0425). Without this switch, every function's result
-    /// also depends smoothly on an element of each of its slice parameters.
-    pub slice_without_derivative: bool,
 }
 
 impl KnownBugs {
     pub const ALL: KnownBugs = KnownBugs {
-        generic_sum_product: true,
+        vec_call_result_in_branch: true,
         constant_call_arguments: true,
-        slice_without_derivative: true,
     };
 }
 
@@ -352,6 +349,7 @@ pub const ALLOWS: &str = "#![allow(
     clippy::eq_op,
     clippy::if_same_then_else,
     clippy::let_and_return,
+    clippy::map_clone,
     clippy::misrefactored_assign_op,
     clippy::needless_late_init,
     clippy::needless_range_loop,
@@ -471,6 +469,8 @@ struct Var {
     locked: bool,
     /// a parameter or the accumulator: consumed by the tail only
     param: bool,
+    /// a vector returned by a call
+    from_call: bool,
     /// a loop pattern variable: written as `_` when not read
     pattern: bool,
 }
@@ -492,6 +492,7 @@ impl Var {
             borrowed: false,
             locked: false,
             param: false,
+            from_call: false,
             pattern: false,
         }
     }
@@ -526,6 +527,8 @@ struct FnGen<'a> {
     depth: usize,
     /// generating a closure body: no calls, no `if`
     in_closure: bool,
+    /// the last `vec_init` copied a vector returned by a call
+    init_from_call: bool,
     /// inside `let r = loop { .. }`: no `break`, `continue` or `return` (they would be
     /// inside an expression, which the macro rejects)
     value_loops: usize,
@@ -643,6 +646,7 @@ impl<'a> FnGen<'a> {
             budget: 0,
             depth: 0,
             in_closure: false,
+            init_from_call: false,
             value_loops: 0,
             bugs,
         };
@@ -730,17 +734,7 @@ impl<'a> FnGen<'a> {
 
     /// The result, folding in everything not read yet.
     fn tail(&mut self) {
-        let mut unread = self.unread_values(0);
-        if !self.bugs.slice_without_derivative {
-            for i in 0..self.vars.len() {
-                let v = &self.vars[i];
-                if v.param && matches!(v.kind, Kind::Vector { owned: false, .. }) && v.read {
-                    let e = self.element(i);
-                    let e = self.squash(e, VAR_CAP);
-                    unread.push(e);
-                }
-            }
-        }
+        let unread = self.unread_values(0);
         match self.output {
             Output::Scalar => {
                 let mut e = self.read_var_by_name("acc");
@@ -804,6 +798,7 @@ impl<'a> FnGen<'a> {
     /// A vector of length `len`: zeros, a constant, literal elements, a copy of a slice of
     /// that length, or pushes.
     fn vec_init(&mut self, len: usize) -> E {
+        self.init_from_call = false;
         let sources: Vec<usize> = self
             .readable_vectors()
             .into_iter()
@@ -824,16 +819,17 @@ impl<'a> FnGen<'a> {
                 self.vars[i].read = true;
                 self.vars[i].dirty = false;
                 let owned = matches!(self.vars[i].kind, Kind::Vector { owned: true, .. });
-                let method = if owned && self.rng.chance(0.5) {
-                    "clone"
+                let clone = self.rng.chance(0.5);
+                // a copy of a call's result has its (unknown) type too
+                self.init_from_call = self.vars[i].from_call;
+                let name = &self.vars[i].name;
+                let from_call = self.vars[i].from_call && !self.bugs.vec_call_result_in_branch;
+                let code = if owned && (clone || from_call) {
+                    format!("{name}.clone()")
                 } else {
-                    "to_vec"
+                    format!("{name}.to_vec()")
                 };
-                E::new(
-                    format!("{}.{method}()", self.vars[i].name),
-                    self.vars[i].bound,
-                    Prec::Atom,
-                )
+                E::new(code, self.vars[i].bound, Prec::Atom)
             }
             1 => {
                 let e = self.expr(1);
@@ -1844,7 +1840,9 @@ impl<'a> FnGen<'a> {
             .into_iter()
             .filter(|&i| {
                 let v = &self.vars[i];
-                matches!(v.kind, Kind::Vector { len: l, .. } if l == len) && v.bound <= INPUT_BOUND
+                matches!(v.kind, Kind::Vector { len: l, .. } if l == len)
+                    && v.bound <= INPUT_BOUND
+                    && (!v.from_call || self.bugs.vec_call_result_in_branch)
             })
             .collect()
     }
@@ -2404,6 +2402,7 @@ impl<'a> FnGen<'a> {
         ));
         let i = self.declare(name, Kind::Vector { len, owned: true }, init.bound, true);
         self.vars[i].slot = Some(slot);
+        self.vars[i].from_call = self.init_from_call;
     }
 
     fn stmt_vec_write(&mut self) {
@@ -2479,12 +2478,7 @@ impl<'a> FnGen<'a> {
         let bound = self.vars[i].bound;
         let _ = owned;
         let result = self.name("s");
-        let form = if self.bugs.generic_sum_product {
-            self.rng.below(7)
-        } else {
-            4
-        };
-        let (code, rbound) = match form {
+        let (code, rbound) = match self.rng.below(7) {
             0 => (
                 format!("{name}.iter().copied().sum::<T>()"),
                 len as f64 * bound,
@@ -2630,14 +2624,16 @@ impl<'a> FnGen<'a> {
                     true,
                 );
                 self.vars[i].slot = Some(slot);
+                self.vars[i].from_call = true;
             } else {
                 self.line(format!("let {name} = {call};"));
-                self.declare(
+                let i = self.declare(
                     name,
                     Kind::Vector { len, owned: true },
                     self.prior[k].out_bound,
                     false,
                 );
+                self.vars[i].from_call = true;
             }
         }
     }
