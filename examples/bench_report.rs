@@ -1,0 +1,429 @@
+//! Times every benchmark workload with every tool in one process and prints one table:
+//! medians, gradient/primal ratios, how each tool compares with ours, and the targets of the
+//! performance issue next to them (docs/performance.md).
+//!
+//! ```text
+//! cargo run --release --example bench_report              # the full table (a few minutes)
+//! cargo run --release --example bench_report -- --quick   # fewer samples, for a quick look
+//! cargo run --release --example bench_report -- --only gmm    # workloads whose name contains gmm
+//! cargo run --release --example bench_report -- --compile-time   # the compile-time target
+//! ```
+//!
+//! Each timing is the median over samples of a batch of calls, after a warm-up; the batch is
+//! sized so a sample lasts about a millisecond, so clock resolution does not matter. Inputs
+//! come from a fixed-seed generator, so every run times the same data.
+
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use workloads::*;
+
+struct Options {
+    quick: bool,
+    only: Option<String>,
+    compile_time: bool,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut opts = Options {
+        quick: false,
+        only: None,
+        compile_time: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--only" => opts.only = Some(it.next().ok_or("--only needs a name")?),
+            "--compile-time" => opts.compile_time = true,
+            "-h" | "--help" => {
+                return Err("usage: bench_report [--quick] [--only NAME] [--compile-time]".into())
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(opts)
+}
+
+/// The timing loop: warm up, size a batch to about a millisecond, then take the median of
+/// the per-call time over many batches (at least `min_samples`, more while within `budget`).
+struct Timer {
+    budget: Duration,
+    min_samples: usize,
+    max_samples: usize,
+}
+
+impl Timer {
+    fn median<R>(&self, mut f: impl FnMut() -> R) -> Duration {
+        let warm_up = Instant::now();
+        let mut calls = 0u64;
+        while calls < 3 || warm_up.elapsed() < self.budget / 10 {
+            black_box(f());
+            calls += 1;
+            if warm_up.elapsed() > self.budget {
+                break;
+            }
+        }
+        let per_call = warm_up.elapsed().as_secs_f64() / calls as f64;
+        let batch = ((1e-3 / per_call) as u64).max(1);
+        let mut samples = Vec::new();
+        let start = Instant::now();
+        while samples.len() < self.min_samples
+            || (samples.len() < self.max_samples && start.elapsed() < self.budget)
+        {
+            let t = Instant::now();
+            for _ in 0..batch {
+                black_box(f());
+            }
+            samples.push(t.elapsed().as_secs_f64() / batch as f64);
+        }
+        samples.sort_by(f64::total_cmp);
+        Duration::from_secs_f64(samples[samples.len() / 2])
+    }
+}
+
+/// What a tool's cell holds.
+enum Timing {
+    Measured(Duration),
+    /// Extrapolated from part of the work (forward mode: some of the passes).
+    Estimated(Duration, String),
+    Skipped(String),
+}
+
+impl Timing {
+    fn seconds(&self) -> Option<f64> {
+        match self {
+            Timing::Measured(d) | Timing::Estimated(d, _) => Some(d.as_secs_f64()),
+            Timing::Skipped(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tool {
+    Primal,
+    Ours,
+    Hand,
+    NumDual,
+    Tape,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Primal => "primal",
+            Tool::Ours => "ours",
+            Tool::Hand => "hand-written",
+            Tool::NumDual => "num-dual",
+            Tool::Tape => "reverse (tape)",
+        }
+    }
+}
+
+struct Case {
+    name: String,
+    inputs: usize,
+    /// Whether the grad/primal target (at most 3) applies.
+    ratio_target: bool,
+    rows: Vec<(Tool, Timing)>,
+}
+
+fn fmt_time(s: f64) -> String {
+    if s < 1e-6 {
+        format!("{:.1} ns", s * 1e9)
+    } else if s < 1e-3 {
+        format!("{:.2} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.2} s", s)
+    }
+}
+
+fn fmt_ratio(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}")
+    } else if r >= 10.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.2}")
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+fn print_table(cases: &[Case]) {
+    println!("| workload | inputs | tool | median | grad/primal | compared with ours | target | |");
+    println!("| --- | ---: | --- | ---: | ---: | --- | --- | --- |");
+    for case in cases {
+        let get = |tool: Tool| {
+            case.rows
+                .iter()
+                .find(|(t, _)| *t == tool)
+                .and_then(|(_, timing)| timing.seconds())
+        };
+        let primal = get(Tool::Primal);
+        let ours = get(Tool::Ours);
+        for (i, (tool, timing)) in case.rows.iter().enumerate() {
+            let label = if i == 0 { case.name.as_str() } else { "" };
+            let inputs = if i == 0 {
+                case.inputs.to_string()
+            } else {
+                String::new()
+            };
+            let median = match timing {
+                Timing::Measured(d) => fmt_time(d.as_secs_f64()),
+                Timing::Estimated(d, how) => format!("≈ {} ({how})", fmt_time(d.as_secs_f64())),
+                Timing::Skipped(why) => format!("skipped ({why})"),
+            };
+            let t = timing.seconds();
+            let ratio = match (tool, t, primal) {
+                (Tool::Primal, _, _) => String::new(),
+                (_, Some(t), Some(p)) => fmt_ratio(t / p),
+                _ => String::new(),
+            };
+            let (compared, target, met) = match (tool, t, ours) {
+                (Tool::Ours, Some(o), _) if case.ratio_target => match primal {
+                    Some(p) => (
+                        String::new(),
+                        "grad/primal ≤ 3".to_string(),
+                        verdict(o / p <= 3.0).to_string(),
+                    ),
+                    None => (String::new(), String::new(), String::new()),
+                },
+                (Tool::Hand, Some(h), Some(o)) => (
+                    format!("ours/hand {}", fmt_ratio(o / h)),
+                    "ours/hand ≤ 1.1".to_string(),
+                    verdict(o / h <= 1.1).to_string(),
+                ),
+                (Tool::NumDual, Some(d), Some(o)) => {
+                    let applies = case.inputs >= 10;
+                    (
+                        format!("ours {}x faster", fmt_ratio(d / o)),
+                        if applies {
+                            "ours faster (≥ 10 inputs)".to_string()
+                        } else {
+                            "— (< 10 inputs)".to_string()
+                        },
+                        if applies {
+                            verdict(d > o).to_string()
+                        } else {
+                            String::new()
+                        },
+                    )
+                }
+                (Tool::Tape, Some(tp), Some(o)) => (
+                    format!("ours {}x faster", fmt_ratio(tp / o)),
+                    "ours ≥ 10x faster".to_string(),
+                    verdict(tp / o >= 10.0).to_string(),
+                ),
+                _ => (String::new(), String::new(), String::new()),
+            };
+            println!(
+                "| {label} | {inputs} | {} | {median} | {ratio} | {compared} | {target} | {met} |",
+                tool.name()
+            );
+        }
+    }
+}
+
+/// Forward mode needs one pass per input: when all of them would take longer than
+/// `limit`, time `passes(k)` for a few `k` and scale up to all `n`.
+fn forward_mode(
+    timer: &Timer,
+    n: usize,
+    limit: f64,
+    mut passes: impl FnMut(usize) -> f64,
+) -> Timing {
+    let one = timer.median(|| passes(1)).as_secs_f64();
+    if one * n as f64 <= limit {
+        return Timing::Measured(timer.median(|| passes(n)));
+    }
+    let k = ((limit / one) as usize).clamp(1, n);
+    let t = timer.median(|| passes(k)).as_secs_f64();
+    Timing::Estimated(
+        Duration::from_secs_f64(t * n as f64 / k as f64),
+        format!("from {k} of {n} passes"),
+    )
+}
+
+fn seed_case(timer: &Timer) -> Case {
+    let (x1, x2) = seed::POINT;
+    let tape = reverse::Tape::new();
+    Case {
+        name: "seed ln x1 + x1 x2 - sin x2".into(),
+        inputs: 2,
+        ratio_target: false,
+        rows: vec![
+            (
+                Tool::Primal,
+                Timing::Measured(timer.median(|| seed::seed(black_box(x1), black_box(x2)))),
+            ),
+            (
+                Tool::Ours,
+                Timing::Measured(timer.median(|| seed::seed_grad(black_box(x1), black_box(x2)))),
+            ),
+            (
+                Tool::Hand,
+                Timing::Measured(timer.median(|| seed::hand_grad(black_box(x1), black_box(x2)))),
+            ),
+            (
+                Tool::NumDual,
+                Timing::Measured(timer.median(|| seed::dual_grad(black_box(x1), black_box(x2)))),
+            ),
+            (
+                Tool::Tape,
+                Timing::Measured(
+                    timer.median(|| seed::tape_grad(&tape, black_box(x1), black_box(x2))),
+                ),
+            ),
+        ],
+    }
+}
+
+fn rosenbrock_case(timer: &Timer, n: usize) -> Case {
+    let x = rosenbrock::input(n);
+    let x = &x[..];
+    let tape = reverse::Tape::new();
+    Case {
+        name: format!("Rosenbrock n = {n}"),
+        inputs: n,
+        ratio_target: true,
+        rows: vec![
+            (
+                Tool::Primal,
+                Timing::Measured(timer.median(|| rosenbrock::rosenbrock(black_box(x)))),
+            ),
+            (
+                Tool::Ours,
+                Timing::Measured(timer.median(|| rosenbrock::rosenbrock_grad(black_box(x)))),
+            ),
+            (
+                Tool::Hand,
+                Timing::Measured(timer.median(|| rosenbrock::hand_grad(black_box(x)))),
+            ),
+            (
+                Tool::NumDual,
+                forward_mode(timer, n, 0.5, |k| rosenbrock::dual_grad(black_box(x), k).0),
+            ),
+            (
+                Tool::Tape,
+                Timing::Measured(timer.median(|| rosenbrock::tape_grad(&tape, black_box(x)))),
+            ),
+        ],
+    }
+}
+
+fn gmm_case(timer: &Timer, d: usize, k: usize, n: usize) -> Case {
+    let g = gmm::Gmm::new(d, k, n);
+    let tape = reverse::Tape::new();
+    // the tape's length grows linearly with the points: measure two small runs
+    let nodes = |points: usize| {
+        let small = gmm::Gmm {
+            n: points,
+            ..gmm::Gmm::new(d, k, points)
+        };
+        gmm::tape_grad(&tape, &small);
+        tape.len()
+    };
+    let (one, two) = (nodes(1), nodes(2));
+    let tape_nodes = one + (n - 1) * (two - one);
+    // a node of `reverse` is two weights and two indices
+    let tape_bytes = tape_nodes * 32;
+    let tape_timing = if tape_bytes > 4 << 30 {
+        Timing::Skipped(format!(
+            "its tape would hold {:.1e} nodes, {} GB",
+            tape_nodes as f64,
+            tape_bytes >> 30
+        ))
+    } else {
+        Timing::Measured(timer.median(|| gmm::tape_grad(&tape, black_box(&g))))
+    };
+    tape.clear();
+    Case {
+        name: format!("GMM d = {d}, k = {k}, n = {n}"),
+        inputs: g.params(),
+        ratio_target: d == 10 && k == 25,
+        rows: vec![
+            (
+                Tool::Primal,
+                Timing::Measured(timer.median(|| black_box(&g).objective())),
+            ),
+            (
+                Tool::Ours,
+                Timing::Measured(timer.median(|| black_box(&g).grad_ours())),
+            ),
+            (
+                Tool::Hand,
+                Timing::Measured(timer.median(|| gmm::hand_grad(black_box(&g)))),
+            ),
+            (
+                Tool::NumDual,
+                forward_mode(timer, g.params(), 2.0, |p| {
+                    gmm::dual_grad(black_box(&g), p).0
+                }),
+            ),
+            (Tool::Tape, tape_timing),
+        ],
+    }
+}
+
+fn main() {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if opts.compile_time {
+        eprintln!("--compile-time is not available yet");
+        std::process::exit(2);
+    }
+    let timer = if opts.quick {
+        Timer {
+            budget: Duration::from_millis(100),
+            min_samples: 3,
+            max_samples: 21,
+        }
+    } else {
+        Timer {
+            budget: Duration::from_millis(600),
+            min_samples: 5,
+            max_samples: 201,
+        }
+    };
+    type Make<'a> = Box<dyn Fn(&Timer) -> Case + 'a>;
+    let all: Vec<(&str, Make)> = vec![
+        ("seed", Box::new(seed_case)),
+        ("rosenbrock 2", Box::new(|t| rosenbrock_case(t, 2))),
+        ("rosenbrock 100", Box::new(|t| rosenbrock_case(t, 100))),
+        ("rosenbrock 10000", Box::new(|t| rosenbrock_case(t, 10_000))),
+        ("gmm 2 5", Box::new(|t| gmm_case(t, 2, 5, 1000))),
+        ("gmm 10 25", Box::new(|t| gmm_case(t, 10, 25, 1000))),
+        ("gmm 64 200", Box::new(|t| gmm_case(t, 64, 200, 1000))),
+    ];
+    let mut cases = Vec::new();
+    for (key, make) in &all {
+        if opts
+            .only
+            .as_ref()
+            .is_some_and(|o| !key.contains(o.as_str()))
+        {
+            continue;
+        }
+        let start = Instant::now();
+        let case = make(&timer);
+        eprintln!("{key}: {:.1} s", start.elapsed().as_secs_f64());
+        cases.push(case);
+    }
+    print_table(&cases);
+}

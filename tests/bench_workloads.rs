@@ -1,0 +1,84 @@
+//! The benchmark workloads' gradients (ours, hand-written, `num-dual`, the `reverse` tape)
+//! against each other and against central finite differences, at small sizes.
+
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
+
+use autodiff::finite_difference_gradient;
+use workloads::*;
+
+/// The largest difference relative to `1 + |expected|`.
+fn max_error(got: &[f64], expected: &[f64]) -> f64 {
+    assert_eq!(got.len(), expected.len());
+    got.iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn seed_gradients_agree() {
+    let (x1, x2) = seed::POINT;
+    let (v, (a, b)) = seed::seed_grad(x1, x2);
+    let fd = finite_difference_gradient(|p| seed::seed(p[0], p[1]), &[x1, x2]);
+    assert!(max_error(&[a, b], &fd) < 1e-8);
+    let tape = reverse::Tape::new();
+    for (value, (da, db)) in [
+        seed::hand_grad(x1, x2),
+        seed::dual_grad(x1, x2),
+        seed::tape_grad(&tape, x1, x2),
+    ] {
+        assert!((value - v).abs() < 1e-12);
+        assert!(max_error(&[da, db], &[a, b]) < 1e-12);
+    }
+}
+
+#[test]
+fn rosenbrock_gradients_agree() {
+    for n in [2, 7, 100] {
+        let x = rosenbrock::input(n);
+        let (v, ours) = rosenbrock::rosenbrock_grad(&x);
+        let fd = finite_difference_gradient(rosenbrock::rosenbrock, &x);
+        assert!(max_error(&ours, &fd) < 1e-7, "n = {n}");
+        let tape = reverse::Tape::new();
+        for (value, g) in [
+            rosenbrock::hand_grad(&x),
+            rosenbrock::dual_grad(&x, n),
+            rosenbrock::tape_grad(&tape, &x),
+        ] {
+            assert!((value - v).abs() < 1e-9 * (1.0 + v.abs()));
+            assert!(max_error(&g, &ours) < 1e-12, "n = {n}");
+        }
+    }
+}
+
+#[test]
+fn gmm_gradients_agree() {
+    for (d, k, n) in [(2, 3, 5), (4, 3, 7)] {
+        let g = gmm::Gmm::new(d, k, n);
+        let (v, ours) = g.grad_ours();
+        assert!((v - g.objective()).abs() < 1e-12 * (1.0 + v.abs()));
+        let fd = finite_difference_gradient(|p| g.objective_at(p), &g.flat());
+        assert!(max_error(&ours, &fd) < 1e-7, "d = {d}, k = {k}");
+        let tape = reverse::Tape::new();
+        for (value, grad) in [
+            gmm::hand_grad(&g),
+            gmm::dual_grad(&g, g.params()),
+            gmm::tape_grad(&tape, &g),
+        ] {
+            assert!((value - v).abs() < 1e-10 * (1.0 + v.abs()));
+            assert!(max_error(&grad, &ours) < 1e-10, "d = {d}, k = {k}");
+        }
+    }
+}
+
+#[test]
+fn gmm_constant_matches_the_multivariate_gamma_function() {
+    // ln Γ_1(a) = ln Γ(a); Γ(5) = 24, Γ(1/2) = √π
+    assert!((gmm::log_gamma_distrib(5.0, 1) - 24f64.ln()).abs() < 1e-13);
+    let half = 0.5 * std::f64::consts::PI.ln();
+    assert!((gmm::log_gamma_distrib(0.5, 1) - half).abs() < 1e-13);
+    // ln Γ_2(a) = ln √π + ln Γ(a) + ln Γ(a - 1/2), Γ(7/2) = 15/8 √π
+    let expected = half + 6f64.ln() + (1.875 * std::f64::consts::PI.sqrt()).ln();
+    assert!((gmm::log_gamma_distrib(4.0, 2) - expected).abs() < 1e-12);
+}
