@@ -113,3 +113,71 @@ mod gmm_fn {
         b.bench(|| with_tape(|tape| gmm::tape_grad(tape, black_box(&g))));
     }
 }
+
+mod lstm_fn {
+    use super::*;
+
+    fn data() -> lstm::Lstm {
+        lstm::Lstm::new(2, 1024, 14)
+    }
+
+    #[divan::bench]
+    fn primal(b: Bencher) {
+        let s = data();
+        b.bench(|| black_box(&s).objective());
+    }
+    #[divan::bench]
+    fn ours(b: Bencher) {
+        let s = data();
+        b.bench(|| black_box(&s).grad_ours());
+    }
+    #[divan::bench]
+    fn hand_written(b: Bencher) {
+        let s = data();
+        b.bench(|| lstm::hand_grad(black_box(&s)));
+    }
+    #[divan::bench(sample_count = 3)]
+    fn num_dual(b: Bencher) {
+        let s = data();
+        b.bench(|| lstm::dual_grad(black_box(&s), s.params()));
+    }
+    #[divan::bench]
+    fn tape(b: Bencher) {
+        let s = data();
+        b.bench(|| with_tape(|tape| lstm::tape_grad(tape, black_box(&s))));
+    }
+}
+
+mod ba_fn {
+    use super::*;
+
+    fn data() -> ba::Ba {
+        ba::Ba::new(20, 200, 500)
+    }
+
+    #[divan::bench]
+    fn primal(b: Bencher) {
+        let ba = data();
+        b.bench(|| black_box(&ba).objective());
+    }
+    #[divan::bench]
+    fn ours(b: Bencher) {
+        let ba = data();
+        b.bench(|| black_box(&ba).jacobian_ours());
+    }
+    #[divan::bench]
+    fn hand_written(b: Bencher) {
+        let ba = data();
+        b.bench(|| ba::jacobian_hand(black_box(&ba)));
+    }
+    #[divan::bench]
+    fn num_dual(b: Bencher) {
+        let ba = data();
+        b.bench(|| ba::jacobian_dual(black_box(&ba)));
+    }
+    #[divan::bench]
+    fn tape(b: Bencher) {
+        let ba = data();
+        b.bench(|| with_tape(|tape| ba::jacobian_tape(tape, black_box(&ba))));
+    }
+}

@@ -376,6 +376,74 @@ fn gmm_case(timer: &Timer, d: usize, k: usize, n: usize) -> Case {
     }
 }
 
+fn lstm_case(timer: &Timer, l: usize, c: usize, b: usize) -> Case {
+    let s = lstm::Lstm::new(l, c, b);
+    let tape = reverse::Tape::new();
+    let case = Case {
+        name: format!("LSTM l = {l}, b = {b}, c = {c}"),
+        inputs: s.params(),
+        ratio_target: false,
+        rows: vec![
+            (
+                Tool::Primal,
+                Timing::Measured(timer.median(|| black_box(&s).objective())),
+            ),
+            (
+                Tool::Ours,
+                Timing::Measured(timer.median(|| black_box(&s).grad_ours())),
+            ),
+            (
+                Tool::Hand,
+                Timing::Measured(timer.median(|| lstm::hand_grad(black_box(&s)))),
+            ),
+            (
+                Tool::NumDual,
+                forward_mode(timer, s.params(), 2.0, |p| {
+                    lstm::dual_grad(black_box(&s), p).0
+                }),
+            ),
+            (
+                Tool::Tape,
+                Timing::Measured(timer.median(|| lstm::tape_grad(&tape, black_box(&s)))),
+            ),
+        ],
+    };
+    tape.clear();
+    case
+}
+
+fn ba_case(timer: &Timer, n: usize, m: usize, p: usize) -> Case {
+    let ba = ba::Ba::new(n, m, p);
+    let tape = reverse::Tape::new();
+    Case {
+        name: format!("BA Jacobian, {p} observations ({n} cameras, {m} points)"),
+        inputs: ba::INPUTS,
+        ratio_target: false,
+        rows: vec![
+            (
+                Tool::Primal,
+                Timing::Measured(timer.median(|| black_box(&ba).objective())),
+            ),
+            (
+                Tool::Ours,
+                Timing::Measured(timer.median(|| black_box(&ba).jacobian_ours())),
+            ),
+            (
+                Tool::Hand,
+                Timing::Measured(timer.median(|| ba::jacobian_hand(black_box(&ba)))),
+            ),
+            (
+                Tool::NumDual,
+                Timing::Measured(timer.median(|| ba::jacobian_dual(black_box(&ba)))),
+            ),
+            (
+                Tool::Tape,
+                Timing::Measured(timer.median(|| ba::jacobian_tape(&tape, black_box(&ba)))),
+            ),
+        ],
+    }
+}
+
 fn main() {
     let opts = match parse_args() {
         Ok(o) => o,
@@ -410,6 +478,8 @@ fn main() {
         ("gmm 2 5", Box::new(|t| gmm_case(t, 2, 5, 1000))),
         ("gmm 10 25", Box::new(|t| gmm_case(t, 10, 25, 1000))),
         ("gmm 64 200", Box::new(|t| gmm_case(t, 64, 200, 1000))),
+        ("lstm", Box::new(|t| lstm_case(t, 2, 1024, 14))),
+        ("ba", Box::new(|t| ba_case(t, 20, 200, 500))),
     ];
     let mut cases = Vec::new();
     for (key, make) in &all {

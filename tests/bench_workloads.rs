@@ -82,3 +82,42 @@ fn gmm_constant_matches_the_multivariate_gamma_function() {
     let expected = half + 6f64.ln() + (1.875 * std::f64::consts::PI.sqrt()).ln();
     assert!((gmm::log_gamma_distrib(4.0, 2) - expected).abs() < 1e-12);
 }
+
+#[test]
+fn lstm_gradients_agree() {
+    for (l, c, b) in [(1, 3, 2), (2, 4, 3)] {
+        let s = lstm::Lstm::new(l, c, b);
+        let (v, ours) = s.grad_ours();
+        assert!((v - s.objective()).abs() < 1e-12 * (1.0 + v.abs()));
+        let fd = finite_difference_gradient(|p| s.objective_at(p), &s.flat());
+        assert!(max_error(&ours, &fd) < 1e-8, "l = {l}, b = {b}");
+        let tape = reverse::Tape::new();
+        for (value, grad) in [
+            lstm::hand_grad(&s),
+            lstm::dual_grad(&s, s.params()),
+            lstm::tape_grad(&tape, &s),
+        ] {
+            assert!((value - v).abs() < 1e-12 * (1.0 + v.abs()));
+            assert!(max_error(&grad, &ours) < 1e-12, "l = {l}, b = {b}");
+        }
+    }
+}
+
+#[test]
+fn ba_jacobians_agree() {
+    let mut ba = ba::Ba::new(3, 5, 12);
+    // one camera without rotation takes the other branch of the Rodrigues formula
+    ba.cams[1][..3].copy_from_slice(&[0.0; 3]);
+    let ours = ba.jacobian_ours();
+    assert!(max_error(&ours, &ba.jacobian_fd()) < 1e-7);
+    let tape = reverse::Tape::new();
+    for jac in [
+        ba::jacobian_hand(&ba),
+        ba::jacobian_dual(&ba),
+        ba::jacobian_tape(&tape, &ba),
+    ] {
+        assert!(max_error(&jac, &ours) < 1e-12);
+    }
+    let errors = ba.objective();
+    assert_eq!(errors.len(), 3 * 12);
+}

@@ -6,7 +6,9 @@
 // C++ references so the versions can be compared line by line.
 #![allow(dead_code, clippy::needless_range_loop)]
 
+pub mod ba;
 pub mod gmm;
+pub mod lstm;
 pub mod rng;
 pub mod rosenbrock;
 pub mod seed;
