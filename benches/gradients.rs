@@ -181,3 +181,26 @@ mod ba_fn {
         b.bench(|| with_tape(|tape| ba::jacobian_tape(tape, black_box(&ba))));
     }
 }
+
+mod lenet_step {
+    use super::*;
+    use autodiff::prelude::Sgd;
+
+    #[divan::bench]
+    fn primal(b: Bencher) {
+        let batch = lenet::Batch::new(64);
+        b.bench(|| black_box(&batch).loss());
+    }
+    #[divan::bench]
+    fn ours(b: Bencher) {
+        let mut batch = lenet::Batch::new(64);
+        let mut sgd = Sgd::new(0.01);
+        b.bench_local(|| batch.step_ours(&mut sgd));
+    }
+    #[divan::bench]
+    fn hand_written(b: Bencher) {
+        let mut batch = lenet::Batch::new(64);
+        let mut sgd = Sgd::new(0.01);
+        b.bench_local(|| batch.step_hand(&mut sgd));
+    }
+}

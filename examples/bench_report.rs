@@ -16,6 +16,7 @@
 #[path = "../benches/workloads/mod.rs"]
 mod workloads;
 
+use autodiff::prelude::Sgd;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use workloads::*;
@@ -444,6 +445,34 @@ fn ba_case(timer: &Timer, n: usize, m: usize, p: usize) -> Case {
     }
 }
 
+fn lenet_case(timer: &Timer, n: usize) -> Case {
+    let mut ours = lenet::Batch::new(n);
+    let mut hand = lenet::Batch::new(n);
+    let (mut sgd_ours, mut sgd_hand) = (Sgd::new(0.01), Sgd::new(0.01));
+    Case {
+        name: format!("LeNet training step, batch {n} (f32)"),
+        inputs: lenet::leaves(&ours.params)
+            .iter()
+            .map(|t| t.data().len())
+            .sum(),
+        ratio_target: false,
+        rows: vec![
+            (
+                Tool::Primal,
+                Timing::Measured(timer.median(|| black_box(&ours).loss())),
+            ),
+            (
+                Tool::Ours,
+                Timing::Measured(timer.median(|| ours.step_ours(&mut sgd_ours))),
+            ),
+            (
+                Tool::Hand,
+                Timing::Measured(timer.median(|| hand.step_hand(&mut sgd_hand))),
+            ),
+        ],
+    }
+}
+
 fn main() {
     let opts = match parse_args() {
         Ok(o) => o,
@@ -480,6 +509,7 @@ fn main() {
         ("gmm 64 200", Box::new(|t| gmm_case(t, 64, 200, 1000))),
         ("lstm", Box::new(|t| lstm_case(t, 2, 1024, 14))),
         ("ba", Box::new(|t| ba_case(t, 20, 200, 500))),
+        ("lenet", Box::new(|t| lenet_case(t, 64))),
     ];
     let mut cases = Vec::new();
     for (key, make) in &all {

@@ -121,3 +121,39 @@ fn ba_jacobians_agree() {
     let errors = ba.objective();
     assert_eq!(errors.len(), 3 * 12);
 }
+
+#[test]
+fn lenet_gradients_agree() {
+    use autodiff::prelude::*;
+    let batch = lenet::Batch::new(3);
+    let (v, ours) = lenet::loss_grad(&batch.params, &batch.x, &batch.labels);
+    let (h, hand) = lenet::hand_grad(&batch.params, &batch.x, &batch.labels);
+    assert_eq!(v, h);
+    let mut norm2 = 0.0f64;
+    for (a, b) in lenet::leaves(&ours).into_iter().zip(lenet::leaves(&hand)) {
+        for (x, y) in a.data().iter().zip(b.data()) {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
+            norm2 += (*x as f64).powi(2);
+        }
+    }
+    // f32 is too coarse for element-wise differences; along the gradient itself, the central
+    // difference of the loss is |g|^2
+    let step = 1e-2 / norm2.sqrt();
+    let moved = |sign: f64| {
+        let mut p = batch.params.clone();
+        Sgd::new(-sign * step).step(&mut p, &ours);
+        lenet::loss(&p, &batch.x, &batch.labels) as f64
+    };
+    let directional = (moved(1.0) - moved(-1.0)) / (2.0 * step);
+    assert!(
+        (directional - norm2).abs() < 2e-2 * norm2,
+        "{directional} vs {norm2}"
+    );
+
+    // a step with either gradient lowers the loss the same way
+    let (mut a, mut b) = (lenet::Batch::new(3), lenet::Batch::new(3));
+    let (mut sa, mut sb) = (Sgd::new(0.05), Sgd::new(0.05));
+    a.step_ours(&mut sa);
+    b.step_hand(&mut sb);
+    assert!(a.loss() < v && (a.loss() - b.loss()).abs() < 1e-5);
+}

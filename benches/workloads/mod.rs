@@ -8,6 +8,7 @@
 
 pub mod ba;
 pub mod gmm;
+pub mod lenet;
 pub mod lstm;
 pub mod rng;
 pub mod rosenbrock;
