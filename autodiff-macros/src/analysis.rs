@@ -46,6 +46,8 @@ pub struct Analysis {
     pub types: Vec<Option<syn::Type>>,
     /// Per value: whether it is an array (`Vec` or fixed size), whose cotangent is a container.
     pub arrays: Vec<bool>,
+    /// Per value: the type of its elements, for containers where known.
+    pub elements: Vec<Option<syn::Type>>,
     /// Per value: whether it is a `Tensor`, whose operations use the tensor rules.
     pub tensors: Vec<bool>,
     /// Per value: whether it is a nalgebra matrix or vector, whose operations use the
@@ -85,6 +87,7 @@ pub fn analyze(
         reversed: vec![false; func.insts.len()],
         types: vec![None; n],
         arrays: vec![false; n],
+        elements: vec![None; n],
         tensors: vec![false; n],
         matrices: vec![false; n],
     };
@@ -100,6 +103,7 @@ pub fn analyze(
     check_places(func, &analysis, errors);
     mark_constants(func, &mut analysis);
     infer_types(func, annotations, output_types, &mut analysis);
+    check_maps(func, &analysis, errors);
     record(func, func.entry, &mut analysis);
     // a slice parameter's gradient is fitted to its length, even when nothing flows into it
     for (i, len) in func.param_lens.iter().enumerate() {
@@ -188,6 +192,7 @@ pub fn pullback_reads(
         Opcode::Push => (i != 2).then(|| vec![args[2]]),
         Opcode::Swap => (i == 0).then(|| vec![args[1], args[2]]),
         Opcode::VecFill => (i == 0).then(Vec::new),
+        Opcode::MapElementwise(_) => (i == 0).then(|| vec![data.results[1]]),
         _ => None,
     }
 }
@@ -438,6 +443,34 @@ fn flows_to_output(func: &Function, start: Value) -> bool {
         .any(|y| tainted[y.index()])
 }
 
+/// `m.map(closure)` differentiates on nalgebra matrices, whose element type names the
+/// closure's parameter.
+fn check_maps(func: &Function, a: &Analysis, errors: &mut Errors) {
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        let Opcode::MapElementwise(k) = data.opcode else {
+            return;
+        };
+        let closure = &func.closures[k];
+        let receiver = data.args[0];
+        if !a.varied[receiver.index()] {
+            return;
+        }
+        if !a.matrices[receiver.index()] {
+            errors.push(
+                closure.function.span(),
+                "`map` with a closure is differentiated on nalgebra matrices and vectors only; for a `Vec` or slice, write a `for` loop or `.iter().map(..).sum()`",
+            );
+        } else if closure.param_ty.is_none() && a.elements[receiver.index()].is_none() {
+            let param = &closure.param;
+            errors.push(
+                param.span(),
+                format!("#[differentiate] cannot tell the element type of this matrix; annotate the closure's parameter, e.g. `|{param}: f64| ...`"),
+            );
+        }
+    });
+}
+
 /// Values computed only from literals and constant paths through pure operations.
 fn mark_constants(func: &Function, a: &mut Analysis) {
     func.walk_insts(func.entry, &mut |inst| {
@@ -680,8 +713,18 @@ impl Types {
             if self.ty[ra].is_none() {
                 self.ty[ra] = self.ty[rb].take();
             }
-            // a fixed-size array is more specific than the `Vec` assumed for indexed values
-            if self.kind[ra].is_none() || matches!(self.kind[rb], Some(ArrayKind::Fixed(_))) {
+            // a fixed-size array is more specific than the `Vec` assumed for indexed values,
+            // and a named matrix type than a matrix of unknown shape
+            let more_specific = matches!(
+                (&self.kind[ra], &self.kind[rb]),
+                (None, _)
+                    | (_, Some(ArrayKind::Fixed(_)))
+                    | (
+                        Some(ArrayKind::Matrix(None)),
+                        Some(ArrayKind::Matrix(Some(_)))
+                    )
+            );
+            if more_specific {
                 if let Some(kind) = self.kind[rb].take() {
                     self.kind[ra] = Some(kind);
                 }
@@ -730,6 +773,12 @@ impl Types {
     fn is_tensor(&mut self, v: usize) -> bool {
         let r = self.find(v);
         matches!(self.kind[r], Some(ArrayKind::Tensor))
+    }
+
+    fn element(&mut self, v: usize) -> Option<syn::Type> {
+        let e = self.elem(v);
+        let r = self.find(e);
+        self.ty[r].clone()
     }
 
     fn resolve(&mut self, v: usize) -> (Option<syn::Type>, bool) {
@@ -826,12 +875,29 @@ fn infer_types(
                         t.union(args[0], args[1]);
                         t.union(results[0], args[0]);
                     }
-                    // a matrix product has a shape of its own: a matrix of unknown type
+                    // a matrix product has a shape of its own: rows of the first operand,
+                    // columns of the second, when their types are known
                     (true, true)
                         if matches!(data.opcode, Opcode::Binary(BinaryOp::Mul))
                             && t.is_matrix(args[0]) =>
                     {
-                        t.set_array(results[0], ArrayKind::Matrix(None), None)
+                        let (a, b) = (t.resolve(args[0]).0, t.resolve(args[1]).0);
+                        match a
+                            .zip(b)
+                            .and_then(|(a, b)| crate::args::product_type(&a, &b))
+                        {
+                            Some(ty) => t.set(results[0], ty),
+                            None => t.set_array(results[0], ArrayKind::Matrix(None), None),
+                        }
+                    }
+                    // a sum or difference of two matrices has the type of both
+                    (true, true)
+                        if matches!(data.opcode, Opcode::Binary(BinaryOp::Add | BinaryOp::Sub))
+                            && t.is_matrix(args[0])
+                            && t.is_matrix(args[1]) =>
+                    {
+                        t.union(results[0], args[0]);
+                        t.union(results[0], args[1]);
                     }
                     (true, _) => t.union(results[0], args[0]),
                     (false, true) => t.union(results[0], args[1]),
@@ -861,6 +927,7 @@ fn infer_types(
                         Ty::Same => t.union(args[i + 1], args[0]),
                         Ty::I32 => t.set(args[i + 1], i32_ty.clone()),
                         Ty::Bool => t.set(args[i + 1], bool_ty.clone()),
+                        Ty::Usize => t.set(args[i + 1], usize_ty.clone()),
                         Ty::Elem => {
                             let e = t.elem(args[0]);
                             t.union_node(args[i + 1], e);
@@ -873,11 +940,21 @@ fn infer_types(
                     Ty::Same => t.union(results[0], args[0]),
                     Ty::I32 => t.set(results[0], i32_ty.clone()),
                     Ty::Bool => t.set(results[0], bool_ty.clone()),
+                    Ty::Usize => t.set(results[0], usize_ty.clone()),
                     Ty::Elem => {
                         let e = t.elem(args[0]);
                         t.union_node(results[0], e);
                     }
-                    Ty::Matrix => t.set_array(results[0], ArrayKind::Matrix(None), None),
+                    Ty::Matrix => {
+                        let transposed = std::ptr::eq(*p, &crate::primitives::linalg::TRANSPOSE)
+                            .then(|| t.resolve(args[0]).0)
+                            .flatten()
+                            .and_then(|ty| crate::args::transpose_type(&ty));
+                        match transposed {
+                            Some(ty) => t.set(results[0], ty),
+                            None => t.set_array(results[0], ArrayKind::Matrix(None), None),
+                        }
+                    }
                     Ty::Second => t.union(results[0], args[1]),
                 }
             }
@@ -946,6 +1023,8 @@ fn infer_types(
             }
             Opcode::VecNew => t.set_array(results[0], ArrayKind::Vec, None),
             Opcode::Copy(crate::ir::CopyKind::Clone) => t.union(results[0], args[0]),
+            // an element-wise map keeps the matrix's shape and element type
+            Opcode::MapElementwise(_) => t.union(results[0], args[0]),
             Opcode::Copy(crate::ir::CopyKind::ToVec) => {
                 t.set_array(results[0], ArrayKind::Vec, None);
                 let (er, ea) = (t.elem(results[0]), t.elem(args[0]));
@@ -1028,11 +1107,26 @@ fn infer_types(
         if ty.is_none() && !is_array && a.varied[v] && !call_result {
             ty = unique_float.clone();
         }
+        a.elements[v] = is_array
+            .then(|| t.element(v))
+            .flatten()
+            .or_else(|| t.is_matrix(v).then(|| unique_float.clone()).flatten());
         a.types[v] = ty;
         a.arrays[v] = is_array;
         a.tensors[v] = t.is_tensor(v);
         a.matrices[v] = t.is_matrix(v);
     }
+    // the per-element pullbacks of a map are a plain field of their named type
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        if let Opcode::MapElementwise(k) = data.opcode {
+            let v = data.results[1].index();
+            a.types[v] = Some(func.closures[k].pullbacks_ty.clone());
+            a.arrays[v] = false;
+            a.tensors[v] = false;
+            a.matrices[v] = false;
+        }
+    });
 }
 
 /// Text-form annotations showing the activity of each instruction's results.

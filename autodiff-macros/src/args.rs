@@ -142,6 +142,74 @@ pub fn array_type(ty: &Type) -> Option<(ArrayKind, Type)> {
     }
 }
 
+/// The element type and the row and column dimensions (as nalgebra dimension types) of a
+/// nalgebra matrix type, e.g. `DVector<f64>` → `(f64, Dyn, U1)`.
+pub fn matrix_dims(ty: &Type) -> Option<(Type, TokenStream, TokenStream)> {
+    let ty = strip_reference(ty);
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let generic: Vec<TokenStream> = args.args.iter().map(|a| quote::quote!(#a)).collect();
+    let syn::GenericArgument::Type(elem) = args.args.first()? else {
+        return None;
+    };
+    let nalgebra = quote::quote!(::autodiff::nalgebra);
+    let dyn_ = quote::quote!(#nalgebra::Dyn);
+    let one = quote::quote!(#nalgebra::U1);
+    let konst = |n: &str| -> Option<TokenStream> {
+        let n: syn::LitInt = syn::parse_str(n).ok()?;
+        Some(quote::quote!(#nalgebra::Const<#n>))
+    };
+    let name = last.ident.to_string();
+    let (rows, cols) = match (name.as_str(), generic.len()) {
+        ("DMatrix", 1) => (dyn_.clone(), dyn_),
+        ("DVector", 1) => (dyn_, one),
+        ("RowDVector", 1) => (one, dyn_),
+        ("SMatrix", 3) => {
+            let (r, c) = (&generic[1], &generic[2]);
+            (
+                quote::quote!(#nalgebra::Const<#r>),
+                quote::quote!(#nalgebra::Const<#c>),
+            )
+        }
+        ("SVector", 2) => {
+            let r = &generic[1];
+            (quote::quote!(#nalgebra::Const<#r>), one)
+        }
+        ("OMatrix", 3) => (generic[1].clone(), generic[2].clone()),
+        ("OVector", 2) => (generic[1].clone(), one),
+        (_, 1) => {
+            let (prefix, rest) = ["RowVector", "Vector", "Matrix"]
+                .iter()
+                .find_map(|prefix| Some((*prefix, name.strip_prefix(prefix)?)))?;
+            match (prefix, rest.split_once('x')) {
+                ("Matrix", Some((r, c))) => (konst(r)?, konst(c)?),
+                ("Matrix", None) => (konst(rest)?, konst(rest)?),
+                ("Vector", None) => (konst(rest)?, one),
+                ("RowVector", None) => (one, konst(rest)?),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(((*elem).clone(), rows, cols))
+}
+
+/// The type of the matrix product `a * b`, when both types are known.
+pub fn product_type(a: &Type, b: &Type) -> Option<Type> {
+    let (elem, rows, _) = matrix_dims(a)?;
+    let (_, _, cols) = matrix_dims(b)?;
+    Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, #rows, #cols>))
+}
+
+/// The type of the transpose of a matrix of type `ty`, when known.
+pub fn transpose_type(ty: &Type) -> Option<Type> {
+    let (elem, rows, cols) = matrix_dims(ty)?;
+    Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, #cols, #rows>))
+}
+
 /// nalgebra's matrix and vector type names.
 fn is_nalgebra_name(name: &str) -> bool {
     matches!(

@@ -161,6 +161,60 @@ pub fn hidden_callee(path: &syn::ExprPath) -> syn::ExprPath {
     path
 }
 
+/// The path of the hidden zero-output-cotangent function of the function a call refers to.
+pub fn hidden_zero_callee(path: &syn::ExprPath) -> syn::ExprPath {
+    let mut path = path.clone();
+    if let Some(last) = path.path.segments.last_mut() {
+        last.ident = names::hidden_zero_output_fn(&last.ident);
+    }
+    path
+}
+
+/// The zero cotangent of a function output: a scalar, a container, or a tuple of them.
+fn output_zero(output: &Output) -> TokenStream {
+    let private = private();
+    let zero = |ty: &syn::Type| match crate::args::array_type(ty) {
+        Some(_) => quote!(#private::Cotangent::zero()),
+        None => quote!(#private::zero()),
+    };
+    match output {
+        Output::Scalar(ty) | Output::Array(ty) => zero(ty),
+        Output::Tuple(items) => {
+            let zeros = items.iter().map(zero);
+            quote!((#(#zeros,)*))
+        }
+    }
+}
+
+/// `__autodiff_zero_output_f`: the zero cotangent of `f`'s output, for callers that cannot
+/// name its type.
+pub fn zero_output_item(item: &ItemFn, sig: &Signature, cfgs: &[&syn::Attribute]) -> TokenStream {
+    let name = names::hidden_zero_output_fn(&item.sig.ident);
+    let vis = &item.vis;
+    let generics = &item.sig.generics;
+    let params = &generics.params;
+    let where_clause = &generics.where_clause;
+    let ty = crate::args::cotangent_type(&sig.return_type);
+    let zero = output_zero(&sig.output);
+    quote! {
+        #[doc(hidden)]
+        #(#cfgs)*
+        #[allow(dead_code, non_snake_case, clippy::all)]
+        #[inline]
+        #vis fn #name <#params> () -> #ty #where_clause {
+            #zero
+        }
+    }
+}
+
+/// The `#[cfg]` attributes of the function, repeated on every generated item.
+fn cfg_attrs(item: &ItemFn) -> Vec<&syn::Attribute> {
+    item.attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .collect()
+}
+
 /// Replaces bindings in a match pattern by `_`: the IR already maps them to the scrutinee.
 fn strip_binders(pat: &syn::Pat) -> syn::Pat {
     match pat {
@@ -268,11 +322,7 @@ impl Context<'_> {
     }
 
     fn cfg_attrs(&self) -> Vec<&syn::Attribute> {
-        self.item
-            .attrs
-            .iter()
-            .filter(|a| a.path().is_ident("cfg"))
-            .collect()
+        cfg_attrs(self.item)
     }
 
     fn params_decl(&self) -> Vec<TokenStream> {
@@ -478,6 +528,10 @@ impl Context<'_> {
             Opcode::Copy(CopyKind::ToVec) => {
                 let a = arg(0);
                 quote!(#a.to_vec())
+            }
+            Opcode::MapElementwise(k) => {
+                let (m, closure) = (arg(0), &self.func.closures[*k].closure);
+                quote_spanned!(span=> #m.map(#closure))
             }
             Opcode::IndexSet
             | Opcode::Push
@@ -904,6 +958,24 @@ impl Context<'_> {
                     );
                     out.extend(quote!(let mut #r = #a; #r.swap(#i, #j);));
                 }
+                Opcode::MapElementwise(_) if !variant.analysis.reversed[inst.index()] => {
+                    let (y, expr) = (result.expect("one result"), self.inst_expr(inst, &operands));
+                    out.extend(quote!(let #y = #expr;));
+                }
+                Opcode::MapElementwise(k) => {
+                    // each element through the lifted closure's pullback, which is kept
+                    let (y, m) = (result.expect("one result"), &operands[0]);
+                    let pullbacks = self.names.name(data.results[1]);
+                    let lifted = self.lifted_pullback_fn(*k);
+                    out.extend(quote_spanned! {data.span=>
+                        let mut #pullbacks = ::std::vec::Vec::with_capacity(#m.len());
+                        let #y = #m.map(|element| {
+                            let (value, pullback) = #lifted(element);
+                            #pullbacks.push(pullback);
+                            value
+                        });
+                    });
+                }
                 _ => {
                     let expr = self.inst_expr(inst, &operands);
                     let results: Vec<TokenStream> = data
@@ -1183,10 +1255,89 @@ impl Context<'_> {
     fn zero_of(&self, analysis: &Analysis, v: Value) -> TokenStream {
         let private = private();
         if analysis.arrays[v.index()] {
-            quote!(#private::Cotangent::zero())
-        } else {
-            quote!(#private::zero())
+            return quote!(#private::Cotangent::zero());
         }
+        // the result of a call whose type nothing here tells (a `Vec` passed on, never
+        // indexed) is whatever the callee returns: its zero comes from the callee
+        if analysis.types[v.index()].is_none() {
+            if let Some(inst) = self.func.def_inst(v) {
+                let data = self.func.inst(inst);
+                if let (Opcode::Call(path), [_]) = (&data.opcode, &data.results[..]) {
+                    let zero = hidden_zero_callee(path);
+                    return quote!(#zero());
+                }
+            }
+        }
+        quote!(#private::zero())
+    }
+
+    /// The public pullback of the k-th lifted closure, with the function's generic arguments.
+    fn lifted_pullback_fn(&self, k: usize) -> TokenStream {
+        let name = names::pullback_fn(&self.func.closures[k].function);
+        let args: Vec<&Ident> = self
+            .fn_generics()
+            .params
+            .iter()
+            .filter_map(|p| match p {
+                GenericParam::Type(t) => Some(&t.ident),
+                GenericParam::Const(c) => Some(&c.ident),
+                GenericParam::Lifetime(_) => None,
+            })
+            .collect();
+        if args.is_empty() {
+            quote!(#name)
+        } else {
+            quote!(#name::<#(#args),*>)
+        }
+    }
+
+    /// The closures of `map` calls, lifted to scalar functions and differentiated like any
+    /// other: `fn __autodiff_map_f_0(v: T) -> T { body }` and its generated items. Only those
+    /// whose map has backward work in some variant are lifted, so an unused closure cannot
+    /// fail.
+    pub fn lifted_closures(&self, variants: &[&Analysis]) -> TokenStream {
+        let mut out = TokenStream::new();
+        self.func.walk_insts(self.func.entry, &mut |inst| {
+            let data = self.func.inst(inst);
+            let Opcode::MapElementwise(k) = data.opcode else {
+                return;
+            };
+            if !variants.iter().any(|a| a.reversed[inst.index()]) {
+                return;
+            }
+            let closure = &self.func.closures[k];
+            let Some(ty) = closure.param_ty.clone().or_else(|| {
+                variants
+                    .iter()
+                    .find_map(|a| a.elements[data.args[0].index()].clone())
+            }) else {
+                return;
+            };
+            let mut generics = self.fn_generics().clone();
+            generics.params = generics
+                .params
+                .into_iter()
+                .filter(|p| !matches!(p, GenericParam::Lifetime(_)))
+                .collect();
+            let (name, param, body) = (&closure.function, &closure.param, &closure.closure.body);
+            let where_clause = &generics.where_clause;
+            let cfgs = self.cfg_attrs();
+            let item = quote! {
+                #[doc(hidden)]
+                #(#cfgs)*
+                #[allow(dead_code, non_snake_case, clippy::all)]
+                fn #name #generics (#param: #ty) -> #ty #where_clause {
+                    #body
+                }
+            };
+            out.extend(crate::expand::differentiate(TokenStream::new(), item));
+        });
+        out
+    }
+
+    /// `__autodiff_zero_output_f`, see [`zero_output_item`].
+    pub fn zero_output(&self) -> TokenStream {
+        zero_output_item(self.item, self.sig, &self.cfg_attrs())
     }
 
     fn declare_zero(
@@ -1381,6 +1532,13 @@ impl Context<'_> {
                 }
                 Opcode::Ref | Opcode::Deref | Opcode::Copy(_) => {
                     self.contribute(analysis, scope, data.args[0], quote!(#d), out)
+                }
+                Opcode::MapElementwise(_) => {
+                    if active(0) {
+                        let pullbacks = self.read_ref(analysis, data.results[1]);
+                        let d_m = quote!(#private::rules::linalg::map_elementwise_d0(#pullbacks, #d, |pullback, d| pullback.backward(d)));
+                        self.contribute(analysis, scope, data.args[0], d_m, out)
+                    }
                 }
                 Opcode::Index => {
                     if !scope.contains(&data.args[0]) {
@@ -1873,7 +2031,7 @@ impl Context<'_> {
         quote! {
             #[doc(hidden)]
             #(#cfgs)*
-            #[allow(dead_code, clippy::all)]
+            #[allow(dead_code, non_snake_case, clippy::all)]
             #[inline]
             #vis fn #hidden_fn <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
                 #public_fn(#(#args),*)
@@ -1916,7 +2074,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
     let params = ctx.params_decl();
     let ret = &sig.return_type;
     let marker = ctx.marker_type().map(|m| quote!(_marker: #m));
-    let mut out = TokenStream::new();
+    let mut out = zero_output_item(item, sig, &cfg_attrs(item));
     let all: Vec<bool> = sig
         .params
         .iter()

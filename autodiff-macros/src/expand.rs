@@ -207,5 +207,9 @@ fn generate(
         )),
         None => items.extend(ctx.hidden_alias(&public)),
     }
+    items.extend(ctx.zero_output());
+    let mut variants = vec![&public];
+    variants.extend(&hidden);
+    items.extend(ctx.lifted_closures(&variants));
     errors.is_empty().then_some(items)
 }

@@ -224,6 +224,10 @@ pub enum Opcode {
     VecNew,
     /// `v.clone()`, `x.to_vec()`: a copy, the identity for derivatives.
     Copy(CopyKind),
+    /// `m.map(|v| body)` on a nalgebra matrix: args `[m]`, results `[y, pullbacks]`. The
+    /// closure is [`Function::closures`]`[k]`, differentiated as a scalar function of its own;
+    /// `pullbacks` holds its pullback at every element, for the backward pass.
+    MapElementwise(usize),
     /// `for i in start..end { body }`: args `[start, end, step?, inits...]`; the body's
     /// parameters are `[i, carried...]` and it yields `[keep_going?, carried...]`; the
     /// results are the carried variables after the loop.
@@ -313,6 +317,24 @@ pub struct Function {
     /// Per parameter: whether it is a parameter set (a `#[derive(Differentiable)]` struct),
     /// whose cotangent starts as `zero_like` of the parameter.
     pub param_structs: Vec<bool>,
+    /// The closures of [`Opcode::MapElementwise`] instructions.
+    pub closures: Vec<MapClosure>,
+}
+
+/// An element-wise closure, `|v| body`, lifted out as a scalar function of its own (it may
+/// not capture anything) so that the same pipeline differentiates it.
+#[derive(Clone, Debug)]
+pub struct MapClosure {
+    /// The closure as written, emitted where no derivative is needed.
+    pub closure: syn::ExprClosure,
+    /// The lifted function's name, `__autodiff_map_<f>_<k>`.
+    pub function: syn::Ident,
+    /// Its parameter.
+    pub param: syn::Ident,
+    /// The parameter's type if the closure declares it.
+    pub param_ty: Option<syn::Type>,
+    /// The type of the per-element pullbacks, `Vec<…Pullback<generics>>`.
+    pub pullbacks_ty: syn::Type,
 }
 
 impl Function {
@@ -329,6 +351,7 @@ impl Function {
             output_len: None,
             output_shape: None,
             param_structs: Vec::new(),
+            closures: Vec::new(),
         }
     }
 
@@ -498,6 +521,7 @@ impl Opcode {
             Opcode::VecNew => "vec_new".into(),
             Opcode::Copy(CopyKind::Clone) => "clone".into(),
             Opcode::Copy(CopyKind::ToVec) => "to_vec".into(),
+            Opcode::MapElementwise(k) => format!("map #{k}"),
             Opcode::ForRange(r) => format!(
                 "for{}{}{}{}",
                 if r.inclusive { ".inclusive" } else { "" },
@@ -741,6 +765,7 @@ fn verify_block(
             | Opcode::Deref
             | Opcode::Len
             | Opcode::ArrayFill(_)
+            | Opcode::MapElementwise(_)
             | Opcode::Copy(_) => Some(1),
             Opcode::Index | Opcode::VecFill => Some(2),
             Opcode::IndexSet | Opcode::Push | Opcode::Swap => Some(3),
@@ -761,6 +786,9 @@ fn verify_block(
             }
             Opcode::Match(pats) if pats.len() != data.arms.len() => {
                 return Err(format!("{inst}: match patterns and arms differ in number"));
+            }
+            Opcode::MapElementwise(k) if *k >= func.closures.len() || data.results.len() != 2 => {
+                return Err(format!("{inst}: map needs a known closure and two results"));
             }
             _ => {}
         }

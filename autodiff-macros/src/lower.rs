@@ -18,8 +18,8 @@ use syn::{BinOp, Expr, Ident, ItemFn, Pat, Stmt, UnOp};
 use crate::args::Signature;
 use crate::errors::Errors;
 use crate::ir::{
-    BinaryOp, BitOp, Block, CompareOp, CopyKind, Function, Opcode, RangeLoop, UnaryOp, Value,
-    ValueDef,
+    BinaryOp, BitOp, Block, CompareOp, CopyKind, Function, MapClosure, Opcode, RangeLoop, UnaryOp,
+    Value, ValueDef,
 };
 use crate::primitives;
 
@@ -159,6 +159,9 @@ struct Lowerer<'e> {
     block: Block,
     errors: &'e mut Errors,
     generics: Vec<Ident>,
+    /// The function's type and const parameters, as arguments: `<T, N>` of a lifted closure's
+    /// pullback type.
+    generic_args: Vec<Ident>,
     annotations: HashMap<Value, syn::Type>,
     output_arity: usize,
     too_large: bool,
@@ -215,6 +218,17 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         block: entry,
         errors,
         generics: crate::args::type_params(item),
+        generic_args: item
+            .sig
+            .generics
+            .params
+            .iter()
+            .filter_map(|p| match p {
+                syn::GenericParam::Type(t) => Some(t.ident.clone()),
+                syn::GenericParam::Const(c) => Some(c.ident.clone()),
+                syn::GenericParam::Lifetime(_) => None,
+            })
+            .collect(),
         annotations: HashMap::new(),
         output_arity: match &sig.output {
             crate::args::Output::Scalar(_) => 1,
@@ -1690,6 +1704,13 @@ impl<'e> Lowerer<'e> {
             }
             _ => {}
         }
+        if let ("map", [Expr::Closure(closure)]) =
+            (name.as_str(), &m.args.iter().collect::<Vec<_>>()[..])
+        {
+            if !is_iterator_chain(&m.receiver) {
+                return self.lower_map_closure(m, closure);
+            }
+        }
         if let Some(adaptor) = unsupported_adaptor(m) {
             self.errors.push_spanned(
                 &adaptor,
@@ -2658,6 +2679,110 @@ impl<'e> Lowerer<'e> {
         };
         self.env.truncate(acc_slot);
         Some(result)
+    }
+
+    /// `m.map(|v| body)`: the closure becomes a scalar function of its own, so it may read
+    /// nothing but its parameter.
+    fn lower_map_closure(
+        &mut self,
+        m: &syn::ExprMethodCall,
+        c: &syn::ExprClosure,
+    ) -> Option<Operand> {
+        let input = match c.inputs.iter().collect::<Vec<_>>()[..] {
+            [input] => input,
+            _ => {
+                let (or1, inputs, or2) = (&c.or1_token, &c.inputs, &c.or2_token);
+                self.errors.push_spanned(
+                    quote!(#or1 #inputs #or2),
+                    "the closure passed to `map` takes one element, like `|v| v.tanh()`",
+                );
+                return None;
+            }
+        };
+        let (pat, param_ty) = match input {
+            Pat::Type(t) => (&*t.pat, Some((*t.ty).clone())),
+            other => (other, None),
+        };
+        let param = match pat {
+            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
+            _ => {
+                self.errors.push_spanned(
+                    input,
+                    "the closure passed to `map` must name its element, like `|v| v.tanh()`",
+                );
+                return None;
+            }
+        };
+        if let Some(capture) = self.captured(c, &param) {
+            self.errors.push_spanned(
+                &capture,
+                format!("the closure passed to `map` reads `{capture}` from the enclosing function, but it is differentiated as a function of its element alone; move the computation with `{capture}` out of the closure (e.g. `m.map(|v| v.tanh()) * {capture}`)"),
+            );
+            return None;
+        }
+        let receiver = self.lower_single(&m.receiver)?;
+        let k = self.func.closures.len();
+        let function = quote::format_ident!(
+            "__autodiff_map_{}_{}",
+            crate::names::unraw(&self.func.name),
+            k,
+            span = m.method.span()
+        );
+        let pullback = crate::names::pullback_struct(&function);
+        let args = &self.generic_args;
+        let pullbacks_ty: syn::Type = if args.is_empty() {
+            syn::parse_quote!(::std::vec::Vec<#pullback>)
+        } else {
+            syn::parse_quote!(::std::vec::Vec<#pullback<#(#args),*>>)
+        };
+        self.func.closures.push(MapClosure {
+            closure: c.clone(),
+            function,
+            param,
+            param_ty,
+            pullbacks_ty,
+        });
+        let results = self.emit(Opcode::MapElementwise(k), vec![receiver], 2, m.span());
+        self.name_value_str(results[1], &format!("map{k}_pullbacks"));
+        Some(Operand::Value(results[0]))
+    }
+
+    /// The first variable of the enclosing function a closure body reads, if any.
+    fn captured(&self, c: &syn::ExprClosure, param: &Ident) -> Option<Ident> {
+        struct Reads<'a> {
+            param: &'a Ident,
+            locals: Vec<String>,
+            names: Vec<Ident>,
+        }
+        impl<'ast> Visit<'ast> for Reads<'_> {
+            fn visit_local(&mut self, local: &'ast syn::Local) {
+                syn::visit::visit_local(self, local);
+                if let Pat::Ident(p) = &local.pat {
+                    self.locals.push(p.ident.to_string());
+                }
+            }
+            fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
+                let Some(ident) = path.path.get_ident() else {
+                    return;
+                };
+                if path.qself.is_none()
+                    && ident != self.param
+                    && !self.locals.contains(&ident.to_string())
+                {
+                    self.names.push(ident.clone());
+                }
+            }
+        }
+        let mut reads = Reads {
+            param,
+            locals: Vec::new(),
+            names: Vec::new(),
+        };
+        reads.visit_expr(&c.body);
+        reads
+            .names
+            .into_iter()
+            .find(|name| self.lookup(&name.to_string()).is_some())
     }
 
     /// Closures in iterator chains may read variables but not assign them.

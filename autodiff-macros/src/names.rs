@@ -38,6 +38,17 @@ pub fn hidden_pullback_fn(function: &Ident) -> Ident {
     format_ident!("__autodiff_pullback_{}", function, span = function.span())
 }
 
+/// The hidden function returning the zero cotangent of a function's output. A caller that
+/// cannot see the callee's return type (a `Vec` result passed on without being indexed)
+/// starts that result's cotangent here: `inner::gauss` → `inner::__autodiff_zero_output_gauss`.
+pub fn hidden_zero_output_fn(function: &Ident) -> Ident {
+    format_ident!(
+        "__autodiff_zero_output_{}",
+        function,
+        span = function.span()
+    )
+}
+
 /// The field holding the record of the n-th branch.
 pub fn branch_field(index: usize) -> Ident {
     format_ident!("branch{}", index)

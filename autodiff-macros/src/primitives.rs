@@ -43,6 +43,8 @@ pub enum Ty {
     I32,
     /// `bool`.
     Bool,
+    /// `usize`.
+    Usize,
     /// The element type of argument 0 (a tensor's scalar).
     Elem,
     /// A nalgebra matrix of a shape the macro cannot tell (a product, a transpose).
@@ -401,11 +403,30 @@ pub mod linalg {
         SOLVE "solve" 2 -> Second: solve_d0(a, y) | solve_d1(a);
     }
 
+    /// `m.nrows()`: an integer, through which no derivative flows.
+    pub static NROWS: Primitive = Primitive {
+        name: "nrows",
+        arity: 1,
+        derivative: Derivative::Zero,
+        arg_types: &[],
+        result: Ty::Usize,
+    };
+
+    /// `m.ncols()`: an integer, through which no derivative flows.
+    pub static NCOLS: Primitive = Primitive {
+        name: "ncols",
+        arity: 1,
+        derivative: Derivative::Zero,
+        arg_types: &[],
+        result: Ty::Usize,
+    };
+
     /// The nalgebra method called `name` with `arity` arguments, receiver included.
     pub fn method(name: &str, arity: usize) -> Option<&'static Primitive> {
         METHODS
             .iter()
             .copied()
+            .chain([&NROWS, &NCOLS])
             .find(|p| p.name == name && p.arity == arity)
     }
 
@@ -414,6 +435,8 @@ pub mod linalg {
         matches!(
             name,
             "transpose"
+                | "nrows"
+                | "ncols"
                 | "dot"
                 | "norm"
                 | "norm_squared"

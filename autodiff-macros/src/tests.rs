@@ -330,7 +330,7 @@ fn expansion_of_the_seed_function_is_readable() {
             (value, pullback.backward(::autodiff::__private::one()))
         }
         #[doc(hidden)]
-        #[allow(dead_code, clippy::all)]
+        #[allow(dead_code, non_snake_case, clippy::all)]
         #[inline]
         pub fn __autodiff_pullback_f(x1: f64, x2: f64) -> (f64, FPullback) {
             f_pullback(x1, x2)
@@ -343,6 +343,12 @@ fn expansion_of_the_seed_function_is_readable() {
                 let (d0, d1) = self.backward(d_output);
                 (d0, d1)
             }
+        }
+        #[doc(hidden)]
+        #[allow(dead_code, non_snake_case, clippy::all)]
+        #[inline]
+        pub fn __autodiff_zero_output_f() -> f64 {
+            ::autodiff::__private::zero()
         }
     "#]].assert_eq(&prettyplease::unparse(&file));
 }

@@ -213,3 +213,80 @@ mod to_vec_of_a_local_vector {
         assert_eq!(f_grad(1.5), (f(1.5), 3.0));
     }
 }
+
+mod vector_call_result_passed_on_in_a_branch {
+    //! A `Vec` returned by a call and passed on only inside a branch or a loop, never
+    //! indexed: nothing in the caller tells its type, so its cotangent starts from the
+    //! callee's zero.
+    use autodiff::prelude::*;
+
+    #[differentiate]
+    fn powers<T: Float>(x: T) -> Vec<T> {
+        vec![x, x * x]
+    }
+
+    #[differentiate]
+    fn product<T: Float>(xs: &[T]) -> T {
+        xs[0] * xs[1]
+    }
+
+    // x > 0: f = x · x² = x³  =>  3x²;  x ≤ 0: f = x  =>  1
+    #[differentiate]
+    fn in_a_branch(x: f64) -> f64 {
+        let u = powers(x);
+        let mut acc = x;
+        if x > 0.0 {
+            acc = product(&u);
+        }
+        acc
+    }
+
+    // generic, the same function
+    #[differentiate]
+    fn in_a_branch_generic<T: Float>(x: T) -> T {
+        let u = powers(x);
+        let mut acc = x;
+        if x > T::zero() {
+            acc = product(&u);
+        }
+        acc
+    }
+
+    // f = x + 3 x³  =>  1 + 9x²
+    #[differentiate]
+    fn in_a_loop(x: f64) -> f64 {
+        let u = powers(x);
+        let mut acc = x;
+        for _ in 0..3 {
+            acc = acc + product(&u);
+        }
+        acc
+    }
+
+    // f = x · (x²)² = x⁵  =>  5x⁴
+    #[differentiate]
+    fn copied_in_a_loop(x: f64) -> f64 {
+        let u = powers(x);
+        let mut acc = x;
+        for _ in 0..2 {
+            let w = u.to_vec();
+            acc = acc * w[1];
+        }
+        acc
+    }
+
+    #[test]
+    fn fixed() {
+        for x in [1.5, -0.5] {
+            let cube = if x > 0.0 { 3.0 * x * x } else { 1.0 };
+            assert_eq!(in_a_branch_grad(x), (in_a_branch(x), cube));
+            assert_eq!(in_a_branch_generic_grad(x), (in_a_branch(x), cube));
+            let (value, d) = in_a_loop_grad(x);
+            assert_eq!(value, in_a_loop(x));
+            assert!((d - (1.0 + 9.0 * x * x)).abs() < 1e-12);
+            let (value, d) = copied_in_a_loop_grad(x);
+            assert_eq!(value, copied_in_a_loop(x));
+            assert!((d - 5.0 * x.powi(4)).abs() < 1e-12);
+        }
+    }
+}

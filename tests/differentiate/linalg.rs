@@ -147,3 +147,157 @@ fn backward_rejects_a_matrix_cotangent_of_the_wrong_shape() {
     assert_eq!(y, scaled(&m));
     pullback.backward(DMatrix::zeros(3, 3));
 }
+
+mod elementwise_maps {
+    //! `m.map(|v| ...)`: the closure is differentiated as a scalar function of its element.
+
+    use autodiff::nalgebra::{DMatrix, DVector, Vector3};
+    use autodiff::prelude::*;
+
+    /// Central differences of `f` in every element of `m`.
+    fn finite_differences(m: &DMatrix<f64>, f: impl Fn(&DMatrix<f64>) -> f64) -> DMatrix<f64> {
+        let h = 1e-6;
+        DMatrix::from_fn(m.nrows(), m.ncols(), |i, j| {
+            let (mut up, mut down) = (m.clone(), m.clone());
+            up[(i, j)] += h;
+            down[(i, j)] -= h;
+            (f(&up) - f(&down)) / (2.0 * h)
+        })
+    }
+
+    fn assert_close(got: &DMatrix<f64>, want: &DMatrix<f64>) {
+        assert_eq!(got.shape(), want.shape());
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert!(autodiff::relative_error(*g, *w) < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    // A two-layer perceptron on a batch (columns are samples):
+    // loss = |W2 tanh(W1 X + b1 1ᵀ) + b2 1ᵀ − Y|² / (2n)
+    #[differentiate(wrt(w1, b1, w2, b2))]
+    fn mlp_loss(
+        w1: &DMatrix<f64>,
+        b1: &DVector<f64>,
+        w2: &DMatrix<f64>,
+        b2: &DVector<f64>,
+        x: &DMatrix<f64>,
+        y: &DMatrix<f64>,
+        ones: &DMatrix<f64>,
+    ) -> f64 {
+        let hidden = (w1 * x + b1 * ones).map(|v| v.tanh());
+        let out = w2 * hidden + b2 * ones;
+        let r = out - y;
+        r.norm_squared() * 0.5 / x.ncols() as f64
+    }
+
+    #[test]
+    fn a_two_layer_perceptron_matches_finite_differences() {
+        let (inputs, hidden, outputs, batch) = (3, 5, 2, 4);
+        let w1 = DMatrix::from_fn(hidden, inputs, |i, j| ((i * 3 + j) as f64 * 0.7).sin());
+        let b1 = DVector::from_fn(hidden, |i, _| 0.1 * i as f64 - 0.2);
+        let w2 = DMatrix::from_fn(outputs, hidden, |i, j| ((i + 2 * j) as f64 * 0.3).cos());
+        let b2 = DVector::from_fn(outputs, |i, _| 0.05 * i as f64);
+        let x = DMatrix::from_fn(inputs, batch, |i, j| (i as f64 - j as f64) * 0.4);
+        let y = DMatrix::from_fn(outputs, batch, |i, j| ((i + j) as f64).sin());
+        let ones = DMatrix::from_element(1, batch, 1.0);
+        let loss = |w1: &DMatrix<f64>, b1: &DVector<f64>, w2: &DMatrix<f64>, b2: &DVector<f64>| {
+            mlp_loss(w1, b1, w2, b2, &x, &y, &ones)
+        };
+        let (value, (dw1, db1, dw2, db2)) = mlp_loss_grad(&w1, &b1, &w2, &b2, &x, &y, &ones);
+        assert_eq!(value.to_bits(), loss(&w1, &b1, &w2, &b2).to_bits());
+        assert_close(&dw1, &finite_differences(&w1, |w1| loss(w1, &b1, &w2, &b2)));
+        assert_close(&dw2, &finite_differences(&w2, |w2| loss(&w1, &b1, w2, &b2)));
+        let b1m = DMatrix::from_column_slice(hidden, 1, b1.as_slice());
+        let fd_b1 = finite_differences(&b1m, |b| {
+            loss(&w1, &DVector::from_column_slice(b.as_slice()), &w2, &b2)
+        });
+        assert_close(
+            &DMatrix::from_column_slice(hidden, 1, db1.as_slice()),
+            &fd_b1,
+        );
+        let b2m = DMatrix::from_column_slice(outputs, 1, b2.as_slice());
+        let fd_b2 = finite_differences(&b2m, |b| {
+            loss(&w1, &b1, &w2, &DVector::from_column_slice(b.as_slice()))
+        });
+        assert_close(
+            &DMatrix::from_column_slice(outputs, 1, db2.as_slice()),
+            &fd_b2,
+        );
+    }
+
+    // closures with branches and locals, a map of a map, and a map in a loop
+    #[differentiate]
+    fn shapes_of_closures(m: &DMatrix<f64>) -> f64 {
+        let relu = m.map(|v| if v > 0.0 { v } else { 0.01 * v });
+        let soft = relu.map(|v| {
+            let e = v.exp();
+            (1.0 + e).ln() * v
+        });
+        let mut acc = soft.sum();
+        for _ in 0..3 {
+            let s = (m * 0.5).map(|v: f64| v.sin() * v);
+            acc = acc + s.component_mul(m).sum();
+        }
+        acc
+    }
+
+    #[test]
+    fn closures_with_branches_locals_and_loops_match_finite_differences() {
+        let m = DMatrix::from_fn(3, 2, |i, j| (i as f64 * 0.8 - j as f64 * 1.1) + 0.05);
+        let (value, d) = shapes_of_closures_grad(&m);
+        assert_eq!(value.to_bits(), shapes_of_closures(&m).to_bits());
+        assert_close(&d, &finite_differences(&m, shapes_of_closures));
+    }
+
+    // a map of a matrix the gradient does not flow through needs no derivative
+    #[differentiate(wrt(x))]
+    fn map_of_a_constant(x: &Vector3<f64>, w: &Vector3<f64>) -> f64 {
+        let c = w.map(|v| v.abs().sqrt());
+        x.map(|v| v * v).dot(&c)
+    }
+
+    // y = Σ sqrt|w_k| x_k²  =>  dy/dx_k = 2 sqrt|w_k| x_k
+    #[test]
+    fn a_map_without_derivative_is_left_as_written() {
+        let x = Vector3::new(0.5, -1.0, 2.0);
+        let w = Vector3::new(4.0, -9.0, 0.25);
+        let (_, d) = map_of_a_constant_grad(&x, &w);
+        for k in 0..3 {
+            assert!((d[k] - 2.0 * w[k].abs().sqrt() * x[k]).abs() < 1e-15);
+        }
+    }
+
+    // in f32: y = Σ sigmoid(m)  =>  dm = s (1 − s)
+    #[differentiate]
+    fn sigmoid_sum(m: &DMatrix<f32>) -> f32 {
+        m.map(|v| 1.0 / (1.0 + (-v).exp())).sum()
+    }
+
+    #[test]
+    fn maps_work_in_f32() {
+        let m = DMatrix::from_fn(2, 3, |i, j| i as f32 - j as f32 * 0.5);
+        let (_, d) = sigmoid_sum_grad(&m);
+        for (dk, v) in d.iter().zip(m.iter()) {
+            let s = 1.0 / (1.0 + (-v).exp());
+            assert!((dk - s * (1.0 - s)).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn the_pullback_keeps_one_saved_value_per_element() {
+        // tanh's pullback keeps tanh(v): one f64 per element of the 5×4 hidden layer
+        let m = DMatrix::from_element(5, 4, 0.3);
+        let (_, pullback) = shapes_of_closures_pullback(&m);
+        assert!(pullback.saved_bytes() > 0);
+        let (_, pullback) = mlp_loss_pullback(
+            &DMatrix::from_element(5, 3, 0.1),
+            &DVector::from_element(5, 0.0),
+            &DMatrix::from_element(2, 5, 0.1),
+            &DVector::from_element(2, 0.0),
+            &DMatrix::from_element(3, 4, 1.0),
+            &DMatrix::from_element(2, 4, 1.0),
+            &DMatrix::from_element(1, 4, 1.0),
+        );
+        let _ = pullback.backward(1.0);
+    }
+}

@@ -6176,15 +6176,13 @@ fn vjp_f190(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 
 // ---- f191 ----
 #[differentiate]
-fn f191<T>(n: usize, ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
+fn f191<T: Float + NumAssign + Sum + Product>(n: usize, ys: &[T], xs: &[T]) -> T {
     let mut acc = T::from(1.57).unwrap();
     acc *= ((((acc - acc) - (-xs[n % xs.len()])) / ((acc.mul_add(T::one(), acc).abs() + T::from(0.75).unwrap()).log(T::from(-0.256).unwrap().sin() + T::from(3.0).unwrap()).abs() + T::from(1.0).unwrap())) * T::from(0.431).unwrap()).tanh();
     for i1 in 1..=4 {
         let u2 = f184::<T>(ys);
-        acc += Float::atan(Float::log((f181(((xs[i1 % xs.len()] - T::from(i1).unwrap()) * T::from(0.307).unwrap()).tanh(), 4, T::tanh((ys[n % 5] + u2[n % u2.len()]) * T::from(0.666).unwrap())) * T::from(0.183).unwrap()).tanh().exp() + T::from(0.5).unwrap(), T::one() + T::from(3.5).unwrap()) * T::from(1.186).unwrap()) * T::from(0.636).unwrap();
+        acc = T::tanh(((acc * T::from(0.016).unwrap()) + T::log((f153(((xs[i1 % xs.len()] - T::from(i1).unwrap()) * T::from(0.307).unwrap()).tanh(), Float::sin((xs[n % xs.len()] * (T::sin(acc * T::from(0.359).unwrap()) * ys[n % 5])) * T::from(0.888).unwrap())) * T::from(0.492).unwrap()).tanh() + T::from(2.0).unwrap(), (acc * T::from(0.359).unwrap()).tanh() + T::from(3.0).unwrap())) * T::from(1.194).unwrap());
+        acc -= Float::atan(u2[3] * T::from(1.333).unwrap()) * T::from(0.636).unwrap();
     }
     acc
 }
@@ -6201,1678 +6199,1666 @@ fn vjp_f191(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 
 // ---- f192 ----
 #[differentiate]
-fn f192<T>(y: T, x: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[0];
-    acc /= xs[0].abs() + T::from(1.5).unwrap();
-    for &v1 in xs.iter().rev() {
-        let u2 = f132(Float::atan((xs[1] + Float::abs(v1)) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), Float::tanh((y - (acc / (v1.abs() + T::from(1.0).unwrap()))) * T::from(0.4).unwrap()), ((y - y) * T::from(0.666).unwrap()).sin());
-        acc = (acc * T::from(-0.328).unwrap()) * (u2[0] * T::from(0.424).unwrap()).tanh();
+fn f192<T: Float + NumAssign + Sum + Product>(x: T) -> Vec<T> {
+    let mut acc = ((Float::to_degrees((x * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()) * (x + T::from(1.934).unwrap())) * T::from(0.203).unwrap()).atan();
+    acc /= T::from(1.129).unwrap() * T::from(1.129).unwrap() + T::from(1.0).unwrap();
+    let t1 = acc;
+    let mut w2 = vec![x * T::from(0.5).unwrap(); 3];
+    let t3 = (acc + T::from(0.402).unwrap()) % (x + T::from(2.5).unwrap());
+    if (acc - w2[1]) > T::from(-0.444).unwrap() {
+        let mut w4 = Vec::with_capacity(4);
+        for i5 in 0..4 {
+            w4.push(T::atan(w2[i5 % 3] * T::from(0.421).unwrap()));
+        }
+        acc += w4[2];
+    } else {
+        let t6 = T::tanh(((Float::max(t1, w2[1]) + (w2[2] + w2[2])) - ((w2[1] - w2[0]) % (x + T::from(2.0).unwrap()))) * T::from(0.437).unwrap());
+        acc -= t6;
     }
-    acc - x
+    w2[1] = t3;
+    let s7: T = w2.iter().zip(&w2).map(|(a, b)| *a * b.tanh()).sum::<T>();
+    let mut out8 = vec![T::zero(); 2];
+    out8[0] = acc;
+    out8[1] += (s7 * T::from(0.171).unwrap()).tanh();
+    out8[1] = Float::atanh(Float::sin(t3 * T::from(1.013).unwrap()) * T::from(0.9).unwrap()).round();
+    out8
 }
 
 fn run_f192<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f192(p[0], p[1], &p[2..4])]
+    f192(p[0])
 }
 
-fn vjp_f192(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f192_grad(p[0], p[1], &p[2..4]);
-    (vec![y], g.flatten())
+fn vjp_f192(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f192_pullback(p[0]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f192 ----
 
 // ---- f193 ----
 #[differentiate]
-fn f193<T: Float + NumAssign + Sum + Product>(n: usize, x: T) -> T {
-    let mut acc = f144(((x + (x * T::from(n).unwrap())) * T::from(0.266).unwrap()).tanh(), ((x + x) * T::from(0.666).unwrap()).sin(), ((x + f183(((x - x.powi(4)) * T::from(0.304).unwrap()).tanh(), 2, ((x + f143(((x + (-x)) * T::from(0.666).unwrap()).tanh())) * T::from(0.438).unwrap()).atan() * T::from(0.954).unwrap(), ((x * f147(T::sin((x - f143(((x - f153(((x - f143(Float::tanh((x - (x + x)) * T::from(0.444).unwrap()))) * T::from(0.438).unwrap()).tanh(), T::tanh((x * (x - T::from(0.5).unwrap())) * T::from(0.666).unwrap()))) * T::from(0.359).unwrap()).tanh())) * T::from(0.438).unwrap()), ((x + (x * x)) * T::from(0.533).unwrap()).tanh())) * T::from(0.139).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.651).unwrap()).tanh());
-    for _ in 1..3 {
-        acc /= ((T::exp_m1((acc * T::from(0.47).unwrap()).tanh()) / (x.exp() + T::from(1.0).unwrap())) * T::from(0.735).unwrap()).sin().exp() + T::from(1.5).unwrap();
-    }
-    let t2 = acc.trunc();
-    acc - t2
+fn f193<T>(xs: &[T], ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::tanh(T::exp_m1(T::from(-1.451).unwrap()) * T::from(0.468).unwrap()).cos();
+    acc = acc.fract() * ((xs[1] - acc) + (acc * ys[0]));
+    acc -= (Float::log(ys[0].exp() + T::from(0.75).unwrap(), acc * acc + T::from(2.25).unwrap()).sin() * T::from(0.85).unwrap()).atanh();
+    let t1 = T::atan(acc * T::from(0.365).unwrap());
+    let s2: T = xs.iter().copied().product::<T>();
+    (acc + t1) - (s2 * T::from(0.263).unwrap()).tanh()
 }
 
 fn run_f193<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f193(1, p[0])]
+    vec![f193(&p[0..5], &p[5..7])]
 }
 
 fn vjp_f193(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f193_grad(1, p[0]);
+    let (y, g) = f193_grad(&p[0..5], &p[5..7]);
     (vec![y], g.flatten())
 }
 // ---- end f193 ----
 
 // ---- f194 ----
 #[differentiate]
-fn f194<T>(xs: &[T], ys: &[T], n: usize) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = Float::log(T::hypot(T::from(0.5).unwrap().abs() + T::from(0.5).unwrap(), xs[1]).abs() + T::from(0.5).unwrap(), (xs[4] - T::from(1.185).unwrap()).abs() + T::from(2.25).unwrap());
-    let mut t1 = acc.min(acc * acc);
-    t1 -= T::from(-1.819).unwrap().atan2(-(t1 + T::from(3.013).unwrap()));
-    let s2 = xs.iter().copied().sum::<T>();
-    for v3 in xs.iter() {
-        acc /= xs[n % xs.len()].exp() + T::from(1.0).unwrap();
-        t1 -= (Float::sinh(ys[n % ys.len()]) * T::from(0.85).unwrap()).sin();
-        let s4 = ys.iter().fold(Float::sin(*v3 * T::from(1.333).unwrap()), |acc, &v| acc * T::from(0.27).unwrap() + (v * v).clamp(T::from(-0.256).unwrap(), T::from(0.391).unwrap()));
-        for _ in 1..4 {
-            acc = T::signum(acc) + T::from(0.491).unwrap();
-        }
-        acc -= (s4 * T::from(0.843).unwrap()).tanh();
+fn f194<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], n: usize, ys: &[T]) -> T {
+    let mut acc = (xs[4] / (xs[2].abs() + T::from(0.75).unwrap())).fract();
+    let t1 = f156(Float::tanh((xs[0] - ys[0]) * T::from(0.666).unwrap()), ((ys[n % ys.len()] - ((ys[n % ys.len()] + T::from(2.0).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.665).unwrap()).atan() * T::from(0.954).unwrap(), xs).asinh();
+    acc -= (acc - t1).atan2(-(x * x + T::from(0.75).unwrap()));
+    let t1 = ((t1 * t1 + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+    acc *= (Float::tan(t1.tanh()) * T::from(1.284).unwrap()).tanh();
+    acc *= (t1 * T::from(1.102).unwrap()).tanh();
+    for _ in 1..3 {
+        acc += Float::powi(T::from(0.261).unwrap(), 3);
     }
-    let mut out6 = vec![T::atan(s2 * T::from(0.266).unwrap()); 3];
-    out6[0] = (acc * T::from(0.303).unwrap()).tanh();
-    out6[1] = T::sin(t1 * T::from(0.187).unwrap());
-    out6[2] += (s2 * T::from(0.266).unwrap()).sin();
-    out6[0] = Float::powi(T::from(0.261).unwrap(), 3);
-    out6
+    acc + ((x + t1) * T::from(0.603).unwrap()).tanh().sinh()
 }
 
 fn run_f194<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f194(&p[0..5], &p[5..10], 4)
+    vec![f194(p[0], &p[1..6], 1, &p[6..8])]
 }
 
-fn vjp_f194(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f194_pullback(&p[0..5], &p[5..10], 4);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f194(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f194_grad(p[0], &p[1..6], 1, &p[6..8]);
+    (vec![y], g.flatten())
 }
 // ---- end f194 ----
 
 // ---- f195 ----
-#[differentiate]
-fn f195<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], x: T, z: T) -> T {
-    let mut acc = xs[2];
-    acc += y;
-    acc = T::tanh((acc + xs[2]) * T::from(0.444).unwrap());
-    let w1 = xs.to_vec();
-    for (&a2, &b3) in xs.iter().zip(w1.iter()) {
-        acc -= (Float::log(T::tanh(w1[1] * T::from(0.444).unwrap()) + T::from(1.5).unwrap(), (w1[1] * T::from(0.444).unwrap()).tanh() * (w1[1] * T::from(0.444).unwrap()).tanh() + T::from(2.25).unwrap()) + T::from(2.322).unwrap()).recip();
-        if w1[0].max(b3) >= a2 {
-            let a2 = T::ceil(a2);
-            acc = ((T::acosh((acc * acc + T::from(1.0).unwrap()) + T::one()) + y) * T::from(0.393).unwrap()).tanh();
-            acc *= (a2 * T::from(0.8).unwrap()).sin();
-        }
-        let mut w4 = vec![T::zero(); 3];
-        w4[0] -= T::from(-0.942).unwrap().abs();
-        acc = (acc * T::from(0.044).unwrap()) * w4[2];
-    }
-    ((acc * x) - z) + acc
+#[differentiate(wrt(y, x))]
+fn f195<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> Vec<T> {
+    let mut acc = T::from(0.064).unwrap();
+    let t1 = ((x.atan2(x.exp() + T::from(0.75).unwrap()) + T::from(3.892).unwrap()).powf(y) * T::from(0.069).unwrap()).tanh();
+    acc /= acc + T::from(1.314).unwrap();
+    let t2 = T::atan(((y - t1) * (y * y + T::from(1.0).unwrap()).sqrt()) * T::from(0.443).unwrap());
+    let t3 = if x.abs() > T::from(0.56).unwrap() { x.sin() } else { T::from(-1.211).unwrap() - acc };
+    let mut out4 = vec![T::zero(); 3];
+    out4[0] += acc;
+    out4[1] = t2;
+    out4[2] = t3;
+    out4[2] = Float::cosh(y);
+    out4
 }
 
 fn run_f195<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f195(p[0], &p[1..4], p[4], p[5])]
+    f195(p[0], p[1])
 }
 
-fn vjp_f195(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f195_grad(p[0], &p[1..4], p[4], p[5]);
-    (vec![y], g.flatten())
+fn vjp_f195(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f195_pullback(p[0], p[1]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f195 ----
 
 // ---- f196 ----
 #[differentiate]
-fn f196<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], y: T, ys: &[T]) -> Vec<T> {
-    let mut acc = (T::from(0.077).unwrap() + x).clamp(((y * x) * T::from(0.888).unwrap()).tanh() - T::from(1.25).unwrap(), (x * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap());
-    for i1 in 1..5 {
-        acc = ((Float::atan(acc * T::from(0.32).unwrap()).exp_m1() + ((x / (xs[i1] * xs[i1] + T::from(0.75).unwrap())) - T::from(0.5).unwrap())) * T::from(0.273).unwrap()).atan();
+fn f196<T: Float + NumAssign + Sum + Product>(x: T, n: usize, y: T, xs: &[T]) -> T {
+    let mut acc = x;
+    for i1 in 0..xs.len() {
+        match i1 % 3 {
+            0 => {
+                if Float::min(x, xs[i1]) < T::from(0.04).unwrap() {
+                    acc *= Float::sin(x * T::from(1.333).unwrap());
+                }
+            }
+            1 | 2 => {
+                acc *= (y * T::from(1.333).unwrap()).tanh();
+                acc += Float::sin((-(xs[n - 1] * xs[n - 1] + T::from(0.5).unwrap())).cbrt() * T::from(1.427).unwrap());
+            }
+            _ => {
+                acc *= T::from(-0.623).unwrap();
+            }
+        }
+        acc = ((acc.abs() + T::cos(xs[4])) * T::from(0.266).unwrap()).sin();
+        let w2 = vec![T::zero(); 2];
+        acc *= w2[0];
     }
-    let s2: T = xs.iter().copied().sum::<T>();
-    let w3 = vec![xs[0] % (y.abs() + T::from(0.5).unwrap()); 5];
-    acc = T::sin((acc - acc) * T::from(0.444).unwrap());
-    let mut out4 = vec![Float::tan(s2.tanh()), ys[0].round()];
-    out4[0] += acc;
-    out4[1] = ys[1];
-    out4[0] += (s2 * T::from(0.266).unwrap()).atan();
-    out4[1] += w3[0];
-    out4[1] = T::sin((T::from(0.655).unwrap().asinh() + f148(((xs[4] + xs[1].exp2()) * T::from(0.334).unwrap()).sin(), ((y + (y * x)) * T::from(0.533).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[2] + (s2 / ((s2 * T::from(0.266).unwrap()).sin().exp() + T::from(1.0).unwrap()))) * T::from(0.222).unwrap()).tanh())) * T::from(0.281).unwrap());
-    out4
+    T::atan((acc + acc) * T::from(0.153).unwrap())
 }
 
 fn run_f196<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f196(p[0], &p[1..6], p[6], &p[7..12])
+    vec![f196(p[0], 1, p[1], &p[2..7])]
 }
 
-fn vjp_f196(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f196_pullback(p[0], &p[1..6], p[6], &p[7..12]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f196(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f196_grad(p[0], 1, p[1], &p[2..7]);
+    (vec![y], g.flatten())
 }
 // ---- end f196 ----
 
 // ---- f197 ----
-#[differentiate(wrt(x))]
-fn f197<T>(x: T, y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = y;
-    acc = acc - acc;
-    let t1 = (acc * T::from(0.666).unwrap()).tanh().cosh();
-    if !((t1 * acc) > T::from(-0.072).unwrap()) && t1.is_sign_positive() {
-        if (y + T::from(1.501).unwrap()) <= T::from(-1.833).unwrap() {
-            acc *= ((((y - x) * (y - x) + T::from(0.5).unwrap()).powf(y) + (x + T::from(2.0).unwrap()).cbrt()) * T::from(0.023).unwrap()).atan() * T::from(0.636).unwrap();
-        } else {
-            let t2 = (f181(((x * (t1 * t1)) * T::from(0.559).unwrap()).tanh(), 3, T::atan((x + y) * T::from(0.666).unwrap()) * T::from(0.954).unwrap()) * T::from(0.183).unwrap()).tanh();
-            acc = ((acc.abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() + t2;
-        }
-    } else {
-        let t3 = acc;
-        acc *= (t3 * T::from(0.666).unwrap()).atan() * T::from(0.636).unwrap();
+#[differentiate]
+fn f197<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
+    let mut acc = f183::<T>(((xs[1] * xs[1]) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), 4, T::atan((xs[1] - f171(((xs[0] + (x / (xs[0] * xs[0] + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).tanh(), ((x - (x - x)) * T::from(0.444).unwrap()).tanh(), ((x + x) * T::from(0.666).unwrap()).tanh(), xs, xs)) * T::from(0.8).unwrap()) * T::from(0.954).unwrap(), ((xs[0] + (xs[1] + T::from(2.5).unwrap()).sqrt()) * T::from(0.571).unwrap()).atan() * T::from(0.954).unwrap()) / ((x + xs[0]) * (x + xs[0]) + T::from(0.75).unwrap());
+    acc -= (acc * T::from(0.954).unwrap()).tanh().powi(3);
+    for i1 in 0..xs.len() {
+        let t2 = Float::tanh(((xs[i1] - acc) + (T::from(-0.738).unwrap() * xs[1])) * T::from(0.259).unwrap());
+        acc += t2;
     }
-    acc + t1
+    acc
 }
 
 fn run_f197<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f197(p[0], p[1])]
+    vec![f197(&p[0..2], p[2])]
 }
 
 fn vjp_f197(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f197_grad(p[0], p[1]);
+    let (y, g) = f197_grad(&p[0..2], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f197 ----
 
 // ---- f198 ----
 #[differentiate]
-fn f198<T>(z: T, x: T, y: T, xs: &[T]) -> T
+fn f198<T>(x: T, ys: &[T], xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = Float::tanh(Float::powf(f151(3, T::atan((z + (xs[0] / (y * y + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), ((x - (y + x)) * T::from(0.444).unwrap()).sin()) + T::from(2.0).unwrap(), xs[2]) * T::from(0.384).unwrap());
-    acc += ((xs[1] % (xs[3] * xs[3] + T::from(1.0).unwrap())) / (xs[2].exp() + T::from(0.75).unwrap())).atan2(acc + T::from(1.75).unwrap());
-    let w1 = vec![(f197(((y - z) * T::from(0.666).unwrap()).tanh(), Float::tanh((xs[1] - (xs[0] / (x.abs() + T::from(0.75).unwrap()))) * T::from(0.571).unwrap())) * T::from(0.44).unwrap()).atan(); 5];
-    let t2 = T::powi(w1[3], 3);
-    acc *= (t2 * T::from(0.516).unwrap()).atan() * T::from(0.636).unwrap();
-    for &v3 in w1.iter() {
-        let t4 = T::cosh(((y * t2) * T::from(0.344).unwrap()).atan());
-        let (b5, b6) = ((f197(((z - Float::mul_add(y, t4, xs[1])) * T::from(0.295).unwrap()).tanh(), ((xs[1] * Float::tan(v3.tanh())) * T::from(0.856).unwrap()).sin()) * T::from(0.44).unwrap()).tanh(), ((x - acc) * T::from(0.187).unwrap()).atan());
-        let t7 = Float::atan(w1[3] * T::from(0.304).unwrap());
-        acc *= (((b5 + b6) - t7) * T::from(0.482).unwrap()).tanh();
+    let mut acc = (x * x).clamp(T::from(-0.962).unwrap(), T::from(0.461).unwrap());
+    let mut w1 = vec![acc.exp(); 4];
+    for (&_, &b3) in xs.iter().zip(ys.iter()) {
+        if ys[3] >= T::from(-1.021).unwrap() {
+            for &v4 in xs.iter().rev() {
+                acc += (w1[0] * T::from(0.302).unwrap()).sin() * T::from(0.25).unwrap();
+                if (xs[1] / (T::sin(acc * T::from(0.403).unwrap()) * T::sin(acc * T::from(0.403).unwrap()) + T::from(0.5).unwrap())) <= b3 {
+                    w1[0] = ys[3];
+                    let w5 = vec![T::zero(); 4];
+                    acc *= w5[3];
+                } else if (b3 + (T::from(-1.48).unwrap().abs() + T::from(1.0).unwrap()).log2()).is_sign_positive() {
+                    acc = T::tanh((((acc * T::from(0.403).unwrap()).atan().exp() + T::from(0.75).unwrap()).log2() + (acc / (ys[2].min(v4) * ys[2].min(v4) + T::from(1.0).unwrap()))) * T::from(0.265).unwrap()) * T::from(0.962).unwrap();
+                } else {
+                    if (ys[1] % (xs[3] * xs[3] + T::from(1.0).unwrap())) > T::from(0.455).unwrap() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            let t6 = b3;
+            acc += (t6 * T::from(1.333).unwrap()).sin();
+        }
     }
-    let t8 = x;
-    (acc + t8) - ((T::from(0.5).unwrap() - t8) + acc)
+    Float::tanh(((acc - w1[3]) - (if x < w1[0] { ys[3].exp2() } else { acc })) * T::from(0.159).unwrap())
 }
 
 fn run_f198<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f198(p[0], p[1], p[2], &p[3..7])]
+    vec![f198(p[0], &p[1..5], &p[5..9])]
 }
 
 fn vjp_f198(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f198_grad(p[0], p[1], p[2], &p[3..7]);
+    let (y, g) = f198_grad(p[0], &p[1..5], &p[5..9]);
     (vec![y], g.flatten())
 }
 // ---- end f198 ----
 
 // ---- f199 ----
 #[differentiate]
-fn f199<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = (xs[0] / (xs[2].abs() + T::from(1.0).unwrap())) * xs[2];
-    let mut u1 = f170(xs, Float::tanh((xs[1] * xs[1]) * T::from(0.888).unwrap()), ((xs[2] * xs[2].min(acc)) * T::from(0.592).unwrap()).sin());
-    acc *= (Float::log((-T::abs(u1[1])).abs() + T::from(0.5).unwrap(), (((acc - u1[0]) % (((xs[0] - u1[1]) * T::from(0.247).unwrap()).sin() + T::from(1.5).unwrap())) * T::from(0.8).unwrap()).sin().exp() + T::from(2.25).unwrap()) * T::from(0.708).unwrap()).atan() * T::from(0.636).unwrap();
-    acc = (acc * T::from(0.712).unwrap()) * ((acc.abs() + T::from(1.0).unwrap()).recip() % (acc * acc + T::from(0.75).unwrap()));
-    acc = T::atan((acc - (acc + acc.atan())) * T::from(0.418).unwrap());
-    u1.swap(0, 1);
-    acc /= (acc - acc) * (acc - acc) + T::from(1.0).unwrap();
-    for i2 in 1..=3 {
-        for i3 in (0..5).step_by(2) {
-            u1[i2 % 2] *= Float::sin(xs[i3 % xs.len()] * T::from(1.333).unwrap());
-        }
-        let u4 = f170::<T>(xs, ((xs[i2 % xs.len()] * T::from(i2).unwrap()) * T::from(0.333).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] + T::from(i2).unwrap().sin()) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap());
-        acc /= (u4[0] * T::from(0.304).unwrap()).atan().exp() + T::from(1.25).unwrap();
+fn f199<T>(z: T, ys: &[T], x: T, xs: &[T], y: T) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = z;
+    let t1 = y;
+    let mut t2 = Float::tanh((z + (((z.tanh().tan() * T::from(1.284).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).acos()) * T::from(0.43).unwrap());
+    let mut k3 = 0;
+    while (Float::mul_add(acc, t1, ys[1]).is_sign_positive() && xs[1].tanh().tan() > T::from(0.5).unwrap()) && k3 < 3 {
+        k3 += 1;
+        let mut k4 = 0;
+        let r5 = loop {
+            k4 += 1;
+            let t6 = y;
+            if k4 >= 5 || ((t6 - acc) >= T::from(-1.517).unwrap()) {
+                break Float::sinh(t1);
+            }
+        };
+        let t7 = (((((((acc * T::from(0.444).unwrap()).atan() * t2) * T::from(0.318).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).asin() + Float::sinh(y)) * T::from(0.364).unwrap()).sin();
+        t2 = (((t2 * T::from(0.666).unwrap()) + (r5 - t7)) * T::from(0.332).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    acc - (u1[0] * T::from(0.304).unwrap()).sin()
+    acc *= Float::sin(y * T::from(1.333).unwrap());
+    (acc * t2, t1 + x)
 }
 
 fn run_f199<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f199(&p[0..3])]
+    let (a, b) = f199(p[0], &p[1..3], p[3], &p[4..6], p[6]);
+    vec![a, b]
 }
 
-fn vjp_f199(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f199_grad(&p[0..3]);
-    (vec![y], g.flatten())
+fn vjp_f199(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f199_pullback(p[0], &p[1..3], p[3], &p[4..6], p[6]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f199 ----
 
 // ---- f200 ----
 #[differentiate]
-fn f200<T>(y: T, x: T, xs: &[T]) -> T
+fn f200<T>(x: T, xs: &[T]) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = xs[0];
-    for i1 in 0..xs.len() {
-        let mut t2 = ((Float::atan((y * x) * T::from(0.888).unwrap()).exp() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-        match i1 % 3 {
-            0 => {
-                t2 -= (T::powi(T::from(-1.753).unwrap(), 3) * T::from(0.371).unwrap()).atan();
-            }
-            1 => {
-                for _ in xs {
-                    let t4 = (acc * T::from(0.307).unwrap()).sin();
-                    acc += (t4 * T::from(2.0).unwrap()).tanh() * T::from(0.2).unwrap();
-                }
-            }
-            _ => {
-                acc *= ((x - Float::floor(x)) * T::from(0.5).unwrap()).sin();
-            }
-        }
-        let t5 = t2;
-        acc = (((acc * T::from(0.307).unwrap()).tanh().sinh() + (acc * T::from(0.307).unwrap()).atan().cos().round()) * T::from(0.564).unwrap()).tanh();
-        acc = T::tanh(((acc * T::from(-0.301).unwrap()) - t5) * T::from(0.372).unwrap());
-    }
-    acc + (y - x).max(((xs[4] * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees())
+    let acc = T::sin(Float::hypot((x - x) + T::from(3.75).unwrap(), (xs[2].sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.243).unwrap());
+    let t1 = xs[3];
+    let w2 = xs.to_vec();
+    let s3 = w2.iter().copied().sum::<T>();
+    (acc + Float::atan(s3 * T::from(0.266).unwrap()), ((xs[3] * t1) - t1) - t1)
 }
 
 fn run_f200<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f200(p[0], p[1], &p[2..7])]
+    let (a, b) = f200(p[0], &p[1..6]);
+    vec![a, b]
 }
 
-fn vjp_f200(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f200_grad(p[0], p[1], &p[2..7]);
-    (vec![y], g.flatten())
+fn vjp_f200(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f200_pullback(p[0], &p[1..6]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f200 ----
 
 // ---- f201 ----
 #[differentiate]
-fn f201<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[0].tanh();
-    acc = acc + ((acc + acc) - acc);
-    acc = T::tanh((acc + acc) * T::from(0.25).unwrap());
-    acc = acc * acc;
-    let t1 = acc / (acc.cosh() + T::from(2.544).unwrap());
-    let mut t2 = acc;
-    for (&a3, &_) in xs.iter().zip(xs) {
-        for _ in 1..5 {
-            let t6 = xs[0];
-            t2 = (((t2 * T::from(0.738).unwrap()) * t6) * T::from(0.602).unwrap()).sin();
+fn f201<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = xs[2];
+    if acc >= T::from(-0.886).unwrap() {
+        let (p1, q2) = f200(((ys[0] * (acc.exp() + T::from(0.75).unwrap()).sqrt()) * T::from(0.582).unwrap()).tanh(), xs);
+        if (q2 * T::from(0.38).unwrap()).tanh().mul_add(T::from(0.924).unwrap(), p1).is_sign_positive() {
+            let t3 = f151(1, ((ys[2] * f163::<T>(ys, ((ys[0] * (ys[1] + acc)) * T::from(0.444).unwrap()).tanh(), ((ys[1] + (ys[2] * acc)) * T::from(0.533).unwrap()).tanh())) * T::from(0.155).unwrap()).tanh(), ((ys[2] + (xs[2] * T::from(1.587).unwrap())) * T::from(0.515).unwrap()).sin());
+            acc *= t3;
+        } else if acc > T::from(0.684).unwrap() {
+            let t4 = (T::sin(p1 * T::from(0.38).unwrap()) * T::from(0.9).unwrap()).atanh();
+            acc = (acc * T::from(-0.887).unwrap()) - t4;
+        } else {
+            let mut w5 = Vec::with_capacity(5);
+            for i6 in 0..5 {
+                w5.push((f156(((xs[i6] - ((acc * T::from(0.307).unwrap()).sin() * Float::tanh(p1 * T::from(0.38).unwrap()))) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), T::atan((xs[2] * ys[i6 % 4]) * T::from(0.888).unwrap()) * T::from(0.954).unwrap(), xs) * T::from(0.444).unwrap()).sin());
+            }
+            acc *= w5[2];
         }
-        t2 = (t2 * T::from(0.205).unwrap()) * (a3 * T::from(-1.04).unwrap()).signum();
     }
-    ((acc + t1) - t2) - (((acc.exp() + T::from(1.0).unwrap()) + T::one()).acosh() - T::from(0.5).unwrap())
+    acc - acc
 }
 
 fn run_f201<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f201(&p[0..2])]
+    vec![f201(&p[0..4], &p[4..9])]
 }
 
 fn vjp_f201(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f201_grad(&p[0..2]);
+    let (y, g) = f201_grad(&p[0..4], &p[4..9]);
     (vec![y], g.flatten())
 }
 // ---- end f201 ----
 
 // ---- f202 ----
 #[differentiate]
-fn f202<T>(y: T, x: T, z: T) -> T
+fn f202<T>(n: usize, ys: &[T], z: T, xs: &[T], y: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::atan(((x + z) - ((y * y + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.47).unwrap());
-    if (-z) <= T::from(-0.387).unwrap() {
-        acc = T::tanh(((acc * T::from(-0.162).unwrap()) + ((acc * T::from(-0.351).unwrap()) + (T::from(-1.74).unwrap() / (y.abs() + T::from(0.5).unwrap())))) * T::from(0.466).unwrap());
-        let t1 = y;
-        acc = acc - t1;
-    } else {
-        if (acc + acc) >= T::from(0.019).unwrap() {
-            acc *= (z * T::from(1.333).unwrap()).tanh();
-        } else {
-            acc += Float::powf(y.exp() + T::from(0.75).unwrap(), T::from(-1.132).unwrap()).atan() * z;
-            for _ in (0..2).rev() {
-                acc *= T::tanh(Float::log(y + T::from(2.0).unwrap(), (z / (x + T::from(2.25).unwrap())).abs() + T::from(2.0).unwrap()) * T::from(1.106).unwrap());
+    let mut acc = Float::floor(x);
+    for i1 in (0..5).step_by(3) {
+        acc /= (ys[n % ys.len()].min(z) * (acc * T::from(0.444).unwrap()).sin()).exp() + T::from(1.5).unwrap();
+        let s2: T = ys.iter().map(|v| *v).sum::<T>();
+        for (&_, &_) in ys.iter().zip(ys.iter()) {
+            let l5;
+            if xs[0] >= xs[i1 % xs.len()] {
+                acc /= (z.exp().max(f165(((y + T::sinh((acc * T::from(0.444).unwrap()).sin())) * T::from(0.657).unwrap()).sin(), ys)) * T::from(0.446).unwrap()).atan() + T::from(2.571).unwrap();
+                l5 = x / (T::tanh(acc * T::from(0.444).unwrap()).exp() + T::from(0.5).unwrap());
+            } else {
+                let w6 = xs.to_vec();
+                acc = (((acc * T::from(0.727).unwrap()) + w6[1]) * T::from(0.419).unwrap()).atan();
+                l5 = y;
             }
+            if (s2.abs() + T::from(0.75).unwrap()).log10() <= T::from(-0.8).unwrap() && (acc + ys[i1 % ys.len()]) >= x {
+                continue;
+            }
+            let t7 = xs[n % xs.len()];
+            acc /= ((l5 + t7) * T::from(0.444).unwrap()).tanh().exp() + T::from(1.0).unwrap();
         }
     }
     acc
 }
 
 fn run_f202<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f202(p[0], p[1], p[2])]
+    vec![f202(2, &p[0..3], p[3], &p[4..6], p[6], p[7])]
 }
 
 fn vjp_f202(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f202_grad(p[0], p[1], p[2]);
+    let (y, g) = f202_grad(2, &p[0..3], p[3], &p[4..6], p[6], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f202 ----
 
 // ---- f203 ----
 #[differentiate]
-fn f203<T>(x: T, y: T) -> T
+fn f203<T>(ys: &[T], xs: &[T]) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    let t1 = (acc.exp() * T::from(0.446).unwrap()).tanh();
-    if f197(Float::atan((y * t1.sinh()) * T::from(0.864).unwrap()) * T::from(0.954).unwrap(), ((y + acc) * T::from(0.666).unwrap()).sin()) >= T::from(-0.705).unwrap() || y > acc || x.is_sign_negative() {
-        if (acc + T::acosh((T::from(1.435).unwrap() * T::from(1.435).unwrap() + T::from(1.0).unwrap()) + T::one())) > T::from(1.147).unwrap() {
-            acc -= ((T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() - T::from(1.591).unwrap().to_radians();
-        }
-    } else {
-        acc -= (T::atan((T::from(-1.418).unwrap() / (y * y + T::from(0.75).unwrap())) * T::from(1.057).unwrap()) * T::from(0.031).unwrap()).to_degrees();
-        for i2 in (0..4).rev() {
-            acc = acc.tanh().tan() * ((t1 - T::from(i2).unwrap()) * T::from(0.4).unwrap()).tanh().sin();
-        }
+    let mut acc = (T::from(-0.286).unwrap() * ys[2]) - ys[3];
+    if (acc / (acc * acc + T::from(0.75).unwrap())).is_sign_negative() {
+        return (T::from(-1.648).unwrap(), xs[1].trunc());
     }
-    acc
+    let t1 = ((acc + (-acc).round()) * T::from(0.411).unwrap()).atan();
+    acc = ((acc.sin() * (T::acos((acc + acc).tanh() * T::from(0.9).unwrap()) + ((acc * acc + T::from(1.0).unwrap()).log(acc * acc + T::from(2.5).unwrap()) - t1))) * T::from(0.287).unwrap()).sin();
+    (acc, ys[3])
 }
 
 fn run_f203<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f203(p[0], p[1])]
+    let (a, b) = f203(&p[0..4], &p[4..8]);
+    vec![a, b]
 }
 
-fn vjp_f203(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f203_grad(p[0], p[1]);
-    (vec![y], g.flatten())
+fn vjp_f203(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f203_pullback(&p[0..4], &p[4..8]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f203 ----
 
 // ---- f204 ----
 #[differentiate]
-fn f204<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], x: T) -> T {
-    let mut acc = Float::clamp(T::from(-0.982).unwrap(), (ys[2] * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), T::from(0.0).unwrap() + T::from(1.25).unwrap()).abs();
-    let (b1, b2) = (Float::clamp(acc, (x * T::from(1.333).unwrap()).sin() - T::from(1.25).unwrap(), (x * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()).min(acc), ys[1].trunc().atan());
-    for i3 in 0..3 {
-        let w4 = xs.to_vec();
-        for _ in ys.iter() {
-            let b2 = Float::powi(b2, 3);
-            acc -= (b2 * T::from(0.516).unwrap()).sin() * T::from(0.333).unwrap();
-        }
-        if !((ys[ys.len() - 1 - i3] / (x + T::from(2.0).unwrap())) <= x) && (xs[i3 % 2] + T::from(i3).unwrap()).is_sign_negative() {
-            let mut k6 = 0;
-            while k6 < 3 && (((acc * T::from(0.38).unwrap()).sin() * T::atan(acc * T::from(0.38).unwrap())).is_sign_negative()) {
-                k6 += 1;
-                acc *= ((-b1).atan2((w4[1] * T::from(0.444).unwrap()).sin() * (w4[1] * T::from(0.444).unwrap()).sin() + T::from(0.75).unwrap()) * T::from(0.636).unwrap()).sin();
-            }
-            acc /= w4[i3 % 2].abs() + T::from(1.25).unwrap();
-        } else if (ys[i3] * (acc * T::from(0.38).unwrap()).tanh()) > T::from(0.945).unwrap() || (b2 - (T::from(i3).unwrap().tanh() * T::from(0.9).unwrap()).acos()) >= T::from(-1.309).unwrap() {
-            let mut w7 = Vec::with_capacity(3);
-            for _ in 0..3 {
-                w7.push(T::from(-0.868).unwrap());
-            }
-            acc = (((acc * T::from(-0.869).unwrap()) + w7[0]) * T::from(0.368).unwrap()).tanh();
-        } else {
-            let t9 = ((f186::<T>(((xs[i3 % xs.len()] + (T::from(i3).unwrap() + acc)) * T::from(0.205).unwrap()).tanh(), &w4).abs() + T::from(1.0).unwrap()) + T::one()).acosh();
-            acc = acc.fract() * t9;
-        }
+fn f204<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::tanh(((xs[4] - xs[2]) * xs[3]) * T::from(0.444).unwrap());
+    let mut t1 = T::from(-1.132).unwrap();
+    let t2 = acc;
+    let t3 = xs[1];
+    t1 *= T::tanh(Float::log(acc + T::from(1.5).unwrap(), (t2 / (t1 + T::from(1.882).unwrap())).abs() + T::from(2.0).unwrap()) * T::from(1.512).unwrap());
+    for _ in 0..xs.len() {
+        let w5 = vec![T::zero(); 5];
+        let t6 = t2;
+        acc = (((acc * T::from(-0.443).unwrap()) + (w5[0] * t6)) * T::from(0.752).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    acc
+    ((((acc - t1) - t3) * f147(((xs[3] * t3.sinh()) * T::from(0.566).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[2] * t1) * T::from(1.177).unwrap()).tanh())) * T::from(0.057).unwrap()).tanh()
 }
 
 fn run_f204<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f204(&p[0..3], &p[3..5], p[5])]
+    vec![f204(&p[0..5])]
 }
 
 fn vjp_f204(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f204_grad(&p[0..3], &p[3..5], p[5]);
+    let (y, g) = f204_grad(&p[0..5]);
     (vec![y], g.flatten())
 }
 // ---- end f204 ----
 
 // ---- f205 ----
 #[differentiate]
-fn f205<T: Float + NumAssign + Sum + Product>(x: T, ys: &[T], xs: &[T]) -> T {
-    let mut acc = (f203::<T>(((x * (x + ys[2])) * T::from(0.444).unwrap()).sin(), Float::tanh((x + T::from(-1.415).unwrap()) * T::from(0.686).unwrap())) * T::from(0.458).unwrap()).tanh();
-    for i1 in 0..1 {
-        acc = (((acc * T::from(0.615).unwrap()) + (x.asinh() * ys[i1 + 1].cosh())) * T::from(0.494).unwrap()).tanh();
+fn f205<T>(xs: &[T], x: T, y: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (((-(T::from(0.348).unwrap().abs() + T::from(1.0).unwrap())).cbrt() - y.atan2(xs[1].abs() + T::from(0.75).unwrap())) * T::from(0.471).unwrap()).sin();
+    let l1;
+    if (-y) < T::from(0.049).unwrap() {
+        let (p2, q3) = f203::<T>(xs, xs);
+        acc = ((acc + (p2 - q3)) * T::from(0.333).unwrap()).tanh();
+        l1 = (((Float::tanh(xs[1].sinh() * T::from(0.85).unwrap()) * T::from(0.05).unwrap()).to_degrees().abs() + T::from(0.75).unwrap()).powf(T::cbrt(xs[1].exp() + T::from(0.5).unwrap()).max((y.abs() + T::from(0.5).unwrap()).sqrt())) * T::from(0.136).unwrap()).sin();
+    } else {
+        l1 = xs[1];
     }
-    for i2 in (0..2).rev().step_by(2) {
-        let mut k3 = 0;
-        while (ys[1] > x) && k3 < 4 {
-            k3 += 1;
-            if (T::one() / (ys[i2] * ys[i2] + T::from(0.5).unwrap())) > xs[i2 + 1] {
-                continue;
-            }
-        }
+    acc /= Float::clamp(T::from(-0.982).unwrap(), (xs[2] * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), T::from(0.0).unwrap() + T::from(1.25).unwrap()).abs().abs() + T::from(1.25).unwrap();
+    let s4 = xs.iter().copied().sum::<T>();
+    let l5;
+    if Float::atan2(l1, l1.abs() + T::from(1.0).unwrap()) > T::from(0.25).unwrap() {
+        acc -= Float::floor(Float::sqrt(xs[1].abs() + T::from(0.75).unwrap()));
+        l5 = xs[0];
+    } else {
+        l5 = ((f181(((xs[0] + (T::from(-1.393).unwrap() * xs[1])) * T::from(0.557).unwrap()).tanh(), 3, ((x - ((acc.abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.865).unwrap()).sin()) * T::from(0.183).unwrap()).sin().exp() + T::from(0.75).unwrap()).recip().abs();
     }
-    acc = acc + ys[3].ceil();
-    acc
+    ((acc - T::tanh(s4 * T::from(0.333).unwrap())) - l5) + (l5 / ((x + xs[3]) + T::from(4.0).unwrap()))
 }
 
 fn run_f205<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f205(p[0], &p[1..5], &p[5..8])]
+    vec![f205(&p[0..4], p[4], p[5])]
 }
 
 fn vjp_f205(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f205_grad(p[0], &p[1..5], &p[5..8]);
+    let (y, g) = f205_grad(&p[0..4], p[4], p[5]);
     (vec![y], g.flatten())
 }
 // ---- end f205 ----
 
 // ---- f206 ----
 #[differentiate]
-fn f206<T: Float + NumAssign + Sum + Product>(z: T, n: usize, y: T, x: T) -> T {
-    let mut acc = -x;
-    acc *= (y * z).clamp(Float::tanh((T::from(n).unwrap() / (z.abs() + T::from(1.0).unwrap())) * T::from(0.5).unwrap()) - T::from(1.25).unwrap(), ((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap()).fract();
-    let mut w1 = vec![T::zero(); 3];
-    for _ in 1..=2 {
-        for (&_, &_) in w1.iter().zip(&w1) {
-            let t5 = Float::cosh(((T::one() + w1[2]) * T::from(0.666).unwrap()).sin());
-            acc = (acc * T::from(0.117).unwrap()) * t5;
-        }
-        for _ in 0..n {
-            w1.swap(2, 2);
-        }
-        acc = ((Float::atan(acc * T::from(0.571).unwrap()).powi(4) - y) * T::from(0.263).unwrap()).sin();
-        let s7 = w1.iter().map(|&v| v).sum::<T>();
-        acc *= (s7 * T::from(0.333).unwrap()).tanh();
+fn f206<T>(z: T, ys: &[T], x: T, xs: &[T], y: T) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = y;
+    let s1 = xs.iter().map(|v| *v).sum::<T>();
+    acc = acc + xs[1];
+    for i2 in 1..=5 {
+        acc = (((acc * T::from(-0.803).unwrap()) + Float::ln((x.asinh() / ((f205(ys, ((xs[1] - f198(((xs[0] - acc) * T::from(0.21).unwrap()).sin(), ys, ys)) * T::from(0.8).unwrap()).sin(), ((x * x) * T::from(0.888).unwrap()).sin()) * T::from(0.266).unwrap()).tanh() + T::from(1.75).unwrap())).abs() + T::from(0.5).unwrap())) * T::from(0.265).unwrap()).sin();
+        let t3 = (f164(xs, xs, T::sin((y + y) * T::from(0.666).unwrap()), Float::sin((z + z) * T::from(0.666).unwrap()), ((y + (xs[4] * ys[i2 % ys.len()])) * T::from(0.533).unwrap()).tanh()) * T::from(0.205).unwrap()).tanh();
+        let s4 = ys.iter().copied().product::<T>();
+        let (p5, q6) = f200(((ys[0] + (T::from(-1.415).unwrap() * ys[i2 % ys.len()])) * T::from(0.552).unwrap()).tanh(), xs);
+        acc = (((acc.tanh() * T::from(0.9).unwrap()).asin() * (((t3 + (s4 * T::from(0.395).unwrap()).atan()) + (p5 * T::from(0.38).unwrap()).atan()) + (q6 * T::from(0.38).unwrap()).tanh())) * T::from(0.123).unwrap()).atan();
     }
-    acc
+    for i7 in (0..5).step_by(2) {
+        acc -= (T::hypot(((T::from(i7).unwrap() / (xs[xs.len() - 1 - i7] * xs[xs.len() - 1 - i7] + T::from(0.75).unwrap())) * T::from(0.3).unwrap()).tanh() + T::from(2.0).unwrap(), Float::ln_1p((ys[i7 % ys.len()].abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap())) * T::from(0.498).unwrap()).sin();
+    }
+    (acc, x - (s1 * T::from(0.266).unwrap()).tanh())
 }
 
 fn run_f206<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f206(p[0], 3, p[1], p[2])]
+    let (a, b) = f206(p[0], &p[1..5], p[5], &p[6..11], p[11]);
+    vec![a, b]
 }
 
-fn vjp_f206(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f206_grad(p[0], 3, p[1], p[2]);
-    (vec![y], g.flatten())
+fn vjp_f206(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f206_pullback(p[0], &p[1..5], p[5], &p[6..11], p[11]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f206 ----
 
 // ---- f207 ----
 #[differentiate]
-fn f207<T: Float + NumAssign + Sum + Product>(z: T, y: T, x: T) -> T {
-    let acc = T::from(1.262).unwrap();
-    let mut t1 = (z * (-(y * y + T::from(0.5).unwrap())).cbrt()) + y;
-    t1 = (t1 * T::from(0.475).unwrap()) + ((acc / (x.exp() + T::from(0.75).unwrap())) / ((T::from(0.874).unwrap() * T::from(0.874).unwrap() + T::from(0.5).unwrap()).ln() + T::from(1.79).unwrap()));
-    t1 += ((t1 + T::from(4.204).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-    let t2 = ((Float::cbrt(x.abs() + T::from(0.5).unwrap()) - t1) * T::from(0.269).unwrap()).tanh();
-    let b3 = {
-        let c4 = x - t2;
-        ((c4 + (T::from(-0.575).unwrap().cos() + y)) * T::from(0.4).unwrap()).sin()
-    };
-    (acc + b3) + T::round(t2 + x)
+fn f207<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> T {
+    let mut acc = x;
+    let t1 = (((x * xs[0]) + (acc * x)) * T::from(0.444).unwrap()).sin();
+    for i2 in 0..2 {
+        if (x.exp() + T::from(1.0).unwrap()).log10().is_sign_negative() {
+            let mut k3 = 0;
+            while k3 < 5 && ((xs[i2] / (xs[0].abs() + T::from(0.75).unwrap())).is_sign_positive()) {
+                k3 += 1;
+                let s4 = xs.iter().fold((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap(), |acc, &v| acc * T::from(0.675).unwrap() + Float::tanh(T::log2((T::one() * v) + T::from(2.0).unwrap()) * T::from(1.064).unwrap()));
+                acc /= (s4 * T::from(0.49).unwrap()).atan() + T::from(2.821).unwrap();
+            }
+            let s5 = xs.iter().map(|&v| v.floor() - T::from(1.37).unwrap()).sum::<T>();
+            acc = (((acc * T::from(0.705).unwrap()) - (s5 * T::from(0.258).unwrap()).atan()) * T::from(0.495).unwrap()).sin();
+        } else {
+            let mut w6 = Vec::with_capacity(2);
+            for i7 in 0..2 {
+                w6.push(xs[i7] * T::log(T::from(i2).unwrap() * T::from(i2).unwrap() + T::from(0.5).unwrap(), xs[1] + T::from(3.5).unwrap()));
+            }
+            acc -= (w6[0] * T::from(0.614).unwrap()).tanh();
+        }
+        let w8 = xs.to_vec();
+        acc = Float::tanh((acc.asinh() + w8[1]) * T::from(0.577).unwrap());
+    }
+    acc + t1
 }
 
 fn run_f207<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f207(p[0], p[1], p[2])]
+    vec![f207(p[0], &p[1..3])]
 }
 
 fn vjp_f207(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f207_grad(p[0], p[1], p[2]);
+    let (y, g) = f207_grad(p[0], &p[1..3]);
     (vec![y], g.flatten())
 }
 // ---- end f207 ----
 
 // ---- f208 ----
 #[differentiate]
-fn f208<T>(x: T, y: T, xs: &[T]) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::atanh((((xs[0] * T::from(-1.622).unwrap()) * T::from(0.822).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap());
-    for &v1 in xs.iter() {
-        acc /= xs[0] * xs[0] + T::from(1.0).unwrap();
-        for &_ in xs.iter() {
-            acc /= Float::atan(((y % (xs[1].abs() + T::from(0.5).unwrap())) + (x - v1)) * T::from(0.444).unwrap()) + T::from(2.571).unwrap();
-            let t3 = Float::atan((if xs[1].mul_add(y, v1) > T::from(1.014).unwrap() { acc } else { xs[2] + x }) * T::from(0.447).unwrap());
-            acc /= t3 * t3 + T::from(1.25).unwrap();
+fn f208<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> Vec<T> {
+    let mut acc = (x - x).asinh();
+    if (x - x).is_sign_positive() && xs[0] >= T::from(0.181).unwrap() && (xs[1] - T::from(1.447).unwrap()) < T::from(-0.543).unwrap() {
+        for &v1 in xs.iter().rev() {
+            for v2 in xs.iter() {
+                if x > *v2 || xs[0] > T::from(0.67).unwrap() {
+                    acc *= (x * T::from(1.333).unwrap()).tanh();
+                    acc /= xs[1].exp() + T::from(1.5).unwrap();
+                } else {
+                    acc = ((acc + T::mul_add(v1.abs(), T::sinh(*v2), xs[1] - v1)) * T::from(0.176).unwrap()).sin();
+                }
+                let w3 = vec![T::zero(); 3];
+                acc /= w3[1] + T::from(1.5).unwrap();
+            }
+            let s4: T = xs.iter().map(|&v| (v * T::from(0.5).unwrap()).abs()).sum::<T>();
+            acc /= s4 + T::from(3.25).unwrap();
         }
+    } else if (x * T::from(-0.208).unwrap()).is_sign_negative() {
+        acc -= acc.atan().fract();
+    } else {
+        acc /= f148(((xs[0] + Float::exp_m1(x)) * T::from(0.334).unwrap()).atan() * T::from(0.954).unwrap(), Float::sin((x - T::round(T::from(0.492).unwrap())) * T::from(0.668).unwrap()), ((x - xs[1].exp()) * T::from(0.334).unwrap()).atan() * T::from(0.954).unwrap()).atan2(T::recip(acc + T::from(2.319).unwrap()).exp() + T::from(0.5).unwrap()) + T::from(4.142).unwrap();
     }
-    acc /= (if y > T::from(0.189).unwrap() { xs[1] } else { xs[1] }).abs() + T::from(1.5).unwrap();
-    let t4 = T::recip(xs[2] + T::from(2.0).unwrap()).tanh().tan() + y.signum();
-    let mut out5 = vec![T::zero(); 3];
-    out5[0] = acc;
-    out5[1] = t4;
-    out5[0] = (xs[0] - xs[2]) - xs[2].signum();
+    let mut out5 = vec![T::zero(); 4];
+    out5[0] += acc;
+    out5[3] = xs[1];
     out5
 }
 
 fn run_f208<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f208(p[0], p[1], &p[2..5])
+    f208(&p[0..3], p[3])
 }
 
 fn vjp_f208(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f208_pullback(p[0], p[1], &p[2..5]);
+    let (y, pullback) = f208_pullback(&p[0..3], p[3]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f208 ----
 
 // ---- f209 ----
 #[differentiate]
-fn f209<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize, z: T, x: T, y: T) -> T {
-    let mut acc = (f153(((y * y) * T::from(0.888).unwrap()).sin(), ((x + (xs[n % xs.len()] / (y.abs() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).tanh()) * T::from(0.492).unwrap()).tanh();
-    let mut w1 = vec![T::zero(); 3];
-    let mut k2 = 0;
-    let r3 = loop {
-        k2 += 1;
-        let mut k4 = 0;
-        while (acc > y || (y - y) >= T::from(-0.017).unwrap()) && k4 < 4 {
-            k4 += 1;
-            acc += (Float::exp2(w1[n % w1.len()]) * T::from(0.27).unwrap()).tanh() * T::from(0.25).unwrap();
-            let w5 = vec![T::zero(); 3];
-            acc = acc.to_radians() + w5[0];
-        }
-        w1[n % 3] = (T::ln((-w1[n % w1.len()]).exp() + T::from(0.5).unwrap()) * T::from(0.645).unwrap()).sin() * T::from(0.001).unwrap();
-        if k2 >= 2 || (acc.is_sign_positive() || (x / (x + T::from(2.0).unwrap())) <= y) {
-            break ((T::from(n).unwrap() + y.to_radians()) * T::from(0.496).unwrap()).tanh();
-        }
-    };
-    (acc + z) - r3
+fn f209<T>(xs: &[T], n: usize) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::from(n).unwrap();
+    for i1 in 0..2 {
+        let w2 = vec![T::zero(); 5];
+        acc -= ((acc - (T::from(i1).unwrap().sinh() + xs[n % xs.len()].mul_add(w2[0], acc))) * T::from(0.126).unwrap()).tanh();
+        let w3 = vec![T::zero(); 5];
+        acc = (((acc * T::from(0.883).unwrap()) + w3[0]) * T::from(0.377).unwrap()).tanh();
+    }
+    acc -= -((((acc / (acc.abs() + T::from(0.5).unwrap())) * T::from(0.166).unwrap()).atan() + T::from(2.571).unwrap()) + T::one()).acosh();
+    acc -= (xs[n - 1].abs() + T::from(1.0).unwrap()).log2();
+    let t4 = xs[n % xs.len()];
+    (((acc + t4) * xs[n - 1]) * T::from(0.119).unwrap()).tanh()
 }
 
 fn run_f209<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f209(&p[0..4], 3, p[4], p[5], p[6])]
+    vec![f209(&p[0..5], 1)]
 }
 
 fn vjp_f209(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f209_grad(&p[0..4], 3, p[4], p[5], p[6]);
+    let (y, g) = f209_grad(&p[0..5], 1);
     (vec![y], g.flatten())
 }
 // ---- end f209 ----
 
 // ---- f210 ----
 #[differentiate]
-fn f210<T: Float + NumAssign + Sum + Product>(y: T, x: T, z: T, ys: &[T], xs: &[T]) -> T {
-    let mut acc = f182(xs);
-    let t1 = z;
-    for i2 in 1..5 {
-        let mut w3 = Vec::with_capacity(2);
-        for _ in 0..2 {
-            w3.push(ys[ys.len() - 1 - i2]);
-        }
-        acc = ((acc * w3[1]) * T::from(0.266).unwrap()).sin();
-    }
-    (((acc - y) - x) * t1) + (ys[4].fract() * (z - y))
+fn f210<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::powi(xs[1].abs() + T::from(1.0).unwrap(), -1);
+    acc += Float::trunc(xs[0] + acc) / (Float::tanh((f171(((xs[0] * ((T::from(0.802).unwrap() * T::from(2.493).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.465).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] + acc) * T::from(0.8).unwrap()).sin(), ((xs[0] + xs[1]) * T::from(0.666).unwrap()).sin(), xs, xs) * ((xs[1] + T::from(2.5).unwrap()) + T::one()).acosh()) * T::from(0.872).unwrap()).exp() + T::from(1.0).unwrap());
+    acc += f183::<T>(((xs[1] + acc) * T::from(0.333).unwrap()).sin(), 1, ((xs[0] - acc.fract()) * T::from(0.8).unwrap()).tanh(), ((xs[0] + xs[1]) * T::from(0.666).unwrap()).tanh());
+    let s1 = xs.iter().fold((xs[0] * T::from(1.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.317).unwrap() + T::tanh((v.tanh() + T::from(1.958).unwrap().abs()) * T::from(0.676).unwrap()));
+    acc = (((acc * T::from(0.329).unwrap()).sin().exp() + xs[0]) * T::from(0.474).unwrap()).tanh();
+    let t2 = (((xs[1] * acc) * (xs[1].sin() * T::from(0.85).unwrap()).acos()) * T::from(0.424).unwrap()).atan();
+    let t3 = xs[0];
+    let s4 = xs.iter().map(|v| *v).sum::<T>();
+    ((((((acc + s1) + t2) * t3) - s4) * f185(4, xs)) * T::from(0.023).unwrap()).sin()
 }
 
 fn run_f210<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f210(p[0], p[1], p[2], &p[3..8], &p[8..12])]
+    vec![f210(&p[0..2])]
 }
 
 fn vjp_f210(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f210_grad(p[0], p[1], p[2], &p[3..8], &p[8..12]);
+    let (y, g) = f210_grad(&p[0..2]);
     (vec![y], g.flatten())
 }
 // ---- end f210 ----
 
 // ---- f211 ----
 #[differentiate]
-fn f211<T>(xs: &[T]) -> T
+fn f211<T>(xs: &[T], ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::tanh(((xs[1] + T::from(2.0).unwrap()).powf(xs[1]) + (xs[0] - xs[0])) * T::from(0.092).unwrap());
-    acc *= (xs[0].atan() * T::from(1.273).unwrap()).sin();
-    let t1 = acc + acc;
-    for i2 in 1..=4 {
-        let t3 = T::sin(xs[i2 % xs.len()].exp_m1() * T::from(0.446).unwrap());
-        acc *= t3;
+    let mut acc = (ys[2] + T::from(2.25).unwrap()).ln();
+    let mut t1 = (Float::exp_m1(Float::cbrt(-(acc * acc + T::from(0.75).unwrap()))) * T::from(0.375).unwrap()).atan();
+    for v2 in xs {
+        if xs[2].sinh() > T::from(-0.558).unwrap() && !(*v2 < *v2) && (t1 + t1) < *v2 {
+            t1 -= (t1 * T::from(0.304).unwrap()).tanh();
+            if (*v2 * xs[3]).is_sign_positive() {
+                let t3 = *v2;
+                acc /= t3 + T::from(3.0).unwrap();
+            } else {
+                let t4 = (f188(T::sin((ys[0] * (T::from(0.338).unwrap() + t1)) * T::from(0.192).unwrap()), T::atan((ys[0] - T::from(-1.37).unwrap()) * T::from(0.696).unwrap()) * T::from(0.954).unwrap(), ys, T::tanh((ys[0] * (*v2 % (ys[2].abs() + T::from(0.75).unwrap()))) * T::from(0.888).unwrap()), xs) * T::from(0.482).unwrap()).atan();
+                t1 *= T::sin(t4 * T::from(1.273).unwrap());
+            }
+            let (b5, b6) = (((T::from(-0.545).unwrap() * xs[1]) * (T::from(-0.545).unwrap() * xs[1]) + T::from(0.75).unwrap()).log2(), (acc - T::from(0.5).unwrap()) % ((-T::from(0.5).unwrap()).abs() + T::from(1.0).unwrap()));
+            acc *= b5 * b6;
+        }
+        t1 = ((t1.asinh() + ys[2]) * T::from(0.49).unwrap()).tanh();
+        let t7 = (ys[2].abs() + T::from(0.75).unwrap()).recip() - xs[2];
+        (acc, t1) = (t1 * T::from(0.301).unwrap(), acc * T::from(0.224).unwrap());
+        t1 *= (t7 * T::from(0.705).unwrap()).tanh();
     }
-    (acc + t1) + ((t1 / (xs[1] * xs[1] + T::from(0.5).unwrap())) + t1)
+    acc + Float::atan(t1 * T::from(0.304).unwrap())
 }
 
 fn run_f211<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f211(&p[0..2])]
+    vec![f211(&p[0..5], &p[5..8])]
 }
 
 fn vjp_f211(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f211_grad(&p[0..2]);
+    let (y, g) = f211_grad(&p[0..5], &p[5..8]);
     (vec![y], g.flatten())
 }
 // ---- end f211 ----
 
 // ---- f212 ----
 #[differentiate]
-fn f212<T>(z: T, x: T, y: T) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = z;
-    let l1;
-    if !(acc.is_sign_positive()) && (x % (y.abs() + T::from(1.0).unwrap())) < y && z < T::one() {
-        l1 = z;
-    } else {
-        if y < T::from(0.181).unwrap() {
-            let t2 = z / (Float::min(z, x + acc) + T::from(3.5).unwrap());
-            let t2 = ((t2 * T::from(0.666).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees();
-            let t3 = x.trunc();
-            acc *= ((t2 + t3) * T::from(0.372).unwrap()).sin();
-        } else {
-            acc *= Float::sin(y * T::from(1.333).unwrap());
-        }
-        l1 = ((x.exp() + T::from(1.0).unwrap()).powf(T::tanh(f202(((z + (T::from(0.338).unwrap() + y)) * T::from(0.599).unwrap()).atan() * T::from(0.954).unwrap(), ((z + (T::from(-1.37).unwrap() - z)) * T::from(0.457).unwrap()).sin(), ((y + z.fract()) * T::from(0.8).unwrap()).sin()) * T::from(0.509).unwrap())) * T::from(0.364).unwrap()).atan();
+fn f212<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], x: T, y: T, n: usize) -> T {
+    let mut acc = ((y + x) * T::from(0.666).unwrap()).tanh().exp();
+    let t1 = acc;
+    for _ in 0..n {
+        acc /= xs[n % 2] * xs[n % 2] + T::from(1.5).unwrap();
+        acc *= ((T::sqrt(xs[n % xs.len()] * xs[n % xs.len()] + T::from(0.75).unwrap()) % (t1 + T::from(3.719).unwrap())) * T::from(1.154).unwrap()).tanh();
     }
-    let mut out4 = vec![T::zero(); 3];
-    out4[0] = acc;
-    out4[1] = l1;
-    out4[1] = -acc;
-    out4
+    (acc - ys[0]) * T::from(-0.741).unwrap()
 }
 
 fn run_f212<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f212(p[0], p[1], p[2])
+    vec![f212(&p[0..2], &p[2..6], p[6], p[7], 4)]
 }
 
-fn vjp_f212(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f212_pullback(p[0], p[1], p[2]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f212(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f212_grad(&p[0..2], &p[2..6], p[6], p[7], 4);
+    (vec![y], g.flatten())
 }
 // ---- end f212 ----
 
 // ---- f213 ----
 #[differentiate]
-fn f213<T>(y: T, xs: &[T], x: T) -> T
+fn f213<T>(ys: &[T], xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::atan((xs[2].atan2(y + T::from(2.5).unwrap()) * (-y)) * T::from(0.424).unwrap());
-    let mut t1 = (f159::<T>(3, T::tanh((xs[3] + xs[2]) * T::from(0.666).unwrap()), xs, T::tanh((x + (xs[2] + T::from(0.706).unwrap())) * T::from(0.539).unwrap()), xs) * T::from(0.282).unwrap()).atan();
-    for i2 in 0..3 {
-        for _ in xs.iter() {
-            let u4 = f212(((xs[i2 % 4] + (xs[3].exp() + T::from(1.0).unwrap()).hypot(y)) * T::from(0.235).unwrap()).atan() * T::from(0.954).unwrap(), ((x + (t1 * T::from(0.437).unwrap()).tanh().exp()) * T::from(0.474).unwrap()).atan() * T::from(0.954).unwrap(), T::tanh((xs[i2 + 1] + T::from(1.371).unwrap()) * T::from(0.696).unwrap()));
-            let s5: T = u4.iter().copied().sum::<T>();
-            if (T::from(i2).unwrap() / (x * x + T::from(0.5).unwrap())).is_sign_positive() {
-                let s5 = T::signum(s5);
-                t1 += (s5 * T::from(2.0).unwrap()).atan() * T::from(0.159).unwrap();
+    let mut acc = ys[0];
+    if (ys[2] / (acc + T::from(2.0).unwrap())) < T::from(0.805).unwrap() {
+        for i1 in (0..3).step_by(2) {
+            if ys[0] < acc {
+                return acc;
             }
-            let t6 = u4[u4.len() - 1 - i2];
-            t1 /= t6.abs() + T::from(1.0).unwrap();
+            acc = (((acc * T::from(0.571).unwrap()).tanh().exp() + (Float::recip(acc * acc + T::from(0.5).unwrap()) - (acc * acc))) * T::from(0.117).unwrap()).tanh();
+            let mut w2 = Vec::with_capacity(2);
+            for i3 in 0..2 {
+                w2.push((f164::<T>(ys, ys, ((xs[i3 % xs.len()] * xs[0]) * T::from(0.888).unwrap()).tanh(), ((xs[i1 % xs.len()] + (T::from(0.5).unwrap() + T::from(0.5).unwrap())) * T::from(0.8).unwrap()).sin(), ((xs[i1 % 2] + T::ln_1p((ys[2] * ys[2] + T::from(0.25).unwrap()) - T::from(0.75).unwrap())) * T::from(0.726).unwrap()).sin()) * T::from(0.205).unwrap()).atan());
+            }
+            w2[1] *= ((acc * T::from(0.571).unwrap()).sin().exp().tanh().tan() * T::from(1.284).unwrap()).atan() * T::from(0.636).unwrap();
+            acc /= w2[1] * w2[1] + T::from(1.5).unwrap();
         }
-        let w7 = xs.to_vec();
-        acc = (((acc * T::from(-0.489).unwrap()) + w7[0]) * T::from(0.535).unwrap()).tanh();
+        let s4: T = xs.iter().map(|&v| (((v * v) / ((v - v) * (v - v) + T::from(0.5).unwrap())) * T::from(0.444).unwrap()).sin()).sum::<T>();
+        let s5: T = ys.iter().fold(Float::atan(s4 * T::from(1.0).unwrap()) * T::from(0.636).unwrap(), |acc, &v| acc * T::from(0.782).unwrap() + (v * T::from(1.333).unwrap()).tanh());
+        acc += (s5 * T::from(0.357).unwrap()).sin();
+    } else {
+        let s6 = ys.iter().fold((acc * T::from(1.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.777).unwrap() + T::signum(T::exp(v)));
+        acc += (s6 * T::from(0.364).unwrap()).tanh();
     }
-    (acc * T::atan(t1 * T::from(0.437).unwrap())) + f159::<T>(4, x * x.tanh(), xs, ((x + (t1 * T::from(0.437).unwrap()).tanh().mul_add(xs[2], t1)) * T::from(0.264).unwrap()).tanh(), xs)
+    acc + ((acc + T::from(3.25).unwrap()) + T::one()).acosh()
 }
 
 fn run_f213<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f213(p[0], &p[1..5], p[5])]
+    vec![f213(&p[0..5], &p[5..7])]
 }
 
 fn vjp_f213(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f213_grad(p[0], &p[1..5], p[5]);
+    let (y, g) = f213_grad(&p[0..5], &p[5..7]);
     (vec![y], g.flatten())
 }
 // ---- end f213 ----
 
 // ---- f214 ----
 #[differentiate]
-fn f214<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], ys: &[T]) -> (T, T) {
-    let mut acc = (Float::hypot(x, x * x + T::from(0.75).unwrap()) * T::from(0.444).unwrap()).atan();
-    if (xs[1].abs() + T::from(1.0).unwrap()).hypot(ys[0]).is_sign_positive() {
-        let w1 = vec![T::zero(); 4];
-        let t2 = ys[0];
-        acc /= (w1[1] * t2).abs() + T::from(1.5).unwrap();
+fn f214<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (xs[1].abs() + T::from(0.75).unwrap()).powi(-2) / (xs[2] * xs[2] + T::from(0.75).unwrap());
+    acc -= xs[2] / (xs[1] + T::from(2.5).unwrap());
+    acc = (acc * T::from(-0.406).unwrap()) + xs[2];
+    let t1 = xs[0];
+    let mut t2 = xs[2].cosh().cos();
+    if t2 <= acc {
+        let t3 = xs[1] + (acc - T::from(0.886).unwrap()).clamp(((xs[2] - acc) * T::from(0.437).unwrap()).tanh() - T::from(1.25).unwrap(), (acc * T::from(0.651).unwrap()).tanh() + T::from(1.25).unwrap());
+        if (t2 * t2 + T::from(0.5).unwrap()).sqrt() < T::from(0.813).unwrap() {
+            t2 = t2 + t1.asinh().signum();
+            acc /= T::powf((xs[2] * acc).abs() + T::from(1.0).unwrap(), (t1.clamp((t2 * T::from(1.0).unwrap()).tanh() - T::from(1.25).unwrap(), ((acc * T::from(0.651).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).sin()).abs() + T::from(1.5).unwrap();
+        } else {
+            let t4 = if f165(((xs[1] - xs[1]) * T::from(0.666).unwrap()).sin(), xs) <= T::from(0.324).unwrap() { xs[2] } else { T::from(0.5).unwrap().fract() };
+            t2 *= (t4 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+        }
+        t2 = ((t2 - t3) * T::from(0.347).unwrap()).sin();
+    } else if t1.is_sign_positive() {
+        acc = acc.to_radians() - (T::from(0.5).unwrap() - ((((t1 * xs[2]) * T::from(0.888).unwrap()).tanh().exp() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p());
     } else {
-        acc = acc.abs() * (T::ln_1p((x * x + T::from(0.25).unwrap()) - T::from(0.75).unwrap()) + T::from(1.753).unwrap()).ln();
+        acc -= ((-(acc * acc)) * T::from(0.212).unwrap()).sin();
     }
-    acc += ys[2].asinh() + xs[0];
-    (acc, x.ceil() - (x % (x.exp() + T::from(1.0).unwrap())))
+    acc * t2
 }
 
 fn run_f214<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f214(p[0], &p[1..3], &p[3..7]);
-    vec![a, b]
+    vec![f214(&p[0..3])]
 }
 
-fn vjp_f214(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f214_pullback(p[0], &p[1..3], &p[3..7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f214(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f214_grad(&p[0..3]);
+    (vec![y], g.flatten())
 }
 // ---- end f214 ----
 
 // ---- f215 ----
-#[differentiate(wrt(xs, x))]
-fn f215<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], x: T) -> T {
-    let mut acc = ys[0];
-    if acc.mul_add(ys[2], x).is_sign_positive() {
-        if xs[0].exp2().is_sign_positive() {
-            acc -= (((xs[1] - acc) + (T::from(0.5).unwrap() - acc)) * T::from(0.4).unwrap()).atan();
-            acc *= ((((T::from(-1.098).unwrap().mul_add(xs[2], x) - x) * T::from(0.43).unwrap()).sin() * ((T::from(-1.098).unwrap().mul_add(xs[2], x) - x) * T::from(0.43).unwrap()).sin() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-        } else {
-            for v1 in ys.iter().copied() {
-                let mut w2 = vec![T::zero(); 5];
-                w2[1] = ((-acc) * T::from(0.307).unwrap()).sin() * (v1 - acc).clamp((xs[2].cosh() * T::from(0.85).unwrap()).tanh() - T::from(1.25).unwrap(), ((v1 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap());
-                let mut w3 = Vec::with_capacity(3);
-                for _ in 0..3 {
-                    w3.push((acc * T::from(0.307).unwrap()).sin());
-                }
-                acc -= ((w2[0] + w3[1]) * T::from(0.615).unwrap()).sin();
-            }
-            acc /= (Float::atan2(acc, x.abs() + T::from(0.75).unwrap()).round() * T::from(0.482).unwrap()).tanh() + T::from(2.0).unwrap();
-        }
+#[differentiate]
+fn f215<T: Float + NumAssign + Sum + Product>(x: T, n: usize, xs: &[T]) -> T {
+    let mut acc = x;
+    let l1;
+    if xs[n % xs.len()].is_sign_positive() {
+        acc = (acc * T::from(-0.026).unwrap()) - (x + xs[n % 4]).atan2(T::cbrt(-(xs[n % 4].exp() + T::from(0.5).unwrap())) + T::from(2.708).unwrap());
+        l1 = (((acc - (x / (acc + T::from(4.181).unwrap()))) - (T::powi((acc * T::from(0.628).unwrap()).tanh(), 4) + (x + acc))) * T::from(0.193).unwrap()).tanh();
     } else {
-        let s5: T = xs.iter().fold((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap(), |acc, &v| acc * T::from(0.458).unwrap() + (v * T::from(1.333).unwrap()).tanh());
-        acc = (((acc + T::from(2.25).unwrap()).recip() + s5) * T::from(0.478).unwrap()).tanh();
+        for i2 in 1..2 {
+            let t3 = xs[i2];
+            let s4: T = xs.iter().copied().sum::<T>();
+            let t5 = T::tanh((t3 - ((t3 * acc) * (t3 / (xs[1].exp() + T::from(0.75).unwrap())))) * T::from(0.222).unwrap());
+            acc -= (((s4 * T::from(0.333).unwrap()).tanh() + t5) * T::from(1.0).unwrap()).tanh();
+        }
+        l1 = acc;
     }
-    ((acc + acc) * T::from(0.153).unwrap()).atan()
+    acc + l1
 }
 
 fn run_f215<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f215(&p[0..5], &p[5..8], p[8])]
+    vec![f215(p[0], 3, &p[1..5])]
 }
 
 fn vjp_f215(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f215_grad(&p[0..5], &p[5..8], p[8]);
+    let (y, g) = f215_grad(p[0], 3, &p[1..5]);
     (vec![y], g.flatten())
 }
 // ---- end f215 ----
 
 // ---- f216 ----
 #[differentiate]
-fn f216<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::from(-0.753).unwrap();
-    if acc.powi(4) > T::from(-0.096).unwrap() {
-        let t1 = T::recip(Float::tan(acc.atan2(xs[2].abs() + T::from(0.75).unwrap()).tanh()) + T::from(2.558).unwrap());
-        acc = acc - t1;
-    } else {
-        if acc.is_sign_positive() && (xs[2] * T::from(0.5).unwrap().fract()) <= T::from(-0.255).unwrap() {
-            acc = Float::sinh(acc) + (acc * acc);
-        }
-        acc = ((acc.abs() + T::from(0.5).unwrap()) + T::one()).acosh() + acc;
-    }
-    acc + xs[2]
+fn f216<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, x: T) -> T {
+    let mut acc = T::ln_1p((y + T::from(2.25).unwrap()) - T::from(0.75).unwrap()) * (y.exp() + T::from(0.5).unwrap()).log2();
+    let t1 = Float::atan(T::max(y.exp2(), Float::powi(acc.abs() + T::from(0.5).unwrap(), -2)) * T::from(0.446).unwrap());
+    acc *= (xs[2] * T::from(1.333).unwrap()).tanh();
+    let (b2, b3) = (xs[1] - y, f182(xs) + (x * xs[1]));
+    acc /= ((-acc) * Float::powi((acc * T::from(0.532).unwrap()).sin(), 2)).abs() + T::from(1.5).unwrap();
+    let mut u4 = f195::<T>(((xs[2] + Float::sinh((b3 * T::from(0.615).unwrap()).atan())) * T::from(0.498).unwrap()).sin(), Float::atan((xs[2] - T::floor(acc)) * T::from(0.319).unwrap()) * T::from(0.954).unwrap());
+    u4[1] += Float::ln(b2 * b2 + T::from(1.0).unwrap());
+    let t5 = b2;
+    let t6 = Float::atan((Float::asin(xs[1].sin() * T::from(0.85).unwrap()) * xs[1]) * T::from(0.424).unwrap());
+    ((((((acc + t1) - T::atan(u4[0] * T::from(0.344).unwrap())) + t5) - t6) - xs[3]) * T::from(0.154).unwrap()).tanh()
 }
 
 fn run_f216<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f216(&p[0..4])]
+    vec![f216(&p[0..4], p[4], p[5])]
 }
 
 fn vjp_f216(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f216_grad(&p[0..4]);
+    let (y, g) = f216_grad(&p[0..4], p[4], p[5]);
     (vec![y], g.flatten())
 }
 // ---- end f216 ----
 
 // ---- f217 ----
 #[differentiate]
-fn f217<T>(x: T, y: T, xs: &[T]) -> T
+fn f217<T>(x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    acc += acc;
-    for i1 in 1..5 {
-        acc = ((T::powi((acc * T::from(0.285).unwrap()).sin(), 4) + ((T::one().asinh() * (y % (y * y + T::from(1.0).unwrap()))) / ((y + xs[xs.len() - 1 - i1]).atan2((T::exp2(xs[i1]) * T::from(0.446).unwrap()).tanh() * (T::exp2(xs[i1]) * T::from(0.446).unwrap()).tanh() + T::from(0.75).unwrap()) + T::from(3.642).unwrap()))) * T::from(0.549).unwrap()).tanh();
-        acc /= (x * T::from(0.667).unwrap()).abs() + T::from(1.0).unwrap();
+    let mut acc = x.round();
+    let mut t1 = acc;
+    let mut k2 = 0;
+    while (acc <= T::from(-0.663).unwrap()) && k2 < 4 {
+        k2 += 1;
+        let u3 = f192(((x * (x * x)) * T::from(0.592).unwrap()).atan() * T::from(0.954).unwrap());
+        t1 += Float::tanh((u3[1] * T::from(0.482).unwrap()).atan() * T::from(1.273).unwrap());
     }
-    for _ in 0..2 {
-        let t3 = (y * y + T::from(0.5).unwrap()).log10();
-        acc -= (t3 * T::from(1.318).unwrap()).atan() * T::from(0.636).unwrap();
+    let mut k4 = 0;
+    while k4 < 5 && (x.atan() < T::from(0.096).unwrap()) {
+        k4 += 1;
+        let t5 = (f181(((x * x) * T::from(0.888).unwrap()).sin(), 1, Float::atan((x - acc) * T::from(0.222).unwrap()) * T::from(0.954).unwrap()) * T::from(0.183).unwrap()).tanh().mul_add(((t1 + acc) * T::from(0.105).unwrap()).sin(), acc.tanh().tan()).floor();
+        let t6 = T::tanh((-t1) * T::from(0.173).unwrap()) * (x * (t1 * T::from(0.173).unwrap()).tanh());
+        acc -= f160::<T>(((x + (x - acc)) * T::from(0.19).unwrap()).tanh());
+        t1 -= ((t5 * t6) * T::from(0.374).unwrap()).sin();
     }
-    ((acc + ((xs[1] * y) + (y + acc))) * T::from(0.145).unwrap()).tanh()
+    let mut k7 = 0;
+    let r8 = loop {
+        k7 += 1;
+        let t9 = T::exp_m1((acc * T::from(0.16).unwrap()).tanh());
+        if k7 >= 5 || (acc.floor() >= T::from(1.588).unwrap()) {
+            break Float::powi((acc * T::from(0.16).unwrap()).tanh(), 2).exp2();
+        }
+        acc /= t9.abs() + T::from(1.5).unwrap();
+    };
+    T::tanh((((acc - (t1 * T::from(0.173).unwrap()).tanh()) * r8) - ((acc.sin() * T::from(0.85).unwrap()).atanh() / (((acc + x) * T::from(0.222).unwrap()).atan().exp() + T::from(0.75).unwrap()))) * T::from(0.079).unwrap())
 }
 
 fn run_f217<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f217(p[0], p[1], &p[2..7])]
+    vec![f217(p[0])]
 }
 
 fn vjp_f217(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f217_grad(p[0], p[1], &p[2..7]);
+    let (y, g) = f217_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f217 ----
 
 // ---- f218 ----
 #[differentiate]
-fn f218<T>(xs: &[T], y: T, ys: &[T], x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (y.exp() + T::from(1.0).unwrap()).log(((xs[0] * xs[0] + T::from(0.75).unwrap()) + T::one()).acosh() + T::from(4.314).unwrap());
-    if ys[2] <= T::from(-0.952).unwrap() {
-        for i1 in (0..5).rev() {
-            acc /= ys[i1 % ys.len()].signum().sinh() + T::from(3.044).unwrap();
-        }
+fn f218<T: Float + NumAssign + Sum + Product>(y: T, z: T, x: T) -> T {
+    let mut acc = if y <= T::from(-0.359).unwrap() { z } else { T::one() };
+    let u1 = f192::<T>(T::atan((z * y) * T::from(0.888).unwrap()) * T::from(0.954).unwrap());
+    for i2 in (0..3).rev().step_by(3) {
+        let t3 = ((acc + T::from(i2).unwrap()) * T::from(0.363).unwrap()).tanh();
+        let s4: T = (0..2).map(|i| (u1[i] * T::from(-0.023).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
+        acc *= (u1[0] * T::from(0.482).unwrap()).atan() * T::from(0.636).unwrap();
+        acc -= ((t3 + Float::tanh(s4 * T::from(0.2).unwrap())) * T::from(1.0).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    acc + x
+    acc * x
 }
 
 fn run_f218<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f218(&p[0..2], p[2], &p[3..7], p[7])]
+    vec![f218(p[0], p[1], p[2])]
 }
 
 fn vjp_f218(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f218_grad(&p[0..2], p[2], &p[3..7], p[7]);
+    let (y, g) = f218_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f218 ----
 
 // ---- f219 ----
-#[differentiate]
-fn f219<T>(xs: &[T], n: usize) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (xs[n % 5] / (xs[n % 5].abs() + T::from(1.0).unwrap())) + (T::from(-0.116).unwrap() - xs[n % xs.len()]);
-    let u1 = f184(xs);
-    acc /= ((xs[0] - xs[n % xs.len()]) * acc.tanh().tan()).abs() + T::from(1.25).unwrap();
-    let mut t2 = ((Float::to_radians(T::from(n).unwrap()) + (acc * T::from(n).unwrap())) * T::from(0.159).unwrap()).sin();
-    if (xs[n % 5] - u1[0]) < u1[n % u1.len()] {
-        for _ in 0..n {
-            let t4 = (acc * T::from(0.281).unwrap()).atan() * T::tanh(t2 * T::from(0.4).unwrap());
-            t2 = T::atan(((t2 * T::from(0.773).unwrap()) * t4) * T::from(0.329).unwrap()) * T::from(0.636).unwrap();
-        }
-        acc = (((T::tanh(acc * T::from(0.641).unwrap()) * T::from(0.05).unwrap()).to_degrees() - f183::<T>(((xs[n % xs.len()] + acc) * T::from(0.433).unwrap()).tanh(), n, T::sin((xs[4] - t2) * T::from(0.8).unwrap()), ((xs[2] + (t2 + t2)) * T::from(0.571).unwrap()).tanh())) * T::from(0.45).unwrap()).sin();
-    } else if (acc * t2) >= T::from(1.311).unwrap() {
-        let mut k5 = 0;
-        let r6 = loop {
-            k5 += 1;
-            t2 += T::one();
-            if k5 >= 1 || (acc.atan() < T::from(0.096).unwrap()) {
-                break u1[1];
-            }
-        };
-        t2 = Float::atan(((t2.sin() * T::from(0.85).unwrap()).asin() - (acc * T::from(0.5).unwrap()).abs()) * T::from(0.425).unwrap());
-        t2 *= (r6 * T::from(1.333).unwrap()).sin();
-    } else {
-        t2 *= ((-(u1[1].tanh().tan().abs() + T::from(1.0).unwrap())).cbrt() * T::from(1.462).unwrap()).sin();
+#[differentiate(wrt(ys))]
+fn f219<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let acc = ((xs[1] + T::from(2.5).unwrap()).hypot(xs[1]) * T::from(0.363).unwrap()).sin() * (T::one() - T::from(1.764).unwrap());
+    let mut t1 = (acc.tanh() * T::from(0.9).unwrap()).asin();
+    t1 *= (((t1 - T::from(1.208).unwrap()) / (t1 * t1 + T::from(0.75).unwrap())) * T::from(0.344).unwrap()).sin();
+    for i2 in 1..4 {
+        let t3 = (xs[i2 % 3].hypot((ys[ys.len() - 1 - i2] / (t1.abs() + T::from(0.75).unwrap())).exp() + T::from(0.75).unwrap()) * T::from(0.207).unwrap()).tanh();
+        t1 += t3;
     }
-    let mut out7 = vec![T::zero(); 4];
-    out7[0] = acc;
-    out7[1] = t2;
-    out7[2] = T::atan((T::trunc(xs[n % xs.len()]) - (acc + acc)) * T::from(0.229).unwrap());
-    out7
+    acc + (t1 * T::from(0.325).unwrap()).sin()
 }
 
 fn run_f219<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f219(&p[0..5], 2)
+    vec![f219(&p[0..5], &p[5..8])]
 }
 
-fn vjp_f219(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f219_pullback(&p[0..5], 2);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f219(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f219_grad(&p[0..5], &p[5..8]);
+    (vec![y], g.flatten())
 }
 // ---- end f219 ----
 
 // ---- f220 ----
 #[differentiate]
-fn f220<T>(ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::sin(((ys[0].exp() + T::from(0.75).unwrap()).log10() + ys[1].exp_m1()) * T::from(0.287).unwrap());
-    for &_ in xs.iter().rev() {
-        let b2 = {
-            let c3 = (xs[2] / ((acc * T::from(0.4).unwrap()).tanh().exp() + T::from(0.5).unwrap())).tanh().tan();
-            c3 * (acc * T::from(0.4).unwrap()).sin().cosh()
-        };
-        acc -= Float::tanh(b2 * T::from(0.832).unwrap());
+fn f220<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T], ys: &[T]) -> T {
+    let mut acc = (xs[2] + y).cos();
+    for i1 in 0..ys.len() {
+        let t2 = (ys[0].abs() + T::from(1.0).unwrap()).powf((((-T::from(-0.46).unwrap()) + (T::tanh(T::from(i1).unwrap() * T::from(1.0).unwrap()) * T::from(0.05).unwrap()).to_degrees()) * T::from(0.601).unwrap()).tanh());
+        for (&a3, &b4) in xs.iter().zip(ys.iter()) {
+            if (xs[1] - T::to_radians(T::from(i1).unwrap())) <= T::from(0.316).unwrap() {
+                let (b5, b6) = (b4, a3);
+                acc = (((acc * T::from(-0.223).unwrap()) - (b4 + T::from(0.5).unwrap()).hypot((y / (T::from(i1).unwrap() + T::from(3.0).unwrap())).abs() + T::from(0.75).unwrap())) * T::from(0.406).unwrap()).atan() * T::from(0.636).unwrap();
+                acc = (((acc * T::from(0.179).unwrap()) + (b5 * b6)) * T::from(0.717).unwrap()).tanh();
+            } else {
+                let t7 = ((ys[i1] - ys[i1 % 2]).tanh() * T::from(0.9).unwrap()).acos();
+                acc += (t7 * T::from(0.636).unwrap()).tanh() * T::from(0.25).unwrap();
+            }
+            acc = ((((acc * T::from(0.666).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() * (-(if (acc - y).is_sign_positive() { -T::from(0.5).unwrap() } else { xs[i1 + 1] / (acc.abs() + T::from(0.5).unwrap()) }))) * T::from(0.232).unwrap()).atan() * T::from(0.636).unwrap();
+            acc = (((acc * T::from(-0.57).unwrap()) + (x.clamp(T::from(-1.152).unwrap(), T::from(0.977).unwrap()) + ys[i1 % 2])) * T::from(0.458).unwrap()).sin();
+        }
+        acc /= x.exp() + T::from(1.5).unwrap();
+        let w8 = vec![T::zero(); 3];
+        acc = ((acc * (t2 - w8[0])) * T::from(0.266).unwrap()).sin();
     }
-    acc *= Float::atan((if ((acc * T::from(0.4).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() > T::from(0.463).unwrap() { ((xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() } else { T::from(0.424).unwrap() }) * T::from(0.698).unwrap()) * T::from(0.636).unwrap();
-    let t4 = T::asinh(acc / ((acc * T::from(0.4).unwrap()).tanh().exp() + T::from(0.5).unwrap()));
-    ((acc * t4) * T::from(0.133).unwrap()).tanh()
+    acc - (T::sin(acc) * T::sin(acc) + T::from(0.75).unwrap()).hypot(T::from(0.379).unwrap() - xs[0])
 }
 
 fn run_f220<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f220(&p[0..2], &p[2..6])]
+    vec![f220(p[0], p[1], &p[2..6], &p[6..8])]
 }
 
 fn vjp_f220(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f220_grad(&p[0..2], &p[2..6]);
+    let (y, g) = f220_grad(p[0], p[1], &p[2..6], &p[6..8]);
     (vec![y], g.flatten())
 }
 // ---- end f220 ----
 
 // ---- f221 ----
 #[differentiate]
-fn f221<T: Float + NumAssign + Sum + Product>(y: T, x: T, ys: &[T], xs: &[T]) -> T {
-    let mut acc = xs[1];
-    acc /= ys[0] * ys[0] + T::from(1.5).unwrap();
-    let t1 = y;
-    acc = ((acc.sinh() + (f206(((xs[1] + t1) * T::from(0.666).unwrap()).tanh(), 4, T::sin((xs[0] - (ys[2] * x)) * T::from(0.533).unwrap()), y * Float::tanh(x)) + T::from(2.25).unwrap()).log((ys[0] * xs[0]) * (ys[0] * xs[0]) + T::from(2.5).unwrap())) * T::from(0.469).unwrap()).atan();
-    let s2 = xs.iter().zip(ys).map(|(a, b)| *a * b.tanh()).sum::<T>();
-    let s3 = (0..2).map(|i| (xs[i] * T::from(-0.631).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
-    let b4 = {
-        let c5 = ((x * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees();
-        ((c5 + ys[1]) * T::from(0.458).unwrap()).tanh()
-    };
-    ((acc + (s2 * T::from(0.444).unwrap()).sin()) + (s3 * T::from(0.2).unwrap()).tanh()) + b4
+fn f221<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T]) -> T {
+    let mut acc = xs[n % xs.len()].clamp((T::from(n).unwrap() * T::from(0.5).unwrap()).tanh() - T::from(1.25).unwrap(), (xs[0] * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap()) % ((xs[n % xs.len()] * xs[0]) + T::from(2.75).unwrap());
+    match n {
+        1 => {
+            if !(xs[n % 2] <= T::from(-0.732).unwrap()) && xs[n % xs.len()] <= T::from(0.907).unwrap() {
+                return ((T::from(0.188).unwrap().exp() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+            }
+            for (&_, &_) in xs.iter().zip(xs.iter()) {
+                let t3 = ((f185(n, xs) * T::from(0.251).unwrap()).sin() * T::from(0.9).unwrap()).atanh();
+                acc *= (t3 * T::from(1.358).unwrap()).sin();
+            }
+        }
+        2 | 3 => {
+            let t4 = (acc.cosh().trunc().sin() * T::from(0.85).unwrap()).acos();
+            acc = ((acc - t4) * T::from(0.37).unwrap()).tanh();
+        }
+        _ => {
+            let t5 = T::asinh(xs[n % xs.len()]);
+            acc = acc.fract() - t5;
+        }
+    }
+    let s6 = xs.iter().copied().sum::<T>();
+    if xs[n % xs.len()].exp() <= acc {
+        let t7 = s6;
+        acc += t7;
+    }
+    acc
 }
 
 fn run_f221<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f221(p[0], p[1], &p[2..5], &p[5..7])]
+    vec![f221(1, &p[0..2])]
 }
 
 fn vjp_f221(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f221_grad(p[0], p[1], &p[2..5], &p[5..7]);
+    let (y, g) = f221_grad(1, &p[0..2]);
     (vec![y], g.flatten())
 }
 // ---- end f221 ----
 
 // ---- f222 ----
 #[differentiate]
-fn f222<T>(ys: &[T], xs: &[T]) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::one();
-    let mut t1 = ((xs[0] + acc).tanh() * T::from(0.9).unwrap()).acos();
-    if f216(ys) < T::from(-0.149).unwrap() || ys[2].is_sign_negative() {
-        let t2 = (Float::max(t1 + xs[0], t1 * acc) * T::from(0.43).unwrap()).tanh();
-        acc += t2;
-    } else {
-        t1 *= T::signum((acc * acc + T::from(0.75).unwrap()).cbrt());
+fn f222<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> Vec<T> {
+    let acc = x.trunc();
+    let mut w1 = Vec::with_capacity(5);
+    for _ in 0..5 {
+        w1.push((acc * T::from(0.266).unwrap()).tanh());
     }
-    if f203(((xs[1] - xs[0]) * T::from(0.666).unwrap()).sin(), xs[0] * (T::from(0.5).unwrap() / (acc * acc + T::from(1.0).unwrap()))) > T::from(1.405).unwrap() {
-        acc /= T::from(0.5).unwrap().exp() + T::from(1.0).unwrap();
-    }
-    let mut out3 = vec![(-(Float::atan(t1 * T::from(0.636).unwrap()).exp() + T::from(1.0).unwrap())).cbrt(); 2];
-    out3[0] = acc;
-    out3[1] += t1;
-    out3[1] = (-(((ys[1] * t1) * T::from(0.424).unwrap()).atan().exp() + T::from(0.75).unwrap())).cbrt();
-    out3
+    let (p3, q4) = f200::<T>(T::tanh((xs[2] - (w1[0] + acc)) * T::from(0.4).unwrap()), &w1);
+    let s5 = xs.iter().map(|&v| (v * v + T::from(0.75).unwrap()).log(v.abs() + T::from(2.25).unwrap())).sum::<T>();
+    let mut out6 = vec![T::zero(); 4];
+    out6[0] += acc;
+    out6[1] += T::sin(p3 * T::from(0.38).unwrap());
+    out6[2] += (q4 * T::from(0.38).unwrap()).tanh();
+    out6[3] += (s5 * T::from(0.42).unwrap()).atan();
+    out6[2] = Float::log2(acc.abs() + T::from(0.5).unwrap()) * f209(&w1, 4);
+    out6
 }
 
 fn run_f222<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f222(&p[0..4], &p[4..6])
+    f222(&p[0..3], p[3])
 }
 
 fn vjp_f222(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f222_pullback(&p[0..4], &p[4..6]);
+    let (y, pullback) = f222_pullback(&p[0..3], p[3]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f222 ----
 
 // ---- f223 ----
 #[differentiate]
-fn f223<T>(x: T, xs: &[T]) -> T
+fn f223<T>(x: T) -> Vec<T>
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x - x;
-    if (xs[0] * T::from(1.003).unwrap()) > T::from(-0.719).unwrap() {
-        if (xs[0] - (-T::from(0.5).unwrap())) > T::from(1.021).unwrap() {
-            return f206(((xs[0] * ((acc * T::from(0.666).unwrap()).atan().exp() + T::from(0.5).unwrap()).log(T::from(0.134).unwrap() * T::from(0.134).unwrap() + T::from(2.0).unwrap())) * T::from(0.553).unwrap()).sin(), 4, ((x + xs[1]) * T::from(0.666).unwrap()).tanh(), ((xs[0] * x.tanh().tan()) * T::from(0.856).unwrap()).tanh()) * acc;
+    let mut acc = (((x / (x.abs() + T::from(0.5).unwrap())) + x) * T::from(0.444).unwrap()).tanh();
+    acc *= acc;
+    for i1 in 0..3 {
+        if (T::from(i1).unwrap() * acc) < T::from(-1.691).unwrap() {
+            continue;
         }
-        let s1 = (0..2).map(|i| (xs[i] * T::from(-0.524).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
-        acc /= (s1 * T::from(0.2).unwrap()).atan() + T::from(3.071).unwrap();
-    } else {
-        let mut w2 = Vec::with_capacity(3);
-        for i3 in 0..3 {
-            w2.push(T::atan(f203(T::tanh((x + x) * T::from(0.666).unwrap()), ((x - ((acc * T::from(0.333).unwrap()).tanh() * xs[0])) * T::from(0.666).unwrap()).tanh()) * T::from(0.458).unwrap()) * xs[i3 % 2].to_radians());
+        if (x + T::one()) <= T::from(-1.258).unwrap() {
+            break;
         }
-        acc += w2[0];
+        if (x + T::from(0.499).unwrap()) > T::from(-0.572).unwrap() {
+            continue;
+        }
+        acc *= (x * T::from(1.333).unwrap()).tanh();
     }
-    acc = (((acc * T::from(-0.212).unwrap()) + (x + acc)) * T::from(0.385).unwrap()).tanh();
-    acc
+    acc += -(T::from(0.937).unwrap().atan() * acc);
+    let mut out2 = vec![((acc + x) * T::from(0.491).unwrap()).tanh(); 2];
+    out2[0] = acc;
+    out2[0] = ((T::atan(x) - (x - x)) * T::from(0.437).unwrap()).tanh();
+    out2
 }
 
 fn run_f223<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f223(p[0], &p[1..3])]
+    f223(p[0])
 }
 
-fn vjp_f223(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f223_grad(p[0], &p[1..3]);
-    (vec![y], g.flatten())
+fn vjp_f223(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f223_pullback(p[0]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f223 ----
 
 // ---- f224 ----
 #[differentiate]
-fn f224<T: Float + NumAssign + Sum + Product>(ys: &[T], y: T, xs: &[T], z: T, x: T) -> (T, T) {
-    let mut acc = Float::min(y, ys[1].cosh());
-    let w1 = ys.to_vec();
-    let mut t2 = T::tanh((w1[2].floor() / ((z + w1[2]) + T::from(3.5).unwrap())) * T::from(0.4).unwrap());
-    t2 /= (T::powi(x.exp() + T::from(1.0).unwrap(), -1).abs() + T::from(0.75).unwrap()).log2().exp() + T::from(1.5).unwrap();
-    let mut k3 = 0;
-    while k3 < 3 && ((z * acc).is_sign_positive()) {
-        k3 += 1;
-        let t4 = Float::tanh(ys[3]);
-        let l5;
-        if w1[3].to_radians() > T::from(-0.004).unwrap() {
-            l5 = ((x + T::from(2.5).unwrap()).powi(-1).exp_m1() + T::from(3.219).unwrap()).log((T::sin((acc + xs[0]) * T::from(0.291).unwrap()) * T::atan((t2 - x) * T::from(0.363).unwrap())).exp() + T::from(2.5).unwrap());
-        } else {
-            l5 = x % ((f207(Float::sin((x - ((xs[1] * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).asin()) * T::from(0.43).unwrap()), ((y + xs[0]) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[2] + Float::hypot(xs[1], t2 * t2 + T::from(0.75).unwrap())) * T::from(0.101).unwrap()).tanh()) * T::from(0.347).unwrap()).atan().exp() + T::from(0.75).unwrap());
+fn f224<T: Float + NumAssign + Sum + Product>(y: T, x: T, ys: &[T], xs: &[T], z: T) -> Vec<T> {
+    let mut acc = (f215(((z * x) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), 2, ys) * T::from(0.352).unwrap()).atan();
+    for _ in xs.iter().copied() {
+        let t2 = ys[1] / (((acc * x) * T::from(0.373).unwrap()).sin() * ((acc * x) * T::from(0.373).unwrap()).sin() + T::from(0.75).unwrap());
+        for _ in 0..ys.len() {
+            let w4 = vec![T::zero(); 2];
+            acc -= w4[1];
         }
-        acc *= T::sin((t4 * l5) * T::from(0.778).unwrap());
+        acc /= t2.exp() + T::from(1.25).unwrap();
     }
-    acc += z * xs[2].min(z);
-    let w6 = vec![T::zero(); 4];
-    (acc * w6[1], ((xs[0] * z) / (T::from(0.988).unwrap() + T::from(1.988).unwrap())) + t2)
+    acc /= (xs[0] + y.exp2()).tanh().tan().exp() + T::from(1.5).unwrap();
+    let mut k5 = 0;
+    loop {
+        k5 += 1;
+        let t7 = (xs[0] / (y.abs() + T::from(1.0).unwrap())).floor() + y.abs();
+        let b8 = {
+            let c9 = T::signum(z).fract();
+            T::tanh((c9 + (t7 + (ys[0] - x))) * T::from(0.25).unwrap())
+        };
+        let t10 = f216::<T>(ys, ((y + (ys[1].abs() + T::from(1.0).unwrap()).log2()) * T::from(0.695).unwrap()).tanh(), Float::tanh((x + b8) * T::from(0.8).unwrap()));
+        if (ys[3].atan2(x + T::from(2.0).unwrap()) > T::from(-0.97).unwrap()) || k5 >= 1 {
+            break;
+        }
+        acc = T::tanh(acc * T::from(0.777).unwrap()).sinh() * t10;
+    }
+    let mut out11 = vec![y; 4];
+    out11[0] += acc;
+    out11[3] = ((T::acosh((z + T::from(2.5).unwrap()) + T::one()) / ((ys[0] / (z * z + T::from(1.0).unwrap())).exp() + T::from(0.5).unwrap())) * T::from(0.436).unwrap()).atan();
+    out11
 }
 
 fn run_f224<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f224(&p[0..5], p[5], &p[6..9], p[9], p[10]);
-    vec![a, b]
+    f224(p[0], p[1], &p[2..6], &p[6..8], p[8])
 }
 
 fn vjp_f224(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f224_pullback(&p[0..5], p[5], &p[6..9], p[9], p[10]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let (y, pullback) = f224_pullback(p[0], p[1], &p[2..6], &p[6..8], p[8]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f224 ----
 
 // ---- f225 ----
 #[differentiate]
-fn f225<T>(x: T, ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = ys[3];
-    let mut k1 = 0;
-    let r2 = loop {
-        k1 += 1;
-        let t3 = -ys[2];
-        acc *= T::from(-0.493).unwrap();
-        if k1 >= 3 || ((x - T::from(0.499).unwrap()) > T::from(-0.4).unwrap() && (T::from(-1.341).unwrap() * t3).is_sign_positive()) {
-            break Float::log10(xs[0].exp() + T::from(1.0).unwrap());
-        }
-    };
-    for _ in 1..4 {
-        let s5: T = xs.iter().map(|&v| v).sum::<T>();
-        acc += (s5 * T::from(0.266).unwrap()).sin();
-    }
-    if r2.max(x) <= T::from(1.119).unwrap() && ys[1].cosh() < xs[3] {
-        let mut k6 = 0;
-        loop {
-            k6 += 1;
-            acc -= (x * T::from(1.333).unwrap()).sin();
-            if (T::atan(xs[0]) >= r2) || k6 >= 4 {
-                break;
-            }
-        }
-        if ys[0] >= ys[1] || x < T::from(-0.303).unwrap() {
-            return acc;
-        }
-    } else {
-        acc = (((acc * T::from(0.889).unwrap()) * acc) * T::from(0.111).unwrap()).tanh();
-    }
-    ((acc - ((ys[2] * (acc * T::from(0.235).unwrap()).tanh()) + x.exp2())) * T::from(0.138).unwrap()).sin()
+fn f225<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, n: usize) -> T {
+    let acc = xs[n - 1];
+    let s1 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
+    let u2 = f195::<T>(Float::tanh((x * acc) * T::from(0.888).unwrap()), ((x + (acc / (acc.exp() + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).tanh());
+    let s1 = (s1 * T::from(0.4).unwrap()).sin().exp_m1();
+    (acc * u2[1]) + s1
 }
 
 fn run_f225<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f225(p[0], &p[1..5], &p[5..10])]
+    vec![f225(&p[0..5], p[5], 3)]
 }
 
 fn vjp_f225(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f225_grad(p[0], &p[1..5], &p[5..10]);
+    let (y, g) = f225_grad(&p[0..5], p[5], 3);
     (vec![y], g.flatten())
 }
 // ---- end f225 ----
 
 // ---- f226 ----
 #[differentiate]
-fn f226<T>(x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    acc += (acc * x) / (Float::powi(x, 2).abs() + T::from(0.75).unwrap());
-    acc *= T::signum(x).fract();
-    acc = ((T::atan(acc) - (((acc.abs() + T::from(0.5).unwrap()).powf(x) * T::from(0.063).unwrap()).tanh() * ((acc.abs() + T::from(0.5).unwrap()).powf(x) * T::from(0.063).unwrap()).tanh() + T::from(0.5).unwrap()).hypot(acc / (x * x + T::from(0.5).unwrap()))) * T::from(0.165).unwrap()).sin();
-    let mut k1 = 0;
-    while k1 < 2 && ((-x) < T::from(0.018).unwrap()) {
-        k1 += 1;
-        let t2 = Float::tanh((if (-acc) <= T::from(-1.82).unwrap() { acc + acc } else { x - acc }) * T::from(0.333).unwrap());
-        let t3 = ((x.clamp(T::from(-0.542).unwrap(), T::from(0.873).unwrap()) - acc.atan2(-(t2.abs() + T::from(1.0).unwrap()))) * T::from(0.498).unwrap()).sin();
-        acc -= t3;
+fn f226<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
+    let mut acc = x.sin() + (xs[3].tanh() * T::from(0.9).unwrap()).atanh();
+    let t1 = x;
+    let t2 = ((t1 - (t1 + acc)) * T::from(0.365).unwrap()).tanh();
+    acc = (acc * T::from(0.825).unwrap()) * (-xs[1]);
+    acc += (((acc * acc + T::from(1.0).unwrap()) + T::one()).acosh().mul_add(xs[1], t1) * T::from(0.323).unwrap()).atan();
+    if (xs[4] * t2).is_sign_negative() {
+        let t1 = ((t1 + T::from(2.0).unwrap()) + T::one()).acosh();
+        acc -= t1;
+    } else if ((t1 * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() <= T::from(-0.236).unwrap() {
+        acc = T::sin((acc - (-(x + xs[1]))) * T::from(0.262).unwrap());
+    } else {
+        let s3: T = xs.iter().map(|v| (*v / (*v * *v + T::from(0.75).unwrap())).min(*v * *v)).sum::<T>();
+        acc = (acc * T::from(0.309).unwrap()) + (s3 * T::from(0.177).unwrap()).atan();
     }
-    ((acc * (x.exp2() + x)) * T::from(0.111).unwrap()).tanh()
+    acc
 }
 
 fn run_f226<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f226(p[0])]
+    vec![f226(&p[0..5], p[5])]
 }
 
 fn vjp_f226(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f226_grad(p[0]);
+    let (y, g) = f226_grad(&p[0..5], p[5]);
     (vec![y], g.flatten())
 }
 // ---- end f226 ----
 
 // ---- f227 ----
 #[differentiate]
-fn f227<T>(xs: &[T], ys: &[T]) -> T
+fn f227<T>(x: T, xs: &[T], y: T, ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = xs[3];
-    let mut w1 = Vec::with_capacity(5);
-    for _ in 0..5 {
-        w1.push((acc * T::from(0.307).unwrap()).tanh());
-    }
-    let mut k3 = 0;
-    let r4 = loop {
-        k3 += 1;
-        acc -= (acc * T::from(0.363).unwrap()).tanh();
-        acc = (((acc * T::from(-0.771).unwrap()) + ((((-acc) * T::from(0.363).unwrap()).tanh().exp() + T::from(0.5).unwrap()).sqrt() - (acc / ((acc * T::from(0.363).unwrap()).atan() + T::from(2.321).unwrap())))) * T::from(0.149).unwrap()).tanh();
-        if k3 >= 4 || (acc >= T::from(-1.584).unwrap() && (acc + (T::from(1.557).unwrap() - T::from(0.486).unwrap())) >= T::from(0.881).unwrap()) {
-            break ys[1];
+    let mut acc = T::to_degrees(((x - xs[1]) * T::from(0.666).unwrap()).atan() * T::from(0.031).unwrap());
+    acc = (((acc * T::from(0.698).unwrap()).sin().exp2() + ((ys[0].clamp(Float::tanh(xs[2] * T::from(1.333).unwrap()) - T::from(1.25).unwrap(), (Float::atan(acc * T::from(0.698).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) / ((y - y) * (y - y) + T::from(1.0).unwrap())) + ys[4])) * T::from(0.309).unwrap()).tanh();
+    let mut k1 = 0;
+    let r2 = loop {
+        k1 += 1;
+        acc /= f218(((y + f218(((y * y.max(xs[0])) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[1] - (y * y)) * T::from(0.533).unwrap()).sin(), ((ys[1] + (y / (y.exp() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).tanh())) * T::from(0.381).unwrap()).tanh(), ((y + acc) * T::from(0.363).unwrap()).sin(), Float::sin((y + Float::atan2(acc, xs[0] + T::from(2.0).unwrap())) * T::from(0.43).unwrap())) + T::from(4.999).unwrap();
+        let u3 = f223(T::atan((ys[1] + x.mul_add(x, acc)) * T::from(0.258).unwrap()) * T::from(0.954).unwrap());
+        if k1 >= 3 || (xs[1].asinh() > T::from(-0.728).unwrap()) {
+            break xs[1];
         }
+        acc -= (u3[1] * T::from(0.777).unwrap()).sin();
     };
-    Float::tanh((((acc - w1[4]) - r4) - f177(((ys[0] - acc) * T::from(0.285).unwrap()).tanh(), ys, ((xs[1] * (ys[2] / (w1[4] + T::from(1.75).unwrap()))) * T::from(0.666).unwrap()).tanh())) * T::from(0.121).unwrap())
+    acc + r2
 }
 
 fn run_f227<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f227(&p[0..5], &p[5..8])]
+    vec![f227(p[0], &p[1..5], p[5], &p[6..11])]
 }
 
 fn vjp_f227(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f227_grad(&p[0..5], &p[5..8]);
+    let (y, g) = f227_grad(p[0], &p[1..5], p[5], &p[6..11]);
     (vec![y], g.flatten())
 }
 // ---- end f227 ----
 
 // ---- f228 ----
 #[differentiate]
-fn f228<T: Float + NumAssign + Sum + Product>(z: T, xs: &[T], x: T, y: T, ys: &[T]) -> T {
-    let acc = (y * x).signum();
-    let b1 = {
-        let c2 = z;
-        c2 + T::log(((xs[0] * xs[1]) * T::from(0.888).unwrap()).sin().exp() + T::from(1.0).unwrap(), xs[1].hypot(y.exp() + T::from(1.0).unwrap()).abs() + T::from(2.25).unwrap())
-    };
-    let t3 = ((b1 - b1.signum()) * T::from(0.455).unwrap()).atan();
-    let u4 = f212::<T>(((xs[1] + (b1.sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.672).unwrap()).tanh(), ((x - z) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((z - (xs[1] * xs[1])) * T::from(0.533).unwrap()).tanh());
-    if !((ys[1] + T::from(1.465).unwrap().atan()) > T::from(-1.152).unwrap()) && (z + y) <= T::from(-1.894).unwrap() {
-        return (T::tanh(Float::exp2(y) * T::from(0.446).unwrap()).exp() + T::from(1.0).unwrap()).hypot(y);
+fn f228<T>(y: T, x: T) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = y;
+    if y > T::from(0.728).unwrap() {
+        acc += x;
+    } else {
+        acc = ((acc.asinh() + (-f218::<T>(((y + x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((y - T::from(0.5).unwrap()) * T::from(1.0).unwrap()).tanh(), ((x - x.hypot(x + T::from(2.5).unwrap())) * T::from(0.285).unwrap()).atan() * T::from(0.954).unwrap()))) * T::from(0.404).unwrap()).sin();
+        let u1 = f195::<T>(((x - (acc % (y + T::from(2.5).unwrap()))) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), y * (acc % (x * x + T::from(1.0).unwrap())));
+        acc *= (u1[1] * T::from(0.85).unwrap()).tanh();
     }
-    let s5: T = xs.iter().copied().product::<T>();
-    let t6 = Float::tanh(b1.trunc() * T::from(0.455).unwrap());
-    let u7 = f208(((ys[2] - f181(((xs[1] + (acc / (y.exp() + T::from(1.0).unwrap()))) * T::from(0.8).unwrap()).tanh(), 3, Float::tanh((y + f181(T::sin((z - (z - z)) * T::from(0.444).unwrap()), 4, ((y - (ys[0].abs() + T::from(0.5).unwrap()).sqrt()) * T::from(0.686).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.16).unwrap()))) * T::from(0.16).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] + T::from(-0.194).unwrap()) * T::from(1.18).unwrap()).tanh(), ys);
-    let (b8, b9) = ((u4[2].exp() + T::from(0.5).unwrap()).log(acc.abs() + T::from(2.0).unwrap()).min(Float::round(x)), (-(Float::tanh(f207(Float::sin((x * (y + ys[0])) * T::from(0.444).unwrap()), ((x - s5) * T::from(0.533).unwrap()).sin(), Float::tanh((z + T::exp(T::one())) * T::from(0.474).unwrap())) * T::from(0.347).unwrap()) + T::from(1.5).unwrap())).cbrt());
-    let t10 = (T::abs(b1 - u7[1]) * T::from(0.27).unwrap()).tanh();
-    (((((acc + t3) + t6) - b8) * b9) + t10) + ys[1]
+    for _ in 0..5 {
+        acc /= (acc * T::from(0.25).unwrap()).tanh().cos().exp() + T::from(1.25).unwrap();
+    }
+    let t3 = (acc - x).atan2(T::sin((acc + y) * T::from(0.444).unwrap()).exp() + T::from(0.5).unwrap());
+    for _ in 1..=5 {
+        acc /= (((Float::log(t3.abs() + T::from(0.75).unwrap(), y + T::from(3.5).unwrap()) - (y + y)) * T::from(0.403).unwrap()).sin() + T::from(2.0).unwrap()).sqrt() + T::from(3.233).unwrap();
+    }
+    let mut out5 = vec![T::zero(); 3];
+    out5[0] += acc;
+    out5[0] = (y.exp() + T::from(1.0).unwrap()).recip() * (t3 % (y.exp() + T::from(0.75).unwrap()));
+    out5
 }
 
 fn run_f228<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f228(p[0], &p[1..3], p[3], p[4], &p[5..8])]
+    f228(p[0], p[1])
 }
 
-fn vjp_f228(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f228_grad(p[0], &p[1..3], p[3], p[4], &p[5..8]);
-    (vec![y], g.flatten())
+fn vjp_f228(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f228_pullback(p[0], p[1]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f228 ----
 
 // ---- f229 ----
 #[differentiate]
-fn f229<T>(x: T, n: usize, z: T, y: T) -> T
+fn f229<T>(ys: &[T], xs: &[T]) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    match n {
-        1 => {
-            let mut k1 = 0;
-            while (y < T::from(0.909).unwrap()) && k1 < 5 {
-                k1 += 1;
-                let t2 = (((acc - T::from(-0.995).unwrap()) / (z.exp() + T::from(0.5).unwrap())) * T::from(0.133).unwrap()).tanh();
-                let mut k3 = 0;
-                let r4 = loop {
-                    k3 += 1;
-                    acc += (t2 * T::from(2.0).unwrap()).tanh() * T::from(0.25).unwrap();
-                    let mut t5 = (((x * Float::tanh(acc * T::from(0.307).unwrap())) - f197(((y + (z.abs() + T::from(0.5).unwrap()).cbrt()) * T::from(0.724).unwrap()).sin(), ((z + (y + T::from(0.5).unwrap())) * T::from(0.571).unwrap()).tanh())) * T::from(0.33).unwrap()).sin();
-                    if (z * y) < T::from(0.536).unwrap() {
-                        t5 -= f183::<T>(Float::tanh((z + T::from(0.514).unwrap()) * T::from(0.993).unwrap()), n, y * (t5 % (t2.exp() + T::from(0.75).unwrap())), ((y - T::ln(t2.exp() + T::from(1.0).unwrap())) * T::from(0.576).unwrap()).sin());
-                    }
-                    if k3 >= 4 || (y.is_sign_negative()) {
-                        break t2;
-                    }
-                    acc *= T::sin(t5 * T::from(0.777).unwrap());
-                };
-                let t6 = (acc * T::from(0.307).unwrap()).tanh();
-                acc = T::tanh((Float::tanh(acc * T::from(0.307).unwrap()).sin() + (r4 * t6)) * T::from(1.0).unwrap());
-            }
-            let t7 = (T::from(1.698).unwrap() + T::from(1.395).unwrap()).fract();
-            acc = ((acc - t7) * T::from(0.266).unwrap()).atan();
-        }
-        2 | 3 => {
-            let t8 = acc;
-            acc /= t8.abs() + T::from(1.5).unwrap();
-        }
-        _ => {
-            let t9 = (T::from(n).unwrap() - acc).tanh().tan();
-            acc /= t9.abs() + T::from(1.5).unwrap();
-        }
+    let mut acc = xs[1];
+    acc = acc - acc;
+    let mut k1 = 0;
+    while k1 < 5 && (xs[2] > T::from(0.115).unwrap()) {
+        k1 += 1;
+        let w2 = vec![T::trunc(T::from(-1.451).unwrap()); 3];
+        let t3 = (T::from(1.698).unwrap() + T::from(1.395).unwrap()).fract();
+        acc = Float::tanh((((acc * T::from(0.25).unwrap()).tanh() * T::from(0.9).unwrap()).asin() - ((t3 + t3) / (T::tanh(ys[1].atan2(t3.exp() + T::from(1.0).unwrap()) * T::from(0.636).unwrap()).exp() + T::from(0.75).unwrap()))) * T::from(0.344).unwrap());
+        acc /= w2[1].abs() + T::from(1.0).unwrap();
     }
-    acc + f203(((x * acc.abs()) * T::from(0.848).unwrap()).atan() * T::from(0.954).unwrap(), ((x + T::from(0.09).unwrap()) * T::from(1.257).unwrap()).tanh())
+    (acc, f183::<T>(((ys[1] * xs[1]) * T::from(0.888).unwrap()).tanh(), 2, ((xs[0] * acc) * T::from(0.444).unwrap()).sin(), ((xs[0] * (ys[1] - xs[0])) * T::from(0.444).unwrap()).tanh()))
 }
 
 fn run_f229<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f229(p[0], 4, p[1], p[2])]
+    let (a, b) = f229(&p[0..2], &p[2..5]);
+    vec![a, b]
 }
 
-fn vjp_f229(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f229_grad(p[0], 4, p[1], p[2]);
-    (vec![y], g.flatten())
+fn vjp_f229(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f229_pullback(&p[0..2], &p[2..5]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f229 ----
 
 // ---- f230 ----
 #[differentiate]
-fn f230<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], x: T, n: usize, y: T, z: T) -> T {
-    let mut acc = (xs[0] * x) / (ys[0].abs() + T::from(0.75).unwrap());
-    for (&_, &_) in xs.iter().zip(ys) {
-        let (p3, q4) = f214(((y * T::from(n).unwrap()) * T::from(0.333).unwrap()).sin(), xs, ys);
-        for _ in (0..3).rev() {
-            acc /= (Float::trunc(xs[1] - q4) * T::from(0.256).unwrap()).sin() * (Float::trunc(xs[1] - q4) * T::from(0.256).unwrap()).sin() + T::from(1.0).unwrap();
+fn f230<T>(x: T, n: usize, xs: &[T], y: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((xs[n % 2] - x) * (xs[n % 2] - x) + T::from(1.0).unwrap()).log(((T::from(0.462).unwrap().abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p().exp() + T::from(2.25).unwrap());
+    for i1 in 0..2 {
+        acc -= (y * T::from(1.333).unwrap()).sin();
+        let mut w2 = Vec::with_capacity(4);
+        for _ in 0..4 {
+            w2.push(y);
         }
-        let t6 = ys[n % ys.len()];
-        acc *= (((p3 * T::from(0.378).unwrap()).sin() + t6) * T::from(0.8).unwrap()).tanh();
+        let mut w4 = Vec::with_capacity(3);
+        for _ in 0..3 {
+            w4.push(x);
+        }
+        if T::abs(acc).is_sign_negative() || (w4[i1 + 1] - y) > T::from(0.785).unwrap() && x.is_sign_negative() {
+            acc = T::tanh(((acc.abs() + T::from(0.75).unwrap()).log2() - w2[n % w2.len()]) * T::from(0.475).unwrap());
+            let t6 = x;
+            acc = ((acc + t6) * T::from(0.293).unwrap()).atan();
+        }
     }
-    acc - z
+    acc
 }
 
 fn run_f230<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f230(&p[0..2], &p[2..6], p[6], 4, p[7], p[8])]
+    vec![f230(p[0], 1, &p[1..3], p[3])]
 }
 
 fn vjp_f230(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f230_grad(&p[0..2], &p[2..6], p[6], 4, p[7], p[8]);
+    let (y, g) = f230_grad(p[0], 1, &p[1..3], p[3]);
     (vec![y], g.flatten())
 }
 // ---- end f230 ----
 
 // ---- f231 ----
 #[differentiate]
-fn f231<T>(xs: &[T], y: T, x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (y + x).asinh();
-    for &_ in xs.iter().rev() {
-        acc *= T::tanh(xs[0].max(xs[2]) * T::from(1.333).unwrap());
-        let t2 = xs[3];
-        acc /= t2.exp() + T::from(1.5).unwrap();
-    }
-    acc
-}
-
-fn run_f231<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f231(&p[0..4], p[4], p[5])]
-}
-
-fn vjp_f231(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f231_grad(&p[0..4], p[4], p[5]);
-    (vec![y], g.flatten())
-}
-// ---- end f231 ----
-
-// ---- f232 ----
-#[differentiate]
-fn f232<T: Float + NumAssign + Sum + Product>(x: T, n: usize, ys: &[T], xs: &[T]) -> (T, T) {
+fn f231<T: Float + NumAssign + Sum + Product>(x: T, n: usize, ys: &[T], xs: &[T]) -> (T, T) {
     let mut acc = x;
     acc += xs[n % xs.len()];
     for i1 in (0..4).rev() {
         if xs[1] >= x && !(T::clamp(acc, T::from(-0.463).unwrap(), T::from(0.531).unwrap()).is_sign_negative()) && ys[i1 % ys.len()].is_sign_negative() {
             for _ in (0..4).rev() {
-                acc /= (f226(((ys[i1 % 2] - T::from(-1.703).unwrap().clamp(T::from(-0.853).unwrap(), T::from(0.587).unwrap())) * T::from(0.849).unwrap()).atan() * T::from(0.954).unwrap()) % (x * x + T::from(1.0).unwrap())) + T::from(2.0).unwrap();
-                let t3 = ((xs[3].clamp(((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (ys[n % ys.len()] * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()) - (T::from(n).unwrap() - acc)) * T::from(0.15).unwrap()).sin();
-                acc -= (t3 * T::from(2.0).unwrap()).sin() * T::from(0.25).unwrap();
+                acc /= (f230::<T>(((ys[i1 % 2] - T::from(-1.703).unwrap().clamp(T::from(-0.853).unwrap(), T::from(0.587).unwrap())) * T::from(0.849).unwrap()).atan() * T::from(0.954).unwrap(), 4, ys, T::tanh((ys[n % 2] + acc.tanh()) * T::from(0.8).unwrap())) % (x * x + T::from(0.5).unwrap())).abs() + T::from(1.5).unwrap();
+                acc += ((acc - (T::from(n).unwrap() - acc)) * T::from(0.111).unwrap()).tanh() * T::from(0.25).unwrap();
             }
-            acc /= ((xs[2] / ((acc * T::from(0.285).unwrap()).sin().exp() + T::from(0.5).unwrap())).tanh() * T::from(0.9).unwrap()).atanh() + T::from(2.973).unwrap();
-            acc = ((((acc * T::from(0.285).unwrap()).tanh() + T::from(2.0).unwrap()).recip() * (ys[n % ys.len()].asinh() - acc)) * T::from(0.244).unwrap()).tanh();
+            let t3 = (f226::<T>(xs, ((ys[i1 % ys.len()] - acc.ceil()) * T::from(0.21).unwrap()).tanh()).trunc() * T::from(0.255).unwrap()).tanh();
+            acc = (((acc * T::from(0.004).unwrap()) + acc) * T::from(0.284).unwrap()).tanh();
+            acc /= t3.abs() + T::from(1.5).unwrap();
         }
-        acc = (((acc * T::from(0.537).unwrap()) - f185(n, ys)) * T::from(0.17).unwrap()).atan();
+        acc = T::tanh((T::powi(Float::atan(acc * T::from(0.285).unwrap()), 3) * (-(x.sin() * T::from(0.85).unwrap()).asin())) * T::from(0.164).unwrap());
     }
     (acc, x)
 }
 
-fn run_f232<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f232(p[0], 2, &p[1..3], &p[3..8]);
+fn run_f231<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    let (a, b) = f231(p[0], 2, &p[1..3], &p[3..8]);
     vec![a, b]
 }
 
-fn vjp_f232(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f232_pullback(p[0], 2, &p[1..3], &p[3..8]);
+fn vjp_f231(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f231_pullback(p[0], 2, &p[1..3], &p[3..8]);
     (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+}
+// ---- end f231 ----
+
+// ---- f232 ----
+#[differentiate]
+fn f232<T>(y: T, z: T, xs: &[T], x: T) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x;
+    for _ in xs.iter().copied() {
+        let s2 = xs.iter().map(|v| (((*v / ((*v).exp() + T::from(1.0).unwrap())) - (*v).atan2(*v * *v + T::from(0.75).unwrap())) * T::from(0.43).unwrap()).tanh()).sum::<T>();
+        let w3 = vec![T::zero(); 5];
+        acc *= (((s2 * T::from(0.4).unwrap()).atan() + w3[3]) * T::from(1.273).unwrap()).tanh();
+    }
+    let mut out4 = vec![T::zero(); 3];
+    out4[0] += acc;
+    out4[1] = y;
+    out4[2] += z;
+    out4[0] = x.tanh();
+    out4
+}
+
+fn run_f232<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    f232(p[0], p[1], &p[2..7], p[7])
+}
+
+fn vjp_f232(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f232_pullback(p[0], p[1], &p[2..7], p[7]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f232 ----
 
 // ---- f233 ----
-#[differentiate]
-fn f233<T>(x: T, y: T, xs: &[T]) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = y;
-    for i1 in 0..xs.len() {
-        for _ in 1..3 {
-            acc = (((acc * T::from(0.444).unwrap()).sin().cos() + (if Float::max(xs[0], y) < T::from(0.408).unwrap() { y } else { y })) * T::from(0.8).unwrap()).sin();
-            let t3 = x.tanh();
-            acc /= t3 + T::from(2.5).unwrap();
+#[differentiate(wrt(xs, ys))]
+fn f233<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
+    let mut acc = T::from(-0.931).unwrap().ceil() / ((ys[3] + ys[3]) + T::from(3.75).unwrap());
+    for &v1 in ys.iter() {
+        let t2 = ys[3].abs() - (xs[3] + T::from(2.5).unwrap()).log10();
+        if (acc * T::from(0.264).unwrap()).sin().mul_add(t2, xs[3]) <= T::from(-0.338).unwrap() {
+            break;
         }
-        for _ in (0..2).rev().step_by(3) {
-            if T::powi(xs[i1 % xs.len()], 3) >= T::from(0.043).unwrap() {
-                break;
-            }
-        }
+        let t3 = (((acc - v1) % ((t2 % (T::atan(acc * T::from(0.264).unwrap()).exp() + T::from(1.0).unwrap())) + T::from(4.08).unwrap())) * T::from(0.261).unwrap()).sin();
+        acc = ((acc + t3) * T::from(0.233).unwrap()).tanh();
     }
-    acc += ((acc.exp() + T::from(0.5).unwrap()) + T::one()).acosh();
-    if y.atan() >= T::from(-0.777).unwrap() {
-        acc += T::from(0.686).unwrap();
-    } else {
-        acc -= (xs[2].min(x).sin() * T::from(0.85).unwrap()).acos().fract();
-    }
-    let mut out5 = vec![y; 4];
-    out5[0] += T::sin(acc * T::from(0.402).unwrap());
-    out5[0] = Float::tanh((acc + xs[0].atan2(-((acc * T::from(0.402).unwrap()).tanh() + T::from(2.0).unwrap()))) * T::from(0.246).unwrap());
-    out5
+    let t4 = xs[0];
+    let u5 = f195::<T>(((ys[0] + Float::cosh((acc * T::from(0.776).unwrap()).tanh())) * T::from(0.657).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[0] - (ys[0] / (acc * acc + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).tanh());
+    acc = (acc * T::from(-0.427).unwrap()) + Float::sin(ys[3].to_radians());
+    let t6 = acc;
+    let t7 = t4;
+    ((acc + u5[1]) * t6) - t7
 }
 
 fn run_f233<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f233(p[0], p[1], &p[2..5])
+    vec![f233(&p[0..4], &p[4..9])]
 }
 
-fn vjp_f233(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f233_pullback(p[0], p[1], &p[2..5]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f233(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f233_grad(&p[0..4], &p[4..9]);
+    (vec![y], g.flatten())
 }
 // ---- end f233 ----
 
 // ---- f234 ----
 #[differentiate]
-fn f234<T>(xs: &[T], ys: &[T]) -> T
+fn f234<T>(y: T, x: T, z: T, xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (-xs[1]).ceil();
-    let mut k1 = 0;
-    while ((acc + acc) > T::from(-0.113).unwrap()) && k1 < 5 {
-        k1 += 1;
-        let mut k2 = 0;
-        while (((ys[1].exp() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() < T::from(0.655).unwrap()) && k2 < 2 {
-            k2 += 1;
-            acc += (((ys[0] + T::from(2.5).unwrap()).log((acc - xs[1]).abs() + T::from(2.5).unwrap()) - acc) * T::from(0.21).unwrap()).tanh() * T::from(0.5).unwrap();
-            acc = (((acc * T::from(0.226).unwrap()) * f206(T::tanh((ys[0] + ((T::from(-0.601).unwrap().abs() + T::from(0.75).unwrap()) + T::one()).acosh()) * T::from(0.666).unwrap()), 4, ((ys[0] + (-(acc.abs() + T::from(0.75).unwrap())).cbrt()) * T::from(0.568).unwrap()).sin(), ((ys[1] - (-(xs[1].exp() + T::from(0.5).unwrap())).cbrt()) * T::from(0.623).unwrap()).tanh())) * T::from(0.786).unwrap()).tanh();
+    let mut acc = z;
+    for v1 in xs {
+        for i2 in (0..4).rev() {
+            acc -= (f183::<T>(((x + f183::<T>(((x - xs[i2 % xs.len()].min(x)) * T::from(0.666).unwrap()).tanh(), 2, T::tanh((xs[2] * ((T::from(i2).unwrap() * T::from(0.5).unwrap()).sin().exp() + T::from(0.5).unwrap()).powi(-1)) * T::from(0.666).unwrap()), ((xs[i2 % xs.len()] * xs[i2 % 3]) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.651).unwrap()).tanh(), 4, ((x + Float::hypot(xs[i2 % 3] * xs[i2 % 3] + T::from(0.5).unwrap(), *v1)) * T::from(0.347).unwrap()).tanh(), ((x * (xs[1] * *v1)) * T::from(0.592).unwrap()).tanh()) * T::from(1.273).unwrap()).sin() * T::from(0.25).unwrap();
         }
-        acc /= (Float::mul_add((acc * T::from(0.266).unwrap()).tanh(), ((T::from(-0.166).unwrap() + acc) * T::from(0.26).unwrap()).tanh(), f201::<T>(xs)) * T::from(0.297).unwrap()).atan().exp() + T::from(1.25).unwrap();
-        acc = (acc * T::from(0.118).unwrap()) + ((T::tanh(acc * T::from(0.266).unwrap()) * (acc * T::from(0.266).unwrap()).tanh()) * (acc * T::from(0.266).unwrap()).sin());
+        let t3 = *v1;
+        acc = Float::atan(((acc * T::from(0.635).unwrap()) - t3) * T::from(0.458).unwrap()) * T::from(0.954).unwrap();
     }
-    let u3 = f212(Float::tanh((xs[0] + (acc.abs() + T::from(0.75).unwrap()).hypot(acc)) * T::from(0.115).unwrap()), ((ys[0] - (T::from(-1.96).unwrap() + T::from(2.71).unwrap()).log2()) * T::from(0.524).unwrap()).tanh(), ((xs[0] * acc) * T::from(0.177).unwrap()).tanh());
-    acc + u3[2]
+    acc + y
 }
 
 fn run_f234<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f234(&p[0..2], &p[2..4])]
+    vec![f234(p[0], p[1], p[2], &p[3..6])]
 }
 
 fn vjp_f234(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f234_grad(&p[0..2], &p[2..4]);
+    let (y, g) = f234_grad(p[0], p[1], p[2], &p[3..6]);
     (vec![y], g.flatten())
 }
 // ---- end f234 ----
 
 // ---- f235 ----
 #[differentiate]
-fn f235<T>(n: usize, xs: &[T]) -> T
+fn f235<T>(ys: &[T], xs: &[T], x: T, y: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (f177(((xs[n % xs.len()] + T::to_radians(xs[n % xs.len()])) * T::from(1.31).unwrap()).tanh(), xs, ((xs[n % 3] - xs[n % 3]) * T::from(0.666).unwrap()).tanh()) * T::from(0.235).unwrap()).tanh();
-    let t1 = acc - acc.exp();
-    let t2 = (((T::from(-1.152).unwrap() - t1) - (T::from(n).unwrap() - xs[0])) * T::from(0.192).unwrap()).sin();
-    acc += T::from(0.5).unwrap();
-    T::tanh(((acc + t2) * ((T::from(n).unwrap() + T::from(4.5).unwrap()).log2() + T::from(n).unwrap().atan2(t2 + T::from(2.0).unwrap()))) * T::from(0.125).unwrap())
+    let mut acc = (((y + ys[2]) + y) * T::from(0.444).unwrap()).sin();
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        let t3 = (Float::exp_m1(((xs[1] + ys[3]) * T::from(0.666).unwrap()).atan()) * T::from(0.415).unwrap()).tanh();
+        let mut k4 = 0;
+        let r5 = loop {
+            k4 += 1;
+            if (y + (-T::from(0.5).unwrap())) >= T::from(0.286).unwrap() {
+                acc += ((-Float::atan2(xs[0], t3 * t3 + T::from(1.0).unwrap())) * T::from(0.636).unwrap()).tanh() * T::from(0.25).unwrap();
+                let t6 = (T::atanh(acc.tanh() * T::from(0.9).unwrap()) - (ys[2] - xs[0])).asinh();
+                let b7 = {
+                    let c8 = (((x + x) + T::exp2(x)) * T::from(0.267).unwrap()).tanh();
+                    c8 + y
+                };
+                acc = (((acc * T::from(-0.126).unwrap()) + (t6 + b7)) * T::from(0.375).unwrap()).sin();
+            } else if y >= xs[0] {
+                let s9: T = ys.iter().map(|v| ((*v % (*v * *v + T::from(0.75).unwrap())).sin() * T::from(0.85).unwrap()).atanh()).sum::<T>();
+                acc += (T::sin(s9 * T::from(0.339).unwrap()) * T::from(2.0).unwrap()).tanh() * T::from(0.25).unwrap();
+            } else {
+                let (p10, q11) = f203(ys, ys);
+                acc /= ((p10 + q11) * T::from(0.4).unwrap()).atan() + T::from(2.571).unwrap();
+            }
+            let w12 = vec![(acc.ceil() * T::from(0.333).unwrap()).sin(), Float::ln(t3.abs() + T::from(0.75).unwrap())];
+            if k4 >= 4 || (f215(((xs[1] - ((xs[0] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.458).unwrap()).tanh(), 4, ys) <= T::from(-1.952).unwrap()) {
+                break T::sinh(((x + acc) * T::from(0.307).unwrap()).tanh());
+            }
+            acc *= w12[0];
+        };
+        if ((r5 + acc).is_sign_negative()) || k1 >= 4 {
+            break;
+        }
+    }
+    acc + ys[3]
 }
 
 fn run_f235<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f235(1, &p[0..3])]
+    vec![f235(&p[0..4], &p[4..6], p[6], p[7])]
 }
 
 fn vjp_f235(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f235_grad(1, &p[0..3]);
+    let (y, g) = f235_grad(&p[0..4], &p[4..6], p[6], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f235 ----
 
 // ---- f236 ----
 #[differentiate]
-fn f236<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = ((((x * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() / (x * x + T::from(0.5).unwrap())) * T::from(0.349).unwrap()).tanh();
-    acc = (((acc * T::from(-0.268).unwrap()) - (f207(((x - (acc.exp() + T::from(0.75).unwrap()).log10()) * T::from(0.594).unwrap()).atan() * T::from(0.954).unwrap(), ((x - acc) * T::from(0.8).unwrap()).tanh(), Float::atan((x + T::ceil(acc)) * T::from(0.571).unwrap()) * T::from(0.954).unwrap()) % (x.tanh().tan().exp() + T::from(0.75).unwrap()))) * T::from(0.346).unwrap()).tanh();
-    acc *= T::tanh((acc * (x + x)) * T::from(0.666).unwrap());
-    let t1 = T::log10((acc + x) + T::from(3.0).unwrap());
-    let u2 = f212(T::tanh((x + (acc.exp() + T::from(0.75).unwrap()).log2()) * T::from(0.594).unwrap()), ((x * (acc - T::from(0.131).unwrap())) * T::from(1.178).unwrap()).tanh(), ((x - (T::from(-1.201).unwrap() + t1)) * T::from(0.38).unwrap()).atan() * T::from(0.954).unwrap());
-    acc + u2[0]
+fn f236<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::from(-0.445).unwrap();
+    let s1 = xs.iter().map(|v| *v).sum::<T>();
+    for _ in 1..5 {
+        for i3 in 0..3 {
+            let t4 = xs[i3 % 2];
+            acc = (((acc * T::from(-0.08).unwrap()) + t4) * T::from(1.077).unwrap()).atan() * T::from(0.283).unwrap();
+        }
+    }
+    acc = ((acc - (if (acc + xs[1]) >= T::from(-1.272).unwrap() { (acc * acc) / (xs[1] + T::from(2.0).unwrap()) } else { (s1 + acc) - (xs[1] % (s1.abs() + T::from(0.75).unwrap())) })) * T::from(0.371).unwrap()).tanh();
+    acc += Float::cos(acc).min(Float::asinh(xs[1])).fract();
+    acc - acc
 }
 
 fn run_f236<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f236(p[0])]
+    vec![f236(&p[0..2])]
 }
 
 fn vjp_f236(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f236_grad(p[0]);
+    let (y, g) = f236_grad(&p[0..2]);
     (vec![y], g.flatten())
 }
 // ---- end f236 ----
 
 // ---- f237 ----
 #[differentiate]
-fn f237<T>(n: usize, x: T) -> T
+fn f237<T>(ys: &[T], xs: &[T]) -> Vec<T>
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = ((x * x + T::from(0.5).unwrap()).powf(((x * x) * T::from(0.888).unwrap()).sin()) * T::from(0.363).unwrap()).sin();
-    acc = acc + ((if (T::from(-0.018).unwrap() + acc) > x { f206::<T>(((x + x) * T::from(0.666).unwrap()).sin(), 2, ((x + x.asinh()) * T::from(0.742).unwrap()).tanh(), Float::tanh((x + (acc * T::from(-0.179).unwrap())) * T::from(1.191).unwrap())) } else { x }) / (x.abs() + T::from(0.75).unwrap()));
-    acc += x.min(acc) * (x.exp() + T::from(0.75).unwrap()).recip();
-    acc -= ((x + x).hypot(T::one().exp() + T::from(0.5).unwrap()) * T::from(0.321).unwrap()).atan();
-    acc /= x.hypot(((x / (acc.abs() + T::from(0.5).unwrap())) * T::from(0.666).unwrap()).tanh().exp() + T::from(1.0).unwrap()).abs() + T::from(1.5).unwrap();
-    acc /= ((x + (x - T::from(0.337).unwrap())) * T::from(0.599).unwrap()).atan().exp() + T::from(1.0).unwrap();
-    ((acc + T::from(n).unwrap()) * T::from(0.159).unwrap()).tanh()
+    let mut acc = T::to_degrees((xs[1] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap());
+    let s1 = xs.iter().map(|&v| v).sum::<T>();
+    let u2 = f192(((ys[1] + Float::mul_add(acc, acc, s1)) * T::from(0.116).unwrap()).tanh());
+    let mut k3 = 0;
+    while k3 < 4 && (acc.hypot(acc + T::from(3.865).unwrap()) < T::from(0.281).unwrap()) {
+        k3 += 1;
+        let t4 = ((((acc * T::from(0.291).unwrap()).atan() * (s1 * T::from(0.266).unwrap()).atan()) / (((acc / ((s1 * T::from(0.266).unwrap()).tanh() + T::from(2.0).unwrap())) * T::from(0.291).unwrap()).tanh().exp() + T::from(0.5).unwrap())) * T::from(0.405).unwrap()).sin();
+        for (&a5, &b6) in u2.iter().zip(ys) {
+            let t7 = t4 - ((a5 * T::from(0.482).unwrap()).tanh() * ys[2]);
+            acc /= ((xs[4] - T::from(1.626).unwrap()) - b6.cosh()).abs() + T::from(1.25).unwrap();
+            acc /= t7 + T::from(4.0).unwrap();
+        }
+        let t8 = xs[2];
+        acc = ((acc + t8) * T::from(0.239).unwrap()).atan();
+    }
+    let mut out9 = vec![((s1 + xs[1]) * T::from(0.222).unwrap()).tanh(), ((u2[0] - u2[1]) * T::from(0.241).unwrap()).tanh()];
+    out9[0] = acc;
+    out9[0] = (((acc + T::from(3.615).unwrap()).log2() + (s1 * T::from(0.266).unwrap()).atan().exp_m1()) * T::from(0.262).unwrap()).tanh();
+    out9
 }
 
 fn run_f237<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f237(3, p[0])]
+    f237(&p[0..5], &p[5..10])
 }
 
-fn vjp_f237(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f237_grad(3, p[0]);
-    (vec![y], g.flatten())
+fn vjp_f237(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f237_pullback(&p[0..5], &p[5..10]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f237 ----
 
 // ---- f238 ----
-#[differentiate]
-fn f238<T>(y: T, z: T, x: T, xs: &[T], n: usize) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = f236::<T>(((y + (T::from(n).unwrap().sin() * T::from(0.85).unwrap()).acos()) * T::from(0.43).unwrap()).tanh());
-    for (&_, &_) in xs.iter().zip(xs.iter()) {
-        for _ in 0..xs.len() {
-            let s4 = xs.iter().map(|&v| Float::fract(T::from(1.983).unwrap()) * (v + v)).sum::<T>();
-            let t5 = T::atan(((T::from(n).unwrap() * T::from(0.5).unwrap()).atan().exp2() - T::from(0.072).unwrap()) * T::from(0.409).unwrap());
-            acc = T::sin(((acc * T::from(0.214).unwrap()) * (T::tanh(s4 * T::from(0.222).unwrap()) + t5)) * T::from(0.652).unwrap());
-        }
-        acc /= (f237(1, ((xs[n % 3] + (xs[n % 3] - acc)) * T::from(0.233).unwrap()).sin()) - xs[n % xs.len()]) + T::from(4.0).unwrap();
-        for _ in xs.iter().copied() {
-            let (b7, b8) = (xs[n % 3], -xs[n % xs.len()].clamp(T::from(-1.433).unwrap(), T::from(1.115).unwrap()));
-            let t9 = y;
-            acc *= (((b7 + b8) * t9) * T::from(0.454).unwrap()).sin();
+#[differentiate(wrt(xs, z))]
+fn f238<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], z: T, x: T) -> Vec<T> {
+    let mut acc = y;
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        acc = T::tanh((Float::cbrt(acc.abs() + T::from(0.5).unwrap()) + z) * T::from(0.602).unwrap());
+        if ((z + ((T::from(0.5).unwrap().abs() + T::from(0.5).unwrap()) + T::one()).acosh()) < T::from(-0.568).unwrap()) || k1 >= 4 {
+            break;
         }
     }
-    (acc * z) * x
+    let t3 = ((xs[0].cosh() + T::from(2.853).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+    let mut out4 = vec![T::zero(); 4];
+    out4[0] = acc;
+    out4[1] += x;
+    out4[2] += t3;
+    out4[2] = xs[2] - (T::from(0.5).unwrap() / (x.exp() + T::from(0.75).unwrap()));
+    out4
 }
 
 fn run_f238<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f238(p[0], p[1], p[2], &p[3..6], 2)]
+    f238(p[0], &p[1..6], p[6], p[7])
 }
 
-fn vjp_f238(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f238_grad(p[0], p[1], p[2], &p[3..6], 2);
-    (vec![y], g.flatten())
+fn vjp_f238(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f238_pullback(p[0], &p[1..6], p[6], p[7]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f238 ----
 
 // ---- f239 ----
-#[differentiate]
-fn f239<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T]) -> T {
-    let mut acc = xs[1];
-    let mut u1 = f212(((y + f200(Float::tanh((y + (y % (xs[4].exp() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()), ((xs[0] + (acc - T::from(0.5).unwrap())) * T::from(0.571).unwrap()).tanh(), xs)) * T::from(0.181).unwrap()).tanh(), ((x * xs[0]) * T::from(0.888).unwrap()).tanh(), ((xs[2] - x) * T::from(0.666).unwrap()).tanh());
-    let u2 = f212(((xs[1] + u1[2]) * T::from(0.651).unwrap()).sin(), ((x - (acc.sin() * T::from(0.85).unwrap()).acos()) * T::from(0.43).unwrap()).sin(), ((y * (y.abs() + T::from(0.5).unwrap()).cbrt()) * T::from(1.058).unwrap()).tanh());
-    u1.swap(2, 2);
-    acc -= Float::atan((y.mul_add(u2[0], y) - (u2[2] * u2[1])) * T::from(0.316).unwrap());
-    let mut w3 = Vec::with_capacity(3);
-    for _ in 0..3 {
-        w3.push((y.round() + T::from(3.25).unwrap()).log10());
-    }
-    (acc + w3[0]) - ((w3[1] + T::from(3.374).unwrap()).sqrt() + w3[1].asinh())
+#[differentiate(wrt(x, xs, ys))]
+fn f239<T>(x: T, xs: &[T], ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = xs[3];
+    acc += (x.abs() + T::from(1.0).unwrap()).cbrt() * (acc - T::from(0.947).unwrap());
+    let t1 = T::sin(((acc / (x * x + T::from(1.0).unwrap())) + (x.sin() * T::from(0.85).unwrap()).acos()) * T::from(0.251).unwrap());
+    let s2 = (0..3).map(|i| (ys[i] * T::from(0.399).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
+    acc /= ys[1].exp() + T::from(1.0).unwrap();
+    ((((acc + t1) - Float::atan(s2 * T::from(0.133).unwrap())) + f181(((ys[2] * (s2 * T::from(0.133).unwrap()).tanh().mul_add(ys[0], acc)) * T::from(0.21).unwrap()).sin(), 2, Float::atan((x + acc) * T::from(0.316).unwrap()) * T::from(0.954).unwrap())) * T::from(0.109).unwrap()).tanh()
 }
 
 fn run_f239<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f239(p[0], p[1], &p[2..7])]
+    vec![f239(p[0], &p[1..6], &p[6..9])]
 }
 
 fn vjp_f239(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f239_grad(p[0], p[1], &p[2..7]);
+    let (y, g) = f239_grad(p[0], &p[1..6], &p[6..9]);
     (vec![y], g.flatten())
 }
 // ---- end f239 ----
 
 // ---- f240 ----
 #[differentiate]
-fn f240<T>(x: T, z: T, xs: &[T], y: T) -> T
+fn f240<T>(y: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::from(0.378).unwrap() / (((y + xs[0]) * T::from(0.666).unwrap()).tanh().exp() + T::from(0.75).unwrap());
-    let t1 = acc.trunc();
-    acc = acc + (acc - f182(xs));
-    for _ in 0..4 {
-        let s3 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
-        let b4 = {
-            let c5 = t1;
-            T::tanh((c5 * s3) * T::from(0.332).unwrap())
-        };
-        acc /= b4 + T::from(2.25).unwrap();
+    let mut acc = y;
+    for i1 in (0..6).rev().step_by(2) {
+        let mut k2 = 0;
+        while k2 < 3 && ((acc + (T::from(0.5).unwrap() - T::from(i1).unwrap())).is_sign_negative() && (T::from(i1).unwrap() + x) > x) {
+            k2 += 1;
+            acc *= ((T::sin(acc * T::from(0.444).unwrap()).exp2() + (acc - y).signum()) * T::from(0.537).unwrap()).atan() * T::from(0.636).unwrap();
+        }
+        let t3 = T::tanh((acc + f183::<T>(T::atan((y + f183(T::sin((x - x.exp2()) * T::from(0.334).unwrap()), 2, T::tanh((x * (T::from(-1.867).unwrap() % (x + T::from(2.5).unwrap()))) * T::from(0.714).unwrap()), ((x * x) * T::from(0.888).unwrap()).tanh())) * T::from(0.651).unwrap()) * T::from(0.954).unwrap(), 1, ((y + (acc / (y + T::from(2.25).unwrap()))) * T::from(0.266).unwrap()).tanh(), T::atan((x - (y * y + T::from(0.75).unwrap()).hypot(x)) * T::from(0.333).unwrap()) * T::from(0.954).unwrap())) * T::from(0.329).unwrap());
+        acc += t3;
     }
-    (acc * x) + z
+    let u4 = f192::<T>(Float::tanh((x + (x * x)) * T::from(0.533).unwrap()));
+    let t5 = Float::ln_1p(((f218(((y - acc) * T::from(0.333).unwrap()).sin(), Float::sin((x - y) * T::from(0.666).unwrap()), ((x * (x * y)) * T::from(0.592).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.533).unwrap()).tanh().exp() + T::from(0.5).unwrap()) - T::from(0.75).unwrap());
+    (acc - (u4[0] * T::from(0.482).unwrap()).atan()) + t5
 }
 
 fn run_f240<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f240(p[0], p[1], &p[2..6], p[6])]
+    vec![f240(p[0], p[1])]
 }
 
 fn vjp_f240(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f240_grad(p[0], p[1], &p[2..6], p[6]);
+    let (y, g) = f240_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f240 ----
 
 // ---- f241 ----
 #[differentiate]
-fn f241<T>(y: T, xs: &[T], x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = f226(T::tanh((y + xs[1].max(y)) * T::from(0.666).unwrap())) / (xs[1].exp() + T::from(0.5).unwrap());
-    let u1 = f184(xs);
-    let s2 = xs.iter().zip(&u1).map(|(a, b)| *a * b.tanh()).sum::<T>();
-    let mut k3 = 0;
-    let r4 = loop {
-        k3 += 1;
-        for &v5 in xs.iter().rev() {
-            acc += T::sin((f189(xs, 3, xs) * T::from(0.308).unwrap()).sin().exp_m1() * T::from(0.735).unwrap()) * T::from(0.2).unwrap();
-            acc = Float::atan((acc + (u1[0] - (v5 * y))) * T::from(0.186).unwrap());
+fn f241<T: Float + NumAssign + Sum + Product>(x: T, n: usize) -> T {
+    let mut acc = T::sin(T::exp_m1(T::from(n).unwrap().asinh()) * T::from(0.246).unwrap());
+    let u1 = f192(Float::atan((x + f240(((x + (acc / (acc * acc + T::from(0.75).unwrap()))) * T::from(0.705).unwrap()).sin(), ((x * (acc - x)) * T::from(0.533).unwrap()).tanh())) * T::from(0.221).unwrap()) * T::from(0.954).unwrap());
+    let mut k2 = 0;
+    loop {
+        k2 += 1;
+        acc = ((acc + (((u1[0] * T::from(0.482).unwrap()).atan() * x) * acc)) * T::from(0.148).unwrap()).sin();
+        if ((T::from(n).unwrap() - u1[1]).is_sign_positive() || x.cos() > T::from(0.594).unwrap()) || k2 >= 3 {
+            break;
         }
-        for _ in 1..3 {
-            let s2 = (s2 * T::from(0.177).unwrap()).sin().cos();
-            acc = (((acc * T::from(0.689).unwrap()) + s2) * T::from(0.343).unwrap()).atan();
-        }
-        if k3 >= 5 || (acc.ceil().is_sign_negative()) {
-            break ((f183(((y + (x / (x * x + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).sin(), 4, ((y + x) * T::from(0.666).unwrap()).tanh(), ((x + acc) * T::from(0.235).unwrap()).tanh()) * x.atan2(-(u1[2] * u1[2] + T::from(0.75).unwrap()))) * T::from(0.405).unwrap()).atan();
-        }
-    };
-    let t7 = (y.exp() + T::from(0.75).unwrap()).sqrt();
-    ((((acc * r4) + t7) + acc) * T::from(0.098).unwrap()).atan()
+    }
+    acc + (acc + T::fract(acc))
 }
 
 fn run_f241<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f241(p[0], &p[1..6], p[6])]
+    vec![f241(p[0], 3)]
 }
 
 fn vjp_f241(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f241_grad(p[0], &p[1..6], p[6]);
+    let (y, g) = f241_grad(p[0], 3);
     (vec![y], g.flatten())
 }
 // ---- end f241 ----
 
 // ---- f242 ----
 #[differentiate]
-fn f242<T>(z: T, y: T, xs: &[T], x: T) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (((T::one() * xs[0]) + f197(((x + y) * T::from(0.666).unwrap()).tanh(), ((x - y) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.33).unwrap()).atan();
-    for i1 in (0..4).rev() {
-        let t2 = xs[i1 % 3] / (((acc * T::from(0.359).unwrap()).tanh() * (acc * T::from(0.359).unwrap()).tanh()).abs() + T::from(1.0).unwrap());
-        let t2 = ((t2 * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap()).acos();
-        let s3: T = (0..3).map(|i| (xs[i] * T::from(-0.576).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
-        let w4 = vec![T::zero(); 5];
-        acc -= (((t2 + (s3 * T::from(0.133).unwrap()).tanh()) + w4[2]) * T::from(0.482).unwrap()).sin();
-    }
-    (acc, y - z)
+fn f242<T: Float + NumAssign + Sum + Product>(y: T, x: T, xs: &[T], z: T) -> T {
+    let mut acc = Float::cbrt((-xs[1]) + T::from(2.5).unwrap());
+    let s1: T = (0..2).map(|i| (xs[i] * T::from(1.088).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
+    acc += z;
+    acc *= ((-T::max(xs[0], z)) * T::from(1.333).unwrap()).tanh();
+    let t2 = (((s1 - acc) * T::from(0.152).unwrap()).atan().exp_m1() * T::from(0.415).unwrap()).tanh();
+    ((acc - y) + x) + t2
 }
 
 fn run_f242<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f242(p[0], p[1], &p[2..5], p[5]);
-    vec![a, b]
+    vec![f242(p[0], p[1], &p[2..4], p[4])]
 }
 
-fn vjp_f242(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f242_pullback(p[0], p[1], &p[2..5], p[5]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f242(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f242_grad(p[0], p[1], &p[2..4], p[4]);
+    (vec![y], g.flatten())
 }
 // ---- end f242 ----
 
 // ---- f243 ----
-#[differentiate]
-fn f243<T: Float + NumAssign + Sum + Product>(x: T, n: usize, xs: &[T]) -> (T, T) {
-    let mut acc = T::from(0.5).unwrap();
-    let mut w1 = vec![acc / (acc + T::from(1.0).unwrap()); 5];
-    for i2 in 0..4 {
-        let t3 = ((xs[n % 4] * x).abs() + T::from(0.5).unwrap()).log10();
-        for &v4 in xs.iter() {
-            let t5 = v4;
-            acc = ((acc * t5) * T::from(0.296).unwrap()).atan() * T::from(0.318).unwrap();
-        }
-        w1[n % 5] -= (((xs[n % xs.len()].abs() + T::from(0.75).unwrap()).recip() + T::cosh(xs[i2])) * T::from(0.542).unwrap()).atan() * T::from(0.636).unwrap();
-        acc /= t3.exp() + T::from(1.5).unwrap();
-    }
-    let t6 = (T::tan(T::from(0.5).unwrap().tanh()).exp() + T::from(0.75).unwrap()).log2();
-    (acc + t6, t6 * (w1[4] * T::from(0.4).unwrap()).tanh())
+#[differentiate(wrt(z, y, x))]
+fn f243<T>(z: T, y: T, x: T, n: usize) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (((y / (y + T::from(2.0).unwrap())) - (T::from(0.5).unwrap() + x)) * T::from(0.4).unwrap()).tanh();
+    acc = ((acc.exp2() + (f218(((y + (acc - x)) * T::from(0.5).unwrap()).tanh(), ((z - f240::<T>(((z + (acc * x)) * T::from(0.666).unwrap()).sin(), y * x.tanh())) * T::from(0.221).unwrap()).tanh(), ((y + T::from(0.414).unwrap()) * T::from(1.044).unwrap()).tanh()).hypot((z.exp() * T::from(0.446).unwrap()).atan() * (z.exp() * T::from(0.446).unwrap()).atan() + T::from(0.75).unwrap()) / (((T::tan(T::from(0.5).unwrap().tanh()).exp() + T::from(0.5).unwrap()).log(y * y + T::from(2.0).unwrap()) * T::from(0.836).unwrap()).atan().exp() + T::from(1.0).unwrap()))) * T::from(0.206).unwrap()).sin();
+    acc -= (T::from(1.792).unwrap().exp_m1().max(x) * T::from(0.333).unwrap()).atan();
+    acc /= (x + y).abs() + T::from(1.0).unwrap();
+    let t1 = Float::acos((-x).tanh() * T::from(0.9).unwrap());
+    let mut t2 = T::from(-1.166).unwrap();
+    t2 += t1;
+    ((acc + T::from(n).unwrap()) - (t2 * T::from(0.464).unwrap()).atan()) + y
 }
 
 fn run_f243<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f243(p[0], 4, &p[1..5]);
-    vec![a, b]
+    vec![f243(p[0], p[1], p[2], 2)]
 }
 
-fn vjp_f243(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f243_pullback(p[0], 4, &p[1..5]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f243(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f243_grad(p[0], p[1], p[2], 2);
+    (vec![y], g.flatten())
 }
 // ---- end f243 ----
 
 // ---- f244 ----
 #[differentiate]
-fn f244<T>(x: T, xs: &[T]) -> T
+fn f244<T>(xs: &[T], n: usize) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (T::from(1.792).unwrap().exp_m1().max(x) * T::from(0.333).unwrap()).tanh();
-    acc += ((x + T::from(2.25).unwrap()) + T::one()).acosh();
-    acc /= xs[2].abs() + T::from(1.5).unwrap();
-    acc *= T::tanh((x - (x * xs[2])) * T::from(0.533).unwrap());
-    let t1 = xs[1];
-    acc * t1
-}
-
-fn run_f244<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f244(p[0], &p[1..4])]
-}
-
-fn vjp_f244(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f244_grad(p[0], &p[1..4]);
-    (vec![y], g.flatten())
-}
-// ---- end f244 ----
-
-// ---- f245 ----
-#[differentiate]
-fn f245<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize) -> T {
     let mut acc = ((T::from(-1.434).unwrap().ceil().abs() + T::from(0.75).unwrap()) + T::one()).acosh();
     let mut w1 = Vec::with_capacity(5);
     for _ in 0..5 {
@@ -7880,1360 +7866,1446 @@ fn f245<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize) -> T {
     }
     for i3 in (0..6).rev().step_by(3) {
         if xs[i3 % xs.len()] < w1[i3 % 5] && acc.fract() < acc || acc < T::from(0.558).unwrap() {
-            let u4 = f219(xs, n);
-            acc = ((T::asin(acc.sin() * T::from(0.85).unwrap()) + u4[1]) * T::from(0.319).unwrap()).tanh();
-        } else {
-            acc = (((acc * T::from(0.552).unwrap()) * f197(((xs[4] + acc) * T::from(0.356).unwrap()).tanh(), Float::tanh((xs[i3 % 5] + (xs[i3 % 5] - acc)) * T::from(0.281).unwrap()))) * T::from(0.194).unwrap()).tanh();
+            let (p4, q5) = f200(((xs[4] - w1[0]) * T::from(0.4).unwrap()).sin(), xs);
+            acc += (((p4 * T::from(0.38).unwrap()).tanh() + (q5 * T::from(0.38).unwrap()).atan()) * T::from(0.777).unwrap()).tanh();
         }
-        w1[1] *= Float::atan((T::ln_1p(((acc * T::from(0.486).unwrap()).sin() * (acc * T::from(0.486).unwrap()).sin() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()) + acc) * T::from(0.39).unwrap()) * T::from(0.636).unwrap();
+        acc /= T::fract(((xs[i3 % 5] - acc) * T::from(0.356).unwrap()).tanh().cosh()).exp() + T::from(1.0).unwrap();
     }
-    (acc + w1[1]) + (acc + xs[n % xs.len()]).tanh().tan()
+    acc
+}
+
+fn run_f244<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    vec![f244(&p[0..5], 1)]
+}
+
+fn vjp_f244(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f244_grad(&p[0..5], 1);
+    (vec![y], g.flatten())
+}
+// ---- end f244 ----
+
+// ---- f245 ----
+#[differentiate]
+fn f245<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
+    let mut acc = xs[0] % (x.abs() + T::from(1.0).unwrap());
+    acc -= acc;
+    let (p1, q2) = f199(T::tanh((xs[0] - acc) * T::from(0.444).unwrap()), xs, ((x + x.trunc()) * T::from(0.5).unwrap()).tanh(), xs, ((x * (xs[1] + xs[1])) * T::from(0.444).unwrap()).sin());
+    let t3 = xs[1] / (xs[0].sin() * xs[0].sin() + T::from(1.0).unwrap());
+    if T::tan(p1.tanh()) >= p1 {
+        for i4 in 0..xs.len() {
+            let t5 = xs[1].signum();
+            if (-xs[xs.len() - 1 - i4]) <= T::from(0.79).unwrap() {
+                continue;
+            }
+            acc *= t5;
+        }
+    } else if (acc + T::from(0.5).unwrap()) < T::from(0.538).unwrap() {
+        let w6 = xs.to_vec();
+        acc /= w6[0] + T::from(2.5).unwrap();
+    } else {
+        let t7 = -x.trunc();
+        acc += t7;
+    }
+    T::sin((((acc * q2) * t3) - ((-q2) + (q2 * xs[0]))) * T::from(0.062).unwrap())
 }
 
 fn run_f245<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f245(&p[0..5], 1)]
+    vec![f245(&p[0..2], p[2])]
 }
 
 fn vjp_f245(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f245_grad(&p[0..5], 1);
+    let (y, g) = f245_grad(&p[0..2], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f245 ----
 
 // ---- f246 ----
 #[differentiate]
-fn f246<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T], z: T) -> T {
-    let mut acc = z;
-    for v1 in xs.iter().copied() {
-        for v2 in xs.iter() {
-            let s3: T = xs.iter().map(|&v| (-v).ceil()).sum::<T>();
-            let l4;
-            if (xs[1] / (z.abs() + T::from(0.75).unwrap())) <= acc {
-                let t5 = *v2;
-                acc *= (t5 * T::from(1.333).unwrap()).tanh();
-                l4 = xs[0];
-            } else {
-                l4 = T::tanh(((xs[1].floor() / (T::acos(Float::sin(xs[2] * T::from(1.333).unwrap()) * T::from(0.9).unwrap()).abs() + T::from(0.5).unwrap())) % (f202::<T>(((xs[1] + (acc + z)) * T::from(0.266).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] + (s3 - T::from(0.908).unwrap())) * T::from(0.201).unwrap()).tanh(), ((y * xs[0].asinh()) * T::from(1.115).unwrap()).atan() * T::from(0.954).unwrap()) + T::from(4.677).unwrap())) * T::from(0.4).unwrap());
-            }
-            acc += (f237(1, ((y - xs[1].asinh()) * T::from(0.742).unwrap()).sin()) * T::from(2.0).unwrap()).atan() * T::from(0.212).unwrap();
-            acc *= (l4 * T::from(1.333).unwrap()).tanh();
+fn f246<T: Float + NumAssign + Sum + Product>(y: T, x: T, z: T, xs: &[T]) -> T {
+    let mut acc = ((z + y).sin() * T::from(0.85).unwrap()).atanh();
+    let s1 = xs.iter().copied().product::<T>();
+    let mut k2 = 0;
+    loop {
+        k2 += 1;
+        let t4 = (acc - z).tanh().tan();
+        acc = (((acc * T::from(0.311).unwrap()) * f241(((x + T::to_radians(y)) * T::from(1.31).unwrap()).sin(), 1)) * T::from(0.617).unwrap()).tanh();
+        acc = ((acc + ((z - xs[0]) / (f215(((xs[1] - T::abs(T::from(0.5).unwrap())) * T::from(1.0).unwrap()).tanh(), 4, xs).abs() + T::from(1.0).unwrap()))) * T::from(0.309).unwrap()).sin();
+        if ((acc * acc).is_sign_negative() && (t4 % (z * z + T::from(0.75).unwrap())) <= T::from(0.474).unwrap()) || k2 >= 2 {
+            break;
         }
-        let (p6, q7) = f242(((y + (Float::atan(acc * T::from(0.444).unwrap()) * xs[2])) * T::from(0.518).unwrap()).tanh(), x * T::recip(z + T::from(2.5).unwrap()), xs, ((z + f237(3, ((x + (T::from(1.404).unwrap() + xs[1])) * T::from(0.454).unwrap()).tanh())) * T::from(0.8).unwrap()).tanh());
-        acc /= ((xs[1] * (q7 * T::from(0.359).unwrap()).sin()) * (-v1)).abs() + T::from(1.0).unwrap();
-        acc = (((acc * T::from(0.491).unwrap()) + ((q7 - xs[2]) + (y * v1))) * T::from(0.173).unwrap()).tanh();
-        acc *= (p6 * T::from(0.359).unwrap()).tanh();
     }
-    acc
+    let mut k5 = 0;
+    while (s1 >= x) && k5 < 1 {
+        k5 += 1;
+        let t6 = z;
+        acc /= t6 * t6 + T::from(1.0).unwrap();
+    }
+    let s1 = T::tanh(s1);
+    (acc + s1) - z
 }
 
 fn run_f246<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f246(p[0], p[1], &p[2..5], p[5])]
+    vec![f246(p[0], p[1], p[2], &p[3..7])]
 }
 
 fn vjp_f246(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f246_grad(p[0], p[1], &p[2..5], p[5]);
+    let (y, g) = f246_grad(p[0], p[1], p[2], &p[3..7]);
     (vec![y], g.flatten())
 }
 // ---- end f246 ----
 
 // ---- f247 ----
 #[differentiate]
-fn f247<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], x: T) -> T {
-    let mut acc = x;
-    acc /= acc.exp() + T::from(1.5).unwrap();
-    let s1 = (0..5).map(|i| (xs[i] * T::from(0.379).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
-    for _ in 0..xs.len() {
-        acc -= (xs[4].ceil() * T::from(0.8).unwrap()).tanh();
-    }
-    let mut k3 = 0;
-    loop {
-        k3 += 1;
-        let l5;
-        if y >= T::from(-0.735).unwrap() && f207(Float::atan((x * (T::atan(acc * T::from(0.235).unwrap()) * T::tanh(acc * T::from(0.235).unwrap()))) * T::from(0.848).unwrap()) * T::from(0.954).unwrap(), ((y - (x * x)) * T::from(0.533).unwrap()).sin(), ((y * xs[3]) * T::from(0.888).unwrap()).tanh()) >= T::from(2.021).unwrap() || (s1 - xs[3]) <= T::from(-0.859).unwrap() {
-            l5 = ((if xs[4] <= T::from(-0.771).unwrap() { T::to_degrees((T::from(-1.414).unwrap().atan2(y * y + T::from(0.5).unwrap()) * T::from(0.636).unwrap()).tanh() * T::from(0.05).unwrap()) } else { s1 }) * T::from(0.08).unwrap()).sin();
-        } else {
-            l5 = x;
+fn f247<T: Float + NumAssign + Sum + Product>(n: usize, x: T) -> T {
+    let mut acc = Float::ln(x + T::from(2.25).unwrap());
+    let l1;
+    if x >= T::from(-0.735).unwrap() || f240(T::tanh((x - (x * x)) * T::from(0.533).unwrap()), ((x + acc) * T::from(0.574).unwrap()).atan() * T::from(0.954).unwrap()) > T::from(0.061).unwrap() || Float::cbrt(acc * acc + T::from(0.5).unwrap()) < x {
+        l1 = acc - x;
+    } else {
+        if (-x).is_sign_negative() {
+            return acc + (x.cosh() + T::acos(acc.tanh() * T::from(0.9).unwrap()));
         }
-        if (xs[4] > xs[1]) || k3 >= 2 {
-            break;
-        }
-        acc += Float::atan(l5 * T::from(1.333).unwrap()) * T::from(0.636).unwrap();
+        l1 = x;
     }
-    let w6 = vec![T::zero(); 5];
-    (acc + w6[0]) + (-w6[2])
+    let w2 = vec![T::zero(); 2];
+    acc /= (l1 * T::from(0.574).unwrap()).tanh().exp() + T::from(1.0).unwrap();
+    let mut t3 = x.min(w2[n % 2]) * T::from(-1.649).unwrap();
+    let t4 = acc;
+    for v5 in &w2 {
+        t3 = ((t3 - Float::cos((((w2[n % w2.len()] % (w2[n % 2] + T::from(3.0).unwrap())) - (acc - T::from(0.5).unwrap())) * T::from(0.308).unwrap()).tanh())) * T::from(0.365).unwrap()).tanh();
+        let t6 = (((*v5 * *v5 + T::from(0.75).unwrap()).recip() - (l1 + acc)) * T::from(0.227).unwrap()).sin();
+        t3 = ((t3 * t6) * T::from(0.447).unwrap()).tanh();
+    }
+    (acc + t3) + t4
 }
 
 fn run_f247<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f247(p[0], &p[1..6], p[6])]
+    vec![f247(1, p[0])]
 }
 
 fn vjp_f247(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f247_grad(p[0], &p[1..6], p[6]);
+    let (y, g) = f247_grad(1, p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f247 ----
 
 // ---- f248 ----
 #[differentiate]
-fn f248<T>(ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[2];
-    acc += ys[2];
-    for _ in xs.iter() {
-        let w2 = vec![T::zero(); 3];
-        acc += w2[2];
+fn f248<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = xs[1];
+    acc *= ((Float::floor(acc * xs[2]) - (T::one() - xs[2]).atan()) * T::from(0.414).unwrap()).tanh();
+    if ys[1] >= T::from(0.036).unwrap() || xs[2].is_sign_positive() {
+        acc += T::from(0.5).unwrap();
+    } else {
+        acc -= acc;
     }
-    acc + T::from(0.5).unwrap()
+    acc
 }
 
 fn run_f248<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f248(&p[0..3], &p[3..6])]
+    vec![f248(&p[0..2], &p[2..5])]
 }
 
 fn vjp_f248(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f248_grad(&p[0..3], &p[3..6]);
+    let (y, g) = f248_grad(&p[0..2], &p[2..5]);
     (vec![y], g.flatten())
 }
 // ---- end f248 ----
 
 // ---- f249 ----
 #[differentiate]
-fn f249<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> T {
-    let mut acc = f237(3, ((xs[0] + (T::from(-0.662).unwrap() / (x + T::from(2.25).unwrap()))) * T::from(0.839).unwrap()).tanh()) - x;
-    for i1 in (0..5).rev() {
-        acc = ((((acc.abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() - ((x.abs() + T::from(0.75).unwrap()).log10() - (xs[1] * (T::from(i1).unwrap() * T::from(0.4).unwrap()).atan()))) * T::from(0.348).unwrap()).tanh();
-        let b2 = {
-            let c3 = (T::one().tanh() * T::from(0.9).unwrap()).asin();
-            ((c3 + (((x + xs[0]) * T::from(0.666).unwrap()).atan().exp() + T::from(0.5).unwrap()).recip()) * T::from(0.388).unwrap()).tanh()
-        };
-        acc = (acc * T::from(-0.215).unwrap()) * b2;
+fn f249<T>(z: T, y: T, x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (x.exp() + T::from(0.5).unwrap()).log2() + x;
+    for i1 in 1..=1 {
+        let t2 = (((T::from(i1).unwrap() + x) * (T::from(i1).unwrap() + x) + T::from(0.75).unwrap()).log(x.abs() + T::from(2.5).unwrap()) + T::from(4.201).unwrap()).recip();
+        let t3 = T::one();
+        acc *= ((t2 + t3) * T::from(0.667).unwrap()).sin();
     }
-    acc - (T::from(0.5).unwrap() + x.floor())
+    ((acc - z) * y) + (y / ((z + z) * (z + z) + T::from(0.5).unwrap()))
 }
 
 fn run_f249<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f249(p[0], &p[1..5])]
+    vec![f249(p[0], p[1], p[2])]
 }
 
 fn vjp_f249(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f249_grad(p[0], &p[1..5]);
+    let (y, g) = f249_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f249 ----
 
 // ---- f250 ----
 #[differentiate]
-fn f250<T>(x: T, y: T, ys: &[T], z: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    acc = (((acc * T::from(0.608).unwrap()) + (acc.cos().exp() + T::from(1.0).unwrap()).hypot(y)) * T::from(0.326).unwrap()).tanh();
-    let t1 = (ys[3] - y) * T::one();
-    let mut t2 = y.round();
-    let mut k3 = 0;
-    while ((y / (T::from(-0.832).unwrap() * T::from(-0.832).unwrap() + T::from(0.5).unwrap())).is_sign_positive()) && k3 < 5 {
-        k3 += 1;
-        t2 += T::sin(f200(((z + y.signum()) * T::from(0.8).unwrap()).sin(), ((y + (ys[3] - t1)) * T::from(0.181).unwrap()).sin(), xs) * T::from(0.21).unwrap());
+fn f250<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, y: T, z: T) -> T {
+    let mut acc = Float::sin(xs[3] - y);
+    for i1 in (0..4).rev() {
+        let t2 = (f240(T::tanh((z + (x + xs[i1])) * T::from(0.444).unwrap()), Float::atan((xs[i1] + (y.exp() + T::from(0.75).unwrap()).hypot(xs[xs.len() - 1 - i1])) * T::from(0.242).unwrap()) * T::from(0.954).unwrap()) * T::from(0.266).unwrap()).tanh();
+        if !(z.is_sign_positive()) && xs[i1].is_sign_negative() {
+            acc = T::tanh((acc - (-((xs[3].exp() + T::from(0.75).unwrap()) + T::one()).acosh())) * T::from(0.266).unwrap());
+        }
+        acc /= (((acc * T::from(0.4).unwrap()).sin() * (acc * T::from(0.4).unwrap()).sin()) + T::from(2.0).unwrap()).log2() + T::from(2.898).unwrap();
+        acc *= t2;
     }
-    (acc * (t2 * T::from(0.266).unwrap()).tanh()) + t2
+    acc + (xs[0].exp2() / ((z * y) * (z * y) + T::from(0.75).unwrap()))
 }
 
 fn run_f250<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f250(p[0], p[1], &p[2..7], p[7], &p[8..13])]
+    vec![f250(&p[0..5], p[5], p[6], p[7])]
 }
 
 fn vjp_f250(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f250_grad(p[0], p[1], &p[2..7], p[7], &p[8..13]);
+    let (y, g) = f250_grad(&p[0..5], p[5], p[6], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f250 ----
 
 // ---- f251 ----
 #[differentiate]
-fn f251<T>(x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::tanh((x - x).mul_add(x.clamp((x * T::from(1.333).unwrap()).sin() - T::from(1.25).unwrap(), (x * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()), (x * x + T::from(1.0).unwrap()).powf(x)) * T::from(0.158).unwrap());
-    acc = acc.cosh() - acc;
-    let b1 = {
-        let c2 = x * ((acc - x) * T::from(0.494).unwrap()).atan();
-        (c2.trunc().mul_add(x / (x.abs() + T::from(0.75).unwrap()), x) * T::from(0.243).unwrap()).tanh()
-    };
-    let u3 = f212(((x * (acc / ((acc * T::from(0.786).unwrap()).sin().exp() + T::from(0.5).unwrap()))) * T::from(0.262).unwrap()).sin(), Float::tanh((x + b1.exp2()) * T::from(0.474).unwrap()), Float::sin((x * (b1 + x)) * T::from(0.533).unwrap()));
-    for v4 in &u3 {
-        acc += Float::tanh(((*v4 * *v4 + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p().exp_m1() * T::from(0.538).unwrap());
-        let w5 = vec![u3[0].atan(), b1.min(x)];
-        acc *= (w5[0] * T::from(1.273).unwrap()).tanh();
+fn f251<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = (ys[2].abs() + T::from(0.5).unwrap()).recip() - xs[0];
+    for i1 in 1..3 {
+        for _ in ys.iter() {
+            acc = (((acc * T::from(-0.568).unwrap()) + (T::powf((ys[i1 + 1].atan2(acc.abs() + T::from(1.0).unwrap()) * T::from(0.636).unwrap()).atan().exp() + T::from(1.0).unwrap(), ((acc / (T::from(0.5).unwrap().exp() + T::from(1.0).unwrap())) * T::from(0.363).unwrap()).tanh()) / (ys[ys.len() - 1 - i1] + T::from(2.5).unwrap()))) * T::from(0.223).unwrap()).tanh();
+        }
+        if acc.is_sign_negative() {
+            let t3 = ((if ys[ys.len() - 1 - i1] <= T::from(-0.519).unwrap() { acc } else { acc / (xs[2].abs() + T::from(1.0).unwrap()) }) * T::from(0.363).unwrap()).tanh();
+            if ys[i1 + 1] <= T::from(0.074).unwrap() {
+                acc = ((acc + (t3 * T::from(i1).unwrap())) * T::from(0.235).unwrap()).sin();
+            }
+            let t4 = (acc * T::from(0.363).unwrap()).tanh() * (xs[1] * (acc * T::from(0.363).unwrap()).tanh());
+            acc *= (t4 * T::from(1.333).unwrap()).tanh();
+        } else {
+            acc /= (acc * T::from(0.363).unwrap()).atan() * (acc * T::from(0.363).unwrap()).atan() + T::from(1.25).unwrap();
+        }
     }
-    let t6 = u3[0];
-    let s7 = u3.iter().map(|&v| v).sum::<T>();
-    let s7 = (s7 * T::from(0.424).unwrap()).tanh().exp();
-    Float::tanh((((acc + t6) + s7) + acc) * T::from(0.13).unwrap())
+    acc
 }
 
 fn run_f251<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f251(p[0])]
+    vec![f251(&p[0..5], &p[5..8])]
 }
 
 fn vjp_f251(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f251_grad(p[0]);
+    let (y, g) = f251_grad(&p[0..5], &p[5..8]);
     (vec![y], g.flatten())
 }
 // ---- end f251 ----
 
 // ---- f252 ----
 #[differentiate]
-fn f252<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> (T, T) {
-    let mut acc = x;
-    acc /= (T::from(1.902).unwrap() / (x.exp() + T::from(1.0).unwrap())) + T::from(3.152).unwrap();
-    if (xs[1] + T::from(-0.886).unwrap()) >= T::from(0.694).unwrap() && acc.is_sign_negative() {
-        for i1 in 1..2 {
-            if x < T::from(-0.957).unwrap() || xs[1].clamp(T::from(-0.438).unwrap(), T::from(0.576).unwrap()) > x && acc.exp_m1().is_sign_negative() {
-                acc /= (-(Float::tanh(xs[xs.len() - 1 - i1]) + T::from(2.0).unwrap())).cbrt() + T::from(2.693).unwrap();
-                acc /= Float::tanh((if (xs[1] + T::from(i1).unwrap()).is_sign_negative() { T::from(0.553).unwrap().hypot(T::from(i1).unwrap() + T::from(2.5).unwrap()) - x } else { acc }) * T::from(0.305).unwrap()) + T::from(2.0).unwrap();
-                acc /= (Float::min(T::trunc(xs[xs.len() - 1 - i1] - T::from(i1).unwrap()), xs[1]) * T::from(0.444).unwrap()).tanh() + T::from(2.0).unwrap();
-            }
-            if f237(2, ((x + x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap()) <= T::from(-0.535).unwrap() {
+fn f252<T>(n: usize, xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::from(-0.806).unwrap() / (xs[n % 4].abs() + T::from(1.0).unwrap());
+    for i1 in 0..4 {
+        let (b2, b3) = ((T::hypot((Float::tanh(acc * T::from(0.416).unwrap()) * (acc * T::from(0.416).unwrap()).sin()) + T::from(1.5).unwrap(), ((xs[i1 % xs.len()] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.372).unwrap()).tanh(), (((xs[i1 % xs.len()] + xs[2]) + acc) * T::from(0.256).unwrap()).atan());
+        for _ in xs.iter() {
+            if xs[n - 1].tanh() <= T::from(-1.528).unwrap() {
                 break;
             }
         }
-    } else {
-        let mut w2 = Vec::with_capacity(3);
-        for _ in 0..3 {
-            w2.push((-(((x * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap()).acos().abs() + T::from(0.75).unwrap())).cbrt());
-        }
-        acc -= w2[1];
+        acc = (((((acc * T::from(0.416).unwrap()).tanh() + T::from(1.75).unwrap()) + T::one()).acosh() * (b2 * b3)) * T::from(0.637).unwrap()).sin() * T::from(0.806).unwrap();
     }
-    (acc, x)
+    acc - (xs[n - 1] * acc.mul_add(acc, acc))
 }
 
 fn run_f252<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f252(&p[0..3], p[3]);
-    vec![a, b]
+    vec![f252(1, &p[0..4])]
 }
 
-fn vjp_f252(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f252_pullback(&p[0..3], p[3]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f252(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f252_grad(1, &p[0..4]);
+    (vec![y], g.flatten())
 }
 // ---- end f252 ----
 
 // ---- f253 ----
 #[differentiate]
 fn f253<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
-    let mut acc = ((x + T::from(2.25).unwrap()).hypot(x).sin() * T::from(0.85).unwrap()).acos();
-    let b1 = {
-        let c2 = x;
-        c2
-    };
-    for &v3 in xs.iter() {
-        for (&_, &_) in xs.iter().zip(xs.iter()) {
-            let s6 = xs.iter().fold((xs[0] * T::from(1.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.495).unwrap() + ((Float::exp(Float::atan((v - v) * T::from(0.666).unwrap())) * T::from(0.415).unwrap()).atan() * T::from(1.273).unwrap()).tanh());
-            let s7 = xs.iter().map(|v| T::from(0.5).unwrap() + (*v).clamp(T::from(-0.528).unwrap(), T::from(0.758).unwrap())).sum::<T>();
-            acc *= (xs[0] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-            acc -= ((s6 * s7) * T::from(0.266).unwrap()).atan() * T::from(0.318).unwrap();
-        }
-        acc *= Float::to_radians(xs[1]);
-        let u8 = f212(T::tanh((xs[1] - (xs[0] - v3)) * T::from(0.444).unwrap()), ((x * b1.min(xs[0])) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] * xs[0]) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap());
-        let t9 = f206::<T>(((x + (acc / (xs[1] * xs[1] + T::from(1.0).unwrap()))) * T::from(0.301).unwrap()).tanh(), 1, ((xs[1] + (v3 % (x * x + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).tanh(), ((x + xs[1]) * T::from(0.666).unwrap()).sin()) - (-(T::from(-1.921).unwrap() + T::from(2.422).unwrap())).cbrt();
-        acc *= ((u8[0] - t9) * T::from(0.425).unwrap()).atan() * T::from(0.636).unwrap();
+    let mut acc = (((x - x) + (-xs[2])) * T::from(0.444).unwrap()).atan();
+    acc += x;
+    acc /= (f240(((x * acc) * T::from(0.434).unwrap()).sin(), ((xs[1] * Float::powf(acc.abs() + T::from(0.5).unwrap(), T::tanh(acc * T::from(0.651).unwrap()))) * T::from(0.186).unwrap()).tanh()).hypot(T::log(acc + T::from(3.821).unwrap(), acc.abs() + T::from(2.5).unwrap()).abs() + T::from(0.5).unwrap()) * T::from(0.185).unwrap()).sin() + T::from(2.5).unwrap();
+    for &v1 in xs.iter() {
+        acc = (acc * T::from(0.394).unwrap()) * (if (v1 / (v1.abs() + T::from(0.75).unwrap())) >= xs[1] && (xs[0].abs() + T::from(0.5).unwrap()).hypot(xs[0]) > T::from(-1.541).unwrap() { v1.asinh() } else { v1 }).fract();
+        acc = ((acc.fract() + (f218::<T>(((x + (x / (xs[2] * xs[2] + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).tanh(), T::tanh((xs[1] + xs[2]) * T::from(0.666).unwrap()), T::sin((xs[2] - xs[0]) * T::from(0.666).unwrap())) + T::from(4.499).unwrap()).hypot(x.exp())) * T::from(0.145).unwrap()).tanh();
     }
-    acc - ((xs[1].tanh() * T::from(0.9).unwrap()).atanh() * b1)
+    acc
 }
 
 fn run_f253<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f253(&p[0..2], p[2])]
+    vec![f253(&p[0..3], p[3])]
 }
 
 fn vjp_f253(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f253_grad(&p[0..2], p[2]);
+    let (y, g) = f253_grad(&p[0..3], p[3]);
     (vec![y], g.flatten())
 }
 // ---- end f253 ----
 
 // ---- f254 ----
 #[differentiate]
-fn f254<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = T::from(-0.738).unwrap() - x;
-    if x.is_sign_negative() {
-        if (T::from(-0.608).unwrap() * acc) < T::from(0.924).unwrap() {
-            return x + x;
-        }
-        acc = acc * x;
+fn f254<T>(y: T, ys: &[T], x: T, z: T, xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (ys[2].tanh() * T::from(0.9).unwrap()).atanh() * z;
+    acc = ((acc.ceil() - (f236::<T>(xs).abs() + T::from(0.5).unwrap()).ln()) * T::from(0.366).unwrap()).tanh();
+    if f240(((x - (T::from(-0.608).unwrap() * x)) * T::from(0.829).unwrap()).tanh(), ((y * (y * z)) * T::from(0.592).unwrap()).tanh()) > y || (acc * acc) < T::from(-0.368).unwrap() {
+        return f253(ys, ((z + (xs[1].tanh() * T::from(0.9).unwrap()).acos()) * T::from(0.43).unwrap()).atan() * T::from(0.954).unwrap());
     }
-    acc
+    acc /= acc * acc + T::from(1.5).unwrap();
+    let t1 = T::to_radians(y.tanh());
+    let t2 = acc.fract() + acc;
+    let t1 = Float::to_degrees(t1);
+    ((acc + t2) - t1) - xs[1]
 }
 
 fn run_f254<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f254(p[0])]
+    vec![f254(p[0], &p[1..4], p[4], p[5], &p[6..8])]
 }
 
 fn vjp_f254(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f254_grad(p[0]);
+    let (y, g) = f254_grad(p[0], &p[1..4], p[4], p[5], &p[6..8]);
     (vec![y], g.flatten())
 }
 // ---- end f254 ----
 
 // ---- f255 ----
 #[differentiate]
-fn f255<T>(z: T, x: T, y: T, ys: &[T], xs: &[T]) -> T
+fn f255<T>(n: usize, xs: &[T]) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x.abs();
-    acc /= f210(((x + T::from(-1.114).unwrap()) * T::from(0.765).unwrap()).tanh(), ((ys[3] + f203(((ys[1] + ys[3].tanh()) * T::from(0.8).unwrap()).tanh(), ((z + (xs[0] * acc)) * T::from(0.533).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.341).unwrap()).tanh(), T::atan((ys[0] - (z.abs() + T::from(0.5).unwrap()).recip()) * T::from(0.571).unwrap()) * T::from(0.954).unwrap(), ys, xs).abs() + T::from(1.25).unwrap();
-    if f254(((xs[3] + (acc * y)) * T::from(0.533).unwrap()).atan() * T::from(0.954).unwrap()) >= T::from(1.571).unwrap() {
-        for (j1, &_) in xs.iter().enumerate() {
-            let t3 = ys[j1];
-            acc += (t3 * T::from(1.333).unwrap()).sin();
+    let mut acc = xs[n % 4];
+    acc = ((acc + T::to_degrees((xs[n % 4] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap())) * T::from(0.458).unwrap()).atan();
+    let l1;
+    if xs[n % xs.len()] <= T::from(-0.889).unwrap() && (xs[n % 4] + T::from(2.25).unwrap()).cbrt() <= T::from(-0.407).unwrap() || (acc + acc) <= T::from(-1.306).unwrap() {
+        for _ in 0..xs.len() {
+            let t3 = ((xs[n - 1] * Float::tanh(acc * T::from(0.359).unwrap()).exp_m1()) * T::from(0.49).unwrap()).tanh();
+            acc += t3;
         }
+        l1 = xs[n % xs.len()].trunc();
     } else {
-        acc *= ((if (xs[3] + y) < T::from(-0.104).unwrap() { ys[1] } else { T::from(0.5).unwrap() }) * T::from(1.333).unwrap()).sin();
+        let mut w4 = Vec::with_capacity(4);
+        for i5 in 0..4 {
+            w4.push((-(((acc % (T::from(i5).unwrap() * T::from(i5).unwrap() + T::from(0.75).unwrap())) * T::from(0.359).unwrap()).tanh() + T::from(2.0).unwrap())).cbrt());
+        }
+        acc /= w4[2].abs() + T::from(1.25).unwrap();
+        l1 = ((acc - acc.exp2()) * T::from(0.313).unwrap()).tanh();
     }
-    acc
+    (acc, Float::log2((l1 + T::from(3.5).unwrap()).sqrt() * (l1 + T::from(3.5).unwrap()).sqrt() + T::from(0.75).unwrap()) * l1)
 }
 
 fn run_f255<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f255(p[0], p[1], p[2], &p[3..8], &p[8..12])]
+    let (a, b) = f255(1, &p[0..4]);
+    vec![a, b]
 }
 
-fn vjp_f255(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f255_grad(p[0], p[1], p[2], &p[3..8], &p[8..12]);
-    (vec![y], g.flatten())
+fn vjp_f255(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f255_pullback(1, &p[0..4]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f255 ----
 
 // ---- f256 ----
 #[differentiate]
-fn f256<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = xs[2];
-    let u1 = f196(((xs[3] - T::exp_m1(acc)) * T::from(0.334).unwrap()).tanh(), xs, ((xs[3] * acc) * T::from(0.888).unwrap()).tanh(), xs);
-    for i2 in 0..3 {
-        for _ in &u1 {
-            let w4 = vec![T::zero(); 2];
-            acc = Float::tanh((acc + w4[0]) * T::from(0.444).unwrap());
-        }
-        for i5 in 1..=4 {
-            acc /= Float::sin(((acc * T::from(0.444).unwrap()).tanh().exp2() - (T::from(0.724).unwrap().mul_add(Float::atan(u1[1] * T::from(0.304).unwrap()), acc) + acc.clamp((acc * T::from(0.444).unwrap()).tanh() - T::from(1.25).unwrap(), T::tanh(u1[i5 % 2] * T::from(0.304).unwrap()) + T::from(1.25).unwrap()))) * T::from(0.188).unwrap()) + T::from(2.5).unwrap();
-        }
-        acc = ((acc + ((acc.floor() * T::from(0.363).unwrap()).atan() * Float::sin(T::from(0.5).unwrap().mul_add(xs[i2], acc) * T::from(0.38).unwrap()))) * T::from(0.329).unwrap()).sin();
+fn f256<T>(ys: &[T], xs: &[T]) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (ys[0] + ys[1]) / ((xs[3] - ys[2]).abs() + T::from(1.0).unwrap());
+    if (-acc) > T::from(0.607).unwrap() {
+        acc /= ys[2] + T::from(3.0).unwrap();
     }
-    let t6 = Float::ln(acc.abs() + T::from(0.5).unwrap());
-    let t7 = ((acc - xs[0]) * (acc - xs[0]) + T::from(1.0).unwrap()).log(xs[1].abs() + T::from(2.0).unwrap());
-    ((acc + t6) + t7) - ((t7 * (u1[0] * T::from(0.304).unwrap()).sin()) * (u1[0] * T::from(0.304).unwrap()).atan())
+    let t1 = acc;
+    acc = ((acc + ((t1 * xs[2]).abs() + T::from(1.0).unwrap()).log(t1.abs() + T::from(2.5).unwrap())) * T::from(0.366).unwrap()).sin();
+    for i2 in 1..6 {
+        let mut k3 = 0;
+        while (!((ys[2] + T::from(i2).unwrap()) > T::from(-0.461).unwrap()) && t1.is_sign_positive()) && k3 < 3 {
+            k3 += 1;
+            let t4 = t1;
+            acc /= (t4 * T::from(0.666).unwrap()).sin().exp() + T::from(1.25).unwrap();
+        }
+        let t5 = T::from(-1.648).unwrap();
+        acc *= (t5 * T::from(1.213).unwrap()).tanh();
+    }
+    let mut out6 = vec![T::zero(); 4];
+    out6[0] = acc;
+    out6[3] = acc + (xs[2] * acc);
+    out6
 }
 
 fn run_f256<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f256(&p[0..5])]
+    f256(&p[0..3], &p[3..7])
 }
 
-fn vjp_f256(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f256_grad(&p[0..5]);
-    (vec![y], g.flatten())
+fn vjp_f256(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f256_pullback(&p[0..3], &p[3..7]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f256 ----
 
 // ---- f257 ----
 #[differentiate]
-fn f257<T: Float + NumAssign + Sum + Product>(ys: &[T], x: T, xs: &[T]) -> T {
-    let acc = T::from(-1.648).unwrap();
-    let t1 = acc;
-    let t1 = t1.round();
-    let t2 = (t1.to_radians() - ys[4]).atan2((ys[3].abs() * ys[3]) + T::from(2.75).unwrap());
-    let w3 = vec![((acc * t1) * T::from(0.458).unwrap()).sin(); 4];
-    Float::tanh((((((acc * x) - xs[2]) - t2) - w3[1]) * acc) * T::from(0.149).unwrap())
+fn f257<T>(z: T, xs: &[T], y: T, x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = xs[0];
+    let t1 = (((xs[1] + z) * (x % (y.abs() + T::from(1.0).unwrap()))) * T::from(0.444).unwrap()).sin();
+    let s2: T = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
+    acc = (acc * T::from(0.712).unwrap()) + (acc.fract() / (t1 * t1 + T::from(0.5).unwrap()));
+    let t1 = t1.floor();
+    if z.round().is_sign_positive() {
+        for i3 in 0..5 {
+            let s4 = xs.iter().fold(T::tanh(xs[i3 % 2] * T::from(1.333).unwrap()), |acc, &v| acc * T::from(0.687).unwrap() + ((T::from(-1.209).unwrap() * (v + v)) * T::from(0.551).unwrap()).sin());
+            acc = (((acc * T::from(0.863).unwrap()) * Float::tanh(s4 * T::from(0.476).unwrap())) * T::from(0.287).unwrap()).tanh();
+        }
+        acc = ((acc * (t1.exp() - T::cosh(T::from(0.5).unwrap()))) * T::from(0.076).unwrap()).tanh();
+    } else {
+        let t1 = T::signum(t1);
+        acc *= t1;
+    }
+    acc - s2
 }
 
 fn run_f257<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f257(&p[0..5], p[5], &p[6..10])]
+    vec![f257(p[0], &p[1..3], p[3], p[4])]
 }
 
 fn vjp_f257(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f257_grad(&p[0..5], p[5], &p[6..10]);
+    let (y, g) = f257_grad(p[0], &p[1..3], p[3], p[4]);
     (vec![y], g.flatten())
 }
 // ---- end f257 ----
 
 // ---- f258 ----
 #[differentiate]
-fn f258<T>(n: usize, x: T, y: T) -> T
+fn f258<T>(xs: &[T], y: T, ys: &[T], z: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = Float::atan(f203(((y - f226(((x - Float::to_degrees((x * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap())) * T::from(0.458).unwrap()).tanh())) * T::from(0.8).unwrap()).tanh(), Float::sin((y + (T::from(0.5).unwrap().abs() + T::from(1.0).unwrap()).log2()) * T::from(0.948).unwrap())) * T::from(0.458).unwrap());
-    acc += y;
-    let mut k1 = 0;
-    while (x.is_sign_negative()) && k1 < 3 {
-        k1 += 1;
-        acc /= ((x + T::from(2.25).unwrap()).cbrt() / (T::from(-1.963).unwrap().exp() + T::from(0.5).unwrap())) + T::from(4.358).unwrap();
+    let mut acc = z.max(z % (y + T::from(2.5).unwrap()));
+    let mut t1 = x;
+    t1 /= x * x + T::from(1.0).unwrap();
+    for _ in xs.iter().copied() {
+        let (b3, b4) = (((y * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees(), z);
+        if (x * x) >= T::from(-0.844).unwrap() {
+            continue;
+        }
+        acc = T::sin((Float::trunc(acc) + (b3 * b4)) * T::from(0.169).unwrap());
     }
-    let w2 = vec![T::zero(); 5];
-    ((acc + T::from(n).unwrap()) + w2[1]) + (if w2[n - 1].max(w2[n % 5]) > T::from(0.0).unwrap() { acc } else { x })
+    let t5 = acc;
+    for _ in 0..1 {
+        let t7 = Float::tan((-(t1.abs() + T::from(1.0).unwrap())).cbrt().tanh());
+        acc = T::atan((acc * t7) * T::from(0.513).unwrap()) * T::from(0.954).unwrap();
+    }
+    (acc - ys[1]) - t5
 }
 
 fn run_f258<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f258(1, p[0], p[1])]
+    vec![f258(&p[0..5], p[5], &p[6..10], p[10], p[11])]
 }
 
 fn vjp_f258(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f258_grad(1, p[0], p[1]);
+    let (y, g) = f258_grad(&p[0..5], p[5], &p[6..10], p[10], p[11]);
     (vec![y], g.flatten())
 }
 // ---- end f258 ----
 
 // ---- f259 ----
-#[differentiate(wrt(x))]
-fn f259<T: Float + NumAssign + Sum + Product>(ys: &[T], n: usize, x: T, xs: &[T]) -> (T, T) {
-    let acc = x + x.trunc();
-    let t1 = Float::sqrt(Float::atan((x * x) * T::from(0.888).unwrap()).exp() + T::from(0.75).unwrap());
-    let mut t2 = (((x + x) * t1) * T::from(0.282).unwrap()).tanh();
-    let s3 = (0..2).map(|i| (xs[i] * T::from(-0.635).unwrap()).atan() * T::from(i).unwrap()).sum::<T>();
-    let t4 = ys[n - 1];
-    if (ys[3] + t1).is_sign_negative() {
-        if f251::<T>(Float::tanh((x + Float::tan(t1.tanh())) * T::from(0.654).unwrap())).is_sign_positive() {
-            return (f201::<T>(xs).fract(), xs[n % xs.len()]);
-        }
-    } else if ys[n - 1].is_sign_negative() {
-        let t5 = T::tanh(((ys[n % ys.len()] / (t2 + T::from(1.75).unwrap())) - (xs[0] * ys[n - 1])) * T::from(0.47).unwrap());
-        t2 = (t2 * T::from(-0.894).unwrap()) + t5;
-    } else {
-        let t6 = (f201(xs) * T::from(0.348).unwrap()).sin();
-        t2 = t2.cos() * t6;
+#[differentiate]
+fn f259<T>(y: T, x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::signum(y.fract());
+    acc = acc.asinh() * x;
+    for i1 in 1..=2 {
+        acc = (((acc * T::from(0.605).unwrap()) + T::from(1.088).unwrap()) * T::from(0.645).unwrap()).sin();
+        acc -= (((y + T::from(i1).unwrap()) - T::asinh(x)) * T::from(0.351).unwrap()).tanh();
     }
-    (acc + (s3 * T::from(0.127).unwrap()).sin(), ((t4 / (t4 + T::from(2.5).unwrap())).trunc() - t2) * t4)
+    let t2 = (((acc.abs() + T::from(0.75).unwrap()).log2() * acc) * T::from(0.285).unwrap()).tanh();
+    let mut k3 = 0;
+    while k3 < 2 && ((acc + T::from(4.323).unwrap()).sqrt() <= acc) {
+        k3 += 1;
+        let t4 = T::from(1.028).unwrap().ceil();
+        let t5 = t4;
+        acc /= (t5 * T::from(0.986).unwrap()).tanh().exp() + T::from(1.5).unwrap();
+    }
+    let t6 = T::log10((x.abs() + T::from(1.0).unwrap()).recip().exp() + T::from(0.75).unwrap());
+    (acc + t2) - t6
 }
 
 fn run_f259<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f259(&p[0..5], 3, p[5], &p[6..8]);
-    vec![a, b]
+    vec![f259(p[0], p[1])]
 }
 
-fn vjp_f259(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f259_pullback(&p[0..5], 3, p[5], &p[6..8]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f259(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f259_grad(p[0], p[1]);
+    (vec![y], g.flatten())
 }
 // ---- end f259 ----
 
 // ---- f260 ----
-#[differentiate]
-fn f260<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize) -> T {
-    let mut acc = ((xs[n % 2] * T::from(n).unwrap()) * T::from(0.333).unwrap()).sin();
-    let w1 = vec![T::zero(); 2];
-    for _ in w1.iter().copied() {
-        acc *= (if !((w1[0] + T::from(2.75).unwrap()).log10() < T::from(1.539).unwrap()) && w1[0] < T::from(0.074).unwrap() { acc } else { T::from(1.014).unwrap() }).signum();
-    }
-    acc - w1[n % w1.len()]
+#[differentiate(wrt(xs, x))]
+fn f260<T>(xs: &[T], x: T) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x + x.abs();
+    let (p1, q2) = f255(3, xs);
+    acc = ((acc - f241(((xs[1] * p1) * T::from(0.186).unwrap()).tanh(), 2)) * T::from(0.333).unwrap()).tanh();
+    acc *= (xs[1] * T::from(1.333).unwrap()).tanh();
+    let (p3, q4) = f203(xs, xs);
+    let u5 = f228::<T>(T::tanh((x + (xs[2] + T::one())) * T::from(0.5).unwrap()), ((x + (q2.abs() + T::from(1.0).unwrap()).log(T::from(0.845).unwrap() * T::from(0.845).unwrap() + T::from(2.0).unwrap())) * T::from(0.441).unwrap()).sin());
+    acc += (((x * p3) - (u5[2] + u5[0])) * T::from(0.199).unwrap()).tanh().exp();
+    let t6 = if (u5[1] - xs[1]) >= q4 { (u5[2] * T::from(0.636).unwrap()).tanh().exp2() } else { p3 / ((acc * T::from(0.537).unwrap()).sin().exp() + T::from(0.75).unwrap()) };
+    let w7 = vec![((q4 * T::from(0.8).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees(); 4];
+    let mut out8 = u5.to_vec();
+    out8[0] = acc;
+    out8[1] += t6;
+    out8[2] += w7[2];
+    out8[1] = Float::atanh(acc.tanh() * T::from(0.9).unwrap()) - q4;
+    out8
 }
 
 fn run_f260<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f260(&p[0..2], 1)]
+    f260(&p[0..4], p[4])
 }
 
-fn vjp_f260(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f260_grad(&p[0..2], 1);
-    (vec![y], g.flatten())
+fn vjp_f260(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f260_pullback(&p[0..4], p[4]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f260 ----
 
 // ---- f261 ----
 #[differentiate]
-fn f261<T>(x: T, ys: &[T], xs: &[T]) -> T
+fn f261<T>(z: T, y: T, xs: &[T], x: T) -> Vec<T>
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (x.abs() + T::from(0.5).unwrap()).cbrt() + (x * x);
-    let b1 = {
-        let c2 = ys[0];
-        ((c2 + (if ((x * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).asin() <= T::from(0.205).unwrap() { x / (acc.abs() + T::from(1.0).unwrap()) } else { ys[0] - x })) * T::from(0.444).unwrap()).sin()
-    };
-    let mut t3 = T::atan((((xs[2] + xs[0]) + b1) + (if (T::from(1.521).unwrap() / (x * x + T::from(0.5).unwrap())) > T::from(-0.073).unwrap() && (b1 % (T::from(1.0).unwrap() * T::from(1.0).unwrap() + T::from(1.0).unwrap())) >= T::from(-0.559).unwrap() { acc / ((acc * T::from(0.569).unwrap()).sin().exp() + T::from(0.75).unwrap()) } else { T::mul_add(ys[1], xs[0], acc) })) * T::from(0.204).unwrap());
-    let w4 = vec![T::zero(); 5];
-    if (t3 * x).is_sign_negative() {
-        let t5 = T::tanh(t3.mul_add(ys[1], t3).round() * T::from(0.405).unwrap());
-        t3 = t3.signum() + t5;
-    } else {
-        let t6 = (acc % (w4[1].exp() + T::from(1.0).unwrap())) - b1;
-        acc /= t6 * t6 + T::from(1.5).unwrap();
+    let mut acc = z;
+    let mut k1 = 0;
+    while ((z.abs() + T::from(0.75).unwrap()).cbrt() > T::from(0.75).unwrap()) && k1 < 1 {
+        k1 += 1;
+        for _ in (0..3).rev() {
+            let t3 = x;
+            acc *= ((xs[0] / (T::atan((y.exp() + T::from(1.0).unwrap()).ln() * T::from(0.783).unwrap()).exp() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()).sin();
+            acc += (t3 * T::from(1.333).unwrap()).sin() * T::from(0.333).unwrap();
+        }
     }
-    acc + t3
+    let mut out4 = vec![T::zero(); 2];
+    out4[0] += acc;
+    out4[0] = acc;
+    out4
 }
 
 fn run_f261<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f261(p[0], &p[1..3], &p[3..6])]
+    f261(p[0], p[1], &p[2..7], p[7])
 }
 
-fn vjp_f261(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f261_grad(p[0], &p[1..3], &p[3..6]);
-    (vec![y], g.flatten())
+fn vjp_f261(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f261_pullback(p[0], p[1], &p[2..7], p[7]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f261 ----
 
 // ---- f262 ----
 #[differentiate]
-fn f262<T>(x: T, n: usize, xs: &[T], ys: &[T], y: T) -> T
+fn f262<T>(ys: &[T], xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (T::one() - x) % (y + T::from(2.5).unwrap());
-    let s1 = xs.iter().zip(xs).map(|(a, b)| *a * *b).sum::<T>();
-    let u2 = f219(xs, 4);
-    for i3 in 0..n {
-        let l4;
-        if f245(xs, 4) < T::from(0.934).unwrap() && ys[i3 % 4] >= T::from(0.676).unwrap() {
-            l4 = (T::min(u2[3].floor(), f249::<T>(((ys[0] * ((x * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees()) * T::from(0.465).unwrap()).tanh(), ys)) * T::from(0.363).unwrap()).tanh();
+    let mut acc = ((Float::max(ys[1], ys[1]) - (xs[1] - xs[0])) * T::from(0.444).unwrap()).tanh();
+    for v1 in xs.iter().copied() {
+        if (xs[0] + v1) > T::from(0.452).unwrap() {
+            acc = T::atan(((acc * T::from(0.826).unwrap()) - f221(2, xs)) * T::from(0.258).unwrap()) * T::from(0.636).unwrap();
+            acc /= (v1 / ((v1 / (Float::tanh(f242(((xs[0] - xs[1].trunc()) * T::from(0.5).unwrap()).tanh(), ((xs[0] + v1.hypot(T::from(-0.851).unwrap().abs() + T::from(0.75).unwrap())) * T::from(0.434).unwrap()).atan() * T::from(0.954).unwrap(), xs, ((ys[2] * ((ys[2] * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).asin()) * T::from(0.424).unwrap()).tanh()) * T::from(0.282).unwrap()) + T::from(1.75).unwrap())) + T::from(2.5).unwrap())).abs() + T::from(1.5).unwrap();
         } else {
-            let t5 = ((if ys[i3 % ys.len()].floor() >= T::from(-0.983).unwrap() { (-xs[n - 1]) % (u2[i3] + T::from(3.616).unwrap()) } else { ((s1 * T::from(0.177).unwrap()).tanh() + T::from(2.0).unwrap()).hypot(xs[0]).hypot((T::from(i3).unwrap().trunc() * T::from(0.4).unwrap()).tanh() + T::from(1.5).unwrap()) }) * T::from(0.285).unwrap()).sin();
-            l4 = t5;
+            let mut k2 = 0;
+            while k2 < 2 && (!(xs[0] < v1) && xs[0].abs() < T::from(-1.044).unwrap()) {
+                k2 += 1;
+                let (p3, q4) = f255::<T>(4, ys);
+                acc /= f216(ys, ((ys[1] * p3.min(p3)) * T::from(0.186).unwrap()).tanh(), ((ys[3] - v1.exp_m1()) * T::from(0.334).unwrap()).sin()).exp() + T::from(1.5).unwrap();
+                acc *= (q4 * T::from(0.279).unwrap()).tanh();
+            }
+            if (v1.abs() + T::from(0.75).unwrap()).log(ys[1] * ys[1] + T::from(2.0).unwrap()).is_sign_positive() {
+                break;
+            }
         }
-        acc += l4;
+        acc = ((acc * ((acc - v1) - T::from(-0.986).unwrap().sin())) * T::from(0.121).unwrap()).tanh();
+        acc -= Float::sin((acc / (T::atan((acc - acc) * T::from(0.333).unwrap()) + T::from(2.321).unwrap())) * T::from(0.5).unwrap());
+        let s5 = ys.iter().fold((v1 * T::from(1.333).unwrap()).sin(), |acc, &v| acc * T::from(0.279).unwrap() + ((v.atan2(T::from(-1.607).unwrap() * T::from(-1.607).unwrap() + T::from(0.5).unwrap()) * T::from(0.636).unwrap()).tanh().sinh() * T::from(1.296).unwrap()).tanh());
+        acc = ((T::acos((acc * T::from(0.666).unwrap()).tanh() * T::from(0.9).unwrap()) * s5) * T::from(0.266).unwrap()).sin();
     }
-    for (_, &_) in xs.iter().enumerate() {
-        acc = (acc * T::from(-0.433).unwrap()) + T::from(-0.486).unwrap();
-    }
-    let (p8, q9) = f243(((ys[n - 1] - f225::<T>(((ys[n - 1] + (s1 % (xs[2].abs() + T::from(1.0).unwrap()))) * T::from(0.5).unwrap()).sin(), ys, xs)) * T::from(0.2).unwrap()).sin(), 4, ys);
-    ((((acc + p8) - q9) + f249(((x + ((s1 * T::from(0.177).unwrap()).tanh() * (s1 * T::from(0.177).unwrap()).tanh() + T::from(1.0).unwrap()).log(ys[n % ys.len()].abs() + T::from(2.5).unwrap())) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), ys)) * T::from(0.11).unwrap()).atan()
+    ((acc * ((xs[1] * xs[1]) + acc)) * T::from(0.126).unwrap()).tanh()
 }
 
 fn run_f262<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f262(p[0], 4, &p[1..6], &p[6..10], p[10])]
+    vec![f262(&p[0..4], &p[4..6])]
 }
 
 fn vjp_f262(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f262_grad(p[0], 4, &p[1..6], &p[6..10], p[10]);
+    let (y, g) = f262_grad(&p[0..4], &p[4..6]);
     (vec![y], g.flatten())
 }
 // ---- end f262 ----
 
 // ---- f263 ----
-#[differentiate]
-fn f263<T>(xs: &[T], x: T) -> T
+#[differentiate(wrt(xs, ys))]
+fn f263<T>(xs: &[T], ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (x * xs[0]) / (xs[3] * xs[3] + T::from(0.75).unwrap());
-    for i1 in (0..4).rev() {
-        let s2: T = xs.iter().copied().sum::<T>();
-        let t3 = T::tanh((x + (T::from(0.244).unwrap() + T::from(i1).unwrap())) * T::from(0.348).unwrap());
-        acc += (((s2 * T::from(0.266).unwrap()).tanh() - t3) * T::from(1.0).unwrap()).tanh();
+    let mut acc = if (xs[1] + T::from(1.678).unwrap()).is_sign_positive() { ((T::atan(xs[1] * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).acos() } else { ((Float::atan(ys[0] * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).atanh() };
+    let mut t1 = acc;
+    if t1.ceil() > T::from(0.055).unwrap() || t1 > T::from(1.92).unwrap() {
+        let w2 = vec![T::zero(); 4];
+        t1 += t1;
+        t1 = (t1 * T::from(0.366).unwrap()) * w2[0];
+    } else {
+        t1 *= Float::atan(xs[2] * T::from(1.333).unwrap()) * T::from(0.636).unwrap();
     }
-    let t4 = Float::atan((T::acos((acc * T::from(0.285).unwrap()).tanh() * T::from(0.9).unwrap()) * (x.abs() + T::from(1.0).unwrap()).log2()) * T::from(0.463).unwrap());
-    let t5 = x * (x + T::from(0.075).unwrap());
-    let mut t6 = x.tanh().tan();
-    for (&_, &_) in xs.iter().zip(xs) {
-        if ((T::atan(xs[2] * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).acos() < xs[1] {
-            let s9: T = xs.iter().copied().sum::<T>();
-            t6 /= Float::atan(s9 * T::from(0.266).unwrap()).abs() + T::from(1.0).unwrap();
-        } else {
-            t6 += f217(((x * T::powi(t4, 4)) * T::from(0.219).unwrap()).tanh(), ((x - t6) * T::from(0.248).unwrap()).sin(), xs);
-        }
-        let t10 = (xs[0] + xs[4]).ceil();
-        acc += (t10 * T::from(0.5).unwrap()).sin();
+    let mut t3 = Float::atan((ys[3] * acc) * T::from(0.424).unwrap());
+    if ys[3] < T::from(-0.008).unwrap() {
+        let s4 = ys.iter().map(|v| (*v).atan() / ((*v).exp() + T::from(0.75).unwrap())).sum::<T>();
+        acc += (s4 * T::from(0.238).unwrap()).sin();
+    } else if xs[0].max(ys[2]) <= T::from(-0.271).unwrap() || t3.abs() > T::from(-0.761).unwrap() {
+        acc += (((acc * t1) + xs[0]) * T::from(0.175).unwrap()).tanh();
+    } else {
+        t3 *= T::tanh((Float::sqrt(Float::atan2(acc, ys[1].exp() + T::from(0.5).unwrap()) + T::from(3.642).unwrap()) - (if !(ys[3] < ys[0]) && ys[1] <= T::from(0.413).unwrap() { acc } else { acc })) * T::from(0.348).unwrap());
     }
-    (((acc * t5) + (t6 * T::from(0.304).unwrap()).tanh()) * T::from(0.068).unwrap()).sin()
+    (((acc * t1) + t3) * T::from(0.137).unwrap()).sin()
 }
 
 fn run_f263<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f263(&p[0..5], p[5])]
+    vec![f263(&p[0..3], &p[3..7])]
 }
 
 fn vjp_f263(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f263_grad(&p[0..5], p[5]);
+    let (y, g) = f263_grad(&p[0..3], &p[3..7]);
     (vec![y], g.flatten())
 }
 // ---- end f263 ----
 
 // ---- f264 ----
 #[differentiate]
-fn f264<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
-    let mut acc = ((xs[3] - x) + T::from(3.5).unwrap()).ln();
-    let l1;
-    if x.atan() < T::from(-1.075).unwrap() {
-        l1 = xs[0];
-    } else {
-        l1 = ((if xs[3].max(xs[2]) <= T::from(-0.271).unwrap() || acc.abs() > T::from(-1.36).unwrap() { T::exp2((xs[2].sin() * T::from(0.85).unwrap()).atanh()) } else { (x - x) + (xs[2] / (x.abs() + T::from(1.0).unwrap())) }) * T::from(0.444).unwrap()).tanh();
-    }
-    for i2 in 1..2 {
-        let mut k3 = 0;
-        while ((xs[i2 + 1] + T::from(i2).unwrap()) > acc) && k3 < 2 {
-            k3 += 1;
-            let t4 = ((l1 + T::from(2.25).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-            acc /= t4 * t4 + T::from(1.0).unwrap();
+fn f264<T>(x: T, y: T, n: usize) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((x + y) * T::from(0.666).unwrap()).atan().cosh();
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        acc /= Float::tanh(acc * T::from(0.363).unwrap()) * Float::tanh(acc * T::from(0.363).unwrap()) + T::from(1.25).unwrap();
+        let w3 = vec![T::zero(); 2];
+        if (x.round() < T::from(-0.34).unwrap()) || k1 >= 3 {
+            break;
         }
-        let t5 = Float::fract((T::sin(l1 * T::from(1.333).unwrap()) * T::from(0.05).unwrap()).to_degrees());
-        let (b6, b7) = ((((-x) + T::from(2.5).unwrap()) + T::one()).acosh(), (xs[2] + T::from(2.5).unwrap()).log(T::from(-0.665).unwrap() * T::from(-0.665).unwrap() + T::from(2.25).unwrap()).max(T::min(xs[i2], acc)));
-        let (p8, q9) = f243(Float::sin((x + xs[0]) * T::from(0.666).unwrap()), 1, xs);
-        acc = ((acc * ((((t5 - b6) + b7) * p8) + q9)) * T::from(0.021).unwrap()).atan();
+        acc += w3[1];
     }
-    acc * ((x * xs[0]) * (f207::<T>(((xs[2] + f231::<T>(xs, Float::tanh((x + (acc + T::from(3.808).unwrap()).log(l1.exp() + T::from(2.0).unwrap())) * T::from(0.473).unwrap()), ((x - f226::<T>(((x + xs[1].abs()) * T::from(0.666).unwrap()).tanh())) * T::from(0.8).unwrap()).sin())) * T::from(0.602).unwrap()).tanh(), ((x + (T::from(0.5).unwrap() / (xs[2] + T::from(2.0).unwrap()))) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[3] + (x / (l1 * l1 + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).sin()) * T::from(0.347).unwrap()).tanh())
+    acc -= (f249(((y - (x * y)) * T::from(0.533).unwrap()).tanh(), Float::atan((y - (x / (acc + T::from(3.51).unwrap()))) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), ((y + y) * T::from(0.666).unwrap()).sin()) * T::from(0.179).unwrap()).atan();
+    let t4 = (acc * T::from(0.49).unwrap()).atan();
+    Float::atan((((acc + T::from(n).unwrap()) * t4) - T::from(0.5).unwrap()) * T::from(0.151).unwrap())
 }
 
 fn run_f264<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f264(&p[0..4], p[4])]
+    vec![f264(p[0], p[1], 4)]
 }
 
 fn vjp_f264(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f264_grad(&p[0..4], p[4]);
+    let (y, g) = f264_grad(p[0], p[1], 4);
     (vec![y], g.flatten())
 }
 // ---- end f264 ----
 
 // ---- f265 ----
 #[differentiate]
-fn f265<T>(z: T, xs: &[T], x: T, y: T) -> T
+fn f265<T>(x: T, xs: &[T], z: T, n: usize, ys: &[T], y: T) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = f254(((x + (y + T::from(0.5).unwrap())) * T::from(0.571).unwrap()).atan() * T::from(0.954).unwrap());
-    let t1 = xs[2];
-    if (xs[1] * T::from(0.097).unwrap()) < xs[0] {
-        acc = ((((acc.abs() + T::from(1.0).unwrap()) + T::one()).acosh() * ((z * (xs[2] * z)) * T::from(0.592).unwrap()).tanh().exp()) * T::from(0.311).unwrap()).sin();
+    let mut acc = xs[n % 3];
+    acc *= ((ys[n - 1] + (acc * acc + T::from(0.5).unwrap()).hypot(x)) * T::from(0.347).unwrap()).sin();
+    let mut k1 = 0;
+    while k1 < 1 && (acc.is_sign_negative() && T::log10(ys[1] + T::from(2.25).unwrap()) <= T::from(0.515).unwrap()) {
+        k1 += 1;
+        let t2 = -(((ys[n % ys.len()] * y) * T::from(0.888).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees();
+        acc = ((acc * t2) * T::from(0.279).unwrap()).sin();
     }
-    acc + t1
+    for i3 in (0..6).step_by(2) {
+        if (x + T::from(n).unwrap()) < xs[i3 % 3] {
+            acc = T::atan((acc * (T::powi(ys[1], 4) - (ys[i3 % 4] * ys[i3 % 4] + T::from(0.5).unwrap()).hypot(acc - ys[3]))) * T::from(0.032).unwrap()) * T::from(0.954).unwrap();
+            let s4: T = (0..3).map(|i| (xs[i] * T::from(0.235).unwrap()).atan() * T::from(i).unwrap()).sum::<T>();
+            acc += (s4 * T::from(0.084).unwrap()).tanh();
+        } else {
+            let t5 = T::sin((acc.atan() + x.round()) * T::from(0.491).unwrap());
+            acc -= t5;
+        }
+        acc *= (Float::log((x / (T::from(0.5).unwrap().abs() + T::from(1.0).unwrap())).abs() + T::from(0.75).unwrap(), (T::from(i3).unwrap() * T::from(0.333).unwrap()).sin() + T::from(3.5).unwrap()) * T::from(1.709).unwrap()).tanh();
+        acc = (((acc * T::from(-0.584).unwrap()) + (-(T::from(n).unwrap() / (T::from(i3).unwrap().abs() + T::from(0.75).unwrap())))) * T::from(0.251).unwrap()).sin();
+    }
+    (acc, T::from(1.077).unwrap() * z)
 }
 
 fn run_f265<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f265(p[0], &p[1..6], p[6], p[7])]
+    let (a, b) = f265(p[0], &p[1..4], p[4], 4, &p[5..9], p[9]);
+    vec![a, b]
 }
 
-fn vjp_f265(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f265_grad(p[0], &p[1..6], p[6], p[7]);
-    (vec![y], g.flatten())
+fn vjp_f265(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f265_pullback(p[0], &p[1..4], p[4], 4, &p[5..9], p[9]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f265 ----
 
 // ---- f266 ----
 #[differentiate]
-fn f266<T>(x: T, y: T, z: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = y + y;
-    let t1 = T::tanh((x - (acc / (y.abs() + T::from(0.5).unwrap()))) * T::from(0.266).unwrap());
-    let mut k2 = 0;
-    while (!(((x * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees().is_sign_positive()) && y.is_sign_negative()) && k2 < 5 {
-        k2 += 1;
-        if (acc / (z * z + T::from(0.75).unwrap())) >= T::from(0.634).unwrap() || T::mul_add(z, z, z) > T::from(1.621).unwrap() {
-            continue;
+fn f266<T: Float + NumAssign + Sum + Product>(y: T, ys: &[T], xs: &[T], x: T, z: T) -> Vec<T> {
+    let mut acc = (f244(ys, 1) * T::from(0.486).unwrap()).atan();
+    for i1 in (0..4).rev() {
+        for i2 in (0..4).rev().step_by(2) {
+            let u3 = f222(xs, ((x * acc) * T::from(0.239).unwrap()).tanh());
+            let mut w4 = vec![y.cos(), xs[i1 % 3] * xs[i1 % 3], ys[3]];
+            let t5 = x * T::atan(w4[i2 % 3]);
+            w4[i2 % 3] = xs[i1 % xs.len()] + t5;
+            acc = ((acc.floor() - ((u3[0] * T::from(0.329).unwrap()).atan() + w4[2])) * T::from(0.166).unwrap()).atan();
         }
+        let s6: T = xs.iter().fold((ys[4] * T::from(1.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.77).unwrap() + (((v * v).hypot(v * v + T::from(1.0).unwrap()) * T::from(0.363).unwrap()).atan() * T::from(1.273).unwrap()).tanh());
+        let t7 = ys[0];
+        acc = Float::sin((acc + ((s6 * T::from(0.373).unwrap()).sin() - t7)) * T::from(0.247).unwrap());
     }
-    (acc - t1) + Float::ln((T::from(-0.687).unwrap() + z) + T::from(2.688).unwrap())
+    let mut out8 = vec![ys[4].to_radians(); 2];
+    out8[0] += acc;
+    out8[1] = z;
+    out8[1] = ((y + T::from(2.0).unwrap()) - T::from(0.75).unwrap()).ln_1p() - T::one().min(T::from(1.394).unwrap());
+    out8
 }
 
 fn run_f266<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f266(p[0], p[1], p[2])]
+    f266(p[0], &p[1..6], &p[6..9], p[9], p[10])
 }
 
-fn vjp_f266(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f266_grad(p[0], p[1], p[2]);
-    (vec![y], g.flatten())
+fn vjp_f266(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f266_pullback(p[0], &p[1..6], &p[6..9], p[9], p[10]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f266 ----
 
 // ---- f267 ----
 #[differentiate]
-fn f267<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> Vec<T> {
-    let mut acc = T::from(1.077).unwrap();
-    let u1 = f212(((xs[0] + xs[0]) * T::from(0.666).unwrap()).tanh(), ((x + (xs[2] * T::from(1.111).unwrap())) * T::from(0.631).unwrap()).tanh(), ((xs[1] + (xs[2] + x)) * T::from(0.444).unwrap()).tanh());
-    let (b2, b3) = (Float::log2((acc.abs() + T::from(0.75).unwrap()).cbrt().abs() + T::from(0.5).unwrap()), xs[0]);
-    acc /= (((u1[2] + b3) * T::from(0.651).unwrap()).sin() * T::from(0.9).unwrap()).asin() + T::from(4.142).unwrap();
-    if (xs[0] * T::powi(T::from(-0.818).unwrap(), 2)).is_sign_positive() {
-        if b2 >= x {
-            for &v4 in xs.iter() {
-                acc = (((acc * T::from(0.393).unwrap()).tanh().cosh() + Float::hypot(v4 + T::from(2.0).unwrap(), (v4 - xs[2]) - u1[2])) * T::from(0.208).unwrap()).tanh();
-                let s5: T = xs.iter().map(|&v| (Float::sin(v).sin() * T::from(0.85).unwrap()).asin()).sum::<T>();
-                acc = (((acc * T::from(0.18).unwrap()) * (s5 * T::from(0.159).unwrap()).atan()) * T::from(1.393).unwrap()).sin();
+fn f267<T>(ys: &[T], xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (xs[0] * ys[4]).min(xs[0]);
+    if acc >= T::from(1.066).unwrap() {
+        for i1 in 1..5 {
+            if acc <= T::from(-1.926).unwrap() {
+                break;
             }
-            let b6 = {
-                let c7 = b3;
-                c7 - b3
-            };
-            acc = acc * b6;
+            let t2 = (((acc / (xs[0] * xs[0] + T::from(0.5).unwrap())) - acc) * T::from(0.106).unwrap()).tanh();
+            for &_ in xs.iter().rev() {
+                acc += Float::atan(T::from(i1).unwrap() * T::from(0.4).unwrap()) * T::from(0.318).unwrap();
+            }
+            acc = ((acc + t2) * T::from(0.275).unwrap()).tanh();
         }
-    } else {
-        acc = T::atan((((acc * acc + T::from(1.0).unwrap()) + T::one()).acosh() + (b3 * (xs[3] - T::one()))) * T::from(0.359).unwrap());
+        let u4 = f232(((xs[1] + acc) * T::from(0.258).unwrap()).tanh(), T::sin((xs[0] + xs[1].floor()) * T::from(0.5).unwrap()), ys, ((ys[3] + acc) * T::from(0.258).unwrap()).tanh());
+        acc -= u4[1];
     }
-    let mut out8 = vec![b2, T::from(-1.598).unwrap().min(xs[3]), b2.asinh()];
-    out8[0] = acc;
-    out8[0] = ((x + f249(((xs[0] * (xs[2] / (T::from(0.5).unwrap().exp() + T::from(0.75).unwrap()))) * T::from(0.666).unwrap()).sin(), xs)) * T::from(0.285).unwrap()).tanh();
-    out8
+    ((acc - ((acc * T::from(0.216).unwrap()).tanh().cosh().tanh() * T::from(0.9).unwrap()).acos()) * T::from(0.161).unwrap()).atan()
 }
 
 fn run_f267<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f267(&p[0..4], p[4])
+    vec![f267(&p[0..5], &p[5..7])]
 }
 
-fn vjp_f267(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f267_pullback(&p[0..4], p[4]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f267(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f267_grad(&p[0..5], &p[5..7]);
+    (vec![y], g.flatten())
 }
 // ---- end f267 ----
 
 // ---- f268 ----
 #[differentiate]
-fn f268<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> T {
-    let mut acc = x;
-    acc *= (T::recip(((x / (x * x + T::from(1.0).unwrap())) + T::from(-1.179).unwrap()) + T::from(3.43).unwrap()) * T::from(1.501).unwrap()).tanh();
-    for &v1 in xs.iter() {
-        acc += (((acc.abs() + T::from(0.5).unwrap()).cbrt() % (v1.exp() + T::from(1.0).unwrap())) * T::from(1.259).unwrap()).tanh();
+fn f268<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> Vec<T> {
+    let mut acc = ((T::from(0.358).unwrap().exp() + T::from(1.0).unwrap()).cbrt().abs() + T::from(0.5).unwrap()).recip();
+    if (T::from(0.811).unwrap() * xs[1]) >= T::from(0.589).unwrap() {
+        acc /= (((acc + acc) * (acc + acc) + T::from(0.5).unwrap()).powf(((xs[1] - xs[0]) * T::from(0.666).unwrap()).sin()) * T::from(0.06).unwrap()).tanh().exp() + T::from(1.25).unwrap();
+        let u1 = f222(xs, T::sin((xs[2] + x) * T::from(0.666).unwrap()));
+        acc /= (u1[2] * T::from(0.329).unwrap()).tanh() + T::from(2.0).unwrap();
+    } else {
+        acc = acc + (x % (x + T::from(2.25).unwrap())).signum();
+        acc = ((acc + T::acosh((((((acc - xs[2]) * T::from(0.444).unwrap()).tanh() * f253(xs, ((x * acc.min(acc)) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.651).unwrap()).atan().exp() + T::from(1.0).unwrap()) + T::one())) * T::from(0.356).unwrap()).sin();
     }
-    acc + x
+    if xs[2].max(acc) < T::from(0.903).unwrap() {
+        let t2 = Float::sin((acc + f247(4, ((xs[2] * Float::floor(x)) * T::from(0.533).unwrap()).tanh())) * T::from(0.211).unwrap());
+        let t3 = (T::from(0.5).unwrap() / (xs[1].exp() + T::from(1.0).unwrap())) + (t2 + acc);
+        acc = (((acc * T::from(0.729).unwrap()) - t3) * T::from(0.403).unwrap()).tanh();
+    } else if x > T::from(-0.106).unwrap() && xs[1] <= xs[2] {
+        let t4 = (x / (x * x + T::from(0.75).unwrap())) - x.signum();
+        acc -= t4;
+    } else {
+        acc -= acc.clamp(T::tanh(x * T::from(1.333).unwrap()) - T::from(1.25).unwrap(), ((xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) * x;
+    }
+    let mut out5 = xs.to_vec();
+    out5[0] = (acc * T::from(0.372).unwrap()).tanh();
+    out5[2] = xs[1] + ((acc * T::from(0.372).unwrap()).tanh() * x);
+    out5
 }
 
 fn run_f268<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f268(p[0], &p[1..3])]
+    f268(&p[0..3], p[3])
 }
 
-fn vjp_f268(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f268_grad(p[0], &p[1..3]);
-    (vec![y], g.flatten())
+fn vjp_f268(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f268_pullback(&p[0..3], p[3]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f268 ----
 
 // ---- f269 ----
 #[differentiate]
-fn f269<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> T {
-    let mut acc = y;
-    for i1 in 1..5 {
-        let t2 = ((acc * T::from(0.363).unwrap()).atan() + T::from(2.571).unwrap()).hypot(y).clamp(((acc / (acc.abs() + T::from(0.5).unwrap())) * T::from(0.181).unwrap()).tanh() - T::from(1.25).unwrap(), Float::tanh(acc * T::from(0.363).unwrap()) + T::from(1.25).unwrap());
-        for i3 in 0..4 {
-            match i3 % 3 {
-                0 => {
-                    match i1 % 3 {
-                        0 => {
-                            let t4 = (((x / (T::from(i3).unwrap().abs() + T::from(0.5).unwrap())) + x) * T::from(0.444).unwrap()).tanh();
-                            acc -= T::tanh(t4 * T::from(2.0).unwrap()) * T::from(0.25).unwrap();
-                        }
-                        1 => {
-                            let t5 = T::from(-1.441).unwrap();
-                            acc *= (t5 * T::from(1.387).unwrap()).sin();
-                        }
-                        _ => {
-                            let t6 = (T::from(i3).unwrap() * T::from(0.313).unwrap()).mul_add(T::atan(y.exp() * T::from(0.446).unwrap()), T::from(-0.017).unwrap());
-                            acc = (((acc * T::from(-0.38).unwrap()) + t6) * T::from(0.49).unwrap()).tanh();
-                        }
-                    }
+fn f269<T>(x: T, xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (x - xs[2]).sin();
+    acc = acc * x;
+    if xs[3].sinh() <= T::from(0.653).unwrap() || (xs[1] - xs[1]).is_sign_positive() {
+        acc += ((-x.hypot(acc + T::from(2.5).unwrap())) * T::from(0.363).unwrap()).tanh();
+    } else {
+        if acc.hypot(x.abs() + T::from(0.75).unwrap()) >= T::from(0.836).unwrap() {
+            if x.exp_m1() <= acc {
+                let mut w1 = Vec::with_capacity(4);
+                for _ in 0..4 {
+                    w1.push((acc * T::from(0.363).unwrap()).sin());
                 }
-                1 | 2 => {
-                    acc += T::atan(x * T::from(1.333).unwrap()) * T::from(0.159).unwrap();
-                }
-                _ => {
-                    let u7 = f212(((x + f226(((x + (T::from(i1).unwrap() * T::from(0.4).unwrap()).tanh().exp()) * T::from(0.474).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.8).unwrap()).tanh(), ((y + ((acc * T::from(0.363).unwrap()).sin().exp() + T::from(0.5).unwrap()).powf((acc * T::from(0.363).unwrap()).tanh())) * T::from(0.251).unwrap()).sin(), Float::sin((y - (x * t2)) * T::from(0.41).unwrap()));
-                    acc = ((acc + u7[1]) * T::from(0.282).unwrap()).atan() * T::from(0.954).unwrap();
-                }
+                acc -= w1[0];
+            } else {
+                acc *= ((x / (acc + T::from(2.0).unwrap())).atan2(x * x + T::from(0.5).unwrap()) * T::from(0.636).unwrap()).sin();
             }
-            acc = Float::tanh((((acc * T::from(0.363).unwrap()).sin() + T::from(2.0).unwrap()).ln() - f254(T::sin((x - (x * x)) * T::from(0.533).unwrap()))) * T::from(0.399).unwrap());
-            let t8 = T::sin((x.ceil() * ((T::one() / (y + T::from(2.5).unwrap())) * (t2 * T::from(0.851).unwrap()))) * T::from(0.417).unwrap());
-            acc = ((acc - t8) * T::from(0.307).unwrap()).sin();
+            let t3 = xs[2];
+            acc = (acc * T::from(-0.391).unwrap()) - t3;
         }
-        acc /= ((T::ceil(y.ceil()).abs() + T::from(0.5).unwrap()).powf(T::log10((acc * T::from(0.363).unwrap()).tanh() + T::from(2.0).unwrap())) * T::from(0.064).unwrap()).sin() + T::from(2.25).unwrap();
+        let t4 = (((T::from(1.605).unwrap() - xs[3]) * xs[3]) * T::from(0.429).unwrap()).atan();
+        acc = (acc * T::from(0.828).unwrap()) + t4;
     }
-    acc
+    acc + x
 }
 
 fn run_f269<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f269(p[0], p[1])]
+    vec![f269(p[0], &p[1..5])]
 }
 
 fn vjp_f269(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f269_grad(p[0], p[1]);
+    let (y, g) = f269_grad(p[0], &p[1..5]);
     (vec![y], g.flatten())
 }
 // ---- end f269 ----
 
 // ---- f270 ----
 #[differentiate]
-fn f270<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], ys: &[T], y: T) -> T {
-    let mut acc = (x + x) / (y.abs() + T::from(0.75).unwrap());
-    let mut u1 = f212(((x - y) * T::from(0.666).unwrap()).tanh(), ((xs[1] + x) * T::from(0.666).unwrap()).tanh(), ((ys[2] + xs[0].sin()) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap());
-    u1.swap(2, 1);
-    let s2 = (0..4).map(|i| (ys[i] * T::from(0.743).unwrap()).atan() * T::from(i).unwrap()).sum::<T>();
-    for _ in 0..4 {
-        let s2 = ((T::tanh(s2 * T::from(0.063).unwrap()) + T::from(1.75).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-        let s4: T = ys.iter().copied().product::<T>();
-        acc += T::sin((s2 + (s4 * T::from(0.395).unwrap()).sin()) * T::from(0.861).unwrap());
+fn f270<T: Float + NumAssign + Sum + Product>(x: T, n: usize, xs: &[T]) -> T {
+    let mut acc = Float::atan(((x + x) + (xs[n - 1] + xs[n % 5])) * T::from(0.333).unwrap());
+    let mut w1 = vec![Float::log2(x.exp() + T::from(0.5).unwrap()); 5];
+    w1[n % 5] -= ((acc * (xs[n % xs.len()] + x)).abs() + T::from(0.5).unwrap()).ln();
+    if (acc * T::from(n).unwrap().tanh().tan()) <= T::from(-1.46).unwrap() {
+        acc /= (((((xs[n % xs.len()] - x) + acc) * T::from(0.437).unwrap()).tanh() + T::from(2.0).unwrap()).hypot((-acc).min(T::max(xs[n - 1], x))) * T::from(0.437).unwrap()).tanh().exp() + T::from(1.25).unwrap();
     }
-    (((acc * u1[1]) * y) * T::from(0.106).unwrap()).atan()
+    (((acc - (w1[3] * T::from(0.409).unwrap()).atan()) * ((((w1[n - 1] * T::from(0.409).unwrap()).sin().exp() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() + w1[n % 5])) * T::from(0.101).unwrap()).tanh()
 }
 
 fn run_f270<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f270(p[0], &p[1..3], &p[3..7], p[7])]
+    vec![f270(p[0], 2, &p[1..6])]
 }
 
 fn vjp_f270(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f270_grad(p[0], &p[1..3], &p[3..7], p[7]);
+    let (y, g) = f270_grad(p[0], 2, &p[1..6]);
     (vec![y], g.flatten())
 }
 // ---- end f270 ----
 
 // ---- f271 ----
 #[differentiate]
-fn f271<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> Vec<T> {
-    let mut acc = (-xs[0]).signum();
-    for (&a1, &_) in ys.iter().zip(xs.iter()) {
-        for i3 in 0..xs.len() {
-            acc *= ((ys[3].exp2() - T::one()) * T::from(0.364).unwrap()).tanh();
-            acc = ((acc + (a1 / ((acc * T::from(0.4).unwrap()).tanh() + T::from(1.5).unwrap())).signum()) * T::from(0.333).unwrap()).sin();
-            acc = (((acc * T::from(-0.391).unwrap()) - ys[ys.len() - 1 - i3]) * T::from(0.578).unwrap()).sin();
-        }
-        for &_ in xs.iter().rev() {
-            acc -= (xs[0].atan2(((T::from(0.638).unwrap() - ys[0]) * T::from(0.935).unwrap()).atan().exp() + T::from(1.0).unwrap()) * T::from(0.636).unwrap()).tanh() * T::from(0.333).unwrap();
-        }
-        acc = ((acc - (acc.asinh() * a1)) * T::from(0.236).unwrap()).tanh();
-        let w5 = vec![T::zero(); 3];
-        acc = Float::atan((acc.round() - w5[0]) * T::from(0.333).unwrap()) * T::from(0.636).unwrap();
+fn f271<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
+    let mut acc = x;
+    acc = (acc * T::from(-0.547).unwrap()) * (x * acc);
+    if !(Float::log2(x + T::from(2.25).unwrap()) > x) && xs[2].is_sign_positive() {
+        let t1 = Float::sinh((((x % (T::from(0.848).unwrap().exp() + T::from(0.5).unwrap())) + Float::floor(acc)) * T::from(0.46).unwrap()).tanh());
+        acc += t1;
+    } else {
+        let s2: T = xs.iter().copied().sum::<T>();
+        acc *= (s2 * T::from(0.444).unwrap()).sin();
     }
-    let mut out6 = vec![Float::tanh(acc * T::from(0.4).unwrap()), ((acc + acc) * T::from(0.2).unwrap()).sin()];
-    out6[0] += (acc * T::from(0.4).unwrap()).atan();
-    out6[0] = T::tanh(((xs[0].abs() + T::from(0.75).unwrap()).log10() - Float::powi(xs[0] + T::from(2.0).unwrap(), -2)) * T::from(0.383).unwrap());
-    out6
+    acc
 }
 
 fn run_f271<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f271(&p[0..3], &p[3..7])
+    vec![f271(&p[0..3], p[3])]
 }
 
-fn vjp_f271(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f271_pullback(&p[0..3], &p[3..7]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f271(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f271_grad(&p[0..3], p[3]);
+    (vec![y], g.flatten())
 }
 // ---- end f271 ----
 
 // ---- f272 ----
 #[differentiate]
-fn f272<T>(x: T, xs: &[T]) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = T::tanh((x - f253(xs, Float::atan((xs[1] + xs[1]) * T::from(0.666).unwrap()) * T::from(0.954).unwrap())) * T::from(0.226).unwrap());
-    let mut t1 = xs[1];
-    t1 = ((t1 - ((xs[1] - t1) - (xs[1] * xs[1] + T::from(0.5).unwrap()).sqrt())) * T::from(0.324).unwrap()).tanh();
-    let mut w2 = Vec::with_capacity(2);
-    for _ in 0..2 {
-        w2.push(t1.trunc());
+fn f272<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> T {
+    let mut acc = f241(((xs[0] * (x - x)) * T::from(0.444).unwrap()).tanh(), 4);
+    if acc < T::from(-0.846).unwrap() {
+        let t1 = T::powf((((acc + T::from(4.0).unwrap()) + T::one()).acosh() * T::from(0.722).unwrap()).sin().exp() + T::from(0.75).unwrap(), xs[1].to_radians());
+        for _ in xs.iter() {
+            for _ in xs {
+                let t1 = t1.powi(2);
+                acc *= T::atan(t1 * T::from(1.845).unwrap()) * T::from(0.636).unwrap();
+            }
+            let t1 = Float::atan(t1);
+            acc += (t1 * T::from(1.273).unwrap()).tanh();
+        }
+    } else {
+        acc /= ((xs[2] * T::from(0.093).unwrap()).abs() + T::from(0.5).unwrap()).log10() + T::from(2.54).unwrap();
     }
-    let t4 = (xs[1] * xs[0]).to_radians();
-    w2[0] -= (t1 - xs[0]) - (t4.abs() + T::from(1.0).unwrap()).ln();
-    let t5 = Float::atan((acc - T::exp_m1(xs[1] * xs[1])) * T::from(0.19).unwrap());
-    (acc + t5, (xs[0] * t4).cos() + (w2[0] * T::from(0.304).unwrap()).sin())
+    T::atan((acc + (-(xs[0] - acc))) * T::from(0.129).unwrap())
 }
 
 fn run_f272<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f272(p[0], &p[1..3]);
-    vec![a, b]
+    vec![f272(p[0], &p[1..5])]
 }
 
-fn vjp_f272(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f272_pullback(p[0], &p[1..3]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f272(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f272_grad(p[0], &p[1..5]);
+    (vec![y], g.flatten())
 }
 // ---- end f272 ----
 
 // ---- f273 ----
 #[differentiate]
-fn f273<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], x: T) -> Vec<T> {
-    let mut acc = (ys[2].exp() + T::from(1.0).unwrap()).log2();
-    acc -= ((x.abs() + T::from(0.75).unwrap()).powf(T::asinh(acc)) * T::from(0.32).unwrap()).atan();
-    acc += ys[3];
-    let mut t1 = xs[3].clamp(T::from(-0.85).unwrap(), T::from(0.76).unwrap());
-    for _ in (0..2).rev() {
-        let t3 = -f226(((ys[1] + (acc - ys[3])) * T::from(0.188).unwrap()).atan() * T::from(0.954).unwrap());
-        t1 = T::tanh((t1 - t3) * T::from(0.519).unwrap()) * T::from(0.85).unwrap();
+fn f273<T: Float + NumAssign + Sum + Product>(n: usize, x: T) -> T {
+    let mut acc = x.max(x) * (T::from(0.808).unwrap() - x);
+    if (acc * acc) >= x {
+        for _ in (0..3).rev() {
+            let w2 = vec![T::zero(); 2];
+            acc = (((acc * T::from(0.26).unwrap()) + ((x * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees().atan2((x + T::from(2.25).unwrap()).sqrt().exp() + T::from(0.75).unwrap())) * T::from(0.414).unwrap()).tanh();
+            let t3 = w2[n % w2.len()];
+            acc = acc.tanh().tan() * t3;
+        }
+        acc += T::sin(acc.mul_add((f243(((x - (T::from(n).unwrap() * acc)) * T::from(0.13).unwrap()).sin(), T::tanh((x - T::sinh(x)) * T::from(0.519).unwrap()), ((x - acc) * T::from(0.403).unwrap()).tanh(), 4).min(x / (acc + T::from(4.212).unwrap())) * T::from(0.207).unwrap()).atan(), x) * T::from(0.288).unwrap());
     }
-    t1 = (((t1 * T::from(-0.315).unwrap()) + (x + xs[3]).mul_add(x + xs[1], acc - ys[0])) * T::from(0.122).unwrap()).tanh();
-    let mut t4 = t1;
-    if t4 < t1 {
-        t4 = (((t4.tanh() * T::from(0.9).unwrap()).atanh() * ((T::from(-1.9).unwrap() + t1) - T::hypot(xs[0].abs() + T::from(1.0).unwrap(), T::from(0.5).unwrap()))) * T::from(0.23).unwrap()).sin();
-    } else {
-        let t5 = (t1 - t4) / (T::atan(ys[3].exp() * T::from(0.446).unwrap()) + T::from(2.071).unwrap());
-        t1 /= (t5 * T::from(0.5).unwrap()).tanh().exp() + T::from(1.25).unwrap();
-    }
-    let mut out6 = vec![T::zero(); 2];
-    out6[0] = (acc * T::from(0.355).unwrap()).atan();
-    out6[1] = t1;
-    out6[0] += t4;
-    out6[1] = ys[3];
-    out6
+    acc
 }
 
 fn run_f273<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f273(&p[0..4], &p[4..8], p[8])
+    vec![f273(4, p[0])]
 }
 
-fn vjp_f273(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f273_pullback(&p[0..4], &p[4..8], p[8]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f273(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f273_grad(4, p[0]);
+    (vec![y], g.flatten())
 }
 // ---- end f273 ----
 
 // ---- f274 ----
 #[differentiate]
-fn f274<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> (T, T) {
-    let mut acc = ys[1] * (-(ys[2] * ys[2] + T::from(1.0).unwrap())).cbrt();
-    for i1 in (0..1).rev() {
-        let w2 = vec![T::zero(); 5];
-        if (w2[i1] + (-T::from(0.5).unwrap())) <= T::from(i1).unwrap() {
-            continue;
-        }
-        let t3 = ys[1] / ((ys[i1] + w2[i1 + 1]) * (ys[i1] + w2[i1 + 1]) + T::from(0.5).unwrap());
-        acc = ((acc + t3) * T::from(0.321).unwrap()).atan();
+fn f274<T>(n: usize, y: T, x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (f247(2, ((x - x) * T::from(0.666).unwrap()).sin()) * T::from(0.267).unwrap()).tanh();
+    for _ in 1..3 {
+        let u2 = f223(((y - (((acc * T::from(0.666).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).acos()) * T::from(0.43).unwrap()).tanh());
+        acc += ((Float::cosh(x) / (((-acc) * T::from(0.5).unwrap()) * ((-acc) * T::from(0.5).unwrap()) + T::from(1.0).unwrap())) * T::from(0.85).unwrap()).tanh();
+        acc = ((acc.tanh().tan() - u2[0]) * T::from(0.484).unwrap()).tanh();
     }
-    acc -= acc;
-    let t4 = (acc * T::from(0.45).unwrap()).atan() * ((acc / (xs[3] + T::from(2.25).unwrap())) * T::from(0.337).unwrap()).tanh();
-    (acc, T::acos((acc * T::from(0.45).unwrap()).sin() * T::from(0.9).unwrap()).floor() * t4)
+    acc - T::from(n).unwrap()
 }
 
 fn run_f274<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f274(&p[0..5], &p[5..10]);
-    vec![a, b]
+    vec![f274(1, p[0], p[1])]
 }
 
-fn vjp_f274(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f274_pullback(&p[0..5], &p[5..10]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f274(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f274_grad(1, p[0], p[1]);
+    (vec![y], g.flatten())
 }
 // ---- end f274 ----
 
 // ---- f275 ----
 #[differentiate]
-fn f275<T>(n: usize, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[n % xs.len()];
-    match n {
-        1 => {
-            if !((T::from(n).unwrap() + acc) >= T::from(0.919).unwrap() || (acc - acc) > T::from(-0.613).unwrap()) && acc <= T::from(-0.446).unwrap() || (xs[n % xs.len()] - Float::acos(T::from(n).unwrap().tanh() * T::from(0.9).unwrap())) <= T::from(-1.057).unwrap() {
-                let b1 = {
-                    let c2 = acc;
-                    c2 - xs[n - 1]
-                };
-                acc -= b1;
-            } else {
-                let t3 = xs[n - 1] * xs[0];
-                acc /= t3 + T::from(3.5).unwrap();
-            }
+fn f275<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
+    let mut acc = ((T::from(-1.006).unwrap() * xs[1]).exp() + T::from(0.75).unwrap()).ln();
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        for _ in 1..4 {
+            acc /= acc * acc + T::from(1.25).unwrap();
         }
-        2 | 3 => {
-            acc *= (acc * T::from(1.333).unwrap()).sin();
-        }
-        _ => {
-            acc -= acc;
+        if ((xs[0] / (acc.abs() + T::from(0.5).unwrap())).is_sign_negative()) || k1 >= 1 {
+            break;
         }
     }
-    acc
+    let mut out4 = vec![T::zero(); 4];
+    out4[0] += acc;
+    out4[3] = -acc.signum();
+    out4
 }
 
 fn run_f275<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f275(2, &p[0..4])]
+    f275(&p[0..2])
 }
 
-fn vjp_f275(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f275_grad(2, &p[0..4]);
-    (vec![y], g.flatten())
+fn vjp_f275(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f275_pullback(&p[0..2]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f275 ----
 
 // ---- f276 ----
 #[differentiate]
-fn f276<T>(y: T, xs: &[T], x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::tanh(xs[2].exp() * T::from(0.446).unwrap());
-    let mut t1 = xs[4].cos();
-    let s2: T = xs.iter().zip(xs).map(|(a, b)| *a * b.tanh()).sum::<T>();
-    let mut t3 = y;
-    if s2 > T::from(0.048).unwrap() {
-        let mut t4 = T::mul_add(t1, t3.atan(), t3 / (xs[3] * xs[3] + T::from(1.0).unwrap()));
-        if (xs[3] * Float::abs(T::from(-0.883).unwrap())) > t4 {
-            for _ in 0..3 {
-                (t3, acc) = (acc * T::from(0.375).unwrap(), t3 * T::from(0.222).unwrap());
-                let t6 = (((t3 - s2) / (xs[1].asinh().exp() + T::from(1.0).unwrap())) * T::from(0.126).unwrap()).atan();
-                t3 = (((t3 * T::from(0.119).unwrap()) + t6) * T::from(0.949).unwrap()).atan() * T::from(0.954).unwrap();
-            }
-            let t7 = Float::min(y, f254(T::atan((xs[3] - T::ln(xs[0].abs() + T::from(0.75).unwrap())) * T::from(0.736).unwrap()) * T::from(0.954).unwrap()));
-            let t8 = (t3.abs() + T::from(0.75).unwrap()).ln() - (acc * xs[0]);
-            t4 -= ((t7 * t8) * T::from(0.219).unwrap()).sin();
-        }
-        t3 = t3 + (t4 * T::from(0.491).unwrap()).atan();
-    } else {
-        let t9 = ((T::from(-0.692).unwrap() + acc) * xs[2]).ceil();
-        t1 = ((t1.signum() - t9) * T::from(0.44).unwrap()).tanh();
+fn f276<T: Float + NumAssign + Sum + Product>(x: T, ys: &[T], xs: &[T], y: T) -> (T, T) {
+    let mut acc = ys[1].abs();
+    for (&_, &_) in xs.iter().zip(xs) {
+        acc /= (T::exp2((-xs[2]) * Float::abs(xs[4])) * T::from(0.21).unwrap()).atan() * (T::exp2((-xs[2]) * Float::abs(xs[4])) * T::from(0.21).unwrap()).atan() + T::from(1.25).unwrap();
     }
-    ((acc * x) * t1) + t3
+    acc = ((acc + ((xs[2] * ys[0]) * Float::max(x, ys[0]))) * T::from(0.41).unwrap()).atan();
+    let s3 = ys.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
+    acc = acc + (acc - T::from(0.5).unwrap()).abs();
+    for _ in 0..3 {
+        for _ in 0..2 {
+            let t6 = (s3 - s3) / (xs[1].asinh().exp() + T::from(1.0).unwrap());
+            acc = ((acc + t6) * T::from(0.187).unwrap()).sin();
+        }
+    }
+    let s7 = xs.iter().zip(ys).map(|(a, b)| *a * b.tanh()).sum::<T>();
+    (acc + Float::tanh(s7 * T::from(0.177).unwrap()), (T::signum(s7) + T::from(1.5).unwrap()).log(T::tan(ys[1].tanh()).abs() + T::from(2.25).unwrap()) + y)
 }
 
 fn run_f276<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f276(p[0], &p[1..6], p[6])]
+    let (a, b) = f276(p[0], &p[1..3], &p[3..8], p[8]);
+    vec![a, b]
 }
 
-fn vjp_f276(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f276_grad(p[0], &p[1..6], p[6]);
-    (vec![y], g.flatten())
+fn vjp_f276(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f276_pullback(p[0], &p[1..3], &p[3..8], p[8]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f276 ----
 
 // ---- f277 ----
 #[differentiate]
-fn f277<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
-    let mut acc = x;
-    acc /= (x % (Float::atan2(xs[0], x.abs() + T::from(0.75).unwrap()) + T::from(3.642).unwrap())) + T::from(2.75).unwrap();
-    for (j1, &_) in xs.iter().enumerate() {
-        if !(f256(xs) < T::from(0.432).unwrap()) && Float::atan2(x, xs[j1].abs() + T::from(0.5).unwrap()) >= T::from(1.872).unwrap() {
-            continue;
+fn f277<T: Float + NumAssign + Sum + Product>(z: T, y: T, xs: &[T], x: T) -> (T, T) {
+    let mut acc = if xs[3] <= T::from(0.271).unwrap() && xs[2].atan2(z + T::from(2.0).unwrap()) <= T::from(1.141).unwrap() { xs[3] } else { x };
+    let l1;
+    if (x - x) > xs[3] {
+        l1 = xs[0] * xs[1];
+    } else {
+        l1 = ((x + ((z - x) * (x % (T::from(0.5).unwrap().exp() + T::from(1.0).unwrap())))) * T::from(0.333).unwrap()).atan();
+    }
+    acc /= xs[1].exp() + T::from(1.0).unwrap();
+    acc *= ((f249(((xs[2] - f259(((z - T::from(0.412).unwrap()) * T::from(1.046).unwrap()).sin(), T::atan((xs[0] + T::from(-1.153).unwrap()) * T::from(0.753).unwrap()) * T::from(0.954).unwrap())) * T::from(0.26).unwrap()).atan() * T::from(0.954).unwrap(), ((x + ((y * y + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.708).unwrap()).sin(), T::sin((x * z) * T::from(0.888).unwrap())) / ((l1.tanh() * T::from(0.9).unwrap()).atanh().exp() + T::from(0.5).unwrap())) * T::from(0.089).unwrap()).sin();
+    for (j2, &v3) in xs.iter().enumerate() {
+        if Float::to_degrees((xs[j2 % 5] * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()) >= T::from(-0.372).unwrap() || (acc + T::one()).is_sign_negative() {
+            acc = (acc * T::from(-0.013).unwrap()) * ((z + l1) * xs[j2 % 5]);
+        } else if (l1 + xs[2]).is_sign_positive() && f270(((xs[j2] * (v3 - xs[xs.len() - 1 - j2])) * T::from(0.444).unwrap()).tanh(), 2, xs) < T::from(-0.067).unwrap() {
+            if ((l1 * l1 + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() >= v3 {
+                break;
+            }
+        } else {
+            let w4 = vec![Float::sin((acc - xs[1]) * T::from(0.25).unwrap()); 3];
+            acc = Float::tanh(((acc * T::from(-0.771).unwrap()) + w4[1]) * T::from(0.332).unwrap());
         }
     }
-    acc
+    (acc, x - (acc / (xs[0] + T::from(2.25).unwrap())))
 }
 
 fn run_f277<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f277(&p[0..5], p[5])]
+    let (a, b) = f277(p[0], p[1], &p[2..7], p[7]);
+    vec![a, b]
 }
 
-fn vjp_f277(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f277_grad(&p[0..5], p[5]);
-    (vec![y], g.flatten())
+fn vjp_f277(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f277_pullback(p[0], p[1], &p[2..7], p[7]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f277 ----
 
 // ---- f278 ----
 #[differentiate]
-fn f278<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = -xs[2];
-    let t1 = xs[1];
-    for i2 in 0..xs.len() {
-        acc = ((acc - xs[i2 % xs.len()]) * T::from(0.333).unwrap()).atan() * T::from(0.954).unwrap();
-    }
-    let mut k3 = 0;
-    while (acc.is_sign_positive()) && k3 < 1 {
-        k3 += 1;
-        if (acc + t1) > acc {
-            continue;
+fn f278<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = xs[1];
+    let w1 = vec![T::zero(); 2];
+    for i2 in 1..=4 {
+        let w3 = w1.clone();
+        for (&_, &_) in w3.iter().zip(w3.iter()) {
+            let (b6, b7) = (((w1[i2 % 2] - T::one()).trunc() * T::from(0.333).unwrap()).tanh(), xs[i2 % xs.len()]);
+            acc += ((b6 + b7) * T::from(0.8).unwrap()).sin() * T::from(0.5).unwrap();
         }
+        let s8: T = xs.iter().copied().sum::<T>();
+        acc = T::tanh((Float::exp(T::tanh(acc * T::from(0.363).unwrap())) + s8) * T::from(0.349).unwrap());
     }
-    acc * ((acc + acc) * acc)
+    acc
 }
 
 fn run_f278<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f278(&p[0..3])]
+    vec![f278(&p[0..2])]
 }
 
 fn vjp_f278(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f278_grad(&p[0..3]);
+    let (y, g) = f278_grad(&p[0..2]);
     (vec![y], g.flatten())
 }
 // ---- end f278 ----
 
 // ---- f279 ----
 #[differentiate]
-fn f279<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], z: T, x: T) -> T {
-    let mut acc = xs[4];
-    acc += x;
-    let l1;
-    if y.is_sign_positive() {
-        l1 = f251(Float::tanh((y + (xs[2] + y)) * T::from(0.444).unwrap()));
-    } else {
-        l1 = T::from(-0.738).unwrap().cosh();
+fn f279<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize, ys: &[T]) -> Vec<T> {
+    let mut acc = (T::from(-0.262).unwrap() + xs[1]).min(xs[0] * xs[n % 2]);
+    for i1 in 0..ys.len() {
+        let (b2, b3) = ((acc * T::from(0.47).unwrap()).sin(), ys[ys.len() - 1 - i1]);
+        acc *= (b3 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+        acc = ((acc * b2) * T::from(0.47).unwrap()).sin();
     }
-    let mut t2 = l1;
-    t2 += acc;
-    for _ in 0..xs.len() {
-        let (p4, q5) = f274(xs, xs);
-        t2 = (((t2 * T::from(-0.256).unwrap()) + ((p4 * T::from(0.307).unwrap()).tanh() - (q5 * T::from(0.307).unwrap()).tanh())) * T::from(0.456).unwrap()).tanh();
-    }
-    ((acc * z) + (t2 * T::from(0.466).unwrap()).atan()) * x.min(Float::sqrt(xs[1].abs() + T::from(0.5).unwrap()))
+    let mut out4 = vec![T::zero(); 4];
+    out4[0] = acc;
+    out4[3] = (acc.exp() * T::from(0.21).unwrap()).tanh();
+    out4
 }
 
 fn run_f279<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f279(p[0], &p[1..6], p[6], p[7])]
+    f279(&p[0..2], 1, &p[2..4])
 }
 
-fn vjp_f279(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f279_grad(p[0], &p[1..6], p[6], p[7]);
-    (vec![y], g.flatten())
+fn vjp_f279(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f279_pullback(&p[0..2], 1, &p[2..4]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f279 ----
 
 // ---- f280 ----
-#[differentiate]
-fn f280<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let acc = xs[1] - (T::from(-0.244).unwrap() / (xs[0].exp() + T::from(0.5).unwrap()));
-    let t1 = T::from(0.998).unwrap();
-    let w2 = vec![T::zero(); 5];
-    let l3;
-    if (t1 * t1) >= T::from(0.309).unwrap() {
-        l3 = T::powi(((acc + t1) * T::from(0.669).unwrap()).sin(), 2) * Float::atan(f276(((ys[1] * (ys[3] * ys[3] + T::from(0.75).unwrap()).powf(acc)) * T::from(0.084).unwrap()).tanh(), &w2, ((ys[0] + ys[1].round()) * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.437).unwrap());
-    } else {
-        let b4 = {
-            let c5 = w2[4].atan2((t1 + T::from(1.748).unwrap()).sqrt().abs() + T::from(0.75).unwrap());
-            (((-acc) + f276(((ys[4] - c5) * T::from(0.43).unwrap()).tanh(), &w2, T::sin((ys[4] + (T::one() * T::one() + T::from(1.0).unwrap()).ln()) * T::from(0.787).unwrap()))) * T::from(0.304).unwrap()).tanh()
-        };
-        l3 = b4.ceil();
+#[differentiate(wrt(xs, x))]
+fn f280<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
+    let acc = x + x;
+    let mut t1 = ((x * T::exp2((acc.atan2(-(acc.abs() + T::from(0.5).unwrap())) * T::from(0.636).unwrap()).sin())) * T::from(0.49).unwrap()).sin();
+    for &v2 in xs.iter() {
+        let mut k3 = 0;
+        while k3 < 2 && ((T::from(0.5).unwrap().abs() + T::from(0.75).unwrap()).log(t1 + T::from(6.5).unwrap()) <= T::from(-0.001).unwrap()) {
+            k3 += 1;
+            let t4 = xs[2];
+            t1 += (t4 * T::from(1.333).unwrap()).sin() * T::from(0.5).unwrap();
+        }
+        let mut k5 = 0;
+        while (v2 >= T::from(-0.399).unwrap()) && k5 < 3 {
+            k5 += 1;
+            if xs[1].fract() < x {
+                continue;
+            }
+        }
+        let mut w6 = Vec::with_capacity(3);
+        for i7 in 0..3 {
+            w6.push((f259::<T>(Float::atan((xs[1] + x) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), Float::sin((xs[xs.len() - 1 - i7] - (xs[i7 % xs.len()] * x)) * T::from(0.533).unwrap())) * T::from(0.323).unwrap()).sin());
+        }
+        if (w6[1] + v2) > T::one() && w6[2] >= T::from(-0.556).unwrap() {
+            t1 /= T::sin((w6[0].tanh() + (xs[0] + xs[0])).floor() * T::from(0.4).unwrap()).exp() + T::from(1.0).unwrap();
+        }
     }
-    (acc - l3) + ((l3 - acc) - l3)
+    acc + t1
 }
 
 fn run_f280<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f280(&p[0..2], &p[2..7])]
+    vec![f280(&p[0..3], p[3])]
 }
 
 fn vjp_f280(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f280_grad(&p[0..2], &p[2..7]);
+    let (y, g) = f280_grad(&p[0..3], p[3]);
     (vec![y], g.flatten())
 }
 // ---- end f280 ----
 
 // ---- f281 ----
 #[differentiate]
-fn f281<T>(z: T, y: T, x: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    for &v1 in xs.iter() {
-        let t2 = (((z - xs[0]) + (T::from(0.5).unwrap() - z)) * T::from(0.4).unwrap()).tanh();
-        if (x * v1) >= T::from(-0.809).unwrap() {
-            acc /= (((y * x) - (xs[2] * y)) * T::from(0.444).unwrap()).sin() + T::from(2.0).unwrap();
+fn f281<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
+    let mut acc = T::from(0.332).unwrap() * (ys[1] * xs[3]);
+    acc /= ((-T::from(-1.551).unwrap()).min(ys[3] + acc) + acc) + T::from(4.244).unwrap();
+    for (&a1, &b2) in xs.iter().zip(xs) {
+        let l3;
+        if T::fract(xs[3]) > T::from(0.538).unwrap() {
+            let t4 = (acc * T::from(0.348).unwrap()).sin();
+            l3 = ((t4 + a1) + (-ys[2])).clamp(T::from(-1.296).unwrap(), T::from(0.656).unwrap());
         } else {
-            let s3: T = xs.iter().copied().sum::<T>();
-            acc = ((acc + T::tanh(s3 * T::from(0.444).unwrap())) * T::from(0.363).unwrap()).sin();
+            l3 = (b2 + xs[3]).tanh() - (T::asinh(xs[1]) * T::atan((a1 + T::from(2.25).unwrap()).powf(b2) * T::from(0.178).unwrap()));
         }
-        acc = ((acc - (if (y - y) <= T::from(0.473).unwrap() { v1.atan2(-(T::from(0.708).unwrap() + T::from(1.708).unwrap())) } else { xs[1] + t2 })) * T::from(0.261).unwrap()).tanh();
+        acc += l3.cos();
+        acc /= ((if (Float::atan(l3 * T::from(0.695).unwrap()).exp() + T::from(0.75).unwrap()).hypot(a1) > a1 { a1 + ys[2] } else { (ys[0].abs() + T::from(1.0).unwrap()).log2() }) * T::from(0.666).unwrap()).sin().exp() + T::from(1.0).unwrap();
     }
-    acc - (if acc > xs[1] { x.atan() } else { T::from(-1.268).unwrap() + T::from(0.755).unwrap() })
+    acc /= Float::signum(ys[0] * Float::sin(xs[0].hypot((acc * T::from(0.348).unwrap()).atan() + T::from(2.321).unwrap()) * T::from(0.37).unwrap())) + T::from(2.5).unwrap();
+    let t5 = ys[1].trunc().floor();
+    let s6 = xs.iter().map(|&v| v.cos() + (v + v)).sum::<T>();
+    ((((acc * t5) - (s6 * T::from(0.1).unwrap()).tanh()) + (xs[1].tanh().sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.088).unwrap()).atan()
 }
 
 fn run_f281<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f281(p[0], p[1], p[2], &p[3..6])]
+    vec![f281(&p[0..5], &p[5..9])]
 }
 
 fn vjp_f281(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f281_grad(p[0], p[1], p[2], &p[3..6]);
+    let (y, g) = f281_grad(&p[0..5], &p[5..9]);
     (vec![y], g.flatten())
 }
 // ---- end f281 ----
 
 // ---- f282 ----
 #[differentiate]
-fn f282<T>(y: T, x: T) -> T
+fn f282<T>(ys: &[T], x: T, xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::atanh((Float::atan(T::hypot(y, y + T::from(2.25).unwrap()) * T::from(0.38).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap());
-    let mut t1 = y.trunc() + acc.abs();
-    acc *= ((-(y + (t1 + x))) * T::from(0.286).unwrap()).tanh();
-    acc += ((-acc) * (-acc) + T::from(0.75).unwrap()).sqrt();
-    for _ in (0..6).step_by(3) {
-        for i3 in (0..2).step_by(2) {
-            let w4 = vec![T::from(i3).unwrap().clamp(((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), Float::sin(y * T::from(1.333).unwrap()) + T::from(1.25).unwrap()); 4];
-            acc /= w4[3] * w4[3] + T::from(1.0).unwrap();
-        }
+    let mut acc = ys[0] * T::atanh(x.tanh() * T::from(0.9).unwrap());
+    let b1 = {
+        let c2 = T::fract(x);
+        c2 + ((x * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees()
+    };
+    if !(x.sin() < T::from(-0.407).unwrap()) && f244(xs, 4) <= T::from(0.777).unwrap() {
+        let t3 = (acc.sin() * T::from(0.85).unwrap()).atanh();
+        let t4 = T::asinh(t3 + xs[3]);
+        acc = (acc * T::from(-0.007).unwrap()) - t4;
+    } else {
+        acc *= (Float::sin((ys[1].abs() + T::from(0.5).unwrap()).hypot(xs[3]) * T::from(0.571).unwrap()).cosh() * T::from(1.296).unwrap()).tanh();
     }
-    t1 += T::tanh(Float::exp_m1(y) * T::from(0.446).unwrap()) * (y.exp() + T::from(0.75).unwrap()).log(y * y + T::from(2.5).unwrap());
-    let w5 = vec![T::zero(); 3];
-    (acc * (t1 * T::from(0.314).unwrap()).tanh()) - w5[2]
+    acc * b1
 }
 
 fn run_f282<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f282(p[0], p[1])]
+    vec![f282(&p[0..5], p[5], &p[6..11])]
 }
 
 fn vjp_f282(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f282_grad(p[0], p[1]);
+    let (y, g) = f282_grad(&p[0..5], p[5], &p[6..11]);
     (vec![y], g.flatten())
 }
 // ---- end f282 ----
 
 // ---- f283 ----
-#[differentiate]
-fn f283<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, x: T) -> T {
-    let mut acc = y + (xs[2] / (y.abs() + T::from(1.0).unwrap()));
-    if (xs[2] - T::from(0.126).unwrap().floor()) >= T::from(1.161).unwrap() && (xs[1] * xs[0]) < T::from(-1.106).unwrap() || x.fract() >= T::from(0.148).unwrap() {
-        for v1 in xs.iter() {
-            let (p2, q3) = f252(xs, x * T::from(-1.751).unwrap().fract());
-            for i4 in 0..5 {
-                if y >= xs[i4 % xs.len()] {
-                    let t5 = ((acc / (xs[i4 % xs.len()].abs() + T::from(0.5).unwrap())) * T::from(0.166).unwrap()).tanh().mul_add(T::floor(y), y);
-                    acc -= (t5 * T::from(0.5).unwrap()).sin() * T::from(0.2).unwrap();
-                } else {
-                    let t6 = (*v1 / (x * x + T::from(0.75).unwrap())) + xs[i4 % xs.len()];
-                    acc *= (t6 * T::from(0.571).unwrap()).sin();
-                }
-                let t7 = T::one().max(T::fract(p2));
-                acc /= t7 * t7 + T::from(1.0).unwrap();
-            }
-            acc = ((acc.round() + q3) * T::from(0.198).unwrap()).tanh();
-        }
-        acc /= (((x - T::from(0.5).unwrap()) - xs[2].exp_m1()) * T::from(0.308).unwrap()).sin().exp() + T::from(1.0).unwrap();
+#[differentiate(wrt(ys))]
+fn f283<T>(x: T, ys: &[T], y: T, n: usize, xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::atan2(xs[n % 4], (x - ys[0]) * (x - ys[0]) + T::from(1.0).unwrap());
+    let mut k1 = 0;
+    while (ys[1] > T::from(0.945).unwrap()) && k1 < 3 {
+        k1 += 1;
+        acc = Float::sin((acc.trunc() - (x - acc).atan()) * T::from(0.229).unwrap());
+        acc -= (y * T::from(1.333).unwrap()).sin();
     }
-    acc * y
+    let t2 = Float::tanh((xs[3] * (xs[n - 1] + y)) * T::from(0.444).unwrap());
+    acc - t2
 }
 
 fn run_f283<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f283(&p[0..3], p[3], p[4])]
+    vec![f283(p[0], &p[1..6], p[6], 4, &p[7..11])]
 }
 
 fn vjp_f283(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f283_grad(&p[0..3], p[3], p[4]);
+    let (y, g) = f283_grad(p[0], &p[1..6], p[6], 4, &p[7..11]);
     (vec![y], g.flatten())
 }
 // ---- end f283 ----
 
 // ---- f284 ----
 #[differentiate]
-fn f284<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = -T::asinh(x);
-    for _ in 1..5 {
-        for _ in 0..4 {
-            acc *= ((acc.abs() + T::from(1.0).unwrap()).hypot(acc + T::one()) * T::from(0.161).unwrap()).tanh();
-            let t3 = (x.abs() + T::from(1.0).unwrap()).sqrt() + (x * x);
-            acc += (t3 * T::from(0.522).unwrap()).sin() * T::from(0.25).unwrap();
+fn f284<T: Float + NumAssign + Sum + Product>(z: T, xs: &[T], y: T, x: T, ys: &[T]) -> (T, T) {
+    let mut acc = T::from(0.068).unwrap();
+    let t1 = (y * y + T::from(0.75).unwrap()).powf(z).signum();
+    if acc.is_sign_positive() {
+        let l2;
+        if x <= T::from(-0.984).unwrap() {
+            l2 = xs[3];
+        } else {
+            let s3 = (0..5).map(|i| (ys[i] * T::from(0.825).unwrap()).tanh() * T::from(i).unwrap()).sum::<T>();
+            acc -= (s3 * T::from(0.08).unwrap()).tanh();
+            l2 = Float::ceil(acc / (T::from(-0.371).unwrap().exp() + T::from(0.75).unwrap()));
         }
+        for i4 in 1..4 {
+            for (j5, &_) in xs.iter().enumerate() {
+                let t7 = (T::tanh(acc * T::from(0.491).unwrap()) * xs[xs.len() - 1 - j5]) / (Float::log10(xs[i4 % 4] * xs[i4 % 4] + T::from(0.75).unwrap()).abs() + T::from(0.5).unwrap());
+                acc /= t7 + T::from(4.5).unwrap();
+            }
+            let t8 = l2 + Float::to_radians(ys[ys.len() - 1 - i4] + ys[i4 + 1]);
+            acc += (t8 * T::from(1.288).unwrap()).tanh();
+        }
+        acc *= (z * T::from(1.333).unwrap()).tanh();
     }
-    acc
+    (acc, x - t1)
 }
 
 fn run_f284<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f284(p[0])]
+    let (a, b) = f284(p[0], &p[1..5], p[5], p[6], &p[7..12]);
+    vec![a, b]
 }
 
-fn vjp_f284(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f284_grad(p[0]);
-    (vec![y], g.flatten())
+fn vjp_f284(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f284_pullback(p[0], &p[1..5], p[5], p[6], &p[7..12]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f284 ----
 
 // ---- f285 ----
 #[differentiate]
-fn f285<T>(x: T, xs: &[T], y: T) -> (T, T)
+fn f285<T>(y: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = xs[1];
-    acc /= (((xs[0] + xs[0]) - (x * x)) * T::from(0.38).unwrap()).atan().exp() + T::from(1.0).unwrap();
-    for i1 in 0..xs.len() {
-        for (&_, &b3) in xs.iter().zip(xs) {
-            let t4 = xs[i1 % 4] + (y * b3);
-            acc -= T::sin(t4 * T::from(0.533).unwrap()) * T::from(0.25).unwrap();
+    let mut acc = (f273::<T>(1, ((y + x.sin()) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.448).unwrap()).sin();
+    for i1 in (0..4).rev().step_by(2) {
+        let mut u2 = f228(((x + T::from(i1).unwrap()) * T::from(0.363).unwrap()).atan() * T::from(0.954).unwrap(), ((x * acc) * T::from(0.444).unwrap()).tanh());
+        u2[i1 % 3] += T::powi(y.cos(), 4);
+        if acc <= T::from(1.337).unwrap() {
+            u2[i1 % 3] += ((if (acc / (acc + T::from(4.0).unwrap())) >= x { acc.min(T::from(i1).unwrap()) / (x.abs() + T::from(0.5).unwrap()) } else { acc }) * T::from(0.25).unwrap()).sin();
+            acc -= Float::atan(y.round() * T::from(0.8).unwrap()) * T::from(0.636).unwrap();
+            let t3 = T::sin(u2[0] * T::from(0.388).unwrap());
+            acc = Float::atan(((acc * T::from(-0.216).unwrap()) + t3) * T::from(1.213).unwrap()) * T::from(0.636).unwrap();
+        } else if (u2[1] / (y * y + T::from(0.75).unwrap())) >= T::from(-0.904).unwrap() {
+            if u2[i1 % 3] < T::from(1.072).unwrap() {
+                acc += ((T::floor(u2[i1 % 3]) / ((Float::tanh(u2[i1 % u2.len()] * T::from(0.482).unwrap()) + T::from(2.0).unwrap()).recip() + T::from(1.5).unwrap())) * T::from(0.194).unwrap()).sin();
+            } else if y.atan() < T::from(0.52).unwrap() {
+                acc -= Float::atan((x / ((u2[i1 % 3] * T::from(0.482).unwrap()).tanh() * (u2[i1 % 3] * T::from(0.482).unwrap()).tanh() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()) * T::from(0.636).unwrap();
+            } else {
+                acc -= (T::abs((T::cos((u2[0] * T::from(0.482).unwrap()).sin()) + T::from(2.0).unwrap()).log10()) * T::from(1.213).unwrap()).sin();
+            }
+            let t4 = T::atan(f249(((y + acc) * T::from(0.444).unwrap()).tanh(), ((y + x) * T::from(0.666).unwrap()).sin(), ((x * (acc + T::from(-0.258).unwrap())) * T::from(0.409).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.179).unwrap());
+            acc *= (t4 * T::from(1.273).unwrap()).tanh();
+        } else {
+            acc /= (f259(T::tanh((y - acc.abs()) * T::from(0.444).unwrap()), ((y * (acc + u2[i1 % 3])) * T::from(0.186).unwrap()).tanh()) * T::from(0.323).unwrap()).tanh() + T::from(2.25).unwrap();
         }
+        let w5 = u2.to_vec();
+        acc = ((T::asin((acc * T::from(0.666).unwrap()).tanh() * T::from(0.9).unwrap()) - (w5[1] * T::from(0.388).unwrap()).tanh()) * T::from(0.482).unwrap()).tanh();
     }
-    (acc, y)
+    acc + ((x.exp() + T::from(0.75).unwrap()) + T::one()).acosh()
 }
 
 fn run_f285<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f285(p[0], &p[1..5], p[5]);
-    vec![a, b]
+    vec![f285(p[0], p[1])]
 }
 
-fn vjp_f285(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f285_pullback(p[0], &p[1..5], p[5]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f285(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f285_grad(p[0], p[1]);
+    (vec![y], g.flatten())
 }
 // ---- end f285 ----
 
 // ---- f286 ----
-#[differentiate]
-fn f286<T>(xs: &[T], x: T, ys: &[T]) -> Vec<T>
+#[differentiate(wrt(xs, x, z))]
+fn f286<T>(xs: &[T], x: T, z: T, y: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = ys[2].min(T::from(0.068).unwrap() * x);
-    for &v1 in ys.iter() {
-        let t2 = x * xs[2];
-        for (&_, &b4) in xs.iter().zip(ys.iter()) {
-            if (v1 * T::from(-1.167).unwrap()).is_sign_negative() || (xs[0] / (ys[0] + T::from(2.25).unwrap())) > T::from(-0.564).unwrap() {
-                acc += (T::one() * T::from(2.0).unwrap()).tanh() * T::from(0.333).unwrap();
-            } else {
-                if ys[1].sin() < T::from(-0.192).unwrap() {
-                    acc = ((acc.asinh() - f236::<T>(Float::atan((ys[2] - (v1 + v1)) * T::from(0.444).unwrap()) * T::from(0.954).unwrap())) * T::from(0.401).unwrap()).tanh();
-                } else {
-                    let v1 = Float::asinh(v1);
-                    acc += Float::atan(v1 * T::from(1.673).unwrap()) * T::from(0.212).unwrap();
-                }
+    let mut acc = xs[0];
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        acc += (x * T::from(1.333).unwrap()).sin();
+        let mut k3 = 0;
+        loop {
+            k3 += 1;
+            acc = (((acc * T::from(0.013).unwrap()) - ((y * x) / (x.exp() + T::from(0.5).unwrap()))) * T::from(0.438).unwrap()).sin();
+            let b5 = {
+                let c6 = y;
+                ((c6 + ((z + T::from(2.0).unwrap()).log(xs[0] * xs[0] + T::from(2.5).unwrap()) + xs[1])) * T::from(0.416).unwrap()).atan()
+            };
+            let t7 = xs[2];
+            if (xs[0] < T::from(-0.261).unwrap()) || k3 >= 4 {
+                break;
             }
-            acc *= T::sin(ys[0] * T::from(1.333).unwrap());
-            let u5 = f233(((xs[0] + b4.exp_m1()) * T::from(0.334).unwrap()).sin(), ((ys[2] + (acc + xs[1])) * T::from(0.235).unwrap()).atan() * T::from(0.954).unwrap(), xs);
-            let w6 = vec![T::zero(); 5];
-            acc = (((acc * T::from(0.643).unwrap()) + (u5[2] - w6[2])) * T::from(0.331).unwrap()).tanh();
+            acc *= ((b5 + t7) * T::from(0.651).unwrap()).atan() * T::from(0.636).unwrap();
         }
-        let mut w7 = Vec::with_capacity(4);
-        for _ in 0..4 {
-            w7.push((acc * T::from(0.363).unwrap()).tanh());
+        acc = ((((acc * T::from(0.444).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * (Float::tanh((y + xs[0]) * T::from(0.666).unwrap()) * T::from(0.05).unwrap()).to_degrees()) * T::from(0.243).unwrap()).sin();
+        if ((xs[1] + T::from(1.583).unwrap()) > x) || k1 >= 3 {
+            break;
         }
-        let s9 = (0..3).map(|i| (xs[i] * T::from(0.93).unwrap()).tanh() * T::from(i).unwrap()).sum::<T>();
-        acc = T::tanh((acc * ((t2 - w7[1]) + (s9 * T::from(0.133).unwrap()).sin())) * T::from(0.085).unwrap());
     }
-    let mut out10 = vec![T::zero(); 3];
-    out10[0] += (acc * T::from(0.363).unwrap()).tanh();
-    out10[0] = (((x + x) * (x + x) + T::from(0.75).unwrap()).hypot(x.atan2(ys[3] * ys[3] + T::from(1.0).unwrap())) * T::from(0.155).unwrap()).atan();
-    out10
+    acc *= (Float::min(z * xs[1], Float::tan(z.tanh())) * T::from(0.888).unwrap()).tanh();
+    acc + Float::mul_add((y.tanh() * T::from(0.9).unwrap()).atanh(), z, xs[1] % (z * z + T::from(0.5).unwrap()))
 }
 
 fn run_f286<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f286(&p[0..3], p[3], &p[4..8])
+    vec![f286(&p[0..4], p[4], p[5], p[6])]
 }
 
-fn vjp_f286(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f286_pullback(&p[0..3], p[3], &p[4..8]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f286(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f286_grad(&p[0..4], p[4], p[5], p[6]);
+    (vec![y], g.flatten())
 }
 // ---- end f286 ----
 
 // ---- f287 ----
 #[differentiate]
-fn f287<T: Float + NumAssign + Sum + Product>(ys: &[T], z: T, xs: &[T], x: T, y: T, n: usize) -> T {
-    let mut acc = T::floor(x);
-    acc /= (((acc * T::from(n).unwrap()) * T::from(0.2).unwrap()).tanh() * ((acc * T::from(n).unwrap()) * T::from(0.2).unwrap()).tanh() + T::from(0.5).unwrap()).log10().abs() + T::from(1.5).unwrap();
-    if !(xs[3].round() < T::from(n).unwrap() || (xs[4] + y) > T::from(1.842).unwrap()) && f237(2, x * ys[n % 4].tanh()) >= T::from(0.384).unwrap() {
-        for (&_, &_) in ys.iter().zip(ys.iter()) {
-            for (&_, &_) in xs.iter().zip(xs) {
-                acc = acc.to_radians() - ys[n % 4];
+fn f287<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
+    let mut acc = ((xs[2] + T::one()) + T::from(3.25).unwrap()).log((xs[1] / (xs[0].abs() + T::from(1.0).unwrap())) * (xs[1] / (xs[0].abs() + T::from(1.0).unwrap())) + T::from(2.0).unwrap());
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        for i3 in 1..5 {
+            if (xs[xs.len() - 1 - i3] - x) > T::from(-0.236).unwrap() {
+                if acc <= x {
+                    break;
+                }
+                let s4: T = xs.iter().fold(T::sin(xs[i3 % 5] * T::from(1.333).unwrap()), |acc, &v| acc * T::from(0.629).unwrap() + (Float::atan2(v, (v * v).abs() + T::from(1.0).unwrap()) * T::from(0.636).unwrap()).tanh());
+                acc = ((acc - s4) * T::from(0.178).unwrap()).atan();
             }
-            let s5: T = (0..5).map(|i| (xs[i] * T::from(0.114).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
-            acc = (Float::sin(acc * T::from(0.307).unwrap()) + T::from(1.5).unwrap()).ln() - Float::tanh(s5 * T::from(0.08).unwrap());
         }
-        if (x * x).is_sign_positive() {
-            return x + z;
-        }
-        acc += ((if (ys[n - 1] + xs[3]) < T::from(0.462).unwrap() { xs[4].cos() } else { (acc + T::from(3.25).unwrap()).powf(y) }) * T::from(0.094).unwrap()).tanh();
-    } else if (z - xs[1]).is_sign_negative() {
-        let s6: T = xs.iter().zip(ys).map(|(a, b)| (*a - *b).sin()).sum::<T>();
-        acc = acc - (s6 * T::from(0.4).unwrap()).tanh();
-    } else {
-        if y.cosh() <= T::from(n).unwrap() {
-            return Float::asin((f231::<T>(ys, ((xs[n % 5] * (y / (y * y + T::from(0.75).unwrap()))) * T::from(0.666).unwrap()).tanh(), ((z + (T::from(n).unwrap() - xs[n % xs.len()])) * T::from(0.285).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(1.099).unwrap()).tanh() * T::from(0.9).unwrap());
+        acc *= Float::to_radians(xs[1]);
+        if ((acc.abs() + T::from(0.5).unwrap()).sqrt() <= T::from(-0.195).unwrap() || (x + x).is_sign_positive()) || k1 >= 5 {
+            break;
         }
     }
-    acc
+    acc + x
 }
 
 fn run_f287<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f287(&p[0..4], p[4], &p[5..10], p[10], p[11], 2)]
+    vec![f287(&p[0..5], p[5])]
 }
 
 fn vjp_f287(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f287_grad(&p[0..4], p[4], &p[5..10], p[10], p[11], 2);
+    let (y, g) = f287_grad(&p[0..5], p[5]);
     (vec![y], g.flatten())
 }
 // ---- end f287 ----
 
 // ---- f288 ----
 #[differentiate]
-fn f288<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::atan(((xs[1] * xs[1] + T::from(0.75).unwrap()).powf(xs[1]) - xs[0]) * T::from(0.21).unwrap());
-    acc -= T::from(-0.132).unwrap();
-    let s1: T = xs.iter().map(|v| *v).sum::<T>();
-    acc = (acc * T::from(0.495).unwrap()) + T::recip(s1 * s1 + T::from(0.5).unwrap());
-    let s2 = xs.iter().copied().product::<T>();
-    acc /= ((T::exp((s1 * T::from(0.666).unwrap()).tanh()) + (s1 / (s2 + T::from(2.75).unwrap()))) * T::from(0.229).unwrap()).sin().exp() + T::from(1.5).unwrap();
-    acc - ((s1 * T::from(0.666).unwrap()).sin().exp() + T::from(1.0).unwrap()).log(f251::<T>(((xs[1] - xs[0]) * T::from(0.666).unwrap()).tanh()).exp() + T::from(2.25).unwrap())
+fn f288<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
+    let mut acc = xs[0];
+    acc /= ((xs[1] - (acc + xs[0])) * T::from(0.444).unwrap()).sin() * ((xs[1] - (acc + xs[0])) * T::from(0.444).unwrap()).sin() + T::from(1.25).unwrap();
+    let s1: T = xs.iter().copied().sum::<T>();
+    for i2 in 1..3 {
+        let l3;
+        if f259(Float::atan((xs[i2 % 2] + T::from(i2).unwrap()) * T::from(0.444).unwrap()) * T::from(0.954).unwrap(), T::tanh((xs[0] * (s1 - acc)) * T::from(0.205).unwrap())) <= T::from(-1.515).unwrap() {
+            acc *= ((s1 * xs[i2 % 2]).atan() * T::from(1.273).unwrap()).atan() * T::from(0.636).unwrap();
+            l3 = (((((acc * T::from(0.571).unwrap()).sin() * T::from(0.9).unwrap()).atanh() + (-xs[i2 % xs.len()])) + (acc.abs() + T::from(1.0).unwrap()).log10().min(s1 / (T::from(-1.765).unwrap() * T::from(-1.765).unwrap() + T::from(0.5).unwrap()))) * T::from(0.222).unwrap()).tanh();
+        } else {
+            if (acc + (T::from(i2).unwrap() + T::from(i2).unwrap())) >= s1 {
+                continue;
+            }
+            l3 = (xs[i2 % xs.len()] / ((T::min(xs[i2 % 2], s1) * T::from(0.666).unwrap()).atan().exp() + T::from(0.75).unwrap())) + xs[i2 % xs.len()];
+        }
+        let s4: T = xs.iter().copied().sum::<T>();
+        acc = Float::sin(((acc * T::from(-0.442).unwrap()) + s4) * T::from(0.439).unwrap());
+        acc *= T::sin(Float::sqrt(xs[i2 % xs.len()] * xs[i2 % xs.len()] + T::from(0.75).unwrap()) * T::from(1.154).unwrap());
+        acc = Float::tanh(((acc * T::from(-0.426).unwrap()) + l3) * T::from(0.4).unwrap());
+    }
+    acc
 }
 
 fn run_f288<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
@@ -9248,573 +9320,618 @@ fn vjp_f288(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 
 // ---- f289 ----
 #[differentiate]
-fn f289<T>(xs: &[T], x: T, ys: &[T]) -> T
+fn f289<T>(xs: &[T], ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    acc += (Float::tanh((x + ys[0]) * T::from(0.666).unwrap()) * T::from(0.05).unwrap()).to_degrees();
+    let mut acc = ((f243(((xs[1] * (xs[2] * xs[2] + T::from(0.75).unwrap()).log2()) * T::from(0.809).unwrap()).sin(), ((xs[2] * (xs[0] - xs[2])) * T::from(0.444).unwrap()).tanh(), ((ys[0] + (xs[0] / (xs[2] * xs[2] + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), 2) / (ys[3].abs() + T::from(1.0).unwrap())) * T::from(0.207).unwrap()).sin();
+    acc -= ys[1];
     for i1 in 0..3 {
-        let s2 = xs.iter().map(|v| Float::cos(*v)).sum::<T>();
-        if !((T::from(i1).unwrap() * (acc * T::from(0.271).unwrap()).atan()).is_sign_positive()) && (ys[i1 % 2] * (acc * T::from(0.271).unwrap()).tanh()) < T::from(0.819).unwrap() {
+        for _ in 1..3 {
+            acc /= f252(4, ys) * f252(4, ys) + T::from(1.5).unwrap();
+        }
+        if ys[i1 + 1] > T::from(0.915).unwrap() {
             break;
         }
-        acc += (s2 * T::from(1.0).unwrap()).tanh();
     }
-    acc
+    let t3 = ((acc * acc + T::from(1.0).unwrap()).hypot(acc) * T::from(0.205).unwrap()).tanh();
+    acc = ((acc + (t3.atan2(-(T::from(1.453).unwrap() + T::from(1.953).unwrap())) + acc)) * T::from(0.245).unwrap()).sin();
+    acc + T::trunc((ys[1].exp() + T::from(1.0).unwrap()).cbrt())
 }
 
 fn run_f289<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f289(&p[0..2], p[2], &p[3..5])]
+    vec![f289(&p[0..3], &p[3..7])]
 }
 
 fn vjp_f289(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f289_grad(&p[0..2], p[2], &p[3..5]);
+    let (y, g) = f289_grad(&p[0..3], &p[3..7]);
     (vec![y], g.flatten())
 }
 // ---- end f289 ----
 
 // ---- f290 ----
 #[differentiate]
-fn f290<T: Float + NumAssign + Sum + Product>(ys: &[T], n: usize, x: T, y: T, xs: &[T]) -> T {
-    let mut acc = y;
-    acc = acc.fract() - xs[2];
-    if Float::atan(y) > x {
-        let w1 = vec![ys[n % 2], Float::mul_add(y, xs[n % 5], ys[0])];
-        acc = acc + T::from(0.5).unwrap();
-        acc = ((acc + w1[1]) * T::from(0.296).unwrap()).tanh();
-    }
-    let mut k2 = 0;
-    let r3 = loop {
-        k2 += 1;
-        acc += T::tanh(Float::signum(T::from(n).unwrap()).hypot((xs[n - 1] - ys[n % ys.len()]) * (xs[n - 1] - ys[n % ys.len()]) + T::from(0.5).unwrap()) * T::from(0.19).unwrap());
-        if k2 >= 2 || (xs[4].is_sign_negative()) {
-            break (xs[0].max(f288(ys)) * T::from(0.422).unwrap()).atan();
+fn f290<T>(y: T, xs: &[T], x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = -T::from(-0.801).unwrap().atan();
+    let mut k1 = 0;
+    while ((-(xs[2] + T::from(2.5).unwrap())).cbrt() < T::from(0.5).unwrap()) && k1 < 1 {
+        k1 += 1;
+        if (y - T::from(0.427).unwrap()) >= T::from(-0.163).unwrap() {
+            let t2 = x.abs() + x;
+            acc += (((Float::fract(xs[1]).exp() + T::from(0.5).unwrap()) + T::one()).acosh() * T::from(0.944).unwrap()).tanh();
+            for _ in xs.iter().copied() {
+                acc = Float::tanh(((acc * T::from(-0.808).unwrap()) * xs[1]) * T::from(0.641).unwrap());
+            }
+            acc *= (t2 * T::from(0.666).unwrap()).tanh();
+        } else {
+            acc -= ((acc * (y + xs[1])) * T::from(0.259).unwrap()).sin();
         }
-    };
-    acc + r3
+        let t4 = T::from(1.167).unwrap() - y.sin();
+        acc = ((acc * t4) * T::from(0.359).unwrap()).atan();
+    }
+    acc
 }
 
 fn run_f290<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f290(&p[0..2], 2, p[2], p[3], &p[4..9])]
+    vec![f290(p[0], &p[1..4], p[4])]
 }
 
 fn vjp_f290(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f290_grad(&p[0..2], 2, p[2], p[3], &p[4..9]);
+    let (y, g) = f290_grad(p[0], &p[1..4], p[4]);
     (vec![y], g.flatten())
 }
 // ---- end f290 ----
 
 // ---- f291 ----
 #[differentiate]
-fn f291<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, y: T) -> T {
-    let mut acc = (((x + x) / (x * x + T::from(0.5).unwrap())) * T::from(0.333).unwrap()).sin();
-    let mut w1 = vec![x.cosh(); 4];
-    w1[0] += xs[0].signum().atan2(Float::tanh(T::hypot(T::from(-1.748).unwrap().exp() + T::from(0.5).unwrap(), x) * T::from(0.258).unwrap()) + T::from(1.75).unwrap());
-    acc = acc - (if T::log10(x * x + T::from(1.0).unwrap()).is_sign_positive() { y } else { T::from(-0.678).unwrap().min(acc) });
-    let mut k2 = 0;
-    while (xs[1] > w1[2] && w1[1].is_sign_negative()) && k2 < 3 {
-        k2 += 1;
-        acc -= (Float::log10(y.exp() + T::from(0.75).unwrap()) + T::from(3.483).unwrap()).recip();
+fn f291<T>(xs: &[T], n: usize) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((xs[0] - xs[1].exp_m1()) * T::from(0.334).unwrap()).tanh();
+    for i1 in 0..5 {
+        for (&_, &_) in xs.iter().zip(xs.iter()) {
+            let t4 = xs[i1 % 2];
+            acc = T::atan(((acc * T::from(0.333).unwrap()).tanh().cos() - t4) * T::from(0.8).unwrap()) * T::from(0.636).unwrap();
+        }
+        let s5: T = xs.iter().fold(T::from(-0.566).unwrap(), |acc, &v| acc * T::from(0.533).unwrap() + (v * T::from(1.333).unwrap()).tanh());
+        acc = ((acc + s5) * T::from(0.218).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    w1.swap(0, 2);
-    acc /= (((acc.abs() + T::from(1.0).unwrap()).sqrt() - Float::powf(x.exp() + T::from(0.5).unwrap(), (acc * T::from(0.363).unwrap()).sin())) * T::from(0.159).unwrap()).sin() + T::from(2.25).unwrap();
-    acc = ((acc - f284(((y * (y + acc)) * T::from(0.19).unwrap()).sin())) * T::from(0.187).unwrap()).tanh();
-    acc
+    acc + T::from(n).unwrap()
 }
 
 fn run_f291<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f291(&p[0..4], p[4], p[5])]
+    vec![f291(&p[0..2], 2)]
 }
 
 fn vjp_f291(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f291_grad(&p[0..4], p[4], p[5]);
+    let (y, g) = f291_grad(&p[0..2], 2);
     (vec![y], g.flatten())
 }
 // ---- end f291 ----
 
 // ---- f292 ----
-#[differentiate]
-fn f292<T>(xs: &[T]) -> T
+#[differentiate(wrt(xs, ys))]
+fn f292<T>(xs: &[T], ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = xs[0];
-    for _ in 0..5 {
-        acc += (((((acc + acc) * T::from(0.153).unwrap()).atan() * T::powi(T::from(-1.034).unwrap().exp() + T::from(1.0).unwrap(), -2)) * (Float::tanh(acc * T::from(0.307).unwrap()) * (acc * T::from(0.307).unwrap()).sin().sinh())) * T::from(0.825).unwrap()).tanh();
-    }
-    let mut k2 = 0;
-    let r3 = loop {
-        k2 += 1;
-        acc *= ((f236(((xs[1] * (xs[2] * xs[2] + T::from(0.75).unwrap()).log2()) * T::from(0.809).unwrap()).sin()) / (acc.abs() + T::from(0.5).unwrap())) * T::from(0.388).unwrap()).tanh();
-        if k2 >= 4 || (acc <= T::from(-0.184).unwrap()) {
-            break Float::round(xs[0]) + xs[2].asinh();
+    let mut acc = Float::cos(xs[2]);
+    acc = (acc * T::from(0.766).unwrap()) * (acc - (acc.abs() + T::from(1.0).unwrap()).sqrt());
+    let t1 = ys[0];
+    for i2 in (0..4).rev().step_by(3) {
+        acc /= Float::ln(((ys[0] - acc) * T::from(0.373).unwrap()).tanh().exp() + T::from(0.75).unwrap()).abs() + T::from(1.25).unwrap();
+        for _ in 1..3 {
+            acc = ((acc + t1) * T::from(0.373).unwrap()).sin();
         }
-    };
-    if acc >= T::from(-1.152).unwrap() || (xs[2] + xs[0]) <= T::from(-0.53).unwrap() {
-        return (((r3 + xs[2]) - (acc / (T::from(-1.097).unwrap() + T::from(1.847).unwrap()))) * T::from(0.144).unwrap()).atan();
+        let t4 = (((T::min(acc, ys[i2 + 1]) * T::from(0.519).unwrap()).tanh().exp() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p().cosh();
+        acc -= Float::atan(((((t4 * T::from(0.852).unwrap()).tanh().exp() + T::from(1.0).unwrap()) + T::one()).acosh() / (((t4 - acc) * T::from(0.322).unwrap()).sin().exp() + T::from(1.0).unwrap())) * T::from(0.895).unwrap()) * T::from(0.636).unwrap();
     }
-    let t4 = (xs[1] * xs[1] + T::from(1.0).unwrap()).cbrt();
-    (acc * t4) + r3.to_radians().sin()
+    acc
 }
 
 fn run_f292<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f292(&p[0..3])]
+    vec![f292(&p[0..5], &p[5..10])]
 }
 
 fn vjp_f292(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f292_grad(&p[0..3]);
+    let (y, g) = f292_grad(&p[0..5], &p[5..10]);
     (vec![y], g.flatten())
 }
 // ---- end f292 ----
 
 // ---- f293 ----
 #[differentiate]
-fn f293<T>(x: T) -> T
+fn f293<T>(x: T, xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::sin(f284(((x + (x + x)) * T::from(0.444).unwrap()).tanh()) * T::from(0.385).unwrap());
-    if (acc + T::from(-1.77).unwrap().exp_m1()) > T::from(1.075).unwrap() {
-        for _ in 1..2 {
-            acc = (((acc * T::from(-0.776).unwrap()) * T::sin(Float::mul_add(T::from(-0.801).unwrap(), x, acc) * T::from(0.624).unwrap()).cosh()) * T::from(0.835).unwrap()).tanh();
+    let mut acc = (Float::exp_m1(x).floor() * T::from(0.364).unwrap()).atan();
+    let (p1, q2) = f255(4, xs);
+    acc = (((acc.tanh() * T::from(0.9).unwrap()).asin() * (((x * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).tanh().sinh()) * T::from(0.412).unwrap()).atan();
+    if p1.is_sign_positive() {
+        acc /= Float::atan(q2 * T::from(0.279).unwrap()) * Float::atan(q2 * T::from(0.279).unwrap()) + T::from(1.0).unwrap();
+        for _ in (0..3).step_by(2) {
+            let s4 = xs.iter().copied().sum::<T>();
+            acc += Float::tanh(s4 * T::from(0.333).unwrap());
         }
-        acc = (acc.abs() + T::from(0.5).unwrap()).log10() + (Float::exp(T::from(-1.649).unwrap()) * T::from(0.384).unwrap()).tanh().mul_add(acc, (acc.abs() + T::from(0.75).unwrap()).ln());
     } else {
-        let t2 = Float::signum(x.fract());
-        if acc > T::from(0.351).unwrap() {
-            for _ in (0..3).rev() {
-                acc *= Float::atan((acc * T::from(0.5).unwrap()).atan().exp_m1() * T::from(0.415).unwrap()) * T::from(0.636).unwrap();
-            }
-        }
-        acc = acc + t2;
+        let t5 = Float::atan(p1 * T::from(0.279).unwrap());
+        acc *= (t5 * T::from(1.273).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    acc + acc.max(T::abs(x))
+    acc * T::fract(p1).abs()
 }
 
 fn run_f293<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f293(p[0])]
+    vec![f293(p[0], &p[1..5])]
 }
 
 fn vjp_f293(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f293_grad(p[0]);
+    let (y, g) = f293_grad(p[0], &p[1..5]);
     (vec![y], g.flatten())
 }
 // ---- end f293 ----
 
 // ---- f294 ----
 #[differentiate]
-fn f294<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let mut acc = ys[2] / ((T::from(0.5).unwrap() - ys[3]) * (T::from(0.5).unwrap() - ys[3]) + T::from(1.0).unwrap());
-    for _ in 1..3 {
-        acc *= Float::sin(acc * T::from(0.571).unwrap());
+fn f294<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> (T, T) {
+    let mut acc = xs[2];
+    let s1 = ys.iter().map(|&v| v).sum::<T>();
+    for (&a2, &b3) in ys.iter().zip(xs) {
+        for v4 in ys.iter() {
+            acc += (*v4 * T::from(1.333).unwrap()).sin() * T::from(0.2).unwrap();
+            acc *= (acc * T::from(0.307).unwrap()).tanh();
+        }
+        let t5 = a2;
+        let (p6, q7) = f284(((ys[4] * b3) * T::from(0.888).unwrap()).sin(), xs, ((ys[0] * (xs[1] * b3)) * T::from(0.592).unwrap()).tanh(), ((ys[1] - b3.cos()) * T::from(0.8).unwrap()).sin(), ys);
+        acc = T::tanh(((acc * T::from(-0.227).unwrap()) * ys[0]) * T::from(0.903).unwrap());
+        acc = ((acc + ((t5 + Float::atan(p6 * T::from(0.491).unwrap())) * T::sin(q7 * T::from(0.491).unwrap()))) * T::from(0.208).unwrap()).tanh();
     }
-    for (&_, &_) in ys.iter().zip(ys.iter()) {
-        let w4 = vec![xs[2]; 4];
-        acc = ((acc - w4[2]) * T::from(0.25).unwrap()).tanh();
-    }
-    acc * xs[3]
+    (acc, (xs[1] * xs[1] + T::from(0.75).unwrap()).powf(((acc / (xs[1].abs() + T::from(1.0).unwrap())) * T::from(0.307).unwrap()).tanh()) + (s1 * T::from(0.266).unwrap()).atan())
 }
 
 fn run_f294<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f294(&p[0..4], &p[4..9])]
+    let (a, b) = f294(&p[0..5], &p[5..9]);
+    vec![a, b]
 }
 
-fn vjp_f294(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f294_grad(&p[0..4], &p[4..9]);
-    (vec![y], g.flatten())
+fn vjp_f294(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f294_pullback(&p[0..5], &p[5..9]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f294 ----
 
 // ---- f295 ----
-#[differentiate]
-fn f295<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], x: T, y: T) -> T {
-    let mut acc = ((-x).abs() + T::from(1.0).unwrap()).powf(ys[0]);
-    for _ in 0..ys.len() {
-        let (b2, b3) = (T::from(-0.708).unwrap(), Float::sin((f254(((y + T::from(-1.421).unwrap()) * T::from(0.684).unwrap()).tanh()) * x) * T::from(0.397).unwrap()));
-        if b2.is_sign_negative() {
-            break;
+#[differentiate(wrt(ys, xs, y, z, x))]
+fn f295<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], y: T, z: T, x: T) -> T {
+    let mut acc = (xs[0] / (y + T::from(2.0).unwrap())) + f263(xs, ys);
+    for i1 in 0..4 {
+        if (x * xs[i1 % xs.len()]) >= T::from(-1.501).unwrap() {
+            return (xs[i1 % 3].cosh() % ((((acc * T::from(0.25).unwrap()).sin().exp() + T::from(0.5).unwrap()) + T::one()).acosh().abs() + T::from(0.5).unwrap())) + T::from(-0.425).unwrap();
         }
-        acc *= b3;
-    }
-    let w4 = vec![T::zero(); 2];
-    acc = acc * (-(w4[1].abs() + T::from(1.0).unwrap()).log10());
-    if Float::atan2(T::from(0.831).unwrap(), w4[0].abs() + T::from(0.5).unwrap()).is_sign_negative() {
-        let mut k5 = 0;
-        while k5 < 5 && ((w4[1] / (acc + T::from(0.5).unwrap())).is_sign_negative()) {
-            k5 += 1;
-            acc /= xs[2].trunc().abs() + T::from(1.0).unwrap();
+        for _ in 0..4 {
+            acc /= (if Float::recip(x.abs() + T::from(0.75).unwrap()) > T::from(-0.223).unwrap() { T::from(-1.489).unwrap().clamp(((acc * T::from(0.25).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), Float::tanh(T::from(i1).unwrap() * T::from(0.5).unwrap()) + T::from(1.25).unwrap()) } else { (x.exp() + T::from(0.5).unwrap()).log10() }).abs() + T::from(1.25).unwrap();
+            let t3 = (x / (ys[i1].exp() + T::from(1.0).unwrap())) * z;
+            acc += (t3 * T::from(0.888).unwrap()).tanh() * T::from(0.25).unwrap();
         }
-    } else if T::acos(w4[0].sin() * T::from(0.85).unwrap()) > x {
-        acc /= w4[1].round().abs() + T::from(1.5).unwrap();
-    } else {
-        acc -= (w4[0].abs() + T::from(0.75).unwrap()).powf(Float::fract(y - acc));
+        let t4 = xs[i1 % xs.len()];
+        acc = ((acc + (xs[i1 % 3].hypot(xs[i1 % 3] * xs[i1 % 3] + T::from(0.75).unwrap()).abs() + T::from(1.0).unwrap()).log10()) * T::from(0.189).unwrap()).tanh();
+        acc = (acc * T::from(0.25).unwrap()).sin().sinh() - t4;
     }
     acc
 }
 
 fn run_f295<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f295(&p[0..4], &p[4..7], p[7], p[8])]
+    vec![f295(&p[0..4], &p[4..7], p[7], p[8], p[9])]
 }
 
 fn vjp_f295(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f295_grad(&p[0..4], &p[4..7], p[7], p[8]);
+    let (y, g) = f295_grad(&p[0..4], &p[4..7], p[7], p[8], p[9]);
     (vec![y], g.flatten())
 }
 // ---- end f295 ----
 
 // ---- f296 ----
 #[differentiate]
-fn f296<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
-    let mut acc = xs[1] - x;
-    acc = (((acc.tanh() * T::from(0.9).unwrap()).asin() * (((x * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).tanh().sinh()) * T::from(0.412).unwrap()).atan();
-    if x.is_sign_positive() {
-        acc /= acc * acc + T::from(1.0).unwrap();
-        acc *= T::tanh(x * T::from(1.333).unwrap());
-    } else {
-        for (j1, &v2) in xs.iter().enumerate() {
-            if v2 <= T::from(0.036).unwrap() {
-                if (xs[0] + v2) >= T::from(-1.41).unwrap() {
-                    continue;
-                }
-                for _ in 1..2 {
-                    let (p4, q5) = f242(T::tanh((xs[j1 % xs.len()] + (v2 + xs[1])) * T::from(0.444).unwrap()), ((xs[2] + (x * v2)) * T::from(0.533).unwrap()).tanh(), xs, ((xs[1] + (xs[j1] / (xs[1].exp() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).tanh());
-                    acc *= Float::atan(((p4 * T::from(0.359).unwrap()).tanh() + (q5 * T::from(0.359).unwrap()).sin()) * T::from(1.0).unwrap()) * T::from(0.636).unwrap();
-                }
-                let t6 = T::from(j1).unwrap().trunc();
-                acc += (t6 * T::from(0.5).unwrap()).sin();
-            }
-            acc *= (xs[j1 % xs.len()] * T::from(1.333).unwrap()).tanh();
+fn f296<T: Float + NumAssign + Sum + Product>(n: usize, y: T, x: T) -> T {
+    let mut acc = (y + T::from(0.5).unwrap()) * ((T::from(n).unwrap() * y) * T::from(0.333).unwrap()).tanh();
+    acc /= T::log((acc % (x.exp() + T::from(0.5).unwrap())).exp() + T::from(0.75).unwrap(), f264(Float::tanh((y + T::from(-1.493).unwrap()) * T::from(0.668).unwrap()), ((x - y) * T::from(0.666).unwrap()).tanh(), 3) + T::from(3.571).unwrap()) + T::from(4.275).unwrap();
+    let mut k1 = 0;
+    while (x.sinh() >= y) && k1 < 5 {
+        k1 += 1;
+        let l2;
+        if Float::mul_add(y, x, x).is_sign_positive() {
+            l2 = (acc + (acc - acc)).asinh();
+        } else {
+            acc /= ((T::trunc(T::from(n).unwrap()) + x) * T::from(0.307).unwrap()).atan() + T::from(3.071).unwrap();
+            l2 = ((x + T::from(n).unwrap()) * T::from(0.363).unwrap()).atan();
         }
+        acc = ((acc.floor() - l2) * T::from(0.17).unwrap()).atan();
     }
-    acc + ((xs[2] + xs[2]) + ((acc * T::from(0.437).unwrap()).atan() + T::from(2.571).unwrap()).log2())
+    let w3 = vec![T::zero(); 4];
+    acc = (((acc * T::from(-0.657).unwrap()) + (f241(((x + (y - x)) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), n) + f249::<T>(((x + w3[n % 4].cos()) * T::from(0.8).unwrap()).tanh(), ((y - x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((y - T::from(n).unwrap()) * T::from(0.363).unwrap()).tanh()))) * T::from(0.129).unwrap()).tanh();
+    let t4 = T::from(n).unwrap();
+    (acc - t4) - y.trunc().max(T::from(-1.766).unwrap() + acc)
 }
 
 fn run_f296<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f296(&p[0..3], p[3])]
+    vec![f296(1, p[0], p[1])]
 }
 
 fn vjp_f296(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f296_grad(&p[0..3], p[3]);
+    let (y, g) = f296_grad(1, p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f296 ----
 
 // ---- f297 ----
 #[differentiate]
-fn f297<T>(ys: &[T], x: T, y: T, xs: &[T], z: T, n: usize) -> Vec<T>
+fn f297<T>(xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = ((ys[1] + T::from(2.0).unwrap()).log2().exp() + T::from(1.0).unwrap()).log(ys[n % 4].min(xs[n % xs.len()]).abs() + T::from(2.25).unwrap());
-    if acc < T::from(1.728).unwrap() {
-        acc = Float::tanh(((acc * T::from(-0.824).unwrap()) * ((T::from(n).unwrap() * T::from(n).unwrap() + T::from(1.0).unwrap()).log2() - T::cos(ys[2]))) * T::from(0.158).unwrap());
-        let s1 = xs.iter().copied().product::<T>();
-        let w2 = vec![((T::atan(x * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).atanh(), z, x + T::from(-0.425).unwrap()];
-        acc *= ((s1 * w2[2]) * T::from(0.307).unwrap()).tanh();
+    let mut acc = xs[1];
+    let t1 = (xs[1].sin() * T::from(0.85).unwrap()).atanh() + T::atanh(xs[0].tanh() * T::from(0.9).unwrap());
+    acc = acc - acc;
+    let mut k2 = 0;
+    while ((xs[1] * xs[0]).is_sign_negative()) && k2 < 2 {
+        k2 += 1;
+        let w3 = vec![(T::sin(acc * T::from(0.4).unwrap()) + T::from(1.5).unwrap()).sqrt(), xs[1]];
+        acc -= (w3[1] * T::from(1.264).unwrap()).tanh();
     }
-    let mut out3 = vec![T::zero(); 3];
-    out3[0] += acc;
-    out3[1] = y;
-    out3[2] = Float::cos(T::tanh(acc * T::from(0.685).unwrap()).exp_m1());
-    out3
+    let t4 = T::one();
+    let t5 = T::from(0.5).unwrap();
+    T::atan((((acc * t1) + t4) + t5) * T::from(0.123).unwrap())
 }
 
 fn run_f297<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f297(&p[0..4], p[4], p[5], &p[6..9], p[9], 1)
+    vec![f297(&p[0..2])]
 }
 
-fn vjp_f297(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f297_pullback(&p[0..4], p[4], p[5], &p[6..9], p[9], 1);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f297(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f297_grad(&p[0..2]);
+    (vec![y], g.flatten())
 }
 // ---- end f297 ----
 
 // ---- f298 ----
 #[differentiate]
-fn f298<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], x: T) -> T {
-    let mut acc = Float::sin(((xs[n % 4] - xs[n % xs.len()]) - (x + x)) * T::from(0.333).unwrap());
-    if acc <= T::from(-0.559).unwrap() || f293(xs[n % xs.len()] * acc) >= T::from(1.929).unwrap() && (acc + T::from(1.5).unwrap()).hypot(x) > T::from(1.432).unwrap() {
-        let s1: T = xs.iter().fold(acc, |acc, &v| acc * T::from(0.4).unwrap() + (Float::sin((v + v) * T::from(0.666).unwrap()).sinh() * T::from(1.296).unwrap()).sin());
-        acc /= s1 + T::from(3.917).unwrap();
+fn f298<T>(xs: &[T], n: usize) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((xs[n % 2] * T::from(n).unwrap()) * T::from(0.333).unwrap()).tanh() * xs[n % xs.len()];
+    acc = acc * xs[0];
+    let mut k1 = 0;
+    while (acc >= T::from(-0.867).unwrap() || (xs[n % 2] - acc) < T::from(-1.628).unwrap()) && k1 < 4 {
+        k1 += 1;
+        let mut w2 = Vec::with_capacity(2);
+        for _ in 0..2 {
+            w2.push(xs[1]);
+        }
+        acc *= (w2[0] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    for (_, &_) in xs.iter().enumerate() {
-        acc = ((acc - T::from(n).unwrap()) * T::from(0.222).unwrap()).tanh();
+    let u4 = f275(xs);
+    let w5 = vec![T::zero(); 5];
+    if Float::atanh(acc.sin() * T::from(0.85).unwrap()) < T::from(0.571).unwrap() {
+        let w6 = w5.to_vec();
+        let w7 = vec![T::from(1.519).unwrap(); 3];
+        acc += w6[0] * w7[2];
+    } else {
+        acc -= T::acosh((T::atan((acc.sin() - (acc.abs() + T::from(0.5).unwrap()).powf((acc * T::from(0.888).unwrap()).sin())) * T::from(0.307).unwrap()) + T::from(2.571).unwrap()) + T::one());
     }
-    for i4 in (0..2).rev() {
-        acc += (f240(T::tanh((x * (xs[i4] + xs[i4 % xs.len()])) * T::from(0.444).unwrap()), ((xs[i4 + 1] - T::from(-1.493).unwrap()) * T::from(0.668).unwrap()).sin(), xs, T::sin((xs[n % 4] * (-acc)) * T::from(0.444).unwrap())) * T::from(0.443).unwrap()).atan() * T::from(0.636).unwrap();
-    }
-    acc -= x;
-    acc /= (-acc).signum().exp() + T::from(1.0).unwrap();
-    acc - (((x + T::from(2.0).unwrap()) + T::one()).acosh() + (x * xs[n % 4]))
+    acc + u4[3]
 }
 
 fn run_f298<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f298(1, &p[0..4], p[4])]
+    vec![f298(&p[0..2], 4)]
 }
 
 fn vjp_f298(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f298_grad(1, &p[0..4], p[4]);
+    let (y, g) = f298_grad(&p[0..2], 4);
     (vec![y], g.flatten())
 }
 // ---- end f298 ----
 
 // ---- f299 ----
 #[differentiate]
-fn f299<T>(x: T) -> T
+fn f299<T>(y: T, x: T, z: T) -> Vec<T>
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x.atan2(x + T::from(2.5).unwrap()).clamp((x * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), ((T::from(1.163).unwrap() * T::from(1.719).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap());
-    for i1 in 1..=4 {
-        acc /= (T::from(i1).unwrap().tanh() * f254::<T>(((x + (acc - acc)) * T::from(0.142).unwrap()).atan() * T::from(0.954).unwrap())).abs() + T::from(1.5).unwrap();
-    }
-    let (b2, b3) = (((f251::<T>(((x + acc.exp()) * T::from(0.182).unwrap()).tanh()) - f284(((x + T::from(0.299).unwrap()) * T::from(1.111).unwrap()).tanh())) * T::from(0.322).unwrap()).sin(), x);
-    let t4 = T::from(0.5).unwrap();
-    acc *= ((if (x / (b3 + T::from(2.25).unwrap())) <= x { T::from(1.813).unwrap() / (acc + T::from(3.25).unwrap()) } else { acc }) * T::from(0.888).unwrap()).atan() * T::from(0.636).unwrap();
-    if t4 >= x {
-        let t5 = (((b3.tanh() * T::from(0.9).unwrap()).asin() * T::from(0.636).unwrap()).sin() * T::from(0.9).unwrap()).atanh();
-        acc += T::log((-t4).abs() + T::from(0.75).unwrap(), (acc + b3).abs() + T::from(2.5).unwrap()).sinh();
-        acc /= t5.abs() + T::from(1.0).unwrap();
+    let mut acc = y;
+    if (y + T::from(1.718).unwrap()) > T::from(-1.414).unwrap() {
+        let mut k1 = 0;
+        loop {
+            k1 += 1;
+            let l3;
+            if (x + acc) < T::from(-1.133).unwrap() {
+                acc /= (((z - acc) + z.trunc()) * T::from(0.19).unwrap()).tanh() * (((z - acc) + z.trunc()) * T::from(0.19).unwrap()).tanh() + T::from(1.0).unwrap();
+                l3 = Float::sin(((if acc <= z { x * T::tanh(acc * T::from(0.307).unwrap()) } else { x - y }) * ((y - x) * T::from(0.666).unwrap()).tanh().sinh()) * T::from(0.432).unwrap());
+            } else {
+                let t4 = Float::ln_1p(((y / (Float::tanh(acc * T::from(0.307).unwrap()).exp() + T::from(0.5).unwrap())) + T::from(3.25).unwrap()) - T::from(0.75).unwrap()) + z;
+                acc = ((acc - t4) * T::from(0.2).unwrap()).sin();
+                l3 = (-(y.exp() + T::from(0.5).unwrap())).cbrt();
+            }
+            if (x.is_sign_positive()) || k1 >= 5 {
+                break;
+            }
+            acc *= (l3 * T::from(1.171).unwrap()).atan() * T::from(0.636).unwrap();
+        }
+        let t5 = x + (T::from(0.541).unwrap() - z);
+        acc *= (t5 * T::from(0.564).unwrap()).sin();
+    } else if (x.abs() + T::from(1.0).unwrap()).log(x.exp() + T::from(2.5).unwrap()).is_sign_negative() {
+        acc /= (((acc + T::from(1.476).unwrap()).clamp(T::to_radians(acc) - T::from(1.25).unwrap(), (y * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap()) - (((T::one().exp() + T::from(0.5).unwrap()) + T::one()).acosh() * x)) * T::from(0.368).unwrap()).tanh().exp() + T::from(1.25).unwrap();
     } else {
-        let t6 = Float::trunc(x / (x.abs() + T::from(0.75).unwrap()));
-        acc += t6;
+        let t6 = ((T::from(-0.809).unwrap() * acc) * Float::asin(((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap())).mul_add(T::from(0.5).unwrap(), (acc.asinh().exp() + T::from(0.5).unwrap()).recip());
+        acc = (acc * T::from(-0.571).unwrap()) * t6;
     }
-    acc + b2
+    let mut out7 = vec![T::from(0.239).unwrap(); 3];
+    out7[0] += acc;
+    out7[0] = ((if f264(((z + (z / (T::from(1.916).unwrap() * T::from(1.916).unwrap() + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).sin(), ((x + (T::from(0.5).unwrap() / (x + T::from(2.5).unwrap()))) * T::from(1.0).unwrap()).tanh(), 4) < T::from(-0.612).unwrap() { z + acc } else { acc.min(y) }) * T::from(0.412).unwrap()).tanh();
+    out7
 }
 
 fn run_f299<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f299(p[0])]
+    f299(p[0], p[1], p[2])
 }
 
-fn vjp_f299(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f299_grad(p[0]);
-    (vec![y], g.flatten())
+fn vjp_f299(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f299_pullback(p[0], p[1], p[2]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f299 ----
 
 // ---- f300 ----
 #[differentiate]
-fn f300<T>(y: T, x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::powi((T::from(-0.062).unwrap() + T::from(0.812).unwrap()).powf(x) + T::from(2.04).unwrap(), -1);
-    if (y + T::from(2.25).unwrap()).powf(acc).is_sign_positive() {
-        return x;
+fn f300<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = T::one();
+    for (&a1, &b2) in ys.iter().zip(xs.iter()) {
+        if Float::log2(a1.abs() + T::from(0.75).unwrap()).is_sign_positive() {
+            return xs[0];
+        }
+        let t3 = xs[0];
+        for _ in xs {
+            let t5 = Float::tanh(((b2 + T::max(ys[1], ys[2])) / ((((xs[4] + T::from(0.279).unwrap()) - (ys[0] - a1)) * T::from(0.418).unwrap()).tanh().exp() + T::from(0.5).unwrap())) * T::from(0.333).unwrap());
+            let t6 = b2;
+            acc -= ((t5 + t6) * T::from(0.8).unwrap()).atan() * T::from(0.127).unwrap();
+        }
+        let t7 = ((T::tanh((acc * xs[4]) * T::from(0.333).unwrap()) * T::tanh((acc * xs[4]) * T::from(0.333).unwrap()) + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+        acc /= (t3 + t7).abs() + T::from(1.5).unwrap();
     }
-    let mut t1 = x;
-    t1 = ((t1.floor() + (t1 + (y + x))) * T::from(0.285).unwrap()).tanh();
-    let t2 = (f258(4, ((x - (t1 - acc)) * T::from(0.444).unwrap()).tanh(), ((y + y) * T::from(0.666).unwrap()).tanh()) * T::from(0.197).unwrap()).sin();
-    acc = Float::tanh(((acc * T::from(-0.762).unwrap()) + (T::from(1.108).unwrap().mul_add(y, x) + (y + acc))) * T::from(0.244).unwrap());
-    (acc + t2) * (t1.fract() / (((t2 + T::from(1.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() + T::from(1.679).unwrap()))
+    acc
 }
 
 fn run_f300<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f300(p[0], p[1])]
+    vec![f300(&p[0..3], &p[3..8])]
 }
 
 fn vjp_f300(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f300_grad(p[0], p[1]);
+    let (y, g) = f300_grad(&p[0..3], &p[3..8]);
     (vec![y], g.flatten())
 }
 // ---- end f300 ----
 
 // ---- f301 ----
-#[differentiate(wrt(x, xs, ys))]
-fn f301<T: Float + NumAssign + Sum + Product>(y: T, x: T, xs: &[T], ys: &[T], z: T) -> T {
-    let mut acc = Float::cos(xs[2]);
-    for v1 in xs.iter().copied() {
-        for (&_, &_) in ys.iter().zip(xs.iter()) {
-            acc /= (f293(((ys[1] + z) * T::from(0.666).unwrap()).tanh()) * T::from(0.347).unwrap()).tanh().exp() + T::from(1.5).unwrap();
-            let w4 = vec![T::zero(); 5];
-            acc += w4[3];
-        }
-        if !((xs[2] * v1) <= T::from(0.044).unwrap()) && (x - z) > T::from(0.064).unwrap() || (acc * T::from(0.5).unwrap()) > T::from(1.018).unwrap() {
-            let t5 = z;
-            acc -= Float::tanh(t5 * T::from(1.333).unwrap());
-        } else {
-            let (p6, q7) = f285::<T>(T::tanh((ys[0] + x.atan2(xs[1].abs() + T::from(1.0).unwrap())) * T::from(0.43).unwrap()), ys, Float::atan((ys[2] - (xs[0] - xs[0])) * T::from(0.444).unwrap()) * T::from(0.954).unwrap());
-            acc = ((acc.round() - ((p6 * T::from(0.363).unwrap()).sin() + (q7 * T::from(0.363).unwrap()).sin())) * T::from(0.285).unwrap()).tanh();
-        }
+#[differentiate]
+fn f301<T>(ys: &[T], n: usize, xs: &[T], x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x;
+    acc -= (f259(((ys[n - 1] - Float::log10(acc.abs() + T::from(0.5).unwrap())) * T::from(0.787).unwrap()).tanh(), ((xs[n - 1] - ((acc.exp() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.6).unwrap()).tanh()) * T::from(0.323).unwrap()).sin();
+    let t1 = acc;
+    if (x * t1) > ys[n % 5] {
+        acc += t1.min(f292(ys, xs));
+    } else {
+        let s2 = ys.iter().copied().sum::<T>();
+        acc = acc + T::sin(s2 * T::from(0.266).unwrap());
     }
-    (acc + y) * x.asinh()
+    acc
 }
 
 fn run_f301<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f301(p[0], p[1], &p[2..5], &p[5..9], p[9])]
+    vec![f301(&p[0..5], 2, &p[5..10], p[10])]
 }
 
 fn vjp_f301(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f301_grad(p[0], p[1], &p[2..5], &p[5..9], p[9]);
+    let (y, g) = f301_grad(&p[0..5], 2, &p[5..10], p[10]);
     (vec![y], g.flatten())
 }
 // ---- end f301 ----
 
 // ---- f302 ----
 #[differentiate]
-fn f302<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], n: usize) -> T {
-    let mut acc = f294(xs, ys) / ((xs[n % 4] * xs[n % xs.len()]) * (xs[n % 4] * xs[n % xs.len()]) + T::from(1.0).unwrap());
-    if acc.sinh() < acc && (acc + T::from(1.476).unwrap()) < T::from(-0.69).unwrap() {
-        let t1 = ((acc / (Float::sin((xs[n % xs.len()] - acc) * T::from(0.533).unwrap()).exp() + T::from(0.5).unwrap())) * T::from(0.444).unwrap()).tanh();
-        acc = (acc * T::from(0.797).unwrap()) - t1;
-    }
-    let mut k2 = 0;
-    loop {
-        k2 += 1;
-        let mut w4 = ys.to_vec();
-        w4[n % 5] -= T::from(-1.306).unwrap();
-        if (acc.is_sign_positive()) || k2 >= 2 {
-            break;
+fn f302<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize, z: T, y: T, x: T, ys: &[T]) -> T {
+    let mut acc = y * z.tanh().tan();
+    acc /= (z * x).to_radians().exp() + T::from(1.0).unwrap();
+    acc += f297(ys);
+    let t1 = if (ys[n % ys.len()] % (xs[n - 1].exp() + T::from(1.0).unwrap())) > T::from(-0.598).unwrap() || T::from(n).unwrap().atan2(ys[n % ys.len()] * ys[n % ys.len()] + T::from(0.5).unwrap()) >= T::from(0.078).unwrap() { (xs[3].abs() + T::from(0.5).unwrap()).log10() - ys[n % 2] } else { f297(ys) };
+    for _ in 0..xs.len() {
+        let l3;
+        if (t1 / (x + T::from(2.25).unwrap())) >= T::from(1.95).unwrap() {
+            l3 = T::sin(f269(Float::tanh((ys[1] + (z % (y * y + T::from(0.5).unwrap()))) * T::from(0.666).unwrap()), xs) * T::from(0.39).unwrap());
+        } else {
+            let s4 = ys.iter().fold((t1 * T::from(0.787).unwrap()).atan() * T::from(0.636).unwrap(), |acc, &v| acc * T::from(0.227).unwrap() + ((v + (v - T::from(0.747).unwrap())) * T::from(0.533).unwrap()).sin());
+            acc /= s4 * s4 + T::from(1.0).unwrap();
+            l3 = (f249(((xs[3] + (t1 / (ys[n % 2] + T::from(2.25).unwrap()))) * T::from(0.409).unwrap()).tanh(), ((x - (xs[n - 1] - xs[0])) * T::from(0.444).unwrap()).tanh(), ((xs[n - 1] - T::exp(z)) * T::from(0.334).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.179).unwrap()).atan();
         }
-        acc = (((acc * T::from(0.144).unwrap()) + w4[4]) * T::from(0.572).unwrap()).tanh();
+        acc /= ((acc - ys[n % 2]) * T::from(0.212).unwrap()).sin() + T::from(2.25).unwrap();
+        let u5 = f275(ys);
+        acc += ((l3 + u5[0]) * T::from(0.492).unwrap()).sin();
     }
-    acc + ys[n % 5]
+    acc += ys[n % 2] % ((T::one() * T::one() + T::from(0.75).unwrap()).recip().abs() + T::from(1.0).unwrap());
+    ((acc * ((f259(((ys[n % 2] + (T::one() * y)) * T::from(0.666).unwrap()).tanh(), ((z + xs[n % 4].exp_m1()) * T::from(0.334).unwrap()).sin()) * T::from(0.323).unwrap()).tanh().exp() + T::from(0.5).unwrap()).log10()) * T::from(0.121).unwrap()).sin()
 }
 
 fn run_f302<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f302(&p[0..5], &p[5..9], 1)]
+    vec![f302(&p[0..4], 2, p[4], p[5], p[6], &p[7..9])]
 }
 
 fn vjp_f302(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f302_grad(&p[0..5], &p[5..9], 1);
+    let (y, g) = f302_grad(&p[0..4], 2, p[4], p[5], p[6], &p[7..9]);
     (vec![y], g.flatten())
 }
 // ---- end f302 ----
 
 // ---- f303 ----
 #[differentiate]
-fn f303<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = (((ys[0].tanh() * T::from(0.9).unwrap()).atanh() + T::from(2.223).unwrap()).powf((Float::exp_m1(ys[0]) * T::from(0.446).unwrap()).tanh()) * T::from(0.406).unwrap()).tanh();
-    acc -= acc + acc;
-    if (acc - acc) <= T::from(0.209).unwrap() {
-        let t1 = (acc - T::one()).clamp((Float::atan(acc * T::from(0.666).unwrap()) * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (acc * T::from(0.666).unwrap()).tanh() + T::from(1.25).unwrap());
-        acc = (((acc * T::from(-0.456).unwrap()) * (xs[2] - acc)) * T::from(0.324).unwrap()).tanh();
-        acc /= Float::sin(t1 * T::from(0.888).unwrap()).exp() + T::from(1.0).unwrap();
+fn f303<T>(y: T, x: T, z: T) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::log((z - x).abs() + T::from(0.75).unwrap(), (z - z).abs() + T::from(2.25).unwrap());
+    for _ in 0..1 {
+        let u2 = f299(((x + (acc - z)) * T::from(0.338).unwrap()).sin(), ((x + (acc + y)) * T::from(0.338).unwrap()).tanh(), ((x + y) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap());
+        acc /= u2[0].abs() + T::from(1.0).unwrap();
     }
-    let t2 = (T::cosh(xs[2]) - xs[1]) / (Float::tanh(f244::<T>(((xs[2] + (Float::sin(acc * T::from(0.666).unwrap()) * T::from(0.05).unwrap()).to_degrees()) * T::from(0.458).unwrap()).tanh(), xs) * T::from(0.411).unwrap()).exp() + T::from(1.0).unwrap());
-    acc + t2
+    acc += T::sin((f273(1, ((z + (x + acc)) * T::from(0.407).unwrap()).atan() * T::from(0.954).unwrap()) + (x - x)) * T::from(0.268).unwrap());
+    let t3 = (x + T::from(2.5).unwrap()).log((if x.atan2(-(x.abs() + T::from(0.75).unwrap())) >= y { T::powf(T::from(1.105).unwrap() * T::from(1.105).unwrap() + T::from(0.75).unwrap(), (acc * T::from(0.688).unwrap()).tanh()) } else { z }) + T::from(4.879).unwrap());
+    let t4 = x / (T::from(0.5).unwrap().exp() + T::from(1.0).unwrap());
+    let mut out5 = vec![T::zero(); 2];
+    out5[0] += acc;
+    out5[1] += t3;
+    out5[0] = t4;
+    out5[0] = ((-(x - acc)) * T::from(0.453).unwrap()).atan();
+    out5
 }
 
 fn run_f303<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f303(&p[0..2], &p[2..5])]
+    f303(p[0], p[1], p[2])
 }
 
-fn vjp_f303(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f303_grad(&p[0..2], &p[2..5]);
-    (vec![y], g.flatten())
+fn vjp_f303(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f303_pullback(p[0], p[1], p[2]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f303 ----
 
 // ---- f304 ----
 #[differentiate]
-fn f304<T>(ys: &[T], xs: &[T], x: T, y: T) -> T
+fn f304<T>(x: T, n: usize) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (Float::mul_add(xs[1] - x, (f284(((y + f244(((y + ys[0]) * T::from(0.666).unwrap()).tanh(), xs)) * T::from(0.314).unwrap()).tanh()) * T::from(0.385).unwrap()).tanh(), x - x) * T::from(0.333).unwrap()).sin();
-    acc -= (((f282(((ys[1] - (y * acc)) * T::from(0.666).unwrap()).tanh(), ((y - xs[2]) * T::from(0.666).unwrap()).tanh()) + acc.floor()) / (ys[1] + T::from(2.25).unwrap())) * T::from(0.289).unwrap()).tanh();
-    let mut k1 = 0;
-    while k1 < 1 && (!((acc / (y * y + T::from(1.0).unwrap())) >= T::from(-0.388).unwrap()) && Float::min(acc, acc) <= acc) {
-        k1 += 1;
-        for _ in xs {
-            let b3 = {
-                let c4 = ((xs[0].mul_add(ys[0], y) * xs[0]) * T::from(0.355).unwrap()).tanh();
-                c4 + (x * x.tanh().tan())
-            };
-            acc = (((acc * T::from(0.666).unwrap()).tanh().exp() + b3) * T::from(0.33).unwrap()).tanh();
+    let mut acc = (-x).tanh().tan();
+    if x <= T::from(-0.076).unwrap() {
+        let l1;
+        if !(!(f259(((x * (acc - T::from(n).unwrap())) * T::from(0.239).unwrap()).atan() * T::from(0.954).unwrap(), ((x * acc) * T::from(0.856).unwrap()).tanh()) < T::from(1.054).unwrap()) && (x * x) >= T::from(0.616).unwrap()) && Float::clamp(acc, T::from(-0.657).unwrap(), T::from(0.594).unwrap()) <= T::from(-0.192).unwrap() {
+            l1 = Float::sin((((-acc) - (T::from(-0.269).unwrap() / (x + T::from(2.25).unwrap()))) - (x + (T::from(n).unwrap() - acc))) * T::from(0.222).unwrap());
+        } else {
+            l1 = acc;
         }
+        acc *= ((acc + T::from(2.308).unwrap()).log(acc.abs() + T::from(2.0).unwrap()).sinh() * T::from(0.557).unwrap()).tanh();
+        acc /= l1.exp() + T::from(1.0).unwrap();
     }
-    let s5 = xs.iter().copied().product::<T>();
-    acc /= x * x + T::from(1.25).unwrap();
-    let (b6, b7) = (x, Float::atan(((xs[1] % (x.exp() + T::from(0.75).unwrap())) * f248(xs, ys)) * T::from(0.38).unwrap()));
-    acc -= (((acc / (b7 * b7 + T::from(0.5).unwrap())) * (acc / (b7 * b7 + T::from(0.5).unwrap())) + T::from(0.75).unwrap()).ln() * T::from(0.473).unwrap()).tanh();
-    (acc - s5) + b6
+    if (x + T::from(0.5).unwrap()) < T::from(0.277).unwrap() {
+        let t2 = x;
+        acc += t2;
+    } else {
+        let b3 = {
+            let c4 = Float::round(acc.abs());
+            c4
+        };
+        acc /= b3 * b3 + T::from(1.0).unwrap();
+    }
+    acc *= (f273(3, ((x * (T::from(n).unwrap().abs() + T::from(0.5).unwrap()).recip()) * T::from(0.666).unwrap()).sin()) * T::from(0.448).unwrap()).atan() * T::from(0.636).unwrap();
+    acc
 }
 
 fn run_f304<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f304(&p[0..3], &p[3..6], p[6], p[7])]
+    vec![f304(p[0], 4)]
 }
 
 fn vjp_f304(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f304_grad(&p[0..3], &p[3..6], p[6], p[7]);
+    let (y, g) = f304_grad(p[0], 4);
     (vec![y], g.flatten())
 }
 // ---- end f304 ----
 
 // ---- f305 ----
 #[differentiate]
-fn f305<T>(ys: &[T], xs: &[T]) -> T
+fn f305<T>(n: usize, x: T, y: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let acc = ys[1];
-    let mut w1 = vec![T::zero(); 5];
-    let mut t2 = T::from(0.953).unwrap().clamp(T::from(-0.282).unwrap(), T::from(1.111).unwrap()).abs();
-    w1[2] *= T::tanh(((acc % (t2 * t2 + T::from(0.5).unwrap())) / ((xs[3] - T::one()) * (xs[3] - T::one()) + T::from(0.5).unwrap())) * T::from(0.666).unwrap());
-    w1[4] += xs[4];
-    if (acc - T::from(0.747).unwrap()) < T::from(1.351).unwrap() {
-        w1[0] = xs[4] * (-xs[3]);
-        let t3 = (Float::mul_add(w1[1] - t2, xs[3] * acc, T::exp(acc)) * T::from(0.166).unwrap()).tanh();
-        w1[0] *= ys[0].ceil().fract();
-        t2 /= t3.abs() + T::from(1.25).unwrap();
-    } else {
-        t2 = t2 + xs[4];
+    let mut acc = (x * x) * (y / (T::one() + T::from(2.0).unwrap()));
+    match n {
+        1 => {
+            acc -= ((acc / (((acc * acc) * T::from(0.175).unwrap()).tanh() + T::from(1.75).unwrap())).max((((acc - y) * T::from(0.41).unwrap()).tanh() + T::from(2.0).unwrap()).hypot(x / (T::from(-1.211).unwrap().abs() + T::from(1.0).unwrap()))) * T::from(0.444).unwrap()).tanh();
+            acc *= T::fract(T::from(-0.737).unwrap());
+        }
+        2 | 3 => {
+            acc /= T::from(-0.985).unwrap() * T::from(-0.985).unwrap() + T::from(1.0).unwrap();
+        }
+        _ => {
+            let u1 = f299(((y + T::one()) * T::from(0.8).unwrap()).tanh(), ((x * f264(((y + (y + acc)) * T::from(0.313).unwrap()).tanh(), T::atan((y + (T::from(0.5).unwrap() - acc)) * T::from(0.372).unwrap()) * T::from(0.954).unwrap(), 3)) * T::from(0.848).unwrap()).atan() * T::from(0.954).unwrap(), ((y * (y + T::from(2.0).unwrap()).ln()) * T::from(0.709).unwrap()).tanh());
+            acc = ((acc.round() * u1[2]) * T::from(0.127).unwrap()).atan();
+        }
     }
-    ((((acc + w1[2]) - t2) - (acc.round() - f247(((ys[0] + Float::hypot(acc.exp() + T::from(0.5).unwrap(), ys[1])) * T::from(0.25).unwrap()).tanh(), xs, Float::tanh((ys[1] + T::abs(t2)) * T::from(0.486).unwrap())))) * T::from(0.115).unwrap()).atan()
+    acc
 }
 
 fn run_f305<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f305(&p[0..3], &p[3..8])]
+    vec![f305(1, p[0], p[1])]
 }
 
 fn vjp_f305(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f305_grad(&p[0..3], &p[3..8]);
+    let (y, g) = f305_grad(1, p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f305 ----
 
 // ---- f306 ----
 #[differentiate]
-fn f306<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize) -> (T, T) {
-    let mut acc = (xs[n % 4] * xs[n - 1]) - (xs[2] / (xs[1] * xs[1] + T::from(1.0).unwrap()));
-    let l1;
-    if !((acc * acc + T::from(0.5).unwrap()).log(acc * acc + T::from(2.25).unwrap()) > T::from(0.225).unwrap()) && (acc / (xs[n % 4] * xs[n % 4] + T::from(0.75).unwrap())) >= T::from(0.586).unwrap() || acc > T::from(0.668).unwrap() {
-        l1 = xs[n - 1] * (((acc * T::one()) + T::from(4.5).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-    } else {
-        l1 = acc;
+fn f306<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
+    let mut acc = (xs[1] / (xs[0] + T::from(2.5).unwrap())).sin();
+    for i1 in 1..5 {
+        if (xs[i1 % 3] - T::from(i1).unwrap()).is_sign_negative() {
+            let t2 = (acc * T::from(0.4).unwrap()).tanh();
+            acc /= t2 * t2 + T::from(1.25).unwrap();
+        } else {
+            acc -= ((acc / ((acc * T::from(0.4).unwrap()).tanh() * (acc * T::from(0.4).unwrap()).tanh() + T::from(1.0).unwrap())) * T::from(0.4).unwrap()).tanh() * (acc * T::from(0.4).unwrap()).sin();
+        }
     }
-    acc /= T::from(n).unwrap().abs() + T::from(1.0).unwrap();
-    let t2 = T::from(0.142).unwrap().exp().atan2((l1 * T::from(0.533).unwrap()).sin().exp() + T::from(0.75).unwrap());
-    let t3 = (acc.abs() + T::from(1.0).unwrap()).log(((if T::atan2(xs[n % 4], (l1 * T::from(0.533).unwrap()).tanh().exp() + T::from(1.0).unwrap()) <= T::from(1.674).unwrap() { l1 - T::from(n).unwrap() } else { l1 - T::from(n).unwrap() }) * T::from(0.258).unwrap()).tanh() + T::from(3.25).unwrap());
-    let t4 = T::from(n).unwrap();
-    acc += t2;
-    (acc + t4, (-(acc + xs[3])) + t3)
+    let mut out3 = vec![((acc - acc) * T::from(0.2).unwrap()).tanh(); 2];
+    out3[0] += (acc * T::from(0.4).unwrap()).tanh();
+    out3[0] = ((if (T::from(1.054).unwrap() * xs[2]) >= T::from(-0.641).unwrap() { xs[1] / (acc.abs() + T::from(0.5).unwrap()) } else { acc - xs[0] }) * T::from(0.307).unwrap()).atan();
+    out3
 }
 
 fn run_f306<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f306(&p[0..4], 1);
-    vec![a, b]
+    f306(&p[0..3])
 }
 
 fn vjp_f306(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f306_pullback(&p[0..4], 1);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let (y, pullback) = f306_pullback(&p[0..3]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f306 ----
 
 // ---- f307 ----
 #[differentiate]
-fn f307<T: Float + NumAssign + Sum + Product>(z: T, x: T, y: T) -> T {
-    let mut acc = (((x + x) - (z.exp() + T::from(0.75).unwrap()).ln()) * T::from(0.364).unwrap()).sin();
-    for i1 in 1..2 {
-        let t2 = acc;
-        let t3 = f282(((y + acc.round()) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), ((x + (x / (t2 + T::from(3.0).unwrap()))) * T::from(0.666).unwrap()).tanh());
-        acc += Float::sin((T::from(i1).unwrap() + (z - x)) * T::from(0.4).unwrap());
-        acc *= (t3 * T::from(0.628).unwrap()).tanh();
+fn f307<T>(z: T, x: T, y: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (((z + x) + Float::acos(((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap())) * T::from(0.325).unwrap()).tanh();
+    acc -= y;
+    let l1;
+    if z.sin() >= x || x >= x || (-y) > acc {
+        l1 = (z / (f259(Float::sin((y + (-T::from(-1.261).unwrap())) * T::from(0.724).unwrap()), ((z + (x + x)) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap()).abs() + T::from(0.5).unwrap())).tanh().tan();
+    } else {
+        l1 = y;
     }
-    let t4 = y;
-    (acc * t4) * ((z - z) * T::from(-0.86).unwrap())
+    if acc.to_radians() < T::from(0.004).unwrap() && (l1.sin() * T::from(0.85).unwrap()).asin() > T::from(-1.349).unwrap() || Float::atanh((z * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap()).is_sign_positive() {
+        let w2 = vec![y * z; 2];
+        acc = ((acc + w2[0]) * T::from(0.421).unwrap()).tanh();
+    } else {
+        acc -= T::log10((l1 * acc) + T::from(4.644).unwrap());
+    }
+    acc - (y.abs() + T::from(0.5).unwrap()).ln()
 }
 
 fn run_f307<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
@@ -9829,853 +9946,702 @@ fn vjp_f307(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 
 // ---- f308 ----
 #[differentiate]
-fn f308<T>(x: T, z: T, y: T) -> T
+fn f308<T>(x: T, xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (((x + z) + T::min(x, x)) * T::from(0.444).unwrap()).tanh();
-    let t1 = if acc.to_radians() <= y { z } else { T::from(1.937).unwrap() };
-    if (x - acc) < T::from(0.577).unwrap() {
-        return y;
+    let mut acc = ((x.tanh() * T::from(0.9).unwrap()).asin().trunc() * T::from(0.482).unwrap()).atan();
+    acc *= ((((xs[0].exp() + T::from(0.75).unwrap()).log(x * x + T::from(2.0).unwrap()) - xs[2]) - ((xs[0] + xs[0]) * T::atan(x.exp2() * T::from(0.446).unwrap()))) * T::from(0.232).unwrap()).tanh();
+    if !(xs[1].tanh().tan() < T::from(-1.045).unwrap()) && (acc + xs[2]).is_sign_positive() || (acc - xs[2]) <= T::from(-1.35).unwrap() {
+        let mut w1 = vec![(f274(1, ((xs[2] + acc) * T::from(0.651).unwrap()).tanh(), ((x + acc.cos()) * T::from(0.8).unwrap()).tanh()) * T::from(0.285).unwrap()).sin(); 4];
+        w1[0] = Float::tanh(T::log(x.abs() + T::from(0.5).unwrap(), acc + T::from(3.571).unwrap()).mul_add(x + x, acc) * T::from(0.437).unwrap());
+        acc = acc.signum() - w1[1];
+    } else {
+        let s2: T = xs.iter().copied().product::<T>();
+        acc += s2;
     }
-    if (z.exp() + T::from(1.0).unwrap()).hypot(acc) >= y {
-        return (t1 + t1) / (acc + T::from(2.0).unwrap());
-    }
-    let t2 = (z * z) * (y / (T::one() + T::from(2.0).unwrap()));
-    let t2 = T::ln(t2 * t2 + T::from(0.75).unwrap());
-    let mut k3 = 0;
-    while k3 < 4 && ((t2 - t1).is_sign_positive()) {
-        k3 += 1;
-        let t4 = y;
-        acc = Float::atan((acc + t4) * T::from(0.307).unwrap()) * T::from(0.636).unwrap();
-    }
-    acc
+    ((acc * (Float::atan(((x * x + T::from(1.0).unwrap()) + T::one()).acosh() * T::from(0.94).unwrap()).exp() + T::from(1.0).unwrap()).ln()) * T::from(0.153).unwrap()).atan()
 }
 
 fn run_f308<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f308(p[0], p[1], p[2])]
+    vec![f308(p[0], &p[1..4])]
 }
 
 fn vjp_f308(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f308_grad(p[0], p[1], p[2]);
+    let (y, g) = f308_grad(p[0], &p[1..4]);
     (vec![y], g.flatten())
 }
 // ---- end f308 ----
 
 // ---- f309 ----
 #[differentiate]
-fn f309<T>(ys: &[T], x: T, y: T, xs: &[T], z: T, n: usize) -> Vec<T>
+fn f309<T>(xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = y;
-    let t1 = ((f278(ys) + ((y % (y.exp() + T::from(0.5).unwrap())) - (xs[n % xs.len()] + z))) * T::from(0.177).unwrap()).tanh();
-    let t1 = ((t1 + T::from(1.5).unwrap()) + T::one()).acosh();
-    let t2 = (f249::<T>(((ys[n % ys.len()] - xs[n % 4].exp()) * T::from(0.334).unwrap()).tanh(), xs) * T::from(0.363).unwrap()).tanh();
-    let t3 = t1;
-    let t4 = Float::tanh(ys[1] + acc);
-    acc = ((acc.round() + f266(((y + T::ln_1p((xs[n % xs.len()] + T::from(2.25).unwrap()) - T::from(0.75).unwrap())) * T::from(0.653).unwrap()).tanh(), Float::sin((y - T::from(0.5).unwrap()) * T::from(1.0).unwrap()), ((y - ys[n % 3]) * T::from(0.666).unwrap()).tanh())) * T::from(0.225).unwrap()).tanh();
-    let w5 = xs.to_vec();
-    acc -= (acc / (t4 * t4 + T::from(1.0).unwrap())) * w5[n - 1];
-    let mut out6 = vec![t1.atan2(t2.abs() + T::from(0.75).unwrap()), w5[0]];
-    out6[0] = acc;
-    out6[1] = x;
-    out6[0] += t2;
-    out6[1] = t3;
-    out6[0] = t3.signum() * y;
-    out6
+    let mut acc = T::from(-1.367).unwrap();
+    acc = ((T::to_degrees((acc * T::from(1.463).unwrap()).tanh() * T::from(0.05).unwrap()) + T::from(-1.134).unwrap().atan()) * T::from(0.45).unwrap()).atan();
+    let t1 = xs[3];
+    let s2 = (0..5).map(|i| (xs[i] * T::from(-0.806).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
+    acc /= acc * acc + T::from(1.5).unwrap();
+    ((acc * t1) * T::tanh(s2 * T::from(0.08).unwrap())) - f296::<T>(3, ((xs[3] + acc) * T::from(0.651).unwrap()).tanh(), Float::sin((xs[0] - (xs[3] * xs[3])) * T::from(0.533).unwrap()))
 }
 
 fn run_f309<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f309(&p[0..3], p[3], p[4], &p[5..9], p[9], 3)
+    vec![f309(&p[0..5])]
 }
 
-fn vjp_f309(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f309_pullback(&p[0..3], p[3], p[4], &p[5..9], p[9], 3);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f309(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f309_grad(&p[0..5]);
+    (vec![y], g.flatten())
 }
 // ---- end f309 ----
 
 // ---- f310 ----
-#[differentiate]
-fn f310<T>(z: T, y: T, x: T, xs: &[T]) -> T
+#[differentiate(wrt(z, x))]
+fn f310<T>(z: T, y: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (((x + y) + (y - y)) * T::from(0.333).unwrap()).atan();
-    acc -= ((Float::acos(((acc * T::from(1.273).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()) / (y.abs() + T::from(0.5).unwrap())) * T::from(0.318).unwrap()).tanh();
-    let mut w1 = Vec::with_capacity(5);
-    for i2 in 0..5 {
-        w1.push(xs[i2]);
+    let mut acc = y.fract();
+    acc += y;
+    if y >= z || acc <= T::from(0.151).unwrap() {
+        acc *= Float::sin((((f259(T::tanh((x - z.atan()) * T::from(0.651).unwrap()), ((y + z.clamp(T::from(-0.734).unwrap(), T::from(1.28).unwrap())) * T::from(0.719).unwrap()).tanh()) * T::from(0.323).unwrap()).tanh() * x) + z) * T::from(0.666).unwrap());
+        acc += (f305(1, ((z * (z + x)) * T::from(0.444).unwrap()).tanh(), ((y + (T::from(0.5).unwrap() * T::from(0.9).unwrap()).asin()) * T::from(0.43).unwrap()).tanh()) * T::from(0.457).unwrap()).tanh();
     }
-    for _ in 1..5 {
-        let t4 = ((acc - ((-x) / ((acc * T::from(0.304).unwrap()).tanh() + T::from(2.0).unwrap()))) * T::from(0.247).unwrap()).sin();
-        acc += t4;
+    let mut t1 = T::to_degrees((((x * z) + z) * T::from(0.533).unwrap()).atan() * T::from(0.031).unwrap());
+    if y.is_sign_negative() {
+        let l2;
+        if (z / (x.abs() + T::from(1.0).unwrap())) > x || y <= T::from(-0.769).unwrap() || y < T::from(-1.029).unwrap() {
+            l2 = y;
+        } else {
+            l2 = T::to_degrees((T::sin((x + t1) * T::from(0.458).unwrap()).cosh() * T::from(1.296).unwrap()).tanh() * T::from(0.05).unwrap());
+        }
+        t1 -= l2;
+    } else {
+        let mut k3 = 0;
+        loop {
+            k3 += 1;
+            acc -= (y * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+            if ((t1 / (t1.abs() + T::from(0.75).unwrap())) >= T::from(0.738).unwrap()) || k3 >= 3 {
+                break;
+            }
+        }
     }
-    ((acc + z) + w1[0]) + (-y)
+    acc + (t1 * T::from(0.349).unwrap()).tanh()
 }
 
 fn run_f310<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f310(p[0], p[1], p[2], &p[3..8])]
+    vec![f310(p[0], p[1], p[2])]
 }
 
 fn vjp_f310(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f310_grad(p[0], p[1], p[2], &p[3..8]);
+    let (y, g) = f310_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f310 ----
 
 // ---- f311 ----
 #[differentiate]
-fn f311<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> (T, T) {
-    let mut acc = (x - x).tanh();
-    let t1 = (x + T::from(2.0).unwrap()).ln() * x.asinh();
-    let (p2, q3) = f252(xs, x * T::from(0.74).unwrap());
-    acc *= (f266(((xs[2] + f299(((xs[2] + x) * T::from(0.666).unwrap()).tanh())) * T::from(0.258).unwrap()).tanh(), ((x + (q3 - xs[2])) * T::from(0.329).unwrap()).sin(), ((xs[2] - T::powi(p2 + T::from(3.823).unwrap(), -2)) * T::from(0.61).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.313).unwrap()).atan() * T::from(0.636).unwrap();
-    (acc, T::powi((q3 * T::from(0.65).unwrap()).sin(), 2) + t1)
+fn f311<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], z: T, y: T, x: T) -> T {
+    let mut acc = f272(((ys[3] + T::from(-1.854).unwrap()) * T::from(0.596).unwrap()).tanh(), ys);
+    let t1 = (acc / (xs[2].abs() + T::from(1.0).unwrap())) + (-ys[1]);
+    acc /= (Float::exp2(z) * T::from(0.446).unwrap()).tanh() * (Float::exp2(z) * T::from(0.446).unwrap()).tanh() + T::from(1.25).unwrap();
+    for i2 in 1..6 {
+        if xs[2] < xs[i2 % xs.len()] && (xs[1].exp() + T::from(0.5).unwrap()).powf(x) > ys[3] {
+            continue;
+        }
+        if (xs[i2 % 3] + (T::one() * T::one() + T::from(0.75).unwrap()).log10()).is_sign_negative() {
+            acc -= (xs[i2 % 3] * T::from(1.333).unwrap()).tanh();
+            acc = ((acc + (((acc / (y.exp() + T::from(1.0).unwrap())) * T::from(0.304).unwrap()).sin().exp_m1() + z)) * T::from(0.185).unwrap()).tanh();
+        }
+        let w3 = xs.to_vec();
+        acc = ((acc - w3[2]) * T::from(0.247).unwrap()).sin();
+    }
+    acc + t1
 }
 
 fn run_f311<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f311(p[0], &p[1..4]);
-    vec![a, b]
+    vec![f311(&p[0..4], &p[4..7], p[7], p[8], p[9])]
 }
 
-fn vjp_f311(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f311_pullback(p[0], &p[1..4]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f311(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f311_grad(&p[0..4], &p[4..7], p[7], p[8], p[9]);
+    (vec![y], g.flatten())
 }
 // ---- end f311 ----
 
 // ---- f312 ----
-#[differentiate(wrt(x, xs))]
-fn f312<T>(x: T, ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[1] - x;
-    let mut k1 = 0;
-    while (f284::<T>(((xs[1] - (x * x)) * T::from(0.533).unwrap()).tanh()) < T::from(0.14).unwrap()) && k1 < 2 {
-        k1 += 1;
-        acc /= (((-acc) - ((acc * T::from(0.4).unwrap()).tanh().exp() + T::from(0.5).unwrap()).log(x + T::from(3.5).unwrap())) * T::from(0.299).unwrap()).tanh() + T::from(2.0).unwrap();
-        let w2 = vec![(x.abs() + T::from(0.5).unwrap()).log10(); 2];
-        acc *= (w2[1] * T::from(1.923).unwrap()).atan() * T::from(0.636).unwrap();
+#[differentiate]
+fn f312<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> T {
+    let mut acc = Float::atan(((y - x) * x) * T::from(0.444).unwrap());
+    let t1 = T::atan(((x + x) + (acc + T::from(2.321).unwrap()).recip()) * T::from(0.461).unwrap());
+    let mut k2 = 0;
+    while (t1 < T::from(-0.748).unwrap()) && k2 < 4 {
+        k2 += 1;
+        let t3 = (x - t1).fract();
+        if (t3 + T::from(0.92).unwrap()).is_sign_negative() {
+            let t4 = t3.exp();
+            acc /= t4 + T::from(3.969).unwrap();
+        } else if T::from(0.46).unwrap().mul_add(t3, acc) >= T::from(-0.606).unwrap() || f304(((y - y) * T::from(0.666).unwrap()).sin(), 3) > acc {
+            let w5 = vec![T::zero(); 5];
+            acc /= w5[1] * w5[1] + T::from(1.25).unwrap();
+        } else {
+            acc -= Float::sin(acc * T::from(0.359).unwrap());
+        }
     }
-    (acc - ys[0]) + (x * x + T::from(1.0).unwrap()).log10().tanh()
+    acc - y.hypot(y.abs() + T::from(1.0).unwrap()).clamp(T::from(-0.342).unwrap(), T::from(0.779).unwrap())
 }
 
 fn run_f312<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f312(p[0], &p[1..3], &p[3..5])]
+    vec![f312(p[0], p[1])]
 }
 
 fn vjp_f312(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f312_grad(p[0], &p[1..3], &p[3..5]);
+    let (y, g) = f312_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f312 ----
 
 // ---- f313 ----
-#[differentiate]
-fn f313<T>(x: T, ys: &[T], n: usize, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = ((x.clamp(T::from(-0.701).unwrap(), T::from(1.053).unwrap()) + T::from(1.803).unwrap()) + T::one()).acosh();
-    let s1 = xs.iter().zip(ys).map(|(a, b)| (*a - *b).sin()).sum::<T>();
-    for i2 in 1..6 {
-        if !(!(x.exp_m1() > T::from(-1.324).unwrap()) && xs[n % 3].exp2() <= T::from(1.85).unwrap()) && (x - ys[1]) >= T::from(n).unwrap() {
-            if xs[n % xs.len()].exp() <= T::from(-1.713).unwrap() {
+#[differentiate(wrt(xs))]
+fn f313<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
+    let mut acc = (T::from(-1.197).unwrap() + ys[0]) * (f259(((ys[2] + T::fract(ys[3])) * T::from(0.8).unwrap()).tanh(), ((ys[1] + (xs[1] + ys[1])) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.323).unwrap()).sin();
+    for _ in 1..=1 {
+        let mut k2 = 0;
+        loop {
+            k2 += 1;
+            acc += (((acc / ((acc * T::from(0.54).unwrap()).tanh().exp() + T::from(0.75).unwrap())) + xs[3]) * T::from(0.311).unwrap()).sin() * T::from(0.25).unwrap();
+            if (acc < T::from(0.748).unwrap()) || k2 >= 4 {
                 break;
             }
-            let mut t3 = ((((x * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).asin() - s1.mul_add(s1, x)) * T::from(0.146).unwrap()).sin();
-            let mut k4 = 0;
-            while k4 < 5 && (x.is_sign_positive()) {
-                k4 += 1;
-                let t5 = x.ceil();
-                t3 = ((t3 + t5) * T::from(0.235).unwrap()).atan() * T::from(0.636).unwrap();
-            }
-            acc *= t3;
-        } else if acc.ceil() <= s1 {
-            acc += ((((-acc) * T::from(0.284).unwrap()).atan() * (((xs[i2 % xs.len()] + acc) * T::from(0.234).unwrap()).tanh() * (acc * T::from(0.284).unwrap()).tanh())) * T::from(1.273).unwrap()).atan() * T::from(0.636).unwrap();
-        } else {
-            let t6 = Float::abs(x).min(ys[i2 % ys.len()].tanh().tan());
-            acc = (((acc * T::from(0.388).unwrap()) - t6) * T::from(0.466).unwrap()).tanh();
         }
     }
-    ((acc - T::max(ys[0], s1).min(acc)) * T::from(0.142).unwrap()).tanh()
+    acc
 }
 
 fn run_f313<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f313(p[0], &p[1..4], 4, &p[4..7])]
+    vec![f313(&p[0..5], &p[5..10])]
 }
 
 fn vjp_f313(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f313_grad(p[0], &p[1..4], 4, &p[4..7]);
+    let (y, g) = f313_grad(&p[0..5], &p[5..10]);
     (vec![y], g.flatten())
 }
 // ---- end f313 ----
 
 // ---- f314 ----
 #[differentiate]
-fn f314<T: Float + NumAssign + Sum + Product>(ys: &[T], x: T, xs: &[T], y: T, n: usize) -> T {
-    let mut acc = ((ys[0] / (x * x + T::from(0.75).unwrap())).exp() + T::from(0.5).unwrap()).log2();
-    if ((acc * T::from(0.645).unwrap()).tanh().exp() + T::from(0.75).unwrap()).log10() > xs[1] {
-        for &_ in ys.iter().rev() {
-            let t2 = (Float::sin(acc * T::from(0.392).unwrap()).exp().tanh() * T::from(0.9).unwrap()).asin();
-            let s3 = ys.iter().copied().product::<T>();
-            let s4: T = ys.iter().copied().product::<T>();
-            let t5 = ((T::atan(acc * T::from(0.392).unwrap()) + T::from(2.071).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-            acc += ((((t2 + s3) + s4) * t5) * T::from(0.17).unwrap()).tanh();
-        }
-        let t6 = xs[n % 3] + xs[n % 3].max(y);
-        acc /= T::atan(t6 * T::from(0.666).unwrap()).exp() + T::from(1.0).unwrap();
-    } else if T::sqrt(xs[n % 3] * xs[n % 3] + T::from(0.75).unwrap()) > T::from(0.274).unwrap() {
-        acc = ((acc - x) * T::from(0.434).unwrap()).atan();
-    } else {
-        acc = ((acc.ceil() * (Float::hypot((acc * T::from(0.645).unwrap()).sin().exp() + T::from(0.75).unwrap(), y) - (T::from(-1.854).unwrap() - T::from(1.727).unwrap()))) * T::from(0.057).unwrap()).sin();
+fn f314<T>(y: T, xs: &[T], x: T) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = xs[2];
+    let s1 = xs.iter().map(|&v| v).sum::<T>();
+    for i2 in (0..5).rev() {
+        let s3 = xs.iter().map(|&v| T::tan(v.tanh())).sum::<T>();
+        acc += (Float::sin((s1.clamp(T::tanh(T::from(i2).unwrap() * T::from(0.4).unwrap()) - T::from(1.25).unwrap(), ((T::from(i2).unwrap() * T::from(0.4).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) / (Float::recip(xs[3].abs() + T::from(1.0).unwrap()) + T::from(1.5).unwrap())) * T::from(0.444).unwrap()).exp_m1() * T::from(0.735).unwrap()).atan() * T::from(0.636).unwrap();
+        acc = ((acc + (s3 * T::from(0.321).unwrap()).tanh()) * T::from(0.266).unwrap()).atan() * T::from(0.954).unwrap();
     }
-    ((acc * T::exp_m1(Float::tanh(acc * T::from(0.392).unwrap())).round()) * T::from(0.105).unwrap()).tanh()
+    (acc * x, (y + xs[2]).asinh() * y)
 }
 
 fn run_f314<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f314(&p[0..2], p[2], &p[3..6], p[6], 4)]
+    let (a, b) = f314(p[0], &p[1..5], p[5]);
+    vec![a, b]
 }
 
-fn vjp_f314(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f314_grad(&p[0..2], p[2], &p[3..6], p[6], 4);
-    (vec![y], g.flatten())
+fn vjp_f314(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f314_pullback(p[0], &p[1..5], p[5]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f314 ----
 
 // ---- f315 ----
-#[differentiate(wrt(xs, y, x))]
-fn f315<T>(xs: &[T], y: T, n: usize, x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).atanh();
-    let t1 = (acc * acc + T::from(1.0).unwrap()).cbrt().fract();
-    let t2 = xs[n % xs.len()];
-    let t3 = ((f291(xs, ((y + (x.sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.672).unwrap()).tanh(), ((x + (T::one() / (y.abs() + T::from(1.0).unwrap()))) * T::from(0.8).unwrap()).sin()).abs() + T::from(0.5).unwrap()).sqrt().abs() + T::from(1.0).unwrap()).log10();
-    acc = (acc * T::from(-0.564).unwrap()) * ((f307(((xs[n % 4] - Float::atan(acc)) * T::from(0.651).unwrap()).tanh(), ((y + (T::from(n).unwrap() * y)) * T::from(0.266).unwrap()).tanh(), ((y - Float::sin(T::from(n).unwrap() * T::from(0.5).unwrap()).exp()) * T::from(0.474).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.258).unwrap()).tanh() * t1);
-    acc = T::atan((acc * ((y * y + T::from(0.5).unwrap()).recip() - (xs[n % 4] + xs[n % 4]))) * T::from(0.481).unwrap());
-    (acc + t2) + t3
+#[differentiate]
+fn f315<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = T::atan((f271::<T>(xs, Float::tanh((ys[3] - (ys[0] + ys[3])) * T::from(0.444).unwrap())) / ((ys[1] + ys[2]) * (ys[1] + ys[2]) + T::from(0.75).unwrap())) * T::from(0.442).unwrap());
+    let mut t1 = Float::atan2(Float::cosh(acc.fract()), (acc - ys[0]) * (acc - ys[0]) + T::from(0.5).unwrap());
+    let mut t2 = ((T::powf(t1 * t1 + T::from(0.75).unwrap(), acc).abs() + T::from(1.0).unwrap()).sqrt() * T::from(0.247).unwrap()).sin();
+    (t2, acc) = (acc, t2);
+    for i3 in 0..1 {
+        if (ys[i3 + 1] * t2) > t1 {
+            let mut w4 = Vec::with_capacity(3);
+            for i5 in 0..3 {
+                w4.push(T::from(i5).unwrap());
+            }
+            t1 -= (w4[2] * T::from(0.666).unwrap()).sin();
+        } else {
+            let t6 = T::log10(xs[i3].abs() + T::from(1.0).unwrap());
+            acc *= (t6 * T::from(1.455).unwrap()).tanh();
+        }
+        t2 = (((t2 * T::from(-0.289).unwrap()) + t1) * T::from(0.409).unwrap()).sin();
+    }
+    acc * t2
 }
 
 fn run_f315<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f315(&p[0..4], p[4], 3, p[5])]
+    vec![f315(&p[0..4], &p[4..7])]
 }
 
 fn vjp_f315(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f315_grad(&p[0..4], p[4], 3, p[5]);
+    let (y, g) = f315_grad(&p[0..4], &p[4..7]);
     (vec![y], g.flatten())
 }
 // ---- end f315 ----
 
 // ---- f316 ----
 #[differentiate]
-fn f316<T: Float + NumAssign + Sum + Product>(x: T, y: T) -> T {
-    let mut acc = T::powf(x * x + T::from(1.0).unwrap(), (y.exp2() * T::from(0.446).unwrap()).tanh());
-    acc = (acc * T::from(0.695).unwrap()) + x;
-    acc -= ((f266::<T>(((y - T::from(0.46).unwrap().mul_add(x, y)) * T::from(0.542).unwrap()).tanh(), ((x + x.hypot(x.abs() + T::from(0.75).unwrap())) * T::from(0.38).unwrap()).atan() * T::from(0.954).unwrap(), ((y * y) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap()) / (T::from(-1.788).unwrap().abs() + T::from(0.75).unwrap())) * T::from(0.235).unwrap()).tanh();
-    let t1 = (-x) / (((acc - x) * T::from(0.319).unwrap()).sin() * ((acc - x) * T::from(0.319).unwrap()).sin() + T::from(1.0).unwrap());
-    if ((x * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() <= t1 && t1 < T::from(-0.611).unwrap() && x.is_sign_negative() {
-        acc -= Float::to_radians(t1).to_radians();
+fn f316<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], y: T, x: T) -> T {
+    let mut acc = ys[1];
+    let s1 = (0..2).map(|i| (xs[i] * T::from(0.374).unwrap()).tanh() * T::from(i).unwrap()).sum::<T>();
+    if (s1 - xs[1]) > T::from(1.706).unwrap() {
+        let (p2, q3) = f314(Float::tanh((ys[2] + acc.signum()) * T::from(0.8).unwrap()), ys, ((x + (y * ys[0])) * T::from(0.533).unwrap()).tanh());
+        acc *= Float::tanh(f304(x * xs[1].cos(), 1) * T::from(0.654).unwrap());
+        acc *= T::sin(y);
+        acc += (p2 * T::from(0.205).unwrap()).tanh() - Float::sin(q3 * T::from(0.205).unwrap());
+    } else if Float::min(s1, xs[0]) <= T::from(-0.51).unwrap() && (ys[3] / (ys[2] * ys[2] + T::from(0.75).unwrap())) <= T::from(0.563).unwrap() {
+        for (&a4, &b5) in xs.iter().zip(xs.iter()) {
+            if Float::atan2(xs[0], ys[2].abs() + T::from(0.75).unwrap()) < ys[0] && ys[1] < a4 || (xs[0].abs() + T::from(0.5).unwrap()).log(a4.exp() + T::from(2.25).unwrap()).is_sign_negative() {
+                acc = ((acc - b5) * T::from(0.4).unwrap()).atan() * T::from(0.954).unwrap();
+                let w6 = vec![T::zero(); 2];
+                acc = ((acc + w6[1]) * T::from(0.571).unwrap()).tanh();
+            } else if s1.is_sign_negative() {
+                let b7 = {
+                    let c8 = xs[1];
+                    ((c8 + (T::from(0.5).unwrap().exp() + T::from(1.0).unwrap()).powf(a4).atan2(acc.min(ys[1]) * acc.min(ys[1]) + T::from(0.75).unwrap())) * T::from(0.43).unwrap()).tanh()
+                };
+                acc = ((acc - b7) * T::from(0.444).unwrap()).sin();
+            } else {
+                let t9 = acc;
+                acc += (t9 * T::from(0.571).unwrap()).sin();
+            }
+            acc = ((acc + (((b5 / (xs[1].abs() + T::from(0.5).unwrap())) * T::from(0.666).unwrap()).tanh() * T::from(0.9).unwrap()).atanh()) * T::from(0.402).unwrap()).sin();
+        }
     } else {
-        let t2 = x + (T::tanh((T::from(0.277).unwrap() + acc) * T::from(0.397).unwrap()) * (T::one() - x));
-        acc = ((acc + t2) * T::from(0.228).unwrap()).atan();
+        acc += xs[0];
     }
-    ((acc - ((t1 + acc) + Float::powf((acc * T::from(0.42).unwrap()).sin() + T::from(1.5).unwrap(), y))) * T::from(0.09).unwrap()).atan()
+    acc
 }
 
 fn run_f316<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f316(p[0], p[1])]
+    vec![f316(&p[0..4], &p[4..6], p[6], p[7])]
 }
 
 fn vjp_f316(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f316_grad(p[0], p[1]);
+    let (y, g) = f316_grad(&p[0..4], &p[4..6], p[6], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f316 ----
 
 // ---- f317 ----
 #[differentiate]
-fn f317<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = T::one() - (xs[0] + xs[1]);
-    let t1 = T::from(0.5).unwrap();
-    for _ in xs.iter() {
-        acc /= acc.tanh().exp() + T::from(1.0).unwrap();
+fn f317<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T], x: T, y: T, z: T) -> T {
+    let mut acc = ys[n % 2];
+    let t1 = Float::atan(((xs[n % xs.len()] * z) / ((acc - xs[n % xs.len()]).abs() + T::from(0.5).unwrap())) * T::from(0.444).unwrap());
+    for _ in (0..2).step_by(3) {
+        let t3 = T::from(0.052).unwrap() * x;
+        acc -= ((-(acc - y)) * T::from(0.5).unwrap()).atan() * T::from(0.636).unwrap();
+        acc *= t3;
     }
-    acc *= (((t1 + T::from(1.0).unwrap()).hypot(t1) - xs[2]) * T::from(0.571).unwrap()).tanh();
-    let (p3, q4) = f311(((xs[2] * (xs[2] / (t1.exp() + T::from(1.0).unwrap()))) * T::from(0.888).unwrap()).sin(), xs);
-    acc /= (f281(((xs[2] - xs[2]) * T::from(0.666).unwrap()).tanh(), ((xs[1] * (p3 + acc)) * T::from(0.184).unwrap()).tanh(), ((xs[2] - q4) * T::from(0.421).unwrap()).sin(), xs).abs() + T::from(0.5).unwrap()).log((xs[2] * t1) * (xs[2] * t1) + T::from(2.0).unwrap()) + T::from(3.259).unwrap();
-    acc = ((acc - (if t1.fract() <= T::from(0.546).unwrap() { p3 } else { xs[0] - q4 })) * T::from(0.228).unwrap()).tanh();
-    for i5 in 1..2 {
-        acc /= ((Float::min(xs[0].round(), (xs[xs.len() - 1 - i5].abs() + T::from(0.5).unwrap()).log10()) / (((p3 - T::from(i5).unwrap()) - (xs[i5 + 1] * T::from(i5).unwrap())).abs() + T::from(0.75).unwrap())) * T::from(0.6).unwrap()).tanh().exp() + T::from(1.0).unwrap();
+    acc += if (acc * xs[0]) < T::from(-0.189).unwrap() { (acc / (y + T::from(2.5).unwrap())).atan2(-((ys[n % ys.len()] + ys[n % 2]).abs() + T::from(0.5).unwrap())) } else { xs[n % 5] };
+    for i4 in 1..=2 {
+        if (xs[xs.len() - 1 - i4].abs() + T::from(1.0).unwrap()).powf(ys[i4 % ys.len()]) <= T::from(1.557).unwrap() && t1.mul_add(y, xs[n - 1]) >= T::from(n).unwrap() {
+            continue;
+        }
+        acc = (((acc * T::from(-0.7).unwrap()) * (if ys[n % 2].atan2(x * x + T::from(0.75).unwrap()) > t1 { y.atan2(T::from(n).unwrap().abs() + T::from(1.0).unwrap()) } else { (z * z + T::from(0.75).unwrap()).ln() })) * T::from(0.119).unwrap()).tanh();
     }
-    acc - ((xs[0] / (t1.abs() + T::from(1.0).unwrap())) * acc.signum())
+    acc - T::from(n).unwrap()
 }
 
 fn run_f317<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f317(&p[0..3])]
+    vec![f317(1, &p[0..5], &p[5..7], p[7], p[8], p[9])]
 }
 
 fn vjp_f317(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f317_grad(&p[0..3]);
+    let (y, g) = f317_grad(1, &p[0..5], &p[5..7], p[7], p[8], p[9]);
     (vec![y], g.flatten())
 }
 // ---- end f317 ----
 
 // ---- f318 ----
 #[differentiate]
-fn f318<T>(ys: &[T], xs: &[T]) -> T
+fn f318<T>(z: T, x: T, y: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (((ys[1] + xs[1]) * (-ys[0])) * T::from(0.444).unwrap()).tanh();
-    acc = Float::atan(acc) - acc.signum();
-    let (p1, q2) = f272(((ys[1] * ys[1]) * T::from(0.888).unwrap()).sin(), xs);
-    for i3 in (0..3).rev().step_by(3) {
-        let t4 = (T::powf(q2.atan() + T::from(2.571).unwrap(), T::atan((if f307(((ys[1] + (xs[i3 % 2].sin() * T::from(0.85).unwrap()).asin()) * T::from(0.43).unwrap()).sin(), ((xs[0] - (-((p1 * T::from(0.777).unwrap()).tanh().exp() + T::from(0.5).unwrap())).cbrt()) * T::from(0.671).unwrap()).sin(), T::atan((xs[i3 % 2] - T::min(q2, xs[1])) * T::from(0.491).unwrap()) * T::from(0.954).unwrap()) < T::from(0.087).unwrap() { (Float::tanh(acc * T::from(0.56).unwrap()) * T::from(0.05).unwrap()).to_degrees() } else { xs[i3 % 2] }) * T::from(0.698).unwrap())) * T::from(0.214).unwrap()).sin();
-        acc *= t4;
+    let mut acc = x.atan2(T::one().tanh().abs() + T::from(0.75).unwrap());
+    acc = ((((acc * acc + T::from(0.75).unwrap()) + T::one()).acosh() + Float::cos(z + z)) * T::from(0.482).unwrap()).atan();
+    let t1 = acc;
+    let t2 = T::atan((if y < T::from(0.886).unwrap() { T::exp(acc) } else { t1 / (acc.exp() + T::from(1.0).unwrap()) }) * T::from(0.415).unwrap());
+    if ((t2 * T::from(1.273).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() <= z || Float::floor(t2) > T::from(0.484).unwrap() {
+        let t3 = t1.clamp(T::tanh(acc * T::from(1.273).unwrap()) - T::from(1.25).unwrap(), (y * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()).fract();
+        acc -= t3;
+    } else if z.mul_add(acc, y) <= T::from(-0.178).unwrap() && acc.is_sign_negative() {
+        let t4 = acc;
+        acc *= (t4 * T::from(1.273).unwrap()).sin();
+    } else {
+        acc -= (z * z) / (acc * acc + T::from(0.75).unwrap());
     }
-    acc
+    acc - f305(3, ((y - (t1 / (y * y + T::from(0.5).unwrap()))) * T::from(0.43).unwrap()).tanh(), ((x + (t1 + t1)) * T::from(0.43).unwrap()).atan() * T::from(0.954).unwrap())
 }
 
 fn run_f318<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f318(&p[0..2], &p[2..4])]
+    vec![f318(p[0], p[1], p[2])]
 }
 
 fn vjp_f318(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f318_grad(&p[0..2], &p[2..4]);
+    let (y, g) = f318_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f318 ----
 
 // ---- f319 ----
 #[differentiate]
-fn f319<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], y: T, n: usize, x: T) -> (T, T) {
-    let mut acc = xs[n % 2];
-    acc = ((acc + (f282::<T>(Float::atan((x * xs[0]) * T::from(0.888).unwrap()) * T::from(0.954).unwrap(), ((xs[n % 2] * xs[n % 2]) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap()) + x.atan2(y * y + T::from(0.75).unwrap()))) * T::from(0.255).unwrap()).sin();
-    if (-acc).is_sign_positive() {
-        acc += x.ceil() % (y.tanh().abs() + T::from(1.0).unwrap());
-        for (&_, &_) in xs.iter().zip(xs) {
-            let t3 = (f266(((xs[n % xs.len()] + T::to_radians(acc)) * T::from(1.259).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[n % 2] + acc.atan2(xs[n % xs.len()] * xs[n % xs.len()] + T::from(0.75).unwrap())) * T::from(0.43).unwrap()).sin(), ((xs[0] + T::from(0.022).unwrap()) * T::from(1.314).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.313).unwrap()).sin();
-            acc = (acc * T::from(-0.193).unwrap()) - t3;
-        }
-        let t4 = Float::atan((if (ys[n % 2] / (acc.abs() + T::from(1.0).unwrap())).is_sign_negative() { y / (acc * acc + T::from(0.75).unwrap()) } else { T::from(n).unwrap().trunc() / (Float::fract(x) * Float::fract(x) + T::from(1.0).unwrap()) }) * T::from(0.4).unwrap());
-        acc += t4;
+fn f319<T: Float + NumAssign + Sum + Product>(xs: &[T], z: T, ys: &[T], x: T, y: T) -> T {
+    let mut acc = Float::sin(f297(xs).exp_m1() * T::from(0.415).unwrap());
+    let mut k1 = 0;
+    while k1 < 5 && (ys[1] > T::from(-0.111).unwrap()) {
+        k1 += 1;
+        let t2 = T::to_radians(xs[0] * x);
+        let w3 = vec![T::zero(); 2];
+        acc = (acc * T::from(-0.388).unwrap()) * (t2 + w3[0]);
     }
-    (acc, f307(((x + xs[n % xs.len()]) * T::from(0.666).unwrap()).tanh(), Float::atan((xs[n % 2] - x) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), Float::atan((y - ((y * y + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.708).unwrap()) * T::from(0.954).unwrap()))
+    ((acc + z) + y) + acc
 }
 
 fn run_f319<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f319(&p[0..2], &p[2..4], p[4], 2, p[5]);
-    vec![a, b]
+    vec![f319(&p[0..2], p[2], &p[3..6], p[6], p[7])]
 }
 
-fn vjp_f319(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f319_pullback(&p[0..2], &p[2..4], p[4], 2, p[5]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f319(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f319_grad(&p[0..2], p[2], &p[3..6], p[6], p[7]);
+    (vec![y], g.flatten())
 }
 // ---- end f319 ----
 
 // ---- f320 ----
 #[differentiate]
-fn f320<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> (T, T) {
-    let mut acc = ((T::atanh(T::from(0.5).unwrap() * T::from(0.9).unwrap()) + T::from(1.973).unwrap()).powf(xs[1] / (T::from(-1.361).unwrap().abs() + T::from(0.75).unwrap())) * T::from(0.042).unwrap()).sin();
-    acc = (acc * T::from(0.255).unwrap()) + (acc.exp() + T::from(3.219).unwrap()).log2().min((xs[3].abs() + T::from(0.75).unwrap()).log10().tanh().tan());
-    let s1 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
-    let t2 = (f266(((xs[3] - (xs[3] % (acc.abs() + T::from(0.5).unwrap()))) * T::from(0.666).unwrap()).tanh(), ((xs[3] - (xs[4] - xs[0])) * T::from(0.444).unwrap()).sin(), ((xs[3] - xs[2]) * T::from(0.666).unwrap()).sin()) * T::from(0.313).unwrap()).sin();
-    let w3 = vec![T::zero(); 3];
-    if f266(T::tanh((xs[1] * xs[4]) * T::from(0.888).unwrap()), xs[4] + w3[1], ((xs[0] - xs[3].hypot((s1 * T::from(0.4).unwrap()).tanh() * (s1 * T::from(0.4).unwrap()).tanh() + T::from(0.75).unwrap())) * T::from(0.421).unwrap()).sin()) < T::from(1.454).unwrap() {
-        let t4 = (s1 * T::from(0.4).unwrap()).atan();
-        let (p5, q6) = f311(((xs[2] + (t2 + T::from(1.5).unwrap()).log2()) * T::from(0.695).unwrap()).atan() * T::from(0.954).unwrap(), &w3);
-        let (p7, q8) = f274(xs, xs);
-        acc += (((((t4 + p5) * q6) + (p7 * T::from(0.307).unwrap()).tanh()) + (q8 * T::from(0.307).unwrap()).tanh()) * T::from(0.113).unwrap()).sin();
+fn f320<T>(n: usize, x: T, ys: &[T], xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((T::from(n).unwrap() / ((xs[n % 3].abs() + T::from(0.5).unwrap()).recip().abs() + T::from(0.75).unwrap())) * T::from(0.375).unwrap()).tanh();
+    if !(acc < T::from(-0.543).unwrap()) && (acc - acc) > T::from(-1.695).unwrap() && (xs[n % 3] * (T::from(0.5).unwrap() - T::from(n).unwrap())) > T::from(n).unwrap() {
+        if (T::from(n).unwrap() - xs[0]) >= T::from(-0.809).unwrap() {
+            let b1 = {
+                let c2 = acc;
+                ((c2 * ((x % (ys[4] * ys[4] + T::from(1.0).unwrap())) + T::from(2.5).unwrap()).hypot(ys[n % 5] * T::from(n).unwrap())) * T::from(0.2).unwrap()).tanh()
+            };
+            for &_ in ys.iter().rev() {
+                for i4 in (0..3).rev().step_by(3) {
+                    let mut t5 = (ys[n - 1] / (b1.abs() + T::from(0.5).unwrap())).atan2(-((b1 * xs[n % xs.len()]) * (b1 * xs[n % xs.len()]) + T::from(0.5).unwrap()));
+                    t5 *= (xs[1] * T::from(1.333).unwrap()).sin();
+                    let u6 = f299(((x - ys[n - 1]) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[i4 + 1] + f307(((x - (b1 + t5)) * T::from(0.354).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[i4 + 1] + Float::powi(ys[i4], 2)) * T::from(0.533).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[1] + acc.atan()) * T::from(0.651).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.242).unwrap()).tanh(), ((xs[2] + x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap());
+                    let s7 = u6.iter().fold((acc * T::from(0.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.423).unwrap() + (((-((v * T::from(0.557).unwrap()).atan().exp() + T::from(0.75).unwrap())).cbrt() + v.sin()) * T::from(0.721).unwrap()).tanh());
+                    acc = ((acc + s7) * T::from(0.229).unwrap()).sin();
+                }
+                let mut w8 = vec![T::from(-0.259).unwrap(); 4];
+                w8.swap(0, 2);
+                acc -= w8[3];
+            }
+        } else if ys[4].sinh() > T::from(-0.792).unwrap() {
+            acc = T::tanh((((acc * T::from(2.0).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees() - (ys[n - 1] - xs[n % xs.len()].to_radians())) * T::from(0.455).unwrap());
+        } else {
+            acc /= x.exp() + T::from(1.25).unwrap();
+        }
+        let t9 = xs[0];
+        let t10 = acc;
+        acc /= ((t9 * t10) * T::from(0.58).unwrap()).atan().exp() + T::from(1.5).unwrap();
+    } else {
+        let w11 = vec![T::zero(); 3];
+        acc *= w11[1];
     }
-    (acc, ((s1 * T::from(0.4).unwrap()).tanh().sin() - f300(((xs[2] - w3[1].trunc()) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[4] + (xs[1] * (s1 * T::from(0.4).unwrap()).sin())) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap())) - t2)
+    acc
 }
 
 fn run_f320<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f320(&p[0..5]);
-    vec![a, b]
+    vec![f320(3, p[0], &p[1..6], &p[6..9])]
 }
 
-fn vjp_f320(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f320_pullback(&p[0..5]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f320(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f320_grad(3, p[0], &p[1..6], &p[6..9]);
+    (vec![y], g.flatten())
 }
 // ---- end f320 ----
 
 // ---- f321 ----
 #[differentiate]
-fn f321<T: Float + NumAssign + Sum + Product>(y: T, n: usize, x: T, z: T) -> T {
-    let mut acc = z;
-    let t1 = Float::tanh(Float::mul_add(T::one(), T::atan(Float::exp2(T::from(-1.947).unwrap()) * T::from(0.285).unwrap()), T::from(n).unwrap()) * T::from(0.359).unwrap()) * z;
-    acc -= y;
-    let w2 = vec![T::zero(); 4];
-    for _ in 1..=3 {
-        acc = ((acc - ((y.exp2() * T::from(0.446).unwrap()).sin() * y.clamp((acc * T::from(0.333).unwrap()).tanh() - T::from(1.25).unwrap(), T::tanh(x * T::from(1.333).unwrap()) + T::from(1.25).unwrap()))) * T::from(0.242).unwrap()).tanh();
+fn f321<T>(x: T, xs: &[T], ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((-x).sin() * T::from(0.85).unwrap()).atanh();
+    for i1 in 1..2 {
+        acc -= (((T::from(i1).unwrap() * T::from(i1).unwrap()) - Float::floor(acc)) * T::from(0.267).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    (acc - t1) - w2[2]
+    if (T::from(-1.07).unwrap() / (x + T::from(2.5).unwrap())).is_sign_negative() {
+        if !((x / (x.abs() + T::from(0.5).unwrap())).is_sign_negative()) && (xs[0] - xs[0]) < T::from(-0.103).unwrap() {
+            return acc;
+        }
+        for i2 in (0..1).rev() {
+            acc -= (((T::from(i2).unwrap() / (T::from(i2).unwrap() * T::from(i2).unwrap() + T::from(0.75).unwrap())) * (x / (x.exp() + T::from(0.5).unwrap()))) * T::from(0.5).unwrap()).tanh();
+            for i3 in 1..=2 {
+                match i3 % 3 {
+                    0 => {
+                        acc /= xs[i3 % xs.len()].exp() + T::from(1.25).unwrap();
+                    }
+                    1 | 2 => {
+                        let s4 = (0..2).map(|i| (ys[i] * T::from(-1.031).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
+                        acc *= (s4 * T::from(0.2).unwrap()).tanh();
+                    }
+                    _ => {
+                        acc = Float::sin(((acc * T::from(-0.118).unwrap()) - xs[i3].trunc()) * T::from(0.687).unwrap());
+                    }
+                }
+                acc = T::sin((acc * ys[ys.len() - 1 - i2]) * T::from(0.384).unwrap());
+            }
+            let u5 = f275(ys);
+            let t6 = Float::to_radians(acc.atan2(-(ys[0] + T::from(2.0).unwrap())));
+            acc = (((acc * T::from(-0.032).unwrap()) - (u5[1] + t6)) * T::from(0.751).unwrap()).tanh();
+        }
+        let b7 = {
+            let c8 = Float::sin((ys[0].powi(3) - (xs[1] / (x + T::from(2.5).unwrap()))) * T::from(0.41).unwrap());
+            c8 / ((xs[1] + x).abs() + T::from(0.5).unwrap())
+        };
+        acc += b7;
+    } else if (ys[1] / (ys[0] * ys[0] + T::from(0.5).unwrap())) >= T::from(0.196).unwrap() {
+        acc -= ys[0];
+    } else {
+        let s9 = (0..2).map(|i| (ys[i] * T::from(-0.416).unwrap()).atan() * T::from(i).unwrap()).sum::<T>();
+        acc += (s9 * T::from(0.127).unwrap()).tanh();
+    }
+    acc
 }
 
 fn run_f321<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f321(p[0], 2, p[1], p[2])]
+    vec![f321(p[0], &p[1..4], &p[4..6])]
 }
 
 fn vjp_f321(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f321_grad(p[0], 2, p[1], p[2]);
+    let (y, g) = f321_grad(p[0], &p[1..4], &p[4..6]);
     (vec![y], g.flatten())
 }
 // ---- end f321 ----
 
 // ---- f322 ----
 #[differentiate]
-fn f322<T: Float + NumAssign + Sum + Product>(z: T, y: T, x: T, xs: &[T]) -> (T, T) {
-    let mut acc = ((((xs[1] + xs[2]) * T::from(0.666).unwrap()).tanh().exp() + T::from(0.5).unwrap()) + T::one()).acosh();
-    let mut w1 = vec![acc.signum(); 3];
-    w1.swap(1, 0);
-    let t2 = y;
-    let t3 = y;
-    for i4 in 1..=3 {
-        acc *= ((t2 * Float::sin((Float::signum(w1[i4 % w1.len()]) + (w1[i4 % w1.len()] + xs[i4 % xs.len()])) * T::from(0.307).unwrap())) * T::from(1.333).unwrap()).sin();
-    }
-    (acc * x, (((t2 - t3) - w1[0]) * z) + t3)
+fn f322<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, z: T, ys: &[T], y: T) -> T {
+    let mut acc = ys[0] * Float::tanh((x + T::from(2.0).unwrap()).powf(ys[0]) * T::from(0.107).unwrap());
+    acc = ((acc * ys[1].exp_m1().atan2(-(y.clamp(T::from(-1.24).unwrap(), T::from(1.26).unwrap()) + T::from(2.26).unwrap()))) * T::from(0.424).unwrap()).atan();
+    acc += ys[1];
+    let w1 = vec![T::zero(); 5];
+    acc = T::atan(((acc * T::from(-0.457).unwrap()) - (-(acc - xs[1]))) * T::from(0.334).unwrap());
+    ((acc + z) - w1[0]) * x
 }
 
 fn run_f322<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f322(p[0], p[1], p[2], &p[3..6]);
-    vec![a, b]
+    vec![f322(&p[0..3], p[3], p[4], &p[5..7], p[7])]
 }
 
-fn vjp_f322(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f322_pullback(p[0], p[1], p[2], &p[3..6]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f322(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f322_grad(&p[0..3], p[3], p[4], &p[5..7], p[7]);
+    (vec![y], g.flatten())
 }
 // ---- end f322 ----
 
 // ---- f323 ----
 #[differentiate]
-fn f323<T>(x: T, y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = (-T::from(-0.375).unwrap()) - (y + y);
-    if acc >= T::one() {
-        return Float::asinh(y * x);
+fn f323<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
+    let mut acc = ((xs[1].mul_add(xs[0], xs[2]) + (xs[0] - xs[3])) * T::from(0.296).unwrap()).tanh();
+    let l1;
+    if acc.abs() >= T::from(0.033).unwrap() {
+        l1 = ((T::tanh(T::from(0.621).unwrap() * xs[3]) + T::from(1.75).unwrap()) + T::one()).acosh();
+    } else {
+        acc += ((xs[0] - ((-xs[2]) + Float::acos(acc * T::from(0.9).unwrap()))) * T::from(0.325).unwrap()).tanh();
+        l1 = acc;
     }
-    let mut w1 = Vec::with_capacity(5);
-    for _ in 0..5 {
-        w1.push(Float::tanh(f321(Float::sin((y + y) * T::from(0.666).unwrap()), 1, Float::tanh((x - (acc / (y.abs() + T::from(0.5).unwrap()))) * T::from(0.109).unwrap()), ((x * (-x)) * T::from(0.888).unwrap()).tanh())));
-    }
-    let t3 = T::sqrt((-w1[4]) + T::from(1.5).unwrap());
-    acc + t3
+    let s2 = xs.iter().map(|&v| v.min(v) * (v - T::from(-0.837).unwrap())).sum::<T>();
+    let mut out3 = vec![-xs[4]; 2];
+    out3[0] += acc;
+    out3[1] += l1;
+    out3[0] = T::sin(s2 * T::from(0.114).unwrap());
+    out3[1] = -(l1 * l1);
+    out3
 }
 
 fn run_f323<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f323(p[0], p[1])]
+    f323(&p[0..5])
 }
 
-fn vjp_f323(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f323_grad(p[0], p[1]);
-    (vec![y], g.flatten())
+fn vjp_f323(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f323_pullback(&p[0..5]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f323 ----
 
 // ---- f324 ----
 #[differentiate]
-fn f324<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = (xs[0] / (xs[0].exp() + T::from(0.75).unwrap())).asinh();
-    acc /= (((xs[1] * acc).tanh() * T::from(0.9).unwrap()).asin() % (acc.abs() + T::from(0.75).unwrap())).abs() + T::from(1.5).unwrap();
-    let t1 = (((f275(2, ys) - (acc * xs[1])) - (-Float::recip(xs[0].abs() + T::from(0.75).unwrap()))) * T::from(0.25).unwrap()).atan();
-    for (j2, &_) in xs.iter().enumerate() {
-        let s4: T = (0..2).map(|i| (xs[i] * T::from(0.343).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
-        let mut k5 = 0;
-        let r6 = loop {
-            k5 += 1;
-            if (ys[ys.len() - 1 - j2] + T::from(2.25).unwrap()).log((s4 * T::from(0.2).unwrap()).atan() * (s4 * T::from(0.2).unwrap()).atan() + T::from(2.5).unwrap()).is_sign_negative() || s4.is_sign_negative() {
-                let w7 = xs.to_vec();
-                acc += (w7[1] * T::from(1.333).unwrap()).atan() * T::from(0.127).unwrap();
+fn f324<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
+    let mut acc = T::from(-1.64).unwrap().signum() * xs[1];
+    let u1 = f306::<T>(xs);
+    let mut k2 = 0;
+    let r3 = loop {
+        k2 += 1;
+        acc *= ((u1[0] + f271::<T>(xs, ((xs[0] - (acc + acc)) * T::from(0.137).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.371).unwrap()).tanh();
+        let t4 = ((T::mul_add(xs[0].abs(), u1[0].floor(), u1[1].signum()) - ((u1[0] - xs[1]) + (Float::tanh(acc * T::from(0.307).unwrap()) * (acc * T::from(0.307).unwrap()).tanh()))) * T::from(0.2).unwrap()).sin();
+        if k2 >= 5 || ((t4 + t4) <= T::from(0.526).unwrap() && acc >= T::from(1.572).unwrap()) {
+            break u1[0];
+        }
+    };
+    acc += ((((acc / (T::one().abs() + T::from(1.0).unwrap())) * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap()).acos() * T::from(0.636).unwrap()).tanh().sinh();
+    if r3.exp().is_sign_negative() || r3.fract().is_sign_negative() && r3.is_sign_positive() {
+        let l5;
+        if (u1[0] + r3) > T::from(-1.39).unwrap() {
+            for _ in xs.iter().copied() {
+                acc += (xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
             }
-            let u8 = f273(ys, ys, ((xs[1] + (xs[0] + ys[j2])) * T::from(0.444).unwrap()).tanh());
-            if k5 >= 5 || (u8[u8.len() - 1 - j2].is_sign_negative()) {
-                break u8[0].sin() / (acc.abs() + T::from(0.5).unwrap());
-            }
-        };
-        acc *= (r6 * T::from(1.0).unwrap()).sin();
+            l5 = T::atan((((xs[1].hypot(u1[0] * u1[0] + T::from(0.5).unwrap()) * T::from(0.333).unwrap()).tanh() * Float::tanh((acc + xs[1]) * T::from(0.265).unwrap())) + T::from(2.0).unwrap()).powf(xs[0]) * T::from(0.384).unwrap());
+        } else {
+            acc /= ((acc.cos() - f318(((xs[1] + (T::from(1.31).unwrap() * acc)) * T::from(0.364).unwrap()).sin(), T::atan((xs[1] * u1[0]) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), ((xs[2] + f296(2, ((xs[2] + (acc - acc)) * T::from(0.263).unwrap()).sin(), T::tanh((xs[1] - (xs[0] + xs[2])) * T::from(0.444).unwrap()))) * T::from(0.215).unwrap()).sin())) * T::from(0.201).unwrap()).sin().exp() + T::from(1.25).unwrap();
+            l5 = r3;
+        }
+        acc /= l5 * l5 + T::from(1.25).unwrap();
+    } else if (-(r3.abs() + T::from(1.0).unwrap())).cbrt() >= r3 {
+        acc = ((acc * Float::cbrt(u1[0].exp_m1().abs() + T::from(1.0).unwrap()).exp2()) * T::from(0.086).unwrap()).tanh();
+    } else {
+        let s7 = u1.iter().map(|v| (*v - *v).min(*v + *v)).sum::<T>();
+        acc *= (s7 * T::from(0.25).unwrap()).sin();
     }
-    acc - t1
+    let mut out8 = vec![(acc.abs() * T::from(0.331).unwrap()).tanh(), u1[1], xs[0]];
+    out8[0] += (acc * T::from(0.331).unwrap()).tanh();
+    out8[0] = ((T::powi(u1[1] * u1[1] + T::from(0.5).unwrap(), -2) + (r3 / (xs[2].abs() + T::from(0.75).unwrap()))) * T::from(0.3).unwrap()).tanh();
+    out8
 }
 
 fn run_f324<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f324(&p[0..4], &p[4..6])]
+    f324(&p[0..3])
 }
 
-fn vjp_f324(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f324_grad(&p[0..4], &p[4..6]);
-    (vec![y], g.flatten())
+fn vjp_f324(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f324_pullback(&p[0..3]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f324 ----
 
 // ---- f325 ----
-#[differentiate]
-fn f325<T>(y: T, ys: &[T], x: T, xs: &[T]) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (y.hypot(x * x + T::from(0.75).unwrap()) * T::from(0.444).unwrap()).tanh();
-    let l1;
-    if x <= T::from(-0.66).unwrap() {
-        l1 = acc;
-    } else {
-        l1 = (Float::acos(xs[1].sin() * T::from(0.9).unwrap()) * T::from(0.636).unwrap()).sin().exp2();
-    }
-    acc /= y + T::from(2.75).unwrap();
-    let l2;
-    if (ys[1] + l1) >= T::from(-1.015).unwrap() {
-        l2 = ((((ys[0] / (y + T::from(2.25).unwrap())) - (-l1)) + (T::from(-1.07).unwrap().mul_add(y, xs[1]) * T::from(0.644).unwrap()).tanh().exp_m1()) * T::from(0.268).unwrap()).sin();
-    } else {
-        if ys[0].atan2(ys[1].exp() + T::from(0.75).unwrap()) < T::from(0.283).unwrap() {
-            let w3 = vec![T::zero(); 2];
-            acc -= (((ys[0] / (T::from(0.5).unwrap().abs() + T::from(0.5).unwrap())) - (x * ys[1])) * T::from(0.38).unwrap()).atan();
-            acc /= w3[0] + T::from(1.25).unwrap();
+#[differentiate(wrt(ys, xs, y))]
+fn f325<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], y: T, x: T) -> T {
+    let mut acc = x;
+    if (y * ys[0]).is_sign_negative() {
+        if acc < T::from(0.683).unwrap() {
+            acc = Float::tanh((acc - ((xs[0] % (xs[1] + T::from(2.5).unwrap())) - xs[2])) * T::from(0.444).unwrap());
+            let mut k1 = 0;
+            let r2 = loop {
+                k1 += 1;
+                for _ in xs.iter() {
+                    let mut w4 = xs.to_vec();
+                    w4[0] -= ys[2].tanh() * ys[1];
+                    let t5 = x;
+                    acc = ((acc - (w4[2] * t5)) * T::from(0.307).unwrap()).tanh();
+                }
+                if k1 >= 1 || ((xs[0] - x) < T::from(-2.052).unwrap()) {
+                    break (xs[1].exp() * T::from(0.446).unwrap()).sin();
+                }
+            };
+            let t6 = Float::atanh(Float::asin((T::from(0.27).unwrap() + acc).sin() * T::from(0.85).unwrap()).sin() * T::from(0.85).unwrap());
+            acc += r2 + t6;
+        } else {
+            acc *= (((ys[0] + y) + T::from(3.5).unwrap()).log(ys[1].abs() + T::from(2.5).unwrap()) * T::from(0.74).unwrap()).tanh();
         }
-        l2 = (ys[0] + y) / ((l1.min(y).abs() + T::from(1.0).unwrap()).log10().abs() + T::from(1.0).unwrap());
+        let t7 = ((acc - acc) * T::from(0.288).unwrap()).atan().cos();
+        acc /= ((((ys[2] * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap()).asin() + (ys[0] - f318(((ys[2] + y) * T::from(0.666).unwrap()).sin(), ((x + xs[0]) * T::from(0.666).unwrap()).tanh(), ((y * (acc * xs[1])) * T::from(0.256).unwrap()).sin()))) * T::from(0.147).unwrap()).tanh() + T::from(2.0).unwrap();
+        acc = ((acc.floor() + t7) * T::from(0.365).unwrap()).tanh();
+    } else {
+        acc /= T::atan((acc - (xs[0] + acc)) * T::from(0.444).unwrap()) * T::atan((acc - (xs[0] + acc)) * T::from(0.444).unwrap()) + T::from(1.5).unwrap();
     }
-    for (_, &_) in xs.iter().enumerate() {
-        let mut w6 = xs.to_vec();
-        w6.swap(0, 0);
-        acc = (((acc * T::from(0.437).unwrap()).atan().exp2() + w6[0]) * T::from(0.316).unwrap()).sin();
-    }
-    (acc, T::from(1.595).unwrap() + l2)
+    acc
 }
 
 fn run_f325<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f325(p[0], &p[1..3], p[3], &p[4..6]);
-    vec![a, b]
+    vec![f325(&p[0..3], &p[3..6], p[6], p[7])]
 }
 
-fn vjp_f325(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f325_pullback(p[0], &p[1..3], p[3], &p[4..6]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f325(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f325_grad(&p[0..3], &p[3..6], p[6], p[7]);
+    (vec![y], g.flatten())
 }
 // ---- end f325 ----
 
 // ---- f326 ----
 #[differentiate]
-fn f326<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = Float::to_radians(xs[0].atan2(-(xs[0] + T::from(2.0).unwrap())));
-    let s1: T = xs.iter().copied().sum::<T>();
-    for i2 in 0..3 {
-        let t3 = (T::from(i2).unwrap() * T::from(i2).unwrap() + T::from(1.0).unwrap()).log10();
-        acc *= (t3 * T::from(0.579).unwrap()).tanh();
+fn f326<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, x: T) -> (T, T) {
+    let mut acc = x;
+    let mut t1 = T::tanh(f282(xs, ((xs[2] - (xs[0] + x)) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), xs) * T::from(0.234).unwrap());
+    for i2 in 1..3 {
+        match i2 % 3 {
+            0 => {
+                let t3 = t1 / ((t1 * T::from(0.666).unwrap()).sin().exp() + T::from(1.0).unwrap());
+                t1 = (((t1 * T::from(0.705).unwrap()) * t3) * T::from(0.315).unwrap()).tanh();
+            }
+            1 => {
+                let w4 = vec![y / (y.abs() + T::from(0.5).unwrap()), (f318(((x + xs[i2 % 5].abs()) * T::from(0.666).unwrap()).tanh(), ((y - (xs[xs.len() - 1 - i2] - x)) * T::from(0.444).unwrap()).tanh(), ((y + y) * T::from(0.666).unwrap()).tanh()) * T::from(0.223).unwrap()).tanh()];
+                acc /= w4[0].abs() + T::from(1.0).unwrap();
+            }
+            _ => {
+                t1 -= ((-(xs[2] + T::from(2.0).unwrap()).hypot(acc)) * T::from(0.285).unwrap()).tanh();
+            }
+        }
+        let t5 = ((y * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).atanh();
+        if xs[4] >= T::from(-0.954).unwrap() {
+            continue;
+        }
+        let (p6, q7) = f277(((y + f301(xs, 1, xs, ((y + xs[i2 % xs.len()]) * T::from(0.666).unwrap()).tanh())) * T::from(0.254).unwrap()).atan() * T::from(0.954).unwrap(), T::tanh((xs[i2] + xs[xs.len() - 1 - i2].floor()) * T::from(0.5).unwrap()), xs, ((xs[xs.len() - 1 - i2] + acc.abs()) * T::from(0.4).unwrap()).atan() * T::from(0.954).unwrap());
+        acc *= (((t5 - p6) + q7) * T::from(0.236).unwrap()).tanh();
     }
-    (acc + (s1 * T::from(0.444).unwrap()).tanh()) - ((s1 * T::from(0.444).unwrap()).sin().exp() + T::from(1.0).unwrap()).powf(acc).clamp(T::from(-0.459).unwrap(), T::from(0.427).unwrap())
+    (acc, ((xs[4] + T::from(2.25).unwrap()) + T::one()).acosh() - t1)
 }
 
 fn run_f326<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f326(&p[0..3])]
+    let (a, b) = f326(&p[0..5], p[5], p[6]);
+    vec![a, b]
 }
 
-fn vjp_f326(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f326_grad(&p[0..3]);
-    (vec![y], g.flatten())
+fn vjp_f326(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f326_pullback(&p[0..5], p[5], p[6]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f326 ----
 
 // ---- f327 ----
-#[differentiate]
-fn f327<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = xs[1];
-    for _ in (0..5).rev() {
-        for _ in xs {
-            let w3 = ys.to_vec();
-            acc *= ((acc - w3[0].cosh()) * T::from(0.225).unwrap()).tanh();
-        }
-        acc -= (acc * T::from(0.307).unwrap()).sin();
-        if ys[0].is_sign_negative() {
-            continue;
-        }
-    }
-    T::atan((acc * (-(acc / (T::atan(acc * T::from(0.307).unwrap()) * T::atan(acc * T::from(0.307).unwrap()) + T::from(0.5).unwrap())))) * T::from(0.023).unwrap())
-}
-
-fn run_f327<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f327(&p[0..4], &p[4..7])]
-}
-
-fn vjp_f327(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f327_grad(&p[0..4], &p[4..7]);
-    (vec![y], g.flatten())
-}
-// ---- end f327 ----
-
-// ---- f328 ----
-#[differentiate]
-fn f328<T: Float + NumAssign + Sum + Product>(x: T, n: usize, y: T, z: T) -> T {
-    let mut acc = ((z * T::from(n).unwrap()) * T::from(0.333).unwrap()).tanh() * (x + z);
-    let t1 = ((y.exp() + T::from(1.0).unwrap()) + T::one()).acosh();
-    let t2 = Float::abs(t1);
-    let mut k3 = 0;
-    while (!((x + y).is_sign_positive()) && (T::one() + T::from(1.5).unwrap()).log(t1 * t1 + T::from(2.5).unwrap()) < T::from(-0.769).unwrap()) && k3 < 1 {
-        k3 += 1;
-        acc += (((T::from(n).unwrap() - acc) + y) * T::from(0.21).unwrap()).tanh();
-        let t4 = z;
-        acc = ((acc + t4) * T::from(0.363).unwrap()).sin();
-    }
-    if !((x + T::from(2.25).unwrap()).log2() > T::from(0.752).unwrap()) && z >= T::from(-0.947).unwrap() {
-        return acc;
-    }
-    acc * t2
-}
-
-fn run_f328<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f328(p[0], 4, p[1], p[2])]
-}
-
-fn vjp_f328(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f328_grad(p[0], 4, p[1], p[2]);
-    (vec![y], g.flatten())
-}
-// ---- end f328 ----
-
-// ---- f329 ----
-#[differentiate(wrt(ys, x, z, y))]
-fn f329<T: Float + NumAssign + Sum + Product>(ys: &[T], x: T, z: T, xs: &[T], y: T) -> (T, T) {
-    let mut acc = y;
-    let mut w1 = Vec::with_capacity(2);
-    for i2 in 0..2 {
-        w1.push((((ys[i2 % ys.len()] + z) * z) * T::from(0.444).unwrap()).sin());
-    }
-    for &_ in w1.iter() {
-        acc -= T::sin(z * T::from(1.333).unwrap());
-        for (&_, &_) in xs.iter().zip(w1.iter()) {
-            acc = T::atan((acc + ((T::from(1.786).unwrap().abs() + T::from(0.75).unwrap()).ln().exp() + T::from(0.75).unwrap()).log(T::from(-1.64).unwrap().signum().exp() + T::from(2.25).unwrap())) * T::from(0.347).unwrap()) * T::from(0.954).unwrap();
-            let s6: T = w1.iter().copied().sum::<T>();
-            acc = (((acc * T::from(-0.768).unwrap()) + (s6 * T::from(0.333).unwrap()).sin()) * T::from(0.542).unwrap()).tanh();
-        }
-    }
-    (acc, f304::<T>(ys, ys, T::tanh((y - x) * T::from(0.666).unwrap()), ((xs[0] + f292::<T>(ys)) * T::from(0.164).unwrap()).sin()) * x)
-}
-
-fn run_f329<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f329(&p[0..3], p[3], p[4], &p[5..7], p[7]);
-    vec![a, b]
-}
-
-fn vjp_f329(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f329_pullback(&p[0..3], p[3], p[4], &p[5..7], p[7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
-}
-// ---- end f329 ----
-
-// ---- f330 ----
-#[differentiate]
-fn f330<T: Float + NumAssign + Sum + Product>(y: T, z: T, n: usize, x: T) -> T {
-    let mut acc = (((y.tanh() * T::from(0.9).unwrap()).acos() + T::from(3.642).unwrap()) + T::one()).acosh();
-    let t1 = (((z - y) + (T::from(0.5).unwrap() - z)) * T::from(0.4).unwrap()).atan();
-    let mut k2 = 0;
-    while (z.abs() < x) && k2 < 1 {
-        k2 += 1;
-        acc += T::sin(acc * T::from(0.534).unwrap());
-    }
-    let t3 = f308::<T>(((y - t1) * T::from(0.651).unwrap()).atan() * T::from(0.954).unwrap(), ((x - (t1 / (T::one().abs() + T::from(1.0).unwrap()))) * T::from(0.651).unwrap()).sin(), ((z + t1) * T::from(0.651).unwrap()).tanh());
-    ((((acc + T::from(n).unwrap()) * t3) * (T::from(n).unwrap().clamp(T::from(-0.916).unwrap(), T::from(1.026).unwrap()) / (((z - y) * T::from(0.666).unwrap()).sin().exp() + T::from(0.5).unwrap()))) * T::from(0.032).unwrap()).tanh()
-}
-
-fn run_f330<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f330(p[0], p[1], 2, p[2])]
-}
-
-fn vjp_f330(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f330_grad(p[0], p[1], 2, p[2]);
-    (vec![y], g.flatten())
-}
-// ---- end f330 ----
-
-// ---- f331 ----
-#[differentiate(wrt(z, y, x))]
-fn f331<T>(z: T, y: T, x: T) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = y / (x.exp() + T::from(0.75).unwrap());
-    let mut k1 = 0;
-    loop {
-        k1 += 1;
-        for i3 in (0..5).rev() {
-            let b4 = {
-                let c5 = T::from(-0.431).unwrap().trunc() * x.sinh();
-                ((c5 * (T::from(i3).unwrap() + x.ceil())) * T::from(0.079).unwrap()).atan()
-            };
-            acc = ((acc * b4) * T::from(0.424).unwrap()).sin();
-        }
-        let t6 = acc;
-        if (x <= T::from(-0.795).unwrap()) || k1 >= 1 {
-            break;
-        }
-        acc = (((acc.sin() * T::from(0.85).unwrap()).acos() - t6) * T::from(0.325).unwrap()).sin();
-    }
-    for i7 in 0..3 {
-        acc -= ((if x > T::from(1.037).unwrap() { ((T::from(-1.795).unwrap() * T::from(-1.795).unwrap() + T::from(0.75).unwrap()) + T::one()).acosh() } else { y + T::from(i7).unwrap() }) * T::from(0.444).unwrap()).tanh();
-        let l8;
-        if (z * x) <= T::from(-0.549).unwrap() {
-            l8 = T::acos(y.tanh() * T::from(0.9).unwrap());
-        } else {
-            l8 = ((z * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees().tanh().tan();
-        }
-        acc = ((acc.tanh().tan() + l8) * T::from(0.425).unwrap()).atan();
-    }
-    acc = ((acc * Float::cbrt(y.abs() + T::from(1.0).unwrap()).exp2()) * T::from(0.102).unwrap()).tanh();
-    let mut out9 = vec![T::zero(); 3];
-    out9[0] = acc;
-    out9[1] = y.signum() / (((x * y) * T::from(0.888).unwrap()).sin().exp() + T::from(1.0).unwrap());
-    out9
-}
-
-fn run_f331<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f331(p[0], p[1], p[2])
-}
-
-fn vjp_f331(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f331_pullback(p[0], p[1], p[2]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
-}
-// ---- end f331 ----
-
-// ---- f332 ----
-#[differentiate]
-fn f332<T>(xs: &[T], x: T, y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    if !((acc * x) <= x) && !(T::powi(xs[1] * xs[1] + T::from(0.5).unwrap(), -2) >= y) && T::round(xs[2]).is_sign_positive() {
-        acc -= (((xs[2] - y) * y) * T::from(0.444).unwrap()).tanh();
-        for i1 in (0..1).rev() {
-            match i1 % 3 {
-                0 => {
-                    if acc < T::from(1.366).unwrap() {
-                        acc = ((acc * ((xs[0] % (y + T::from(2.5).unwrap())) + xs[xs.len() - 1 - i1])) * T::from(0.19).unwrap()).tanh();
-                        let t2 = T::log2(xs[0] * xs[0] + T::from(0.5).unwrap()) * (acc * T::from(0.5).unwrap());
-                        acc *= (t2 * T::from(0.753).unwrap()).tanh();
-                    }
-                    acc = ((acc + ((y - xs[i1 % xs.len()]) * (xs[2] - xs[3]))) * T::from(0.16).unwrap()).tanh();
-                }
-                1 => {
-                    let t3 = (x + (xs[1] / (acc.abs() + T::from(1.0).unwrap()))) / (xs[1] * xs[1] + T::from(1.0).unwrap());
-                    acc += (t3 * T::from(0.666).unwrap()).atan() * T::from(0.636).unwrap();
-                }
-                _ => {
-                    let s4 = (0..4).map(|i| (xs[i] * T::from(0.871).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
-                    acc += (T::atan(s4 * T::from(0.1).unwrap()) * T::from(1.273).unwrap()).tanh();
-                }
-            }
-        }
-        let t5 = (T::tanh(xs[0] + y) + T::from(2.0).unwrap()).recip();
-        acc *= t5;
-    } else if xs[1].to_radians() <= T::from(-0.011).unwrap() {
-        let t6 = (((xs[0] / (y * y + T::from(1.0).unwrap())) * ((y * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).asin()) * T::from(0.424).unwrap()).tanh();
-        acc *= t6;
-    } else {
-        acc /= ((y * xs[2]) / ((-xs[0]) * (-xs[0]) + T::from(0.75).unwrap())) + T::from(4.0).unwrap();
-    }
-    acc - acc
-}
-
-fn run_f332<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f332(&p[0..4], p[4], p[5])]
-}
-
-fn vjp_f332(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f332_grad(&p[0..4], p[4], p[5]);
-    (vec![y], g.flatten())
-}
-// ---- end f332 ----
-
-// ---- f333 ----
-#[differentiate]
-fn f333<T: Float + NumAssign + Sum + Product>(y: T, x: T, xs: &[T]) -> T {
-    let mut acc = ((x - (xs[0] + x)) * T::from(0.444).unwrap()).atan();
-    acc += ((T::atan2(y, -(xs[0].exp() + T::from(1.0).unwrap())) + y) * T::from(0.43).unwrap()).sin();
-    let t1 = (((y + xs[1]) * (T::from(0.5).unwrap() + x)) * T::from(0.333).unwrap()).tanh();
-    acc *= (y * T::from(1.333).unwrap()).tanh();
-    acc /= (xs[1] - (xs[1] + y)).abs() + T::from(1.0).unwrap();
-    acc = acc * t1;
-    let w2 = vec![T::zero(); 4];
-    for (&_, &_) in xs.iter().zip(xs.iter()) {
-        let u5 = f331(((x - (w2[1] % (xs[1] * xs[1] + T::from(0.5).unwrap()))) * T::from(0.571).unwrap()).tanh(), ((x + y) * T::from(0.666).unwrap()).tanh(), Float::tanh((x * ((acc * T::from(0.437).unwrap()).sin() * (acc * T::from(0.437).unwrap()).sin() + T::from(0.5).unwrap()).log2()) * T::from(1.282).unwrap()));
-        acc = (acc * T::from(-0.025).unwrap()) + u5[2];
-    }
-    acc += T::tanh((acc / (acc.abs() + T::from(0.5).unwrap())) * T::from(0.388).unwrap());
-    acc
-}
-
-fn run_f333<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f333(p[0], p[1], &p[2..4])]
-}
-
-fn vjp_f333(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f333_grad(p[0], p[1], &p[2..4]);
-    (vec![y], g.flatten())
-}
-// ---- end f333 ----
-
-// ---- f334 ----
-#[differentiate]
-fn f334<T>(y: T, x: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[1] + x;
-    acc *= ((f323(((x - (x * y)) * T::from(0.533).unwrap()).tanh(), ((x + xs[0]) * T::from(0.666).unwrap()).tanh()) - (acc - x)) * T::from(0.211).unwrap()).tanh();
-    acc = ((T::cosh((acc * T::from(0.666).unwrap()).atan()) + xs[1]) * T::from(0.498).unwrap()).sin();
-    if acc.abs() > y {
-        return xs[1];
-    }
-    acc
-}
-
-fn run_f334<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f334(p[0], p[1], &p[2..5])]
-}
-
-fn vjp_f334(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f334_grad(p[0], p[1], &p[2..5]);
-    (vec![y], g.flatten())
-}
-// ---- end f334 ----
-
-// ---- f335 ----
-#[differentiate]
-fn f335<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T]) -> Vec<T> {
-    let mut acc = Float::sqrt(Float::tanh(f299(((y * (xs[1] - y)) * T::from(0.444).unwrap()).tanh()) * T::from(0.32).unwrap()).exp() + T::from(0.75).unwrap());
-    let t1 = (Float::mul_add(y, y, xs[3]) * T::from(0.533).unwrap()).tanh().exp2();
-    acc = (acc * T::from(0.453).unwrap()) - y;
-    let t2 = acc;
-    let mut out3 = vec![Float::max(x, y); 3];
+#[differentiate(wrt(y, xs, x))]
+fn f327<T: Float + NumAssign + Sum + Product>(z: T, y: T, xs: &[T], x: T) -> Vec<T> {
+    let mut acc = Float::atan(f272::<T>(Float::tanh((xs[3] + (xs[1] - y)) * T::from(0.444).unwrap()), xs).exp2() * T::from(0.415).unwrap());
+    let t1 = (Float::mul_add(acc, y, xs[3]) * T::from(0.518).unwrap()).tanh().exp2();
+    acc = (acc * T::from(0.453).unwrap()) - t1;
+    let t2 = y;
+    let mut out3 = vec![Float::max(x, t1); 3];
     out3[0] = acc;
-    out3[1] += x;
-    out3[2] = t1;
+    out3[1] += z;
+    out3[2] = x;
     out3[0] = t2;
     out3[0] = xs[1] / (t1.clamp(T::from(-0.51).unwrap(), T::from(0.416).unwrap()).exp() + T::from(0.5).unwrap());
     out3
 }
 
-fn run_f335<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f335(p[0], p[1], &p[2..6])
+fn run_f327<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    f327(p[0], p[1], &p[2..6], p[6])
 }
 
-fn vjp_f335(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f335_pullback(p[0], p[1], &p[2..6]);
+fn vjp_f327(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f327_pullback(p[0], p[1], &p[2..6], p[6]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
-// ---- end f335 ----
+// ---- end f327 ----
 
-// ---- f336 ----
+// ---- f328 ----
 #[differentiate]
-fn f336<T>(xs: &[T]) -> T
+fn f328<T>(xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
@@ -10691,2456 +10657,2600 @@ where
         }
         acc *= w4[2];
     }
-    acc = ((acc.exp2() + f323(((xs[1] - xs[0]) * T::from(0.666).unwrap()).sin(), Float::sin((xs[0] + (xs[1].abs() + T::from(1.0).unwrap()).log(t1.exp() + T::from(2.0).unwrap())) * T::from(0.708).unwrap()))) * T::from(0.116).unwrap()).tanh();
-    acc + f316(((xs[0] - t1) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] - xs[1]) * T::from(0.666).unwrap()).tanh())
+    acc = ((acc.signum() + f293(((xs[1] - xs[0]) * T::from(0.666).unwrap()).sin(), xs)) * T::from(0.437).unwrap()).tanh();
+    (acc - t1) + acc
+}
+
+fn run_f328<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    vec![f328(&p[0..4])]
+}
+
+fn vjp_f328(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f328_grad(&p[0..4]);
+    (vec![y], g.flatten())
+}
+// ---- end f328 ----
+
+// ---- f329 ----
+#[differentiate]
+fn f329<T>(n: usize, xs: &[T], x: T, y: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (f305(n, ((y - x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((x * xs[n % xs.len()]) * T::from(0.888).unwrap()).sin()) * T::from(0.457).unwrap()).tanh();
+    acc = acc - xs[n % 2];
+    let mut t1 = acc.atan();
+    if acc.signum() < t1 {
+        if x.fract() <= T::from(0.011).unwrap() || t1.tanh() > xs[n % xs.len()] && t1 < T::from(-0.659).unwrap() {
+            let t2 = (xs[n % xs.len()] % (acc * acc + T::from(0.5).unwrap())).tanh();
+            t1 /= t2 + T::from(2.0).unwrap();
+        } else {
+            let s3 = xs.iter().zip(xs).map(|(a, b)| *a * b.tanh()).sum::<T>();
+            let u4 = f279::<T>(xs, n, xs);
+            acc *= (((s3 * T::from(0.444).unwrap()).tanh() + u4[3]) * T::from(0.615).unwrap()).sin();
+        }
+        let t5 = ((Float::acos(T::from(-0.758).unwrap().tanh() * T::from(0.9).unwrap()) / ((xs[n % 2] * t1).abs() + T::from(0.75).unwrap())) * T::from(0.477).unwrap()).tanh();
+        t1 = (((t1.sin() * T::from(0.85).unwrap()).acos() + xs[n % xs.len()]) * T::from(0.43).unwrap()).tanh();
+        acc = T::atan((acc.exp() * t5) * T::from(0.164).unwrap());
+    }
+    acc * t1
+}
+
+fn run_f329<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    vec![f329(3, &p[0..2], p[2], p[3])]
+}
+
+fn vjp_f329(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f329_grad(3, &p[0..2], p[2], p[3]);
+    (vec![y], g.flatten())
+}
+// ---- end f329 ----
+
+// ---- f330 ----
+#[differentiate]
+fn f330<T: Float + NumAssign + Sum + Product>(y: T, x: T, z: T, xs: &[T], ys: &[T]) -> T {
+    let mut acc = if z.is_sign_positive() { z + xs[4] } else { xs[1].signum() };
+    acc += ((T::from(0.5).unwrap() - f274(1, ((ys[0] + (T::one() * xs[4])) * T::from(0.666).unwrap()).sin(), ((xs[4] + (acc - y)) * T::from(0.333).unwrap()).tanh())) * T::from(0.266).unwrap()).atan();
+    let w1 = vec![T::zero(); 4];
+    for _ in 1..5 {
+        for (&_, &_) in xs.iter().zip(w1.iter()) {
+            let t5 = z.min(z).sinh();
+            acc *= Float::atan(t5 * T::from(0.85).unwrap()) * T::from(0.636).unwrap();
+        }
+        acc = (acc * T::from(-0.24).unwrap()) + y;
+    }
+    acc * x
+}
+
+fn run_f330<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    vec![f330(p[0], p[1], p[2], &p[3..8], &p[8..10])]
+}
+
+fn vjp_f330(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f330_grad(p[0], p[1], p[2], &p[3..8], &p[8..10]);
+    (vec![y], g.flatten())
+}
+// ---- end f330 ----
+
+// ---- f331 ----
+#[differentiate]
+fn f331<T: Float + NumAssign + Sum + Product>(y: T, ys: &[T], xs: &[T], x: T) -> (T, T) {
+    let mut acc = (T::from(-0.371).unwrap().sin() * T::from(0.85).unwrap()).acos();
+    if (y - y) > ys[0] {
+        acc += (f301(ys, 3, ys, Float::tanh((ys[4] - (y - acc)) * T::from(0.325).unwrap())) * T::from(0.315).unwrap()).sin();
+        let t1 = xs[1];
+        acc += t1;
+    } else if acc >= T::from(-0.372).unwrap() {
+        if (x * x + T::from(1.0).unwrap()).log2() >= T::from(1.122).unwrap() || (-ys[4]) >= T::from(0.166).unwrap() && Float::fract(acc) < T::from(-0.251).unwrap() {
+            acc /= y.exp() + T::from(1.25).unwrap();
+        } else {
+            let s2: T = xs.iter().map(|&v| v * v).sum::<T>();
+            acc /= T::tanh(s2 * T::from(0.444).unwrap()).exp() + T::from(1.25).unwrap();
+        }
+    } else {
+        let w3 = vec![T::zero(); 5];
+        acc = acc - w3[4];
+    }
+    (acc, (f274::<T>(2, ((x + ys[3].atan2(-((acc * T::from(0.354).unwrap()).tanh() * (acc * T::from(0.354).unwrap()).tanh() + T::from(0.75).unwrap()))) * T::from(0.43).unwrap()).tanh(), T::tanh((y - x) * T::from(0.666).unwrap())).abs() + T::from(0.75).unwrap()).cbrt())
+}
+
+fn run_f331<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    let (a, b) = f331(p[0], &p[1..6], &p[6..8], p[8]);
+    vec![a, b]
+}
+
+fn vjp_f331(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f331_pullback(p[0], &p[1..6], &p[6..8], p[8]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+}
+// ---- end f331 ----
+
+// ---- f332 ----
+#[differentiate]
+fn f332<T>(x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (x * x + T::from(0.5).unwrap()).powf(T::from(-0.658).unwrap()) / ((x + x) + T::from(4.0).unwrap());
+    let l1;
+    if Float::log10(x.abs() + T::from(0.75).unwrap()) >= T::from(0.454).unwrap() && (acc * x) >= T::from(1.256).unwrap() {
+        l1 = Float::cos(x);
+    } else {
+        l1 = ((if f310::<T>(((x * (x + x)) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), ((x - (acc % (acc * acc + T::from(0.5).unwrap()))) * T::from(0.437).unwrap()).tanh(), ((x * (x * x)) * T::from(0.592).unwrap()).tanh()) <= x { (T::from(-1.522).unwrap() * acc) + (acc + x) } else { if (x + x).is_sign_negative() { x } else { acc } }) * T::from(0.216).unwrap()).tanh();
+    }
+    acc *= ((Float::powf(l1 + T::from(1.5).unwrap(), T::from(1.816).unwrap()) + Float::acos(l1.sin() * T::from(0.85).unwrap())) * T::from(0.092).unwrap()).tanh();
+    let l1 = Float::cos(l1);
+    let t2 = -acc.signum().exp2();
+    for i3 in (0..4).rev() {
+        let mut k4 = 0;
+        while (acc.tanh().tan().is_sign_negative()) && k4 < 1 {
+            k4 += 1;
+            if !(l1.is_sign_negative()) && !((l1 * T::from(i3).unwrap()) > T::from(0.798).unwrap()) && f318(T::atan((x - l1) * T::from(0.8).unwrap()) * T::from(0.954).unwrap(), ((x * (T::from(-0.332).unwrap() - l1)) * T::from(1.001).unwrap()).atan() * T::from(0.954).unwrap(), ((x * acc) * T::from(0.188).unwrap()).tanh()) > T::from(-0.682).unwrap() {
+                let t5 = l1;
+                acc = T::sin(((acc * T::from(0.726).unwrap()) + t5) * T::from(0.326).unwrap());
+            }
+        }
+        acc = ((acc * (f307(((x * x) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), T::atan((x + T::cbrt(x.exp() + T::from(1.0).unwrap())) * T::from(0.612).unwrap()) * T::from(0.954).unwrap(), T::tanh((x + acc) * T::from(0.233).unwrap())) * T::from(0.296).unwrap()).sin().mul_add(Float::tanh(((T::from(-1.487).unwrap() - acc) / (T::ln_1p((T::from(0.5).unwrap().abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()) + T::from(1.194).unwrap())) * T::from(0.117).unwrap()), (x.exp() + T::from(0.5).unwrap()).hypot(x * (t2 * T::from(0.297).unwrap()).tanh()))) * T::from(0.037).unwrap()).atan();
+        acc /= x * x + T::from(1.0).unwrap();
+    }
+    acc
+}
+
+fn run_f332<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    vec![f332(p[0])]
+}
+
+fn vjp_f332(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f332_grad(p[0]);
+    (vec![y], g.flatten())
+}
+// ---- end f332 ----
+
+// ---- f333 ----
+#[differentiate]
+fn f333<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], y: T, ys: &[T]) -> Vec<T> {
+    let mut acc = (x * x + T::from(0.5).unwrap()).log(x * x + T::from(2.25).unwrap()) * (-y);
+    acc *= (ys[0] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+    if ((y * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).acos().is_sign_negative() && !((y * x) >= T::from(0.557).unwrap()) && (acc % (xs[0].exp() + T::from(0.5).unwrap())) >= x {
+        let t1 = T::from(1.877).unwrap();
+        let t2 = xs[3];
+        acc -= t1 * t2;
+    } else if (ys[1] * xs[1]) >= acc {
+        for _ in xs.iter().copied() {
+            let mut t4 = if (x / (T::sin(acc * T::from(0.323).unwrap()).exp() + T::from(1.0).unwrap())) < T::from(-0.231).unwrap() { (T::from(0.586).unwrap().sin() * T::from(0.85).unwrap()).acos() } else { -ys[0] };
+            t4 -= (acc * T::from(0.323).unwrap()).tanh();
+            acc *= (t4 * T::from(0.482).unwrap()).tanh();
+        }
+    } else {
+        let s5 = (0..4).map(|i| (ys[i] * T::from(0.785).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
+        acc -= T::tanh(s5 * T::from(0.1).unwrap());
+    }
+    let mut out6 = vec![T::zero(); 3];
+    out6[0] = (acc * T::from(0.399).unwrap()).tanh();
+    out6[1] = x;
+    out6
+}
+
+fn run_f333<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    f333(p[0], &p[1..5], p[5], &p[6..10])
+}
+
+fn vjp_f333(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f333_pullback(p[0], &p[1..5], p[5], &p[6..10]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+}
+// ---- end f333 ----
+
+// ---- f334 ----
+#[differentiate]
+fn f334<T>(x: T, ys: &[T], xs: &[T]) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let acc = (x.atan2(x.abs() + T::from(1.0).unwrap()).mul_add((f286(xs, ((x * (x / (ys[1].abs() + T::from(1.0).unwrap()))) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] + T::asinh(x)) * T::from(0.742).unwrap()).atan() * T::from(0.954).unwrap(), ((x + (ys[1] % (x.exp() + T::from(0.75).unwrap()))) * T::from(0.666).unwrap()).sin()) * T::from(0.243).unwrap()).tanh(), x) * T::from(0.43).unwrap()).atan();
+    let t1 = acc.abs() * (f286(xs, Float::atan((xs[2] - acc) * T::from(0.651).unwrap()) * T::from(0.954).unwrap(), ((xs[3] + (-x)) * T::from(0.666).unwrap()).tanh(), Float::tanh((ys[0] + x.max(xs[3])) * T::from(0.666).unwrap())) * T::from(0.243).unwrap()).sin();
+    let t2 = xs[2].tanh() * (ys[0] + acc);
+    let s3 = ys.iter().map(|v| (*v / (*v + T::from(2.25).unwrap())).tanh().tan()).sum::<T>();
+    (acc + t2, ((T::sin(xs[1]) / (x.cos() * x.cos() + T::from(1.0).unwrap())) * t1) + s3)
+}
+
+fn run_f334<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    let (a, b) = f334(p[0], &p[1..3], &p[3..7]);
+    vec![a, b]
+}
+
+fn vjp_f334(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f334_pullback(p[0], &p[1..3], &p[3..7]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+}
+// ---- end f334 ----
+
+// ---- f335 ----
+#[differentiate]
+fn f335<T>(ys: &[T], xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (T::from(0.553).unwrap() * xs[1]) / ((f296(4, ((ys[0] * (ys[0] - xs[2])) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), T::tanh((ys[2] + ys[1]) * T::from(0.666).unwrap())) * T::from(0.257).unwrap()).atan().exp() + T::from(0.75).unwrap());
+    let s1 = (0..3).map(|i| (xs[i] * T::from(0.472).unwrap()).tanh() * T::from(i).unwrap()).sum::<T>();
+    acc = ((acc + ((T::atan((-ys[2]) * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).asin()) * T::from(0.47).unwrap()).sin();
+    let mut t2 = T::sin(f318(((xs[2] + acc.atan2((s1 * T::from(0.133).unwrap()).tanh() * (s1 * T::from(0.133).unwrap()).tanh() + T::from(1.0).unwrap())) * T::from(0.43).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[2] * (acc - s1)) * T::from(0.083).unwrap()).tanh(), ((xs[0] * (xs[2] * (s1 * T::from(0.133).unwrap()).tanh())) * T::from(0.888).unwrap()).sin()) * T::from(0.223).unwrap());
+    t2 /= (f305::<T>(4, ((ys[1] + f304::<T>(T::tanh((ys[2] - acc) * T::from(0.8).unwrap()), 1)) * T::from(0.438).unwrap()).tanh(), ys[0] * T::to_radians(xs[0])) * T::from(0.457).unwrap()).tanh().cos() + T::from(2.5).unwrap();
+    let t3 = Float::sin(s1 * T::from(0.133).unwrap());
+    (acc * t2) + t3
+}
+
+fn run_f335<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    vec![f335(&p[0..3], &p[3..6])]
+}
+
+fn vjp_f335(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f335_grad(&p[0..3], &p[3..6]);
+    (vec![y], g.flatten())
+}
+// ---- end f335 ----
+
+// ---- f336 ----
+#[differentiate]
+fn f336<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize, x: T) -> T {
+    let mut acc = x / (x.cos().abs() + T::from(0.5).unwrap());
+    acc /= Float::trunc(T::cos(xs[1])).min((((x - x) * (x - x) + T::from(1.0).unwrap()) + T::one()).acosh()) + T::from(4.089).unwrap();
+    let mut w1 = Vec::with_capacity(3);
+    for i2 in 0..3 {
+        w1.push(T::tanh(f310(((xs[i2] + xs[i2 % 3]) * T::from(0.666).unwrap()).sin(), ((xs[n % 3] + (T::from(0.5).unwrap() + xs[i2 % 3])) * T::from(0.571).unwrap()).tanh(), T::tanh((xs[i2 % xs.len()] + xs[xs.len() - 1 - i2]) * T::from(0.666).unwrap())) * T::from(0.266).unwrap()).cos());
+    }
+    acc /= (Float::exp(((xs[n % 3] - T::from(-1.579).unwrap()) * T::from(0.649).unwrap()).tanh()) * T::from(0.735).unwrap()).atan().exp() + T::from(1.5).unwrap();
+    (acc + w1[1]) - (T::from(0.809).unwrap() * (f305(1, ((x + acc.to_radians()) * T::from(1.288).unwrap()).atan() * T::from(0.954).unwrap(), ((x + (T::tanh(acc * T::from(0.666).unwrap()).exp() + T::from(0.5).unwrap()).sqrt()) * T::from(0.607).unwrap()).sin()) * T::from(0.457).unwrap()).atan())
 }
 
 fn run_f336<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f336(&p[0..4])]
+    vec![f336(&p[0..3], 1, p[3])]
 }
 
 fn vjp_f336(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f336_grad(&p[0..4]);
+    let (y, g) = f336_grad(&p[0..3], 1, p[3]);
     (vec![y], g.flatten())
 }
 // ---- end f336 ----
 
 // ---- f337 ----
 #[differentiate]
-fn f337<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, ys: &[T]) -> Vec<T> {
-    let mut acc = (((x + ys[1]) + (Float::atan(x * T::from(1.333).unwrap()) * T::from(0.031).unwrap()).to_degrees()) * T::from(0.341).unwrap()).sin();
-    if (acc + T::from(-1.308).unwrap()) >= T::from(0.13).unwrap() {
-        let t1 = T::atan(x.exp2() * T::from(0.446).unwrap());
-        acc = (acc * T::from(0.024).unwrap()) * t1;
-    } else if !((acc - acc) >= T::from(-0.102).unwrap()) && x > T::from(0.501).unwrap() {
-        acc *= ((xs[3] + (acc / (T::one().abs() + T::from(0.5).unwrap()))) * T::from(0.571).unwrap()).tanh();
+fn f337<T>(z: T, x: T, y: T) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (T::hypot((x - x) * (x - x) + T::from(0.5).unwrap(), y / (T::one().exp() + T::from(0.5).unwrap())) * T::from(0.16).unwrap()).atan();
+    if z >= y {
+        for i1 in (0..3).rev().step_by(2) {
+            let t2 = (-T::from(i1).unwrap()).cos() / ((f296(4, ((x + acc.atan2(x.abs() + T::from(1.0).unwrap())) * T::from(0.43).unwrap()).sin(), ((y - (x * y)) * T::from(0.533).unwrap()).sin()) * T::from(0.257).unwrap()).sin() + T::from(1.5).unwrap());
+            acc = ((acc.fract() - t2) * T::from(0.666).unwrap()).tanh();
+        }
+        acc = acc.asinh() * y;
     } else {
-        let b2 = {
-            let c3 = (ys[0] * acc) - (T::from(-1.159).unwrap() * x);
-            (xs[4] * xs[0]) % (((ys[0] - c3) * T::from(0.422).unwrap()).tanh() * ((ys[0] - c3) * T::from(0.422).unwrap()).tanh() + T::from(0.5).unwrap())
-        };
-        acc -= b2;
+        for i3 in 0..2 {
+            acc -= (T::from(i3).unwrap() * T::from(1.0).unwrap()).sin();
+        }
     }
-    let mut out4 = vec![T::zero(); 2];
-    out4[0] += acc;
-    out4[1] = if (acc / (x * x + T::from(1.0).unwrap())) <= T::from(0.627).unwrap() { x + ys[2] } else { f330(((x - (-x)) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[2] + (T::one().abs() + T::from(0.5).unwrap()).powf(T::from(-1.965).unwrap())) * T::from(0.196).unwrap()).tanh(), 1, ((ys[0] + acc) * T::from(0.5).unwrap()).sin()) };
-    out4
+    (acc, (y.exp() + T::from(0.75).unwrap()).hypot(T::from(1.275).unwrap()) + (x - y))
 }
 
 fn run_f337<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f337(&p[0..5], p[5], &p[6..9])
+    let (a, b) = f337(p[0], p[1], p[2]);
+    vec![a, b]
 }
 
 fn vjp_f337(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f337_pullback(&p[0..5], p[5], &p[6..9]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+    let (y, pullback) = f337_pullback(p[0], p[1], p[2]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f337 ----
 
 // ---- f338 ----
 #[differentiate]
-fn f338<T>(z: T, n: usize, y: T, xs: &[T], x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::one();
-    let s1 = xs.iter().map(|&v| (v * v + T::from(0.5).unwrap()).log((v - v) * (v - v) + T::from(2.0).unwrap())).sum::<T>();
-    let s2 = (0..3).map(|i| (xs[i] * T::from(-0.243).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
-    acc *= Float::atan(s1.clamp((T::atan(T::from(-1.707).unwrap() * T::from(1.171).unwrap()) * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (xs[n % 3] * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()).max(x) * T::from(0.888).unwrap()) * T::from(0.636).unwrap();
-    acc = Float::atan(((acc * T::from(-0.24).unwrap()) + s1) * T::from(0.433).unwrap());
-    if f300(((x + (xs[n % 3] / (z + T::from(2.25).unwrap()))) * T::from(0.571).unwrap()).sin(), ((x + acc.min(xs[n % 3])) * T::from(0.651).unwrap()).tanh()) >= T::from(0.163).unwrap() {
-        for i3 in 0..n {
-            let l4;
-            if (xs[i3 % 3] / (T::from(-0.723).unwrap().abs() + T::from(1.0).unwrap())).is_sign_positive() || xs[n % 3] < T::from(-0.407).unwrap() {
-                l4 = (acc * T::from(0.359).unwrap()).sin();
-            } else {
-                let t5 = Float::atan(T::from(0.247).unwrap()) * T::one().floor();
-                acc = ((acc * t5) * T::from(0.114).unwrap()).tanh();
-                l4 = xs[i3 % xs.len()];
+fn f338<T: Float + NumAssign + Sum + Product>(x: T, ys: &[T], y: T, xs: &[T]) -> T {
+    let mut acc = T::from(1.806).unwrap();
+    let mut t1 = xs[1];
+    for i2 in (0..2).rev() {
+        let s3: T = (0..4).map(|i| (ys[i] * T::from(-0.768).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
+        let t4 = x * (ys[ys.len() - 1 - i2].exp() + T::from(1.0).unwrap()).log2();
+        for _ in (0..4).rev() {
+            if (y / (y * y + T::from(1.0).unwrap())) <= T::from(0.611).unwrap() {
+                let w6 = vec![T::zero(); 4];
+                t1 += w6[1];
             }
-            let (p6, q7) = f322(Float::atan((x + (xs[1] + l4)) * T::from(0.444).unwrap()) * T::from(0.954).unwrap(), ((z + acc) * T::from(0.282).unwrap()).sin(), ((xs[n % xs.len()] + (y * xs[i3 % 3])) * T::from(0.533).unwrap()).tanh(), xs);
-            acc /= (Float::tanh(p6 * T::from(0.266).unwrap()) * (q7 * T::from(0.266).unwrap()).atan()) + T::from(2.821).unwrap();
+            acc /= (s3 * T::from(0.1).unwrap()).tanh().exp() + T::from(1.0).unwrap();
+            if (y + x) <= y && f297(xs) >= T::from(0.279).unwrap() {
+                continue;
+            }
+            if x.atan() < x {
+                break;
+            }
         }
-        let t8 = z;
-        acc = (acc * T::from(-0.151).unwrap()) + t8;
-    } else if y.is_sign_positive() || x > T::from(-0.667).unwrap() {
-        acc /= xs[n % xs.len()] * xs[n % xs.len()] + T::from(1.0).unwrap();
-    } else {
-        let u9 = f331(((x * (acc / (z * z + T::from(1.0).unwrap()))) * T::from(0.848).unwrap()).sin(), Float::sin((y + (z + x)) * T::from(0.444).unwrap()), ((y * xs[n % 3]) * T::from(0.888).unwrap()).tanh());
-        acc *= u9[1];
+        if (x * T::from(-0.954).unwrap().tanh().tan()) <= s3 {
+            break;
+        }
+        t1 *= (t4 * T::from(0.522).unwrap()).sin();
     }
-    (acc + (s2 * T::from(0.133).unwrap()).atan()) * T::atan2(T::from(1.976).unwrap().to_radians(), ((x + s1) * T::from(0.34).unwrap()).atan() + T::from(2.571).unwrap())
+    (acc + t1) - y
 }
 
 fn run_f338<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f338(p[0], 4, p[1], &p[2..5], p[5])]
+    vec![f338(p[0], &p[1..5], p[5], &p[6..8])]
 }
 
 fn vjp_f338(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f338_grad(p[0], 4, p[1], &p[2..5], p[5]);
+    let (y, g) = f338_grad(p[0], &p[1..5], p[5], &p[6..8]);
     (vec![y], g.flatten())
 }
 // ---- end f338 ----
 
 // ---- f339 ----
 #[differentiate]
-fn f339<T>(z: T, xs: &[T], y: T, x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = y;
-    for i1 in 0..xs.len() {
-        let mut t2 = z + xs[i1];
-        for (j3, &_) in xs.iter().enumerate() {
-            acc -= (f316(((y - T::from(j3).unwrap()) * T::from(0.444).unwrap()).tanh(), ((xs[j3 % 3] + z) * T::from(0.666).unwrap()).tanh()) * T::from(1.273).unwrap()).sin() * T::from(0.333).unwrap();
-            (acc, t2) = (t2 * T::from(0.25).unwrap(), acc * T::from(0.666).unwrap());
-        }
-        acc = Float::tanh((acc + t2) * T::from(0.266).unwrap());
+fn f339<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = (ys[0] * ys[0] + T::from(0.5).unwrap()).ln();
+    let mut w1 = ys.to_vec();
+    for _ in 0..2 {
+        acc *= (acc * T::from(0.568).unwrap()).tanh();
+        w1.swap(0, 1);
     }
-    for &_ in xs.iter() {
-        if Float::hypot(T::one().exp() + T::from(1.0).unwrap(), acc) > T::from(2.014).unwrap() {
-            break;
-        }
-    }
-    acc * x
+    ((acc * xs[1]) * w1[3]) + ((w1[1] * xs[1]).tanh() * T::from(0.9).unwrap()).asin()
 }
 
 fn run_f339<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f339(p[0], &p[1..4], p[4], p[5])]
+    vec![f339(&p[0..4], &p[4..7])]
 }
 
 fn vjp_f339(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f339_grad(p[0], &p[1..4], p[4], p[5]);
+    let (y, g) = f339_grad(&p[0..4], &p[4..7]);
     (vec![y], g.flatten())
 }
 // ---- end f339 ----
 
 // ---- f340 ----
 #[differentiate]
-fn f340<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
-    let mut acc = (f316(((x - T::acos(x.sin() * T::from(0.85).unwrap())) * T::from(0.43).unwrap()).tanh(), Float::tanh((x + x.min(x)) * T::from(0.666).unwrap())).exp() + T::from(0.75).unwrap()).log(x.atan().abs() + T::from(2.0).unwrap());
-    let t1 = xs[2];
-    for i2 in (0..6).step_by(2) {
-        acc *= (xs[i2 % xs.len()] * T::from(1.333).unwrap()).tanh();
-        let l3;
-        if ((acc * T::from(0.365).unwrap()).tanh() * x) <= T::from(0.563).unwrap() {
-            for _ in xs.iter().copied() {
-                let s5 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
-                acc -= (s5 * T::from(0.666).unwrap()).sin() * T::from(0.333).unwrap();
-            }
-            l3 = T::sin(x.exp() * T::from(0.446).unwrap()) * (xs[i2 % 3].hypot((acc * T::from(0.365).unwrap()).tanh() + T::from(1.5).unwrap()) % (Float::sin(f304(xs, xs, Float::tanh((x + f304(xs, xs, ((xs[i2 % xs.len()] * (acc - T::from(i2).unwrap())) * T::from(0.116).unwrap()).atan() * T::from(0.954).unwrap(), Float::atan((x * x) * T::from(0.888).unwrap()) * T::from(0.954).unwrap())) * T::from(0.213).unwrap()), ((xs[0] + (t1 % (xs[0].abs() + T::from(0.5).unwrap()))) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.253).unwrap()).exp() + T::from(1.0).unwrap()));
-        } else {
-            acc *= (((t1 / (xs[0] * xs[0] + T::from(0.75).unwrap())) - (T::sin(acc * T::from(0.365).unwrap()) * T::sin(acc * T::from(0.365).unwrap()) + T::from(1.0).unwrap()).log(xs[2].exp() + T::from(2.25).unwrap())) * T::from(0.666).unwrap()).atan() * T::from(0.636).unwrap();
-            l3 = T::atan(((-(T::from(i2).unwrap() - x)) + ((acc * T::from(0.365).unwrap()).tanh() * x).mul_add(((xs[i2 % 3] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees(), xs[i2 % 3])) * T::from(0.15).unwrap());
-        }
-        let t1 = t1.atan();
-        acc = (((acc * T::from(-0.492).unwrap()) * (l3 * t1)) * T::from(0.127).unwrap()).tanh();
+fn f340<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, ys: &[T], y: T) -> T {
+    let mut acc = T::acos(Float::acosh((T::from(0.5).unwrap().exp() + T::from(0.75).unwrap()) + T::one()).sin() * T::from(0.85).unwrap());
+    let mut w1 = Vec::with_capacity(5);
+    for i2 in 0..5 {
+        w1.push(T::atan(T::from(i2).unwrap() * T::from(0.4).unwrap()));
     }
-    acc
+    w1[1] *= (((T::from(0.278).unwrap() + acc) / ((x / (x.abs() + T::from(0.75).unwrap())).abs() + T::from(1.0).unwrap())) * T::from(0.584).unwrap()).tanh();
+    if (ys[1] + T::from(0.5).unwrap().signum()) <= T::from(-0.742).unwrap() {
+        if ((y.abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() < y {
+            if (xs[1] / (ys[0].abs() + T::from(0.75).unwrap())).is_sign_positive() {
+                acc -= (((w1[0] + acc) + (xs[1] - x)).min(-ys[1]) * T::from(0.259).unwrap()).sin();
+            }
+            let u3 = f299(((y + w1[1].fract()) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[1] + f318(Float::atan((xs[0] - ((T::from(0.579).unwrap() + T::from(1.579).unwrap()) + T::one()).acosh()) * T::from(0.602).unwrap()) * T::from(0.954).unwrap(), ((xs[1] + (y + T::from(2.25).unwrap()).log10()) * T::from(0.574).unwrap()).sin(), ((x * (y + y)) * T::from(0.444).unwrap()).sin())) * T::from(0.191).unwrap()).tanh(), ((xs[0] - (-acc)) * T::from(0.354).unwrap()).sin());
+            acc /= u3[0] * u3[0] + T::from(1.5).unwrap();
+        } else if (acc + w1[0]) > T::from(-1.656).unwrap() {
+            w1.swap(3, 4);
+        } else {
+            w1[0] -= xs[0];
+        }
+        acc *= (-(-xs[1])) * T::from(0.5).unwrap();
+        w1[4] *= xs[0].signum();
+    }
+    T::atan(((acc * w1[1]) - ((x * x + T::from(1.0).unwrap()).log(w1[3] * w1[3] + T::from(2.25).unwrap()) * acc.tanh().tan())) * T::from(0.13).unwrap())
 }
 
 fn run_f340<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f340(&p[0..3], p[3])]
+    vec![f340(&p[0..2], p[2], &p[3..5], p[5])]
 }
 
 fn vjp_f340(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f340_grad(&p[0..3], p[3]);
+    let (y, g) = f340_grad(&p[0..2], p[2], &p[3..5], p[5]);
     (vec![y], g.flatten())
 }
 // ---- end f340 ----
 
 // ---- f341 ----
 #[differentiate]
-fn f341<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = (((x * x) + (T::from(-1.602).unwrap() * x)) * T::from(0.429).unwrap()).tanh();
-    acc *= acc;
-    let w1 = vec![T::zero(); 4];
-    let mut w2 = Vec::with_capacity(4);
-    for _ in 0..4 {
-        w2.push(T::tanh(T::mul_add((T::from(0.5).unwrap() + T::from(1.0).unwrap()).sqrt(), (acc.sin() * T::from(0.85).unwrap()).acos(), x.atan2(T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(0.75).unwrap())) * T::from(0.286).unwrap()));
+fn f341<T>(x: T, ys: &[T], y: T, xs: &[T], n: usize) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((T::from(n).unwrap().min(x).abs() + T::from(1.0).unwrap()).hypot(T::from(n).unwrap()) * T::from(0.222).unwrap()).tanh();
+    if (y + ys[n % 2]) < x || (-x) > T::from(-0.863).unwrap() && (x + T::from(-0.131).unwrap()) <= T::from(-0.512).unwrap() {
+        acc = (acc * T::from(-0.841).unwrap()) * acc;
+        acc /= (x - (x - acc)) + T::from(5.091).unwrap();
     }
-    acc -= (acc / (w1[1].abs() + T::from(1.0).unwrap())).exp();
-    let t4 = Float::acosh((Float::sin(acc.mul_add(x, w2[3]) * T::from(0.304).unwrap()) * Float::sin(acc.mul_add(x, w2[3]) * T::from(0.304).unwrap()) + T::from(0.75).unwrap()) + T::one());
-    if T::powf(w2[1].abs() + T::from(0.75).unwrap(), w2[3]).is_sign_negative() {
-        let mut k5 = 0;
-        while k5 < 2 && (acc.fract() < T::from(0.61).unwrap()) {
-            k5 += 1;
-            let t6 = ((w1[3] * (w1[3] / (w1[3] + T::from(2.5).unwrap()))) * T::from(0.25).unwrap()).sin();
-            acc *= t6;
-        }
-        let t7 = t4;
-        acc /= t7.exp() + T::from(1.0).unwrap();
-    }
-    (acc - t4) + T::from(0.5).unwrap()
+    (acc, ((ys[n % 2] * acc) + T::from(2.25).unwrap()).log10() - xs[0])
 }
 
 fn run_f341<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f341(p[0])]
+    let (a, b) = f341(p[0], &p[1..3], p[3], &p[4..9], 1);
+    vec![a, b]
 }
 
-fn vjp_f341(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f341_grad(p[0]);
-    (vec![y], g.flatten())
+fn vjp_f341(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f341_pullback(p[0], &p[1..3], p[3], &p[4..9], 1);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f341 ----
 
 // ---- f342 ----
 #[differentiate]
-fn f342<T>(xs: &[T], ys: &[T]) -> (T, T)
+fn f342<T>(x: T, n: usize, ys: &[T], y: T, xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = Float::to_degrees((xs[4] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).cos();
-    for i1 in 1..3 {
-        if acc.tanh() >= T::from(-0.61).unwrap() && (xs[i1 % xs.len()] * ys[i1]).is_sign_negative() {
-            if acc.is_sign_negative() {
-                for i2 in (0..4).rev().step_by(3) {
-                    let (p3, q4) = f311(((ys[i2 % ys.len()] + ys[i1]) * T::from(0.666).unwrap()).tanh(), ys);
-                    acc *= ((p3 + q4) * T::from(0.308).unwrap()).tanh();
-                }
-            } else if (ys[ys.len() - 1 - i1] - acc) <= acc || (acc + T::from(3.5).unwrap()).log(acc * acc + T::from(2.25).unwrap()) > T::from(1.427).unwrap() {
-                acc -= ((ys[i1 % 3] * (xs[i1 % 5] % (xs[3] + T::from(2.5).unwrap()))) * T::from(0.888).unwrap()).atan() * T::from(0.636).unwrap();
-                acc = (((acc * T::from(0.624).unwrap()) - T::from(1.731).unwrap()) * T::from(0.555).unwrap()).sin();
-            } else {
-                let t5 = f305(ys, xs).ceil();
-                acc = (((acc + T::from(4.0).unwrap()).cbrt() * t5) * T::from(0.406).unwrap()).tanh();
-            }
-        } else if (acc + xs[3]).is_sign_negative() && Float::atan2(acc, xs[i1 % xs.len()].abs() + T::from(1.0).unwrap()) <= acc {
-            acc += (acc * T::from(0.666).unwrap()).tanh();
-        } else {
-            let b6 = {
-                let c7 = T::acosh(((ys[i1 % 3].exp2() * T::from(0.446).unwrap()).atan().exp() + T::from(0.5).unwrap()) + T::one());
-                ((ys[1] * c7.atan2(acc * acc + T::from(0.5).unwrap())) * T::from(0.424).unwrap()).sin()
-            };
-            acc += b6;
-        }
-        let t8 = ys[i1 % ys.len()] * xs[i1];
-        let s9 = (0..5).map(|i| (xs[i] * T::from(0.885).unwrap()).atan() * T::from(i).unwrap()).sum::<T>();
-        acc = ((acc + (t8 * (s9 * T::from(0.05).unwrap()).atan())) * T::from(0.306).unwrap()).tanh();
+    let mut acc = (((xs[n % 2] - T::from(-0.239).unwrap()) - (y - x)) * T::from(0.422).unwrap()).tanh();
+    for &_ in xs.iter() {
+        let u2 = f299(((xs[n % 2] + xs[n % xs.len()].mul_add(x, x)) * T::from(0.38).unwrap()).sin(), ((y * T::from(n).unwrap().atan()) * T::from(0.848).unwrap()).tanh(), ((xs[n % 2] + ys[n % ys.len()]) * T::from(0.666).unwrap()).tanh());
+        acc += ((T::sqrt(u2[n % 3].abs() + T::from(0.75).unwrap()) * T::fract(x)) * T::from(0.96).unwrap()).tanh();
     }
-    (acc, (((acc * acc) + (acc / (xs[2].abs() + T::from(0.5).unwrap()))) * T::from(0.133).unwrap()).atan())
+    acc
 }
 
 fn run_f342<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f342(&p[0..5], &p[5..8]);
-    vec![a, b]
+    vec![f342(p[0], 2, &p[1..3], p[3], &p[4..6])]
 }
 
-fn vjp_f342(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f342_pullback(&p[0..5], &p[5..8]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f342(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f342_grad(p[0], 2, &p[1..3], p[3], &p[4..6]);
+    (vec![y], g.flatten())
 }
 // ---- end f342 ----
 
 // ---- f343 ----
 #[differentiate]
-fn f343<T>(n: usize, x: T, xs: &[T], ys: &[T], y: T) -> T
+fn f343<T>(x: T, y: T, xs: &[T], ys: &[T]) -> Vec<T>
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = ys[n % ys.len()];
-    for (j1, &v2) in xs.iter().enumerate() {
-        let u3 = f331(((xs[n % 2] - f341(((ys[n % ys.len()] * ((y.abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(1.213).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.27).unwrap()).sin(), T::tanh((ys[j1 % 2] - T::from(j1).unwrap()) * T::from(0.571).unwrap()), Float::tanh((xs[1] + f284(((xs[j1 % xs.len()] + x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.298).unwrap()));
-        if f284(((y + v2.to_radians()) * T::from(1.31).unwrap()).atan() * T::from(0.954).unwrap()).is_sign_positive() {
-            break;
+    let mut acc = ((xs[2].round() * (y / (ys[3].abs() + T::from(0.5).unwrap()))) * T::from(0.266).unwrap()).tanh();
+    let mut k1 = 0;
+    let r2 = loop {
+        k1 += 1;
+        let t3 = ((xs[2].exp2() * T::from(0.446).unwrap()).tanh() * Float::tanh(T::ceil(acc) * T::from(0.333).unwrap())).trunc();
+        if k1 >= 4 || (f315(ys, xs).is_sign_negative()) {
+            break (((ys[2] + ys[1]) + (xs[1] - y)) * T::from(0.333).unwrap()).tanh();
         }
-        let (p4, q5) = f319(ys, ys, ((ys[1] - (u3[j1 % 3] + u3[j1 % u3.len()])) * T::from(0.571).unwrap()).tanh(), 1, ((x + (v2 / (T::one().exp() + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).tanh());
-        let t6 = acc;
-        acc += T::sin((((p4 * T::from(0.258).unwrap()).atan() - (q5 * T::from(0.258).unwrap()).atan()) - t6) * T::from(0.301).unwrap());
-    }
-    let u7 = f331(((x * xs[n % xs.len()]) * T::from(0.888).unwrap()).tanh(), T::atan((x * (-xs[n % 2])) * T::from(0.888).unwrap()) * T::from(0.954).unwrap(), ((y + (acc * acc)) * T::from(0.145).unwrap()).tanh());
-    (acc + u7[1]) + (((f284::<T>(((xs[n % xs.len()] - f293(((ys[0] * y) * T::from(0.888).unwrap()).tanh())) * T::from(0.275).unwrap()).tanh()) * T::from(0.385).unwrap()).tanh() + T::from(1.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()
+        acc += (t3 * T::from(1.0).unwrap()).tanh();
+    };
+    let t4 = Float::ln(Float::atan(f311(ys, xs, Float::tanh((ys[1] * y) * T::from(0.888).unwrap()), ((x - T::ln(r2.exp() + T::from(0.75).unwrap())) * T::from(0.594).unwrap()).tanh(), ((xs[1] * xs[0].exp2()) * T::from(0.297).unwrap()).sin()) * T::from(0.207).unwrap()) + T::from(2.071).unwrap());
+    let w5 = ys.to_vec();
+    let mut out6 = vec![T::zero(); 3];
+    out6[0] = (acc * T::from(0.4).unwrap()).sin();
+    out6[1] += t4;
+    out6[2] += w5[0];
+    out6[0] = T::tanh(f339(ys, xs) * T::from(0.305).unwrap());
+    out6
 }
 
 fn run_f343<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f343(4, p[0], &p[1..3], &p[3..5], p[5])]
+    f343(p[0], p[1], &p[2..5], &p[5..9])
 }
 
-fn vjp_f343(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f343_grad(4, p[0], &p[1..3], &p[3..5], p[5]);
-    (vec![y], g.flatten())
+fn vjp_f343(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f343_pullback(p[0], p[1], &p[2..5], &p[5..9]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f343 ----
 
 // ---- f344 ----
 #[differentiate]
-fn f344<T>(z: T, y: T, xs: &[T], ys: &[T], x: T) -> T
+fn f344<T>(xs: &[T], ys: &[T]) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    acc = acc * (-(acc + T::from(2.0).unwrap()).log(acc.exp() + T::from(2.5).unwrap()));
-    acc *= (T::from(0.448).unwrap().cosh() * T::from(1.814).unwrap()).tanh();
-    let l1;
-    if z > y && acc.is_sign_negative() {
-        l1 = acc;
-    } else {
-        for (&_, &b3) in ys.iter().zip(ys) {
-            let w4 = ys.to_vec();
-            acc *= ((w4[3].exp() + T::from(0.75).unwrap()).powf(w4[0]).max(acc.tanh().tan()) * T::from(0.108).unwrap()).sin();
-            let b3 = b3.atan();
-            acc = (((acc * T::from(-0.524).unwrap()) - b3) * T::from(0.393).unwrap()).tanh();
-        }
-        l1 = ((x.exp() + T::from(0.5).unwrap()).powf(x) * T::from(0.063).unwrap()).sin();
-    }
-    ((((acc - xs[1]) + l1) + (if T::asin(l1.tanh() * T::from(0.9).unwrap()).is_sign_positive() { l1.hypot(acc * acc + T::from(1.0).unwrap()) } else { ys[1] % (l1.abs() + T::from(1.0).unwrap()) })) * T::from(0.111).unwrap()).tanh()
+    let acc = ys[4].asinh();
+    let s1: T = ys.iter().copied().sum::<T>();
+    let s1 = ((s1 * T::from(0.266).unwrap()).tanh().exp() + T::from(1.0).unwrap()).log10();
+    let w2 = vec![T::zero(); 5];
+    (acc - s1, ((acc.abs().exp() + T::from(1.0).unwrap()).log10() * xs[1]) * w2[2])
 }
 
 fn run_f344<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f344(p[0], p[1], &p[2..4], &p[4..8], p[8])]
+    let (a, b) = f344(&p[0..4], &p[4..9]);
+    vec![a, b]
 }
 
-fn vjp_f344(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f344_grad(p[0], p[1], &p[2..4], &p[4..8], p[8]);
-    (vec![y], g.flatten())
+fn vjp_f344(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f344_pullback(&p[0..4], &p[4..9]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f344 ----
 
 // ---- f345 ----
 #[differentiate]
-fn f345<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, n: usize) -> T {
-    let mut acc = x;
-    if !(xs[n % xs.len()].is_sign_positive()) && (x - xs[0]) < T::from(-1.853).unwrap() {
-        acc /= acc * acc + T::from(1.0).unwrap();
-        acc -= x;
-    } else {
-        let t1 = ((-((T::from(n).unwrap() * T::from(0.5).unwrap()).atan().exp() + T::from(1.0).unwrap())).cbrt() + Float::log2(x.abs() + T::from(1.0).unwrap())).min(if !((xs[n % 4] - T::from(0.5).unwrap()) < acc) && (xs[3] + T::from(2.5).unwrap()).powf((T::from(n).unwrap() * T::from(0.5).unwrap()).tanh()) > T::from(0.045).unwrap() { T::from(0.278).unwrap() + x } else { x / (x.abs() + T::from(0.75).unwrap()) });
-        acc *= (t1 * T::from(0.63).unwrap()).sin();
-    }
-    acc
+fn f345<T>(z: T, xs: &[T], x: T, y: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((T::from(-0.91).unwrap() * T::from(2.197).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees();
+    let s1: T = xs.iter().map(|v| *v - T::one()).sum::<T>();
+    acc = ((acc.round() + T::powi(xs[1], 4)) * T::from(0.224).unwrap()).sin();
+    let t2 = (s1 * T::from(0.4).unwrap()).tanh();
+    (((acc - z) + x) * y) + t2
 }
 
 fn run_f345<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f345(&p[0..4], p[4], 4)]
+    vec![f345(p[0], &p[1..3], p[3], p[4])]
 }
 
 fn vjp_f345(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f345_grad(&p[0..4], p[4], 4);
+    let (y, g) = f345_grad(p[0], &p[1..3], p[3], p[4]);
     (vec![y], g.flatten())
 }
 // ---- end f345 ----
 
 // ---- f346 ----
-#[differentiate(wrt(xs, y))]
-fn f346<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, n: usize, x: T) -> T {
-    let mut acc = (xs[n % 4].sin() * T::from(0.85).unwrap()).atanh();
-    acc /= ((y / (x.abs() + T::from(0.75).unwrap())) / (xs[n - 1] * xs[n - 1] + T::from(0.5).unwrap())) + T::from(5.5).unwrap();
-    let mut t1 = Float::atan2(T::from(n).unwrap().abs(), y + T::from(2.25).unwrap());
-    let w2 = vec![T::zero(); 3];
-    acc /= ((Float::cbrt(Float::atan(t1 * T::from(0.636).unwrap()).exp() + T::from(1.0).unwrap()).max(f327(xs, &w2)) + T::from(2.548).unwrap()).log(acc * acc + T::from(2.0).unwrap()) * T::from(0.943).unwrap()).tanh().exp() + T::from(1.25).unwrap();
-    let mut k3 = 0;
-    while k3 < 5 && (acc < T::from(-0.507).unwrap()) {
-        k3 += 1;
-        t1 *= ((((w2[n % 3] * T::from(0.4).unwrap()).tanh().exp() + T::from(0.75).unwrap()).ln() / (T::tanh((w2[n % 3] + acc) * T::from(0.174).unwrap()) * T::tanh((w2[n % 3] + acc) * T::from(0.174).unwrap()) + T::from(0.75).unwrap())) * T::from(0.804).unwrap()).tanh();
+#[differentiate]
+fn f346<T>(z: T, y: T, x: T, xs: &[T]) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::max(xs[0], (Float::tanh(xs[0] * T::from(1.333).unwrap()) * T::from(0.9).unwrap()).acos());
+    if x < T::from(0.655).unwrap() {
+        return (xs[0], x);
     }
-    acc + t1
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        acc *= (z * T::from(1.333).unwrap()).sin();
+        for (j3, &v4) in xs.iter().enumerate() {
+            let t5 = f288::<T>(xs) / (y + T::from(2.0).unwrap());
+            let l6;
+            if (-z) <= T::from(0.161).unwrap() && (xs[j3 % 2] - v4) < T::from(-0.703).unwrap() || f297(xs) > T::from(1.034).unwrap() {
+                acc = ((acc + x) * T::from(0.207).unwrap()).tanh();
+                l6 = (f297(xs) / (Float::recip(xs[xs.len() - 1 - j3] + T::from(2.0).unwrap()).abs() + T::from(0.75).unwrap())).abs();
+            } else {
+                l6 = (f298(xs, 4) * T::from(0.283).unwrap()).tanh().sinh();
+            }
+            acc = ((acc + (t5 + l6)) * T::from(0.151).unwrap()).sin();
+        }
+        if (y.min(acc) < xs[1]) || k1 >= 5 {
+            break;
+        }
+    }
+    acc += x - f288(xs);
+    (acc, z - z)
 }
 
 fn run_f346<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f346(&p[0..4], p[4], 2, p[5])]
+    let (a, b) = f346(p[0], p[1], p[2], &p[3..5]);
+    vec![a, b]
 }
 
-fn vjp_f346(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f346_grad(&p[0..4], p[4], 2, p[5]);
-    (vec![y], g.flatten())
+fn vjp_f346(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f346_pullback(p[0], p[1], p[2], &p[3..5]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f346 ----
 
 // ---- f347 ----
 #[differentiate]
-fn f347<T>(xs: &[T], ys: &[T], x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[2].signum();
-    acc *= ((-(-acc.clamp((xs[0] * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), T::from(0.155).unwrap() + T::from(1.25).unwrap()))) * T::from(0.888).unwrap()).atan() * T::from(0.636).unwrap();
-    let t1 = x;
-    acc += (T::from(-0.597).unwrap().clamp(((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (xs[2] * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()).tanh().tan().abs() + T::from(0.5).unwrap()).log(Float::atan2(acc * acc, T::max(t1, xs[1]) * T::max(t1, xs[1]) + T::from(0.75).unwrap()) + T::from(5.392).unwrap());
-    (acc + ys[1]) + x
+fn f347<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> Vec<T> {
+    let mut acc = xs[1];
+    if !((acc - xs[1]) > xs[0] || acc > xs[1]) && (acc + ys[4]) > T::from(-1.198).unwrap() {
+        let b1 = {
+            let c2 = (acc.abs() + T::from(0.5).unwrap()).recip();
+            ((c2 - T::ceil(T::from(-0.858).unwrap().round())) * T::from(0.411).unwrap()).sin()
+        };
+        for i3 in 1..5 {
+            for _ in (0..2).step_by(3) {
+                acc = ((acc + T::from(-0.479).unwrap()) * T::from(0.334).unwrap()).tanh();
+                let t5 = (f291(xs, 1) * T::from(0.4).unwrap()).atan();
+                let t6 = xs[i3 % 2] / ((acc * T::from(0.363).unwrap()).tanh() + T::from(1.5).unwrap());
+                acc = (((acc * T::from(0.534).unwrap()) * (t5 - t6)) * T::from(0.148).unwrap()).tanh();
+            }
+            let b1 = b1.trunc();
+            let s7 = xs.iter().map(|v| Float::acosh((Float::tanh((*v + *v) * T::from(0.666).unwrap()).exp() + T::from(0.75).unwrap()) + T::one())).sum::<T>();
+            acc *= ((b1 - (s7 * T::from(0.459).unwrap()).tanh()) * T::from(0.666).unwrap()).tanh();
+        }
+    }
+    let mut out8 = vec![acc + ys[3]; 3];
+    out8[0] = acc;
+    out8[2] = (acc * xs[0]) * ys[4];
+    out8
 }
 
 fn run_f347<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f347(&p[0..4], &p[4..8], p[8])]
+    f347(&p[0..2], &p[2..7])
 }
 
-fn vjp_f347(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f347_grad(&p[0..4], &p[4..8], p[8]);
-    (vec![y], g.flatten())
+fn vjp_f347(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f347_pullback(&p[0..2], &p[2..7]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f347 ----
 
 // ---- f348 ----
 #[differentiate]
-fn f348<T>(x: T, y: T) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (x + y).clamp(((y + y) * T::from(0.666).unwrap()).sin() - T::from(1.25).unwrap(), (x * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap());
-    let mut k1 = 0;
-    loop {
-        k1 += 1;
-        let t3 = Float::sin(acc * T::from(0.38).unwrap());
-        if (!(Float::sqrt(x + T::from(2.25).unwrap()) > T::from(-0.717).unwrap()) && (x * T::from(1.812).unwrap()) <= T::from(0.538).unwrap()) || k1 >= 3 {
-            break;
-        }
-        acc /= t3.abs() + T::from(1.5).unwrap();
-    }
-    if (-acc) <= T::from(-1.322).unwrap() {
-        if (y * x) >= T::from(0.724).unwrap() {
-            if (x / (Float::atan(acc * T::from(0.888).unwrap()).exp() + T::from(0.75).unwrap())) > T::from(1.187).unwrap() {
-                let (b4, b5) = (x, y);
-                acc -= b4 + b5;
-            } else {
-                acc = (acc * T::from(-0.072).unwrap()) * (acc.exp() * T::from(0.21).unwrap()).tanh().sin();
-                let mut w6 = Vec::with_capacity(4);
-                for _ in 0..4 {
-                    w6.push((f328::<T>(((x - Float::abs(x)) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), 1, ((x + acc) * T::from(0.353).unwrap()).tanh(), ((y - T::ln_1p(((acc * T::from(0.48).unwrap()).atan() * (acc * T::from(0.48).unwrap()).atan() + T::from(0.75).unwrap()) - T::from(0.75).unwrap())) * T::from(0.68).unwrap()).tanh()) * T::from(0.195).unwrap()).tanh());
+fn f348<T: Float + NumAssign + Sum + Product>(y: T, n: usize, x: T) -> T {
+    let mut acc = Float::floor(y) - x;
+    for _ in (0..6).rev().step_by(3) {
+        acc *= x.abs().signum();
+        let t2 = (((Float::tanh(acc * T::from(0.333).unwrap()).exp() + T::from(0.5).unwrap()).log10() - (y + acc)) * T::from(0.216).unwrap()).tanh();
+        match n {
+            1 => {
+                if x.is_sign_positive() {
+                    acc += ((((-(y.sin() * T::from(0.85).unwrap()).atanh()).abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() * T::from(1.836).unwrap()).sin();
+                    let mut k3 = 0;
+                    let r4 = loop {
+                        k3 += 1;
+                        let t5 = T::sin((Float::min(x, acc) * T::from(0.333).unwrap()).tanh());
+                        if k3 >= 2 || (T::sin(t5) >= acc) {
+                            break t5;
+                        }
+                    };
+                    acc = Float::recip((acc * T::from(0.333).unwrap()).sin().exp() + T::from(1.0).unwrap()) + r4;
                 }
-                acc *= w6[0];
+                acc *= (x * T::from(1.333).unwrap()).sin();
             }
-            acc = Float::log2((acc * T::from(0.38).unwrap()).tanh() * (acc * T::from(0.38).unwrap()).tanh() + T::from(1.0).unwrap()) + (y * y + T::from(1.0).unwrap()).recip();
-        } else {
-            acc *= ((x + x.atan2(y.abs() + T::from(0.5).unwrap())) * T::from(0.43).unwrap()).sin();
+            2 | 3 => {
+                acc -= ((x.mul_add(y, y) * T::from(0.533).unwrap()).tanh().sinh() * T::from(1.296).unwrap()).tanh();
+            }
+            _ => {
+                let t6 = ((((x.abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() + acc) * T::from(0.278).unwrap()).atan();
+                acc *= (t6 * T::from(1.273).unwrap()).tanh();
+            }
         }
-    } else {
-        let w8 = vec![acc; 3];
-        acc += w8[1];
+        acc = Float::to_radians(acc) + ((x.hypot(y + T::from(2.0).unwrap()) * T::from(0.4).unwrap()).sin() + T::from(2.0).unwrap()).log(y + T::from(3.75).unwrap());
+        acc /= t2 + T::from(2.5).unwrap();
     }
-    let mut out9 = vec![T::zero(); 4];
-    out9[0] = (acc * T::from(0.444).unwrap()).tanh();
-    out9[1] = (acc * T::from(0.444).unwrap()).atan();
-    out9
+    acc
 }
 
 fn run_f348<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f348(p[0], p[1])
+    vec![f348(p[0], 1, p[1])]
 }
 
-fn vjp_f348(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f348_pullback(p[0], p[1]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f348(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f348_grad(p[0], 1, p[1]);
+    (vec![y], g.flatten())
 }
 // ---- end f348 ----
 
 // ---- f349 ----
 #[differentiate]
-fn f349<T>(x: T) -> T
+fn f349<T>(xs: &[T], x: T) -> Vec<T>
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::log(T::from(-1.705).unwrap().atan2(x + T::from(2.0).unwrap()) + T::from(3.642).unwrap(), (Float::atan2(x, x.exp() + T::from(1.0).unwrap()) * T::from(0.636).unwrap()).tanh().exp() + T::from(2.0).unwrap());
-    let mut k1 = 0;
-    while k1 < 3 && ((x / ((acc * T::from(0.724).unwrap()).tanh().exp() + T::from(0.5).unwrap())) < T::from(0.15).unwrap() && f321::<T>(((x + f316(((x + (acc * acc)) * T::from(0.219).unwrap()).atan() * T::from(0.954).unwrap(), Float::atan((x * (acc + x)) * T::from(0.312).unwrap()) * T::from(0.954).unwrap())) * T::from(0.651).unwrap()).sin(), 3, T::tanh((x * (x * acc)) * T::from(0.321).unwrap()), Float::sin((x - (acc - T::from(-0.624).unwrap())) * T::from(0.409).unwrap())).is_sign_positive()) {
-        k1 += 1;
-        acc /= ((x + T::from(2.0).unwrap()).ln() + ((acc * T::from(0.347).unwrap()).sin().cosh() * (acc.min(acc) * T::from(0.347).unwrap()).tanh())) + T::from(4.923).unwrap();
-        let mut k2 = 0;
-        while ((x / (acc.abs() + T::from(1.0).unwrap())) >= T::from(-0.278).unwrap()) && k2 < 3 {
-            k2 += 1;
-            acc -= ((acc / (T::tanh(acc * T::from(0.347).unwrap()) * T::tanh(acc * T::from(0.347).unwrap()) + T::from(0.5).unwrap())).abs() * T::from(0.173).unwrap()).tanh() * T::from(0.333).unwrap();
-            acc = ((acc - acc) * T::from(0.173).unwrap()).atan();
-            let (b3, b4) = (Float::powi(((acc - x) * T::from(0.275).unwrap()).tanh(), 3), Float::atan(T::atan(f293(T::sin((x * Float::sqrt((acc * T::from(0.347).unwrap()).tanh() * (acc * T::from(0.347).unwrap()).tanh() + T::from(0.5).unwrap())) * T::from(1.088).unwrap())) * T::from(0.347).unwrap()).exp2() * T::from(0.415).unwrap()));
-            acc /= (b3 - b4) + T::from(3.821).unwrap();
-        }
+    let mut acc = xs[2];
+    acc = T::abs(acc) + xs[2];
+    for (&a1, &b2) in xs.iter().zip(xs) {
+        acc += ((if T::ln_1p((T::tanh(acc * T::from(0.25).unwrap()) * T::tanh(acc * T::from(0.25).unwrap()) + T::from(0.25).unwrap()) - T::from(0.75).unwrap()) >= T::from(0.166).unwrap() { a1 - b2 } else { ((acc * T::from(0.25).unwrap()).tanh() + T::from(1.5).unwrap()).ln() }) * T::from(0.666).unwrap()).tanh();
+        let w3 = xs.to_vec();
+        acc = Float::tanh((acc.round() + w3[4]) * T::from(0.19).unwrap());
     }
-    let w5 = vec![x; 2];
-    acc -= T::mul_add(T::atan(Float::max(acc, w5[0]) * T::from(0.347).unwrap()), x, w5[0] * (acc * T::from(0.347).unwrap()).tanh());
-    T::tanh((acc + (x.tanh() * T::from(0.9).unwrap()).acos()) * T::from(0.156).unwrap())
+    if (xs[1] - acc) >= x {
+        let t4 = Float::tanh(((x + x) + xs[3]) * T::from(0.444).unwrap());
+        acc /= t4 + T::from(2.5).unwrap();
+    }
+    let mut out5 = vec![T::zero(); 2];
+    out5[0] = (acc * T::from(0.25).unwrap()).atan();
+    out5[0] = x;
+    out5
 }
 
 fn run_f349<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f349(p[0])]
+    f349(&p[0..5], p[5])
 }
 
-fn vjp_f349(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f349_grad(p[0]);
-    (vec![y], g.flatten())
+fn vjp_f349(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f349_pullback(&p[0..5], p[5]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f349 ----
 
 // ---- f350 ----
 #[differentiate]
-fn f350<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, ys: &[T]) -> T {
-    let mut acc = (x / (x * x + T::from(0.5).unwrap())).asinh();
-    acc -= x;
-    acc -= ys[4];
-    if x.is_sign_positive() {
-        for i1 in 1..=4 {
-            if acc < x {
-                let t2 = Float::atan(Float::trunc(acc).floor() * T::from(0.184).unwrap());
-                acc = (((acc * T::from(-0.66).unwrap()) - t2) * T::from(0.27).unwrap()).tanh();
-            }
-            let (b3, b4) = ((f341(((xs[i1 % xs.len()] + (-((acc * T::from(0.226).unwrap()).atan() * (acc * T::from(0.226).unwrap()).atan() + T::from(1.0).unwrap())).cbrt()) * T::from(0.663).unwrap()).tanh()) * T::from(0.339).unwrap()).sin(), x / ((acc * T::from(0.226).unwrap()).tanh() * (acc * T::from(0.226).unwrap()).tanh() + T::from(0.5).unwrap()));
-            acc = (((acc * T::from(-0.525).unwrap()) + (b3 + b4)) * T::from(0.231).unwrap()).tanh();
-        }
-        acc += Float::clamp(((acc * T::from(0.415).unwrap()).sin() * T::from(0.9).unwrap()).asin(), T::from(-1.019).unwrap(), T::from(0.956).unwrap());
-    } else {
-        let (p5, q6) = f306::<T>(xs, 1);
-        acc -= (p5 * T::from(0.183).unwrap()).tanh() + (q6 * T::from(0.183).unwrap()).tanh();
+fn f350<T>(xs: &[T], y: T, ys: &[T], x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::asinh(x).fract();
+    if acc.max(acc).is_sign_positive() {
+        return ys[1] - ys[0];
     }
-    acc * xs[2]
+    for (&a1, &b2) in xs.iter().zip(xs.iter()) {
+        let l3;
+        if Float::sin(ys[0]) >= T::from(-0.434).unwrap() {
+            l3 = T::tanh(Float::abs(((acc * T::from(0.666).unwrap()).sin().exp() + T::from(1.0).unwrap()).powf(a1) / ((xs[1] * y).abs() + T::from(0.5).unwrap())) * T::from(0.139).unwrap());
+        } else {
+            l3 = ((acc + Float::mul_add(xs[0], a1, a1).min(ys[0] / (y.exp() + T::from(0.5).unwrap()))) * T::from(0.296).unwrap()).atan();
+        }
+        acc = (acc * T::from(0.666).unwrap()).atan().exp() * (xs[1] - ys[0]).to_radians();
+        let t4 = (y + xs[0]).round();
+        let (b5, b6) = ((b2 / (a1.exp() + T::from(1.0).unwrap())).sin(), ((ys[1].clamp((acc * T::from(0.666).unwrap()).tanh() - T::from(1.25).unwrap(), ((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees());
+        acc = (((acc * T::from(-0.744).unwrap()) + (((l3 * t4) * b5) * b6)) * T::from(0.098).unwrap()).tanh();
+    }
+    acc -= if (x * T::from(-0.781).unwrap()).is_sign_positive() { ys[1] - xs[1] } else { y - x };
+    acc + y.cos().trunc()
 }
 
 fn run_f350<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f350(&p[0..4], p[4], &p[5..10])]
+    vec![f350(&p[0..2], p[2], &p[3..6], p[6])]
 }
 
 fn vjp_f350(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f350_grad(&p[0..4], p[4], &p[5..10]);
+    let (y, g) = f350_grad(&p[0..2], p[2], &p[3..6], p[6]);
     (vec![y], g.flatten())
 }
 // ---- end f350 ----
 
 // ---- f351 ----
 #[differentiate]
-fn f351<T>(y: T, n: usize, ys: &[T], xs: &[T], x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::recip(Float::tanh((y + xs[1]) * T::from(0.666).unwrap()).exp() + T::from(0.75).unwrap());
-    for i1 in 1..=5 {
-        for i2 in 1..=4 {
-            if (x / (y.exp() + T::from(1.0).unwrap())) <= T::from(n).unwrap() {
-                if ys[i1 % 4] < T::from(0.979).unwrap() {
-                    let mut t3 = f344(((ys[i1 % ys.len()] * acc) * T::from(0.21).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[0] - T::from(0.5).unwrap()) * T::from(1.0).unwrap()).sin(), xs, ys, ((xs[0] + y) * T::from(0.666).unwrap()).tanh()).abs().min(((T::ceil(T::from(-1.976).unwrap()) * T::from(0.672).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees());
-                    t3 += ys[i1 % 4];
-                    acc = (((acc * T::from(0.78).unwrap()) + (t3 * T::from(0.458).unwrap()).sin()) * T::from(0.336).unwrap()).tanh();
-                } else {
-                    let t4 = xs[n % xs.len()];
-                    acc = (((acc * T::from(-0.316).unwrap()) + t4) * T::from(0.571).unwrap()).tanh();
-                }
-                let t5 = xs[i2 % 2];
-                let t6 = y;
-                acc -= ((t5 * t6) * T::from(0.888).unwrap()).tanh() * T::from(0.25).unwrap();
-            }
-            let mut t7 = (((if (x / (T::from(-1.186).unwrap() + T::from(2.186).unwrap())) >= T::from(0.451).unwrap() || (x.sin() * T::from(0.85).unwrap()).acos() <= T::from(-1.722).unwrap() { xs[0] } else { (ys[i1 % ys.len()].tanh() * T::from(0.9).unwrap()).asin() }) - ((-acc) + acc.floor())) * T::from(0.118).unwrap()).tanh();
-            t7 -= -x.sin();
-            acc = (((acc * T::from(0.273).unwrap()) - t7) * T::from(0.536).unwrap()).tanh();
-        }
-    }
-    acc
+fn f351<T: Float + NumAssign + Sum + Product>(x: T, z: T, y: T) -> T {
+    let mut acc = (T::from(1.045).unwrap().abs() + T::from(0.5).unwrap()).log(z + T::from(3.75).unwrap()) + (y - z);
+    let mut t1 = acc.sin();
+    t1 += y;
+    acc = T::atan((acc + (acc / (((acc + y) * T::from(0.363).unwrap()).atan().exp() + T::from(0.75).unwrap()))) * T::from(0.214).unwrap());
+    let t2 = ((x.atan2(-(acc * acc + T::from(0.5).unwrap())) / (x.sinh() * x.sinh() + T::from(0.5).unwrap())) * T::from(0.318).unwrap()).tanh();
+    ((acc - t1) * t2) * T::from(0.761).unwrap()
 }
 
 fn run_f351<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f351(p[0], 2, &p[1..5], &p[5..7], p[7])]
+    vec![f351(p[0], p[1], p[2])]
 }
 
 fn vjp_f351(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f351_grad(p[0], 2, &p[1..5], &p[5..7], p[7]);
+    let (y, g) = f351_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f351 ----
 
 // ---- f352 ----
 #[differentiate]
-fn f352<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T]) -> T {
-    let mut acc = f300::<T>(((xs[n % xs.len()] + T::from(1.62).unwrap().max(T::from(n).unwrap())) * T::from(0.363).unwrap()).tanh(), ((xs[1] + xs[1]) * T::from(0.666).unwrap()).tanh());
-    acc += acc;
-    match n {
-        1 => {
-            let mut k1 = 0;
-            loop {
-                k1 += 1;
-                let w3 = vec![xs[n % 3].hypot((acc * T::from(0.222).unwrap()).tanh() * (acc * T::from(0.222).unwrap()).tanh() + T::from(0.5).unwrap()); 2];
-                let t4 = w3[0];
-                if (((acc * T::from(0.222).unwrap()).sin() + T::from(2.0).unwrap()).recip() >= T::from(-0.606).unwrap() || (xs[n % 3] / (acc.abs() + T::from(0.5).unwrap())).is_sign_positive()) || k1 >= 1 {
-                    break;
-                }
-                acc *= (t4 * T::from(0.666).unwrap()).tanh();
-            }
-            let t5 = xs[n % xs.len()];
-            acc = (((acc * T::from(-0.343).unwrap()) + t5) * T::from(0.471).unwrap()).sin();
+fn f352<T: Float + NumAssign + Sum + Product>(y: T, x: T, z: T) -> T {
+    let mut acc = (y.exp2() * T::from(0.446).unwrap()).sin();
+    let t1 = y;
+    if x > T::from(1.02).unwrap() {
+        let t2 = ((y + Float::exp(z)) * T::from(0.334).unwrap()).tanh();
+        let l3;
+        if ((acc.abs() + T::from(0.5).unwrap()) + T::one()).acosh() <= z {
+            acc /= ((t2 * x) + acc.max(t2)) * ((t2 * x) + acc.max(t2)) + T::from(1.5).unwrap();
+            l3 = t2.abs();
+        } else {
+            let t1 = ((t1 * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).asin();
+            l3 = Float::tanh(((if t1 <= z { Float::clamp(y, T::from(-1.133).unwrap(), T::from(0.514).unwrap()) } else { t2 + y }) * ((t2 - T::from(0.093).unwrap()) + (T::from(1.76).unwrap() + T::from(-0.202).unwrap()))) * T::from(0.261).unwrap());
         }
-        2 | 3 => {
-            let t6 = T::sin(f307(((xs[2] * acc.max(acc)) * T::from(0.166).unwrap()).tanh(), T::sin((xs[n % 3] - acc) * T::from(0.21).unwrap()), ((xs[n % xs.len()] - (xs[0] * Float::sin(acc * T::from(0.25).unwrap()))) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.258).unwrap());
-            acc = (acc * T::from(0.25).unwrap()).sin().exp() * t6;
+        for _ in (0..6).step_by(3) {
+            acc -= Float::ceil(x).to_radians();
         }
-        _ => {
-            let t7 = xs[n % 3];
-            acc = (((acc * T::from(0.476).unwrap()) + t7) * T::from(0.376).unwrap()).sin();
-        }
+        acc = acc.asinh() - l3;
     }
     acc
 }
 
 fn run_f352<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f352(1, &p[0..3])]
+    vec![f352(p[0], p[1], p[2])]
 }
 
 fn vjp_f352(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f352_grad(1, &p[0..3]);
+    let (y, g) = f352_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f352 ----
 
 // ---- f353 ----
 #[differentiate]
-fn f353<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], y: T, x: T) -> Vec<T> {
-    let mut acc = (x * T::from(-1.638).unwrap()) * x;
-    if x.signum() >= T::from(0.23).unwrap() {
-        let t1 = (y + ys[3]).fract();
-        acc += t1;
-    } else {
-        let mut w2 = Vec::with_capacity(3);
-        for _ in 0..3 {
-            w2.push(y);
+fn f353<T>(xs: &[T], ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = xs[0] / ((xs[1] + ys[1]) + T::from(3.75).unwrap());
+    let u1 = f306::<T>(xs);
+    let t2 = (((acc.sin() * T::from(0.85).unwrap()).acos() / (acc * acc + T::from(1.0).unwrap())) * T::from(0.636).unwrap()).tanh().exp2();
+    acc /= Float::atan(((T::from(0.5).unwrap() - t2) + (Float::sin(acc * T::from(1.0).unwrap()) * T::from(0.9).unwrap()).atanh()) * T::from(0.426).unwrap()) + T::from(2.571).unwrap();
+    let t3 = acc;
+    for i4 in 1..=2 {
+        for _ in (0..4).rev() {
+            let w6 = vec![Float::asinh(acc); 3];
+            let b7 = {
+                let c8 = t3;
+                ((c8 * xs[i4 % 3].round()) * T::from(0.2).unwrap()).sin()
+            };
+            acc -= ((w6[1] - b7) * T::from(0.646).unwrap()).atan() * T::from(0.159).unwrap();
         }
-        acc = ((acc * w2[0]) * T::from(0.361).unwrap()).sin();
+        let t9 = ys[i4 % 2];
+        if t9.is_sign_negative() {
+            break;
+        }
     }
-    for _ in 1..=5 {
-        acc -= (T::from(1.547).unwrap() * T::from(1.292).unwrap()).tanh();
-    }
-    let mut out5 = vec![((acc + ys[1]) * T::from(0.178).unwrap()).tanh(); 4];
-    out5[0] = Float::atan(acc * T::from(0.206).unwrap());
-    out5[1] = xs[0];
-    out5[0] = xs[1] + Float::signum(x);
-    out5
+    (acc + u1[1]) * u1[0]
 }
 
 fn run_f353<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f353(&p[0..2], &p[2..6], p[6], p[7])
+    vec![f353(&p[0..3], &p[3..5])]
 }
 
-fn vjp_f353(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f353_pullback(&p[0..2], &p[2..6], p[6], p[7]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f353(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f353_grad(&p[0..3], &p[3..5]);
+    (vec![y], g.flatten())
 }
 // ---- end f353 ----
 
 // ---- f354 ----
 #[differentiate]
-fn f354<T>(xs: &[T], n: usize, y: T, x: T) -> Vec<T>
+fn f354<T>(x: T, y: T, n: usize) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = f308(((x + (xs[2] / (xs[n - 1] * xs[n - 1] + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).sin(), ((xs[n % xs.len()] - xs[n % 5].exp2()) * T::from(0.334).unwrap()).sin(), ((xs[n % 5] - (x - T::from(n).unwrap())) * T::from(0.285).unwrap()).tanh());
-    acc *= ((Float::cbrt(x + T::from(2.5).unwrap()).sin() * T::from(0.85).unwrap()).acos() * T::from(0.636).unwrap()).tanh();
-    let mut t1 = x;
-    t1 /= (x + y.sinh()).abs() + T::from(1.25).unwrap();
-    let mut out2 = vec![xs[n % xs.len()] + x; 4];
-    out2[0] = acc;
-    out2[1] = t1;
-    out2[0] = (((((x * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() * T::from(0.698).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).atanh();
-    out2
+    let mut acc = y.cosh();
+    acc *= T::atan(Float::hypot(T::from(n).unwrap() + T::from(4.75).unwrap(), y.atan()) * T::from(0.193).unwrap()) * T::from(0.636).unwrap();
+    acc *= (x * T::from(1.333).unwrap()).tanh();
+    let mut w1 = Vec::with_capacity(4);
+    for _ in 0..4 {
+        w1.push(x);
+    }
+    acc = Float::tanh((acc + f328(&w1)) * T::from(0.373).unwrap());
+    w1[n % 4] -= T::powi(acc + T::from(-0.367).unwrap(), 2);
+    let t3 = ((w1[n % 4] * T::from(0.593).unwrap()).tanh().exp() + T::from(0.75).unwrap()).log(x + T::from(4.0).unwrap()).atan() % ((x * acc).fract().abs() + T::from(0.75).unwrap());
+    acc + t3
 }
 
 fn run_f354<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f354(&p[0..5], 4, p[5], p[6])
+    vec![f354(p[0], p[1], 1)]
 }
 
-fn vjp_f354(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f354_pullback(&p[0..5], 4, p[5], p[6]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f354(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f354_grad(p[0], p[1], 1);
+    (vec![y], g.flatten())
 }
 // ---- end f354 ----
 
 // ---- f355 ----
-#[differentiate(wrt(ys, xs))]
-fn f355<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = (T::from(-1.077).unwrap() * T::from(-1.077).unwrap() + T::from(0.5).unwrap()).sqrt().floor();
-    let t1 = xs[4];
-    if t1.mul_add(t1, xs[2]) >= T::from(-0.491).unwrap() {
-        for i2 in 0..ys.len() {
-            let w3 = vec![acc % (ys[2] + T::from(2.25).unwrap()); 5];
-            let b4 = {
-                let c5 = ((acc - T::from(i2).unwrap()) * T::from(0.162).unwrap()).atan();
-                Float::tanh((c5 + ((t1 - w3[i2 % 5]) + (T::from(i2).unwrap() - xs[3]))) * T::from(0.15).unwrap())
-            };
-            acc = T::atan((acc + b4) * T::from(0.241).unwrap());
-        }
-        acc = ((acc.cosh() - (xs[4] * xs[4]).signum()) * T::from(0.334).unwrap()).tanh();
+#[differentiate]
+fn f355<T>(xs: &[T], ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ys[1];
+    acc = Float::tanh((acc + (acc - (acc - acc))) * T::from(0.333).unwrap());
+    for _ in 0..ys.len() {
+        acc = (((acc * T::from(0.639).unwrap()) - T::signum(acc)) * T::from(0.562).unwrap()).sin();
     }
-    acc
+    let u2 = f306(xs);
+    acc += acc.atan2(acc.abs() + T::from(1.0).unwrap()).max((acc.sin() * T::from(0.85).unwrap()).atanh());
+    acc + u2[0]
 }
 
 fn run_f355<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f355(&p[0..5], &p[5..10])]
+    vec![f355(&p[0..3], &p[3..6])]
 }
 
 fn vjp_f355(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f355_grad(&p[0..5], &p[5..10]);
+    let (y, g) = f355_grad(&p[0..3], &p[3..6]);
     (vec![y], g.flatten())
 }
 // ---- end f355 ----
 
 // ---- f356 ----
-#[differentiate]
-fn f356<T: Float + NumAssign + Sum + Product>(n: usize, x: T, xs: &[T], y: T) -> T {
-    let mut acc = x / ((y / (xs[n % xs.len()].exp() + T::from(0.5).unwrap())).abs() + T::from(1.0).unwrap());
-    for (&a1, &b2) in xs.iter().zip(xs) {
-        let t3 = x - a1;
-        acc /= xs[2].abs() + T::from(1.25).unwrap();
-        let t4 = T::tanh(f299(T::tanh((x - (b2 / (T::one().abs() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap())) * T::from(0.32).unwrap());
-        acc -= ((t3 - t4) * T::from(0.5).unwrap()).sin();
+#[differentiate(wrt(xs, x))]
+fn f356<T>(xs: &[T], x: T) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::atanh(((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).tanh().tan();
+    let t1 = (f310(((x * x) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), T::tanh((x + xs[1]) * T::from(0.666).unwrap()), ((x * T::from(0.5).unwrap().ceil()) * T::from(0.888).unwrap()).tanh()) * T::from(0.266).unwrap()).tanh();
+    for _ in 0..xs.len() {
+        if t1.is_sign_negative() {
+            return (t1, T::from(-1.46).unwrap());
+        }
     }
-    acc
+    acc = (acc * T::from(-0.104).unwrap()) + (if (t1 + xs[0]) >= T::from(1.076).unwrap() { xs[2] - acc } else { -t1 });
+    let t3 = (xs[3].exp() + T::from(0.75).unwrap()).ln().asinh();
+    let mut k4 = 0;
+    while k4 < 3 && (t1 < xs[0]) {
+        k4 += 1;
+        acc += Float::tanh(((((xs[1] - xs[3]) + T::from(4.0).unwrap()).powf((T::atan(acc * T::from(0.321).unwrap()).exp() * T::from(0.415).unwrap()).sin()) * T::from(0.285).unwrap()).tanh() + T::from(1.75).unwrap()).powi(-1) * T::from(1.5).unwrap());
+        let t5 = (xs[1] * xs[3]).to_radians();
+        acc = ((acc - t5) * T::from(0.319).unwrap()).atan();
+    }
+    (acc, xs[3] - t3)
 }
 
 fn run_f356<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f356(1, p[0], &p[1..4], p[4])]
+    let (a, b) = f356(&p[0..4], p[4]);
+    vec![a, b]
 }
 
-fn vjp_f356(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f356_grad(1, p[0], &p[1..4], p[4]);
-    (vec![y], g.flatten())
+fn vjp_f356(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f356_pullback(&p[0..4], p[4]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f356 ----
 
 // ---- f357 ----
 #[differentiate]
-fn f357<T>(xs: &[T], ys: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = ys[3];
-    for i1 in 1..=5 {
-        match i1 % 3 {
-            0 => {
-                acc = (((acc * T::from(-0.87).unwrap()) - acc) * T::from(0.164).unwrap()).tanh();
-                let t2 = ((acc / ((ys[i1 % ys.len()] * (acc * T::from(0.307).unwrap()).sin()).exp() + T::from(0.75).unwrap())) * T::from(0.23).unwrap()).tanh();
-                acc = (acc * T::from(0.08).unwrap()) * t2;
-            }
-            1 => {
-                let s3: T = (0..4).map(|i| (ys[i] * T::from(-0.979).unwrap()).atan() * T::from(i).unwrap()).sum::<T>();
-                acc = T::atan((acc + (s3 * T::from(0.063).unwrap()).tanh()) * T::from(0.266).unwrap()) * T::from(0.954).unwrap();
-            }
-            _ => {
-                acc = ((Float::tanh(acc * T::from(0.307).unwrap()).cos() - (-acc.asinh())) * T::from(0.56).unwrap()).tanh();
-            }
-        }
+fn f357<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
+    let mut acc = T::from(0.087).unwrap();
+    let u1 = f299(((xs[1] + T::from(0.5).unwrap()) * T::from(1.0).unwrap()).tanh(), T::atan((xs[0] * T::from(-1.865).unwrap()) * T::from(0.714).unwrap()) * T::from(0.954).unwrap(), ((xs[0] * (xs[1] - acc)) * T::from(0.84).unwrap()).tanh());
+    let l2;
+    if acc <= T::from(-0.031).unwrap() {
+        l2 = ((if (acc * acc) <= T::from(-0.004).unwrap() { T::ln(T::from(1.505).unwrap().exp() + T::from(0.75).unwrap()).sinh() } else { (acc * acc + T::from(1.0).unwrap()).ln() }) * T::from(0.329).unwrap()).sin();
+    } else {
+        let t3 = (-(acc * acc + T::from(0.75).unwrap())).cbrt();
+        acc -= t3;
+        l2 = acc;
     }
-    acc + xs[2]
+    let t4 = ((u1[0].tanh() * T::from(0.9).unwrap()).atanh().mul_add(xs[0] / (xs[1] + T::from(2.5).unwrap()), u1[0]) * T::from(0.345).unwrap()).tanh();
+    ((acc * l2) + t4) + (xs[1] + t4).signum()
 }
 
 fn run_f357<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f357(&p[0..5], &p[5..9])]
+    vec![f357(&p[0..2])]
 }
 
 fn vjp_f357(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f357_grad(&p[0..5], &p[5..9]);
+    let (y, g) = f357_grad(&p[0..2]);
     (vec![y], g.flatten())
 }
 // ---- end f357 ----
 
 // ---- f358 ----
 #[differentiate]
-fn f358<T>(x: T, y: T, xs: &[T]) -> T
+fn f358<T>(x: T, y: T, z: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = f333(T::tanh((x + (x + x)) * T::from(0.444).unwrap()), ((x + (x - y)) * T::from(0.444).unwrap()).tanh(), xs);
-    for i1 in (0..4).step_by(3) {
-        acc += Float::atan(acc * T::from(0.359).unwrap()) * T::from(0.636).unwrap();
-        for _ in xs.iter() {
-            let w3 = vec![y + xs[i1 % xs.len()], y.tanh().tan()];
-            let t4 = (Float::tanh(acc * T::from(0.359).unwrap()) * (acc * T::from(0.359).unwrap()).tanh()).abs();
-            let w5 = vec![T::zero(); 3];
-            acc = ((Float::exp_m1((acc * T::from(0.359).unwrap()).atan()) - ((w3[1] - t4) * w5[2])) * T::from(0.415).unwrap()).sin();
-        }
+    let mut acc = y + x.clamp(T::from(-0.344).unwrap() - T::from(1.25).unwrap(), (Float::atan(z * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap());
+    for i1 in 0..1 {
+        acc -= T::from(i1).unwrap();
+        acc = T::tanh((((acc * T::from(0.421).unwrap()).tanh() * T::from(0.9).unwrap()).asin() - Float::sin((acc * T::from(0.421).unwrap()).sin()).exp_m1()) * T::from(0.341).unwrap());
     }
-    acc -= (y.exp() + T::from(0.75).unwrap()).log2();
     acc
 }
 
 fn run_f358<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f358(p[0], p[1], &p[2..4])]
+    vec![f358(p[0], p[1], p[2])]
 }
 
 fn vjp_f358(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f358_grad(p[0], p[1], &p[2..4]);
+    let (y, g) = f358_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f358 ----
 
 // ---- f359 ----
 #[differentiate]
-fn f359<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> Vec<T> {
-    let mut acc = (T::atan2(T::from(0.378).unwrap(), ys[1].abs() + T::from(0.5).unwrap()) + T::from(3.892).unwrap()).log(Float::atanh(ys[1].tanh() * T::from(0.9).unwrap()).exp() + T::from(2.25).unwrap());
-    acc = ((acc * acc.max((T::from(-1.79).unwrap().tanh() * T::from(0.9).unwrap()).acos())) * T::from(0.226).unwrap()).tanh();
-    acc -= T::sin(acc.atan());
-    let mut t1 = T::tanh((-(acc * acc + T::from(0.75).unwrap()).hypot(acc)) * T::from(0.296).unwrap());
-    let t2 = t1;
-    if (ys[1] + ys[1]) < T::from(-0.074).unwrap() {
-        let mut k3 = 0;
-        let r4 = loop {
-            k3 += 1;
-            if !(f346::<T>(xs, ((xs[2] + ((t1 * T::from(0.333).unwrap()).atan() * (t1 * T::from(0.333).unwrap()).sin())) * T::from(0.651).unwrap()).atan() * T::from(0.954).unwrap(), 3, ((ys[1] + ys[0]) * T::from(0.666).unwrap()).tanh()) >= acc) && f341::<T>(T::atan((xs[1] * acc) * T::from(0.19).unwrap()) * T::from(0.954).unwrap()).is_sign_negative() {
-                acc = (((acc * T::from(-0.176).unwrap()) + ((((ys[1] + ys[0]) - T::powi(t2, 3)) * T::from(0.5).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.488).unwrap()).tanh();
-            } else if t1 < ys[1] {
-                let t5 = ((acc % (xs[2] + T::from(2.0).unwrap())).hypot(((acc - xs[1]) * T::from(0.235).unwrap()).sin() + T::from(1.5).unwrap()) * T::from(0.333).unwrap()).sin();
-                t1 = Float::powi((t1 * T::from(0.333).unwrap()).tanh(), 3) * t5;
+fn f359<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = xs[1];
+    if (acc + acc).is_sign_positive() {
+        if (xs[2] * T::from(-1.615).unwrap()).is_sign_negative() || acc.asinh() <= T::from(-0.802).unwrap() {
+            let w1 = vec![acc.min(acc), acc];
+            let t2 = Float::powi(T::atan(f348(((xs[2] - xs[3].atan2(acc.abs() + T::from(0.5).unwrap())) * T::from(0.43).unwrap()).atan() * T::from(0.954).unwrap(), 2, Float::tanh((xs[1] * acc.sinh()) * T::from(0.566).unwrap())) * T::from(0.333).unwrap()), 2);
+            acc /= (w1[0] + t2) + T::from(5.468).unwrap();
+        } else if !(f328(xs).is_sign_negative()) && xs[0].sinh() < T::from(0.019).unwrap() {
+            if (acc + acc) <= T::from(-0.683).unwrap() && (acc + xs[3]) >= T::from(0.806).unwrap() {
+                acc = (acc * T::from(0.843).unwrap()) + xs[0];
             } else {
-                acc = (((acc * T::from(0.634).unwrap()) * (-ys[1].sinh())) * T::from(0.191).unwrap()).tanh();
+                let t3 = acc;
+                acc = (acc * T::from(-0.746).unwrap()) * t3;
             }
-            if k3 >= 5 || ((t1.abs() + T::from(0.75).unwrap()).cbrt() >= T::from(-1.067).unwrap()) {
-                break (f321(((xs[3] * acc) * T::from(0.19).unwrap()).sin(), 4, ((xs[2] + T::asinh(t1)) * T::from(0.501).unwrap()).tanh(), ((xs[1] + t1) * T::from(0.266).unwrap()).tanh()) * T::from(0.444).unwrap()).atan();
-            }
-        };
-        let t2 = t2.to_radians();
-        acc = ((acc.cosh() * (t1 - T::powi(r4, 3))) * T::from(0.109).unwrap()).tanh();
-        acc = (acc * T::from(-0.633).unwrap()) + t2;
+        } else {
+            let t4 = Float::atan((xs[1] + acc) * T::from(0.666).unwrap()).sinh();
+            acc *= (t4 * T::from(0.797).unwrap()).sin();
+        }
+        let w5 = vec![T::zero(); 4];
+        let s6 = xs.iter().zip(xs).map(|(a, b)| *a * b.tanh()).sum::<T>();
+        acc *= w5[2] - T::tanh(s6 * T::from(0.222).unwrap());
+    } else if acc.is_sign_negative() {
+        let t7 = T::from(0.5).unwrap();
+        acc -= t7;
+    } else {
+        let s8: T = xs.iter().map(|&v| v).sum::<T>();
+        acc += (s8 * T::from(0.333).unwrap()).tanh();
     }
-    let mut out6 = vec![T::zero(); 4];
-    out6[0] += acc;
-    out6[2] = T::clamp(-t2, (((acc * T::from(1.0).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).tanh() - T::from(1.25).unwrap(), t2 + T::from(1.25).unwrap());
-    out6
+    acc * ((acc.ceil() + T::from(4.765).unwrap()) + T::one()).acosh()
 }
 
 fn run_f359<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f359(&p[0..2], &p[2..6])
+    vec![f359(&p[0..4])]
 }
 
-fn vjp_f359(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f359_pullback(&p[0..2], &p[2..6]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f359(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f359_grad(&p[0..4]);
+    (vec![y], g.flatten())
 }
 // ---- end f359 ----
 
 // ---- f360 ----
 #[differentiate]
-fn f360<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = ((x + x).tanh() * T::from(0.9).unwrap()).acos();
-    if (x + x).is_sign_positive() {
-        for _ in 1..3 {
-            acc += Float::tanh((((acc.abs() + T::from(1.0).unwrap()).powf(Float::tanh(acc * T::from(0.388).unwrap())) * T::from(0.325).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() * T::from(1.358).unwrap());
-            let mut t2 = (((acc - acc) * T::from(0.194).unwrap()).tanh().exp() + T::from(1.0).unwrap()).ln();
-            if (T::from(0.5).unwrap() + x) < T::from(-1.07).unwrap() || (t2 / (Float::sin(acc * T::from(0.388).unwrap()).exp() + T::from(0.5).unwrap())) > acc {
-                let t3 = x;
-                t2 /= t3.exp() + T::from(1.0).unwrap();
-            }
-            let w4 = vec![(t2.tanh() * T::from(0.9).unwrap()).atanh(); 3];
-            acc = ((acc * T::from(0.388).unwrap()).tanh() + T::from(2.0).unwrap()).ln() - w4[2];
+fn f360<T: Float + NumAssign + Sum + Product>(x: T, y: T) -> (T, T) {
+    let mut acc = T::abs(y);
+    acc = (acc * T::from(0.032).unwrap()) * T::from(0.5).unwrap().hypot(y.abs() + T::from(1.0).unwrap()).max(f351(((y + x) * T::from(0.666).unwrap()).tanh(), ((x + acc.fract()) * T::from(0.8).unwrap()).tanh(), ((x + (x.exp() + T::from(0.75).unwrap()).sqrt()) * T::from(0.528).unwrap()).tanh()));
+    for _ in (0..2).rev() {
+        let t2 = y;
+        if (x.sin() * T::from(0.85).unwrap()).atanh() < x {
+            break;
         }
-        acc *= T::atan((f308(((x + (x / (Float::atan(acc * T::from(0.388).unwrap()) * Float::atan(acc * T::from(0.388).unwrap()) + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((x + acc.clamp((x * T::from(1.333).unwrap()).sin() - T::from(1.25).unwrap(), (x * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap())) * T::from(0.533).unwrap()).tanh(), ((x + (x - x)) * T::from(0.444).unwrap()).tanh()) + acc) * T::from(0.221).unwrap()) * T::from(0.636).unwrap();
-    } else {
-        acc = Float::tanh((acc + x) * T::from(0.43).unwrap());
+        acc *= (t2 * T::from(1.333).unwrap()).tanh();
     }
-    ((acc + ((x + acc) - T::from(1.535).unwrap())) * T::from(0.15).unwrap()).atan()
+    (acc, (T::sin((x / (y.exp() + T::from(1.0).unwrap())) * T::from(1.333).unwrap()) * T::from(0.9).unwrap()).atanh())
 }
 
 fn run_f360<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f360(p[0])]
+    let (a, b) = f360(p[0], p[1]);
+    vec![a, b]
 }
 
-fn vjp_f360(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f360_grad(p[0]);
-    (vec![y], g.flatten())
+fn vjp_f360(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f360_pullback(p[0], p[1]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f360 ----
 
 // ---- f361 ----
 #[differentiate]
-fn f361<T: Float + NumAssign + Sum + Product>(x: T, y: T, ys: &[T], z: T, xs: &[T], n: usize) -> T {
-    let mut acc = T::ln(z.max(x) + T::from(2.5).unwrap());
-    acc *= Float::atan((xs[0].max(ys[n % ys.len()]) * (xs[n % 3] - ys[n - 1])) * T::from(0.444).unwrap()) * T::from(0.636).unwrap();
-    let mut w1 = Vec::with_capacity(3);
-    for _ in 0..3 {
-        w1.push(y.sinh());
+fn f361<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
+    let mut acc = (ys[1] * T::one()).atan2(-(T::from(-0.859).unwrap().abs() + T::from(0.75).unwrap()));
+    let u1 = f323(ys);
+    for v2 in &u1 {
+        if (acc * T::from(0.388).unwrap()).tanh().mul_add((*v2 * T::from(0.363).unwrap()).tanh(), acc).is_sign_positive() {
+            let t3 = ((acc / (((ys[4].abs() + T::from(0.5).unwrap()).cbrt() * (ys[4].abs() + T::from(0.5).unwrap()).cbrt() + T::from(1.0).unwrap()).recip().abs() + T::from(1.0).unwrap())) * T::from(0.388).unwrap()).tanh();
+            acc /= T::sin(-xs[3]) + T::from(2.25).unwrap();
+            acc += t3;
+        } else {
+            if (u1[1] * T::from(0.266).unwrap()).tanh().cos() <= T::from(-0.077).unwrap() || Float::acos(acc.tanh() * T::from(0.9).unwrap()) <= T::from(0.06).unwrap() {
+                acc = ((acc + *v2) * T::from(0.187).unwrap()).sin();
+            }
+        }
+        if (acc + acc) >= T::from(-2.038).unwrap() {
+            continue;
+        }
+        let w4 = xs.to_vec();
+        acc /= w4[1].exp() + T::from(1.25).unwrap();
     }
-    w1.swap(0, 2);
-    let t3 = Float::signum(y - y.hypot((acc * T::from(0.961).unwrap()).tanh().exp() + T::from(1.0).unwrap()));
-    (acc - w1[0]) * t3
+    acc
 }
 
 fn run_f361<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f361(p[0], p[1], &p[2..6], p[6], &p[7..10], 3)]
+    vec![f361(&p[0..5], &p[5..10])]
 }
 
 fn vjp_f361(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f361_grad(p[0], p[1], &p[2..6], p[6], &p[7..10], 3);
+    let (y, g) = f361_grad(&p[0..5], &p[5..10]);
     (vec![y], g.flatten())
 }
 // ---- end f361 ----
 
 // ---- f362 ----
 #[differentiate]
-fn f362<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], ys: &[T]) -> T {
-    let mut acc = x;
-    let mut w1 = vec![x.min(acc), x];
-    let t2 = ((f312(Float::sin((x - xs[0].atan2(acc.abs() + T::from(0.5).unwrap())) * T::from(0.43).unwrap()), &w1, &w1) * T::from(0.363).unwrap()).sin().exp() + T::from(0.5).unwrap()).recip();
-    w1.swap(0, 0);
-    w1[1] = (((t2.tanh() * T::from(0.9).unwrap()).asin() + f333(((ys[0] * xs[3].asinh()) * T::from(1.115).unwrap()).sin(), ((ys[0] - (-acc)) * T::from(0.666).unwrap()).tanh(), &w1)) * T::from(0.297).unwrap()).sin();
-    acc += (ys[1].abs() + T::from(0.5).unwrap()).log2() * x;
-    let t3 = ((if (-acc).is_sign_positive() && x.is_sign_negative() { (acc.abs() + T::from(1.0).unwrap()).log2() } else { f328(((ys[1] + (w1[1] + acc)) * T::from(0.33).unwrap()).tanh(), 1, ((x - (acc - acc)) * T::from(0.262).unwrap()).sin(), ((xs[2] * T::exp_m1(w1[1])) * T::from(0.297).unwrap()).tanh()) }) * T::from(0.195).unwrap()).tanh();
-    acc + t3
+fn f362<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], n: usize, x: T) -> T {
+    let mut acc = T::from(n).unwrap();
+    for &v1 in xs.iter().rev() {
+        acc = acc.fract() + x.max(v1).tanh().tan().trunc();
+    }
+    let t2 = Float::sin((x + acc) * T::from(0.363).unwrap());
+    (acc * ys[1]) + t2
 }
 
 fn run_f362<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f362(p[0], &p[1..6], &p[6..8])]
+    vec![f362(&p[0..4], &p[4..7], 1, p[7])]
 }
 
 fn vjp_f362(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f362_grad(p[0], &p[1..6], &p[6..8]);
+    let (y, g) = f362_grad(&p[0..4], &p[4..7], 1, p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f362 ----
 
 // ---- f363 ----
 #[differentiate]
-fn f363<T: Float + NumAssign + Sum + Product>(z: T, xs: &[T], x: T, y: T) -> T {
-    let mut acc = xs[3];
-    if (xs[2] / (xs[3] * xs[3] + T::from(1.0).unwrap())) >= xs[2] {
-        let s1 = xs.iter().copied().sum::<T>();
-        acc *= T::sin(s1 * T::from(0.266).unwrap());
-    } else {
-        let t2 = T::from(0.5).unwrap().min(xs[0] * T::from(0.5).unwrap());
-        acc -= t2;
+fn f363<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
+    let mut acc = (xs[3] + T::from(2.0).unwrap()).log10() % (xs[3] * xs[3] + T::from(0.75).unwrap());
+    let mut k1 = 0;
+    while ((xs[1] / (acc + T::from(2.63).unwrap())).is_sign_positive()) && k1 < 5 {
+        k1 += 1;
+        let t2 = ((f310(((xs[2] + acc) * T::from(0.238).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[4] + ((acc * T::from(0.29).unwrap()).tanh() + T::from(1.5).unwrap()).log10()) * T::from(0.695).unwrap()).tanh(), ((xs[0] * acc) * T::from(0.193).unwrap()).tanh()).abs() + T::from(0.75).unwrap()).powf(xs[2]) * T::from(0.054).unwrap()).sin();
+        for _ in 1..=2 {
+            let t2 = t2.atan();
+            acc = ((acc + acc) * T::from(0.145).unwrap()).atan();
+            acc += (t2 * T::from(1.273).unwrap()).atan() * T::from(0.318).unwrap();
+        }
     }
-    let t3 = ((acc - (xs[1] * xs[3])) * T::from(0.444).unwrap()).tanh();
-    (((acc - z) - x) + y) - t3
+    let mut out4 = vec![(acc.ceil() * T::from(0.253).unwrap()).atan(), (Float::tanh(acc * T::from(0.29).unwrap()) * T::from(0.9).unwrap()).asin(), (acc * T::from(0.29).unwrap()).tanh()];
+    out4[0] += (acc * T::from(0.29).unwrap()).tanh();
+    out4[1] = (((xs[2] - xs[4]) - (Float::sin(acc * T::from(0.29).unwrap()) * Float::sin(acc * T::from(0.29).unwrap()) + T::from(0.75).unwrap()).hypot(acc)) * T::from(0.172).unwrap()).atan();
+    out4
 }
 
 fn run_f363<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f363(p[0], &p[1..6], p[6], p[7])]
+    f363(&p[0..5])
 }
 
-fn vjp_f363(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f363_grad(p[0], &p[1..6], p[6], p[7]);
-    (vec![y], g.flatten())
+fn vjp_f363(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f363_pullback(&p[0..5]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f363 ----
 
 // ---- f364 ----
 #[differentiate]
-fn f364<T>(xs: &[T], ys: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = Float::ln((ys[3].exp_m1() * T::from(0.446).unwrap()).atan() * (ys[3].exp_m1() * T::from(0.446).unwrap()).atan() + T::from(0.5).unwrap());
-    acc *= (ys[1] * T::from(1.333).unwrap()).sin();
-    let mut k1 = 0;
-    let r2 = loop {
-        k1 += 1;
-        if xs[1] < T::from(-0.095).unwrap() {
-            acc -= (acc * T::from(0.76).unwrap()).atan() * T::from(0.636).unwrap();
+fn f364<T: Float + NumAssign + Sum + Product>(x: T) -> Vec<T> {
+    let mut acc = x;
+    if !(x.is_sign_positive()) && (x * acc) < T::from(0.709).unwrap() {
+        let t1 = T::from(-1.382).unwrap();
+        let t2 = acc;
+        acc += (((t1 - acc) * T::from(0.693).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees();
+        acc += t2;
+    }
+    acc = ((acc + Float::log10(Float::sin(T::acosh((acc.abs() + T::from(0.5).unwrap()) + T::one())).abs() + T::from(0.75).unwrap())) * T::from(0.298).unwrap()).atan();
+    if f351(((x - x) * T::from(0.666).unwrap()).tanh(), ((x + T::from(-1.423).unwrap().trunc()) * T::from(0.509).unwrap()).sin(), ((x + (acc / (x.exp() + T::from(1.0).unwrap()))) * T::from(0.651).unwrap()).tanh()) > acc {
+        let w3 = vec![acc.round(); 2];
+        let l4;
+        if w3[0].is_sign_negative() {
+            l4 = w3[1];
+        } else {
+            let t5 = x;
+            acc = (acc * T::from(-0.563).unwrap()) + t5;
+            l4 = w3[1];
         }
-        let w3 = vec![Float::fract(acc); 4];
-        if k1 >= 1 || (ys[3] >= acc) {
-            break acc.cos();
-        }
-        acc = ((acc + w3[3]) * T::from(0.55).unwrap()).atan();
-    };
-    acc * r2
+        acc *= T::one();
+        acc = ((acc - l4) * T::from(0.403).unwrap()).tanh();
+    } else {
+        acc /= ((x / (T::from(0.5).unwrap().exp() + T::from(0.75).unwrap())) - acc.min(x)).abs() + T::from(1.5).unwrap();
+    }
+    let mut out6 = vec![T::tan(acc.tanh()); 4];
+    out6[0] = acc;
+    out6[2] = acc;
+    out6
 }
 
 fn run_f364<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f364(&p[0..5], &p[5..9])]
+    f364(p[0])
 }
 
-fn vjp_f364(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f364_grad(&p[0..5], &p[5..9]);
-    (vec![y], g.flatten())
+fn vjp_f364(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f364_pullback(p[0]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f364 ----
 
 // ---- f365 ----
-#[differentiate]
-fn f365<T>(xs: &[T], ys: &[T], n: usize) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[n % xs.len()];
-    let t1 = acc / ((xs[n % 5].atan() * xs[n % 5].atan() + T::from(1.0).unwrap()).recip().abs() + T::from(1.0).unwrap());
-    acc += (T::acos((-T::from(n).unwrap()).sin() * T::from(0.85).unwrap()) + T::from(3.892).unwrap()).sqrt();
-    if (ys[n % ys.len()] - ys[n % 4]) < ys[n % ys.len()] {
-        let l2;
-        if (((acc * T::from(0.481).unwrap()).atan() * (acc * T::from(0.481).unwrap()).atan() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p().is_sign_negative() {
-            acc *= (T::from(n).unwrap() * T::from(0.5).unwrap()).tanh();
-            l2 = (acc * T::from(0.481).unwrap()).sin();
-        } else {
-            let s3 = ys.iter().zip(xs).map(|(a, b)| *a * *b).sum::<T>();
-            acc /= (s3 * T::from(0.222).unwrap()).tanh().exp() + T::from(1.25).unwrap();
-            l2 = (acc * T::from(0.481).unwrap()).atan();
+#[differentiate(wrt(x, y))]
+fn f365<T: Float + NumAssign + Sum + Product>(x: T, y: T) -> Vec<T> {
+    let mut acc = (T::from(0.5).unwrap() * x) * x.round();
+    if y >= acc {
+        let t1 = if !((x - y) >= x) && (y * x).is_sign_positive() { y } else { x.cosh() };
+        for i2 in 1..2 {
+            if (acc * x) > T::from(0.32).unwrap() {
+                continue;
+            }
+            acc = (((acc * T::from(-0.503).unwrap()) + f348::<T>(((x + y) * T::from(0.666).unwrap()).tanh(), 2, Float::atan((x + (T::from(i2).unwrap() + t1)) * T::from(0.341).unwrap()) * T::from(0.954).unwrap())) * T::from(0.268).unwrap()).tanh();
+            acc = ((acc + t1.max(y * acc)) * T::from(0.278).unwrap()).tanh();
+            acc = T::sin(((acc * T::from(-0.844).unwrap()) + ((y - t1) - f310(((y + x) * T::from(0.666).unwrap()).sin(), ((y * x) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), ((x + acc) * T::from(0.457).unwrap()).tanh()))) * T::from(0.145).unwrap());
         }
-        acc = (((acc * T::from(-0.87).unwrap()) + l2) * T::from(0.385).unwrap()).tanh();
-    } else if ((acc * T::from(0.481).unwrap()).tanh() * t1) > T::from(-0.763).unwrap() {
-        for (&_, &_) in ys.iter().zip(ys.iter()) {
-            let t6 = T::from(n).unwrap();
-            acc /= t6 * t6 + T::from(1.5).unwrap();
-        }
-        acc = ((acc + ((t1 * Float::atan(acc * T::from(0.481).unwrap())) + T::from(n).unwrap())) * T::from(0.19).unwrap()).sin();
+        acc -= T::log2(y * y + T::from(0.75).unwrap());
     } else {
-        acc *= ((acc + ys[n % ys.len()].min(xs[n % xs.len()])) * T::from(0.353).unwrap()).tanh();
+        let t3 = (-x) - (-acc);
+        acc = T::sin(((acc.abs() + T::from(1.0).unwrap()).sqrt() - t3) * T::from(0.394).unwrap());
     }
-    (acc, T::tanh(acc.floor()))
+    let mut out4 = vec![Float::clamp(y, (y * T::from(1.333).unwrap()).sin() - T::from(1.25).unwrap(), ((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap()); 2];
+    out4[0] = acc;
+    out4[1] = T::log(((y * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() + T::from(2.223).unwrap(), (y % (y * y + T::from(0.75).unwrap())) + T::from(3.75).unwrap());
+    out4
 }
 
 fn run_f365<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f365(&p[0..5], &p[5..9], 2);
-    vec![a, b]
+    f365(p[0], p[1])
 }
 
 fn vjp_f365(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f365_pullback(&p[0..5], &p[5..9], 2);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let (y, pullback) = f365_pullback(p[0], p[1]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f365 ----
 
 // ---- f366 ----
 #[differentiate]
-fn f366<T>(ys: &[T], y: T, xs: &[T], n: usize, x: T) -> T
+fn f366<T>(y: T, x: T, n: usize) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    let mut k1 = 0;
-    let r2 = loop {
-        k1 += 1;
-        let mut k3 = 0;
-        while ((x / (ys[n % ys.len()].exp() + T::from(0.5).unwrap())) > T::from(-1.665).unwrap() || (x / (x.abs() + T::from(0.75).unwrap())) > T::from(1.322).unwrap()) && k3 < 3 {
-            k3 += 1;
-            let t4 = if !(Float::acos(acc.sin() * T::from(0.85).unwrap()) < T::from(1.786).unwrap()) && (T::from(n).unwrap() / (x.exp() + T::from(1.0).unwrap())) < T::from(-0.491).unwrap() { ys[n % 3] } else { x + ys[0] };
-            acc -= (t4 * T::from(0.666).unwrap()).atan() * T::from(0.212).unwrap();
-        }
-        if k1 >= 5 || (ys[n % 3] >= T::from(0.5).unwrap()) {
-            break (((acc * T::from(0.307).unwrap()).tanh() * y) + T::from(2.25).unwrap()).ln();
-        }
-    };
-    (acc + xs[1]) - r2
+    let mut acc = T::sqrt(x.abs() + T::from(0.5).unwrap()) * x.tanh();
+    for _ in 1..2 {
+        let w2 = vec![T::zero(); 4];
+        acc = ((acc - w2[0]) * T::from(0.828).unwrap()).tanh();
+    }
+    let t3 = Float::clamp(x, T::from(-0.296).unwrap(), T::from(1.305).unwrap());
+    (((acc + y) - T::from(n).unwrap()) * t3) - T::max(T::from(0.892).unwrap() - y, -t3)
 }
 
 fn run_f366<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f366(&p[0..3], p[3], &p[4..8], 4, p[8])]
+    vec![f366(p[0], p[1], 2)]
 }
 
 fn vjp_f366(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f366_grad(&p[0..3], p[3], &p[4..8], 4, p[8]);
+    let (y, g) = f366_grad(p[0], p[1], 2);
     (vec![y], g.flatten())
 }
 // ---- end f366 ----
 
 // ---- f367 ----
-#[differentiate]
-fn f367<T: Float + NumAssign + Sum + Product>(x: T, y: T, n: usize, z: T) -> T {
-    let mut acc = y;
-    acc = (acc * T::from(0.123).unwrap()) * ((x / (acc + T::from(2.5).unwrap())) * (T::from(-1.382).unwrap() + x));
-    acc = (acc * T::from(0.065).unwrap()) + (z.exp() + T::from(0.75).unwrap()).sqrt();
-    if x <= T::from(-0.278).unwrap() {
-        for _ in 0..4 {
-            let t2 = Float::log(((-acc) * T::from(0.315).unwrap()).tanh() + T::from(1.75).unwrap(), (((y + x) + (x + z)) * T::from(0.333).unwrap()).sin().exp() + T::from(2.25).unwrap());
-            acc -= (t2 * T::from(1.37).unwrap()).tanh();
-        }
+#[differentiate(wrt(xs))]
+fn f367<T: Float + NumAssign + Sum + Product>(ys: &[T], x: T, xs: &[T]) -> T {
+    let mut acc = x.sinh();
+    let mut t1 = T::log((-ys[1]) * (-ys[1]) + T::from(1.0).unwrap(), (x + acc).abs() + T::from(2.25).unwrap());
+    for i2 in (0..2).rev().step_by(3) {
+        let s3 = ys.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
+        let mut k4 = 0;
+        let r5 = loop {
+            k4 += 1;
+            if (ys[1] + T::floor(T::from(0.729).unwrap())).is_sign_positive() {
+                t1 += (s3 * T::from(1.0).unwrap()).tanh() * T::from(0.5).unwrap();
+            } else {
+                t1 = Float::tanh(((t1 * T::from(-0.444).unwrap()) - ((s3 + xs[i2 % xs.len()]) + (T::from(-1.398).unwrap() * acc)).tanh()) * T::from(0.909).unwrap());
+            }
+            if k4 >= 2 || (f340::<T>(ys, ((xs[xs.len() - 1 - i2] * (t1 - x)) * T::from(0.317).unwrap()).tanh(), xs, ((x + ys[ys.len() - 1 - i2].mul_add(x, t1)) * T::from(0.31).unwrap()).tanh()) < T::from(0.667).unwrap()) {
+                break ((ys[i2].mul_add(x, ys[i2]) / ((s3 * ys[ys.len() - 1 - i2]).abs() + T::from(0.5).unwrap())) * T::from(0.266).unwrap()).tanh();
+            }
+        };
+        acc *= r5;
     }
-    (acc + T::from(n).unwrap()) - (T::from(0.5).unwrap() - T::cos((acc * T::from(0.315).unwrap()).tanh()))
+    acc + (((x / (ys[0] + T::from(2.0).unwrap())) * T::from(0.666).unwrap()).atan().exp() + T::from(0.75).unwrap()).log10()
 }
 
 fn run_f367<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f367(p[0], p[1], 4, p[2])]
+    vec![f367(&p[0..2], p[2], &p[3..5])]
 }
 
 fn vjp_f367(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f367_grad(p[0], p[1], 4, p[2]);
+    let (y, g) = f367_grad(&p[0..2], p[2], &p[3..5]);
     (vec![y], g.flatten())
 }
 // ---- end f367 ----
 
 // ---- f368 ----
 #[differentiate]
-fn f368<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, ys: &[T], y: T) -> Vec<T> {
-    let mut acc = ys[2];
-    acc = acc * acc;
-    let mut t1 = (((y.exp() + T::from(0.5).unwrap()).log(x * x + T::from(2.0).unwrap()) - (xs[0] + T::from(2.5).unwrap()).log2()) * T::from(0.454).unwrap()).tanh();
-    let mut k2 = 0;
-    while k2 < 4 && ((-ys[1]) >= T::from(0.777).unwrap()) {
-        k2 += 1;
-        let mut w3 = Vec::with_capacity(2);
-        for i4 in 0..2 {
-            w3.push(xs[i4 % 2]);
-        }
-        let t5 = ((((acc * T::from(0.32).unwrap()).atan() * Float::tanh(t1 * T::from(0.4).unwrap())) + acc.ceil()).abs() + T::from(1.0).unwrap()).ln();
-        acc += Float::tanh((w3[1] * t5) * T::from(0.389).unwrap());
+fn f368<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> Vec<T> {
+    let acc = x;
+    let mut w1 = Vec::with_capacity(5);
+    for i2 in 0..5 {
+        w1.push(((xs[i2 % 5] + T::from(2.25).unwrap()) + T::one()).acosh());
     }
-    if y >= acc {
-        let t6 = if !((acc - acc) >= x) && (t1 * x).is_sign_positive() { y } else { (acc * T::from(0.32).unwrap()).sin().cosh() };
-        for i7 in 1..2 {
-            if f341(T::tanh((x * (acc - ys[i7 + 1])) * T::from(0.152).unwrap())) < T::from(1.97).unwrap() {
-                break;
-            }
-        }
-        let w8 = vec![t1; 3];
-        t1 -= t6 + w8[0];
+    for _ in 1..=2 {
+        w1[0] = ((acc.min(acc) + (w1[1] - acc)) * T::from(0.177).unwrap()).sin();
     }
-    let mut out9 = vec![T::zero(); 4];
-    out9[0] = (acc * T::from(0.32).unwrap()).tanh();
-    out9[1] += t1;
-    out9[2] = ys[1].ceil() / ((y + xs[0]) + T::from(3.75).unwrap());
-    out9
+    let mut out4 = vec![((T::from(0.392).unwrap().exp() + T::from(0.75).unwrap()) + T::one()).acosh(); 4];
+    out4[0] = acc;
+    out4[2] = T::from(0.5).unwrap();
+    out4
 }
 
 fn run_f368<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f368(&p[0..2], p[2], &p[3..6], p[6])
+    f368(p[0], &p[1..6])
 }
 
 fn vjp_f368(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f368_pullback(&p[0..2], p[2], &p[3..6], p[6]);
+    let (y, pullback) = f368_pullback(p[0], &p[1..6]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f368 ----
 
 // ---- f369 ----
-#[differentiate(wrt(ys))]
-fn f369<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = ys[1];
-    let mut t1 = acc;
-    let mut t2 = t1 * (acc * acc + T::from(1.0).unwrap()).log2();
-    let b3 = {
-        let c4 = f357(xs, ys);
-        (f347::<T>(ys, ys, T::sin((ys[0] + c4) * T::from(0.444).unwrap())) * T::from(0.396).unwrap()).atan() * ys[2].min(ys[2])
-    };
-    for i5 in 0..xs.len() {
-        t2 /= T::sin(f350(ys, ((ys[i5 % ys.len()] * t1.clamp((T::atan(ys[2] * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (T::atan(t2 * T::from(0.261).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap())) * T::from(0.592).unwrap()).sin(), xs) * T::from(0.195).unwrap()).exp() + T::from(1.0).unwrap();
-        if (t1 - T::from(1.653).unwrap()) > T::from(1.349).unwrap() || (acc.abs() + T::from(0.75).unwrap()).recip() <= ys[i5 % 4] || b3.tanh() <= T::from(0.211).unwrap() {
-            let s6 = ys.iter().map(|v| ((*v + T::from(2.0).unwrap()) - T::from(0.75).unwrap()).ln_1p()).sum::<T>();
-            t1 -= T::tanh(t1 * T::from(0.307).unwrap());
-            t1 = (((t1 * T::from(-0.107).unwrap()) + (s6 * T::from(0.332).unwrap()).atan()) * T::from(0.882).unwrap()).tanh();
-        } else {
-            if (T::from(i5).unwrap() + ys[i5 % 4]).is_sign_negative() {
-                break;
-            }
-        }
-        acc = ((acc - ((t1 * T::from(0.307).unwrap()).tanh() * (t1 * T::from(0.307).unwrap()).tanh() + T::from(1.0).unwrap()).log2()) * T::from(0.265).unwrap()).tanh();
-        let (p7, q8) = f365(xs, ys, 4);
-        acc -= (p7 * T::from(0.481).unwrap()).sin() * (q8 * T::from(0.481).unwrap()).tanh();
+#[differentiate(wrt(x, ys))]
+fn f369<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], ys: &[T]) -> T {
+    let mut acc = ys[0];
+    if (x + ys[2]) <= T::from(-0.682).unwrap() {
+        let s1: T = ys.iter().fold((x * T::from(1.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.332).unwrap() + ((v * (v * v)) * T::from(0.592).unwrap()).sin());
+        acc = (acc * T::from(0.623).unwrap()) + (-f325::<T>(ys, ys, ((xs[1] * Float::log2(T::from(0.993).unwrap().abs() + T::from(0.5).unwrap())) * T::from(1.282).unwrap()).tanh(), ((x + (T::one() / (xs[0] * xs[0] + T::from(1.0).unwrap()))) * T::from(0.8).unwrap()).tanh()));
+        acc /= s1 + T::from(3.748).unwrap();
+    } else {
+        let t2 = x;
+        acc += t2;
     }
-    acc + t2
+    acc
 }
 
 fn run_f369<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f369(&p[0..4], &p[4..9])]
+    vec![f369(p[0], &p[1..3], &p[3..6])]
 }
 
 fn vjp_f369(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f369_grad(&p[0..4], &p[4..9]);
+    let (y, g) = f369_grad(p[0], &p[1..3], &p[3..6]);
     (vec![y], g.flatten())
 }
 // ---- end f369 ----
 
 // ---- f370 ----
 #[differentiate]
-fn f370<T>(xs: &[T]) -> T
+fn f370<T>(y: T, x: T, xs: &[T], z: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::from(-0.22).unwrap().to_radians() - xs[1].min(xs[3]);
-    let mut t1 = xs[2];
-    t1 /= ((-t1) * (f346(xs, ((xs[3] - (xs[2] - acc)) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), 2, ((xs[1] + t1) * T::from(0.666).unwrap()).tanh()) * T::from(0.433).unwrap()).sin()) + T::from(3.0).unwrap();
-    let t2 = ((T::from(1.517).unwrap() - xs[2].exp_m1()) * T::from(0.333).unwrap()).sin();
-    t1 *= (t1 * T::from(1.333).unwrap()).sin();
-    for &_ in xs.iter().rev() {
-        let t4 = Float::tanh((t1 / (((t1 / (xs[2] + T::from(2.25).unwrap())) * T::from(0.272).unwrap()).tanh() * ((t1 / (xs[2] + T::from(2.25).unwrap())) * T::from(0.272).unwrap()).tanh() + T::from(1.0).unwrap())) * T::from(0.363).unwrap());
-        acc /= t4 * t4 + T::from(1.0).unwrap();
+    let mut acc = xs[2];
+    let mut w1 = Vec::with_capacity(3);
+    for _ in 0..3 {
+        w1.push((((xs[3] / (acc.abs() + T::from(0.5).unwrap())) - (acc + x)) * T::from(0.222).unwrap()).tanh());
     }
-    let t5 = acc.clamp(T::from(-0.832).unwrap(), T::from(1.333).unwrap()) - (acc * (-acc));
-    let mut w6 = Vec::with_capacity(5);
-    for i7 in 0..5 {
-        w6.push((T::from(i7).unwrap() * T::from(0.4).unwrap()).tanh());
-    }
-    (((((acc + t2) * t5) + w6[0]) + ((t1 - acc) - f321(Float::atan((xs[2] + (t1 + xs[2])) * T::from(0.444).unwrap()) * T::from(0.954).unwrap(), 4, xs[3] * w6[4], ((xs[2] + f346(xs, ((xs[0] - acc.max(t1)) * T::from(0.665).unwrap()).atan() * T::from(0.954).unwrap(), 2, ((xs[2] + t1.floor()) * T::from(0.5).unwrap()).tanh())) * T::from(0.327).unwrap()).atan() * T::from(0.954).unwrap()))) * T::from(0.114).unwrap()).sin()
+    let t3 = (xs[4] - w1[2]).clamp(T::from(-0.503).unwrap(), T::from(1.424).unwrap());
+    acc = (acc * T::from(0.022).unwrap()) + t3;
+    let t3 = t3.tanh();
+    acc -= w1[2];
+    acc *= T::atan(f351(xs[2] * z.cos(), ((y * (xs[4] * y)) * T::from(0.592).unwrap()).sin(), ((x * w1[0].exp()) * T::from(0.49).unwrap()).sin()) * T::from(0.645).unwrap()) * T::from(0.636).unwrap();
+    let t4 = (f348(((x + x) * T::from(0.666).unwrap()).tanh(), 1, ((z - y.to_radians()) * T::from(1.31).unwrap()).sin()) * T::from(0.333).unwrap()).tanh();
+    (acc + t3) + t4
 }
 
 fn run_f370<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f370(&p[0..4])]
+    vec![f370(p[0], p[1], &p[2..7], p[7])]
 }
 
 fn vjp_f370(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f370_grad(&p[0..4]);
+    let (y, g) = f370_grad(p[0], p[1], &p[2..7], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f370 ----
 
 // ---- f371 ----
 #[differentiate]
-fn f371<T>(x: T, xs: &[T], y: T, z: T, n: usize) -> Vec<T>
+fn f371<T>(xs: &[T], x: T, ys: &[T], y: T, n: usize) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    acc /= y + T::from(2.5).unwrap();
-    if x <= T::from(0.398).unwrap() {
-        let t1 = (f323(((z - x.exp2()) * T::from(0.334).unwrap()).tanh(), ((y - (x * xs[3])) * T::from(0.533).unwrap()).tanh()) * T::from(0.403).unwrap()).tanh();
-        acc -= t1;
-    } else if f316(((y + f341(Float::tanh((x - xs[n - 1].fract()) * T::from(0.8).unwrap()))) * T::from(0.27).unwrap()).tanh(), ((x * y) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap()) < T::from(-0.316).unwrap() {
-        acc *= (((z + z) * (acc + acc)) * T::from(0.222).unwrap()).atan() * T::from(0.636).unwrap();
-    } else {
-        let t2 = (z.min(z).abs() + T::from(0.75).unwrap()).log2();
-        acc /= t2.exp() + T::from(1.0).unwrap();
-    }
-    let mut out3 = vec![T::from(n).unwrap(); 3];
-    out3[0] += acc;
-    out3[0] = z * T::clamp(T::from(n).unwrap(), (T::from(n).unwrap() * T::from(0.5).unwrap()).tanh() - T::from(1.25).unwrap(), (xs[0] * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap());
-    out3
+    let mut acc = ((T::atanh((Float::atan(y * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap()) * xs[n - 1].atan2(x + T::from(2.0).unwrap())) * T::from(0.432).unwrap()).atan();
+    acc -= ((ys[n % ys.len()].abs() + T::from(0.5).unwrap()) + T::one()).acosh() + acc;
+    acc += x.powi(3).clamp(T::from(-0.674).unwrap(), T::from(1.362).unwrap());
+    let s1 = ys.iter().map(|v| *v).sum::<T>();
+    (acc, x + T::tanh(s1 * T::from(0.266).unwrap()))
 }
 
 fn run_f371<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f371(p[0], &p[1..5], p[5], p[6], 2)
+    let (a, b) = f371(&p[0..4], p[4], &p[5..10], p[10], 4);
+    vec![a, b]
 }
 
 fn vjp_f371(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f371_pullback(p[0], &p[1..5], p[5], p[6], 2);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+    let (y, pullback) = f371_pullback(&p[0..4], p[4], &p[5..10], p[10], 4);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f371 ----
 
 // ---- f372 ----
 #[differentiate]
-fn f372<T>(ys: &[T], xs: &[T]) -> T
+fn f372<T>(x: T, xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (T::from(-1.352).unwrap() - T::from(-1.148).unwrap()) - T::from(0.962).unwrap();
-    let t1 = ((T::sqrt(ys[0] + T::from(2.5).unwrap()) * T::sqrt(ys[0] + T::from(2.5).unwrap()) + T::from(0.5).unwrap()) + T::one()).acosh();
-    acc -= ys[0];
-    for i2 in 1..3 {
-        for i3 in 1..4 {
-            let (p4, q5) = f319::<T>(ys, ys, ((ys[i3 % 2] + acc) * T::from(0.236).unwrap()).tanh(), 3, ((xs[0] * T::from(i2).unwrap()) * T::from(0.444).unwrap()).sin());
-            acc /= T::sin((q5 + q5) * T::from(0.129).unwrap()).exp2() + T::from(3.969).unwrap();
-            acc -= ((p4 * T::from(0.258).unwrap()).sin() * T::from(2.0).unwrap()).atan() * T::from(0.212).unwrap();
+    let mut acc = x;
+    if (T::from(0.776).unwrap() - xs[1]) > T::from(1.219).unwrap() {
+        let u1 = f333(T::atan((xs[1] + (xs[3] + T::from(2.5).unwrap()).hypot(x)) * T::from(0.285).unwrap()) * T::from(0.954).unwrap(), xs, ((x + xs[0]) * T::from(0.666).unwrap()).tanh(), xs);
+        if (x + xs[0]) > T::from(0.123).unwrap() {
+            let t2 = acc;
+            acc /= t2 + T::from(2.75).unwrap();
         }
-        acc = (((acc * T::from(0.8).unwrap()) + ((ys[i2 % ys.len()] * (acc * T::from(0.287).unwrap()).tanh()) / (T::tanh((t1 - acc) * T::from(0.213).unwrap()) * T::tanh((t1 - acc) * T::from(0.213).unwrap()) + T::from(1.0).unwrap()))) * T::from(0.282).unwrap()).tanh();
-        let t6 = (((t1 - t1) + T::from(i2).unwrap().clamp(T::from(-0.264).unwrap(), T::from(1.313).unwrap())) * T::from(0.328).unwrap()).tanh();
-        acc = (((acc * T::from(-0.753).unwrap()) - t6) * T::from(0.32).unwrap()).atan();
+        acc -= T::from(-1.192).unwrap();
+        acc = (acc.sin() * T::from(0.85).unwrap()).atanh() - u1[0];
+    } else {
+        let (p3, q4) = f360(((x + T::one()) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), ((x + Float::max(x, x)) * T::from(0.666).unwrap()).tanh());
+        acc *= Float::atan((p3 + q4) * T::from(0.679).unwrap()) * T::from(0.636).unwrap();
     }
     acc
 }
 
 fn run_f372<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f372(&p[0..2], &p[2..4])]
+    vec![f372(p[0], &p[1..5])]
 }
 
 fn vjp_f372(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f372_grad(&p[0..2], &p[2..4]);
+    let (y, g) = f372_grad(p[0], &p[1..5]);
     (vec![y], g.flatten())
 }
 // ---- end f372 ----
 
 // ---- f373 ----
 #[differentiate]
-fn f373<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> Vec<T> {
-    let mut acc = T::from(-1.955).unwrap();
-    acc = acc - acc;
-    for (&a1, &b2) in xs.iter().zip(xs.iter()) {
-        if xs[1].is_sign_negative() {
-            let s3 = ys.iter().copied().product::<T>();
-            acc = (((acc * T::from(-0.476).unwrap()) * s3) * T::from(0.315).unwrap()).tanh();
+fn f373<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::one();
+    let t1 = -xs[2].trunc();
+    for v2 in xs {
+        if !((xs[2] - xs[1]) < T::from(1.518).unwrap()) && (xs[0] + T::from(1.705).unwrap()) >= T::from(0.486).unwrap() {
+            break;
         }
-        if (acc % (a1 * a1 + T::from(0.5).unwrap())).is_sign_negative() {
-            acc /= (((b2 + xs[0]) / (T::asinh(acc) * T::asinh(acc) + T::from(0.75).unwrap())) * T::from(0.5).unwrap()).atan().exp() + T::from(1.5).unwrap();
+        if xs[2].cos() <= acc {
+            for i3 in 1..2 {
+                acc = Float::tanh((acc - ((xs[i3 + 1] - t1) + T::from(4.75).unwrap()).sqrt()) * T::from(0.287).unwrap());
+                acc -= ((*v2 - ((*v2 - *v2) * (*v2 / (acc.abs() + T::from(1.0).unwrap())))) * T::from(0.333).unwrap()).sin();
+            }
+            let (b4, b5) = (((t1 - (T::from(-0.049).unwrap() + acc)) * T::from(0.305).unwrap()).sin(), ((acc - *v2) * T::from(0.363).unwrap()).atan() * ((acc - xs[2]) * T::from(0.363).unwrap()).sin());
+            acc *= ((b4 + b5) * T::from(0.777).unwrap()).tanh();
         } else {
-            let t4 = (acc * T::from(0.338).unwrap()).sin();
-            acc -= t4;
+            acc *= (Float::log(t1 + T::from(3.0).unwrap(), Float::ceil(xs[1]).abs() + T::from(2.25).unwrap()) * T::from(0.813).unwrap()).tanh();
         }
-        let t5 = -(a1 - xs[0]);
-        acc = (acc * T::from(-0.097).unwrap()) + t5;
+        let mut t6 = *v2;
+        t6 = Float::log2(t6.abs() + T::from(1.0).unwrap()) * t6;
+        acc = T::atan((Float::acos(acc.sin() * T::from(0.85).unwrap()) + t6) * T::from(0.384).unwrap()) * T::from(0.636).unwrap();
     }
-    let mut out6 = vec![(acc * T::from(0.338).unwrap()).sin() * (acc * T::from(0.338).unwrap()).tanh(), Float::fract(acc), T::recip((acc * T::from(0.338).unwrap()).atan().exp() + T::from(0.5).unwrap())];
-    out6[0] = Float::tanh(acc * T::from(0.338).unwrap());
-    out6[2] = (acc.atan2((acc * T::from(0.338).unwrap()).sin() + T::from(1.5).unwrap()) * T::from(0.636).unwrap()).tanh().cosh();
-    out6
+    acc
 }
 
 fn run_f373<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f373(&p[0..2], &p[2..4])
+    vec![f373(&p[0..3])]
 }
 
-fn vjp_f373(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f373_pullback(&p[0..2], &p[2..4]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f373(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f373_grad(&p[0..3]);
+    (vec![y], g.flatten())
 }
 // ---- end f373 ----
 
 // ---- f374 ----
 #[differentiate]
-fn f374<T: Float + NumAssign + Sum + Product>(z: T, xs: &[T], y: T, ys: &[T], x: T) -> T {
-    let mut acc = ys[1] % (z + T::from(2.25).unwrap());
-    for _ in 0..5 {
-        for _ in 0..xs.len() {
-            let mut t3 = ((xs[1] - acc).abs() * T::from(0.25).unwrap()).sin();
-            if (acc * T::from(0.307).unwrap()).atan().cosh() > T::from(-0.756).unwrap() {
-                t3 = (t3 * T::from(-0.434).unwrap()) + y;
-            }
-            t3 /= ((y / (y.abs() + T::from(1.0).unwrap())) - Float::ceil(x)) + T::from(5.5).unwrap();
-            let t4 = (x - T::one()) - ys[0];
-            acc = Float::tanh(((acc * T::from(0.637).unwrap()) - (t3 * t4)) * T::from(0.168).unwrap());
-        }
-        let w5 = vec![x; 2];
-        acc /= w5[0] * w5[0] + T::from(1.5).unwrap();
-    }
-    acc += (acc.exp() + T::from(0.75).unwrap()).log(z + T::from(4.0).unwrap()).max(((y * y + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p());
-    acc
+fn f374<T>(n: usize, xs: &[T]) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::asin(T::from(n).unwrap().tanh() * T::from(0.9).unwrap());
+    acc += (T::atan(acc * T::from(0.636).unwrap()).exp2() * T::from(0.415).unwrap()).tanh();
+    acc = ((T::powi((acc * T::from(0.482).unwrap()).sin().exp() + T::from(0.5).unwrap(), -2) + ((((-acc) - xs[4]) * T::from(0.354).unwrap()).tanh() + T::from(1.5).unwrap()).ln()) * T::from(0.372).unwrap()).tanh();
+    acc *= (((acc + acc) * (acc + acc) + T::from(0.5).unwrap()).log(acc.tanh().abs() + T::from(2.25).unwrap()) * T::from(0.921).unwrap()).tanh();
+    let t1 = ((((xs[2] + acc).abs() + T::from(0.75).unwrap()).powf(((T::from(1.208).unwrap() + acc) * T::from(0.905).unwrap()).sin()) - (acc + xs[0])) * T::from(0.292).unwrap()).sin();
+    let mut out2 = vec![t1; 4];
+    out2[0] += acc;
+    out2[1] = t1;
+    out2[1] = (T::from(-0.01).unwrap() * xs[n % xs.len()]) / ((xs[n % xs.len()] - t1) + T::from(3.0).unwrap());
+    out2
 }
 
 fn run_f374<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f374(p[0], &p[1..5], p[5], &p[6..8], p[8])]
+    f374(4, &p[0..5])
 }
 
-fn vjp_f374(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f374_grad(p[0], &p[1..5], p[5], &p[6..8], p[8]);
-    (vec![y], g.flatten())
+fn vjp_f374(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f374_pullback(4, &p[0..5]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f374 ----
 
 // ---- f375 ----
 #[differentiate]
-fn f375<T>(ys: &[T], x: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = ys[2];
-    let t1 = Float::tanh((x - ((ys[3] * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.458).unwrap());
-    let t2 = (((x * xs[1]) - x.ceil()) * T::from(0.421).unwrap()).tanh();
-    for (&_, &_) in ys.iter().zip(xs) {
-        let w5 = vec![T::zero(); 2];
-        acc *= w5[1];
+fn f375<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize) -> Vec<T> {
+    let mut acc = xs[3];
+    let mut w1 = Vec::with_capacity(5);
+    for _ in 0..5 {
+        w1.push(((-(acc / ((acc * T::from(0.307).unwrap()).sin() + T::from(1.5).unwrap()))) * T::from(0.153).unwrap()).atan());
     }
-    ((acc * t1) * t2) - (t2 - (T::atan(x * T::from(1.333).unwrap()) * T::from(0.031).unwrap()).to_degrees())
+    for (&a3, &b4) in xs.iter().zip(&w1) {
+        acc = (((acc * T::from(0.167).unwrap()) + f351::<T>(((xs[2] - (w1[n % 5] / (w1[n % w1.len()].abs() + T::from(1.0).unwrap()))) * T::from(0.247).unwrap()).tanh(), ((xs[n - 1] * Float::atan2(acc, -(a3.abs() + T::from(0.75).unwrap()))) * T::from(0.424).unwrap()).tanh(), ((xs[3] + Float::cbrt(-(b4 + T::from(2.321).unwrap()))) * T::from(0.65).unwrap()).sin()).mul_add(xs[n - 1].max(f354(((xs[n % xs.len()] * (a3 - T::from(n).unwrap())) * T::from(0.242).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[n % xs.len()] + xs[n - 1]) * T::from(0.666).unwrap()).sin(), n)), ((b4 * a3).abs() + T::from(0.75).unwrap()).log(acc.abs().abs() + T::from(2.0).unwrap()))) * T::from(0.187).unwrap()).sin();
+        let (p5, q6) = f360(((xs[n % 5] + T::from(1.201).unwrap()) * T::from(0.74).unwrap()).sin(), ((xs[n - 1] + b4) * T::from(0.651).unwrap()).tanh());
+        let s7 = xs.iter().map(|v| (*v % ((*v).abs() + T::from(0.5).unwrap())) + T::min(*v, *v)).sum::<T>();
+        acc /= ((p5 + q6) * (s7 * T::from(0.133).unwrap()).sin()) + T::from(4.445).unwrap();
+    }
+    w1[3] *= Float::tanh(((xs[n % xs.len()].exp() + T::from(0.5).unwrap()).log10() + acc) * T::from(0.511).unwrap());
+    let mut out8 = vec![T::zero(); 4];
+    out8[0] += acc;
+    out8[1] += w1[1];
+    out8[0] = w1[n % w1.len()] * xs[n % 5];
+    out8
 }
 
 fn run_f375<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f375(&p[0..4], p[4], &p[5..8])]
+    f375(&p[0..5], 3)
 }
 
-fn vjp_f375(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f375_grad(&p[0..4], p[4], &p[5..8]);
-    (vec![y], g.flatten())
+fn vjp_f375(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f375_pullback(&p[0..5], 3);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f375 ----
 
 // ---- f376 ----
 #[differentiate]
-fn f376<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = ((f318(xs, xs) * f318(xs, xs) + T::from(0.5).unwrap()) + T::one()).acosh();
-    for i1 in 1..=5 {
-        let mut k2 = 0;
-        loop {
-            k2 += 1;
-            let t4 = f330::<T>(Float::tanh((xs[i1 % 2] + acc) * T::from(0.215).unwrap()), ((xs[i1 % 2] + acc) * T::from(0.215).unwrap()).tanh(), 3, ((xs[0] * T::from(i1).unwrap()) * T::from(0.222).unwrap()).atan() * T::from(0.954).unwrap());
-            if ((t4 * t4) > T::from(-0.321).unwrap() && t4.is_sign_positive()) || k2 >= 1 {
-                break;
-            }
-        }
-    }
-    acc
+fn f376<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
+    let mut acc = ((xs[3] % (xs[2] + T::from(2.0).unwrap())).hypot(T::from(-1.611).unwrap() * T::from(-1.611).unwrap() + T::from(0.75).unwrap()) * T::from(0.412).unwrap()).tanh();
+    let t1 = T::tanh((xs[1].exp2() - (acc / (T::from(0.627).unwrap() * T::from(0.627).unwrap() + T::from(0.5).unwrap()))) * T::from(0.308).unwrap());
+    let (p2, q3) = f360(((xs[4] - (acc + xs[4])) * T::from(0.5).unwrap()).tanh(), ((xs[0] - t1.abs()) * T::from(0.8).unwrap()).sin());
+    acc -= (acc * acc) / ((xs[3] * xs[3] + T::from(1.0).unwrap()).ln() + T::from(2.518).unwrap());
+    (acc + p2) * q3
 }
 
 fn run_f376<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f376(&p[0..2])]
+    vec![f376(&p[0..5])]
 }
 
 fn vjp_f376(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f376_grad(&p[0..2]);
+    let (y, g) = f376_grad(&p[0..5]);
     (vec![y], g.flatten())
 }
 // ---- end f376 ----
 
 // ---- f377 ----
 #[differentiate]
-fn f377<T: Float + NumAssign + Sum + Product>(n: usize, x: T) -> T {
-    let mut acc = x;
-    let w1 = vec![x; 3];
-    let s2: T = w1.iter().copied().sum::<T>();
-    acc *= T::tanh((f321(Float::atan((x - (T::from(n).unwrap() + T::from(1.208).unwrap())) * T::from(0.298).unwrap()) * T::from(0.954).unwrap(), 3, ((x + (T::one() + T::from(-1.584).unwrap())) * T::from(0.489).unwrap()).atan() * T::from(0.954).unwrap(), ((x + x) * T::from(0.666).unwrap()).tanh()) * T::from(0.444).unwrap()).sin().exp_m1() * T::from(0.735).unwrap());
-    if (w1[n % 3] / (w1[n % w1.len()].abs() + T::from(0.5).unwrap())) <= T::from(-0.296).unwrap() {
-        let mut w3 = Vec::with_capacity(3);
-        for _ in 0..3 {
-            w3.push(x.atan2((w1[2] * T::from(0.444).unwrap()).tanh().exp() + T::from(0.5).unwrap()));
+fn f377<T>(z: T, ys: &[T], y: T, xs: &[T], x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (Float::floor(f376(xs)) * T::from(0.302).unwrap()).tanh();
+    acc = T::atan(acc) + acc;
+    if (xs[1] / (y.abs() + T::from(0.75).unwrap())) >= y || y < acc {
+        if (ys[1] * T::from(-0.962).unwrap()) < xs[0] {
+            acc = (acc * acc + T::from(1.0).unwrap()).recip() + (xs[4] / (ys[1].exp() + T::from(1.0).unwrap())).fract();
+            acc -= y % ((z + acc).abs() + T::from(1.0).unwrap());
         }
-        for _ in (0..3).rev() {
-            let s2 = T::tanh(s2);
-            acc -= s2;
-        }
-        let l6;
-        if !((acc + T::one()).is_sign_positive()) && !(f352(4, &w1) >= T::from(1.678).unwrap()) && (T::from(n).unwrap() + w3[n % w3.len()]) >= w3[n % w3.len()] {
-            l6 = ((((x * T::from(1.416).unwrap()) + s2) / (w1[n % 3] + T::from(2.0).unwrap())) * T::from(0.15).unwrap()).sin();
-        } else {
-            l6 = (s2 * T::from(0.444).unwrap()).atan();
-        }
-        acc *= T::sin(l6 * T::from(1.273).unwrap());
+        let w1 = vec![T::sin(f361(ys, xs) * T::from(0.388).unwrap()); 5];
+        acc *= w1[1];
+    } else if (xs[0] * ys[4]) <= T::from(1.375).unwrap() {
+        let t2 = Float::exp(((if xs[3] > T::from(0.162).unwrap() { T::mul_add(z, x, ys[4]) } else { z * z }) * T::from(0.533).unwrap()).sin());
+        acc = Float::sin((acc + t2) * T::from(0.378).unwrap());
+    } else {
+        let w3 = vec![T::zero(); 4];
+        acc += w3[0];
     }
-    let t7 = -(((x * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees() / ((Float::exp_m1((acc * T::from(0.444).unwrap()).atan()) * T::from(0.415).unwrap()).atan() + T::from(2.321).unwrap()));
-    (((acc + t7) + (if s2 <= T::from(-0.434).unwrap() { f367::<T>(((x + (x + w1[n % w1.len()])) * T::from(0.444).unwrap()).sin(), x * t7.fract(), n, Float::tanh((x * (-(w1[n % w1.len()].abs() + T::from(0.5).unwrap())).cbrt()) * T::from(1.058).unwrap())) } else { x })) * T::from(0.099).unwrap()).tanh()
+    acc
 }
 
 fn run_f377<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f377(3, p[0])]
+    vec![f377(p[0], &p[1..6], p[6], &p[7..12], p[12])]
 }
 
 fn vjp_f377(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f377_grad(3, p[0]);
+    let (y, g) = f377_grad(p[0], &p[1..6], p[6], &p[7..12], p[12]);
     (vec![y], g.flatten())
 }
 // ---- end f377 ----
 
 // ---- f378 ----
 #[differentiate]
-fn f378<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> T {
-    let acc = ((y * y + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() - x;
-    let mut t1 = ((acc * T::from(0.726).unwrap()).atan().exp() + T::from(1.0).unwrap()).log(x + T::from(4.0).unwrap()).cos();
-    let mut k2 = 0;
-    while (y.is_sign_positive() || Float::cos(y) < T::from(-0.195).unwrap()) && k2 < 1 {
-        k2 += 1;
-        t1 = T::tanh(((t1 * T::from(0.743).unwrap()) * y) * T::from(0.897).unwrap());
+fn f378<T: Float + NumAssign + Sum + Product>(x: T, ys: &[T], xs: &[T]) -> T {
+    let mut acc = Float::tanh(Float::exp(x) * T::from(0.446).unwrap());
+    let mut k1 = 0;
+    while k1 < 5 && (acc <= T::from(0.216).unwrap() && xs[1] > T::from(-0.088).unwrap()) {
+        k1 += 1;
+        let (p2, q3) = f360(((x * x) * T::from(0.888).unwrap()).tanh(), ((xs[0] - (x * x)) * T::from(0.533).unwrap()).tanh());
+        acc /= ((p2 - q3) * T::from(0.679).unwrap()).tanh().exp() + T::from(1.0).unwrap();
     }
-    (acc * t1) + f330::<T>(((y - (x / (x.abs() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((x + ((acc.abs() + T::from(0.75).unwrap()) + T::one()).acosh()) * T::from(0.542).unwrap()).sin(), 2, ((y - (y * T::from(-0.27).unwrap())) * T::from(1.049).unwrap()).tanh())
+    let u4 = f323::<T>(ys);
+    acc * T::tanh(u4[1] * T::from(0.363).unwrap())
 }
 
 fn run_f378<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f378(p[0], p[1])]
+    vec![f378(p[0], &p[1..6], &p[6..8])]
 }
 
 fn vjp_f378(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f378_grad(p[0], p[1]);
+    let (y, g) = f378_grad(p[0], &p[1..6], &p[6..8]);
     (vec![y], g.flatten())
 }
 // ---- end f378 ----
 
 // ---- f379 ----
-#[differentiate]
-fn f379<T: Float + NumAssign + Sum + Product>(z: T, x: T, y: T, xs: &[T]) -> T {
-    let mut acc = f360(((z - (xs[3] * xs[4])) * T::from(0.533).unwrap()).tanh()).clamp(T::from(-0.802).unwrap(), T::from(0.97).unwrap());
-    acc -= T::log10(x.abs() + T::from(1.0).unwrap()).powi(4);
-    let t1 = ((f378(T::tanh((xs[2] * x) * T::from(0.888).unwrap()), ((xs[0] - ((Float::atan(acc * T::from(0.44).unwrap()) * Float::atan(acc * T::from(0.44).unwrap()) + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.68).unwrap()).tanh()) - (-Float::fract(z))) * T::from(0.42).unwrap()).atan();
-    for &_ in xs.iter() {
-        let t3 = T::from(1.408).unwrap();
-        acc *= (t3 * T::from(1.42).unwrap()).tanh();
+#[differentiate(wrt(xs, y, x))]
+fn f379<T: Float + NumAssign + Sum + Product>(xs: &[T], z: T, y: T, x: T, ys: &[T]) -> T {
+    let mut acc = y;
+    let mut u1 = f323(ys);
+    for &v2 in xs.iter().rev() {
+        for _ in (0..2).rev() {
+            let s4 = u1.iter().fold((acc * T::from(0.444).unwrap()).tanh(), |acc, &v| acc * T::from(0.798).unwrap() + (((v - v) + (-T::from(0.955).unwrap())) * T::from(0.111).unwrap()).tanh());
+            acc *= (s4 * T::from(0.336).unwrap()).sin();
+        }
+        acc -= (((ys[0].round() - xs[0]).abs() + T::from(0.75).unwrap()).log10() * T::from(0.855).unwrap()).tanh();
+        acc = (((acc * T::from(-0.462).unwrap()) + ys[0]) * T::from(0.558).unwrap()).sin();
+        for _ in xs.iter().copied() {
+            u1[0] -= (((ys[4] + v2) % ((z * z) + T::from(3.25).unwrap())) * T::from(0.666).unwrap()).tanh() * T::from(0.333).unwrap();
+        }
     }
-    let t1 = t1.signum();
-    if acc > T::from(-1.811).unwrap() {
-        let t4 = xs[4];
-        let t5 = xs[0];
-        acc *= ((t4 * t5) * T::from(0.888).unwrap()).tanh();
-    } else if f341::<T>(((z - f341::<T>(Float::tanh((x + xs[0]) * T::from(0.666).unwrap()))) * T::from(0.27).unwrap()).atan() * T::from(0.954).unwrap()).is_sign_negative() {
-        let u6 = f331::<T>(((x + (xs[3] + T::from(-1.213).unwrap())) * T::from(0.474).unwrap()).sin(), ((z * T::from(1.303).unwrap()) * T::from(1.023).unwrap()).tanh(), ((z * x) * T::from(0.888).unwrap()).tanh());
-        acc = Float::sin((acc + u6[2]) * T::from(0.361).unwrap());
-    } else {
-        let w7 = vec![T::zero(); 4];
-        acc += w7[0];
-    }
-    (acc * y) - t1
+    (acc * x) + (u1[0] * T::from(0.235).unwrap()).tanh()
 }
 
 fn run_f379<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f379(p[0], p[1], p[2], &p[3..8])]
+    vec![f379(&p[0..3], p[3], p[4], p[5], &p[6..11])]
 }
 
 fn vjp_f379(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f379_grad(p[0], p[1], p[2], &p[3..8]);
+    let (y, g) = f379_grad(&p[0..3], p[3], p[4], p[5], &p[6..11]);
     (vec![y], g.flatten())
 }
 // ---- end f379 ----
 
 // ---- f380 ----
 #[differentiate]
-fn f380<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> (T, T) {
-    let mut acc = Float::atan((xs[0] + f363(((ys[4] + ys[2]) * T::from(0.666).unwrap()).sin(), ys, ((ys[4] + (ys[4] * ys[1])) * T::from(0.533).unwrap()).sin(), ((xs[0] * (T::one() * xs[1])) * T::from(0.888).unwrap()).tanh())) * T::from(0.216).unwrap());
-    let s1 = xs.iter().copied().sum::<T>();
-    for i2 in 1..5 {
-        if f355(ys, ys) >= T::from(-1.43).unwrap() && (acc - T::from(i2).unwrap()) >= acc || acc >= s1 {
-            for (&_, &_) in xs.iter().zip(ys) {
-                let s5: T = ys.iter().map(|&v| v.sinh() * v).sum::<T>();
-                acc -= Float::atan(T::sin(s5 * T::from(0.113).unwrap()) * T::from(2.0).unwrap()) * T::from(0.318).unwrap();
-            }
-        } else if ((acc * T::from(0.359).unwrap()).sin() + T::from(2.0).unwrap()).sqrt() >= T::from(-0.698).unwrap() {
-            for &_ in ys.iter() {
-                acc -= (T::from(-0.285).unwrap() * T::from(7.017).unwrap()).tanh() * T::from(0.2).unwrap();
-            }
-        } else {
-            acc -= (((s1.abs() + T::from(1.0).unwrap()) + T::one()).acosh() * T::from(0.872).unwrap()).sin();
-        }
-        let (b7, b8) = ((acc * T::from(0.359).unwrap()).atan(), T::tanh(acc * T::from(0.359).unwrap()));
-        acc /= ((b7 - b8) * T::from(0.777).unwrap()).sin().exp() + T::from(1.5).unwrap();
-    }
-    (acc, ys[4])
+fn f380<T>(ys: &[T], xs: &[T], x: T) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (ys[2].tanh() * T::from(0.9).unwrap()).acos() * (f355(xs, xs) * T::from(0.325).unwrap()).tanh();
+    let mut u1 = f365(((x + f352(((x + x.exp2()) * T::from(0.334).unwrap()).tanh(), ((ys[1] - f325(ys, xs, Float::atan((xs[2] + (T::from(0.5).unwrap() - x)) * T::from(0.571).unwrap()) * T::from(0.954).unwrap(), ((x + xs[2]) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.666).unwrap()).sin(), ((ys[1] - T::trunc(x)) * T::from(0.5).unwrap()).sin())) * T::from(0.581).unwrap()).sin(), ((x + (acc.sin() * T::from(0.85).unwrap()).asin()) * T::from(0.43).unwrap()).atan() * T::from(0.954).unwrap());
+    let (b2, b3) = (u1[1], (x.hypot(u1[1] + T::from(4.273).unwrap()) * T::from(0.215).unwrap()).sin());
+    acc *= ((xs[0] / (b3 + T::from(1.75).unwrap())).min(b3) * T::from(1.0).unwrap()).tanh();
+    u1[0] -= b2;
+    let mut t4 = T::from(0.729).unwrap();
+    t4 /= ((f358(((ys[0] - b3.clamp(T::from(-0.635).unwrap(), T::from(0.529).unwrap())) * T::from(0.936).unwrap()).tanh(), ((x * x) * T::from(0.888).unwrap()).tanh(), xs[0] * t4.to_radians()) + t4) * T::from(0.365).unwrap()).atan().exp() + T::from(1.25).unwrap();
+    t4 *= ((b2 % (x + T::from(2.25).unwrap())).abs() * T::from(0.567).unwrap()).tanh();
+    let mut out5 = vec![T::zero(); 2];
+    out5[0] = acc;
+    out5[1] += (u1[0] * T::from(0.283).unwrap()).tanh();
+    out5[0] = t4;
+    out5[0] = Float::ceil((ys[2] + T::from(2.25).unwrap()).log((u1[1] * T::from(0.283).unwrap()).tanh() + T::from(3.25).unwrap()));
+    out5
 }
 
 fn run_f380<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f380(&p[0..2], &p[2..7]);
-    vec![a, b]
+    f380(&p[0..3], &p[3..6], p[6])
 }
 
 fn vjp_f380(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f380_pullback(&p[0..2], &p[2..7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let (y, pullback) = f380_pullback(&p[0..3], &p[3..6], p[6]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f380 ----
 
 // ---- f381 ----
 #[differentiate]
-fn f381<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = Float::sinh(f330(T::tanh((xs[1] + (xs[4] + xs[4])) * T::from(0.444).unwrap()), ((xs[2] - (xs[4] * T::one())) * T::from(0.666).unwrap()).sin(), 1, ((xs[2] * xs[0]) * T::from(0.888).unwrap()).tanh()));
-    let mut k1 = 0;
-    while ((xs[4] * xs[4]) >= T::from(0.379).unwrap()) && k1 < 4 {
-        k1 += 1;
-        for i2 in (0..2).step_by(2) {
-            let t3 = ((xs[i2] + acc).hypot(((((acc * T::from(0.36).unwrap()).tanh() + T::from(2.0).unwrap()) + T::one()).acosh() * T::from(0.969).unwrap()).tanh().exp() + T::from(0.5).unwrap()) * T::from(0.194).unwrap()).sin().mul_add((f323(Float::tanh((xs[xs.len() - 1 - i2] + (xs[3] + acc)) * T::from(0.234).unwrap()), ((xs[2] + (xs[i2] - acc)) * T::from(0.234).unwrap()).tanh()) * T::from(0.403).unwrap()).sin(), xs[i2]);
-            acc -= (t3 * T::from(0.8).unwrap()).tanh();
-        }
-        let t4 = (acc * T::from(0.36).unwrap()).atan();
-        acc = ((acc - t4) * T::from(0.281).unwrap()).sin();
+fn f381<T: Float + NumAssign + Sum + Product>(z: T, y: T, x: T, n: usize) -> T {
+    let mut acc = x / (z.max(y) * z.max(y) + T::from(0.5).unwrap());
+    let u1 = f365(((z * f348(((y * x) * T::from(0.888).unwrap()).tanh(), 1, ((x + acc.to_radians()) * T::from(1.288).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.222).unwrap()).tanh(), ((y + y) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap());
+    let t2 = Float::atan(((u1[0] * u1[1]) / (x + T::from(2.25).unwrap())) * T::from(0.12).unwrap());
+    for _ in u1.iter() {
+        acc -= (f354(((x + (acc.abs() + T::from(0.5).unwrap()).recip()) * T::from(0.571).unwrap()).tanh(), ((z - (acc * T::from(0.4).unwrap()).tanh().exp2()) * T::from(0.474).unwrap()).tanh(), n) * T::from(0.777).unwrap()).tanh();
     }
-    acc
+    acc * t2
 }
 
 fn run_f381<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f381(&p[0..5])]
+    vec![f381(p[0], p[1], p[2], 2)]
 }
 
 fn vjp_f381(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f381_grad(&p[0..5]);
+    let (y, g) = f381_grad(p[0], p[1], p[2], 2);
     (vec![y], g.flatten())
 }
 // ---- end f381 ----
 
 // ---- f382 ----
 #[differentiate]
-fn f382<T>(ys: &[T], xs: &[T], x: T, y: T, n: usize, z: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = if x.clamp(T::from(-0.635).unwrap(), T::from(0.529).unwrap()).is_sign_negative() { y } else { y * y };
-    let t1 = ((z.ceil() - (x - y)) * T::from(0.363).unwrap()).atan();
-    let w2 = vec![T::zero(); 5];
-    acc -= T::one();
-    ((((((acc + ys[1]) - xs[1]) + T::from(n).unwrap()) * t1) + w2[0]) * T::from(0.124).unwrap()).atan()
+fn f382<T: Float + NumAssign + Sum + Product>(x: T, n: usize) -> T {
+    let acc = x;
+    let mut t1 = T::one();
+    for _ in (0..6).step_by(3) {
+        let t3 = T::log((t1 * T::from(0.666).unwrap()).atan().exp() + T::from(0.75).unwrap(), x.abs() + T::from(2.5).unwrap()).signum();
+        t1 -= t3;
+    }
+    let (p4, q5) = f360(Float::atan((x + (t1 / ((t1 * T::from(0.666).unwrap()).atan().exp() + T::from(0.5).unwrap()))) * T::from(0.266).unwrap()) * T::from(0.954).unwrap(), ((x * acc) * T::from(0.888).unwrap()).tanh());
+    let q5 = (q5.sin() * T::from(0.85).unwrap()).asin();
+    if !(p4.exp_m1() < T::from(-1.353).unwrap()) && (-(x.exp() + T::from(0.75).unwrap())).cbrt() >= x {
+        return ((acc * t1).sin() * T::from(0.85).unwrap()).asin();
+    }
+    T::sin((((acc * T::from(n).unwrap()) - q5) - (f358(((x + (acc * T::from(n).unwrap())) * T::from(0.266).unwrap()).tanh(), ((x + (-((t1 * T::from(0.666).unwrap()).tanh().exp() + T::from(0.5).unwrap())).cbrt()) * T::from(0.671).unwrap()).atan() * T::from(0.954).unwrap(), ((x + q5) * T::from(0.43).unwrap()).sin()) - (acc - t1))) * T::from(0.108).unwrap())
 }
 
 fn run_f382<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f382(&p[0..3], &p[3..6], p[6], p[7], 2, p[8])]
+    vec![f382(p[0], 4)]
 }
 
 fn vjp_f382(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f382_grad(&p[0..3], &p[3..6], p[6], p[7], 2, p[8]);
+    let (y, g) = f382_grad(p[0], 4);
     (vec![y], g.flatten())
 }
 // ---- end f382 ----
 
 // ---- f383 ----
 #[differentiate]
-fn f383<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[1].cos() * xs[1];
-    acc = ((acc.abs() - ((xs[1] - acc) - acc.exp())) * T::from(0.222).unwrap()).tanh();
-    acc = Float::atan((acc.exp() + (f323(T::atan((xs[1] + acc) * T::from(0.8).unwrap()) * T::from(0.954).unwrap(), ((xs[1] + acc) * T::from(0.8).unwrap()).sin()) - (xs[1] / (xs[0].exp() + T::from(0.75).unwrap())))) * T::from(0.206).unwrap());
-    let (p1, q2) = f325::<T>(Float::tanh((xs[1] + xs[1]) * T::from(0.666).unwrap()), xs, ((xs[1] * acc) * T::from(0.848).unwrap()).tanh(), xs);
-    if (acc - (T::one() + T::from(2.0).unwrap()).powi(-2)) > q2 || acc.exp2() > T::from(1.0).unwrap() {
-        if !(p1 > T::from(1.815).unwrap()) && (q2 + q2) < T::from(-1.447).unwrap() {
-            let p1 = (-((p1 * T::from(0.435).unwrap()).atan() * (p1 * T::from(0.435).unwrap()).atan() + T::from(0.75).unwrap())).cbrt();
-            let t3 = ((p1 + T::from(2.477).unwrap()).log(xs[0] * xs[0] + T::from(2.0).unwrap()).sin() * T::from(0.85).unwrap()).atanh();
-            acc -= t3;
-        } else if ((q2 * T::from(0.435).unwrap()).atan().exp() + T::from(0.5).unwrap()).log(Float::atan(q2 * T::from(0.435).unwrap()) * Float::atan(q2 * T::from(0.435).unwrap()) + T::from(2.5).unwrap()) <= T::from(1.482).unwrap() && Float::log2((p1 * T::from(0.435).unwrap()).sin() + T::from(1.5).unwrap()) < T::from(-0.079).unwrap() {
-            let t4 = T::from(1.11).unwrap() * (p1 * T::from(0.435).unwrap()).tanh();
-            acc += t4;
-        } else {
-            let t5 = (T::atan(q2 * T::from(0.435).unwrap()) * acc).ceil();
-            acc = ((Float::trunc(acc) - t5) * T::from(0.331).unwrap()).tanh();
+fn f383<T: Float + NumAssign + Sum + Product>(z: T, n: usize, x: T, y: T) -> T {
+    let mut acc = T::trunc(z.min(z));
+    for _ in 1..=4 {
+        for _ in 1..5 {
+            let t3 = y;
+            acc -= (f366(((z + T::one()) * T::from(0.8).unwrap()).sin(), T::tanh((y - t3) * T::from(0.666).unwrap()), n) * T::from(0.175).unwrap()).sin() * T::from(0.25).unwrap();
         }
+        acc = (((acc * T::from(-0.84).unwrap()) - (y + z)) * T::from(0.236).unwrap()).tanh();
+        let t4 = T::from(1.831).unwrap();
+        acc = (acc * T::from(0.049).unwrap()) + t4;
     }
-    acc
+    acc + x
 }
 
 fn run_f383<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f383(&p[0..2])]
+    vec![f383(p[0], 4, p[1], p[2])]
 }
 
 fn vjp_f383(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f383_grad(&p[0..2]);
+    let (y, g) = f383_grad(p[0], 4, p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f383 ----
 
 // ---- f384 ----
-#[differentiate]
-fn f384<T>(xs: &[T], x: T, ys: &[T], y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = y;
-    if f367(((ys[1] * T::powi(y, 2)) * T::from(0.592).unwrap()).tanh(), ys[0] * (acc * T::from(0.5).unwrap()), 4, T::atan((x + y) * T::from(0.666).unwrap()) * T::from(0.954).unwrap()) >= T::from(-0.02).unwrap() {
-        acc += (((x + T::from(2.0).unwrap()).powf(x) - T::from(-1.652).unwrap()) * T::from(0.099).unwrap()).tanh();
+#[differentiate(wrt(x, z))]
+fn f384<T: Float + NumAssign + Sum + Product>(x: T, y: T, z: T) -> T {
+    let mut acc = Float::acosh((((x - z) * T::from(0.666).unwrap()).tanh().exp() + T::from(0.5).unwrap()) + T::one());
+    let mut k1 = 0;
+    while k1 < 2 && (z < y) {
+        k1 += 1;
+        let mut w2 = Vec::with_capacity(2);
+        for _ in 0..2 {
+            w2.push(((x.atan2(y.abs() + T::from(0.75).unwrap()) * (x * (acc * T::from(0.485).unwrap()).sin())) * T::from(0.424).unwrap()).sin());
+        }
+        for (&_, &b5) in w2.iter().zip(&w2) {
+            if !(acc.tanh().tan() <= acc) && w2[0] <= w2[1] {
+                if w2[0].is_sign_positive() {
+                    acc *= T::atan(z.ceil() * T::from(0.8).unwrap()) * T::from(0.636).unwrap();
+                    let t6 = ((y + w2[1]) * T::from(0.444).unwrap()).tanh();
+                    acc /= t6 + T::from(2.25).unwrap();
+                } else {
+                    acc -= (w2[0].mul_add((((w2[1] * T::from(0.457).unwrap()) * w2[1]) * T::from(0.486).unwrap()).sin(), w2[0].ceil()) * T::from(0.285).unwrap()).tanh() * T::from(0.5).unwrap();
+                }
+            } else if w2[1] > T::from(1.772).unwrap() && f352(((y + f354::<T>(Float::sin((y + b5) * T::from(0.8).unwrap()), ((y + b5) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), 2)) * T::from(0.491).unwrap()).tanh(), ((z + (T::from(0.5).unwrap() / (w2[1].abs() + T::from(0.75).unwrap()))) * T::from(0.923).unwrap()).atan() * T::from(0.954).unwrap(), ((x + (w2[1] + w2[1])) * T::from(0.266).unwrap()).tanh()) <= T::from(-1.133).unwrap() {
+                let w7 = vec![T::zero(); 4];
+                acc -= w7[1];
+            } else {
+                acc /= ((w2[1] * f354(((y - acc) * T::from(0.355).unwrap()).sin(), Float::tanh((z + (x / ((w2[1] * T::from(0.666).unwrap()).tanh().exp() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()), 2)) + ((y + w2[0]) * T::from(0.444).unwrap()).sin().exp_m1()).abs() + T::from(1.25).unwrap();
+            }
+            acc = ((acc - z) * T::from(0.355).unwrap()).atan();
+        }
+        acc = ((acc * (y.abs() * (x - z))) * T::from(0.107).unwrap()).atan();
     }
-    acc += x;
-    let t1 = T::acosh((x * x + T::from(1.0).unwrap()) + T::one());
-    let (p2, q3) = f325::<T>(((y + y.to_radians()) * T::from(1.31).unwrap()).sin(), ys, ((x + y) * T::from(0.666).unwrap()).sin(), ys);
-    let (p4, q5) = f325(((ys[0] + T::from(-0.049).unwrap()) * T::from(1.291).unwrap()).tanh(), ys, ((y + xs[3]) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ys);
-    T::sin(((((((acc + t1) - (p2 * T::from(0.435).unwrap()).tanh()) + (q3 * T::from(0.435).unwrap()).tanh()) - (p4 * T::from(0.435).unwrap()).tanh()) + T::sin(q5 * T::from(0.435).unwrap())) * (T::atan2(ys[0], (t1 * T::from(0.94).unwrap()).tanh().exp() + T::from(0.75).unwrap()).tanh() * T::from(0.9).unwrap()).acos()) * T::from(0.062).unwrap())
+    ((acc * (x + acc).max(T::from(0.5).unwrap() - acc)) * T::from(0.086).unwrap()).sin()
 }
 
 fn run_f384<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f384(&p[0..4], p[4], &p[5..7], p[7])]
+    vec![f384(p[0], p[1], p[2])]
 }
 
 fn vjp_f384(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f384_grad(&p[0..4], p[4], &p[5..7], p[7]);
+    let (y, g) = f384_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f384 ----
 
 // ---- f385 ----
 #[differentiate]
-fn f385<T: Float + NumAssign + Sum + Product>(n: usize, x: T, y: T) -> T {
-    let mut acc = x;
-    acc -= (acc + y).tanh();
-    let mut t1 = acc.signum();
-    acc *= T::sin(x * T::from(1.333).unwrap());
-    t1 = t1 + x;
-    for _ in (0..4).rev() {
-        if acc >= x {
-            let t3 = T::tanh((y.cosh() * (((y + T::from(2.25).unwrap()).powf(y) * T::from(0.178).unwrap()).atan() * ((t1 + T::from(1.286).unwrap()) * T::from(0.256).unwrap()).atan())) * T::from(0.344).unwrap());
-            t1 = (t1 * T::from(0.206).unwrap()) - t3;
+fn f385<T>(y: T, x: T, z: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (((-x) + T::from(2.25).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+    if acc > T::from(-0.652).unwrap() {
+        let mut k1 = 0;
+        while ((x.abs() + T::from(0.75).unwrap()).powi(-2).is_sign_positive()) && k1 < 1 {
+            k1 += 1;
+            if (T::from(0.5).unwrap() - z) >= T::from(0.172).unwrap() {
+                let (p2, q3) = f360(((z + T::atan2(acc, z * z + T::from(1.0).unwrap())) * T::from(0.43).unwrap()).sin(), ((z + (T::from(0.5).unwrap() / (y.exp() + T::from(0.5).unwrap()))) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap());
+                acc *= T::atan((p2 + q3) * T::from(0.679).unwrap()) * T::from(0.636).unwrap();
+            } else {
+                acc += (T::cosh(Float::log(z * z + T::from(0.75).unwrap(), z.exp() + T::from(2.0).unwrap())).asinh() * T::from(1.202).unwrap()).sin();
+            }
         }
-        let w4 = vec![y + x; 3];
-        let t5 = (t1 * T::from(0.307).unwrap()).tanh() * (y + y);
-        t1 -= ((w4[0] - t5) * T::from(0.333).unwrap()).tanh();
+        let t4 = ((f383(T::tanh((x + acc) * T::from(0.492).unwrap()), 2, Float::tanh((z + (T::from(1.074).unwrap() / (T::sin(acc * T::from(0.781).unwrap()).exp() + T::from(1.0).unwrap()))) * T::from(0.777).unwrap()), Float::sin((x + (y - y)) * T::from(0.444).unwrap())) + ((z * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.184).unwrap()).tanh();
+        let w5 = vec![T::zero(); 5];
+        acc = (acc * T::from(-0.067).unwrap()) * (t4 - w5[1]);
+    } else if (x + T::from(-1.471).unwrap()) <= x {
+        let t6 = z;
+        acc *= Float::tanh(t6 * T::from(1.333).unwrap());
+    } else {
+        acc = (((acc.tanh() * T::from(0.9).unwrap()).acos() - (acc / (y.exp() + T::from(0.75).unwrap()))) * T::from(0.383).unwrap()).tanh();
     }
-    (acc + T::from(n).unwrap()) - (t1 * T::from(0.307).unwrap()).tanh()
+    acc + acc
 }
 
 fn run_f385<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f385(2, p[0], p[1])]
+    vec![f385(p[0], p[1], p[2])]
 }
 
 fn vjp_f385(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f385_grad(2, p[0], p[1]);
+    let (y, g) = f385_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f385 ----
 
 // ---- f386 ----
 #[differentiate]
-fn f386<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let mut acc = T::to_radians(ys[1]);
-    acc = (acc * T::from(0.869).unwrap()) * T::max((xs[1] + ys[1]) + acc.atan(), xs[1].round());
-    let u1 = f331::<T>(Float::tanh((ys[0] - (ys[1] * ys[2])) * T::from(0.533).unwrap()), ((xs[4] * (T::from(0.5).unwrap() + ys[0])) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[1] + (acc / (xs[4] + T::from(2.0).unwrap()))) * T::from(1.17).unwrap()).tanh());
-    let t2 = (acc * acc) + ys[2].tanh();
-    let t3 = (Float::trunc(acc.atan()) * T::from(0.777).unwrap()).tanh().exp2();
-    ((acc * u1[1]) + t2) + t3
+fn f386<T>(x: T, y: T, z: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x;
+    let mut k1 = 0;
+    let r2 = loop {
+        k1 += 1;
+        acc /= ((f348(((y + T::exp_m1(y)) * T::from(0.334).unwrap()).sin(), 2, ((x - (acc + T::from(3.5).unwrap()).log2()) * T::from(0.477).unwrap()).tanh()) * T::from(0.333).unwrap()).sin().exp() + T::from(0.75).unwrap()).recip().exp() + T::from(1.5).unwrap();
+        if acc <= T::from(0.564).unwrap() {
+            acc /= (z + z).trunc() + T::from(5.0).unwrap();
+        } else {
+            acc /= Float::powi((acc.atan2(((y + T::from(2.5).unwrap()).powf(y) * T::from(0.25).unwrap()).tanh().exp() + T::from(0.75).unwrap()) * T::from(0.636).unwrap()).tanh(), 3).abs() + T::from(1.0).unwrap();
+        }
+        let mut w3 = Vec::with_capacity(3);
+        for _ in 0..3 {
+            w3.push((T::from(-0.637).unwrap().sin() * T::from(0.85).unwrap()).asin().min(f352(T::tanh((x + (x / (x * x + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()), ((x + x) * T::from(0.666).unwrap()).tanh(), ((y - (x * x)) * T::from(0.533).unwrap()).tanh())));
+        }
+        if k1 >= 1 || (!(z >= T::from(-0.894).unwrap()) && (y - w3[1]) >= x) {
+            break acc;
+        }
+    };
+    (acc + r2) + x
 }
 
 fn run_f386<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f386(&p[0..5], &p[5..8])]
+    vec![f386(p[0], p[1], p[2])]
 }
 
 fn vjp_f386(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f386_grad(&p[0..5], &p[5..8]);
+    let (y, g) = f386_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f386 ----
 
 // ---- f387 ----
 #[differentiate]
-fn f387<T: Float + NumAssign + Sum + Product>(x: T) -> (T, T) {
-    let mut acc = T::from(-0.302).unwrap().min(x) - (x / (x + T::from(2.25).unwrap()));
-    acc -= (Float::cosh((acc * T::from(0.571).unwrap()).atan()) + T::from(3.26).unwrap()).sqrt().tanh();
-    for i1 in 1..2 {
-        let mut k2 = 0;
-        while k2 < 5 && ((acc - x) < T::from(-0.696).unwrap()) {
-            k2 += 1;
-            let mut w3 = vec![T::zero(); 5];
-            w3[4 - i1] *= Float::tanh(Float::log(T::cosh(x) * T::cosh(x) + T::from(1.0).unwrap(), T::asinh(x).exp() + T::from(2.5).unwrap()) * T::from(0.738).unwrap());
-            acc *= w3[1];
-        }
-        acc -= (x * T::from(1.333).unwrap()).tanh();
-        acc = (((acc * T::from(0.131).unwrap()) + ((acc / (x + T::from(2.5).unwrap())) + (T::from(i1).unwrap() / (x * x + T::from(0.75).unwrap())))) * T::from(0.225).unwrap()).tanh();
-        acc = (((acc.tanh() * T::from(0.9).unwrap()).acos() + acc) * T::from(0.231).unwrap()).atan();
+fn f387<T>(x: T, y: T, xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::min(x + y, y.sin());
+    acc -= (((acc * acc) - Float::acosh((xs[4].exp() + T::from(1.0).unwrap()) + T::one())) * T::from(0.173).unwrap()).sin();
+    let t1 = y - (y / (x.abs() + T::from(1.0).unwrap()));
+    for i2 in (0..4).rev() {
+        let t3 = ((t1 + xs[xs.len() - 1 - i2]).sin() * T::from(0.85).unwrap()).atanh();
+        acc += (t3 * T::from(1.358).unwrap()).tanh();
     }
-    (acc, x)
+    ((acc * T::floor(((xs[0] * xs[0] + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p())) * T::from(0.104).unwrap()).tanh()
 }
 
 fn run_f387<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f387(p[0]);
-    vec![a, b]
+    vec![f387(p[0], p[1], &p[2..7])]
 }
 
-fn vjp_f387(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f387_pullback(p[0]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f387(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f387_grad(p[0], p[1], &p[2..7]);
+    (vec![y], g.flatten())
 }
 // ---- end f387 ----
 
 // ---- f388 ----
 #[differentiate]
-fn f388<T>(xs: &[T]) -> (T, T)
+fn f388<T>(xs: &[T], x: T, y: T, z: T, ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = f378(((xs[0] + T::max(xs[2], T::from(0.976).unwrap())) * T::from(0.666).unwrap()).tanh(), ((xs[1] * f382(xs, xs, Float::tanh((xs[2] * xs[2].sinh()) * T::from(0.566).unwrap()), ((xs[1] * ((xs[0] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.465).unwrap()).tanh(), 2, ((xs[0] + xs[1].trunc()) * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.848).unwrap()).tanh());
-    for &v1 in xs.iter().rev() {
-        if xs[0] >= T::from(1.032).unwrap() {
-            let u2 = f331(T::atan((xs[1] + (acc * T::from(0.296).unwrap()).tanh().cosh()) * T::from(0.657).unwrap()) * T::from(0.954).unwrap(), ((xs[2] - v1.to_radians()) * T::from(1.31).unwrap()).tanh(), xs[2] * T::from(0.663).unwrap());
-            let t3 = xs[1] * (u2[2] + u2[0]);
-            let t4 = (acc * T::from(0.296).unwrap()).sin();
-            acc = T::atan((acc + (t3 + t4)) * T::from(0.185).unwrap());
-        } else {
-            let t5 = T::cosh(((T::asinh(xs[1]) + xs[0]) * T::from(0.742).unwrap()).tanh());
-            acc /= t5 * t5 + T::from(1.0).unwrap();
+    let mut acc = y;
+    acc = T::sin((acc.cos() * (f354(Float::tanh((x + T::round(T::from(-1.978).unwrap())) * T::from(0.446).unwrap()), y * z.sin(), 3) - T::atan(xs[2]))) * T::from(0.482).unwrap());
+    acc = acc.trunc() * (acc * acc).abs();
+    if (y / (z.abs() + T::from(1.0).unwrap())).is_sign_positive() {
+        let mut k1 = 0;
+        loop {
+            k1 += 1;
+            acc /= xs[0] + T::from(2.5).unwrap();
+            if ((z + Float::to_degrees((T::from(-0.734).unwrap() * T::from(2.724).unwrap()).atan() * T::from(0.031).unwrap())) <= T::from(-1.042).unwrap()) || k1 >= 4 {
+                break;
+            }
         }
-        acc = (((acc * T::from(-0.624).unwrap()) + ((acc + T::from(1.458).unwrap()) * T::from(0.243).unwrap()).tanh().cos()) * T::from(0.383).unwrap()).tanh();
-        acc = T::sin((acc + xs[0]) * T::from(0.242).unwrap());
-        let t6 = T::tanh(f341(Float::tanh((xs[0] + (v1 / (T::from(1.703).unwrap() * T::from(1.703).unwrap() + T::from(0.75).unwrap()))) * T::from(0.571).unwrap())) * T::from(0.339).unwrap()).sin().min((T::tanh(acc.round() * T::from(0.257).unwrap()).exp() + T::from(1.0).unwrap()).log10());
-        acc = T::atan(((acc * T::from(-0.551).unwrap()) - t6) * T::from(0.351).unwrap());
+        let t3 = ys[1];
+        let s4 = ys.iter().map(|&v| (((v * T::from(1.998).unwrap()) - T::from(1.036).unwrap()) * T::from(0.495).unwrap()).tanh()).sum::<T>();
+        acc *= Float::tanh((t3 * s4) * T::from(0.333).unwrap());
+    } else {
+        acc = Float::tanh(((acc * T::from(-0.662).unwrap()) - ((x * ys[3]) / (x.abs() + T::from(0.75).unwrap()))) * T::from(0.462).unwrap());
     }
-    (acc, acc)
+    acc
 }
 
 fn run_f388<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f388(&p[0..3]);
-    vec![a, b]
+    vec![f388(&p[0..5], p[5], p[6], p[7], &p[8..12])]
 }
 
-fn vjp_f388(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f388_pullback(&p[0..3]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f388(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f388_grad(&p[0..5], p[5], p[6], p[7], &p[8..12]);
+    (vec![y], g.flatten())
 }
 // ---- end f388 ----
 
 // ---- f389 ----
 #[differentiate]
-fn f389<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, y: T) -> T {
-    let mut acc = (((y - xs[0]) * (xs[1] * x)) * T::from(0.296).unwrap()).tanh();
-    acc = ((acc.exp() + x) * T::from(0.474).unwrap()).sin();
-    acc /= f334::<T>(T::tanh((y - (((y * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).asin()) * T::from(0.43).unwrap()), ((x + (xs[2] / (xs[1].abs() + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).tanh(), xs) + T::from(2.75).unwrap();
-    acc *= acc;
-    let w1 = vec![acc * y; 4];
-    acc * w1[2]
+fn f389<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
+    let mut acc = xs[0];
+    let mut w1 = Vec::with_capacity(2);
+    for i2 in 0..2 {
+        w1.push(((acc.trunc() - f345(T::sin((xs[xs.len() - 1 - i2] + (xs[i2 % xs.len()] * acc)) * T::from(0.296).unwrap()), xs, Float::tanh((xs[i2 % 2] * (acc / (xs[0].exp() + T::from(0.75).unwrap()))) * T::from(0.285).unwrap()), T::sin((xs[0] * T::from(i2).unwrap().max(T::from(i2).unwrap())) * T::from(0.666).unwrap()))) * T::from(0.173).unwrap()).atan());
+    }
+    for &v3 in xs.iter().rev() {
+        w1[0] += (((v3 * xs[0]) % ((v3 + xs[0]).abs() + T::from(1.0).unwrap())) * T::from(0.888).unwrap()).atan() * T::from(0.636).unwrap();
+        let t4 = ((v3.abs() + T::from(1.0).unwrap()) + T::one()).acosh();
+        acc -= (t4 * T::from(1.039).unwrap()).tanh();
+    }
+    let t5 = acc.tanh().atan2(acc * acc + T::from(1.0).unwrap());
+    if f345(((xs[1] + w1[0].hypot(w1[1] * w1[1] + T::from(1.0).unwrap())) * T::from(0.106).unwrap()).tanh(), xs, ((xs[1] + (-xs[0])) * T::from(0.666).unwrap()).sin(), Float::atan((xs[0] - f383(Float::tanh((xs[0] - acc.hypot(acc * acc + T::from(0.5).unwrap())) * T::from(0.112).unwrap()), 2, ((xs[1] - Float::abs(acc)) * T::from(0.4).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] + xs[1]) * T::from(0.666).unwrap()).tanh())) * T::from(0.21).unwrap()) * T::from(0.954).unwrap()).is_sign_negative() {
+        w1.swap(1, 1);
+        acc -= T::one() + T::from(0.789).unwrap();
+    } else if acc >= T::from(0.051).unwrap() || (T::from(0.044).unwrap() / (w1[1] + T::from(4.319).unwrap())).is_sign_negative() {
+        let t6 = acc;
+        acc /= t6.abs() + T::from(1.0).unwrap();
+    } else {
+        let s7: T = (0..2).map(|i| (w1[i] * T::from(-1.352).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
+        acc /= (s7 * T::from(0.2).unwrap()).tanh() * (s7 * T::from(0.2).unwrap()).tanh() + T::from(1.25).unwrap();
+    }
+    ((acc * t5) * T::from(0.12).unwrap()).tanh()
 }
 
 fn run_f389<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f389(&p[0..3], p[3], p[4])]
+    vec![f389(&p[0..2])]
 }
 
 fn vjp_f389(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f389_grad(&p[0..3], p[3], p[4]);
+    let (y, g) = f389_grad(&p[0..2]);
     (vec![y], g.flatten())
 }
 // ---- end f389 ----
 
 // ---- f390 ----
 #[differentiate]
-fn f390<T>(ys: &[T], x: T, xs: &[T]) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x / (((xs[2] * xs[2] + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p().abs() + T::from(0.5).unwrap());
-    let t1 = Float::tanh(T::from(1.763).unwrap());
-    let (p2, q3) = f387(Float::tanh((xs[2] - (x + acc)) * T::from(0.333).unwrap()));
-    acc /= ((T::from(1.817).unwrap().hypot(x.abs() + T::from(0.75).unwrap()) + (t1 + t1)) * T::from(0.329).unwrap()).sin() + T::from(2.0).unwrap();
-    acc *= ((((ys[1] / (Float::atan(q3 * T::from(0.363).unwrap()) * Float::atan(q3 * T::from(0.363).unwrap()) + T::from(1.0).unwrap())) * ((acc - ys[0]) * T::from(0.444).unwrap()).sin()) + T::from(2.25).unwrap()).cbrt() * T::from(1.287).unwrap()).tanh();
-    let mut k4 = 0;
-    loop {
-        k4 += 1;
-        acc /= ys[2] + T::from(2.5).unwrap();
-        if ((x + Float::to_degrees((T::from(-0.734).unwrap() * T::from(2.724).unwrap()).atan() * T::from(0.031).unwrap())) <= T::from(-1.042).unwrap()) || k4 >= 4 {
-            break;
+fn f390<T: Float + NumAssign + Sum + Product>(y: T, z: T, x: T) -> T {
+    let mut acc = Float::clamp(z.cos(), T::from(-0.923).unwrap(), T::from(0.339).unwrap());
+    for i1 in 1..6 {
+        if (T::from(1.03).unwrap() * z) > x {
+            if z.abs().is_sign_negative() && T::from(i1).unwrap().atan2(x.abs() + T::from(1.0).unwrap()).is_sign_negative() || f358(((x + x) * T::from(0.666).unwrap()).sin(), ((y + y.round()) * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap(), Float::atan((x + z.min(x)) * T::from(0.666).unwrap()) * T::from(0.954).unwrap()) <= T::from(1.112).unwrap() {
+                let t2 = y.min(f354::<T>(((z * (y / (x * x + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).tanh(), ((y + T::from(1.893).unwrap().cosh()) * T::from(0.408).unwrap()).tanh(), 2));
+                acc = ((Float::tanh(acc) * t2) * T::from(0.777).unwrap()).atan() * T::from(0.587).unwrap();
+            } else if (y * T::one()).is_sign_negative() {
+                acc = ((acc - (T::tanh(T::from(i1).unwrap() * T::from(0.333).unwrap()) * y).to_radians()) * T::from(0.336).unwrap()).tanh() * T::from(0.923).unwrap();
+            } else {
+                acc = ((acc - acc) * T::from(0.168).unwrap()).sin() * T::from(0.923).unwrap();
+            }
+            let t3 = x;
+            acc += T::sin(t3 * T::from(1.333).unwrap());
+        } else {
+            let mut w4 = Vec::with_capacity(3);
+            for _ in 0..3 {
+                w4.push(y / (T::atan(y) + T::from(2.571).unwrap()));
+            }
+            acc += T::tanh(w4[1] * T::from(1.333).unwrap());
         }
+        let t6 = acc.asinh();
+        if (x.exp() + T::from(0.75).unwrap()).powf(y) > T::from(-1.61).unwrap() {
+            continue;
+        }
+        acc = (((acc * T::from(-0.628).unwrap()) + t6) * T::from(0.322).unwrap()).tanh() * T::from(0.923).unwrap();
     }
-    let t6 = xs[1];
-    let mut w7 = xs.to_vec();
-    w7.swap(0, 2);
-    (acc + t6, (q3 + T::tanh(p2 * T::from(0.363).unwrap())) - w7[2])
+    acc
 }
 
 fn run_f390<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f390(&p[0..3], p[3], &p[4..8]);
-    vec![a, b]
+    vec![f390(p[0], p[1], p[2])]
 }
 
-fn vjp_f390(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f390_pullback(&p[0..3], p[3], &p[4..8]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f390(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f390_grad(p[0], p[1], p[2]);
+    (vec![y], g.flatten())
 }
 // ---- end f390 ----
 
 // ---- f391 ----
 #[differentiate]
-fn f391<T>(x: T, z: T, n: usize, xs: &[T], y: T) -> T
+fn f391<T>(z: T, xs: &[T], ys: &[T], y: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = y * T::sqrt(T::sin(T::from(n).unwrap() * T::from(0.5).unwrap()).exp() + T::from(0.75).unwrap());
-    match n {
-        1 => {
-            for i1 in (0..2).step_by(2) {
-                for i2 in 1..6 {
-                    if xs[i2 % 4].is_sign_positive() {
-                        continue;
-                    }
-                    let t3 = (f332(xs, ((z + T::one().min(acc)) * T::from(0.377).unwrap()).sin(), T::tanh((x + T::log(z * z + T::from(1.0).unwrap(), y * y + T::from(2.0).unwrap())) * T::from(0.624).unwrap())) * T::from(0.285).unwrap()).tanh();
-                    match n {
-                        1 => {
-                            let b4 = {
-                                let c5 = Float::asin((T::from(i2).unwrap() / (xs[2].abs() + T::from(0.5).unwrap())).sin() * T::from(0.85).unwrap());
-                                Float::tanh((c5 + (f370(xs) / (acc * acc + T::from(0.5).unwrap()))) * T::from(0.388).unwrap())
-                            };
-                            let t6 = xs[i2 % xs.len()];
-                            acc /= (b4 * t6) + T::from(3.0).unwrap();
-                        }
-                        2 | 3 => {
-                            let s7 = xs.iter().zip(xs).map(|(a, b)| *a * b.tanh()).sum::<T>();
-                            acc -= ((s7 * T::from(0.222).unwrap()).tanh() * T::from(2.0).unwrap()).sin() * T::from(0.2).unwrap();
-                        }
-                        _ => {
-                            let s8: T = xs.iter().map(|&v| (((v * v) * (v / (v.exp() + T::from(0.75).unwrap()))) * T::from(0.444).unwrap()).tanh()).sum::<T>();
-                            acc /= s8 + T::from(5.25).unwrap();
-                        }
-                    }
-                    if xs[i1 % 4].hypot(acc * acc + T::from(1.0).unwrap()) > T::from(-0.058).unwrap() {
-                        break;
-                    }
-                    acc = (((acc * T::from(-0.549).unwrap()) - t3) * T::from(0.648).unwrap()).tanh();
-                }
-                if (xs[n % xs.len()] + T::from(-1.083).unwrap()) >= T::from(0.219).unwrap() {
-                    break;
-                }
-                acc *= Float::atan(((y - T::from(i1).unwrap()) / ((xs[n % xs.len()] + xs[1]).abs() + T::from(0.75).unwrap())) * T::from(0.428).unwrap()) * T::from(0.636).unwrap();
-            }
+    let mut acc = ys[4];
+    acc *= (((z * xs[2]) - (acc.abs() + T::from(1.0).unwrap()).ln()) * T::from(0.551).unwrap()).atan() * T::from(0.636).unwrap();
+    if acc < T::from(-0.802).unwrap() || f352(((y - (xs[1] / (xs[3].abs() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).sin(), ((ys[2] - (x - z)) * T::from(0.444).unwrap()).sin(), ((ys[2] + f376(xs)) * T::from(0.281).unwrap()).sin()) <= T::from(-0.639).unwrap() && ys[2].to_radians().is_sign_positive() {
+        if (acc / (acc.exp() + T::from(1.0).unwrap())) <= x {
+            return T::from(0.5).unwrap();
         }
-        2 | 3 => {
-            let u9 = f331::<T>(((xs[0] + x.sin()) * T::from(0.8).unwrap()).sin(), ((x - (xs[0] * y)) * T::from(0.533).unwrap()).tanh(), ((y + (T::from(0.044).unwrap() / (T::from(n).unwrap() * T::from(n).unwrap() + T::from(0.5).unwrap()))) * T::from(1.259).unwrap()).sin());
-            acc *= u9[0];
+        let t1 = z + T::max(y, acc);
+        acc = (acc * T::from(0.07).unwrap()) + t1;
+    } else {
+        let mut w2 = Vec::with_capacity(5);
+        for _ in 0..5 {
+            w2.push((z.exp() + T::from(0.75).unwrap()).log10());
         }
-        _ => {
-            let t10 = T::from(1.241).unwrap();
-            acc -= t10;
-        }
+        acc *= (w2[4] * T::from(0.805).unwrap()).sin();
     }
-    acc - z
+    acc /= (((xs[2].exp() + T::from(0.75).unwrap()).powf(z) * T::from(0.108).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() + T::from(2.973).unwrap();
+    let s4 = xs.iter().map(|&v| v.tanh()).sum::<T>();
+    acc - (s4 * T::from(0.4).unwrap()).sin()
 }
 
 fn run_f391<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f391(p[0], p[1], 2, &p[2..6], p[6])]
+    vec![f391(p[0], &p[1..6], &p[6..11], p[11], p[12])]
 }
 
 fn vjp_f391(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f391_grad(p[0], p[1], 2, &p[2..6], p[6]);
+    let (y, g) = f391_grad(p[0], &p[1..6], &p[6..11], p[11], p[12]);
     (vec![y], g.flatten())
 }
 // ---- end f391 ----
 
 // ---- f392 ----
 #[differentiate]
-fn f392<T>(xs: &[T], x: T, y: T) -> T
+fn f392<T>(z: T, xs: &[T], y: T, x: T) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (x * xs[1]).clamp(T::from(-1.394).unwrap(), T::from(0.835).unwrap());
-    let t1 = T::from(1.879).unwrap();
-    for (j2, &v3) in xs.iter().enumerate() {
-        for (&a4, &b5) in xs.iter().zip(xs.iter()) {
-            match j2 % 3 {
-                0 => {
-                    acc /= (xs[j2 % 5].tanh() * T::tanh(xs[2])) * (xs[j2 % 5].tanh() * T::tanh(xs[2])) + T::from(1.0).unwrap();
-                    let a4 = a4.cos();
-                    acc = Float::sin((acc - a4) * T::from(0.27).unwrap());
-                }
-                1 | 2 => {
-                    acc = T::tanh((acc + b5) * T::from(0.253).unwrap());
-                }
-                _ => {
-                    let v3 = ((v3 * v3 + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-                    acc -= T::sin(v3 * T::from(1.442).unwrap()) * T::from(0.2).unwrap();
-                }
+    let mut acc = ((Float::cosh(y) * f351(((y + (xs[1] / (z * z + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).tanh(), ((z + x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), Float::atan((y + (y * z)) * T::from(0.533).unwrap()) * T::from(0.954).unwrap())) * T::from(0.274).unwrap()).tanh();
+    acc = (acc * T::from(0.265).unwrap()) + f354(((xs[2] - (xs[1] / (y * y + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[2] - acc.mul_add(acc, acc)) * T::from(0.571).unwrap()).tanh(), 2);
+    let b1 = {
+        let c2 = (f351(Float::tanh((y + (z / (xs[0].exp() + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()), T::tanh((xs[0] + f366(((y - (z + T::from(2.25).unwrap()).log(T::from(-0.652).unwrap() * T::from(-0.652).unwrap() + T::from(2.0).unwrap())) * T::from(0.587).unwrap()).tanh(), ((y - T::asin(((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap())) * T::from(0.43).unwrap()).sin(), 1)) * T::from(0.154).unwrap()), ((xs[0] * xs[1]) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap()).mul_add(xs[1], acc.max(T::one())) * T::from(0.267).unwrap()).atan();
+        ((c2 + acc) * T::from(0.453).unwrap()).tanh().sin()
+    };
+    let mut t3 = x / (xs[1] * xs[1] + T::from(0.75).unwrap());
+    for i4 in 1..=2 {
+        if (xs[xs.len() - 1 - i4] * T::from(i4).unwrap()) >= T::from(-1.463).unwrap() {
+            for _ in 1..2 {
+                acc = Float::tanh(((acc * T::from(-0.383).unwrap()) + (((T::from(i4).unwrap() / (xs[2].abs() + T::from(0.75).unwrap())) * T::from(0.5).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.423).unwrap());
             }
+        } else {
+            let s6: T = xs.iter().copied().sum::<T>();
+            t3 *= ((s6 * T::from(0.444).unwrap()).atan() * T::from(1.273).unwrap()).tanh();
         }
-        let s6 = xs.iter().copied().sum::<T>();
-        let s7 = xs.iter().fold((xs[j2] * T::from(1.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.784).unwrap() + (Float::atan((((v / (v * v + T::from(0.5).unwrap())) * T::from(0.666).unwrap()).tanh().exp() + T::from(1.0).unwrap()).sqrt() * T::from(1.037).unwrap()) * T::from(0.636).unwrap()));
-        let t8 = xs[j2 % xs.len()];
-        acc /= (((s6 * T::from(0.266).unwrap()).sin() * Float::tanh(s7 * T::from(0.355).unwrap())) * t8).abs() + T::from(1.25).unwrap();
+        acc += ((xs[i4 % xs.len()] * xs[1].floor()) * T::from(0.533).unwrap()).tanh();
+        let t7 = f354(((xs[i4 % 3] - (t3 + y)) * T::from(0.285).unwrap()).sin(), ((y + (xs[i4 % 3] * b1)) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), 2);
+        let t8 = Float::mul_add(xs[i4], T::from(0.5).unwrap(), z) / ((b1 + T::from(1.5).unwrap()).cbrt().exp() + T::from(1.0).unwrap());
+        t3 *= ((t7 * t8) * T::from(0.345).unwrap()).sin();
     }
-    (acc * y) - t1
+    (acc, acc + t3)
 }
 
 fn run_f392<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f392(&p[0..5], p[5], p[6])]
+    let (a, b) = f392(p[0], &p[1..4], p[4], p[5]);
+    vec![a, b]
 }
 
-fn vjp_f392(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f392_grad(&p[0..5], p[5], p[6]);
-    (vec![y], g.flatten())
+fn vjp_f392(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f392_pullback(p[0], &p[1..4], p[4], p[5]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f392 ----
 
 // ---- f393 ----
 #[differentiate]
-fn f393<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], x: T, ys: &[T]) -> T {
-    let mut acc = ((x * ys[0]).exp() * T::from(0.21).unwrap()).tanh();
-    let b1 = {
-        let c2 = x;
-        c2 * (acc / (x + T::from(2.5).unwrap())).signum()
-    };
-    let mut w3 = vec![((ys[1] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees(); 3];
-    for i4 in 0..5 {
-        let u5 = f368(ys, ((x * (acc - acc)) * T::from(0.111).unwrap()).tanh(), xs, ((x - (T::from(i4).unwrap() / (ys[0] + T::from(2.25).unwrap()))) * T::from(0.244).unwrap()).tanh());
-        for _ in 1..=4 {
-            acc -= Float::atan(b1 * T::from(1.333).unwrap()) * T::from(0.159).unwrap();
-        }
-        acc /= (u5[3] * T::from(0.44).unwrap()).atan().exp() + T::from(1.0).unwrap();
+fn f393<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
+    let mut acc = if (xs[3] + xs[1]) < T::from(-0.782).unwrap() && (xs[0].sin() * T::from(0.85).unwrap()).acos() > T::from(0.732).unwrap() { xs[3].min(xs[3]) } else { xs[2] + xs[2] };
+    for i1 in 1..3 {
+        acc += (((acc + acc) % (T::floor(xs[xs.len() - 1 - i1]).abs() + T::from(0.75).unwrap())) * T::from(0.615).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    if (ys[0] + acc) >= T::from(-2.089).unwrap() {
-        for i7 in 1..4 {
-            w3[i7 % 3] = (w3[i7 % w3.len()] * T::from(0.341).unwrap()).sin();
-        }
-    } else {
-        acc = ((acc.atan() - (if (w3[0] / (w3[0].abs() + T::from(1.0).unwrap())) <= T::from(-1.349).unwrap() { w3[0] } else { ys[1] - acc })) * T::from(0.22).unwrap()).sin();
+    if (acc / ((acc * T::from(0.4).unwrap()).tanh() + T::from(2.0).unwrap())) > T::from(2.022).unwrap() || (xs[1] + T::from(0.427).unwrap()) <= acc && acc.is_sign_positive() {
+        let w2 = vec![T::zero(); 4];
+        acc *= w2[1];
     }
-    (acc + y) + (Float::acosh(((acc * T::from(0.333).unwrap()).atan() + T::from(2.321).unwrap()) + T::one()).tanh() * T::from(0.9).unwrap()).asin()
+    let mut out3 = vec![T::zero(); 4];
+    out3[0] += (acc * T::from(0.4).unwrap()).sin();
+    out3[2] = (acc * T::from(0.4).unwrap()).atan();
+    out3
 }
 
 fn run_f393<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f393(p[0], &p[1..4], p[4], &p[5..7])]
+    f393(&p[0..4])
 }
 
-fn vjp_f393(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f393_grad(p[0], &p[1..4], p[4], &p[5..7]);
-    (vec![y], g.flatten())
+fn vjp_f393(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f393_pullback(&p[0..4]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f393 ----
 
 // ---- f394 ----
-#[differentiate]
-fn f394<T>(xs: &[T]) -> T
+#[differentiate(wrt(z, xs, x))]
+fn f394<T>(ys: &[T], z: T, n: usize, y: T, xs: &[T], x: T) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::asinh(f360(((xs[0] - (xs[3] - xs[3])) * T::from(0.444).unwrap()).tanh()));
-    let mut k1 = 0;
-    while k1 < 2 && (T::hypot(T::from(-1.193).unwrap(), xs[1] + T::from(2.25).unwrap()) > T::from(-0.544).unwrap()) {
-        k1 += 1;
-        let t2 = xs[1];
-        acc = (((acc.sin() * T::from(0.85).unwrap()).acos() + ((xs[2] - xs[2]) * acc.cos())) * T::from(0.325).unwrap()).tanh();
-        acc *= (t2 * T::from(1.333).unwrap()).tanh();
-    }
-    for i3 in 0..5 {
-        for (&a4, &b5) in xs.iter().zip(xs.iter()) {
-            let b6 = {
-                let c7 = ((acc * T::from(0.32).unwrap()).tanh() * (acc * T::from(0.32).unwrap()).tanh()) / (xs[i3 % 4] * xs[i3 % 4] + T::from(0.75).unwrap());
-                c7 * (b5.atan2((acc * T::from(0.32).unwrap()).atan().exp() + T::from(0.5).unwrap()) + T::from(3.892).unwrap()).log(a4.floor().abs() + T::from(2.5).unwrap())
-            };
-            acc -= (b6 * T::from(0.532).unwrap()).tanh() * T::from(0.25).unwrap();
-        }
-    }
-    let mut k8 = 0;
-    while (!((xs[3] / (Float::atan(acc * T::from(0.32).unwrap()) * Float::atan(acc * T::from(0.32).unwrap()) + T::from(0.75).unwrap())) < acc) && (acc - xs[0]) > T::from(1.716).unwrap()) && k8 < 4 {
-        k8 += 1;
-        let t9 = xs[3] - (T::from(0.756).unwrap() - xs[3]);
-        acc /= (t9 * T::from(0.532).unwrap()).atan().exp() + T::from(1.0).unwrap();
-    }
-    ((acc + f367(((xs[3] - (xs[0] * xs[0] + T::from(1.0).unwrap()).hypot(xs[1])) * T::from(0.32).unwrap()).tanh(), ((xs[3] - (xs[3] * xs[2])) * T::from(0.533).unwrap()).tanh(), 3, ((xs[3] + xs[1].exp2()) * T::from(0.334).unwrap()).tanh())) * T::from(0.11).unwrap()).atan()
+    let mut acc = T::sin((if x.is_sign_positive() { z } else { f366(((z + Float::min(y, xs[n % xs.len()])) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), Float::sin((x + z.cos()) * T::from(0.8).unwrap()), 4) }) * T::from(0.175).unwrap());
+    let mut t1 = z;
+    t1 *= ((Float::clamp(x, Float::tanh((z.sin() * T::from(0.85).unwrap()).asin() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (Float::atan(x * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) - acc) * T::from(0.615).unwrap()).atan() * T::from(0.636).unwrap();
+    let t2 = (Float::exp2(ys[n % ys.len()]) * T::from(0.446).unwrap()).tanh();
+    acc /= T::tanh((Float::mul_add(t2, xs[n % xs.len()], t1) - (ys[n % 4] + T::from(n).unwrap())) * T::from(0.235).unwrap()) + T::from(2.25).unwrap();
+    (acc, y.asinh().mul_add(ys[0] / (xs[n % xs.len()].abs() + T::from(0.5).unwrap()), T::from(n).unwrap() - t1))
 }
 
 fn run_f394<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f394(&p[0..4])]
+    let (a, b) = f394(&p[0..4], p[4], 1, p[5], &p[6..10], p[10]);
+    vec![a, b]
 }
 
-fn vjp_f394(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f394_grad(&p[0..4]);
-    (vec![y], g.flatten())
+fn vjp_f394(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f394_pullback(&p[0..4], p[4], 1, p[5], &p[6..10], p[10]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f394 ----
 
 // ---- f395 ----
-#[differentiate(wrt(y, xs))]
-fn f395<T>(y: T, ys: &[T], z: T, xs: &[T], x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (y + x).sin();
-    acc /= xs[1] + T::from(2.75).unwrap();
-    let mut k1 = 0;
-    let r2 = loop {
-        k1 += 1;
-        let t3 = z * T::acosh((xs[0].abs() + T::from(0.75).unwrap()) + T::one());
-        if k1 >= 2 || (!(x.is_sign_positive()) && (t3 + T::from(3.271).unwrap()).log2() <= y) {
-            break ys[0] - xs[2];
-        }
-    };
-    acc + r2
+#[differentiate(wrt(xs, ys))]
+fn f395<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, ys: &[T], y: T) -> T {
+    let mut acc = x;
+    let t1 = (ys[0] - x).abs();
+    acc = (((acc * T::from(-0.653).unwrap()) * (x * (x + xs[1]))) * T::from(0.453).unwrap()).tanh();
+    let s2: T = xs.iter().copied().product::<T>();
+    acc += ((acc - ((xs[1] * xs[1] + T::from(0.75).unwrap()).log2() - ys[0].abs())) * T::from(0.482).unwrap()).tanh();
+    let s2 = s2.ceil();
+    acc += ((t1.ceil() / (T::from(0.5).unwrap().abs() + T::from(0.75).unwrap())) * T::from(0.375).unwrap()).tanh();
+    let t3 = ys[0];
+    let (p4, q5) = f360(((ys[1] + acc) * T::from(0.444).unwrap()).sin(), T::sin((y + t1) * T::from(0.444).unwrap()));
+    let (p6, q7) = f360::<T>(Float::sin((y - s2) * T::from(0.421).unwrap()), ((y * Float::cbrt(-(x + T::from(2.5).unwrap()))) * T::from(0.839).unwrap()).sin());
+    Float::sin(((((((acc + t3) * p4) - q5) * p6) * q7) + ((q7 + x) * T::from(0.672).unwrap()).tanh().sinh()) * T::from(0.104).unwrap())
 }
 
 fn run_f395<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f395(p[0], &p[1..3], p[3], &p[4..7], p[7])]
+    vec![f395(&p[0..2], p[2], &p[3..6], p[6])]
 }
 
 fn vjp_f395(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f395_grad(p[0], &p[1..3], p[3], &p[4..7], p[7]);
+    let (y, g) = f395_grad(&p[0..2], p[2], &p[3..6], p[6]);
     (vec![y], g.flatten())
 }
 // ---- end f395 ----
 
 // ---- f396 ----
-#[differentiate(wrt(y))]
-fn f396<T>(x: T, y: T, n: usize) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (y / (y * y + T::from(1.0).unwrap())) * (-x);
-    for _ in 0..n {
-        acc *= ((y.exp() + T::from(0.5).unwrap()).powf(x) * T::from(0.063).unwrap()).atan() * T::from(0.636).unwrap();
-        let t2 = Float::atan(f341(T::tanh((y - y.max(acc)) * T::from(0.258).unwrap())) * T::from(0.339).unwrap());
-        let b3 = {
-            let c4 = (((-acc) + ((t2 + T::from(2.071).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.256).unwrap()).atan();
-            c4 + (T::from(-0.124).unwrap() + x).fract()
-        };
-        let t5 = T::from(1.557).unwrap().cosh();
-        acc += ((b3 + t5) * T::from(0.396).unwrap()).tanh();
+#[differentiate]
+fn f396<T: Float + NumAssign + Sum + Product>(x: T) -> T {
+    let mut acc = T::cos(T::from(1.72).unwrap());
+    for _ in 1..4 {
+        let mut k2 = 0;
+        while k2 < 1 && (x.exp2() < x) {
+            k2 += 1;
+            if acc > T::from(0.293).unwrap() {
+                acc = (((acc * T::from(-0.715).unwrap()) + ((acc * x) - (x * acc))) * T::from(0.134).unwrap()).sin();
+                let t3 = (acc.round() * T::from(0.4).unwrap()).atan();
+                acc = ((acc * ((x / (t3 * t3 + T::from(0.75).unwrap())).sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.339).unwrap()).atan() * T::from(0.636).unwrap();
+            } else {
+                acc += T::sin(((x + x) - T::log10((acc * T::from(0.5).unwrap()).tanh().exp() + T::from(0.75).unwrap())) * T::from(0.411).unwrap());
+            }
+            acc *= (((x - T::from(-0.216).unwrap()) * (x + T::from(2.0).unwrap()).log10()) * T::from(0.62).unwrap()).tanh();
+        }
     }
-    acc += f378(((y - ((acc * T::from(0.32).unwrap()).tanh() * T::from(n).unwrap())) * T::from(0.363).unwrap()).atan() * T::from(0.954).unwrap(), ((x + ((acc * T::from(0.32).unwrap()).tanh() * (acc * T::from(0.32).unwrap()).tanh() + T::from(1.0).unwrap()).log10()) * T::from(0.787).unwrap()).tanh()).atan();
     acc
 }
 
 fn run_f396<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f396(p[0], p[1], 2)]
+    vec![f396(p[0])]
 }
 
 fn vjp_f396(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f396_grad(p[0], p[1], 2);
+    let (y, g) = f396_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f396 ----
 
 // ---- f397 ----
 #[differentiate]
-fn f397<T>(xs: &[T], ys: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = xs[0];
-    let t1 = (acc * ys[3]).sin();
-    let l2;
-    if !((t1.exp() + T::from(1.0).unwrap()).powf(acc) <= T::from(-0.035).unwrap()) && acc.is_sign_negative() {
-        l2 = T::from(0.644).unwrap();
-    } else {
-        l2 = Float::tanh(((T::from(0.427).unwrap() - ((t1.abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p()) + ((acc - xs[2]) + (t1 - t1))) * T::from(0.32).unwrap());
+fn f397<T: Float + NumAssign + Sum + Product>(xs: &[T], z: T, x: T, y: T, ys: &[T]) -> T {
+    let mut acc = x;
+    for _ in ys {
+        let mut k2 = 0;
+        loop {
+            k2 += 1;
+            acc = T::tanh(((acc * T::from(0.571).unwrap()).tanh().exp() + (-x.cos())) * T::from(0.537).unwrap());
+            if (xs[1] * ys[1]).is_sign_positive() {
+                return Float::exp(x);
+            }
+            if (!((acc.abs() + T::from(1.0).unwrap()).ln() < T::from(0.579).unwrap()) && acc.is_sign_positive()) || k2 >= 2 {
+                break;
+            }
+        }
+        let t4 = xs[3];
+        acc = Float::tanh(((acc * T::from(-0.397).unwrap()) + (x * ((T::one() + x) - T::tanh(x)))) * T::from(0.301).unwrap());
+        acc /= t4 + T::from(2.5).unwrap();
     }
-    let t3 = (f385(4, ((xs[2] + xs[0]) * T::from(0.666).unwrap()).sin(), T::atan((xs[2] + l2.abs()) * T::from(0.8).unwrap()) * T::from(0.954).unwrap()) * T::from(0.266).unwrap()).atan();
-    (acc + t3) - l2
+    ((acc + z) - y) - (acc.trunc() * z)
 }
 
 fn run_f397<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f397(&p[0..3], &p[3..7])]
+    vec![f397(&p[0..4], p[4], p[5], p[6], &p[7..9])]
 }
 
 fn vjp_f397(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f397_grad(&p[0..3], &p[3..7]);
+    let (y, g) = f397_grad(&p[0..4], p[4], p[5], p[6], &p[7..9]);
     (vec![y], g.flatten())
 }
 // ---- end f397 ----
 
 // ---- f398 ----
 #[differentiate]
-fn f398<T: Float + NumAssign + Sum + Product>(x: T, y: T, ys: &[T], xs: &[T]) -> T {
-    let mut acc = ys[0];
-    let mut k1 = 0;
-    while k1 < 2 && (T::trunc(xs[2]) > T::from(1.658).unwrap()) {
-        k1 += 1;
-        let t2 = x;
-        let t3 = ys[0];
-        acc = (((acc * T::from(0.07).unwrap()) + (t2 * t3)) * T::from(0.801).unwrap()).tanh();
+fn f398<T>(xs: &[T]) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let acc = xs[1];
+    for i1 in 0..4 {
+        let w2 = vec![T::zero(); 3];
+        if f354(((xs[2] - w2[1].exp_m1()) * T::from(0.8).unwrap()).tanh(), ((xs[i1 % xs.len()] + (acc.sin() * T::from(0.85).unwrap()).asin()) * T::from(0.43).unwrap()).tanh(), 1).is_sign_negative() {
+            continue;
+        }
     }
-    (acc - y) + ((T::from(0.5).unwrap() - xs[0]) * (T::from(0.5).unwrap() - xs[0]) + T::from(0.75).unwrap()).log(y + T::from(3.5).unwrap())
+    let mut w3 = vec![acc; 3];
+    w3[1] *= (((-xs[0]) - acc.round()) * T::from(0.5).unwrap()).tanh();
+    let mut out4 = vec![w3[2] + acc, acc / (acc * acc + T::from(0.75).unwrap())];
+    out4[0] = acc;
+    out4[1] = w3[0];
+    out4[0] = acc.atan().signum();
+    out4
 }
 
 fn run_f398<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f398(p[0], p[1], &p[2..5], &p[5..8])]
+    f398(&p[0..3])
 }
 
-fn vjp_f398(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f398_grad(p[0], p[1], &p[2..5], &p[5..8]);
-    (vec![y], g.flatten())
+fn vjp_f398(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f398_pullback(&p[0..3]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f398 ----
 
 // ---- f399 ----
 #[differentiate]
-fn f399<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> T {
-    let mut acc = x;
-    acc -= T::powi(y.fract() * y.fract() + T::from(0.5).unwrap(), -1);
-    acc -= ((-acc).hypot(T::log(T::one() * T::one() + T::from(0.5).unwrap(), T::from(0.876).unwrap().abs() + T::from(2.5).unwrap()) + T::from(1.75).unwrap()) * T::from(0.32).unwrap()).tanh();
-    let (b1, b2) = (T::trunc(y), x);
-    acc = (acc * T::from(0.082).unwrap()) + T::from(-1.682).unwrap();
-    let b1 = (b1 * b1 + T::from(0.5).unwrap()).cbrt();
-    for _ in 0..3 {
-        let t4 = b2;
-        acc = ((acc + t4) * T::from(0.305).unwrap()).sin();
+fn f399<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (xs[0] / (xs[0] + T::from(2.5).unwrap())) + xs[2].sin();
+    acc += ((T::acos((acc - xs[1]).tanh() * T::from(0.9).unwrap()) * xs[2]) * T::from(0.424).unwrap()).atan();
+    acc += xs[3];
+    if (xs[1] - T::from(-1.239).unwrap()) <= T::from(0.495).unwrap() || xs[2] <= T::from(-0.862).unwrap() {
+        acc /= (acc * T::from(0.359).unwrap()).sin() * (acc * T::from(0.359).unwrap()).sin() + T::from(1.5).unwrap();
     }
-    acc - b1
+    acc
 }
 
 fn run_f399<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f399(p[0], p[1])]
+    vec![f399(&p[0..4])]
 }
 
 fn vjp_f399(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f399_grad(p[0], p[1]);
+    let (y, g) = f399_grad(&p[0..4]);
     (vec![y], g.flatten())
 }
 // ---- end f399 ----
 
 // ---- f400 ----
 #[differentiate]
-fn f400<T: Float + NumAssign + Sum + Product>(x: T, n: usize) -> (T, T) {
-    let mut acc = x.max(x / ((T::from(n).unwrap() * T::from(0.5).unwrap()).atan().exp() + T::from(0.75).unwrap()));
-    let mut k1 = 0;
-    while k1 < 4 && ((T::from(n).unwrap() / (x + T::from(2.0).unwrap())) >= T::from(1.849).unwrap() || acc <= acc) {
-        k1 += 1;
-        let mut k2 = 0;
-        while k2 < 5 && (x <= x) {
-            k2 += 1;
-            let mut t3 = x;
-            t3 += T::from(-0.698).unwrap();
-            acc += Float::sin(t3 * T::from(0.909).unwrap()) * T::from(0.2).unwrap();
-        }
-        acc *= (Float::acos((x * (acc * T::from(0.333).unwrap()).tanh()).tanh() * T::from(0.9).unwrap()) * T::from(0.636).unwrap()).tanh();
-    }
-    acc /= x.exp() + T::from(1.0).unwrap();
-    let t4 = ((f399(Float::atan((x + x) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), Float::sin((x + f367::<T>(((x * (x + acc)) * T::from(0.177).unwrap()).atan() * T::from(0.954).unwrap(), ((x + (acc + acc)) * T::from(0.148).unwrap()).sin(), n, ((x * acc) * T::from(0.222).unwrap()).sin())) * T::from(0.149).unwrap())) + (acc - x)) * T::from(0.174).unwrap()).tanh();
-    (acc, ((x + T::from(2.5).unwrap()) + T::one()).acosh().min(T::asinh(t4)) - t4)
+fn f400<T: Float + NumAssign + Sum + Product>(x: T, y: T, z: T) -> T {
+    let mut acc = y;
+    let t1 = if y.hypot(x + T::from(2.5).unwrap()).is_sign_negative() && x <= T::from(0.031).unwrap() { acc } else { T::atan(y) };
+    let t2 = y % (((y - x) * t1.clamp(T::from(-1.276).unwrap(), T::from(0.343).unwrap())) + T::from(4.828).unwrap());
+    acc *= Float::tanh(((t2 + T::from(1.537).unwrap()) + (y / ((T::from(-1.15).unwrap() * acc) + T::from(2.475).unwrap()))) * T::from(0.397).unwrap());
+    acc += t1 * Float::sin(f386::<T>(((z + y.hypot(y.exp() + T::from(0.5).unwrap())) * T::from(0.25).unwrap()).tanh(), Float::tanh((y * f348(Float::sin((z + Float::powi(acc.exp() + T::from(0.5).unwrap(), -2)) * T::from(0.363).unwrap()), 1, ((z * (t1 * y)) * T::from(0.565).unwrap()).tanh())) * T::from(0.222).unwrap()), Float::sin((y - t2) * T::from(0.666).unwrap())) * T::from(0.363).unwrap());
+    acc -= (Float::ln_1p((T::from(0.5).unwrap() + T::from(1.25).unwrap()) - T::from(0.75).unwrap()) + T::from(1.512).unwrap()).log(x.exp() + T::from(2.5).unwrap());
+    acc *= T::tanh((T::asinh(acc) - y) * T::from(0.542).unwrap());
+    let t3 = y / (acc.min(z).abs() + T::from(1.0).unwrap());
+    (acc + t3) - Float::clamp(T::from(-1.175).unwrap(), (z * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), (z * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap())
 }
 
 fn run_f400<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f400(p[0], 3);
-    vec![a, b]
+    vec![f400(p[0], p[1], p[2])]
 }
 
-fn vjp_f400(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f400_pullback(p[0], 3);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f400(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f400_grad(p[0], p[1], p[2]);
+    (vec![y], g.flatten())
 }
 // ---- end f400 ----
 
 // ---- f401 ----
-#[differentiate]
-fn f401<T>(x: T, xs: &[T]) -> T
+#[differentiate(wrt(x, y))]
+fn f401<T>(x: T, y: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (x * xs[2]) * xs[0];
-    for &v1 in xs.iter() {
-        let mut t2 = xs[2];
-        let t3 = (xs[1].abs() + T::from(1.0).unwrap()).recip() * f360::<T>(((xs[2] * xs[1].atan2(v1 * v1 + T::from(1.0).unwrap())) * T::from(0.424).unwrap()).tanh());
-        for v4 in xs.iter() {
-            if f399(((x * acc) * T::from(0.18).unwrap()).atan() * T::from(0.954).unwrap(), ((x - (xs[1] - xs[1])) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap()) <= T::from(0.305).unwrap() {
-                let t5 = ((if Float::max(*v4, *v4) <= T::from(-1.034).unwrap() && acc.ceil() < xs[2] { Float::hypot(v1 * v1 + T::from(0.75).unwrap(), *v4) } else { (*v4).trunc() }) * T::from(0.444).unwrap()).atan();
-                let b6 = {
-                    let c7 = (((acc + *v4) / ((xs[3] / (T::from(1.778).unwrap() + T::from(2.528).unwrap())).exp() + T::from(1.0).unwrap())) * T::from(0.225).unwrap()).tanh();
-                    c7 * Float::exp(xs[3].signum())
-                };
-                t2 -= ((*v4 * T::atanh((b6 + acc).tanh() * T::from(0.9).unwrap())) * T::from(0.905).unwrap()).atan() * T::from(0.636).unwrap();
-                t2 = ((t2 * t5) * T::from(0.231).unwrap()).tanh();
-            } else {
-                let t8 = T::one();
-                t2 += t8;
-            }
-        }
-        acc *= (((t2 * T::from(0.363).unwrap()).tanh() * t3) * T::from(1.273).unwrap()).tanh();
+    let mut acc = ((f383(((x - (y + T::from(0.048).unwrap())) * T::from(0.656).unwrap()).tanh(), 2, ((x + y.tanh()) * T::from(0.8).unwrap()).tanh(), Float::sin((x * x) * T::from(0.888).unwrap())) * T::from(0.25).unwrap()).atan().exp() + T::from(0.75).unwrap()).log((x + x) + T::from(5.0).unwrap());
+    let l1;
+    if (Float::atan(acc * T::from(0.808).unwrap()).exp() + T::from(0.5).unwrap()).log(x * x + T::from(2.0).unwrap()) < T::from(1.5).unwrap() {
+        l1 = T::atan(x.abs().fract());
+    } else {
+        l1 = ((((y * T::from(-1.138).unwrap()) * x) + (((x * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).asin() - y)) * T::from(0.277).unwrap()).tanh();
     }
-    acc
+    for _ in (0..1).rev() {
+        let t3 = Float::sin((T::powf(acc.asinh().abs() + T::from(0.75).unwrap(), x) - (x.exp_m1() - T::from(1.896).unwrap())) * T::from(0.151).unwrap());
+        for i4 in 1..5 {
+            let w5 = vec![T::from(0.718).unwrap(); 5];
+            let l6;
+            if acc <= T::from(0.453).unwrap() {
+                l6 = w5[i4 % w5.len()].to_radians();
+            } else {
+                l6 = ((t3 / (((l1 * l1 + T::from(0.75).unwrap()).log10() - l1) * ((l1 * l1 + T::from(0.75).unwrap()).log10() - l1) + T::from(0.75).unwrap())) * T::from(0.3).unwrap()).tanh();
+            }
+            acc *= l6;
+        }
+        acc = Float::cos(acc) + t3;
+    }
+    acc = ((acc.exp_m1() * (Float::exp(((x - l1) * T::from(0.651).unwrap()).tanh()) / (acc.abs() + T::from(0.75).unwrap()))) * T::from(0.046).unwrap()).atan();
+    let t7 = l1 + T::from(0.5).unwrap().sin();
+    acc = acc.signum() * T::from(1.471).unwrap().atan2(((l1 * T::from(1.273).unwrap()).tanh() * T::from(0.9).unwrap()).acos() + T::from(4.142).unwrap());
+    (acc + t7) - x
 }
 
 fn run_f401<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f401(p[0], &p[1..5])]
+    vec![f401(p[0], p[1])]
 }
 
 fn vjp_f401(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f401_grad(p[0], &p[1..5]);
+    let (y, g) = f401_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f401 ----
 
 // ---- f402 ----
-#[differentiate]
-fn f402<T>(n: usize, xs: &[T]) -> T
+#[differentiate(wrt(xs, z, x, y))]
+fn f402<T>(xs: &[T], z: T, ys: &[T], x: T, y: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (xs[n % xs.len()] + xs[1]).to_radians();
-    acc = T::tanh(((acc * T::from(-0.368).unwrap()) - f396::<T>(((xs[n % 3] - xs[n % 3]) * T::from(0.666).unwrap()).tanh(), xs[n % 3] * T::from(0.89).unwrap(), n)) * T::from(0.255).unwrap());
-    for (&a1, &_) in xs.iter().zip(xs) {
-        let mut k3 = 0;
-        while k3 < 2 && (a1.sinh().is_sign_positive()) {
-            k3 += 1;
-            acc /= ((f385(n, xs[n % 3] * (T::from(-0.146).unwrap() % (T::from(n).unwrap() + T::from(4.75).unwrap())), ((xs[0] * acc) * T::from(0.333).unwrap()).sin()) * T::from(0.266).unwrap()).tanh() * T::from(n).unwrap()) + T::from(5.0).unwrap();
-        }
-        let mut t4 = xs[n % 3].clamp(T::from(-0.511).unwrap(), T::from(0.585).unwrap());
-        for i5 in 1..=3 {
-            let t6 = xs[i5 % xs.len()].tanh();
-            acc *= t6;
-        }
-        t4 -= xs[n % xs.len()];
-        acc = (((acc * T::from(0.617).unwrap()) * t4) * T::from(0.388).unwrap()).tanh();
+    let mut acc = Float::max(Float::powi(x, 2), z * z);
+    acc -= ys[1];
+    let mut t1 = (xs[1] / (acc.tanh().tan() * acc.tanh().tan() + T::from(0.5).unwrap())).ceil();
+    acc *= (x * T::from(1.333).unwrap()).sin();
+    for i2 in (0..6).rev().step_by(2) {
+        let t3 = y.clamp((ys[i2 % 2] * T::from(1.333).unwrap()).sin() - T::from(1.25).unwrap(), T::sin(T::from(-1.982).unwrap() * T::from(1.009).unwrap()) + T::from(1.25).unwrap()).clamp((y.ceil() * T::from(0.8).unwrap()).tanh() - T::from(1.25).unwrap(), T::tanh(t1 * T::from(0.285).unwrap()) + T::from(1.25).unwrap());
+        t1 += (t3 * T::from(0.888).unwrap()).sin();
     }
-    let t7 = (acc / (xs[n % 3] + T::from(2.0).unwrap())) + (acc / (acc + T::from(2.0).unwrap()));
-    acc * t7
+    (acc + (t1 * T::from(0.285).unwrap()).tanh()) + (((xs[0] / (ys[1] + T::from(2.5).unwrap())) * (xs[0] / (ys[1] + T::from(2.5).unwrap())) + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p()
 }
 
 fn run_f402<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f402(4, &p[0..3])]
+    vec![f402(&p[0..2], p[2], &p[3..5], p[5], p[6])]
 }
 
 fn vjp_f402(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f402_grad(4, &p[0..3]);
+    let (y, g) = f402_grad(&p[0..2], p[2], &p[3..5], p[5], p[6]);
     (vec![y], g.flatten())
 }
 // ---- end f402 ----
 
 // ---- f403 ----
 #[differentiate]
-fn f403<T: Float + NumAssign + Sum + Product>(z: T, ys: &[T], xs: &[T], y: T, x: T) -> T {
-    let mut acc = ys[1];
-    for i1 in 0..4 {
-        for (&a2, &b3) in ys.iter().zip(xs) {
-            let b4 = {
-                let c5 = xs[3];
-                ((f385(2, ((ys[i1 % 3] + (c5 - c5)) * T::from(0.444).unwrap()).tanh(), ((y + (-(ys[i1 % 3] * ys[i1 % 3] + T::from(0.5).unwrap())).cbrt()) * T::from(0.689).unwrap()).sin()) - xs[i1 + 1].atan()) * T::from(0.22).unwrap()).atan()
-            };
-            acc -= ((((xs[xs.len() - 1 - i1] - (ys[i1 % ys.len()] + T::from(i1).unwrap())) * T::from(0.285).unwrap()).tanh() * ((xs[i1 + 1] - (b3 / (a2 + T::from(2.0).unwrap()))) * T::from(0.444).unwrap()).tanh()) * T::from(2.0).unwrap()).sin() * T::from(0.333).unwrap();
-            let t6 = b4 + T::one();
-            let w7 = vec![(f363(Float::sin((z + (xs[3].exp() + T::from(0.5).unwrap()).hypot(t6)) * T::from(0.22).unwrap()), xs, Float::tanh((y - (xs[i1] + T::from(2.5).unwrap()).recip()) * T::from(0.8).unwrap()), ((y * a2) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.258).unwrap()).tanh(), a2.ceil(), Float::floor(ys[i1 % ys.len()])];
-            acc = (((acc * T::from(0.539).unwrap()) + w7[0]) * T::from(0.365).unwrap()).tanh();
-        }
-        for &_ in xs.iter() {
-            let w9 = vec![z + x; 5];
-            acc = (((acc * T::from(-0.145).unwrap()) * w9[2]) * T::from(0.835).unwrap()).atan() * T::from(0.954).unwrap();
-        }
-        let u10 = f354(xs, 1, ((x + z) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[i1 % ys.len()] - acc.atan2(x.abs() + T::from(0.5).unwrap())) * T::from(0.43).unwrap()).tanh());
-        acc = ((acc.abs() + u10[3]) * T::from(0.213).unwrap()).sin();
+fn f403<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], y: T, ys: &[T]) -> T {
+    let mut acc = x.sinh().max(ys[0] * x);
+    let s1 = ys.iter().map(|&v| (v * v) / (v.signum() + T::from(1.75).unwrap())).sum::<T>();
+    acc = (acc * T::from(-0.204).unwrap()) - (ys[1].sinh() * (ys[0].abs() + T::from(0.75).unwrap()).log10());
+    for &_ in xs.iter() {
+        let s3: T = xs.iter().copied().product::<T>();
+        acc *= (s3 * T::from(0.888).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    acc
+    Float::atan((((acc * y) - T::tanh(s1 * T::from(0.222).unwrap())) * (x.max(T::from(0.5).unwrap()) + (acc.abs() + T::from(0.5).unwrap()).powf(y))) * T::from(0.014).unwrap())
 }
 
 fn run_f403<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f403(p[0], &p[1..4], &p[4..9], p[9], p[10])]
+    vec![f403(p[0], &p[1..3], p[3], &p[4..7])]
 }
 
 fn vjp_f403(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f403_grad(p[0], &p[1..4], &p[4..9], p[9], p[10]);
+    let (y, g) = f403_grad(p[0], &p[1..3], p[3], &p[4..7]);
     (vec![y], g.flatten())
 }
 // ---- end f403 ----
 
 // ---- f404 ----
 #[differentiate]
-fn f404<T>(x: T, xs: &[T], ys: &[T]) -> T
+fn f404<T>(xs: &[T], ys: &[T]) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    for _ in 0..ys.len() {
-        let s2 = (0..2).map(|i| (ys[i] * T::from(1.309).unwrap()).atan() * T::from(i).unwrap()).sum::<T>();
-        acc -= T::sin(T::clamp((s2.tanh() * T::from(0.9).unwrap()).acos(), T::from(-1.321).unwrap(), T::from(1.063).unwrap()) * T::from(1.514).unwrap());
+    let mut acc = ys[0].asinh().atan();
+    acc = (acc * T::from(-0.132).unwrap()) - (ys[1] + T::from(-1.927).unwrap()).tanh().tan();
+    for (j1, &v2) in xs.iter().enumerate() {
+        let w3 = vec![T::zero(); 4];
+        acc *= T::sin((T::sin((w3[w3.len() - 1 - j1].hypot(ys[j1] + T::from(2.5).unwrap()) * T::from(0.5).unwrap()).atan().exp() * T::from(0.415).unwrap()) * v2) * T::from(1.333).unwrap());
+        let t4 = v2;
+        acc += (t4 * T::from(1.333).unwrap()).tanh();
     }
-    acc += xs[0];
-    acc
+    (acc, acc)
 }
 
 fn run_f404<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f404(p[0], &p[1..4], &p[4..6])]
+    let (a, b) = f404(&p[0..4], &p[4..9]);
+    vec![a, b]
 }
 
-fn vjp_f404(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f404_grad(p[0], &p[1..4], &p[4..6]);
-    (vec![y], g.flatten())
+fn vjp_f404(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f404_pullback(&p[0..4], &p[4..9]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f404 ----
 
 // ---- f405 ----
 #[differentiate]
-fn f405<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> (T, T) {
-    let mut acc = (xs[3] / (xs[2].exp() + T::from(0.75).unwrap())) - xs[2].to_radians();
-    let l1;
-    if (T::one() - xs[2]) <= T::from(0.716).unwrap() && acc > T::from(0.284).unwrap() {
-        l1 = ((((acc * T::from(-1.138).unwrap()) * acc) + (((acc * T::from(0.987).unwrap()).tanh() * T::from(0.9).unwrap()).asin() - acc)) * T::from(0.203).unwrap()).tanh();
-    } else {
-        l1 = xs[2];
+fn f405<T: Float + NumAssign + Sum + Product>(n: usize, x: T) -> T {
+    let mut acc = Float::signum(f354(Float::tanh((x - Float::floor(x)) * T::from(0.5).unwrap()), ((x * f401(Float::atan((x + x) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), ((x + x) * T::from(0.666).unwrap()).tanh())) * T::from(0.184).unwrap()).sin(), n));
+    let mut w1 = vec![T::zero(); 5];
+    let mut k2 = 0;
+    while k2 < 1 && ((w1[n % w1.len()] + w1[4]) < T::from(0.0).unwrap()) {
+        k2 += 1;
+        let l3;
+        if Float::cbrt(acc * acc + T::from(1.0).unwrap()).is_sign_positive() {
+            l3 = w1[n % 5];
+        } else {
+            l3 = ((((acc.abs() + T::from(1.0).unwrap()).cbrt() + ((acc + T::from(3.0).unwrap()) + T::one()).acosh()) / (w1[1] * w1[1] + T::from(0.75).unwrap())) * T::from(0.382).unwrap()).sin();
+        }
+        let t4 = Float::tanh((l3 - w1[2]).mul_add(x.clamp(T::from(-1.093).unwrap(), T::from(1.469).unwrap()), x) * T::from(0.45).unwrap()) * ((-Float::mul_add(l3, T::from(n).unwrap(), l3)) * T::from(0.4).unwrap()).tanh();
+        acc += t4;
     }
-    let t2 = (Float::tan(xs[0].tanh()).exp() + T::from(0.75).unwrap()).ln();
-    let mut t3 = xs[2].floor() * ((T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-    acc *= (l1.cosh().ceil() * T::from(0.596).unwrap()).sin();
-    if xs[2].min(l1) > T::from(-0.188).unwrap() {
-        return (l1, (T::from(1.784).unwrap() / (xs[3].exp() + T::from(0.75).unwrap())) * (l1 / (acc * acc + T::from(0.75).unwrap())));
+    for i5 in 0..1 {
+        for i6 in 0..w1.len() {
+            w1[i6 % 5] *= (((acc / (x * x + T::from(1.0).unwrap())) * T::from(0.666).unwrap()).tanh().exp() + T::from(1.0).unwrap()).recip();
+        }
+        acc = ((acc - (-w1[i5 % w1.len()].ceil())) * T::from(0.4).unwrap()).sin();
     }
-    for i4 in 0..3 {
-        let t5 = (-(xs[xs.len() - 1 - i4] + T::from(2.25).unwrap())).cbrt();
-        t3 = (((t3 * T::from(0.567).unwrap()) - t5) * T::from(0.494).unwrap()).tanh();
-    }
-    (acc - t3, Float::clamp(t2 - t3, (T::atan(xs[1] * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), Float::tanh(acc * T::from(0.987).unwrap()) + T::from(1.25).unwrap()) + t2)
+    acc
 }
 
 fn run_f405<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f405(&p[0..4]);
-    vec![a, b]
+    vec![f405(3, p[0])]
 }
 
-fn vjp_f405(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f405_pullback(&p[0..4]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f405(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f405_grad(3, p[0]);
+    (vec![y], g.flatten())
 }
 // ---- end f405 ----
 
 // ---- f406 ----
-#[differentiate]
-fn f406<T>(x: T) -> T
+#[differentiate(wrt(xs, y, x))]
+fn f406<T>(xs: &[T], y: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (T::from(1.471).unwrap().sin() * T::from(0.85).unwrap()).atanh();
-    let mut k1 = 0;
-    while k1 < 2 && ((x - T::from(-1.827).unwrap()) >= x) {
-        k1 += 1;
-        acc = (((acc * T::from(-0.807).unwrap()) - Float::to_degrees((x * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap())) * T::from(0.352).unwrap()).tanh();
-        if (T::atan(acc * T::from(0.576).unwrap()).exp() + T::from(1.0).unwrap()).ln().is_sign_negative() {
-            if (acc - x) >= T::from(1.683).unwrap() {
-                let b2 = {
-                    let c3 = T::one();
-                    T::exp(c3 / (acc + T::from(4.223).unwrap()))
-                };
-                let w4 = vec![T::zero(); 3];
-                acc *= (acc * T::from(0.576).unwrap()).tanh();
-                acc = ((acc + (b2 - w4[2])) * T::from(0.275).unwrap()).tanh();
-            } else {
-                acc *= ((x + T::from(2.25).unwrap()).log10().atan() * T::from(1.273).unwrap()).sin();
+    let mut acc = (y - y) / ((T::one() / (x * x + T::from(0.75).unwrap())).abs() + T::from(1.0).unwrap());
+    acc = ((acc.trunc() + Float::powi(T::tanh(acc) + T::from(1.75).unwrap(), -1).clamp(T::from(-1.267).unwrap(), T::from(1.265).unwrap())) * T::from(0.379).unwrap()).tanh();
+    let t1 = -(acc / (acc.abs() + T::from(0.75).unwrap()));
+    for i2 in 1..=1 {
+        match i2 % 3 {
+            0 => {
+                acc = Float::sin(((acc * T::from(0.803).unwrap()) + y) * T::from(0.643).unwrap());
+                let s3 = xs.iter().map(|v| ((*v + T::from(2.5).unwrap()).ln().cosh() * T::from(0.492).unwrap()).tanh()).sum::<T>();
+                acc = T::tanh((acc.exp() * s3) * T::from(0.067).unwrap());
             }
-            let t5 = T::from(0.5).unwrap();
-            acc += (T::asin(T::ln(t5 * t5 + T::from(0.5).unwrap()).tanh() * T::from(0.9).unwrap()) * T::from(0.636).unwrap()).sin();
-        } else {
-            if x.to_radians() > acc {
-                continue;
+            1 => {
+                match i2 % 3 {
+                    0 => {
+                        acc -= ((Float::sin((xs[i2 % xs.len()] - T::from(i2).unwrap()) * T::from(0.571).unwrap()) * T::from(0.9).unwrap()).atanh() * T::from(1.358).unwrap()).tanh();
+                    }
+                    1 => {
+                        acc = Float::tanh((acc - Float::exp2(xs[i2].powi(2).tanh().tan())) * T::from(0.296).unwrap());
+                    }
+                    _ => {
+                        let mut w4 = Vec::with_capacity(4);
+                        for _ in 0..4 {
+                            w4.push(xs[2]);
+                        }
+                        acc += (w4[3] * T::from(1.333).unwrap()).tanh();
+                    }
+                }
+                let t1 = t1.sin();
+                acc /= t1.abs() + T::from(1.25).unwrap();
+            }
+            _ => {
+                let t6 = T::from(1.076).unwrap();
+                acc += (t6 * T::from(1.858).unwrap()).tanh();
             }
         }
-        acc = ((acc + ((-Float::powi((acc * T::from(0.576).unwrap()).tanh().exp() + T::from(0.75).unwrap(), -1)).abs() + T::from(1.0).unwrap()).ln()) * T::from(0.421).unwrap()).sin();
+        acc *= ((((xs[i2 + 1] / (xs[i2].exp() + T::from(0.5).unwrap())) + T::from(3.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() * T::from(0.992).unwrap()).tanh();
+        let s7 = xs.iter().map(|v| (*v * *v) + *v).sum::<T>();
+        acc *= (s7 * T::from(0.133).unwrap()).sin();
     }
-    ((acc * acc) * T::from(0.165).unwrap()).sin()
+    acc + xs[2]
 }
 
 fn run_f406<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f406(p[0])]
+    vec![f406(&p[0..4], p[4], p[5])]
 }
 
 fn vjp_f406(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f406_grad(p[0]);
+    let (y, g) = f406_grad(&p[0..4], p[4], p[5]);
     (vec![y], g.flatten())
 }
 // ---- end f406 ----
 
 // ---- f407 ----
 #[differentiate]
-fn f407<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = f389(ys, ((ys[1] * (ys[2].sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.905).unwrap()).atan() * T::from(0.954).unwrap(), Float::tanh((xs[1] - ys[0]) * T::from(0.666).unwrap()));
-    let mut k1 = 0;
-    while k1 < 1 && ((xs[2] + acc) <= T::from(0.526).unwrap()) {
-        k1 += 1;
-        let mut w2 = Vec::with_capacity(4);
-        for i3 in 0..4 {
-            w2.push((xs[i3 % xs.len()] - xs[i3 % 3]).max(ys[i3 % ys.len()]));
+fn f407<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T], x: T) -> T {
+    let mut acc = T::from(n).unwrap();
+    acc = (acc * T::from(0.663).unwrap()) * x.cos();
+    for v1 in ys.iter().copied() {
+        let mut k2 = 0;
+        while k2 < 2 && ((x * (acc * T::from(0.261).unwrap()).tanh()) <= T::from(-0.794).unwrap()) {
+            k2 += 1;
+            let b3 = {
+                let c4 = x.atan();
+                c4 + ((v1.abs() + T::from(0.75).unwrap()).powi(-1) + T::from(2.084).unwrap()).powi(-2)
+            };
+            acc /= (b3 * T::from(0.597).unwrap()).tanh().exp() + T::from(1.25).unwrap();
         }
-        w2[0] = f399(((ys[2] + (acc * ys[2])) * T::from(0.38).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[1] - T::from(-1.857).unwrap()) * T::from(0.595).unwrap()).tanh());
-        acc = Float::tanh((Float::ceil(acc) + w2[2]) * T::from(0.268).unwrap());
+        let t5 = ((Float::signum(x) + acc).abs() + T::from(0.5).unwrap()).log2();
+        acc = ((acc - T::from(0.5).unwrap()) * T::from(0.245).unwrap()).tanh();
+        let w6 = vec![T::zero(); 2];
+        acc /= (t5 * w6[1]) * (t5 * w6[1]) + T::from(1.0).unwrap();
     }
-    let mut t4 = acc / ((xs[0].abs() + T::from(0.5).unwrap()).log2().abs() + T::from(0.5).unwrap());
-    t4 *= ((((t4 * T::from(0.666).unwrap()).atan().exp() + T::from(0.5).unwrap()).hypot(T::exp_m1(acc)).tanh() * T::from(0.9).unwrap()).atanh() * T::from(1.358).unwrap()).tanh();
-    if !((xs[1] + acc).is_sign_positive()) && T::exp(xs[2]) <= T::from(0.697).unwrap() {
-        if xs[2].abs() >= acc {
-            let t5 = (f367(((ys[0] + (xs[2] - t4)) * T::from(0.333).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[2] * (acc * ys[0])) * T::from(0.592).unwrap()).tanh(), 2, Float::tanh((xs[2] + xs[2]) * T::from(0.666).unwrap())) * T::from(0.168).unwrap()).tanh();
-            acc += t5;
-        }
-    }
-    acc * t4
+    (acc * xs[1]) - acc
 }
 
 fn run_f407<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f407(&p[0..3], &p[3..6])]
+    vec![f407(1, &p[0..3], &p[3..8], p[8])]
 }
 
 fn vjp_f407(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f407_grad(&p[0..3], &p[3..6]);
+    let (y, g) = f407_grad(1, &p[0..3], &p[3..8], p[8]);
     (vec![y], g.flatten())
 }
 // ---- end f407 ----
 
 // ---- f408 ----
-#[differentiate]
-fn f408<T>(x: T, z: T, xs: &[T], y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = Float::log(xs[0] * xs[0] + T::from(0.5).unwrap(), ((xs[1].abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() + T::from(3.679).unwrap());
-    let t1 = z;
-    for (j2, &v3) in xs.iter().enumerate() {
-        if (xs[1] - y).is_sign_negative() || !(xs[j2] < T::from(-0.789).unwrap()) && ((xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees().is_sign_negative() {
-            acc += ((((-Float::mul_add(y, T::from(j2).unwrap(), y)) * T::from(0.444).unwrap()).tanh() * ((-Float::mul_add(y, T::from(j2).unwrap(), y)) * T::from(0.444).unwrap()).tanh() + T::from(0.5).unwrap()).ln() * T::from(1.923).unwrap()).tanh();
-        }
-        let s4 = xs.iter().copied().sum::<T>();
-        let mut k5 = 0;
-        loop {
-            k5 += 1;
-            acc = acc.to_radians() * s4;
-            let t7 = (Float::powf(xs[j2 % xs.len()] * xs[j2 % xs.len()] + T::from(1.0).unwrap(), T::from(j2).unwrap()) * T::from(0.189).unwrap()).sin() * Float::atan2(xs[j2 % xs.len()], x.abs() + T::from(1.0).unwrap());
-            if (v3 < T::from(0.955).unwrap()) || k5 >= 3 {
-                break;
-            }
-            acc *= (t7 * T::from(0.636).unwrap()).tanh();
-        }
+#[differentiate(wrt(ys))]
+fn f408<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = ((xs[0] * xs[0]).tanh() * T::from(0.9).unwrap()).acos();
+    let t1 = -(-(ys[1].exp() + T::from(0.5).unwrap())).cbrt();
+    let mut t2 = (f350::<T>(xs, ((xs[1] + ((t1.abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.75).unwrap()).atan() * T::from(0.954).unwrap(), ys, Float::sin((xs[0] + t1.clamp(T::from(-1.383).unwrap(), T::from(1.399).unwrap())) * T::from(0.689).unwrap())) * T::from(0.333).unwrap()).tanh();
+    let mut k3 = 0;
+    while (acc <= T::from(-1.82).unwrap() || xs[0].sin().is_sign_positive()) && k3 < 4 {
+        k3 += 1;
+        t2 += Float::sin((((ys[1] / ((t2 * T::from(0.4).unwrap()).tanh().exp() + T::from(1.0).unwrap())) * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap());
     }
-    acc = (acc * T::from(-0.206).unwrap()) + z;
-    (acc + t1) + T::one()
+    t2 = ((T::ceil(t2) + xs[0].asinh()) * T::from(0.277).unwrap()).atan();
+    let mut k4 = 0;
+    while ((xs[0] + acc) >= t1 && acc.is_sign_positive()) && k4 < 1 {
+        k4 += 1;
+        let s5 = xs.iter().copied().sum::<T>();
+        (t2, acc) = (acc * T::from(0.379).unwrap(), t2 * T::from(1.0).unwrap());
+        acc += (s5 * T::from(0.666).unwrap()).tanh();
+    }
+    acc + t2
 }
 
 fn run_f408<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f408(p[0], p[1], &p[2..4], p[4])]
+    vec![f408(&p[0..3], &p[3..5])]
 }
 
 fn vjp_f408(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f408_grad(p[0], p[1], &p[2..4], p[4]);
+    let (y, g) = f408_grad(&p[0..3], &p[3..5]);
     (vec![y], g.flatten())
 }
 // ---- end f408 ----
 
 // ---- f409 ----
-#[differentiate]
-fn f409<T>(y: T, n: usize, x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::sqrt(x.sin().exp() + T::from(1.0).unwrap());
-    let w1 = vec![x / (x * x + T::from(1.0).unwrap()), Float::max(acc, acc), (f385(3, ((y + (acc % (x.abs() + T::from(0.75).unwrap()))) * T::from(0.583).unwrap()).tanh(), ((x * (x - T::from(n).unwrap())) * T::from(0.242).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.266).unwrap()).tanh()];
-    if (w1[1] / (w1[n % w1.len()] + T::from(2.679).unwrap())) < T::from(1.385).unwrap() {
-        acc = (((acc + T::from(2.929).unwrap()).log2() + T::ln((f396(((x * Float::atanh(x.tanh() * T::from(0.9).unwrap())) * T::from(0.905).unwrap()).atan() * T::from(0.954).unwrap(), ((x + (-x)) * T::from(0.666).unwrap()).tanh(), 2) * T::from(0.255).unwrap()).tanh().exp() + T::from(0.75).unwrap())) * T::from(0.472).unwrap()).sin();
-    } else if (x + (T::from(n).unwrap() - T::from(n).unwrap())) >= w1[0] {
-        let t2 = if (y * w1[n % w1.len()]) >= w1[n % w1.len()] { (T::from(0.5).unwrap().sin() * T::from(0.85).unwrap()).atanh() } else { x / (w1[n % 3].abs() + T::from(0.5).unwrap()) };
-        acc += t2;
-    } else {
-        acc = (acc * T::from(0.26).unwrap()) * f385(n, ((y + (x * acc)) * T::from(0.455).unwrap()).tanh(), T::tanh((y - (acc / (acc.abs() + T::from(0.75).unwrap()))) * T::from(0.491).unwrap()));
+#[differentiate(wrt(z))]
+fn f409<T: Float + NumAssign + Sum + Product>(x: T, y: T, z: T) -> (T, T) {
+    let mut acc = T::one() - (T::from(1.165).unwrap().abs() + T::from(1.0).unwrap()).cbrt();
+    let mut t1 = (-(f396::<T>(((y * z) * T::from(0.888).unwrap()).sin()).abs() + T::from(0.5).unwrap())).cbrt();
+    let mut w2 = vec![T::zero(); 5];
+    w2[4] *= (((z + T::from(2.25).unwrap()).log(T::one() * T::one() + T::from(2.5).unwrap()) + T::from(2.907).unwrap()).ln() * T::from(0.848).unwrap()).atan() * T::from(0.636).unwrap();
+    for i3 in 0..4 {
+        acc = (((acc * T::from(0.031).unwrap()) + f366(((x - f382::<T>(((z - (T::one() - z)) * T::from(0.5).unwrap()).tanh(), 4)) * T::from(0.43).unwrap()).tanh(), ((x + ((T::from(i3).unwrap() * T::from(i3).unwrap() + T::from(0.5).unwrap()) + T::one()).acosh()) * T::from(0.395).unwrap()).atan() * T::from(0.954).unwrap(), 4)) * T::from(0.172).unwrap()).tanh();
+        let mut k4 = 0;
+        while k4 < 5 && ((w2[w2.len() - 1 - i3] / (z.abs() + T::from(1.0).unwrap())) >= z) {
+            k4 += 1;
+            if (acc.tanh() * T::from(0.9).unwrap()).asin() < T::from(1.396).unwrap() {
+                let t5 = Float::atan(acc * T::from(0.317).unwrap());
+                acc += (t5 * T::from(1.273).unwrap()).atan() * T::from(0.127).unwrap();
+            } else {
+                let t6 = T::from(-0.138).unwrap();
+                t1 *= t6;
+            }
+            acc *= (t1 * T::from(0.353).unwrap()).tanh();
+        }
+        let w7 = vec![T::zero(); 5];
+        acc *= w7[3];
     }
-    acc + T::from(-0.687).unwrap()
+    (acc, w2[3].min(t1 * w2[1]))
 }
 
 fn run_f409<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f409(p[0], 1, p[1])]
+    let (a, b) = f409(p[0], p[1], p[2]);
+    vec![a, b]
 }
 
-fn vjp_f409(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f409_grad(p[0], 1, p[1]);
-    (vec![y], g.flatten())
+fn vjp_f409(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f409_pullback(p[0], p[1], p[2]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f409 ----
 
 // ---- f410 ----
 #[differentiate]
-fn f410<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = if x.is_sign_negative() { T::from(0.5).unwrap() } else { x - T::from(0.72).unwrap() };
-    let b1 = {
-        let c2 = acc;
-        c2 + f377::<T>(1, ((x * (x * x)) * T::from(0.592).unwrap()).tanh())
-    };
-    let t3 = ((x.abs() + T::from(0.75).unwrap()).powi(-1) + T::from(2.084).unwrap()).powi(-2);
-    let mut k4 = 0;
-    while ((t3 - acc) >= T::from(-2.061).unwrap()) && k4 < 3 {
-        k4 += 1;
-        let t5 = ((b1 + t3.ceil()) * T::from(0.222).unwrap()).tanh();
-        let t6 = (x + T::from(0.939).unwrap()) / (x.min(x).abs() + T::from(1.0).unwrap());
-        acc = T::tanh((acc + (t5 - t6)) * T::from(0.23).unwrap());
+fn f410<T>(x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::atan((x.abs() + T::from(0.75).unwrap()).powf(x).abs() * T::from(0.384).unwrap());
+    for _ in 0..3 {
+        let mut k2 = 0;
+        let r3 = loop {
+            k2 += 1;
+            let t4 = T::ceil(T::one()) / ((x * (acc * T::from(0.437).unwrap()).atan()).min((acc.tanh() * T::from(0.9).unwrap()).atanh()) + T::from(2.857).unwrap());
+            if k2 >= 5 || (!((x + x).is_sign_negative()) && x <= x) {
+                break Float::atan((acc.abs() + T::from(1.0).unwrap()).powf(t4.tanh()) * T::from(0.359).unwrap());
+            }
+        };
+        acc /= r3 + T::from(2.821).unwrap();
+    }
+    acc -= ((acc * T::from(1.273).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees().atan2((acc * x) * (acc * x) + T::from(0.5).unwrap());
+    for _ in 0..1 {
+        acc = (acc * T::from(-0.099).unwrap()) * acc;
     }
     acc
 }
@@ -13157,599 +13267,607 @@ fn vjp_f410(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 
 // ---- f411 ----
 #[differentiate]
-fn f411<T>(y: T, x: T, xs: &[T], ys: &[T]) -> T
+fn f411<T>(x: T, xs: &[T], ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = y;
-    let mut w1 = vec![T::one() - ys[1]; 4];
-    let b2 = {
-        let c3 = T::tanh((ys[0] + T::log(w1[0] + T::from(3.25).unwrap(), y + T::from(4.0).unwrap())) * T::from(0.497).unwrap());
-        c3
-    };
-    w1[1] *= Float::sin(f407(ys, ys) * T::from(0.266).unwrap());
-    acc = (acc * T::from(-0.541).unwrap()) + w1[3];
-    let t4 = T::tanh((xs[0] + T::from(2.25).unwrap()).log2());
-    let mut k5 = 0;
-    while k5 < 4 && ((t4 * t4 + T::from(0.75).unwrap()).log((w1[1] * T::from(0.8).unwrap()).tanh().exp() + T::from(2.5).unwrap()) <= T::from(0.464).unwrap()) {
-        k5 += 1;
-        acc = T::atan(((acc * T::from(-0.506).unwrap()) - ys[2]) * T::from(0.384).unwrap());
+    let mut acc = x;
+    for i1 in (0..2).rev() {
+        let t2 = (T::hypot((T::from(1.909).unwrap() - acc) - x, ((T::atan2(x, (acc * T::from(0.571).unwrap()).tanh().exp() + T::from(1.0).unwrap()) * ys[ys.len() - 1 - i1]) * T::from(0.424).unwrap()).atan() + T::from(2.071).unwrap()) * T::from(0.189).unwrap()).tanh();
+        acc -= t2;
     }
-    ((((acc + x) * b2) * (w1[0] - (b2 * y))) * T::from(0.103).unwrap()).atan()
+    let t3 = Float::sin((f401(T::sin((x - T::from(1.839).unwrap()) * T::from(0.598).unwrap()), x * T::one().signum()) - Float::mul_add(acc, acc, x)) * T::from(0.095).unwrap());
+    let t4 = Float::signum(xs[1]) * Float::tanh((acc - t3) * T::from(0.444).unwrap());
+    acc + t4
 }
 
 fn run_f411<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f411(p[0], p[1], &p[2..4], &p[4..7])]
+    vec![f411(p[0], &p[1..6], &p[6..11])]
 }
 
 fn vjp_f411(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f411_grad(p[0], p[1], &p[2..4], &p[4..7]);
+    let (y, g) = f411_grad(p[0], &p[1..6], &p[6..11]);
     (vec![y], g.flatten())
 }
 // ---- end f411 ----
 
 // ---- f412 ----
 #[differentiate]
-fn f412<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let mut acc = Float::log10(xs[1] * xs[1] + T::from(0.5).unwrap());
-    let mut u1 = f354(xs, 2, Float::sin((xs[4] + (acc * acc + T::from(1.0).unwrap()).log10()) * T::from(0.607).unwrap()), Float::sin((xs[3] * Float::min(xs[3], acc)) * T::from(0.878).unwrap()));
-    u1[3] *= (acc * T::from(1.318).unwrap()).sin();
-    acc -= T::tanh(ys[0] - xs[0]);
-    let t2 = ((f377(1, ((xs[0] * acc) * T::from(0.529).unwrap()).atan() * T::from(0.954).unwrap()).abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-    let mut w3 = Vec::with_capacity(5);
-    for i4 in 0..5 {
-        w3.push(f399(Float::tanh((xs[xs.len() - 1 - i4] * (T::one() - acc)) * T::from(0.156).unwrap()), ((ys[i4 % 3] * acc) * T::from(0.177).unwrap()).tanh()));
+fn f412<T>(xs: &[T], x: T, ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x.max(x + x);
+    for &v1 in ys.iter().rev() {
+        for _ in ys.iter().copied() {
+            let mut w3 = vec![T::zero(); 5];
+            let t4 = Float::recip(((x - T::from(1.389).unwrap()) * T::from(0.692).unwrap()).tanh().exp() + T::from(0.75).unwrap());
+            acc += ((x * xs[2]).max(w3[1].exp()) * T::from(0.888).unwrap()).atan() * T::from(0.212).unwrap();
+            w3[4] *= ((x - ys[1]) * T::from(0.666).unwrap()).tanh();
+            acc *= w3[1] * t4;
+        }
+        acc = T::atan(((acc * T::from(-0.712).unwrap()) + Float::cbrt(acc.asinh() * acc.asinh() + T::from(0.5).unwrap())) * T::from(0.324).unwrap());
+        acc = ((acc.round() - ((v1 + T::from(1.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.236).unwrap()).tanh();
     }
-    (((((acc - u1[0]) * t2) - w3[1]) * (ys[0] - acc).round()) * T::from(0.04).unwrap()).sin()
+    acc * ys[0]
 }
 
 fn run_f412<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f412(&p[0..5], &p[5..8])]
+    vec![f412(&p[0..3], p[3], &p[4..7])]
 }
 
 fn vjp_f412(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f412_grad(&p[0..5], &p[5..8]);
+    let (y, g) = f412_grad(&p[0..3], p[3], &p[4..7]);
     (vec![y], g.flatten())
 }
 // ---- end f412 ----
 
 // ---- f413 ----
 #[differentiate]
-fn f413<T>(xs: &[T], ys: &[T], x: T, n: usize) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::from(0.659).unwrap().atan() + (x * x);
-    acc *= ((Float::log(T::from(0.5).unwrap().exp() + T::from(0.5).unwrap(), T::from(-0.138).unwrap().abs() + T::from(2.5).unwrap()) + x) * T::from(0.768).unwrap()).tanh();
-    for i1 in 0..n {
-        if (acc % ((acc * T::from(0.255).unwrap()).atan().exp() + T::from(0.75).unwrap())).is_sign_negative() {
-            let t2 = f410(((xs[n - 1] + (xs[n % xs.len()] / (x.exp() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).sin());
-            acc -= T::sin(t2 * T::from(0.9).unwrap());
+fn f413<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> Vec<T> {
+    let mut acc = T::tan((T::from(-0.773).unwrap() - T::from(1.077).unwrap()).tanh());
+    if xs[2] >= T::from(0.879).unwrap() && T::hypot(xs[2].abs() + T::from(1.0).unwrap(), xs[2]).is_sign_positive() {
+        if (acc + T::from(1.037).unwrap()) <= T::from(-1.507).unwrap() {
+            if (acc.abs() + T::from(0.75).unwrap()).log10().is_sign_positive() {
+                let w1 = vec![T::zero(); 5];
+                let mut k2 = 0;
+                while k2 < 1 && (w1[4] > T::from(0.0).unwrap()) {
+                    k2 += 1;
+                    let t3 = ((-acc) / (xs[1].abs() + T::from(0.75).unwrap())).to_radians();
+                    acc /= t3.exp() + T::from(1.5).unwrap();
+                }
+            }
+        } else if (acc - acc) < T::from(1.127).unwrap() {
+            let w4 = vec![T::zero(); 5];
+            acc += w4[1];
         } else {
-            let s3 = xs.iter().map(|v| T::cbrt(-(*v + T::from(2.0).unwrap())) - *v).sum::<T>();
-            acc /= (s3 * T::from(0.165).unwrap()).atan().abs() + T::from(1.0).unwrap();
+            let t5 = T::tanh(((acc - xs[2]) * f354(((ys[1] + (xs[0].exp() + T::from(0.5).unwrap()).log(acc + T::from(4.058).unwrap())) * T::from(0.524).unwrap()).tanh(), ((xs[0] + (xs[2] / (acc.exp() + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), 3)) * T::from(0.254).unwrap());
+            acc = T::ceil(acc) + t5;
         }
-        acc = Float::tanh((acc.round() * (if (acc / (T::tanh(acc * T::from(0.255).unwrap()).exp() + T::from(0.75).unwrap())) < T::from(i1).unwrap() { acc.atan2(-((acc * T::from(0.255).unwrap()).tanh().exp() + T::from(0.75).unwrap())) } else { acc.tanh() })) * T::from(0.072).unwrap());
+    } else if (xs[0] + acc) >= acc {
+        acc /= Float::atan((T::one() - acc.exp2()) * T::from(0.348).unwrap()) + T::from(2.821).unwrap();
+    } else {
+        acc = (acc * T::from(-0.021).unwrap()) - ((acc * T::from(1.284).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees();
     }
-    (((acc * ys[2]) + (xs[n % xs.len()].atan2(-(x * x + T::from(1.0).unwrap())).abs() + T::from(1.0).unwrap()).cbrt()) * T::from(0.149).unwrap()).tanh()
+    let mut out6 = vec![T::zero(); 3];
+    out6[0] = acc;
+    out6[0] = xs[0];
+    out6
 }
 
 fn run_f413<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f413(&p[0..4], &p[4..9], p[9], 4)]
+    f413(&p[0..4], &p[4..6])
 }
 
-fn vjp_f413(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f413_grad(&p[0..4], &p[4..9], p[9], 4);
-    (vec![y], g.flatten())
+fn vjp_f413(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f413_pullback(&p[0..4], &p[4..6]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f413 ----
 
 // ---- f414 ----
 #[differentiate]
-fn f414<T: Float + NumAssign + Sum + Product>(y: T, z: T, x: T) -> T {
-    let mut acc = Float::exp2(y).atan();
-    acc = ((acc.ceil() + z) * T::from(0.491).unwrap()).tanh();
-    let t1 = z;
-    acc = Float::atan((acc + (((t1 * t1) - t1) - (-x))) * T::from(0.32).unwrap());
-    acc
+fn f414<T: Float + NumAssign + Sum + Product>(xs: &[T], z: T, y: T, x: T) -> (T, T) {
+    let mut acc = ((x - (xs[1] + z)) * T::from(0.444).unwrap()).atan();
+    let t1 = (z * z).abs();
+    let t2 = (T::from(-0.324).unwrap() + acc) + z;
+    acc = (acc * T::from(0.688).unwrap()) + y;
+    (acc + t2, (xs[1] + x).mul_add(y, (t1 + T::from(3.25).unwrap()).ln()) + t1)
 }
 
 fn run_f414<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f414(p[0], p[1], p[2])]
+    let (a, b) = f414(&p[0..3], p[3], p[4], p[5]);
+    vec![a, b]
 }
 
-fn vjp_f414(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f414_grad(p[0], p[1], p[2]);
-    (vec![y], g.flatten())
+fn vjp_f414(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f414_pullback(&p[0..3], p[3], p[4], p[5]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f414 ----
 
 // ---- f415 ----
 #[differentiate]
-fn f415<T>(xs: &[T], ys: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = ((xs[3].ceil() + T::atan2(xs[2], -(xs[3] * xs[3] + T::from(0.75).unwrap()))) * T::from(0.354).unwrap()).sin();
-    let t1 = Float::sin(f389::<T>(ys, ((xs[0] - acc.sinh()) * T::from(0.657).unwrap()).tanh(), ((xs[1] - (acc.abs() + T::from(0.75).unwrap()).powi(-2)) * T::from(0.61).unwrap()).atan() * T::from(0.954).unwrap()));
-    let w2 = vec![T::zero(); 5];
-    let s3 = ys.iter().map(|&v| (-v).cos()).sum::<T>();
-    let t4 = s3.max(acc + s3);
-    ((acc + t1) - w2[4]) - t4
+fn f415<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = ys[1];
+    for (j1, &v2) in ys.iter().enumerate() {
+        match j1 % 3 {
+            0 => {
+                let mut k3 = 0;
+                loop {
+                    k3 += 1;
+                    let u5 = f364(((xs[j1 % 5] * acc) * T::from(0.242).unwrap()).tanh());
+                    acc *= Float::tanh(acc * T::from(0.363).unwrap());
+                    if ((v2 + acc) <= u5[u5.len() - 1 - j1]) || k3 >= 3 {
+                        break;
+                    }
+                }
+            }
+            1 => {
+                let t6 = (((Float::tanh(acc * T::from(0.363).unwrap()) * T::from(j1).unwrap()) - (acc.sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.365).unwrap()).sin();
+                acc = (((acc * T::from(0.609).unwrap()) + t6) * T::from(0.459).unwrap()).atan() * T::from(0.954).unwrap();
+            }
+            _ => {
+                acc *= (f382(((xs[j1] - T::clamp(xs[j1 + 1], ((v2 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (xs[j1 % xs.len()] * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap())) * T::from(0.533).unwrap()).sin(), 4) * T::from(0.636).unwrap()).tanh();
+            }
+        }
+        acc /= v2.clamp(T::from(-0.961).unwrap(), T::from(0.572).unwrap()).min(xs[j1] - v2) + T::from(4.25).unwrap();
+    }
+    acc
 }
 
 fn run_f415<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f415(&p[0..5], &p[5..8])]
+    vec![f415(&p[0..4], &p[4..9])]
 }
 
 fn vjp_f415(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f415_grad(&p[0..5], &p[5..8]);
+    let (y, g) = f415_grad(&p[0..4], &p[4..9]);
     (vec![y], g.flatten())
 }
 // ---- end f415 ----
 
 // ---- f416 ----
 #[differentiate]
-fn f416<T: Float + NumAssign + Sum + Product>(z: T, y: T, xs: &[T], x: T, n: usize) -> T {
-    let mut acc = z;
-    let l1;
-    if xs[1] > T::from(-1.206).unwrap() {
-        l1 = ((T::atan2(T::from(-1.005).unwrap(), xs[n % 2].abs() + T::from(1.0).unwrap()) + xs[n % 2]).max(acc) * T::from(0.43).unwrap()).sin();
-    } else {
-        for i2 in 0..n {
-            let t3 = ((acc - Float::cbrt(xs[i2 % 2] * xs[i2 % 2] + T::from(0.5).unwrap())) * T::from(0.289).unwrap()).atan();
-            let t4 = (x + T::from(2.0).unwrap()).log(t3.abs() + T::from(2.0).unwrap()).round();
-            acc *= (t4 * T::from(0.712).unwrap()).tanh();
+fn f416<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = f395(xs, ((xs[1] + ys[0]) * T::from(0.666).unwrap()).tanh(), ys, xs[1] * f389(xs));
+    acc += f357(xs).atan();
+    for i1 in 0..3 {
+        if ys[1] > acc {
+            return Float::log2(Float::sqrt((acc * T::from(0.359).unwrap()).tanh() + T::from(2.0).unwrap()).abs() + T::from(0.75).unwrap());
         }
-        l1 = Float::atan(Float::powf(Float::tanh(f367(Float::tanh((z * z) * T::from(0.888).unwrap()), T::sin((xs[n % 2] + xs[n % 2]) * T::from(0.666).unwrap()), n, ((x + x) * T::from(0.666).unwrap()).sin()) * T::from(0.168).unwrap()) + T::from(1.5).unwrap(), (xs[n % 2].cosh().clamp(f406(((x * xs[n % xs.len()].sinh()) * T::from(0.566).unwrap()).sin()) - T::from(1.25).unwrap(), (xs[n % xs.len()] * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).atan()) * T::from(0.159).unwrap());
+        let mut k2 = 0;
+        while ((ys[2] * xs[1]) >= acc) && k2 < 3 {
+            k2 += 1;
+            let t3 = T::atan((if (acc.sin() * T::from(0.85).unwrap()).asin() <= acc { (Float::mul_add(ys[i1 % 3], xs[i1 % 2], xs[1]) * Float::mul_add(ys[i1 % 3], xs[i1 % 2], xs[1]) + T::from(1.0).unwrap()).log((((acc * T::from(0.359).unwrap()).atan() + T::from(2.571).unwrap()).powf(T::from(1.491).unwrap()) * T::from(0.24).unwrap()).sin().exp() + T::from(2.5).unwrap()) } else { (acc / (acc.abs() + T::from(0.5).unwrap())).ceil() }) * T::from(0.164).unwrap());
+            let t4 = (((((ys[i1] * ys[i1] + T::from(1.0).unwrap()) + T::one()).acosh() + ((xs[1] + T::from(2.0).unwrap()) + T::one()).acosh()) - (T::ceil(T::from(0.5).unwrap()) - Float::tan(t3.tanh()))) * T::from(0.271).unwrap()).atan();
+            acc = T::sin(((acc * T::from(-0.313).unwrap()) - t4) * T::from(0.603).unwrap());
+        }
+        for _ in 0..ys.len() {
+            let w6 = vec![T::zero(); 4];
+            let t7 = T::powi(T::from(0.5).unwrap(), 2).atan();
+            acc *= ((w6[0] + t7) * T::from(1.273).unwrap()).tanh();
+        }
+        let t8 = Float::tanh(f386(((xs[i1 % 2] + acc.clamp(T::tanh(ys[i1] * T::from(1.333).unwrap()) - T::from(1.25).unwrap(), (acc * T::from(0.359).unwrap()).tanh() + T::from(1.25).unwrap())) * T::from(0.533).unwrap()).sin(), ((ys[i1] * T::from(i1).unwrap()) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[i1 % ys.len()] + xs[i1 % 2]) * T::from(0.666).unwrap()).tanh()) * T::from(0.363).unwrap());
+        acc *= t8;
     }
-    (acc + y) + l1
+    acc * T::from(1.489).unwrap().atan2(-(acc * acc + T::from(0.5).unwrap())).floor()
 }
 
 fn run_f416<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f416(p[0], p[1], &p[2..4], p[4], 4)]
+    vec![f416(&p[0..3], &p[3..5])]
 }
 
 fn vjp_f416(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f416_grad(p[0], p[1], &p[2..4], p[4], 4);
+    let (y, g) = f416_grad(&p[0..3], &p[3..5]);
     (vec![y], g.flatten())
 }
 // ---- end f416 ----
 
 // ---- f417 ----
 #[differentiate]
-fn f417<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, z: T, y: T) -> T {
-    let acc = (-z) / (xs[0].abs() + T::from(0.75).unwrap());
-    let mut w1 = vec![z; 3];
-    w1[2] -= acc;
-    let t2 = ((if x.fract() > acc { ((y + T::from(2.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() } else { f385(2, ((y + xs[0].signum()) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), ((x * w1[2]) * T::from(0.38).unwrap()).sin()) + w1[1] }) * T::from(0.181).unwrap()).tanh();
-    let w3 = vec![T::zero(); 5];
-    ((acc + t2) * w3[2]) + (acc + T::from(3.0).unwrap()).hypot(w3[1].mul_add(acc, y))
+fn f417<T: Float + NumAssign + Sum + Product>(z: T, ys: &[T], xs: &[T], x: T, y: T) -> T {
+    let mut acc = ((f366::<T>(((ys[3] + z) * T::from(0.666).unwrap()).tanh(), T::atan((y - (-y)) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), 4) + (y + xs[1])) * T::from(0.138).unwrap()).tanh();
+    acc -= x;
+    let mut k1 = 0;
+    while ((ys[2] - ys[0]).is_sign_positive()) && k1 < 1 {
+        k1 += 1;
+        acc /= (-acc).abs() + T::from(1.25).unwrap();
+    }
+    let s2 = ys.iter().map(|&v| -(v.sin() * T::from(0.85).unwrap()).asin()).sum::<T>();
+    let s3 = (0..5).map(|i| (xs[i] * T::from(-0.249).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
+    let s4: T = ys.iter().map(|&v| v - v.trunc()).sum::<T>();
+    let s4 = T::tanh(s4 * T::from(0.125).unwrap()).cosh();
+    let t5 = ((T::powf((-x).exp() + T::from(0.75).unwrap(), (acc * T::from(0.8).unwrap()).sin()) - T::mul_add(xs[2] * T::sin(s3 * T::from(0.08).unwrap()), s4 * z, s3)) * T::from(0.056).unwrap()).tanh();
+    acc /= (Float::sin((z / (s4.exp() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()) * T::from(0.9).unwrap()).asin() + T::from(4.142).unwrap();
+    (acc * (s2 * T::from(0.159).unwrap()).tanh()) + t5
 }
 
 fn run_f417<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f417(&p[0..3], p[3], p[4], p[5])]
+    vec![f417(p[0], &p[1..5], &p[5..10], p[10], p[11])]
 }
 
 fn vjp_f417(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f417_grad(&p[0..3], p[3], p[4], p[5]);
+    let (y, g) = f417_grad(p[0], &p[1..5], &p[5..10], p[10], p[11]);
     (vec![y], g.flatten())
 }
 // ---- end f417 ----
 
 // ---- f418 ----
 #[differentiate]
-fn f418<T>(n: usize, x: T, y: T) -> T
+fn f418<T>(y: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = if !((y * y + T::from(0.5).unwrap()).ln() > T::from(1.001).unwrap()) && (x * x).is_sign_negative() { (y + T::from(2.0).unwrap()).sqrt() } else { y * y };
-    for _ in 1..2 {
-        let t2 = x;
-        acc /= t2.abs() + T::from(1.0).unwrap();
+    let mut acc = y;
+    for i1 in 0..5 {
+        for _ in 0..5 {
+            let w3 = vec![T::zero(); 2];
+            acc -= w3[0];
+        }
+        let t4 = (((T::to_radians(y) * T::sinh((T::from(i1).unwrap() * T::from(0.4).unwrap()).atan())) - acc) * T::from(0.304).unwrap()).sin();
+        let w5 = vec![T::zero(); 4];
+        acc = (((acc * T::from(0.656).unwrap()) - (t4 - w5[0])) * T::from(0.379).unwrap()).tanh();
     }
-    let t3 = ((acc / (acc.abs() + T::from(0.5).unwrap())) * T::from(0.444).unwrap()).atan();
-    acc *= (((((acc / (y * y + T::from(1.0).unwrap())) + y) + T::from(4.75).unwrap()) + T::one()).acosh() * T::from(0.679).unwrap()).tanh();
-    let t4 = acc;
-    let t5 = (t4.hypot(y + T::from(2.0).unwrap()) * T::from(0.347).unwrap()).atan();
-    let t6 = T::from(-1.17).unwrap();
-    let l7;
-    if (acc + T::from(2.75).unwrap()).log10() > T::from(-1.428).unwrap() {
-        l7 = ((if (T::one() - t6) >= T::from(1.039).unwrap() { t4 + y } else { t6.max(acc) }).abs() + T::from(0.5).unwrap()).log10();
-    } else {
-        l7 = (((acc + x).floor() - t4) * T::from(0.285).unwrap()).sin();
-    }
-    let t8 = (acc * T::from(-0.513).unwrap()) - f377(n, y * f406::<T>(((y * (t3 * acc)) * T::from(0.377).unwrap()).tanh()));
-    (((((acc * t5) + t6) + l7) * t8) * T::from(0.135).unwrap()).tanh()
+    acc * x
 }
 
 fn run_f418<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f418(4, p[0], p[1])]
+    vec![f418(p[0], p[1])]
 }
 
 fn vjp_f418(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f418_grad(4, p[0], p[1]);
+    let (y, g) = f418_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f418 ----
 
 // ---- f419 ----
 #[differentiate]
-fn f419<T>(x: T, y: T, xs: &[T]) -> (T, T)
+fn f419<T>(xs: &[T], ys: &[T], n: usize) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (((x * xs[2]) * T::from(0.888).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees();
-    let mut t1 = acc;
-    for &_ in xs.iter() {
-        t1 *= (acc * T::from(0.254).unwrap()).atan() * T::from(0.636).unwrap();
-        let t3 = xs[4];
-        acc *= (t3 * T::from(1.333).unwrap()).tanh();
+    let mut acc = xs[n % 3].abs();
+    for i1 in 0..n {
+        let w2 = vec![T::zero(); 3];
+        let t3 = Float::log2((f366(T::atan((ys[n % ys.len()] * (acc / (xs[1] * xs[1] + T::from(0.5).unwrap()))) * T::from(0.121).unwrap()) * T::from(0.954).unwrap(), ((xs[i1 % xs.len()] + (w2[i1 % w2.len()] - acc)) * T::from(0.285).unwrap()).tanh(), n) * T::from(0.175).unwrap()).atan().exp() + T::from(0.75).unwrap());
+        let s4: T = w2.iter().copied().product::<T>();
+        acc = ((acc - (t3 * s4)) * T::from(0.247).unwrap()).tanh();
     }
-    t1 = (t1 * T::from(-0.108).unwrap()) * Float::recip(((xs[3] * y) / (f379::<T>(((xs[0] * acc) * T::from(0.465).unwrap()).tanh(), ((x * (xs[4] * x)) * T::from(0.592).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[2] + xs[0]) * T::from(0.666).unwrap()).tanh(), xs).abs() + T::from(0.5).unwrap())).abs() + T::from(0.5).unwrap());
-    for i4 in 1..6 {
-        acc = ((acc * (if Float::sqrt((t1 * T::from(0.355).unwrap()).tanh() + T::from(2.0).unwrap()).is_sign_positive() { (T::from(i4).unwrap().abs() + T::from(1.0).unwrap()).log10() } else { acc / (xs[3] + T::from(2.5).unwrap()) })) * T::from(0.032).unwrap()).tanh();
-    }
-    (acc, acc)
+    acc
 }
 
 fn run_f419<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f419(p[0], p[1], &p[2..7]);
-    vec![a, b]
+    vec![f419(&p[0..3], &p[3..6], 4)]
 }
 
-fn vjp_f419(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f419_pullback(p[0], p[1], &p[2..7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f419(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f419_grad(&p[0..3], &p[3..6], 4);
+    (vec![y], g.flatten())
 }
 // ---- end f419 ----
 
 // ---- f420 ----
 #[differentiate]
-fn f420<T>(xs: &[T], ys: &[T]) -> T
+fn f420<T>(y: T, z: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::from(1.324).unwrap().sin() / ((f385(3, ((xs[1] * T::abs(ys[0])) * T::from(0.888).unwrap()).sin(), ys[0] * Float::signum(T::from(-0.067).unwrap())) * T::from(0.266).unwrap()).atan() + T::from(2.071).unwrap());
-    let t1 = acc;
-    if (acc / (acc.abs() + T::from(0.5).unwrap())) < t1 {
-        let t2 = ((xs[1].asinh() * (acc - xs[0])) * T::from(0.478).unwrap()).tanh() * t1;
-        let t3 = -(ys[0] / (t2 + T::from(3.0).unwrap()));
-        acc = acc + t3;
+    let mut acc = (((z / (y.abs() + T::from(0.5).unwrap())) + (T::from(0.5).unwrap() - z)) * T::from(0.4).unwrap()).tanh();
+    acc /= (acc * f396(((x - z) * T::from(0.666).unwrap()).sin())) + T::from(5.0).unwrap();
+    let mut w1 = vec![T::ceil(x); 2];
+    let t2 = ((acc - y).exp_m1() * T::from(0.164).unwrap()).atan();
+    if (y * z) <= acc {
+        return -y;
     }
-    let (p4, q5) = f387(((xs[1] + acc) * T::from(0.4).unwrap()).sin());
-    acc = (((acc * T::from(0.881).unwrap()) * ys[1]) * T::from(0.432).unwrap()).atan();
-    let (p6, q7) = f400(((ys[0] - f408(((xs[1] + xs[0]) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] + p4.clamp(T::tanh(xs[0] * T::from(1.333).unwrap()) - T::from(1.25).unwrap(), (xs[1] * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap())) * T::from(0.533).unwrap()).tanh(), ys, ((xs[0] + f385(2, ((xs[0] - (xs[0] + T::from(2.5).unwrap()).log((q5 * T::from(0.363).unwrap()).atan().exp() + T::from(2.0).unwrap())) * T::from(0.571).unwrap()).tanh(), ((xs[0] + t1) * T::from(0.571).unwrap()).tanh())) * T::from(0.222).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.321).unwrap()).tanh(), 1);
-    acc = Float::tanh((((acc.abs() + T::from(0.5).unwrap()) + T::one()).acosh() + q7) * T::from(0.256).unwrap());
-    let t8 = f414(((ys[0] + f408(((xs[1] + ((q5 * T::from(0.363).unwrap()).tanh() * Float::tanh(q7 * T::from(0.333).unwrap()))) * T::from(0.8).unwrap()).sin(), ((xs[0] - ((q7 * T::from(0.333).unwrap()).tanh() * t1)) * T::from(0.571).unwrap()).tanh(), xs, Float::sin((ys[1] + (p6 / (t1 * t1 + T::from(0.5).unwrap()))) * T::from(0.148).unwrap()))) * T::from(0.321).unwrap()).tanh(), ((ys[0] * (acc + q7)) * T::from(0.19).unwrap()).tanh(), ((ys[1] * ys[1].atan2((p6 * T::from(0.333).unwrap()).atan().exp() + T::from(0.75).unwrap())) * T::from(0.424).unwrap()).atan() * T::from(0.954).unwrap());
-    acc - t8
+    for i3 in 0..5 {
+        w1[i3 % 2] = T::tanh((if !(f383(((z - T::from(-0.825).unwrap()) * T::from(0.86).unwrap()).tanh(), 3, ((x - (y / ((w1[i3 % 2] * T::from(0.266).unwrap()).atan() * (w1[i3 % 2] * T::from(0.266).unwrap()).atan() + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).tanh(), ((x + (((t2 * T::from(0.304).unwrap()).tanh() + T::from(1.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.708).unwrap()).atan() * T::from(0.954).unwrap()) > T::from(0.894).unwrap()) && y.is_sign_negative() { w1[0] / (T::sin(t2 * T::from(0.304).unwrap()).exp() + T::from(0.5).unwrap()) } else { x }) * T::from(0.133).unwrap());
+    }
+    let t4 = (-(T::from(-0.164).unwrap() + x)) + T::from(-0.049).unwrap().mul_add(((x.abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p(), t2 / (z.abs() + T::from(0.75).unwrap()));
+    (acc - t4) + w1[0]
 }
 
 fn run_f420<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f420(&p[0..2], &p[2..4])]
+    vec![f420(p[0], p[1], p[2])]
 }
 
 fn vjp_f420(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f420_grad(&p[0..2], &p[2..4]);
+    let (y, g) = f420_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f420 ----
 
 // ---- f421 ----
 #[differentiate]
-fn f421<T>(ys: &[T], xs: &[T]) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::from(-0.121).unwrap() - xs[1].clamp(T::from(-1.275).unwrap(), T::from(1.246).unwrap());
-    let (b1, b2) = (acc, (T::from(1.019).unwrap().tanh() * T::from(0.9).unwrap()).acos());
-    if (b1 / (ys[3].abs() + T::from(1.0).unwrap())).is_sign_positive() || b2 >= T::from(-0.876).unwrap() {
-        let l3;
-        if (-ys[2]) < b2 && xs[1] < T::from(-0.639).unwrap() || (acc * b2) > T::from(1.707).unwrap() {
-            l3 = ys[3];
-        } else {
-            acc += ((ys[2] + (xs[0] / (T::from(-1.497).unwrap().exp() + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).tanh();
-            l3 = (((T::atan(f396(T::sin((xs[0] * (ys[4] + T::from(2.25).unwrap()).log(b2 + T::from(5.642).unwrap())) * T::from(0.699).unwrap()), ((xs[0] * b1.hypot(xs[0].abs() + T::from(1.0).unwrap())) * T::from(0.342).unwrap()).tanh(), 2) * T::from(0.255).unwrap()) + T::from(2.571).unwrap()).sqrt() + ((acc - acc).abs() + T::from(0.5).unwrap()).ln()) * T::from(0.441).unwrap()).sin();
+fn f421<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T], ys: &[T]) -> T {
+    let mut acc = Float::sin(f366(T::tanh((ys[1] + x) * T::from(0.666).unwrap()), T::tanh((ys[1] + (-x)) * T::from(0.666).unwrap()), 4) * T::from(0.175).unwrap());
+    if y.trunc().is_sign_negative() {
+        if !((T::from(1.881).unwrap() + y) > T::from(-1.254).unwrap() && (T::one() * ys[1]) < x) && (ys[0] + T::from(-0.864).unwrap()) > T::from(-0.488).unwrap() {
+            let l1;
+            if x < T::from(-0.554).unwrap() {
+                l1 = (((xs[2].tanh() - x.exp_m1()) / (ys[1] + T::from(2.25).unwrap())) * T::from(0.273).unwrap()).tanh();
+            } else {
+                l1 = ((T::powi(Float::sin(acc.exp_m1() * T::from(0.735).unwrap()), 3).abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+            }
+            acc -= l1;
         }
-        acc += if ys[4].exp2() >= b1 { b1 } else { (acc + T::from(3.396).unwrap()).log2() };
-        acc = (((acc * T::from(0.684).unwrap()) + l3) * T::from(0.404).unwrap()).tanh();
-    } else {
-        acc = T::tanh(((acc * T::from(-0.503).unwrap()) * ((b1 - acc) + (acc - b2))) * T::from(0.388).unwrap());
     }
-    (acc, b2 + T::min(ys[1], xs[0]))
+    let t2 = Float::atan((acc * y.round()) * T::from(0.4).unwrap());
+    acc * t2
 }
 
 fn run_f421<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f421(&p[0..5], &p[5..7]);
-    vec![a, b]
+    vec![f421(p[0], p[1], &p[2..6], &p[6..8])]
 }
 
-fn vjp_f421(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f421_pullback(&p[0..5], &p[5..7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f421(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f421_grad(p[0], p[1], &p[2..6], &p[6..8]);
+    (vec![y], g.flatten())
 }
 // ---- end f421 ----
 
 // ---- f422 ----
-#[differentiate]
-fn f422<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], x: T) -> T {
-    let mut acc = T::sin(((x / (x.exp() + T::from(0.5).unwrap())) + (x + x)) * T::from(0.333).unwrap());
-    if ys[0] >= acc {
-        let (b1, b2) = (ys[1], x);
-        let l3;
-        if (b1 - T::from(-1.936).unwrap().ceil()) > T::from(-0.03).unwrap() {
-            let b1 = (b1.exp() + T::from(0.5).unwrap()).log10();
-            acc *= T::sin(b1 * T::from(0.83).unwrap());
-            l3 = xs[2];
+#[differentiate(wrt(y, x))]
+fn f422<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> T {
+    let mut acc = (y.exp() + T::from(0.75).unwrap()).recip() - (y * y);
+    for _ in 0..4 {
+        if (acc - x) < x {
+            acc *= ((x - y.exp2()) * T::from(0.334).unwrap()).atan() * T::from(0.636).unwrap();
+        } else if y.is_sign_positive() {
+            acc /= T::sin((f366(((y + T::exp2((acc * T::from(0.263).unwrap()).tanh())) * T::from(0.474).unwrap()).tanh(), ((x - x) * T::from(0.666).unwrap()).sin(), 3) / (((x * (acc * T::from(0.263).unwrap()).atan()) * T::from(0.848).unwrap()).atan().exp() + T::from(0.75).unwrap())) * T::from(0.131).unwrap()).exp() + T::from(1.5).unwrap();
+            acc += Float::atan(acc.tanh().tan() * T::from(1.284).unwrap()) * T::from(0.636).unwrap();
         } else {
-            l3 = ((b1 + ((xs[0] + T::from(2.25).unwrap()).log2() - (T::from(0.901).unwrap() / (T::one() * T::one() + T::from(0.5).unwrap())))) * T::from(0.378).unwrap()).atan();
+            for _ in 1..6 {
+                if (y / (y.abs() + T::from(1.0).unwrap())).is_sign_positive() {
+                    let w3 = vec![T::zero(); 3];
+                    acc *= w3[1];
+                } else {
+                    acc *= (acc * T::from(0.263).unwrap()).tanh();
+                }
+                let w4 = vec![(acc.floor() * T::from(0.233).unwrap()).atan(); 4];
+                acc = T::tanh((Float::asin(T::tanh(acc * T::from(0.263).unwrap()) * T::from(0.9).unwrap()) - w4[2]) * T::from(0.424).unwrap());
+            }
+            let t5 = ((f382(((y + acc) * T::from(0.22).unwrap()).sin(), 3) * T::from(0.636).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees();
+            acc = Float::tanh((acc + t5) * T::from(0.191).unwrap());
         }
-        let t4 = Float::powi(ys[1].clamp(((l3 * T::from(1.273).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (x * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap()).tanh().tan(), 2);
-        acc = (((-(acc.abs() + T::from(1.0).unwrap())).cbrt() - (b2 + t4)) * T::from(0.385).unwrap()).tanh();
-    } else {
-        acc /= T::max(T::from(-1.47).unwrap(), x).abs() + T::from(1.0).unwrap();
     }
-    acc + (x * (-xs[1]))
+    acc
 }
 
 fn run_f422<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f422(&p[0..4], &p[4..8], p[8])]
+    vec![f422(p[0], p[1])]
 }
 
 fn vjp_f422(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f422_grad(&p[0..4], &p[4..8], p[8]);
+    let (y, g) = f422_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f422 ----
 
 // ---- f423 ----
-#[differentiate(wrt(y))]
-fn f423<T: Float + NumAssign + Sum + Product>(z: T, x: T, y: T) -> T {
-    let mut acc = z;
-    let mut k1 = 0;
-    while k1 < 1 && ((acc / (z.abs() + T::from(0.75).unwrap())) > T::from(-0.388).unwrap()) {
-        k1 += 1;
-        acc -= (Float::tan(((f385(2, ((z + (y + y)) * T::from(0.444).unwrap()).tanh(), ((y - T::to_radians(z)) * T::from(1.31).unwrap()).tanh()) * T::from(0.266).unwrap()).atan() * x).tanh()) * T::from(1.284).unwrap()).sin();
+#[differentiate]
+fn f423<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> T {
+    let mut acc = ((x * x).abs() + T::from(1.0).unwrap()).log10();
+    acc += y;
+    let (p1, q2) = f409::<T>(((x * (x / (acc.abs() + T::from(0.75).unwrap()))) * T::from(0.666).unwrap()).tanh(), ((y + (acc / (y.abs() + T::from(0.5).unwrap()))) * T::from(0.248).unwrap()).atan() * T::from(0.954).unwrap(), ((y * (x - acc)) * T::from(0.279).unwrap()).sin());
+    let t3 = ((((y * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() - (acc + (x * x + T::from(0.75).unwrap()).log((p1 * T::from(0.318).unwrap()).tanh().exp() + T::from(2.5).unwrap()))) * T::from(0.316).unwrap()).tanh();
+    let mut k4 = 0;
+    loop {
+        k4 += 1;
+        acc = Float::atan((acc + ((q2 + q2) - T::from(1.298).unwrap())) * T::from(0.09).unwrap());
+        if ((q2 * T::from(0.318).unwrap()).tanh().sinh() <= t3) || k4 >= 5 {
+            break;
+        }
     }
-    if (x + acc) < T::from(1.413).unwrap() {
-        acc /= (((acc + acc) * T::from(0.4).unwrap()).tanh().exp() + T::from(0.75).unwrap()).sqrt() + T::from(3.363).unwrap();
-    } else {
-        let t2 = x;
-        acc = acc + t2;
-    }
-    acc
+    acc = Float::powi((acc * T::from(0.611).unwrap()).tanh(), 2) + (t3 * Float::cbrt(-(acc * acc + T::from(0.5).unwrap())));
+    acc + t3
 }
 
 fn run_f423<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f423(p[0], p[1], p[2])]
+    vec![f423(p[0], p[1])]
 }
 
 fn vjp_f423(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f423_grad(p[0], p[1], p[2]);
+    let (y, g) = f423_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f423 ----
 
 // ---- f424 ----
 #[differentiate]
-fn f424<T>(n: usize, y: T, x: T) -> T
+fn f424<T>(xs: &[T], y: T, z: T, x: T, ys: &[T]) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (y * y) / (y + T::from(2.25).unwrap());
-    match n {
-        1 => {
-            if x <= x || x.clamp(T::from(-0.895).unwrap(), T::from(0.545).unwrap()) <= T::from(0.364).unwrap() {
-                let (p1, q2) = f387::<T>(((y + x.fract()) * T::from(0.8).unwrap()).tanh());
-                acc -= (p1 * T::from(0.363).unwrap()).atan() - (q2 * T::from(0.363).unwrap()).tanh();
-            } else {
-                acc = ((((acc * acc + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() + ((y - T::one()) * T::log2(x.exp() + T::from(0.5).unwrap()))) * T::from(0.238).unwrap()).sin();
-            }
-            acc += T::to_degrees((x * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap());
+    let mut acc = (((z.abs() + T::from(0.5).unwrap()).recip() + (z + x)) * T::from(0.4).unwrap()).tanh();
+    let t1 = z.min(x) + T::one();
+    let t2 = y.floor();
+    for i3 in 1..=3 {
+        for _ in 0..1 {
+            let t5 = Float::sin(((t2 / (acc * acc + T::from(0.5).unwrap())) + (z + t1)) * T::from(0.133).unwrap());
+            acc = (((acc * T::from(0.894).unwrap()) * (t5 + t5).round()) * T::from(0.186).unwrap()).tanh();
         }
-        2 | 3 => {
-            acc = ((acc + y) * T::from(0.444).unwrap()).atan();
-        }
-        _ => {
-            acc -= f410(T::tanh((y * (y - y)) * T::from(0.444).unwrap()));
-        }
+        let u6 = f393(ys);
+        let (b7, b8) = (Float::fract(Float::trunc(y)), Float::log(((T::from(i3).unwrap() - u6[i3 % 4]) * T::from(0.359).unwrap()).atan() * ((T::from(i3).unwrap() - u6[i3 % 4]) * T::from(0.359).unwrap()).atan() + T::from(0.75).unwrap(), t1.floor() * t1.floor() + T::from(2.25).unwrap()));
+        acc = (((acc * T::from(0.039).unwrap()) + (b7 + b8)) * T::from(0.703).unwrap()).sin();
     }
-    T::sin((acc * x) * T::from(0.158).unwrap())
+    (acc, (y - xs[0]) + xs[2])
 }
 
 fn run_f424<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f424(1, p[0], p[1])]
+    let (a, b) = f424(&p[0..4], p[4], p[5], p[6], &p[7..11]);
+    vec![a, b]
 }
 
-fn vjp_f424(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f424_grad(1, p[0], p[1]);
-    (vec![y], g.flatten())
+fn vjp_f424(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f424_pullback(&p[0..4], p[4], p[5], p[6], &p[7..11]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f424 ----
 
 // ---- f425 ----
-#[differentiate]
-fn f425<T: Float + NumAssign + Sum + Product>(x: T, y: T, ys: &[T], z: T, xs: &[T]) -> T {
-    let mut acc = -(y * z);
-    if xs[1].cosh() >= T::from(0.281).unwrap() {
-        if y <= T::from(-0.168).unwrap() {
-            return if T::sqrt(y + T::from(2.0).unwrap()) > T::from(0.5).unwrap() { xs[4] } else { f385(1, ((z + (z / (z.exp() + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).tanh(), ((ys[1] - ys[2]) * T::from(0.666).unwrap()).sin()) };
-        }
-    }
-    for i1 in 1..5 {
-        for i2 in 0..2 {
-            let b3 = {
-                let c4 = x.atan();
-                c4 + f414(((ys[ys.len() - 1 - i2] - f385(2, ((y - (ys[i1 % 4] * (acc * T::from(0.32).unwrap()).sin())) * T::from(0.666).unwrap()).sin(), ((z - (-z)) * T::from(0.666).unwrap()).tanh())) * T::from(0.222).unwrap()).tanh(), ((x + x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[i1 % xs.len()] * xs[i2]) * T::from(0.888).unwrap()).sin())
-            };
-            acc -= (b3 * T::from(0.636).unwrap()).tanh() * T::from(0.5).unwrap();
-        }
-        for v5 in xs.iter() {
-            acc /= Float::powi(*v5, 3).sin().abs() + T::from(1.0).unwrap();
-            let t6 = (ys[i1 % 4] + T::from(2.25).unwrap()).ln();
-            acc *= (t6 * T::from(1.008).unwrap()).tanh();
-        }
-        let w7 = vec![T::zero(); 5];
-        acc = (acc * T::from(-0.302).unwrap()) * w7[1];
-    }
-    ((acc * ((x * x + T::from(0.75).unwrap()).log((acc * T::from(0.32).unwrap()).tanh().exp() + T::from(2.5).unwrap()) - z.hypot(ys[1].exp() + T::from(0.5).unwrap()))) * T::from(0.039).unwrap()).sin()
+#[differentiate(wrt(xs))]
+fn f425<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
+    let acc = Float::sin(f366(((xs[3] * T::log(ys[0] + T::from(2.25).unwrap(), ys[1].abs() + T::from(2.5).unwrap())) * T::from(0.699).unwrap()).sin(), ((ys[1] * ys[0]) * T::from(0.888).unwrap()).sin(), 2) * T::from(0.175).unwrap()) * xs[4];
+    let t1 = acc.floor();
+    let w2 = vec![T::zero(); 5];
+    let w3 = vec![T::zero(); 4];
+    (((acc - t1) * w2[1]) + w3[3]) - (-ys[0].exp2())
 }
 
 fn run_f425<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f425(p[0], p[1], &p[2..6], p[6], &p[7..12])]
+    vec![f425(&p[0..5], &p[5..7])]
 }
 
 fn vjp_f425(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f425_grad(p[0], p[1], &p[2..6], p[6], &p[7..12]);
+    let (y, g) = f425_grad(&p[0..5], &p[5..7]);
     (vec![y], g.flatten())
 }
 // ---- end f425 ----
 
 // ---- f426 ----
 #[differentiate]
-fn f426<T>(xs: &[T], x: T, y: T, n: usize) -> T
+fn f426<T>(xs: &[T], ys: &[T]) -> Vec<T>
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = ((xs[n % xs.len()] + T::from(2.5).unwrap()).powf(x) * T::from(0.25).unwrap()).tanh().cos();
-    acc -= Float::sinh(Float::ln(xs[n % 2] + T::from(2.25).unwrap()));
-    let t1 = xs[1] * T::from(1.239).unwrap();
-    acc *= T::tanh(((T::from(0.5).unwrap() + y) + xs[n % xs.len()]) * T::from(0.571).unwrap());
-    acc += (((T::sin(acc * T::from(0.425).unwrap()) * T::sin(acc * T::from(0.425).unwrap()) + T::from(0.5).unwrap()).log2().min(acc) % (x.exp() + T::from(0.5).unwrap())) * T::from(0.425).unwrap()).tanh();
-    for _ in 0..xs.len() {
-        let u3 = f373(xs, xs);
-        acc += (u3[1] * T::from(1.0).unwrap()).atan() * T::from(0.636).unwrap();
+    let mut acc = ((xs[0] * ys[3]).sinh() * T::from(0.416).unwrap()).sin();
+    acc *= (Float::atan(acc * (acc + acc)) * T::from(1.273).unwrap()).tanh();
+    let u1 = f368(((xs[2] * (ys[2].abs() + T::from(0.75).unwrap()).recip()) * T::from(1.0).unwrap()).atan() * T::from(0.954).unwrap(), ys);
+    let t2 = xs[2];
+    if u1[3].asinh().is_sign_negative() {
+        let t3 = (f376(ys) * T::from(0.356).unwrap()).tanh();
+        acc = acc + (t3 * t3 + T::from(0.75).unwrap()).log((-u1[0]) + T::from(3.841).unwrap());
+        let l4;
+        if (ys[3].abs() + T::from(0.5).unwrap()).log(acc.abs() + T::from(2.5).unwrap()) <= acc {
+            l4 = t3;
+        } else {
+            l4 = acc;
+        }
+        acc = acc.to_radians() * l4;
+    } else {
+        let t5 = Float::ln(acc.min(t2).abs() + T::from(1.0).unwrap());
+        let w6 = xs.to_vec();
+        acc = ((acc.atan() * (t5 + w6[2])) * T::from(0.442).unwrap()).atan();
     }
-    (((acc * t1) * ((acc.tanh() * T::from(0.9).unwrap()).atanh() % (Float::atan((acc.tanh() * T::from(0.9).unwrap()).asin() * T::from(0.636).unwrap()).exp() + T::from(0.5).unwrap()))) * T::from(0.094).unwrap()).tanh()
+    let mut out7 = vec![T::zero(); 2];
+    out7[0] += acc;
+    out7[0] = (-ys[1]).abs();
+    out7
 }
 
 fn run_f426<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f426(&p[0..2], p[2], p[3], 1)]
+    f426(&p[0..3], &p[3..8])
 }
 
-fn vjp_f426(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f426_grad(&p[0..2], p[2], p[3], 1);
-    (vec![y], g.flatten())
+fn vjp_f426(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f426_pullback(&p[0..3], &p[3..8]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f426 ----
 
 // ---- f427 ----
 #[differentiate]
-fn f427<T>(y: T, x: T, xs: &[T]) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[1];
-    let l1;
-    if Float::trunc(xs[0]) > T::from(1.664).unwrap() && (x / (xs[2] * xs[2] + T::from(0.75).unwrap())) > T::from(0.517).unwrap() {
-        l1 = (f367(T::tanh((xs[1] + xs[1]) * T::from(0.666).unwrap()), ((y + (acc * xs[1])) * T::from(0.533).unwrap()).sin(), 1, ((x + xs[1]) * T::from(0.666).unwrap()).tanh()) * T::from(0.168).unwrap()).atan();
-    } else {
-        l1 = (((xs[2].cosh() + (x.exp() + T::from(0.75).unwrap()).log(x + T::from(3.75).unwrap())) + T::max(x - acc, Float::asinh(acc))) * T::from(0.258).unwrap()).tanh();
+fn f427<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], x: T) -> T {
+    let mut acc = f406(xs, ((x - (y - xs[1])) * T::from(0.444).unwrap()).tanh(), ((x + ((x.exp() + T::from(1.0).unwrap()) + T::one()).acosh()) * T::from(0.493).unwrap()).tanh());
+    let w1 = xs.to_vec();
+    for _ in xs.iter().copied() {
+        if xs[0] <= T::from(0.888).unwrap() {
+            continue;
+        }
     }
-    acc /= (((x + xs[0]) * T::from(0.666).unwrap()).atan().sinh() - (l1 * l1 + T::from(0.75).unwrap()).log(x.cosh().abs() + T::from(2.25).unwrap())).abs() + T::from(1.25).unwrap();
-    let t2 = if (l1 * T::from(-1.347).unwrap().ceil()) >= T::from(0.711).unwrap() { (xs[0] / (l1.exp() + T::from(0.5).unwrap())).clamp(T::from(-0.894).unwrap(), T::from(0.512).unwrap()) } else { l1 };
-    (acc, xs[1] - t2)
+    acc *= (f396(Float::sin((y * (acc * x)) * T::from(0.253).unwrap())) * T::from(0.5).unwrap()).tanh();
+    acc += (acc.abs() + T::from(0.5).unwrap()).ln();
+    acc + w1[1]
 }
 
 fn run_f427<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f427(p[0], p[1], &p[2..5]);
-    vec![a, b]
+    vec![f427(p[0], &p[1..5], p[5])]
 }
 
-fn vjp_f427(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f427_pullback(p[0], p[1], &p[2..5]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f427(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f427_grad(p[0], &p[1..5], p[5]);
+    (vec![y], g.flatten())
 }
 // ---- end f427 ----
 
 // ---- f428 ----
 #[differentiate]
-fn f428<T: Float + NumAssign + Sum + Product>(x: T, n: usize, xs: &[T]) -> Vec<T> {
-    let mut acc = (((x + x) + x) * T::from(0.444).unwrap()).tanh();
-    let s1 = xs.iter().copied().product::<T>();
-    acc = T::tanh(((acc * T::from(-0.821).unwrap()) * s1.mul_add(xs[1], T::from(1.585).unwrap()).min(x)) * T::from(0.491).unwrap());
-    acc -= -xs[n % 2];
-    acc *= ((-(xs[n % xs.len()] / (x.exp() + T::from(1.0).unwrap()))) * T::from(1.333).unwrap()).tanh();
-    acc *= Float::atan((xs[1] - xs[n % 2].fract()) * T::from(0.8).unwrap()) * T::from(0.636).unwrap();
-    let s2: T = xs.iter().copied().product::<T>();
-    acc /= Float::tanh((T::from(0.677).unwrap() + acc) * T::from(0.629).unwrap()).exp() + T::from(1.5).unwrap();
-    let mut out3 = vec![T::zero(); 3];
-    out3[0] = acc;
-    out3[1] = s2;
-    out3[1] = s1;
-    out3
+fn f428<T: Float + NumAssign + Sum + Product>(z: T, x: T, xs: &[T], y: T, n: usize) -> T {
+    let mut acc = z;
+    if f410(((xs[n % xs.len()] + z) * T::from(0.666).unwrap()).tanh()) > T::from(-2.096).unwrap() && f406::<T>(xs, T::sin((y * (xs[3] + x)) * T::from(0.444).unwrap()), ((xs[1] - x) * T::from(0.666).unwrap()).sin()) >= xs[n % xs.len()] {
+        return (y * x).tanh();
+    }
+    let (p1, q2) = f394(xs, Float::sin((y + xs[3]) * T::from(0.666).unwrap()), n, ((y + xs[1].clamp((y * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), Float::tanh(xs[n % xs.len()] * T::from(1.333).unwrap()) + T::from(1.25).unwrap())) * T::from(0.533).unwrap()).tanh(), xs, ((z * (acc + acc)) * T::from(0.444).unwrap()).sin());
+    let s3 = xs.iter().map(|v| -((*v + T::from(1.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()).sum::<T>();
+    let t4 = xs[n % 4].signum() * T::tanh((s3 - s3) * T::from(0.172).unwrap());
+    for &_ in xs.iter() {
+        if (acc + acc).is_sign_negative() {
+            return (s3 * T::from(0.345).unwrap()).atan() * (xs[2] / (x.abs() + T::from(1.0).unwrap()));
+        }
+        if T::floor(s3) <= xs[n % 4] && xs[n % xs.len()] < xs[1] {
+            let t6 = Float::sin((xs[1].clamp(T::from(-0.258).unwrap(), T::from(1.271).unwrap()) + ((q2 * T::from(0.22).unwrap()).atan() * (q2 * T::from(0.22).unwrap()).atan() + T::from(0.75).unwrap()).hypot(xs[n % 4])) * T::from(0.333).unwrap());
+            acc = (((acc * T::from(-0.652).unwrap()) + xs[n % 4]) * T::from(0.393).unwrap()).atan() * T::from(0.954).unwrap();
+            acc /= t6 + T::from(2.5).unwrap();
+        } else {
+            acc = ((acc - z.exp_m1()) * T::from(0.2).unwrap()).tanh();
+        }
+    }
+    ((acc * (p1 * T::from(0.22).unwrap()).sin()) + t4) * f418(T::tanh((x + ((p1 * T::from(0.22).unwrap()).tanh() * y)) * T::from(0.666).unwrap()), ((x * (x * z)) * T::from(0.592).unwrap()).atan() * T::from(0.954).unwrap())
 }
 
 fn run_f428<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f428(p[0], 1, &p[1..3])
+    vec![f428(p[0], p[1], &p[2..6], p[6], 3)]
 }
 
-fn vjp_f428(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f428_pullback(p[0], 1, &p[1..3]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f428(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f428_grad(p[0], p[1], &p[2..6], p[6], 3);
+    (vec![y], g.flatten())
 }
 // ---- end f428 ----
 
 // ---- f429 ----
-#[differentiate]
-fn f429<T>(x: T, ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x.max(x);
-    acc -= T::from(-1.382).unwrap();
-    acc *= (x * T::from(1.333).unwrap()).tanh();
-    if (xs[3] - acc) >= T::from(-0.947).unwrap() {
-        acc += (acc + T::from(3.882).unwrap()).log2() - (-T::from(0.5).unwrap());
-    } else if (acc - acc) <= acc {
-        let w1 = ys.to_vec();
-        acc = (-(acc + T::from(3.382).unwrap())).cbrt() * w1[2];
-    } else {
-        acc += (ys[1] * x).asinh();
+#[differentiate(wrt(x, xs, ys))]
+fn f429<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T], ys: &[T]) -> T {
+    let mut acc = (xs[1].exp2().min(xs[0]) * T::from(0.446).unwrap()).atan();
+    for &_ in ys.iter() {
+        if !(xs[0].is_sign_negative()) && (acc % (ys[2].exp() + T::from(0.5).unwrap())).is_sign_negative() || (xs[0] * y) < y {
+            acc += (y * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+            let mut t2 = T::log2(xs[1].exp() + T::from(0.5).unwrap()).sin();
+            t2 = ((t2.exp2() + acc.atan().min(ys[1])) * T::from(0.466).unwrap()).tanh();
+            acc = (((acc.abs() + T::from(1.0).unwrap()).log10() + t2) * T::from(0.495).unwrap()).tanh();
+        }
     }
-    if x >= T::from(0.899).unwrap() {
-        let t2 = x;
-        acc += t2;
+    let mut w3 = Vec::with_capacity(3);
+    for _ in 0..3 {
+        w3.push(y * T::one().min(x));
     }
-    acc - ((x / (xs[2].abs() + T::from(0.75).unwrap())) / ((ys[2] + ys[4]) + T::from(4.0).unwrap()))
+    (((acc * w3[0]) * (-y)) * T::from(0.09).unwrap()).tanh()
 }
 
 fn run_f429<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f429(p[0], &p[1..6], &p[6..11])]
+    vec![f429(p[0], p[1], &p[2..4], &p[4..9])]
 }
 
 fn vjp_f429(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f429_grad(p[0], &p[1..6], &p[6..11]);
+    let (y, g) = f429_grad(p[0], p[1], &p[2..4], &p[4..9]);
     (vec![y], g.flatten())
 }
 // ---- end f429 ----
 
 // ---- f430 ----
 #[differentiate]
-fn f430<T>(y: T, x: T, z: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[0];
-    acc /= (((acc - y) + xs[2].abs()) * T::from(0.444).unwrap()).tanh() * (((acc - y) + xs[2].abs()) * T::from(0.444).unwrap()).tanh() + T::from(1.5).unwrap();
-    acc += f423(((y + xs[2].clamp(T::from(-1.432).unwrap(), T::from(0.77).unwrap())) * T::from(0.682).unwrap()).atan() * T::from(0.954).unwrap(), ((x + (xs[0].tanh() * T::from(0.9).unwrap()).atanh()) * T::from(0.672).unwrap()).tanh(), ((y * (acc + acc)) * T::from(0.444).unwrap()).sin());
-    let s1 = xs.iter().map(|&v| (-v) / (Float::round(v) + T::from(3.25).unwrap())).sum::<T>();
-    for v2 in xs.iter().copied() {
-        for _ in (0..6).rev().step_by(3) {
-            let l4;
-            if (xs[2] + z).is_sign_negative() {
-                l4 = (v2.abs() + T::from(1.0).unwrap()).cbrt();
-            } else {
-                l4 = T::from(0.678).unwrap();
-            }
-            let t5 = y;
-            acc -= ((l4 + t5) * T::from(0.699).unwrap()).tanh() * T::from(0.5).unwrap();
-        }
-        let t6 = (z.abs() + T::from(1.0).unwrap()).recip() / ((((s1 + x) / (((s1 % (xs[2].abs() + T::from(0.75).unwrap())) * T::from(0.888).unwrap()).tanh().exp() + T::from(0.5).unwrap())) * T::from(0.133).unwrap()).tanh() + T::from(1.5).unwrap());
-        let (p7, q8) = f427::<T>(((xs[1] + xs[0]) * T::from(0.666).unwrap()).tanh(), T::sin((x - xs[0].clamp((acc * T::from(0.235).unwrap()).tanh() - T::from(1.25).unwrap(), ((v2 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap())) * T::from(0.533).unwrap()), xs);
-        acc = Float::sin(((acc * T::from(-0.415).unwrap()) - ((t6 * p7) + q8)) * T::from(0.156).unwrap());
+fn f430<T: Float + NumAssign + Sum + Product>(x: T, z: T, y: T, xs: &[T]) -> T {
+    let mut acc = (T::atan((z * x) * T::from(0.888).unwrap()) * T::from(0.031).unwrap()).to_degrees();
+    let (p1, q2) = f414(xs, ((xs[2] - y) * T::from(0.666).unwrap()).tanh(), Float::atan((x + xs[0].round()) * T::from(0.5).unwrap()) * T::from(0.954).unwrap(), Float::atan((x + f400(((z - (z - xs[0])) * T::from(0.444).unwrap()).sin(), ((x + xs[0]) * T::from(0.666).unwrap()).tanh(), T::tanh((z + y) * T::from(0.666).unwrap()))) * T::from(0.207).unwrap()) * T::from(0.954).unwrap());
+    let t3 = (((xs[2].exp() + T::from(1.0).unwrap()).hypot(xs[2]) - (xs[0] * xs[2])) * T::from(0.216).unwrap()).atan();
+    if f422(((y + z) * T::from(0.666).unwrap()).tanh(), ((z + xs[1].tanh().tan()) * T::from(0.654).unwrap()).sin()).is_sign_positive() {
+        let t4 = y;
+        acc += t4;
     }
-    acc + x.cosh()
+    let mut t5 = t3 + (xs[2] * y);
+    t5 += y;
+    (((acc - (p1 * T::from(0.214).unwrap()).sin()) + (q2 * T::from(0.214).unwrap()).tanh()) * Float::tanh(t5 * T::from(0.375).unwrap())) + ((acc * T::from(0.458).unwrap()).sin().exp2() * (acc * T::from(0.458).unwrap()).sin().exp2() + T::from(0.5).unwrap()).log10()
 }
 
 fn run_f430<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
@@ -13763,2301 +13881,2245 @@ fn vjp_f430(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f430 ----
 
 // ---- f431 ----
-#[differentiate(wrt(x, y, xs))]
-fn f431<T: Float + NumAssign + Sum + Product>(x: T, y: T, z: T, n: usize, xs: &[T]) -> T {
-    let mut acc = (x.exp_m1() * T::from(0.446).unwrap()).sin();
-    let l1;
-    if Float::recip(acc + T::from(1.5).unwrap()) > xs[n % xs.len()] {
-        let t2 = T::clamp(y * x, (xs[n - 1] * T::from(1.333).unwrap()).sin() - T::from(1.25).unwrap(), acc + T::from(1.25).unwrap());
-        acc *= (t2 * T::from(0.888).unwrap()).tanh();
-        l1 = ((T::from(0.5).unwrap() - f396(((x + (xs[n - 1].exp() + T::from(1.0).unwrap()).cbrt()) * T::from(0.612).unwrap()).tanh(), ((xs[n % xs.len()] + xs[n % xs.len()].tanh()) * T::from(0.8).unwrap()).tanh(), 3)) * T::from(0.24).unwrap()).tanh();
-    } else {
-        let (p3, q4) = f387(((xs[n % 5] * (x / (T::one() * T::one() + T::from(0.75).unwrap()))) * T::from(0.666).unwrap()).tanh());
-        acc = ((acc.exp_m1() + (p3 * T::from(0.363).unwrap()).atan()) * T::from(0.466).unwrap()).atan();
-        l1 = x + ((z + xs[n - 1]).abs() + T::from(0.75).unwrap()).log(((q4.abs() + T::from(0.5).unwrap()).sqrt() * T::from(0.816).unwrap()).sin().exp() + T::from(2.5).unwrap());
+#[differentiate(wrt(x, xs))]
+fn f431<T: Float + NumAssign + Sum + Product>(y: T, x: T, z: T, xs: &[T]) -> T {
+    let mut acc = xs[0] / (f427::<T>(T::atan((x + (xs[3] + xs[0])) * T::from(0.444).unwrap()) * T::from(0.954).unwrap(), xs, ((xs[0] + T::from(0.975).unwrap().round()) * T::from(0.575).unwrap()).sin()).abs() + T::from(1.0).unwrap());
+    if y < xs[3] {
+        return T::from(-0.69).unwrap().abs();
     }
-    acc /= Float::atan((T::min(xs[1], acc).abs() + T::from(0.5).unwrap()).hypot(xs[3]) * T::from(0.56).unwrap()).exp() + T::from(1.0).unwrap();
-    let t5 = z - T::log2(z * z + T::from(0.75).unwrap());
-    Float::atan((((acc * l1) * t5) + (T::atan((l1 * x) * T::from(0.391).unwrap()) * T::from(0.031).unwrap()).to_degrees()) * T::from(0.101).unwrap())
+    let s1 = xs.iter().map(|&v| (Float::tanh(v.clamp((v * T::from(1.333).unwrap()).sin() - T::from(1.25).unwrap(), (v * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).exp() + T::from(0.5).unwrap()).cbrt()).sum::<T>();
+    let mut t2 = (xs[1] + T::from(-0.645).unwrap()).atan2(-(T::from(0.449).unwrap().exp() + T::from(0.5).unwrap()));
+    let l3;
+    if (x * T::from(0.5).unwrap()).is_sign_negative() {
+        l3 = xs[1];
+    } else {
+        let s4: T = xs.iter().copied().product::<T>();
+        acc = (acc * T::from(0.055).unwrap()) - (s4 * T::from(0.395).unwrap()).tanh();
+        l3 = (s1 * T::from(0.338).unwrap()).atan();
+    }
+    t2 -= T::log2(((t2 * T::from(0.636).unwrap()).sin().exp2().max(-l3) * T::from(0.735).unwrap()).sin().exp() + T::from(1.0).unwrap());
+    let s5 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
+    let t6 = z;
+    let s7: T = xs.iter().map(|v| *v).sum::<T>();
+    ((((acc + Float::atan(t2 * T::from(0.391).unwrap())) + s5) - t6) + (s7 * T::from(0.333).unwrap()).tanh()) - T::ln_1p((T::one().abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap())
 }
 
 fn run_f431<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f431(p[0], p[1], p[2], 2, &p[3..8])]
+    vec![f431(p[0], p[1], p[2], &p[3..7])]
 }
 
 fn vjp_f431(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f431_grad(p[0], p[1], p[2], 2, &p[3..8]);
+    let (y, g) = f431_grad(p[0], p[1], p[2], &p[3..7]);
     (vec![y], g.flatten())
 }
 // ---- end f431 ----
 
 // ---- f432 ----
 #[differentiate]
-fn f432<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], y: T, x: T) -> T {
-    let mut acc = T::tanh((x * f399(Float::tanh((ys[3] + Float::exp2(xs[2])) * T::from(0.334).unwrap()), ((xs[3] + (y / (x.exp() + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).sin())) * T::from(0.338).unwrap());
-    acc += if xs[1] > T::from(0.697).unwrap() { ((T::one().exp() + T::from(1.0).unwrap()) + T::one()).acosh() } else { acc.tanh() };
-    let s1 = xs.iter().copied().product::<T>();
-    let mut t2 = ((ys[1].mul_add(acc, y) * T::from(0.314).unwrap()).sin() * (ys[1].mul_add(acc, y) * T::from(0.314).unwrap()).sin() + T::from(1.0).unwrap()).powf(xs[0].tanh().tan());
-    let mut w3 = Vec::with_capacity(5);
-    for _ in 0..5 {
-        w3.push((acc * T::from(0.242).unwrap()).sin());
+fn f432<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = xs[3].abs().min(T::from(0.297).unwrap().hypot(ys[1].abs() + T::from(0.5).unwrap()));
+    let (p1, q2) = f409(((xs[4] + acc) * T::from(0.526).unwrap()).sin(), ((xs[1] + f379::<T>(ys, ((ys[2] * (T::one() - acc)) * T::from(0.404).unwrap()).tanh(), ((ys[2] - T::max(acc, ys[2])) * T::from(0.526).unwrap()).tanh(), ((xs[3] + (ys[1] * ys[1])) * T::from(0.533).unwrap()).tanh(), xs)) * T::from(0.216).unwrap()).tanh(), ((ys[2] * (acc - ys[0])) * T::from(0.351).unwrap()).tanh());
+    let t3 = Float::exp_m1(xs[1]).tanh();
+    for _ in 1..=3 {
+        for &_ in ys.iter().rev() {
+            let p1 = Float::exp(Float::tanh(p1 * T::from(0.318).unwrap()));
+            acc *= (p1 * T::from(0.735).unwrap()).tanh();
+        }
+        acc += (ys[2] * T::from(1.333).unwrap()).tanh();
     }
-    t2 *= ((t2 + (w3[3] * y)) * T::from(0.45).unwrap()).sin();
-    let s5 = w3.iter().map(|&v| (v + v).floor()).sum::<T>();
-    for &_ in xs.iter().rev() {
-        let t7 = T::sin((((ys[1] - s1) + (w3[3] - y)) + T::sinh((w3[1] * T::from(0.333).unwrap()).tanh())) * T::from(0.11).unwrap());
-        let s8 = xs.iter().copied().sum::<T>();
-        t2 *= T::atan((t7 + (s8 * T::from(0.266).unwrap()).atan()) * T::from(0.777).unwrap()) * T::from(0.636).unwrap();
-    }
-    ((((acc - t2) + (s5 * T::from(0.133).unwrap()).sin()) * (y.floor() + t2)) * T::from(0.051).unwrap()).tanh()
+    ((((acc + (q2 * T::from(0.318).unwrap()).tanh()) * t3) - (ys[0] * ys[0] + T::from(0.75).unwrap()).log2().hypot(Float::sinh((acc * T::from(0.377).unwrap()).tanh()) + T::from(2.544).unwrap())) * T::from(0.166).unwrap()).sin()
 }
 
 fn run_f432<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f432(&p[0..5], &p[5..10], p[10], p[11])]
+    vec![f432(&p[0..3], &p[3..8])]
 }
 
 fn vjp_f432(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f432_grad(&p[0..5], &p[5..10], p[10], p[11]);
+    let (y, g) = f432_grad(&p[0..3], &p[3..8]);
     (vec![y], g.flatten())
 }
 // ---- end f432 ----
 
 // ---- f433 ----
-#[differentiate(wrt(ys, y, xs))]
-fn f433<T>(ys: &[T], x: T, y: T, n: usize, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = f396(((xs[n % 5] * xs[1].exp()) * T::from(0.297).unwrap()).tanh(), ((xs[n % xs.len()] * (x.exp() + T::from(1.0).unwrap()).hypot(y)) * T::from(0.19).unwrap()).tanh(), 4).signum();
-    let t1 = T::from(-1.081).unwrap();
-    let s2 = (0..5).map(|i| (ys[i] * T::from(0.661).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
-    acc += acc;
-    let t3 = y;
-    acc += (t1.sin() * T::from(0.85).unwrap()).asin().clamp(((ys[n % ys.len()].clamp(T::from(-0.859).unwrap(), T::from(1.478).unwrap()) * T::from(1.353).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), T::tanh(acc * T::from(1.0).unwrap()) + T::from(1.25).unwrap());
-    (acc + T::tanh(s2 * T::from(0.08).unwrap())) - t3
+#[differentiate]
+fn f433<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], x: T) -> T {
+    let mut acc = T::acosh((x.mul_add(xs[2], x) * x.mul_add(xs[2], x) + T::from(0.5).unwrap()) + T::one());
+    let mut k1 = 0;
+    while k1 < 2 && (T::trunc(ys[1]) >= acc) {
+        k1 += 1;
+        acc = ((acc + acc) * T::from(0.183).unwrap()).tanh();
+    }
+    let (p2, q3) = f424(xs, ((xs[1] + (x + acc)) * T::from(0.31).unwrap()).tanh(), ((xs[2] - (acc + acc)) * T::from(0.238).unwrap()).sin(), ((xs[1] + (xs[1] + T::from(2.0).unwrap()).log(xs[2].abs() + T::from(2.5).unwrap())) * T::from(0.604).unwrap()).tanh(), xs);
+    let (p4, q5) = f409(((xs[3] + acc) * T::from(0.405).unwrap()).sin(), ((x + q3.atan()) * T::from(0.651).unwrap()).sin(), ((xs[2] + p2) * T::from(0.333).unwrap()).tanh());
+    let q5 = (q5.trunc() * T::from(0.274).unwrap()).atan();
+    let s6 = xs.iter().copied().sum::<T>();
+    ((acc * (p4 * T::from(0.318).unwrap()).tanh()) + q5) + (s6 * T::from(0.333).unwrap()).atan()
 }
 
 fn run_f433<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f433(&p[0..5], p[5], p[6], 4, &p[7..12])]
+    vec![f433(&p[0..2], &p[2..6], p[6])]
 }
 
 fn vjp_f433(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f433_grad(&p[0..5], p[5], p[6], 4, &p[7..12]);
+    let (y, g) = f433_grad(&p[0..2], &p[2..6], p[6]);
     (vec![y], g.flatten())
 }
 // ---- end f433 ----
 
 // ---- f434 ----
-#[differentiate]
-fn f434<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], x: T, z: T, y: T) -> T {
-    let mut acc = T::one() * (xs[0] * z);
-    let b1 = {
-        let c2 = if (x - T::from(0.5).unwrap()).is_sign_positive() { ys[0] } else { xs[1].min(z) };
-        c2
-    };
-    let b3 = {
-        let c4 = b1;
-        Float::atan((c4 * ((z - x) * (x + acc))) * T::from(0.118).unwrap())
-    };
-    let b1 = b1.signum();
-    let (b5, b6) = (T::from(1.708).unwrap(), T::tanh(xs[1] / (x * x + T::from(0.75).unwrap())));
-    acc *= (b3 * T::from(1.273).unwrap()).atan() * T::from(0.636).unwrap();
-    let t7 = (x * z).signum();
-    if T::signum(acc) > xs[0] {
-        return (ys[3].round() - ys[3].to_radians()) - b1;
+#[differentiate(wrt(xs, x))]
+fn f434<T>(xs: &[T], ys: &[T], y: T, x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = y;
+    let mut k1 = 0;
+    while k1 < 3 && ((y - T::from(0.829).unwrap()) > y) {
+        k1 += 1;
+        for &_ in xs.iter().rev() {
+            let u3 = f393(xs);
+            acc = (((acc * T::from(-0.688).unwrap()) + u3[2]) * T::from(0.428).unwrap()).sin();
+        }
+        acc *= (T::asinh(ys[1]) * T::from(1.673).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    ((((acc + y) - b5) + b6) - t7) + xs[0]
+    (acc + x) - (-ys[1]).exp_m1()
 }
 
 fn run_f434<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f434(&p[0..4], &p[4..6], p[6], p[7], p[8])]
+    vec![f434(&p[0..4], &p[4..7], p[7], p[8])]
 }
 
 fn vjp_f434(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f434_grad(&p[0..4], &p[4..6], p[6], p[7], p[8]);
+    let (y, g) = f434_grad(&p[0..4], &p[4..7], p[7], p[8]);
     (vec![y], g.flatten())
 }
 // ---- end f434 ----
 
 // ---- f435 ----
 #[differentiate]
-fn f435<T: Float + NumAssign + Sum + Product>(y: T, ys: &[T], x: T, xs: &[T]) -> T {
-    let mut acc = y;
-    if x.is_sign_negative() {
-        for _ in ys.iter() {
-            let t2 = y;
-            acc += (t2 * T::from(1.333).unwrap()).sin();
+fn f435<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> Vec<T> {
+    let mut acc = ys[4];
+    for &v1 in ys.iter().rev() {
+        let v1 = v1.signum();
+        if Float::hypot(ys[0].abs() + T::from(0.5).unwrap(), acc) <= T::from(1.165).unwrap() {
+            let v1 = Float::acosh((v1.abs() + T::from(0.75).unwrap()) + T::one());
+            acc = ((T::cosh(T::tanh(acc * T::from(0.307).unwrap())) - (v1 - (T::from(-1.371).unwrap() - T::from(0.5).unwrap()))) * T::from(0.393).unwrap()).sin();
+        } else {
+            acc += xs[0].signum().signum();
         }
-        let t3 = Float::tanh(f409(Float::tanh((x - acc.atan()) * T::from(0.651).unwrap()), 2, ((ys[2] - (xs[0] + acc)) * T::from(0.266).unwrap()).tanh()) * T::from(0.356).unwrap());
-        acc /= t3.exp() + T::from(1.0).unwrap();
-    } else {
-        acc /= Float::mul_add(acc, xs[1], acc).clamp(T::from(-0.855).unwrap(), T::from(0.693).unwrap()).exp() + T::from(1.25).unwrap();
-        let t4 = ys[2];
-        acc = (acc * T::from(-0.694).unwrap()) - t4;
+        let mut t2 = (((acc / ((acc * T::from(0.307).unwrap()).tanh() + T::from(2.0).unwrap())) - T::log10(T::from(0.949).unwrap() * T::from(0.949).unwrap() + T::from(1.0).unwrap())) * T::from(0.267).unwrap()).tanh();
+        t2 = ((t2.abs() + T::from(1.0).unwrap()) + T::one()).acosh() + (v1 / (t2 * t2 + T::from(0.5).unwrap())).tanh().tan();
+        acc = (((acc * T::from(-0.544).unwrap()) * t2) * T::from(0.17).unwrap()).sin();
     }
-    let t5 = (T::tanh(acc * T::from(0.444).unwrap()).exp() + T::from(0.75).unwrap()).recip() - (xs[0] * T::from(0.464).unwrap());
-    acc = ((T::trunc(acc) + (Float::log10(x + T::from(2.5).unwrap()) + ys[2])) * T::from(0.22).unwrap()).tanh();
-    acc * t5
+    let mut out3 = vec![(acc.abs() * T::from(0.307).unwrap()).tanh(); 4];
+    out3[0] = (acc * T::from(0.307).unwrap()).tanh();
+    out3[3] = T::log2((Float::tanh(acc * T::from(0.307).unwrap()) * ys[3]).exp() + T::from(0.5).unwrap());
+    out3
 }
 
 fn run_f435<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f435(p[0], &p[1..4], p[4], &p[5..7])]
+    f435(&p[0..5], &p[5..9])
 }
 
-fn vjp_f435(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f435_grad(p[0], &p[1..4], p[4], &p[5..7]);
-    (vec![y], g.flatten())
+fn vjp_f435(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f435_pullback(&p[0..5], &p[5..9]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f435 ----
 
 // ---- f436 ----
 #[differentiate]
-fn f436<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, z: T, ys: &[T], y: T) -> Vec<T> {
-    let mut acc = if (ys[2] * xs[2]) > T::from(-1.004).unwrap() { x } else { y + z };
-    let mut w1 = Vec::with_capacity(3);
-    for _ in 0..3 {
-        w1.push(z);
+fn f436<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = ys[0] / ((ys[0] - ys[3]).abs() + T::from(0.75).unwrap());
+    for &v1 in ys.iter().rev() {
+        let t2 = v1;
+        let w3 = vec![T::zero(); 5];
+        acc = ((acc * (t2 - w3[0])) * T::from(0.19).unwrap()).atan();
     }
-    let w3 = vec![(acc * T::from(0.666).unwrap()).sin().sinh(); 3];
-    acc += y.trunc();
-    if f430::<T>(Float::sin((xs[2] + y.max(z)) * T::from(0.666).unwrap()), ((ys[2] * (w3[2].sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.905).unwrap()).sin(), ((ys[2] - T::powi(xs[1], 3)) * T::from(0.41).unwrap()).sin(), &w1) >= xs[0] {
-        w1[0] = ys[2].signum();
-    } else {
-        w1[2] *= ((xs[2] + Float::max(x, x)) * T::from(0.666).unwrap()).sin();
-    }
-    let mut out4 = vec![((y + acc) * T::from(0.285).unwrap()).tanh(), (f397(&w1, ys) * T::from(0.491).unwrap()).atan(), z % (w1[2].exp() + T::from(1.0).unwrap())];
-    out4[0] += (acc * T::from(0.363).unwrap()).atan();
-    out4[1] += w1[1];
-    out4[2] = (((w3[1] - z) / (z.sinh() * z.sinh() + T::from(0.5).unwrap())) * T::from(0.328).unwrap()).tanh();
-    out4
+    acc /= Float::sqrt((xs[0] / (acc + T::from(2.75).unwrap())).abs() + T::from(0.5).unwrap()).clamp(T::from(-0.654).unwrap(), T::from(1.086).unwrap()).abs() + T::from(1.5).unwrap();
+    acc + ((acc.exp() + T::from(0.75).unwrap()).cbrt() + T::asinh(acc))
 }
 
 fn run_f436<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f436(&p[0..3], p[3], p[4], &p[5..9], p[9])
+    vec![f436(&p[0..5], &p[5..10])]
 }
 
-fn vjp_f436(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f436_pullback(&p[0..3], p[3], p[4], &p[5..9], p[9]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f436(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f436_grad(&p[0..5], &p[5..10]);
+    (vec![y], g.flatten())
 }
 // ---- end f436 ----
 
 // ---- f437 ----
-#[differentiate(wrt(y, xs, x, ys))]
-fn f437<T>(y: T, xs: &[T], x: T, ys: &[T]) -> (T, T)
+#[differentiate]
+fn f437<T>(xs: &[T], y: T, x: T, z: T, ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    for i1 in 1..6 {
-        acc += (acc * T::from(0.307).unwrap()).tanh();
-        let mut k2 = 0;
-        let r3 = loop {
-            k2 += 1;
-            if (y * ys[2]).is_sign_negative() {
-                if !(acc.is_sign_positive()) && T::sinh(xs[i1 % xs.len()]) > xs[i1 % 5] && ((ys[1].abs() + T::from(1.0).unwrap()) + T::one()).acosh() <= T::from(1.311).unwrap() {
-                    acc = Float::tanh(((acc * T::from(0.262).unwrap()) * T::from(i1).unwrap()) * T::from(0.195).unwrap());
-                    let w4 = vec![T::zero(); 2];
-                    let (p5, q6) = f427(xs[i1 % xs.len()] * xs[i1 % xs.len()].signum(), ((x + (T::from(i1).unwrap() + y)) * T::from(0.222).unwrap()).tanh(), ys);
-                    acc = (((acc * T::from(0.872).unwrap()) + ((w4[1] + p5) * q6)) * T::from(0.132).unwrap()).tanh();
-                }
-                acc /= (acc * T::from(0.307).unwrap()).sin().exp_m1().abs() + T::from(1.5).unwrap();
-            } else if x > T::from(-0.816).unwrap() {
-                acc = (((acc * T::from(0.381).unwrap()) - ((y / (ys[i1 % 3].abs() + T::from(0.75).unwrap())) - xs[i1 % 5].sin())) * T::from(0.365).unwrap()).sin();
-            } else {
-                let t7 = T::sin((xs[i1 % 5].sin() * T::from(0.85).unwrap()).asin());
-                acc /= t7 + T::from(2.0).unwrap();
-            }
-            acc = ((acc * f399(((x + T::from(i1).unwrap().tanh()) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), ((y * (T::from(i1).unwrap() * T::from(0.333).unwrap()).atan().cosh()) * T::from(0.531).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.078).unwrap()).tanh();
-            acc *= (Float::powi(((xs[0] * y) * T::from(0.888).unwrap()).atan(), 2) * T::from(0.81).unwrap()).sin();
-            if k2 >= 4 || (y.min(x) > T::from(-0.286).unwrap()) {
-                break ((y * ys[i1 % 3]).cosh() * T::from(0.416).unwrap()).tanh();
-            }
-        };
-        acc = T::tanh(((acc.sin() * T::from(0.85).unwrap()).asin() * r3) * T::from(0.636).unwrap());
-    }
-    (acc, (xs[4].abs() + T::from(1.0).unwrap()).cbrt())
+    let mut acc = -(y * x);
+    acc += Float::max(ys[0], z) + (acc / (xs[0].abs() + T::from(1.0).unwrap()));
+    let w1 = vec![T::zero(); 3];
+    let s2 = xs.iter().copied().product::<T>();
+    (acc * w1[0]) + s2
 }
 
 fn run_f437<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f437(p[0], &p[1..6], p[6], &p[7..10]);
-    vec![a, b]
+    vec![f437(&p[0..2], p[2], p[3], p[4], &p[5..7])]
 }
 
-fn vjp_f437(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f437_pullback(p[0], &p[1..6], p[6], &p[7..10]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f437(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f437_grad(&p[0..2], p[2], p[3], p[4], &p[5..7]);
+    (vec![y], g.flatten())
 }
 // ---- end f437 ----
 
 // ---- f438 ----
 #[differentiate]
-fn f438<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> T {
-    let mut acc = x - (xs[3] + T::from(2.25).unwrap()).recip();
-    if (xs[2] / (xs[0].abs() + T::from(0.75).unwrap())) >= T::from(-0.395).unwrap() {
-        return (xs[2] - xs[2]).abs().round();
+fn f438<T: Float + NumAssign + Sum + Product>(z: T, y: T, x: T, ys: &[T], xs: &[T]) -> T {
+    let mut acc = xs[0];
+    if z.cosh() >= ys[0] {
+        if y > T::from(0.739).unwrap() {
+            let mut w1 = Vec::with_capacity(3);
+            for _ in 0..3 {
+                w1.push((acc * T::from(0.444).unwrap()).atan() * (x.exp() * T::from(0.446).unwrap()).tanh());
+            }
+            acc = acc + w1[1];
+        } else if (y % (xs[0].exp() + T::from(0.75).unwrap())) >= T::from(-0.006).unwrap() {
+            acc = (acc * T::from(0.425).unwrap()) + acc;
+        } else {
+            acc += (ys[0].cos().signum().tanh() * T::from(0.9).unwrap()).atanh();
+        }
+        acc *= (f405(4, ((ys[0] + (xs[2] + xs[2])) * T::from(0.444).unwrap()).tanh()) * T::from(1.0).unwrap()).sin();
+    } else {
+        let t3 = x;
+        acc = T::sin((acc.exp2() + t3) * T::from(0.334).unwrap());
     }
-    for i1 in 1..2 {
-        let t2 = xs[i1 + 1];
-        acc *= Float::tanh(t2 * T::from(1.333).unwrap());
-    }
-    let (b3, b4) = (Float::sin(f422::<T>(xs, xs, ((x * (T::tanh(acc * T::from(0.705).unwrap()).exp() + T::from(0.75).unwrap()).log(x * x + T::from(2.0).unwrap())) * T::from(0.743).unwrap()).tanh()).round() * T::from(0.47).unwrap()), x);
-    let t5 = T::from(-0.984).unwrap();
-    ((acc * b3) * b4) + t5
+    acc
 }
 
 fn run_f438<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f438(p[0], &p[1..5])]
+    vec![f438(p[0], p[1], p[2], &p[3..6], &p[6..10])]
 }
 
 fn vjp_f438(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f438_grad(p[0], &p[1..5]);
+    let (y, g) = f438_grad(p[0], p[1], p[2], &p[3..6], &p[6..10]);
     (vec![y], g.flatten())
 }
 // ---- end f438 ----
 
 // ---- f439 ----
 #[differentiate]
-fn f439<T>(ys: &[T], x: T, xs: &[T]) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x.signum() - x;
-    acc = (acc * T::from(-0.63).unwrap()) - xs[2];
-    if (acc * x) < T::one() || acc.ceil().is_sign_negative() {
-        let s1: T = xs.iter().fold(T::atan(acc * T::from(0.65).unwrap()) * T::from(0.636).unwrap(), |acc, &v| acc * T::from(0.773).unwrap() + ((v / (T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(1.0).unwrap())).exp2() * T::from(0.446).unwrap()).tanh());
-        let mut k2 = 0;
-        loop {
-            k2 += 1;
-            let (p4, q5) = f419(((xs[2] + ys[0]) * T::from(0.666).unwrap()).tanh(), ((x + (s1 - T::from(0.5).unwrap())) * T::from(0.27).unwrap()).atan() * T::from(0.954).unwrap(), xs);
-            let (p6, q7) = f427(((ys[0] - xs[3]) * T::from(0.666).unwrap()).tanh(), ((ys[1] + p4.atan()) * T::from(0.651).unwrap()).tanh(), ys);
-            for _ in 1..=5 {
-                let t9 = Float::asin(Float::recip(xs[3].abs() + T::from(0.5).unwrap()).sin() * T::from(0.85).unwrap());
-                acc = T::tanh(((acc * T::from(-0.427).unwrap()) + t9) * T::from(0.376).unwrap());
-            }
-            if (q7.asinh() > T::from(-0.762).unwrap()) || k2 >= 2 {
-                break;
-            }
-            acc -= Float::tanh((q5 - p6) * T::from(0.336).unwrap());
-        }
-        let t10 = s1.signum();
-        acc = (acc * T::from(-0.28).unwrap()) + t10;
-    } else if (acc + T::from(3.825).unwrap()).recip() < ys[1] {
-        let t11 = (x + x.asinh()) * T::sin(((acc + acc) - (acc.abs() + T::from(1.0).unwrap()).ln()) * T::from(0.242).unwrap());
-        acc = T::tanh((acc - t11) * T::from(0.346).unwrap());
-    } else {
-        let t12 = ys[2];
-        acc /= t12.abs() + T::from(1.0).unwrap();
+fn f439<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize, y: T, z: T, x: T, ys: &[T]) -> T {
+    let mut acc = y;
+    let s1 = ys.iter().map(|&v| T::asin(T::tanh((-v) * T::from(1.333).unwrap()) * T::from(0.9).unwrap())).sum::<T>();
+    let u2 = f413::<T>(xs, ys);
+    for _ in (0..2).rev().step_by(3) {
+        acc += (acc * T::from(0.8).unwrap()).sin();
     }
-    (acc, T::exp_m1(x) / (Float::max(acc, xs[1]) + T::from(3.825).unwrap()))
+    match n {
+        1 => {
+            let mut w4 = Vec::with_capacity(3);
+            for _ in 0..3 {
+                w4.push(if (z * T::one().tanh()) <= T::from(-0.203).unwrap() { xs[n % 4] - y } else { xs[n % xs.len()] * z });
+            }
+            acc -= w4[1];
+        }
+        2 | 3 => {
+            acc *= Float::atan(z.sinh() * T::from(0.85).unwrap()) * T::from(0.636).unwrap();
+        }
+        _ => {
+            let t6 = Float::tan((u2[n % 3] * u2[n % 3]).tanh());
+            acc -= t6;
+        }
+    }
+    (acc - x) + (s1 * T::from(0.318).unwrap()).tanh()
 }
 
 fn run_f439<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f439(&p[0..3], p[3], &p[4..9]);
-    vec![a, b]
+    vec![f439(&p[0..4], 4, p[4], p[5], p[6], &p[7..9])]
 }
 
-fn vjp_f439(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f439_pullback(&p[0..3], p[3], &p[4..9]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f439(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f439_grad(&p[0..4], 4, p[4], p[5], p[6], &p[7..9]);
+    (vec![y], g.flatten())
 }
 // ---- end f439 ----
 
 // ---- f440 ----
 #[differentiate]
-fn f440<T>(n: usize, x: T, xs: &[T], ys: &[T]) -> T
+fn f440<T>(xs: &[T], ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::tanh((((x + T::from(2.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() * (xs[2] / (ys[1].exp() + T::from(0.5).unwrap()))) * T::from(0.427).unwrap());
-    if ys[0].is_sign_negative() {
-        for &v1 in xs.iter() {
-            let v1 = v1.signum();
-            let t2 = f424(n, Float::sin((xs[n % 3] * (acc * v1)) * T::from(0.333).unwrap()), Float::atan((ys[n % 2] + ys[n % 2].tanh().tan()) * T::from(0.654).unwrap()) * T::from(0.954).unwrap());
-            let t3 = v1;
-            acc = T::tanh((((Float::tanh(acc * T::from(0.5).unwrap()).exp() + T::from(0.75).unwrap()) + T::one()).acosh() + (t2 * t3)) * T::from(0.629).unwrap());
+    let mut acc = (ys[0] / (ys[0] * ys[0] + T::from(1.0).unwrap())) / (xs[3].tanh() * xs[3].tanh() + T::from(0.75).unwrap());
+    for v1 in ys.iter().copied() {
+        acc += (ys[1] * T::from(1.333).unwrap()).sin();
+        acc *= ((xs[0] / (((v1.tanh() * T::from(0.9).unwrap()).asin() * T::from(0.636).unwrap()).sin().exp() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()).atan() * T::from(0.636).unwrap();
+        for &_ in ys.iter() {
+            let t3 = T::from(1.621).unwrap().to_radians();
+            acc = Float::tanh(((acc * T::from(-0.882).unwrap()) + t3) * T::from(0.562).unwrap());
         }
-        let t4 = ys[n % 2];
-        acc *= T::tanh(t4 * T::from(1.333).unwrap());
     }
-    let l5;
-    if (ys[n % ys.len()] - xs[1]) > T::from(-1.226).unwrap() {
-        l5 = x;
-    } else {
-        l5 = (((T::atan((ys[n % 2] - acc) * T::from(0.8).unwrap()).exp() + T::from(0.5).unwrap()).log10() - (ys[0] / ((x.sin() * T::from(0.85).unwrap()).atanh().exp() + T::from(0.5).unwrap()))) * T::from(0.363).unwrap()).sin();
-    }
-    acc = (acc * T::from(-0.335).unwrap()) + (ys[n % 2] + T::from(0.5).unwrap());
-    acc - l5
+    acc + (acc - acc).signum()
 }
 
 fn run_f440<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f440(4, p[0], &p[1..4], &p[4..6])]
+    vec![f440(&p[0..4], &p[4..6])]
 }
 
 fn vjp_f440(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f440_grad(4, p[0], &p[1..4], &p[4..6]);
+    let (y, g) = f440_grad(&p[0..4], &p[4..6]);
     (vec![y], g.flatten())
 }
 // ---- end f440 ----
 
 // ---- f441 ----
-#[differentiate(wrt(y))]
-fn f441<T: Float + NumAssign + Sum + Product>(y: T, x: T, n: usize) -> (T, T) {
-    let mut acc = x;
-    let mut w1 = vec![T::zero(); 4];
-    acc -= (acc + w1[n % 4]) - (w1[2] / (acc * acc + T::from(1.0).unwrap()));
-    acc /= (x.cos() - (y * w1[n % w1.len()])).exp() + T::from(1.5).unwrap();
-    let (p2, q3) = f387(x * Float::acosh((w1[n - 1] + T::from(0.5).unwrap()) + T::one()));
-    acc = (acc * T::from(-0.278).unwrap()) * T::from(n).unwrap();
-    let w4 = w1.to_vec();
-    w1.swap(1, 0);
-    let p2 = Float::cosh(Float::tanh(p2 * T::from(0.363).unwrap()));
-    acc = ((acc * T::from(0.599).unwrap()).tanh().exp() + T::from(1.0).unwrap()).log2() * f406(y - w4[n % 4]).fract();
-    (acc - p2, acc + Float::tanh(q3 * T::from(0.363).unwrap()))
+#[differentiate(wrt(ys))]
+fn f441<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], n: usize) -> T {
+    let mut acc = Float::tanh(f383::<T>(((ys[3] + xs[n % xs.len()].atan2(T::one().exp() + T::from(1.0).unwrap())) * T::from(0.43).unwrap()).tanh(), n, ((xs[n % xs.len()] + (-xs[n % 3])) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[n % 3] - xs[n % xs.len()]) * T::from(0.666).unwrap()).tanh()) * T::from(0.25).unwrap());
+    acc += acc * acc.mul_add(T::one(), acc);
+    for _ in (0..4).rev().step_by(3) {
+        for _ in 0..3 {
+            let t3 = ((acc * T::from(0.4).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees();
+            acc /= ((xs[2] + T::from(2.25).unwrap()) - T::from(0.75).unwrap()).ln_1p().abs() + T::from(1.25).unwrap();
+            acc += T::tanh(t3 * T::from(0.698).unwrap()) * T::from(0.333).unwrap();
+        }
+    }
+    acc -= T::to_radians((T::from(n).unwrap() + T::from(5.0).unwrap()).log2()) / ((-((T::from(1.508).unwrap().exp() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()).abs() + T::from(0.5).unwrap());
+    if (T::tanh(acc * T::from(0.391).unwrap()) * T::from(0.05).unwrap()).to_degrees() <= T::from(-1.998).unwrap() || (xs[n % 3].exp() + T::from(1.0).unwrap()).log((acc * T::from(0.391).unwrap()).atan() + T::from(4.071).unwrap()) > acc && acc < xs[n % 3] && ((acc * T::from(0.391).unwrap()).sin() * xs[n % xs.len()]).is_sign_negative() {
+        let u4 = f393(ys);
+        let t5 = ((ys[2].exp() + T::from(0.75).unwrap()).log(acc.abs() + T::from(2.5).unwrap()).sin() * T::from(0.85).unwrap()).acos();
+        acc += T::tanh((u4[1] * t5) * T::from(0.405).unwrap());
+    } else if !(f383(((ys[n % 4] + ((T::from(n).unwrap() * T::from(0.5).unwrap()).tanh().exp() + T::from(0.5).unwrap()).log10()) * T::from(0.614).unwrap()).tanh(), 4, ((xs[n % xs.len()] + acc) * T::from(0.302).unwrap()).sin(), T::tanh((xs[n % 3] + acc) * T::from(0.302).unwrap())) > T::from(-1.07).unwrap()) && ys[n - 1] <= acc {
+        let t6 = (((ys[n % ys.len()] * T::from(n).unwrap()) + (acc + ys[n % 4])) * T::from(0.158).unwrap()).tanh();
+        acc = ((Float::abs(acc) + t6) * T::from(0.327).unwrap()).sin();
+    } else {
+        let mut w7 = Vec::with_capacity(4);
+        for _ in 0..4 {
+            w7.push((xs[n % xs.len()].exp() * T::from(0.446).unwrap()).tanh());
+        }
+        acc -= w7[2];
+    }
+    acc
 }
 
 fn run_f441<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f441(p[0], p[1], 3);
-    vec![a, b]
+    vec![f441(&p[0..4], &p[4..7], 1)]
 }
 
-fn vjp_f441(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f441_pullback(p[0], p[1], 3);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f441(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f441_grad(&p[0..4], &p[4..7], 1);
+    (vec![y], g.flatten())
 }
 // ---- end f441 ----
 
 // ---- f442 ----
 #[differentiate]
-fn f442<T>(z: T, n: usize, y: T, xs: &[T], x: T) -> T
+fn f442<T>(ys: &[T], xs: &[T], x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = z;
-    acc += x;
-    acc -= T::from(0.397).unwrap() / ((f396(Float::atan((xs[n % 3] + (z / (z.exp() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), ((y + (z / (xs[n % xs.len()].exp() + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).tanh(), n) * T::from(0.255).unwrap()).tanh() + T::from(2.0).unwrap());
-    if (xs[n % xs.len()] + y).is_sign_positive() || !((x - T::from(n).unwrap()) >= xs[2]) && (y / (z.abs() + T::from(0.75).unwrap())) <= y {
-        for _ in 1..=3 {
-            acc -= Float::atan((xs[n % xs.len()] - f423(((y + T::from(1.582).unwrap()) * T::from(0.648).unwrap()).tanh(), ((xs[n % 3] - T::from(n).unwrap().cos()) * T::from(0.8).unwrap()).tanh(), ((xs[0] - (y.tanh() * T::from(0.9).unwrap()).asin()) * T::from(0.43).unwrap()).tanh())) * T::from(0.363).unwrap()) * T::from(0.636).unwrap();
-            acc *= (xs[n % 3] * T::from(1.333).unwrap()).sin();
-            let t2 = (Float::sin(acc.tanh().tan() * T::from(1.284).unwrap()) * T::from(0.9).unwrap()).acos().fract();
-            acc = (acc * T::from(0.334).unwrap()) + t2;
+    let mut acc = f385(((ys[2] - ys[3]) * T::from(0.666).unwrap()).tanh(), ((xs[1] * ys[0]) * T::from(0.888).unwrap()).tanh(), ((ys[0] - (xs[1] / (x.exp() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap());
+    let t1 = Float::asinh(f385(((ys[0] + xs[2]) * T::from(0.666).unwrap()).tanh(), ((xs[0] - (acc * x)) * T::from(0.323).unwrap()).sin(), ((xs[2] + x) * T::from(0.666).unwrap()).sin())) - T::from(-1.091).unwrap();
+    let mut k2 = 0;
+    while k2 < 2 && (x < T::from(-0.778).unwrap()) {
+        k2 += 1;
+        acc = T::tanh(((acc * T::from(-0.438).unwrap()) + (-(acc / (xs[2] + T::from(2.0).unwrap())))) * T::from(0.16).unwrap());
+        for i3 in 0..ys.len() {
+            let t4 = f418(((ys[1] + (acc / ((T::from(i3).unwrap() * T::from(0.5).unwrap()).tanh().exp() + T::from(1.0).unwrap()))) * T::from(0.302).unwrap()).tanh(), Float::atan((xs[i3 % 3] + (t1 * t1)) * T::from(0.196).unwrap()) * T::from(0.954).unwrap());
+            let (p5, q6) = f414(xs, ((ys[i3] - T::from(i3).unwrap()) * T::from(0.363).unwrap()).sin(), ((ys[1] + T::ceil(t1)) * T::from(0.367).unwrap()).tanh(), Float::sin((x * (acc - acc)) * T::from(0.13).unwrap()));
+            acc = ((acc + (ys[i3] - Float::log10(T::from(i3).unwrap() * T::from(i3).unwrap() + T::from(0.75).unwrap()))) * T::from(0.184).unwrap()).tanh();
+            if ys[2].sinh().is_sign_negative() {
+                break;
+            }
+            acc *= (((t4 * (p5 * T::from(0.214).unwrap()).tanh()) + (q6 * T::from(0.214).unwrap()).tanh()) * T::from(0.615).unwrap()).tanh();
         }
-        let t3 = (acc * T::from(0.312).unwrap()).tanh();
-        acc -= ((f396(T::atan((y - (-T::from(n).unwrap())) * T::from(0.363).unwrap()) * T::from(0.954).unwrap(), ((x + t3.cosh()) * T::from(0.657).unwrap()).tanh(), 3) / (T::fract(t3).abs() + T::from(1.75).unwrap())) * T::from(0.191).unwrap()).tanh();
-    } else {
-        let s4: T = xs.iter().copied().product::<T>();
-        acc -= s4;
     }
-    acc + (xs[0] + (acc.abs() + T::from(1.0).unwrap()).log(y.exp() + T::from(2.0).unwrap()))
+    acc -= if xs[0] <= t1 { T::one() / (t1 + T::from(3.696).unwrap()) } else { xs[0] };
+    acc
 }
 
 fn run_f442<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f442(p[0], 3, p[1], &p[2..5], p[5])]
+    vec![f442(&p[0..4], &p[4..7], p[7])]
 }
 
 fn vjp_f442(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f442_grad(p[0], 3, p[1], &p[2..5], p[5]);
+    let (y, g) = f442_grad(&p[0..4], &p[4..7], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f442 ----
 
 // ---- f443 ----
 #[differentiate]
-fn f443<T>(y: T, z: T, x: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = if (y / (x.abs() + T::from(0.5).unwrap())).is_sign_positive() || (z - y) > z { ((T::from(1.807).unwrap() * T::from(1.807).unwrap() + T::from(0.75).unwrap()) + T::one()).acosh() } else { x / (xs[1] * xs[1] + T::from(0.5).unwrap()) };
-    let mut k1 = 0;
-    let r2 = loop {
-        k1 += 1;
-        let mut u3 = f428(((xs[1] + ((acc * T::from(0.4).unwrap()).tanh() + T::from(1.75).unwrap()).powf(z)) * T::from(0.234).unwrap()).sin(), 2, xs);
-        u3[1] = (u3[2] - xs[0]) * ((z + acc) * T::from(0.307).unwrap()).tanh();
-        if k1 >= 2 || (!(xs[0] >= T::from(1.033).unwrap()) && x.ceil() > T::from(1.586).unwrap()) {
-            break f410(((y + ((y * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees()) * T::from(0.458).unwrap()).atan() * T::from(0.954).unwrap());
-        }
-    };
-    for v4 in xs.iter() {
-        let b5 = {
-            let c6 = y;
-            ((c6 * ((xs[0] / ((*v4).abs() + T::from(1.0).unwrap())) * (x * xs[0]))) * T::from(0.395).unwrap()).sin()
-        };
-        acc = ((acc - b5) * T::from(0.333).unwrap()).sin();
+fn f443<T: Float + NumAssign + Sum + Product>(x: T) -> T {
+    let mut acc = (((x.exp() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p().mul_add(x - x, (x.sin() * T::from(0.85).unwrap()).asin()) * T::from(0.235).unwrap()).atan();
+    if Float::clamp(acc, (Float::atan(x * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (Float::atan(x * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap()).is_sign_positive() {
+        return T::ln_1p((acc + T::from(2.321).unwrap()) - T::from(0.75).unwrap()).abs();
     }
-    acc * r2
+    if (acc / (T::one().abs() + T::from(1.0).unwrap())) > T::from(0.218).unwrap() {
+        acc = (acc * T::from(-0.422).unwrap()) - (acc * acc + T::from(0.75).unwrap()).recip();
+    } else {
+        let t1 = -(acc * acc + T::from(0.5).unwrap()).ln();
+        acc += t1;
+    }
+    acc
 }
 
 fn run_f443<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f443(p[0], p[1], p[2], &p[3..5])]
+    vec![f443(p[0])]
 }
 
 fn vjp_f443(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f443_grad(p[0], p[1], p[2], &p[3..5]);
+    let (y, g) = f443_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f443 ----
 
 // ---- f444 ----
 #[differentiate]
-fn f444<T>(xs: &[T], ys: &[T]) -> T
+fn f444<T>(ys: &[T], xs: &[T]) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (f396(Float::tanh((xs[2] + T::sqrt(T::from(0.524).unwrap().abs() + T::from(1.0).unwrap())) * T::from(0.731).unwrap()), ((xs[1] + ys[1]) * T::from(0.666).unwrap()).tanh(), 3) * T::from(0.255).unwrap()).sin();
-    for i1 in (0..6).rev().step_by(2) {
-        let mut k2 = 0;
-        while k2 < 4 && (ys[0] < T::from(-0.388).unwrap()) {
-            k2 += 1;
-            acc -= T::atan(f432(xs, xs, Float::sin((xs[i1 % xs.len()] + (acc + acc)) * T::from(0.21).unwrap()), ((ys[i1 % 5] - T::from(0.5).unwrap().exp_m1()) * T::from(0.635).unwrap()).sin()) * T::from(2.0).unwrap()) * T::from(0.159).unwrap();
-        }
-        acc = Float::tanh(((acc * T::from(0.5).unwrap()).atan().exp2() + ((ys[i1 % 5] + xs[i1 % xs.len()]).min(ys[1]).abs() + T::from(0.75).unwrap()).ln()) * T::from(0.294).unwrap());
-    }
-    acc
+    let mut acc = T::from(1.997).unwrap() * Float::ln(xs[1] * xs[1] + T::from(0.75).unwrap());
+    let t1 = (T::powf(acc * acc + T::from(0.5).unwrap(), ys[2]) * T::from(0.018).unwrap()).atan() * ((acc / (ys[2].exp() + T::from(0.75).unwrap())) * T::from(0.455).unwrap()).tanh();
+    let t2 = (f391(((xs[1] - T::from(0.5).unwrap()) * T::from(1.0).unwrap()).sin(), ys, ys, xs[0] * T::tanh(xs[1]), ((xs[1] - Float::cosh(xs[0])) * T::from(0.519).unwrap()).tanh()) * T::from(0.487).unwrap()).tanh();
+    acc = (((acc * T::from(0.89).unwrap()) - (t2 * t2 + T::from(1.0).unwrap()).ln().exp2()) * T::from(0.347).unwrap()).sin();
+    (acc, ((((t1 * T::from(1.273).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).atanh() / ((t1 % (acc + T::from(2.0).unwrap())) * (t1 % (acc + T::from(2.0).unwrap())) + T::from(0.75).unwrap())) * t1)
 }
 
 fn run_f444<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f444(&p[0..5], &p[5..10])]
+    let (a, b) = f444(&p[0..5], &p[5..7]);
+    vec![a, b]
 }
 
-fn vjp_f444(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f444_grad(&p[0..5], &p[5..10]);
-    (vec![y], g.flatten())
+fn vjp_f444(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f444_pullback(&p[0..5], &p[5..7]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f444 ----
 
 // ---- f445 ----
 #[differentiate]
-fn f445<T>(y: T, xs: &[T], n: usize, z: T, x: T, ys: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = y;
-    let t1 = T::from(n).unwrap();
-    let (p2, q3) = f400(T::sin((x + (z + acc)) * T::from(0.444).unwrap()), 3);
-    if f399(((x + (q3.sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.672).unwrap()).tanh(), ((ys[3] - (q3 / ((q3 * T::from(0.333).unwrap()).tanh().exp() + T::from(0.5).unwrap()))) * T::from(0.148).unwrap()).atan() * T::from(0.954).unwrap()) <= T::from(-1.277).unwrap() {
-        let s4 = ys.iter().map(|&v| (v - v).tanh()).sum::<T>();
-        let t5 = T::from(n).unwrap();
-        acc = acc + y;
-        acc += T::tanh((s4 * t5) * T::from(0.125).unwrap());
-    } else {
-        acc *= ((y / (xs[n % 4] * xs[n % 4] + T::from(0.5).unwrap())).floor() * T::from(0.5).unwrap()).sin();
+fn f445<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = (T::from(-1.932).unwrap().abs().abs() + T::from(0.5).unwrap()).ln();
+    for v1 in xs.iter().copied() {
+        let w2 = vec![(xs[0].exp() + T::from(1.0).unwrap()).ln(); 2];
+        let v1 = (v1.sin() * T::from(0.85).unwrap()).acos();
+        let t3 = acc.atan();
+        acc *= (((w2[0] - v1) + t3) * T::from(0.275).unwrap()).tanh();
     }
-    let t6 = ((-(t1 / (T::one().abs() + T::from(0.75).unwrap()))) * T::from(0.375).unwrap()).tanh();
-    (acc + (p2 * T::from(0.333).unwrap()).sin()) - t6
+    acc /= (acc * acc.abs()) + T::from(3.028).unwrap();
+    (acc + ys[2]) - (xs[1].signum() + (acc + acc))
 }
 
 fn run_f445<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f445(p[0], &p[1..5], 1, p[5], p[6], &p[7..11])]
+    vec![f445(&p[0..4], &p[4..6])]
 }
 
 fn vjp_f445(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f445_grad(p[0], &p[1..5], 1, p[5], p[6], &p[7..11]);
+    let (y, g) = f445_grad(&p[0..4], &p[4..6]);
     (vec![y], g.flatten())
 }
 // ---- end f445 ----
 
 // ---- f446 ----
 #[differentiate]
-fn f446<T>(xs: &[T]) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (xs[1] - xs[0]).sin();
-    acc = acc.sinh() * acc;
-    let t1 = acc;
-    let t2 = (f445(((xs[3] + Float::sinh(acc)) * T::from(0.506).unwrap()).atan() * T::from(0.954).unwrap(), xs, 4, ((xs[0] + (xs[1] / (acc * acc + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[0] * t1) * T::from(0.864).unwrap()).atan() * T::from(0.954).unwrap(), xs) * T::from(0.333).unwrap()).sin();
-    let t3 = T::atan((((t1 - t2) * T::from(0.786).unwrap()).tanh().sinh() * (((t1.abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() + xs[3])) * T::from(0.481).unwrap());
-    let mut t4 = T::from(0.5).unwrap();
-    t4 = t4.to_radians() - (t4.trunc() + T::from(-0.311).unwrap());
-    if ((xs[0] + T::from(2.25).unwrap()) + T::one()).acosh().is_sign_negative() || (-t2) > T::from(-0.521).unwrap() && !(xs[3] >= T::from(-1.045).unwrap()) && xs[0].is_sign_negative() {
-        let mut w5 = Vec::with_capacity(4);
-        for _ in 0..4 {
-            w5.push(T::from(-1.846).unwrap());
-        }
-        t4 = t4.tanh().tan() * w5[1];
-    } else if (acc / (xs[3] * xs[3] + T::from(1.0).unwrap())) > xs[2] {
-        acc += (t2 - t3).min(t2 * t3);
-    } else {
-        let w7 = vec![T::zero(); 5];
-        t4 = t4.signum() + w7[4];
-    }
-    let mut out8 = vec![t1 * xs[3]; 3];
-    out8[0] = (acc * T::from(0.486).unwrap()).atan();
-    out8[1] += t4;
-    out8[2] = xs[3];
-    out8
+fn f446<T: Float + NumAssign + Sum + Product>(ys: &[T], y: T, xs: &[T], x: T) -> T {
+    let mut acc = T::tanh(T::one().fract().hypot(ys[3] + T::from(2.0).unwrap()) * T::from(0.444).unwrap());
+    acc -= T::to_radians(xs[1]) * (((xs[1] - T::from(-1.652).unwrap()) * x) * T::from(0.423).unwrap()).atan();
+    let t1 = ((x.abs() + T::from(1.0).unwrap()).hypot(ys[0]) + T::from(4.5).unwrap()).log10();
+    let t2 = acc;
+    ((acc + y) + t1) + t2
 }
 
 fn run_f446<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f446(&p[0..4])
+    vec![f446(&p[0..4], p[4], &p[5..8], p[8])]
 }
 
-fn vjp_f446(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f446_pullback(&p[0..4]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f446(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f446_grad(&p[0..4], p[4], &p[5..8], p[8]);
+    (vec![y], g.flatten())
 }
 // ---- end f446 ----
 
 // ---- f447 ----
 #[differentiate]
-fn f447<T>(ys: &[T], y: T, xs: &[T], x: T) -> T
+fn f447<T>(xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    if y.is_sign_positive() {
-        let mut k1 = 0;
-        while ((y * ys[1]) > T::from(1.035).unwrap()) && k1 < 1 {
-            k1 += 1;
-            for i2 in 0..3 {
-                let t3 = ys[i2 % 2];
-                acc -= (t3 * T::from(1.333).unwrap()).tanh() * T::from(0.333).unwrap();
+    let mut acc = xs[1];
+    if xs[1].asinh() >= T::from(-0.814).unwrap() {
+        if (acc + acc) <= T::from(1.046).unwrap() {
+            if !(acc <= T::from(0.504).unwrap()) && acc.is_sign_positive() && (xs[1] - acc) < T::from(1.687).unwrap() {
+                let mut t1 = xs[0];
+                t1 += xs[0];
+                acc = ((acc + t1) * T::from(0.444).unwrap()).tanh();
+            } else {
+                let t2 = (((acc / (xs[0].exp() + T::from(1.0).unwrap())) * (acc / (xs[0].exp() + T::from(1.0).unwrap())) + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+                if acc.is_sign_negative() {
+                    acc /= ((if (xs[0] - T::one()) >= T::from(1.279).unwrap() || acc.is_sign_negative() { ((xs[0] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() + (xs[0] + xs[0]) } else { f402(xs, Float::sin((xs[0] * (acc + acc)) * T::from(0.444).unwrap()), xs, ((xs[0] - (acc - xs[1])) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[1] * xs[0].mul_add(xs[1], t2)) * T::from(0.38).unwrap()).tanh()) }) * T::from(0.333).unwrap()).atan() + T::from(3.071).unwrap();
+                } else if (t2 + acc) >= t2 && acc > T::from(0.953).unwrap() {
+                    let t3 = acc.sinh();
+                    acc += t3;
+                } else {
+                    let t4 = ((t2 * t2).abs() + T::from(0.5).unwrap()).hypot(xs[0]);
+                    acc /= t4.abs() + T::from(1.5).unwrap();
+                }
             }
-            let t4 = xs[4];
-            acc = (((acc * T::from(-0.259).unwrap()) + t4) * T::from(0.931).unwrap()).tanh();
+            acc = (((acc * T::from(-0.886).unwrap()) - ((-(acc + xs[0])) / (acc.floor().min(acc * acc).abs() + T::from(0.75).unwrap()))) * T::from(0.189).unwrap()).sin();
         }
-    } else if acc.min(T::from(0.5).unwrap()).is_sign_negative() {
-        let t5 = x;
-        acc = acc * t5;
+        acc *= Float::tanh(acc.exp_m1() * T::from(0.446).unwrap());
     } else {
-        let t6 = y;
-        acc *= (t6 * T::from(1.333).unwrap()).tanh();
+        let s5 = xs.iter().map(|&v| (v / (v.exp() + T::from(0.75).unwrap())).round()).sum::<T>();
+        acc = (acc * T::from(0.466).unwrap()) - Float::atan(s5 * T::from(0.333).unwrap());
     }
-    acc + y
+    acc
 }
 
 fn run_f447<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f447(&p[0..2], p[2], &p[3..8], p[8])]
+    vec![f447(&p[0..2])]
 }
 
 fn vjp_f447(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f447_grad(&p[0..2], p[2], &p[3..8], p[8]);
+    let (y, g) = f447_grad(&p[0..2]);
     (vec![y], g.flatten())
 }
 // ---- end f447 ----
 
 // ---- f448 ----
 #[differentiate]
-fn f448<T>(ys: &[T], xs: &[T]) -> T
+fn f448<T>(x: T, z: T, y: T, n: usize) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::from(-1.512).unwrap();
-    if (acc - (-T::from(0.666).unwrap())) <= T::from(-0.866).unwrap() {
-        let mut k1 = 0;
-        loop {
-            k1 += 1;
-            let t3 = xs[0];
-            acc = T::tanh(((acc.abs() + T::from(0.75).unwrap()).ln() * Float::max(acc, ys[1]).signum()) * T::from(0.802).unwrap());
-            if ((xs[4] * (acc * T::from(0.443).unwrap()).sin()) < acc) || k1 >= 3 {
-                break;
-            }
-            acc -= (t3 * T::from(1.333).unwrap()).tanh();
-        }
-        let w4 = xs.to_vec();
-        acc /= w4[4].exp() + T::from(1.5).unwrap();
-    } else {
-        let w5 = ys.to_vec();
-        acc += acc;
-        acc = ((acc + w5[0]) * T::from(0.442).unwrap()).sin();
+    let mut acc = y;
+    let t1 = T::from(n).unwrap();
+    let t1 = (t1.floor() * T::from(0.4).unwrap()).tanh();
+    acc = Float::to_radians(acc) + (z * T::from(1.046).unwrap()).min(x + T::from(0.955).unwrap());
+    let mut w2 = Vec::with_capacity(2);
+    for _ in 0..2 {
+        w2.push((Float::exp2(x) * T::from(0.446).unwrap()).tanh());
     }
-    let t6 = T::tanh(((xs[4] / (xs[1].exp() + T::from(0.5).unwrap())) / (((T::from(-1.629).unwrap() * T::from(-1.629).unwrap() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p().exp() + T::from(0.5).unwrap())) * T::from(0.333).unwrap());
-    acc += Float::acosh((T::atan((acc - ys[4]) * T::from(0.332).unwrap()) + T::from(2.571).unwrap()) + T::one());
-    (acc + t6) - (acc * T::from(0.292).unwrap()).sin().sinh()
+    acc = acc + w2[n % w2.len()];
+    acc /= (x - y).mul_add((w2[n % 2] * w2[n % 2] + T::from(0.75).unwrap()).log(T::from(-0.932).unwrap().abs() + T::from(2.25).unwrap()), w2[n % w2.len()].sin()) + T::from(4.923).unwrap();
+    let s4: T = (0..2).map(|i| (w2[i] * T::from(-0.492).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
+    (acc * (s4 * T::from(0.2).unwrap()).sin(), w2[1] - t1)
 }
 
 fn run_f448<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f448(&p[0..5], &p[5..10])]
+    let (a, b) = f448(p[0], p[1], p[2], 1);
+    vec![a, b]
 }
 
-fn vjp_f448(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f448_grad(&p[0..5], &p[5..10]);
-    (vec![y], g.flatten())
+fn vjp_f448(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f448_pullback(p[0], p[1], p[2], 1);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f448 ----
 
 // ---- f449 ----
 #[differentiate]
-fn f449<T>(ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::from(0.881).unwrap();
-    let mut k1 = 0;
-    loop {
-        k1 += 1;
-        acc *= (((ys[2].max(ys[1]) * ys[2].max(ys[1]) + T::from(0.5).unwrap()).log10() * ys[1]) * T::from(0.878).unwrap()).atan() * T::from(0.636).unwrap();
-        let t3 = (acc * T::from(0.34).unwrap()).atan();
-        if ((acc + ys[1]) <= T::from(-1.443).unwrap()) || k1 >= 5 {
-            break;
-        }
-        acc += (t3 * T::from(1.273).unwrap()).tanh();
+fn f449<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
+    let mut acc = (ys[1] / (ys[4] + T::from(2.5).unwrap())).max(T::sqrt(xs[4] * xs[4] + T::from(1.0).unwrap()));
+    let t1 = T::sin((f401(((xs[2] + (acc * acc)) * T::from(0.421).unwrap()).atan() * T::from(0.954).unwrap(), ((ys[0] + ys[0]) * T::from(0.666).unwrap()).sin()) * T::from(0.277).unwrap()).tanh());
+    let t2 = T::from(0.142).unwrap().round();
+    let (b3, b4) = (xs[1], ys[4] / ((-t1).abs() + T::from(0.75).unwrap()));
+    let mut t5 = t2;
+    let t6 = ((xs[4].tanh() * T::from(2.0).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees();
+    t5 -= (((ys[2] + t5) - (t6 * xs[2])) * T::from(0.288).unwrap()).atan();
+    if b3 >= T::from(0.638).unwrap() {
+        let w7 = vec![T::zero(); 5];
+        t5 += w7[2];
+    } else {
+        acc += acc;
     }
-    let w4 = xs.to_vec();
-    acc -= (acc * T::from(0.34).unwrap()).tanh();
-    acc + w4[0]
+    (acc + b4) + t5
 }
 
 fn run_f449<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f449(&p[0..3], &p[3..5])]
+    vec![f449(&p[0..5], &p[5..10])]
 }
 
 fn vjp_f449(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f449_grad(&p[0..3], &p[3..5]);
+    let (y, g) = f449_grad(&p[0..5], &p[5..10]);
     (vec![y], g.flatten())
 }
 // ---- end f449 ----
 
 // ---- f450 ----
 #[differentiate]
-fn f450<T: Float + NumAssign + Sum + Product>(z: T, ys: &[T], x: T, y: T, xs: &[T]) -> T {
-    let mut acc = Float::sin((T::log(x.exp() + T::from(1.0).unwrap(), xs[2].exp() + T::from(2.25).unwrap()) + (xs[3] / (x.abs() + T::from(0.5).unwrap()))) * T::from(0.366).unwrap());
-    acc -= (T::exp_m1(acc).abs() + T::from(1.0).unwrap()).powf((x.exp() * T::from(0.446).unwrap()).tanh());
-    for i1 in 0..4 {
-        let t2 = ((((T::tanh(T::from(i1).unwrap() * T::from(0.5).unwrap()) * T::from(0.9).unwrap()).asin() + (xs[0] + x)) / ((((ys[i1 % ys.len()] * ys[i1 % ys.len()] + T::from(0.75).unwrap()).recip() + (z - y)) * T::from(0.461).unwrap()).atan() + T::from(2.571).unwrap())) * T::from(0.325).unwrap()).tanh();
-        acc += (y * T::from(1.333).unwrap()).sin();
-        let b3 = {
-            let c4 = ((x - y).tanh() * T::from(0.9).unwrap()).asin();
-            ((c4 + (acc.tanh() * T::from(0.9).unwrap()).atanh().clamp(T::one() - T::from(1.25).unwrap(), (T::from(i1).unwrap() * T::from(0.5).unwrap()).sin() + T::from(1.25).unwrap())) * T::from(0.37).unwrap()).atan()
-        };
-        acc *= ((t2 + b3) * T::from(0.777).unwrap()).tanh();
+fn f450<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> T {
+    let mut acc = y / (x * x + T::from(1.0).unwrap());
+    acc = ((acc - f396(T::tanh((x - acc.fract()) * T::from(0.8).unwrap()))) * T::from(0.363).unwrap()).tanh();
+    let mut k1 = 0;
+    while (y <= x) && k1 < 5 {
+        k1 += 1;
+        let mut k2 = 0;
+        loop {
+            k2 += 1;
+            let t4 = y;
+            if ((acc * T::from(0.333).unwrap()).atan() * (acc * T::from(0.333).unwrap()).tanh()).is_sign_negative() {
+                acc /= T::atan(((x - y) / (y * y + T::from(0.5).unwrap())) * T::from(0.333).unwrap()) + T::from(2.571).unwrap();
+            } else if (x / (y.exp() + T::from(0.5).unwrap())).is_sign_positive() {
+                let (p5, q6) = f448(((x - ((y.exp() + T::from(0.75).unwrap()) + T::one()).acosh()) * T::from(0.497).unwrap()).tanh(), ((x + acc) * T::from(0.266).unwrap()).tanh(), T::tanh((x + Float::signum(t4)) * T::from(0.8).unwrap()), 3);
+                acc /= ((p5 + q6) * T::from(0.287).unwrap()).atan() * ((p5 + q6) * T::from(0.287).unwrap()).atan() + T::from(1.25).unwrap();
+            } else {
+                acc = ((acc * y) * T::from(0.222).unwrap()).tanh();
+                let t7 = ((acc * T::from(0.333).unwrap()).tanh() * y).clamp(T::from(-0.686).unwrap(), T::from(1.492).unwrap());
+                acc /= t7.exp() + T::from(1.5).unwrap();
+            }
+            let t8 = f443::<T>(((x + (T::from(0.5).unwrap() - t4)) * T::from(0.571).unwrap()).sin());
+            if (y.cos().is_sign_positive()) || k2 >= 4 {
+                break;
+            }
+            acc *= (t8 * T::from(0.624).unwrap()).tanh();
+        }
     }
-    acc
+    acc + x
 }
 
 fn run_f450<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f450(p[0], &p[1..3], p[3], p[4], &p[5..9])]
+    vec![f450(p[0], p[1])]
 }
 
 fn vjp_f450(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f450_grad(p[0], &p[1..3], p[3], p[4], &p[5..9]);
+    let (y, g) = f450_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f450 ----
 
 // ---- f451 ----
-#[differentiate]
-fn f451<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = (xs[1].exp() + T::from(1.0).unwrap()).log(xs[0] + T::from(3.5).unwrap()) * xs[1];
-    let mut w1 = Vec::with_capacity(2);
-    for i2 in 0..2 {
-        w1.push((acc.max(f406(((xs[i2 % 2] - xs[1]) * T::from(0.666).unwrap()).tanh())) * T::from(0.351).unwrap()).atan());
+#[differentiate(wrt(x))]
+fn f451<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, y: T) -> Vec<T> {
+    let mut acc = x;
+    acc /= (-xs[1]).tanh() * (-xs[1]).tanh() + T::from(1.25).unwrap();
+    for (j1, &_) in xs.iter().enumerate() {
+        let mut k3 = 0;
+        while (Float::abs(xs[j1]).is_sign_positive()) && k3 < 4 {
+            k3 += 1;
+            let u4 = f393(xs);
+            acc = T::sin(((acc * T::from(0.714).unwrap()) + u4[3]) * T::from(0.363).unwrap());
+        }
     }
-    w1[1] += (((acc + acc) * T::from(0.271).unwrap()).sin() * ((acc + acc) * T::from(0.271).unwrap()).sin() + T::from(1.0).unwrap()).recip();
-    let w3 = vec![(acc.sin() * T::from(0.85).unwrap()).acos(), T::atan((acc + acc) * T::from(0.271).unwrap())];
-    let s4: T = w1.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
-    acc = (((acc * T::from(-0.471).unwrap()) + (w1[0].signum() * acc)) * T::from(0.369).unwrap()).tanh();
-    let t5 = acc;
-    (((acc - w3[1]) + s4) * t5) + ((-t5) - (acc - t5))
+    let mut out5 = vec![T::zero(); 3];
+    out5[0] = acc;
+    out5[1] += y;
+    out5[1] = Float::log10(xs[1] * xs[1] + T::from(0.75).unwrap());
+    out5
 }
 
 fn run_f451<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f451(&p[0..2])]
+    f451(&p[0..4], p[4], p[5])
 }
 
-fn vjp_f451(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f451_grad(&p[0..2]);
-    (vec![y], g.flatten())
+fn vjp_f451(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f451_pullback(&p[0..4], p[4], p[5]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f451 ----
 
 // ---- f452 ----
 #[differentiate]
-fn f452<T>(x: T, y: T, n: usize, xs: &[T]) -> T
+fn f452<T>(xs: &[T], ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = xs[n % xs.len()];
-    if T::min(xs[n % 4], xs[n % xs.len()]) > T::from(-0.907).unwrap() {
-        let l1;
-        if (y - xs[n % xs.len()]) <= T::from(-0.317).unwrap() {
-            l1 = acc - (xs[n % 4] * x);
-        } else {
-            l1 = T::cosh(Float::sin((f422(xs, xs, ((x + xs[n % 4]) * T::from(0.666).unwrap()).sin()) + y) * T::from(0.421).unwrap()));
-        }
-        acc = Float::atan(((acc * acc + T::from(0.5).unwrap()).log2() + l1) * T::from(0.379).unwrap());
-    } else {
-        acc *= ((f424(n, ((y * x) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), T::tanh((x - T::from(0.813).unwrap()) * T::from(0.864).unwrap())) + (if x.atan2(-(xs[n % 4] + T::from(2.0).unwrap())) <= T::from(-1.189).unwrap() { T::clamp(y, T::from(-1.055).unwrap(), T::from(0.373).unwrap()) } else { y.sin() })) * T::from(0.973).unwrap()).tanh();
+    let mut acc = ys[2];
+    let mut w1 = Vec::with_capacity(2);
+    for i2 in 0..2 {
+        w1.push((acc.max(f402(xs, T::sin((ys[i2] * T::from(i2).unwrap().mul_add(acc, T::from(0.5).unwrap())) * T::from(0.177).unwrap()), xs, ((ys[i2 % 3] + acc) * T::from(0.4).unwrap()).sin(), ((xs[1] - acc) * T::from(0.4).unwrap()).tanh())) * T::from(0.333).unwrap()).sin());
     }
-    for v2 in xs.iter().copied() {
-        for (_, &_) in xs.iter().enumerate() {
-            let v2 = v2.cosh();
-            acc = ((T::fract(acc) * v2) * T::from(0.85).unwrap()).tanh();
+    for i3 in (0..2).rev() {
+        let mut k4 = 0;
+        while (xs[i3] > ys[2]) && k4 < 4 {
+            k4 += 1;
+            acc /= (ys[i3].ceil() * (T::from(i3).unwrap().exp2() * T::from(0.27).unwrap()).atan()).abs() + T::from(1.5).unwrap();
+            w1[i3] *= (((-acc) - (acc - acc)) * T::from(0.19).unwrap()).tanh();
         }
-        let t5 = ((x * v2).mul_add(xs[n % xs.len()] / (T::from(n).unwrap().abs() + T::from(1.0).unwrap()), T::from(n).unwrap()) * T::from(0.271).unwrap()).tanh();
-        acc = ((acc.round() + t5) * T::from(0.264).unwrap()).tanh();
     }
+    acc *= (acc * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+    for &_ in xs.iter() {
+        w1.swap(1, 0);
+    }
+    acc *= (f447::<T>(&w1) * T::from(0.881).unwrap()).tanh();
     acc
 }
 
 fn run_f452<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f452(p[0], p[1], 2, &p[2..6])]
+    vec![f452(&p[0..2], &p[2..5])]
 }
 
 fn vjp_f452(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f452_grad(p[0], p[1], 2, &p[2..6]);
+    let (y, g) = f452_grad(&p[0..2], &p[2..5]);
     (vec![y], g.flatten())
 }
 // ---- end f452 ----
 
 // ---- f453 ----
-#[differentiate]
-fn f453<T: Float + NumAssign + Sum + Product>(x: T, y: T, z: T) -> Vec<T> {
-    let mut acc = ((y.abs() + T::from(1.0).unwrap()) + T::one()).acosh();
-    for i1 in 0..2 {
-        for i2 in (0..5).rev() {
-            acc /= ((z - T::from(i2).unwrap()) * T::from(0.307).unwrap()).atan() + T::from(3.071).unwrap();
-            acc = (((acc * T::from(-0.212).unwrap()) + T::from(i1).unwrap()) * T::from(0.706).unwrap()).sin();
+#[differentiate(wrt(xs))]
+fn f453<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T]) -> Vec<T> {
+    let mut acc = y;
+    let mut k1 = 0;
+    while k1 < 5 && ((acc - T::from(-0.723).unwrap()) < T::from(-0.134).unwrap()) {
+        k1 += 1;
+        for _ in 0..xs.len() {
+            acc += (xs[2] * T::from(1.333).unwrap()).tanh() * T::from(0.2).unwrap();
         }
-        acc = Float::sin(((acc * T::from(0.47).unwrap()) * (y.fract() / (acc + T::from(4.425).unwrap()))) * T::from(0.542).unwrap());
-        let t3 = x;
-        acc = ((acc * t3) * T::from(0.339).unwrap()).atan();
     }
-    let mut out4 = vec![T::zero(); 4];
-    out4[0] = acc;
-    out4[3] = ((acc + z.round()) * T::from(0.451).unwrap()).sin();
-    out4
+    let mut out3 = vec![Float::cos(x); 3];
+    out3[0] += (acc * T::from(0.307).unwrap()).tanh();
+    out3[1] += x;
+    out3[2] = x;
+    out3
 }
 
 fn run_f453<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f453(p[0], p[1], p[2])
+    f453(p[0], p[1], &p[2..7])
 }
 
 fn vjp_f453(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f453_pullback(p[0], p[1], p[2]);
+    let (y, pullback) = f453_pullback(p[0], p[1], &p[2..7]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f453 ----
 
 // ---- f454 ----
 #[differentiate]
-fn f454<T>(n: usize, y: T, x: T) -> Vec<T>
+fn f454<T>(y: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::sin(f414(((y * (x - T::from(n).unwrap())) * T::from(0.242).unwrap()).atan() * T::from(0.954).unwrap(), ((y - x) * T::from(0.666).unwrap()).tanh(), Float::sin((y + y) * T::from(0.666).unwrap())));
-    acc /= (x * T::from(0.498).unwrap().signum()).abs() + T::from(1.5).unwrap();
-    if (y + T::one().exp_m1()) <= T::from(-0.89).unwrap() {
-        let mut k1 = 0;
-        while k1 < 2 && (x >= T::from(-0.992).unwrap()) {
-            k1 += 1;
-            acc += (x * T::from(1.333).unwrap()).sin();
-            for _ in 1..=2 {
-                let t3 = (y * y) * Float::atan((y * acc) * T::from(0.444).unwrap());
-                acc = ((((acc * T::from(0.666).unwrap()).tanh().exp() + T::from(0.75).unwrap()).log2() + t3) * T::from(0.37).unwrap()).sin();
-            }
-            let t4 = y;
-            acc = (((acc * T::from(-0.341).unwrap()) + t4) * T::from(0.792).unwrap()).tanh();
+    let mut acc = -T::one();
+    let t1 = (Float::atan(y * T::from(1.333).unwrap()) * T::from(0.031).unwrap()).to_degrees() % ((y * T::from(-0.206).unwrap()).abs() + T::from(0.5).unwrap());
+    let t2 = (t1.abs() + T::from(1.0).unwrap()).log10();
+    let mut k3 = 0;
+    let r4 = loop {
+        k3 += 1;
+        let l5;
+        if t2.atan2(t1.abs() + T::from(0.5).unwrap()) >= t1 {
+            let t6 = T::clamp(-acc, ((t1 - acc).floor() * T::from(0.185).unwrap()).tanh() - T::from(1.25).unwrap(), T::tanh(acc * T::from(0.4).unwrap()) + T::from(1.25).unwrap());
+            l5 = (((t2.tanh() * T::from(0.9).unwrap()).atanh().exp_m1() + (t2 * t6).mul_add(x / (T::atan(acc * T::from(0.4).unwrap()).exp() + T::from(0.5).unwrap()), -t1)) * T::from(0.131).unwrap()).tanh();
+        } else {
+            l5 = t2.to_radians();
         }
-    } else {
-        acc -= y - (y.abs() + T::from(0.75).unwrap()).recip();
-    }
-    let mut out5 = vec![T::zero(); 4];
-    out5[0] = acc;
-    out5[1] = T::sin(y.exp() * T::from(0.446).unwrap()) * y;
-    out5
+        let t7 = Float::powi(l5, 2);
+        if k3 >= 4 || (acc.floor() > T::from(-1.401).unwrap()) {
+            break ((acc.floor() + t2.exp2()) * T::from(0.237).unwrap()).atan();
+        }
+        acc += t7;
+    };
+    acc * r4
 }
 
 fn run_f454<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f454(3, p[0], p[1])
+    vec![f454(p[0], p[1])]
 }
 
-fn vjp_f454(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f454_pullback(3, p[0], p[1]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f454(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f454_grad(p[0], p[1]);
+    (vec![y], g.flatten())
 }
 // ---- end f454 ----
 
 // ---- f455 ----
 #[differentiate]
-fn f455<T>(z: T, y: T, x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x.mul_add(y, x);
-    for _ in 0..3 {
-        acc += (f399(((z * Float::to_degrees(Float::sin(T::one() * T::from(2.0).unwrap()) * T::from(0.05).unwrap())) * T::from(0.465).unwrap()).sin(), ((z - (x + T::from(0.5).unwrap())) * T::from(0.571).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.507).unwrap()).atan() * T::from(0.636).unwrap();
-        let t2 = if y.tanh() > T::from(0.621).unwrap() { x - y } else { (x * x + T::from(1.0).unwrap()).ln() };
-        acc = acc.to_radians() - t2;
-    }
-    for i3 in 1..2 {
-        if y.atan2(-(x.abs() + T::from(0.5).unwrap())).is_sign_positive() {
-            let mut k4 = 0;
-            while k4 < 4 && ((z + (T::from(i3).unwrap() + T::from(2.5).unwrap()).recip()).is_sign_positive() || (z + T::sqrt(T::from(i3).unwrap().abs() + T::from(0.5).unwrap())) > T::from(-0.495).unwrap()) {
-                k4 += 1;
-                let t5 = ((f396::<T>(Float::atan((y + y) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), ((z + acc) * T::from(0.216).unwrap()).atan() * T::from(0.954).unwrap(), 1) * T::from(0.255).unwrap()).sin().exp() + T::from(0.75).unwrap()).cbrt();
-                acc *= T::tanh(t5 * T::from(1.321).unwrap());
-            }
-            let u6 = f453(((y + (T::from(0.575).unwrap() / (x.exp() + T::from(0.5).unwrap()))) * T::from(0.754).unwrap()).tanh(), ((z - T::from(i3).unwrap()) * T::from(0.571).unwrap()).atan() * T::from(0.954).unwrap(), T::tanh((z + T::from(1.833).unwrap()) * T::from(0.6).unwrap()));
-            acc *= Float::atan(((u6[0] - u6[u6.len() - 1 - i3]) + x.round()) * T::from(0.314).unwrap()) * T::from(0.636).unwrap();
-        } else {
-            if !(acc <= acc) && x.exp() <= T::from(-1.966).unwrap() {
-                continue;
-            }
-        }
-        let w7 = vec![T::zero(); 3];
-        acc *= w7[1];
-    }
-    acc + y
+fn f455<T: Float + NumAssign + Sum + Product>(n: usize, x: T, y: T) -> T {
+    let mut acc = x / ((y * x).abs() + T::from(1.0).unwrap());
+    let w1 = vec![y; 3];
+    acc *= (w1[n % 3] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+    acc += w1[2];
+    acc - (acc + acc.round())
 }
 
 fn run_f455<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f455(p[0], p[1], p[2])]
+    vec![f455(3, p[0], p[1])]
 }
 
 fn vjp_f455(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f455_grad(p[0], p[1], p[2]);
+    let (y, g) = f455_grad(3, p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f455 ----
 
 // ---- f456 ----
 #[differentiate]
-fn f456<T>(ys: &[T], x: T, xs: &[T], y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (((y + y) * (y + y) + T::from(0.5).unwrap()).powf(-x) * T::from(0.024).unwrap()).tanh();
-    let t1 = acc;
-    let t2 = t1;
-    for (&_, &_) in ys.iter().zip(xs) {
-        let mut k5 = 0;
-        let r6 = loop {
-            k5 += 1;
-            let t7 = ys[0];
-            acc *= T::sin((T::from(1.9).unwrap().atan() / ((((ys[0] + T::from(2.0).unwrap()).log2() / (T::from(0.5).unwrap().min(T::one()) + T::from(1.5).unwrap())) * T::from(0.532).unwrap()).sin().exp() + T::from(0.5).unwrap())) * T::from(0.636).unwrap());
-            if k5 >= 1 || (ys[0] > T::from(0.089).unwrap()) {
-                break ((xs[3] * y) * (xs[3] * y) + T::from(0.5).unwrap()).log2();
-            }
-            acc -= (t7 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-        };
-        let w8 = xs.to_vec();
-        let t9 = ys[1];
-        let w10 = vec![T::zero(); 4];
-        acc = Float::tanh(((acc * T::from(0.676).unwrap()) + (((r6 + w8[1]) + t9) + w10[1])) * T::from(0.263).unwrap());
+fn f456<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], x: T, y: T) -> T {
+    let mut acc = (f412(xs, ((xs[0] - (ys[1].abs() + T::from(0.75).unwrap()).powf(xs[1])) * T::from(0.298).unwrap()).tanh(), xs) * T::from(0.222).unwrap()).sin().sin();
+    let b1 = {
+        let c2 = y.atan().min(xs[2] * ys[0]);
+        ((c2 + y.abs().exp_m1()) * T::from(0.297).unwrap()).tanh()
+    };
+    acc = (((acc.abs() + T::from(1.0).unwrap()).cbrt() * (((ys[1] - b1) * x) / ((xs[0].cos() + acc.sin()) + T::from(3.0).unwrap()))) * T::from(0.423).unwrap()).sin();
+    let (b3, b4) = ((((xs[1] + acc) + acc.exp_m1()) * T::from(0.383).unwrap()).sin(), Float::tanh(((y / (y.abs() + T::from(0.75).unwrap())).abs() + T::from(0.5).unwrap()).powf(((y + y) * T::from(0.666).unwrap()).tanh()) * T::from(0.4).unwrap()));
+    for v5 in ys.iter().copied() {
+        for (&a6, &_) in ys.iter().zip(xs) {
+            acc += Float::tanh((Float::asinh(v5).mul_add(((xs[1] * acc) * T::from(0.333).unwrap()).tanh(), a6) % (Float::cbrt(Float::recip(acc.abs() + T::from(0.75).unwrap()) + T::from(2.084).unwrap()) + T::from(2.007).unwrap())) * T::from(0.742).unwrap()) * T::from(0.333).unwrap();
+        }
+        acc *= (ys[2] * T::from(1.333).unwrap()).sin();
     }
-    (acc + t2) + ((xs[3] + y) + (-t1))
+    ((acc - b3) + b4) * xs[0]
 }
 
 fn run_f456<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f456(&p[0..2], p[2], &p[3..7], p[7])]
+    vec![f456(&p[0..3], &p[3..6], p[6], p[7])]
 }
 
 fn vjp_f456(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f456_grad(&p[0..2], p[2], &p[3..7], p[7]);
+    let (y, g) = f456_grad(&p[0..3], &p[3..6], p[6], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f456 ----
 
 // ---- f457 ----
 #[differentiate]
-fn f457<T: Float + NumAssign + Sum + Product>(y: T, x: T, xs: &[T], z: T) -> T {
-    let mut acc = y;
-    let s1 = xs.iter().copied().product::<T>();
-    let s1 = s1.fract();
-    if s1.is_sign_positive() {
-        let mut k2 = 0;
-        let r3 = loop {
-            k2 += 1;
-            let t4 = xs[0];
-            let w5 = vec![T::zero(); 4];
-            if k2 >= 4 || (s1.clamp((acc * T::from(0.363).unwrap()).sin() - T::from(1.25).unwrap(), ((y * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) >= T::from(0.902).unwrap()) {
-                break (((z * x).abs() + T::from(0.5).unwrap()) + T::one()).acosh();
+fn f457<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
+    let mut acc = (T::from(0.506).unwrap() / (x.abs() + T::from(1.0).unwrap())).exp2();
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        let s3: T = xs.iter().map(|&v| v.to_radians()).sum::<T>();
+        for &_ in xs.iter() {
+            if T::to_radians(xs[1]) <= T::from(-0.007).unwrap() {
+                break;
             }
-            acc = (((acc * T::from(-0.127).unwrap()) + (t4 + w5[2])) * T::from(0.909).unwrap()).atan() * T::from(0.954).unwrap();
-        };
-        acc += (acc * xs[0]).ceil();
-        let t6 = T::powi(s1.min(xs[2]), 2).cos();
-        acc /= (r3 + t6) + T::from(4.247).unwrap();
-    } else if T::max(s1, T::one()) < T::from(0.271).unwrap() {
-        let s7 = xs.iter().copied().sum::<T>();
-        acc *= (s7 * T::from(0.444).unwrap()).tanh();
-    } else {
-        acc = acc * (((Float::floor(xs[0]) * T::from(0.8).unwrap()).sin().exp() + T::from(1.0).unwrap()) + T::one()).acosh();
+        }
+        acc -= ((xs[1] - ((acc - T::from(-0.314).unwrap()) + (xs[2] - xs[1]))) * T::from(0.174).unwrap()).sin();
+        if ((s3 - T::one()) < T::from(0.731).unwrap() || (xs[2].tanh() * T::from(0.9).unwrap()).atanh() < T::from(0.065).unwrap()) || k1 >= 5 {
+            break;
+        }
     }
-    acc
+    let t5 = f406(xs, T::tanh((xs[0] * (xs[0].tanh() * T::from(0.9).unwrap()).acos()) * T::from(0.424).unwrap()), T::sin((x * xs[1].asinh()) * T::from(1.115).unwrap()));
+    acc /= T::from(1.833).unwrap().exp() + T::from(1.0).unwrap();
+    acc + t5
 }
 
 fn run_f457<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f457(p[0], p[1], &p[2..5], p[5])]
+    vec![f457(&p[0..4], p[4])]
 }
 
 fn vjp_f457(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f457_grad(p[0], p[1], &p[2..5], p[5]);
+    let (y, g) = f457_grad(&p[0..4], p[4]);
     (vec![y], g.flatten())
 }
 // ---- end f457 ----
 
 // ---- f458 ----
-#[differentiate]
-fn f458<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = ((ys[0] * (T::from(-1.818).unwrap() - xs[0])) * T::from(0.401).unwrap()).sin();
-    let s1 = ys.iter().copied().product::<T>();
-    acc *= acc;
-    acc /= (Float::exp_m1((((s1 / (acc * acc + T::from(1.0).unwrap())) * xs[2]) * T::from(0.395).unwrap()).tanh()) * T::from(0.735).unwrap()).sin().exp() + T::from(1.0).unwrap();
-    let w2 = vec![T::zero(); 5];
-    acc -= s1;
-    acc = ((acc + (w2[2] - ((acc.tanh() * T::from(0.9).unwrap()).asin() * (acc.tanh() * T::from(0.9).unwrap()).asin() + T::from(0.5).unwrap()).recip())) * T::from(0.313).unwrap()).atan();
-    acc = Float::tanh((acc + (f412(&w2, ys) - s1)) * T::from(0.336).unwrap());
-    acc + ((((s1 * T::from(0.592).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).atan().exp() + T::from(1.0).unwrap()).log((-xs[0]).exp() + T::from(2.0).unwrap())
+#[differentiate(wrt(x))]
+fn f458<T>(y: T, xs: &[T], x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = xs[0].to_radians().round();
+    acc *= Float::tanh(Float::trunc(f405(3, T::sin((x * x) * T::from(0.888).unwrap()))) * T::from(0.666).unwrap());
+    let mut t1 = (acc / (acc * acc + T::from(1.0).unwrap())).sin();
+    let t2 = ((xs[1] + Float::asin(xs[1].tanh() * T::from(0.9).unwrap())) * T::from(0.43).unwrap()).sin();
+    let mut t3 = ((Float::sin((x - xs[0]) * T::from(0.666).unwrap()).exp() + T::from(1.0).unwrap()) + T::one()).acosh();
+    acc -= xs[0];
+    (t1, t3) = (t3, t1);
+    let mut k4 = 0;
+    let r5 = loop {
+        k4 += 1;
+        let t6 = xs[0];
+        acc *= T::sin((T::from(1.9).unwrap().atan() / ((((xs[0] + T::from(2.0).unwrap()).log2() / (T::from(0.5).unwrap().min(T::one()) + T::from(1.5).unwrap())) * T::from(0.532).unwrap()).sin().exp() + T::from(0.5).unwrap())) * T::from(0.636).unwrap());
+        if k4 >= 1 || (xs[0] > T::from(0.089).unwrap()) {
+            break ((xs[1] * t3) * (xs[1] * t3) + T::from(0.5).unwrap()).log2();
+        }
+        t1 -= (t6 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+    };
+    ((((((acc - y) + t1) - t2) - r5) * (Float::sin((y * t1) * T::from(0.412).unwrap()) + T::from(2.0).unwrap()).hypot(xs[1] + xs[0])) * T::from(0.028).unwrap()).tanh()
 }
 
 fn run_f458<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f458(&p[0..3], &p[3..7])]
+    vec![f458(p[0], &p[1..3], p[3])]
 }
 
 fn vjp_f458(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f458_grad(&p[0..3], &p[3..7]);
+    let (y, g) = f458_grad(p[0], &p[1..3], p[3]);
     (vec![y], g.flatten())
 }
 // ---- end f458 ----
 
 // ---- f459 ----
 #[differentiate]
-fn f459<T>(x: T, xs: &[T]) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (xs[1].exp2() * T::from(0.446).unwrap()).sin();
-    acc -= (xs[1].exp_m1() * T::from(0.446).unwrap()).tanh();
-    let (p1, q2) = f441::<T>(((x + (xs[2] - acc)) * T::from(0.4).unwrap()).tanh(), ((xs[0] * (x - acc)) * T::from(0.38).unwrap()).sin(), 1);
-    let s3 = xs.iter().map(|v| (*v).clamp(T::from(-0.892).unwrap(), T::from(1.022).unwrap())).sum::<T>();
-    let u4 = f454(3, T::tanh((x * (acc + acc)) * T::from(0.333).unwrap()), ((x * q2) * T::from(0.379).unwrap()).sin());
-    acc *= T::signum(acc / (u4[2].abs() + T::from(1.0).unwrap()));
-    acc *= ((((u4[0] - xs[3]) * T::from(0.375).unwrap()).atan() * (x.min(s3) * T::from(0.489).unwrap()).tanh()) * T::from(1.273).unwrap()).sin();
-    let t5 = (((p1 - T::one()) - Float::fract(u4[2])) * T::from(0.362).unwrap()).atan();
-    (acc, u4[1].fract() * t5)
+fn f459<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize, ys: &[T]) -> Vec<T> {
+    let mut acc = T::abs(T::from(0.5).unwrap());
+    for i1 in (0..6).rev().step_by(2) {
+        let mut k2 = 0;
+        let r3 = loop {
+            k2 += 1;
+            let (p4, q5) = f424(ys, T::atan((xs[0] + (acc + acc)) * T::from(0.235).unwrap()) * T::from(0.954).unwrap(), T::tanh((xs[n % xs.len()] + (ys[i1 % 4] * ys[i1 % 4] + T::from(0.75).unwrap()).hypot(xs[n % xs.len()])) * T::from(0.333).unwrap()), ((xs[1] + (acc + ys[n % ys.len()])) * T::from(0.307).unwrap()).sin(), ys);
+            if k2 >= 3 || (ys[n % ys.len()] > T::from(-0.384).unwrap() && Float::max(acc, acc) < T::from(-1.934).unwrap()) {
+                break f421(Float::sin((ys[n % ys.len()] + p4) * T::from(0.333).unwrap()), ((ys[i1 % ys.len()] + (-p4)) * T::from(0.333).unwrap()).sin(), ys, xs);
+            }
+            acc *= (q5 * T::from(0.444).unwrap()).sin();
+        };
+        acc = Float::atan(((acc * T::from(0.827).unwrap()) * (xs[i1 % xs.len()].max(T::from(n).unwrap()) % (ys[n % ys.len()].mul_add(acc, T::from(n).unwrap()).abs() + T::from(0.5).unwrap()))) * T::from(0.172).unwrap()) * T::from(0.318).unwrap();
+        acc *= Float::tanh(r3 * T::from(0.636).unwrap());
+    }
+    let mut w6 = Vec::with_capacity(2);
+    for i7 in 0..2 {
+        w6.push((((acc + xs[i7 % xs.len()]) + Float::log2(T::tanh(acc * T::from(0.8).unwrap()).exp() + T::from(1.0).unwrap())) * T::from(0.335).unwrap()).tanh());
+    }
+    let t8 = acc;
+    let mut out9 = vec![T::zero(); 4];
+    out9[0] += acc;
+    out9[1] = w6[0];
+    out9[2] += t8;
+    out9[3] = acc / (acc + T::from(1.0).unwrap());
+    out9
 }
 
 fn run_f459<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f459(p[0], &p[1..5]);
-    vec![a, b]
+    f459(&p[0..2], 4, &p[2..6])
 }
 
 fn vjp_f459(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f459_pullback(p[0], &p[1..5]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let (y, pullback) = f459_pullback(&p[0..2], 4, &p[2..6]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f459 ----
 
 // ---- f460 ----
 #[differentiate]
-fn f460<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = xs[1];
-    let t1 = acc;
-    if T::cosh(acc) > t1 {
-        let t2 = f414(T::tanh((xs[1] - xs[1]) * T::from(0.666).unwrap()), Float::atan((xs[0] * (acc - xs[0])) * T::from(0.444).unwrap()) * T::from(0.954).unwrap(), ((xs[1] + (acc + T::from(2.0).unwrap()).log(t1 + T::from(4.0).unwrap())) * T::from(0.604).unwrap()).sin()) / (t1.exp() + T::from(0.5).unwrap());
-        if (xs[0] + acc) < acc {
-            let t3 = -(t2 * T::from(0.636).unwrap()).tanh().exp_m1();
-            let t4 = T::sin(f418(2, ((xs[0] * (t2 / (acc.exp() + T::from(0.5).unwrap()))) * T::from(0.212).unwrap()).atan() * T::from(0.954).unwrap(), Float::tanh((xs[1] + acc.mul_add(acc, t2)) * T::from(0.29).unwrap())));
-            acc += t3 + t4;
+fn f460<T>(y: T, xs: &[T], ys: &[T], x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = if (x + T::from(2.5).unwrap()).sqrt().is_sign_negative() { ys[1] } else { ys[0] * xs[2] };
+    let mut t1 = ((acc.exp2() - f454(((y * (x.abs() + T::from(1.0).unwrap()).log10()) * T::from(0.97).unwrap()).sin(), Float::sin((xs[0] + (y + acc)) * T::from(0.38).unwrap()))) * T::from(0.115).unwrap()).tanh();
+    for v2 in xs.iter().copied() {
+        if y.mul_add(y, v2) > y {
+            t1 /= xs[0].abs() + T::from(1.25).unwrap();
+            let v2 = (v2.exp2() * T::from(0.446).unwrap()).sin();
+            acc /= v2.exp() + T::from(1.0).unwrap();
         } else {
-            let s5 = xs.iter().zip(xs).map(|(a, b)| *a * b.tanh()).sum::<T>();
-            acc *= (s5 * T::from(0.444).unwrap()).tanh();
+            let s3: T = xs.iter().copied().sum::<T>();
+            t1 = T::atan((t1.atan() - (s3 * T::from(0.333).unwrap()).atan()) * T::from(0.636).unwrap()) * T::from(0.636).unwrap();
         }
-        acc += t2;
-    } else if t1 <= t1 {
-        let t1 = Float::sin(t1);
-        acc -= t1;
-    } else {
-        acc = T::tanh((acc * (acc / ((T::from(-0.829).unwrap() + t1) * (T::from(-0.829).unwrap() + t1) + T::from(0.5).unwrap()))) * T::from(0.444).unwrap());
+        let t4 = T::trunc(y).abs();
+        t1 -= ((xs[0] - ys[1]) * T::from(0.666).unwrap()).atan() * T::from(0.636).unwrap();
+        t1 /= t4.abs() + T::from(1.5).unwrap();
     }
-    Float::atan((acc - (if (acc - T::from(-1.108).unwrap().trunc()) >= t1 { acc + t1 } else { T::cos(xs[1]) })) * T::from(0.109).unwrap())
+    acc * (t1 * T::from(0.4).unwrap()).sin()
 }
 
 fn run_f460<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f460(&p[0..2])]
+    vec![f460(p[0], &p[1..5], &p[5..8], p[8])]
 }
 
 fn vjp_f460(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f460_grad(&p[0..2]);
+    let (y, g) = f460_grad(p[0], &p[1..5], &p[5..8], p[8]);
     (vec![y], g.flatten())
 }
 // ---- end f460 ----
 
 // ---- f461 ----
 #[differentiate]
-fn f461<T>(xs: &[T]) -> T
+fn f461<T>(n: usize, xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = xs[0].floor();
-    let (p1, q2) = f441(((xs[2] + f457(((xs[2] + xs[0]) * T::from(0.666).unwrap()).tanh(), ((xs[0] + (xs[1] / (xs[1].abs() + T::from(1.0).unwrap()))) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), xs, ((xs[2] - (T::from(-1.835).unwrap() - acc)) * T::from(0.342).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.32).unwrap()).tanh(), ((xs[1] * acc) * T::from(0.533).unwrap()).atan() * T::from(0.954).unwrap(), 3);
-    if (xs[0] + T::one()).is_sign_negative() {
-        acc = T::tanh((T::sinh(acc) - ((q2 * ((acc + q2) * T::from(0.332).unwrap()).atan()) + (xs[0] + q2))) * T::from(0.12).unwrap());
-        acc += T::atan(((f410::<T>(((xs[0] - p1) * T::from(0.398).unwrap()).tanh()) / (p1.abs() + T::from(0.5).unwrap())) / (T::from(1.77).unwrap() + T::from(2.52).unwrap())) * T::from(0.337).unwrap());
-    }
-    for i3 in 0..xs.len() {
-        let t4 = f406::<T>(T::atan((xs[i3] + T::from(i3).unwrap()) * T::from(0.444).unwrap()) * T::from(0.954).unwrap());
-        let mut k5 = 0;
-        loop {
-            k5 += 1;
-            acc += ((p1 - q2) * T::from(0.284).unwrap()).tanh() * T::from(0.2).unwrap();
-            if ((Float::sin(acc * T::from(0.359).unwrap()).exp() + T::from(1.0).unwrap()).ln() > p1 && acc.fract() < T::from(0.35).unwrap()) || k5 >= 5 {
-                break;
-            }
+    let mut acc = ((T::from(0.5).unwrap() + T::from(1.0).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+    let mut k1 = 0;
+    while k1 < 3 && (f410(T::sin((xs[n % xs.len()] - f419::<T>(xs, xs, n)) * T::from(0.666).unwrap())).is_sign_negative()) {
+        k1 += 1;
+        for _ in 1..3 {
+            let t3 = acc.mul_add(T::from(n).unwrap(), acc).clamp(T::from(-0.824).unwrap(), T::from(1.101).unwrap());
+            acc /= t3.abs() + T::from(1.5).unwrap();
         }
-        acc = ((acc - (xs[1] + f417(xs, ((xs[i3 % 3] + q2.mul_add(xs[i3 % 3], p1)) * T::from(0.194).unwrap()).atan() * T::from(0.954).unwrap(), xs[i3 % xs.len()] * xs[0].signum(), ((xs[i3] * (acc.abs() + T::from(0.75).unwrap()).sqrt()) * T::from(0.53).unwrap()).atan() * T::from(0.954).unwrap()))) * T::from(0.147).unwrap()).atan();
-        acc = Float::sin(((acc.sin() * T::from(0.85).unwrap()).asin() - (((q2 + xs[i3]) * T::from(0.398).unwrap()).sin() * t4.tanh())) * T::from(0.482).unwrap());
+        acc = ((acc + acc) * T::from(0.255).unwrap()).sin() * T::from(0.916).unwrap();
     }
     acc
 }
 
 fn run_f461<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f461(&p[0..3])]
+    vec![f461(2, &p[0..3])]
 }
 
 fn vjp_f461(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f461_grad(&p[0..3]);
+    let (y, g) = f461_grad(2, &p[0..3]);
     (vec![y], g.flatten())
 }
 // ---- end f461 ----
 
 // ---- f462 ----
 #[differentiate]
-fn f462<T>(n: usize, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = T::max(T::from(0.5).unwrap(), xs[n % xs.len()]).cos();
-    let mut t1 = ((xs[n % 4] - ((xs[n % xs.len()] - xs[n % 4]) + acc)) * T::from(0.363).unwrap()).atan();
-    let mut w2 = vec![T::zero(); 4];
-    for _ in (0..4).rev().step_by(3) {
-        let t4 = ((t1 + t1) * T::from(0.28).unwrap()).sin() * acc.trunc();
-        let t5 = (acc * acc + T::from(0.75).unwrap()).log(acc * acc + T::from(2.25).unwrap());
-        w2[n % 4] -= (t5 * T::from(0.608).unwrap()).sin();
-        t1 /= t4.abs() + T::from(1.5).unwrap();
+fn f462<T: Float + NumAssign + Sum + Product>(x: T, y: T, ys: &[T], xs: &[T]) -> T {
+    let mut acc = Float::sin(ys[0]) - (x / (x.exp() + T::from(1.0).unwrap()));
+    let mut t1 = T::atanh(T::cosh(x).tanh() * T::from(0.9).unwrap()).trunc();
+    t1 += (f410(T::tanh((ys[1] - ys[1]) * T::from(0.666).unwrap())) * T::from(0.424).unwrap()).atan();
+    for _ in xs.iter() {
+        acc *= (f452(ys, xs) * T::from(1.333).unwrap()).tanh();
     }
-    let mut k6 = 0;
-    let r7 = loop {
-        k6 += 1;
-        t1 += (Float::powf(((T::from(-0.591).unwrap() + t1) * T::from(0.279).unwrap()).atan() + T::from(2.571).unwrap(), (w2[n - 1] * T::from(0.285).unwrap()).atan()) * T::from(0.214).unwrap()).tanh();
-        let (b8, b9) = (T::clamp(xs[n % xs.len()], T::tanh(T::from(n).unwrap() * T::from(0.5).unwrap()) - T::from(1.25).unwrap(), (xs[1] * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()) - xs[n % xs.len()].atan(), ((T::from(n).unwrap() / (((t1 % (Float::atan(t1 * T::from(0.304).unwrap()).exp() + T::from(0.5).unwrap())) * T::from(0.376).unwrap()).tanh() + T::from(1.75).unwrap())) * T::from(0.375).unwrap()).atan());
-        if k6 >= 5 || (Float::asin((b9 * T::from(1.273).unwrap()).tanh() * T::from(0.9).unwrap()) > T::from(1.675).unwrap() || f445::<T>(((xs[3] + w2[3]) * T::from(0.235).unwrap()).tanh(), xs, n, ((xs[n - 1] + (xs[n % xs.len()] / ((w2[n % 4] * T::from(0.285).unwrap()).tanh().exp() + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[n % 4] * b8) * T::from(0.348).unwrap()).atan() * T::from(0.954).unwrap(), xs) <= xs[n % 4]) {
-            break Float::log(T::tanh(w2[n % w2.len()].abs() * T::from(0.285).unwrap()) * T::tanh(w2[n % w2.len()].abs() * T::from(0.285).unwrap()) + T::from(1.0).unwrap(), ((t1 - b9) * T::from(0.245).unwrap()).atan() + T::from(3.571).unwrap());
-        }
-    };
-    (acc - r7) - xs[n % xs.len()]
+    ((acc - y) * (t1 * T::from(0.494).unwrap()).atan()) + ((t1 - x) * T::from(0.36).unwrap()).atan().powi(2)
 }
 
 fn run_f462<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f462(3, &p[0..4])]
+    vec![f462(p[0], p[1], &p[2..4], &p[4..7])]
 }
 
 fn vjp_f462(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f462_grad(3, &p[0..4]);
+    let (y, g) = f462_grad(p[0], p[1], &p[2..4], &p[4..7]);
     (vec![y], g.flatten())
 }
 // ---- end f462 ----
 
 // ---- f463 ----
-#[differentiate]
-fn f463<T>(ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[4].to_radians() + xs[1].clamp(T::from(-0.606).unwrap(), T::from(1.004).unwrap());
-    acc += (acc / (acc * acc + T::from(0.75).unwrap())) + acc.cos();
-    let mut t1 = (T::atan((ys[1] + acc) * T::from(0.407).unwrap()) + T::from(2.071).unwrap()).log2();
-    for _ in (0..5).rev() {
-        if acc <= T::from(-1.543).unwrap() {
-            acc -= T::tanh(T::log10(t1.abs() + T::from(0.5).unwrap()) * T::from(0.664).unwrap());
-        }
-        let t3 = ((Float::floor(acc) * T::from(0.212).unwrap()).sin() * (Float::floor(acc) * T::from(0.212).unwrap()).sin() + T::from(0.75).unwrap()).recip();
-        t1 = T::tanh((t1.floor() + t3) * T::from(0.215).unwrap());
+#[differentiate(wrt(xs))]
+fn f463<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> T {
+    let mut acc = ((Float::clamp(x, T::from(-1.286).unwrap(), T::from(0.485).unwrap()) + Float::asin((x * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap())) * T::from(0.451).unwrap()).tanh();
+    if !(xs[0].exp() <= xs[1]) && T::min(acc, acc).is_sign_negative() || (acc - acc) <= T::from(-0.107).unwrap() {
+        acc -= x - (acc + x);
+        let t1 = ((if (acc - x) < T::from(-1.658).unwrap() && (xs[0] + x) > T::from(-0.821).unwrap() { acc } else { T::log10(xs[1] + T::from(2.0).unwrap()) }) * T::from(0.4).unwrap()).atan();
+        acc /= t1 + T::from(3.071).unwrap();
+    } else if acc.floor() >= T::from(0.498).unwrap() {
+        let (b2, b3) = (x, Float::powi(Float::fract(xs[0]), 2));
+        acc /= ((b2 + b3) * T::from(0.8).unwrap()).tanh().exp() + T::from(1.5).unwrap();
+    } else {
+        let (b4, b5) = ((x + T::one()) - Float::min(xs[0], acc), ((acc.atan2(acc.exp() + T::from(0.5).unwrap()) - x.sinh()) * T::from(0.364).unwrap()).tanh());
+        acc *= ((b4 + b5) * T::from(0.4).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    acc + t1
+    acc
 }
 
 fn run_f463<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f463(&p[0..2], &p[2..7])]
+    vec![f463(p[0], &p[1..3])]
 }
 
 fn vjp_f463(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f463_grad(&p[0..2], &p[2..7]);
+    let (y, g) = f463_grad(p[0], &p[1..3]);
     (vec![y], g.flatten())
 }
 // ---- end f463 ----
 
 // ---- f464 ----
 #[differentiate]
-fn f464<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = xs[1];
-    acc *= ((ys[0] / ((Float::clamp(T::from(0.5).unwrap() % (acc * acc + T::from(1.0).unwrap()), T::from(-0.883).unwrap().powi(3) - T::from(1.25).unwrap(), T::tanh(ys[1] * T::from(1.333).unwrap()) + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).atan().exp() + T::from(0.5).unwrap())) * T::from(0.666).unwrap()).tanh();
-    for i1 in 0..xs.len() {
-        match i1 % 3 {
-            0 => {
-                let mut k2 = 0;
-                while ((xs[i1] + acc).is_sign_positive()) && k2 < 2 {
-                    k2 += 1;
-                    let s3: T = xs.iter().copied().sum::<T>();
-                    acc -= Float::sin((s3 * T::from(0.266).unwrap()).sin() * T::from(2.0).unwrap()) * T::from(0.5).unwrap();
-                }
-            }
-            1 | 2 => {
-                let t4 = (acc.signum() * ((acc / ((acc * T::from(0.307).unwrap()).tanh() * (acc * T::from(0.307).unwrap()).tanh() + T::from(1.0).unwrap())) * T::from(0.307).unwrap()).tanh()) + f406::<T>(((xs[1] * acc) * T::from(0.205).unwrap()).atan() * T::from(0.954).unwrap());
-                acc = T::atan((Float::signum(acc) + t4) * T::from(0.666).unwrap()) * T::from(0.954).unwrap();
-            }
-            _ => {
-                acc -= ((f414(((ys[1] + acc) * T::from(0.25).unwrap()).tanh(), ((xs[xs.len() - 1 - i1] - Float::tanh(acc)) * T::from(0.8).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[3] + xs[i1].ceil()) * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap()) + T::min(xs[xs.len() - 1 - i1], xs[3])) * T::from(0.651).unwrap()).sin();
-            }
-        }
-    }
-    acc + Float::ln_1p((T::sin(acc * T::from(0.307).unwrap()) * T::sin(acc * T::from(0.307).unwrap()) + T::from(0.25).unwrap()) - T::from(0.75).unwrap())
+fn f464<T>(x: T, ys: &[T], xs: &[T], n: usize, y: T, z: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::from(n).unwrap().min(T::one());
+    let t1 = z;
+    acc = (acc * T::from(-0.458).unwrap()) + x;
+    acc /= (f461(n, xs) + T::from(1.917).unwrap()).ln().exp() + T::from(1.0).unwrap();
+    (((acc - ys[1]) + y) - t1) + ((t1 + ys[n % ys.len()]) / (ys[3].sin().abs() + T::from(0.75).unwrap()))
 }
 
 fn run_f464<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f464(&p[0..3], &p[3..8])]
+    vec![f464(p[0], &p[1..6], &p[6..9], 2, p[9], p[10])]
 }
 
 fn vjp_f464(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f464_grad(&p[0..3], &p[3..8]);
+    let (y, g) = f464_grad(p[0], &p[1..6], &p[6..9], 2, p[9], p[10]);
     (vec![y], g.flatten())
 }
 // ---- end f464 ----
 
 // ---- f465 ----
 #[differentiate]
-fn f465<T>(ys: &[T], y: T, x: T, xs: &[T], n: usize) -> Vec<T>
+fn f465<T>(xs: &[T], y: T, x: T, ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (xs[n - 1] + T::from(2.25).unwrap()).log10();
-    acc = (acc * T::from(0.113).unwrap()) + xs[2].tanh().trunc();
-    let mut k1 = 0;
-    while k1 < 4 && (f445(((x - (ys[n % ys.len()] + acc)) * T::from(0.382).unwrap()).tanh(), ys, n, ((x + xs[n - 1]) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[n % xs.len()] * y) * T::from(0.888).unwrap()).tanh(), xs).is_sign_negative()) {
-        k1 += 1;
-        acc = (acc * T::from(-0.025).unwrap()) * ((acc.tanh() * T::from(0.9).unwrap()).acos() * (xs[1] / (xs[n % xs.len()].abs() + T::from(0.75).unwrap())));
-        let mut k2 = 0;
-        while k2 < 2 && (ys[n - 1].mul_add(xs[n % xs.len()], T::from(0.5).unwrap()) < T::from(-0.987).unwrap()) {
-            k2 += 1;
-            let (p3, q4) = f405::<T>(xs);
-            let q4 = ((q4 * T::from(0.416).unwrap()).atan() + T::from(2.321).unwrap()).recip();
-            let t5 = Float::atan((if q4 <= y { q4 } else { p3 }).hypot((y.trunc() * y.trunc() + T::from(1.0).unwrap()).log2() + T::from(3.472).unwrap()) * T::from(0.177).unwrap());
-            acc += (t5 * T::from(1.273).unwrap()).sin() * T::from(0.5).unwrap();
+    let mut acc = ys[0];
+    for i1 in 0..4 {
+        match i1 % 3 {
+            0 => {
+                let t2 = T::sin(((x + acc) - (xs[0] + acc)) * T::from(0.142).unwrap());
+                acc += t2;
+            }
+            1 => {
+                let mut k3 = 0;
+                loop {
+                    k3 += 1;
+                    let t5 = x;
+                    if (x < T::from(-0.11).unwrap()) || k3 >= 1 {
+                        break;
+                    }
+                    acc = Float::tanh(((acc * T::from(-0.517).unwrap()) * t5) * T::from(0.468).unwrap());
+                }
+                acc += ((xs[0] + f455(4, ((y * y.mul_add(ys[i1 % 2], x)) * T::from(0.355).unwrap()).tanh(), T::atan((y * (T::one() + T::from(i1).unwrap())) * T::from(0.266).unwrap()) * T::from(0.954).unwrap())) * T::from(0.173).unwrap()).atan() * T::from(0.636).unwrap();
+            }
+            _ => {
+                let t6 = (f455::<T>(3, Float::sin((ys[i1 % ys.len()] - (ys[1].abs() + T::from(0.5).unwrap()).sqrt()) * T::from(0.686).unwrap()), T::sin((ys[i1 % ys.len()] + (ys[i1 % 2] - x)) * T::from(0.444).unwrap())) * T::from(0.2).unwrap()).tanh() * (acc * T::from(0.363).unwrap()).sin();
+                acc += t6;
+            }
         }
-        let s6 = ys.iter().fold((x * T::from(1.333).unwrap()).sin(), |acc, &v| acc * T::from(0.575).unwrap() + (((v + T::from(2.5).unwrap()).sqrt() - v.sin()) * T::from(0.666).unwrap()).sin());
-        acc = Float::tanh((Float::sin((acc * T::from(0.321).unwrap()).tanh()) * s6) * T::from(0.596).unwrap());
+        let t7 = ((T::from(i1).unwrap() - ys[i1 % 2]) * T::from(0.363).unwrap()).tanh();
+        acc = (((-(acc.abs() + T::from(1.0).unwrap())).cbrt() + t7) * T::from(0.697).unwrap()).atan() * T::from(0.954).unwrap();
     }
-    let mut out7 = vec![T::zero(); 3];
-    out7[0] += (acc * T::from(0.321).unwrap()).atan();
-    out7[2] = ys[n - 1];
-    out7
+    acc
 }
 
 fn run_f465<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f465(&p[0..4], p[4], p[5], &p[6..10], 3)
+    vec![f465(&p[0..2], p[2], p[3], &p[4..6])]
 }
 
-fn vjp_f465(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f465_pullback(&p[0..4], p[4], p[5], &p[6..10], 3);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f465(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f465_grad(&p[0..2], p[2], p[3], &p[4..6]);
+    (vec![y], g.flatten())
 }
 // ---- end f465 ----
 
 // ---- f466 ----
 #[differentiate]
-fn f466<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = xs[2].to_radians() + T::from(0.5).unwrap();
-    let mut t1 = xs[0].clamp(((xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), acc + T::from(1.25).unwrap()) % ((T::one() - acc) + T::from(2.027).unwrap());
-    let l2;
-    if (xs[2] + acc).is_sign_negative() {
-        t1 *= ((((t1 * T::from(0.889).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() - acc) * T::from(0.589).unwrap()).tanh();
-        l2 = xs[2];
-    } else {
-        l2 = acc;
+fn f466<T: Float + NumAssign + Sum + Product>(x: T, y: T, ys: &[T], xs: &[T]) -> T {
+    let mut acc = (f455(2, ((ys[2] * ys[0].sinh()) * T::from(0.566).unwrap()).tanh(), ((y * x) * T::from(0.888).unwrap()).tanh()) * T::from(0.2).unwrap()).tanh();
+    acc -= acc;
+    if ys[1].is_sign_negative() {
+        for _ in ys.iter() {
+            let mut k2 = 0;
+            let r3 = loop {
+                k2 += 1;
+                let t4 = x;
+                acc = (((acc * T::from(0.397).unwrap()) + x) * T::from(0.515).unwrap()).tanh();
+                if k2 >= 5 || ((y * Float::signum(T::from(1.681).unwrap())) > T::from(0.029).unwrap()) {
+                    break Float::trunc(ys[2].tanh().tan());
+                }
+                acc /= t4 + T::from(2.75).unwrap();
+            };
+            let b5 = {
+                let c6 = ((acc - Float::to_radians(ys[3])) * T::from(0.331).unwrap()).sin();
+                ((c6 + f406(xs, T::tanh((y + T::from(0.5).unwrap()) * T::from(1.0).unwrap()), Float::tanh((xs[2] + ys[0]) * T::from(0.666).unwrap()))) * T::from(0.444).unwrap()).tanh()
+            };
+            acc -= ((r3 + b5) * T::from(0.562).unwrap()).sin();
+        }
+        let s7 = ys.iter().copied().product::<T>();
+        acc += y;
+        acc = T::to_radians(acc) * T::tanh(s7 * T::from(0.395).unwrap());
     }
-    (acc + t1) * l2
+    acc - ((T::from(1.516).unwrap() - y) * x)
 }
 
 fn run_f466<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f466(&p[0..3])]
+    vec![f466(p[0], p[1], &p[2..6], &p[6..10])]
 }
 
 fn vjp_f466(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f466_grad(&p[0..3]);
+    let (y, g) = f466_grad(p[0], p[1], &p[2..6], &p[6..10]);
     (vec![y], g.flatten())
 }
 // ---- end f466 ----
 
 // ---- f467 ----
 #[differentiate]
-fn f467<T: Float + NumAssign + Sum + Product>(y: T, x: T, z: T) -> (T, T) {
-    let mut acc = x;
-    let t1 = x.abs();
-    for _ in 0..1 {
-        if t1.tanh().tan() < T::from(1.042).unwrap() || z >= T::from(0.426).unwrap() {
-            break;
+fn f467<T: Float + NumAssign + Sum + Product>(x: T, ys: &[T], y: T, xs: &[T], n: usize) -> Vec<T> {
+    let mut acc = y * y;
+    acc /= ((f410(((y + T::from(n).unwrap()) * T::from(0.363).unwrap()).tanh()) / (((x / (xs[3] + T::from(2.25).unwrap())) + x) + T::from(4.25).unwrap())) * T::from(0.318).unwrap()).atan() + T::from(3.071).unwrap();
+    match n {
+        1 => {
+            let s1 = ys.iter().map(|v| (((-*v) - (*v - *v)) * T::from(0.444).unwrap()).tanh()).sum::<T>();
+            acc *= (s1 * T::from(0.666).unwrap()).tanh();
         }
-        let mut k3 = 0;
-        while k3 < 5 && (f418(3, x * T::from(-1.992).unwrap().tanh(), ((y - (z.sin() * T::from(0.85).unwrap()).acos()) * T::from(0.43).unwrap()).atan() * T::from(0.954).unwrap()) > T::from(0.647).unwrap() && t1 >= T::from(0.507).unwrap()) {
-            k3 += 1;
-            let t4 = ((y.round() * T::acosh((acc.abs() + T::from(0.5).unwrap()) + T::one())) * T::from(0.387).unwrap()).sin();
-            acc -= ((-t4) * T::from(2.0).unwrap()).sin() * T::from(0.2).unwrap();
+        2 | 3 => {
+            let t2 = (((xs[n - 1].sin() * T::from(0.85).unwrap()).acos() + ys[n % ys.len()]) * T::from(0.43).unwrap()).tanh();
+            acc *= t2;
+        }
+        _ => {
+            let u3 = f453::<T>(((y + f464(Float::sin((x + (acc + T::from(2.75).unwrap()).recip()) * T::from(0.571).unwrap()), xs, ys, n, ((ys[n % ys.len()] + ((acc * T::from(0.888).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.458).unwrap()).sin(), ((xs[n % 5] + y.cos()) * T::from(0.8).unwrap()).tanh())) * T::from(0.15).unwrap()).atan() * T::from(0.954).unwrap(), ((x * xs[n - 1].min(ys[2])) * T::from(0.888).unwrap()).sin(), xs);
+            acc += u3[1];
         }
     }
-    let t5 = t1;
-    (acc, (acc + (t5 / (t5 + T::from(2.5).unwrap()))) + t5)
+    let mut out4 = vec![T::zero(); 4];
+    out4[0] += (acc * T::from(0.347).unwrap()).sin();
+    out4[3] = xs[3];
+    out4
 }
 
 fn run_f467<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f467(p[0], p[1], p[2]);
-    vec![a, b]
+    f467(p[0], &p[1..4], p[4], &p[5..10], 2)
 }
 
 fn vjp_f467(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f467_pullback(p[0], p[1], p[2]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let (y, pullback) = f467_pullback(p[0], &p[1..4], p[4], &p[5..10], 2);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f467 ----
 
 // ---- f468 ----
 #[differentiate]
-fn f468<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = xs[0];
-    let w1 = vec![T::zero(); 4];
-    let l2;
-    if Float::to_radians(acc) > T::from(0.016).unwrap() {
-        for i3 in 1..=2 {
-            let t4 = (T::sqrt(w1[i3] + T::from(2.5).unwrap()).cosh() * T::from(0.472).unwrap()).tanh();
-            acc /= t4.exp() + T::from(1.5).unwrap();
+fn f468<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, n: usize) -> T {
+    let mut acc = (T::from(-0.858).unwrap() / (x + T::from(2.0).unwrap())).fract();
+    let mut t1 = T::log2((-(acc.sin() * T::from(0.85).unwrap()).atanh()) * (-(acc.sin() * T::from(0.85).unwrap()).atanh()) + T::from(0.5).unwrap());
+    let mut k2 = 0;
+    while ((x + t1) > t1) && k2 < 2 {
+        k2 += 1;
+        let s3 = xs.iter().fold((T::from(n).unwrap() * T::from(0.5).unwrap()).atan() * T::from(0.636).unwrap(), |acc, &v| acc * T::from(0.35).unwrap() + ((v.min(v) + T::from(-0.263).unwrap().floor()) * T::from(0.723).unwrap()).tanh());
+        if Float::clamp(xs[n % 2], T::from(-1.171).unwrap(), T::from(1.074).unwrap()) <= T::from(-0.722).unwrap() && (T::from(-1.167).unwrap() - s3) < T::from(-2.044).unwrap() {
+            let s4 = xs.iter().map(|v| *v + (*v * *v)).sum::<T>();
+            acc /= T::tanh(s4 * T::from(0.266).unwrap()).exp() + T::from(1.0).unwrap();
         }
-        l2 = (((w1[2] * T::from(0.9).unwrap()).atanh() - (acc / (acc * acc + T::from(0.5).unwrap()))) * T::from(0.447).unwrap()).tanh() * w1[0];
-    } else {
-        acc += (((acc + xs[2]) * T::from(0.666).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees();
-        l2 = Float::asin(T::max(T::from(0.5).unwrap(), acc.atan2((acc * T::from(0.458).unwrap()).tanh().exp() + T::from(0.5).unwrap())).tanh() * T::from(0.9).unwrap());
+        let w5 = vec![acc, ((acc + xs[n % 2]) * T::from(0.444).unwrap()).tanh()];
+        t1 *= (w5[1] * T::from(0.666).unwrap()).sin();
     }
-    (acc - l2) + T::from(-0.47).unwrap()
+    (acc + t1) + T::from(n).unwrap()
 }
 
 fn run_f468<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f468(&p[0..4])]
+    vec![f468(&p[0..2], p[2], 3)]
 }
 
 fn vjp_f468(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f468_grad(&p[0..4]);
+    let (y, g) = f468_grad(&p[0..2], p[2], 3);
     (vec![y], g.flatten())
 }
 // ---- end f468 ----
 
 // ---- f469 ----
 #[differentiate]
-fn f469<T>(xs: &[T], x: T) -> T
+fn f469<T>(x: T, xs: &[T], y: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = xs[0] * x.tanh();
-    acc = Float::tanh((acc - ((acc * xs[1]).floor() * acc)) * T::from(0.313).unwrap());
-    for i1 in (0..4).rev() {
-        let l2;
-        if x.is_sign_positive() {
-            l2 = xs[0].fract();
-        } else {
-            l2 = T::recip(((acc.tanh() * T::from(0.9).unwrap()).atanh() - (xs[1] / (Float::tanh(acc * T::from(0.4).unwrap()) * Float::tanh(acc * T::from(0.4).unwrap()) + T::from(0.5).unwrap()))).abs() + T::from(0.5).unwrap());
-        }
-        if x <= T::from(0.342).unwrap() && Float::sin(xs[1]) > T::from(0.673).unwrap() || acc < x {
-            if (x - acc) < xs[i1 % 2] {
-                if ((acc * T::from(0.4).unwrap()).sin() * T::from(0.9).unwrap()).atanh().is_sign_negative() || xs[i1 % xs.len()] < xs[i1 % xs.len()] {
-                    let u3 = f454::<T>(4, ((x - T::from(i1).unwrap()) * T::from(0.363).unwrap()).tanh(), ((x + (T::from(-1.552).unwrap() * l2)) * T::from(0.434).unwrap()).sin());
-                    acc -= ((xs[i1 % 2] * Float::sin((u3[u3.len() - 1 - i1] + x) * T::from(0.375).unwrap())) * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-                } else if (xs[i1 % 2] + x) < T::from(-0.914).unwrap() {
-                    let mut w4 = Vec::with_capacity(2);
-                    for i5 in 0..2 {
-                        w4.push(T::from(i5).unwrap().sin() / ((xs[i1 % 2] - l2).abs() + T::from(1.0).unwrap()));
-                    }
-                    acc /= w4[1] + T::from(2.25).unwrap();
-                } else {
-                    let t6 = xs[i1 % xs.len()];
-                    acc += (t6 * T::from(1.333).unwrap()).tanh();
-                }
-                acc = (((acc.tanh() * T::from(0.9).unwrap()).atanh() + T::atan2(f410(((xs[0] + acc) * T::from(0.307).unwrap()).atan() * T::from(0.954).unwrap()), xs[0].abs() + T::from(0.5).unwrap())) * T::from(0.433).unwrap()).sin();
-            }
-        } else {
-            acc *= ((((xs[i1 % xs.len()] * x) / (xs[1].exp() + T::from(1.0).unwrap())) - (acc / (T::sin(acc * T::from(0.4).unwrap()).exp() + T::from(0.5).unwrap()))) * T::from(0.163).unwrap()).atan() * T::from(0.636).unwrap();
-        }
-        acc = (((((acc * T::from(0.4).unwrap()).tanh() * (acc * T::from(0.4).unwrap()).tanh() + T::from(0.5).unwrap()) + T::one()).acosh() + (if (xs[i1 % xs.len()] - acc) > T::from(2.021).unwrap() { f414(((xs[i1 % xs.len()] + x) * T::from(0.666).unwrap()).sin(), T::atan((x + xs[i1 % xs.len()].clamp((xs[i1 % 2] * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), (T::atan(l2 * T::from(1.0).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap())) * T::from(0.533).unwrap()) * T::from(0.954).unwrap(), ((x + f414(((x - xs[i1 % 2]) * T::from(0.666).unwrap()).sin(), ((x + (xs[i1 % xs.len()] / ((T::from(i1).unwrap() * T::from(0.5).unwrap()).atan().exp() + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[i1 % 2] + x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.651).unwrap()).tanh()) } else { xs[i1 % 2] + l2 })) * T::from(0.394).unwrap()).sin();
+    let acc = (xs[1] / (y * y + T::from(1.0).unwrap())).ceil();
+    let mut w1 = Vec::with_capacity(4);
+    for i2 in 0..4 {
+        w1.push(xs[i2 % 4]);
     }
-    ((acc * ((xs[1] + acc) - xs[1])) * T::from(0.05).unwrap()).tanh()
+    let u3 = f451::<T>(xs, ((xs[2] + y.cosh()) * T::from(0.519).unwrap()).atan() * T::from(0.954).unwrap(), Float::sin((x * (x + x)) * T::from(0.444).unwrap()));
+    let t4 = (((x / (x.abs() + T::from(0.75).unwrap())) - u3[1]) * T::from(0.4).unwrap()).tanh();
+    ((((acc + w1[3]) + t4) * acc) * T::from(0.16).unwrap()).sin()
 }
 
 fn run_f469<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f469(&p[0..2], p[2])]
+    vec![f469(p[0], &p[1..5], p[5])]
 }
 
 fn vjp_f469(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f469_grad(&p[0..2], p[2]);
+    let (y, g) = f469_grad(p[0], &p[1..5], p[5]);
     (vec![y], g.flatten())
 }
 // ---- end f469 ----
 
 // ---- f470 ----
 #[differentiate]
-fn f470<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, n: usize) -> T {
-    let mut acc = Float::atan(xs[3].exp_m1() * T::from(0.446).unwrap());
-    if (-acc) < xs[n % xs.len()] {
-        let t1 = xs[n - 1];
-        for i2 in (0..2).step_by(3) {
-            let mut w3 = vec![T::zero(); 4];
-            acc /= (-Float::exp(w3[i2 + 1] * T::from(1.194).unwrap())) + T::from(2.0).unwrap();
-            w3[3] *= T::from(n).unwrap().sin();
-            acc *= w3[1];
+fn f470<T>(x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (x + x).asinh();
+    for i1 in 1..3 {
+        if (-acc) < T::from(1.896).unwrap() {
+            acc -= ((acc - (T::from(i1).unwrap() + ((acc * T::from(0.523).unwrap()).atan().exp() + T::from(0.5).unwrap()).log10())) * T::from(0.214).unwrap()).tanh();
+        } else {
+            let t2 = T::from(0.5).unwrap();
+            acc += t2;
         }
-        let mut w4 = Vec::with_capacity(4);
-        for _ in 0..4 {
-            w4.push((xs[0] * x).max(x - t1));
-        }
-        acc = ((acc + w4[0]) * T::from(0.437).unwrap()).tanh();
-    } else {
-        acc /= ((x * x + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() + T::from(2.322).unwrap();
+        let t3 = acc;
+        acc = T::tanh((acc + t3) * T::from(0.261).unwrap());
     }
     acc
 }
 
 fn run_f470<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f470(&p[0..4], p[4], 2)]
+    vec![f470(p[0])]
 }
 
 fn vjp_f470(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f470_grad(&p[0..4], p[4], 2);
+    let (y, g) = f470_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f470 ----
 
 // ---- f471 ----
 #[differentiate]
-fn f471<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = T::from(0.5).unwrap();
-    acc -= acc;
-    acc = acc + ((Float::ln_1p((xs[1].exp() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()) * (xs[2] % (ys[2] * ys[2] + T::from(0.75).unwrap()))) * Float::sin(f457::<T>(ys[1] * (acc.abs() + T::from(0.75).unwrap()).log(ys[2] + T::from(3.5).unwrap()), ((xs[2] * (T::from(1.064).unwrap() * T::from(1.064).unwrap() + T::from(0.5).unwrap()).recip()) * T::from(0.666).unwrap()).tanh(), ys, ((ys[1] + (acc.exp() + T::from(0.5).unwrap()).log(acc + T::from(3.5).unwrap())) * T::from(0.627).unwrap()).sin()) * T::from(0.421).unwrap()));
-    let mut k1 = 0;
-    while k1 < 3 && (acc.fract() < acc && xs[0].max(acc) <= T::from(2.044).unwrap()) {
-        k1 += 1;
-        acc -= T::from(-0.805).unwrap();
-        let (p2, q3) = f427::<T>(Float::atan((ys[0] + (xs[2] * (acc * T::from(0.302).unwrap()).sin())) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), Float::tanh((ys[1] * (xs[0] + acc)) * T::from(0.164).unwrap()), ys);
-        acc *= ((p2 * q3) * T::from(0.212).unwrap()).sin();
+fn f471<T>(xs: &[T], x: T, ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::ln(T::acos(xs[0].tanh() * T::from(0.9).unwrap()) + T::from(3.892).unwrap());
+    acc = acc + ys[0].cos();
+    let mut t1 = (acc.tanh() * T::from(0.9).unwrap()).atanh();
+    let t2 = T::exp((f443(((ys[0] - t1) * T::from(0.672).unwrap()).sin()) * T::from(0.624).unwrap()).tanh());
+    for &v3 in xs.iter() {
+        t1 = (((t1 * T::from(0.364).unwrap()) + ((x - ys[0]).sin() - (t2 / (t2.abs() + T::from(0.5).unwrap())).min(v3.exp2()))) * T::from(0.227).unwrap()).sin();
+        acc -= (((-xs[1]) - (-t2)) * T::from(0.474).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    ((acc * acc) * T::from(0.054).unwrap()).tanh()
+    let w4 = vec![t2, ((x - t2) * T::from(0.474).unwrap()).atan()];
+    for (&_, &_) in ys.iter().zip(&w4) {
+        let t7 = T::tanh(w4[1] * T::from(0.423).unwrap());
+        acc += t7;
+    }
+    ((acc + t1) * T::from(0.161).unwrap()).sin()
 }
 
 fn run_f471<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f471(&p[0..3], &p[3..6])]
+    vec![f471(&p[0..5], p[5], &p[6..8])]
 }
 
 fn vjp_f471(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f471_grad(&p[0..3], &p[3..6]);
+    let (y, g) = f471_grad(&p[0..5], p[5], &p[6..8]);
     (vec![y], g.flatten())
 }
 // ---- end f471 ----
 
 // ---- f472 ----
 #[differentiate]
-fn f472<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], ys: &[T], x: T) -> T {
-    let mut acc = T::from(-0.76).unwrap() / ((ys[0] - T::from(0.5).unwrap()) + T::from(2.5).unwrap());
-    let mut w1 = ys.to_vec();
-    acc /= ((((xs[1].abs() + T::from(0.5).unwrap()).powf(T::from(0.5).unwrap()) - acc) * (ys[0] * (x * x + T::from(0.5).unwrap()).log(acc.abs() + T::from(2.0).unwrap()))) * T::from(0.259).unwrap()).atan() + T::from(2.821).unwrap();
-    w1[1] += x;
-    let t2 = T::tanh((y + ys[0]) + T::mul_add(x, T::from(1.336).unwrap(), x));
-    let s3 = w1.iter().zip(&w1).map(|(a, b)| *a * b.tanh()).sum::<T>();
-    let s3 = (s3.abs() * T::from(0.111).unwrap()).atan();
-    acc -= (f451(ys) * T::from(0.218).unwrap()).sin();
-    let w4 = vec![(x.exp() + T::from(0.5).unwrap()).ln(); 5];
-    acc = (acc * T::from(-0.326).unwrap()) - acc.cos().powi(2);
-    ((acc + t2) * s3) * w4[4]
+fn f472<T>(z: T, x: T, xs: &[T], n: usize, y: T) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((T::from(0.291).unwrap().atan2(-(y.exp() + T::from(0.5).unwrap())) - z) * T::from(0.43).unwrap()).atan();
+    for v1 in xs.iter().copied() {
+        let t2 = (y + T::from(2.25).unwrap()).log(v1 + T::from(3.5).unwrap());
+        acc *= (t2 * T::from(1.048).unwrap()).tanh();
+    }
+    let t3 = Float::tanh(xs[n % xs.len()].hypot(T::from(0.849).unwrap().abs() + T::from(0.5).unwrap()).max(Float::powf(((x * T::from(n).unwrap()) * T::from(0.333).unwrap()).atan() * ((x * T::from(n).unwrap()) * T::from(0.333).unwrap()).atan() + T::from(0.5).unwrap(), ((xs[n % xs.len()] - y) * T::from(0.666).unwrap()).tanh())) * T::from(0.336).unwrap());
+    acc -= xs[n - 1] + T::from(1.458).unwrap().signum();
+    let mut k4 = 0;
+    while ((z - acc) >= T::from(-1.195).unwrap()) && k4 < 2 {
+        k4 += 1;
+        for i5 in 0..5 {
+            let t6 = (((z * y) * (z * y) + T::from(0.75).unwrap()) + T::one()).acosh().fract();
+            let l7;
+            if (T::from(n).unwrap() * xs[i5 % 5]) > T::from(-1.706).unwrap() {
+                l7 = x.atan2((T::hypot(xs[n % xs.len()].max(x), T::from(0.5).unwrap().clamp(T::from(-1.457).unwrap(), T::from(0.771).unwrap()).exp() + T::from(0.75).unwrap()) * T::from(0.305).unwrap()).tanh().exp() + T::from(1.0).unwrap());
+            } else {
+                l7 = z * ((-(xs[i5] + acc)) * T::from(0.264).unwrap()).atan();
+            }
+            let (p8, q9) = f448(((x - (l7 - xs[i5 % 5])) * T::from(0.325).unwrap()).atan() * T::from(0.954).unwrap(), ((z + xs[n % xs.len()]) * T::from(0.666).unwrap()).tanh(), ((z - Float::exp2(xs[n % xs.len()])) * T::from(0.334).unwrap()).atan() * T::from(0.954).unwrap(), n);
+            acc += Float::tanh(((t6 - p8) + q9) * T::from(0.251).unwrap()) * T::from(0.2).unwrap();
+        }
+    }
+    let mut out10 = vec![T::from(1.906).unwrap() / (xs[2] * xs[2] + T::from(0.75).unwrap()), (f422::<T>(Float::sin((xs[n % 5] * x) * T::from(0.888).unwrap()), ((y - (-z)) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.263).unwrap()).sin()];
+    out10[0] = Float::sin(acc * T::from(0.329).unwrap());
+    out10[1] = t3;
+    out10[0] = (acc * T::from(0.329).unwrap()).tanh();
+    out10
 }
 
 fn run_f472<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f472(p[0], &p[1..3], &p[3..5], p[5])]
+    f472(p[0], p[1], &p[2..7], 1, p[7])
 }
 
-fn vjp_f472(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f472_grad(p[0], &p[1..3], &p[3..5], p[5]);
-    (vec![y], g.flatten())
+fn vjp_f472(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f472_pullback(p[0], p[1], &p[2..7], 1, p[7]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f472 ----
 
 // ---- f473 ----
 #[differentiate]
-fn f473<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], x: T, y: T) -> (T, T) {
-    let mut acc = ((y - f472::<T>(((ys[1] - y) * T::from(0.666).unwrap()).tanh(), ys, ys, ((xs[1] + T::exp_m1(T::from(-1.277).unwrap())) * T::from(0.393).unwrap()).tanh())) * T::from(0.164).unwrap()).atan();
-    let (p1, q2) = f467(((x + Float::sinh(x)) * T::from(0.519).unwrap()).tanh(), ((y + f451(ys)) * T::from(0.187).unwrap()).atan() * T::from(0.954).unwrap(), ((y + (y * ys[1])) * T::from(0.533).unwrap()).atan() * T::from(0.954).unwrap());
-    for _ in xs.iter() {
-        if (xs[1] - p1) < T::from(-1.035).unwrap() {
-            break;
+fn f473<T: Float + NumAssign + Sum + Product>(y: T, z: T, x: T) -> T {
+    let mut acc = (((y - z) + y) * T::from(0.444).unwrap()).tanh();
+    acc = (acc * T::from(-0.375).unwrap()) - acc;
+    if (x + T::from(-1.891).unwrap()) < T::from(0.5).unwrap() {
+        let t1 = acc * z.atan();
+        let t2 = acc;
+        acc /= (t1 + t2).abs() + T::from(1.0).unwrap();
+    } else {
+        if (y / (acc + T::from(1.875).unwrap())) < T::from(-1.044).unwrap() {
+            if y.sin() < T::from(0.136).unwrap() {
+                let (b3, b4) = (y, T::from(-1.424).unwrap());
+                acc = acc * (b3 * b4);
+            } else {
+                acc = (acc * T::from(0.183).unwrap()) + T::mul_add(acc, z, y).sin();
+                acc = (acc * T::from(-0.369).unwrap()) - ((-z) * (x * x + T::from(0.75).unwrap()).log(x.exp() + T::from(2.5).unwrap()));
+            }
+        } else {
+            acc = acc + Float::atanh(T::one() * T::from(0.9).unwrap());
         }
-        let u4 = f428(((xs[1] * (ys[1] + ys[0])) * T::from(0.444).unwrap()).sin(), 1, ys);
-        acc = T::tanh(((acc * T::from(0.286).unwrap()) * acc) * T::from(0.225).unwrap());
-        acc -= (u4[0] * T::from(0.8).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    let t5 = (xs[1] + T::from(2.0).unwrap()).log((xs[3] - ys[1]) + T::from(5.25).unwrap());
-    let t6 = ((q2 + q2).ceil() * T::from(0.166).unwrap()).atan();
-    (acc * t6, t5 - t5)
+    acc
 }
 
 fn run_f473<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f473(&p[0..4], &p[4..6], p[6], p[7]);
-    vec![a, b]
+    vec![f473(p[0], p[1], p[2])]
 }
 
-fn vjp_f473(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f473_pullback(&p[0..4], &p[4..6], p[6], p[7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f473(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f473_grad(p[0], p[1], p[2]);
+    (vec![y], g.flatten())
 }
 // ---- end f473 ----
 
 // ---- f474 ----
 #[differentiate]
-fn f474<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let mut acc = T::from(0.5).unwrap();
-    acc *= ((xs[1] * (acc * T::from(0.5).unwrap()).atan2(acc.to_radians().exp() + T::from(0.75).unwrap())) * T::from(0.424).unwrap()).sin();
-    if Float::fract(acc).is_sign_negative() {
-        let s1 = (0..4).map(|i| (ys[i] * T::from(-0.192).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
-        acc += (s1 * T::from(0.1).unwrap()).sin();
-    } else {
-        let t2 = Float::hypot(xs[2].abs() + T::from(0.5).unwrap(), ys[1]) * (acc * acc);
-        acc = ((acc.abs() + T::from(1.0).unwrap()) + T::one()).acosh() + t2;
-    }
-    acc + acc.tanh()
+fn f474<T: Float + NumAssign + Sum + Product>(y: T, z: T, x: T) -> T {
+    let mut acc = y.max(y.atan2(-(x * x + T::from(1.0).unwrap())));
+    acc -= (f455(4, T::sin((x + T::from(0.269).unwrap()) * T::from(1.13).unwrap()), ((y - (z / (y + T::from(2.5).unwrap()))) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.2).unwrap()).atan();
+    acc -= (acc * T::from(0.424).unwrap()).atan();
+    let mut k1 = 0;
+    let r2 = loop {
+        k1 += 1;
+        if x.cos() >= T::from(-0.592).unwrap() {
+            let t3 = x;
+            acc -= (t3 * T::from(1.333).unwrap()).tanh();
+        } else {
+            acc /= (y.abs() + T::from(1.0).unwrap()).hypot(x.ceil()).abs() + T::from(1.5).unwrap();
+        }
+        let mut w4 = Vec::with_capacity(3);
+        for _ in 0..3 {
+            w4.push(T::from(0.762).unwrap());
+        }
+        if k1 >= 4 || (w4[0].atan2(-(z + T::from(2.25).unwrap())).is_sign_positive()) {
+            break x;
+        }
+    };
+    (((acc + r2) + ((T::from(-1.217).unwrap() % (z.exp() + T::from(1.0).unwrap())) * (-y))) * T::from(0.146).unwrap()).tanh()
 }
 
 fn run_f474<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f474(&p[0..4], &p[4..8])]
+    vec![f474(p[0], p[1], p[2])]
 }
 
 fn vjp_f474(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f474_grad(&p[0..4], &p[4..8]);
+    let (y, g) = f474_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f474 ----
 
 // ---- f475 ----
 #[differentiate]
-fn f475<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], ys: &[T], n: usize) -> T {
-    let mut acc = T::from(0.208).unwrap();
-    for &v1 in ys.iter().rev() {
-        if (ys[n % 4] * (acc * T::from(0.475).unwrap()).tanh()) <= T::from(0.94).unwrap() {
-            let l2;
-            if (ys[n % 4] % (v1.exp() + T::from(0.5).unwrap())).is_sign_negative() && acc >= T::from(1.008).unwrap() && (T::from(1.033).unwrap() - ys[1]).is_sign_negative() {
-                l2 = f474::<T>(ys, ys);
+fn f475<T>(y: T, x: T, n: usize, xs: &[T]) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((xs[n % 3].hypot(x + T::from(2.5).unwrap()) + xs[n % xs.len()].exp()) * T::from(0.2).unwrap()).sin();
+    match n {
+        1 => {
+            if xs[n % 3] < T::from(0.827).unwrap() {
+                for _ in 0..n {
+                    let s2 = xs.iter().map(|v| *v).sum::<T>();
+                    let s3 = xs.iter().map(|&v| (v + T::from(2.5).unwrap()).log10() / ((v - T::from(2.0).unwrap()) * (v - T::from(2.0).unwrap()) + T::from(0.75).unwrap())).sum::<T>();
+                    acc += (((s2 * T::from(0.444).unwrap()).atan() - (s3 * T::from(0.24).unwrap()).tanh()) * T::from(0.777).unwrap()).tanh();
+                }
+                if x.mul_add(y, y) > T::from(1.207).unwrap() {
+                    return ((T::from(n).unwrap() + T::from(5.0).unwrap()).powi(-1) + xs[0], xs[0].exp2());
+                }
             } else {
-                l2 = T::ceil(Float::floor(ys[n % ys.len()] % (Float::atan(acc * T::from(0.475).unwrap()) + T::from(2.571).unwrap())));
+                let (p4, q5) = f448(((x + (x + x)) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), ((y + xs[n % 3]) * T::from(0.666).unwrap()).tanh(), ((x + (xs[n % xs.len()] * T::from(-1.269).unwrap())) * T::from(0.587).unwrap()).atan() * T::from(0.954).unwrap(), n);
+                acc *= Float::tanh((p4 + q5) * T::from(0.287).unwrap());
             }
-            let t3 = T::tanh(((x * l2) + (v1 + ys[n - 1])) * T::from(0.242).unwrap());
-            acc /= t3.exp() + T::from(1.5).unwrap();
-        } else {
-            let s4 = (0..4).map(|i| (ys[i] * T::from(-0.685).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
-            acc /= T::tanh(s4 * T::from(0.1).unwrap()).exp() + T::from(1.5).unwrap();
+            let t6 = (Float::atan((T::from(n).unwrap() - (x * y)) * T::from(0.32).unwrap()) * T::from(0.031).unwrap()).to_degrees();
+            acc = (((acc * T::from(0.4).unwrap()).sin() * (acc * T::from(0.4).unwrap()).sin() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() + t6;
         }
-        acc /= ((acc * T::from(0.475).unwrap()).sin().exp() + T::from(1.0).unwrap()).recip() + T::from(2.5).unwrap();
+        2 | 3 => {
+            let t7 = T::max(xs[n % 3] * x, T::from(1.076).unwrap());
+            acc -= t7;
+        }
+        _ => {
+            let t8 = T::from(n).unwrap().sin();
+            acc *= t8;
+        }
     }
-    acc - xs[0]
+    (acc, T::powi(T::atan((T::from(n).unwrap() + acc) * T::from(0.26).unwrap()), 2))
 }
 
 fn run_f475<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f475(p[0], &p[1..4], &p[4..8], 3)]
+    let (a, b) = f475(p[0], p[1], 4, &p[2..5]);
+    vec![a, b]
 }
 
-fn vjp_f475(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f475_grad(p[0], &p[1..4], &p[4..8], 3);
-    (vec![y], g.flatten())
+fn vjp_f475(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f475_pullback(p[0], p[1], 4, &p[2..5]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f475 ----
 
 // ---- f476 ----
 #[differentiate]
-fn f476<T>(x: T) -> T
+fn f476<T>(x: T, ys: &[T], xs: &[T], n: usize) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = x;
-    acc = ((T::powi(acc, 3) - (acc.abs() + T::from(0.5).unwrap()).sqrt()) * T::from(0.417).unwrap()).sin();
-    if T::atan2(acc, x + T::from(2.5).unwrap()).is_sign_positive() {
-        acc = (acc * T::from(0.862).unwrap()) + ((x + T::from(2.25).unwrap()) + T::one()).acosh();
+    let mut acc = -(x.exp() + T::from(1.0).unwrap()).recip();
+    if !((x + acc).is_sign_positive()) && f455(n, ((xs[n % xs.len()] + (ys[n % 5] / (acc.abs() + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).tanh(), ((ys[n - 1] - T::from(n).unwrap()) * T::from(0.363).unwrap()).sin()) > T::from(0.946).unwrap() {
+        let mut k1 = 0;
+        loop {
+            k1 += 1;
+            let (p3, q4) = f448(((ys[2] * (T::from(n).unwrap() / (ys[n % 5].abs() + T::from(0.75).unwrap()))) * T::from(0.25).unwrap()).tanh(), T::atan((x + acc) * T::from(0.307).unwrap()) * T::from(0.954).unwrap(), ((x + x) * T::from(0.666).unwrap()).sin(), 3);
+            if ((-(q4 * q4 + T::from(1.0).unwrap())).cbrt() <= T::from(-1.135).unwrap()) || k1 >= 4 {
+                break;
+            }
+            acc += (p3 * T::from(0.574).unwrap()).sin();
+        }
+        acc *= T::tanh((if x.exp() >= T::from(1.279).unwrap() { (x / (x.abs() + T::from(0.5).unwrap())).atan2((ys[n % ys.len()] * ys[n % ys.len()] + T::from(1.0).unwrap()).recip().abs() + T::from(0.5).unwrap()) } else { Float::log(T::from(0.876).unwrap() * T::from(0.876).unwrap() + T::from(0.5).unwrap(), (x * T::from(-1.577).unwrap()).abs() + T::from(2.25).unwrap()) }) * T::from(0.636).unwrap());
+        for &v5 in xs.iter().rev() {
+            if (T::from(n).unwrap().abs() + T::from(1.0).unwrap()).log(v5 * v5 + T::from(2.25).unwrap()) >= T::from(1.322).unwrap() {
+                continue;
+            }
+        }
     } else {
-        acc -= f418::<T>(4, ((x * (acc - x)) * T::from(0.533).unwrap()).tanh(), T::atan((x + (-acc)) * T::from(0.8).unwrap()) * T::from(0.954).unwrap());
+        let t6 = T::atan(((f418(T::tanh((x + (x * x)) * T::from(0.533).unwrap()), ((x * Float::atanh(T::from(0.5).unwrap().tanh() * T::from(0.9).unwrap())) * T::from(0.905).unwrap()).tanh()) / (acc + T::from(2.0).unwrap())) + ((acc - ys[n - 1]) - Float::powi(ys[n % 5], 2))) * T::from(0.285).unwrap());
+        acc -= t6;
     }
-    acc * ((-T::from(0.644).unwrap()) * (-T::from(-0.602).unwrap()))
+    ((acc * f454(T::sin((xs[n % xs.len()] * x) * T::from(0.888).unwrap()), ((xs[2] + xs[n % 3]) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.05).unwrap()).tanh()
 }
 
 fn run_f476<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f476(p[0])]
+    vec![f476(p[0], &p[1..6], &p[6..9], 2)]
 }
 
 fn vjp_f476(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f476_grad(p[0]);
+    let (y, g) = f476_grad(p[0], &p[1..6], &p[6..9], 2);
     (vec![y], g.flatten())
 }
 // ---- end f476 ----
 
 // ---- f477 ----
 #[differentiate]
-fn f477<T: Float + NumAssign + Sum + Product>(y: T, z: T, n: usize, xs: &[T], ys: &[T], x: T) -> T {
-    let mut acc = (x - y).max(x);
-    let s1: T = xs.iter().copied().sum::<T>();
-    match n {
-        1 => {
-            let t2 = acc;
-            acc += t2;
+fn f477<T: Float + NumAssign + Sum + Product>(x: T) -> T {
+    let mut acc = (-x) / (x * x + T::from(0.5).unwrap());
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        acc -= T::atan((if acc.is_sign_positive() { acc / (T::from(-1.362).unwrap().exp() + T::from(1.0).unwrap()) } else { acc }) * T::from(0.5).unwrap()) * T::from(0.636).unwrap();
+        let w3 = vec![T::zero(); 2];
+        if (acc >= acc) || k1 >= 1 {
+            break;
         }
-        2 | 3 => {
-            let t3 = T::atan((T::from(n).unwrap() + T::exp2(xs[2].cos())) * T::from(0.297).unwrap());
-            acc -= t3;
-        }
-        _ => {
-            let t4 = (((xs[n % xs.len()] / (xs[0].abs() + T::from(0.75).unwrap())) - f430(Float::sin((x + ys[0].clamp(T::from(-1.496).unwrap(), T::from(1.415).unwrap())) * T::from(0.667).unwrap()), Float::sin((xs[n % 3] * (ys[3] * ys[3] + T::from(1.0).unwrap()).log10()) * T::from(0.754).unwrap()), ((xs[n % xs.len()] + (T::from(n).unwrap() + s1)) * T::from(0.2).unwrap()).atan() * T::from(0.954).unwrap(), xs)) * T::from(0.155).unwrap()).tanh();
-            if xs[n % 3].signum() > T::from(0.496).unwrap() && y.exp() < T::from(1.605).unwrap() {
-                return Float::hypot((ys[n % 5] * T::tanh(s1 * T::from(0.444).unwrap())).cosh() + T::from(2.853).unwrap(), xs[n % 3]);
-            }
-            acc *= t4;
-        }
+        acc = (acc.sin() * T::from(0.85).unwrap()).atanh() - w3[1];
     }
-    T::atan(((acc + z) * Float::exp2(((z + acc) * T::from(0.266).unwrap()).sin())) * T::from(0.098).unwrap())
+    acc - (x.sin() - x)
 }
 
 fn run_f477<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f477(p[0], p[1], 3, &p[2..5], &p[5..10], p[10])]
+    vec![f477(p[0])]
 }
 
 fn vjp_f477(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f477_grad(p[0], p[1], 3, &p[2..5], &p[5..10], p[10]);
+    let (y, g) = f477_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f477 ----
 
 // ---- f478 ----
-#[differentiate(wrt(y, z, xs))]
-fn f478<T>(y: T, ys: &[T], x: T, z: T, xs: &[T]) -> T
+#[differentiate]
+fn f478<T>(ys: &[T], x: T, xs: &[T], y: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = xs[1];
-    for (&_, &_) in xs.iter().zip(ys.iter()) {
-        let mut w3 = Vec::with_capacity(5);
-        for i4 in 0..5 {
-            w3.push((xs[xs.len() - 1 - i4] - T::from(i4).unwrap()).to_radians());
-        }
-        acc *= (ys[0] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-        acc += w3[3];
+    let mut acc = y;
+    for (&_, &_) in xs.iter().zip(ys) {
+        let (p3, q4) = f475(((x + acc) * T::from(0.333).unwrap()).sin(), ((x * ys[0].atan2(ys[1].exp() + T::from(1.0).unwrap())) * T::from(0.424).unwrap()).atan() * T::from(0.954).unwrap(), 1, xs);
+        let t5 = (((ys[0] - p3) / (((x * xs[0]) * xs[1]) * ((x * xs[0]) * xs[1]) + T::from(1.0).unwrap())) * T::from(0.334).unwrap()).tanh();
+        acc += (((q4 * T::from(0.446).unwrap()).sin() - t5) * T::from(1.0).unwrap()).tanh();
     }
-    acc /= (T::round(y / (acc + T::from(2.569).unwrap())) * T::from(0.5).unwrap()).tanh().exp() + T::from(1.0).unwrap();
-    ((acc + x) + z) + x
+    let mut k6 = 0;
+    while (acc < T::from(0.095).unwrap()) && k6 < 4 {
+        k6 += 1;
+        for _ in ys.iter().copied() {
+            if f454(((y + y.max(y)) * T::from(0.666).unwrap()).sin(), ((x + Float::to_degrees((xs[2] * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap())) * T::from(0.458).unwrap()).tanh()) < y {
+                if !((-x) < T::from(-0.098).unwrap()) && (ys[0] + T::from(0.5).unwrap()) < acc {
+                    continue;
+                }
+                acc /= y + T::from(2.75).unwrap();
+                let t8 = (((acc / (xs[2].exp() + T::from(0.5).unwrap())).tanh() * T::from(0.9).unwrap()).atanh().tanh() * T::from(0.9).unwrap()).asin();
+                acc /= t8 * t8 + T::from(1.0).unwrap();
+            } else {
+                let s9 = ys.iter().map(|v| *v).sum::<T>();
+                acc /= Float::atan(s9 * T::from(0.444).unwrap()).exp() + T::from(1.25).unwrap();
+            }
+        }
+    }
+    acc + ys[1].max(x).exp()
 }
 
 fn run_f478<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f478(p[0], &p[1..3], p[3], p[4], &p[5..10])]
+    vec![f478(&p[0..3], p[3], &p[4..7], p[7])]
 }
 
 fn vjp_f478(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f478_grad(p[0], &p[1..3], p[3], p[4], &p[5..10]);
+    let (y, g) = f478_grad(&p[0..3], p[3], &p[4..7], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f478 ----
 
 // ---- f479 ----
 #[differentiate]
-fn f479<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], x: T) -> (T, T) {
-    let mut acc = (x.abs() + T::from(1.0).unwrap()).log(x.abs() + T::from(2.25).unwrap()).floor();
-    acc = T::ln_1p((acc + T::from(2.822).unwrap()) - T::from(0.75).unwrap()) + xs[2];
-    acc *= Float::sin((x + Float::mul_add(xs[2], x, xs[2])) * T::from(0.38).unwrap());
-    if Float::signum(xs[3]) < T::from(-0.159).unwrap() && ((ys[2] + T::from(2.5).unwrap()) + T::one()).acosh() > acc {
-        let t1 = x / ((-xs[3]) + T::from(2.5).unwrap());
-        for v2 in xs.iter() {
-            let t3 = T::fract((xs[3] + *v2).atan2((*v2).abs() + T::from(0.5).unwrap()));
-            acc /= t3.exp() + T::from(1.5).unwrap();
-        }
-        let t4 = (((Float::log2(x + T::from(2.0).unwrap()) * (xs[1] * ys[2])) * T::from(0.473).unwrap()).sin().exp() + T::from(0.75).unwrap()).cbrt();
-        acc = T::atan((acc + (t1 + t4)) * T::from(0.315).unwrap());
+fn f479<T>(z: T, x: T, n: usize, xs: &[T], y: T) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x;
+    acc = (acc * T::from(-0.809).unwrap()) + y;
+    let s1 = xs.iter().map(|&v| (v.tanh() * v.tanh() + T::from(0.75).unwrap()).powf(v)).sum::<T>();
+    let mut t2 = acc;
+    t2 = (t2 + T::from(3.214).unwrap()).sqrt() - Float::log(((T::from(n).unwrap() + x).ceil() * T::from(0.307).unwrap()).tanh() * ((T::from(n).unwrap() + x).ceil() * T::from(0.307).unwrap()).tanh() + T::from(0.5).unwrap(), (xs[n % 3] / (t2.to_radians() * t2.to_radians() + T::from(1.0).unwrap())).abs() + T::from(2.0).unwrap());
+    let l3;
+    if (xs[n % 3] % ((t2 * T::from(0.582).unwrap()).tanh().exp() + T::from(0.5).unwrap())) > T::from(-0.744).unwrap() && xs[n % 3].cosh() > T::from(-1.276).unwrap() {
+        l3 = (Float::atan((T::from(0.573).unwrap() + t2) * T::from(0.499).unwrap()) * (xs[n % xs.len()] * x)) % (f443::<T>(Float::sin((z * (xs[0] + y)) * T::from(0.444).unwrap())).abs() + T::from(0.75).unwrap());
     } else {
-        let s5: T = ys.iter().fold((acc * T::from(0.603).unwrap()).atan() * T::from(0.636).unwrap(), |acc, &v| acc * T::from(0.787).unwrap() + (v * T::from(1.333).unwrap()).tanh());
-        acc = (((acc * T::from(0.784).unwrap()) + (s5 * T::from(0.351).unwrap()).atan()) * T::from(0.479).unwrap()).tanh();
+        l3 = T::from(n).unwrap();
     }
-    (acc, acc)
+    let t4 = T::round(T::asinh(T::from(-1.443).unwrap()));
+    let mut out5 = vec![z; 3];
+    out5[0] += acc;
+    out5[1] = T::tanh(s1 * T::from(0.187).unwrap());
+    out5[2] += l3;
+    out5[0] = t4;
+    out5[2] = ((Float::tanh(l3 * T::from(0.5).unwrap()) * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).sin().sinh();
+    out5
 }
 
 fn run_f479<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f479(&p[0..3], &p[3..7], p[7]);
-    vec![a, b]
+    f479(p[0], p[1], 1, &p[2..5], p[5])
 }
 
 fn vjp_f479(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f479_pullback(&p[0..3], &p[3..7], p[7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let (y, pullback) = f479_pullback(p[0], p[1], 1, &p[2..5], p[5]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f479 ----
 
 // ---- f480 ----
 #[differentiate]
-fn f480<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = -(-T::from(-0.048).unwrap());
-    for (j1, &_) in xs.iter().enumerate() {
-        if xs[j1].clamp(T::from(-0.768).unwrap(), T::from(0.72).unwrap()) < xs[j1] && acc < T::from(1.068).unwrap() {
-            break;
+fn f480<T>(z: T, y: T, x: T) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::atan((y - (x + y)) * T::from(0.444).unwrap());
+    let mut t1 = -(x.abs() + T::from(0.75).unwrap()).log(acc * acc + T::from(2.25).unwrap());
+    let w2 = vec![T::zero(); 4];
+    for i3 in 0..1 {
+        let t4 = ((acc + T::from(3.321).unwrap()) + T::one()).acosh();
+        for i5 in 0..w2.len() {
+            if w2[i3 % 4] < w2[i3] {
+                if T::atan(acc * T::from(0.777).unwrap()).exp() > T::from(-0.375).unwrap() && (w2[w2.len() - 1 - i5] - (-T::from(0.644).unwrap())) >= T::from(0.458).unwrap() || acc < T::from(-0.464).unwrap() {
+                    let w6 = w2.to_vec();
+                    t1 *= w6[0];
+                }
+                acc = ((acc.ceil() * w2[i3 + 1]) * T::from(0.56).unwrap()).sin();
+            }
         }
+        t1 *= (t4 * T::from(0.763).unwrap()).tanh();
     }
-    let t3 = (acc - acc).signum();
-    let mut w4 = vec![T::zero(); 2];
-    w4[1] += acc;
-    acc *= (T::exp_m1(w4[1]) * T::from(1.906).unwrap()).atan() * T::from(0.636).unwrap();
-    (acc + t3) + w4[0]
+    (acc + t1, (w2[3] * (w2[3] * w2[0])) + z)
 }
 
 fn run_f480<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f480(&p[0..4])]
+    let (a, b) = f480(p[0], p[1], p[2]);
+    vec![a, b]
 }
 
-fn vjp_f480(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f480_grad(&p[0..4]);
-    (vec![y], g.flatten())
+fn vjp_f480(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f480_pullback(p[0], p[1], p[2]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f480 ----
 
 // ---- f481 ----
 #[differentiate]
-fn f481<T>(x: T) -> (T, T)
+fn f481<T>(y: T, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (T::from(0.5).unwrap() * x) * x;
-    for i1 in 1..=1 {
-        acc -= (acc * T::from(0.941).unwrap()).sin();
-        acc = ((acc.exp_m1() - (((x.abs() + T::from(1.0).unwrap()).log10().exp() + T::from(0.5).unwrap()).log(T::from(i1).unwrap().to_radians().exp() + T::from(2.5).unwrap()) - T::one())) * T::from(0.173).unwrap()).sin();
-        if acc.tanh().tan() < T::from(0.996).unwrap() {
-            acc /= (acc * T::from(0.941).unwrap()).tanh().exp() + T::from(1.25).unwrap();
-        } else if !(x.trunc() >= T::from(-0.653).unwrap()) && x >= T::from(0.238).unwrap() {
-            acc = ((T::acosh((acc * acc + T::from(0.5).unwrap()) + T::one()) + (T::from(i1).unwrap().exp() - T::from(1.2).unwrap())) * T::from(0.18).unwrap()).sin();
-        } else {
-            let t2 = (Float::sin(x + x).abs() + T::from(0.5).unwrap()).sqrt();
-            acc = (((-(acc.abs() + T::from(0.75).unwrap())).cbrt() * t2) * T::from(1.148).unwrap()).tanh();
-        }
-    }
-    (acc, ((x * acc) * (x * acc) + T::from(0.5).unwrap()).hypot(f476(((x - x.tanh().tan()) * T::from(0.654).unwrap()).atan() * T::from(0.954).unwrap())))
-}
-
-fn run_f481<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f481(p[0]);
-    vec![a, b]
-}
-
-fn vjp_f481(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f481_pullback(p[0]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
-}
-// ---- end f481 ----
-
-// ---- f482 ----
-#[differentiate]
-fn f482<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
-    let mut acc = (xs[1] + xs[1]) + T::from(-0.831).unwrap();
-    acc *= (acc * T::from(0.522).unwrap()).tanh();
-    let mut w1 = Vec::with_capacity(3);
-    for _ in 0..3 {
-        w1.push(T::atan(f451(xs) * T::from(0.218).unwrap()));
-    }
-    w1[1] += xs[1].asinh();
-    let t3 = (f472(((xs[0] * acc) * T::from(0.348).unwrap()).tanh(), xs, xs, ((xs[0] - ((acc.abs() + T::from(0.75).unwrap()) + T::one()).acosh()) * T::from(0.512).unwrap()).sin()) * T::from(0.187).unwrap()).atan();
-    let t4 = T::one();
-    let mut out5 = vec![t3 + t3; 4];
-    out5[0] += acc;
-    out5[1] = w1[2];
-    out5[2] += t3;
-    out5[3] = t4;
-    out5[0] = f424(2, ((xs[0] + (t4 + T::from(-1.522).unwrap())) * T::from(0.497).unwrap()).sin(), ((xs[0] - (T::from(-0.529).unwrap() / (w1[2].abs() + T::from(0.5).unwrap()))) * T::from(0.781).unwrap()).sin());
-    out5
-}
-
-fn run_f482<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f482(&p[0..2])
-}
-
-fn vjp_f482(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f482_pullback(&p[0..2]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
-}
-// ---- end f482 ----
-
-// ---- f483 ----
-#[differentiate]
-fn f483<T>(x: T, y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = ((y.exp2() % (((y * x) * T::from(0.888).unwrap()).atan().exp() + T::from(0.75).unwrap())) * T::from(0.446).unwrap()).tanh();
-    acc *= (T::log((x / (y.exp() + T::from(0.75).unwrap())) + T::from(2.75).unwrap(), x + T::from(3.5).unwrap()) * T::from(0.889).unwrap()).sin();
-    if (-y) < acc || f424::<T>(3, ((x + y) * T::from(0.666).unwrap()).sin(), x * acc).is_sign_negative() {
-        if (acc + y) < T::from(-0.101).unwrap() && acc.clamp((x * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), (Float::atan(y * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) > T::from(0.577).unwrap() {
-            return f476(((x + (x / (x + T::from(2.25).unwrap()))) * T::from(0.571).unwrap()).sin());
-        }
-        acc -= y;
-        let u1 = f453(Float::tanh((x - acc) * T::from(0.5).unwrap()), ((y + (y * y)) * T::from(0.533).unwrap()).tanh(), ((x - (T::from(0.5).unwrap().exp() + T::from(0.5).unwrap()).recip()) * T::from(0.571).unwrap()).tanh());
-        acc = (acc.sin() * T::from(0.85).unwrap()).atanh() + u1[1];
-    } else {
-        for i2 in 1..=4 {
-            let (p3, q4) = f441(x * y.signum(), y * (T::from(0.307).unwrap() * x), 2);
-            if !((p3 + (-((T::from(i2).unwrap() * T::from(0.4).unwrap()).sin() * (T::from(i2).unwrap() * T::from(0.4).unwrap()).sin() + T::from(1.0).unwrap())).cbrt()) <= T::from(0.811).unwrap()) && (x * (T::from(i2).unwrap() * T::from(0.4).unwrap()).sin()) >= acc {
-                acc = (((acc * T::from(-0.182).unwrap()) - (-(acc + T::from(-1.603).unwrap()))) * T::from(0.266).unwrap()).atan() * T::from(0.636).unwrap();
-            } else {
-                acc /= ((f423(((y + T::from(i2).unwrap()) * T::from(0.307).unwrap()).atan() * T::from(0.954).unwrap(), ((y + (T::from(-0.713).unwrap() / ((T::from(i2).unwrap() * T::from(0.4).unwrap()).tanh() + T::from(2.0).unwrap()))) * T::from(0.903).unwrap()).atan() * T::from(0.954).unwrap(), ((y - p3) * T::from(0.398).unwrap()).tanh()) * f423(((x + p3.max(y)) * T::from(0.398).unwrap()).sin(), T::sin((y + (p3 * T::from(0.569).unwrap()).tanh().exp_m1()) * T::from(0.474).unwrap()), ((y + (acc.abs() + T::from(0.5).unwrap()).log10()) * T::from(0.492).unwrap()).tanh())) * T::from(0.125).unwrap()).sin().exp() + T::from(1.25).unwrap();
+    let mut acc = y;
+    let mut k1 = 0;
+    loop {
+        k1 += 1;
+        for i3 in 1..5 {
+            let t4 = y - f474(((y + Float::clamp(T::from(i3).unwrap(), T::from(-0.646).unwrap(), T::from(0.534).unwrap())) * T::from(0.931).unwrap()).tanh(), ((x - T::from(0.5).unwrap()) * T::from(1.0).unwrap()).tanh(), ((y - (y / (y.exp() + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).atan() * T::from(0.954).unwrap());
+            if (x + T::one()) >= T::from(1.481).unwrap() {
+                break;
             }
-            acc -= (y * T::from(1.333).unwrap()).tanh();
-            acc = ((acc - q4) * T::from(0.234).unwrap()).sin();
+            acc -= (t4 * T::from(0.8).unwrap()).atan() * T::from(0.159).unwrap();
+        }
+        let t5 = f443(((x + y) * T::from(0.666).unwrap()).tanh());
+        if ((x - t5) > y) || k1 >= 2 {
+            break;
         }
     }
     acc
 }
 
+fn run_f481<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    vec![f481(p[0], p[1])]
+}
+
+fn vjp_f481(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f481_grad(p[0], p[1]);
+    (vec![y], g.flatten())
+}
+// ---- end f481 ----
+
+// ---- f482 ----
+#[differentiate]
+fn f482<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T]) -> T {
+    let mut acc = ((xs[1].mul_add(xs[2], y) + xs[2]) * T::from(0.38).unwrap()).tanh();
+    acc = ((acc.floor() + ((xs[1] / (y.exp() + T::from(0.5).unwrap())) + (y * y + T::from(0.5).unwrap()).log(xs[3] * xs[3] + T::from(2.5).unwrap()))) * T::from(0.309).unwrap()).tanh();
+    let w1 = vec![T::zero(); 4];
+    if x < T::from(-0.33).unwrap() && xs[3] < T::from(-0.016).unwrap() {
+        let w2 = vec![T::zero(); 4];
+        acc -= w2[3];
+    }
+    (acc + w1[2]) + ((acc + T::from(2.0).unwrap()).sqrt() - (y / (T::from(0.5).unwrap().abs() + T::from(0.5).unwrap())))
+}
+
+fn run_f482<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    vec![f482(p[0], p[1], &p[2..6])]
+}
+
+fn vjp_f482(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f482_grad(p[0], p[1], &p[2..6]);
+    (vec![y], g.flatten())
+}
+// ---- end f482 ----
+
+// ---- f483 ----
+#[differentiate]
+fn f483<T: Float + NumAssign + Sum + Product>(y: T, z: T, x: T) -> T {
+    let mut acc = ((z * z + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() * (z - y);
+    let (p1, q2) = f480(((x - (-(acc.abs() + T::from(1.0).unwrap())).cbrt()) * T::from(0.628).unwrap()).tanh(), ((z - ((acc * T::from(0.532).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.458).unwrap()).tanh(), ((x + acc) * T::from(0.38).unwrap()).sin());
+    if y.is_sign_positive() {
+        let l3;
+        if (x - q2) <= T::from(-1.813).unwrap() {
+            if q2 > T::from(1.043).unwrap() {
+                return T::from(-0.456).unwrap();
+            }
+            l3 = p1;
+        } else {
+            l3 = (T::hypot((q2 - z).abs() + T::from(0.75).unwrap(), y + q2).abs() + T::from(0.75).unwrap()).ln();
+        }
+        acc = ((acc + l3) * T::from(0.277).unwrap()).sin();
+    }
+    acc = ((acc * (-(((q2 - q2) * T::from(0.364).unwrap()).atan() * ((q2 - q2) * T::from(0.364).unwrap()).atan() + T::from(1.0).unwrap())).cbrt()) * T::from(0.351).unwrap()).atan();
+    acc + (z * T::sin(Float::hypot(q2, acc.abs() + T::from(1.0).unwrap()) * T::from(0.376).unwrap()))
+}
+
 fn run_f483<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f483(p[0], p[1])]
+    vec![f483(p[0], p[1], p[2])]
 }
 
 fn vjp_f483(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f483_grad(p[0], p[1]);
+    let (y, g) = f483_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f483 ----
 
 // ---- f484 ----
 #[differentiate]
-fn f484<T>(z: T, xs: &[T], x: T, y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = if y < T::from(0.987).unwrap() { y.round() } else { x + x };
-    let s1: T = xs.iter().map(|v| (*v).min((*v).abs())).sum::<T>();
-    for _ in xs.iter() {
-        acc *= ((T::clamp(z, T::from(-1.271).unwrap(), T::from(0.715).unwrap()) + (xs[2] * xs[2] + T::from(0.75).unwrap()).log2()) * T::from(0.685).unwrap()).sin();
-        for (_, &_) in xs.iter().enumerate() {
-            let w5 = vec![Float::tanh(s1 * T::from(0.444).unwrap()); 5];
-            acc /= w5[1].exp() + T::from(1.5).unwrap();
-        }
+fn f484<T: Float + NumAssign + Sum + Product>(x: T, y: T) -> T {
+    let mut acc = f483::<T>(((x * (y + x)) * T::from(0.444).unwrap()).tanh(), ((x * x) * T::from(0.888).unwrap()).tanh(), Float::tanh((x + x) * T::from(0.666).unwrap()));
+    for _ in (0..3).step_by(3) {
+        let t2 = x;
+        let t3 = (T::exp_m1(T::one().ceil()) * T::from(0.27).unwrap()).tanh();
+        acc += T::tanh((t2.clamp(((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (T::atan(acc * T::from(0.491).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) * (t3 * t3 + T::from(1.0).unwrap()).hypot(t3)) * T::from(0.296).unwrap());
     }
+    acc += T::from(-0.252).unwrap().tanh();
     acc
 }
 
 fn run_f484<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f484(p[0], &p[1..4], p[4], p[5])]
+    vec![f484(p[0], p[1])]
 }
 
 fn vjp_f484(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f484_grad(p[0], &p[1..4], p[4], p[5]);
+    let (y, g) = f484_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f484 ----
 
 // ---- f485 ----
 #[differentiate]
-fn f485<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = (xs[4] - xs[1]) + xs[3].fract();
-    acc = (acc * T::from(0.259).unwrap()) + Float::atan(xs[2] * (acc.mul_add(xs[2], acc) * T::from(0.2).unwrap()).sin());
-    let t1 = f431(((xs[1] + f432(xs, xs, T::tanh((xs[2] * (acc + acc)) * T::from(0.255).unwrap()), ((xs[3] + Float::cosh(Float::tanh(acc * T::from(0.767).unwrap()))) * T::from(0.657).unwrap()).tanh())) * T::from(0.8).unwrap()).tanh(), ((xs[4] + (acc * xs[2])) * T::from(0.369).unwrap()).sin(), ((xs[0] - acc) * T::from(0.486).unwrap()).atan() * T::from(0.954).unwrap(), 2, xs) / (((acc * xs[3]) * T::from(0.511).unwrap()).tanh().exp() + T::from(0.75).unwrap());
-    for i2 in 1..4 {
-        acc = ((acc * (xs[1].sinh() - f476::<T>(((xs[i2 + 1] + (xs[i2 % 5] * t1)) * T::from(0.43).unwrap()).sin())).max(-((t1 * T::from(0.954).unwrap()).atan().exp() + T::from(1.0).unwrap()).powf(xs[i2 + 1]))) * T::from(0.025).unwrap()).tanh();
-        acc -= (f448(xs, xs) * T::from(0.213).unwrap()).tanh();
+fn f485<T>(xs: &[T], ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (Float::sin((ys[0].exp() + T::from(1.0).unwrap()).sqrt() * T::from(0.854).unwrap()) * T::from(0.05).unwrap()).to_degrees();
+    let t1 = ys[0];
+    if (ys[0].exp() + T::from(0.75).unwrap()).powf((acc * T::from(0.698).unwrap()).sin()) < T::from(1.357).unwrap() || f447::<T>(ys) >= T::from(-0.929).unwrap() {
+        acc -= Float::tanh(((((acc * T::from(0.698).unwrap()).sin().exp() + T::from(0.5).unwrap()).log((acc * T::from(0.698).unwrap()).atan().exp() + T::from(2.25).unwrap()) + ys[1]) + (t1.mul_add(t1, acc) - (xs[1] / (xs[1].exp() + T::from(0.5).unwrap())))) * T::from(0.176).unwrap());
+        acc = acc.atan() * t1;
+    } else {
+        for &_ in ys.iter().rev() {
+            acc = Float::tanh((acc + (T::one().cosh() + T::min(ys[0].exp2(), T::powi(xs[0] * xs[0] + T::from(0.5).unwrap(), -1)))) * T::from(0.183).unwrap());
+        }
     }
     acc
 }
 
 fn run_f485<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f485(&p[0..5])]
+    vec![f485(&p[0..3], &p[3..5])]
 }
 
 fn vjp_f485(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f485_grad(&p[0..5]);
+    let (y, g) = f485_grad(&p[0..3], &p[3..5]);
     (vec![y], g.flatten())
 }
 // ---- end f485 ----
 
 // ---- f486 ----
 #[differentiate]
-fn f486<T>(z: T, y: T, x: T) -> Vec<T>
+fn f486<T>(xs: &[T], n: usize, ys: &[T]) -> Vec<T>
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = ((T::ln_1p((y.exp() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()) - (x - y)) * T::from(0.414).unwrap()).tanh();
-    for _ in 1..=1 {
-        acc = Float::atan(((acc * T::from(0.239).unwrap()) + acc) * T::from(0.807).unwrap()) * T::from(0.636).unwrap();
-        acc *= ((T::from(0.5).unwrap().asinh() - z) * T::from(1.009).unwrap()).atan() * T::from(0.636).unwrap();
+    let mut acc = xs[n % 4];
+    let t1 = ((acc + T::from(1.966).unwrap().hypot(acc.abs() + T::from(0.75).unwrap())) * T::from(0.349).unwrap()).sin();
+    if (t1.abs() + T::from(0.75).unwrap()).powf(t1).is_sign_negative() {
+        let t1 = Float::exp(t1);
+        for (_, &_) in ys.iter().enumerate() {
+            let mut k4 = 0;
+            loop {
+                k4 += 1;
+                acc = (((acc * T::from(0.307).unwrap()).tanh().exp2() + t1) * T::from(0.367).unwrap()).tanh();
+                if ((acc / ((t1 * T::from(0.735).unwrap()).sin().exp() + T::from(0.5).unwrap())) >= T::from(-0.952).unwrap()) || k4 >= 4 {
+                    break;
+                }
+            }
+            let s6 = xs.iter().copied().sum::<T>();
+            acc += (s6 * T::from(0.333).unwrap()).tanh();
+        }
+        let t7 = t1;
+        acc /= t7 + T::from(3.719).unwrap();
+    } else {
+        let t8 = t1.round();
+        acc += t8;
     }
-    let t2 = Float::min(y.mul_add(x, acc), x + acc);
-    let mut t3 = f476(((z - (acc.exp() + T::from(0.5).unwrap()).log10()) * T::from(0.614).unwrap()).atan() * T::from(0.954).unwrap());
-    t3 -= ((T::from(0.5).unwrap() - T::one()).exp2() * T::from(0.446).unwrap()).tanh();
-    let t4 = T::atan(((x % (T::from(1.319).unwrap() + T::from(2.319).unwrap())) - t2) * T::from(0.421).unwrap()) * T::tanh((t2 + z).round() * T::from(0.347).unwrap());
-    let t5 = (y - T::one()).ceil();
-    let mut out6 = vec![T::zero(); 2];
-    out6[0] += acc;
-    out6[1] += t3;
-    out6[0] = t4;
-    out6[1] += t5;
-    out6[0] = (y * y + T::from(1.0).unwrap()).ln().to_radians();
-    out6
+    let mut out9 = vec![xs[n % xs.len()], ys[n % ys.len()]];
+    out9[0] = (acc * T::from(0.307).unwrap()).sin();
+    out9[0] = T::ceil(T::powf(t1 * t1 + T::from(0.5).unwrap(), t1));
+    out9
 }
 
 fn run_f486<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f486(p[0], p[1], p[2])
+    f486(&p[0..4], 3, &p[4..9])
 }
 
 fn vjp_f486(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f486_pullback(p[0], p[1], p[2]);
+    let (y, pullback) = f486_pullback(&p[0..4], 3, &p[4..9]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f486 ----
 
 // ---- f487 ----
 #[differentiate]
-fn f487<T>(x: T, ys: &[T], xs: &[T]) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    for (&_, &b2) in xs.iter().zip(xs) {
-        let t3 = xs[1] / (((b2 + ys[3]) * T::from(0.666).unwrap()).atan().exp() + T::from(0.75).unwrap());
-        let u4 = f454::<T>(4, Float::sin((x + Float::exp_m1(xs[0])) * T::from(0.334).unwrap()), ((ys[3] + (x - b2)) * T::from(0.444).unwrap()).sin());
-        acc /= ((t3 * u4[2]) * T::from(0.26).unwrap()).tanh().exp() + T::from(1.25).unwrap();
+fn f487<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+    let mut acc = T::from(1.168).unwrap().floor() * Float::tanh(f455(2, ((ys[0] - (xs[1] - ys[1])) * T::from(0.444).unwrap()).sin(), ((xs[2] + (ys[1] * xs[2])) * T::from(0.533).unwrap()).tanh()) * T::from(0.2).unwrap());
+    acc *= ((if (acc * acc) > T::from(-0.39).unwrap() { acc.cosh() } else { xs[1] + ys[0] }) * T::from(0.451).unwrap()).sin();
+    for i1 in 1..6 {
+        let mut t2 = (Float::ceil((T::from(0.5).unwrap() / ((acc * T::from(0.279).unwrap()).tanh().exp() + T::from(0.5).unwrap())) - (acc / (T::from(-1.414).unwrap().exp() + T::from(0.5).unwrap()))) * T::from(0.122).unwrap()).tanh();
+        t2 = ((t2 - f483(Float::atan((xs[0] - (T::one() / ((acc * T::from(0.279).unwrap()).sin() * (acc * T::from(0.279).unwrap()).sin() + T::from(1.0).unwrap()))) * T::from(0.8).unwrap()) * T::from(0.954).unwrap(), ((ys[i1 % 3] * (xs[i1 % 3] - t2)) * T::from(0.533).unwrap()).tanh(), ((xs[1] + t2) * T::from(0.8).unwrap()).tanh())) * T::from(0.491).unwrap()).atan();
+        acc /= f443(((ys[i1 % 3] * xs[i1 % 3]) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap()) + T::from(4.703).unwrap();
+        acc /= t2 + T::from(2.571).unwrap();
     }
-    let mut w5 = vec![T::zero(); 5];
-    let t6 = xs[0];
-    if (x - w5[4]) >= T::from(-0.095).unwrap() {
-        if (x + t6) <= T::from(0.78).unwrap() {
-            w5.swap(3, 0);
-        } else if acc <= acc {
-            acc *= Float::atan(((ys[2] / (acc.abs() + T::from(0.75).unwrap())) * acc) * T::from(0.666).unwrap()) * T::from(0.636).unwrap();
-        } else {
-            let t7 = if (t6 - ys[2]) > T::from(1.617).unwrap() { ys[0] + t6 } else { ys[2] - T::from(0.5).unwrap() };
-            acc = T::tanh((T::powi(acc, 3) + t7) * T::from(0.313).unwrap());
-        }
-    } else if acc.is_sign_negative() {
-        let s8 = w5.iter().map(|v| *v).sum::<T>();
-        acc = Float::asinh(acc) + s8;
+    let l3;
+    if (ys[1] * (T::from(0.5).unwrap().abs() + T::from(0.5).unwrap()).log10()) < T::from(-0.989).unwrap() && (acc / (acc.abs() + T::from(1.0).unwrap())) < ys[1] {
+        acc += T::from(0.429).unwrap().sinh();
+        l3 = T::atan((ys[1] + ys[2]).round());
     } else {
-        let t9 = x;
-        acc += t9;
+        l3 = Float::log10(xs[2].tanh().tan() * xs[2].tanh().tan() + T::from(0.75).unwrap());
     }
-    (acc, t6 - Float::log(t6 + T::from(2.0).unwrap(), t6.abs() + T::from(2.25).unwrap()))
+    acc /= T::from(-1.603).unwrap().exp() + T::from(1.5).unwrap();
+    acc -= (ys[1].cos() + T::from(1.5).unwrap()).cbrt();
+    acc + l3
 }
 
 fn run_f487<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f487(p[0], &p[1..5], &p[5..8]);
-    vec![a, b]
+    vec![f487(&p[0..3], &p[3..6])]
 }
 
-fn vjp_f487(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f487_pullback(p[0], &p[1..5], &p[5..8]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f487(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f487_grad(&p[0..3], &p[3..6]);
+    (vec![y], g.flatten())
 }
 // ---- end f487 ----
 
 // ---- f488 ----
 #[differentiate]
-fn f488<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let mut acc = T::one();
-    if acc > T::from(0.502).unwrap() {
-        let l1;
-        if ys[1] > T::from(-0.314).unwrap() {
-            l1 = xs[1] / (T::from(1.318).unwrap() + T::from(2.068).unwrap());
-        } else {
-            if !(!(acc.asinh() < acc) && ys[2].exp2() <= acc) && (acc / (xs[2] + T::from(2.5).unwrap())) > T::from(-0.092).unwrap() {
-                let t2 = xs[3];
-                let mut w3 = Vec::with_capacity(4);
-                for i4 in 0..4 {
-                    w3.push(T::from(i4).unwrap());
-                }
-                acc -= ((t2 + w3[3]) * T::from(0.363).unwrap()).tanh();
-            }
-            l1 = acc;
+fn f488<T>(x: T, y: T, ys: &[T], z: T, xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (((xs[1] - xs[0]).abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+    let u1 = f479(((y + xs[2]) * T::from(0.666).unwrap()).sin(), T::sin((x + (xs[2].tanh() * T::from(0.9).unwrap()).acos()) * T::from(0.43).unwrap()), 2, ys, ((xs[0] * (x + acc)) * T::from(0.435).unwrap()).sin());
+    if !(!(acc.abs().is_sign_negative()) && y.signum() < z) && y.is_sign_positive() {
+        for v2 in &u1 {
+            acc /= Float::cosh(Float::tanh((y.round() + (x + *v2)) * T::from(0.163).unwrap())).exp() + T::from(1.25).unwrap();
         }
-        acc += l1;
     } else {
-        let t5 = T::from(-0.107).unwrap() * Float::atan2(acc, -(acc.exp() + T::from(1.0).unwrap()));
-        acc *= t5;
+        let s3: T = (0..3).map(|i| (u1[i] * T::from(-0.166).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
+        acc *= (s3 * T::from(0.133).unwrap()).tanh();
     }
-    acc
+    acc - xs[4]
 }
 
 fn run_f488<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f488(&p[0..4], &p[4..9])]
+    vec![f488(p[0], p[1], &p[2..5], p[5], &p[6..11])]
 }
 
 fn vjp_f488(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f488_grad(&p[0..4], &p[4..9]);
+    let (y, g) = f488_grad(p[0], p[1], &p[2..5], p[5], &p[6..11]);
     (vec![y], g.flatten())
 }
 // ---- end f488 ----
 
 // ---- f489 ----
 #[differentiate]
-fn f489<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> (T, T) {
-    let mut acc = (((x.exp() + T::from(0.5).unwrap()).recip() + Float::acosh((x.exp() + T::from(0.75).unwrap()) + T::one())) * T::from(0.442).unwrap()).tanh();
-    acc *= ((f466::<T>(xs).min(acc / (xs[1].exp() + T::from(1.0).unwrap())) + (if T::max(acc, x) <= T::from(0.626).unwrap() { xs[1] + acc } else { x - x })) * T::from(0.279).unwrap()).atan() * T::from(0.636).unwrap();
-    for i1 in 1..=3 {
-        acc *= (((T::from(i1).unwrap() + x) - (xs[i1 % 3] / (xs[i1 % xs.len()] * xs[i1 % xs.len()] + T::from(0.5).unwrap()))) * T::from(0.235).unwrap()).tanh();
-        let mut k2 = 0;
-        while (((x + T::from(1.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() <= T::from(0.511).unwrap()) && k2 < 1 {
-            k2 += 1;
-            let t3 = T::sin(xs[2]);
-            acc = (acc * T::from(0.021).unwrap()) * t3;
-        }
+fn f489<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize, ys: &[T]) -> T {
+    let mut acc = (xs[n % 4] * ys[n % 2]) - (ys[n % 2] / (ys[n % 2] * ys[n % 2] + T::from(1.0).unwrap()));
+    if acc.mul_add(xs[n % xs.len()], acc) > T::from(-0.742).unwrap() {
+        acc -= (Float::floor(acc + acc) * T::from(0.235).unwrap()).tanh() * acc;
+        let t1 = (acc * T::from(0.266).unwrap()).atan();
+        acc *= (t1 * T::from(1.273).unwrap()).tanh();
+    } else if f469::<T>(((xs[0] * f455(n, ((ys[n % 2] * (acc / (acc.abs() + T::from(1.0).unwrap()))) * T::from(0.355).unwrap()).sin(), ((xs[n - 1] + (xs[n % 4] / (acc * acc + T::from(0.75).unwrap()))) * T::from(0.571).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.133).unwrap()).tanh(), xs, ((xs[n % xs.len()] - (acc * acc)) * T::from(0.128).unwrap()).atan() * T::from(0.954).unwrap()) < xs[1] {
+        let t2 = ((((acc + T::from(4.75).unwrap()).powf((acc * T::from(0.533).unwrap()).tanh()) / (Float::sinh((acc * T::from(0.533).unwrap()).sin()).abs() + T::from(1.0).unwrap())) * T::from(0.235).unwrap()).tanh() * T::from(0.9).unwrap()).asin();
+        acc /= t2 + T::from(4.642).unwrap();
+    } else {
+        let (p3, q4) = f480::<T>(((xs[n - 1] + (acc / (Float::sin(T::from(n).unwrap() * T::from(0.5).unwrap()).exp() + T::from(0.75).unwrap()))) * T::from(0.307).unwrap()).tanh(), ((ys[0] + acc) * T::from(0.38).unwrap()).sin(), T::atan((ys[n % ys.len()] + ys[n % 2]) * T::from(0.666).unwrap()) * T::from(0.954).unwrap());
+        acc = Float::sin((acc + (p3 * q4)) * T::from(0.177).unwrap());
     }
-    (acc, x)
+    acc
 }
 
 fn run_f489<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f489(&p[0..3], p[3]);
-    vec![a, b]
+    vec![f489(&p[0..4], 1, &p[4..6])]
 }
 
-fn vjp_f489(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f489_pullback(&p[0..3], p[3]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f489(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f489_grad(&p[0..4], 1, &p[4..6]);
+    (vec![y], g.flatten())
 }
 // ---- end f489 ----
 
 // ---- f490 ----
 #[differentiate]
-fn f490<T: Float + NumAssign + Sum + Product>(x: T, y: T) -> T {
-    let mut acc = T::from(0.539).unwrap() + (y + x);
-    acc += (T::from(0.248).unwrap() - y) / (x.exp() + T::from(1.0).unwrap());
-    for _ in 1..=5 {
-        for _ in 1..3 {
-            acc += T::sin((Float::tanh(y) - ((T::from(-0.129).unwrap() - x) + x.atan2(y.abs() + T::from(0.75).unwrap()))) * T::from(0.346).unwrap()) * T::from(0.5).unwrap();
+fn f490<T>(ys: &[T], xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (T::from(-0.946).unwrap().mul_add(ys[0].tanh().tan(), ys[1] - xs[1]) * T::from(0.447).unwrap()).tanh();
+    let l1;
+    if (acc + T::from(2.0).unwrap()).ln() <= T::from(-0.976).unwrap() && xs[0].is_sign_positive() && xs[2].exp2() > T::from(-1.908).unwrap() {
+        l1 = xs[1];
+    } else {
+        let mut k2 = 0;
+        while ((acc / (acc.abs() + T::from(1.0).unwrap())).is_sign_positive()) && k2 < 4 {
+            k2 += 1;
+            for &v3 in xs.iter() {
+                acc /= v3.abs() + T::from(1.5).unwrap();
+                acc -= (T::from(0.5).unwrap() * T::from(4.0).unwrap()).sin() * T::from(0.2).unwrap();
+                acc = (((acc * T::from(-0.893).unwrap()) + acc) * T::from(0.211).unwrap()).atan() * T::from(0.636).unwrap();
+            }
+            let s4 = xs.iter().copied().sum::<T>();
+            if (acc - acc) < T::from(0.632).unwrap() {
+                break;
+            }
+            acc = ((acc + (s4 * T::from(0.266).unwrap()).tanh()) * T::from(0.333).unwrap()).sin();
         }
-        acc *= (Float::log((y / (y * y + T::from(0.5).unwrap())) + T::from(4.0).unwrap(), T::from(1.557).unwrap().signum() + T::from(3.0).unwrap()) * T::from(0.712).unwrap()).tanh();
+        l1 = (T::min((f458(((xs[4] + (acc - T::one())) * T::from(0.266).unwrap()).tanh(), ys, ((xs[0] * (acc - ys[1])) * T::from(0.205).unwrap()).tanh()).exp() + T::from(1.0).unwrap()).powf(acc.atan()), Float::log((acc * T::from(0.4).unwrap()).atan() + T::from(2.571).unwrap(), (xs[2] + T::from(2.25).unwrap()).log((acc * T::from(0.4).unwrap()).atan().exp() + T::from(2.25).unwrap()) + T::from(3.907).unwrap())) * T::from(0.254).unwrap()).tanh();
     }
-    acc
+    (acc + l1) - (l1 + T::from(2.0).unwrap()).recip()
 }
 
 fn run_f490<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f490(p[0], p[1])]
+    vec![f490(&p[0..2], &p[2..7])]
 }
 
 fn vjp_f490(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f490_grad(p[0], p[1]);
+    let (y, g) = f490_grad(&p[0..2], &p[2..7]);
     (vec![y], g.flatten())
 }
 // ---- end f490 ----
 
 // ---- f491 ----
 #[differentiate]
-fn f491<T: Float + NumAssign + Sum + Product>(z: T, y: T, x: T) -> (T, T) {
-    let mut acc = Float::tan(y.tanh());
-    if !((y + T::from(-0.638).unwrap().atan()) > T::from(-0.507).unwrap()) && !(((y * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).acos() >= x) && (y / (x.abs() + T::from(0.75).unwrap())).is_sign_negative() {
-        let t1 = f476::<T>(((x + T::powi(T::from(1.222).unwrap(), 2)) * T::from(0.668).unwrap()).atan() * T::from(0.954).unwrap());
-        acc *= ((T::from(0.5).unwrap().exp() + T::from(0.5).unwrap()).powf(((z * y).floor() * T::from(0.615).unwrap()).sin()) * T::from(0.465).unwrap()).sin();
-        for i2 in 1..3 {
-            let mut k3 = 0;
-            let r4 = loop {
-                k3 += 1;
-                let t5 = y;
-                let t6 = T::from(i2).unwrap();
-                let t7 = T::from(-0.81).unwrap();
-                if k3 >= 4 || (Float::cosh(t1).is_sign_negative()) {
-                    break (x * x + T::from(0.75).unwrap()).log(t6.abs() + T::from(2.0).unwrap()) / (((T::from(-0.247).unwrap().exp() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p().exp() + T::from(0.75).unwrap());
-                }
-                acc -= ((t5 * t7) * T::from(1.646).unwrap()).tanh() * T::from(0.25).unwrap();
-            };
-            let t8 = if T::mul_add(x, t1, t1) >= T::from(-0.199).unwrap() { x % (y * y + T::from(0.75).unwrap()) } else { y.fract() };
-            let t9 = T::from(i2).unwrap();
-            acc = T::tanh((acc.trunc() + ((r4 - t8) + t9)) * T::from(0.179).unwrap());
+fn f491<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
+    let mut acc = x;
+    let mut k1 = 0;
+    while k1 < 1 && ((x * acc) < acc) {
+        k1 += 1;
+        for i2 in (0..2).step_by(2) {
+            let t3 = (-acc).max(xs[0]);
+            acc += (x.mul_add(xs[xs.len() - 1 - i2], (T::from(i2).unwrap() - acc).clamp(((-acc) * T::from(0.8).unwrap()).tanh() - T::from(1.25).unwrap(), ((T::from(-1.312).unwrap() * T::from(1.524).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap())) * T::from(0.444).unwrap()).tanh();
+            let t4 = acc;
+            acc = ((acc - (t3 - t4)) * T::from(0.266).unwrap()).atan() * T::from(0.954).unwrap();
         }
     }
-    (acc, (T::tanh(f490(Float::atan((y * (acc % (y.exp() + T::from(0.5).unwrap()))) * T::from(0.374).unwrap()) * T::from(0.954).unwrap(), ((x + x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.194).unwrap()) + T::from(2.0).unwrap()).sqrt())
+    if (x - xs[2]) > T::from(1.617).unwrap() {
+        return (T::tanh(acc * T::from(0.8).unwrap()).exp() + T::from(0.75).unwrap()).recip().fract();
+    }
+    let t5 = Float::tanh((x * f443(((xs[3] + f443(Float::atan((x * acc) * T::from(0.533).unwrap()) * T::from(0.954).unwrap())) * T::from(0.425).unwrap()).tanh())) * T::from(0.416).unwrap());
+    (acc - t5) + (acc - (xs[1] - t5))
 }
 
 fn run_f491<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f491(p[0], p[1], p[2]);
-    vec![a, b]
+    vec![f491(&p[0..4], p[4])]
 }
 
-fn vjp_f491(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f491_pullback(p[0], p[1], p[2]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f491(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f491_grad(&p[0..4], p[4]);
+    (vec![y], g.flatten())
 }
 // ---- end f491 ----
 
 // ---- f492 ----
 #[differentiate]
-fn f492<T: Float + NumAssign + Sum + Product>(x: T, y: T, n: usize) -> T {
-    let mut acc = -Float::powi(T::from(0.5).unwrap().abs() + T::from(1.0).unwrap(), -1);
-    match n {
-        1 => {
-            let t1 = T::abs(y) - T::from(0.729).unwrap();
-            acc = T::ln(acc * acc + T::from(0.5).unwrap()) + t1;
-        }
-        2 | 3 => {
-            acc *= y.sin();
-        }
-        _ => {
-            let t2 = acc / ((T::from(n).unwrap() * T::from(0.5).unwrap()).sin().exp() + T::from(1.0).unwrap());
-            let t3 = (((T::from(0.158).unwrap() % (acc.exp() + T::from(0.75).unwrap())) - Float::mul_add(t2, acc, T::from(n).unwrap())) * T::from(0.387).unwrap()).sin();
-            acc *= t3;
-        }
+fn f492<T: Float + NumAssign + Sum + Product>(x: T) -> T {
+    let mut acc = ((T::from(1.67).unwrap().mul_add(T::from(-1.399).unwrap(), x) * T::from(0.521).unwrap()).tanh() * T::from(0.9).unwrap()).acos();
+    let t1 = x;
+    if (acc - t1) <= T::from(0.233).unwrap() {
+        let t2 = (acc + T::from(3.892).unwrap()).ln().max(t1);
+        let mut k3 = 0;
+        let r4 = loop {
+            k3 += 1;
+            if acc.min(t1) <= x || (x * t1) < T::from(0.136).unwrap() {
+                let t5 = ((((acc - t2) * T::from(0.282).unwrap()).atan() * t2) * T::from(0.435).unwrap()).tanh();
+                acc += (acc * T::from(0.482).unwrap()).sin();
+                acc = (((acc * T::from(-0.521).unwrap()) + t5) * T::from(0.633).unwrap()).sin();
+            } else {
+                let mut w6 = Vec::with_capacity(3);
+                for _ in 0..3 {
+                    w6.push(((x * x + T::from(1.0).unwrap()).hypot(x) * T::from(0.421).unwrap()).sin() * (acc * T::from(0.482).unwrap()).tanh());
+                }
+                acc = ((acc + w6[2]) * T::from(0.388).unwrap()).tanh();
+            }
+            if k3 >= 1 || ((t2 - t2) < T::from(-2.081).unwrap()) {
+                break T::sin(acc * T::from(0.482).unwrap());
+            }
+        };
+        let t8 = (f455(4, ((x - f474(Float::atan((x + acc) * T::from(0.354).unwrap()) * T::from(0.954).unwrap(), ((x * (t1 - t1)) * T::from(0.444).unwrap()).tanh(), T::tanh((x + T::from(-0.445).unwrap()) * T::from(1.028).unwrap()))) * T::from(0.8).unwrap()).sin(), ((x - t2) * T::from(0.451).unwrap()).sin()) * T::from(0.2).unwrap()).sin();
+        acc += r4 + t8;
+    } else {
+        acc = (acc * T::from(-0.664).unwrap()) + x;
     }
-    let t4 = T::from(0.625).unwrap();
-    acc = (acc * T::from(0.156).unwrap()) - t4;
-    (acc * x) + (x + acc).signum()
+    acc + T::one()
 }
 
 fn run_f492<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f492(p[0], p[1], 1)]
+    vec![f492(p[0])]
 }
 
 fn vjp_f492(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f492_grad(p[0], p[1], 1);
+    let (y, g) = f492_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f492 ----
 
 // ---- f493 ----
 #[differentiate]
-fn f493<T>(y: T, x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (y.mul_add(y, x) * T::from(0.533).unwrap()).tanh().powi(2);
-    let b1 = {
-        let c2 = acc.min(x) + y;
-        ((c2 + f476(((x + Float::fract(T::from(0.807).unwrap())) * T::from(0.8).unwrap()).tanh())) * T::from(0.475).unwrap()).atan()
-    };
-    let t3 = Float::sin(((acc - y) + y.sinh()) * T::from(0.412).unwrap());
-    let u4 = f486(((x - x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), Float::atan((x * x) * T::from(0.888).unwrap()) * T::from(0.954).unwrap(), ((x + (b1.tanh() * T::from(0.9).unwrap()).asin()) * T::from(0.43).unwrap()).sin());
-    acc = Float::tanh(((acc * T::from(-0.086).unwrap()) - (T::min(t3, b1) - (acc + y))) * T::from(0.481).unwrap());
-    if !((b1.abs() + T::from(0.5).unwrap()).powi(-1) > T::from(1.25).unwrap()) && u4[1] >= T::from(-0.818).unwrap() {
-        let t5 = T::from(-0.002).unwrap();
-        acc += t5;
-    } else {
-        acc = ((acc + u4[1]) * T::from(0.259).unwrap()).sin();
+fn f493<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
+    let mut acc = T::max(T::atan2(xs[1], xs[1].abs() + T::from(1.0).unwrap()), xs[0] - T::from(0.5).unwrap());
+    let mut k1 = 0;
+    while k1 < 4 && ((acc + T::from(0.5).unwrap()).is_sign_positive()) {
+        k1 += 1;
+        let t2 = xs[0].cosh();
+        let t3 = (T::from(0.5).unwrap() % (t2 + T::from(3.353).unwrap())).powi(4);
+        let t4 = (acc * T::from(0.28).unwrap()).atan();
+        acc = (((acc * T::from(0.872).unwrap()) - (t3 + t4)) * T::from(0.254).unwrap()).sin();
+    }
+    let t5 = acc;
+    let w6 = vec![xs[1], xs[0] - xs[0], acc];
+    if (xs[2] * acc) <= w6[1] {
+        return acc / (T::sin(t5 * T::from(0.636).unwrap()).sinh() + T::from(2.544).unwrap());
+    }
+    for _ in w6.iter() {
+        acc = ((acc - Float::round(t5)) * T::from(0.194).unwrap()).atan();
     }
     acc
 }
 
 fn run_f493<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f493(p[0], p[1])]
+    vec![f493(&p[0..3])]
 }
 
 fn vjp_f493(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f493_grad(p[0], p[1]);
+    let (y, g) = f493_grad(&p[0..3]);
     (vec![y], g.flatten())
 }
 // ---- end f493 ----
 
 // ---- f494 ----
 #[differentiate]
-fn f494<T>(y: T, x: T, z: T, ys: &[T], xs: &[T], n: usize) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (y + y).tanh().tan();
-    acc = (acc * T::from(0.203).unwrap()) - f492::<T>(((ys[1] * ((y * y + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(1.008).unwrap()).atan() * T::from(0.954).unwrap(), T::sin((ys[n % ys.len()] * ys[1]) * T::from(0.888).unwrap()), 4);
-    acc += z * T::atanh((((acc + T::from(-0.619).unwrap()) * T::from(0.549).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap());
-    for i1 in 1..5 {
-        for i2 in 0..4 {
-            if f490::<T>(((ys[ys.len() - 1 - i2] - (xs[i1 % 4].tanh() * T::from(0.9).unwrap()).atanh()) * T::from(0.672).unwrap()).tanh(), ((x - (T::from(1.118).unwrap().sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.672).unwrap()).tanh()) >= T::from(-1.986).unwrap() {
-                break;
-            }
-        }
+fn f494<T: Float + NumAssign + Sum + Product>(x: T, z: T, y: T) -> T {
+    let acc = Float::tan((x / (z * z + T::from(0.75).unwrap())).tanh());
+    let mut t1 = x - z.fract();
+    t1 /= Float::log((acc.powi(2) % (((t1 / (x.abs() + T::from(0.75).unwrap())) * T::from(0.6).unwrap()).sin().exp() + T::from(0.5).unwrap())) + T::from(2.926).unwrap(), x * x + T::from(2.0).unwrap()) + T::from(3.67).unwrap();
+    t1 = ((t1 + f443(T::tanh((x + t1) * T::from(0.5).unwrap()))) * T::from(0.35).unwrap()).tanh();
+    let mut w2 = Vec::with_capacity(5);
+    for _ in 0..5 {
+        w2.push(((x * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap()).atanh().tanh());
     }
-    match n {
-        1 => {
-            if T::fract(acc) < T::from(0.588).unwrap() {
-                let t3 = y;
-                acc += t3;
-            } else if xs[n % 4].round().is_sign_positive() {
-                let t4 = (Float::tanh(T::ceil(ys[n % 4].atan2(-(ys[2].abs() + T::from(0.75).unwrap()))) * T::from(0.482).unwrap()) * T::from(0.05).unwrap()).to_degrees();
-                acc += t4;
-            } else {
-                let t5 = f470(xs, ((xs[n % 4] + f490(((z + (x.tanh() * T::from(0.9).unwrap()).atanh()) * T::from(0.672).unwrap()).tanh(), ((y - T::atan(ys[n - 1])) * T::from(0.651).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.169).unwrap()).tanh(), 1);
-                acc += t5;
-            }
-        }
-        2 | 3 => {
-            let (b6, b7) = (T::from(0.5).unwrap(), (f468(xs) * T::from(0.25).unwrap()).tanh());
-            acc = (acc * T::from(-0.234).unwrap()) + (b6 + b7);
-        }
-        _ => {
-            if (xs[n % xs.len()].exp() + T::from(0.75).unwrap()).log(ys[n % ys.len()].abs() + T::from(2.5).unwrap()) >= T::from(-0.872).unwrap() {
-                return f445(((z + x) * T::from(0.666).unwrap()).tanh(), xs, n, ((xs[n % xs.len()] + (xs[n % 4].abs() + T::from(1.0).unwrap()).log(xs[n - 1] + T::from(3.75).unwrap())) * T::from(0.708).unwrap()).tanh(), ((x - (x - T::from(-0.953).unwrap())) * T::from(0.505).unwrap()).tanh(), xs);
-            }
-        }
-    }
-    acc + (((z / (ys[n % 4] + T::from(2.5).unwrap())).abs() + T::from(0.5).unwrap()) + T::one()).acosh()
+    w2[2] *= (acc * T::from(1.284).unwrap()).tanh();
+    let t4 = z;
+    ((((acc * y) * t1) - w2[0]) - t4) * w2[1]
 }
 
 fn run_f494<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f494(p[0], p[1], p[2], &p[3..7], &p[7..11], 4)]
+    vec![f494(p[0], p[1], p[2])]
 }
 
 fn vjp_f494(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f494_grad(p[0], p[1], p[2], &p[3..7], &p[7..11], 4);
+    let (y, g) = f494_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f494 ----
 
 // ---- f495 ----
-#[differentiate(wrt(xs, z, y, x))]
-fn f495<T: Float + NumAssign + Sum + Product>(xs: &[T], z: T, y: T, x: T) -> T {
-    let mut acc = x;
-    acc /= (xs[1] - z).clamp((Float::atan((xs[1] / (xs[1].abs() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()) * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (x * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()).abs() + T::from(1.0).unwrap();
-    if xs[1] >= acc {
-        let t1 = Float::abs(xs[1]).max(xs[0] % (x + T::from(2.0).unwrap()));
-        acc = acc + t1;
-    }
-    if acc.is_sign_positive() {
-        for _ in xs.iter().copied() {
-            acc -= Float::tanh(y * T::from(1.333).unwrap());
+#[differentiate(wrt(y, x, z))]
+fn f495<T: Float + NumAssign + Sum + Product>(y: T, x: T, z: T) -> (T, T) {
+    let mut acc = T::log(x.clamp(T::from(-0.85).unwrap(), T::from(0.367).unwrap()).exp() + T::from(0.75).unwrap(), ((T::from(-0.247).unwrap().exp() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p().exp() + T::from(2.5).unwrap());
+    acc /= (Float::cbrt((T::mul_add(y, z, z) / (acc.trunc().abs() + T::from(1.0).unwrap())) + T::from(4.5).unwrap()) * T::from(0.989).unwrap()).atan().exp() + T::from(1.0).unwrap();
+    for i1 in 1..3 {
+        for i2 in 0..3 {
+            let mut t3 = y;
+            match i2 % 3 {
+                0 => {
+                    if (x + T::from(i2).unwrap()) < t3 {
+                        return ((-z).hypot(T::tanh((T::from(0.5).unwrap() - acc) * T::from(0.484).unwrap()) + T::from(2.0).unwrap()), t3 * z);
+                    }
+                    let l4;
+                    if (acc + Float::powi(T::from(0.5).unwrap().abs() + T::from(1.0).unwrap(), -1)).is_sign_positive() {
+                        acc = ((T::ln(acc * acc + T::from(0.5).unwrap()) + (T::from(i2).unwrap() * T::from(0.666).unwrap()).tanh().exp_m1().asinh()) * T::from(0.354).unwrap()).tanh();
+                        l4 = z.sin() * z;
+                    } else {
+                        l4 = Float::atan(((-T::from(i2).unwrap()) * t3) * T::from(0.444).unwrap());
+                    }
+                    t3 -= l4;
+                }
+                1 => {
+                    t3 -= (y / (acc * acc + T::from(0.75).unwrap())) * (t3 / (T::from(i2).unwrap() * T::from(i2).unwrap() + T::from(1.0).unwrap()));
+                }
+                _ => {
+                    if acc >= T::from(1.125).unwrap() {
+                        break;
+                    }
+                }
+            }
+            acc /= (t3 * T::from(0.444).unwrap()).atan() + T::from(2.821).unwrap();
         }
-        acc -= y;
+        acc = ((acc - (T::from(i1).unwrap() * (y + z))) * T::from(0.158).unwrap()).sin();
     }
-    acc
+    (acc, acc)
 }
 
 fn run_f495<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f495(&p[0..2], p[2], p[3], p[4])]
+    let (a, b) = f495(p[0], p[1], p[2]);
+    vec![a, b]
 }
 
-fn vjp_f495(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f495_grad(&p[0..2], p[2], p[3], p[4]);
-    (vec![y], g.flatten())
+fn vjp_f495(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f495_pullback(p[0], p[1], p[2]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f495 ----
 
 // ---- f496 ----
-#[differentiate]
-fn f496<T: Float + NumAssign + Sum + Product>(z: T, xs: &[T], ys: &[T], x: T, y: T) -> Vec<T> {
-    let mut acc = T::sin(ys[1]);
-    let t1 = ((-f472(((ys[1] - (acc + y)) * T::from(0.5).unwrap()).tanh(), ys, ys, ((z * (xs[0] * acc)) * T::from(0.888).unwrap()).tanh())) * T::from(0.187).unwrap()).tanh();
-    if (acc - acc).is_sign_positive() && (z * z + T::from(1.0).unwrap()).ln() >= T::from(0.536).unwrap() && T::powi(xs[4], 4) < T::from(-0.232).unwrap() {
-        let t1 = t1.ceil();
-        acc *= (t1 * T::from(1.0).unwrap()).tanh();
-    } else {
-        let w2 = vec![T::zero(); 5];
-        acc += w2[1];
+#[differentiate(wrt(y, ys, x))]
+fn f496<T>(y: T, xs: &[T], ys: &[T], x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::from(-0.063).unwrap() + y;
+    let t1 = (((ys[3] * x) - (ys[1] - ys[2])) * T::from(0.38).unwrap()).atan().sin();
+    if xs[1].is_sign_positive() && (xs[1].tanh() * T::from(0.9).unwrap()).atanh().is_sign_negative() {
+        let mut w2 = vec![T::zero(); 4];
+        let mut k3 = 0;
+        while ((ys[1] - ys[2]) < T::from(-0.732).unwrap() && w2[2].hypot(acc * acc + T::from(0.5).unwrap()).is_sign_negative()) && k3 < 4 {
+            k3 += 1;
+            if !(ys[0].is_sign_negative()) && (y - ys[4]) < T::from(1.541).unwrap() && (x.abs() + T::from(0.5).unwrap()).powi(-1) > T::from(1.25).unwrap() {
+                let w4 = vec![T::zero(); 4];
+                acc += w4[3];
+            }
+            acc *= (xs[2].sinh() * T::from(0.85).unwrap()).atan() * T::from(0.636).unwrap();
+        }
+        w2[1] = ((w2[3].abs() + T::from(1.0).unwrap()) + T::one()).acosh();
     }
-    let mut out3 = vec![T::zero(); 4];
-    out3[0] = acc;
-    out3[1] += x;
-    out3[0] = (t1 * y) - xs[4];
-    out3
+    (acc + t1) + (ys[3].atan() - t1)
 }
 
 fn run_f496<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f496(p[0], &p[1..6], &p[6..8], p[8], p[9])
+    vec![f496(p[0], &p[1..4], &p[4..9], p[9])]
 }
 
-fn vjp_f496(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f496_pullback(p[0], &p[1..6], &p[6..8], p[8], p[9]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f496(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f496_grad(p[0], &p[1..4], &p[4..9], p[9]);
+    (vec![y], g.flatten())
 }
 // ---- end f496 ----
 
 // ---- f497 ----
 #[differentiate]
-fn f497<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T], x: T, y: T) -> T {
-    let mut acc = xs[2];
-    let l1;
-    if (x - x) < acc {
-        l1 = (f445(((x + Float::cosh(acc)) * T::from(0.519).unwrap()).atan() * T::from(0.954).unwrap(), ys, 3, ((xs[2] + y) * T::from(0.666).unwrap()).tanh(), ((xs[0] * (acc.sin() * T::from(0.85).unwrap()).atanh()) * T::from(0.905).unwrap()).sin(), xs) * T::from(0.333).unwrap()).tanh();
-    } else {
-        l1 = ((T::from(n).unwrap().mul_add((f445(((x + (y + T::from(2.0).unwrap()).log10()) * T::from(0.591).unwrap()).tanh(), xs, 4, ((ys[n % 4] * xs[n % 4].sinh()) * T::from(0.566).unwrap()).tanh(), T::tanh((ys[n - 1] + acc) * T::from(0.666).unwrap()), xs) * T::from(0.333).unwrap()).tanh(), y) / ((Float::atan(f438(((y + T::recip(y.exp() + T::from(1.0).unwrap())) * T::from(0.8).unwrap()).tanh(), xs) * T::from(0.382).unwrap()).exp() * T::from(0.415).unwrap()).tanh().exp() + T::from(0.75).unwrap())) * T::from(0.272).unwrap()).tanh();
+fn f497<T: Float + NumAssign + Sum + Product>(ys: &[T], x: T, xs: &[T], y: T) -> T {
+    let mut acc = (f487(xs, xs) * T::from(0.314).unwrap()).tanh();
+    for &v1 in xs.iter().rev() {
+        for (&a2, &_) in ys.iter().zip(xs) {
+            acc += T::sin(((-(a2 + ys[2])) - v1) * T::from(0.444).unwrap()) * T::from(0.25).unwrap();
+        }
+        acc *= Float::tanh((xs[0] / (xs[0] * xs[0] + T::from(1.0).unwrap())).atan2(-(x.abs() + T::from(1.0).unwrap())) * T::from(0.636).unwrap());
     }
-    acc = ((acc * (xs[n - 1] - acc)) * T::from(0.444).unwrap()).tanh();
-    let s2 = (0..4).map(|i| (ys[i] * T::from(-0.385).unwrap()).tanh() * T::from(i).unwrap()).sum::<T>();
-    let t3 = ((y.abs() + T::from(0.5).unwrap()) + T::one()).acosh() - (x / (acc.exp() + T::from(1.0).unwrap()));
-    let l4;
-    if (x % (l1.abs() + T::from(0.75).unwrap())) <= x && Float::ln_1p((acc.exp() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()) >= T::from(-0.686).unwrap() {
-        let s5 = xs.iter().copied().sum::<T>();
-        l4 = T::asin((s5 * T::from(0.333).unwrap()).sin() * T::from(0.9).unwrap()).signum() - xs[3];
-    } else {
-        l4 = T::fract((xs[n % 4] * ys[1]) - (ys[n - 1] - xs[n - 1]));
-    }
-    let mut w6 = vec![T::zero(); 4];
-    w6[n % 4] += xs[2].clamp(T::from(-0.913).unwrap(), T::from(0.574).unwrap()) / (((acc.tanh() * T::from(0.9).unwrap()).atanh() * y.sinh()) + T::from(4.464).unwrap());
-    acc /= (-w6[n % w6.len()]).exp() + T::from(1.25).unwrap();
-    ((acc - (s2 * T::from(0.1).unwrap()).sin()) + t3) - l4
+    acc + y
 }
 
 fn run_f497<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f497(4, &p[0..4], &p[4..8], p[8], p[9])]
+    vec![f497(&p[0..4], p[4], &p[5..8], p[8])]
 }
 
 fn vjp_f497(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f497_grad(4, &p[0..4], &p[4..8], p[8], p[9]);
+    let (y, g) = f497_grad(&p[0..4], p[4], &p[5..8], p[8]);
     (vec![y], g.flatten())
 }
 // ---- end f497 ----
 
 // ---- f498 ----
-#[differentiate(wrt(xs))]
-fn f498<T>(y: T, xs: &[T], x: T) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = ((x - (x.tanh() * T::from(0.9).unwrap()).acos()) * T::from(0.43).unwrap()).tanh();
-    for _ in (0..5).rev() {
-        acc += (x.cosh() * T::from(0.85).unwrap()).sin();
-        let t2 = ((y.atan() - (x - x)) * T::from(0.437).unwrap()).sin();
-        acc *= t2;
-    }
-    acc = ((acc + ((-x) - acc)) * T::from(0.148).unwrap()).tanh();
-    for i3 in (0..3).rev().step_by(2) {
-        let t4 = y % (((x - (xs[xs.len() - 1 - i3] / (acc.abs() + T::from(0.5).unwrap()))) * T::from(0.444).unwrap()).tanh() + T::from(1.5).unwrap());
-        acc *= ((if Float::exp2(xs[i3 % xs.len()]).is_sign_positive() { y } else { t4 }) * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-    }
-    let t5 = T::one() * T::sqrt(xs[1].abs() + T::from(1.0).unwrap());
-    (acc, ((y + T::from(2.5).unwrap()).powf(T::one()) * (y + T::from(2.5).unwrap()).powf(T::one()) + T::from(0.75).unwrap()).recip() - t5)
+#[differentiate]
+fn f498<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> Vec<T> {
+    let mut acc = (xs[1] + ys[1]) / (ys[2].clamp(T::from(-0.271).unwrap(), T::from(1.031).unwrap()).abs() + T::from(1.0).unwrap());
+    let t1 = -((-acc) * (-acc) + T::from(1.0).unwrap()).ln();
+    let s2: T = ys.iter().zip(ys).map(|(a, b)| *a * *b).sum::<T>();
+    let mut w3 = vec![Float::atan(t1), t1];
+    acc += w3[1] * (f487(xs, ys) * T::from(0.314).unwrap()).tanh();
+    w3.swap(1, 0);
+    let mut out4 = vec![T::zero(); 4];
+    out4[0] = (acc * T::from(0.309).unwrap()).sin();
+    out4[1] += T::atan(s2 * T::from(0.296).unwrap());
+    out4[0] = (acc * T::from(0.309).unwrap()).sin() * ((acc - T::from(-0.484).unwrap()) * T::from(0.288).unwrap()).sin();
+    out4
 }
 
 fn run_f498<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f498(p[0], &p[1..6], p[6]);
-    vec![a, b]
+    f498(&p[0..3], &p[3..6])
 }
 
 fn vjp_f498(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f498_pullback(p[0], &p[1..6], p[6]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let (y, pullback) = f498_pullback(&p[0..3], &p[3..6]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f498 ----
 
 // ---- f499 ----
 #[differentiate]
-fn f499<T: Float + NumAssign + Sum + Product>(y: T, z: T, x: T) -> (T, T) {
-    let mut acc = (((((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).asin() + T::from(4.142).unwrap()) + T::one()).acosh();
-    for i1 in 1..=1 {
-        let mut t2 = f492::<T>(((x * (acc / (T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(1.0).unwrap()))) * T::from(0.35).unwrap()).sin(), ((y - (y - T::one())) * T::from(0.5).unwrap()).tanh(), 2);
-        match i1 % 3 {
-            0 => {
-                let mut k3 = 0;
-                let r4 = loop {
-                    k3 += 1;
-                    t2 *= (acc * T::from(0.525).unwrap()).sin();
-                    let t5 = (((y + t2) / (acc * acc + T::from(0.75).unwrap())).sin() * T::from(0.85).unwrap()).asin();
-                    if k3 >= 1 || ((acc + T::to_degrees((T::from(1.433).unwrap() * T::from(1.395).unwrap()).tanh() * T::from(0.05).unwrap())) <= T::one() || (t5 + T::from(3.892).unwrap()).recip() > x) {
-                        break t5;
-                    }
-                };
-                t2 = (t2 * T::from(0.204).unwrap()) - r4;
-            }
-            1 | 2 => {
-                acc *= (T::from(i1).unwrap() * T::from(1.0).unwrap()).atan() * T::from(0.636).unwrap();
-            }
-            _ => {
-                let (p6, q7) = f441(((z + T::from(i1).unwrap()) * T::from(0.571).unwrap()).tanh(), ((x - x) * T::from(0.666).unwrap()).sin(), 4);
-                t2 -= T::tanh((p6 * q7) * T::from(0.162).unwrap());
-            }
+fn f499<T>(y: T, z: T, n: usize, x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (Float::sin(y * T::from(1.333).unwrap()) * T::from(0.9).unwrap()).acos();
+    for _ in 0..n {
+        acc += (acc * T::from(0.28).unwrap()).tanh();
+        let b2 = {
+            let c3 = (x / (y.abs() + T::from(0.5).unwrap())) / (y * y + T::from(0.75).unwrap());
+            Float::sin((c3 + T::from(-0.519).unwrap()) * T::from(0.442).unwrap())
+        };
+        for i4 in 0..5 {
+            let b5 = {
+                let c6 = ((y + T::acosh((y.exp() + T::from(1.0).unwrap()) + T::one())) * T::from(0.493).unwrap()).sin();
+                c6 - ((f494(((x + acc) * T::from(0.231).unwrap()).tanh(), x * (T::from(0.5).unwrap() / ((T::from(i4).unwrap() * T::from(0.4).unwrap()).tanh().exp() + T::from(0.75).unwrap())), ((y * (z.sin() * T::from(0.85).unwrap()).acos()) * T::from(0.424).unwrap()).tanh()) * T::from(0.413).unwrap()).tanh() * x)
+            };
+            acc = Float::sin(((acc * T::from(-0.399).unwrap()) + b5) * T::from(0.373).unwrap());
         }
-        acc += (t2 * T::from(0.54).unwrap()).atan() * T::from(0.636).unwrap();
+        acc = (acc * T::from(-0.09).unwrap()) * b2;
     }
-    (acc, acc)
+    if (-z) >= x {
+        acc = (((acc * T::from(-0.246).unwrap()) + acc) * T::from(0.224).unwrap()).atan();
+        acc /= (((z.exp() + T::from(0.75).unwrap()) + T::one()).acosh() * T::from(0.794).unwrap()).sin().exp() + T::from(1.5).unwrap();
+    } else {
+        let w7 = vec![x + x; 3];
+        acc -= w7[2];
+    }
+    acc
 }
 
 fn run_f499<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f499(p[0], p[1], p[2]);
-    vec![a, b]
+    vec![f499(p[0], p[1], 1, p[2])]
 }
 
-fn vjp_f499(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f499_pullback(p[0], p[1], p[2]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f499(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f499_grad(p[0], p[1], 1, p[2]);
+    (vec![y], g.flatten())
 }
 // ---- end f499 ----
 
@@ -16254,312 +16316,312 @@ pub static CASES: &[Case] = &[
     Case { name: "f189", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f189::<Probe>, dual: run_f189::<Dual<f64>>, vjp: vjp_f189 },
     Case { name: "f190", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f190::<Probe>, dual: run_f190::<Dual<f64>>, vjp: vjp_f190 },
     Case { name: "f191", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f191::<Probe>, dual: run_f191::<Dual<f64>>, vjp: vjp_f191 },
-    Case { name: "f192", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f192::<Probe>, dual: run_f192::<Dual<f64>>, vjp: vjp_f192 },
-    Case { name: "f193", inputs: 1, active: &[0], outputs: 1, probe: run_f193::<Probe>, dual: run_f193::<Dual<f64>>, vjp: vjp_f193 },
-    Case { name: "f194", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 3, probe: run_f194::<Probe>, dual: run_f194::<Dual<f64>>, vjp: vjp_f194 },
-    Case { name: "f195", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f195::<Probe>, dual: run_f195::<Dual<f64>>, vjp: vjp_f195 },
-    Case { name: "f196", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 2, probe: run_f196::<Probe>, dual: run_f196::<Dual<f64>>, vjp: vjp_f196 },
-    Case { name: "f197", inputs: 2, active: &[0], outputs: 1, probe: run_f197::<Probe>, dual: run_f197::<Dual<f64>>, vjp: vjp_f197 },
-    Case { name: "f198", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f198::<Probe>, dual: run_f198::<Dual<f64>>, vjp: vjp_f198 },
-    Case { name: "f199", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f199::<Probe>, dual: run_f199::<Dual<f64>>, vjp: vjp_f199 },
-    Case { name: "f200", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f200::<Probe>, dual: run_f200::<Dual<f64>>, vjp: vjp_f200 },
-    Case { name: "f201", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f201::<Probe>, dual: run_f201::<Dual<f64>>, vjp: vjp_f201 },
-    Case { name: "f202", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f202::<Probe>, dual: run_f202::<Dual<f64>>, vjp: vjp_f202 },
-    Case { name: "f203", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f203::<Probe>, dual: run_f203::<Dual<f64>>, vjp: vjp_f203 },
-    Case { name: "f204", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f204::<Probe>, dual: run_f204::<Dual<f64>>, vjp: vjp_f204 },
-    Case { name: "f205", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f205::<Probe>, dual: run_f205::<Dual<f64>>, vjp: vjp_f205 },
-    Case { name: "f206", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f206::<Probe>, dual: run_f206::<Dual<f64>>, vjp: vjp_f206 },
+    Case { name: "f192", inputs: 1, active: &[0], outputs: 2, probe: run_f192::<Probe>, dual: run_f192::<Dual<f64>>, vjp: vjp_f192 },
+    Case { name: "f193", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f193::<Probe>, dual: run_f193::<Dual<f64>>, vjp: vjp_f193 },
+    Case { name: "f194", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f194::<Probe>, dual: run_f194::<Dual<f64>>, vjp: vjp_f194 },
+    Case { name: "f195", inputs: 2, active: &[0, 1], outputs: 3, probe: run_f195::<Probe>, dual: run_f195::<Dual<f64>>, vjp: vjp_f195 },
+    Case { name: "f196", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f196::<Probe>, dual: run_f196::<Dual<f64>>, vjp: vjp_f196 },
+    Case { name: "f197", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f197::<Probe>, dual: run_f197::<Dual<f64>>, vjp: vjp_f197 },
+    Case { name: "f198", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f198::<Probe>, dual: run_f198::<Dual<f64>>, vjp: vjp_f198 },
+    Case { name: "f199", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f199::<Probe>, dual: run_f199::<Dual<f64>>, vjp: vjp_f199 },
+    Case { name: "f200", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f200::<Probe>, dual: run_f200::<Dual<f64>>, vjp: vjp_f200 },
+    Case { name: "f201", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f201::<Probe>, dual: run_f201::<Dual<f64>>, vjp: vjp_f201 },
+    Case { name: "f202", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f202::<Probe>, dual: run_f202::<Dual<f64>>, vjp: vjp_f202 },
+    Case { name: "f203", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f203::<Probe>, dual: run_f203::<Dual<f64>>, vjp: vjp_f203 },
+    Case { name: "f204", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f204::<Probe>, dual: run_f204::<Dual<f64>>, vjp: vjp_f204 },
+    Case { name: "f205", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f205::<Probe>, dual: run_f205::<Dual<f64>>, vjp: vjp_f205 },
+    Case { name: "f206", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 2, probe: run_f206::<Probe>, dual: run_f206::<Dual<f64>>, vjp: vjp_f206 },
     Case { name: "f207", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f207::<Probe>, dual: run_f207::<Dual<f64>>, vjp: vjp_f207 },
-    Case { name: "f208", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 3, probe: run_f208::<Probe>, dual: run_f208::<Dual<f64>>, vjp: vjp_f208 },
-    Case { name: "f209", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f209::<Probe>, dual: run_f209::<Dual<f64>>, vjp: vjp_f209 },
-    Case { name: "f210", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f210::<Probe>, dual: run_f210::<Dual<f64>>, vjp: vjp_f210 },
-    Case { name: "f211", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f211::<Probe>, dual: run_f211::<Dual<f64>>, vjp: vjp_f211 },
-    Case { name: "f212", inputs: 3, active: &[0, 1, 2], outputs: 3, probe: run_f212::<Probe>, dual: run_f212::<Dual<f64>>, vjp: vjp_f212 },
-    Case { name: "f213", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f213::<Probe>, dual: run_f213::<Dual<f64>>, vjp: vjp_f213 },
-    Case { name: "f214", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f214::<Probe>, dual: run_f214::<Dual<f64>>, vjp: vjp_f214 },
-    Case { name: "f215", inputs: 9, active: &[5, 6, 7, 8], outputs: 1, probe: run_f215::<Probe>, dual: run_f215::<Dual<f64>>, vjp: vjp_f215 },
-    Case { name: "f216", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f216::<Probe>, dual: run_f216::<Dual<f64>>, vjp: vjp_f216 },
-    Case { name: "f217", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f217::<Probe>, dual: run_f217::<Dual<f64>>, vjp: vjp_f217 },
-    Case { name: "f218", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f218::<Probe>, dual: run_f218::<Dual<f64>>, vjp: vjp_f218 },
-    Case { name: "f219", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 4, probe: run_f219::<Probe>, dual: run_f219::<Dual<f64>>, vjp: vjp_f219 },
-    Case { name: "f220", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f220::<Probe>, dual: run_f220::<Dual<f64>>, vjp: vjp_f220 },
-    Case { name: "f221", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f221::<Probe>, dual: run_f221::<Dual<f64>>, vjp: vjp_f221 },
-    Case { name: "f222", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f222::<Probe>, dual: run_f222::<Dual<f64>>, vjp: vjp_f222 },
-    Case { name: "f223", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f223::<Probe>, dual: run_f223::<Dual<f64>>, vjp: vjp_f223 },
-    Case { name: "f224", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 2, probe: run_f224::<Probe>, dual: run_f224::<Dual<f64>>, vjp: vjp_f224 },
-    Case { name: "f225", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f225::<Probe>, dual: run_f225::<Dual<f64>>, vjp: vjp_f225 },
-    Case { name: "f226", inputs: 1, active: &[0], outputs: 1, probe: run_f226::<Probe>, dual: run_f226::<Dual<f64>>, vjp: vjp_f226 },
-    Case { name: "f227", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f227::<Probe>, dual: run_f227::<Dual<f64>>, vjp: vjp_f227 },
-    Case { name: "f228", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f228::<Probe>, dual: run_f228::<Dual<f64>>, vjp: vjp_f228 },
-    Case { name: "f229", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f229::<Probe>, dual: run_f229::<Dual<f64>>, vjp: vjp_f229 },
-    Case { name: "f230", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f230::<Probe>, dual: run_f230::<Dual<f64>>, vjp: vjp_f230 },
-    Case { name: "f231", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f231::<Probe>, dual: run_f231::<Dual<f64>>, vjp: vjp_f231 },
-    Case { name: "f232", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f232::<Probe>, dual: run_f232::<Dual<f64>>, vjp: vjp_f232 },
-    Case { name: "f233", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 4, probe: run_f233::<Probe>, dual: run_f233::<Dual<f64>>, vjp: vjp_f233 },
-    Case { name: "f234", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f234::<Probe>, dual: run_f234::<Dual<f64>>, vjp: vjp_f234 },
-    Case { name: "f235", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f235::<Probe>, dual: run_f235::<Dual<f64>>, vjp: vjp_f235 },
-    Case { name: "f236", inputs: 1, active: &[0], outputs: 1, probe: run_f236::<Probe>, dual: run_f236::<Dual<f64>>, vjp: vjp_f236 },
-    Case { name: "f237", inputs: 1, active: &[0], outputs: 1, probe: run_f237::<Probe>, dual: run_f237::<Dual<f64>>, vjp: vjp_f237 },
-    Case { name: "f238", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f238::<Probe>, dual: run_f238::<Dual<f64>>, vjp: vjp_f238 },
-    Case { name: "f239", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f239::<Probe>, dual: run_f239::<Dual<f64>>, vjp: vjp_f239 },
-    Case { name: "f240", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f240::<Probe>, dual: run_f240::<Dual<f64>>, vjp: vjp_f240 },
-    Case { name: "f241", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f241::<Probe>, dual: run_f241::<Dual<f64>>, vjp: vjp_f241 },
-    Case { name: "f242", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f242::<Probe>, dual: run_f242::<Dual<f64>>, vjp: vjp_f242 },
-    Case { name: "f243", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f243::<Probe>, dual: run_f243::<Dual<f64>>, vjp: vjp_f243 },
-    Case { name: "f244", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f244::<Probe>, dual: run_f244::<Dual<f64>>, vjp: vjp_f244 },
-    Case { name: "f245", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f245::<Probe>, dual: run_f245::<Dual<f64>>, vjp: vjp_f245 },
-    Case { name: "f246", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f246::<Probe>, dual: run_f246::<Dual<f64>>, vjp: vjp_f246 },
-    Case { name: "f247", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f247::<Probe>, dual: run_f247::<Dual<f64>>, vjp: vjp_f247 },
-    Case { name: "f248", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f248::<Probe>, dual: run_f248::<Dual<f64>>, vjp: vjp_f248 },
-    Case { name: "f249", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f249::<Probe>, dual: run_f249::<Dual<f64>>, vjp: vjp_f249 },
-    Case { name: "f250", inputs: 13, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], outputs: 1, probe: run_f250::<Probe>, dual: run_f250::<Dual<f64>>, vjp: vjp_f250 },
-    Case { name: "f251", inputs: 1, active: &[0], outputs: 1, probe: run_f251::<Probe>, dual: run_f251::<Dual<f64>>, vjp: vjp_f251 },
-    Case { name: "f252", inputs: 4, active: &[0, 1, 2, 3], outputs: 2, probe: run_f252::<Probe>, dual: run_f252::<Dual<f64>>, vjp: vjp_f252 },
-    Case { name: "f253", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f253::<Probe>, dual: run_f253::<Dual<f64>>, vjp: vjp_f253 },
-    Case { name: "f254", inputs: 1, active: &[0], outputs: 1, probe: run_f254::<Probe>, dual: run_f254::<Dual<f64>>, vjp: vjp_f254 },
-    Case { name: "f255", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f255::<Probe>, dual: run_f255::<Dual<f64>>, vjp: vjp_f255 },
-    Case { name: "f256", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f256::<Probe>, dual: run_f256::<Dual<f64>>, vjp: vjp_f256 },
-    Case { name: "f257", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f257::<Probe>, dual: run_f257::<Dual<f64>>, vjp: vjp_f257 },
-    Case { name: "f258", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f258::<Probe>, dual: run_f258::<Dual<f64>>, vjp: vjp_f258 },
-    Case { name: "f259", inputs: 8, active: &[5], outputs: 2, probe: run_f259::<Probe>, dual: run_f259::<Dual<f64>>, vjp: vjp_f259 },
-    Case { name: "f260", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f260::<Probe>, dual: run_f260::<Dual<f64>>, vjp: vjp_f260 },
-    Case { name: "f261", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f261::<Probe>, dual: run_f261::<Dual<f64>>, vjp: vjp_f261 },
-    Case { name: "f262", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f262::<Probe>, dual: run_f262::<Dual<f64>>, vjp: vjp_f262 },
-    Case { name: "f263", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f263::<Probe>, dual: run_f263::<Dual<f64>>, vjp: vjp_f263 },
-    Case { name: "f264", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f264::<Probe>, dual: run_f264::<Dual<f64>>, vjp: vjp_f264 },
-    Case { name: "f265", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f265::<Probe>, dual: run_f265::<Dual<f64>>, vjp: vjp_f265 },
-    Case { name: "f266", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f266::<Probe>, dual: run_f266::<Dual<f64>>, vjp: vjp_f266 },
-    Case { name: "f267", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 3, probe: run_f267::<Probe>, dual: run_f267::<Dual<f64>>, vjp: vjp_f267 },
-    Case { name: "f268", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f268::<Probe>, dual: run_f268::<Dual<f64>>, vjp: vjp_f268 },
-    Case { name: "f269", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f269::<Probe>, dual: run_f269::<Dual<f64>>, vjp: vjp_f269 },
-    Case { name: "f270", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f270::<Probe>, dual: run_f270::<Dual<f64>>, vjp: vjp_f270 },
-    Case { name: "f271", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f271::<Probe>, dual: run_f271::<Dual<f64>>, vjp: vjp_f271 },
-    Case { name: "f272", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f272::<Probe>, dual: run_f272::<Dual<f64>>, vjp: vjp_f272 },
-    Case { name: "f273", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f273::<Probe>, dual: run_f273::<Dual<f64>>, vjp: vjp_f273 },
-    Case { name: "f274", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 2, probe: run_f274::<Probe>, dual: run_f274::<Dual<f64>>, vjp: vjp_f274 },
-    Case { name: "f275", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f275::<Probe>, dual: run_f275::<Dual<f64>>, vjp: vjp_f275 },
-    Case { name: "f276", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f276::<Probe>, dual: run_f276::<Dual<f64>>, vjp: vjp_f276 },
-    Case { name: "f277", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f277::<Probe>, dual: run_f277::<Dual<f64>>, vjp: vjp_f277 },
-    Case { name: "f278", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f278::<Probe>, dual: run_f278::<Dual<f64>>, vjp: vjp_f278 },
-    Case { name: "f279", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f279::<Probe>, dual: run_f279::<Dual<f64>>, vjp: vjp_f279 },
-    Case { name: "f280", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f280::<Probe>, dual: run_f280::<Dual<f64>>, vjp: vjp_f280 },
-    Case { name: "f281", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f281::<Probe>, dual: run_f281::<Dual<f64>>, vjp: vjp_f281 },
-    Case { name: "f282", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f282::<Probe>, dual: run_f282::<Dual<f64>>, vjp: vjp_f282 },
-    Case { name: "f283", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f283::<Probe>, dual: run_f283::<Dual<f64>>, vjp: vjp_f283 },
-    Case { name: "f284", inputs: 1, active: &[0], outputs: 1, probe: run_f284::<Probe>, dual: run_f284::<Dual<f64>>, vjp: vjp_f284 },
-    Case { name: "f285", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f285::<Probe>, dual: run_f285::<Dual<f64>>, vjp: vjp_f285 },
-    Case { name: "f286", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 3, probe: run_f286::<Probe>, dual: run_f286::<Dual<f64>>, vjp: vjp_f286 },
-    Case { name: "f287", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f287::<Probe>, dual: run_f287::<Dual<f64>>, vjp: vjp_f287 },
+    Case { name: "f208", inputs: 4, active: &[0, 1, 2, 3], outputs: 4, probe: run_f208::<Probe>, dual: run_f208::<Dual<f64>>, vjp: vjp_f208 },
+    Case { name: "f209", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f209::<Probe>, dual: run_f209::<Dual<f64>>, vjp: vjp_f209 },
+    Case { name: "f210", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f210::<Probe>, dual: run_f210::<Dual<f64>>, vjp: vjp_f210 },
+    Case { name: "f211", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f211::<Probe>, dual: run_f211::<Dual<f64>>, vjp: vjp_f211 },
+    Case { name: "f212", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f212::<Probe>, dual: run_f212::<Dual<f64>>, vjp: vjp_f212 },
+    Case { name: "f213", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f213::<Probe>, dual: run_f213::<Dual<f64>>, vjp: vjp_f213 },
+    Case { name: "f214", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f214::<Probe>, dual: run_f214::<Dual<f64>>, vjp: vjp_f214 },
+    Case { name: "f215", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f215::<Probe>, dual: run_f215::<Dual<f64>>, vjp: vjp_f215 },
+    Case { name: "f216", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f216::<Probe>, dual: run_f216::<Dual<f64>>, vjp: vjp_f216 },
+    Case { name: "f217", inputs: 1, active: &[0], outputs: 1, probe: run_f217::<Probe>, dual: run_f217::<Dual<f64>>, vjp: vjp_f217 },
+    Case { name: "f218", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f218::<Probe>, dual: run_f218::<Dual<f64>>, vjp: vjp_f218 },
+    Case { name: "f219", inputs: 8, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f219::<Probe>, dual: run_f219::<Dual<f64>>, vjp: vjp_f219 },
+    Case { name: "f220", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f220::<Probe>, dual: run_f220::<Dual<f64>>, vjp: vjp_f220 },
+    Case { name: "f221", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f221::<Probe>, dual: run_f221::<Dual<f64>>, vjp: vjp_f221 },
+    Case { name: "f222", inputs: 4, active: &[0, 1, 2, 3], outputs: 4, probe: run_f222::<Probe>, dual: run_f222::<Dual<f64>>, vjp: vjp_f222 },
+    Case { name: "f223", inputs: 1, active: &[0], outputs: 2, probe: run_f223::<Probe>, dual: run_f223::<Dual<f64>>, vjp: vjp_f223 },
+    Case { name: "f224", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 4, probe: run_f224::<Probe>, dual: run_f224::<Dual<f64>>, vjp: vjp_f224 },
+    Case { name: "f225", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f225::<Probe>, dual: run_f225::<Dual<f64>>, vjp: vjp_f225 },
+    Case { name: "f226", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f226::<Probe>, dual: run_f226::<Dual<f64>>, vjp: vjp_f226 },
+    Case { name: "f227", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f227::<Probe>, dual: run_f227::<Dual<f64>>, vjp: vjp_f227 },
+    Case { name: "f228", inputs: 2, active: &[0, 1], outputs: 3, probe: run_f228::<Probe>, dual: run_f228::<Dual<f64>>, vjp: vjp_f228 },
+    Case { name: "f229", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f229::<Probe>, dual: run_f229::<Dual<f64>>, vjp: vjp_f229 },
+    Case { name: "f230", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f230::<Probe>, dual: run_f230::<Dual<f64>>, vjp: vjp_f230 },
+    Case { name: "f231", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f231::<Probe>, dual: run_f231::<Dual<f64>>, vjp: vjp_f231 },
+    Case { name: "f232", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 3, probe: run_f232::<Probe>, dual: run_f232::<Dual<f64>>, vjp: vjp_f232 },
+    Case { name: "f233", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f233::<Probe>, dual: run_f233::<Dual<f64>>, vjp: vjp_f233 },
+    Case { name: "f234", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f234::<Probe>, dual: run_f234::<Dual<f64>>, vjp: vjp_f234 },
+    Case { name: "f235", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f235::<Probe>, dual: run_f235::<Dual<f64>>, vjp: vjp_f235 },
+    Case { name: "f236", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f236::<Probe>, dual: run_f236::<Dual<f64>>, vjp: vjp_f236 },
+    Case { name: "f237", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 2, probe: run_f237::<Probe>, dual: run_f237::<Dual<f64>>, vjp: vjp_f237 },
+    Case { name: "f238", inputs: 8, active: &[1, 2, 3, 4, 5, 6], outputs: 4, probe: run_f238::<Probe>, dual: run_f238::<Dual<f64>>, vjp: vjp_f238 },
+    Case { name: "f239", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f239::<Probe>, dual: run_f239::<Dual<f64>>, vjp: vjp_f239 },
+    Case { name: "f240", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f240::<Probe>, dual: run_f240::<Dual<f64>>, vjp: vjp_f240 },
+    Case { name: "f241", inputs: 1, active: &[0], outputs: 1, probe: run_f241::<Probe>, dual: run_f241::<Dual<f64>>, vjp: vjp_f241 },
+    Case { name: "f242", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f242::<Probe>, dual: run_f242::<Dual<f64>>, vjp: vjp_f242 },
+    Case { name: "f243", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f243::<Probe>, dual: run_f243::<Dual<f64>>, vjp: vjp_f243 },
+    Case { name: "f244", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f244::<Probe>, dual: run_f244::<Dual<f64>>, vjp: vjp_f244 },
+    Case { name: "f245", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f245::<Probe>, dual: run_f245::<Dual<f64>>, vjp: vjp_f245 },
+    Case { name: "f246", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f246::<Probe>, dual: run_f246::<Dual<f64>>, vjp: vjp_f246 },
+    Case { name: "f247", inputs: 1, active: &[0], outputs: 1, probe: run_f247::<Probe>, dual: run_f247::<Dual<f64>>, vjp: vjp_f247 },
+    Case { name: "f248", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f248::<Probe>, dual: run_f248::<Dual<f64>>, vjp: vjp_f248 },
+    Case { name: "f249", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f249::<Probe>, dual: run_f249::<Dual<f64>>, vjp: vjp_f249 },
+    Case { name: "f250", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f250::<Probe>, dual: run_f250::<Dual<f64>>, vjp: vjp_f250 },
+    Case { name: "f251", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f251::<Probe>, dual: run_f251::<Dual<f64>>, vjp: vjp_f251 },
+    Case { name: "f252", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f252::<Probe>, dual: run_f252::<Dual<f64>>, vjp: vjp_f252 },
+    Case { name: "f253", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f253::<Probe>, dual: run_f253::<Dual<f64>>, vjp: vjp_f253 },
+    Case { name: "f254", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f254::<Probe>, dual: run_f254::<Dual<f64>>, vjp: vjp_f254 },
+    Case { name: "f255", inputs: 4, active: &[0, 1, 2, 3], outputs: 2, probe: run_f255::<Probe>, dual: run_f255::<Dual<f64>>, vjp: vjp_f255 },
+    Case { name: "f256", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 4, probe: run_f256::<Probe>, dual: run_f256::<Dual<f64>>, vjp: vjp_f256 },
+    Case { name: "f257", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f257::<Probe>, dual: run_f257::<Dual<f64>>, vjp: vjp_f257 },
+    Case { name: "f258", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f258::<Probe>, dual: run_f258::<Dual<f64>>, vjp: vjp_f258 },
+    Case { name: "f259", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f259::<Probe>, dual: run_f259::<Dual<f64>>, vjp: vjp_f259 },
+    Case { name: "f260", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 3, probe: run_f260::<Probe>, dual: run_f260::<Dual<f64>>, vjp: vjp_f260 },
+    Case { name: "f261", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f261::<Probe>, dual: run_f261::<Dual<f64>>, vjp: vjp_f261 },
+    Case { name: "f262", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f262::<Probe>, dual: run_f262::<Dual<f64>>, vjp: vjp_f262 },
+    Case { name: "f263", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f263::<Probe>, dual: run_f263::<Dual<f64>>, vjp: vjp_f263 },
+    Case { name: "f264", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f264::<Probe>, dual: run_f264::<Dual<f64>>, vjp: vjp_f264 },
+    Case { name: "f265", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 2, probe: run_f265::<Probe>, dual: run_f265::<Dual<f64>>, vjp: vjp_f265 },
+    Case { name: "f266", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 2, probe: run_f266::<Probe>, dual: run_f266::<Dual<f64>>, vjp: vjp_f266 },
+    Case { name: "f267", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f267::<Probe>, dual: run_f267::<Dual<f64>>, vjp: vjp_f267 },
+    Case { name: "f268", inputs: 4, active: &[0, 1, 2, 3], outputs: 3, probe: run_f268::<Probe>, dual: run_f268::<Dual<f64>>, vjp: vjp_f268 },
+    Case { name: "f269", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f269::<Probe>, dual: run_f269::<Dual<f64>>, vjp: vjp_f269 },
+    Case { name: "f270", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f270::<Probe>, dual: run_f270::<Dual<f64>>, vjp: vjp_f270 },
+    Case { name: "f271", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f271::<Probe>, dual: run_f271::<Dual<f64>>, vjp: vjp_f271 },
+    Case { name: "f272", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f272::<Probe>, dual: run_f272::<Dual<f64>>, vjp: vjp_f272 },
+    Case { name: "f273", inputs: 1, active: &[0], outputs: 1, probe: run_f273::<Probe>, dual: run_f273::<Dual<f64>>, vjp: vjp_f273 },
+    Case { name: "f274", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f274::<Probe>, dual: run_f274::<Dual<f64>>, vjp: vjp_f274 },
+    Case { name: "f275", inputs: 2, active: &[0, 1], outputs: 4, probe: run_f275::<Probe>, dual: run_f275::<Dual<f64>>, vjp: vjp_f275 },
+    Case { name: "f276", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f276::<Probe>, dual: run_f276::<Dual<f64>>, vjp: vjp_f276 },
+    Case { name: "f277", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f277::<Probe>, dual: run_f277::<Dual<f64>>, vjp: vjp_f277 },
+    Case { name: "f278", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f278::<Probe>, dual: run_f278::<Dual<f64>>, vjp: vjp_f278 },
+    Case { name: "f279", inputs: 4, active: &[0, 1, 2, 3], outputs: 4, probe: run_f279::<Probe>, dual: run_f279::<Dual<f64>>, vjp: vjp_f279 },
+    Case { name: "f280", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f280::<Probe>, dual: run_f280::<Dual<f64>>, vjp: vjp_f280 },
+    Case { name: "f281", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f281::<Probe>, dual: run_f281::<Dual<f64>>, vjp: vjp_f281 },
+    Case { name: "f282", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f282::<Probe>, dual: run_f282::<Dual<f64>>, vjp: vjp_f282 },
+    Case { name: "f283", inputs: 11, active: &[1, 2, 3, 4, 5], outputs: 1, probe: run_f283::<Probe>, dual: run_f283::<Dual<f64>>, vjp: vjp_f283 },
+    Case { name: "f284", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 2, probe: run_f284::<Probe>, dual: run_f284::<Dual<f64>>, vjp: vjp_f284 },
+    Case { name: "f285", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f285::<Probe>, dual: run_f285::<Dual<f64>>, vjp: vjp_f285 },
+    Case { name: "f286", inputs: 7, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f286::<Probe>, dual: run_f286::<Dual<f64>>, vjp: vjp_f286 },
+    Case { name: "f287", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f287::<Probe>, dual: run_f287::<Dual<f64>>, vjp: vjp_f287 },
     Case { name: "f288", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f288::<Probe>, dual: run_f288::<Dual<f64>>, vjp: vjp_f288 },
-    Case { name: "f289", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f289::<Probe>, dual: run_f289::<Dual<f64>>, vjp: vjp_f289 },
-    Case { name: "f290", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f290::<Probe>, dual: run_f290::<Dual<f64>>, vjp: vjp_f290 },
-    Case { name: "f291", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f291::<Probe>, dual: run_f291::<Dual<f64>>, vjp: vjp_f291 },
-    Case { name: "f292", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f292::<Probe>, dual: run_f292::<Dual<f64>>, vjp: vjp_f292 },
-    Case { name: "f293", inputs: 1, active: &[0], outputs: 1, probe: run_f293::<Probe>, dual: run_f293::<Dual<f64>>, vjp: vjp_f293 },
-    Case { name: "f294", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f294::<Probe>, dual: run_f294::<Dual<f64>>, vjp: vjp_f294 },
-    Case { name: "f295", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f295::<Probe>, dual: run_f295::<Dual<f64>>, vjp: vjp_f295 },
-    Case { name: "f296", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f296::<Probe>, dual: run_f296::<Dual<f64>>, vjp: vjp_f296 },
-    Case { name: "f297", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 3, probe: run_f297::<Probe>, dual: run_f297::<Dual<f64>>, vjp: vjp_f297 },
-    Case { name: "f298", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f298::<Probe>, dual: run_f298::<Dual<f64>>, vjp: vjp_f298 },
-    Case { name: "f299", inputs: 1, active: &[0], outputs: 1, probe: run_f299::<Probe>, dual: run_f299::<Dual<f64>>, vjp: vjp_f299 },
-    Case { name: "f300", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f300::<Probe>, dual: run_f300::<Dual<f64>>, vjp: vjp_f300 },
-    Case { name: "f301", inputs: 10, active: &[1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f301::<Probe>, dual: run_f301::<Dual<f64>>, vjp: vjp_f301 },
+    Case { name: "f289", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f289::<Probe>, dual: run_f289::<Dual<f64>>, vjp: vjp_f289 },
+    Case { name: "f290", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f290::<Probe>, dual: run_f290::<Dual<f64>>, vjp: vjp_f290 },
+    Case { name: "f291", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f291::<Probe>, dual: run_f291::<Dual<f64>>, vjp: vjp_f291 },
+    Case { name: "f292", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f292::<Probe>, dual: run_f292::<Dual<f64>>, vjp: vjp_f292 },
+    Case { name: "f293", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f293::<Probe>, dual: run_f293::<Dual<f64>>, vjp: vjp_f293 },
+    Case { name: "f294", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f294::<Probe>, dual: run_f294::<Dual<f64>>, vjp: vjp_f294 },
+    Case { name: "f295", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f295::<Probe>, dual: run_f295::<Dual<f64>>, vjp: vjp_f295 },
+    Case { name: "f296", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f296::<Probe>, dual: run_f296::<Dual<f64>>, vjp: vjp_f296 },
+    Case { name: "f297", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f297::<Probe>, dual: run_f297::<Dual<f64>>, vjp: vjp_f297 },
+    Case { name: "f298", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f298::<Probe>, dual: run_f298::<Dual<f64>>, vjp: vjp_f298 },
+    Case { name: "f299", inputs: 3, active: &[0, 1, 2], outputs: 3, probe: run_f299::<Probe>, dual: run_f299::<Dual<f64>>, vjp: vjp_f299 },
+    Case { name: "f300", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f300::<Probe>, dual: run_f300::<Dual<f64>>, vjp: vjp_f300 },
+    Case { name: "f301", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f301::<Probe>, dual: run_f301::<Dual<f64>>, vjp: vjp_f301 },
     Case { name: "f302", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f302::<Probe>, dual: run_f302::<Dual<f64>>, vjp: vjp_f302 },
-    Case { name: "f303", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f303::<Probe>, dual: run_f303::<Dual<f64>>, vjp: vjp_f303 },
-    Case { name: "f304", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f304::<Probe>, dual: run_f304::<Dual<f64>>, vjp: vjp_f304 },
-    Case { name: "f305", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f305::<Probe>, dual: run_f305::<Dual<f64>>, vjp: vjp_f305 },
-    Case { name: "f306", inputs: 4, active: &[0, 1, 2, 3], outputs: 2, probe: run_f306::<Probe>, dual: run_f306::<Dual<f64>>, vjp: vjp_f306 },
+    Case { name: "f303", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f303::<Probe>, dual: run_f303::<Dual<f64>>, vjp: vjp_f303 },
+    Case { name: "f304", inputs: 1, active: &[0], outputs: 1, probe: run_f304::<Probe>, dual: run_f304::<Dual<f64>>, vjp: vjp_f304 },
+    Case { name: "f305", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f305::<Probe>, dual: run_f305::<Dual<f64>>, vjp: vjp_f305 },
+    Case { name: "f306", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f306::<Probe>, dual: run_f306::<Dual<f64>>, vjp: vjp_f306 },
     Case { name: "f307", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f307::<Probe>, dual: run_f307::<Dual<f64>>, vjp: vjp_f307 },
-    Case { name: "f308", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f308::<Probe>, dual: run_f308::<Dual<f64>>, vjp: vjp_f308 },
-    Case { name: "f309", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 2, probe: run_f309::<Probe>, dual: run_f309::<Dual<f64>>, vjp: vjp_f309 },
-    Case { name: "f310", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f310::<Probe>, dual: run_f310::<Dual<f64>>, vjp: vjp_f310 },
-    Case { name: "f311", inputs: 4, active: &[0, 1, 2, 3], outputs: 2, probe: run_f311::<Probe>, dual: run_f311::<Dual<f64>>, vjp: vjp_f311 },
-    Case { name: "f312", inputs: 5, active: &[0, 3, 4], outputs: 1, probe: run_f312::<Probe>, dual: run_f312::<Dual<f64>>, vjp: vjp_f312 },
-    Case { name: "f313", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f313::<Probe>, dual: run_f313::<Dual<f64>>, vjp: vjp_f313 },
-    Case { name: "f314", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f314::<Probe>, dual: run_f314::<Dual<f64>>, vjp: vjp_f314 },
-    Case { name: "f315", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f315::<Probe>, dual: run_f315::<Dual<f64>>, vjp: vjp_f315 },
-    Case { name: "f316", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f316::<Probe>, dual: run_f316::<Dual<f64>>, vjp: vjp_f316 },
-    Case { name: "f317", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f317::<Probe>, dual: run_f317::<Dual<f64>>, vjp: vjp_f317 },
-    Case { name: "f318", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f318::<Probe>, dual: run_f318::<Dual<f64>>, vjp: vjp_f318 },
-    Case { name: "f319", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f319::<Probe>, dual: run_f319::<Dual<f64>>, vjp: vjp_f319 },
-    Case { name: "f320", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f320::<Probe>, dual: run_f320::<Dual<f64>>, vjp: vjp_f320 },
-    Case { name: "f321", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f321::<Probe>, dual: run_f321::<Dual<f64>>, vjp: vjp_f321 },
-    Case { name: "f322", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f322::<Probe>, dual: run_f322::<Dual<f64>>, vjp: vjp_f322 },
-    Case { name: "f323", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f323::<Probe>, dual: run_f323::<Dual<f64>>, vjp: vjp_f323 },
-    Case { name: "f324", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f324::<Probe>, dual: run_f324::<Dual<f64>>, vjp: vjp_f324 },
-    Case { name: "f325", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f325::<Probe>, dual: run_f325::<Dual<f64>>, vjp: vjp_f325 },
-    Case { name: "f326", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f326::<Probe>, dual: run_f326::<Dual<f64>>, vjp: vjp_f326 },
-    Case { name: "f327", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f327::<Probe>, dual: run_f327::<Dual<f64>>, vjp: vjp_f327 },
-    Case { name: "f328", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f328::<Probe>, dual: run_f328::<Dual<f64>>, vjp: vjp_f328 },
-    Case { name: "f329", inputs: 8, active: &[0, 1, 2, 3, 4, 7], outputs: 2, probe: run_f329::<Probe>, dual: run_f329::<Dual<f64>>, vjp: vjp_f329 },
-    Case { name: "f330", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f330::<Probe>, dual: run_f330::<Dual<f64>>, vjp: vjp_f330 },
-    Case { name: "f331", inputs: 3, active: &[0, 1, 2], outputs: 3, probe: run_f331::<Probe>, dual: run_f331::<Dual<f64>>, vjp: vjp_f331 },
-    Case { name: "f332", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f332::<Probe>, dual: run_f332::<Dual<f64>>, vjp: vjp_f332 },
-    Case { name: "f333", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f333::<Probe>, dual: run_f333::<Dual<f64>>, vjp: vjp_f333 },
-    Case { name: "f334", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f334::<Probe>, dual: run_f334::<Dual<f64>>, vjp: vjp_f334 },
-    Case { name: "f335", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 3, probe: run_f335::<Probe>, dual: run_f335::<Dual<f64>>, vjp: vjp_f335 },
+    Case { name: "f308", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f308::<Probe>, dual: run_f308::<Dual<f64>>, vjp: vjp_f308 },
+    Case { name: "f309", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f309::<Probe>, dual: run_f309::<Dual<f64>>, vjp: vjp_f309 },
+    Case { name: "f310", inputs: 3, active: &[0, 2], outputs: 1, probe: run_f310::<Probe>, dual: run_f310::<Dual<f64>>, vjp: vjp_f310 },
+    Case { name: "f311", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f311::<Probe>, dual: run_f311::<Dual<f64>>, vjp: vjp_f311 },
+    Case { name: "f312", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f312::<Probe>, dual: run_f312::<Dual<f64>>, vjp: vjp_f312 },
+    Case { name: "f313", inputs: 10, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f313::<Probe>, dual: run_f313::<Dual<f64>>, vjp: vjp_f313 },
+    Case { name: "f314", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f314::<Probe>, dual: run_f314::<Dual<f64>>, vjp: vjp_f314 },
+    Case { name: "f315", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f315::<Probe>, dual: run_f315::<Dual<f64>>, vjp: vjp_f315 },
+    Case { name: "f316", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f316::<Probe>, dual: run_f316::<Dual<f64>>, vjp: vjp_f316 },
+    Case { name: "f317", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f317::<Probe>, dual: run_f317::<Dual<f64>>, vjp: vjp_f317 },
+    Case { name: "f318", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f318::<Probe>, dual: run_f318::<Dual<f64>>, vjp: vjp_f318 },
+    Case { name: "f319", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f319::<Probe>, dual: run_f319::<Dual<f64>>, vjp: vjp_f319 },
+    Case { name: "f320", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f320::<Probe>, dual: run_f320::<Dual<f64>>, vjp: vjp_f320 },
+    Case { name: "f321", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f321::<Probe>, dual: run_f321::<Dual<f64>>, vjp: vjp_f321 },
+    Case { name: "f322", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f322::<Probe>, dual: run_f322::<Dual<f64>>, vjp: vjp_f322 },
+    Case { name: "f323", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f323::<Probe>, dual: run_f323::<Dual<f64>>, vjp: vjp_f323 },
+    Case { name: "f324", inputs: 3, active: &[0, 1, 2], outputs: 3, probe: run_f324::<Probe>, dual: run_f324::<Dual<f64>>, vjp: vjp_f324 },
+    Case { name: "f325", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f325::<Probe>, dual: run_f325::<Dual<f64>>, vjp: vjp_f325 },
+    Case { name: "f326", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f326::<Probe>, dual: run_f326::<Dual<f64>>, vjp: vjp_f326 },
+    Case { name: "f327", inputs: 7, active: &[1, 2, 3, 4, 5, 6], outputs: 3, probe: run_f327::<Probe>, dual: run_f327::<Dual<f64>>, vjp: vjp_f327 },
+    Case { name: "f328", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f328::<Probe>, dual: run_f328::<Dual<f64>>, vjp: vjp_f328 },
+    Case { name: "f329", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f329::<Probe>, dual: run_f329::<Dual<f64>>, vjp: vjp_f329 },
+    Case { name: "f330", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f330::<Probe>, dual: run_f330::<Dual<f64>>, vjp: vjp_f330 },
+    Case { name: "f331", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f331::<Probe>, dual: run_f331::<Dual<f64>>, vjp: vjp_f331 },
+    Case { name: "f332", inputs: 1, active: &[0], outputs: 1, probe: run_f332::<Probe>, dual: run_f332::<Dual<f64>>, vjp: vjp_f332 },
+    Case { name: "f333", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 3, probe: run_f333::<Probe>, dual: run_f333::<Dual<f64>>, vjp: vjp_f333 },
+    Case { name: "f334", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f334::<Probe>, dual: run_f334::<Dual<f64>>, vjp: vjp_f334 },
+    Case { name: "f335", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f335::<Probe>, dual: run_f335::<Dual<f64>>, vjp: vjp_f335 },
     Case { name: "f336", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f336::<Probe>, dual: run_f336::<Dual<f64>>, vjp: vjp_f336 },
-    Case { name: "f337", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f337::<Probe>, dual: run_f337::<Dual<f64>>, vjp: vjp_f337 },
-    Case { name: "f338", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f338::<Probe>, dual: run_f338::<Dual<f64>>, vjp: vjp_f338 },
-    Case { name: "f339", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f339::<Probe>, dual: run_f339::<Dual<f64>>, vjp: vjp_f339 },
-    Case { name: "f340", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f340::<Probe>, dual: run_f340::<Dual<f64>>, vjp: vjp_f340 },
-    Case { name: "f341", inputs: 1, active: &[0], outputs: 1, probe: run_f341::<Probe>, dual: run_f341::<Dual<f64>>, vjp: vjp_f341 },
-    Case { name: "f342", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f342::<Probe>, dual: run_f342::<Dual<f64>>, vjp: vjp_f342 },
-    Case { name: "f343", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f343::<Probe>, dual: run_f343::<Dual<f64>>, vjp: vjp_f343 },
-    Case { name: "f344", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f344::<Probe>, dual: run_f344::<Dual<f64>>, vjp: vjp_f344 },
+    Case { name: "f337", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f337::<Probe>, dual: run_f337::<Dual<f64>>, vjp: vjp_f337 },
+    Case { name: "f338", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f338::<Probe>, dual: run_f338::<Dual<f64>>, vjp: vjp_f338 },
+    Case { name: "f339", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f339::<Probe>, dual: run_f339::<Dual<f64>>, vjp: vjp_f339 },
+    Case { name: "f340", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f340::<Probe>, dual: run_f340::<Dual<f64>>, vjp: vjp_f340 },
+    Case { name: "f341", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f341::<Probe>, dual: run_f341::<Dual<f64>>, vjp: vjp_f341 },
+    Case { name: "f342", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f342::<Probe>, dual: run_f342::<Dual<f64>>, vjp: vjp_f342 },
+    Case { name: "f343", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 3, probe: run_f343::<Probe>, dual: run_f343::<Dual<f64>>, vjp: vjp_f343 },
+    Case { name: "f344", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f344::<Probe>, dual: run_f344::<Dual<f64>>, vjp: vjp_f344 },
     Case { name: "f345", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f345::<Probe>, dual: run_f345::<Dual<f64>>, vjp: vjp_f345 },
-    Case { name: "f346", inputs: 6, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f346::<Probe>, dual: run_f346::<Dual<f64>>, vjp: vjp_f346 },
-    Case { name: "f347", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f347::<Probe>, dual: run_f347::<Dual<f64>>, vjp: vjp_f347 },
-    Case { name: "f348", inputs: 2, active: &[0, 1], outputs: 4, probe: run_f348::<Probe>, dual: run_f348::<Dual<f64>>, vjp: vjp_f348 },
-    Case { name: "f349", inputs: 1, active: &[0], outputs: 1, probe: run_f349::<Probe>, dual: run_f349::<Dual<f64>>, vjp: vjp_f349 },
-    Case { name: "f350", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f350::<Probe>, dual: run_f350::<Dual<f64>>, vjp: vjp_f350 },
-    Case { name: "f351", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f351::<Probe>, dual: run_f351::<Dual<f64>>, vjp: vjp_f351 },
+    Case { name: "f346", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f346::<Probe>, dual: run_f346::<Dual<f64>>, vjp: vjp_f346 },
+    Case { name: "f347", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 3, probe: run_f347::<Probe>, dual: run_f347::<Dual<f64>>, vjp: vjp_f347 },
+    Case { name: "f348", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f348::<Probe>, dual: run_f348::<Dual<f64>>, vjp: vjp_f348 },
+    Case { name: "f349", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f349::<Probe>, dual: run_f349::<Dual<f64>>, vjp: vjp_f349 },
+    Case { name: "f350", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f350::<Probe>, dual: run_f350::<Dual<f64>>, vjp: vjp_f350 },
+    Case { name: "f351", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f351::<Probe>, dual: run_f351::<Dual<f64>>, vjp: vjp_f351 },
     Case { name: "f352", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f352::<Probe>, dual: run_f352::<Dual<f64>>, vjp: vjp_f352 },
-    Case { name: "f353", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 4, probe: run_f353::<Probe>, dual: run_f353::<Dual<f64>>, vjp: vjp_f353 },
-    Case { name: "f354", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 4, probe: run_f354::<Probe>, dual: run_f354::<Dual<f64>>, vjp: vjp_f354 },
-    Case { name: "f355", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f355::<Probe>, dual: run_f355::<Dual<f64>>, vjp: vjp_f355 },
-    Case { name: "f356", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f356::<Probe>, dual: run_f356::<Dual<f64>>, vjp: vjp_f356 },
-    Case { name: "f357", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f357::<Probe>, dual: run_f357::<Dual<f64>>, vjp: vjp_f357 },
-    Case { name: "f358", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f358::<Probe>, dual: run_f358::<Dual<f64>>, vjp: vjp_f358 },
-    Case { name: "f359", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 4, probe: run_f359::<Probe>, dual: run_f359::<Dual<f64>>, vjp: vjp_f359 },
-    Case { name: "f360", inputs: 1, active: &[0], outputs: 1, probe: run_f360::<Probe>, dual: run_f360::<Dual<f64>>, vjp: vjp_f360 },
+    Case { name: "f353", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f353::<Probe>, dual: run_f353::<Dual<f64>>, vjp: vjp_f353 },
+    Case { name: "f354", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f354::<Probe>, dual: run_f354::<Dual<f64>>, vjp: vjp_f354 },
+    Case { name: "f355", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f355::<Probe>, dual: run_f355::<Dual<f64>>, vjp: vjp_f355 },
+    Case { name: "f356", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f356::<Probe>, dual: run_f356::<Dual<f64>>, vjp: vjp_f356 },
+    Case { name: "f357", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f357::<Probe>, dual: run_f357::<Dual<f64>>, vjp: vjp_f357 },
+    Case { name: "f358", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f358::<Probe>, dual: run_f358::<Dual<f64>>, vjp: vjp_f358 },
+    Case { name: "f359", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f359::<Probe>, dual: run_f359::<Dual<f64>>, vjp: vjp_f359 },
+    Case { name: "f360", inputs: 2, active: &[0, 1], outputs: 2, probe: run_f360::<Probe>, dual: run_f360::<Dual<f64>>, vjp: vjp_f360 },
     Case { name: "f361", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f361::<Probe>, dual: run_f361::<Dual<f64>>, vjp: vjp_f361 },
     Case { name: "f362", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f362::<Probe>, dual: run_f362::<Dual<f64>>, vjp: vjp_f362 },
-    Case { name: "f363", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f363::<Probe>, dual: run_f363::<Dual<f64>>, vjp: vjp_f363 },
-    Case { name: "f364", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f364::<Probe>, dual: run_f364::<Dual<f64>>, vjp: vjp_f364 },
-    Case { name: "f365", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f365::<Probe>, dual: run_f365::<Dual<f64>>, vjp: vjp_f365 },
-    Case { name: "f366", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f366::<Probe>, dual: run_f366::<Dual<f64>>, vjp: vjp_f366 },
-    Case { name: "f367", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f367::<Probe>, dual: run_f367::<Dual<f64>>, vjp: vjp_f367 },
-    Case { name: "f368", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 4, probe: run_f368::<Probe>, dual: run_f368::<Dual<f64>>, vjp: vjp_f368 },
-    Case { name: "f369", inputs: 9, active: &[0, 1, 2, 3], outputs: 1, probe: run_f369::<Probe>, dual: run_f369::<Dual<f64>>, vjp: vjp_f369 },
-    Case { name: "f370", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f370::<Probe>, dual: run_f370::<Dual<f64>>, vjp: vjp_f370 },
-    Case { name: "f371", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 3, probe: run_f371::<Probe>, dual: run_f371::<Dual<f64>>, vjp: vjp_f371 },
-    Case { name: "f372", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f372::<Probe>, dual: run_f372::<Dual<f64>>, vjp: vjp_f372 },
-    Case { name: "f373", inputs: 4, active: &[0, 1, 2, 3], outputs: 3, probe: run_f373::<Probe>, dual: run_f373::<Dual<f64>>, vjp: vjp_f373 },
-    Case { name: "f374", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f374::<Probe>, dual: run_f374::<Dual<f64>>, vjp: vjp_f374 },
-    Case { name: "f375", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f375::<Probe>, dual: run_f375::<Dual<f64>>, vjp: vjp_f375 },
-    Case { name: "f376", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f376::<Probe>, dual: run_f376::<Dual<f64>>, vjp: vjp_f376 },
-    Case { name: "f377", inputs: 1, active: &[0], outputs: 1, probe: run_f377::<Probe>, dual: run_f377::<Dual<f64>>, vjp: vjp_f377 },
-    Case { name: "f378", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f378::<Probe>, dual: run_f378::<Dual<f64>>, vjp: vjp_f378 },
-    Case { name: "f379", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f379::<Probe>, dual: run_f379::<Dual<f64>>, vjp: vjp_f379 },
+    Case { name: "f363", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 3, probe: run_f363::<Probe>, dual: run_f363::<Dual<f64>>, vjp: vjp_f363 },
+    Case { name: "f364", inputs: 1, active: &[0], outputs: 4, probe: run_f364::<Probe>, dual: run_f364::<Dual<f64>>, vjp: vjp_f364 },
+    Case { name: "f365", inputs: 2, active: &[0, 1], outputs: 2, probe: run_f365::<Probe>, dual: run_f365::<Dual<f64>>, vjp: vjp_f365 },
+    Case { name: "f366", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f366::<Probe>, dual: run_f366::<Dual<f64>>, vjp: vjp_f366 },
+    Case { name: "f367", inputs: 5, active: &[3, 4], outputs: 1, probe: run_f367::<Probe>, dual: run_f367::<Dual<f64>>, vjp: vjp_f367 },
+    Case { name: "f368", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 4, probe: run_f368::<Probe>, dual: run_f368::<Dual<f64>>, vjp: vjp_f368 },
+    Case { name: "f369", inputs: 6, active: &[0, 3, 4, 5], outputs: 1, probe: run_f369::<Probe>, dual: run_f369::<Dual<f64>>, vjp: vjp_f369 },
+    Case { name: "f370", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f370::<Probe>, dual: run_f370::<Dual<f64>>, vjp: vjp_f370 },
+    Case { name: "f371", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 2, probe: run_f371::<Probe>, dual: run_f371::<Dual<f64>>, vjp: vjp_f371 },
+    Case { name: "f372", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f372::<Probe>, dual: run_f372::<Dual<f64>>, vjp: vjp_f372 },
+    Case { name: "f373", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f373::<Probe>, dual: run_f373::<Dual<f64>>, vjp: vjp_f373 },
+    Case { name: "f374", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 4, probe: run_f374::<Probe>, dual: run_f374::<Dual<f64>>, vjp: vjp_f374 },
+    Case { name: "f375", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 4, probe: run_f375::<Probe>, dual: run_f375::<Dual<f64>>, vjp: vjp_f375 },
+    Case { name: "f376", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f376::<Probe>, dual: run_f376::<Dual<f64>>, vjp: vjp_f376 },
+    Case { name: "f377", inputs: 13, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], outputs: 1, probe: run_f377::<Probe>, dual: run_f377::<Dual<f64>>, vjp: vjp_f377 },
+    Case { name: "f378", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f378::<Probe>, dual: run_f378::<Dual<f64>>, vjp: vjp_f378 },
+    Case { name: "f379", inputs: 11, active: &[0, 1, 2, 4, 5], outputs: 1, probe: run_f379::<Probe>, dual: run_f379::<Dual<f64>>, vjp: vjp_f379 },
     Case { name: "f380", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f380::<Probe>, dual: run_f380::<Dual<f64>>, vjp: vjp_f380 },
-    Case { name: "f381", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f381::<Probe>, dual: run_f381::<Dual<f64>>, vjp: vjp_f381 },
-    Case { name: "f382", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f382::<Probe>, dual: run_f382::<Dual<f64>>, vjp: vjp_f382 },
-    Case { name: "f383", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f383::<Probe>, dual: run_f383::<Dual<f64>>, vjp: vjp_f383 },
-    Case { name: "f384", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f384::<Probe>, dual: run_f384::<Dual<f64>>, vjp: vjp_f384 },
-    Case { name: "f385", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f385::<Probe>, dual: run_f385::<Dual<f64>>, vjp: vjp_f385 },
-    Case { name: "f386", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f386::<Probe>, dual: run_f386::<Dual<f64>>, vjp: vjp_f386 },
-    Case { name: "f387", inputs: 1, active: &[0], outputs: 2, probe: run_f387::<Probe>, dual: run_f387::<Dual<f64>>, vjp: vjp_f387 },
-    Case { name: "f388", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f388::<Probe>, dual: run_f388::<Dual<f64>>, vjp: vjp_f388 },
-    Case { name: "f389", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f389::<Probe>, dual: run_f389::<Dual<f64>>, vjp: vjp_f389 },
-    Case { name: "f390", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f390::<Probe>, dual: run_f390::<Dual<f64>>, vjp: vjp_f390 },
-    Case { name: "f391", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f391::<Probe>, dual: run_f391::<Dual<f64>>, vjp: vjp_f391 },
-    Case { name: "f392", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f392::<Probe>, dual: run_f392::<Dual<f64>>, vjp: vjp_f392 },
-    Case { name: "f393", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f393::<Probe>, dual: run_f393::<Dual<f64>>, vjp: vjp_f393 },
-    Case { name: "f394", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f394::<Probe>, dual: run_f394::<Dual<f64>>, vjp: vjp_f394 },
-    Case { name: "f395", inputs: 8, active: &[0, 4, 5, 6], outputs: 1, probe: run_f395::<Probe>, dual: run_f395::<Dual<f64>>, vjp: vjp_f395 },
-    Case { name: "f396", inputs: 2, active: &[1], outputs: 1, probe: run_f396::<Probe>, dual: run_f396::<Dual<f64>>, vjp: vjp_f396 },
-    Case { name: "f397", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f397::<Probe>, dual: run_f397::<Dual<f64>>, vjp: vjp_f397 },
-    Case { name: "f398", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f398::<Probe>, dual: run_f398::<Dual<f64>>, vjp: vjp_f398 },
-    Case { name: "f399", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f399::<Probe>, dual: run_f399::<Dual<f64>>, vjp: vjp_f399 },
-    Case { name: "f400", inputs: 1, active: &[0], outputs: 2, probe: run_f400::<Probe>, dual: run_f400::<Dual<f64>>, vjp: vjp_f400 },
-    Case { name: "f401", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f401::<Probe>, dual: run_f401::<Dual<f64>>, vjp: vjp_f401 },
-    Case { name: "f402", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f402::<Probe>, dual: run_f402::<Dual<f64>>, vjp: vjp_f402 },
-    Case { name: "f403", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f403::<Probe>, dual: run_f403::<Dual<f64>>, vjp: vjp_f403 },
-    Case { name: "f404", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f404::<Probe>, dual: run_f404::<Dual<f64>>, vjp: vjp_f404 },
-    Case { name: "f405", inputs: 4, active: &[0, 1, 2, 3], outputs: 2, probe: run_f405::<Probe>, dual: run_f405::<Dual<f64>>, vjp: vjp_f405 },
-    Case { name: "f406", inputs: 1, active: &[0], outputs: 1, probe: run_f406::<Probe>, dual: run_f406::<Dual<f64>>, vjp: vjp_f406 },
-    Case { name: "f407", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f407::<Probe>, dual: run_f407::<Dual<f64>>, vjp: vjp_f407 },
-    Case { name: "f408", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f408::<Probe>, dual: run_f408::<Dual<f64>>, vjp: vjp_f408 },
-    Case { name: "f409", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f409::<Probe>, dual: run_f409::<Dual<f64>>, vjp: vjp_f409 },
+    Case { name: "f381", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f381::<Probe>, dual: run_f381::<Dual<f64>>, vjp: vjp_f381 },
+    Case { name: "f382", inputs: 1, active: &[0], outputs: 1, probe: run_f382::<Probe>, dual: run_f382::<Dual<f64>>, vjp: vjp_f382 },
+    Case { name: "f383", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f383::<Probe>, dual: run_f383::<Dual<f64>>, vjp: vjp_f383 },
+    Case { name: "f384", inputs: 3, active: &[0, 2], outputs: 1, probe: run_f384::<Probe>, dual: run_f384::<Dual<f64>>, vjp: vjp_f384 },
+    Case { name: "f385", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f385::<Probe>, dual: run_f385::<Dual<f64>>, vjp: vjp_f385 },
+    Case { name: "f386", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f386::<Probe>, dual: run_f386::<Dual<f64>>, vjp: vjp_f386 },
+    Case { name: "f387", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f387::<Probe>, dual: run_f387::<Dual<f64>>, vjp: vjp_f387 },
+    Case { name: "f388", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f388::<Probe>, dual: run_f388::<Dual<f64>>, vjp: vjp_f388 },
+    Case { name: "f389", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f389::<Probe>, dual: run_f389::<Dual<f64>>, vjp: vjp_f389 },
+    Case { name: "f390", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f390::<Probe>, dual: run_f390::<Dual<f64>>, vjp: vjp_f390 },
+    Case { name: "f391", inputs: 13, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], outputs: 1, probe: run_f391::<Probe>, dual: run_f391::<Dual<f64>>, vjp: vjp_f391 },
+    Case { name: "f392", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f392::<Probe>, dual: run_f392::<Dual<f64>>, vjp: vjp_f392 },
+    Case { name: "f393", inputs: 4, active: &[0, 1, 2, 3], outputs: 4, probe: run_f393::<Probe>, dual: run_f393::<Dual<f64>>, vjp: vjp_f393 },
+    Case { name: "f394", inputs: 11, active: &[4, 6, 7, 8, 9, 10], outputs: 2, probe: run_f394::<Probe>, dual: run_f394::<Dual<f64>>, vjp: vjp_f394 },
+    Case { name: "f395", inputs: 7, active: &[0, 1, 3, 4, 5], outputs: 1, probe: run_f395::<Probe>, dual: run_f395::<Dual<f64>>, vjp: vjp_f395 },
+    Case { name: "f396", inputs: 1, active: &[0], outputs: 1, probe: run_f396::<Probe>, dual: run_f396::<Dual<f64>>, vjp: vjp_f396 },
+    Case { name: "f397", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f397::<Probe>, dual: run_f397::<Dual<f64>>, vjp: vjp_f397 },
+    Case { name: "f398", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f398::<Probe>, dual: run_f398::<Dual<f64>>, vjp: vjp_f398 },
+    Case { name: "f399", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f399::<Probe>, dual: run_f399::<Dual<f64>>, vjp: vjp_f399 },
+    Case { name: "f400", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f400::<Probe>, dual: run_f400::<Dual<f64>>, vjp: vjp_f400 },
+    Case { name: "f401", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f401::<Probe>, dual: run_f401::<Dual<f64>>, vjp: vjp_f401 },
+    Case { name: "f402", inputs: 7, active: &[0, 1, 2, 5, 6], outputs: 1, probe: run_f402::<Probe>, dual: run_f402::<Dual<f64>>, vjp: vjp_f402 },
+    Case { name: "f403", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f403::<Probe>, dual: run_f403::<Dual<f64>>, vjp: vjp_f403 },
+    Case { name: "f404", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f404::<Probe>, dual: run_f404::<Dual<f64>>, vjp: vjp_f404 },
+    Case { name: "f405", inputs: 1, active: &[0], outputs: 1, probe: run_f405::<Probe>, dual: run_f405::<Dual<f64>>, vjp: vjp_f405 },
+    Case { name: "f406", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f406::<Probe>, dual: run_f406::<Dual<f64>>, vjp: vjp_f406 },
+    Case { name: "f407", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f407::<Probe>, dual: run_f407::<Dual<f64>>, vjp: vjp_f407 },
+    Case { name: "f408", inputs: 5, active: &[0, 1, 2], outputs: 1, probe: run_f408::<Probe>, dual: run_f408::<Dual<f64>>, vjp: vjp_f408 },
+    Case { name: "f409", inputs: 3, active: &[2], outputs: 2, probe: run_f409::<Probe>, dual: run_f409::<Dual<f64>>, vjp: vjp_f409 },
     Case { name: "f410", inputs: 1, active: &[0], outputs: 1, probe: run_f410::<Probe>, dual: run_f410::<Dual<f64>>, vjp: vjp_f410 },
-    Case { name: "f411", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f411::<Probe>, dual: run_f411::<Dual<f64>>, vjp: vjp_f411 },
-    Case { name: "f412", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f412::<Probe>, dual: run_f412::<Dual<f64>>, vjp: vjp_f412 },
-    Case { name: "f413", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f413::<Probe>, dual: run_f413::<Dual<f64>>, vjp: vjp_f413 },
-    Case { name: "f414", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f414::<Probe>, dual: run_f414::<Dual<f64>>, vjp: vjp_f414 },
-    Case { name: "f415", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f415::<Probe>, dual: run_f415::<Dual<f64>>, vjp: vjp_f415 },
+    Case { name: "f411", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f411::<Probe>, dual: run_f411::<Dual<f64>>, vjp: vjp_f411 },
+    Case { name: "f412", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f412::<Probe>, dual: run_f412::<Dual<f64>>, vjp: vjp_f412 },
+    Case { name: "f413", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 3, probe: run_f413::<Probe>, dual: run_f413::<Dual<f64>>, vjp: vjp_f413 },
+    Case { name: "f414", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f414::<Probe>, dual: run_f414::<Dual<f64>>, vjp: vjp_f414 },
+    Case { name: "f415", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f415::<Probe>, dual: run_f415::<Dual<f64>>, vjp: vjp_f415 },
     Case { name: "f416", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f416::<Probe>, dual: run_f416::<Dual<f64>>, vjp: vjp_f416 },
-    Case { name: "f417", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f417::<Probe>, dual: run_f417::<Dual<f64>>, vjp: vjp_f417 },
+    Case { name: "f417", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f417::<Probe>, dual: run_f417::<Dual<f64>>, vjp: vjp_f417 },
     Case { name: "f418", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f418::<Probe>, dual: run_f418::<Dual<f64>>, vjp: vjp_f418 },
-    Case { name: "f419", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f419::<Probe>, dual: run_f419::<Dual<f64>>, vjp: vjp_f419 },
-    Case { name: "f420", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f420::<Probe>, dual: run_f420::<Dual<f64>>, vjp: vjp_f420 },
-    Case { name: "f421", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f421::<Probe>, dual: run_f421::<Dual<f64>>, vjp: vjp_f421 },
-    Case { name: "f422", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f422::<Probe>, dual: run_f422::<Dual<f64>>, vjp: vjp_f422 },
-    Case { name: "f423", inputs: 3, active: &[2], outputs: 1, probe: run_f423::<Probe>, dual: run_f423::<Dual<f64>>, vjp: vjp_f423 },
-    Case { name: "f424", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f424::<Probe>, dual: run_f424::<Dual<f64>>, vjp: vjp_f424 },
-    Case { name: "f425", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f425::<Probe>, dual: run_f425::<Dual<f64>>, vjp: vjp_f425 },
-    Case { name: "f426", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f426::<Probe>, dual: run_f426::<Dual<f64>>, vjp: vjp_f426 },
-    Case { name: "f427", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f427::<Probe>, dual: run_f427::<Dual<f64>>, vjp: vjp_f427 },
-    Case { name: "f428", inputs: 3, active: &[0, 1, 2], outputs: 3, probe: run_f428::<Probe>, dual: run_f428::<Dual<f64>>, vjp: vjp_f428 },
-    Case { name: "f429", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f429::<Probe>, dual: run_f429::<Dual<f64>>, vjp: vjp_f429 },
+    Case { name: "f419", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f419::<Probe>, dual: run_f419::<Dual<f64>>, vjp: vjp_f419 },
+    Case { name: "f420", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f420::<Probe>, dual: run_f420::<Dual<f64>>, vjp: vjp_f420 },
+    Case { name: "f421", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f421::<Probe>, dual: run_f421::<Dual<f64>>, vjp: vjp_f421 },
+    Case { name: "f422", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f422::<Probe>, dual: run_f422::<Dual<f64>>, vjp: vjp_f422 },
+    Case { name: "f423", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f423::<Probe>, dual: run_f423::<Dual<f64>>, vjp: vjp_f423 },
+    Case { name: "f424", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 2, probe: run_f424::<Probe>, dual: run_f424::<Dual<f64>>, vjp: vjp_f424 },
+    Case { name: "f425", inputs: 7, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f425::<Probe>, dual: run_f425::<Dual<f64>>, vjp: vjp_f425 },
+    Case { name: "f426", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f426::<Probe>, dual: run_f426::<Dual<f64>>, vjp: vjp_f426 },
+    Case { name: "f427", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f427::<Probe>, dual: run_f427::<Dual<f64>>, vjp: vjp_f427 },
+    Case { name: "f428", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f428::<Probe>, dual: run_f428::<Dual<f64>>, vjp: vjp_f428 },
+    Case { name: "f429", inputs: 9, active: &[0, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f429::<Probe>, dual: run_f429::<Dual<f64>>, vjp: vjp_f429 },
     Case { name: "f430", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f430::<Probe>, dual: run_f430::<Dual<f64>>, vjp: vjp_f430 },
-    Case { name: "f431", inputs: 8, active: &[0, 1, 3, 4, 5, 6, 7], outputs: 1, probe: run_f431::<Probe>, dual: run_f431::<Dual<f64>>, vjp: vjp_f431 },
-    Case { name: "f432", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f432::<Probe>, dual: run_f432::<Dual<f64>>, vjp: vjp_f432 },
-    Case { name: "f433", inputs: 12, active: &[0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f433::<Probe>, dual: run_f433::<Dual<f64>>, vjp: vjp_f433 },
-    Case { name: "f434", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f434::<Probe>, dual: run_f434::<Dual<f64>>, vjp: vjp_f434 },
-    Case { name: "f435", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f435::<Probe>, dual: run_f435::<Dual<f64>>, vjp: vjp_f435 },
-    Case { name: "f436", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 3, probe: run_f436::<Probe>, dual: run_f436::<Dual<f64>>, vjp: vjp_f436 },
-    Case { name: "f437", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 2, probe: run_f437::<Probe>, dual: run_f437::<Dual<f64>>, vjp: vjp_f437 },
-    Case { name: "f438", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f438::<Probe>, dual: run_f438::<Dual<f64>>, vjp: vjp_f438 },
-    Case { name: "f439", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f439::<Probe>, dual: run_f439::<Dual<f64>>, vjp: vjp_f439 },
+    Case { name: "f431", inputs: 7, active: &[1, 3, 4, 5, 6], outputs: 1, probe: run_f431::<Probe>, dual: run_f431::<Dual<f64>>, vjp: vjp_f431 },
+    Case { name: "f432", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f432::<Probe>, dual: run_f432::<Dual<f64>>, vjp: vjp_f432 },
+    Case { name: "f433", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f433::<Probe>, dual: run_f433::<Dual<f64>>, vjp: vjp_f433 },
+    Case { name: "f434", inputs: 9, active: &[0, 1, 2, 3, 8], outputs: 1, probe: run_f434::<Probe>, dual: run_f434::<Dual<f64>>, vjp: vjp_f434 },
+    Case { name: "f435", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 4, probe: run_f435::<Probe>, dual: run_f435::<Dual<f64>>, vjp: vjp_f435 },
+    Case { name: "f436", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f436::<Probe>, dual: run_f436::<Dual<f64>>, vjp: vjp_f436 },
+    Case { name: "f437", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f437::<Probe>, dual: run_f437::<Dual<f64>>, vjp: vjp_f437 },
+    Case { name: "f438", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f438::<Probe>, dual: run_f438::<Dual<f64>>, vjp: vjp_f438 },
+    Case { name: "f439", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f439::<Probe>, dual: run_f439::<Dual<f64>>, vjp: vjp_f439 },
     Case { name: "f440", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f440::<Probe>, dual: run_f440::<Dual<f64>>, vjp: vjp_f440 },
-    Case { name: "f441", inputs: 2, active: &[0], outputs: 2, probe: run_f441::<Probe>, dual: run_f441::<Dual<f64>>, vjp: vjp_f441 },
-    Case { name: "f442", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f442::<Probe>, dual: run_f442::<Dual<f64>>, vjp: vjp_f442 },
-    Case { name: "f443", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f443::<Probe>, dual: run_f443::<Dual<f64>>, vjp: vjp_f443 },
-    Case { name: "f444", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f444::<Probe>, dual: run_f444::<Dual<f64>>, vjp: vjp_f444 },
-    Case { name: "f445", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f445::<Probe>, dual: run_f445::<Dual<f64>>, vjp: vjp_f445 },
-    Case { name: "f446", inputs: 4, active: &[0, 1, 2, 3], outputs: 3, probe: run_f446::<Probe>, dual: run_f446::<Dual<f64>>, vjp: vjp_f446 },
-    Case { name: "f447", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f447::<Probe>, dual: run_f447::<Dual<f64>>, vjp: vjp_f447 },
-    Case { name: "f448", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f448::<Probe>, dual: run_f448::<Dual<f64>>, vjp: vjp_f448 },
-    Case { name: "f449", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f449::<Probe>, dual: run_f449::<Dual<f64>>, vjp: vjp_f449 },
-    Case { name: "f450", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f450::<Probe>, dual: run_f450::<Dual<f64>>, vjp: vjp_f450 },
-    Case { name: "f451", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f451::<Probe>, dual: run_f451::<Dual<f64>>, vjp: vjp_f451 },
-    Case { name: "f452", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f452::<Probe>, dual: run_f452::<Dual<f64>>, vjp: vjp_f452 },
-    Case { name: "f453", inputs: 3, active: &[0, 1, 2], outputs: 4, probe: run_f453::<Probe>, dual: run_f453::<Dual<f64>>, vjp: vjp_f453 },
-    Case { name: "f454", inputs: 2, active: &[0, 1], outputs: 4, probe: run_f454::<Probe>, dual: run_f454::<Dual<f64>>, vjp: vjp_f454 },
-    Case { name: "f455", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f455::<Probe>, dual: run_f455::<Dual<f64>>, vjp: vjp_f455 },
+    Case { name: "f441", inputs: 7, active: &[0, 1, 2, 3], outputs: 1, probe: run_f441::<Probe>, dual: run_f441::<Dual<f64>>, vjp: vjp_f441 },
+    Case { name: "f442", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f442::<Probe>, dual: run_f442::<Dual<f64>>, vjp: vjp_f442 },
+    Case { name: "f443", inputs: 1, active: &[0], outputs: 1, probe: run_f443::<Probe>, dual: run_f443::<Dual<f64>>, vjp: vjp_f443 },
+    Case { name: "f444", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f444::<Probe>, dual: run_f444::<Dual<f64>>, vjp: vjp_f444 },
+    Case { name: "f445", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f445::<Probe>, dual: run_f445::<Dual<f64>>, vjp: vjp_f445 },
+    Case { name: "f446", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f446::<Probe>, dual: run_f446::<Dual<f64>>, vjp: vjp_f446 },
+    Case { name: "f447", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f447::<Probe>, dual: run_f447::<Dual<f64>>, vjp: vjp_f447 },
+    Case { name: "f448", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f448::<Probe>, dual: run_f448::<Dual<f64>>, vjp: vjp_f448 },
+    Case { name: "f449", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f449::<Probe>, dual: run_f449::<Dual<f64>>, vjp: vjp_f449 },
+    Case { name: "f450", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f450::<Probe>, dual: run_f450::<Dual<f64>>, vjp: vjp_f450 },
+    Case { name: "f451", inputs: 6, active: &[4], outputs: 3, probe: run_f451::<Probe>, dual: run_f451::<Dual<f64>>, vjp: vjp_f451 },
+    Case { name: "f452", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f452::<Probe>, dual: run_f452::<Dual<f64>>, vjp: vjp_f452 },
+    Case { name: "f453", inputs: 7, active: &[2, 3, 4, 5, 6], outputs: 3, probe: run_f453::<Probe>, dual: run_f453::<Dual<f64>>, vjp: vjp_f453 },
+    Case { name: "f454", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f454::<Probe>, dual: run_f454::<Dual<f64>>, vjp: vjp_f454 },
+    Case { name: "f455", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f455::<Probe>, dual: run_f455::<Dual<f64>>, vjp: vjp_f455 },
     Case { name: "f456", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f456::<Probe>, dual: run_f456::<Dual<f64>>, vjp: vjp_f456 },
-    Case { name: "f457", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f457::<Probe>, dual: run_f457::<Dual<f64>>, vjp: vjp_f457 },
-    Case { name: "f458", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f458::<Probe>, dual: run_f458::<Dual<f64>>, vjp: vjp_f458 },
-    Case { name: "f459", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f459::<Probe>, dual: run_f459::<Dual<f64>>, vjp: vjp_f459 },
-    Case { name: "f460", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f460::<Probe>, dual: run_f460::<Dual<f64>>, vjp: vjp_f460 },
+    Case { name: "f457", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f457::<Probe>, dual: run_f457::<Dual<f64>>, vjp: vjp_f457 },
+    Case { name: "f458", inputs: 4, active: &[3], outputs: 1, probe: run_f458::<Probe>, dual: run_f458::<Dual<f64>>, vjp: vjp_f458 },
+    Case { name: "f459", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 4, probe: run_f459::<Probe>, dual: run_f459::<Dual<f64>>, vjp: vjp_f459 },
+    Case { name: "f460", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f460::<Probe>, dual: run_f460::<Dual<f64>>, vjp: vjp_f460 },
     Case { name: "f461", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f461::<Probe>, dual: run_f461::<Dual<f64>>, vjp: vjp_f461 },
-    Case { name: "f462", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f462::<Probe>, dual: run_f462::<Dual<f64>>, vjp: vjp_f462 },
-    Case { name: "f463", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f463::<Probe>, dual: run_f463::<Dual<f64>>, vjp: vjp_f463 },
-    Case { name: "f464", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f464::<Probe>, dual: run_f464::<Dual<f64>>, vjp: vjp_f464 },
-    Case { name: "f465", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 3, probe: run_f465::<Probe>, dual: run_f465::<Dual<f64>>, vjp: vjp_f465 },
-    Case { name: "f466", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f466::<Probe>, dual: run_f466::<Dual<f64>>, vjp: vjp_f466 },
-    Case { name: "f467", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f467::<Probe>, dual: run_f467::<Dual<f64>>, vjp: vjp_f467 },
-    Case { name: "f468", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f468::<Probe>, dual: run_f468::<Dual<f64>>, vjp: vjp_f468 },
-    Case { name: "f469", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f469::<Probe>, dual: run_f469::<Dual<f64>>, vjp: vjp_f469 },
-    Case { name: "f470", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f470::<Probe>, dual: run_f470::<Dual<f64>>, vjp: vjp_f470 },
-    Case { name: "f471", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f471::<Probe>, dual: run_f471::<Dual<f64>>, vjp: vjp_f471 },
-    Case { name: "f472", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f472::<Probe>, dual: run_f472::<Dual<f64>>, vjp: vjp_f472 },
-    Case { name: "f473", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f473::<Probe>, dual: run_f473::<Dual<f64>>, vjp: vjp_f473 },
-    Case { name: "f474", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f474::<Probe>, dual: run_f474::<Dual<f64>>, vjp: vjp_f474 },
-    Case { name: "f475", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f475::<Probe>, dual: run_f475::<Dual<f64>>, vjp: vjp_f475 },
-    Case { name: "f476", inputs: 1, active: &[0], outputs: 1, probe: run_f476::<Probe>, dual: run_f476::<Dual<f64>>, vjp: vjp_f476 },
-    Case { name: "f477", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f477::<Probe>, dual: run_f477::<Dual<f64>>, vjp: vjp_f477 },
-    Case { name: "f478", inputs: 10, active: &[0, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f478::<Probe>, dual: run_f478::<Dual<f64>>, vjp: vjp_f478 },
-    Case { name: "f479", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f479::<Probe>, dual: run_f479::<Dual<f64>>, vjp: vjp_f479 },
-    Case { name: "f480", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f480::<Probe>, dual: run_f480::<Dual<f64>>, vjp: vjp_f480 },
-    Case { name: "f481", inputs: 1, active: &[0], outputs: 2, probe: run_f481::<Probe>, dual: run_f481::<Dual<f64>>, vjp: vjp_f481 },
-    Case { name: "f482", inputs: 2, active: &[0, 1], outputs: 4, probe: run_f482::<Probe>, dual: run_f482::<Dual<f64>>, vjp: vjp_f482 },
-    Case { name: "f483", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f483::<Probe>, dual: run_f483::<Dual<f64>>, vjp: vjp_f483 },
-    Case { name: "f484", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f484::<Probe>, dual: run_f484::<Dual<f64>>, vjp: vjp_f484 },
+    Case { name: "f462", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f462::<Probe>, dual: run_f462::<Dual<f64>>, vjp: vjp_f462 },
+    Case { name: "f463", inputs: 3, active: &[1, 2], outputs: 1, probe: run_f463::<Probe>, dual: run_f463::<Dual<f64>>, vjp: vjp_f463 },
+    Case { name: "f464", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f464::<Probe>, dual: run_f464::<Dual<f64>>, vjp: vjp_f464 },
+    Case { name: "f465", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f465::<Probe>, dual: run_f465::<Dual<f64>>, vjp: vjp_f465 },
+    Case { name: "f466", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f466::<Probe>, dual: run_f466::<Dual<f64>>, vjp: vjp_f466 },
+    Case { name: "f467", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 4, probe: run_f467::<Probe>, dual: run_f467::<Dual<f64>>, vjp: vjp_f467 },
+    Case { name: "f468", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f468::<Probe>, dual: run_f468::<Dual<f64>>, vjp: vjp_f468 },
+    Case { name: "f469", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f469::<Probe>, dual: run_f469::<Dual<f64>>, vjp: vjp_f469 },
+    Case { name: "f470", inputs: 1, active: &[0], outputs: 1, probe: run_f470::<Probe>, dual: run_f470::<Dual<f64>>, vjp: vjp_f470 },
+    Case { name: "f471", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f471::<Probe>, dual: run_f471::<Dual<f64>>, vjp: vjp_f471 },
+    Case { name: "f472", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f472::<Probe>, dual: run_f472::<Dual<f64>>, vjp: vjp_f472 },
+    Case { name: "f473", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f473::<Probe>, dual: run_f473::<Dual<f64>>, vjp: vjp_f473 },
+    Case { name: "f474", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f474::<Probe>, dual: run_f474::<Dual<f64>>, vjp: vjp_f474 },
+    Case { name: "f475", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f475::<Probe>, dual: run_f475::<Dual<f64>>, vjp: vjp_f475 },
+    Case { name: "f476", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f476::<Probe>, dual: run_f476::<Dual<f64>>, vjp: vjp_f476 },
+    Case { name: "f477", inputs: 1, active: &[0], outputs: 1, probe: run_f477::<Probe>, dual: run_f477::<Dual<f64>>, vjp: vjp_f477 },
+    Case { name: "f478", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f478::<Probe>, dual: run_f478::<Dual<f64>>, vjp: vjp_f478 },
+    Case { name: "f479", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 3, probe: run_f479::<Probe>, dual: run_f479::<Dual<f64>>, vjp: vjp_f479 },
+    Case { name: "f480", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f480::<Probe>, dual: run_f480::<Dual<f64>>, vjp: vjp_f480 },
+    Case { name: "f481", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f481::<Probe>, dual: run_f481::<Dual<f64>>, vjp: vjp_f481 },
+    Case { name: "f482", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f482::<Probe>, dual: run_f482::<Dual<f64>>, vjp: vjp_f482 },
+    Case { name: "f483", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f483::<Probe>, dual: run_f483::<Dual<f64>>, vjp: vjp_f483 },
+    Case { name: "f484", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f484::<Probe>, dual: run_f484::<Dual<f64>>, vjp: vjp_f484 },
     Case { name: "f485", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f485::<Probe>, dual: run_f485::<Dual<f64>>, vjp: vjp_f485 },
-    Case { name: "f486", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f486::<Probe>, dual: run_f486::<Dual<f64>>, vjp: vjp_f486 },
-    Case { name: "f487", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f487::<Probe>, dual: run_f487::<Dual<f64>>, vjp: vjp_f487 },
-    Case { name: "f488", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f488::<Probe>, dual: run_f488::<Dual<f64>>, vjp: vjp_f488 },
-    Case { name: "f489", inputs: 4, active: &[0, 1, 2, 3], outputs: 2, probe: run_f489::<Probe>, dual: run_f489::<Dual<f64>>, vjp: vjp_f489 },
-    Case { name: "f490", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f490::<Probe>, dual: run_f490::<Dual<f64>>, vjp: vjp_f490 },
-    Case { name: "f491", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f491::<Probe>, dual: run_f491::<Dual<f64>>, vjp: vjp_f491 },
-    Case { name: "f492", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f492::<Probe>, dual: run_f492::<Dual<f64>>, vjp: vjp_f492 },
-    Case { name: "f493", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f493::<Probe>, dual: run_f493::<Dual<f64>>, vjp: vjp_f493 },
-    Case { name: "f494", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f494::<Probe>, dual: run_f494::<Dual<f64>>, vjp: vjp_f494 },
-    Case { name: "f495", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f495::<Probe>, dual: run_f495::<Dual<f64>>, vjp: vjp_f495 },
-    Case { name: "f496", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 4, probe: run_f496::<Probe>, dual: run_f496::<Dual<f64>>, vjp: vjp_f496 },
-    Case { name: "f497", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f497::<Probe>, dual: run_f497::<Dual<f64>>, vjp: vjp_f497 },
-    Case { name: "f498", inputs: 7, active: &[1, 2, 3, 4, 5], outputs: 2, probe: run_f498::<Probe>, dual: run_f498::<Dual<f64>>, vjp: vjp_f498 },
-    Case { name: "f499", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f499::<Probe>, dual: run_f499::<Dual<f64>>, vjp: vjp_f499 },
+    Case { name: "f486", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f486::<Probe>, dual: run_f486::<Dual<f64>>, vjp: vjp_f486 },
+    Case { name: "f487", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f487::<Probe>, dual: run_f487::<Dual<f64>>, vjp: vjp_f487 },
+    Case { name: "f488", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f488::<Probe>, dual: run_f488::<Dual<f64>>, vjp: vjp_f488 },
+    Case { name: "f489", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f489::<Probe>, dual: run_f489::<Dual<f64>>, vjp: vjp_f489 },
+    Case { name: "f490", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f490::<Probe>, dual: run_f490::<Dual<f64>>, vjp: vjp_f490 },
+    Case { name: "f491", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f491::<Probe>, dual: run_f491::<Dual<f64>>, vjp: vjp_f491 },
+    Case { name: "f492", inputs: 1, active: &[0], outputs: 1, probe: run_f492::<Probe>, dual: run_f492::<Dual<f64>>, vjp: vjp_f492 },
+    Case { name: "f493", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f493::<Probe>, dual: run_f493::<Dual<f64>>, vjp: vjp_f493 },
+    Case { name: "f494", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f494::<Probe>, dual: run_f494::<Dual<f64>>, vjp: vjp_f494 },
+    Case { name: "f495", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f495::<Probe>, dual: run_f495::<Dual<f64>>, vjp: vjp_f495 },
+    Case { name: "f496", inputs: 10, active: &[0, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f496::<Probe>, dual: run_f496::<Dual<f64>>, vjp: vjp_f496 },
+    Case { name: "f497", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f497::<Probe>, dual: run_f497::<Dual<f64>>, vjp: vjp_f497 },
+    Case { name: "f498", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 4, probe: run_f498::<Probe>, dual: run_f498::<Dual<f64>>, vjp: vjp_f498 },
+    Case { name: "f499", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f499::<Probe>, dual: run_f499::<Dual<f64>>, vjp: vjp_f499 },
 ];

@@ -65,12 +65,6 @@ const MAX_COST: f64 = 4000.0;
 /// fuzz example); once a bug is fixed, its switch should go on by default.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct KnownBugs {
-    /// A `Vec` returned by a call and, inside a branch or a loop, passed to another call or
-    /// copied with `to_vec()`, without being indexed anywhere (`let u = g(x); if c { acc =
-    /// h(&u); }`): E0282 "type annotations needed" at `g`. Without this switch, vectors
-    /// returned by calls (and copies of them) are not passed to calls, and are copied with
-    /// `clone()`.
-    pub vec_call_result_in_branch: bool,
     /// In a generic function, a call argument that is a float method applied to a run-time
     /// constant (`g(x, T::from(n).unwrap().sin())`): "cannot infer the type of this value,
     /// which the backward pass needs to save ... e.g. `let y: f64 = ...`". (Plain
@@ -81,7 +75,6 @@ pub struct KnownBugs {
 
 impl KnownBugs {
     pub const ALL: KnownBugs = KnownBugs {
-        vec_call_result_in_branch: true,
         constant_call_arguments: true,
     };
 }
@@ -469,8 +462,6 @@ struct Var {
     locked: bool,
     /// a parameter or the accumulator: consumed by the tail only
     param: bool,
-    /// a vector returned by a call
-    from_call: bool,
     /// a loop pattern variable: written as `_` when not read
     pattern: bool,
 }
@@ -492,7 +483,6 @@ impl Var {
             borrowed: false,
             locked: false,
             param: false,
-            from_call: false,
             pattern: false,
         }
     }
@@ -527,8 +517,6 @@ struct FnGen<'a> {
     depth: usize,
     /// generating a closure body: no calls, no `if`
     in_closure: bool,
-    /// the last `vec_init` copied a vector returned by a call
-    init_from_call: bool,
     /// inside `let r = loop { .. }`: no `break`, `continue` or `return` (they would be
     /// inside an expression, which the macro rejects)
     value_loops: usize,
@@ -646,7 +634,6 @@ impl<'a> FnGen<'a> {
             budget: 0,
             depth: 0,
             in_closure: false,
-            init_from_call: false,
             value_loops: 0,
             bugs,
         };
@@ -798,7 +785,6 @@ impl<'a> FnGen<'a> {
     /// A vector of length `len`: zeros, a constant, literal elements, a copy of a slice of
     /// that length, or pushes.
     fn vec_init(&mut self, len: usize) -> E {
-        self.init_from_call = false;
         let sources: Vec<usize> = self
             .readable_vectors()
             .into_iter()
@@ -820,11 +806,8 @@ impl<'a> FnGen<'a> {
                 self.vars[i].dirty = false;
                 let owned = matches!(self.vars[i].kind, Kind::Vector { owned: true, .. });
                 let clone = self.rng.chance(0.5);
-                // a copy of a call's result has its (unknown) type too
-                self.init_from_call = self.vars[i].from_call;
                 let name = &self.vars[i].name;
-                let from_call = self.vars[i].from_call && !self.bugs.vec_call_result_in_branch;
-                let code = if owned && (clone || from_call) {
+                let code = if owned && clone {
                     format!("{name}.clone()")
                 } else {
                     format!("{name}.to_vec()")
@@ -1840,9 +1823,7 @@ impl<'a> FnGen<'a> {
             .into_iter()
             .filter(|&i| {
                 let v = &self.vars[i];
-                matches!(v.kind, Kind::Vector { len: l, .. } if l == len)
-                    && v.bound <= INPUT_BOUND
-                    && (!v.from_call || self.bugs.vec_call_result_in_branch)
+                matches!(v.kind, Kind::Vector { len: l, .. } if l == len) && v.bound <= INPUT_BOUND
             })
             .collect()
     }
@@ -2402,7 +2383,6 @@ impl<'a> FnGen<'a> {
         ));
         let i = self.declare(name, Kind::Vector { len, owned: true }, init.bound, true);
         self.vars[i].slot = Some(slot);
-        self.vars[i].from_call = self.init_from_call;
     }
 
     fn stmt_vec_write(&mut self) {
@@ -2624,16 +2604,14 @@ impl<'a> FnGen<'a> {
                     true,
                 );
                 self.vars[i].slot = Some(slot);
-                self.vars[i].from_call = true;
             } else {
                 self.line(format!("let {name} = {call};"));
-                let i = self.declare(
+                self.declare(
                     name,
                     Kind::Vector { len, owned: true },
                     self.prior[k].out_bound,
                     false,
                 );
-                self.vars[i].from_call = true;
             }
         }
     }

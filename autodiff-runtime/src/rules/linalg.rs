@@ -985,6 +985,51 @@ fn cofactors_svd<T: RealField + Copy>(x: DMatrix<T>) -> DMatrix<T> {
     out
 }
 
+/// `y = m.map(f)`, element-wise: `m̄ₖ = f′(mₖ) ȳₖ`. The forward pass kept the pullback of
+/// the scalar function `f` at every element, in nalgebra's (column-major) element order;
+/// `backward` applies one of them to one element of ȳ. ȳ's buffer is reused for m̄.
+///
+/// ```
+/// use autodiff_runtime::nalgebra::DVector;
+/// use autodiff_runtime::rules::linalg::map_elementwise_d0;
+///
+/// // y = tanh(m): the pullback of each element keeps tanh(mₖ), and m̄ₖ = (1 − yₖ²) ȳₖ.
+/// let m = DVector::from_vec(vec![0.5_f64, -1.0]);
+/// let kept: Vec<f64> = m.iter().map(|v| v.tanh()).collect();
+/// let d = DVector::from_vec(vec![1.0, 2.0]);
+/// let d_m = map_elementwise_d0(&kept, d, |y, d| (1.0 - y * y) * d);
+/// assert!((d_m[1] - 2.0 * (1.0 - 1f64.tanh().powi(2))).abs() < 1e-15);
+/// ```
+#[track_caller]
+pub fn map_elementwise_d0<T, R, C, P>(
+    pullbacks: &[P],
+    mut d: OMatrix<T, R, C>,
+    backward: impl Fn(&P, T) -> T,
+) -> OMatrix<T, R, C>
+where
+    T: Scalar + Copy,
+    R: Dim,
+    C: Dim,
+    DefaultAllocator: Allocator<R, C>,
+{
+    // an empty cotangent of a dynamically sized result is zero, and so is m̄
+    if d.is_empty() && !pullbacks.is_empty() {
+        return d;
+    }
+    assert!(
+        d.len() == pullbacks.len(),
+        "backward of `map`: the output cotangent is {}x{} ({} elements), but the map has {} elements",
+        d.nrows(),
+        d.ncols(),
+        d.len(),
+        pullbacks.len()
+    );
+    for (dk, pullback) in d.iter_mut().zip(pullbacks) {
+        *dk = backward(pullback, *dk);
+    }
+    d
+}
+
 #[track_caller]
 fn check_shape(op: &str, what: &str, got: (usize, usize), want: (usize, usize)) {
     assert!(
