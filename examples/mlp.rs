@@ -1,47 +1,53 @@
-//! A two-layer perceptron on `Tensor<f64>` learns to separate two interleaved spirals.
+//! A two-layer perceptron on nalgebra matrices learns to separate two interleaved spirals.
 //!
-//! The loss is an ordinary function of a `#[derive(Differentiable)]` parameter struct;
-//! `#[differentiate(wrt(p))]` generates `loss_grad`, which returns the gradient as another
-//! `Mlp`. Before training, that gradient is compared with finite differences
-//! (`check_gradient`); then `Adam` follows it.
+//! The loss is an ordinary function of a `#[derive(Differentiable)]` struct of `DMatrix`
+//! and `DVector` parameters: matrix products, a bias broadcast by an outer product with a
+//! row of ones, `tanh` applied element-wise with `map`, and a numerically stable logistic
+//! loss written as a closure with a branch. `#[differentiate(wrt(p))]` generates
+//! `loss_grad`, which returns the gradient as another `Mlp`. Before training, that gradient
+//! is compared with finite differences (`check_gradient`); then `Adam` follows it.
 //!
 //! ```text
 //! cargo run --release --example mlp
 //! ```
 
+use autodiff::nalgebra::{DMatrix, DVector};
 use autodiff::prelude::*;
 use autodiff::ParamVisitor;
 
 #[derive(Differentiable, Clone)]
-struct Dense {
-    w: Tensor<f64>, // [out, in]
-    b: Tensor<f64>, // [out]
-}
-
-#[derive(Differentiable, Clone)]
 struct Mlp {
-    hidden: Dense,
-    out: Dense,
+    w1: DMatrix<f64>, // [hidden, 2]
+    b1: DVector<f64>, // [hidden]
+    w2: DMatrix<f64>, // [1, hidden]
+    b2: DVector<f64>, // [1]
 }
 
-/// The mean cross-entropy of the two-class logits for points `x` (`[n, 2]`).
+/// The mean logistic loss `ln(1 + exp(−y z))` of the points `x` (`2 × n`, one point per
+/// column) with labels `y` (`1 × n`, ±1); `ones` is a `1 × n` row of ones, which broadcasts
+/// the biases over the batch as outer products.
 #[differentiate(wrt(p))]
-fn loss(p: &Mlp, x: &Tensor<f64>, labels: &[usize]) -> f64 {
-    let h = x.linear(&p.hidden.w, &p.hidden.b).tanh();
-    h.linear(&p.out.w, &p.out.b).cross_entropy(labels)
+fn loss(p: &Mlp, x: &DMatrix<f64>, y: &DMatrix<f64>, ones: &DMatrix<f64>) -> f64 {
+    let hidden: DMatrix<f64> = (&p.w1 * x + &p.b1 * ones).map(|v| v.tanh());
+    let z: DMatrix<f64> = &p.w2 * hidden + &p.b2 * ones;
+    let margins = z.component_mul(y);
+    // softplus(−m), without overflow for large |m|
+    let losses = margins.map(|m| {
+        if m > 0.0 {
+            (-m).exp().ln_1p()
+        } else {
+            -m + m.exp().ln_1p()
+        }
+    });
+    losses.mean()
 }
 
 /// The fraction of points classified correctly (plain forward pass, not differentiated).
-fn accuracy(p: &Mlp, x: &Tensor<f64>, labels: &[usize]) -> f64 {
-    let logits = x
-        .linear(&p.hidden.w, &p.hidden.b)
-        .tanh()
-        .linear(&p.out.w, &p.out.b);
-    let rows = logits.data().chunks_exact(2);
-    let correct = rows
-        .zip(labels)
-        .filter(|(r, &l)| usize::from(r[1] > r[0]) == l);
-    correct.count() as f64 / labels.len() as f64
+fn accuracy(p: &Mlp, x: &DMatrix<f64>, y: &DMatrix<f64>, ones: &DMatrix<f64>) -> f64 {
+    let hidden = (&p.w1 * x + &p.b1 * ones).map(|v| v.tanh());
+    let z = &p.w2 * hidden + &p.b2 * ones;
+    let correct = z.iter().zip(y.iter()).filter(|(z, y)| *z * *y > 0.0);
+    correct.count() as f64 / y.len() as f64
 }
 
 const HIDDEN: usize = 32;
@@ -56,17 +62,14 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn tensor(&mut self, shape: &[usize], bound: f64) -> Tensor<f64> {
-        let n = shape.iter().product();
-        Tensor::from_vec(
-            (0..n).map(|_| bound * (2.0 * self.next() - 1.0)).collect(),
-            shape,
-        )
+    fn matrix(&mut self, rows: usize, cols: usize, bound: f64) -> DMatrix<f64> {
+        DMatrix::from_fn(rows, cols, |_, _| bound * (2.0 * self.next() - 1.0))
     }
 }
 
-/// Two spirals of 1.5 turns each, the second rotated by half a turn, with a little noise.
-fn spirals(rng: &mut Rng) -> (Tensor<f64>, Vec<usize>) {
+/// Two spirals of 1.5 turns each, the second rotated by half a turn, with a little noise:
+/// the points as columns, and their labels ±1.
+fn spirals(rng: &mut Rng) -> (DMatrix<f64>, DMatrix<f64>) {
     let (mut xy, mut labels) = (Vec::new(), Vec::new());
     for class in 0..2 {
         for i in 0..POINTS {
@@ -74,10 +77,13 @@ fn spirals(rng: &mut Rng) -> (Tensor<f64>, Vec<usize>) {
             let angle = 3.0 * std::f64::consts::PI * t + class as f64 * std::f64::consts::PI;
             xy.push(t * angle.cos() + 0.02 * (rng.next() - 0.5));
             xy.push(t * angle.sin() + 0.02 * (rng.next() - 0.5));
-            labels.push(class);
+            labels.push(if class == 0 { -1.0 } else { 1.0 });
         }
     }
-    (Tensor::from_vec(xy, &[2 * POINTS, 2]), labels)
+    (
+        DMatrix::from_vec(2, 2 * POINTS, xy),
+        DMatrix::from_vec(1, 2 * POINTS, labels),
+    )
 }
 
 /// All the floats of a parameter set, in the order `Differentiable::visit` gives them.
@@ -113,22 +119,19 @@ fn unflatten(p: &Mlp, values: &[f64]) -> Mlp {
 fn main() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (x, labels) = spirals(&mut rng);
+    let ones = DMatrix::from_element(1, x.ncols(), 1.0);
     // uniform initialisation with the fan-in scaling of PyTorch's nn.Linear
     let mut p = Mlp {
-        hidden: Dense {
-            w: rng.tensor(&[HIDDEN, 2], (1.0 / 2.0f64).sqrt()),
-            b: rng.tensor(&[HIDDEN], (1.0 / 2.0f64).sqrt()),
-        },
-        out: Dense {
-            w: rng.tensor(&[2, HIDDEN], (1.0 / HIDDEN as f64).sqrt()),
-            b: Tensor::zeros(&[2]),
-        },
+        w1: rng.matrix(HIDDEN, 2, (1.0 / 2.0f64).sqrt()),
+        b1: DVector::from_column_slice(rng.matrix(HIDDEN, 1, (1.0 / 2.0f64).sqrt()).as_slice()),
+        w2: rng.matrix(1, HIDDEN, (1.0 / HIDDEN as f64).sqrt()),
+        b2: DVector::zeros(1),
     };
 
     // The generated gradient against central finite differences, over all parameters.
-    let (_, grad) = loss_grad(&p, &x, &labels);
+    let (_, grad) = loss_grad(&p, &x, &labels, &ones);
     let error = check_gradient(
-        |theta| loss(&unflatten(&p, theta), &x, &labels),
+        |theta| loss(&unflatten(&p, theta), &x, &labels, &ones),
         &flatten(&p),
         &flatten(&grad),
     );
@@ -144,9 +147,9 @@ fn main() {
     // Full-batch training.
     let mut adam = Adam::new(0.02);
     for step in 0..=1500 {
-        let (value, grad) = loss_grad(&p, &x, &labels);
+        let (value, grad) = loss_grad(&p, &x, &labels, &ones);
         if step % 150 == 0 {
-            let acc = 100.0 * accuracy(&p, &x, &labels);
+            let acc = 100.0 * accuracy(&p, &x, &labels, &ones);
             println!("step {step:4}  loss {value:.4}  accuracy {acc:5.1}%");
         }
         adam.step(&mut p, &grad);

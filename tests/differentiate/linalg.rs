@@ -283,6 +283,48 @@ mod elementwise_maps {
         }
     }
 
+    #[derive(Differentiable, Clone)]
+    struct Layer {
+        w: DMatrix<f64>,
+        b: DVector<f64>,
+    }
+
+    // Σ tanh(W X + b 1ᵀ) over a parameter struct of matrices  =>  dW = (1 − H²) Xᵀ,
+    // db = (1 − H²) 1, checked by finite differences
+    #[differentiate(wrt(p))]
+    fn layer_sum(p: &Layer, x: &DMatrix<f64>, ones: &DMatrix<f64>) -> f64 {
+        let h: DMatrix<f64> = (&p.w * x + &p.b * ones).map(|v| v.tanh());
+        h.sum()
+    }
+
+    #[test]
+    fn parameter_structs_of_matrices_get_matrix_gradients() {
+        let p = Layer {
+            w: DMatrix::from_fn(3, 2, |i, j| (i as f64 + 2.0 * j as f64) * 0.3 - 0.5),
+            b: DVector::from_fn(3, |i, _| 0.2 * i as f64 - 0.1),
+        };
+        let x = DMatrix::from_fn(2, 4, |i, j| (i as f64 * 0.5 - j as f64 * 0.25).sin());
+        let ones = DMatrix::from_element(1, 4, 1.0);
+        let (_, grad) = layer_sum_grad(&p, &x, &ones);
+        let fd_w = finite_differences(&p.w, |w| {
+            let q = Layer {
+                w: w.clone(),
+                b: p.b.clone(),
+            };
+            layer_sum(&q, &x, &ones)
+        });
+        assert_close(&grad.w, &fd_w);
+        let b = DMatrix::from_column_slice(3, 1, p.b.as_slice());
+        let fd_b = finite_differences(&b, |b| {
+            let q = Layer {
+                w: p.w.clone(),
+                b: DVector::from_column_slice(b.as_slice()),
+            };
+            layer_sum(&q, &x, &ones)
+        });
+        assert_close(&DMatrix::from_column_slice(3, 1, grad.b.as_slice()), &fd_b);
+    }
+
     #[test]
     fn the_pullback_keeps_one_saved_value_per_element() {
         // tanh's pullback keeps tanh(v): one f64 per element of the 5×4 hidden layer

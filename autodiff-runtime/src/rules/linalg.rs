@@ -98,6 +98,60 @@ where
     }
 }
 
+/// A matrix as (part of) a parameter set: its elements are the leaves, in nalgebra's
+/// column-major order. An empty gradient (a zero cotangent of a dynamically sized matrix) is
+/// skipped.
+///
+/// ```
+/// use autodiff_runtime::nalgebra::DMatrix;
+/// use autodiff_runtime::{Differentiable, Sgd};
+///
+/// let mut w = DMatrix::from_element(2, 2, 1.0);
+/// let grad = DMatrix::from_element(2, 2, 0.5);
+/// Sgd::new(0.1).step(&mut w, &grad);
+/// assert_eq!(w, DMatrix::from_element(2, 2, 0.95));
+/// ```
+impl<T, R, C> crate::differentiable::Differentiable for OMatrix<T, R, C>
+where
+    T: Scalar + num_traits::Float,
+    R: Dim,
+    C: Dim,
+    DefaultAllocator: Allocator<R, C>,
+{
+    fn zero_like(&self) -> Self {
+        Self::from_element_generic(self.shape_generic().0, self.shape_generic().1, T::zero())
+    }
+
+    fn accumulate_from(&mut self, other: &Self) {
+        if other.is_empty() {
+            return;
+        }
+        check_shape(
+            "accumulate",
+            "the added gradient",
+            other.shape(),
+            self.shape(),
+        );
+        for (a, b) in self.iter_mut().zip(other.iter()) {
+            *a = *a + *b;
+        }
+    }
+
+    fn visit<V: crate::differentiable::ParamVisitor>(&mut self, grad: &Self, visitor: &mut V) {
+        if grad.is_empty() && !self.is_empty() {
+            return;
+        }
+        assert_eq!(
+            self.shape(),
+            grad.shape(),
+            "visit: parameter shape {:?} and gradient shape {:?} differ",
+            self.shape(),
+            grad.shape()
+        );
+        visitor.leaf(self.as_mut_slice(), grad.as_slice());
+    }
+}
+
 impl<T, R, C, S> Save for Matrix<T, R, C, S>
 where
     T: Scalar,
