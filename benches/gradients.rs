@@ -204,3 +204,27 @@ mod lenet_step {
         b.bench_local(|| batch.step_hand(&mut sgd));
     }
 }
+
+mod mlp_fn {
+    use super::*;
+
+    fn data() -> mlp::Data {
+        mlp::Data::new(16, 64, 256)
+    }
+
+    #[divan::bench]
+    fn primal(b: Bencher) {
+        let d = data();
+        b.bench_local(|| black_box(&d).loss());
+    }
+    #[divan::bench]
+    fn ours(b: Bencher) {
+        let d = data();
+        b.bench_local(|| black_box(&d).grad_ours());
+    }
+    #[divan::bench]
+    fn hand_written(b: Bencher) {
+        let d = data();
+        b.bench_local(|| mlp::hand_grad(black_box(&d)));
+    }
+}

@@ -473,6 +473,29 @@ fn lenet_case(timer: &Timer, n: usize) -> Case {
     }
 }
 
+fn mlp_case(timer: &Timer, inputs: usize, hidden: usize, n: usize) -> Case {
+    let d = mlp::Data::new(inputs, hidden, n);
+    Case {
+        name: format!("MLP {inputs}-{hidden}-1 on nalgebra, batch {n}"),
+        inputs: mlp::flat(&d.params).len(),
+        ratio_target: false,
+        rows: vec![
+            (
+                Tool::Primal,
+                Timing::Measured(timer.median(|| black_box(&d).loss())),
+            ),
+            (
+                Tool::Ours,
+                Timing::Measured(timer.median(|| black_box(&d).grad_ours())),
+            ),
+            (
+                Tool::Hand,
+                Timing::Measured(timer.median(|| mlp::hand_grad(black_box(&d)))),
+            ),
+        ],
+    }
+}
+
 fn main() {
     let opts = match parse_args() {
         Ok(o) => o,
@@ -512,6 +535,7 @@ fn main() {
         ("gmm 64 200", Box::new(|t| gmm_case(t, 64, 200, 1000))),
         ("lstm", Box::new(|t| lstm_case(t, 2, 1024, 14))),
         ("ba", Box::new(|t| ba_case(t, 20, 200, 500))),
+        ("mlp", Box::new(|t| mlp_case(t, 16, 64, 256))),
         ("lenet", Box::new(|t| lenet_case(t, 64))),
     ];
     let mut cases = Vec::new();

@@ -157,3 +157,17 @@ fn lenet_gradients_agree() {
     b.step_hand(&mut sb);
     assert!(a.loss() < v && (a.loss() - b.loss()).abs() < 1e-5);
 }
+
+#[test]
+fn mlp_gradients_agree() {
+    let d = mlp::Data::new(3, 5, 7);
+    let (v, ours) = d.grad_ours();
+    let (h, hand) = mlp::hand_grad(&d);
+    assert!((v - d.loss()).abs() < 1e-12 && (v - h).abs() < 1e-12);
+    let fd = finite_difference_gradient(
+        |w| mlp::loss(&mlp::unflat(&d.params, w), &d.x, &d.y, &d.ones),
+        &mlp::flat(&d.params),
+    );
+    assert!(max_error(&mlp::flat(&ours), &fd) < 1e-8);
+    assert!(max_error(&mlp::flat(&hand), &mlp::flat(&ours)) < 1e-12);
+}

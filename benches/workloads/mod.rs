@@ -10,6 +10,7 @@ pub mod ba;
 pub mod gmm;
 pub mod lenet;
 pub mod lstm;
+pub mod mlp;
 pub mod rng;
 pub mod rosenbrock;
 pub mod seed;
