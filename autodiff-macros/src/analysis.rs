@@ -500,6 +500,20 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
     func.walk_insts(func.entry, &mut |inst| order.push(inst));
     for &inst in order.iter().rev() {
         let data = func.inst(inst);
+        if let Opcode::ForRange(range) = &data.opcode {
+            // the index of a loop that runs to its end is replayed by running the same range
+            // backwards, instead of being saved at every iteration
+            let index = func.block(data.arms[0]).params[0];
+            let usize_ty: syn::Type = syn::parse_quote!(usize);
+            let reversible = !range.stepped
+                || (!range.inclusive && a.types[index.index()].as_ref() == Some(&usize_ty));
+            if a.needed[index.index()] && !range.breaks && reversible {
+                a.recompute[index.index()] = true;
+                for &arg in &data.args[..2 + usize::from(range.stepped)] {
+                    need(func, a, arg);
+                }
+            }
+        }
         if data.results.len() != 1 {
             continue;
         }

@@ -1742,18 +1742,36 @@ impl Context<'_> {
             };
             iteration.extend(quote!(#c = #value;));
         }
+        let replayed_index = self.replayed_index(analysis, inst);
         if self.loop_has_fields(analysis, records, inst) {
             let ty = self.record_type(inst, index, variant.hidden);
             let bindings = self.field_bindings(analysis, records, body);
             let record = format_ident!("record{}", inst.index());
-            out.extend(quote! {
-                for #record in #field.iter().rev() {
-                    let #ty { #(#bindings,)* .. } = #record;
-                    #iteration
-                }
-            });
+            match replayed_index {
+                Some((i, range)) => out.extend(quote! {
+                    for (#record, #i) in #field.iter().rev().zip(#range) {
+                        let #ty { #(#bindings,)* .. } = #record;
+                        let #i = &#i;
+                        #iteration
+                    }
+                }),
+                None => out.extend(quote! {
+                    for #record in #field.iter().rev() {
+                        let #ty { #(#bindings,)* .. } = #record;
+                        #iteration
+                    }
+                }),
+            }
         } else {
-            out.extend(quote!(for _ in 0..*#field { #iteration }));
+            match replayed_index {
+                Some((i, range)) => out.extend(quote! {
+                    for #i in #range {
+                        let #i = &#i;
+                        #iteration
+                    }
+                }),
+                None => out.extend(quote!(for _ in 0..*#field { #iteration })),
+            }
         }
         for &(init, _, _, result) in &slots {
             if analysis.is_active(init) {
@@ -1761,6 +1779,42 @@ impl Context<'_> {
                 self.contribute(analysis, scope, init, quote!(#c), out);
             }
         }
+    }
+
+    /// For a loop whose index the backward pass replays rather than saves: the index's name
+    /// and the loop's range, reversed, from the bounds read in the backward pass.
+    fn replayed_index(&self, analysis: &Analysis, inst: Inst) -> Option<(Ident, TokenStream)> {
+        let data = self.func.inst(inst);
+        let Opcode::ForRange(range) = &data.opcode else {
+            return None;
+        };
+        let index = self.func.block(data.arms[0]).params[0];
+        if !analysis.recompute[index.index()] {
+            return None;
+        }
+        let bound = |k: usize| {
+            let v = data.args[k];
+            if analysis.constant[v.index()] {
+                self.constant_expr(v)
+            } else {
+                let r = self.read_ref(analysis, v);
+                quote!((*#r))
+            }
+        };
+        let (start, end) = (bound(0), bound(1));
+        let mut iter = if range.inclusive {
+            quote!((#start..=#end))
+        } else {
+            quote!((#start..#end))
+        };
+        if range.reverse {
+            iter = quote!(#iter.rev());
+        }
+        if range.stepped {
+            let step = bound(2);
+            iter = quote!(#iter.step_by(#step));
+        }
+        Some((self.names.name(index).clone(), quote!(#iter.rev())))
     }
 
     /// The gradient of parameter `i` at the end of `backward`.
