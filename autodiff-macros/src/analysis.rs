@@ -527,6 +527,15 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
                 !a.arrays[v.index()] && !data.args.iter().any(|x| a.arrays[x.index()])
             }
             Opcode::Index => matches!(func.value(data.args[0]).def, ValueDef::Param(_)),
+            // the length of a float array parameter, which the backward pass keeps anyway
+            Opcode::Len => match func.value(data.args[0]).def {
+                ValueDef::Param(i) => {
+                    func.params[i].role == crate::ir::ParamRole::Float
+                        && a.arrays[data.args[0].index()]
+                        && a.needed[data.args[0].index()]
+                }
+                _ => false,
+            },
             // a call result whose type is unknown cannot be a field: the call is replayed
             Opcode::Call(_) | Opcode::Method(..) => a.types[v.index()].is_none(),
             _ => false,

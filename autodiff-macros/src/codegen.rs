@@ -117,6 +117,10 @@ pub struct Variant<'a> {
 /// its arms) and one per reversed loop (a stack of per-iteration structs, or a trip count).
 struct Records {
     index: HashMap<Inst, usize>,
+    /// Loops with per-iteration fields nested in another loop: their records go on one flat
+    /// stack for the whole call (a field of the pullback struct), and the enclosing record
+    /// keeps only how many it pushed, so no inner loop allocates a vector of its own.
+    flat: Vec<Inst>,
 }
 
 fn private() -> TokenStream {
@@ -372,7 +376,36 @@ impl Context<'_> {
                 index.insert(inst, next);
             }
         });
-        Records { index }
+        let mut records = Records {
+            index,
+            flat: Vec::new(),
+        };
+        let mut flat = Vec::new();
+        self.nested_loops(self.func.entry, false, &mut flat);
+        flat.retain(|inst| {
+            records.index.contains_key(inst) && self.loop_has_fields(analysis, &records, *inst)
+        });
+        flat.sort_by_key(|inst| records.index[inst]);
+        records.flat = flat;
+        records
+    }
+
+    /// The loops inside `block` that run inside another loop.
+    fn nested_loops(&self, block: Block, in_loop: bool, out: &mut Vec<Inst>) {
+        for &inst in &self.func.block(block).insts {
+            let is_loop = self.is_loop(inst);
+            if is_loop && in_loop {
+                out.push(inst);
+            }
+            for &arm in &self.func.inst(inst).arms {
+                self.nested_loops(arm, in_loop || is_loop, out);
+            }
+        }
+    }
+
+    /// The flat stack of a nested loop's records, see [`Records::flat`].
+    fn record_stack(&self, inst: Inst, index: usize) -> Ident {
+        format_ident!("{}_stack", self.record_field(inst, index))
     }
 
     fn is_loop(&self, inst: Inst) -> bool {
@@ -637,10 +670,19 @@ impl Context<'_> {
             let ty = self.record_type(inst, index, variant.hidden);
             if !self.is_loop(inst) {
                 fields.push(quote!(#field: #ty #ty_args));
-            } else if self.loop_has_fields(analysis, records, inst) {
+            } else if self.loop_has_fields(analysis, records, inst) && !records.flat.contains(&inst)
+            {
                 fields.push(quote!(#field: ::std::vec::Vec<#ty #ty_args>));
             } else {
                 fields.push(quote!(#field: usize));
+            }
+        }
+        if block == self.func.entry {
+            for &inst in &records.flat {
+                let index = records.index[&inst];
+                let stack = self.record_stack(inst, index);
+                let ty = self.record_type(inst, index, variant.hidden);
+                fields.push(quote!(#stack: ::std::vec::Vec<#ty #ty_args>));
             }
         }
         fields
@@ -673,6 +715,12 @@ impl Context<'_> {
         for (inst, index) in self.records_in_block(records, block) {
             let field = self.record_field(inst, index);
             fields.push((quote!(#field), quote!(#field)));
+        }
+        if block == self.func.entry {
+            for &inst in &records.flat {
+                let stack = self.record_stack(inst, records.index[&inst]);
+                fields.push((quote!(#stack), quote!(#stack)));
+            }
         }
         fields
     }
@@ -712,20 +760,31 @@ impl Context<'_> {
                 terms.push(quote!(#private::ArrayStorage::heap_bytes(#name)));
             }
         }
+        let mut stacks: Vec<(Inst, usize, Ident)> = Vec::new();
         for (inst, index) in self.records_in_block(records, block) {
             let field = self.record_field(inst, index);
             if !self.is_loop(inst) {
                 terms.push(quote!(#field.__heap_bytes()));
-            } else if self.loop_has_fields(analysis, records, inst) {
-                let (ty, ty_args) = (
-                    self.record_type(inst, index, variant.hidden),
-                    self.struct_ty_args(),
-                );
-                terms.push(quote!(
-                    #field.capacity() * ::core::mem::size_of::<#ty #ty_args>()
-                        + #field.iter().map(|record| record.__heap_bytes()).sum::<usize>()
-                ));
+            } else if self.loop_has_fields(analysis, records, inst) && !records.flat.contains(&inst)
+            {
+                stacks.push((inst, index, field));
             }
+        }
+        if block == self.func.entry {
+            for &inst in &records.flat {
+                let index = records.index[&inst];
+                stacks.push((inst, index, self.record_stack(inst, index)));
+            }
+        }
+        for (inst, index, field) in stacks {
+            let (ty, ty_args) = (
+                self.record_type(inst, index, variant.hidden),
+                self.struct_ty_args(),
+            );
+            terms.push(quote!(
+                #field.capacity() * ::core::mem::size_of::<#ty #ty_args>()
+                    + #field.iter().map(|record| record.__heap_bytes()).sum::<usize>()
+            ));
         }
         quote!(#(#terms)+*)
     }
@@ -1098,6 +1157,10 @@ impl Context<'_> {
             let next = self.yielded(next, &nexts[k + 1..]);
             iteration.extend(quote!(#carrier = #next;));
         }
+        let flat = records.flat.contains(&inst);
+        let stack = record
+            .as_ref()
+            .map(|_| self.record_stack(inst, records.index[&inst]));
         match &record {
             Some((field, ty, true)) => {
                 let inits = self.field_inits(analysis, records, body);
@@ -1105,7 +1168,12 @@ impl Context<'_> {
                     let (name, private) = (names::marker_field(), private());
                     quote!(#name: #private::PhantomData,)
                 });
-                iteration.extend(quote!(#field.push(#ty { #(#inits,)* #marker });));
+                let target = if flat {
+                    stack.as_ref().expect("a record")
+                } else {
+                    field
+                };
+                iteration.extend(quote!(#target.push(#ty { #(#inits,)* #marker });));
             }
             Some((field, _, false)) => iteration.extend(quote!(#field += 1;)),
             None => {}
@@ -1133,6 +1201,10 @@ impl Context<'_> {
                 let range_name = format_ident!("range{}", inst.index());
                 out.extend(quote!(let #range_name = #iter;));
                 match &record {
+                    Some((field, _, true)) if flat => {
+                        let stack = stack.as_ref().expect("a record");
+                        out.extend(quote!(let #field = #stack.len();));
+                    }
                     Some((field, _, true)) => out.extend(
                         quote!(let mut #field = ::std::vec::Vec::with_capacity(::core::iter::Iterator::size_hint(&#range_name).0);),
                     ),
@@ -1143,6 +1215,10 @@ impl Context<'_> {
             }
             _ => {
                 match &record {
+                    Some((field, _, true)) if flat => {
+                        let stack = stack.as_ref().expect("a record");
+                        out.extend(quote!(let #field = #stack.len();));
+                    }
                     Some((field, _, true)) => {
                         out.extend(quote!(let mut #field = ::std::vec::Vec::new();))
                     }
@@ -1151,6 +1227,11 @@ impl Context<'_> {
                 }
                 out.extend(quote!(loop { #iteration }));
             }
+        }
+        // a nested loop's record keeps how many entries it pushed onto the flat stack
+        if let (Some((field, _, true)), true) = (&record, flat) {
+            let stack = stack.as_ref().expect("a record");
+            out.extend(quote!(let #field = #stack.len() - #field;));
         }
     }
 
@@ -1747,6 +1828,19 @@ impl Context<'_> {
             let ty = self.record_type(inst, index, variant.hidden);
             let bindings = self.field_bindings(analysis, records, body);
             let record = format_ident!("record{}", inst.index());
+            // a nested loop's records are the last `field` entries of its flat stack not yet
+            // replayed
+            let field = if records.flat.contains(&inst) {
+                let stack = self.record_stack(inst, index);
+                let cursor = format_ident!("{}_cursor", stack);
+                out.extend(quote! {
+                    let #field = &#stack[#cursor - *#field..#cursor];
+                    #cursor -= #field.len();
+                });
+                field
+            } else {
+                field
+            };
             match replayed_index {
                 Some((i, range)) => out.extend(quote! {
                     for (#record, #i) in #field.iter().rev().zip(#range) {
@@ -1873,6 +1967,10 @@ impl Context<'_> {
         let mut body = TokenStream::new();
         let param_values: Vec<Value> = self.func.params.iter().map(|p| p.value).collect();
         self.save_arrays(analysis, &param_values, &mut body);
+        for &inst in &records.flat {
+            let stack = self.record_stack(inst, records.index[&inst]);
+            body.extend(quote!(let mut #stack = ::std::vec::Vec::new();));
+        }
         self.forward_block(variant, &records, self.func.entry, &mut body);
         let yields: Vec<TokenStream> = self
             .func
@@ -1915,6 +2013,11 @@ impl Context<'_> {
         let d_output = names::output_cotangent();
         let mut scope = HashSet::new();
         let mut bwd = self.recompute_block(analysis, self.func.entry);
+        for &inst in &records.flat {
+            let stack = self.record_stack(inst, records.index[&inst]);
+            let cursor = format_ident!("{}_cursor", stack);
+            bwd.extend(quote!(let mut #cursor = #stack.len();));
+        }
         for (p, &is_struct) in self.func.params.iter().zip(&self.func.param_structs) {
             if is_struct && analysis.is_active(p.value) {
                 let (d, name) = (self.names.cotangent(p.value), self.names.name(p.value));

@@ -1232,3 +1232,45 @@ fn zip_enumerate_and_generic_loops() {
         assert!(gd[i].eps.abs() < 1e-15, "{:?}", gd[i]);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Nested loops: the inner loops' records share one flat stack per loop for the whole call
+// ---------------------------------------------------------------------------------------
+
+// an inner `for` whose trip count varies with the outer index, a `while` with a data-dependent
+// trip count inside a branch, and a third level
+#[differentiate]
+fn nested_records(x: &[f64], n: usize) -> f64 {
+    let mut s = 0.0;
+    for r in 0..n {
+        for i in 0..(r % x.len()) + 1 {
+            s += (x[i] * r as f64).sin() * x[(i + r) % x.len()];
+        }
+        if s > 0.0 {
+            let mut t = x[r % x.len()].abs() + 0.5;
+            while t < 4.0 {
+                t = t * 1.5 + s.tanh();
+                for k in 0..2 {
+                    t += (x[k % x.len()] * t).cos() * 0.1;
+                }
+            }
+            s += t.ln();
+        } else {
+            s -= x[0].exp();
+        }
+    }
+    s
+}
+
+#[test]
+fn nested_loops_share_flat_record_stacks() {
+    for seed in 0..4 {
+        let x = point(5, 40 + seed);
+        let (value, grad) = nested_records_grad(&x, 7);
+        assert_eq!(value.to_bits(), nested_records(&x, 7).to_bits());
+        assert_fd("nested records", &grad, |x| nested_records(x, 7), &x);
+        // backward can run twice from the same records
+        let (_, pullback) = nested_records_pullback(&x, 7);
+        assert_eq!(pullback.backward(1.0), pullback.backward(1.0));
+    }
+}
