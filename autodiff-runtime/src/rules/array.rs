@@ -21,13 +21,22 @@ pub trait ArrayCotangent<T> {
     fn total(&self) -> T;
 }
 
+/// The first contribution past the end of a lazily grown cotangent: rare (once per vector in
+/// a backward pass), so kept out of the inlined hot path.
+#[cold]
+#[inline(never)]
+fn grow_and_add<T: Float>(d: &mut Vec<T>, i: usize, c: T) {
+    d.resize(i + 1, T::zero());
+    d[i] = c;
+}
+
 impl<T: Float> ArrayCotangent<T> for Vec<T> {
     #[inline]
     fn add_at(&mut self, i: usize, c: T) {
-        if i >= self.len() {
-            self.resize(i + 1, T::zero());
+        match self.get_mut(i) {
+            Some(slot) => *slot = *slot + c,
+            None => grow_and_add(self, i, c),
         }
-        self[i] = self[i] + c;
     }
 
     #[inline]
