@@ -15,7 +15,7 @@
 //!   (arithmetic on scalars keeps its operand type; `a[i]` has the element type of `a`).
 
 use proc_macro2::Span;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::args::ArrayKind;
 use crate::errors::Errors;
@@ -498,6 +498,30 @@ fn mark_constants(func: &Function, a: &mut Analysis) {
 fn mark_recomputed(func: &Function, a: &mut Analysis) {
     let mut order = Vec::new();
     func.walk_insts(func.entry, &mut |inst| order.push(inst));
+    let in_loops = insts_in_loops(func);
+    let mutated: HashSet<Value> = order
+        .iter()
+        .filter(|&&inst| {
+            matches!(
+                func.inst(inst).opcode,
+                Opcode::IndexSet | Opcode::Push | Opcode::Swap
+            )
+        })
+        .map(|&inst| func.inst(inst).args[0])
+        .collect();
+    // an array computed before any loop and never written afterwards: copied once where it
+    // is defined, so that reads of it inside loops are recomputed from the copy instead of
+    // being saved at every iteration
+    let frozen = |arr: Value, a: &Analysis| {
+        let top_level = func
+            .def_inst(arr)
+            .is_some_and(|def| func.block(func.entry).insts.contains(&def));
+        top_level
+            && a.arrays[arr.index()]
+            && !a.tensors[arr.index()]
+            && !a.matrices[arr.index()]
+            && !mutated.contains(&arr)
+    };
     for &inst in order.iter().rev() {
         let data = func.inst(inst);
         if let Opcode::ForRange(range) = &data.opcode {
@@ -526,7 +550,10 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
             Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) => {
                 !a.arrays[v.index()] && !data.args.iter().any(|x| a.arrays[x.index()])
             }
-            Opcode::Index => matches!(func.value(data.args[0]).def, ValueDef::Param(_)),
+            Opcode::Index => {
+                matches!(func.value(data.args[0]).def, ValueDef::Param(_))
+                    || (in_loops.contains(&inst) && frozen(data.args[0], a))
+            }
             // the length of a float array parameter, which the backward pass keeps anyway
             Opcode::Len => match func.value(data.args[0]).def {
                 ValueDef::Param(i) => {
@@ -547,6 +574,24 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
             }
         }
     }
+}
+
+/// The instructions inside loop bodies, at any depth.
+fn insts_in_loops(func: &Function) -> HashSet<Inst> {
+    fn walk(func: &Function, block: Block, in_loop: bool, out: &mut HashSet<Inst>) {
+        for &inst in &func.block(block).insts {
+            if in_loop {
+                out.insert(inst);
+            }
+            let is_loop = func.loop_layout(inst).is_some();
+            for &arm in &func.inst(inst).arms {
+                walk(func, arm, in_loop || is_loop, out);
+            }
+        }
+    }
+    let mut out = HashSet::new();
+    walk(func, func.entry, false, &mut out);
+    out
 }
 
 /// Marks `v` as read by the backward pass; a borrow is read through its operand.
