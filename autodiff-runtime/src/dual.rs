@@ -233,9 +233,11 @@ derived_ops! {
     Rem::rem, RemAssign::rem_assign;
 }
 
+/// Starts from `-0.0`, as `std`'s float sums do, so that a sum of negative zeros (and an
+/// empty sum) has the same sign as the same sum of plain floats.
 impl<T: Float> Sum for Dual<T> {
     fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
-        iter.fold(Dual::zero(), Add::add)
+        iter.fold(-Dual::zero(), Add::add)
     }
 }
 

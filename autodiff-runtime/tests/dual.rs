@@ -302,3 +302,17 @@ fn generic_code_runs_on_duals() {
     let sigmoid = 1.0 / (1.0 + (-0.3_f64).exp());
     assert!(error(y.eps, sigmoid) < 1e-15);
 }
+
+#[test]
+fn sums_keep_the_sign_of_zero_like_float_sums() {
+    // found by the generated-function tests (seed 7): `(0..4).map(..).sum()` of negative
+    // zeros gave +0.0 in `Dual` and -0.0 in `f64`, which flipped a later `atan`'s sign
+    let zeros = [-0.0_f64, -0.0];
+    let plain: f64 = zeros.iter().sum();
+    let dual: D64 = zeros.iter().map(|&v| D64::constant(v)).sum();
+    assert_eq!(dual.re.to_bits(), plain.to_bits());
+    let empty: D64 = core::iter::empty().sum();
+    assert_eq!(empty.re.to_bits(), core::iter::empty::<f64>().sum::<f64>().to_bits());
+    let product: D64 = [D64::variable(2.0), D64::constant(3.0)].into_iter().product();
+    assert_eq!((product.re, product.eps), (6.0, 3.0));
+}
