@@ -2,6 +2,24 @@
 //! to add one: paste the function, its callees, its wrappers and its table entry that the
 //! failure message prints, renaming `fN` if the name is taken).
 
+#![allow(
+    clippy::approx_constant,
+    clippy::assign_op_pattern,
+    clippy::collapsible_if,
+    clippy::eq_op,
+    clippy::if_same_then_else,
+    clippy::let_and_return,
+    clippy::map_clone,
+    clippy::misrefactored_assign_op,
+    clippy::needless_late_init,
+    clippy::needless_range_loop,
+    clippy::neg_cmp_op_on_partial_ord,
+    clippy::nonminimal_bool,
+    clippy::unnecessary_to_owned,
+    clippy::unused_enumerate_index,
+    clippy::useless_vec
+)]
+
 #[allow(unused_imports)]
 use crate::harness::{Case, Flatten, Probe};
 #[allow(unused_imports)]
