@@ -16,6 +16,8 @@ mod harness;
 #[path = "generated/cases.rs"]
 mod cases;
 
+// pasted as the failure message prints them, like the generated cases
+#[rustfmt::skip]
 #[path = "generated/regressions.rs"]
 mod regressions;
 

@@ -312,7 +312,12 @@ fn sums_keep_the_sign_of_zero_like_float_sums() {
     let dual: D64 = zeros.iter().map(|&v| D64::constant(v)).sum();
     assert_eq!(dual.re.to_bits(), plain.to_bits());
     let empty: D64 = core::iter::empty().sum();
-    assert_eq!(empty.re.to_bits(), core::iter::empty::<f64>().sum::<f64>().to_bits());
-    let product: D64 = [D64::variable(2.0), D64::constant(3.0)].into_iter().product();
+    assert_eq!(
+        empty.re.to_bits(),
+        core::iter::empty::<f64>().sum::<f64>().to_bits()
+    );
+    let product: D64 = [D64::variable(2.0), D64::constant(3.0)]
+        .into_iter()
+        .product();
     assert_eq!((product.re, product.eps), (6.0, 3.0));
 }
