@@ -1999,6 +1999,14 @@ impl<'e> Lowerer<'e> {
     /// that `for layer in &p.layers { .. layer.w .. }` reads (and differentiates) `p.layers[i].w`.
     fn element(&mut self, array: Value, index: Value, span: Span) -> Value {
         if let Some(inst) = self.func.def_inst(array) {
+            // reading back the element just written (`v[i] = e; ... v[i]`) is `e`
+            if let (Opcode::IndexSet, [_, written, value]) =
+                (&self.func.inst(inst).opcode, &self.func.inst(inst).args[..])
+            {
+                if *written == index {
+                    return *value;
+                }
+            }
             if let Opcode::Place(steps) = &self.func.inst(inst).opcode {
                 let mut steps = steps.clone();
                 let mut args = self.func.inst(inst).args.clone();
