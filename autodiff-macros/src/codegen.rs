@@ -1967,11 +1967,28 @@ impl Context<'_> {
         let mut body = TokenStream::new();
         let param_values: Vec<Value> = self.func.params.iter().map(|p| p.value).collect();
         self.save_arrays(analysis, &param_values, &mut body);
+        // `_grad` runs the forward pass and the backward pass in one body, where borrowed
+        // parameters need no copy: they outlive both
+        let mut fused = TokenStream::new();
+        let owned_params: Vec<Value> = self
+            .func
+            .params
+            .iter()
+            .filter(|p| !matches!(p.ty, syn::Type::Reference(_)))
+            .map(|p| p.value)
+            .collect();
+        self.save_arrays(analysis, &owned_params, &mut fused);
+        let mut stacks = TokenStream::new();
         for &inst in &records.flat {
             let stack = self.record_stack(inst, records.index[&inst]);
-            body.extend(quote!(let mut #stack = ::std::vec::Vec::new();));
+            stacks.extend(quote!(let mut #stack = ::std::vec::Vec::new();));
         }
-        self.forward_block(variant, &records, self.func.entry, &mut body);
+        body.extend(stacks.clone());
+        fused.extend(stacks);
+        let mut forward_statements = TokenStream::new();
+        self.forward_block(variant, &records, self.func.entry, &mut forward_statements);
+        body.extend(forward_statements.clone());
+        fused.extend(forward_statements);
         let yields: Vec<TokenStream> = self
             .func
             .block(self.func.entry)
@@ -2118,20 +2135,28 @@ impl Context<'_> {
             }
         };
 
-        // value and gradient
+        // value and gradient: the forward statements, the saved values bound by reference
+        // as `backward` binds the struct's fields, then the backward statements
         let grad_fn = match (&self.sig.output, variant.hidden) {
             (Output::Scalar(_), false) => {
                 let grad_name = names::grad_fn(fname);
-                let args = self.sig.params.iter().map(|p| &p.name);
                 let text = format!(" The value of [`{fname}`] and its gradient with respect to the active arguments.");
+                let rebind = self.fused_bindings(analysis, &records);
                 quote! {
                     #[doc = #text]
                     #(#cfgs)*
-                    #[allow(dead_code, clippy::all)]
+                    #[allow(dead_code, unused_variables, unused_mut, unused_parens, unused_braces, clippy::all)]
                     #[inline]
                     #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
-                        let (value, pullback) = #pullback_name(#(#args),*);
-                        (value, pullback.backward(#private::one()))
+                        #[allow(unused_imports)]
+                        use #private::{Cotangent as _, ScalarCotangent as _};
+                        #mark_used
+                        #fused
+                        let __autodiff_value = #value;
+                        #rebind
+                        let #d_output: #ret = #private::one();
+                        #bwd
+                        (__autodiff_value, #grads)
                     }
                 }
             }
@@ -2143,6 +2168,57 @@ impl Context<'_> {
             #backward
             #grad_fn
         }
+    }
+
+    /// For the fused `_grad`: each value the pullback struct would hold, bound by reference
+    /// under its field's name, as `backward` binds the fields of `self`. Borrowed parameters
+    /// are bound to themselves, without the copy the struct takes.
+    fn fused_bindings(&self, analysis: &Analysis, records: &Records) -> TokenStream {
+        let mut out = TokenStream::new();
+        let borrowed: HashSet<Value> = self
+            .func
+            .params
+            .iter()
+            .filter(|p| matches!(p.ty, syn::Type::Reference(_)))
+            .map(|p| p.value)
+            .collect();
+        for v in self.saved_in_block(analysis, self.func.entry) {
+            let name = self.names.name(v);
+            if borrowed.contains(&v) && analysis.arrays[v.index()] {
+                out.extend(quote!(let #name = &*#name;));
+            } else if analysis.arrays[v.index()] {
+                let copy = self.saved_copy(v);
+                out.extend(quote!(let #name = &#copy;));
+            } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {
+                out.extend(quote!(let #name = #name;));
+            } else {
+                out.extend(quote!(let #name = &#name;));
+            }
+        }
+        // records are typed: a generic function's type parameters may appear in them only
+        // through a marker, which the struct's field types pin down in `f_pullback`
+        let ty_args = self.struct_ty_args();
+        for (inst, index) in self.records_in_block(records, self.func.entry) {
+            let field = self.record_field(inst, index);
+            let ty = self.record_type(inst, index, false);
+            if !self.is_loop(inst) {
+                out.extend(quote!(let #field: &#ty #ty_args = &#field;));
+            } else if self.loop_has_fields(analysis, records, inst) && !records.flat.contains(&inst)
+            {
+                out.extend(quote!(let #field: &::std::vec::Vec<#ty #ty_args> = &#field;));
+            } else {
+                out.extend(quote!(let #field = &#field;));
+            }
+        }
+        for &inst in &records.flat {
+            let index = records.index[&inst];
+            let (stack, ty) = (
+                self.record_stack(inst, index),
+                self.record_type(inst, index, false),
+            );
+            out.extend(quote!(let #stack: &::std::vec::Vec<#ty #ty_args> = &#stack;));
+        }
+        out
     }
 
     /// When `wrt` leaves every float parameter active, the hidden items reuse the public

@@ -323,11 +323,38 @@ fn expansion_of_the_seed_function_is_readable() {
             }
         }
         /// The value of [`f`] and its gradient with respect to the active arguments.
-        #[allow(dead_code, clippy::all)]
+        #[allow(
+            dead_code,
+            unused_variables,
+            unused_mut,
+            unused_parens,
+            unused_braces,
+            clippy::all
+        )]
         #[inline]
         pub fn f_grad(x1: f64, x2: f64) -> (f64, (f64, f64)) {
-            let (value, pullback) = f_pullback(x1, x2);
-            (value, pullback.backward(::autodiff::__private::one()))
+            #[allow(unused_imports)]
+            use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+            let _: fn(f64, f64) -> f64 = f;
+            let v2 = x1.ln();
+            let v3 = x1 * x2;
+            let v4 = v2 + v3;
+            let v5 = x2.sin();
+            let v6 = v4 - v5;
+            let __autodiff_value = v6;
+            let x1 = &x1;
+            let x2 = &x2;
+            let d_output: f64 = ::autodiff::__private::one();
+            let mut d_v6 = d_output;
+            let mut d_v4 = ::autodiff::__private::rules::sub_d0(d_v6);
+            let mut d_v5 = ::autodiff::__private::rules::sub_d1(d_v6);
+            let mut d_x2 = ::autodiff::__private::rules::sin_d0(x2, d_v5);
+            let mut d_v2 = ::autodiff::__private::rules::add_d0(d_v4);
+            let mut d_v3 = ::autodiff::__private::rules::add_d1(d_v4);
+            let mut d_x1 = ::autodiff::__private::rules::mul_d0(x2, d_v3);
+            d_x2.accumulate(::autodiff::__private::rules::mul_d1(x1, d_v3));
+            d_x1.accumulate(::autodiff::__private::rules::ln_d0(x1, d_v2));
+            (__autodiff_value, (d_x1, d_x2))
         }
         #[doc(hidden)]
         #[allow(dead_code, non_snake_case, clippy::all)]
