@@ -48,6 +48,8 @@ pub struct Analysis {
     pub arrays: Vec<bool>,
     /// Per value: the type of its elements, for containers where known.
     pub elements: Vec<Option<syn::Type>>,
+    /// The function's float type, when its float parameters and outputs agree on one.
+    pub float: Option<syn::Type>,
     /// Per value: whether it is a `Tensor`, whose operations use the tensor rules.
     pub tensors: Vec<bool>,
     /// Per value: whether it is a nalgebra matrix or vector, whose operations use the
@@ -88,6 +90,7 @@ pub fn analyze(
         types: vec![None; n],
         arrays: vec![false; n],
         elements: vec![None; n],
+        float: None,
         tensors: vec![false; n],
         matrices: vec![false; n],
     };
@@ -135,10 +138,16 @@ fn report_untyped(func: &Function, a: &Analysis, errors: &mut Errors) {
     if let Some(value) = untyped {
         let span: Span = func.value(value).span;
         let name = func.value(value).name.clone().unwrap_or_else(|| "y".into());
+        // the function's own float type makes the best example (`T` in a generic function)
+        let float = a
+            .float
+            .as_ref()
+            .map(|ty| quote::quote!(#ty).to_string())
+            .unwrap_or_else(|| "f64".into());
         errors.push(
             span,
             format!(
-                "#[differentiate] cannot infer the type of this value, which the backward pass needs to save; bind it to a variable with a type annotation, e.g. `let {name}: f64 = ...;`"
+                "#[differentiate] cannot infer the type of this value, which the backward pass needs to save; bind it to a variable with a type annotation, e.g. `let {name}: {float} = ...;`"
             ),
         );
     }
@@ -906,14 +915,91 @@ fn infer_types(
     for (y, ty) in func.block(func.entry).yields.iter().zip(output_types) {
         t.set(y.index(), ty.clone());
     }
+    // the float type of the function, when its float parameters agree on one
+    let float_types: Vec<syn::Type> = func
+        .params
+        .iter()
+        .filter(|p| p.role == ParamRole::Float)
+        .map(|p| {
+            crate::args::array_type(&p.ty)
+                .map(|(_, elem)| elem)
+                .unwrap_or_else(|| p.ty.clone())
+        })
+        .chain(output_types.iter().map(|ty| {
+            crate::args::array_type(ty)
+                .map(|(_, elem)| elem)
+                .unwrap_or_else(|| ty.clone())
+        }))
+        .collect();
+    let unique_float = float_types
+        .first()
+        .filter(|first| float_types.iter().all(|t| t == *first))
+        .cloned();
+    a.float = unique_float.clone();
+    // `T::zero()`, `T::from(n).unwrap()`: constructors of the function's float type
+    let float_constructor = |path: &syn::ExprPath, names: &[&str]| {
+        let segments = &path.path.segments;
+        let float_name = unique_float.as_ref().and_then(|ty| match ty {
+            syn::Type::Path(p) => p.path.get_ident().cloned(),
+            _ => None,
+        });
+        path.qself.is_none()
+            && segments.len() == 2
+            && float_name.is_some_and(|f| segments[0].ident == f)
+            && names.iter().any(|n| segments[1].ident == n)
+    };
+    const CONSTANTS: &[&str] = &[
+        "zero",
+        "one",
+        "epsilon",
+        "max_value",
+        "min_value",
+        "min_positive_value",
+        "infinity",
+        "neg_infinity",
+        "neg_zero",
+        "nan",
+    ];
+    const CONVERSIONS: &[&str] = &["from", "from_f64", "from_f32", "from_usize", "from_i32"];
     func.walk_insts(func.entry, &mut |inst| {
         let data = func.inst(inst);
         let args: Vec<usize> = data.args.iter().map(|v| v.index()).collect();
         let results: Vec<usize> = data.results.iter().map(|v| v.index()).collect();
+        let float = unique_float.clone();
         match &data.opcode {
+            Opcode::Call(path) if float_constructor(path, CONSTANTS) && results.len() == 1 => {
+                t.set(results[0], float.expect("checked by float_constructor"));
+            }
+            Opcode::Method(name, _)
+                if (name == "unwrap" || name == "expect")
+                    && func.def_inst(data.args[0]).is_some_and(|i| {
+                        matches!(&func.inst(i).opcode, Opcode::Call(path)
+                            if float_constructor(path, CONVERSIONS))
+                    }) =>
+            {
+                t.set(results[0], float.expect("checked by float_constructor"));
+            }
             Opcode::Const(tokens) => {
                 if let Some(ty) = literal_type(tokens) {
                     t.set(results[0], ty);
+                } else if let (Ok(expr), Some(float)) =
+                    (syn::parse2::<syn::Expr>(tokens.clone()), float)
+                {
+                    let constructed = match &expr {
+                        syn::Expr::Call(call) => matches!(&*call.func,
+                            syn::Expr::Path(path) if float_constructor(path, CONSTANTS)),
+                        syn::Expr::MethodCall(m)
+                            if m.method == "unwrap" || m.method == "expect" =>
+                        {
+                            matches!(&*m.receiver, syn::Expr::Call(call)
+                                if matches!(&*call.func,
+                                    syn::Expr::Path(path) if float_constructor(path, CONVERSIONS)))
+                        }
+                        _ => false,
+                    };
+                    if constructed {
+                        t.set(results[0], float);
+                    }
                 }
             }
             Opcode::Binary(BinaryOp::Compare(_)) => {
@@ -1136,26 +1222,13 @@ fn infer_types(
             _ => {}
         }
     });
-    // the float type of the function, when its float parameters agree on one
-    let float_types: Vec<syn::Type> = func
-        .params
-        .iter()
-        .filter(|p| p.role == ParamRole::Float)
-        .map(|p| {
-            crate::args::array_type(&p.ty)
-                .map(|(_, elem)| elem)
-                .unwrap_or_else(|| p.ty.clone())
-        })
-        .chain(output_types.iter().map(|ty| {
-            crate::args::array_type(ty)
-                .map(|(_, elem)| elem)
-                .unwrap_or_else(|| ty.clone())
-        }))
-        .collect();
-    let unique_float = float_types
-        .first()
-        .filter(|first| float_types.iter().all(|t| t == *first))
-        .cloned();
+    // values passed on by reference (`h(&u)`): floats rarely are, vectors always
+    let mut borrowed = HashSet::new();
+    func.walk_insts(func.entry, &mut |inst| {
+        if matches!(func.inst(inst).opcode, Opcode::Ref) {
+            borrowed.insert(func.inst(inst).args[0]);
+        }
+    });
     for v in 0..n {
         let (mut ty, is_array) = t.resolve(v);
         if is_array && ty.is_none() {
@@ -1168,11 +1241,23 @@ fn infer_types(
             }
         }
         // a varied value of unknown type is the function's float, unless it is the result of
-        // a call (which may return anything) and nothing else tells
-        let call_result = func
-            .def_inst(Value(v as u32))
-            .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Call(_)));
+        // a call returning one value (which may be anything) and nothing else tells; an
+        // element of a returned tuple that is not indexed anywhere is a float
+        let call_result = func.def_inst(Value(v as u32)).is_some_and(|i| {
+            matches!(func.inst(i).opcode, Opcode::Call(_))
+                && (func.inst(i).results.len() == 1 || borrowed.contains(&Value(v as u32)))
+        });
         if ty.is_none() && !is_array && a.varied[v] && !call_result {
+            ty = unique_float.clone();
+        }
+        // a float method's result (`T::from(n).unwrap().sin()`) is a float even when it
+        // depends on constants only
+        let float_method = func.def_inst(Value(v as u32)).is_some_and(|i| {
+            matches!(func.inst(i).opcode, Opcode::Primitive(p)
+                if p.result == Ty::Same
+                    && crate::primitives::ALL.iter().any(|q| std::ptr::eq(*q, p)))
+        });
+        if ty.is_none() && !is_array && float_method && !t.is_container(v) {
             ty = unique_float.clone();
         }
         a.elements[v] = is_array

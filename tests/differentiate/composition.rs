@@ -151,7 +151,7 @@ fn borrows_and_dereferences_pass_derivatives_through() {
 }
 
 mod generated_regressions {
-    //! Three constructs the random-program generator found failing to compile.
+    //! Constructs the random-program generator found failing to compile.
     use autodiff::prelude::*;
     use std::iter::Sum;
 
@@ -173,6 +173,42 @@ mod generated_regressions {
         times(x, T::from(n).unwrap())
     }
 
+    // a float method of a run-time constant passed straight to a call  =>  d/dx (x sin n) = sin n
+    #[differentiate]
+    fn call_with_constant_method<T: Float>(x: T, n: usize) -> T {
+        times(x, T::from(n).unwrap().sin())
+    }
+
+    #[differentiate]
+    fn pair<T: Float>(x: T, y: T) -> (T, T) {
+        (x * y, x + y)
+    }
+
+    // an element of a returned tuple passed to a call in a branch: q = 2x, p = x²;
+    // x > 0: f = times(q, x) = 2x²  =>  4x;  else f = p = x²  =>  2x
+    #[differentiate]
+    fn tuple_element_to_a_call<T: Float>(x: T) -> T {
+        let (p, q) = pair(x, x);
+        let mut acc = p;
+        if x > T::zero() {
+            acc = times(q, x);
+        }
+        acc
+    }
+
+    // an element of a vector of constants, passed to a call in a loop: the vector's type
+    // comes from `T::zero()`  =>  f = x (x + 0 + 1)(x + 0 + 2)..., checked against the product
+    // rule below
+    #[differentiate]
+    fn constant_vector_to_a_call<T: Float>(x: T) -> T {
+        let mut acc = x;
+        for i in 0..3 {
+            let w = vec![T::zero(); 4];
+            acc = acc * times(x, w[i] + T::from(i).unwrap() + T::one());
+        }
+        acc
+    }
+
     // a slice that gets no derivative still gets a gradient of its length
     #[differentiate]
     fn slice_without_derivative(x: f64, xs: &[f64]) -> f64 {
@@ -185,6 +221,16 @@ mod generated_regressions {
         assert!((dx - 3.0 * 1.5f64.cos()).abs() < 1e-15);
         assert!(dxs.iter().all(|d| (d - 0.5 * 1.5f64.cos()).abs() < 1e-15));
         assert_eq!(call_with_constant_grad(0.5, 3), (1.5, 3.0));
+        assert_eq!(
+            call_with_constant_method_grad(0.5, 3),
+            (0.5 * 3f64.sin(), 3f64.sin())
+        );
+        assert_eq!(tuple_element_to_a_call_grad(1.5), (4.5, 6.0));
+        // f = x · x · 2x · 3x = 6x⁴  =>  24x³
+        let (value, d) = constant_vector_to_a_call_grad(0.5);
+        assert_eq!(value, 6.0 * 0.5f64.powi(4));
+        assert!((d - 24.0 * 0.5f64.powi(3)).abs() < 1e-15);
+        assert_eq!(tuple_element_to_a_call_grad(-1.5), (2.25, -3.0));
         assert_eq!(
             slice_without_derivative_grad(0.5, &[1.5, 2.0]),
             (0.5, (1.0, vec![0.0, 0.0]))

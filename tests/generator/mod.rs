@@ -62,21 +62,13 @@ const MAX_COST: f64 = 4000.0;
 /// Constructs that currently hit known bugs of `#[differentiate]` (docs/testing.md lists them
 /// with minimal reproductions). They make the generated crate fail to compile, which would
 /// stop every other check, so they are generated only when asked for (`--known-bugs` of the
-/// fuzz example); once a bug is fixed, its switch should go on by default.
+/// fuzz example); once a bug is fixed, its switch is removed and the construct is always
+/// generated. No bug is open now, so there is no switch and `--known-bugs` changes nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct KnownBugs {
-    /// In a generic function, a call argument that is a float method applied to a run-time
-    /// constant (`g(x, T::from(n).unwrap().sin())`): "cannot infer the type of this value,
-    /// which the backward pass needs to save ... e.g. `let y: f64 = ...`". (Plain
-    /// `T::from(n).unwrap()` and calls on constants were fixed in 6ba3b61.) Without this
-    /// switch, every scalar call argument also depends on a parameter.
-    pub constant_call_arguments: bool,
-}
+pub struct KnownBugs {}
 
 impl KnownBugs {
-    pub const ALL: KnownBugs = KnownBugs {
-        constant_call_arguments: true,
-    };
+    pub const ALL: KnownBugs = KnownBugs {};
 }
 
 /// splitmix64: small, fast and good enough for choosing among grammar productions.
@@ -520,7 +512,6 @@ struct FnGen<'a> {
     /// inside `let r = loop { .. }`: no `break`, `continue` or `return` (they would be
     /// inside an expression, which the macro rejects)
     value_loops: usize,
-    bugs: KnownBugs,
 }
 
 const UNARY: &[&str] = &[
@@ -571,7 +562,7 @@ impl<'a> FnGen<'a> {
         rng: &'a mut Rng,
         index: usize,
         prior: &'a [Function],
-        bugs: KnownBugs,
+        _bugs: KnownBugs,
     ) -> Function {
         let name = format!("f{index}");
         let mut params: Vec<(String, Param)> = Vec::new();
@@ -635,7 +626,6 @@ impl<'a> FnGen<'a> {
             depth: 0,
             in_closure: false,
             value_loops: 0,
-            bugs,
         };
         for (pname, p) in &params {
             let mut v = match p {
@@ -1316,25 +1306,6 @@ impl<'a> FnGen<'a> {
             })
     }
 
-    /// A float parameter or an element of a slice parameter.
-    fn parameter_leaf(&mut self) -> E {
-        let params: Vec<usize> = (0..self.vars.len())
-            .filter(|&i| {
-                let v = &self.vars[i];
-                v.param
-                    && v.name != "acc"
-                    && matches!(v.kind, Kind::Scalar | Kind::Vector { .. })
-                    && !self.shadowed(i)
-            })
-            .collect();
-        let i = *self.rng.pick(&params);
-        if self.vars[i].kind == Kind::Scalar {
-            self.read_var(i)
-        } else {
-            self.element(i)
-        }
-    }
-
     /// A float variable or a vector element.
     fn variable_leaf(&mut self) -> E {
         let scalars = self.scalars();
@@ -1836,11 +1807,7 @@ impl<'a> FnGen<'a> {
         for (_, p) in params {
             match p {
                 Param::Scalar => {
-                    let mut e = self.expr(1);
-                    if !self.bugs.constant_call_arguments {
-                        let anchor = self.parameter_leaf();
-                        e = self.combine(anchor, e);
-                    }
+                    let e = self.expr(1);
                     let e = self.squash(e, INPUT_BOUND);
                     args.push(e.code);
                 }
