@@ -211,6 +211,28 @@ pub fn zero_output_item(item: &ItemFn, sig: &Signature, cfgs: &[&syn::Attribute]
     }
 }
 
+/// The iterator of a counted loop, `(start..end).rev().step_by(step)` as written, given
+/// tokens for its operands (0: start, 1: end, 2: step).
+fn range_iterator(
+    range: &crate::ir::RangeLoop,
+    operand: impl Fn(usize) -> TokenStream,
+) -> TokenStream {
+    let (start, end) = (operand(0), operand(1));
+    let mut iter = if range.inclusive {
+        quote!((#start..=#end))
+    } else {
+        quote!((#start..#end))
+    };
+    if range.reverse {
+        iter = quote!(#iter.rev());
+    }
+    if range.stepped {
+        let step = operand(2);
+        iter = quote!(#iter.step_by(#step));
+    }
+    iter
+}
+
 /// The `#[cfg]` attributes of the function, repeated on every generated item.
 fn cfg_attrs(item: &ItemFn) -> Vec<&syn::Attribute> {
     item.attrs
@@ -1184,19 +1206,7 @@ impl Context<'_> {
         }
         match &data.opcode {
             Opcode::ForRange(range) => {
-                let (start, end) = (self.operand(data.args[0]), self.operand(data.args[1]));
-                let mut iter = if range.inclusive {
-                    quote!((#start..=#end))
-                } else {
-                    quote!((#start..#end))
-                };
-                if range.reverse {
-                    iter = quote!(#iter.rev());
-                }
-                if range.stepped {
-                    let step = self.operand(data.args[2]);
-                    iter = quote!(#iter.step_by(#step));
-                }
+                let iter = range_iterator(range, |k| self.operand(data.args[k]));
                 let index = self.names.name(self.func.block(body).params[0]);
                 let range_name = format_ident!("range{}", inst.index());
                 out.extend(quote!(let #range_name = #iter;));
@@ -1895,19 +1905,7 @@ impl Context<'_> {
                 quote!((*#r))
             }
         };
-        let (start, end) = (bound(0), bound(1));
-        let mut iter = if range.inclusive {
-            quote!((#start..=#end))
-        } else {
-            quote!((#start..#end))
-        };
-        if range.reverse {
-            iter = quote!(#iter.rev());
-        }
-        if range.stepped {
-            let step = bound(2);
-            iter = quote!(#iter.step_by(#step));
-        }
+        let iter = range_iterator(range, bound);
         Some((self.names.name(index).clone(), quote!(#iter.rev())))
     }
 
