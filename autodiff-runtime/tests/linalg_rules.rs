@@ -450,6 +450,27 @@ fn component_mul_div() {
 }
 
 #[test]
+fn map_elementwise() {
+    // y = m.map(f) with f(v) = sin(v) v: the pullback of each element keeps v and its sine,
+    // as the lifted closure's pullback would, and applies f'(v) = cos(v) v + sin(v)
+    let mut rng = Rng::new(20);
+    let f = |v: f64| v.sin() * v;
+    each_type!(rng, m => {
+        let kept: Vec<(f64, f64)> = m.iter().map(|&v| (v, v.sin())).collect();
+        check("map_elementwise_d0", &mut rng, &m, |m| m.map(f), |d| {
+            map_elementwise_d0(&kept, d, |&(v, sin), d| (v.cos() * v + sin) * d)
+        });
+    });
+}
+
+#[test]
+#[should_panic(expected = "backward of `map`")]
+fn map_elementwise_checks_the_cotangent_shape() {
+    let kept = vec![1.0; 4];
+    let _ = map_elementwise_d0(&kept, DMatrix::from_element(2, 3, 1.0), |_, d| d);
+}
+
+#[test]
 fn sum_mean() {
     let mut rng = Rng::new(10);
     each_type!(rng, x => {
