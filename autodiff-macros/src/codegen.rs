@@ -84,10 +84,13 @@ impl ValueNames {
     }
 }
 
-/// An identifier for a generated name, raw (`r#type`) where the name is a keyword.
+/// An identifier for a generated name, raw (`r#type`) where the name is a keyword; the path
+/// keywords, which cannot be raw, get a trailing underscore.
 fn make_ident(name: &str, span: proc_macro2::Span) -> Ident {
     if syn::parse_str::<Ident>(name).is_ok() {
         Ident::new(name, span)
+    } else if matches!(name, "super" | "self" | "Self" | "crate" | "_") {
+        Ident::new(&format!("{name}_"), span)
     } else {
         Ident::new_raw(name, span)
     }

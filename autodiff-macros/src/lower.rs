@@ -2795,9 +2795,10 @@ impl<'e> Lowerer<'e> {
 
     /// Closures in iterator chains may read variables but not assign them.
     fn check_closure(&mut self, c: &syn::ExprClosure) -> Option<()> {
-        let wrapped: syn::Block = {
-            let inner = &c.body;
-            syn::parse_quote!({ #inner; })
+        // parenthesised, so that a body like `{ .. } as f32` stays one expression
+        let inner = &c.body;
+        let Ok(wrapped) = syn::parse2::<syn::Block>(quote!({ (#inner); })) else {
+            return Some(());
         };
         for name in assigned_names(&wrapped) {
             if self.lookup(&name).is_some() {

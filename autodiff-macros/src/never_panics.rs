@@ -504,6 +504,10 @@ const CORPUS: &[(&str, &str)] = &[
             (w[0] + w[1]) as f32 * x
         }"#,
     ),
+    // inputs that once made the expansion panic (seed 0x7ed): a path keyword as an assigned
+    // name, which cannot be a raw identifier; a closure body `{ .. } as f32`
+    ("", "fn local_fixed_array(y: f64) -> f64 { super[1] = 3.0; 2 }"),
+    ("", "fn f(x: &[f64]) -> f64 { ().map(|v| { } as f32).sum() }"),
 ];
 
 /// Every `#[differentiate]` item in the repository's tests, when the files are there.
