@@ -42,6 +42,9 @@ pub struct Analysis {
     pub recompute: Vec<bool>,
     /// Per instruction: the backward pass has work to do for it.
     pub reversed: Vec<bool>,
+    /// Per instruction: an `if` on a comparison of integers (`layer == 0`), whose condition
+    /// the backward pass can evaluate again instead of reading which arm ran from a record.
+    pub replayable_branch: Vec<bool>,
     /// Per value: its inferred type, where known.
     pub types: Vec<Option<syn::Type>>,
     /// Per value: whether it is an array (`Vec` or fixed size), whose cotangent is a container.
@@ -87,6 +90,7 @@ pub fn analyze(
         constant: vec![false; n],
         recompute: vec![false; n],
         reversed: vec![false; func.insts.len()],
+        replayable_branch: vec![false; func.insts.len()],
         types: vec![None; n],
         arrays: vec![false; n],
         elements: vec![None; n],
@@ -585,6 +589,26 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
     }
 }
 
+/// Whether `cond` compares integers or booleans (`layer == 0`, `i < n`): cheap to evaluate
+/// again, and from values (loop indices, sizes) the backward pass usually has anyway.
+fn integer_comparison(func: &Function, a: &Analysis, cond: Value) -> bool {
+    let Some(def) = func.def_inst(cond) else {
+        return false;
+    };
+    let data = func.inst(def);
+    let integer = |v: &Value| {
+        a.types[v.index()].as_ref().is_some_and(|ty| {
+            matches!(ty, syn::Type::Path(p) if p.path.get_ident().is_some_and(|i| {
+                matches!(
+                    i.to_string().as_str(),
+                    "usize" | "isize" | "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "bool"
+                )
+            }))
+        })
+    };
+    matches!(data.opcode, Opcode::Binary(BinaryOp::Compare(_))) && data.args.iter().all(integer)
+}
+
 /// The instructions inside loop bodies, at any depth.
 fn insts_in_loops(func: &Function) -> HashSet<Inst> {
     fn walk(func: &Function, block: Block, in_loop: bool, out: &mut HashSet<Inst>) {
@@ -634,7 +658,15 @@ fn record(func: &Function, block: Block, a: &mut Analysis) -> bool {
                 for &arm in &data.arms {
                     inner |= record(func, arm, a);
                 }
-                inner || active_result
+                let work = inner || active_result;
+                if work
+                    && matches!(data.opcode, Opcode::If)
+                    && integer_comparison(func, a, data.args[0])
+                {
+                    a.replayable_branch[inst.index()] = true;
+                    need(func, a, data.args[0]);
+                }
+                work
             }
             Opcode::ForRange(_) | Opcode::While => {
                 let inner = record(func, data.arms[0], a);

@@ -405,6 +405,33 @@ impl Context<'_> {
             index,
             flat: Vec::new(),
         };
+        // an `if` whose condition the backward pass evaluates again needs no record when no
+        // arm saves anything (inner branches first, so that outer ones see them gone)
+        let mut order = Vec::new();
+        self.func
+            .walk_insts(self.func.entry, &mut |inst| order.push(inst));
+        for &inst in order.iter().rev() {
+            if analysis.replayable_branch[inst.index()]
+                && records.index.contains_key(&inst)
+                && self.func.inst(inst).arms.iter().all(|&arm| {
+                    self.saved_in_block(analysis, arm).is_empty()
+                        && self.records_in_block(&records, arm).is_empty()
+                })
+            {
+                records.index.remove(&inst);
+            }
+        }
+        // numbered again in program order, so record names do not depend on what was removed
+        let kept: Vec<Inst> = order
+            .iter()
+            .copied()
+            .filter(|inst| records.index.contains_key(inst))
+            .collect();
+        records.index = kept
+            .iter()
+            .enumerate()
+            .map(|(n, &inst)| (inst, n))
+            .collect();
         let mut flat = Vec::new();
         self.nested_loops(self.func.entry, false, &mut flat);
         flat.retain(|inst| {
@@ -1757,22 +1784,16 @@ impl Context<'_> {
     ) {
         let analysis = variant.analysis;
         let data = self.func.inst(inst);
-        let index = records.index[&inst];
+        let Some(&index) = records.index.get(&inst) else {
+            return self.backward_replayed_branch(variant, records, inst, scope, out);
+        };
         self.predeclare(analysis, &data.arms, scope, out);
         let is_if = matches!(data.opcode, Opcode::If);
         let enum_name = self.record_type(inst, index, variant.hidden);
         let field = self.record_field(inst, index);
         let mut arms = Vec::new();
         for (arm_index, &arm) in data.arms.iter().enumerate() {
-            let mut arm_scope = scope.clone();
-            let mut body = self.recompute_block(analysis, arm);
-            for (r, y) in data.results.iter().zip(&self.func.block(arm).yields) {
-                if scope.contains(r) && analysis.is_active(*y) {
-                    let d = self.names.cotangent(*r);
-                    self.contribute(analysis, &mut arm_scope, *y, quote!(#d), &mut body);
-                }
-            }
-            self.backward_block(variant, records, arm, &mut arm_scope, &mut body);
+            let body = self.backward_arm(variant, records, inst, arm, scope);
             let variant_name = names::arm_variant(is_if, arm_index);
             let bindings = self.field_bindings(analysis, records, arm);
             arms.push(quote!(#enum_name::#variant_name { #(#bindings,)* .. } => { #body }));
@@ -1781,6 +1802,52 @@ impl Context<'_> {
             arms.push(quote!(#enum_name::__Marker(_, never) => match *never {},));
         }
         out.extend(quote!(match #field { #(#arms)* }));
+    }
+
+    /// The backward pass of one arm of a branch: its recomputed values, the cotangents of the
+    /// branch's results handed to the values the arm yields, then its instructions reversed.
+    fn backward_arm(
+        &self,
+        variant: &Variant,
+        records: &Records,
+        inst: Inst,
+        arm: Block,
+        scope: &HashSet<Value>,
+    ) -> TokenStream {
+        let analysis = variant.analysis;
+        let data = self.func.inst(inst);
+        let mut arm_scope = scope.clone();
+        let mut body = self.recompute_block(analysis, arm);
+        for (r, y) in data.results.iter().zip(&self.func.block(arm).yields) {
+            if scope.contains(r) && analysis.is_active(*y) {
+                let d = self.names.cotangent(*r);
+                self.contribute(analysis, &mut arm_scope, *y, quote!(#d), &mut body);
+            }
+        }
+        self.backward_block(variant, records, arm, &mut arm_scope, &mut body);
+        body
+    }
+
+    /// The backward pass of an `if` without a record: its condition evaluated again.
+    fn backward_replayed_branch(
+        &self,
+        variant: &Variant,
+        records: &Records,
+        inst: Inst,
+        scope: &mut HashSet<Value>,
+        out: &mut TokenStream,
+    ) {
+        let analysis = variant.analysis;
+        let data = self.func.inst(inst);
+        self.predeclare(analysis, &data.arms, scope, out);
+        let arms: Vec<TokenStream> = data
+            .arms
+            .iter()
+            .map(|&arm| self.backward_arm(variant, records, inst, arm, scope))
+            .collect();
+        let condition = self.read_ref(analysis, data.args[0]);
+        let (then_arm, else_arm) = (&arms[0], &arms[1]);
+        out.extend(quote!(if *#condition { #then_arm } else { #else_arm }));
     }
 
     fn backward_loop(
