@@ -42,6 +42,10 @@ pub struct Analysis {
     pub recompute: Vec<bool>,
     /// Per instruction: the backward pass has work to do for it.
     pub reversed: Vec<bool>,
+    /// Loop counters `c += step` (a carried integer, `step` constant) that the backward pass
+    /// counts down from the loop's result instead of saving every iteration: the body
+    /// parameter, with its step and the loop result it is counted down from.
+    pub counters: HashMap<Value, (Value, Value)>,
     /// Per instruction: an `if` on a comparison of integers (`layer == 0`), whose condition
     /// the backward pass can evaluate again instead of reading which arm ran from a record.
     pub replayable_branch: Vec<bool>,
@@ -91,6 +95,7 @@ pub fn analyze(
         recompute: vec![false; n],
         reversed: vec![false; func.insts.len()],
         replayable_branch: vec![false; func.insts.len()],
+        counters: HashMap::new(),
         types: vec![None; n],
         arrays: vec![false; n],
         elements: vec![None; n],
@@ -551,6 +556,34 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
                 }
             }
         }
+        if func.loop_layout(inst).is_some() {
+            // a counter `c += step` is counted down from the loop's result
+            let body = data.arms[0];
+            for (_, param, next, result) in loop_slots(func, inst) {
+                if !a.needed[param.index()] || a.recompute[param.index()] {
+                    continue;
+                }
+                let Some(def) = func.def_inst(next) else {
+                    continue;
+                };
+                let add = func.inst(def);
+                if !func.block(body).insts.contains(&def)
+                    || !matches!(add.opcode, Opcode::Binary(BinaryOp::Add))
+                {
+                    continue;
+                }
+                let step = match add.args[..] {
+                    [p, step] if p == param => step,
+                    [step, p] if p == param => step,
+                    _ => continue,
+                };
+                if a.constant[step.index()] && is_integer(a, param) {
+                    a.recompute[param.index()] = true;
+                    a.counters.insert(param, (step, result));
+                    need(func, a, result);
+                }
+            }
+        }
         if data.results.len() != 1 {
             continue;
         }
@@ -596,17 +629,23 @@ fn integer_comparison(func: &Function, a: &Analysis, cond: Value) -> bool {
         return false;
     };
     let data = func.inst(def);
-    let integer = |v: &Value| {
-        a.types[v.index()].as_ref().is_some_and(|ty| {
-            matches!(ty, syn::Type::Path(p) if p.path.get_ident().is_some_and(|i| {
-                matches!(
-                    i.to_string().as_str(),
-                    "usize" | "isize" | "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "bool"
-                )
-            }))
-        })
-    };
-    matches!(data.opcode, Opcode::Binary(BinaryOp::Compare(_))) && data.args.iter().all(integer)
+    matches!(data.opcode, Opcode::Binary(BinaryOp::Compare(_)))
+        && data
+            .args
+            .iter()
+            .all(|&v| is_integer(a, v) || a.types[v.index()] == Some(syn::parse_quote!(bool)))
+}
+
+/// Whether `v` has an integer type.
+fn is_integer(a: &Analysis, v: Value) -> bool {
+    a.types[v.index()].as_ref().is_some_and(|ty| {
+        matches!(ty, syn::Type::Path(p) if p.path.get_ident().is_some_and(|i| {
+            matches!(
+                i.to_string().as_str(),
+                "usize" | "isize" | "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64"
+            )
+        }))
+    })
 }
 
 /// The instructions inside loop bodies, at any depth.

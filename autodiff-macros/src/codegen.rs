@@ -1884,7 +1884,21 @@ impl Context<'_> {
                 _ => out.extend(quote!(let mut #c = #initial;)),
             }
         }
-        let mut iteration = self.recompute_block(analysis, body);
+        // counters are counted down from the loop's result, one step per reversed iteration
+        let mut iteration = TokenStream::new();
+        for &param in &self.func.block(body).params {
+            if let Some(&(step, result)) = analysis.counters.get(&param) {
+                let name = self.names.name(param);
+                let counter = format_ident!("{}_countdown", name);
+                let (step, result) = (self.constant_expr(step), self.read_ref(analysis, result));
+                out.extend(quote!(let mut #counter = *#result;));
+                iteration.extend(quote! {
+                    #counter = #counter - #step;
+                    let #name = &#counter;
+                });
+            }
+        }
+        iteration.extend(self.recompute_block(analysis, body));
         let mut inner = scope.clone();
         for &(_, _, next, result) in &slots {
             if analysis.is_active(next) {
