@@ -716,25 +716,45 @@ impl Context<'_> {
                 None => {}
             }
         }
+        for (field, ty) in self.record_fields(analysis, records, block, variant.hidden) {
+            fields.push(quote!(#field: #ty));
+        }
+        fields
+    }
+
+    /// The record fields of a frame with their types: a branch's enum, a loop's `Vec` of
+    /// iteration records, or a count (a loop that saves nothing, or a nested loop whose records
+    /// are on a flat stack); in the entry frame also the flat stacks.
+    fn record_fields(
+        &self,
+        analysis: &Analysis,
+        records: &Records,
+        block: Block,
+        hidden: bool,
+    ) -> Vec<(Ident, TokenStream)> {
         let ty_args = self.struct_ty_args();
+        let mut fields = Vec::new();
         for (inst, index) in self.records_in_block(records, block) {
             let field = self.record_field(inst, index);
-            let ty = self.record_type(inst, index, variant.hidden);
-            if !self.is_loop(inst) {
-                fields.push(quote!(#field: #ty #ty_args));
+            let ty = self.record_type(inst, index, hidden);
+            let ty = if !self.is_loop(inst) {
+                quote!(#ty #ty_args)
             } else if self.loop_has_fields(analysis, records, inst) && !records.flat.contains(&inst)
             {
-                fields.push(quote!(#field: ::std::vec::Vec<#ty #ty_args>));
+                quote!(::std::vec::Vec<#ty #ty_args>)
             } else {
-                fields.push(quote!(#field: usize));
-            }
+                quote!(usize)
+            };
+            fields.push((field, ty));
         }
         if block == self.func.entry {
             for &inst in &records.flat {
                 let index = records.index[&inst];
-                let stack = self.record_stack(inst, index);
-                let ty = self.record_type(inst, index, variant.hidden);
-                fields.push(quote!(#stack: ::std::vec::Vec<#ty #ty_args>));
+                let ty = self.record_type(inst, index, hidden);
+                fields.push((
+                    self.record_stack(inst, index),
+                    quote!(::std::vec::Vec<#ty #ty_args>),
+                ));
             }
         }
         fields
@@ -2279,26 +2299,8 @@ impl Context<'_> {
         }
         // records are typed: a generic function's type parameters may appear in them only
         // through a marker, which the struct's field types pin down in `f_pullback`
-        let ty_args = self.struct_ty_args();
-        for (inst, index) in self.records_in_block(records, self.func.entry) {
-            let field = self.record_field(inst, index);
-            let ty = self.record_type(inst, index, false);
-            if !self.is_loop(inst) {
-                out.extend(quote!(let #field: &#ty #ty_args = &#field;));
-            } else if self.loop_has_fields(analysis, records, inst) && !records.flat.contains(&inst)
-            {
-                out.extend(quote!(let #field: &::std::vec::Vec<#ty #ty_args> = &#field;));
-            } else {
-                out.extend(quote!(let #field = &#field;));
-            }
-        }
-        for &inst in &records.flat {
-            let index = records.index[&inst];
-            let (stack, ty) = (
-                self.record_stack(inst, index),
-                self.record_type(inst, index, false),
-            );
-            out.extend(quote!(let #stack: &::std::vec::Vec<#ty #ty_args> = &#stack;));
+        for (field, ty) in self.record_fields(analysis, records, self.func.entry, false) {
+            out.extend(quote!(let #field: &#ty = &#field;));
         }
         out
     }
