@@ -11,7 +11,7 @@ use crate::args::{self, Output};
 use crate::codegen::{self, Context, ValueNames, Variant};
 use crate::errors::Errors;
 use crate::ir::ParamRole;
-use crate::{analysis, ir, lower};
+use crate::{analysis, hoist, ir, lower};
 
 /// Expands `#[differentiate(attr)] item`. Never panics: what cannot be differentiated
 /// becomes `compile_error!`s next to the untouched item.
@@ -158,7 +158,8 @@ fn generate(
         );
         return None;
     }
-    let lowered = lower::lower(item, &sig, errors)?;
+    let mut lowered = lower::lower(item, &sig, errors)?;
+    hoist::hoist_invariants(&mut lowered.func);
     let func = &lowered.func;
     if let Err(message) = ir::verify(func) {
         errors.push(

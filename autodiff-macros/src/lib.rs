@@ -10,6 +10,7 @@ mod codegen;
 mod derive;
 mod errors;
 mod expand;
+mod hoist;
 mod ir;
 mod lower;
 mod names;

@@ -399,3 +399,58 @@ fn errors_are_collected_not_panicked() {
     let messages = errors_of(quote!(), quote! { struct S; });
     assert_eq!(messages.len(), 1);
 }
+
+#[test]
+fn invariant_reads_move_in_front_of_their_loop_behind_a_guard() {
+    let item: syn::ItemFn = syn::parse2(quote! {
+        fn f(a: &[f64], xc: &[f64], n: usize) -> f64 {
+            let mut s = 0.0;
+            for i in 0..n {
+                for j in i + 1..n {
+                    s += a[j] * xc[i];
+                }
+            }
+            s
+        }
+    })
+    .unwrap();
+    let mut errors = Errors::default();
+    let sig = args::signature(&item, &mut errors).unwrap();
+    let mut func = lower::lower(&item, &sig, &mut errors).unwrap().func;
+    crate::hoist::hoist_invariants(&mut func);
+    ir::verify(&func).expect("verifies after hoisting");
+    // `xc[i]` is read once per `i`, and only when `i + 1 < n`; the outer loop reads no
+    // invariant element, so it stays as it was
+    expect![[r#"
+        fn f(v0: &[f64], v1: &[f64], v2: usize const)
+        block0:
+            v3 = len v0
+            v4 = len v1
+            v5 = const 0.0
+            v6 = const 0
+            v18 = for v6, v2, v5
+            body
+                block1(v7, v8):
+                    v9 = const 1
+                    v10 = add v7, v9
+                    v19 = cmp.lt v10, v2
+                    v20 = if v19
+                    then
+                        block3:
+                            v14 = index v1, v7
+                            v17 = for v10, v2, v8
+                            body
+                                block2(v11, v12):
+                                    v13 = index v0, v11
+                                    v15 = mul v13, v14
+                                    v16 = add v12, v15
+                                    yield v16
+                            yield v17
+                    else
+                        block4:
+                            yield v8
+                    yield v20
+            yield v18
+    "#]]
+    .assert_eq(&ir::print(&func, &Plain));
+}
