@@ -74,7 +74,12 @@ fn hoist_from(func: &mut Function, parent: Block, inst: Inst) {
         let data = func.inst(candidate);
         let movable = matches!(
             data.opcode,
-            Opcode::Index | Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) | Opcode::Len
+            Opcode::Const(_)
+                | Opcode::Index
+                | Opcode::Binary(_)
+                | Opcode::Unary(_)
+                | Opcode::Cast(_)
+                | Opcode::Len
         );
         if movable && data.args.iter().all(|arg| !inside.contains(arg)) {
             moved.push(candidate);
