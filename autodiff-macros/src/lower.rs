@@ -1143,6 +1143,9 @@ impl<'e> Lowerer<'e> {
                     }
                     other => self.lower_single(other)?,
                 };
+                if let Some(value) = self.just_written(array, i) {
+                    return Some(Operand::Value(value));
+                }
                 Some(Operand::Value(self.emit1(
                     Opcode::Index,
                     vec![array, i],
@@ -1998,15 +2001,10 @@ impl<'e> Lowerer<'e> {
     /// Element `index` of `array`; an element of a place (`p.layers`) is a longer place, so
     /// that `for layer in &p.layers { .. layer.w .. }` reads (and differentiates) `p.layers[i].w`.
     fn element(&mut self, array: Value, index: Value, span: Span) -> Value {
+        if let Some(value) = self.just_written(array, index) {
+            return value;
+        }
         if let Some(inst) = self.func.def_inst(array) {
-            // reading back the element just written (`v[i] = e; ... v[i]`) is `e`
-            if let (Opcode::IndexSet, [_, written, value]) =
-                (&self.func.inst(inst).opcode, &self.func.inst(inst).args[..])
-            {
-                if *written == index {
-                    return *value;
-                }
-            }
             if let Opcode::Place(steps) = &self.func.inst(inst).opcode {
                 let mut steps = steps.clone();
                 let mut args = self.func.inst(inst).args.clone();
@@ -2016,6 +2014,29 @@ impl<'e> Lowerer<'e> {
             }
         }
         self.emit1(Opcode::Index, vec![array, index], span)
+    }
+
+    /// Reading back the element just written (`v[i] = e; ... v[i]`) is `e`: `Some(e)` when
+    /// `array` is the result of writing at `index`.
+    fn just_written(&self, array: Value, index: Value) -> Option<Value> {
+        let data = self.func.inst(self.func.def_inst(array)?);
+        match (&data.opcode, &data.args[..]) {
+            (Opcode::IndexSet, [_, written, value])
+                if *written == index || self.same_constant(*written, index) =>
+            {
+                Some(*value)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `a` and `b` are constants written the same way (`v[1] = e; v[1]`).
+    fn same_constant(&self, a: Value, b: Value) -> bool {
+        let text = |v: Value| match self.func.def_inst(v).map(|i| &self.func.inst(i).opcode) {
+            Some(Opcode::Const(tokens)) => Some(crate::ir::tokens_text(tokens)),
+            _ => None,
+        };
+        text(a).is_some_and(|a| Some(a) == text(b))
     }
 
     /// `p.c1.w`, `p.layers[i].b`: a path into a parameter, as one `Place` instruction.

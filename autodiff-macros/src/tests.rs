@@ -454,3 +454,33 @@ fn invariant_reads_move_in_front_of_their_loop_behind_a_guard() {
     "#]]
     .assert_eq(&ir::print(&func, &Plain));
 }
+
+#[test]
+fn reading_back_the_element_just_written_is_the_written_value() {
+    let (lowered, _, _) = stages(
+        quote! {
+            fn f(x: f64) -> f64 {
+                let mut v = vec![0.0; 2];
+                v[1] = x * x;
+                v[1] * 3.0
+            }
+        },
+        None,
+    );
+    // the product reads the square directly, with no `index` instruction
+    expect![[r#"
+        fn f(v0: f64)
+        block0:
+            v1 = const 0.0
+            v2 = const 2
+            v3 = vec_fill v1, v2
+            v4 = mul v0, v0
+            v5 = const 1
+            v6 = index_set v3, v5, v4
+            v7 = const 1
+            v8 = const 3.0
+            v9 = mul v4, v8
+            yield v9
+    "#]]
+    .assert_eq(&lowered);
+}
