@@ -207,6 +207,11 @@ pub fn pullback_reads(
         }
         Opcode::Index => (i == 0).then(|| vec![args[1]]),
         Opcode::IndexSet => (i != 1).then(|| vec![args[1]]),
+        Opcode::IndexAdd { .. } => match i {
+            0 => Some(Vec::new()),
+            2 => Some(vec![args[1]]),
+            _ => None,
+        },
         Opcode::Push => (i != 2).then(|| vec![args[2]]),
         Opcode::Swap => (i == 0).then(|| vec![args[1], args[2]]),
         Opcode::VecFill => (i == 0).then(Vec::new),
@@ -522,7 +527,7 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
         .filter(|&&inst| {
             matches!(
                 func.inst(inst).opcode,
-                Opcode::IndexSet | Opcode::Push | Opcode::Swap
+                Opcode::IndexSet | Opcode::IndexAdd { .. } | Opcode::Push | Opcode::Swap
             )
         })
         .map(|&inst| func.inst(inst).args[0])
@@ -1195,7 +1200,7 @@ fn infer_types(
                     t.set(args[1], usize_ty.clone());
                 }
             }
-            Opcode::IndexSet => {
+            Opcode::IndexSet | Opcode::IndexAdd { .. } => {
                 t.set_array(args[0], ArrayKind::Vec, None);
                 t.union(results[0], args[0]);
                 let e = t.elem(args[0]);

@@ -619,6 +619,7 @@ impl Context<'_> {
                 quote_spanned!(span=> #m.map(#closure))
             }
             Opcode::IndexSet
+            | Opcode::IndexAdd { .. }
             | Opcode::Push
             | Opcode::Swap
             | Opcode::If
@@ -1075,6 +1076,16 @@ impl Context<'_> {
                         &operands[2],
                     );
                     out.extend(quote!(let mut #r = #a; #r[#i] = #v;));
+                }
+                Opcode::IndexAdd { subtract } => {
+                    let (r, a, i, v) = (
+                        result.expect("one result"),
+                        &operands[0],
+                        &operands[1],
+                        &operands[2],
+                    );
+                    let op = if *subtract { quote!(-=) } else { quote!(+=) };
+                    out.extend(quote!(let mut #r = #a; #r[#i] #op #v;));
                 }
                 Opcode::Push => {
                     let (r, a, v) = (result.expect("one result"), &operands[0], &operands[1]);
@@ -1704,6 +1715,23 @@ impl Context<'_> {
                         self.contribute(analysis, scope, data.args[2], taken, out);
                     } else {
                         out.extend(quote!(let _ = #taken;));
+                    }
+                    if active(0) {
+                        self.contribute(analysis, scope, data.args[0], quote!(#d), out);
+                    }
+                }
+                Opcode::IndexAdd { subtract } => {
+                    // every element passes through; the added value gets the element's
+                    // cotangent (negated for `-=`)
+                    let i = read(1);
+                    let rule = if *subtract {
+                        quote!(index_sub_d2)
+                    } else {
+                        quote!(index_add_d2)
+                    };
+                    if active(2) {
+                        let element = quote!(#private::rules::#rule(&#d, #i));
+                        self.contribute(analysis, scope, data.args[2], element, out);
                     }
                     if active(0) {
                         self.contribute(analysis, scope, data.args[0], quote!(#d), out);

@@ -205,6 +205,13 @@ pub enum Opcode {
     Index,
     /// `a[i] = v` as a new version of the array: args `[a, i, v]`.
     IndexSet,
+    /// `a[i] += v` (`a[i] -= v` when `subtract`) as a new version of the array: args
+    /// `[a, i, v]`. Kept apart from a read, an add and a write because its pullback needs
+    /// neither the old element nor a write to the array's cotangent: `v̄ = ±b̄[i]`, `ā = b̄`.
+    IndexAdd {
+        /// `-=` rather than `+=`.
+        subtract: bool,
+    },
     /// `a.len()`.
     Len,
     /// `a.push(v)` as a new version of the array: args `[a, v, a.len()]`.
@@ -511,6 +518,8 @@ impl Opcode {
             Opcode::Deref => "deref".into(),
             Opcode::Index => "index".into(),
             Opcode::IndexSet => "index_set".into(),
+            Opcode::IndexAdd { subtract: false } => "index_add".into(),
+            Opcode::IndexAdd { subtract: true } => "index_sub".into(),
             Opcode::Len => "len".into(),
             Opcode::Push => "push".into(),
             Opcode::Swap => "swap".into(),
@@ -768,7 +777,7 @@ fn verify_block(
             | Opcode::MapElementwise(_)
             | Opcode::Copy(_) => Some(1),
             Opcode::Index | Opcode::VecFill => Some(2),
-            Opcode::IndexSet | Opcode::Push | Opcode::Swap => Some(3),
+            Opcode::IndexSet | Opcode::IndexAdd { .. } | Opcode::Push | Opcode::Swap => Some(3),
             Opcode::Primitive(p) => Some(p.arity),
             _ => None,
         };

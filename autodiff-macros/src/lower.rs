@@ -1234,6 +1234,20 @@ impl<'e> Lowerer<'e> {
             BinOp::ShrAssign(_) => Some(BinaryOp::Bit(BitOp::Shr)),
             _ => None,
         };
+        if let (Some(BinaryOp::Add | BinaryOp::Sub), Expr::Index(index)) = (op, &*b.left) {
+            // `v[i] += e`: one instruction, whose pullback reads no element
+            let element = !place_has_field(&index.expr)
+                && !matches!(&*index.index, Expr::Tuple(_) | Expr::Range(_));
+            if let (true, Some(base)) = (element, local_ident(&index.expr)) {
+                let array = self.lower_single(&index.expr)?;
+                let i = self.lower_single(&index.index)?;
+                let rhs = self.lower_single(&b.right)?;
+                let subtract = matches!(op, Some(BinaryOp::Sub));
+                let updated = self.emit1(Opcode::IndexAdd { subtract }, vec![array, i, rhs], span);
+                self.assign(&base, Slot::Bound(Operand::Value(updated)));
+                return Some(Operand::Unit);
+            }
+        }
         if let Some(op) = op {
             // compound assignment: `x op= e` is `x = x op e`
             let current = self.lower_single(&b.left)?;

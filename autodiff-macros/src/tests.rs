@@ -484,3 +484,71 @@ fn reading_back_the_element_just_written_is_the_written_value() {
     "#]]
     .assert_eq(&lowered);
 }
+
+#[test]
+fn compound_assignment_to_an_element_is_one_instruction() {
+    let (lowered, _, recorded) = stages(
+        quote! {
+            fn f(x: &[f64]) -> f64 {
+                let mut v = vec![0.0; 2];
+                v[1] += x[0] * x[1];
+                v[0] -= x[1];
+                v[1] * v[0]
+            }
+        },
+        None,
+    );
+    // no read of the old element, and nothing saved for the updates
+    expect![[r#"
+        fn f(v0: &[f64])
+        block0:
+            v1 = len v0
+            v2 = const 0.0
+            v3 = const 2
+            v4 = vec_fill v2, v3
+            v5 = const 1
+            v6 = const 0
+            v7 = index v0, v6
+            v8 = const 1
+            v9 = index v0, v8
+            v10 = mul v7, v9
+            v11 = index_add v4, v5, v10
+            v12 = const 0
+            v13 = const 1
+            v14 = index v0, v13
+            v15 = index_sub v11, v12, v14
+            v16 = const 1
+            v17 = index v15, v16
+            v18 = const 0
+            v19 = index v15, v18
+            v20 = mul v17, v19
+            yield v20
+    "#]]
+    .assert_eq(&lowered);
+    expect![[r#"
+        fn f(v0: &[f64]) ; saved v0
+        block0:
+            v1 = len v0 ; recomputed v1
+            v2 = const 0.0
+            v3 = const 2
+            v4 = vec_fill v2, v3
+            v5 = const 1
+            v6 = const 0
+            v7 = index v0, v6 ; recomputed v7; reversed
+            v8 = const 1
+            v9 = index v0, v8 ; recomputed v9; reversed
+            v10 = mul v7, v9 ; reversed
+            v11 = index_add v4, v5, v10 ; reversed
+            v12 = const 0
+            v13 = const 1
+            v14 = index v0, v13 ; reversed
+            v15 = index_sub v11, v12, v14 ; reversed
+            v16 = const 1
+            v17 = index v15, v16 ; saved v17; reversed
+            v18 = const 0
+            v19 = index v15, v18 ; saved v19; reversed
+            v20 = mul v17, v19 ; reversed
+            yield v20
+    "#]]
+    .assert_eq(&recorded);
+}

@@ -107,17 +107,24 @@ impl<T: Float> Cotangent for Vec<T> {
         Vec::new()
     }
 
+    // inlined so that the common first contribution (to an empty cotangent) is a move
+    #[inline]
     fn accumulate(&mut self, other: Self) {
         if self.is_empty() {
             *self = other;
-            return;
+        } else {
+            add_into(self, other);
         }
-        if self.len() < other.len() {
-            self.resize(other.len(), T::zero());
-        }
-        for (a, b) in self.iter_mut().zip(other) {
-            *a = *a + b;
-        }
+    }
+}
+
+/// `acc += other` element-wise, `acc` first growing to `other`'s length.
+fn add_into<T: Float>(acc: &mut Vec<T>, other: Vec<T>) {
+    if acc.len() < other.len() {
+        acc.resize(other.len(), T::zero());
+    }
+    for (a, b) in acc.iter_mut().zip(other) {
+        *a = *a + b;
     }
 }
 

@@ -135,6 +135,36 @@ fn writes_into_a_zero_filled_vector() {
     }
 }
 
+// `+=` and `-=` on elements: repeated targets, a target computed from the indices, and an
+// update that reads the element it adds to; then a nonlinear read of every element.
+#[differentiate]
+fn accumulate_in_place(x: &[f64]) -> f64 {
+    let n = x.len();
+    let mut acc = vec![1.0; n];
+    for i in 0..n {
+        for j in 0..n {
+            acc[j] += x[i] * x[j].sin();
+            acc[(i + j) % n] -= 0.25 * x[i] * x[i];
+        }
+        acc[i] += acc[i] * x[i];
+    }
+    let mut s = 0.0;
+    for j in 0..n {
+        s += acc[j] * acc[j].cos();
+    }
+    s
+}
+
+#[test]
+fn compound_assignments_to_elements() {
+    for n in [1usize, 3, 5] {
+        let x = point(n, 40 + n as u64);
+        let (value, grad) = accumulate_in_place_grad(&x);
+        assert_eq!(value.to_bits(), accumulate_in_place(&x).to_bits());
+        assert_fd("accumulate_in_place", &grad, accumulate_in_place, &x);
+    }
+}
+
 // sum_i x_i^4 by squaring each element in place twice: the first square is overwritten but
 // needed by the backward pass of the second.  d/dx_i = 4 x_i^3.
 #[differentiate]

@@ -165,6 +165,28 @@ pub fn fit<T: Float>(mut d: Vec<T>, len: &usize) -> Vec<T> {
     d
 }
 
+/// `b = a` with `b[i] += v`: `v̄ = b̄[i]`, and `ā = b̄` (every element passes through).
+///
+/// ```
+/// let d_b = vec![0.5, 2.0];
+/// assert_eq!(autodiff_runtime::rules::index_add_d2(&d_b, &1), 2.0);
+/// ```
+#[inline]
+pub fn index_add_d2<T: Float, C: ArrayCotangent<T>>(d: &C, i: &usize) -> T {
+    d.get_at(*i)
+}
+
+/// `b = a` with `b[i] -= v`: `v̄ = -b̄[i]`, and `ā = b̄`.
+///
+/// ```
+/// let d_b = vec![0.5, 2.0];
+/// assert_eq!(autodiff_runtime::rules::index_sub_d2(&d_b, &1), -2.0);
+/// ```
+#[inline]
+pub fn index_sub_d2<T: Float, C: ArrayCotangent<T>>(d: &C, i: &usize) -> T {
+    -d.get_at(*i)
+}
+
 /// A cotangent that can be made from the `Vec` cotangent of a copy (`x.to_vec()`).
 pub trait FromVecCotangent<T> {
     /// Converts the copy's cotangent.
