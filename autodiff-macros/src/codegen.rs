@@ -1407,6 +1407,18 @@ impl Context<'_> {
     fn zero_of(&self, analysis: &Analysis, v: Value) -> TokenStream {
         let private = private();
         if analysis.arrays[v.index()] {
+            // a slice or `Vec` parameter's cotangent starts at its full length, so that
+            // no contribution has to grow it (its gradient is fitted to that length anyway)
+            if let ValueDef::Param(i) = self.func.value(v).def {
+                let kind = crate::args::array_type(&self.func.params[i].ty).map(|(k, _)| k);
+                let len = self.func.param_lens.get(i).copied().flatten();
+                if let (Some(ArrayKind::Vec), Some(len)) = (kind, len) {
+                    if analysis.needed[len.index()] {
+                        let len = self.read_ref(analysis, len);
+                        return quote!(::std::vec![#private::zero(); *#len]);
+                    }
+                }
+            }
             return quote!(#private::Cotangent::zero());
         }
         // the result of a call whose type nothing here tells (a `Vec` passed on, never
