@@ -2284,6 +2284,20 @@ impl Context<'_> {
                 let grad_name = names::grad_fn(fname);
                 let text = format!(" The value of [`{fname}`] and its gradient with respect to the active arguments.");
                 let rebind = self.fused_bindings(analysis, &records);
+                // the value is live across the whole backward pass, whose loops may call out
+                // (a growing cotangent); passed through `black_box`, it is kept in memory from
+                // here on, where otherwise the register allocator may keep the accumulator of
+                // the forward loop that computed it in memory, a store and load per iteration
+                let has_loops = self
+                    .func
+                    .insts
+                    .iter()
+                    .any(|data| matches!(data.opcode, Opcode::ForRange(_) | Opcode::While));
+                let value = if has_loops {
+                    quote!(::core::hint::black_box(#value))
+                } else {
+                    value
+                };
                 quote! {
                     #[doc = #text]
                     #(#cfgs)*
