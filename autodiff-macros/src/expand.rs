@@ -1,5 +1,5 @@
 //! The whole expansion of `#[differentiate]` as a plain function on token streams:
-//! args → lower → analysis → codegen, with errors collected along the way.
+//! args → lower → hoist → analysis → codegen, with errors collected along the way.
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};

@@ -1,8 +1,9 @@
 //! The `#[differentiate]` attribute: a small compiler from a Rust function to its adjoint.
 //!
-//! Stages: `args` (attribute and signature) → `lower` (syn → SSA IR in `ir`) →
-//! `analysis` (activity, to-be-recorded, types) → `codegen` (IR → Rust). The primitive
-//! table is `primitives`; generated names come from `names`.
+//! Stages: `args` (attribute and signature) → `lower` (syn → SSA IR in `ir`) → `hoist`
+//! (loop-invariant reads in front of their loops) → `analysis` (activity, to-be-recorded,
+//! types) → `codegen` (IR → Rust). The primitive table is `primitives`; generated names come
+//! from `names`.
 
 mod analysis;
 mod args;
