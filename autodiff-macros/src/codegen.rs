@@ -410,14 +410,16 @@ impl Context<'_> {
         let mut order = Vec::new();
         self.func
             .walk_insts(self.func.entry, &mut |inst| order.push(inst));
+        // nor does a loop whose iterations save nothing and whose index the backward pass
+        // replays: its trip count is the range's
         for &inst in order.iter().rev() {
-            if analysis.replayable_branch[inst.index()]
-                && records.index.contains_key(&inst)
-                && self.func.inst(inst).arms.iter().all(|&arm| {
-                    self.saved_in_block(analysis, arm).is_empty()
-                        && self.records_in_block(&records, arm).is_empty()
-                })
-            {
+            let saves_nothing = self.func.inst(inst).arms.iter().all(|&arm| {
+                self.saved_in_block(analysis, arm).is_empty()
+                    && self.records_in_block(&records, arm).is_empty()
+            });
+            let replayed = analysis.replayable_branch[inst.index()]
+                || self.replayed_index(analysis, inst).is_some();
+            if replayed && saves_nothing && records.index.contains_key(&inst) {
                 records.index.remove(&inst);
             }
         }
@@ -488,6 +490,31 @@ impl Context<'_> {
         let body = self.func.inst(inst).arms[0];
         !self.saved_in_block(analysis, body).is_empty()
             || !self.records_in_block(records, body).is_empty()
+    }
+
+    /// Whether a nested loop's entries on its flat stack are counted by its range in the
+    /// backward pass instead of by a count in the enclosing record.
+    fn range_counted(&self, analysis: &Analysis, records: &Records, inst: Inst) -> bool {
+        records.flat.contains(&inst) && self.replayed_trip_count(analysis, inst).is_some()
+    }
+
+    /// The trip count of a loop that runs a whole `start..end` range of `usize` (replayed in
+    /// the backward pass), from the bounds the backward pass reads.
+    fn replayed_trip_count(&self, analysis: &Analysis, inst: Inst) -> Option<TokenStream> {
+        let data = self.func.inst(inst);
+        let Opcode::ForRange(range) = &data.opcode else {
+            return None;
+        };
+        let index = self.func.block(data.arms[0]).params[0];
+        let usize_ty: syn::Type = syn::parse_quote!(usize);
+        if range.stepped
+            || range.inclusive
+            || analysis.types[index.index()].as_ref() != Some(&usize_ty)
+        {
+            return None;
+        }
+        let (_, reversed) = self.replayed_index(analysis, inst)?;
+        Some(quote!(::core::iter::ExactSizeIterator::len(&#reversed)))
     }
 
     /// Tokens evaluating a value in the forward pass: its name, or a constant inline.
@@ -736,6 +763,9 @@ impl Context<'_> {
         let ty_args = self.struct_ty_args();
         let mut fields = Vec::new();
         for (inst, index) in self.records_in_block(records, block) {
+            if self.range_counted(analysis, records, inst) {
+                continue;
+            }
             let field = self.record_field(inst, index);
             let ty = self.record_type(inst, index, hidden);
             let ty = if !self.is_loop(inst) {
@@ -786,8 +816,10 @@ impl Context<'_> {
             })
             .collect();
         for (inst, index) in self.records_in_block(records, block) {
-            let field = self.record_field(inst, index);
-            fields.push((quote!(#field), quote!(#field)));
+            if !self.range_counted(analysis, records, inst) {
+                let field = self.record_field(inst, index);
+                fields.push((quote!(#field), quote!(#field)));
+            }
         }
         if block == self.func.entry {
             for &inst in &records.flat {
@@ -1241,6 +1273,7 @@ impl Context<'_> {
             iteration.extend(quote!(#carrier = #next;));
         }
         let flat = records.flat.contains(&inst);
+        let counted = self.range_counted(analysis, records, inst);
         let stack = record
             .as_ref()
             .map(|_| self.record_stack(inst, records.index[&inst]));
@@ -1272,6 +1305,7 @@ impl Context<'_> {
                 let range_name = format_ident!("range{}", inst.index());
                 out.extend(quote!(let #range_name = #iter;));
                 match &record {
+                    Some((_, _, true)) if flat && counted => {}
                     Some((field, _, true)) if flat => {
                         let stack = stack.as_ref().expect("a record");
                         out.extend(quote!(let #field = #stack.len();));
@@ -1286,6 +1320,7 @@ impl Context<'_> {
             }
             _ => {
                 match &record {
+                    Some((_, _, true)) if flat && counted => {}
                     Some((field, _, true)) if flat => {
                         let stack = stack.as_ref().expect("a record");
                         out.extend(quote!(let #field = #stack.len();));
@@ -1300,7 +1335,7 @@ impl Context<'_> {
             }
         }
         // a nested loop's record keeps how many entries it pushed onto the flat stack
-        if let (Some((field, _, true)), true) = (&record, flat) {
+        if let (Some((field, _, true)), true, false) = (&record, flat, counted) {
             let stack = stack.as_ref().expect("a record");
             out.extend(quote!(let #field = #stack.len() - #field;));
         }
@@ -1921,8 +1956,9 @@ impl Context<'_> {
         let analysis = variant.analysis;
         let data = self.func.inst(inst);
         let body = data.arms[0];
-        let index = records.index[&inst];
-        let field = self.record_field(inst, index);
+        // a loop without a record replays its range (see `records`)
+        let index = records.index.get(&inst).copied();
+        let field = index.map(|index| self.record_field(inst, index));
         self.predeclare(analysis, &data.arms, scope, out);
         let slots: Vec<_> = loop_slots(self.func, inst)
             .into_iter()
@@ -1978,48 +2014,52 @@ impl Context<'_> {
             iteration.extend(quote!(#c = #value;));
         }
         let replayed_index = self.replayed_index(analysis, inst);
-        if self.loop_has_fields(analysis, records, inst) {
-            let ty = self.record_type(inst, index, variant.hidden);
-            let bindings = self.field_bindings(analysis, records, body);
-            let record = format_ident!("record{}", inst.index());
-            // a nested loop's records are the last `field` entries of its flat stack not yet
-            // replayed
-            let field = if records.flat.contains(&inst) {
-                let stack = self.record_stack(inst, index);
-                let cursor = format_ident!("{}_cursor", stack);
-                out.extend(quote! {
-                    let #field = &#stack[#cursor - *#field..#cursor];
-                    #cursor -= #field.len();
-                });
-                field
-            } else {
-                field
-            };
-            match replayed_index {
-                Some((i, range)) => out.extend(quote! {
-                    for (#record, #i) in #field.iter().rev().zip(#range) {
-                        let #ty { #(#bindings,)* .. } = #record;
-                        let #i = &#i;
-                        #iteration
-                    }
-                }),
-                None => out.extend(quote! {
-                    for #record in #field.iter().rev() {
-                        let #ty { #(#bindings,)* .. } = #record;
-                        #iteration
-                    }
-                }),
+        match (index, field, replayed_index) {
+            (Some(index), Some(field), replayed_index)
+                if self.loop_has_fields(analysis, records, inst) =>
+            {
+                let ty = self.record_type(inst, index, variant.hidden);
+                let bindings = self.field_bindings(analysis, records, body);
+                let record = format_ident!("record{}", inst.index());
+                // a nested loop's records are the last `field` entries of its flat stack not
+                // yet replayed
+                if records.flat.contains(&inst) {
+                    let stack = self.record_stack(inst, index);
+                    let cursor = format_ident!("{}_cursor", stack);
+                    let count = match self.replayed_trip_count(analysis, inst) {
+                        Some(count) => count,
+                        None => quote!(*#field),
+                    };
+                    out.extend(quote! {
+                        let #field = &#stack[#cursor - #count..#cursor];
+                        #cursor -= #field.len();
+                    });
+                }
+                match replayed_index {
+                    Some((i, range)) => out.extend(quote! {
+                        for (#record, #i) in #field.iter().rev().zip(#range) {
+                            let #ty { #(#bindings,)* .. } = #record;
+                            let #i = &#i;
+                            #iteration
+                        }
+                    }),
+                    None => out.extend(quote! {
+                        for #record in #field.iter().rev() {
+                            let #ty { #(#bindings,)* .. } = #record;
+                            #iteration
+                        }
+                    }),
+                }
             }
-        } else {
-            match replayed_index {
-                Some((i, range)) => out.extend(quote! {
-                    for #i in #range {
-                        let #i = &#i;
-                        #iteration
-                    }
-                }),
-                None => out.extend(quote!(for _ in 0..*#field { #iteration })),
-            }
+            (_, _, Some((i, range))) => out.extend(quote! {
+                for #i in #range {
+                    let #i = &#i;
+                    #iteration
+                }
+            }),
+            (_, Some(field), None) => out.extend(quote!(for _ in 0..*#field { #iteration })),
+            // `records` keeps a record for every loop whose range cannot be replayed
+            (_, None, None) => {}
         }
         for &(init, _, _, result) in &slots {
             if analysis.is_active(init) {
