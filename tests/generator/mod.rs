@@ -2244,6 +2244,10 @@ impl<'a> FnGen<'a> {
         let trips = self.rng.range(1, max_trips.max(1));
         let k = self.name("k");
         self.line(format!("let mut {k} = 0;"));
+        // the condition runs before every iteration, so it sees the values the body grows:
+        // it is generated with the bounds of the loop's body (a `clamp` whose bounds come
+        // from a growing variable must still have `lo <= hi`)
+        let saved = self.enter_loop(trips, LoopKind::Plain);
         let c = self.cond(1);
         if self.rng.chance(0.5) {
             self.line(format!("while {k} < {trips} && ({c}) {{"));
@@ -2253,7 +2257,6 @@ impl<'a> FnGen<'a> {
         self.indent += 1;
         self.line(format!("{k} += 1;"));
         self.indent -= 1;
-        let saved = self.enter_loop(trips, LoopKind::Plain);
         let n = self.rng.range(1, 3);
         self.loop_body(Vec::new(), n);
         self.exit_loop(trips, saved);
