@@ -2199,7 +2199,7 @@ impl Context<'_> {
         let forward = quote! {
             #forward_doc
             #(#cfgs)*
-            #[allow(dead_code, unused_variables, unused_mut, unused_parens, unused_braces, clippy::all)]
+            #[allow(dead_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
             #[inline]
             #vis fn #pullback_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
                 #mark_used
@@ -2305,7 +2305,7 @@ impl Context<'_> {
             #(#cfgs)*
             impl #s_impl #struct_name #s_ty #s_where {
                 #backward_doc
-                #[allow(unused_variables, unused_mut, unused_parens, unused_braces, clippy::all)]
+                #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
                 #[inline]
                 #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
                     #[allow(unused_imports)]
@@ -2341,7 +2341,7 @@ impl Context<'_> {
                 quote! {
                     #[doc = #text]
                     #(#cfgs)*
-                    #[allow(dead_code, unused_variables, unused_mut, unused_parens, unused_braces, clippy::all)]
+                    #[allow(dead_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
                     #[inline]
                     #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
                         #[allow(unused_imports)]

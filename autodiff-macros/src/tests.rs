@@ -287,6 +287,7 @@ fn expansion_of_the_seed_function_is_readable() {
         #[allow(
             dead_code,
             unused_variables,
+            unused_assignments,
             unused_mut,
             unused_parens,
             unused_braces,
@@ -304,7 +305,14 @@ fn expansion_of_the_seed_function_is_readable() {
         }
         impl FPullback {
             /// The vector-Jacobian product of [`f`]: takes the cotangent of the output and returns one cotangent per active argument. It only reads the saved values, so it can be called many times.
-            #[allow(unused_variables, unused_mut, unused_parens, unused_braces, clippy::all)]
+            #[allow(
+                unused_variables,
+                unused_assignments,
+                unused_mut,
+                unused_parens,
+                unused_braces,
+                clippy::all
+            )]
             #[inline]
             pub fn backward(&self, d_output: f64) -> (f64, f64) {
                 #[allow(unused_imports)]
@@ -326,6 +334,7 @@ fn expansion_of_the_seed_function_is_readable() {
         #[allow(
             dead_code,
             unused_variables,
+            unused_assignments,
             unused_mut,
             unused_parens,
             unused_braces,

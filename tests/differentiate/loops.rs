@@ -1311,3 +1311,47 @@ fn counters_are_counted_down() {
     let (_, pullback) = counters_pullback(&x, &w);
     assert!(pullback.saved_bytes() < 2 * 8 * (x.len() + w.len()) + 16 * 10 + 512);
 }
+
+// `xc[i]` is the same in every iteration over `j`: it is read, saved and differentiated once
+// per row, in front of the inner loop and behind an `i + 1 < n` guard (the last row's inner
+// loop runs no iteration and reads nothing). `xc[0]` moves out of the loop filling `w` the
+// same way; `w` is never read afterwards, and the code around a moved loop must not warn
+// about its dead result (this suite builds with `-D warnings` in CI).
+#[differentiate]
+fn triangle(xc: &[f64], l: &[f64]) -> f64 {
+    let n = xc.len();
+    let mut q = vec![0.0; n];
+    let mut k = 0;
+    for i in 0..n {
+        for j in i + 1..n {
+            q[j] += l[k] * xc[i].sin();
+            k += 1;
+        }
+    }
+    let mut w = vec![0.0; 2];
+    for i in 0..n {
+        w[i % 2] = q[i] * xc[0];
+    }
+    let mut s = 0.0;
+    for j in 0..n {
+        s += q[j] * q[j];
+    }
+    s
+}
+
+#[test]
+fn loop_invariant_reads_move_out_of_their_loops() {
+    for n in [1usize, 2, 5] {
+        let xc = point(n, 80 + n as u64);
+        let l = point(n * (n - 1) / 2, 90 + n as u64);
+        let (value, (dxc, dl)) = triangle_grad(&xc, &l);
+        assert_eq!(value.to_bits(), triangle(&xc, &l).to_bits());
+        assert_fd("triangle, xc", &dxc, |xc| triangle(xc, &l), &xc);
+        if !l.is_empty() {
+            assert_fd("triangle, l", &dl, |l| triangle(&xc, l), &l);
+        }
+    }
+    // no row, no read: an empty input is no out-of-bounds `xc[0]`
+    let (value, (dxc, dl)) = triangle_grad(&[], &[]);
+    assert_eq!((value, dxc.len(), dl.len()), (0.0, 0, 0));
+}

@@ -14,6 +14,7 @@
     clippy::needless_range_loop,
     clippy::neg_cmp_op_on_partial_ord,
     clippy::nonminimal_bool,
+    clippy::self_assignment,
     clippy::unnecessary_to_owned,
     clippy::unused_enumerate_index,
     clippy::useless_vec

@@ -340,6 +340,7 @@ pub const ALLOWS: &str = "#![allow(
     clippy::needless_range_loop,
     clippy::neg_cmp_op_on_partial_ord,
     clippy::nonminimal_bool,
+    clippy::self_assignment,
     clippy::unnecessary_to_owned,
     clippy::unused_enumerate_index,
     clippy::useless_vec
