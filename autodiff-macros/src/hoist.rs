@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 
-use crate::ir::{BinaryOp, Block, CompareOp, Function, Inst, Opcode, Value, ValueData, ValueDef};
+use crate::ir::{BinaryOp, Block, CompareOp, Function, Inst, Opcode, Value};
 
 /// Moves the invariant instructions out of every eligible loop, innermost loops first.
 pub fn hoist_invariants(func: &mut Function) {
@@ -108,10 +108,10 @@ fn hoist_from(func: &mut Function, parent: Block, inst: Inst) {
     } else {
         CompareOp::Lt
     };
-    let guard = new_inst(
-        func,
+    let guard = func.create_inst(
         Opcode::Binary(BinaryOp::Compare(compare)),
         vec![start, end],
+        Vec::new(),
         1,
         span,
     );
@@ -126,8 +126,13 @@ fn hoist_from(func: &mut Function, parent: Block, inst: Inst) {
     let else_arm = func.create_block();
     func.blocks[else_arm.index()].yields = inits;
 
-    let branch = new_inst(func, Opcode::If, vec![nonempty], loop_results.len(), span);
-    func.insts[branch.index()].arms = vec![then_arm, else_arm];
+    let branch = func.create_inst(
+        Opcode::If,
+        vec![nonempty],
+        vec![then_arm, else_arm],
+        loop_results.len(),
+        span,
+    );
     let branch_results = func.inst(branch).results.clone();
     for (&old, &new) in loop_results.iter().zip(&branch_results) {
         let (name, value_span) = (func.value(old).name.clone(), func.value(old).span);
@@ -155,33 +160,4 @@ fn hoist_from(func: &mut Function, parent: Block, inst: Inst) {
     }
     func.output_len.iter_mut().for_each(rename);
     func.output_shape.iter_mut().for_each(rename);
-}
-
-/// An instruction with `result_count` fresh results, not yet placed in any block.
-fn new_inst(
-    func: &mut Function,
-    opcode: Opcode,
-    args: Vec<Value>,
-    result_count: usize,
-    span: proc_macro2::Span,
-) -> Inst {
-    let inst = Inst(func.insts.len() as u32);
-    let results = (0..result_count)
-        .map(|k| {
-            func.values.push(ValueData {
-                def: ValueDef::Result(inst, k),
-                span,
-                name: None,
-            });
-            Value(func.values.len() as u32 - 1)
-        })
-        .collect();
-    func.insts.push(crate::ir::InstData {
-        opcode,
-        args,
-        results,
-        arms: Vec::new(),
-        span,
-    });
-    inst
 }

@@ -423,6 +423,20 @@ impl Function {
         result_count: usize,
         span: Span,
     ) -> Inst {
+        let inst = self.create_inst(opcode, args, arms, result_count, span);
+        self.blocks[block.index()].insts.push(inst);
+        inst
+    }
+
+    /// Creates an instruction with `result_count` fresh results, not yet placed in a block.
+    pub fn create_inst(
+        &mut self,
+        opcode: Opcode,
+        args: Vec<Value>,
+        arms: Vec<Block>,
+        result_count: usize,
+        span: Span,
+    ) -> Inst {
         let inst = Inst(self.insts.len() as u32);
         let results = (0..result_count)
             .map(|i| {
@@ -441,7 +455,6 @@ impl Function {
             arms,
             span,
         });
-        self.blocks[block.index()].insts.push(inst);
         inst
     }
 
