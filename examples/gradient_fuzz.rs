@@ -144,6 +144,8 @@ fn main() -> ExitCode {
     let (mut build_secs, mut run_secs) = (0.0, 0.0);
     let mut totals = Totals::default();
     let mut build_failures = Vec::new();
+    // the generated code must not warn in the user's crate (users build with -D warnings)
+    let mut warning_batches = Vec::new();
     for batch in 0..batches {
         if args.only_batch.is_some_and(|b| b != batch) {
             continue;
@@ -175,6 +177,20 @@ fn main() -> ExitCode {
                 break;
             }
             continue;
+        }
+        let stderr = String::from_utf8_lossy(&build.stderr);
+        // warnings about the generated functions (not about the harness around them)
+        if stderr
+            .lines()
+            .any(|line| line.trim_start().starts_with("--> src/cases.rs"))
+        {
+            let head: String = stderr.lines().take(40).collect::<Vec<_>>().join("\n");
+            println!(
+                "WARNINGS in batch {batch} (seed {}): the generated crate compiles with warnings; \
+                 reproduce with --seed {} --count {} --batch-size {} --only-batch {batch}\n{head}",
+                args.seed, args.seed, args.count, args.batch_size
+            );
+            warning_batches.push(batch);
         }
         let t = Instant::now();
         let reproduce = format!(
@@ -240,7 +256,8 @@ fn main() -> ExitCode {
     println!(
         "gradient_fuzz: seed {}, {} functions ({} points each) in {} batches of {}: {} FD checks \
          ({} skipped at branch changes), {} Dual checks, worst relative error {:.1e} (FD) / {:.1e} (Dual), \
-         {} mismatches, {} build failures; {:.0} s ({:.0} s building, {:.0} s running)",
+         {} mismatches, {} build failures, {} batches with warnings; {:.0} s ({:.0} s building, \
+         {:.0} s running)",
         args.seed,
         totals.functions,
         args.points,
@@ -253,11 +270,12 @@ fn main() -> ExitCode {
         totals.worst_dual,
         totals.mismatches,
         build_failures.len(),
+        warning_batches.len(),
         start.elapsed().as_secs_f64(),
         build_secs,
         run_secs
     );
-    if totals.mismatches == 0 && build_failures.is_empty() {
+    if totals.mismatches == 0 && build_failures.is_empty() && warning_batches.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
