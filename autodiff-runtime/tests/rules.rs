@@ -272,3 +272,33 @@ fn powi_with_zero_exponent_is_constant() {
 fn sqrt_at_zero_is_infinite() {
     assert_eq!(sqrt_d0(&0.0, D), f64::INFINITY);
 }
+
+/// `b = a` with `b[i] ±= v` is linear in `(a, v)`: the pullback must satisfy the dot-product
+/// test `<b̄, J t> = <(ā, v̄), t>` for any tangent `t = (ta, tv)` and cotangent `b̄`, with
+/// `ā = b̄` and `v̄ = ±b̄[i]` (the rules `index_add_d2`, `index_sub_d2`).
+#[test]
+fn compound_element_updates_pass_the_dot_product_test() {
+    let (ta, tv) = ([0.3, -1.2, 2.5, 0.8], -0.6);
+    let d_b = vec![1.1, -0.4, 0.9, 2.0];
+    for i in 0..4 {
+        for sign in [1.0, -1.0] {
+            // the tangent of b: ta with tv added (or subtracted) at i
+            let mut tb = ta;
+            tb[i] += sign * tv;
+            let lhs: f64 = d_b.iter().zip(tb).map(|(d, t)| d * t).sum();
+            let d_v = if sign > 0.0 {
+                index_add_d2(&d_b, &i)
+            } else {
+                index_sub_d2(&d_b, &i)
+            };
+            let d_a = &d_b;
+            let rhs: f64 = d_a.iter().zip(ta).map(|(d, t)| d * t).sum::<f64>() + d_v * tv;
+            assert!(
+                error(lhs, rhs) < 1e-14,
+                "i = {i}, sign {sign}: {lhs} against {rhs}"
+            );
+        }
+    }
+    // a cotangent that has not grown to `i` reads zero there
+    assert_eq!(index_add_d2(&Vec::<f64>::new(), &3), 0.0);
+}
