@@ -114,6 +114,22 @@ pub struct Variant<'a> {
     pub analysis: &'a Analysis,
     /// Whether this is the hidden all-active pullback called by other differentiated functions.
     pub hidden: bool,
+    /// Element reads whose cotangent goes to a local of the reversed iteration instead of
+    /// into the array's cotangent (see [`Context::shifted_reads`]): read → local.
+    pub shifted: HashMap<Inst, Ident>,
+}
+
+/// In an ascending counted loop whose body reads `a[i]` and `a[i + 1]` of an array from
+/// outside it (and touches `a` nowhere else), element `i + 1` gets its last two contributions
+/// in consecutive reversed iterations. The backward pass carries the `a[i]` contribution in a
+/// register to the next reversed iteration, where it is added together with that iteration's
+/// `a[i + 1]` contribution: one update of the array per iteration instead of two updates
+/// chained through memory.
+struct ShiftedReads {
+    array: Value,
+    at_index: Inst,
+    at_next: Inst,
+    next_index: Value,
 }
 
 /// The numbering of the records the forward pass keeps: one per reversed branch (an enum of
@@ -1439,20 +1455,24 @@ impl Context<'_> {
         out
     }
 
+    /// For a slice or `Vec` parameter whose length the backward pass reads: that length.
+    /// Its cotangent starts at its full length, so that no contribution has to grow it (its
+    /// gradient is fitted to that length anyway).
+    fn presized_length(&self, analysis: &Analysis, v: Value) -> Option<Value> {
+        let ValueDef::Param(i) = self.func.value(v).def else {
+            return None;
+        };
+        let kind = crate::args::array_type(&self.func.params[i].ty).map(|(k, _)| k);
+        let len = self.func.param_lens.get(i).copied().flatten()?;
+        (matches!(kind, Some(ArrayKind::Vec)) && analysis.needed[len.index()]).then_some(len)
+    }
+
     fn zero_of(&self, analysis: &Analysis, v: Value) -> TokenStream {
         let private = private();
         if analysis.arrays[v.index()] {
-            // a slice or `Vec` parameter's cotangent starts at its full length, so that
-            // no contribution has to grow it (its gradient is fitted to that length anyway)
-            if let ValueDef::Param(i) = self.func.value(v).def {
-                let kind = crate::args::array_type(&self.func.params[i].ty).map(|(k, _)| k);
-                let len = self.func.param_lens.get(i).copied().flatten();
-                if let (Some(ArrayKind::Vec), Some(len)) = (kind, len) {
-                    if analysis.needed[len.index()] {
-                        let len = self.read_ref(analysis, len);
-                        return quote!(::std::vec![#private::zero(); *#len]);
-                    }
-                }
+            if let Some(len) = self.presized_length(analysis, v) {
+                let len = self.read_ref(analysis, len);
+                return quote!(::std::vec![#private::zero(); *#len]);
             }
             return quote!(#private::Cotangent::zero());
         }
@@ -1739,6 +1759,10 @@ impl Context<'_> {
                         self.contribute(analysis, scope, data.args[0], d_m, out)
                     }
                 }
+                Opcode::Index if variant.shifted.contains_key(&inst) => {
+                    let local = &variant.shifted[&inst];
+                    out.extend(quote!(#local = #d;));
+                }
                 Opcode::Index => {
                     if !scope.contains(&data.args[0]) {
                         self.declare_zero(analysis, data.args[0], scope, out);
@@ -1954,6 +1978,7 @@ impl Context<'_> {
         out: &mut TokenStream,
     ) {
         let analysis = variant.analysis;
+        let private = private();
         let data = self.func.inst(inst);
         let body = data.arms[0];
         // a loop without a record replays its range (see `records`)
@@ -1995,6 +2020,30 @@ impl Context<'_> {
             }
         }
         iteration.extend(self.recompute_block(analysis, body));
+        let shifted = self
+            .shifted_reads(analysis, inst)
+            .filter(|shift| scope.contains(&shift.array));
+        let mut inner_variant = Variant {
+            analysis,
+            hidden: variant.hidden,
+            shifted: variant.shifted.clone(),
+        };
+        if let Some(shift) = &shifted {
+            let d_array = self.names.cotangent(shift.array);
+            let carried = format_ident!("{}_shift", d_array);
+            let (at_index, at_next) = (
+                format_ident!("{}_at_index", d_array),
+                format_ident!("{}_at_next", d_array),
+            );
+            let elem = &analysis.elements[shift.array.index()];
+            out.extend(quote!(let mut #carried: #elem = #private::zero();));
+            iteration.extend(quote! {
+                let mut #at_index: #elem = #private::zero();
+                let mut #at_next: #elem = #private::zero();
+            });
+            inner_variant.shifted.insert(shift.at_index, at_index);
+            inner_variant.shifted.insert(shift.at_next, at_next);
+        }
         let mut inner = scope.clone();
         for &(_, _, next, result) in &slots {
             if analysis.is_active(next) {
@@ -2002,7 +2051,25 @@ impl Context<'_> {
                 self.contribute(analysis, &mut inner, next, quote!(#c), &mut iteration);
             }
         }
-        self.backward_block(variant, records, body, &mut inner, &mut iteration);
+        self.backward_block(&inner_variant, records, body, &mut inner, &mut iteration);
+        if let Some(shift) = &shifted {
+            // element `i + 1` is final: this iteration's contribution and the previous
+            // (reversed) iteration's `a[i]` contribution
+            let d_array = self.names.cotangent(shift.array);
+            let carried = format_ident!("{}_shift", d_array);
+            let at_index = &inner_variant.shifted[&shift.at_index];
+            let at_next = &inner_variant.shifted[&shift.at_next];
+            let next = self.read_ref(analysis, shift.next_index);
+            let rule = if self.presized_length(analysis, shift.array).is_some() {
+                quote!(index_add_in_bounds)
+            } else {
+                quote!(index_add)
+            };
+            iteration.extend(quote! {
+                #private::rules::#rule(&mut #d_array, #next, #at_next + #carried);
+                #carried = #at_index;
+            });
+        }
         for &(_, param, _, result) in &slots {
             let c = carry(result);
             let value = if inner.contains(&param) {
@@ -2061,12 +2128,133 @@ impl Context<'_> {
             // `records` keeps a record for every loop whose range cannot be replayed
             (_, None, None) => {}
         }
+        if let Some(shift) = &shifted {
+            // what the last reversed iteration carried belongs to the range's first element
+            let d_array = self.names.cotangent(shift.array);
+            let carried = format_ident!("{}_shift", d_array);
+            let (start, end) = (
+                self.range_bound(analysis, inst, 0),
+                self.range_bound(analysis, inst, 1),
+            );
+            let ran = match &data.opcode {
+                Opcode::ForRange(range) if range.inclusive => quote!(#start <= #end),
+                _ => quote!(#start < #end),
+            };
+            out.extend(quote! {
+                if #ran {
+                    #private::rules::index_add(&mut #d_array, &#start, #carried);
+                }
+            });
+        }
         for &(init, _, _, result) in &slots {
             if analysis.is_active(init) {
                 let c = carry(result);
                 self.contribute(analysis, scope, init, quote!(#c), out);
             }
         }
+    }
+
+    /// Operand `k` of a loop (a bound of its range) as read in the backward pass.
+    fn range_bound(&self, analysis: &Analysis, inst: Inst, k: usize) -> TokenStream {
+        let v = self.func.inst(inst).args[k];
+        if analysis.constant[v.index()] {
+            self.constant_expr(v)
+        } else {
+            let r = self.read_ref(analysis, v);
+            quote!((*#r))
+        }
+    }
+
+    /// The pair of reads `a[i]`, `a[i + 1]` of a reversed loop whose backward pass carries a
+    /// contribution to the next reversed iteration (see [`ShiftedReads`]), if it has one.
+    fn shifted_reads(&self, analysis: &Analysis, inst: Inst) -> Option<ShiftedReads> {
+        let data = self.func.inst(inst);
+        let Opcode::ForRange(range) = &data.opcode else {
+            return None;
+        };
+        let body = data.arms[0];
+        let index = self.func.block(body).params[0];
+        // the replayed range gives the first element after the loop
+        if range.reverse || range.stepped || range.breaks || !analysis.recompute[index.index()] {
+            return None;
+        }
+        let insts = &self.func.block(body).insts;
+        let is_one = |v: Value| {
+            self.func.def_inst(v).is_some_and(|d| {
+                matches!(&self.func.inst(d).opcode,
+                    Opcode::Const(t) if matches!(t.to_string().as_str(), "1" | "1usize"))
+            })
+        };
+        let is_next = |v: Value| {
+            self.func.def_inst(v).is_some_and(|d| {
+                let next = self.func.inst(d);
+                matches!(next.opcode, Opcode::Binary(BinaryOp::Add))
+                    && insts.contains(&d)
+                    && ((next.args[0] == index && is_one(next.args[1]))
+                        || (next.args[1] == index && is_one(next.args[0])))
+            })
+        };
+        let generics = crate::args::type_params(self.item);
+        let mut inside = HashSet::new();
+        self.defined_in(body, &mut inside);
+        for &at_index in insts {
+            let read = self.func.inst(at_index);
+            if !matches!(read.opcode, Opcode::Index) || read.args[1] != index {
+                continue;
+            }
+            let array = read.args[0];
+            let float_elements = analysis.elements[array.index()]
+                .as_ref()
+                .is_some_and(|ty| crate::args::is_float_type(ty, &generics));
+            if inside.contains(&array)
+                || !analysis.is_active(array)
+                || !analysis.arrays[array.index()]
+                || !float_elements
+            {
+                continue;
+            }
+            let mut uses = Vec::new();
+            self.uses_in(body, array, &mut uses);
+            let [first, second] = uses[..] else {
+                continue;
+            };
+            let Some(at_next) = (if first == Some(at_index) {
+                second
+            } else {
+                first
+            }) else {
+                continue;
+            };
+            let next = self.func.inst(at_next);
+            if matches!(next.opcode, Opcode::Index)
+                && insts.contains(&at_next)
+                && is_next(next.args[1])
+                && analysis.reversed[at_index.index()]
+                && analysis.reversed[at_next.index()]
+            {
+                return Some(ShiftedReads {
+                    array,
+                    at_index,
+                    at_next,
+                    next_index: next.args[1],
+                });
+            }
+        }
+        None
+    }
+
+    /// Every instruction of `block` and its nested blocks that takes `v`, and `None` for each
+    /// block that yields it.
+    fn uses_in(&self, block: Block, v: Value, out: &mut Vec<Option<Inst>>) {
+        for &inst in &self.func.block(block).insts {
+            let data = self.func.inst(inst);
+            out.extend(data.args.iter().filter(|&&a| a == v).map(|_| Some(inst)));
+            for &arm in &data.arms {
+                self.uses_in(arm, v, out);
+            }
+        }
+        let yields = &self.func.block(block).yields;
+        out.extend(yields.iter().filter(|&&y| y == v).map(|_| None));
     }
 
     /// For a loop whose index the backward pass replays rather than saves: the index's name
@@ -2080,16 +2268,7 @@ impl Context<'_> {
         if !analysis.recompute[index.index()] {
             return None;
         }
-        let bound = |k: usize| {
-            let v = data.args[k];
-            if analysis.constant[v.index()] {
-                self.constant_expr(v)
-            } else {
-                let r = self.read_ref(analysis, v);
-                quote!((*#r))
-            }
-        };
-        let iter = range_iterator(range, bound);
+        let iter = range_iterator(range, |k| self.range_bound(analysis, inst, k));
         Some((self.names.name(index).clone(), quote!(#iter.rev())))
     }
 

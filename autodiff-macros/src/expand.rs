@@ -195,6 +195,7 @@ fn generate(
         &Variant {
             analysis: &public,
             hidden: false,
+            shifted: Default::default(),
         },
         errors,
     );
@@ -203,6 +204,7 @@ fn generate(
             &Variant {
                 analysis: hidden,
                 hidden: true,
+                shifted: Default::default(),
             },
             errors,
         )),

@@ -561,3 +561,54 @@ fn compound_assignment_to_an_element_is_one_instruction() {
     "#]]
     .assert_eq(&recorded);
 }
+
+#[test]
+fn neighbouring_element_reads_update_the_cotangent_once_per_iteration() {
+    let out = crate::expand::differentiate(
+        quote!(),
+        quote! {
+            fn chain(x: &[f64]) -> f64 {
+                let mut s = 0.0;
+                for i in 0..x.len() - 1 {
+                    s += x[i] * x[i + 1];
+                }
+                s
+            }
+        },
+    );
+    let file: syn::File = syn::parse2(out).expect("generated code parses");
+    let text = prettyplease::unparse(&file);
+    // the reversed loop of `backward`: `x[i]`'s contribution waits for the next reversed
+    // iteration, and the first element gets the last one after the loop
+    let start = text
+        .find("let mut d_x_shift")
+        .expect("a carried contribution");
+    let end = start + text[start..].find("d_x_shift);").expect("a final update") + 11;
+    expect![[r#"
+        let mut d_x_shift: f64 = ::autodiff::__private::zero();
+                for i in (0..(*v6)).rev() {
+                    let i = &i;
+                    let v9 = &((*x)[(*i)]);
+                    let v11 = &((*i) + 1);
+                    let v12 = &((*x)[(*v11)]);
+                    let mut d_x_at_index: f64 = ::autodiff::__private::zero();
+                    let mut d_x_at_next: f64 = ::autodiff::__private::zero();
+                    let mut d_s_2 = d_s_3_carry;
+                    let mut d_s_1 = ::autodiff::__private::rules::add_d0(d_s_2);
+                    let mut d_v13 = ::autodiff::__private::rules::add_d1(d_s_2);
+                    let mut d_v9 = ::autodiff::__private::rules::mul_d0(v12, d_v13);
+                    let mut d_v12 = ::autodiff::__private::rules::mul_d1(v9, d_v13);
+                    d_x_at_next = d_v12;
+                    d_x_at_index = d_v9;
+                    ::autodiff::__private::rules::index_add_in_bounds(
+                        &mut d_x,
+                        v11,
+                        d_x_at_next + d_x_shift,
+                    );
+                    d_x_shift = d_x_at_index;
+                    d_s_3_carry = d_s_1;
+                }
+                if 0 < (*v6) {
+                    ::autodiff::__private::rules::index_add(&mut d_x, &0, d_x_shift);"#]]
+    .assert_eq(&text[start..end]);
+}

@@ -65,6 +65,99 @@ fn rosenbrock_saves_at_most_two_scalars_per_element() {
     }
 }
 
+// `x[i]` and `x[i + 1]` in one iteration: the backward pass carries the `x[i]` contribution
+// to the next reversed iteration, where it joins that iteration's `x[i + 1]` contribution
+// (one update of the cotangent per iteration), and adds what the last reversed iteration
+// carried to the range's first element. Variants: `1 + i`, a range not starting at zero or
+// running no iteration, an inclusive range, a local vector (whose cotangent grows as it is
+// written), a generic function run in `Dual` (forward over reverse).
+#[differentiate]
+fn chain_from(x: &[f64], start: usize) -> f64 {
+    let mut s = 0.0;
+    for i in start..x.len() - 1 {
+        s += (x[1 + i] - x[i]).sin() * x[i];
+    }
+    s
+}
+
+#[differentiate]
+fn chain_inclusive(x: Vec<f64>) -> f64 {
+    let mut s = 0.0;
+    for i in 0..=x.len() - 2 {
+        s += x[i] * x[i + 1].exp();
+    }
+    s
+}
+
+#[differentiate]
+fn chain_local(x: &[f64]) -> f64 {
+    let y = x.to_vec();
+    let mut s = 0.0;
+    for i in 0..y.len() - 1 {
+        let next = y[i + 1];
+        s += y[i] * next * next;
+    }
+    s + y[0]
+}
+
+#[differentiate]
+fn chain_generic<T: Float>(x: &[T]) -> T {
+    let mut s = T::zero();
+    for i in 0..x.len() - 1 {
+        s = s + (x[i] * x[i + 1]).cos();
+    }
+    s
+}
+
+#[test]
+fn neighbouring_reads_carry_their_contribution() {
+    for n in [1usize, 2, 3, 8] {
+        let x = point(n, 300 + n as u64);
+        for start in [0usize, 1, 6] {
+            let (value, grad) = chain_from_grad(&x, start);
+            assert_eq!(value.to_bits(), chain_from(&x, start).to_bits());
+            assert_fd("chain_from", &grad, |x| chain_from(x, start), &x);
+            // the pullback is read-only: two calls, the second scaled
+            let (_, pullback) = chain_from_pullback(&x, start);
+            let (once, twice) = (pullback.backward(1.0), pullback.backward(2.0));
+            let doubled: Vec<f64> = once.iter().map(|g| 2.0 * g).collect();
+            assert_close("chain_from, backward twice", &twice, &doubled, 1e-15);
+        }
+        let (value, grad) = chain_local_grad(&x);
+        assert_eq!(value.to_bits(), chain_local(&x).to_bits());
+        assert_fd("chain_local", &grad, chain_local, &x);
+        if n >= 2 {
+            let (value, grad) = chain_inclusive_grad(x.clone());
+            assert_eq!(value.to_bits(), chain_inclusive(x.clone()).to_bits());
+            assert_fd(
+                "chain_inclusive",
+                &grad,
+                |x| chain_inclusive(x.to_vec()),
+                &x,
+            );
+        }
+        // the derivative of the gradient along t, against finite differences of the gradient
+        let t = point(n, 400 + n as u64);
+        let dual: Vec<Dual<f64>> = x.iter().zip(&t).map(|(&v, &e)| Dual::new(v, e)).collect();
+        let (_, grad) = chain_generic_grad(&dual);
+        let gradient_at = |s: f64| {
+            let p: Vec<f64> = x.iter().zip(&t).map(|(v, e)| v + s * e).collect();
+            chain_generic_grad(&p).1
+        };
+        let h = 1e-5;
+        let (plus, minus) = (gradient_at(h), gradient_at(-h));
+        for k in 0..n {
+            let expected = (plus[k] - minus[k]) / (2.0 * h);
+            assert!(
+                close(grad[k].eps, expected, 1e-6),
+                "k={k}: {:?} vs {expected}",
+                grad[k]
+            );
+            assert!(close(grad[k].re, chain_generic_grad(&x).1[k], 1e-15));
+        }
+    }
+}
+
 #[differentiate]
 fn running_sum(x: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());

@@ -107,6 +107,21 @@ pub fn index_add<T: Float, C: ArrayCotangent<T>>(d: &mut C, i: &usize, c: T) {
     d.add_at(*i, c);
 }
 
+/// `y = a[i]`: `ā[i] += ȳ`, into a cotangent allocated at the array's full length (that of a
+/// slice or `Vec` parameter). Plain indexing: it never grows the vector, so the optimiser
+/// keeps the vector's pointer and length in registers across a loop; the forward pass read
+/// `a[i]`, so `i` is in bounds.
+///
+/// ```
+/// let mut d = vec![0.0; 3];
+/// autodiff_runtime::rules::index_add_in_bounds(&mut d, &2, 1.5);
+/// assert_eq!(d, vec![0.0, 0.0, 1.5]);
+/// ```
+#[inline]
+pub fn index_add_in_bounds<T: Float>(d: &mut [T], i: &usize, c: T) {
+    d[*i] = d[*i] + c;
+}
+
 /// `b = a` with `b[i] = v`: `v̄ = b̄[i]`, and `ā = b̄` with element `i` zeroed (the old
 /// element was overwritten, so nothing flows back to it).
 ///
