@@ -1476,18 +1476,23 @@ impl Context<'_> {
             }
             return quote!(#private::Cotangent::zero());
         }
-        // the result of a call whose type nothing here tells (a `Vec` passed on, never
-        // indexed) is whatever the callee returns: its zero comes from the callee
-        if analysis.types[v.index()].is_none() {
-            if let Some(inst) = self.func.def_inst(v) {
-                let data = self.func.inst(inst);
-                if let (Opcode::Call(path), [_]) = (&data.opcode, &data.results[..]) {
-                    let zero = hidden_zero_callee(path);
-                    return quote!(#zero());
-                }
-            }
+        if let Some(zero) = self.callee_zero(analysis, v) {
+            return quote!(#zero());
         }
         quote!(#private::zero())
+    }
+
+    /// The result of a call whose type nothing here tells (a `Vec` passed on, never indexed)
+    /// is whatever the callee returns: its zero comes from the callee.
+    fn callee_zero(&self, analysis: &Analysis, v: Value) -> Option<syn::ExprPath> {
+        if analysis.arrays[v.index()] || analysis.types[v.index()].is_some() {
+            return None;
+        }
+        let data = self.func.inst(self.func.def_inst(v)?);
+        match (&data.opcode, &data.results[..]) {
+            (Opcode::Call(path), [_]) => Some(hidden_zero_callee(path)),
+            _ => None,
+        }
     }
 
     /// The public pullback of the k-th lifted closure, with the function's generic arguments.
@@ -1586,6 +1591,13 @@ impl Context<'_> {
         out: &mut TokenStream,
     ) {
         let d = self.names.cotangent(v);
+        if scope.contains(&v) && self.callee_zero(analysis, v).is_some() {
+            // the zero of a generic callee's result has a type only the contributions fix,
+            // and rustc resolves a method call before that: a function call unifies first
+            let private = private();
+            out.extend(quote!(#private::accumulate_with(&mut #d, #expr, |d, c| d.accumulate(c));));
+            return;
+        }
         if scope.contains(&v) {
             let parameter_set =
                 matches!(self.func.value(v).def, ValueDef::Param(i) if self.func.param_structs[i]);

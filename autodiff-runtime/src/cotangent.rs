@@ -34,6 +34,23 @@ pub fn accumulate<T: Float>(acc: &mut T, c: T) {
     *acc = *acc + c;
 }
 
+/// Adds the contribution `c` into `acc` with `add`. Generated code accumulates this way into
+/// the cotangent of a call's result whose type nothing but the contributions tells (the
+/// zero a generic callee returns): rustc unifies the argument types of a function call
+/// before it resolves the method call inside `add`.
+///
+/// ```
+/// use autodiff_runtime::{accumulate, accumulate_with};
+///
+/// let mut x_bar = 0.25;
+/// accumulate_with(&mut x_bar, 1.5, |acc, c| accumulate(acc, c));
+/// assert_eq!(x_bar, 1.75);
+/// ```
+#[inline]
+pub fn accumulate_with<C>(acc: &mut C, c: C, add: impl FnOnce(&mut C, C)) {
+    add(acc, c)
+}
+
 /// One, the cotangent that seeds the pullback of a scalar output.
 ///
 /// ```

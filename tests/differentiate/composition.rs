@@ -336,3 +336,55 @@ mod vector_call_result_passed_on_in_a_branch {
         }
     }
 }
+
+// The result of a generic callee read only inside a loop: its cotangent is declared before
+// the reversed loop, with no type the macro can see (it used to be a generic zero rustc could
+// not infer). f = x sin(x)² (two products by t = sin x), so f' = sin² x + 2 x sin x cos x.
+mod generic_result_read_in_a_loop {
+    use autodiff::prelude::*;
+
+    #[differentiate]
+    fn sine<T: Float>(x: T) -> T {
+        x.sin()
+    }
+
+    #[differentiate]
+    fn product<T: Float>(a: T, b: T) -> T {
+        a * b
+    }
+
+    #[differentiate]
+    fn repeated<T: Float>(x: T) -> T {
+        let t = sine(x);
+        let mut acc = x;
+        for _ in 0..2 {
+            acc = product(acc, t);
+        }
+        acc
+    }
+
+    // the same result read in a loop that may run no iteration: its cotangent stays `None`
+    #[differentiate]
+    fn maybe_repeated<T: Float>(x: T, n: usize) -> T {
+        let t = sine(x);
+        let mut acc = x;
+        for _ in 0..n {
+            acc = product(acc, t);
+        }
+        acc
+    }
+
+    #[test]
+    fn compiles_and_matches_the_analytic_derivative() {
+        for x in [0.5f64, -1.25] {
+            let expected = x.sin().powi(2) + 2.0 * x * x.sin() * x.cos();
+            let (value, d) = repeated_grad(x);
+            assert_eq!(value, repeated(x));
+            assert!((d - expected).abs() < 1e-14, "{d} vs {expected}");
+            assert_eq!(maybe_repeated_grad(x, 2), (value, d));
+            assert_eq!(maybe_repeated_grad(x, 0), (x, 1.0));
+            let (_, dual) = repeated_grad(Dual::new(x, 1.0));
+            assert_eq!(dual.re, d);
+        }
+    }
+}
