@@ -1591,6 +1591,14 @@ impl Context<'_> {
         out: &mut TokenStream,
     ) {
         let d = self.names.cotangent(v);
+        if !scope.contains(&v)
+            && analysis.arrays[v.index()]
+            && self.presized_length(analysis, v).is_some()
+        {
+            // a parameter's cotangent is full length from its first contribution on (which
+            // may be a shorter vector), so element updates can index it directly
+            self.declare_zero(analysis, v, scope, out);
+        }
         if scope.contains(&v) && self.callee_zero(analysis, v).is_some() {
             // the zero of a generic callee's result has a type only the contributions fix,
             // and rustc resolves a method call before that: a function call unifies first
@@ -1784,6 +1792,13 @@ impl Context<'_> {
                         let m = read(0);
                         out.extend(
                             quote!(#private::rules::linalg::index_add(&mut #d_array, #m, #i, #d);),
+                        );
+                    } else if self.presized_length(analysis, data.args[0]).is_some()
+                        && self.float_elements(analysis, data.args[0])
+                    {
+                        // the forward pass read this element, so it is in bounds
+                        out.extend(
+                            quote!(#private::rules::index_add_in_bounds(&mut #d_array, #i, #d);),
                         );
                     } else {
                         out.extend(quote!(#private::rules::index_add(&mut #d_array, #i, #d);));
@@ -2206,7 +2221,6 @@ impl Context<'_> {
                         || (next.args[1] == index && is_one(next.args[0])))
             })
         };
-        let generics = crate::args::type_params(self.item);
         let mut inside = HashSet::new();
         self.defined_in(body, &mut inside);
         for &at_index in insts {
@@ -2215,13 +2229,10 @@ impl Context<'_> {
                 continue;
             }
             let array = read.args[0];
-            let float_elements = analysis.elements[array.index()]
-                .as_ref()
-                .is_some_and(|ty| crate::args::is_float_type(ty, &generics));
             if inside.contains(&array)
                 || !analysis.is_active(array)
                 || !analysis.arrays[array.index()]
-                || !float_elements
+                || !self.float_elements(analysis, array)
             {
                 continue;
             }
@@ -2253,6 +2264,14 @@ impl Context<'_> {
             }
         }
         None
+    }
+
+    /// Whether the elements of array `v` are floats (of a concrete or generic float type).
+    fn float_elements(&self, analysis: &Analysis, v: Value) -> bool {
+        let generics = crate::args::type_params(self.item);
+        analysis.elements[v.index()]
+            .as_ref()
+            .is_some_and(|ty| crate::args::is_float_type(ty, &generics))
     }
 
     /// Every instruction of `block` and its nested blocks that takes `v`, and `None` for each

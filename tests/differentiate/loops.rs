@@ -158,6 +158,37 @@ fn neighbouring_reads_carry_their_contribution() {
     }
 }
 
+// A parameter's cotangent whose first contribution is a shorter vector (that of a copy of
+// which only element 1 is read, reversed before the loops) is still full length when the
+// loops' element updates index it directly.
+#[differentiate]
+fn copy_after_chain(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for i in 0..x.len() - 1 {
+        s += x[i] * x[i + 1];
+    }
+    let w = x.to_vec();
+    s * w[1]
+}
+
+#[differentiate]
+fn copy_after_fold(x: &[f64]) -> f64 {
+    let s = x.iter().fold(0.0, |acc, &v| acc * 0.5 + v.sin());
+    let w = x.to_vec();
+    s * w[1]
+}
+
+#[test]
+fn parameter_cotangents_are_full_length_before_element_updates() {
+    let x = point(6, 500);
+    let (value, grad) = copy_after_chain_grad(&x);
+    assert_eq!(value.to_bits(), copy_after_chain(&x).to_bits());
+    assert_fd("copy_after_chain", &grad, copy_after_chain, &x);
+    let (value, grad) = copy_after_fold_grad(&x);
+    assert_eq!(value.to_bits(), copy_after_fold(&x).to_bits());
+    assert_fd("copy_after_fold", &grad, copy_after_fold, &x);
+}
+
 #[differentiate]
 fn running_sum(x: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());
