@@ -46,6 +46,11 @@ pub struct Analysis {
     /// counts down from the loop's result instead of saving every iteration: the body
     /// parameter, with its step and the loop result it is counted down from.
     pub counters: HashMap<Value, (Value, Value)>,
+    /// Counters whose count-down starts not from their loop's saved result but from a
+    /// variable of an enclosing loop's reversed iteration (see [`chained_counter`]): the
+    /// counter's body parameter → the enclosing loop's carried parameter the count-down
+    /// continues, and that loop's result it starts from.
+    pub chained: HashMap<Value, (Value, Value)>,
     /// Per instruction: an `if` on a comparison of integers (`layer == 0`), whose condition
     /// the backward pass can evaluate again instead of reading which arm ran from a record.
     pub replayable_branch: Vec<bool>,
@@ -96,6 +101,7 @@ pub fn analyze(
         reversed: vec![false; func.insts.len()],
         replayable_branch: vec![false; func.insts.len()],
         counters: HashMap::new(),
+        chained: HashMap::new(),
         types: vec![None; n],
         arrays: vec![false; n],
         elements: vec![None; n],
@@ -545,6 +551,7 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
             && !a.matrices[arr.index()]
             && !mutated.contains(&arr)
     };
+    let owners = block_owners(func);
     for &inst in order.iter().rev() {
         let data = func.inst(inst);
         if let Opcode::ForRange(range) = &data.opcode {
@@ -585,7 +592,13 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
                 if a.constant[step.index()] && is_integer(a, param) {
                     a.recompute[param.index()] = true;
                     a.counters.insert(param, (step, result));
-                    need(func, a, result);
+                    match chained_counter(func, &owners, inst, param) {
+                        Some((outer_param, outer_result)) => {
+                            a.chained.insert(param, (outer_param, outer_result));
+                            need(func, a, outer_result);
+                        }
+                        None => need(func, a, result),
+                    }
                 }
             }
         }
@@ -672,6 +685,86 @@ fn insts_in_loops(func: &Function) -> HashSet<Inst> {
 }
 
 /// Marks `v` as read by the backward pass; a borrow is read through its operand.
+/// For each block other than the entry: the instruction it is an arm or body of, and the
+/// block that instruction is in.
+fn block_owners(func: &Function) -> HashMap<Block, (Inst, Block)> {
+    fn walk(func: &Function, block: Block, out: &mut HashMap<Block, (Inst, Block)>) {
+        for &inst in &func.block(block).insts {
+            for &arm in &func.inst(inst).arms {
+                out.insert(arm, (inst, block));
+                walk(func, arm, out);
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    walk(func, func.entry, &mut out);
+    out
+}
+
+/// A counter of loop `inner` (body parameter `counter`) that continues a carried integer of
+/// an enclosing `for` loop: its initial value is the enclosing loop's parameter `p`, and its
+/// result is that loop's next value `p'`, directly or through an `if` whose other arm leaves
+/// `p` as it is (the guard of a loop-invariant read, `hoist.rs`). Then, iteration by reversed
+/// iteration of the enclosing loop, `p'` is where the count-down of the iteration after it
+/// ended, or the enclosing loop's result for its last iteration: one variable counted down
+/// through all of them needs no saved result per iteration. Returns `p` and the enclosing
+/// loop's result.
+fn chained_counter(
+    func: &Function,
+    owners: &HashMap<Block, (Inst, Block)>,
+    inner: Inst,
+    counter: Value,
+) -> Option<(Value, Value)> {
+    let inner_data = func.inst(inner);
+    if !matches!(&inner_data.opcode, Opcode::ForRange(range) if !range.breaks) {
+        return None;
+    }
+    let (init, _, _, result) = loop_slots(func, inner)
+        .into_iter()
+        .find(|&(_, param, _, _)| param == counter)?;
+    let (&(owner, parent), inner_block) = (
+        owners.get(&block_of(func, owners, inner)?)?,
+        block_of(func, owners, inner)?,
+    );
+    // directly in the enclosing loop's body, or in one arm of an `if` there
+    let (outer, body, next) = if matches!(func.inst(owner).opcode, Opcode::If) {
+        let (&(outer, _), guard) = (owners.get(&parent)?, owner);
+        let data = func.inst(guard);
+        let k = func
+            .block(inner_block)
+            .yields
+            .iter()
+            .position(|&y| y == result)?;
+        let other = data.arms.iter().find(|&&arm| arm != inner_block)?;
+        if data.arms.len() != 2 || func.block(*other).yields.get(k) != Some(&init) {
+            return None;
+        }
+        (outer, parent, *data.results.get(k)?)
+    } else {
+        (owner, inner_block, result)
+    };
+    if !matches!(&func.inst(outer).opcode, Opcode::ForRange(range) if !range.breaks)
+        || func.inst(outer).arms.first() != Some(&body)
+    {
+        return None;
+    }
+    loop_slots(func, outer)
+        .into_iter()
+        .find(|&(_, param, outer_next, _)| param == init && outer_next == next)
+        .map(|(_, param, _, outer_result)| (param, outer_result))
+}
+
+/// The block `inst` is in.
+fn block_of(func: &Function, owners: &HashMap<Block, (Inst, Block)>, inst: Inst) -> Option<Block> {
+    if func.block(func.entry).insts.contains(&inst) {
+        return Some(func.entry);
+    }
+    owners
+        .keys()
+        .copied()
+        .find(|&block| func.block(block).insts.contains(&inst))
+}
+
 fn need(func: &Function, a: &mut Analysis, v: Value) {
     if let Some(inst) = func.def_inst(v) {
         match &func.inst(inst).opcode {

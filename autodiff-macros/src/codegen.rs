@@ -2032,14 +2032,35 @@ impl Context<'_> {
                 _ => out.extend(quote!(let mut #c = #initial;)),
             }
         }
+        // a carried integer that an inner loop's counter continues is counted down through
+        // every reversed iteration, from this loop's result
+        for &param in &self.func.block(body).params {
+            let chained = analysis.chained.values().find(|(outer, _)| *outer == param);
+            if let Some(&(_, result)) = chained {
+                let chain = format_ident!("{}_chain", self.names.name(param));
+                let result = self.read_ref(analysis, result);
+                out.extend(quote!(let mut #chain = *#result;));
+            }
+        }
         // counters are counted down from the loop's result, one step per reversed iteration
         let mut iteration = TokenStream::new();
+        let mut chains_after = TokenStream::new();
         for &param in &self.func.block(body).params {
             if let Some(&(step, result)) = analysis.counters.get(&param) {
                 let name = self.names.name(param);
                 let counter = format_ident!("{}_countdown", name);
-                let (step, result) = (self.constant_expr(step), self.read_ref(analysis, result));
-                out.extend(quote!(let mut #counter = *#result;));
+                let step = self.constant_expr(step);
+                match analysis.chained.get(&param) {
+                    Some(&(outer, _)) => {
+                        let chain = format_ident!("{}_chain", self.names.name(outer));
+                        out.extend(quote!(let mut #counter = #chain;));
+                        chains_after.extend(quote!(#chain = #counter;));
+                    }
+                    None => {
+                        let result = self.read_ref(analysis, result);
+                        out.extend(quote!(let mut #counter = *#result;));
+                    }
+                }
                 iteration.extend(quote! {
                     #counter = #counter - #step;
                     let #name = &#counter;
@@ -2155,6 +2176,7 @@ impl Context<'_> {
             // `records` keeps a record for every loop whose range cannot be replayed
             (_, None, None) => {}
         }
+        out.extend(chains_after);
         if let Some(shift) = &shifted {
             // what the last reversed iteration carried belongs to the range's first element
             let d_array = self.names.cotangent(shift.array);

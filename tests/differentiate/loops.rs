@@ -1423,6 +1423,34 @@ fn counters(x: &[f64], w: &[f64]) -> f64 {
     s
 }
 
+// `k` runs on from row to row: the inner loop's count-down continues a variable of the
+// reversed outer loop, started from `k`'s final value, instead of a value saved per row
+// (`triangle` below is the same through the guard of a moved read)
+#[differentiate]
+fn chained_rows(x: &[f64], w: &[f64], rows: usize) -> f64 {
+    let mut k = 0;
+    let mut s = 0.0;
+    for r in 0..rows {
+        for c in 0..x.len() {
+            s += w[k] * (x[c] * (r as f64 + 1.0)).cos();
+            k += 1;
+        }
+    }
+    s
+}
+
+#[test]
+fn counters_continue_across_the_rows_of_an_enclosing_loop() {
+    for (rows, cols) in [(0usize, 2usize), (1, 2), (3, 0), (3, 4)] {
+        let x = point(cols, 600 + cols as u64);
+        let w = point(rows * cols, 610 + rows as u64);
+        let (value, (dx, dw)) = chained_rows_grad(&x, &w, rows);
+        assert_eq!(value.to_bits(), chained_rows(&x, &w, rows).to_bits());
+        assert_fd("chained_rows, x", &dx, |x| chained_rows(x, &w, rows), &x);
+        assert_fd("chained_rows, w", &dw, |w| chained_rows(&x, w, rows), &w);
+    }
+}
+
 #[test]
 fn counters_are_counted_down() {
     let x = point(5, 71);
