@@ -106,6 +106,9 @@ pub struct Context<'a> {
     pub func: &'a Function,
     /// Value names.
     pub names: ValueNames,
+    /// The cotangents a fused loop declared in `_grad`'s forward statements, which the
+    /// backward statements after it add to.
+    pub fused_scope: std::cell::RefCell<HashSet<Value>>,
 }
 
 /// One generated variant: the public one (respecting `wrt`) or the hidden all-active one.
@@ -117,6 +120,9 @@ pub struct Variant<'a> {
     /// Element reads whose cotangent goes to a local of the reversed iteration instead of
     /// into the array's cotangent (see [`Context::shifted_reads`]): read → local.
     pub shifted: HashMap<Inst, Ident>,
+    /// In `_grad`, the loop whose forward and backward iterations run together (see
+    /// [`Context::fusable_loop`]); the backward pass skips it.
+    pub fused: Option<Inst>,
 }
 
 /// In an ascending counted loop whose body reads `a[i]` and `a[i + 1]` of an array from
@@ -1113,6 +1119,9 @@ impl Context<'_> {
             match &data.opcode {
                 Opcode::Const(_) | Opcode::Place(_) => {}
                 Opcode::If | Opcode::Match(_) => self.forward_branch(variant, records, inst, out),
+                Opcode::ForRange(_) if variant.fused == Some(inst) => {
+                    self.fused_loop(variant, records, inst, out)
+                }
                 Opcode::ForRange(_) | Opcode::While => {
                     self.forward_loop(variant, records, inst, out)
                 }
@@ -1354,6 +1363,299 @@ impl Context<'_> {
         if let (Some((field, _, true)), true, false) = (&record, flat, counted) {
             let stack = stack.as_ref().expect("a record");
             out.extend(quote!(let #field = #stack.len() - #field;));
+        }
+    }
+
+    /// The loop `_grad` runs with each iteration's backward pass right after its forward
+    /// pass, as a hand-written adjoint would, instead of a forward sweep and then a backward
+    /// sweep: a top-level `for` loop whose result is the function's output, with nothing after
+    /// it to differentiate (so the cotangent of its result is the output's, known before it
+    /// runs), whose every active carried value is a sum (`s = s + e`, `s = s - e`, `s` used
+    /// nowhere else, so its cotangent is the same in every iteration and the iterations'
+    /// backward passes may run in any order), and whose body is straight-line code (no branch,
+    /// loop, call or parameter-set path).
+    fn fusable_loop(&self, analysis: &Analysis) -> Option<Inst> {
+        let entry = self.func.block(self.func.entry);
+        let [output] = entry.yields[..] else {
+            return None;
+        };
+        let l = self.func.def_inst(output)?;
+        let data = self.func.inst(l);
+        if !matches!(&data.opcode, Opcode::ForRange(range) if !range.breaks)
+            || !analysis.reversed[l.index()]
+            || !analysis.is_active(output)
+        {
+            return None;
+        }
+        let position = entry.insts.iter().position(|&inst| inst == l)?;
+        if entry.insts[position + 1..]
+            .iter()
+            .any(|inst| analysis.reversed[inst.index()])
+        {
+            return None;
+        }
+        let body = data.arms[0];
+        let straight = self.func.block(body).insts.iter().all(|&inst| {
+            let d = self.func.inst(inst);
+            d.arms.is_empty()
+                && !matches!(
+                    d.opcode,
+                    Opcode::Call(_) | Opcode::MapElementwise(_) | Opcode::Place(_)
+                )
+                && d.args.iter().all(|&a| {
+                    !self
+                        .func
+                        .def_inst(a)
+                        .is_some_and(|def| matches!(self.func.inst(def).opcode, Opcode::Place(_)))
+                })
+        });
+        if !straight
+            || self
+                .func
+                .block(body)
+                .params
+                .iter()
+                .any(|p| analysis.counters.contains_key(p))
+        {
+            return None;
+        }
+        for (_, param, next, result) in loop_slots(self.func, l) {
+            if !analysis.is_active(param) && !analysis.is_active(next) {
+                continue;
+            }
+            let scalar = !analysis.arrays[param.index()]
+                && !analysis.tensors[param.index()]
+                && !analysis.matrices[param.index()];
+            let (mut param_uses, mut next_uses) = (Vec::new(), Vec::new());
+            self.uses_in(body, param, &mut param_uses);
+            self.uses_in(body, next, &mut next_uses);
+            if !scalar
+                || param == next
+                || !self.sum_chain(body, param, next)
+                || param_uses.len() != 1
+                || next_uses != [None]
+                || (result != output && analysis.is_active(result))
+            {
+                return None;
+            }
+        }
+        Some(l)
+    }
+
+    /// Whether `v` is `param` plus or minus terms, one addition or subtraction at a time, each
+    /// partial sum used only by the next (`s += a; s -= b;`).
+    fn sum_chain(&self, body: Block, param: Value, v: Value) -> bool {
+        if v == param {
+            return true;
+        }
+        let Some(def) = self.func.def_inst(v) else {
+            return false;
+        };
+        if !self.func.block(body).insts.contains(&def) {
+            return false;
+        }
+        let partial = |a: Value| {
+            let mut uses = Vec::new();
+            self.uses_in(body, a, &mut uses);
+            (a == param || uses.len() == 1) && self.sum_chain(body, param, a)
+        };
+        let data = self.func.inst(def);
+        match data.opcode {
+            Opcode::Binary(BinaryOp::Add) => partial(data.args[0]) || partial(data.args[1]),
+            Opcode::Binary(BinaryOp::Sub) => partial(data.args[0]),
+            _ => false,
+        }
+    }
+
+    /// The fused loop of `_grad` (see [`Context::fusable_loop`]): each iteration's forward
+    /// statements, then, in a block of their own where the values they read are bound by
+    /// reference as the backward pass binds them, the same iteration's backward statements.
+    fn fused_loop(&self, variant: &Variant, records: &Records, inst: Inst, out: &mut TokenStream) {
+        let analysis = variant.analysis;
+        let private = private();
+        let data = self.func.inst(inst);
+        let Opcode::ForRange(range) = &data.opcode else {
+            return self.forward_loop(variant, records, inst, out);
+        };
+        let body = data.arms[0];
+        let (d_output, ret) = (names::output_cotangent(), &self.sig.return_type);
+        out.extend(quote!(let #d_output: #ret = #private::one();));
+        // the cotangents of outer values the body touches, declared in a block where the
+        // lengths they are sized by are bound by reference, as the backward pass reads them
+        let mut scope = HashSet::new();
+        let mut declarations = TokenStream::new();
+        self.predeclare(analysis, &data.arms, &mut scope, &mut declarations);
+        let mut declared: Vec<Value> = scope.iter().copied().collect();
+        declared.sort_by_key(|v| v.index());
+        let lengths = declared.iter().filter_map(|&v| {
+            let len = self.presized_length(analysis, v)?;
+            let name = self.names.name(len);
+            (!analysis.constant[len.index()]).then(|| quote!(let #name = &#name;))
+        });
+        let names: Vec<&Ident> = declared.iter().map(|&v| self.names.cotangent(v)).collect();
+        out.extend(quote! {
+            let (#(mut #names,)*) = {
+                #(#lengths)*
+                #declarations
+                (#(#names,)*)
+            };
+        });
+        let slots = loop_slots(self.func, inst);
+        let carry = |result: Value| format_ident!("{}_carry", self.names.cotangent(result));
+        for &(init, param, _, result) in &slots {
+            let (carrier, init) = (self.names.name(result), self.operand(init));
+            match &analysis.types[result.index()] {
+                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+                    out.extend(quote!(let mut #carrier: #ty = #init;))
+                }
+                _ => out.extend(quote!(let mut #carrier = #init;)),
+            }
+            if analysis.is_active(param) {
+                // the output's cotangent, in every iteration (`fusable_loop`)
+                let c = carry(result);
+                out.extend(quote!(let #c = #d_output;));
+            }
+        }
+        let mut iteration = TokenStream::new();
+        for &(_, param, _, result) in &slots {
+            let (param, carrier) = (self.names.name(param), self.names.name(result));
+            iteration.extend(quote!(let #param = #carrier;));
+        }
+        self.forward_block(variant, records, body, &mut iteration);
+        let nexts: Vec<Value> = slots.iter().map(|s| s.2).collect();
+        for (k, &(_, _, next, result)) in slots.iter().enumerate() {
+            let carrier = self.names.name(result);
+            let next = self.yielded(next, &nexts[k + 1..]);
+            iteration.extend(quote!(#carrier = #next;));
+        }
+
+        // this iteration's backward statements, reading its values by reference
+        let mut backward = TokenStream::new();
+        let index = self.func.block(body).params[0];
+        let index_name = self.names.name(index);
+        backward.extend(quote!(let #index_name = &#index_name;));
+        let mut inside = HashSet::new();
+        self.defined_in(body, &mut inside);
+        let mut bound = HashSet::new();
+        for &i in &self.func.block(body).insts {
+            for &arg in &self.func.inst(i).args {
+                let mut root = arg;
+                while let Some(def) = self.func.def_inst(root) {
+                    match self.func.inst(def).opcode {
+                        Opcode::Ref if !inside.contains(&root) => {
+                            root = self.func.inst(def).args[0]
+                        }
+                        _ => break,
+                    }
+                }
+                if inside.contains(&root) || analysis.constant[root.index()] || !bound.insert(root)
+                {
+                    continue;
+                }
+                backward.extend(self.reference_binding(analysis, root));
+            }
+        }
+        for &v in self.func.block(body).params.iter().skip(1) {
+            if analysis.is_saved(v) {
+                backward.extend(self.reference_binding(analysis, v));
+            }
+        }
+        for &i in &self.func.block(body).insts {
+            for &r in &self.func.inst(i).results {
+                if analysis.is_saved(r) {
+                    backward.extend(self.reference_binding(analysis, r));
+                }
+            }
+        }
+        backward.extend(self.recompute_block(analysis, body));
+        let shifted = self
+            .shifted_reads(analysis, inst)
+            .filter(|shift| scope.contains(&shift.array));
+        let mut inner_variant = Variant {
+            analysis,
+            hidden: variant.hidden,
+            shifted: variant.shifted.clone(),
+            fused: variant.fused,
+        };
+        let mut after = TokenStream::new();
+        if let Some(shift) = &shifted {
+            // forward order: element `i` gets this iteration's `a[i]` contribution and the
+            // previous iteration's `a[i + 1]` one; the last `a[i + 1]` goes in after the loop
+            let d_array = self.names.cotangent(shift.array);
+            let carried = format_ident!("{}_shift", d_array);
+            let carried_at = format_ident!("{}_shift_at", d_array);
+            let (at_index, at_next) = (
+                format_ident!("{}_at_index", d_array),
+                format_ident!("{}_at_next", d_array),
+            );
+            let elem = &analysis.elements[shift.array.index()];
+            out.extend(quote! {
+                let mut #carried: #elem = #private::zero();
+                let mut #carried_at: ::core::option::Option<usize> = ::core::option::Option::None;
+            });
+            backward.extend(quote! {
+                let mut #at_index: #elem = #private::zero();
+                let mut #at_next: #elem = #private::zero();
+            });
+            inner_variant.shifted.insert(shift.at_index, at_index);
+            inner_variant.shifted.insert(shift.at_next, at_next);
+            after.extend(quote! {
+                if let ::core::option::Option::Some(at) = #carried_at {
+                    #private::rules::index_add(&mut #d_array, &at, #carried);
+                }
+            });
+        }
+        let mut inner = scope.clone();
+        for &(_, param, next, result) in &slots {
+            if analysis.is_active(param) {
+                let c = carry(result);
+                self.contribute(analysis, &mut inner, next, quote!(#c), &mut backward);
+            }
+        }
+        self.backward_block(&inner_variant, records, body, &mut inner, &mut backward);
+        if let Some(shift) = &shifted {
+            let d_array = self.names.cotangent(shift.array);
+            let carried = format_ident!("{}_shift", d_array);
+            let carried_at = format_ident!("{}_shift_at", d_array);
+            let at_index = &inner_variant.shifted[&shift.at_index];
+            let at_next = &inner_variant.shifted[&shift.at_next];
+            let next = self.read_ref(analysis, shift.next_index);
+            let rule = if self.presized_length(analysis, shift.array).is_some() {
+                quote!(index_add_in_bounds)
+            } else {
+                quote!(index_add)
+            };
+            backward.extend(quote! {
+                #private::rules::#rule(&mut #d_array, #index_name, #at_index + #carried);
+                #carried = #at_next;
+                #carried_at = ::core::option::Option::Some(*#next);
+            });
+        }
+        iteration.extend(quote!({ #backward }));
+        let iter = range_iterator(range, |k| self.operand(data.args[k]));
+        out.extend(quote!(for #index_name in #iter { #iteration }));
+        out.extend(after);
+        for &(init, param, _, result) in &slots {
+            if analysis.is_active(param) && analysis.is_active(init) {
+                let c = carry(result);
+                self.contribute(analysis, &mut scope, init, quote!(#c), out);
+            }
+        }
+        *self.fused_scope.borrow_mut() = scope;
+    }
+
+    /// `let v = &v;`: a forward value bound by reference under its name, as the backward pass
+    /// reads it (a borrowed array parameter as the slice itself).
+    fn reference_binding(&self, analysis: &Analysis, v: Value) -> TokenStream {
+        let name = self.names.name(v);
+        let borrowed_param = matches!(self.func.value(v).def, ValueDef::Param(i)
+            if matches!(self.func.params[i].ty, syn::Type::Reference(_)));
+        if borrowed_param && analysis.arrays[v.index()] {
+            quote!(let #name = &*#name;)
+        } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {
+            quote!(let #name = #name;)
+        } else {
+            quote!(let #name = &#name;)
         }
     }
 
@@ -1687,7 +1989,7 @@ impl Context<'_> {
         let analysis = variant.analysis;
         let private = private();
         for &inst in self.func.block(block).insts.iter().rev() {
-            if !analysis.reversed[inst.index()] {
+            if !analysis.reversed[inst.index()] || variant.fused == Some(inst) {
                 continue;
             }
             let data = self.func.inst(inst);
@@ -2075,6 +2377,7 @@ impl Context<'_> {
             analysis,
             hidden: variant.hidden,
             shifted: variant.shifted.clone(),
+            fused: variant.fused,
         };
         if let Some(shift) = &shifted {
             let d_array = self.names.cotangent(shift.array);
@@ -2402,7 +2705,24 @@ impl Context<'_> {
         let mut forward_statements = TokenStream::new();
         self.forward_block(variant, &records, self.func.entry, &mut forward_statements);
         body.extend(forward_statements.clone());
-        fused.extend(forward_statements);
+        // `_grad` may run a loop's backward iterations with its forward ones
+        let fused_loop = match (&self.sig.output, variant.hidden) {
+            (Output::Scalar(_), false) => self.fusable_loop(analysis),
+            _ => None,
+        };
+        let fused_variant = Variant {
+            analysis,
+            hidden: variant.hidden,
+            shifted: variant.shifted.clone(),
+            fused: fused_loop,
+        };
+        if fused_loop.is_some() {
+            let mut statements = TokenStream::new();
+            self.forward_block(&fused_variant, &records, self.func.entry, &mut statements);
+            fused.extend(statements);
+        } else {
+            fused.extend(forward_statements);
+        }
         let yields: Vec<TokenStream> = self
             .func
             .block(self.func.entry)
@@ -2442,7 +2762,112 @@ impl Context<'_> {
 
         // backward
         let d_output = names::output_cotangent();
-        let mut scope = HashSet::new();
+        let (bwd, grads) = self.backward_statements(variant, &records, HashSet::new());
+        let grad_ty = self.gradient_type(&analysis.active_params, variant.hidden);
+        let bindings = self.field_bindings(analysis, &records, self.func.entry);
+        let destructure = if bindings.is_empty() {
+            quote!()
+        } else {
+            quote!(let #struct_name { #(#bindings,)* .. } = self;)
+        };
+        let backward_name = if variant.hidden {
+            format_ident!("__backward_all")
+        } else {
+            format_ident!("backward")
+        };
+        let backward_doc = if variant.hidden {
+            quote!(#[doc(hidden)])
+        } else {
+            let text = format!(
+                " The vector-Jacobian product of [`{fname}`]: takes the cotangent of the output and returns one cotangent per active argument. It only reads the saved values, so it can be called many times."
+            );
+            quote!(#[doc = #text])
+        };
+        let backward = quote! {
+            #(#cfgs)*
+            impl #s_impl #struct_name #s_ty #s_where {
+                #backward_doc
+                #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                #[inline]
+                #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
+                    #[allow(unused_imports)]
+                    use #private::{Cotangent as _, ScalarCotangent as _};
+                    #destructure
+                    #bwd
+                    #grads
+                }
+            }
+        };
+
+        // value and gradient: the forward statements, the saved values bound by reference
+        // as `backward` binds the struct's fields, then the backward statements
+        let grad_fn = match (&self.sig.output, variant.hidden) {
+            (Output::Scalar(_), false) => {
+                let grad_name = names::grad_fn(fname);
+                let text = format!(" The value of [`{fname}`] and its gradient with respect to the active arguments.");
+                let rebind = self.fused_bindings(analysis, &records, fused_loop);
+                let (bwd, grads) = match fused_loop {
+                    Some(_) => {
+                        let scope = self.fused_scope.borrow().clone();
+                        self.backward_statements(&fused_variant, &records, scope)
+                    }
+                    None => (bwd.clone(), grads.clone()),
+                };
+                // the value is live across the whole backward pass, whose loops may call out
+                // (a growing cotangent); passed through `black_box`, it is kept in memory from
+                // here on, where otherwise the register allocator may keep the accumulator of
+                // the forward loop that computed it in memory, a store and load per iteration
+                let has_loops = self
+                    .func
+                    .insts
+                    .iter()
+                    .any(|data| matches!(data.opcode, Opcode::ForRange(_) | Opcode::While));
+                let value = if has_loops {
+                    quote!(::core::hint::black_box(#value))
+                } else {
+                    value
+                };
+                quote! {
+                    #[doc = #text]
+                    #(#cfgs)*
+                    #[allow(dead_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                    #[inline]
+                    #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
+                        #[allow(unused_imports)]
+                        use #private::{Cotangent as _, ScalarCotangent as _};
+                        #mark_used
+                        #fused
+                        let __autodiff_value = #value;
+                        #rebind
+                        let #d_output: #ret = #private::one();
+                        #bwd
+                        (__autodiff_value, #grads)
+                    }
+                }
+            }
+            _ => quote!(),
+        };
+        quote! {
+            #declarations
+            #forward
+            #backward
+            #grad_fn
+        }
+    }
+
+    /// The backward statements of `variant` (the body of `backward`, and of `_grad` after
+    /// its forward statements) and the gradient they end with. `scope` holds the cotangents
+    /// already declared (by a fused loop).
+    fn backward_statements(
+        &self,
+        variant: &Variant,
+        records: &Records,
+        mut scope: HashSet<Value>,
+    ) -> (TokenStream, TokenStream) {
+        let analysis = variant.analysis;
+        let private = private();
+        let fname = &self.func.name;
+        let d_output = names::output_cotangent();
         let mut bwd = self.recompute_block(analysis, self.func.entry);
         for &inst in &records.flat {
             let stack = self.record_stack(inst, records.index[&inst]);
@@ -2496,7 +2921,7 @@ impl Context<'_> {
                 }
             }
         }
-        self.backward_block(variant, &records, self.func.entry, &mut scope, &mut bwd);
+        self.backward_block(variant, records, self.func.entry, &mut scope, &mut bwd);
         let grads: Vec<TokenStream> = (0..self.func.params.len())
             .filter_map(|i| {
                 if analysis.active_params[i] {
@@ -2513,95 +2938,18 @@ impl Context<'_> {
         } else {
             quote!((#(#grads,)*))
         };
-        let grad_ty = self.gradient_type(&analysis.active_params, variant.hidden);
-        let bindings = self.field_bindings(analysis, &records, self.func.entry);
-        let destructure = if bindings.is_empty() {
-            quote!()
-        } else {
-            quote!(let #struct_name { #(#bindings,)* .. } = self;)
-        };
-        let backward_name = if variant.hidden {
-            format_ident!("__backward_all")
-        } else {
-            format_ident!("backward")
-        };
-        let backward_doc = if variant.hidden {
-            quote!(#[doc(hidden)])
-        } else {
-            let text = format!(
-                " The vector-Jacobian product of [`{fname}`]: takes the cotangent of the output and returns one cotangent per active argument. It only reads the saved values, so it can be called many times."
-            );
-            quote!(#[doc = #text])
-        };
-        let backward = quote! {
-            #(#cfgs)*
-            impl #s_impl #struct_name #s_ty #s_where {
-                #backward_doc
-                #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
-                #[inline]
-                #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
-                    #[allow(unused_imports)]
-                    use #private::{Cotangent as _, ScalarCotangent as _};
-                    #destructure
-                    #bwd
-                    #grads
-                }
-            }
-        };
-
-        // value and gradient: the forward statements, the saved values bound by reference
-        // as `backward` binds the struct's fields, then the backward statements
-        let grad_fn = match (&self.sig.output, variant.hidden) {
-            (Output::Scalar(_), false) => {
-                let grad_name = names::grad_fn(fname);
-                let text = format!(" The value of [`{fname}`] and its gradient with respect to the active arguments.");
-                let rebind = self.fused_bindings(analysis, &records);
-                // the value is live across the whole backward pass, whose loops may call out
-                // (a growing cotangent); passed through `black_box`, it is kept in memory from
-                // here on, where otherwise the register allocator may keep the accumulator of
-                // the forward loop that computed it in memory, a store and load per iteration
-                let has_loops = self
-                    .func
-                    .insts
-                    .iter()
-                    .any(|data| matches!(data.opcode, Opcode::ForRange(_) | Opcode::While));
-                let value = if has_loops {
-                    quote!(::core::hint::black_box(#value))
-                } else {
-                    value
-                };
-                quote! {
-                    #[doc = #text]
-                    #(#cfgs)*
-                    #[allow(dead_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
-                    #[inline]
-                    #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
-                        #[allow(unused_imports)]
-                        use #private::{Cotangent as _, ScalarCotangent as _};
-                        #mark_used
-                        #fused
-                        let __autodiff_value = #value;
-                        #rebind
-                        let #d_output: #ret = #private::one();
-                        #bwd
-                        (__autodiff_value, #grads)
-                    }
-                }
-            }
-            _ => quote!(),
-        };
-        quote! {
-            #declarations
-            #forward
-            #backward
-            #grad_fn
-        }
+        (bwd, grads)
     }
 
     /// For the fused `_grad`: each value the pullback struct would hold, bound by reference
     /// under its field's name, as `backward` binds the fields of `self`. Borrowed parameters
     /// are bound to themselves, without the copy the struct takes.
-    fn fused_bindings(&self, analysis: &Analysis, records: &Records) -> TokenStream {
+    fn fused_bindings(
+        &self,
+        analysis: &Analysis,
+        records: &Records,
+        fused_loop: Option<Inst>,
+    ) -> TokenStream {
         let mut out = TokenStream::new();
         let borrowed: HashSet<Value> = self
             .func
@@ -2625,8 +2973,17 @@ impl Context<'_> {
         }
         // records are typed: a generic function's type parameters may appear in them only
         // through a marker, which the struct's field types pin down in `f_pullback`
+        // a fused loop keeps no record
+        let fused_field = fused_loop.and_then(|l| {
+            records
+                .index
+                .get(&l)
+                .map(|&index| self.record_field(l, index))
+        });
         for (field, ty) in self.record_fields(analysis, records, self.func.entry, false) {
-            out.extend(quote!(let #field: &#ty = &#field;));
+            if Some(&field) != fused_field.as_ref() {
+                out.extend(quote!(let #field: &#ty = &#field;));
+            }
         }
         out
     }
@@ -2706,6 +3063,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
             names: Vec::new(),
             cotangents: Vec::new(),
         },
+        fused_scope: Default::default(),
     };
     let fname = &item.sig.ident;
     let vis = &item.vis;

@@ -190,12 +190,14 @@ fn generate(
         sig: &sig,
         func,
         names: ValueNames::new(func),
+        fused_scope: Default::default(),
     };
     let mut items = ctx.variant_items(
         &Variant {
             analysis: &public,
             hidden: false,
             shifted: Default::default(),
+            fused: None,
         },
         errors,
     );
@@ -205,6 +207,7 @@ fn generate(
                 analysis: hidden,
                 hidden: true,
                 shifted: Default::default(),
+                fused: None,
             },
             errors,
         )),

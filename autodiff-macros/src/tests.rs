@@ -612,3 +612,68 @@ fn neighbouring_element_reads_update_the_cotangent_once_per_iteration() {
                     ::autodiff::__private::rules::index_add(&mut d_x, &0, d_x_shift);"#]]
     .assert_eq(&text[start..end]);
 }
+
+#[test]
+fn grad_runs_a_sum_loop_in_one_sweep() {
+    let out = crate::expand::differentiate(
+        quote!(),
+        quote! {
+            fn total(x: &[f64]) -> f64 {
+                let mut s = 0.0;
+                for i in 0..x.len() {
+                    s += x[i].sin();
+                }
+                s
+            }
+        },
+    );
+    let file: syn::File = syn::parse2(out).expect("generated code parses");
+    let text = prettyplease::unparse(&file);
+    // each iteration's backward statements follow its forward ones; the sum's cotangent is
+    // the output's throughout
+    let start = text.find("fn total_grad").expect("a _grad");
+    let end = start + text[start..].find("\n}\n").expect("its end") + 2;
+    expect![[r#"
+        fn total_grad(x: &[f64]) -> (f64, ::std::vec::Vec<f64>) {
+            #[allow(unused_imports)]
+            use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+            let _: fn(&[f64]) -> f64 = total;
+            let x_len = x.len();
+            let v4 = x.len();
+            let d_output: f64 = ::autodiff::__private::one();
+            let (mut d_x,) = {
+                let x_len = &x_len;
+                let mut d_x: ::std::vec::Vec<f64> = ::std::vec![
+                    ::autodiff::__private::zero(); * x_len
+                ];
+                (d_x,)
+            };
+            let mut s_3: f64 = 0.0;
+            let d_s_3_carry = d_output;
+            for i in (0..v4) {
+                let s_1 = s_3;
+                let v7 = x[i];
+                let v8 = v7.sin();
+                let s_2 = s_1 + v8;
+                s_3 = s_2;
+                {
+                    let i = &i;
+                    let x = &*x;
+                    let v7 = &((*x)[(*i)]);
+                    let mut d_s_2 = d_s_3_carry;
+                    let mut d_s_1 = ::autodiff::__private::rules::add_d0(d_s_2);
+                    let mut d_v8 = ::autodiff::__private::rules::add_d1(d_s_2);
+                    let mut d_v7 = ::autodiff::__private::rules::sin_d0(v7, d_v8);
+                    ::autodiff::__private::rules::index_add_in_bounds(&mut d_x, i, d_v7);
+                }
+            }
+            let __autodiff_value = ::core::hint::black_box(s_3);
+            let x = &*x;
+            let d_output: f64 = ::autodiff::__private::one();
+            let x_len = &((*x).len());
+            let v4 = &((*x).len());
+            let mut d_s_3 = d_output;
+            (__autodiff_value, ::autodiff::__private::rules::fit(d_x, x_len))
+        }"#]]
+    .assert_eq(&text[start..end]);
+}

@@ -189,6 +189,77 @@ fn parameter_cotangents_are_full_length_before_element_updates() {
     assert_fd("copy_after_fold", &grad, copy_after_fold, &x);
 }
 
+// Loops whose result is the output and whose active carried values are sums: `_grad` runs
+// each iteration's backward statements right after its forward ones (one sweep). Variants:
+// an active initial value, `s = e + s` and `s -= e`, a second sum that is not the output, an
+// inactive array written in the loop, a range that runs no iteration, a generic function in
+// `Dual`. The pullback (two sweeps) must agree with `_grad`.
+#[differentiate]
+fn fused_sum(x: &[f64], w: f64) -> f64 {
+    let mut s = x[0] * w;
+    let mut unused = 0.0;
+    let mut seen = vec![0usize; x.len()];
+    for i in 1..x.len() {
+        seen[i] = i;
+        s = (x[i] * w).sin() * x[seen[i] - 1] + s;
+        s -= 0.25 * x[i] * x[i];
+        unused += x[i];
+    }
+    let _ = unused;
+    s
+}
+
+#[differentiate]
+fn fused_generic<T: Float>(x: &[T]) -> T {
+    let mut s = T::zero();
+    for i in 0..x.len() - 1 {
+        s = s + (x[i] - x[i + 1]).tanh() * x[i];
+    }
+    s
+}
+
+#[test]
+fn fused_loops_match_the_two_sweep_pullback() {
+    for n in [1usize, 2, 5] {
+        let x = point(n, 700 + n as u64);
+        let w = 0.7;
+        let (value, (dx, dw)) = fused_sum_grad(&x, w);
+        assert_eq!(value.to_bits(), fused_sum(&x, w).to_bits());
+        assert_fd("fused_sum, x", &dx, |x| fused_sum(x, w), &x);
+        let fd = autodiff::finite_difference_gradient(|p: &[f64]| fused_sum(&x, p[0]), &[w]);
+        assert!(close(dw, fd[0], 1e-7), "{dw} vs {}", fd[0]);
+        let (_, pullback) = fused_sum_pullback(&x, w);
+        let (px, pw) = pullback.backward(1.0);
+        assert_close("fused_sum, pullback", &px, &dx, 1e-14);
+        assert!(close(pw, dw, 1e-14));
+
+        let (value, grad) = fused_generic_grad(&x);
+        assert_eq!(value.to_bits(), fused_generic(&x).to_bits());
+        assert_fd("fused_generic", &grad, fused_generic, &x);
+        let (_, pullback) = fused_generic_pullback(&x);
+        assert_close(
+            "fused_generic, pullback",
+            &pullback.backward(1.0),
+            &grad,
+            1e-14,
+        );
+        // forward over the fused reverse: the derivative of the gradient along t
+        let t = point(n, 710 + n as u64);
+        let dual: Vec<Dual<f64>> = x.iter().zip(&t).map(|(&v, &e)| Dual::new(v, e)).collect();
+        let (_, dual_grad) = fused_generic_grad(&dual);
+        let at = |h: f64| {
+            let p: Vec<f64> = x.iter().zip(&t).map(|(v, e)| v + h * e).collect();
+            fused_generic_grad(&p).1
+        };
+        let (plus, minus) = (at(1e-5), at(-1e-5));
+        for k in 0..n {
+            let expected = (plus[k] - minus[k]) / 2e-5;
+            assert!(close(dual_grad[k].eps, expected, 1e-6), "k={k}");
+            assert_eq!(dual_grad[k].re, grad[k]);
+        }
+    }
+}
+
 #[differentiate]
 fn running_sum(x: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());
