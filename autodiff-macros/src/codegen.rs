@@ -1373,7 +1373,7 @@ impl Context<'_> {
     /// runs), whose every active carried value is a sum (`s = s + e`, `s = s - e`, `s` used
     /// nowhere else, so its cotangent is the same in every iteration and the iterations'
     /// backward passes may run in any order), and whose body is straight-line code (no branch,
-    /// loop, call or parameter-set path).
+    /// loop, call of a differentiated function or parameter-set path).
     fn fusable_loop(&self, analysis: &Analysis) -> Option<Inst> {
         let entry = self.func.block(self.func.entry);
         let [output] = entry.yields[..] else {
@@ -1395,13 +1395,14 @@ impl Context<'_> {
             return None;
         }
         let body = data.arms[0];
+        // (calls of constants, like `T::from(0.5)`, are forward code only)
         let straight = self.func.block(body).insts.iter().all(|&inst| {
             let d = self.func.inst(inst);
+            let differentiated_call =
+                matches!(d.opcode, Opcode::Call(_)) && analysis.reversed[inst.index()];
             d.arms.is_empty()
-                && !matches!(
-                    d.opcode,
-                    Opcode::Call(_) | Opcode::MapElementwise(_) | Opcode::Place(_)
-                )
+                && !differentiated_call
+                && !matches!(d.opcode, Opcode::MapElementwise(_) | Opcode::Place(_))
                 && d.args.iter().all(|&a| {
                     !self
                         .func
