@@ -1621,8 +1621,10 @@ impl Context<'_> {
             let at_index = &inner_variant.shifted[&shift.at_index];
             let at_next = &inner_variant.shifted[&shift.at_next];
             let next = self.read_ref(analysis, shift.next_index);
+            // the cotangent was declared zero in front of the loop, and element `i` gets no
+            // other contribution in it: its first one is written, not added
             let rule = if self.presized_length(analysis, shift.array).is_some() {
-                quote!(index_add_in_bounds)
+                quote!(index_set_in_bounds)
             } else {
                 quote!(index_add)
             };

@@ -122,6 +122,20 @@ pub fn index_add_in_bounds<T: Float>(d: &mut [T], i: &usize, c: T) {
     d[*i] = d[*i] + c;
 }
 
+/// `y = a[i]` when `ȳ` is the only contribution `ā[i]` gets, into a cotangent allocated at
+/// the array's full length and still zero there: `ā[i] = ȳ`, a store without the load of an
+/// addition.
+///
+/// ```
+/// let mut d = vec![0.0; 3];
+/// autodiff_runtime::rules::index_set_in_bounds(&mut d, &1, 1.5);
+/// assert_eq!(d, vec![0.0, 1.5, 0.0]);
+/// ```
+#[inline]
+pub fn index_set_in_bounds<T: Float>(d: &mut [T], i: &usize, c: T) {
+    d[*i] = c;
+}
+
 /// `b = a` with `b[i] = v`: `v̄ = b̄[i]`, and `ā = b̄` with element `i` zeroed (the old
 /// element was overwritten, so nothing flows back to it).
 ///
