@@ -138,6 +138,17 @@ struct ShiftedReads {
     next_index: Value,
 }
 
+/// The locals of a [`ShiftedReads`] pair in the generated code.
+struct ShiftLocals {
+    /// The array's cotangent.
+    d_array: Ident,
+    /// The contribution carried to the next iteration.
+    carried: Ident,
+    /// This iteration's contributions of `a[i]` and `a[i + 1]`.
+    at_index: Ident,
+    at_next: Ident,
+}
+
 /// The numbering of the records the forward pass keeps: one per reversed branch (an enum of
 /// its arms) and one per reversed loop (a stack of per-iteration structs, or a trip count).
 struct Records {
@@ -1579,33 +1590,22 @@ impl Context<'_> {
             fused: variant.fused,
         };
         let mut after = TokenStream::new();
-        if let Some(shift) = &shifted {
+        let locals = shifted.as_ref().map(|shift| {
             // forward order: element `i` gets this iteration's `a[i]` contribution and the
             // previous iteration's `a[i + 1]` one; the last `a[i + 1]` goes in after the loop
-            let d_array = self.names.cotangent(shift.array);
-            let carried = format_ident!("{}_shift", d_array);
+            let locals = self.shift_locals(analysis, shift, &mut inner_variant, out, &mut backward);
+            let (d_array, carried) = (&locals.d_array, &locals.carried);
             let carried_at = format_ident!("{}_shift_at", d_array);
-            let (at_index, at_next) = (
-                format_ident!("{}_at_index", d_array),
-                format_ident!("{}_at_next", d_array),
-            );
-            let elem = &analysis.elements[shift.array.index()];
             out.extend(quote! {
-                let mut #carried: #elem = #private::zero();
                 let mut #carried_at: ::core::option::Option<usize> = ::core::option::Option::None;
             });
-            backward.extend(quote! {
-                let mut #at_index: #elem = #private::zero();
-                let mut #at_next: #elem = #private::zero();
-            });
-            inner_variant.shifted.insert(shift.at_index, at_index);
-            inner_variant.shifted.insert(shift.at_next, at_next);
             after.extend(quote! {
                 if let ::core::option::Option::Some(at) = #carried_at {
                     #private::rules::index_add(&mut #d_array, &at, #carried);
                 }
             });
-        }
+            locals
+        });
         let mut inner = scope.clone();
         for &(_, param, next, result) in &slots {
             if analysis.is_active(param) {
@@ -1614,12 +1614,14 @@ impl Context<'_> {
             }
         }
         self.backward_block(&inner_variant, records, body, &mut inner, &mut backward);
-        if let Some(shift) = &shifted {
-            let d_array = self.names.cotangent(shift.array);
-            let carried = format_ident!("{}_shift", d_array);
+        if let (Some(shift), Some(locals)) = (&shifted, &locals) {
+            let ShiftLocals {
+                d_array,
+                carried,
+                at_index,
+                at_next,
+            } = locals;
             let carried_at = format_ident!("{}_shift_at", d_array);
-            let at_index = &inner_variant.shifted[&shift.at_index];
-            let at_next = &inner_variant.shifted[&shift.at_next];
             let next = self.read_ref(analysis, shift.next_index);
             // the cotangent was declared zero in front of the loop, and element `i` gets no
             // other contribution in it: its first one is written, not added
@@ -2382,22 +2384,9 @@ impl Context<'_> {
             shifted: variant.shifted.clone(),
             fused: variant.fused,
         };
-        if let Some(shift) = &shifted {
-            let d_array = self.names.cotangent(shift.array);
-            let carried = format_ident!("{}_shift", d_array);
-            let (at_index, at_next) = (
-                format_ident!("{}_at_index", d_array),
-                format_ident!("{}_at_next", d_array),
-            );
-            let elem = &analysis.elements[shift.array.index()];
-            out.extend(quote!(let mut #carried: #elem = #private::zero();));
-            iteration.extend(quote! {
-                let mut #at_index: #elem = #private::zero();
-                let mut #at_next: #elem = #private::zero();
-            });
-            inner_variant.shifted.insert(shift.at_index, at_index);
-            inner_variant.shifted.insert(shift.at_next, at_next);
-        }
+        let locals = shifted.as_ref().map(|shift| {
+            self.shift_locals(analysis, shift, &mut inner_variant, out, &mut iteration)
+        });
         let mut inner = scope.clone();
         for &(_, _, next, result) in &slots {
             if analysis.is_active(next) {
@@ -2406,13 +2395,15 @@ impl Context<'_> {
             }
         }
         self.backward_block(&inner_variant, records, body, &mut inner, &mut iteration);
-        if let Some(shift) = &shifted {
+        if let (Some(shift), Some(locals)) = (&shifted, &locals) {
             // element `i + 1` is final: this iteration's contribution and the previous
             // (reversed) iteration's `a[i]` contribution
-            let d_array = self.names.cotangent(shift.array);
-            let carried = format_ident!("{}_shift", d_array);
-            let at_index = &inner_variant.shifted[&shift.at_index];
-            let at_next = &inner_variant.shifted[&shift.at_next];
+            let ShiftLocals {
+                d_array,
+                carried,
+                at_index,
+                at_next,
+            } = locals;
             let next = self.read_ref(analysis, shift.next_index);
             let rule = if self.presized_length(analysis, shift.array).is_some() {
                 quote!(index_add_in_bounds)
@@ -2483,10 +2474,11 @@ impl Context<'_> {
             (_, None, None) => {}
         }
         out.extend(chains_after);
-        if let Some(shift) = &shifted {
+        if let Some(locals) = &locals {
             // what the last reversed iteration carried belongs to the range's first element
-            let d_array = self.names.cotangent(shift.array);
-            let carried = format_ident!("{}_shift", d_array);
+            let ShiftLocals {
+                d_array, carried, ..
+            } = locals;
             let (start, end) = (
                 self.range_bound(analysis, inst, 0),
                 self.range_bound(analysis, inst, 1),
@@ -2600,6 +2592,37 @@ impl Context<'_> {
         analysis.elements[v.index()]
             .as_ref()
             .is_some_and(|ty| crate::args::is_float_type(ty, &generics))
+    }
+
+    /// Declares the locals of a pair of neighbouring reads: the carried contribution in front
+    /// of the loop (in `out`), this iteration's two contributions at its start (in
+    /// `iteration`), where `variant` sends the reads' cotangents.
+    fn shift_locals(
+        &self,
+        analysis: &Analysis,
+        shift: &ShiftedReads,
+        variant: &mut Variant,
+        out: &mut TokenStream,
+        iteration: &mut TokenStream,
+    ) -> ShiftLocals {
+        let private = private();
+        let d_array = self.names.cotangent(shift.array).clone();
+        let locals = ShiftLocals {
+            carried: format_ident!("{}_shift", d_array),
+            at_index: format_ident!("{}_at_index", d_array),
+            at_next: format_ident!("{}_at_next", d_array),
+            d_array,
+        };
+        let (carried, at_index, at_next) = (&locals.carried, &locals.at_index, &locals.at_next);
+        let elem = &analysis.elements[shift.array.index()];
+        out.extend(quote!(let mut #carried: #elem = #private::zero();));
+        iteration.extend(quote! {
+            let mut #at_index: #elem = #private::zero();
+            let mut #at_next: #elem = #private::zero();
+        });
+        variant.shifted.insert(shift.at_index, at_index.clone());
+        variant.shifted.insert(shift.at_next, at_next.clone());
+        locals
     }
 
     /// Every instruction of `block` and its nested blocks that takes `v`, and `None` for each
