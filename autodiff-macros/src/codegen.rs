@@ -1421,7 +1421,15 @@ impl Context<'_> {
                         .is_some_and(|def| matches!(self.func.inst(def).opcode, Opcode::Place(_)))
                 })
         });
+        // the backward statements read the iteration's values in place: none may be an
+        // array the forward statements moved on (`backward` reads its saved copy)
+        let mut inside = HashSet::new();
+        self.defined_in(body, &mut inside);
+        let saved_array = inside
+            .iter()
+            .any(|v| analysis.is_saved(*v) && analysis.arrays[v.index()]);
         if !straight
+            || saved_array
             || self
                 .func
                 .block(body)

@@ -218,8 +218,30 @@ fn fused_generic<T: Float>(x: &[T]) -> T {
     s
 }
 
+// a local vector built and updated in each iteration of a fused loop
+#[differentiate]
+fn fused_with_local_vector(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        let mut w = vec![x[i], 2.0 * x[i]];
+        w[1] += x[i].sin();
+        s += w[0] * w[1];
+    }
+    s
+}
+
 #[test]
 fn fused_loops_match_the_two_sweep_pullback() {
+    let x = point(4, 720);
+    let (value, grad) = fused_with_local_vector_grad(&x);
+    assert_eq!(value.to_bits(), fused_with_local_vector(&x).to_bits());
+    assert_fd(
+        "fused_with_local_vector",
+        &grad,
+        fused_with_local_vector,
+        &x,
+    );
+
     for n in [1usize, 2, 5] {
         let x = point(n, 700 + n as u64);
         let w = 0.7;
