@@ -1265,6 +1265,50 @@ impl Context<'_> {
         out.extend(quote!(let #pattern = #expr;));
     }
 
+    /// `let mut carrier = init;` for each carried variable of a loop, before it.
+    fn declare_carriers(
+        &self,
+        analysis: &Analysis,
+        slots: &[(Value, Value, Value, Value)],
+        out: &mut TokenStream,
+    ) {
+        for &(init, _, _, result) in slots {
+            let (carrier, init) = (self.names.name(result), self.operand(init));
+            match &analysis.types[result.index()] {
+                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+                    out.extend(quote!(let mut #carrier: #ty = #init;))
+                }
+                _ => out.extend(quote!(let mut #carrier = #init;)),
+            }
+        }
+    }
+
+    /// One forward iteration of a loop body: its parameters bound from the carriers, its
+    /// statements, and the carriers set to the values it yields.
+    fn forward_iteration(
+        &self,
+        variant: &Variant,
+        records: &Records,
+        body: Block,
+        slots: &[(Value, Value, Value, Value)],
+    ) -> TokenStream {
+        let mut iteration = TokenStream::new();
+        for &(_, param, _, result) in slots {
+            let (param, carrier) = (self.names.name(param), self.names.name(result));
+            iteration.extend(quote!(let #param = #carrier;));
+        }
+        let params = &self.func.block(body).params;
+        self.save_arrays(variant.analysis, params, &mut iteration);
+        self.forward_block(variant, records, body, &mut iteration);
+        let nexts: Vec<Value> = slots.iter().map(|s| s.2).collect();
+        for (k, &(_, _, next, result)) in slots.iter().enumerate() {
+            let carrier = self.names.name(result);
+            let next = self.yielded(next, &nexts[k + 1..]);
+            iteration.extend(quote!(#carrier = #next;));
+        }
+        iteration
+    }
+
     fn forward_loop(
         &self,
         variant: &Variant,
@@ -1277,15 +1321,7 @@ impl Context<'_> {
         let layout = self.func.loop_layout(inst).expect("a loop");
         let body = data.arms[0];
         let slots = loop_slots(self.func, inst);
-        for &(init, _, _, result) in &slots {
-            let (carrier, init) = (self.names.name(result), self.operand(init));
-            match &analysis.types[result.index()] {
-                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
-                    out.extend(quote!(let mut #carrier: #ty = #init;))
-                }
-                _ => out.extend(quote!(let mut #carrier = #init;)),
-            }
-        }
+        self.declare_carriers(analysis, &slots, out);
         let record = records.index.get(&inst).map(|&index| {
             let has_fields = self.loop_has_fields(analysis, records, inst);
             (
@@ -1294,20 +1330,8 @@ impl Context<'_> {
                 has_fields,
             )
         });
-        let mut iteration = TokenStream::new();
-        for &(_, param, _, result) in &slots {
-            let (param, carrier) = (self.names.name(param), self.names.name(result));
-            iteration.extend(quote!(let #param = #carrier;));
-        }
-        self.save_arrays(analysis, &self.func.block(body).params, &mut iteration);
-        self.forward_block(variant, records, body, &mut iteration);
+        let mut iteration = self.forward_iteration(variant, records, body, &slots);
         let yields = &self.func.block(body).yields;
-        let nexts: Vec<Value> = slots.iter().map(|s| s.2).collect();
-        for (k, &(_, _, next, result)) in slots.iter().enumerate() {
-            let carrier = self.names.name(result);
-            let next = self.yielded(next, &nexts[k + 1..]);
-            iteration.extend(quote!(#carrier = #next;));
-        }
         let flat = records.flat.contains(&inst);
         let counted = self.range_counted(analysis, records, inst);
         let stack = record
@@ -1522,32 +1546,15 @@ impl Context<'_> {
         });
         let slots = loop_slots(self.func, inst);
         let carry = |result: Value| format_ident!("{}_carry", self.names.cotangent(result));
-        for &(init, param, _, result) in &slots {
-            let (carrier, init) = (self.names.name(result), self.operand(init));
-            match &analysis.types[result.index()] {
-                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
-                    out.extend(quote!(let mut #carrier: #ty = #init;))
-                }
-                _ => out.extend(quote!(let mut #carrier = #init;)),
-            }
+        self.declare_carriers(analysis, &slots, out);
+        for &(_, param, _, result) in &slots {
             if analysis.is_active(param) {
                 // the output's cotangent, in every iteration (`fusable_loop`)
                 let c = carry(result);
                 out.extend(quote!(let #c = #d_output;));
             }
         }
-        let mut iteration = TokenStream::new();
-        for &(_, param, _, result) in &slots {
-            let (param, carrier) = (self.names.name(param), self.names.name(result));
-            iteration.extend(quote!(let #param = #carrier;));
-        }
-        self.forward_block(variant, records, body, &mut iteration);
-        let nexts: Vec<Value> = slots.iter().map(|s| s.2).collect();
-        for (k, &(_, _, next, result)) in slots.iter().enumerate() {
-            let carrier = self.names.name(result);
-            let next = self.yielded(next, &nexts[k + 1..]);
-            iteration.extend(quote!(#carrier = #next;));
-        }
+        let mut iteration = self.forward_iteration(variant, records, body, &slots);
 
         // this iteration's backward statements, reading its values by reference
         let mut backward = TokenStream::new();

@@ -258,13 +258,17 @@ fn verifier_rejects_use_before_definition() {
     assert!(message.contains("not in scope"), "{message}");
 }
 
+/// The expansion of `#[differentiate]` on `source`, formatted.
+fn expansion(source: proc_macro2::TokenStream) -> String {
+    let out = crate::expand::differentiate(quote!(), source);
+    let file: syn::File = syn::parse2(out).expect("generated code parses");
+    prettyplease::unparse(&file)
+}
+
 #[test]
 fn expansion_of_the_seed_function_is_readable() {
-    let out = crate::expand::differentiate(
-        quote!(),
-        quote! { pub fn f(x1: f64, x2: f64) -> f64 { x1.ln() + x1 * x2 - x2.sin() } },
-    );
-    let file: syn::File = syn::parse2(out).expect("generated code parses");
+    let text =
+        expansion(quote! { pub fn f(x1: f64, x2: f64) -> f64 { x1.ln() + x1 * x2 - x2.sin() } });
     expect![[r#"
         pub fn f(x1: f64, x2: f64) -> f64 {
             x1.ln() + x1 * x2 - x2.sin()
@@ -386,7 +390,7 @@ fn expansion_of_the_seed_function_is_readable() {
         pub fn __autodiff_zero_output_f() -> f64 {
             ::autodiff::__private::zero()
         }
-    "#]].assert_eq(&prettyplease::unparse(&file));
+    "#]].assert_eq(&text);
 }
 
 #[test]
@@ -564,20 +568,15 @@ fn compound_assignment_to_an_element_is_one_instruction() {
 
 #[test]
 fn neighbouring_element_reads_update_the_cotangent_once_per_iteration() {
-    let out = crate::expand::differentiate(
-        quote!(),
-        quote! {
-            fn chain(x: &[f64]) -> f64 {
-                let mut s = 0.0;
-                for i in 0..x.len() - 1 {
-                    s += x[i] * x[i + 1];
-                }
-                s
+    let text = expansion(quote! {
+        fn chain(x: &[f64]) -> f64 {
+            let mut s = 0.0;
+            for i in 0..x.len() - 1 {
+                s += x[i] * x[i + 1];
             }
-        },
-    );
-    let file: syn::File = syn::parse2(out).expect("generated code parses");
-    let text = prettyplease::unparse(&file);
+            s
+        }
+    });
     // the reversed loop of `backward`: `x[i]`'s contribution waits for the next reversed
     // iteration, and the first element gets the last one after the loop
     let start = text
@@ -615,20 +614,15 @@ fn neighbouring_element_reads_update_the_cotangent_once_per_iteration() {
 
 #[test]
 fn grad_runs_a_sum_loop_in_one_sweep() {
-    let out = crate::expand::differentiate(
-        quote!(),
-        quote! {
-            fn total(x: &[f64]) -> f64 {
-                let mut s = 0.0;
-                for i in 0..x.len() {
-                    s += x[i].sin();
-                }
-                s
+    let text = expansion(quote! {
+        fn total(x: &[f64]) -> f64 {
+            let mut s = 0.0;
+            for i in 0..x.len() {
+                s += x[i].sin();
             }
-        },
-    );
-    let file: syn::File = syn::parse2(out).expect("generated code parses");
-    let text = prettyplease::unparse(&file);
+            s
+        }
+    });
     // each iteration's backward statements follow its forward ones; the sum's cotangent is
     // the output's throughout
     let start = text.find("fn total_grad").expect("a _grad");
