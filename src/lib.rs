@@ -46,8 +46,9 @@ pub mod __private {
     pub use autodiff_runtime::num_traits;
     pub use autodiff_runtime::rules;
     pub use autodiff_runtime::{
-        accumulate, accumulate_with, check_cotangent_len, check_cotangent_shape, one, sum_identity,
-        zero, ArrayStorage, Cotangent, Save, ScalarCotangent, ShapeOf,
+        accumulate, accumulate_with, all_zero, check_cotangent_len, check_cotangent_shape, one,
+        one_like, scale_elements, sum_identity, zero, ArrayStorage, Cotangent, Save,
+        ScalarCotangent, ShapeOf,
     };
     pub use autodiff_runtime::{Differentiable, ParamVisitor};
     pub use core::marker::PhantomData;

@@ -123,6 +123,22 @@ pub struct Variant<'a> {
     /// In `_grad`, the loop whose forward and backward iterations run together (see
     /// [`Context::fusable_loop`]); the backward pass skips it.
     pub fused: Option<Inst>,
+    /// In `_grad`, the loops whose iterations each run forward and then backward for a seed
+    /// of one (see [`Context::eager_loops`]); the backward pass only scales their gradients.
+    pub eager: Vec<EagerLoop>,
+}
+
+/// A top-level loop `_grad` runs iteration by iteration, each one's backward statements right
+/// after its forward ones, accumulating the gradient of the one sum it carries out for a seed
+/// of one (see [`Context::eager_loops`]).
+#[derive(Clone)]
+pub struct EagerLoop {
+    inst: Inst,
+    /// The carried slot `(init, param, next, result)` of the sum read after the loop.
+    sum: (Value, Value, Value, Value),
+    /// Whether the loop carries scratch arrays, whose cotangent into the previous iteration
+    /// every iteration checks to be zero.
+    checked: bool,
 }
 
 /// In an ascending counted loop whose body reads `a[i]` and `a[i + 1]` of an array from
@@ -1133,6 +1149,12 @@ impl Context<'_> {
                 Opcode::ForRange(_) if variant.fused == Some(inst) => {
                     self.fused_loop(variant, records, inst, out)
                 }
+                Opcode::ForRange(_) if variant.eager.iter().any(|e| e.inst == inst) => {
+                    let eager = variant.eager.iter().find(|e| e.inst == inst);
+                    if let Some(eager) = eager {
+                        self.eager_forward(variant, records, eager, out)
+                    }
+                }
                 Opcode::ForRange(_) | Opcode::While => {
                     self.forward_loop(variant, records, inst, out)
                 }
@@ -1511,6 +1533,36 @@ impl Context<'_> {
         }
     }
 
+    /// The cotangents of outer values a loop's body contributes to, in the forward statements
+    /// of `_grad`: the values, in order, and `let (mut d_a, ..) = { .. };` declaring them zero
+    /// in a block where the lengths they are sized by are bound by reference, as the backward
+    /// pass reads them.
+    fn declare_outer_cotangents(
+        &self,
+        analysis: &Analysis,
+        arms: &[Block],
+    ) -> (Vec<Value>, TokenStream) {
+        let mut scope = HashSet::new();
+        let mut declarations = TokenStream::new();
+        self.predeclare(analysis, arms, &mut scope, &mut declarations);
+        let mut declared: Vec<Value> = scope.into_iter().collect();
+        declared.sort_by_key(|v| v.index());
+        let lengths = declared.iter().filter_map(|&v| {
+            let len = self.presized_length(analysis, v)?;
+            let name = self.names.name(len);
+            (!analysis.constant[len.index()]).then(|| quote!(let #name = &#name;))
+        });
+        let names: Vec<&Ident> = declared.iter().map(|&v| self.names.cotangent(v)).collect();
+        let declaration = quote! {
+            let (#(mut #names,)*) = {
+                #(#lengths)*
+                #declarations
+                (#(#names,)*)
+            };
+        };
+        (declared, declaration)
+    }
+
     /// The fused loop of `_grad` (see [`Context::fusable_loop`]): each iteration's forward
     /// statements, then, in a block of their own where the values they read are bound by
     /// reference as the backward pass binds them, the same iteration's backward statements.
@@ -1524,26 +1576,9 @@ impl Context<'_> {
         let body = data.arms[0];
         let (d_output, ret) = (names::output_cotangent(), &self.sig.return_type);
         out.extend(quote!(let #d_output: #ret = #private::one();));
-        // the cotangents of outer values the body touches, declared in a block where the
-        // lengths they are sized by are bound by reference, as the backward pass reads them
-        let mut scope = HashSet::new();
-        let mut declarations = TokenStream::new();
-        self.predeclare(analysis, &data.arms, &mut scope, &mut declarations);
-        let mut declared: Vec<Value> = scope.iter().copied().collect();
-        declared.sort_by_key(|v| v.index());
-        let lengths = declared.iter().filter_map(|&v| {
-            let len = self.presized_length(analysis, v)?;
-            let name = self.names.name(len);
-            (!analysis.constant[len.index()]).then(|| quote!(let #name = &#name;))
-        });
-        let names: Vec<&Ident> = declared.iter().map(|&v| self.names.cotangent(v)).collect();
-        out.extend(quote! {
-            let (#(mut #names,)*) = {
-                #(#lengths)*
-                #declarations
-                (#(#names,)*)
-            };
-        });
+        let (declared, declaration) = self.declare_outer_cotangents(analysis, &data.arms);
+        let mut scope: HashSet<Value> = declared.into_iter().collect();
+        out.extend(declaration);
         let slots = loop_slots(self.func, inst);
         let carry = |result: Value| format_ident!("{}_carry", self.names.cotangent(result));
         self.declare_carriers(analysis, &slots, out);
@@ -1603,6 +1638,7 @@ impl Context<'_> {
             hidden: variant.hidden,
             shifted: variant.shifted.clone(),
             fused: variant.fused,
+            eager: variant.eager.clone(),
         };
         let mut after = TokenStream::new();
         let locals = shifted.as_ref().map(|shift| {
@@ -1662,6 +1698,368 @@ impl Context<'_> {
             }
         }
         *self.fused_scope.borrow_mut() = scope;
+    }
+
+    /// The loops `_grad` runs eagerly. A top-level `for` loop over a scratch buffer, like
+    /// ADBench's GMM objective (per point: centre it into a buffer, transform it into another,
+    /// add the log-sum-exp of the components to a sum), would otherwise save records for every
+    /// iteration and replay them all in reverse after the forward pass. When the loop's active
+    /// carried values are sums (as for [`Context::fusable_loop`]) of which exactly one is read
+    /// after the loop, and float arrays read nowhere after it that start from a value without
+    /// derivative, the loop's contribution to the gradient is the gradient of that one sum
+    /// times its cotangent: `_grad` accumulates the gradient for a seed of one while the loop
+    /// runs, each iteration's backward statements right after its forward ones (its records
+    /// still in cache), and the backward pass scales it.
+    ///
+    /// This assumes no cotangent crosses from an iteration to the one before it through the
+    /// arrays, that is, each iteration writes every element it reads before reading it, which
+    /// only the run can tell: every iteration after the first checks that its arrays'
+    /// cotangents are zero, and if not `_grad` starts over with `f_pullback` and `backward`.
+    /// That call takes the arguments again, so a loop carrying arrays is eager only when every
+    /// argument is a shared reference or a number (`Copy`).
+    fn eager_loops(&self, analysis: &Analysis, fused: Option<Inst>) -> Vec<EagerLoop> {
+        const NUMBERS: &[&str] = &[
+            "f32", "f64", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64",
+            "u128", "usize", "bool",
+        ];
+        let generics = crate::args::type_params(self.item);
+        let restartable = self.sig.params.iter().all(|p| match &p.ty {
+            syn::Type::Reference(r) => r.mutability.is_none(),
+            syn::Type::Path(path) => {
+                path.qself.is_none()
+                    && path.path.get_ident().is_some_and(|id| {
+                        generics.contains(id) || NUMBERS.contains(&id.to_string().as_str())
+                    })
+            }
+            _ => false,
+        });
+        self.func
+            .block(self.func.entry)
+            .insts
+            .iter()
+            .filter(|&&l| Some(l) != fused)
+            .filter_map(|&l| self.eager_loop(analysis, l, restartable))
+            .collect()
+    }
+
+    /// Loop `l` as an eager loop of `_grad`, if it is one (see [`Context::eager_loops`]).
+    fn eager_loop(&self, analysis: &Analysis, l: Inst, restartable: bool) -> Option<EagerLoop> {
+        let data = self.func.inst(l);
+        if !matches!(&data.opcode, Opcode::ForRange(range) if !range.breaks)
+            || !analysis.reversed[l.index()]
+        {
+            return None;
+        }
+        let body = data.arms[0];
+        // parameter-set paths write through to outer values
+        let mut places = false;
+        self.func.walk_insts(body, &mut |i| {
+            places |= matches!(self.func.inst(i).opcode, Opcode::Place(_));
+        });
+        // a counter is counted down from the value it has after the last iteration
+        let counted = self.func.block(body).params.iter().any(|p| {
+            analysis.counters.contains_key(p)
+                || analysis.chained.values().any(|(outer, _)| outer == p)
+        });
+        if places || counted {
+            return None;
+        }
+        let (mut sum, mut checked) = (None, false);
+        for slot in loop_slots(self.func, l) {
+            let (init, param, next, result) = slot;
+            if !analysis.is_active(param) && !analysis.is_active(next) {
+                continue;
+            }
+            let mut after = Vec::new();
+            self.uses_in(self.func.entry, result, &mut after);
+            let scalar = !analysis.arrays[param.index()]
+                && !analysis.tensors[param.index()]
+                && !analysis.matrices[param.index()];
+            if scalar {
+                let (mut param_uses, mut next_uses) = (Vec::new(), Vec::new());
+                self.uses_in(body, param, &mut param_uses);
+                self.uses_in(body, next, &mut next_uses);
+                if param == next
+                    || !self.sum_chain(body, param, next)
+                    || param_uses.len() != 1
+                    || next_uses != [None]
+                {
+                    return None;
+                }
+                if !after.is_empty() && sum.replace(slot).is_some() {
+                    return None;
+                }
+            } else if analysis.arrays[param.index()]
+                && !analysis.tensors[param.index()]
+                && !analysis.matrices[param.index()]
+                && self.float_elements(analysis, param)
+                && after.is_empty()
+                && !analysis.is_active(init)
+                && restartable
+            {
+                checked = true;
+            } else {
+                return None;
+            }
+        }
+        let sum = sum?;
+        // the gradient is scaled: the outer values must be numbers or arrays of numbers
+        let generics = crate::args::type_params(self.item);
+        let mut inside = HashSet::new();
+        self.defined_in(body, &mut inside);
+        let mut touched = Vec::new();
+        self.active_refs(analysis, body, &mut touched);
+        let scalable = touched.iter().filter(|v| !inside.contains(v)).all(|&v| {
+            let struct_param = matches!(self.func.value(v).def,
+                ValueDef::Param(i) if self.func.param_structs[i]);
+            if analysis.tensors[v.index()] || analysis.matrices[v.index()] {
+                false
+            } else if analysis.arrays[v.index()] {
+                self.float_elements(analysis, v)
+            } else {
+                !struct_param
+                    && self.callee_zero(analysis, v).is_none()
+                    && analysis.types[v.index()]
+                        .as_ref()
+                        .is_none_or(|ty| crate::args::is_float_type(ty, &generics))
+            }
+        });
+        scalable.then_some(EagerLoop {
+            inst: l,
+            sum,
+            checked,
+        })
+    }
+
+    /// The forward statements of an eager loop in `_grad` (see [`Context::eager_loops`]): the
+    /// cotangents of the outer values its body reads, declared in front of it; each iteration's
+    /// forward statements, its record in a local, and, in a block binding what they read as
+    /// the backward pass binds it, its backward statements; the gradient in `loopN_gradient`.
+    fn eager_forward(
+        &self,
+        variant: &Variant,
+        records: &Records,
+        eager: &EagerLoop,
+        out: &mut TokenStream,
+    ) {
+        let analysis = variant.analysis;
+        let private = private();
+        let inst = eager.inst;
+        let data = self.func.inst(inst);
+        let Opcode::ForRange(range) = &data.opcode else {
+            return self.forward_loop(variant, records, inst, out);
+        };
+        let body = data.arms[0];
+        let slots = loop_slots(self.func, inst);
+        self.declare_carriers(analysis, &slots, out);
+        let (declared, declaration) = self.declare_outer_cotangents(analysis, &data.arms);
+        let mut run = declaration;
+        let carry = |result: Value| format_ident!("{}_carry", self.names.cotangent(result));
+        let active: Vec<_> = slots
+            .iter()
+            .copied()
+            .filter(|(_, param, _, _)| analysis.is_active(*param))
+            .collect();
+        for &(_, param, _, result) in &active {
+            let c = carry(result);
+            let initial = if result == eager.sum.3 {
+                let carrier = self.names.name(result);
+                quote!(#private::one_like(&#carrier))
+            } else {
+                self.zero_of(analysis, param)
+            };
+            match &analysis.types[param.index()] {
+                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+                    run.extend(quote!(let mut #c: #ty = #initial;))
+                }
+                _ => run.extend(quote!(let mut #c = #initial;)),
+            }
+        }
+
+        // forward: the flat stacks of the loops inside start empty in every iteration
+        let mut nested = Vec::new();
+        self.nested_loops(body, true, &mut nested);
+        let stacks: Vec<Ident> = records
+            .flat
+            .iter()
+            .filter(|inst| nested.contains(inst))
+            .map(|&inst| self.record_stack(inst, records.index[&inst]))
+            .collect();
+        let mut iteration = quote!(#(#stacks.clear();)*);
+        iteration.extend(self.forward_iteration(variant, records, body, &slots));
+        let record = records
+            .index
+            .get(&inst)
+            .filter(|_| self.loop_has_fields(analysis, records, inst))
+            .map(|&index| {
+                (
+                    self.record_type(inst, index, variant.hidden),
+                    format_ident!("record{}", inst.index()),
+                )
+            });
+        if let Some((ty, record)) = &record {
+            let inits = self.field_inits(analysis, records, body);
+            let marker = self.marker_type().map(|_| {
+                let name = names::marker_field();
+                quote!(#name: #private::PhantomData,)
+            });
+            iteration.extend(quote!(let #record = #ty { #(#inits,)* #marker };));
+        }
+
+        // backward, for this iteration
+        let index_name = self.names.name(self.func.block(body).params[0]);
+        let mut backward = quote!(let #index_name = &#index_name;);
+        backward.extend(self.outer_bindings(analysis, body, &declared));
+        if let Some((ty, record)) = &record {
+            let bindings = self.field_bindings(analysis, records, body);
+            backward.extend(quote!(let #ty { #(#bindings,)* .. } = &#record;));
+        }
+        for stack in &stacks {
+            let cursor = format_ident!("{}_cursor", stack);
+            backward.extend(quote! {
+                let #stack = &#stack;
+                let mut #cursor = #stack.len();
+            });
+        }
+        backward.extend(self.recompute_block(analysis, body));
+        let mut inner: HashSet<Value> = declared.iter().copied().collect();
+        for &(_, _, next, result) in &active {
+            if analysis.is_active(next) {
+                let c = carry(result);
+                self.contribute(analysis, &mut inner, next, quote!(#c), &mut backward);
+            }
+        }
+        let inner_variant = Variant {
+            analysis,
+            hidden: variant.hidden,
+            shifted: variant.shifted.clone(),
+            fused: None,
+            eager: Vec::new(),
+        };
+        self.backward_block(&inner_variant, records, body, &mut inner, &mut backward);
+        let mut crossed = Vec::new();
+        let mut reset = TokenStream::new();
+        for &(_, param, _, result) in &active {
+            let c = carry(result);
+            let zero = self.zero_of(analysis, param);
+            if inner.contains(&param) {
+                let d = self.names.cotangent(param);
+                backward.extend(quote!(#c = #d;));
+                if analysis.arrays[param.index()] {
+                    crossed.push(quote!(!#private::all_zero(&#c)));
+                    reset.extend(quote!(#c = #zero;));
+                }
+            } else {
+                backward.extend(quote!(#c = #zero;));
+            }
+        }
+        if eager.checked && !crossed.is_empty() {
+            // a cotangent into the first iteration goes to the arrays' initial values, which
+            // have none; into any other, the two-sweep pass must carry it
+            let later = format_ident!("loop{}_later", inst.index());
+            let pullback = self.with_generic_args(&names::pullback_fn(&self.func.name));
+            let args = self.sig.params.iter().map(|p| &p.name);
+            run.extend(quote!(let mut #later = false;));
+            iteration.extend(quote! {
+                let crossed = { #backward #(#crossed)||* };
+                if crossed {
+                    if #later {
+                        let (value, pullback) = #pullback(#(#args),*);
+                        return (value, pullback.backward(#private::one()));
+                    }
+                    #reset
+                }
+                #later = true;
+            });
+        } else {
+            iteration.extend(quote!({ #backward }));
+        }
+        let iter = range_iterator(range, |k| self.operand(data.args[k]));
+        run.extend(quote!(for #index_name in #iter { #iteration }));
+        let gradient = format_ident!("loop{}_gradient", inst.index());
+        let names = declared.iter().map(|&v| self.names.cotangent(v));
+        out.extend(quote!(let #gradient = { #run (#(#names,)*) };));
+    }
+
+    /// In a backward block inside `_grad`'s forward statements: every value from outside loop
+    /// body `body` its backward statements read, bound by reference under its name as the
+    /// backward pass binds it (with the lengths the cotangents `declared` are sized by).
+    fn outer_bindings(&self, analysis: &Analysis, body: Block, declared: &[Value]) -> TokenStream {
+        let mut inside = HashSet::new();
+        self.defined_in(body, &mut inside);
+        let mut roots = Vec::new();
+        let visit = |v: Value, roots: &mut Vec<Value>| {
+            let mut root = v;
+            while let Some(def) = self.func.def_inst(root) {
+                match self.func.inst(def).opcode {
+                    Opcode::Ref if !inside.contains(&root) => root = self.func.inst(def).args[0],
+                    _ => break,
+                }
+            }
+            if !inside.contains(&root) && !analysis.constant[root.index()] && !roots.contains(&root)
+            {
+                roots.push(root);
+            }
+        };
+        self.func.walk_insts(body, &mut |i| {
+            let data = self.func.inst(i);
+            for &arg in &data.args {
+                visit(arg, &mut roots);
+            }
+            for &arm in &data.arms {
+                for &y in &self.func.block(arm).yields {
+                    visit(y, &mut roots);
+                }
+            }
+        });
+        for &y in &self.func.block(body).yields {
+            visit(y, &mut roots);
+        }
+        for &v in declared {
+            if let Some(len) = self.presized_length(analysis, v) {
+                visit(len, &mut roots);
+            }
+        }
+        roots
+            .into_iter()
+            .map(|v| self.reference_binding(analysis, v))
+            .collect()
+    }
+
+    /// The backward statements of an eager loop: the gradient it accumulated for a seed of
+    /// one, times the cotangent of its sum, added to the outer values' cotangents.
+    fn eager_backward(
+        &self,
+        analysis: &Analysis,
+        eager: &EagerLoop,
+        scope: &mut HashSet<Value>,
+        out: &mut TokenStream,
+    ) {
+        let private = private();
+        let (init, _, _, result) = eager.sum;
+        if !scope.contains(&result) {
+            return;
+        }
+        let d_sum = self.names.cotangent(result);
+        let data = self.func.inst(eager.inst);
+        let (declared, _) = self.declare_outer_cotangents(analysis, &data.arms);
+        let gradient = format_ident!("loop{}_gradient", eager.inst.index());
+        let parts: Vec<Ident> = declared
+            .iter()
+            .map(|&v| format_ident!("{}_loop{}", self.names.cotangent(v), eager.inst.index()))
+            .collect();
+        out.extend(quote!(let (#(#parts,)*) = #gradient;));
+        for (&v, part) in declared.iter().zip(&parts) {
+            let scaled = if analysis.arrays[v.index()] {
+                quote!(#private::scale_elements(#part, #d_sum))
+            } else {
+                quote!((#part * #d_sum))
+            };
+            self.contribute(analysis, scope, v, scaled, out);
+        }
+        if analysis.is_active(init) {
+            self.contribute(analysis, scope, init, quote!(#d_sum), out);
+        }
     }
 
     /// `let v = &v;`: a forward value bound by reference under its name, as the backward pass
@@ -1819,7 +2217,11 @@ impl Context<'_> {
 
     /// The public pullback of the k-th lifted closure, with the function's generic arguments.
     fn lifted_pullback_fn(&self, k: usize) -> TokenStream {
-        let name = names::pullback_fn(&self.func.closures[k].function);
+        self.with_generic_args(&names::pullback_fn(&self.func.closures[k].function))
+    }
+
+    /// `name`, or `name::<T, N>` with the function's type and const parameters.
+    fn with_generic_args(&self, name: &Ident) -> TokenStream {
         let args: Vec<&Ident> = self
             .fn_generics()
             .params
@@ -2010,6 +2412,10 @@ impl Context<'_> {
         let private = private();
         for &inst in self.func.block(block).insts.iter().rev() {
             if !analysis.reversed[inst.index()] || variant.fused == Some(inst) {
+                continue;
+            }
+            if let Some(eager) = variant.eager.iter().find(|e| e.inst == inst) {
+                self.eager_backward(analysis, eager, scope, out);
                 continue;
             }
             let data = self.func.inst(inst);
@@ -2398,6 +2804,7 @@ impl Context<'_> {
             hidden: variant.hidden,
             shifted: variant.shifted.clone(),
             fused: variant.fused,
+            eager: variant.eager.clone(),
         };
         let locals = shifted.as_ref().map(|shift| {
             self.shift_locals(analysis, shift, &mut inner_variant, out, &mut iteration)
@@ -2751,13 +3158,23 @@ impl Context<'_> {
             (Output::Scalar(_), false) => self.fusable_loop(analysis),
             _ => None,
         };
+        let eager = match (&self.sig.output, variant.hidden) {
+            (Output::Scalar(_), false) => self.eager_loops(analysis, fused_loop),
+            _ => Vec::new(),
+        };
+        let one_sweep = fused_loop.is_some() || !eager.is_empty();
+        let skipped: Vec<Inst> = fused_loop
+            .into_iter()
+            .chain(eager.iter().map(|e| e.inst))
+            .collect();
         let fused_variant = Variant {
             analysis,
             hidden: variant.hidden,
             shifted: variant.shifted.clone(),
             fused: fused_loop,
+            eager,
         };
-        if fused_loop.is_some() {
+        if one_sweep {
             let mut statements = TokenStream::new();
             self.forward_block(&fused_variant, &records, self.func.entry, &mut statements);
             fused.extend(statements);
@@ -2846,13 +3263,12 @@ impl Context<'_> {
             (Output::Scalar(_), false) => {
                 let grad_name = names::grad_fn(fname);
                 let text = format!(" The value of [`{fname}`] and its gradient with respect to the active arguments.");
-                let rebind = self.fused_bindings(analysis, &records, fused_loop);
-                let (bwd, grads) = match fused_loop {
-                    Some(_) => {
-                        let scope = self.fused_scope.borrow().clone();
-                        self.backward_statements(&fused_variant, &records, scope)
-                    }
-                    None => (bwd.clone(), grads.clone()),
+                let rebind = self.fused_bindings(analysis, &records, &skipped);
+                let (bwd, grads) = if one_sweep {
+                    let scope = self.fused_scope.borrow().clone();
+                    self.backward_statements(&fused_variant, &records, scope)
+                } else {
+                    (bwd.clone(), grads.clone())
                 };
                 // the value is live across the whole backward pass, whose loops may call out
                 // (a growing cotangent); passed through `black_box`, it is kept in memory from
@@ -2989,7 +3405,7 @@ impl Context<'_> {
         &self,
         analysis: &Analysis,
         records: &Records,
-        fused_loop: Option<Inst>,
+        one_sweep: &[Inst],
     ) -> TokenStream {
         let mut out = TokenStream::new();
         let borrowed: HashSet<Value> = self
@@ -3014,15 +3430,18 @@ impl Context<'_> {
         }
         // records are typed: a generic function's type parameters may appear in them only
         // through a marker, which the struct's field types pin down in `f_pullback`
-        // a fused loop keeps no record
-        let fused_field = fused_loop.and_then(|l| {
-            records
-                .index
-                .get(&l)
-                .map(|&index| self.record_field(l, index))
-        });
+        // a fused or eager loop keeps no record
+        let local_fields: Vec<Ident> = one_sweep
+            .iter()
+            .filter_map(|l| {
+                records
+                    .index
+                    .get(l)
+                    .map(|&index| self.record_field(*l, index))
+            })
+            .collect();
         for (field, ty) in self.record_fields(analysis, records, self.func.entry, false) {
-            if Some(&field) != fused_field.as_ref() {
+            if !local_fields.contains(&field) {
                 out.extend(quote!(let #field: &#ty = &#field;));
             }
         }

@@ -198,6 +198,7 @@ fn generate(
             hidden: false,
             shifted: Default::default(),
             fused: None,
+            eager: Vec::new(),
         },
         errors,
     );
@@ -208,6 +209,7 @@ fn generate(
                 hidden: true,
                 shifted: Default::default(),
                 fused: None,
+                eager: Vec::new(),
             },
             errors,
         )),

@@ -62,6 +62,49 @@ pub fn one<T: One>() -> T {
     T::one()
 }
 
+/// One of the same type as `value`: the seed of a sum a loop carries, whose type the
+/// generated code cannot name.
+///
+/// ```
+/// let s = 2.5f32;
+/// let seed = autodiff_runtime::one_like(&s);
+/// assert_eq!(seed, 1.0f32);
+/// ```
+#[inline]
+pub fn one_like<T: One>(_value: &T) -> T {
+    T::one()
+}
+
+/// Whether every element of an array cotangent is zero (an empty one is): the check that
+/// no cotangent crossed from one iteration of a loop to the one before it.
+///
+/// ```
+/// use autodiff_runtime::all_zero;
+///
+/// assert!(all_zero::<f64>(&[]));
+/// assert!(all_zero(&[0.0, -0.0]));
+/// assert!(!all_zero(&[0.0, f64::NAN]));
+/// ```
+#[inline]
+pub fn all_zero<T: Float>(c: &[T]) -> bool {
+    c.iter().all(|x| *x == T::zero())
+}
+
+/// An array cotangent with every element multiplied by `s`: a gradient computed for a seed
+/// of one, applied to the cotangent that arrives later.
+///
+/// ```
+/// let g = autodiff_runtime::scale_elements(vec![1.0, -2.0], 0.5);
+/// assert_eq!(g, vec![0.5, -1.0]);
+/// ```
+#[inline]
+pub fn scale_elements<T: Float, C: AsMut<[T]>>(mut c: C, s: T) -> C {
+    for x in c.as_mut() {
+        *x = *x * s;
+    }
+    c
+}
+
 /// The neutral element `std` starts a float sum from: `-0.0`, so that a sum of negative
 /// zeros stays `-0.0`. Generated sums start here to stay bit-identical with `Iterator::sum`.
 ///

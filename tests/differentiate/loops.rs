@@ -282,6 +282,212 @@ fn fused_loops_match_the_two_sweep_pullback() {
     }
 }
 
+// Loops whose active carried values are one sum read after the loop plus scratch arrays
+// read nowhere after it: `_grad` runs each iteration's backward statements right after its
+// forward ones for a seed of one and scales the gradient by the sum's cotangent later (an
+// eager loop). Whether an array carries a cotangent into the previous iteration (an element
+// read before it is written) is checked while the loop runs; if one does, `_grad` starts
+// over with the two-sweep pullback. Every variant must agree with finite differences and
+// with the pullback.
+
+/// `ln sum exp v`, shifted by the maximum (as in ADBench's GMM).
+#[differentiate]
+fn log_sum_exp(v: &[f64]) -> f64 {
+    let mut mx = v[0];
+    for i in 1..v.len() {
+        if v[i] > mx {
+            mx = v[i];
+        }
+    }
+    let mut s = 0.0;
+    for i in 0..v.len() {
+        s += (v[i] - mx).exp();
+    }
+    s.ln() + mx
+}
+
+// per point: centre it into one buffer, scale it into another (nested loops, a branch), a
+// call on a third; the sum then enters a nonlinear tail, so its cotangent is not one
+#[differentiate]
+fn eager_scratch_buffers(x: &[f64], means: &[f64], scale: &[f64], d: usize, k: usize) -> f64 {
+    let n = x.len() / d;
+    let mut centred = vec![0.0; d];
+    let mut scaled = vec![0.0; d];
+    let mut terms = vec![0.0; k];
+    let mut total = 0.0;
+    for p in 0..n {
+        for c in 0..k {
+            for j in 0..d {
+                centred[j] = x[p * d + j] - means[c * d + j];
+                scaled[j] = scale[c] * centred[j];
+            }
+            for j in 1..d {
+                if centred[j - 1] > 0.0 {
+                    scaled[j] += 0.5 * centred[j - 1];
+                }
+            }
+            let mut sq = 0.0;
+            for j in 0..d {
+                sq += scaled[j] * scaled[j];
+            }
+            terms[c] = -0.5 * sq + scale[c].ln();
+        }
+        total += log_sum_exp(&terms);
+    }
+    let mut prior = 0.0;
+    for c in 0..k {
+        prior += scale[c] * scale[c];
+    }
+    total * total.sin() + prior
+}
+
+// the buffer carries element 1 from each iteration into the next: `_grad` must start over
+#[differentiate]
+fn eager_carried_buffer(x: &[f64], w: f64) -> f64 {
+    let mut buffer = vec![0.0; 2];
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        buffer[0] = buffer[1] * w + x[i];
+        buffer[1] = x[i] * w;
+        s += buffer[0] * buffer[0];
+    }
+    s.sqrt() + w
+}
+
+// only the first iteration reads what the buffer held before the loop (no derivative)
+#[differentiate]
+fn eager_first_read(x: &[f64], w: f64) -> f64 {
+    let mut buffer = vec![0.0; 1];
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        let before = if i == 0 { buffer[0] * w } else { 0.0 };
+        s += before;
+        buffer[0] = x[i] * w;
+        s += buffer[0].sin();
+    }
+    2.0 * s * w
+}
+
+// sums only, in a generic function: a nested loop and a branch in the body, code after it
+#[differentiate]
+fn eager_generic<T: Float>(x: &[T]) -> T {
+    let mut s = T::zero();
+    for i in 0..x.len() {
+        let mut inner = T::zero();
+        for j in 0..i {
+            inner = inner + x[j] * x[i];
+        }
+        let term = if x[i] > T::zero() {
+            inner.tanh()
+        } else {
+            inner * x[i]
+        };
+        s = s + term;
+    }
+    s * s + x[0]
+}
+
+#[test]
+fn eager_loops_match_finite_differences_and_the_pullback() {
+    let (d, k) = (3usize, 4usize);
+    for n in [1usize, 2, 7] {
+        let x = point(n * d, 800 + n as u64);
+        // (away from the kink of the branch at a centred coordinate of zero)
+        let means: Vec<f64> = point(k * d, 1810 + 7 * n as u64)
+            .iter()
+            .map(|m| m + 0.05)
+            .collect();
+        let scale: Vec<f64> = point(k, 820 + n as u64)
+            .iter()
+            .map(|s| 1.0 + s.abs())
+            .collect();
+        let f =
+            |x: &[f64], means: &[f64], scale: &[f64]| eager_scratch_buffers(x, means, scale, d, k);
+        let (value, (dx, dmeans, dscale)) = eager_scratch_buffers_grad(&x, &means, &scale, d, k);
+        assert_eq!(value.to_bits(), f(&x, &means, &scale).to_bits());
+        assert_fd(
+            "eager_scratch_buffers, x",
+            &dx,
+            |x| f(x, &means, &scale),
+            &x,
+        );
+        assert_fd(
+            "eager_scratch_buffers, means",
+            &dmeans,
+            |m| f(&x, m, &scale),
+            &means,
+        );
+        assert_fd(
+            "eager_scratch_buffers, scale",
+            &dscale,
+            |s| f(&x, &means, s),
+            &scale,
+        );
+        let (_, pullback) = eager_scratch_buffers_pullback(&x, &means, &scale, d, k);
+        let (px, pmeans, pscale) = pullback.backward(1.0);
+        assert_close("eager_scratch_buffers, pullback x", &px, &dx, 1e-12);
+        assert_close(
+            "eager_scratch_buffers, pullback means",
+            &pmeans,
+            &dmeans,
+            1e-12,
+        );
+        assert_close(
+            "eager_scratch_buffers, pullback scale",
+            &pscale,
+            &dscale,
+            1e-12,
+        );
+
+        let x = point(n, 830 + n as u64);
+        let w = 0.8;
+        for (name, f, grad) in [
+            (
+                "eager_carried_buffer",
+                eager_carried_buffer as fn(&[f64], f64) -> f64,
+                eager_carried_buffer_grad as fn(&[f64], f64) -> (f64, (Vec<f64>, f64)),
+            ),
+            ("eager_first_read", eager_first_read, eager_first_read_grad),
+        ] {
+            let (value, (dx, dw)) = grad(&x, w);
+            assert_eq!(value.to_bits(), f(&x, w).to_bits(), "{name}");
+            assert_fd(name, &dx, |x| f(x, w), &x);
+            let fd = autodiff::finite_difference_gradient(|p: &[f64]| f(&x, p[0]), &[w]);
+            assert!(close(dw, fd[0], 1e-6), "{name}: {dw} vs {}", fd[0]);
+        }
+        let (_, pullback) = eager_carried_buffer_pullback(&x, w);
+        let (px, pw) = pullback.backward(1.0);
+        let (_, (dx, dw)) = eager_carried_buffer_grad(&x, w);
+        assert_close("eager_carried_buffer, pullback", &px, &dx, 1e-14);
+        assert!(close(pw, dw, 1e-14));
+
+        let (value, grad) = eager_generic_grad(&x);
+        assert_eq!(value.to_bits(), eager_generic(&x).to_bits());
+        assert_fd("eager_generic", &grad, eager_generic, &x);
+        let (_, pullback) = eager_generic_pullback(&x);
+        assert_close(
+            "eager_generic, pullback",
+            &pullback.backward(1.0),
+            &grad,
+            1e-12,
+        );
+        // forward over the eager reverse: the derivative of the gradient along t
+        let t = point(n, 840 + n as u64);
+        let dual: Vec<Dual<f64>> = x.iter().zip(&t).map(|(&v, &e)| Dual::new(v, e)).collect();
+        let (_, dual_grad) = eager_generic_grad(&dual);
+        let at = |h: f64| {
+            let p: Vec<f64> = x.iter().zip(&t).map(|(v, e)| v + h * e).collect();
+            eager_generic_grad(&p).1
+        };
+        let (plus, minus) = (at(1e-5), at(-1e-5));
+        for j in 0..n {
+            let expected = (plus[j] - minus[j]) / 2e-5;
+            assert!(close(dual_grad[j].eps, expected, 1e-5), "j={j}");
+            assert_eq!(dual_grad[j].re, grad[j]);
+        }
+    }
+}
+
 #[differentiate]
 fn running_sum(x: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());
