@@ -1903,7 +1903,9 @@ impl Context<'_> {
                 let name = names::marker_field();
                 quote!(#name: #private::PhantomData,)
             });
-            iteration.extend(quote!(let #record = #ty { #(#inits,)* #marker };));
+            // typed: in a generic function only the marker may mention the type parameters
+            let ty_args = self.struct_ty_args();
+            iteration.extend(quote!(let #record: #ty #ty_args = #ty { #(#inits,)* #marker };));
         }
 
         // backward, for this iteration
@@ -2055,7 +2057,14 @@ impl Context<'_> {
             } else {
                 quote!((#part * #d_sum))
             };
-            self.contribute(analysis, scope, v, scaled, out);
+            if scope.contains(&v) {
+                self.contribute(analysis, scope, v, scaled, out);
+            } else {
+                // the accumulated gradient has the cotangent's full length already
+                let d = self.names.cotangent(v);
+                out.extend(quote!(let mut #d = #scaled;));
+                scope.insert(v);
+            }
         }
         if analysis.is_active(init) {
             self.contribute(analysis, scope, init, quote!(#d_sum), out);

@@ -671,3 +671,122 @@ fn grad_runs_a_sum_loop_in_one_sweep() {
         }"#]]
     .assert_eq(&text[start..end]);
 }
+
+#[test]
+fn grad_runs_a_loop_over_a_scratch_buffer_eagerly() {
+    let text = expansion(quote! {
+        fn smooth(x: &[f64], w: f64) -> f64 {
+            let mut buffer = vec![0.0; 2];
+            let mut s = 0.0;
+            for i in 0..x.len() {
+                buffer[0] = x[i] * w;
+                buffer[1] = buffer[0].sin();
+                s += buffer[1] * buffer[0];
+            }
+            s * s
+        }
+    });
+    // each iteration's backward statements follow its forward ones for a seed of one; the
+    // buffer's cotangent into the previous iteration is checked to be zero; the backward pass
+    // scales the gradient by the sum's cotangent
+    let start = text.find("fn smooth_grad").expect("a _grad");
+    let end = start + text[start..].find("\n}\n").expect("its end") + 2;
+    expect![[r#"
+        fn smooth_grad(x: &[f64], w: f64) -> (f64, (::std::vec::Vec<f64>, f64)) {
+            #[allow(unused_imports)]
+            use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+            let _: fn(&[f64], f64) -> f64 = smooth;
+            let x_len = x.len();
+            let buffer = ::std::vec![0.0; 2];
+            let v8 = x.len();
+            let mut buffer_4: ::std::vec::Vec<f64> = buffer;
+            let mut s_3: f64 = 0.0;
+            let loop20_gradient = {
+                let (mut d_x, mut d_w) = {
+                    let x_len = &x_len;
+                    let mut d_x: ::std::vec::Vec<f64> = ::std::vec![
+                        ::autodiff::__private::zero(); * x_len
+                    ];
+                    let mut d_w: f64 = ::autodiff::__private::zero();
+                    (d_x, d_w)
+                };
+                let mut d_buffer_4_carry: ::std::vec::Vec<f64> = ::autodiff::__private::Cotangent::zero();
+                let mut d_s_3_carry: f64 = ::autodiff::__private::one_like(&s_3);
+                let mut loop20_later = false;
+                for i in (0..v8) {
+                    let buffer_1 = buffer_4;
+                    let s_1 = s_3;
+                    let v12 = x[i];
+                    let v13 = v12 * w;
+                    let mut buffer_2 = buffer_1;
+                    buffer_2[0] = v13;
+                    let v17 = v13.sin();
+                    let mut buffer_3 = buffer_2;
+                    buffer_3[1] = v17;
+                    let v22 = buffer_3[0];
+                    let v23 = v17 * v22;
+                    let s_2 = s_1 + v23;
+                    buffer_4 = buffer_3;
+                    s_3 = s_2;
+                    let record20 = SmoothLoop0 { v17, v22 };
+                    let crossed = {
+                        let i = &i;
+                        let x = &*x;
+                        let w = &w;
+                        let x_len = &x_len;
+                        let SmoothLoop0 { v17, v22, .. } = &record20;
+                        let v12 = &((*x)[(*i)]);
+                        let v13 = &((*v12) * (*w));
+                        let mut d_buffer_3 = d_buffer_4_carry;
+                        let mut d_s_2 = d_s_3_carry;
+                        let mut d_s_1 = ::autodiff::__private::rules::add_d0(d_s_2);
+                        let mut d_v23 = ::autodiff::__private::rules::add_d1(d_s_2);
+                        let mut d_v17 = ::autodiff::__private::rules::mul_d0(v22, d_v23);
+                        let mut d_v22 = ::autodiff::__private::rules::mul_d1(v17, d_v23);
+                        ::autodiff::__private::rules::index_add(&mut d_buffer_3, &0, d_v22);
+                        d_v17
+                            .accumulate(
+                                ::autodiff::__private::rules::index_take(&mut d_buffer_3, &1),
+                            );
+                        let mut d_buffer_2 = d_buffer_3;
+                        let mut d_v13 = ::autodiff::__private::rules::sin_d0(v13, d_v17);
+                        d_v13
+                            .accumulate(
+                                ::autodiff::__private::rules::index_take(&mut d_buffer_2, &0),
+                            );
+                        let mut d_buffer_1 = d_buffer_2;
+                        let mut d_v12 = ::autodiff::__private::rules::mul_d0(w, d_v13);
+                        d_w.accumulate(::autodiff::__private::rules::mul_d1(v12, d_v13));
+                        ::autodiff::__private::rules::index_add_in_bounds(&mut d_x, i, d_v12);
+                        d_buffer_4_carry = d_buffer_1;
+                        d_s_3_carry = d_s_1;
+                        !::autodiff::__private::all_zero(&d_buffer_4_carry)
+                    };
+                    if crossed {
+                        if loop20_later {
+                            let (value, pullback) = smooth_pullback(x, w);
+                            return (value, pullback.backward(::autodiff::__private::one()));
+                        }
+                        d_buffer_4_carry = ::autodiff::__private::Cotangent::zero();
+                    }
+                    loop20_later = true;
+                }
+                (d_x, d_w)
+            };
+            let v27 = s_3 * s_3;
+            let __autodiff_value = ::core::hint::black_box(v27);
+            let x = &*x;
+            let w = &w;
+            let s_3 = &s_3;
+            let d_output: f64 = ::autodiff::__private::one();
+            let x_len = &((*x).len());
+            let v8 = &((*x).len());
+            let mut d_v27 = d_output;
+            let mut d_s_3 = ::autodiff::__private::rules::mul_d0(s_3, d_v27);
+            d_s_3.accumulate(::autodiff::__private::rules::mul_d1(s_3, d_v27));
+            let (d_x_loop20, d_w_loop20) = loop20_gradient;
+            let mut d_x = ::autodiff::__private::scale_elements(d_x_loop20, d_s_3);
+            let mut d_w = (d_w_loop20 * d_s_3);
+            (__autodiff_value, (::autodiff::__private::rules::fit(d_x, x_len), d_w))
+        }"#]].assert_eq(&text[start..end]);
+}

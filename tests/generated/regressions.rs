@@ -422,9 +422,38 @@ fn vjp_f827(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 }
 // ---- end f827 ----
 
+// Seed 97, batch 1: `f559`'s `_grad` did not compile (E0283). Its loop became an eager loop
+// whose record kept only a count of the inner loop and the marker of the type parameters:
+// the record, a local in the iteration, needed its type written out.
+
+// ---- f559 ----
+#[differentiate]
+fn f559<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], x: T, ys: &[T]) -> T {
+    let mut acc = xs[0].tanh().tan() - y;
+    for _ in 0..1 {
+        let mut w2 = vec![T::zero(); 5];
+        for (&a3, &_) in ys.iter().zip(ys.iter()) {
+            w2[0] *= (a3 * T::from(1.333).unwrap()).tanh();
+        }
+        acc += w2[0];
+    }
+    acc - x
+}
+
+fn run_f559<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
+    vec![f559(p[0], &p[1..3], p[3], &p[4..9])]
+}
+
+fn vjp_f559(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f559_grad(p[0], &p[1..3], p[3], &p[4..9]);
+    (vec![y], g.flatten())
+}
+// ---- end f559 ----
+
 /// Generated functions that once failed. The compile-time failures the generator found are
 /// listed in docs/testing.md (they cannot be kept here while they do not compile).
 pub static CASES: &[Case] = &[
+    Case { name: "f559", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f559::<Probe>, dual: run_f559::<Dual<f64>>, vjp: vjp_f559 },
     Case { name: "f943", inputs: 2, active: &[0, 1], outputs: 2, probe: run_f943::<Probe>, dual: run_f943::<Dual<f64>>, vjp: vjp_f943 },
     Case { name: "f874", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f874::<Probe>, dual: run_f874::<Dual<f64>>, vjp: vjp_f874 },
     Case { name: "f827", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f827::<Probe>, dual: run_f827::<Dual<f64>>, vjp: vjp_f827 },
