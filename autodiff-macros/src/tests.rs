@@ -728,7 +728,7 @@ fn grad_runs_a_loop_over_a_scratch_buffer_eagerly() {
                     let s_2 = s_1 + v23;
                     buffer_4 = buffer_3;
                     s_3 = s_2;
-                    let record20 = SmoothLoop0 { v17, v22 };
+                    let record20: SmoothLoop0 = SmoothLoop0 { v17, v22 };
                     let crossed = {
                         let i = &i;
                         let x = &*x;
