@@ -109,6 +109,10 @@ pub struct Context<'a> {
     /// The cotangents a fused loop declared in `_grad`'s forward statements, which the
     /// backward statements after it add to.
     pub fused_scope: std::cell::RefCell<HashSet<Value>>,
+    /// While an eager loop's body is generated: its calls of differentiated functions, which
+    /// the forward statements make through the callee's pullback, kept for the backward
+    /// statements of the same iteration instead of replayed.
+    pub kept_calls: std::cell::RefCell<HashSet<Inst>>,
 }
 
 /// One generated variant: the public one (respecting `wrt`) or the hidden all-active one.
@@ -1208,6 +1212,22 @@ impl Context<'_> {
                         });
                     });
                 }
+                Opcode::Call(path) if self.kept_calls.borrow().contains(&inst) => {
+                    let callee = hidden_callee(path);
+                    let call_name = names::call_pullback(inst.index());
+                    let results: Vec<TokenStream> = data
+                        .results
+                        .iter()
+                        .map(|r| {
+                            let n = self.names.name(*r);
+                            quote!(#n)
+                        })
+                        .collect();
+                    let pattern = tuple_pattern(&results);
+                    out.extend(quote_spanned! {data.span=>
+                        let (#pattern, #call_name) = #callee(#(#operands),*);
+                    });
+                }
                 _ => {
                     let expr = self.inst_expr(inst, &operands);
                     let results: Vec<TokenStream> = data
@@ -1885,6 +1905,17 @@ impl Context<'_> {
             .filter(|inst| nested.contains(inst))
             .map(|&inst| self.record_stack(inst, records.index[&inst]))
             .collect();
+        // the calls of the body run through their pullbacks, kept for its backward statements
+        *self.kept_calls.borrow_mut() = self
+            .func
+            .block(body)
+            .insts
+            .iter()
+            .copied()
+            .filter(|&i| {
+                matches!(self.func.inst(i).opcode, Opcode::Call(_)) && analysis.reversed[i.index()]
+            })
+            .collect();
         let mut iteration = quote!(#(#stacks.clear();)*);
         iteration.extend(self.forward_iteration(variant, records, body, &slots));
         let record = records
@@ -1939,6 +1970,7 @@ impl Context<'_> {
             eager: Vec::new(),
         };
         self.backward_block(&inner_variant, records, body, &mut inner, &mut backward);
+        self.kept_calls.borrow_mut().clear();
         let mut crossed = Vec::new();
         let mut reset = TokenStream::new();
         for &(_, param, _, result) in &active {
@@ -2469,8 +2501,12 @@ impl Context<'_> {
                         .map(|i| format_ident!("{}_d{}", call_name, i))
                         .collect();
                     let span = data.span;
+                    if !self.kept_calls.borrow().contains(&inst) {
+                        out.extend(quote_spanned! {span=>
+                            let (_, #call_name) = #callee(#(#args),*);
+                        });
+                    }
                     out.extend(quote_spanned! {span=>
-                        let (_, #call_name) = #callee(#(#args),*);
                         let (#(#d_args,)*) = #call_name.__backward_all(#d_out);
                     });
                     for (i, d_arg) in d_args.iter().enumerate() {
@@ -3533,6 +3569,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
             cotangents: Vec::new(),
         },
         fused_scope: Default::default(),
+        kept_calls: Default::default(),
     };
     let fname = &item.sig.ident;
     let vis = &item.vis;

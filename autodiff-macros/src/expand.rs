@@ -191,6 +191,7 @@ fn generate(
         func,
         names: ValueNames::new(func),
         fused_scope: Default::default(),
+        kept_calls: Default::default(),
     };
     let mut items = ctx.variant_items(
         &Variant {
