@@ -1316,6 +1316,9 @@ fn infer_types(
                 t.set(args[2], usize_ty.clone());
             }
             Opcode::Swap => {
+                // what is swapped in is an array (a `Vec` unless known otherwise), also the
+                // result of a call, whose type nothing else may tell
+                t.set_array(args[0], ArrayKind::Vec, None);
                 t.union(results[0], args[0]);
                 t.set(args[1], usize_ty.clone());
                 t.set(args[2], usize_ty.clone());
@@ -1349,6 +1352,7 @@ fn infer_types(
             // an element-wise map keeps the matrix's shape and element type
             Opcode::MapElementwise(_) => t.union(results[0], args[0]),
             Opcode::Copy(crate::ir::CopyKind::ToVec) => {
+                t.set_array(args[0], ArrayKind::Vec, None);
                 t.set_array(results[0], ArrayKind::Vec, None);
                 let (er, ea) = (t.elem(results[0]), t.elem(args[0]));
                 t.union_node(er, ea);

@@ -388,3 +388,38 @@ mod generic_result_read_in_a_loop {
         }
     }
 }
+
+// The result of a generic callee returning a `Vec`, swapped in place and copied by
+// `to_vec`: an array, although no indexing of the call's own result says so (its type was
+// taken for the float). f = w[0] w[1] + w[2] with w = [x y, y, sin x] after the swap, so
+// df/dx = y² + cos x and df/dy = 2 x y.
+mod generic_vector_result_swapped {
+    use autodiff::prelude::*;
+
+    #[differentiate]
+    fn spread<T: Float>(x: T, y: T) -> Vec<T> {
+        vec![x * y, x.sin(), y]
+    }
+
+    #[differentiate]
+    fn swapped<T: Float>(x: T, y: T) -> T {
+        let mut v = spread(x, y);
+        v.swap(2, 1);
+        let w = v.to_vec();
+        w[0] * w[1] + w[2]
+    }
+
+    #[test]
+    fn compiles_and_matches_the_analytic_derivative() {
+        for (x, y) in [(0.5f64, 1.5), (-1.25, 0.75)] {
+            let (value, (dx, dy)) = swapped_grad(x, y);
+            assert_eq!(value, swapped(x, y));
+            assert!((dx - (y * y + x.cos())).abs() < 1e-14, "{dx}");
+            assert!((dy - 2.0 * x * y).abs() < 1e-14, "{dy}");
+            let (_, (ddx, _)) = swapped_grad(Dual::new(x, 1.0), Dual::new(y, 0.0));
+            assert_eq!(ddx.re, dx);
+            // d²f/dx² = -sin x
+            assert!((ddx.eps + x.sin()).abs() < 1e-14, "{}", ddx.eps);
+        }
+    }
+}

@@ -726,7 +726,54 @@ impl<'a> FnGen<'a> {
                 }
                 let e = self.squash(e, OUT_CAP);
                 let vectors = self.readable_vectors();
-                if !vectors.is_empty() && self.rng.chance(0.3) {
+                if !vectors.is_empty() && self.rng.chance(0.2) {
+                    // a loop over a slice through a scratch buffer declared before it, summing
+                    // into a variable the result then transforms: the loop `_grad` runs
+                    // eagerly; in a third of them an iteration reads what the previous one
+                    // left in the buffer, so `_grad` must start over with the pullback
+                    let v = *self.rng.pick(&vectors);
+                    self.vars[v].read = true;
+                    let vname = self.vars[v].name.clone();
+                    let len = match self.vars[v].kind {
+                        Kind::Vector { len, .. } => len,
+                        _ => 1,
+                    };
+                    let (buf, sum, i, j) =
+                        (self.name("buf"), self.name("sum"), self.name("i"), self.name("j"));
+                    let m = self.rng.range(2, 5);
+                    let term = self.expr(1);
+                    let term = self.squash(term, VAR_CAP);
+                    let (s0, s1) = (self.rng.uniform(0.2, 0.9), self.rng.uniform(0.2, 0.9));
+                    let carried = if self.rng.chance(1.0 / 3.0) {
+                        format!(" + {buf}[{}] * T::from(0.5).unwrap()", m - 1)
+                    } else {
+                        String::new()
+                    };
+                    let fill = if self.rng.chance(0.5) {
+                        format!(
+                            "for {j} in 1..{m} {{\n        {buf}[{j}] = ({buf}[{j} - 1] * T::from({s1:.3}).unwrap()).sin();\n    }}"
+                        )
+                    } else {
+                        (1..m)
+                            .map(|k| {
+                                format!(
+                                    "{buf}[{k}] = ({buf}[{}] * T::from({s1:.3}).unwrap()).sin();",
+                                    k - 1
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n    ")
+                    };
+                    self.line(format!("let mut {buf} = vec![T::zero(); {m}];"));
+                    self.line(format!("let mut {sum} = {};", e.code));
+                    self.line(format!(
+                        "for {i} in 0..{vname}.len() {{\n    {buf}[0] = ({vname}[{i}] * T::from({s0:.3}).unwrap() + {}{carried}).tanh();\n    {fill}\n    {sum} += {buf}[{}] * {buf}[0] * T::from(0.5).unwrap();\n}}",
+                        term.code,
+                        m - 1
+                    ));
+                    self.out_bound = self.out_bound.max(e.bound + 0.5 * len as f64 + 1.0);
+                    self.line(format!("({sum} * T::from(0.7).unwrap()).sin() + {sum}"));
+                } else if !vectors.is_empty() && self.rng.chance(0.3) {
                     // a last loop summing into the result, which is returned as it is: the
                     // loop `_grad` runs in one sweep
                     let v = *self.rng.pick(&vectors);
