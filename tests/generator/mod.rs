@@ -738,8 +738,12 @@ impl<'a> FnGen<'a> {
                         Kind::Vector { len, .. } => len,
                         _ => 1,
                     };
-                    let (buf, sum, i, j) =
-                        (self.name("buf"), self.name("sum"), self.name("i"), self.name("j"));
+                    let (buf, sum, i, j) = (
+                        self.name("buf"),
+                        self.name("sum"),
+                        self.name("i"),
+                        self.name("j"),
+                    );
                     let m = self.rng.range(2, 5);
                     let term = self.expr(1);
                     let term = self.squash(term, VAR_CAP);
