@@ -188,9 +188,10 @@ pub fn pullback_reads(
     let read = |reads: &[Read]| -> Vec<Value> {
         reads
             .iter()
-            .map(|r| match r {
-                Read::Arg(j) => args[*j],
-                Read::Result => data.results[0],
+            .filter_map(|r| match r {
+                Read::Arg(j) => Some(args[*j]),
+                Read::Result => Some(data.results[0]),
+                Read::Sibling => sibling(func, inst),
             })
             .collect()
     };
@@ -887,8 +888,48 @@ pub fn rule_for(
             Derivative::Rules(rules) => rules.get(i)?.as_ref(),
             Derivative::Zero => None,
         },
-        None => rule_of(&func.inst(inst).opcode, i),
+        None => match sibling(func, inst) {
+            Some(_) if i == 0 => match &func.inst(inst).opcode {
+                Opcode::Primitive(p) if std::ptr::eq(*p, &crate::primitives::SIN) => {
+                    Some(&crate::primitives::SIN_FROM_COS)
+                }
+                _ => Some(&crate::primitives::COS_FROM_SIN),
+            },
+            _ => rule_of(&func.inst(inst).opcode, i),
+        },
     }
+}
+
+/// For a scalar `sin x` (or `cos x`), the result of `cos x` (or `sin x`) computed in the same
+/// block, whose value is the derivative the backward pass would otherwise evaluate again.
+pub fn sibling(func: &Function, inst: Inst) -> Option<Value> {
+    use crate::primitives::{COS, SIN};
+    let data = func.inst(inst);
+    let other: &'static crate::primitives::Primitive = match &data.opcode {
+        Opcode::Primitive(p) if std::ptr::eq(*p, &SIN) => &COS,
+        Opcode::Primitive(p) if std::ptr::eq(*p, &COS) => &SIN,
+        _ => return None,
+    };
+    fn containing(func: &Function, block: Block, inst: Inst) -> Option<Block> {
+        let insts = &func.block(block).insts;
+        if insts.contains(&inst) {
+            return Some(block);
+        }
+        insts
+            .iter()
+            .flat_map(|&i| func.inst(i).arms.iter())
+            .find_map(|&arm| containing(func, arm, inst))
+    }
+    let block = containing(func, func.entry, inst)?;
+    func.block(block).insts.iter().find_map(|&i| {
+        let candidate = func.inst(i);
+        match &candidate.opcode {
+            Opcode::Primitive(p) if std::ptr::eq(*p, other) && candidate.args == data.args => {
+                candidate.results.first().copied()
+            }
+            _ => None,
+        }
+    })
 }
 
 /// The rule giving the cotangent of argument `i` of an arithmetic or primitive instruction.

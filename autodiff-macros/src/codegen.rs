@@ -2679,9 +2679,11 @@ impl Context<'_> {
                             let reads: Vec<TokenStream> = rule
                                 .reads
                                 .iter()
-                                .map(|r| match r {
-                                    Read::Arg(j) => self.read_ref(analysis, data.args[*j]),
-                                    Read::Result => self.read_ref(analysis, result),
+                                .filter_map(|r| match r {
+                                    Read::Arg(j) => Some(self.read_ref(analysis, data.args[*j])),
+                                    Read::Result => Some(self.read_ref(analysis, result)),
+                                    Read::Sibling => crate::analysis::sibling(self.func, inst)
+                                        .map(|v| self.read_ref(analysis, v)),
                                 })
                                 .collect();
                             quote!(#private::rules::#path(#(#reads,)* #d))

@@ -12,6 +12,9 @@ pub enum Read {
     Arg(usize),
     /// The primitive's result.
     Result,
+    /// The result of its sibling on the same argument in the same block: `cos x` for
+    /// `sin x` and the reverse (see [`SIN_FROM_COS`]).
+    Sibling,
 }
 
 /// The pullback of one argument: a runtime function and what it reads.
@@ -129,6 +132,20 @@ macro_rules! primitives {
         pub static ALL: &[&Primitive] = &[$(&$konst),*];
     };
 }
+
+/// The rule of `sin x` when the same block computes `cos x` too (ADBench's Rodrigues rotation
+/// uses both): the derivative is that saved value, not `cos x` evaluated again in every
+/// backward pass.
+pub static SIN_FROM_COS: Rule = Rule {
+    path: "sin_d0_with_cos",
+    reads: &[Read::Sibling],
+};
+
+/// The rule of `cos x` when the same block computes `sin x` too (see [`SIN_FROM_COS`]).
+pub static COS_FROM_SIN: Rule = Rule {
+    path: "cos_d0_with_sin",
+    reads: &[Read::Sibling],
+};
 
 // name, argument types after the receiver, result type, then one rule per argument
 // (`rule(reads)`; `none()` for an argument without a derivative) or `zero()`.

@@ -790,3 +790,34 @@ fn grad_runs_a_loop_over_a_scratch_buffer_eagerly() {
             (__autodiff_value, (::autodiff::__private::rules::fit(d_x, x_len), d_w))
         }"#]].assert_eq(&text[start..end]);
 }
+
+#[test]
+fn sine_and_cosine_of_one_angle_read_each_other() {
+    let text = expansion(quote! {
+        fn rotated(x: f64, y: f64, t: f64) -> f64 {
+            let (c, s) = (t.cos(), t.sin());
+            x * c - y * s
+        }
+    });
+    // `cos t` and `sin t` are saved (the products read them), and their pullbacks read each
+    // other instead of evaluating `sin t` and `cos t` again
+    let start = text.find("fn backward(").expect("a backward");
+    let end = start + text[start..].find("\n    }\n").expect("its end") + 6;
+    expect![[r#"
+        fn backward(&self, d_output: f64) -> (f64, f64, f64) {
+                #[allow(unused_imports)]
+                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+                let RotatedPullback { x, y, c, s, .. } = self;
+                let mut d_v7 = d_output;
+                let mut d_v5 = ::autodiff::__private::rules::sub_d0(d_v7);
+                let mut d_v6 = ::autodiff::__private::rules::sub_d1(d_v7);
+                let mut d_y = ::autodiff::__private::rules::mul_d0(s, d_v6);
+                let mut d_s = ::autodiff::__private::rules::mul_d1(y, d_v6);
+                let mut d_x = ::autodiff::__private::rules::mul_d0(c, d_v5);
+                let mut d_c = ::autodiff::__private::rules::mul_d1(x, d_v5);
+                let mut d_t = ::autodiff::__private::rules::sin_d0_with_cos(c, d_s);
+                d_t.accumulate(::autodiff::__private::rules::cos_d0_with_sin(s, d_c));
+                (d_x, d_y, d_t)
+            }"#]]
+    .assert_eq(&text[start..end]);
+}

@@ -269,6 +269,18 @@ primitive!(op_neg(x) { -x } at [1.5], [0.0], [-4.25]);
 primitive!(sin(x) { x.sin() } at [-2.5], [-0.4], [0.0], [0.7], [1.2], [4.0]);
 primitive!(cos(x) { x.cos() } at [-2.5], [-0.4], [0.0], [0.7], [1.2], [4.0]);
 primitive!(tan(x) { x.tan() } at [-1.2], [-0.4], [0.0], [0.7], [1.2], [2.5]);
+// `sin x` and `cos x` in one block: each one's derivative reads the other's saved value
+// (`sin_d0_with_cos`, `cos_d0_with_sin`), as in a rotation by an angle
+primitive!(sin_and_cos(x, y) { x.cos() * y + x.sin() * x.cos() - x.sin() * y * y } at
+    [-2.5, 0.5], [-0.4, 1.5], [0.0, -1.0], [0.7, 2.0], [4.0, -0.25]);
+// only the branch computes `cos x`: `sin x` outside it has no sibling in its block
+primitive!(sin_and_cos_in_a_branch(x, y) {
+    {
+        let s = x.sin();
+        let c = if y > x { x.cos() * s } else { s * y };
+        s * y + c
+    }
+} at [-2.5, 0.5], [-0.4, 1.5], [0.7, -2.0], [4.0, -0.25]);
 primitive!(asin(x) { x.asin() } at [-0.8], [-0.3], [0.0], [0.5], [0.8]);
 primitive!(acos(x) { x.acos() } at [-0.8], [-0.3], [0.0], [0.5], [0.8]);
 primitive!(atan(x) { x.atan() } at [-3.0], [-0.5], [0.0], [0.7], [10.0]);

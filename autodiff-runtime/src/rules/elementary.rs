@@ -53,6 +53,11 @@ scalar_rules! {
     sin_d0(x) = d * x.cos();
     /// `y = cos x`: `x̄ = -ȳ sin x`.
     cos_d0(x) = -d * x.sin();
+    /// `y = sin x` where the function also computes `c = cos x`: `x̄ = ȳ c`, read rather than
+    /// computed again.
+    sin_d0_with_cos(c) = d * c;
+    /// `y = cos x` where the function also computes `s = sin x`: `x̄ = -ȳ s`.
+    cos_d0_with_sin(s) = -d * s;
     /// `y = tan x`: `x̄ = ȳ (1 + y²)`.
     tan_d0(y) = d * (T::one() + y * y);
     /// `y = asin x`: `x̄ = ȳ / √(1 - x²)`.
