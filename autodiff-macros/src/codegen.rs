@@ -1215,35 +1215,34 @@ impl Context<'_> {
                 Opcode::Call(path) if self.kept_calls.borrow().contains(&inst) => {
                     let callee = hidden_callee(path);
                     let call_name = names::call_pullback(inst.index());
-                    let results: Vec<TokenStream> = data
-                        .results
-                        .iter()
-                        .map(|r| {
-                            let n = self.names.name(*r);
-                            quote!(#n)
-                        })
-                        .collect();
-                    let pattern = tuple_pattern(&results);
+                    let pattern = self.results_pattern(inst);
                     out.extend(quote_spanned! {data.span=>
                         let (#pattern, #call_name) = #callee(#(#operands),*);
                     });
                 }
                 _ => {
                     let expr = self.inst_expr(inst, &operands);
-                    let results: Vec<TokenStream> = data
-                        .results
-                        .iter()
-                        .map(|r| {
-                            let n = self.names.name(*r);
-                            quote!(#n)
-                        })
-                        .collect();
-                    let pattern = tuple_pattern(&results);
+                    let pattern = self.results_pattern(inst);
                     out.extend(quote!(let #pattern = #expr;));
                 }
             }
             self.save_arrays(variant.analysis, &data.results, out);
         }
+    }
+
+    /// The names of an instruction's results, as the pattern its `let` binds.
+    fn results_pattern(&self, inst: Inst) -> TokenStream {
+        let results: Vec<TokenStream> = self
+            .func
+            .inst(inst)
+            .results
+            .iter()
+            .map(|r| {
+                let n = self.names.name(*r);
+                quote!(#n)
+            })
+            .collect();
+        tuple_pattern(&results)
     }
 
     fn forward_branch(

@@ -731,13 +731,7 @@ impl<'a> FnGen<'a> {
                     // into a variable the result then transforms: the loop `_grad` runs
                     // eagerly; in a third of them an iteration reads what the previous one
                     // left in the buffer, so `_grad` must start over with the pullback
-                    let v = *self.rng.pick(&vectors);
-                    self.vars[v].read = true;
-                    let vname = self.vars[v].name.clone();
-                    let len = match self.vars[v].kind {
-                        Kind::Vector { len, .. } => len,
-                        _ => 1,
-                    };
+                    let (vname, len) = self.read_some_vector(&vectors);
                     let (buf, sum, i, j) = (
                         self.name("buf"),
                         self.name("sum"),
@@ -780,13 +774,7 @@ impl<'a> FnGen<'a> {
                 } else if !vectors.is_empty() && self.rng.chance(0.3) {
                     // a last loop summing into the result, which is returned as it is: the
                     // loop `_grad` runs in one sweep
-                    let v = *self.rng.pick(&vectors);
-                    self.vars[v].read = true;
-                    let vname = self.vars[v].name.clone();
-                    let len = match self.vars[v].kind {
-                        Kind::Vector { len, .. } => len,
-                        _ => 1,
-                    };
+                    let (vname, len) = self.read_some_vector(&vectors);
                     let (sum, i) = (self.name("sum"), self.name("i"));
                     let term = self.expr(1);
                     let term = self.squash(term, VAR_CAP);
@@ -846,6 +834,17 @@ impl<'a> FnGen<'a> {
                 self.line(name);
             }
         }
+    }
+
+    /// One of `vectors`, picked at random and marked read: its name and length.
+    fn read_some_vector(&mut self, vectors: &[usize]) -> (String, usize) {
+        let v = *self.rng.pick(vectors);
+        self.vars[v].read = true;
+        let len = match self.vars[v].kind {
+            Kind::Vector { len, .. } => len,
+            _ => 1,
+        };
+        (self.vars[v].name.clone(), len)
     }
 
     /// A vector of length `len`: zeros, a constant, literal elements, a copy of a slice of
