@@ -113,6 +113,9 @@ pub struct Context<'a> {
     /// the forward statements make through the callee's pullback, kept for the backward
     /// statements of the same iteration instead of replayed.
     pub kept_calls: std::cell::RefCell<HashSet<Inst>>,
+    /// While an eager loop's body is generated: the `Vec`s its record would copy only for
+    /// calls whose pullbacks are kept, which then read nothing.
+    pub unsaved_arrays: std::cell::RefCell<HashSet<Value>>,
 }
 
 /// One generated variant: the public one (respecting `wrt`) or the hidden all-active one.
@@ -1131,7 +1134,12 @@ impl Context<'_> {
         for &v in values {
             if analysis.is_saved(v) && analysis.arrays[v.index()] {
                 let (name, copy, private) = (self.names.name(v), self.saved_copy(v), private());
-                out.extend(quote!(let #copy = #private::Save::save(&#name);));
+                if self.unsaved_arrays.borrow().contains(&v) {
+                    // no backward statement reads it: an empty `Vec` fills the record's field
+                    out.extend(quote!(let #copy = ::core::default::Default::default();));
+                } else {
+                    out.extend(quote!(let #copy = #private::Save::save(&#name);));
+                }
             }
         }
     }
@@ -1915,6 +1923,7 @@ impl Context<'_> {
                 matches!(self.func.inst(i).opcode, Opcode::Call(_)) && analysis.reversed[i.index()]
             })
             .collect();
+        *self.unsaved_arrays.borrow_mut() = self.read_only_by_kept_calls(analysis, body);
         let mut iteration = quote!(#(#stacks.clear();)*);
         iteration.extend(self.forward_iteration(variant, records, body, &slots));
         let record = records
@@ -1937,6 +1946,7 @@ impl Context<'_> {
             let ty_args = self.struct_ty_args();
             iteration.extend(quote!(let #record: #ty #ty_args = #ty { #(#inits,)* #marker };));
         }
+        self.unsaved_arrays.borrow_mut().clear();
 
         // backward, for this iteration
         let index_name = self.names.name(self.func.block(body).params[0]);
@@ -2012,6 +2022,46 @@ impl Context<'_> {
         let gradient = format_ident!("loop{}_gradient", inst.index());
         let names = declared.iter().map(|&v| self.names.cotangent(v));
         out.extend(quote!(let #gradient = { #run (#(#names,)*) };));
+    }
+
+    /// The saved `Vec`s of an eager loop's body that only the calls whose pullbacks are kept
+    /// read (directly or through a borrow), besides being carried to the next iteration: the
+    /// copy its record would take for replaying those calls is never read.
+    fn read_only_by_kept_calls(&self, analysis: &Analysis, body: Block) -> HashSet<Value> {
+        let kept = self.kept_calls.borrow();
+        let block = self.func.block(body);
+        let kept_use = |u: &Option<Inst>| u.is_some_and(|i| kept.contains(&i));
+        let mut candidates: Vec<Value> = block.params.clone();
+        for &inst in &block.insts {
+            candidates.extend(&self.func.inst(inst).results);
+        }
+        candidates
+            .into_iter()
+            .filter(|&v| {
+                let is_vec = analysis.types[v.index()].as_ref().is_some_and(|ty| {
+                    matches!(ty, syn::Type::Path(_))
+                        && matches!(crate::args::array_type(ty), Some((ArrayKind::Vec, _)))
+                });
+                if !analysis.is_saved(v) || !analysis.arrays[v.index()] || !is_vec {
+                    return false;
+                }
+                let mut uses = Vec::new();
+                self.uses_in(body, v, &mut uses);
+                let yielded = block.yields.iter().filter(|&&y| y == v).count();
+                let through_kept = uses.iter().filter(|u| {
+                    kept_use(u)
+                        || u.is_some_and(|i| {
+                            let data = self.func.inst(i);
+                            let mut borrows = Vec::new();
+                            if matches!(data.opcode, Opcode::Ref) {
+                                self.uses_in(body, data.results[0], &mut borrows);
+                            }
+                            !borrows.is_empty() && borrows.iter().all(kept_use)
+                        })
+                });
+                through_kept.count() + yielded == uses.len()
+            })
+            .collect()
     }
 
     /// In a backward block inside `_grad`'s forward statements: every value from outside loop
@@ -3571,6 +3621,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         },
         fused_scope: Default::default(),
         kept_calls: Default::default(),
+        unsaved_arrays: Default::default(),
     };
     let fname = &item.sig.ident;
     let vis = &item.vis;

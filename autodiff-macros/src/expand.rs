@@ -192,6 +192,7 @@ fn generate(
         names: ValueNames::new(func),
         fused_scope: Default::default(),
         kept_calls: Default::default(),
+        unsaved_arrays: Default::default(),
     };
     let mut items = ctx.variant_items(
         &Variant {
