@@ -368,6 +368,20 @@ fn eager_first_read(x: &[f64], w: f64) -> f64 {
     2.0 * s * w
 }
 
+// the sum starts from an active value; with `wrt`, the restart through the pullback returns
+// the same gradient as `_grad` (the buffer carries element 0 into the next iteration)
+#[differentiate(wrt(x))]
+fn eager_active_start(x: &[f64], w: f64) -> f64 {
+    let mut buffer = vec![0.0; 2];
+    let mut s = x[0] * w;
+    for i in 0..x.len() {
+        buffer[1] = buffer[0] * 0.5 + x[i];
+        buffer[0] = (buffer[1] * w).sin();
+        s += buffer[0] * x[i];
+    }
+    s * s
+}
+
 // sums only, in a generic function: a nested loop and a branch in the body, code after it
 #[differentiate]
 fn eager_generic<T: Float>(x: &[T]) -> T {
@@ -455,6 +469,17 @@ fn eager_loops_match_finite_differences_and_the_pullback() {
             let fd = autodiff::finite_difference_gradient(|p: &[f64]| f(&x, p[0]), &[w]);
             assert!(close(dw, fd[0], 1e-6), "{name}: {dw} vs {}", fd[0]);
         }
+        let (value, dx) = eager_active_start_grad(&x, w);
+        assert_eq!(value.to_bits(), eager_active_start(&x, w).to_bits());
+        assert_fd("eager_active_start", &dx, |x| eager_active_start(x, w), &x);
+        let (_, pullback) = eager_active_start_pullback(&x, w);
+        assert_close(
+            "eager_active_start, pullback",
+            &pullback.backward(1.0),
+            &dx,
+            1e-14,
+        );
+
         let (_, pullback) = eager_carried_buffer_pullback(&x, w);
         let (px, pw) = pullback.backward(1.0);
         let (_, (dx, dw)) = eager_carried_buffer_grad(&x, w);
