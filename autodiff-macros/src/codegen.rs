@@ -1519,13 +1519,10 @@ impl Context<'_> {
             let scalar = !analysis.arrays[param.index()]
                 && !analysis.tensors[param.index()]
                 && !analysis.matrices[param.index()];
-            let (mut param_uses, mut next_uses) = (Vec::new(), Vec::new());
-            self.uses_in(body, param, &mut param_uses);
+            let mut next_uses = Vec::new();
             self.uses_in(body, next, &mut next_uses);
             if !scalar
-                || param == next
-                || !self.sum_chain(body, param, next)
-                || param_uses.len() != 1
+                || !self.is_sum(body, param, next)
                 || next_uses != [None]
                 || (result != output && analysis.is_active(result))
             {
@@ -1535,28 +1532,93 @@ impl Context<'_> {
         Some(l)
     }
 
-    /// Whether `v` is `param` plus or minus terms, one addition or subtraction at a time, each
-    /// partial sum used only by the next (`s += a; s -= b;`).
-    fn sum_chain(&self, body: Block, param: Value, v: Value) -> bool {
-        if v == param {
-            return true;
+    /// Whether the carried value `param` of loop body `body` becomes `next` by a sum: plus or
+    /// minus terms, one addition or subtraction at a time, each partial sum used only by the
+    /// next (`s += a; s -= b;`), possibly in the arms of a branch (`if c { s += a }`), and
+    /// `param` used nowhere else. Its cotangent is then the same in every iteration.
+    fn is_sum(&self, body: Block, param: Value, next: Value) -> bool {
+        let mut param_uses = Vec::new();
+        self.uses_in(body, param, &mut param_uses);
+        param != next && self.sum_chain_uses(body, body, param, next) == Some(param_uses.len())
+    }
+
+    /// If `v` in `block` is `param` plus or minus terms (see [`Context::is_sum`]), how many
+    /// times the chain uses `param`; partial sums are counted in `body`.
+    fn sum_chain_uses(&self, body: Block, block: Block, param: Value, v: Value) -> Option<usize> {
+        let def = self.func.def_inst(v)?;
+        if !self.func.block(block).insts.contains(&def) {
+            return None;
         }
-        let Some(def) = self.func.def_inst(v) else {
-            return false;
-        };
-        if !self.func.block(body).insts.contains(&def) {
-            return false;
-        }
-        let partial = |a: Value| {
+        let from = |a: Value| {
+            if a == param {
+                return Some(1);
+            }
             let mut uses = Vec::new();
             self.uses_in(body, a, &mut uses);
-            (a == param || uses.len() == 1) && self.sum_chain(body, param, a)
+            if uses.len() != 1 {
+                return None;
+            }
+            self.sum_chain_uses(body, block, param, a)
         };
         let data = self.func.inst(def);
         match data.opcode {
-            Opcode::Binary(BinaryOp::Add) => partial(data.args[0]) || partial(data.args[1]),
-            Opcode::Binary(BinaryOp::Sub) => partial(data.args[0]),
-            _ => false,
+            Opcode::Binary(BinaryOp::Add) => from(data.args[0]).or_else(|| from(data.args[1])),
+            Opcode::Binary(BinaryOp::Sub) => from(data.args[0]),
+            Opcode::If | Opcode::Match(_) => {
+                // every arm adds its terms to the same value from before the branch, which
+                // only the arms use (one of them runs)
+                let k = data.results.iter().position(|&r| r == v)?;
+                let mut base = None;
+                for &arm in &data.arms {
+                    let y = *self.func.block(arm).yields.get(k)?;
+                    let b = self.arm_chain_base(body, arm, y)?;
+                    if base.replace(b).is_some_and(|previous| previous != b) {
+                        return None;
+                    }
+                }
+                let base = base?;
+                if base == param {
+                    return Some(data.arms.len());
+                }
+                let mut uses = Vec::new();
+                self.uses_in(body, base, &mut uses);
+                if uses.len() != data.arms.len() {
+                    return None;
+                }
+                self.sum_chain_uses(body, block, param, base)
+            }
+            _ => None,
+        }
+    }
+
+    /// The value from before a branch that arm `arm` yields as `y` plus or minus terms, one
+    /// addition or subtraction at a time, each partial sum used once (`y` itself when the arm
+    /// leaves it as it is).
+    fn arm_chain_base(&self, body: Block, arm: Block, y: Value) -> Option<Value> {
+        let in_arm = |v: Value| {
+            self.func
+                .def_inst(v)
+                .is_some_and(|d| self.func.block(arm).insts.contains(&d))
+        };
+        if !in_arm(y) {
+            return Some(y);
+        }
+        let from = |a: Value| {
+            if !in_arm(a) {
+                return Some(a);
+            }
+            let mut uses = Vec::new();
+            self.uses_in(body, a, &mut uses);
+            if uses.len() != 1 {
+                return None;
+            }
+            self.arm_chain_base(body, arm, a)
+        };
+        let data = self.func.inst(self.func.def_inst(y)?);
+        match data.opcode {
+            Opcode::Binary(BinaryOp::Add) => from(data.args[0]).or_else(|| from(data.args[1])),
+            Opcode::Binary(BinaryOp::Sub) => from(data.args[0]),
+            _ => None,
         }
     }
 
@@ -1803,14 +1865,9 @@ impl Context<'_> {
                 && !analysis.tensors[param.index()]
                 && !analysis.matrices[param.index()];
             if scalar {
-                let (mut param_uses, mut next_uses) = (Vec::new(), Vec::new());
-                self.uses_in(body, param, &mut param_uses);
+                let mut next_uses = Vec::new();
                 self.uses_in(body, next, &mut next_uses);
-                if param == next
-                    || !self.sum_chain(body, param, next)
-                    || param_uses.len() != 1
-                    || next_uses != [None]
-                {
+                if !self.is_sum(body, param, next) || next_uses != [None] {
                     return None;
                 }
                 if !after.is_empty() && sum.replace(slot).is_some() {

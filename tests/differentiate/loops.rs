@@ -382,6 +382,26 @@ fn eager_active_start(x: &[f64], w: f64) -> f64 {
     s * s
 }
 
+// the sum is updated in the arms of branches (`if c { s += a }`), one arm leaving it as it is
+#[differentiate]
+fn eager_branch_sum<T: Float>(x: &[T]) -> T {
+    let mut s = T::zero();
+    let mut buffer = vec![T::zero(); 2];
+    for i in 0..x.len() {
+        buffer[0] = x[i].sin();
+        buffer[1] = buffer[0] * x[i];
+        if x[i] > T::zero() {
+            s = s + buffer[1].tanh();
+        } else {
+            s = s - buffer[0] * buffer[1];
+        }
+        if buffer[1] < T::zero() {
+            s = s + x[i];
+        }
+    }
+    s * s.cos()
+}
+
 // sums only, in a generic function: a nested loop and a branch in the body, code after it
 #[differentiate]
 fn eager_generic<T: Float>(x: &[T]) -> T {
@@ -485,6 +505,17 @@ fn eager_loops_match_finite_differences_and_the_pullback() {
         let (_, (dx, dw)) = eager_carried_buffer_grad(&x, w);
         assert_close("eager_carried_buffer, pullback", &px, &dx, 1e-14);
         assert!(close(pw, dw, 1e-14));
+
+        let (value, grad) = eager_branch_sum_grad(&x);
+        assert_eq!(value.to_bits(), eager_branch_sum(&x).to_bits());
+        assert_fd("eager_branch_sum", &grad, eager_branch_sum, &x);
+        let (_, pullback) = eager_branch_sum_pullback(&x);
+        assert_close(
+            "eager_branch_sum, pullback",
+            &pullback.backward(1.0),
+            &grad,
+            1e-12,
+        );
 
         let (value, grad) = eager_generic_grad(&x);
         assert_eq!(value.to_bits(), eager_generic(&x).to_bits());
