@@ -762,12 +762,20 @@ impl<'a> FnGen<'a> {
                             .collect::<Vec<_>>()
                             .join("\n    ")
                     };
+                    // the sum is updated unconditionally or in the arms of a branch
+                    let last = m - 1;
+                    let update = if self.rng.chance(0.5) {
+                        format!("{sum} += {buf}[{last}] * {buf}[0] * T::from(0.5).unwrap();")
+                    } else {
+                        format!(
+                            "if {buf}[0] > T::zero() {{\n        {sum} += {buf}[{last}] * T::from(0.5).unwrap();\n    }} else {{\n        {sum} -= {buf}[{last}] * {buf}[0] * T::from(0.5).unwrap();\n    }}"
+                        )
+                    };
                     self.line(format!("let mut {buf} = vec![T::zero(); {m}];"));
                     self.line(format!("let mut {sum} = {};", e.code));
                     self.line(format!(
-                        "for {i} in 0..{vname}.len() {{\n    {buf}[0] = ({vname}[{i}] * T::from({s0:.3}).unwrap() + {}{carried}).tanh();\n    {fill}\n    {sum} += {buf}[{}] * {buf}[0] * T::from(0.5).unwrap();\n}}",
-                        term.code,
-                        m - 1
+                        "for {i} in 0..{vname}.len() {{\n    {buf}[0] = ({vname}[{i}] * T::from({s0:.3}).unwrap() + {}{carried}).tanh();\n    {fill}\n    {update}\n}}",
+                        term.code
                     ));
                     self.out_bound = self.out_bound.max(e.bound + 0.5 * len as f64 + 1.0);
                     self.line(format!("({sum} * T::from(0.7).unwrap()).sin() + {sum}"));
