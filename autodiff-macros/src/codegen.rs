@@ -1793,12 +1793,12 @@ impl Context<'_> {
     /// ADBench's GMM objective (per point: centre it into a buffer, transform it into another,
     /// add the log-sum-exp of the components to a sum), would otherwise save records for every
     /// iteration and replay them all in reverse after the forward pass. When the loop's active
-    /// carried values are sums (as for [`Context::fusable_loop`]) of which exactly one is read
-    /// after the loop, and float arrays read nowhere after it that start from a value without
-    /// derivative, the loop's contribution to the gradient is the gradient of that one sum
-    /// times its cotangent: `_grad` accumulates the gradient for a seed of one while the loop
-    /// runs, each iteration's backward statements right after its forward ones (its records
-    /// still in cache), and the backward pass scales it.
+    /// carried values are sums ([`Context::is_sum`], also in the arms of a branch) of which
+    /// exactly one is read after the loop, and float arrays read nowhere after it that start
+    /// from a value without derivative, the loop's contribution to the gradient is the
+    /// gradient of that one sum times its cotangent: `_grad` accumulates the gradient for a
+    /// seed of one while the loop runs, each iteration's backward statements right after its
+    /// forward ones (its records still in cache), and the backward pass scales it.
     ///
     /// This assumes no cotangent crosses from an iteration to the one before it through the
     /// arrays, that is, each iteration writes every element it reads before reading it, which
