@@ -1323,12 +1323,23 @@ impl Context<'_> {
     ) {
         for &(init, _, _, result) in slots {
             let (carrier, init) = (self.names.name(result), self.operand(init));
-            match &analysis.types[result.index()] {
-                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
-                    out.extend(quote!(let mut #carrier: #ty = #init;))
-                }
-                _ => out.extend(quote!(let mut #carrier = #init;)),
+            out.extend(self.let_mut_typed_as(analysis, result, carrier, init));
+        }
+    }
+
+    /// `let mut name = init;`, with the type of `v` written out when it is known and owned.
+    fn let_mut_typed_as(
+        &self,
+        analysis: &Analysis,
+        v: Value,
+        name: &Ident,
+        init: TokenStream,
+    ) -> TokenStream {
+        match &analysis.types[v.index()] {
+            Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+                quote!(let mut #name: #ty = #init;)
             }
+            _ => quote!(let mut #name = #init;),
         }
     }
 
@@ -1952,12 +1963,7 @@ impl Context<'_> {
             } else {
                 self.zero_of(analysis, param)
             };
-            match &analysis.types[param.index()] {
-                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
-                    run.extend(quote!(let mut #c: #ty = #initial;))
-                }
-                _ => run.extend(quote!(let mut #c = #initial;)),
-            }
+            run.extend(self.let_mut_typed_as(analysis, param, &c, initial));
         }
 
         // forward: the flat stacks of the loops inside start empty in every iteration
@@ -2906,12 +2912,7 @@ impl Context<'_> {
             } else {
                 self.zero_of(analysis, param)
             };
-            match &analysis.types[param.index()] {
-                Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
-                    out.extend(quote!(let mut #c: #ty = #initial;))
-                }
-                _ => out.extend(quote!(let mut #c = #initial;)),
-            }
+            out.extend(self.let_mut_typed_as(analysis, param, &c, initial));
         }
         // a carried integer that an inner loop's counter continues is counted down through
         // every reversed iteration, from this loop's result
