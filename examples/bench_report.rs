@@ -57,7 +57,9 @@ struct Timer {
 }
 
 impl Timer {
-    fn median<R>(&self, mut f: impl FnMut() -> R) -> Duration {
+    /// The median time per call, in seconds (not a `Duration`, whose whole nanoseconds would
+    /// round the smallest workloads by up to 10%).
+    fn median<R>(&self, mut f: impl FnMut() -> R) -> f64 {
         let warm_up = Instant::now();
         let mut calls = 0u64;
         while calls < 3 || warm_up.elapsed() < self.budget / 10 {
@@ -81,22 +83,23 @@ impl Timer {
             samples.push(t.elapsed().as_secs_f64() / batch as f64);
         }
         samples.sort_by(f64::total_cmp);
-        Duration::from_secs_f64(samples[samples.len() / 2])
+        samples[samples.len() / 2]
     }
 }
 
 /// What a tool's cell holds.
 enum Timing {
-    Measured(Duration),
+    /// Seconds per call.
+    Measured(f64),
     /// Extrapolated from part of the work (forward mode: some of the passes).
-    Estimated(Duration, String),
+    Estimated(f64, String),
     Skipped(String),
 }
 
 impl Timing {
     fn seconds(&self) -> Option<f64> {
         match self {
-            Timing::Measured(d) | Timing::Estimated(d, _) => Some(d.as_secs_f64()),
+            Timing::Measured(d) | Timing::Estimated(d, _) => Some(*d),
             Timing::Skipped(_) => None,
         }
     }
@@ -181,8 +184,8 @@ fn print_table(cases: &[Case]) {
                 String::new()
             };
             let median = match timing {
-                Timing::Measured(d) => fmt_time(d.as_secs_f64()),
-                Timing::Estimated(d, how) => format!("≈ {} ({how})", fmt_time(d.as_secs_f64())),
+                Timing::Measured(d) => fmt_time(*d),
+                Timing::Estimated(d, how) => format!("≈ {} ({how})", fmt_time(*d)),
                 Timing::Skipped(why) => format!("skipped ({why})"),
             };
             let t = timing.seconds();
@@ -244,16 +247,13 @@ fn forward_mode(
     limit: f64,
     mut passes: impl FnMut(usize) -> f64,
 ) -> Timing {
-    let one = timer.median(|| passes(1)).as_secs_f64();
+    let one = timer.median(|| passes(1));
     if one * n as f64 <= limit {
         return Timing::Measured(timer.median(|| passes(n)));
     }
     let k = ((limit / one) as usize).clamp(1, n);
-    let t = timer.median(|| passes(k)).as_secs_f64();
-    Timing::Estimated(
-        Duration::from_secs_f64(t * n as f64 / k as f64),
-        format!("from {k} of {n} passes"),
-    )
+    let t = timer.median(|| passes(k));
+    Timing::Estimated(t * n as f64 / k as f64, format!("from {k} of {n} passes"))
 }
 
 fn seed_case(timer: &Timer) -> Case {

@@ -1750,9 +1750,10 @@ impl Context<'_> {
             out.extend(quote! {
                 let mut #carried_at: ::core::option::Option<usize> = ::core::option::Option::None;
             });
+            let rule = self.shift_add_rule(analysis, shift);
             after.extend(quote! {
                 if let ::core::option::Option::Some(at) = #carried_at {
-                    #private::rules::index_add(&mut #d_array, &at, #carried);
+                    #private::rules::#rule(&mut #d_array, &at, #carried);
                 }
             });
             locals
@@ -2338,6 +2339,18 @@ impl Context<'_> {
         let kind = crate::args::array_type(&self.func.params[i].ty).map(|(k, _)| k);
         let len = self.func.param_lens.get(i).copied().flatten()?;
         (matches!(kind, Some(ArrayKind::Vec)) && analysis.needed[len.index()]).then_some(len)
+    }
+
+    /// The rule adding a shifted read's carried contribution into its array's cotangent:
+    /// the element was read in the forward pass, so its index is in bounds of a cotangent
+    /// allocated at the full length, and a growing update there would hide that length from
+    /// the optimiser (the final `fit` would stay a real resize).
+    fn shift_add_rule(&self, analysis: &Analysis, shift: &ShiftedReads) -> TokenStream {
+        if self.presized_length(analysis, shift.array).is_some() {
+            quote!(index_add_in_bounds)
+        } else {
+            quote!(index_add)
+        }
     }
 
     fn zero_of(&self, analysis: &Analysis, v: Value) -> TokenStream {
@@ -2981,11 +2994,7 @@ impl Context<'_> {
                 at_next,
             } = locals;
             let next = self.read_ref(analysis, shift.next_index);
-            let rule = if self.presized_length(analysis, shift.array).is_some() {
-                quote!(index_add_in_bounds)
-            } else {
-                quote!(index_add)
-            };
+            let rule = self.shift_add_rule(analysis, shift);
             iteration.extend(quote! {
                 #private::rules::#rule(&mut #d_array, #next, #at_next + #carried);
                 #carried = #at_index;
@@ -3050,11 +3059,12 @@ impl Context<'_> {
             (_, None, None) => {}
         }
         out.extend(chains_after);
-        if let Some(locals) = &locals {
+        if let (Some(shift), Some(locals)) = (&shifted, &locals) {
             // what the last reversed iteration carried belongs to the range's first element
             let ShiftLocals {
                 d_array, carried, ..
             } = locals;
+            let rule = self.shift_add_rule(analysis, shift);
             let (start, end) = (
                 self.range_bound(analysis, inst, 0),
                 self.range_bound(analysis, inst, 1),
@@ -3065,7 +3075,7 @@ impl Context<'_> {
             };
             out.extend(quote! {
                 if #ran {
-                    #private::rules::index_add(&mut #d_array, &#start, #carried);
+                    #private::rules::#rule(&mut #d_array, &#start, #carried);
                 }
             });
         }

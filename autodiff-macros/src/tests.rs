@@ -608,7 +608,7 @@ fn neighbouring_element_reads_update_the_cotangent_once_per_iteration() {
                     d_s_3_carry = d_s_1;
                 }
                 if 0 < (*v6) {
-                    ::autodiff::__private::rules::index_add(&mut d_x, &0, d_x_shift);"#]]
+                    ::autodiff::__private::rules::index_add_in_bounds(&mut d_x, &0, d_x_shift);"#]]
     .assert_eq(&text[start..end]);
 }
 
