@@ -173,19 +173,22 @@ impl<T: Float> Cotangent for Vec<T> {
         if self.is_empty() {
             *self = other;
         } else {
-            add_into(self, other);
+            *self = added(core::mem::take(self), other);
         }
     }
 }
 
-/// `acc += other` element-wise, `acc` first growing to `other`'s length.
-fn add_into<T: Float>(acc: &mut Vec<T>, other: Vec<T>) {
+/// `acc + other` element-wise, `acc` first growing to `other`'s length. By value, so that the
+/// caller's vector never has its address taken: a `&mut Vec` passed to a call that is not
+/// inlined would keep the vector's pointer and length in memory across the caller's loops.
+fn added<T: Float>(mut acc: Vec<T>, other: Vec<T>) -> Vec<T> {
     if acc.len() < other.len() {
         acc.resize(other.len(), T::zero());
     }
     for (a, b) in acc.iter_mut().zip(other) {
         *a = *a + b;
     }
+    acc
 }
 
 impl<T: Float, const N: usize> Cotangent for [T; N] {

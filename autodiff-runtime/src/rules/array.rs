@@ -22,12 +22,15 @@ pub trait ArrayCotangent<T> {
 }
 
 /// The first contribution past the end of a lazily grown cotangent: rare (once per vector in
-/// a backward pass), so kept out of the inlined hot path.
+/// a backward pass), so kept out of the inlined hot path. It takes and returns the vector by
+/// value: a `&mut Vec` passed to a call that is not inlined would keep the caller's vector
+/// (its pointer and length) in memory rather than in registers throughout the caller's loops.
 #[cold]
 #[inline(never)]
-fn grow_and_add<T: Float>(d: &mut Vec<T>, i: usize, c: T) {
+fn grown_with<T: Float>(mut d: Vec<T>, i: usize, c: T) -> Vec<T> {
     d.resize(i + 1, T::zero());
     d[i] = c;
+    d
 }
 
 impl<T: Float> ArrayCotangent<T> for Vec<T> {
@@ -35,7 +38,7 @@ impl<T: Float> ArrayCotangent<T> for Vec<T> {
     fn add_at(&mut self, i: usize, c: T) {
         match self.get_mut(i) {
             Some(slot) => *slot = *slot + c,
-            None => grow_and_add(self, i, c),
+            None => *self = grown_with(core::mem::take(self), i, c),
         }
     }
 
