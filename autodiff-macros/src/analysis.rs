@@ -67,6 +67,11 @@ pub struct Analysis {
     /// Per value: whether it is a nalgebra matrix or vector, whose operations use the
     /// `linalg` rules.
     pub matrices: Vec<bool>,
+    /// Per value: for a `Vec` of floats made by `vec![v; n]` and changed since only element by
+    /// element (in every version, through loops and branches), the `n` its length always
+    /// equals. The backward pass allocates the cotangents of such arrays at that length and
+    /// updates their elements without growing them (see [`fixed_lengths`]).
+    pub lengths: Vec<Option<Value>>,
 }
 
 impl Analysis {
@@ -108,6 +113,7 @@ pub fn analyze(
         float: None,
         tensors: vec![false; n],
         matrices: vec![false; n],
+        lengths: vec![None; n],
     };
     for (param, &active) in func.params.iter().zip(active_params) {
         analysis.varied[param.value.index()] = active;
@@ -139,6 +145,15 @@ pub fn analyze(
         if is_struct && analysis.is_active(param.value) {
             analysis.needed[param.value.index()] = true;
         }
+    }
+    fixed_lengths(func, func.entry, &mut analysis);
+    let sized: Vec<Value> = (0..n)
+        .map(|v| Value(v as u32))
+        .filter(|&v| analysis.is_active(v))
+        .filter_map(|v| analysis.lengths[v.index()])
+        .collect();
+    for len in sized {
+        need(func, &mut analysis, len);
     }
     mark_recomputed(func, &mut analysis);
     report_untyped(func, &analysis, errors);
@@ -250,6 +265,75 @@ pub fn loop_slots(func: &Function, inst: Inst) -> Vec<(Value, Value, Value, Valu
         .zip(&data.results)
         .map(|(((&init, &param), &next), &result)| (init, param, next, result))
         .collect()
+}
+
+/// Fills [`Analysis::lengths`] in program order. The length `n` of `vec![v; n]` counts only
+/// when it is a parameter or computed at the top of the function, so that the backward pass
+/// reads it at no more cost than one saved integer; element writes and swaps keep the length,
+/// and a loop's carried array keeps it when each iteration passes on an array of the same
+/// length (found by iterating to a fixed point), a branch's result when every arm yields one.
+fn fixed_lengths(func: &Function, block: Block, a: &mut Analysis) {
+    let top_level = |v: Value| match func.value(v).def {
+        ValueDef::Param(_) => true,
+        _ => func
+            .def_inst(v)
+            .is_some_and(|def| func.block(func.entry).insts.contains(&def)),
+    };
+    for &inst in &func.block(block).insts {
+        let data = func.inst(inst);
+        let length = |a: &Analysis, v: Value| a.lengths[v.index()];
+        match &data.opcode {
+            Opcode::VecFill => {
+                let (vector, len) = (data.results[0], data.args[1]);
+                let float = a.elements[vector.index()].as_ref().is_some_and(|ty| {
+                    a.float.as_ref() == Some(ty) || crate::args::is_float_type(ty, &[])
+                });
+                if a.arrays[vector.index()] && float && top_level(len) {
+                    a.lengths[vector.index()] = Some(len);
+                }
+            }
+            Opcode::IndexSet | Opcode::IndexAdd { .. } | Opcode::Swap => {
+                a.lengths[data.results[0].index()] = length(a, data.args[0]);
+            }
+            Opcode::If | Opcode::Match(_) => {
+                for &arm in &data.arms {
+                    fixed_lengths(func, arm, a);
+                }
+                for (k, &result) in data.results.iter().enumerate() {
+                    let mut yielded = data
+                        .arms
+                        .iter()
+                        .map(|&arm| length(a, func.block(arm).yields[k]));
+                    let first = yielded.next().flatten();
+                    a.lengths[result.index()] = first.filter(|_| yielded.all(|l| l == first));
+                }
+            }
+            Opcode::ForRange(_) | Opcode::While => {
+                let slots = loop_slots(func, inst);
+                for &(init, param, _, _) in &slots {
+                    a.lengths[param.index()] = length(a, init);
+                }
+                loop {
+                    fixed_lengths(func, data.arms[0], a);
+                    let mut changed = false;
+                    for &(_, param, next, _) in &slots {
+                        if a.lengths[param.index()].is_some() && length(a, next) != length(a, param)
+                        {
+                            a.lengths[param.index()] = None;
+                            changed = true;
+                        }
+                    }
+                    if !changed {
+                        break;
+                    }
+                }
+                for &(_, param, _, result) in &slots {
+                    a.lengths[result.index()] = length(a, param);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn forward_varied(func: &Function, block: Block, a: &mut Analysis) {

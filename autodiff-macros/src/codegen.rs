@@ -116,6 +116,11 @@ pub struct Context<'a> {
     /// While an eager loop's body is generated: the `Vec`s its record would copy only for
     /// calls whose pullbacks are kept, which then read nothing.
     pub unsaved_arrays: std::cell::RefCell<HashSet<Value>>,
+    /// While a branch's arms are generated: the arrays of fixed length (see
+    /// [`Analysis::lengths`]) whose cotangents were declared empty in front of it, so that an
+    /// arm's first contribution moves in rather than adds; their elements are updated with
+    /// the growing rules until the branch is over and they are brought to full length.
+    pub lazy_cotangents: std::cell::RefCell<HashSet<Value>>,
 }
 
 /// One generated variant: the public one (respecting `wrt`) or the hidden all-active one.
@@ -1648,7 +1653,7 @@ impl Context<'_> {
         let mut declared: Vec<Value> = scope.into_iter().collect();
         declared.sort_by_key(|v| v.index());
         let lengths = declared.iter().filter_map(|&v| {
-            let len = self.presized_length(analysis, v)?;
+            let len = self.full_length(analysis, v)?;
             let name = self.names.name(len);
             (!analysis.constant[len.index()]).then(|| quote!(let #name = &#name;))
         });
@@ -1717,6 +1722,18 @@ impl Context<'_> {
                 backward.extend(self.reference_binding(analysis, root));
             }
         }
+        // the lengths the cotangents of fixed-length arrays are allocated at or checked against
+        for &i in &self.func.block(body).insts {
+            let data = self.func.inst(i);
+            for &v in data.args.iter().chain(&data.results) {
+                let Some(len) = self.local_length(analysis, v) else {
+                    continue;
+                };
+                if !inside.contains(&len) && !analysis.constant[len.index()] && bound.insert(len) {
+                    backward.extend(self.reference_binding(analysis, len));
+                }
+            }
+        }
         for &v in self.func.block(body).params.iter().skip(1) {
             if analysis.is_saved(v) {
                 backward.extend(self.reference_binding(analysis, v));
@@ -1762,7 +1779,14 @@ impl Context<'_> {
         for &(_, param, next, result) in &slots {
             if analysis.is_active(param) {
                 let c = carry(result);
-                self.contribute(analysis, &mut inner, next, quote!(#c), &mut backward);
+                self.contribute_from(
+                    analysis,
+                    &mut inner,
+                    next,
+                    result,
+                    quote!(#c),
+                    &mut backward,
+                );
             }
         }
         self.backward_block(&inner_variant, records, body, &mut inner, &mut backward);
@@ -1795,7 +1819,7 @@ impl Context<'_> {
         for &(init, param, _, result) in &slots {
             if analysis.is_active(param) && analysis.is_active(init) {
                 let c = carry(result);
-                self.contribute(analysis, &mut scope, init, quote!(#c), out);
+                self.contribute_from(analysis, &mut scope, init, result, quote!(#c), out);
             }
         }
         *self.fused_scope.borrow_mut() = scope;
@@ -1962,7 +1986,7 @@ impl Context<'_> {
                 let carrier = self.names.name(result);
                 quote!(#private::one_like(&#carrier))
             } else {
-                self.zero_of(analysis, param)
+                self.zero_in_forward(analysis, param)
             };
             run.extend(self.let_mut_typed_as(analysis, param, &c, initial));
         }
@@ -2032,7 +2056,14 @@ impl Context<'_> {
         for &(_, _, next, result) in &active {
             if analysis.is_active(next) {
                 let c = carry(result);
-                self.contribute(analysis, &mut inner, next, quote!(#c), &mut backward);
+                self.contribute_from(
+                    analysis,
+                    &mut inner,
+                    next,
+                    result,
+                    quote!(#c),
+                    &mut backward,
+                );
             }
         }
         let inner_variant = Variant {
@@ -2048,15 +2079,16 @@ impl Context<'_> {
         let mut reset = TokenStream::new();
         for &(_, param, _, result) in &active {
             let c = carry(result);
-            let zero = self.zero_of(analysis, param);
             if inner.contains(&param) {
                 let d = self.names.cotangent(param);
                 backward.extend(quote!(#c = #d;));
                 if analysis.arrays[param.index()] {
                     crossed.push(quote!(!#private::all_zero(&#c)));
+                    let zero = self.zero_in_forward(analysis, param);
                     reset.extend(quote!(#c = #zero;));
                 }
             } else {
+                let zero = self.zero_of(analysis, param);
                 backward.extend(quote!(#c = #zero;));
             }
         }
@@ -2163,10 +2195,25 @@ impl Context<'_> {
             visit(y, &mut roots);
         }
         for &v in declared {
-            if let Some(len) = self.presized_length(analysis, v) {
+            if let Some(len) = self.full_length(analysis, v) {
                 visit(len, &mut roots);
             }
         }
+        // the lengths the cotangents of fixed-length arrays are allocated at or checked
+        // against, wherever the body's backward statements declare them
+        let arrays: Vec<Value> = roots.clone();
+        for v in arrays {
+            if let Some(len) = self.local_length(analysis, v) {
+                visit(len, &mut roots);
+            }
+        }
+        self.func.walk_insts(body, &mut |i| {
+            for &r in &self.func.inst(i).results {
+                if let Some(len) = self.local_length(analysis, r) {
+                    visit(len, &mut roots);
+                }
+            }
+        });
         roots
             .into_iter()
             .map(|v| self.reference_binding(analysis, v))
@@ -2346,19 +2393,57 @@ impl Context<'_> {
     /// allocated at the full length, and a growing update there would hide that length from
     /// the optimiser (the final `fit` would stay a real resize).
     fn shift_add_rule(&self, analysis: &Analysis, shift: &ShiftedReads) -> TokenStream {
-        if self.presized_length(analysis, shift.array).is_some() {
+        if self.full_length(analysis, shift.array).is_some() {
             quote!(index_add_in_bounds)
         } else {
             quote!(index_add)
         }
     }
 
+    /// For a local `Vec` of floats whose length never changes (see [`Analysis::lengths`]):
+    /// that length, which its cotangent is allocated at.
+    fn local_length(&self, analysis: &Analysis, v: Value) -> Option<Value> {
+        let len = analysis.lengths[v.index()]?;
+        (analysis.needed[len.index()] && self.float_elements(analysis, v)).then_some(len)
+    }
+
+    /// The length an array's cotangent has whenever it exists, for a parameter (see
+    /// [`Self::presized_length`]) or a local array of fixed length: element updates index it
+    /// directly instead of growing it.
+    fn full_length(&self, analysis: &Analysis, v: Value) -> Option<Value> {
+        self.presized_length(analysis, v).or_else(|| {
+            self.local_length(analysis, v)
+                .filter(|_| !self.lazy_cotangents.borrow().contains(&v))
+        })
+    }
+
+    /// [`Self::zero_of`] among `_grad`'s forward statements, where values are bound by value
+    /// rather than by reference as in the backward pass.
+    fn zero_in_forward(&self, analysis: &Analysis, v: Value) -> TokenStream {
+        let zero = self.zero_of(analysis, v);
+        match self.full_length(analysis, v) {
+            Some(len) if !analysis.constant[len.index()] => {
+                let name = self.names.name(len);
+                quote!({
+                    let #name = &#name;
+                    #zero
+                })
+            }
+            _ => zero,
+        }
+    }
+
     fn zero_of(&self, analysis: &Analysis, v: Value) -> TokenStream {
         let private = private();
         if analysis.arrays[v.index()] {
-            if let Some(len) = self.presized_length(analysis, v) {
-                let len = self.read_ref(analysis, len);
-                return quote!(::std::vec![#private::zero(); *#len]);
+            if let Some(len) = self.full_length(analysis, v) {
+                let len = if analysis.constant[len.index()] {
+                    self.constant_expr(len)
+                } else {
+                    let len = self.read_ref(analysis, len);
+                    quote!(*#len)
+                };
+                return quote!(::std::vec![#private::zero(); #len]);
             }
             return quote!(#private::Cotangent::zero());
         }
@@ -2472,7 +2557,52 @@ impl Context<'_> {
         scope.insert(v);
     }
 
+    /// Adds `expr` to `v`'s cotangent, declaring it with the first contribution. A local
+    /// array of fixed length gets its full length then: `expr` may come from anywhere (a
+    /// callee's cotangent, an array of another length).
     fn contribute(
+        &self,
+        analysis: &Analysis,
+        scope: &mut HashSet<Value>,
+        v: Value,
+        expr: TokenStream,
+        out: &mut TokenStream,
+    ) {
+        let expr = match self.full_length(analysis, v) {
+            Some(len) if !scope.contains(&v) && self.presized_length(analysis, v).is_none() => {
+                let private = private();
+                let len = self.read_ref(analysis, len);
+                quote!(#private::rules::presized(#expr, #len))
+            }
+            _ => expr,
+        };
+        self.contribute_moved(analysis, scope, v, expr, out);
+    }
+
+    /// Adds `expr`, the cotangent of `source`, to `v`'s cotangent: moved without a check of
+    /// its length when both are versions of one array of fixed length (an element write, a
+    /// loop's carried value, a branch's result).
+    fn contribute_from(
+        &self,
+        analysis: &Analysis,
+        scope: &mut HashSet<Value>,
+        v: Value,
+        source: Value,
+        expr: TokenStream,
+        out: &mut TokenStream,
+    ) {
+        let same_length = analysis.lengths[source.index()].is_some()
+            && analysis.lengths[source.index()] == analysis.lengths[v.index()]
+            && self.full_length(analysis, source).is_some();
+        if same_length {
+            self.contribute_moved(analysis, scope, v, expr, out);
+        } else {
+            self.contribute(analysis, scope, v, expr, out);
+        }
+    }
+
+    /// Adds `expr` to `v`'s cotangent, declaring it with the first contribution as it is.
+    fn contribute_moved(
         &self,
         analysis: &Analysis,
         scope: &mut HashSet<Value>,
@@ -2564,6 +2694,121 @@ impl Context<'_> {
                 self.declare_zero(analysis, v, scope, out);
             }
         }
+    }
+
+    /// [`Self::predeclare`] for the arms of branch `inst`. An array of fixed length that an
+    /// arm passes on whole (yields it, starts a loop with it, writes an element of it) gets an
+    /// empty cotangent instead of a full one, so that the arm's contribution moves in rather
+    /// than adds; until [`Self::end_lazy`] its elements use the growing rules. Returns those
+    /// arrays, each with whether some arm may leave its cotangent empty.
+    fn predeclare_arms(
+        &self,
+        analysis: &Analysis,
+        inst: Inst,
+        scope: &mut HashSet<Value>,
+        out: &mut TokenStream,
+    ) -> Vec<(Value, bool)> {
+        let data = self.func.inst(inst);
+        let arms = &data.arms;
+        let mut inside = HashSet::new();
+        let mut touched = Vec::new();
+        for &arm in arms {
+            self.defined_in(arm, &mut inside);
+            self.active_refs(analysis, arm, &mut touched);
+        }
+        let mut lazy = Vec::new();
+        for v in touched {
+            if inside.contains(&v) || scope.contains(&v) {
+                continue;
+            }
+            if self.local_length(analysis, v).is_some()
+                && !self.lazy_cotangents.borrow().contains(&v)
+                && arms.iter().any(|&arm| self.used_whole(arm, v))
+            {
+                let filled = arms
+                    .iter()
+                    .all(|&arm| self.arm_fills(analysis, arm, &data.results, scope, v));
+                self.lazy_cotangents.borrow_mut().insert(v);
+                lazy.push((v, !filled));
+            }
+            self.declare_zero(analysis, v, scope, out);
+        }
+        lazy
+    }
+
+    /// Whether the backward pass of `arm` surely moves a full cotangent into outer array `v`'s:
+    /// `v` reaches a value the arm yields (into a result with a cotangent) through element
+    /// writes and loops at the arm's top level, each of which hands its result's cotangent on
+    /// whole.
+    fn arm_fills(
+        &self,
+        analysis: &Analysis,
+        arm: Block,
+        results: &[Value],
+        scope: &HashSet<Value>,
+        v: Value,
+    ) -> bool {
+        let block = self.func.block(arm);
+        let mut seeded: HashSet<Value> = results
+            .iter()
+            .zip(&block.yields)
+            .filter(|(r, y)| scope.contains(r) && analysis.is_active(**y))
+            .map(|(_, y)| *y)
+            .collect();
+        for &inst in block.insts.iter().rev() {
+            if !analysis.reversed[inst.index()] {
+                continue;
+            }
+            let data = self.func.inst(inst);
+            match &data.opcode {
+                Opcode::IndexSet | Opcode::IndexAdd { .. } | Opcode::Swap
+                    if seeded.contains(&data.results[0]) =>
+                {
+                    seeded.insert(data.args[0]);
+                }
+                Opcode::ForRange(_) | Opcode::While => {
+                    for (init, _, _, result) in loop_slots(self.func, inst) {
+                        if seeded.contains(&result) {
+                            seeded.insert(init);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        seeded.contains(&v)
+    }
+
+    /// After a branch: the cotangents [`Self::predeclare_arms`] declared empty are full length
+    /// again, brought to it where an arm may have left one empty.
+    fn end_lazy(&self, analysis: &Analysis, lazy: &[(Value, bool)], out: &mut TokenStream) {
+        let private = private();
+        for &(v, maybe_empty) in lazy {
+            self.lazy_cotangents.borrow_mut().remove(&v);
+            if let (true, Some(len)) = (maybe_empty, self.local_length(analysis, v)) {
+                let (d, len) = (self.names.cotangent(v), self.read_ref(analysis, len));
+                out.extend(quote!(let mut #d = #private::rules::presized(#d, #len);));
+            }
+        }
+    }
+
+    /// Whether `block` uses array `v` other than by reading an element.
+    fn used_whole(&self, block: Block, v: Value) -> bool {
+        let mut whole = self.func.block(block).yields.contains(&v);
+        self.func.walk_insts(block, &mut |inst| {
+            let data = self.func.inst(inst);
+            let element_read =
+                matches!(data.opcode, Opcode::Index) && data.args[1..].iter().all(|&a| a != v);
+            if !element_read && data.args.contains(&v) {
+                whole = true;
+            }
+            for &arm in &data.arms {
+                if self.func.block(arm).yields.contains(&v) {
+                    whole = true;
+                }
+            }
+        });
+        whole
     }
 
     fn backward_block(
@@ -2691,7 +2936,7 @@ impl Context<'_> {
                         out.extend(
                             quote!(#private::rules::linalg::index_add(&mut #d_array, #m, #i, #d);),
                         );
-                    } else if self.presized_length(analysis, data.args[0]).is_some()
+                    } else if self.full_length(analysis, data.args[0]).is_some()
                         && self.float_elements(analysis, data.args[0])
                     {
                         // the forward pass read this element, so it is in bounds
@@ -2706,31 +2951,51 @@ impl Context<'_> {
                     // the overwritten element gets nothing: its cotangent goes to the written
                     // value or nowhere, never to the old version of the array
                     let i = read(1);
-                    let taken = quote!(#private::rules::index_take(&mut #d, #i));
+                    let taken = if self.full_length(analysis, result).is_some() {
+                        quote!(#private::rules::index_take_in_bounds(&mut #d, #i))
+                    } else {
+                        quote!(#private::rules::index_take(&mut #d, #i))
+                    };
                     if active(2) {
                         self.contribute(analysis, scope, data.args[2], taken, out);
                     } else {
                         out.extend(quote!(let _ = #taken;));
                     }
                     if active(0) {
-                        self.contribute(analysis, scope, data.args[0], quote!(#d), out);
+                        self.contribute_from(
+                            analysis,
+                            scope,
+                            data.args[0],
+                            result,
+                            quote!(#d),
+                            out,
+                        );
                     }
                 }
                 Opcode::IndexAdd { subtract } => {
                     // every element passes through; the added value gets the element's
                     // cotangent (negated for `-=`)
                     let i = read(1);
-                    let rule = if *subtract {
-                        quote!(index_sub_d2)
-                    } else {
-                        quote!(index_add_d2)
+                    let in_bounds = self.full_length(analysis, result).is_some();
+                    let rule = match (*subtract, in_bounds) {
+                        (true, false) => quote!(index_sub_d2),
+                        (false, false) => quote!(index_add_d2),
+                        (true, true) => quote!(index_sub_d2_in_bounds),
+                        (false, true) => quote!(index_add_d2_in_bounds),
                     };
                     if active(2) {
                         let element = quote!(#private::rules::#rule(&#d, #i));
                         self.contribute(analysis, scope, data.args[2], element, out);
                     }
                     if active(0) {
-                        self.contribute(analysis, scope, data.args[0], quote!(#d), out);
+                        self.contribute_from(
+                            analysis,
+                            scope,
+                            data.args[0],
+                            result,
+                            quote!(#d),
+                            out,
+                        );
                     }
                 }
                 Opcode::Push => {
@@ -2749,7 +3014,14 @@ impl Context<'_> {
                     let (i, j) = (read(1), read(2));
                     out.extend(quote!(#private::rules::swap(&mut #d, #i, #j);));
                     if active(0) {
-                        self.contribute(analysis, scope, data.args[0], quote!(#d), out);
+                        self.contribute_from(
+                            analysis,
+                            scope,
+                            data.args[0],
+                            result,
+                            quote!(#d),
+                            out,
+                        );
                     }
                 }
                 Opcode::VecFill | Opcode::ArrayFill(_) => {
@@ -2833,7 +3105,7 @@ impl Context<'_> {
         let Some(&index) = records.index.get(&inst) else {
             return self.backward_replayed_branch(variant, records, inst, scope, out);
         };
-        self.predeclare(analysis, &data.arms, scope, out);
+        let lazy = self.predeclare_arms(analysis, inst, scope, out);
         let is_if = matches!(data.opcode, Opcode::If);
         let enum_name = self.record_type(inst, index, variant.hidden);
         let field = self.record_field(inst, index);
@@ -2848,6 +3120,7 @@ impl Context<'_> {
             arms.push(quote!(#enum_name::__Marker(_, never) => match *never {},));
         }
         out.extend(quote!(match #field { #(#arms)* }));
+        self.end_lazy(analysis, &lazy, out);
     }
 
     /// The backward pass of one arm of a branch: its recomputed values, the cotangents of the
@@ -2867,7 +3140,7 @@ impl Context<'_> {
         for (r, y) in data.results.iter().zip(&self.func.block(arm).yields) {
             if scope.contains(r) && analysis.is_active(*y) {
                 let d = self.names.cotangent(*r);
-                self.contribute(analysis, &mut arm_scope, *y, quote!(#d), &mut body);
+                self.contribute_from(analysis, &mut arm_scope, *y, *r, quote!(#d), &mut body);
             }
         }
         self.backward_block(variant, records, arm, &mut arm_scope, &mut body);
@@ -2885,7 +3158,7 @@ impl Context<'_> {
     ) {
         let analysis = variant.analysis;
         let data = self.func.inst(inst);
-        self.predeclare(analysis, &data.arms, scope, out);
+        let lazy = self.predeclare_arms(analysis, inst, scope, out);
         let arms: Vec<TokenStream> = data
             .arms
             .iter()
@@ -2894,6 +3167,7 @@ impl Context<'_> {
         let condition = self.read_ref(analysis, data.args[0]);
         let (then_arm, else_arm) = (&arms[0], &arms[1]);
         out.extend(quote!(if *#condition { #then_arm } else { #else_arm }));
+        self.end_lazy(analysis, &lazy, out);
     }
 
     fn backward_loop(
@@ -2980,7 +3254,14 @@ impl Context<'_> {
         for &(_, _, next, result) in &slots {
             if analysis.is_active(next) {
                 let c = carry(result);
-                self.contribute(analysis, &mut inner, next, quote!(#c), &mut iteration);
+                self.contribute_from(
+                    analysis,
+                    &mut inner,
+                    next,
+                    result,
+                    quote!(#c),
+                    &mut iteration,
+                );
             }
         }
         self.backward_block(&inner_variant, records, body, &mut inner, &mut iteration);
@@ -3082,7 +3363,7 @@ impl Context<'_> {
         for &(init, _, _, result) in &slots {
             if analysis.is_active(init) {
                 let c = carry(result);
-                self.contribute(analysis, scope, init, quote!(#c), out);
+                self.contribute_from(analysis, scope, init, result, quote!(#c), out);
             }
         }
     }
@@ -3690,6 +3971,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         fused_scope: Default::default(),
         kept_calls: Default::default(),
         unsaved_arrays: Default::default(),
+        lazy_cotangents: Default::default(),
     };
     let fname = &item.sig.ident;
     let vis = &item.vis;

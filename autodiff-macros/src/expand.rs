@@ -193,6 +193,7 @@ fn generate(
         fused_scope: Default::default(),
         kept_calls: Default::default(),
         unsaved_arrays: Default::default(),
+        lazy_cotangents: Default::default(),
     };
     let mut items = ctx.variant_items(
         &Variant {

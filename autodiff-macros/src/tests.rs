@@ -710,7 +710,9 @@ fn grad_runs_a_loop_over_a_scratch_buffer_eagerly() {
                     let mut d_w: f64 = ::autodiff::__private::zero();
                     (d_x, d_w)
                 };
-                let mut d_buffer_4_carry: ::std::vec::Vec<f64> = ::autodiff::__private::Cotangent::zero();
+                let mut d_buffer_4_carry: ::std::vec::Vec<f64> = ::std::vec![
+                    ::autodiff::__private::zero(); 2
+                ];
                 let mut d_s_3_carry: f64 = ::autodiff::__private::one_like(&s_3);
                 let mut loop20_later = false;
                 for i in (0..v8) {
@@ -743,16 +745,26 @@ fn grad_runs_a_loop_over_a_scratch_buffer_eagerly() {
                         let mut d_v23 = ::autodiff::__private::rules::add_d1(d_s_2);
                         let mut d_v17 = ::autodiff::__private::rules::mul_d0(v22, d_v23);
                         let mut d_v22 = ::autodiff::__private::rules::mul_d1(v17, d_v23);
-                        ::autodiff::__private::rules::index_add(&mut d_buffer_3, &0, d_v22);
+                        ::autodiff::__private::rules::index_add_in_bounds(
+                            &mut d_buffer_3,
+                            &0,
+                            d_v22,
+                        );
                         d_v17
                             .accumulate(
-                                ::autodiff::__private::rules::index_take(&mut d_buffer_3, &1),
+                                ::autodiff::__private::rules::index_take_in_bounds(
+                                    &mut d_buffer_3,
+                                    &1,
+                                ),
                             );
                         let mut d_buffer_2 = d_buffer_3;
                         let mut d_v13 = ::autodiff::__private::rules::sin_d0(v13, d_v17);
                         d_v13
                             .accumulate(
-                                ::autodiff::__private::rules::index_take(&mut d_buffer_2, &0),
+                                ::autodiff::__private::rules::index_take_in_bounds(
+                                    &mut d_buffer_2,
+                                    &0,
+                                ),
                             );
                         let mut d_buffer_1 = d_buffer_2;
                         let mut d_v12 = ::autodiff::__private::rules::mul_d0(w, d_v13);
@@ -767,7 +779,7 @@ fn grad_runs_a_loop_over_a_scratch_buffer_eagerly() {
                             let (value, pullback) = smooth_pullback(x, w);
                             return (value, pullback.backward(::autodiff::__private::one()));
                         }
-                        d_buffer_4_carry = ::autodiff::__private::Cotangent::zero();
+                        d_buffer_4_carry = ::std::vec![::autodiff::__private::zero(); 2];
                     }
                     loop20_later = true;
                 }
@@ -788,7 +800,8 @@ fn grad_runs_a_loop_over_a_scratch_buffer_eagerly() {
             let mut d_x = ::autodiff::__private::scale_elements(d_x_loop20, d_s_3);
             let mut d_w = (d_w_loop20 * d_s_3);
             (__autodiff_value, (::autodiff::__private::rules::fit(d_x, x_len), d_w))
-        }"#]].assert_eq(&text[start..end]);
+        }"#]]
+    .assert_eq(&text[start..end]);
 }
 
 #[test]

@@ -1579,3 +1579,180 @@ fn in_place_writes_save_linear_memory() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Local vectors of fixed length: cotangents allocated at that length, updated in place
+// ---------------------------------------------------------------------------------------
+
+/// A buffer used whole in one arm of a branch (copied) and element by element in the other:
+/// its cotangent starts empty in front of the branch and the copy's arm may leave it so.
+#[differentiate]
+fn buffer_copied_in_one_arm(x: &[f64], m: usize) -> f64 {
+    let mut buf = vec![0.0; m];
+    for i in 0..m {
+        buf[i] = x[i] * x[i + 1];
+    }
+    let first = buf[0];
+    let mut s = 0.0;
+    if x[0] > 0.0 {
+        let t = buf.clone();
+        s += t[0] * t[1];
+    } else {
+        s += buf[1].sin();
+    }
+    s + first
+}
+
+/// A fixed-length buffer that is pushed onto afterwards: the pushed vector's cotangent is
+/// not of the buffer's length.
+#[differentiate]
+fn buffer_then_pushed(x: &[f64]) -> f64 {
+    let mut v = vec![0.0; 2];
+    v[0] = x[0];
+    v[1] = x[1].sin();
+    v.push(x[0] * x[1]);
+    v[0] * v[2] + v[1]
+}
+
+/// A buffer whose length changes from one iteration to the next: not of fixed length.
+#[differentiate]
+fn buffer_reallocated_in_a_loop(x: &[f64]) -> f64 {
+    let mut buf = vec![0.0; 2];
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        s += buf[0] * x[i];
+        buf = vec![x[i]; i + 1];
+        buf[i] = buf[i] * x[i];
+    }
+    s + buf[0]
+}
+
+/// A buffer filled in each branch arm (or passed through), handed to a differentiated callee.
+#[differentiate]
+fn buffer_through_branches_and_a_call(x: &[f64], m: usize) -> f64 {
+    let mut buf = vec![0.0; m];
+    let mut total = 0.0;
+    for r in 0..2 {
+        for i in 0..m {
+            if x[i] > 0.0 {
+                buf[i] = x[i] * (r as f64 + 1.0);
+            } else if i > 0 {
+                buf[i] -= x[i].exp();
+            }
+        }
+        total += sum_of_squares(&buf);
+    }
+    total
+}
+
+#[differentiate]
+fn sum_of_squares(v: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for i in 0..v.len() {
+        s += v[i] * v[i];
+    }
+    s
+}
+
+/// A fixed-length buffer returned as the output.
+#[differentiate]
+fn buffer_as_output(x: &[f64], m: usize) -> Vec<f64> {
+    let mut out = vec![0.0; m];
+    for i in 0..m {
+        out[i] = x[i] * x[(i + 1) % m];
+    }
+    out.swap(0, m - 1);
+    out
+}
+
+/// A buffer made in every iteration of a one-sweep loop.
+#[differentiate]
+fn buffer_per_iteration(x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        let mut t = vec![0.0; 2];
+        t[0] = x[i].sin();
+        t[1] = t[0] * x[i];
+        s += t[1];
+    }
+    s
+}
+
+#[test]
+fn fixed_length_buffers_match_finite_differences_and_the_pullback() {
+    type Scalar = (
+        &'static str,
+        fn(&[f64]) -> f64,
+        fn(&[f64]) -> (f64, Vec<f64>),
+    );
+    let m = 3;
+    let cases: [Scalar; 6] = [
+        (
+            "buffer_copied_in_one_arm",
+            |x| buffer_copied_in_one_arm(x, 3),
+            |x| buffer_copied_in_one_arm_grad(x, 3),
+        ),
+        (
+            "buffer_then_pushed",
+            buffer_then_pushed,
+            buffer_then_pushed_grad,
+        ),
+        (
+            "buffer_reallocated_in_a_loop",
+            buffer_reallocated_in_a_loop,
+            buffer_reallocated_in_a_loop_grad,
+        ),
+        (
+            "buffer_through_branches_and_a_call",
+            |x| buffer_through_branches_and_a_call(x, 3),
+            |x| buffer_through_branches_and_a_call_grad(x, 3),
+        ),
+        (
+            "buffer_per_iteration",
+            buffer_per_iteration,
+            buffer_per_iteration_grad,
+        ),
+        ("sum_of_squares", sum_of_squares, sum_of_squares_grad),
+    ];
+    for seed in 0..6u64 {
+        // both signs of x[0] and of the other coordinates, so every arm runs
+        let mut x = point(m + 1, 3100 + seed);
+        if seed % 2 == 1 {
+            x[0] = -x[0].abs();
+        } else {
+            x[0] = x[0].abs();
+        }
+        for (what, f, grad) in cases {
+            let (value, g) = grad(&x);
+            assert_eq!(value.to_bits(), f(&x).to_bits(), "{what}: value");
+            assert_fd(what, &g, f, &x);
+        }
+        let (_, pullback) = buffer_copied_in_one_arm_pullback(&x, m);
+        assert_close(
+            "buffer_copied_in_one_arm, pullback",
+            &pullback.backward(1.0),
+            &buffer_copied_in_one_arm_grad(&x, m).1,
+            1e-12,
+        );
+        let (_, pullback) = buffer_through_branches_and_a_call_pullback(&x, m);
+        assert_close(
+            "buffer_through_branches_and_a_call, pullback",
+            &pullback.backward(1.0),
+            &buffer_through_branches_and_a_call_grad(&x, m).1,
+            1e-12,
+        );
+
+        // the vector output: the dot-product test, with cotangents of the output's length
+        let (y, pullback) = buffer_as_output_pullback(&x, m);
+        assert_eq!(y, buffer_as_output(&x, m));
+        let mut rng = XorShift::new(3200 + seed);
+        let (c, t) = (rng.vec(m), rng.vec(x.len()));
+        let vjp = pullback.backward(c.clone());
+        let jvp = jvp_fd(|x| buffer_as_output(x, m), &x, &t);
+        let (lhs, rhs) = (dot(&t, &vjp), dot(&jvp, &c));
+        assert!(
+            autodiff::relative_error(lhs, rhs) < 1e-8,
+            "buffer_as_output: {lhs} vs {rhs}"
+        );
+    }
+}

@@ -139,6 +139,69 @@ pub fn index_set_in_bounds<T: Float>(d: &mut [T], i: &usize, c: T) {
     d[*i] = c;
 }
 
+/// A cotangent given the length `len` of its array, for an array whose length never
+/// changes: unchanged when it already has it (the common case, one comparison), grown with
+/// zeros when it is shorter (the zero cotangent, or one handed back by a callee that touched
+/// nothing). Element updates of such a cotangent can then index it directly.
+///
+/// ```
+/// use autodiff_runtime::rules::presized;
+/// assert_eq!(presized(Vec::<f64>::new(), &2), vec![0.0, 0.0]);
+/// assert_eq!(presized(vec![1.0, 2.0], &2), vec![1.0, 2.0]);
+/// ```
+#[inline]
+pub fn presized<T: Float>(d: Vec<T>, len: &usize) -> Vec<T> {
+    if d.len() >= *len {
+        d
+    } else {
+        grown_to(d, *len)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn grown_to<T: Float>(mut d: Vec<T>, len: usize) -> Vec<T> {
+    d.resize(len, T::zero());
+    d
+}
+
+/// `b = a` with `b[i] = v`, for a cotangent allocated at its array's full length: as
+/// [`index_take`], indexing directly (the forward pass wrote element `i`, so it is in bounds).
+///
+/// ```
+/// let mut d = vec![1.0, 2.0, 3.0];
+/// assert_eq!(autodiff_runtime::rules::index_take_in_bounds(&mut d, &1), 2.0);
+/// assert_eq!(d, vec![1.0, 0.0, 3.0]);
+/// ```
+#[inline]
+pub fn index_take_in_bounds<T: Float>(d: &mut [T], i: &usize) -> T {
+    core::mem::replace(&mut d[*i], T::zero())
+}
+
+/// `b = a` with `b[i] += v`, for a cotangent allocated at its array's full length: `v̄ = b̄[i]`
+/// read directly.
+///
+/// ```
+/// let d_b = vec![0.5, 2.0];
+/// assert_eq!(autodiff_runtime::rules::index_add_d2_in_bounds(&d_b, &1), 2.0);
+/// ```
+#[inline]
+pub fn index_add_d2_in_bounds<T: Float>(d: &[T], i: &usize) -> T {
+    d[*i]
+}
+
+/// `b = a` with `b[i] -= v`, for a cotangent allocated at its array's full length:
+/// `v̄ = -b̄[i]` read directly.
+///
+/// ```
+/// let d_b = vec![0.5, 2.0];
+/// assert_eq!(autodiff_runtime::rules::index_sub_d2_in_bounds(&d_b, &1), -2.0);
+/// ```
+#[inline]
+pub fn index_sub_d2_in_bounds<T: Float>(d: &[T], i: &usize) -> T {
+    -d[*i]
+}
+
 /// `b = a` with `b[i] = v`: `v̄ = b̄[i]`, and `ā = b̄` with element `i` zeroed (the old
 /// element was overwritten, so nothing flows back to it).
 ///
