@@ -19,8 +19,10 @@ scalar_rules! {
     mul_d1(a) = a * d;
     /// `y = a / b`: `ā = ȳ / b`.
     div_d0(b) = d / b;
-    /// `y = a / b`: `b̄ = -ȳ a / b² = -(ȳ y) / b`.
-    div_d1(b, y) = -(d * y) / b;
+    /// `y = a / b`: `b̄ = -ȳ a / b² = -(ȳ / b) y`. Written with the quotient `ȳ / b` of
+    /// [`div_d0`], which the optimiser then computes once when both operands are active (a
+    /// division costs several multiplications).
+    div_d1(b, y) = -(d / b) * y;
     /// `y = a % b = a - b trunc(a / b)` (the float remainder): `ā = ȳ`, since the
     /// truncated quotient is locally constant.
     rem_d0() = d;
