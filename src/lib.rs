@@ -47,7 +47,7 @@ pub mod __private {
     pub use autodiff_runtime::rules;
     pub use autodiff_runtime::{
         accumulate, accumulate_with, all_zero, check_cotangent_len, check_cotangent_shape, one,
-        one_like, scale_elements, sum_identity, zero, ArrayStorage, Cotangent, Save,
+        one_like, reused_stack, scale_elements, sum_identity, zero, ArrayStorage, Cotangent, Save,
         ScalarCotangent, ShapeOf,
     };
     pub use autodiff_runtime::{Differentiable, ParamVisitor};

@@ -121,6 +121,9 @@ pub struct Context<'a> {
     /// arm's first contribution moves in rather than adds; their elements are updated with
     /// the growing rules until the branch is over and they are brought to full length.
     pub lazy_cotangents: std::cell::RefCell<HashSet<Value>>,
+    /// Whether the differentiated arguments of the public variant are a subset of the float
+    /// arguments, so that a hidden variant with all of them active exists for callers.
+    pub separate_hidden: bool,
 }
 
 /// One generated variant: the public one (respecting `wrt`) or the hidden all-active one.
@@ -191,6 +194,15 @@ fn private() -> TokenStream {
     quote!(::autodiff::__private)
 }
 
+/// Whether `tokens` contain the identifier `ident`, at any depth.
+fn mentions(tokens: &TokenStream, ident: &Ident) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(i) => &i == ident,
+        proc_macro2::TokenTree::Group(g) => mentions(&g.stream(), ident),
+        _ => false,
+    })
+}
+
 fn tuple_pattern(items: &[TokenStream]) -> TokenStream {
     match items {
         [] => quote!(()),
@@ -234,6 +246,16 @@ pub fn hidden_zero_callee(path: &syn::ExprPath) -> syn::ExprPath {
     let mut path = path.clone();
     if let Some(last) = path.path.segments.last_mut() {
         last.ident = names::hidden_zero_output_fn(&last.ident);
+    }
+    path
+}
+
+/// The path of the hidden forward function reusing an earlier pullback, of the function a
+/// call refers to.
+pub fn hidden_reusing_callee(path: &syn::ExprPath) -> syn::ExprPath {
+    let mut path = path.clone();
+    if let Some(last) = path.path.segments.last_mut() {
+        last.ident = names::hidden_reusing_pullback_fn(&last.ident);
     }
     path
 }
@@ -1226,11 +1248,13 @@ impl Context<'_> {
                     });
                 }
                 Opcode::Call(path) if self.kept_calls.borrow().contains(&inst) => {
-                    let callee = hidden_callee(path);
+                    // the pullback of the previous iteration's call lends its allocations
+                    let callee = hidden_reusing_callee(path);
                     let call_name = names::call_pullback(inst.index());
+                    let previous = format_ident!("{}_previous", call_name);
                     let pattern = self.results_pattern(inst);
                     out.extend(quote_spanned! {data.span=>
-                        let (#pattern, #call_name) = #callee(#(#operands),*);
+                        let (#pattern, #call_name) = #callee(#(#operands,)* #previous.take());
                     });
                 }
                 _ => {
@@ -1241,6 +1265,33 @@ impl Context<'_> {
             }
             self.save_arrays(variant.analysis, &data.results, out);
         }
+    }
+
+    /// Whether loop `inst`'s records are a field of the pullback struct itself (a loop at the
+    /// function's top level), rather than of a branch's or an enclosing loop's record.
+    fn is_struct_field_record(&self, inst: Inst) -> bool {
+        self.func.block(self.func.entry).insts.contains(&inst)
+    }
+
+    /// The record stack `field` of the earlier pullback the forward pass may reuse, taken out
+    /// of it (see [`names::hidden_reusing_pullback_fn`]).
+    fn previous_field(&self, field: &Ident) -> TokenStream {
+        let previous = names::previous_pullback();
+        quote!(#previous.as_mut().map(|previous| ::core::mem::take(&mut previous.#field)))
+    }
+
+    /// Whether the pullback struct holds stacks of records, which a reusing forward pass
+    /// takes over from an earlier pullback.
+    fn has_record_stacks(&self, analysis: &Analysis, records: &Records) -> bool {
+        !records.flat.is_empty()
+            || self.func.block(self.func.entry).insts.iter().any(|&inst| {
+                records.index.contains_key(&inst)
+                    && matches!(
+                        self.func.inst(inst).opcode,
+                        Opcode::ForRange(_) | Opcode::While
+                    )
+                    && self.loop_has_fields(analysis, records, inst)
+            })
     }
 
     /// The names of an instruction's results, as the pattern its `let` binds.
@@ -1435,6 +1486,10 @@ impl Context<'_> {
                         let stack = stack.as_ref().expect("a record");
                         out.extend(quote!(let #field = #stack.len();));
                     }
+                    Some((field, _, true)) if self.is_struct_field_record(inst) => {
+                        let (private, previous) = (private(), self.previous_field(field));
+                        out.extend(quote!(let mut #field = #private::reused_stack(#previous, ::core::iter::Iterator::size_hint(&#range_name).0);))
+                    }
                     Some((field, _, true)) => out.extend(
                         quote!(let mut #field = ::std::vec::Vec::with_capacity(::core::iter::Iterator::size_hint(&#range_name).0);),
                     ),
@@ -1449,6 +1504,10 @@ impl Context<'_> {
                     Some((field, _, true)) if flat => {
                         let stack = stack.as_ref().expect("a record");
                         out.extend(quote!(let #field = #stack.len();));
+                    }
+                    Some((field, _, true)) if self.is_struct_field_record(inst) => {
+                        let (private, previous) = (private(), self.previous_field(field));
+                        out.extend(quote!(let mut #field = #private::reused_stack(#previous, 0);))
                     }
                     Some((field, _, true)) => {
                         out.extend(quote!(let mut #field = ::std::vec::Vec::new();))
@@ -2012,6 +2071,17 @@ impl Context<'_> {
             })
             .collect();
         *self.unsaved_arrays.borrow_mut() = self.read_only_by_kept_calls(analysis, body);
+        let mut kept: Vec<Inst> = self.kept_calls.borrow().iter().copied().collect();
+        kept.sort_by_key(|i| i.index());
+        let kept_calls: Vec<Ident> = kept
+            .iter()
+            .map(|&i| names::call_pullback(i.index()))
+            .collect();
+        let previous_calls: Vec<Ident> = kept_calls
+            .iter()
+            .map(|call| format_ident!("{}_previous", call))
+            .collect();
+        run.extend(quote!(#(let mut #previous_calls = ::core::option::Option::None;)*));
         let mut iteration = quote!(#(#stacks.clear();)*);
         iteration.extend(self.forward_iteration(variant, records, body, &slots));
         let record = records
@@ -2113,6 +2183,7 @@ impl Context<'_> {
         } else {
             iteration.extend(quote!({ #backward }));
         }
+        iteration.extend(quote!(#(#previous_calls = ::core::option::Option::Some(#kept_calls);)*));
         let iter = range_iterator(range, |k| self.operand(data.args[k]));
         run.extend(quote!(for #index_name in #iter { #iteration }));
         let gradient = format_ident!("loop{}_gradient", inst.index());
@@ -3591,7 +3662,8 @@ impl Context<'_> {
         let mut stacks = TokenStream::new();
         for &inst in &records.flat {
             let stack = self.record_stack(inst, records.index[&inst]);
-            stacks.extend(quote!(let mut #stack = ::std::vec::Vec::new();));
+            let previous = self.previous_field(&stack);
+            stacks.extend(quote!(let mut #stack = #private::reused_stack(#previous, 0);));
         }
         body.extend(stacks.clone());
         fused.extend(stacks);
@@ -3651,15 +3723,67 @@ impl Context<'_> {
         // get no dead-code warning for `f`
         let param_types = self.sig.params.iter().map(|p| &p.ty);
         let mark_used = quote!(let _: fn(#(#param_types),*) -> #ret = #fname;);
-        let forward = quote! {
-            #forward_doc
-            #(#cfgs)*
-            #[allow(dead_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
-            #[inline]
-            #vis fn #pullback_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
-                #mark_used
-                #body
-                (#value, #struct_name { #(#inits,)* #marker_init })
+        // the hidden forward function callers use in a loop: it takes the pullback of the
+        // previous iteration's call and reuses its record stacks' allocations
+        let reusing_entry = variant.hidden || !self.separate_hidden;
+        let reusing_name = names::hidden_reusing_pullback_fn(fname);
+        let previous = names::previous_pullback();
+        let previous_ty = quote!(::core::option::Option<#struct_name #s_ty>);
+        let no_previous = quote!(let mut #previous: #previous_ty = ::core::option::Option::None;);
+        let has_stacks = self.has_record_stacks(analysis, &records);
+        let args: Vec<&Ident> = self.sig.params.iter().map(|p| &p.name).collect();
+        let allow = quote!(#[allow(dead_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
+        // (the names of lifted closures start with underscores)
+        let allow_hidden = quote!(#[allow(dead_code, non_snake_case, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
+        let forward = match (has_stacks, reusing_entry) {
+            (true, true) => {
+                let reusing = self.with_generic_args(&reusing_name);
+                quote! {
+                    #forward_doc
+                    #(#cfgs)*
+                    #allow
+                    #[inline]
+                    #vis fn #pullback_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
+                        #reusing(#(#args,)* ::core::option::Option::None)
+                    }
+                    #[doc(hidden)]
+                    #(#cfgs)*
+                    #allow_hidden
+                    #[inline]
+                    #vis fn #reusing_name <#fn_params> (#(#params,)* mut #previous: #previous_ty) -> (#ret, #struct_name #s_ty) #fn_where {
+                        #mark_used
+                        #body
+                        (#value, #struct_name { #(#inits,)* #marker_init })
+                    }
+                }
+            }
+            (has_stacks, reusing_entry) => {
+                let previous_none = has_stacks.then(|| no_previous.clone());
+                let pullback = self.with_generic_args(&pullback_name);
+                let wrapper = reusing_entry.then(|| {
+                    quote! {
+                        #[doc(hidden)]
+                        #(#cfgs)*
+                        #allow_hidden
+                        #[inline]
+                        #vis fn #reusing_name <#fn_params> (#(#params,)* #previous: #previous_ty) -> (#ret, #struct_name #s_ty) #fn_where {
+                            #pullback(#(#args),*)
+                        }
+                    }
+                });
+                quote! {
+                    #forward_doc
+                    #(#cfgs)*
+                    #allow
+                    #[inline]
+                    #vis fn #pullback_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
+                        #mark_used
+                        #previous_none
+                        #body
+                        (#value, #struct_name { #(#inits,)* #marker_init })
+                    }
+                    #wrapper
+                }
             }
         };
 
@@ -3707,6 +3831,8 @@ impl Context<'_> {
         let grad_fn = match (&self.sig.output, variant.hidden) {
             (Output::Scalar(_), false) => {
                 let grad_name = names::grad_fn(fname);
+                // only a loop `_grad` runs as the pullback does allocates a record stack
+                let grad_previous = mentions(&fused, &previous).then(|| no_previous.clone());
                 let text = format!(" The value of [`{fname}`] and its gradient with respect to the active arguments.");
                 let rebind = self.fused_bindings(analysis, &records, &skipped);
                 let (bwd, grads) = if one_sweep {
@@ -3738,6 +3864,7 @@ impl Context<'_> {
                         #[allow(unused_imports)]
                         use #private::{Cotangent as _, ScalarCotangent as _};
                         #mark_used
+                        #grad_previous
                         #fused
                         let __autodiff_value = #value;
                         #rebind
@@ -3972,6 +4099,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         kept_calls: Default::default(),
         unsaved_arrays: Default::default(),
         lazy_cotangents: Default::default(),
+        separate_hidden: false,
     };
     let fname = &item.sig.ident;
     let vis = &item.vis;

@@ -194,6 +194,7 @@ fn generate(
         kept_calls: Default::default(),
         unsaved_arrays: Default::default(),
         lazy_cotangents: Default::default(),
+        separate_hidden: hidden.is_some(),
     };
     let mut items = ctx.variant_items(
         &Variant {

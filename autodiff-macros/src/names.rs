@@ -38,6 +38,21 @@ pub fn hidden_pullback_fn(function: &Ident) -> Ident {
     format_ident!("__autodiff_pullback_{}", function, span = function.span())
 }
 
+/// The hidden forward function that takes an earlier pullback of the same function and
+/// reuses the allocations of its record stacks: `gauss` → `__autodiff_pullback_reusing_gauss`.
+pub fn hidden_reusing_pullback_fn(function: &Ident) -> Ident {
+    format_ident!(
+        "__autodiff_pullback_reusing_{}",
+        function,
+        span = function.span()
+    )
+}
+
+/// The parameter of [`hidden_reusing_pullback_fn`] holding the earlier pullback, if any.
+pub fn previous_pullback() -> Ident {
+    format_ident!("__autodiff_previous")
+}
+
 /// The hidden function returning the zero cotangent of a function's output. A caller that
 /// cannot see the callee's return type (a `Vec` result passed on without being indexed)
 /// starts that result's cotangent here: `inner::gauss` → `inner::__autodiff_zero_output_gauss`.

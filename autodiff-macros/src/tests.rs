@@ -307,6 +307,25 @@ fn expansion_of_the_seed_function_is_readable() {
             let v6 = v4 - v5;
             (v6, FPullback { x1, x2 })
         }
+        #[doc(hidden)]
+        #[allow(
+            dead_code,
+            non_snake_case,
+            unused_variables,
+            unused_assignments,
+            unused_mut,
+            unused_parens,
+            unused_braces,
+            clippy::all
+        )]
+        #[inline]
+        pub fn __autodiff_pullback_reusing_f(
+            x1: f64,
+            x2: f64,
+            __autodiff_previous: ::core::option::Option<FPullback>,
+        ) -> (f64, FPullback) {
+            f_pullback(x1, x2)
+        }
         impl FPullback {
             /// The vector-Jacobian product of [`f`]: takes the cotangent of the output and returns one cotangent per active argument. It only reads the saved values, so it can be called many times.
             #[allow(

@@ -75,6 +75,29 @@ pub fn one_like<T: One>(_value: &T) -> T {
     T::one()
 }
 
+/// A pullback's stack of per-iteration records: the stack of an earlier pullback of the same
+/// function, emptied, when there is one (its allocation is reused), or a new one. A loop that
+/// calls a differentiated function once per iteration passes each call the pullback of the
+/// one before, so that the callee's records allocate nothing after the first iteration.
+///
+/// ```
+/// let first = autodiff_runtime::reused_stack::<f64>(None, 4);
+/// assert!(first.is_empty() && first.capacity() >= 4);
+/// let again = autodiff_runtime::reused_stack(Some(vec![1.0, 2.0]), 1);
+/// assert!(again.is_empty() && again.capacity() >= 2);
+/// ```
+#[inline]
+pub fn reused_stack<R>(previous: Option<Vec<R>>, capacity: usize) -> Vec<R> {
+    match previous {
+        Some(mut stack) => {
+            stack.clear();
+            stack.reserve(capacity);
+            stack
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
 /// Whether every element of an array cotangent is zero (an empty one is): the check that
 /// no cotangent crossed from one iteration of a loop to the one before it.
 ///

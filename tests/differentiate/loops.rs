@@ -421,6 +421,95 @@ fn eager_generic<T: Float>(x: &[T]) -> T {
     s * s + x[0]
 }
 
+/// A callee differentiated with respect to part of its arguments, so that callers reach a
+/// hidden variant of it with all of them active.
+#[differentiate(wrt(v))]
+fn scaled_log_sum_exp(v: &[f64], scale: f64) -> f64 {
+    let mut s = 0.0;
+    for i in 0..v.len() {
+        s += (v[i] * scale).exp();
+    }
+    s.ln()
+}
+
+#[differentiate]
+fn generic_square_sum<T: Float>(v: &[T]) -> T {
+    let mut s = T::zero();
+    for i in 0..v.len() {
+        s = s + v[i] * v[i];
+    }
+    s
+}
+
+// per point, calls whose pullbacks are kept and, from the second point on, reuse the record
+// stacks of the previous point's: a callee with `wrt`, a generic one, one with no loops
+#[differentiate]
+fn eager_reused_calls(x: &[f64], scale: f64, d: usize) -> f64 {
+    let mut buffer = vec![0.0; d];
+    let mut s = 0.0;
+    for p in 0..x.len() / d {
+        for j in 0..d {
+            buffer[j] = x[p * d + j] * (j as f64 + 1.0);
+        }
+        s += scaled_log_sum_exp(&buffer, scale) + generic_square_sum(&buffer);
+        s += smooth_step(buffer[0]);
+    }
+    s
+}
+
+#[differentiate]
+fn smooth_step(x: f64) -> f64 {
+    x * x * (3.0 - 2.0 * x)
+}
+
+#[test]
+fn kept_calls_reuse_the_previous_pullback() {
+    // the hidden reusing forward function, given pullbacks of longer and shorter inputs,
+    // saves what a fresh pullback saves
+    let long = point(7, 3300);
+    for n in [1usize, 3, 9] {
+        let v = point(n, 3310 + n as u64);
+        let (fresh_value, fresh) = log_sum_exp_pullback(&v);
+        let (_, previous) = log_sum_exp_pullback(&long);
+        let (value, reused) = __autodiff_pullback_reusing_log_sum_exp(&v, Some(previous));
+        assert_eq!(value.to_bits(), fresh_value.to_bits());
+        let bits = |g: Vec<f64>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(reused.backward(0.7)),
+            bits(fresh.backward(0.7)),
+            "n = {n}"
+        );
+    }
+    for n in [1usize, 2, 5] {
+        let d = 3;
+        let x = point(n * d, 3320 + n as u64);
+        let scale = 0.6;
+        let (value, (dx, dscale)) = eager_reused_calls_grad(&x, scale, d);
+        assert_eq!(value.to_bits(), eager_reused_calls(&x, scale, d).to_bits());
+        assert_fd(
+            "eager_reused_calls, x",
+            &dx,
+            |x| eager_reused_calls(x, scale, d),
+            &x,
+        );
+        assert_fd(
+            "eager_reused_calls, scale",
+            &[dscale],
+            |s| eager_reused_calls(&x, s[0], d),
+            &[scale],
+        );
+        let (_, pullback) = eager_reused_calls_pullback(&x, scale, d);
+        let (px, pscale) = pullback.backward(1.0);
+        assert_close("eager_reused_calls, pullback x", &px, &dx, 1e-12);
+        assert_close(
+            "eager_reused_calls, pullback scale",
+            &[pscale],
+            &[dscale],
+            1e-12,
+        );
+    }
+}
+
 #[test]
 fn eager_loops_match_finite_differences_and_the_pullback() {
     let (d, k) = (3usize, 4usize);
