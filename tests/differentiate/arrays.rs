@@ -1678,6 +1678,28 @@ fn buffer_per_iteration(x: &[f64]) -> f64 {
     s
 }
 
+/// A buffer carried by a `while` loop and passed on whole by the arms of nested branches.
+#[differentiate]
+fn buffer_in_while_and_nested_branches(x: &[f64]) -> f64 {
+    let mut buf = vec![0.0; 3];
+    let mut k = 0;
+    let mut s = 0.0;
+    while k < x.len() {
+        if x[k] > 0.0 {
+            if k % 2 == 0 {
+                buf[k % 3] = x[k] * buf[(k + 1) % 3] + x[k];
+            } else {
+                buf.swap(0, 2);
+            }
+            s += buf[0] * x[k];
+        } else {
+            s += buf[2].cos();
+        }
+        k += 1;
+    }
+    s + buf[1]
+}
+
 #[test]
 fn fixed_length_buffers_match_finite_differences_and_the_pullback() {
     type Scalar = (
@@ -1686,7 +1708,12 @@ fn fixed_length_buffers_match_finite_differences_and_the_pullback() {
         fn(&[f64]) -> (f64, Vec<f64>),
     );
     let m = 3;
-    let cases: [Scalar; 6] = [
+    let cases: [Scalar; 7] = [
+        (
+            "buffer_in_while_and_nested_branches",
+            buffer_in_while_and_nested_branches,
+            buffer_in_while_and_nested_branches_grad,
+        ),
         (
             "buffer_copied_in_one_arm",
             |x| buffer_copied_in_one_arm(x, 3),
