@@ -39,10 +39,12 @@ pub fn hidden_pullback_fn(function: &Ident) -> Ident {
 }
 
 /// The hidden forward function that takes an earlier pullback of the same function and
-/// reuses the allocations of its record stacks: `gauss` → `__autodiff_pullback_reusing_gauss`.
+/// reuses the allocations of its record stacks: `gauss` → `__autodiff_reusing_pullback_gauss`
+/// (a prefix no [`hidden_pullback_fn`] can produce, whatever the function's name: the one of
+/// `reusing_gauss` is `__autodiff_pullback_reusing_gauss`).
 pub fn hidden_reusing_pullback_fn(function: &Ident) -> Ident {
     format_ident!(
-        "__autodiff_pullback_reusing_{}",
+        "__autodiff_reusing_pullback_{}",
         function,
         span = function.span()
     )
@@ -135,5 +137,25 @@ mod tests {
             hidden_pullback_fn(&g).to_string(),
             "__autodiff_pullback_log_sum_exp"
         );
+    }
+
+    #[test]
+    fn hidden_names_of_different_functions_differ() {
+        let names = |name: &str| {
+            let f = Ident::new(name, Span::call_site());
+            [
+                hidden_pullback_fn(&f).to_string(),
+                hidden_reusing_pullback_fn(&f).to_string(),
+                hidden_zero_output_fn(&f).to_string(),
+            ]
+        };
+        let mut all: Vec<String> = ["g", "reusing_g", "pullback_g", "zero_output_g"]
+            .iter()
+            .flat_map(|name| names(name))
+            .collect();
+        let count = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), count, "{all:?}");
     }
 }

@@ -319,7 +319,7 @@ fn expansion_of_the_seed_function_is_readable() {
             clippy::all
         )]
         #[inline]
-        pub fn __autodiff_pullback_reusing_f(
+        pub fn __autodiff_reusing_pullback_f(
             x1: f64,
             x2: f64,
             __autodiff_previous: ::core::option::Option<FPullback>,

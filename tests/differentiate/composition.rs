@@ -423,3 +423,23 @@ mod generic_vector_result_swapped {
         }
     }
 }
+
+// A function and one named `reusing_` followed by its name: the hidden items generated for
+// each (pullbacks, reusing pullbacks, zero outputs) must not collide.
+#[differentiate]
+fn twice(x: f64) -> f64 {
+    2.0 * x
+}
+
+#[differentiate]
+fn reusing_twice(x: f64) -> f64 {
+    twice(x) * x
+}
+
+#[test]
+fn hidden_items_of_similarly_named_functions_do_not_collide() {
+    // reusing_twice(x) = 2 x², whose derivative is 4 x
+    let (value, gradient) = reusing_twice_grad(1.5);
+    assert_eq!(value, 4.5);
+    assert_eq!(gradient, 6.0);
+}

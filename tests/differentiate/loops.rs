@@ -471,7 +471,7 @@ fn kept_calls_reuse_the_previous_pullback() {
         let v = point(n, 3310 + n as u64);
         let (fresh_value, fresh) = log_sum_exp_pullback(&v);
         let (_, previous) = log_sum_exp_pullback(&long);
-        let (value, reused) = __autodiff_pullback_reusing_log_sum_exp(&v, Some(previous));
+        let (value, reused) = __autodiff_reusing_pullback_log_sum_exp(&v, Some(previous));
         assert_eq!(value.to_bits(), fresh_value.to_bits());
         let bits = |g: Vec<f64>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(
