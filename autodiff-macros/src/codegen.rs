@@ -36,23 +36,33 @@ impl ValueNames {
             used.insert(p.name.to_string());
             names[p.value.index()] = Some(p.name.clone());
         }
-        let reserved = |candidate: &str| {
-            ["branch", "loop", "call", "range"].iter().any(|prefix| {
-                candidate
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
-            }) || candidate.ends_with("_saved")
-                || candidate.ends_with("_carry")
+        // the generated locals: `loop3`, `loop3_stack`, `call7_previous`, `record2`, ...
+        let generated_prefix = |candidate: &str| {
+            ["branch", "loop", "call", "range", "record"]
+                .iter()
+                .any(|prefix| {
+                    candidate.strip_prefix(prefix).is_some_and(|rest| {
+                        let digits = rest.len()
+                            - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                        digits > 0 && (rest.len() == digits || rest[digits..].starts_with('_'))
+                    })
+                })
         };
+        let generated_suffix =
+            |candidate: &str| candidate.ends_with("_saved") || candidate.ends_with("_carry");
         for (i, data) in func.values.iter().enumerate() {
             if names[i].is_some() {
                 continue;
             }
             let base = data.name.clone().unwrap_or_else(|| format!("v{i}"));
-            let base = base.trim_start_matches("r#").to_string();
+            let mut base = base.trim_start_matches("r#").to_string();
+            if generated_prefix(&base) {
+                // a numeric suffix would not leave the pattern (`call3_x_1`): a prefix does
+                base = format!("u_{base}");
+            }
             let mut candidate = base.clone();
             let mut k = 1;
-            while used.contains(&candidate) || reserved(&candidate) {
+            while used.contains(&candidate) || generated_suffix(&candidate) {
                 candidate = format!("{base}_{k}");
                 k += 1;
             }

@@ -462,6 +462,25 @@ fn smooth_step(x: f64) -> f64 {
     x * x * (3.0 - 2.0 * x)
 }
 
+// user variables named like the generated locals of an eager loop (`callN_previous`,
+// `loopN_stack`, `recordN`) are renamed, not shadowed
+#[differentiate]
+fn eager_generated_names(x: &[f64]) -> f64 {
+    let mut buffer = vec![0.0; 2];
+    let mut s = 0.0;
+    for p in 0..x.len() {
+        let call12_previous = x[p] * 2.0;
+        let record14 = call12_previous.sin();
+        buffer[0] = record14;
+        buffer[1] = x[p];
+        for k in 0..2 {
+            let loop9_stack = buffer[k] * buffer[1];
+            s += generic_square_sum(&buffer) * loop9_stack;
+        }
+    }
+    s
+}
+
 #[test]
 fn kept_calls_reuse_the_previous_pullback() {
     // the hidden reusing forward function, given pullbacks of longer and shorter inputs,
@@ -479,6 +498,12 @@ fn kept_calls_reuse_the_previous_pullback() {
             bits(fresh.backward(0.7)),
             "n = {n}"
         );
+    }
+    for n in [1usize, 2, 5] {
+        let x = point(n, 3330 + n as u64);
+        let (value, dx) = eager_generated_names_grad(&x);
+        assert_eq!(value.to_bits(), eager_generated_names(&x).to_bits());
+        assert_fd("eager_generated_names", &dx, eager_generated_names, &x);
     }
     for n in [1usize, 2, 5] {
         let d = 3;
