@@ -2764,17 +2764,23 @@ impl Context<'_> {
         scope: &mut HashSet<Value>,
         out: &mut TokenStream,
     ) {
+        for v in self.outer_refs(analysis, arms) {
+            if !scope.contains(&v) {
+                self.declare_zero(analysis, v, scope, out);
+            }
+        }
+    }
+
+    /// The active values defined outside `arms` that they use (with repeats).
+    fn outer_refs(&self, analysis: &Analysis, arms: &[Block]) -> Vec<Value> {
         let mut inside = HashSet::new();
         let mut touched = Vec::new();
         for &arm in arms {
             self.defined_in(arm, &mut inside);
             self.active_refs(analysis, arm, &mut touched);
         }
-        for v in touched {
-            if !inside.contains(&v) && !scope.contains(&v) {
-                self.declare_zero(analysis, v, scope, out);
-            }
-        }
+        touched.retain(|v| !inside.contains(v));
+        touched
     }
 
     /// [`Self::predeclare`] for the arms of branch `inst`. An array of fixed length that an
@@ -2791,15 +2797,9 @@ impl Context<'_> {
     ) -> Vec<(Value, bool)> {
         let data = self.func.inst(inst);
         let arms = &data.arms;
-        let mut inside = HashSet::new();
-        let mut touched = Vec::new();
-        for &arm in arms {
-            self.defined_in(arm, &mut inside);
-            self.active_refs(analysis, arm, &mut touched);
-        }
         let mut lazy = Vec::new();
-        for v in touched {
-            if inside.contains(&v) || scope.contains(&v) {
+        for v in self.outer_refs(analysis, arms) {
+            if scope.contains(&v) {
                 continue;
             }
             if self.local_length(analysis, v).is_some()
