@@ -9,6 +9,7 @@ use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, ReturnType, Token, Type};
 
 use crate::errors::Errors;
 use crate::ir::ParamRole;
+use crate::names;
 
 /// The options of `#[differentiate(...)]`.
 #[derive(Default, Debug)]
@@ -234,8 +235,11 @@ pub fn cotangent_type(ty: &Type) -> Type {
 /// A classified parameter.
 #[derive(Clone, Debug)]
 pub struct SigParam {
-    /// Its name.
+    /// Its name in the generated code: the user's, unless that is spelled like a generated
+    /// local (see [`avoid_generated_names`]).
     pub name: Ident,
+    /// Its name as the function's body spells it.
+    pub source: Ident,
     /// Its declared type.
     pub ty: Type,
     /// Whether it can carry a derivative.
@@ -493,7 +497,7 @@ pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
                     }
                 };
                 if let Some(role) = classify_param(&typed.ty, &generics, Some((&item.block, &name)), errors) {
-                    params.push(SigParam { name, ty: (*typed.ty).clone(), role });
+                    params.push(SigParam { source: name.clone(), name, ty: (*typed.ty).clone(), role });
                 }
             }
         }
@@ -516,6 +520,34 @@ pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
         output: output?,
         return_type: return_type?,
     })
+}
+
+/// Renames the parameters spelled like a local of the generated code (`loop3`, `x_saved`, see
+/// [`names::looks_generated`]), which would otherwise be shadowed by it: `loop3` becomes
+/// `u_loop3`, `x_saved` becomes `x_saved_1`. Only the generated functions see the new names;
+/// call after `wrt` is resolved, which names the parameters as the user does.
+pub fn avoid_generated_names(sig: &mut Signature) {
+    let mut taken: Vec<String> = sig.params.iter().map(|p| p.name.to_string()).collect();
+    for i in 0..sig.params.len() {
+        let name = names::unraw(&sig.params[i].name);
+        if !names::looks_generated(&name) {
+            continue;
+        }
+        let base = if names::has_generated_prefix(&name) {
+            format!("u_{name}")
+        } else {
+            name
+        };
+        let mut candidate = base.clone();
+        let mut k = 1;
+        while taken.contains(&candidate) || names::looks_generated(&candidate) {
+            candidate = format!("{base}_{k}");
+            k += 1;
+        }
+        let span = sig.params[i].name.span();
+        sig.params[i].name = Ident::new(&candidate, span);
+        taken.push(candidate);
+    }
 }
 
 /// Resolves `wrt(...)` to one flag per parameter: true where the parameter is active.

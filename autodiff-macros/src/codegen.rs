@@ -24,8 +24,9 @@ pub struct ValueNames {
 }
 
 impl ValueNames {
-    /// Chooses names: parameters keep theirs, bound values take the variable's name with a
-    /// numeric suffix on reassignment, temporaries are `v<n>`.
+    /// Chooses names: parameters keep theirs (see [`args::avoid_generated_names`]), bound
+    /// values take the variable's name with a numeric suffix on reassignment, temporaries are
+    /// `v<n>`.
     pub fn new(func: &Function) -> Self {
         let mut used: HashSet<String> = ["self", "d_output", "_marker"]
             .iter()
@@ -36,33 +37,19 @@ impl ValueNames {
             used.insert(p.name.to_string());
             names[p.value.index()] = Some(p.name.clone());
         }
-        // the generated locals: `loop3`, `loop3_stack`, `call7_previous`, `record2`, ...
-        let generated_prefix = |candidate: &str| {
-            ["branch", "loop", "call", "range", "record"]
-                .iter()
-                .any(|prefix| {
-                    candidate.strip_prefix(prefix).is_some_and(|rest| {
-                        let digits = rest.len()
-                            - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-                        digits > 0 && (rest.len() == digits || rest[digits..].starts_with('_'))
-                    })
-                })
-        };
-        let generated_suffix =
-            |candidate: &str| candidate.ends_with("_saved") || candidate.ends_with("_carry");
         for (i, data) in func.values.iter().enumerate() {
             if names[i].is_some() {
                 continue;
             }
             let base = data.name.clone().unwrap_or_else(|| format!("v{i}"));
             let mut base = base.trim_start_matches("r#").to_string();
-            if generated_prefix(&base) {
+            if names::has_generated_prefix(&base) {
                 // a numeric suffix would not leave the pattern (`call3_x_1`): a prefix does
                 base = format!("u_{base}");
             }
             let mut candidate = base.clone();
             let mut k = 1;
-            while used.contains(&candidate) || generated_suffix(&candidate) {
+            while used.contains(&candidate) || names::looks_generated(&candidate) {
                 candidate = format!("{base}_{k}");
                 k += 1;
             }
@@ -75,7 +62,7 @@ impl ValueNames {
             .iter()
             .map(|n| {
                 let mut candidate = format!("d_{}", names::unraw(n));
-                while cot_used.contains(&candidate) {
+                while cot_used.contains(&candidate) || names::looks_generated(&candidate) {
                     candidate = format!("d_{candidate}");
                 }
                 cot_used.insert(candidate.clone());

@@ -146,8 +146,9 @@ fn generate(
     errors: &mut Errors,
     ir_text: &mut String,
 ) -> Option<TokenStream> {
-    let sig = args::signature(item, errors)?;
+    let mut sig = args::signature(item, errors)?;
     let active = args::active_set(&sig, options, errors);
+    args::avoid_generated_names(&mut sig);
     if !errors.is_empty() {
         return None;
     }

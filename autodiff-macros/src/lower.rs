@@ -180,7 +180,7 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
     for p in &sig.params {
         let v = func.add_param(p.name.clone(), p.ty.clone(), p.role);
         env.push(Binding {
-            name: p.name.to_string(),
+            name: p.source.to_string(),
             slot: Slot::Bound(Operand::Value(v)),
         });
     }

@@ -3,6 +3,46 @@
 use proc_macro2::{Ident, Span};
 use quote::format_ident;
 
+/// The suffixes codegen appends to a value's name for its helpers (`x_saved`, `d_x_shift`,
+/// `li_chain`): a user's value or parameter spelled like one would be
+/// shadowed by the helper.
+const HELPER_SUFFIXES: &[&str] = &[
+    "_saved",
+    "_carry",
+    "_chain",
+    "_countdown",
+    "_shift",
+    "_shift_at",
+    "_at_index",
+    "_at_next",
+];
+
+/// Whether `name` has the shape of a local the generated code declares: `loop3`,
+/// `call7_previous`, `record2`, `range4`, `branch5`, `d_output`, `d_output1`, or a value's name
+/// with a helper suffix (`x_saved`, `s_carry`).
+pub fn looks_generated(name: &str) -> bool {
+    has_generated_prefix(name)
+        || HELPER_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+        || name
+            .strip_prefix("d_output")
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
+        || name == "_marker"
+}
+
+/// `loop3`, `loop3_stack`, `call7_d0`: a generated prefix and a number, alone or followed by
+/// `_`. A numeric suffix does not leave this pattern (`call3_x_1`); a prefix does (`u_call3_x`).
+pub fn has_generated_prefix(name: &str) -> bool {
+    ["branch", "loop", "call", "range", "record"]
+        .iter()
+        .any(|prefix| {
+            name.strip_prefix(prefix).is_some_and(|rest| {
+                let digits =
+                    rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                digits > 0 && (rest.len() == digits || rest[digits..].starts_with('_'))
+            })
+        })
+}
+
 /// `rosenbrock_grad` → `RosenbrockPullback`: upper camel case of the name plus `Pullback`.
 pub fn pullback_struct(function: &Ident) -> Ident {
     format_ident!(
@@ -157,5 +197,35 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), count, "{all:?}");
+    }
+
+    #[test]
+    fn generated_shapes_are_recognised() {
+        for name in [
+            "loop3",
+            "loop3_stack",
+            "call7_previous",
+            "record2",
+            "d_output",
+            "d_output1",
+            "x_saved",
+            "s_carry",
+            "li_chain",
+            "d_x_shift",
+        ] {
+            assert!(looks_generated(name), "{name}");
+        }
+        for name in [
+            "loop",
+            "loops3",
+            "u_loop3",
+            "x_saved_1",
+            "d_output_1",
+            "recorded",
+            "x",
+            "call_count",
+        ] {
+            assert!(!looks_generated(name), "{name}");
+        }
     }
 }

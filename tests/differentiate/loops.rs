@@ -481,6 +481,54 @@ fn eager_generated_names(x: &[f64]) -> f64 {
     s
 }
 
+// parameters spelled like the generated locals (`call15_previous` and `loop1` are locals of
+// this function's gradient, `x_saved` is a saved copy's name, `s_carry` a carried
+// cotangent's, `d_output` the output cotangent's) are renamed in the generated functions, not
+// shadowed by them
+#[allow(clippy::too_many_arguments)]
+#[differentiate]
+fn generated_parameter_names(
+    x: &[f64],
+    x_saved: f64,
+    s_carry: f64,
+    d_output: f64,
+    loop1: f64,
+    call15_previous: f64,
+    d: usize,
+) -> f64 {
+    let mut buffer = vec![0.0; d];
+    let mut s = 0.0;
+    for p in 0..x.len() / d {
+        for j in 0..d {
+            buffer[j] = x[p * d + j] * x_saved;
+        }
+        s += generic_square_sum(&buffer) * s_carry * call15_previous + d_output.sin() * buffer[0];
+    }
+    let mut y = x.to_vec();
+    for i in 1..y.len() {
+        y[i] = y[i - 1].sin() * loop1 + y[i];
+    }
+    s + y[y.len() - 1] * y[0]
+}
+
+#[test]
+fn parameters_named_like_generated_locals() {
+    let d = 2;
+    let x = point(6, 3340);
+    let scalars = [1.5, 0.7, 0.2, 1.1, 0.8];
+    let f = |x: &[f64], p: &[f64]| generated_parameter_names(x, p[0], p[1], p[2], p[3], p[4], d);
+    let (value, (dx, d0, d1, d2, d3, d4)) =
+        generated_parameter_names_grad(&x, 1.5, 0.7, 0.2, 1.1, 0.8, d);
+    assert_eq!(value.to_bits(), f(&x, &scalars).to_bits());
+    assert_fd("generated_parameter_names, x", &dx, |x| f(x, &scalars), &x);
+    assert_fd(
+        "generated_parameter_names, scalars",
+        &[d0, d1, d2, d3, d4],
+        |p| f(&x, p),
+        &scalars,
+    );
+}
+
 #[test]
 fn kept_calls_reuse_the_previous_pullback() {
     // the hidden reusing forward function, given pullbacks of longer and shorter inputs,
