@@ -972,6 +972,7 @@ pub fn rule_for(
             Derivative::Rules(rules) => rules.get(i)?.as_ref(),
             Derivative::Zero => None,
         },
+        None if i == 1 && divides_one(func, inst) => Some(&crate::primitives::DIV_OF_ONE),
         None => match sibling(func, inst) {
             Some(_) if i == 0 => match &func.inst(inst).opcode {
                 Opcode::Primitive(p) if std::ptr::eq(*p, &crate::primitives::SIN) => {
@@ -981,6 +982,25 @@ pub fn rule_for(
             },
             _ => rule_of(&func.inst(inst).opcode, i),
         },
+    }
+}
+
+/// Whether `inst` is a scalar division whose dividend is the float literal `1.0` (see
+/// [`crate::primitives::DIV_OF_ONE`]).
+fn divides_one(func: &Function, inst: Inst) -> bool {
+    let data = func.inst(inst);
+    if !matches!(data.opcode, Opcode::Binary(BinaryOp::Div)) {
+        return false;
+    }
+    let Some(dividend) = data.args.first().and_then(|&v| func.def_inst(v)) else {
+        return false;
+    };
+    match &func.inst(dividend).opcode {
+        Opcode::Const(tokens) => matches!(
+            syn::parse2::<syn::LitFloat>(tokens.clone()).map(|lit| lit.base10_parse::<f64>()),
+            Ok(Ok(one)) if one == 1.0
+        ),
+        _ => false,
     }
 }
 

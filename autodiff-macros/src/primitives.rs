@@ -147,6 +147,14 @@ pub static COS_FROM_SIN: Rule = Rule {
     reads: &[Read::Sibling],
 };
 
+/// The rule of the divisor in `1.0 / b` (a sigmoid's `1 / (1 + e^-x)`, Rodrigues' `1 / θ`):
+/// `b̄ = -ȳ y²`, the rule of `recip`, where [`DIV`]'s `-(ȳ / b) y` would divide again in every
+/// backward pass (a division costs several multiplications).
+pub static DIV_OF_ONE: Rule = Rule {
+    path: "recip_d0",
+    reads: &[Read::Result],
+};
+
 // name, argument types after the receiver, result type, then one rule per argument
 // (`rule(reads)`; `none()` for an argument without a derivative) or `zero()`.
 primitives! {

@@ -320,6 +320,54 @@ primitive!(powi_literal_1(x) { x.powi(1) } at [-2.0], [0.0], [3.0]);
 primitive!(powf(x, p) { x.powf(p) } at
     [2.0, 3.0], [0.5, -1.5], [3.0, 0.5], [1.5, 2.2], [4.0, 0.0], [0.7, 1.0]);
 primitive!(recip(x) { x.recip() } at [-3.0], [-0.5], [0.4], [2.0]);
+// `1.0 / b` takes the rule of `recip` (`b̄ = -ȳ y²`, no division in the backward pass); the
+// body has a literal, so these are written out rather than through `primitive!`
+#[differentiate]
+fn one_over(x: f64) -> f64 {
+    1.0 / x
+}
+
+#[differentiate]
+fn one_over_f32(x: f32) -> f32 {
+    1f32 / x
+}
+
+// a sigmoid: d/dx = s (1 - s); and a dividend of 2.0, which keeps the rule of `/`
+#[differentiate]
+fn sigmoid_and_two_over(x: f64, y: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp()) + 2.0 / y
+}
+
+#[test]
+fn division_of_one_takes_the_reciprocal_rule() {
+    for x in [-3.0, -0.5, 0.4, 2.0, 1e5] {
+        let (value, g) = one_over_grad(x);
+        assert_eq!(value.to_bits(), one_over(x).to_bits());
+        // d/dx (1 / x) = -1 / x^2
+        assert_close("1.0 / x", g, &[-1.0 / (x * x)]);
+        assert_gradient("1.0 / x", |v| one_over(v[0]), &[x], g, TOL_F64);
+        let (_, g32) = one_over_f32_grad(x as f32);
+        assert_gradient(
+            "1f32 / x",
+            |v| f64::from(one_over_f32(v[0] as f32)),
+            &[x],
+            g32,
+            TOL_F32,
+        );
+        let (_, (gx, gy)) = sigmoid_and_two_over_grad(x, x + 4.0);
+        let s = 1.0 / (1.0 + (-x).exp());
+        assert_close(
+            "sigmoid + 2.0 / y",
+            (gx, gy),
+            &[s * (1.0 - s), -2.0 / ((x + 4.0) * (x + 4.0))],
+        );
+    }
+    // IEEE at the pole and at infinity, as `-(ȳ / b) y` gives
+    assert_eq!(one_over_grad(0.0).1, f64::NEG_INFINITY);
+    assert_eq!(one_over_grad(f64::INFINITY).1, 0.0);
+    assert!(one_over_grad(f64::NAN).1.is_nan());
+}
+
 primitive!(hypot(a, b) { a.hypot(b) } at
     [3.0, 4.0], [-1.0, 2.0], [0.5, -0.2], [0.0, 1.0], [-2.0, -2.0], [1e3, 1.0]);
 // At (0.1, 10, -1) the fused result differs from `x * a + b`, so the bit-for-bit test
