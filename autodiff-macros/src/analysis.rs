@@ -573,7 +573,7 @@ fn check_maps(func: &Function, a: &Analysis, errors: &mut Errors) {
         if !a.matrices[receiver.index()] {
             errors.push(
                 closure.function.span(),
-                "`map` with a closure is differentiated on nalgebra matrices and vectors only; for a `Vec` or slice, write a `for` loop or `.iter().map(..).sum()`",
+                "`map` with a closure is differentiated on nalgebra matrices and vectors only; for a `Vec` or slice, write a `for` loop, `.iter().map(..).collect::<Vec<_>>()` or `.iter().map(..).sum()`",
             );
         } else if closure.param_ty.is_none() && a.elements[receiver.index()].is_none() {
             let param = &closure.param;

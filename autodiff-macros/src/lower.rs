@@ -1716,7 +1716,7 @@ impl<'e> Lowerer<'e> {
         }
         match (name.as_str(), m.args.len()) {
             ("push", 1) | ("swap", 2) => return self.lower_mutating_method(m),
-            ("sum" | "product", 0) | ("fold", 2) if is_iterator_chain(&m.receiver) => {
+            ("sum" | "product" | "collect", 0) | ("fold", 2) if is_iterator_chain(&m.receiver) => {
                 return self.lower_reduction(m)
             }
             _ => {}
@@ -1756,7 +1756,7 @@ impl<'e> Lowerer<'e> {
                 )))
             }
             ("iter" | "into_iter" | "iter_mut", 1) => {
-                self.errors.push_spanned(&m.method, "iterators are supported in `for` loops and in `.sum()`, `.product()` and `.fold()` chains; use the iterator there or write a `for` loop");
+                self.errors.push_spanned(&m.method, "iterators are supported in `for` loops and in `.sum()`, `.product()`, `.fold()` and `.collect()` chains; use the iterator there or write a `for` loop");
                 return None;
             }
             _ => {}
@@ -1927,7 +1927,6 @@ fn unsupported_adaptor(m: &syn::ExprMethodCall) -> Option<Ident> {
         "max_by",
         "min_by",
         "reduce",
-        "collect",
         "count",
         "last",
         "nth",
@@ -2625,11 +2624,27 @@ impl<'e> Lowerer<'e> {
         Some(LoopOutcome { returned, value })
     }
 
-    /// `x.iter().sum()`, `.map(|v| ..).sum()`, `.product()`, `.fold(init, |acc, v| ..)`:
-    /// a loop with a hidden accumulator.
+    /// `x.iter().sum()`, `.map(|v| ..).sum()`, `.product()`, `.fold(init, |acc, v| ..)`,
+    /// `.map(|v| ..).collect::<Vec<_>>()`: a loop with a hidden accumulator (for `collect`, a
+    /// vector the loop pushes to).
     fn lower_reduction(&mut self, m: &syn::ExprMethodCall) -> Option<Operand> {
         let span = m.span();
         let name = m.method.to_string();
+        if let Some(turbofish) = &m.turbofish {
+            let into_vec = match turbofish.args.iter().collect::<Vec<_>>()[..] {
+                [syn::GenericArgument::Type(syn::Type::Path(ty))] => {
+                    ty.qself.is_none() && ty.path.segments.last().is_some_and(|s| s.ident == "Vec")
+                }
+                _ => false,
+            };
+            if name == "collect" && !into_vec {
+                self.errors.push_spanned(
+                    turbofish,
+                    "differentiated iterator chains collect into a `Vec` only; write `.collect::<Vec<_>>()`, or a loop",
+                );
+                return None;
+            }
+        }
         let (chain, map) = match &*m.receiver {
             Expr::MethodCall(inner) if inner.method == "map" && inner.args.len() == 1 => {
                 match &inner.args[0] {
@@ -2656,12 +2671,22 @@ impl<'e> Lowerer<'e> {
         } else {
             None
         };
+        let copies = |e: &Expr| matches!(e, Expr::MethodCall(c) if c.method == "copied" || c.method == "cloned");
+        if name == "collect" && map.is_none() && !copies(chain) {
+            // `x.iter().collect()` is a `Vec<&T>`
+            self.errors.push_spanned(
+                &m.method,
+                "collect the values, not references: `.iter().copied().collect::<Vec<_>>()`, or `.map(|v| ...)` before `collect`",
+            );
+            return None;
+        }
         for closure in map.iter().chain(fold.iter()) {
             self.check_closure(closure)?;
         }
         let init = match name.as_str() {
             "sum" => self.constant(quote!(::autodiff::__private::sum_identity()), span),
             "product" => self.constant(quote!(::autodiff::__private::one()), span),
+            "collect" => self.emit1(Opcode::VecNew, Vec::new(), span),
             _ => self.lower_single(&m.args[0])?,
         };
         let source = self.iteration_source(chain)?;
@@ -2702,12 +2727,14 @@ impl<'e> Lowerer<'e> {
                             this.emit1(Opcode::Index, vec![arrays[k], index], span)
                         }
                     };
-                    let op = if name == "sum" {
-                        BinaryOp::Add
-                    } else {
-                        BinaryOp::Mul
-                    };
-                    this.emit1(Opcode::Binary(op), vec![acc, item], span)
+                    match name.as_str() {
+                        "collect" => {
+                            let len = this.emit1(Opcode::Len, vec![acc], span);
+                            this.emit1(Opcode::Push, vec![acc, item, len], span)
+                        }
+                        "sum" => this.emit1(Opcode::Binary(BinaryOp::Add), vec![acc, item], span),
+                        _ => this.emit1(Opcode::Binary(BinaryOp::Mul), vec![acc, item], span),
+                    }
                 }
             };
             this.env.truncate(env_len);

@@ -800,6 +800,96 @@ fn iterator_reductions() {
     assert_fd("fold_nonlinear", &g, iter_fold_nonlinear, &x);
 }
 
+// `collect` into a `Vec`: mapped elements, zipped pairs, a range reading two arrays, copied
+// values and enumerated ones, then a reduction of the results
+#[allow(clippy::iter_cloned_collect)] // the chain under test
+#[differentiate]
+fn collected_chains(x: &[f64], s: f64) -> f64 {
+    let y: Vec<f64> = x.iter().map(|v| (v * s).sin()).collect();
+    let z = y.iter().zip(x).map(|(a, b)| a * b).collect::<Vec<_>>();
+    let w: Vec<f64> = (0..x.len()).map(|i| z[i] * y[x.len() - 1 - i]).collect();
+    let copy: Vec<f64> = w.iter().copied().collect();
+    let e: Vec<f64> = copy.iter().enumerate().map(|(i, v)| v * i as f64).collect();
+    e.iter().sum::<f64>() + copy[0] * s
+}
+
+// a collected vector as the output, generic in the float type
+#[differentiate]
+fn collected_output<T: Float>(x: &[T], y: &[T]) -> Vec<T> {
+    x.iter().zip(y).map(|(&a, &b)| a.exp() * b).collect()
+}
+
+// a vector collected in every iteration of a loop
+#[differentiate]
+fn collected_per_iteration(x: &[f64], steps: usize) -> f64 {
+    let mut state = x.to_vec();
+    for _ in 0..steps {
+        let next: Vec<f64> = state.iter().map(|v| v.tanh() + 0.5 * v).collect();
+        state = next;
+    }
+    state.iter().map(|v| v * v).sum::<f64>()
+}
+
+#[test]
+fn collect_into_vectors() {
+    let x = point(5, 3350);
+    let s = 1.3;
+    let (value, (dx, ds)) = collected_chains_grad(&x, s);
+    assert_eq!(value.to_bits(), collected_chains(&x, s).to_bits());
+    assert_fd("collected_chains, x", &dx, |x| collected_chains(x, s), &x);
+    assert_fd(
+        "collected_chains, s",
+        &[ds],
+        |s| collected_chains(&x, s[0]),
+        &[s],
+    );
+
+    let y = point(5, 3351);
+    let (value, pullback) = collected_output_pullback(&x, &y);
+    assert_eq!(value, collected_output(&x, &y));
+    // d(e^a b)/da = e^a b, d/db = e^a
+    let c = point(5, 3352);
+    let (dx, dy) = pullback.backward(c.clone());
+    let expected_dx: Vec<f64> = (0..5).map(|i| c[i] * x[i].exp() * y[i]).collect();
+    let expected_dy: Vec<f64> = (0..5).map(|i| c[i] * x[i].exp()).collect();
+    assert_close("collected_output, x", &dx, &expected_dx, 1e-14);
+    assert_close("collected_output, y", &dy, &expected_dy, 1e-14);
+    let joined = |v: &[f64]| collected_output(&v[..5], &v[5..]);
+    let vjp = |v: &[f64], c: &[f64]| {
+        let (dx, dy) = collected_output_pullback(&v[..5], &v[5..])
+            .1
+            .backward(c.to_vec());
+        [dx, dy].concat()
+    };
+    assert_dot_product_test(
+        "collected_output",
+        joined,
+        vjp,
+        &[x.clone(), y].concat(),
+        3353,
+    );
+
+    for steps in [0, 1, 4] {
+        let (value, dx) = collected_per_iteration_grad(&x, steps);
+        assert_eq!(
+            value.to_bits(),
+            collected_per_iteration(&x, steps).to_bits()
+        );
+        assert_fd(
+            "collected_per_iteration",
+            &dx,
+            |x| collected_per_iteration(x, steps),
+            &x,
+        );
+    }
+    let empty: [f64; 0] = [];
+    assert_eq!(collected_output_grad_free(&empty), Vec::<f64>::new());
+}
+
+fn collected_output_grad_free(x: &[f64]) -> Vec<f64> {
+    collected_output_pullback(x, x).1.backward(Vec::new()).0
+}
+
 #[test]
 fn reductions_over_empty_slices() {
     let empty: [f64; 0] = [];
