@@ -892,6 +892,26 @@ impl<'a> FnGen<'a> {
                 let e = self.squash(e, VAR_CAP);
                 E::new(format!("vec![{}; {len}]", e.code), e.bound, Prec::Atom)
             }
+            3 if !sources.is_empty() && self.rng.chance(0.5) => {
+                // an element-wise map collected into a new vector
+                let i = *self.rng.pick(&sources);
+                self.vars[i].read = true;
+                self.vars[i].dirty = false;
+                let (name, source_bound) = (self.vars[i].name.clone(), self.vars[i].bound);
+                let e = self.expr(1);
+                let (code, bound) = if self.rng.chance(0.5) {
+                    let e = self.squash(e, 1.0);
+                    (format!("q_el * {}", e.operand()), source_bound * e.bound)
+                } else {
+                    let e = self.squash(e, VAR_CAP - 1.0);
+                    (format!("q_el.sin() + {}", e.operand()), 1.0 + e.bound)
+                };
+                E::new(
+                    format!("{name}.iter().map(|&q_el| {code}).collect::<Vec<_>>()"),
+                    bound,
+                    Prec::Atom,
+                )
+            }
             2 if len <= 3 => {
                 let mut items = Vec::new();
                 let mut bound: f64 = 0.0;
