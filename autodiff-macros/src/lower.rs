@@ -2657,13 +2657,35 @@ impl<'e> Lowerer<'e> {
             }
             other => (other, None),
         };
+        // `.fold(f64::NEG_INFINITY, f64::max)`: a float method of two arguments by path is
+        // the closure `|acc, v| acc.max(v)`
+        let method_closure: Option<syn::ExprClosure> = match m.args.iter().nth(1) {
+            Some(Expr::Path(path)) if name == "fold" && path.qself.is_none() => {
+                let segments = &path.path.segments;
+                match segments.last() {
+                    Some(last)
+                        if segments.len() >= 2
+                            && last.arguments.is_none()
+                            && primitives::method(&last.ident.to_string(), 2).is_some() =>
+                    {
+                        let method = &last.ident;
+                        Some(syn::parse_quote_spanned! {path.span()=>
+                            |fold_acc, fold_item| fold_acc.#method(fold_item)
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         let fold = if name == "fold" {
             match &m.args[1] {
                 Expr::Closure(c) if c.inputs.len() == 2 => Some(c),
+                Expr::Path(_) if method_closure.is_some() => method_closure.as_ref(),
                 other => {
                     self.errors.push_spanned(
                         other,
-                        "`fold` takes an initial value and a closure `|acc, v| ...`",
+                        "`fold` takes an initial value and a closure `|acc, v| ...` or a float method of two arguments like `f64::max`",
                     );
                     return None;
                 }

@@ -757,6 +757,23 @@ fn iter_fold_nonlinear(x: &[f64]) -> f64 {
     x.iter().fold(0.25, |acc, &v| 0.5 * acc * acc + v)
 }
 
+// folds with a float method by path: the maximum (d/dx_i = 1 at the argmax), the minimum of a
+// generic float, and the norm by `hypot` (d/dx = x / |x|)
+#[differentiate]
+fn iter_fold_max(x: &[f64]) -> f64 {
+    x.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+#[differentiate]
+fn iter_fold_min<T: Float>(x: &[T]) -> T {
+    x.iter().cloned().fold(T::infinity(), T::min)
+}
+
+#[differentiate]
+fn iter_fold_hypot(x: &[f64]) -> f64 {
+    x.iter().copied().fold(0.0, f64::hypot)
+}
+
 #[test]
 fn iterator_reductions() {
     let x = [0.5, -1.5, 2.0, 0.25];
@@ -794,6 +811,17 @@ fn iterator_reductions() {
     let (v, (gx, gw)) = range_map_sum_grad(&x, &y);
     assert_eq!(v.to_bits(), range_map_sum(&x, &y).to_bits());
     assert_eq!((gx, gw), (y.to_vec(), x.to_vec()));
+
+    let (v, g) = iter_fold_max_grad(&x);
+    assert_eq!(v.to_bits(), iter_fold_max(&x).to_bits());
+    assert_eq!(g, vec![0.0, 0.0, 1.0, 0.0]);
+    let (v, g) = iter_fold_min_grad(&x);
+    assert_eq!(v.to_bits(), iter_fold_min(&x).to_bits());
+    assert_eq!(g, vec![0.0, 1.0, 0.0, 0.0]);
+    let (v, g) = iter_fold_hypot_grad(&x);
+    assert_eq!(v.to_bits(), iter_fold_hypot(&x).to_bits());
+    assert_close("fold hypot", &g, &x.map(|xi| xi / v), 1e-14);
+    assert_fd("fold hypot", &g, iter_fold_hypot, &x);
 
     let (v, g) = iter_fold_nonlinear_grad(&x);
     assert_eq!(v.to_bits(), iter_fold_nonlinear(&x).to_bits());
