@@ -228,6 +228,7 @@ pub fn pullback_reads(
             (i == 0).then(|| vec![args[0], args[1]])
         }
         Opcode::Index => (i == 0).then(|| vec![args[1]]),
+        Opcode::Slice => (i == 0).then(|| vec![args[1]]),
         Opcode::IndexSet => (i != 1).then(|| vec![args[1]]),
         Opcode::IndexAdd { .. } => match i {
             0 => Some(Vec::new()),
@@ -1496,6 +1497,11 @@ fn infer_types(
             Opcode::Copy(crate::ir::CopyKind::Clone) => t.union(results[0], args[0]),
             // an element-wise map keeps the matrix's shape and element type
             Opcode::MapElementwise(_) => t.union(results[0], args[0]),
+            Opcode::Slice => {
+                t.set_array(results[0], ArrayKind::Vec, None);
+                let (er, ea) = (t.elem(results[0]), t.elem(args[0]));
+                t.union_node(er, ea);
+            }
             Opcode::Copy(crate::ir::CopyKind::ToVec) => {
                 t.set_array(args[0], ArrayKind::Vec, None);
                 t.set_array(results[0], ArrayKind::Vec, None);

@@ -721,6 +721,10 @@ impl Context<'_> {
                 let a = arg(0);
                 quote!(#a.to_vec())
             }
+            Opcode::Slice => {
+                let (a, start, end) = (arg(0), arg(1), arg(2));
+                quote!(#a[#start..#end].to_vec())
+            }
             Opcode::MapElementwise(k) => {
                 let (m, closure) = (arg(0), &self.func.closures[*k].closure);
                 quote_spanned!(span=> #m.map(#closure))
@@ -3014,6 +3018,13 @@ impl Context<'_> {
                     } else {
                         out.extend(quote!(#private::rules::index_add(&mut #d_array, #i, #d);));
                     }
+                }
+                Opcode::Slice => {
+                    if !scope.contains(&data.args[0]) {
+                        self.declare_zero(analysis, data.args[0], scope, out);
+                    }
+                    let (d_array, start) = (self.names.cotangent(data.args[0]), read(1));
+                    out.extend(quote!(#private::rules::slice_add(&mut #d_array, #start, #d);));
                 }
                 Opcode::IndexSet => {
                     // the overwritten element gets nothing: its cotangent goes to the written

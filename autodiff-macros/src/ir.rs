@@ -231,6 +231,9 @@ pub enum Opcode {
     VecNew,
     /// `v.clone()`, `x.to_vec()`: a copy, the identity for derivatives.
     Copy(CopyKind),
+    /// `&a[start..end]`, `a[start..].iter()`: args `[a, start, end]`, a copy of the range as
+    /// a `Vec` (the open ends of `a[..end]`, `a[start..]` are `0` and `a.len()`).
+    Slice,
     /// `m.map(|v| body)` on a nalgebra matrix: args `[m]`, results `[y, pullbacks]`. The
     /// closure is [`Function::closures`]`[k]`, differentiated as a scalar function of its own;
     /// `pullbacks` holds its pullback at every element, for the backward pass.
@@ -543,6 +546,7 @@ impl Opcode {
             Opcode::VecNew => "vec_new".into(),
             Opcode::Copy(CopyKind::Clone) => "clone".into(),
             Opcode::Copy(CopyKind::ToVec) => "to_vec".into(),
+            Opcode::Slice => "slice".into(),
             Opcode::MapElementwise(k) => format!("map #{k}"),
             Opcode::ForRange(r) => format!(
                 "for{}{}{}{}",
@@ -790,7 +794,11 @@ fn verify_block(
             | Opcode::MapElementwise(_)
             | Opcode::Copy(_) => Some(1),
             Opcode::Index | Opcode::VecFill => Some(2),
-            Opcode::IndexSet | Opcode::IndexAdd { .. } | Opcode::Push | Opcode::Swap => Some(3),
+            Opcode::IndexSet
+            | Opcode::IndexAdd { .. }
+            | Opcode::Push
+            | Opcode::Swap
+            | Opcode::Slice => Some(3),
             Opcode::Primitive(p) => Some(p.arity),
             _ => None,
         };

@@ -1125,15 +1125,17 @@ impl<'e> Lowerer<'e> {
                 Some(Operand::Value(self.emit1(Opcode::Ref, vec![arg], span)))
             }
             Expr::Field(_) => self.lower_place(e),
+            Expr::Index(syn::ExprIndex { expr, index, .. })
+                if matches!(&**index, Expr::Range(_)) =>
+            {
+                let Expr::Range(range) = &**index else {
+                    return None;
+                };
+                let array = self.lower_single(expr)?;
+                self.lower_slice(array, range).map(Operand::Value)
+            }
             Expr::Index(index) if place_has_field(&index.expr) => self.lower_place(e),
             Expr::Index(index) => {
-                if let Expr::Range(range) = &*index.index {
-                    self.errors.push_spanned(
-                        range,
-                        "slicing with a range is not supported; index single elements in a loop",
-                    );
-                    return None;
-                }
                 let array = self.lower_single(&index.expr)?;
                 // `m[(i, j)]`: a tuple of indices into a matrix
                 let i = match &*index.index {
@@ -2622,6 +2624,26 @@ impl<'e> Lowerer<'e> {
         };
         self.env.truncate(hidden_start);
         Some(LoopOutcome { returned, value })
+    }
+
+    /// `a[start..end]`, `a[start..]`, `a[..end]`, `a[..]`, `a[start..=last]`: the copy of a
+    /// range, its open ends `0` and `a.len()`.
+    fn lower_slice(&mut self, array: Value, range: &syn::ExprRange) -> Option<Value> {
+        let span = range.span();
+        let start = match &range.start {
+            Some(start) => self.lower_single(start)?,
+            None => self.constant(quote!(0usize), span),
+        };
+        let end = match (&range.end, &range.limits) {
+            (Some(end), syn::RangeLimits::HalfOpen(_)) => self.lower_single(end)?,
+            (Some(last), syn::RangeLimits::Closed(_)) => {
+                let last = self.lower_single(last)?;
+                let one = self.constant(quote!(1usize), span);
+                self.emit1(Opcode::Binary(BinaryOp::Add), vec![last, one], span)
+            }
+            (None, _) => self.emit1(Opcode::Len, vec![array], span),
+        };
+        Some(self.emit1(Opcode::Slice, vec![array, start, end], span))
     }
 
     /// `x.iter().sum()`, `.map(|v| ..).sum()`, `.product()`, `.fold(init, |acc, v| ..)`,

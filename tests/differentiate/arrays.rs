@@ -1001,6 +1001,95 @@ fn calls_pass_slices_between_differentiated_functions() {
     );
 }
 
+// slices `a[start..end]` of parameters and locals: blocks passed to a differentiated callee
+// (a generic one too), the open forms `x[1..]`, `x[..n]`, `x[..=k]`, `x[..]`, a slice of a
+// slice, a slice of a local vector written before, an empty slice
+#[allow(clippy::redundant_slicing)] // `x[..]` under test
+#[differentiate]
+fn sliced_blocks(x: &[f64], w: [f64; 4], d: usize) -> f64 {
+    let mut total = 0.0;
+    for k in 0..x.len() / d {
+        let block = &x[k * d..(k + 1) * d];
+        total += inner_energy(block) * w[k % 4] + generic_dot(block, &w[..d]) * block[0];
+    }
+    let n = x.len();
+    // the Rosenbrock terms through shifted slices
+    let pairs: f64 = x[1..]
+        .iter()
+        .zip(&x[..n - 1])
+        .map(|(b, a)| (b - a * a) * (b - a * a))
+        .sum();
+    let head: f64 = x[..=1].iter().copied().sum();
+    let all = &x[..];
+    let inner = &all[1..n - 1][1..];
+    let mut scaled = vec![0.0; n];
+    for i in 0..n {
+        scaled[i] = x[i] * w[i % 4];
+    }
+    let window = &scaled[n - 3..];
+    let empty = &x[2..2];
+    total + pairs * head + inner[0] * w[2..][1] + window[2] * window[0] + empty.len() as f64
+}
+
+#[differentiate]
+fn generic_dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut s = T::zero();
+    for i in 0..a.len() {
+        s = s + a[i] * b[i];
+    }
+    s
+}
+
+// a slice as the output: d/dx of `x[1..n-1]` scaled is a shifted diagonal
+#[differentiate]
+fn sliced_output(x: &[f64], s: f64) -> Vec<f64> {
+    let n = x.len();
+    let middle = &x[1..n - 1];
+    middle.iter().map(|v| v * s).collect()
+}
+
+#[test]
+fn slices_of_arrays() {
+    let (d, w) = (2, [0.7, -1.2, 0.4, 2.0]);
+    for n in [4usize, 6, 8] {
+        let x = point(n, 3360 + n as u64);
+        let (value, (dx, dw)) = sliced_blocks_grad(&x, w, d);
+        assert_eq!(value.to_bits(), sliced_blocks(&x, w, d).to_bits());
+        assert_fd("sliced_blocks, x", &dx, |x| sliced_blocks(x, w, d), &x);
+        assert_fd(
+            "sliced_blocks, w",
+            &dw,
+            |w| sliced_blocks(&x, w.try_into().unwrap(), d),
+            &w,
+        );
+        let (_, pullback) = sliced_blocks_pullback(&x, w, d);
+        let (px, pw) = pullback.backward(1.0);
+        assert_close("sliced_blocks, pullback", &px, &dx, 1e-12);
+        assert_close("sliced_blocks, pullback w", &pw, &dw, 1e-12);
+
+        let s = 1.7;
+        let (y, pullback) = sliced_output_pullback(&x, s);
+        assert_eq!(y, sliced_output(&x, s));
+        let c = point(n - 2, 3370);
+        let (dx, ds) = pullback.backward(c.clone());
+        // y_i = s x_{i+1}: x̄_{i+1} = s c_i, s̄ = sum_i c_i x_{i+1}
+        let mut expected = vec![0.0; n];
+        for i in 0..n - 2 {
+            expected[i + 1] = s * c[i];
+        }
+        assert_close("sliced_output, x", &dx, &expected, 1e-14);
+        let expected_ds: f64 = (0..n - 2).map(|i| c[i] * x[i + 1]).sum();
+        assert_close("sliced_output, s", &[ds], &[expected_ds], 1e-14);
+        assert_dot_product_test(
+            "sliced_output",
+            |x| sliced_output(x, s),
+            |x, c| sliced_output_pullback(x, s).1.backward(c.to_vec()).0,
+            &x,
+            3371,
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // More array and reduction cases
 // ---------------------------------------------------------------------------------------

@@ -110,6 +110,21 @@ pub fn index_add<T: Float, C: ArrayCotangent<T>>(d: &mut C, i: &usize, c: T) {
     d.add_at(*i, c);
 }
 
+/// `s = a[start..end]` (a copy of the range): `ā[start + k] += s̄[k]` for every element the
+/// slice's cotangent holds (a lazily grown one may stop short of `end`).
+///
+/// ```
+/// let mut d = vec![1.0; 4];
+/// autodiff_runtime::rules::slice_add(&mut d, &1, vec![0.5, 2.0]);
+/// assert_eq!(d, vec![1.0, 1.5, 3.0, 1.0]);
+/// ```
+#[inline]
+pub fn slice_add<T: Float, C: ArrayCotangent<T>>(d: &mut C, start: &usize, c: Vec<T>) {
+    for (k, value) in c.into_iter().enumerate() {
+        d.add_at(*start + k, value);
+    }
+}
+
 /// `y = a[i]`: `ā[i] += ȳ`, into a cotangent allocated at the array's full length (that of a
 /// slice or `Vec` parameter). Plain indexing: it never grows the vector, so the optimiser
 /// keeps the vector's pointer and length in registers across a loop; the forward pass read
