@@ -892,6 +892,32 @@ impl<'a> FnGen<'a> {
                 let e = self.squash(e, VAR_CAP);
                 E::new(format!("vec![{}; {len}]", e.code), e.bound, Prec::Atom)
             }
+            3 if self.rng.chance(0.3) => {
+                // a copy of a range of a vector at least as long
+                let longer: Vec<(usize, usize)> = self
+                    .readable_vectors()
+                    .into_iter()
+                    .filter_map(|i| match self.vars[i].kind {
+                        Kind::Vector { len: l, .. } if l >= len => Some((i, l)),
+                        _ => None,
+                    })
+                    .collect();
+                if longer.is_empty() {
+                    return E::new(format!("vec![T::zero(); {len}]"), 0.0, Prec::Atom);
+                }
+                let (i, l) = *self.rng.pick(&longer);
+                self.vars[i].read = true;
+                self.vars[i].dirty = false;
+                let offset = self.rng.below(l - len + 1);
+                let name = &self.vars[i].name;
+                let code = match (offset, offset + len == l) {
+                    (0, true) if self.rng.chance(0.5) => format!("{name}[..].to_vec()"),
+                    (0, _) => format!("{name}[..{len}].to_vec()"),
+                    (_, true) => format!("{name}[{offset}..].to_vec()"),
+                    _ => format!("{name}[{offset}..{}].to_vec()", offset + len),
+                };
+                E::new(code, self.vars[i].bound, Prec::Atom)
+            }
             3 if !sources.is_empty() && self.rng.chance(0.5) => {
                 // an element-wise map collected into a new vector
                 let i = *self.rng.pick(&sources);
