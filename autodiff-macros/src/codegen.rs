@@ -2198,7 +2198,16 @@ impl Context<'_> {
     fn read_only_by_kept_calls(&self, analysis: &Analysis, body: Block) -> HashSet<Value> {
         let kept = self.kept_calls.borrow();
         let block = self.func.block(body);
-        let kept_use = |u: &Option<Inst>| u.is_some_and(|i| kept.contains(&i));
+        // a kept call, or an element read whose element is saved itself
+        let kept_use = |u: &Option<Inst>| {
+            u.is_some_and(|i| {
+                let data = self.func.inst(i);
+                kept.contains(&i)
+                    || matches!(data.opcode, Opcode::Index)
+                        && !analysis.matrices[data.args[0].index()]
+                        && !analysis.recompute[data.results[0].index()]
+            })
+        };
         let mut candidates: Vec<Value> = block.params.clone();
         for &inst in &block.insts {
             candidates.extend(&self.func.inst(inst).results);
