@@ -1048,6 +1048,31 @@ fn sliced_output(x: &[f64], s: f64) -> Vec<f64> {
     middle.iter().map(|v| v * s).collect()
 }
 
+// slices of a borrowed parameter borrow their range (no copy): in a loop, in a branch's arm,
+// passed to a call that a product loop replays in the backward pass, a slice of a slice
+#[differentiate]
+fn sliced_borrowed(x: &[f64], c: f64) -> f64 {
+    let mut s = 0.0;
+    let first = &x[0..2];
+    for k in 1..3 {
+        let window = &x[k..k + 2];
+        s += first[0] * window[1] * window[0];
+    }
+    let t = if c > 0.0 {
+        let pair = &x[1..3];
+        pair[0] * pair[1] * c
+    } else {
+        x[0]
+    };
+    let mut p = 1.0;
+    for k in 0..x.len() - 1 {
+        p = p * generic_dot(&x[k..k + 2], &x[k..k + 2]).sin() + p.cos();
+    }
+    let v = &x[1..];
+    let w = &v[1..];
+    s + t + p + w[0] * w[1] * v[0] + first[1]
+}
+
 #[test]
 fn slices_of_arrays() {
     let (d, w) = (2, [0.7, -1.2, 0.4, 2.0]);
@@ -1066,6 +1091,25 @@ fn slices_of_arrays() {
         let (px, pw) = pullback.backward(1.0);
         assert_close("sliced_blocks, pullback", &px, &dx, 1e-12);
         assert_close("sliced_blocks, pullback w", &pw, &dw, 1e-12);
+
+        for c in [1.5, -1.0] {
+            let (value, (dx, dc)) = sliced_borrowed_grad(&x, c);
+            assert_eq!(value.to_bits(), sliced_borrowed(&x, c).to_bits());
+            assert_fd("sliced_borrowed", &dx, |x| sliced_borrowed(x, c), &x);
+            assert_fd(
+                "sliced_borrowed, c",
+                &[dc],
+                |c| sliced_borrowed(&x, c[0]),
+                &[c],
+            );
+            let (_, pullback) = sliced_borrowed_pullback(&x, c);
+            assert_close(
+                "sliced_borrowed, pullback",
+                &pullback.backward(1.0).0,
+                &dx,
+                1e-12,
+            );
+        }
 
         let s = 1.7;
         let (y, pullback) = sliced_output_pullback(&x, s);
