@@ -285,6 +285,7 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         }
         lowerer.func.blocks[entry.index()].yields = values;
     }
+    borrowed_slices_stay_local(&lowerer.func, lowerer.errors);
     if lowerer.errors.len() > before {
         return None;
     }
@@ -292,6 +293,48 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         func: lowerer.func,
         annotations: lowerer.annotations,
     })
+}
+
+/// A borrowed slice `&x[a..b]` used where it was made: one that a branch yields or a loop
+/// carries to its next iteration would borrow a copy local to the arm or the iteration.
+fn borrowed_slices_stay_local(func: &Function, errors: &mut Errors) {
+    let mut borrowed: Vec<(Value, Span)> = Vec::new();
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        let of_slice = data
+            .args
+            .first()
+            .and_then(|&a| func.def_inst(a))
+            .is_some_and(|d| matches!(func.inst(d).opcode, Opcode::Slice));
+        if matches!(data.opcode, Opcode::Ref) && of_slice {
+            borrowed.push((data.results[0], data.span));
+        }
+    });
+    let mut reported = Vec::new();
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        let starts_loop = matches!(data.opcode, Opcode::ForRange(_) | Opcode::While);
+        for &(value, span) in &borrowed {
+            // made inside the arm (or loop body) that yields it
+            let made_in = |arm: Block| {
+                let mut inside = false;
+                func.walk_insts(arm, &mut |i| inside |= func.def_inst(value) == Some(i));
+                inside
+            };
+            let leaves = data
+                .arms
+                .iter()
+                .any(|&arm| func.block(arm).yields.contains(&value) && made_in(arm))
+                || starts_loop && data.args.contains(&value);
+            if leaves && !reported.contains(&value) {
+                reported.push(value);
+                errors.push(
+                    span,
+                    "a borrowed slice cannot be carried from one loop iteration to the next or leave the branch arm that makes it; copy the range with `x[a..b].to_vec()`, or slice where the values are used",
+                );
+            }
+        }
+    });
 }
 
 /// The statements of a block as sequence items; the trailing expression becomes a tail.

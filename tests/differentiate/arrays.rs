@@ -1073,6 +1073,24 @@ fn sliced_borrowed(x: &[f64], c: f64) -> f64 {
     s + t + p + w[0] * w[1] * v[0] + first[1]
 }
 
+// what the diagnostic for slices leaving their arm or iteration suggests: copies of ranges,
+// yielded by a branch and carried by a loop
+#[differentiate]
+fn sliced_copies_carried(x: &[f64], c: f64) -> f64 {
+    let pair = if c > 0.0 {
+        x[0..2].to_vec()
+    } else {
+        x[1..3].to_vec()
+    };
+    let mut window = x[0..2].to_vec();
+    let mut s = pair[0] * pair[1] * c;
+    for k in 1..x.len() - 1 {
+        s += window[0] * window[1];
+        window = x[k..k + 2].to_vec();
+    }
+    s + window[1]
+}
+
 #[test]
 fn slices_of_arrays() {
     let (d, w) = (2, [0.7, -1.2, 0.4, 2.0]);
@@ -1108,6 +1126,23 @@ fn slices_of_arrays() {
                 &pullback.backward(1.0).0,
                 &dx,
                 1e-12,
+            );
+        }
+
+        for c in [0.5, -2.0] {
+            let (value, (dx, dc)) = sliced_copies_carried_grad(&x, c);
+            assert_eq!(value.to_bits(), sliced_copies_carried(&x, c).to_bits());
+            assert_fd(
+                "sliced_copies_carried",
+                &dx,
+                |x| sliced_copies_carried(x, c),
+                &x,
+            );
+            assert_fd(
+                "sliced_copies_carried, c",
+                &[dc],
+                |c| sliced_copies_carried(&x, c[0]),
+                &[c],
             );
         }
 

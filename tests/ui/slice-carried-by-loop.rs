@@ -1,0 +1,14 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn f(x: &[f64]) -> f64 {
+    let mut window = &x[0..2];
+    let mut s = 0.0;
+    for k in 1..x.len() - 1 {
+        s += window[0] * window[1];
+        window = &x[k..k + 2];
+    }
+    s
+}
+
+fn main() {}
