@@ -632,62 +632,6 @@ impl Context<'_> {
     }
 
     /// The expression an instruction computes, given tokens for its operands.
-    /// Whether slice `inst` borrows its range instead of copying it: its array lives as long
-    /// as the function (a borrowed parameter, a reference to one, or such a borrowed slice)
-    /// and neither the slice nor a reference to it starts or is carried by a loop or is
-    /// yielded by a branch, whose locals are declared with the inferred (owned) type.
-    fn borrows_range(&self, inst: Inst) -> bool {
-        let data = self.func.inst(inst);
-        if !matches!(data.opcode, Opcode::Slice) {
-            return false;
-        }
-        let mut root = data.args[0];
-        let stable = loop {
-            match self.func.value(root).def {
-                ValueDef::Param(i) => {
-                    break matches!(self.func.params[i].ty, syn::Type::Reference(_));
-                }
-                ValueDef::Result(def, _) => match self.func.inst(def).opcode {
-                    Opcode::Ref => root = self.func.inst(def).args[0],
-                    Opcode::Slice => break self.borrows_range(def),
-                    _ => break false,
-                },
-                ValueDef::BlockParam(..) => break false,
-            }
-        };
-        if !stable {
-            return false;
-        }
-        let result = data.results[0];
-        let mut aliases = vec![result];
-        self.func.walk_insts(self.func.entry, &mut |i| {
-            let d = self.func.inst(i);
-            if matches!(d.opcode, Opcode::Ref) && d.args[0] == result {
-                aliases.extend(&d.results);
-            }
-        });
-        let mut carried = self
-            .func
-            .block(self.func.entry)
-            .yields
-            .iter()
-            .any(|y| aliases.contains(y));
-        self.func.walk_insts(self.func.entry, &mut |i| {
-            let d = self.func.inst(i);
-            let starts_loop = matches!(d.opcode, Opcode::ForRange(_) | Opcode::While)
-                && d.args.iter().any(|a| aliases.contains(a));
-            let yields = d.arms.iter().any(|&arm| {
-                self.func
-                    .block(arm)
-                    .yields
-                    .iter()
-                    .any(|y| aliases.contains(y))
-            });
-            carried |= starts_loop || yields;
-        });
-        !carried
-    }
-
     fn inst_expr(&self, inst: Inst, operands: &[TokenStream]) -> TokenStream {
         let data = self.func.inst(inst);
         let span = data.span;
@@ -738,6 +682,15 @@ impl Context<'_> {
                 let a = arg(0);
                 quote!(::autodiff::__private::ShapeOf::shape_of(&#a))
             }
+            // a borrowed slice is a reference already, as the user's `&x[a..b]` is
+            Opcode::Ref
+                if self
+                    .func
+                    .def_inst(data.args[0])
+                    .is_some_and(|d| self.func.borrows_range(d)) =>
+            {
+                arg(0).clone()
+            }
             Opcode::Ref => {
                 let a = arg(0);
                 quote!(&#a)
@@ -777,7 +730,7 @@ impl Context<'_> {
                 let a = arg(0);
                 quote!(#a.to_vec())
             }
-            Opcode::Slice if self.borrows_range(inst) => {
+            Opcode::Slice if self.func.borrows_range(inst) => {
                 let (a, start, end) = (arg(0), arg(1), arg(2));
                 quote!(&#a[#start..#end])
             }
@@ -1439,8 +1392,17 @@ impl Context<'_> {
         out: &mut TokenStream,
     ) {
         for &(init, _, _, result) in slots {
+            // a carried reference (`cur = &b`) has its referent's inferred type: left to rustc
+            let reference = self
+                .func
+                .def_inst(init)
+                .is_some_and(|i| matches!(self.func.inst(i).opcode, Opcode::Ref));
             let (carrier, init) = (self.names.name(result), self.operand(init));
-            out.extend(self.let_mut_typed_as(analysis, result, carrier, init));
+            if reference {
+                out.extend(quote!(let mut #carrier = #init;));
+            } else {
+                out.extend(self.let_mut_typed_as(analysis, result, carrier, init));
+            }
         }
     }
 

@@ -471,6 +471,29 @@ impl Function {
         }
     }
 
+    /// Whether slice `inst` borrows its range (`&x[a..b]`) instead of copying it: its array
+    /// lives as long as the function, a borrowed parameter (through references) or a
+    /// borrowed slice of one. A reference to such a slice is the slice itself.
+    pub fn borrows_range(&self, inst: Inst) -> bool {
+        if !matches!(self.inst(inst).opcode, Opcode::Slice) {
+            return false;
+        }
+        let mut root = self.inst(inst).args[0];
+        loop {
+            match self.value(root).def {
+                ValueDef::Param(i) => {
+                    return matches!(self.params[i].ty, syn::Type::Reference(_));
+                }
+                ValueDef::Result(def, _) => match self.inst(def).opcode {
+                    Opcode::Ref => root = self.inst(def).args[0],
+                    Opcode::Slice => return self.borrows_range(def),
+                    _ => return false,
+                },
+                ValueDef::BlockParam(..) => return false,
+            }
+        }
+    }
+
     /// The instruction defining `v`, if it is not a parameter.
     pub fn def_inst(&self, v: Value) -> Option<Inst> {
         match self.value(v).def {

@@ -295,17 +295,21 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
     })
 }
 
-/// A borrowed slice `&x[a..b]` used where it was made: one that a branch yields or a loop
-/// carries to its next iteration would borrow a copy local to the arm or the iteration.
+/// A slice `&x[a..b]` of a range that is copied (see [`Function::borrows_range`]) used where it
+/// was made: one that a branch yields or a loop carries to its next iteration would borrow a
+/// copy local to the arm or the iteration.
 fn borrowed_slices_stay_local(func: &Function, errors: &mut Errors) {
     let mut borrowed: Vec<(Value, Span)> = Vec::new();
     func.walk_insts(func.entry, &mut |inst| {
         let data = func.inst(inst);
+        // a reference to a copied range (a borrowed range is a reference of its own)
         let of_slice = data
             .args
             .first()
             .and_then(|&a| func.def_inst(a))
-            .is_some_and(|d| matches!(func.inst(d).opcode, Opcode::Slice));
+            .is_some_and(|d| {
+                matches!(func.inst(d).opcode, Opcode::Slice) && !func.borrows_range(d)
+            });
         if matches!(data.opcode, Opcode::Ref) && of_slice {
             borrowed.push((data.results[0], data.span));
         }
@@ -330,7 +334,7 @@ fn borrowed_slices_stay_local(func: &Function, errors: &mut Errors) {
                 reported.push(value);
                 errors.push(
                     span,
-                    "a borrowed slice cannot be carried from one loop iteration to the next or leave the branch arm that makes it; copy the range with `x[a..b].to_vec()`, or slice where the values are used",
+                    "a slice of a local vector cannot be carried from one loop iteration to the next or leave the branch arm that makes it; copy the range with `x[a..b].to_vec()`, or slice where the values are used",
                 );
             }
         }

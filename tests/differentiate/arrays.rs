@@ -1073,8 +1073,37 @@ fn sliced_borrowed(x: &[f64], c: f64) -> f64 {
     s + t + p + w[0] * w[1] * v[0] + first[1]
 }
 
-// what the diagnostic for slices leaving their arm or iteration suggests: copies of ranges,
-// yielded by a branch and carried by a loop
+// borrowed slices of a parameter yielded by a branch and carried by a loop (references, as
+// the user's `&x[a..b]` is)
+#[differentiate]
+fn sliced_borrowed_carried(x: &[f64], c: f64) -> f64 {
+    let pair = if c > 0.0 { &x[0..2] } else { &x[1..3] };
+    let mut window = &x[0..2];
+    let mut s = pair[0] * pair[1] * c;
+    for k in 1..x.len() - 1 {
+        s += window[0] * window[1].sin();
+        window = &x[k..k + 2];
+    }
+    s + window[1]
+}
+
+// a reference to a local vector carried by a loop and chosen by a branch
+#[differentiate]
+fn carried_references(x: &[f64], c: f64) -> f64 {
+    let a = vec![c; 2];
+    let b = x.to_vec();
+    let mut current = &a;
+    let mut s = 0.0;
+    for k in 0..2 {
+        s += current[k] * x[k];
+        current = &b;
+    }
+    let chosen = if c > 0.0 { &a } else { &b };
+    s + chosen[0] * current[1]
+}
+
+// what the diagnostic for slices of local vectors leaving their arm or iteration suggests:
+// copies of ranges, yielded by a branch and carried by a loop
 #[differentiate]
 fn sliced_copies_carried(x: &[f64], c: f64) -> f64 {
     let pair = if c > 0.0 {
@@ -1130,6 +1159,38 @@ fn slices_of_arrays() {
         }
 
         for c in [0.5, -2.0] {
+            let (value, (dx, dc)) = sliced_borrowed_carried_grad(&x, c);
+            assert_eq!(value.to_bits(), sliced_borrowed_carried(&x, c).to_bits());
+            assert_fd(
+                "sliced_borrowed_carried",
+                &dx,
+                |x| sliced_borrowed_carried(x, c),
+                &x,
+            );
+            assert_fd(
+                "sliced_borrowed_carried, c",
+                &[dc],
+                |c| sliced_borrowed_carried(&x, c[0]),
+                &[c],
+            );
+            let (_, pullback) = sliced_borrowed_carried_pullback(&x, c);
+            assert_close(
+                "sliced_borrowed_carried, pullback",
+                &pullback.backward(1.0).0,
+                &dx,
+                1e-12,
+            );
+
+            let (value, (dx, dc)) = carried_references_grad(&x, c);
+            assert_eq!(value.to_bits(), carried_references(&x, c).to_bits());
+            assert_fd("carried_references", &dx, |x| carried_references(x, c), &x);
+            assert_fd(
+                "carried_references, c",
+                &[dc],
+                |c| carried_references(&x, c[0]),
+                &[c],
+            );
+
             let (value, (dx, dc)) = sliced_copies_carried_grad(&x, c);
             assert_eq!(value.to_bits(), sliced_copies_carried(&x, c).to_bits());
             assert_fd(

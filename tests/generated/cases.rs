@@ -8761,7 +8761,7 @@ where
 {
     let mut acc = T::one().round();
     acc /= acc.atan().tanh().tan() * acc.atan().tanh().tan() + T::from(1.0).unwrap();
-    let mut w1 = Vec::with_capacity(2);
+    let mut w1: Vec<T> = Vec::with_capacity(2);
     for i2 in 0..2 {
         w1.push(f216(xs[xs.len() - 1 - i2], 1, ((acc + acc) * T::from(0.25).unwrap()).tanh(), (acc * T::from(0.5).unwrap()).tanh()));
     }
@@ -12334,7 +12334,7 @@ where
     let t2 = xs[0] + x.asinh();
     t1 -= (f356::<T>((f326(xs) * T::from(0.216).unwrap()).tanh(), T::tanh(Float::atan2(xs[1], t1.abs() + T::from(0.75).unwrap()) * T::from(0.636).unwrap()), T::from(-1.28).unwrap()) * T::from(0.47).unwrap()).tanh();
     let mut t3 = ((((t1 * acc) * T::from(0.259).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees().mul_add(if !(T::abs(t2).is_sign_positive()) && z.signum().is_sign_positive() { x * z } else { y + y }, t2 / (x * x + T::from(0.75).unwrap())) * T::from(0.164).unwrap()).atan();
-    let mut w4 = Vec::with_capacity(2);
+    let mut w4: Vec<T> = Vec::with_capacity(2);
     for i5 in 0..2 {
         w4.push((f342((xs[0].exp2() * T::from(0.446).unwrap()).sin(), xs, Float::tanh((t1 - y) * T::from(0.329).unwrap()), ((xs[i5] * T::from(i5).unwrap()) * T::from(0.666).unwrap()).tanh()) * T::from(0.285).unwrap()).tanh());
     }
@@ -13154,7 +13154,7 @@ fn vjp_f386(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 #[differentiate]
 fn f387<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, x: T, z: T) -> Vec<T> {
     let mut acc = xs[3];
-    let mut w1 = Vec::with_capacity(2);
+    let mut w1: Vec<T> = Vec::with_capacity(2);
     for i2 in 0..2 {
         w1.push((f356(xs[i2 + 1], ((y - T::from(i2).unwrap()) * T::from(0.571).unwrap()).tanh(), T::atan(xs[i2 + 1].sinh() * T::from(0.85).unwrap()) * T::from(0.954).unwrap()) * T::from(0.47).unwrap()).sin().cos());
     }
@@ -13508,7 +13508,7 @@ where
                     let t3 = y / (((x.tanh() - (t1 - T::from(1.896).unwrap())) * T::from(0.321).unwrap()).tanh() * ((x.tanh() - (t1 - T::from(1.896).unwrap())) * T::from(0.321).unwrap()).tanh() + T::from(0.75).unwrap());
                     t1 *= (t3 * T::from(1.0).unwrap()).tanh();
                 }
-                let mut w4 = Vec::with_capacity(3);
+                let mut w4: Vec<T> = Vec::with_capacity(3);
                 for _ in 0..3 {
                     w4.push(((T::atan(f340((t1 * T::from(0.315).unwrap()).tanh(), xs[n % xs.len()].min(xs[1])) * T::from(0.428).unwrap()) * (y + T::from(1.784).unwrap())) * T::from(0.387).unwrap()).tanh());
                 }

@@ -2455,7 +2455,11 @@ impl<'a> FnGen<'a> {
         let name = self.name("w");
         if self.rng.chance(0.25) && len * self.trips <= MAX_TRIPS && self.loops.len() < 2 {
             // with_capacity + push in a loop
-            self.line(format!("let mut {name} = Vec::with_capacity({len});"));
+            let slot = self.slot("");
+            self.line(format!(
+                "let mut {name}{} = Vec::with_capacity({len});",
+                self.placeholder(slot)
+            ));
             let (iv, pat) = self.pattern_var("i", Kind::Index { max: len }, len as f64);
             self.line(format!("for {pat} in 0..{len} {{"));
             let saved = self.enter_loop(len, LoopKind::Plain);
@@ -2465,6 +2469,16 @@ impl<'a> FnGen<'a> {
             let e = self.expr(2);
             let e = self.squash(e, VAR_CAP);
             self.line(format!("{name}.push({});", e.code));
+            // the element type of a vector of call results, which the macro cannot see (it
+            // asks for this annotation when such an element is saved)
+            let calls = e.code.split("f").skip(1).any(|rest| {
+                let digits =
+                    rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                digits > 0 && rest[digits..].starts_with(['(', ':'])
+            });
+            if calls {
+                self.slots[slot] = ": Vec<T>".to_string();
+            }
             self.pop_scope();
             self.indent -= 1;
             self.exit_loop(len, saved);
