@@ -334,7 +334,7 @@ fn borrowed_slices_stay_local(func: &Function, errors: &mut Errors) {
                 reported.push(value);
                 errors.push(
                     span,
-                    "a slice of a local vector cannot be carried from one loop iteration to the next or leave the branch arm that makes it; copy the range with `x[a..b].to_vec()`, or slice where the values are used",
+                    "a slice of a local vector or of a parameter passed by value cannot be carried from one loop iteration to the next or leave the branch arm that makes it; copy the range with `x[a..b].to_vec()`, or slice where the values are used",
                 );
             }
         }
