@@ -1891,12 +1891,33 @@ enum Source {
         enumerate: bool,
         reverse: bool,
     },
+    /// `x.windows(k)`, `x.chunks(k)`, `x.chunks_exact(k)`, `.enumerate()`: slices of `x`.
+    Chunks {
+        array: Value,
+        size: Value,
+        len: Value,
+        kind: ChunkKind,
+        enumerate: bool,
+    },
+}
+
+/// How [`Source::Chunks`] cuts its array.
+#[derive(Clone, Copy, PartialEq)]
+enum ChunkKind {
+    /// `windows(k)`: every run of `k` neighbours, one starting at each index.
+    Windows,
+    /// `chunks(k)`: consecutive runs of `k`, the last one shorter.
+    Chunks,
+    /// `chunks_exact(k)`: consecutive runs of `k`, the remainder left out.
+    Exact,
 }
 
 /// The shape of one item of a [`Source`], to bind patterns against.
 enum ItemShape {
     Index,
     Element(usize),
+    /// A slice of [`Source::Chunks`].
+    Chunk,
     Pair(Box<ItemShape>, Box<ItemShape>),
 }
 
@@ -1904,6 +1925,12 @@ impl Source {
     fn item_shape(&self) -> ItemShape {
         match self {
             Source::Range { .. } => ItemShape::Index,
+            Source::Chunks {
+                enumerate: false, ..
+            } => ItemShape::Chunk,
+            Source::Chunks { .. } => {
+                ItemShape::Pair(Box::new(ItemShape::Index), Box::new(ItemShape::Chunk))
+            }
             Source::Arrays {
                 arrays, enumerate, ..
             } => {
@@ -1949,6 +1976,9 @@ fn is_iterator_chain(e: &Expr) -> bool {
                 | "copied"
                 | "cloned"
                 | "step_by"
+                | "windows"
+                | "chunks"
+                | "chunks_exact"
         ),
         Expr::Range(_) => true,
         Expr::Paren(p) => is_iterator_chain(&p.expr),
@@ -1969,8 +1999,6 @@ fn unsupported_adaptor(m: &syn::ExprMethodCall) -> Option<Ident> {
         "skip_while",
         "chain",
         "scan",
-        "windows",
-        "chunks",
         "peekable",
         "inspect",
         "max_by",
@@ -2313,6 +2341,23 @@ impl<'e> Lowerer<'e> {
                         }
                         _ => self.unsupported_chain(m, "`.step_by(k)` on a range"),
                     },
+                    ("windows" | "chunks" | "chunks_exact", 1) => {
+                        let array = self.lower_single(&m.receiver)?;
+                        let size = self.lower_single(&m.args[0])?;
+                        let len = self.emit1(Opcode::Len, vec![array], m.span());
+                        let kind = match name.as_str() {
+                            "windows" => ChunkKind::Windows,
+                            "chunks" => ChunkKind::Chunks,
+                            _ => ChunkKind::Exact,
+                        };
+                        Some(Source::Chunks {
+                            array,
+                            size,
+                            len,
+                            kind,
+                            enumerate: false,
+                        })
+                    }
                     ("enumerate", 0) => match self.iteration_source(&m.receiver)? {
                         Source::Arrays {
                             arrays,
@@ -2322,6 +2367,19 @@ impl<'e> Lowerer<'e> {
                             arrays,
                             enumerate: true,
                             reverse: false,
+                        }),
+                        Source::Chunks {
+                            array,
+                            size,
+                            len,
+                            kind,
+                            enumerate: false,
+                        } => Some(Source::Chunks {
+                            array,
+                            size,
+                            len,
+                            kind,
+                            enumerate: true,
                         }),
                         _ => self.unsupported_chain(m, "`.iter().enumerate()`"),
                     },
@@ -2350,7 +2408,7 @@ impl<'e> Lowerer<'e> {
                     },
                     _ => self.unsupported_chain(
                         m,
-                        "ranges, `x.iter()`, `.rev()`, `.step_by(k)`, `.enumerate()` and `.zip(y)`",
+                        "ranges, `x.iter()`, `x.windows(k)`, `x.chunks(k)`, `x.chunks_exact(k)`, `.rev()`, `.step_by(k)`, `.enumerate()` and `.zip(y)`",
                     ),
                 }
             }
@@ -2378,6 +2436,37 @@ impl<'e> Lowerer<'e> {
     /// The loop header of a source: bounds (and step) operands and the range flags.
     fn source_header(&mut self, source: &Source, span: Span) -> (Vec<Value>, RangeLoop) {
         match source {
+            Source::Chunks {
+                size, len, kind, ..
+            } => {
+                let zero = self.constant(quote!(0usize), span);
+                let count = match kind {
+                    // `len + 1 - k` windows; `k / k` panics on a zero size, as `windows` does
+                    ChunkKind::Windows => {
+                        let one =
+                            self.emit1(Opcode::Binary(BinaryOp::Div), vec![*size, *size], span);
+                        let past = self.emit1(Opcode::Binary(BinaryOp::Add), vec![*len, one], span);
+                        let method = Ident::new("saturating_sub", span);
+                        self.emit1(Opcode::Method(method, None), vec![past, *size], span)
+                    }
+                    ChunkKind::Chunks => {
+                        let method = Ident::new("div_ceil", span);
+                        self.emit1(Opcode::Method(method, None), vec![*len, *size], span)
+                    }
+                    ChunkKind::Exact => {
+                        self.emit1(Opcode::Binary(BinaryOp::Div), vec![*len, *size], span)
+                    }
+                };
+                (
+                    vec![zero, count],
+                    RangeLoop {
+                        inclusive: false,
+                        reverse: false,
+                        stepped: false,
+                        breaks: false,
+                    },
+                )
+            }
             Source::Range {
                 start,
                 end,
@@ -2423,6 +2512,33 @@ impl<'e> Lowerer<'e> {
         }
     }
 
+    /// The slice of [`Source::Chunks`] at `index`.
+    fn chunk(&mut self, source: &Source, index: Value, span: Span) -> Option<Value> {
+        let Source::Chunks {
+            array,
+            size,
+            len,
+            kind,
+            ..
+        } = source
+        else {
+            return None;
+        };
+        let start = match kind {
+            ChunkKind::Windows => index,
+            ChunkKind::Chunks | ChunkKind::Exact => {
+                self.emit1(Opcode::Binary(BinaryOp::Mul), vec![index, *size], span)
+            }
+        };
+        let mut end = self.emit1(Opcode::Binary(BinaryOp::Add), vec![start, *size], span);
+        if *kind == ChunkKind::Chunks {
+            end = self.emit1(Opcode::Primitive(&primitives::MIN), vec![end, *len], span);
+        }
+        // the item is a reference, as `&x[start..end]` is
+        let slice = self.emit1(Opcode::Slice, vec![*array, start, end], span);
+        Some(self.emit1(Opcode::Ref, vec![slice], span))
+    }
+
     /// Binds a `for` or closure pattern to the current item of `source` at `index`.
     fn bind_item(
         &mut self,
@@ -2441,6 +2557,7 @@ impl<'e> Lowerer<'e> {
             (Pat::Ident(p), _) if p.subpat.is_none() => {
                 let value = match shape {
                     ItemShape::Index => index,
+                    ItemShape::Chunk => self.chunk(source, index, span)?,
                     ItemShape::Element(k) => {
                         let Source::Arrays { arrays, .. } = source else {
                             unreachable!("elements come from arrays")

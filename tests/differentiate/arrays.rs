@@ -1120,6 +1120,39 @@ fn sliced_copies_carried(x: &[f64], c: f64) -> f64 {
     s + window[1]
 }
 
+// windows and chunks of a parameter (borrowed) and of a local vector (copied): Rosenbrock by
+// `windows(2)`, blocks by `chunks_exact(d)` with their index passed to a callee, `chunks(d)`
+// with a shorter last chunk, windows of a local collected into a vector
+#[differentiate]
+fn chunked_sums(x: &[f64], w: &[f64], d: usize) -> f64 {
+    let rosenbrock: f64 = x
+        .windows(2)
+        .map(|p| 100.0 * (p[1] - p[0] * p[0]).powi(2) + (1.0 - p[0]).powi(2))
+        .sum();
+    let mut blocks = 0.0;
+    for (k, block) in x.chunks_exact(d).enumerate() {
+        blocks += generic_dot(block, &w[..d]) * (k as f64 + 1.0);
+    }
+    let mut ends = 0.0;
+    for c in x.chunks(d) {
+        ends += c[c.len() - 1] * c[0];
+    }
+    let local: Vec<f64> = x.iter().map(|v| v.sin()).collect();
+    let triples: Vec<f64> = local.windows(3).map(|q| q[0] * q[2] + q[1]).collect();
+    rosenbrock + blocks + ends + triples.iter().sum::<f64>()
+}
+
+#[differentiate]
+fn windows_of_zero(x: &[f64]) -> f64 {
+    x.windows(0).map(|p| p.len() as f64).sum::<f64>() + x[0]
+}
+
+#[test]
+#[should_panic]
+fn windows_of_zero_size_panic_as_the_primal_does() {
+    let _ = windows_of_zero_grad(&[1.0, 2.0]);
+}
+
 #[test]
 fn slices_of_arrays() {
     let (d, w) = (2, [0.7, -1.2, 0.4, 2.0]);
@@ -1204,6 +1237,21 @@ fn slices_of_arrays() {
                 &[dc],
                 |c| sliced_copies_carried(&x, c[0]),
                 &[c],
+            );
+        }
+
+        let w = point(3, 3380);
+        for d in [1usize, 2, 3] {
+            let (value, (dx, dw)) = chunked_sums_grad(&x, &w, d);
+            assert_eq!(value.to_bits(), chunked_sums(&x, &w, d).to_bits());
+            assert_fd("chunked_sums, x", &dx, |x| chunked_sums(x, &w, d), &x);
+            assert_fd("chunked_sums, w", &dw, |w| chunked_sums(&x, w, d), &w);
+            let (_, pullback) = chunked_sums_pullback(&x, &w, d);
+            assert_close(
+                "chunked_sums, pullback",
+                &pullback.backward(1.0).0,
+                &dx,
+                1e-12,
             );
         }
 
