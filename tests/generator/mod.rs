@@ -1409,6 +1409,32 @@ impl<'a> FnGen<'a> {
                 let i = *self.rng.pick(&scalars);
                 self.read_var(i)
             }
+            1 if !self.in_closure && self.rng.chance(0.02) => {
+                // a reduction over windows or chunks of a vector
+                let i = *self.rng.pick(&vectors);
+                let Kind::Vector { len, .. } = self.vars[i].kind else {
+                    unreachable!()
+                };
+                self.vars[i].read = true;
+                self.vars[i].dirty = false;
+                let (name, b) = (self.vars[i].name.clone(), self.vars[i].bound);
+                let (code, bound) = match self.rng.below(3) {
+                    0 => (
+                        format!("{name}.windows(2).map(|q_w| q_w[0] * q_w[1]).sum::<T>()"),
+                        len.saturating_sub(1) as f64 * b * b,
+                    ),
+                    1 => (
+                        format!("{name}.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>()"),
+                        len.div_ceil(2) as f64 * b,
+                    ),
+                    _ => (
+                        format!("{name}.chunks_exact(2).map(|q_c| q_c[0] - q_c[1]).sum::<T>()"),
+                        (len / 2) as f64 * 2.0 * b,
+                    ),
+                };
+                let e = E::new(code, bound, Prec::Atom);
+                self.squash(e, VAR_CAP)
+            }
             1 => {
                 let i = *self.rng.pick(&vectors);
                 self.element(i)
