@@ -1153,6 +1153,26 @@ fn windows_of_zero_size_panic_as_the_primal_does() {
     let _ = windows_of_zero_grad(&[1.0, 2.0]);
 }
 
+/// The gradient of `f(x, c)` from `_grad`: its value bit for bit the primal's, both parts
+/// against finite differences, and the pullback's `x̄` (when given) equal to `_grad`'s.
+#[track_caller]
+fn assert_in_slice_and_scalar(
+    what: &str,
+    f: fn(&[f64], f64) -> f64,
+    grad: fn(&[f64], f64) -> (f64, (Vec<f64>, f64)),
+    pullback_dx: Option<&dyn Fn(&[f64], f64) -> Vec<f64>>,
+    x: &[f64],
+    c: f64,
+) {
+    let (value, (dx, dc)) = grad(x, c);
+    assert_eq!(value.to_bits(), f(x, c).to_bits(), "{what}: value");
+    assert_fd(what, &dx, |x| f(x, c), x);
+    assert_fd(what, &[dc], |c| f(x, c[0]), &[c]);
+    if let Some(pullback_dx) = pullback_dx {
+        assert_close(what, &pullback_dx(x, c), &dx, 1e-12);
+    }
+}
+
 #[test]
 fn slices_of_arrays() {
     let (d, w) = (2, [0.7, -1.2, 0.4, 2.0]);
@@ -1173,70 +1193,41 @@ fn slices_of_arrays() {
         assert_close("sliced_blocks, pullback w", &pw, &dw, 1e-12);
 
         for c in [1.5, -1.0] {
-            let (value, (dx, dc)) = sliced_borrowed_grad(&x, c);
-            assert_eq!(value.to_bits(), sliced_borrowed(&x, c).to_bits());
-            assert_fd("sliced_borrowed", &dx, |x| sliced_borrowed(x, c), &x);
-            assert_fd(
-                "sliced_borrowed, c",
-                &[dc],
-                |c| sliced_borrowed(&x, c[0]),
-                &[c],
-            );
-            let (_, pullback) = sliced_borrowed_pullback(&x, c);
-            assert_close(
-                "sliced_borrowed, pullback",
-                &pullback.backward(1.0).0,
-                &dx,
-                1e-12,
+            let pullback = |x: &[f64], c| sliced_borrowed_pullback(x, c).1.backward(1.0).0;
+            assert_in_slice_and_scalar(
+                "sliced_borrowed",
+                sliced_borrowed,
+                sliced_borrowed_grad,
+                Some(&pullback),
+                &x,
+                c,
             );
         }
-
         for c in [0.5, -2.0] {
-            let (value, (dx, dc)) = sliced_borrowed_carried_grad(&x, c);
-            assert_eq!(value.to_bits(), sliced_borrowed_carried(&x, c).to_bits());
-            assert_fd(
+            let pullback = |x: &[f64], c| sliced_borrowed_carried_pullback(x, c).1.backward(1.0).0;
+            assert_in_slice_and_scalar(
                 "sliced_borrowed_carried",
-                &dx,
-                |x| sliced_borrowed_carried(x, c),
+                sliced_borrowed_carried,
+                sliced_borrowed_carried_grad,
+                Some(&pullback),
                 &x,
+                c,
             );
-            assert_fd(
-                "sliced_borrowed_carried, c",
-                &[dc],
-                |c| sliced_borrowed_carried(&x, c[0]),
-                &[c],
+            assert_in_slice_and_scalar(
+                "carried_references",
+                carried_references,
+                carried_references_grad,
+                None,
+                &x,
+                c,
             );
-            let (_, pullback) = sliced_borrowed_carried_pullback(&x, c);
-            assert_close(
-                "sliced_borrowed_carried, pullback",
-                &pullback.backward(1.0).0,
-                &dx,
-                1e-12,
-            );
-
-            let (value, (dx, dc)) = carried_references_grad(&x, c);
-            assert_eq!(value.to_bits(), carried_references(&x, c).to_bits());
-            assert_fd("carried_references", &dx, |x| carried_references(x, c), &x);
-            assert_fd(
-                "carried_references, c",
-                &[dc],
-                |c| carried_references(&x, c[0]),
-                &[c],
-            );
-
-            let (value, (dx, dc)) = sliced_copies_carried_grad(&x, c);
-            assert_eq!(value.to_bits(), sliced_copies_carried(&x, c).to_bits());
-            assert_fd(
+            assert_in_slice_and_scalar(
                 "sliced_copies_carried",
-                &dx,
-                |x| sliced_copies_carried(x, c),
+                sliced_copies_carried,
+                sliced_copies_carried_grad,
+                None,
                 &x,
-            );
-            assert_fd(
-                "sliced_copies_carried, c",
-                &[dc],
-                |c| sliced_copies_carried(&x, c[0]),
-                &[c],
+                c,
             );
         }
 
