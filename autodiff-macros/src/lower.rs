@@ -2879,7 +2879,16 @@ impl<'e> Lowerer<'e> {
         } else {
             None
         };
-        let copies = |e: &Expr| matches!(e, Expr::MethodCall(c) if c.method == "copied" || c.method == "cloned");
+        // `.copied()` or `.cloned()` somewhere in the chain (`x.iter().copied().rev()`)
+        fn copies(e: &Expr) -> bool {
+            match e {
+                Expr::MethodCall(c) => {
+                    c.method == "copied" || c.method == "cloned" || copies(&c.receiver)
+                }
+                Expr::Paren(p) => copies(&p.expr),
+                _ => false,
+            }
+        }
         if name == "collect" && map.is_none() && !copies(chain) {
             // `x.iter().collect()` is a `Vec<&T>`
             self.errors.push_spanned(

@@ -837,8 +837,9 @@ fn collected_chains(x: &[f64], s: f64) -> f64 {
     let z = y.iter().zip(x).map(|(a, b)| a * b).collect::<Vec<_>>();
     let w: Vec<f64> = (0..x.len()).map(|i| z[i] * y[x.len() - 1 - i]).collect();
     let copy: Vec<f64> = w.iter().copied().collect();
+    let reversed: Vec<f64> = copy.iter().copied().rev().collect();
     let e: Vec<f64> = copy.iter().enumerate().map(|(i, v)| v * i as f64).collect();
-    e.iter().sum::<f64>() + copy[0] * s
+    e.iter().sum::<f64>() + copy[0] * s + reversed[0] * reversed[1]
 }
 
 // a collected vector as the output, generic in the float type
