@@ -1172,17 +1172,14 @@ impl<'e> Lowerer<'e> {
                 Some(Operand::Value(self.emit1(Opcode::Ref, vec![arg], span)))
             }
             Expr::Field(_) => self.lower_place(e),
-            Expr::Index(syn::ExprIndex { expr, index, .. })
-                if matches!(&**index, Expr::Range(_)) =>
-            {
-                let Expr::Range(range) = &**index else {
-                    return None;
-                };
-                let array = self.lower_single(expr)?;
-                self.lower_slice(array, range).map(Operand::Value)
-            }
-            Expr::Index(index) if place_has_field(&index.expr) => self.lower_place(e),
             Expr::Index(index) => {
+                if let Expr::Range(range) = &*index.index {
+                    let array = self.lower_single(&index.expr)?;
+                    return self.lower_slice(array, range).map(Operand::Value);
+                }
+                if place_has_field(&index.expr) {
+                    return self.lower_place(e);
+                }
                 let array = self.lower_single(&index.expr)?;
                 // `m[(i, j)]`: a tuple of indices into a matrix
                 let i = match &*index.index {
@@ -2513,7 +2510,7 @@ impl<'e> Lowerer<'e> {
     }
 
     /// The slice of [`Source::Chunks`] at `index`.
-    fn chunk(&mut self, source: &Source, index: Value, span: Span) -> Option<Value> {
+    fn chunk(&mut self, source: &Source, index: Value, span: Span) -> Value {
         let Source::Chunks {
             array,
             size,
@@ -2522,7 +2519,7 @@ impl<'e> Lowerer<'e> {
             ..
         } = source
         else {
-            return None;
+            unreachable!("chunk items come from chunked sources")
         };
         let start = match kind {
             ChunkKind::Windows => index,
@@ -2536,7 +2533,7 @@ impl<'e> Lowerer<'e> {
         }
         // the item is a reference, as `&x[start..end]` is
         let slice = self.emit1(Opcode::Slice, vec![*array, start, end], span);
-        Some(self.emit1(Opcode::Ref, vec![slice], span))
+        self.emit1(Opcode::Ref, vec![slice], span)
     }
 
     /// Binds a `for` or closure pattern to the current item of `source` at `index`.
@@ -2557,7 +2554,7 @@ impl<'e> Lowerer<'e> {
             (Pat::Ident(p), _) if p.subpat.is_none() => {
                 let value = match shape {
                     ItemShape::Index => index,
-                    ItemShape::Chunk => self.chunk(source, index, span)?,
+                    ItemShape::Chunk => self.chunk(source, index, span),
                     ItemShape::Element(k) => {
                         let Source::Arrays { arrays, .. } = source else {
                             unreachable!("elements come from arrays")
