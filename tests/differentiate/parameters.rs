@@ -97,3 +97,28 @@ fn sgd_with_momentum_and_adam_converge_on_a_quadratic() {
         assert!(m.scale.iter().all(|s| (s - 1.0).abs() < 1e-3));
     }
 }
+
+#[derive(Differentiable, Clone, Debug, PartialEq)]
+struct Weights {
+    w: Vec<f64>,
+    b: f64,
+}
+
+// a slice of a `Vec` field: f = b Σ_{i ≥ 1} w_i²  =>  ∂f/∂w_i = 2 b w_i (i ≥ 1), ∂f/∂b = Σ w_i²
+#[differentiate]
+fn tail_energy(p: &Weights) -> f64 {
+    let tail: f64 = p.w[1..].iter().map(|v| v * v).sum();
+    tail * p.b
+}
+
+#[test]
+fn slices_of_vec_fields() {
+    let p = Weights {
+        w: vec![1.0, 2.0, -3.0],
+        b: 0.5,
+    };
+    let (value, g) = tail_energy_grad(&p);
+    assert_eq!(value.to_bits(), tail_energy(&p).to_bits());
+    assert_eq!(g.w, vec![0.0, 2.0, -3.0]);
+    assert_eq!(g.b, 13.0);
+}
