@@ -1476,6 +1476,7 @@ impl Context<'_> {
         let stack = record
             .as_ref()
             .map(|_| self.record_stack(inst, records.index[&inst]));
+        let mut deferred_push = None;
         match &record {
             Some((field, ty, true)) => {
                 let inits = self.field_inits(analysis, records, body);
@@ -1488,7 +1489,14 @@ impl Context<'_> {
                 } else {
                     field
                 };
-                iteration.extend(quote!(#target.push(#ty { #(#inits,)* #marker });));
+                match self.deferred_record_reads(analysis, records, inst) {
+                    Some(chain) => {
+                        deferred_push = Some(
+                            self.records_read_after_loop(inst, &chain, target, ty, &inits, marker),
+                        );
+                    }
+                    None => iteration.extend(quote!(#target.push(#ty { #(#inits,)* #marker });)),
+                }
             }
             Some((field, _, false)) => iteration.extend(quote!(#field += 1;)),
             None => {}
@@ -1520,6 +1528,9 @@ impl Context<'_> {
                     None => {}
                 }
                 out.extend(quote!(for #index in #range_name { #iteration }));
+                if let Some(extend) = deferred_push {
+                    out.extend(extend);
+                }
             }
             _ => {
                 match &record {
@@ -1545,6 +1556,144 @@ impl Context<'_> {
         if let (Some((field, _, true)), true, false) = (&record, flat, counted) {
             let stack = stack.as_ref().expect("a record");
             out.extend(quote!(let #field = #stack.len() - #field;));
+        }
+    }
+
+    /// The instructions that recompute the saved values of a `for` loop after it has run,
+    /// when each of them is an element read `a[i]` of an array defined outside the loop (so
+    /// unchanged by it) at an index computed from the loop's index and values defined outside
+    /// it, and the loop runs its whole range and records nothing else (GMM's squared norm
+    /// `sq += qx[id] * qx[id]` saves `qx[id]`). Such a loop's records are pushed in one
+    /// `extend` after it instead of one `push` per iteration: the loop itself then carries no
+    /// stack length through memory, and the copy runs as one pass over the array.
+    fn deferred_record_reads(
+        &self,
+        analysis: &Analysis,
+        records: &Records,
+        inst: Inst,
+    ) -> Option<Vec<Inst>> {
+        let data = self.func.inst(inst);
+        let Opcode::ForRange(range) = &data.opcode else {
+            return None;
+        };
+        let body = data.arms[0];
+        let layout = self.func.loop_layout(inst)?;
+        if range.breaks || layout.flag || !self.records_in_block(records, body).is_empty() {
+            return None;
+        }
+        let saved = self.saved_in_block(analysis, body);
+        if saved.is_empty() {
+            return None;
+        }
+        let mut inside = HashSet::new();
+        self.func.walk_insts(body, &mut |i| {
+            inside.insert(i);
+        });
+        // the parameters of the body and of the arms nested in it
+        let mut inner_params: HashSet<Value> =
+            self.func.block(body).params.iter().copied().collect();
+        for &i in &inside {
+            for &arm in &self.func.inst(i).arms {
+                inner_params.extend(self.func.block(arm).params.iter().copied());
+            }
+        }
+        let index = self.func.block(body).params[0];
+        let body_insts = &self.func.block(body).insts;
+        let mut chain: HashSet<Inst> = HashSet::new();
+        for v in saved {
+            let def = self.func.def_inst(v)?;
+            let read = self.func.inst(def);
+            if !matches!(read.opcode, Opcode::Index)
+                || !body_insts.contains(&def)
+                || analysis.arrays[v.index()]
+                || matches!(analysis.types[v.index()], Some(syn::Type::Reference(_)))
+            {
+                return None;
+            }
+            let array = read.args[0];
+            let array_outside = self
+                .func
+                .def_inst(array)
+                .map_or(!inner_params.contains(&array), |d| !inside.contains(&d));
+            if !array_outside {
+                return None;
+            }
+            // the index is evaluated again after the loop, given the loop's index: only pure
+            // arithmetic of the body on it and on values defined outside the loop
+            let mut pending = read.args[1..].to_vec();
+            while let Some(operand) = pending.pop() {
+                if operand == index {
+                    continue;
+                }
+                let Some(operand_def) = self.func.def_inst(operand) else {
+                    if inner_params.contains(&operand) {
+                        return None;
+                    }
+                    continue;
+                };
+                if !inside.contains(&operand_def) {
+                    continue;
+                }
+                let data = self.func.inst(operand_def);
+                let pure = matches!(
+                    data.opcode,
+                    Opcode::Const(_) | Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_)
+                );
+                if !pure || !body_insts.contains(&operand_def) || analysis.arrays[operand.index()] {
+                    return None;
+                }
+                chain.insert(operand_def);
+                pending.extend(data.args.iter().copied());
+            }
+            chain.insert(def);
+        }
+        Some(
+            body_insts
+                .iter()
+                .copied()
+                .filter(|i| chain.contains(i))
+                .collect(),
+        )
+    }
+
+    /// `stack.extend(range.map(|i| Record { .. }))` after a loop whose records are element
+    /// reads recomputed by `chain` (see [`Self::deferred_record_reads`]).
+    fn records_read_after_loop(
+        &self,
+        inst: Inst,
+        chain: &[Inst],
+        target: &Ident,
+        ty: &Ident,
+        inits: &[TokenStream],
+        marker: Option<TokenStream>,
+    ) -> TokenStream {
+        let data = self.func.inst(inst);
+        let Opcode::ForRange(range) = &data.opcode else {
+            return TokenStream::new();
+        };
+        let iter = range_iterator(range, |k| self.operand(data.args[k]));
+        let index = self.names.name(self.func.block(data.arms[0]).params[0]);
+        let mut statements = TokenStream::new();
+        for &i in chain {
+            let operands: Vec<TokenStream> = self
+                .func
+                .inst(i)
+                .args
+                .iter()
+                .map(|a| self.operand(*a))
+                .collect();
+            if matches!(self.func.inst(i).opcode, Opcode::Const(_)) {
+                continue;
+            }
+            let expr = self.inst_expr(i, &operands);
+            let pattern = self.results_pattern(i);
+            statements.extend(quote!(let #pattern = #expr;));
+        }
+        quote! {
+            #target.extend(#iter.map(|#index| {
+                #statements
+                #ty { #(#inits,)* #marker }
+            }));
         }
     }
 

@@ -632,6 +632,50 @@ fn neighbouring_element_reads_update_the_cotangent_once_per_iteration() {
 }
 
 #[test]
+fn records_of_element_reads_are_pushed_after_their_loop() {
+    let text = expansion(quote! {
+        fn norms(x: &[f64], n: usize) -> f64 {
+            let mut q = vec![0.0; n];
+            let mut total = 0.0;
+            for k in 0..3 {
+                for i in 0..n {
+                    q[i] = x[i] * x[k];
+                }
+                let mut sq = 0.0;
+                for i in 0..n {
+                    sq += q[i] * q[i];
+                }
+                total += sq.sqrt();
+            }
+            total
+        }
+    });
+    // `q[i]` is saved, but `q` does not change in the loop: one `extend` after it
+    let start = text.find("let mut sq_3").expect("the squared norm");
+    let extend = start + text[start..].find(".extend(").expect("one extend");
+    let end = extend + text[extend..].find(");").expect("its end") + 2;
+    expect![[r#"
+        let mut sq_3: f64 = 0.0;
+                let range17 = (0..n);
+                for i_1 in range17 {
+                    let sq_1 = sq_3;
+                    let v23 = q_6[i_1];
+                    let v24 = v23 * v23;
+                    let sq_2 = sq_1 + v24;
+                    sq_3 = sq_2;
+                }
+                loop1_stack
+                    .extend(
+                        (0..n)
+                            .map(|i_1| {
+                                let v23 = q_6[i_1];
+                                NormsLoop1 { v23 }
+                            }),
+                    );"#]]
+    .assert_eq(&text[start..end]);
+}
+
+#[test]
 fn grad_runs_a_sum_loop_in_one_sweep() {
     let text = expansion(quote! {
         fn total(x: &[f64]) -> f64 {
