@@ -658,6 +658,10 @@ impl Context<'_> {
                 let m = arg(0);
                 quote_spanned!(span=> #m.try_inverse().expect("try_inverse: the matrix is singular"))
             }
+            Opcode::Primitive(p) if crate::primitives::is_chunk_count(p) => {
+                let (name, len, size) = (Ident::new(p.name, span), arg(0), arg(1));
+                quote_spanned!(span=> ::autodiff::__private::rules::#name(#len, #size))
+            }
             Opcode::Primitive(p) if std::ptr::eq(*p, &crate::primitives::linalg::SOLVE) => {
                 let (a, b) = (arg(0), arg(1));
                 quote_spanned!(span=> ::core::clone::Clone::clone(&#a).lu().solve(#b).expect("solve: the matrix is singular"))

@@ -2437,23 +2437,14 @@ impl<'e> Lowerer<'e> {
                 size, len, kind, ..
             } => {
                 let zero = self.constant(quote!(0usize), span);
+                // `len + 1 - k` windows, `⌈len / k⌉` or `⌊len / k⌋` chunks; a zero `k` panics
+                // with the slice method's message
                 let count = match kind {
-                    // `len + 1 - k` windows; `k / k` panics on a zero size, as `windows` does
-                    ChunkKind::Windows => {
-                        let one =
-                            self.emit1(Opcode::Binary(BinaryOp::Div), vec![*size, *size], span);
-                        let past = self.emit1(Opcode::Binary(BinaryOp::Add), vec![*len, one], span);
-                        let method = Ident::new("saturating_sub", span);
-                        self.emit1(Opcode::Method(method, None), vec![past, *size], span)
-                    }
-                    ChunkKind::Chunks => {
-                        let method = Ident::new("div_ceil", span);
-                        self.emit1(Opcode::Method(method, None), vec![*len, *size], span)
-                    }
-                    ChunkKind::Exact => {
-                        self.emit1(Opcode::Binary(BinaryOp::Div), vec![*len, *size], span)
-                    }
+                    ChunkKind::Windows => &crate::primitives::CHUNK_COUNTS[0],
+                    ChunkKind::Chunks => &crate::primitives::CHUNK_COUNTS[1],
+                    ChunkKind::Exact => &crate::primitives::CHUNK_COUNTS[2],
                 };
+                let count = self.emit1(Opcode::Primitive(count), vec![*len, *size], span);
                 (
                     vec![zero, count],
                     RangeLoop {

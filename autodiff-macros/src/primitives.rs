@@ -213,6 +213,31 @@ primitives! {
     IS_SIGN_NEGATIVE "is_sign_negative" [] -> Bool: zero();
 }
 
+/// The trip counts of loops over `x.windows(k)`, `x.chunks(k)` and `x.chunks_exact(k)`, as
+/// `rules::windows_count(len, k)` and its siblings: integers, through which no derivative
+/// flows, which panic on a zero `k` with the slice method's own message. Never looked up by
+/// name (a user's method of the same name stays the user's).
+pub static CHUNK_COUNTS: [Primitive; 3] = [
+    chunk_count("windows_count"),
+    chunk_count("chunks_count"),
+    chunk_count("chunks_exact_count"),
+];
+
+const fn chunk_count(name: &'static str) -> Primitive {
+    Primitive {
+        name,
+        arity: 2,
+        derivative: Derivative::Zero,
+        arg_types: &[Ty::Usize],
+        result: Ty::Usize,
+    }
+}
+
+/// Whether `p` is one of [`CHUNK_COUNTS`], emitted as a call of the runtime function.
+pub fn is_chunk_count(p: &Primitive) -> bool {
+    CHUNK_COUNTS.iter().any(|q| std::ptr::eq(q, p))
+}
+
 /// The primitive called `name` with `arity` arguments (receiver included), if any.
 /// Operators are not found here; see [`binary`] and [`NEG`].
 pub fn method(name: &str, arity: usize) -> Option<&'static Primitive> {

@@ -1144,14 +1144,73 @@ fn chunked_sums(x: &[f64], w: &[f64], d: usize) -> f64 {
 }
 
 #[differentiate]
-fn windows_of_zero(x: &[f64]) -> f64 {
-    x.windows(0).map(|p| p.len() as f64).sum::<f64>() + x[0]
+fn windows_of_zero(x: &[f64], k: usize) -> f64 {
+    x.windows(k).map(|p| p.len() as f64).sum::<f64>() + x[0]
+}
+
+#[differentiate]
+fn chunks_of_zero(x: &[f64], k: usize) -> f64 {
+    let mut s = x[0];
+    for c in x.chunks(k) {
+        s += c[0];
+    }
+    s
+}
+
+#[differentiate]
+fn exact_chunks_of_zero(x: &[f64], k: usize) -> f64 {
+    x.chunks_exact(k).map(|c| c[0] * c[0]).sum::<f64>() + x[0]
+}
+
+/// The message a panic carried.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload
+            .downcast::<&str>()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+    }
 }
 
 #[test]
-#[should_panic]
-fn windows_of_zero_size_panic_as_the_primal_does() {
-    let _ = windows_of_zero_grad(&[1.0, 2.0]);
+fn zero_sizes_panic_with_the_slice_methods_message() {
+    let x = [1.0, 2.0, 3.0];
+    let cases: [(&str, fn() -> f64, fn() -> f64); 3] = [
+        (
+            "window size must be non-zero",
+            || windows_of_zero(&[1.0, 2.0, 3.0], 0),
+            || windows_of_zero_grad(&[1.0, 2.0, 3.0], 0).0,
+        ),
+        (
+            "chunk size must be non-zero",
+            || chunks_of_zero(&[1.0, 2.0, 3.0], 0),
+            || chunks_of_zero_grad(&[1.0, 2.0, 3.0], 0).0,
+        ),
+        (
+            "chunk size must be non-zero",
+            || exact_chunks_of_zero(&[1.0, 2.0, 3.0], 0),
+            || exact_chunks_of_zero_grad(&[1.0, 2.0, 3.0], 0).0,
+        ),
+    ];
+    for (message, primal, grad) in cases {
+        let primal = std::panic::catch_unwind(primal).expect_err("the primal panics");
+        let grad = std::panic::catch_unwind(grad).expect_err("the gradient panics");
+        assert_eq!(panic_message(primal), message);
+        assert_eq!(panic_message(grad), message);
+    }
+    // a nonzero size differentiates as usual, against finite differences
+    for k in 1..=4 {
+        let (value, dx) = chunks_of_zero_grad(&x, k);
+        assert_eq!(value, chunks_of_zero(&x, k));
+        crate::arrays::assert_fd("chunks", &dx, |x| chunks_of_zero(x, k), &x);
+        let (value, dx) = exact_chunks_of_zero_grad(&x, k);
+        assert_eq!(value, exact_chunks_of_zero(&x, k));
+        crate::arrays::assert_fd("exact chunks", &dx, |x| exact_chunks_of_zero(x, k), &x);
+        let (value, dx) = windows_of_zero_grad(&x, k);
+        assert_eq!(value, windows_of_zero(&x, k));
+        crate::arrays::assert_fd("windows", &dx, |x| windows_of_zero(x, k), &x);
+    }
 }
 
 /// The gradient of `f(x, c)` from `_grad`: its value bit for bit the primal's, both parts

@@ -263,6 +263,50 @@ pub fn element<T: Float, C: ArrayCotangent<T>>(d: &C, k: usize) -> T {
     d.get_at(k)
 }
 
+/// How many windows `x.windows(size)` yields from `len` elements: `len + 1 - size`, none
+/// when `size > len`. The trip count of a loop over windows; a zero `size` panics with the
+/// message of `windows` itself, as the differentiated function would.
+///
+/// ```
+/// use autodiff_runtime::rules::windows_count;
+/// assert_eq!(windows_count(5, 2), [0.0; 5].windows(2).count());
+/// assert_eq!(windows_count(1, 3), 0);
+/// assert!(std::panic::catch_unwind(|| windows_count(4, 0)).is_err());
+/// ```
+#[inline]
+pub fn windows_count(len: usize, size: usize) -> usize {
+    assert!(size != 0, "window size must be non-zero");
+    (len + 1).saturating_sub(size)
+}
+
+/// How many chunks `x.chunks(size)` yields from `len` elements (the last may be shorter); a
+/// zero `size` panics with the message of `chunks`.
+///
+/// ```
+/// use autodiff_runtime::rules::chunks_count;
+/// assert_eq!(chunks_count(7, 3), [0.0; 7].chunks(3).count());
+/// assert!(std::panic::catch_unwind(|| chunks_count(4, 0)).is_err());
+/// ```
+#[inline]
+pub fn chunks_count(len: usize, size: usize) -> usize {
+    assert!(size != 0, "chunk size must be non-zero");
+    len.div_ceil(size)
+}
+
+/// How many chunks `x.chunks_exact(size)` yields from `len` elements (a shorter remainder is
+/// left out); a zero `size` panics with the message of `chunks_exact`.
+///
+/// ```
+/// use autodiff_runtime::rules::chunks_exact_count;
+/// assert_eq!(chunks_exact_count(7, 3), [0.0; 7].chunks_exact(3).count());
+/// assert!(std::panic::catch_unwind(|| chunks_exact_count(4, 0)).is_err());
+/// ```
+#[inline]
+pub fn chunks_exact_count(len: usize, size: usize) -> usize {
+    assert!(size != 0, "chunk size must be non-zero");
+    len / size
+}
+
 /// Gives the gradient of a slice or vector parameter its length `len`, filling elements no
 /// contribution reached with zeros.
 ///
