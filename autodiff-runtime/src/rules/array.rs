@@ -19,6 +19,15 @@ pub trait ArrayCotangent<T> {
     fn get_at(&self, i: usize) -> T;
     /// The sum of all elements.
     fn total(&self) -> T;
+    /// Adds `c[k]` to element `start + k` for every `k`.
+    fn add_slice_at(&mut self, start: usize, c: &[T])
+    where
+        T: Copy,
+    {
+        for (k, &value) in c.iter().enumerate() {
+            self.add_at(start + k, value);
+        }
+    }
 }
 
 /// The first contribution past the end of a lazily grown cotangent: rare (once per vector in
@@ -34,6 +43,22 @@ fn grown_with<T: Float>(mut d: Vec<T>, i: usize, c: T) -> Vec<T> {
 }
 
 impl<T: Float> ArrayCotangent<T> for Vec<T> {
+    /// Grows the vector once (when a lazily grown cotangent stops short), then adds
+    /// element-wise over the range.
+    #[inline]
+    fn add_slice_at(&mut self, start: usize, c: &[T])
+    where
+        T: Copy,
+    {
+        let end = start + c.len();
+        if self.len() < end {
+            self.resize(end, T::zero());
+        }
+        for (slot, &value) in self[start..end].iter_mut().zip(c) {
+            *slot = *slot + value;
+        }
+    }
+
     #[inline]
     fn add_at(&mut self, i: usize, c: T) {
         match self.get_mut(i) {
@@ -117,12 +142,19 @@ pub fn index_add<T: Float, C: ArrayCotangent<T>>(d: &mut C, i: &usize, c: T) {
 /// let mut d = vec![1.0; 4];
 /// autodiff_runtime::rules::slice_add(&mut d, &1, vec![0.5, 2.0]);
 /// assert_eq!(d, vec![1.0, 1.5, 3.0, 1.0]);
+///
+/// // a lazily grown cotangent grows once, to the end of the range
+/// let mut lazy: Vec<f64> = vec![1.0];
+/// autodiff_runtime::rules::slice_add(&mut lazy, &2, vec![0.5, 2.0]);
+/// assert_eq!(lazy, vec![1.0, 0.0, 0.5, 2.0]);
+///
+/// let mut fixed = [0.0; 3];
+/// autodiff_runtime::rules::slice_add(&mut fixed, &1, vec![4.0, 5.0]);
+/// assert_eq!(fixed, [0.0, 4.0, 5.0]);
 /// ```
 #[inline]
 pub fn slice_add<T: Float, C: ArrayCotangent<T>>(d: &mut C, start: &usize, c: Vec<T>) {
-    for (k, value) in c.into_iter().enumerate() {
-        d.add_at(*start + k, value);
-    }
+    d.add_slice_at(*start, &c);
 }
 
 /// `y = a[i]`: `ā[i] += ȳ`, into a cotangent allocated at the array's full length (that of a
