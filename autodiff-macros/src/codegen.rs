@@ -597,6 +597,12 @@ impl Context<'_> {
         Some(quote!(::core::iter::ExactSizeIterator::len(&#reversed)))
     }
 
+    /// The forward-pass tokens of an instruction's arguments (see [`Self::operand`]).
+    fn operands(&self, inst: Inst) -> Vec<TokenStream> {
+        let args = &self.func.inst(inst).args;
+        args.iter().map(|a| self.operand(*a)).collect()
+    }
+
     /// Tokens evaluating a value in the forward pass: its name, or a constant inline.
     fn operand(&self, v: Value) -> TokenStream {
         if let Some(inst) = self.func.def_inst(v) {
@@ -604,13 +610,7 @@ impl Context<'_> {
                 Opcode::Const(tokens) => return tokens.clone(),
                 // places are written out where they are used, as the user wrote them
                 Opcode::Place(_) => {
-                    let operands: Vec<TokenStream> = self
-                        .func
-                        .inst(inst)
-                        .args
-                        .iter()
-                        .map(|a| self.operand(*a))
-                        .collect();
+                    let operands = self.operands(inst);
                     return self.inst_expr(inst, &operands);
                 }
                 _ => {}
@@ -1198,7 +1198,7 @@ impl Context<'_> {
     ) {
         for &inst in &self.func.block(block).insts {
             let data = self.func.inst(inst);
-            let operands: Vec<TokenStream> = data.args.iter().map(|a| self.operand(*a)).collect();
+            let operands = self.operands(inst);
             let result = data.results.first().map(|r| self.names.name(*r).clone());
             match &data.opcode {
                 Opcode::Const(_) | Opcode::Place(_) => {}
@@ -1679,16 +1679,10 @@ impl Context<'_> {
         let index = self.names.name(self.func.block(data.arms[0]).params[0]);
         let mut statements = TokenStream::new();
         for &i in chain {
-            let operands: Vec<TokenStream> = self
-                .func
-                .inst(i)
-                .args
-                .iter()
-                .map(|a| self.operand(*a))
-                .collect();
             if matches!(self.func.inst(i).opcode, Opcode::Const(_)) {
                 continue;
             }
+            let operands = self.operands(i);
             let expr = self.inst_expr(i, &operands);
             let pattern = self.results_pattern(i);
             statements.extend(quote!(let #pattern = #expr;));
