@@ -2597,7 +2597,16 @@ impl<'a> FnGen<'a> {
         let bound = self.vars[i].bound;
         let _ = owned;
         let result = self.name("s");
-        let (code, rbound) = match self.rng.below(7) {
+        // local vectors (which may change later) are read by an index loop more often
+        let has_locals = vectors.iter().any(|&j| {
+            self.vars[j].mutable && matches!(self.vars[j].kind, Kind::Vector { owned: true, .. })
+        });
+        let form = if has_locals && self.rng.chance(0.3) {
+            6
+        } else {
+            self.rng.below(8)
+        };
+        let (code, rbound) = match form {
             0 => (
                 format!("{name}.iter().copied().sum::<T>()"),
                 len as f64 * bound,
@@ -2657,6 +2666,42 @@ impl<'a> FnGen<'a> {
                 (
                     format!("{name}.iter().zip({other_ref}).map(|(a, b)| {f}).sum::<T>()"),
                     len as f64 * b,
+                )
+            }
+            6 => {
+                // an index loop whose only saved values are elements of a vector: when it is
+                // a local that changes later, its records are pushed after the loop
+                let locals: Vec<usize> = vectors
+                    .iter()
+                    .copied()
+                    .filter(|&j| {
+                        self.vars[j].mutable
+                            && matches!(self.vars[j].kind, Kind::Vector { owned: true, .. })
+                    })
+                    .collect();
+                let (name, len, bound) = match locals.is_empty() {
+                    true => (name, len, bound),
+                    false => {
+                        let j = *self.rng.pick(&locals);
+                        let Kind::Vector { len, .. } = self.vars[j].kind else {
+                            unreachable!()
+                        };
+                        self.vars[j].read = true;
+                        self.vars[j].dirty = false;
+                        (self.vars[j].name.clone(), len, self.vars[j].bound)
+                    }
+                };
+                let (acc, k) = (self.name("acc"), self.name("k"));
+                let other = match self.rng.below(3) {
+                    0 => format!("{name}[{k}]"),
+                    1 => format!("{name}[{len} - 1 - {k}]"),
+                    _ => format!("{name}[({k} + 1) % {len}]"),
+                };
+                (
+                    format!(
+                        "{{ let mut {acc} = T::zero(); for {k} in 0..{len} {{ {acc} = {acc} + {name}[{k}] * {other}; }} {acc} }}"
+                    ),
+                    len as f64 * bound * bound,
                 )
             }
             _ => {
