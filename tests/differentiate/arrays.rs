@@ -1203,13 +1203,13 @@ fn zero_sizes_panic_with_the_slice_methods_message() {
     for k in 1..=4 {
         let (value, dx) = chunks_of_zero_grad(&x, k);
         assert_eq!(value, chunks_of_zero(&x, k));
-        crate::arrays::assert_fd("chunks", &dx, |x| chunks_of_zero(x, k), &x);
+        assert_fd("chunks", &dx, |x| chunks_of_zero(x, k), &x);
         let (value, dx) = exact_chunks_of_zero_grad(&x, k);
         assert_eq!(value, exact_chunks_of_zero(&x, k));
-        crate::arrays::assert_fd("exact chunks", &dx, |x| exact_chunks_of_zero(x, k), &x);
+        assert_fd("exact chunks", &dx, |x| exact_chunks_of_zero(x, k), &x);
         let (value, dx) = windows_of_zero_grad(&x, k);
         assert_eq!(value, windows_of_zero(&x, k));
-        crate::arrays::assert_fd("windows", &dx, |x| windows_of_zero(x, k), &x);
+        assert_fd("windows", &dx, |x| windows_of_zero(x, k), &x);
     }
 }
 
