@@ -3126,11 +3126,36 @@ impl Context<'_> {
                             let (_, #call_name) = #callee(#(#args),*);
                         });
                     }
-                    out.extend(quote_spanned! {span=>
-                        let (#(#d_args,)*) = #call_name.__backward_all(#d_out);
-                    });
+                    let mut targets: Vec<Option<Value>> = Vec::new();
+                    for i in 0..data.args.len() {
+                        // one `&mut` borrow per cotangent: an array passed twice takes the
+                        // second gradient as a value
+                        let target = self
+                            .call_sink_target(analysis, scope, inst, i)
+                            .filter(|t| !targets.contains(&Some(*t)));
+                        targets.push(target);
+                    }
+                    if targets.iter().all(Option::is_none) {
+                        out.extend(quote_spanned! {span=>
+                            let (#(#d_args,)*) = #call_name.__backward_all(#d_out);
+                        });
+                    } else {
+                        // the callee adds into the cotangents of the arrays passed by reference
+                        let into = names::backward_into();
+                        let sinks = targets.iter().enumerate().map(|(i, target)| match target {
+                            Some(v) => {
+                                let d = self.names.cotangent(*v);
+                                quote!(&mut #d)
+                            }
+                            None if active(i) => quote!(#private::ReturnGradient),
+                            None => quote!(#private::DropGradient),
+                        });
+                        out.extend(quote_spanned! {span=>
+                            let (#(#d_args,)*) = #call_name.#into(#d_out, #(#sinks),*);
+                        });
+                    }
                     for (i, d_arg) in d_args.iter().enumerate() {
-                        if active(i) {
+                        if active(i) && targets[i].is_none() {
                             self.contribute(analysis, scope, data.args[i], quote!(#d_arg), out);
                         }
                     }
@@ -3778,6 +3803,56 @@ impl Context<'_> {
         Some((self.names.name(index).clone(), quote!(#iter.rev())))
     }
 
+    /// For argument `i` of call `inst`: the array whose cotangent, already declared, the
+    /// callee's gradient is added into, when it can take it directly (see
+    /// `GradientSink`): the argument itself, or `x` of an argument `&x` used nowhere else.
+    /// Only where the contribution would be a plain `accumulate`, so that the cotangent has
+    /// the callee's gradient type.
+    fn call_sink_target(
+        &self,
+        analysis: &Analysis,
+        scope: &HashSet<Value>,
+        inst: Inst,
+        i: usize,
+    ) -> Option<Value> {
+        let arg = self.func.inst(inst).args[i];
+        if !analysis.is_active(arg) {
+            return None;
+        }
+        let target = if scope.contains(&arg) {
+            arg
+        } else {
+            let data = self.func.inst(self.func.def_inst(arg)?);
+            match data.opcode {
+                Opcode::Ref if self.use_count(arg) == 1 => data.args[0],
+                _ => return None,
+            }
+        };
+        let plain = scope.contains(&target)
+            && analysis.arrays[target.index()]
+            && analysis.is_active(target)
+            && self.callee_zero(analysis, target).is_none()
+            && !matches!(self.func.value(target).def, ValueDef::Param(k) if self.func.param_structs[k]);
+        plain.then_some(target)
+    }
+
+    /// How many times instructions and block yields read `v`.
+    fn use_count(&self, v: Value) -> usize {
+        let in_args: usize = self
+            .func
+            .insts
+            .iter()
+            .map(|data| data.args.iter().filter(|a| **a == v).count())
+            .sum();
+        let in_yields: usize = self
+            .func
+            .blocks
+            .iter()
+            .map(|block| block.yields.iter().filter(|y| **y == v).count())
+            .sum();
+        in_args + in_yields
+    }
+
     /// The gradient of parameter `i` at the end of `backward`.
     fn parameter_gradient(
         &self,
@@ -3803,6 +3878,138 @@ impl Context<'_> {
             }
             _ => value,
         }
+    }
+
+    /// The parameters whose gradient accumulates in a buffer from its sink (a vector sized
+    /// by the parameter's length), with that length: the caller's own cotangent when it
+    /// passes one, so that a call in a loop allocates no gradient.
+    fn gradient_buffers(&self, analysis: &Analysis, scope: &HashSet<Value>) -> Vec<(usize, Value)> {
+        (0..self.func.params.len())
+            .filter_map(|i| {
+                let p = self.func.params[i].value;
+                let eligible = analysis.active_params[i]
+                    && !self.func.param_structs[i]
+                    && !scope.contains(&p)
+                    && self.float_elements(analysis, p);
+                eligible
+                    .then(|| self.presized_length(analysis, p))
+                    .flatten()
+                    .map(|len| (i, len))
+            })
+            .collect()
+    }
+
+    /// `__backward_into` for a function without gradient buffers: `__backward_all`'s
+    /// gradients, each handed to its sink.
+    fn backward_into_returned(&self, analysis: &Analysis) -> TokenStream {
+        let private = private();
+        let (d_output, into) = (names::output_cotangent(), names::backward_into());
+        let ret = &self.sig.return_type;
+        let sink_types = sink_types(self.sig, &analysis.active_params);
+        let generics: Vec<Ident> = (0..sink_types.len())
+            .map(|i| format_ident!("__S{}", i))
+            .collect();
+        let sinks: Vec<Ident> = (0..sink_types.len()).map(names::gradient_sink).collect();
+        let gradients: Vec<Ident> = (0..sink_types.len())
+            .map(|i| format_ident!("__autodiff_gradient{}", i))
+            .collect();
+        let finished = (0..sink_types.len()).map(|i| {
+            let (sink, gradient, ty) = (&sinks[i], &gradients[i], &sink_types[i]);
+            let add = if !analysis.active_params[i] {
+                quote!(|_, _| {})
+            } else if self.func.param_structs[i] {
+                quote!(|target, gradient| #private::Differentiable::accumulate_from(target, &gradient))
+            } else {
+                quote!(|target, gradient| target.accumulate(gradient))
+            };
+            quote!(<_ as #private::GradientSink<#ty>>::finish(#sink, #gradient, #add))
+        });
+        let vis = &self.item.vis;
+        quote! {
+            #[doc(hidden)]
+            #[allow(dead_code, clippy::all)]
+            #[inline]
+            #vis fn #into<#(#generics: #private::GradientSink<#sink_types>),*>(
+                &self,
+                #d_output: #ret,
+                #(#sinks: #generics),*
+            ) -> (#(<#generics as #private::GradientSink<#sink_types>>::Out,)*) {
+                #[allow(unused_imports)]
+                use #private::{Cotangent as _, ScalarCotangent as _};
+                let (#(#gradients,)*) = self.__backward_all(#d_output);
+                (#(#finished,)*)
+            }
+        }
+    }
+
+    /// The checks `backward` makes of the output cotangent it is given: its shape or length
+    /// against the output's.
+    fn output_cotangent_checks(&self, analysis: &Analysis) -> TokenStream {
+        let (private, d_output) = (private(), names::output_cotangent());
+        let name = self.func.name.to_string();
+        let mut out = TokenStream::new();
+        if let Some(shape) = self.func.output_shape {
+            let shape = self.read_ref(analysis, shape);
+            out.extend(quote! {
+                #private::check_cotangent_shape(#name, &#private::ShapeOf::shape_of(&#d_output), #shape);
+            });
+        }
+        if let Some(len) = self.func.output_len {
+            let len = self.read_ref(analysis, len);
+            out.extend(quote!(#private::check_cotangent_len(#name, &#d_output, #len);));
+        }
+        out
+    }
+
+    /// `backward` (or the hidden `__backward_all`) as `__backward_into` with every gradient
+    /// returned, after `backward`'s checks of the output cotangent (`destructure` binds the
+    /// saved values they read).
+    fn returned_gradients(
+        &self,
+        analysis: &Analysis,
+        hidden: bool,
+        destructure: &TokenStream,
+    ) -> TokenStream {
+        let private = private();
+        let (d_output, into) = (names::output_cotangent(), names::backward_into());
+        let returned = (0..self.func.params.len()).map(|_| quote!(#private::ReturnGradient));
+        let all = quote!(self.#into(#d_output, #(#returned),*));
+        if hidden {
+            return all;
+        }
+        let checks = self.output_cotangent_checks(analysis);
+        let gradients = self.public_gradients(analysis, all);
+        if checks.is_empty() {
+            gradients
+        } else {
+            quote!({
+                #destructure
+                #checks
+                #gradients
+            })
+        }
+    }
+
+    /// The gradients `backward` returns, from the tuple `all` of every parameter's.
+    fn public_gradients(&self, analysis: &Analysis, all: TokenStream) -> TokenStream {
+        let names: Vec<Ident> = (0..self.func.params.len())
+            .map(|i| format_ident!("__autodiff_gradient{}", i))
+            .collect();
+        let active: Vec<&Ident> = names
+            .iter()
+            .zip(&analysis.active_params)
+            .filter_map(|(n, &a)| a.then_some(n))
+            .collect();
+        let value = if active.len() == 1 {
+            let only = active[0];
+            quote!(#only)
+        } else {
+            quote!((#(#active,)*))
+        };
+        quote!({
+            let (#(#names,)*) = #all;
+            #value
+        })
     }
 
     /// The public or hidden items of one variant.
@@ -3975,7 +4182,10 @@ impl Context<'_> {
 
         // backward
         let d_output = names::output_cotangent();
-        let (bwd, grads) = self.backward_statements(variant, &records, HashSet::new());
+        // the variant callers call (see `reusing_entry`) hands its gradients to sinks, and
+        // accumulates vector gradients in the caller's buffers when it has any
+        let sinks = reusing_entry && !self.gradient_buffers(analysis, &HashSet::new()).is_empty();
+        let (bwd, grads) = self.backward_statements(variant, &records, HashSet::new(), sinks);
         let grad_ty = self.gradient_type(&analysis.active_params, variant.hidden);
         let bindings = self.field_bindings(analysis, &records, self.func.entry);
         let destructure = if bindings.is_empty() {
@@ -3996,18 +4206,58 @@ impl Context<'_> {
             );
             quote!(#[doc = #text])
         };
-        let backward = quote! {
-            #(#cfgs)*
-            impl #s_impl #struct_name #s_ty #s_where {
-                #backward_doc
-                #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
-                #[inline]
-                #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
-                    #[allow(unused_imports)]
-                    use #private::{Cotangent as _, ScalarCotangent as _};
-                    #destructure
-                    #bwd
-                    #grads
+        let backward = if sinks {
+            let sink_types = sink_types(self.sig, &analysis.active_params);
+            let sink_generics: Vec<Ident> = (0..sink_types.len())
+                .map(|i| format_ident!("__S{}", i))
+                .collect();
+            let sink_params = (0..sink_types.len()).map(names::gradient_sink);
+            let into = names::backward_into();
+            let returned = self.returned_gradients(analysis, variant.hidden, &destructure);
+            quote! {
+                #(#cfgs)*
+                impl #s_impl #struct_name #s_ty #s_where {
+                    #backward_doc
+                    #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                    #[inline]
+                    #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
+                        #returned
+                    }
+                    #[doc(hidden)]
+                    #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                    #[inline]
+                    #vis fn #into<#(#sink_generics: #private::GradientSink<#sink_types>),*>(
+                        &self,
+                        #d_output: #ret,
+                        #(mut #sink_params: #sink_generics),*
+                    ) -> (#(<#sink_generics as #private::GradientSink<#sink_types>>::Out,)*) {
+                        #[allow(unused_imports)]
+                        use #private::{Cotangent as _, ScalarCotangent as _};
+                        #destructure
+                        #bwd
+                        #grads
+                    }
+                }
+            }
+        } else {
+            // (`hidden_alias` adds it next to `__backward_all` when the hidden items alias these)
+            let into = variant
+                .hidden
+                .then(|| self.backward_into_returned(analysis));
+            quote! {
+                #(#cfgs)*
+                impl #s_impl #struct_name #s_ty #s_where {
+                    #backward_doc
+                    #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                    #[inline]
+                    #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
+                        #[allow(unused_imports)]
+                        use #private::{Cotangent as _, ScalarCotangent as _};
+                        #destructure
+                        #bwd
+                        #grads
+                    }
+                    #into
                 }
             }
         };
@@ -4021,9 +4271,12 @@ impl Context<'_> {
                 let grad_previous = mentions(&fused, &previous).then(|| no_previous.clone());
                 let text = format!(" The value of [`{fname}`] and its gradient with respect to the active arguments.");
                 let rebind = self.fused_bindings(analysis, &records, &skipped);
+                // (without sinks: a gradient that starts as a moved vector stays a move)
                 let (bwd, grads) = if one_sweep {
                     let scope = self.fused_scope.borrow().clone();
-                    self.backward_statements(&fused_variant, &records, scope)
+                    self.backward_statements(&fused_variant, &records, scope, false)
+                } else if sinks {
+                    self.backward_statements(variant, &records, HashSet::new(), false)
                 } else {
                     (bwd.clone(), grads.clone())
                 };
@@ -4072,16 +4325,17 @@ impl Context<'_> {
 
     /// The backward statements of `variant` (the body of `backward`, and of `_grad` after
     /// its forward statements) and the gradient they end with. `scope` holds the cotangents
-    /// already declared (by a fused loop).
+    /// already declared (by a fused loop). With `sinks`, each parameter's gradient goes
+    /// through its [`GradientSink`](names::gradient_sink) (see [`Self::sink_items`]).
     fn backward_statements(
         &self,
         variant: &Variant,
         records: &Records,
         mut scope: HashSet<Value>,
+        sinks: bool,
     ) -> (TokenStream, TokenStream) {
         let analysis = variant.analysis;
         let private = private();
-        let fname = &self.func.name;
         let d_output = names::output_cotangent();
         let mut bwd = self.recompute_block(analysis, self.func.entry);
         for &inst in &records.flat {
@@ -4096,20 +4350,32 @@ impl Context<'_> {
                 scope.insert(p.value);
             }
         }
-        if let (Some(shape), false) = (self.func.output_shape, variant.hidden) {
-            let (shape, name) = (self.read_ref(analysis, shape), fname.to_string());
-            bwd.extend(quote! {
-                #private::check_cotangent_shape(#name, &#private::ShapeOf::shape_of(&#d_output), #shape);
-            });
+        let buffers = if sinks {
+            self.gradient_buffers(analysis, &scope)
+        } else {
+            Vec::new()
+        };
+        for &(i, len) in &buffers {
+            // declared here, once, so that the caller's vector is taken exactly once and
+            // every contribution reaches the gradient handed back at the end
+            let p = self.func.params[i].value;
+            let (d, sink, len) = (
+                self.names.cotangent(p),
+                names::gradient_sink(i),
+                self.read_ref(analysis, len),
+            );
+            bwd.extend(quote!(let mut #d = #private::gradient_buffer(&mut #sink, *#len);));
+            scope.insert(p);
         }
-        if let Some(len) = self.func.output_len {
-            let (len, name) = (self.read_ref(analysis, len), fname.to_string());
-            if variant.hidden {
-                // callers pass cotangents that grew only as far as they were touched
-                bwd.extend(quote!(let #d_output = #private::rules::fit(#d_output, #len);));
-            } else {
-                bwd.extend(quote!(#private::check_cotangent_len(#name, &#d_output, #len);));
-            }
+        // with sinks, `backward` checks the output cotangent before it calls these statements
+        let checked = variant.hidden || sinks;
+        if !checked {
+            bwd.extend(self.output_cotangent_checks(analysis));
+        }
+        if let (Some(len), true) = (self.func.output_len, checked) {
+            // callers pass cotangents that grew only as far as they were touched
+            let len = self.read_ref(analysis, len);
+            bwd.extend(quote!(let #d_output = #private::rules::fit(#d_output, #len);));
         }
         let entry_yields = self.func.block(self.func.entry).yields.clone();
         match &self.sig.output {
@@ -4137,10 +4403,29 @@ impl Context<'_> {
             }
         }
         self.backward_block(variant, records, self.func.entry, &mut scope, &mut bwd);
+        let sink_types = sink_types(self.sig, &analysis.active_params);
         let grads: Vec<TokenStream> = (0..self.func.params.len())
             .filter_map(|i| {
-                if analysis.active_params[i] {
+                let sink = names::gradient_sink(i);
+                let ty = &sink_types[i];
+                if let Some(&(_, len)) = buffers.iter().find(|(k, _)| *k == i) {
+                    let d = self.names.cotangent(self.func.params[i].value);
+                    let len = self.read_ref(analysis, len);
+                    Some(quote!(#private::finish_gradient_buffer(#sink, #d, #len)))
+                } else if analysis.active_params[i] && sinks {
+                    let gradient = self.parameter_gradient(analysis, i, &scope);
+                    let add = if self.func.param_structs[i] {
+                        quote!(|target, gradient| #private::Differentiable::accumulate_from(target, &gradient))
+                    } else {
+                        quote!(|target, gradient| target.accumulate(gradient))
+                    };
+                    // the gradient type named: a sink that returns takes any, and a zero
+                    // gradient's type would be unknown when the closure is checked
+                    Some(quote!(<_ as #private::GradientSink<#ty>>::finish(#sink, #gradient, #add)))
+                } else if analysis.active_params[i] {
                     Some(self.parameter_gradient(analysis, i, &scope))
+                } else if sinks {
+                    Some(quote!(<_ as #private::GradientSink<()>>::finish(#sink, (), |_, _| {})))
                 } else if variant.hidden {
                     Some(quote!(()))
                 } else {
@@ -4148,6 +4433,10 @@ impl Context<'_> {
                 }
             })
             .collect();
+        if sinks {
+            // every parameter's entry, in order: `__backward_into` returns them all
+            return (bwd, quote!((#(#grads,)*)));
+        }
         let grads = if !variant.hidden && grads.len() == 1 {
             grads[0].clone()
         } else {
@@ -4241,6 +4530,11 @@ impl Context<'_> {
             })
             .collect();
         let unpack = tuple_pattern(&names_out.iter().map(|n| quote!(#n)).collect::<Vec<_>>());
+        // `__backward_into` is `backward`'s body when it has gradient buffers
+        let into = self
+            .gradient_buffers(analysis, &HashSet::new())
+            .is_empty()
+            .then(|| self.backward_into_returned(analysis));
         // callers pass cotangents that grew only as far as they were touched
         let fit = self.func.output_len.map(|len| {
             let (len, private) = (self.names.name(len), private());
@@ -4264,9 +4558,27 @@ impl Context<'_> {
                     let #unpack = self.backward(d_output);
                     (#(#all,)*)
                 }
+                #into
             }
         }
     }
+}
+
+/// Per parameter, the type of its gradient as `__backward_into` hands it to a sink: `()` for
+/// an inactive one.
+fn sink_types(sig: &Signature, active: &[bool]) -> Vec<TokenStream> {
+    sig.params
+        .iter()
+        .zip(active)
+        .map(|(p, &active)| {
+            if active {
+                let ty = crate::args::cotangent_type(&p.ty);
+                quote!(#ty)
+            } else {
+                quote!(())
+            }
+        })
+        .collect()
 }
 
 /// Items with the right signatures and no bodies, emitted next to errors so that one
@@ -4334,6 +4646,27 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
                 }
             }
         });
+        if hidden {
+            let private = private();
+            let into = names::backward_into();
+            let sink_types = sink_types(sig, flags);
+            let generics: Vec<Ident> = (0..sink_types.len())
+                .map(|i| format_ident!("__S{}", i))
+                .collect();
+            let sinks = (0..sink_types.len()).map(names::gradient_sink);
+            out.extend(quote! {
+                impl #s_impl #struct_name #s_ty #s_where {
+                    #[allow(unused_variables, dead_code, clippy::all)]
+                    #vis fn #into<#(#generics: #private::GradientSink<#sink_types>),*>(
+                        &self,
+                        d_output: #ret,
+                        #(#sinks: #generics),*
+                    ) -> (#(<#generics as #private::GradientSink<#sink_types>>::Out,)*) {
+                        ::core::unreachable!()
+                    }
+                }
+            });
+        }
         if !hidden && matches!(sig.output, Output::Scalar(_)) {
             let grad_name = names::grad_fn(fname);
             out.extend(quote! {

@@ -95,6 +95,18 @@ pub fn previous_pullback() -> Ident {
     format_ident!("__autodiff_previous")
 }
 
+/// The parameter of the hidden `__backward_into` receiving where the gradient of parameter
+/// `i` goes: `__autodiff_sink0`.
+pub fn gradient_sink(i: usize) -> Ident {
+    format_ident!("__autodiff_sink{}", i)
+}
+
+/// The hidden method of a pullback struct that hands each gradient to a sink the caller
+/// chooses (added into the caller's cotangent, returned or dropped).
+pub fn backward_into() -> Ident {
+    format_ident!("__backward_into")
+}
+
 /// The hidden function returning the zero cotangent of a function's output. A caller that
 /// cannot see the callee's return type (a `Vec` result passed on without being indexed)
 /// starts that result's cotangent here: `inner::gauss` → `inner::__autodiff_zero_output_gauss`.

@@ -402,6 +402,41 @@ fn expansion_of_the_seed_function_is_readable() {
                 let (d0, d1) = self.backward(d_output);
                 (d0, d1)
             }
+            #[doc(hidden)]
+            #[allow(dead_code, clippy::all)]
+            #[inline]
+            pub fn __backward_into<
+                __S0: ::autodiff::__private::GradientSink<f64>,
+                __S1: ::autodiff::__private::GradientSink<f64>,
+            >(
+                &self,
+                d_output: f64,
+                __autodiff_sink0: __S0,
+                __autodiff_sink1: __S1,
+            ) -> (
+                <__S0 as ::autodiff::__private::GradientSink<f64>>::Out,
+                <__S1 as ::autodiff::__private::GradientSink<f64>>::Out,
+            ) {
+                #[allow(unused_imports)]
+                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+                let (__autodiff_gradient0, __autodiff_gradient1) = self.__backward_all(d_output);
+                (
+                    <_ as ::autodiff::__private::GradientSink<
+                        f64,
+                    >>::finish(
+                        __autodiff_sink0,
+                        __autodiff_gradient0,
+                        |target, gradient| target.accumulate(gradient),
+                    ),
+                    <_ as ::autodiff::__private::GradientSink<
+                        f64,
+                    >>::finish(
+                        __autodiff_sink1,
+                        __autodiff_gradient1,
+                        |target, gradient| target.accumulate(gradient),
+                    ),
+                )
+            }
         }
         #[doc(hidden)]
         #[allow(dead_code, non_snake_case, clippy::all)]
@@ -896,4 +931,70 @@ fn sine_and_cosine_of_one_angle_read_each_other() {
                 (d_x, d_y, d_t)
             }"#]]
     .assert_eq(&text[start..end]);
+}
+
+#[test]
+fn a_callee_adds_its_vector_gradient_into_the_callers_cotangent() {
+    let callee = expansion(quote! {
+        fn total(v: &[f64]) -> f64 {
+            let mut s = 0.0;
+            for i in 0..v.len() {
+                s += v[i] * v[i];
+            }
+            s
+        }
+    });
+    // the body accumulates in the buffer its sink gives, which `backward` asks to return
+    let start = callee.find("fn backward(").expect("backward");
+    let end = start + callee[start..].find("let mut d_s_3").expect("its body");
+    expect![[r#"
+        fn backward(&self, d_output: f64) -> ::std::vec::Vec<f64> {
+                {
+                    let (__autodiff_gradient0,) = self
+                        .__backward_into(d_output, ::autodiff::__private::ReturnGradient);
+                    __autodiff_gradient0
+                }
+            }
+            #[doc(hidden)]
+            #[allow(
+                unused_variables,
+                unused_assignments,
+                unused_mut,
+                unused_parens,
+                unused_braces,
+                clippy::all
+            )]
+            #[inline]
+            fn __backward_into<__S0: ::autodiff::__private::GradientSink<::std::vec::Vec<f64>>>(
+                &self,
+                d_output: f64,
+                mut __autodiff_sink0: __S0,
+            ) -> (<__S0 as ::autodiff::__private::GradientSink<::std::vec::Vec<f64>>>::Out,) {
+                #[allow(unused_imports)]
+                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+                let TotalPullback { v, .. } = self;
+                let v_len = &((*v).len());
+                let v4 = &((*v).len());
+                let mut d_v = ::autodiff::__private::gradient_buffer(
+                    &mut __autodiff_sink0,
+                    *v_len,
+                );"#]]
+    .assert_eq(callee[start..end].trim_end());
+    let caller = expansion(quote! {
+        fn caller(x: &[f64]) -> f64 {
+            let mut v = vec![0.0; 3];
+            let mut t = 0.0;
+            for k in 0..x.len() {
+                v[k % 3] = x[k];
+                t += total(&v) * v[0];
+            }
+            t
+        }
+    });
+    // `&v` is passed nowhere else: its gradient goes into `v`'s cotangent directly
+    let call = caller.find(", &mut d_").expect("a call into the cotangent");
+    let start = caller[..call].rfind("let (").expect("its results");
+    let end = call + caller[call..].find(';').expect("its end") + 1;
+    expect!["let (call12_d0,) = call12.__backward_into(d_v16, &mut d_v_2);"]
+        .assert_eq(&caller[start..end]);
 }

@@ -348,3 +348,130 @@ pub fn check_cotangent_shape(function: &str, cotangent: &[usize], output: &Vec<u
         panic!("backward of `{function}`: the output cotangent has shape {cotangent:?}, but the output has shape {output:?}");
     }
 }
+
+/// Where the backward pass of a differentiated function puts the gradient of one argument.
+///
+/// A caller whose own cotangent receives that gradient passes it as `&mut G`: the gradient
+/// is added into it, and a vector gradient is accumulated directly in the caller's buffer,
+/// without a temporary vector per call. Otherwise the gradient is returned
+/// ([`ReturnGradient`]) or dropped ([`DropGradient`]).
+///
+/// ```
+/// use autodiff_runtime::{DropGradient, GradientSink, ReturnGradient};
+///
+/// let add = |target: &mut f64, g: f64| *target += g;
+/// let mut target = 1.0;
+/// GradientSink::finish(&mut target, 0.5, add);
+/// assert_eq!(target, 1.5);
+/// assert_eq!(GradientSink::finish(ReturnGradient, 0.5, add), 0.5);
+/// GradientSink::finish(DropGradient, 0.5, add);
+/// ```
+pub trait GradientSink<G> {
+    /// What the backward pass returns for this argument: the gradient, or nothing.
+    type Out;
+
+    /// The cotangent the gradient is added to, when the caller passed one.
+    fn target(&mut self) -> Option<&mut G>;
+
+    /// Hands the gradient over: added into the target with `add`, returned, or dropped.
+    fn finish(self, gradient: G, add: impl FnOnce(&mut G, G)) -> Self::Out;
+}
+
+impl<G> GradientSink<G> for &mut G {
+    type Out = ();
+
+    #[inline]
+    fn target(&mut self) -> Option<&mut G> {
+        Some(self)
+    }
+
+    #[inline]
+    fn finish(self, gradient: G, add: impl FnOnce(&mut G, G)) {
+        add(self, gradient)
+    }
+}
+
+/// The [`GradientSink`] that returns the gradient, as `backward` does.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReturnGradient;
+
+impl<G> GradientSink<G> for ReturnGradient {
+    type Out = G;
+
+    #[inline]
+    fn target(&mut self) -> Option<&mut G> {
+        None
+    }
+
+    #[inline]
+    fn finish(self, gradient: G, _add: impl FnOnce(&mut G, G)) -> G {
+        gradient
+    }
+}
+
+/// The [`GradientSink`] of an argument whose gradient the caller does not need.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DropGradient;
+
+impl<G> GradientSink<G> for DropGradient {
+    type Out = ();
+
+    #[inline]
+    fn target(&mut self) -> Option<&mut G> {
+        None
+    }
+
+    #[inline]
+    fn finish(self, _gradient: G, _add: impl FnOnce(&mut G, G)) {}
+}
+
+/// The vector a gradient of length `len` accumulates in: the sink's target itself when it is
+/// no longer than `len` (grown to it with zeros; an empty or short vector cotangent is zero
+/// past its end), so what the caller has accumulated so far stays in; otherwise zeros.
+/// [`finish_gradient_buffer`] hands it back.
+///
+/// ```
+/// use autodiff_runtime::{finish_gradient_buffer, gradient_buffer, ReturnGradient};
+///
+/// let mut caller = vec![1.0];
+/// let mut sink = &mut caller;
+/// let mut buffer = gradient_buffer(&mut sink, 3);
+/// assert_eq!(buffer, vec![1.0, 0.0, 0.0]);
+/// buffer[2] += 0.5;
+/// finish_gradient_buffer(sink, buffer, &3);
+/// assert_eq!(caller, vec![1.0, 0.0, 0.5]);
+///
+/// let mut sink = ReturnGradient;
+/// let buffer: Vec<f64> = gradient_buffer(&mut sink, 2);
+/// assert_eq!(finish_gradient_buffer(sink, buffer, &2), vec![0.0, 0.0]);
+/// ```
+#[inline]
+pub fn gradient_buffer<T: Float, S: GradientSink<Vec<T>>>(sink: &mut S, len: usize) -> Vec<T> {
+    match sink.target() {
+        Some(target) if target.len() <= len => {
+            let mut buffer = core::mem::take(target);
+            buffer.resize(len, T::zero());
+            buffer
+        }
+        _ => vec![T::zero(); len],
+    }
+}
+
+/// Hands over the vector [`gradient_buffer`] gave out: back into the target it was taken
+/// from (which is empty now), added into a target it was not taken from, or returned at
+/// length `len`.
+#[inline]
+pub fn finish_gradient_buffer<T: Float, S: GradientSink<Vec<T>>>(
+    sink: S,
+    buffer: Vec<T>,
+    len: &usize,
+) -> S::Out {
+    let buffer = crate::rules::fit(buffer, len);
+    sink.finish(buffer, |target, gradient| {
+        if target.is_empty() {
+            *target = gradient;
+        } else {
+            Cotangent::accumulate(target, gradient);
+        }
+    })
+}

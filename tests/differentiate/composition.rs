@@ -443,3 +443,170 @@ fn hidden_items_of_similarly_named_functions_do_not_collide() {
     assert_eq!(value, 4.5);
     assert_eq!(gradient, 6.0);
 }
+
+// A callee's vector gradient added straight into the caller's cotangent (`__backward_into`):
+// the caller's contributions so far must stay in, in every way an array reaches a call.
+mod gradients_added_into_the_callers_vectors {
+    use crate::arrays::{assert_fd, point};
+    use autodiff::prelude::*;
+
+    mod sums {
+        use autodiff::prelude::*;
+
+        // lse(v) = ln sum_i exp v_i
+        #[differentiate]
+        pub fn lse(v: &[f64]) -> f64 {
+            let mut s = 0.0;
+            for i in 0..v.len() {
+                s += v[i].exp();
+            }
+            s.ln()
+        }
+
+        // weighted(v, w, k) = w sum_i v_i^2 + k: a scalar and an integer beside the slice
+        #[differentiate]
+        pub fn weighted(v: &[f64], w: f64, k: usize) -> f64 {
+            let mut s = 0.0;
+            for i in 0..v.len() {
+                s += v[i] * v[i];
+            }
+            w * s + k as f64
+        }
+
+        // dot(a, b) = sum_i a_i b_i
+        #[differentiate]
+        pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+            let mut s = 0.0;
+            for i in 0..a.len() {
+                s += a[i] * b[i];
+            }
+            s
+        }
+
+        // the same with a narrower public gradient: callers get both through hidden items
+        #[differentiate(wrt(a))]
+        pub fn dot_wrt_a(a: &[f64], b: &[f64]) -> f64 {
+            let mut s = 0.0;
+            for i in 0..a.len() {
+                s += a[i] * b[i] * b[i];
+            }
+            s
+        }
+
+        // cubes(v) = sum_i v_i^3, generic
+        #[differentiate]
+        pub fn cubes<T: Float>(v: &[T]) -> T {
+            let mut s = T::zero();
+            for i in 0..v.len() {
+                s = s + v[i] * v[i] * v[i];
+            }
+            s
+        }
+
+        // scaled(v) = 2 v, a vector output
+        #[differentiate]
+        pub fn scaled(v: &[f64]) -> Vec<f64> {
+            let mut out = vec![0.0; v.len()];
+            for i in 0..v.len() {
+                out[i] = 2.0 * v[i] + v[0];
+            }
+            out
+        }
+    }
+
+    // a local vector changed and passed on every iteration, and read after each call
+    #[differentiate]
+    fn calls_in_a_loop(x: &[f64], rounds: usize) -> f64 {
+        let mut v = vec![0.0; x.len()];
+        let mut total = 0.0;
+        for r in 0..rounds {
+            for i in 0..x.len() {
+                v[i] = x[i] * (r as f64 + 1.0) + 0.5 * v[i];
+            }
+            total += sums::lse(&v) * v[0] + sums::weighted(&v, x[1], r);
+        }
+        total
+    }
+
+    // the parameter itself passed on, with other uses around the calls
+    #[differentiate]
+    fn passes_its_parameter(x: &[f64]) -> f64 {
+        let a = x[0] * x[1];
+        sums::lse(x) + a + sums::weighted(x, x[2], 3) * x[1]
+    }
+
+    // one vector as both arguments
+    #[differentiate]
+    fn same_vector_twice(x: &[f64]) -> f64 {
+        let v = x.to_vec();
+        sums::dot(&v, &v) + v[1] * sums::dot(&v, x)
+    }
+
+    // constant data beside an active vector
+    #[differentiate(wrt(x))]
+    fn with_constant_data(x: &[f64], data: &[f64]) -> f64 {
+        let mut v = x.to_vec();
+        v[0] = v[0] * data[0];
+        sums::dot(&v, data) + sums::dot_wrt_a(data, &v) + sums::dot_wrt_a(&v, x)
+    }
+
+    #[differentiate]
+    fn generic_caller<T: Float>(x: &[T]) -> T {
+        let mut v: Vec<T> = x.to_vec();
+        v[1] = v[1] * v[2];
+        sums::cubes(&v) * v[0] + sums::cubes(x)
+    }
+
+    // a vector result's cotangent reaches the argument through the call
+    #[differentiate]
+    fn through_a_vector_result(x: &[f64]) -> f64 {
+        let v = x.to_vec();
+        let w = sums::scaled(&v);
+        w[0] * w[2] + v[1] * sums::lse(&w)
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for seed in [3, 11, 29] {
+            let x = point(4, seed);
+            for rounds in [1, 3] {
+                let (_, g) = calls_in_a_loop_grad(&x, rounds);
+                assert_fd("calls_in_a_loop", &g, |x| calls_in_a_loop(x, rounds), &x);
+                let (_, pullback) = calls_in_a_loop_pullback(&x, rounds);
+                let twice = pullback.backward(2.0);
+                let doubled: Vec<f64> = g.iter().map(|g| 2.0 * g).collect();
+                assert_eq!(twice, doubled, "calls_in_a_loop: backward(2)");
+            }
+            let (_, g) = passes_its_parameter_grad(&x);
+            assert_fd("passes_its_parameter", &g, passes_its_parameter, &x);
+            let (_, g) = same_vector_twice_grad(&x);
+            assert_fd("same_vector_twice", &g, same_vector_twice, &x);
+            let data = point(4, seed + 1);
+            let (_, g) = with_constant_data_grad(&x, &data);
+            assert_fd(
+                "with_constant_data",
+                &g,
+                |x| with_constant_data(x, &data),
+                &x,
+            );
+            let (_, g) = generic_caller_grad(&x);
+            assert_fd("generic_caller", &g, generic_caller, &x);
+            let (_, g) = through_a_vector_result_grad(&x);
+            assert_fd("through_a_vector_result", &g, through_a_vector_result, &x);
+        }
+    }
+
+    #[test]
+    fn backward_still_checks_the_output_cotangent() {
+        let (_, pullback) = sums::scaled_pullback(&[1.0, 2.0]);
+        let result = std::panic::catch_unwind(|| pullback.backward(vec![1.0]));
+        let message = result.expect_err("a short cotangent panics");
+        let text = message
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(
+            text.contains("has length 1, but the output has length 2"),
+            "{text}"
+        );
+    }
+}
