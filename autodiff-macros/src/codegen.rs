@@ -4271,12 +4271,19 @@ impl Context<'_> {
                 let grad_previous = mentions(&fused, &previous).then(|| no_previous.clone());
                 let text = format!(" The value of [`{fname}`] and its gradient with respect to the active arguments.");
                 let rebind = self.fused_bindings(analysis, &records, &skipped);
-                // (without sinks: a gradient that starts as a moved vector stays a move)
+                // the one sweep without sinks: a gradient that starts as a moved vector (an
+                // eager loop's, scaled) stays a move; otherwise `backward`'s statements, their
+                // sinks returning the gradients
                 let (bwd, grads) = if one_sweep {
                     let scope = self.fused_scope.borrow().clone();
                     self.backward_statements(&fused_variant, &records, scope, false)
                 } else if sinks {
-                    self.backward_statements(variant, &records, HashSet::new(), false)
+                    let sink_params = (0..self.func.params.len()).map(names::gradient_sink);
+                    let bwd = quote! {
+                        #(let mut #sink_params = #private::ReturnGradient;)*
+                        #bwd
+                    };
+                    (bwd, self.public_gradients(analysis, grads.clone()))
                 } else {
                     (bwd.clone(), grads.clone())
                 };
