@@ -3156,7 +3156,14 @@ impl Context<'_> {
                     }
                     for (i, d_arg) in d_args.iter().enumerate() {
                         if active(i) && targets[i].is_none() {
-                            self.contribute(analysis, scope, data.args[i], quote!(#d_arg), out);
+                            // the callee may take a fixed array as a slice: a `Vec` gradient
+                            let d = match self.fixed_array_type(analysis, data.args[i]) {
+                                Some(ty) => {
+                                    quote!(#private::rules::fixed_array_cotangent::<#ty, _>(#d_arg))
+                                }
+                                None => quote!(#d_arg),
+                            };
+                            self.contribute(analysis, scope, data.args[i], d, out);
                         }
                     }
                 }
@@ -3830,10 +3837,29 @@ impl Context<'_> {
         };
         let plain = scope.contains(&target)
             && analysis.arrays[target.index()]
+            && self.fixed_array_type(analysis, target).is_none()
             && analysis.is_active(target)
             && self.callee_zero(analysis, target).is_none()
             && !matches!(self.func.value(target).def, ValueDef::Param(k) if self.func.param_structs[k]);
         plain.then_some(target)
+    }
+
+    /// The cotangent type `[T; N]` of `v` when it is a fixed-length array, or a reference to
+    /// one (`&x` included), by its parameter's or its annotated type.
+    fn fixed_array_type(&self, analysis: &Analysis, v: Value) -> Option<syn::Type> {
+        if let Some(data) = self.func.def_inst(v).map(|inst| self.func.inst(inst)) {
+            if matches!(data.opcode, Opcode::Ref) {
+                return self.fixed_array_type(analysis, data.args[0]);
+            }
+        }
+        let ty = match self.func.value(v).def {
+            ValueDef::Param(i) => Some(&self.func.params[i].ty),
+            _ => analysis.types[v.index()].as_ref(),
+        }?;
+        match crate::args::array_type(ty)? {
+            (ArrayKind::Fixed(_), _) => Some(crate::args::cotangent_type(ty)),
+            _ => None,
+        }
     }
 
     /// How many times instructions and block yields read `v`.
@@ -3903,12 +3929,8 @@ impl Context<'_> {
     /// gradients, each handed to its sink.
     fn backward_into_returned(&self, analysis: &Analysis) -> TokenStream {
         let private = private();
-        let (d_output, into) = (names::output_cotangent(), names::backward_into());
-        let ret = &self.sig.return_type;
+        let d_output = names::output_cotangent();
         let sink_types = sink_types(self.sig, &analysis.active_params);
-        let generics: Vec<Ident> = (0..sink_types.len())
-            .map(|i| format_ident!("__S{}", i))
-            .collect();
         let sinks: Vec<Ident> = (0..sink_types.len()).map(names::gradient_sink).collect();
         let gradients: Vec<Ident> = (0..sink_types.len())
             .map(|i| format_ident!("__autodiff_gradient{}", i))
@@ -3925,15 +3947,12 @@ impl Context<'_> {
             quote!(<_ as #private::GradientSink<#ty>>::finish(#sink, #gradient, #add))
         });
         let vis = &self.item.vis;
+        let signature = backward_into_signature(self.sig, &analysis.active_params, false);
         quote! {
             #[doc(hidden)]
             #[allow(dead_code, clippy::all)]
             #[inline]
-            #vis fn #into<#(#generics: #private::GradientSink<#sink_types>),*>(
-                &self,
-                #d_output: #ret,
-                #(#sinks: #generics),*
-            ) -> (#(<#generics as #private::GradientSink<#sink_types>>::Out,)*) {
+            #vis #signature {
                 #[allow(unused_imports)]
                 use #private::{Cotangent as _, ScalarCotangent as _};
                 let (#(#gradients,)*) = self.__backward_all(#d_output);
@@ -4206,59 +4225,48 @@ impl Context<'_> {
             );
             quote!(#[doc = #text])
         };
-        let backward = if sinks {
-            let sink_types = sink_types(self.sig, &analysis.active_params);
-            let sink_generics: Vec<Ident> = (0..sink_types.len())
-                .map(|i| format_ident!("__S{}", i))
-                .collect();
-            let sink_params = (0..sink_types.len()).map(names::gradient_sink);
-            let into = names::backward_into();
-            let returned = self.returned_gradients(analysis, variant.hidden, &destructure);
-            quote! {
-                #(#cfgs)*
-                impl #s_impl #struct_name #s_ty #s_where {
-                    #backward_doc
-                    #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
-                    #[inline]
-                    #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
-                        #returned
-                    }
-                    #[doc(hidden)]
-                    #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
-                    #[inline]
-                    #vis fn #into<#(#sink_generics: #private::GradientSink<#sink_types>),*>(
-                        &self,
-                        #d_output: #ret,
-                        #(mut #sink_params: #sink_generics),*
-                    ) -> (#(<#sink_generics as #private::GradientSink<#sink_types>>::Out,)*) {
-                        #[allow(unused_imports)]
-                        use #private::{Cotangent as _, ScalarCotangent as _};
-                        #destructure
-                        #bwd
-                        #grads
-                    }
+        // with sinks, the body is `__backward_into`'s and `backward` returns its gradients
+        let (body, into) = if sinks {
+            let signature = backward_into_signature(self.sig, &analysis.active_params, true);
+            let vis = &self.item.vis;
+            let into = quote! {
+                #[doc(hidden)]
+                #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                #[inline]
+                #vis #signature {
+                    #[allow(unused_imports)]
+                    use #private::{Cotangent as _, ScalarCotangent as _};
+                    #destructure
+                    #bwd
+                    #grads
                 }
-            }
+            };
+            let returned = self.returned_gradients(analysis, variant.hidden, &destructure);
+            (returned, Some(into))
         } else {
+            let body = quote! {
+                #[allow(unused_imports)]
+                use #private::{Cotangent as _, ScalarCotangent as _};
+                #destructure
+                #bwd
+                #grads
+            };
             // (`hidden_alias` adds it next to `__backward_all` when the hidden items alias these)
             let into = variant
                 .hidden
                 .then(|| self.backward_into_returned(analysis));
-            quote! {
-                #(#cfgs)*
-                impl #s_impl #struct_name #s_ty #s_where {
-                    #backward_doc
-                    #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
-                    #[inline]
-                    #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
-                        #[allow(unused_imports)]
-                        use #private::{Cotangent as _, ScalarCotangent as _};
-                        #destructure
-                        #bwd
-                        #grads
-                    }
-                    #into
+            (body, into)
+        };
+        let backward = quote! {
+            #(#cfgs)*
+            impl #s_impl #struct_name #s_ty #s_where {
+                #backward_doc
+                #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                #[inline]
+                #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
+                    #body
                 }
+                #into
             }
         };
 
@@ -4588,6 +4596,34 @@ fn sink_types(sig: &Signature, active: &[bool]) -> Vec<TokenStream> {
         .collect()
 }
 
+/// `fn __backward_into<__S0: GradientSink<G0>, ...>(&self, d_output, sink0: __S0, ...)`
+/// returning each sink's `Out`; with `mutable`, the sinks are `mut` bindings (the body takes
+/// gradient buffers from them).
+fn backward_into_signature(sig: &Signature, active: &[bool], mutable: bool) -> TokenStream {
+    let private = private();
+    let (d_output, into) = (names::output_cotangent(), names::backward_into());
+    let ret = &sig.return_type;
+    let sink_types = sink_types(sig, active);
+    let generics: Vec<Ident> = (0..sink_types.len())
+        .map(|i| format_ident!("__S{}", i))
+        .collect();
+    let sinks = (0..sink_types.len()).map(|i| {
+        let sink = names::gradient_sink(i);
+        if mutable {
+            quote!(mut #sink)
+        } else {
+            quote!(#sink)
+        }
+    });
+    quote! {
+        fn #into<#(#generics: #private::GradientSink<#sink_types>),*>(
+            &self,
+            #d_output: #ret,
+            #(#sinks: #generics),*
+        ) -> (#(<#generics as #private::GradientSink<#sink_types>>::Out,)*)
+    }
+}
+
 /// Items with the right signatures and no bodies, emitted next to errors so that one
 /// mistake does not cascade into "cannot find `f_grad`" errors at every call site.
 pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
@@ -4654,21 +4690,11 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
             }
         });
         if hidden {
-            let private = private();
-            let into = names::backward_into();
-            let sink_types = sink_types(sig, flags);
-            let generics: Vec<Ident> = (0..sink_types.len())
-                .map(|i| format_ident!("__S{}", i))
-                .collect();
-            let sinks = (0..sink_types.len()).map(names::gradient_sink);
+            let signature = backward_into_signature(sig, flags, false);
             out.extend(quote! {
                 impl #s_impl #struct_name #s_ty #s_where {
                     #[allow(unused_variables, dead_code, clippy::all)]
-                    #vis fn #into<#(#generics: #private::GradientSink<#sink_types>),*>(
-                        &self,
-                        d_output: #ret,
-                        #(#sinks: #generics),*
-                    ) -> (#(<#generics as #private::GradientSink<#sink_types>>::Out,)*) {
+                    #vis #signature {
                         ::core::unreachable!()
                     }
                 }

@@ -503,6 +503,12 @@ mod gradients_added_into_the_callers_vectors {
             s
         }
 
+        // fixed_norm(v) = |v|^2 over an array parameter
+        #[differentiate]
+        pub fn fixed_norm(v: &[f64; 3]) -> f64 {
+            v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
+        }
+
         // scaled(v) = 2 v, a vector output
         #[differentiate]
         pub fn scaled(v: &[f64]) -> Vec<f64> {
@@ -563,6 +569,34 @@ mod gradients_added_into_the_callers_vectors {
         let v = x.to_vec();
         let w = sums::scaled(&v);
         w[0] * w[2] + v[1] * sums::lse(&w)
+    }
+
+    // a fixed-length array passed by reference to callees taking a slice and an array; its
+    // cotangent is an array, the slice callee's gradient a `Vec`
+    #[differentiate]
+    fn fixed_array_argument(x: [f64; 3]) -> f64 {
+        let b = x[0] * x[1];
+        sums::lse(&x) + b + sums::cubes(&x) * x[2] + sums::fixed_norm(&x)
+    }
+
+    #[differentiate]
+    fn local_array_argument(x: &[f64]) -> f64 {
+        let a = [x[0] * x[1], x[2], x[3]];
+        let c = a[1];
+        sums::lse(&a) * c + sums::fixed_norm(&a)
+    }
+
+    #[test]
+    fn fixed_arrays_take_a_slice_callees_gradient() {
+        for seed in [5, 17] {
+            let x = point(4, seed);
+            let fixed = [x[0], x[1], x[2]];
+            let (_, g) = fixed_array_argument_grad(fixed);
+            let f = |v: &[f64]| fixed_array_argument([v[0], v[1], v[2]]);
+            assert_fd("fixed_array_argument", &g, f, &fixed);
+            let (_, g) = local_array_argument_grad(&x);
+            assert_fd("local_array_argument", &g, local_array_argument, &x);
+        }
     }
 
     #[test]

@@ -391,6 +391,49 @@ impl<T: Float, const N: usize> FromVecCotangent<T> for [T; N] {
     }
 }
 
+/// A callee's gradient of a fixed-length array argument `&x`, `x: [T; N]`, which the callee
+/// may take as an array (an array gradient) or as a slice (a `Vec` gradient, zero past its
+/// end).
+pub trait IntoFixedCotangent<A> {
+    /// Converts the gradient to the cotangent of the array.
+    fn into_fixed_cotangent(self) -> A;
+}
+
+impl<T: Float, const N: usize> IntoFixedCotangent<[T; N]> for [T; N] {
+    #[inline]
+    fn into_fixed_cotangent(self) -> [T; N] {
+        self
+    }
+}
+
+impl<T: Float, const N: usize> IntoFixedCotangent<[T; N]> for Vec<T> {
+    #[inline]
+    fn into_fixed_cotangent(self) -> [T; N] {
+        assert!(
+            self.len() <= N,
+            "the gradient of a `[_; {N}]` argument has {} elements",
+            self.len()
+        );
+        <[T; N]>::from_vec_cotangent(self)
+    }
+}
+
+/// The cotangent of a fixed-length array passed to a differentiated function, from the
+/// callee's gradient of that argument (see [`IntoFixedCotangent`]).
+///
+/// ```
+/// use autodiff_runtime::rules::fixed_array_cotangent;
+///
+/// let from_slice: [f64; 3] = fixed_array_cotangent(vec![1.0, 2.0, 3.0]);
+/// assert_eq!(from_slice, [1.0, 2.0, 3.0]);
+/// let from_array: [f64; 2] = fixed_array_cotangent([0.5, 1.5]);
+/// assert_eq!(from_array, [0.5, 1.5]);
+/// ```
+#[inline]
+pub fn fixed_array_cotangent<A, C: IntoFixedCotangent<A>>(gradient: C) -> A {
+    gradient.into_fixed_cotangent()
+}
+
 /// `v = x.to_vec()`: `x̄ = v̄`, as the cotangent type of `x` (a `Vec` or a fixed array).
 ///
 /// ```
