@@ -14787,11 +14787,7 @@ where
         }
         l1 = (((-xs[3].exp()) - x) * T::from(0.334).unwrap()).sin();
     }
-    let mut sum7 = acc + l1;
-    for i8 in 0..ys.len() {
-        sum7 += (ys[i8] * T::from(0.533).unwrap() + ((l1 - x) * T::from(0.43).unwrap()).tanh()).tanh() * T::from(0.5).unwrap();
-    }
-    sum7
+    ((((acc + ys[0]) + l1) * T::log10(l1.abs() + T::from(1.0).unwrap())) * T::from(0.141).unwrap()).sin()
 }
 
 fn run_f425<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
@@ -14805,2642 +14801,2470 @@ fn vjp_f425(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f425 ----
 
 // ---- f426 ----
-#[differentiate]
-fn f426<T: Float + NumAssign + Sum + Product>(x: T) -> Vec<T> {
-    let mut acc = T::from(0.5).unwrap() + (x.sin() * T::from(0.85).unwrap()).asin();
-    let (p1, q2) = f388(3, x.asinh());
-    acc = T::sin(((acc * T::from(0.371).unwrap()) - p1) * T::from(0.243).unwrap());
-    let mut w3 = vec![(f398((Float::sin(p1 * T::from(0.291).unwrap()).exp_m1() * T::from(0.735).unwrap()).tanh(), x) * T::from(0.444).unwrap()).atan(); 5];
-    let t4 = T::tanh(p1 * T::from(0.291).unwrap());
-    let mut k5 = 0;
-    while ((w3[3] / (Float::tanh(p1 * T::from(0.291).unwrap()) * Float::tanh(p1 * T::from(0.291).unwrap()) + T::from(0.75).unwrap())) <= p1 && (w3[0] * T::from(0.437).unwrap()).tanh().cos() < T::from(0.628).unwrap()) && k5 < 3 {
-        k5 += 1;
-        w3[1] -= ((T::clamp(p1, T::tanh((T::from(0.5).unwrap() - q2) * T::from(0.271).unwrap()) - T::from(1.25).unwrap(), (p1 * T::from(0.291).unwrap()).tanh() + T::from(1.25).unwrap()) / (t4 * t4 + T::from(0.75).unwrap())) * T::from(0.666).unwrap()).sin();
-        w3[0] *= (acc * T::from(0.5).unwrap()).atan() * T::from(0.636).unwrap();
+#[differentiate(wrt(x, y))]
+fn f426<T>(x: T, y: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::from(-1.049).unwrap().atan2((x / (x * x + T::from(0.75).unwrap())) + T::from(2.75).unwrap());
+    let mut k1 = 0;
+    while k1 < 5 && (acc.is_sign_positive() || (y - acc) < T::from(1.17).unwrap()) {
+        k1 += 1;
+        let mut k2 = 0;
+        while k2 < 4 && ((acc * T::from(0.5).unwrap()) < T::from(1.416).unwrap()) {
+            k2 += 1;
+            let t3 = T::to_radians(y.max(y)) * (y / ((T::from(0.145).unwrap() + acc).abs() + T::from(1.0).unwrap()));
+            acc /= t3.exp() + T::from(1.5).unwrap();
+        }
+        acc -= (((acc + acc) - (y * Float::tanh(acc * T::from(0.245).unwrap()))) * T::from(0.112).unwrap()).atan() * T::from(0.636).unwrap();
+        for _ in (0..2).rev() {
+            let w5 = vec![T::zero(); 5];
+            acc = acc * w5[1];
+        }
     }
-    let mut out6 = vec![T::zero(); 2];
-    out6[0] = acc;
-    out6[1] = Float::sin(w3[3] * T::from(0.437).unwrap());
-    out6[1] = Float::tanh(q2 * T::from(0.291).unwrap());
-    out6
+    acc /= T::exp2((Float::abs(Float::powf(T::tanh(acc * T::from(0.245).unwrap()) + T::from(1.5).unwrap(), y)) * T::from(0.178).unwrap()).sin()) + T::from(3.719).unwrap();
+    let w6 = vec![T::zero(); 5];
+    let mut sum7 = (acc + w6[4]) + (((acc - w6[1]) * T::from(0.245).unwrap()).tanh() * (x + y));
+    for i8 in 0..w6.len() {
+        sum7 += (w6[i8] * T::from(0.657).unwrap() + (acc * T::from(0.245).unwrap()).tanh()).tanh() * T::from(0.5).unwrap();
+    }
+    sum7
 }
 
 fn run_f426<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f426(p[0])
+    vec![f426(p[0], p[1])]
 }
 
-fn vjp_f426(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f426_pullback(p[0]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f426(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f426_grad(p[0], p[1]);
+    (vec![y], g.flatten())
 }
 // ---- end f426 ----
 
 // ---- f427 ----
 #[differentiate]
-fn f427<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> (T, T) {
-    let acc = Float::atan((T::from(-1.985).unwrap().exp2() - (xs[0] - ys[3])) * T::from(0.194).unwrap());
-    let t1 = ((acc - acc) * T::from(0.636).unwrap()).tanh().sinh() * (((acc.abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() * xs[2]);
-    let l2;
-    if !((acc + T::from(0.5).unwrap()) >= T::from(-0.043).unwrap()) && Float::atanh(t1.tanh() * T::from(0.9).unwrap()) >= T::from(-0.16).unwrap() {
-        l2 = (t1.abs().abs() + T::from(0.5).unwrap()).cbrt();
-    } else {
-        l2 = ((((((t1 * T::from(0.719).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).asin() / (((t1 + acc) * T::from(0.459).unwrap()).tanh().exp() + T::from(0.75).unwrap())) * T::from(0.477).unwrap()).sin().exp() + T::from(0.75).unwrap()).recip();
+fn f427<T>(x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (((x - x) - (x - x)) * T::from(0.333).unwrap()).tanh();
+    let t1 = (Float::hypot(x, (acc + T::from(2.0).unwrap()).log(acc.abs() + T::from(2.0).unwrap()) + T::from(2.085).unwrap()) * T::from(0.386).unwrap()).sin();
+    let t2 = ((acc + T::from(1.5).unwrap()).log10() + T::from(1.875).unwrap()).log2();
+    for _ in (0..1).rev() {
+        acc -= (x * T::from(1.333).unwrap()).tanh();
     }
-    let (b3, b4) = (ys[0], ys[1].ceil());
-    let w5 = vec![T::zero(); 5];
-    ((acc + b3) - w5[4], (((xs[2] + T::from(-0.24).unwrap()) - l2) * l2) * b4)
+    ((acc * t1) - t2) - t1
 }
 
 fn run_f427<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f427(&p[0..4], &p[4..8]);
-    vec![a, b]
+    vec![f427(p[0])]
 }
 
-fn vjp_f427(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f427_pullback(&p[0..4], &p[4..8]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f427(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f427_grad(p[0]);
+    (vec![y], g.flatten())
 }
 // ---- end f427 ----
 
 // ---- f428 ----
 #[differentiate]
-fn f428<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T]) -> T {
-    let mut acc = Float::to_degrees((xs[n % xs.len()] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap());
-    if xs[3] < ys[n % 3] {
-        let t1 = (acc * T::from(0.698).unwrap()).tanh().exp2();
-        acc += t1;
+fn f428<T>(xs: &[T], x: T, ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = f390(xs, (x.round() * T::from(0.8).unwrap()).tanh()) * (xs[2].abs() + T::from(0.75).unwrap()).log10();
+    acc += ((acc - acc).min(x * x) * T::from(0.274).unwrap()).tanh();
+    if (acc.abs() + T::from(1.0).unwrap()).recip() > T::from(0.166).unwrap() {
+        return x;
     }
-    for &v2 in xs.iter() {
-        if T::sin(acc * T::from(0.208).unwrap()).mul_add(ys[n % 3], xs[2]).is_sign_negative() || v2 >= T::from(0.971).unwrap() && xs[n - 1] >= v2 {
-            for _ in 0..1 {
-                let t4 = Float::atan((if !(ys[n % ys.len()] < T::from(0.825).unwrap()) && T::signum(ys[1]).is_sign_positive() { ((acc * T::from(0.208).unwrap()).atan() * T::from(n).unwrap()) / (T::from(-1.925).unwrap().to_radians().abs() + T::from(0.5).unwrap()) } else { v2 }) * T::from(0.159).unwrap());
-                let s5 = xs.iter().map(|&v| (v - v).atan()).sum::<T>();
-                let t6 = f397(xs, (acc * T::from(0.208).unwrap()).tanh());
-                acc = Float::tanh(((acc * T::from(0.064).unwrap()) + ((t4 + (s5 * T::from(0.318).unwrap()).sin()) - t6)) * T::from(0.278).unwrap());
-            }
-            let (b7, b8) = (ys[n % 3], (xs[0] - v2).mul_add(((ys[n % ys.len()] + acc) * T::from(0.18).unwrap()).tanh(), ys[n % 3].cos()));
-            acc *= ((b7 * b8) * T::from(0.333).unwrap()).tanh();
+    if xs[2] < acc {
+        let b1 = {
+            let c2 = ys[2];
+            c2 + x
+        };
+        acc -= b1;
+    } else {
+        acc -= (Float::mul_add(T::atan(Float::hypot((ys[0].atan2(-(ys[1].abs() + T::from(1.0).unwrap())) * T::from(0.636).unwrap()).sin().exp() + T::from(0.75).unwrap(), ((x * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.315).unwrap()), (x.exp() + T::from(1.0).unwrap()).log10() * (acc * T::from(0.43).unwrap()).tanh().powi(3), x) * T::from(0.363).unwrap()).atan();
+    }
+    let mut buf3 = vec![T::zero(); 4];
+    let mut sum4 = acc;
+    for i5 in 0..ys.len() {
+        buf3[0] = (ys[i5] * T::from(0.810).unwrap() + x - ys[2] + buf3[3] * T::from(0.5).unwrap()).tanh();
+        buf3[1] = (buf3[0] * T::from(0.384).unwrap()).sin();
+        buf3[2] = (buf3[1] * T::from(0.384).unwrap()).sin();
+        buf3[3] = (buf3[2] * T::from(0.384).unwrap()).sin();
+        if buf3[0] > T::zero() {
+            sum4 += buf3[3] * T::from(0.5).unwrap();
+        } else {
+            sum4 -= buf3[3] * buf3[0] * T::from(0.5).unwrap();
         }
-        acc -= (v2 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-        acc /= (acc * T::from(0.208).unwrap()).tanh() + T::from(2.0).unwrap();
     }
-    let mut buf9 = vec![T::zero(); 2];
-    let mut sum10 = acc + (-xs[n % 4]);
-    for i11 in 0..xs.len() {
-        buf9[0] = (xs[i11] * T::from(0.361).unwrap() + (acc.abs() + T::from(1.0).unwrap()).log((acc * T::from(0.208).unwrap()).sin() * (acc * T::from(0.208).unwrap()).sin() + T::from(2.0).unwrap())).tanh();
-        for j12 in 1..2 {
-            buf9[j12] = (buf9[j12 - 1] * T::from(0.730).unwrap()).sin();
-        }
-        sum10 += buf9[1] * buf9[0] * T::from(0.5).unwrap();
-    }
-    (sum10 * T::from(0.7).unwrap()).sin() + sum10
+    (sum4 * T::from(0.7).unwrap()).sin() + sum4
 }
 
 fn run_f428<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f428(1, &p[0..4], &p[4..7])]
+    vec![f428(&p[0..3], p[3], &p[4..7])]
 }
 
 fn vjp_f428(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f428_grad(1, &p[0..4], &p[4..7]);
+    let (y, g) = f428_grad(&p[0..3], p[3], &p[4..7]);
     (vec![y], g.flatten())
 }
 // ---- end f428 ----
 
 // ---- f429 ----
-#[differentiate]
-fn f429<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = (xs[1].floor() + T::from(3.0).unwrap()).log((xs[0] / (xs[1].exp() + T::from(0.75).unwrap())) + T::from(4.25).unwrap());
-    let mut k1 = 0;
-    while (xs[0] <= T::from(0.675).unwrap()) && k1 < 2 {
-        k1 += 1;
-        acc *= Float::sin(((T::sin(T::from(-1.602).unwrap().min(acc) * T::from(0.448).unwrap()) * xs[3]) * xs[1]) * T::from(0.888).unwrap());
+#[differentiate(wrt(x, y))]
+fn f429<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T]) -> T {
+    let mut acc = (T::exp(y).abs() * T::from(0.446).unwrap()).tanh();
+    for _ in 0..1 {
+        let t2 = xs[1] / (acc.abs() + T::from(0.75).unwrap());
+        acc /= t2.abs() + T::from(1.0).unwrap();
     }
-    acc -= Float::tanh(Float::hypot(Float::tanh((acc * acc + T::from(1.0).unwrap()).hypot(xs[2].cos()) * T::from(0.248).unwrap()).exp() + T::from(0.75).unwrap(), T::cos(T::abs(T::tanh(xs.windows(2).map(|q_w| q_w[0] * q_w[1]).sum::<T>() * T::from(0.296).unwrap())))) * T::from(0.447).unwrap());
-    let u2 = f394(2, xs[3]);
-    (acc + u2[0]) * xs[2]
+    if Float::log2(xs[1].abs() + T::from(0.5).unwrap()) < T::from(0.052).unwrap() {
+        let t3 = x;
+        let w4 = vec![(x.abs() + T::from(0.75).unwrap()).log10(); 5];
+        let t5 = t3;
+        acc = ((((acc * T::from(2.0).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() + (w4[0] + t5)) * T::from(0.358).unwrap()).atan();
+    } else {
+        acc = acc.cos() * x;
+    }
+    let mut buf6 = vec![T::zero(); 2];
+    let mut sum7 = acc + ((acc / (y.abs() + T::from(0.75).unwrap())) * xs[0]);
+    for i8 in 0..xs.len() {
+        buf6[0] = (xs[i8] * T::from(0.595).unwrap() + Float::atan((T::from(0.5).unwrap() + T::from(1.0).unwrap()).powf(acc) * T::from(0.356).unwrap())).tanh();
+        buf6[1] = (buf6[0] * T::from(0.268).unwrap()).sin();
+        if buf6[0] > T::zero() {
+            sum7 += buf6[1] * T::from(0.5).unwrap();
+        } else {
+            sum7 -= buf6[1] * buf6[0] * T::from(0.5).unwrap();
+        }
+    }
+    (sum7 * T::from(0.7).unwrap()).sin() + sum7
 }
 
 fn run_f429<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f429(&p[0..4])]
+    vec![f429(p[0], p[1], &p[2..7])]
 }
 
 fn vjp_f429(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f429_grad(&p[0..4]);
+    let (y, g) = f429_grad(p[0], p[1], &p[2..7]);
     (vec![y], g.flatten())
 }
 // ---- end f429 ----
 
 // ---- f430 ----
 #[differentiate]
-fn f430<T>(x: T, ys: &[T], xs: &[T], y: T) -> T
+fn f430<T>(xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = xs[1];
-    acc *= (x * T::from(1.333).unwrap()).tanh();
-    let l1;
-    if (T::from(1.796).unwrap() * xs[1]) < T::from(-1.437).unwrap() {
-        let l2;
-        if x.cos().is_sign_positive() {
-            l2 = (Float::exp(((y / ((y - x) * (y - x) + T::from(0.5).unwrap())) * T::from(0.666).unwrap()).atan()) * T::from(0.415).unwrap()).tanh();
-        } else {
-            acc *= Float::sin(x * T::from(1.333).unwrap());
-            l2 = T::atan2((x + x) - (xs[2] / (x * x + T::from(1.0).unwrap())), -(((ys[3].atan() * (y + ys[0])) * T::from(0.424).unwrap()).sin() * ((ys[3].atan() * (y + ys[0])) * T::from(0.424).unwrap()).sin() + T::from(1.0).unwrap()));
-        }
-        acc /= l2 + T::from(4.642).unwrap();
-        l1 = xs[2];
-    } else {
-        for _ in xs.iter().copied() {
-            acc = (((acc * T::from(-0.251).unwrap()) * (ys[3].abs() + T::from(0.5).unwrap()).recip()) * T::from(0.885).unwrap()).tanh();
-        }
-        l1 = (T::mul_add(T::abs(T::from(0.5).unwrap()) - ys[0].to_radians(), Float::sin((acc + y).mul_add(y, x) * T::from(0.333).unwrap()), (x.sin() * T::from(0.85).unwrap()).acos() - (x + x)) * T::from(0.299).unwrap()).atan();
+    let mut acc = xs[2];
+    let t1 = (xs[0] + acc).signum();
+    if (-(acc * acc + T::from(1.0).unwrap())).cbrt().is_sign_positive() {
+        acc /= ((t1 - t1).atan2(xs[3].signum() * xs[3].signum() + T::from(1.0).unwrap()) + T::from(3.642).unwrap()).log10().abs() + T::from(1.0).unwrap();
+        acc *= Float::sin(((acc * t1) * (xs[2] / (xs[0].exp() + T::from(0.75).unwrap()))) * T::from(0.666).unwrap());
     }
-    (acc + l1) + (y + (xs[1] * acc))
+    let mut w2 = xs.to_vec();
+    if (t1 - xs[2]) < xs[2] {
+        let t3 = T::to_degrees(((acc * acc) * T::from(0.888).unwrap()).sin() * T::from(0.05).unwrap());
+        w2[1] = Float::tanh(f401::<T>(T::tanh((T::from(0.857).unwrap() - w2[2]) * T::from(0.848).unwrap()), ((xs[3] * t3) * T::from(0.465).unwrap()).sin()) * T::from(0.259).unwrap()).exp();
+    } else {
+        let mut w4 = Vec::with_capacity(3);
+        for _ in 0..3 {
+            w4.push(((-acc) * T::from(0.444).unwrap()).atan());
+        }
+        acc -= w4[1];
+    }
+    ((acc * ((T::from(0.5).unwrap() - t1) - (acc * T::from(0.651).unwrap()).tanh().exp())) * T::from(0.154).unwrap()).sin()
 }
 
 fn run_f430<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f430(p[0], &p[1..5], &p[5..8], p[8])]
+    vec![f430(&p[0..4])]
 }
 
 fn vjp_f430(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f430_grad(p[0], &p[1..5], &p[5..8], p[8]);
+    let (y, g) = f430_grad(&p[0..4]);
     (vec![y], g.flatten())
 }
 // ---- end f430 ----
 
 // ---- f431 ----
-#[differentiate(wrt(x, xs, ys))]
-fn f431<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], ys: &[T]) -> (T, T) {
-    let mut acc = (x / (T::from(-1.12).unwrap() * T::from(-1.12).unwrap() + T::from(0.5).unwrap())).signum();
-    if xs[0] < ys[0] {
-        acc = acc - xs[2];
-    } else {
-        let s1 = ys.iter().zip(xs).map(|(a, b)| *a * b.tanh()).sum::<T>();
-        acc = (acc * T::from(-0.063).unwrap()) + (s1 * T::from(0.444).unwrap()).tanh();
+#[differentiate(wrt(x))]
+fn f431<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, y: T) -> Vec<T> {
+    let mut acc = x;
+    let s1 = xs.iter().copied().sum::<T>();
+    acc += y - (-xs[2]).cosh();
+    for (j2, &_) in xs.iter().enumerate() {
+        let mut k4 = 0;
+        while (xs[xs.len() - 1 - j2].tanh() > T::from(0.19).unwrap()) && k4 < 4 {
+            k4 += 1;
+            acc = ((T::tanh(acc * T::from(0.239).unwrap()).exp2() + (f428::<T>(xs, (T::powf(xs[j2 % 3].exp() + T::from(1.0).unwrap(), y) * T::from(0.155).unwrap()).atan() * T::from(0.954).unwrap(), xs) + xs[1])) * T::from(0.139).unwrap()).atan();
+        }
     }
-    acc = (acc * T::from(0.302).unwrap()) - x;
-    let t2 = ((acc / (x.abs() + T::from(0.75).unwrap())) * x).fract();
-    acc += ys[1];
-    (acc, (ys[1].to_radians() / (x * x + T::from(1.0).unwrap())) + t2)
+    let s5: T = xs.iter().copied().product::<T>();
+    acc *= Float::tanh(y * T::from(1.333).unwrap());
+    let t6 = ((if (x.exp() + T::from(0.75).unwrap()).log(xs[1].exp() + T::from(2.25).unwrap()) < T::from(-1.132).unwrap() { acc } else { acc }) * T::from(0.373).unwrap()).tanh();
+    let mut out7 = vec![Float::acosh((xs[2].abs() + T::from(1.0).unwrap()) + T::one()), (x.tanh() * T::from(0.9).unwrap()).asin(), xs[2].clamp(T::from(-1.087).unwrap(), T::from(0.425).unwrap())];
+    out7[0] += (acc * T::from(0.373).unwrap()).atan();
+    out7[1] = (s1 * T::from(0.444).unwrap()).sin();
+    out7[2] = s5;
+    out7[0] = t6;
+    out7[1] = Float::fract(s5);
+    out7
 }
 
 fn run_f431<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f431(p[0], &p[1..4], &p[4..6]);
-    vec![a, b]
+    f431(&p[0..3], p[3], p[4])
 }
 
 fn vjp_f431(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f431_pullback(p[0], &p[1..4], &p[4..6]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let (y, pullback) = f431_pullback(&p[0..3], p[3], p[4]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f431 ----
 
 // ---- f432 ----
 #[differentiate]
-fn f432<T: Float + NumAssign + Sum + Product>(x: T) -> (T, T) {
-    let mut acc = x / (T::one().exp() + T::from(0.75).unwrap());
-    let u1 = f406(((Float::atan(x * T::from(1.333).unwrap()) * T::from(0.031).unwrap()).to_degrees() * T::from(0.698).unwrap()).tanh(), T::from(-0.206).unwrap() * T::one(), x);
-    acc = (((acc * T::from(-0.569).unwrap()) + f379(T::atan(T::log(u1[1] * u1[1] + T::from(0.5).unwrap(), x.abs() + T::from(2.0).unwrap()) * T::from(0.494).unwrap()) * T::from(0.954).unwrap(), (Float::hypot(acc, acc.abs() + T::from(0.75).unwrap()) * T::from(0.421).unwrap()).atan() * T::from(0.954).unwrap(), T::sin((-acc) * T::from(1.0).unwrap()))) * T::from(0.207).unwrap()).tanh();
-    let w2 = vec![x; 3];
-    (acc, Float::hypot(x + T::from(2.25).unwrap(), x * w2[1]) * w2[0])
+fn f432<T>(x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((x + (x - x)) * T::from(0.444).unwrap()).sin();
+    acc += (x + x).clamp(T::from(-0.872).unwrap(), T::from(1.482).unwrap()).fract();
+    let t1 = (f398::<T>(T::sin((x / (T::one().exp() + T::from(0.5).unwrap())) * T::from(0.666).unwrap()), T::atan(Float::acosh((x + T::from(2.25).unwrap()) + T::one()) * T::from(0.892).unwrap()) * T::from(0.954).unwrap()) * T::from(0.444).unwrap()).sin();
+    let b2 = {
+        let c3 = x * ((t1 + T::from(1.5).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+        c3 - x.tanh().tan()
+    };
+    acc + b2
 }
 
 fn run_f432<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f432(p[0]);
-    vec![a, b]
+    vec![f432(p[0])]
 }
 
-fn vjp_f432(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f432_pullback(p[0]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f432(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f432_grad(p[0]);
+    (vec![y], g.flatten())
 }
 // ---- end f432 ----
 
 // ---- f433 ----
 #[differentiate]
-fn f433<T>(x: T, z: T, xs: &[T], n: usize, y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::from(n).unwrap();
-    for (&a1, &b2) in xs.iter().zip(xs) {
-        let t3 = (((xs[n % 5] + x) * T::from(0.666).unwrap()).atan().exp() + T::from(1.0).unwrap()).sqrt();
-        if xs[n % 5].ceil() < a1 && (x - T::from(-1.192).unwrap()) < T::from(-0.532).unwrap() {
-            if (acc * T::from(0.222).unwrap()).tanh().exp2() <= T::from(-1.738).unwrap() || a1 > xs[n % 5] && (x + acc) < T::from(1.736).unwrap() && (b2 * a1).is_sign_negative() {
-                if (x * T::from(n).unwrap()).is_sign_positive() {
-                    continue;
-                }
-                acc *= (f396::<T>(x, xs) * T::from(1.273).unwrap()).tanh();
-                if xs[n % xs.len()].trunc() <= t3 {
-                    continue;
-                }
-            } else {
-                let t4 = a1;
-                acc /= t4 * t4 + T::from(1.0).unwrap();
-            }
-            let s5 = xs.iter().map(|&v| v.atan().cos()).sum::<T>();
-            acc -= ((Float::min(xs[n - 1], z) + xs[n % xs.len()].exp_m1()) * T::from(0.334).unwrap()).tanh();
-            acc = (acc * T::from(0.222).unwrap()).sin().exp2() - (s5 * T::from(0.4).unwrap()).sin();
-        } else {
-            let s6: T = (0..5).map(|i| (xs[i] * T::from(-0.47).unwrap()).tanh() * T::from(i).unwrap()).sum::<T>();
-            acc = (acc * T::from(0.222).unwrap()).tanh().sin() * Float::atan(s6 * T::from(0.08).unwrap());
+fn f433<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
+    let mut acc = xs[2];
+    for v1 in xs.iter().copied() {
+        if v1 > T::from(-0.831).unwrap() && xs[2].fract().is_sign_positive() {
+            return T::one();
         }
-        acc = ((acc + T::log2(Float::sin(t3).asinh().exp() + T::from(0.75).unwrap())) * T::from(0.186).unwrap()).sin();
+        let v1 = Float::ln(v1.abs() + T::from(1.0).unwrap());
+        acc *= T::tanh(v1 * T::from(1.455).unwrap());
     }
-    T::tanh(((acc + y) - acc) * T::from(0.102).unwrap())
+    for (&a2, &b3) in xs.iter().zip(xs) {
+        acc += (f426::<T>(b3, (f408(a2, (f428(xs, Float::tanh(b3.hypot(T::from(1.941).unwrap() * T::from(1.941).unwrap() + T::from(0.5).unwrap()) * T::from(0.346).unwrap()), xs) * T::from(0.197).unwrap()).tanh(), (T::cbrt(acc.abs() + T::from(0.5).unwrap()) * T::from(1.169).unwrap()).sin()) * T::from(0.572).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.146).unwrap()).tanh();
+    }
+    if !(acc < T::from(-1.793).unwrap()) && (acc + acc) >= T::from(0.051).unwrap() || Float::sqrt(xs[0].exp() + T::from(1.0).unwrap()).is_sign_negative() {
+        let t4 = ((acc / (acc.tanh().tan() + T::from(2.558).unwrap())) * T::from(0.444).unwrap()).atan();
+        acc /= t4.abs() + T::from(1.0).unwrap();
+    }
+    let mut buf5 = vec![T::zero(); 5];
+    let mut sum6 = acc * ((xs[1] - acc).tanh() * T::from(0.9).unwrap()).atanh();
+    for i7 in 0..xs.len() {
+        buf5[0] = (xs[i7] * T::from(0.599).unwrap() + T::round(T::from(-1.366).unwrap()) + buf5[4] * T::from(0.5).unwrap()).tanh();
+        for j8 in 1..5 {
+            buf5[j8] = (buf5[j8 - 1] * T::from(0.687).unwrap()).sin();
+        }
+        if buf5[0] > T::zero() {
+            sum6 += buf5[4] * T::from(0.5).unwrap();
+        } else {
+            sum6 -= buf5[4] * buf5[0] * T::from(0.5).unwrap();
+        }
+    }
+    (sum6 * T::from(0.7).unwrap()).sin() + sum6
 }
 
 fn run_f433<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f433(p[0], p[1], &p[2..7], 4, p[7])]
+    vec![f433(&p[0..3])]
 }
 
 fn vjp_f433(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f433_grad(p[0], p[1], &p[2..7], 4, p[7]);
+    let (y, g) = f433_grad(&p[0..3]);
     (vec![y], g.flatten())
 }
 // ---- end f433 ----
 
 // ---- f434 ----
 #[differentiate]
-fn f434<T>(n: usize, x: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (xs[0] + T::from(2.25).unwrap()).recip() / (xs[n % 3].fract().exp() + T::from(1.0).unwrap());
-    let u1 = f426::<T>((((xs[n % xs.len()] * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() * T::from(0.698).unwrap()).tanh());
-    let t2 = x;
-    let mut u3 = f392(Float::tanh((x - T::from(-0.9).unwrap()) * T::from(0.833).unwrap()), acc * T::one());
-    u3[2] -= u1.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>();
-    acc += acc;
-    let t2 = t2.tanh().tan();
-    let mut k4 = 0;
-    while ((T::from(0.506).unwrap() / (t2.abs() + T::from(1.0).unwrap())) < T::from(0.088).unwrap()) && k4 < 4 {
-        k4 += 1;
-        if (t2 * x).is_sign_negative() {
-            let t5 = x.mul_add((u3[n % u3.len()] * T::from(0.266).unwrap()).sin(), x).sin();
-            acc /= t5.abs() + T::from(1.0).unwrap();
-        }
-        acc -= ((if (xs[n % 3].exp() + T::from(0.75).unwrap()).recip() >= T::from(-0.427).unwrap() { xs[n % xs.len()] } else { T::from(1.214).unwrap() }) * T::from(1.333).unwrap()).tanh();
+fn f434<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T]) -> T {
+    let mut acc = xs[0];
+    acc *= Float::tanh((acc / ((acc / (acc + T::from(2.25).unwrap())).abs() + T::from(0.5).unwrap())) * T::from(0.666).unwrap());
+    for (_, &v2) in xs.iter().enumerate() {
+        let w3 = vec![v2; 3];
+        acc = Float::sin(((acc * T::from(0.47).unwrap()) * w3[0]) * T::from(0.436).unwrap());
     }
-    let mut sum6 = Float::tanh((acc * u3[0]) * T::from(0.085).unwrap());
-    for i7 in 0..u1.len() {
-        sum6 += (u1[i7] * T::from(0.824).unwrap() + T::from(0.5).unwrap()).tanh() * T::from(0.5).unwrap();
+    let mut sum4 = ((acc + T::from(n).unwrap()) - ys[0]) + (acc * acc).sinh();
+    for i5 in 0..ys.len() {
+        sum4 += (ys[i5] * T::from(0.815).unwrap() + ys[n - 1]).tanh() * T::from(0.5).unwrap();
     }
-    sum6
+    sum4
 }
 
 fn run_f434<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f434(2, p[0], &p[1..4])]
+    vec![f434(4, &p[0..5], &p[5..9])]
 }
 
 fn vjp_f434(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f434_grad(2, p[0], &p[1..4]);
+    let (y, g) = f434_grad(4, &p[0..5], &p[5..9]);
     (vec![y], g.flatten())
 }
 // ---- end f434 ----
 
 // ---- f435 ----
 #[differentiate]
-fn f435<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], y: T, x: T) -> T {
-    let mut acc = -xs[1].asinh();
-    let mut w1 = vec![x + y; 2];
-    let t2 = ((y - T::from(-0.055).unwrap()) * (y - T::from(-0.055).unwrap()) + T::from(0.5).unwrap()).log2().cosh();
-    if x.signum().is_sign_negative() {
-        if ys[0].abs() > ys[0] {
-            let l3;
-            if f378(xs, xs) <= T::from(-0.67).unwrap() {
-                acc /= t2 + T::from(3.593).unwrap();
-                l3 = ((ys[0] + f378(xs, xs)) * T::from(0.363).unwrap()).tanh();
-            } else {
-                w1[1] += ((ys[0].exp() + T::from(1.0).unwrap()) + T::one()).acosh() + y.asinh();
-                l3 = (t2 - y).to_radians().trunc();
-            }
-            let w4 = ys[..2].to_vec();
-            acc /= ((l3 + w4[1]) * T::from(0.777).unwrap()).sin().exp() + T::from(1.25).unwrap();
+fn f435<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::abs(-xs[3]);
+    acc += (((xs[3] + xs[1]) + T::from(-1.439).unwrap()) * T::from(0.45).unwrap()).sin();
+    acc *= (acc.atan().min(xs[2] * xs[1]) * T::from(0.888).unwrap()).atan() * T::from(0.636).unwrap();
+    for _ in (0..5).rev().step_by(2) {
+        let mut w2 = Vec::with_capacity(4);
+        for _ in 0..4 {
+            w2.push(xs[0]);
         }
-    } else {
-        w1[0] = T::from(0.5).unwrap().min(T::one()) * w1[0];
+        let t4 = w2.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>();
+        acc = ((T::tanh(acc * T::from(0.363).unwrap()).cosh() * t4) * T::from(0.432).unwrap()).atan();
     }
-    (acc * T::sin(w1[0] * T::from(0.296).unwrap())) + Float::recip((w1[0] * T::from(0.296).unwrap()).sin().exp() + T::from(0.75).unwrap())
+    acc + xs[2]
 }
 
 fn run_f435<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f435(&p[0..2], &p[2..6], p[6], p[7])]
+    vec![f435(&p[0..4])]
 }
 
 fn vjp_f435(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f435_grad(&p[0..2], &p[2..6], p[6], p[7]);
+    let (y, g) = f435_grad(&p[0..4]);
     (vec![y], g.flatten())
 }
 // ---- end f435 ----
 
 // ---- f436 ----
 #[differentiate]
-fn f436<T>(x: T, n: usize, y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = ((y + T::from(2.25).unwrap()) + T::one()).acosh();
-    if x.cos().is_sign_negative() {
-        let t1 = (f401((acc.max(y) * T::from(0.892).unwrap()).tanh(), Float::atan(T::atan(y) * T::from(1.273).unwrap()) * T::from(0.954).unwrap()) * T::from(0.259).unwrap()).tanh();
-        let t2 = T::sin(f398((f389::<T>((t1.atan2(acc + T::from(2.991).unwrap()) * T::from(0.636).unwrap()).tanh()) * T::from(0.579).unwrap()).atan() * T::from(0.954).unwrap(), ((acc * y) * T::from(0.595).unwrap()).tanh()) * T::from(0.444).unwrap());
-        if (acc + (T::from(n).unwrap() * T::from(n).unwrap())) < T::from(1.235).unwrap() {
-            return Float::sin((acc - T::from(n).unwrap()) * T::from(0.32).unwrap()) * Float::acos(t1 * T::from(0.9).unwrap());
-        }
-        acc -= t2;
-    } else {
-        if (y - y) < T::from(-0.536).unwrap() {
-            let b3 = {
-                let c4 = (-(((x + T::from(n).unwrap()) * T::from(0.363).unwrap()).sin() * ((x + T::from(n).unwrap()) * T::from(0.363).unwrap()).sin() + T::from(0.5).unwrap())).cbrt();
-                c4 - y.atan().abs()
-            };
-            acc -= b3;
-        } else if (y / (x + T::from(2.25).unwrap())).is_sign_positive() {
-            acc += T::from(n).unwrap();
-        } else {
-            acc = ((acc + (T::one().cosh() + T::from(2.294).unwrap()).powf(x)) * T::from(0.145).unwrap()).sin();
-        }
+fn f436<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], z: T, y: T, ys: &[T]) -> T {
+    let mut acc = T::from(0.5).unwrap();
+    for i1 in 0..ys.len() {
+        let (p2, q3) = f388(1, T::atan(y.exp_m1() * T::from(0.446).unwrap()) * T::from(0.954).unwrap());
+        let s4 = ys.iter().fold((xs[i1 + 1] * T::from(1.333).unwrap()).sin(), |acc, &v| acc * T::from(0.652).unwrap() + (((v - (v.abs() + T::from(0.75).unwrap()).recip()) * T::from(0.705).unwrap()).atan() * T::from(0.636).unwrap()));
+        acc = T::sin((T::exp_m1(acc) + (((p2 * T::from(0.291).unwrap()).sin() - (q3 * T::from(0.291).unwrap()).atan()) + s4)) * T::from(0.107).unwrap()) * T::from(0.5).unwrap();
     }
-    acc
+    for &v5 in ys.iter() {
+        for i6 in (0..6).step_by(3) {
+            match i6 % 3 {
+                0 => {
+                    let t7 = ((acc + Float::cbrt(Float::recip(x.abs() + T::from(0.75).unwrap()) + T::from(2.084).unwrap())) * T::from(0.499).unwrap()).tanh();
+                    let (b8, b9) = (((if (y + T::from(i6).unwrap()) >= T::from(-2.081).unwrap() { t7 - t7 } else { f398(((xs[i6 % 3].exp() + T::from(0.5).unwrap()).log10() * T::from(0.83).unwrap()).sin(), ys[i6 % 2].clamp(T::from(-0.99).unwrap(), T::from(0.82).unwrap())) }) * T::from(0.444).unwrap()).sin(), T::log2((acc.mul_add(ys[i6 % ys.len()], x) * T::from(0.38).unwrap()).sin() * (acc.mul_add(ys[i6 % ys.len()], x) * T::from(0.38).unwrap()).sin() + T::from(1.0).unwrap()));
+                    acc += ((b8 + b9) * T::from(0.98).unwrap()).tanh() * T::from(0.5).unwrap();
+                }
+                1 | 2 => {
+                    let t10 = (ys[i6 % 2].exp() + T::from(0.75).unwrap()).recip().powi(4);
+                    acc /= t10 * t10 + T::from(1.0).unwrap();
+                }
+                _ => {
+                    let (b11, b12) = (T::from(1.214).unwrap(), f409(v5, Float::tanh(f428(xs, v5, xs) * T::from(0.197).unwrap()), T::tanh(xs[i6 % xs.len()].exp() * T::from(0.446).unwrap())));
+                    acc /= (b11 - b12).exp() + T::from(1.25).unwrap();
+                }
+            }
+        }
+        acc /= xs[2] + T::from(2.75).unwrap();
+    }
+    let mut sum13 = acc * z;
+    for i14 in 0..ys.len() {
+        sum13 += (ys[i14] * T::from(0.267).unwrap() + Float::min(y, x)).tanh() * T::from(0.5).unwrap();
+    }
+    sum13
 }
 
 fn run_f436<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f436(p[0], 4, p[1])]
+    vec![f436(p[0], &p[1..4], p[4], p[5], &p[6..8])]
 }
 
 fn vjp_f436(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f436_grad(p[0], 4, p[1]);
+    let (y, g) = f436_grad(p[0], &p[1..4], p[4], p[5], &p[6..8]);
     (vec![y], g.flatten())
 }
 // ---- end f436 ----
 
 // ---- f437 ----
 #[differentiate]
-fn f437<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T], ys: &[T]) -> Vec<T> {
-    let mut acc = -x.sinh();
-    let mut k1 = 0;
-    while k1 < 4 && (ys[0].atan2(-((acc * T::from(0.314).unwrap()).sin() * (acc * T::from(0.314).unwrap()).sin() + T::from(0.75).unwrap())) < T::from(1.546).unwrap() || (x / (T::sin(acc * T::from(0.314).unwrap()) * T::sin(acc * T::from(0.314).unwrap()) + T::from(0.5).unwrap())) >= T::from(-0.583).unwrap()) {
-        k1 += 1;
-        acc /= ((x - ((-acc) / ((-ys[2]) + T::from(2.25).unwrap()))) * T::from(0.2).unwrap()).tanh() + T::from(2.5).unwrap();
-        let t2 = Float::sin((((y * (acc * T::from(0.314).unwrap()).sin()) * xs[0].cosh()) - x) * T::from(0.397).unwrap());
-        let mut k3 = 0;
-        while k3 < 5 && ((xs[0] - T::from(-1.524).unwrap()) < T::from(-0.251).unwrap()) {
-            k3 += 1;
-            let t4 = (f411(((T::from(-0.828).unwrap() + y) * T::from(0.859).unwrap()).tanh(), (Float::trunc(y) * T::from(0.8).unwrap()).tanh(), ys, T::log10((acc * T::from(0.314).unwrap()).tanh() * (acc * T::from(0.314).unwrap()).tanh() + T::from(1.0).unwrap())) * T::from(0.373).unwrap()).tanh();
-            acc *= t4;
+fn f437<T>(y: T, xs: &[T], z: T, x: T, ys: &[T]) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((y.abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() / (f390(xs, z).abs() + T::from(0.5).unwrap());
+    let w1 = xs.to_vec();
+    let mut t2 = (acc / (z * z + T::from(1.0).unwrap())).sin();
+    t2 = t2 + z;
+    for i3 in 1..6 {
+        let s4: T = { let mut acc5 = T::zero(); for k6 in 0..3 { acc5 = acc5 + w1[k6] * w1[3 - 1 - k6]; } acc5 };
+        if (-t2) <= w1[i3 % w1.len()] {
+            continue;
         }
-        acc /= t2.abs() + T::from(1.25).unwrap();
+        acc /= (s4 * T::from(0.015).unwrap()).atan() + T::from(2.571).unwrap();
     }
-    let mut out5 = vec![T::zero(); 4];
-    out5[0] += acc;
-    out5[1] = xs[0];
-    out5
+    (acc - ys[1], (if (x - acc).is_sign_negative() { ys[0] * z } else { t2 / (x * x + T::from(0.5).unwrap()) }) + x)
 }
 
 fn run_f437<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f437(p[0], p[1], &p[2..5], &p[5..9])
+    let (a, b) = f437(p[0], &p[1..4], p[4], p[5], &p[6..8]);
+    vec![a, b]
 }
 
 fn vjp_f437(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f437_pullback(p[0], p[1], &p[2..5], &p[5..9]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+    let (y, pullback) = f437_pullback(p[0], &p[1..4], p[4], p[5], &p[6..8]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f437 ----
 
 // ---- f438 ----
 #[differentiate]
-fn f438<T>(xs: &[T], x: T) -> T
+fn f438<T>(ys: &[T], xs: &[T]) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::ceil(xs[1]);
-    acc = T::tanh((acc.abs() * (if acc.is_sign_negative() { x } else { xs[1].exp_m1() })) * T::from(0.178).unwrap());
-    let t1 = ((T::from(1.526).unwrap().tanh().exp2() + T::to_degrees(Float::atan(x * T::from(1.333).unwrap()) * T::from(0.031).unwrap())) * T::from(0.358).unwrap()).atan();
-    for (j2, &v3) in xs.iter().enumerate() {
-        match j2 % 3 {
-            0 => {
-                let l4;
-                if (v3 / (xs[3] * xs[3] + T::from(1.0).unwrap())) >= T::from(-0.419).unwrap() {
-                    for _ in 1..3 {
-                        let t6 = (acc * T::from(0.333).unwrap()).sin().mul_add((T::from(j2).unwrap() * T::from(0.4).unwrap()).tanh(), acc).clamp(T::from(-0.918).unwrap(), T::from(0.527).unwrap());
-                        acc /= t6.abs() + T::from(1.5).unwrap();
-                    }
-                    l4 = ((((acc / (t1.exp() + T::from(1.0).unwrap())) - (xs[j2] + T::from(2.5).unwrap()).sqrt()) / (f405::<T>(xs, xs, x, 2).sin().exp() + T::from(0.75).unwrap())) * T::from(0.187).unwrap()).sin();
-                } else {
-                    l4 = (T::from(j2).unwrap().tanh() * T::from(0.9).unwrap()).atanh();
-                }
-                let mut w7: Vec<T> = Vec::with_capacity(5);
-                for _ in 0..5 {
-                    w7.push((((xs[4] + T::from(2.0).unwrap()).sqrt().exp() + T::from(0.75).unwrap()).hypot(f416(xs, xs, (acc * T::from(0.333).unwrap()).tanh(), (acc.min(xs[2]) * T::from(0.333).unwrap()).tanh())) * T::from(0.162).unwrap()).tanh());
-                }
-                acc += ((l4 * w7[4]) * T::from(1.358).unwrap()).atan() * T::from(0.636).unwrap();
-            }
-            1 => {
-                acc += ((Float::sin((acc - xs[0]) * T::from(0.266).unwrap()) * (T::from(1.912).unwrap() * x)) * T::from(0.697).unwrap()).tanh();
-            }
-            _ => {
-                acc = ((T::sin((acc * T::from(0.333).unwrap()).atan()) + f417(xs[4], 1, (x.exp() + T::from(0.75).unwrap()).powi(-1), (xs[0].exp() + T::from(1.0).unwrap()).recip())) * T::from(0.221).unwrap()).tanh();
-            }
-        }
-        let mut t9 = v3;
-        t9 -= T::tanh((((t1 + xs[1]) + (xs[j2] - T::from(0.5).unwrap())) + ((x - v3) * (-xs[j2 % xs.len()]))) * T::from(0.208).unwrap());
-        acc *= (t9 * T::from(0.8).unwrap()).atan() * T::from(0.636).unwrap();
+    let mut acc = T::from(0.5).unwrap().max(xs.windows(2).map(|q_w| q_w[0] * q_w[1]).sum::<T>().atan());
+    if (ys[0] + acc) > T::from(1.569).unwrap() && f379(((acc / (acc.exp() + T::from(0.75).unwrap())) * T::from(0.954).unwrap()).atan() * T::from(0.954).unwrap(), (xs[1].min(acc) * T::from(1.273).unwrap()).tanh(), (acc.abs() * T::from(1.273).unwrap()).atan() * T::from(0.954).unwrap()).is_sign_negative() {
+        let s1 = xs.iter().map(|&v| Float::log((v - v) * (v - v) + T::from(1.0).unwrap(), Float::tanh((v - v) * T::from(0.666).unwrap()).exp() + T::from(2.0).unwrap())).sum::<T>();
+        let u2 = f406(Float::tanh((acc % ((s1 * T::from(0.301).unwrap()).atan() + T::from(2.071).unwrap())) * T::from(1.273).unwrap()), (s1 * T::from(0.301).unwrap()).tanh(), (acc * T::from(1.273).unwrap()).tanh());
+        acc *= (u2[2] * T::from(0.5).unwrap()).atan() * T::from(0.636).unwrap();
+    } else if (ys[1] - acc) < T::from(1.235).unwrap() {
+        acc += acc;
+    } else {
+        acc -= T::powi(T::from(-1.283).unwrap().abs().abs() + T::from(0.75).unwrap(), -2);
     }
-    let mut buf10 = vec![T::zero(); 2];
-    let mut sum11 = ((acc * (-(xs[3] + acc))) * T::from(0.044).unwrap()).atan();
-    for i12 in 0..xs.len() {
-        buf10[0] = (xs[i12] * T::from(0.532).unwrap() + x).tanh();
-        buf10[1] = (buf10[0] * T::from(0.557).unwrap()).sin();
-        sum11 += buf10[1] * buf10[0] * T::from(0.5).unwrap();
-    }
-    (sum11 * T::from(0.7).unwrap()).sin() + sum11
+    (acc, acc)
 }
 
 fn run_f438<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f438(&p[0..5], p[5])]
+    let (a, b) = f438(&p[0..2], &p[2..4]);
+    vec![a, b]
 }
 
-fn vjp_f438(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f438_grad(&p[0..5], p[5]);
-    (vec![y], g.flatten())
+fn vjp_f438(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f438_pullback(&p[0..2], &p[2..4]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f438 ----
 
 // ---- f439 ----
-#[differentiate(wrt(z, x))]
-fn f439<T: Float + NumAssign + Sum + Product>(z: T, x: T, y: T, xs: &[T]) -> T {
-    let mut acc = -xs[0];
-    acc -= ((xs[4].min(y) + (x + xs[2])) * T::from(0.444).unwrap()).atan();
-    let mut w1 = vec![T::zero(); 5];
-    let mut t2 = (Float::hypot((z.exp() + T::from(1.0).unwrap()).sqrt(), z.abs() + T::from(0.75).unwrap()) * T::from(0.435).unwrap()).tanh() * x;
-    let u3 = f406((f379(Float::sin(T::from(-1.807).unwrap() * T::from(1.106).unwrap()), x, z) * T::from(0.235).unwrap()).atan() * T::from(0.954).unwrap(), Float::sin(acc * T::from(0.651).unwrap()), (T::to_degrees(w1[2]) * T::from(0.698).unwrap()).tanh());
-    for i4 in (0..3).rev().step_by(2) {
-        t2 = ((t2 + ((w1[i4] / (y.exp() + T::from(1.0).unwrap())) + ((w1.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>() * T::from(0.333).unwrap()).sin() + u3[i4 % 3]))) * T::from(0.19).unwrap()).sin();
-        let mut k5 = 0;
-        loop {
-            k5 += 1;
-            match i4 % 3 {
-                0 => {
-                    let t7 = ((y.signum() - (T::from(-0.053).unwrap() - t2)) * T::from(0.439).unwrap()).tanh();
-                    acc = (acc.tanh() * T::from(0.9).unwrap()).atanh() + t7;
-                }
-                1 | 2 => {
-                    w1[i4 % 5] += (((y + y) * (x * x + T::from(1.0).unwrap()).ln()) * T::from(0.377).unwrap()).sin() * T::from(0.333).unwrap();
-                }
-                _ => {
-                    acc += (acc * T::from(0.394).unwrap()).atan() * T::from(0.212).unwrap();
-                }
-            }
-            if ((x / (xs[i4 % xs.len()] + T::from(2.25).unwrap())) > T::from(0.722).unwrap()) || k5 >= 3 {
-                break;
-            }
-        }
-        acc = ((acc + (T::to_degrees((u3[1] * T::from(0.5).unwrap()).atan() * T::from(0.031).unwrap()) * z)) * T::from(0.213).unwrap()).atan();
+#[differentiate]
+fn f439<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> Vec<T> {
+    let acc = x.cos();
+    let mut t1 = xs[0];
+    for _ in 1..6 {
+        t1 = ((T::exp_m1((t1 * T::from(0.307).unwrap()).tanh()) - (T::from(0.5).unwrap() / (T::atan((acc / (xs[0] + T::from(2.0).unwrap())) * T::from(0.166).unwrap()) * T::atan((acc / (xs[0] + T::from(2.0).unwrap())) * T::from(0.166).unwrap()) + T::from(0.75).unwrap())).round()) * T::from(0.456).unwrap()).tanh();
     }
-    let mut sum8 = (acc - w1[0]) - t2;
-    for i9 in 0..u3.len() {
-        sum8 += (u3[i9] * T::from(0.472).unwrap() + (acc.abs() + T::from(0.5).unwrap()).ln()).tanh() * T::from(0.5).unwrap();
-    }
-    sum8
+    let mut out3 = vec![T::zero(); 4];
+    out3[0] += acc;
+    out3[1] = t1;
+    out3[2] = xs[0];
+    out3
 }
 
 fn run_f439<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f439(p[0], p[1], p[2], &p[3..8])]
+    f439(&p[0..3], p[3])
 }
 
-fn vjp_f439(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f439_grad(p[0], p[1], p[2], &p[3..8]);
-    (vec![y], g.flatten())
+fn vjp_f439(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f439_pullback(&p[0..3], p[3]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f439 ----
 
 // ---- f440 ----
 #[differentiate]
-fn f440<T: Float + NumAssign + Sum + Product>(x: T, y: T) -> T {
-    let mut acc = y;
-    acc = (acc * T::from(-0.314).unwrap()) - (acc / (acc * acc + T::from(1.0).unwrap())).fract();
-    let t1 = y.signum();
-    if !(f401((f417(t1, 3, y / (y.exp() + T::from(1.0).unwrap()), acc) * T::from(0.248).unwrap()).sin(), T::sin(f436(y, 3, acc.max(x)) * T::from(0.32).unwrap())).is_sign_positive()) && y <= T::from(-0.766).unwrap() && (x / (x + T::from(2.25).unwrap())) <= T::from(0.691).unwrap() {
-        let mut t2 = y;
-        t2 = ((t2.exp() + ((t2 - x) + t1)) * T::from(0.235).unwrap()).sin();
-        let t3 = (acc.abs() + T::from(1.0).unwrap()).powi(-2) * (t2 + T::from(-1.639).unwrap());
-        acc *= (t3 * T::from(0.757).unwrap()).sin();
+fn f440<T: Float + NumAssign + Sum + Product>(x: T) -> T {
+    let mut acc = (f432(T::from(-0.089).unwrap()) * T::from(0.367).unwrap()).atan();
+    acc = acc + x;
+    let mut t1 = x;
+    if (-(acc.abs() + T::from(0.5).unwrap())).cbrt() > t1 {
+        let u2 = f392(T::sin((t1 * x) * T::from(0.888).unwrap()), t1);
+        t1 = ((t1.exp_m1() + u2[2]) * T::from(0.286).unwrap()).tanh();
+    } else if (-t1) > T::from(1.033).unwrap() {
+        for _ in 1..=2 {
+            let l4;
+            if ((acc * T::from(0.394).unwrap()).atan() + T::from(2.571).unwrap()).sqrt() <= T::from(-0.699).unwrap() {
+                acc = Float::tanh((acc + x.cosh().atan2((((acc - T::from(0.847).unwrap()) + (T::from(-1.524).unwrap() + x)) * T::from(0.223).unwrap()).tanh().exp() + T::from(0.5).unwrap())) * T::from(0.243).unwrap());
+                l4 = T::from(-0.828).unwrap();
+            } else {
+                l4 = ((((Float::trunc(t1) * T::from(0.444).unwrap()).tanh() * (T::from(0.953).unwrap() * x)) + T::signum(x).max(T::one() + acc)) * T::from(0.266).unwrap()).tanh();
+            }
+            t1 -= (x * T::from(1.333).unwrap()).sin();
+            t1 = (((t1 * T::from(-0.688).unwrap()) - (l4 * ((((l4.exp() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() + (x - acc)) * T::from(0.247).unwrap()).atan())) * T::from(0.502).unwrap()).atan() * T::from(0.954).unwrap();
+            let u5 = f394::<T>(3, Float::sin((t1 - acc) * T::from(0.233).unwrap()));
+            acc -= (u5[2] * T::from(1.273).unwrap()).tanh();
+        }
+    } else {
+        acc = Float::sin((acc + T::atan2(Float::ln(Float::tan(acc.tanh()).exp() + T::from(0.5).unwrap()), -(((x * t1) / (t1.asinh().abs() + T::from(0.75).unwrap())) + T::from(3.5).unwrap()))) * T::from(0.321).unwrap());
     }
-    acc /= Float::tanh(f417(T::from(-0.591).unwrap(), 3, acc, ((x + T::from(2.5).unwrap()).sqrt() * T::from(1.0).unwrap()).sin()) * T::from(0.248).unwrap()).exp() + T::from(1.0).unwrap();
-    acc - (acc.clamp((acc * T::from(1.359).unwrap()).tanh() - T::from(1.25).unwrap(), (T::from(-1.465).unwrap() * T::from(1.365).unwrap()).tanh() + T::from(1.25).unwrap()) * acc)
+    ((acc * t1) * T::from(0.112).unwrap()).atan()
 }
 
 fn run_f440<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f440(p[0], p[1])]
+    vec![f440(p[0])]
 }
 
 fn vjp_f440(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f440_grad(p[0], p[1]);
+    let (y, g) = f440_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f440 ----
 
 // ---- f441 ----
 #[differentiate]
-fn f441<T>(xs: &[T]) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[1].atan2(xs[0].abs() + T::from(0.75).unwrap());
-    if !((acc + acc) <= T::from(0.772).unwrap()) && f401((acc * T::from(0.636).unwrap()).sin(), Float::atan((acc * xs[3]) * T::from(0.424).unwrap()) * T::from(0.954).unwrap()) < xs[0] {
-        return ((-acc).tanh().tan(), (((acc * T::from(0.636).unwrap()).tanh().exp() + T::from(0.5).unwrap()).hypot(acc) * T::from(0.314).unwrap()).sin().cosh());
-    }
-    if T::log2(xs[0].abs() + T::from(0.5).unwrap()) <= xs[1] {
-        if T::ln((acc * T::from(0.636).unwrap()).tanh().exp() + T::from(0.75).unwrap()).is_sign_positive() {
-            let t1 = Float::tanh((f408((Float::ceil(xs[3]) * T::from(0.8).unwrap()).sin(), xs[3], Float::tanh(T::from(-0.916).unwrap().trunc() * T::from(1.043).unwrap())) * f398(((acc + T::from(3.642).unwrap()).recip() * T::from(1.0).unwrap()).tanh(), xs[1]).atan()) * T::from(0.364).unwrap());
-            let t2 = T::sin(((xs[1] * xs[1]) - (Float::tanh(t1 * T::from(2.0).unwrap()) * T::from(0.05).unwrap()).to_degrees()) * T::from(0.391).unwrap());
-            let t3 = (acc.hypot(t2.exp() + T::from(0.5).unwrap()).tanh() * T::from(0.9).unwrap()).asin();
-            acc = (acc * T::from(0.031).unwrap()) + t3;
+fn f441<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T]) -> T {
+    let mut acc = x.ceil();
+    let mut k1 = 0;
+    while (f401(((acc / (y.exp() + T::from(1.0).unwrap())) * T::from(0.571).unwrap()).tanh(), ((x - acc) * T::from(0.4).unwrap()).tanh()) < T::from(1.522).unwrap()) && k1 < 1 {
+        k1 += 1;
+        for i2 in 0..xs.len() {
+            acc += (xs[xs.len() - 1 - i2] * T::from(1.333).unwrap()).atan() * T::from(0.159).unwrap();
+            let t3 = xs[i2 % xs.len()];
+            let s4 = xs.iter().copied().sum::<T>();
+            acc = T::sin((acc + (t3 + (s4 * T::from(0.333).unwrap()).tanh())) * T::from(0.333).unwrap());
         }
-        acc += xs[1].sin() + T::mul_add(Float::tanh(Float::floor(acc) * T::from(0.471).unwrap()), T::tanh(f407::<T>(T::tanh(acc * T::from(0.617).unwrap()), xs, 2) * T::from(0.444).unwrap()), xs[3].cos());
-    } else {
-        let w4 = vec![T::zero(); 4];
-        acc *= w4[1];
     }
-    (acc, xs[0])
+    let mut w5 = vec![T::zero(); 4];
+    w5[0] += y;
+    let mut sum6 = acc - w5[2];
+    for i7 in 0..xs.len() {
+        sum6 += (xs[i7] * T::from(0.732).unwrap() + x).tanh() * T::from(0.5).unwrap();
+    }
+    sum6
 }
 
 fn run_f441<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f441(&p[0..4]);
-    vec![a, b]
+    vec![f441(p[0], p[1], &p[2..6])]
 }
 
-fn vjp_f441(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f441_pullback(&p[0..4]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f441(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f441_grad(p[0], p[1], &p[2..6]);
+    (vec![y], g.flatten())
 }
 // ---- end f441 ----
 
 // ---- f442 ----
-#[differentiate]
-fn f442<T>(x: T, xs: &[T], ys: &[T], y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = ((y - xs[2]) * (y - xs[2]) + T::from(0.75).unwrap()).log10();
-    let mut w1 = vec![T::from(-0.263).unwrap().floor(); 3];
-    acc = ((acc + ys[4]) * T::from(0.406).unwrap()).tanh();
-    for _ in 0..1 {
-        w1.swap(2, 0);
+#[differentiate(wrt(z, y))]
+fn f442<T: Float + NumAssign + Sum + Product>(z: T, y: T, x: T) -> T {
+    let mut acc = x;
+    acc += x;
+    if x > T::from(-0.607).unwrap() {
+        let t1 = (x / (T::one() * T::one() + T::from(1.0).unwrap())) - x;
+        acc += t1;
     }
-    (acc - x) + w1[2]
+    if acc > T::from(0.922).unwrap() {
+        acc *= ((((acc * T::from(0.333).unwrap()).tanh() * y).abs() + T::from(0.75).unwrap()).log2().min((T::abs(acc) * T::from(0.333).unwrap()).sin() * (acc * T::from(0.333).unwrap()).tanh()) * T::from(1.644).unwrap()).tanh();
+        let t2 = x;
+        acc -= t2;
+    } else {
+        let t3 = (acc * T::from(0.333).unwrap()).tanh();
+        acc -= t3;
+    }
+    (acc + z) - z
 }
 
 fn run_f442<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f442(p[0], &p[1..5], &p[5..10], p[10])]
+    vec![f442(p[0], p[1], p[2])]
 }
 
 fn vjp_f442(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f442_grad(p[0], &p[1..5], &p[5..10], p[10]);
+    let (y, g) = f442_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f442 ----
 
 // ---- f443 ----
 #[differentiate]
-fn f443<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize, x: T) -> T {
-    let mut acc = (((x / (x * x + T::from(1.0).unwrap())) + (T::from(n).unwrap() / (x.abs() + T::from(0.5).unwrap()))) * T::from(0.21).unwrap()).atan();
-    acc += Float::tanh(f436(x, 3, T::from(-1.893).unwrap().sin()) * T::from(0.32).unwrap());
-    let t1 = T::from(-1.979).unwrap().atan2((xs[n % xs.len()] - T::from(n).unwrap()).abs() + T::from(0.75).unwrap());
-    let mut k2 = 0;
-    loop {
-        k2 += 1;
-        if (xs[n - 1] * xs[n % 5]) >= xs[3] {
-            acc *= T::tanh(xs[0] * T::from(1.333).unwrap());
-        }
-        if (t1.clamp((xs[n - 1] * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), (T::from(n).unwrap() * T::from(0.5).unwrap()).tanh() + T::from(1.25).unwrap()).is_sign_positive()) || k2 >= 5 {
-            break;
+fn f443<T>(xs: &[T]) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::atanh(((T::log10(xs[3] + T::from(2.0).unwrap()) * T::from(1.064).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap());
+    if !((xs[1] + T::from(2.25).unwrap()).sqrt() >= T::from(1.306).unwrap()) && T::ln_1p((acc.exp() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()) < T::from(-0.607).unwrap() {
+        acc /= (acc.sinh() / ((xs[0] + T::one()) + T::from(3.5).unwrap())) + T::from(3.545).unwrap();
+        if (xs[3] / (xs[2] * xs[2] + T::from(0.5).unwrap())) < T::from(-0.758).unwrap() || acc.sinh() >= T::from(0.958).unwrap() || acc.max((xs.chunks_exact(2).map(|q_c| q_c[0] - q_c[1]).sum::<T>() * T::from(0.333).unwrap()).tanh()) >= T::from(-0.751).unwrap() {
+            let t1 = xs[3].min(acc.asinh());
+            acc = (acc.abs() + T::from(0.75).unwrap()).log10() * t1;
         }
     }
-    let w4 = xs[..].to_vec();
-    let t5 = w4[4].tanh().trunc();
-    let mut buf6 = vec![T::zero(); 3];
-    let mut sum7 = acc + t5;
-    for i8 in 0..xs.len() {
-        buf6[0] = (xs[i8] * T::from(0.585).unwrap() + T::from(n).unwrap().asinh()).tanh();
-        buf6[1] = (buf6[0] * T::from(0.405).unwrap()).sin();
-        buf6[2] = (buf6[1] * T::from(0.405).unwrap()).sin();
-        if buf6[0] > T::zero() {
-            sum7 += buf6[2] * T::from(0.5).unwrap();
-        } else {
-            sum7 -= buf6[2] * buf6[0] * T::from(0.5).unwrap();
-        }
+    acc /= ((f442(xs[3], acc.asinh(), (acc.mul_add(acc, acc) * T::from(0.398).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.19).unwrap()).atan() + T::from(2.071).unwrap()).log2().exp() + T::from(1.25).unwrap();
+    for (&_, &_) in xs.iter().zip(xs.iter()) {
+        let (p4, q5) = f388(1, (xs[3].exp2() * T::from(0.446).unwrap()).sin());
+        acc -= (((p4 * T::from(0.291).unwrap()).sin() + Float::sin(q5 * T::from(0.291).unwrap())) * T::from(1.0).unwrap()).sin();
     }
-    (sum7 * T::from(0.7).unwrap()).sin() + sum7
+    let mut out6 = vec![T::zero(); 2];
+    out6[0] = (acc * T::from(0.294).unwrap()).tanh();
+    out6[1] = xs[1] * ((acc + acc) * T::from(0.147).unwrap()).sin();
+    out6
 }
 
 fn run_f443<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f443(&p[0..5], 3, p[5])]
+    f443(&p[0..5])
 }
 
-fn vjp_f443(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f443_grad(&p[0..5], 3, p[5]);
-    (vec![y], g.flatten())
+fn vjp_f443(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f443_pullback(&p[0..5]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f443 ----
 
 // ---- f444 ----
-#[differentiate(wrt(ys))]
-fn f444<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = xs[1].atan();
-    acc = (acc * T::from(-0.003).unwrap()) + (xs[1] / (ys[2] + T::from(2.25).unwrap())).round();
-    let mut t1 = (acc.to_radians() / ((acc * acc).abs() + T::from(0.75).unwrap())) / (T::floor(ys[2].cos()).abs() + T::from(0.75).unwrap());
-    let t2 = t1;
-    let t3 = acc;
-    let mut w4 = Vec::with_capacity(2);
-    for _ in 0..2 {
-        w4.push(T::from(-1.207).unwrap());
-    }
-    t1 -= acc.tanh().tan();
-    let mut buf6 = vec![T::zero(); 3];
-    let mut sum7 = ((((((acc * t1) + t2) + t3) * w4[0]) + (t1 - (t3 * w4[1]))) * T::from(0.133).unwrap()).tanh();
-    for i8 in 0..xs.len() {
-        buf6[0] = (xs[i8] * T::from(0.610).unwrap() + t1 + ys[1]).tanh();
-        buf6[1] = (buf6[0] * T::from(0.532).unwrap()).sin();
-        buf6[2] = (buf6[1] * T::from(0.532).unwrap()).sin();
-        if buf6[0] > T::zero() {
-            sum7 += buf6[2] * T::from(0.5).unwrap();
-        } else {
-            sum7 -= buf6[2] * buf6[0] * T::from(0.5).unwrap();
+#[differentiate]
+fn f444<T>(z: T, x: T, n: usize, y: T) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = y;
+    match n {
+        1 => {
+            acc -= Float::tanh(z.fract());
+            let t1 = z + z;
+            acc += t1;
+        }
+        2 | 3 => {
+            acc -= -Float::min(acc, acc);
+        }
+        _ => {
+            let t2 = ((if (x.abs() + T::from(0.5).unwrap()).sqrt() > acc && acc.is_sign_positive() { f398(y, (f389((Float::acos(y.sin() * T::from(0.85).unwrap()) * T::from(0.636).unwrap()).sin()) * T::from(0.579).unwrap()).sin()) } else { x * y }) * T::from(0.444).unwrap()).tanh();
+            acc /= t2.abs() + T::from(1.25).unwrap();
         }
     }
-    (sum7 * T::from(0.7).unwrap()).sin() + sum7
+    (acc, y.sin() - f417(((z + y) * T::from(0.666).unwrap()).tanh(), n, T::from(0.5).unwrap(), x))
 }
 
 fn run_f444<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f444(&p[0..4], &p[4..6])]
+    let (a, b) = f444(p[0], p[1], 1, p[2]);
+    vec![a, b]
 }
 
-fn vjp_f444(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f444_grad(&p[0..4], &p[4..6]);
-    (vec![y], g.flatten())
+fn vjp_f444(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f444_pullback(p[0], p[1], 1, p[2]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f444 ----
 
 // ---- f445 ----
 #[differentiate]
-fn f445<T: Float + NumAssign + Sum + Product>(x: T, y: T) -> (T, T) {
-    let mut acc = (y.exp() + T::from(0.75).unwrap()).log10();
-    for i1 in 0..3 {
-        let t2 = (((-T::from(i1).unwrap()) + f389(T::from(-0.108).unwrap())) * T::from(0.309).unwrap()).tanh();
-        if t2 > T::from(-0.397).unwrap() {
-            acc = ((T::asin((acc * T::from(0.364).unwrap()).sin() * T::from(0.9).unwrap()) + t2) * T::from(0.482).unwrap()).tanh();
-            acc -= T::one();
-            match i1 % 3 {
-                0 => {
-                    let u3 = f426((acc * T::from(0.364).unwrap()).tanh());
-                    let l4;
-                    if (u3[i1 % u3.len()] + u3[0]).is_sign_negative() || Float::trunc(t2) >= T::from(-0.976).unwrap() || y.abs() < T::from(0.081).unwrap() {
-                        let s5 = (0..2).map(|i| (u3[i] * T::from(0.429).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
-                        acc *= Float::tanh(s5 * T::from(0.2).unwrap());
-                        l4 = ((T::from(i1).unwrap() - f408((acc * T::from(0.364).unwrap()).atan() * T::from(0.954).unwrap(), u3[i1 % u3.len()], T::atan(acc * T::from(0.364).unwrap()) * T::from(0.954).unwrap())) * T::from(0.307).unwrap()).tanh();
-                    } else {
-                        l4 = u3[i1 % u3.len()];
-                    }
-                    acc = ((acc + l4) * T::from(0.308).unwrap()).atan();
-                }
-                1 | 2 => {
-                    let mut w6: Vec<T> = Vec::with_capacity(4);
-                    for _ in 0..4 {
-                        w6.push(f389((((acc * T::from(0.364).unwrap()).sin() * (acc * T::from(0.364).unwrap()).sin() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()));
-                    }
-                    acc *= T::tanh(w6[1] * T::from(0.579).unwrap());
-                }
-                _ => {
-                    acc = ((acc * (if t2 >= T::from(0.338).unwrap() && t2 <= T::from(0.038).unwrap() { t2.round() } else { T::acosh((y.abs() + T::from(0.5).unwrap()) + T::one()) }).ceil()) * T::from(0.121).unwrap()).atan();
-                }
-            }
-        } else {
-            let t8 = T::from(i1).unwrap();
-            acc = (((acc * T::from(0.249).unwrap()) - t8) * T::from(0.458).unwrap()).atan();
-        }
-        let t9 = (y / ((x.abs() + T::from(0.5).unwrap()).hypot(y).abs() + T::from(0.75).unwrap())).ceil();
-        acc = Float::atan((acc * t9) * T::from(0.121).unwrap());
+fn f445<T>(z: T, y: T, x: T, xs: &[T]) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x;
+    for &_ in xs.iter().rev() {
+        let s2: T = xs.iter().map(|v| (T::hypot(((*v).exp() + T::from(0.75).unwrap()).log2() + T::from(2.983).unwrap(), *v) * T::from(0.287).unwrap()).sin()).sum::<T>();
+        acc = Float::tanh(((acc * T::from(-0.037).unwrap()) + (xs[2] * xs[0].tanh().tan())) * T::from(0.799).unwrap());
+        let t3 = x;
+        acc /= (s2 + t3).abs() + T::from(1.5).unwrap();
     }
-    (acc, Float::asin(((acc * T::from(0.364).unwrap()).tanh() * T::from(0.5).unwrap()) * T::from(0.9).unwrap()))
+    for i4 in 1..=1 {
+        if (acc + x) > T::from(-0.186).unwrap() {
+            acc += Float::mul_add(T::from(-1.65).unwrap(), acc, T::from(-1.639).unwrap()).to_radians();
+            let w5 = vec![T::zero(); 3];
+            let s6 = w5.iter().copied().product::<T>();
+            acc *= s6;
+        }
+        let t7 = xs[i4 + 1];
+        acc *= Float::tanh(f389(((T::from(0.5).unwrap() - xs[i4 + 1]) * T::from(1.0).unwrap()).tanh()) * T::from(0.579).unwrap());
+        acc = (((acc * T::from(0.221).unwrap()) + t7) * T::from(0.974).unwrap()).tanh();
+    }
+    (acc + y, T::signum(z).ceil() - z)
 }
 
 fn run_f445<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f445(p[0], p[1]);
+    let (a, b) = f445(p[0], p[1], p[2], &p[3..6]);
     vec![a, b]
 }
 
 fn vjp_f445(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f445_pullback(p[0], p[1]);
+    let (y, pullback) = f445_pullback(p[0], p[1], p[2], &p[3..6]);
     (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f445 ----
 
 // ---- f446 ----
 #[differentiate]
-fn f446<T>(ys: &[T], xs: &[T]) -> T
+fn f446<T>(x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = Float::atan((xs[1] - ((T::from(-0.793).unwrap() * T::from(2.522).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees()) * T::from(0.458).unwrap());
-    let mut t1 = (acc.exp() * T::from(0.415).unwrap()).atan();
-    acc = acc - (-(ys[2].abs() + T::from(0.5).unwrap())).cbrt();
-    let s2: T = xs.iter().fold((T::from(1.984).unwrap() * T::from(1.008).unwrap()).sin(), |acc, &v| acc * T::from(0.397).unwrap() + (Float::atan(T::hypot(Float::log(v * v + T::from(0.75).unwrap(), v.exp() + T::from(2.0).unwrap()) + T::from(2.335).unwrap(), T::from(1.906).unwrap() * v) * T::from(0.295).unwrap()) * T::from(1.273).unwrap()).tanh());
-    (t1, acc) = (acc, t1);
-    let t3 = T::from(0.412).unwrap();
-    acc = acc + acc;
-    for _ in ys.iter().copied() {
-        t1 += T::tanh((((ys[0] + T::from(2.25).unwrap()).recip() + (t3 * T::from(0.9).unwrap()).atanh()) + Float::signum(t3).atan()) * T::from(0.457).unwrap());
-    }
-    t1 = ((t1 + Float::ceil(t3)) * T::from(0.276).unwrap()).tanh();
-    let mut sum5 = ((((acc + t1) * s2) - (xs[1].clamp(T::from(-0.903).unwrap(), T::from(0.717).unwrap()) + (-t1))) * T::from(0.154).unwrap()).atan();
-    for i6 in 0..ys.len() {
-        sum5 += (ys[i6] * T::from(0.645).unwrap() + xs[2]).tanh() * T::from(0.5).unwrap();
-    }
-    sum5
+    let acc = x;
+    let t1 = ((T::from(0.5).unwrap() * acc) * x) * (Float::recip(acc.abs() + T::from(0.75).unwrap()) * acc);
+    let mut t2 = T::one();
+    t2 -= T::atan(((t1 / (T::from(1.575).unwrap().abs() + T::from(1.0).unwrap())) + (t1.tanh() * T::from(0.9).unwrap()).asin()) * T::from(0.37).unwrap());
+    (acc + t2) - ((t1 - x) + Float::tanh(t2))
 }
 
 fn run_f446<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f446(&p[0..3], &p[3..7])]
+    vec![f446(p[0])]
 }
 
 fn vjp_f446(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f446_grad(&p[0..3], &p[3..7]);
+    let (y, g) = f446_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f446 ----
 
 // ---- f447 ----
 #[differentiate]
-fn f447<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = T::from(-0.807).unwrap();
-    let mut k1 = 0;
-    while k1 < 2 && (T::sin(acc) <= T::from(-0.027).unwrap() || (acc - acc) > xs[2]) {
-        k1 += 1;
-        if ((acc * T::from(0.712).unwrap()).sin() * T::from(0.9).unwrap()).atanh().is_sign_negative() || xs[2] < acc {
-            acc += ((xs[1] * xs[2]) * T::from(0.888).unwrap()).atan() * T::from(0.636).unwrap();
-            let b2 = {
-                let c3 = acc;
-                if (acc - c3).is_sign_negative() { acc } else { c3 }
-            };
-            acc /= b2.abs() + T::from(1.0).unwrap();
+fn f447<T>(x: T, n: usize, y: T, xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (-((-x) * (-x) + T::from(1.0).unwrap())).cbrt();
+    let t1 = T::from(-1.754).unwrap();
+    for v2 in xs.iter().copied() {
+        if x.asinh() <= T::from(0.319).unwrap() {
+            let v2 = v2.round();
+            acc *= Float::sin(v2 * T::from(0.8).unwrap());
+        } else if f389::<T>(((v2 + T::from(2.0).unwrap()).recip() * T::from(1.0).unwrap()).tanh()) <= T::from(0.764).unwrap() {
+            acc *= ((x / (x * x + T::from(1.0).unwrap())).exp() * T::from(0.446).unwrap()).tanh();
         } else {
-            acc = T::sin(((acc * T::from(-0.444).unwrap()) - ((acc.ceil() % (((xs[2] + acc) * T::from(0.464).unwrap()).tanh() * ((xs[2] + acc) * T::from(0.464).unwrap()).tanh() + T::from(0.5).unwrap())) * (((acc + xs[4]) - xs[1]) * T::from(0.344).unwrap()).tanh())) * T::from(0.728).unwrap()) * T::from(0.807).unwrap();
+            acc = T::tanh((acc + ((xs[n % 2] * v2).abs() + T::from(1.0).unwrap()).powf((x.sinh() * T::from(0.85).unwrap()).tanh()).mul_add(v2 / ((y + T::from(2.5).unwrap()).ln() + T::from(2.58).unwrap()), xs[n % 2])) * T::from(0.135).unwrap());
         }
-        acc /= acc.abs() + T::from(1.0).unwrap();
+        let w3 = vec![T::zero(); 3];
+        acc /= w3[1] + T::from(1.0).unwrap();
     }
-    acc - f398(T::tanh((acc + xs[4]) * T::from(0.464).unwrap()), (xs[0].atan2(acc + T::from(3.806).unwrap()) * T::from(0.636).unwrap()).atan() * T::from(0.954).unwrap())
+    (acc * t1) + x
 }
 
 fn run_f447<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f447(&p[0..5])]
+    vec![f447(p[0], 2, p[1], &p[2..4])]
 }
 
 fn vjp_f447(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f447_grad(&p[0..5]);
+    let (y, g) = f447_grad(p[0], 2, p[1], &p[2..4]);
     (vec![y], g.flatten())
 }
 // ---- end f447 ----
 
 // ---- f448 ----
 #[differentiate]
-fn f448<T>(xs: &[T]) -> (T, T)
+fn f448<T>(xs: &[T], z: T, y: T, x: T, n: usize, ys: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (((xs[1] / (xs[0].exp() + T::from(0.75).unwrap())) + T::from(2.75).unwrap()) + T::one()).acosh();
-    let mut t1 = T::tanh(f401((acc * T::from(0.821).unwrap()).sin(), xs[3]) * T::from(0.259).unwrap());
-    let t2 = xs[2] - xs[1].max(xs[3]);
-    t1 -= t1 + (-acc.clamp(T::from(-1.227).unwrap(), T::from(0.253).unwrap()));
-    acc /= xs[0] * xs[0] + T::from(1.5).unwrap();
-    let (p3, q4) = f427(xs, xs);
-    let s5: T = xs.iter().copied().sum::<T>();
-    let t6 = q4.clamp(s5.round().to_radians() - T::from(1.25).unwrap(), T::tanh(xs[2] * T::from(1.333).unwrap()) + T::from(1.25).unwrap());
-    ((acc + t2) + t6, ((Float::exp((q4 * T::from(0.166).unwrap()).tanh()) / ((xs[3].abs() + T::from(0.5).unwrap()).log2() + T::from(2.04).unwrap())) + t1) + (p3 * T::from(0.166).unwrap()).atan())
+    let mut acc = x + ys[n % ys.len()];
+    acc /= T::from(0.201).unwrap().exp() + T::from(1.5).unwrap();
+    let t1 = ys[n % ys.len()];
+    if Float::exp2((acc * T::from(0.666).unwrap()).sin()) <= T::from(-0.25).unwrap() && (xs[n % 3] + ys[n % 5]).is_sign_negative() {
+        return f396(ys[0], ys);
+    }
+    acc = T::atan((acc + ((T::powf(x.abs() + T::from(1.0).unwrap(), (acc * T::from(0.666).unwrap()).sin()) + T::from(3.5).unwrap()).log2() + xs[0])) * T::from(0.278).unwrap());
+    let mut sum2 = (((acc * z) - y) - t1) + T::from(-1.893).unwrap().sin().fract();
+    for i3 in 0..ys.len() {
+        sum2 += (ys[i3] * T::from(0.560).unwrap() + z.atan2(acc.exp() + T::from(0.75).unwrap())).tanh() * T::from(0.5).unwrap();
+    }
+    sum2
 }
 
 fn run_f448<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f448(&p[0..4]);
-    vec![a, b]
+    vec![f448(&p[0..3], p[3], p[4], p[5], 2, &p[6..11])]
 }
 
-fn vjp_f448(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f448_pullback(&p[0..4]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f448(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f448_grad(&p[0..3], p[3], p[4], p[5], 2, &p[6..11]);
+    (vec![y], g.flatten())
 }
 // ---- end f448 ----
 
 // ---- f449 ----
 #[differentiate]
-fn f449<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> (T, T) {
-    let mut acc = T::one();
-    if ys[4] > T::from(-0.133).unwrap() {
-        return (f398(((acc + acc) * T::from(1.0).unwrap()).tanh(), (acc.round() * T::from(1.0).unwrap()).tanh()), xs[0]);
-    }
-    let t1 = T::ln(acc + T::from(1.5).unwrap()).asinh();
-    acc /= ((-t1) / ((ys[1] * ys[1] + T::from(1.0).unwrap()).ln() + T::from(2.518).unwrap())) + T::from(2.998).unwrap();
-    let l2;
-    if (xs[1] - T::acos(T::from(-1.104).unwrap().sin() * T::from(0.85).unwrap())) >= T::from(0.12).unwrap() {
-        l2 = ((T::from(0.219).unwrap() / (T::from(1.194).unwrap() * T::from(1.194).unwrap() + T::from(1.0).unwrap())) - (ys[3] - t1)).max(T::recip(xs.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>() + T::from(2.0).unwrap()));
+fn f449<T>(xs: &[T], y: T, x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = xs[1].sin() / (((xs[1].exp() + T::from(0.5).unwrap()).hypot(xs[0]) * T::from(0.308).unwrap()).tanh().exp() + T::from(1.0).unwrap());
+    if acc <= T::from(-0.527).unwrap() {
+        let t1 = (((f415::<T>(xs, 3) + T::from(1.75).unwrap()).powf(xs[1].clamp(T::from(-0.84).unwrap(), T::from(1.359).unwrap())) + xs[1]) * T::from(0.272).unwrap()).tanh();
+        let t2 = Float::fract(xs[0].tanh().trunc());
+        acc = Float::atan(acc) + (t1 + t2);
     } else {
-        l2 = ys[0];
+        for i3 in 1..5 {
+            let t4 = (((x / (xs[i3 % xs.len()].abs() + T::from(0.5).unwrap())) - (xs[i3 % 2] + acc)) * T::from(0.21).unwrap()).atan();
+            if y > T::from(-0.379).unwrap() || (y * xs[i3 % xs.len()]).is_sign_negative() || xs[i3 % xs.len()] < T::from(0.08).unwrap() {
+                for i5 in (0..4).rev() {
+                    acc = (((acc * T::from(-0.879).unwrap()) + ((x - T::from(0.5).unwrap()).exp() + T::from(0.5).unwrap()).log((x + xs[i5 % 2]) + T::from(5.25).unwrap())) * T::from(0.271).unwrap()).sin();
+                    acc = (((acc * T::from(-0.703).unwrap()) - t4) * T::from(0.393).unwrap()).atan() * T::from(0.636).unwrap();
+                }
+                acc = Float::atan((acc + x.trunc().exp_m1().trunc()) * T::from(0.109).unwrap()) * T::from(0.636).unwrap();
+            } else {
+                let t6 = ((acc / (x.abs() + T::from(0.5).unwrap())).min(t4.exp2()) * T::from(0.2).unwrap()).atan();
+                acc *= (t6 * T::from(1.273).unwrap()).sin();
+            }
+            let t7 = xs[i3 % 2] + T::from(-0.108).unwrap();
+            acc *= (t7 * T::from(1.243).unwrap()).tanh();
+        }
+        let s8: T = (0..2).map(|i| (xs[i] * T::from(1.482).unwrap()).sin() * T::from(i).unwrap()).sum::<T>();
+        acc -= (s8 * T::from(0.2).unwrap()).tanh();
     }
-    acc = acc * ys[2];
-    let t3 = xs[0];
-    (acc * t3, (-(t1.exp() + T::from(1.0).unwrap()).recip()) - l2)
+    acc
 }
 
 fn run_f449<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f449(&p[0..2], &p[2..7]);
-    vec![a, b]
+    vec![f449(&p[0..2], p[2], p[3])]
 }
 
-fn vjp_f449(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f449_pullback(&p[0..2], &p[2..7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f449(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f449_grad(&p[0..2], p[2], p[3]);
+    (vec![y], g.flatten())
 }
 // ---- end f449 ----
 
 // ---- f450 ----
 #[differentiate]
-fn f450<T>(xs: &[T], n: usize) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (xs[n % xs.len()] / (xs[4].exp() + T::from(0.75).unwrap())) / ((T::from(0.662).unwrap() * xs[n - 1]) + T::from(1.743).unwrap());
-    if acc <= T::from(1.041).unwrap() {
-        let mut k1 = 0;
-        loop {
-            k1 += 1;
-            let (p3, q4) = f432::<T>(((T::from(n).unwrap() / (xs[4].abs() + T::from(1.0).unwrap())) * T::from(0.5).unwrap()).sin());
-            if ((p3 + acc).is_sign_negative() && xs[n % xs.len()] <= T::from(0.229).unwrap()) || k1 >= 4 {
-                break;
-            }
-            acc /= T::tanh(q4 * T::from(0.222).unwrap()) * T::tanh(q4 * T::from(0.222).unwrap()) + T::from(1.25).unwrap();
-        }
-        acc = ((acc - (xs[n - 1] + (T::from(0.049).unwrap() * T::from(-1.983).unwrap()))) * T::from(0.469).unwrap()).atan();
-        let s5 = (0..5).map(|i| (xs[i] * T::from(-0.338).unwrap()).tanh() * T::from(i).unwrap()).sum::<T>();
-        acc += (s5 * T::from(0.08).unwrap()).sin();
-    } else {
-        acc = T::tanh((Float::ln((acc * T::from(0.75).unwrap()).tanh().exp() + T::from(0.75).unwrap()) - (acc * ((acc - acc) * T::from(0.375).unwrap()).tanh())) * T::from(0.441).unwrap());
-    }
-    acc
+fn f450<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, x: T, ys: &[T]) -> T {
+    let mut acc = xs[2].clamp((ys[2] * T::from(1.333).unwrap()).sin() - T::from(1.25).unwrap(), (ys[1] * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap()) % (ys[1] + T::from(2.5).unwrap());
+    acc = acc.atan() - (x * x);
+    acc *= ((y * xs[4].tanh()) * T::from(1.333).unwrap()).tanh();
+    let t1 = (T::hypot(ys[1], (x / (x.abs() + T::from(0.5).unwrap())).abs() + T::from(0.75).unwrap()).max(((xs[2] - ys[2]) * T::from(0.666).unwrap()).tanh().exp2()) * T::from(0.38).unwrap()).atan();
+    acc = T::atan(((acc * T::from(-0.742).unwrap()) + (if f408::<T>((((acc * acc + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() * T::from(0.715).unwrap()).tanh(), ((y.sin() * T::from(0.85).unwrap()).acos() * T::from(0.636).unwrap()).tanh(), xs[0]) >= T::from(0.944).unwrap() && xs[1] <= acc { t1.round() } else { T::exp_m1(xs[0]) })) * T::from(0.273).unwrap());
+    acc + (-ys[2])
 }
 
 fn run_f450<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f450(&p[0..5], 4)]
+    vec![f450(&p[0..5], p[5], p[6], &p[7..10])]
 }
 
 fn vjp_f450(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f450_grad(&p[0..5], 4);
+    let (y, g) = f450_grad(&p[0..5], p[5], p[6], &p[7..10]);
     (vec![y], g.flatten())
 }
 // ---- end f450 ----
 
 // ---- f451 ----
 #[differentiate]
-fn f451<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], x: T, y: T) -> T {
-    let mut acc = Float::tanh(f417(x, 1, (Float::powi(x, 2) * T::from(0.888).unwrap()).tanh(), y) * T::from(0.248).unwrap());
-    if f417(y, 1, Float::sin((y + acc) * T::from(0.8).unwrap()), ((xs[0].tanh() * T::from(0.9).unwrap()).acos() * T::from(0.636).unwrap()).atan() * T::from(0.954).unwrap()) < x {
-        let t1 = ((T::from(0.5).unwrap().max(xs[2]).abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-        let w2 = vec![T::zero(); 4];
-        acc *= t1 * w2[1];
-    } else if !(acc > T::from(0.039).unwrap()) && (y / (xs[0] * xs[0] + T::from(0.5).unwrap())) < ys[2] {
-        acc += T::tanh(ys[1].atan2(xs[2] * xs[2] + T::from(0.5).unwrap()));
-    } else {
-        if f436(y.clamp(T::from(-0.657).unwrap(), T::from(0.685).unwrap()), 4, (acc.atan() * T::from(1.273).unwrap()).tanh()) >= ys[0] {
-            let t3 = (((ys[2] - acc) / (acc.abs() + T::from(0.5).unwrap())) * T::from(0.4).unwrap()).tanh();
-            acc *= t3;
+fn f451<T>(x: T, xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let acc = x / (xs[0].hypot(x.abs() + T::from(1.0).unwrap()) + T::from(4.75).unwrap());
+    if f398(T::one(), Float::to_radians(acc)) <= T::from(-0.37).unwrap() {
+        for _ in 1..3 {
+            if acc.trunc() >= T::from(-1.979).unwrap() {
+                continue;
+            }
         }
-        let t4 = T::tanh((((y - xs[0]) + (x * xs[2])) / (ys[2].exp() + T::from(0.75).unwrap())) * T::from(0.285).unwrap());
-        acc = acc - t4;
+    } else {
+        if (x * x) < T::from(-1.423).unwrap() {
+            return (xs[3] - (T::from(-0.541).unwrap() / (xs[4].exp() + T::from(0.5).unwrap()))).signum();
+        }
     }
-    acc
+    acc * acc
 }
 
 fn run_f451<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f451(&p[0..3], &p[3..6], p[6], p[7])]
+    vec![f451(p[0], &p[1..6])]
 }
 
 fn vjp_f451(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f451_grad(&p[0..3], &p[3..6], p[6], p[7]);
+    let (y, g) = f451_grad(p[0], &p[1..6]);
     (vec![y], g.flatten())
 }
 // ---- end f451 ----
 
 // ---- f452 ----
 #[differentiate]
-fn f452<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], x: T) -> T {
-    let mut acc = x / ((x * x + T::from(0.75).unwrap()).ln() + T::from(2.648).unwrap());
-    let t1 = xs[1];
-    acc = (acc * T::from(0.611).unwrap()) - ys[3];
-    if (xs[1] - xs[2]) >= T::from(1.628).unwrap() {
-        return (ys[1].clamp(Float::tanh(ys[0] * T::from(1.333).unwrap()) - T::from(1.25).unwrap(), (acc * T::from(0.827).unwrap()).tanh() + T::from(1.25).unwrap()) * Float::sin(xs[1])) - T::from(-1.41).unwrap();
+fn f452<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], z: T, x: T) -> (T, T) {
+    let mut acc = T::from(0.5).unwrap().signum() / ((f427(Float::atan(f401(y, (Float::sqrt(T::from(1.297).unwrap() + T::from(1.797).unwrap()) * T::from(1.137).unwrap()).tanh()) * T::from(0.259).unwrap()) * T::from(0.954).unwrap()) * T::from(0.419).unwrap()).sin().exp() + T::from(0.5).unwrap());
+    let t1 = ((acc - acc).tanh() * T::from(0.9).unwrap()).atanh();
+    for i2 in 0..5 {
+        acc -= (((((t1 - xs[i2 % xs.len()]) * T::from(0.672).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() + f416(xs, xs, -xs[i2 % 5], ((xs[3] * xs[i2 % 5]) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.305).unwrap()).tanh();
+        let w3 = vec![xs[i2] / (x + T::from(2.0).unwrap()), t1, xs[i2].fract()];
+        acc = ((acc.atan() + w3[0]) * T::from(0.437).unwrap()).tanh();
     }
-    let mut sum2 = acc - t1;
-    for i3 in 0..xs.len() {
-        sum2 += (xs[i3] * T::from(0.878).unwrap() + acc.atan2(-(T::from(0.767).unwrap().exp() + T::from(0.5).unwrap()))).tanh() * T::from(0.5).unwrap();
-    }
-    sum2
+    (acc, ((t1 + T::from(1.973).unwrap()) + T::one()).acosh() + z)
 }
 
 fn run_f452<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f452(&p[0..4], &p[4..7], p[7])]
+    let (a, b) = f452(p[0], &p[1..6], p[6], p[7]);
+    vec![a, b]
 }
 
-fn vjp_f452(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f452_grad(&p[0..4], &p[4..7], p[7]);
-    (vec![y], g.flatten())
+fn vjp_f452(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f452_pullback(p[0], &p[1..6], p[6], p[7]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f452 ----
 
 // ---- f453 ----
 #[differentiate]
-fn f453<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T], n: usize, z: T) -> T {
-    let mut acc = x * (-y);
-    if T::abs(z).is_sign_negative() {
-        if (x + T::from(0.5).unwrap()) > T::from(-1.213).unwrap() {
-            let l1;
-            if T::atan2(xs[n % 2], -(xs[n % xs.len()].exp() + T::from(1.0).unwrap())) > T::from(-1.2).unwrap() {
-                l1 = ((Float::cosh((Float::round(T::from(-1.806).unwrap()) * T::from(0.712).unwrap()).atan()) + T::from(3.26).unwrap()) + T::one()).acosh();
-            } else {
-                l1 = ((Float::hypot(T::from(n).unwrap(), y.abs() + T::from(1.0).unwrap()).atan2(T::min(y, xs[1]).exp() + T::from(0.75).unwrap()) + (y.fract() * Float::log(xs[1] * xs[1] + T::from(0.5).unwrap(), xs[n % 2].exp() + T::from(2.5).unwrap()))) * T::from(0.434).unwrap()).tanh();
-            }
-            acc = acc.to_radians() + l1;
-        } else {
-            let l2;
-            if (x * T::from(1.666).unwrap()) <= T::from(1.567).unwrap() {
-                let l3;
-                if (xs[n % xs.len()] % ((acc * T::from(0.888).unwrap()).sin().exp() + T::from(1.0).unwrap())) > T::from(-0.985).unwrap() && T::cosh(y) > T::from(1.024).unwrap() {
-                    let t4 = T::cbrt(f408(y, T::tanh(f410(xs) * T::from(0.666).unwrap()), xs[n % xs.len()]) + T::from(4.495).unwrap());
-                    acc += t4;
-                    l3 = xs[n % xs.len()];
-                } else {
-                    let mut w5 = Vec::with_capacity(3);
-                    for i6 in 0..3 {
-                        w5.push(((T::from(i6).unwrap() + x) * T::from(0.444).unwrap()).atan() * T::from(-1.443).unwrap().min(y));
-                    }
-                    acc *= (w5[1] * T::from(0.848).unwrap()).tanh();
-                    l3 = x;
-                }
-                acc *= (l3 * T::from(1.333).unwrap()).tanh();
-                l2 = ((Float::tanh(x * T::from(1.333).unwrap()) * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).sin().sinh() / (((xs.windows(2).map(|q_w| q_w[0] * q_w[1]).sum::<T>().tanh() * T::from(0.9).unwrap()).atanh().exp() * T::from(0.458).unwrap()).atan() + T::from(2.321).unwrap());
-            } else {
-                l2 = xs[n % 2];
-            }
-            acc += T::sqrt(y.clamp(T::from(-1.312).unwrap(), T::from(0.864).unwrap()) + T::from(1.812).unwrap());
-            acc -= l2;
-        }
-        acc = (((acc * T::from(-0.487).unwrap()) + x) * T::from(0.368).unwrap()).sin();
-        let b7 = {
-            let c8 = T::abs(xs[n % xs.len()] - xs[n % xs.len()]);
-            c8 * (-(acc.exp() + T::from(1.0).unwrap())).cbrt().signum()
-        };
-        acc = ((Float::exp(acc) - b7) * T::from(0.349).unwrap()).atan();
-    } else {
-        let w9 = xs[..2].to_vec();
-        acc = Float::tanh(acc) + w9[1];
+fn f453<T>(y: T, x: T) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::floor(y * y);
+    for i1 in 0..3 {
+        acc = (acc * T::from(-0.018).unwrap()) - (y.abs() + T::from(1.0).unwrap()).recip();
+        acc /= (T::from(i1).unwrap() + Float::signum(T::from(0.134).unwrap())) + T::from(5.5).unwrap();
+        acc /= (((y - acc) * T::from(0.258).unwrap()).tanh() * ((y - acc) * T::from(0.258).unwrap()).tanh() + T::from(1.0).unwrap()).log10().powi(2) + T::from(2.332).unwrap();
     }
-    acc
+    (acc, (y / ((acc - T::from(0.5).unwrap()) + T::from(4.25).unwrap())) + x)
 }
 
 fn run_f453<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f453(p[0], p[1], &p[2..4], 3, p[4])]
+    let (a, b) = f453(p[0], p[1]);
+    vec![a, b]
 }
 
-fn vjp_f453(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f453_grad(p[0], p[1], &p[2..4], 3, p[4]);
-    (vec![y], g.flatten())
+fn vjp_f453(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f453_pullback(p[0], p[1]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f453 ----
 
 // ---- f454 ----
 #[differentiate]
-fn f454<T>(x: T, n: usize, ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::from(n).unwrap();
-    acc *= (acc * T::from(0.5).unwrap()).tanh();
-    let s1: T = (0..3).map(|i| (ys[i] * T::from(0.568).unwrap()).atan() * T::from(i).unwrap()).sum::<T>();
-    if !((x + T::from(0.738).unwrap().sin()) > T::from(1.208).unwrap()) && ((acc * T::from(0.5).unwrap()).sin().exp() + T::from(1.0).unwrap()).log((acc * T::from(0.5).unwrap()).sin().exp() + T::from(2.25).unwrap()) > T::from(-0.979).unwrap() {
-        return x;
+fn f454<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, x: T, z: T) -> T {
+    let mut acc = y;
+    acc *= (((T::ln(xs[3] + T::from(2.25).unwrap()) / ((x - z).abs() + T::from(1.0).unwrap())) + (acc - (xs[2] - z))) * T::from(0.308).unwrap()).sin();
+    for &_ in xs.iter() {
+        for i2 in 1..4 {
+            let t3 = (acc * T::from(0.363).unwrap()).atan();
+            let t4 = t3;
+            let t5 = T::tanh(f432::<T>((((T::from(i2).unwrap() * T::from(0.5).unwrap()).tanh().exp() + T::from(1.0).unwrap()).log2() * T::from(1.015).unwrap()).sin()) * T::from(0.367).unwrap()) * ((z + xs[xs.len() - 1 - i2]) + t3.to_radians());
+            acc -= ((t4 * t5) * T::from(0.42).unwrap()).tanh() * T::from(0.333).unwrap();
+        }
+        for &_ in xs.iter() {
+            let s7 = xs.iter().copied().sum::<T>();
+            acc *= Float::tanh((s7 * T::from(0.333).unwrap()).atan() * T::from(1.273).unwrap());
+        }
+        acc = (((acc * T::from(-0.295).unwrap()) + ((((acc * T::from(0.363).unwrap()).atan() * xs[1]) * x) + f398(((T::sin(z * T::from(1.333).unwrap()) * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).atan() * T::from(0.954).unwrap(), Float::atan(f417::<T>((x.sinh() * T::from(0.85).unwrap()).tanh(), 3, xs[3], ((xs[1] + T::from(2.5).unwrap()).log10() * T::from(0.961).unwrap()).sin()) * T::from(0.248).unwrap()) * T::from(0.954).unwrap()))) * T::from(0.207).unwrap()).atan() * T::from(0.954).unwrap();
     }
-    ((((acc - xs[0]) - Float::atan(s1 * T::from(0.084).unwrap())) - (x + f417((acc.sin() * T::from(0.85).unwrap()).atanh(), n, (acc * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap(), Float::sin((Float::sin(s1 * T::from(0.084).unwrap()) + T::from(2.0).unwrap()).log2() * T::from(1.213).unwrap())))) * T::from(0.12).unwrap()).sin()
+    let mut sum8 = acc;
+    for i9 in 0..xs.len() {
+        sum8 += (xs[i9] * T::from(0.250).unwrap() + T::cos(xs[3])).tanh() * T::from(0.5).unwrap();
+    }
+    sum8
 }
 
 fn run_f454<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f454(p[0], 3, &p[1..4], &p[4..7])]
+    vec![f454(&p[0..4], p[4], p[5], p[6])]
 }
 
 fn vjp_f454(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f454_grad(p[0], 3, &p[1..4], &p[4..7]);
+    let (y, g) = f454_grad(&p[0..4], p[4], p[5], p[6]);
     (vec![y], g.flatten())
 }
 // ---- end f454 ----
 
 // ---- f455 ----
-#[differentiate(wrt(x, y, z))]
-fn f455<T: Float + NumAssign + Sum + Product>(x: T, y: T, z: T, n: usize) -> T {
-    let mut acc = Float::recip(T::fract(z).abs() + T::from(0.75).unwrap());
-    if x < T::from(0.994).unwrap() {
-        if (y * acc).is_sign_negative() || (x * x + T::from(0.5).unwrap()).log10() >= T::from(0.977).unwrap() {
-            acc = (acc * T::from(0.827).unwrap()) - x;
-            let w1 = vec![T::zero(); 5];
-            let (b2, b3) = (y, Float::tanh(f439(((T::from(n).unwrap().tanh() * T::from(0.9).unwrap()).asin() * T::from(0.636).unwrap()).atan() * T::from(0.954).unwrap(), (f405(&w1, &w1, w1[n - 1], 4) * T::from(0.666).unwrap()).tanh(), x, &w1) * T::from(0.198).unwrap()));
-            acc += b2 + b3;
-        } else {
-            acc += y;
+#[differentiate]
+fn f455<T>(xs: &[T], ys: &[T]) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = Float::acos((ys[3] - xs[1]).tanh() * T::from(0.9).unwrap());
+    if (acc - ys[1]) >= T::from(-0.402).unwrap() {
+        for i1 in 0..2 {
+            acc += Float::tanh(ys[i1] * T::from(1.333).unwrap());
+            if xs[i1 % 4] >= T::from(-0.666).unwrap() {
+                let t2 = ((f441(T::from(0.5).unwrap().fract(), (((acc * T::from(0.388).unwrap()).tanh() * (acc * T::from(0.388).unwrap()).tanh() + T::from(1.0).unwrap()).powf((acc * T::from(0.388).unwrap()).tanh()) * T::from(1.0).unwrap()).tanh(), xs) / (((acc * T::from(0.388).unwrap()).tanh() * xs[xs.len() - 1 - i1]) + T::from(2.5).unwrap())) * T::from(0.285).unwrap()).tanh();
+                let t3 = if (-t2) >= T::from(-0.396).unwrap() || (ys[3] % (T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(1.0).unwrap())) < T::from(-0.867).unwrap() { xs[i1 % 4].asinh() } else { ys[i1 % 4] };
+                acc = ((acc + t3) * T::from(0.301).unwrap()).atan();
+            }
         }
-        acc -= -x;
-    } else if (z + T::from(2.5).unwrap()).sqrt() >= T::from(-0.356).unwrap() && (-y) < T::from(-0.181).unwrap() {
-        acc += (y.clamp((y * T::from(1.333).unwrap()).sin() - T::from(1.25).unwrap(), (z * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap()).exp2() * T::from(0.21).unwrap()).tanh();
     } else {
-        acc = Float::ln_1p((acc.abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()) * (T::from(-0.661).unwrap() + T::from(1.411).unwrap()).log((z.round() * T::from(0.8).unwrap()).tanh().exp() + T::from(2.25).unwrap());
+        let t4 = -xs[1].tanh().tan();
+        acc = (acc * T::from(-0.161).unwrap()) + t4;
     }
-    acc
+    let mut t5 = ys[0];
+    t5 /= ((acc - t5).floor() * T::from(0.261).unwrap()).tanh() + T::from(2.5).unwrap();
+    let mut out6 = vec![T::zero(); 3];
+    out6[0] = (acc * T::from(0.388).unwrap()).tanh();
+    out6[1] += t5;
+    out6[1] = ((acc / ((acc * T::from(0.388).unwrap()).sin().exp() + T::from(0.75).unwrap())) * T::from(0.291).unwrap()).sin().exp2();
+    out6
 }
 
 fn run_f455<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f455(p[0], p[1], p[2], 2)]
+    f455(&p[0..4], &p[4..8])
 }
 
-fn vjp_f455(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f455_grad(p[0], p[1], p[2], 2);
-    (vec![y], g.flatten())
+fn vjp_f455(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f455_pullback(&p[0..4], &p[4..8]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f455 ----
 
 // ---- f456 ----
 #[differentiate]
-fn f456<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = (-xs[1]).sinh();
-    acc += xs[1];
-    let s1 = xs.iter().fold((xs[0] * T::from(1.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.435).unwrap() + ((((v + T::from(2.5).unwrap()).log(v.abs() + T::from(2.0).unwrap()) * v) * T::from(0.666).unwrap()).atan() * T::from(0.636).unwrap()));
-    acc = ((acc - (-(((acc * xs[4]) * T::from(0.346).unwrap()).atan() + T::from(2.571).unwrap()).log(xs[3].cosh() * xs[3].cosh() + T::from(2.0).unwrap()))) * T::from(0.338).unwrap()).sin();
-    if s1.atan().is_sign_negative() {
-        acc = acc * T::abs(acc % ((xs[2] * acc) * (xs[2] * acc) + T::from(1.0).unwrap()));
+fn f456<T>(ys: &[T], xs: &[T], x: T) -> (T, T)
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ys[1];
+    acc /= x.exp() + T::from(1.0).unwrap();
+    let l1;
+    if x <= T::from(0.695).unwrap() && (acc - xs[2]) <= xs[4] {
+        let mut k2 = 0;
+        while k2 < 4 && (xs[3] <= T::from(1.04).unwrap()) {
+            k2 += 1;
+            acc += ((if Float::floor(x) > T::from(0.474).unwrap() { ys[1].abs() } else { x }) * T::from(1.333).unwrap()).tanh();
+        }
+        l1 = T::tanh((acc / (((xs[1] * x) * ys[1]) * ((xs[1] * x) * ys[1]) + T::from(1.0).unwrap())) * T::from(0.363).unwrap());
+    } else {
+        l1 = ((f446(((xs[1] + T::from(2.0).unwrap()).log(ys[0] + T::from(3.5).unwrap()) * T::from(1.106).unwrap()).atan() * T::from(0.954).unwrap()) - x) * T::from(0.193).unwrap()).tanh();
     }
-    acc * xs[4]
+    (acc, (if acc.is_sign_positive() { acc + l1 } else { -acc }) - l1)
 }
 
 fn run_f456<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f456(&p[0..5])]
+    let (a, b) = f456(&p[0..2], &p[2..7], p[7]);
+    vec![a, b]
 }
 
-fn vjp_f456(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f456_grad(&p[0..5]);
-    (vec![y], g.flatten())
+fn vjp_f456(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f456_pullback(&p[0..2], &p[2..7], p[7]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f456 ----
 
 // ---- f457 ----
 #[differentiate]
-fn f457<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = xs[0];
-    acc *= ((acc - (if acc < T::from(-0.683).unwrap() && Float::asinh(acc) <= acc { Float::tanh(acc) } else { acc })) * T::from(0.666).unwrap()).sin();
-    for i1 in 1..=1 {
-        acc -= (((xs[1].exp() + T::from(0.75).unwrap()).hypot(xs[i1]) - acc.floor()) * T::from(0.195).unwrap()).sin();
-        let t2 = acc.abs() % ((-xs[1]).exp() + T::from(1.0).unwrap());
-        acc *= (t2 * T::from(0.8).unwrap()).atan() * T::from(0.636).unwrap();
+fn f457<T>(n: usize, x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x;
+    for _ in (0..3).rev() {
+        acc *= ((x / (x.abs() + T::from(0.5).unwrap())).max(f426(x, ((acc / (acc.abs() + T::from(0.75).unwrap())) * T::from(0.333).unwrap()).tanh())) * T::from(0.146).unwrap()).tanh();
+        let mut t2 = x / ((T::from(n).unwrap() * T::tanh(acc * T::from(0.444).unwrap())) + T::from(4.5).unwrap());
+        t2 *= Float::tanh(acc.atan2(-(T::atan(acc * T::from(0.444).unwrap()).exp() + T::from(0.75).unwrap())).floor() * T::from(0.482).unwrap());
+        if (acc % (T::from(n).unwrap() + T::from(5.0).unwrap())).is_sign_positive() {
+            break;
+        }
+        acc = Float::tanh((((acc * T::from(0.444).unwrap()).atan() + T::from(2.321).unwrap()).sqrt() + t2) * T::from(0.402).unwrap());
     }
-    acc * acc
+    let mut k3 = 0;
+    while k3 < 1 && (((acc * T::from(0.8).unwrap()).sin().exp() + T::from(0.5).unwrap()).ln() >= x) {
+        k3 += 1;
+        acc *= Float::sin(f398(x.sin(), x) * T::from(0.444).unwrap());
+        let t4 = (Float::mul_add(x, x, acc).min(acc - T::from(n).unwrap()) * T::from(0.307).unwrap()).tanh();
+        acc *= t4;
+    }
+    acc
 }
 
 fn run_f457<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f457(&p[0..2])]
+    vec![f457(2, p[0])]
 }
 
 fn vjp_f457(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f457_grad(&p[0..2]);
+    let (y, g) = f457_grad(2, p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f457 ----
 
 // ---- f458 ----
 #[differentiate]
-fn f458<T: Float + NumAssign + Sum + Product>(x: T) -> (T, T) {
-    let mut acc = (T::from(0.5).unwrap() * x) * x;
-    for i1 in 1..=1 {
-        acc -= (acc * T::from(0.941).unwrap()).sin();
-        acc = ((acc.exp_m1() - (((x.abs() + T::from(1.0).unwrap()).log10().exp() + T::from(0.5).unwrap()).log(T::from(i1).unwrap().to_radians().exp() + T::from(2.5).unwrap()) - T::one())) * T::from(0.173).unwrap()).sin();
-        if acc.tanh().tan() < T::from(0.996).unwrap() {
-            acc /= (acc * T::from(0.941).unwrap()).tanh().exp() + T::from(1.25).unwrap();
-        } else if !(x.trunc() >= T::from(-0.653).unwrap()) && x >= T::from(0.238).unwrap() {
-            acc = ((T::acosh((acc * acc + T::from(0.5).unwrap()) + T::one()) + (T::from(i1).unwrap().exp() - T::from(1.2).unwrap())) * T::from(0.18).unwrap()).sin();
-        } else {
-            let t2 = (Float::sin(x + x).abs() + T::from(0.5).unwrap()).sqrt();
-            acc = (((-(acc.abs() + T::from(0.75).unwrap())).cbrt() * t2) * T::from(1.148).unwrap()).tanh();
-        }
+fn f458<T>(x: T) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x;
+    if f426((acc.exp() * T::from(0.446).unwrap()).tanh(), T::tanh((acc + T::one()) * T::from(0.8).unwrap())) >= x {
+        acc = (acc * T::from(0.611).unwrap()) - Float::round(acc);
+        let mut u1 = f406((acc.round() * T::from(0.452).unwrap()).tanh(), Float::sin(acc * T::from(0.585).unwrap()), x);
+        u1[1] = acc;
+        acc += u1[0];
+    } else if (T::from(0.5).unwrap() / (x + T::from(2.5).unwrap())) >= T::from(0.111).unwrap() {
+        let w2 = vec![((x.abs() + T::from(1.0).unwrap()) + T::one()).acosh(); 2];
+        acc = acc + w2[1];
+    } else {
+        let (b3, b4) = ((acc - acc).tanh(), (x / (x.abs() + T::from(0.75).unwrap())).ceil());
+        acc = ((T::tan(acc.tanh()) - (b3 * b4)) * T::from(0.438).unwrap()).atan();
     }
-    (acc, ((x + T::from(2.25).unwrap()).powf(T::from(0.017).unwrap()).abs() + T::from(1.0).unwrap()).hypot(f408((x.tanh().tan() * T::from(1.284).unwrap()).tanh(), (T::exp2(acc) * T::from(0.238).unwrap()).sin(), (acc * T::from(0.941).unwrap()).tanh())))
+    let mut out5 = vec![T::zero(); 2];
+    out5[0] += (acc * T::from(0.269).unwrap()).tanh();
+    out5[0] = (Float::round(acc + acc) * T::from(0.126).unwrap()).sin();
+    out5
 }
 
 fn run_f458<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f458(p[0]);
-    vec![a, b]
+    f458(p[0])
 }
 
 fn vjp_f458(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f458_pullback(p[0]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f458 ----
 
 // ---- f459 ----
-#[differentiate]
-fn f459<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let mut acc = f453::<T>((((ys[1].exp() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() * T::from(1.118).unwrap()).sin(), T::atan((xs[1] + ys[1]) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), ys, 2, xs[3] / (ys.windows(2).map(|q_w| q_w[0] * q_w[1]).sum::<T>() + T::from(3.25).unwrap()));
-    let mut t1 = ((T::asinh(acc / (ys[0].abs() + T::from(0.75).unwrap())) * T::from(1.042).unwrap()).tanh() * T::from(0.9).unwrap()).asin();
-    let l2;
-    if (t1 + T::from(-1.073).unwrap().exp2()).is_sign_positive() {
-        l2 = xs[1];
-    } else {
-        for _ in 0..3 {
-            let t4 = (acc * T::from(0.363).unwrap()).sin();
-            acc += t4;
+#[differentiate(wrt(xs, ys))]
+fn f459<T>(xs: &[T], ys: &[T]) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ((ys[1] * T::from(1.058).unwrap()).exp_m1() * T::from(0.409).unwrap()).tanh();
+    for i1 in 1..4 {
+        let t2 = ys[i1];
+        if t2 <= T::from(0.5).unwrap() {
+            let s3: T = ys.iter().copied().sum::<T>();
+            acc *= T::tanh(s3 * T::from(0.333).unwrap());
+        } else {
+            let l4;
+            if (acc * acc) < T::from(1.279).unwrap() {
+                acc = ((acc.fract() - acc) * T::from(0.4).unwrap()).sin();
+                l4 = (((t2.floor() + Float::tanh(acc * T::from(0.5).unwrap()).exp_m1()) * T::from(0.383).unwrap()).tanh() + T::from(1.5).unwrap()).cbrt();
+            } else {
+                let s5 = ys.iter().copied().sum::<T>();
+                acc /= T::tanh(s5 * T::from(0.333).unwrap()).abs() + T::from(1.0).unwrap();
+                l4 = T::from(1.666).unwrap();
+            }
+            acc = (((acc * T::from(0.151).unwrap()) - l4) * T::from(0.881).unwrap()).tanh();
         }
-        l2 = ((if t1.hypot(acc.abs() + T::from(0.5).unwrap()) > acc { (acc.trunc() * T::from(0.307).unwrap()).atan() * (t1 * T::from(0.636).unwrap()).tanh().exp2() } else { f417(T::sin((t1 - t1) * T::from(0.318).unwrap()), 3, ((t1 / (t1.abs() + T::from(0.75).unwrap())) * T::from(0.477).unwrap()).tanh(), ((t1 + t1) * T::from(0.318).unwrap()).sin()) }) * T::from(0.248).unwrap()).sin();
+        let w6 = ys.to_vec();
+        acc /= (t2 + ((w6[w6.len() - 1 - i1] * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).acos()).abs() + T::from(1.0).unwrap();
     }
-    if (t1 - l2) <= T::from(-0.598).unwrap() {
-        let t5 = ((Float::atan((t1 / (T::from(-1.414).unwrap().exp() + T::from(0.5).unwrap())) * T::from(0.318).unwrap()).exp() + (l2 + (acc * T::from(0.363).unwrap()).tanh().mul_add(T::one(), t1))) * T::from(0.191).unwrap()).sin();
-        t1 = (t1 * T::from(-0.319).unwrap()) * t5;
-    } else if ys[1].tanh() >= T::from(-0.571).unwrap() {
-        let t6 = (acc * T::from(0.363).unwrap()).atan();
-        acc /= t6 + T::from(2.821).unwrap();
-    } else {
-        let (p7, q8) = f448(xs);
-        acc = (acc * T::from(-0.343).unwrap()) - (Float::tanh(p7 * T::from(0.26).unwrap()) + Float::tanh(q8 * T::from(0.26).unwrap()));
-    }
-    acc + t1
+    let mut out7 = vec![acc + T::from(0.573).unwrap(), -ys[1], Float::atan(acc)];
+    out7[0] += acc;
+    out7[1] += xs[1];
+    out7[1] = (ys[3] * ys[3] + T::from(1.0).unwrap()).log(acc + T::from(3.25).unwrap());
+    out7
 }
 
 fn run_f459<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f459(&p[0..4], &p[4..6])]
+    f459(&p[0..2], &p[2..6])
 }
 
-fn vjp_f459(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f459_grad(&p[0..4], &p[4..6]);
-    (vec![y], g.flatten())
+fn vjp_f459(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f459_pullback(&p[0..2], &p[2..6]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f459 ----
 
 // ---- f460 ----
 #[differentiate]
-fn f460<T>(ys: &[T], xs: &[T], x: T) -> (T, T)
+fn f460<T>(x: T, xs: &[T]) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (f417::<T>(x, 4, ((x + x) * T::from(0.666).unwrap()).tanh(), ((T::from(1.011).unwrap() + x) * T::from(0.796).unwrap()).tanh()).abs() * T::from(0.248).unwrap()).sin();
-    for _ in 1..6 {
-        for i2 in 1..5 {
-            let t3 = (f447(ys) * T::from(0.273).unwrap()).tanh();
-            acc += T::tanh(ys[i2] * T::from(1.333).unwrap()) * T::from(0.25).unwrap();
-            acc *= t3;
-        }
-        acc /= xs[1] * xs[1] + T::from(1.25).unwrap();
+    let mut acc = T::tanh((T::asinh(T::from(-1.443).unwrap()) * T::asinh(T::from(-1.443).unwrap()) + T::from(0.5).unwrap()).powf(xs[3]) * T::from(0.28).unwrap());
+    let mut w1 = vec![(x.hypot(acc.exp() + T::from(1.0).unwrap()) * T::from(0.383).unwrap()).tanh(); 4];
+    let l2;
+    if (w1.windows(2).map(|q_w| q_w[0] * q_w[1]).sum::<T>().tanh() * T::from(0.9).unwrap()).atanh() <= T::from(-0.716).unwrap() {
+        let t3 = w1[0].abs();
+        acc += t3;
+        l2 = (f409((xs[1].abs() + T::from(0.5).unwrap()).sqrt(), xs[1].fract(), (acc.exp() * T::from(0.735).unwrap()).tanh()) * (T::one() * T::from(0.9).unwrap()).acos()).exp_m1();
+    } else {
+        let (b4, b5) = (Float::atan((x.sin() * T::from(0.85).unwrap()).atanh()), (Float::exp_m1(w1[1] + acc) * T::from(0.27).unwrap()).tanh());
+        acc = acc - (b4 + b5);
+        l2 = f427(((acc / (x + T::from(2.0).unwrap())) * T::from(1.0).unwrap()).atan() * T::from(0.954).unwrap()).fract();
     }
-    (acc, acc / (acc.atan().abs() + T::from(0.75).unwrap()))
+    acc *= T::atan((l2 * acc) * T::from(0.56).unwrap()) * T::from(0.636).unwrap();
+    let t6 = xs[3];
+    let t7 = if w1[0] >= T::from(-0.546).unwrap() { w1[2] } else { t6 - x };
+    w1.swap(0, 2);
+    acc = (acc * T::from(-0.545).unwrap()) * xs[0];
+    (acc + t7) - w1[1]
 }
 
 fn run_f460<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f460(&p[0..5], &p[5..10], p[10]);
-    vec![a, b]
+    vec![f460(p[0], &p[1..5])]
 }
 
-fn vjp_f460(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f460_pullback(&p[0..5], &p[5..10], p[10]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f460(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f460_grad(p[0], &p[1..5]);
+    (vec![y], g.flatten())
 }
 // ---- end f460 ----
 
 // ---- f461 ----
-#[differentiate]
-fn f461<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = T::from(0.61).unwrap();
-    let (p1, q2) = f458(acc - acc);
-    let b3 = {
-        let c4 = (Float::mul_add(T::trunc(acc), (acc.abs() + T::from(0.75).unwrap()).ln(), acc - p1) * T::from(0.29).unwrap()).tanh();
-        if x.cos() < p1 && (acc - T::one()).is_sign_negative() { acc } else { c4.trunc() }
-    };
-    acc = acc * x.trunc();
-    let t5 = T::sin(((Float::sin(p1 * T::from(0.362).unwrap()) * T::from(0.05).unwrap()).to_degrees() - (acc + b3)) * T::from(0.312).unwrap());
-    if x <= T::from(-0.61).unwrap() {
-        let t6 = t5;
-        acc = ((Float::powi(acc + T::from(2.025).unwrap(), -2) - t6) * T::from(0.4).unwrap()).tanh();
+#[differentiate(wrt(x))]
+fn f461<T>(x: T, z: T, y: T) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (T::from(0.5).unwrap().exp() + T::from(0.5).unwrap()).ln();
+    if z > T::from(-0.333).unwrap() {
+        let (p1, q2) = f444((Float::asin(x.tanh() * T::from(0.9).unwrap()) * T::from(0.636).unwrap()).sin(), (f432::<T>(acc) * T::from(0.367).unwrap()).atan() * T::from(0.954).unwrap(), 2, z);
+        acc -= (p1 * T::from(0.221).unwrap()).tanh() + (q2 * T::from(0.221).unwrap()).atan();
     }
-    acc + (q2 * T::from(0.362).unwrap()).tanh()
+    if (z - acc) > x {
+        let mut w3 = Vec::with_capacity(4);
+        for _ in 0..4 {
+            w3.push(((x.floor() * x.floor() + T::from(1.0).unwrap()).hypot(y) * T::from(0.228).unwrap()).tanh());
+        }
+        acc = (acc * T::from(0.141).unwrap()) + w3[1];
+    } else if x < T::from(1.035).unwrap() {
+        let w5 = vec![T::zero(); 5];
+        acc -= w5[1];
+    } else {
+        let t6 = T::from(-0.886).unwrap().exp_m1() + (-(x.abs() + T::from(1.0).unwrap())).cbrt();
+        acc = (((acc * T::from(0.537).unwrap()).atan().exp2() + t6) * T::from(0.232).unwrap()).tanh();
+    }
+    let mut out7 = vec![T::zero(); 4];
+    out7[0] += acc;
+    out7[2] = (f427(((z + x) * T::from(0.666).unwrap()).tanh()) * T::from(0.419).unwrap()).sin();
+    out7
 }
 
 fn run_f461<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f461(p[0])]
+    f461(p[0], p[1], p[2])
 }
 
-fn vjp_f461(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f461_grad(p[0]);
-    (vec![y], g.flatten())
+fn vjp_f461(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f461_pullback(p[0], p[1], p[2]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f461 ----
 
 // ---- f462 ----
 #[differentiate]
-fn f462<T>(n: usize, xs: &[T], x: T) -> T
+fn f462<T>(y: T, x: T, z: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::atan(xs[0] - x);
+    let mut acc = T::from(-1.651).unwrap();
     let mut k1 = 0;
-    loop {
+    while k1 < 3 && ((acc + acc) <= T::from(1.358).unwrap() && f432(T::tanh(acc * T::from(0.43).unwrap())) > T::from(1.506).unwrap()) {
         k1 += 1;
-        let mut k3 = 0;
-        while k3 < 5 && (x >= xs[n % 2] && (acc / ((acc * T::from(0.56).unwrap()).sin().exp() + T::from(0.75).unwrap())) >= T::from(-0.481).unwrap()) {
-            k3 += 1;
-            let t4 = if acc.is_sign_positive() { acc.asinh() } else { Float::asinh(x) };
-            let t5 = (Float::floor(acc + t4) * T::from(0.305).unwrap()).tanh() * x;
-            acc = (((acc * T::from(-0.221).unwrap()) + t5) * T::from(0.873).unwrap()).atan();
-        }
-        match n {
-            1 => {
-                let t6 = ((f417::<T>((f436(acc.fract(), 2, ((xs[n % xs.len()] - xs[n % 2]) * T::from(0.666).unwrap()).tanh()) * T::from(0.32).unwrap()).tanh(), 2, xs[n % xs.len()], (x.sinh() * T::from(0.85).unwrap()).sin()) / (f409((Float::sqrt(T::from(1.768).unwrap().abs() + T::from(0.5).unwrap()) * T::from(1.328).unwrap()).atan() * T::from(0.954).unwrap(), x, (f457(xs) * T::from(0.32).unwrap()).sin()).abs() + T::from(0.75).unwrap())) * T::from(0.186).unwrap()).atan();
-                acc *= (t6 * T::from(1.273).unwrap()).atan() * T::from(0.636).unwrap();
-            }
-            2 | 3 => {
-                let mut k7 = 0;
-                while k7 < 4 && (x >= x) {
-                    k7 += 1;
-                    acc = ((acc * (acc + T::from(n).unwrap()).max(acc / (Float::sin(T::from(n).unwrap() * T::from(0.5).unwrap()).exp() + T::from(0.75).unwrap()))) * T::from(0.073).unwrap()).tanh();
-                }
-                let t8 = T::from(n).unwrap();
-                acc = ((acc * t8) * T::from(0.14).unwrap()).tanh();
-            }
-            _ => {
-                acc = T::tanh(((acc * T::from(0.458).unwrap()) - ((acc * acc + T::from(0.75).unwrap()).log2() - (xs[0] + T::from(1.279).unwrap()))) * T::from(0.24).unwrap());
-            }
-        }
-        let mut w9 = Vec::with_capacity(3);
-        for _ in 0..3 {
-            w9.push(T::from(1.14).unwrap().exp_m1());
-        }
-        if ((acc * T::from(0.56).unwrap()).tanh().exp_m1() > T::from(-0.001).unwrap() || (acc * ((T::one().abs() + T::from(1.0).unwrap()) + T::one()).acosh()) <= T::from(-1.737).unwrap()) || k1 >= 2 {
-            break;
-        }
-        acc -= (w9[1] * T::from(0.639).unwrap()).sin();
+        acc = T::tanh((acc - Float::exp((z.exp2() * T::from(0.446).unwrap()).tanh())) * T::from(0.271).unwrap());
     }
-    let mut buf11 = vec![T::zero(); 3];
-    let mut sum12 = acc;
-    for i13 in 0..xs.len() {
-        buf11[0] = (xs[i13] * T::from(0.757).unwrap() + (f457(xs) * T::from(0.32).unwrap()).atan()).tanh();
-        buf11[1] = (buf11[0] * T::from(0.861).unwrap()).sin();
-        buf11[2] = (buf11[1] * T::from(0.861).unwrap()).sin();
-        sum12 += buf11[2] * buf11[0] * T::from(0.5).unwrap();
+    let t2 = (y / (z * z + T::from(0.75).unwrap())).trunc().sin();
+    acc = (((acc.exp() + T::from(0.5).unwrap()).log10() - f446(((t2 / (t2.abs() + T::from(0.5).unwrap())) * T::from(1.0).unwrap()).tanh())) * T::from(0.174).unwrap()).tanh();
+    let l3;
+    if (acc * T::one()).is_sign_negative() && (t2 - (T::one() + T::from(-0.456).unwrap())) < y {
+        l3 = T::atan(((y - (t2 - z)) + (-(x * x + T::from(0.5).unwrap()).log(x + T::from(3.75).unwrap()))) * T::from(0.366).unwrap());
+    } else {
+        l3 = y.ceil();
     }
-    (sum12 * T::from(0.7).unwrap()).sin() + sum12
+    for _ in 0..3 {
+        if acc >= acc || x.is_sign_positive() || (l3 * acc) >= z {
+            let t5 = l3;
+            acc = ((acc.tanh().tan() * t5) * T::from(0.513).unwrap()).sin();
+        }
+        acc = (((acc * T::from(-0.366).unwrap()) - (((z + T::from(2.5).unwrap()) + T::one()).acosh() * acc)) * T::from(0.188).unwrap()).tanh();
+    }
+    acc - t2
 }
 
 fn run_f462<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f462(2, &p[0..2], p[2])]
+    vec![f462(p[0], p[1], p[2])]
 }
 
 fn vjp_f462(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f462_grad(2, &p[0..2], p[2]);
+    let (y, g) = f462_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f462 ----
 
 // ---- f463 ----
-#[differentiate(wrt(x, ys, z, xs))]
-fn f463<T: Float + NumAssign + Sum + Product>(x: T, y: T, ys: &[T], z: T, xs: &[T]) -> (T, T) {
-    let mut acc = x.ceil().atan2(z.exp() + T::from(0.75).unwrap());
-    let t1 = (f436(((y * acc) * T::from(0.424).unwrap()).tanh(), 1, ((xs[3] * acc) * T::from(0.424).unwrap()).sin()) * T::from(0.32).unwrap()).tanh();
-    if y.sin() < T::from(0.351).unwrap() {
-        let t2 = (T::powf(xs[2] + T::from(2.25).unwrap(), y).tanh() * T::from(0.9).unwrap()).asin();
-        acc = (acc * T::from(0.016).unwrap()) + t2;
-    } else {
-        for (&_, &b4) in ys.iter().zip(ys.iter()) {
-            for i5 in (0..4).step_by(3) {
-                acc = T::tan(acc.tanh()) + z;
-                let t6 = T::log((xs[i5 % 4] - z) + T::from(3.5).unwrap(), xs[i5 % 4].exp() + T::from(2.0).unwrap());
-                acc -= (t6 * T::from(0.74).unwrap()).atan() * T::from(0.318).unwrap();
+#[differentiate]
+fn f463<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
+    let mut acc = Float::exp2(xs[3]).tanh().tan();
+    if (acc - acc) < xs[3] {
+        if acc.min(xs[1]) < T::from(-0.07).unwrap() {
+            let t1 = acc;
+            for _ in 0..xs.len() {
+                let t3 = T::atan(acc * T::from(0.359).unwrap());
+                let t4 = T::sin((acc.abs() % ((-xs[3]).exp() + T::from(1.0).unwrap())) * T::from(0.364).unwrap());
+                acc *= ((t3 * t4) * T::from(1.273).unwrap()).atan() * T::from(0.636).unwrap();
             }
-            let w7 = vec![T::zero(); 5];
-            let t8 = -(t1 + (w7[1] - b4));
-            acc /= (t8 * T::from(0.8).unwrap()).tanh().exp() + T::from(1.25).unwrap();
+            let w5 = vec![t1; 4];
+            acc = acc - w5[3];
         }
+        let t6 = acc;
+        let t7 = xs[2];
+        acc *= ((t6 - t7) * T::from(0.433).unwrap()).atan() * T::from(0.636).unwrap();
+    } else {
+        let t8 = ((((acc.exp() + T::from(0.5).unwrap()).log(acc.exp() + T::from(2.25).unwrap()) + (xs[1].abs() + T::from(0.5).unwrap()).log(xs[3].exp() + T::from(2.25).unwrap())) - ((acc - xs[1]) * (T::from(0.613).unwrap() / (acc.exp() + T::from(1.0).unwrap())))) * T::from(0.379).unwrap()).atan();
+        acc = (((acc.exp() + T::from(1.0).unwrap()).ln() + t8) * T::from(0.476).unwrap()).tanh();
     }
-    (acc, Float::cos(((ys[2].exp() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p()))
+    let mut sum9 = acc;
+    for i10 in 0..xs.len() {
+        sum9 += (xs[i10] * T::from(0.210).unwrap() + xs[2] * xs[3]).tanh() * T::from(0.5).unwrap();
+    }
+    sum9
 }
 
 fn run_f463<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f463(p[0], p[1], &p[2..5], p[5], &p[6..10]);
-    vec![a, b]
+    vec![f463(&p[0..4])]
 }
 
-fn vjp_f463(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f463_pullback(p[0], p[1], &p[2..5], p[5], &p[6..10]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f463(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f463_grad(&p[0..4]);
+    (vec![y], g.flatten())
 }
 // ---- end f463 ----
 
 // ---- f464 ----
 #[differentiate]
-fn f464<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T], z: T) -> T {
-    let mut acc = z;
-    for i1 in 0..2 {
-        let mut k2 = 0;
-        while k2 < 3 && ((xs[i1 % 5] - z) <= z) {
-            k2 += 1;
-            let mut w3 = vec![T::zero(); 2];
-            w3[1 - i1] *= (acc * T::from(0.571).unwrap()).atan() * T::from(0.636).unwrap();
-            let t4 = T::tanh(((T::from(0.864).unwrap().abs() + T::from(0.5).unwrap()).recip() - (xs[xs.len() - 1 - i1] + xs[4])) * T::from(0.4).unwrap());
-            acc = acc * (w3[0] * t4);
-        }
+fn f464<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
+    let mut acc = xs[0];
+    let w1 = vec![acc, Float::ln(ys[0].abs() + T::from(1.0).unwrap())];
+    let mut w2 = Vec::with_capacity(3);
+    for _ in 0..3 {
+        w2.push((((acc / (acc.abs() + T::from(0.75).unwrap())) + (Float::sin(acc * T::from(0.444).unwrap()) * Float::sin(acc * T::from(0.444).unwrap()))) * T::from(0.285).unwrap()).tanh());
     }
-    let t5 = xs[1];
-    let mut sum6 = (((acc - x) * y) * t5) + Float::asinh(xs[3] % (y.exp() + T::from(1.0).unwrap()));
-    for i7 in 0..xs.len() {
-        sum6 += (xs[i7] * T::from(0.779).unwrap() + acc).tanh() * T::from(0.5).unwrap();
-    }
-    sum6
+    acc += (f410::<T>(&w1).sin() * T::from(0.85).unwrap()).asin().to_radians();
+    acc += T::ln_1p((f409((Float::mul_add(w1[0], xs[2], acc) * T::from(0.525).unwrap()).atan() * T::from(0.954).unwrap(), ((acc + acc) * T::from(0.643).unwrap()).tanh(), T::tanh((acc % (w1[1] + T::from(2.25).unwrap())) * T::from(1.286).unwrap())) + T::from(0.5).unwrap()) - T::from(0.75).unwrap());
+    (acc + w2[2]) + w1[1]
 }
 
 fn run_f464<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f464(p[0], p[1], &p[2..7], p[7])]
+    vec![f464(&p[0..3], &p[3..5])]
 }
 
 fn vjp_f464(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f464_grad(p[0], p[1], &p[2..7], p[7]);
+    let (y, g) = f464_grad(&p[0..3], &p[3..5]);
     (vec![y], g.flatten())
 }
 // ---- end f464 ----
 
 // ---- f465 ----
 #[differentiate]
-fn f465<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize) -> T {
-    let mut acc = (xs[n % 5] * T::one()) - T::log(xs[n % xs.len()].exp() + T::from(0.5).unwrap(), xs[n - 1].exp() + T::from(2.0).unwrap());
-    for _ in 0..xs.len() {
-        acc = ((acc + (xs[2] / (T::clamp(acc, T::from(-0.314).unwrap(), T::from(0.538).unwrap()) + T::from(1.538).unwrap()))) * T::from(0.193).unwrap()).atan();
-        for _ in 1..5 {
-            acc -= (Float::floor(acc).signum() * T::from(2.0).unwrap()).tanh() * T::from(0.25).unwrap();
-        }
+fn f465<T>(x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x;
+    for i1 in (0..1).rev() {
+        acc = T::tanh((acc.round() + (((x + acc) * T::from(0.5).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.314).unwrap());
+        acc += (f408::<T>(Float::tanh(T::from(i1).unwrap().atan2(-(T::from(-1.416).unwrap() * T::from(-1.416).unwrap() + T::from(0.5).unwrap())) * T::from(0.636).unwrap()), ((x + T::from(i1).unwrap()) * T::from(0.8).unwrap()).sin(), (f426::<T>((acc.hypot(x.abs() + T::from(0.5).unwrap()) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), x) * T::from(0.146).unwrap()).tanh()) * T::from(0.572).unwrap()).tanh();
+        acc = (acc * T::from(-0.089).unwrap()) + ((acc.tanh() * T::from(0.9).unwrap()).atanh() * (-T::from(0.5).unwrap()));
     }
-    acc *= (Float::acosh((((acc * T::from(0.226).unwrap()).tanh() * xs[1]) * ((acc * T::from(0.226).unwrap()).tanh() * xs[1]) + T::from(0.75).unwrap()) + T::one()) * T::from(0.969).unwrap()).atan() * T::from(0.636).unwrap();
-    let s3 = xs.iter().fold((acc * T::from(0.226).unwrap()).sin(), |acc, &v| acc * T::from(0.207).unwrap() + (v.abs() * T::from(1.333).unwrap()).tanh());
-    let mut k4 = 0;
-    while k4 < 3 && ((s3 * s3) < T::from(-1.428).unwrap()) {
-        k4 += 1;
-        for (&_, &_) in xs.iter().zip(xs) {
-            let t7 = (acc * T::from(0.169).unwrap()).sin();
-            acc += (t7 * T::from(2.0).unwrap()).tanh() * T::from(0.2).unwrap();
-        }
-    }
-    acc
+    acc + ((acc / (T::tanh(acc * T::from(0.8).unwrap()).exp() + T::from(0.75).unwrap())) + T::from(3.834).unwrap()).log(acc.abs() + T::from(2.0).unwrap())
 }
 
 fn run_f465<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f465(&p[0..5], 4)]
+    vec![f465(p[0])]
 }
 
 fn vjp_f465(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f465_grad(&p[0..5], 4);
+    let (y, g) = f465_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f465 ----
 
 // ---- f466 ----
 #[differentiate]
-fn f466<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = x;
-    acc -= x;
-    acc *= (acc * T::from(0.666).unwrap()).tanh();
-    let (b1, b2) = ((Float::exp(acc.asinh()) * T::from(0.324).unwrap()).tanh(), T::from(-0.445).unwrap() * x.fract());
-    let mut w3: Vec<T> = Vec::with_capacity(4);
-    for i4 in 0..4 {
-        w3.push((x - b1) + f409(((x * x + T::from(0.75).unwrap()).log10() * T::from(1.213).unwrap()).atan() * T::from(0.954).unwrap(), ((T::from(i4).unwrap() + b1) * T::from(0.4).unwrap()).tanh(), Float::tanh((T::from(i4).unwrap() + acc) * T::from(0.181).unwrap())));
+fn f466<T>(n: usize, z: T, y: T, xs: &[T], x: T, ys: &[T]) -> Vec<T>
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = y;
+    acc = T::recip(acc.abs() + T::from(0.75).unwrap()) - (f430::<T>(ys) + z.asinh());
+    acc = ((acc.ceil() - y) * T::from(0.331).unwrap()).tanh();
+    for i1 in (0..2).rev().step_by(2) {
+        acc += (((ys[3] / ((xs.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>() * T::from(0.666).unwrap()).atan().exp() + T::from(0.5).unwrap())) + (ys[n % ys.len()] - acc)) * T::from(0.307).unwrap()).tanh();
+        acc = ((acc + (f442(Float::sin((ys[i1] + y) * T::from(0.666).unwrap()), Float::log2(T::from(0.5).unwrap().exp() + T::from(1.0).unwrap()), ((x + acc) * T::from(0.571).unwrap()).tanh()) - T::from(1.011).unwrap())) * T::from(0.148).unwrap()).tanh();
     }
-    acc = ((Float::to_degrees((acc * T::from(0.666).unwrap()).tanh() * T::from(0.05).unwrap()) + ((w3[0] / (w3[2] + T::from(3.0).unwrap())) - Float::exp(w3[1]))) * T::from(0.099).unwrap()).tanh();
-    let mut k5 = 0;
-    loop {
-        k5 += 1;
-        let mut w7 = Vec::with_capacity(4);
-        for i8 in 0..4 {
-            w7.push((w3[i8 % 4] * T::from(0.444).unwrap()).atan());
+    if !(acc.tanh() >= T::from(0.325).unwrap()) && (ys[3] + T::from(0.429).unwrap()) >= z {
+        for _ in xs {
+            let mut k3 = 0;
+            while ((ys[n - 1] * ys[n - 1] + T::from(1.0).unwrap()).hypot(z).is_sign_positive()) && k3 < 4 {
+                k3 += 1;
+                let t4 = T::from(-1.603).unwrap();
+                acc -= T::atan(t4 * T::from(1.247).unwrap()) * T::from(0.159).unwrap();
+            }
         }
-        acc /= (acc * T::from(0.666).unwrap()).sin().exp_m1().abs() + T::from(1.25).unwrap();
-        if ((b2 / (b1 * b1 + T::from(0.75).unwrap())).is_sign_negative()) || k5 >= 2 {
-            break;
-        }
-        acc += T::tanh(w7[0] * T::from(1.273).unwrap());
+    } else {
+        acc = (((acc * T::from(0.547).unwrap()) * ((xs[2] * y) - (ys[n - 1] * z))) * T::from(0.406).unwrap()).tanh();
     }
-    acc - ((w3[2] - b1) / (w3[3].abs() + T::from(1.0).unwrap()))
+    let mut out5 = vec![xs[2].asinh(); 3];
+    out5[0] = Float::sin(acc * T::from(0.333).unwrap());
+    out5[0] = xs[n % xs.len()];
+    out5
 }
 
 fn run_f466<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f466(p[0])]
+    f466(4, p[0], p[1], &p[2..6], p[6], &p[7..11])
 }
 
-fn vjp_f466(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f466_grad(p[0]);
-    (vec![y], g.flatten())
+fn vjp_f466(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f466_pullback(4, p[0], p[1], &p[2..6], p[6], &p[7..11]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f466 ----
 
 // ---- f467 ----
 #[differentiate]
-fn f467<T>(y: T, x: T, ys: &[T], xs: &[T]) -> Vec<T>
+fn f467<T>(xs: &[T], x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (((y + ys[1]) / ((ys[1] + T::from(2.5).unwrap()).log(x + T::from(3.75).unwrap()) + T::from(2.5).unwrap())) * T::from(0.333).unwrap()).tanh();
-    let b1 = {
-        let c2 = (T::one() - T::from(-0.787).unwrap()) - Float::log(y.abs() + T::from(0.75).unwrap(), y + T::from(3.5).unwrap());
-        ((c2 + ys[1]) * T::from(0.448).unwrap()).atan()
-    };
-    for _ in 1..4 {
-        let s4 = xs.iter().zip(xs).map(|(a, b)| *a * b.tanh()).sum::<T>();
-        acc = T::tanh(((acc * T::from(0.559).unwrap()) + (s4 * T::from(0.222).unwrap()).tanh()) * T::from(0.618).unwrap());
-    }
-    for i5 in (0..5).step_by(3) {
-        for &v6 in ys.iter() {
-            let w7 = vec![b1 * xs[1]; 2];
-            let (b8, b9) = (T::ln(x * x + T::from(1.0).unwrap()) * (ys[0] % (v6 + T::from(2.25).unwrap())), ys[i5 % ys.len()]);
-            acc *= (((w7[1] - b8) - b9) * T::from(0.307).unwrap()).sin();
+    let mut acc = f412(xs, 2);
+    let t1 = ((x.exp() + T::from(0.75).unwrap()).ln() % (xs[3] + T::from(2.0).unwrap())).cos();
+    let t2 = Float::sin((acc * ((xs[1] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.174).unwrap());
+    acc *= Float::tanh((-xs[1]) * T::from(1.333).unwrap());
+    acc /= (f418::<T>(4, (f412::<T>(xs, 4) * T::from(0.5).unwrap()).tanh(), (t1.hypot((acc * T::from(0.5).unwrap()).atan().exp() + T::from(0.5).unwrap()) * T::from(0.316).unwrap()).sin(), xs) * T::from(0.266).unwrap()).sin().exp() + T::from(1.25).unwrap();
+    let t3 = (x.hypot(x.exp() + T::from(1.0).unwrap()) * T::from(0.286).unwrap()).sin().mul_add((T::tanh(t2 * T::from(2.0).unwrap()) * T::from(0.05).unwrap()).to_degrees(), t2);
+    for _ in 1..=2 {
+        if (t1 * t1) >= t3 {
+            for _ in (0..6).step_by(3) {
+                acc += (((t1 - xs[3]) - T::from(1.53).unwrap()) * T::from(0.496).unwrap()).sin() * T::from(0.5).unwrap();
+            }
+            let (p6, q7) = f444::<T>(Float::tanh((x * t3) * T::from(0.344).unwrap()), T::tanh(Float::sqrt(x.abs() + T::from(1.0).unwrap()) * T::from(1.264).unwrap()), 3, (acc * T::from(0.333).unwrap()).tanh());
+            acc = (((acc * T::from(0.635).unwrap()) * ((p6 * T::from(0.221).unwrap()).tanh() + (q7 * T::from(0.221).unwrap()).tanh())) * T::from(0.262).unwrap()).sin();
+        } else {
+            let mut w8 = Vec::with_capacity(4);
+            for _ in 0..4 {
+                w8.push(t2.tanh());
+            }
+            acc /= w8[1] + T::from(2.25).unwrap();
         }
-        acc = (((acc * T::from(-0.725).unwrap()) - (T::trunc(acc) * b1)) * T::from(0.236).unwrap()).sin();
-        let t10 = T::from(-0.81).unwrap();
-        acc = T::atan(((acc * T::from(0.658).unwrap()) + b1) * T::from(0.564).unwrap()) * T::from(0.636).unwrap();
-        acc += t10;
+        acc = (acc * T::from(0.242).unwrap()) - t2;
     }
-    let mut out11 = vec![y / (acc * acc + T::from(1.0).unwrap()), T::atan(f411((T::log10(ys[1].exp() + T::from(1.0).unwrap()) * T::from(0.783).unwrap()).tanh(), Float::atan(T::from(1.797).unwrap() * T::from(1.112).unwrap()) * T::from(0.954).unwrap(), xs, (T::exp_m1((acc * T::from(0.763).unwrap()).atan()) * T::from(0.415).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.373).unwrap()), Float::tanh(xs[0])];
-    out11[0] = acc;
-    out11[0] = Float::log((T::one() * xs[2]) + T::from(2.5).unwrap(), (x - y) + T::from(5.5).unwrap());
-    out11
+    acc + t2
 }
 
 fn run_f467<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f467(p[0], p[1], &p[2..4], &p[4..8])
+    vec![f467(&p[0..5], p[5])]
 }
 
-fn vjp_f467(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f467_pullback(p[0], p[1], &p[2..4], &p[4..8]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f467(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f467_grad(&p[0..5], p[5]);
+    (vec![y], g.flatten())
 }
 // ---- end f467 ----
 
 // ---- f468 ----
-#[differentiate(wrt(x, z))]
-fn f468<T>(y: T, x: T, z: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    acc += T::from(0.5).unwrap();
-    let mut t1 = acc.min(x) + ((f436(Float::powi(T::from(0.5).unwrap().abs() + T::from(1.0).unwrap(), -1), 4, (acc * T::from(1.0).unwrap()).sin()) * T::from(0.32).unwrap()).sin() * T::from(0.9).unwrap()).atanh();
-    if (t1 + T::from(4.473).unwrap()).ln() > T::from(1.16).unwrap() {
-        return -T::from(-1.596).unwrap();
+#[differentiate(wrt(x, y))]
+fn f468<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], y: T) -> T {
+    let mut acc = ((y - T::from(0.669).unwrap()).exp_m1() * T::from(0.228).unwrap()).sin();
+    let mut w1 = Vec::with_capacity(5);
+    for _ in 0..5 {
+        w1.push((y.sinh().abs() + T::from(1.0).unwrap()).powi(-1));
     }
-    if t1 > acc {
-        let t2 = Float::tanh((z.exp() + T::from(0.75).unwrap()).hypot(t1) * T::from(0.229).unwrap()) * (T::from(0.158).unwrap() % (y.exp() + T::from(0.75).unwrap()));
-        t1 *= t2;
-    } else {
-        acc = ((acc.abs() - (f436(T::sin(acc * T::from(1.0).unwrap()), 4, ((x + x) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap()) - (x + acc))) * T::from(0.17).unwrap()).tanh();
+    for (&_, &b4) in xs.iter().zip(w1.iter()) {
+        if f426((f462(b4, -x, ((w1[1] / (x.exp() + T::from(1.0).unwrap())) * T::from(0.333).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(1.0).unwrap()).sin(), T::atan(w1[2] * T::from(0.333).unwrap()) * T::from(0.954).unwrap()) > T::from(-1.344).unwrap() && y >= w1[3] {
+            acc -= T::tanh(w1[4] * T::from(0.333).unwrap());
+        }
+        let s5 = w1.iter().map(|v| Float::recip(((*v - *v) * T::from(0.166).unwrap()).tanh().exp() + T::from(0.5).unwrap())).sum::<T>();
+        acc *= T::tanh((((w1[2] * T::from(0.333).unwrap()).sin().exp() + T::from(0.75).unwrap()).sqrt() + acc) * T::from(0.254).unwrap());
+        acc /= T::tanh(s5 * T::from(0.2).unwrap()) * T::tanh(s5 * T::from(0.2).unwrap()) + T::from(1.25).unwrap();
     }
-    let t3 = y;
-    (acc - t1) - t3
+    let mut sum6 = acc + xs[1];
+    for i7 in 0..xs.len() {
+        sum6 += (xs[i7] * T::from(0.470).unwrap() + xs[2]).tanh() * T::from(0.5).unwrap();
+    }
+    sum6
 }
 
 fn run_f468<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f468(p[0], p[1], p[2])]
+    vec![f468(p[0], &p[1..6], p[6])]
 }
 
 fn vjp_f468(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f468_grad(p[0], p[1], p[2]);
+    let (y, g) = f468_grad(p[0], &p[1..6], p[6]);
     (vec![y], g.flatten())
 }
 // ---- end f468 ----
 
 // ---- f469 ----
 #[differentiate]
-fn f469<T>(y: T, xs: &[T], z: T, x: T) -> (T, T)
+fn f469<T>(xs: &[T], y: T, ys: &[T], x: T, z: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::ceil(x * x);
-    let mut k1 = 0;
-    while (y.trunc() <= T::from(0.373).unwrap() || acc >= acc) && k1 < 5 {
-        k1 += 1;
-        let t2 = (xs[1] * xs[1] + T::from(0.75).unwrap()).powi(-2);
-        acc *= (Float::floor(T::from(1.909).unwrap()).mul_add(z.ceil(), y) * T::from(0.227).unwrap()).sin();
-        let w3 = vec![xs[1] - x, (T::exp2(t2) * T::from(0.338).unwrap()).atan()];
-        acc /= T::atan(w3[1] * T::from(0.666).unwrap()).exp() + T::from(1.5).unwrap();
+    let mut acc = x - z;
+    if (T::from(0.5).unwrap() * ys[1]) >= T::from(-0.415).unwrap() {
+        let t1 = xs[0];
+        acc /= T::hypot((xs[0] + xs[1]) * (xs[0] + xs[1]) + T::from(0.5).unwrap(), t1 * t1).abs() + T::from(1.25).unwrap();
+        acc *= (((T::from(-1.886).unwrap() / (t1.abs() + T::from(0.75).unwrap())).clamp(T::from(-1.085).unwrap(), T::from(1.375).unwrap()) / (ys[2].exp() + T::from(0.75).unwrap())) * T::from(1.09).unwrap()).sin();
     }
-    for i4 in 0..xs.len() {
-        let mut t5 = Float::tanh(((x * x + T::from(0.5).unwrap()).recip() * (y / (xs[0].exp() + T::from(0.5).unwrap()))) * T::from(0.333).unwrap());
-        for _ in 0..xs.len() {
-            t5 = ((t5 * (((T::tanh(y * T::from(1.333).unwrap()) * T::from(0.05).unwrap()).to_degrees() + T::recip(z.exp() + T::from(1.0).unwrap())) - xs[0].tanh().tan())) * T::from(0.122).unwrap()).tanh();
-        }
-        t5 = ((t5 + ((xs[i4 % xs.len()] + (-xs[i4 % xs.len()])).sin() * T::from(0.85).unwrap()).asin()) * T::from(0.482).unwrap()).atan();
-        acc = (((acc * T::from(-0.553).unwrap()) * t5) * T::from(0.438).unwrap()).tanh();
-    }
-    (acc, (xs[0] * xs[0]) / ((y - acc).abs() + T::from(0.5).unwrap()))
+    (acc + y) + ((x.exp() + T::from(0.75).unwrap()).log(T::from(1.413).unwrap().exp() + T::from(2.25).unwrap()) % ((x / (ys[1] + T::from(2.5).unwrap())).exp() + T::from(1.0).unwrap()))
 }
 
 fn run_f469<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f469(p[0], &p[1..3], p[3], p[4]);
-    vec![a, b]
+    vec![f469(&p[0..2], p[2], &p[3..6], p[6], p[7])]
 }
 
-fn vjp_f469(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f469_pullback(p[0], &p[1..3], p[3], p[4]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f469(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f469_grad(&p[0..2], p[2], &p[3..6], p[6], p[7]);
+    (vec![y], g.flatten())
 }
 // ---- end f469 ----
 
 // ---- f470 ----
 #[differentiate]
-fn f470<T: Float + NumAssign + Sum + Product>(z: T, y: T, x: T, n: usize) -> T {
-    let mut acc = (x * x + T::from(1.0).unwrap()).log2();
-    let t1 = Float::sin(z);
-    match n {
-        1 => {
-            acc += (-(acc.abs() + T::from(1.0).unwrap()).log2()) - z;
-        }
-        2 | 3 => {
-            let w2 = vec![T::zero(); 5];
-            acc *= w2[4];
-        }
-        _ => {
-            acc += T::from(1.159).unwrap();
-        }
+fn f470<T>(n: usize, xs: &[T], x: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (x.abs() + T::from(1.0).unwrap()).powf(T::from(-1.22).unwrap()).atan2((xs[n % xs.len()] - xs[n % xs.len()]).abs() + T::from(0.5).unwrap());
+    let (p1, q2) = f453(xs[n % xs.len()], (acc * T::from(0.636).unwrap()).atan() * T::from(0.954).unwrap());
+    acc = (((acc * T::from(-0.766).unwrap()) - p1) * T::from(0.289).unwrap()).tanh();
+    let w3 = vec![T::zero(); 5];
+    let mut sum4 = (acc + Float::tanh(q2 * T::from(0.444).unwrap())) + w3[4];
+    for i5 in 0..xs.len() {
+        sum4 += (xs[i5] * T::from(0.889).unwrap() + xs[n % 3]).tanh() * T::from(0.5).unwrap();
     }
-    ((acc + y) * t1) + acc
+    sum4
 }
 
 fn run_f470<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f470(p[0], p[1], p[2], 2)]
+    vec![f470(2, &p[0..3], p[3])]
 }
 
 fn vjp_f470(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f470_grad(p[0], p[1], p[2], 2);
+    let (y, g) = f470_grad(2, &p[0..3], p[3]);
     (vec![y], g.flatten())
 }
 // ---- end f470 ----
 
 // ---- f471 ----
-#[differentiate(wrt(xs, x, ys))]
-fn f471<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, n: usize, ys: &[T]) -> T {
-    let mut acc = if x < T::from(0.191).unwrap() { x + x } else { T::atan2(ys[n % 3], xs[0].abs() + T::from(1.0).unwrap()) };
-    let t1 = ((x * (acc - T::from(-0.484).unwrap())) * T::from(0.367).unwrap()).sin();
-    acc -= Float::tanh(((T::atan(xs[n % xs.len()]) + T::from(2.071).unwrap()).recip() + ((x / (x * x + T::from(1.0).unwrap())) * (T::from(0.513).unwrap() + x))) * T::from(0.398).unwrap());
-    acc = ((Float::asin(acc.sin() * T::from(0.85).unwrap()) - ((T::from(-0.519).unwrap() + ys[n % ys.len()]) + T::clamp(t1, (acc * T::from(0.482).unwrap()).tanh() - T::from(1.25).unwrap(), (acc * T::from(0.482).unwrap()).tanh() + T::from(1.25).unwrap()))) * T::from(0.269).unwrap()).tanh();
-    acc *= (ys[n % 3] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-    acc = ((acc.exp() + t1.signum().ceil()) * T::from(0.423).unwrap()).tanh();
-    let mut buf2 = vec![T::zero(); 2];
-    let mut sum3 = acc - (ys[1] - f454::<T>((T::tan(xs[n % xs.len()].tanh()) * T::from(1.284).unwrap()).sin(), n, xs, xs));
-    for i4 in 0..xs.len() {
-        buf2[0] = (xs[i4] * T::from(0.708).unwrap() + xs[n % xs.len()].to_radians()).tanh();
-        for j5 in 1..2 {
-            buf2[j5] = (buf2[j5 - 1] * T::from(0.807).unwrap()).sin();
-        }
-        if buf2[0] > T::zero() {
-            sum3 += buf2[1] * T::from(0.5).unwrap();
-        } else {
-            sum3 -= buf2[1] * buf2[0] * T::from(0.5).unwrap();
-        }
+#[differentiate(wrt(ys))]
+fn f471<T>(y: T, x: T, ys: &[T], xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::from(-1.731).unwrap();
+    if (ys[2].abs() + T::from(0.5).unwrap()).log10() > T::from(0.561).unwrap() {
+        acc = Float::tanh(((acc * T::from(0.658).unwrap()) - ((acc - ys[3]) - y)) * T::from(0.34).unwrap());
+        let s1 = (0..4).map(|i| (ys[i] * T::from(-1.216).unwrap()).atan() * T::from(i).unwrap()).sum::<T>();
+        acc -= Float::atan((xs[1].min(T::from(1.713).unwrap()) + T::from(2.213).unwrap()).powf(acc * ys[0]) * T::from(0.09).unwrap());
+        acc = acc * (s1 * T::from(0.063).unwrap()).sin();
+    } else {
+        let b2 = {
+            let c3 = if (x.exp() + T::from(0.75).unwrap()).log(y + T::from(3.5).unwrap()).is_sign_negative() { xs[1] + T::from(-1.405).unwrap() } else { x.trunc() };
+            Float::atan((c3 - (xs[0] / (xs[0].fract() * xs[0].fract() + T::from(0.75).unwrap()))) * T::from(0.407).unwrap())
+        };
+        acc /= b2.abs() + T::from(1.0).unwrap();
     }
-    (sum3 * T::from(0.7).unwrap()).sin() + sum3
+    let mut sum4 = acc + x;
+    for i5 in 0..xs.len() {
+        sum4 += (xs[i5] * T::from(0.496).unwrap() + y.signum()).tanh() * T::from(0.5).unwrap();
+    }
+    sum4
 }
 
 fn run_f471<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f471(&p[0..3], p[3], 1, &p[4..7])]
+    vec![f471(p[0], p[1], &p[2..6], &p[6..8])]
 }
 
 fn vjp_f471(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f471_grad(&p[0..3], p[3], 1, &p[4..7]);
+    let (y, g) = f471_grad(p[0], p[1], &p[2..6], &p[6..8]);
     (vec![y], g.flatten())
 }
 // ---- end f471 ----
 
 // ---- f472 ----
 #[differentiate]
-fn f472<T>(ys: &[T], x: T, y: T, xs: &[T], z: T) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (z * z + T::from(0.75).unwrap()).sqrt();
-    let mut k1 = 0;
-    let r2 = loop {
-        k1 += 1;
-        let mut k3 = 0;
-        while k3 < 2 && ((z + T::exp2(T::from(-0.416).unwrap())) > xs[3]) {
-            k3 += 1;
-            let t4 = ((((T::tanh(xs[2] * T::from(1.333).unwrap()) * T::from(0.05).unwrap()).to_degrees() + (-x)) * T::from(0.458).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees();
-            acc /= t4 + T::from(3.865).unwrap();
-        }
-        if acc.is_sign_positive() {
-            for _ in ys.iter().copied() {
-                acc -= Float::tanh(y * T::from(1.333).unwrap()) * T::from(0.25).unwrap();
-            }
-            acc = Float::tanh((acc + y) * T::from(0.242).unwrap());
-        } else if ys[2].is_sign_positive() && f470(T::fract(x), ((xs.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>() / (T::one().exp() + T::from(0.5).unwrap())) * T::from(0.333).unwrap()).tanh(), -z, 3).is_sign_negative() {
-            let t6 = T::ln(xs[3].abs() + T::from(1.0).unwrap());
-            acc += (t6 * T::from(1.455).unwrap()).tanh();
-        } else {
-            acc /= (((acc - x) - (x * x + T::from(1.0).unwrap()).ln()) * T::from(0.199).unwrap()).atan() + T::from(2.821).unwrap();
-        }
-        if k1 >= 5 || (Float::cbrt(-(xs[1] * xs[1] + T::from(0.75).unwrap())) >= T::from(0.94).unwrap()) {
-            break Float::fract(T::from(-0.849).unwrap());
+fn f472<T: Float + NumAssign + Sum + Product>(n: usize, x: T, y: T) -> T {
+    let mut acc = T::from(-0.909).unwrap() % (((y - T::from(n).unwrap()) * T::from(0.363).unwrap()).atan() * ((y - T::from(n).unwrap()) * T::from(0.363).unwrap()).atan() + T::from(0.75).unwrap());
+    acc -= ((y + T::from(n).unwrap()) * T::from(0.363).unwrap()).sin() * (acc / (x.abs() + T::from(0.5).unwrap()));
+    let mut t1 = ((T::hypot(T::from(0.191).unwrap(), (T::from(n).unwrap() * y).abs() + T::from(1.0).unwrap()) + x.round()) * T::from(0.206).unwrap()).sin();
+    t1 = T::recip(t1.abs() + T::from(0.75).unwrap()) * (x - y);
+    let mut k2 = 0;
+    let r3 = loop {
+        k2 += 1;
+        let t4 = ((f427(y) / (f432(T::max(y, x)).abs() + T::from(0.75).unwrap())) * T::from(0.314).unwrap()).atan();
+        if k2 >= 5 || ((t1 + t4).is_sign_positive()) {
+            break (T::from(0.371).unwrap() / (t4.exp() + T::from(1.0).unwrap())).exp2();
         }
     };
-    let mut out7 = vec![Float::sin((x + acc) * T::from(0.242).unwrap()); 3];
-    out7[0] = (acc * T::from(0.297).unwrap()).sin();
-    out7[1] += r2;
-    out7[0] = r2;
-    out7
+    for _ in 1..4 {
+        if !((x * T::one()).is_sign_positive()) && (acc + T::from(n).unwrap()) >= T::from(1.385).unwrap() {
+            continue;
+        }
+    }
+    (((acc * r3) * (if (x / (t1 * t1 + T::from(0.5).unwrap())) > T::from(1.259).unwrap() || y.sinh() <= T::from(-1.334).unwrap() { x + acc } else { y.fract() })) * T::from(0.119).unwrap()).atan()
 }
 
 fn run_f472<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f472(&p[0..4], p[4], p[5], &p[6..10], p[10])
+    vec![f472(1, p[0], p[1])]
 }
 
-fn vjp_f472(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f472_pullback(&p[0..4], p[4], p[5], &p[6..10], p[10]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f472(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f472_grad(1, p[0], p[1]);
+    (vec![y], g.flatten())
 }
 // ---- end f472 ----
 
 // ---- f473 ----
 #[differentiate]
-fn f473<T>(z: T, x: T, y: T, xs: &[T], ys: &[T]) -> T
+fn f473<T>(x: T, xs: &[T], ys: &[T]) -> Vec<T>
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = z;
-    acc = ((acc * (ys[0] - T::from(1.822).unwrap()).ceil()) * T::from(0.308).unwrap()).sin();
-    let t1 = T::tanh(((Float::atan(z * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).atanh().exp2() * T::from(0.458).unwrap());
-    acc *= ((Float::tanh(t1 * T::from(2.0).unwrap()) * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).tanh();
-    for &_ in xs.iter().rev() {
-        for _ in ys {
-            acc /= xs[0] + T::from(2.75).unwrap();
-        }
-        if f461::<T>(((x + T::from(2.0).unwrap()).log10() * T::from(1.064).unwrap()).sin()) >= T::from(1.72).unwrap() {
-            break;
+    let acc = (x.exp2().abs() * T::from(0.446).unwrap()).atan();
+    let t1 = (T::from(0.248).unwrap() - ys[0]) / ((xs[2].exp_m1() * T::from(0.446).unwrap()).atan() + T::from(2.571).unwrap());
+    for _ in 0..2 {
+        if acc.is_sign_positive() {
+            continue;
         }
     }
-    let mut sum4 = acc + y;
-    for i5 in 0..xs.len() {
-        sum4 += (xs[i5] * T::from(0.835).unwrap() + (T::from(-0.768).unwrap().abs() + T::from(0.75).unwrap()).log10()).tanh() * T::from(0.5).unwrap();
-    }
-    sum4
+    let mut out3 = vec![xs[1]; 3];
+    out3[0] += acc;
+    out3[1] = t1;
+    out3[0] = -(x + T::from(2.25).unwrap()).sqrt();
+    out3
 }
 
 fn run_f473<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f473(p[0], p[1], p[2], &p[3..5], &p[5..7])]
+    f473(p[0], &p[1..5], &p[5..9])
 }
 
-fn vjp_f473(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f473_grad(p[0], p[1], p[2], &p[3..5], &p[5..7]);
-    (vec![y], g.flatten())
+fn vjp_f473(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f473_pullback(p[0], &p[1..5], &p[5..9]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f473 ----
 
 // ---- f474 ----
 #[differentiate]
-fn f474<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = xs[1].tanh().asinh();
-    acc = acc * (T::tanh(f470(Float::tanh((acc + T::from(1.203).unwrap()) * T::from(0.959).unwrap()), Float::atan(xs[1].hypot(xs[1] + T::from(2.5).unwrap()) * T::from(0.363).unwrap()) * T::from(0.954).unwrap(), acc, 3) * T::from(0.18).unwrap()) + T::from(2.0).unwrap()).recip();
-    let t1 = acc.sin();
-    acc *= (xs[1].exp() * T::from(0.446).unwrap()).tanh() * acc;
-    let l2;
-    if (acc % (t1.abs() + T::from(0.75).unwrap())) <= acc && Float::ln_1p((acc.exp() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()) >= T::from(-0.646).unwrap() {
-        let w3 = vec![t1.clamp(T::from(-0.338).unwrap(), T::from(0.42).unwrap()), (xs[1].powi(4) * T::from(0.395).unwrap()).atan()];
-        l2 = ((w3[0] * xs[1]) - (t1 - xs[0])).atan2((w3[0].fract() / (t1 + T::from(2.0).unwrap())) + T::from(2.0).unwrap());
-    } else {
-        let t4 = ((acc + acc).exp() + T::from(0.75).unwrap()).sqrt();
-        acc += t4;
-        l2 = xs[0];
+fn f474<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> (T, T) {
+    let mut acc = Float::round((y.exp() + T::from(0.5).unwrap()).log(x * x + T::from(2.0).unwrap()));
+    let mut w1 = Vec::with_capacity(5);
+    for i2 in 0..5 {
+        w1.push((((T::from(-0.787).unwrap() - T::from(i2).unwrap()) / ((y * T::from(0.5).unwrap()) + T::from(1.25).unwrap())) * T::from(0.172).unwrap()).atan());
     }
-    acc *= (xs[1] * T::from(1.333).unwrap()).tanh();
-    if (-t1).is_sign_negative() {
-        acc *= (xs[1] * T::from(1.333).unwrap()).tanh();
-    } else if f417(T::atan(t1.ceil() * T::from(1.0).unwrap()) * T::from(0.954).unwrap(), 1, T::tanh((acc * xs[1]) * T::from(0.386).unwrap()), Float::atan((xs[1] - l2) * T::from(0.43).unwrap()) * T::from(0.954).unwrap()) >= l2 {
-        let t5 = acc;
-        acc -= t5;
-    } else {
-        let w6 = xs.iter().map(|&q_el| q_el.sin() + t1).collect::<Vec<_>>();
-        acc += w6[1];
+    let t3 = T::tanh((Float::asin(x.sin() * T::from(0.85).unwrap()) * (w1[0] / (x * x + T::from(0.75).unwrap()))) * T::from(0.303).unwrap());
+    w1[0] *= Float::to_radians(acc) * ((acc * x) * T::from(0.402).unwrap()).tanh();
+    for _ in 0..1 {
+        let (b5, b6) = (((T::ln(y * y + T::from(1.0).unwrap()) * (w1[4] % (y + T::from(2.25).unwrap()))) * T::from(0.44).unwrap()).tanh(), if t3.is_sign_negative() { y.tanh().tan() } else { t3 + t3 });
+        acc -= ((b5 + b6) * T::from(0.666).unwrap()).tanh();
     }
-    acc
+    if (t3 * w1[1]) >= T::from(0.973).unwrap() {
+        for (&a7, &_) in w1.iter().zip(&w1) {
+            acc *= (((a7.abs() + T::from(0.5).unwrap()).log(Float::tanh(w1[4] * T::from(0.304).unwrap()) * Float::tanh(w1[4] * T::from(0.304).unwrap()) + T::from(2.5).unwrap()) / (((w1[0] * T::from(0.304).unwrap()).atan().exp() + T::from(1.0).unwrap()).log10() + T::from(3.14).unwrap())) * T::from(0.953).unwrap()).sin();
+        }
+        let b9 = {
+            let c10 = T::tanh(Float::exp_m1(w1[3]) * T::from(0.415).unwrap());
+            c10.min(T::from(0.037).unwrap()) % (Float::tanh(Float::round(y) * T::from(0.8).unwrap()).exp() + T::from(0.5).unwrap())
+        };
+        acc = ((acc + b9) * T::from(0.376).unwrap()).tanh();
+    }
+    (acc, t3)
 }
 
 fn run_f474<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f474(&p[0..2])]
+    let (a, b) = f474(p[0], p[1]);
+    vec![a, b]
 }
 
-fn vjp_f474(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f474_grad(&p[0..2]);
-    (vec![y], g.flatten())
+fn vjp_f474(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f474_pullback(p[0], p[1]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f474 ----
 
 // ---- f475 ----
 #[differentiate]
-fn f475<T>(z: T, x: T, y: T) -> T
+fn f475<T>(x: T, y: T, z: T) -> (T, T)
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = y;
-    acc *= (((y.exp() + T::from(0.75).unwrap()) + T::one()).acosh() * T::from(0.794).unwrap()).tanh();
-    let mut k1 = 0;
-    let r2 = loop {
-        k1 += 1;
-        acc = (((acc * T::from(0.559).unwrap()) + acc) * T::from(0.233).unwrap()).tanh();
-        if !(x > T::from(0.856).unwrap()) && x.atan() >= T::from(0.992).unwrap() && (z.exp() + T::from(0.5).unwrap()).powf(x) <= T::from(-2.037).unwrap() {
-            let mut k3 = 0;
-            let r4 = loop {
-                k3 += 1;
-                if !(f470(T::from(0.5).unwrap().clamp(T::from(-0.859).unwrap(), T::from(1.256).unwrap()), Float::tanh((x - x) * T::from(0.666).unwrap()), (acc * T::from(0.363).unwrap()).tanh(), 3) > T::from(-1.994).unwrap()) && y.mul_add(z, acc) >= T::from(-0.132).unwrap() && !((z * x) >= T::from(0.629).unwrap()) && z > T::from(-0.203).unwrap() {
-                    acc += Float::sin((acc - x.to_radians()) * T::from(0.361).unwrap()) * T::from(0.25).unwrap();
-                    acc = (acc * T::from(0.004).unwrap()) + (T::from(0.5).unwrap() - T::from(0.5).unwrap());
-                    let t5 = ((-y).sin() * T::from(0.85).unwrap()).asin();
-                    acc = ((acc + t5) * T::from(0.231).unwrap()).sin();
-                }
-                let t6 = (Float::to_radians(T::from(1.056).unwrap()) + Float::clamp(T::from(1.452).unwrap(), T::from(-1.135).unwrap(), T::from(0.371).unwrap())) * (acc * T::from(0.363).unwrap()).tanh();
-                if k3 >= 4 || ((x * y).is_sign_positive()) {
-                    break (acc * T::from(0.363).unwrap()).atan();
-                }
-                acc = ((T::sinh((acc * T::from(0.363).unwrap()).tanh()) + t6) * T::from(0.741).unwrap()).sin();
-            };
-            let t7 = (x * (acc * T::from(0.363).unwrap()).tanh()) - T::ln_1p(((acc * T::from(0.363).unwrap()).tanh() + T::from(1.5).unwrap()) - T::from(0.75).unwrap());
-            let mut w8 = Vec::with_capacity(2);
-            for _ in 0..2 {
-                w8.push((acc * T::from(0.363).unwrap()).atan());
-            }
-            acc = (((acc * T::from(0.542).unwrap()) + ((r4 + t7) - w8[0])) * T::from(0.225).unwrap()).tanh();
-        } else if (x + (-T::one())).is_sign_negative() && (z - x).is_sign_negative() {
-            let u10 = f426((x.trunc() * T::from(0.8).unwrap()).tanh());
-            acc += u10[0];
-        } else {
-            acc = ((acc.ceil() - T::from(1.255).unwrap()) * T::from(0.257).unwrap()).sin();
-        }
-        if k1 >= 4 || ((z / (z.abs() + T::from(0.75).unwrap())) > T::from(1.124).unwrap() && (z.sin() * T::from(0.85).unwrap()).atanh() > T::from(-0.834).unwrap()) {
-            break ((z.abs() + ((y * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.458).unwrap()).tanh();
-        }
-    };
-    T::sin(((acc - r2) + ((acc / (x.abs() + T::from(0.5).unwrap())) / ((acc * T::from(0.363).unwrap()).sin().exp() + T::from(0.5).unwrap()))) * T::from(0.07).unwrap())
+    let mut acc = (z / (z + T::from(2.25).unwrap())) * z;
+    let (p1, q2) = f444(((acc + y) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap(), x, 2, x);
+    let p1 = (p1.abs() + T::from(1.0).unwrap()).sqrt();
+    let t3 = -T::from(-1.527).unwrap();
+    for i4 in 0..3 {
+        acc -= ((((y + T::from(2.5).unwrap()).ln() * x) + (-T::from(i4).unwrap())) * T::from(0.326).unwrap()).atan() * T::from(0.636).unwrap();
+    }
+    (acc + p1, (q2 + (q2 * T::from(0.221).unwrap()).sin()) + t3)
 }
 
 fn run_f475<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f475(p[0], p[1], p[2])]
+    let (a, b) = f475(p[0], p[1], p[2]);
+    vec![a, b]
 }
 
-fn vjp_f475(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f475_grad(p[0], p[1], p[2]);
-    (vec![y], g.flatten())
+fn vjp_f475(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f475_pullback(p[0], p[1], p[2]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f475 ----
 
 // ---- f476 ----
 #[differentiate]
-fn f476<T>(n: usize, x: T) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (((T::from(1.843).unwrap() - x) / (x * x + T::from(0.75).unwrap())) * T::from(0.448).unwrap()).sin();
-    let mut w1 = vec![acc; 3];
-    acc = (acc * T::from(0.884).unwrap()) + (T::from(n).unwrap() % (acc.abs() + T::from(0.75).unwrap())).fract();
-    if (T::from(n).unwrap() / (acc + T::from(2.384).unwrap())) >= T::from(0.166).unwrap() {
-        return (acc - x.signum(), w1[2].exp2().hypot(w1[n % 3] * w1[n % 3] + T::from(1.0).unwrap()));
+fn f476<T: Float + NumAssign + Sum + Product>(z: T, xs: &[T], y: T, x: T) -> T {
+    let mut acc = (Float::exp_m1(x) * T::from(0.446).unwrap()).tanh();
+    acc = (acc * T::from(-0.173).unwrap()) + z;
+    for i1 in (0..4).rev().step_by(2) {
+        acc -= (((T::from(i1).unwrap() + xs[i1 % xs.len()]) + Float::cos(xs[1])) * T::from(0.307).unwrap()).tanh();
+        for (&a2, &b3) in xs.iter().zip(xs) {
+            let t4 = b3;
+            acc = ((acc.abs() - T::from(-0.697).unwrap().mul_add(acc.atan2(T::from(i1).unwrap() * T::from(i1).unwrap() + T::from(0.5).unwrap()), z)) * T::from(0.271).unwrap()).tanh();
+            let t5 = (f416(xs, xs, ((xs[i1] + a2) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), xs[i1]) * T::from(0.394).unwrap()).sin();
+            acc = (((acc * T::from(0.643).unwrap()) * (t4 - t5)) * T::from(0.338).unwrap()).atan();
+        }
+        let l6;
+        if (z % (xs[0].abs() + T::from(0.5).unwrap())) >= T::from(-0.427).unwrap() {
+            l6 = (T::exp2(xs[xs.len() - 1 - i1] / (acc * acc + T::from(0.75).unwrap())) * T::from(0.27).unwrap()).atan();
+        } else {
+            l6 = ((acc + Float::fract(x)) * T::from(0.427).unwrap()).atan();
+        }
+        acc = (((acc * acc + T::from(0.5).unwrap()).recip() + l6) * T::from(0.56).unwrap()).tanh();
     }
-    w1[n % 3] += ((acc / (x * x + T::from(0.75).unwrap())) + T::from(3.012).unwrap()).recip();
-    w1.swap(2, 1);
-    (acc, ((w1[n % w1.len()] % (x * x + T::from(0.5).unwrap())) + T::from(3.5).unwrap()).log2() * w1[0])
+    acc /= x * x + T::from(1.25).unwrap();
+    acc + y
 }
 
 fn run_f476<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f476(2, p[0]);
-    vec![a, b]
+    vec![f476(p[0], &p[1..6], p[6], p[7])]
 }
 
-fn vjp_f476(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f476_pullback(2, p[0]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f476(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f476_grad(p[0], &p[1..6], p[6], p[7]);
+    (vec![y], g.flatten())
 }
 // ---- end f476 ----
 
 // ---- f477 ----
 #[differentiate]
-fn f477<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = f434(1, xs[1], xs);
-    let mut t1 = ((Float::recip(acc + T::from(2.5).unwrap()) - (acc * xs[0])) * T::from(0.4).unwrap()).atan();
-    t1 -= (Float::tanh(acc * T::from(1.0).unwrap()) * T::from(0.9).unwrap()).acos();
-    let (p2, q3) = f476(4, (acc.min(acc) * T::from(1.0).unwrap()).sin());
-    let w4 = vec![T::zero(); 2];
-    acc /= (q3 * T::from(0.242).unwrap()).tanh().exp() + T::from(1.25).unwrap();
-    let mut sum5 = ((acc + T::sin(t1 * T::from(0.424).unwrap())) + (p2 * T::from(0.242).unwrap()).atan()) + w4[1];
-    for i6 in 0..w4.len() {
-        sum5 += (w4[i6] * T::from(0.283).unwrap() + ((t1 / (p2.abs() + T::from(0.5).unwrap())) * T::from(0.212).unwrap()).atan()).tanh() * T::from(0.5).unwrap();
+fn f477<T: Float + NumAssign + Sum + Product>(ys: &[T], z: T, n: usize, y: T, x: T, xs: &[T]) -> T {
+    let mut acc = ys[n % 5];
+    for i1 in 0..1 {
+        let mut k2 = 0;
+        loop {
+            k2 += 1;
+            let s4 = ys.iter().map(|&v| v).sum::<T>();
+            if ((x + ys[i1 % ys.len()]) <= x) || k2 >= 1 {
+                break;
+            }
+            acc = ((((acc * T::from(0.8).unwrap()).atan().exp() + T::from(1.0).unwrap()).log2() - (s4 * T::from(0.266).unwrap()).tanh()) * T::from(0.549).unwrap()).atan() * T::from(0.954).unwrap();
+        }
+        acc = ((acc.atan() + ys[3]) * T::from(0.651).unwrap()).atan() * T::from(0.954).unwrap();
+    }
+    let mut sum5 = ((acc * z) - y) + xs[0];
+    for i6 in 0..xs.len() {
+        sum5 += (xs[i6] * T::from(0.298).unwrap() + xs[2].fract()).tanh() * T::from(0.5).unwrap();
     }
     sum5
 }
 
 fn run_f477<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f477(&p[0..3])]
+    vec![f477(&p[0..5], p[5], 1, p[6], p[7], &p[8..12])]
 }
 
 fn vjp_f477(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f477_grad(&p[0..3]);
+    let (y, g) = f477_grad(&p[0..5], p[5], 1, p[6], p[7], &p[8..12]);
     (vec![y], g.flatten())
 }
 // ---- end f477 ----
 
 // ---- f478 ----
 #[differentiate]
-fn f478<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize) -> T {
-    let mut acc = (T::from(0.5).unwrap() / (T::from(0.981).unwrap().exp() + T::from(0.75).unwrap())).fract();
-    let mut t1 = (acc + acc).max(Float::mul_add(xs[n % 5], acc, acc));
-    acc /= (acc - acc).asinh() + T::from(2.944).unwrap();
-    let l2;
-    if (t1 - acc) < T::from(-0.285).unwrap() {
-        l2 = ((((T::exp(acc) * T::from(0.735).unwrap()).atan().exp() + T::from(0.75).unwrap()).log2() - (xs[n % 5] - Float::exp(xs[n - 1]))) * T::from(0.233).unwrap()).tanh();
-    } else {
-        l2 = xs[n % 5];
+fn f478<T>(xs: &[T], ys: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = ys[1];
+    let mut k1 = 0;
+    let r2 = loop {
+        k1 += 1;
+        let s3 = ys.iter().fold((acc * T::from(0.571).unwrap()).sin(), |acc, &v| acc * T::from(0.286).unwrap() + (Float::atan(v.asinh().max(-v) * T::from(1.333).unwrap()) * T::from(0.636).unwrap()));
+        acc = ((acc + Float::powf(ys[0].clamp(T::from(-1.031).unwrap(), T::from(0.369).unwrap()) + T::from(1.531).unwrap(), (acc * T::from(0.571).unwrap()).sin())) * T::from(0.231).unwrap()).atan() * T::from(0.954).unwrap();
+        let w4 = vec![acc; 2];
+        if k1 >= 2 || (acc.atan2(T::from(0.15).unwrap().exp() + T::from(0.75).unwrap()).is_sign_positive()) {
+            break (((ys[1] + s3) - w4[1].atan2(-(acc * acc + T::from(0.5).unwrap()))) * T::from(0.284).unwrap()).sin();
+        }
+    };
+    for (&_, &_) in ys.iter().zip(xs.iter()) {
+        let t7 = xs[0];
+        if ys[0].cosh() < r2 || (-xs[0]) > T::from(0.207).unwrap() {
+            return (xs[0] * xs[0] + T::from(0.5).unwrap()).log10().atan2(T::from(-0.791).unwrap().exp() + T::from(1.0).unwrap());
+        }
+        acc += Float::atan(t7 * T::from(1.333).unwrap()) * T::from(0.636).unwrap();
     }
-    t1 += l2;
-    acc /= (xs[n % 5] + T::from(2.5).unwrap()).log(xs[n % xs.len()].exp() + T::from(2.25).unwrap()).atan().exp() + T::from(1.5).unwrap();
-    acc = acc.to_radians() * ((acc * acc) + T::from(1.75).unwrap()).ln();
-    (acc + t1) + (l2.exp() + T::from(0.5).unwrap()).recip()
+    acc + f465::<T>(ys[0])
 }
 
 fn run_f478<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f478(&p[0..5], 2)]
+    vec![f478(&p[0..2], &p[2..4])]
 }
 
 fn vjp_f478(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f478_grad(&p[0..5], 2);
+    let (y, g) = f478_grad(&p[0..2], &p[2..4]);
     (vec![y], g.flatten())
 }
 // ---- end f478 ----
 
 // ---- f479 ----
 #[differentiate]
-fn f479<T>(x: T, z: T, n: usize, y: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (T::from(n).unwrap() * T::from(0.5).unwrap()).atan().cosh();
-    for i1 in (0..4).rev().step_by(3) {
-        let l2;
-        if T::trunc(z).is_sign_negative() || (xs[i1 % xs.len()] * xs[i1 % xs.len()] + T::from(1.0).unwrap()).hypot(xs[0]) <= T::from(0.638).unwrap() {
-            if xs[1] > T::from(n).unwrap() {
-                continue;
-            }
-            l2 = Float::atan(((xs[n % xs.len()] + y) / (xs[n % xs.len()] * xs[n % xs.len()] + T::from(0.5).unwrap())) * T::from(0.333).unwrap());
-        } else {
-            l2 = ((acc / ((((xs[i1 % 2] - y) + (y % (z.exp() + T::from(0.75).unwrap()))) * T::from(0.444).unwrap()).sin() + T::from(2.0).unwrap())) * T::from(0.443).unwrap()).atan();
-        }
-        let w3 = xs.to_vec();
-        for &_ in xs.iter().rev() {
-            acc -= T::tanh((xs[i1 % xs.len()] * xs[i1 % xs.len()] + T::from(1.0).unwrap()).ln() * T::from(1.131).unwrap()) * T::from(0.5).unwrap();
-        }
-        let t5 = y;
-        acc = (((acc * T::from(0.842).unwrap()) - ((l2 + w3[1]) * t5)) * T::from(0.238).unwrap()).tanh();
-    }
-    acc * x
+fn f479<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, x: T) -> Vec<T> {
+    let mut acc = x;
+    acc = ((acc + (acc * (acc * x))) * T::from(0.41).unwrap()).tanh();
+    let t1 = xs[3];
+    acc += ((xs[0].atan2(xs[3].abs() + T::from(1.0).unwrap()) - x) * T::from(0.43).unwrap()).sin();
+    let mut out2 = vec![acc - T::one(); 3];
+    out2[0] += acc;
+    out2[1] += y;
+    out2[2] = t1;
+    out2[1] = (acc / (xs[1].abs() + T::from(0.5).unwrap())).sin();
+    out2
 }
 
 fn run_f479<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f479(p[0], p[1], 4, p[2], &p[3..5])]
+    f479(&p[0..5], p[5], p[6])
 }
 
-fn vjp_f479(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f479_grad(p[0], p[1], 4, p[2], &p[3..5]);
-    (vec![y], g.flatten())
+fn vjp_f479(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f479_pullback(&p[0..5], p[5], p[6]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f479 ----
 
 // ---- f480 ----
 #[differentiate]
-fn f480<T>(n: usize, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::from(0.5).unwrap().clamp(T::from(-0.375).unwrap(), T::from(1.374).unwrap()).exp2();
-    if ((acc * T::from(0.506).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees().is_sign_positive() {
-        let s1 = xs.iter().map(|&v| v).sum::<T>();
-        for _ in 1..=5 {
-            acc = ((acc.abs() - T::from(n).unwrap()) * T::from(0.154).unwrap()).sin();
-        }
-        acc = (acc * T::from(-0.05).unwrap()) - (s1 * T::from(0.444).unwrap()).tanh();
-    } else if f454::<T>(T::from(-0.29).unwrap(), 1, xs, xs) > T::from(0.604).unwrap() {
-        let s3 = xs.iter().copied().product::<T>();
-        let mut k4 = 0;
-        while k4 < 1 && (acc < T::from(0.626).unwrap()) {
-            k4 += 1;
-            let mut k5 = 0;
-            loop {
-                k5 += 1;
-                let s7: T = xs.iter().map(|&v| v).sum::<T>();
-                let (p8, q9) = f458::<T>((s3 * T::from(0.592).unwrap()).sin());
-                if (s3 > T::from(-1.0).unwrap()) || k5 >= 2 {
-                    break;
-                }
-                acc *= ((((s7 * T::from(0.444).unwrap()).sin() - (p8 * T::from(0.362).unwrap()).sin()) * (q9 * T::from(0.362).unwrap()).sin()) * T::from(1.0).unwrap()).sin();
-            }
-        }
-    } else {
-        let t10 = T::tanh(((xs[n % xs.len()].cos() * T::sin(acc * T::from(0.506).unwrap()).cosh()) + acc) * T::from(0.364).unwrap());
-        acc += t10;
+fn f480<T: Float + NumAssign + Sum + Product>(x: T, z: T, xs: &[T], y: T) -> Vec<T> {
+    let mut acc = xs[1].trunc() + z;
+    for &_ in xs.iter() {
+        let t2 = xs[0];
+        acc /= t2 * t2 + T::from(1.25).unwrap();
     }
-    let mut buf11 = vec![T::zero(); 5];
-    let mut sum12 = acc;
-    for i13 in 0..xs.len() {
-        buf11[0] = (xs[i13] * T::from(0.328).unwrap() + (acc * T::from(0.403).unwrap()).sin()).tanh();
-        buf11[1] = (buf11[0] * T::from(0.481).unwrap()).sin();
-        buf11[2] = (buf11[1] * T::from(0.481).unwrap()).sin();
-        buf11[3] = (buf11[2] * T::from(0.481).unwrap()).sin();
-        buf11[4] = (buf11[3] * T::from(0.481).unwrap()).sin();
-        if buf11[0] > T::zero() {
-            sum12 += buf11[4] * T::from(0.5).unwrap();
-        } else {
-            sum12 -= buf11[4] * buf11[0] * T::from(0.5).unwrap();
+    for &_ in xs.iter() {
+        acc *= ((f472(4, xs[1], xs[1]) / (xs[0].exp() + T::from(0.5).unwrap())) * T::from(0.636).unwrap()).sin();
+        if (xs[1] + xs[0]).is_sign_positive() {
+            continue;
         }
     }
-    (sum12 * T::from(0.7).unwrap()).sin() + sum12
+    acc = (acc * T::from(-0.454).unwrap()) * xs[1];
+    acc /= ((T::from(-0.85).unwrap().cosh() + xs[1]) * T::from(0.693).unwrap()).tanh().exp() + T::from(1.25).unwrap();
+    let mut out4 = vec![-xs[1]; 2];
+    out4[0] += acc;
+    out4[1] = x;
+    out4[0] += y;
+    out4[0] = if T::fract(x) >= T::from(-0.175).unwrap() { acc } else { Float::trunc(xs[1]) };
+    out4
 }
 
 fn run_f480<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f480(2, &p[0..3])]
+    f480(p[0], p[1], &p[2..4], p[4])
 }
 
-fn vjp_f480(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f480_grad(2, &p[0..3]);
-    (vec![y], g.flatten())
+fn vjp_f480(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f480_pullback(p[0], p[1], &p[2..4], p[4]);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f480 ----
 
 // ---- f481 ----
 #[differentiate]
-fn f481<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = T::from(-0.163).unwrap();
-    let (b1, b2) = (acc, Float::tanh((-f470::<T>(acc - acc, acc - acc, acc.cos(), 4)) * T::from(0.18).unwrap()));
-    let (p3, q4) = f432::<T>(acc.exp_m1());
-    acc -= T::min(p3 - T::from(1.486).unwrap(), (acc * acc + T::from(0.75).unwrap()).log2()).atan();
-    let b1 = b1.ceil();
-    let b1 = (-(b1 * b1 + T::from(1.0).unwrap())).cbrt();
-    for _ in 0..5 {
-        for _ in 1..3 {
-            acc += ((b2 - ((p3 * T::from(0.222).unwrap()).sin().exp() + T::from(1.0).unwrap()).recip().clamp(T::from(-0.439).unwrap(), T::from(0.628).unwrap())) * T::from(1.228).unwrap()).atan() * T::from(0.318).unwrap();
-        }
-        let w7 = vec![T::zero(); 5];
-        acc = ((acc - w7[2]) * T::from(0.297).unwrap()).sin();
+fn f481<T: Float + NumAssign + Sum + Product>(x: T, y: T) -> T {
+    let acc = T::atan(f465(x) * T::from(0.374).unwrap());
+    if (x / (y.abs() + T::from(1.0).unwrap())) > acc {
+        return acc;
     }
-    ((((acc * x) + (q4 * T::from(0.222).unwrap()).tanh()) + b1) * T::from(0.16).unwrap()).tanh()
+    let t1 = y;
+    let t2 = (T::from(0.536).unwrap() * T::from(0.9).unwrap()).atanh() / (T::from(-0.986).unwrap().to_radians() * T::from(-0.986).unwrap().to_radians() + T::from(0.75).unwrap());
+    (acc * t1) + t2
 }
 
 fn run_f481<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f481(p[0])]
+    vec![f481(p[0], p[1])]
 }
 
 fn vjp_f481(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f481_grad(p[0]);
+    let (y, g) = f481_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f481 ----
 
 // ---- f482 ----
 #[differentiate]
-fn f482<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = xs[0];
-    if (acc * acc) < acc {
-        let t1 = ((T::from(0.5).unwrap() - acc).mul_add(xs[0], xs[1] / (acc + T::from(2.5).unwrap())) * T::from(0.444).unwrap()).sin();
-        acc -= acc;
-        acc /= t1.exp() + T::from(1.0).unwrap();
+fn f482<T: Float + NumAssign + Sum + Product>(z: T, y: T, n: usize, x: T) -> T {
+    let mut acc = z;
+    if !(acc.max(y).is_sign_positive()) && (z * T::from(n).unwrap()) <= T::from(-0.954).unwrap() {
+        acc += (((z.exp_m1() % ((-x) + T::from(2.25).unwrap())) - acc) * T::from(0.38).unwrap()).sin();
+        let w1 = vec![((acc / (acc.abs() + T::from(0.5).unwrap())) * T::from(0.4).unwrap()).tanh(); 3];
+        acc -= w1[1];
     }
-    acc = (((acc * T::from(-0.516).unwrap()) - (acc + acc)) * T::from(0.264).unwrap()).atan();
-    acc
+    let mut t2 = (Float::tanh(y * T::from(1.333).unwrap()) * T::from(0.05).unwrap()).to_degrees();
+    match n {
+        1 => {
+            acc /= (Float::sqrt((z / (T::from(n).unwrap().abs() + T::from(0.5).unwrap())) + T::from(3.75).unwrap()) * ((T::one() * z) / (T::atan((y + acc) * T::from(0.4).unwrap()) + T::from(2.071).unwrap()))).abs() + T::from(1.5).unwrap();
+            let mut k3 = 0;
+            while k3 < 4 && ((T::from(n).unwrap() * x) < x) {
+                k3 += 1;
+                let t4 = (f446((T::from(n).unwrap() * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.226).unwrap()).tanh();
+                acc = (acc * T::from(-0.06).unwrap()) + t4;
+            }
+        }
+        2 | 3 => {
+            let u5 = f461(T::tanh((T::from(1.203).unwrap() * T::from(1.203).unwrap() + T::from(1.0).unwrap()).sqrt() * T::from(1.278).unwrap()), (f446((t2 * T::from(0.698).unwrap()).tanh()) * T::from(0.226).unwrap()).atan() * T::from(0.954).unwrap(), (t2 * T::from(0.698).unwrap()).tanh());
+            t2 = (((-(t2 * t2 + T::from(1.0).unwrap())).cbrt() * u5[0]) * T::from(0.256).unwrap()).tanh();
+        }
+        _ => {
+            t2 += (f442::<T>(T::atan((y / (y.abs() + T::from(0.5).unwrap())) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), Float::min(z, x), Float::tanh((t2 * y) * T::from(0.465).unwrap())) * T::from(0.19).unwrap()).tanh();
+        }
+    }
+    Float::tanh(((acc + t2) * Float::exp(t2.atan())) * T::from(0.056).unwrap())
 }
 
 fn run_f482<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f482(&p[0..3])]
+    vec![f482(p[0], p[1], 3, p[2])]
 }
 
 fn vjp_f482(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f482_grad(&p[0..3]);
+    let (y, g) = f482_grad(p[0], p[1], 3, p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f482 ----
 
 // ---- f483 ----
 #[differentiate]
-fn f483<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let mut acc = T::tanh(ys.windows(2).map(|q_w| q_w[0] * q_w[1]).sum::<T>() * T::from(0.296).unwrap());
-    let s1: T = ys.iter().copied().sum::<T>();
-    for _ in ys.iter() {
-        let w3 = xs.iter().map(|&q_el| q_el * ((ys[2] + s1) * T::from(0.266).unwrap()).sin()).collect::<Vec<_>>();
-        acc = (((acc * T::from(-0.074).unwrap()) - w3[1]) * T::from(1.069).unwrap()).atan() * T::from(0.636).unwrap();
-    }
-    acc
+fn f483<T>(x: T, n: usize) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = f462(x.asinh(), x, (x.clamp(((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), ((x * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) * T::from(0.889).unwrap()).tanh());
+    let t1 = Float::tanh(((acc + acc) + T::from(4.75).unwrap()).powf((f446(Float::atan(((T::from(n).unwrap() * T::from(0.5).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()) * T::from(0.954).unwrap()) * T::from(0.226).unwrap()).sin()) * T::from(0.171).unwrap());
+    acc /= x.exp() + T::from(1.0).unwrap();
+    let t2 = T::from(0.122).unwrap() / (t1.abs() + T::from(1.0).unwrap());
+    (acc + t2) + (acc.atan2(-(t1.abs() + T::from(1.0).unwrap())) - T::acos(T::from(n).unwrap().sin() * T::from(0.85).unwrap()))
 }
 
 fn run_f483<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f483(&p[0..5], &p[5..9])]
+    vec![f483(p[0], 1)]
 }
 
 fn vjp_f483(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f483_grad(&p[0..5], &p[5..9]);
+    let (y, g) = f483_grad(p[0], 1);
     (vec![y], g.flatten())
 }
 // ---- end f483 ----
 
 // ---- f484 ----
 #[differentiate]
-fn f484<T>(n: usize, x: T, y: T) -> T
+fn f484<T>(z: T, x: T, y: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = (y - x).mul_add(Float::tanh(T::log(T::from(n).unwrap() * T::from(n).unwrap() + T::from(0.75).unwrap(), y.abs() + T::from(2.0).unwrap()) * T::from(0.491).unwrap()), Float::signum(T::from(n).unwrap()));
-    for _ in (0..5).rev() {
-        let (b2, b3) = ((acc * T::from(0.222).unwrap()).atan(), ((((T::one().abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() - acc.max(acc)) * T::from(0.199).unwrap()).tanh());
-        acc *= ((b2 + b3) * T::from(0.777).unwrap()).tanh();
+    let mut acc = T::from(0.203).unwrap();
+    if acc.ceil() < T::from(0.612).unwrap() {
+        return y + (z - z);
     }
-    acc /= ((acc - acc.atan()).max((T::from(0.219).unwrap() + x) + (acc * x)) * T::from(0.259).unwrap()).tanh().exp() + T::from(1.5).unwrap();
-    let mut w4 = Vec::with_capacity(3);
-    for _ in 0..3 {
-        w4.push(T::log((acc / ((acc * T::from(0.285).unwrap()).tanh() * (acc * T::from(0.285).unwrap()).tanh() + T::from(1.0).unwrap())).abs() + T::from(1.0).unwrap(), y.abs() + T::from(2.5).unwrap()));
-    }
-    let l6;
-    if f470(((-w4[2]) * T::from(0.666).unwrap()).tanh(), T::atan((w4[n % w4.len()] - acc) * T::from(0.285).unwrap()) * T::from(0.954).unwrap(), ((acc - acc) * T::from(0.25).unwrap()).tanh(), n) < T::from(-0.954).unwrap() || (w4[0] / (acc.abs() + T::from(0.75).unwrap())) <= T::from(-1.054).unwrap() {
-        l6 = (((y + acc).atan() - ((w4[n % 3] * w4[n % 3] + T::from(0.75).unwrap()).log10() * ((T::from(n).unwrap() * acc) * T::from(0.125).unwrap()).atan())) * T::from(0.288).unwrap()).tanh();
+    if x.is_sign_positive() {
+        let l1;
+        if (acc + acc) >= T::from(-0.124).unwrap() {
+            let mut k2 = 0;
+            let r3 = loop {
+                k2 += 1;
+                if y.exp2().is_sign_positive() {
+                    acc *= (acc * T::from(0.624).unwrap()).tanh();
+                    let w4 = vec![acc.cos(), z - y, x + z];
+                    acc *= (w4[2] * T::from(0.666).unwrap()).atan() * T::from(0.636).unwrap();
+                }
+                let w5 = vec![T::zero(); 2];
+                let (b6, b7) = (T::clamp(y / (Float::tanh(acc * T::from(0.624).unwrap()).exp() + T::from(0.75).unwrap()), Float::tanh(x.atan() * T::from(1.273).unwrap()) - T::from(1.25).unwrap(), T::from(0.435).unwrap() + T::from(1.25).unwrap()), ((acc + T::from(4.203).unwrap()).hypot(T::one() - z) * T::from(0.201).unwrap()).tanh());
+                if k2 >= 3 || ((w5[1] - T::one()) > w5[1] && (x * w5[0]) >= T::from(0.0).unwrap()) {
+                    break T::ln_1p(((acc + w5[0]) * (acc + w5[0]) + T::from(0.75).unwrap()) - T::from(0.75).unwrap());
+                }
+                acc = ((acc - (b6 * b7)) * T::from(0.366).unwrap()).atan() * T::from(0.129).unwrap();
+            };
+            acc = (-(acc + T::from(0.954).unwrap())).cbrt() + r3;
+            l1 = x;
+        } else {
+            l1 = f482(acc / (T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(1.0).unwrap()), T::from(0.149).unwrap(), 2, z);
+        }
+        let t8 = ((y + l1) / (T::sin((y + acc) * T::from(0.397).unwrap()) * T::sin((y + acc) * T::from(0.397).unwrap()) + T::from(1.0).unwrap())).floor();
+        acc /= t8 + T::from(5.25).unwrap();
     } else {
-        l6 = x;
+        let t9 = acc;
+        acc = (acc * T::from(-0.582).unwrap()) + t9;
     }
-    acc /= f481(T::sin(((T::one().abs() + T::from(0.75).unwrap()) + T::one()).acosh() * T::from(1.197).unwrap())).exp() + T::from(1.0).unwrap();
-    let mut buf7 = vec![T::zero(); 3];
-    let mut sum8 = (acc + l6) + (w4[n % 3] + T::ceil(l6));
-    for i9 in 0..w4.len() {
-        buf7[0] = (w4[i9] * T::from(0.736).unwrap() + (w4[n % w4.len()].tanh() * T::from(0.9).unwrap()).asin()).tanh();
-        buf7[1] = (buf7[0] * T::from(0.370).unwrap()).sin();
-        buf7[2] = (buf7[1] * T::from(0.370).unwrap()).sin();
-        sum8 += buf7[2] * buf7[0] * T::from(0.5).unwrap();
-    }
-    (sum8 * T::from(0.7).unwrap()).sin() + sum8
+    acc - (-((x - T::from(1.433).unwrap()).abs() + T::from(1.0).unwrap())).cbrt()
 }
 
 fn run_f484<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f484(1, p[0], p[1])]
+    vec![f484(p[0], p[1], p[2])]
 }
 
 fn vjp_f484(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f484_grad(1, p[0], p[1]);
+    let (y, g) = f484_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f484 ----
 
 // ---- f485 ----
 #[differentiate]
-fn f485<T: Float + NumAssign + Sum + Product>(n: usize, ys: &[T], xs: &[T], x: T) -> Vec<T> {
-    let mut acc = ys[n % ys.len()];
-    let t1 = ys[4];
-    let t1 = ((t1 * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap()).acos();
-    acc = (((acc * T::from(-0.65).unwrap()) + ((x + x) * x)) * T::from(0.365).unwrap()).tanh();
-    match n {
-        1 => {
-            let mut k2 = 0;
-            while k2 < 3 && (ys[n - 1] >= t1) {
-                k2 += 1;
-                let mut k3 = 0;
-                while (ys[n - 1].is_sign_positive()) && k3 < 2 {
-                    k3 += 1;
-                    if x < xs[n % xs.len()] {
-                        break;
-                    }
-                    acc = (((acc * T::from(0.482).unwrap()) + (-ys[n % ys.len()])) * T::from(0.583).unwrap()).atan() * T::from(0.636).unwrap();
-                }
-            }
-        }
-        2 | 3 => {
-            acc = (acc * T::from(0.58).unwrap()) + xs[n % xs.len()].powi(3);
-        }
-        _ => {
-            acc = acc + (xs[n % 3] / (t1.atan().exp() + T::from(0.5).unwrap()));
-        }
+fn f485<T>(xs: &[T]) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = T::from(0.5).unwrap();
+    acc = acc.ceil() - T::log(acc.abs() + T::from(1.0).unwrap(), acc.abs() * acc.abs() + T::from(2.0).unwrap());
+    let mut w1 = Vec::with_capacity(3);
+    for _ in 0..3 {
+        w1.push(T::from(-1.211).unwrap() * (acc * T::from(0.393).unwrap()).sin());
     }
-    let mut out4 = xs[1..].to_vec();
-    out4[0] += acc;
-    out4[0] = (x.abs() + T::from(0.75).unwrap()).ln() * t1;
-    out4
+    acc += w1[0];
+    let mut sum3 = acc * xs[0];
+    for i4 in 0..w1.len() {
+        sum3 += (w1[i4] * T::from(0.392).unwrap() + w1[0]).tanh() * T::from(0.5).unwrap();
+    }
+    sum3
 }
 
 fn run_f485<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f485(2, &p[0..5], &p[5..8], p[8])
+    vec![f485(&p[0..3])]
 }
 
-fn vjp_f485(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f485_pullback(2, &p[0..5], &p[5..8], p[8]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f485(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f485_grad(&p[0..3]);
+    (vec![y], g.flatten())
 }
 // ---- end f485 ----
 
 // ---- f486 ----
 #[differentiate]
-fn f486<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, x: T) -> (T, T) {
-    let mut acc = x;
-    for i1 in (0..2).rev().step_by(2) {
-        let t2 = (((x + xs[0]) + T::from(i1).unwrap()) * T::from(0.4).unwrap()).atan();
-        acc = (((acc * T::from(0.375).unwrap()) + t2) * T::from(0.797).unwrap()).tanh();
+fn f486<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T]) -> T {
+    let mut acc = T::from(0.5).unwrap();
+    let s1: T = xs.iter().map(|v| (((*v + *v) * T::from(0.666).unwrap()).tanh().exp() + T::from(0.5).unwrap()).ln()).sum::<T>();
+    acc /= ((-((acc - s1) / (Float::clamp(acc, acc - T::from(1.25).unwrap(), (s1 * T::from(0.228).unwrap()).tanh() + T::from(1.25).unwrap()).abs() + T::from(0.75).unwrap()))) * T::from(0.161).unwrap()).sin().exp() + T::from(1.0).unwrap();
+    acc += (s1 * T::from(0.228).unwrap()).tanh();
+    let mut buf2 = vec![T::zero(); 4];
+    let mut sum3 = (acc + T::from(n).unwrap()) + ys[1];
+    for i4 in 0..xs.len() {
+        buf2[0] = (xs[i4] * T::from(0.375).unwrap() + ys[2] + buf2[3] * T::from(0.5).unwrap()).tanh();
+        for j5 in 1..4 {
+            buf2[j5] = (buf2[j5 - 1] * T::from(0.371).unwrap()).sin();
+        }
+        if buf2[0] > T::zero() {
+            sum3 += buf2[3] * T::from(0.5).unwrap();
+        } else {
+            sum3 -= buf2[3] * buf2[0] * T::from(0.5).unwrap();
+        }
     }
-    let mut w3 = vec![y; 3];
-    w3[2] *= ((acc.exp() + T::from(1.0).unwrap()).powf(T::atan((f471::<T>(xs, acc, 4, xs) + (y.exp() + T::from(0.5).unwrap()).powf(y)) * T::from(0.052).unwrap())) * T::from(0.138).unwrap()).tanh();
-    (acc, ((acc - xs[0]) * (x / (T::from(-0.25).unwrap() * T::from(-0.25).unwrap() + T::from(1.0).unwrap()))) - w3[0])
+    (sum3 * T::from(0.7).unwrap()).sin() + sum3
 }
 
 fn run_f486<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f486(&p[0..3], p[3], p[4]);
-    vec![a, b]
+    vec![f486(3, &p[0..5], &p[5..10])]
 }
 
-fn vjp_f486(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f486_pullback(&p[0..3], p[3], p[4]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+fn vjp_f486(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f486_grad(3, &p[0..5], &p[5..10]);
+    (vec![y], g.flatten())
 }
 // ---- end f486 ----
 
 // ---- f487 ----
 #[differentiate]
-fn f487<T>(x: T, xs: &[T], y: T, ys: &[T]) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = -(x / (x * x + T::from(0.75).unwrap()));
-    let mut t1 = T::atan(((acc.exp() * T::from(0.27).unwrap()).atan() * acc.atan2(acc.abs() + T::from(1.0).unwrap())) * T::from(0.405).unwrap());
-    t1 = (((t1 * T::from(0.834).unwrap()) + (y.abs() - (xs[1] * ys[2]))) * T::from(0.395).unwrap()).sin();
-    for _ in 1..=2 {
-        let w3 = vec![T::zero(); 4];
-        t1 = T::sin((t1 - w3[1]) * T::from(0.666).unwrap());
+fn f487<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], x: T, ys: &[T]) -> T {
+    let mut acc = (((xs[1] - xs[0]) + x) * T::from(0.444).unwrap()).sin();
+    let s1 = { let mut acc2 = T::zero(); for k3 in 0..3 { acc2 = acc2 + xs[k3] * xs[3 - 1 - k3]; } acc2 };
+    acc += (xs[0].cos() * xs[0].cos() + T::from(0.5).unwrap()).log((x.atan2(x.exp() + T::from(0.75).unwrap()) * T::from(0.636).unwrap()).sin().exp() + T::from(2.0).unwrap());
+    acc -= T::from(1.743).unwrap();
+    if (s1 / (T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(0.75).unwrap())) <= T::from(-0.31).unwrap() {
+        if y.signum() <= T::from(0.524).unwrap() {
+            let s4: T = ys.iter().map(|&v| v).sum::<T>();
+            acc = ((Float::round(acc) + s4) * T::from(0.258).unwrap()).tanh();
+        } else {
+            let b5 = {
+                let c6 = T::tanh(T::powf((((T::atan(y * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).acos() * T::from(0.636).unwrap()).atan().exp() + T::from(0.75).unwrap(), Float::powi((acc * T::from(0.534).unwrap()).tanh(), 3)) * T::from(0.269).unwrap());
+                c6 - (((s1 * T::from(0.296).unwrap()).tanh().exp() + T::from(1.0).unwrap()).log2() % (y * y + T::from(1.0).unwrap()))
+            };
+            acc /= Float::tanh(b5 * T::from(0.673).unwrap()).exp() + T::from(1.0).unwrap();
+        }
+        let b7 = {
+            let c8 = y;
+            (((x * y) - (c8 + ys[1])) * T::from(0.38).unwrap()).tanh()
+        };
+        acc = ((acc - b7) * T::from(0.421).unwrap()).sin();
     }
-    for i4 in 0..xs.len() {
-        let t5 = T::from(i4).unwrap();
-        t1 -= T::tanh(t5 * T::from(1.0).unwrap());
+    let mut sum9 = acc + acc;
+    for i10 in 0..xs.len() {
+        sum9 += (xs[i10] * T::from(0.856).unwrap() + -y).tanh() * T::from(0.5).unwrap();
     }
-    let mut out6 = vec![((T::one() * T::one() + T::from(1.0).unwrap()) + T::one()).acosh(), x * acc];
-    out6[0] += acc;
-    out6[1] += t1;
-    out6[1] = (((-xs[1]) - t1) * T::from(0.444).unwrap()).tanh();
-    out6
+    sum9
 }
 
 fn run_f487<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f487(p[0], &p[1..3], p[3], &p[4..8])
+    vec![f487(p[0], &p[1..4], p[4], &p[5..7])]
 }
 
-fn vjp_f487(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f487_pullback(p[0], &p[1..3], p[3], &p[4..8]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+fn vjp_f487(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, g) = f487_grad(p[0], &p[1..4], p[4], &p[5..7]);
+    (vec![y], g.flatten())
 }
 // ---- end f487 ----
 
 // ---- f488 ----
 #[differentiate]
-fn f488<T: Float + NumAssign + Sum + Product>(z: T, ys: &[T], x: T, y: T, xs: &[T]) -> T {
-    let mut acc = (x / (xs[1].exp() + T::from(0.75).unwrap())).tanh();
-    let t1 = xs[1];
-    if ((z.exp() + T::from(0.75).unwrap()) + T::one()).acosh() <= T::from(0.723).unwrap() {
-        let t2 = x - xs[0];
-        let s3: T = { let mut acc4 = T::zero(); for k5 in 0..2 { acc4 = acc4 + xs[k5] * xs[2 - 1 - k5]; } acc4 };
-        acc += t2 + Float::tanh(s3 * T::from(0.444).unwrap());
-    } else {
-        if (T::one() + y) >= T::from(-0.126).unwrap() {
-            let t6 = ((y % (ys[2] * ys[2] + T::from(0.75).unwrap())).tanh().tan().sin() * T::from(0.85).unwrap()).acos();
-            acc -= t6;
-        } else {
-            let w7 = vec![y.tanh().tan(); 5];
-            let s8 = w7.iter().fold(T::tanh(xs[0] * T::from(1.333).unwrap()), |acc, &v| acc * T::from(0.495).unwrap() + ((v * v).max(Float::ln(v.exp() + T::from(1.0).unwrap())) * T::from(0.762).unwrap()).tanh());
-            acc = (acc * T::from(0.654).unwrap()) + s8;
+fn f488<T: Float + NumAssign + Sum + Product>(z: T, y: T, x: T, ys: &[T], xs: &[T]) -> T {
+    let mut acc = T::sin(((ys[1] * z) - (x * xs[0])) * T::from(0.444).unwrap());
+    acc += (ys[1] / ((y / (acc.abs() + T::from(0.5).unwrap())) * (y / (acc.abs() + T::from(0.5).unwrap())) + T::from(1.0).unwrap())).signum();
+    if f463(ys) >= T::from(0.5).unwrap() {
+        let mut k1 = 0;
+        while k1 < 1 && ((z + ys[2]) >= acc && Float::acos(xs[3].sin() * T::from(0.85).unwrap()).is_sign_positive()) {
+            k1 += 1;
+            acc -= ((y - ((acc * acc + T::from(1.0).unwrap()) + T::one()).acosh()) * T::from(0.435).unwrap()).tanh();
         }
-        let s9 = xs.iter().copied().product::<T>();
-        acc /= (s9 * T::from(0.888).unwrap()).tanh().exp() + T::from(1.5).unwrap();
+        let t2 = ((y + (x - xs[3])).tanh() * T::from(0.9).unwrap()).acos();
+        acc -= t2;
+    } else if (acc / (xs[3] + T::from(2.0).unwrap())) < xs[3] {
+        acc *= ((f472::<T>(2, ((xs[3] + T::from(2.5).unwrap()).log10() * T::from(0.961).unwrap()).sin(), -x) / (acc.clamp((ys[0] * T::from(1.333).unwrap()).tanh() - T::from(1.25).unwrap(), (T::atan(ys[2] * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap()) + T::from(3.0).unwrap())) * T::from(0.954).unwrap()).sin();
+    } else {
+        acc /= xs[1].abs() + T::from(1.25).unwrap();
     }
-    let mut sum10 = (acc + t1) * z.clamp(T::from(-0.65).unwrap(), T::from(0.738).unwrap());
-    for i11 in 0..xs.len() {
-        sum10 += (xs[i11] * T::from(0.744).unwrap() + xs[1] - xs[0]).tanh() * T::from(0.5).unwrap();
-    }
-    sum10
+    Float::sin((acc * (((z - x) * T::from(0.666).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.113).unwrap())
 }
 
 fn run_f488<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f488(p[0], &p[1..6], p[6], p[7], &p[8..10])]
+    vec![f488(p[0], p[1], p[2], &p[3..7], &p[7..12])]
 }
 
 fn vjp_f488(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f488_grad(p[0], &p[1..6], p[6], p[7], &p[8..10]);
+    let (y, g) = f488_grad(p[0], p[1], p[2], &p[3..7], &p[7..12]);
     (vec![y], g.flatten())
 }
 // ---- end f488 ----
 
 // ---- f489 ----
 #[differentiate]
-fn f489<T>(xs: &[T], x: T) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    for _ in (0..1).rev() {
-        let t2 = T::one().sin() % (acc.asinh() + T::from(2.648).unwrap());
-        acc = ((acc * t2) * T::from(0.8).unwrap()).sin();
+fn f489<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T], z: T) -> (T, T) {
+    let mut acc = (xs[1] * z).fract();
+    for i1 in 0..1 {
+        for i2 in 0..xs.len() {
+            let (p3, q4) = f444(((z / (y + T::from(2.0).unwrap())) * T::from(0.666).unwrap()).tanh(), (f442::<T>(y, (f446((T::hypot(xs[xs.len() - 1 - i2].exp() + T::from(0.5).unwrap(), xs[1]) * T::from(0.308).unwrap()).tanh()) * T::from(0.226).unwrap()).sin(), (T::from(-1.58).unwrap() * T::from(1.265).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.19).unwrap()).sin(), 4, ((y - xs[xs.len() - 1 - i1]) * T::from(0.666).unwrap()).tanh());
+            acc *= T::atan(((p3 * T::from(0.221).unwrap()).tanh() - (q4 * T::from(0.221).unwrap()).tanh()) * T::from(1.0).unwrap()) * T::from(0.636).unwrap();
+        }
+        acc = ((T::abs(acc) + (acc - T::abs(T::from(-1.934).unwrap()))) * T::from(0.337).unwrap()).tanh();
     }
-    let t3 = Float::acos(x.sin() * T::from(0.85).unwrap()).atan();
-    let s4 = xs.iter().zip(xs).map(|(a, b)| *a * *b).sum::<T>();
-    let mut out5 = xs[1..3].to_vec();
-    out5[0] += acc;
-    out5[1] += t3;
-    out5[0] += (s4 * T::from(0.222).unwrap()).tanh();
-    out5[0] = ((xs[1].tanh() * T::from(0.9).unwrap()).asin().ceil() * T::from(0.482).unwrap()).tanh();
-    out5
+    (acc, ((x * x) * (y + y)) + x)
 }
 
 fn run_f489<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f489(&p[0..4], p[4])
+    let (a, b) = f489(p[0], p[1], &p[2..5], p[5]);
+    vec![a, b]
 }
 
 fn vjp_f489(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f489_pullback(&p[0..4], p[4]);
-    (y.flatten(), pullback.backward(c.to_vec()).flatten())
+    let (y, pullback) = f489_pullback(p[0], p[1], &p[2..5], p[5]);
+    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f489 ----
 
 // ---- f490 ----
 #[differentiate]
-fn f490<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
-    let mut acc = x;
-    acc += x.round().floor();
-    acc = ((acc.signum() + ((xs[4] + xs[2]) - (x % (T::tanh(acc * T::from(0.4).unwrap()) * T::tanh(acc * T::from(0.4).unwrap()) + T::from(1.0).unwrap())))) * T::from(0.363).unwrap()).tanh();
-    let mut t1 = acc;
-    for &_ in xs.iter() {
-        acc += Float::tanh(((T::from(0.5).unwrap().abs() + T::from(0.75).unwrap()).sqrt() + (t1 * T::from(0.333).unwrap()).sin().sinh()).asinh() * T::from(1.172).unwrap());
-        let t3 = xs[2];
-        t1 -= (t3 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-    }
-    acc = T::tanh((Float::asinh(acc) * ((xs[0] + xs[0]) + (xs[3] + xs[0]))) * T::from(0.133).unwrap());
-    let mut w4 = Vec::with_capacity(4);
-    for _ in 0..4 {
-        w4.push(T::sin((Float::to_degrees((x * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()) * T::from(0.698).unwrap()).atan().exp2() * T::from(0.415).unwrap()));
-    }
-    t1 /= ((x * Float::tanh(f464(acc.signum(), Float::atan(t1 * T::from(0.333).unwrap()) * T::from(0.954).unwrap(), xs, ((xs[2] + t1) * T::from(0.266).unwrap()).tanh()) * T::from(0.191).unwrap())).abs() + T::from(0.5).unwrap()).powf(w4[0]).abs() + T::from(1.0).unwrap();
-    let mut buf6 = vec![T::zero(); 3];
-    let mut sum7 = acc + (t1 * T::from(0.333).unwrap()).sin();
-    for i8 in 0..xs.len() {
-        buf6[0] = (xs[i8] * T::from(0.243).unwrap() + acc * xs[2]).tanh();
-        buf6[1] = (buf6[0] * T::from(0.519).unwrap()).sin();
-        buf6[2] = (buf6[1] * T::from(0.519).unwrap()).sin();
-        if buf6[0] > T::zero() {
-            sum7 += buf6[2] * T::from(0.5).unwrap();
-        } else {
-            sum7 -= buf6[2] * buf6[0] * T::from(0.5).unwrap();
+fn f490<T>(ys: &[T], xs: &[T], y: T, x: T, n: usize) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = x.signum();
+    let mut k1 = 0;
+    while (acc.atan2(-(T::tanh(acc * T::from(0.666).unwrap()).exp() + T::from(1.0).unwrap())) >= T::from(-0.298).unwrap()) && k1 < 2 {
+        k1 += 1;
+        if !((ys[n % 3] * ys[n % ys.len()]).is_sign_positive()) && (T::from(1.805).unwrap() + xs[1]).is_sign_negative() {
+            continue;
         }
+        acc *= ((xs[1] * xs[1] + T::from(0.75).unwrap()).log2() * T::from(1.213).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    (sum7 * T::from(0.7).unwrap()).sin() + sum7
+    acc + y
 }
 
 fn run_f490<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f490(&p[0..5], p[5])]
+    vec![f490(&p[0..3], &p[3..7], p[7], p[8], 3)]
 }
 
 fn vjp_f490(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f490_grad(&p[0..5], p[5]);
+    let (y, g) = f490_grad(&p[0..3], &p[3..7], p[7], p[8], 3);
     (vec![y], g.flatten())
 }
 // ---- end f490 ----
 
 // ---- f491 ----
 #[differentiate]
-fn f491<T>(x: T, z: T, xs: &[T], y: T, n: usize) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::from(-1.076).unwrap();
-    for &_ in xs.iter() {
-        acc += ((z.cosh() + acc) * T::from(0.237).unwrap()).tanh();
-        let (b2, b3) = (Float::clamp(x, ((acc - xs[n - 1]) * T::from(0.263).unwrap()).tanh() - T::from(1.25).unwrap(), (acc * T::from(0.329).unwrap()).tanh() + T::from(1.25).unwrap()), xs[n % 5]);
-        acc = (((acc * T::from(-0.215).unwrap()) + (b2 - b3)) * T::from(0.395).unwrap()).atan() * T::from(0.685).unwrap();
+fn f491<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T]) -> T {
+    let mut acc = ys[1] * (T::one() / (ys[0].exp() + T::from(1.0).unwrap()));
+    acc = acc + acc;
+    let t1 = (f484::<T>(T::from(0.5).unwrap(), Float::cos(acc), ((xs[2] + acc) * T::from(0.444).unwrap()).tanh()).ceil() * T::from(0.327).unwrap()).sin();
+    let mut w2 = Vec::with_capacity(3);
+    for _ in 0..3 {
+        w2.push((-(acc.abs() + T::from(0.75).unwrap())).cbrt() * ((xs[1] * t1) * T::from(0.333).unwrap()).sin());
     }
-    let mut buf4 = vec![T::zero(); 4];
-    let mut sum5 = (((acc - y) - (x.exp_m1() - xs[0].tanh().tan())) * T::from(0.146).unwrap()).tanh();
-    for i6 in 0..xs.len() {
-        buf4[0] = (xs[i6] * T::from(0.515).unwrap() + xs[0] * y).tanh();
-        for j7 in 1..4 {
-            buf4[j7] = (buf4[j7 - 1] * T::from(0.591).unwrap()).sin();
+    w2[n % 3] *= Float::tanh(T::from(n).unwrap() * T::from(0.5).unwrap());
+    let mut k4 = 0;
+    loop {
+        k4 += 1;
+        let t6 = (f483(T::from(n).unwrap().signum(), n).min((t1 - w2[n % w2.len()]) - T::from(-0.163).unwrap()) * T::from(0.18).unwrap()).tanh();
+        if ((T::from(n).unwrap() * xs[n % 3]) > T::from(1.293).unwrap()) || k4 >= 4 {
+            break;
         }
-        sum5 += buf4[3] * buf4[0] * T::from(0.5).unwrap();
+        acc = (acc * T::from(0.098).unwrap()) - t6;
     }
-    (sum5 * T::from(0.7).unwrap()).sin() + sum5
+    let t7 = xs[n % xs.len()];
+    acc + t7
 }
 
 fn run_f491<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f491(p[0], p[1], &p[2..7], p[7], 1)]
+    vec![f491(2, &p[0..3], &p[3..6])]
 }
 
 fn vjp_f491(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f491_grad(p[0], p[1], &p[2..7], p[7], 1);
+    let (y, g) = f491_grad(2, &p[0..3], &p[3..6]);
     (vec![y], g.flatten())
 }
 // ---- end f491 ----
 
 // ---- f492 ----
 #[differentiate]
-fn f492<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> T {
-    let mut acc = -xs[1].max(xs[0]);
+fn f492<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], n: usize) -> Vec<T> {
+    let mut acc = (T::from(0.857).unwrap().exp() + T::from(0.75).unwrap()).recip().fract();
     for v1 in xs.iter().copied() {
-        for _ in 0..3 {
-            let t3 = v1;
-            let t3 = (T::exp2(t3) * T::from(0.446).unwrap()).tanh();
-            let mut t4 = v1;
-            t4 = T::tanh((t4.abs() + (Float::powi((acc * T::from(0.571).unwrap()).sin(), 2) * (acc.clamp((T::atan(acc * T::from(0.571).unwrap()) * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), T::from(0.042).unwrap() + T::from(1.25).unwrap()) - t3))) * T::from(0.421).unwrap());
-            acc += (t4 * T::from(2.0).unwrap()).tanh() * T::from(0.333).unwrap();
+        if (v1 * acc).is_sign_positive() {
+            let mut k2 = 0;
+            while ((acc - ys[n % ys.len()]) > T::from(-1.507).unwrap()) && k2 < 3 {
+                k2 += 1;
+                match n {
+                    1 => {
+                        let w3 = vec![ys[1], T::one() / (acc + T::from(3.5).unwrap()), Float::abs(v1)];
+                        let w4 = xs.to_vec();
+                        acc *= ((w3[1] + w4[0]) * T::from(0.571).unwrap()).tanh();
+                    }
+                    2 | 3 => {
+                        acc *= (acc * T::from(0.666).unwrap()).tanh();
+                        let s5: T = ys.iter().copied().product::<T>();
+                        acc *= (s5 * T::from(0.395).unwrap()).tanh();
+                    }
+                    _ => {
+                        acc /= v1.abs() + T::from(1.25).unwrap();
+                    }
+                }
+            }
+            acc /= xs[1] * xs[1] + T::from(1.25).unwrap();
+            acc /= T::atanh(v1.tanh() * T::from(0.9).unwrap()).tanh().tan() + T::from(3.058).unwrap();
         }
-        for (&_, &_) in xs.iter().zip(xs) {
-            acc = ((acc.atan() + (xs[0] * xs[1]).fract()) * T::from(0.777).unwrap()).tanh();
-        }
-        let t7 = Float::tanh(((v1 / (acc + T::from(4.0).unwrap())) - T::hypot(xs[1], v1.abs() + T::from(2.0).unwrap())) * T::from(0.25).unwrap());
-        acc *= t7;
     }
-    let mut sum8 = acc + (if xs[0].floor() > T::from(0.438).unwrap() { xs[1] } else { T::from(-0.666).unwrap() });
-    for i9 in 0..xs.len() {
-        sum8 += (xs[i9] * T::from(0.346).unwrap() + T::from(0.5).unwrap().mul_add(T::from(1.717).unwrap(), T::from(-0.125).unwrap())).tanh() * T::from(0.5).unwrap();
-    }
-    sum8
+    let mut out6 = vec![ys[1] % (acc + T::from(2.0).unwrap()); 2];
+    out6[0] += acc;
+    out6[1] = xs[n % 2] * ys[0];
+    out6
 }
 
 fn run_f492<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f492(&p[0..2])]
+    f492(&p[0..2], &p[2..6], 1)
 }
 
-fn vjp_f492(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f492_grad(&p[0..2]);
-    (vec![y], g.flatten())
+fn vjp_f492(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, pullback) = f492_pullback(&p[0..2], &p[2..6], 1);
+    (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f492 ----
 
 // ---- f493 ----
 #[differentiate]
-fn f493<T: Float + NumAssign + Sum + Product>(n: usize, z: T, x: T, y: T) -> T {
-    let mut acc = T::atan(x.abs().exp_m1() * T::from(0.446).unwrap());
-    acc *= x.hypot(z + T::from(2.0).unwrap()).signum();
-    let w1 = vec![T::zero(); 5];
-    let b2 = {
-        let c3 = T::from(n).unwrap();
-        T::sin((c3 - (w1[1] * w1[n % w1.len()]).clamp((((T::from(1.499).unwrap() + T::from(2.249).unwrap()).hypot(y) * T::from(0.381).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), w1[0] + T::from(1.25).unwrap())) * T::from(0.32).unwrap())
-    };
-    let (p4, q5) = f458(w1[0]);
-    let mut sum6 = ((acc - b2) * (p4 * T::from(0.362).unwrap()).tanh()) + (q5 * T::from(0.362).unwrap()).atan();
-    for i7 in 0..w1.len() {
-        sum6 += (w1[i7] * T::from(0.399).unwrap() + (f436(w1[1] - w1[n - 1], 2, (p4.round() * T::from(0.306).unwrap()).sin()) * T::from(0.32).unwrap()).tanh()).tanh() * T::from(0.5).unwrap();
+fn f493<T>(x: T, y: T) -> T
+where
+    T: Float + NumAssign + Sum + Product,
+{
+    let mut acc = (x * y) + y;
+    acc -= Float::atanh((Float::atan((y + T::from(2.0).unwrap()).recip() * T::from(1.0).unwrap()) * T::from(0.636).unwrap()) * T::from(0.9).unwrap());
+    let t1 = T::atan(if y.is_sign_positive() { T::from(0.617).unwrap() } else { T::from(0.5).unwrap() + T::from(0.06).unwrap() });
+    acc = Float::signum(acc) + ((-T::log(x * x + T::from(0.75).unwrap(), t1.abs() + T::from(2.0).unwrap())) * T::from(0.5).unwrap());
+    for _ in (0..5).rev() {
+        let (b3, b4) = (x, y);
+        acc -= ((b3 * b4) * T::from(0.888).unwrap()).sin();
     }
-    sum6
+    let t5 = T::sin(y.max(acc).trunc() * T::from(0.256).unwrap());
+    acc - t5
 }
 
 fn run_f493<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f493(2, p[0], p[1], p[2])]
+    vec![f493(p[0], p[1])]
 }
 
 fn vjp_f493(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f493_grad(2, p[0], p[1], p[2]);
+    let (y, g) = f493_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f493 ----
 
 // ---- f494 ----
 #[differentiate]
-fn f494<T>(xs: &[T]) -> T
+fn f494<T>(x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = f481(T::sin((T::from(-1.541).unwrap() * T::from(1.774).unwrap()) * T::from(0.731).unwrap())).exp2();
-    let mut k1 = 0;
-    let r2 = loop {
-        k1 += 1;
-        acc /= Float::tanh(f484::<T>(4, ((xs[4] + T::from(1.716).unwrap()) * T::from(0.621).unwrap()).tanh(), ((acc * acc) * T::from(0.144).unwrap()).tanh()) * T::from(0.148).unwrap()) + T::from(2.5).unwrap();
-        for i3 in 1..5 {
-            acc /= Float::atan((xs[i3 % 5] + Float::trunc(acc)) * T::from(0.321).unwrap()) + T::from(3.071).unwrap();
-        }
-        let mut k4 = 0;
-        let r5 = loop {
-            k4 += 1;
-            acc = (((acc * acc + T::from(1.0).unwrap()).sqrt() + (acc + T::from(0.873).unwrap()).atan2(T::from(0.5).unwrap() + T::from(1.25).unwrap())) * T::from(0.286).unwrap()).tanh();
-            if k4 >= 1 || (acc > T::from(-1.913).unwrap()) {
-                break (((acc + xs[1]) + (acc * xs[2])) * T::from(0.185).unwrap()).sin();
-            }
-        };
-        if k1 >= 1 || ((acc / (r5 * r5 + T::from(0.75).unwrap())) >= T::from(1.41).unwrap()) {
-            break T::tanh(xs.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>() * T::from(0.444).unwrap());
-        }
+    let mut acc = x;
+    acc = acc - T::from(-1.067).unwrap().abs();
+    let t1 = Float::exp_m1(acc.clamp(T::from(-0.399).unwrap(), T::from(1.168).unwrap()));
+    let b2 = {
+        let c3 = acc;
+        ((c3 * t1) * T::from(0.242).unwrap()).atan()
     };
-    let mut sum6 = (acc * r2) + ((Float::atan(T::one() * T::from(2.0).unwrap()) * T::from(0.031).unwrap()).to_degrees() - xs[3].trunc());
-    for i7 in 0..xs.len() {
-        sum6 += (xs[i7] * T::from(0.397).unwrap() + xs[3] * r2).tanh() * T::from(0.5).unwrap();
-    }
-    sum6
+    acc = Float::tanh((Float::abs(acc) - T::one().sinh()) * T::from(0.486).unwrap());
+    let mut t4 = (f484(-x, T::sin((T::from(-1.887).unwrap() + b2) * T::from(0.578).unwrap()), T::atan((b2 - acc) * T::from(0.777).unwrap()) * T::from(0.954).unwrap()) * T::from(0.391).unwrap()).tanh();
+    t4 += x + x;
+    acc + t4
 }
 
 fn run_f494<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f494(&p[0..5])]
+    vec![f494(p[0])]
 }
 
 fn vjp_f494(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f494_grad(&p[0..5]);
+    let (y, g) = f494_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f494 ----
 
 // ---- f495 ----
-#[differentiate]
-fn f495<T>(x: T, xs: &[T], y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::max(xs[2] * T::from(0.5).unwrap(), xs[0] - x);
-    if (x - x) > T::from(-1.968).unwrap() || (acc + xs.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>()).is_sign_negative() {
-        acc *= (y * T::from(1.333).unwrap()).tanh();
-        let mut k1 = 0;
-        while k1 < 3 && ((x + acc) <= x) {
-            k1 += 1;
-            let s2 = { let mut acc3 = T::zero(); for k4 in 0..4 { acc3 = acc3 + xs[k4] * xs[k4]; } acc3 };
-            if (xs[0] / (T::from(0.5).unwrap().exp() + T::from(0.75).unwrap())) >= xs[3] {
-                let l5;
-                if (T::from(1.535).unwrap() / (xs[1].abs() + T::from(1.0).unwrap())) >= T::from(0.065).unwrap() {
-                    let t6 = (xs[3].exp() + T::from(0.75).unwrap()).log(T::sin(s2 * T::from(0.222).unwrap()).sinh().ceil().abs() + T::from(2.25).unwrap());
-                    l5 = if (t6 * T::one()) > T::from(0.483).unwrap() { T::from(0.432).unwrap() } else { (s2 * T::from(0.222).unwrap()).sin().cos() - T::asinh(x) };
+#[differentiate(wrt(y))]
+fn f495<T: Float + NumAssign + Sum + Product>(x: T, y: T, z: T) -> T {
+    let mut acc = T::sin(x.exp_m1() * T::from(0.446).unwrap()) * T::one();
+    let mut t1 = (acc.tanh() * T::from(0.9).unwrap()).acos().atan2(acc + T::from(1.75).unwrap());
+    let t2 = x.to_radians() + Float::ceil(x);
+    if (z - x) > acc {
+        if t1.is_sign_positive() {
+            let mut k3 = 0;
+            loop {
+                k3 += 1;
+                if ((t1 * T::from(0.325).unwrap()).tanh() * T::from(0.9).unwrap()).acos() > z {
+                    t1 = ((Float::tan(t1.tanh()) - acc) * T::from(0.359).unwrap()).atan();
+                    let t5 = T::tanh(t1 * T::from(0.325).unwrap()) * acc;
+                    t1 = (((t1 * T::from(0.325).unwrap()).tanh().sinh() - t5) * T::from(0.36).unwrap()).atan();
                 } else {
-                    l5 = (((y + (s2 - x)) + ((Float::tanh(T::from(1.321).unwrap() * T::from(1.514).unwrap()) * T::from(0.9).unwrap()).atanh() - Float::mul_add(xs[0], (acc * T::from(0.333).unwrap()).tanh(), s2))) * T::from(0.083).unwrap()).sin();
+                    let t6 = -((f446(y) * T::from(0.226).unwrap()).atan() * (f446(((x + acc) * T::from(0.363).unwrap()).tanh()) * T::from(0.226).unwrap()).tanh());
+                    t1 = t1.tanh() - t6;
                 }
-                let t7 = T::sin(acc * T::from(0.333).unwrap());
-                acc *= ((l5 + t7) * T::from(0.626).unwrap()).sin();
+                if (y > T::from(0.804).unwrap()) || k3 >= 3 {
+                    break;
+                }
             }
-            let t8 = (xs[2] + T::from(2.0).unwrap()).log(acc.abs() + T::from(2.25).unwrap()) / (Float::ceil(y) + T::from(3.0).unwrap());
-            acc *= Float::sin(t8 * T::from(0.553).unwrap());
+            acc /= (((y + T::from(1.75).unwrap()) - T::from(0.75).unwrap()).ln_1p().min((T::atan(T::from(1.353).unwrap() * T::from(1.478).unwrap()) * T::from(0.031).unwrap()).to_degrees()) * T::from(0.698).unwrap()).atan().exp() + T::from(1.25).unwrap();
+            acc = ((acc.exp() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() * t2;
+        } else {
+            acc /= T::atan(z.ceil() * T::from(0.8).unwrap()).exp() + T::from(1.0).unwrap();
         }
-        let t9 = (x.exp() + T::from(0.5).unwrap()).log2();
-        acc *= (t9 * T::from(0.83).unwrap()).atan() * T::from(0.636).unwrap();
-    } else if (xs[1] - xs[2]) < xs[3] {
-        acc /= ((xs[0].ceil() * Float::atanh((x * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap())) * T::from(0.543).unwrap()).sin().exp() + T::from(1.25).unwrap();
     } else {
-        acc *= ((acc / (xs[0].abs() + T::from(0.5).unwrap())) * T::from(0.333).unwrap()).atan() * T::from(0.636).unwrap();
+        let w7 = vec![T::zero(); 2];
+        t1 -= w7[0];
     }
-    acc * (acc.sin() * T::from(0.85).unwrap()).acos().min(T::asin((y * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()))
+    acc * t1
 }
 
 fn run_f495<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f495(p[0], &p[1..5], p[5])]
+    vec![f495(p[0], p[1], p[2])]
 }
 
 fn vjp_f495(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f495_grad(p[0], &p[1..5], p[5]);
+    let (y, g) = f495_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f495 ----
 
 // ---- f496 ----
-#[differentiate]
-fn f496<T: Float + NumAssign + Sum + Product>(x: T, n: usize, z: T, xs: &[T], y: T) -> T {
-    let mut acc = xs[n - 1];
-    let mut t1 = z - (-(y.exp() + T::from(0.5).unwrap())).cbrt();
-    let w2 = vec![T::zero(); 4];
-    acc -= x;
-    for &v3 in xs.iter().rev() {
-        let w4 = vec![T::zero(); 3];
-        if (xs[1] - (-T::from(n).unwrap())) >= T::from(1.455).unwrap() || (x + xs[0]) < T::from(-0.152).unwrap() {
-            acc = (((acc * T::from(0.756).unwrap()) + (((f470(T::sin(Float::mul_add(w2[n - 1], v3, x) * T::from(0.266).unwrap()), (t1.min(t1) * T::from(0.277).unwrap()).tanh(), (t1 * T::from(0.277).unwrap()).tanh(), 3) * T::from(0.18).unwrap()).tanh().exp() + T::from(0.75).unwrap()) + T::one()).acosh()) * T::from(0.267).unwrap()).sin();
-            let mut w5: Vec<T> = Vec::with_capacity(4);
-            for i6 in 0..4 {
-                w5.push((f470(Float::sin((z * w2[w2.len() - 1 - i6]) * T::from(0.333).unwrap()), x, (T::from(n).unwrap() * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap(), 3) * T::from(0.18).unwrap()).tanh());
-            }
-            t1 /= w5[2].exp() + T::from(1.5).unwrap();
-        }
-        acc *= w4[1];
-    }
-    acc * t1
+#[differentiate(wrt(z, y))]
+fn f496<T: Float + NumAssign + Sum + Product>(x: T, z: T, xs: &[T], y: T) -> T {
+    let mut acc = T::log2((xs[1].exp() * T::from(0.446).unwrap()).tanh().exp() + T::from(0.5).unwrap());
+    acc /= (z.fract() / (z.abs() + T::from(0.75).unwrap())) * (z.fract() / (z.abs() + T::from(0.75).unwrap())) + T::from(1.25).unwrap();
+    let t1 = ((xs[0] * xs[1]) + T::powi(T::from(0.057).unwrap(), 2)) % (xs[1] + T::from(2.0).unwrap());
+    let (p2, q3) = f453::<T>(T::atan(acc * T::from(1.14).unwrap()) * T::from(0.954).unwrap(), (T::ln_1p((z + T::from(2.25).unwrap()) - T::from(0.75).unwrap()) * T::from(1.283).unwrap()).tanh());
+    let t4 = ((xs[0] + ((xs[1] * xs[0]) * T::atan(xs[1].hypot((t1 * T::from(0.887).unwrap()).tanh().exp() + T::from(0.5).unwrap()) * T::from(0.423).unwrap()))) * T::from(0.397).unwrap()).tanh();
+    ((((acc + x) + y) + (p2 * T::from(0.444).unwrap()).tanh()) + T::atan(q3 * T::from(0.444).unwrap())) - t4
 }
 
 fn run_f496<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f496(p[0], 2, p[1], &p[2..6], p[6])]
+    vec![f496(p[0], p[1], &p[2..4], p[4])]
 }
 
 fn vjp_f496(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f496_grad(p[0], 2, p[1], &p[2..6], p[6]);
+    let (y, g) = f496_grad(p[0], p[1], &p[2..4], p[4]);
     (vec![y], g.flatten())
 }
 // ---- end f496 ----
 
 // ---- f497 ----
-#[differentiate]
-fn f497<T>(x: T, xs: &[T], y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    let mut k1 = 0;
-    loop {
-        k1 += 1;
-        let t3 = ((xs[0] + (y * (y + x))) * T::from(0.333).unwrap()).tanh();
-        acc /= (((y + x) + (T::from(-0.89).unwrap() + t3)) * T::from(0.408).unwrap()).tanh().exp() + T::from(1.25).unwrap();
-        if ((xs[0] + y).is_sign_negative()) || k1 >= 4 {
-            break;
-        }
+#[differentiate(wrt(xs))]
+fn f497<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
+    let mut acc = ((xs[1] * xs[1] + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p() * (-xs[2]);
+    let t1 = acc;
+    acc += (t1.exp() * T::from(0.275).unwrap()).sin();
+    let t2 = ((xs[3] + xs[0].hypot(x.abs() + T::from(0.5).unwrap())).sin() * T::from(0.85).unwrap()).asin();
+    acc -= Float::acos(((t1 - t1) * T::from(0.504).unwrap()).sin() * T::from(0.9).unwrap()).abs();
+    let t3 = ((Float::acosh((xs[0].exp() + T::from(0.75).unwrap()) + T::one()).ceil() + T::from(3.767).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+    let t4 = x;
+    let t5 = Float::atan((acc / (t1.exp() + T::from(1.0).unwrap())) * T::from(0.326).unwrap());
+    for &v6 in xs.iter().rev() {
+        let t7 = (t3 + T::from(2.615).unwrap()).hypot(v6).tanh().tan();
+        acc += (t7 * T::from(1.284).unwrap()).tanh();
     }
-    for _ in 1..4 {
-        acc += Float::tanh(xs[0] * T::from(1.333).unwrap());
-        let t5 = x;
-        acc = (((-(Float::sin(acc * T::from(0.444).unwrap()) + T::from(2.0).unwrap())).cbrt() - t5) * T::from(0.679).unwrap()).tanh();
-    }
-    let mut k6 = 0;
-    while k6 < 1 && ((xs[0] + xs[1]) >= T::from(1.818).unwrap() || xs[1].is_sign_negative()) {
-        k6 += 1;
-        let w7 = vec![T::zero(); 2];
-        let b8 = {
-            let c9 = x;
-            c9 * T::one()
-        };
-        acc /= (w7[0] + b8).abs() + T::from(1.0).unwrap();
-    }
-    ((acc * (T::ln_1p((xs[1].exp() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()) + (xs[0] + T::from(2.25).unwrap()).log2())) * T::from(0.119).unwrap()).tanh()
+    Float::tanh((((acc + t2) + t4) + t5) * T::from(0.122).unwrap())
 }
 
 fn run_f497<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f497(p[0], &p[1..3], p[3])]
+    vec![f497(&p[0..4], p[4])]
 }
 
 fn vjp_f497(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f497_grad(p[0], &p[1..3], p[3]);
+    let (y, g) = f497_grad(&p[0..4], p[4]);
     (vec![y], g.flatten())
 }
 // ---- end f497 ----
 
 // ---- f498 ----
 #[differentiate]
-fn f498<T>(xs: &[T], x: T) -> T
+fn f498<T>(ys: &[T], xs: &[T], x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = T::ln_1p((f497(x * T::one(), xs, ((x.exp() + T::from(0.5).unwrap()).log(x.exp() + T::from(2.0).unwrap()) * T::from(0.863).unwrap()).tanh()).abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap());
-    acc *= (((acc.exp() + T::from(0.5).unwrap()).powi(-2) * T::powi((x + acc) * (x + acc) + T::from(0.75).unwrap(), -2)) * T::from(0.281).unwrap()).tanh();
-    if xs[0] <= T::from(0.279).unwrap() {
-        let w1 = vec![xs[0] * acc; 4];
-        acc = ((T::acos(acc.tanh() * T::from(0.9).unwrap()) - f479((T::clamp(acc, Float::tanh(acc * T::from(1.977).unwrap()) - T::from(1.25).unwrap(), (x * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).tanh(), ((xs[0] * xs[0]) * T::from(0.888).unwrap()).atan() * T::from(0.954).unwrap(), 3, x, xs)) * T::from(0.201).unwrap()).sin();
-        acc /= w1[2].exp() + T::from(1.5).unwrap();
-    } else {
-        let t2 = x.cos().trunc();
-        acc /= t2 + T::from(3.0).unwrap();
+    let mut acc = ((x + xs[1]) * T::from(0.666).unwrap()).tanh().exp();
+    let mut t1 = ys[0];
+    t1 /= T::recip(ys[0].abs() + T::from(0.5).unwrap()) + T::from(3.0).unwrap();
+    for &_ in xs.iter().rev() {
+        acc = (((acc * T::from(0.334).unwrap()) + T::ln_1p(((x - (acc * T::from(0.423).unwrap()).tanh().cos()).abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap())) * T::from(0.69).unwrap()).sin();
     }
-    let b3 = {
-        let c4 = if (x / (xs[1].abs() + T::from(1.0).unwrap())) <= T::from(-0.462).unwrap() { acc } else { -acc };
-        c4 * (xs[0] * xs[1])
-    };
+    let (p3, q4) = f474((ys[0].atan() * T::from(1.273).unwrap()).sin(), (T::acos(ys[0].tanh() * T::from(0.9).unwrap()) * T::from(0.636).unwrap()).tanh());
     let mut buf5 = vec![T::zero(); 2];
-    let mut sum6 = (acc - b3) - xs[0];
+    let mut sum6 = (((acc - t1) + Float::tanh(p3 * T::from(0.463).unwrap())) - (q4 * T::from(0.463).unwrap()).tanh()) + Float::ln(ys[1].exp() + T::from(1.0).unwrap());
     for i7 in 0..xs.len() {
-        buf5[0] = (xs[i7] * T::from(0.836).unwrap() + b3 + buf5[1] * T::from(0.5).unwrap()).tanh();
-        for j8 in 1..2 {
-            buf5[j8] = (buf5[j8 - 1] * T::from(0.274).unwrap()).sin();
-        }
-        if buf5[0] > T::zero() {
-            sum6 += buf5[1] * T::from(0.5).unwrap();
-        } else {
-            sum6 -= buf5[1] * buf5[0] * T::from(0.5).unwrap();
-        }
+        buf5[0] = (xs[i7] * T::from(0.743).unwrap() + (T::from(0.5).unwrap().abs() + T::from(0.5).unwrap()).sqrt()).tanh();
+        buf5[1] = (buf5[0] * T::from(0.783).unwrap()).sin();
+        sum6 += buf5[1] * buf5[0] * T::from(0.5).unwrap();
     }
     (sum6 * T::from(0.7).unwrap()).sin() + sum6
 }
 
 fn run_f498<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f498(&p[0..2], p[2])]
+    vec![f498(&p[0..2], &p[2..4], p[4])]
 }
 
 fn vjp_f498(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f498_grad(&p[0..2], p[2]);
+    let (y, g) = f498_grad(&p[0..2], &p[2..4], p[4]);
     (vec![y], g.flatten())
 }
 // ---- end f498 ----
 
 // ---- f499 ----
-#[differentiate(wrt(x, xs))]
-fn f499<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T]) -> T {
-    let mut acc = (y + xs[2]).clamp((((x * xs[2]) * T::from(0.888).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (y * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap());
-    acc -= ((acc + acc) * T::from(0.444).unwrap()).tanh().cosh();
-    let t1 = (((xs[0] * xs[0] + T::from(0.75).unwrap()).hypot(x) - f495::<T>(y.signum(), xs, y)) * T::from(0.143).unwrap()).tanh();
-    let s2 = xs.iter().copied().sum::<T>();
-    acc -= (xs[2] + T::from(2.0).unwrap()).log(xs[2].cosh().clamp(((acc / (xs[0] + T::from(2.5).unwrap())) * T::from(0.527).unwrap()).sin() - T::from(1.25).unwrap(), (Float::atan(xs[0] * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) + T::from(1.25).unwrap()).abs() + T::from(2.5).unwrap());
-    acc = T::sin((acc.to_radians() + f470(x, xs[0] % ((s2 * T::from(0.333).unwrap()).atan() * (s2 * T::from(0.333).unwrap()).atan() + T::from(0.5).unwrap()), t1, 3)) * T::from(0.178).unwrap());
-    acc + (s2 * T::from(0.333).unwrap()).atan().exp()
+#[differentiate]
+fn f499<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> T {
+    let mut acc = x / ((x + x).abs() + T::from(0.75).unwrap());
+    acc = (acc * T::from(-0.343).unwrap()) + xs[1].tanh().tan();
+    let t1 = x;
+    let b2 = {
+        let c3 = acc;
+        c3 * (T::one().sin() % (acc.asinh() + T::from(2.548).unwrap()))
+    };
+    acc *= (x * T::from(1.333).unwrap()).sin();
+    let mut buf4 = vec![T::zero(); 2];
+    let mut sum5 = (acc - t1) - b2;
+    for i6 in 0..xs.len() {
+        buf4[0] = (xs[i6] * T::from(0.486).unwrap() + -b2).tanh();
+        for j7 in 1..2 {
+            buf4[j7] = (buf4[j7 - 1] * T::from(0.808).unwrap()).sin();
+        }
+        if buf4[0] > T::zero() {
+            sum5 += buf4[1] * T::from(0.5).unwrap();
+        } else {
+            sum5 -= buf4[1] * buf4[0] * T::from(0.5).unwrap();
+        }
+    }
+    (sum5 * T::from(0.7).unwrap()).sin() + sum5
 }
 
 fn run_f499<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f499(p[0], p[1], &p[2..6])]
+    vec![f499(p[0], &p[1..3])]
 }
 
 fn vjp_f499(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f499_grad(p[0], p[1], &p[2..6]);
+    let (y, g) = f499_grad(p[0], &p[1..3]);
     (vec![y], g.flatten())
 }
 // ---- end f499 ----
@@ -17872,78 +17696,78 @@ pub static CASES: &[Case] = &[
     Case { name: "f423", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f423::<Probe>, dual: run_f423::<Dual<f64>>, vjp: vjp_f423 },
     Case { name: "f424", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f424::<Probe>, dual: run_f424::<Dual<f64>>, vjp: vjp_f424 },
     Case { name: "f425", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f425::<Probe>, dual: run_f425::<Dual<f64>>, vjp: vjp_f425 },
-    Case { name: "f426", inputs: 1, active: &[0], outputs: 2, probe: run_f426::<Probe>, dual: run_f426::<Dual<f64>>, vjp: vjp_f426 },
-    Case { name: "f427", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f427::<Probe>, dual: run_f427::<Dual<f64>>, vjp: vjp_f427 },
+    Case { name: "f426", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f426::<Probe>, dual: run_f426::<Dual<f64>>, vjp: vjp_f426 },
+    Case { name: "f427", inputs: 1, active: &[0], outputs: 1, probe: run_f427::<Probe>, dual: run_f427::<Dual<f64>>, vjp: vjp_f427 },
     Case { name: "f428", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f428::<Probe>, dual: run_f428::<Dual<f64>>, vjp: vjp_f428 },
-    Case { name: "f429", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f429::<Probe>, dual: run_f429::<Dual<f64>>, vjp: vjp_f429 },
-    Case { name: "f430", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f430::<Probe>, dual: run_f430::<Dual<f64>>, vjp: vjp_f430 },
-    Case { name: "f431", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f431::<Probe>, dual: run_f431::<Dual<f64>>, vjp: vjp_f431 },
-    Case { name: "f432", inputs: 1, active: &[0], outputs: 2, probe: run_f432::<Probe>, dual: run_f432::<Dual<f64>>, vjp: vjp_f432 },
-    Case { name: "f433", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f433::<Probe>, dual: run_f433::<Dual<f64>>, vjp: vjp_f433 },
-    Case { name: "f434", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f434::<Probe>, dual: run_f434::<Dual<f64>>, vjp: vjp_f434 },
-    Case { name: "f435", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f435::<Probe>, dual: run_f435::<Dual<f64>>, vjp: vjp_f435 },
-    Case { name: "f436", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f436::<Probe>, dual: run_f436::<Dual<f64>>, vjp: vjp_f436 },
-    Case { name: "f437", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 4, probe: run_f437::<Probe>, dual: run_f437::<Dual<f64>>, vjp: vjp_f437 },
-    Case { name: "f438", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f438::<Probe>, dual: run_f438::<Dual<f64>>, vjp: vjp_f438 },
-    Case { name: "f439", inputs: 8, active: &[0, 1], outputs: 1, probe: run_f439::<Probe>, dual: run_f439::<Dual<f64>>, vjp: vjp_f439 },
-    Case { name: "f440", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f440::<Probe>, dual: run_f440::<Dual<f64>>, vjp: vjp_f440 },
-    Case { name: "f441", inputs: 4, active: &[0, 1, 2, 3], outputs: 2, probe: run_f441::<Probe>, dual: run_f441::<Dual<f64>>, vjp: vjp_f441 },
-    Case { name: "f442", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f442::<Probe>, dual: run_f442::<Dual<f64>>, vjp: vjp_f442 },
-    Case { name: "f443", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f443::<Probe>, dual: run_f443::<Dual<f64>>, vjp: vjp_f443 },
-    Case { name: "f444", inputs: 6, active: &[0, 1, 2, 3], outputs: 1, probe: run_f444::<Probe>, dual: run_f444::<Dual<f64>>, vjp: vjp_f444 },
-    Case { name: "f445", inputs: 2, active: &[0, 1], outputs: 2, probe: run_f445::<Probe>, dual: run_f445::<Dual<f64>>, vjp: vjp_f445 },
-    Case { name: "f446", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f446::<Probe>, dual: run_f446::<Dual<f64>>, vjp: vjp_f446 },
-    Case { name: "f447", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f447::<Probe>, dual: run_f447::<Dual<f64>>, vjp: vjp_f447 },
-    Case { name: "f448", inputs: 4, active: &[0, 1, 2, 3], outputs: 2, probe: run_f448::<Probe>, dual: run_f448::<Dual<f64>>, vjp: vjp_f448 },
-    Case { name: "f449", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 2, probe: run_f449::<Probe>, dual: run_f449::<Dual<f64>>, vjp: vjp_f449 },
-    Case { name: "f450", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f450::<Probe>, dual: run_f450::<Dual<f64>>, vjp: vjp_f450 },
-    Case { name: "f451", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f451::<Probe>, dual: run_f451::<Dual<f64>>, vjp: vjp_f451 },
-    Case { name: "f452", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f452::<Probe>, dual: run_f452::<Dual<f64>>, vjp: vjp_f452 },
-    Case { name: "f453", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f453::<Probe>, dual: run_f453::<Dual<f64>>, vjp: vjp_f453 },
+    Case { name: "f429", inputs: 7, active: &[0, 1], outputs: 1, probe: run_f429::<Probe>, dual: run_f429::<Dual<f64>>, vjp: vjp_f429 },
+    Case { name: "f430", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f430::<Probe>, dual: run_f430::<Dual<f64>>, vjp: vjp_f430 },
+    Case { name: "f431", inputs: 5, active: &[3], outputs: 3, probe: run_f431::<Probe>, dual: run_f431::<Dual<f64>>, vjp: vjp_f431 },
+    Case { name: "f432", inputs: 1, active: &[0], outputs: 1, probe: run_f432::<Probe>, dual: run_f432::<Dual<f64>>, vjp: vjp_f432 },
+    Case { name: "f433", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f433::<Probe>, dual: run_f433::<Dual<f64>>, vjp: vjp_f433 },
+    Case { name: "f434", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f434::<Probe>, dual: run_f434::<Dual<f64>>, vjp: vjp_f434 },
+    Case { name: "f435", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f435::<Probe>, dual: run_f435::<Dual<f64>>, vjp: vjp_f435 },
+    Case { name: "f436", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f436::<Probe>, dual: run_f436::<Dual<f64>>, vjp: vjp_f436 },
+    Case { name: "f437", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f437::<Probe>, dual: run_f437::<Dual<f64>>, vjp: vjp_f437 },
+    Case { name: "f438", inputs: 4, active: &[0, 1, 2, 3], outputs: 2, probe: run_f438::<Probe>, dual: run_f438::<Dual<f64>>, vjp: vjp_f438 },
+    Case { name: "f439", inputs: 4, active: &[0, 1, 2, 3], outputs: 4, probe: run_f439::<Probe>, dual: run_f439::<Dual<f64>>, vjp: vjp_f439 },
+    Case { name: "f440", inputs: 1, active: &[0], outputs: 1, probe: run_f440::<Probe>, dual: run_f440::<Dual<f64>>, vjp: vjp_f440 },
+    Case { name: "f441", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f441::<Probe>, dual: run_f441::<Dual<f64>>, vjp: vjp_f441 },
+    Case { name: "f442", inputs: 3, active: &[0, 1], outputs: 1, probe: run_f442::<Probe>, dual: run_f442::<Dual<f64>>, vjp: vjp_f442 },
+    Case { name: "f443", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f443::<Probe>, dual: run_f443::<Dual<f64>>, vjp: vjp_f443 },
+    Case { name: "f444", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f444::<Probe>, dual: run_f444::<Dual<f64>>, vjp: vjp_f444 },
+    Case { name: "f445", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f445::<Probe>, dual: run_f445::<Dual<f64>>, vjp: vjp_f445 },
+    Case { name: "f446", inputs: 1, active: &[0], outputs: 1, probe: run_f446::<Probe>, dual: run_f446::<Dual<f64>>, vjp: vjp_f446 },
+    Case { name: "f447", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f447::<Probe>, dual: run_f447::<Dual<f64>>, vjp: vjp_f447 },
+    Case { name: "f448", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 1, probe: run_f448::<Probe>, dual: run_f448::<Dual<f64>>, vjp: vjp_f448 },
+    Case { name: "f449", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f449::<Probe>, dual: run_f449::<Dual<f64>>, vjp: vjp_f449 },
+    Case { name: "f450", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f450::<Probe>, dual: run_f450::<Dual<f64>>, vjp: vjp_f450 },
+    Case { name: "f451", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f451::<Probe>, dual: run_f451::<Dual<f64>>, vjp: vjp_f451 },
+    Case { name: "f452", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f452::<Probe>, dual: run_f452::<Dual<f64>>, vjp: vjp_f452 },
+    Case { name: "f453", inputs: 2, active: &[0, 1], outputs: 2, probe: run_f453::<Probe>, dual: run_f453::<Dual<f64>>, vjp: vjp_f453 },
     Case { name: "f454", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f454::<Probe>, dual: run_f454::<Dual<f64>>, vjp: vjp_f454 },
-    Case { name: "f455", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f455::<Probe>, dual: run_f455::<Dual<f64>>, vjp: vjp_f455 },
-    Case { name: "f456", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f456::<Probe>, dual: run_f456::<Dual<f64>>, vjp: vjp_f456 },
-    Case { name: "f457", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f457::<Probe>, dual: run_f457::<Dual<f64>>, vjp: vjp_f457 },
+    Case { name: "f455", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 3, probe: run_f455::<Probe>, dual: run_f455::<Dual<f64>>, vjp: vjp_f455 },
+    Case { name: "f456", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f456::<Probe>, dual: run_f456::<Dual<f64>>, vjp: vjp_f456 },
+    Case { name: "f457", inputs: 1, active: &[0], outputs: 1, probe: run_f457::<Probe>, dual: run_f457::<Dual<f64>>, vjp: vjp_f457 },
     Case { name: "f458", inputs: 1, active: &[0], outputs: 2, probe: run_f458::<Probe>, dual: run_f458::<Dual<f64>>, vjp: vjp_f458 },
-    Case { name: "f459", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f459::<Probe>, dual: run_f459::<Dual<f64>>, vjp: vjp_f459 },
-    Case { name: "f460", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 2, probe: run_f460::<Probe>, dual: run_f460::<Dual<f64>>, vjp: vjp_f460 },
-    Case { name: "f461", inputs: 1, active: &[0], outputs: 1, probe: run_f461::<Probe>, dual: run_f461::<Dual<f64>>, vjp: vjp_f461 },
+    Case { name: "f459", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 3, probe: run_f459::<Probe>, dual: run_f459::<Dual<f64>>, vjp: vjp_f459 },
+    Case { name: "f460", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f460::<Probe>, dual: run_f460::<Dual<f64>>, vjp: vjp_f460 },
+    Case { name: "f461", inputs: 3, active: &[0], outputs: 4, probe: run_f461::<Probe>, dual: run_f461::<Dual<f64>>, vjp: vjp_f461 },
     Case { name: "f462", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f462::<Probe>, dual: run_f462::<Dual<f64>>, vjp: vjp_f462 },
-    Case { name: "f463", inputs: 10, active: &[0, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 2, probe: run_f463::<Probe>, dual: run_f463::<Dual<f64>>, vjp: vjp_f463 },
-    Case { name: "f464", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f464::<Probe>, dual: run_f464::<Dual<f64>>, vjp: vjp_f464 },
-    Case { name: "f465", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f465::<Probe>, dual: run_f465::<Dual<f64>>, vjp: vjp_f465 },
-    Case { name: "f466", inputs: 1, active: &[0], outputs: 1, probe: run_f466::<Probe>, dual: run_f466::<Dual<f64>>, vjp: vjp_f466 },
-    Case { name: "f467", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 3, probe: run_f467::<Probe>, dual: run_f467::<Dual<f64>>, vjp: vjp_f467 },
-    Case { name: "f468", inputs: 3, active: &[1, 2], outputs: 1, probe: run_f468::<Probe>, dual: run_f468::<Dual<f64>>, vjp: vjp_f468 },
-    Case { name: "f469", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f469::<Probe>, dual: run_f469::<Dual<f64>>, vjp: vjp_f469 },
-    Case { name: "f470", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f470::<Probe>, dual: run_f470::<Dual<f64>>, vjp: vjp_f470 },
-    Case { name: "f471", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f471::<Probe>, dual: run_f471::<Dual<f64>>, vjp: vjp_f471 },
-    Case { name: "f472", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 3, probe: run_f472::<Probe>, dual: run_f472::<Dual<f64>>, vjp: vjp_f472 },
-    Case { name: "f473", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f473::<Probe>, dual: run_f473::<Dual<f64>>, vjp: vjp_f473 },
-    Case { name: "f474", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f474::<Probe>, dual: run_f474::<Dual<f64>>, vjp: vjp_f474 },
-    Case { name: "f475", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f475::<Probe>, dual: run_f475::<Dual<f64>>, vjp: vjp_f475 },
-    Case { name: "f476", inputs: 1, active: &[0], outputs: 2, probe: run_f476::<Probe>, dual: run_f476::<Dual<f64>>, vjp: vjp_f476 },
-    Case { name: "f477", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f477::<Probe>, dual: run_f477::<Dual<f64>>, vjp: vjp_f477 },
-    Case { name: "f478", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f478::<Probe>, dual: run_f478::<Dual<f64>>, vjp: vjp_f478 },
-    Case { name: "f479", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f479::<Probe>, dual: run_f479::<Dual<f64>>, vjp: vjp_f479 },
-    Case { name: "f480", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f480::<Probe>, dual: run_f480::<Dual<f64>>, vjp: vjp_f480 },
-    Case { name: "f481", inputs: 1, active: &[0], outputs: 1, probe: run_f481::<Probe>, dual: run_f481::<Dual<f64>>, vjp: vjp_f481 },
+    Case { name: "f463", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f463::<Probe>, dual: run_f463::<Dual<f64>>, vjp: vjp_f463 },
+    Case { name: "f464", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f464::<Probe>, dual: run_f464::<Dual<f64>>, vjp: vjp_f464 },
+    Case { name: "f465", inputs: 1, active: &[0], outputs: 1, probe: run_f465::<Probe>, dual: run_f465::<Dual<f64>>, vjp: vjp_f465 },
+    Case { name: "f466", inputs: 11, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], outputs: 3, probe: run_f466::<Probe>, dual: run_f466::<Dual<f64>>, vjp: vjp_f466 },
+    Case { name: "f467", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f467::<Probe>, dual: run_f467::<Dual<f64>>, vjp: vjp_f467 },
+    Case { name: "f468", inputs: 7, active: &[0, 6], outputs: 1, probe: run_f468::<Probe>, dual: run_f468::<Dual<f64>>, vjp: vjp_f468 },
+    Case { name: "f469", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f469::<Probe>, dual: run_f469::<Dual<f64>>, vjp: vjp_f469 },
+    Case { name: "f470", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f470::<Probe>, dual: run_f470::<Dual<f64>>, vjp: vjp_f470 },
+    Case { name: "f471", inputs: 8, active: &[2, 3, 4, 5], outputs: 1, probe: run_f471::<Probe>, dual: run_f471::<Dual<f64>>, vjp: vjp_f471 },
+    Case { name: "f472", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f472::<Probe>, dual: run_f472::<Dual<f64>>, vjp: vjp_f472 },
+    Case { name: "f473", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 3, probe: run_f473::<Probe>, dual: run_f473::<Dual<f64>>, vjp: vjp_f473 },
+    Case { name: "f474", inputs: 2, active: &[0, 1], outputs: 2, probe: run_f474::<Probe>, dual: run_f474::<Dual<f64>>, vjp: vjp_f474 },
+    Case { name: "f475", inputs: 3, active: &[0, 1, 2], outputs: 2, probe: run_f475::<Probe>, dual: run_f475::<Dual<f64>>, vjp: vjp_f475 },
+    Case { name: "f476", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f476::<Probe>, dual: run_f476::<Dual<f64>>, vjp: vjp_f476 },
+    Case { name: "f477", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f477::<Probe>, dual: run_f477::<Dual<f64>>, vjp: vjp_f477 },
+    Case { name: "f478", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f478::<Probe>, dual: run_f478::<Dual<f64>>, vjp: vjp_f478 },
+    Case { name: "f479", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 3, probe: run_f479::<Probe>, dual: run_f479::<Dual<f64>>, vjp: vjp_f479 },
+    Case { name: "f480", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f480::<Probe>, dual: run_f480::<Dual<f64>>, vjp: vjp_f480 },
+    Case { name: "f481", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f481::<Probe>, dual: run_f481::<Dual<f64>>, vjp: vjp_f481 },
     Case { name: "f482", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f482::<Probe>, dual: run_f482::<Dual<f64>>, vjp: vjp_f482 },
-    Case { name: "f483", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f483::<Probe>, dual: run_f483::<Dual<f64>>, vjp: vjp_f483 },
-    Case { name: "f484", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f484::<Probe>, dual: run_f484::<Dual<f64>>, vjp: vjp_f484 },
-    Case { name: "f485", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 2, probe: run_f485::<Probe>, dual: run_f485::<Dual<f64>>, vjp: vjp_f485 },
-    Case { name: "f486", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f486::<Probe>, dual: run_f486::<Dual<f64>>, vjp: vjp_f486 },
-    Case { name: "f487", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 2, probe: run_f487::<Probe>, dual: run_f487::<Dual<f64>>, vjp: vjp_f487 },
-    Case { name: "f488", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f488::<Probe>, dual: run_f488::<Dual<f64>>, vjp: vjp_f488 },
-    Case { name: "f489", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 2, probe: run_f489::<Probe>, dual: run_f489::<Dual<f64>>, vjp: vjp_f489 },
-    Case { name: "f490", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f490::<Probe>, dual: run_f490::<Dual<f64>>, vjp: vjp_f490 },
-    Case { name: "f491", inputs: 8, active: &[0, 1, 2, 3, 4, 5, 6, 7], outputs: 1, probe: run_f491::<Probe>, dual: run_f491::<Dual<f64>>, vjp: vjp_f491 },
-    Case { name: "f492", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f492::<Probe>, dual: run_f492::<Dual<f64>>, vjp: vjp_f492 },
-    Case { name: "f493", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f493::<Probe>, dual: run_f493::<Dual<f64>>, vjp: vjp_f493 },
-    Case { name: "f494", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f494::<Probe>, dual: run_f494::<Dual<f64>>, vjp: vjp_f494 },
-    Case { name: "f495", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f495::<Probe>, dual: run_f495::<Dual<f64>>, vjp: vjp_f495 },
-    Case { name: "f496", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f496::<Probe>, dual: run_f496::<Dual<f64>>, vjp: vjp_f496 },
-    Case { name: "f497", inputs: 4, active: &[0, 1, 2, 3], outputs: 1, probe: run_f497::<Probe>, dual: run_f497::<Dual<f64>>, vjp: vjp_f497 },
-    Case { name: "f498", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f498::<Probe>, dual: run_f498::<Dual<f64>>, vjp: vjp_f498 },
-    Case { name: "f499", inputs: 6, active: &[0, 2, 3, 4, 5], outputs: 1, probe: run_f499::<Probe>, dual: run_f499::<Dual<f64>>, vjp: vjp_f499 },
+    Case { name: "f483", inputs: 1, active: &[0], outputs: 1, probe: run_f483::<Probe>, dual: run_f483::<Dual<f64>>, vjp: vjp_f483 },
+    Case { name: "f484", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f484::<Probe>, dual: run_f484::<Dual<f64>>, vjp: vjp_f484 },
+    Case { name: "f485", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f485::<Probe>, dual: run_f485::<Dual<f64>>, vjp: vjp_f485 },
+    Case { name: "f486", inputs: 10, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], outputs: 1, probe: run_f486::<Probe>, dual: run_f486::<Dual<f64>>, vjp: vjp_f486 },
+    Case { name: "f487", inputs: 7, active: &[0, 1, 2, 3, 4, 5, 6], outputs: 1, probe: run_f487::<Probe>, dual: run_f487::<Dual<f64>>, vjp: vjp_f487 },
+    Case { name: "f488", inputs: 12, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], outputs: 1, probe: run_f488::<Probe>, dual: run_f488::<Dual<f64>>, vjp: vjp_f488 },
+    Case { name: "f489", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f489::<Probe>, dual: run_f489::<Dual<f64>>, vjp: vjp_f489 },
+    Case { name: "f490", inputs: 9, active: &[0, 1, 2, 3, 4, 5, 6, 7, 8], outputs: 1, probe: run_f490::<Probe>, dual: run_f490::<Dual<f64>>, vjp: vjp_f490 },
+    Case { name: "f491", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 1, probe: run_f491::<Probe>, dual: run_f491::<Dual<f64>>, vjp: vjp_f491 },
+    Case { name: "f492", inputs: 6, active: &[0, 1, 2, 3, 4, 5], outputs: 2, probe: run_f492::<Probe>, dual: run_f492::<Dual<f64>>, vjp: vjp_f492 },
+    Case { name: "f493", inputs: 2, active: &[0, 1], outputs: 1, probe: run_f493::<Probe>, dual: run_f493::<Dual<f64>>, vjp: vjp_f493 },
+    Case { name: "f494", inputs: 1, active: &[0], outputs: 1, probe: run_f494::<Probe>, dual: run_f494::<Dual<f64>>, vjp: vjp_f494 },
+    Case { name: "f495", inputs: 3, active: &[1], outputs: 1, probe: run_f495::<Probe>, dual: run_f495::<Dual<f64>>, vjp: vjp_f495 },
+    Case { name: "f496", inputs: 5, active: &[1, 4], outputs: 1, probe: run_f496::<Probe>, dual: run_f496::<Dual<f64>>, vjp: vjp_f496 },
+    Case { name: "f497", inputs: 5, active: &[0, 1, 2, 3], outputs: 1, probe: run_f497::<Probe>, dual: run_f497::<Dual<f64>>, vjp: vjp_f497 },
+    Case { name: "f498", inputs: 5, active: &[0, 1, 2, 3, 4], outputs: 1, probe: run_f498::<Probe>, dual: run_f498::<Dual<f64>>, vjp: vjp_f498 },
+    Case { name: "f499", inputs: 3, active: &[0, 1, 2], outputs: 1, probe: run_f499::<Probe>, dual: run_f499::<Dual<f64>>, vjp: vjp_f499 },
 ];

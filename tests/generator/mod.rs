@@ -2591,6 +2591,8 @@ impl<'a> FnGen<'a> {
         let Kind::Vector { len, owned } = self.vars[i].kind else {
             unreachable!()
         };
+        // (restored when the index loop below reads another vector instead)
+        let (was_read, was_dirty) = (self.vars[i].read, self.vars[i].dirty);
         self.vars[i].read = true;
         self.vars[i].dirty = false;
         let name = self.vars[i].name.clone();
@@ -2686,6 +2688,10 @@ impl<'a> FnGen<'a> {
                         let Kind::Vector { len, .. } = self.vars[j].kind else {
                             unreachable!()
                         };
+                        if j != i {
+                            self.vars[i].read = was_read;
+                            self.vars[i].dirty = was_dirty;
+                        }
                         self.vars[j].read = true;
                         self.vars[j].dirty = false;
                         (self.vars[j].name.clone(), len, self.vars[j].bound)
