@@ -3925,26 +3925,42 @@ impl Context<'_> {
             .collect()
     }
 
+    /// Parameter `i`'s `gradient` (of type `ty`) handed to its sink, which adds it into the
+    /// caller's cotangent as the caller would have: a parameter set through
+    /// `accumulate_from`, anything else through `accumulate`. The type is named because a
+    /// returning sink takes any, and a zero gradient's type would be unknown when the
+    /// closure is checked.
+    fn finish_sink(
+        &self,
+        analysis: &Analysis,
+        i: usize,
+        ty: &TokenStream,
+        gradient: TokenStream,
+    ) -> TokenStream {
+        let private = private();
+        let sink = names::gradient_sink(i);
+        let add = if !analysis.active_params[i] {
+            quote!(|_, _| {})
+        } else if self.func.param_structs[i] {
+            quote!(|target, gradient| #private::Differentiable::accumulate_from(target, &gradient))
+        } else {
+            quote!(|target, gradient| target.accumulate(gradient))
+        };
+        quote!(<_ as #private::GradientSink<#ty>>::finish(#sink, #gradient, #add))
+    }
+
     /// `__backward_into` for a function without gradient buffers: `__backward_all`'s
     /// gradients, each handed to its sink.
     fn backward_into_returned(&self, analysis: &Analysis) -> TokenStream {
         let private = private();
         let d_output = names::output_cotangent();
         let sink_types = sink_types(self.sig, &analysis.active_params);
-        let sinks: Vec<Ident> = (0..sink_types.len()).map(names::gradient_sink).collect();
         let gradients: Vec<Ident> = (0..sink_types.len())
             .map(|i| format_ident!("__autodiff_gradient{}", i))
             .collect();
         let finished = (0..sink_types.len()).map(|i| {
-            let (sink, gradient, ty) = (&sinks[i], &gradients[i], &sink_types[i]);
-            let add = if !analysis.active_params[i] {
-                quote!(|_, _| {})
-            } else if self.func.param_structs[i] {
-                quote!(|target, gradient| #private::Differentiable::accumulate_from(target, &gradient))
-            } else {
-                quote!(|target, gradient| target.accumulate(gradient))
-            };
-            quote!(<_ as #private::GradientSink<#ty>>::finish(#sink, #gradient, #add))
+            let gradient = &gradients[i];
+            self.finish_sink(analysis, i, &sink_types[i], quote!(#gradient))
         });
         let vis = &self.item.vis;
         let signature = backward_into_signature(self.sig, &analysis.active_params, false);
@@ -4340,8 +4356,9 @@ impl Context<'_> {
 
     /// The backward statements of `variant` (the body of `backward`, and of `_grad` after
     /// its forward statements) and the gradient they end with. `scope` holds the cotangents
-    /// already declared (by a fused loop). With `sinks`, each parameter's gradient goes
-    /// through its [`GradientSink`](names::gradient_sink) (see [`Self::sink_items`]).
+    /// already declared (by a fused loop). With `sinks`, each parameter's gradient goes to its
+    /// sink (`__autodiff_sink0`, ...), a vector parameter's accumulated in the buffer its
+    /// sink gives (see [`Self::gradient_buffers`]).
     fn backward_statements(
         &self,
         variant: &Variant,
@@ -4427,20 +4444,15 @@ impl Context<'_> {
                     let d = self.names.cotangent(self.func.params[i].value);
                     let len = self.read_ref(analysis, len);
                     Some(quote!(#private::finish_gradient_buffer(#sink, #d, #len)))
-                } else if analysis.active_params[i] && sinks {
-                    let gradient = self.parameter_gradient(analysis, i, &scope);
-                    let add = if self.func.param_structs[i] {
-                        quote!(|target, gradient| #private::Differentiable::accumulate_from(target, &gradient))
+                } else if sinks {
+                    let gradient = if analysis.active_params[i] {
+                        self.parameter_gradient(analysis, i, &scope)
                     } else {
-                        quote!(|target, gradient| target.accumulate(gradient))
+                        quote!(())
                     };
-                    // the gradient type named: a sink that returns takes any, and a zero
-                    // gradient's type would be unknown when the closure is checked
-                    Some(quote!(<_ as #private::GradientSink<#ty>>::finish(#sink, #gradient, #add)))
+                    Some(self.finish_sink(analysis, i, ty, gradient))
                 } else if analysis.active_params[i] {
                     Some(self.parameter_gradient(analysis, i, &scope))
-                } else if sinks {
-                    Some(quote!(<_ as #private::GradientSink<()>>::finish(#sink, (), |_, _| {})))
                 } else if variant.hidden {
                     Some(quote!(()))
                 } else {
