@@ -24,7 +24,7 @@ pub struct ValueNames {
 }
 
 impl ValueNames {
-    /// Chooses names: parameters keep theirs (see [`args::avoid_generated_names`]), bound
+    /// Chooses names: parameters keep theirs (see [`crate::args::avoid_generated_names`]), bound
     /// values take the variable's name with a numeric suffix on reassignment, temporaries are
     /// `v<n>`.
     pub fn new(func: &Function) -> Self {
