@@ -255,7 +255,7 @@ fn main() -> ExitCode {
     }
     println!(
         "gradient_fuzz: seed {}, {} functions ({} points each) in {} batches of {}: {} FD checks \
-         ({} skipped at branch changes), {} Dual checks, worst relative error {:.1e} (FD) / {:.1e} (Dual), \
+         ({} at a tenth of the step, {} skipped at branch changes), {} Dual checks, worst relative error {:.1e} (FD) / {:.1e} (Dual), \
          {} mismatches, {} build failures, {} batches with warnings; {:.0} s ({:.0} s building, \
          {:.0} s running)",
         args.seed,
@@ -264,6 +264,7 @@ fn main() -> ExitCode {
         batches,
         args.batch_size,
         totals.fd_checked,
+        totals.fd_refined,
         totals.fd_skipped,
         totals.dual_checked,
         totals.worst_fd,
@@ -287,6 +288,7 @@ struct Totals {
     functions: usize,
     fd_checked: usize,
     fd_skipped: usize,
+    fd_refined: usize,
     dual_checked: usize,
     mismatches: usize,
     worst_fd: f64,
@@ -294,7 +296,8 @@ struct Totals {
 }
 
 impl Totals {
-    /// Adds a `TOTALS functions fd_checked fd_skipped dual_checked mismatches worst_fd worst_dual` line.
+    /// Adds a `TOTALS functions fd_checked fd_skipped dual_checked mismatches worst_fd worst_dual
+    /// fd_refined` line.
     fn add(&mut self, line: &str) {
         let v: Vec<&str> = line.split_whitespace().collect();
         let n = |i: usize| v.get(i).and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
@@ -310,6 +313,7 @@ impl Totals {
         self.mismatches += n(4);
         self.worst_fd = self.worst_fd.max(x(5));
         self.worst_dual = self.worst_dual.max(x(6));
+        self.fd_refined += n(7);
     }
 }
 
@@ -344,10 +348,10 @@ fn write_crate(repo: &Path, autodiff: &Path, dir: &Path) -> std::io::Result<()> 
              assert_eq!((options.seed, options.batch), (cases::SEED, cases::BATCH));\n    \
              let report = harness::check_all(cases::CASES, &options);\n    \
              for failure in &report.failures {{\n        println!(\"{{failure}}\\n\");\n    }}\n    \
-             println!(\n        \"TOTALS {{}} {{}} {{}} {{}} {{}} {{:e}} {{:e}}\",\n        \
+             println!(\n        \"TOTALS {{}} {{}} {{}} {{}} {{}} {{:e}} {{:e}} {{}}\",\n        \
                  report.functions,\n        report.fd_checked,\n        report.fd_skipped,\n        \
                  report.dual_checked,\n        report.failures.len(),\n        \
-                 report.worst_fd,\n        report.worst_dual\n    );\n}}\n",
+                 report.worst_fd,\n        report.worst_dual,\n        report.fd_refined\n    );\n}}\n",
         harness.display().to_string()
     );
     write_if_changed(&dir.join("src/main.rs"), &main)?;

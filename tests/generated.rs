@@ -129,6 +129,19 @@ fn staircase_vjp(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
     (staircase(p), vec![1.0])
 }
 
+fn steep<T: num_traits::Float>(p: &[T]) -> Vec<T> {
+    // sin(200 x): the truncation error of fourth-order differences at h = 1e-3, relative to
+    // the derivative's scale 200, is up to (200 h)^4 / 30 = 5e-5, over the tolerance; at a
+    // tenth of the step 5e-9
+    vec![(p[0] * T::from(200.0).unwrap()).sin()]
+}
+
+fn steep_vjp<const WRONG: u32>(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    // d/dx sin(200 x) = 200 cos(200 x); WRONG adds that many parts per thousand
+    let scale = 1.0 + f64::from(WRONG) * 1e-3;
+    (steep(p), vec![200.0 * (200.0 * p[0]).cos() * scale])
+}
+
 fn check_one(case: harness::Case) -> harness::Report {
     let options = harness::Options {
         seed: 1,
@@ -172,6 +185,27 @@ fn the_checker_catches_wrong_gradients_and_skips_jumps() {
     });
     assert!(staircase.failures.is_empty(), "{:?}", staircase.failures);
     assert_eq!((staircase.fd_checked, staircase.fd_skipped), (0, POINTS));
+}
+
+#[test]
+fn a_steep_function_is_compared_at_a_tenth_of_the_step() {
+    let case = |vjp: harness::Vjp| harness::Case {
+        name: "steep",
+        inputs: 1,
+        active: &[0],
+        outputs: 1,
+        probe: steep::<harness::Probe>,
+        dual: steep::<autodiff::Dual<f64>>,
+        vjp,
+    };
+    let exact = check_one(case(steep_vjp::<0>));
+    assert!(exact.failures.is_empty(), "{:?}", exact.failures);
+    assert_eq!(exact.fd_checked, POINTS);
+    assert!(exact.fd_refined > 0, "{}", exact.summary());
+    assert!(exact.worst_fd <= harness::FD_TOLERANCE);
+    // a wrong derivative stays wrong at any step (forward mode reports it first)
+    let wrong = check_one(case(steep_vjp::<1>));
+    assert_eq!(wrong.failures.len(), 1, "{:?}", wrong.failures);
 }
 
 #[test]
