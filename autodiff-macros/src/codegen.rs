@@ -3830,8 +3830,10 @@ impl Context<'_> {
             arg
         } else {
             let data = self.func.inst(self.func.def_inst(arg)?);
+            let mut uses = Vec::new();
+            self.uses_in(self.func.entry, arg, &mut uses);
             match data.opcode {
-                Opcode::Ref if self.use_count(arg) == 1 => data.args[0],
+                Opcode::Ref if uses.len() == 1 => data.args[0],
                 _ => return None,
             }
         };
@@ -3860,23 +3862,6 @@ impl Context<'_> {
             (ArrayKind::Fixed(_), _) => Some(crate::args::cotangent_type(ty)),
             _ => None,
         }
-    }
-
-    /// How many times instructions and block yields read `v`.
-    fn use_count(&self, v: Value) -> usize {
-        let in_args: usize = self
-            .func
-            .insts
-            .iter()
-            .map(|data| data.args.iter().filter(|a| **a == v).count())
-            .sum();
-        let in_yields: usize = self
-            .func
-            .blocks
-            .iter()
-            .map(|block| block.yields.iter().filter(|y| **y == v).count())
-            .sum();
-        in_args + in_yields
     }
 
     /// The gradient of parameter `i` at the end of `backward`.

@@ -579,6 +579,12 @@ mod gradients_added_into_the_callers_vectors {
         sums::lse(&x) + b + sums::cubes(&x) * x[2] + sums::fixed_norm(&x)
     }
 
+    // a borrowed array parameter passed on as it is
+    #[differentiate]
+    fn borrowed_array_argument(x: &[f64; 3]) -> f64 {
+        sums::lse(x) * x[1] + sums::fixed_norm(x)
+    }
+
     #[differentiate]
     fn local_array_argument(x: &[f64]) -> f64 {
         let a = [x[0] * x[1], x[2], x[3]];
@@ -594,6 +600,9 @@ mod gradients_added_into_the_callers_vectors {
             let (_, g) = fixed_array_argument_grad(fixed);
             let f = |v: &[f64]| fixed_array_argument([v[0], v[1], v[2]]);
             assert_fd("fixed_array_argument", &g, f, &fixed);
+            let (_, g) = borrowed_array_argument_grad(&fixed);
+            let f = |v: &[f64]| borrowed_array_argument(&[v[0], v[1], v[2]]);
+            assert_fd("borrowed_array_argument", &g, f, &fixed);
             let (_, g) = local_array_argument_grad(&x);
             assert_fd("local_array_argument", &g, local_array_argument, &x);
         }
