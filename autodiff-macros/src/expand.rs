@@ -1,5 +1,5 @@
 //! The whole expansion of `#[differentiate]` as a plain function on token streams:
-//! args → lower → hoist → analysis → codegen, with errors collected along the way.
+//! args → lower → remat → hoist → analysis → codegen, with errors collected along the way.
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
@@ -11,7 +11,7 @@ use crate::args::{self, Output};
 use crate::codegen::{self, Context, ValueNames, Variant};
 use crate::errors::Errors;
 use crate::ir::ParamRole;
-use crate::{analysis, hoist, ir, lower};
+use crate::{analysis, hoist, ir, lower, remat};
 
 /// Expands `#[differentiate(attr)] item`. Never panics: what cannot be differentiated
 /// becomes `compile_error!`s next to the untouched item.
@@ -160,6 +160,7 @@ fn generate(
         return None;
     }
     let mut lowered = lower::lower(item, &sig, errors)?;
+    remat::rematerialise_filled_elements(&mut lowered.func);
     hoist::hoist_invariants(&mut lowered.func);
     let func = &lowered.func;
     if let Err(message) = ir::verify(func) {

@@ -1,6 +1,7 @@
 //! The `#[differentiate]` attribute: a small compiler from a Rust function to its adjoint.
 //!
-//! Stages: `args` (attribute and signature) → `lower` (syn → SSA IR in `ir`) → `hoist`
+//! Stages: `args` (attribute and signature) → `lower` (syn → SSA IR in `ir`) → `remat`
+//! (elements of filled arrays read as the expression that filled them) → `hoist`
 //! (loop-invariant reads in front of their loops) → `analysis` (activity, to-be-recorded,
 //! types) → `codegen` (IR → Rust). The primitive table is `primitives`; generated names come
 //! from `names`.
@@ -16,6 +17,7 @@ mod ir;
 mod lower;
 mod names;
 mod primitives;
+mod remat;
 
 #[cfg(test)]
 mod never_panics;

@@ -523,6 +523,178 @@ fn invariant_reads_move_in_front_of_their_loop_behind_a_guard() {
 }
 
 #[test]
+fn elements_of_a_filled_array_are_read_as_their_expression() {
+    let item: syn::ItemFn = syn::parse2(quote! {
+        fn f(x: &[f64], m: &[f64], n: usize) -> f64 {
+            let mut xc = vec![0.0; n];
+            let mut ys = vec![0.0; n];
+            let mut s = 0.0;
+            for k in 0..2 {
+                for id in 0..n {
+                    xc[id] = x[id] - m[k * n + id];
+                    ys[id] = x[id].sin();
+                }
+                for i in 0..n {
+                    s += xc[i] * ys[i];
+                }
+                s += xc[0];
+            }
+            s
+        }
+    })
+    .unwrap();
+    let mut errors = Errors::default();
+    let sig = args::signature(&item, &mut errors).unwrap();
+    let mut func = lower::lower(&item, &sig, &mut errors).unwrap().func;
+    crate::remat::rematerialise_filled_elements(&mut func);
+    ir::verify(&func).expect("verifies after rematerialising");
+    // `xc[i]` becomes `x[i] - m[k n + i]`; `ys[i]` stays a read (a `sin` is not evaluated
+    // again), and so does `xc[0]` (its index is no induction variable of a loop inside the
+    // range)
+    expect![[r#"
+        fn f(v0: &[f64], v1: &[f64], v2: usize const)
+        block0:
+            v3 = len v0
+            v4 = len v1
+            v5 = const 0.0
+            v6 = vec_fill v5, v2
+            v7 = const 0.0
+            v8 = vec_fill v7, v2
+            v9 = const 0.0
+            v10 = const 0
+            v11 = const 2
+            v41, v42, v43 = for v10, v11, v6, v8, v9
+            body
+                block1(v12, v13, v14, v15):
+                    v16 = const 0
+                    v28, v29 = for v16, v2, v13, v14
+                    body
+                        block2(v17, v18, v19):
+                            v20 = index v0, v17
+                            v21 = mul v12, v2
+                            v22 = add v21, v17
+                            v23 = index v1, v22
+                            v24 = sub v20, v23
+                            v25 = index_set v18, v17, v24
+                            v26 = sin v20
+                            v27 = index_set v19, v17, v26
+                            yield v25, v27
+                    v30 = const 0
+                    v37 = for v30, v2, v15
+                    body
+                        block3(v31, v32):
+                            v44 = index v0, v31
+                            v45 = mul v12, v2
+                            v46 = add v45, v31
+                            v47 = index v1, v46
+                            v33 = sub v44, v47
+                            v34 = index v29, v31
+                            v35 = mul v33, v34
+                            v36 = add v32, v35
+                            yield v36
+                    v38 = const 0
+                    v39 = index v28, v38
+                    v40 = add v37, v39
+                    yield v28, v29, v40
+            yield v43
+    "#]]
+    .assert_eq(&ir::print(&func, &Plain));
+}
+
+#[test]
+fn only_arrays_filled_in_full_by_unchanging_values_are_rematerialised() {
+    let cases = [
+        // a stepped loop fills every other element
+        quote! {
+            fn f(x: &[f64], n: usize) -> f64 {
+                let mut a = vec![0.0; n];
+                for i in (0..n).step_by(2) { a[i] = x[i] * 2.0; }
+                let mut s = 0.0;
+                for i in 0..n { s += a[i]; }
+                s
+            }
+        },
+        // the element is written under a condition
+        quote! {
+            fn f(x: &[f64], n: usize) -> f64 {
+                let mut a = vec![0.0; n];
+                for i in 0..n { if x[i] > 0.0 { a[i] = x[i] * 2.0; } }
+                let mut s = 0.0;
+                for i in 0..n { s += a[i]; }
+                s
+            }
+        },
+        // the array the expression reads changes after the filling loop
+        quote! {
+            fn f(x: &[f64], n: usize) -> f64 {
+                let mut w = x.to_vec();
+                let mut a = vec![0.0; n];
+                for i in 0..n { a[i] = w[i] * 2.0; }
+                w[0] = 1.0;
+                let mut s = w[0];
+                for i in 0..n { s += a[i]; }
+                s
+            }
+        },
+        // the reading loop runs past the filled range
+        quote! {
+            fn f(x: &[f64], n: usize) -> f64 {
+                let mut a = vec![0.0; n + 1];
+                for i in 0..n { a[i] = x[i] * 2.0; }
+                let mut s = 0.0;
+                for i in 0..=n { s += a[i]; }
+                s
+            }
+        },
+        // the element depends on the previous one
+        quote! {
+            fn f(x: &[f64], n: usize) -> f64 {
+                let mut a = vec![0.0; n];
+                let mut t = 0.0;
+                for i in 0..n { t += x[i]; a[i] = t; }
+                let mut s = 0.0;
+                for i in 0..n { s += a[i]; }
+                s
+            }
+        },
+        // the array stays as filled: its elements are there for the backward pass
+        quote! {
+            fn f(x: &[f64], n: usize) -> f64 {
+                let mut a = vec![0.0; n];
+                for i in 0..n { a[i] = x[i] * 2.0; }
+                let mut s = 0.0;
+                for i in 0..n { s += a[i] * a[i]; }
+                s
+            }
+        },
+        // the loop may stop early
+        quote! {
+            fn f(x: &[f64], n: usize) -> f64 {
+                let mut a = vec![0.0; n];
+                for i in 0..n { if x[i] > 1.0 { break; } a[i] = x[i] * 2.0; }
+                let mut s = 0.0;
+                for i in 0..n { s += a[i]; }
+                s
+            }
+        },
+    ];
+    for case in cases {
+        let item: syn::ItemFn = syn::parse2(case).unwrap();
+        let mut errors = Errors::default();
+        let sig = args::signature(&item, &mut errors).unwrap();
+        let mut func = lower::lower(&item, &sig, &mut errors).unwrap().func;
+        let before = ir::print(&func, &Plain);
+        crate::remat::rematerialise_filled_elements(&mut func);
+        assert_eq!(
+            ir::print(&func, &Plain),
+            before,
+            "{}",
+            quote::ToTokens::to_token_stream(&item)
+        );
+    }
+}
+
+#[test]
 fn reading_back_the_element_just_written_is_the_written_value() {
     let (lowered, _, _) = stages(
         quote! {
@@ -674,7 +846,7 @@ fn records_of_element_reads_are_pushed_after_their_loop() {
             let mut total = 0.0;
             for k in 0..3 {
                 for i in 0..n {
-                    q[i] = x[i] * x[k];
+                    q[i] = (x[i] * x[k]).sin();
                 }
                 let mut sq = 0.0;
                 for i in 0..n {
@@ -685,26 +857,27 @@ fn records_of_element_reads_are_pushed_after_their_loop() {
             total
         }
     });
-    // `q[i]` is saved, but `q` does not change in the loop: one `extend` after it
+    // `q[i]` is saved (a `sin` is not evaluated again in place of the read), but `q` does not
+    // change in the loop: one `extend` after it
     let start = text.find("let mut sq_3").expect("the squared norm");
     let extend = start + text[start..].find(".extend(").expect("one extend");
     let end = extend + text[extend..].find(");").expect("its end") + 2;
     expect![[r#"
         let mut sq_3: f64 = 0.0;
-                let range17 = (0..n);
-                for i_1 in range17 {
+                let range18 = (0..n);
+                for i_1 in range18 {
                     let sq_1 = sq_3;
-                    let v23 = q_6[i_1];
-                    let v24 = v23 * v23;
-                    let sq_2 = sq_1 + v24;
+                    let v24 = q_6[i_1];
+                    let v25 = v24 * v24;
+                    let sq_2 = sq_1 + v25;
                     sq_3 = sq_2;
                 }
                 loop1_stack
                     .extend(
                         (0..n)
                             .map(|i_1| {
-                                let v23 = q_6[i_1];
-                                NormsLoop1 { v23 }
+                                let v24 = q_6[i_1];
+                                NormsLoop1 { v24 }
                             }),
                     );"#]]
     .assert_eq(&text[start..end]);

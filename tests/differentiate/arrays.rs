@@ -2229,3 +2229,223 @@ fn fixed_length_buffers_match_finite_differences_and_the_pullback() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Elements of filled arrays read as the expression that filled them
+// ---------------------------------------------------------------------------------------
+
+/// Reads of an array that a loop filled element by element, in the shapes where the reads
+/// become the filling expression (docs/design.md, "Rematerialised elements") and in shapes
+/// where they must stay reads; every gradient against finite differences.
+mod filled_arrays {
+    use super::{assert_close, assert_fd, point};
+    use autodiff::prelude::*;
+
+    // ADBench GMM's inner loops: a scratch buffer of centred coordinates, rewritten for every
+    // row of `means`, read by the strictly lower triangle of `l` in a nested loop.
+    #[differentiate]
+    pub fn centred_triangle(x: &[f64], means: &[f64], l: &[f64], d: usize) -> f64 {
+        let k = means.len() / d;
+        let mut xc = vec![0.0; d];
+        let mut qx = vec![0.0; d];
+        let mut total = 0.0;
+        for ik in 0..k {
+            for id in 0..d {
+                xc[id] = x[id] - means[ik * d + id];
+                qx[id] = xc[id];
+            }
+            let mut li = 0;
+            for i in 0..d {
+                for j in i + 1..d {
+                    qx[j] += l[li] * xc[i];
+                    li += 1;
+                }
+            }
+            let mut sq = 0.0;
+            for id in 0..d {
+                sq += qx[id] * qx[id];
+            }
+            total += (-0.5 * sq).exp();
+        }
+        total
+    }
+
+    // the same with only the means differentiated
+    #[differentiate(wrt(means))]
+    pub fn centred_triangle_means(x: &[f64], means: &[f64], l: &[f64], d: usize) -> f64 {
+        let k = means.len() / d;
+        let mut xc = vec![0.0; d];
+        let mut total = 0.0;
+        for ik in 0..k {
+            for id in 0..d {
+                xc[id] = x[id] - means[ik * d + id];
+            }
+            let mut li = 0;
+            for i in 0..d {
+                for j in i + 1..d {
+                    total += l[li] * xc[i] * xc[j];
+                    li += 1;
+                }
+            }
+        }
+        total
+    }
+
+    // the filling loop inside the loop whose variable indexes the read, a cast of the
+    // induction variable in the expression, and a read at a constant index that stays a read
+    #[differentiate]
+    pub fn filled_inside_the_reading_loop(x: &[f64]) -> f64 {
+        let n = x.len();
+        let mut a = vec![0.0; n];
+        let mut s = 0.0;
+        for i in 0..n {
+            for j in 0..n {
+                a[j] = x[j] * (j as f64 + 1.0) - x[i];
+            }
+            s += a[i] * a[i] + a[0];
+        }
+        s
+    }
+
+    // one scratch array filled from another; the second also passed to a call
+    #[differentiate]
+    pub fn sum_of_squares(v: &[f64]) -> f64 {
+        let mut s = 0.0;
+        for i in 0..v.len() {
+            s += v[i] * v[i];
+        }
+        s
+    }
+
+    #[differentiate]
+    pub fn chained_fills(x: &[f64], y: &[f64]) -> f64 {
+        let n = x.len();
+        let mut a = vec![0.0; n];
+        let mut b = vec![0.0; n];
+        let mut s = 0.0;
+        for k in 0..2 {
+            let c = k as f64 + 1.0;
+            for i in 0..n {
+                a[i] = x[i] * y[i] * c;
+            }
+            for i in 0..n {
+                b[i] = a[i] - y[i];
+            }
+            for i in 0..n {
+                s += b[i] * a[i];
+            }
+            s += sum_of_squares(&b);
+        }
+        s
+    }
+
+    // a fixed array refilled over `0..3`, read over `0..3` and over `1..3`
+    #[differentiate]
+    pub fn fixed_fill(p: &[f64; 3], q: &[f64; 3]) -> f64 {
+        let mut r = [0.0; 3];
+        let mut s = 0.0;
+        for k in 0..2 {
+            for i in 0..3 {
+                r[i] = p[i] - q[i] * k as f64;
+            }
+            for i in 0..3 {
+                s += r[i] * r[i];
+            }
+            for i in 1..3 {
+                s += r[i].sin();
+            }
+        }
+        s
+    }
+
+    // reads that must stay reads: past the filled range, and after the array changed
+    #[differentiate]
+    pub fn reads_outside_the_rule(x: &[f64]) -> f64 {
+        let n = x.len();
+        let mut a = vec![1.0; n + 1];
+        for i in 0..n {
+            a[i] = x[i] * x[i];
+        }
+        let mut s = 0.0;
+        for i in 0..=n {
+            s += a[i];
+        }
+        for i in 0..n {
+            a[i] += x[i];
+        }
+        for i in 0..n {
+            s += a[i] * x[i];
+        }
+        s
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for (d, k, seed) in [(1usize, 1usize, 1u64), (2, 3, 2), (4, 2, 3)] {
+            let x = point(d, 10 + seed);
+            let means = point(d * k, 20 + seed);
+            let l = point(d * (d.max(1) - 1) / 2 + 1, 30 + seed);
+            let (value, (dx, dm, dl)) = centred_triangle_grad(&x, &means, &l, d);
+            assert_eq!(value, centred_triangle(&x, &means, &l, d));
+            assert_fd(
+                "centred_triangle x",
+                &dx,
+                |x| centred_triangle(x, &means, &l, d),
+                &x,
+            );
+            assert_fd(
+                "centred_triangle means",
+                &dm,
+                |m| centred_triangle(&x, m, &l, d),
+                &means,
+            );
+            assert_fd(
+                "centred_triangle l",
+                &dl,
+                |l| centred_triangle(&x, &means, l, d),
+                &l,
+            );
+            let (_, pullback) = centred_triangle_pullback(&x, &means, &l, d);
+            let (bx, bm, bl) = pullback.backward(1.0);
+            assert_close("centred_triangle pullback x", &bx, &dx, 1e-12);
+            assert_close("centred_triangle pullback means", &bm, &dm, 1e-12);
+            assert_close("centred_triangle pullback l", &bl, &dl, 1e-12);
+
+            let (_, dm) = centred_triangle_means_grad(&x, &means, &l, d);
+            assert_fd(
+                "centred_triangle_means",
+                &dm,
+                |m| centred_triangle_means(&x, m, &l, d),
+                &means,
+            );
+        }
+        for n in [1usize, 2, 5] {
+            let x = point(n, 40 + n as u64);
+            let y = point(n, 50 + n as u64);
+            let (_, g) = filled_inside_the_reading_loop_grad(&x);
+            assert_fd(
+                "filled_inside_the_reading_loop",
+                &g,
+                filled_inside_the_reading_loop,
+                &x,
+            );
+            let (_, (gx, gy)) = chained_fills_grad(&x, &y);
+            assert_fd("chained_fills x", &gx, |x| chained_fills(x, &y), &x);
+            assert_fd("chained_fills y", &gy, |y| chained_fills(&x, y), &y);
+            let (_, g) = reads_outside_the_rule_grad(&x);
+            assert_fd("reads_outside_the_rule", &g, reads_outside_the_rule, &x);
+        }
+        let (p, q) = ([0.3, -1.2, 0.7], [0.1, 0.4, -0.5]);
+        let (_, (gp, gq)) = fixed_fill_grad(&p, &q);
+        // s = Σ_k (Σ_i r_ki² + sin r_k1 + sin r_k2) with r_ki = p_i - k q_i, k = 0, 1:
+        // ∂s/∂p_i = Σ_k g_ki and ∂s/∂q_i = -Σ_k k g_ki, g_ki = 2 r_ki + [i ≥ 1] cos r_ki
+        let g = |k: f64, i: usize| {
+            let r = p[i] - k * q[i];
+            2.0 * r + if i >= 1 { r.cos() } else { 0.0 }
+        };
+        let expected: Vec<f64> = (0..3).map(|i| g(0.0, i) + g(1.0, i)).collect();
+        assert_close("fixed_fill p", &gp, &expected, 1e-14);
+        let negated: Vec<f64> = (0..3).map(|i| -g(1.0, i)).collect();
+        assert_close("fixed_fill q", &gq, &negated, 1e-14);
+    }
+}
