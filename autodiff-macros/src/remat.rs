@@ -20,9 +20,10 @@
 //!   induction variable, so after it `a[j] == v(j)` for every `j` of the range;
 //! - the read's index is the induction variable of a loop around the read whose range lies
 //!   inside the filling loop's range, and the read sees the array the filling loop yields;
-//! - `v` is cheap arithmetic (`+ - *`, negation, casts, constants) on the induction variable,
-//!   values defined before the loop, and elements of arrays that nothing ever modifies or
-//!   moves, so it evaluates to the same number at the read. Its reads of those arrays are
+//! - `v` is cheap arithmetic (`+ - *`, negation, casts, constants, `T::from(c).unwrap()`) on
+//!   the induction variable, values defined before the loop, and elements of arrays that
+//!   nothing ever modifies or moves (or parameters behind a shared reference), so it
+//!   evaluates to the same number at the read. Its reads of those arrays are
 //!   the ones the filling loop performed at the same index, so no new panic can arise.
 
 use std::collections::{HashMap, HashSet};
@@ -31,9 +32,13 @@ use proc_macro2::TokenTree;
 
 use crate::ir::{BinaryOp, Block, Function, Inst, Opcode, UnaryOp, Value, ValueDef};
 
-/// At most this many instructions are copied for one read, so that a long expression stays
-/// one saved value instead of being evaluated again at every read.
+/// At most this many arithmetic instructions and element reads are copied for one read, so
+/// that a long expression stays one saved value instead of being evaluated again at every
+/// read (constants and conversions are free at run time and not counted).
 const MAX_COPIED: usize = 8;
+
+/// At most this many instructions of any kind: a bound on the work of the pass.
+const MAX_EXPRESSION: usize = 32;
 
 /// Rewrites every eligible read of a filled array.
 pub fn rematerialise_filled_elements(func: &mut Function) {
@@ -167,7 +172,16 @@ fn filled_array(func: &Function, fill: Inst, slot: usize) -> Option<Filled> {
         &inside,
         &mut expression,
     ) || expression.is_empty()
-        || expression.len() > MAX_COPIED
+        || expression
+            .iter()
+            .filter(|&&inst| {
+                matches!(
+                    func.inst(inst).opcode,
+                    Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Index
+                )
+            })
+            .count()
+            > MAX_COPIED
     {
         return None;
     }
@@ -219,7 +233,7 @@ fn collect_expression(
     if out.contains(&inst) {
         return true;
     }
-    if !top_level.contains(&inst) || out.len() >= MAX_COPIED {
+    if !top_level.contains(&inst) || out.len() >= MAX_EXPRESSION {
         return false;
     }
     let data = func.inst(inst);
@@ -227,6 +241,17 @@ fn collect_expression(
         Opcode::Const(_) | Opcode::Cast(_) => true,
         Opcode::Binary(op) => matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul),
         Opcode::Unary(op) => matches!(op, UnaryOp::Neg),
+        // the constants of generic code, `T::from(0.5).unwrap()`, and conversions
+        Opcode::Call(path) => {
+            path.path.segments.len() >= 2
+                && path.path.segments.last().is_some_and(|segment| {
+                    matches!(
+                        segment.ident.to_string().as_str(),
+                        "from" | "zero" | "one" | "from_f64" | "from_f32"
+                    )
+                })
+        }
+        Opcode::Method(name, _) => name == "unwrap",
         Opcode::Index => data
             .args
             .first()
@@ -245,6 +270,14 @@ fn collect_expression(
 /// Whether every use of `array` only reads it (element reads, lengths, borrows, copies), so
 /// that it holds the same elements wherever it is in scope.
 fn never_changes(func: &Function, array: Value) -> bool {
+    // a parameter behind a shared reference cannot change whatever its uses
+    if let ValueDef::Param(index) = func.value(array).def {
+        if let Some(param) = func.params.get(index) {
+            if matches!(&param.ty, syn::Type::Reference(r) if r.mutability.is_none()) {
+                return true;
+            }
+        }
+    }
     let read_only = func.insts.iter().all(|data| {
         data.args.iter().enumerate().all(|(position, &arg)| {
             arg != array

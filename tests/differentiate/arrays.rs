@@ -2358,6 +2358,32 @@ mod filled_arrays {
         s
     }
 
+    // generic code: constants written `T::from(c).unwrap()`, a parameter also passed on
+    #[differentiate]
+    pub fn generic_sum<T: num_traits::Float>(v: &[T]) -> T {
+        let mut s = T::zero();
+        for i in 0..v.len() {
+            s = s + v[i];
+        }
+        s
+    }
+
+    #[differentiate]
+    pub fn generic_scratch<T: num_traits::Float>(xs: &[T], ys: &[T]) -> T {
+        let n = xs.len();
+        let mut w = vec![T::zero(); n];
+        let mut acc = generic_sum(xs);
+        for k in 0..2 {
+            for i in 0..n {
+                w[i] = xs[i] * T::from(0.5).unwrap() - ys[i] * T::from(k).unwrap();
+            }
+            for i in 0..n {
+                acc = acc + w[i] * w[i] * ys[i];
+            }
+        }
+        acc
+    }
+
     // reads that must stay reads: past the filled range, and after the array changed
     #[differentiate]
     pub fn reads_outside_the_rule(x: &[f64]) -> f64 {
@@ -2432,6 +2458,9 @@ mod filled_arrays {
             let (_, (gx, gy)) = chained_fills_grad(&x, &y);
             assert_fd("chained_fills x", &gx, |x| chained_fills(x, &y), &x);
             assert_fd("chained_fills y", &gy, |y| chained_fills(&x, y), &y);
+            let (_, (gx, gy)) = generic_scratch_grad(&x, &y);
+            assert_fd("generic_scratch x", &gx, |x| generic_scratch(x, &y), &x);
+            assert_fd("generic_scratch y", &gy, |y| generic_scratch(&x, y), &y);
             let (_, g) = reads_outside_the_rule_grad(&x);
             assert_fd("reads_outside_the_rule", &g, reads_outside_the_rule, &x);
         }

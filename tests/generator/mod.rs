@@ -334,6 +334,7 @@ pub const ALLOWS: &str = "#![allow(
     clippy::eq_op,
     clippy::if_same_then_else,
     clippy::let_and_return,
+    clippy::manual_memcpy,
     clippy::map_clone,
     clippy::misrefactored_assign_op,
     clippy::needless_late_init,
@@ -2055,6 +2056,7 @@ impl<'a> FnGen<'a> {
             0.4,                                             // 16 shadow
             if nest_ok { 0.4 } else { 0.0 },                 // 17 late init
             0.3,                                             // 18 block / tuple let
+            if loop_ok && vec_writable { 0.8 } else { 0.0 }, // 19 fill and read
         ];
         match self.rng.weighted(&weights) {
             0 => self.stmt_let(),
@@ -2079,7 +2081,8 @@ impl<'a> FnGen<'a> {
             15 => self.stmt_return(),
             16 => self.stmt_shadow(),
             17 => self.stmt_late_init(),
-            _ => self.stmt_block_let(),
+            18 => self.stmt_block_let(),
+            _ => self.stmt_fill(),
         }
     }
 
@@ -2571,6 +2574,141 @@ impl<'a> FnGen<'a> {
                 }
             }
         }
+    }
+
+    /// A local vector filled element by element (`w[i] = e` for `i in 0..len`), then read
+    /// by an index loop over the same range: the shape whose reads the macro replaces by the
+    /// filling expression when the vector changes later (a scratch buffer in a loop) and `e`
+    /// is cheap arithmetic on elements at `i`, scalars and constants, as it mostly is here.
+    fn stmt_fill(&mut self) {
+        let w: Vec<usize> = self
+            .writable_vectors()
+            .into_iter()
+            .filter(|&i| match self.vars[i].kind {
+                Kind::Vector { len, .. } => len * self.trips <= MAX_TRIPS,
+                _ => false,
+            })
+            .collect();
+        if w.is_empty() {
+            return self.stmt_vec_write();
+        }
+        let i = *self.rng.pick(&w);
+        let Kind::Vector { len, .. } = self.vars[i].kind else {
+            unreachable!()
+        };
+        let name = self.vars[i].name.clone();
+        let in_loop = self.vars[i].allowance.is_finite();
+        self.vars[i].mutated = true;
+        let (iv, pat) = self.pattern_var("i", Kind::Index { max: len }, len as f64);
+        let iname = iv.name.clone();
+        self.line(format!("for {pat} in 0..{len} {{"));
+        let saved = self.enter_loop(len, LoopKind::Plain);
+        self.indent += 1;
+        self.push_scope();
+        self.vars.push(iv);
+        let induction = self.vars.len() - 1;
+        let e = if self.rng.chance(0.75) {
+            self.cheap_element(len, induction, i)
+        } else {
+            self.expr(2)
+        };
+        let cap = if in_loop { self.vars[i].base } else { VAR_CAP };
+        let e = if e.bound <= cap {
+            e
+        } else if self.rng.chance(0.8) {
+            // scaled by a constant, which keeps the expression cheap
+            let k = lit(down(cap / e.bound));
+            E::new(
+                format!("{} * {}", e.operand(), k.code),
+                e.bound * k.bound,
+                Prec::Binary,
+            )
+        } else {
+            self.squash(e, cap)
+        };
+        // the write's index reads the induction variable
+        self.vars[induction].read = true;
+        self.line(format!("{name}[{iname}] = {};", e.code));
+        self.pop_scope();
+        self.indent -= 1;
+        self.exit_loop(len, saved);
+        self.line("}".to_string());
+        if !in_loop {
+            self.vars[i].bound = self.vars[i].bound.max(e.bound);
+        }
+        // the read: an index loop over the same range
+        self.vars[i].read = true;
+        self.vars[i].dirty = false;
+        let bound = self.vars[i].bound;
+        let (result, acc, k) = (self.name("s"), self.name("acc"), self.name("k"));
+        let (other, other_bound) = match self.rng.below(3) {
+            0 => (format!("{name}[{k}]"), bound),
+            1 => (format!("{name}[{len} - 1 - {k}]"), bound),
+            _ => ("T::from(0.5).unwrap()".to_string(), 0.5),
+        };
+        self.line(format!(
+            "let {result} = {{ let mut {acc} = T::zero(); for {k} in 0..{len} {{ {acc} = {acc} + {name}[{k}] * {other}; }} {acc} }};"
+        ));
+        self.cost += self.trips as f64 * len as f64 * 3.0;
+        self.declare(
+            result,
+            Kind::Scalar,
+            len as f64 * bound * other_bound,
+            false,
+        );
+        if self.rng.chance(0.6) {
+            // the vector changes after the reads
+            let r = self.rng.below(len);
+            self.line(format!("{name}[{r}] *= T::from(0.5).unwrap();"));
+        }
+    }
+
+    /// `+`, `-` and `*` of one to three elements at the induction variable (of vectors
+    /// other than `skip` at least `len` long), scalars and constants.
+    fn cheap_element(&mut self, len: usize, induction: usize, skip: usize) -> E {
+        let iname = self.vars[induction].name.clone();
+        let vectors: Vec<usize> = self
+            .readable_vectors()
+            .into_iter()
+            .filter(|&j| {
+                j != skip && matches!(self.vars[j].kind, Kind::Vector { len: l, .. } if l >= len)
+            })
+            .collect();
+        let scalars = self.scalars();
+        let mut out: Option<E> = None;
+        for term in 0..self.rng.range(1, 3) {
+            let weights = [
+                if vectors.is_empty() { 0.0 } else { 4.0 },
+                if scalars.is_empty() { 0.0 } else { 2.0 },
+                1.0,
+            ];
+            // the first term reads the induction variable when it can
+            let pick = if term == 0 && !vectors.is_empty() {
+                0
+            } else {
+                self.rng.weighted(&weights)
+            };
+            let e = match pick {
+                0 => {
+                    let j = *self.rng.pick(&vectors);
+                    self.vars[j].read = true;
+                    self.vars[j].dirty = false;
+                    self.vars[induction].read = true;
+                    let b = self.vars[j].bound;
+                    E::new(format!("{}[{iname}]", self.vars[j].name), b, Prec::Atom)
+                }
+                1 => {
+                    let j = *self.rng.pick(&scalars);
+                    self.read_var(j)
+                }
+                _ => lit(self.rng.uniform(-1.5, 1.5)),
+            };
+            out = Some(match out {
+                None => e,
+                Some(a) => self.combine(a, e),
+            });
+        }
+        out.unwrap_or_else(|| lit(0.5))
     }
 
     fn stmt_swap(&mut self) {
