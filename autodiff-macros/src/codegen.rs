@@ -1742,7 +1742,7 @@ impl Context<'_> {
         // the backward statements read the iteration's values in place: none may be an
         // array the forward statements moved on (`backward` reads its saved copy)
         let mut inside = HashSet::new();
-        self.defined_in(body, &mut inside);
+        self.func.defined_in(body, &mut inside);
         let saved_array = inside
             .iter()
             .any(|v| analysis.is_saved(*v) && analysis.arrays[v.index()]);
@@ -1931,7 +1931,7 @@ impl Context<'_> {
         let index_name = self.names.name(index);
         backward.extend(quote!(let #index_name = &#index_name;));
         let mut inside = HashSet::new();
-        self.defined_in(body, &mut inside);
+        self.func.defined_in(body, &mut inside);
         let mut bound = HashSet::new();
         for &i in &self.func.block(body).insts {
             for &arg in &self.func.inst(i).args {
@@ -2155,7 +2155,7 @@ impl Context<'_> {
         // the gradient is scaled: the outer values must be numbers or arrays of numbers
         let generics = crate::args::type_params(self.item);
         let mut inside = HashSet::new();
-        self.defined_in(body, &mut inside);
+        self.func.defined_in(body, &mut inside);
         let mut touched = Vec::new();
         self.active_refs(analysis, body, &mut touched);
         let scalable = touched.iter().filter(|v| !inside.contains(v)).all(|&v| {
@@ -2415,7 +2415,7 @@ impl Context<'_> {
     /// backward pass binds it (with the lengths the cotangents `declared` are sized by).
     fn outer_bindings(&self, analysis: &Analysis, body: Block, declared: &[Value]) -> TokenStream {
         let mut inside = HashSet::new();
-        self.defined_in(body, &mut inside);
+        self.func.defined_in(body, &mut inside);
         let mut roots = Vec::new();
         let visit = |v: Value, roots: &mut Vec<Value>| {
             let mut root = v;
@@ -2893,17 +2893,6 @@ impl Context<'_> {
         }
     }
 
-    fn defined_in(&self, block: Block, out: &mut HashSet<Value>) {
-        out.extend(self.func.block(block).params.iter().copied());
-        for &inst in &self.func.block(block).insts {
-            let data = self.func.inst(inst);
-            out.extend(data.results.iter().copied());
-            for &arm in &data.arms {
-                self.defined_in(arm, out);
-            }
-        }
-    }
-
     fn active_refs(&self, analysis: &Analysis, block: Block, out: &mut Vec<Value>) {
         for &inst in &self.func.block(block).insts {
             let data = self.func.inst(inst);
@@ -2945,7 +2934,7 @@ impl Context<'_> {
         let mut inside = HashSet::new();
         let mut touched = Vec::new();
         for &arm in arms {
-            self.defined_in(arm, &mut inside);
+            self.func.defined_in(arm, &mut inside);
             self.active_refs(analysis, arm, &mut touched);
         }
         touched.retain(|v| !inside.contains(v));
@@ -3698,7 +3687,7 @@ impl Context<'_> {
             })
         };
         let mut inside = HashSet::new();
-        self.defined_in(body, &mut inside);
+        self.func.defined_in(body, &mut inside);
         for &at_index in insts {
             let read = self.func.inst(at_index);
             if !matches!(read.opcode, Opcode::Index) || read.args[1] != index {

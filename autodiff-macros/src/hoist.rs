@@ -45,17 +45,6 @@ fn collect_loops(func: &Function, block: Block, out: &mut Vec<(Block, Inst)>) {
     }
 }
 
-/// The values defined in `block` and the blocks nested in it.
-fn defined_in(func: &Function, block: Block, out: &mut HashSet<Value>) {
-    out.extend(func.block(block).params.iter().copied());
-    for &inst in &func.block(block).insts {
-        out.extend(func.inst(inst).results.iter().copied());
-        for &arm in &func.inst(inst).arms {
-            defined_in(func, arm, out);
-        }
-    }
-}
-
 fn hoist_from(func: &mut Function, parent: Block, inst: Inst) {
     let Opcode::ForRange(range) = func.inst(inst).opcode else {
         return;
@@ -68,7 +57,7 @@ fn hoist_from(func: &mut Function, parent: Block, inst: Inst) {
     };
     let body = func.inst(inst).arms[0];
     let mut inside = HashSet::new();
-    defined_in(func, body, &mut inside);
+    func.defined_in(body, &mut inside);
     let mut moved = Vec::new();
     for &candidate in &func.block(body).insts {
         let data = func.inst(candidate);

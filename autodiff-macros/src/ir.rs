@@ -461,6 +461,17 @@ impl Function {
         inst
     }
 
+    /// Adds the values defined in `block` and the blocks nested in it to `out`.
+    pub fn defined_in(&self, block: Block, out: &mut std::collections::HashSet<Value>) {
+        out.extend(self.block(block).params.iter().copied());
+        for &inst in &self.block(block).insts {
+            out.extend(self.inst(inst).results.iter().copied());
+            for &arm in &self.inst(inst).arms {
+                self.defined_in(arm, out);
+            }
+        }
+    }
+
     /// Every instruction, arms included, in execution order (pre-order).
     pub fn walk_insts(&self, block: Block, visit: &mut dyn FnMut(Inst)) {
         for &inst in &self.block(block).insts {

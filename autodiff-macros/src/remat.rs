@@ -162,7 +162,7 @@ fn filled_array(func: &Function, fill: Inst, slot: usize) -> Option<Filled> {
     let element = data.args[2];
     let top_level: HashSet<Inst> = func.block(body).insts.iter().copied().collect();
     let mut inside = HashSet::new();
-    defined_in(func, body, &mut inside);
+    func.defined_in(body, &mut inside);
     let mut expression = Vec::new();
     if !collect_expression(
         func,
@@ -201,17 +201,6 @@ fn filled_array(func: &Function, fill: Inst, slot: usize) -> Option<Filled> {
         element,
         expression,
     })
-}
-
-/// The values defined in `block` and the blocks nested in it.
-fn defined_in(func: &Function, block: Block, out: &mut HashSet<Value>) {
-    out.extend(func.block(block).params.iter().copied());
-    for &inst in &func.block(block).insts {
-        out.extend(func.inst(inst).results.iter().copied());
-        for &arm in &func.inst(inst).arms {
-            defined_in(func, arm, out);
-        }
-    }
 }
 
 /// Collects the instructions computing `value` from the induction variable and values

@@ -245,12 +245,19 @@ fn wrt_makes_other_floats_inactive() {
     .assert_eq(&recorded);
 }
 
+/// The IR of `source` straight from lowering, before any pass.
+fn lowered(source: proc_macro2::TokenStream) -> ir::Function {
+    let item: syn::ItemFn = syn::parse2(source).expect("valid function");
+    let mut errors = Errors::default();
+    let sig = args::signature(&item, &mut errors).expect("valid signature");
+    lower::lower(&item, &sig, &mut errors)
+        .unwrap_or_else(|| panic!("{:?}", errors.messages()))
+        .func
+}
+
 #[test]
 fn verifier_rejects_use_before_definition() {
-    let item: syn::ItemFn = syn::parse2(quote! { fn f(x: f64) -> f64 { x * 2.0 } }).unwrap();
-    let mut errors = Errors::default();
-    let sig = args::signature(&item, &mut errors).unwrap();
-    let mut func = lower::lower(&item, &sig, &mut errors).unwrap().func;
+    let mut func = lowered(quote! { fn f(x: f64) -> f64 { x * 2.0 } });
     assert!(ir::verify(&func).is_ok());
     let entry = func.entry;
     func.blocks[entry.index()].insts.swap(0, 1);
@@ -469,7 +476,7 @@ fn errors_are_collected_not_panicked() {
 
 #[test]
 fn invariant_reads_move_in_front_of_their_loop_behind_a_guard() {
-    let item: syn::ItemFn = syn::parse2(quote! {
+    let mut func = lowered(quote! {
         fn f(a: &[f64], xc: &[f64], n: usize) -> f64 {
             let mut s = 0.0;
             for i in 0..n {
@@ -479,11 +486,7 @@ fn invariant_reads_move_in_front_of_their_loop_behind_a_guard() {
             }
             s
         }
-    })
-    .unwrap();
-    let mut errors = Errors::default();
-    let sig = args::signature(&item, &mut errors).unwrap();
-    let mut func = lower::lower(&item, &sig, &mut errors).unwrap().func;
+    });
     crate::hoist::hoist_invariants(&mut func);
     ir::verify(&func).expect("verifies after hoisting");
     // `xc[i]` is read once per `i`, and only when `i + 1 < n`; the outer loop reads no
@@ -524,7 +527,7 @@ fn invariant_reads_move_in_front_of_their_loop_behind_a_guard() {
 
 #[test]
 fn elements_of_a_filled_array_are_read_as_their_expression() {
-    let item: syn::ItemFn = syn::parse2(quote! {
+    let mut func = lowered(quote! {
         fn f(x: &[f64], m: &[f64], n: usize) -> f64 {
             let mut xc = vec![0.0; n];
             let mut ys = vec![0.0; n];
@@ -541,11 +544,7 @@ fn elements_of_a_filled_array_are_read_as_their_expression() {
             }
             s
         }
-    })
-    .unwrap();
-    let mut errors = Errors::default();
-    let sig = args::signature(&item, &mut errors).unwrap();
-    let mut func = lower::lower(&item, &sig, &mut errors).unwrap().func;
+    });
     crate::remat::rematerialise_filled_elements(&mut func);
     ir::verify(&func).expect("verifies after rematerialising");
     // `xc[i]` becomes `x[i] - m[k n + i]`; `ys[i]` stays a read (a `sin` is not evaluated
@@ -679,18 +678,10 @@ fn only_arrays_filled_in_full_by_unchanging_values_are_rematerialised() {
         },
     ];
     for case in cases {
-        let item: syn::ItemFn = syn::parse2(case).unwrap();
-        let mut errors = Errors::default();
-        let sig = args::signature(&item, &mut errors).unwrap();
-        let mut func = lower::lower(&item, &sig, &mut errors).unwrap().func;
+        let mut func = lowered(case.clone());
         let before = ir::print(&func, &Plain);
         crate::remat::rematerialise_filled_elements(&mut func);
-        assert_eq!(
-            ir::print(&func, &Plain),
-            before,
-            "{}",
-            quote::ToTokens::to_token_stream(&item)
-        );
+        assert_eq!(ir::print(&func, &Plain), before, "{case}");
     }
 }
 
