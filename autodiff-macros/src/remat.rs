@@ -317,10 +317,20 @@ fn range_within(func: &Function, inner: Inst, outer: Inst) -> bool {
     start_inside && end_inside
 }
 
-/// Whether two values are one value, or constants written as the same literal or name.
+/// Whether two values are one value, constants written as the same literal or name, or the
+/// lengths of one array value (`0..x.len()` written twice).
 fn same_constant(func: &Function, a: Value, b: Value) -> bool {
     if a == b {
         return true;
+    }
+    let length_of = |value: Value| match func.value(value).def {
+        ValueDef::Result(inst, 0) if matches!(func.inst(inst).opcode, Opcode::Len) => {
+            func.inst(inst).args.first().copied()
+        }
+        _ => None,
+    };
+    if let (Some(x), Some(y)) = (length_of(a), length_of(b)) {
+        return x == y;
     }
     let text = |value: Value| {
         let ValueDef::Result(inst, 0) = func.value(value).def else {

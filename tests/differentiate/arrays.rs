@@ -2384,6 +2384,22 @@ mod filled_arrays {
         acc
     }
 
+    // the ranges written `0..x.len()` in both loops
+    #[differentiate]
+    pub fn lengths_written_twice(x: &[f64], y: &[f64]) -> f64 {
+        let mut w = vec![0.0; x.len()];
+        let mut s = 0.0;
+        for k in 0..3 {
+            for i in 0..x.len() {
+                w[i] = x[i] * y[i] - k as f64;
+            }
+            for i in 0..x.len() {
+                s += w[i] * w[i] * x[i];
+            }
+        }
+        s
+    }
+
     // reads that must stay reads: past the filled range, and after the array changed
     #[differentiate]
     pub fn reads_outside_the_rule(x: &[f64]) -> f64 {
@@ -2461,6 +2477,19 @@ mod filled_arrays {
             let (_, (gx, gy)) = generic_scratch_grad(&x, &y);
             assert_fd("generic_scratch x", &gx, |x| generic_scratch(x, &y), &x);
             assert_fd("generic_scratch y", &gy, |y| generic_scratch(&x, y), &y);
+            let (_, (gx, gy)) = lengths_written_twice_grad(&x, &y);
+            assert_fd(
+                "lengths_written_twice x",
+                &gx,
+                |x| lengths_written_twice(x, &y),
+                &x,
+            );
+            assert_fd(
+                "lengths_written_twice y",
+                &gy,
+                |y| lengths_written_twice(&x, y),
+                &y,
+            );
             let (_, g) = reads_outside_the_rule_grad(&x);
             assert_fd("reads_outside_the_rule", &g, reads_outside_the_rule, &x);
         }
