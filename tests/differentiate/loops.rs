@@ -706,6 +706,122 @@ fn eager_loops_match_finite_differences_and_the_pullback() {
     }
 }
 
+// Scratch buffers every iteration overwrites in full before reading them: their cotangent
+// into the previous iteration is zero by construction and is not checked
+// (`Context::overwritten_on_entry`); and buffers that look alike but are not, which keep the
+// check (and start over through the pullback where a cotangent crosses).
+
+// filled in full at the top of the iteration, in a nested loop over the components (GMM's
+// `qx`), in one arm of a branch and passed on by the other
+#[differentiate]
+fn eager_overwritten_buffers(x: &[f64], w: &[f64], d: usize) -> f64 {
+    let mut centred = vec![0.0; d];
+    let mut terms = vec![0.0; 2];
+    let mut gated = vec![0.0; d];
+    let mut total = 0.0;
+    for p in 0..x.len() / d {
+        for c in 0..2 {
+            for j in 0..d {
+                centred[j] = x[p * d + j] - w[c * d + j];
+            }
+            let mut sq = 0.0;
+            for j in 0..d {
+                sq += centred[j] * centred[j];
+            }
+            terms[c] = (-sq).exp();
+        }
+        if x[p * d] > 0.0 {
+            for j in 0..d {
+                gated[j] = x[p * d + j] * w[j];
+            }
+            total += gated[0] * gated[d - 1];
+        }
+        total += (terms[0] + terms[1]).ln();
+    }
+    total * total
+}
+
+// a buffer whose last element the filling loop leaves as the previous iteration wrote it
+#[differentiate]
+fn eager_partly_overwritten(x: &[f64], w: f64) -> f64 {
+    let mut buffer = vec![0.0; 3];
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        for j in 0..2 {
+            buffer[j] = x[i] * w + buffer[2];
+        }
+        buffer[2] = buffer[0] * 0.5;
+        s += buffer[1] * buffer[1];
+    }
+    s.sqrt()
+}
+
+// a buffer read before the loop that fills it
+#[differentiate]
+fn eager_read_before_filled(x: &[f64], w: f64) -> f64 {
+    let mut buffer = vec![0.0; 2];
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        s += buffer[1] * w;
+        for j in 0..2 {
+            buffer[j] = (x[i] * w + j as f64).sin();
+        }
+        s += buffer[0];
+    }
+    s * s
+}
+
+#[test]
+fn eager_loops_over_overwritten_buffers() {
+    for n in [1usize, 2, 5] {
+        let d = 3;
+        let x = point(n * d, 850 + n as u64);
+        let w = point(2 * d, 860 + n as u64);
+        let (value, (dx, dw)) = eager_overwritten_buffers_grad(&x, &w, d);
+        assert_eq!(
+            value.to_bits(),
+            eager_overwritten_buffers(&x, &w, d).to_bits()
+        );
+        assert_fd(
+            "eager_overwritten_buffers, x",
+            &dx,
+            |x| eager_overwritten_buffers(x, &w, d),
+            &x,
+        );
+        assert_fd(
+            "eager_overwritten_buffers, w",
+            &dw,
+            |w| eager_overwritten_buffers(&x, w, d),
+            &w,
+        );
+        let (_, pullback) = eager_overwritten_buffers_pullback(&x, &w, d);
+        let (px, pw) = pullback.backward(1.0);
+        assert_close("eager_overwritten_buffers, pullback x", &px, &dx, 1e-12);
+        assert_close("eager_overwritten_buffers, pullback w", &pw, &dw, 1e-12);
+
+        let x = point(n, 870 + n as u64);
+        let w = 0.7;
+        for (name, f, grad) in [
+            (
+                "eager_partly_overwritten",
+                eager_partly_overwritten as fn(&[f64], f64) -> f64,
+                eager_partly_overwritten_grad as fn(&[f64], f64) -> (f64, (Vec<f64>, f64)),
+            ),
+            (
+                "eager_read_before_filled",
+                eager_read_before_filled,
+                eager_read_before_filled_grad,
+            ),
+        ] {
+            let (value, (dx, dw)) = grad(&x, w);
+            assert_eq!(value.to_bits(), f(&x, w).to_bits(), "{name}");
+            assert_fd(name, &dx, |x| f(x, w), &x);
+            let fd = autodiff::finite_difference_gradient(|p: &[f64]| f(&x, p[0]), &[w]);
+            assert!(close(dw, fd[0], 1e-6), "{name}: {dw} vs {}", fd[0]);
+        }
+    }
+}
+
 #[differentiate]
 fn running_sum(x: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());
