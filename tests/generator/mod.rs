@@ -772,11 +772,24 @@ impl<'a> FnGen<'a> {
                             "if {buf}[0] > T::zero() {{\n        {sum} += {buf}[{last}] * T::from(0.5).unwrap();\n    }} else {{\n        {sum} -= {buf}[{last}] * {buf}[0] * T::from(0.5).unwrap();\n    }}"
                         )
                     };
+                    // in 40% of them a loop writes every element first (so no cotangent can
+                    // cross between iterations, unless the writes read the buffer: `carried`)
+                    let first = if self.rng.chance(0.4) {
+                        let k = self.name("k");
+                        format!(
+                            "for {k} in 0..{m} {{\n        {buf}[{k}] = ({vname}[{i}] * T::from({s0:.3}).unwrap() + {} + T::from({k}).unwrap() * T::from(0.1).unwrap(){carried}).tanh();\n    }}",
+                            term.code
+                        )
+                    } else {
+                        format!(
+                            "{buf}[0] = ({vname}[{i}] * T::from({s0:.3}).unwrap() + {}{carried}).tanh();",
+                            term.code
+                        )
+                    };
                     self.line(format!("let mut {buf} = vec![T::zero(); {m}];"));
                     self.line(format!("let mut {sum} = {};", e.code));
                     self.line(format!(
-                        "for {i} in 0..{vname}.len() {{\n    {buf}[0] = ({vname}[{i}] * T::from({s0:.3}).unwrap() + {}{carried}).tanh();\n    {fill}\n    {update}\n}}",
-                        term.code
+                        "for {i} in 0..{vname}.len() {{\n    {first}\n    {fill}\n    {update}\n}}"
                     ));
                     self.out_bound = self.out_bound.max(e.bound + 0.5 * len as f64 + 1.0);
                     self.line(format!("({sum} * T::from(0.7).unwrap()).sin() + {sum}"));
