@@ -16,7 +16,6 @@ use crate::ir::{
 };
 use crate::names;
 use crate::primitives::Read;
-use crate::remat;
 
 /// Readable, unique identifiers for every value and its cotangent.
 pub struct ValueNames {
@@ -2323,9 +2322,7 @@ impl Context<'_> {
             if inner.contains(&param) {
                 let d = self.names.cotangent(param);
                 backward.extend(quote!(#c = #d;));
-                if analysis.arrays[param.index()]
-                    && !self.overwritten_on_entry(analysis, inst, param)
-                {
+                if analysis.arrays[param.index()] {
                     crossed.push(quote!(!#private::all_zero(&#c)));
                     let zero = self.zero_in_forward(analysis, param);
                     reset.extend(quote!(#c = #zero;));
@@ -2362,167 +2359,6 @@ impl Context<'_> {
         let gradient = format_ident!("loop{}_gradient", inst.index());
         let names = declared.iter().map(|&v| self.names.cotangent(v));
         out.extend(quote!(let #gradient = { #run (#(#names,)*) };));
-    }
-
-    /// Whether the value an eager loop's carried array `param` comes into an iteration with
-    /// is never read there: before any read, a loop writes every element of it
-    /// ([`remat::fills_every_element`]), started with it or with a value it is passed on as
-    /// unchanged (the carried value of a loop or branch), and otherwise it is only measured or
-    /// carried to the next iteration in its own slot. Every element's cotangent is then taken
-    /// by the filling loop's pullback and left exactly zero, so the check that no cotangent
-    /// crosses into the previous iteration can never fire and is left out. GMM's `qx` (filled
-    /// by the centring loop of every component) and `main_term` (filled by the loop over the
-    /// components) are such arrays.
-    fn overwritten_on_entry(&self, analysis: &Analysis, l: Inst, param: Value) -> bool {
-        let (Some(&body), Some(layout)) =
-            (self.func.inst(l).arms.first(), self.func.loop_layout(l))
-        else {
-            return false;
-        };
-        let Some(own_slot) = self
-            .func
-            .block(body)
-            .params
-            .iter()
-            .position(|&p| p == param)
-        else {
-            return false;
-        };
-        // the position of the slot's next value among the body's yields
-        let own_yield = own_slot - usize::from(layout.index_param) + usize::from(layout.flag);
-        let mut owners: HashMap<Block, Inst> = HashMap::new();
-        self.func.walk_insts(body, &mut |inst| {
-            for &arm in &self.func.inst(inst).arms {
-                owners.insert(arm, inst);
-            }
-        });
-        let mut pending = vec![param];
-        let mut seen = HashSet::new();
-        while let Some(value) = pending.pop() {
-            if !seen.insert(value) {
-                continue;
-            }
-            let Some(length) = analysis.lengths[value.index()] else {
-                return false;
-            };
-            let mut uses = Vec::new();
-            self.func.walk_insts(body, &mut |inst| {
-                let data = self.func.inst(inst);
-                for (position, &arg) in data.args.iter().enumerate() {
-                    if arg == value {
-                        uses.push((inst, position));
-                    }
-                }
-            });
-            for (inst, position) in uses {
-                let data = self.func.inst(inst);
-                if matches!(data.opcode, Opcode::Len) {
-                    continue;
-                }
-                let Some(loop_layout) = self.func.loop_layout(inst) else {
-                    return false;
-                };
-                let Some(slot) = position.checked_sub(loop_layout.fixed_args) else {
-                    return false;
-                };
-                if remat::fills_every_element(self.func, inst, slot, length) {
-                    continue;
-                }
-                let loop_body = self.func.block(data.arms[0]);
-                let Some(&carried) = loop_body
-                    .params
-                    .get(slot + usize::from(loop_layout.index_param))
-                else {
-                    return false;
-                };
-                pending.push(carried);
-                pending.extend(data.results.get(slot));
-            }
-            // passed on unchanged: a branch's or loop's result, or the next iteration
-            let mut yielded = Vec::new();
-            collect_yields(self.func, body, value, &mut yielded);
-            for (block, position) in yielded {
-                if block == body {
-                    if position != own_yield {
-                        return false;
-                    }
-                    continue;
-                }
-                let Some(&owner) = owners.get(&block) else {
-                    return false;
-                };
-                let data = self.func.inst(owner);
-                if self.guarded_fill(owner, block, position, value, length) {
-                    continue;
-                }
-                match self.func.loop_layout(owner) {
-                    None if matches!(data.opcode, Opcode::If | Opcode::Match(_)) => {
-                        pending.extend(data.results.get(position));
-                    }
-                    Some(loop_layout) => {
-                        let Some(slot) = position.checked_sub(usize::from(loop_layout.flag)) else {
-                            return false;
-                        };
-                        let loop_body = self.func.block(data.arms[0]);
-                        let Some(&carried) = loop_body
-                            .params
-                            .get(slot + usize::from(loop_layout.index_param))
-                        else {
-                            return false;
-                        };
-                        pending.push(carried);
-                        pending.extend(data.results.get(slot));
-                    }
-                    None => return false,
-                }
-            }
-        }
-        true
-    }
-
-    /// Whether `block`, yielding `value` at `position`, is the `else` arm of the guard
-    /// `if start < end { .. }` that hoisting puts around a loop over `start..end` which fills
-    /// every element of `value` (`hoist.rs`): the arm runs only when that range is empty, so
-    /// when the array, of length `length` with `start` zero, has no element to read.
-    fn guarded_fill(
-        &self,
-        guard: Inst,
-        block: Block,
-        position: usize,
-        value: Value,
-        length: Value,
-    ) -> bool {
-        let data = self.func.inst(guard);
-        let ([then_arm, else_arm], [condition]) = (&data.arms[..], &data.args[..]) else {
-            return false;
-        };
-        if !matches!(data.opcode, Opcode::If) || *else_arm != block {
-            return false;
-        }
-        let then_block = self.func.block(*then_arm);
-        let Some(&fill) = then_block.insts.last() else {
-            return false;
-        };
-        let (Some(layout), Some(&yielded)) =
-            (self.func.loop_layout(fill), then_block.yields.get(position))
-        else {
-            return false;
-        };
-        let fill_data = self.func.inst(fill);
-        let Some(slot) = fill_data.args[layout.fixed_args..]
-            .iter()
-            .position(|&init| init == value)
-        else {
-            return false;
-        };
-        let compares_bounds = self.func.def_inst(*condition).is_some_and(|c| {
-            let c = self.func.inst(c);
-            matches!(c.opcode, Opcode::Binary(BinaryOp::Compare(CompareOp::Lt)))
-                && c.args[..] == fill_data.args[..2]
-        });
-        compares_bounds
-            && fill_data.results.get(slot) == Some(&yielded)
-            && remat::fills_every_element(self.func, fill, slot, length)
     }
 
     /// The saved `Vec`s of an eager loop's body that only the calls whose pullbacks are kept
@@ -4861,19 +4697,4 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         }
     }
     out
-}
-
-/// The blocks in `block` (itself included) that yield `value`, with its position among their
-/// yields.
-fn collect_yields(func: &Function, block: Block, value: Value, out: &mut Vec<(Block, usize)>) {
-    for (position, &y) in func.block(block).yields.iter().enumerate() {
-        if y == value {
-            out.push((block, position));
-        }
-    }
-    for &inst in &func.block(block).insts {
-        for &arm in &func.inst(inst).arms {
-            collect_yields(func, arm, value, out);
-        }
-    }
 }

@@ -119,11 +119,7 @@ struct Filled {
     expression: Vec<Inst>,
 }
 
-/// The one write of loop `fill` to its carried slot `slot`: `a[i] = v` at its induction
-/// variable `i`, directly in the body (so in every iteration), yielded as the next value,
-/// and the body's only use of the array; with `i` and `v`. The loop runs a plain range to its
-/// end, so after it every element in the range has been written.
-fn single_write(func: &Function, fill: Inst, slot: usize) -> Option<(Inst, Value)> {
+fn filled_array(func: &Function, fill: Inst, slot: usize) -> Option<Filled> {
     let Opcode::ForRange(range) = func.inst(fill).opcode else {
         return None;
     };
@@ -135,6 +131,7 @@ fn single_write(func: &Function, fill: Inst, slot: usize) -> Option<(Inst, Value
     let induction = *params.first()?;
     let carried = *params.get(1 + slot)?;
     let yielded = *func.block(body).yields.get(slot)?;
+    // the carried array's one use: `a[i] = v` directly in the body, yielded as is
     let mut writes = Vec::new();
     func.walk_insts(body, &mut |inst| {
         let data = func.inst(inst);
@@ -146,37 +143,22 @@ fn single_write(func: &Function, fill: Inst, slot: usize) -> Option<(Inst, Value
         return None;
     };
     let data = func.inst(write);
-    let alone = matches!(data.opcode, Opcode::IndexSet)
-        && data.args.len() == 3
-        && data.args[0] == carried
-        && data.args[1] == induction
-        && data.results.first() == Some(&yielded)
-        && func.block(body).insts.contains(&write)
-        && !func.block(body).yields.contains(&carried);
-    alone.then_some((write, induction))
-}
-
-/// Whether loop `fill` writes every element of the array it carries in slot `slot`, whose
-/// length is always `length`: a single write per iteration at the induction variable (see
-/// [`single_write`]) over `0..length`.
-pub fn fills_every_element(func: &Function, fill: Inst, slot: usize, length: Value) -> bool {
-    let data = func.inst(fill);
-    let Opcode::ForRange(range) = data.opcode else {
-        return false;
-    };
-    let (Some(&start), Some(&end)) = (data.args.first(), data.args.get(1)) else {
-        return false;
-    };
-    single_write(func, fill, slot).is_some()
-        && !range.inclusive
-        && integer(func, start) == Some(0)
-        && same_constant(func, end, length)
-}
-
-fn filled_array(func: &Function, fill: Inst, slot: usize) -> Option<Filled> {
-    let (write, induction) = single_write(func, fill, slot)?;
-    let body = *func.inst(fill).arms.first()?;
-    let data = func.inst(write);
+    if !matches!(data.opcode, Opcode::IndexSet)
+        || data.args.len() != 3
+        || data.args[0] != carried
+        || data.args[1] != induction
+        || data.results.first() != Some(&yielded)
+        || !func.block(body).insts.contains(&write)
+        || func
+            .block(body)
+            .yields
+            .iter()
+            .filter(|&&y| y == carried)
+            .count()
+            != 0
+    {
+        return None;
+    }
     let element = data.args[2];
     let top_level: HashSet<Inst> = func.block(body).insts.iter().copied().collect();
     let mut inside = HashSet::new();

@@ -875,39 +875,6 @@ fn records_of_element_reads_are_pushed_after_their_loop() {
 }
 
 #[test]
-fn an_eager_loop_checks_only_buffers_it_does_not_overwrite_in_full() {
-    // `a` is filled in full before any read in every iteration: no check; `b` keeps its last
-    // element from the previous iteration: checked, with the restart through the pullback
-    let text = expansion(quote! {
-        fn f(x: &[f64], n: usize) -> f64 {
-            let mut a = vec![0.0; n];
-            let mut b = vec![0.0; 2];
-            let mut s = 0.0;
-            for i in 0..x.len() {
-                for j in 0..n {
-                    a[j] = x[i] * x[j];
-                }
-                b[0] = a[0] + b[1];
-                b[1] = x[i];
-                s += a[n - 1] * b[0];
-            }
-            s
-        }
-    });
-    let grad = &text[text.find("fn f_grad(").expect("f_grad")..];
-    let checks: Vec<&str> = grad
-        .lines()
-        .filter(|line| line.contains("all_zero"))
-        .map(str::trim)
-        .collect();
-    assert_eq!(
-        checks,
-        ["!::autodiff::__private::all_zero(&d_b_4_carry)"],
-        "{grad}"
-    );
-}
-
-#[test]
 fn grad_runs_a_sum_loop_in_one_sweep() {
     let text = expansion(quote! {
         fn total(x: &[f64]) -> f64 {

@@ -706,10 +706,9 @@ fn eager_loops_match_finite_differences_and_the_pullback() {
     }
 }
 
-// Scratch buffers every iteration overwrites in full before reading them: their cotangent
-// into the previous iteration is zero by construction and is not checked
-// (`Context::overwritten_on_entry`); and buffers that look alike but are not, which keep the
-// check (and start over through the pullback where a cotangent crosses).
+// Scratch buffers every iteration overwrites in full before reading them, whose cotangent
+// into the previous iteration is zero by construction, and buffers that look alike but are
+// not (where `_grad` starts over through the pullback when a cotangent crosses).
 
 // filled in full at the top of the iteration, in a nested loop over the components (GMM's
 // `qx`), in one arm of a branch and passed on by the other
