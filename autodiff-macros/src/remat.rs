@@ -149,13 +149,7 @@ fn filled_array(func: &Function, fill: Inst, slot: usize) -> Option<Filled> {
         || data.args[1] != induction
         || data.results.first() != Some(&yielded)
         || !func.block(body).insts.contains(&write)
-        || func
-            .block(body)
-            .yields
-            .iter()
-            .filter(|&&y| y == carried)
-            .count()
-            != 0
+        || func.block(body).yields.contains(&carried)
     {
         return None;
     }
