@@ -61,9 +61,14 @@ impl ValueNames {
         let cotangents = names
             .iter()
             .map(|n| {
-                let mut candidate = format!("d_{}", names::unraw(n));
+                // a numeric suffix, not another prefix: `d_shift` of a variable `shift` ends
+                // like a helper (`d_x_shift`), and so does every `d_d_shift`
+                let base = format!("d_{}", names::unraw(n));
+                let mut candidate = base.clone();
+                let mut k = 1;
                 while cot_used.contains(&candidate) || names::looks_generated(&candidate) {
-                    candidate = format!("d_{candidate}");
+                    candidate = format!("{base}_{k}");
+                    k += 1;
                 }
                 cot_used.insert(candidate.clone());
                 make_ident(&candidate, n.span())

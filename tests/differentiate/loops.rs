@@ -529,6 +529,49 @@ fn parameters_named_like_generated_locals() {
     );
 }
 
+// variables whose cotangent would be spelled like a helper of another value's
+// (`d_shift` like `d_x_shift`, `d_carry` like `d_s_carry`): their cotangents take a number
+#[allow(clippy::too_many_arguments)]
+#[differentiate]
+fn helper_suffix_names(
+    x: &[f64],
+    shift: f64,
+    carry: f64,
+    saved: f64,
+    chain: f64,
+    countdown: f64,
+    at_index: f64,
+    at_next: f64,
+    shift_at: f64,
+    d_shift: f64,
+) -> f64 {
+    let mut s = 0.0;
+    for i in 0..x.len() - 1 {
+        let next = x[i + 1] - shift * x[i];
+        s += next * next * carry + saved * x[i];
+    }
+    s * chain + countdown.sin() * at_index + at_next * shift_at / d_shift
+}
+
+#[test]
+fn variables_named_like_helper_suffixes() {
+    let x = point(5, 3350);
+    let scalars = [0.3, 1.2, -0.4, 0.9, 0.6, 1.7, -0.8, 0.5, 2.1];
+    let f = |x: &[f64], p: &[f64]| {
+        helper_suffix_names(x, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])
+    };
+    let (value, (dx, d0, d1, d2, d3, d4, d5, d6, d7, d8)) =
+        helper_suffix_names_grad(&x, 0.3, 1.2, -0.4, 0.9, 0.6, 1.7, -0.8, 0.5, 2.1);
+    assert_eq!(value.to_bits(), f(&x, &scalars).to_bits());
+    assert_fd("helper_suffix_names, x", &dx, |x| f(x, &scalars), &x);
+    assert_fd(
+        "helper_suffix_names, scalars",
+        &[d0, d1, d2, d3, d4, d5, d6, d7, d8],
+        |p| f(&x, p),
+        &scalars,
+    );
+}
+
 #[test]
 fn kept_calls_reuse_the_previous_pullback() {
     // the hidden reusing forward function, given pullbacks of longer and shorter inputs,
