@@ -109,7 +109,11 @@ impl Timing {
 enum Tool {
     Primal,
     Ours,
+    /// BA only: ours with one `backward` call per Jacobian row instead of `jacobian`.
+    OursPerRow,
     Hand,
+    /// BA only: the hand-written adjoint computing both Jacobian rows in one body.
+    HandRows,
     NumDual,
     Tape,
 }
@@ -119,7 +123,9 @@ impl Tool {
         match self {
             Tool::Primal => "primal",
             Tool::Ours => "ours",
+            Tool::OursPerRow => "ours, one `backward` per row",
             Tool::Hand => "hand-written",
+            Tool::HandRows => "hand-written, both rows in one body",
             Tool::NumDual => "num-dual",
             Tool::Tape => "reverse (tape)",
         }
@@ -203,11 +209,19 @@ fn print_table(cases: &[Case]) {
                     ),
                     None => (String::new(), String::new(), String::new()),
                 },
-                (Tool::Hand, Some(h), Some(o)) => (
+                (Tool::Hand | Tool::HandRows, Some(h), Some(o)) => (
                     format!("ours/hand {}", fmt_ratio(o / h)),
                     "ours/hand ≤ 1.1".to_string(),
                     verdict(o / h <= 1.1).to_string(),
                 ),
+                (Tool::OursPerRow, Some(t), _) => match get(Tool::Hand) {
+                    Some(h) => (
+                        format!("this/hand {}", fmt_ratio(t / h)),
+                        String::new(),
+                        String::new(),
+                    ),
+                    None => (String::new(), String::new(), String::new()),
+                },
                 (Tool::NumDual, Some(d), Some(o)) => {
                     let applies = case.inputs >= 10;
                     (
@@ -430,8 +444,16 @@ fn ba_case(timer: &Timer, n: usize, m: usize, p: usize) -> Case {
                 Timing::Measured(timer.median(|| black_box(&ba).jacobian_ours())),
             ),
             (
+                Tool::OursPerRow,
+                Timing::Measured(timer.median(|| black_box(&ba).jacobian_ours_per_row())),
+            ),
+            (
                 Tool::Hand,
                 Timing::Measured(timer.median(|| ba::jacobian_hand(black_box(&ba)))),
+            ),
+            (
+                Tool::HandRows,
+                Timing::Measured(timer.median(|| ba::jacobian_hand_rows(black_box(&ba)))),
             ),
             (
                 Tool::NumDual,

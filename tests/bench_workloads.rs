@@ -111,8 +111,10 @@ fn ba_jacobians_agree() {
     let ours = ba.jacobian_ours();
     assert!(max_error(&ours, &ba.jacobian_fd()) < 1e-7);
     let tape = reverse::Tape::new();
+    assert_eq!(ba.jacobian_ours_per_row(), ours);
     for jac in [
         ba::jacobian_hand(&ba),
+        ba::jacobian_hand_rows(&ba),
         ba::jacobian_dual(&ba),
         ba::jacobian_tape(&tape, &ba),
     ] {

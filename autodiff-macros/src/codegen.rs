@@ -84,7 +84,15 @@ impl ValueNames {
     fn cotangent(&self, v: Value) -> &Ident {
         &self.cotangents[v.index()]
     }
+
+    /// Every cotangent name, as text.
+    fn cotangent_names(&self) -> HashSet<String> {
+        self.cotangents.iter().map(|c| c.to_string()).collect()
+    }
 }
+
+/// The most rows `jacobian` is generated for: one lane of backward statements per row.
+const MAX_JACOBIAN_ROWS: usize = 8;
 
 /// An identifier for a generated name, raw (`r#type`) where the name is a keyword; the path
 /// keywords, which cannot be raw, get a trailing underscore.
@@ -4252,6 +4260,10 @@ impl Context<'_> {
                 .then(|| self.backward_into_returned(analysis));
             (body, into)
         };
+        // (with sinks, `body` only calls `__backward_into`: nothing to interleave)
+        let jacobian = (!variant.hidden)
+            .then(|| self.jacobian(&body, &grad_ty, !sinks))
+            .flatten();
         let backward = quote! {
             #(#cfgs)*
             impl #s_impl #struct_name #s_ty #s_where {
@@ -4262,6 +4274,7 @@ impl Context<'_> {
                     #body
                 }
                 #into
+                #jacobian
             }
         };
 
@@ -4331,6 +4344,84 @@ impl Context<'_> {
             #backward
             #grad_fn
         }
+    }
+
+    /// `jacobian(&self) -> [gradients; N]` for an output `[T; N]` with a literal `N` of at
+    /// most [`MAX_JACOBIAN_ROWS`]: row `i` is `backward` of the `i`-th unit cotangent. Without
+    /// loops, when `interleave` allows it, the rows' backward passes run as interleaved lanes
+    /// of `backward`'s `body` ([`crate::lanes`]); otherwise `backward` is called once per row.
+    fn jacobian(
+        &self,
+        body: &TokenStream,
+        grad_ty: &TokenStream,
+        interleave: bool,
+    ) -> Option<TokenStream> {
+        let Output::Array(ty) = &self.sig.output else {
+            return None;
+        };
+        let syn::Type::Array(array) = ty else {
+            return None;
+        };
+        let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(rows),
+            ..
+        }) = &array.len
+        else {
+            return None;
+        };
+        let rows: usize = rows.base10_parse().ok()?;
+        if rows == 0 || rows > MAX_JACOBIAN_ROWS {
+            return None;
+        }
+        let private = private();
+        let vis = &self.item.vis;
+        let ret = ty;
+        let fname = &self.item.sig.ident;
+        let doc = format!(
+            " The Jacobian of [`{fname}`]: row `i` holds the cotangents `backward` returns for \
+             the `i`-th unit output cotangent, the rows' backward passes run together."
+        );
+        let unit = |k: usize| {
+            quote!({
+                let mut seed: #ret = [#private::zero(); #rows];
+                seed[#k] = #private::one();
+                seed
+            })
+        };
+        let has_loops = self
+            .func
+            .insts
+            .iter()
+            .any(|data| matches!(data.opcode, Opcode::ForRange(_) | Opcode::While));
+        let d_output = names::output_cotangent();
+        let mut cotangents = self.names.cotangent_names();
+        cotangents.insert(d_output.to_string());
+        let lanes = if has_loops || !interleave {
+            None
+        } else {
+            crate::lanes::interleaved(
+                body.clone(),
+                &cotangents,
+                rows,
+                |k, name| {
+                    let seed = unit(k);
+                    quote!(let #name: #ret = #seed;)
+                },
+                &d_output,
+            )
+        };
+        let body = lanes.unwrap_or_else(|| {
+            let seeds = (0..rows).map(unit);
+            quote!([#(self.backward(#seeds)),*])
+        });
+        Some(quote! {
+            #[doc = #doc]
+            #[allow(non_snake_case, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+            #[inline]
+            #vis fn jacobian(&self) -> [#grad_ty; #rows] {
+                #body
+            }
+        })
     }
 
     /// The backward statements of `variant` (the body of `backward`, and of `_grad` after

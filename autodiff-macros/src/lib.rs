@@ -3,8 +3,8 @@
 //! Stages: `args` (attribute and signature) → `lower` (syn → SSA IR in `ir`) → `remat`
 //! (elements of filled arrays read as the expression that filled them) → `hoist`
 //! (loop-invariant reads in front of their loops) → `analysis` (activity, to-be-recorded,
-//! types) → `codegen` (IR → Rust). The primitive table is `primitives`; generated names come
-//! from `names`.
+//! types) → `codegen` (IR → Rust; `lanes` interleaves the rows of `jacobian`). The primitive
+//! table is `primitives`; generated names come from `names`.
 
 mod analysis;
 mod args;
@@ -14,6 +14,7 @@ mod errors;
 mod expand;
 mod hoist;
 mod ir;
+mod lanes;
 mod lower;
 mod names;
 mod primitives;

@@ -1162,3 +1162,160 @@ fn a_callee_adds_its_vector_gradient_into_the_callers_cotangent() {
     expect!["let (call12_d0,) = call12.__backward_into(d_v16, &mut d_v_2);"]
         .assert_eq(&caller[start..end]);
 }
+
+#[test]
+fn jacobian_interleaves_the_rows_backward_passes() {
+    let text = expansion(quote! {
+        fn polar(r: f64, t: f64) -> [f64; 2] {
+            let c = t.cos();
+            if r > 1.0 { [r * c, r / c] } else { [c, r] }
+        }
+    });
+    let start = text.find("fn jacobian").expect("a jacobian");
+    let end = start + text[start..].find("\n    }\n").expect("its end") + 6;
+    expect![[r#"
+        fn jacobian(&self) -> [(f64, f64); 2usize] {
+                let d_output_lane0: [f64; 2] = {
+                    let mut seed: [f64; 2] = [::autodiff::__private::zero(); 2usize];
+                    seed[0usize] = ::autodiff::__private::one();
+                    seed
+                };
+                let d_output_lane1: [f64; 2] = {
+                    let mut seed: [f64; 2] = [::autodiff::__private::zero(); 2usize];
+                    seed[1usize] = ::autodiff::__private::one();
+                    seed
+                };
+                #[allow(unused_imports)]
+                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+                let PolarPullback { r, t, c, branch0, .. } = self;
+                let mut d_v9_lane0 = d_output_lane0;
+                let mut d_v9_lane1 = d_output_lane1;
+                let mut d_r_lane0: f64 = ::autodiff::__private::zero();
+                let mut d_r_lane1: f64 = ::autodiff::__private::zero();
+                let mut d_c_lane0: f64 = ::autodiff::__private::zero();
+                let mut d_c_lane1: f64 = ::autodiff::__private::zero();
+                match branch0 {
+                    PolarBranch0::Then { .. } => {
+                        let v6 = &((*r) / (*c));
+                        let mut d_v7_lane0 = d_v9_lane0;
+                        let mut d_v7_lane1 = d_v9_lane1;
+                        let mut d_v5_lane0 = ::autodiff::__private::rules::element(
+                            &d_v7_lane0,
+                            0usize,
+                        );
+                        let mut d_v5_lane1 = ::autodiff::__private::rules::element(
+                            &d_v7_lane1,
+                            0usize,
+                        );
+                        let mut d_v6_lane0 = ::autodiff::__private::rules::element(
+                            &d_v7_lane0,
+                            1usize,
+                        );
+                        let mut d_v6_lane1 = ::autodiff::__private::rules::element(
+                            &d_v7_lane1,
+                            1usize,
+                        );
+                        d_r_lane0
+                            .accumulate(::autodiff::__private::rules::div_d0(c, d_v6_lane0));
+                        d_r_lane1
+                            .accumulate(::autodiff::__private::rules::div_d0(c, d_v6_lane1));
+                        d_c_lane0
+                            .accumulate(::autodiff::__private::rules::div_d1(c, v6, d_v6_lane0));
+                        d_c_lane1
+                            .accumulate(::autodiff::__private::rules::div_d1(c, v6, d_v6_lane1));
+                        d_r_lane0
+                            .accumulate(::autodiff::__private::rules::mul_d0(c, d_v5_lane0));
+                        d_r_lane1
+                            .accumulate(::autodiff::__private::rules::mul_d0(c, d_v5_lane1));
+                        d_c_lane0
+                            .accumulate(::autodiff::__private::rules::mul_d1(r, d_v5_lane0));
+                        d_c_lane1
+                            .accumulate(::autodiff::__private::rules::mul_d1(r, d_v5_lane1));
+                    }
+                    PolarBranch0::Else { .. } => {
+                        let mut d_v8_lane0 = d_v9_lane0;
+                        let mut d_v8_lane1 = d_v9_lane1;
+                        d_c_lane0
+                            .accumulate(
+                                ::autodiff::__private::rules::element(&d_v8_lane0, 0usize),
+                            );
+                        d_c_lane1
+                            .accumulate(
+                                ::autodiff::__private::rules::element(&d_v8_lane1, 0usize),
+                            );
+                        d_r_lane0
+                            .accumulate(
+                                ::autodiff::__private::rules::element(&d_v8_lane0, 1usize),
+                            );
+                        d_r_lane1
+                            .accumulate(
+                                ::autodiff::__private::rules::element(&d_v8_lane1, 1usize),
+                            );
+                    }
+                }
+                let mut d_t_lane0 = ::autodiff::__private::rules::cos_d0(t, d_c_lane0);
+                let mut d_t_lane1 = ::autodiff::__private::rules::cos_d0(t, d_c_lane1);
+                [(d_r_lane0, d_t_lane0), (d_r_lane1, d_t_lane1)]
+            }"#]]
+    .assert_eq(&text[start..end]);
+}
+
+#[test]
+fn jacobian_of_a_function_with_loops_calls_backward_per_row() {
+    let text = expansion(quote! {
+        fn running(x: &[f64; 2]) -> [f64; 2] {
+            let mut out = [0.0; 2];
+            let mut s = 0.0;
+            for i in 0..2 {
+                s += x[i].sin();
+                out[i] = s;
+            }
+            out
+        }
+    });
+    let start = text.find("fn jacobian").expect("a jacobian");
+    let end = start + text[start..].find("\n    }\n").expect("its end") + 6;
+    expect![[r#"
+        fn jacobian(&self) -> [[f64; 2]; 2usize] {
+                [
+                    self
+                        .backward({
+                            let mut seed: [f64; 2] = [::autodiff::__private::zero(); 2usize];
+                            seed[0usize] = ::autodiff::__private::one();
+                            seed
+                        }),
+                    self
+                        .backward({
+                            let mut seed: [f64; 2] = [::autodiff::__private::zero(); 2usize];
+                            seed[1usize] = ::autodiff::__private::one();
+                            seed
+                        }),
+                ]
+            }"#]]
+    .assert_eq(&text[start..end]);
+    // no `jacobian` for outputs other than a fixed-length array of literal length
+    for source in [
+        quote!(
+            fn f(x: f64) -> f64 {
+                x
+            }
+        ),
+        quote!(
+            fn f(x: &[f64]) -> Vec<f64> {
+                x.to_vec()
+            }
+        ),
+        quote!(
+            fn f(x: f64) -> (f64, f64) {
+                (x, x)
+            }
+        ),
+        quote!(
+            fn f(x: f64) -> [f64; 9] {
+                [x; 9]
+            }
+        ),
+    ] {
+        assert!(!expansion(source).contains("fn jacobian"));
+    }
+}

@@ -84,8 +84,29 @@ impl Ba {
     }
 
     /// The Jacobian with our pullbacks: per observation, the two rows of the reprojection
-    /// error (camera, point, weight) and the weight error's derivative.
+    /// error (camera, point, weight) from `jacobian` (both backward passes in one body), and
+    /// the weight error's derivative.
     pub fn jacobian_ours(&self) -> Vec<f64> {
+        let mut jac = Vec::with_capacity(JAC * self.obs.len());
+        for (i, &(c, pt)) in self.obs.iter().enumerate() {
+            let (_, pullback) = reproj_error_pullback(
+                &self.cams[c],
+                &self.points[pt],
+                self.weights[i],
+                &self.feats[i],
+            );
+            for (d_cam, d_x, d_w) in pullback.jacobian() {
+                jac.extend_from_slice(&d_cam);
+                jac.extend_from_slice(&d_x);
+                jac.push(d_w);
+            }
+            jac.push(weight_error_grad(self.weights[i]).1);
+        }
+        jac
+    }
+
+    /// The same Jacobian with one `backward` call per row.
+    pub fn jacobian_ours_per_row(&self) -> Vec<f64> {
         let mut jac = Vec::with_capacity(JAC * self.obs.len());
         for (i, &(c, pt)) in self.obs.iter().enumerate() {
             let (_, pullback) = reproj_error_pullback(
@@ -203,6 +224,8 @@ struct Forward {
     residual: [f64; 2],
 }
 
+// inlined into both Jacobians, as it was when only one of them called it
+#[inline(always)]
 fn hand_forward(cam: &[f64; CAM], x: &[f64; 3], w: f64, feat: &[f64; 2]) -> ([f64; 2], Forward) {
     let xo = [x[0] - cam[3], x[1] - cam[4], x[2] - cam[5]];
     let r = [cam[0], cam[1], cam[2]];
@@ -322,6 +345,90 @@ fn hand_backward(f: &Forward, cam: &[f64; CAM], w: f64, g: [f64; 2], out: &mut [
     out[..CAM].copy_from_slice(&d_cam);
     out[CAM..CAM + 3].copy_from_slice(&d_xo);
     out[CAM + 3] = d_w;
+}
+
+/// [`hand_backward`] for both unit cotangents at once: every cotangent is a pair, one entry
+/// per row, so that the two rows' chains of operations run side by side (what `jacobian`
+/// does for ours). Writes the rows into `rows[0]` and `rows[1]` (15 values each).
+fn hand_backward_rows(f: &Forward, cam: &[f64; CAM], w: f64, rows: [&mut [f64]; 2]) {
+    fn each(op: impl Fn(usize) -> f64) -> [f64; 2] {
+        [op(0), op(1)]
+    }
+    // row k seeds the k-th error: d_proj is w in its own coordinate, 0 in the other
+    let d_w = [f.residual[0], f.residual[1]];
+    let d_proj = [[w, 0.0], [0.0, w]];
+    let focal = cam[6];
+    let along_p = each(|k| d_proj[k][0] * f.p[0] + d_proj[k][1] * f.p[1]);
+    let d_focal = each(|k| along_p[k] * f.distortion);
+    let d_distortion = each(|k| focal * along_p[k]);
+    let d_k1 = each(|k| d_distortion[k] * f.rsq);
+    let d_k2 = each(|k| d_distortion[k] * f.rsq * f.rsq);
+    let d_rsq = each(|k| d_distortion[k] * (cam[9] + 2.0 * cam[10] * f.rsq));
+    let d_p = [0, 1].map(|k| {
+        [
+            d_proj[k][0] * focal * f.distortion + 2.0 * f.p[0] * d_rsq[k],
+            d_proj[k][1] * focal * f.distortion + 2.0 * f.p[1] * d_rsq[k],
+        ]
+    });
+    let inv_z = 1.0 / f.xc[2];
+    let d_xc = [0, 1].map(|k| {
+        [
+            d_p[k][0] * inv_z,
+            d_p[k][1] * inv_z,
+            -(d_p[k][0] * f.p[0] + d_p[k][1] * f.p[1]) * inv_z,
+        ]
+    });
+    let (d_xo, d_r): ([[f64; 3]; 2], [[f64; 3]; 2]);
+    if f.rotated {
+        let a = f.axis;
+        let (a_xo, one_minus_cos) = (dot(a, f.xo), 1.0 - f.cos);
+        let d_tmp = each(|k| dot(a, d_xc[k]));
+        let d_dot = each(|k| d_tmp[k] * one_minus_cos);
+        let d_cos = each(|k| dot(d_xc[k], f.xo) - d_tmp[k] * a_xo);
+        let d_sin = each(|k| dot(d_xc[k], f.cross));
+        let from_cross = [cross(d_xc[0], a), cross(d_xc[1], a)];
+        d_xo = [0, 1].map(|k| {
+            [0, 1, 2].map(|c| d_xc[k][c] * f.cos + f.sin * from_cross[k][c] + d_dot[k] * a[c])
+        });
+        let xo_cross = [cross(f.xo, d_xc[0]), cross(f.xo, d_xc[1])];
+        let d_a = [0, 1].map(|k| {
+            [0, 1, 2].map(|c| f.sin * xo_cross[k][c] + d_xc[k][c] * f.tmp + d_dot[k] * f.xo[c])
+        });
+        let d_theta = each(|k| -f.sin * d_cos[k] + f.cos * d_sin[k] - dot(d_a[k], a) / f.theta);
+        d_r = [0, 1].map(|k| [0, 1, 2].map(|c| d_a[k][c] / f.theta + d_theta[k] * a[c]));
+    } else {
+        let from_cross = [cross(d_xc[0], f.axis), cross(d_xc[1], f.axis)];
+        d_xo = [0, 1].map(|k| [0, 1, 2].map(|c| d_xc[k][c] + from_cross[k][c]));
+        d_r = [cross(f.xo, d_xc[0]), cross(f.xo, d_xc[1])];
+    }
+    for (k, out) in rows.into_iter().enumerate() {
+        out[..3].copy_from_slice(&d_r[k]);
+        out[3] = -d_xo[k][0];
+        out[4] = -d_xo[k][1];
+        out[5] = -d_xo[k][2];
+        out[6] = d_focal[k];
+        out[7] = d_proj[k][0];
+        out[8] = d_proj[k][1];
+        out[9] = d_k1[k];
+        out[10] = d_k2[k];
+        out[CAM..CAM + 3].copy_from_slice(&d_xo[k]);
+        out[CAM + 3] = d_w[k];
+    }
+}
+
+/// The Jacobian with the hand-written adjoint computing both rows in one body
+/// ([`hand_backward_rows`]).
+pub fn jacobian_hand_rows(ba: &Ba) -> Vec<f64> {
+    let mut jac = vec![0.0; JAC * ba.obs.len()];
+    for (i, (&(c, pt), block)) in ba.obs.iter().zip(jac.chunks_exact_mut(JAC)).enumerate() {
+        let cam = &ba.cams[c];
+        let w = ba.weights[i];
+        let (_, fwd) = hand_forward(cam, &ba.points[pt], w, &ba.feats[i]);
+        let (first, rest) = block.split_at_mut(INPUTS);
+        hand_backward_rows(&fwd, cam, w, [first, &mut rest[..INPUTS]]);
+        block[2 * INPUTS] = -2.0 * w;
+    }
+    jac
 }
 
 /// The Jacobian with the hand-written adjoint: one forward and two backward passes per

@@ -17,6 +17,7 @@ mod arrays;
 mod composition;
 mod control_flow;
 mod extremes;
+mod jacobian;
 mod linalg;
 mod loops;
 mod parameters;
