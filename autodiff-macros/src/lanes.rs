@@ -149,13 +149,10 @@ fn merge_branch(stmts: &[&syn::Stmt]) -> Option<Option<syn::Stmt>> {
     let (first, semi) = exprs[0];
     match first {
         syn::Expr::Match(first_match) => {
-            let matches: Vec<&syn::ExprMatch> = exprs
-                .iter()
-                .map(|(expr, _)| match expr {
-                    syn::Expr::Match(m) => Some(m),
-                    _ => None,
-                })
-                .collect::<Option<_>>()?;
+            let matches = each_as(&exprs, |expr| match expr {
+                syn::Expr::Match(m) => Some(m),
+                _ => None,
+            })?;
             let scrutinees: Vec<&syn::Expr> = matches.iter().map(|m| &*m.expr).collect();
             if !same(&scrutinees)
                 || matches
@@ -177,13 +174,10 @@ fn merge_branch(stmts: &[&syn::Stmt]) -> Option<Option<syn::Stmt>> {
             Some(Some(syn::Stmt::Expr(syn::Expr::Match(merged), *semi)))
         }
         syn::Expr::If(first_if) => {
-            let ifs: Vec<&syn::ExprIf> = exprs
-                .iter()
-                .map(|(expr, _)| match expr {
-                    syn::Expr::If(e) => Some(e),
-                    _ => None,
-                })
-                .collect::<Option<_>>()?;
+            let ifs = each_as(&exprs, |expr| match expr {
+                syn::Expr::If(e) => Some(e),
+                _ => None,
+            })?;
             let conditions: Vec<&syn::Expr> = ifs.iter().map(|e| &*e.cond).collect();
             if !same(&conditions) {
                 return Some(None);
@@ -203,6 +197,14 @@ fn merge_branch(stmts: &[&syn::Stmt]) -> Option<Option<syn::Stmt>> {
         }
         _ => Some(None),
     }
+}
+
+/// Every lane's expression as the same kind of expression (all lanes have the same shape).
+fn each_as<'a, T>(
+    exprs: &[(&'a syn::Expr, &Option<syn::token::Semi>)],
+    kind: impl Fn(&'a syn::Expr) -> Option<&'a T>,
+) -> Option<Vec<&'a T>> {
+    exprs.iter().map(|(expr, _)| kind(expr)).collect()
 }
 
 /// Arms and `else` branches: blocks whose statements are merged.
