@@ -4,7 +4,8 @@
 //! length, not its count of operations, sets its time. The passes for different output
 //! cotangents share every forward value they recompute and are otherwise independent, so
 //! `jacobian` runs them as *lanes* of one body: each lane is the backward statements with its
-//! cotangents renamed (`d_x` → `d_x_lane1`), a statement that names no cotangent (a
+//! cotangents renamed (`d_x` → `d_x_lane1`), and with them every name bound from one (a
+//! callee's gradients, `call3_d0`); a statement that names none of these (a
 //! recomputed forward value, a binding of saved values) is kept once, and the lanes' copies
 //! of every other statement follow each other, so that the processor overlaps their chains.
 //! Branches on a record (`match branch0 { .. }`, `if` on a recomputed condition) are taken
@@ -30,6 +31,8 @@ pub fn interleaved(
 ) -> Option<TokenStream> {
     let mut present = HashSet::new();
     collect_idents(body.clone(), &mut present);
+    let parsed: syn::Block = syn::parse2(quote!({ #body })).ok()?;
+    let cotangents = &lane_values(&parsed, cotangents);
     let suffix = lane_suffix(&present, cotangents);
     let mut lane_bodies = Vec::with_capacity(lanes);
     for k in 0..lanes {
@@ -55,6 +58,49 @@ pub fn interleaved(
         #(#merged)*
         [#(#tails),*]
     })
+}
+
+/// The names that hold a different value in every lane: the cotangents, and every name a
+/// `let` binds from an expression that reads one (a callee's gradients, `let (call3_d0,
+/// call3_d1) = call3.backward(d_v)`), in program order, so that names bound from those
+/// count too.
+fn lane_values(body: &syn::Block, cotangents: &HashSet<String>) -> HashSet<String> {
+    struct Bindings {
+        lane: HashSet<String>,
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Bindings {
+        fn visit_local(&mut self, local: &'ast syn::Local) {
+            if let Some(init) = &local.init {
+                let mut read = HashSet::new();
+                collect_idents(init.expr.to_token_stream(), &mut read);
+                if let Some((_, diverge)) = &init.diverge {
+                    collect_idents(diverge.to_token_stream(), &mut read);
+                }
+                if read.iter().any(|name| self.lane.contains(name)) {
+                    let mut bound = BoundNames(&mut self.lane);
+                    syn::visit::Visit::visit_pat(&mut bound, &local.pat);
+                }
+            }
+            syn::visit::visit_local(self, local);
+        }
+    }
+    let mut bindings = Bindings {
+        lane: cotangents.clone(),
+    };
+    syn::visit::Visit::visit_block(&mut bindings, body);
+    bindings.lane
+}
+
+/// The names a pattern binds (not the types it annotates them with).
+struct BoundNames<'a>(&'a mut HashSet<String>);
+
+impl<'ast> syn::visit::Visit<'ast> for BoundNames<'_> {
+    fn visit_pat_ident(&mut self, pat: &'ast syn::PatIdent) {
+        self.0.insert(pat.ident.to_string());
+        syn::visit::visit_pat_ident(self, pat);
+    }
+
+    fn visit_type(&mut self, _: &'ast syn::Type) {}
 }
 
 /// A suffix that makes no renamed cotangent equal to a name already in the body.

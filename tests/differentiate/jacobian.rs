@@ -199,3 +199,38 @@ fn rows_of_a_function_of_a_slice_match_finite_differences() {
         );
     }
 }
+
+#[differentiate]
+fn softplus_scaled(a: f64, b: f64) -> f64 {
+    (a.exp() + 1.0).ln() * b
+}
+
+/// Calls of another differentiated function: the callee's gradients (`call3_d0`) are bound
+/// in every row's backward pass and must be that row's.
+#[differentiate]
+fn with_calls(x: f64, y: f64) -> [f64; 3] {
+    let s = softplus_scaled(x * y, y);
+    let t = softplus_scaled(s, x);
+    [s * t, s.sin() + y, t - x * s]
+}
+
+#[test]
+fn rows_of_a_function_calling_another_are_their_own() {
+    let point = [0.7, -1.3];
+    let (_, pullback) = with_calls_pullback(point[0], point[1]);
+    for (i, (dx, dy)) in pullback.jacobian().iter().enumerate() {
+        let mut seed = [0.0; 3];
+        seed[i] = 1.0;
+        assert_eq!(
+            (*dx, *dy),
+            pullback.backward(seed),
+            "row {i} against backward"
+        );
+        assert_fd(
+            &format!("row {i}"),
+            &[*dx, *dy],
+            |v| with_calls(v[0], v[1])[i],
+            &point,
+        );
+    }
+}
