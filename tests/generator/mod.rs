@@ -156,6 +156,9 @@ pub enum Output {
     Pair,
     /// `Vec<T>` of this length: checked through `backward` with a random cotangent
     Vector(usize),
+    /// `[T; N]` of this length: checked through the rows of `jacobian()` combined with a
+    /// random cotangent
+    Array(usize),
 }
 
 impl Output {
@@ -163,7 +166,7 @@ impl Output {
         match self {
             Output::Scalar => 1,
             Output::Pair => 2,
-            Output::Vector(n) => n,
+            Output::Vector(n) | Output::Array(n) => n,
         }
     }
 }
@@ -280,6 +283,7 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
             Output::Scalar => format!("vec![{name}({call})]"),
             Output::Pair => format!("let (a, b) = {name}({call});\n    vec![a, b]"),
             Output::Vector(_) => format!("{name}({call})"),
+            Output::Array(_) => format!("{name}({call}).to_vec()"),
         };
         let _ = writeln!(
             out,
@@ -304,6 +308,23 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
                     "fn vjp_{name}(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {{\n    \
                      let (y, pullback) = {name}_pullback({call});\n    \
                      (y.flatten(), pullback.backward({cotangent}).flatten())\n}}"
+                );
+            }
+            Output::Array(_) => {
+                // the rows of the Jacobian, combined with the cotangent as `backward` would
+                let _ = writeln!(
+                    out,
+                    "fn vjp_{name}(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {{\n    \
+                     let (y, pullback) = {name}_pullback({call});\n    \
+                     let mut vjp: Vec<f64> = Vec::new();\n    \
+                     for (ci, row) in c.iter().zip(pullback.jacobian()) {{\n        \
+                     let row = row.flatten();\n        \
+                     vjp.resize(row.len(), 0.0);\n        \
+                     for (v, r) in vjp.iter_mut().zip(row) {{\n            \
+                     *v += ci * r;\n        \
+                     }}\n    \
+                     }}\n    \
+                     (y.to_vec(), vjp)\n}}"
                 );
             }
         }
@@ -604,10 +625,11 @@ impl<'a> FnGen<'a> {
                 }
             }
         }
-        let output = match rng.weighted(&[0.76, 0.12, 0.12]) {
+        let output = match rng.weighted(&[0.7, 0.1, 0.1, 0.1]) {
             0 => Output::Scalar,
             1 => Output::Pair,
-            _ => Output::Vector(rng.range(2, 4)),
+            2 => Output::Vector(rng.range(2, 4)),
+            _ => Output::Array(rng.range(1, 4)),
         };
 
         let mut g = FnGen {
@@ -681,9 +703,10 @@ impl<'a> FnGen<'a> {
             })
             .collect();
         let ret = match output {
-            Output::Scalar => "T",
-            Output::Pair => "(T, T)",
-            Output::Vector(_) => "Vec<T>",
+            Output::Scalar => "T".to_string(),
+            Output::Pair => "(T, T)".to_string(),
+            Output::Vector(_) => "Vec<T>".to_string(),
+            Output::Array(n) => format!("[T; {n}]"),
         };
         let attr = if wrt {
             let names: Vec<&str> = params
@@ -828,6 +851,24 @@ impl<'a> FnGen<'a> {
                 let b = self.squash(b, OUT_CAP);
                 self.out_bound = self.out_bound.max(a.bound).max(b.bound);
                 self.line(format!("({}, {})", a.code, b.code));
+            }
+            Output::Array(len) => {
+                let mut parts = vec![self.read_var_by_name("acc")];
+                for _ in 1..len {
+                    parts.push(self.expr(2));
+                }
+                for (i, u) in unread.into_iter().enumerate() {
+                    let u = self.squash(u, VAR_CAP);
+                    let k = i % len;
+                    parts[k] = self.combine(parts[k].clone(), u);
+                }
+                let mut codes = Vec::with_capacity(len);
+                for part in parts {
+                    let part = self.squash(part, OUT_CAP);
+                    self.out_bound = self.out_bound.max(part.bound);
+                    codes.push(part.code);
+                }
+                self.line(format!("[{}]", codes.join(", ")));
             }
             Output::Vector(len) => {
                 let name = self.name("out");
