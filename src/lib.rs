@@ -22,6 +22,27 @@
 //! assert!((d_x1 - 11.0).abs() < 1e-14);
 //! ```
 //!
+//! A function returning a fixed-length array has a Jacobian: `jacobian()` on its pullback
+//! gives every row, `backward` of each unit cotangent, with the rows' backward passes run
+//! together.
+//!
+//! ```
+//! use autodiff::prelude::*;
+//!
+//! #[differentiate]
+//! fn polar(r: f64, t: f64) -> [f64; 2] {
+//!     [r * t.cos(), r * t.sin()]
+//! }
+//!
+//! let (_, pullback) = polar_pullback(2.0, 0.5);
+//! let [(dx_dr, dx_dt), (dy_dr, dy_dt)] = pullback.jacobian();
+//! assert_eq!((dx_dr, dx_dt), pullback.backward([1.0, 0.0]));
+//! assert!((dx_dr - 0.5f64.cos()).abs() < 1e-15); // cos t
+//! assert!((dx_dt + 2.0 * 0.5f64.sin()).abs() < 1e-15); // -r sin t
+//! assert!((dy_dr - 0.5f64.sin()).abs() < 1e-15); // sin t
+//! assert!((dy_dt - 2.0 * 0.5f64.cos()).abs() < 1e-15); // r cos t
+//! ```
+//!
 //! See `docs/supported.md` in the repository for the supported subset of Rust and the list of
 //! primitives, and `docs/design.md` for how the macro works.
 
