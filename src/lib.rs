@@ -22,9 +22,9 @@
 //! assert!((d_x1 - 11.0).abs() < 1e-14);
 //! ```
 //!
-//! A function returning a fixed-length array has a Jacobian: `jacobian()` on its pullback
-//! gives every row, `backward` of each unit cotangent, with the rows' backward passes run
-//! together.
+//! A function returning a fixed-length array or a tuple of floats has a Jacobian:
+//! `jacobian()` on its pullback gives every row, `backward` of each unit cotangent, with the
+//! rows' backward passes run together.
 //!
 //! ```
 //! use autodiff::prelude::*;

@@ -4356,38 +4356,65 @@ impl Context<'_> {
         grad_ty: &TokenStream,
         interleave: bool,
     ) -> Option<TokenStream> {
-        let Output::Array(ty) = &self.sig.output else {
-            return None;
-        };
-        let syn::Type::Array(array) = ty else {
-            return None;
-        };
-        let syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Int(rows),
-            ..
-        }) = &array.len
-        else {
-            return None;
-        };
-        let rows: usize = rows.base10_parse().ok()?;
+        let private = private();
+        // the output's type and its unit cotangents: `[T; N]` with a literal `N`, or a tuple
+        // of scalars
+        let (ret, rows, unit): (syn::Type, usize, Box<dyn Fn(usize) -> TokenStream>) =
+            match &self.sig.output {
+                Output::Array(ty) => {
+                    let syn::Type::Array(array) = ty else {
+                        return None;
+                    };
+                    let syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Int(rows),
+                        ..
+                    }) = &array.len
+                    else {
+                        return None;
+                    };
+                    let rows: usize = rows.base10_parse().ok()?;
+                    let ret = ty.clone();
+                    let seed_ty = ty.clone();
+                    let private = private.clone();
+                    let unit = move |k: usize| {
+                        quote!({
+                            let mut seed: #seed_ty = [#private::zero(); #rows];
+                            seed[#k] = #private::one();
+                            seed
+                        })
+                    };
+                    (ret, rows, Box::new(unit))
+                }
+                Output::Tuple(types)
+                    if types.len() > 1
+                        && types.iter().all(|t| crate::args::array_type(t).is_none()) =>
+                {
+                    let rows = types.len();
+                    let ret: syn::Type = syn::parse_quote!((#(#types),*));
+                    let private = private.clone();
+                    let unit = move |k: usize| {
+                        let parts = (0..rows).map(|j| {
+                            if j == k {
+                                quote!(#private::one())
+                            } else {
+                                quote!(#private::zero())
+                            }
+                        });
+                        quote!((#(#parts),*))
+                    };
+                    (ret, rows, Box::new(unit))
+                }
+                _ => return None,
+            };
         if rows == 0 || rows > MAX_JACOBIAN_ROWS {
             return None;
         }
-        let private = private();
         let vis = &self.item.vis;
-        let ret = ty;
         let fname = &self.item.sig.ident;
         let doc = format!(
             " The Jacobian of [`{fname}`]: row `i` holds the cotangents `backward` returns for \
              the `i`-th unit output cotangent, the rows' backward passes run together."
         );
-        let unit = |k: usize| {
-            quote!({
-                let mut seed: #ret = [#private::zero(); #rows];
-                seed[#k] = #private::one();
-                seed
-            })
-        };
         let has_loops = self
             .func
             .insts

@@ -1297,7 +1297,13 @@ fn jacobian_of_a_function_with_loops_calls_backward_per_row() {
                 ]
             }"#]]
     .assert_eq(&text);
-    // no `jacobian` for outputs other than a fixed-length array of literal length
+    // `jacobian` for a fixed-length array of literal length and a tuple of scalars only
+    let pair = expansion(quote!(
+        fn f(x: f64) -> (f64, f64) {
+            (x, x)
+        }
+    ));
+    assert!(pair.contains("fn jacobian"));
     for source in [
         quote!(
             fn f(x: f64) -> f64 {
@@ -1310,8 +1316,8 @@ fn jacobian_of_a_function_with_loops_calls_backward_per_row() {
             }
         ),
         quote!(
-            fn f(x: f64) -> (f64, f64) {
-                (x, x)
+            fn f(x: f64) -> (f64, [f64; 2]) {
+                (x, [x, x])
             }
         ),
         quote!(

@@ -234,3 +234,22 @@ fn rows_of_a_function_calling_another_are_their_own() {
         );
     }
 }
+
+/// A tuple of scalars: the unit cotangents are `(1, 0)` and `(0, 1)`.
+#[differentiate]
+fn to_polar(x: f64, y: f64) -> (f64, f64) {
+    ((x * x + y * y).sqrt(), y.atan2(x))
+}
+
+#[test]
+fn rows_of_a_tuple_output_are_the_polar_jacobian() {
+    let (x, y) = (1.2, -0.5);
+    let (_, pullback) = to_polar_pullback(x, y);
+    let [(dr_dx, dr_dy), (dt_dx, dt_dy)] = pullback.jacobian();
+    assert_eq!((dr_dx, dr_dy), pullback.backward((1.0, 0.0)));
+    assert_eq!((dt_dx, dt_dy), pullback.backward((0.0, 1.0)));
+    // dr = (x, y) / r, dθ = (-y, x) / r²
+    let r2 = x * x + y * y;
+    assert_close("r", &[dr_dx, dr_dy], &[x / r2.sqrt(), y / r2.sqrt()], 1e-15);
+    assert_close("theta", &[dt_dx, dt_dy], &[-y / r2, x / r2], 1e-15);
+}

@@ -240,7 +240,15 @@ fn run_f5<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f5(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f5_pullback(&p[0..2], 4);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f5 ----
 
@@ -3064,7 +3072,15 @@ fn run_f83<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f83(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f83_pullback(p[0], &p[1..3], p[3], &p[4..7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f83 ----
 
@@ -4361,7 +4377,15 @@ fn run_f121<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f121(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f121_pullback(&p[0..3], &p[3..7], 3);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f121 ----
 
@@ -5085,7 +5109,15 @@ fn run_f141<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f141(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f141_pullback(&p[0..3]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f141 ----
 
@@ -5227,7 +5259,15 @@ fn run_f145<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f145(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f145_pullback(p[0], p[1]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f145 ----
 
@@ -5286,7 +5326,15 @@ fn run_f147<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f147(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f147_pullback(&p[0..2]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f147 ----
 
@@ -5755,7 +5803,15 @@ fn run_f161<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f161(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f161_pullback(&p[0..5]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f161 ----
 
@@ -8211,7 +8267,15 @@ fn run_f229<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f229(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f229_pullback(p[0], p[1], p[2]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f229 ----
 
@@ -8871,7 +8935,15 @@ fn run_f247<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f247(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f247_pullback(&p[0..4], &p[4..7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f247 ----
 
@@ -10374,7 +10446,15 @@ fn run_f289<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f289(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f289_pullback(p[0], 4, &p[1..3], &p[3..7], p[7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f289 ----
 
@@ -12446,7 +12526,15 @@ fn run_f343<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f343(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f343_pullback(&p[0..5], p[5], p[6], &p[7..10]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f343 ----
 
@@ -13006,7 +13094,15 @@ fn run_f359<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f359(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f359_pullback(p[0], &p[1..3], p[3], p[4], 2);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f359 ----
 
@@ -13851,7 +13947,15 @@ fn run_f383<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f383(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f383_pullback(p[0], &p[1..5], &p[5..7], p[7]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f383 ----
 
@@ -13907,7 +14011,15 @@ fn run_f385<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f385(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f385_pullback(4, p[0], &p[1..4], p[4], p[5], &p[6..8]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f385 ----
 
@@ -15079,7 +15191,15 @@ fn run_f417<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f417(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f417_pullback(p[0]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f417 ----
 
@@ -15444,7 +15564,15 @@ fn run_f427<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f427(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f427_pullback(4, &p[0..3]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f427 ----
 
@@ -16160,7 +16288,15 @@ fn run_f447<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f447(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f447_pullback(p[0], 1);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f447 ----
 
@@ -16546,7 +16682,15 @@ fn run_f459<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
 
 fn vjp_f459(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, pullback) = f459_pullback(1, p[0], &p[1..4], p[4], p[5]);
-    (y.flatten(), pullback.backward((c[0], c[1])).flatten())
+    let mut vjp: Vec<f64> = Vec::new();
+    for (ci, row) in c.iter().zip(pullback.jacobian()) {
+        let row = row.flatten();
+        vjp.resize(row.len(), 0.0);
+        for (v, r) in vjp.iter_mut().zip(row) {
+            *v += ci * r;
+        }
+    }
+    (y.flatten(), vjp)
 }
 // ---- end f459 ----
 
