@@ -4346,8 +4346,9 @@ impl Context<'_> {
         }
     }
 
-    /// `jacobian(&self) -> [gradients; N]` for an output `[T; N]` with a literal `N` of at
-    /// most [`MAX_JACOBIAN_ROWS`]: row `i` is `backward` of the `i`-th unit cotangent. Without
+    /// `jacobian(&self) -> [gradients; N]` for an output `[T; N]` with a literal `N`, or a
+    /// tuple of `N` floats, `N` at most [`MAX_JACOBIAN_ROWS`]: row `i` is `backward` of the
+    /// `i`-th unit cotangent. Without
     /// loops, when `interleave` allows it, the rows' backward passes run as interleaved lanes
     /// of `backward`'s `body` ([`crate::lanes`]); otherwise `backward` is called once per row.
     fn jacobian(
