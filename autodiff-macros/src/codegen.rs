@@ -905,8 +905,8 @@ impl Context<'_> {
         fields
     }
 
-    /// The fields of a frame: one per saved value, with how the forward pass fills it, then
-    /// one per record of a branch or loop in the frame.
+    /// The fields of a frame, each with the value the forward pass fills it with: one per
+    /// saved value, then one per record of a branch or loop in the frame.
     fn fields(
         &self,
         analysis: &Analysis,
@@ -918,15 +918,15 @@ impl Context<'_> {
             .into_iter()
             .map(|v| {
                 let name = self.names.name(v);
-                let init = if analysis.arrays[v.index()] {
+                let value = if analysis.arrays[v.index()] {
                     let copy = self.saved_copy(v);
-                    quote!(#name: #copy)
+                    quote!(#copy)
                 } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {
-                    quote!(#name: ::core::clone::Clone::clone(#name))
+                    quote!(::core::clone::Clone::clone(#name))
                 } else {
                     quote!(#name)
                 };
-                (quote!(#name), init)
+                (quote!(#name), value)
             })
             .collect();
         for (inst, index) in self.records_in_block(records, block) {
@@ -952,7 +952,13 @@ impl Context<'_> {
     ) -> Vec<TokenStream> {
         self.fields(analysis, records, block)
             .into_iter()
-            .map(|(_, init)| init)
+            .map(|(name, value)| {
+                if name.to_string() == value.to_string() {
+                    name
+                } else {
+                    quote!(#name: #value)
+                }
+            })
             .collect()
     }
 
@@ -1282,10 +1288,10 @@ impl Context<'_> {
                     // the pullback of the previous iteration's call lends its allocations
                     let callee = hidden_reusing_callee(path);
                     let call_name = names::call_pullback(inst.index());
-                    let previous = format_ident!("{}_previous", call_name);
+                    let slot = format_ident!("{}_slot", call_name);
                     let pattern = self.results_pattern(inst);
                     out.extend(quote_spanned! {data.span=>
-                        let (#pattern, #call_name) = #callee(#(#operands,)* #previous.take());
+                        let (#pattern, #call_name) = #callee(#(#operands,)* &mut #slot);
                     });
                 }
                 _ => {
@@ -2260,11 +2266,11 @@ impl Context<'_> {
             .iter()
             .map(|&i| names::call_pullback(i.index()))
             .collect();
-        let previous_calls: Vec<Ident> = kept_calls
+        let call_slots: Vec<Ident> = kept_calls
             .iter()
-            .map(|call| format_ident!("{}_previous", call))
+            .map(|call| format_ident!("{}_slot", call))
             .collect();
-        run.extend(quote!(#(let mut #previous_calls = ::core::option::Option::None;)*));
+        run.extend(quote!(#(let mut #call_slots = ::core::option::Option::None;)*));
         let mut iteration = quote!(#(#stacks.clear();)*);
         iteration.extend(self.forward_iteration(variant, records, body, &slots));
         let record = records
@@ -2366,7 +2372,6 @@ impl Context<'_> {
         } else {
             iteration.extend(quote!({ #backward }));
         }
-        iteration.extend(quote!(#(#previous_calls = ::core::option::Option::Some(#kept_calls);)*));
         let iter = range_iterator(range, |k| self.operand(data.args[k]));
         run.extend(quote!(for #index_name in #iter { #iteration }));
         let gradient = format_ident!("loop{}_gradient", inst.index());
@@ -4122,6 +4127,10 @@ impl Context<'_> {
             .collect();
         let value = tuple_pattern(&yields);
         let inits = self.field_inits(analysis, &records, self.func.entry);
+        let (field_names, field_values): (Vec<TokenStream>, Vec<TokenStream>) = self
+            .fields(analysis, &records, self.func.entry)
+            .into_iter()
+            .unzip();
         let marker_init = self.marker_type().map(|_| {
             let name = names::marker_field();
             quote!(#name: #private::PhantomData,)
@@ -4145,6 +4154,12 @@ impl Context<'_> {
         let previous = names::previous_pullback();
         let previous_ty = quote!(::core::option::Option<#struct_name #s_ty>);
         let no_previous = quote!(let mut #previous: #previous_ty = ::core::option::Option::None;);
+        // the reusing function fills the caller's slot and lends the pullback from there: a
+        // pullback moved in and out of its callers by value on every call costs more than
+        // the call's records
+        let slot = syn::Lifetime::new("'__autodiff_slot", proc_macro2::Span::call_site());
+        let slot_ty = quote!(&#slot mut #previous_ty);
+        let lent_ty = quote!(&#slot #struct_name #s_ty);
         let has_stacks = self.has_record_stacks(analysis, &records);
         let args: Vec<&Ident> = self.sig.params.iter().map(|p| &p.name).collect();
         let allow = quote!(#[allow(dead_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
@@ -4159,16 +4174,28 @@ impl Context<'_> {
                     #allow
                     #[inline]
                     #vis fn #pullback_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
-                        #reusing(#(#args,)* ::core::option::Option::None)
+                        #no_previous
+                        let (value, _) = #reusing(#(#args,)* &mut #previous);
+                        match #previous {
+                            ::core::option::Option::Some(pullback) => (value, pullback),
+                            ::core::option::Option::None => ::core::unreachable!("the reusing forward pass fills its slot"),
+                        }
                     }
                     #[doc(hidden)]
                     #(#cfgs)*
                     #allow_hidden
                     #[inline]
-                    #vis fn #reusing_name <#fn_params> (#(#params,)* mut #previous: #previous_ty) -> (#ret, #struct_name #s_ty) #fn_where {
+                    #vis fn #reusing_name <#slot, #fn_params> (#(#params,)* #previous: #slot_ty) -> (#ret, #lent_ty) #fn_where {
                         #mark_used
                         #body
-                        (#value, #struct_name { #(#inits,)* #marker_init })
+                        let __autodiff_pullback: #lent_ty = match #previous {
+                            ::core::option::Option::Some(__autodiff_reused) => {
+                                #(__autodiff_reused.#field_names = #field_values;)*
+                                __autodiff_reused
+                            }
+                            #previous => #previous.insert(#struct_name { #(#inits,)* #marker_init }),
+                        };
+                        (#value, __autodiff_pullback)
                     }
                 }
             }
@@ -4181,8 +4208,9 @@ impl Context<'_> {
                         #(#cfgs)*
                         #allow_hidden
                         #[inline]
-                        #vis fn #reusing_name <#fn_params> (#(#params,)* #previous: #previous_ty) -> (#ret, #struct_name #s_ty) #fn_where {
-                            #pullback(#(#args),*)
+                        #vis fn #reusing_name <#slot, #fn_params> (#(#params,)* #previous: #slot_ty) -> (#ret, #lent_ty) #fn_where {
+                            let (value, pullback) = #pullback(#(#args),*);
+                            (value, #previous.insert(pullback))
                         }
                     }
                 });

@@ -326,12 +326,13 @@ fn expansion_of_the_seed_function_is_readable() {
             clippy::all
         )]
         #[inline]
-        pub fn __autodiff_reusing_pullback_f(
+        pub fn __autodiff_reusing_pullback_f<'__autodiff_slot>(
             x1: f64,
             x2: f64,
-            __autodiff_previous: ::core::option::Option<FPullback>,
-        ) -> (f64, FPullback) {
-            f_pullback(x1, x2)
+            __autodiff_previous: &'__autodiff_slot mut ::core::option::Option<FPullback>,
+        ) -> (f64, &'__autodiff_slot FPullback) {
+            let (value, pullback) = f_pullback(x1, x2);
+            (value, __autodiff_previous.insert(pullback))
         }
         impl FPullback {
             /// The vector-Jacobian product of [`f`]: takes the cotangent of the output and returns one cotangent per active argument. It only reads the saved values, so it can be called many times.

@@ -448,7 +448,9 @@ impl<G> GradientSink<G> for DropGradient {
 #[inline]
 pub fn gradient_buffer<T: Float, S: GradientSink<Vec<T>>>(sink: &mut S, len: usize) -> Vec<T> {
     match sink.target() {
-        Some(target) if target.len() <= len => {
+        // the common case, a caller's cotangent of the full length, is only moved
+        Some(target) if target.len() == len => core::mem::take(target),
+        Some(target) if target.len() < len => {
             let mut buffer = core::mem::take(target);
             buffer.resize(len, T::zero());
             buffer
@@ -466,7 +468,11 @@ pub fn finish_gradient_buffer<T: Float, S: GradientSink<Vec<T>>>(
     buffer: Vec<T>,
     len: &usize,
 ) -> S::Out {
-    let buffer = crate::rules::fit(buffer, len);
+    let buffer = if buffer.len() == *len {
+        buffer
+    } else {
+        crate::rules::fit(buffer, len)
+    };
     sink.finish(buffer, |target, gradient| {
         if target.is_empty() {
             *target = gradient;

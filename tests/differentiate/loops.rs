@@ -574,14 +574,24 @@ fn variables_named_like_helper_suffixes() {
 
 #[test]
 fn kept_calls_reuse_the_previous_pullback() {
-    // the hidden reusing forward function, given pullbacks of longer and shorter inputs,
-    // saves what a fresh pullback saves
+    // the hidden reusing forward function, given a slot holding the pullback of a longer or
+    // shorter input, or an empty one, saves what a fresh pullback saves
     let long = point(7, 3300);
     for n in [1usize, 3, 9] {
         let v = point(n, 3310 + n as u64);
         let (fresh_value, fresh) = log_sum_exp_pullback(&v);
         let (_, previous) = log_sum_exp_pullback(&long);
-        let (value, reused) = __autodiff_reusing_pullback_log_sum_exp(&v, Some(previous));
+        let mut slot = Some(previous);
+        let (value, reused) = __autodiff_reusing_pullback_log_sum_exp(&v, &mut slot);
+        assert_eq!(value.to_bits(), fresh_value.to_bits());
+        let bits = |g: Vec<f64>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(reused.backward(0.7)),
+            bits(fresh.backward(0.7)),
+            "n = {n}"
+        );
+        let mut empty = None;
+        let (value, reused) = __autodiff_reusing_pullback_log_sum_exp(&v, &mut empty);
         assert_eq!(value.to_bits(), fresh_value.to_bits());
         let bits = |g: Vec<f64>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(
