@@ -18,7 +18,7 @@ const HELPER_SUFFIXES: &[&str] = &[
 ];
 
 /// Whether `name` has the shape of a local the generated code declares: `loop3`,
-/// `call7_previous`, `record2`, `range4`, `branch5`, `d_output`, `d_output1`, or a value's name
+/// `call7_slot`, `record2`, `range4`, `branch5`, `d_output`, `d_output1`, or a value's name
 /// with a helper suffix (`x_saved`, `s_carry`).
 pub fn looks_generated(name: &str) -> bool {
     has_generated_prefix(name)
@@ -216,6 +216,7 @@ mod tests {
         for name in [
             "loop3",
             "loop3_stack",
+            "call7_slot",
             "call7_previous",
             "record2",
             "d_output",

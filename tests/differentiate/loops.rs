@@ -462,15 +462,29 @@ fn smooth_step(x: f64) -> f64 {
     x * x * (3.0 - 2.0 * x)
 }
 
-// user variables named like the generated locals of an eager loop (`callN_previous`,
+// a generic caller whose eager loop keeps a generic callee's pullback in its slot
+#[differentiate]
+fn generic_eager_caller<T: Float>(x: &[T], d: usize) -> T {
+    let mut buffer = vec![T::zero(); d];
+    let mut s = T::zero();
+    for p in 0..x.len() / d {
+        for j in 0..d {
+            buffer[j] = x[p * d + j] * x[(p * d + j + 1) % x.len()];
+        }
+        s = s + generic_square_sum(&buffer).sqrt();
+    }
+    s
+}
+
+// user variables named like the generated locals of an eager loop (`callN_slot`,
 // `loopN_stack`, `recordN`) are renamed, not shadowed
 #[differentiate]
 fn eager_generated_names(x: &[f64]) -> f64 {
     let mut buffer = vec![0.0; 2];
     let mut s = 0.0;
     for p in 0..x.len() {
-        let call12_previous = x[p] * 2.0;
-        let record14 = call12_previous.sin();
+        let call12_slot = x[p] * 2.0;
+        let record14 = call12_slot.sin();
         buffer[0] = record14;
         buffer[1] = x[p];
         for k in 0..2 {
@@ -481,7 +495,7 @@ fn eager_generated_names(x: &[f64]) -> f64 {
     s
 }
 
-// parameters spelled like the generated locals (`call15_previous` and `loop1` are locals of
+// parameters spelled like the generated locals (`call15_slot` and `loop1` are locals of
 // this function's gradient, `x_saved` is a saved copy's name, `s_carry` a carried
 // cotangent's, `d_output` the output cotangent's) are renamed in the generated functions, not
 // shadowed by them
@@ -493,7 +507,7 @@ fn generated_parameter_names(
     s_carry: f64,
     d_output: f64,
     loop1: f64,
-    call15_previous: f64,
+    call15_slot: f64,
     d: usize,
 ) -> f64 {
     let mut buffer = vec![0.0; d];
@@ -502,7 +516,7 @@ fn generated_parameter_names(
         for j in 0..d {
             buffer[j] = x[p * d + j] * x_saved;
         }
-        s += generic_square_sum(&buffer) * s_carry * call15_previous + d_output.sin() * buffer[0];
+        s += generic_square_sum(&buffer) * s_carry * call15_slot + d_output.sin() * buffer[0];
     }
     let mut y = x.to_vec();
     for i in 1..y.len() {
@@ -593,12 +607,32 @@ fn kept_calls_reuse_the_previous_pullback() {
         let mut empty = None;
         let (value, reused) = __autodiff_reusing_pullback_log_sum_exp(&v, &mut empty);
         assert_eq!(value.to_bits(), fresh_value.to_bits());
-        let bits = |g: Vec<f64>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(
             bits(reused.backward(0.7)),
             bits(fresh.backward(0.7)),
             "n = {n}"
         );
+    }
+    for n in [1usize, 2, 5] {
+        let d = 3;
+        let x = point(n * d, 3350 + n as u64);
+        let (value, dx) = generic_eager_caller_grad(&x, d);
+        assert_eq!(value.to_bits(), generic_eager_caller(&x, d).to_bits());
+        assert_fd(
+            "generic_eager_caller",
+            &dx,
+            |x| generic_eager_caller(x, d),
+            &x,
+        );
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let (value32, dx32) = generic_eager_caller_grad(&x32, d);
+        assert_eq!(value32.to_bits(), generic_eager_caller(&x32, d).to_bits());
+        for (a, b) in dx32.iter().zip(&dx) {
+            assert!(
+                (*a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "{a} against {b}"
+            );
+        }
     }
     for n in [1usize, 2, 5] {
         let x = point(n, 3330 + n as u64);
