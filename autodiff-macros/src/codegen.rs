@@ -123,6 +123,10 @@ pub struct Context<'a> {
     /// the forward statements make through the callee's pullback, kept for the backward
     /// statements of the same iteration instead of replayed.
     pub kept_calls: std::cell::RefCell<HashSet<Inst>>,
+    /// While reversed loops' bodies are generated, innermost last: the slots their replayed
+    /// calls fill (`callN_slot`), declared in front of the outermost of those loops so that
+    /// a replay reuses the record stacks of the one before it.
+    pub replay_slots: std::cell::RefCell<Vec<Vec<Ident>>>,
     /// While an eager loop's body is generated: the `Vec`s its record would copy only for
     /// calls whose pullbacks are kept, which then read nothing.
     pub unsaved_arrays: std::cell::RefCell<HashSet<Value>>,
@@ -3129,9 +3133,19 @@ impl Context<'_> {
                         .collect();
                     let span = data.span;
                     if !self.kept_calls.borrow().contains(&inst) {
-                        out.extend(quote_spanned! {span=>
-                            let (_, #call_name) = #callee(#(#args),*);
-                        });
+                        match self.replay_slots.borrow_mut().last_mut() {
+                            Some(slots) => {
+                                let slot = format_ident!("{}_slot", call_name);
+                                let reusing = hidden_reusing_callee(path);
+                                out.extend(quote_spanned! {span=>
+                                    let (_, #call_name) = #reusing(#(#args,)* &mut #slot);
+                                });
+                                slots.push(slot);
+                            }
+                            None => out.extend(quote_spanned! {span=>
+                                let (_, #call_name) = #callee(#(#args),*);
+                            }),
+                        }
                     }
                     let mut targets: Vec<Option<Value>> = Vec::new();
                     for i in 0..data.args.len() {
@@ -3560,7 +3574,20 @@ impl Context<'_> {
                 );
             }
         }
+        self.replay_slots.borrow_mut().push(Vec::new());
         self.backward_block(&inner_variant, records, body, &mut inner, &mut iteration);
+        let replay_slots = {
+            let mut frames = self.replay_slots.borrow_mut();
+            let slots = frames.pop().unwrap_or_default();
+            match frames.last_mut() {
+                Some(outer) => {
+                    outer.extend(slots);
+                    Vec::new()
+                }
+                None => slots,
+            }
+        };
+        out.extend(quote!(#(let mut #replay_slots = ::core::option::Option::None;)*));
         if let (Some(shift), Some(locals)) = (&shifted, &locals) {
             // element `i + 1` is final: this iteration's contribution and the previous
             // (reversed) iteration's `a[i]` contribution
@@ -4776,6 +4803,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         },
         fused_scope: Default::default(),
         kept_calls: Default::default(),
+        replay_slots: Default::default(),
         unsaved_arrays: Default::default(),
         lazy_cotangents: Default::default(),
         separate_hidden: false,

@@ -194,6 +194,7 @@ fn generate(
         names: ValueNames::new(func),
         fused_scope: Default::default(),
         kept_calls: Default::default(),
+        replay_slots: Default::default(),
         unsaved_arrays: Default::default(),
         lazy_cotangents: Default::default(),
         separate_hidden: hidden.is_some(),

@@ -462,6 +462,28 @@ fn smooth_step(x: f64) -> f64 {
     x * x * (3.0 - 2.0 * x)
 }
 
+// calls replayed by reversed loops, in a branch arm and in a nested loop: each replay fills
+// a slot declared in front of the outer loop, reusing the record stacks of the one before
+#[differentiate]
+fn replayed_calls(x: &[f64], d: usize) -> f64 {
+    let mut buffer = vec![0.0; d];
+    let mut s = 0.0;
+    for p in 0..x.len() / d {
+        for j in 0..d {
+            buffer[j] = x[p * d + j] * (0.3 * s).cos();
+        }
+        if buffer[0] > 0.0 {
+            s += log_sum_exp(&buffer);
+        } else {
+            s -= 0.5 * log_sum_exp(&buffer);
+        }
+        for q in 0..2 {
+            s += generic_square_sum(&buffer) * (q as f64 + 0.5);
+        }
+    }
+    s
+}
+
 // a generic caller whose eager loop keeps a generic callee's pullback in its slot
 #[differentiate]
 fn generic_eager_caller<T: Float>(x: &[T], d: usize) -> T {
@@ -611,6 +633,21 @@ fn kept_calls_reuse_the_previous_pullback() {
             bits(reused.backward(0.7)),
             bits(fresh.backward(0.7)),
             "n = {n}"
+        );
+    }
+    for n in [1usize, 2, 5] {
+        let d = 3;
+        let x = point(n * d, 3360 + n as u64);
+        let (value, pullback) = replayed_calls_pullback(&x, d);
+        assert_eq!(value.to_bits(), replayed_calls(&x, d).to_bits());
+        let dx = pullback.backward(1.0);
+        assert_fd("replayed_calls", &dx, |x| replayed_calls(x, d), &x);
+        let (_, dx_grad) = replayed_calls_grad(&x, d);
+        assert_fd(
+            "replayed_calls, grad",
+            &dx_grad,
+            |x| replayed_calls(x, d),
+            &x,
         );
     }
     for n in [1usize, 2, 5] {
