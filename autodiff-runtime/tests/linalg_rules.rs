@@ -279,6 +279,13 @@ fn mul_matrix_matrix() {
     let a = random(&mut rng, Dyn(7), Dyn(9));
     let b = random(&mut rng, Dyn(9), Dyn(8));
     check_mul(&mut rng, &a, &b);
+    // A product with few rows (an MLP's output layer) against long factors: the adjoints are
+    // arranged around nalgebra's column-by-column fallback (`FEW_ROWS`), on both sides of it.
+    for (m, k, n) in [(1, 64, 20), (3, 12, 9), (5, 7, 6), (6, 7, 6), (2, 1, 9)] {
+        let a = random(&mut rng, Dyn(m), Dyn(k));
+        let b = random(&mut rng, Dyn(k), Dyn(n));
+        check_mul(&mut rng, &a, &b);
+    }
     let a: Matrix3<f64> = random(&mut rng, s::<3>(), s::<3>());
     let b: Matrix3<f64> = random(&mut rng, s::<3>(), s::<3>());
     check_mul(&mut rng, &a, &b);

@@ -260,14 +260,16 @@ pub trait MulVjp<Rhs>: Sized {
     fn mul_vjp_rhs(&self, rhs: &Rhs, d: Self::Output) -> Rhs;
 }
 
-/// `y = a * b`: `ā = ȳ bᵀ` (matrix `b`, through `gemm`, or `ger` when `b` is a vector),
+/// `y = a * b`: `ā = ȳ bᵀ` (matrix `b`, through `gemm`, as `(b ȳᵀ)ᵀ` when `ȳ` has few
+/// rows, or `ger` when `b` is a vector),
 /// `ā = ⟨ȳ, b⟩` (scalar `a`, matrix `b`), `ā = ȳ b` (matrix `a`, scalar `b`).
 #[inline]
 pub fn mul_d0<A: MulVjp<B>, B>(a: &A, b: &B, d: A::Output) -> A {
     a.mul_vjp_lhs(b, d)
 }
 
-/// `y = a * b`: `b̄ = aᵀ ȳ` (matrix `a`, through `gemm_tr`), `b̄ = a ȳ` (scalar `a`),
+/// `y = a * b`: `b̄ = aᵀ ȳ` (matrix `a`, through `gemm_tr`, or one `ger` per row of `ȳ` when
+/// it has few rows), `b̄ = a ȳ` (scalar `a`),
 /// `b̄ = ⟨ȳ, a⟩` (matrix `a`, scalar `b`).
 #[inline]
 pub fn mul_d1<A: MulVjp<B>, B>(a: &A, b: &B, d: A::Output) -> B {
@@ -294,11 +296,21 @@ where
         let (rows, cols) = self.shape_generic();
         let mut out = OMatrix::zeros_generic(rows, cols);
         if !out.is_empty() {
-            let mut o = view_mut(&mut out);
             if b.ncols() == 1 {
-                o.ger(T::one(), &view(&d).column(0), &view(b).column(0), T::zero());
+                view_mut(&mut out).ger(
+                    T::one(),
+                    &view(&d).column(0),
+                    &view(b).column(0),
+                    T::zero(),
+                );
+            } else if d.nrows() <= FEW_ROWS {
+                // as `āᵀ = b ȳᵀ`: `gemm` below its size threshold runs one `gemv` per column
+                // of its result, and `ȳ bᵀ` would make each of them a sum over columns of
+                // `ȳ` with as few elements as `ȳ` has rows; `b ȳᵀ` runs one per row of `ȳ`
+                // over `b`'s whole columns (the same products, added in the same order)
+                view_mut_t(&mut out).gemm(T::one(), &view(b), &view_t(&d), T::zero());
             } else {
-                o.gemm(T::one(), &view(&d), &view_t(b), T::zero());
+                view_mut(&mut out).gemm(T::one(), &view(&d), &view_t(b), T::zero());
             }
         }
         out
@@ -313,7 +325,18 @@ where
         let (rows, cols) = b.shape_generic();
         let mut out = OMatrix::zeros_generic(rows, cols);
         if !out.is_empty() {
-            view_mut(&mut out).gemm_tr(T::one(), &view(self), &view(&d), T::zero());
+            let mut o = view_mut(&mut out);
+            if d.nrows() <= FEW_ROWS {
+                // one outer product per row of `ȳ`, each a run of `axpy`s down the columns of
+                // `b̄`, instead of a dot product of `d.nrows()` elements per element of `b̄`
+                let (a, d) = (view(self), view(&d));
+                for i in 0..d.nrows() {
+                    let beta = if i == 0 { T::zero() } else { T::one() };
+                    o.ger(T::one(), &a.row(i).transpose(), &d.row(i).transpose(), beta);
+                }
+            } else {
+                o.gemm_tr(T::one(), &view(self), &view(&d), T::zero());
+            }
         }
         out
     }
@@ -901,6 +924,29 @@ where
 {
     let (rows, cols) = m.shape();
     View::from_slice_with_strides_generic(m.as_slice(), Dyn(cols), Dyn(rows), Dyn(rows), Dyn(1))
+}
+
+/// The row count of a product's cotangent up to which its adjoint products are arranged
+/// around `gemm`'s column-by-column fallback (nalgebra hands products with a dimension of 5
+/// or less to it, and larger ones to `matrixmultiply`).
+const FEW_ROWS: usize = 5;
+
+/// `mᵀ` as a mutable view of a non-empty matrix.
+fn view_mut_t<T, R, C>(m: &mut OMatrix<T, R, C>) -> ViewMut<'_, T>
+where
+    T: Scalar,
+    R: Dim,
+    C: Dim,
+    DefaultAllocator: Allocator<R, C>,
+{
+    let (rows, cols) = m.shape();
+    ViewMut::from_slice_with_strides_generic(
+        m.as_mut_slice(),
+        Dyn(cols),
+        Dyn(rows),
+        Dyn(rows),
+        Dyn(1),
+    )
 }
 
 /// A mutable view of a non-empty matrix.
