@@ -280,7 +280,8 @@ fn mul_matrix_matrix() {
     let b = random(&mut rng, Dyn(9), Dyn(8));
     check_mul(&mut rng, &a, &b);
     // A product with few rows (an MLP's output layer) against long factors: the adjoints are
-    // arranged around nalgebra's column-by-column fallback (`FEW_ROWS`), on both sides of it.
+    // arranged around nalgebra's column-by-column fallback (`FEW_ROWS`, and `ger` for one
+    // row), on both sides of it.
     for (m, k, n) in [(1, 64, 20), (3, 12, 9), (5, 7, 6), (6, 7, 6), (2, 1, 9)] {
         let a = random(&mut rng, Dyn(m), Dyn(k));
         let b = random(&mut rng, Dyn(k), Dyn(n));

@@ -23,13 +23,17 @@
 //! [`mul_d1`]`(&a, &b, d)`, which dispatch through [`MulVjp`] on the operand pair:
 //! matrix·matrix, matrix·vector, scalar·matrix, matrix·scalar and scalar·scalar. Matrix
 //! products pull back through nalgebra's kernels writing into preallocated outputs, and
-//! never copy a transpose: `aᵀ ȳ` is `gemm_tr`, `ȳ bᵀ` is `gemm` with `bᵀ` a strided view
-//! of `b`'s buffer (or `ger` when `b` is a vector).
+//! never copy a transpose: `aᵀ ȳ` is `gemm_tr` (or `ger` when `ȳ` is one row), `ȳ bᵀ` is
+//! `gemm` with `bᵀ` a strided view of `b`'s buffer (or `ger` when `b` is a vector; with at
+//! most five rows in `ȳ`, `gemm` writes `b ȳᵀ` into a transposed view of `ā`, so that
+//! nalgebra's column-by-column fallback runs down `b`'s columns).
 //!
-//! A transposed view is only ever the *second* operand of `gemm`: nalgebra's small-matrix
-//! path (up to 5 rows or columns, and every non-`f32`/`f64` type) loops over the first
-//! operand's columns with an `axpy` that runs out of bounds when their row stride is not 1
-//! (dimforge/nalgebra#1616, in 0.33 to 0.35).
+//! A transposed view is only ever the *second* operand of `gemm`, and the first vector of
+//! `ger` is contiguous: nalgebra's small-matrix path (up to 5 rows or columns, and every
+//! non-`f32`/`f64` type) loops over the first operand's columns, and `ger` over its first
+//! vector, with an `axpy` that runs out of bounds when their row stride is not 1
+//! (dimforge/nalgebra#1616, in 0.33 to 0.35). The output may be a transposed view: `axpy`
+//! steps through it by its stride.
 //!
 //! The arithmetic rules ([`add_d0`], [`sub_d1`], [`neg_d0`], ...) are generic over any
 //! cotangent type, scalars included. Names repeat those of the scalar rules, so this module
@@ -268,8 +272,8 @@ pub fn mul_d0<A: MulVjp<B>, B>(a: &A, b: &B, d: A::Output) -> A {
     a.mul_vjp_lhs(b, d)
 }
 
-/// `y = a * b`: `b̄ = aᵀ ȳ` (matrix `a`, through `gemm_tr`, or one `ger` per row of `ȳ` when
-/// it has few rows), `b̄ = a ȳ` (scalar `a`),
+/// `y = a * b`: `b̄ = aᵀ ȳ` (matrix `a`, through `gemm_tr`, or `ger` when `ȳ` is one row),
+/// `b̄ = a ȳ` (scalar `a`),
 /// `b̄ = ⟨ȳ, a⟩` (matrix `a`, scalar `b`).
 #[inline]
 pub fn mul_d1<A: MulVjp<B>, B>(a: &A, b: &B, d: A::Output) -> B {
@@ -326,14 +330,17 @@ where
         let mut out = OMatrix::zeros_generic(rows, cols);
         if !out.is_empty() {
             let mut o = view_mut(&mut out);
-            if d.nrows() <= FEW_ROWS {
-                // one outer product per row of `ȳ`, each a run of `axpy`s down the columns of
-                // `b̄`, instead of a dot product of `d.nrows()` elements per element of `b̄`
+            if d.nrows() == 1 {
+                // the outer product `aᵀ ȳ`, a run of `axpy`s down the columns of `b̄`, instead
+                // of a one-element dot product per element of `b̄`; `a`'s one row is
+                // contiguous, as `ger`'s first vector must be (see the module documentation)
                 let (a, d) = (view(self), view(&d));
-                for i in 0..d.nrows() {
-                    let beta = if i == 0 { T::zero() } else { T::one() };
-                    o.ger(T::one(), &a.row(i).transpose(), &d.row(i).transpose(), beta);
-                }
+                o.ger(
+                    T::one(),
+                    &a.row(0).transpose(),
+                    &d.row(0).transpose(),
+                    T::zero(),
+                );
             } else {
                 o.gemm_tr(T::one(), &view(self), &view(&d), T::zero());
             }
