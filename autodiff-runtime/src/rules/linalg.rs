@@ -136,7 +136,7 @@ where
             other.shape(),
             self.shape(),
         );
-        for (a, b) in self.iter_mut().zip(other.iter()) {
+        for (a, b) in self.as_mut_slice().iter_mut().zip(other.as_slice()) {
             *a = *a + *b;
         }
     }
@@ -1131,7 +1131,8 @@ where
         d.len(),
         pullbacks.len()
     );
-    for (dk, pullback) in d.iter_mut().zip(pullbacks) {
+    // over the contiguous buffer: nalgebra's element iterator steps through strides
+    for (dk, pullback) in d.as_mut_slice().iter_mut().zip(pullbacks) {
         *dk = backward(pullback, *dk);
     }
     d
