@@ -1289,7 +1289,8 @@ impl Context<'_> {
                     });
                 }
                 Opcode::Call(path) if self.kept_calls.borrow().contains(&inst) => {
-                    // the pullback of the previous iteration's call lends its allocations
+                    // the call fills the slot declared in front of the loop, where the
+                    // previous iteration's pullback lends its allocations
                     let callee = hidden_reusing_callee(path);
                     let call_name = names::call_pullback(inst.index());
                     let slot = format_ident!("{}_slot", call_name);
@@ -4174,8 +4175,9 @@ impl Context<'_> {
         // get no dead-code warning for `f`
         let param_types = self.sig.params.iter().map(|p| &p.ty);
         let mark_used = quote!(let _: fn(#(#param_types),*) -> #ret = #fname;);
-        // the hidden forward function callers use in a loop: it takes the pullback of the
-        // previous iteration's call and reuses its record stacks' allocations
+        // the hidden forward function callers use in a loop: it fills a slot that may hold
+        // the pullback of the previous iteration's call, reusing its record stacks'
+        // allocations, and lends the new pullback from there
         let reusing_entry = variant.hidden || !self.separate_hidden;
         let reusing_name = names::hidden_reusing_pullback_fn(fname);
         let previous = names::previous_pullback();

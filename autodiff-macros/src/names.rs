@@ -90,7 +90,8 @@ pub fn hidden_reusing_pullback_fn(function: &Ident) -> Ident {
     )
 }
 
-/// The parameter of [`hidden_reusing_pullback_fn`] holding the earlier pullback, if any.
+/// The parameter of [`hidden_reusing_pullback_fn`]: the caller's slot, holding the earlier
+/// pullback if any, where the new one is left.
 pub fn previous_pullback() -> Ident {
     format_ident!("__autodiff_previous")
 }
