@@ -946,14 +946,7 @@ where
     C: Dim,
     DefaultAllocator: Allocator<R, C>,
 {
-    let (rows, cols) = m.shape();
-    ViewMut::from_slice_with_strides_generic(
-        m.as_mut_slice(),
-        Dyn(cols),
-        Dyn(rows),
-        Dyn(rows),
-        Dyn(1),
-    )
+    strided_view_mut(m, true)
 }
 
 /// A mutable view of a non-empty matrix.
@@ -964,13 +957,29 @@ where
     C: Dim,
     DefaultAllocator: Allocator<R, C>,
 {
+    strided_view_mut(m, false)
+}
+
+/// `m`, or `mᵀ` with the strides swapped, as a mutable view of its column-major buffer.
+fn strided_view_mut<T, R, C>(m: &mut OMatrix<T, R, C>, transposed: bool) -> ViewMut<'_, T>
+where
+    T: Scalar,
+    R: Dim,
+    C: Dim,
+    DefaultAllocator: Allocator<R, C>,
+{
     let (rows, cols) = m.shape();
+    let (shape, strides) = if transposed {
+        ((cols, rows), (rows, 1))
+    } else {
+        ((rows, cols), (1, rows))
+    };
     ViewMut::from_slice_with_strides_generic(
         m.as_mut_slice(),
-        Dyn(rows),
-        Dyn(cols),
-        Dyn(1),
-        Dyn(rows),
+        Dyn(shape.0),
+        Dyn(shape.1),
+        Dyn(strides.0),
+        Dyn(strides.1),
     )
 }
 
