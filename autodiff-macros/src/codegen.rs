@@ -832,9 +832,95 @@ impl Context<'_> {
             .collect()
     }
 
-    /// The suffix-free variable holding a saved array's copy, taken where it was defined.
-    fn saved_copy(&self, v: Value) -> Ident {
-        format_ident!("{}_saved", self.names.name(v))
+    /// The variable holding a saved array's copy, taken where it was defined; for an array
+    /// saved in place (see [`Self::saved_in_place`]) the array itself.
+    fn saved_copy(&self, analysis: &Analysis, v: Value) -> Ident {
+        if self.saved_in_place(analysis, v) {
+            self.names.name(v).clone()
+        } else {
+            format_ident!("{}_saved", self.names.name(v))
+        }
+    }
+
+    /// Whether saved array `v` goes into the pullback itself instead of a copy: it is
+    /// computed at the function's top level, and the forward pass only ever borrows it (an
+    /// element read, a length, a `&v`, a method of our tensors or nalgebra's that takes
+    /// `&self`, or an operator on a tensor or matrix, which the forward pass then writes with
+    /// `&v`), so it is still there, unchanged, when the pullback is built at the end.
+    fn saved_in_place(&self, analysis: &Analysis, v: Value) -> bool {
+        let entry = self.func.block(self.func.entry);
+        // made at the top level by an operation whose result is owned (a borrowed slice, or
+        // a call's or unknown method's result, which may be a reference, is copied as before)
+        let top_level = self.func.def_inst(v).is_some_and(|def| {
+            entry.insts.contains(&def)
+                && match &self.func.inst(def).opcode {
+                    Opcode::Slice => !self.func.borrows_range(def),
+                    Opcode::Binary(_)
+                    | Opcode::Unary(_)
+                    | Opcode::Primitive(_)
+                    | Opcode::MapElementwise(_)
+                    | Opcode::Copy(_)
+                    | Opcode::VecFill
+                    | Opcode::ArrayFill(_)
+                    | Opcode::ArrayLiteral { .. }
+                    | Opcode::VecNew
+                    | Opcode::IndexSet
+                    | Opcode::IndexAdd { .. }
+                    | Opcode::Push
+                    | Opcode::Swap => true,
+                    _ => false,
+                }
+        });
+        if !top_level
+            || !analysis.is_saved(v)
+            || !analysis.arrays[v.index()]
+            || self.unsaved_arrays.borrow().contains(&v)
+            || self.func.blocks.iter().any(|b| b.yields.contains(&v))
+        {
+            return false;
+        }
+        let mut borrowed_only = true;
+        self.func.walk_insts(self.func.entry, &mut |inst| {
+            let data = self.func.inst(inst);
+            for (i, &arg) in data.args.iter().enumerate() {
+                if arg == v && !self.borrows_operand(analysis, inst, i, entry.insts.contains(&inst))
+                {
+                    borrowed_only = false;
+                }
+            }
+        });
+        borrowed_only
+    }
+
+    /// Whether operand `i` of `inst` is only borrowed by the forward statement written for
+    /// it. `top_level`: the instruction is in the function's entry block, where operators on
+    /// tensors and matrices are written with borrowed operands for values saved in place.
+    fn borrows_operand(&self, analysis: &Analysis, inst: Inst, i: usize, top_level: bool) -> bool {
+        let data = self.func.inst(inst);
+        let v = data.args[i];
+        let container = analysis.tensors[v.index()] || analysis.matrices[v.index()];
+        // a result that may hold the borrow must not outlive the move into the pullback
+        let result_ends_here = || {
+            data.results.iter().all(|r| {
+                !analysis.is_saved(*r) && !self.func.blocks.iter().any(|b| b.yields.contains(r))
+            })
+        };
+        match &data.opcode {
+            Opcode::Index
+            | Opcode::Len
+            | Opcode::ShapeOf
+            | Opcode::Copy(_)
+            | Opcode::MapElementwise(_) => i == 0,
+            Opcode::Slice => i == 0 && !self.func.borrows_range(inst),
+            Opcode::Ref => result_ends_here(),
+            Opcode::Primitive(p) => i == 0 && container && crate::primitives::borrows_receiver(p),
+            Opcode::Method(name, None) => {
+                i == 0 && container && name == "shape" && result_ends_here()
+            }
+            Opcode::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul)
+            | Opcode::Unary(UnaryOp::Neg) => top_level && container,
+            _ => false,
+        }
     }
 
     fn field_decls(
@@ -923,7 +1009,7 @@ impl Context<'_> {
             .map(|v| {
                 let name = self.names.name(v);
                 let value = if analysis.arrays[v.index()] {
-                    let copy = self.saved_copy(v);
+                    let copy = self.saved_copy(analysis, v);
                     quote!(#copy)
                 } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {
                     quote!(::core::clone::Clone::clone(#name))
@@ -1201,8 +1287,11 @@ impl Context<'_> {
     fn save_arrays(&self, analysis: &Analysis, values: &[Value], out: &mut TokenStream) {
         for &v in values {
             if analysis.is_saved(v) && analysis.arrays[v.index()] {
-                let (name, copy, private) = (self.names.name(v), self.saved_copy(v), private());
-                if self.unsaved_arrays.borrow().contains(&v) {
+                let (name, copy, private) =
+                    (self.names.name(v), self.saved_copy(analysis, v), private());
+                if self.saved_in_place(analysis, v) {
+                    // moved into the pullback at the end
+                } else if self.unsaved_arrays.borrow().contains(&v) {
                     // no backward statement reads it: an empty `Vec` fills the record's field
                     out.extend(quote!(let #copy = ::core::default::Default::default();));
                 } else {
@@ -1221,7 +1310,21 @@ impl Context<'_> {
     ) {
         for &inst in &self.func.block(block).insts {
             let data = self.func.inst(inst);
-            let operands = self.operands(inst);
+            let mut operands = self.operands(inst);
+            if block == self.func.entry
+                && matches!(
+                    data.opcode,
+                    Opcode::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul)
+                        | Opcode::Unary(UnaryOp::Neg)
+                )
+            {
+                // an operand saved in place is borrowed, as tensors' and matrices' operators allow
+                for (operand, &arg) in operands.iter_mut().zip(&data.args) {
+                    if self.saved_in_place(variant.analysis, arg) {
+                        *operand = quote!(&#operand);
+                    }
+                }
+            }
             let result = data.results.first().map(|r| self.names.name(*r).clone());
             match &data.opcode {
                 Opcode::Const(_) | Opcode::Place(_) => {}
@@ -4649,7 +4752,7 @@ impl Context<'_> {
             if borrowed.contains(&v) && analysis.arrays[v.index()] {
                 out.extend(quote!(let #name = &*#name;));
             } else if analysis.arrays[v.index()] {
-                let copy = self.saved_copy(v);
+                let copy = self.saved_copy(analysis, v);
                 out.extend(quote!(let #name = &#copy;));
             } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {
                 out.extend(quote!(let #name = #name;));

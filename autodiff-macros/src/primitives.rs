@@ -387,6 +387,23 @@ pub mod tensor {
     }
 }
 
+/// Whether the method call written for `p` only borrows its receiver (`&self`): every
+/// method of our tensors, and nalgebra's except `try_inverse` (which consumes it) and
+/// `solve` (written through a copy of it).
+pub fn borrows_receiver(p: &Primitive) -> bool {
+    let listed = |methods: &[&Primitive]| methods.iter().any(|q| std::ptr::eq(*q, p));
+    let operator = matches!(p.name, "add" | "sub" | "mul" | "neg")
+        || p.name.ends_with("_scalar")
+        || p.name.starts_with("scalar_");
+    !operator
+        && (listed(tensor::METHODS)
+            || (listed(linalg::METHODS)
+                && !std::ptr::eq(p, &linalg::INVERSE)
+                && !std::ptr::eq(p, &linalg::SOLVE))
+            || std::ptr::eq(p, &linalg::NROWS)
+            || std::ptr::eq(p, &linalg::NCOLS))
+}
+
 /// Operations on nalgebra matrices and vectors, whose rules live in
 /// `autodiff_runtime::rules::linalg`.
 pub mod linalg {

@@ -1330,3 +1330,48 @@ fn jacobian_of_a_function_with_loops_calls_backward_per_row() {
         assert!(!expansion(source).contains("fn jacobian"));
     }
 }
+
+#[test]
+fn arrays_the_forward_pass_only_borrows_are_saved_without_a_copy() {
+    let text = expansion(quote! {
+        fn f(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+            let h = a.tanh();
+            let y = h * b + a;
+            let z = y.sigmoid() * y;
+            z.sum()
+        }
+    });
+    // every intermediate is read by the backward pass: moved into the pullback at the end,
+    // the operators that took them by value now borrowing them
+    for name in ["h", "v3", "y", "v5", "z"] {
+        assert!(
+            !text.contains(&format!("Save::save(&{name})")),
+            "{name}: {text}"
+        );
+    }
+    assert!(text.contains("let z = &v5 * &y;"), "{text}");
+    assert!(text.contains("let y = &y;"), "{text}");
+    // moved on in a branch's arm: copied where it is made, as before
+    let text = expansion(quote! {
+        fn f(a: &Tensor<f64>, b: &Tensor<f64>, flip: bool) -> f64 {
+            let h = a.tanh();
+            let y = if flip { h * b } else { b * 2.0 };
+            y.sum()
+        }
+    });
+    assert!(
+        text.contains("let h_saved = ::autodiff::__private::Save::save(&h);"),
+        "{text}"
+    );
+    // passed by value to a call: copied too
+    let text = expansion(quote! {
+        fn f(a: &Tensor<f64>) -> f64 {
+            let h = a.tanh();
+            g(h)
+        }
+    });
+    assert!(
+        text.contains("let h_saved = ::autodiff::__private::Save::save(&h);"),
+        "{text}"
+    );
+}

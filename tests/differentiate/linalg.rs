@@ -95,6 +95,57 @@ fn element_reads_of_matrices_and_vectors() {
     }
 }
 
+// m(W, X, s) = Σ (Y ⊙ Y - s Y) + s Σ sin.(W X) with Y = W tanh.(W X) + X (checked against
+// finite differences): `h`, `y` and `u` are saved for the backward pass and only borrowed by
+// the forward pass, also by the operators that take them by value, so the pullback keeps
+// them without copies
+#[differentiate]
+fn saved_operands(w: &DMatrix<f64>, x: &DMatrix<f64>, s: f64) -> f64 {
+    let h: DMatrix<f64> = (w * x).map(|v| v.tanh());
+    let y: DMatrix<f64> = w * h + x;
+    let t: DMatrix<f64> = y.component_mul(&y) - y * s;
+    let u: DMatrix<f64> = (w * x).map(|v| v.sin());
+    -(-t).sum() + (s * u).sum()
+}
+
+#[test]
+fn matrices_saved_without_copies() {
+    let w = DMatrix::from_fn(3, 3, |i, j| 0.4 * (i as f64 + 1.0) - 0.3 * j as f64);
+    let x = DMatrix::from_fn(3, 2, |i, j| 0.2 * i as f64 - 0.5 * j as f64 + 0.1);
+    let s = 0.7;
+    let (value, (dw, dx, ds)) = saved_operands_grad(&w, &x, s);
+    assert_eq!(value.to_bits(), saved_operands(&w, &x, s).to_bits());
+    let (value, pullback) = saved_operands_pullback(&w, &x, s);
+    assert_eq!(value.to_bits(), saved_operands(&w, &x, s).to_bits());
+    let (pw, px, ps) = pullback.backward(1.0);
+    assert_eq!((&pw, &px, ps.to_bits()), (&dw, &dx, ds.to_bits()));
+    let h = 1e-6;
+    for k in 0..9 {
+        let mut e = DMatrix::zeros(3, 3);
+        e[k] = h;
+        let fd =
+            (saved_operands(&(&w + &e), &x, s) - saved_operands(&(&w - &e), &x, s)) / (2.0 * h);
+        assert!(
+            autodiff::relative_error(dw[k], fd) < 1e-7,
+            "w[{k}]: {} vs {fd}",
+            dw[k]
+        );
+    }
+    for k in 0..6 {
+        let mut e = DMatrix::zeros(3, 2);
+        e[k] = h;
+        let fd =
+            (saved_operands(&w, &(&x + &e), s) - saved_operands(&w, &(&x - &e), s)) / (2.0 * h);
+        assert!(
+            autodiff::relative_error(dx[k], fd) < 1e-7,
+            "x[{k}]: {} vs {fd}",
+            dx[k]
+        );
+    }
+    let fd = (saved_operands(&w, &x, s + h) - saved_operands(&w, &x, s - h)) / (2.0 * h);
+    assert!(autodiff::relative_error(ds, fd) < 1e-7, "s: {ds} vs {fd}");
+}
+
 // k(A, b) = Σ (A⁻¹ b) + trace(A⁻¹)  (checked against finite differences)
 #[differentiate]
 fn solve_and_invert(a: &DMatrix<f64>, b: &DVector<f64>) -> f64 {
