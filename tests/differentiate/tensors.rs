@@ -248,29 +248,24 @@ fn tensor_arithmetic(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
     (&e + &z).sum() + (2.0 - &e).mean()
 }
 
-#[test]
-fn tensor_operators_with_tensors_and_scalars() {
-    let mut seed = 7;
-    let a = tensor(&mut seed, &[3, 4]);
-    let b = tensor(&mut seed, &[4]);
-    let (value, (da, db)) = tensor_arithmetic_grad(&a, &b);
-    assert_eq!(value.to_bits(), tensor_arithmetic(&a, &b).to_bits());
+/// `(da, db)` against central finite differences of `f` at `(a, b)`, element by element.
+fn check_two_tensor_gradient(
+    f: fn(&Tensor<f64>, &Tensor<f64>) -> f64,
+    a: &Tensor<f64>,
+    b: &Tensor<f64>,
+    da: &Tensor<f64>,
+    db: &Tensor<f64>,
+) {
     let h = 1e-6;
-    for (grad, which) in [(&da, 0), (&db, 1)] {
-        let base = if which == 0 { &a } else { &b };
+    for (grad, which) in [(da, 0), (db, 1)] {
+        let base = if which == 0 { a } else { b };
         for k in 0..base.data().len() {
             let mut plus = base.clone();
             plus.data_mut()[k] += h;
             let mut minus = base.clone();
             minus.data_mut()[k] -= h;
-            let f = |t: &Tensor<f64>| {
-                if which == 0 {
-                    tensor_arithmetic(t, &b)
-                } else {
-                    tensor_arithmetic(&a, t)
-                }
-            };
-            let fd = (f(&plus) - f(&minus)) / (2.0 * h);
+            let at = |t: &Tensor<f64>| if which == 0 { f(t, b) } else { f(a, t) };
+            let fd = (at(&plus) - at(&minus)) / (2.0 * h);
             assert!(
                 autodiff::relative_error(grad.data()[k], fd) < 1e-6,
                 "{which}[{k}]: {} vs {fd}",
@@ -278,6 +273,16 @@ fn tensor_operators_with_tensors_and_scalars() {
             );
         }
     }
+}
+
+#[test]
+fn tensor_operators_with_tensors_and_scalars() {
+    let mut seed = 7;
+    let a = tensor(&mut seed, &[3, 4]);
+    let b = tensor(&mut seed, &[4]);
+    let (value, (da, db)) = tensor_arithmetic_grad(&a, &b);
+    assert_eq!(value.to_bits(), tensor_arithmetic(&a, &b).to_bits());
+    check_two_tensor_gradient(tensor_arithmetic, &a, &b, &da, &db);
 }
 
 // `h` and `y` are saved for the backward pass; the forward pass borrows them (the second
@@ -300,29 +305,7 @@ fn tensor_values_saved_in_place() {
         value.to_bits(),
         tensors_saved_without_copies(&a, &b).to_bits()
     );
-    let h = 1e-6;
-    for (grad, which) in [(&da, 0), (&db, 1)] {
-        let base = if which == 0 { &a } else { &b };
-        for k in 0..base.data().len() {
-            let mut plus = base.clone();
-            plus.data_mut()[k] += h;
-            let mut minus = base.clone();
-            minus.data_mut()[k] -= h;
-            let f = |t: &Tensor<f64>| {
-                if which == 0 {
-                    tensors_saved_without_copies(t, &b)
-                } else {
-                    tensors_saved_without_copies(&a, t)
-                }
-            };
-            let fd = (f(&plus) - f(&minus)) / (2.0 * h);
-            assert!(
-                autodiff::relative_error(grad.data()[k], fd) < 1e-6,
-                "{which}[{k}]: {} vs {fd}",
-                grad.data()[k]
-            );
-        }
-    }
+    check_two_tensor_gradient(tensors_saved_without_copies, &a, &b, &da, &db);
 }
 
 #[differentiate(wrt(p))]
