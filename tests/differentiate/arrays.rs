@@ -2507,3 +2507,44 @@ mod filled_arrays {
         assert_close("fixed_fill q", &gq, &negated, 1e-14);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Local vectors saved in place: the forward pass only reads them, at the top level and in
+// nested blocks (a loop, a branch's arm, a borrow passed to a callee), so the pullback takes
+// them at the end instead of copying them where they are made
+// ---------------------------------------------------------------------------------------
+
+#[differentiate]
+fn vectors_read_in_place(x: &[f64], s: f64) -> f64 {
+    let n = x.len();
+    let w = vec![x[0] * s, x[1].sin(), x[n - 1] * x[0]];
+    let mut v = vec![0.0; 3];
+    v[0] = x[1] * s;
+    v[2] = x[0].exp();
+    let mut acc = 0.0;
+    for i in 0..3 {
+        acc += w[i] * x[i] + v[i] * w[i];
+    }
+    if s > 0.0 {
+        acc += w[2] * w[1] * v[0];
+    } else {
+        acc -= w[0] * v[2];
+    }
+    let r = &w;
+    acc + sum_of_squares(r) + w.len() as f64 * s * v[2]
+}
+
+#[test]
+fn local_vectors_saved_in_place() {
+    for (seed, s) in [(41, 0.8), (42, -0.6)] {
+        let x = point(4, seed);
+        let (value, (gx, gs)) = vectors_read_in_place_grad(&x, s);
+        assert_eq!(value.to_bits(), vectors_read_in_place(&x, s).to_bits());
+        let (_, pullback) = vectors_read_in_place_pullback(&x, s);
+        let (px, ps) = pullback.backward(1.0);
+        assert_close("pullback x", &px, &gx, 1e-15);
+        assert_close("pullback s", &[ps], &[gs], 1e-15);
+        assert_fd("x", &gx, |x| vectors_read_in_place(x, s), &x);
+        assert_fd("s", &[gs], |p| vectors_read_in_place(&x, p[0]), &[s]);
+    }
+}

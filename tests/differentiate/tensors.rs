@@ -421,3 +421,26 @@ fn backward_rejects_a_tensor_cotangent_of_the_wrong_shape() {
     assert_eq!(y, dense_layer(&p, &x));
     pullback.backward(Tensor::zeros(&[2, 3]));
 }
+
+// `h` is saved and read in a loop through `&h`, by `shape()` (whose first axis counts the
+// loop's trips) and by `mean()`: never moved, so saved in place
+#[differentiate]
+fn tensor_read_in_a_loop(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    let h = a.tanh();
+    let rows: usize = h.shape()[0];
+    let mut acc = b.sum();
+    for k in 0..rows {
+        acc = acc + (&h * b).sum() * (k as f64 + 1.0);
+    }
+    acc + h.mean()
+}
+
+#[test]
+fn tensors_read_in_loops_saved_in_place() {
+    let mut seed = 13;
+    let a = tensor(&mut seed, &[2, 3]);
+    let b = tensor(&mut seed, &[3]);
+    let (value, (da, db)) = tensor_read_in_a_loop_grad(&a, &b);
+    assert_eq!(value.to_bits(), tensor_read_in_a_loop(&a, &b).to_bits());
+    check_two_tensor_gradient(tensor_read_in_a_loop, &a, &b, &da, &db);
+}
