@@ -201,6 +201,32 @@ pub(crate) fn pool_dims(x: &[usize], k: usize) -> (usize, usize, usize, usize, u
 pub(crate) fn for_each_argmax<T: TensorElement>(x: &Tensor<T>, k: usize, mut f: impl FnMut(usize)) {
     let (planes, h, w, oh, ow) = pool_dims(&x.shape, k);
     let data = &x.data;
+    if k == 2 {
+        // the common window as a tree, two independent comparisons and then their winners,
+        // selected rather than branched on (which element wins is unpredictable); the first
+        // of equal maxima and the first NaN still win, as below
+        let pick = |(i, a): (usize, T), (j, b): (usize, T)| {
+            let later_wins = (b > a) | (b.is_nan() & !a.is_nan());
+            if later_wins {
+                (j, b)
+            } else {
+                (i, a)
+            }
+        };
+        for p in 0..planes {
+            for oy in 0..oh {
+                let top = (p * h + oy * 2) * w;
+                let (upper, lower) = (&data[top..top + 2 * ow], &data[top + w..top + w + 2 * ow]);
+                for ox in 0..ow {
+                    let (l, r) = (2 * ox, 2 * ox + 1);
+                    let first = pick((top + l, upper[l]), (top + r, upper[r]));
+                    let second = pick((top + w + l, lower[l]), (top + w + r, lower[r]));
+                    f(pick(first, second).0);
+                }
+            }
+        }
+        return;
+    }
     for p in 0..planes {
         for oy in 0..oh {
             for ox in 0..ow {

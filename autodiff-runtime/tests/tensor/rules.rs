@@ -478,6 +478,27 @@ fn max_pool2d_ties_go_to_the_first_maximum() {
 }
 
 #[test]
+fn max_pool2d_nan_is_the_maximum_and_the_first_nan_wins() {
+    // 2x2 windows (the fast path) and 3x3 windows (the general one): a NaN anywhere in a
+    // window is its maximum, and the cotangent goes to the first NaN in row-major order
+    let nan = f64::NAN;
+    for (k, data, expected) in [
+        (2, vec![1.0, nan, nan, 9.0], vec![0.0, 5.0, 0.0, 0.0]),
+        (2, vec![9.0, 1.0, 2.0, nan], vec![0.0, 0.0, 0.0, 5.0]),
+        (
+            3,
+            vec![1.0, 2.0, 3.0, 4.0, 9.0, nan, 7.0, nan, 8.0],
+            vec![0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0],
+        ),
+    ] {
+        let x = Tensor::from_vec(data, &[1, 1, k, k]);
+        assert!(x.max_pool2d(k).data()[0].is_nan());
+        let d = Tensor::from_vec(vec![5.0], &[1, 1, 1, 1]);
+        assert_eq!(max_pool2d_d0(&x, &k, d).data(), &expected[..]);
+    }
+}
+
+#[test]
 fn hand_computed_rules() {
     // y = relu(x) at x = [-1, 2]  =>  x̄ = ȳ [0, 1]
     let y = Tensor::from_vec(vec![-1.0, 2.0], &[2]).relu();
