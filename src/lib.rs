@@ -43,6 +43,21 @@
 //! assert!((dy_dt - 2.0 * 0.5f64.cos()).abs() < 1e-15); // r cos t
 //! ```
 //!
+//! A function returning a `Vec` has one too, a row per element of the output:
+//!
+//! ```
+//! use autodiff::prelude::*;
+//!
+//! #[differentiate]
+//! fn scaled(x: &[f64], s: f64) -> Vec<f64> {
+//!     x.iter().map(|v| v * s).collect()
+//! }
+//!
+//! let (_, pullback) = scaled_pullback(&[1.0, 2.0], 3.0);
+//! let rows = pullback.jacobian();
+//! assert_eq!(rows[1], (vec![0.0, 3.0], 2.0)); // ∂(x₁ s)/∂x = (0, s), ∂/∂s = x₁
+//! ```
+//!
 //! See `docs/supported.md` in the repository for the supported subset of Rust and the list of
 //! primitives, and `docs/design.md` for how the macro works.
 

@@ -4422,7 +4422,10 @@ impl Context<'_> {
         };
         // (with sinks, `body` only calls `__backward_into`: nothing to interleave)
         let jacobian = (!variant.hidden)
-            .then(|| self.jacobian(&body, &grad_ty, !sinks))
+            .then(|| {
+                self.jacobian(&body, &grad_ty, !sinks)
+                    .or_else(|| self.vec_jacobian(analysis, &destructure, &grad_ty))
+            })
             .flatten();
         let backward = quote! {
             #(#cfgs)*
@@ -4608,6 +4611,44 @@ impl Context<'_> {
             #[inline]
             #vis fn jacobian(&self) -> [#grad_ty; #rows] {
                 #body
+            }
+        })
+    }
+
+    /// `jacobian(&self) -> Vec<gradients>` for a `Vec` output: one row per output element,
+    /// row `i` being `backward` of the `i`-th unit cotangent, with `backward` called once per
+    /// row (the number of rows is the output's length, known only when the forward pass ran).
+    fn vec_jacobian(
+        &self,
+        analysis: &Analysis,
+        destructure: &TokenStream,
+        grad_ty: &TokenStream,
+    ) -> Option<TokenStream> {
+        let Output::Array(ty) = &self.sig.output else {
+            return None;
+        };
+        if !matches!(crate::args::array_type(ty), Some((ArrayKind::Vec, _))) {
+            return None;
+        }
+        let len = self.read_ref(analysis, self.func.output_len?);
+        let (private, vis, fname) = (private(), &self.item.vis, &self.item.sig.ident);
+        let doc = format!(
+            " The Jacobian of [`{fname}`]: one row per element of the output, row `i` holding \
+             the cotangents `backward` returns for the `i`-th unit output cotangent."
+        );
+        Some(quote! {
+            #[doc = #doc]
+            #[allow(non_snake_case, unused_variables, clippy::all)]
+            #vis fn jacobian(&self) -> ::std::vec::Vec<#grad_ty> {
+                #destructure
+                let rows: usize = *#len;
+                (0..rows)
+                    .map(|row| {
+                        let mut seed: #ty = ::std::vec![#private::zero(); rows];
+                        seed[row] = #private::one();
+                        self.backward(seed)
+                    })
+                    .collect()
             }
         })
     }

@@ -32,8 +32,8 @@ use proc_macro::TokenStream;
 /// For `fn f(x1: f64, x2: f64) -> f64` it emits `struct FPullback` (the saved forward
 /// values), `fn f_pullback(x1, x2) -> (f64, FPullback)`, `FPullback::backward(&self, d_out)`
 /// returning one cotangent per active argument, and `fn f_grad(x1, x2) -> (f64, (f64, f64))`.
-/// A function returning `[T; N]` (a literal `N` up to 8) or a tuple of floats also gets
-/// `FPullback::jacobian()`, every row of its Jacobian.
+/// A function returning `[T; N]` (a literal `N` up to 8), a tuple of floats or a `Vec` of
+/// floats also gets `FPullback::jacobian()`, every row of its Jacobian.
 ///
 /// Options: `wrt(a, b)` restricts the active arguments; `dump` prints the generated code at
 /// compile time (as does the environment variable `AUTODIFF_DUMP=f` or `AUTODIFF_DUMP=1`).

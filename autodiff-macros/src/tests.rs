@@ -1298,22 +1298,27 @@ fn jacobian_of_a_function_with_loops_calls_backward_per_row() {
                 ]
             }"#]]
     .assert_eq(&text);
-    // `jacobian` for a fixed-length array of literal length and a tuple of scalars only
+    // `jacobian` for a fixed-length array of literal length, a tuple of scalars and a `Vec`
+    // (`Vec` rows, one per element of the output, the output's saved length read)
     let pair = expansion(quote!(
         fn f(x: f64) -> (f64, f64) {
             (x, x)
         }
     ));
     assert!(pair.contains("fn jacobian"));
+    let vector = expansion(quote!(
+        fn f(x: &[f64]) -> Vec<f64> {
+            x.to_vec()
+        }
+    ));
+    assert!(
+        vector.contains("fn jacobian(&self) -> ::std::vec::Vec<::std::vec::Vec<f64>>"),
+        "{vector}"
+    );
     for source in [
         quote!(
             fn f(x: f64) -> f64 {
                 x
-            }
-        ),
-        quote!(
-            fn f(x: &[f64]) -> Vec<f64> {
-                x.to_vec()
             }
         ),
         quote!(

@@ -1,5 +1,6 @@
-//! `jacobian()` of functions with a fixed-length array output: every row equals `backward` of
-//! its unit cotangent bit for bit, and matches central finite differences of its output.
+//! `jacobian()` of functions with a fixed-length array or a `Vec` output: every row equals
+//! `backward` of its unit cotangent bit for bit, and matches central finite differences of its
+//! output.
 
 use autodiff::finite_difference_gradient;
 use autodiff::prelude::*;
@@ -252,4 +253,84 @@ fn rows_of_a_tuple_output_are_the_polar_jacobian() {
     let r2 = x * x + y * y;
     assert_close("r", &[dr_dx, dr_dy], &[x / r2.sqrt(), y / r2.sqrt()], 1e-15);
     assert_close("theta", &[dt_dx, dt_dy], &[-y / r2, x / r2], 1e-15);
+}
+
+/// The residuals of the extended Rosenbrock function as least squares sees them,
+/// `r = [10 (x[i+1] - x[i]²), 1 - x[i]]` for each `i`, with a weight: a `Vec` output whose
+/// length the input decides.
+#[differentiate(wrt(x, w))]
+fn residuals(x: &[f64], w: f64) -> Vec<f64> {
+    let mut r = Vec::new();
+    for i in 0..x.len() - 1 {
+        r.push(10.0 * w * (x[i + 1] - x[i] * x[i]));
+        r.push(1.0 - x[i]);
+    }
+    r
+}
+
+#[test]
+fn rows_of_a_vec_output_are_its_backward_passes() {
+    let x = [0.3, -1.1, 0.8, 0.25];
+    let w = 0.7;
+    let (value, pullback) = residuals_pullback(&x, w);
+    assert_eq!(value, residuals(&x, w));
+    let rows = pullback.jacobian();
+    assert_eq!(rows.len(), value.len());
+    for (i, (dx, dw)) in rows.iter().enumerate() {
+        let mut seed = vec![0.0; value.len()];
+        seed[i] = 1.0;
+        let (single_x, single_w) = pullback.backward(seed);
+        assert_eq!(
+            (dx, dw.to_bits()),
+            (&single_x, single_w.to_bits()),
+            "row {i}"
+        );
+        // ∂r_i/∂x and ∂r_i/∂w by central differences of the `i`-th residual
+        assert_fd(&format!("row {i}, x"), dx, |x| residuals(x, w)[i], &x);
+        let fd_w = finite_difference_gradient(|v| residuals(&x, v[0])[i], &[w]);
+        assert_close(&format!("row {i}, w"), &[*dw], &fd_w, 1e-7);
+    }
+    // no rows for an empty output
+    let (empty, pullback) = residuals_pullback(&[0.5], w);
+    assert!(empty.is_empty() && pullback.jacobian().is_empty());
+}
+
+#[differentiate]
+fn squares_and_pair<T: Float>(x: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = x.iter().map(|v| *v * *v).collect();
+    out.push(x[0] * x[1]);
+    out
+}
+
+#[differentiate]
+fn literal_output(x: f64, y: f64) -> Vec<f64> {
+    vec![x * y, x.sin(), y / (1.0 + x * x)]
+}
+
+#[test]
+fn vec_jacobians_of_collected_literal_and_generic_outputs() {
+    let x = [0.4_f64, -0.9, 1.3];
+    let (value, pullback) = squares_and_pair_pullback(&x);
+    for (i, row) in pullback.jacobian().iter().enumerate() {
+        let mut seed = vec![0.0; value.len()];
+        seed[i] = 1.0;
+        assert_eq!(row, &pullback.backward(seed), "row {i}");
+        assert_fd(&format!("row {i}"), row, |x| squares_and_pair(x)[i], &x);
+    }
+    let xf = [0.4_f32, -0.9];
+    let (_, pullback) = squares_and_pair_pullback(&xf);
+    // d(x0 x1)/dx = (x1, x0) in the last row, in f32
+    assert_eq!(pullback.jacobian()[2], vec![-0.9_f32, 0.4]);
+    let (x, y) = (0.6, -1.2);
+    let (value, pullback) = literal_output_pullback(x, y);
+    let rows = pullback.jacobian();
+    assert_eq!(rows.len(), 3);
+    for (i, &(dx, dy)) in rows.iter().enumerate() {
+        let fd = finite_difference_gradient(|v| literal_output(v[0], v[1])[i], &[x, y]);
+        assert_close(&format!("row {i}"), &[dx, dy], &fd, 1e-7);
+        let mut seed = vec![0.0; value.len()];
+        seed[i] = 1.0;
+        let (sx, sy) = pullback.backward(seed);
+        assert_eq!((dx.to_bits(), dy.to_bits()), (sx.to_bits(), sy.to_bits()));
+    }
 }
