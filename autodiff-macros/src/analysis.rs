@@ -697,8 +697,17 @@ fn mark_recomputed(func: &Function, a: &mut Analysis) {
         }
         let cheap = match &data.opcode {
             // recomputing copies operands: only for scalars, not tensors or vectors
-            Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Cast(_) => {
+            Opcode::Binary(_) | Opcode::Unary(_) => {
                 !a.arrays[v.index()] && !data.args.iter().any(|x| a.arrays[x.index()])
+            }
+            // a cast gives its result a type: an operand without one (`x.shape()[0]` in
+            // `let n: usize = x.shape()[0];`) could not be saved in its place
+            Opcode::Cast(_) => {
+                !a.arrays[v.index()]
+                    && data
+                        .args
+                        .iter()
+                        .all(|x| !a.arrays[x.index()] && a.types[x.index()].is_some())
             }
             Opcode::Index => {
                 matches!(func.value(data.args[0]).def, ValueDef::Param(_))

@@ -273,6 +273,12 @@ const INTEGER_TYPES: &[&str] = &[
     "char", "str", "String",
 ];
 
+/// Whether `ty` is a primitive integer type (`usize`, `i32`, ...), which no derivative can
+/// pass through.
+pub fn is_integer_type(ty: &Type) -> bool {
+    single_ident(ty).is_some_and(|id| INTEGER_TYPES[..12].contains(&id.to_string().as_str()))
+}
+
 /// Names of the function's generic type parameters.
 pub fn type_params(item: &ItemFn) -> Vec<Ident> {
     item.sig

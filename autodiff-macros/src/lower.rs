@@ -977,8 +977,14 @@ impl<'e> Lowerer<'e> {
             _ => self.lower_expr(&init.expr),
         };
         match value {
-            Some(value) => {
-                if let (Some(ty), Operand::Value(v)) = (annotation, &value) {
+            Some(mut value) => {
+                if let (Some(ty), Operand::Value(v)) = (annotation, &mut value) {
+                    // `let n: usize = x.shape()[0];` declares an integer, through which no
+                    // derivative passes even when it is read from a value being differentiated:
+                    // a cast to the declared type says so (and is no conversion at all)
+                    if crate::args::is_integer_type(&ty) {
+                        *v = self.emit1(Opcode::Cast(ty.clone()), vec![*v], local.pat.span());
+                    }
                     self.annotations.insert(*v, ty);
                 }
                 self.bind_pattern(pat, value, true);

@@ -444,3 +444,23 @@ fn tensors_read_in_loops_saved_in_place() {
     assert_eq!(value.to_bits(), tensor_read_in_a_loop(&a, &b).to_bits());
     check_two_tensor_gradient(tensor_read_in_a_loop, &a, &b, &da, &db);
 }
+
+// the batch size of a tensor being differentiated, as an integer declared as such: no
+// derivative passes through it, and it divides as a float
+#[differentiate]
+fn batch_mean(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    let h = &a.tanh() * b;
+    let n: usize = a.shape()[0];
+    let rows: usize = h.shape()[0];
+    h.sum() / (n * rows) as f64
+}
+
+#[test]
+fn integer_shapes_of_differentiated_tensors() {
+    let mut seed = 17;
+    let a = tensor(&mut seed, &[3, 2]);
+    let b = tensor(&mut seed, &[2]);
+    let (value, (da, db)) = batch_mean_grad(&a, &b);
+    assert_eq!(value.to_bits(), batch_mean(&a, &b).to_bits());
+    check_two_tensor_gradient(batch_mean, &a, &b, &da, &db);
+}
