@@ -2548,3 +2548,39 @@ fn local_vectors_saved_in_place() {
         assert_fd("s", &[gs], |p| vectors_read_in_place(&x, p[0]), &[s]);
     }
 }
+
+// integers declared as such (`let n: usize`, `let k: i32`) bound loops, index, and scale as
+// floats: each a constant of the derivative
+// ∂/∂x_i of s = h Σ_{i<h} x_i x_{n-1-i} (h = n / 2) is h x_{n-1-i} for i < h, h x_{n-1-i} for
+// i ≥ n - h, and 0 for the middle element of an odd length
+#[differentiate]
+fn integer_lets(x: &[f64]) -> f64 {
+    let n: usize = x.len();
+    let half: usize = n / 2;
+    let k: i32 = half as i32;
+    let mut s = 0.0;
+    for i in 0..half {
+        s += x[i] * x[n - 1 - i];
+    }
+    s * k as f64
+}
+
+#[test]
+fn integer_lets_are_constants() {
+    for n in [4, 5] {
+        let x = point(n, 43 + n as u64);
+        let (_, g) = integer_lets_grad(&x);
+        let h = (n / 2) as f64;
+        let expected: Vec<f64> = (0..n)
+            .map(|i| {
+                if n % 2 == 1 && i == n / 2 {
+                    0.0
+                } else {
+                    h * x[n - 1 - i]
+                }
+            })
+            .collect();
+        assert_close("integer_lets", &g, &expected, 1e-14);
+        assert_fd("integer_lets", &g, integer_lets, &x);
+    }
+}
