@@ -248,6 +248,24 @@ fn tensor_arithmetic(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
     (&e + &z).sum() + (2.0 - &e).mean()
 }
 
+/// A function of two tensors at random points of the given shapes: `_grad`'s value is the
+/// function's, bit for bit, and its gradient matches central finite differences.
+fn check_two_tensor_function(
+    f: fn(&Tensor<f64>, &Tensor<f64>) -> f64,
+    grad: GradOfTwo,
+    mut seed: u64,
+    a_shape: &[usize],
+    b_shape: &[usize],
+) {
+    let a = tensor(&mut seed, a_shape);
+    let b = tensor(&mut seed, b_shape);
+    let (value, (da, db)) = grad(&a, &b);
+    assert_eq!(value.to_bits(), f(&a, &b).to_bits());
+    check_two_tensor_gradient(f, &a, &b, &da, &db);
+}
+
+type GradOfTwo = fn(&Tensor<f64>, &Tensor<f64>) -> (f64, (Tensor<f64>, Tensor<f64>));
+
 /// `(da, db)` against central finite differences of `f` at `(a, b)`, element by element.
 fn check_two_tensor_gradient(
     f: fn(&Tensor<f64>, &Tensor<f64>) -> f64,
@@ -277,12 +295,7 @@ fn check_two_tensor_gradient(
 
 #[test]
 fn tensor_operators_with_tensors_and_scalars() {
-    let mut seed = 7;
-    let a = tensor(&mut seed, &[3, 4]);
-    let b = tensor(&mut seed, &[4]);
-    let (value, (da, db)) = tensor_arithmetic_grad(&a, &b);
-    assert_eq!(value.to_bits(), tensor_arithmetic(&a, &b).to_bits());
-    check_two_tensor_gradient(tensor_arithmetic, &a, &b, &da, &db);
+    check_two_tensor_function(tensor_arithmetic, tensor_arithmetic_grad, 7, &[3, 4], &[4]);
 }
 
 // `h` and `y` are saved for the backward pass; the forward pass borrows them (the second
@@ -297,15 +310,13 @@ fn tensors_saved_without_copies(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
 
 #[test]
 fn tensor_values_saved_in_place() {
-    let mut seed = 11;
-    let a = tensor(&mut seed, &[2, 3]);
-    let b = tensor(&mut seed, &[3]);
-    let (value, (da, db)) = tensors_saved_without_copies_grad(&a, &b);
-    assert_eq!(
-        value.to_bits(),
-        tensors_saved_without_copies(&a, &b).to_bits()
+    check_two_tensor_function(
+        tensors_saved_without_copies,
+        tensors_saved_without_copies_grad,
+        11,
+        &[2, 3],
+        &[3],
     );
-    check_two_tensor_gradient(tensors_saved_without_copies, &a, &b, &da, &db);
 }
 
 #[differentiate(wrt(p))]
@@ -437,12 +448,13 @@ fn tensor_read_in_a_loop(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
 
 #[test]
 fn tensors_read_in_loops_saved_in_place() {
-    let mut seed = 13;
-    let a = tensor(&mut seed, &[2, 3]);
-    let b = tensor(&mut seed, &[3]);
-    let (value, (da, db)) = tensor_read_in_a_loop_grad(&a, &b);
-    assert_eq!(value.to_bits(), tensor_read_in_a_loop(&a, &b).to_bits());
-    check_two_tensor_gradient(tensor_read_in_a_loop, &a, &b, &da, &db);
+    check_two_tensor_function(
+        tensor_read_in_a_loop,
+        tensor_read_in_a_loop_grad,
+        13,
+        &[2, 3],
+        &[3],
+    );
 }
 
 // the batch size of a tensor being differentiated, as an integer declared as such: no
@@ -457,10 +469,5 @@ fn batch_mean(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
 
 #[test]
 fn integer_shapes_of_differentiated_tensors() {
-    let mut seed = 17;
-    let a = tensor(&mut seed, &[3, 2]);
-    let b = tensor(&mut seed, &[2]);
-    let (value, (da, db)) = batch_mean_grad(&a, &b);
-    assert_eq!(value.to_bits(), batch_mean(&a, &b).to_bits());
-    check_two_tensor_gradient(batch_mean, &a, &b, &da, &db);
+    check_two_tensor_function(batch_mean, batch_mean_grad, 17, &[3, 2], &[2]);
 }
