@@ -238,7 +238,17 @@ pub fn pullback_reads(
         Opcode::Push => (i != 2).then(|| vec![args[2]]),
         Opcode::Swap => (i == 0).then(|| vec![args[1], args[2]]),
         Opcode::VecFill => (i == 0).then(Vec::new),
-        Opcode::MapElementwise(_) => (i == 0).then(|| vec![data.results[1]]),
+        // the kept pullbacks, or what they are rebuilt from: the argument and the result
+        Opcode::MapElementwise(k) => (i == 0).then(|| match &func.closures[*k].rebuilt_from {
+            Some(from) => from
+                .element
+                .as_ref()
+                .map(|_| args[0])
+                .into_iter()
+                .chain(from.result.as_ref().map(|_| data.results[0]))
+                .collect(),
+            None => vec![data.results[1]],
+        }),
         _ => None,
     }
 }

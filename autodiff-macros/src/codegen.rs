@@ -77,7 +77,8 @@ impl ValueNames {
         ValueNames { names, cotangents }
     }
 
-    fn name(&self, v: Value) -> &Ident {
+    /// The variable (and pullback field) name of `v`.
+    pub fn name(&self, v: Value) -> &Ident {
         &self.names[v.index()]
     }
 
@@ -1373,7 +1374,12 @@ impl Context<'_> {
                     );
                     out.extend(quote!(let mut #r = #a; #r.swap(#i, #j);));
                 }
-                Opcode::MapElementwise(_) if !variant.analysis.reversed[inst.index()] => {
+                // not differentiated, or its pullbacks rebuilt in the backward pass: the map
+                // as written
+                Opcode::MapElementwise(k)
+                    if !variant.analysis.reversed[inst.index()]
+                        || self.func.closures[*k].rebuilt_from.is_some() =>
+                {
                     let (y, expr) = (result.expect("one result"), self.inst_expr(inst, &operands));
                     out.extend(quote!(let #y = #expr;));
                 }
@@ -2842,6 +2848,48 @@ impl Context<'_> {
         }
     }
 
+    /// `m̄` for `y = m.map(closure)` whose closure's pullback is rebuilt per element from
+    /// `m`'s and `y`'s elements (`from` names its fields) rather than kept: the lifted
+    /// closure's `backward` applied to each element of `d`.
+    fn rebuilt_map_pullback(
+        &self,
+        analysis: &Analysis,
+        inst: Inst,
+        k: usize,
+        from: &crate::ir::RebuiltFrom,
+        d: &TokenStream,
+    ) -> TokenStream {
+        let private = private();
+        let data = self.func.inst(inst);
+        let pullback =
+            self.with_generic_args(&names::pullback_struct(&self.func.closures[k].function));
+        let marker = self.marker_type().map(|_| {
+            let name = names::marker_field();
+            quote!(#name: #private::PhantomData,)
+        });
+        let element = from.element.as_ref().map(|f| quote!(#f: element,));
+        let result = from.result.as_ref().map(|f| quote!(#f: result,));
+        let build = quote!(#pullback { #element #result #marker });
+        let linalg = quote!(#private::rules::linalg);
+        match (&from.element, &from.result) {
+            (Some(_), Some(_)) => {
+                let (m, y) = (
+                    self.read_ref(analysis, data.args[0]),
+                    self.read_ref(analysis, data.results[0]),
+                );
+                quote!(#linalg::map_elementwise2_d0((#m).as_slice(), (#y).as_slice(), #d, |&element, &result, d| #build.backward(d)))
+            }
+            (Some(_), None) => {
+                let m = self.read_ref(analysis, data.args[0]);
+                quote!(#linalg::map_elementwise_d0((#m).as_slice(), #d, |&element, d| #build.backward(d)))
+            }
+            _ => {
+                let y = self.read_ref(analysis, data.results[0]);
+                quote!(#linalg::map_elementwise_d0((#y).as_slice(), #d, |&result, d| #build.backward(d)))
+            }
+        }
+    }
+
     /// The public pullback of the k-th lifted closure, with the function's generic arguments.
     fn lifted_pullback_fn(&self, k: usize) -> TokenStream {
         self.with_generic_args(&names::pullback_fn(&self.func.closures[k].function))
@@ -3322,10 +3370,17 @@ impl Context<'_> {
                 Opcode::Ref | Opcode::Deref | Opcode::Copy(_) => {
                     self.contribute(analysis, scope, data.args[0], quote!(#d), out)
                 }
-                Opcode::MapElementwise(_) => {
+                Opcode::MapElementwise(k) => {
                     if active(0) {
-                        let pullbacks = self.read_ref(analysis, data.results[1]);
-                        let d_m = quote!(#private::rules::linalg::map_elementwise_d0(#pullbacks, #d, |pullback, d| pullback.backward(d)));
+                        let d_m = match &self.func.closures[*k].rebuilt_from {
+                            Some(from) => {
+                                self.rebuilt_map_pullback(analysis, inst, *k, from, &quote!(#d))
+                            }
+                            None => {
+                                let pullbacks = self.read_ref(analysis, data.results[1]);
+                                quote!(#private::rules::linalg::map_elementwise_d0(#pullbacks, #d, |pullback, d| pullback.backward(d)))
+                            }
+                        };
                         self.contribute(analysis, scope, data.args[0], d_m, out)
                     }
                 }

@@ -140,6 +140,75 @@ pub fn pretty(items: &TokenStream) -> String {
     }
 }
 
+/// What the backward pass of `m.map(closure)` can rebuild each element's pullback from (see
+/// [`ir::RebuiltFrom`]): the closure, lifted as `codegen` lifts it (with `f64` for an
+/// element type it does not name, which changes no saved value), is lowered and analysed as
+/// its own expansion will be, and qualifies when it is straight-line code whose pullback
+/// holds nothing but its parameter and its result.
+fn rebuilt_from(outer: &ItemFn, closure: &ir::MapClosure) -> Option<ir::RebuiltFrom> {
+    let ty = closure
+        .param_ty
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(f64));
+    let mut generics = outer.sig.generics.clone();
+    generics.params = generics
+        .params
+        .into_iter()
+        .filter(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
+        .collect();
+    let (name, param, body) = (&closure.function, &closure.param, &closure.closure.body);
+    let where_clause = &generics.where_clause;
+    let item: ItemFn =
+        syn::parse2(quote!(fn #name #generics (#param: #ty) -> #ty #where_clause { #body }))
+            .ok()?;
+    let mut errors = Errors::default();
+    let mut sig = args::signature(&item, &mut errors)?;
+    let active = args::active_set(&sig, &args::Options::default(), &mut errors);
+    args::avoid_generated_names(&mut sig);
+    let mut lowered = lower::lower(&item, &sig, &mut errors)?;
+    remat::rematerialise_filled_elements(&mut lowered.func);
+    hoist::hoist_invariants(&mut lowered.func);
+    let func = &lowered.func;
+    ir::verify(func).ok()?;
+    let analysis = analysis::analyze(func, &active, &lowered.annotations, &[ty], &mut errors);
+    if !errors.is_empty() {
+        return None;
+    }
+    // no branch, loop or call: its pullback has no record and no callee's pullback
+    let mut straight = true;
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        if !data.arms.is_empty()
+            || matches!(
+                data.opcode,
+                ir::Opcode::Call(_) | ir::Opcode::MapElementwise(_)
+            )
+        {
+            straight = false;
+        }
+    });
+    let element = func.params.first()?.value;
+    let result = *func.block(func.entry).yields.first()?;
+    let names = ValueNames::new(func);
+    let mut from = ir::RebuiltFrom {
+        element: None,
+        result: None,
+    };
+    for v in (0..func.values.len()).map(|v| ir::Value(v as u32)) {
+        if !analysis.is_saved(v) {
+            continue;
+        }
+        if v == element {
+            from.element = Some(names.name(v).clone());
+        } else if v == result {
+            from.result = Some(names.name(v).clone());
+        } else {
+            return None;
+        }
+    }
+    (straight && (from.element.is_some() || from.result.is_some())).then_some(from)
+}
+
 fn generate(
     item: &ItemFn,
     options: &args::Options,
@@ -162,6 +231,9 @@ fn generate(
     let mut lowered = lower::lower(item, &sig, errors)?;
     remat::rematerialise_filled_elements(&mut lowered.func);
     hoist::hoist_invariants(&mut lowered.func);
+    for k in 0..lowered.func.closures.len() {
+        lowered.func.closures[k].rebuilt_from = rebuilt_from(item, &lowered.func.closures[k]);
+    }
     let func = &lowered.func;
     if let Err(message) = ir::verify(func) {
         errors.push(

@@ -345,6 +345,21 @@ pub struct MapClosure {
     pub param_ty: Option<syn::Type>,
     /// The type of the per-element pullbacks, `Vec<…Pullback<generics>>`.
     pub pullbacks_ty: syn::Type,
+    /// When the lifted function's pullback holds nothing but its element and its result (or
+    /// one of them; `|v| v.tanh()` keeps `tanh v`), the names of those fields: the backward
+    /// pass builds each element's pullback from the map's argument and result, and the forward
+    /// pass keeps no pullback per element. Set by `expand` before the analysis.
+    pub rebuilt_from: Option<RebuiltFrom>,
+}
+
+/// The fields of a lifted closure's pullback, filled from the map's argument (`element`)
+/// and result (`result`); at least one of them is present.
+#[derive(Clone, Debug)]
+pub struct RebuiltFrom {
+    /// The field holding the element the closure was applied to.
+    pub element: Option<syn::Ident>,
+    /// The field holding the closure's result.
+    pub result: Option<syn::Ident>,
 }
 
 impl Function {

@@ -3022,6 +3022,7 @@ impl<'e> Lowerer<'e> {
             param,
             param_ty,
             pullbacks_ty,
+            rebuilt_from: None,
         });
         let results = self.emit(Opcode::MapElementwise(k), vec![receiver], 2, m.span());
         self.name_value_str(results[1], &format!("map{k}_pullbacks"));

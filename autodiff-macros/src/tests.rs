@@ -1380,3 +1380,28 @@ fn arrays_the_forward_pass_only_borrows_are_saved_without_a_copy() {
         "{text}"
     );
 }
+
+#[test]
+fn a_map_whose_closure_keeps_only_its_result_keeps_no_pullback_per_element() {
+    // `tanh` keeps its result: rebuilt from the map's result, nothing pushed per element
+    let text = expansion(quote! {
+        fn f(m: &DMatrix<f64>) -> f64 {
+            let h: DMatrix<f64> = m.map(|v| v.tanh());
+            h.sum()
+        }
+    });
+    assert!(!text.contains("map0_pullbacks"), "{text}");
+    assert!(text.contains("(h).as_slice()"), "{text}");
+    assert!(
+        text.contains("AutodiffMapF0Pullback {") && text.contains("v1: result,"),
+        "{text}"
+    );
+    // a branch keeps a record: one pullback per element, as before
+    let text = expansion(quote! {
+        fn f(m: &DMatrix<f64>) -> f64 {
+            let h: DMatrix<f64> = m.map(|v| if v > 0.0 { v } else { 0.1 * v });
+            h.sum()
+        }
+    });
+    assert!(text.contains("map0_pullbacks.push(pullback)"), "{text}");
+}

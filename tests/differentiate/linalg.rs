@@ -300,6 +300,47 @@ mod elementwise_maps {
         assert_close(&d, &finite_differences(&m, shapes_of_closures));
     }
 
+    // closures whose pullbacks are rebuilt from the element (`sin`, `(v v).sin()`), from the
+    // result (`tanh`, `exp`), from both (`v.powf(v)`), or kept because they need more
+    // (`v.exp().sin()`), at the top level, in a loop and on a static vector
+    #[differentiate]
+    fn maps_rebuilt_or_kept(m: &DMatrix<f64>, s: &Vector3<f64>) -> f64 {
+        let a = m.map(|v| v.sin()) + m.map(|v| (v * v).sin());
+        let b = m.map(|v| v.tanh()).component_mul(&m.map(|v| v.exp()));
+        let c = m.map(|v| v.powf(v)) + m.map(|v| v.exp().sin());
+        let mut acc = (a + b + c).sum();
+        for k in 0..2 {
+            let scaled = m * (k as f64 + 1.0);
+            acc = acc + scaled.map(|v| v.tanh()).sum() * s.map(|v| v.sin()).sum();
+        }
+        acc
+    }
+
+    #[test]
+    fn rebuilt_and_kept_pullbacks_match_finite_differences() {
+        let m = DMatrix::from_fn(3, 2, |i, j| 0.2 + 0.3 * i as f64 + 0.45 * j as f64);
+        let s = Vector3::new(0.3, -0.8, 1.1);
+        let (value, (dm, ds)) = maps_rebuilt_or_kept_grad(&m, &s);
+        assert_eq!(value.to_bits(), maps_rebuilt_or_kept(&m, &s).to_bits());
+        let (_, pullback) = maps_rebuilt_or_kept_pullback(&m, &s);
+        assert_eq!(pullback.backward(1.0), (dm.clone(), ds));
+        assert_close(
+            &dm,
+            &finite_differences(&m, |m| maps_rebuilt_or_kept(m, &s)),
+        );
+        for k in 0..3 {
+            let (mut up, mut down) = (s, s);
+            up[k] += 1e-6;
+            down[k] -= 1e-6;
+            let fd = (maps_rebuilt_or_kept(&m, &up) - maps_rebuilt_or_kept(&m, &down)) / 2e-6;
+            assert!(
+                autodiff::relative_error(ds[k], fd) < 1e-6,
+                "{} vs {fd}",
+                ds[k]
+            );
+        }
+    }
+
     // a map of a matrix the gradient does not flow through needs no derivative
     #[differentiate(wrt(x))]
     fn map_of_a_constant(x: &Vector3<f64>, w: &Vector3<f64>) -> f64 {

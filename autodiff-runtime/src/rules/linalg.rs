@@ -1147,6 +1147,54 @@ where
     d
 }
 
+/// [`map_elementwise_d0`] for a map whose scalar pullback is rebuilt from two values per
+/// element (the element `mₖ` and the result `yₖ`, read from `m` and `y` in the same order)
+/// instead of kept: `m̄ₖ = backward(mₖ, yₖ, ȳₖ)`.
+///
+/// ```
+/// use autodiff_runtime::nalgebra::DVector;
+/// use autodiff_runtime::rules::linalg::map_elementwise2_d0;
+///
+/// // y = m exp(m): m̄ₖ = (1 + mₖ) exp(mₖ) ȳₖ = (yₖ + exp(mₖ)) ȳₖ
+/// let m = DVector::from_vec(vec![0.5_f64, -1.0]);
+/// let y = m.map(|v| v * v.exp());
+/// let d = DVector::from_vec(vec![1.0, 2.0]);
+/// let d_m = map_elementwise2_d0(m.as_slice(), y.as_slice(), d, |&m, &y, d| (y + m.exp()) * d);
+/// assert!((d_m[1] - 2.0 * 0.0).abs() < 1e-15); // (1 - 1) e⁻¹
+/// ```
+#[track_caller]
+pub fn map_elementwise2_d0<T, R, C, P>(
+    elements: &[P],
+    results: &[P],
+    d: OMatrix<T, R, C>,
+    backward: impl Fn(&P, &P, T) -> T,
+) -> OMatrix<T, R, C>
+where
+    T: Scalar + Copy,
+    R: Dim,
+    C: Dim,
+    DefaultAllocator: Allocator<R, C>,
+{
+    // an empty cotangent of a dynamically sized result is zero, and so is m̄
+    if d.is_empty() && !elements.is_empty() {
+        return d;
+    }
+    assert!(
+        d.len() == elements.len() && d.len() == results.len(),
+        "backward of `map`: the output cotangent is {}x{} ({} elements), but the map's argument has {} elements and its result {}",
+        d.nrows(),
+        d.ncols(),
+        d.len(),
+        elements.len(),
+        results.len()
+    );
+    let mut d = d;
+    for ((dk, element), result) in d.as_mut_slice().iter_mut().zip(elements).zip(results) {
+        *dk = backward(element, result, *dk);
+    }
+    d
+}
+
 #[track_caller]
 fn check_shape(op: &str, what: &str, got: (usize, usize), want: (usize, usize)) {
     assert!(
