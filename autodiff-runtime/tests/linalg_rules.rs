@@ -472,6 +472,32 @@ fn map_elementwise() {
 }
 
 #[test]
+fn map_elementwise_rebuilt_from_element_and_result() {
+    // y = m.map(f) with f(v) = v exp(v), its pullback rebuilt from v and y:
+    // f'(v) = (1 + v) exp(v) = y + exp(v)
+    let mut rng = Rng::new(21);
+    let f = |v: f64| v * v.exp();
+    each_type!(rng, m => {
+        let y = m.map(f);
+        check("map_elementwise2_d0", &mut rng, &m, |m| m.map(f), |d| {
+            map_elementwise2_d0(m.as_slice(), y.as_slice(), d, |&v, &y, d| (y + v.exp()) * d)
+        });
+    });
+}
+
+#[test]
+#[should_panic(expected = "backward of `map`")]
+fn map_elementwise2_checks_the_lengths() {
+    let (elements, results) = (vec![1.0; 4], vec![1.0; 3]);
+    let _ = map_elementwise2_d0(
+        &elements,
+        &results,
+        DMatrix::from_element(2, 2, 1.0),
+        |_, _, d| d,
+    );
+}
+
+#[test]
 #[should_panic(expected = "backward of `map`")]
 fn map_elementwise_checks_the_cotangent_shape() {
     let kept = vec![1.0; 4];

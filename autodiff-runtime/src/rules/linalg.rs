@@ -1128,18 +1128,9 @@ where
     C: Dim,
     DefaultAllocator: Allocator<R, C>,
 {
-    // an empty cotangent of a dynamically sized result is zero, and so is m̄
-    if d.is_empty() && !pullbacks.is_empty() {
+    if !map_cotangent_fits(&d, pullbacks.len(), pullbacks.len()) {
         return d;
     }
-    assert!(
-        d.len() == pullbacks.len(),
-        "backward of `map`: the output cotangent is {}x{} ({} elements), but the map has {} elements",
-        d.nrows(),
-        d.ncols(),
-        d.len(),
-        pullbacks.len()
-    );
     // over the contiguous buffer: nalgebra's element iterator steps through strides
     for (dk, pullback) in d.as_mut_slice().iter_mut().zip(pullbacks) {
         *dk = backward(pullback, *dk);
@@ -1175,24 +1166,41 @@ where
     C: Dim,
     DefaultAllocator: Allocator<R, C>,
 {
-    // an empty cotangent of a dynamically sized result is zero, and so is m̄
-    if d.is_empty() && !elements.is_empty() {
+    let mut d = d;
+    if !map_cotangent_fits(&d, elements.len(), results.len()) {
         return d;
     }
-    assert!(
-        d.len() == elements.len() && d.len() == results.len(),
-        "backward of `map`: the output cotangent is {}x{} ({} elements), but the map's argument has {} elements and its result {}",
-        d.nrows(),
-        d.ncols(),
-        d.len(),
-        elements.len(),
-        results.len()
-    );
-    let mut d = d;
     for ((dk, element), result) in d.as_mut_slice().iter_mut().zip(elements).zip(results) {
         *dk = backward(element, result, *dk);
     }
     d
+}
+
+/// Whether the backward pass of a `map` over `elements` elements with `results` results has
+/// work to do with cotangent `d`: not when `d` is the empty zero cotangent (and `m̄` is zero
+/// too); otherwise `d` must have one element per element of the map, or this panics.
+#[track_caller]
+fn map_cotangent_fits<T: Scalar, R: Dim, C: Dim>(
+    d: &OMatrix<T, R, C>,
+    elements: usize,
+    results: usize,
+) -> bool
+where
+    DefaultAllocator: Allocator<R, C>,
+{
+    if d.is_empty() && elements > 0 {
+        return false;
+    }
+    assert!(
+        d.len() == elements && d.len() == results,
+        "backward of `map`: the output cotangent is {}x{} ({} elements), but the map has {} elements (and {} results)",
+        d.nrows(),
+        d.ncols(),
+        d.len(),
+        elements,
+        results
+    );
+    true
 }
 
 #[track_caller]
