@@ -269,14 +269,16 @@ pub struct Signature {
 }
 
 const INTEGER_TYPES: &[&str] = &[
-    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "bool",
-    "char", "str", "String",
+    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize",
 ];
+
+/// Types that carry no derivative besides the integers.
+const OTHER_CONSTANT_TYPES: &[&str] = &["bool", "char", "str", "String"];
 
 /// Whether `ty` is a primitive integer type (`usize`, `i32`, ...), which no derivative can
 /// pass through.
 pub fn is_integer_type(ty: &Type) -> bool {
-    single_ident(ty).is_some_and(|id| INTEGER_TYPES[..12].contains(&id.to_string().as_str()))
+    single_ident(ty).is_some_and(|id| INTEGER_TYPES.contains(&id.to_string().as_str()))
 }
 
 /// Names of the function's generic type parameters.
@@ -311,7 +313,10 @@ fn is_constant_type(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) if r.mutability.is_none() => is_constant_type(&r.elem),
         Type::Paren(p) => is_constant_type(&p.elem),
-        _ => single_ident(ty).is_some_and(|id| INTEGER_TYPES.contains(&id.to_string().as_str())),
+        _ => single_ident(ty).is_some_and(|id| {
+            let id = id.to_string();
+            INTEGER_TYPES.contains(&id.as_str()) || OTHER_CONSTANT_TYPES.contains(&id.as_str())
+        }),
     }
 }
 
