@@ -127,6 +127,7 @@ pub fn analyze(
     check_places(func, &analysis, errors);
     mark_constants(func, &mut analysis);
     infer_types(func, annotations, output_types, &mut analysis);
+    check_shapes(func, &analysis, errors);
     check_maps(func, &analysis, errors);
     record(func, func.entry, &mut analysis);
     // a slice parameter's gradient is fitted to its length, even when nothing flows into it
@@ -463,6 +464,8 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
         }
         let matters = || data.results.iter().any(|r| flows_to_output(func, *r));
         match &data.opcode {
+            // checked once the receiver's type is known (`check_shapes`)
+            Opcode::Method(..) if is_shape_query(data) => return,
             Opcode::Method(name, _) if matters() => errors.push(
                 name.span(),
                 format!(
@@ -481,6 +484,36 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
             _ => return,
         }
         reported = true;
+    });
+}
+
+/// `x.shape()`: integers, through which no derivative flows, when `x` is a tensor or a
+/// nalgebra matrix (checked by [`check_shapes`]).
+fn is_shape_query(data: &crate::ir::InstData) -> bool {
+    matches!(&data.opcode, Opcode::Method(name, None) if name == "shape") && data.args.len() == 1
+}
+
+/// `shape()` of a value being differentiated that is not a tensor or matrix may be any
+/// method: the same error as for other methods without a rule.
+fn check_shapes(func: &Function, a: &Analysis, errors: &mut Errors) {
+    let mut reported = false;
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        let receiver = data.args.first().map(|v| v.index());
+        if reported
+            || !is_shape_query(data)
+            || receiver.is_some_and(|r| !a.varied[r] || a.tensors[r] || a.matrices[r])
+            || !data.results.iter().any(|r| flows_to_output(func, *r))
+        {
+            return;
+        }
+        if let Opcode::Method(name, _) = &data.opcode {
+            errors.push(
+                name.span(),
+                "`shape` has no derivative rule for this receiver (only a `Tensor`'s or a nalgebra matrix's shape is known to be integers), so the derivative through it would be lost; give the result an integer type (`let n: usize = ...`) if it is one, or move the computation into a #[differentiate] function",
+            );
+            reported = true;
+        }
     });
 }
 

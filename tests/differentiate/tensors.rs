@@ -471,3 +471,24 @@ fn batch_mean(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
 fn integer_shapes_of_differentiated_tensors() {
     check_two_tensor_function(batch_mean, batch_mean_grad, 17, &[3, 2], &[2]);
 }
+
+// `shape()` of a tensor being differentiated, used directly: its entries are integers, so
+// `x.shape()[0] as f64` is a constant; also through a named shape read twice
+#[differentiate]
+fn shape_read_directly(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    let h = &a.tanh() * b;
+    let shape = h.shape();
+    let cells = (shape[0] * shape[1]) as f64;
+    h.sum() / (a.shape()[0] as f64) + h.mean() * cells
+}
+
+#[test]
+fn shapes_of_differentiated_tensors_used_directly() {
+    check_two_tensor_function(
+        shape_read_directly,
+        shape_read_directly_grad,
+        19,
+        &[3, 2],
+        &[2],
+    );
+}
