@@ -4332,7 +4332,10 @@ impl Context<'_> {
         // the primal is "used" wherever its derivative is, so users calling only `f_grad`
         // get no dead-code warning for `f`
         let param_types = self.sig.params.iter().map(|p| &p.ty);
-        let mark_used = quote!(let _: fn(#(#param_types),*) -> #ret = #fname;);
+        // with the type arguments spelled out: a parameter the signature does not mention (a
+        // lifted `map` closure of a generic function) cannot be inferred from it
+        let fname_with_args = self.with_generic_args(fname);
+        let mark_used = quote!(let _: fn(#(#param_types),*) -> #ret = #fname_with_args;);
         // the hidden forward function callers use in a loop: it fills a slot that may hold
         // the pullback of the previous iteration's call, reusing its record stacks'
         // allocations, and lends the new pullback from there
