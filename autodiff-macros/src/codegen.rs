@@ -700,6 +700,22 @@ impl Context<'_> {
                 quote!(#root #path)
             }
             Opcode::Tuple => quote!((#(#operands),*)),
+            Opcode::Assert(assertion) => {
+                let path = &assertion.path;
+                let checked = operands.iter().take(assertion.checked);
+                let message = assertion.message.as_ref().map(|format| {
+                    let args = operands
+                        .iter()
+                        .skip(assertion.checked)
+                        .zip(&assertion.names)
+                        .map(|(operand, name)| match name {
+                            Some(name) => quote!(#name = #operand),
+                            None => operand.clone(),
+                        });
+                    quote!(, #format #(, #args)*)
+                });
+                quote_spanned!(span=> #path!(#(#checked),* #message))
+            }
             Opcode::ShapeOf => {
                 let a = arg(0);
                 quote!(::autodiff::__private::ShapeOf::shape_of(&#a))
@@ -913,6 +929,8 @@ impl Context<'_> {
             | Opcode::Copy(_)
             | Opcode::MapElementwise(_) => i == 0,
             Opcode::Slice => i == 0 && !self.func.borrows_range(inst),
+            // the assertion macros and `format_args!` take their arguments by reference
+            Opcode::Assert(_) => true,
             Opcode::Ref => result_ends_here(),
             Opcode::Primitive(p) => i == 0 && container && crate::primitives::borrows_receiver(p),
             Opcode::Method(name, None) => {
@@ -1407,6 +1425,10 @@ impl Context<'_> {
                     out.extend(quote_spanned! {data.span=>
                         let (#pattern, #call_name) = #callee(#(#operands,)* &mut #slot);
                     });
+                }
+                Opcode::Assert(_) => {
+                    let expr = self.inst_expr(inst, &operands);
+                    out.extend(quote!(#expr;));
                 }
                 _ => {
                     let expr = self.inst_expr(inst, &operands);

@@ -159,6 +159,21 @@ pub enum PlaceStep {
     Index(usize),
 }
 
+/// An assertion macro of [`Opcode::Assert`], with what its arguments need to be written
+/// back.
+#[derive(Clone, Debug)]
+pub struct AssertMacro {
+    /// The macro's path as written (`assert_eq`, `debug_assert`).
+    pub path: syn::Path,
+    /// How many leading arguments are the checked values: 1, or 2 for the `_eq`/`_ne` forms.
+    pub checked: usize,
+    /// The message's format string, if one is given.
+    pub message: Option<syn::LitStr>,
+    /// One entry per message argument: `None` for a positional one, the name for one given
+    /// by name (`x = e`) or captured by the format string (`{x}`), which is passed by name.
+    pub names: Vec<Option<syn::Ident>>,
+}
+
 /// Which copy method made a `Copy` instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CopyKind {
@@ -245,6 +260,11 @@ pub enum Opcode {
     /// `while`/`loop`: args `[inits...]`; the body's parameters are the carried variables and
     /// it yields `[keep_going, carried...]`; the results are the carried variables after it.
     While,
+    /// `assert!(c, "...", args)`, `assert_eq!(a, b)`, `assert_ne!` and their `debug_` forms:
+    /// args are the checked values, then the message's arguments; no results. It runs where
+    /// the function's own statements run (the forward pass), and no derivative passes
+    /// through it.
+    Assert(AssertMacro),
     /// `if arg0 { arms[0] } else { arms[1] }`.
     If,
     /// `match arg0 { patterns[i] => arms[i], ... }`.
@@ -597,6 +617,10 @@ impl Opcode {
             Opcode::Copy(CopyKind::ToVec) => "to_vec".into(),
             Opcode::Slice => "slice".into(),
             Opcode::MapElementwise(k) => format!("map #{k}"),
+            Opcode::Assert(a) => {
+                let path = &a.path;
+                format!("{}!", tokens_text(&quote::quote!(#path)))
+            }
             Opcode::ForRange(r) => format!(
                 "for{}{}{}{}",
                 if r.inclusive { ".inclusive" } else { "" },
@@ -868,6 +892,15 @@ fn verify_block(
             }
             Opcode::MapElementwise(k) if *k >= func.closures.len() || data.results.len() != 2 => {
                 return Err(format!("{inst}: map needs a known closure and two results"));
+            }
+            Opcode::Assert(a)
+                if !data.results.is_empty()
+                    || data.args.len() != a.checked + a.names.len()
+                    || (a.message.is_none() && !a.names.is_empty()) =>
+            {
+                return Err(format!(
+                    "{inst}: an assertion has no results, and one operand per checked value and message argument"
+                ));
             }
             _ => {}
         }

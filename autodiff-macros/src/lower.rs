@@ -926,8 +926,77 @@ impl<'e> Lowerer<'e> {
                 item,
                 "items inside a #[differentiate] function are not supported; move this item outside the function",
             ),
-            Stmt::Macro(m) => self.unsupported_macro(&m.mac),
+            Stmt::Macro(m) => match assertion_arity(&m.mac) {
+                Some(checked) => {
+                    self.lower_assertion(&m.mac, checked);
+                }
+                None => self.unsupported_macro(&m.mac),
+            },
         }
+    }
+
+    /// `assert!(c)`, `assert_eq!(a, b, "{x}", ..)` and the like: the checked values and the
+    /// message's arguments are lowered, so the macro is written back over the forward
+    /// pass's values; a variable the format string captures (`{x}`) is passed by name.
+    fn lower_assertion(&mut self, mac: &syn::Macro, checked: usize) -> Option<Operand> {
+        use syn::parse::Parser;
+        let parser = syn::punctuated::Punctuated::<Expr, syn::Token![,]>::parse_terminated;
+        let Ok(args) = parser.parse2(mac.tokens.clone()) else {
+            // rustc reports the malformed macro on the function as written
+            self.errors.fail_silently();
+            return None;
+        };
+        if args.len() < checked {
+            self.errors.fail_silently();
+            return None;
+        }
+        let mut values = self.lower_args(args.iter().take(checked))?;
+        let mut message = None;
+        let mut names: Vec<Option<Ident>> = Vec::new();
+        let mut rest = args.iter().skip(checked);
+        if let Some(first) = rest.next() {
+            let Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(format),
+                ..
+            }) = first
+            else {
+                self.errors.push_spanned(
+                    first,
+                    "the message of an assertion must be a format string literal here, as in `assert!(x > 0.0, \"x = {x}\")`",
+                );
+                return None;
+            };
+            for arg in rest {
+                match arg {
+                    Expr::Assign(named) if local_ident(&named.left).is_some() => {
+                        names.push(local_ident(&named.left));
+                        values.push(self.lower_single(&named.right)?);
+                    }
+                    positional => {
+                        names.push(None);
+                        values.push(self.lower_single(positional)?);
+                    }
+                }
+            }
+            for captured in format_captures(&format.value()) {
+                if names.iter().flatten().any(|n| *n == captured) {
+                    continue;
+                }
+                let ident = Ident::new(&captured, format.span());
+                let read: Expr = syn::parse_quote!(#ident);
+                values.push(self.lower_single(&read)?);
+                names.push(Some(ident));
+            }
+            message = Some(format.clone());
+        }
+        let assertion = crate::ir::AssertMacro {
+            path: mac.path.clone(),
+            checked,
+            message,
+            names,
+        };
+        self.emit(Opcode::Assert(assertion), values, 0, mac.span());
+        Some(Operand::Unit)
     }
 
     fn unsupported_macro(&mut self, mac: &syn::Macro) {
@@ -939,7 +1008,7 @@ impl<'e> Lowerer<'e> {
             .unwrap_or_default();
         self.errors.push_spanned(
             &mac.path,
-            format!("macro `{name}!` is not supported inside #[differentiate]; compute the value with plain expressions, or call a helper function on constants"),
+            format!("macro `{name}!` is not supported inside #[differentiate] (`vec!` and the `assert!` family are); compute the value with plain expressions, or call a helper function on constants"),
         );
     }
 
@@ -1849,6 +1918,68 @@ impl<'e> Lowerer<'e> {
     }
 }
 
+/// For an assertion macro (`assert`, `assert_eq`, `assert_ne` and their `debug_` forms, by
+/// name or through `std::`/`core::`), how many leading arguments are checked values.
+fn assertion_arity(mac: &syn::Macro) -> Option<usize> {
+    let segments: Vec<String> = mac
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    let name = match segments.as_slice() {
+        [name] => name,
+        [krate, name] if krate == "std" || krate == "core" => name,
+        _ => return None,
+    };
+    match name.as_str() {
+        "assert" | "debug_assert" => Some(1),
+        "assert_eq" | "assert_ne" | "debug_assert_eq" | "debug_assert_ne" => Some(2),
+        _ => None,
+    }
+}
+
+/// The variables a format string captures by name: `{x}`, `{x:?}`, and widths or
+/// precisions given as `{:w$}` or `{:.p$}`; `{{` and `}}` are literal braces.
+fn format_captures(format: &str) -> Vec<String> {
+    let is_name = |s: &str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+            && s != "_"
+    };
+    let mut captures: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        if is_name(name) && !captures.iter().any(|c| c == name) {
+            captures.push(name.to_string());
+        }
+    };
+    let mut rest = format;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open + 1..];
+        if let Some(escaped) = rest.strip_prefix('{') {
+            rest = escaped;
+            continue;
+        }
+        let Some(close) = rest.find('}') else {
+            break;
+        };
+        let inner = &rest[..close];
+        rest = &rest[close + 1..];
+        let (argument, spec) = inner.split_once(':').unwrap_or((inner, ""));
+        add(argument.trim());
+        // `w$` in the spec names the argument giving a width or precision
+        for (end, _) in spec.match_indices('$') {
+            let start = spec[..end]
+                .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map_or(0, |i| i + 1);
+            add(&spec[start..end]);
+        }
+    }
+    captures
+}
+
 fn starts_uppercase(ident: &Ident) -> bool {
     ident
         .to_string()
@@ -2213,8 +2344,12 @@ impl<'e> Lowerer<'e> {
         )))
     }
 
-    /// `vec![v; n]` and `vec![a, b, ...]`; any other macro is an error.
+    /// `vec![v; n]`, `vec![a, b, ...]` and the assertion macros; any other macro is an
+    /// error.
     fn lower_macro(&mut self, mac: &syn::Macro, span: Span) -> Option<Operand> {
+        if let Some(checked) = assertion_arity(mac) {
+            return self.lower_assertion(mac, checked);
+        }
         if !mac.path.is_ident("vec") {
             self.unsupported_macro(mac);
             return None;

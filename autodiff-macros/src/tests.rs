@@ -1405,3 +1405,52 @@ fn a_map_whose_closure_keeps_only_its_result_keeps_no_pullback_per_element() {
     });
     assert!(text.contains("map0_pullbacks.push(pullback)"), "{text}");
 }
+
+#[test]
+fn assertions_are_instructions_without_results_or_derivatives() {
+    check(
+        quote! {
+            fn f(x: f64, n: usize) -> f64 {
+                assert!(x > 0.0, "x = {x}, n = {}", n);
+                x.sqrt()
+            }
+        },
+        expect![[r#"
+            fn f(v0: f64, v1: usize const)
+            block0:
+                v2 = const 0.0
+                v3 = cmp.gt v0, v2
+                assert! v3, v1, v0
+                v4 = sqrt v0
+                yield v4
+        "#]],
+        expect![[r#"
+            fn f(v0: f64, v1: usize const) ; active v0
+            block0:
+                v2 = const 0.0
+                v3 = cmp.gt v0, v2
+                assert! v3, v1, v0
+                v4 = sqrt v0 ; active v4
+                yield v4
+        "#]],
+        expect![[r#"
+            fn f(v0: f64, v1: usize const) ; saved 
+            block0:
+                v2 = const 0.0
+                v3 = cmp.gt v0, v2
+                assert! v3, v1, v0
+                v4 = sqrt v0 ; saved v4; reversed
+                yield v4
+        "#]],
+    );
+    let code = expansion(quote! {
+        fn f(x: f64, n: usize) -> f64 {
+            assert!(x > 0.0, "x = {x}, n = {}", n);
+            x.sqrt()
+        }
+    });
+    assert!(
+        code.contains(r#"assert!(v3, "x = {x}, n = {}", n, x = x);"#),
+        "{code}"
+    );
+}

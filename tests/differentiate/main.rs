@@ -14,6 +14,7 @@
 )]
 
 mod arrays;
+mod assertions;
 mod composition;
 mod control_flow;
 mod extremes;

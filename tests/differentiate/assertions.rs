@@ -1,0 +1,111 @@
+//! `assert!`, `assert_eq!`, `assert_ne!` and their `debug_` forms inside differentiated
+//! functions: they run with the forward pass and take no part in the derivative.
+
+use autodiff::prelude::*;
+use autodiff::Tensor;
+
+fn close(a: f64, b: f64) -> bool {
+    autodiff::relative_error(a, b) < 1e-8
+}
+
+// value: s · Σ x[i] y[i] passed through `sqrt` when above one; every assertion form, with
+// positional, named and captured message arguments, in straight-line code, a loop and a branch
+#[differentiate]
+fn checked_dot(x: &[f64], y: &[f64], s: f64) -> f64 {
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "checked_dot: {} and {} elements",
+        x.len(),
+        y.len()
+    );
+    debug_assert!(s > 0.0, "scale {s} must be positive");
+    let mut acc = 0.0;
+    for i in 0..x.len() {
+        let t = x[i] * y[i];
+        assert!(t.is_finite(), "term {i} is {t:?} ({:>w$})", t, w = 8);
+        acc += t * s;
+    }
+    if acc > 1.0 {
+        std::assert_ne!(acc, 2.0);
+        acc = acc.sqrt();
+    }
+    acc
+}
+
+#[test]
+fn assertions_leave_the_gradient_alone() {
+    for (x, y, s) in [
+        (vec![1.0, 2.0, -0.5], vec![3.0, 0.5, 1.5], 2.0),
+        (vec![0.1, 0.2, 0.3], vec![0.4, -0.2, 0.1], 0.7),
+    ] {
+        let (value, (dx, dy, ds)) = checked_dot_grad(&x, &y, s);
+        assert_eq!(value.to_bits(), checked_dot(&x, &y, s).to_bits());
+        let point = [x.clone(), y.clone(), vec![s]].concat();
+        let fd =
+            finite_difference_gradient(|p: &[f64]| checked_dot(&p[0..3], &p[3..6], p[6]), &point);
+        let ours = [dx, dy, vec![ds]].concat();
+        for (k, (a, b)) in ours.iter().zip(&fd).enumerate() {
+            assert!(close(*a, *b), "component {k}: {a} vs {b}");
+        }
+        // the pullback's forward pass checks too, and `backward` runs no assertion
+        let (_, pullback) = checked_dot_pullback(&x, &y, s);
+        let (dx2, _, _) = pullback.backward(1.0);
+        assert!(close(dx2[0], ours[0]));
+    }
+}
+
+/// The message a panic carried.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_failing_assertion_panics_with_its_message() {
+    let lengths = std::panic::catch_unwind(|| checked_dot_grad(&[1.0], &[1.0, 2.0], 1.0));
+    let message = panic_message(lengths.expect_err("the lengths differ"));
+    assert!(
+        message.contains("checked_dot: 1 and 2 elements"),
+        "{message}"
+    );
+    let infinite =
+        std::panic::catch_unwind(|| checked_dot_pullback(&[f64::INFINITY], &[1.0], 1.0).0);
+    let message = panic_message(infinite.expect_err("the term is infinite"));
+    assert!(message.contains("term 0 is inf"), "{message}");
+}
+
+// an assertion reading a local vector that the backward pass keeps, and a tensor's shape
+#[differentiate]
+fn checked_local(x: &[f64], a: &Tensor<f64>) -> f64 {
+    let mut v = vec![0.0; x.len()];
+    for i in 0..x.len() {
+        v[i] = x[i].sin();
+    }
+    assert!(v.len() == x.len(), "{v:?}");
+    assert_eq!(a.shape().len(), 1);
+    let mut acc = 0.0;
+    for i in 0..v.len() {
+        acc += v[i] * v[i] * x[i];
+    }
+    acc + a.tanh().sum()
+}
+
+#[test]
+fn assertions_on_saved_arrays_and_tensors() {
+    let x = [0.3, -1.2, 0.8];
+    let a = Tensor::from_vec(vec![0.5, -0.25], &[2]);
+    let (value, (dx, da)) = checked_local_grad(&x, &a);
+    assert_eq!(value.to_bits(), checked_local(&x, &a).to_bits());
+    // d/dx sin²(x)·x = 2 sin x cos x · x + sin² x;  d/da Σ tanh a = 1 - tanh² a
+    for i in 0..3 {
+        let (s, c) = x[i].sin_cos();
+        assert!(close(dx[i], 2.0 * s * c * x[i] + s * s));
+    }
+    for (d, v) in da.data().iter().zip(a.data()) {
+        assert!(close(*d, 1.0 - v.tanh().powi(2)));
+    }
+}
