@@ -1705,11 +1705,25 @@ impl<'r> Gen<'r> {
                 .to_string(),
             16 => {
                 let e = self.expr(depth.saturating_sub(1));
-                match self.rng.below(5) {
+                match self.rng.below(9) {
                     0 => format!("println!(\"{{}}\", {e});"),
                     1 => format!("m!({e});"),
                     2 => format!("assert!({e});"),
                     3 => format!("vec![{e}];"),
+                    4 => format!(
+                        "assert_eq!({e}, {}, \"{{}} {{{}:?}} {{:w$}}\", {}, w = {});",
+                        self.expr(depth.saturating_sub(1)),
+                        self.var(),
+                        self.atom(),
+                        self.atom()
+                    ),
+                    5 => format!("debug_assert_ne!({e}, {});", self.atom()),
+                    6 => format!(
+                        "std::assert!({e}, \"{{{{{}}}}} {{{}}}\");",
+                        self.var(),
+                        self.var()
+                    ),
+                    7 => format!("assert!({e}, {});", self.atom()),
                     _ => format!("unknown! {{ {e} }}"),
                 }
             }
