@@ -87,6 +87,21 @@ enum Slot {
     Uninit,
     /// Its initialiser had an error already reported; uses stay silent.
     Poisoned,
+    /// A closure bound by `let f = |x| ...;`, inlined at each call `f(a)`.
+    Closure(LocalClosure),
+}
+
+/// A closure bound to a local variable, with the variables it sees as they were where it was
+/// defined: a closure reads its captures as of its definition (a `move` closure copies them
+/// there, and a borrowing one keeps them from changing while it lives), so its body is
+/// lowered at each call in that environment, its parameters bound to the call's arguments.
+#[derive(Clone, Debug)]
+struct LocalClosure(std::rc::Rc<(syn::ExprClosure, Vec<Binding>)>);
+
+impl PartialEq for LocalClosure {
+    fn eq(&self, other: &Self) -> bool {
+        std::rc::Rc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -851,7 +866,7 @@ impl<'e> Lowerer<'e> {
                     self.errors.push(span, format!("`{}` changes shape inside the loop; keep it a single value or a tuple of the same length", self.env[index].name));
                     return None;
                 }
-                Slot::Uninit | Slot::Poisoned => return None,
+                Slot::Uninit | Slot::Poisoned | Slot::Closure(_) => return None,
             }
         }
         Some(yields)
@@ -1026,6 +1041,25 @@ impl<'e> Lowerer<'e> {
             Pat::Type(t) => (&*t.pat, Some((*t.ty).clone())),
             other => (other, None),
         };
+        if let (Pat::Ident(p), Some(init), None) = (pat, &local.init, &annotation) {
+            if let Expr::Closure(c) = strip_parens(&init.expr) {
+                let c = c.clone();
+                if p.subpat.is_none() && p.by_ref.is_none() {
+                    let slot = match self.check_local_closure(&c) {
+                        Some(()) => Slot::Closure(LocalClosure(std::rc::Rc::new((
+                            c.clone(),
+                            self.env.clone(),
+                        )))),
+                        None => Slot::Poisoned,
+                    };
+                    self.env.push(Binding {
+                        name: p.ident.to_string(),
+                        slot,
+                    });
+                    return;
+                }
+            }
+        }
         let Some(init) = &local.init else {
             // `let x;` declares a variable assigned later on every path.
             match pat {
@@ -1226,7 +1260,7 @@ impl<'e> Lowerer<'e> {
                 let (or1, inputs, or2) = (&c.or1_token, &c.inputs, &c.or2_token);
                 self.errors.push_spanned(
                     quote!(#or1 #inputs #or2),
-                    "closures are not supported in #[differentiate] functions; write the computation inline or as a separate #[differentiate] function",
+                    "a closure is supported here only bound by `let f = |x| ...;` and called as `f(a)` (or in an iterator chain or a nalgebra `map`); bind it with `let`, or write a separate #[differentiate] function",
                 );
                 None
             }
@@ -1324,6 +1358,13 @@ impl<'e> Lowerer<'e> {
                 match self.lookup(&ident.to_string()) {
                     Some(Slot::Bound(op)) => return Some(op.clone()),
                     Some(Slot::Poisoned) => return None,
+                    Some(Slot::Closure(_)) => {
+                        self.errors.push_spanned(
+                            path,
+                            format!("the closure `{ident}` can only be called here, as `{ident}(..)`; passing it on is not supported (write the call inside the chain's own closure, like `.map(|v| {ident}(v))`)"),
+                        );
+                        return None;
+                    }
                     Some(Slot::Uninit) => {
                         // rustc reports the possibly-uninitialised use itself
                         self.errors.fail_silently();
@@ -1752,6 +1793,12 @@ impl<'e> Lowerer<'e> {
                 .push_spanned(&call.func, "only calls of named functions are supported; call the function by its path, like `helper(x)`");
             return None;
         };
+        if let Some(ident) = path.path.get_ident() {
+            // a closure whose definition was an error already reported
+            if let Some(Slot::Poisoned) = self.lookup(&ident.to_string()) {
+                return None;
+            }
+        }
         let args = self.lower_args(&call.args)?;
         let segments: Vec<String> = path
             .path
@@ -1789,8 +1836,12 @@ impl<'e> Lowerer<'e> {
         if let Some(ident) = path.path.get_ident() {
             match self.lookup(&ident.to_string()) {
                 Some(Slot::Poisoned) => return None,
+                Some(Slot::Closure(closure)) => {
+                    let closure = closure.clone();
+                    return self.inline_closure(&closure, args, results);
+                }
                 Some(_) => {
-                    self.errors.push_spanned(ident, "calling a local variable is not supported; call a named #[differentiate] function");
+                    self.errors.push_spanned(ident, "calling a local variable is not supported; call a named #[differentiate] function, or a closure bound by `let f = |x| ...;`");
                     return None;
                 }
                 None => {}
@@ -2148,6 +2199,22 @@ fn unsupported_adaptor(m: &syn::ExprMethodCall) -> Option<Ident> {
     ];
     let name = m.method.to_string();
     (ADAPTORS.contains(&name.as_str()) && is_iterator_chain(&m.receiver)).then(|| m.method.clone())
+}
+
+/// `e` without the parentheses around it.
+fn strip_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => strip_parens(&p.expr),
+        other => other,
+    }
+}
+
+/// The name a plain identifier pattern binds.
+fn pattern_ident(pat: &Pat) -> Option<String> {
+    match pat {
+        Pat::Ident(p) => Some(p.ident.to_string()),
+        _ => None,
+    }
 }
 
 /// Names of variables assigned in `block` (`x = ..`, `x += ..`, `x[i] = ..`, `x.push(..)`),
@@ -2838,6 +2905,13 @@ impl<'e> Lowerer<'e> {
                     return None;
                 }
                 Slot::Poisoned => return None,
+                Slot::Closure(_) => {
+                    self.errors.push(
+                        span,
+                        format!("`{name}` holds a closure and is assigned inside the loop; bind each closure with a `let` of its own"),
+                    );
+                    return None;
+                }
             }
         }
         carried.extend(hidden_start..self.env.len());
@@ -3130,10 +3204,12 @@ impl<'e> Lowerer<'e> {
             }
         };
         if let Some(capture) = self.captured(c, &param) {
-            self.errors.push_spanned(
-                &capture,
-                format!("the closure passed to `map` reads `{capture}` from the enclosing function, but it is differentiated as a function of its element alone; move the computation with `{capture}` out of the closure (e.g. `m.map(|v| v.tanh()) * {capture}`)"),
-            );
+            let message = if matches!(self.lookup(&capture.to_string()), Some(Slot::Closure(_))) {
+                format!("the closure passed to `map` calls `{capture}`, a closure of the enclosing function, but it is differentiated as a function of its element alone; write the computation out inside it, or make `{capture}` a #[differentiate] function")
+            } else {
+                format!("the closure passed to `map` reads `{capture}` from the enclosing function, but it is differentiated as a function of its element alone; move the computation with `{capture}` out of the closure (e.g. `m.map(|v| v.tanh()) * {capture}`)")
+            };
+            self.errors.push_spanned(&capture, message);
             return None;
         }
         let receiver = self.lower_single(&m.receiver)?;
@@ -3200,6 +3276,114 @@ impl<'e> Lowerer<'e> {
             .names
             .into_iter()
             .find(|name| self.lookup(&name.to_string()).is_some())
+    }
+
+    /// A closure bound by `let` is inlined where it is called: its parameters must be plain
+    /// names, and it may neither return early (a `return` would leave the function, not the
+    /// closure, once inlined) nor assign a variable outside it.
+    fn check_local_closure(&mut self, c: &syn::ExprClosure) -> Option<()> {
+        if let Some(token) = c.asyncness.as_ref() {
+            self.errors.push(
+                token.span,
+                "async closures are not supported in #[differentiate] functions",
+            );
+            return None;
+        }
+        for input in &c.inputs {
+            let name = match input {
+                Pat::Type(t) => &*t.pat,
+                other => other,
+            };
+            if !matches!(name, Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none()) {
+                self.errors.push_spanned(
+                    input,
+                    "a closure's parameters must be plain names here, like `|x, i: usize|`; take tuples apart inside the body",
+                );
+                return None;
+            }
+        }
+        struct Returns(Option<proc_macro2::Span>);
+        impl<'ast> Visit<'ast> for Returns {
+            fn visit_expr_return(&mut self, r: &'ast syn::ExprReturn) {
+                self.0.get_or_insert(r.return_token.span);
+            }
+            fn visit_expr_try(&mut self, t: &'ast syn::ExprTry) {
+                self.0.get_or_insert(t.question_token.span);
+            }
+            // a closure inside has returns of its own
+            fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+        }
+        let mut returns = Returns(None);
+        returns.visit_expr(&c.body);
+        if let Some(span) = returns.0 {
+            self.errors.push(
+                span,
+                "a closure bound to a variable is inlined where it is called, so it cannot return early; make its value the last expression of its body (an `if`/`else` works)",
+            );
+            return None;
+        }
+        let inner = &c.body;
+        let Ok(wrapped) = syn::parse2::<syn::Block>(quote!({ (#inner); })) else {
+            return Some(());
+        };
+        let params: Vec<String> = c
+            .inputs
+            .iter()
+            .filter_map(|input| match input {
+                Pat::Type(t) => pattern_ident(&t.pat),
+                other => pattern_ident(other),
+            })
+            .collect();
+        for name in assigned_names(&wrapped) {
+            if !params.contains(&name) && self.lookup(&name).is_some() {
+                self.errors.push_spanned(
+                    &c.body,
+                    format!("this closure assigns to `{name}`, a variable outside it; closures must not capture mutably here: write the statements where the closure is called, or a `for` loop"),
+                );
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// `f(a, b)` of a closure bound by `let f = |x, y| body;`: the body lowered here, in the
+    /// closure's environment, with its parameters bound to the arguments.
+    fn inline_closure(
+        &mut self,
+        closure: &LocalClosure,
+        args: Vec<Value>,
+        results: usize,
+    ) -> Option<Operand> {
+        let (c, env) = &*closure.0;
+        if c.inputs.len() != args.len() {
+            // rustc reports the wrong number of arguments itself
+            self.errors.fail_silently();
+            return None;
+        }
+        let outer = std::mem::replace(&mut self.env, env.clone());
+        for (input, arg) in c.inputs.iter().zip(args) {
+            let (pat, ty) = match input {
+                Pat::Type(t) => (&*t.pat, Some(&*t.ty)),
+                other => (other, None),
+            };
+            if let Pat::Ident(p) = pat {
+                let mut value = arg;
+                if let Some(ty) = ty {
+                    // as a `let` with that type: an integer parameter is a constant
+                    if crate::args::is_integer_type(ty) {
+                        value = self.emit1(Opcode::Cast(ty.clone()), vec![value], p.span());
+                    }
+                    self.annotations.insert(value, ty.clone());
+                }
+                self.declare(&p.ident, Slot::Bound(Operand::Value(value)));
+            }
+        }
+        let body = match results {
+            1 => self.lower_expr(&c.body),
+            n => self.lower_expr_expecting(&c.body, n),
+        };
+        self.env = outer;
+        body
     }
 
     /// Closures in iterator chains may read variables but not assign them.

@@ -463,11 +463,11 @@ fn errors_are_collected_not_panicked() {
 
     let messages = errors_of(
         quote!(),
-        quote! { fn f(x: f64) -> f64 { let c = |a: f64| a; c(x) } },
+        quote! { fn f(x: f64) -> f64 { let c = |a: f64| { return a; }; c(x) } },
     );
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert!(
-        messages[0].starts_with("closures are not supported"),
+        messages[0].starts_with("a closure bound to a variable is inlined"),
         "{messages:?}"
     );
 
@@ -1453,4 +1453,28 @@ fn assertions_are_instructions_without_results_or_derivatives() {
         code.contains(r#"assert!(v3, "x = {x}, n = {}", n, x = x);"#),
         "{code}"
     );
+}
+
+#[test]
+fn closures_bound_by_let_are_inlined_where_called() {
+    let func = lowered(quote! {
+        fn f(x: f64, y: f64) -> f64 {
+            let scale = y;
+            let weigh = |v: f64| v * scale;
+            let y = 3.0;
+            weigh(x) + weigh(y)
+        }
+    });
+    ir::verify(&func).expect("verifies");
+    // one multiplication per call, each by `scale` as it was defined (the parameter `y`)
+    expect![[r#"
+        fn f(v0: f64, v1: f64)
+        block0:
+            v2 = const 3.0
+            v3 = mul v0, v1
+            v4 = mul v2, v1
+            v5 = add v3, v4
+            yield v5
+    "#]]
+    .assert_eq(&ir::print(&func, &Plain));
 }

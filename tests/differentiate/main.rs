@@ -15,6 +15,7 @@
 
 mod arrays;
 mod assertions;
+mod closures;
 mod composition;
 mod control_flow;
 mod extremes;

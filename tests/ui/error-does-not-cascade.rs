@@ -2,8 +2,8 @@ use autodiff::prelude::*;
 
 #[differentiate]
 fn f(x: f64, y: f64) -> f64 {
-    let double = |a: f64| a * 2.0;
-    double(x) * y
+    println!("x = {x}");
+    x * y
 }
 
 fn main() {
