@@ -1657,6 +1657,24 @@ impl<'r> Gen<'r> {
                 self.bind(&pattern);
                 format!("let {pattern}{ty}{init}{diverge};")
             }
+            6 if self.rng.chance(50) => {
+                // a closure bound by `let`, called later through `var()`
+                let name = self.rng.pick(VAR_NAMES).to_string();
+                let scope = self.vars.len();
+                let params = self
+                    .rng
+                    .pick(&["v", "v: f64", "a, b", "i: usize", "a, b: f64", ""]);
+                self.vars.extend(["v", "a", "b", "i"].map(String::from));
+                let body = if self.rng.chance(30) {
+                    self.block(depth.saturating_sub(1), true)
+                } else {
+                    self.expr(depth.saturating_sub(1))
+                };
+                self.vars.truncate(scope);
+                let prefix = self.rng.pick(&["", "", "move "]);
+                self.vars.push(name.clone());
+                format!("let {name} = {prefix}|{params}| {body};")
+            }
             6..=11 => format!("{};", self.expr(depth)),
             12..=14 => match self.rng.below(4) {
                 0 => {
@@ -1816,10 +1834,12 @@ impl<'r> Gen<'r> {
             15..=17 => {
                 let callee = self.rng.pick(CALLEES).to_string();
                 let args = self.args(d, 3);
-                match self.rng.below(8) {
+                match self.rng.below(10) {
                     0 => format!("({})({args})", self.expr(d)),
                     1 => format!("T::from({args}).unwrap()"),
                     2 => format!("(|v| v)({args})"),
+                    // a variable called: a closure bound by `let`, or not
+                    3 | 4 => format!("{}({args})", self.var()),
                     _ => format!("{callee}({args})"),
                 }
             }
