@@ -2160,7 +2160,16 @@ impl<'a> FnGen<'a> {
         let e = self.big_expr();
         let e = self.squash(e, VAR_CAP);
         let name = self.name("t");
-        if self.rng.chance(0.4) {
+        if self.rng.chance(0.12) {
+            // through a closure bound by `let`, called twice with half the scale (exact)
+            let helper = self.name("h");
+            let prefix = if self.rng.chance(0.3) { "move " } else { "" };
+            self.line(format!("let {helper} = {prefix}|s: T| ({}) * s;", e.code));
+            self.line(format!(
+                "let {name} = {helper}(T::from(0.5).unwrap()) + {helper}(T::from(0.5).unwrap());"
+            ));
+            self.declare(name, Kind::Scalar, e.bound, false);
+        } else if self.rng.chance(0.4) {
             let slot = self.slot("mut ");
             self.line(format!(
                 "let {}{name} = {};",
