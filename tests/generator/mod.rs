@@ -2162,9 +2162,9 @@ impl<'a> FnGen<'a> {
         let name = self.name("t");
         if self.rng.chance(0.12) {
             // through a closure bound by `let`, called twice with half the scale (exact)
+            // (not `move`: the expression may read a vector used later)
             let helper = self.name("h");
-            let prefix = if self.rng.chance(0.3) { "move " } else { "" };
-            self.line(format!("let {helper} = {prefix}|s: T| ({}) * s;", e.code));
+            self.line(format!("let {helper} = |s: T| ({}) * s;", e.code));
             self.line(format!(
                 "let {name} = {helper}(T::from(0.5).unwrap()) + {helper}(T::from(0.5).unwrap());"
             ));
