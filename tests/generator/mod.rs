@@ -13,6 +13,7 @@
 //! ranges (`a..b`, `a..=b`, `.rev()`, `.step_by(k)`) and over slices (`iter`, `&v`,
 //! `enumerate`, `zip`, `rev`, `copied`), bounded `while` and `loop` (also `break value`),
 //! `break`/`continue`, early `return`, `match` on integers, late initialisation, shadowing,
+//! helper closures bound by `let`,
 //! tuple destructuring and swaps, local `Vec`s (`vec![..; n]`, `to_vec`, `with_capacity` +
 //! `push`, `clone`, indexed writes and compound writes, `swap`), iterator reductions (`sum`,
 //! `product`, `fold`, `map`, `zip`), calls to earlier functions (scalar, tuple and `Vec`
