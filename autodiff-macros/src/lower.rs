@@ -1127,9 +1127,28 @@ impl<'e> Lowerer<'e> {
                 t,
                 "this tuple pattern does not match the shape of the value; destructure tuple expressions, calls, or `if`/`match` expressions yielding tuples",
             ),
+            // `let [a, b, c] = x;`: one element read per name (rustc checks the length)
+            (Pat::Slice(s), Operand::Value(array))
+                if s.elems.iter().all(|p| {
+                    matches!(p, Pat::Wild(_))
+                        || matches!(p, Pat::Ident(i) if i.subpat.is_none() && i.by_ref.is_none())
+                }) =>
+            {
+                for (k, p) in s.elems.iter().enumerate() {
+                    if let Pat::Ident(_) = p {
+                        let index = self.constant(quote!(#k), p.span());
+                        let element = self.element(array, index, p.span());
+                        self.bind_pattern(p, Operand::Value(element), declare);
+                    }
+                }
+            }
+            (Pat::Slice(s), _) => self.errors.push_spanned(
+                s,
+                "an array pattern binds plain names or `_` to the elements of one array, like `let [a, b, c] = x;`; use `x[i]` for the others",
+            ),
             (other, _) => self.errors.push_spanned(
                 other,
-                "this pattern is not supported; bind a name, `_`, or a tuple of those",
+                "this pattern is not supported; bind a name, `_`, a tuple of those, or an array's elements (`[a, b, c]`)",
             ),
         }
     }

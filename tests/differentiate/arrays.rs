@@ -2584,3 +2584,22 @@ fn integer_lets_are_constants() {
         assert_fd("integer_lets", &g, integer_lets, &x);
     }
 }
+
+// `let [a, b, c] = x;` on an array parameter, through a reference, and with `_`
+// value = a d - b c + e² for u = [a, b, _], v = [c, d, e]
+// =>  du = [d, -c, 0], dv = [-b, a, 2e]
+#[differentiate]
+fn array_patterns(u: &[f64; 3], v: [f64; 3]) -> f64 {
+    let [a, b, _] = *u;
+    let [c, d, e] = v;
+    a * d - b * c + e * e
+}
+
+#[test]
+fn array_patterns_bind_elements() {
+    let (u, v) = ([0.5, -1.5, 2.0], [3.0, 0.25, -0.75]);
+    let (value, (du, dv)) = array_patterns_grad(&u, v);
+    assert_eq!(value.to_bits(), array_patterns(&u, v).to_bits());
+    assert_close("array_patterns du", &du, &[v[1], -v[0], 0.0], 1e-15);
+    assert_close("array_patterns dv", &dv, &[-u[1], u[0], 2.0 * v[2]], 1e-15);
+}
