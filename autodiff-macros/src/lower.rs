@@ -2169,6 +2169,7 @@ fn local_ident(e: &Expr) -> Option<Ident> {
 /// `.map(..)`, `.zip(..)`, ...).
 fn is_iterator_chain(e: &Expr) -> bool {
     match e {
+        Expr::MethodCall(m) if m.method == "skip" || m.method == "take" => m.args.len() == 1,
         Expr::MethodCall(m) => matches!(
             m.method.to_string().as_str(),
             "iter"
@@ -2197,8 +2198,6 @@ fn unsupported_adaptor(m: &syn::ExprMethodCall) -> Option<Ident> {
         "filter_map",
         "flat_map",
         "flatten",
-        "take",
-        "skip",
         "take_while",
         "skip_while",
         "chain",
@@ -2565,6 +2564,37 @@ impl<'e> Lowerer<'e> {
                         }
                         _ => self.unsupported_chain(m, "`.step_by(k)` on a range"),
                     },
+                    // `x.iter().skip(k)`, `x.iter().take(k)`: the elements of `x[k.min(n)..]`,
+                    // `x[..k.min(n)]` (a `k` past the end gives no elements, as the adaptors do)
+                    ("skip" | "take", 1) => match self.iteration_source(&m.receiver)? {
+                        Source::Arrays {
+                            arrays,
+                            enumerate: false,
+                            reverse: false,
+                        } if arrays.len() == 1 => {
+                            let span = m.span();
+                            let array = arrays[0];
+                            let count = self.lower_single(&m.args[0])?;
+                            let len = self.emit1(Opcode::Len, vec![array], span);
+                            let min = primitives::method("min", 2)?;
+                            let bound = self.emit1(Opcode::Primitive(min), vec![count, len], span);
+                            let (start, end) = if name == "skip" {
+                                (bound, len)
+                            } else {
+                                (self.constant(quote!(0usize), span), bound)
+                            };
+                            let slice = self.emit1(Opcode::Slice, vec![array, start, end], span);
+                            Some(Source::Arrays {
+                                arrays: vec![slice],
+                                enumerate: false,
+                                reverse: false,
+                            })
+                        }
+                        _ => self.unsupported_chain(
+                            m,
+                            "`.skip(k)` and `.take(k)` directly on `x.iter()`",
+                        ),
+                    },
                     ("windows" | "chunks" | "chunks_exact", 1) => {
                         let array = self.lower_single(&m.receiver)?;
                         let size = self.lower_single(&m.args[0])?;
@@ -2632,7 +2662,7 @@ impl<'e> Lowerer<'e> {
                     },
                     _ => self.unsupported_chain(
                         m,
-                        "ranges, `x.iter()`, `x.windows(k)`, `x.chunks(k)`, `x.chunks_exact(k)`, `.rev()`, `.step_by(k)`, `.enumerate()` and `.zip(y)`",
+                        "ranges, `x.iter()`, `x.windows(k)`, `x.chunks(k)`, `x.chunks_exact(k)`, `.rev()`, `.step_by(k)`, `.skip(k)`, `.take(k)`, `.enumerate()` and `.zip(y)`",
                     ),
                 }
             }

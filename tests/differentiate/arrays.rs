@@ -2603,3 +2603,40 @@ fn array_patterns_bind_elements() {
     assert_close("array_patterns du", &du, &[v[1], -v[0], 0.0], 1e-15);
     assert_close("array_patterns dv", &dv, &[-u[1], u[0], 2.0 * v[2]], 1e-15);
 }
+
+// `skip` and `take` on `x.iter()`: neighbours by zipping with the skipped slice, a prefix
+// of a parameter and the suffix of a local vector, and counts past the end (no elements)
+// value = Σ_i k/2 (x[i+1] - x[i])² + Σ_{i<n} x[i]² + Σ_{i>=n} 2 x[i]
+#[differentiate]
+fn skipped_and_taken(x: &[f64], k: f64, n: usize) -> f64 {
+    let mut energy = 0.0;
+    for (a, b) in x.iter().zip(x.iter().skip(1)) {
+        energy += 0.5 * k * (b - a).powi(2);
+    }
+    let doubled: Vec<f64> = x.iter().map(|v| 2.0 * v).collect();
+    energy + x.iter().take(n).map(|v| v * v).sum::<f64>() + doubled.iter().skip(n).sum::<f64>()
+}
+
+#[test]
+fn skip_and_take_slice_the_iteration() {
+    for n in [0, 2, 9] {
+        let x = point(5, 61 + n as u64);
+        let k = 1.5;
+        let (value, (dx, dk)) = skipped_and_taken_grad(&x, k, n);
+        assert_eq!(value.to_bits(), skipped_and_taken(&x, k, n).to_bits());
+        let expected: Vec<f64> = (0..x.len())
+            .map(|i| {
+                let left = if i > 0 { k * (x[i] - x[i - 1]) } else { 0.0 };
+                let right = if i + 1 < x.len() {
+                    -k * (x[i + 1] - x[i])
+                } else {
+                    0.0
+                };
+                left + right + if i < n { 2.0 * x[i] } else { 2.0 }
+            })
+            .collect();
+        assert_close("skipped_and_taken", &dx, &expected, 1e-12);
+        let energy: f64 = x.windows(2).map(|w| 0.5 * (w[1] - w[0]).powi(2)).sum();
+        assert!((dk - energy).abs() < 1e-12, "{dk} vs {energy}");
+    }
+}
