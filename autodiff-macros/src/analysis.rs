@@ -34,6 +34,9 @@ pub struct Analysis {
     pub useful: Vec<bool>,
     /// Per value: read by the backward pass.
     pub needed: Vec<bool>,
+    /// Per value: read by the backward pass for more than its shape (see
+    /// [`Analysis::shape_only`]).
+    pub needed_fully: Vec<bool>,
     /// Per value: computed from constants only, so recomputed rather than saved.
     pub constant: Vec<bool>,
     /// Per value: needed, but cheap to recompute from other available values (arithmetic,
@@ -84,6 +87,12 @@ impl Analysis {
     pub fn is_saved(&self, v: Value) -> bool {
         self.needed[v.index()] && !self.constant[v.index()] && !self.recompute[v.index()]
     }
+
+    /// Whether the backward pass reads saved tensor `v` only for its shape (the rules of
+    /// sums, broadcasting `+`/`-` and `reshape`): the pullback keeps its dimensions.
+    pub fn shape_only(&self, v: Value) -> bool {
+        self.is_saved(v) && self.tensors[v.index()] && !self.needed_fully[v.index()]
+    }
 }
 
 /// Runs every analysis. Errors (an active value reaching an operation without a derivative,
@@ -101,6 +110,7 @@ pub fn analyze(
         varied: vec![false; n],
         useful: vec![false; n],
         needed: vec![false; n],
+        needed_fully: vec![false; n],
         constant: vec![false; n],
         recompute: vec![false; n],
         reversed: vec![false; func.insts.len()],
@@ -135,16 +145,19 @@ pub fn analyze(
         if let Some(len) = len {
             if analysis.active_params[i] {
                 analysis.needed[len.index()] = true;
+                analysis.needed_fully[len.index()] = true;
             }
         }
     }
     for v in func.output_len.iter().chain(&func.output_shape) {
         analysis.needed[v.index()] = true;
+        analysis.needed_fully[v.index()] = true;
     }
     // an active parameter set's cotangent starts as `zero_like` of the saved parameter
     for (param, &is_struct) in func.params.iter().zip(&func.param_structs) {
         if is_struct && analysis.is_active(param.value) {
             analysis.needed[param.value.index()] = true;
+            analysis.needed_fully[param.value.index()] = true;
         }
     }
     fixed_lengths(func, func.entry, &mut analysis);
@@ -208,6 +221,7 @@ pub fn pullback_reads(
                 Read::Arg(j) => Some(args[*j]),
                 Read::Result => Some(data.results[0]),
                 Read::Sibling => sibling(func, inst),
+                Read::Shape(j) => Some(args[*j]),
             })
             .collect()
     };
@@ -904,9 +918,14 @@ fn block_of(func: &Function, owners: &HashMap<Block, (Inst, Block)>, inst: Inst)
 }
 
 fn need(func: &Function, a: &mut Analysis, v: Value) {
+    need_as(func, a, v, true);
+}
+
+/// Marks `v` read by the backward pass, `fully` or for its shape only.
+fn need_as(func: &Function, a: &mut Analysis, v: Value, fully: bool) {
     if let Some(inst) = func.def_inst(v) {
         match &func.inst(inst).opcode {
-            Opcode::Ref => return need(func, a, func.inst(inst).args[0]),
+            Opcode::Ref => return need_as(func, a, func.inst(inst).args[0], fully),
             // a place is read from its saved root at the same path
             Opcode::Place(_) => {
                 for arg in func.inst(inst).args.clone() {
@@ -918,6 +937,7 @@ fn need(func: &Function, a: &mut Analysis, v: Value) {
         }
     }
     a.needed[v.index()] = true;
+    a.needed_fully[v.index()] |= fully;
 }
 
 /// The to-be-recorded analysis: marks what the backward pass reads. Returns whether the
@@ -957,8 +977,26 @@ fn record(func: &Function, block: Block, a: &mut Analysis) -> bool {
                     if !a.is_active(arg) && !replayed {
                         continue;
                     }
+                    let shape_reads: Vec<Value> = rule_for(func, a, inst, i)
+                        .filter(|_| {
+                            matches!(
+                                data.opcode,
+                                Opcode::Binary(_) | Opcode::Unary(_) | Opcode::Primitive(_)
+                            )
+                        })
+                        .map(|rule| {
+                            rule.reads
+                                .iter()
+                                .filter_map(|r| match r {
+                                    crate::primitives::Read::Shape(j) => Some(data.args[*j]),
+                                    _ => None,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     for v in pullback_reads(func, Some(a), inst, i).unwrap_or_default() {
-                        need(func, a, v);
+                        let fully = !shape_reads.contains(&v);
+                        need_as(func, a, v, fully);
                     }
                 }
                 true

@@ -865,6 +865,9 @@ impl Context<'_> {
     /// `&self`, or an operator on a tensor or matrix, which the forward pass then writes with
     /// `&v`), so it is still there, unchanged, when the pullback is built at the end.
     fn saved_in_place(&self, analysis: &Analysis, v: Value) -> bool {
+        if analysis.shape_only(v) {
+            return false;
+        }
         let entry = self.func.block(self.func.entry);
         // made at the top level by an operation whose result is owned (a borrowed slice, or
         // a call's or unknown method's result, which may be a reference, is copied as before)
@@ -953,6 +956,10 @@ impl Context<'_> {
         let mut fields = Vec::new();
         for v in self.saved_in_block(analysis, block) {
             let name = self.names.name(v);
+            if analysis.shape_only(v) {
+                fields.push(quote!(#name: ::std::vec::Vec<usize>));
+                continue;
+            }
             match &analysis.types[v.index()] {
                 Some(syn::Type::Reference(r))
                     if copies_through_reference(&r.elem) || saved_by_clone(&r.elem) =>
@@ -1308,7 +1315,9 @@ impl Context<'_> {
             if analysis.is_saved(v) && analysis.arrays[v.index()] {
                 let (name, copy, private) =
                     (self.names.name(v), self.saved_copy(analysis, v), private());
-                if self.saved_in_place(analysis, v) {
+                if analysis.shape_only(v) {
+                    out.extend(quote!(let #copy = #private::ShapeOf::shape_of(&#name);));
+                } else if self.saved_in_place(analysis, v) {
                     // moved into the pullback at the end
                 } else if self.unsaved_arrays.borrow().contains(&v) {
                     // no backward statement reads it: an empty `Vec` fills the record's field
@@ -3572,6 +3581,8 @@ impl Context<'_> {
                                     Read::Result => Some(self.read_ref(analysis, result)),
                                     Read::Sibling => crate::analysis::sibling(self.func, inst)
                                         .map(|v| self.read_ref(analysis, v)),
+                                    // the tensor, or the dimensions kept in its place
+                                    Read::Shape(j) => Some(self.read_ref(analysis, data.args[*j])),
                                 })
                                 .collect();
                             quote!(#private::rules::#path(#(#reads,)* #d))

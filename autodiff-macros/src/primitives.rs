@@ -15,6 +15,9 @@ pub enum Read {
     /// The result of its sibling on the same argument in the same block: `cos x` for
     /// `sin x` and the reverse (see [`SIN_FROM_COS`]).
     Sibling,
+    /// Only the shape of the n-th argument (a tensor): when nothing else of the backward
+    /// pass reads that tensor, the pullback keeps its dimensions instead of its elements.
+    Shape(usize),
 }
 
 /// The pullback of one argument: a runtime function and what it reads.
@@ -291,6 +294,12 @@ pub mod tensor {
         (padding) => {
             Read::Arg(4)
         };
+        (shape_of_a) => {
+            Read::Shape(0)
+        };
+        (shape_of_b) => {
+            Read::Shape(1)
+        };
         (y) => {
             Read::Result
         };
@@ -344,12 +353,12 @@ pub mod tensor {
         LOG_SOFTMAX "log_softmax" 2 -> Same: log_softmax_d0(y, arg1) | none();
         CROSS_ENTROPY "cross_entropy" 2 -> Elem: cross_entropy_d0(x, arg1) | none();
         MSE "mse" 2 -> Elem: mse_d0(x, arg1) | mse_d1(x, arg1);
-        RESHAPE "reshape" 2 -> Same: reshape_d0(x) | none();
-        SUM "sum" 1 -> Elem: sum_d0(x);
-        MEAN "mean" 1 -> Elem: mean_d0(x);
-        SUM_AXIS "sum_axis" 2 -> Same: sum_axis_d0(x, arg1) | none();
-        ADD "add" 2 -> Same: add_d0(a) | add_d1(b);
-        SUB "sub" 2 -> Same: sub_d0(a) | sub_d1(b);
+        RESHAPE "reshape" 2 -> Same: reshape_d0(shape_of_a) | none();
+        SUM "sum" 1 -> Elem: sum_d0(shape_of_a);
+        MEAN "mean" 1 -> Elem: mean_d0(shape_of_a);
+        SUM_AXIS "sum_axis" 2 -> Same: sum_axis_d0(shape_of_a, arg1) | none();
+        ADD "add" 2 -> Same: add_d0(shape_of_a) | add_d1(shape_of_b);
+        SUB "sub" 2 -> Same: sub_d0(shape_of_a) | sub_d1(shape_of_b);
         MUL "mul" 2 -> Same: mul_d0(a, b) | mul_d1(a, b);
         NEG "neg" 1 -> Same: neg_d0();
         MUL_SCALAR "mul_scalar" 2 -> Same: mul_scalar_d0(b) | mul_scalar_d1(a);

@@ -1478,3 +1478,24 @@ fn closures_bound_by_let_are_inlined_where_called() {
     "#]]
     .assert_eq(&ir::print(&func, &Plain));
 }
+
+#[test]
+fn tensors_read_only_for_their_shape_keep_their_dimensions() {
+    let code = expansion(quote! {
+        fn f(w: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+            let h = w.tanh();
+            let z = &h.matmul(w) + b;
+            z.mean() + z.tanh().sum()
+        }
+    });
+    // `z` is read by `mean`'s rule and by the bias add's only for the shape; `b` by the add's
+    let shapes = code.matches("ShapeOf::shape_of(").count();
+    assert!(shapes >= 2, "{code}");
+    assert!(
+        code.contains("z_saved = ::autodiff::__private::ShapeOf::shape_of(&z)"),
+        "{code}"
+    );
+    assert!(code.contains("z: ::std::vec::Vec<usize>"), "{code}");
+    // `h` is read by the product's rule in full, so it is kept as it is
+    assert!(!code.contains("ShapeOf::shape_of(&h)"), "{code}");
+}

@@ -322,6 +322,12 @@ pub trait ShapeOf {
     fn shape_of(&self) -> Vec<usize>;
 }
 
+impl<S: ShapeOf + ?Sized> ShapeOf for &S {
+    fn shape_of(&self) -> Vec<usize> {
+        (**self).shape_of()
+    }
+}
+
 impl<T: crate::tensor::TensorElement> ShapeOf for crate::tensor::Tensor<T> {
     fn shape_of(&self) -> Vec<usize> {
         self.shape().to_vec()

@@ -492,3 +492,22 @@ fn shapes_of_differentiated_tensors_used_directly() {
         &[2],
     );
 }
+
+// a recurrent loop whose bias add and whose `sum`, `mean`, `reshape` and `sum_axis` read their
+// operands only for their shapes: the pullback keeps dimensions for those, not tensors
+#[differentiate(wrt(w, b))]
+fn recurrent(w: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    let mut h = w.tanh();
+    let mut total = 0.0;
+    for _ in 0..3 {
+        let z = &h.matmul(w) + b;
+        total += z.mean() + (&z - b).sum_axis(0).sum();
+        h = z.reshape(&[2, 2]).tanh();
+    }
+    total + h.sum()
+}
+
+#[test]
+fn shapes_kept_for_sums_and_broadcasts_give_the_gradient() {
+    check_two_tensor_function(recurrent, recurrent_grad, 23, &[2, 2], &[2]);
+}

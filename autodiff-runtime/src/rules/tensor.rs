@@ -37,7 +37,7 @@
 
 use crate::tensor::{
     cast, col2im, cross_entropy_dims, for_each_argmax, gemm, im2col, logsumexp, numel, pool_dims,
-    split_at_axis, unbroadcast_to, ConvGeometry, MatMut, MatRef,
+    split_at_axis, unbroadcast_to, ConvGeometry, MatMut, MatRef, Shaped,
 };
 use crate::{Tensor, TensorElement};
 
@@ -419,72 +419,76 @@ pub fn mse_d1<T: TensorElement>(x: &Tensor<T>, target: &Tensor<T>, d: T) -> Tens
 
 /// `y = reshape(x, shape)`: `x̄ = ȳ` with `x`'s shape.
 #[track_caller]
-pub fn reshape_d0<T: TensorElement>(x: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
+pub fn reshape_d0<T: TensorElement, S: Shaped + ?Sized>(x: &S, d: Tensor<T>) -> Tensor<T> {
     pass_zero!(d);
-    if d.numel() != x.numel() {
+    if d.numel() != x.count() {
         panic!(
             "reshape_d0: the output cotangent has shape {:?}, but x has shape {:?}",
             d.shape(),
-            x.shape()
+            x.dims()
         );
     }
-    d.into_reshape(x.shape())
+    d.into_reshape(x.dims())
 }
 
 /// `y = sum(x)`: `x̄ = ȳ` everywhere.
-pub fn sum_d0<T: TensorElement>(x: &Tensor<T>, d: T) -> Tensor<T> {
-    Tensor::full(x.shape(), d)
+pub fn sum_d0<T: TensorElement, S: Shaped + ?Sized>(x: &S, d: T) -> Tensor<T> {
+    Tensor::full(x.dims(), d)
 }
 
 /// `y = mean(x)`: `x̄ = ȳ / n` everywhere.
-pub fn mean_d0<T: TensorElement>(x: &Tensor<T>, d: T) -> Tensor<T> {
-    Tensor::full(x.shape(), d / cast(x.numel()))
+pub fn mean_d0<T: TensorElement, S: Shaped + ?Sized>(x: &S, d: T) -> Tensor<T> {
+    Tensor::full(x.dims(), d / cast(x.count()))
 }
 
 /// `y = sum_axis(x, axis)`: `x̄ = ȳ` repeated along `axis`.
 #[track_caller]
-pub fn sum_axis_d0<T: TensorElement>(x: &Tensor<T>, axis: &usize, d: Tensor<T>) -> Tensor<T> {
+pub fn sum_axis_d0<T: TensorElement, S: Shaped + ?Sized>(
+    x: &S,
+    axis: &usize,
+    d: Tensor<T>,
+) -> Tensor<T> {
     pass_zero!(d);
-    let (outer, len, inner) = split_at_axis("sum_axis_d0", x.shape(), *axis);
-    let mut reduced = x.shape().to_vec();
+    let (outer, len, inner) = split_at_axis("sum_axis_d0", x.dims(), *axis);
+    let mut reduced = x.dims().to_vec();
     reduced.remove(*axis);
     expect_shape("sum_axis_d0", &d, &reduced);
-    let mut data = Vec::with_capacity(x.numel());
+    let mut data = Vec::with_capacity(x.count());
     for o in 0..outer {
         let lane = &d.data()[o * inner..(o + 1) * inner];
         for _ in 0..len {
             data.extend_from_slice(lane);
         }
     }
-    Tensor::from_vec(data, x.shape())
+    Tensor::from_vec(data, x.dims())
 }
 
 /// `y = a + b` (broadcasting): `ā = ȳ` summed over `a`'s broadcast axes.
 #[track_caller]
-pub fn add_d0<T: TensorElement>(a: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
+pub fn add_d0<T: TensorElement, S: Shaped + ?Sized>(a: &S, d: Tensor<T>) -> Tensor<T> {
     pass_zero!(d);
-    unbroadcast_to("add_d0", d, a.shape())
+    unbroadcast_to("add_d0", d, a.dims())
 }
 
 /// `y = a + b` (broadcasting): `b̄ = ȳ` summed over `b`'s broadcast axes.
 #[track_caller]
-pub fn add_d1<T: TensorElement>(b: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
+pub fn add_d1<T: TensorElement, S: Shaped + ?Sized>(b: &S, d: Tensor<T>) -> Tensor<T> {
     pass_zero!(d);
-    unbroadcast_to("add_d1", d, b.shape())
+    unbroadcast_to("add_d1", d, b.dims())
 }
 
 /// `y = a - b` (broadcasting): `ā = ȳ` summed over `a`'s broadcast axes.
 #[track_caller]
-pub fn sub_d0<T: TensorElement>(a: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
+pub fn sub_d0<T: TensorElement, S: Shaped + ?Sized>(a: &S, d: Tensor<T>) -> Tensor<T> {
     pass_zero!(d);
-    unbroadcast_to("sub_d0", d, a.shape())
+    unbroadcast_to("sub_d0", d, a.dims())
 }
 
 /// `y = a - b` (broadcasting): `b̄ = -ȳ` summed over `b`'s broadcast axes.
 #[track_caller]
-pub fn sub_d1<T: TensorElement>(b: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
+pub fn sub_d1<T: TensorElement, S: Shaped + ?Sized>(b: &S, d: Tensor<T>) -> Tensor<T> {
     pass_zero!(d);
-    -unbroadcast_to("sub_d1", d, b.shape())
+    -unbroadcast_to("sub_d1", d, b.dims())
 }
 
 /// `y = a * b` (broadcasting, elementwise): `ā = ȳ b` summed over `a`'s broadcast axes.

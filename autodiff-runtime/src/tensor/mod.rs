@@ -92,6 +92,50 @@ pub(crate) fn cast<T: Float>(n: usize) -> T {
     T::from(n).unwrap()
 }
 
+/// Anything with a tensor's shape: a [`Tensor`], or the dimensions a pullback keeps in its
+/// place when its backward pass needs nothing else of it (`Vec<usize>`, `[usize]`). The
+/// rules that read only a shape (sums, broadcasting `+`/`-`, `reshape`) take either.
+///
+/// ```
+/// use autodiff_runtime::rules::tensor::sum_d0;
+/// use autodiff_runtime::Tensor;
+///
+/// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
+/// // the cotangent of `x.sum()` from the tensor, or from its dimensions alone
+/// assert_eq!(sum_d0(&x, 1.5).data(), sum_d0(&vec![2usize, 2], 1.5).data());
+/// ```
+pub trait Shaped {
+    /// The dimensions.
+    fn dims(&self) -> &[usize];
+
+    /// The number of elements: the product of the dimensions.
+    fn count(&self) -> usize {
+        self.dims().iter().product()
+    }
+}
+
+impl<T: TensorElement> Shaped for Tensor<T> {
+    fn dims(&self) -> &[usize] {
+        self.shape()
+    }
+
+    fn count(&self) -> usize {
+        self.numel()
+    }
+}
+
+impl Shaped for [usize] {
+    fn dims(&self) -> &[usize] {
+        self
+    }
+}
+
+impl Shaped for Vec<usize> {
+    fn dims(&self) -> &[usize] {
+        self
+    }
+}
+
 impl<T: TensorElement> Tensor<T> {
     /// The tensor of shape `shape` holding `data` in row-major order.
     ///

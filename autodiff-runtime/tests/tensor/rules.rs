@@ -508,9 +508,12 @@ fn hand_computed_rules() {
     );
     // y = sum_j (a + b)[i, j] with a [2, 2], b [2]  =>  b̄ = column sums of ȳ
     let d = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
-    assert_eq!(add_d1(&Tensor::zeros(&[2]), d).data(), &[4.0, 6.0]);
+    assert_eq!(add_d1(&Tensor::<f64>::zeros(&[2]), d).data(), &[4.0, 6.0]);
     // y = mean(x) over 4 elements  =>  x̄ = ȳ / 4
-    assert_eq!(mean_d0(&Tensor::zeros(&[2, 2]), 2.0).data(), &[0.5; 4]);
+    assert_eq!(
+        mean_d0(&Tensor::<f64>::zeros(&[2, 2]), 2.0).data(),
+        &[0.5; 4]
+    );
     // cross-entropy of equal logits over 2 classes, label 0  =>  x̄ = [-1/2, 1/2]
     let g = cross_entropy_d0(&Tensor::zeros(&[1, 2]), &[0], 1.0);
     assert_eq!(g.data(), &[-0.5, 0.5]);
