@@ -891,7 +891,8 @@ impl Context<'_> {
                     _ => false,
                 }
         });
-        if !top_level
+        let in_loop_body = !top_level && self.made_in_loop_body(analysis, v);
+        if !(top_level || in_loop_body)
             || !analysis.is_saved(v)
             || !analysis.arrays[v.index()]
             || self.unsaved_arrays.borrow().contains(&v)
@@ -910,6 +911,48 @@ impl Context<'_> {
             }
         });
         borrowed_only
+    }
+
+    /// Whether `v` is an owned array made directly in a loop's body, by an operation whose
+    /// result is owned or as a carried variable (moved in from the carrier), so that it can
+    /// be moved into the iteration's record, which is pushed at the end of the iteration.
+    fn made_in_loop_body(&self, analysis: &Analysis, v: Value) -> bool {
+        if !matches!(&analysis.types[v.index()], Some(ty) if !matches!(ty, syn::Type::Reference(_)))
+        {
+            return false;
+        }
+        let owned_result = |def: Inst| {
+            matches!(
+                &self.func.inst(def).opcode,
+                Opcode::Binary(_)
+                    | Opcode::Unary(_)
+                    | Opcode::Primitive(_)
+                    | Opcode::Copy(_)
+                    | Opcode::VecFill
+                    | Opcode::ArrayLiteral { vec: true }
+                    | Opcode::VecNew
+            )
+        };
+        let mut found = false;
+        self.func.walk_insts(self.func.entry, &mut |inst| {
+            let data = self.func.inst(inst);
+            if !matches!(data.opcode, Opcode::ForRange(_) | Opcode::While) {
+                return;
+            }
+            let Some(&body) = data.arms.first() else {
+                return;
+            };
+            let block = self.func.block(body);
+            let carried = loop_slots(self.func, inst)
+                .iter()
+                .any(|&(_, param, _, _)| param == v);
+            let made_here = self
+                .func
+                .def_inst(v)
+                .is_some_and(|def| block.insts.contains(&def) && owned_result(def));
+            found |= carried || made_here;
+        });
+        found
     }
 
     /// Whether operand `i` of `inst` is only borrowed by the forward statement written for
