@@ -1499,3 +1499,22 @@ fn tensors_read_only_for_their_shape_keep_their_dimensions() {
     // `h` is read by the product's rule in full, so it is kept as it is
     assert!(!code.contains("ShapeOf::shape_of(&h)"), "{code}");
 }
+
+#[test]
+fn arrays_a_loop_body_only_borrows_move_into_its_record() {
+    let code = expansion(quote! {
+        fn f(x: &Tensor<f64>, w: &Tensor<f64>) -> f64 {
+            let mut h = x.tanh();
+            for _ in 0..3 {
+                let z = h.matmul(w);
+                h = z.tanh();
+            }
+            h.sum()
+        }
+    });
+    // the carried state is only borrowed by the product: moved into the record, not copied;
+    // the state passed on (`tanh`'s result, which the carrier takes) is copied
+    assert!(!code.contains("h_1_saved"), "{code}");
+    assert!(code.contains("push(FLoop0 { h_1, h_2: h_2_saved"), "{code}");
+    assert!(code.contains("Save::save(&h_2)"), "{code}");
+}
