@@ -1781,12 +1781,7 @@ impl<'e> Lowerer<'e> {
         if path.qself.is_some() {
             return None;
         }
-        let segments: Vec<String> = path
-            .path
-            .segments
-            .iter()
-            .map(|s| s.ident.to_string())
-            .collect();
+        let segments = path_segments(&path.path);
         let (last, owner) = segments.split_last()?;
         let owner_ok = match owner {
             [one] => {
@@ -1819,12 +1814,7 @@ impl<'e> Lowerer<'e> {
             }
         }
         let args = self.lower_args(&call.args)?;
-        let segments: Vec<String> = path
-            .path
-            .segments
-            .iter()
-            .map(|s| s.ident.to_string())
-            .collect();
+        let segments = path_segments(&path.path);
         if path.qself.is_none()
             && segments.len() == 2
             && segments[0] == "Vec"
@@ -1988,15 +1978,15 @@ impl<'e> Lowerer<'e> {
     }
 }
 
+/// The segments of a path as strings: `std::vec::Vec` → `["std", "vec", "Vec"]`.
+fn path_segments(path: &syn::Path) -> Vec<String> {
+    path.segments.iter().map(|s| s.ident.to_string()).collect()
+}
+
 /// For an assertion macro (`assert`, `assert_eq`, `assert_ne` and their `debug_` forms, by
 /// name or through `std::`/`core::`), how many leading arguments are checked values.
 fn assertion_arity(mac: &syn::Macro) -> Option<usize> {
-    let segments: Vec<String> = mac
-        .path
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
+    let segments = path_segments(&mac.path);
     let name = match segments.as_slice() {
         [name] => name,
         [krate, name] if krate == "std" || krate == "core" => name,
