@@ -3596,16 +3596,30 @@ impl Context<'_> {
                         matches!(data.opcode, Opcode::Cast(_))
                             || rule_for(self.func, analysis, inst, i).is_some()
                     };
-                    let active_args: Vec<usize> = (0..data.args.len())
+                    let borrows = |i: usize| {
+                        rule_for(self.func, analysis, inst, i)
+                            .is_some_and(crate::primitives::borrows_cotangent)
+                    };
+                    // the rules that only read the cotangent first, so that it is lent to them
+                    let mut active_args: Vec<usize> = (0..data.args.len())
                         .filter(|&i| active(i) && has_rule(i))
                         .collect();
-                    for (n, &i) in active_args.iter().enumerate() {
+                    active_args.sort_by_key(|&i| !borrows(i));
+                    let consuming = active_args.iter().filter(|&&i| !borrows(i)).count();
+                    let mut consumed = 0;
+                    for &i in &active_args {
                         let arg = data.args[i];
-                        // a container cotangent feeding several rules is copied for all but the last
-                        let d = if analysis.arrays[result.index()] && n + 1 < active_args.len() {
-                            quote!(::core::clone::Clone::clone(&#d))
+                        // a container cotangent is lent to the rules that only read it, and
+                        // copied for every other one but the last
+                        let d = if borrows(i) {
+                            quote!(&#d)
                         } else {
-                            quote!(#d)
+                            consumed += 1;
+                            if analysis.arrays[result.index()] && consumed < consuming {
+                                quote!(::core::clone::Clone::clone(&#d))
+                            } else {
+                                quote!(#d)
+                            }
                         };
                         let expr = if let Opcode::Cast(_) = data.opcode {
                             quote!(#private::rules::cast_d0(#d))

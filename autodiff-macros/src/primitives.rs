@@ -396,6 +396,20 @@ pub mod tensor {
     }
 }
 
+/// Whether `rule` only reads its cotangent (it takes `impl Borrow<Tensor<T>>`): a cotangent
+/// that several rules read is lent to these rather than cloned for each.
+pub fn borrows_cotangent(rule: &Rule) -> bool {
+    matches!(
+        rule.path,
+        "tensor::matmul_d0"
+            | "tensor::matmul_d1"
+            | "tensor::linear_d0"
+            | "tensor::linear_d1"
+            | "tensor::conv2d_d0"
+            | "tensor::conv2d_d1"
+    )
+}
+
 /// Whether the method call written for `p` only borrows its receiver (`&self`): every
 /// method of our tensors, and nalgebra's except `try_inverse` (which consumes it) and
 /// `solve` (written through a copy of it).

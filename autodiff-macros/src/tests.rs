@@ -1518,3 +1518,16 @@ fn arrays_a_loop_body_only_borrows_move_into_its_record() {
     assert!(code.contains("push(FLoop0 { h_1, h_2: h_2_saved"), "{code}");
     assert!(code.contains("Save::save(&h_2)"), "{code}");
 }
+
+#[test]
+fn cotangents_are_lent_to_rules_that_only_read_them() {
+    let code = expansion(quote! {
+        fn f(x: &Tensor<f64>, w: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+            x.linear(w, b).tanh().sum()
+        }
+    });
+    // the input's and the weight's rules borrow the layer's cotangent; the bias's consumes it
+    assert!(code.contains("linear_d0(w, &d_"), "{code}");
+    assert!(code.contains("linear_d1(x, &d_"), "{code}");
+    assert!(!code.contains("Clone::clone(&d_"), "{code}");
+}

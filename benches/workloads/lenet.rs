@@ -53,28 +53,25 @@ pub fn hand_grad(p: &LeNet, x: &Tensor<f32>, labels: &[usize]) -> (f32, LeNet) {
     let z3 = h2.linear(&p.f3.w, &p.f3.b);
     let value = z3.cross_entropy(labels);
     let d_z3 = r::cross_entropy_d0(&z3, labels, 1.0);
-    let d_h2 = r::linear_d0(&p.f3.w, d_z3.clone());
-    let (d_w3, d_b3) = (r::linear_d1(&h2, d_z3.clone()), r::linear_d2(d_z3));
+    let d_h2 = r::linear_d0(&p.f3.w, &d_z3);
+    let (d_w3, d_b3) = (r::linear_d1(&h2, &d_z3), r::linear_d2(d_z3));
     let d_z2 = r::relu_d0(&h2, d_h2);
-    let d_h1 = r::linear_d0(&p.f2.w, d_z2.clone());
-    let (d_w2, d_b2) = (r::linear_d1(&h1, d_z2.clone()), r::linear_d2(d_z2));
+    let d_h1 = r::linear_d0(&p.f2.w, &d_z2);
+    let (d_w2, d_b2) = (r::linear_d1(&h1, &d_z2), r::linear_d2(d_z2));
     let d_z1 = r::relu_d0(&h1, d_h1);
-    let d_flat = r::linear_d0(&p.f1.w, d_z1.clone());
-    let (d_w1, d_b1) = (r::linear_d1(&flat, d_z1.clone()), r::linear_d2(d_z1));
+    let d_flat = r::linear_d0(&p.f1.w, &d_z1);
+    let (d_w1, d_b1) = (r::linear_d1(&flat, &d_z1), r::linear_d2(d_z1));
     let d_m2 = r::reshape_d0(&m2, d_flat);
     let d_r2 = r::max_pool2d_d0(&r2, &2, d_m2);
     let d_a2 = r::relu_d0(&r2, d_r2);
-    let d_m1 = r::conv2d_d0(&m1, &p.c2.w, &1, &0, d_a2.clone());
+    let d_m1 = r::conv2d_d0(&m1, &p.c2.w, &1, &0, &d_a2);
     let (d_cw2, d_cb2) = (
-        r::conv2d_d1(&m1, &p.c2.w, &1, &0, d_a2.clone()),
+        r::conv2d_d1(&m1, &p.c2.w, &1, &0, &d_a2),
         r::conv2d_d2(d_a2),
     );
     let d_r1 = r::max_pool2d_d0(&r1, &2, d_m1);
     let d_a1 = r::relu_d0(&r1, d_r1);
-    let (d_cw1, d_cb1) = (
-        r::conv2d_d1(x, &p.c1.w, &1, &2, d_a1.clone()),
-        r::conv2d_d2(d_a1),
-    );
+    let (d_cw1, d_cb1) = (r::conv2d_d1(x, &p.c1.w, &1, &2, &d_a1), r::conv2d_d2(d_a1));
     let grad = LeNet {
         c1: Conv { w: d_cw1, b: d_cb1 },
         c2: Conv { w: d_cw2, b: d_cb2 },

@@ -2,7 +2,10 @@
 //!
 //! The calling convention is the scalar rules' (reads by reference, then the output
 //! cotangent `d` by value), with tensors in place of scalars: a tensor argument's cotangent
-//! is a `Tensor<T>` of its shape, a scalar's (`T`) a `T`. These rules are not re-exported
+//! is a `Tensor<T>` of its shape, a scalar's (`T`) a `T`. The rules of `matmul`, `linear`
+//! and `conv2d` for the input and the weight only read `d`, so they take it either way
+//! (`impl Borrow<Tensor<T>>`): pass `&d` to all but the one that consumes it, instead of
+//! cloning it. The rules that need only an operand's shape take it as [`Shaped`](crate::tensor::Shaped). These rules are not re-exported
 //! into [`rules`](crate::rules), whose scalar rules share their names; generated code names
 //! them `rules::tensor::matmul_d0`.
 //!
@@ -29,7 +32,7 @@
 //! let a = Tensor::from_vec(vec![1.0, 2.0], &[1, 2]);
 //! let b = Tensor::from_vec(vec![3.0, 4.0], &[2, 1]);
 //! let d = Tensor::from_vec(vec![1.0], &[1, 1]);
-//! assert_eq!(matmul_d0(&b, d.clone()).data(), &[3.0, 4.0]);
+//! assert_eq!(matmul_d0(&b, &d).data(), &[3.0, 4.0]);
 //! assert_eq!(matmul_d1(&a, d).data(), &[1.0, 2.0]);
 //! // A zero cotangent costs nothing.
 //! assert!(matmul_d0(&b, Tensor::zero()).is_zero_cotangent());
@@ -40,6 +43,7 @@ use crate::tensor::{
     split_at_axis, unbroadcast_to, ConvGeometry, MatMut, MatRef, Shaped,
 };
 use crate::{Tensor, TensorElement};
+use std::borrow::Borrow;
 
 /// Returns the zero cotangent from the enclosing rule when `d` is it.
 macro_rules! pass_zero {
@@ -104,8 +108,9 @@ pub fn unbroadcast<T: TensorElement>(d: Tensor<T>, shape: &[usize]) -> Tensor<T>
 
 /// `y = a b` (`[m, k]` by `[k, n]`): `ā = ȳ bᵀ`.
 #[track_caller]
-pub fn matmul_d0<T: TensorElement>(b: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
+pub fn matmul_d0<T: TensorElement, D: Borrow<Tensor<T>>>(b: &Tensor<T>, d: D) -> Tensor<T> {
+    let d = d.borrow();
+    pass_zero!(d, <Tensor<T> as crate::Cotangent>::zero());
     let (&[k, n], &[m, _]) = (b.shape(), d.shape()) else {
         panic!(
             "matmul_d0: cotangent of shape {:?} and b of shape {:?} are not 2-D",
@@ -113,7 +118,7 @@ pub fn matmul_d0<T: TensorElement>(b: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
             b.shape()
         );
     };
-    expect_shape("matmul_d0", &d, &[m, n]);
+    expect_shape("matmul_d0", d, &[m, n]);
     let mut out = vec![T::zero(); m * k];
     gemm(
         T::one(),
@@ -127,8 +132,9 @@ pub fn matmul_d0<T: TensorElement>(b: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
 
 /// `y = a b` (`[m, k]` by `[k, n]`): `b̄ = aᵀ ȳ`.
 #[track_caller]
-pub fn matmul_d1<T: TensorElement>(a: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
+pub fn matmul_d1<T: TensorElement, D: Borrow<Tensor<T>>>(a: &Tensor<T>, d: D) -> Tensor<T> {
+    let d = d.borrow();
+    pass_zero!(d, <Tensor<T> as crate::Cotangent>::zero());
     let (&[m, k], &[_, n]) = (a.shape(), d.shape()) else {
         panic!(
             "matmul_d1: cotangent of shape {:?} and a of shape {:?} are not 2-D",
@@ -136,7 +142,7 @@ pub fn matmul_d1<T: TensorElement>(a: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
             a.shape()
         );
     };
-    expect_shape("matmul_d1", &d, &[m, n]);
+    expect_shape("matmul_d1", d, &[m, n]);
     let mut out = vec![T::zero(); k * n];
     gemm(
         T::one(),
@@ -159,9 +165,10 @@ fn linear_rows<T: TensorElement>(rule: &str, d: &Tensor<T>) -> (usize, usize) {
 
 /// `y = x wᵀ + b` (`x` is `[..., in]`, `w` is `[out, in]`): `x̄ = ȳ w`.
 #[track_caller]
-pub fn linear_d0<T: TensorElement>(w: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
-    let (rows, n_out) = linear_rows("linear_d0", &d);
+pub fn linear_d0<T: TensorElement, D: Borrow<Tensor<T>>>(w: &Tensor<T>, d: D) -> Tensor<T> {
+    let d = d.borrow();
+    pass_zero!(d, <Tensor<T> as crate::Cotangent>::zero());
+    let (rows, n_out) = linear_rows("linear_d0", d);
     let &[w_out, n_in] = w.shape() else {
         panic!(
             "linear_d0: weight of shape {:?} is not [out, in]",
@@ -191,14 +198,15 @@ pub fn linear_d0<T: TensorElement>(w: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
 /// `y = x wᵀ + b` (`x` is `[..., in]`, `w` is `[out, in]`): `w̄ = ȳᵀ x`, with the leading
 /// axes of `x` and `ȳ` flattened into rows.
 #[track_caller]
-pub fn linear_d1<T: TensorElement>(x: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
-    let (rows, n_out) = linear_rows("linear_d1", &d);
+pub fn linear_d1<T: TensorElement, D: Borrow<Tensor<T>>>(x: &Tensor<T>, d: D) -> Tensor<T> {
+    let d = d.borrow();
+    pass_zero!(d, <Tensor<T> as crate::Cotangent>::zero());
+    let (rows, n_out) = linear_rows("linear_d1", d);
     let Some((&n_in, lead)) = x.shape().split_last() else {
         panic!("linear_d1: x is 0-d, but linear's input has an axis");
     };
     let expected: Vec<usize> = lead.iter().copied().chain([n_out]).collect();
-    expect_shape("linear_d1", &d, &expected);
+    expect_shape("linear_d1", d, &expected);
     let mut out = vec![T::zero(); n_out * n_in];
     gemm(
         T::one(),
@@ -222,16 +230,17 @@ pub fn linear_d2<T: TensorElement>(d: Tensor<T>) -> Tensor<T> {
 /// transposed weight maps each output gradient to its receptive field, which is folded back
 /// onto the image.
 #[track_caller]
-pub fn conv2d_d0<T: TensorElement>(
+pub fn conv2d_d0<T: TensorElement, D: Borrow<Tensor<T>>>(
     x: &Tensor<T>,
     w: &Tensor<T>,
     stride: &usize,
     padding: &usize,
-    d: Tensor<T>,
+    d: D,
 ) -> Tensor<T> {
-    pass_zero!(d);
+    let d = d.borrow();
+    pass_zero!(d, <Tensor<T> as crate::Cotangent>::zero());
     let g = ConvGeometry::new(x.shape(), w.shape(), *stride, *padding);
-    expect_shape("conv2d_d0", &d, &g.out_shape());
+    expect_shape("conv2d_d0", d, &g.out_shape());
     let (patch, pixels, image) = (g.patch(), g.pixels(), g.image());
     let mut dx = Tensor::zeros(x.shape());
     let mut cols = vec![T::zero(); patch * pixels];
@@ -255,16 +264,17 @@ pub fn conv2d_d0<T: TensorElement>(
 
 /// `y = conv2d(x, w, b, stride, padding)`: `w̄ = Σₙ ȳₙ im2col(xₙ)ᵀ`.
 #[track_caller]
-pub fn conv2d_d1<T: TensorElement>(
+pub fn conv2d_d1<T: TensorElement, D: Borrow<Tensor<T>>>(
     x: &Tensor<T>,
     w: &Tensor<T>,
     stride: &usize,
     padding: &usize,
-    d: Tensor<T>,
+    d: D,
 ) -> Tensor<T> {
-    pass_zero!(d);
+    let d = d.borrow();
+    pass_zero!(d, <Tensor<T> as crate::Cotangent>::zero());
     let g = ConvGeometry::new(x.shape(), w.shape(), *stride, *padding);
-    expect_shape("conv2d_d1", &d, &g.out_shape());
+    expect_shape("conv2d_d1", d, &g.out_shape());
     let (patch, pixels, image) = (g.patch(), g.pixels(), g.image());
     let mut dw = Tensor::zeros(w.shape());
     let mut cols = vec![T::zero(); patch * pixels];

@@ -533,3 +533,28 @@ fn dot_product_test_catches_a_wrong_rule() {
         &mut rng,
     );
 }
+
+#[test]
+fn rules_that_only_read_the_cotangent_take_it_lent_or_owned() {
+    let mut rng = Rng::new(41);
+    let (a, b) = (rng.tensor(&[3, 4]), rng.tensor(&[4, 2]));
+    let d = rng.tensor(&[3, 2]);
+    assert_eq!(matmul_d0(&b, &d), matmul_d0(&b, d.clone()));
+    assert_eq!(matmul_d1(&a, &d), matmul_d1(&a, d.clone()));
+    let (x, w) = (rng.tensor(&[5, 4]), rng.tensor(&[3, 4]));
+    let dy = rng.tensor(&[5, 3]);
+    assert_eq!(linear_d0(&w, &dy), linear_d0(&w, dy.clone()));
+    assert_eq!(linear_d1(&x, &dy), linear_d1(&x, dy.clone()));
+    let (image, kernel) = (rng.tensor(&[2, 2, 5, 5]), rng.tensor(&[3, 2, 3, 3]));
+    let dc = rng.tensor(&[2, 3, 5, 5]);
+    assert_eq!(
+        conv2d_d0(&image, &kernel, &1, &1, &dc),
+        conv2d_d0(&image, &kernel, &1, &1, dc.clone())
+    );
+    assert_eq!(
+        conv2d_d1(&image, &kernel, &1, &1, &dc),
+        conv2d_d1(&image, &kernel, &1, &1, dc.clone())
+    );
+    // a lent zero cotangent gives the zero cotangent too
+    assert!(matmul_d0(&b, &T64::zero()).is_zero_cotangent());
+}
