@@ -3408,11 +3408,15 @@ impl<'e> Lowerer<'e> {
             if let Pat::Ident(p) = pat {
                 let mut value = arg;
                 if let Some(ty) = ty {
-                    // as a `let` with that type: an integer parameter is a constant
+                    // as a `let` with that type: an integer parameter is a constant. Only a
+                    // scalar type is the argument's own; a reference may be coerced into the
+                    // parameter's type (`&Vec<f64>` into `&[f64]`)
                     if crate::args::is_integer_type(ty) {
                         value = self.emit1(Opcode::Cast(ty.clone()), vec![value], p.span());
+                        self.annotations.insert(value, ty.clone());
+                    } else if crate::args::is_float_type(ty, &self.generics) {
+                        self.annotations.insert(value, ty.clone());
                     }
-                    self.annotations.insert(value, ty.clone());
                 }
                 self.declare(&p.ident, Slot::Bound(Operand::Value(value)));
             }

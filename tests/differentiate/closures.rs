@@ -134,3 +134,24 @@ fn closures_in_branches_and_while_loops() {
         );
     }
 }
+
+// a closure taking a slice, called with a local vector (coerced from `&Vec<f64>`) and with
+// the parameter itself
+// value = (Σ x)² · 2  =>  d/dx_i = 4 Σ x
+#[differentiate]
+fn slice_helper(x: &[f64]) -> f64 {
+    let doubled: Vec<f64> = x.iter().map(|v| 2.0 * v).collect();
+    let total = |v: &[f64]| v.iter().sum::<f64>();
+    total(&doubled) * total(x)
+}
+
+#[test]
+fn closures_taking_slices_accept_coerced_vectors() {
+    let x = [0.5, -1.0, 2.5];
+    let (value, dx) = slice_helper_grad(&x);
+    assert_eq!(value.to_bits(), slice_helper(&x).to_bits());
+    let s: f64 = x.iter().sum();
+    for d in dx {
+        assert!(close(d, 4.0 * s), "{d}");
+    }
+}
