@@ -3591,6 +3591,35 @@ impl Context<'_> {
                         }
                     }
                 }
+                // `a + b`, `a - b` of two tensors both differentiated: both cotangents from
+                // one rule, which hands `ȳ` itself to the operand of the output's shape
+                _ if data.args.len() == 2
+                    && active(0)
+                    && active(1)
+                    && crate::analysis::tensor_variant(self.func, analysis, inst).is_some_and(
+                        |p| {
+                            std::ptr::eq(p, &crate::primitives::tensor::ADD)
+                                || std::ptr::eq(p, &crate::primitives::tensor::SUB)
+                        },
+                    ) =>
+                {
+                    let joint = match crate::analysis::tensor_variant(self.func, analysis, inst) {
+                        Some(p) if std::ptr::eq(p, &crate::primitives::tensor::SUB) => {
+                            quote!(sub_d01)
+                        }
+                        _ => quote!(add_d01),
+                    };
+                    let (a, b) = (
+                        self.read_ref(analysis, data.args[0]),
+                        self.read_ref(analysis, data.args[1]),
+                    );
+                    let parts = format_ident!("{}_parts", d.to_string());
+                    out.extend(quote! {
+                        let #parts = #private::rules::tensor::#joint(#a, #b, #d);
+                    });
+                    self.contribute(analysis, scope, data.args[0], quote!(#parts.0), out);
+                    self.contribute(analysis, scope, data.args[1], quote!(#parts.1), out);
+                }
                 _ => {
                     let has_rule = |i: usize| {
                         matches!(data.opcode, Opcode::Cast(_))

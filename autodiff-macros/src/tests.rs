@@ -1531,3 +1531,16 @@ fn cotangents_are_lent_to_rules_that_only_read_them() {
     assert!(code.contains("linear_d1(x, &d_"), "{code}");
     assert!(!code.contains("Clone::clone(&d_"), "{code}");
 }
+
+#[test]
+fn a_sum_of_two_differentiated_tensors_takes_both_cotangents_from_one_rule() {
+    let code = expansion(quote! {
+        fn f(x: &Tensor<f64>, w: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+            let z = &x.matmul(w) + b;
+            (&z.tanh() - &z).sum()
+        }
+    });
+    assert!(code.contains("rules::tensor::add_d01("), "{code}");
+    assert!(code.contains("rules::tensor::sub_d01("), "{code}");
+    assert!(!code.contains("rules::tensor::add_d0("), "{code}");
+}

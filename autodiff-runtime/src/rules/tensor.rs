@@ -40,7 +40,7 @@
 
 use crate::tensor::{
     cast, col2im, cross_entropy_dims, for_each_argmax, gemm, im2col, logsumexp, numel, pool_dims,
-    split_at_axis, unbroadcast_to, ConvGeometry, MatMut, MatRef, Shaped,
+    split_at_axis, unbroadcast_from, unbroadcast_to, ConvGeometry, MatMut, MatRef, Shaped,
 };
 use crate::{Tensor, TensorElement};
 use std::borrow::Borrow;
@@ -499,6 +499,65 @@ pub fn sub_d0<T: TensorElement, S: Shaped + ?Sized>(a: &S, d: Tensor<T>) -> Tens
 pub fn sub_d1<T: TensorElement, S: Shaped + ?Sized>(b: &S, d: Tensor<T>) -> Tensor<T> {
     pass_zero!(d);
     -unbroadcast_to("sub_d1", d, b.dims())
+}
+
+/// `y = a + b` (broadcasting), both cotangents at once: `ȳ` itself goes to an operand of
+/// the output's shape and is summed over the broadcast axes for the other, so a bias add
+/// (`&z + &b`) makes no copy of `ȳ`, where [`add_d0`] and [`add_d1`] would need one.
+///
+/// ```
+/// use autodiff_runtime::rules::tensor::add_d01;
+/// use autodiff_runtime::Tensor;
+///
+/// let (z, b) = (Tensor::<f64>::zeros(&[2, 3]), Tensor::<f64>::zeros(&[3]));
+/// let d = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+/// let (dz, db) = add_d01(&z, &b, d.clone());
+/// assert_eq!(dz, d);
+/// assert_eq!(db.data(), &[5.0, 7.0, 9.0]);
+/// ```
+#[track_caller]
+pub fn add_d01<T: TensorElement, A: Shaped + ?Sized, B: Shaped + ?Sized>(
+    a: &A,
+    b: &B,
+    d: Tensor<T>,
+) -> (Tensor<T>, Tensor<T>) {
+    pass_zero!(
+        d,
+        (
+            <Tensor<T> as crate::Cotangent>::zero(),
+            <Tensor<T> as crate::Cotangent>::zero()
+        )
+    );
+    if a.dims() == d.shape() {
+        let db = unbroadcast_from("add_d1", &d, b.dims());
+        (d, db)
+    } else {
+        let da = unbroadcast_from("add_d0", &d, a.dims());
+        (da, unbroadcast_to("add_d1", d, b.dims()))
+    }
+}
+
+/// `y = a - b` (broadcasting), both cotangents at once, as [`add_d01`] with `b̄` negated.
+#[track_caller]
+pub fn sub_d01<T: TensorElement, A: Shaped + ?Sized, B: Shaped + ?Sized>(
+    a: &A,
+    b: &B,
+    d: Tensor<T>,
+) -> (Tensor<T>, Tensor<T>) {
+    pass_zero!(
+        d,
+        (
+            <Tensor<T> as crate::Cotangent>::zero(),
+            <Tensor<T> as crate::Cotangent>::zero()
+        )
+    );
+    if a.dims() == d.shape() {
+        let db = -unbroadcast_from("sub_d1", &d, b.dims());
+        (d, db)
+    } else {
+        let da = unbroadcast_from("sub_d0", &d, a.dims());
+        (da, -unbroadcast_to("sub_d1", d, b.dims()))
+    }
 }
 
 /// `y = a * b` (broadcasting, elementwise): `ā = ȳ b` summed over `a`'s broadcast axes.

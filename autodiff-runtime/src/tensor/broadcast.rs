@@ -219,6 +219,19 @@ pub(crate) fn unbroadcast_to<T: TensorElement>(
     if d.shape == shape {
         return d;
     }
+    unbroadcast_from(op, &d, shape)
+}
+
+/// [`unbroadcast_to`] of a borrowed `d`: a copy when `d` has `shape` already.
+#[track_caller]
+pub(crate) fn unbroadcast_from<T: TensorElement>(
+    op: &str,
+    d: &Tensor<T>,
+    shape: &[usize],
+) -> Tensor<T> {
+    if d.shape == shape {
+        return d.clone();
+    }
     if broadcast_shape(shape, &d.shape).as_deref() != Some(&d.shape[..]) {
         panic!("{op}: shape {shape:?} does not broadcast to {:?}", d.shape);
     }

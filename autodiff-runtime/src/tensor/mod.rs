@@ -14,7 +14,7 @@ use num_traits::Float;
 
 use crate::Cotangent;
 
-pub(crate) use broadcast::unbroadcast_to;
+pub(crate) use broadcast::{unbroadcast_from, unbroadcast_to};
 pub(crate) use gemm::{gemm, MatMut, MatRef};
 pub(crate) use nn::{
     col2im, cross_entropy_dims, for_each_argmax, im2col, logsumexp, pool_dims, ConvGeometry,

@@ -558,3 +558,28 @@ fn rules_that_only_read_the_cotangent_take_it_lent_or_owned() {
     // a lent zero cotangent gives the zero cotangent too
     assert!(matmul_d0(&b, &T64::zero()).is_zero_cotangent());
 }
+
+#[test]
+fn joint_add_and_sub_rules_equal_the_separate_ones() {
+    let mut rng = Rng::new(43);
+    for (a_shape, b_shape, out) in [
+        (&[2, 3][..], &[3][..], &[2, 3][..]),
+        (&[3][..], &[2, 3][..], &[2, 3][..]),
+        (&[2, 1][..], &[1, 3][..], &[2, 3][..]),
+        (&[2, 3][..], &[2, 3][..], &[2, 3][..]),
+    ] {
+        let (a, b) = (rng.tensor(a_shape), rng.tensor(b_shape));
+        let d = rng.tensor(out);
+        let (da, db) = add_d01(&a, &b, d.clone());
+        assert_eq!(da, add_d0(&a, d.clone()));
+        assert_eq!(db, add_d1(&b, d.clone()));
+        let (da, db) = sub_d01(&a, &b, d.clone());
+        assert_eq!(da, sub_d0(&a, d.clone()));
+        assert_eq!(db, sub_d1(&b, d.clone()));
+        // from the dimensions alone, as a pullback that kept only the shapes calls them
+        let (da, db) = add_d01(&a.shape().to_vec(), &b.shape().to_vec(), d.clone());
+        assert_eq!((da.shape(), db.shape()), (a_shape, b_shape));
+    }
+    let (za, zb) = add_d01(&T64::zeros(&[2]), &T64::zeros(&[2]), T64::zero());
+    assert!(za.is_zero_cotangent() && zb.is_zero_cotangent());
+}
