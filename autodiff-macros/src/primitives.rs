@@ -350,6 +350,13 @@ pub mod tensor {
         RELU "relu" 1 -> Same: relu_d0(y);
         TANH "tanh" 1 -> Same: tanh_d0(y);
         SIGMOID "sigmoid" 1 -> Same: sigmoid_d0(y);
+        EXP "exp" 1 -> Same: exp_d0(y);
+        LN "ln" 1 -> Same: ln_d0(x);
+        SQRT "sqrt" 1 -> Same: sqrt_d0(y);
+        ABS "abs" 1 -> Same: abs_d0(x);
+        SIN "sin" 1 -> Same: sin_d0(x);
+        COS "cos" 1 -> Same: cos_d0(x);
+        POWI "powi" 2 -> Same: powi_d0(x, arg1) | none();
         LOG_SOFTMAX "log_softmax" 2 -> Same: log_softmax_d0(y, arg1) | none();
         CROSS_ENTROPY "cross_entropy" 2 -> Elem: cross_entropy_d0(x, arg1) | none();
         MSE "mse" 2 -> Elem: mse_d0(x, arg1) | mse_d1(x, arg1);

@@ -508,3 +508,24 @@ fn recurrent(w: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
 fn shapes_kept_for_sums_and_broadcasts_give_the_gradient() {
     check_two_tensor_function(recurrent, recurrent_grad, 23, &[2, 2], &[2]);
 }
+
+// the elementwise functions of tensors, under the float methods' names, each through its own
+// rule, with `sin` and `cos` of one tensor side by side
+#[differentiate]
+fn elementwise_functions(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    let positive = &a.powi(2) + 1.0;
+    let waves = &a.sin() * &a.cos();
+    let e = (&b.abs() * 0.5).exp();
+    (&positive.ln() + &positive.sqrt()).sum() + (&waves * &e).mean() + b.powi(3).sum()
+}
+
+#[test]
+fn elementwise_tensor_functions_match_finite_differences() {
+    check_two_tensor_function(
+        elementwise_functions,
+        elementwise_functions_grad,
+        31,
+        &[2, 3],
+        &[2, 3],
+    );
+}

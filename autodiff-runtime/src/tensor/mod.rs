@@ -232,6 +232,48 @@ impl<T: TensorElement> Tensor<T> {
         }
     }
 
+    /// `eˣ` elementwise.
+    pub fn exp(&self) -> Self {
+        self.map(Float::exp)
+    }
+
+    /// `ln x` elementwise (NaN below 0, `-∞` at 0, as for floats).
+    pub fn ln(&self) -> Self {
+        self.map(Float::ln)
+    }
+
+    /// `√x` elementwise.
+    pub fn sqrt(&self) -> Self {
+        self.map(Float::sqrt)
+    }
+
+    /// `|x|` elementwise.
+    pub fn abs(&self) -> Self {
+        self.map(Float::abs)
+    }
+
+    /// `sin x` elementwise.
+    pub fn sin(&self) -> Self {
+        self.map(Float::sin)
+    }
+
+    /// `cos x` elementwise.
+    pub fn cos(&self) -> Self {
+        self.map(Float::cos)
+    }
+
+    /// `xⁿ` elementwise, for an integer `n`.
+    ///
+    /// ```
+    /// use autodiff_runtime::Tensor;
+    ///
+    /// let x = Tensor::from_vec(vec![1.0, -2.0, 3.0], &[3]);
+    /// assert_eq!(x.powi(2).data(), &[1.0, 4.0, 9.0]);
+    /// ```
+    pub fn powi(&self, n: i32) -> Self {
+        self.map(|x| x.powi(n))
+    }
+
     /// `f` applied to every element in place.
     pub(crate) fn map_in_place(mut self, f: impl Fn(T) -> T) -> Self {
         for x in &mut self.data {

@@ -583,3 +583,65 @@ fn joint_add_and_sub_rules_equal_the_separate_ones() {
     let (za, zb) = add_d01(&T64::zeros(&[2]), &T64::zeros(&[2]), T64::zero());
     assert!(za.is_zero_cotangent() && zb.is_zero_cotangent());
 }
+
+#[test]
+fn elementwise_functions() {
+    let mut rng = Rng::new(47);
+    for &shape in SHAPES {
+        let x = rng.tensor(shape);
+        check_vjp(
+            "exp_d0",
+            &x,
+            |x: &T64| x.exp(),
+            |y, d| exp_d0(y, d),
+            &mut rng,
+        );
+        check_vjp(
+            "sin_d0",
+            &x,
+            |x: &T64| x.sin(),
+            |_, d| sin_d0(&x, d),
+            &mut rng,
+        );
+        check_vjp(
+            "cos_d0",
+            &x,
+            |x: &T64| x.cos(),
+            |_, d| cos_d0(&x, d),
+            &mut rng,
+        );
+        for n in [0, 1, 2, 3, -2] {
+            let x = rng.away_from_zero(shape, 0.3);
+            check_vjp(
+                "powi_d0",
+                &x,
+                |x: &T64| x.powi(n),
+                |_, d| powi_d0(&x, &n, d),
+                &mut rng,
+            );
+        }
+        let x = rng.away_from_zero(shape, 0.05);
+        check_vjp(
+            "abs_d0",
+            &x,
+            |x: &T64| x.abs(),
+            |_, d| abs_d0(&x, d),
+            &mut rng,
+        );
+        let positive = rng.tensor(shape).map(|v| v.abs() + 0.5);
+        check_vjp(
+            "ln_d0",
+            &positive,
+            |x: &T64| x.ln(),
+            |_, d| ln_d0(&positive, d),
+            &mut rng,
+        );
+        check_vjp(
+            "sqrt_d0",
+            &positive,
+            |x: &T64| x.sqrt(),
+            |y, d| sqrt_d0(y, d),
+            &mut rng,
+        );
+    }
+}
