@@ -1181,6 +1181,26 @@ impl<'e> Lowerer<'e> {
         match e {
             Expr::Call(call) => self.lower_call(call, arity),
             Expr::Paren(p) => self.lower_expr_expecting(&p.expr, arity),
+            // `let (rows, cols) = m.shape();` of a nalgebra matrix: its two integer dimensions
+            // (rustc rejects the pattern for any receiver whose `shape` is not a pair)
+            Expr::MethodCall(m) if arity == 2 && m.method == "shape" && m.args.is_empty() => {
+                let matrix = self.lower_single(&m.receiver)?;
+                let span = m.span();
+                let rows = self.emit1(
+                    Opcode::Primitive(&primitives::linalg::NROWS),
+                    vec![matrix],
+                    span,
+                );
+                let cols = self.emit1(
+                    Opcode::Primitive(&primitives::linalg::NCOLS),
+                    vec![matrix],
+                    span,
+                );
+                Some(Operand::Tuple(vec![
+                    Operand::Value(rows),
+                    Operand::Value(cols),
+                ]))
+            }
             _ => self.lower_expr(e),
         }
     }

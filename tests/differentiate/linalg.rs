@@ -467,3 +467,19 @@ mod elementwise_maps {
         let _ = pullback.backward(1.0);
     }
 }
+
+// `let (rows, cols) = m.shape();`: two integers, through which no derivative passes
+// value = mean(m) · rows  =>  dm = rows / (rows cols) = 1 / cols everywhere
+#[differentiate]
+fn scaled_mean(m: &DMatrix<f64>) -> f64 {
+    let (rows, cols) = m.shape();
+    m.sum() / (rows * cols) as f64 * rows as f64
+}
+
+#[test]
+fn matrix_shapes_destructured_are_constants() {
+    let m = DMatrix::from_fn(2, 4, |i, j| (i as f64 + 0.5) * (j as f64 - 1.0));
+    let (value, dm) = scaled_mean_grad(&m);
+    assert_eq!(value.to_bits(), scaled_mean(&m).to_bits());
+    assert!(dm.iter().all(|&d| (d - 0.25).abs() < 1e-15), "{dm}");
+}
