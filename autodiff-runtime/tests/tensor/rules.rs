@@ -555,8 +555,10 @@ fn rules_that_only_read_the_cotangent_take_it_lent_or_owned() {
         conv2d_d1(&image, &kernel, &1, &1, &dc),
         conv2d_d1(&image, &kernel, &1, &1, dc.clone())
     );
-    // a lent zero cotangent gives the zero cotangent too
-    assert!(matmul_d0(&b, &T64::zero()).is_zero_cotangent());
+    // a lent zero cotangent gives the zero cotangent too, and is still there to lend again
+    let zero = T64::zero();
+    assert!(matmul_d0(&b, &zero).is_zero_cotangent());
+    assert!(matmul_d1(&a, &zero).is_zero_cotangent());
 }
 
 #[test]
