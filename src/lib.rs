@@ -58,6 +58,26 @@
 //! assert_eq!(rows[1], (vec![0.0, 3.0], 2.0)); // ∂(x₁ s)/∂x = (0, s), ∂/∂s = x₁
 //! ```
 //!
+//! Helper closures bound by `let` are inlined where they are called, and assertions check the
+//! forward pass without taking part in the derivative:
+//!
+//! ```
+//! use autodiff::prelude::*;
+//!
+//! #[differentiate(wrt(w))]
+//! fn logistic_loss(w: &[f64], x: &[f64], label: f64) -> f64 {
+//!     assert_eq!(w.len(), x.len(), "one weight per feature");
+//!     let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+//!     let p = sigmoid(w.iter().zip(x).map(|(a, b)| a * b).sum::<f64>());
+//!     -(label * p.ln() + (1.0 - label) * (1.0 - p).ln())
+//! }
+//!
+//! let (w, x) = ([0.5, -0.25], [1.0, 2.0]);
+//! let (_, dw) = logistic_loss_grad(&w, &x, 1.0);
+//! // ∂/∂w = (p - label) x, with p = sigmoid(w · x) = sigmoid(0) = 1/2
+//! assert!((dw[0] + 0.5).abs() < 1e-15 && (dw[1] + 1.0).abs() < 1e-15);
+//! ```
+//!
 //! See `docs/supported.md` in the repository for the supported subset of Rust and the list of
 //! primitives, and `docs/design.md` for how the macro works.
 
