@@ -155,3 +155,32 @@ fn closures_taking_slices_accept_coerced_vectors() {
         assert!(close(d, 4.0 * s), "{d}");
     }
 }
+
+// a closure whose body binds a closure of its own and runs a loop, called in a `while` loop
+#[differentiate]
+fn nested_closures(x: f64) -> f64 {
+    let f = |v: f64| {
+        let double = |w: f64| w * 2.0;
+        let mut s = 0.0;
+        for i in 0..3 {
+            s += double(v) * i as f64;
+        }
+        s
+    };
+    let mut total = 0.0;
+    let mut k = 0;
+    while k < 2 {
+        total += f(x * total.cos());
+        k += 1;
+    }
+    total
+}
+
+#[test]
+fn nested_closures_with_loops_match_finite_differences() {
+    for x in [0.7, -0.4, 1.9] {
+        let (value, dx) = nested_closures_grad(x);
+        assert_eq!(value.to_bits(), nested_closures(x).to_bits());
+        assert_matches_finite_differences(&[dx], |p: &[f64]| nested_closures(p[0]), &[x]);
+    }
+}
