@@ -809,6 +809,50 @@ impl Context<'_> {
     // ---- saved values and records ----
 
     fn saved_in_block(&self, analysis: &Analysis, block: Block) -> Vec<Value> {
+        let saved = self.saved_in_block_all(analysis, block);
+        if block == self.func.entry {
+            return saved;
+        }
+        saved
+            .into_iter()
+            .filter(|&v| self.held_by_next_record(analysis, v).is_none())
+            .collect()
+    }
+
+    /// For the value `next` a top-level loop passes on to its next iteration as `param`:
+    /// `(param, result)` when the iteration's record need not keep `next`, because the next
+    /// record keeps it as its `param` (and, after the last iteration, the pullback keeps the
+    /// loop's `result`). Both are saved arrays, read in full; every active carried value of
+    /// the loop is an array (a loop summing a scalar may run fused or eagerly in `_grad`,
+    /// without records).
+    fn held_by_next_record(&self, analysis: &Analysis, next: Value) -> Option<(Value, Value)> {
+        let full = |v: Value| {
+            analysis.is_saved(v) && analysis.arrays[v.index()] && !analysis.shape_only(v)
+        };
+        if !full(next) {
+            return None;
+        }
+        let entry = self.func.block(self.func.entry);
+        for &inst in &entry.insts {
+            if !self.is_loop(inst) {
+                continue;
+            }
+            let slots = loop_slots(self.func, inst);
+            let Some(&(_, param, _, result)) = slots.iter().find(|s| s.2 == next) else {
+                continue;
+            };
+            let unique = slots.iter().filter(|s| s.2 == next || s.1 == next).count() == 1;
+            let arrays_only = slots
+                .iter()
+                .all(|s| !analysis.is_active(s.1) || analysis.arrays[s.1.index()]);
+            let result_kept = analysis.is_saved(result) && !analysis.shape_only(result);
+            return (param != next && unique && arrays_only && full(param) && result_kept)
+                .then_some((param, result));
+        }
+        None
+    }
+
+    fn saved_in_block_all(&self, analysis: &Analysis, block: Block) -> Vec<Value> {
         let mut saved = Vec::new();
         if block == self.func.entry {
             saved.extend(
@@ -1355,7 +1399,10 @@ impl Context<'_> {
     /// later in-place write can change them.
     fn save_arrays(&self, analysis: &Analysis, values: &[Value], out: &mut TokenStream) {
         for &v in values {
-            if analysis.is_saved(v) && analysis.arrays[v.index()] {
+            if analysis.is_saved(v)
+                && analysis.arrays[v.index()]
+                && self.held_by_next_record(analysis, v).is_none()
+            {
                 let (name, copy, private) =
                     (self.names.name(v), self.saved_copy(analysis, v), private());
                 if analysis.shape_only(v) {
@@ -3892,6 +3939,20 @@ impl Context<'_> {
             };
             iteration.extend(quote!(#c = #value;));
         }
+        // a value passed on that the next record holds as its parameter: read from there, or
+        // from the loop's result for the last iteration (the first one reversed)
+        let mut from_next_record = TokenStream::new();
+        for &(_, param, next, result) in &loop_slots(self.func, inst) {
+            if self.held_by_next_record(analysis, next) == Some((param, result)) {
+                let (next, param) = (self.names.name(next), self.names.name(param));
+                let held = format_ident!("{}_from_next_record", next);
+                let result = self.read_ref(analysis, result);
+                out.extend(quote!(let mut #held = #result;));
+                from_next_record.extend(quote!(let #next = #held;));
+                iteration.extend(quote!(#held = #param;));
+            }
+        }
+        let iteration = quote!(#from_next_record #iteration);
         let replayed_index = self.replayed_index(analysis, inst);
         match (index, field, replayed_index) {
             (Some(index), Some(field), replayed_index)

@@ -1544,3 +1544,22 @@ fn a_sum_of_two_differentiated_tensors_takes_both_cotangents_from_one_rule() {
     assert!(code.contains("rules::tensor::sub_d01("), "{code}");
     assert!(!code.contains("rules::tensor::add_d0("), "{code}");
 }
+
+#[test]
+fn a_state_passed_on_is_read_from_the_next_record() {
+    let code = expansion(quote! {
+        fn f(x: &Tensor<f64>, w: &Tensor<f64>) -> f64 {
+            let mut h = x.tanh();
+            for _ in 0..3 {
+                let z = h.matmul(w);
+                h = z.tanh();
+            }
+            h.matmul(w).sum()
+        }
+    });
+    // `tanh`'s result is not copied into the record: the next record's `h_1`, or the final
+    // state, holds it
+    assert!(!code.contains("h_2_saved"), "{code}");
+    assert!(code.contains("let h_2 = h_2_from_next_record;"), "{code}");
+    assert!(code.contains("h_2_from_next_record = h_1;"), "{code}");
+}

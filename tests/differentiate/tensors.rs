@@ -529,3 +529,34 @@ fn elementwise_tensor_functions_match_finite_differences() {
         &[2, 3],
     );
 }
+
+// a recurrent loop whose state is read by the product at the start of an iteration and by
+// `tanh`'s rule at its end: each record keeps the state once, the next iteration's record (or
+// the loop's result, for the last) holding the one passed on; the output layer reads the
+// final state in full
+#[differentiate(wrt(w, b))]
+fn recurrent_with_output(w: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    let mut h = w.tanh();
+    for _ in 0..4 {
+        let z = &h.matmul(w) + b;
+        h = z.tanh();
+    }
+    h.matmul(w).sum()
+}
+
+#[test]
+fn states_held_by_the_next_record_give_the_gradient() {
+    check_two_tensor_function(
+        recurrent_with_output,
+        recurrent_with_output_grad,
+        37,
+        &[3, 3],
+        &[3],
+    );
+    let mut seed = 41;
+    let (w, b) = (tensor(&mut seed, &[3, 3]), tensor(&mut seed, &[3]));
+    let (_, pullback) = recurrent_with_output_pullback(&w, &b);
+    let (value, (dw, db)) = recurrent_with_output_grad(&w, &b);
+    assert_eq!(value.to_bits(), recurrent_with_output(&w, &b).to_bits());
+    assert_eq!((dw, db), pullback.backward(1.0));
+}
