@@ -341,47 +341,32 @@ pub fn tanh_d0<T: TensorElement>(y: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
     zip_y("tanh_d0", y, d, |d, y| d * (T::one() - y * y))
 }
 
-/// `y = exp(x)` elementwise: `x̄ = ȳ y` (the scalar [`exp_d0`](crate::rules::exp_d0) at
-/// every element, as for the other elementwise functions below).
-#[track_caller]
-pub fn exp_d0<T: TensorElement>(y: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
-    zip_y("exp_d0", y, d, |d, y| crate::rules::exp_d0(&y, d))
+/// The rules of elementwise functions: the scalar rule of the same name at every element,
+/// reading the output (`y`) or the input (`x`) as the scalar rule does.
+macro_rules! elementwise_rules {
+    ($($(#[$doc:meta])* $name:ident($read:ident);)*) => {$(
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name<T: TensorElement>($read: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
+            pass_zero!(d);
+            zip_y(stringify!($name), $read, d, |d, v| crate::rules::$name(&v, d))
+        }
+    )*};
 }
 
-/// `y = ln(x)` elementwise: `x̄ = ȳ / x`.
-#[track_caller]
-pub fn ln_d0<T: TensorElement>(x: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
-    zip_y("ln_d0", x, d, |d, x| crate::rules::ln_d0(&x, d))
-}
-
-/// `y = √x` elementwise: `x̄ = ȳ / (2y)`.
-#[track_caller]
-pub fn sqrt_d0<T: TensorElement>(y: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
-    zip_y("sqrt_d0", y, d, |d, y| crate::rules::sqrt_d0(&y, d))
-}
-
-/// `y = |x|` elementwise: `x̄ = ȳ sign(x)`, 0 at `x = 0`.
-#[track_caller]
-pub fn abs_d0<T: TensorElement>(x: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
-    zip_y("abs_d0", x, d, |d, x| crate::rules::abs_d0(&x, d))
-}
-
-/// `y = sin(x)` elementwise: `x̄ = ȳ cos x`.
-#[track_caller]
-pub fn sin_d0<T: TensorElement>(x: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
-    zip_y("sin_d0", x, d, |d, x| crate::rules::sin_d0(&x, d))
-}
-
-/// `y = cos(x)` elementwise: `x̄ = -ȳ sin x`.
-#[track_caller]
-pub fn cos_d0<T: TensorElement>(x: &Tensor<T>, d: Tensor<T>) -> Tensor<T> {
-    pass_zero!(d);
-    zip_y("cos_d0", x, d, |d, x| crate::rules::cos_d0(&x, d))
+elementwise_rules! {
+    /// `y = exp(x)` elementwise: `x̄ = ȳ y`.
+    exp_d0(y);
+    /// `y = ln(x)` elementwise: `x̄ = ȳ / x`.
+    ln_d0(x);
+    /// `y = √x` elementwise: `x̄ = ȳ / (2y)`.
+    sqrt_d0(y);
+    /// `y = |x|` elementwise: `x̄ = ȳ sign(x)`, 0 at `x = 0`.
+    abs_d0(x);
+    /// `y = sin(x)` elementwise: `x̄ = ȳ cos x`.
+    sin_d0(x);
+    /// `y = cos(x)` elementwise: `x̄ = -ȳ sin x`.
+    cos_d0(x);
 }
 
 /// `y = xⁿ` elementwise: `x̄ = ȳ n xⁿ⁻¹` (0 for `n = 0`).

@@ -136,6 +136,35 @@ impl Shaped for Vec<usize> {
     }
 }
 
+/// Elementwise functions under the float methods' names.
+macro_rules! elementwise_methods {
+    ($($(#[$doc:meta])* $name:ident;)*) => {
+        impl<T: TensorElement> Tensor<T> {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> Self {
+                    self.map(Float::$name)
+                }
+            )*
+        }
+    };
+}
+
+elementwise_methods! {
+    /// `eˣ` elementwise.
+    exp;
+    /// `ln x` elementwise (NaN below 0, `-∞` at 0, as for floats).
+    ln;
+    /// `√x` elementwise.
+    sqrt;
+    /// `|x|` elementwise.
+    abs;
+    /// `sin x` elementwise.
+    sin;
+    /// `cos x` elementwise.
+    cos;
+}
+
 impl<T: TensorElement> Tensor<T> {
     /// The tensor of shape `shape` holding `data` in row-major order.
     ///
@@ -230,36 +259,6 @@ impl<T: TensorElement> Tensor<T> {
             data: self.data.iter().map(|&x| f(x)).collect(),
             shape: self.shape.clone(),
         }
-    }
-
-    /// `eˣ` elementwise.
-    pub fn exp(&self) -> Self {
-        self.map(Float::exp)
-    }
-
-    /// `ln x` elementwise (NaN below 0, `-∞` at 0, as for floats).
-    pub fn ln(&self) -> Self {
-        self.map(Float::ln)
-    }
-
-    /// `√x` elementwise.
-    pub fn sqrt(&self) -> Self {
-        self.map(Float::sqrt)
-    }
-
-    /// `|x|` elementwise.
-    pub fn abs(&self) -> Self {
-        self.map(Float::abs)
-    }
-
-    /// `sin x` elementwise.
-    pub fn sin(&self) -> Self {
-        self.map(Float::sin)
-    }
-
-    /// `cos x` elementwise.
-    pub fn cos(&self) -> Self {
-        self.map(Float::cos)
     }
 
     /// `xⁿ` elementwise, for an integer `n`.
