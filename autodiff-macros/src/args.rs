@@ -207,6 +207,10 @@ pub fn product_type(a: &Type, b: &Type) -> Option<Type> {
 
 /// The type of the transpose of a matrix of type `ty`, when known.
 pub fn transpose_type(ty: &Type) -> Option<Type> {
+    // a tensor's transpose is a tensor of the same element type
+    if let Some((ArrayKind::Tensor, elem)) = array_type(ty) {
+        return Some(ArrayKind::Tensor.container(&elem));
+    }
     let (elem, rows, cols) = matrix_dims(ty)?;
     Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, #cols, #rows>))
 }

@@ -357,6 +357,7 @@ pub mod tensor {
         SIN "sin" 1 -> Same: sin_d0(x);
         COS "cos" 1 -> Same: cos_d0(x);
         POWI "powi" 2 -> Same: powi_d0(x, arg1) | none();
+        TRANSPOSE "transpose" 1 -> Same: transpose_d0();
         LOG_SOFTMAX "log_softmax" 2 -> Same: log_softmax_d0(y, arg1) | none();
         CROSS_ENTROPY "cross_entropy" 2 -> Elem: cross_entropy_d0(x, arg1) | none();
         MSE "mse" 2 -> Elem: mse_d0(x, arg1) | mse_d1(x, arg1);

@@ -560,3 +560,16 @@ fn states_held_by_the_next_record_give_the_gradient() {
     assert_eq!(value.to_bits(), recurrent_with_output(&w, &b).to_bits());
     assert_eq!((dw, db), pullback.backward(1.0));
 }
+
+// `transpose` of 2-D tensors, inside a product and through an elementwise function
+#[differentiate]
+fn transposed(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    let gram = a.matmul(&a.transpose());
+    let h = b.transpose().tanh();
+    (&gram * 0.5).sum() + h.matmul(a).sum()
+}
+
+#[test]
+fn transposed_tensors_match_finite_differences() {
+    check_two_tensor_function(transposed, transposed_grad, 43, &[2, 3], &[2, 2]);
+}

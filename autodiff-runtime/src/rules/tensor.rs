@@ -369,6 +369,13 @@ elementwise_rules! {
     cos_d0(x);
 }
 
+/// `y = xᵀ` (2-D): `x̄ = ȳᵀ`.
+#[track_caller]
+pub fn transpose_d0<T: TensorElement>(d: Tensor<T>) -> Tensor<T> {
+    pass_zero!(d);
+    d.transpose()
+}
+
 /// `y = xⁿ` elementwise: `x̄ = ȳ n xⁿ⁻¹` (0 for `n = 0`).
 #[track_caller]
 pub fn powi_d0<T: TensorElement>(x: &Tensor<T>, n: &i32, d: Tensor<T>) -> Tensor<T> {

@@ -261,6 +261,33 @@ impl<T: TensorElement> Tensor<T> {
         }
     }
 
+    /// The transpose of a 2-D tensor: `[m, n]` → `[n, m]`.
+    ///
+    /// Panics unless the tensor is 2-D.
+    ///
+    /// ```
+    /// use autodiff_runtime::Tensor;
+    ///
+    /// let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    /// let t = a.transpose();
+    /// assert_eq!(t.shape(), &[3, 2]);
+    /// assert_eq!(t.data(), &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    /// ```
+    #[track_caller]
+    pub fn transpose(&self) -> Self {
+        let &[rows, cols] = self.shape.as_slice() else {
+            panic!("transpose: shape {:?} is not 2-D", self.shape);
+        };
+        let mut data = Vec::with_capacity(self.data.len());
+        for j in 0..cols {
+            data.extend((0..rows).map(|i| self.data[i * cols + j]));
+        }
+        Self {
+            data,
+            shape: vec![cols, rows],
+        }
+    }
+
     /// `xⁿ` elementwise, for an integer `n`.
     ///
     /// ```

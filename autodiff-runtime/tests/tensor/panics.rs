@@ -154,3 +154,9 @@ fn zero_cotangent_is_not_a_shape_error() {
     a.accumulate(t(&[3]));
     assert_eq!(a.shape(), &[3]);
 }
+
+#[test]
+#[should_panic(expected = "transpose: shape [2, 3, 4] is not 2-D")]
+fn transpose_not_2d() {
+    t(&[2, 3, 4]).transpose();
+}

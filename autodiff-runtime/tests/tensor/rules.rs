@@ -647,3 +647,18 @@ fn elementwise_functions() {
         );
     }
 }
+
+#[test]
+fn transpose() {
+    let mut rng = Rng::new(53);
+    for shape in [[1, 1], [2, 3], [4, 1], [5, 7]] {
+        let x = rng.tensor(&shape);
+        check_vjp(
+            "transpose_d0",
+            &x,
+            |x: &T64| x.transpose(),
+            |_, d| transpose_d0(d),
+            &mut rng,
+        );
+    }
+}
