@@ -563,20 +563,7 @@ pub fn add_d01<T: TensorElement, A: Shaped + ?Sized, B: Shaped + ?Sized>(
     b: &B,
     d: Tensor<T>,
 ) -> (Tensor<T>, Tensor<T>) {
-    pass_zero!(
-        d,
-        (
-            <Tensor<T> as crate::Cotangent>::zero(),
-            <Tensor<T> as crate::Cotangent>::zero()
-        )
-    );
-    if a.dims() == d.shape() {
-        let db = unbroadcast_from("add_d1", &d, b.dims());
-        (d, db)
-    } else {
-        let da = unbroadcast_from("add_d0", &d, a.dims());
-        (da, unbroadcast_to("add_d1", d, b.dims()))
-    }
+    split_to_operands(["add_d0", "add_d1"], a, b, d)
 }
 
 /// `y = a - b` (broadcasting), both cotangents at once, as [`add_d01`] with `b̄` negated.
@@ -586,19 +573,27 @@ pub fn sub_d01<T: TensorElement, A: Shaped + ?Sized, B: Shaped + ?Sized>(
     b: &B,
     d: Tensor<T>,
 ) -> (Tensor<T>, Tensor<T>) {
-    pass_zero!(
-        d,
-        (
-            <Tensor<T> as crate::Cotangent>::zero(),
-            <Tensor<T> as crate::Cotangent>::zero()
-        )
-    );
+    let (da, db) = split_to_operands(["sub_d0", "sub_d1"], a, b, d);
+    (da, -db)
+}
+
+/// `ȳ` reduced to each operand's shape, moved (not copied) to the first operand of the
+/// output's shape; `rules` name the two cotangents in shape errors.
+#[track_caller]
+fn split_to_operands<T: TensorElement, A: Shaped + ?Sized, B: Shaped + ?Sized>(
+    rules: [&str; 2],
+    a: &A,
+    b: &B,
+    d: Tensor<T>,
+) -> (Tensor<T>, Tensor<T>) {
+    let zero = <Tensor<T> as crate::Cotangent>::zero;
+    pass_zero!(d, (zero(), zero()));
     if a.dims() == d.shape() {
-        let db = -unbroadcast_from("sub_d1", &d, b.dims());
+        let db = unbroadcast_from(rules[1], &d, b.dims());
         (d, db)
     } else {
-        let da = unbroadcast_from("sub_d0", &d, a.dims());
-        (da, -unbroadcast_to("sub_d1", d, b.dims()))
+        let da = unbroadcast_from(rules[0], &d, a.dims());
+        (da, unbroadcast_to(rules[1], d, b.dims()))
     }
 }
 
