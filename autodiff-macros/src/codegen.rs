@@ -136,6 +136,9 @@ pub struct Context<'a> {
     /// arm's first contribution moves in rather than adds; their elements are updated with
     /// the growing rules until the branch is over and they are brought to full length.
     pub lazy_cotangents: std::cell::RefCell<HashSet<Value>>,
+    /// While a reversed loop's body is generated: its element reads served from rows sliced
+    /// in front of the loop (see [`Context::row_plan`]).
+    pub row_reads: std::cell::RefCell<HashMap<Inst, RowRead>>,
     /// Whether the differentiated arguments of the public variant are a subset of the float
     /// arguments, so that a hidden variant with all of them active exists for callers.
     pub separate_hidden: bool,
@@ -193,6 +196,30 @@ struct ShiftLocals {
     /// This iteration's contributions of `a[i]` and `a[i + 1]`.
     at_index: Ident,
     at_next: Ident,
+}
+
+/// An element read `a[k]` of a reversed counted loop, `k` the loop's index or a counter
+/// stepping with it, whose backward pass indexes rows of `a` and of its cotangent sliced in
+/// front of the loop by the iteration's offset into the range (see [`Context::row_plan`]).
+#[derive(Clone)]
+pub struct RowRead {
+    /// The row of the array, where the backward pass recomputes the read.
+    primal: Option<Ident>,
+    /// The row of the array's cotangent, where the read's cotangent goes.
+    cotangent: Option<Ident>,
+    /// The iteration's offset into the rows.
+    offset: Ident,
+}
+
+/// The rows of a reversed loop (see [`Context::row_plan`]).
+struct RowPlan {
+    /// The range's start and length, bound in front of the loop.
+    start: Ident,
+    trip: Ident,
+    offset: Ident,
+    /// The rows' declarations, in front of the loop and behind the check that it runs.
+    rows: TokenStream,
+    reads: Vec<(Inst, RowRead)>,
 }
 
 /// The numbering of the records the forward pass keeps: one per reversed branch (an enum of
@@ -2872,7 +2899,15 @@ impl Context<'_> {
                         }
                     })
                     .collect();
-                let (name, expr) = (self.names.name(r), self.inst_expr(inst, &operands));
+                let name = self.names.name(r);
+                let expr = match self.row_reads.borrow().get(&inst) {
+                    Some(RowRead {
+                        primal: Some(row),
+                        offset,
+                        ..
+                    }) => quote!(#row[#offset]),
+                    _ => self.inst_expr(inst, &operands),
+                };
                 out.extend(quote!(let #name = &(#expr);));
             }
         }
@@ -3379,6 +3414,11 @@ impl Context<'_> {
             let read = |i: usize| self.read_ref(analysis, data.args[i]);
             let result = data.results[0];
             let d = self.names.cotangent(result);
+            let cotangent_row = self
+                .row_reads
+                .borrow()
+                .get(&inst)
+                .and_then(|read| Some((read.cotangent.clone()?, read.offset.clone())));
             match &data.opcode {
                 Opcode::Call(path) => {
                     let callee = hidden_callee(path);
@@ -3508,6 +3548,14 @@ impl Context<'_> {
                 Opcode::Index if variant.shifted.contains_key(&inst) => {
                     let local = &variant.shifted[&inst];
                     out.extend(quote!(#local = #d;));
+                }
+                Opcode::Index if cotangent_row.is_some() => {
+                    // the forward pass read this element, so it is in the row
+                    if let Some((row, offset)) = &cotangent_row {
+                        out.extend(
+                            quote!(#private::rules::index_add_in_bounds(&mut *#row, &#offset, #d);),
+                        );
+                    }
                 }
                 Opcode::Index => {
                     if !scope.contains(&data.args[0]) {
@@ -3871,10 +3919,16 @@ impl Context<'_> {
                 });
             }
         }
-        iteration.extend(self.recompute_block(analysis, body));
         let shifted = self
             .shifted_reads(analysis, inst)
             .filter(|shift| scope.contains(&shift.array));
+        let plan = self.row_plan(analysis, inst, scope, shifted.as_ref());
+        if let Some(plan) = &plan {
+            self.row_reads
+                .borrow_mut()
+                .extend(plan.reads.iter().cloned());
+        }
+        iteration.extend(self.recompute_block(analysis, body));
         let mut inner_variant = Variant {
             analysis,
             hidden: variant.hidden,
@@ -3953,7 +4007,23 @@ impl Context<'_> {
             }
         }
         let iteration = quote!(#from_next_record #iteration);
-        let replayed_index = self.replayed_index(analysis, inst);
+        // the reversed iterations run over the index, or over the offset into the rows
+        let replayed_index = self
+            .replayed_index(analysis, inst)
+            .map(|(i, range)| match &plan {
+                Some(RowPlan {
+                    start,
+                    trip,
+                    offset,
+                    ..
+                }) => (
+                    offset.clone(),
+                    quote!((0..#trip).rev()),
+                    quote!(let #i = &(#start + #offset);),
+                ),
+                None => (i.clone(), range, quote!(let #i = &#i;)),
+            });
+        let mut looped = TokenStream::new();
         match (index, field, replayed_index) {
             (Some(index), Some(field), replayed_index)
                 if self.loop_has_fields(analysis, records, inst) =>
@@ -3976,14 +4046,14 @@ impl Context<'_> {
                     });
                 }
                 match replayed_index {
-                    Some((i, range)) => out.extend(quote! {
+                    Some((i, range, bind)) => looped.extend(quote! {
                         for (#record, #i) in #field.iter().rev().zip(#range) {
                             let #ty { #(#bindings,)* .. } = #record;
-                            let #i = &#i;
+                            #bind
                             #iteration
                         }
                     }),
-                    None => out.extend(quote! {
+                    None => looped.extend(quote! {
                         for #record in #field.iter().rev() {
                             let #ty { #(#bindings,)* .. } = #record;
                             #iteration
@@ -3991,15 +4061,39 @@ impl Context<'_> {
                     }),
                 }
             }
-            (_, _, Some((i, range))) => out.extend(quote! {
+            (_, _, Some((i, range, bind))) => looped.extend(quote! {
                 for #i in #range {
-                    let #i = &#i;
+                    #bind
                     #iteration
                 }
             }),
-            (_, Some(field), None) => out.extend(quote!(for _ in 0..*#field { #iteration })),
+            (_, Some(field), None) => looped.extend(quote!(for _ in 0..*#field { #iteration })),
             // `records` keeps a record for every loop whose range cannot be replayed
             (_, None, None) => {}
+        }
+        match &plan {
+            Some(plan) => {
+                let RowPlan {
+                    start, trip, rows, ..
+                } = plan;
+                let (first, end) = (
+                    self.range_bound(analysis, inst, 0),
+                    self.range_bound(analysis, inst, 1),
+                );
+                out.extend(quote! {
+                    let #start = #first;
+                    let #trip = ::core::iter::ExactSizeIterator::len(&(#start..#end));
+                    if #trip != 0 {
+                        #rows
+                        #looped
+                    }
+                });
+                let mut row_reads = self.row_reads.borrow_mut();
+                for (read, _) in &plan.reads {
+                    row_reads.remove(read);
+                }
+            }
+            None => out.extend(looped),
         }
         out.extend(chains_after);
         if let (Some(shift), Some(locals)) = (&shifted, &locals) {
@@ -4055,12 +4149,7 @@ impl Context<'_> {
             return None;
         }
         let insts = &self.func.block(body).insts;
-        let is_one = |v: Value| {
-            self.func.def_inst(v).is_some_and(|d| {
-                matches!(&self.func.inst(d).opcode,
-                    Opcode::Const(t) if matches!(t.to_string().as_str(), "1" | "1usize"))
-            })
-        };
+        let is_one = |v: Value| self.is_one(v);
         let is_next = |v: Value| {
             self.func.def_inst(v).is_some_and(|d| {
                 let next = self.func.inst(d);
@@ -4113,6 +4202,144 @@ impl Context<'_> {
             }
         }
         None
+    }
+
+    /// Whether `v` is the constant `1`.
+    fn is_one(&self, v: Value) -> bool {
+        self.func.def_inst(v).is_some_and(|d| {
+            matches!(&self.func.inst(d).opcode,
+                Opcode::Const(t) if matches!(t.to_string().as_str(), "1" | "1usize"))
+        })
+    }
+
+    /// The rows of a reversed counted loop `for i in start..end` over `usize`: for each array
+    /// from outside the loop that the body reads at one index `k`, the loop's index or a
+    /// counter stepping by one with it, and touches nowhere else, the slice of the elements
+    /// the loop reads (`a[low..low + trip]`, `low` the index's value in the first iteration)
+    /// and the same slice of its cotangent, if the read passes a contribution to one allocated
+    /// at its full length. The reversed iterations run over the offset `t` into the range and
+    /// index the rows by it: the optimiser sees that `t < trip`, the rows' length, and drops
+    /// the bounds checks a reversed loop otherwise keeps in every iteration (for the index
+    /// `k` counted down, it proves nothing about `k`).
+    ///
+    /// Only reads the body makes in every iteration qualify (no branch or nested loop around
+    /// them, no early exit), so that a loop that ran read every element of its rows and the
+    /// slicing cannot fail; a loop that did not run slices nothing (`trip` is checked first).
+    fn row_plan(
+        &self,
+        analysis: &Analysis,
+        inst: Inst,
+        scope: &HashSet<Value>,
+        shifted: Option<&ShiftedReads>,
+    ) -> Option<RowPlan> {
+        let data = self.func.inst(inst);
+        let Opcode::ForRange(range) = &data.opcode else {
+            return None;
+        };
+        let body = data.arms[0];
+        let params = &self.func.block(body).params;
+        let index = params[0];
+        let usize_ty: syn::Type = syn::parse_quote!(usize);
+        if range.reverse
+            || range.stepped
+            || range.inclusive
+            || range.breaks
+            || !analysis.recompute[index.index()]
+            || analysis.types[index.index()].as_ref() != Some(&usize_ty)
+        {
+            return None;
+        }
+        let insts = &self.func.block(body).insts;
+        let mut inside = HashSet::new();
+        self.func.defined_in(body, &mut inside);
+        let name = self.names.name(index);
+        let start = format_ident!("{}_start", name);
+        let trip = format_ident!("{}_trip", name);
+        let offset = format_ident!("{}_offset", name);
+        let mut rows = TokenStream::new();
+        let mut reads = Vec::new();
+        let mut sliced = HashSet::new();
+        for &read in insts {
+            let data = self.func.inst(read);
+            if !matches!(data.opcode, Opcode::Index) {
+                continue;
+            }
+            let (array, at) = (data.args[0], data.args[1]);
+            if inside.contains(&array)
+                || sliced.contains(&array)
+                || !analysis.arrays[array.index()]
+                || analysis.matrices[array.index()]
+                || analysis.tensors[array.index()]
+                || shifted.is_some_and(|shift| shift.array == array)
+            {
+                continue;
+            }
+            let low = if at == index {
+                quote!(#start)
+            } else {
+                match analysis.counters.get(&at) {
+                    Some(&(step, _)) if params.contains(&at) && self.is_one(step) => {
+                        let counter = format_ident!("{}_countdown", self.names.name(at));
+                        quote!((#counter - #trip))
+                    }
+                    _ => continue,
+                }
+            };
+            let mut uses = Vec::new();
+            self.uses_in(body, array, &mut uses);
+            let same_reads: Option<Vec<Inst>> = uses
+                .iter()
+                .map(|u| {
+                    u.filter(|&u| {
+                        let data = self.func.inst(u);
+                        insts.contains(&u)
+                            && matches!(data.opcode, Opcode::Index)
+                            && data.args[..] == [array, at]
+                    })
+                })
+                .collect();
+            let Some(same_reads) = same_reads else {
+                continue;
+            };
+            sliced.insert(array);
+            let recomputed = same_reads.iter().any(|&r| {
+                let result = self.func.inst(r).results[0];
+                analysis.recompute[result.index()]
+            });
+            let primal = recomputed.then(|| {
+                let row = format_ident!("{}_row", self.names.name(array));
+                let a = self.read_ref(analysis, array);
+                rows.extend(quote!(let #row = &(*#a)[#low..#low + #trip];));
+                row
+            });
+            let contributes = analysis.is_active(array)
+                && scope.contains(&array)
+                && self.full_length(analysis, array).is_some()
+                && self.float_elements(analysis, array)
+                && same_reads.iter().any(|r| analysis.reversed[r.index()]);
+            let cotangent = contributes.then(|| {
+                let d_array = self.names.cotangent(array);
+                let row = format_ident!("{}_row", d_array);
+                rows.extend(quote!(let #row = &mut #d_array[#low..#low + #trip];));
+                row
+            });
+            if primal.is_none() && cotangent.is_none() {
+                continue;
+            }
+            let row_read = RowRead {
+                primal,
+                cotangent,
+                offset: offset.clone(),
+            };
+            reads.extend(same_reads.into_iter().map(|r| (r, row_read.clone())));
+        }
+        (!reads.is_empty()).then_some(RowPlan {
+            start,
+            trip,
+            offset,
+            rows,
+            reads,
+        })
     }
 
     /// Whether the elements of array `v` are floats (of a concrete or generic float type).
@@ -5190,6 +5417,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         replay_slots: Default::default(),
         unsaved_arrays: Default::default(),
         lazy_cotangents: Default::default(),
+        row_reads: Default::default(),
         separate_hidden: false,
     };
     let fname = &item.sig.ident;

@@ -269,6 +269,7 @@ fn generate(
         replay_slots: Default::default(),
         unsaved_arrays: Default::default(),
         lazy_cotangents: Default::default(),
+        row_reads: Default::default(),
         separate_hidden: hidden.is_some(),
     };
     let mut items = ctx.variant_items(

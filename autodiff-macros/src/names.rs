@@ -4,7 +4,7 @@ use proc_macro2::{Ident, Span};
 use quote::format_ident;
 
 /// The suffixes codegen appends to a value's name for its helpers (`x_saved`, `d_x_shift`,
-/// `li_chain`): a user's value or parameter spelled like one would be
+/// `li_chain`, `j_offset`, `d_x_row`): a user's value or parameter spelled like one would be
 /// shadowed by the helper.
 const HELPER_SUFFIXES: &[&str] = &[
     "_saved",
@@ -15,6 +15,10 @@ const HELPER_SUFFIXES: &[&str] = &[
     "_shift_at",
     "_at_index",
     "_at_next",
+    "_start",
+    "_trip",
+    "_offset",
+    "_row",
 ];
 
 /// Whether `name` has the shape of a local the generated code declares: `loop3`,

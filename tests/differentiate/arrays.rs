@@ -2640,3 +2640,102 @@ fn skip_and_take_slice_the_iteration() {
         assert!((dk - energy).abs() < 1e-12, "{dk} vs {energy}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Rows sliced in front of reversed loops (docs/design.md, "Rows of reversed loops")
+// ---------------------------------------------------------------------------------------
+
+// Reads at a counter stepping with the loop (`l[li]`) and at the loop's index (`x[j]`,
+// `w[j]`), the counter continuing across the rows of a triangle; `w` is a local of fixed
+// length whose cotangent is sliced too.
+#[differentiate]
+pub fn triangle_rows(l: &[f64], x: &[f64], d: usize) -> f64 {
+    let mut w = vec![0.0; d];
+    for i in 0..d {
+        w[i] = x[i] * x[i];
+    }
+    let mut s = 0.0;
+    let mut li = 0;
+    for i in 0..d {
+        let mut row = 0.0;
+        for j in i + 1..d {
+            row += l[li] * x[j] * w[j];
+            li += 1;
+        }
+        s += row.sin() * x[i];
+    }
+    s
+}
+
+// A counter starting beyond the array and a range beyond it, each with a loop that runs zero
+// times there: the backward pass must slice nothing for them.
+#[differentiate]
+pub fn rows_of_empty_loops(a: &[f64], start: usize, runs: usize, lo: usize, hi: usize) -> f64 {
+    let mut s = 0.0;
+    let mut li = start;
+    for k in 0..runs {
+        s += a[li] * a[li] * (k as f64 + 1.0);
+        li += 1;
+    }
+    for j in lo..hi {
+        s += a[j].exp();
+    }
+    s
+}
+
+// The same array read at the index and at a counter (two rows would alias: neither is taken)
+// and at `j + 1`.
+#[differentiate]
+pub fn rows_declined(a: &[f64], n: usize) -> f64 {
+    let mut s = 0.0;
+    let mut li = 0;
+    for j in 0..n {
+        s += a[j] * a[li + 1] + a[li];
+        li += 1;
+    }
+    s
+}
+
+#[test]
+fn rows_of_reversed_loops_give_the_gradient() {
+    let d = 5;
+    let x = point(d, 71);
+    let l = point(d * (d - 1) / 2, 72);
+    let (value, (dl, dx)) = triangle_rows_grad(&l, &x, d);
+    assert_eq!(value.to_bits(), triangle_rows(&l, &x, d).to_bits());
+    assert_fd("triangle_rows l", &dl, |l| triangle_rows(l, &x, d), &l);
+    assert_fd("triangle_rows x", &dx, |x| triangle_rows(&l, x, d), &x);
+    let (_, pullback) = triangle_rows_pullback(&l, &x, d);
+    let (bl, bx) = pullback.backward(1.0);
+    assert_eq!((bl, bx), (dl, dx), "backward and _grad");
+
+    let a = point(6, 73);
+    let (_, da) = rows_declined_grad(&a, 4);
+    assert_fd("rows_declined", &da, |a| rows_declined(a, 4), &a);
+}
+
+#[test]
+fn rows_of_loops_that_ran_zero_times_slice_nothing() {
+    let a = point(4, 74);
+    // the counter starts past the end, the range lies past it: neither loop runs
+    let (value, da) = rows_of_empty_loops_grad(&a, 100, 0, 50, 50);
+    assert_eq!(value, 0.0);
+    assert_eq!(da, vec![0.0; 4]);
+    let (_, pullback) = rows_of_empty_loops_pullback(&a, 100, 0, 9, 3);
+    assert_eq!(pullback.backward(1.0), vec![0.0; 4]);
+    // and where they run: d/da_k of sum (k - start + 1) a_k^2 over 1..3 and of sum exp a_k
+    // over 2..4
+    let (_, da) = rows_of_empty_loops_grad(&a, 1, 2, 2, 4);
+    let expected: Vec<f64> = (0..4)
+        .map(|k| {
+            let square = if (1..3).contains(&k) {
+                2.0 * a[k] * k as f64
+            } else {
+                0.0
+            };
+            let exp = if (2..4).contains(&k) { a[k].exp() } else { 0.0 };
+            square + exp
+        })
+        .collect();
+    assert_close("rows_of_empty_loops", &da, &expected, 1e-14);
+}

@@ -8,6 +8,7 @@
     clippy::approx_constant,
     clippy::eq_op,
     clippy::needless_range_loop,
+    clippy::explicit_counter_loop,
     clippy::vec_init_then_push,
     clippy::type_complexity,
     clippy::useless_vec
