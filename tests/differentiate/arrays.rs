@@ -2696,6 +2696,27 @@ pub fn rows_declined(a: &[f64], n: usize) -> f64 {
     s
 }
 
+// Reads after a `continue` (not made in every iteration) and at a counter stepped only in
+// some iterations: neither may be taken from a row.
+#[differentiate]
+pub fn rows_skipped_iterations(a: &[f64], x: &[f64], n: usize) -> f64 {
+    let mut s = 0.0;
+    let mut li = 0;
+    for j in 0..n {
+        if x[j] < 0.0 {
+            continue;
+        }
+        s += a[j] * x[j];
+    }
+    for j in 0..n {
+        s += a[li] * x[j] * x[j];
+        if x[j] > 0.5 {
+            li += 1;
+        }
+    }
+    s
+}
+
 #[test]
 fn rows_of_reversed_loops_give_the_gradient() {
     let d = 5;
@@ -2712,6 +2733,24 @@ fn rows_of_reversed_loops_give_the_gradient() {
     let a = point(6, 73);
     let (_, da) = rows_declined_grad(&a, 4);
     assert_fd("rows_declined", &da, |a| rows_declined(a, 4), &a);
+
+    let a = point(6, 75);
+    let x: Vec<f64> = (0..6)
+        .map(|k| [0.9, -0.3, 0.7, 0.2, -0.8, 0.6][k])
+        .collect();
+    let (_, (da, dx)) = rows_skipped_iterations_grad(&a, &x, 6);
+    assert_fd(
+        "rows_skipped a",
+        &da,
+        |a| rows_skipped_iterations(a, &x, 6),
+        &a,
+    );
+    assert_fd(
+        "rows_skipped x",
+        &dx,
+        |x| rows_skipped_iterations(&a, x, 6),
+        &x,
+    );
 }
 
 #[test]
