@@ -2717,6 +2717,42 @@ pub fn rows_skipped_iterations(a: &[f64], x: &[f64], n: usize) -> f64 {
     s
 }
 
+// A generic triangle: rows of `a` (at a counter) and `x` (at the index) in `T`.
+#[differentiate]
+pub fn generic_rows<T: Float>(a: &[T], x: &[T]) -> T {
+    let n = x.len();
+    let mut s = T::zero();
+    let mut li = 0;
+    for i in 0..n {
+        let mut row = T::zero();
+        for j in 0..i {
+            row = row + a[li] * x[j];
+            li += 1;
+        }
+        s = s + (row * x[i]).sin();
+    }
+    s
+}
+
+#[test]
+fn rows_of_generic_loops_in_f64_and_f32() {
+    let x = point(5, 76);
+    let a = point(10, 77);
+    let (value, (da, dx)) = generic_rows_grad(&a, &x);
+    assert_eq!(value.to_bits(), generic_rows(&a, &x).to_bits());
+    assert_fd("generic_rows a", &da, |a| generic_rows(a, &x), &a);
+    assert_fd("generic_rows x", &dx, |x| generic_rows(&a, x), &x);
+    let (_, pullback) = generic_rows_pullback(&a, &x);
+    assert_eq!(pullback.backward(1.0), (da.clone(), dx.clone()));
+
+    let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let (_, (da32, dx32)) = generic_rows_grad(&a32, &x32);
+    for (got, expected) in da32.iter().chain(&dx32).zip(da.iter().chain(&dx)) {
+        assert!((*got as f64 - expected).abs() < 1e-5, "{got} vs {expected}");
+    }
+}
+
 #[test]
 fn rows_of_reversed_loops_give_the_gradient() {
     let d = 5;
