@@ -5,7 +5,7 @@
 //! is a `Tensor<T>` of its shape, a scalar's (`T`) a `T`. The rules of `matmul`, `linear`
 //! and `conv2d` for the input and the weight only read `d`, so they take it either way
 //! (`impl Borrow<Tensor<T>>`): pass `&d` to all but the one that consumes it, instead of
-//! cloning it. The rules that need only an operand's shape take it as [`Shaped`](crate::tensor::Shaped). These rules are not re-exported
+//! cloning it. The rules that need only an operand's shape take it as [`Shaped`]. These rules are not re-exported
 //! into [`rules`](crate::rules), whose scalar rules share their names; generated code names
 //! them `rules::tensor::matmul_d0`.
 //!
