@@ -1,5 +1,5 @@
 //! The whole expansion of `#[differentiate]` as a plain function on token streams:
-//! args → lower → remat → hoist → analysis → codegen, with errors collected along the way.
+//! args → lower → remat → last_pick → hoist → analysis → codegen, with errors collected along the way.
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
@@ -11,7 +11,7 @@ use crate::args::{self, Output};
 use crate::codegen::{self, Context, ValueNames, Variant};
 use crate::errors::Errors;
 use crate::ir::ParamRole;
-use crate::{analysis, hoist, ir, lower, remat};
+use crate::{analysis, hoist, ir, last_pick, lower, remat};
 
 /// Expands `#[differentiate(attr)] item`. Never panics: what cannot be differentiated
 /// becomes `compile_error!`s next to the untouched item.
@@ -167,6 +167,7 @@ fn rebuilt_from(outer: &ItemFn, closure: &ir::MapClosure) -> Option<ir::RebuiltF
     args::avoid_generated_names(&mut sig);
     let mut lowered = lower::lower(&item, &sig, &mut errors)?;
     remat::rematerialise_filled_elements(&mut lowered.func);
+    last_pick::remember_last_picks(&mut lowered.func);
     hoist::hoist_invariants(&mut lowered.func);
     let func = &lowered.func;
     ir::verify(func).ok()?;
@@ -230,6 +231,7 @@ fn generate(
     }
     let mut lowered = lower::lower(item, &sig, errors)?;
     remat::rematerialise_filled_elements(&mut lowered.func);
+    last_pick::remember_last_picks(&mut lowered.func);
     hoist::hoist_invariants(&mut lowered.func);
     for k in 0..lowered.func.closures.len() {
         lowered.func.closures[k].rebuilt_from = rebuilt_from(item, &lowered.func.closures[k]);

@@ -1,7 +1,8 @@
 //! The `#[differentiate]` attribute: a small compiler from a Rust function to its adjoint.
 //!
 //! Stages: `args` (attribute and signature) → `lower` (syn → SSA IR in `ir`) → `remat`
-//! (elements of filled arrays read as the expression that filled them) → `hoist`
+//! (elements of filled arrays read as the expression that filled them) → `last_pick` (a
+//! kept element read again where the loop took it) → `hoist`
 //! (loop-invariant reads in front of their loops) → `analysis` (activity, to-be-recorded,
 //! types) → `codegen` (IR → Rust; `lanes` interleaves the rows of `jacobian`). The primitive
 //! table is `primitives`; generated names come from `names`.
@@ -15,6 +16,7 @@ mod expand;
 mod hoist;
 mod ir;
 mod lanes;
+mod last_pick;
 mod lower;
 mod names;
 mod primitives;

@@ -199,7 +199,7 @@ fn filled_array(func: &Function, fill: Inst, slot: usize) -> Option<Filled> {
 
 /// Collects the instructions computing `value` from the induction variable and values
 /// defined outside the loop; false when the expression uses anything else.
-fn collect_expression(
+pub(crate) fn collect_expression(
     func: &Function,
     value: Value,
     induction: Value,

@@ -602,6 +602,83 @@ fn elements_of_a_filled_array_are_read_as_their_expression() {
 }
 
 #[test]
+fn a_kept_element_is_read_again_where_the_loop_took_it() {
+    let mut func = lowered(quote! {
+        fn f(v: &[f64], w: f64) -> f64 {
+            let mut mx = v[0];
+            for i in 1..v.len() {
+                if v[i] > mx {
+                    mx = v[i];
+                }
+            }
+            let mut mn = w;
+            for i in 0..=3 {
+                if v[i] < mn {
+                    mn = v[i];
+                }
+            }
+            mx * mn
+        }
+    });
+    crate::last_pick::remember_last_picks(&mut func);
+    ir::verify(&func).expect("verifies after the rewrite");
+    // the first loop carries where it took `v[i]` (from `v4`, its end: none yet), and the
+    // product reads `v[at]`, or `v[0]` when no iteration took one; the second loop's range
+    // includes its end, which could be an index: it stays as it was
+    expect![[r#"
+        fn f(v0: &[f64], v1: f64)
+        block0:
+            v2 = len v0
+            v3 = const 0
+            v4 = index v0, v3
+            v5 = const 1
+            v6 = len v0
+            v13, v26 = for v5, v6, v4, v6
+            body
+                block1(v7, v8, v24):
+                    v9 = index v0, v7
+                    v10 = cmp.gt v9, v8
+                    v12, v25 = if v10
+                    then
+                        block2:
+                            v11 = index v0, v7
+                            yield v11, v7
+                    else
+                        block3:
+                            yield v8, v24
+                    yield v12, v25
+            v27 = cmp.lt v26, v6
+            v29 = if v27
+            then
+                block7:
+                    v28 = index v0, v26
+                    yield v28
+            else
+                block8:
+                    yield v4
+            v14 = const 0
+            v15 = const 3
+            v22 = for.inclusive v14, v15, v1
+            body
+                block4(v16, v17):
+                    v18 = index v0, v16
+                    v19 = cmp.lt v18, v17
+                    v21 = if v19
+                    then
+                        block5:
+                            v20 = index v0, v16
+                            yield v20
+                    else
+                        block6:
+                            yield v17
+                    yield v21
+            v23 = mul v29, v22
+            yield v23
+    "#]]
+    .assert_eq(&ir::print(&func, &Plain));
+}
+
+#[test]
 fn only_arrays_filled_in_full_by_unchanging_values_are_rematerialised() {
     let cases = [
         // a stepped loop fills every other element

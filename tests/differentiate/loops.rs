@@ -2316,3 +2316,281 @@ fn element_reads_recorded_after_their_loop() {
         assert_close("norms, backward(2)", &scaled, &doubled, 1e-12);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Loops that keep one element (docs/design.md, "Kept elements"): the value after the loop
+// is read again where the loop took it, and its cotangent goes to that element alone
+// ---------------------------------------------------------------------------------------
+
+// f = max(x) sum x_i^2;  df/dx_k = [k = argmax] sum x_i^2 + 2 x_k max(x)
+#[differentiate]
+fn max_times_energy(x: &[f64]) -> f64 {
+    let mut mx = x[0];
+    for i in 1..x.len() {
+        if x[i] > mx {
+            mx = x[i];
+        }
+    }
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        s += x[i] * x[i];
+    }
+    mx * s
+}
+
+fn max_times_energy_gradient(x: &[f64], argmax: usize) -> Vec<f64> {
+    let mx = x[argmax];
+    let s: f64 = x.iter().map(|v| v * v).sum();
+    let mut g: Vec<f64> = x.iter().map(|v| 2.0 * v * mx).collect();
+    g[argmax] += s;
+    g
+}
+
+// the keeping arm first, the taken value computed in the other arm from two arrays, an
+// initial value no element has to beat: f = exp(min_i (x_i - y_i)), whose gradient is
+// exp(min) at the arg-min in x and its negative in y (zero when no element is below 10)
+#[differentiate]
+fn smallest_difference(x: &[f64], y: &[f64]) -> f64 {
+    let mut mn = 10.0;
+    for i in 0..x.len() {
+        if x[i] - y[i] >= mn {
+        } else {
+            mn = x[i] - y[i];
+        }
+    }
+    mn.exp()
+}
+
+// the taken value computed before the `if`, from a parameter the function also
+// differentiates: f = sin(max_i (a_i w - b_i));  df/dw = cos(.) a_at, df/da_at = cos(.) w
+#[differentiate]
+fn best_affine(a: &[f64], b: &[f64], w: f64) -> f64 {
+    let mut best = a[0] * w - b[0];
+    for i in 1..a.len() {
+        let candidate = a[i] * w - b[i];
+        if candidate > best {
+            best = candidate;
+        }
+    }
+    best.sin()
+}
+
+// the initial value kept when the range is empty or no element beats it:
+// f = sin(max(2 x_0, x_start.., ...))
+#[differentiate]
+fn max_from(x: &[f64], start: usize) -> f64 {
+    let mut mx = 2.0 * x[0];
+    for i in start..x.len() {
+        if x[i] > mx {
+            mx = x[i];
+        }
+    }
+    mx.sin()
+}
+
+// reversed and stepped ranges, ties resolved by the comparison as written: `>=` walking down
+// keeps the lowest index of equal elements, `>` walking up the first
+#[differentiate]
+fn max_reversed(x: &[f64]) -> f64 {
+    let mut mx = f64::NEG_INFINITY;
+    for i in (0..x.len()).rev() {
+        if x[i] >= mx {
+            mx = x[i];
+        }
+    }
+    mx * mx
+}
+
+#[differentiate]
+fn max_of_even_places(x: &[f64]) -> f64 {
+    let mut mx = f64::NEG_INFINITY;
+    for i in (0..x.len()).step_by(2) {
+        if x[i] > mx {
+            mx = x[i];
+        }
+    }
+    mx * mx
+}
+
+// a maximum per row, inside the loop over the rows: f = sum_r max_c m[r][c]^2
+#[differentiate]
+fn row_maxima(m: &[f64], cols: usize) -> f64 {
+    let rows = m.len() / cols;
+    let mut s = 0.0;
+    for r in 0..rows {
+        let mut best = m[r * cols];
+        for c in 1..cols {
+            if m[r * cols + c] > best {
+                best = m[r * cols + c];
+            }
+        }
+        s += best * best;
+    }
+    s
+}
+
+// the running maximum also feeds a sum inside the loop, whose backward pass still walks it
+#[differentiate]
+fn running_max_sum(x: &[f64]) -> f64 {
+    let mut mx = x[0];
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        if x[i] > mx {
+            mx = x[i];
+        }
+        s += mx * x[i];
+    }
+    s + mx.exp()
+}
+
+// loops the rewrite declines (an inclusive range, a `break`, a taken value that is not cheap
+// arithmetic): the derivative goes through the loop as before
+#[differentiate]
+fn max_declined(x: &[f64], limit: f64) -> f64 {
+    let n = x.len();
+    let mut a = x[0];
+    for i in 0..=n - 1 {
+        if x[i] > a {
+            a = x[i];
+        }
+    }
+    let mut b = x[0];
+    for i in 0..n {
+        if x[i] > limit {
+            break;
+        }
+        if x[i] > b {
+            b = x[i];
+        }
+    }
+    let mut c = x[0].sin();
+    for i in 0..n {
+        if x[i] < c {
+            c = x[i].sin();
+        }
+    }
+    a * b + c
+}
+
+#[differentiate]
+fn generic_max<T: Float>(x: &[T]) -> T {
+    let mut mx = x[0];
+    for i in 1..x.len() {
+        if x[i] > mx {
+            mx = x[i];
+        }
+    }
+    (mx * x[0]).sin()
+}
+
+fn argmax_first(x: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, v) in x.iter().enumerate() {
+        if *v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[test]
+fn kept_elements_give_the_gradient() {
+    for seed in [81, 82, 83] {
+        let x = point(7, seed);
+        let (value, g) = max_times_energy_grad(&x);
+        assert_eq!(value.to_bits(), max_times_energy(&x).to_bits());
+        assert_close(
+            "max_times_energy",
+            &g,
+            &max_times_energy_gradient(&x, argmax_first(&x)),
+            1e-14,
+        );
+        assert_fd("max_times_energy", &g, max_times_energy, &x);
+        let (_, pullback) = max_times_energy_pullback(&x);
+        assert_eq!(pullback.backward(1.0), g, "backward and _grad");
+    }
+    // ties: `>` keeps the first of the equal largest elements
+    let x = [1.0, 3.0, 3.0, -2.0];
+    assert_close(
+        "max_times_energy ties",
+        &max_times_energy_grad(&x).1,
+        &max_times_energy_gradient(&x, 1),
+        1e-14,
+    );
+
+    let (x, y) = (point(6, 84), point(6, 85));
+    let (value, (dx, dy)) = smallest_difference_grad(&x, &y);
+    assert_eq!(value.to_bits(), smallest_difference(&x, &y).to_bits());
+    let at = (0..6)
+        .min_by(|&i, &j| (x[i] - y[i]).total_cmp(&(x[j] - y[j])))
+        .unwrap_or(0);
+    let mut expected = vec![0.0; 6];
+    expected[at] = value;
+    assert_close("smallest_difference x", &dx, &expected, 1e-14);
+    expected[at] = -value;
+    assert_close("smallest_difference y", &dy, &expected, 1e-14);
+    // nothing below the initial 10: a constant
+    let big = vec![20.0; 3];
+    assert_eq!(
+        smallest_difference_grad(&big, &[0.0; 3]).1,
+        (vec![0.0; 3], vec![0.0; 3])
+    );
+
+    let (a, b, w) = (point(5, 86), point(5, 87), 0.7);
+    let (value, (da, db, dw)) = best_affine_grad(&a, &b, w);
+    assert_eq!(value.to_bits(), best_affine(&a, &b, w).to_bits());
+    assert_fd("best_affine a", &da, |a| best_affine(a, &b, w), &a);
+    assert_fd("best_affine b", &db, |b| best_affine(&a, b, w), &b);
+    assert_fd("best_affine w", &[dw], |w| best_affine(&a, &b, w[0]), &[w]);
+
+    let x = point(5, 88);
+    for start in [0, 2, 5, 9] {
+        let (value, g) = max_from_grad(&x, start);
+        assert_eq!(value.to_bits(), max_from(&x, start).to_bits());
+        assert_fd("max_from", &g, |x| max_from(x, start), &x);
+    }
+    // an empty range keeps the initial value: d/dx_0 = 2 cos(2 x_0)
+    let g = max_from_grad(&x, 9).1;
+    assert_close(
+        "max_from empty",
+        &g,
+        &[2.0 * (2.0 * x[0]).cos(), 0.0, 0.0, 0.0, 0.0],
+        1e-14,
+    );
+
+    let x = [0.5, -2.0, 0.5, 0.25];
+    // `>=` walking down: the lowest index of the two 0.5s; d/dx_0 = 2 max
+    assert_eq!(max_reversed_grad(&x).1, vec![1.0, 0.0, 0.0, 0.0]);
+    let x = point(7, 89);
+    let (_, g) = max_reversed_grad(&x);
+    assert_fd("max_reversed", &g, max_reversed, &x);
+    let (_, g) = max_of_even_places_grad(&x);
+    assert_fd("max_of_even_places", &g, max_of_even_places, &x);
+    assert_eq!(g[1], 0.0);
+
+    let m = point(12, 90);
+    let (value, g) = row_maxima_grad(&m, 4);
+    assert_eq!(value.to_bits(), row_maxima(&m, 4).to_bits());
+    assert_fd("row_maxima", &g, |m| row_maxima(m, 4), &m);
+    assert_eq!(row_maxima_pullback(&m, 4).1.backward(1.0), g);
+
+    let x = point(6, 91);
+    let (_, g) = running_max_sum_grad(&x);
+    assert_fd("running_max_sum", &g, running_max_sum, &x);
+
+    let x = point(6, 92);
+    for limit in [0.55, 2.0] {
+        let (_, (g, _)) = max_declined_grad(&x, limit);
+        assert_fd("max_declined", &g, |x| max_declined(x, limit), &x);
+    }
+
+    let x = point(5, 93);
+    let (value, g) = generic_max_grad(&x);
+    assert_eq!(value.to_bits(), generic_max(&x).to_bits());
+    assert_fd("generic_max", &g, generic_max, &x);
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let (_, g32) = generic_max_grad(&x32);
+    for (got, expected) in g32.iter().zip(&g) {
+        assert!((*got as f64 - expected).abs() < 1e-5, "{got} vs {expected}");
+    }
+}
