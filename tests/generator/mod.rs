@@ -2120,6 +2120,7 @@ impl<'a> FnGen<'a> {
             if nest_ok { 0.4 } else { 0.0 },                 // 17 late init
             0.3,                                             // 18 block / tuple let
             if loop_ok && vec_writable { 0.8 } else { 0.0 }, // 19 fill and read
+            if loop_ok && has_vectors { 0.6 } else { 0.0 },  // 20 keep an element
         ];
         match self.rng.weighted(&weights) {
             0 => self.stmt_let(),
@@ -2145,7 +2146,8 @@ impl<'a> FnGen<'a> {
             16 => self.stmt_shadow(),
             17 => self.stmt_late_init(),
             18 => self.stmt_block_let(),
-            _ => self.stmt_fill(),
+            19 => self.stmt_fill(),
+            _ => self.stmt_keep(),
         }
     }
 
@@ -2733,6 +2735,65 @@ impl<'a> FnGen<'a> {
             let r = self.rng.below(len);
             self.line(format!("{name}[{r}] *= T::from(0.5).unwrap();"));
         }
+    }
+
+    /// A loop keeping one element: `let mut m = e0; for i in lo..len { if e(i) > m { m = e(i); } }`
+    /// with any comparison, the keeping arm first or second, walking up or down; the macro
+    /// reads `m` after the loop again where it was taken when `e` is cheap (docs/design.md,
+    /// "Kept elements").
+    fn stmt_keep(&mut self) {
+        let vectors: Vec<usize> = self
+            .readable_vectors()
+            .into_iter()
+            .filter(|&i| match self.vars[i].kind {
+                Kind::Vector { len, .. } => len * self.trips <= MAX_TRIPS,
+                _ => false,
+            })
+            .collect();
+        if vectors.is_empty() {
+            return self.stmt_let();
+        }
+        let j = *self.rng.pick(&vectors);
+        let Kind::Vector { len, .. } = self.vars[j].kind else {
+            unreachable!()
+        };
+        let init = self.big_expr();
+        let init = self.squash(init, VAR_CAP);
+        let best = self.name("best");
+        let (iv, pat) = self.pattern_var("i", Kind::Index { max: len }, len as f64);
+        let lo = self.rng.below(2);
+        let range = if self.rng.chance(0.3) {
+            format!("({lo}..{len}).rev()")
+        } else {
+            format!("{lo}..{len}")
+        };
+        self.line(format!("let mut {best} = {};", init.code));
+        self.line(format!("for {pat} in {range} {{"));
+        let saved = self.enter_loop(len, LoopKind::Plain);
+        self.indent += 1;
+        self.push_scope();
+        self.vars.push(iv);
+        let induction = self.vars.len() - 1;
+        let e = self.cheap_element(len, induction, usize::MAX);
+        let e = self.squash(e, VAR_CAP);
+        let compare = *self.rng.pick(&[">", ">=", "<", "<="]);
+        if self.rng.chance(0.3) {
+            self.line(format!(
+                "if {} {compare} {best} {{}} else {{ {best} = {}; }}",
+                e.code, e.code
+            ));
+        } else {
+            self.line(format!(
+                "if {} {compare} {best} {{ {best} = {}; }}",
+                e.code, e.code
+            ));
+        }
+        self.pop_scope();
+        self.indent -= 1;
+        self.exit_loop(len, saved);
+        self.line("}".to_string());
+        self.cost += self.trips as f64 * len as f64 * 2.0;
+        self.declare(best, Kind::Scalar, init.bound.max(e.bound), false);
     }
 
     /// `+`, `-` and `*` of one to three elements at the induction variable (of vectors
