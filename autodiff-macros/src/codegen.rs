@@ -1762,6 +1762,12 @@ impl Context<'_> {
             .as_ref()
             .map(|_| self.record_stack(inst, records.index[&inst]));
         let mut deferred_push = None;
+        // the record a closure returns when the loop runs as `stack.extend(range.map(..))`
+        let mut returned_record = None;
+        let mut record_target = None;
+        let extends = matches!(&data.opcode, Opcode::ForRange(range) if !range.breaks)
+            && !layout.flag
+            && self.carries_only_numbers(analysis, inst);
         match &record {
             Some((field, ty, true)) => {
                 let inits = self.field_inits(analysis, records, body);
@@ -1779,6 +1785,10 @@ impl Context<'_> {
                         deferred_push = Some(
                             self.records_read_after_loop(inst, &chain, target, ty, &inits, marker),
                         );
+                    }
+                    None if extends => {
+                        returned_record = Some(quote!(#ty { #(#inits,)* #marker }));
+                        record_target = Some(target.clone());
                     }
                     None => iteration.extend(quote!(#target.push(#ty { #(#inits,)* #marker });)),
                 }
@@ -1812,7 +1822,14 @@ impl Context<'_> {
                     Some((field, _, false)) => out.extend(quote!(let mut #field: usize = 0;)),
                     None => {}
                 }
-                out.extend(quote!(for #index in #range_name { #iteration }));
+                match (returned_record, record_target) {
+                    // the stack's length stays in the extend's local instead of being loaded
+                    // and stored through memory by a `push` per iteration
+                    (Some(value), Some(target)) => out.extend(quote! {
+                        #target.extend(#range_name.map(|#index| { #iteration #value }));
+                    }),
+                    _ => out.extend(quote!(for #index in #range_name { #iteration })),
+                }
                 if let Some(extend) = deferred_push {
                     out.extend(extend);
                 }
@@ -1842,6 +1859,53 @@ impl Context<'_> {
             let stack = stack.as_ref().expect("a record");
             out.extend(quote!(let #field = #stack.len() - #field;));
         }
+    }
+
+    /// Whether every variable loop `inst` carries is a number or a bool, which the closure of
+    /// `stack.extend(range.map(|i| ..))` updates in place: a carried array would have to be
+    /// moved out of the closure's captures in every iteration.
+    fn carries_only_numbers(&self, analysis: &Analysis, inst: Inst) -> bool {
+        let number = |v: Value| {
+            let i = v.index();
+            if analysis.arrays[i] || analysis.tensors[i] || analysis.matrices[i] {
+                return false;
+            }
+            let Some(ty) = &analysis.types[i] else {
+                return false;
+            };
+            let syn::Type::Path(path) = ty else {
+                return false;
+            };
+            let Some(ident) = path.path.get_ident() else {
+                return false;
+            };
+            analysis.float.as_ref() == Some(ty)
+                || self
+                    .item
+                    .sig
+                    .generics
+                    .type_params()
+                    .any(|p| p.ident == *ident)
+                || matches!(
+                    ident.to_string().as_str(),
+                    "f32"
+                        | "f64"
+                        | "usize"
+                        | "isize"
+                        | "u8"
+                        | "u16"
+                        | "u32"
+                        | "u64"
+                        | "i8"
+                        | "i16"
+                        | "i32"
+                        | "i64"
+                        | "bool"
+                )
+        };
+        loop_slots(self.func, inst)
+            .iter()
+            .all(|&(_, param, _, result)| number(param) && number(result))
     }
 
     /// The instructions that recompute the saved values of a `for` loop after it has run,

@@ -1640,3 +1640,29 @@ fn a_state_passed_on_is_read_from_the_next_record() {
     assert!(code.contains("let h_2 = h_2_from_next_record;"), "{code}");
     assert!(code.contains("h_2_from_next_record = h_1;"), "{code}");
 }
+
+#[test]
+fn a_loop_carrying_numbers_returns_its_records_to_an_extend() {
+    let code = expansion(quote! {
+        fn f(v: &[f64], n: usize) -> f64 {
+            let mut s = 0.0;
+            for i in 0..v.len() {
+                s += (v[i] * s).exp();
+            }
+            let mut w = vec![0.0; n];
+            for i in 0..n {
+                if v[i] > s {
+                    w[i] = v[i] * s;
+                }
+            }
+            w[0] * s
+        }
+    });
+    // `s` is a number: the loop is the closure of an `extend`, whose length stays local
+    assert!(code.contains(".map(|i| {"), "{code}");
+    assert!(!code.contains("for i in range"), "{code}");
+    // `w` is carried by the second loop (which records its branches): a closure could not move
+    // it in and out, so it pushes
+    assert!(code.contains("for i_1 in range"), "{code}");
+    assert!(code.contains(".push("), "{code}");
+}
