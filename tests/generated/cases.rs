@@ -411,8 +411,8 @@ where
         let l3;
         if !(acc.is_sign_negative()) && ys[n % 3].exp2() < T::from(-1.65).unwrap() {
             let w4 = vec![T::from(-0.912).unwrap(); 3];
-            acc = (((acc * T::from(0.055).unwrap()) + w4[1]) * T::from(1.61).unwrap()).atan() * T::from(0.636).unwrap();
             l3 = ((Float::atan(f4::<T>(xs, 2) * T::from(0.499).unwrap()).cosh() - ((acc.abs() + T::from(0.5).unwrap()).recip() / (((t1 * T::from(0.8).unwrap()).tanh().exp() + T::from(1.0).unwrap()).log2() + T::from(2.97).unwrap()))) * T::from(0.443).unwrap()).sin();
+            acc = (((acc * T::from(0.055).unwrap()) + w4[1]) * T::from(1.61).unwrap()).atan() * T::from(0.636).unwrap();
         } else {
             l3 = T::tanh((if ys[1].sin() >= T::from(-0.57).unwrap() { t1.to_radians() } else { acc }) * T::from(0.333).unwrap());
         }
@@ -1358,8 +1358,8 @@ fn f38<T: Float + NumAssign + Sum + Product>(y: T, x: T, n: usize, xs: &[T]) -> 
         l3 = T::from(n).unwrap();
     } else {
         let t4 = -(acc + w1[0]);
-        acc = (acc * T::from(0.382).unwrap()) + t4;
         l3 = ((((T::one().abs() + T::from(0.75).unwrap()).log2() + T::from(1.34).unwrap()).log10() - (Float::tanh((w1[4] - acc) * T::from(0.85).unwrap()) * T::from(0.05).unwrap()).to_degrees()) * T::from(0.495).unwrap()).atan();
+        acc = (acc * T::from(0.382).unwrap()) + t4;
     }
     (((acc - x) * l3) * T::from(0.105).unwrap()).tanh()
 }
@@ -2681,12 +2681,12 @@ where
     let l2;
     if (acc + acc) < T::from(-0.713).unwrap() {
         let t3 = (xs.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>() - w1[n % 2]).cos();
-        acc *= t3;
         l2 = acc;
+        acc *= t3;
     } else {
         let u4 = f42(Float::atan((T::from(n).unwrap() * w1[n % 2]) * T::from(0.333).unwrap()) * T::from(0.954).unwrap(), acc.max(xs[n % xs.len()]), xs, (w1[1].abs() + T::from(1.0).unwrap()).ln());
-        acc -= u4[0];
         l2 = acc * ((xs[n % 2] * (acc.tanh() * T::from(0.9).unwrap()).acos()) * T::from(0.424).unwrap()).tanh();
+        acc -= u4[0];
     }
     (acc + l2) + T::log10((l2 + l2).exp() + T::from(0.75).unwrap())
 }
@@ -3431,8 +3431,8 @@ where
         l1 = y;
     } else {
         let s2 = { let mut acc3 = T::zero(); for k4 in 0..4 { acc3 = acc3 + xs[k4] * xs[4 - 1 - k4]; } acc3 };
-        acc = acc - (s2 * T::from(0.222).unwrap()).atan();
         l1 = (acc * acc + T::from(0.75).unwrap()).ln();
+        acc = acc - (s2 * T::from(0.222).unwrap()).atan();
     }
     acc /= x.abs() + T::from(1.0).unwrap();
     let l1 = Float::atan(l1);
@@ -4349,12 +4349,12 @@ fn f125<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> [T; 1] {
     let l4;
     if (t2 * Float::cbrt(T::one().abs() + T::from(0.5).unwrap())) > T::from(0.968).unwrap() {
         let t5 = (((t2 * t2 + T::from(1.0).unwrap()).sqrt() * T::from(0.812).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees();
-        t2 -= t5;
         l4 = T::from(-0.932).unwrap();
+        t2 -= t5;
     } else {
         let t1 = (t1.tanh() * T::from(0.9).unwrap()).acos();
-        acc -= t1;
         l4 = T::exp2(Float::tanh((t3 + x.abs()) * T::from(0.666).unwrap()));
+        acc -= t1;
     }
     [(((acc + (t2 * T::from(0.391).unwrap()).sin()) * l4) * T::from(0.13).unwrap()).sin()]
 }
@@ -7270,8 +7270,8 @@ where
     let l1;
     if (acc % (ys[0] + T::from(2.5).unwrap())) <= T::from(0.409).unwrap() {
         let t2 = Float::sin((acc - (acc + acc.cosh())) * T::from(0.257).unwrap());
-        acc = acc * t2;
         l1 = Float::sin((f182(3, (f182(2, ((acc - acc) * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap(), (acc * T::from(1.0).unwrap()).tanh()) * T::from(0.361).unwrap()).sin(), xs[2]) + ((acc + xs[3]) + T::cos(xs[0]))) * T::from(0.199).unwrap());
+        acc = acc * t2;
     } else {
         for i3 in 1..=4 {
             acc /= (((T::mul_add(ys[i3 % 2], (acc * T::from(0.333).unwrap()).sin(), ys[0]) + acc) * T::from(0.222).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() + T::from(4.115).unwrap();
@@ -9783,8 +9783,8 @@ fn f278<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T]) -> T {
         l1 = (((y.exp() + T::from(0.75).unwrap()).powf(y.sin()) - (-(xs[0].exp() + T::from(0.75).unwrap()).log(x.abs() + T::from(2.25).unwrap()))) * T::from(0.213).unwrap()).tanh();
     } else {
         let w2 = vec![x / (x + T::from(2.25).unwrap()); 5];
-        acc += w2[4];
         l1 = f255(xs[1] / (y * y + T::from(1.0).unwrap()), 4, (f248(y) * T::from(0.266).unwrap()).sin(), ((acc * acc + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p()).tanh().abs();
+        acc += w2[4];
     }
     let t3 = xs[1] - xs[3];
     ((acc - l1) + t3) + xs[3]
@@ -15819,8 +15819,8 @@ where
                 l4 = T::tanh(Float::powf((T::tanh((z + T::from(i3).unwrap()) * T::from(0.444).unwrap()) * f402((acc * T::from(0.216).unwrap()).atan() * T::from(0.954).unwrap(), 1)).exp() + T::from(1.0).unwrap(), T::tanh((T::from(i3).unwrap() * T::from(1.574).unwrap()) * T::from(0.423).unwrap()).cosh()) * T::from(0.263).unwrap());
             } else {
                 let w5 = vec![x; 3];
-                acc += (w5[1] * T::from(1.333).unwrap()).sin();
                 l4 = (x.exp2() * T::from(0.446).unwrap()).tanh();
+                acc += (w5[1] * T::from(1.333).unwrap()).sin();
             }
             if z.signum() <= z {
                 return (-T::from(i3).unwrap()) * (t1 / (z * z + T::from(1.0).unwrap()));
@@ -16619,8 +16619,8 @@ fn f473<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
         l3 = T::atan(f453(Float::sin(acc * T::from(1.273).unwrap()), (((acc + T::from(2.321).unwrap()) - T::from(0.75).unwrap()).ln_1p() * T::from(1.259).unwrap()).sin(), T::sin((acc - acc) * T::from(0.636).unwrap())) * T::from(0.172).unwrap());
     } else {
         let w4 = vec![T::zero(); 5];
-        acc /= w4[2] + T::from(1.25).unwrap();
         l3 = acc;
+        acc /= w4[2] + T::from(1.25).unwrap();
     }
     let mut buf5 = vec![T::zero(); 5];
     let mut sum6 = acc - l3;
@@ -16657,12 +16657,12 @@ where
     let l1;
     if (Float::tanh(xs[0] * T::from(1.333).unwrap()) * T::from(0.05).unwrap()).to_degrees() > T::from(-1.758).unwrap() {
         let (b2, b3) = ((((xs[0] + x) * T::from(0.666).unwrap()).atan().exp_m1() * T::from(0.415).unwrap()).atan(), xs[0]);
-        acc = (acc * T::from(0.802).unwrap()) * b3;
         l1 = (-T::log(xs[1] * xs[1] + T::from(0.75).unwrap(), b2 + T::from(3.571).unwrap())) * xs[1].fract().to_radians();
+        acc = (acc * T::from(0.802).unwrap()) * b3;
     } else {
         let t4 = -(xs[1].tanh() * T::from(0.9).unwrap()).atanh();
-        acc *= (t4 * T::from(1.358).unwrap()).tanh();
         l1 = ((Float::atan(xs[0]) + T::from(1.821).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+        acc *= (t4 * T::from(1.358).unwrap()).tanh();
     }
     acc + l1
 }

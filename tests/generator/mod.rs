@@ -3219,18 +3219,19 @@ impl<'a> FnGen<'a> {
                 self.vars = before.clone();
                 self.line("} else {".to_string());
             }
-            let mut e = E::new(String::new(), 0.0, Prec::Atom);
+            let mut e_bound = 0.0;
             states.push(self.branch(|g| {
                 if g.rng.chance(0.4) {
                     g.block(1);
                 }
                 let x = g.expr(3);
-                e = g.squash(x, VAR_CAP);
+                let e = g.squash(x, VAR_CAP);
+                e_bound = e.bound;
+                // written before the scope closes: closing it may fold the branch's unread
+                // values into a variable `e` reads, which would change it after `e`'s bound
+                g.line(format!("{name} = {};", e.code));
             }));
-            bound = bound.max(e.bound);
-            self.indent += 1;
-            self.line(format!("{name} = {};", e.code));
-            self.indent -= 1;
+            bound = bound.max(e_bound);
         }
         self.line("}".to_string());
         self.vars = before;
