@@ -107,3 +107,34 @@ fn nan_and_infinity_propagate_without_panicking() {
     assert!(v.is_nan() && gy.is_nan());
     assert!((gx - (2.0 * (-2.0f64).cos() - 2.0)).abs() < 1e-15);
 }
+
+// A value `max` discards still reaches the gradient through its own derivative (docs/
+// supported.md): with |y| > 1, `y.asin()` is NaN, `max` returns x, and the zero cotangent
+// the NaN side receives meets asin's NaN derivative. Choosing with an `if` first keeps it out.
+#[differentiate]
+fn max_of_an_undefined_side(x: f64, y: f64) -> f64 {
+    x.max(y.asin())
+}
+
+#[differentiate]
+fn chosen_before_evaluating(x: f64, y: f64) -> f64 {
+    if y.abs() <= 1.0 {
+        x.max(y.asin())
+    } else {
+        x
+    }
+}
+
+#[test]
+fn a_discarded_nan_poisons_the_gradient_unless_an_if_avoids_it() {
+    let (value, (dx, dy)) = max_of_an_undefined_side_grad(0.3, 1.5);
+    assert_eq!(value, 0.3);
+    assert_eq!(dx, 1.0);
+    assert!(dy.is_nan(), "{dy}");
+    let (value, (dx, dy)) = chosen_before_evaluating_grad(0.3, 1.5);
+    assert_eq!((value, dx, dy), (0.3, 1.0, 0.0));
+    // inside the domain both agree: d/dy asin(y) = 1 / sqrt(1 - y^2) where asin(y) > x
+    let (_, (_, dy)) = max_of_an_undefined_side_grad(-2.0, 0.6);
+    assert!((dy - 1.0 / (1.0f64 - 0.36).sqrt()).abs() < 1e-15, "{dy}");
+    assert_eq!(chosen_before_evaluating_grad(-2.0, 0.6).1, (0.0, dy));
+}
