@@ -729,19 +729,22 @@ impl Context<'_> {
             Opcode::Tuple => quote!((#(#operands),*)),
             Opcode::Assert(assertion) => {
                 let path = &assertion.path;
-                let checked = operands.iter().take(assertion.checked);
-                let message = assertion.message.as_ref().map(|format| {
-                    let args = operands
-                        .iter()
-                        .skip(assertion.checked)
-                        .zip(&assertion.names)
-                        .map(|(operand, name)| match name {
-                            Some(name) => quote!(#name = #operand),
-                            None => operand.clone(),
-                        });
-                    quote!(, #format #(, #args)*)
-                });
-                quote_spanned!(span=> #path!(#(#checked),* #message))
+                let mut arguments: Vec<TokenStream> =
+                    operands.iter().take(assertion.checked).cloned().collect();
+                if let Some(format) = &assertion.message {
+                    arguments.push(quote!(#format));
+                    arguments.extend(
+                        operands
+                            .iter()
+                            .skip(assertion.checked)
+                            .zip(&assertion.names)
+                            .map(|(operand, name)| match name {
+                                Some(name) => quote!(#name = #operand),
+                                None => operand.clone(),
+                            }),
+                    );
+                }
+                quote_spanned!(span=> #path!(#(#arguments),*))
             }
             Opcode::ShapeOf => {
                 let a = arg(0);

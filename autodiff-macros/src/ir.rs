@@ -159,13 +159,14 @@ pub enum PlaceStep {
     Index(usize),
 }
 
-/// An assertion macro of [`Opcode::Assert`], with what its arguments need to be written
-/// back.
+/// An assertion or print macro of [`Opcode::Assert`], with what its arguments need to be
+/// written back.
 #[derive(Clone, Debug)]
 pub struct AssertMacro {
     /// The macro's path as written (`assert_eq`, `debug_assert`).
     pub path: syn::Path,
-    /// How many leading arguments are the checked values: 1, or 2 for the `_eq`/`_ne` forms.
+    /// How many leading arguments are the checked values: 1, or 2 for the `_eq`/`_ne` forms, 0
+    /// for the print macros.
     pub checked: usize,
     /// The message's format string, if one is given.
     pub message: Option<syn::LitStr>,
@@ -260,10 +261,10 @@ pub enum Opcode {
     /// `while`/`loop`: args `[inits...]`; the body's parameters are the carried variables and
     /// it yields `[keep_going, carried...]`; the results are the carried variables after it.
     While,
-    /// `assert!(c, "...", args)`, `assert_eq!(a, b)`, `assert_ne!` and their `debug_` forms:
-    /// args are the checked values, then the message's arguments; no results. It runs where
-    /// the function's own statements run (the forward pass), and no derivative passes
-    /// through it.
+    /// `assert!(c, "...", args)`, `assert_eq!(a, b)`, `assert_ne!` and their `debug_` forms,
+    /// and `println!("...", args)`, `print!`, `eprintln!`, `eprint!`: args are the checked
+    /// values, then the message's arguments; no results. It runs where the function's own
+    /// statements run (the forward pass), and no derivative passes through it.
     Assert(AssertMacro),
     /// `if arg0 { arms[0] } else { arms[1] }`.
     If,

@@ -975,10 +975,16 @@ impl<'e> Lowerer<'e> {
                 ..
             }) = first
             else {
-                self.errors.push_spanned(
-                    first,
-                    "the message of an assertion must be a format string literal here, as in `assert!(x > 0.0, \"x = {x}\")`",
-                );
+                if checked == 0 {
+                    // a print macro's format string must be a literal: rustc reports it on
+                    // the function as written
+                    self.errors.fail_silently();
+                } else {
+                    self.errors.push_spanned(
+                        first,
+                        "the message of an assertion must be a format string literal here, as in `assert!(x > 0.0, \"x = {x}\")`",
+                    );
+                }
                 return None;
             };
             for arg in rest {
@@ -1023,7 +1029,7 @@ impl<'e> Lowerer<'e> {
             .unwrap_or_default();
         self.errors.push_spanned(
             &mac.path,
-            format!("macro `{name}!` is not supported inside #[differentiate] (`vec!` and the `assert!` family are); compute the value with plain expressions, or call a helper function on constants"),
+            format!("macro `{name}!` is not supported inside #[differentiate] (`vec!`, the `assert!` family and the `println!` family are); compute the value with plain expressions, or call a helper function on constants"),
         );
     }
 
@@ -2004,7 +2010,9 @@ fn path_segments(path: &syn::Path) -> Vec<String> {
 }
 
 /// For an assertion macro (`assert`, `assert_eq`, `assert_ne` and their `debug_` forms, by
-/// name or through `std::`/`core::`), how many leading arguments are checked values.
+/// name or through `std::`/`core::`), how many leading arguments are checked values; for a
+/// print macro (`print`, `println`, `eprint`, `eprintln`, by name or through `std::`), none:
+/// its arguments are all the message's.
 fn assertion_arity(mac: &syn::Macro) -> Option<usize> {
     let segments = path_segments(&mac.path);
     let name = match segments.as_slice() {
@@ -2015,6 +2023,7 @@ fn assertion_arity(mac: &syn::Macro) -> Option<usize> {
     match name.as_str() {
         "assert" | "debug_assert" => Some(1),
         "assert_eq" | "assert_ne" | "debug_assert_eq" | "debug_assert_ne" => Some(2),
+        "print" | "println" | "eprint" | "eprintln" if segments[0] != "core" => Some(0),
         _ => None,
     }
 }

@@ -1,5 +1,6 @@
-//! `assert!`, `assert_eq!`, `assert_ne!` and their `debug_` forms inside differentiated
-//! functions: they run with the forward pass and take no part in the derivative.
+//! `assert!`, `assert_eq!`, `assert_ne!` and their `debug_` forms, and the print macros,
+//! inside differentiated functions: they run with the forward pass and take no part in the
+//! derivative.
 
 use autodiff::prelude::*;
 use autodiff::Tensor;
@@ -108,4 +109,37 @@ fn assertions_on_saved_arrays_and_tensors() {
     for (d, v) in da.data().iter().zip(a.data()) {
         assert!(close(*d, 1.0 - v.tanh().powi(2)));
     }
+}
+
+// the print macros: positional, named and captured arguments (a loop-carried variable, read
+// under its own name), debug formatting, no arguments at all, a path; f = Σ sin(x_i) s
+#[differentiate]
+fn printed_sum<T: Float + std::fmt::Debug + std::fmt::Display>(x: &[T], s: T) -> T {
+    let mut acc = T::zero();
+    println!("printed_sum of {} elements, scale {s:?}", x.len());
+    for i in 0..x.len() {
+        acc = acc + x[i].sin() * s;
+        eprint!("{i}: {acc} ");
+        print!("{value:.3} ", value = acc);
+    }
+    eprintln!();
+    std::println!("total {acc:>w$}", w = 12);
+    acc
+}
+
+#[test]
+fn prints_leave_the_gradient_alone() {
+    let (x, s): (Vec<f64>, f64) = (vec![0.3, -1.2, 2.0], 1.5);
+    let (value, (dx, ds)) = printed_sum_grad(&x, s);
+    assert_eq!(value.to_bits(), printed_sum(&x, s).to_bits());
+    // df/dx_i = cos(x_i) s, df/ds = Σ sin(x_i)
+    for (k, d) in dx.iter().enumerate() {
+        assert!(close(*d, x[k].cos() * s), "{k}: {d}");
+    }
+    assert!(close(ds, x.iter().map(|v: &f64| v.sin()).sum()), "{ds}");
+    let (_, pullback) = printed_sum_pullback(&x, s);
+    assert_eq!(pullback.backward(1.0), (dx, ds));
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let (_, (dx32, _)) = printed_sum_grad(&x32, 1.5f32);
+    assert!((dx32[1] as f64 - (-1.2f64).cos() * 1.5).abs() < 1e-6);
 }
