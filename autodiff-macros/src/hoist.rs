@@ -34,7 +34,7 @@ pub fn hoist_invariants(func: &mut Function) {
 }
 
 /// Every `for` loop with the block containing it, inner loops before the loops around them.
-fn collect_loops(func: &Function, block: Block, out: &mut Vec<(Block, Inst)>) {
+pub(crate) fn collect_loops(func: &Function, block: Block, out: &mut Vec<(Block, Inst)>) {
     for &inst in &func.block(block).insts {
         for &arm in &func.inst(inst).arms {
             collect_loops(func, arm, out);

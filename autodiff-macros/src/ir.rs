@@ -452,6 +452,21 @@ impl Function {
         value
     }
 
+    /// Adds a fresh result to an existing instruction (a loop or branch that carries one more
+    /// value).
+    pub fn add_result(&mut self, inst: Inst) -> Value {
+        let index = self.insts[inst.index()].results.len();
+        let span = self.insts[inst.index()].span;
+        self.values.push(ValueData {
+            def: ValueDef::Result(inst, index),
+            span,
+            name: None,
+        });
+        let value = Value(self.values.len() as u32 - 1);
+        self.insts[inst.index()].results.push(value);
+        value
+    }
+
     /// Appends an instruction with `result_count` fresh results to `block`.
     pub fn append(
         &mut self,

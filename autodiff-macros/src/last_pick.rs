@@ -29,6 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::hoist::collect_loops;
 use crate::ir::{BinaryOp, Block, CompareOp, Function, Inst, Opcode, Value, ValueDef};
 use crate::remat::collect_expression;
 
@@ -42,18 +43,6 @@ pub fn remember_last_picks(func: &mut Function) {
             if let Some(pick) = find_pick(func, inst, slot) {
                 rewrite(func, parent, &pick);
             }
-        }
-    }
-}
-
-/// Every `for` loop with the block containing it, inner loops before the loops around them.
-fn collect_loops(func: &Function, block: Block, out: &mut Vec<(Block, Inst)>) {
-    for &inst in &func.block(block).insts {
-        for &arm in &func.inst(inst).arms {
-            collect_loops(func, arm, out);
-        }
-        if matches!(func.inst(inst).opcode, Opcode::ForRange(_)) {
-            out.push((block, inst));
         }
     }
 }
@@ -184,7 +173,7 @@ fn rewrite(func: &mut Function, parent: Block, pick: &Pick) {
     // the loop carries `at`, starting at the range's end
     let at = func.add_block_param(body, span);
     func.values[at.index()].name = at_name.clone();
-    let at_next = add_result(func, pick.choice);
+    let at_next = func.add_result(pick.choice);
     func.values[at_next.index()].name = at_name.clone();
     let choice_arms = func.inst(pick.choice).arms.clone();
     for (arm, block) in choice_arms.into_iter().enumerate() {
@@ -197,7 +186,7 @@ fn rewrite(func: &mut Function, parent: Block, pick: &Pick) {
     }
     func.blocks[body.index()].yields.push(at_next);
     func.insts[pick.looped.index()].args.push(end);
-    let at_after = add_result(func, pick.looped);
+    let at_after = func.add_result(pick.looped);
     func.values[at_after.index()].name = at_name;
 
     // after the loop: `if at < end { e(at) } else { init }`
@@ -258,18 +247,4 @@ fn rewrite(func: &mut Function, parent: Block, pick: &Pick) {
     }
     func.output_len.iter_mut().for_each(rename);
     func.output_shape.iter_mut().for_each(rename);
-}
-
-/// Appends a fresh result to `inst`.
-fn add_result(func: &mut Function, inst: Inst) -> Value {
-    let index = func.inst(inst).results.len();
-    let span = func.inst(inst).span;
-    func.values.push(crate::ir::ValueData {
-        def: ValueDef::Result(inst, index),
-        span,
-        name: None,
-    });
-    let value = Value(func.values.len() as u32 - 1);
-    func.insts[inst.index()].results.push(value);
-    value
 }

@@ -2654,15 +2654,19 @@ impl<'a> FnGen<'a> {
     /// by an index loop over the same range: the shape whose reads the macro replaces by the
     /// filling expression when the vector changes later (a scratch buffer in a loop) and `e`
     /// is cheap arithmetic on elements at `i`, scalars and constants, as it mostly is here.
-    fn stmt_fill(&mut self) {
-        let w: Vec<usize> = self
-            .writable_vectors()
+    /// The vectors among `candidates` short enough for a loop over them at this depth.
+    fn loopable(&self, candidates: Vec<usize>) -> Vec<usize> {
+        candidates
             .into_iter()
             .filter(|&i| match self.vars[i].kind {
                 Kind::Vector { len, .. } => len * self.trips <= MAX_TRIPS,
                 _ => false,
             })
-            .collect();
+            .collect()
+    }
+
+    fn stmt_fill(&mut self) {
+        let w = self.loopable(self.writable_vectors());
         if w.is_empty() {
             return self.stmt_vec_write();
         }
@@ -2742,14 +2746,7 @@ impl<'a> FnGen<'a> {
     /// reads `m` after the loop again where it was taken when `e` is cheap (docs/design.md,
     /// "Kept elements").
     fn stmt_keep(&mut self) {
-        let vectors: Vec<usize> = self
-            .readable_vectors()
-            .into_iter()
-            .filter(|&i| match self.vars[i].kind {
-                Kind::Vector { len, .. } => len * self.trips <= MAX_TRIPS,
-                _ => false,
-            })
-            .collect();
+        let vectors = self.loopable(self.readable_vectors());
         if vectors.is_empty() {
             return self.stmt_let();
         }
