@@ -1882,13 +1882,8 @@ impl Context<'_> {
             let Some(ident) = path.path.get_ident() else {
                 return false;
             };
+            // a generic type other than the function's float type may not be `Copy`
             analysis.float.as_ref() == Some(ty)
-                || self
-                    .item
-                    .sig
-                    .generics
-                    .type_params()
-                    .any(|p| p.ident == *ident)
                 || matches!(
                     ident.to_string().as_str(),
                     "f32"
