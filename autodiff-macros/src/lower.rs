@@ -1027,10 +1027,12 @@ impl<'e> Lowerer<'e> {
             .last()
             .map(|s| s.ident.to_string())
             .unwrap_or_default();
-        self.errors.push_spanned(
-            &mac.path,
-            format!("macro `{name}!` is not supported inside #[differentiate] (`vec!`, the `assert!` family and the `println!` family are); compute the value with plain expressions, or call a helper function on constants"),
-        );
+        let message = if name == "dbg" {
+            "macro `dbg!` is not supported inside #[differentiate]; print the value on a line of its own with `eprintln!(\"{x:?}\")`, which runs with the forward pass".to_string()
+        } else {
+            format!("macro `{name}!` is not supported inside #[differentiate] (`vec!`, the `assert!` family and the `println!` family are); compute the value with plain expressions, or call a helper function on constants")
+        };
+        self.errors.push_spanned(&mac.path, message);
     }
 
     fn lower_local(&mut self, local: &syn::Local) {
