@@ -807,7 +807,7 @@ fn integer_comparison(func: &Function, a: &Analysis, cond: Value) -> bool {
 }
 
 /// Whether `v` has an integer type.
-fn is_integer(a: &Analysis, v: Value) -> bool {
+pub(crate) fn is_integer(a: &Analysis, v: Value) -> bool {
     a.types[v.index()].as_ref().is_some_and(|ty| {
         matches!(ty, syn::Type::Path(p) if p.path.get_ident().is_some_and(|i| {
             matches!(

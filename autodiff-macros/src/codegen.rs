@@ -1870,36 +1870,17 @@ impl Context<'_> {
     fn carries_only_numbers(&self, analysis: &Analysis, inst: Inst) -> bool {
         let number = |v: Value| {
             let i = v.index();
-            if analysis.arrays[i] || analysis.tensors[i] || analysis.matrices[i] {
-                return false;
-            }
             let Some(ty) = &analysis.types[i] else {
                 return false;
             };
-            let syn::Type::Path(path) = ty else {
-                return false;
-            };
-            let Some(ident) = path.path.get_ident() else {
-                return false;
-            };
+            let scalar = ["f32", "f64", "bool"]
+                .iter()
+                .any(|name| matches!(ty, syn::Type::Path(p) if p.path.is_ident(name)));
             // a generic type other than the function's float type may not be `Copy`
-            analysis.float.as_ref() == Some(ty)
-                || matches!(
-                    ident.to_string().as_str(),
-                    "f32"
-                        | "f64"
-                        | "usize"
-                        | "isize"
-                        | "u8"
-                        | "u16"
-                        | "u32"
-                        | "u64"
-                        | "i8"
-                        | "i16"
-                        | "i32"
-                        | "i64"
-                        | "bool"
-                )
+            !(analysis.arrays[i] || analysis.tensors[i] || analysis.matrices[i])
+                && (analysis.float.as_ref() == Some(ty)
+                    || scalar
+                    || crate::analysis::is_integer(analysis, v))
         };
         loop_slots(self.func, inst)
             .iter()
