@@ -1265,7 +1265,7 @@ impl Context<'_> {
             #(#cfgs)*
             impl #s_impl #ty #s_ty #s_where {
                 #[doc(hidden)]
-                #[allow(unused_variables, clippy::all)]
+                #[allow(unreachable_code, unused_variables, clippy::all)]
                 #vis fn __heap_bytes(&self) -> usize {
                     let #ty { #(#bindings,)* .. } = self;
                     #total
@@ -1329,7 +1329,7 @@ impl Context<'_> {
                 impl #s_impl #struct_name #s_ty #s_where {
                     /// The memory these saved values occupy, in bytes: the struct itself plus
                     /// the heap storage of its per-iteration stacks and saved arrays.
-                    #[allow(dead_code, unused_variables)]
+                    #[allow(dead_code, unreachable_code, unused_variables)]
                     #vis fn saved_bytes(&self) -> usize {
                         #body
                     }
@@ -1413,7 +1413,7 @@ impl Context<'_> {
                 #(#cfgs)*
                 impl #s_impl #ty #s_ty #s_where {
                     #[doc(hidden)]
-                    #[allow(unused_variables, clippy::all)]
+                    #[allow(unreachable_code, unused_variables, clippy::all)]
                     #vis fn __heap_bytes(&self) -> usize {
                         match self { #(#arms)* #never }
                     }
@@ -1555,7 +1555,7 @@ impl Context<'_> {
                         let (#pattern, #call_name) = #callee(#(#operands,)* &mut #slot);
                     });
                 }
-                Opcode::Assert(_) => {
+                Opcode::Assert(_) if data.results.is_empty() => {
                     let expr = self.inst_expr(inst, &operands);
                     out.extend(quote!(#expr;));
                 }
@@ -4802,9 +4802,9 @@ impl Context<'_> {
         let lent_ty = quote!(&#slot #struct_name #s_ty);
         let has_stacks = self.has_record_stacks(analysis, &records);
         let args: Vec<&Ident> = self.sig.params.iter().map(|p| &p.name).collect();
-        let allow = quote!(#[allow(dead_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
+        let allow = quote!(#[allow(dead_code, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
         // (the names of lifted closures start with underscores)
-        let allow_hidden = quote!(#[allow(dead_code, non_snake_case, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
+        let allow_hidden = quote!(#[allow(dead_code, non_snake_case, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
         let forward = match (has_stacks, reusing_entry) {
             (true, true) => {
                 let reusing = self.with_generic_args(&reusing_name);
@@ -4902,7 +4902,7 @@ impl Context<'_> {
             let vis = &self.item.vis;
             let into = quote! {
                 #[doc(hidden)]
-                #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                #[allow(unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
                 #[inline]
                 #vis #signature {
                     #[allow(unused_imports)]
@@ -4939,7 +4939,7 @@ impl Context<'_> {
             #(#cfgs)*
             impl #s_impl #struct_name #s_ty #s_where {
                 #backward_doc
-                #[allow(unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                #[allow(unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
                 #[inline]
                 #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
                     #body
@@ -4991,7 +4991,7 @@ impl Context<'_> {
                 quote! {
                     #[doc = #text]
                     #(#cfgs)*
-                    #[allow(dead_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                    #[allow(dead_code, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
                     #[inline]
                     #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
                         #[allow(unused_imports)]
@@ -5115,7 +5115,7 @@ impl Context<'_> {
         });
         Some(quote! {
             #[doc = #doc]
-            #[allow(non_snake_case, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+            #[allow(non_snake_case, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
             #[inline]
             #vis fn jacobian(&self) -> [#grad_ty; #rows] {
                 #body
@@ -5146,7 +5146,7 @@ impl Context<'_> {
         );
         Some(quote! {
             #[doc = #doc]
-            #[allow(non_snake_case, unused_variables, clippy::all)]
+            #[allow(non_snake_case, unreachable_code, unused_variables, clippy::all)]
             #vis fn jacobian(&self) -> ::std::vec::Vec<#grad_ty> {
                 #destructure
                 let rows: usize = *#len;
@@ -5499,12 +5499,12 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         out.extend(quote! {
             #[allow(dead_code, non_camel_case_types)]
             #vis struct #struct_name <#s_params> #s_where { #marker }
-            #[allow(unused_variables, dead_code, clippy::all)]
+            #[allow(unreachable_code, unused_variables, dead_code, clippy::all)]
             #vis fn #fn_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
                 ::core::unreachable!()
             }
             impl #s_impl #struct_name #s_ty #s_where {
-                #[allow(unused_variables, dead_code, clippy::all)]
+                #[allow(unreachable_code, unused_variables, dead_code, clippy::all)]
                 #vis fn #backward(&self, d_output: #ret) -> #grad_ty {
                     ::core::unreachable!()
                 }
@@ -5514,7 +5514,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
             let signature = backward_into_signature(sig, flags, false);
             out.extend(quote! {
                 impl #s_impl #struct_name #s_ty #s_where {
-                    #[allow(unused_variables, dead_code, clippy::all)]
+                    #[allow(unreachable_code, unused_variables, dead_code, clippy::all)]
                     #vis #signature {
                         ::core::unreachable!()
                     }
@@ -5524,7 +5524,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         if !hidden && matches!(sig.output, Output::Scalar(_)) {
             let grad_name = names::grad_fn(fname);
             out.extend(quote! {
-                #[allow(unused_variables, dead_code, clippy::all)]
+                #[allow(unreachable_code, unused_variables, dead_code, clippy::all)]
                 #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
                     ::core::unreachable!()
                 }

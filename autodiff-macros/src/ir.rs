@@ -173,6 +173,10 @@ pub struct AssertMacro {
     /// One entry per message argument: `None` for a positional one, the name for one given
     /// by name (`x = e`) or captured by the format string (`{x}`), which is passed by name.
     pub names: Vec<Option<syn::Ident>>,
+    /// `panic!`, `unreachable!`, `todo!`, `unimplemented!`: control does not come back. Its
+    /// results, if any, stand for the values of the branch it ends (`!` takes any type),
+    /// never computed.
+    pub diverges: bool,
 }
 
 /// Which copy method made a `Copy` instruction.
@@ -910,12 +914,12 @@ fn verify_block(
                 return Err(format!("{inst}: map needs a known closure and two results"));
             }
             Opcode::Assert(a)
-                if !data.results.is_empty()
+                if (!a.diverges && !data.results.is_empty())
                     || data.args.len() != a.checked + a.names.len()
                     || (a.message.is_none() && !a.names.is_empty()) =>
             {
                 return Err(format!(
-                    "{inst}: an assertion has no results, and one operand per checked value and message argument"
+                    "{inst}: an assertion has no results (unless it diverges), and one operand per checked value and message argument"
                 ));
             }
             _ => {}

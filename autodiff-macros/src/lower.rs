@@ -18,8 +18,8 @@ use syn::{BinOp, Expr, Ident, ItemFn, Pat, Stmt, UnOp};
 use crate::args::Signature;
 use crate::errors::Errors;
 use crate::ir::{
-    BinaryOp, BitOp, Block, CompareOp, CopyKind, Function, MapClosure, Opcode, RangeLoop, UnaryOp,
-    Value, ValueDef,
+    BinaryOp, BitOp, Block, CompareOp, CopyKind, Function, Inst, MapClosure, Opcode, RangeLoop,
+    UnaryOp, Value, ValueDef,
 };
 use crate::primitives;
 
@@ -185,6 +185,9 @@ struct Lowerer<'e> {
     output_placeholders: Vec<TokenStream>,
     /// Pure instructions already emitted, by block, mnemonic and operands.
     available: HashMap<(Block, String, Vec<Value>), Value>,
+    /// The `panic!` (or the like) that ended the current block: what follows it is
+    /// unreachable, and the branch it ends takes its values from the instruction's results.
+    diverged: Option<Inst>,
 }
 
 /// Lowers `item` to SSA, or records errors and returns None.
@@ -253,6 +256,7 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         too_large: false,
         loops: Vec::new(),
         available: HashMap::new(),
+        diverged: None,
         output_placeholders: {
             let types: Vec<&syn::Type> = match &sig.output {
                 crate::args::Output::Scalar(t) | crate::args::Output::Array(t) => vec![t],
@@ -594,6 +598,9 @@ impl<'e> Lowerer<'e> {
             if self.too_large {
                 return None;
             }
+            if let Some(diverged) = self.diverged.take() {
+                return self.after_divergence(diverged, end_span, ctx);
+            }
             let rest = &items[i + 1..];
             match *item {
                 Item::ScopeEnd(len) => self.env.truncate(len),
@@ -606,6 +613,9 @@ impl<'e> Lowerer<'e> {
                     } else {
                         self.lower_expr(e)?
                     };
+                    if let Some(diverged) = self.diverged.take() {
+                        return self.after_divergence(diverged, end_span, ctx);
+                    }
                     return self.return_values(&value, e.span());
                 }
                 Item::Tail(e) | Item::StmtExpr(e) | Item::Stmt(Stmt::Expr(e, _))
@@ -626,6 +636,9 @@ impl<'e> Lowerer<'e> {
                 }
             }
         }
+        if let Some(diverged) = self.diverged.take() {
+            return self.after_divergence(diverged, end_span, ctx);
+        }
         match ctx {
             Ctx::Function => {
                 self.errors.push(
@@ -634,6 +647,20 @@ impl<'e> Lowerer<'e> {
                 );
                 None
             }
+            Ctx::Loop => self.loop_exit(true, end_span),
+        }
+    }
+
+    /// The values a sequence ended by `panic!` (instruction `diverged`) yields, never
+    /// computed: in a function, placeholders of the returned values, which the macro's `!`
+    /// type stands for; in a loop body, the next iteration's values as they are.
+    fn after_divergence(&mut self, diverged: Inst, end_span: Span, ctx: Ctx) -> Option<Vec<Value>> {
+        match ctx {
+            Ctx::Function => Some(
+                (0..self.output_arity)
+                    .map(|_| self.func.add_result(diverged))
+                    .collect(),
+            ),
             Ctx::Loop => self.loop_exit(true, end_span),
         }
     }
@@ -1010,13 +1037,18 @@ impl<'e> Lowerer<'e> {
             }
             message = Some(format.clone());
         }
+        let diverges = diverging_macro(mac);
         let assertion = crate::ir::AssertMacro {
             path: mac.path.clone(),
             checked,
             message,
             names,
+            diverges,
         };
         self.emit(Opcode::Assert(assertion), values, 0, mac.span());
+        if diverges {
+            self.diverged = self.func.block(self.block).insts.last().copied();
+        }
         Some(Operand::Unit)
     }
 
@@ -1030,7 +1062,7 @@ impl<'e> Lowerer<'e> {
         let message = if name == "dbg" {
             "macro `dbg!` is not supported inside #[differentiate]; print the value on a line of its own with `eprintln!(\"{x:?}\")`, which runs with the forward pass".to_string()
         } else {
-            format!("macro `{name}!` is not supported inside #[differentiate] (`vec!`, the `assert!` family and the `println!` family are); compute the value with plain expressions, or call a helper function on constants")
+            format!("macro `{name}!` is not supported inside #[differentiate] (`vec!` and the `assert!`, `println!` and `panic!` families are); compute the value with plain expressions, or call a helper function on constants")
         };
         self.errors.push_spanned(&mac.path, message);
     }
@@ -1166,6 +1198,10 @@ impl<'e> Lowerer<'e> {
     fn lower_single(&mut self, e: &Expr) -> Option<Value> {
         match self.lower_expr(e)? {
             Operand::Value(v) => Some(v),
+            Operand::Unit if self.diverged.is_some() => {
+                self.errors.push_spanned(e, "a `panic!` inside an expression is not supported; panic in a statement of its own, or as the whole value of a block, an arm or the function");
+                None
+            }
             _ => {
                 self.errors
                     .push_spanned(e, "expected a single value here, not a tuple or `()`");
@@ -1582,6 +1618,10 @@ impl<'e> Lowerer<'e> {
         let env_len = self.env.len();
         let mut value = Some(Operand::Unit);
         for (i, stmt) in block.stmts.iter().enumerate() {
+            if self.diverged.is_some() {
+                // after a `panic!`: unreachable, as rustc warns
+                break;
+            }
             if stmt_jumps(stmt, Ctx::Loop) {
                 self.nested_return(stmt);
                 value = None;
@@ -1608,6 +1648,8 @@ impl<'e> Lowerer<'e> {
         let outer = self.block;
         let snapshot = self.env.clone();
         let mut lowered: Vec<(Block, Option<Operand>, Vec<Binding>)> = Vec::new();
+        // per arm: the `panic!` that ends it, whose arm neither yields a value nor assigns
+        let mut diverged: Vec<Option<Inst>> = Vec::new();
         for (binder, arm) in arms {
             let block = self.func.create_block();
             self.block = block;
@@ -1616,6 +1658,7 @@ impl<'e> Lowerer<'e> {
                 self.declare(binder, Slot::Bound(Operand::Value(selector)));
             }
             let value = arm(self);
+            diverged.push(self.diverged.take());
             self.env.truncate(env_len);
             lowered.push((
                 block,
@@ -1624,15 +1667,38 @@ impl<'e> Lowerer<'e> {
             ));
         }
         self.block = outer;
-        let values: Vec<Operand> = lowered
+        let all_values: Vec<Operand> = lowered
             .iter()
             .map(|(_, v, _)| v.clone())
             .collect::<Option<_>>()?;
-        let Some(shape) = values.first().cloned() else {
+        if lowered.is_empty() {
             // a `match` without arms: rustc checks it on the user's function
             self.errors.fail_silently();
             return None;
-        };
+        }
+        if diverged.iter().all(Option::is_some) {
+            // no arm comes back: neither does the branch
+            let blocks = lowered.iter().map(|(block, _, _)| *block).collect();
+            self.func
+                .append(outer, opcode, vec![selector], blocks, 0, span);
+            let unreachable = crate::ir::AssertMacro {
+                path: syn::parse_quote!(::core::unreachable),
+                checked: 0,
+                message: None,
+                names: Vec::new(),
+                diverges: true,
+            };
+            self.emit(Opcode::Assert(unreachable), Vec::new(), 0, span);
+            self.diverged = self.func.block(outer).insts.last().copied();
+            return Some(Operand::Unit);
+        }
+        let values: Vec<&Operand> = all_values
+            .iter()
+            .zip(&diverged)
+            .filter(|(_, d)| d.is_none())
+            .map(|(v, _)| v)
+            .collect();
+        let shape = values[0].clone();
         if !values.iter().all(|v| v.same_shape(&shape)) {
             self.errors.push(span, "the arms evaluate to values of different shapes; make every arm yield the same kind of value");
             return None;
@@ -1641,7 +1707,12 @@ impl<'e> Lowerer<'e> {
         let mut merged: Vec<(usize, Operand)> = Vec::new();
         let mut final_env = snapshot.clone();
         for (index, before) in snapshot.iter().enumerate() {
-            let slots: Vec<&Slot> = lowered.iter().map(|(_, _, env)| &env[index].slot).collect();
+            let slots: Vec<&Slot> = lowered
+                .iter()
+                .zip(&diverged)
+                .filter(|(_, d)| d.is_none())
+                .map(|((_, _, env), _)| &env[index].slot)
+                .collect();
             if slots.iter().all(|s| **s == before.slot) {
                 continue;
             }
@@ -1674,17 +1745,29 @@ impl<'e> Lowerer<'e> {
             }
         }
         let mut arm_blocks = Vec::new();
-        for (block, value, env) in &lowered {
-            let mut yields = value.as_ref().expect("checked").values();
-            for (index, _) in &merged {
-                if let Slot::Bound(op) = &env[*index].slot {
-                    yields.extend(op.values());
+        let mut count = 0;
+        for ((block, value, env), diverged) in lowered.iter().zip(&diverged) {
+            if diverged.is_none() {
+                let mut yields = value.as_ref().expect("checked").values();
+                for (index, _) in &merged {
+                    if let Slot::Bound(op) = &env[*index].slot {
+                        yields.extend(op.values());
+                    }
                 }
+                count = yields.len();
+                self.func.blocks[block.index()].yields = yields;
             }
-            self.func.blocks[block.index()].yields = yields;
             arm_blocks.push(*block);
         }
-        let count = self.func.block(arm_blocks[0]).yields.len();
+        // an arm ended by `panic!` yields the macro's results: `!` stands for any value
+        for (block, diverged) in arm_blocks.iter().zip(&diverged) {
+            if let Some(diverged) = diverged {
+                let yields = (0..count)
+                    .map(|_| self.func.add_result(*diverged))
+                    .collect();
+                self.func.blocks[block.index()].yields = yields;
+            }
+        }
         let inst = self
             .func
             .append(outer, opcode, vec![selector], arm_blocks, count, span);
@@ -2015,6 +2098,21 @@ fn path_segments(path: &syn::Path) -> Vec<String> {
 /// name or through `std::`/`core::`), how many leading arguments are checked values; for a
 /// print macro (`print`, `println`, `eprint`, `eprintln`, by name or through `std::`), none:
 /// its arguments are all the message's.
+/// The macros after which control does not come back.
+fn is_diverging(name: &str) -> bool {
+    matches!(name, "panic" | "unreachable" | "todo" | "unimplemented")
+}
+
+/// Whether `mac` is `panic!`, `unreachable!`, `todo!` or `unimplemented!`.
+fn diverging_macro(mac: &syn::Macro) -> bool {
+    assertion_arity(mac) == Some(0)
+        && mac
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| is_diverging(&s.ident.to_string()))
+}
+
 fn assertion_arity(mac: &syn::Macro) -> Option<usize> {
     let segments = path_segments(&mac.path);
     let name = match segments.as_slice() {
@@ -2026,6 +2124,7 @@ fn assertion_arity(mac: &syn::Macro) -> Option<usize> {
         "assert" | "debug_assert" => Some(1),
         "assert_eq" | "assert_ne" | "debug_assert_eq" | "debug_assert_ne" => Some(2),
         "print" | "println" | "eprint" | "eprintln" if segments[0] != "core" => Some(0),
+        _ if is_diverging(name) => Some(0),
         _ => None,
     }
 }

@@ -289,7 +289,7 @@ fn expansion_of_the_seed_function_is_readable() {
         impl FPullback {
             /// The memory these saved values occupy, in bytes: the struct itself plus
             /// the heap storage of its per-iteration stacks and saved arrays.
-            #[allow(dead_code, unused_variables)]
+            #[allow(dead_code, unreachable_code, unused_variables)]
             pub fn saved_bytes(&self) -> usize {
                 ::core::mem::size_of::<Self>()
             }
@@ -297,6 +297,7 @@ fn expansion_of_the_seed_function_is_readable() {
         /// Runs [`f`] and saves what its backward pass needs: returns the value and a [`FPullback`].
         #[allow(
             dead_code,
+            unreachable_code,
             unused_variables,
             unused_assignments,
             unused_mut,
@@ -318,6 +319,7 @@ fn expansion_of_the_seed_function_is_readable() {
         #[allow(
             dead_code,
             non_snake_case,
+            unreachable_code,
             unused_variables,
             unused_assignments,
             unused_mut,
@@ -337,6 +339,7 @@ fn expansion_of_the_seed_function_is_readable() {
         impl FPullback {
             /// The vector-Jacobian product of [`f`]: takes the cotangent of the output and returns one cotangent per active argument. It only reads the saved values, so it can be called many times.
             #[allow(
+                unreachable_code,
                 unused_variables,
                 unused_assignments,
                 unused_mut,
@@ -364,6 +367,7 @@ fn expansion_of_the_seed_function_is_readable() {
         /// The value of [`f`] and its gradient with respect to the active arguments.
         #[allow(
             dead_code,
+            unreachable_code,
             unused_variables,
             unused_assignments,
             unused_mut,
@@ -1199,6 +1203,7 @@ fn a_callee_adds_its_vector_gradient_into_the_callers_cotangent() {
             }
             #[doc(hidden)]
             #[allow(
+                unreachable_code,
                 unused_variables,
                 unused_assignments,
                 unused_mut,
@@ -1665,4 +1670,70 @@ fn a_loop_carrying_numbers_returns_its_records_to_an_extend() {
     // it in and out, so it pushes
     assert!(code.contains("for i_1 in range"), "{code}");
     assert!(code.contains(".push("), "{code}");
+}
+
+#[test]
+fn a_diverging_arm_yields_the_results_of_its_panic() {
+    let func = lowered(quote! {
+        fn f(x: f64) -> f64 {
+            if x < 0.0 {
+                panic!("negative {x}");
+            }
+            let (a, b) = match x as usize {
+                0 => (x, 1.0),
+                1 => (2.0, x),
+                _ => unreachable!(),
+            };
+            let c;
+            if a > b {
+                c = a;
+            } else {
+                todo!()
+            }
+            c * b
+        }
+    });
+    ir::verify(&func).expect("verifies");
+    // the guard's arm yields nothing; the catch-all yields two results of its `unreachable!`,
+    // and the arm of `todo!` one for `c`, which only the other arm assigns
+    expect![[r#"
+        fn f(v0: f64)
+        block0:
+            v1 = const 0.0
+            v2 = cmp.lt v0, v1
+            if v2
+            then
+                block1:
+                    panic! v0
+                    yield 
+            else
+                block2:
+                    yield 
+            v3 = cast.usize v0
+            v8, v9 = match v3
+            arm 0
+                block3:
+                    v4 = const 1.0
+                    yield v0, v4
+            arm 1
+                block4:
+                    v5 = const 2.0
+                    yield v5, v0
+            arm _
+                block5:
+                    v6, v7 = unreachable!
+                    yield v6, v7
+            v10 = cmp.gt v8, v9
+            v12 = if v10
+            then
+                block6:
+                    yield v8
+            else
+                block7:
+                    v11 = todo!
+                    yield v11
+            v13 = mul v12, v9
+            yield v13
+    "#]]
+    .assert_eq(&ir::print(&func, &Plain));
 }

@@ -143,3 +143,141 @@ fn prints_leave_the_gradient_alone() {
     let (_, (dx32, _)) = printed_sum_grad(&x32, 1.5f32);
     assert!((dx32[1] as f64 - (-1.2f64).cos() * 1.5).abs() < 1e-6);
 }
+
+// `panic!` and its relatives: a guard statement, an arm's whole value, a `match`'s catch-all;
+// for y > 1, f = (y ln x)² + x, else f = 2 y ln x + x
+#[differentiate]
+fn guarded_log(x: f64, y: f64) -> f64 {
+    if x <= 0.0 {
+        panic!("guarded_log needs x > 0, got {x}");
+    }
+    let z = if y > 0.0 {
+        y * x.ln()
+    } else {
+        unreachable!("y = {}", y)
+    };
+    let w = match (y > 1.0) as usize {
+        0 => z * 2.0,
+        1 => z * z,
+        _ => unreachable!(),
+    };
+    w + x
+}
+
+// a guard inside a loop, a variable initialised in the one arm that comes back, a
+// tuple-valued `match` with a diverging arm, and the function's last statement after an
+// early return: f = s⁻¹ sin(s) + s + s⁻¹ (mode 0) or s sin(s⁻¹) + s⁻¹ + s (mode 1),
+// s = Σ √v[i]
+#[differentiate]
+fn root_sum<T: Float + std::fmt::Display>(v: &[T], mode: usize) -> T {
+    let mut s = T::zero();
+    for i in 0..v.len() {
+        if v[i] < T::zero() {
+            panic!("root_sum: element {i} is negative ({})", v[i]);
+        }
+        s = s + v[i].sqrt();
+    }
+    let scale;
+    if s > T::zero() {
+        scale = T::one() / s;
+    } else {
+        todo!("an all-zero input");
+    }
+    let (a, b) = match mode {
+        0 => (scale, s),
+        1 => (s, scale),
+        _ => unimplemented!("mode {mode}"),
+    };
+    if mode < 2 {
+        return a * b.sin() + (a + b);
+    }
+    core::unreachable!()
+}
+
+// a caller of both, whose backward pass replays them
+#[differentiate]
+fn guarded_caller(x: f64, v: &[f64]) -> f64 {
+    guarded_log(x, 0.5) * root_sum(v, 1)
+}
+
+#[test]
+fn panics_on_paths_not_taken_leave_the_gradient_alone() {
+    for (x, y) in [(2.0, 3.0), (0.7, 0.4)] {
+        let (value, (dx, dy)) = guarded_log_grad(x, y);
+        assert_eq!(value.to_bits(), guarded_log(x, y).to_bits());
+        let l: f64 = f64::ln(x);
+        let (ex, ey) = if y > 1.0 {
+            (2.0 * y * y * l / x + 1.0, 2.0 * y * l * l)
+        } else {
+            (2.0 * y / x + 1.0, 2.0 * l)
+        };
+        assert!(close(dx, ex), "{dx} vs {ex}");
+        assert!(close(dy, ey), "{dy} vs {ey}");
+    }
+    let v: Vec<f64> = vec![0.25, 1.5, 4.0];
+    for mode in [0, 1] {
+        let (value, dv) = root_sum_grad(&v, mode);
+        assert_eq!(value.to_bits(), root_sum(&v, mode).to_bits());
+        let fd = finite_difference_gradient(|p: &[f64]| root_sum(p, mode), &v);
+        for (k, (a, b)) in dv.iter().zip(&fd).enumerate() {
+            assert!(close(*a, *b), "mode {mode}, component {k}: {a} vs {b}");
+        }
+        let v32: Vec<f32> = v.iter().map(|&e| e as f32).collect();
+        let (_, dv32) = root_sum_grad(&v32, mode);
+        assert!((dv32[2] as f64 - dv[2]).abs() < 1e-4 * (1.0 + dv[2].abs()));
+    }
+    let (value, (dx, dv)) = guarded_caller_grad(1.5, &v);
+    assert_eq!(value.to_bits(), guarded_caller(1.5, &v).to_bits());
+    let point = [vec![1.5], v.clone()].concat();
+    let fd = finite_difference_gradient(|p: &[f64]| guarded_caller(p[0], &p[1..]), &point);
+    let ours = [vec![dx], dv].concat();
+    for (k, (a, b)) in ours.iter().zip(&fd).enumerate() {
+        assert!(close(*a, *b), "component {k}: {a} vs {b}");
+    }
+}
+
+#[test]
+fn a_panic_on_the_path_taken_panics_with_its_message() {
+    let cases: Vec<(Box<dyn Fn() + std::panic::RefUnwindSafe>, &str)> = vec![
+        (
+            Box::new(|| {
+                let _ = guarded_log_grad(-1.0, 2.0);
+            }),
+            "guarded_log needs x > 0, got -1",
+        ),
+        (
+            Box::new(|| {
+                let _ = guarded_log_pullback(1.0, -2.0);
+            }),
+            "internal error: entered unreachable code: y = -2",
+        ),
+        (
+            Box::new(|| {
+                let _ = root_sum_grad(&[1.0, -2.0], 0);
+            }),
+            "root_sum: element 1 is negative (-2)",
+        ),
+        (
+            Box::new(|| {
+                let _ = root_sum_grad(&[0.0, 0.0], 0);
+            }),
+            "not yet implemented: an all-zero input",
+        ),
+        (
+            Box::new(|| {
+                let _ = root_sum_pullback(&[1.0], 7);
+            }),
+            "not implemented: mode 7",
+        ),
+        (
+            Box::new(|| {
+                let _ = guarded_caller_grad(1.5, &[-1.0]);
+            }),
+            "root_sum: element 0 is negative (-1)",
+        ),
+    ];
+    for (run, expected) in cases {
+        let message = panic_message(std::panic::catch_unwind(&run).expect_err(expected));
+        assert!(message.contains(expected), "{message} vs {expected}");
+    }
+}

@@ -3,7 +3,7 @@ use autodiff::prelude::*;
 #[differentiate]
 fn f(x: f64, y: f64) -> f64 {
     if x > 10.0 {
-        todo!();
+        let _label = format!("x = {x}");
     }
     x * y
 }
