@@ -1723,7 +1723,7 @@ impl<'r> Gen<'r> {
                 .to_string(),
             16 => {
                 let e = self.expr(depth.saturating_sub(1));
-                match self.rng.below(9) {
+                match self.rng.below(12) {
                     0 => format!("println!(\"{{}}\", {e});"),
                     1 => format!("m!({e});"),
                     2 => format!("assert!({e});"),
@@ -1742,6 +1742,9 @@ impl<'r> Gen<'r> {
                         self.var()
                     ),
                     7 => format!("assert!({e}, {});", self.atom()),
+                    8 => format!("panic!(\"{{}}\", {e});"),
+                    9 => "unreachable!();".into(),
+                    10 => format!("todo!(\"{{{}}}\");", self.var()),
                     _ => format!("unknown! {{ {e} }}"),
                 }
             }
@@ -2011,7 +2014,7 @@ impl<'r> Gen<'r> {
             },
             36 | 37 => {
                 let e = self.expr(d);
-                match self.rng.below(12) {
+                match self.rng.below(15) {
                     0 => format!("vec![{e}; {}]", self.atom()),
                     1 => format!("vec![{e}, {}]", self.expr(d)),
                     2 => "vec![]".into(),
@@ -2023,6 +2026,9 @@ impl<'r> Gen<'r> {
                     8 => format!("matches!({e}, {})", self.pattern(1)),
                     9 => format!("dbg!({e})"),
                     10 => format!("std::vec![{e}]"),
+                    11 => "unreachable!()".into(),
+                    12 => format!("panic!(\"{{}}\", {e})"),
+                    13 => "core::unimplemented!()".into(),
                     _ => format!("vec![{e}; ]"),
                 }
             }
