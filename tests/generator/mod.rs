@@ -3122,8 +3122,12 @@ impl<'a> FnGen<'a> {
         } else {
             format!("{name} % 3")
         };
+        // an index modulo 3 can also be matched exhaustively, the catch-all unreachable
+        let diverging = !is_count && self.rng.chance(0.25);
         let arms: Vec<&str> = if is_count {
             vec!["1", "2 | 3", "_"]
+        } else if diverging {
+            vec!["0", "1", "2"]
         } else if self.rng.chance(0.5) {
             vec!["0", "1 | 2", "_"]
         } else {
@@ -3140,6 +3144,11 @@ impl<'a> FnGen<'a> {
             states.push(self.branch(|g| g.block(n)));
             self.line("}".to_string());
             self.indent -= 1;
+        }
+        if diverging {
+            self.line(format!(
+                "    _ => unreachable!(\"{{}} % 3 is below 3\", {name}),"
+            ));
         }
         self.line("}".to_string());
         self.vars = before;
