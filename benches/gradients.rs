@@ -78,6 +78,31 @@ mod rosenbrock_fn {
     }
 }
 
+/// Rosenbrock at n = 2 on a `[f64; 2]`: gradients returned as arrays, no allocation.
+mod rosenbrock_array_fn {
+    use super::*;
+
+    fn input() -> [f64; 2] {
+        rosenbrock::input(2).try_into().expect("two inputs")
+    }
+
+    #[divan::bench]
+    fn primal(b: Bencher) {
+        let x = input();
+        b.bench(|| rosenbrock::rosenbrock_array(black_box(&x)));
+    }
+    #[divan::bench]
+    fn ours(b: Bencher) {
+        let x = input();
+        b.bench(|| rosenbrock::rosenbrock_array_grad(black_box(&x)));
+    }
+    #[divan::bench]
+    fn hand_written(b: Bencher) {
+        let x = input();
+        b.bench(|| rosenbrock::hand_grad_array(black_box(&x)));
+    }
+}
+
 mod gmm_fn {
     use super::*;
     // d = 64, k = 200 takes seconds per gradient: bench_report covers it

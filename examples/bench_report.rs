@@ -337,6 +337,35 @@ fn rosenbrock_case(timer: &Timer, n: usize) -> Case {
     }
 }
 
+/// Rosenbrock at n = 2 on a `[f64; 2]`, whose gradient is an array: the slice version's
+/// times without the allocation of its gradient vector.
+fn rosenbrock_array_case(timer: &Timer) -> Case {
+    let x: [f64; 2] = rosenbrock::input(2).try_into().expect("two inputs");
+    let x = &x;
+    let elsewhere = || Timing::Skipped("see the slice version".into());
+    Case {
+        name: "Rosenbrock n = 2, `[f64; 2]`".into(),
+        inputs: 2,
+        ratio_target: true,
+        rows: vec![
+            (
+                Tool::Primal,
+                Timing::Measured(timer.median(|| rosenbrock::rosenbrock_array(black_box(x)))),
+            ),
+            (
+                Tool::Ours,
+                Timing::Measured(timer.median(|| rosenbrock::rosenbrock_array_grad(black_box(x)))),
+            ),
+            (
+                Tool::Hand,
+                Timing::Measured(timer.median(|| rosenbrock::hand_grad_array(black_box(x)))),
+            ),
+            (Tool::NumDual, elsewhere()),
+            (Tool::Tape, elsewhere()),
+        ],
+    }
+}
+
 fn gmm_case(timer: &Timer, d: usize, k: usize, n: usize) -> Case {
     let g = gmm::Gmm::new(d, k, n);
     let tape = reverse::Tape::new();
@@ -561,6 +590,7 @@ fn main() {
     let all: Vec<(&str, Make)> = vec![
         ("seed", Box::new(seed_case)),
         ("rosenbrock 2", Box::new(|t| rosenbrock_case(t, 2))),
+        ("rosenbrock 2 array", Box::new(rosenbrock_array_case)),
         ("rosenbrock 100", Box::new(|t| rosenbrock_case(t, 100))),
         ("rosenbrock 10000", Box::new(|t| rosenbrock_case(t, 10_000))),
         ("gmm 2 5", Box::new(|t| gmm_case(t, 2, 5, 1000))),

@@ -53,6 +53,21 @@ fn rosenbrock_gradients_agree() {
 }
 
 #[test]
+fn rosenbrock_array_gradients_agree() {
+    let x: [f64; 2] = rosenbrock::input(2).try_into().expect("two inputs");
+    let (v, ours) = rosenbrock::rosenbrock_array_grad(&x);
+    assert_eq!(v, rosenbrock::rosenbrock(&x));
+    let fd = finite_difference_gradient(rosenbrock::rosenbrock, &x);
+    assert!(max_error(&ours, &fd) < 1e-7);
+    let (value, hand) = rosenbrock::hand_grad_array(&x);
+    assert!((value - v).abs() < 1e-12 * (1.0 + v.abs()));
+    assert!(max_error(&hand, &ours) < 1e-12);
+    let x: [f64; 7] = rosenbrock::input(7).try_into().expect("seven inputs");
+    let fd = finite_difference_gradient(rosenbrock::rosenbrock, &x);
+    assert!(max_error(&rosenbrock::rosenbrock_array_grad(&x).1, &fd) < 1e-7);
+}
+
+#[test]
 fn gmm_gradients_agree() {
     for (d, k, n) in [(2, 3, 5), (4, 3, 7)] {
         let g = gmm::Gmm::new(d, k, n);

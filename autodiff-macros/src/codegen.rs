@@ -4977,13 +4977,15 @@ impl Context<'_> {
                 // the value is live across the whole backward pass, whose loops may call out
                 // (a growing cotangent); passed through `black_box`, it is kept in memory from
                 // here on, where otherwise the register allocator may keep the accumulator of
-                // the forward loop that computed it in memory, a store and load per iteration
+                // the forward loop that computed it in memory, a store and load per iteration.
+                // A loop fused with its backward pass leaves no backward loop after it: there
+                // the store and load would only lengthen the path to the returned value
                 let has_loops = self
                     .func
                     .insts
                     .iter()
                     .any(|data| matches!(data.opcode, Opcode::ForRange(_) | Opcode::While));
-                let value = if has_loops {
+                let value = if has_loops && fused_loop.is_none() {
                     quote!(::core::hint::black_box(#value))
                 } else {
                     value

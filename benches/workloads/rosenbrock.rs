@@ -22,6 +22,36 @@ pub fn rosenbrock(x: &[f64]) -> f64 {
     sum
 }
 
+/// The same function on a fixed-length array, as one writes it for a known small `n`: its
+/// gradient is an array too, with no allocation.
+#[differentiate]
+pub fn rosenbrock_array<const N: usize>(x: &[f64; N]) -> f64 {
+    let mut sum = 0.0;
+    for i in 0..N - 1 {
+        let t = x[i + 1] - x[i] * x[i];
+        let u = 1.0 - x[i];
+        sum += 100.0 * t * t + u * u;
+    }
+    sum
+}
+
+/// [`hand_grad`] for [`rosenbrock_array`]: the same loop, into an array.
+pub fn hand_grad_array<const N: usize>(x: &[f64; N]) -> (f64, [f64; N]) {
+    let mut g = [0.0; N];
+    let mut sum = 0.0;
+    let mut carry = 0.0;
+    for i in 0..N - 1 {
+        let (xi, next) = (x[i], x[i + 1]);
+        let t = next - xi * xi;
+        let u = 1.0 - xi;
+        sum += 100.0 * t * t + u * u;
+        g[i] = carry - 400.0 * xi * t - 2.0 * u;
+        carry = 200.0 * t;
+    }
+    g[N - 1] = carry;
+    (sum, g)
+}
+
 /// One fused loop: the value and both of each term's contributions, the one to `x[i + 1]`
 /// carried to the next iteration in a register rather than added through memory.
 pub fn hand_grad(x: &[f64]) -> (f64, Vec<f64>) {
