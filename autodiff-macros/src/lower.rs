@@ -545,6 +545,10 @@ impl<'e> Lowerer<'e> {
 
     /// Names a value after a variable (without a raw `r#` prefix), for readable code.
     fn name_value_str(&mut self, v: Value, name: &str) {
+        if name.starts_with('#') {
+            // a hidden slot (`#acc`, `#returned`): no name a reader would know
+            return;
+        }
         let data = &mut self.func.values[v.index()];
         if data.name.is_none() {
             data.name = Some(name.trim_start_matches("r#").to_string());
@@ -2295,6 +2299,7 @@ fn is_iterator_chain(e: &Expr) -> bool {
             "iter"
                 | "into_iter"
                 | "map"
+                | "filter"
                 | "zip"
                 | "enumerate"
                 | "rev"
@@ -2419,6 +2424,15 @@ fn assigned_names(block: &syn::Block) -> Vec<String> {
 }
 
 /// The parameter patterns of a closure in an iterator chain, without type ascriptions.
+/// A closure parameter without its type and reference patterns (`&v`, `&&v`): the item it
+/// binds is an owned value in the IR.
+fn without_references(pat: &Pat) -> &Pat {
+    match closure_param(pat) {
+        Pat::Reference(r) => without_references(&r.pat),
+        other => other,
+    }
+}
+
 fn closure_param(pat: &Pat) -> &Pat {
     match pat {
         Pat::Type(t) => closure_param(&t.pat),
@@ -2780,6 +2794,13 @@ impl<'e> Lowerer<'e> {
                         },
                         _ => self.unsupported_chain(m, "`x.iter().zip(y)`"),
                     },
+                    ("filter", _) => {
+                        self.errors.push_spanned(
+                            &m.method,
+                            "`filter` is supported in chains ending in `sum`, `product`, `fold` or `collect` (before or after a `map`), not as a loop's source; test the condition with `if` in the loop body",
+                        );
+                        None
+                    }
                     _ => self.unsupported_chain(
                         m,
                         "ranges, `x.iter()`, `x.windows(k)`, `x.chunks(k)`, `x.chunks_exact(k)`, `.rev()`, `.step_by(k)`, `.skip(k)`, `.take(k)`, `.enumerate()` and `.zip(y)`",
@@ -3203,18 +3224,20 @@ impl<'e> Lowerer<'e> {
                 return None;
             }
         }
-        let (chain, map) = match &*m.receiver {
-            Expr::MethodCall(inner) if inner.method == "map" && inner.args.len() == 1 => {
-                match &inner.args[0] {
-                    Expr::Closure(c) if c.inputs.len() == 1 => (&*inner.receiver, Some(c)),
-                    other => {
-                        self.errors.push_spanned(other, "`map` in a differentiated iterator chain takes a closure, like `.map(|v| v * v)`");
-                        return None;
-                    }
-                }
+        // `.filter(p)` right before the reduction (after a `map`, on its values) or right
+        // before a `map` (on the source's items)
+        let (receiver, mut filter) = self.chain_step(&m.receiver, "filter")?;
+        let filter_after_map = filter.is_some();
+        let (chain, map) = self.chain_step(receiver, "map")?;
+        let chain = match filter {
+            Some(_) => chain,
+            None => {
+                let (before, filter_before) = self.chain_step(chain, "filter")?;
+                filter = filter_before;
+                before
             }
-            other => (other, None),
         };
+        let filter_after_map = filter_after_map && map.is_some();
         // `.fold(f64::NEG_INFINITY, f64::max)`: a float method of two arguments by path is
         // the closure `|acc, v| acc.max(v)`
         let method_closure: Option<syn::ExprClosure> = match m.args.iter().nth(1) {
@@ -3269,7 +3292,7 @@ impl<'e> Lowerer<'e> {
             );
             return None;
         }
-        for closure in map.iter().chain(fold.iter()) {
+        for closure in map.iter().chain(fold.iter()).chain(filter.iter()) {
             self.check_closure(closure)?;
         }
         let init = match name.as_str() {
@@ -3289,45 +3312,46 @@ impl<'e> Lowerer<'e> {
         let body = |this: &mut Self, index: Option<Value>| {
             let index = index.expect("reductions loop over indices");
             let env_len = this.env.len();
-            let acc = match &this.env[acc_slot].slot {
-                Slot::Bound(Operand::Value(v)) => *v,
-                _ => return None,
-            };
-            let next = match (map, fold) {
-                (_, Some(fold)) => {
-                    this.bind_pattern(closure_param(&fold.inputs[0]), Operand::Value(acc), true);
-                    this.bind_item(&fold.inputs[1], &shape, &source, index, span)?;
-                    this.lower_single(&fold.body)?
+            // the filter's verdict on the source's item, or on the map's value of it
+            let mut mapped = None;
+            let keep = match filter {
+                Some(filter) if filter_after_map => {
+                    let map = map.expect("a filter after a map");
+                    this.bind_item(&map.inputs[0], &shape, &source, index, span)?;
+                    let value = this.lower_single(&map.body)?;
+                    mapped = Some(value);
+                    this.bind_pattern(
+                        without_references(&filter.inputs[0]),
+                        Operand::Value(value),
+                        true,
+                    );
+                    Some(this.lower_condition(&filter.body)?)
                 }
-                (map, None) => {
-                    let item = match map {
-                        Some(map) => {
-                            this.bind_item(&map.inputs[0], &shape, &source, index, span)?;
-                            this.lower_single(&map.body)?
-                        }
-                        None => {
-                            let ItemShape::Element(k) = shape else {
-                                this.errors.push_spanned(&m.method, format!("`{name}` needs single elements here; add `.map(|(a, b)| ...)`"));
-                                return None;
-                            };
-                            let Source::Arrays { arrays, .. } = &source else {
-                                unreachable!("elements come from arrays")
-                            };
-                            this.emit1(Opcode::Index, vec![arrays[k], index], span)
-                        }
-                    };
-                    match name.as_str() {
-                        "collect" => {
-                            let len = this.emit1(Opcode::Len, vec![acc], span);
-                            this.emit1(Opcode::Push, vec![acc, item, len], span)
-                        }
-                        "sum" => this.emit1(Opcode::Binary(BinaryOp::Add), vec![acc, item], span),
-                        _ => this.emit1(Opcode::Binary(BinaryOp::Mul), vec![acc, item], span),
-                    }
+                Some(filter) => {
+                    this.bind_item(&filter.inputs[0], &shape, &source, index, span)?;
+                    Some(this.lower_condition(&filter.body)?)
                 }
+                None => None,
             };
+            let step = |this: &mut Self| -> Option<Operand> {
+                let scope = this.env.len();
+                let next = this.reduction_step(
+                    &name, acc_slot, map, fold, mapped, &shape, &source, index, span, m,
+                )?;
+                this.env.truncate(scope);
+                this.env[acc_slot].slot = Slot::Bound(Operand::Value(next));
+                Some(Operand::Unit)
+            };
+            match keep {
+                Some(keep) => {
+                    let skip = |_: &mut Self| Some(Operand::Unit);
+                    this.structured(Opcode::If, keep, vec![(None, &step), (None, &skip)], span)?;
+                }
+                None => {
+                    step(this)?;
+                }
+            }
             this.env.truncate(env_len);
-            this.env[acc_slot].slot = Slot::Bound(Operand::Value(next));
             this.loop_exit(true, span)
         };
         let names = vec!["#acc".to_string()];
@@ -3338,6 +3362,102 @@ impl<'e> Lowerer<'e> {
         };
         self.env.truncate(acc_slot);
         Some(result)
+    }
+
+    /// `receiver.<method>(|..| ..)` in an iterator chain: the chain before it and the closure;
+    /// `e` itself and no closure when `e` is another call.
+    fn chain_step<'c>(
+        &mut self,
+        e: &'c Expr,
+        method: &str,
+    ) -> Option<(&'c Expr, Option<&'c syn::ExprClosure>)> {
+        match e {
+            Expr::MethodCall(inner) if inner.method == method && inner.args.len() == 1 => {
+                match &inner.args[0] {
+                    Expr::Closure(c) if c.inputs.len() == 1 => Some((&*inner.receiver, Some(c))),
+                    other => {
+                        self.errors.push_spanned(other, format!("`{method}` in a differentiated iterator chain takes a closure of one item, like `.{method}(|v| ..)`"));
+                        None
+                    }
+                }
+            }
+            other => Some((other, None)),
+        }
+    }
+
+    /// One iteration of a reduction: the accumulator's next value from the current item (the
+    /// map's value of it when `mapped` holds it already).
+    #[allow(clippy::too_many_arguments)]
+    fn reduction_step(
+        &mut self,
+        name: &str,
+        acc_slot: usize,
+        map: Option<&syn::ExprClosure>,
+        fold: Option<&syn::ExprClosure>,
+        mapped: Option<Value>,
+        shape: &ItemShape,
+        source: &Source,
+        index: Value,
+        span: Span,
+        m: &syn::ExprMethodCall,
+    ) -> Option<Value> {
+        let acc = match &self.env[acc_slot].slot {
+            Slot::Bound(Operand::Value(v)) => *v,
+            _ => return None,
+        };
+        let mapped = match (mapped, map) {
+            (Some(value), _) => Some(value),
+            (None, Some(map)) => {
+                self.bind_item(&map.inputs[0], shape, source, index, span)?;
+                Some(self.lower_single(&map.body)?)
+            }
+            (None, None) => None,
+        };
+        let this = self;
+        let next = match (mapped, fold) {
+            (mapped, Some(fold)) => {
+                this.bind_pattern(closure_param(&fold.inputs[0]), Operand::Value(acc), true);
+                match mapped {
+                    // the map's value, owned: `|acc, v|` or a tuple pattern
+                    Some(value) => this.bind_pattern(
+                        without_references(&fold.inputs[1]),
+                        Operand::Value(value),
+                        true,
+                    ),
+                    None => this.bind_item(&fold.inputs[1], shape, source, index, span)?,
+                }
+                this.lower_single(&fold.body)?
+            }
+            (mapped, None) => {
+                let item = match mapped {
+                    Some(value) => value,
+                    None => {
+                        let ItemShape::Element(k) = shape else {
+                            this.errors.push_spanned(
+                                &m.method,
+                                format!(
+                                    "`{name}` needs single elements here; add `.map(|(a, b)| ...)`"
+                                ),
+                            );
+                            return None;
+                        };
+                        let Source::Arrays { arrays, .. } = source else {
+                            unreachable!("elements come from arrays")
+                        };
+                        this.emit1(Opcode::Index, vec![arrays[*k], index], span)
+                    }
+                };
+                match name {
+                    "collect" => {
+                        let len = this.emit1(Opcode::Len, vec![acc], span);
+                        this.emit1(Opcode::Push, vec![acc, item, len], span)
+                    }
+                    "sum" => this.emit1(Opcode::Binary(BinaryOp::Add), vec![acc, item], span),
+                    _ => this.emit1(Opcode::Binary(BinaryOp::Mul), vec![acc, item], span),
+                }
+            }
+        };
+        Some(next)
     }
 
     /// `m.map(|v| body)`: the closure becomes a scalar function of its own, so it may read

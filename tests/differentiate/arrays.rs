@@ -774,6 +774,49 @@ fn iter_fold_hypot(x: &[f64]) -> f64 {
     x.iter().copied().fold(0.0, f64::hypot)
 }
 
+// a fold over a map's values: Σ (2 x_i)², d/dx_i = 8 x_i
+#[differentiate]
+fn iter_map_fold(x: &[f64]) -> f64 {
+    x.iter().map(|v| v * 2.0).fold(0.0, |acc, b| acc + b * b)
+}
+
+// `filter` before a `map`, after one (on its values), on a `zip`, before a `fold`, before a
+// `collect`, and alone, with every pattern of the `&&f64` item
+#[differentiate]
+fn iter_filters(x: &[f64], y: &[f64]) -> f64 {
+    let logs: f64 = x.iter().filter(|v| **v > 0.0).map(|v| v.ln()).sum();
+    let small: f64 = x.iter().map(|v| v * 3.0).filter(|&t| t < 4.0).sum();
+    let above: f64 = x
+        .iter()
+        .zip(y)
+        .filter(|(a, b)| **a > **b)
+        .map(|(a, b)| a * b)
+        .sum();
+    let product = x
+        .iter()
+        .copied()
+        .filter(|v| *v > 0.5)
+        .fold(1.0, |acc, v| acc * v);
+    let sines: Vec<f64> = x.iter().filter(|&&v| v < 1.5).map(|v| v.sin()).collect();
+    let large: f64 = x.iter().filter(|v| v.abs() > 0.2).sum();
+    logs + small + above + product + sines.iter().sum::<f64>() + large
+}
+
+#[test]
+fn filters_and_folds_over_maps() {
+    let x = [0.3, -0.4, 1.2, 2.0, 0.9];
+    let y = [0.1, 0.5, 1.0, 3.0, 0.2];
+    let (v, g) = iter_map_fold_grad(&x);
+    assert_eq!(v.to_bits(), iter_map_fold(&x).to_bits());
+    assert_close("map then fold", &g, &x.map(|xi| 8.0 * xi), 1e-15);
+
+    let (v, (gx, gy)) = iter_filters_grad(&x, &y);
+    assert_eq!(v.to_bits(), iter_filters(&x, &y).to_bits());
+    let point = [x.to_vec(), y.to_vec()].concat();
+    let fd = finite_difference_gradient(|p: &[f64]| iter_filters(&p[..5], &p[5..]), &point);
+    assert_close("filters", &[gx, gy].concat(), &fd, 1e-7);
+}
+
 #[test]
 fn iterator_reductions() {
     let x = [0.5, -1.5, 2.0, 0.25];
