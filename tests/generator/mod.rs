@@ -2882,16 +2882,27 @@ impl<'a> FnGen<'a> {
                 len as f64 * bound,
             ),
             1 => {
+                let filter = self.filter_clause(bound);
                 let e = self.closure_body("v", true, bound);
                 (
-                    format!("{name}.iter().map(|v| {}).sum::<T>()", e.code),
+                    format!("{name}.iter(){filter}.map(|v| {}).sum::<T>()", e.code),
                     len as f64 * e.bound,
                 )
             }
             2 => {
                 let e = self.closure_body("v", false, bound);
+                // a filter on the map's values
+                let filter = if self.rng.chance(0.25) {
+                    let c = lit(self.rng.uniform(-0.5, 0.5) * e.bound);
+                    match self.rng.below(2) {
+                        0 => format!(".filter(|w| *w > {})", c.code),
+                        _ => format!(".filter(|&w| w < {})", c.code),
+                    }
+                } else {
+                    String::new()
+                };
                 (
-                    format!("{name}.iter().map(|&v| {}).sum::<T>()", e.code),
+                    format!("{name}.iter().map(|&v| {}){filter}.sum::<T>()", e.code),
                     len as f64 * e.bound,
                 )
             }
@@ -2906,15 +2917,22 @@ impl<'a> FnGen<'a> {
                 let e = self.closure_body("v", false, bound);
                 let e = self.squash(e, 1.0);
                 let k = lit(self.rng.uniform(0.2, 0.8));
-                (
+                let code = if self.rng.chance(0.4) {
+                    // the same fold over a map's values
                     format!(
-                        "{name}.iter().fold({}, |acc, &v| acc * {} + {})",
+                        "{name}.iter().map(|&v| {}).fold({}, |acc, w| acc * {} + w)",
+                        e.code, init.code, k.code
+                    )
+                } else {
+                    let filter = self.filter_clause(bound);
+                    format!(
+                        "{name}.iter(){filter}.fold({}, |acc, &v| acc * {} + {})",
                         init.code,
                         k.code,
                         e.operand()
-                    ),
-                    1.0 + 1.0 / (1.0 - k.bound),
-                )
+                    )
+                };
+                (code, 1.0 + 1.0 / (1.0 - k.bound))
             }
             5 => {
                 let vectors = self.readable_vectors();
@@ -2993,6 +3011,23 @@ impl<'a> FnGen<'a> {
             self.line(format!("let {result} = {code};"));
         }
         self.declare(result, Kind::Scalar, rbound, false);
+    }
+
+    /// Sometimes a `.filter(..)` on the `&&T` items of `.iter()`, by a threshold within the
+    /// elements' bound; otherwise nothing.
+    fn filter_clause(&mut self, bound: f64) -> String {
+        if !self.rng.chance(0.3) {
+            return String::new();
+        }
+        let c = lit(self.rng.uniform(-0.5, 0.5) * bound);
+        match self.rng.below(3) {
+            0 => format!(".filter(|v| **v > {})", c.code),
+            1 => format!(".filter(|&&v| v < {})", c.code),
+            _ => format!(
+                ".filter(|v| v.abs() > {})",
+                lit(self.rng.uniform(0.0, 0.5) * bound).code
+            ),
+        }
     }
 
     /// A closure body in the element `v` (a `&T` when `deref`).
