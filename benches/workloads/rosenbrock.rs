@@ -35,28 +35,25 @@ pub fn rosenbrock_array<const N: usize>(x: &[f64; N]) -> f64 {
     sum
 }
 
-/// [`hand_grad`] for [`rosenbrock_array`]: the same loop, into an array.
+/// [`hand_grad`] for [`rosenbrock_array`]: the same sweep, into an array.
 pub fn hand_grad_array<const N: usize>(x: &[f64; N]) -> (f64, [f64; N]) {
     let mut g = [0.0; N];
-    let mut sum = 0.0;
-    let mut carry = 0.0;
-    for i in 0..N - 1 {
-        let (xi, next) = (x[i], x[i + 1]);
-        let t = next - xi * xi;
-        let u = 1.0 - xi;
-        sum += 100.0 * t * t + u * u;
-        g[i] = carry - 400.0 * xi * t - 2.0 * u;
-        carry = 200.0 * t;
-    }
-    g[N - 1] = carry;
+    let sum = hand_sweep(x, &mut g);
     (sum, g)
 }
 
 /// One fused loop: the value and both of each term's contributions, the one to `x[i + 1]`
 /// carried to the next iteration in a register rather than added through memory.
 pub fn hand_grad(x: &[f64]) -> (f64, Vec<f64>) {
+    let mut g = vec![0.0; x.len()];
+    let sum = hand_sweep(x, &mut g);
+    (sum, g)
+}
+
+/// The loop of both hand-written adjoints: the value, and the gradient written into `g`.
+#[inline(always)]
+fn hand_sweep(x: &[f64], g: &mut [f64]) -> f64 {
     let n = x.len();
-    let mut g = vec![0.0; n];
     let mut sum = 0.0;
     let mut carry = 0.0;
     for i in 0..n - 1 {
@@ -68,7 +65,7 @@ pub fn hand_grad(x: &[f64]) -> (f64, Vec<f64>) {
         carry = 200.0 * t;
     }
     g[n - 1] = carry;
-    (sum, g)
+    sum
 }
 
 fn rosenbrock_dual(x: &[Dual64]) -> Dual64 {
