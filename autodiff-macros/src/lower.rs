@@ -89,6 +89,12 @@ enum Slot {
     Poisoned,
     /// A closure bound by `let f = |x| ...;`, inlined at each call `f(a)`.
     Closure(LocalClosure),
+    /// The item of `for o in v.iter_mut()`: element `index` of the local array named
+    /// `array`, read and written there (`*o`, `*o = e`, `*o += e`) in its current version.
+    Element {
+        array: String,
+        index: Value,
+    },
 }
 
 /// A closure bound to a local variable, with the variables it sees as they were where it was
@@ -188,6 +194,9 @@ struct Lowerer<'e> {
     /// The `panic!` (or the like) that ended the current block: what follows it is
     /// unreachable, and the branch it ends takes its values from the instruction's results.
     diverged: Option<Inst>,
+    /// Arrays iterated by `iter_mut()` or `&mut`, by the value the loop starts from: the
+    /// variable whose elements the items are. Filled while a loop's source is parsed.
+    mutable_sources: HashMap<Value, String>,
 }
 
 /// Lowers `item` to SSA, or records errors and returns None.
@@ -257,6 +266,7 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         loops: Vec::new(),
         available: HashMap::new(),
         diverged: None,
+        mutable_sources: HashMap::new(),
         output_placeholders: {
             let types: Vec<&syn::Type> = match &sig.output {
                 crate::args::Output::Scalar(t) | crate::args::Output::Array(t) => vec![t],
@@ -897,7 +907,9 @@ impl<'e> Lowerer<'e> {
                     self.errors.push(span, format!("`{}` changes shape inside the loop; keep it a single value or a tuple of the same length", self.env[index].name));
                     return None;
                 }
-                Slot::Uninit | Slot::Poisoned | Slot::Closure(_) => return None,
+                Slot::Uninit | Slot::Poisoned | Slot::Closure(_) | Slot::Element { .. } => {
+                    return None
+                }
             }
         }
         Some(yields)
@@ -1457,6 +1469,18 @@ impl<'e> Lowerer<'e> {
                         self.errors.fail_silently();
                         return None;
                     }
+                    Some(Slot::Element { array, index }) => {
+                        let (array, index) = (array.clone(), *index);
+                        let Some(Slot::Bound(Operand::Value(current))) = self.lookup(&array) else {
+                            return None;
+                        };
+                        let current = *current;
+                        return Some(Operand::Value(self.emit1(
+                            Opcode::Index,
+                            vec![current, index],
+                            path.span(),
+                        )));
+                    }
                     None => {}
                 }
             }
@@ -1593,6 +1617,24 @@ impl<'e> Lowerer<'e> {
                 ),
             },
             Expr::Infer(_) => {}
+            Expr::Unary(syn::ExprUnary {
+                op: UnOp::Deref(_),
+                expr,
+                ..
+            }) if self.element_item(expr).is_some() => {
+                let (array, index) = self.element_item(expr).expect("checked");
+                let Operand::Value(value) = value else {
+                    self.errors.push_spanned(place, "an array element holds a single value");
+                    return;
+                };
+                let Some(Slot::Bound(Operand::Value(current))) = self.lookup(&array) else {
+                    return;
+                };
+                let current = *current;
+                let updated =
+                    self.emit1(Opcode::IndexSet, vec![current, index, value], place.span());
+                self.assign(&Ident::new(&array, place.span()), Slot::Bound(Operand::Value(updated)));
+            }
             Expr::Index(index) => {
                 let Operand::Value(value) = value else {
                     self.errors.push_spanned(index, "an array element holds a single value");
@@ -1615,6 +1657,16 @@ impl<'e> Lowerer<'e> {
                     describe(other)
                 ),
             ),
+        }
+    }
+
+    /// For the name of an `iter_mut()` loop's item: the array it is an element of, and its
+    /// index.
+    fn element_item(&self, e: &Expr) -> Option<(String, Value)> {
+        let name = local_ident(strip_parens(e))?;
+        match self.lookup(&name.to_string()) {
+            Some(Slot::Element { array, index }) => Some((array.clone(), *index)),
+            _ => None,
         }
     }
 
@@ -2375,6 +2427,12 @@ fn assigned_names(block: &syn::Block) -> Vec<String> {
                 }
                 Expr::Index(i) => self.place(&i.expr),
                 Expr::Paren(p) => self.place(&p.expr),
+                // `*o = ..` through an `iter_mut()` item: the loop maps `o` to its array
+                Expr::Unary(syn::ExprUnary {
+                    op: UnOp::Deref(_),
+                    expr,
+                    ..
+                }) => self.place(expr),
                 Expr::Tuple(t) => t.elems.iter().for_each(|e| self.place(e)),
                 _ => {}
             }
@@ -2404,10 +2462,17 @@ fn assigned_names(block: &syn::Block) -> Vec<String> {
             syn::visit::visit_expr_binary(self, b);
         }
         fn visit_expr_method_call(&mut self, m: &'ast syn::ExprMethodCall) {
-            if matches!(m.method.to_string().as_str(), "push" | "swap") {
+            // `v.iter_mut()` writes `v` through the items of the loop it drives
+            if matches!(m.method.to_string().as_str(), "push" | "swap" | "iter_mut") {
                 self.place(&m.receiver);
             }
             syn::visit::visit_expr_method_call(self, m);
+        }
+        fn visit_expr_reference(&mut self, r: &'ast syn::ExprReference) {
+            if r.mutability.is_some() {
+                self.place(&r.expr);
+            }
+            syn::visit::visit_expr_reference(self, r);
         }
         fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
         fn visit_item(&mut self, _: &'ast syn::Item) {}
@@ -2648,11 +2713,13 @@ impl<'e> Lowerer<'e> {
                 })
             }
             Expr::Reference(r) if r.mutability.is_none() => self.iteration_source_array(&r.expr),
+            Expr::Reference(r) => self.iteration_source_mutable(&r.expr),
             Expr::MethodCall(m) => {
                 let name = m.method.to_string();
                 match (name.as_str(), m.args.len()) {
                     ("copied" | "cloned", 0) => self.iteration_source(&m.receiver),
                     ("iter" | "into_iter", 0) => self.iteration_source_array(&m.receiver),
+                    ("iter_mut", 0) => self.iteration_source_mutable(&m.receiver),
                     ("rev", 0) => match self.iteration_source(&m.receiver)? {
                         Source::Range {
                             start,
@@ -2811,6 +2878,24 @@ impl<'e> Lowerer<'e> {
         }
     }
 
+    /// `v.iter_mut()`, `&mut v` on a local array: its elements, which the items name.
+    fn iteration_source_mutable(&mut self, e: &Expr) -> Option<Source> {
+        let Some(name) = local_ident(strip_parens(e)) else {
+            self.errors.push_spanned(
+                e,
+                "`iter_mut()` works on a local array or `Vec` variable, like `for o in out.iter_mut()`; for part of one, loop over its indices and write `v[i] = ..`",
+            );
+            return None;
+        };
+        let array = self.lower_single(e)?;
+        self.mutable_sources.insert(array, name.to_string());
+        Some(Source::Arrays {
+            arrays: vec![array],
+            enumerate: false,
+            reverse: false,
+        })
+    }
+
     fn iteration_source_array(&mut self, e: &Expr) -> Option<Source> {
         let array = self.lower_single(e)?;
         Some(Source::Arrays {
@@ -2948,6 +3033,11 @@ impl<'e> Lowerer<'e> {
                         let Source::Arrays { arrays, .. } = source else {
                             unreachable!("elements come from arrays")
                         };
+                        if let Some(array) = self.mutable_sources.get(&arrays[*k]) {
+                            let array = array.clone();
+                            self.declare(&p.ident, Slot::Element { array, index });
+                            return Some(());
+                        }
                         self.element(arrays[*k], index, span)
                     }
                     ItemShape::Pair(..) => {
@@ -2980,6 +3070,14 @@ impl<'e> Lowerer<'e> {
                     return None;
                 }
                 let source = self.iteration_source(&f.expr)?;
+                // the arrays an `iter_mut()` loop writes through its items are carried
+                let written: Vec<(Value, String)> = match &source {
+                    Source::Arrays { arrays, .. } => arrays
+                        .iter()
+                        .filter_map(|a| self.mutable_sources.get(a).map(|n| (*a, n.clone())))
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 let (args, mut range) = self.source_header(&source, span);
                 let jumps = find_jumps(|j| j.visit_block(&f.body));
                 range.breaks = jumps.breaks || jumps.returns;
@@ -2997,15 +3095,24 @@ impl<'e> Lowerer<'e> {
                     let items = block_items(&f.body, Some(env_len));
                     this.lower_seq(&items, end_span, Ctx::Loop)
                 };
-                let names = assigned_names(&f.body);
-                self.lower_loop(
+                let mut names = assigned_names(&f.body);
+                for (_, name) in &written {
+                    if !names.contains(name) {
+                        names.push(name.clone());
+                    }
+                }
+                let outcome = self.lower_loop(
                     Some((args, range)),
                     &names,
                     jumps.returns,
                     false,
                     span,
                     &body,
-                )
+                );
+                for (array, _) in &written {
+                    self.mutable_sources.remove(array);
+                }
+                outcome
             }
             Expr::While(w) => {
                 if let Some(label) = &w.label {
@@ -3078,13 +3185,24 @@ impl<'e> Lowerer<'e> {
             });
         }
         let mut carried = Vec::new();
-        for name in assigned {
+        // a write through an outer `iter_mut()` item (`*o += ..`) changes its array
+        let assigned: Vec<String> = assigned
+            .iter()
+            .map(|name| match self.lookup(name) {
+                Some(Slot::Element { array, .. }) => array.clone(),
+                _ => name.clone(),
+            })
+            .collect();
+        for name in &assigned {
             let Some(index) = self.env[..hidden_start]
                 .iter()
                 .rposition(|b| b.name == *name)
             else {
                 continue;
             };
+            if carried.contains(&index) {
+                continue;
+            }
             match &self.env[index].slot {
                 Slot::Bound(_) => carried.push(index),
                 Slot::Uninit => {
@@ -3102,6 +3220,8 @@ impl<'e> Lowerer<'e> {
                     );
                     return None;
                 }
+                // (an item's name maps to its array above)
+                Slot::Element { .. } => {}
             }
         }
         carried.extend(hidden_start..self.env.len());

@@ -2594,3 +2594,81 @@ fn kept_elements_give_the_gradient() {
         assert!((*got as f64 - expected).abs() < 1e-5, "{got} vs {expected}");
     }
 }
+
+// `iter_mut()` and `&mut v` over local arrays: writes `*o = ..`, `*o += ..`, reads `*o` and
+// `o.tanh()`, with `enumerate`, `zip` on either side, `rev`, and the item written inside a
+// branch
+#[differentiate]
+fn items_written_in_place(x: &[f64], y: &[f64]) -> f64 {
+    let mut out = vec![0.0; x.len()];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = x[i] * 2.0;
+    }
+    for (o, v) in out.iter_mut().zip(y) {
+        *o += v.sin() * *o;
+    }
+    for o in &mut out {
+        if *o > 0.5 {
+            *o = o.tanh();
+        }
+    }
+    let mut s = 0.0;
+    for (v, o) in y.iter().zip(out.iter_mut()).rev() {
+        *o *= v;
+        s += *o;
+    }
+    s + out.iter().sum::<f64>()
+}
+
+// a fixed-size array written through its items in an outer loop, a generic float, and inner
+// loops writing through the item of an outer `iter_mut()` loop
+#[differentiate]
+fn items_of_arrays<T: Float>(x: &[T], w: T) -> T {
+    let mut acc = [T::one(); 3];
+    for r in 0..x.len() {
+        for (k, o) in acc.iter_mut().enumerate() {
+            if k % 2 == 0 {
+                *o = *o + x[r] * w;
+            } else {
+                *o = *o * w + x[r].sin();
+            }
+        }
+    }
+    for o in acc.iter_mut() {
+        for k in 0..x.len() {
+            *o = *o * T::from(0.5).unwrap() + x[k].cos();
+        }
+        let mut j = 0;
+        while j < 2 {
+            *o = *o + x[j] * *o;
+            j += 1;
+        }
+    }
+    let mut s = T::zero();
+    for a in &acc {
+        s = s + *a * *a;
+    }
+    s
+}
+
+#[test]
+fn loops_write_through_iter_mut_items() {
+    let x = vec![0.3, -0.4, 1.2];
+    let y = vec![0.1, 0.5, 1.0];
+    let (value, (dx, dy)) = items_written_in_place_grad(&x, &y);
+    assert_eq!(value.to_bits(), items_written_in_place(&x, &y).to_bits());
+    let p = [x.clone(), y.clone()].concat();
+    let fd = finite_difference_gradient(|p: &[f64]| items_written_in_place(&p[..3], &p[3..]), &p);
+    assert_close("iter_mut", &[dx, dy].concat(), &fd, 1e-7);
+
+    let x: Vec<f64> = vec![0.3, -0.4, 1.2, 0.7];
+    let (value, (dx, dw)) = items_of_arrays_grad(&x, 0.8);
+    assert_eq!(value.to_bits(), items_of_arrays(&x, 0.8).to_bits());
+    let p = [x.clone(), vec![0.8]].concat();
+    let fd = finite_difference_gradient(|p: &[f64]| items_of_arrays(&p[..4], p[4]), &p);
+    assert_close("iter_mut of arrays", &[dx, vec![dw]].concat(), &fd, 1e-7);
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let (_, (dx32, _)) = items_of_arrays_grad(&x32, 0.8f32);
+    let (_, (dx64, _)) = items_of_arrays_grad(&x, 0.8);
+    assert!((dx32[0] as f64 - dx64[0]).abs() < 1e-3 * (1.0 + dx64[0].abs()));
+}
