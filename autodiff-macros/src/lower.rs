@@ -92,7 +92,7 @@ enum Slot {
     /// The item of `for o in v.iter_mut()`: element `index` of the local array named
     /// `array`, read and written there (`*o`, `*o = e`, `*o += e`) in its current version.
     Element {
-        array: String,
+        array: Ident,
         index: Value,
     },
 }
@@ -196,7 +196,7 @@ struct Lowerer<'e> {
     diverged: Option<Inst>,
     /// Arrays iterated by `iter_mut()` or `&mut`, by the value the loop starts from: the
     /// variable whose elements the items are. Filled while a loop's source is parsed.
-    mutable_sources: HashMap<Value, String>,
+    mutable_sources: HashMap<Value, Ident>,
 }
 
 /// Lowers `item` to SSA, or records errors and returns None.
@@ -1470,7 +1470,7 @@ impl<'e> Lowerer<'e> {
                         return None;
                     }
                     Some(Slot::Element { array, index }) => {
-                        let (array, index) = (array.clone(), *index);
+                        let (array, index) = (array.to_string(), *index);
                         let Some(Slot::Bound(Operand::Value(current))) = self.lookup(&array) else {
                             return None;
                         };
@@ -1627,13 +1627,13 @@ impl<'e> Lowerer<'e> {
                     self.errors.push_spanned(place, "an array element holds a single value");
                     return;
                 };
-                let Some(Slot::Bound(Operand::Value(current))) = self.lookup(&array) else {
+                let Some(Slot::Bound(Operand::Value(current))) = self.lookup(&array.to_string()) else {
                     return;
                 };
                 let current = *current;
                 let updated =
                     self.emit1(Opcode::IndexSet, vec![current, index, value], place.span());
-                self.assign(&Ident::new(&array, place.span()), Slot::Bound(Operand::Value(updated)));
+                self.assign(&array, Slot::Bound(Operand::Value(updated)));
             }
             Expr::Index(index) => {
                 let Operand::Value(value) = value else {
@@ -1662,7 +1662,7 @@ impl<'e> Lowerer<'e> {
 
     /// For the name of an `iter_mut()` loop's item: the array it is an element of, and its
     /// index.
-    fn element_item(&self, e: &Expr) -> Option<(String, Value)> {
+    fn element_item(&self, e: &Expr) -> Option<(Ident, Value)> {
         let name = local_ident(strip_parens(e))?;
         match self.lookup(&name.to_string()) {
             Some(Slot::Element { array, index }) => Some((array.clone(), *index)),
@@ -2888,7 +2888,7 @@ impl<'e> Lowerer<'e> {
             return None;
         };
         let array = self.lower_single(e)?;
-        self.mutable_sources.insert(array, name.to_string());
+        self.mutable_sources.insert(array, name);
         Some(Source::Arrays {
             arrays: vec![array],
             enumerate: false,
@@ -3074,7 +3074,7 @@ impl<'e> Lowerer<'e> {
                 let written: Vec<(Value, String)> = match &source {
                     Source::Arrays { arrays, .. } => arrays
                         .iter()
-                        .filter_map(|a| self.mutable_sources.get(a).map(|n| (*a, n.clone())))
+                        .filter_map(|a| self.mutable_sources.get(a).map(|n| (*a, n.to_string())))
                         .collect(),
                     _ => Vec::new(),
                 };
@@ -3189,7 +3189,7 @@ impl<'e> Lowerer<'e> {
         let assigned: Vec<String> = assigned
             .iter()
             .map(|name| match self.lookup(name) {
-                Some(Slot::Element { array, .. }) => array.clone(),
+                Some(Slot::Element { array, .. }) => array.to_string(),
                 _ => name.clone(),
             })
             .collect();

@@ -392,6 +392,11 @@ const CORPUS: &[(&str, &str)] = &[
         }"#,
     ),
     ("", "fn iter_sum(x: &[f64]) -> f64 { x.iter().sum::<f64>() }"),
+    // a raw identifier written through `iter_mut()` items (a panic once: `Ident::new("r#in")`)
+    (
+        "",
+        "fn raw_iter_mut<T: Float>(r#in: [T; 2]) -> T { let mut r#in = r#in; for (w, v) in r#in.iter().zip(r#in.iter_mut()) { *v *= *w; } r#in[0] }",
+    ),
     ("", "fn iter_map_sum(x: &[f64]) -> f64 { x.iter().map(|v| v * v).sum::<f64>() }"),
     (
         "",
@@ -2628,16 +2633,28 @@ impl<'r> SubsetGen<'r> {
             14 if !self.arrays.is_empty() => {
                 let a = self.rng.pick(&self.arrays.clone()).clone();
                 let v = self.name("v");
-                let (pattern, source) = match self.rng.below(4) {
+                let (pattern, source) = match self.rng.below(7) {
                     0 => (v.clone(), format!("{a}.iter()")),
                     1 => (format!("&{v}"), format!("{a}.iter().rev()")),
                     2 => (format!("(j, {v})"), format!("{a}.iter().enumerate()")),
-                    _ => (format!("({v}, w)"), format!("{a}.iter().zip({a})")),
+                    3 => (format!("({v}, w)"), format!("{a}.iter().zip({a})")),
+                    4 => (v.clone(), format!("{a}.iter_mut()")),
+                    5 => (format!("(j, {v})"), format!("&mut {a}")),
+                    _ => (
+                        format!("(w, {v})"),
+                        format!("{a}.iter().zip({a}.iter_mut())"),
+                    ),
                 };
+                let writes = source.contains("mut");
                 self.floats.push(v.clone());
                 self.loop_depth += 1;
                 self.in_loop_kind.push("for");
-                let body = self.stmts(d, inner.max(1));
+                let mut body = self.stmts(d, inner.max(1));
+                if writes {
+                    let e = self.float(d.min(2));
+                    let op = self.rng.pick(&["=", "+=", "*="]);
+                    body = format!("*{v} {op} {e}; {body}");
+                }
                 self.in_loop_kind.pop();
                 self.loop_depth -= 1;
                 self.floats.retain(|x| *x != v);
