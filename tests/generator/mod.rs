@@ -2679,7 +2679,9 @@ impl<'a> FnGen<'a> {
         self.vars[i].mutated = true;
         let (iv, pat) = self.pattern_var("i", Kind::Index { max: len }, len as f64);
         let iname = iv.name.clone();
-        self.line(format!("for {pat} in 0..{len} {{"));
+        // the loop header is written once the write is known: an `iter_mut()` loop when the
+        // value reads nothing of the vector itself
+        let (header_at, header_indent) = (self.out.len(), self.indent);
         let saved = self.enter_loop(len, LoopKind::Plain);
         self.indent += 1;
         self.push_scope();
@@ -2706,7 +2708,27 @@ impl<'a> FnGen<'a> {
         };
         // the write's index reads the induction variable
         self.vars[induction].read = true;
-        self.line(format!("{name}[{iname}] = {};", e.code));
+        let reads_itself =
+            e.code.contains(&format!("{name}[")) || e.code.contains(&format!("{name}."));
+        let header = if !reads_itself && self.rng.chance(0.35) {
+            let item = self.name("o");
+            self.line(format!("*{item} = {};", e.code));
+            let word = |c: char| c.is_alphanumeric() || c == '_';
+            let reads_index = e.code.match_indices(iname.as_str()).any(|(at, _)| {
+                !e.code[at + iname.len()..].starts_with(word) && !e.code[..at].ends_with(word)
+            });
+            if reads_index {
+                format!("for ({pat}, {item}) in {name}.iter_mut().enumerate() {{")
+            } else {
+                format!("for {item} in {name}.iter_mut() {{")
+            }
+        } else {
+            self.line(format!("{name}[{iname}] = {};", e.code));
+            format!("for {pat} in 0..{len} {{")
+        };
+        let indent = "    ".repeat(header_indent);
+        self.out
+            .insert_str(header_at, &format!("{indent}{header}\n"));
         self.pop_scope();
         self.indent -= 1;
         self.exit_loop(len, saved);
