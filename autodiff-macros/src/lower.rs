@@ -1967,6 +1967,47 @@ impl<'e> Lowerer<'e> {
         }
     }
 
+    /// `std::mem::swap(&mut a, &mut b)` and `std::mem::replace(&mut a, e)` on local
+    /// variables: rebindings, as `(a, b) = (b, a)` and `a = e` (returning the old `a`) are.
+    /// None for any other call.
+    fn lower_mem_call(
+        &mut self,
+        call: &syn::ExprCall,
+        path: &syn::ExprPath,
+    ) -> Option<Option<Operand>> {
+        let segments = path_segments(&path.path);
+        let name = match segments.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["mem", name] | ["std" | "core", "mem", name] if path.qself.is_none() => name,
+            _ => return None,
+        };
+        let args: Vec<&Expr> = call.args.iter().collect();
+        let read = |this: &mut Self, ident: &Ident| {
+            let e: Expr = syn::parse_quote!(#ident);
+            this.lower_expr(&e)
+        };
+        match (name, &args[..]) {
+            ("swap", [a, b]) => {
+                let (a, b) = (mut_ref_ident(a)?, mut_ref_ident(b)?);
+                Some((|| {
+                    let (va, vb) = (read(self, &a)?, read(self, &b)?);
+                    self.assign_place(&syn::parse_quote!(#a), vb);
+                    self.assign_place(&syn::parse_quote!(#b), va);
+                    Some(Operand::Unit)
+                })())
+            }
+            ("replace", [a, value]) => {
+                let a = mut_ref_ident(a)?;
+                Some((|| {
+                    let value = self.lower_expr(value)?;
+                    let old = read(self, &a)?;
+                    self.assign_place(&syn::parse_quote!(#a), value);
+                    Some(old)
+                })())
+            }
+            _ => None,
+        }
+    }
+
     fn lower_call(&mut self, call: &syn::ExprCall, results: usize) -> Option<Operand> {
         let span = call.span();
         let Expr::Path(path) = &*call.func else {
@@ -1979,6 +2020,9 @@ impl<'e> Lowerer<'e> {
             if let Some(Slot::Poisoned) = self.lookup(&ident.to_string()) {
                 return None;
             }
+        }
+        if let Some(operand) = self.lower_mem_call(call, path) {
+            return operand;
         }
         let args = self.lower_args(&call.args)?;
         let segments = path_segments(&path.path);
@@ -2146,6 +2190,14 @@ impl<'e> Lowerer<'e> {
 }
 
 /// The segments of a path as strings: `std::vec::Vec` → `["std", "vec", "Vec"]`.
+/// `&mut name` on a plain local variable: the name.
+fn mut_ref_ident(e: &Expr) -> Option<Ident> {
+    match strip_parens(e) {
+        Expr::Reference(r) if r.mutability.is_some() => local_ident(strip_parens(&r.expr)),
+        _ => None,
+    }
+}
+
 fn path_segments(path: &syn::Path) -> Vec<String> {
     path.segments.iter().map(|s| s.ident.to_string()).collect()
 }

@@ -2672,3 +2672,30 @@ fn loops_write_through_iter_mut_items() {
     let (_, (dx64, _)) = items_of_arrays_grad(&x, 0.8);
     assert!((dx32[0] as f64 - dx64[0]).abs() < 1e-3 * (1.0 + dx64[0].abs()));
 }
+
+// double buffering with `std::mem::swap`, scalars swapped and replaced with `mem::replace`
+#[differentiate]
+fn swapped_buffers(x: &[f64]) -> f64 {
+    let n = x.len();
+    let mut prev = vec![0.0; n];
+    let mut cur = x.to_vec();
+    for _ in 0..3 {
+        for i in 0..n {
+            prev[i] = cur[i] * 0.5 + cur[(i + 1) % n].sin();
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    let mut a = 1.0;
+    let mut b = x[0];
+    core::mem::swap(&mut a, &mut b);
+    let old = std::mem::replace(&mut b, a * a);
+    cur.iter().sum::<f64>() * a + b * old + prev[1]
+}
+
+#[test]
+fn swaps_and_replacements_rebind_their_variables() {
+    let x = vec![0.3, -0.4, 1.2];
+    let (value, dx) = swapped_buffers_grad(&x);
+    assert_eq!(value.to_bits(), swapped_buffers(&x).to_bits());
+    assert_fd("swapped_buffers", &dx, swapped_buffers, &x);
+}
