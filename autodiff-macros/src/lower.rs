@@ -1940,11 +1940,26 @@ impl<'e> Lowerer<'e> {
     }
 
     /// `f64::sin(x)`, `Float::sin(x)`, `num_traits::Float::sin(x)`, `T::sin(x)`.
+    /// `x.sin_cos()`: the pair `(x.sin(), x.cos())`, which is how the standard library computes
+    /// it, each with its own rule.
+    fn sin_cos(&mut self, x: Value, span: Span) -> Option<Operand> {
+        let (sin, cos) = (primitives::method("sin", 1)?, primitives::method("cos", 1)?);
+        let s = self.emit1(Opcode::Primitive(sin), vec![x], span);
+        let c = self.emit1(Opcode::Primitive(cos), vec![x], span);
+        Some(Operand::Tuple(vec![Operand::Value(s), Operand::Value(c)]))
+    }
+
     fn primitive_path(
         &self,
         path: &syn::ExprPath,
         arity: usize,
     ) -> Option<&'static primitives::Primitive> {
+        primitives::method(&self.float_method_path(path)?, arity)
+    }
+
+    /// For `f64::name`, `f32::name`, `Float::name`, `num_traits::Float::name` or `T::name` with
+    /// `T` a type parameter: `name`.
+    fn float_method_path(&self, path: &syn::ExprPath) -> Option<String> {
         if path.qself.is_some() {
             return None;
         }
@@ -1960,11 +1975,7 @@ impl<'e> Lowerer<'e> {
             [.., a, b] => b == "Float" && (a == "num_traits" || a == "float"),
             [] => false,
         };
-        if owner_ok {
-            primitives::method(last, arity)
-        } else {
-            None
-        }
+        owner_ok.then(|| last.clone())
     }
 
     /// `std::mem::swap(&mut a, &mut b)` and `std::mem::replace(&mut a, e)` on local
@@ -2033,6 +2044,9 @@ impl<'e> Lowerer<'e> {
                 || segments[1] == "with_capacity" && args.len() == 1)
         {
             return Some(Operand::Value(self.emit1(Opcode::VecNew, args, span)));
+        }
+        if args.len() == 1 && self.float_method_path(path).is_some_and(|m| m == "sin_cos") {
+            return self.sin_cos(args[0], span);
         }
         if let Some(prim) = self.primitive_path(path, args.len()) {
             if results != 1 {
@@ -2171,6 +2185,9 @@ impl<'e> Lowerer<'e> {
                 all,
                 span,
             )));
+        }
+        if name == "sin_cos" && all.len() == 1 {
+            return self.sin_cos(all[0], span);
         }
         if let Some(prim) = primitives::method(&name, all.len()) {
             return Some(Operand::Value(self.emit1(

@@ -980,3 +980,29 @@ fn powf_mixed_second_derivative_at_zero_exponent() {
     // ∂²(x^p)/∂p² = x^p (ln x)² = (ln 4)² at (4, 0)
     assert!((dp.eps - 4f64.ln().powi(2)).abs() < 1e-14, "{}", dp.eps);
 }
+
+// `sin_cos` as a method and by path, generic: f = sin x cos x + sin(y sin x) cos(y sin x)
+#[differentiate]
+fn pair_of_sin_cos<T: Float>(x: T, y: T) -> T {
+    let (s, c) = x.sin_cos();
+    let (s2, c2) = T::sin_cos(y * s);
+    s * c + s2 * c2
+}
+
+#[test]
+fn sin_cos_gives_both_derivatives() {
+    for (x, y) in [(0.7f64, 1.3f64), (-2.1, 0.4)] {
+        let (value, (dx, dy)) = pair_of_sin_cos_grad(x, y);
+        assert_eq!(value.to_bits(), pair_of_sin_cos(x, y).to_bits());
+        // with u = y sin x: f = sin(2x)/2 + sin(2u)/2, df/dx = cos 2x + cos 2u · y cos x,
+        // df/dy = cos 2u · sin x
+        let u = y * f64::sin(x);
+        let ex = f64::cos(2.0 * x) + f64::cos(2.0 * u) * y * f64::cos(x);
+        let ey = f64::cos(2.0 * u) * f64::sin(x);
+        assert!(relative_error(dx, ex) < 1e-12, "{dx} vs {ex}");
+        assert!(relative_error(dy, ey) < 1e-12, "{dy} vs {ey}");
+    }
+    let (_, (dx32, _)) = pair_of_sin_cos_grad(0.7f32, 1.3f32);
+    let (_, (dx64, _)) = pair_of_sin_cos_grad(0.7f64, 1.3f64);
+    assert!((dx32 as f64 - dx64).abs() < 1e-5);
+}

@@ -1,13 +1,13 @@
 use autodiff::prelude::*;
 
 #[differentiate]
-fn f(x: f64) -> f64 {
-    let mut s = x;
-    let mut c = x;
-    if x > 0.0 {
-        (s, c) = x.sin_cos();
+fn f(x: &[f64]) -> f64 {
+    let mut a: &[f64] = x;
+    let mut b: &[f64] = x;
+    if x.len() > 1 {
+        (a, b) = x.split_at(1);
     }
-    s * c
+    a[0] * b[0]
 }
 
 fn main() {}

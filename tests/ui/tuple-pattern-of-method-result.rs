@@ -1,9 +1,9 @@
 use autodiff::prelude::*;
 
 #[differentiate]
-fn f(x: f64) -> f64 {
-    let (s, c) = x.sin_cos();
-    s * c
+fn f(x: &[f64]) -> f64 {
+    let (head, tail) = x.split_at(1);
+    head[0] * tail[0]
 }
 
 fn main() {}
