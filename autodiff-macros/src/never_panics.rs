@@ -798,6 +798,8 @@ const SNIPPETS: &[&str] = &[
     "?",
     "x.iter()",
     "std::mem::swap(&mut x, &mut y);",
+    "let (s, c) = x.sin_cos();",
+    "T::sin_cos(x)",
     "std::mem::replace(&mut x, 1.0)",
     "for o in x.iter_mut() { *o += 1.0; }",
     ".filter(|v| **v > 0.0)",
