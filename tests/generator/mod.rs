@@ -3154,7 +3154,11 @@ impl<'a> FnGen<'a> {
             self.vars[k].mutated = true;
         }
         if !in_loop {
-            self.line(format!("({a}, {b}) = ({b}, {a});"));
+            if self.rng.chance(0.4) {
+                self.line(format!("std::mem::swap(&mut {a}, &mut {b});"));
+            } else {
+                self.line(format!("({a}, {b}) = ({b}, {a});"));
+            }
             self.vars[i].bound = bj;
             self.vars[j].bound = bi;
         } else {
