@@ -496,23 +496,16 @@ impl Function {
         span: Span,
     ) -> Inst {
         let inst = Inst(self.insts.len() as u32);
-        let results = (0..result_count)
-            .map(|i| {
-                self.values.push(ValueData {
-                    def: ValueDef::Result(inst, i),
-                    span,
-                    name: None,
-                });
-                Value(self.values.len() as u32 - 1)
-            })
-            .collect();
         self.insts.push(InstData {
             opcode,
             args,
-            results,
+            results: Vec::new(),
             arms,
             span,
         });
+        for _ in 0..result_count {
+            self.add_result(inst);
+        }
         inst
     }
 
