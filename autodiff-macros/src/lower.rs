@@ -3491,6 +3491,18 @@ impl<'e> Lowerer<'e> {
             _ => self.lower_single(&m.args[0])?,
         };
         let source = self.iteration_source(chain)?;
+        if let Source::Arrays { arrays, .. } = &source {
+            if arrays
+                .iter()
+                .any(|a| self.mutable_sources.remove(a).is_some())
+            {
+                self.errors.push_spanned(
+                    chain,
+                    "`iter_mut()` and `&mut v` drive `for` loops only; write the changes in a `for o in v.iter_mut()` loop and reduce with `.iter()`",
+                );
+                return None;
+            }
+        }
         let (args, range) = self.source_header(&source, span);
         let shape = source.item_shape();
         let acc_slot = self.env.len();
