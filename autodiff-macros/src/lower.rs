@@ -2933,7 +2933,7 @@ impl<'e> Lowerer<'e> {
                     ("filter", _) => {
                         self.errors.push_spanned(
                             &m.method,
-                            "`filter` is supported in chains ending in `sum`, `product`, `fold` or `collect` (before or after a `map`), not as a loop's source; test the condition with `if` in the loop body",
+                            "`filter` is supported as the last step of a loop's source (`for v in x.iter().enumerate().filter(..)`) and next to the `map` of a chain ending in `sum`, `product`, `fold` or `collect`, once; test other conditions with `if` in the loop body",
                         );
                         None
                     }
@@ -3138,7 +3138,17 @@ impl<'e> Lowerer<'e> {
                     self.errors.push_spanned(label, "labeled loops are not supported; set a flag and test it after the inner loop");
                     return None;
                 }
-                let source = self.iteration_source(&f.expr)?;
+                // `for v in xs.filter(|v| p(v)) { body }` is `for v in xs { if p(v) { body } }`
+                let (iterable, filter) = match strip_parens(&f.expr) {
+                    Expr::MethodCall(m) if m.method == "filter" => {
+                        self.chain_step(strip_parens(&f.expr), "filter")?
+                    }
+                    other => (other, None),
+                };
+                if let Some(filter) = filter {
+                    self.check_closure(filter)?;
+                }
+                let source = self.iteration_source(iterable)?;
                 // the arrays an `iter_mut()` loop writes through its items are carried
                 let written: Vec<(Value, String)> = match &source {
                     Source::Arrays { arrays, .. } => arrays
@@ -3154,15 +3164,33 @@ impl<'e> Lowerer<'e> {
                 let end_span = f.body.brace_token.span.close();
                 let body = |this: &mut Self, index: Option<Value>| {
                     let env_len = this.env.len();
-                    this.bind_item(
-                        &f.pat,
-                        &shape,
-                        &source,
-                        index.expect("for loops have an index"),
-                        span,
-                    )?;
+                    let index = index.expect("for loops have an index");
+                    let keep = match filter {
+                        Some(filter) => {
+                            // the closure takes a reference to the item: `|&v|`, `|&&v|`, `|v|`
+                            let param = match closure_param(&filter.inputs[0]) {
+                                Pat::Reference(r) => &*r.pat,
+                                other => other,
+                            };
+                            this.bind_item(param, &shape, &source, index, span)?;
+                            let keep = this.lower_condition(&filter.body)?;
+                            this.env.truncate(env_len);
+                            Some(keep)
+                        }
+                        None => None,
+                    };
+                    this.bind_item(&f.pat, &shape, &source, index, span)?;
                     let items = block_items(&f.body, Some(env_len));
-                    this.lower_seq(&items, end_span, Ctx::Loop)
+                    match keep {
+                        Some(keep) => {
+                            let arms = vec![
+                                (None, ArmSeq::Items(items)),
+                                (None, ArmSeq::Items(Vec::new())),
+                            ];
+                            this.jumping_arms(Opcode::If, keep, arms, span, end_span, Ctx::Loop)
+                        }
+                        None => this.lower_seq(&items, end_span, Ctx::Loop),
+                    }
                 };
                 let mut names = assigned_names(&f.body);
                 for (_, name) in &written {

@@ -1589,7 +1589,7 @@ impl<'r> Gen<'r> {
     fn loop_source(&mut self, depth: u32) -> String {
         let x = self.var();
         let n = self.var();
-        match self.rng.below(22) {
+        match self.rng.below(25) {
             0 => format!("0..{n}"),
             1 => format!("0..{x}.len()"),
             2 => format!("{x}..={n}"),
@@ -1611,6 +1611,12 @@ impl<'r> Gen<'r> {
             18 => format!("{x}.iter().zip({n}.iter()).enumerate()"),
             19 => format!("{x}.iter().enumerate().rev()"),
             20 => format!("(0..{n}).map(|i| i)"),
+            21 => format!(
+                "{x}.iter().enumerate().filter(|(i, v)| {})",
+                self.cond(depth)
+            ),
+            22 => format!("(0..{n}).filter(|&i| i != {x})"),
+            23 => format!("{x}.iter().filter({n}).rev()"),
             _ => self.cond(depth),
         }
     }

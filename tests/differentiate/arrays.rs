@@ -802,6 +802,89 @@ fn iter_filters(x: &[f64], y: &[f64]) -> f64 {
     logs + small + above + product + sines.iter().sum::<f64>() + large
 }
 
+// `filter` as the last step of a `for` loop's source: on `iter()` (every item pattern), after
+// `enumerate` and `zip`, on a range, on `iter_mut()`, with `continue` in the body
+#[differentiate]
+fn for_filters(x: &[f64], y: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for v in x.iter().filter(|v| **v > 0.0) {
+        s += v.ln();
+    }
+    for &v in x.iter().filter(|&&v| v < 1.0) {
+        s += v * v;
+    }
+    for (i, v) in x.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+        s += *v * (i as f64 + 1.0);
+    }
+    for (a, b) in x.iter().zip(y).filter(|&(a, b)| *a > *b) {
+        s += a * b;
+        if *a > 1.0 {
+            continue;
+        }
+        s += a.sin();
+    }
+    for i in (0..x.len()).filter(|&i| i != 1) {
+        s += x[i] * y[i];
+    }
+    let mut w = x.to_vec();
+    for o in w.iter_mut().filter(|o| **o > 0.5) {
+        *o *= 3.0;
+    }
+    s + w.iter().sum::<f64>()
+}
+
+// the same loops with `if` in the body, written without `filter`
+fn for_filters_by_if(x: &[f64], y: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for v in x {
+        if *v > 0.0 {
+            s += v.ln();
+        }
+    }
+    for &v in x {
+        if v < 1.0 {
+            s += v * v;
+        }
+    }
+    for (i, v) in x.iter().enumerate() {
+        if i % 2 == 0 {
+            s += *v * (i as f64 + 1.0);
+        }
+    }
+    for (a, b) in x.iter().zip(y) {
+        if a > b {
+            s += a * b;
+            if *a <= 1.0 {
+                s += a.sin();
+            }
+        }
+    }
+    for i in 0..x.len() {
+        if i != 1 {
+            s += x[i] * y[i];
+        }
+    }
+    let mut w = x.to_vec();
+    for o in w.iter_mut() {
+        if *o > 0.5 {
+            *o *= 3.0;
+        }
+    }
+    s + w.iter().sum::<f64>()
+}
+
+#[test]
+fn filters_on_for_loop_sources() {
+    let x = [0.3, -0.4, 1.2, 0.7, 2.0];
+    let y = [0.1, 0.5, -0.2, 0.9, 1.0];
+    let (v, (gx, gy)) = for_filters_grad(&x, &y);
+    assert_eq!(v.to_bits(), for_filters(&x, &y).to_bits());
+    assert_eq!(v.to_bits(), for_filters_by_if(&x, &y).to_bits());
+    let point = [x.to_vec(), y.to_vec()].concat();
+    let fd = finite_difference_gradient(|p: &[f64]| for_filters(&p[..5], &p[5..]), &point);
+    assert_close("for-loop filters", &[gx, gy].concat(), &fd, 1e-7);
+}
+
 #[test]
 fn filters_and_folds_over_maps() {
     let x = [0.3, -0.4, 1.2, 2.0, 0.9];

@@ -2396,12 +2396,14 @@ impl<'a> FnGen<'a> {
                 let (mut v, p) = self.pattern_var("v", Kind::Scalar, bound);
                 v.deref = true;
                 header_vars.push(v);
-                format!("for {p} in {name}.iter() {{")
+                let filter = self.filter_clause(bound);
+                format!("for {p} in {name}.iter(){filter} {{")
             }
             1 => {
                 let (v, p) = self.pattern_var("v", Kind::Scalar, bound);
                 header_vars.push(v);
-                format!("for &{p} in {name}.iter() {{")
+                let filter = self.filter_clause(bound);
+                format!("for &{p} in {name}.iter(){filter} {{")
             }
             2 => {
                 let (mut v, p) = self.pattern_var("v", Kind::Scalar, bound);
@@ -2419,7 +2421,8 @@ impl<'a> FnGen<'a> {
             4 => {
                 let (v, p) = self.pattern_var("v", Kind::Scalar, bound);
                 header_vars.push(v);
-                format!("for &{p} in {name}.iter().rev() {{")
+                let filter = self.filter_clause(bound);
+                format!("for &{p} in {name}.iter().rev(){filter} {{")
             }
             5 => {
                 let (v, p) = self.pattern_var("v", Kind::Scalar, bound);
