@@ -2699,3 +2699,44 @@ fn swaps_and_replacements_rebind_their_variables() {
     assert_eq!(value.to_bits(), swapped_buffers(&x).to_bits());
     assert_fd("swapped_buffers", &dx, swapped_buffers, &x);
 }
+
+// reads at a fixed offset from the index, `x[o + i]` and `m[i + k * n]` (the offset computed
+// in the loop from values outside it); a loop of no iteration with offsets past the end.
+// f = Σ_i sin(x[o + i] m[k n + i]) + x[o + i]², so
+// ∂f/∂x[o + i] = cos(·) m[k n + i] + 2 x[o + i] and ∂f/∂m[k n + i] = cos(·) x[o + i]
+#[differentiate]
+fn offset_reads(x: &[f64], m: &[f64], o: usize, k: usize, n: usize) -> f64 {
+    let mut s = 0.0;
+    for i in 0..n {
+        let a = x[o + i];
+        s += (a * m[i + k * n]).sin() + a * a;
+    }
+    s
+}
+
+#[test]
+fn reads_at_an_offset_from_the_index() {
+    let x = [0.3, -0.4, 1.2, 0.7, -1.1, 0.5];
+    let m = [0.9, 0.2, -0.6, 1.3, 0.4, -0.8, 0.1];
+    let (value, (dx, dm)) = offset_reads_grad(&x, &m, 2, 1, 3);
+    assert_eq!(value.to_bits(), offset_reads(&x, &m, 2, 1, 3).to_bits());
+    let mut expect_x = [0.0; 6];
+    let mut expect_m = [0.0; 7];
+    for i in 0..3 {
+        let (a, b) = (x[2 + i], m[3 + i]);
+        expect_x[2 + i] = (a * b).cos() * b + 2.0 * a;
+        expect_m[3 + i] = (a * b).cos() * a;
+    }
+    assert_close("offset reads: x", &dx, &expect_x, 1e-14);
+    assert_close("offset reads: m", &dm, &expect_m, 1e-14);
+    let point = [x.to_vec(), m.to_vec()].concat();
+    let fd = autodiff::finite_difference_gradient(
+        |p: &[f64]| offset_reads(&p[..6], &p[6..], 2, 1, 3),
+        &point,
+    );
+    assert_close("offset reads: fd", &[dx, dm].concat(), &fd, 1e-7);
+    // no iteration: a zero gradient, even with offsets past the end
+    let (value, (dx, dm)) = offset_reads_grad(&x, &m, 40, 9, 0);
+    assert_eq!(value, 0.0);
+    assert!(dx.iter().chain(&dm).all(|&g| g == 0.0));
+}
