@@ -767,23 +767,22 @@ impl<'e> Lowerer<'e> {
             }
             Expr::Match(m) => {
                 let scrutinee = self.lower_single(&m.expr)?;
-                let mut arms = Vec::new();
-                let mut pats = Vec::new();
+                let mut binders = Vec::new();
                 for arm in &m.arms {
-                    let binder = self.check_arm(arm)?;
-                    pats.push(arm.pat.clone());
+                    binders.push(self.check_arm(arm)?);
+                }
+                // with guards: a match on the position of the arm taken
+                let (selector, pats) = match self.guarded_arm_position(m, scrutinee, &binders)? {
+                    Some(position) => (position, arm_positions(m.arms.len())),
+                    None => (scrutinee, m.arms.iter().map(|a| a.pat.clone()).collect()),
+                };
+                let mut arms = Vec::new();
+                for (arm, binder) in m.arms.iter().zip(binders) {
                     let mut items = vec![Item::StmtExpr(&arm.body)];
                     items.extend_from_slice(rest);
-                    arms.push((binder, ArmSeq::Items(items)));
+                    arms.push((binder.map(|b| (b, scrutinee)), ArmSeq::Items(items)));
                 }
-                self.jumping_arms(
-                    Opcode::Match(pats),
-                    scrutinee,
-                    arms,
-                    e.span(),
-                    end_span,
-                    ctx,
-                )
+                self.jumping_arms(Opcode::Match(pats), selector, arms, e.span(), end_span, ctx)
             }
             Expr::ForLoop(_) | Expr::While(_) | Expr::Loop(_) => {
                 // only a `return` leaves through a nested loop; test its flag after the loop
@@ -810,7 +809,7 @@ impl<'e> Lowerer<'e> {
         &mut self,
         opcode: Opcode,
         selector: Value,
-        arms_seqs: Vec<(Option<Ident>, ArmSeq)>,
+        arms_seqs: Vec<(Option<(Ident, Value)>, ArmSeq)>,
         span: Span,
         end_span: Span,
         ctx: Ctx,
@@ -824,8 +823,8 @@ impl<'e> Lowerer<'e> {
             let arm_block = self.func.create_block();
             self.block = arm_block;
             let env_len = self.env.len();
-            if let Some(binder) = binder {
-                self.declare(binder, Slot::Bound(Operand::Value(selector)));
+            if let Some((binder, bound)) = binder {
+                self.declare(binder, Slot::Bound(Operand::Value(*bound)));
             }
             let yields = match seq {
                 ArmSeq::Items(items) => {
@@ -1861,13 +1860,6 @@ impl<'e> Lowerer<'e> {
 
     /// Checks a match arm; returns the name the scrutinee is bound to, if any.
     fn check_arm(&mut self, arm: &syn::Arm) -> Option<Option<Ident>> {
-        if let Some((if_token, _)) = &arm.guard {
-            self.errors.push(
-                if_token.span,
-                "match guards are not supported; test the condition with `if` inside the arm",
-            );
-            return None;
-        }
         match &arm.pat {
             Pat::Ident(p) if p.subpat.is_none() && !starts_uppercase(&p.ident) => {
                 Some(Some(p.ident.clone()))
@@ -1907,11 +1899,131 @@ impl<'e> Lowerer<'e> {
         }
     }
 
+    /// For a `match` with guards: the position of the arm it takes, an integer computed
+    /// arm by arm as Rust does (the pattern, then the guard, only while no arm before was
+    /// taken); `None` for a match without guards.
+    fn guarded_arm_position(
+        &mut self,
+        m: &syn::ExprMatch,
+        scrutinee: Value,
+        binders: &[Option<Ident>],
+    ) -> Option<Option<Value>> {
+        if m.arms.iter().all(|arm| arm.guard.is_none()) {
+            return Some(None);
+        }
+        let position = self.arm_position_from(m, scrutinee, binders, 0)?;
+        match position {
+            Operand::Value(v) => Some(Some(v)),
+            _ => None,
+        }
+    }
+
+    /// The position of the arm taken among arms `k..` (the last one when no other is: the
+    /// match is exhaustive without its guards, which rustc checks).
+    fn arm_position_from(
+        &mut self,
+        m: &syn::ExprMatch,
+        scrutinee: Value,
+        binders: &[Option<Ident>],
+        k: usize,
+    ) -> Option<Operand> {
+        let span = m.arms[k].pat.span();
+        let here = |this: &mut Self| -> Option<Operand> {
+            let k = proc_macro2::Literal::usize_suffixed(k);
+            Some(Operand::Value(this.constant(quote!(#k), span)))
+        };
+        if k + 1 == m.arms.len() {
+            return here(self);
+        }
+        let arm = &m.arms[k];
+        // the pattern alone: `n` and `_` match anything, `n @ p` what `p` matches
+        let pattern = match &arm.pat {
+            Pat::Wild(_) => None,
+            Pat::Ident(p) if p.subpat.is_none() && binders[k].is_some() => None,
+            Pat::Ident(p) => p.subpat.as_ref().map(|(_, sub)| (**sub).clone()),
+            other => Some(other.clone()),
+        };
+        let matched = match pattern {
+            Some(pat) => {
+                let wild = Pat::Wild(syn::PatWild {
+                    attrs: Vec::new(),
+                    underscore_token: Default::default(),
+                });
+                let yes = |this: &mut Self| Some(Operand::Value(this.constant(quote!(true), span)));
+                let no = |this: &mut Self| Some(Operand::Value(this.constant(quote!(false), span)));
+                match self.structured(
+                    Opcode::Match(vec![pat, wild]),
+                    scrutinee,
+                    vec![(None, &yes), (None, &no)],
+                    span,
+                )? {
+                    Operand::Value(v) => Some(v),
+                    _ => return None,
+                }
+            }
+            None => None,
+        };
+        let guard = |this: &mut Self| -> Option<Operand> {
+            let env_len = this.env.len();
+            if let Some(binder) = &binders[k] {
+                this.declare(binder, Slot::Bound(Operand::Value(scrutinee)));
+            }
+            let (_, guard) = arm.guard.as_ref()?;
+            let taken = this.lower_condition(guard);
+            this.env.truncate(env_len);
+            Some(Operand::Value(taken?))
+        };
+        let taken = match (matched, &arm.guard) {
+            (None, None) => return here(self),
+            (Some(matched), None) => matched,
+            (None, Some(_)) => match guard(self)? {
+                Operand::Value(v) => v,
+                _ => return None,
+            },
+            (Some(matched), Some(_)) => {
+                let no = |this: &mut Self| Some(Operand::Value(this.constant(quote!(false), span)));
+                match self.structured(
+                    Opcode::If,
+                    matched,
+                    vec![(None, &guard), (None, &no)],
+                    span,
+                )? {
+                    Operand::Value(v) => v,
+                    _ => return None,
+                }
+            }
+        };
+        let rest = |this: &mut Self| this.arm_position_from(m, scrutinee, binders, k + 1);
+        self.structured(Opcode::If, taken, vec![(None, &here), (None, &rest)], span)
+    }
+
     fn lower_match(&mut self, m: &syn::ExprMatch) -> Option<Operand> {
         let scrutinee = self.lower_single(&m.expr)?;
         let mut binders = Vec::new();
         for arm in &m.arms {
             binders.push(self.check_arm(arm)?);
+        }
+        if let Some(position) = self.guarded_arm_position(m, scrutinee, &binders)? {
+            // a match on the position of the arm taken; binders name the scrutinee
+            let bodies: Vec<_> = m
+                .arms
+                .iter()
+                .zip(&binders)
+                .map(|(arm, binder)| {
+                    move |this: &mut Self| {
+                        if let Some(binder) = binder {
+                            this.declare(binder, Slot::Bound(Operand::Value(scrutinee)));
+                        }
+                        this.lower_expr(&arm.body)
+                    }
+                })
+                .collect();
+            let arms: Vec<Arm<'_, 'e>> = bodies
+                .iter()
+                .map(|f| (None, f as &dyn Fn(&mut Self) -> Option<Operand>))
+                .collect();
+            let pats = arm_positions(m.arms.len());
+            return self.structured(Opcode::Match(pats), position, arms, m.span());
         }
         let bodies: Vec<_> = m
             .arms
@@ -2565,6 +2677,21 @@ fn without_references(pat: &Pat) -> &Pat {
         Pat::Reference(r) => without_references(&r.pat),
         other => other,
     }
+}
+
+/// The patterns `0usize`, `1usize`, ..., `_` of a match on the position of the arm taken.
+fn arm_positions(arms: usize) -> Vec<Pat> {
+    (0..arms)
+        .map(|k| {
+            let pat: Pat = if k + 1 == arms {
+                syn::parse_quote!(_)
+            } else {
+                let k = proc_macro2::Literal::usize_suffixed(k);
+                syn::parse_quote!(#k)
+            };
+            pat
+        })
+        .collect()
 }
 
 fn closure_param(pat: &Pat) -> &Pat {

@@ -834,6 +834,7 @@ const SNIPPETS: &[&str] = &[
     "println!()",
     "if x > 0.0 { x } else { y }",
     "match n { 0 => x, _ => y }",
+    "match n { 0 => x, k if k > 2 => y, _ => z }",
     "for i in 0..n {}",
     "while x > 0.0 {}",
     "loop { break; }",
@@ -2494,6 +2495,17 @@ impl<'r> SubsetGen<'r> {
                 self.float(d),
                 self.float(d)
             ),
+            14 if self.rng.chance(40) => {
+                let scrutinee = self.int();
+                format!(
+                    "match {scrutinee} {{ 0 => {}, k if {} => {}, k @ 1..=3 if k > 1 => {}, _ => {} }}",
+                    self.float(d),
+                    self.cond(d),
+                    self.float(d),
+                    self.float(d),
+                    self.float(d)
+                )
+            }
             14 => {
                 let scrutinee = self.int();
                 format!(

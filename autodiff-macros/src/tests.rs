@@ -1737,3 +1737,66 @@ fn a_diverging_arm_yields_the_results_of_its_panic() {
     "#]]
     .assert_eq(&ir::print(&func, &Plain));
 }
+
+#[test]
+fn a_match_with_guards_runs_on_the_position_of_the_arm_taken() {
+    let func = lowered(quote! {
+        fn f(x: f64, n: usize) -> f64 {
+            match n {
+                0 => x,
+                k if k > 2 => x * x,
+                _ => x.sin(),
+            }
+        }
+    });
+    ir::verify(&func).expect("verifies");
+    // the first pattern by a match of its own, the guard only when it is reached, the
+    // catch-all last without a test; then the match on the position, the binder `k` the
+    // scrutinee in its arm
+    expect![[r#"
+        fn f(v0: f64, v1: usize const)
+        block0:
+            v4 = match v1
+            arm 0
+                block1:
+                    v2 = const true
+                    yield v2
+            arm _
+                block2:
+                    v3 = const false
+                    yield v3
+            v11 = if v4
+            then
+                block3:
+                    v5 = const 0usize
+                    yield v5
+            else
+                block4:
+                    v6 = const 2
+                    v7 = cmp.gt v1, v6
+                    v10 = if v7
+                    then
+                        block5:
+                            v8 = const 1usize
+                            yield v8
+                    else
+                        block6:
+                            v9 = const 2usize
+                            yield v9
+                    yield v10
+            v14 = match v11
+            arm 0usize
+                block7:
+                    yield v0
+            arm 1usize
+                block8:
+                    v12 = mul v0, v0
+                    yield v12
+            arm _
+                block9:
+                    v13 = sin v0
+                    yield v13
+            yield v14
+    "#]]
+    .assert_eq(&ir::print(&func, &Plain));
+}

@@ -248,3 +248,130 @@ fn tuple_output_returned_from_a_call() {
     assert!(close(dtheta, 2.0 * r * theta.cos()));
     assert_eq!(polar(1.0, 0.0), (1.0, 0.0));
 }
+
+// match guards, in an expression (reading the binding, an element at it, another value, a
+// binding with a pattern `k @ 1..=2`) and in statements whose arms `continue`, `break` and
+// `return`
+#[differentiate]
+fn guarded_neighbours(x: &[f64], w: f64) -> f64 {
+    let n = x.len();
+    let mut s = 0.0;
+    for i in 0..n {
+        let left = match i {
+            0 => x[n - 1],
+            k if x[k - 1] > 0.0 => x[k - 1] * w,
+            k @ 1..=2 if w > 0.5 => x[k] * 2.0,
+            k => x[k - 1].sin(),
+        };
+        s += left * x[i];
+    }
+    let c = match n {
+        m if m > 3 => w * w,
+        _ => w,
+    };
+    s * c
+}
+
+// the same with `if` chains: a guard runs only when its pattern matched and no arm before was
+// taken (`x[k - 1]` is never read at `k = 0`)
+fn guarded_neighbours_by_if(x: &[f64], w: f64) -> f64 {
+    let n = x.len();
+    let mut s = 0.0;
+    for i in 0..n {
+        let left = if i == 0 {
+            x[n - 1]
+        } else if x[i - 1] > 0.0 {
+            x[i - 1] * w
+        } else if (1..=2).contains(&i) && w > 0.5 {
+            x[i] * 2.0
+        } else {
+            x[i - 1].sin()
+        };
+        s += left * x[i];
+    }
+    let c = if n > 3 { w * w } else { w };
+    s * c
+}
+
+#[differentiate]
+fn guarded_jumps(x: &[f64], w: f64) -> f64 {
+    let mut s = 0.0;
+    for i in 0..x.len() {
+        match i {
+            0 => continue,
+            k if x[k] < -0.3 => break,
+            k if k % 2 == 0 => {
+                s += x[k] * w;
+            }
+            _ => {
+                s += x[i].cos();
+            }
+        }
+    }
+    match x.len() {
+        n if n > 4 => return s,
+        _ => {}
+    }
+    s * w
+}
+
+fn guarded_jumps_by_if(x: &[f64], w: f64) -> f64 {
+    let mut s = 0.0;
+    for i in 1..x.len() {
+        if x[i] < -0.3 {
+            break;
+        }
+        if i % 2 == 0 {
+            s += x[i] * w;
+        } else {
+            s += x[i].cos();
+        }
+    }
+    if x.len() > 4 {
+        s
+    } else {
+        s * w
+    }
+}
+
+#[test]
+fn match_guards_pick_the_first_arm_whose_pattern_and_guard_hold() {
+    let inputs = [
+        vec![0.3, -0.4, 1.2, 0.7, -0.1],
+        vec![0.3, 0.4, -1.2],
+        vec![-0.5, 0.2, 0.9, 0.1],
+        vec![0.6, -0.2, 0.8, -0.9],
+    ];
+    for x in &inputs {
+        for w in [0.3, 0.8] {
+            let point = [x.clone(), vec![w]].concat();
+            let n = x.len();
+            for (name, f, by_if, grad) in [
+                (
+                    "guarded_neighbours",
+                    guarded_neighbours as fn(&[f64], f64) -> f64,
+                    guarded_neighbours_by_if as fn(&[f64], f64) -> f64,
+                    guarded_neighbours_grad as fn(&[f64], f64) -> (f64, (Vec<f64>, f64)),
+                ),
+                (
+                    "guarded_jumps",
+                    guarded_jumps,
+                    guarded_jumps_by_if,
+                    guarded_jumps_grad,
+                ),
+            ] {
+                let (value, (dx, dw)) = grad(x, w);
+                assert_eq!(value.to_bits(), f(x, w).to_bits(), "{name}");
+                assert_eq!(value.to_bits(), by_if(x, w).to_bits(), "{name}");
+                let fd = finite_difference_gradient(|p: &[f64]| f(&p[..n], p[n]), &point);
+                let ours = [dx, vec![dw]].concat();
+                for (k, (a, b)) in ours.iter().zip(&fd).enumerate() {
+                    assert!(
+                        autodiff::relative_error(*a, *b) < 1e-7,
+                        "{name} {x:?} {w} component {k}: {a} against {b}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -3188,15 +3188,21 @@ impl<'a> FnGen<'a> {
         };
         // an index modulo 3 can also be matched exhaustively, the catch-all unreachable
         let diverging = !is_count && self.rng.chance(0.25);
-        let arms: Vec<&str> = if is_count {
-            vec!["1", "2 | 3", "_"]
+        let mut arms: Vec<String> = if is_count {
+            vec!["1".into(), "2 | 3".into(), "_".into()]
         } else if diverging {
-            vec!["0", "1", "2"]
+            vec!["0".into(), "1".into(), "2".into()]
         } else if self.rng.chance(0.5) {
-            vec!["0", "1 | 2", "_"]
+            vec!["0".into(), "1 | 2".into(), "_".into()]
         } else {
-            vec!["0", "1", "_"]
+            vec!["0".into(), "1".into(), "_".into()]
         };
+        // sometimes a guard on the middle arm, a condition on the values in scope (not before
+        // the unreachable catch-all, which the guard's values would then reach)
+        if !diverging && self.rng.chance(0.3) {
+            let c = self.cond(1);
+            arms[1] = format!("{} if {c}", arms[1]);
+        }
         self.line(format!("match {scrutinee} {{"));
         let before = self.vars.clone();
         let mut states = Vec::new();
