@@ -377,23 +377,23 @@ fn match_guards_pick_the_first_arm_whose_pattern_and_guard_hold() {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-pub enum Mode {
+pub enum Flavour {
     A,
     B,
 }
 
 // guards on a float scrutinee (the binding carries the derivative) and on enum patterns
 #[differentiate]
-fn guarded_float_and_enum(x: f64, mode: Mode, flag: bool) -> f64 {
+fn guarded_float_and_enum(x: f64, mode: Flavour, flag: bool) -> f64 {
     let y = match x {
         v if v > 1.0 => v.ln(),
         v if v < -1.0 => -v,
         v => v * v,
     };
     let z = match mode {
-        Mode::A if flag => y * 2.0,
-        Mode::A => y.sin(),
-        Mode::B if y > 0.5 => y * y,
+        Flavour::A if flag => y * 2.0,
+        Flavour::A => y.sin(),
+        Flavour::B if y > 0.5 => y * y,
         _ => y,
     };
     z + x
@@ -402,7 +402,7 @@ fn guarded_float_and_enum(x: f64, mode: Mode, flag: bool) -> f64 {
 #[test]
 fn match_guards_on_floats_and_enums() {
     for x in [1.5, -2.0, 0.3, 0.9] {
-        for mode in [Mode::A, Mode::B] {
+        for mode in [Flavour::A, Flavour::B] {
             for flag in [true, false] {
                 let (value, grad) = guarded_float_and_enum_grad(x, mode, flag);
                 assert_eq!(
