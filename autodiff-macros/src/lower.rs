@@ -2234,7 +2234,9 @@ impl<'e> Lowerer<'e> {
         }
         match (name.as_str(), m.args.len()) {
             ("push", 1) | ("swap", 2) => return self.lower_mutating_method(m),
-            ("sum" | "product" | "collect", 0) | ("fold", 2) if is_iterator_chain(&m.receiver) => {
+            ("sum" | "product" | "collect", 0) | ("fold", 2) | ("all" | "any", 1)
+                if is_iterator_chain(&m.receiver) =>
+            {
                 return self.lower_reduction(m)
             }
             _ => {}
@@ -3603,7 +3605,33 @@ impl<'e> Lowerer<'e> {
             }
             _ => None,
         };
-        let fold = if name == "fold" {
+        // `.all(p)` and `.any(p)`: folds of `acc && p(v)` and `acc || p(v)`, which evaluate
+        // `p` only while the answer is open, as the short-circuiting methods do
+        let predicate_fold: Option<syn::ExprClosure> = match (name.as_str(), m.args.first()) {
+            ("all" | "any", Some(Expr::Closure(p))) if p.inputs.len() == 1 => {
+                let (item, body) = (&p.inputs[0], &p.body);
+                let op = if name == "all" {
+                    quote!(&&)
+                } else {
+                    quote!(||)
+                };
+                Some(syn::parse_quote_spanned! {p.span()=>
+                    |__autodiff_verdict, #item| __autodiff_verdict #op (#body)
+                })
+            }
+            ("all" | "any", other) => {
+                let at = other.map_or_else(|| m.method.span(), |e| e.span());
+                self.errors.push(
+                    at,
+                    format!("`{name}` in a differentiated iterator chain takes a closure of one item, like `.{name}(|v| ..)`"),
+                );
+                return None;
+            }
+            _ => None,
+        };
+        let fold = if predicate_fold.is_some() {
+            predicate_fold.as_ref()
+        } else if name == "fold" {
             match &m.args[1] {
                 Expr::Closure(c) if c.inputs.len() == 2 => Some(c),
                 Expr::Path(_) if method_closure.is_some() => method_closure.as_ref(),
@@ -3640,6 +3668,8 @@ impl<'e> Lowerer<'e> {
             self.check_closure(closure)?;
         }
         let init = match name.as_str() {
+            "all" => self.constant(quote!(true), span),
+            "any" => self.constant(quote!(false), span),
             "sum" => self.constant(quote!(::autodiff::__private::sum_identity()), span),
             "product" => self.constant(quote!(::autodiff::__private::one()), span),
             "collect" => self.emit1(Opcode::VecNew, Vec::new(), span),

@@ -803,6 +803,8 @@ const SNIPPETS: &[&str] = &[
     "std::mem::replace(&mut x, 1.0)",
     "for o in x.iter_mut() { *o += 1.0; }",
     ".filter(|v| **v > 0.0)",
+    ".all(|v| *v > 0.0)",
+    ".any(|&v| v < 1.0)",
     "|v| v",
     "vec![0.0; 3]",
     "{}",

@@ -885,6 +885,89 @@ fn filters_on_for_loop_sources() {
     assert_close("for-loop filters", &[gx, gy].concat(), &fd, 1e-7);
 }
 
+// `all` and `any` as conditions: on `iter()`, on a range with a predicate that would index
+// past the end if it ran after the first `false` (it does not: `acc && p(v)`), after a `map`
+// on a `zip`, on `enumerate`
+#[differentiate]
+fn all_and_any(x: &[f64], y: &[f64]) -> f64 {
+    let mut s = 0.0;
+    if x.iter().all(|v| *v > -1.0) {
+        s += x[0] * 2.0;
+    }
+    if x.iter().any(|&v| v > 1.0) {
+        s += x[1].sin();
+    }
+    let n = x.len();
+    if (0..n).all(|i| i + 1 == n || x[i] <= x[i + 1]) {
+        s += x[2];
+    }
+    let close = x.iter().zip(y).map(|(a, b)| a - b).any(|d| d.abs() < 0.1);
+    let all_pos = x
+        .iter()
+        .enumerate()
+        .all(|(i, v)| *v * (i as f64 + 1.0) > -2.0);
+    let t = if close { s * y[0] } else { s };
+    if all_pos {
+        t * t
+    } else {
+        t
+    }
+}
+
+// the same with loops and flags
+fn all_and_any_by_loops(x: &[f64], y: &[f64]) -> f64 {
+    let mut s = 0.0;
+    let mut all = true;
+    let mut any = false;
+    for &v in x {
+        all &= v > -1.0;
+        any |= v > 1.0;
+    }
+    if all {
+        s += x[0] * 2.0;
+    }
+    if any {
+        s += x[1].sin();
+    }
+    let mut sorted = true;
+    for i in 0..x.len() - 1 {
+        sorted &= x[i] <= x[i + 1];
+    }
+    if sorted {
+        s += x[2];
+    }
+    let mut close = false;
+    let mut all_pos = true;
+    for i in 0..x.len() {
+        close |= (x[i] - y[i]).abs() < 0.1;
+        all_pos &= x[i] * (i as f64 + 1.0) > -2.0;
+    }
+    let t = if close { s * y[0] } else { s };
+    if all_pos {
+        t * t
+    } else {
+        t
+    }
+}
+
+#[test]
+fn all_and_any_short_circuit_like_the_methods() {
+    let cases = [
+        (vec![0.3, 1.4, 2.0], vec![0.35, 0.2, 0.1]),
+        (vec![-1.5, 0.4, 0.2], vec![0.0, 1.0, 1.0]),
+        (vec![0.5, 0.6, 0.7], vec![0.9, 0.9, 0.9]),
+        (vec![0.5, -0.9, 1.7], vec![0.45, 0.9, 0.9]),
+    ];
+    for (x, y) in &cases {
+        let (v, (gx, gy)) = all_and_any_grad(x, y);
+        assert_eq!(v.to_bits(), all_and_any(x, y).to_bits());
+        assert_eq!(v.to_bits(), all_and_any_by_loops(x, y).to_bits());
+        let point = [x.clone(), y.clone()].concat();
+        let fd = finite_difference_gradient(|p: &[f64]| all_and_any(&p[..3], &p[3..]), &point);
+        assert_close("all and any", &[gx, gy].concat(), &fd, 1e-7);
+    }
+}
+
 #[test]
 fn filters_and_folds_over_maps() {
     let x = [0.3, -0.4, 1.2, 2.0, 0.9];

@@ -1945,6 +1945,22 @@ impl<'a> FnGen<'a> {
                 _ => format!("!({a}) && {b}"),
             };
         }
+        // sometimes `all` or `any` over a vector's elements, by a threshold within their bound
+        let vectors = self.readable_vectors();
+        if !vectors.is_empty() && self.rng.chance(0.06) {
+            let i = *self.rng.pick(&vectors);
+            self.vars[i].read = true;
+            let (name, bound) = (self.vars[i].name.clone(), self.vars[i].bound);
+            let c = lit(self.rng.uniform(-0.7, 0.7) * bound.min(3.0));
+            return match self.rng.below(3) {
+                0 => format!("{name}.iter().all(|v| *v > {})", c.code),
+                1 => format!("{name}.iter().any(|&v| v < {})", c.code),
+                _ => format!(
+                    "{name}.iter().map(|v| v.abs()).any(|t| t > {})",
+                    lit(self.rng.uniform(0.0, 0.7) * bound.min(3.0)).code
+                ),
+            };
+        }
         let a = self.expr(1);
         let a = if a.prec == Prec::Block {
             E::new(format!("({})", a.code), a.bound, Prec::Atom)
