@@ -7,6 +7,7 @@
     clippy::collapsible_if,
     clippy::eq_op,
     clippy::if_same_then_else,
+    clippy::ifs_same_cond,
     clippy::let_and_return,
     clippy::manual_memcpy,
     clippy::map_clone,
