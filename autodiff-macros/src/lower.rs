@@ -2315,6 +2315,41 @@ impl<'e> Lowerer<'e> {
             self.errors.fail_silently();
             return None;
         }
+        match (name.as_str(), all.len() - 1) {
+            // capacity only: nothing the values or the derivative see
+            ("reserve" | "reserve_exact", 1) | ("shrink_to_fit", 0) => return Some(Operand::Unit),
+            ("reverse" | "sort" | "sort_unstable" | "clear" | "pop" | "dedup", 0)
+            | (
+                "fill"
+                | "fill_with"
+                | "sort_by"
+                | "sort_by_key"
+                | "sort_unstable_by"
+                | "sort_unstable_by_key"
+                | "rotate_left"
+                | "rotate_right"
+                | "truncate"
+                | "remove"
+                | "swap_remove"
+                | "extend"
+                | "extend_from_slice"
+                | "append"
+                | "retain"
+                | "drain"
+                | "split_off"
+                | "copy_from_slice"
+                | "clone_from_slice",
+                1,
+            )
+            | ("insert" | "resize" | "resize_with" | "copy_within", 2) => {
+                self.errors.push_spanned(
+                    &m.method,
+                    format!("`{name}` changes its receiver in place, which #[differentiate] does not follow; build the changed vector instead, with a loop writing `w[i] = ..`, `push`, `v.swap(i, j)` or `vec![c; n]`"),
+                );
+                return None;
+            }
+            _ => {}
+        }
         let opcode = Opcode::Method(m.method.clone(), m.turbofish.clone());
         Some(Operand::Value(self.emit1(opcode, all, span)))
     }

@@ -2740,3 +2740,29 @@ fn reads_at_an_offset_from_the_index() {
     assert_eq!(value, 0.0);
     assert!(dx.iter().chain(&dm).all(|&g| g == 0.0));
 }
+
+// `reserve` and `shrink_to_fit` change only the capacity: f = Σ_i (2 x_i)² + x_0,
+// ∂f/∂x_i = 8 x_i (+ 1 at i = 0)
+#[differentiate]
+fn reserved_pushes(x: &[f64]) -> f64 {
+    let mut v = Vec::with_capacity(1);
+    for &t in x {
+        v.reserve(1);
+        v.push(t * 2.0);
+    }
+    v.shrink_to_fit();
+    v.iter().map(|t| t * t).sum::<f64>() + x[0]
+}
+
+#[test]
+fn capacity_changes_take_no_part() {
+    let x = [0.3, -0.4, 1.2];
+    let (value, dx) = reserved_pushes_grad(&x);
+    assert_eq!(value.to_bits(), reserved_pushes(&x).to_bits());
+    let expected: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(i, t)| 8.0 * t + if i == 0 { 1.0 } else { 0.0 })
+        .collect();
+    assert_close("reserve", &dx, &expected, 1e-15);
+}
