@@ -2341,10 +2341,26 @@ impl<'e> Lowerer<'e> {
                 | "clone_from_slice",
                 1,
             )
-            | ("insert" | "resize" | "resize_with" | "copy_within", 2) => {
+            | ("insert" | "resize" | "resize_with" | "copy_within", 2)
+            // nalgebra's in-place forms
+            | ("fill_with_identity", 0)
+            | ("copy_from" | "fill_diagonal" | "apply", 1)
+            | (
+                "set_column" | "set_row" | "swap_rows" | "swap_columns" | "fill_row"
+                | "fill_column" | "fill_lower_triangle" | "fill_upper_triangle",
+                2,
+            ) => {
                 self.errors.push_spanned(
                     &m.method,
                     format!("`{name}` changes its receiver in place, which #[differentiate] does not follow; build the changed vector instead, with a loop writing `w[i] = ..`, `push`, `v.swap(i, j)` or `vec![c; n]`"),
+                );
+                return None;
+            }
+            // `transpose_mut`, `scale_mut`, `column_mut`, ...: by convention `&mut self`
+            _ if name.ends_with("_mut") => {
+                self.errors.push_spanned(
+                    &m.method,
+                    format!("`{name}` changes its receiver in place, which #[differentiate] does not follow; build the changed value instead (`m.transpose()`, `m * c`, a loop writing `w[i] = ..`)"),
                 );
                 return None;
             }
