@@ -1265,7 +1265,7 @@ impl Context<'_> {
             #(#cfgs)*
             impl #s_impl #ty #s_ty #s_where {
                 #[doc(hidden)]
-                #[allow(unreachable_code, unused_variables, clippy::all)]
+                #[allow(non_snake_case, unreachable_code, unused_variables, clippy::all)]
                 #vis fn __heap_bytes(&self) -> usize {
                     let #ty { #(#bindings,)* .. } = self;
                     #total
@@ -1306,7 +1306,7 @@ impl Context<'_> {
         let mut out = quote! {
             #doc
             #(#cfgs)*
-            #[allow(non_camel_case_types, dead_code, clippy::all)]
+            #[allow(non_camel_case_types, non_snake_case, dead_code, clippy::all)]
             #vis struct #struct_name <#params> #where_clause {
                 #(#fields,)*
                 #marker_field
@@ -1329,7 +1329,7 @@ impl Context<'_> {
                 impl #s_impl #struct_name #s_ty #s_where {
                     /// The memory these saved values occupy, in bytes: the struct itself plus
                     /// the heap storage of its per-iteration stacks and saved arrays.
-                    #[allow(dead_code, unreachable_code, unused_variables)]
+                    #[allow(dead_code, non_snake_case, unreachable_code, unused_variables)]
                     #vis fn saved_bytes(&self) -> usize {
                         #body
                     }
@@ -1359,7 +1359,7 @@ impl Context<'_> {
                 out.extend(quote! {
                     #doc
                     #(#cfgs)*
-                    #[allow(non_camel_case_types, dead_code, clippy::all)]
+                    #[allow(non_camel_case_types, non_snake_case, dead_code, clippy::all)]
                     #vis struct #ty <#params> #where_clause {
                         #(#fields,)*
                         #marker_field
@@ -1388,7 +1388,7 @@ impl Context<'_> {
             out.extend(quote! {
                 #doc
                 #(#cfgs)*
-                #[allow(non_camel_case_types, dead_code, clippy::all)]
+                #[allow(non_camel_case_types, non_snake_case, dead_code, clippy::all)]
                 #vis enum #ty <#params> #where_clause {
                     #(#variants,)*
                     #marker_variant
@@ -1413,7 +1413,7 @@ impl Context<'_> {
                 #(#cfgs)*
                 impl #s_impl #ty #s_ty #s_where {
                     #[doc(hidden)]
-                    #[allow(unreachable_code, unused_variables, clippy::all)]
+                    #[allow(non_snake_case, unreachable_code, unused_variables, clippy::all)]
                     #vis fn __heap_bytes(&self) -> usize {
                         match self { #(#arms)* #never }
                     }
@@ -4802,7 +4802,7 @@ impl Context<'_> {
         let lent_ty = quote!(&#slot #struct_name #s_ty);
         let has_stacks = self.has_record_stacks(analysis, &records);
         let args: Vec<&Ident> = self.sig.params.iter().map(|p| &p.name).collect();
-        let allow = quote!(#[allow(dead_code, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
+        let allow = quote!(#[allow(dead_code, non_snake_case, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
         // (the names of lifted closures start with underscores)
         let allow_hidden = quote!(#[allow(dead_code, non_snake_case, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]);
         let forward = match (has_stacks, reusing_entry) {
@@ -4902,7 +4902,7 @@ impl Context<'_> {
             let vis = &self.item.vis;
             let into = quote! {
                 #[doc(hidden)]
-                #[allow(unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                #[allow(non_snake_case, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
                 #[inline]
                 #vis #signature {
                     #[allow(unused_imports)]
@@ -4939,7 +4939,7 @@ impl Context<'_> {
             #(#cfgs)*
             impl #s_impl #struct_name #s_ty #s_where {
                 #backward_doc
-                #[allow(unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                #[allow(non_snake_case, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
                 #[inline]
                 #vis fn #backward_name(&self, #d_output: #ret) -> #grad_ty {
                     #body
@@ -4993,7 +4993,7 @@ impl Context<'_> {
                 quote! {
                     #[doc = #text]
                     #(#cfgs)*
-                    #[allow(dead_code, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
+                    #[allow(dead_code, non_snake_case, unreachable_code, unused_variables, unused_assignments, unused_mut, unused_parens, unused_braces, clippy::all)]
                     #[inline]
                     #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
                         #[allow(unused_imports)]
@@ -5501,12 +5501,12 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         out.extend(quote! {
             #[allow(dead_code, non_camel_case_types)]
             #vis struct #struct_name <#s_params> #s_where { #marker }
-            #[allow(unreachable_code, unused_variables, dead_code, clippy::all)]
+            #[allow(non_snake_case, unreachable_code, unused_variables, dead_code, clippy::all)]
             #vis fn #fn_name <#fn_params> (#(#params),*) -> (#ret, #struct_name #s_ty) #fn_where {
                 ::core::unreachable!()
             }
             impl #s_impl #struct_name #s_ty #s_where {
-                #[allow(unreachable_code, unused_variables, dead_code, clippy::all)]
+                #[allow(non_snake_case, unreachable_code, unused_variables, dead_code, clippy::all)]
                 #vis fn #backward(&self, d_output: #ret) -> #grad_ty {
                     ::core::unreachable!()
                 }
@@ -5516,7 +5516,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
             let signature = backward_into_signature(sig, flags, false);
             out.extend(quote! {
                 impl #s_impl #struct_name #s_ty #s_where {
-                    #[allow(unreachable_code, unused_variables, dead_code, clippy::all)]
+                    #[allow(non_snake_case, unreachable_code, unused_variables, dead_code, clippy::all)]
                     #vis #signature {
                         ::core::unreachable!()
                     }
@@ -5526,7 +5526,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         if !hidden && matches!(sig.output, Output::Scalar(_)) {
             let grad_name = names::grad_fn(fname);
             out.extend(quote! {
-                #[allow(unreachable_code, unused_variables, dead_code, clippy::all)]
+                #[allow(non_snake_case, unreachable_code, unused_variables, dead_code, clippy::all)]
                 #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
                     ::core::unreachable!()
                 }

@@ -372,8 +372,17 @@ fn borrowed_slices_stay_local(func: &Function, errors: &mut Errors) {
 
 /// The statements of a block as sequence items; the trailing expression becomes a tail.
 fn block_items<'a>(block: &'a syn::Block, scope_end: Option<usize>) -> Vec<Item<'a>> {
-    let mut items = Vec::new();
+    // a `const` item is visible in its whole block, before its declaration too
+    let mut items: Vec<Item<'a>> = block
+        .stmts
+        .iter()
+        .filter(|stmt| matches!(stmt, Stmt::Item(syn::Item::Const(_))))
+        .map(Item::Stmt)
+        .collect();
     for (i, stmt) in block.stmts.iter().enumerate() {
+        if matches!(stmt, Stmt::Item(syn::Item::Const(_))) {
+            continue;
+        }
         match stmt {
             Stmt::Expr(e, None) if i + 1 == block.stmts.len() => items.push(Item::Tail(e)),
             _ => items.push(Item::Stmt(stmt)),
@@ -979,9 +988,21 @@ impl<'e> Lowerer<'e> {
             Stmt::Expr(e, _) => {
                 self.lower_expr(e);
             }
+            // `const C: T = e;`: a constant, bound as `let C: T = e;` is
+            Stmt::Item(syn::Item::Const(c)) if c.generics.params.is_empty() => {
+                let (name, ty, expr) = (&c.ident, &c.ty, &c.expr);
+                let tokens = quote::quote_spanned!(c.span()=> let #name: #ty = #expr;);
+                match syn::parse2::<Stmt>(tokens) {
+                    Ok(Stmt::Local(local)) => self.lower_local(&local),
+                    _ => self.errors.push_spanned(
+                        c,
+                        "internal error in #[differentiate] (please report it): a `const` item did not rebuild as a `let`",
+                    ),
+                }
+            }
             Stmt::Item(item) => self.errors.push_spanned(
                 item,
-                "items inside a #[differentiate] function are not supported; move this item outside the function",
+                "items inside a #[differentiate] function are not supported (except `const`); move this item outside the function",
             ),
             Stmt::Macro(m) => match assertion_arity(&m.mac) {
                 Some(checked) => {

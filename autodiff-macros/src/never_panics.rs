@@ -805,6 +805,8 @@ const SNIPPETS: &[&str] = &[
     ".filter(|v| **v > 0.0)",
     ".all(|v| *v > 0.0)",
     "v.reverse();",
+    "const C: f64 = 2.0;",
+    "const _: usize = 1;",
     "v.reserve(3);",
     "v.insert(0, 1.0);",
     ".any(|&v| v < 1.0)",

@@ -281,7 +281,7 @@ fn expansion_of_the_seed_function_is_readable() {
             x1.ln() + x1 * x2 - x2.sin()
         }
         /// The forward values the backward pass of [`f`] reads, saved by [`f_pullback`].
-        #[allow(non_camel_case_types, dead_code, clippy::all)]
+        #[allow(non_camel_case_types, non_snake_case, dead_code, clippy::all)]
         pub struct FPullback {
             x1: f64,
             x2: f64,
@@ -289,7 +289,7 @@ fn expansion_of_the_seed_function_is_readable() {
         impl FPullback {
             /// The memory these saved values occupy, in bytes: the struct itself plus
             /// the heap storage of its per-iteration stacks and saved arrays.
-            #[allow(dead_code, unreachable_code, unused_variables)]
+            #[allow(dead_code, non_snake_case, unreachable_code, unused_variables)]
             pub fn saved_bytes(&self) -> usize {
                 ::core::mem::size_of::<Self>()
             }
@@ -297,6 +297,7 @@ fn expansion_of_the_seed_function_is_readable() {
         /// Runs [`f`] and saves what its backward pass needs: returns the value and a [`FPullback`].
         #[allow(
             dead_code,
+            non_snake_case,
             unreachable_code,
             unused_variables,
             unused_assignments,
@@ -339,6 +340,7 @@ fn expansion_of_the_seed_function_is_readable() {
         impl FPullback {
             /// The vector-Jacobian product of [`f`]: takes the cotangent of the output and returns one cotangent per active argument. It only reads the saved values, so it can be called many times.
             #[allow(
+                non_snake_case,
                 unreachable_code,
                 unused_variables,
                 unused_assignments,
@@ -367,6 +369,7 @@ fn expansion_of_the_seed_function_is_readable() {
         /// The value of [`f`] and its gradient with respect to the active arguments.
         #[allow(
             dead_code,
+            non_snake_case,
             unreachable_code,
             unused_variables,
             unused_assignments,
@@ -1203,6 +1206,7 @@ fn a_callee_adds_its_vector_gradient_into_the_callers_cotangent() {
             }
             #[doc(hidden)]
             #[allow(
+                non_snake_case,
                 unreachable_code,
                 unused_variables,
                 unused_assignments,

@@ -415,3 +415,32 @@ fn match_guards_on_floats_and_enums() {
         }
     }
 }
+
+// `const` items in the body, used before their declaration and in an inner block:
+// f = (2 x0 + x1) Σ_{i ≤ 1} ln(x_i + 0.002), so
+// ∂f/∂x0 = 2 S + y / (x0 + 0.002), ∂f/∂x1 = S + y / (x1 + 0.002), ∂f/∂x2 = 0
+#[differentiate]
+fn with_constants(x: &[f64]) -> f64 {
+    let y = x[0] * C + x[N];
+    const C: f64 = 2.0;
+    const N: usize = 1;
+    let mut s = 0.0;
+    for i in 0..N + 1 {
+        const EPS: f64 = 1e-3 * C;
+        s += (x[i] + EPS).ln();
+    }
+    y * s
+}
+
+#[test]
+fn const_items_are_constants_of_their_block() {
+    let x = [0.3, 0.4, 1.2];
+    let (value, g) = with_constants_grad(&x);
+    assert_eq!(value.to_bits(), with_constants(&x).to_bits());
+    let y = 2.0 * x[0] + x[1];
+    let s = (x[0] + 0.002).ln() + (x[1] + 0.002).ln();
+    let expected = [2.0 * s + y / (x[0] + 0.002), s + y / (x[1] + 0.002), 0.0];
+    for (a, b) in g.iter().zip(expected) {
+        assert!(close(*a, b), "{g:?} against {expected:?}");
+    }
+}

@@ -2,8 +2,10 @@ use autodiff::prelude::*;
 
 #[differentiate]
 fn f(x: f64) -> f64 {
-    const SCALE: f64 = 2.0;
-    x * SCALE
+    fn helper(v: f64) -> f64 {
+        v * 2.0
+    }
+    helper(x)
 }
 
 fn main() {}
