@@ -37,6 +37,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut out = item_fn.to_token_stream();
     match generated {
         Some(items) if errors.is_empty() => {
+            let items = with_body_uses(items, &normalized);
             if options.dump || dump_requested(&item_fn.sig.ident.to_string()) {
                 eprintln!(
                     "// #[differentiate] {name}: IR with saved values\n{ir}\n// generated code\n{code}",
@@ -64,6 +65,45 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
     out
+}
+
+/// The `use` items at the top of the function's body, repeated at the top of every generated
+/// function, so that the names they bring are in scope there as in the function.
+fn with_body_uses(items: TokenStream, item: &ItemFn) -> TokenStream {
+    let uses: Vec<syn::Stmt> = item
+        .block
+        .stmts
+        .iter()
+        .filter(|stmt| matches!(stmt, syn::Stmt::Item(syn::Item::Use(_))))
+        .map(|stmt| {
+            let stmt = stmt.clone();
+            syn::parse_quote!(#[allow(unused_imports)] #stmt)
+        })
+        .collect();
+    if uses.is_empty() {
+        return items;
+    }
+    let Ok(mut file) = syn::parse2::<syn::File>(items.clone()) else {
+        return items;
+    };
+    let prepend = |block: &mut syn::Block| {
+        let body = std::mem::take(&mut block.stmts);
+        block.stmts = uses.iter().cloned().chain(body).collect();
+    };
+    for generated in &mut file.items {
+        match generated {
+            syn::Item::Fn(f) => prepend(&mut f.block),
+            syn::Item::Impl(i) => {
+                for member in &mut i.items {
+                    if let syn::ImplItem::Fn(f) = member {
+                        prepend(&mut f.block);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    file.to_token_stream()
 }
 
 /// Replaces the invisible groups of macro fragments: types by their content, expressions by
@@ -229,6 +269,7 @@ fn generate(
         );
         return None;
     }
+    reject_nested_uses(item, errors);
     let mut lowered = lower::lower(item, &sig, errors)?;
     remat::rematerialise_filled_elements(&mut lowered.func);
     last_pick::remember_last_picks(&mut lowered.func);
@@ -302,4 +343,25 @@ fn generate(
     variants.extend(&hidden);
     items.extend(ctx.lifted_closures(&variants));
     errors.is_empty().then_some(items)
+}
+
+/// A `use` item in an inner block of the function (its scope is that block, which the
+/// generated functions do not have): an error; those at the top of the body are repeated in
+/// every generated function.
+fn reject_nested_uses(item: &ItemFn, errors: &mut Errors) {
+    struct Finder<'a>(&'a mut Errors);
+    impl<'ast> syn::visit::Visit<'ast> for Finder<'_> {
+        fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
+            self.0.push(
+                u.use_token.span,
+                "a `use` inside an inner block is not supported in #[differentiate] functions; move it to the top of the function body",
+            );
+        }
+    }
+    let mut finder = Finder(errors);
+    for stmt in &item.block.stmts {
+        if !matches!(stmt, syn::Stmt::Item(syn::Item::Use(_))) {
+            syn::visit::Visit::visit_stmt(&mut finder, stmt);
+        }
+    }
 }

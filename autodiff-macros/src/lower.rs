@@ -1000,9 +1000,12 @@ impl<'e> Lowerer<'e> {
                     ),
                 }
             }
+            // repeated in every generated function (`expand::with_body_uses`); one in an inner
+            // block is an error there
+            Stmt::Item(syn::Item::Use(_)) => {}
             Stmt::Item(item) => self.errors.push_spanned(
                 item,
-                "items inside a #[differentiate] function are not supported (except `const`); move this item outside the function",
+                "items inside a #[differentiate] function are not supported (except `const` and `use`); move this item outside the function",
             ),
             Stmt::Macro(m) => match assertion_arity(&m.mac) {
                 Some(checked) => {

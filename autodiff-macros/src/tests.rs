@@ -1804,3 +1804,20 @@ fn a_match_with_guards_runs_on_the_position_of_the_arm_taken() {
     "#]]
     .assert_eq(&ir::print(&func, &Plain));
 }
+
+#[test]
+fn use_items_at_the_top_of_the_body_are_repeated_in_every_generated_function() {
+    let text = expansion(quote! {
+        fn f(x: f64) -> f64 {
+            use std::f64::consts::PI;
+            (x * PI).sin()
+        }
+    });
+    // the function as written, `f_pullback`, the reusing pullback, `backward`, `f_grad`
+    let uses = text.matches("use std::f64::consts::PI;").count();
+    assert!(uses >= 5, "{uses}: {text}");
+    assert!(
+        text.contains("#[allow(unused_imports)]\n        use std::f64::consts::PI;"),
+        "{text}"
+    );
+}

@@ -444,3 +444,33 @@ fn const_items_are_constants_of_their_block() {
         assert!(close(*a, b), "{g:?} against {expected:?}");
     }
 }
+
+mod scales {
+    pub const SCALE: f64 = 3.0;
+}
+
+// `use` items at the top of the body, also naming a constant another `const` item reads:
+// f = Σ_i 3 sin(2π x_i + π/2), ∂f/∂x_i = 6π cos(2π x_i + π/2)
+#[differentiate]
+fn with_uses(x: &[f64]) -> f64 {
+    use scales::SCALE;
+    use std::f64::consts::{FRAC_PI_2, PI};
+    const TAU: f64 = 2.0 * PI;
+    let mut s = 0.0;
+    for &v in x {
+        s += (v * TAU + FRAC_PI_2).sin() * SCALE;
+    }
+    s
+}
+
+#[test]
+fn use_items_are_in_scope_in_the_generated_code() {
+    use std::f64::consts::{FRAC_PI_2, PI};
+    let x = [0.3, 0.4, 1.2];
+    let (value, g) = with_uses_grad(&x);
+    assert_eq!(value.to_bits(), with_uses(&x).to_bits());
+    for (gi, xi) in g.iter().zip(x) {
+        let expected = 6.0 * PI * (2.0 * PI * xi + FRAC_PI_2).cos();
+        assert!(close(*gi, expected), "{gi} against {expected}");
+    }
+}
