@@ -75,10 +75,7 @@ fn with_body_uses(items: TokenStream, item: &ItemFn) -> TokenStream {
         .stmts
         .iter()
         .filter(|stmt| matches!(stmt, syn::Stmt::Item(syn::Item::Use(_))))
-        .map(|stmt| {
-            let stmt = stmt.clone();
-            syn::parse_quote!(#[allow(unused_imports)] #stmt)
-        })
+        .filter_map(|stmt| syn::parse2(quote!(#[allow(unused_imports)] #stmt)).ok())
         .collect();
     if uses.is_empty() {
         return items;

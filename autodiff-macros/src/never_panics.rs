@@ -806,6 +806,8 @@ const SNIPPETS: &[&str] = &[
     ".all(|v| *v > 0.0)",
     "v.reverse();",
     "const C: f64 = 2.0;",
+    "use std::f64::consts::PI;",
+    "{ use std::f64::consts::E; }",
     "const _: usize = 1;",
     "v.reserve(3);",
     "v.insert(0, 1.0);",
