@@ -1003,10 +1003,26 @@ impl<'e> Lowerer<'e> {
             // repeated in every generated function (`expand::with_body_uses`); one in an inner
             // block is an error there
             Stmt::Item(syn::Item::Use(_)) => {}
-            Stmt::Item(item) => self.errors.push_spanned(
-                item,
-                "items inside a #[differentiate] function are not supported (except `const` and `use`); move this item outside the function",
-            ),
+            Stmt::Item(item) => {
+                // the item's name, or its keyword
+                let at = match item {
+                    syn::Item::Fn(f) => f.sig.ident.span(),
+                    syn::Item::Struct(s) => s.ident.span(),
+                    syn::Item::Enum(e) => e.ident.span(),
+                    syn::Item::Static(s) => s.ident.span(),
+                    syn::Item::Type(t) => t.ident.span(),
+                    syn::Item::Mod(m) => m.ident.span(),
+                    syn::Item::Trait(t) => t.ident.span(),
+                    syn::Item::Union(u) => u.ident.span(),
+                    syn::Item::Const(c) => c.ident.span(),
+                    syn::Item::Impl(i) => i.impl_token.span,
+                    other => other.span(),
+                };
+                self.errors.push(
+                    at,
+                    "items inside a #[differentiate] function are not supported (except `const` and `use`); move this item outside the function",
+                )
+            }
             Stmt::Macro(m) => match assertion_arity(&m.mac) {
                 Some(checked) => {
                     self.lower_assertion(&m.mac, checked);
