@@ -2244,6 +2244,41 @@ impl<'e> Lowerer<'e> {
     fn lower_method(&mut self, m: &syn::ExprMethodCall) -> Option<Operand> {
         let span = m.span();
         let name = m.method.to_string();
+        // `xs.for_each(|v| body)` is `for v in xs { body; }`, where `return` in the body
+        // would mean `continue`
+        if let ("for_each", [Expr::Closure(c)]) =
+            (name.as_str(), &m.args.iter().collect::<Vec<_>>()[..])
+        {
+            let iter_mut = matches!(&*m.receiver, Expr::MethodCall(r) if r.method == "iter_mut");
+            if c.inputs.len() == 1 && (is_iterator_chain(&m.receiver) || iter_mut) {
+                if expr_returns(&c.body) {
+                    struct FirstReturn(Option<Span>);
+                    impl<'ast> Visit<'ast> for FirstReturn {
+                        fn visit_expr_return(&mut self, r: &'ast syn::ExprReturn) {
+                            self.0.get_or_insert(r.return_token.span);
+                        }
+                        fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+                    }
+                    let mut first = FirstReturn(None);
+                    first.visit_expr(&c.body);
+                    self.errors.push(
+                        first.0.unwrap_or_else(|| c.body.span()),
+                        "`return` in a `for_each` closure is not supported; write a `for` loop and use `continue`",
+                    );
+                    return None;
+                }
+                let (pat, source, body) = (&c.inputs[0], &m.receiver, &c.body);
+                let tokens = quote::quote_spanned!(span=> for #pat in #source { #body; });
+                let Ok(for_loop) = syn::parse2::<Expr>(tokens) else {
+                    self.errors.push(
+                        span,
+                        "internal error in #[differentiate] (please report it): a `for_each` did not rebuild as a `for` loop",
+                    );
+                    return None;
+                };
+                return self.lower_expr(&for_loop);
+            }
+        }
         // `m.try_inverse().unwrap()` and `a.lu().solve(&b).unwrap()` on nalgebra matrices
         if matches!(name.as_str(), "unwrap" | "expect") {
             if let Expr::MethodCall(inner) = &*m.receiver {
@@ -2739,6 +2774,14 @@ fn assigned_names(block: &syn::Block) -> Vec<String> {
             // `v.iter_mut()` writes `v` through the items of the loop it drives
             if matches!(m.method.to_string().as_str(), "push" | "swap" | "iter_mut") {
                 self.place(&m.receiver);
+            }
+            // a `for_each` closure's body is a loop body (`lower_method`)
+            if m.method == "for_each" {
+                for arg in &m.args {
+                    if let Expr::Closure(c) = arg {
+                        self.visit_expr(&c.body);
+                    }
+                }
             }
             syn::visit::visit_expr_method_call(self, m);
         }

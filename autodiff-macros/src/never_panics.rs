@@ -807,6 +807,8 @@ const SNIPPETS: &[&str] = &[
     "v.reverse();",
     "const C: f64 = 2.0;",
     "use std::f64::consts::PI;",
+    "x.iter().for_each(|v| s += v);",
+    ".for_each(|o| { return; })",
     "{ use std::f64::consts::E; }",
     "const _: usize = 1;",
     "v.reserve(3);",

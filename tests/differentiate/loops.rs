@@ -2766,3 +2766,60 @@ fn capacity_changes_take_no_part() {
         .collect();
     assert_close("reserve", &dx, &expected, 1e-15);
 }
+
+// `for_each` closures as loop bodies: assigning captured variables, inside an outer loop that
+// carries what they assign, on `enumerate`, on `iter_mut()`, on a range
+#[differentiate]
+fn for_each_bodies(x: &[f64], w: f64) -> f64 {
+    let mut s = 0.0;
+    x.iter().for_each(|v| s += v * w);
+    let mut t = 0.0;
+    for k in 0..3 {
+        x.iter().enumerate().for_each(|(i, &v)| {
+            if i % 2 == k % 2 {
+                t += v.sin() * k as f64;
+            }
+        });
+    }
+    let mut out = x.to_vec();
+    out.iter_mut().for_each(|o| *o *= w);
+    (0..x.len()).for_each(|i| s += out[i] * x[i]);
+    s + t
+}
+
+// the same with `for` loops
+fn for_each_bodies_by_loops(x: &[f64], w: f64) -> f64 {
+    let mut s = 0.0;
+    for v in x {
+        s += v * w;
+    }
+    let mut t = 0.0;
+    for k in 0..3 {
+        for (i, &v) in x.iter().enumerate() {
+            if i % 2 == k % 2 {
+                t += v.sin() * k as f64;
+            }
+        }
+    }
+    let mut out = x.to_vec();
+    for o in out.iter_mut() {
+        *o *= w;
+    }
+    for i in 0..x.len() {
+        s += out[i] * x[i];
+    }
+    s + t
+}
+
+#[test]
+fn for_each_closures_are_loop_bodies() {
+    let x = [0.3, -0.4, 1.2, 0.8];
+    let w = 0.7;
+    let (value, (dx, dw)) = for_each_bodies_grad(&x, w);
+    assert_eq!(value.to_bits(), for_each_bodies(&x, w).to_bits());
+    assert_eq!(value.to_bits(), for_each_bodies_by_loops(&x, w).to_bits());
+    let point = [x.to_vec(), vec![w]].concat();
+    let fd =
+        autodiff::finite_difference_gradient(|p: &[f64]| for_each_bodies(&p[..4], p[4]), &point);
+    assert_close("for_each", &[dx, vec![dw]].concat(), &fd, 1e-7);
+}
