@@ -2472,7 +2472,21 @@ impl<'a> FnGen<'a> {
                 }
             }
         };
-        self.line(header);
+        // sometimes the same loop as `source.for_each(|pattern| { body })`, on a method-call
+        // source (`&v` and a slice are no iterators), its body without `break`, `continue` or
+        // `return`
+        let for_each = header
+            .strip_prefix("for ")
+            .and_then(|rest| rest.split_once(" in "))
+            .and_then(|(pattern, source)| {
+                let source = source.strip_suffix(" {")?;
+                source
+                    .ends_with(')')
+                    .then(|| format!("{source}.for_each(|{pattern}| {{"))
+            })
+            .filter(|_| self.rng.chance(0.25));
+        let closing = if for_each.is_some() { "});" } else { "}" };
+        self.line(for_each.clone().unwrap_or(header));
         // the iterated vectors cannot be written in the body
         let borrowed: Vec<usize> = iterated
             .into_iter()
@@ -2483,12 +2497,15 @@ impl<'a> FnGen<'a> {
         }
         let saved = self.enter_loop(len, LoopKind::Plain);
         let n = self.rng.range(1, 4);
+        let no_jumps = for_each.is_some() as usize;
+        self.value_loops += no_jumps;
         self.loop_body(header_vars, n);
+        self.value_loops -= no_jumps;
         self.exit_loop(len, saved);
         for &k in &borrowed {
             self.vars[k].borrowed = false;
         }
-        self.line("}".to_string());
+        self.line(closing.to_string());
     }
 
     fn stmt_while(&mut self) {
