@@ -3066,17 +3066,20 @@ impl<'e> Lowerer<'e> {
                             inclusive,
                             reverse: true,
                         }),
+                        // `.iter().enumerate().rev()`: the same pairs, last first
                         Source::Arrays {
                             arrays,
-                            enumerate: false,
+                            enumerate,
                             reverse: false,
                         } => Some(Source::Arrays {
                             arrays,
-                            enumerate: false,
+                            enumerate,
                             reverse: true,
                         }),
-                        _ => self
-                            .unsupported_chain(m, "`.rev()` directly on a range or on `.iter()`"),
+                        _ => self.unsupported_chain(
+                            m,
+                            "`.rev()` directly on a range, on `.iter()` or on `.iter().enumerate()`",
+                        ),
                     },
                     ("step_by", 1) => match self.iteration_source(&m.receiver)? {
                         Source::Range {

@@ -2823,3 +2823,52 @@ fn for_each_closures_are_loop_bodies() {
         autodiff::finite_difference_gradient(|p: &[f64]| for_each_bodies(&p[..4], p[4]), &point);
     assert_close("for_each", &[dx, vec![dw]].concat(), &fd, 1e-7);
 }
+
+// `.iter().enumerate().rev()`: back substitution of an upper bidiagonal system,
+// x_i = (b_i - u_i x_{i+1}) / d_i from the last row up, in a `for` loop and in a reduction
+#[differentiate]
+fn back_substitution(b: &[f64], d: &[f64], u: &[f64]) -> f64 {
+    let n = b.len();
+    let mut x = vec![0.0; n];
+    for (i, &bi) in b.iter().enumerate().rev() {
+        let next = if i + 1 < n { u[i] * x[i + 1] } else { 0.0 };
+        x[i] = (bi - next) / d[i];
+    }
+    x.iter()
+        .enumerate()
+        .rev()
+        .map(|(i, v)| v * (i as f64 + 1.0))
+        .sum::<f64>()
+}
+
+// the same with index loops
+fn back_substitution_by_index(b: &[f64], d: &[f64], u: &[f64]) -> f64 {
+    let n = b.len();
+    let mut x = vec![0.0; n];
+    for i in (0..n).rev() {
+        let next = if i + 1 < n { u[i] * x[i + 1] } else { 0.0 };
+        x[i] = (b[i] - next) / d[i];
+    }
+    let mut s = 0.0;
+    for i in (0..n).rev() {
+        s += x[i] * (i as f64 + 1.0);
+    }
+    s
+}
+
+#[test]
+fn enumerate_then_rev_visits_the_pairs_last_first() {
+    let (b, d, u) = ([0.3, -0.4, 1.2], [2.0, 1.5, 3.0], [0.5, -0.7, 0.0]);
+    let (value, (gb, gd, gu)) = back_substitution_grad(&b, &d, &u);
+    assert_eq!(value.to_bits(), back_substitution(&b, &d, &u).to_bits());
+    assert_eq!(
+        value.to_bits(),
+        back_substitution_by_index(&b, &d, &u).to_bits()
+    );
+    let point = [b.to_vec(), d.to_vec(), u.to_vec()].concat();
+    let fd = autodiff::finite_difference_gradient(
+        |p: &[f64]| back_substitution(&p[..3], &p[3..6], &p[6..]),
+        &point,
+    );
+    assert_close("enumerate().rev()", &[gb, gd, gu].concat(), &fd, 1e-7);
+}

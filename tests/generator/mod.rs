@@ -2433,7 +2433,8 @@ impl<'a> FnGen<'a> {
                 let (v, p) = self.pattern_var("v", Kind::Scalar, bound);
                 header_vars.push(j);
                 header_vars.push(v);
-                format!("for ({pj}, &{p}) in {name}.iter().enumerate() {{")
+                let rev = if self.rng.chance(0.3) { ".rev()" } else { "" };
+                format!("for ({pj}, &{p}) in {name}.iter().enumerate(){rev} {{")
             }
             4 => {
                 let (v, p) = self.pattern_var("v", Kind::Scalar, bound);
