@@ -1976,11 +1976,14 @@ impl<'e> Lowerer<'e> {
             return here(self);
         }
         let arm = &m.arms[k];
-        // the pattern alone: `n` and `_` match anything, `n @ p` what `p` matches
+        // the pattern alone: a binding `n` and `_` match anything, `n @ p` what `p` matches,
+        // a constant `N` (no binding) what equals it
         let pattern = match &arm.pat {
             Pat::Wild(_) => None,
-            Pat::Ident(p) if p.subpat.is_none() && binders[k].is_some() => None,
-            Pat::Ident(p) => p.subpat.as_ref().map(|(_, sub)| (**sub).clone()),
+            Pat::Ident(p) if p.subpat.is_some() => {
+                p.subpat.as_ref().map(|(_, sub)| (**sub).clone())
+            }
+            Pat::Ident(_) if binders[k].is_some() => None,
             other => Some(other.clone()),
         };
         let matched = match pattern {

@@ -474,3 +474,31 @@ fn use_items_are_in_scope_in_the_generated_code() {
         assert!(close(*gi, expected), "{gi} against {expected}");
     }
 }
+
+const TWO: usize = 2;
+
+// a guard after an arm whose pattern is a constant (`TWO`, no binding): the constant is
+// compared, not bound
+#[differentiate]
+fn guarded_after_a_constant(x: f64, n: usize) -> f64 {
+    match n {
+        TWO => x * x,
+        k if k > 3 => x.sin() * k as f64,
+        _ => x,
+    }
+}
+
+#[test]
+fn constant_patterns_before_guards_are_compared() {
+    for n in 0..6 {
+        let x = 0.7;
+        let (value, grad) = guarded_after_a_constant_grad(x, n);
+        assert_eq!(value.to_bits(), guarded_after_a_constant(x, n).to_bits());
+        let expected = match n {
+            2 => 2.0 * x,
+            k if k > 3 => x.cos() * k as f64,
+            _ => 1.0,
+        };
+        assert!(close(grad, expected), "{n}: {grad} against {expected}");
+    }
+}
