@@ -2270,7 +2270,8 @@ impl<'e> Lowerer<'e> {
                     );
                     return None;
                 }
-                let (pat, source, body) = (&c.inputs[0], &m.receiver, &c.body);
+                // (a typed parameter `|v: &f64|` loses its type: a `for` pattern has none)
+                let (pat, source, body) = (closure_param(&c.inputs[0]), &m.receiver, &c.body);
                 let tokens = quote::quote_spanned!(span=> for #pat in #source { #body; });
                 let Ok(for_loop) = syn::parse2::<Expr>(tokens) else {
                     self.errors.push(

@@ -2772,7 +2772,7 @@ fn capacity_changes_take_no_part() {
 #[differentiate]
 fn for_each_bodies(x: &[f64], w: f64) -> f64 {
     let mut s = 0.0;
-    x.iter().for_each(|v| s += v * w);
+    x.iter().for_each(|v: &f64| s += v * w);
     let mut t = 0.0;
     for k in 0..3 {
         x.iter().enumerate().for_each(|(i, &v)| {
