@@ -2583,6 +2583,10 @@ enum Source {
         arrays: Vec<Value>,
         enumerate: bool,
         reverse: bool,
+        /// `.rev().enumerate()`: `len`, read in front of the loop; the count of the item of
+        /// element `i` is `len - i - 1` (no underflow: `i < len` in the body, and an empty
+        /// array runs none)
+        from_end: Option<Value>,
     },
     /// `x.windows(k)`, `x.chunks(k)`, `x.chunks_exact(k)`, `.enumerate()`: slices of `x`.
     Chunks {
@@ -3075,10 +3079,12 @@ impl<'e> Lowerer<'e> {
                             arrays,
                             enumerate,
                             reverse: false,
+                            from_end: None,
                         } => Some(Source::Arrays {
                             arrays,
                             enumerate,
                             reverse: true,
+                            from_end: None,
                         }),
                         _ => self.unsupported_chain(
                             m,
@@ -3111,6 +3117,7 @@ impl<'e> Lowerer<'e> {
                             arrays,
                             enumerate: false,
                             reverse: false,
+                            from_end: None,
                         } if arrays.len() == 1 => {
                             let span = m.span();
                             let array = arrays[0];
@@ -3128,6 +3135,7 @@ impl<'e> Lowerer<'e> {
                                 arrays: vec![slice],
                                 enumerate: false,
                                 reverse: false,
+                                from_end: None,
                             })
                         }
                         _ => self.unsupported_chain(
@@ -3157,11 +3165,28 @@ impl<'e> Lowerer<'e> {
                             arrays,
                             enumerate: false,
                             reverse: false,
+                            from_end: None,
                         } => Some(Source::Arrays {
                             arrays,
                             enumerate: true,
                             reverse: false,
+                            from_end: None,
                         }),
+                        // `.iter().rev().enumerate()`: elements last first, counted from 0
+                        Source::Arrays {
+                            arrays,
+                            enumerate: false,
+                            reverse: true,
+                            from_end: None,
+                        } if arrays.len() == 1 => {
+                            let len = self.emit1(Opcode::Len, vec![arrays[0]], m.span());
+                            Some(Source::Arrays {
+                                arrays,
+                                enumerate: true,
+                                reverse: true,
+                                from_end: Some(len),
+                            })
+                        }
                         Source::Chunks {
                             array,
                             size,
@@ -3182,17 +3207,20 @@ impl<'e> Lowerer<'e> {
                             mut arrays,
                             enumerate: false,
                             reverse: false,
+                            from_end: None,
                         } if arrays.len() == 1 => match self.iteration_source(&m.args[0])? {
                             Source::Arrays {
                                 arrays: other,
                                 enumerate: false,
                                 reverse: false,
+                                from_end: None,
                             } if other.len() == 1 => {
                                 arrays.extend(other);
                                 Some(Source::Arrays {
                                     arrays,
                                     enumerate: false,
                                     reverse: false,
+                                    from_end: None,
                                 })
                             }
                             _ => self
@@ -3232,6 +3260,7 @@ impl<'e> Lowerer<'e> {
             arrays: vec![array],
             enumerate: false,
             reverse: false,
+            from_end: None,
         })
     }
 
@@ -3241,6 +3270,7 @@ impl<'e> Lowerer<'e> {
             arrays: vec![array],
             enumerate: false,
             reverse: false,
+            from_end: None,
         })
     }
 
@@ -3365,10 +3395,23 @@ impl<'e> Lowerer<'e> {
             }
             (Pat::Paren(p), _) => self.bind_item(&p.pat, shape, source, index, span),
             (Pat::Ident(p), _) if p.subpat.is_none() => {
-                let value = match shape {
-                    ItemShape::Index => index,
-                    ItemShape::Chunk => self.chunk(source, index, span),
-                    ItemShape::Element(k) => {
+                let value = match (shape, source) {
+                    // `.rev().enumerate()`: element `i` is item `len - 1 - i`
+                    (
+                        ItemShape::Index,
+                        Source::Arrays {
+                            from_end: Some(len),
+                            ..
+                        },
+                    ) => {
+                        let after =
+                            self.emit1(Opcode::Binary(BinaryOp::Sub), vec![*len, index], span);
+                        let one = self.constant(quote!(1usize), span);
+                        self.emit1(Opcode::Binary(BinaryOp::Sub), vec![after, one], span)
+                    }
+                    (ItemShape::Index, _) => index,
+                    (ItemShape::Chunk, _) => self.chunk(source, index, span),
+                    (ItemShape::Element(k), _) => {
                         let Source::Arrays { arrays, .. } = source else {
                             unreachable!("elements come from arrays")
                         };
@@ -3379,7 +3422,7 @@ impl<'e> Lowerer<'e> {
                         }
                         self.element(arrays[*k], index, span)
                     }
-                    ItemShape::Pair(..) => {
+                    (ItemShape::Pair(..), _) => {
                         self.errors
                             .push_spanned(p, "this item is a pair; destructure it, like `(a, b)`");
                         return None;

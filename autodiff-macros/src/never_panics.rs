@@ -1601,7 +1601,7 @@ impl<'r> Gen<'r> {
     fn loop_source(&mut self, depth: u32) -> String {
         let x = self.var();
         let n = self.var();
-        match self.rng.below(25) {
+        match self.rng.below(26) {
             0 => format!("0..{n}"),
             1 => format!("0..{x}.len()"),
             2 => format!("{x}..={n}"),
@@ -1622,6 +1622,7 @@ impl<'r> Gen<'r> {
             17 => "0..".into(),
             18 => format!("{x}.iter().zip({n}.iter()).enumerate()"),
             19 => format!("{x}.iter().enumerate().rev()"),
+            24 => format!("{x}.iter().rev().enumerate()"),
             20 => format!("(0..{n}).map(|i| i)"),
             21 => format!(
                 "{x}.iter().enumerate().filter(|(i, v)| {})",

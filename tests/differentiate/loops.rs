@@ -2872,3 +2872,64 @@ fn enumerate_then_rev_visits_the_pairs_last_first() {
     );
     assert_close("enumerate().rev()", &[gb, gd, gu].concat(), &fd, 1e-7);
 }
+
+// `.iter().rev().enumerate()`: elements last first, counted from 0 (a polynomial with its
+// coefficients highest first), in a reduction, a `for` loop and over `iter_mut()`
+#[differentiate]
+fn counted_from_the_end(c: &[f64], t: f64) -> f64 {
+    let p: f64 = c
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(k, ck)| ck * t.powi(k as i32))
+        .sum();
+    let mut q = 0.0;
+    for (k, &ck) in c.iter().rev().enumerate() {
+        q += ck * (k as f64 + 1.0);
+    }
+    let mut w = c.to_vec();
+    for (k, o) in w.iter_mut().rev().enumerate() {
+        *o *= k as f64 + 0.5;
+    }
+    let first = if w.is_empty() { 0.0 } else { w[0] };
+    p * q + first
+}
+
+// the same with index loops
+fn counted_from_the_end_by_index(c: &[f64], t: f64) -> f64 {
+    let n = c.len();
+    let (mut p, mut q) = (0.0, 0.0);
+    for i in (0..n).rev() {
+        p += c[i] * t.powi((n - 1 - i) as i32);
+    }
+    for i in (0..n).rev() {
+        q += c[i] * ((n - 1 - i) as f64 + 1.0);
+    }
+    let first = if n == 0 {
+        0.0
+    } else {
+        c[0] * ((n - 1) as f64 + 0.5)
+    };
+    p * q + first
+}
+
+#[test]
+fn rev_then_enumerate_counts_from_zero_at_the_last_element() {
+    let c = [0.3, -0.4, 1.2, 0.8];
+    let t = 0.7;
+    let (value, (dc, dt)) = counted_from_the_end_grad(&c, t);
+    assert_eq!(value.to_bits(), counted_from_the_end(&c, t).to_bits());
+    assert_eq!(
+        value.to_bits(),
+        counted_from_the_end_by_index(&c, t).to_bits()
+    );
+    let point = [c.to_vec(), vec![t]].concat();
+    let fd = autodiff::finite_difference_gradient(
+        |p: &[f64]| counted_from_the_end(&p[..4], p[4]),
+        &point,
+    );
+    assert_close("rev().enumerate()", &[dc, vec![dt]].concat(), &fd, 1e-7);
+    // an empty slice runs no iteration (and no `len - 1` underflows in a debug build)
+    let (value, (dc, dt)) = counted_from_the_end_grad(&[], t);
+    assert_eq!((value, dc.len(), dt), (0.0, 0, 0.0));
+}

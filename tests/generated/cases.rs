@@ -3906,7 +3906,7 @@ where
 {
     let mut acc = ((xs[1] / (xs[0].abs() + T::from(0.5).unwrap())) + T::from(4.0).unwrap()).sqrt();
     let w1 = xs[..2].to_vec();
-    for (j2, &_) in w1.iter().enumerate() {
+    for (j2, &_) in w1.iter().rev().enumerate() {
         let w4 = vec![T::zero(); 5];
         let s5 = { let mut acc6 = T::zero(); for k7 in 0..2 { acc6 = acc6 + w1[k7] * w1[k7]; } acc6 };
         let t8 = (y * w4[j2 + 1]) - xs[0];
@@ -4999,7 +4999,7 @@ where
     let mut acc = (f81(xs[1], xs[1] % (xs[0].exp() + T::from(0.5).unwrap()), (T::exp(xs[1]) * T::from(0.446).unwrap()).sin()) * T::from(0.258).unwrap()).tanh();
     acc /= (((x + xs[0]) * T::from(0.666).unwrap()).sin().exp() + T::from(0.75).unwrap()).log(Float::sqrt(acc.exp() + T::from(0.5).unwrap()).abs() + T::from(2.0).unwrap()) + T::from(3.045).unwrap();
     let mut t1 = y;
-    for (j2, &v3) in xs.iter().enumerate().rev() {
+    for (j2, &v3) in xs.iter().enumerate() {
         match j2 % 3 {
             0 => {
                 let mut best4 = Float::cbrt(f122((f89((acc * T::from(0.666).unwrap()).sin(), T::sin((x * acc) * T::from(0.444).unwrap()), xs) * T::from(0.17).unwrap()).tanh()) + T::from(5.0).unwrap());
@@ -5814,7 +5814,7 @@ where
     if xs[n % 4] < T::from(-0.823).unwrap() {
         ys.iter().copied().for_each(|v2| {
             let mut t3 = (s1 * T::from(0.177).unwrap()).tanh();
-            for (_, &v5) in ys.iter().enumerate() {
+            for (_, &v5) in ys.iter().rev().enumerate() {
                 let s1 = (Float::round(s1) * T::from(0.163).unwrap()).atan();
                 if ((acc * T::from(0.187).unwrap()).sin() * v2) > v5 {
                     let t6 = v2 / (ys[2].atan2((acc * T::from(0.187).unwrap()).tanh() + T::from(1.5).unwrap()) + T::from(4.142).unwrap());
@@ -9647,7 +9647,7 @@ fn f270<T: Float + NumAssign + Sum + Product>(xs: &[T], z: T, ys: &[T], n: usize
     }
     acc -= xs[n % 4];
     let t1 = xs[1];
-    for (_, &v3) in xs.iter().enumerate().rev() {
+    for (_, &v3) in xs.iter().enumerate() {
         let t4 = (((x - acc) - v3) * T::from(0.198).unwrap()).tanh();
         acc = ((acc * t4) * T::from(0.282).unwrap()).atan();
     }
@@ -11720,7 +11720,7 @@ fn f333<T: Float + NumAssign + Sum + Product>(xs: &[T], z: T, y: T, ys: &[T], x:
             }
             acc *= (t5 * T::from(1.0).unwrap()).tanh();
         }
-        for (_, &_) in ys.iter().enumerate().rev() {
+        for (_, &_) in ys.iter().enumerate() {
             acc = T::tanh((((acc * acc + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() + (ys[0] * (ys[0] + z))) * T::from(0.281).unwrap());
         }
         let t8 = (y / (v2 + T::from(2.25).unwrap())).tanh().tan();
@@ -11835,7 +11835,7 @@ fn f337<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> T {
     let mut acc = (T::hypot(x, xs[0] * xs[0] + T::from(0.5).unwrap()).round() * T::from(0.38).unwrap()).sin();
     let h2 = |s: T| (((xs[1] * xs[1] + T::from(0.75).unwrap()) + T::one()).acosh()) * s;
     let t1 = h2(T::from(0.5).unwrap()) + h2(T::from(0.5).unwrap());
-    for (_, &_) in xs.iter().enumerate() {
+    for (_, &_) in xs.iter().enumerate().rev() {
         let t5 = (Float::clamp(T::from(0.5).unwrap(), T::from(-1.025).unwrap(), T::from(0.959).unwrap()) + T::from(1.775).unwrap()).log2();
         let w6 = xs.to_vec();
         acc = (((acc * T::from(0.541).unwrap()) + (t5 + w6[2])) * T::from(0.383).unwrap()).sin();
@@ -13666,7 +13666,7 @@ where
         let (p6, q7) = f326(x.clamp(T::from(-1.184).unwrap(), T::from(0.58).unwrap()), Float::tanh((T::from(i3).unwrap() / (xs[i3 % 5] * xs[i3 % 5] + T::from(0.75).unwrap())) * T::from(0.5).unwrap()));
         acc = ((T::asin((acc * T::from(0.666).unwrap()).tanh() * T::from(0.9).unwrap()) + (((b4 * b5) + Float::tanh(p6 * T::from(0.213).unwrap())) * (q7 * T::from(0.213).unwrap()).atan())) * T::from(0.221).unwrap()).atan() * T::from(0.636).unwrap();
     }
-    for (_, &_) in xs.iter().enumerate() {
+    for (_, &_) in xs.iter().enumerate().rev() {
         let s10 = { let mut acc11 = T::zero(); for k12 in 0..5 { acc11 = acc11 + xs[k12] * xs[5 - 1 - k12]; } acc11 };
         acc = ((acc + (s10 * T::from(0.177).unwrap()).tanh()) * T::from(0.285).unwrap()).tanh();
     }

@@ -2433,8 +2433,13 @@ impl<'a> FnGen<'a> {
                 let (v, p) = self.pattern_var("v", Kind::Scalar, bound);
                 header_vars.push(j);
                 header_vars.push(v);
-                let rev = if self.rng.chance(0.3) { ".rev()" } else { "" };
-                format!("for ({pj}, &{p}) in {name}.iter().enumerate(){rev} {{")
+                // the pairs last first, or the elements last first counted from 0
+                let (before, after) = match self.rng.below(5) {
+                    0 => ("", ".rev()"),
+                    1 => (".rev()", ""),
+                    _ => ("", ""),
+                };
+                format!("for ({pj}, &{p}) in {name}.iter(){before}.enumerate(){after} {{")
             }
             4 => {
                 let (v, p) = self.pattern_var("v", Kind::Scalar, bound);
