@@ -78,6 +78,34 @@
 //! assert!((dw[0] + 0.5).abs() < 1e-15 && (dw[1] + 1.0).abs() < 1e-15);
 //! ```
 //!
+//! Methods are differentiated with the attribute on their `impl` block as well; the
+//! receiver is the first argument, so its cotangent (a struct of the same type) comes first:
+//!
+//! ```
+//! use autodiff::prelude::*;
+//!
+//! #[derive(Differentiable, Clone, Debug)]
+//! struct Line {
+//!     slope: f64,
+//!     intercept: f64,
+//! }
+//!
+//! #[differentiate]
+//! impl Line {
+//!     #[differentiate]
+//!     fn squared_error(&self, x: f64, y: f64) -> f64 {
+//!         let r = self.slope * x + self.intercept - y;
+//!         r * r
+//!     }
+//! }
+//!
+//! let line = Line { slope: 2.0, intercept: 1.0 };
+//! let (e, (d_line, d_x, d_y)) = line.squared_error_grad(3.0, 6.0);
+//! // r = 1: ∂/∂slope = 2 r x, ∂/∂intercept = 2 r, ∂/∂x = 2 r slope, ∂/∂y = -2 r
+//! assert_eq!(e, 1.0);
+//! assert_eq!((d_line.slope, d_line.intercept, d_x, d_y), (6.0, 2.0, 4.0, -2.0));
+//! ```
+//!
 //! See `docs/supported.md` in the repository for the supported subset of Rust and the list of
 //! primitives, and `docs/design.md` for how the macro works.
 

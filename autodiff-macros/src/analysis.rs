@@ -480,12 +480,22 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
         match &data.opcode {
             // checked once the receiver's type is known (`check_shapes`)
             Opcode::Method(..) if is_shape_query(data) => return,
-            Opcode::Method(name, _) if matters() => errors.push(
-                name.span(),
-                format!(
-                    "`{name}` has no derivative rule, so the derivative through it would be lost; use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function"
-                ),
-            ),
+            Opcode::Method(name, _) if matters() => {
+                let on_parameter_set = data.args.first().is_some_and(|&receiver| {
+                    matches!(func.value(receiver).def, ValueDef::Param(i) if func.param_structs[i])
+                });
+                let hint = if on_parameter_set {
+                    format!(" (a #[differentiate] method is called as `Type::{name}(value, ..)`)")
+                } else {
+                    String::new()
+                };
+                errors.push(
+                    name.span(),
+                    format!(
+                        "`{name}` has no derivative rule, so the derivative through it would be lost; use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function{hint}"
+                    ),
+                )
+            }
             Opcode::Call(path) if is_conversion(path) => {
                 let text = crate::ir::tokens_text(&quote::quote!(#path));
                 errors.push_spanned(

@@ -330,8 +330,14 @@ fn is_user_enum_like(ty: &Type) -> bool {
     match ty {
         Type::Path(p) if p.qself.is_none() => {
             let last = p.path.segments.last();
-            last.is_some_and(|s| {
+            // a generic user struct (`Spring<T>`) too, but not a container the rules know
+            let plain_or_generic_struct = |s: &syn::PathSegment| {
                 s.arguments.is_none()
+                    || matches!(s.arguments, syn::PathArguments::AngleBracketed(_))
+                        && array_type(ty).is_none()
+            };
+            last.is_some_and(|s| {
+                plain_or_generic_struct(s)
                     && s.ident
                         .to_string()
                         .chars()
@@ -339,7 +345,26 @@ fn is_user_enum_like(ty: &Type) -> bool {
                         .is_some_and(char::is_uppercase)
             }) && !matches!(
                 last.map(|s| s.ident.to_string()).as_deref(),
-                Some("Vec" | "String" | "Box" | "Option" | "Result" | "Rc" | "Arc")
+                Some(
+                    "Vec"
+                        | "String"
+                        | "Box"
+                        | "Option"
+                        | "Result"
+                        | "Rc"
+                        | "Arc"
+                        | "HashMap"
+                        | "HashSet"
+                        | "BTreeMap"
+                        | "BTreeSet"
+                        | "VecDeque"
+                        | "Cell"
+                        | "RefCell"
+                        | "Mutex"
+                        | "RwLock"
+                        | "Cow"
+                        | "PhantomData"
+                )
             )
         }
         _ => false,
@@ -501,7 +526,7 @@ pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
         match input {
             FnArg::Receiver(receiver) => errors.push_spanned(
                 receiver,
-                "#[differentiate] works on free functions, not methods; make `self` an ordinary parameter of a free function",
+                "a method needs #[differentiate] on its `impl` block too (the pullback struct cannot be generated inside an `impl`); put `#[differentiate]` above `impl` as well",
             ),
             FnArg::Typed(typed) => {
                 let name = match &*typed.pat {

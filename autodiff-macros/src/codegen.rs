@@ -2912,8 +2912,9 @@ impl Context<'_> {
         {
             return self.read_ref(analysis, v);
         }
-        let n = self.names.name(v);
-        quote!(::core::clone::Clone::clone(#n))
+        // a place (`m.b`) is read where it is used, never bound to a name
+        let r = self.read_ref(analysis, v);
+        quote!(::core::clone::Clone::clone(#r))
     }
 
     /// Recomputes, at the start of a block's reversal, the values of that block the backward

@@ -18,7 +18,12 @@ use crate::{analysis, hoist, ir, last_pick, lower, remat};
 pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item_fn: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
-        Err(_) => return not_a_function(item),
+        Err(_) => {
+            return match syn::parse2::<syn::ItemImpl>(item.clone()) {
+                Ok(block) => crate::methods::differentiate_impl(attr, block),
+                Err(_) => not_a_function(item),
+            }
+        }
     };
     // `macro_rules!` wraps fragments in invisible groups; the analysis works on a copy with
     // them removed (as parentheses), while the user's function is emitted as written
@@ -139,7 +144,6 @@ fn not_a_function(item: TokenStream) -> TokenStream {
             .span
             .join(e.ident.span())
             .unwrap_or(e.ident.span()),
-        Ok(syn::Item::Impl(i)) => i.impl_token.span,
         Ok(syn::Item::Const(c)) => c.const_token.span,
         Ok(syn::Item::Static(s)) => s.static_token.span,
         Ok(syn::Item::Mod(m)) => m.mod_token.span,

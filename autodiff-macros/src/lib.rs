@@ -5,7 +5,8 @@
 //! kept element read again where the loop took it) → `hoist`
 //! (loop-invariant reads in front of their loops) → `analysis` (activity, to-be-recorded,
 //! types) → `codegen` (IR → Rust; `lanes` interleaves the rows of `jacobian`). The primitive
-//! table is `primitives`; generated names come from `names`.
+//! table is `primitives`; generated names come from `names`; `methods` turns the marked
+//! methods of an `impl` block into free functions for this pipeline.
 
 mod analysis;
 mod args;
@@ -18,6 +19,7 @@ mod ir;
 mod lanes;
 mod last_pick;
 mod lower;
+mod methods;
 mod names;
 mod primitives;
 mod remat;
@@ -36,6 +38,10 @@ use proc_macro::TokenStream;
 /// returning one cotangent per active argument, and `fn f_grad(x1, x2) -> (f64, (f64, f64))`.
 /// A function returning `[T; N]` (a literal `N` up to 8), a tuple of floats or a `Vec` of
 /// floats also gets `FPullback::jacobian()`, every row of its Jacobian.
+///
+/// On an inherent `impl` block, together with `#[differentiate]` on some of its methods, it
+/// generates `name_pullback` and `name_grad` methods for each of those (the receiver is the
+/// first argument) and their pullback structs next to the block.
 ///
 /// Options: `wrt(a, b)` restricts the active arguments; `dump` prints the generated code at
 /// compile time (as does the environment variable `AUTODIFF_DUMP=f` or `AUTODIFF_DUMP=1`).

@@ -653,3 +653,45 @@ mod gradients_added_into_the_callers_vectors {
         );
     }
 }
+
+#[derive(Differentiable, Clone, Debug)]
+struct Offset {
+    shift: f64,
+    scale: f64,
+}
+
+#[differentiate]
+fn softplus(z: f64) -> f64 {
+    (1.0 + z.exp()).ln()
+}
+
+// a field of a parameter set passed to a call: softplus(p.shift) p.scale + softplus(x p.scale)
+#[differentiate]
+fn field_arguments(p: &Offset, x: f64) -> f64 {
+    softplus(p.shift) * p.scale + softplus(x * p.scale)
+}
+
+#[test]
+fn fields_of_a_parameter_set_pass_to_calls() {
+    let p = Offset {
+        shift: 0.3,
+        scale: -1.2,
+    };
+    let (value, (d_p, d_x)) = field_arguments_grad(&p, 0.7);
+    assert_eq!(value, field_arguments(&p, 0.7));
+    let at = [p.shift, p.scale, 0.7];
+    let fd = finite_difference_gradient(
+        |v: &[f64]| {
+            let p = Offset {
+                shift: v[0],
+                scale: v[1],
+            };
+            field_arguments(&p, v[2])
+        },
+        &at,
+    );
+    let ours = [d_p.shift, d_p.scale, d_x];
+    for (o, f) in ours.iter().zip(&fd) {
+        assert!(close(*o, *f), "{ours:?} vs {fd:?}");
+    }
+}

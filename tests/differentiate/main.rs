@@ -23,6 +23,7 @@ mod extremes;
 mod jacobian;
 mod linalg;
 mod loops;
+mod methods;
 mod parameters;
 mod primitives;
 mod seed;

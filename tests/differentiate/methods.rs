@@ -1,0 +1,235 @@
+//! `#[differentiate]` on an `impl` block: methods taking `self`, calls between them, generic
+//! blocks and `wrt(self)`.
+
+use autodiff::prelude::*;
+
+fn close(a: f64, b: f64) -> bool {
+    autodiff::relative_error(a, b) < 1e-7
+}
+
+#[derive(Differentiable, Clone, Debug, PartialEq)]
+pub struct Neuron {
+    pub w: Vec<f64>,
+    pub b: f64,
+}
+
+#[differentiate]
+impl Neuron {
+    const DECAY: f64 = 0.1;
+
+    /// tanh(b + Σ w_i x_i)
+    #[differentiate]
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let mut s = self.b;
+        for i in 0..x.len() {
+            s += self.w[i] * x[i];
+        }
+        s.tanh()
+    }
+
+    /// (predict(x) - y)² + DECAY b²: a call of another marked method and of a marked
+    /// associated function, a constant of the block through `Self`
+    #[differentiate]
+    pub fn loss(&self, x: &[f64], y: f64) -> f64 {
+        let r = self.predict(x) - y;
+        r * r + Self::penalty(self.b) * Self::DECAY
+    }
+
+    #[differentiate]
+    fn penalty(b: f64) -> f64 {
+        b * b
+    }
+
+    #[differentiate(wrt(x))]
+    pub fn input_sensitivity(&self, x: &[f64]) -> f64 {
+        self.predict(x) * 2.0
+    }
+
+    /// Not marked: left as it is.
+    pub fn width(&self) -> usize {
+        self.w.len()
+    }
+}
+
+fn neuron() -> Neuron {
+    Neuron {
+        w: vec![0.4, -0.7, 0.2],
+        b: 0.3,
+    }
+}
+
+/// The parameters and inputs of `loss` as one vector, for finite differences.
+fn loss_at(p: &[f64]) -> f64 {
+    let n = Neuron {
+        w: p[..3].to_vec(),
+        b: p[3],
+    };
+    n.loss(&p[4..7], p[7])
+}
+
+#[test]
+fn a_method_gradient_matches_finite_differences() {
+    let n = neuron();
+    let x = [0.5, 1.5, -1.0];
+    let y = 0.25;
+    let (value, (d_self, d_x, d_y)) = n.loss_grad(&x, y);
+    assert_eq!(value, n.loss(&x, y));
+    let at: Vec<f64> =
+        n.w.iter()
+            .copied()
+            .chain([n.b])
+            .chain(x)
+            .chain([y])
+            .collect();
+    let fd = finite_difference_gradient(loss_at, &at);
+    let ours: Vec<f64> = d_self
+        .w
+        .iter()
+        .copied()
+        .chain([d_self.b])
+        .chain(d_x)
+        .chain([d_y])
+        .collect();
+    for (o, f) in ours.iter().zip(&fd) {
+        assert!(close(*o, *f), "{ours:?} vs {fd:?}");
+    }
+    assert_eq!(n.width(), 3);
+}
+
+#[test]
+fn a_method_pullback_is_a_vjp() {
+    // predict = tanh(s): ∂/∂w_i = (1 - tanh² s) x_i, ∂/∂b = 1 - tanh² s, ∂/∂x_i = (1 - tanh² s) w_i
+    let n = neuron();
+    let x = [0.5, 1.5, -1.0];
+    let (value, pullback) = n.predict_pullback(&x);
+    let s: f64 = n.b + n.w.iter().zip(&x).map(|(w, x)| w * x).sum::<f64>();
+    assert!(close(value, s.tanh()));
+    let (d_self, d_x) = pullback.backward(3.0);
+    let slope = 3.0 * (1.0 - s.tanh().powi(2));
+    assert!(close(d_self.b, slope));
+    for i in 0..3 {
+        assert!(close(d_self.w[i], slope * x[i]));
+        assert!(close(d_x[i], slope * n.w[i]));
+    }
+}
+
+#[test]
+fn associated_functions_and_wrt_on_methods() {
+    // penalty(b) = b²  =>  2 b
+    assert_eq!(Neuron::penalty_grad(1.5), (2.25, 3.0));
+    // wrt(x): only the input's gradient, 2 (1 - tanh² s) w_i
+    let n = neuron();
+    let x = [0.5, 1.5, -1.0];
+    let (_, d_x) = n.input_sensitivity_grad(&x);
+    let fd = finite_difference_gradient(|x: &[f64]| n.input_sensitivity(x), &x);
+    for i in 0..3 {
+        assert!(close(d_x[i], fd[i]), "{d_x:?} vs {fd:?}");
+    }
+}
+
+#[derive(Differentiable, Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub x: f64,
+    pub y: f64,
+}
+
+#[differentiate]
+impl Point {
+    /// |p| = sqrt(x² + y²), taking `self` by value: ∂/∂x = x / |p|, ∂/∂y = y / |p|
+    #[differentiate]
+    pub fn norm(self) -> f64 {
+        (self.x * self.x + self.y * self.y).sqrt()
+    }
+
+    /// the distance to `other` scaled by `k`; `wrt(self)` leaves `other` and `k` constant:
+    /// ∂/∂self = k (self - other) / |self - other|
+    #[differentiate(wrt(self))]
+    pub fn scaled_distance(&self, other: &Point, k: f64) -> f64 {
+        let dx = self.x - other.x;
+        let dy = self.y - other.y;
+        k * (dx * dx + dy * dy).sqrt()
+    }
+}
+
+#[test]
+fn self_by_value_and_wrt_self() {
+    let p = Point { x: 3.0, y: -4.0 };
+    let (value, d) = p.norm_grad();
+    assert_eq!(value, 5.0);
+    assert!(close(d.x, 0.6) && close(d.y, -0.8), "{d:?}");
+    let q = Point { x: 1.0, y: 1.0 };
+    let (value, d) = p.scaled_distance_grad(&q, 2.0);
+    let r = (4.0f64 + 25.0).sqrt();
+    assert!(close(value, 2.0 * r));
+    assert!(
+        close(d.x, 2.0 * 2.0 / r) && close(d.y, 2.0 * -5.0 / r),
+        "{d:?}"
+    );
+}
+
+#[derive(Differentiable, Clone, Debug, PartialEq)]
+pub struct Spring<T> {
+    pub stiffness: T,
+    pub rest: T,
+}
+
+#[differentiate]
+impl<T: Float + Differentiable> Spring<T> {
+    /// k (x - r)² / 2: ∂/∂k = (x - r)² / 2, ∂/∂r = -k (x - r), ∂/∂x = k (x - r)
+    #[differentiate]
+    pub fn energy(&self, x: T) -> T {
+        let stretch = x - self.rest;
+        self.stiffness * stretch * stretch / T::from(2.0).unwrap()
+    }
+}
+
+#[test]
+fn generic_blocks_generate_generic_methods() {
+    let spring = Spring {
+        stiffness: 3.0f64,
+        rest: 1.0,
+    };
+    let (value, (d_spring, d_x)) = spring.energy_grad(1.5);
+    assert!(close(value, 0.375));
+    assert!(close(d_spring.stiffness, 0.125));
+    assert!(close(d_spring.rest, -1.5));
+    assert!(close(d_x, 1.5));
+    let spring = Spring {
+        stiffness: 3.0f32,
+        rest: 1.0,
+    };
+    let (_, (_, d_x)) = spring.energy_grad(1.5);
+    assert!((d_x - 1.5).abs() < 1e-6);
+}
+
+/// Σ_j predict(x_j)², calling the method by its path from a free function.
+#[differentiate]
+fn batch_energy(n: &Neuron, xs: &[f64], width: usize) -> f64 {
+    let mut total = 0.0;
+    for j in 0..xs.len() / width {
+        let p = Neuron::predict(n, &xs[j * width..(j + 1) * width]);
+        total += p * p;
+    }
+    total
+}
+
+#[test]
+fn free_functions_compose_with_methods_called_by_path() {
+    let n = neuron();
+    let xs = [0.5, 1.5, -1.0, -0.2, 0.3, 0.9];
+    let (value, (d_n, d_xs)) = batch_energy_grad(&n, &xs, 3);
+    assert_eq!(value, batch_energy(&n, &xs, 3));
+    let at: Vec<f64> = n.w.iter().copied().chain([n.b]).chain(xs).collect();
+    let energy = |p: &[f64]| {
+        let n = Neuron {
+            w: p[..3].to_vec(),
+            b: p[3],
+        };
+        batch_energy(&n, &p[4..], 3)
+    };
+    let fd = finite_difference_gradient(energy, &at);
+    let ours: Vec<f64> = d_n.w.iter().copied().chain([d_n.b]).chain(d_xs).collect();
+    for (o, f) in ours.iter().zip(&fd) {
+        assert!(close(*o, *f), "{ours:?} vs {fd:?}");
+    }
+}

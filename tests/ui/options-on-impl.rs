@@ -1,0 +1,16 @@
+use autodiff::prelude::*;
+
+#[derive(Differentiable, Clone)]
+struct Model {
+    w: f64,
+}
+
+#[differentiate(wrt(x))]
+impl Model {
+    #[differentiate]
+    fn predict(&self, x: f64) -> f64 {
+        self.w * x
+    }
+}
+
+fn main() {}
