@@ -571,6 +571,18 @@ fn collect_items(items: &[syn::Item], out: &mut Vec<(TokenStream, TokenStream)>)
                 }
                 None
             }
+            // a marked block goes in whole (its methods keep their marks), as the attribute
+            // on it receives it
+            syn::Item::Impl(i)
+                if i.attrs.iter().any(|a| {
+                    a.path()
+                        .segments
+                        .last()
+                        .is_some_and(|s| s.ident == "differentiate")
+                }) =>
+            {
+                take_differentiate_attr(&mut i.attrs)
+            }
             syn::Item::Impl(i) => {
                 for impl_item in &mut i.items {
                     if let syn::ImplItem::Fn(f) = impl_item {
@@ -3278,7 +3290,10 @@ fn compile_errors(file: &syn::File) -> Result<Vec<String>, String> {
 
 /// Checks the output of the expansion of `item`.
 fn check_output(item: &TokenStream, out: &TokenStream) -> Outcome {
-    let is_fn = syn::parse2::<syn::ItemFn>(item.clone()).is_ok();
+    // an `impl` block is expanded as its marked methods are: the block (marks removed) first
+    let is_impl = syn::parse2::<syn::ItemFn>(item.clone()).is_err()
+        && syn::parse2::<syn::ItemImpl>(item.clone()).is_ok();
+    let is_fn = is_impl || syn::parse2::<syn::ItemFn>(item.clone()).is_ok();
     let rest: TokenStream = if is_fn {
         out.clone()
     } else {
@@ -3300,6 +3315,11 @@ fn check_output(item: &TokenStream, out: &TokenStream) -> Outcome {
             return Outcome::Malformed(format!("the output does not parse as Rust items: {e}"))
         }
     };
+    if is_impl && !matches!(file.items.first(), Some(syn::Item::Impl(_))) {
+        return Outcome::Malformed(
+            "the expansion of an `impl` block does not start with it".into(),
+        );
+    }
     let errors = match compile_errors(&file) {
         Ok(errors) => errors,
         Err(why) => return Outcome::Malformed(why),

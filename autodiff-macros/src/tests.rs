@@ -1870,12 +1870,12 @@ fn methods_become_free_functions_with_forwarding_methods() {
             }
         }
         #[doc(hidden)]
-        #[allow(dead_code)]
+        #[allow(unused)]
         pub fn scale_apply(self_: &Scale, x: f64) -> f64 {
             self_.k * scale_square(x) + self_.shift
         }
         #[doc(hidden)]
-        #[allow(dead_code)]
+        #[allow(unused)]
         fn scale_square(x: f64) -> f64 {
             x * x
         }
