@@ -250,12 +250,7 @@ fn free_function(
     }
     sig.generics = generics;
     let mut body = method.block.clone();
-    let mut rewriter = SelfRewriter {
-        self_ty: rewriter.self_ty.clone(),
-        self_path: rewriter.self_path.clone(),
-        free_names: rewriter.free_names,
-    };
-    rewriter.visit_block_mut(&mut body);
+    rewriter.clone().visit_block_mut(&mut body);
     let attrs = &method.attrs;
     let vis = &method.vis;
     syn::parse2(quote!(#(#attrs)* #vis #sig #body)).ok()
@@ -281,6 +276,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 }
 
 /// Rewrites a method's body for its free function.
+#[derive(Clone)]
 struct SelfRewriter<'a> {
     self_ty: Type,
     /// The block's type as a path with turbofish, for expressions and patterns.
@@ -291,12 +287,7 @@ struct SelfRewriter<'a> {
 
 impl SelfRewriter<'_> {
     fn rewrite_type(&self, ty: &mut Type) {
-        let mut rewriter = SelfRewriter {
-            self_ty: self.self_ty.clone(),
-            self_path: self.self_path.clone(),
-            free_names: self.free_names,
-        };
-        rewriter.visit_type_mut(ty);
+        self.clone().visit_type_mut(ty);
     }
 
     /// `Self`, `Self::X` in an expression or pattern path → the type's path.
@@ -587,16 +578,7 @@ fn callee_entry_points(
     free: &ItemFn,
     signatures: &HashMap<String, syn::Signature>,
 ) -> Vec<TokenStream> {
-    let block_params: Vec<String> = block
-        .generics
-        .params
-        .iter()
-        .map(|p| match p {
-            syn::GenericParam::Type(t) => t.ident.to_string(),
-            syn::GenericParam::Const(c) => c.ident.to_string(),
-            syn::GenericParam::Lifetime(l) => l.lifetime.to_string(),
-        })
-        .collect();
+    let block_params: Vec<String> = block.generics.params.iter().map(param_name).collect();
     let block_predicates: Vec<String> = block
         .generics
         .where_clause
@@ -632,14 +614,7 @@ fn callee_entry_points(
             .generics
             .params
             .into_iter()
-            .filter(|p| {
-                let name = match p {
-                    syn::GenericParam::Type(t) => t.ident.to_string(),
-                    syn::GenericParam::Const(c) => c.ident.to_string(),
-                    syn::GenericParam::Lifetime(l) => l.lifetime.to_string(),
-                };
-                !block_params.contains(&name)
-            })
+            .filter(|p| !block_params.contains(&param_name(p)))
             .collect();
         if let Some(where_clause) = &mut signature.generics.where_clause {
             where_clause.predicates = std::mem::take(&mut where_clause.predicates)
@@ -667,4 +642,13 @@ fn callee_entry_points(
         });
     }
     out
+}
+
+/// `T`, `N`, `'a`: the name a generic parameter declares.
+fn param_name(param: &syn::GenericParam) -> String {
+    match param {
+        syn::GenericParam::Type(t) => t.ident.to_string(),
+        syn::GenericParam::Const(c) => c.ident.to_string(),
+        syn::GenericParam::Lifetime(l) => l.lifetime.to_string(),
+    }
 }
