@@ -14,7 +14,7 @@
 //!   by unification from the signature, `let` annotations, casts and the primitive table
 //!   (arithmetic on scalars keeps its operand type; `a[i]` has the element type of `a`).
 
-use proc_macro2::Span;
+use proc_macro2::{Ident, Span};
 use std::collections::{HashMap, HashSet};
 
 use crate::args::ArrayKind;
@@ -75,6 +75,11 @@ pub struct Analysis {
     /// equals. The backward pass allocates the cotangents of such arrays at that length and
     /// updates their elements without growing them (see [`fixed_lengths`]).
     pub lengths: Vec<Option<Value>>,
+    /// Methods without a rule called on a parameter set (`model.predict(x)`) whose result
+    /// matters: calls of `#[differentiate]` methods, if the function is read again with them
+    /// written as path calls (`Model::predict(model, x)`); otherwise errors, which
+    /// [`report_parameter_set_methods`] raises.
+    pub parameter_set_methods: Vec<Ident>,
 }
 
 impl Analysis {
@@ -124,6 +129,7 @@ pub fn analyze(
         tensors: vec![false; n],
         matrices: vec![false; n],
         lengths: vec![None; n],
+        parameter_set_methods: Vec::new(),
     };
     for (param, &active) in func.params.iter().zip(active_params) {
         analysis.varied[param.value.index()] = active;
@@ -133,7 +139,7 @@ pub fn analyze(
         analysis.useful[y.index()] = true;
     }
     backward_useful(func, func.entry, &mut analysis);
-    check_differentiable(func, &analysis, errors);
+    analysis.parameter_set_methods = check_differentiable(func, &analysis, errors);
     check_places(func, &analysis, errors);
     mark_constants(func, &mut analysis);
     infer_types(func, annotations, output_types, &mut analysis);
@@ -469,8 +475,9 @@ fn backward_useful(func: &Function, block: Block, a: &mut Analysis) {
 
 /// An active value flowing into something without a derivative, where the result matters,
 /// would silently drop a derivative: that is an error.
-fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
+fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) -> Vec<Ident> {
     let mut reported = false;
+    let mut parameter_set_methods: Vec<Ident> = Vec::new();
     func.walk_insts(func.entry, &mut |inst| {
         let data = func.inst(inst);
         if reported || !data.args.iter().any(|v| a.varied[v.index()]) {
@@ -484,17 +491,12 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
                 let on_parameter_set = data.args.first().is_some_and(|&receiver| {
                     matches!(func.value(receiver).def, ValueDef::Param(i) if func.param_structs[i])
                 });
-                let hint = if on_parameter_set {
-                    format!(" (a #[differentiate] method is called as `Type::{name}(value, ..)`)")
-                } else {
-                    String::new()
-                };
-                errors.push(
-                    name.span(),
-                    format!(
-                        "`{name}` has no derivative rule, so the derivative through it would be lost; use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function{hint}"
-                    ),
-                )
+                if on_parameter_set {
+                    // not reported: `reported` stays as it is, so other errors still are
+                    parameter_set_methods.push(name.clone());
+                    return;
+                }
+                errors.push(name.span(), no_rule_message(name))
             }
             Opcode::Call(path) if is_conversion(path) => {
                 let text = crate::ir::tokens_text(&quote::quote!(#path));
@@ -509,6 +511,21 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) {
         }
         reported = true;
     });
+    parameter_set_methods
+}
+
+fn no_rule_message(name: &Ident) -> String {
+    format!(
+        "`{name}` has no derivative rule, so the derivative through it would be lost; use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function"
+    )
+}
+
+/// The error for the first of [`Analysis::parameter_set_methods`], when the function is not
+/// read again with them as path calls.
+pub fn report_parameter_set_methods(methods: &[Ident], errors: &mut Errors) {
+    if let Some(name) = methods.first() {
+        errors.push(name.span(), no_rule_message(name));
+    }
 }
 
 /// `x.shape()`: integers, through which no derivative flows, when `x` is a tensor or a

@@ -213,7 +213,7 @@ fn rebuilt_from(outer: &ItemFn, closure: &ir::MapClosure) -> Option<ir::RebuiltF
     let func = &lowered.func;
     ir::verify(func).ok()?;
     let analysis = analysis::analyze(func, &active, &lowered.annotations, &[ty], &mut errors);
-    if !errors.is_empty() {
+    if !errors.is_empty() || !analysis.parameter_set_methods.is_empty() {
         return None;
     }
     // no branch, loop or call: its pullback has no record and no callee's pullback
@@ -257,6 +257,24 @@ fn generate(
     errors: &mut Errors,
     ir_text: &mut String,
 ) -> Option<TokenStream> {
+    let mut as_path_calls = None;
+    let generated = generate_once(item, options, errors, ir_text, Some(&mut as_path_calls));
+    match as_path_calls {
+        Some(rewritten) => generate_once(&rewritten, options, errors, ir_text, None),
+        None => generated,
+    }
+}
+
+/// [`generate`], once. Where methods without a rule are called on parameter sets, it leaves
+/// `as_path_calls` (when given) the function with them written as path calls, to be read
+/// again, instead of reporting them.
+fn generate_once(
+    item: &ItemFn,
+    options: &args::Options,
+    errors: &mut Errors,
+    ir_text: &mut String,
+    as_path_calls: Option<&mut Option<ItemFn>>,
+) -> Option<TokenStream> {
     let mut sig = args::signature(item, errors)?;
     let active = args::active_set(&sig, options, errors);
     args::avoid_generated_names(&mut sig);
@@ -299,6 +317,28 @@ fn generate(
         .collect();
     let hidden = (all != active)
         .then(|| analysis::analyze(func, &all, &lowered.annotations, &output_types, errors));
+    let methods: Vec<proc_macro2::Ident> = public
+        .parameter_set_methods
+        .iter()
+        .chain(hidden.iter().flat_map(|h| &h.parameter_set_methods))
+        .cloned()
+        .collect();
+    if !methods.is_empty() {
+        match as_path_calls {
+            Some(slot) if errors.is_empty() => {
+                let receivers: Vec<(proc_macro2::Ident, syn::Type)> = sig
+                    .params
+                    .iter()
+                    .zip(&func.param_structs)
+                    .filter(|(_, is_set)| **is_set)
+                    .map(|(p, _)| (p.source.clone(), p.ty.clone()))
+                    .collect();
+                *slot = Some(crate::methods::as_path_calls(item, &receivers, &methods));
+                return None;
+            }
+            _ => analysis::report_parameter_set_methods(&methods, errors),
+        }
+    }
     if !errors.is_empty() {
         return None;
     }

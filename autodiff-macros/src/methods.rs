@@ -652,3 +652,60 @@ fn param_name(param: &syn::GenericParam) -> String {
         syn::GenericParam::Lifetime(l) => l.lifetime.to_string(),
     }
 }
+
+/// `model.predict(x)` → `Model::predict(model, x)` for the parameter sets `receivers` (by
+/// name, with their declared types) and the `methods` without a rule called on them: the
+/// path call composes with a `#[differentiate]` method (and fails in rustc, naming the hidden
+/// function it looked for, when the method is not one), where the method call cannot.
+pub fn as_path_calls(item: &ItemFn, receivers: &[(Ident, Type)], methods: &[Ident]) -> ItemFn {
+    struct PathCalls<'a> {
+        receivers: Vec<(String, syn::Path)>,
+        methods: &'a [Ident],
+    }
+    impl VisitMut for PathCalls<'_> {
+        fn visit_expr_mut(&mut self, expr: &mut syn::Expr) {
+            syn::visit_mut::visit_expr_mut(self, expr);
+            let syn::Expr::MethodCall(call) = expr else {
+                return;
+            };
+            let syn::Expr::Path(receiver) = &*call.receiver else {
+                return;
+            };
+            let Some(path) = receiver.path.get_ident().and_then(|name| {
+                self.receivers
+                    .iter()
+                    .find(|(r, _)| name == r)
+                    .map(|(_, path)| path)
+            }) else {
+                return;
+            };
+            if call.turbofish.is_some() || !self.methods.contains(&call.method) {
+                return;
+            }
+            let path = respan(path.to_token_stream(), call.method.span());
+            let (method, args) = (&call.method, &call.args);
+            let comma = (!args.is_empty()).then(|| quote!(,));
+            if let Ok(replaced) = syn::parse2(quote!(#path::#method(#receiver #comma #args))) {
+                *expr = replaced;
+            }
+        }
+    }
+    let receivers = receivers
+        .iter()
+        .filter_map(|(name, ty)| {
+            let mut ty = ty;
+            while let Type::Reference(r) = ty {
+                ty = &r.elem;
+            }
+            match ty {
+                Type::Path(p) if p.qself.is_none() => {
+                    Some((name.to_string(), turbofished(&p.path)))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let mut item = item.clone();
+    PathCalls { receivers, methods }.visit_block_mut(&mut item.block);
+    item
+}

@@ -202,19 +202,20 @@ fn generic_blocks_generate_generic_methods() {
     assert!((d_x - 1.5).abs() < 1e-6);
 }
 
-/// Σ_j predict(x_j)², calling the method by its path from a free function.
+/// Σ_j predict(x_j)² + penalty(b) decay, calling the methods from a free function: as a
+/// method of a parameter, and by path.
 #[differentiate]
 fn batch_energy(n: &Neuron, xs: &[f64], width: usize) -> f64 {
     let mut total = 0.0;
     for j in 0..xs.len() / width {
-        let p = Neuron::predict(n, &xs[j * width..(j + 1) * width]);
+        let p = n.predict(&xs[j * width..(j + 1) * width]);
         total += p * p;
     }
-    total
+    total + Neuron::penalty(n.b) * Neuron::DECAY
 }
 
 #[test]
-fn free_functions_compose_with_methods_called_by_path() {
+fn free_functions_compose_with_methods() {
     let n = neuron();
     let xs = [0.5, 1.5, -1.0, -0.2, 0.3, 0.9];
     let (value, (d_n, d_xs)) = batch_energy_grad(&n, &xs, 3);

@@ -5,9 +5,7 @@ struct Model {
     w: f64,
 }
 
-#[differentiate]
 impl Model {
-    #[differentiate]
     fn predict(&self, x: f64) -> f64 {
         self.w * x
     }
