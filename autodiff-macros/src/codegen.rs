@@ -3153,6 +3153,17 @@ impl Context<'_> {
                     #body
                 }
             };
+            if syn::parse2::<syn::ItemFn>(item.clone()).is_err() {
+                // a body that parsed as a closure's but not as a function's (`|v| crate`)
+                out.extend(
+                    syn::Error::new_spanned(
+                        body,
+                        "this closure body is not an expression; write the value it computes, such as `v * v`",
+                    )
+                    .to_compile_error(),
+                );
+                return;
+            }
             out.extend(crate::expand::differentiate(TokenStream::new(), item));
         });
         out

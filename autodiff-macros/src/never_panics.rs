@@ -513,6 +513,7 @@ const CORPUS: &[(&str, &str)] = &[
     // name, which cannot be a raw identifier; a closure body `{ .. } as f32`
     ("", "fn local_fixed_array(y: f64) -> f64 { super[1] = 3.0; 2 }"),
     ("", "fn f(x: &[f64]) -> f64 { ().map(|v| { } as f32).sum() }"),
+    ("", "fn f(m: DMatrix<f64>) -> f64 { let activated = m.map(|v| crate); activated }"),
 ];
 
 /// Every `#[differentiate]` item in the repository's tests, when the files are there.
