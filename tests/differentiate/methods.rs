@@ -234,3 +234,42 @@ fn free_functions_compose_with_methods() {
         assert!(close(*o, *f), "{ours:?} vs {fd:?}");
     }
 }
+
+#[derive(Differentiable, Clone, Debug, PartialEq)]
+pub struct Poly<const N: usize> {
+    pub c: [f64; N],
+}
+
+#[differentiate]
+impl<const N: usize> Poly<N> {
+    /// Σ c_k x^k by Horner: ∂/∂c_k = x^k, ∂/∂x = Σ k c_k x^(k-1)
+    #[differentiate]
+    pub fn eval(&self, x: f64) -> f64 {
+        let mut acc = 0.0;
+        for k in (0..N).rev() {
+            acc = acc * x + self.c[k];
+        }
+        acc
+    }
+
+    /// The value and the linear term: a tuple output, so a `jacobian`
+    #[differentiate]
+    pub fn value_and_linear(&self, x: f64) -> (f64, f64) {
+        (self.eval(x), self.c[1] * x)
+    }
+}
+
+#[test]
+fn const_generic_blocks_and_jacobians_of_methods() {
+    let p = Poly { c: [1.0, 2.0, 3.0] };
+    let x = 2.0;
+    let (value, (d_p, d_x)) = p.eval_grad(x);
+    assert_eq!(value, 17.0);
+    assert_eq!(d_p.c, [1.0, x, x * x]);
+    assert!(close(d_x, 2.0 + 2.0 * 3.0 * x));
+    let (_, pullback) = p.value_and_linear_pullback(x);
+    let [(row0_p, row0_x), (row1_p, row1_x)] = pullback.jacobian();
+    assert_eq!((row0_p, row0_x), (d_p, d_x));
+    // c_1 x: ∂/∂c = (0, x, 0), ∂/∂x = c_1
+    assert_eq!((row1_p.c, row1_x), ([0.0, x, 0.0], 2.0));
+}
