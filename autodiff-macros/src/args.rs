@@ -326,6 +326,15 @@ fn is_constant_type(ty: &Type) -> bool {
 
 /// A path to a user type without generic arguments (an enum or a settings struct): the
 /// macro treats it as a constant, matched on or passed along.
+/// `Spring<T>` for a parameter set `&Spring<T>` of a generic user struct: the type whose
+/// derived `Differentiable` the generated code needs (and which `T: Float` does not give).
+pub fn generic_parameter_set(param: &SigParam) -> Option<&Type> {
+    let ty = strip_reference(&param.ty);
+    let generic = matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| !s.arguments.is_none()));
+    (param.role == ParamRole::Float && generic && is_user_enum_like(ty) && !is_float_type(ty, &[]))
+        .then_some(ty)
+}
+
 fn is_user_enum_like(ty: &Type) -> bool {
     match ty {
         Type::Path(p) if p.qself.is_none() => {

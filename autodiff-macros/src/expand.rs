@@ -281,6 +281,7 @@ fn generate_once(
     if !errors.is_empty() {
         return None;
     }
+    let item = &with_parameter_set_bounds(item, &sig);
     if !active.iter().any(|a| *a) {
         errors.push(
             item.sig.ident.span(),
@@ -384,6 +385,21 @@ fn generate_once(
     variants.extend(&hidden);
     items.extend(ctx.lifted_closures(&variants));
     errors.is_empty().then_some(items)
+}
+
+/// The function with `Spring<T>: Differentiable` added to its `where` clause for each
+/// parameter set of a generic struct, for the generated items, which need it (the function as
+/// written does not, and is emitted unchanged).
+fn with_parameter_set_bounds(item: &ItemFn, sig: &args::Signature) -> ItemFn {
+    let mut item = item.clone();
+    for param in &sig.params {
+        if let Some(ty) = args::generic_parameter_set(param) {
+            if let Ok(bound) = syn::parse2(quote!(#ty: ::autodiff::__private::Differentiable)) {
+                item.sig.generics.make_where_clause().predicates.push(bound);
+            }
+        }
+    }
+    item
 }
 
 /// A `use` item in an inner block of the function (its scope is that block, which the

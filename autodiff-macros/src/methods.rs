@@ -100,7 +100,7 @@ pub fn differentiate_impl(attr: TokenStream, mut block: ItemImpl) -> TokenStream
         let items = crate::expand::differentiate(options, free.to_token_stream());
         let (items, signatures) = hide_free_functions(items, &free.sig.ident);
         generated.extend(items);
-        wrappers.extend(forwarding_methods(method, &free, &signatures));
+        wrappers.extend(forwarding_methods(&block, method, &free, &signatures));
         wrappers.extend(callee_entry_points(&block, method, &free, &signatures));
     }
     let (impl_generics, _, where_clause) = block.generics.split_for_impl();
@@ -478,6 +478,7 @@ fn hide_free_functions(
 
 /// `loss_pullback(&self, ..)` and `loss_grad(&self, ..)`, calling the free functions.
 fn forwarding_methods(
+    block: &ItemImpl,
     method: &ImplItemFn,
     free: &ItemFn,
     signatures: &HashMap<String, syn::Signature>,
@@ -515,8 +516,6 @@ fn forwarding_methods(
     }
     let turbofish = generic_arguments(&free.sig.generics);
     let own_turbofish = generic_arguments(&method.sig.generics);
-    let own_generics = &method.sig.generics;
-    let own_where = &method.sig.generics.where_clause;
     let vis = &method.vis;
     let name = &method.sig.ident;
     let mut out = Vec::new();
@@ -539,6 +538,10 @@ fn forwarding_methods(
         let Some(signature) = signatures.get(&free_name.to_string()) else {
             continue;
         };
+        // the method's own generics, with the bounds the generated function adds (a
+        // generic parameter set's `Spring<T>: Differentiable`)
+        let own = without_block_generics(block, signature);
+        let (own_generics, own_where) = (&own.generics, &own.generics.where_clause);
         let output = &signature.output;
         let wrapper = format_ident!("{}_{}", names::unraw(name), suffix, span = name.span());
         out.push(quote! {
@@ -578,14 +581,6 @@ fn callee_entry_points(
     free: &ItemFn,
     signatures: &HashMap<String, syn::Signature>,
 ) -> Vec<TokenStream> {
-    let block_params: Vec<String> = block.generics.params.iter().map(param_name).collect();
-    let block_predicates: Vec<String> = block
-        .generics
-        .where_clause
-        .iter()
-        .flat_map(|w| w.predicates.iter())
-        .map(|p| p.to_token_stream().to_string())
-        .collect();
     let free_name = &free.sig.ident;
     let name = &method.sig.ident;
     let mut out = Vec::new();
@@ -606,22 +601,9 @@ fn callee_entry_points(
         let Some(signature) = signatures.get(&free_entry.to_string()) else {
             continue;
         };
-        let mut signature = signature.clone();
-        signature.ident = entry;
         let free_generics = generic_arguments(&signature.generics);
-        // the block's parameters are in scope already
-        signature.generics.params = signature
-            .generics
-            .params
-            .into_iter()
-            .filter(|p| !block_params.contains(&param_name(p)))
-            .collect();
-        if let Some(where_clause) = &mut signature.generics.where_clause {
-            where_clause.predicates = std::mem::take(&mut where_clause.predicates)
-                .into_iter()
-                .filter(|p| !block_predicates.contains(&p.to_token_stream().to_string()))
-                .collect();
-        }
+        let mut signature = without_block_generics(block, signature);
+        signature.ident = entry;
         let mut arguments = Vec::new();
         for input in &mut signature.inputs {
             if let FnArg::Typed(typed) = input {
@@ -708,4 +690,31 @@ pub fn as_path_calls(item: &ItemFn, receivers: &[(Ident, Type)], methods: &[Iden
     let mut item = item.clone();
     PathCalls { receivers, methods }.visit_block_mut(&mut item.block);
     item
+}
+
+/// `signature` of a generated function without the block's generic parameters and `where`
+/// predicates, which the block declares for its members.
+fn without_block_generics(block: &ItemImpl, signature: &syn::Signature) -> syn::Signature {
+    let block_params: Vec<String> = block.generics.params.iter().map(param_name).collect();
+    let block_predicates: Vec<String> = block
+        .generics
+        .where_clause
+        .iter()
+        .flat_map(|w| w.predicates.iter())
+        .map(|p| p.to_token_stream().to_string())
+        .collect();
+    let mut signature = signature.clone();
+    signature.generics.params = signature
+        .generics
+        .params
+        .into_iter()
+        .filter(|p| !block_params.contains(&param_name(p)))
+        .collect();
+    if let Some(where_clause) = &mut signature.generics.where_clause {
+        where_clause.predicates = std::mem::take(&mut where_clause.predicates)
+            .into_iter()
+            .filter(|p| !block_predicates.contains(&p.to_token_stream().to_string()))
+            .collect();
+    }
+    signature
 }

@@ -174,13 +174,40 @@ pub struct Spring<T> {
 }
 
 #[differentiate]
-impl<T: Float + Differentiable> Spring<T> {
+impl<T: Float> Spring<T> {
     /// k (x - r)² / 2: ∂/∂k = (x - r)² / 2, ∂/∂r = -k (x - r), ∂/∂x = k (x - r)
     #[differentiate]
     pub fn energy(&self, x: T) -> T {
         let stretch = x - self.rest;
         self.stiffness * stretch * stretch / T::from(2.0).unwrap()
     }
+}
+
+/// A free function generic over the float, with a generic parameter set, calling the method:
+/// 2 energy(x), so twice the method's gradient.
+#[differentiate]
+fn double_energy<T: Float>(spring: &Spring<T>, x: T) -> T {
+    spring.energy(x) * T::from(2.0).unwrap()
+}
+
+#[test]
+fn generic_parameter_sets_in_free_functions() {
+    let spring = Spring {
+        stiffness: 3.0f64,
+        rest: 1.0,
+    };
+    let (value, (d_spring, d_x)) = double_energy_grad(&spring, 1.5);
+    let (method_value, (method_d_spring, method_d_x)) = spring.energy_grad(1.5);
+    assert_eq!(value, 2.0 * method_value);
+    assert_eq!(d_spring.stiffness, 2.0 * method_d_spring.stiffness);
+    assert_eq!(d_spring.rest, 2.0 * method_d_spring.rest);
+    assert_eq!(d_x, 2.0 * method_d_x);
+    let spring = Spring {
+        stiffness: 3.0f32,
+        rest: 1.0,
+    };
+    let (_, (_, d_x)) = double_energy_grad(&spring, 1.5f32);
+    assert!((d_x - 3.0).abs() < 1e-6);
 }
 
 #[test]
