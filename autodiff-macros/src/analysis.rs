@@ -260,15 +260,16 @@ pub fn pullback_reads(
         Opcode::Swap => (i == 0).then(|| vec![args[1], args[2]]),
         Opcode::VecFill => (i == 0).then(Vec::new),
         // the kept pullbacks, or what they are rebuilt from: the argument and the result
-        Opcode::MapElementwise(k) => (i == 0).then(|| match &func.closures[*k].rebuilt_from {
-            Some(from) => from
+        // (a captured variable's cotangent comes from the kept pullbacks too)
+        Opcode::MapElementwise(k) => Some(match &func.closures[*k].rebuilt_from {
+            Some(from) if i == 0 => from
                 .element
                 .as_ref()
                 .map(|_| args[0])
                 .into_iter()
                 .chain(from.result.as_ref().map(|_| data.results[0]))
                 .collect(),
-            None => vec![data.results[1]],
+            _ => vec![data.results[1]],
         }),
         _ => None,
     }
@@ -652,8 +653,26 @@ fn check_maps(func: &Function, a: &Analysis, errors: &mut Errors) {
         };
         let closure = &func.closures[k];
         let receiver = data.args[0];
-        if !a.varied[receiver.index()] {
+        if !data.args.iter().any(|v| a.varied[v.index()]) {
             return;
+        }
+        // a captured variable is a parameter of the lifted function: a number of known type
+        for (name, &v) in closure.captures.iter().zip(&data.args[1..]) {
+            let v = v.index();
+            if a.arrays[v] || a.tensors[v] || a.matrices[v] {
+                errors.push(
+                    name.span(),
+                    format!("the closure passed to `map` reads `{name}`, which is not a number; it is differentiated as a function of its element and the numbers it reads, so read what it needs into a number before the `map` (`let {name}0 = {name}[0];`) and use that"),
+                );
+                return;
+            }
+            if a.types[v].is_none() {
+                errors.push(
+                    name.span(),
+                    format!("#[differentiate] cannot tell the type of `{name}`, which the closure passed to `map` reads; annotate it where it is bound, e.g. `let {name}: f64 = ...` or `let {name}: i32 = ...`"),
+                );
+                return;
+            }
         }
         if !a.matrices[receiver.index()] {
             errors.push(

@@ -808,7 +808,14 @@ impl Context<'_> {
             }
             Opcode::MapElementwise(k) => {
                 let (m, closure) = (arg(0), &self.func.closures[*k].closure);
-                quote_spanned!(span=> #m.map(#closure))
+                let captures = &self.func.closures[*k].captures;
+                if captures.is_empty() {
+                    quote_spanned!(span=> #m.map(#closure))
+                } else {
+                    // the names the closure reads, bound to the values they have here
+                    let values = &operands[1..];
+                    quote_spanned!(span=> { #(let #captures = #values;)* #m.map(#closure) })
+                }
             }
             Opcode::IndexSet
             | Opcode::IndexAdd { .. }
@@ -1533,12 +1540,13 @@ impl Context<'_> {
                 Opcode::MapElementwise(k) => {
                     // each element through the lifted closure's pullback, which is kept
                     let (y, m) = (result.expect("one result"), &operands[0]);
+                    let captures = &operands[1..];
                     let pullbacks = self.names.name(data.results[1]);
                     let lifted = self.lifted_pullback_fn(*k);
                     out.extend(quote_spanned! {data.span=>
                         let mut #pullbacks = ::std::vec::Vec::with_capacity(#m.len());
                         let #y = #m.map(|element| {
-                            let (value, pullback) = #lifted(element);
+                            let (value, pullback) = #lifted(element #(, #captures)*);
                             #pullbacks.push(pullback);
                             value
                         });
@@ -3128,36 +3136,14 @@ impl Context<'_> {
             if !variants.iter().any(|a| a.reversed[inst.index()]) {
                 return;
             }
-            let closure = &self.func.closures[k];
-            let Some(ty) = closure.param_ty.clone().or_else(|| {
-                variants
-                    .iter()
-                    .find_map(|a| a.elements[data.args[0].index()].clone())
-            }) else {
+            let Some(item) = self.lifted_item(variants, inst, k) else {
                 return;
-            };
-            let mut generics = self.fn_generics().clone();
-            generics.params = generics
-                .params
-                .into_iter()
-                .filter(|p| !matches!(p, GenericParam::Lifetime(_)))
-                .collect();
-            let (name, param, body) = (&closure.function, &closure.param, &closure.closure.body);
-            let where_clause = &generics.where_clause;
-            let cfgs = self.cfg_attrs();
-            let item = quote! {
-                #[doc(hidden)]
-                #(#cfgs)*
-                #[allow(dead_code, non_snake_case, clippy::all)]
-                fn #name #generics (#param: #ty) -> #ty #where_clause {
-                    #body
-                }
             };
             if syn::parse2::<syn::ItemFn>(item.clone()).is_err() {
                 // a body that parsed as a closure's but not as a function's (`|v| crate`)
                 out.extend(
                     syn::Error::new_spanned(
-                        body,
+                        &self.func.closures[k].closure.body,
                         "this closure body is not an expression; write the value it computes, such as `v * v`",
                     )
                     .to_compile_error(),
@@ -3167,6 +3153,142 @@ impl Context<'_> {
             out.extend(crate::expand::differentiate(TokenStream::new(), item));
         });
         out
+    }
+
+    /// The function closure `k` of map instruction `inst` is lifted to: its element, then the
+    /// variables it reads, as parameters (`fn __autodiff_map_f_0(v: f64, scale: f64) -> f64`),
+    /// with the types the analysis found.
+    fn lifted_item(&self, variants: &[&Analysis], inst: Inst, k: usize) -> Option<TokenStream> {
+        let data = self.func.inst(inst);
+        let closure = &self.func.closures[k];
+        let ty = closure.param_ty.clone().or_else(|| {
+            variants
+                .iter()
+                .find_map(|a| a.elements[data.args[0].index()].clone())
+        })?;
+        let mut capture_params = Vec::new();
+        for (name, v) in closure.captures.iter().zip(&data.args[1..]) {
+            let capture_ty = variants.iter().find_map(|a| a.types[v.index()].clone())?;
+            capture_params.push(quote!(#name: #capture_ty));
+        }
+        let mut generics = self.fn_generics().clone();
+        generics.params = generics
+            .params
+            .into_iter()
+            .filter(|p| !matches!(p, GenericParam::Lifetime(_)))
+            .collect();
+        let (name, param, body) = (&closure.function, &closure.param, &closure.closure.body);
+        let where_clause = &generics.where_clause;
+        let cfgs = self.cfg_attrs();
+        Some(quote! {
+            #[doc(hidden)]
+            #(#cfgs)*
+            #[allow(dead_code, non_snake_case, clippy::all)]
+            fn #name #generics (#param: #ty #(, #capture_params)*) -> #ty #where_clause {
+                #body
+            }
+        })
+    }
+
+    /// The backward pass of `y = m.map(closure)` whose closure reads variables: each element's
+    /// pullback gives the element's cotangent and those of the captured numbers, which are
+    /// summed over the elements (`s̄ = Σₖ ∂yₖ/∂s ȳₖ`).
+    fn map_with_captures_backward(
+        &self,
+        analysis: &Analysis,
+        scope: &mut HashSet<Value>,
+        inst: Inst,
+        k: usize,
+        d: &TokenStream,
+        out: &mut TokenStream,
+    ) {
+        let private = private();
+        let data = self.func.inst(inst);
+        let active = |i: usize| analysis.is_active(data.args[i]);
+        // which parameters of the lifted function carry a derivative: as its own expansion
+        // classifies them
+        let Some(lifted) = self
+            .lifted_item(&[analysis], inst, k)
+            .and_then(|item| syn::parse2::<ItemFn>(item).ok())
+        else {
+            return;
+        };
+        let mut errors = crate::errors::Errors::default();
+        let Some(signature) = crate::args::signature(&lifted, &mut errors) else {
+            return;
+        };
+        let floats: Vec<usize> = signature
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.role == ParamRole::Float)
+            .map(|(i, _)| i)
+            .collect();
+        if !floats.iter().any(|&i| active(i)) {
+            return;
+        }
+        // one name per float parameter of the lifted function, in its gradient's order
+        let sums: Vec<(usize, Ident)> = floats
+            .iter()
+            .filter(|&&i| i > 0 && active(i))
+            .map(|&i| (i, format_ident!("d_map{}_capture{}", inst.index(), i)))
+            .collect();
+        let pattern: Vec<TokenStream> = floats
+            .iter()
+            .map(|&i| {
+                if i == 0 {
+                    quote!(d_element)
+                } else if let Some((_, sum)) = sums.iter().find(|(j, _)| *j == i) {
+                    let local = format_ident!("{}_here", sum);
+                    quote!(#local)
+                } else {
+                    quote!(_)
+                }
+            })
+            .collect();
+        let pattern = if pattern.len() == 1 {
+            quote!(#(#pattern)*)
+        } else {
+            quote!((#(#pattern,)*))
+        };
+        let adds: Vec<TokenStream> = sums
+            .iter()
+            .map(|(_, sum)| {
+                let local = format_ident!("{}_here", sum);
+                quote!(#sum = #sum + #local;)
+            })
+            .collect();
+        let element = if floats.first() == Some(&0) {
+            quote!(d_element)
+        } else {
+            quote!(d)
+        };
+        let pullbacks = self.read_ref(analysis, data.results[1]);
+        let sum_names: Vec<&Ident> = sums.iter().map(|(_, s)| s).collect();
+        let sum_types: Vec<&syn::Type> = sums
+            .iter()
+            .filter_map(|(i, _)| analysis.types[data.args[*i].index()].as_ref())
+            .collect();
+        let d_m = format_ident!("d_map{}_element", inst.index());
+        // one statement binding all of them from `d`, so that `jacobian`'s lanes each get
+        // their own sums
+        out.extend(quote! {
+            let (#d_m, #(#sum_names,)*) = {
+                #(let mut #sum_names: #sum_types = #private::zero();)*
+                let #d_m = #private::rules::linalg::map_elementwise_d0(#pullbacks, #d, |pullback, d| {
+                    let #pattern = pullback.backward(d);
+                    #(#adds)*
+                    #element
+                });
+                (#d_m, #(#sum_names,)*)
+            };
+        });
+        if active(0) {
+            self.contribute(analysis, scope, data.args[0], quote!(#d_m), out);
+        }
+        for (i, sum) in &sums {
+            self.contribute(analysis, scope, data.args[*i], quote!(#sum), out);
+        }
     }
 
     /// `__autodiff_zero_output_f`, see [`zero_output_item`].
@@ -3585,6 +3707,9 @@ impl Context<'_> {
                 }
                 Opcode::Ref | Opcode::Deref | Opcode::Copy(_) => {
                     self.contribute(analysis, scope, data.args[0], quote!(#d), out)
+                }
+                Opcode::MapElementwise(k) if !self.func.closures[*k].captures.is_empty() => {
+                    self.map_with_captures_backward(analysis, scope, inst, *k, &quote!(#d), out)
                 }
                 Opcode::MapElementwise(k) => {
                     if active(0) {

@@ -187,6 +187,10 @@ pub fn pretty(items: &TokenStream) -> String {
 /// its own expansion will be, and qualifies when it is straight-line code whose pullback
 /// holds nothing but its parameter and its result.
 fn rebuilt_from(outer: &ItemFn, closure: &ir::MapClosure) -> Option<ir::RebuiltFrom> {
+    if !closure.captures.is_empty() {
+        // its pullback holds what it read besides its element
+        return None;
+    }
     let ty = closure
         .param_ty
         .clone()

@@ -368,6 +368,9 @@ pub struct MapClosure {
     pub param: syn::Ident,
     /// The parameter's type if the closure declares it.
     pub param_ty: Option<syn::Type>,
+    /// The variables of the enclosing function the closure reads, passed to the lifted
+    /// function after the element (the instruction's arguments after the matrix).
+    pub captures: Vec<syn::Ident>,
     /// The type of the per-element pullbacks, `Vec<…Pullback<generics>>`.
     pub pullbacks_ty: syn::Type,
     /// When the lifted function's pullback holds nothing but its element and its result (or
@@ -877,8 +880,9 @@ fn verify_block(
             | Opcode::Deref
             | Opcode::Len
             | Opcode::ArrayFill(_)
-            | Opcode::MapElementwise(_)
             | Opcode::Copy(_) => Some(1),
+            // the matrix, then the variables the closure reads
+            Opcode::MapElementwise(k) => func.closures.get(*k).map(|c| 1 + c.captures.len()),
             Opcode::Index | Opcode::VecFill => Some(2),
             Opcode::IndexSet
             | Opcode::IndexAdd { .. }

@@ -4062,16 +4062,28 @@ impl<'e> Lowerer<'e> {
                 return None;
             }
         };
-        if let Some(capture) = self.captured(c, &param) {
-            let message = if matches!(self.lookup(&capture.to_string()), Some(Slot::Closure(_))) {
-                format!("the closure passed to `map` calls `{capture}`, a closure of the enclosing function, but it is differentiated as a function of its element alone; write the computation out inside it, or make `{capture}` a #[differentiate] function")
-            } else {
-                format!("the closure passed to `map` reads `{capture}` from the enclosing function, but it is differentiated as a function of its element alone; move the computation with `{capture}` out of the closure (e.g. `m.map(|v| v.tanh()) * {capture}`)")
-            };
-            self.errors.push_spanned(&capture, message);
+        let captures = self.captured(c, &param);
+        if let Some(capture) = captures
+            .iter()
+            .find(|name| matches!(self.lookup(&name.to_string()), Some(Slot::Closure(_))))
+        {
+            self.errors.push_spanned(
+                capture,
+                format!("the closure passed to `map` calls `{capture}`, a closure of the enclosing function, but it is differentiated as a function of its element and the numbers it reads; write the computation out inside it, or make `{capture}` a #[differentiate] function"),
+            );
             return None;
         }
         let receiver = self.lower_single(&m.receiver)?;
+        // the variables it reads become parameters of the lifted function after the element
+        let mut operands = vec![receiver];
+        for capture in &captures {
+            let read = syn::Expr::Path(syn::ExprPath {
+                attrs: Vec::new(),
+                qself: None,
+                path: capture.clone().into(),
+            });
+            operands.push(self.lower_single(&read)?);
+        }
         let k = self.func.closures.len();
         let function = quote::format_ident!(
             "__autodiff_map_{}_{}",
@@ -4091,16 +4103,18 @@ impl<'e> Lowerer<'e> {
             function,
             param,
             param_ty,
+            captures,
             pullbacks_ty,
             rebuilt_from: None,
         });
-        let results = self.emit(Opcode::MapElementwise(k), vec![receiver], 2, m.span());
+        let results = self.emit(Opcode::MapElementwise(k), operands, 2, m.span());
         self.name_value_str(results[1], &format!("map{k}_pullbacks"));
         Some(Operand::Value(results[0]))
     }
 
-    /// The first variable of the enclosing function a closure body reads, if any.
-    fn captured(&self, c: &syn::ExprClosure, param: &Ident) -> Option<Ident> {
+    /// The variables of the enclosing function a closure body reads, each once, in the order
+    /// they first appear.
+    fn captured(&self, c: &syn::ExprClosure, param: &Ident) -> Vec<Ident> {
         struct Reads<'a> {
             param: &'a Ident,
             locals: Vec<String>,
@@ -4131,10 +4145,13 @@ impl<'e> Lowerer<'e> {
             names: Vec::new(),
         };
         reads.visit_expr(&c.body);
-        reads
-            .names
-            .into_iter()
-            .find(|name| self.lookup(&name.to_string()).is_some())
+        let mut captures: Vec<Ident> = Vec::new();
+        for name in reads.names {
+            if self.lookup(&name.to_string()).is_some() && !captures.contains(&name) {
+                captures.push(name);
+            }
+        }
+        captures
     }
 
     /// A closure bound by `let` is inlined where it is called: its parameters must be plain

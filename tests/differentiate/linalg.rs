@@ -466,6 +466,73 @@ mod elementwise_maps {
         );
         let _ = pullback.backward(1.0);
     }
+
+    // closures reading variables of the function: a float computed before (`s2`), a float
+    // parameter (`scale`), an integer (`n`), one variable twice; their cotangents are summed
+    // over the elements
+    #[differentiate]
+    fn closures_reading_variables(m: &DMatrix<f64>, scale: f64, n: i32) -> f64 {
+        let s2 = scale * 2.0;
+        let y = m.map(|v| (v * s2).tanh().powi(n) + scale * scale);
+        let mut shift = 0.5;
+        shift = shift * scale;
+        let z = y.map(|v| (v - shift).exp());
+        z.sum()
+    }
+
+    // only the captured number varies: d/dscale = Σ m, d/dm = scale everywhere
+    #[differentiate(wrt(scale))]
+    fn constant_matrix_scaled(m: &DMatrix<f64>, scale: f64) -> f64 {
+        m.map(|v| v * scale).sum()
+    }
+
+    #[test]
+    fn closures_reading_variables_match_finite_differences() {
+        let m = DMatrix::from_fn(2, 3, |i, j| 0.3 * i as f64 - 0.2 * j as f64 + 0.1);
+        for (scale, n) in [(0.8, 3), (-1.3, 2)] {
+            let (value, (dm, dscale)) = closures_reading_variables_grad(&m, scale, n);
+            assert_eq!(
+                value.to_bits(),
+                closures_reading_variables(&m, scale, n).to_bits()
+            );
+            assert_close(
+                &dm,
+                &finite_differences(&m, |m| closures_reading_variables(m, scale, n)),
+            );
+            let h = 1e-6;
+            let fd = (closures_reading_variables(&m, scale + h, n)
+                - closures_reading_variables(&m, scale - h, n))
+                / (2.0 * h);
+            assert!(
+                autodiff::relative_error(dscale, fd) < 1e-6,
+                "{dscale} vs {fd}"
+            );
+        }
+        let (value, dscale) = constant_matrix_scaled_grad(&m, 2.5);
+        assert_eq!(value, constant_matrix_scaled(&m, 2.5));
+        assert!(autodiff::relative_error(dscale, m.sum()) < 1e-12);
+    }
+
+    // two outputs: `jacobian` runs the rows' backward passes together, each summing its own
+    // cotangent of `scale`: row 0 is d/d(m, scale) of Σ sin(m scale), row 1 of 2 scale
+    #[differentiate]
+    fn map_and_scale(m: &DMatrix<f64>, scale: f64) -> [f64; 2] {
+        let y = m.map(|v| (v * scale).sin());
+        [y.sum(), scale * 2.0]
+    }
+
+    #[test]
+    fn jacobian_rows_sum_their_own_captured_cotangents() {
+        let m = DMatrix::from_fn(2, 2, |i, j| 0.4 * i as f64 - 0.3 * j as f64 + 0.1);
+        let (_, pullback) = map_and_scale_pullback(&m, 0.7);
+        let rows = pullback.jacobian();
+        assert_eq!(rows[0], pullback.backward([1.0, 0.0]));
+        assert_eq!(rows[1], pullback.backward([0.0, 1.0]));
+        let want_scale: f64 = m.iter().map(|v| v * (v * 0.7).cos()).sum();
+        assert!(autodiff::relative_error(rows[0].1, want_scale) < 1e-14);
+        assert_eq!(rows[1].1, 2.0);
+        assert!(rows[1].0.iter().all(|&d| d == 0.0));
+    }
 }
 
 // `let (rows, cols) = m.shape();`: two integers, through which no derivative passes

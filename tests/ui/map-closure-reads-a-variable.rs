@@ -2,8 +2,8 @@ use autodiff::nalgebra::DMatrix;
 use autodiff::prelude::*;
 
 #[differentiate]
-fn f(m: &DMatrix<f64>, scale: f64) -> f64 {
-    let y = m.map(|v| (v * scale).tanh());
+fn f(m: &DMatrix<f64>, w: &[f64]) -> f64 {
+    let y = m.map(|v| (v * w[0]).tanh());
     y.sum()
 }
 

@@ -1120,7 +1120,7 @@ fn cofactors_svd<T: RealField + Copy>(x: DMatrix<T>) -> DMatrix<T> {
 pub fn map_elementwise_d0<T, R, C, P>(
     pullbacks: &[P],
     mut d: OMatrix<T, R, C>,
-    backward: impl Fn(&P, T) -> T,
+    mut backward: impl FnMut(&P, T) -> T,
 ) -> OMatrix<T, R, C>
 where
     T: Scalar + Copy,
