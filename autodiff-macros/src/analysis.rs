@@ -669,7 +669,7 @@ fn check_maps(func: &Function, a: &Analysis, errors: &mut Errors) {
             if a.types[v].is_none() {
                 errors.push(
                     name.span(),
-                    format!("#[differentiate] cannot tell the type of `{name}`, which the closure passed to `map` reads; annotate it where it is bound, e.g. `let {name}: f64 = ...` or `let {name}: i32 = ...`"),
+                    format!("#[differentiate] cannot tell the type of `{name}`, which the closure passed to `map` reads; annotate it where it is bound (`let {name}: i32 = ...`), or convert it before the `map` (`let {name}_f = {name} as f64;`) and read that"),
                 );
                 return;
             }

@@ -480,6 +480,20 @@ mod elementwise_maps {
         z.sum()
     }
 
+    // in a loop, reading a number the loop changes and one converted from its counter
+    #[differentiate]
+    fn closures_in_a_loop(m: &DMatrix<f64>, scale: f64) -> f64 {
+        let mut acc = 0.0;
+        let mut s = scale;
+        for k in 0..3 {
+            let kf = k as f64;
+            let y = m.map(|v| (v * s).sin() + kf);
+            acc += y.sum();
+            s = s * 1.5;
+        }
+        acc
+    }
+
     // only the captured number varies: d/dscale = Σ m, d/dm = scale everywhere
     #[differentiate(wrt(scale))]
     fn constant_matrix_scaled(m: &DMatrix<f64>, scale: f64) -> f64 {
@@ -508,6 +522,15 @@ mod elementwise_maps {
                 "{dscale} vs {fd}"
             );
         }
+        let (value, (dm, dscale)) = closures_in_a_loop_grad(&m, 0.7);
+        assert_eq!(value.to_bits(), closures_in_a_loop(&m, 0.7).to_bits());
+        assert_close(&dm, &finite_differences(&m, |m| closures_in_a_loop(m, 0.7)));
+        let h = 1e-6;
+        let fd = (closures_in_a_loop(&m, 0.7 + h) - closures_in_a_loop(&m, 0.7 - h)) / (2.0 * h);
+        assert!(
+            autodiff::relative_error(dscale, fd) < 1e-6,
+            "{dscale} vs {fd}"
+        );
         let (value, dscale) = constant_matrix_scaled_grad(&m, 2.5);
         assert_eq!(value, constant_matrix_scaled(&m, 2.5));
         assert!(autodiff::relative_error(dscale, m.sum()) < 1e-12);
