@@ -517,6 +517,7 @@ fn forwarding_methods(
     let turbofish = generic_arguments(&free.sig.generics);
     let own_turbofish = generic_arguments(&method.sig.generics);
     let vis = &method.vis;
+    let cfgs = cfg_attributes(method);
     let name = &method.sig.ident;
     let mut out = Vec::new();
     let self_first = if method.sig.receiver().is_some() {
@@ -546,6 +547,7 @@ fn forwarding_methods(
         let wrapper = format_ident!("{}_{}", names::unraw(name), suffix, span = name.span());
         out.push(quote! {
             #[doc = #doc]
+            #(#cfgs)*
             #[inline]
             #[allow(dead_code, clippy::type_complexity)]
             #vis fn #wrapper #own_generics (#(#inputs),*) #output #own_where {
@@ -614,8 +616,10 @@ fn callee_entry_points(
             }
         }
         let vis = &method.vis;
+        let cfgs = cfg_attributes(method);
         out.push(quote! {
             #[doc(hidden)]
+            #(#cfgs)*
             #[inline]
             #[allow(dead_code, non_snake_case, clippy::all)]
             #vis #signature {
@@ -717,4 +721,13 @@ fn without_block_generics(block: &ItemImpl, signature: &syn::Signature) -> syn::
             .collect();
     }
     signature
+}
+
+/// The method's `#[cfg(..)]` attributes: the generated items exist where the method does.
+fn cfg_attributes(method: &ImplItemFn) -> Vec<&syn::Attribute> {
+    method
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .collect()
 }

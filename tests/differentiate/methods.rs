@@ -135,6 +135,13 @@ pub struct Point {
 
 #[differentiate]
 impl Point {
+    /// Compiled out, with everything generated for it (or this file would not build).
+    #[cfg(any())]
+    #[differentiate]
+    pub fn compiled_out(&self) -> f64 {
+        self.x
+    }
+
     /// |p| = sqrt(x² + y²), taking `self` by value: ∂/∂x = x / |p|, ∂/∂y = y / |p|
     #[differentiate]
     pub fn norm(self) -> f64 {
