@@ -132,8 +132,8 @@ pub mod __private {
     pub use autodiff_runtime::{
         accumulate, accumulate_with, all_zero, check_cotangent_len, check_cotangent_shape,
         finish_gradient_buffer, gradient_buffer, one, one_like, reused_stack, scale_elements,
-        sum_identity, zero, ArrayStorage, Cotangent, DropGradient, GradientSink, ReturnGradient,
-        Save, ScalarCotangent, ShapeOf,
+        sum_identity, zero, ArrayStorage, Cotangent, DropGradient, GradientSink,
+        ParameterSetCotangent, ReturnGradient, Save, ScalarCotangent, ShapeOf,
     };
     pub use autodiff_runtime::{Differentiable, ParamVisitor};
     pub use core::marker::PhantomData;

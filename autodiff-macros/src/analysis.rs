@@ -497,7 +497,21 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) -> V
                     parameter_set_methods.push(name.clone());
                     return;
                 }
-                errors.push(name.span(), no_rule_message(name))
+                // a field of a parameter set (`self.l1.forward(x)`): its type is not known
+                let on_field = data.args.first().is_some_and(|&receiver| {
+                    func.def_inst(receiver).is_some_and(|def| {
+                        let def = func.inst(def);
+                        matches!(def.opcode, Opcode::Place(_))
+                            && matches!(func.value(def.args[0]).def, ValueDef::Param(i) if func.param_structs[i])
+                    })
+                });
+                let mut message = no_rule_message(name);
+                if on_field {
+                    message.push_str(&format!(
+                        "; a #[differentiate] method of a field is called by its type's path, `FieldType::{name}(&value.field, ..)`"
+                    ));
+                }
+                errors.push(name.span(), message)
             }
             Opcode::Call(path) if is_conversion(path) => {
                 let text = crate::ir::tokens_text(&quote::quote!(#path));

@@ -4735,7 +4735,7 @@ impl Context<'_> {
             #[inline]
             #vis #signature {
                 #[allow(unused_imports)]
-                use #private::{Cotangent as _, ScalarCotangent as _};
+                use #private::{Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
                 let (#(#gradients,)*) = self.__backward_all(#d_output);
                 (#(#finished,)*)
             }
@@ -5043,7 +5043,7 @@ impl Context<'_> {
                 #[inline]
                 #vis #signature {
                     #[allow(unused_imports)]
-                    use #private::{Cotangent as _, ScalarCotangent as _};
+                    use #private::{Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
                     #destructure
                     #bwd
                     #grads
@@ -5054,7 +5054,7 @@ impl Context<'_> {
         } else {
             let body = quote! {
                 #[allow(unused_imports)]
-                use #private::{Cotangent as _, ScalarCotangent as _};
+                use #private::{Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
                 #destructure
                 #bwd
                 #grads
@@ -5134,7 +5134,7 @@ impl Context<'_> {
                     #[inline]
                     #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
                         #[allow(unused_imports)]
-                        use #private::{Cotangent as _, ScalarCotangent as _};
+                        use #private::{Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
                         #mark_used
                         #grad_previous
                         #fused

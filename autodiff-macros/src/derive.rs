@@ -74,5 +74,6 @@ pub fn differentiable(input: DeriveInput) -> TokenStream {
                 #(#trait_path::visit(&mut self.#members, &grad.#members, visitor);)*
             }
         }
+        impl #impl_generics ::autodiff::__private::ParameterSetCotangent for #name #ty_generics #where_clause {}
     }
 }

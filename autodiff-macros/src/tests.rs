@@ -352,7 +352,9 @@ fn expansion_of_the_seed_function_is_readable() {
             #[inline]
             pub fn backward(&self, d_output: f64) -> (f64, f64) {
                 #[allow(unused_imports)]
-                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+                use ::autodiff::__private::{
+                    Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                };
                 let FPullback { x1, x2, .. } = self;
                 let mut d_v6 = d_output;
                 let mut d_v4 = ::autodiff::__private::rules::sub_d0(d_v6);
@@ -381,7 +383,9 @@ fn expansion_of_the_seed_function_is_readable() {
         #[inline]
         pub fn f_grad(x1: f64, x2: f64) -> (f64, (f64, f64)) {
             #[allow(unused_imports)]
-            use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+            use ::autodiff::__private::{
+                Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+            };
             let _: fn(f64, f64) -> f64 = f;
             let v2 = x1.ln();
             let v3 = x1 * x2;
@@ -433,7 +437,9 @@ fn expansion_of_the_seed_function_is_readable() {
                 <__S1 as ::autodiff::__private::GradientSink<f64>>::Out,
             ) {
                 #[allow(unused_imports)]
-                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+                use ::autodiff::__private::{
+                    Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                };
                 let (__autodiff_gradient0, __autodiff_gradient1) = self.__backward_all(d_output);
                 (
                     <_ as ::autodiff::__private::GradientSink<
@@ -977,7 +983,9 @@ fn grad_runs_a_sum_loop_in_one_sweep() {
     expect![[r#"
         fn total_grad(x: &[f64]) -> (f64, ::std::vec::Vec<f64>) {
             #[allow(unused_imports)]
-            use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+            use ::autodiff::__private::{
+                Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+            };
             let _: fn(&[f64]) -> f64 = total;
             let x_len = x.len();
             let v4 = x.len();
@@ -1041,7 +1049,9 @@ fn grad_runs_a_loop_over_a_scratch_buffer_eagerly() {
     expect![[r#"
         fn smooth_grad(x: &[f64], w: f64) -> (f64, (::std::vec::Vec<f64>, f64)) {
             #[allow(unused_imports)]
-            use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+            use ::autodiff::__private::{
+                Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+            };
             let _: fn(&[f64], f64) -> f64 = smooth;
             let x_len = x.len();
             let buffer = ::std::vec![0.0; 2];
@@ -1166,7 +1176,9 @@ fn sine_and_cosine_of_one_angle_read_each_other() {
     expect![[r#"
         fn backward(&self, d_output: f64) -> (f64, f64, f64) {
                 #[allow(unused_imports)]
-                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+                use ::autodiff::__private::{
+                    Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                };
                 let RotatedPullback { x, y, c, s, .. } = self;
                 let mut d_v7 = d_output;
                 let mut d_v5 = ::autodiff::__private::rules::sub_d0(d_v7);
@@ -1222,7 +1234,9 @@ fn a_callee_adds_its_vector_gradient_into_the_callers_cotangent() {
                 mut __autodiff_sink0: __S0,
             ) -> (<__S0 as ::autodiff::__private::GradientSink<::std::vec::Vec<f64>>>::Out,) {
                 #[allow(unused_imports)]
-                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+                use ::autodiff::__private::{
+                    Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                };
                 let TotalPullback { v, .. } = self;
                 let v_len = &((*v).len());
                 let v4 = &((*v).len());
@@ -1279,7 +1293,9 @@ fn jacobian_interleaves_the_rows_backward_passes() {
                     seed
                 };
                 #[allow(unused_imports)]
-                use ::autodiff::__private::{Cotangent as _, ScalarCotangent as _};
+                use ::autodiff::__private::{
+                    Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                };
                 let PolarPullback { r, t, c, branch0, .. } = self;
                 let mut d_v9_lane0 = d_output_lane0;
                 let mut d_v9_lane1 = d_output_lane1;

@@ -177,6 +177,37 @@ pub trait ScalarCotangent {
     fn accumulate(&mut self, other: Self);
 }
 
+/// Accumulation for the cotangents of `#[derive(Differentiable)]` structs, under the same
+/// method name as [`Cotangent`] and [`ScalarCotangent`]: the derive implements it for each
+/// struct, so `d.accumulate(c)` in generated code also adds a nested parameter set's
+/// cotangent (`Layer::forward(&self.l1, x)` contributes a `Layer` to `d_self.l1`).
+///
+/// ```
+/// use autodiff_runtime::{Differentiable, ParameterSetCotangent, ParamVisitor};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct Layer { w: f64 }
+/// impl Differentiable for Layer {
+///     fn zero_like(&self) -> Self { Layer { w: 0.0 } }
+///     fn accumulate_from(&mut self, other: &Self) { self.w += other.w; }
+///     fn visit<V: ParamVisitor>(&mut self, grad: &Self, visitor: &mut V) {
+///         self.w.visit(&grad.w, visitor);
+///     }
+/// }
+/// impl ParameterSetCotangent for Layer {}
+///
+/// let mut d = Layer { w: 1.0 };
+/// d.accumulate(Layer { w: 0.5 });
+/// assert_eq!(d, Layer { w: 1.5 });
+/// ```
+pub trait ParameterSetCotangent: crate::Differentiable {
+    /// Adds `other` into `self`, field by field.
+    #[inline]
+    fn accumulate(&mut self, other: Self) {
+        self.accumulate_from(&other);
+    }
+}
+
 impl<T: Float> ScalarCotangent for T {
     #[inline]
     fn accumulate(&mut self, other: Self) {
