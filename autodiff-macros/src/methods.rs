@@ -93,6 +93,13 @@ pub fn differentiate_impl(attr: TokenStream, mut block: ItemImpl) -> TokenStream
         };
         let mut errors = Errors::default();
         let Some(free) = free_function(&block, method, &rewriter, &free_names, &mut errors) else {
+            if errors.is_empty() {
+                // never silently without its methods
+                errors.push(
+                    method.sig.ident.span(),
+                    "internal error in #[differentiate] (please report it): this method could not be written as a free function",
+                );
+            }
             generated.extend(errors.to_compile_errors());
             continue;
         };
