@@ -2328,7 +2328,14 @@ impl Context<'_> {
             out.extend(quote! {
                 let mut #carried_at: ::core::option::Option<usize> = ::core::option::Option::None;
             });
-            let rule = self.shift_add_rule(analysis, shift);
+            // the element after the last one the loop wrote got nothing in the loop either
+            let rule = if self.presized_length(analysis, shift.array).is_some()
+                || self.fixed_length_param(shift.array)
+            {
+                quote!(index_set_in_bounds)
+            } else {
+                self.shift_add_rule(analysis, shift)
+            };
             after.extend(quote! {
                 if let ::core::option::Option::Some(at) = #carried_at {
                     #private::rules::#rule(&mut #d_array, &at, #carried);
@@ -2362,7 +2369,9 @@ impl Context<'_> {
             let next = self.read_ref(analysis, shift.next_index);
             // the cotangent was declared zero in front of the loop, and element `i` gets no
             // other contribution in it: its first one is written, not added
-            let rule = if self.presized_length(analysis, shift.array).is_some() {
+            let rule = if self.presized_length(analysis, shift.array).is_some()
+                || self.fixed_length_param(shift.array)
+            {
                 quote!(index_set_in_bounds)
             } else {
                 quote!(index_add)
@@ -2976,6 +2985,18 @@ impl Context<'_> {
         let kind = crate::args::array_type(&self.func.params[i].ty).map(|(k, _)| k);
         let len = self.func.param_lens.get(i).copied().flatten()?;
         (matches!(kind, Some(ArrayKind::Vec)) && analysis.needed[len.index()]).then_some(len)
+    }
+
+    /// Whether `v` is a parameter of fixed length (`&[T; N]`), whose cotangent, an array,
+    /// always has every element.
+    fn fixed_length_param(&self, v: Value) -> bool {
+        let ValueDef::Param(i) = self.func.value(v).def else {
+            return false;
+        };
+        matches!(
+            crate::args::array_type(&self.func.params[i].ty),
+            Some((ArrayKind::Fixed(_), _))
+        )
     }
 
     /// The rule adding a shifted read's carried contribution into its array's cotangent:

@@ -158,6 +158,45 @@ fn neighbouring_reads_carry_their_contribution() {
     }
 }
 
+// The same on a fixed-length array, whose cotangent (an array) has every element from the
+// start: `_grad` writes each element's contribution instead of adding it to a zero, which is
+// right only if nothing else reached that element first; here the initial value reads two
+// elements too (its contributions come after the loop's) and the range may start late or be
+// empty.
+#[differentiate]
+fn chain_fixed<const N: usize>(x: &[f64; N], start: usize) -> f64 {
+    let mut s = x[0] * x[N - 1];
+    for i in start..N - 1 {
+        s += (x[i + 1] - x[i] * x[i]).sin() * x[i];
+    }
+    s
+}
+
+fn check_chain_fixed<const N: usize>(seed: u64) {
+    let x: [f64; N] = point(N, seed).try_into().expect("N elements");
+    for start in [0usize, 1, 6] {
+        let (value, grad) = chain_fixed_grad(&x, start);
+        assert_eq!(value.to_bits(), chain_fixed(&x, start).to_bits());
+        let f = |v: &[f64]| chain_fixed::<N>(&v.try_into().expect("N elements"), start);
+        assert_fd("chain_fixed", &grad, f, &x);
+        let (_, pullback) = chain_fixed_pullback(&x, start);
+        assert_close(
+            "chain_fixed, backward",
+            &pullback.backward(1.0),
+            &grad,
+            1e-15,
+        );
+    }
+}
+
+#[test]
+fn neighbouring_reads_of_a_fixed_length_array_write_their_contribution() {
+    check_chain_fixed::<1>(310);
+    check_chain_fixed::<2>(311);
+    check_chain_fixed::<3>(312);
+    check_chain_fixed::<8>(313);
+}
+
 // A parameter's cotangent whose first contribution is a shorter vector (that of a copy of
 // which only element 1 is read, reversed before the loops) is still full length when the
 // loops' element updates index it directly.
