@@ -72,32 +72,37 @@ fn vjp_f0(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f0 ----
 
 // ---- f1 ----
+pub struct M1;
+
 #[differentiate]
-fn f1<T>(xs: &[T], ys: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (T::from(0.429).unwrap() % (ys[1].abs() + T::from(1.0).unwrap())) / (xs[0] + T::from(2.0).unwrap());
-    acc -= Float::trunc(acc * xs[3]);
-    acc /= (T::from(-1.727).unwrap() % ((acc * T::from(0.635).unwrap()).tanh().exp() + T::from(1.0).unwrap())).sinh() + T::from(4.151).unwrap();
-    acc *= ((acc - (T::from(-1.785).unwrap() + acc).floor()) * T::from(0.22).unwrap()).atan() * T::from(0.636).unwrap();
-    let (b1, b2) = ((((ys[0] * acc) - (ys[2] + acc)) * T::from(0.213).unwrap()).tanh(), ys[0].trunc());
-    for i3 in (0..2).rev().step_by(2) {
-        let b2 = b2.to_radians();
-        acc = ((acc + xs[i3 + 1]) * T::from(0.354).unwrap()).tanh();
-        acc /= b2.abs() + T::from(1.25).unwrap();
+impl M1 {
+    #[differentiate]
+    fn f1<T>(xs: &[T], ys: &[T]) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = (T::from(0.429).unwrap() % (ys[1].abs() + T::from(1.0).unwrap())) / (xs[0] + T::from(2.0).unwrap());
+        acc -= Float::trunc(acc * xs[3]);
+        acc /= (T::from(-1.727).unwrap() % ((acc * T::from(0.635).unwrap()).tanh().exp() + T::from(1.0).unwrap())).sinh() + T::from(4.151).unwrap();
+        acc *= ((acc - (T::from(-1.785).unwrap() + acc).floor()) * T::from(0.22).unwrap()).atan() * T::from(0.636).unwrap();
+        let (b1, b2) = ((((ys[0] * acc) - (ys[2] + acc)) * T::from(0.213).unwrap()).tanh(), ys[0].trunc());
+        for i3 in (0..2).rev().step_by(2) {
+            let b2 = b2.to_radians();
+            acc = ((acc + xs[i3 + 1]) * T::from(0.354).unwrap()).tanh();
+            acc /= b2.abs() + T::from(1.25).unwrap();
+        }
+        acc -= (((acc + acc) - (xs[1] - acc)) * T::from(0.182).unwrap()).tanh();
+        let (b4, b5) = (((T::sin(acc * T::from(0.482).unwrap()) * b2).sinh() * T::from(0.326).unwrap()).tanh(), (T::from(-1.534).unwrap() * Float::tanh(acc * T::from(0.482).unwrap())) - (ys[1] * b1));
+        ((acc - b4) - b5) - (ys[0] / (xs[3] * xs[3] + T::from(1.0).unwrap()))
     }
-    acc -= (((acc + acc) - (xs[1] - acc)) * T::from(0.182).unwrap()).tanh();
-    let (b4, b5) = (((T::sin(acc * T::from(0.482).unwrap()) * b2).sinh() * T::from(0.326).unwrap()).tanh(), (T::from(-1.534).unwrap() * Float::tanh(acc * T::from(0.482).unwrap())) - (ys[1] * b1));
-    ((acc - b4) - b5) - (ys[0] / (xs[3] * xs[3] + T::from(1.0).unwrap()))
 }
 
 fn run_f1<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f1(&p[0..4], &p[4..7])]
+    vec![M1::f1(&p[0..4], &p[4..7])]
 }
 
 fn vjp_f1(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f1_grad(&p[0..4], &p[4..7]);
+    let (y, g) = M1::f1_grad(&p[0..4], &p[4..7]);
     (vec![y], g.flatten())
 }
 // ---- end f1 ----
@@ -193,36 +198,41 @@ fn vjp_f4(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f4 ----
 
 // ---- f5 ----
+pub struct M5;
+
 #[differentiate]
-fn f5<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, z: T, x: T, n: usize) -> T {
-    let mut acc = y;
-    acc += ((f4(xs, n) * T::from(0.267).unwrap()).atan().exp() + T::from(0.5).unwrap()).sqrt().trunc();
-    for _ in (0..6).rev().step_by(2) {
-        let t2 = (acc * T::from(0.256).unwrap()).tanh();
-        acc = ((acc * T::from(0.256).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() - ((y.abs() + T::from(0.5).unwrap()).log(t2.abs() + T::from(2.5).unwrap()).abs() + T::from(0.5).unwrap()).log10();
+impl M5 {
+    #[differentiate]
+    fn f5<T: Float + NumAssign + Sum + Product>(xs: &[T], y: T, z: T, x: T, n: usize) -> T {
+        let mut acc = y;
+        acc += ((f4(xs, n) * T::from(0.267).unwrap()).atan().exp() + T::from(0.5).unwrap()).sqrt().trunc();
+        for _ in (0..6).rev().step_by(2) {
+            let t2 = (acc * T::from(0.256).unwrap()).tanh();
+            acc = ((acc * T::from(0.256).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() - ((y.abs() + T::from(0.5).unwrap()).log(t2.abs() + T::from(2.5).unwrap()).abs() + T::from(0.5).unwrap()).log10();
+        }
+        for i3 in 1..5 {
+            acc -= Float::tanh((xs[2] * xs[i3 % 3]).floor() * T::from(0.615).unwrap());
+        }
+        let mut buf4 = vec![T::zero(); 5];
+        let mut sum5 = ((((acc + z) + x) * xs[n % xs.len()]) * T::from(0.112).unwrap()).tanh();
+        for i6 in 0..xs.len() {
+            buf4[0] = (xs[i6] * T::from(0.818).unwrap() + xs[n % 3] + buf4[4] * T::from(0.5).unwrap()).tanh();
+            buf4[1] = (buf4[0] * T::from(0.503).unwrap()).sin();
+            buf4[2] = (buf4[1] * T::from(0.503).unwrap()).sin();
+            buf4[3] = (buf4[2] * T::from(0.503).unwrap()).sin();
+            buf4[4] = (buf4[3] * T::from(0.503).unwrap()).sin();
+            sum5 += buf4[4] * buf4[0] * T::from(0.5).unwrap();
+        }
+        (sum5 * T::from(0.7).unwrap()).sin() + sum5
     }
-    for i3 in 1..5 {
-        acc -= Float::tanh((xs[2] * xs[i3 % 3]).floor() * T::from(0.615).unwrap());
-    }
-    let mut buf4 = vec![T::zero(); 5];
-    let mut sum5 = ((((acc + z) + x) * xs[n % xs.len()]) * T::from(0.112).unwrap()).tanh();
-    for i6 in 0..xs.len() {
-        buf4[0] = (xs[i6] * T::from(0.818).unwrap() + xs[n % 3] + buf4[4] * T::from(0.5).unwrap()).tanh();
-        buf4[1] = (buf4[0] * T::from(0.503).unwrap()).sin();
-        buf4[2] = (buf4[1] * T::from(0.503).unwrap()).sin();
-        buf4[3] = (buf4[2] * T::from(0.503).unwrap()).sin();
-        buf4[4] = (buf4[3] * T::from(0.503).unwrap()).sin();
-        sum5 += buf4[4] * buf4[0] * T::from(0.5).unwrap();
-    }
-    (sum5 * T::from(0.7).unwrap()).sin() + sum5
 }
 
 fn run_f5<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f5(&p[0..3], p[3], p[4], p[5], 2)]
+    vec![M5::f5(&p[0..3], p[3], p[4], p[5], 2)]
 }
 
 fn vjp_f5(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f5_grad(&p[0..3], p[3], p[4], p[5], 2);
+    let (y, g) = M5::f5_grad(&p[0..3], p[3], p[4], p[5], 2);
     (vec![y], g.flatten())
 }
 // ---- end f5 ----
@@ -524,45 +534,50 @@ fn vjp_f13(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f13 ----
 
 // ---- f14 ----
+pub struct M14;
+
 #[differentiate]
-fn f14<T: Float + NumAssign + Sum + Product>(n: usize, y: T, ys: &[T], xs: &[T], x: T) -> T {
-    let mut acc = ys[n % 2];
-    let s1 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
-    match n {
-        1 => {
-            for _ in (0..2).rev() {
-                let s1 = Float::atan(s1.abs() * T::from(0.4).unwrap());
-                acc = ((Float::ln(acc.abs() + T::from(0.5).unwrap()) - s1) * T::from(0.547).unwrap()).sin();
+impl M14 {
+    #[differentiate]
+    fn f14<T: Float + NumAssign + Sum + Product>(n: usize, y: T, ys: &[T], xs: &[T], x: T) -> T {
+        let mut acc = ys[n % 2];
+        let s1 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
+        match n {
+            1 => {
+                for _ in (0..2).rev() {
+                    let s1 = Float::atan(s1.abs() * T::from(0.4).unwrap());
+                    acc = ((Float::ln(acc.abs() + T::from(0.5).unwrap()) - s1) * T::from(0.547).unwrap()).sin();
+                }
+            }
+            2 | 3 => {
+                acc += T::powi(Float::tanh((ys[0] + xs[4]) * T::from(0.666).unwrap()), 3);
+            }
+            _ => {
+                let t3 = (((-T::from(0.5).unwrap()) - f11((xs[n % xs.len()].powi(4) * T::from(0.395).unwrap()).atan() * T::from(0.954).unwrap(), y)) * T::from(0.333).unwrap()).atan();
+                acc /= t3.exp() + T::from(1.0).unwrap();
             }
         }
-        2 | 3 => {
-            acc += T::powi(Float::tanh((ys[0] + xs[4]) * T::from(0.666).unwrap()), 3);
+        let mut buf4 = vec![T::zero(); 2];
+        let mut sum5 = acc + x;
+        for i6 in 0..ys.len() {
+            buf4[0] = (ys[i6] * T::from(0.855).unwrap() + (s1.tanh() * T::from(0.9).unwrap()).asin()).tanh();
+            buf4[1] = (buf4[0] * T::from(0.450).unwrap()).sin();
+            if buf4[0] > T::zero() {
+                sum5 += buf4[1] * T::from(0.5).unwrap();
+            } else {
+                sum5 -= buf4[1] * buf4[0] * T::from(0.5).unwrap();
+            }
         }
-        _ => {
-            let t3 = (((-T::from(0.5).unwrap()) - f11((xs[n % xs.len()].powi(4) * T::from(0.395).unwrap()).atan() * T::from(0.954).unwrap(), y)) * T::from(0.333).unwrap()).atan();
-            acc /= t3.exp() + T::from(1.0).unwrap();
-        }
+        (sum5 * T::from(0.7).unwrap()).sin() + sum5
     }
-    let mut buf4 = vec![T::zero(); 2];
-    let mut sum5 = acc + x;
-    for i6 in 0..ys.len() {
-        buf4[0] = (ys[i6] * T::from(0.855).unwrap() + (s1.tanh() * T::from(0.9).unwrap()).asin()).tanh();
-        buf4[1] = (buf4[0] * T::from(0.450).unwrap()).sin();
-        if buf4[0] > T::zero() {
-            sum5 += buf4[1] * T::from(0.5).unwrap();
-        } else {
-            sum5 -= buf4[1] * buf4[0] * T::from(0.5).unwrap();
-        }
-    }
-    (sum5 * T::from(0.7).unwrap()).sin() + sum5
 }
 
 fn run_f14<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f14(3, p[0], &p[1..3], &p[3..8], p[8])]
+    vec![M14::f14(3, p[0], &p[1..3], &p[3..8], p[8])]
 }
 
 fn vjp_f14(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f14_grad(3, p[0], &p[1..3], &p[3..8], p[8]);
+    let (y, g) = M14::f14_grad(3, p[0], &p[1..3], &p[3..8], p[8]);
     (vec![y], g.flatten())
 }
 // ---- end f14 ----
@@ -627,37 +642,42 @@ fn vjp_f16(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f16 ----
 
 // ---- f17 ----
+pub struct M17;
+
 #[differentiate]
-fn f17<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> (T, T) {
-    let mut acc = (x * y) + y;
-    acc += acc;
-    let t1 = Float::clamp(x / (T::from(0.5).unwrap().abs() + T::from(1.0).unwrap()), (acc * T::from(0.266).unwrap()).sin() - T::from(1.25).unwrap(), (acc * T::from(0.266).unwrap()).sin() + T::from(1.25).unwrap());
-    let h3 = |s: T| (Float::round(x).cos()) * s;
-    let t2 = h3(T::from(0.5).unwrap()) + h3(T::from(0.5).unwrap());
-    let t4 = (T::min(t1, x).cosh() * T::from(0.416).unwrap()).sin();
-    let b5 = {
-        let c6 = ((acc * T::from(0.266).unwrap()).atan() * y) * (t2 / (t4 + T::from(2.0).unwrap()));
-        c6 + t2
-    };
-    let t7 = ((T::max(t4, acc.min(t4)) - (y.floor() - (t4 * t2))) * T::from(0.181).unwrap()).tanh();
-    let l8;
-    if (y * t4).is_sign_negative() {
-        acc = Float::tanh(((acc * T::from(-0.629).unwrap()) * x) * T::from(0.282).unwrap());
-        l8 = (T::from(-1.929).unwrap().atan() * t4) * T::ln((t2 * y).abs() + T::from(0.5).unwrap());
-    } else {
-        l8 = (acc * T::from(0.266).unwrap()).atan();
+impl M17 {
+    #[differentiate]
+    fn f17<T: Float + NumAssign + Sum + Product>(y: T, x: T) -> (T, T) {
+        let mut acc = (x * y) + y;
+        acc += acc;
+        let t1 = Float::clamp(x / (T::from(0.5).unwrap().abs() + T::from(1.0).unwrap()), (acc * T::from(0.266).unwrap()).sin() - T::from(1.25).unwrap(), (acc * T::from(0.266).unwrap()).sin() + T::from(1.25).unwrap());
+        let h3 = |s: T| (Float::round(x).cos()) * s;
+        let t2 = h3(T::from(0.5).unwrap()) + h3(T::from(0.5).unwrap());
+        let t4 = (T::min(t1, x).cosh() * T::from(0.416).unwrap()).sin();
+        let b5 = {
+            let c6 = ((acc * T::from(0.266).unwrap()).atan() * y) * (t2 / (t4 + T::from(2.0).unwrap()));
+            c6 + t2
+        };
+        let t7 = ((T::max(t4, acc.min(t4)) - (y.floor() - (t4 * t2))) * T::from(0.181).unwrap()).tanh();
+        let l8;
+        if (y * t4).is_sign_negative() {
+            acc = Float::tanh(((acc * T::from(-0.629).unwrap()) * x) * T::from(0.282).unwrap());
+            l8 = (T::from(-1.929).unwrap().atan() * t4) * T::ln((t2 * y).abs() + T::from(0.5).unwrap());
+        } else {
+            l8 = (acc * T::from(0.266).unwrap()).atan();
+        }
+        let t9 = (t2 * t2 + T::from(0.5).unwrap()).log2() - x;
+        ((acc - t7) + t9, (((t2 / (t9 * t9 + T::from(1.0).unwrap())) - l8) * b5) + l8)
     }
-    let t9 = (t2 * t2 + T::from(0.5).unwrap()).log2() - x;
-    ((acc - t7) + t9, (((t2 / (t9 * t9 + T::from(1.0).unwrap())) - l8) * b5) + l8)
 }
 
 fn run_f17<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f17(p[0], p[1]);
+    let (a, b) = M17::f17(p[0], p[1]);
     vec![a, b]
 }
 
 fn vjp_f17(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f17_pullback(p[0], p[1]);
+    let (y, pullback) = M17::f17_pullback(p[0], p[1]);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -677,7 +697,7 @@ where
     T: Float + NumAssign + Sum + Product,
 {
     let acc = (xs[n % xs.len()] * ys[n - 1]).signum();
-    let (p1, q2) = f17(acc, acc);
+    let (p1, q2) = M17::f17(acc, acc);
     let mut t3 = ys[0];
     let t4 = (T::atan(f6(T::atan((T::from(n).unwrap() - q2) * T::from(0.132).unwrap()) * T::from(0.954).unwrap(), n, ys) * T::from(0.397).unwrap()) + T::from(2.071).unwrap()).sqrt();
     let s5 = xs.iter().map(|&v| v).sum::<T>();
@@ -1026,52 +1046,57 @@ fn vjp_f26(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f26 ----
 
 // ---- f27 ----
+pub struct M27;
+
 #[differentiate]
-fn f27<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
-    let mut acc = (xs[2].abs() + T::from(1.0).unwrap()).log10().cosh();
-    let t1 = ((acc - acc) * T::from(0.475).unwrap()).tanh();
-    let mut k2 = 0;
-    while k2 < 4 && ((t1 * T::from(0.5).unwrap()) < t1) {
-        k2 += 1;
-        let mut t3 = Float::tanh(acc * T::from(0.327).unwrap());
-        if t1 <= acc {
-            let h5 = |s: T| (t1 + Float::exp2(T::from(-0.834).unwrap())) * s;
-            let t4 = h5(T::from(0.5).unwrap()) + h5(T::from(0.5).unwrap());
-            if !(Float::powf(xs[3].abs() + T::from(0.5).unwrap(), xs[3]) >= t3) && xs[1] > t4 && (xs[1] * t3) <= T::from(-0.659).unwrap() {
-                let mut k6 = 0;
-                loop {
-                    k6 += 1;
-                    let t8 = t1;
-                    if (!(acc >= T::from(-1.431).unwrap()) && (t1 / (T::one() * T::one() + T::from(1.0).unwrap())).is_sign_positive()) || k6 >= 1 {
-                        break;
+impl M27 {
+    #[differentiate]
+    fn f27<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
+        let mut acc = (xs[2].abs() + T::from(1.0).unwrap()).log10().cosh();
+        let t1 = ((acc - acc) * T::from(0.475).unwrap()).tanh();
+        let mut k2 = 0;
+        while k2 < 4 && ((t1 * T::from(0.5).unwrap()) < t1) {
+            k2 += 1;
+            let mut t3 = Float::tanh(acc * T::from(0.327).unwrap());
+            if t1 <= acc {
+                let h5 = |s: T| (t1 + Float::exp2(T::from(-0.834).unwrap())) * s;
+                let t4 = h5(T::from(0.5).unwrap()) + h5(T::from(0.5).unwrap());
+                if !(Float::powf(xs[3].abs() + T::from(0.5).unwrap(), xs[3]) >= t3) && xs[1] > t4 && (xs[1] * t3) <= T::from(-0.659).unwrap() {
+                    let mut k6 = 0;
+                    loop {
+                        k6 += 1;
+                        let t8 = t1;
+                        if (!(acc >= T::from(-1.431).unwrap()) && (t1 / (T::one() * T::one() + T::from(1.0).unwrap())).is_sign_positive()) || k6 >= 1 {
+                            break;
+                        }
+                        acc -= t8;
                     }
-                    acc -= t8;
+                    let w9 = vec![((acc / (t4 + T::from(4.053).unwrap())) * T::from(0.245).unwrap()).tanh(), (xs[1].exp() + T::from(0.5).unwrap()).log(T::one().exp() + T::from(2.25).unwrap())];
+                    t3 = t3 - w9[1];
+                } else if t4.mul_add(Float::sin(acc * T::from(0.327).unwrap()), T::from(-0.574).unwrap()) >= T::from(-0.803).unwrap() {
+                    acc += (xs[3] * T::from(1.333).unwrap()).tanh();
+                } else {
+                    t3 = (t3 * T::from(0.109).unwrap()) + T::from(1.404).unwrap();
                 }
-                let w9 = vec![((acc / (t4 + T::from(4.053).unwrap())) * T::from(0.245).unwrap()).tanh(), (xs[1].exp() + T::from(0.5).unwrap()).log(T::one().exp() + T::from(2.25).unwrap())];
-                t3 = t3 - w9[1];
-            } else if t4.mul_add(Float::sin(acc * T::from(0.327).unwrap()), T::from(-0.574).unwrap()) >= T::from(-0.803).unwrap() {
-                acc += (xs[3] * T::from(1.333).unwrap()).tanh();
+                acc = T::tanh((acc * xs[2]) * T::from(0.218).unwrap());
             } else {
-                t3 = (t3 * T::from(0.109).unwrap()) + T::from(1.404).unwrap();
+                acc += (Float::atanh(T::one().sin() * T::from(0.85).unwrap()) * T::from(1.358).unwrap()).sin();
             }
-            acc = T::tanh((acc * xs[2]) * T::from(0.218).unwrap());
-        } else {
-            acc += (Float::atanh(T::one().sin() * T::from(0.85).unwrap()) * T::from(1.358).unwrap()).sin();
+            acc = ((T::tanh(acc * T::from(0.327).unwrap()).powi(4) + t3) * T::from(0.463).unwrap()).tanh();
         }
-        acc = ((T::tanh(acc * T::from(0.327).unwrap()).powi(4) + t3) * T::from(0.463).unwrap()).tanh();
+        let mut out10 = vec![T::zero(); 3];
+        out10[0] += (acc * T::from(0.327).unwrap()).tanh();
+        out10[1] = ((t1 + t1).tanh() * T::from(0.9).unwrap()).asin();
+        out10
     }
-    let mut out10 = vec![T::zero(); 3];
-    out10[0] += (acc * T::from(0.327).unwrap()).tanh();
-    out10[1] = ((t1 + t1).tanh() * T::from(0.9).unwrap()).asin();
-    out10
 }
 
 fn run_f27<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f27(&p[0..4])
+    M27::f27(&p[0..4])
 }
 
 fn vjp_f27(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f27_pullback(&p[0..4]);
+    let (y, pullback) = M27::f27_pullback(&p[0..4]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f27 ----
@@ -1092,7 +1117,7 @@ where
                 let c4 = acc.tanh();
                 c4 + xs[1]
             };
-            let (p5, q6) = f17::<T>((b3 * T::from(0.8).unwrap()).tanh(), f7::<T>(((xs[1] - b3) * T::from(0.5).unwrap()).tanh(), (xs[0].exp2() * T::from(0.446).unwrap()).sin()));
+            let (p5, q6) = M17::f17::<T>((b3 * T::from(0.8).unwrap()).tanh(), f7::<T>(((xs[1] - b3) * T::from(0.5).unwrap()).tanh(), (xs[0].exp2() * T::from(0.446).unwrap()).sin()));
             if k1 >= 4 || (xs[0].is_sign_positive()) {
                 break xs[1].fract().round();
             }
@@ -1125,7 +1150,7 @@ fn vjp_f28(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 #[differentiate]
 fn f29<T: Float + NumAssign + Sum + Product>(x: T, y: T, xs: &[T], n: usize) -> T {
     let mut acc = Float::sin(xs.windows(2).map(|q_w| q_w[0] * q_w[1]).sum::<T>() * T::from(0.296).unwrap()).tanh();
-    let u1 = f27(xs);
+    let u1 = M27::f27(xs);
     match n {
         1 => {
             let t2 = T::from(1.653).unwrap().clamp(((acc.tanh().tan() * T::from(1.284).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), ((u1[n % 3] * T::from(0.636).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap());
@@ -1162,31 +1187,36 @@ fn vjp_f29(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f29 ----
 
 // ---- f30 ----
+pub struct M30;
+
 #[differentiate]
-fn f30<T>(x: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    let t1 = Float::clamp(x, T::from(-0.606).unwrap(), T::from(1.138).unwrap());
-    acc = acc + T::clamp((t1.exp() + T::from(1.0).unwrap()).powf(xs[1]), Float::sin(acc * T::from(1.333).unwrap()) - T::from(1.25).unwrap(), ((xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap());
-    acc = ((T::exp((acc * T::from(0.533).unwrap()).atan()) + x) * T::from(0.316).unwrap()).sin();
-    let mut buf2 = vec![T::zero(); 2];
-    let mut sum3 = acc;
-    for i4 in 0..xs.len() {
-        buf2[0] = (xs[i4] * T::from(0.385).unwrap() + xs[0]).tanh();
-        buf2[1] = (buf2[0] * T::from(0.694).unwrap()).sin();
-        sum3 += buf2[1] * buf2[0] * T::from(0.5).unwrap();
+impl M30 {
+    #[differentiate]
+    fn f30<T>(x: T, xs: &[T]) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = x;
+        let t1 = Float::clamp(x, T::from(-0.606).unwrap(), T::from(1.138).unwrap());
+        acc = acc + T::clamp((t1.exp() + T::from(1.0).unwrap()).powf(xs[1]), Float::sin(acc * T::from(1.333).unwrap()) - T::from(1.25).unwrap(), ((xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) + T::from(1.25).unwrap());
+        acc = ((T::exp((acc * T::from(0.533).unwrap()).atan()) + x) * T::from(0.316).unwrap()).sin();
+        let mut buf2 = vec![T::zero(); 2];
+        let mut sum3 = acc;
+        for i4 in 0..xs.len() {
+            buf2[0] = (xs[i4] * T::from(0.385).unwrap() + xs[0]).tanh();
+            buf2[1] = (buf2[0] * T::from(0.694).unwrap()).sin();
+            sum3 += buf2[1] * buf2[0] * T::from(0.5).unwrap();
+        }
+        (sum3 * T::from(0.7).unwrap()).sin() + sum3
     }
-    (sum3 * T::from(0.7).unwrap()).sin() + sum3
 }
 
 fn run_f30<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f30(p[0], &p[1..3])]
+    vec![M30::f30(p[0], &p[1..3])]
 }
 
 fn vjp_f30(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f30_grad(p[0], &p[1..3]);
+    let (y, g) = M30::f30_grad(p[0], &p[1..3]);
     (vec![y], g.flatten())
 }
 // ---- end f30 ----
@@ -1210,7 +1240,7 @@ where
         }
         let t7 = xs[n % 2];
         if k2 >= 3 || (acc.trunc().is_sign_positive()) {
-            break f30::<T>(((acc % (t1 + T::from(4.75).unwrap())) * T::from(0.38).unwrap()).atan() * T::from(0.954).unwrap(), xs).tanh().tan();
+            break M30::f30::<T>(((acc % (t1 + T::from(4.75).unwrap())) * T::from(0.38).unwrap()).atan() * T::from(0.954).unwrap(), xs).tanh().tan();
         }
         t1 = ((((t1 * T::from(0.5).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() - t7) * T::from(0.458).unwrap()).tanh();
     };
@@ -1267,31 +1297,36 @@ fn vjp_f32(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f32 ----
 
 // ---- f33 ----
+pub struct M33;
+
 #[differentiate]
-fn f33<T>(ys: &[T], xs: &[T], x: T, y: T, z: T) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[1];
-    acc = (acc * T::from(0.546).unwrap()) + (((xs[2] * xs[2] + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() / ((T::from(-1.899).unwrap() * T::from(0.646).unwrap()) + T::from(2.227).unwrap()));
-    acc += ys[1];
-    for i1 in (0..4).rev() {
-        acc = Float::sin((acc * (f22(((ys[i1 % 2] * y) * T::from(0.888).unwrap()).tanh(), (f21(ys, xs) * T::from(1.0).unwrap()).tanh(), ys, (T::atan2(acc, acc.abs() + T::from(1.0).unwrap()) * T::from(0.636).unwrap()).tanh(), 1) % (y + T::from(2.5).unwrap()))) * T::from(0.064).unwrap());
+impl M33 {
+    #[differentiate]
+    fn f33<T>(ys: &[T], xs: &[T], x: T, y: T, z: T) -> Vec<T>
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = xs[1];
+        acc = (acc * T::from(0.546).unwrap()) + (((xs[2] * xs[2] + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() / ((T::from(-1.899).unwrap() * T::from(0.646).unwrap()) + T::from(2.227).unwrap()));
+        acc += ys[1];
+        for i1 in (0..4).rev() {
+            acc = Float::sin((acc * (f22(((ys[i1 % 2] * y) * T::from(0.888).unwrap()).tanh(), (f21(ys, xs) * T::from(1.0).unwrap()).tanh(), ys, (T::atan2(acc, acc.abs() + T::from(1.0).unwrap()) * T::from(0.636).unwrap()).tanh(), 1) % (y + T::from(2.5).unwrap()))) * T::from(0.064).unwrap());
+        }
+        let mut out2 = vec![T::zero(); 4];
+        out2[0] = acc;
+        out2[1] += x;
+        out2[2] = z;
+        out2[3] = acc;
+        out2
     }
-    let mut out2 = vec![T::zero(); 4];
-    out2[0] = acc;
-    out2[1] += x;
-    out2[2] = z;
-    out2[3] = acc;
-    out2
 }
 
 fn run_f33<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f33(&p[0..2], &p[2..5], p[5], p[6], p[7])
+    M33::f33(&p[0..2], &p[2..5], p[5], p[6], p[7])
 }
 
 fn vjp_f33(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f33_pullback(&p[0..2], &p[2..5], p[5], p[6], p[7]);
+    let (y, pullback) = M33::f33_pullback(&p[0..2], &p[2..5], p[5], p[6], p[7]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f33 ----
@@ -1637,7 +1672,7 @@ where
 {
     let mut acc = (x.abs() + T::from(1.0).unwrap()).log2().cos();
     acc /= (((acc / (T::from(0.5).unwrap() + T::from(1.25).unwrap())) - y) * T::from(0.705).unwrap()).tanh().exp() + T::from(1.5).unwrap();
-    let (p1, q2) = f17((T::sqrt(y * y + T::from(0.75).unwrap()) * T::from(1.154).unwrap()).tanh(), T::tanh((y * y + T::from(0.75).unwrap()).log10() * T::from(1.213).unwrap()));
+    let (p1, q2) = M17::f17((T::sqrt(y * y + T::from(0.75).unwrap()) * T::from(1.154).unwrap()).tanh(), T::tanh((y * y + T::from(0.75).unwrap()).log10() * T::from(1.213).unwrap()));
     let mut k3 = 0;
     let r4 = loop {
         k3 += 1;
@@ -1949,7 +1984,7 @@ where
 {
     let mut acc = Float::max(T::sinh(y), x);
     acc /= (-x) + T::from(2.5).unwrap();
-    let (p1, q2) = f17::<T>(Float::tanh((y + y) * T::from(0.666).unwrap()), ((-T::from(1.546).unwrap()) * T::from(1.293).unwrap()).tanh());
+    let (p1, q2) = M17::f17::<T>(Float::tanh((y + y) * T::from(0.666).unwrap()), ((-T::from(1.546).unwrap()) * T::from(1.293).unwrap()).tanh());
     let q2 = ((q2 * T::from(0.181).unwrap()).sin() + T::from(2.0).unwrap()).sqrt();
     let t3 = T::from(-0.906).unwrap();
     (((acc + (p1 * T::from(0.181).unwrap()).tanh()) + q2) * t3) * (y.abs() + T::from(0.5).unwrap().fract())
@@ -2011,7 +2046,7 @@ where
     while (!(f37(acc.clamp(T::from(-0.437).unwrap(), T::from(1.057).unwrap()), x, 3, ((acc / (x + T::from(2.25).unwrap())) * T::from(0.6).unwrap()).atan() * T::from(0.954).unwrap()) <= T::from(1.555).unwrap()) && (x + acc) < T::from(1.971).unwrap()) && k1 < 1 {
         k1 += 1;
         for i2 in (0..4).rev() {
-            let (p3, q4) = f17::<T>(((x / (acc * acc + T::from(0.5).unwrap())) * T::from(0.666).unwrap()).tanh(), ((T::from(i2).unwrap() + acc) * T::from(0.307).unwrap()).atan() * T::from(0.954).unwrap());
+            let (p3, q4) = M17::f17::<T>(((x / (acc * acc + T::from(0.5).unwrap())) * T::from(0.666).unwrap()).tanh(), ((T::from(i2).unwrap() + acc) * T::from(0.307).unwrap()).atan() * T::from(0.954).unwrap());
             acc -= Float::atan(((p3 * T::from(0.181).unwrap()).tanh() + (q4 * T::from(0.181).unwrap()).tanh()) * T::from(1.0).unwrap()) * T::from(0.159).unwrap();
         }
         for i5 in 0..3 {
@@ -2115,79 +2150,89 @@ fn vjp_f57(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f57 ----
 
 // ---- f58 ----
+pub struct M58;
+
 #[differentiate]
-fn f58<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T]) -> T {
-    let mut acc = ((T::from(-0.278).unwrap() - xs[n % 3]).sin() * T::from(0.85).unwrap()).acos();
-    acc /= (((acc + T::from(n).unwrap()) + T::from(n).unwrap()) * T::from(0.179).unwrap()).tanh().exp() + T::from(1.25).unwrap();
-    let mut k1 = 0;
-    loop {
-        k1 += 1;
-        let mut k3 = 0;
-        while (ys[n % ys.len()].clamp((acc * T::from(0.28).unwrap()).tanh() - T::from(1.25).unwrap(), (acc * T::from(0.28).unwrap()).tanh() + T::from(1.25).unwrap()) >= T::from(-1.252).unwrap()) && k3 < 2 {
-            k3 += 1;
-            let t4 = (((T::from(n).unwrap() / (xs[n % 3].abs() + T::from(0.75).unwrap())) / (T::asinh(acc) * T::asinh(acc) + T::from(1.0).unwrap())) * T::from(0.375).unwrap()).atan();
-            acc *= (t4 * T::from(1.273).unwrap()).sin();
+impl M58 {
+    #[differentiate]
+    fn f58<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T]) -> T {
+        let mut acc = ((T::from(-0.278).unwrap() - xs[n % 3]).sin() * T::from(0.85).unwrap()).acos();
+        acc /= (((acc + T::from(n).unwrap()) + T::from(n).unwrap()) * T::from(0.179).unwrap()).tanh().exp() + T::from(1.25).unwrap();
+        let mut k1 = 0;
+        loop {
+            k1 += 1;
+            let mut k3 = 0;
+            while (ys[n % ys.len()].clamp((acc * T::from(0.28).unwrap()).tanh() - T::from(1.25).unwrap(), (acc * T::from(0.28).unwrap()).tanh() + T::from(1.25).unwrap()) >= T::from(-1.252).unwrap()) && k3 < 2 {
+                k3 += 1;
+                let t4 = (((T::from(n).unwrap() / (xs[n % 3].abs() + T::from(0.75).unwrap())) / (T::asinh(acc) * T::asinh(acc) + T::from(1.0).unwrap())) * T::from(0.375).unwrap()).atan();
+                acc *= (t4 * T::from(1.273).unwrap()).sin();
+            }
+            let t5 = ((acc - acc) * T::from(0.14).unwrap()).sin().exp_m1();
+            if (T::ceil(t5) <= T::from(1.722).unwrap()) || k1 >= 4 {
+                break;
+            }
         }
-        let t5 = ((acc - acc) * T::from(0.14).unwrap()).sin().exp_m1();
-        if (T::ceil(t5) <= T::from(1.722).unwrap()) || k1 >= 4 {
-            break;
-        }
+        acc
     }
-    acc
 }
 
 fn run_f58<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f58(1, &p[0..3], &p[3..5])]
+    vec![M58::f58(1, &p[0..3], &p[3..5])]
 }
 
 fn vjp_f58(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f58_grad(1, &p[0..3], &p[3..5]);
+    let (y, g) = M58::f58_grad(1, &p[0..3], &p[3..5]);
     (vec![y], g.flatten())
 }
 // ---- end f58 ----
 
 // ---- f59 ----
-#[differentiate(wrt(ys))]
-fn f59<T: Float + NumAssign + Sum + Product>(ys: &[T], n: usize, xs: &[T]) -> T {
-    let mut acc = xs[n % 3];
-    acc = ((Float::powi(acc, 4) + ((acc - acc) / (xs[n % xs.len()].exp() + T::from(0.5).unwrap()))) * T::from(0.18).unwrap()).tanh();
-    match n {
-        1 => {
-            let s1 = xs.iter().copied().sum::<T>();
-            acc = (acc * T::from(0.263).unwrap()) - (s1 * T::from(0.444).unwrap()).tanh();
-        }
-        2 | 3 => {
-            let (p2, q3) = f9(acc * acc, xs, (T::from(n).unwrap() * T::from(0.5).unwrap()).tanh());
-            acc *= (((p2 * T::from(0.187).unwrap()).atan() + (q3 * T::from(0.187).unwrap()).tanh()) * T::from(0.777).unwrap()).tanh();
-        }
-        _ => {
-            let mut w4 = Vec::with_capacity(3);
-            for i5 in 0..3 {
-                w4.push(((acc - ys[i5 + 1]) * T::from(0.363).unwrap()).tanh());
+pub struct M59;
+
+#[differentiate]
+impl M59 {
+    #[differentiate(wrt(ys))]
+    fn f59<T: Float + NumAssign + Sum + Product>(ys: &[T], n: usize, xs: &[T]) -> T {
+        let mut acc = xs[n % 3];
+        acc = ((Float::powi(acc, 4) + ((acc - acc) / (xs[n % xs.len()].exp() + T::from(0.5).unwrap()))) * T::from(0.18).unwrap()).tanh();
+        match n {
+            1 => {
+                let s1 = xs.iter().copied().sum::<T>();
+                acc = (acc * T::from(0.263).unwrap()) - (s1 * T::from(0.444).unwrap()).tanh();
             }
-            acc = acc.fract() - w4[1];
+            2 | 3 => {
+                let (p2, q3) = f9(acc * acc, xs, (T::from(n).unwrap() * T::from(0.5).unwrap()).tanh());
+                acc *= (((p2 * T::from(0.187).unwrap()).atan() + (q3 * T::from(0.187).unwrap()).tanh()) * T::from(0.777).unwrap()).tanh();
+            }
+            _ => {
+                let mut w4 = Vec::with_capacity(3);
+                for i5 in 0..3 {
+                    w4.push(((acc - ys[i5 + 1]) * T::from(0.363).unwrap()).tanh());
+                }
+                acc = acc.fract() - w4[1];
+            }
         }
+        let mut buf6 = vec![T::zero(); 4];
+        let mut sum7 = acc;
+        for i8 in 0..xs.len() {
+            for k10 in 0..4 {
+                buf6[k10] = (xs[i8] * T::from(0.214).unwrap() + acc * acc + T::from(k10).unwrap() * T::from(0.1).unwrap()).tanh();
+            }
+            for j9 in 1..4 {
+                buf6[j9] = (buf6[j9 - 1] * T::from(0.478).unwrap()).sin();
+            }
+            sum7 += buf6[3] * buf6[0] * T::from(0.5).unwrap();
+        }
+        (sum7 * T::from(0.7).unwrap()).sin() + sum7
     }
-    let mut buf6 = vec![T::zero(); 4];
-    let mut sum7 = acc;
-    for i8 in 0..xs.len() {
-        for k10 in 0..4 {
-            buf6[k10] = (xs[i8] * T::from(0.214).unwrap() + acc * acc + T::from(k10).unwrap() * T::from(0.1).unwrap()).tanh();
-        }
-        for j9 in 1..4 {
-            buf6[j9] = (buf6[j9 - 1] * T::from(0.478).unwrap()).sin();
-        }
-        sum7 += buf6[3] * buf6[0] * T::from(0.5).unwrap();
-    }
-    (sum7 * T::from(0.7).unwrap()).sin() + sum7
 }
 
 fn run_f59<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f59(&p[0..5], 3, &p[5..8])]
+    vec![M59::f59(&p[0..5], 3, &p[5..8])]
 }
 
 fn vjp_f59(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f59_grad(&p[0..5], 3, &p[5..8]);
+    let (y, g) = M59::f59_grad(&p[0..5], 3, &p[5..8]);
     (vec![y], g.flatten())
 }
 // ---- end f59 ----
@@ -2489,27 +2534,32 @@ fn vjp_f68(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f68 ----
 
 // ---- f69 ----
+pub struct M69;
+
 #[differentiate]
-fn f69<T>(z: T, x: T, y: T) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = y;
-    for _ in 0..4 {
-        acc -= ((f37::<T>(z, T::fract(y), 3, ((x * z) * T::from(0.888).unwrap()).tanh()) / (T::from(0.072).unwrap() * T::from(0.072).unwrap() + T::from(1.0).unwrap())) * T::from(0.183).unwrap()).tanh();
-        let (p2, q3) = f17(((acc + x) * T::from(0.285).unwrap()).sin(), x % (acc.abs() + T::from(0.75).unwrap()));
-        acc /= ((p2 * T::from(0.181).unwrap()).atan() - (q3 * T::from(0.181).unwrap()).tanh()) + T::from(3.821).unwrap();
+impl M69 {
+    #[differentiate]
+    fn f69<T>(z: T, x: T, y: T) -> (T, T)
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = y;
+        for _ in 0..4 {
+            acc -= ((f37::<T>(z, T::fract(y), 3, ((x * z) * T::from(0.888).unwrap()).tanh()) / (T::from(0.072).unwrap() * T::from(0.072).unwrap() + T::from(1.0).unwrap())) * T::from(0.183).unwrap()).tanh();
+            let (p2, q3) = M17::f17(((acc + x) * T::from(0.285).unwrap()).sin(), x % (acc.abs() + T::from(0.75).unwrap()));
+            acc /= ((p2 * T::from(0.181).unwrap()).atan() - (q3 * T::from(0.181).unwrap()).tanh()) + T::from(3.821).unwrap();
+        }
+        (acc, T::from(0.5).unwrap())
     }
-    (acc, T::from(0.5).unwrap())
 }
 
 fn run_f69<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f69(p[0], p[1], p[2]);
+    let (a, b) = M69::f69(p[0], p[1], p[2]);
     vec![a, b]
 }
 
 fn vjp_f69(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f69_pullback(p[0], p[1], p[2]);
+    let (y, pullback) = M69::f69_pullback(p[0], p[1], p[2]);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -2693,7 +2743,7 @@ where
             let t3 = z;
             acc = ((acc + t3) * T::from(0.437).unwrap()).tanh();
         }
-        let (p4, q5) = f17(y, x.abs());
+        let (p4, q5) = M17::f17(y, x.abs());
         acc += (p4 * T::from(0.181).unwrap()).tanh() + (q5 * T::from(0.181).unwrap()).tanh();
     } else if (z - Float::tanh(T::from(0.5).unwrap())) < T::from(-1.003).unwrap() {
         acc = (((acc * T::from(-0.807).unwrap()) * (((y * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() - (z * x))) * T::from(0.323).unwrap()).sin();
@@ -3153,7 +3203,7 @@ where
     T: Float + NumAssign + Sum + Product,
 {
     let mut acc = (y * xs[2]) - z;
-    let (p1, q2) = f69(xs[2], (((x * x + T::from(0.5).unwrap()) + T::one()).acosh() * T::from(1.001).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[0] + xs[0]) * T::from(0.666).unwrap()).sin());
+    let (p1, q2) = M69::f69(xs[2], (((x * x + T::from(0.5).unwrap()) + T::one()).acosh() * T::from(1.001).unwrap()).atan() * T::from(0.954).unwrap(), ((xs[0] + xs[0]) * T::from(0.666).unwrap()).sin());
     let mut t3 = y.round() / (xs[0].exp() + T::from(0.75).unwrap());
     let mut w4 = vec![(x.abs() + T::from(1.0).unwrap()).cbrt(); 2];
     if (w4[0] + T::one()) < T::from(-1.582).unwrap() && (xs[0] * xs[0] + T::from(0.75).unwrap()).log(p1.abs() + T::from(2.0).unwrap()).is_sign_positive() {
@@ -3676,7 +3726,7 @@ where
     T: Float + NumAssign + Sum + Product,
 {
     let mut acc = y;
-    let (p1, q2) = f69::<T>(x, acc.asinh(), Float::tanh((y / (acc + T::from(2.0).unwrap())) * T::from(0.666).unwrap()));
+    let (p1, q2) = M69::f69::<T>(x, acc.asinh(), Float::tanh((y / (acc + T::from(2.0).unwrap())) * T::from(0.666).unwrap()));
     for _ in 0..4 {
         if p1 <= T::from(-1.425).unwrap() {
             acc += (q2 * T::from(0.363).unwrap()).sin();
@@ -3844,25 +3894,30 @@ fn vjp_f106(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f106 ----
 
 // ---- f107 ----
+pub struct M107;
+
 #[differentiate]
-fn f107<T>(y: T, x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    let mut t1 = acc;
-    acc /= t1.abs() + T::from(1.0).unwrap();
-    t1 *= (f78(t1.asinh()) * T::from(0.235).unwrap()).sin();
-    let t2 = y.tanh().tan();
-    (acc + t1) - t2
+impl M107 {
+    #[differentiate]
+    fn f107<T>(y: T, x: T) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = x;
+        let mut t1 = acc;
+        acc /= t1.abs() + T::from(1.0).unwrap();
+        t1 *= (f78(t1.asinh()) * T::from(0.235).unwrap()).sin();
+        let t2 = y.tanh().tan();
+        (acc + t1) - t2
+    }
 }
 
 fn run_f107<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f107(p[0], p[1])]
+    vec![M107::f107(p[0], p[1])]
 }
 
 fn vjp_f107(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f107_grad(p[0], p[1]);
+    let (y, g) = M107::f107_grad(p[0], p[1]);
     (vec![y], g.flatten())
 }
 // ---- end f107 ----
@@ -4103,47 +4158,52 @@ fn vjp_f114(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f114 ----
 
 // ---- f115 ----
+pub struct M115;
+
 #[differentiate]
-fn f115<T>(y: T, z: T, n: usize, x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::from(n).unwrap();
-    if y <= T::from(-0.805).unwrap() && !((x / (z * z + T::from(1.0).unwrap())) < acc) && (x * x) < T::from(-1.12).unwrap() {
-        let mut k1 = 0;
-        while (z.exp() > T::from(-0.977).unwrap()) && k1 < 5 {
-            k1 += 1;
-            let t2 = ((acc * T::from(0.222).unwrap()).tanh() * z) * T::tanh((T::from(n).unwrap() + T::from(n).unwrap()) * T::from(0.25).unwrap());
-            acc *= Float::sin(((acc + z) + T::from(0.5).unwrap()) * T::from(0.181).unwrap());
-            acc += (t2 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-        }
-        match n {
-            1 => {
-                if Float::powi(x, 2) <= T::from(0.737).unwrap() {
-                    return x;
+impl M115 {
+    #[differentiate]
+    fn f115<T>(y: T, z: T, n: usize, x: T) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = T::from(n).unwrap();
+        if y <= T::from(-0.805).unwrap() && !((x / (z * z + T::from(1.0).unwrap())) < acc) && (x * x) < T::from(-1.12).unwrap() {
+            let mut k1 = 0;
+            while (z.exp() > T::from(-0.977).unwrap()) && k1 < 5 {
+                k1 += 1;
+                let t2 = ((acc * T::from(0.222).unwrap()).tanh() * z) * T::tanh((T::from(n).unwrap() + T::from(n).unwrap()) * T::from(0.25).unwrap());
+                acc *= Float::sin(((acc + z) + T::from(0.5).unwrap()) * T::from(0.181).unwrap());
+                acc += (t2 * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+            }
+            match n {
+                1 => {
+                    if Float::powi(x, 2) <= T::from(0.737).unwrap() {
+                        return x;
+                    }
+                    acc = Float::atan(((acc * T::from(0.222).unwrap()).tanh().exp() + (acc + ((acc * T::from(0.222).unwrap()).atan() * z))) * T::from(0.142).unwrap());
                 }
-                acc = Float::atan(((acc * T::from(0.222).unwrap()).tanh().exp() + (acc + ((acc * T::from(0.222).unwrap()).atan() * z))) * T::from(0.142).unwrap());
+                2 | 3 => {
+                    acc = T::sin((acc + Float::min(Float::log10(z.clamp(T::from(-0.63).unwrap(), T::from(1.194).unwrap()) + T::from(1.944).unwrap()), y)) * T::from(0.186).unwrap());
+                }
+                _ => {
+                    let t3 = ((f55(T::tanh((y * T::from(n).unwrap()) * T::from(0.333).unwrap())) - (T::from(n).unwrap() + y)) * T::from(0.25).unwrap()).atan();
+                    acc += t3;
+                }
             }
-            2 | 3 => {
-                acc = T::sin((acc + Float::min(Float::log10(z.clamp(T::from(-0.63).unwrap(), T::from(1.194).unwrap()) + T::from(1.944).unwrap()), y)) * T::from(0.186).unwrap());
-            }
-            _ => {
-                let t3 = ((f55(T::tanh((y * T::from(n).unwrap()) * T::from(0.333).unwrap())) - (T::from(n).unwrap() + y)) * T::from(0.25).unwrap()).atan();
-                acc += t3;
-            }
+        } else {
+            acc /= ((y - T::from(1.344).unwrap()) * T::from(0.703).unwrap()).atan().exp() + T::from(1.5).unwrap();
         }
-    } else {
-        acc /= ((y - T::from(1.344).unwrap()) * T::from(0.703).unwrap()).atan().exp() + T::from(1.5).unwrap();
+        acc
     }
-    acc
 }
 
 fn run_f115<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f115(p[0], p[1], 1, p[2])]
+    vec![M115::f115(p[0], p[1], 1, p[2])]
 }
 
 fn vjp_f115(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f115_grad(p[0], p[1], 1, p[2]);
+    let (y, g) = M115::f115_grad(p[0], p[1], 1, p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f115 ----
@@ -4427,7 +4487,7 @@ where
         acc += t2;
     }
     if x.is_sign_positive() {
-        let (p3, q4) = f69::<T>(((z + acc) * T::from(0.38).unwrap()).tanh(), T::tanh(T::from(-0.43).unwrap().atan2(-(x + T::from(2.0).unwrap())) * T::from(0.636).unwrap()), ((y / (acc.abs() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()).tanh());
+        let (p3, q4) = M69::f69::<T>(((z + acc) * T::from(0.38).unwrap()).tanh(), T::tanh(T::from(-0.43).unwrap().atan2(-(x + T::from(2.0).unwrap())) * T::from(0.636).unwrap()), ((y / (acc.abs() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()).tanh());
         acc -= T::tanh(p3 * T::from(0.363).unwrap()) * Float::tanh(q4 * T::from(0.363).unwrap());
     }
     acc -= x - t1;
@@ -4504,7 +4564,7 @@ where
             };
             acc *= ((Float::clamp(b6, (Float::atan(*v1 * T::from(1.333).unwrap()) * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), (x * T::from(1.333).unwrap()).sin() + T::from(1.25).unwrap()) + z) * T::from(0.533).unwrap()).tanh();
         }
-        acc *= Float::tanh(((xs[2] + T::from(n).unwrap()) / (Float::atan(f115(((z - y) * T::from(0.666).unwrap()).sin(), (f72(Float::log2(xs[0].abs() + T::from(0.75).unwrap()), (((*v1 * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap()).asin() * T::from(0.636).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.373).unwrap()).tanh(), 4, ((x.abs() + T::from(1.0).unwrap()).powf(*v1) * T::from(0.505).unwrap()).tanh()) * T::from(0.189).unwrap()).exp() + T::from(0.75).unwrap())) * T::from(0.272).unwrap());
+        acc *= Float::tanh(((xs[2] + T::from(n).unwrap()) / (Float::atan(M115::f115(((z - y) * T::from(0.666).unwrap()).sin(), (f72(Float::log2(xs[0].abs() + T::from(0.75).unwrap()), (((*v1 * T::from(1.333).unwrap()).sin() * T::from(0.9).unwrap()).asin() * T::from(0.636).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.373).unwrap()).tanh(), 4, ((x.abs() + T::from(1.0).unwrap()).powf(*v1) * T::from(0.505).unwrap()).tanh()) * T::from(0.189).unwrap()).exp() + T::from(0.75).unwrap())) * T::from(0.272).unwrap());
     }
     acc + (y + xs[1]).tanh()
 }
@@ -4574,9 +4634,9 @@ fn f128<T: Float + NumAssign + Sum + Product>(z: T, n: usize, y: T, x: T) -> T {
         return (((x - acc) * T::from(0.4).unwrap()).tanh() + T::from(1.5).unwrap()).recip();
     }
     let u2 = f102(y, ((x + z) * T::from(0.666).unwrap()).sin());
-    let (p3, q4) = f69((f81(t1, ((-u2[n % u2.len()]) * T::from(0.424).unwrap()).sin(), (u2[n % u2.len()] * T::from(0.424).unwrap()).tanh()) * T::from(0.258).unwrap()).tanh(), ((t1 + u2[n % u2.len()]) * T::from(0.35).unwrap()).tanh(), T::tanh(Float::powf(y * y + T::from(1.0).unwrap(), (u2[n % 3] * T::from(0.424).unwrap()).tanh()) * T::from(0.615).unwrap()));
+    let (p3, q4) = M69::f69((f81(t1, ((-u2[n % u2.len()]) * T::from(0.424).unwrap()).sin(), (u2[n % u2.len()] * T::from(0.424).unwrap()).tanh()) * T::from(0.258).unwrap()).tanh(), ((t1 + u2[n % u2.len()]) * T::from(0.35).unwrap()).tanh(), T::tanh(Float::powf(y * y + T::from(1.0).unwrap(), (u2[n % 3] * T::from(0.424).unwrap()).tanh()) * T::from(0.615).unwrap()));
     for i5 in 0..n {
-        acc += Float::tanh((f107::<T>(((-u2[1]) * T::from(0.424).unwrap()).tanh(), (u2[i5 % u2.len()].sin() * T::from(0.85).unwrap()).atanh()) + Float::log10(t1 + T::from(1.75).unwrap())) * T::from(0.329).unwrap());
+        acc += Float::tanh((M107::f107::<T>(((-u2[1]) * T::from(0.424).unwrap()).tanh(), (u2[i5 % u2.len()].sin() * T::from(0.85).unwrap()).atanh()) + Float::log10(t1 + T::from(1.75).unwrap())) * T::from(0.329).unwrap());
     }
     ((((acc + (p3 * T::from(0.363).unwrap()).sin()) + T::atan(q4 * T::from(0.363).unwrap())) - (x - f91(((T::from(n).unwrap() - q4) * T::from(0.21).unwrap()).tanh(), ((q4 * T::from(0.363).unwrap()).tanh().exp_m1() * T::from(0.735).unwrap()).sin(), (u2[2] * T::from(0.424).unwrap()).atan() * T::from(0.954).unwrap()))) * T::from(0.152).unwrap()).sin()
 }
@@ -4733,36 +4793,41 @@ fn vjp_f132(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f132 ----
 
 // ---- f133 ----
-#[differentiate(wrt(x, z))]
-fn f133<T>(y: T, x: T, xs: &[T], z: T) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = f81(((x + y) * T::from(0.666).unwrap()).sin(), Float::asinh(y), -y).clamp(T::sin((z + x) * T::from(0.666).unwrap()) - T::from(1.25).unwrap(), T::one() + T::from(1.25).unwrap());
-    let t1 = y.clamp(T::from(-0.357).unwrap(), T::from(1.442).unwrap()) + (T::from(0.5).unwrap() + T::from(1.407).unwrap());
-    let mut t2 = (((z + acc) + (xs[2] / (x.exp() + T::from(0.75).unwrap()))) * T::from(0.347).unwrap()).tanh();
-    t2 += (((t1 + t1) * T::from(0.298).unwrap()).tanh() * T::from(0.9).unwrap()).acos();
-    for _ in 1..6 {
-        let t4 = T::from(0.5).unwrap();
-        let s5 = xs.iter().zip(xs).map(|(a, b)| *a * *b).sum::<T>();
-        let h7 = |s: T| (z.signum() * ((acc - z) * T::from(0.228).unwrap()).sin()) * s;
-        let t6 = h7(T::from(0.5).unwrap()) + h7(T::from(0.5).unwrap());
-        let (p8, q9) = f120(xs);
-        t2 -= (((((t4 + (s5 * T::from(0.177).unwrap()).tanh()) + t6) + (p8 * T::from(0.222).unwrap()).tanh()) * (q9 * T::from(0.222).unwrap()).atan()) * T::from(0.363).unwrap()).sin();
+pub struct M133;
+
+#[differentiate]
+impl M133 {
+    #[differentiate(wrt(x, z))]
+    fn f133<T>(y: T, x: T, xs: &[T], z: T) -> Vec<T>
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let acc = f81(((x + y) * T::from(0.666).unwrap()).sin(), Float::asinh(y), -y).clamp(T::sin((z + x) * T::from(0.666).unwrap()) - T::from(1.25).unwrap(), T::one() + T::from(1.25).unwrap());
+        let t1 = y.clamp(T::from(-0.357).unwrap(), T::from(1.442).unwrap()) + (T::from(0.5).unwrap() + T::from(1.407).unwrap());
+        let mut t2 = (((z + acc) + (xs[2] / (x.exp() + T::from(0.75).unwrap()))) * T::from(0.347).unwrap()).tanh();
+        t2 += (((t1 + t1) * T::from(0.298).unwrap()).tanh() * T::from(0.9).unwrap()).acos();
+        for _ in 1..6 {
+            let t4 = T::from(0.5).unwrap();
+            let s5 = xs.iter().zip(xs).map(|(a, b)| *a * *b).sum::<T>();
+            let h7 = |s: T| (z.signum() * ((acc - z) * T::from(0.228).unwrap()).sin()) * s;
+            let t6 = h7(T::from(0.5).unwrap()) + h7(T::from(0.5).unwrap());
+            let (p8, q9) = f120(xs);
+            t2 -= (((((t4 + (s5 * T::from(0.177).unwrap()).tanh()) + t6) + (p8 * T::from(0.222).unwrap()).tanh()) * (q9 * T::from(0.222).unwrap()).atan()) * T::from(0.363).unwrap()).sin();
+        }
+        let mut out10 = vec![Float::tanh(T::exp2(y) * T::from(0.446).unwrap()), xs[4] + x];
+        out10[0] += acc;
+        out10[1] += (t2 * T::from(0.218).unwrap()).tanh();
+        out10[1] = xs[3].atan();
+        out10
     }
-    let mut out10 = vec![Float::tanh(T::exp2(y) * T::from(0.446).unwrap()), xs[4] + x];
-    out10[0] += acc;
-    out10[1] += (t2 * T::from(0.218).unwrap()).tanh();
-    out10[1] = xs[3].atan();
-    out10
 }
 
 fn run_f133<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f133(p[0], p[1], &p[2..7], p[7])
+    M133::f133(p[0], p[1], &p[2..7], p[7])
 }
 
 fn vjp_f133(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f133_pullback(p[0], p[1], &p[2..7], p[7]);
+    let (y, pullback) = M133::f133_pullback(p[0], p[1], &p[2..7], p[7]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f133 ----
@@ -4892,36 +4957,41 @@ fn vjp_f136(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f136 ----
 
 // ---- f137 ----
+pub struct M137;
+
 #[differentiate]
-fn f137<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[1];
-    let (p1, q2) = f134(Float::sin((xs[1] - acc) * T::from(0.666).unwrap()), Float::tanh(acc), xs[0], xs);
-    for _ in 1..=3 {
-        let s4: T = { let mut acc5 = T::zero(); for k6 in 0..2 { acc5 = acc5 + xs[k6] * xs[2 - 1 - k6]; } acc5 };
-        acc += ((s4 * T::from(0.444).unwrap()).atan() * T::from(1.273).unwrap()).tanh();
+impl M137 {
+    #[differentiate]
+    fn f137<T>(xs: &[T]) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = xs[1];
+        let (p1, q2) = f134(Float::sin((xs[1] - acc) * T::from(0.666).unwrap()), Float::tanh(acc), xs[0], xs);
+        for _ in 1..=3 {
+            let s4: T = { let mut acc5 = T::zero(); for k6 in 0..2 { acc5 = acc5 + xs[k6] * xs[2 - 1 - k6]; } acc5 };
+            acc += ((s4 * T::from(0.444).unwrap()).atan() * T::from(1.273).unwrap()).tanh();
+        }
+        acc -= Float::tanh(acc * T::from(0.444).unwrap());
+        let mut best7 = ((xs[0] * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() % (Float::atan2(acc, (acc * T::from(0.363).unwrap()).tanh() * (acc * T::from(0.363).unwrap()).tanh() + T::from(1.0).unwrap()) + T::from(3.892).unwrap());
+        for i8 in 1..2 {
+            if xs[i8] + xs[i8] < best7 { best7 = xs[i8] + xs[i8]; }
+        }
+        acc = T::tanh((T::acosh(((acc * T::from(0.363).unwrap()).sin() + T::from(2.0).unwrap()) + T::one()) * (acc - acc)) * T::from(0.088).unwrap());
+        let mut sum9 = (((acc * (p1 * T::from(0.307).unwrap()).tanh()) + Float::atan(q2 * T::from(0.307).unwrap())) + best7) + ((T::from(-0.254).unwrap() / (xs[1] * xs[1] + T::from(0.75).unwrap())) + T::tanh(q2));
+        for i10 in 0..xs.len() {
+            sum9 += (xs[i10] * T::from(0.729).unwrap() + Float::tanh(T::abs(p1) * T::from(0.307).unwrap())).tanh() * T::from(0.5).unwrap();
+        }
+        sum9
     }
-    acc -= Float::tanh(acc * T::from(0.444).unwrap());
-    let mut best7 = ((xs[0] * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).atanh() % (Float::atan2(acc, (acc * T::from(0.363).unwrap()).tanh() * (acc * T::from(0.363).unwrap()).tanh() + T::from(1.0).unwrap()) + T::from(3.892).unwrap());
-    for i8 in 1..2 {
-        if xs[i8] + xs[i8] < best7 { best7 = xs[i8] + xs[i8]; }
-    }
-    acc = T::tanh((T::acosh(((acc * T::from(0.363).unwrap()).sin() + T::from(2.0).unwrap()) + T::one()) * (acc - acc)) * T::from(0.088).unwrap());
-    let mut sum9 = (((acc * (p1 * T::from(0.307).unwrap()).tanh()) + Float::atan(q2 * T::from(0.307).unwrap())) + best7) + ((T::from(-0.254).unwrap() / (xs[1] * xs[1] + T::from(0.75).unwrap())) + T::tanh(q2));
-    for i10 in 0..xs.len() {
-        sum9 += (xs[i10] * T::from(0.729).unwrap() + Float::tanh(T::abs(p1) * T::from(0.307).unwrap())).tanh() * T::from(0.5).unwrap();
-    }
-    sum9
 }
 
 fn run_f137<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f137(&p[0..2])]
+    vec![M137::f137(&p[0..2])]
 }
 
 fn vjp_f137(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f137_grad(&p[0..2]);
+    let (y, g) = M137::f137_grad(&p[0..2]);
     (vec![y], g.flatten())
 }
 // ---- end f137 ----
@@ -5089,7 +5159,7 @@ where
     let r5 = loop {
         k4 += 1;
         if z >= T::from(0.448).unwrap() {
-            let t6 = T::tanh(f107(xs[2], ((acc / ((acc * T::from(0.444).unwrap()).tanh() + T::from(1.5).unwrap())) * T::from(0.222).unwrap()).tanh()) * T::from(0.438).unwrap());
+            let t6 = T::tanh(M107::f107(xs[2], ((acc / ((acc * T::from(0.444).unwrap()).tanh() + T::from(1.5).unwrap())) * T::from(0.222).unwrap()).tanh()) * T::from(0.438).unwrap());
             acc /= t6.abs() + T::from(1.5).unwrap();
         }
         if k4 >= 3 || (xs[2].round() <= T::from(-0.744).unwrap()) {
@@ -5372,34 +5442,39 @@ fn vjp_f149(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f149 ----
 
 // ---- f150 ----
+pub struct M150;
+
 #[differentiate]
-fn f150<T>(x: T, y: T, xs: &[T], ys: &[T]) -> [T; 2]
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (((y.exp() + T::from(0.75).unwrap()).ln() * (y.exp() + T::from(0.75).unwrap()).ln() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p();
-    if x.hypot(T::one().exp() + T::from(0.5).unwrap()).is_sign_negative() || (T::from(-1.724).unwrap() - x) <= T::from(0.443).unwrap() {
-        let mut best1 = f122(Float::sin((y - x) * T::from(0.666).unwrap()));
-        for i2 in (0..2).rev() {
-            if xs[i2] + T::from(-0.586).unwrap() <= best1 { best1 = xs[i2] + T::from(-0.586).unwrap(); }
+impl M150 {
+    #[differentiate]
+    fn f150<T>(x: T, y: T, xs: &[T], ys: &[T]) -> [T; 2]
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = (((y.exp() + T::from(0.75).unwrap()).ln() * (y.exp() + T::from(0.75).unwrap()).ln() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p();
+        if x.hypot(T::one().exp() + T::from(0.5).unwrap()).is_sign_negative() || (T::from(-1.724).unwrap() - x) <= T::from(0.443).unwrap() {
+            let mut best1 = f122(Float::sin((y - x) * T::from(0.666).unwrap()));
+            for i2 in (0..2).rev() {
+                if xs[i2] + T::from(-0.586).unwrap() <= best1 { best1 = xs[i2] + T::from(-0.586).unwrap(); }
+            }
+            let (b3, b4) = (ys[0], x);
+            acc -= (((best1 * b3) * b4) * T::from(0.222).unwrap()).tanh();
+        } else if (Float::tanh(x * T::from(1.333).unwrap()) * T::from(0.05).unwrap()).to_degrees() <= T::from(-0.516).unwrap() {
+            let s5 = (0..2).map(|i| (xs[i] * T::from(-0.369).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
+            acc = acc - T::tanh(s5 * T::from(0.2).unwrap());
+        } else {
+            acc = acc * xs[1];
         }
-        let (b3, b4) = (ys[0], x);
-        acc -= (((best1 * b3) * b4) * T::from(0.222).unwrap()).tanh();
-    } else if (Float::tanh(x * T::from(1.333).unwrap()) * T::from(0.05).unwrap()).to_degrees() <= T::from(-0.516).unwrap() {
-        let s5 = (0..2).map(|i| (xs[i] * T::from(-0.369).unwrap()).cos() * T::from(i).unwrap()).sum::<T>();
-        acc = acc - T::tanh(s5 * T::from(0.2).unwrap());
-    } else {
-        acc = acc * xs[1];
+        [acc, f121(((ys[1] + acc) * T::from(0.434).unwrap()).tanh(), (T::atan2(y, ys[1].exp() + T::from(0.75).unwrap()) * T::from(0.636).unwrap()).tanh(), -x) + y]
     }
-    [acc, f121(((ys[1] + acc) * T::from(0.434).unwrap()).tanh(), (T::atan2(y, ys[1].exp() + T::from(0.75).unwrap()) * T::from(0.636).unwrap()).tanh(), -x) + y]
 }
 
 fn run_f150<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f150(p[0], p[1], &p[2..4], &p[4..6]).to_vec()
+    M150::f150(p[0], p[1], &p[2..4], &p[4..6]).to_vec()
 }
 
 fn vjp_f150(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f150_pullback(p[0], p[1], &p[2..4], &p[4..6]);
+    let (y, pullback) = M150::f150_pullback(p[0], p[1], &p[2..4], &p[4..6]);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -5413,25 +5488,30 @@ fn vjp_f150(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f150 ----
 
 // ---- f151 ----
+pub struct M151;
+
 #[differentiate]
-fn f151<T: Float + NumAssign + Sum + Product>(x: T) -> (T, T) {
-    let mut acc = (-x).tanh();
-    if (acc * x).is_sign_negative() {
-        acc = ((((acc * acc + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() * f107::<T>(acc.cos(), (((T::from(-0.389).unwrap() * T::from(5.141).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.433).unwrap()).tanh();
-    } else {
-        let w1 = vec![T::zero(); 4];
-        acc = (acc * T::from(0.034).unwrap()) * w1[3];
+impl M151 {
+    #[differentiate]
+    fn f151<T: Float + NumAssign + Sum + Product>(x: T) -> (T, T) {
+        let mut acc = (-x).tanh();
+        if (acc * x).is_sign_negative() {
+            acc = ((((acc * acc + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p() * M107::f107::<T>(acc.cos(), (((T::from(-0.389).unwrap() * T::from(5.141).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).atan() * T::from(0.954).unwrap())) * T::from(0.433).unwrap()).tanh();
+        } else {
+            let w1 = vec![T::zero(); 4];
+            acc = (acc * T::from(0.034).unwrap()) * w1[3];
+        }
+        (acc, (acc.sin() * T::from(0.85).unwrap()).acos().signum())
     }
-    (acc, (acc.sin() * T::from(0.85).unwrap()).acos().signum())
 }
 
 fn run_f151<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f151(p[0]);
+    let (a, b) = M151::f151(p[0]);
     vec![a, b]
 }
 
 fn vjp_f151(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f151_pullback(p[0]);
+    let (y, pullback) = M151::f151_pullback(p[0]);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -5445,34 +5525,39 @@ fn vjp_f151(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f151 ----
 
 // ---- f152 ----
+pub struct M152;
+
 #[differentiate]
-fn f152<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
-    let mut acc = (((xs[0] / (xs[1].abs() + T::from(0.5).unwrap())) * Float::max(xs[1], xs[0])) * T::from(0.444).unwrap()).sin();
-    let t1 = xs[0];
-    for (&a2, &b3) in xs.iter().zip(xs) {
-        let mut t4 = (a2 + T::from(2.5).unwrap()).log(a2.min(t1).abs() + T::from(2.0).unwrap());
-        if (t4 + a2) > T::one() {
-            t4 -= xs[0];
-            let h6 = |s: T| ((f135((((b3 * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).tanh(), 1, t1 / (t4.abs() + T::from(1.0).unwrap()), T::from(-1.453).unwrap()).tanh() * T::from(0.9).unwrap()).asin()) * s;
-            let t5 = h6(T::from(0.5).unwrap()) + h6(T::from(0.5).unwrap());
-            t4 /= (t5 * T::from(0.636).unwrap()).sin().exp() + T::from(1.5).unwrap();
+impl M152 {
+    #[differentiate]
+    fn f152<T: Float + NumAssign + Sum + Product>(xs: &[T]) -> Vec<T> {
+        let mut acc = (((xs[0] / (xs[1].abs() + T::from(0.5).unwrap())) * Float::max(xs[1], xs[0])) * T::from(0.444).unwrap()).sin();
+        let t1 = xs[0];
+        for (&a2, &b3) in xs.iter().zip(xs) {
+            let mut t4 = (a2 + T::from(2.5).unwrap()).log(a2.min(t1).abs() + T::from(2.0).unwrap());
+            if (t4 + a2) > T::one() {
+                t4 -= xs[0];
+                let h6 = |s: T| ((f135((((b3 * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).tanh(), 1, t1 / (t4.abs() + T::from(1.0).unwrap()), T::from(-1.453).unwrap()).tanh() * T::from(0.9).unwrap()).asin()) * s;
+                let t5 = h6(T::from(0.5).unwrap()) + h6(T::from(0.5).unwrap());
+                t4 /= (t5 * T::from(0.636).unwrap()).sin().exp() + T::from(1.5).unwrap();
+            }
+            acc -= (t4 * T::from(0.571).unwrap()).tanh();
         }
-        acc -= (t4 * T::from(0.571).unwrap()).tanh();
+        let (p7, q8) = f100(xs);
+        acc -= Float::sin((p7 + ((q8 * T::from(0.437).unwrap()).atan() * xs[2])) * T::from(0.288).unwrap());
+        let mut out9 = xs[1..].to_vec();
+        out9[0] += (acc * T::from(0.4).unwrap()).tanh();
+        out9[0] = Float::log((-xs.chunks_exact(2).map(|q_c| q_c[0] - q_c[1]).sum::<T>()) + T::from(4.0).unwrap(), ((t1 + p7) * T::from(0.329).unwrap()).atan() * ((t1 + p7) * T::from(0.329).unwrap()).atan() + T::from(2.25).unwrap());
+        out9
     }
-    let (p7, q8) = f100(xs);
-    acc -= Float::sin((p7 + ((q8 * T::from(0.437).unwrap()).atan() * xs[2])) * T::from(0.288).unwrap());
-    let mut out9 = xs[1..].to_vec();
-    out9[0] += (acc * T::from(0.4).unwrap()).tanh();
-    out9[0] = Float::log((-xs.chunks_exact(2).map(|q_c| q_c[0] - q_c[1]).sum::<T>()) + T::from(4.0).unwrap(), ((t1 + p7) * T::from(0.329).unwrap()).atan() * ((t1 + p7) * T::from(0.329).unwrap()).atan() + T::from(2.25).unwrap());
-    out9
 }
 
 fn run_f152<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f152(&p[0..3])
+    M152::f152(&p[0..3])
 }
 
 fn vjp_f152(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f152_pullback(&p[0..3]);
+    let (y, pullback) = M152::f152_pullback(&p[0..3]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f152 ----
@@ -5559,14 +5644,14 @@ fn vjp_f154(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- f155 ----
 #[differentiate]
 fn f155<T: Float + NumAssign + Sum + Product>(xs: &[T], n: usize, ys: &[T]) -> T {
-    let mut acc = (f115(T::from(-1.34).unwrap(), ys[n % ys.len()], 3, ((T::from(n).unwrap() * ys[2]) * T::from(0.333).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.189).unwrap()).sin();
+    let mut acc = (M115::f115(T::from(-1.34).unwrap(), ys[n % ys.len()], 3, ((T::from(n).unwrap() * ys[2]) * T::from(0.333).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.189).unwrap()).sin();
     if ((acc.abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p() < T::from(n).unwrap() {
         let s1 = xs.iter().map(|&v| v).filter(|&w| w < T::from(0.253).unwrap()).sum::<T>();
         acc *= ((T::from(0.518).unwrap() + ys[3].exp_m1()) * T::from(0.4).unwrap()).sin();
         acc *= Float::tanh(s1 * T::from(0.444).unwrap());
     } else if (xs[n % xs.len()] * acc).is_sign_negative() {
         acc -= (acc * acc + T::from(1.0).unwrap()).log2().tanh();
-        let (p2, q3) = f151(Float::tanh((-acc) * T::from(1.0).unwrap()));
+        let (p2, q3) = M151::f151(Float::tanh((-acc) * T::from(1.0).unwrap()));
         acc = Float::tanh((acc.trunc() + (p2 + q3)) * T::from(0.4).unwrap());
     } else {
         acc -= ys[n % ys.len()];
@@ -5614,7 +5699,7 @@ where
     }
     let w4 = vec![T::zero(); 2];
     acc += x;
-    [acc - y, (f137(&w4) - w4[1]) - w4[0], Float::abs(f109::<T>((f109((f107((w4[1].exp() + T::from(0.5).unwrap()).powf(w4[n % 2]), y.signum()) * T::from(0.438).unwrap()).sin(), T::tanh(w4[n % w4.len()].tanh().tan() * T::from(1.284).unwrap()), &w4) * T::from(0.325).unwrap()).sin(), -w4[n % 2], &w4)), (x - w4[1]).abs()]
+    [acc - y, (M137::f137(&w4) - w4[1]) - w4[0], Float::abs(f109::<T>((f109((M107::f107((w4[1].exp() + T::from(0.5).unwrap()).powf(w4[n % 2]), y.signum()) * T::from(0.438).unwrap()).sin(), T::tanh(w4[n % w4.len()].tanh().tan() * T::from(1.284).unwrap()), &w4) * T::from(0.325).unwrap()).sin(), -w4[n % 2], &w4)), (x - w4[1]).abs()]
 }
 
 fn run_f156<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
@@ -5670,30 +5755,35 @@ fn vjp_f157(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f157 ----
 
 // ---- f158 ----
+pub struct M158;
+
 #[differentiate]
-fn f158<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T]) -> T {
-    let mut acc = ((xs[n % 4] * ((ys[n % ys.len()] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.465).unwrap()).atan();
-    let t1 = xs[n % 4];
-    let l2;
-    if (t1 * acc) >= T::from(0.281).unwrap() {
-        acc += ((xs.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>() * acc) * T::from(0.424).unwrap()).atan();
-        l2 = t1;
-    } else {
-        let mut w3 = Vec::with_capacity(4);
-        for _ in 0..4 {
-            w3.push(t1 * T::tanh(acc.round() * T::from(0.304).unwrap()));
+impl M158 {
+    #[differentiate]
+    fn f158<T: Float + NumAssign + Sum + Product>(n: usize, xs: &[T], ys: &[T]) -> T {
+        let mut acc = ((xs[n % 4] * ((ys[n % ys.len()] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.465).unwrap()).atan();
+        let t1 = xs[n % 4];
+        let l2;
+        if (t1 * acc) >= T::from(0.281).unwrap() {
+            acc += ((xs.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>() * acc) * T::from(0.424).unwrap()).atan();
+            l2 = t1;
+        } else {
+            let mut w3 = Vec::with_capacity(4);
+            for _ in 0..4 {
+                w3.push(t1 * T::tanh(acc.round() * T::from(0.304).unwrap()));
+            }
+            l2 = ((w3[n % 4].exp() * T::from(0.446).unwrap()).sin() * acc.signum()).mul_add(t1, ((t1.abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p().tanh());
         }
-        l2 = ((w3[n % 4].exp() * T::from(0.446).unwrap()).sin() * acc.signum()).mul_add(t1, ((t1.abs() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()).ln_1p().tanh());
+        acc + l2
     }
-    acc + l2
 }
 
 fn run_f158<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f158(2, &p[0..4], &p[4..7])]
+    vec![M158::f158(2, &p[0..4], &p[4..7])]
 }
 
 fn vjp_f158(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f158_grad(2, &p[0..4], &p[4..7]);
+    let (y, g) = M158::f158_grad(2, &p[0..4], &p[4..7]);
     (vec![y], g.flatten())
 }
 // ---- end f158 ----
@@ -5779,7 +5869,7 @@ where
 {
     let mut acc = (x - y) % (y + T::from(2.0).unwrap());
     let t1 = T::from(0.5).unwrap();
-    acc = (acc * T::from(-0.031).unwrap()) - (if f107((x.mul_add(y, x) * T::from(0.533).unwrap()).sin(), x).is_sign_positive() { y.cos() } else { (T::from(0.5).unwrap() + T::from(1.25).unwrap()).log2() });
+    acc = (acc * T::from(-0.031).unwrap()) - (if M107::f107((x.mul_add(y, x) * T::from(0.533).unwrap()).sin(), x).is_sign_positive() { y.cos() } else { (T::from(0.5).unwrap() + T::from(1.25).unwrap()).log2() });
     let t2 = t1.signum() - (T::from(-0.603).unwrap() - acc);
     [acc * t2, ((x / (x.abs() + T::from(0.5).unwrap())) * T::from(0.666).unwrap()).sin().cosh(), y, Float::asin(T::tanh((t2 - t1) * T::from(0.625).unwrap()) * T::from(0.9).unwrap())]
 }
@@ -5857,7 +5947,7 @@ fn f163<T: Float + NumAssign + Sum + Product>(n: usize, x: T) -> T {
     let acc = Float::tanh(x.tanh().tan());
     for i1 in 0..3 {
         let (p2, q3) = f159::<T>((acc * T::from(0.5).unwrap()).tanh());
-        if f115(x.clamp(T::from(-0.825).unwrap(), T::from(1.244).unwrap()), (f103(T::sin(p2 * T::from(0.333).unwrap()), ((T::from(0.5).unwrap() - q3) * T::from(0.307).unwrap()).atan() * T::from(0.954).unwrap(), ((x + T::from(i1).unwrap()) * T::from(0.444).unwrap()).tanh()) * T::from(1.0).unwrap()).tanh(), 1, (q3 * T::from(0.333).unwrap()).atan() * T::from(0.954).unwrap()) < T::from(i1).unwrap() && x.is_sign_negative() {
+        if M115::f115(x.clamp(T::from(-0.825).unwrap(), T::from(1.244).unwrap()), (f103(T::sin(p2 * T::from(0.333).unwrap()), ((T::from(0.5).unwrap() - q3) * T::from(0.307).unwrap()).atan() * T::from(0.954).unwrap(), ((x + T::from(i1).unwrap()) * T::from(0.444).unwrap()).tanh()) * T::from(1.0).unwrap()).tanh(), 1, (q3 * T::from(0.333).unwrap()).atan() * T::from(0.954).unwrap()) < T::from(i1).unwrap() && x.is_sign_negative() {
             break;
         }
     }
@@ -5920,32 +6010,37 @@ fn vjp_f164(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f164 ----
 
 // ---- f165 ----
+pub struct M165;
+
 #[differentiate]
-fn f165<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, ys: &[T]) -> T {
-    let mut acc = Float::ln(T::from(0.5).unwrap() + T::from(1.5).unwrap());
-    acc = acc.cos() - xs[0];
-    acc *= (x * T::from(1.333).unwrap()).tanh();
-    acc *= (T::exp_m1(acc).ceil() * T::from(0.151).unwrap()).atan() * T::from(0.636).unwrap();
-    let mut buf1 = vec![T::zero(); 3];
-    let mut sum2 = acc - ys[1];
-    for i3 in 0..ys.len() {
-        for k5 in 0..3 {
-            buf1[k5] = (ys[i3] * T::from(0.215).unwrap() + T::atan((T::from(1.978).unwrap() - acc) * T::from(0.446).unwrap()) + T::from(k5).unwrap() * T::from(0.1).unwrap()).tanh();
+impl M165 {
+    #[differentiate]
+    fn f165<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T, ys: &[T]) -> T {
+        let mut acc = Float::ln(T::from(0.5).unwrap() + T::from(1.5).unwrap());
+        acc = acc.cos() - xs[0];
+        acc *= (x * T::from(1.333).unwrap()).tanh();
+        acc *= (T::exp_m1(acc).ceil() * T::from(0.151).unwrap()).atan() * T::from(0.636).unwrap();
+        let mut buf1 = vec![T::zero(); 3];
+        let mut sum2 = acc - ys[1];
+        for i3 in 0..ys.len() {
+            for k5 in 0..3 {
+                buf1[k5] = (ys[i3] * T::from(0.215).unwrap() + T::atan((T::from(1.978).unwrap() - acc) * T::from(0.446).unwrap()) + T::from(k5).unwrap() * T::from(0.1).unwrap()).tanh();
+            }
+            for j4 in 1..3 {
+                buf1[j4] = (buf1[j4 - 1] * T::from(0.891).unwrap()).sin();
+            }
+            sum2 += buf1[2] * buf1[0] * T::from(0.5).unwrap();
         }
-        for j4 in 1..3 {
-            buf1[j4] = (buf1[j4 - 1] * T::from(0.891).unwrap()).sin();
-        }
-        sum2 += buf1[2] * buf1[0] * T::from(0.5).unwrap();
+        (sum2 * T::from(0.7).unwrap()).sin() + sum2
     }
-    (sum2 * T::from(0.7).unwrap()).sin() + sum2
 }
 
 fn run_f165<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f165(&p[0..3], p[3], &p[4..8])]
+    vec![M165::f165(&p[0..3], p[3], &p[4..8])]
 }
 
 fn vjp_f165(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f165_grad(&p[0..3], p[3], &p[4..8]);
+    let (y, g) = M165::f165_grad(&p[0..3], p[3], &p[4..8]);
     (vec![y], g.flatten())
 }
 // ---- end f165 ----
@@ -5958,7 +6053,7 @@ where
 {
     let mut acc = T::abs((ys[n % 2].exp() + T::from(1.0).unwrap()).cbrt());
     if (xs[n - 1] + z).is_sign_negative() {
-        return f137(ys);
+        return M137::f137(ys);
     }
     let (p1, q2) = f164(Float::atan(f119(xs, ((T::from(1.719).unwrap() % (T::from(n).unwrap() * T::from(n).unwrap() + T::from(0.75).unwrap())) * T::from(1.163).unwrap()).tanh(), xs[0], y) * T::from(0.143).unwrap()) * T::from(0.954).unwrap(), 3);
     let mut best3 = (y + x) % (ys.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>().exp() + T::from(0.75).unwrap());
@@ -6050,30 +6145,35 @@ fn vjp_f168(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f168 ----
 
 // ---- f169 ----
+pub struct M169;
+
 #[differentiate]
-fn f169<T>(x: T, ys: &[T], xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = if x < T::from(-0.677).unwrap() { xs[1] + x } else { xs[1] * x };
-    let mut w1 = vec![T::from(-0.107).unwrap() * acc; 2];
-    let t2 = (x / (T::from(-1.673).unwrap().exp() + T::from(0.75).unwrap())) - x;
-    w1[1] = t2;
-    w1[1] -= xs[0];
-    let t2 = (t2 * T::from(0.571).unwrap()).sin().cosh();
-    let mut sum3 = ((acc * ys[0]) + (w1[1] * T::from(0.4).unwrap()).tanh()) - t2;
-    for i4 in 0..ys.len() {
-        sum3 += (ys[i4] * T::from(0.303).unwrap() + T::round(t2)).tanh() * T::from(0.5).unwrap();
+impl M169 {
+    #[differentiate]
+    fn f169<T>(x: T, ys: &[T], xs: &[T]) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let acc = if x < T::from(-0.677).unwrap() { xs[1] + x } else { xs[1] * x };
+        let mut w1 = vec![T::from(-0.107).unwrap() * acc; 2];
+        let t2 = (x / (T::from(-1.673).unwrap().exp() + T::from(0.75).unwrap())) - x;
+        w1[1] = t2;
+        w1[1] -= xs[0];
+        let t2 = (t2 * T::from(0.571).unwrap()).sin().cosh();
+        let mut sum3 = ((acc * ys[0]) + (w1[1] * T::from(0.4).unwrap()).tanh()) - t2;
+        for i4 in 0..ys.len() {
+            sum3 += (ys[i4] * T::from(0.303).unwrap() + T::round(t2)).tanh() * T::from(0.5).unwrap();
+        }
+        sum3
     }
-    sum3
 }
 
 fn run_f169<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f169(p[0], &p[1..3], &p[3..7])]
+    vec![M169::f169(p[0], &p[1..3], &p[3..7])]
 }
 
 fn vjp_f169(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f169_grad(p[0], &p[1..3], &p[3..7]);
+    let (y, g) = M169::f169_grad(p[0], &p[1..3], &p[3..7]);
     (vec![y], g.flatten())
 }
 // ---- end f169 ----
@@ -6231,53 +6331,63 @@ fn vjp_f173(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f173 ----
 
 // ---- f174 ----
-#[differentiate(wrt(y, x))]
-fn f174<T: Float + NumAssign + Sum + Product>(y: T, x: T, z: T) -> T {
-    let mut acc = T::clamp(z / (z.exp() + T::from(1.0).unwrap()), ((x / (T::one().abs() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()).tanh() - T::from(1.25).unwrap(), T::from(0.131).unwrap() + T::from(1.25).unwrap());
-    let t1 = (z - y) + (z.abs() + T::from(1.0).unwrap()).recip();
-    for i2 in 1..2 {
-        let (b3, b4) = ((((acc / (T::one().exp() + T::from(1.0).unwrap())) + (x + acc)) * T::from(0.25).unwrap()).tanh(), T::from(i2).unwrap());
-        acc = ((((acc * T::from(0.615).unwrap()).sin().exp() + T::from(1.0).unwrap()).recip() - (b3 - b4)) * T::from(0.5).unwrap()).tanh();
+pub struct M174;
+
+#[differentiate]
+impl M174 {
+    #[differentiate(wrt(y, x))]
+    fn f174<T: Float + NumAssign + Sum + Product>(y: T, x: T, z: T) -> T {
+        let mut acc = T::clamp(z / (z.exp() + T::from(1.0).unwrap()), ((x / (T::one().abs() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()).tanh() - T::from(1.25).unwrap(), T::from(0.131).unwrap() + T::from(1.25).unwrap());
+        let t1 = (z - y) + (z.abs() + T::from(1.0).unwrap()).recip();
+        for i2 in 1..2 {
+            let (b3, b4) = ((((acc / (T::one().exp() + T::from(1.0).unwrap())) + (x + acc)) * T::from(0.25).unwrap()).tanh(), T::from(i2).unwrap());
+            acc = ((((acc * T::from(0.615).unwrap()).sin().exp() + T::from(1.0).unwrap()).recip() - (b3 - b4)) * T::from(0.5).unwrap()).tanh();
+        }
+        T::tanh(((acc * t1) * (-T::asin(t1.tanh() * T::from(0.9).unwrap()))) * T::from(0.07).unwrap())
     }
-    T::tanh(((acc * t1) * (-T::asin(t1.tanh() * T::from(0.9).unwrap()))) * T::from(0.07).unwrap())
 }
 
 fn run_f174<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f174(p[0], p[1], p[2])]
+    vec![M174::f174(p[0], p[1], p[2])]
 }
 
 fn vjp_f174(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f174_grad(p[0], p[1], p[2]);
+    let (y, g) = M174::f174_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f174 ----
 
 // ---- f175 ----
-#[differentiate(wrt(y, xs))]
-fn f175<T>(x: T, y: T, xs: &[T], z: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (xs[1].round().abs() + T::from(1.0).unwrap()).log((Float::powf(xs[2].exp() + T::from(0.5).unwrap(), y) * T::from(0.063).unwrap()).tanh() + T::from(3.25).unwrap());
-    let t1 = ((acc.abs() + T::from(0.5).unwrap()).sqrt() - xs[1]).to_radians();
-    for _ in xs.iter() {
-        for i3 in 1..=2 {
-            acc = (acc * T::from(-0.049).unwrap()) * ((x * ((t1 + xs[i3 % 3]) * T::from(0.439).unwrap()).tanh()).abs() + T::from(0.5).unwrap()).recip();
+pub struct M175;
+
+#[differentiate]
+impl M175 {
+    #[differentiate(wrt(y, xs))]
+    fn f175<T>(x: T, y: T, xs: &[T], z: T) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = (xs[1].round().abs() + T::from(1.0).unwrap()).log((Float::powf(xs[2].exp() + T::from(0.5).unwrap(), y) * T::from(0.063).unwrap()).tanh() + T::from(3.25).unwrap());
+        let t1 = ((acc.abs() + T::from(0.5).unwrap()).sqrt() - xs[1]).to_radians();
+        for _ in xs.iter() {
+            for i3 in 1..=2 {
+                acc = (acc * T::from(-0.049).unwrap()) * ((x * ((t1 + xs[i3 % 3]) * T::from(0.439).unwrap()).tanh()).abs() + T::from(0.5).unwrap()).recip();
+            }
+            let t4 = (x / ((acc.atan2(-(xs[0] * xs[0] + T::from(1.0).unwrap())) * T::from(0.636).unwrap()).tanh().exp() + T::from(1.0).unwrap())) - (if (Float::sin(xs[0] * T::from(1.333).unwrap()) * T::from(0.9).unwrap()).acos() >= T::from(1.339).unwrap() || xs.iter().map(|v| v.abs()).any(|t| t > T::from(0.626).unwrap()) { (T::from(-1.521).unwrap() + T::from(2.521).unwrap()).log2() } else { xs[0] });
+            acc = (((acc * T::from(-0.444).unwrap()) + t4) * T::from(0.349).unwrap()).tanh();
         }
-        let t4 = (x / ((acc.atan2(-(xs[0] * xs[0] + T::from(1.0).unwrap())) * T::from(0.636).unwrap()).tanh().exp() + T::from(1.0).unwrap())) - (if (Float::sin(xs[0] * T::from(1.333).unwrap()) * T::from(0.9).unwrap()).acos() >= T::from(1.339).unwrap() || xs.iter().map(|v| v.abs()).any(|t| t > T::from(0.626).unwrap()) { (T::from(-1.521).unwrap() + T::from(2.521).unwrap()).log2() } else { xs[0] });
-        acc = (((acc * T::from(-0.444).unwrap()) + t4) * T::from(0.349).unwrap()).tanh();
+        let s5 = { let mut acc6 = T::zero(); for k7 in 0..3 { acc6 = acc6 + xs[k7] * xs[k7]; } acc6 };
+        acc /= (((acc * T::from(1.106).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).atanh() + T::from(2.723).unwrap();
+        ((acc - z) + Float::tanh(s5 * T::from(0.296).unwrap())) - ((T::from(0.5).unwrap() - t1).exp() + T::from(0.75).unwrap()).log2()
     }
-    let s5 = { let mut acc6 = T::zero(); for k7 in 0..3 { acc6 = acc6 + xs[k7] * xs[k7]; } acc6 };
-    acc /= (((acc * T::from(1.106).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).atanh() + T::from(2.723).unwrap();
-    ((acc - z) + Float::tanh(s5 * T::from(0.296).unwrap())) - ((T::from(0.5).unwrap() - t1).exp() + T::from(0.75).unwrap()).log2()
 }
 
 fn run_f175<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f175(p[0], p[1], &p[2..5], p[5])]
+    vec![M175::f175(p[0], p[1], &p[2..5], p[5])]
 }
 
 fn vjp_f175(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f175_grad(p[0], p[1], &p[2..5], p[5]);
+    let (y, g) = M175::f175_grad(p[0], p[1], &p[2..5], p[5]);
     (vec![y], g.flatten())
 }
 // ---- end f175 ----
@@ -6441,7 +6551,7 @@ where
         while (f131(ys[n - 1], xs, n, ((s1 + s1) * T::from(0.222).unwrap()).tanh(), xs) < T::from(-0.769).unwrap()) && k2 < 2 {
             k2 += 1;
             for _ in ys.iter() {
-                acc = ((Float::tanh(acc) + (f175(xs[n % 3], ((acc + x) * T::from(0.409).unwrap()).sin(), xs, ((T::from(n).unwrap() + ys[n % 5]) * T::from(0.363).unwrap()).atan() * T::from(0.954).unwrap()) / (((acc + x) * T::from(0.409).unwrap()).tanh().exp() + T::from(1.0).unwrap()))) * T::from(0.299).unwrap()).atan() * T::from(0.877).unwrap();
+                acc = ((Float::tanh(acc) + (M175::f175(xs[n % 3], ((acc + x) * T::from(0.409).unwrap()).sin(), xs, ((T::from(n).unwrap() + ys[n % 5]) * T::from(0.363).unwrap()).atan() * T::from(0.954).unwrap()) / (((acc + x) * T::from(0.409).unwrap()).tanh().exp() + T::from(1.0).unwrap()))) * T::from(0.299).unwrap()).atan() * T::from(0.877).unwrap();
                 let l4;
                 if (acc / ((s1 * T::from(0.444).unwrap()).sin() * (s1 * T::from(0.444).unwrap()).sin() + T::from(1.0).unwrap())) < ys[n % 5] {
                     l4 = x % ((ys[n % 5].max(ys[n % ys.len()]) - xs[n % xs.len()]) + T::from(3.75).unwrap());
@@ -6548,7 +6658,7 @@ where
         acc = (acc * T::from(0.568).unwrap()) + w5[1];
     }
     for &_ in ys.iter() {
-        let t7 = f158(2, ys, xs).to_radians();
+        let t7 = M158::f158(2, ys, xs).to_radians();
         acc = T::tanh((acc - t7) * T::from(0.25).unwrap());
     }
     (acc, ((f123(((acc.tanh() * T::from(0.9).unwrap()).asin() * T::from(0.636).unwrap()).tanh(), (acc.trunc() * T::from(0.408).unwrap()).tanh(), xs, x.abs()).abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p())
@@ -6632,43 +6742,48 @@ fn vjp_f184(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f184 ----
 
 // ---- f185 ----
-#[differentiate(wrt(ys))]
-fn f185<T>(ys: &[T], xs: &[T]) -> Vec<T>
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = T::to_degrees((xs[0].asinh() * T::from(1.673).unwrap()).sin() * T::from(0.05).unwrap());
-    let mut k1 = 0;
-    while k1 < 2 && (xs[1].cos() < T::from(-0.268).unwrap()) {
-        k1 += 1;
-        acc = (((acc * T::from(0.55).unwrap()) + ys[3]) * T::from(0.478).unwrap()).tanh();
-        acc -= (xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
-        acc = ((acc.tanh() + ((acc * T::from(0.411).unwrap()).atan() * (acc * T::from(0.411).unwrap()).atan() + T::from(0.75).unwrap()).hypot(T::one())) * T::from(0.383).unwrap()).tanh();
-    }
-    ys.iter().rev().filter(|v| v.abs() > T::from(0.59).unwrap()).for_each(|&v2| {
-        let mut k3 = 0;
-        loop {
-            k3 += 1;
-            acc -= (xs[1] * T::from(1.333).unwrap()).sin() * T::from(0.333).unwrap();
-            if ((v2 - xs[1]) <= T::from(-1.228).unwrap()) || k3 >= 3 {
-                break;
-            }
+pub struct M185;
+
+#[differentiate]
+impl M185 {
+    #[differentiate(wrt(ys))]
+    fn f185<T>(ys: &[T], xs: &[T]) -> Vec<T>
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = T::to_degrees((xs[0].asinh() * T::from(1.673).unwrap()).sin() * T::from(0.05).unwrap());
+        let mut k1 = 0;
+        while k1 < 2 && (xs[1].cos() < T::from(-0.268).unwrap()) {
+            k1 += 1;
+            acc = (((acc * T::from(0.55).unwrap()) + ys[3]) * T::from(0.478).unwrap()).tanh();
+            acc -= (xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap();
+            acc = ((acc.tanh() + ((acc * T::from(0.411).unwrap()).atan() * (acc * T::from(0.411).unwrap()).atan() + T::from(0.75).unwrap()).hypot(T::one())) * T::from(0.383).unwrap()).tanh();
         }
-        let u5 = f144(((v2 - v2) * T::from(0.666).unwrap()).tanh(), Float::ln_1p((T::from(-0.684).unwrap() * T::from(-0.684).unwrap() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()), xs, ((acc - T::from(1.852).unwrap()) * T::from(0.17).unwrap()).sin());
-        acc = T::tanh((acc + (u5[0] * T::from(0.4).unwrap()).tanh()) * T::from(0.184).unwrap());
-    });
-    let mut out6 = vec![T::acos(ys[0].sin() * T::from(0.85).unwrap()); 4];
-    out6[0] += (acc * T::from(0.202).unwrap()).atan();
-    out6[2] = ((acc.tanh().tan() + f147(ys, xs, (acc * T::from(0.202).unwrap()).tanh(), 1)) * T::from(0.395).unwrap()).sin();
-    out6
+        ys.iter().rev().filter(|v| v.abs() > T::from(0.59).unwrap()).for_each(|&v2| {
+            let mut k3 = 0;
+            loop {
+                k3 += 1;
+                acc -= (xs[1] * T::from(1.333).unwrap()).sin() * T::from(0.333).unwrap();
+                if ((v2 - xs[1]) <= T::from(-1.228).unwrap()) || k3 >= 3 {
+                    break;
+                }
+            }
+            let u5 = f144(((v2 - v2) * T::from(0.666).unwrap()).tanh(), Float::ln_1p((T::from(-0.684).unwrap() * T::from(-0.684).unwrap() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()), xs, ((acc - T::from(1.852).unwrap()) * T::from(0.17).unwrap()).sin());
+            acc = T::tanh((acc + (u5[0] * T::from(0.4).unwrap()).tanh()) * T::from(0.184).unwrap());
+        });
+        let mut out6 = vec![T::acos(ys[0].sin() * T::from(0.85).unwrap()); 4];
+        out6[0] += (acc * T::from(0.202).unwrap()).atan();
+        out6[2] = ((acc.tanh().tan() + f147(ys, xs, (acc * T::from(0.202).unwrap()).tanh(), 1)) * T::from(0.395).unwrap()).sin();
+        out6
+    }
 }
 
 fn run_f185<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f185(&p[0..5], &p[5..8])
+    M185::f185(&p[0..5], &p[5..8])
 }
 
 fn vjp_f185(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f185_pullback(&p[0..5], &p[5..8]);
+    let (y, pullback) = M185::f185_pullback(&p[0..5], &p[5..8]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f185 ----
@@ -6975,7 +7090,7 @@ fn vjp_f194(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 fn f195<T: Float + NumAssign + Sum + Product>(x: T) -> T {
     let mut acc = x;
     acc = (acc * T::from(0.593).unwrap()) + x.cosh().tanh().tan();
-    let (b1, b2) = (f174::<T>(Float::atan(Float::mul_add(acc, x, x) * T::from(0.386).unwrap()) * T::from(0.954).unwrap(), (acc.exp2() * T::from(0.173).unwrap()).tanh(), (f184::<T>(4, Float::to_radians(x), x, ((acc - acc) * T::from(0.408).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.266).unwrap()).tanh()), T::atan((-(acc * acc)) * T::from(0.334).unwrap()));
+    let (b1, b2) = (M174::f174::<T>(Float::atan(Float::mul_add(acc, x, x) * T::from(0.386).unwrap()) * T::from(0.954).unwrap(), (acc.exp2() * T::from(0.173).unwrap()).tanh(), (f184::<T>(4, Float::to_radians(x), x, ((acc - acc) * T::from(0.408).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.266).unwrap()).tanh()), T::atan((-(acc * acc)) * T::from(0.334).unwrap()));
     let h4 = |s: T| (T::sin((if !((x - b2) > T::from(0.5).unwrap()) && b1 <= x { acc.sinh() } else { (x.sin() * T::from(0.85).unwrap()).asin() }) * T::from(0.343).unwrap())) * s;
     let t3 = h4(T::from(0.5).unwrap()) + h4(T::from(0.5).unwrap());
     acc -= f135::<T>(b1, 4, (T::log2(x * x + T::from(1.0).unwrap()) * T::from(1.131).unwrap()).atan() * T::from(0.954).unwrap(), T::tanh(b1.min(T::from(-1.689).unwrap()) * T::from(1.184).unwrap()));
@@ -7259,7 +7374,7 @@ fn vjp_f202(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- f203 ----
 #[differentiate]
 fn f203<T: Float + NumAssign + Sum + Product>(z: T, x: T, y: T, n: usize) -> T {
-    let mut acc = if (y - (T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(0.5).unwrap()).log10()) >= x { f174((f177(((x + T::from(2.25).unwrap()).hypot(z) * T::from(0.38).unwrap()).sin()) * T::from(0.562).unwrap()).atan() * T::from(0.954).unwrap(), (z.exp_m1() * T::from(0.446).unwrap()).sin(), (T::ceil(y) * T::from(0.8).unwrap()).tanh()) } else { T::sin(T::from(1.662).unwrap()) };
+    let mut acc = if (y - (T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(0.5).unwrap()).log10()) >= x { M174::f174((f177(((x + T::from(2.25).unwrap()).hypot(z) * T::from(0.38).unwrap()).sin()) * T::from(0.562).unwrap()).atan() * T::from(0.954).unwrap(), (z.exp_m1() * T::from(0.446).unwrap()).sin(), (T::ceil(y) * T::from(0.8).unwrap()).tanh()) } else { T::sin(T::from(1.662).unwrap()) };
     let t1 = y;
     for _ in 0..4 {
         let t3 = (x * (acc * T::from(0.4).unwrap()).atan()).atan();
@@ -7449,7 +7564,7 @@ where
     for _ in 0..w1.len() {
         acc = ((acc + ((T::from(-0.497).unwrap().atan2(x * x + T::from(1.0).unwrap()).abs() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p()) * T::from(0.265).unwrap()).atan();
     }
-    (acc, f158::<T>(1, xs, &w1))
+    (acc, M158::f158::<T>(1, xs, &w1))
 }
 
 fn run_f208<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
@@ -7506,7 +7621,7 @@ where
             acc += (w3[1] * T::from(1.333).unwrap()).tanh();
         }
         let b4 = {
-            let c5 = (f169(xs[1], ys, xs) * T::from(0.248).unwrap()).tanh();
+            let c5 = (M169::f169(xs[1], ys, xs) * T::from(0.248).unwrap()).tanh();
             (((t1 - xs[1]) + (c5 + t1)) * T::from(0.363).unwrap()).tanh()
         };
         let w6 = vec![(acc * T::from(0.444).unwrap()).atan() * xs[0]; 4];
@@ -7587,7 +7702,7 @@ fn vjp_f212(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- f213 ----
 #[differentiate]
 fn f213<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let mut acc = (f184(3, f174(ys[1].abs(), ys[0], ys[1]), (xs[1].exp_m1() * T::from(0.446).unwrap()).sin(), ys[0].abs()) * T::from(0.266).unwrap()).sin().mul_add(xs[1].sin(), xs[1] / (xs[0].abs() + T::from(1.0).unwrap()));
+    let mut acc = (f184(3, M174::f174(ys[1].abs(), ys[0], ys[1]), (xs[1].exp_m1() * T::from(0.446).unwrap()).sin(), ys[0].abs()) * T::from(0.266).unwrap()).sin().mul_add(xs[1].sin(), xs[1] / (xs[0].abs() + T::from(1.0).unwrap()));
     let h2 = |s: T| ((((xs[1] * acc) + ys[0]) * T::from(0.38).unwrap()).tanh()) * s;
     let t1 = h2(T::from(0.5).unwrap()) + h2(T::from(0.5).unwrap());
     let t3 = ((acc + xs[1].round()) * T::from(0.4).unwrap()).sin();
@@ -7623,30 +7738,35 @@ fn vjp_f213(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f213 ----
 
 // ---- f214 ----
+pub struct M214;
+
 #[differentiate]
-fn f214<T>(ys: &[T], y: T, xs: &[T], x: T) -> [T; 4]
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (y.abs() + T::from(0.5).unwrap()).log(x.exp() + T::from(2.25).unwrap()) * y;
-    for &v1 in ys.iter() {
-        acc -= T::atan((f196(ys, ys) % (x + T::from(2.5).unwrap())) * T::from(0.5).unwrap()) * T::from(0.636).unwrap();
-        for _ in (0..5).rev().step_by(3) {
-            let t3 = Float::asin(v1.tanh() * T::from(0.9).unwrap());
-            acc *= (t3 * T::from(0.636).unwrap()).sin();
+impl M214 {
+    #[differentiate]
+    fn f214<T>(ys: &[T], y: T, xs: &[T], x: T) -> [T; 4]
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = (y.abs() + T::from(0.5).unwrap()).log(x.exp() + T::from(2.25).unwrap()) * y;
+        for &v1 in ys.iter() {
+            acc -= T::atan((f196(ys, ys) % (x + T::from(2.5).unwrap())) * T::from(0.5).unwrap()) * T::from(0.636).unwrap();
+            for _ in (0..5).rev().step_by(3) {
+                let t3 = Float::asin(v1.tanh() * T::from(0.9).unwrap());
+                acc *= (t3 * T::from(0.636).unwrap()).sin();
+            }
         }
+        let s4 = { let mut acc5 = T::zero(); for k6 in 0..5 { acc5 = acc5 + ys[k6] * ys[5 - 1 - k6]; } acc5 };
+        let s7 = xs.iter().copied().product::<T>();
+        [acc * (s4 * T::from(0.177).unwrap()).atan(), T::tanh((((x * ys[1]) + s4) + s7) * T::from(0.126).unwrap()), -(s7 - ys[4]), y.atan() / (T::signum(T::from(-1.172).unwrap()) * T::signum(T::from(-1.172).unwrap()) + T::from(1.0).unwrap())]
     }
-    let s4 = { let mut acc5 = T::zero(); for k6 in 0..5 { acc5 = acc5 + ys[k6] * ys[5 - 1 - k6]; } acc5 };
-    let s7 = xs.iter().copied().product::<T>();
-    [acc * (s4 * T::from(0.177).unwrap()).atan(), T::tanh((((x * ys[1]) + s4) + s7) * T::from(0.126).unwrap()), -(s7 - ys[4]), y.atan() / (T::signum(T::from(-1.172).unwrap()) * T::signum(T::from(-1.172).unwrap()) + T::from(1.0).unwrap())]
 }
 
 fn run_f214<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f214(&p[0..5], p[5], &p[6..8], p[8]).to_vec()
+    M214::f214(&p[0..5], p[5], &p[6..8], p[8]).to_vec()
 }
 
 fn vjp_f214(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f214_pullback(&p[0..5], p[5], &p[6..8], p[8]);
+    let (y, pullback) = M214::f214_pullback(&p[0..5], p[5], &p[6..8], p[8]);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -8126,7 +8246,7 @@ where
     out5[1] = xs[4];
     out5[2] = t1;
     out5[0] += w2[2];
-    out5[1] = (f174(T::from(0.5).unwrap(), (T::from(1.002).unwrap().exp2() * T::from(0.734).unwrap()).tanh(), xs[4].fract()).tanh() * T::from(0.9).unwrap()).acos();
+    out5[1] = (M174::f174(T::from(0.5).unwrap(), (T::from(1.002).unwrap().exp2() * T::from(0.734).unwrap()).tanh(), xs[4].fract()).tanh() * T::from(0.9).unwrap()).acos();
     out5
 }
 
@@ -8175,33 +8295,38 @@ fn vjp_f228(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f228 ----
 
 // ---- f229 ----
+pub struct M229;
+
 #[differentiate]
-fn f229<T>(y: T, xs: &[T], x: T, n: usize) -> (T, T)
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    let (p1, q2) = f208::<T>(xs[n - 1], xs, ((xs[0] - acc) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap());
-    let s3 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
-    acc -= xs[2];
-    for _ in (0..4).rev() {
-        for _ in 0..3 {
-            let t6 = f177::<T>(T::from(-0.513).unwrap() / (T::from(0.23).unwrap() * T::from(0.23).unwrap() + T::from(0.75).unwrap()));
-            acc /= t6.abs() + T::from(1.5).unwrap();
+impl M229 {
+    #[differentiate]
+    fn f229<T>(y: T, xs: &[T], x: T, n: usize) -> (T, T)
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = x;
+        let (p1, q2) = f208::<T>(xs[n - 1], xs, ((xs[0] - acc) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap());
+        let s3 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
+        acc -= xs[2];
+        for _ in (0..4).rev() {
+            for _ in 0..3 {
+                let t6 = f177::<T>(T::from(-0.513).unwrap() / (T::from(0.23).unwrap() * T::from(0.23).unwrap() + T::from(0.75).unwrap()));
+                acc /= t6.abs() + T::from(1.5).unwrap();
+            }
+            let s7: T = { let mut acc8 = T::zero(); for k9 in 0..4 { acc8 = acc8 + xs[k9] * xs[k9]; } acc8 };
+            acc = ((acc.tanh() * ((s7 / (acc.trunc().abs() + T::from(0.75).unwrap())) / (s3.abs() + T::from(0.75).unwrap()))) * T::from(0.125).unwrap()).sin();
         }
-        let s7: T = { let mut acc8 = T::zero(); for k9 in 0..4 { acc8 = acc8 + xs[k9] * xs[k9]; } acc8 };
-        acc = ((acc.tanh() * ((s7 / (acc.trunc().abs() + T::from(0.75).unwrap())) / (s3.abs() + T::from(0.75).unwrap()))) * T::from(0.125).unwrap()).sin();
+        (acc + (p1 * T::from(0.354).unwrap()).tanh(), (xs[n % xs.len()] + y) - (q2 * T::from(0.354).unwrap()).atan())
     }
-    (acc + (p1 * T::from(0.354).unwrap()).tanh(), (xs[n % xs.len()] + y) - (q2 * T::from(0.354).unwrap()).atan())
 }
 
 fn run_f229<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f229(p[0], &p[1..5], p[5], 4);
+    let (a, b) = M229::f229(p[0], &p[1..5], p[5], 4);
     vec![a, b]
 }
 
 fn vjp_f229(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f229_pullback(p[0], &p[1..5], p[5], 4);
+    let (y, pullback) = M229::f229_pullback(p[0], &p[1..5], p[5], 4);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -8294,7 +8419,7 @@ fn f232<T: Float + NumAssign + Sum + Product>(xs: &[T], z: T, y: T, x: T) -> Vec
     if xs[1] < T::from(-0.186).unwrap() {
         for _ in xs {
             acc /= Float::sin((f184(2, (Float::exp_m1(z) * T::from(0.446).unwrap()).tanh(), x / (y.abs() + T::from(1.0).unwrap()), z.asinh()) + T::max(y, z)) * T::from(0.222).unwrap()).exp() + T::from(1.0).unwrap();
-            acc = (((acc.tanh() * T::from(0.9).unwrap()).asin() - f174(-xs[0], ((T::from(0.5).unwrap().abs() + T::from(0.5).unwrap()) + T::one()).acosh(), T::tanh((acc - x) * T::from(0.282).unwrap())).abs()) * T::from(0.482).unwrap()).tanh();
+            acc = (((acc.tanh() * T::from(0.9).unwrap()).asin() - M174::f174(-xs[0], ((T::from(0.5).unwrap().abs() + T::from(0.5).unwrap()) + T::one()).acosh(), T::tanh((acc - x) * T::from(0.282).unwrap())).abs()) * T::from(0.482).unwrap()).tanh();
         }
         if (x / (xs[2].abs() + T::from(0.75).unwrap())) <= T::from(-0.443).unwrap() {
             for i2 in 0..xs.len() {
@@ -8657,36 +8782,41 @@ fn vjp_f242(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f242 ----
 
 // ---- f243 ----
+pub struct M243;
+
 #[differentiate]
-fn f243<T>(y: T, x: T, xs: &[T], ys: &[T]) -> [T; 2]
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (f184(1, y, (Float::hypot(ys[0].exp() + T::from(0.75).unwrap(), x) * T::from(0.297).unwrap()).atan() * T::from(0.954).unwrap(), ys[4]) * T::from(0.266).unwrap()).tanh();
-    let u1 = f232(xs, T::tanh((x * ys[2]) * T::from(0.888).unwrap()), xs[2], acc);
-    let (p2, q3) = f208::<T>(T::powi(x.exp() + T::from(0.75).unwrap(), -1), xs, (acc * acc + T::from(0.75).unwrap()).log((u1[0] * T::from(0.651).unwrap()).tanh().exp() + T::from(2.0).unwrap()));
-    acc *= (T::log(Float::cosh(Float::atan(u1[3] * T::from(0.651).unwrap())) + T::from(3.01).unwrap(), q3.atan2(T::sin((q3 - q3) * T::from(0.177).unwrap()) + T::from(2.0).unwrap()) + T::from(5.142).unwrap()) * T::from(0.811).unwrap()).sin();
-    for v4 in xs {
-        acc = (((acc * T::from(-0.455).unwrap()) + (acc - ((x / (xs[1] + T::from(2.5).unwrap())) + acc))) * T::from(0.145).unwrap()).sin();
-        let l5;
-        if (acc + y) < q3 {
-            l5 = (*v4 * xs[1]).asinh();
-        } else {
-            l5 = if xs[1] <= T::from(0.192).unwrap() { x.clamp(T::from(-1.052).unwrap(), T::from(1.293).unwrap()).atan() } else { (-u1[2]).atan() };
+impl M243 {
+    #[differentiate]
+    fn f243<T>(y: T, x: T, xs: &[T], ys: &[T]) -> [T; 2]
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = (f184(1, y, (Float::hypot(ys[0].exp() + T::from(0.75).unwrap(), x) * T::from(0.297).unwrap()).atan() * T::from(0.954).unwrap(), ys[4]) * T::from(0.266).unwrap()).tanh();
+        let u1 = f232(xs, T::tanh((x * ys[2]) * T::from(0.888).unwrap()), xs[2], acc);
+        let (p2, q3) = f208::<T>(T::powi(x.exp() + T::from(0.75).unwrap(), -1), xs, (acc * acc + T::from(0.75).unwrap()).log((u1[0] * T::from(0.651).unwrap()).tanh().exp() + T::from(2.0).unwrap()));
+        acc *= (T::log(Float::cosh(Float::atan(u1[3] * T::from(0.651).unwrap())) + T::from(3.01).unwrap(), q3.atan2(T::sin((q3 - q3) * T::from(0.177).unwrap()) + T::from(2.0).unwrap()) + T::from(5.142).unwrap()) * T::from(0.811).unwrap()).sin();
+        for v4 in xs {
+            acc = (((acc * T::from(-0.455).unwrap()) + (acc - ((x / (xs[1] + T::from(2.5).unwrap())) + acc))) * T::from(0.145).unwrap()).sin();
+            let l5;
+            if (acc + y) < q3 {
+                l5 = (*v4 * xs[1]).asinh();
+            } else {
+                l5 = if xs[1] <= T::from(0.192).unwrap() { x.clamp(T::from(-1.052).unwrap(), T::from(1.293).unwrap()).atan() } else { (-u1[2]).atan() };
+            }
+            acc -= T::tanh(l5 * T::from(1.273).unwrap());
         }
-        acc -= T::tanh(l5 * T::from(1.273).unwrap());
+        acc -= ((acc - f196(ys, ys)) * T::from(0.166).unwrap()).atan();
+        acc = (((acc * T::from(-0.87).unwrap()) + T::from(0.5).unwrap()) * T::from(0.321).unwrap()).sin();
+        [acc + Float::tanh(p2 * T::from(0.354).unwrap()), q3 / (acc.exp() + T::from(0.5).unwrap())]
     }
-    acc -= ((acc - f196(ys, ys)) * T::from(0.166).unwrap()).atan();
-    acc = (((acc * T::from(-0.87).unwrap()) + T::from(0.5).unwrap()) * T::from(0.321).unwrap()).sin();
-    [acc + Float::tanh(p2 * T::from(0.354).unwrap()), q3 / (acc.exp() + T::from(0.5).unwrap())]
 }
 
 fn run_f243<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f243(p[0], p[1], &p[2..6], &p[6..11]).to_vec()
+    M243::f243(p[0], p[1], &p[2..6], &p[6..11]).to_vec()
 }
 
 fn vjp_f243(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f243_pullback(p[0], p[1], &p[2..6], &p[6..11]);
+    let (y, pullback) = M243::f243_pullback(p[0], p[1], &p[2..6], &p[6..11]);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -8700,33 +8830,38 @@ fn vjp_f243(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f243 ----
 
 // ---- f244 ----
+pub struct M244;
+
 #[differentiate]
-fn f244<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (xs[1] - xs[2]).fract();
-    let l1;
-    if acc <= xs[1] {
-        l1 = acc + (acc * (xs[2] * acc));
-    } else {
-        let w2 = vec![T::zero(); 4];
-        l1 = ((((acc.exp() + T::from(1.0).unwrap()).recip() * xs[0].floor()) - ((acc - acc) - acc)) * T::from(0.363).unwrap()).tanh();
-        acc += w2[0];
+impl M244 {
+    #[differentiate]
+    fn f244<T>(xs: &[T]) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = (xs[1] - xs[2]).fract();
+        let l1;
+        if acc <= xs[1] {
+            l1 = acc + (acc * (xs[2] * acc));
+        } else {
+            let w2 = vec![T::zero(); 4];
+            l1 = ((((acc.exp() + T::from(1.0).unwrap()).recip() * xs[0].floor()) - ((acc - acc) - acc)) * T::from(0.363).unwrap()).tanh();
+            acc += w2[0];
+        }
+        for i3 in 0..4 {
+            let (b4, b5) = (T::atan(T::hypot(((xs[xs.len() - 1 - i3] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees(), ((l1 * l1) * T::from(0.32).unwrap()).sin() + T::from(2.0).unwrap()) * T::from(0.341).unwrap()), (((xs[i3 % 4] + l1) * T::from(0.5).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees());
+            acc /= ((b4 * b5) * T::from(0.444).unwrap()).tanh() + T::from(2.0).unwrap();
+        }
+        acc * f238::<T>(Float::atan(Float::powi(xs[2], 3) * T::from(0.592).unwrap()) * T::from(0.954).unwrap(), ((xs[0] + xs[1]) * T::from(0.666).unwrap()).tanh(), ((xs[2] + l1) * T::from(0.5).unwrap()).sin())
     }
-    for i3 in 0..4 {
-        let (b4, b5) = (T::atan(T::hypot(((xs[xs.len() - 1 - i3] * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees(), ((l1 * l1) * T::from(0.32).unwrap()).sin() + T::from(2.0).unwrap()) * T::from(0.341).unwrap()), (((xs[i3 % 4] + l1) * T::from(0.5).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees());
-        acc /= ((b4 * b5) * T::from(0.444).unwrap()).tanh() + T::from(2.0).unwrap();
-    }
-    acc * f238::<T>(Float::atan(Float::powi(xs[2], 3) * T::from(0.592).unwrap()) * T::from(0.954).unwrap(), ((xs[0] + xs[1]) * T::from(0.666).unwrap()).tanh(), ((xs[2] + l1) * T::from(0.5).unwrap()).sin())
 }
 
 fn run_f244<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f244(&p[0..4])]
+    vec![M244::f244(&p[0..4])]
 }
 
 fn vjp_f244(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f244_grad(&p[0..4]);
+    let (y, g) = M244::f244_grad(&p[0..4]);
     (vec![y], g.flatten())
 }
 // ---- end f244 ----
@@ -8963,27 +9098,32 @@ fn vjp_f250(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f250 ----
 
 // ---- f251 ----
+pub struct M251;
+
 #[differentiate]
-fn f251<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = xs[1].abs() / ((ys[0].exp() + T::from(1.0).unwrap()).log10() * (ys[0].exp() + T::from(1.0).unwrap()).log10() + T::from(1.0).unwrap());
-    if ys[1] < T::from(0.169).unwrap() {
-        let s1 = ys.iter().map(|&v| (Float::min((v.abs() + T::from(1.0).unwrap()).cbrt(), ((v * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).asin()) * T::from(0.636).unwrap()).tanh()).fold((T::from(-1.514).unwrap() * T::from(1.321).unwrap()).tanh(), |acc, w| acc * T::from(0.701).unwrap() + w);
-        acc *= (s1 * T::from(0.46).unwrap()).tanh();
-    } else {
-        let h3 = |s: T| ((f237((acc.exp_m1() * T::from(0.446).unwrap()).tanh(), acc) * T::from(0.275).unwrap()).tanh()) * s;
-        let t2 = h3(T::from(0.5).unwrap()) + h3(T::from(0.5).unwrap());
-        let t4 = t2.atan2(-(Float::atan(Float::asin(T::one().tanh() * T::from(0.9).unwrap()) * T::from(0.636).unwrap()).exp() + T::from(1.0).unwrap()));
-        acc -= t4;
+impl M251 {
+    #[differentiate]
+    fn f251<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+        let mut acc = xs[1].abs() / ((ys[0].exp() + T::from(1.0).unwrap()).log10() * (ys[0].exp() + T::from(1.0).unwrap()).log10() + T::from(1.0).unwrap());
+        if ys[1] < T::from(0.169).unwrap() {
+            let s1 = ys.iter().map(|&v| (Float::min((v.abs() + T::from(1.0).unwrap()).cbrt(), ((v * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()).asin()) * T::from(0.636).unwrap()).tanh()).fold((T::from(-1.514).unwrap() * T::from(1.321).unwrap()).tanh(), |acc, w| acc * T::from(0.701).unwrap() + w);
+            acc *= (s1 * T::from(0.46).unwrap()).tanh();
+        } else {
+            let h3 = |s: T| ((f237((acc.exp_m1() * T::from(0.446).unwrap()).tanh(), acc) * T::from(0.275).unwrap()).tanh()) * s;
+            let t2 = h3(T::from(0.5).unwrap()) + h3(T::from(0.5).unwrap());
+            let t4 = t2.atan2(-(Float::atan(Float::asin(T::one().tanh() * T::from(0.9).unwrap()) * T::from(0.636).unwrap()).exp() + T::from(1.0).unwrap()));
+            acc -= t4;
+        }
+        acc
     }
-    acc
 }
 
 fn run_f251<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f251(&p[0..2], &p[2..4])]
+    vec![M251::f251(&p[0..2], &p[2..4])]
 }
 
 fn vjp_f251(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f251_grad(&p[0..2], &p[2..4]);
+    let (y, g) = M251::f251_grad(&p[0..2], &p[2..4]);
     (vec![y], g.flatten())
 }
 // ---- end f251 ----
@@ -9294,21 +9434,26 @@ fn vjp_f258(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f258 ----
 
 // ---- f259 ----
-#[differentiate(wrt(y, x))]
-fn f259<T: Float + NumAssign + Sum + Product>(y: T, ys: &[T], x: T, xs: &[T]) -> T {
-    let mut acc = (ys[1].sin() * T::from(0.85).unwrap()).atanh() / ((T::from(-0.492).unwrap() - y) * (T::from(-0.492).unwrap() - y) + T::from(0.75).unwrap());
-    acc *= (acc * xs[0]).signum();
-    let u1 = f232(xs, ((y + ys[1]) * T::from(0.666).unwrap()).sin(), x, ((T::from(0.315).unwrap() + ys[1]) * T::from(1.101).unwrap()).atan() * T::from(0.954).unwrap());
-    let w2 = vec![T::zero(); 3];
-    ((acc + u1[2]) * w2[2]) - x
+pub struct M259;
+
+#[differentiate]
+impl M259 {
+    #[differentiate(wrt(y, x))]
+    fn f259<T: Float + NumAssign + Sum + Product>(y: T, ys: &[T], x: T, xs: &[T]) -> T {
+        let mut acc = (ys[1].sin() * T::from(0.85).unwrap()).atanh() / ((T::from(-0.492).unwrap() - y) * (T::from(-0.492).unwrap() - y) + T::from(0.75).unwrap());
+        acc *= (acc * xs[0]).signum();
+        let u1 = f232(xs, ((y + ys[1]) * T::from(0.666).unwrap()).sin(), x, ((T::from(0.315).unwrap() + ys[1]) * T::from(1.101).unwrap()).atan() * T::from(0.954).unwrap());
+        let w2 = vec![T::zero(); 3];
+        ((acc + u1[2]) * w2[2]) - x
+    }
 }
 
 fn run_f259<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f259(p[0], &p[1..3], p[3], &p[4..8])]
+    vec![M259::f259(p[0], &p[1..3], p[3], &p[4..8])]
 }
 
 fn vjp_f259(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f259_grad(p[0], &p[1..3], p[3], &p[4..8]);
+    let (y, g) = M259::f259_grad(p[0], &p[1..3], p[3], &p[4..8]);
     (vec![y], g.flatten())
 }
 // ---- end f259 ----
@@ -9362,7 +9507,7 @@ fn f261<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
     acc = (((acc * T::from(-0.762).unwrap()) + acc) * T::from(0.283).unwrap()).atan();
     acc = (acc * T::from(-0.635).unwrap()) * xs[1];
     for i5 in 0..2 {
-        w3[i5] = f259(Float::tanh(acc * T::from(0.572).unwrap()), xs, Float::tanh(acc * T::from(0.572).unwrap()), ys) - (w3[w3.len() - 1 - i5].abs() + T::from(0.75).unwrap()).log2();
+        w3[i5] = M259::f259(Float::tanh(acc * T::from(0.572).unwrap()), xs, Float::tanh(acc * T::from(0.572).unwrap()), ys) - (w3[w3.len() - 1 - i5].abs() + T::from(0.75).unwrap()).log2();
     }
     let s6 = { let mut acc7 = T::zero(); for k8 in 0..2 { acc7 = acc7 + w3[k8] * w3[2 - 1 - k8]; } acc7 };
     acc *= Float::tanh((acc - ys[2].trunc()) * T::from(0.5).unwrap());
@@ -9388,36 +9533,41 @@ fn vjp_f261(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f261 ----
 
 // ---- f262 ----
+pub struct M262;
+
 #[differentiate]
-fn f262<T>(xs: &[T]) -> [T; 2]
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[2];
-    let t1 = (Float::recip(acc * acc + T::from(0.75).unwrap()) * (xs[2] % (T::from(-0.7).unwrap() * T::from(-0.7).unwrap() + T::from(1.0).unwrap()))) * (acc + xs[0]).cos();
-    let mut u2 = f232(xs, xs[1], ((t1 * t1) * T::from(0.506).unwrap()).tanh(), ((t1 * t1) * T::from(0.506).unwrap()).sin());
-    let u3 = f232(xs, acc, ((acc * acc + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p(), acc);
-    let l4;
-    if Float::ln(acc + T::from(2.5).unwrap()) < T::from(-0.072).unwrap() && (acc - t1) >= T::from(-0.15).unwrap() {
-        acc -= (((xs[3] - t1) - u2[3]) * T::from(0.304).unwrap()).tanh();
-        l4 = t1;
-    } else {
-        let t5 = acc / (t1.exp() + T::from(1.0).unwrap());
-        l4 = acc;
-        acc += t5;
+impl M262 {
+    #[differentiate]
+    fn f262<T>(xs: &[T]) -> [T; 2]
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = xs[2];
+        let t1 = (Float::recip(acc * acc + T::from(0.75).unwrap()) * (xs[2] % (T::from(-0.7).unwrap() * T::from(-0.7).unwrap() + T::from(1.0).unwrap()))) * (acc + xs[0]).cos();
+        let mut u2 = f232(xs, xs[1], ((t1 * t1) * T::from(0.506).unwrap()).tanh(), ((t1 * t1) * T::from(0.506).unwrap()).sin());
+        let u3 = f232(xs, acc, ((acc * acc + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p(), acc);
+        let l4;
+        if Float::ln(acc + T::from(2.5).unwrap()) < T::from(-0.072).unwrap() && (acc - t1) >= T::from(-0.15).unwrap() {
+            acc -= (((xs[3] - t1) - u2[3]) * T::from(0.304).unwrap()).tanh();
+            l4 = t1;
+        } else {
+            let t5 = acc / (t1.exp() + T::from(1.0).unwrap());
+            l4 = acc;
+            acc += t5;
+        }
+        for _ in 0..4 {
+            u2[3] -= (acc * T::from(0.285).unwrap()).atan() * T::from(0.636).unwrap();
+        }
+        [(acc + (u2[1] * T::from(0.283).unwrap()).tanh()) - l4, u2[1] + u3[2]]
     }
-    for _ in 0..4 {
-        u2[3] -= (acc * T::from(0.285).unwrap()).atan() * T::from(0.636).unwrap();
-    }
-    [(acc + (u2[1] * T::from(0.283).unwrap()).tanh()) - l4, u2[1] + u3[2]]
 }
 
 fn run_f262<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f262(&p[0..4]).to_vec()
+    M262::f262(&p[0..4]).to_vec()
 }
 
 fn vjp_f262(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f262_pullback(&p[0..4]);
+    let (y, pullback) = M262::f262_pullback(&p[0..4]);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -9431,29 +9581,34 @@ fn vjp_f262(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f262 ----
 
 // ---- f263 ----
+pub struct M263;
+
 #[differentiate]
-fn f263<T>(x: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = if xs[0].sinh() > T::from(0.423).unwrap() && (xs[3] * x).is_sign_negative() { Float::ln(x + T::from(2.0).unwrap()) } else { xs[1] + x };
-    let mut t1 = T::from(-1.9).unwrap();
-    if (xs[3] + T::from(0.5).unwrap()) >= T::from(0.259).unwrap() {
-        if !((t1 - acc) >= T::from(-0.441).unwrap()) && (x - x) > T::from(0.193).unwrap() {
-            return x;
+impl M263 {
+    #[differentiate]
+    fn f263<T>(x: T, xs: &[T]) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let acc = if xs[0].sinh() > T::from(0.423).unwrap() && (xs[3] * x).is_sign_negative() { Float::ln(x + T::from(2.0).unwrap()) } else { xs[1] + x };
+        let mut t1 = T::from(-1.9).unwrap();
+        if (xs[3] + T::from(0.5).unwrap()) >= T::from(0.259).unwrap() {
+            if !((t1 - acc) >= T::from(-0.441).unwrap()) && (x - x) > T::from(0.193).unwrap() {
+                return x;
+            }
+            t1 = ((t1 + ((t1 * T::from(1.052).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees().atan2(((t1 + T::from(2.65).unwrap()).sqrt() * T::from(0.937).unwrap()).atan().exp() + T::from(0.75).unwrap())) * T::from(0.396).unwrap()).tanh();
         }
-        t1 = ((t1 + ((t1 * T::from(1.052).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees().atan2(((t1 + T::from(2.65).unwrap()).sqrt() * T::from(0.937).unwrap()).atan().exp() + T::from(0.75).unwrap())) * T::from(0.396).unwrap()).tanh();
+        let t2 = ((-(acc * acc + T::from(1.0).unwrap())).cbrt().cosh() * T::from(0.457).unwrap()).atan();
+        (acc + t1) * t2
     }
-    let t2 = ((-(acc * acc + T::from(1.0).unwrap())).cbrt().cosh() * T::from(0.457).unwrap()).atan();
-    (acc + t1) * t2
 }
 
 fn run_f263<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f263(p[0], &p[1..6])]
+    vec![M263::f263(p[0], &p[1..6])]
 }
 
 fn vjp_f263(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f263_grad(p[0], &p[1..6]);
+    let (y, g) = M263::f263_grad(p[0], &p[1..6]);
     (vec![y], g.flatten())
 }
 // ---- end f263 ----
@@ -9666,33 +9821,38 @@ fn vjp_f270(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f270 ----
 
 // ---- f271 ----
+pub struct M271;
+
 #[differentiate]
-fn f271<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = (((xs[2] + ys[1]) * ys[2]) * T::from(0.444).unwrap()).atan();
-    let (p1, q2) = f223(Float::tanh((acc % (acc * acc + T::from(1.0).unwrap())) * T::from(1.273).unwrap()), ((acc + xs[0]) * T::from(0.651).unwrap()).tanh(), xs);
-    acc += Float::sin(((p1 - p1) + ys[2]) * T::from(0.444).unwrap());
-    let t3 = q2;
-    let t4 = q2 * (f237::<T>(((t3 * T::from(-1.105).unwrap()) * T::from(1.206).unwrap()).atan() * T::from(0.954).unwrap(), T::from(1.475).unwrap().signum()) * T::from(0.275).unwrap()).atan();
-    for &_ in xs.iter().filter(|v| **v > T::from(0.283).unwrap()) {
-        acc *= Float::tanh(T::log10(xs[2] * xs[2] + T::from(1.0).unwrap()) * T::from(1.131).unwrap());
+impl M271 {
+    #[differentiate]
+    fn f271<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+        let mut acc = (((xs[2] + ys[1]) * ys[2]) * T::from(0.444).unwrap()).atan();
+        let (p1, q2) = f223(Float::tanh((acc % (acc * acc + T::from(1.0).unwrap())) * T::from(1.273).unwrap()), ((acc + xs[0]) * T::from(0.651).unwrap()).tanh(), xs);
+        acc += Float::sin(((p1 - p1) + ys[2]) * T::from(0.444).unwrap());
+        let t3 = q2;
+        let t4 = q2 * (f237::<T>(((t3 * T::from(-1.105).unwrap()) * T::from(1.206).unwrap()).atan() * T::from(0.954).unwrap(), T::from(1.475).unwrap().signum()) * T::from(0.275).unwrap()).atan();
+        for &_ in xs.iter().filter(|v| **v > T::from(0.283).unwrap()) {
+            acc *= Float::tanh(T::log10(xs[2] * xs[2] + T::from(1.0).unwrap()) * T::from(1.131).unwrap());
+        }
+        for _ in 1..2 {
+            acc = ((acc - acc) * T::from(0.28).unwrap()).atan();
+        }
+        acc /= t3.abs() + T::from(2.75).unwrap();
+        let mut sum7 = (((acc + t4) * (-(p1 + q2))) * T::from(0.135).unwrap()).atan();
+        for i8 in 0..ys.len() {
+            sum7 += (ys[i8] * T::from(0.362).unwrap() + -p1).tanh() * T::from(0.5).unwrap();
+        }
+        sum7
     }
-    for _ in 1..2 {
-        acc = ((acc - acc) * T::from(0.28).unwrap()).atan();
-    }
-    acc /= t3.abs() + T::from(2.75).unwrap();
-    let mut sum7 = (((acc + t4) * (-(p1 + q2))) * T::from(0.135).unwrap()).atan();
-    for i8 in 0..ys.len() {
-        sum7 += (ys[i8] * T::from(0.362).unwrap() + -p1).tanh() * T::from(0.5).unwrap();
-    }
-    sum7
 }
 
 fn run_f271<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f271(&p[0..3], &p[3..7])]
+    vec![M271::f271(&p[0..3], &p[3..7])]
 }
 
 fn vjp_f271(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f271_grad(&p[0..3], &p[3..7]);
+    let (y, g) = M271::f271_grad(&p[0..3], &p[3..7]);
     (vec![y], g.flatten())
 }
 // ---- end f271 ----
@@ -9929,7 +10089,7 @@ fn f279<T: Float + NumAssign + Sum + Product>(y: T, xs: &[T], x: T) -> Vec<T> {
     for i1 in 0..xs.len() {
         acc = (((acc * T::from(-0.043).unwrap()) + acc) * T::from(0.295).unwrap()).tanh();
         acc = (((acc * T::from(0.307).unwrap()).sin().exp2() + ((T::from(i1).unwrap() * T::from(0.4).unwrap()).tanh() * x)) * T::from(0.474).unwrap()).tanh();
-        acc /= ((T::powi((acc * T::from(0.307).unwrap()).tanh() + T::from(1.5).unwrap(), -1) / (((x * xs[i1 % 5]) * T::from(0.888).unwrap()).tanh().exp() + T::from(0.5).unwrap())).mul_add(Float::cos(((y.abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()), f263(Float::tanh(((T::from(i1).unwrap() * T::from(0.4).unwrap()).atan() * x) * T::from(0.848).unwrap()), xs)) * T::from(0.17).unwrap()).sin().exp() + T::from(1.5).unwrap();
+        acc /= ((T::powi((acc * T::from(0.307).unwrap()).tanh() + T::from(1.5).unwrap(), -1) / (((x * xs[i1 % 5]) * T::from(0.888).unwrap()).tanh().exp() + T::from(0.5).unwrap())).mul_add(Float::cos(((y.abs() + T::from(0.75).unwrap()) - T::from(0.75).unwrap()).ln_1p()), M263::f263(Float::tanh(((T::from(i1).unwrap() * T::from(0.4).unwrap()).atan() * x) * T::from(0.848).unwrap()), xs)) * T::from(0.17).unwrap()).sin().exp() + T::from(1.5).unwrap();
     }
     let mut out2 = vec![T::zero(); 4];
     out2[0] += acc;
@@ -9948,32 +10108,37 @@ fn vjp_f279(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f279 ----
 
 // ---- f280 ----
+pub struct M280;
+
 #[differentiate]
-fn f280<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], x: T) -> T {
-    let mut acc = x;
-    acc -= x / (T::tanh((acc + Float::min(x, T::one())) * T::from(0.666).unwrap()).exp() + T::from(0.5).unwrap());
-    acc /= xs[3].abs() + T::from(1.0).unwrap();
-    let s1 = ys.iter().copied().sum::<T>();
-    let mut buf2 = vec![T::zero(); 2];
-    let mut sum3 = (acc * (s1 * T::from(0.444).unwrap()).tanh()) - s1;
-    for i4 in 0..xs.len() {
-        buf2[0] = (xs[i4] * T::from(0.838).unwrap() + f271(ys, xs)).tanh();
-        buf2[1] = (buf2[0] * T::from(0.511).unwrap()).sin();
-        if buf2[0] > T::zero() {
-            sum3 += buf2[1] * T::from(0.5).unwrap();
-        } else {
-            sum3 -= buf2[1] * buf2[0] * T::from(0.5).unwrap();
+impl M280 {
+    #[differentiate]
+    fn f280<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T], x: T) -> T {
+        let mut acc = x;
+        acc -= x / (T::tanh((acc + Float::min(x, T::one())) * T::from(0.666).unwrap()).exp() + T::from(0.5).unwrap());
+        acc /= xs[3].abs() + T::from(1.0).unwrap();
+        let s1 = ys.iter().copied().sum::<T>();
+        let mut buf2 = vec![T::zero(); 2];
+        let mut sum3 = (acc * (s1 * T::from(0.444).unwrap()).tanh()) - s1;
+        for i4 in 0..xs.len() {
+            buf2[0] = (xs[i4] * T::from(0.838).unwrap() + M271::f271(ys, xs)).tanh();
+            buf2[1] = (buf2[0] * T::from(0.511).unwrap()).sin();
+            if buf2[0] > T::zero() {
+                sum3 += buf2[1] * T::from(0.5).unwrap();
+            } else {
+                sum3 -= buf2[1] * buf2[0] * T::from(0.5).unwrap();
+            }
         }
+        (sum3 * T::from(0.7).unwrap()).sin() + sum3
     }
-    (sum3 * T::from(0.7).unwrap()).sin() + sum3
 }
 
 fn run_f280<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f280(&p[0..4], &p[4..7], p[7])]
+    vec![M280::f280(&p[0..4], &p[4..7], p[7])]
 }
 
 fn vjp_f280(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f280_grad(&p[0..4], &p[4..7], p[7]);
+    let (y, g) = M280::f280_grad(&p[0..4], &p[4..7], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f280 ----
@@ -10029,7 +10194,7 @@ where
 {
     let mut acc = ((xs[0] + T::from(2.25).unwrap()) - T::from(0.75).unwrap()).ln_1p();
     let b1 = {
-        let c2 = (y + acc) * (f244(xs) * T::from(0.333).unwrap()).sin();
+        let c2 = (y + acc) * (M244::f244(xs) * T::from(0.333).unwrap()).sin();
         c2
     };
     if f267(xs[0].tanh(), xs[2]) > T::from(-1.289).unwrap() {
@@ -10203,25 +10368,30 @@ fn vjp_f286(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f286 ----
 
 // ---- f287 ----
-#[differentiate(wrt(xs, y, z))]
-fn f287<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], y: T, z: T, n: usize, x: T) -> T {
-    let mut acc = Float::tanh((T::from(1.55).unwrap().exp2() + (ys[n % 3] * ys[n % ys.len()])) * T::from(0.287).unwrap());
-    if (x.exp() + T::from(0.5).unwrap()).log10() <= T::from(1.186).unwrap() && !((z + x) < T::from(1.725).unwrap()) && acc <= z {
-        acc /= ys[2] * ys[2] + T::from(1.5).unwrap();
-        let t1 = (Float::hypot(xs[n % xs.len()], T::tanh(xs[0].mul_add(acc, ys[1]) * T::from(0.666).unwrap()).exp() + T::from(1.0).unwrap()) * T::from(0.383).unwrap()).sin().sinh();
-        acc = acc * t1;
-    } else {
-        acc += T::exp2(Float::tanh(T::from(n).unwrap() * T::from(0.5).unwrap()));
+pub struct M287;
+
+#[differentiate]
+impl M287 {
+    #[differentiate(wrt(xs, y, z))]
+    fn f287<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T], y: T, z: T, n: usize, x: T) -> T {
+        let mut acc = Float::tanh((T::from(1.55).unwrap().exp2() + (ys[n % 3] * ys[n % ys.len()])) * T::from(0.287).unwrap());
+        if (x.exp() + T::from(0.5).unwrap()).log10() <= T::from(1.186).unwrap() && !((z + x) < T::from(1.725).unwrap()) && acc <= z {
+            acc /= ys[2] * ys[2] + T::from(1.5).unwrap();
+            let t1 = (Float::hypot(xs[n % xs.len()], T::tanh(xs[0].mul_add(acc, ys[1]) * T::from(0.666).unwrap()).exp() + T::from(1.0).unwrap()) * T::from(0.383).unwrap()).sin().sinh();
+            acc = acc * t1;
+        } else {
+            acc += T::exp2(Float::tanh(T::from(n).unwrap() * T::from(0.5).unwrap()));
+        }
+        T::tanh(((acc - y) + (T::from(n).unwrap() - (y.exp() + T::from(0.5).unwrap()).powf(ys[n % ys.len()]))) * T::from(0.049).unwrap())
     }
-    T::tanh(((acc - y) + (T::from(n).unwrap() - (y.exp() + T::from(0.5).unwrap()).powf(ys[n % ys.len()]))) * T::from(0.049).unwrap())
 }
 
 fn run_f287<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f287(&p[0..3], &p[3..5], p[5], p[6], 3, p[7])]
+    vec![M287::f287(&p[0..3], &p[3..5], p[5], p[6], 3, p[7])]
 }
 
 fn vjp_f287(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f287_grad(&p[0..3], &p[3..5], p[5], p[6], 3, p[7]);
+    let (y, g) = M287::f287_grad(&p[0..3], &p[3..5], p[5], p[6], 3, p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f287 ----
@@ -10267,7 +10437,7 @@ where
         }
         let mut w3: Vec<T> = Vec::with_capacity(3);
         for _ in 0..3 {
-            w3.push(((f244(xs) - (y.abs() + T::from(0.75).unwrap()).log10()) * T::from(0.277).unwrap()).tanh());
+            w3.push(((M244::f244(xs) - (y.abs() + T::from(0.75).unwrap()).log10()) * T::from(0.277).unwrap()).tanh());
         }
         acc = ((Float::floor(acc) + w3[0]) * T::from(0.444).unwrap()).atan() * T::from(0.954).unwrap();
     }
@@ -10293,31 +10463,36 @@ fn vjp_f289(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f289 ----
 
 // ---- f290 ----
+pub struct M290;
+
 #[differentiate]
-fn f290<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], ys: &[T], y: T) -> (T, T) {
-    let mut acc = (y / (ys[1] + T::from(2.0).unwrap())).ceil();
-    acc -= T::exp2((T::mul_add(xs[3], xs[3], x) * T::from(0.533).unwrap()).tanh());
-    for i1 in 1..=4 {
-        acc += (acc * T::from(0.186).unwrap()).atan() * T::from(0.636).unwrap();
-        for i2 in 0..1 {
-            acc = (acc * T::from(0.185).unwrap()) * ((f269::<T>(((T::from(i2).unwrap().exp() + T::from(0.75).unwrap()).powf(y) * T::from(0.201).unwrap()).tanh()) * T::from(0.296).unwrap()).atan() * ((xs[4].abs() + T::from(1.0).unwrap()).powf(ys[i1 % ys.len()]).mul_add(y * x, f238((acc * T::from(0.186).unwrap()).tanh(), ((xs[xs.len() - 1 - i2].exp() + T::from(0.75).unwrap()).powf(x) * T::from(0.108).unwrap()).tanh(), (ys[3].ceil() * T::from(0.8).unwrap()).sin())) * T::from(0.134).unwrap()).tanh());
-            let w3 = xs.to_vec();
-            acc = Float::tanh((acc - w3[4]) * T::from(0.163).unwrap());
+impl M290 {
+    #[differentiate]
+    fn f290<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T], ys: &[T], y: T) -> (T, T) {
+        let mut acc = (y / (ys[1] + T::from(2.0).unwrap())).ceil();
+        acc -= T::exp2((T::mul_add(xs[3], xs[3], x) * T::from(0.533).unwrap()).tanh());
+        for i1 in 1..=4 {
+            acc += (acc * T::from(0.186).unwrap()).atan() * T::from(0.636).unwrap();
+            for i2 in 0..1 {
+                acc = (acc * T::from(0.185).unwrap()) * ((f269::<T>(((T::from(i2).unwrap().exp() + T::from(0.75).unwrap()).powf(y) * T::from(0.201).unwrap()).tanh()) * T::from(0.296).unwrap()).atan() * ((xs[4].abs() + T::from(1.0).unwrap()).powf(ys[i1 % ys.len()]).mul_add(y * x, f238((acc * T::from(0.186).unwrap()).tanh(), ((xs[xs.len() - 1 - i2].exp() + T::from(0.75).unwrap()).powf(x) * T::from(0.108).unwrap()).tanh(), (ys[3].ceil() * T::from(0.8).unwrap()).sin())) * T::from(0.134).unwrap()).tanh());
+                let w3 = xs.to_vec();
+                acc = Float::tanh((acc - w3[4]) * T::from(0.163).unwrap());
+            }
+            let s4: T = xs.iter().zip(ys).map(|(a, b)| *a * b.tanh()).sum::<T>();
+            let s5: T = xs.iter().copied().product::<T>();
+            acc = (((acc * T::from(-0.724).unwrap()) + ((s4 * T::from(0.177).unwrap()).tanh() + (s5 * T::from(0.263).unwrap()).tanh())) * T::from(0.204).unwrap()).tanh();
         }
-        let s4: T = xs.iter().zip(ys).map(|(a, b)| *a * b.tanh()).sum::<T>();
-        let s5: T = xs.iter().copied().product::<T>();
-        acc = (((acc * T::from(-0.724).unwrap()) + ((s4 * T::from(0.177).unwrap()).tanh() + (s5 * T::from(0.263).unwrap()).tanh())) * T::from(0.204).unwrap()).tanh();
+        (acc, (ys[1].exp() + T::from(0.5).unwrap()).recip() / (y.sin() * y.sin() + T::from(0.75).unwrap()))
     }
-    (acc, (ys[1].exp() + T::from(0.5).unwrap()).recip() / (y.sin() * y.sin() + T::from(0.75).unwrap()))
 }
 
 fn run_f290<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    let (a, b) = f290(p[0], &p[1..6], &p[6..10], p[10]);
+    let (a, b) = M290::f290(p[0], &p[1..6], &p[6..10], p[10]);
     vec![a, b]
 }
 
 fn vjp_f290(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f290_pullback(p[0], &p[1..6], &p[6..10], p[10]);
+    let (y, pullback) = M290::f290_pullback(p[0], &p[1..6], &p[6..10], p[10]);
     (y.flatten(), pullback.backward((c[0], c[1])).flatten())
 }
 // ---- end f290 ----
@@ -10529,38 +10704,43 @@ fn vjp_f296(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f296 ----
 
 // ---- f297 ----
+pub struct M297;
+
 #[differentiate]
-fn f297<T: Float + NumAssign + Sum + Product>(x: T) -> T {
-    let mut acc = (-x).max(x / (x.abs() + T::from(0.5).unwrap()));
-    let h2 = |s: T| (f267(((acc + x) * T::from(0.444).unwrap()).tanh(), ((acc * acc) * T::from(0.222).unwrap()).tanh())) * s;
-    let t1 = h2(T::from(0.5).unwrap()) + h2(T::from(0.5).unwrap());
-    acc /= ((((T::one() / (acc + T::from(3.75).unwrap())) * ((t1 - acc) * T::from(0.334).unwrap()).tanh()) + T::max(acc / (acc.abs() + T::from(0.75).unwrap()), acc)) * T::from(0.375).unwrap()).atan() + T::from(2.821).unwrap();
-    let u3 = f293((acc * T::from(0.666).unwrap()).tanh(), (acc * T::from(0.666).unwrap()).tanh());
-    for i4 in 1..=2 {
-        let mut best5 = x - x.round();
-        for i6 in 1..4 {
-            if (u3[i6] + T::from(-0.286).unwrap()) + u3[i6] <= best5 { best5 = (u3[i6] + T::from(-0.286).unwrap()) + u3[i6]; }
-        }
-        let mut k7 = 0;
-        let r8 = loop {
-            k7 += 1;
-            acc /= (u3[i4 % 4] / ((acc.clamp(T::from(-0.765).unwrap() - T::from(1.25).unwrap(), (T::from(i4).unwrap() * T::from(0.666).unwrap()).sin() + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).sin().exp() + T::from(1.0).unwrap())).to_radians() + T::from(1.277).unwrap();
-            if k7 >= 2 || (f256(((acc - T::from(i4).unwrap()) * T::from(0.25).unwrap()).atan() * T::from(0.954).unwrap(), 1, &u3) <= best5) {
-                break (acc * T::from(0.4).unwrap()).tanh();
+impl M297 {
+    #[differentiate]
+    fn f297<T: Float + NumAssign + Sum + Product>(x: T) -> T {
+        let mut acc = (-x).max(x / (x.abs() + T::from(0.5).unwrap()));
+        let h2 = |s: T| (f267(((acc + x) * T::from(0.444).unwrap()).tanh(), ((acc * acc) * T::from(0.222).unwrap()).tanh())) * s;
+        let t1 = h2(T::from(0.5).unwrap()) + h2(T::from(0.5).unwrap());
+        acc /= ((((T::one() / (acc + T::from(3.75).unwrap())) * ((t1 - acc) * T::from(0.334).unwrap()).tanh()) + T::max(acc / (acc.abs() + T::from(0.75).unwrap()), acc)) * T::from(0.375).unwrap()).atan() + T::from(2.821).unwrap();
+        let u3 = f293((acc * T::from(0.666).unwrap()).tanh(), (acc * T::from(0.666).unwrap()).tanh());
+        for i4 in 1..=2 {
+            let mut best5 = x - x.round();
+            for i6 in 1..4 {
+                if (u3[i6] + T::from(-0.286).unwrap()) + u3[i6] <= best5 { best5 = (u3[i6] + T::from(-0.286).unwrap()) + u3[i6]; }
             }
-        };
-        let t9 = ((((T::from(i4).unwrap() * (acc * T::from(0.4).unwrap()).tanh()) / (x.to_radians().exp() + T::from(0.5).unwrap())) + u3[3]) * T::from(0.266).unwrap()).tanh();
-        acc -= ((r8 + t9) * T::from(1.0).unwrap()).atan() * T::from(0.636).unwrap();
+            let mut k7 = 0;
+            let r8 = loop {
+                k7 += 1;
+                acc /= (u3[i4 % 4] / ((acc.clamp(T::from(-0.765).unwrap() - T::from(1.25).unwrap(), (T::from(i4).unwrap() * T::from(0.666).unwrap()).sin() + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).sin().exp() + T::from(1.0).unwrap())).to_radians() + T::from(1.277).unwrap();
+                if k7 >= 2 || (f256(((acc - T::from(i4).unwrap()) * T::from(0.25).unwrap()).atan() * T::from(0.954).unwrap(), 1, &u3) <= best5) {
+                    break (acc * T::from(0.4).unwrap()).tanh();
+                }
+            };
+            let t9 = ((((T::from(i4).unwrap() * (acc * T::from(0.4).unwrap()).tanh()) / (x.to_radians().exp() + T::from(0.5).unwrap())) + u3[3]) * T::from(0.266).unwrap()).tanh();
+            acc -= ((r8 + t9) * T::from(1.0).unwrap()).atan() * T::from(0.636).unwrap();
+        }
+        acc + x
     }
-    acc + x
 }
 
 fn run_f297<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f297(p[0])]
+    vec![M297::f297(p[0])]
 }
 
 fn vjp_f297(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f297_grad(p[0]);
+    let (y, g) = M297::f297_grad(p[0]);
     (vec![y], g.flatten())
 }
 // ---- end f297 ----
@@ -10597,7 +10777,7 @@ fn vjp_f298(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- f299 ----
 #[differentiate]
 fn f299<T: Float + NumAssign + Sum + Product>(xs: &[T], z: T, x: T, y: T) -> T {
-    let acc = Float::atan(f297(((T::from(-1.051).unwrap() + z) * T::from(0.784).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.307).unwrap());
+    let acc = Float::atan(M297::f297(((T::from(-1.051).unwrap() + z) * T::from(0.784).unwrap()).atan() * T::from(0.954).unwrap()) * T::from(0.307).unwrap());
     let mut t1 = y;
     t1 /= xs[1] * xs[1] + T::from(1.5).unwrap();
     let h3 = |s: T| (t1) * s;
@@ -10835,31 +11015,36 @@ fn vjp_f306(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f306 ----
 
 // ---- f307 ----
+pub struct M307;
+
 #[differentiate]
-fn f307<T>(xs: &[T], ys: &[T], x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    let mut k1 = 0;
-    while k1 < 2 && (T::mul_add(ys[2], ys[4], x) < T::from(-0.283).unwrap()) {
-        k1 += 1;
-        xs.iter().zip(ys.iter()).for_each(|(&_, &b3)| {
-            let b3 = T::tanh(b3.exp_m1() * T::from(0.446).unwrap());
-            let (p4, q5) = f286(Float::sin(((xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() * T::from(0.698).unwrap()), ((T::from(1.976).unwrap() + x) * T::from(0.575).unwrap()).tanh());
-            acc = ((acc.abs() + ((b3 + p4) + q5)) * T::from(0.187).unwrap()).sin();
-        });
-        acc *= Float::sin((-f302::<T>(xs[1], ys)) * T::from(0.493).unwrap());
+impl M307 {
+    #[differentiate]
+    fn f307<T>(xs: &[T], ys: &[T], x: T) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = x;
+        let mut k1 = 0;
+        while k1 < 2 && (T::mul_add(ys[2], ys[4], x) < T::from(-0.283).unwrap()) {
+            k1 += 1;
+            xs.iter().zip(ys.iter()).for_each(|(&_, &b3)| {
+                let b3 = T::tanh(b3.exp_m1() * T::from(0.446).unwrap());
+                let (p4, q5) = f286(Float::sin(((xs[1] * T::from(1.333).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees() * T::from(0.698).unwrap()), ((T::from(1.976).unwrap() + x) * T::from(0.575).unwrap()).tanh());
+                acc = ((acc.abs() + ((b3 + p4) + q5)) * T::from(0.187).unwrap()).sin();
+            });
+            acc *= Float::sin((-f302::<T>(xs[1], ys)) * T::from(0.493).unwrap());
+        }
+        acc * T::mul_add(f277(ys, ((x - acc) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), T::atanh(x.tanh() * T::from(0.9).unwrap()), x, ys), (f269(((x + T::from(2.25).unwrap()).powi(-2) * T::from(1.125).unwrap()).sin()) * T::from(0.296).unwrap()).tanh(), acc * xs[1])
     }
-    acc * T::mul_add(f277(ys, ((x - acc) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), T::atanh(x.tanh() * T::from(0.9).unwrap()), x, ys), (f269(((x + T::from(2.25).unwrap()).powi(-2) * T::from(1.125).unwrap()).sin()) * T::from(0.296).unwrap()).tanh(), acc * xs[1])
 }
 
 fn run_f307<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f307(&p[0..2], &p[2..7], p[7])]
+    vec![M307::f307(&p[0..2], &p[2..7], p[7])]
 }
 
 fn vjp_f307(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f307_grad(&p[0..2], &p[2..7], p[7]);
+    let (y, g) = M307::f307_grad(&p[0..2], &p[2..7], p[7]);
     (vec![y], g.flatten())
 }
 // ---- end f307 ----
@@ -10877,7 +11062,7 @@ where
         if T::fract(z) > x {
             l1 = (Float::sinh((acc * T::from(0.5).unwrap()).tanh()).abs() + T::from(0.75).unwrap()).log2().exp_m1();
         } else {
-            l1 = ((((f297((((z * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).sin()) * T::from(0.307).unwrap()).atan() * Float::atan((y * acc) * T::from(0.333).unwrap())) - acc) * T::from(0.309).unwrap()).sin();
+            l1 = ((((M297::f297((((z * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()).to_degrees() * T::from(0.698).unwrap()).sin()) * T::from(0.307).unwrap()).atan() * Float::atan((y * acc) * T::from(0.333).unwrap())) - acc) * T::from(0.309).unwrap()).sin();
         }
         acc -= ((x / (acc * acc + T::from(0.75).unwrap())) * (x / (acc * acc + T::from(0.75).unwrap())) + T::from(1.0).unwrap()).recip();
         acc *= (l1 * T::from(0.575).unwrap()).tanh();
@@ -10911,7 +11096,7 @@ fn f309<T: Float + NumAssign + Sum + Product>(x: T, z: T, n: usize, y: T) -> T {
     let t1 = z.tanh().tan();
     let mut w2: Vec<T> = Vec::with_capacity(4);
     for _ in 0..4 {
-        w2.push((f297(-y) * T::from(0.307).unwrap()).tanh());
+        w2.push((M297::f297(-y) * T::from(0.307).unwrap()).tanh());
     }
     acc *= ((t1.min(y) / (T::tanh(Float::to_degrees((z * T::from(1.333).unwrap()).tanh() * T::from(0.05).unwrap()) * T::from(0.698).unwrap()).exp() + T::from(0.5).unwrap())) * T::from(0.642).unwrap()).tanh();
     w2[1] -= f300(((T::from(0.208).unwrap() * T::from(0.9).unwrap()).asin() * T::from(0.636).unwrap()).atan() * T::from(0.954).unwrap(), (t1 * T::from(1.284).unwrap()).tanh());
@@ -11323,50 +11508,55 @@ fn vjp_f321(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f321 ----
 
 // ---- f322 ----
+pub struct M322;
+
 #[differentiate]
-fn f322<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
-    let mut acc = (xs[2] - T::from(-0.83).unwrap()) % (xs[4].abs() + T::from(0.75).unwrap());
-    let mut k1 = 0;
-    loop {
-        k1 += 1;
-        if ys[0] >= T::from(0.08).unwrap() {
-            let t3 = (T::ln_1p((xs[3] * xs[3] + T::from(0.5).unwrap()) - T::from(0.75).unwrap()) / (xs[1].exp() + T::from(0.5).unwrap())).ceil();
-            acc = Float::tanh((acc - t3) * T::from(0.183).unwrap());
-        }
-        if ys[0] < T::from(-0.138).unwrap() {
-            let mut k4 = 0;
-            while k4 < 4 && (ys[1] < T::from(-0.717).unwrap()) {
-                k4 += 1;
-                if (ys[0] / (xs[4].abs() + T::from(1.0).unwrap())) > T::from(-0.348).unwrap() {
-                    acc -= (xs[3] * T::from(1.333).unwrap()).tanh() * T::from(0.25).unwrap();
-                    acc = Float::atan(((acc * T::from(0.298).unwrap()) * (acc * T::from(0.275).unwrap()).atan().powi(2)) * T::from(0.375).unwrap());
-                } else {
-                    let h6 = |s: T| (((T::ln((acc * T::from(0.275).unwrap()).atan() + T::from(2.571).unwrap()) / (ys[1].exp() + T::from(0.5).unwrap())) * T::from(0.469).unwrap()).atan()) * s;
-                    let t5 = h6(T::from(0.5).unwrap()) + h6(T::from(0.5).unwrap());
-                    acc = ((acc * t5) * T::from(0.175).unwrap()).tanh();
-                }
-                let t7 = T::log2(xs[2] * xs[2] + T::from(0.5).unwrap()) + (Float::sin(acc * T::from(0.275).unwrap()) * T::from(0.5).unwrap());
-                acc = ((T::tanh(acc * T::from(0.275).unwrap()).cos() - ((T::from(-1.162).unwrap() * Float::atan(acc * T::from(0.275).unwrap())).abs() + T::from(0.5).unwrap()).ln()) * T::from(0.882).unwrap()).tanh();
-                acc *= (t7 * T::from(0.991).unwrap()).atan() * T::from(0.636).unwrap();
+impl M322 {
+    #[differentiate]
+    fn f322<T: Float + NumAssign + Sum + Product>(xs: &[T], ys: &[T]) -> T {
+        let mut acc = (xs[2] - T::from(-0.83).unwrap()) % (xs[4].abs() + T::from(0.75).unwrap());
+        let mut k1 = 0;
+        loop {
+            k1 += 1;
+            if ys[0] >= T::from(0.08).unwrap() {
+                let t3 = (T::ln_1p((xs[3] * xs[3] + T::from(0.5).unwrap()) - T::from(0.75).unwrap()) / (xs[1].exp() + T::from(0.5).unwrap())).ceil();
+                acc = Float::tanh((acc - t3) * T::from(0.183).unwrap());
             }
-            acc = (((acc * T::from(-0.737).unwrap()) + (acc - (acc + (ys[1] / (acc.abs() + T::from(1.0).unwrap()))))) * T::from(0.093).unwrap()).sin();
-            acc = T::sin((acc * (acc.hypot(T::tanh(acc * T::from(0.275).unwrap()) + T::from(1.5).unwrap()) + acc)) * T::from(0.016).unwrap());
+            if ys[0] < T::from(-0.138).unwrap() {
+                let mut k4 = 0;
+                while k4 < 4 && (ys[1] < T::from(-0.717).unwrap()) {
+                    k4 += 1;
+                    if (ys[0] / (xs[4].abs() + T::from(1.0).unwrap())) > T::from(-0.348).unwrap() {
+                        acc -= (xs[3] * T::from(1.333).unwrap()).tanh() * T::from(0.25).unwrap();
+                        acc = Float::atan(((acc * T::from(0.298).unwrap()) * (acc * T::from(0.275).unwrap()).atan().powi(2)) * T::from(0.375).unwrap());
+                    } else {
+                        let h6 = |s: T| (((T::ln((acc * T::from(0.275).unwrap()).atan() + T::from(2.571).unwrap()) / (ys[1].exp() + T::from(0.5).unwrap())) * T::from(0.469).unwrap()).atan()) * s;
+                        let t5 = h6(T::from(0.5).unwrap()) + h6(T::from(0.5).unwrap());
+                        acc = ((acc * t5) * T::from(0.175).unwrap()).tanh();
+                    }
+                    let t7 = T::log2(xs[2] * xs[2] + T::from(0.5).unwrap()) + (Float::sin(acc * T::from(0.275).unwrap()) * T::from(0.5).unwrap());
+                    acc = ((T::tanh(acc * T::from(0.275).unwrap()).cos() - ((T::from(-1.162).unwrap() * Float::atan(acc * T::from(0.275).unwrap())).abs() + T::from(0.5).unwrap()).ln()) * T::from(0.882).unwrap()).tanh();
+                    acc *= (t7 * T::from(0.991).unwrap()).atan() * T::from(0.636).unwrap();
+                }
+                acc = (((acc * T::from(-0.737).unwrap()) + (acc - (acc + (ys[1] / (acc.abs() + T::from(1.0).unwrap()))))) * T::from(0.093).unwrap()).sin();
+                acc = T::sin((acc * (acc.hypot(T::tanh(acc * T::from(0.275).unwrap()) + T::from(1.5).unwrap()) + acc)) * T::from(0.016).unwrap());
+            }
+            let t8 = (((acc - acc).atan2((-xs[4]) + T::from(2.25).unwrap()) + ys[1].exp_m1()) * T::from(0.262).unwrap()).tanh();
+            if ((ys[1].tanh() * T::from(0.9).unwrap()).acos() >= T::from(-0.527).unwrap()) || k1 >= 5 {
+                break;
+            }
+            acc *= t8;
         }
-        let t8 = (((acc - acc).atan2((-xs[4]) + T::from(2.25).unwrap()) + ys[1].exp_m1()) * T::from(0.262).unwrap()).tanh();
-        if ((ys[1].tanh() * T::from(0.9).unwrap()).acos() >= T::from(-0.527).unwrap()) || k1 >= 5 {
-            break;
-        }
-        acc *= t8;
+        ((acc + (Float::hypot((acc * T::from(0.275).unwrap()).sin().exp() + T::from(0.5).unwrap(), acc) + T::exp_m1(xs[2]))) * T::from(0.09).unwrap()).tanh()
     }
-    ((acc + (Float::hypot((acc * T::from(0.275).unwrap()).sin().exp() + T::from(0.5).unwrap(), acc) + T::exp_m1(xs[2]))) * T::from(0.09).unwrap()).tanh()
 }
 
 fn run_f322<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f322(&p[0..5], &p[5..7])]
+    vec![M322::f322(&p[0..5], &p[5..7])]
 }
 
 fn vjp_f322(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f322_grad(&p[0..5], &p[5..7]);
+    let (y, g) = M322::f322_grad(&p[0..5], &p[5..7]);
     (vec![y], g.flatten())
 }
 // ---- end f322 ----
@@ -11673,7 +11863,7 @@ where
     let mut acc = (T::from(-0.993).unwrap() / (xs[4] * xs[4] + T::from(0.75).unwrap())) + xs[0];
     let l1;
     if (-acc).is_sign_positive() {
-        let mut best2 = ((((acc.tanh() * T::from(0.9).unwrap()).atanh() / (Float::atan(f297::<T>(xs[4]) * T::from(0.307).unwrap()) * Float::atan(f297::<T>(xs[4]) * T::from(0.307).unwrap()) + T::from(0.75).unwrap())) + acc) * T::from(0.417).unwrap()).atan();
+        let mut best2 = ((((acc.tanh() * T::from(0.9).unwrap()).atanh() / (Float::atan(M297::f297::<T>(xs[4]) * T::from(0.307).unwrap()) * Float::atan(M297::f297::<T>(xs[4]) * T::from(0.307).unwrap()) + T::from(0.75).unwrap())) + acc) * T::from(0.417).unwrap()).atan();
         for i3 in 0..2 {
             if (((ys[i3] - ys[i3]) + T::from(1.495).unwrap()) * T::from(0.444).unwrap()).sin() < best2 { best2 = (((ys[i3] - ys[i3]) + T::from(1.495).unwrap()) * T::from(0.444).unwrap()).sin(); }
         }
@@ -11750,22 +11940,27 @@ fn vjp_f333(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f333 ----
 
 // ---- f334 ----
+pub struct M334;
+
 #[differentiate]
-fn f334<T: Float + NumAssign + Sum + Product>(x: T) -> [T; 2] {
-    let acc = (x / (x + T::from(2.5).unwrap())) / (Float::acos((x * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()) + T::from(4.142).unwrap());
-    let mut w1 = vec![T::zero(); 3];
-    let t2 = T::from(1.731).unwrap();
-    let s3 = w1.iter().filter(|v| v.abs() > T::from(0.0).unwrap()).fold((x * T::from(1.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.339).unwrap() + ((v + v).abs() + T::from(1.0).unwrap()).log10());
-    w1[2] = acc;
-    [(acc - w1[2]) * s3, w1[0] * t2]
+impl M334 {
+    #[differentiate]
+    fn f334<T: Float + NumAssign + Sum + Product>(x: T) -> [T; 2] {
+        let acc = (x / (x + T::from(2.5).unwrap())) / (Float::acos((x * T::from(1.333).unwrap()).tanh() * T::from(0.9).unwrap()) + T::from(4.142).unwrap());
+        let mut w1 = vec![T::zero(); 3];
+        let t2 = T::from(1.731).unwrap();
+        let s3 = w1.iter().filter(|v| v.abs() > T::from(0.0).unwrap()).fold((x * T::from(1.333).unwrap()).tanh(), |acc, &v| acc * T::from(0.339).unwrap() + ((v + v).abs() + T::from(1.0).unwrap()).log10());
+        w1[2] = acc;
+        [(acc - w1[2]) * s3, w1[0] * t2]
+    }
 }
 
 fn run_f334<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f334(p[0]).to_vec()
+    M334::f334(p[0]).to_vec()
 }
 
 fn vjp_f334(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f334_pullback(p[0]);
+    let (y, pullback) = M334::f334_pullback(p[0]);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -11802,29 +11997,34 @@ fn vjp_f335(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f335 ----
 
 // ---- f336 ----
-#[differentiate(wrt(z, y, xs))]
-fn f336<T>(x: T, z: T, y: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    let t1 = T::ln(z * z + T::from(0.5).unwrap()) + z;
-    let t1 = (t1 + T::from(4.018).unwrap()).log2();
-    let b2 = {
-        let c3 = xs[2].fract() + (xs[0] - xs[0]);
-        ((c3 + xs[3].signum()) * T::from(0.4).unwrap()).sin()
-    };
-    acc = acc + xs[0].sinh();
-    acc /= ((f303((f302(y, xs) * T::from(0.493).unwrap()).tanh()) * T::from(0.221).unwrap()).atan().mul_add(Float::sin((xs[4] - acc) * T::from(0.373).unwrap()), ((T::from(1.33).unwrap() * T::from(1.503).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.45).unwrap()).sin() + T::from(2.0).unwrap();
-    (acc + t1) * b2
+pub struct M336;
+
+#[differentiate]
+impl M336 {
+    #[differentiate(wrt(z, y, xs))]
+    fn f336<T>(x: T, z: T, y: T, xs: &[T]) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = x;
+        let t1 = T::ln(z * z + T::from(0.5).unwrap()) + z;
+        let t1 = (t1 + T::from(4.018).unwrap()).log2();
+        let b2 = {
+            let c3 = xs[2].fract() + (xs[0] - xs[0]);
+            ((c3 + xs[3].signum()) * T::from(0.4).unwrap()).sin()
+        };
+        acc = acc + xs[0].sinh();
+        acc /= ((f303((f302(y, xs) * T::from(0.493).unwrap()).tanh()) * T::from(0.221).unwrap()).atan().mul_add(Float::sin((xs[4] - acc) * T::from(0.373).unwrap()), ((T::from(1.33).unwrap() * T::from(1.503).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.45).unwrap()).sin() + T::from(2.0).unwrap();
+        (acc + t1) * b2
+    }
 }
 
 fn run_f336<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f336(p[0], p[1], p[2], &p[3..8])]
+    vec![M336::f336(p[0], p[1], p[2], &p[3..8])]
 }
 
 fn vjp_f336(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f336_grad(p[0], p[1], p[2], &p[3..8]);
+    let (y, g) = M336::f336_grad(p[0], p[1], p[2], &p[3..8]);
     (vec![y], g.flatten())
 }
 // ---- end f336 ----
@@ -11911,57 +12111,62 @@ fn vjp_f338(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f338 ----
 
 // ---- f339 ----
+pub struct M339;
+
 #[differentiate]
-fn f339<T>(xs: &[T], ys: &[T], n: usize) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = ((ys[2].mul_add(T::from(n).unwrap(), ys[1]) / (xs[n % xs.len()].exp() + T::from(0.5).unwrap())) * T::from(0.133).unwrap()).sin();
-    acc = acc + (acc.exp_m1().sin() * T::from(0.85).unwrap()).atanh();
-    if xs[n % xs.len()] > T::from(0.676).unwrap() {
-        if xs.iter().map(|v| v.abs()).any(|t| t > T::from(0.646).unwrap()) {
-            let mut w1 = Vec::with_capacity(2);
-            for _ in 0..2 {
-                w1.push(Float::min(ys[2] - T::from(1.468).unwrap(), xs[n % xs.len()] - T::one()));
+impl M339 {
+    #[differentiate]
+    fn f339<T>(xs: &[T], ys: &[T], n: usize) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = ((ys[2].mul_add(T::from(n).unwrap(), ys[1]) / (xs[n % xs.len()].exp() + T::from(0.5).unwrap())) * T::from(0.133).unwrap()).sin();
+        acc = acc + (acc.exp_m1().sin() * T::from(0.85).unwrap()).atanh();
+        if xs[n % xs.len()] > T::from(0.676).unwrap() {
+            if xs.iter().map(|v| v.abs()).any(|t| t > T::from(0.646).unwrap()) {
+                let mut w1 = Vec::with_capacity(2);
+                for _ in 0..2 {
+                    w1.push(Float::min(ys[2] - T::from(1.468).unwrap(), xs[n % xs.len()] - T::one()));
+                }
+                acc /= (T::acos(Float::acosh((T::from(0.5).unwrap().exp() + T::from(0.75).unwrap()) + T::one()).sin() * T::from(0.85).unwrap()).round() * T::from(0.482).unwrap()).tanh() + T::from(2.25).unwrap();
+                acc = ((acc + w1[1]) * T::from(0.367).unwrap()).atan();
+            } else {
+                if Float::exp_m1(acc) < T::from(-0.67).unwrap() && (acc / (acc.abs() + T::from(1.0).unwrap())) < xs[n % 5] {
+                    return acc;
+                }
             }
-            acc /= (T::acos(Float::acosh((T::from(0.5).unwrap().exp() + T::from(0.75).unwrap()) + T::one()).sin() * T::from(0.85).unwrap()).round() * T::from(0.482).unwrap()).tanh() + T::from(2.25).unwrap();
-            acc = ((acc + w1[1]) * T::from(0.367).unwrap()).atan();
         } else {
-            if Float::exp_m1(acc) < T::from(-0.67).unwrap() && (acc / (acc.abs() + T::from(1.0).unwrap())) < xs[n % 5] {
-                return acc;
+            let mut w3 = Vec::with_capacity(5);
+            for _ in 0..5 {
+                w3.push((acc.min(acc / ((acc * T::from(0.267).unwrap()).tanh() * (acc * T::from(0.267).unwrap()).tanh() + T::from(1.0).unwrap())) * T::from(0.267).unwrap()).atan());
+            }
+            acc *= T::tanh(w3[3] * T::from(1.273).unwrap());
+        }
+        let mut buf5 = vec![T::zero(); 2];
+        let mut sum6 = acc - (ys[0].min(T::from(-1.707).unwrap()) * Float::tanh(f301::<T>(T::atan(acc.ceil() * T::from(0.576).unwrap()) * T::from(0.954).unwrap(), xs) * T::from(0.309).unwrap()));
+        for i7 in 0..xs.len() {
+            for k9 in 0..2 {
+                buf5[k9] = (xs[i7] * T::from(0.683).unwrap() + T::from(0.106).unwrap() + T::from(k9).unwrap() * T::from(0.1).unwrap() + buf5[1] * T::from(0.5).unwrap()).tanh();
+            }
+            for j8 in 1..2 {
+                buf5[j8] = (buf5[j8 - 1] * T::from(0.730).unwrap()).sin();
+            }
+            if buf5[0] > T::zero() {
+                sum6 += buf5[1] * T::from(0.5).unwrap();
+            } else {
+                sum6 -= buf5[1] * buf5[0] * T::from(0.5).unwrap();
             }
         }
-    } else {
-        let mut w3 = Vec::with_capacity(5);
-        for _ in 0..5 {
-            w3.push((acc.min(acc / ((acc * T::from(0.267).unwrap()).tanh() * (acc * T::from(0.267).unwrap()).tanh() + T::from(1.0).unwrap())) * T::from(0.267).unwrap()).atan());
-        }
-        acc *= T::tanh(w3[3] * T::from(1.273).unwrap());
+        (sum6 * T::from(0.7).unwrap()).sin() + sum6
     }
-    let mut buf5 = vec![T::zero(); 2];
-    let mut sum6 = acc - (ys[0].min(T::from(-1.707).unwrap()) * Float::tanh(f301::<T>(T::atan(acc.ceil() * T::from(0.576).unwrap()) * T::from(0.954).unwrap(), xs) * T::from(0.309).unwrap()));
-    for i7 in 0..xs.len() {
-        for k9 in 0..2 {
-            buf5[k9] = (xs[i7] * T::from(0.683).unwrap() + T::from(0.106).unwrap() + T::from(k9).unwrap() * T::from(0.1).unwrap() + buf5[1] * T::from(0.5).unwrap()).tanh();
-        }
-        for j8 in 1..2 {
-            buf5[j8] = (buf5[j8 - 1] * T::from(0.730).unwrap()).sin();
-        }
-        if buf5[0] > T::zero() {
-            sum6 += buf5[1] * T::from(0.5).unwrap();
-        } else {
-            sum6 -= buf5[1] * buf5[0] * T::from(0.5).unwrap();
-        }
-    }
-    (sum6 * T::from(0.7).unwrap()).sin() + sum6
 }
 
 fn run_f339<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f339(&p[0..5], &p[5..8], 3)]
+    vec![M339::f339(&p[0..5], &p[5..8], 3)]
 }
 
 fn vjp_f339(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f339_grad(&p[0..5], &p[5..8], 3);
+    let (y, g) = M339::f339_grad(&p[0..5], &p[5..8], 3);
     (vec![y], g.flatten())
 }
 // ---- end f339 ----
@@ -12093,7 +12298,7 @@ where
         acc -= Float::atan(Float::clamp(ys[2], (T::from(-0.415).unwrap() / (acc + T::from(3.5).unwrap())) - T::from(1.25).unwrap(), (acc * T::from(0.666).unwrap()).tanh() + T::from(1.25).unwrap()) * T::from(0.888).unwrap()) * T::from(0.636).unwrap();
     }
     let s7 = ys.iter().zip(ys).map(|(a, b)| *a * b.tanh()).sum::<T>();
-    (acc, f336(T::atan(s7 * T::from(0.296).unwrap()) * T::from(0.954).unwrap(), Float::tanh(((xs[0].exp() + T::from(1.0).unwrap()) + T::one()).acosh() * T::from(0.782).unwrap()), (s7.max(xs[3]) * T::from(0.296).unwrap()).tanh(), xs) - (s7 * T::from(0.296).unwrap()).tanh())
+    (acc, M336::f336(T::atan(s7 * T::from(0.296).unwrap()) * T::from(0.954).unwrap(), Float::tanh(((xs[0].exp() + T::from(1.0).unwrap()) + T::one()).acosh() * T::from(0.782).unwrap()), (s7.max(xs[3]) * T::from(0.296).unwrap()).tanh(), xs) - (s7 * T::from(0.296).unwrap()).tanh())
 }
 
 fn run_f343<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
@@ -12222,7 +12427,7 @@ where
     }
     let t1 = ((if Float::ln_1p((acc * acc + T::from(0.25).unwrap()) - T::from(0.75).unwrap()) > x { y.exp_m1() } else { x }) * T::from(0.446).unwrap()).tanh();
     for i2 in 1..=1 {
-        acc += (Float::min((x * acc).round(), if (acc - f297((T::from(i2).unwrap() * T::from(1.0).unwrap()).tanh())) > t1 { T::one().tanh().tan() } else { acc }) * T::from(0.421).unwrap()).atan() * T::from(0.636).unwrap();
+        acc += (Float::min((x * acc).round(), if (acc - M297::f297((T::from(i2).unwrap() * T::from(1.0).unwrap()).tanh())) > t1 { T::one().tanh().tan() } else { acc }) * T::from(0.421).unwrap()).atan() * T::from(0.636).unwrap();
         let t3 = ((t1 * t1) * T::from(0.9).unwrap()).acos();
         acc /= Float::hypot(T::powi(t3.abs() + T::from(0.75).unwrap(), -2).exp() + T::from(0.5).unwrap(), acc).abs() + T::from(1.0).unwrap();
         if (acc * acc + T::from(1.0).unwrap()).log10() >= T::from(0.788).unwrap() {
@@ -12404,7 +12609,7 @@ where
     let mut acc = ((((x * x) * T::from(0.888).unwrap()).atan() * T::from(0.636).unwrap()) * T::from(0.9).unwrap()).acos();
     let t1 = acc;
     let w2 = vec![((acc / (t1 * t1 + T::from(0.75).unwrap())) * T::from(0.477).unwrap()).sin(); 5];
-    acc = acc + (Float::to_radians(f327(&w2)) * (f297((f301(T::atan(f300(((Float::atan(t1 * T::from(0.636).unwrap()) * T::from(0.031).unwrap()).to_degrees() * T::from(0.698).unwrap()).atan() * T::from(0.954).unwrap(), (acc * T::from(0.636).unwrap()).tanh()) * T::from(0.5).unwrap()) * T::from(0.954).unwrap(), &w2) * T::from(0.309).unwrap()).sin()).min(acc + acc) * T::from(0.307).unwrap()).tanh());
+    acc = acc + (Float::to_radians(f327(&w2)) * (M297::f297((f301(T::atan(f300(((Float::atan(t1 * T::from(0.636).unwrap()) * T::from(0.031).unwrap()).to_degrees() * T::from(0.698).unwrap()).atan() * T::from(0.954).unwrap(), (acc * T::from(0.636).unwrap()).tanh()) * T::from(0.5).unwrap()) * T::from(0.954).unwrap(), &w2) * T::from(0.309).unwrap()).sin()).min(acc + acc) * T::from(0.307).unwrap()).tanh());
     acc = acc.to_radians() * (if w2.iter().map(|v| v.abs()).any(|t| t > T::from(0.005).unwrap()) { w2[0] } else { acc.asinh() });
     let l3;
     if !((T::one() - w2[2]) < T::from(-0.987).unwrap()) && acc < T::from(0.043).unwrap() {
@@ -13024,37 +13229,42 @@ fn vjp_f366(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f366 ----
 
 // ---- f367 ----
+pub struct M367;
+
 #[differentiate]
-fn f367<T>(ys: &[T], xs: &[T], x: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x * (T::one() + x);
-    let mut k1 = 0;
-    while (((acc * T::from(0.421).unwrap()).atan().exp() + T::from(0.75).unwrap()).hypot(T::one()) >= x) && k1 < 1 {
-        k1 += 1;
-        let t2 = (T::exp2(((acc % (x * x + T::from(0.75).unwrap())) * T::from(0.666).unwrap()).atan()) * T::from(0.415).unwrap()).atan();
-        acc /= t2 * t2 + T::from(1.5).unwrap();
-    }
-    let h4 = |s: T| (T::tanh((xs[1].powi(2) + Float::log(acc * acc + T::from(0.75).unwrap(), x * x + T::from(2.25).unwrap())) * T::from(0.325).unwrap())) * s;
-    let t3 = h4(T::from(0.5).unwrap()) + h4(T::from(0.5).unwrap());
-    if ys[1].min(t3) <= T::from(0.465).unwrap() {
-        let mut k5 = 0;
-        while (!(acc <= acc) && (t3 * T::from(-0.27).unwrap()) >= x) && k5 < 1 {
-            k5 += 1;
-            let t6 = Float::min(Float::to_degrees((xs[1] * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()), ys[0] % (T::from(0.823).unwrap().abs() + T::from(0.5).unwrap()));
-            acc /= (t6 * T::from(0.698).unwrap()).tanh().exp() + T::from(1.0).unwrap();
+impl M367 {
+    #[differentiate]
+    fn f367<T>(ys: &[T], xs: &[T], x: T) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = x * (T::one() + x);
+        let mut k1 = 0;
+        while (((acc * T::from(0.421).unwrap()).atan().exp() + T::from(0.75).unwrap()).hypot(T::one()) >= x) && k1 < 1 {
+            k1 += 1;
+            let t2 = (T::exp2(((acc % (x * x + T::from(0.75).unwrap())) * T::from(0.666).unwrap()).atan()) * T::from(0.415).unwrap()).atan();
+            acc /= t2 * t2 + T::from(1.5).unwrap();
         }
+        let h4 = |s: T| (T::tanh((xs[1].powi(2) + Float::log(acc * acc + T::from(0.75).unwrap(), x * x + T::from(2.25).unwrap())) * T::from(0.325).unwrap())) * s;
+        let t3 = h4(T::from(0.5).unwrap()) + h4(T::from(0.5).unwrap());
+        if ys[1].min(t3) <= T::from(0.465).unwrap() {
+            let mut k5 = 0;
+            while (!(acc <= acc) && (t3 * T::from(-0.27).unwrap()) >= x) && k5 < 1 {
+                k5 += 1;
+                let t6 = Float::min(Float::to_degrees((xs[1] * T::from(1.333).unwrap()).sin() * T::from(0.05).unwrap()), ys[0] % (T::from(0.823).unwrap().abs() + T::from(0.5).unwrap()));
+                acc /= (t6 * T::from(0.698).unwrap()).tanh().exp() + T::from(1.0).unwrap();
+            }
+        }
+        acc
     }
-    acc
 }
 
 fn run_f367<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f367(&p[0..4], &p[4..6], p[6])]
+    vec![M367::f367(&p[0..4], &p[4..6], p[6])]
 }
 
 fn vjp_f367(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f367_grad(&p[0..4], &p[4..6], p[6]);
+    let (y, g) = M367::f367_grad(&p[0..4], &p[4..6], p[6]);
     (vec![y], g.flatten())
 }
 // ---- end f367 ----
@@ -13109,7 +13319,7 @@ where
 {
     let acc = xs[1];
     let s1 = xs.iter().copied().sum::<T>();
-    let t2 = Float::tanh(f336(T::atan((s1 + y) * T::from(0.222).unwrap()) * T::from(0.954).unwrap(), ((s1 / (T::tanh(s1 * T::from(0.266).unwrap()) + T::from(1.75).unwrap())) * T::from(0.2).unwrap()).tanh(), y, xs) * T::from(0.295).unwrap());
+    let t2 = Float::tanh(M336::f336(T::atan((s1 + y) * T::from(0.222).unwrap()) * T::from(0.954).unwrap(), ((s1 / (T::tanh(s1 * T::from(0.266).unwrap()) + T::from(1.75).unwrap())) * T::from(0.2).unwrap()).tanh(), y, xs) * T::from(0.295).unwrap());
     let t3 = Float::cbrt((s1.asinh() * T::from(0.737).unwrap()).atan().exp() + T::from(0.5).unwrap());
     let t4 = (f364(T::atan((y / (acc * acc + T::from(0.5).unwrap())) * T::from(0.666).unwrap()) * T::from(0.954).unwrap()) * T::from(0.276).unwrap()).sin();
     let (p5, q6) = f326(T::from(1.437).unwrap().min(xs[4]), (Float::ln(xs[1].exp() + T::from(1.0).unwrap()) * T::from(0.783).unwrap()).tanh());
@@ -13298,41 +13508,46 @@ fn vjp_f374(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f374 ----
 
 // ---- f375 ----
+pub struct M375;
+
 #[differentiate]
-fn f375<T>(ys: &[T], xs: &[T], x: T, y: T, z: T, n: usize) -> [T; 2]
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let acc = ((f328(((xs[n % xs.len()] - z) * T::from(0.666).unwrap()).tanh(), y.cos(), ys) + T::acos(x.tanh() * T::from(0.9).unwrap())) * T::from(0.207).unwrap()).atan();
-    let mut t1 = (T::exp(z) * T::from(0.446).unwrap()).tanh();
-    let w2 = vec![T::zero(); 5];
-    t1 += (z % (z.abs() + T::from(1.0).unwrap())).cosh();
-    for i3 in 0..1 {
-        if (t1 - T::from(0.351).unwrap()) < T::from(-1.457).unwrap() {
-            let t4 = w2[i3 % 5];
-            t1 = (t1 * T::from(-0.411).unwrap()) + t4;
-        } else {
-            if (w2[n - 1] - w2.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>()) > T::from(0.094).unwrap() {
-                t1 = ((t1 + (f337(xs, T::from(0.5).unwrap() - w2[n - 1]) + ((x.exp() * T::from(0.446).unwrap()).atan() * ys[n % 2]))) * T::from(0.139).unwrap()).atan();
+impl M375 {
+    #[differentiate]
+    fn f375<T>(ys: &[T], xs: &[T], x: T, y: T, z: T, n: usize) -> [T; 2]
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let acc = ((f328(((xs[n % xs.len()] - z) * T::from(0.666).unwrap()).tanh(), y.cos(), ys) + T::acos(x.tanh() * T::from(0.9).unwrap())) * T::from(0.207).unwrap()).atan();
+        let mut t1 = (T::exp(z) * T::from(0.446).unwrap()).tanh();
+        let w2 = vec![T::zero(); 5];
+        t1 += (z % (z.abs() + T::from(1.0).unwrap())).cosh();
+        for i3 in 0..1 {
+            if (t1 - T::from(0.351).unwrap()) < T::from(-1.457).unwrap() {
+                let t4 = w2[i3 % 5];
+                t1 = (t1 * T::from(-0.411).unwrap()) + t4;
+            } else {
+                if (w2[n - 1] - w2.chunks(2).map(|q_c| q_c[q_c.len() - 1]).sum::<T>()) > T::from(0.094).unwrap() {
+                    t1 = ((t1 + (f337(xs, T::from(0.5).unwrap() - w2[n - 1]) + ((x.exp() * T::from(0.446).unwrap()).atan() * ys[n % 2]))) * T::from(0.139).unwrap()).atan();
+                }
             }
+            let s5: T = { let mut acc6 = T::zero(); for k7 in 0..5 { acc6 = acc6 + w2[k7] * w2[(k7 + 1) % 5]; } acc6 };
+            let t8 = Float::sin((T::from(n).unwrap() + T::from(4.5).unwrap()).powf(T::from(-1.187).unwrap()) * T::from(0.069).unwrap());
+            let mut w9 = Vec::with_capacity(3);
+            for _ in 0..3 {
+                w9.push(T::from(-1.85).unwrap());
+            }
+            t1 += (((Float::atan(s5 * T::from(0.4).unwrap()) * t8) * w9[2]) * T::from(0.688).unwrap()).tanh();
         }
-        let s5: T = { let mut acc6 = T::zero(); for k7 in 0..5 { acc6 = acc6 + w2[k7] * w2[(k7 + 1) % 5]; } acc6 };
-        let t8 = Float::sin((T::from(n).unwrap() + T::from(4.5).unwrap()).powf(T::from(-1.187).unwrap()) * T::from(0.069).unwrap());
-        let mut w9 = Vec::with_capacity(3);
-        for _ in 0..3 {
-            w9.push(T::from(-1.85).unwrap());
-        }
-        t1 += (((Float::atan(s5 * T::from(0.4).unwrap()) * t8) * w9[2]) * T::from(0.688).unwrap()).tanh();
+        [acc + (t1 * T::from(0.459).unwrap()).tanh(), (T::from(0.5).unwrap() / (w2[1].exp() + T::from(1.0).unwrap())) + (ys[n % ys.len()] + T::one())]
     }
-    [acc + (t1 * T::from(0.459).unwrap()).tanh(), (T::from(0.5).unwrap() / (w2[1].exp() + T::from(1.0).unwrap())) + (ys[n % ys.len()] + T::one())]
 }
 
 fn run_f375<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f375(&p[0..2], &p[2..5], p[5], p[6], p[7], 1).to_vec()
+    M375::f375(&p[0..2], &p[2..5], p[5], p[6], p[7], 1).to_vec()
 }
 
 fn vjp_f375(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f375_pullback(&p[0..2], &p[2..5], p[5], p[6], p[7], 1);
+    let (y, pullback) = M375::f375_pullback(&p[0..2], &p[2..5], p[5], p[6], p[7], 1);
     let mut vjp: Vec<f64> = Vec::new();
     for (ci, row) in c.iter().zip(pullback.jacobian()) {
         let row = row.flatten();
@@ -13398,7 +13613,7 @@ where
         let s3 = { let mut acc4 = T::zero(); for k5 in 0..5 { acc4 = acc4 + w2[k5] * w2[5 - 1 - k5]; } acc4 };
         acc /= Float::sin(s3 * T::from(0.177).unwrap()) * Float::sin(s3 * T::from(0.177).unwrap()) + T::from(1.25).unwrap();
     } else {
-        w2[2] = Float::atan(f336(T::from(-0.779).unwrap() * T::from(0.578).unwrap(), (x.abs() + T::from(0.5).unwrap()).log(T::from(-1.471).unwrap().exp() + T::from(2.25).unwrap()), t1, &w2).abs() * T::from(0.295).unwrap());
+        w2[2] = Float::atan(M336::f336(T::from(-0.779).unwrap() * T::from(0.578).unwrap(), (x.abs() + T::from(0.5).unwrap()).log(T::from(-1.471).unwrap().exp() + T::from(2.25).unwrap()), t1, &w2).abs() * T::from(0.295).unwrap());
     }
     for _ in (0..4).step_by(3) {
         acc = (acc.tanh() * T::from(0.9).unwrap()).acos() - x.fract();
@@ -13510,40 +13725,45 @@ fn vjp_f380(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f380 ----
 
 // ---- f381 ----
+pub struct M381;
+
 #[differentiate]
-fn f381<T>(x: T, y: T, z: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = (((y * T::from(1.998).unwrap()) - T::from(1.036).unwrap()) * T::from(0.495).unwrap()).tanh();
-    let mut k1 = 0;
-    let r2 = loop {
-        k1 += 1;
-        let t3 = T::tanh(((acc / (acc + T::from(4.5).unwrap())) / (((acc + T::from(4.5).unwrap()) - T::from(0.75).unwrap()).ln_1p().abs() + T::from(0.75).unwrap())) * T::from(0.187).unwrap());
-        acc += (f361::<T>(t3, T::atan((t3 - T::from(-0.909).unwrap()) * T::from(1.047).unwrap()) * T::from(0.954).unwrap()) * T::from(0.464).unwrap()).atan() * T::from(0.636).unwrap();
-        let mut k4 = 0;
-        let r5 = loop {
-            k4 += 1;
-            let (p6, q7) = f326(((t3 - T::one()) * T::from(1.0).unwrap()).atan() * T::from(0.954).unwrap(), Float::sin(acc * T::from(0.5).unwrap()));
-            if k4 >= 5 || (z < y && T::atan2(acc, acc + T::from(5.0).unwrap()) <= t3) {
-                break f372(T::atan((z / (z.abs() + T::from(0.5).unwrap())) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), T::tanh(y.exp_m1() * T::from(0.446).unwrap()), (acc * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap());
+impl M381 {
+    #[differentiate]
+    fn f381<T>(x: T, y: T, z: T) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = (((y * T::from(1.998).unwrap()) - T::from(1.036).unwrap()) * T::from(0.495).unwrap()).tanh();
+        let mut k1 = 0;
+        let r2 = loop {
+            k1 += 1;
+            let t3 = T::tanh(((acc / (acc + T::from(4.5).unwrap())) / (((acc + T::from(4.5).unwrap()) - T::from(0.75).unwrap()).ln_1p().abs() + T::from(0.75).unwrap())) * T::from(0.187).unwrap());
+            acc += (f361::<T>(t3, T::atan((t3 - T::from(-0.909).unwrap()) * T::from(1.047).unwrap()) * T::from(0.954).unwrap()) * T::from(0.464).unwrap()).atan() * T::from(0.636).unwrap();
+            let mut k4 = 0;
+            let r5 = loop {
+                k4 += 1;
+                let (p6, q7) = f326(((t3 - T::one()) * T::from(1.0).unwrap()).atan() * T::from(0.954).unwrap(), Float::sin(acc * T::from(0.5).unwrap()));
+                if k4 >= 5 || (z < y && T::atan2(acc, acc + T::from(5.0).unwrap()) <= t3) {
+                    break f372(T::atan((z / (z.abs() + T::from(0.5).unwrap())) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), T::tanh(y.exp_m1() * T::from(0.446).unwrap()), (acc * T::from(0.5).unwrap()).atan() * T::from(0.954).unwrap());
+                }
+                acc = (((acc * T::from(0.804).unwrap()) - (Float::tanh(p6 * T::from(0.213).unwrap()) * (q7 * T::from(0.213).unwrap()).atan())) * T::from(0.417).unwrap()).tanh();
+            };
+            if k1 >= 3 || ((acc + z).is_sign_positive()) {
+                break x;
             }
-            acc = (((acc * T::from(0.804).unwrap()) - (Float::tanh(p6 * T::from(0.213).unwrap()) * (q7 * T::from(0.213).unwrap()).atan())) * T::from(0.417).unwrap()).tanh();
+            acc = ((acc * r5) * T::from(0.318).unwrap()).sin();
         };
-        if k1 >= 3 || ((acc + z).is_sign_positive()) {
-            break x;
-        }
-        acc = ((acc * r5) * T::from(0.318).unwrap()).sin();
-    };
-    acc - r2
+        acc - r2
+    }
 }
 
 fn run_f381<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f381(p[0], p[1], p[2])]
+    vec![M381::f381(p[0], p[1], p[2])]
 }
 
 fn vjp_f381(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f381_grad(p[0], p[1], p[2]);
+    let (y, g) = M381::f381_grad(p[0], p[1], p[2]);
     (vec![y], g.flatten())
 }
 // ---- end f381 ----
@@ -13878,24 +14098,29 @@ fn vjp_f390(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f390 ----
 
 // ---- f391 ----
+pub struct M391;
+
 #[differentiate]
-fn f391<T>(x: T, n: usize) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = x;
-    let w1 = vec![T::zero(); 5];
-    let t2 = Float::cos(w1[n % w1.len()]) + ((w1[n % 5] * w1[n % 5] + T::from(1.0).unwrap()) + T::one()).acosh();
-    acc -= (Float::atan(t2 * T::from(0.863).unwrap()) * T::from(0.031).unwrap()).to_degrees().tanh();
-    acc
+impl M391 {
+    #[differentiate]
+    fn f391<T>(x: T, n: usize) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = x;
+        let w1 = vec![T::zero(); 5];
+        let t2 = Float::cos(w1[n % w1.len()]) + ((w1[n % 5] * w1[n % 5] + T::from(1.0).unwrap()) + T::one()).acosh();
+        acc -= (Float::atan(t2 * T::from(0.863).unwrap()) * T::from(0.031).unwrap()).to_degrees().tanh();
+        acc
+    }
 }
 
 fn run_f391<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f391(p[0], 3)]
+    vec![M391::f391(p[0], 3)]
 }
 
 fn vjp_f391(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f391_grad(p[0], 3);
+    let (y, g) = M391::f391_grad(p[0], 3);
     (vec![y], g.flatten())
 }
 // ---- end f391 ----
@@ -13983,7 +14208,7 @@ fn f394<T>(xs: &[T], n: usize, x: T) -> T
 where
     T: Float + NumAssign + Sum + Product,
 {
-    let mut acc = Float::tanh((f336(x, (x.trunc() * T::from(0.8).unwrap()).sin(), T::one(), xs) - (x - x)) * T::from(0.204).unwrap());
+    let mut acc = Float::tanh((M336::f336(x, (x.trunc() * T::from(0.8).unwrap()).sin(), T::one(), xs) - (x - x)) * T::from(0.204).unwrap());
     let t1 = ((-(xs[n % 5] * xs[n % 5] + T::from(0.5).unwrap())).cbrt().exp_m1() * T::from(0.492).unwrap()).sin();
     for _ in 0..xs.len() {
         let s3 = xs.iter().zip(xs).map(|(a, b)| (*a - *b).sin()).sum::<T>();
@@ -14496,7 +14721,7 @@ where
                 return ((z.exp_m1() * T::from(0.446).unwrap()).tanh().exp() + T::from(0.75).unwrap()).powf((Float::hypot(x + T::from(2.0).unwrap(), ys[0]) * T::from(0.4).unwrap()).tanh());
             }
             if acc < T::from(0.107).unwrap() {
-                acc = (((acc * T::from(0.538).unwrap()) + f391::<T>(T::atan((x - xs[i1 + 1]) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), n)) * T::from(0.404).unwrap()).sin();
+                acc = (((acc * T::from(0.538).unwrap()) + M391::f391::<T>(T::atan((x - xs[i1 + 1]) * T::from(0.666).unwrap()) * T::from(0.954).unwrap(), n)) * T::from(0.404).unwrap()).sin();
             }
         }
         acc /= ys[n % 2] + T::from(2.5).unwrap();
@@ -14608,7 +14833,7 @@ where
             l2 = T::from(-0.696).unwrap();
         } else {
             acc /= (f361::<T>((f376(acc) * T::from(0.35).unwrap()).atan() * T::from(0.954).unwrap(), T::powi(T::from(0.5).unwrap(), 2)) * T::from(0.464).unwrap()).tanh() + T::from(2.5).unwrap();
-            l2 = (if f391((acc.clamp((acc * T::from(1.941).unwrap()).tanh() - T::from(1.25).unwrap(), (y * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).tanh(), 3) >= T::from(-0.8).unwrap() { Float::clamp(x, ((y * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), t1 + T::from(1.25).unwrap()) } else { x * T::from(-1.199).unwrap() }) * (f398(((x + acc) * T::from(0.79).unwrap()).tanh()) * T::from(0.369).unwrap()).sin();
+            l2 = (if M391::f391((acc.clamp((acc * T::from(1.941).unwrap()).tanh() - T::from(1.25).unwrap(), (y * T::from(1.333).unwrap()).tanh() + T::from(1.25).unwrap()) * T::from(0.888).unwrap()).tanh(), 3) >= T::from(-0.8).unwrap() { Float::clamp(x, ((y * T::from(1.333).unwrap()).atan() * T::from(0.636).unwrap()) - T::from(1.25).unwrap(), t1 + T::from(1.25).unwrap()) } else { x * T::from(-1.199).unwrap() }) * (f398(((x + acc) * T::from(0.79).unwrap()).tanh()) * T::from(0.369).unwrap()).sin();
         }
         acc *= ((if (acc + y) <= y || (acc * T::one().signum()).is_sign_negative() { f352((f359(((acc * l2) * T::from(0.862).unwrap()).tanh()) * T::from(0.489).unwrap()).atan() * T::from(0.954).unwrap(), 2) } else { l2 / (acc + T::from(2.031).unwrap()) }) * T::from(0.21).unwrap()).tanh();
     } else if y.exp() > T::from(-0.947).unwrap() {
@@ -14714,7 +14939,7 @@ where
     acc /= z.exp() + T::from(1.0).unwrap();
     let t1 = xs[0];
     if !(t1.mul_add(t1, acc) >= T::from(-1.783).unwrap()) && (t1 / (y.abs() + T::from(0.75).unwrap())) > T::from(-0.388).unwrap() {
-        acc -= (Float::ceil(f391(T::sin(x.floor() * T::from(0.8).unwrap()), 2) - acc) * T::from(0.4).unwrap()).tanh();
+        acc -= (Float::ceil(M391::f391(T::sin(x.floor() * T::from(0.8).unwrap()), 2) - acc) * T::from(0.4).unwrap()).tanh();
     } else if !((z - xs[0]) > T::from(-0.527).unwrap()) && (xs[1] + T::from(-1.323).unwrap()) < T::from(1.33).unwrap() {
         let t1 = t1.round();
         acc -= t1;
@@ -14760,38 +14985,43 @@ fn vjp_f416(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f416 ----
 
 // ---- f417 ----
+pub struct M417;
+
 #[differentiate]
-fn f417<T>(xs: &[T], x: T, y: T) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[1];
-    let mut best1 = xs[0];
-    for i2 in 1..2 {
-        if xs[i2] <= best1 { best1 = xs[i2]; }
+impl M417 {
+    #[differentiate]
+    fn f417<T>(xs: &[T], x: T, y: T) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = xs[1];
+        let mut best1 = xs[0];
+        for i2 in 1..2 {
+            if xs[i2] <= best1 { best1 = xs[i2]; }
+        }
+        let w3 = vec![y; 4];
+        if x <= T::from(-0.057).unwrap() {
+            acc = ((acc.tanh() + ((acc + xs[0]) * y)) * T::from(0.363).unwrap()).atan();
+            let w4 = vec![T::zero(); 4];
+            let t5 = T::from(0.5).unwrap();
+            acc += w4[3] * t5;
+        } else if (acc / (acc.exp() + T::from(0.75).unwrap())) < T::from(-0.53).unwrap() {
+            let t6 = (acc / (best1 * best1 + T::from(1.0).unwrap())) / ((w3[1] / (x.abs() + T::from(1.0).unwrap())).abs() + T::from(0.75).unwrap());
+            acc *= (t6 * T::from(1.0).unwrap()).tanh();
+        } else {
+            let s7 = { let mut acc8 = T::zero(); for k9 in 0..4 { acc8 = acc8 + w3[k9] * w3[k9]; } acc8 };
+            acc = acc.round() + T::sin(s7 * T::from(0.222).unwrap());
+        }
+        acc
     }
-    let w3 = vec![y; 4];
-    if x <= T::from(-0.057).unwrap() {
-        acc = ((acc.tanh() + ((acc + xs[0]) * y)) * T::from(0.363).unwrap()).atan();
-        let w4 = vec![T::zero(); 4];
-        let t5 = T::from(0.5).unwrap();
-        acc += w4[3] * t5;
-    } else if (acc / (acc.exp() + T::from(0.75).unwrap())) < T::from(-0.53).unwrap() {
-        let t6 = (acc / (best1 * best1 + T::from(1.0).unwrap())) / ((w3[1] / (x.abs() + T::from(1.0).unwrap())).abs() + T::from(0.75).unwrap());
-        acc *= (t6 * T::from(1.0).unwrap()).tanh();
-    } else {
-        let s7 = { let mut acc8 = T::zero(); for k9 in 0..4 { acc8 = acc8 + w3[k9] * w3[k9]; } acc8 };
-        acc = acc.round() + T::sin(s7 * T::from(0.222).unwrap());
-    }
-    acc
 }
 
 fn run_f417<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f417(&p[0..2], p[2], p[3])]
+    vec![M417::f417(&p[0..2], p[2], p[3])]
 }
 
 fn vjp_f417(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f417_grad(&p[0..2], p[2], p[3]);
+    let (y, g) = M417::f417_grad(&p[0..2], p[2], p[3]);
     (vec![y], g.flatten())
 }
 // ---- end f417 ----
@@ -15379,40 +15609,45 @@ fn vjp_f435(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f435 ----
 
 // ---- f436 ----
-#[differentiate(wrt(xs, x))]
-fn f436<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> Vec<T> {
-    let mut acc = xs[1];
-    acc = Float::tanh((acc.fract() + f390(2, ((xs[0] / (xs[0].abs() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()).atan() * T::from(0.954).unwrap(), xs)) * T::from(0.144).unwrap());
-    if !((xs[0] + T::from(2.5).unwrap()).log10().is_sign_negative()) && Float::max(xs[1], acc) <= T::from(0.82).unwrap() && xs[1] < T::from(0.309).unwrap() {
-        acc = acc + (acc + acc);
-        acc -= (((T::from(-0.974).unwrap() - acc) + (xs[1] + xs[0])) * T::from(0.286).unwrap()).tanh();
-        if (acc - T::from(-1.943).unwrap()) >= T::from(-0.578).unwrap() {
-            let s1 = xs.iter().zip(xs).map(|(a, b)| *a * *b).sum::<T>();
-            let (b2, b3) = (f402::<T>(x.min(x), xs[0]), ((x * xs[1]).abs() + T::from(0.75).unwrap()).log2());
-            acc = ((acc - ((Float::tanh(s1 * T::from(0.444).unwrap()) - b2) + b3)) * T::from(0.231).unwrap()).sin();
-        } else {
-            let mut w4 = Vec::with_capacity(2);
-            for _ in 0..2 {
-                w4.push(T::max(Float::asinh(acc), T::from(1.582).unwrap()));
+pub struct M436;
+
+#[differentiate]
+impl M436 {
+    #[differentiate(wrt(xs, x))]
+    fn f436<T: Float + NumAssign + Sum + Product>(xs: &[T], x: T) -> Vec<T> {
+        let mut acc = xs[1];
+        acc = Float::tanh((acc.fract() + f390(2, ((xs[0] / (xs[0].abs() + T::from(0.75).unwrap())) * T::from(1.0).unwrap()).atan() * T::from(0.954).unwrap(), xs)) * T::from(0.144).unwrap());
+        if !((xs[0] + T::from(2.5).unwrap()).log10().is_sign_negative()) && Float::max(xs[1], acc) <= T::from(0.82).unwrap() && xs[1] < T::from(0.309).unwrap() {
+            acc = acc + (acc + acc);
+            acc -= (((T::from(-0.974).unwrap() - acc) + (xs[1] + xs[0])) * T::from(0.286).unwrap()).tanh();
+            if (acc - T::from(-1.943).unwrap()) >= T::from(-0.578).unwrap() {
+                let s1 = xs.iter().zip(xs).map(|(a, b)| *a * *b).sum::<T>();
+                let (b2, b3) = (f402::<T>(x.min(x), xs[0]), ((x * xs[1]).abs() + T::from(0.75).unwrap()).log2());
+                acc = ((acc - ((Float::tanh(s1 * T::from(0.444).unwrap()) - b2) + b3)) * T::from(0.231).unwrap()).sin();
+            } else {
+                let mut w4 = Vec::with_capacity(2);
+                for _ in 0..2 {
+                    w4.push(T::max(Float::asinh(acc), T::from(1.582).unwrap()));
+                }
+                acc += w4[1];
             }
-            acc += w4[1];
+        } else {
+            let (p6, q7) = f416((((x.abs() + T::from(0.75).unwrap()) + T::one()).acosh() * T::from(1.082).unwrap()).sin(), ((xs[0] + x) * T::from(0.666).unwrap()).sin(), (T::from(0.5).unwrap().exp() + T::from(0.5).unwrap()).ln());
+            acc += T::sin(p6 * T::from(0.344).unwrap()) - (q7 * T::from(0.344).unwrap()).sin();
         }
-    } else {
-        let (p6, q7) = f416((((x.abs() + T::from(0.75).unwrap()) + T::one()).acosh() * T::from(1.082).unwrap()).sin(), ((xs[0] + x) * T::from(0.666).unwrap()).sin(), (T::from(0.5).unwrap().exp() + T::from(0.5).unwrap()).ln());
-        acc += T::sin(p6 * T::from(0.344).unwrap()) - (q7 * T::from(0.344).unwrap()).sin();
+        let mut out8 = vec![(acc * T::from(0.308).unwrap()).tanh(), x.signum()];
+        out8[0] = Float::atan(acc * T::from(0.308).unwrap());
+        out8[0] = Float::tanh((((acc * T::from(0.308).unwrap()).tanh().exp() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p().mul_add(x, ((acc * T::from(0.308).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.398).unwrap());
+        out8
     }
-    let mut out8 = vec![(acc * T::from(0.308).unwrap()).tanh(), x.signum()];
-    out8[0] = Float::atan(acc * T::from(0.308).unwrap());
-    out8[0] = Float::tanh((((acc * T::from(0.308).unwrap()).tanh().exp() + T::from(0.5).unwrap()) - T::from(0.75).unwrap()).ln_1p().mul_add(x, ((acc * T::from(0.308).unwrap()).tanh() * T::from(0.05).unwrap()).to_degrees()) * T::from(0.398).unwrap());
-    out8
 }
 
 fn run_f436<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    f436(&p[0..2], p[2])
+    M436::f436(&p[0..2], p[2])
 }
 
 fn vjp_f436(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, pullback) = f436_pullback(&p[0..2], p[2]);
+    let (y, pullback) = M436::f436_pullback(&p[0..2], p[2]);
     (y.flatten(), pullback.backward(c.to_vec()).flatten())
 }
 // ---- end f436 ----
@@ -15678,7 +15913,7 @@ where
     T: Float + NumAssign + Sum + Product,
 {
     let mut acc = ((z.min(z) * z.min(z) + T::from(0.5).unwrap()).powf(Float::powf(T::from(0.225).unwrap().abs() + T::from(0.75).unwrap(), z)) * T::from(0.144).unwrap()).tanh();
-    acc += f391(y.fract(), 2);
+    acc += M391::f391(y.fract(), 2);
     let mut k1 = 0;
     loop {
         k1 += 1;
@@ -15764,34 +15999,39 @@ fn vjp_f445(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f445 ----
 
 // ---- f446 ----
+pub struct M446;
+
 #[differentiate]
-fn f446<T>(xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[3];
-    acc = acc - xs[3];
-    for _ in 1..=3 {
-        let mut w2 = vec![(acc.sin() * T::from(0.85).unwrap()).asin(); 4];
-        if !(acc <= T::from(0.704).unwrap()) && w2[1] < acc {
-            continue;
+impl M446 {
+    #[differentiate]
+    fn f446<T>(xs: &[T]) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = xs[3];
+        acc = acc - xs[3];
+        for _ in 1..=3 {
+            let mut w2 = vec![(acc.sin() * T::from(0.85).unwrap()).asin(); 4];
+            if !(acc <= T::from(0.704).unwrap()) && w2[1] < acc {
+                continue;
+            }
+            for _ in 0..xs.len() {
+                let w4 = vec![T::zero(); 4];
+                acc += w4[0];
+            }
+            w2[1] = -(acc * T::from(0.333).unwrap()).tanh().cos();
+            acc = ((T::recip((acc * T::from(0.333).unwrap()).sin().exp() + T::from(0.5).unwrap()) - w2[2]) * T::from(0.388).unwrap()).atan();
         }
-        for _ in 0..xs.len() {
-            let w4 = vec![T::zero(); 4];
-            acc += w4[0];
-        }
-        w2[1] = -(acc * T::from(0.333).unwrap()).tanh().cos();
-        acc = ((T::recip((acc * T::from(0.333).unwrap()).sin().exp() + T::from(0.5).unwrap()) - w2[2]) * T::from(0.388).unwrap()).atan();
+        acc + (-T::one())
     }
-    acc + (-T::one())
 }
 
 fn run_f446<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f446(&p[0..4])]
+    vec![M446::f446(&p[0..4])]
 }
 
 fn vjp_f446(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f446_grad(&p[0..4]);
+    let (y, g) = M446::f446_grad(&p[0..4]);
     (vec![y], g.flatten())
 }
 // ---- end f446 ----
@@ -16516,24 +16756,29 @@ fn vjp_f467(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f467 ----
 
 // ---- f468 ----
+pub struct M468;
+
 #[differentiate]
-fn f468<T>(x: T, xs: &[T]) -> T
-where
-    T: Float + NumAssign + Sum + Product,
-{
-    let mut acc = xs[1].trunc();
-    acc = (acc * T::from(0.165).unwrap()) * x;
-    let t1 = T::atan((xs[1] + ((acc * T::from(3.232).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees()) * T::from(0.458).unwrap());
-    acc = (acc * T::from(0.87).unwrap()) - x;
-    (acc + t1) + f430::<T>(xs, (acc * T::from(0.981).unwrap()).tanh(), xs[0].fract(), Float::sin(f450(x.sin(), T::sin(x), 1) * T::from(0.415).unwrap()), xs)
+impl M468 {
+    #[differentiate]
+    fn f468<T>(x: T, xs: &[T]) -> T
+    where
+        T: Float + NumAssign + Sum + Product,
+    {
+        let mut acc = xs[1].trunc();
+        acc = (acc * T::from(0.165).unwrap()) * x;
+        let t1 = T::atan((xs[1] + ((acc * T::from(3.232).unwrap()).atan() * T::from(0.031).unwrap()).to_degrees()) * T::from(0.458).unwrap());
+        acc = (acc * T::from(0.87).unwrap()) - x;
+        (acc + t1) + f430::<T>(xs, (acc * T::from(0.981).unwrap()).tanh(), xs[0].fract(), Float::sin(f450(x.sin(), T::sin(x), 1) * T::from(0.415).unwrap()), xs)
+    }
 }
 
 fn run_f468<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f468(p[0], &p[1..4])]
+    vec![M468::f468(p[0], &p[1..4])]
 }
 
 fn vjp_f468(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f468_grad(p[0], &p[1..4]);
+    let (y, g) = M468::f468_grad(p[0], &p[1..4]);
     (vec![y], g.flatten())
 }
 // ---- end f468 ----
@@ -17215,27 +17460,32 @@ fn vjp_f487(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f487 ----
 
 // ---- f488 ----
+pub struct M488;
+
 #[differentiate]
-fn f488<T: Float + NumAssign + Sum + Product>(x: T, n: usize) -> T {
-    let mut acc = ((x.abs() + T::from(1.0).unwrap()).powf(T::from(-1.22).unwrap()).ceil() * T::from(0.492).unwrap()).sin();
-    if x >= x {
-        let h2 = |s: T| (T::from(0.756).unwrap().to_radians().max(acc.round())) * s;
-        let t1 = h2(T::from(0.5).unwrap()) + h2(T::from(0.5).unwrap());
-        let u3 = f445(((x * x) * T::from(0.888).unwrap()).tanh(), x, n, Float::ln_1p((T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()));
-        acc *= Float::sin((t1 - (u3[1] * T::from(0.327).unwrap()).tanh()) * T::from(0.666).unwrap());
-    } else {
-        acc /= ((acc / (acc + T::from(1.75).unwrap())) - (acc - x)) + T::from(5.084).unwrap();
+impl M488 {
+    #[differentiate]
+    fn f488<T: Float + NumAssign + Sum + Product>(x: T, n: usize) -> T {
+        let mut acc = ((x.abs() + T::from(1.0).unwrap()).powf(T::from(-1.22).unwrap()).ceil() * T::from(0.492).unwrap()).sin();
+        if x >= x {
+            let h2 = |s: T| (T::from(0.756).unwrap().to_radians().max(acc.round())) * s;
+            let t1 = h2(T::from(0.5).unwrap()) + h2(T::from(0.5).unwrap());
+            let u3 = f445(((x * x) * T::from(0.888).unwrap()).tanh(), x, n, Float::ln_1p((T::from(0.5).unwrap() * T::from(0.5).unwrap() + T::from(0.25).unwrap()) - T::from(0.75).unwrap()));
+            acc *= Float::sin((t1 - (u3[1] * T::from(0.327).unwrap()).tanh()) * T::from(0.666).unwrap());
+        } else {
+            acc /= ((acc / (acc + T::from(1.75).unwrap())) - (acc - x)) + T::from(5.084).unwrap();
+        }
+        acc -= ((acc + (acc * T::from(n).unwrap())) * T::from(0.4).unwrap()).tanh();
+        acc * ((acc - acc) - acc)
     }
-    acc -= ((acc + (acc * T::from(n).unwrap())) * T::from(0.4).unwrap()).tanh();
-    acc * ((acc - acc) - acc)
 }
 
 fn run_f488<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f488(p[0], 4)]
+    vec![M488::f488(p[0], 4)]
 }
 
 fn vjp_f488(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f488_grad(p[0], 4);
+    let (y, g) = M488::f488_grad(p[0], 4);
     (vec![y], g.flatten())
 }
 // ---- end f488 ----
@@ -17375,7 +17625,7 @@ fn f493<T: Float + NumAssign + Sum + Product>(x: T, xs: &[T]) -> T {
     }
     let mut t4 = xs[0];
     if (x - xs[2]).is_sign_positive() {
-        if !(f468(((xs[2] + xs[2]) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), xs) >= T::from(-0.764).unwrap()) && (t4 / (xs[0] * xs[0] + T::from(0.75).unwrap())) > T::from(0.3).unwrap() {
+        if !(M468::f468(((xs[2] + xs[2]) * T::from(0.666).unwrap()).atan() * T::from(0.954).unwrap(), xs) >= T::from(-0.764).unwrap()) && (t4 / (xs[0] * xs[0] + T::from(0.75).unwrap())) > T::from(0.3).unwrap() {
             let h6 = |s: T| (acc) * s;
             let t5 = h6(T::from(0.5).unwrap()) + h6(T::from(0.5).unwrap());
             let w7 = vec![(x.mul_add(x, acc) * T::from(0.323).unwrap()).atan(); 3];
@@ -17450,7 +17700,7 @@ fn vjp_f494(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- f495 ----
 #[differentiate(wrt(z))]
 fn f495<T: Float + NumAssign + Sum + Product>(y: T, z: T, x: T) -> T {
-    let acc = if f483(((y * y) * T::from(0.888).unwrap()).sin(), T::from(1.159).unwrap(), (f488::<T>(((x - z) * T::from(0.666).unwrap()).tanh(), 2) * T::from(0.166).unwrap()).tanh()).is_sign_positive() { y } else { Float::atan(z) };
+    let acc = if f483(((y * y) * T::from(0.888).unwrap()).sin(), T::from(1.159).unwrap(), (M488::f488::<T>(((x - z) * T::from(0.666).unwrap()).tanh(), 2) * T::from(0.166).unwrap()).tanh()).is_sign_positive() { y } else { Float::atan(z) };
     let mut t1 = T::sin(((z + z) + T::atan2(y, z * z + T::from(0.75).unwrap())) * T::from(0.325).unwrap()) * x;
     let b2 = {
         let c3 = acc;
@@ -17583,24 +17833,29 @@ fn vjp_f498(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
 // ---- end f498 ----
 
 // ---- f499 ----
-#[differentiate(wrt(ys, xs))]
-fn f499<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
-    let mut acc = (f468(Float::atan(Float::exp(xs[1]) * T::from(0.446).unwrap()) * T::from(0.954).unwrap(), ys) * T::from(0.288).unwrap()).tanh();
-    let t1 = xs[2] * (acc / (acc.exp() + T::from(0.75).unwrap())).signum();
-    let t2 = Float::trunc(xs[1]).trunc();
-    for (&_, &_) in xs.iter().zip(xs) {
-        let w5 = vec![T::zero(); 4];
-        acc = Float::atan((acc - w5[0]) * T::from(0.5).unwrap()) * T::from(0.636).unwrap();
+pub struct M499;
+
+#[differentiate]
+impl M499 {
+    #[differentiate(wrt(ys, xs))]
+    fn f499<T: Float + NumAssign + Sum + Product>(ys: &[T], xs: &[T]) -> T {
+        let mut acc = (M468::f468(Float::atan(Float::exp(xs[1]) * T::from(0.446).unwrap()) * T::from(0.954).unwrap(), ys) * T::from(0.288).unwrap()).tanh();
+        let t1 = xs[2] * (acc / (acc.exp() + T::from(0.75).unwrap())).signum();
+        let t2 = Float::trunc(xs[1]).trunc();
+        for (&_, &_) in xs.iter().zip(xs) {
+            let w5 = vec![T::zero(); 4];
+            acc = Float::atan((acc - w5[0]) * T::from(0.5).unwrap()) * T::from(0.636).unwrap();
+        }
+        T::atan((((acc - t1) * t2) + t2) * T::from(0.163).unwrap())
     }
-    T::atan((((acc - t1) * t2) + t2) * T::from(0.163).unwrap())
 }
 
 fn run_f499<T: Float + NumAssign + Sum + Product>(p: &[T]) -> Vec<T> {
-    vec![f499(&p[0..3], &p[3..6])]
+    vec![M499::f499(&p[0..3], &p[3..6])]
 }
 
 fn vjp_f499(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let (y, g) = f499_grad(&p[0..3], &p[3..6]);
+    let (y, g) = M499::f499_grad(&p[0..3], &p[3..6]);
     (vec![y], g.flatten())
 }
 // ---- end f499 ----

@@ -17,7 +17,9 @@
 //! tuple destructuring and swaps, local `Vec`s (`vec![..; n]`, `to_vec`, `with_capacity` +
 //! `push`, `clone`, indexed writes and compound writes, `swap`), iterator reductions (`sum`,
 //! `product`, `fold`, `map`, `zip`), calls to earlier functions (scalar, tuple and `Vec`
-//! results, slices passed through), `wrt(...)` subsets, integer parameters, and every scalar
+//! results, slices passed through), functions written as associated functions of an `impl`
+//! block of their own (`M3::f3`, called by that path), `wrt(...)` subsets, integer
+//! parameters, and every scalar
 //! primitive of docs/supported.md in its three call syntaxes (`x.sin()`, `T::sin(x)`,
 //! `Float::sin(x)`).
 //!
@@ -59,6 +61,8 @@ const LOOP_ALLOWANCE: f64 = 1.0;
 const MAX_TRIPS: usize = 25;
 /// The largest estimated cost (primitive operations per call) of a function.
 const MAX_COST: f64 = 4000.0;
+/// The share of functions generated as methods of an `impl` block.
+const METHOD_SHARE: f64 = 0.1;
 
 /// Constructs that currently hit known bugs of `#[differentiate]` (docs/testing.md lists them
 /// with minimal reproductions). They make the generated crate fail to compile, which would
@@ -184,8 +188,11 @@ pub struct Function {
     pub out_bound: f64,
     /// Estimated primitive operations per call, callees included.
     pub cost: f64,
-    /// `#[differentiate] fn ... { ... }`
+    /// `#[differentiate] fn ... { ... }`, or that function as a method of a block of its own
+    /// (`pub struct M3; #[differentiate] impl M3 { #[differentiate] fn f3 .. }`)
     pub source: String,
+    /// How other code calls it: `f3`, or `M3::f3` for a method
+    pub path: String,
 }
 
 impl Function {
@@ -219,6 +226,25 @@ impl Function {
         active
     }
 
+    /// Moves the function into an `impl` block of a struct of its own, as an associated
+    /// function without `self` (the struct has no fields, so a receiver would add nothing to
+    /// check): its gradient entry points become `M3::f3_grad` and `M3::f3_pullback`, and
+    /// callers compose with it through the path call `M3::f3(..)`.
+    fn make_method(&mut self, index: usize) {
+        let holder = format!("M{index}");
+        let mut method = String::new();
+        for line in self.source.lines() {
+            if !line.is_empty() {
+                method.push_str("    ");
+            }
+            method.push_str(line);
+            method.push('\n');
+        }
+        self.source =
+            format!("pub struct {holder};\n\n#[differentiate]\nimpl {holder} {{\n{method}}}\n");
+        self.path = format!("{holder}::{}", self.name);
+    }
+
     /// The call of this function on the flat input slice `p`.
     fn call_on_flat(&self, p: &str) -> String {
         let mut at = 0;
@@ -244,9 +270,14 @@ impl Function {
 /// Generates the functions of one batch.
 pub fn generate(seed: u64, batch: u64, count: usize, bugs: KnownBugs) -> Vec<Function> {
     let mut rng = Rng::new(batch_seed(seed, batch));
+    // a stream of its own, so that which functions become methods changes no function's body
+    let mut placement = Rng::new(batch_seed(seed, batch) ^ 0x006d_6574_686f_6473);
     let mut functions: Vec<Function> = Vec::with_capacity(count);
     for index in 0..count {
-        let f = FnGen::function(&mut rng, index, &functions, bugs);
+        let mut f = FnGen::function(&mut rng, index, &functions, bugs);
+        if placement.chance(METHOD_SHARE) {
+            f.make_method(index);
+        }
         functions.push(f);
     }
     functions
@@ -276,15 +307,15 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
          pub static SOURCE: &str = include_str!(\"cases.rs\");\n"
     );
     for (index, f) in functions.iter().enumerate() {
-        let name = &f.name;
+        let (name, path) = (&f.name, &f.path);
         let _ = writeln!(out, "// ---- {name} ----");
         out.push_str(&f.source);
         let call = f.call_on_flat("p");
         let run = match f.output {
-            Output::Scalar => format!("vec![{name}({call})]"),
-            Output::Pair => format!("let (a, b) = {name}({call});\n    vec![a, b]"),
-            Output::Vector(_) => format!("{name}({call})"),
-            Output::Array(_) => format!("{name}({call}).to_vec()"),
+            Output::Scalar => format!("vec![{path}({call})]"),
+            Output::Pair => format!("let (a, b) = {path}({call});\n    vec![a, b]"),
+            Output::Vector(_) => format!("{path}({call})"),
+            Output::Array(_) => format!("{path}({call}).to_vec()"),
         };
         let _ = writeln!(
             out,
@@ -295,7 +326,7 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
                 let _ = writeln!(
                     out,
                     "fn vjp_{name}(p: &[f64], _: &[f64]) -> (Vec<f64>, Vec<f64>) {{\n    \
-                     let (y, g) = {name}_grad({call});\n    (vec![y], g.flatten())\n}}"
+                     let (y, g) = {path}_grad({call});\n    (vec![y], g.flatten())\n}}"
                 );
             }
             // every other pair goes through `jacobian()` too, the same way
@@ -311,7 +342,7 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
                 let _ = writeln!(
                     out,
                     "fn vjp_{name}(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {{\n    \
-                     let (y, pullback) = {name}_pullback({call});\n    \
+                     let (y, pullback) = {path}_pullback({call});\n    \
                      let mut vjp: Vec<f64> = Vec::new();\n    \
                      for (ci, row) in c.iter().zip(pullback.jacobian()) {{\n        \
                      let row = row.flatten();\n        \
@@ -332,7 +363,7 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
                 let _ = writeln!(
                     out,
                     "fn vjp_{name}(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {{\n    \
-                     let (y, pullback) = {name}_pullback({call});\n    \
+                     let (y, pullback) = {path}_pullback({call});\n    \
                      (y.flatten(), pullback.backward({cotangent}).flatten())\n}}"
                 );
             }
@@ -734,6 +765,7 @@ impl<'a> FnGen<'a> {
             sig_params.join(", ")
         );
         Function {
+            path: name.clone(),
             name,
             params,
             active,
@@ -2078,7 +2110,7 @@ impl<'a> FnGen<'a> {
                 }
             }
         }
-        let name = &self.prior[k].name;
+        let name = &self.prior[k].path;
         let turbofish = if self.rng.chance(0.2) { "::<T>" } else { "" };
         format!("{name}{turbofish}({})", args.join(", "))
     }
