@@ -586,7 +586,7 @@ fn check_places(func: &Function, a: &Analysis, errors: &mut Errors) {
         if !root_is_parameter_set {
             errors.push(
                 data.span,
-                "fields are differentiated only through a parameter of a `#[derive(Differentiable)]` struct type; read the field from the parameter itself",
+                "fields are differentiated when read from a parameter of a `#[derive(Differentiable)]` struct type or from a struct built in the function (`let s = State { .. }; s.x`), not from a struct returned by a call or copied; pass such a struct whole to a #[differentiate] function that reads its fields (`energy(&s)`)",
             );
             reported = true;
         }

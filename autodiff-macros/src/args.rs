@@ -259,6 +259,19 @@ pub enum Output {
     Tuple(Vec<Type>),
     /// A `Vec<T>` or `[T; N]` of floats: `backward` takes a cotangent of the same type.
     Array(Type),
+    /// A user struct (`#[derive(Differentiable)]`) the body builds with a struct expression:
+    /// one value per field, `backward` takes a cotangent of the same type.
+    Struct(StructOutput),
+}
+
+/// The struct a function returns, as its struct expressions build it.
+#[derive(Clone, Debug)]
+pub struct StructOutput {
+    /// The path that builds it and takes its cotangent apart, without generic arguments
+    /// (`State`): they are inferred from the fields.
+    pub path: syn::Path,
+    /// Its fields, in the order of their names: the order of the function's yielded values.
+    pub fields: Vec<Ident>,
 }
 
 /// The signature facts every later stage needs.
@@ -478,9 +491,17 @@ fn classify_param(
     None
 }
 
-fn classify_output(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option<Output> {
+fn classify_output(
+    ty: &Type,
+    generics: &[Ident],
+    block: &syn::Block,
+    errors: &mut Errors,
+) -> Option<Output> {
     if is_float_type(ty, generics) {
         return Some(Output::Scalar(ty.clone()));
+    }
+    if is_user_enum_like(ty) {
+        return struct_output(ty, block, errors);
     }
     if let Some((_, elem)) = array_type(ty) {
         if is_float_type(&elem, generics) && !matches!(ty, Type::Reference(_)) {
@@ -505,6 +526,70 @@ fn classify_output(ty: &Type, generics: &[Ident], errors: &mut Errors) -> Option
         ),
     );
     None
+}
+
+/// A user struct as the output: its fields are those of the first struct expression of that
+/// type in the body (`State { x: .., v: .. }`; rustc makes every other one list the same).
+fn struct_output(ty: &Type, block: &syn::Block, errors: &mut Errors) -> Option<Output> {
+    let Type::Path(type_path) = ty else {
+        return None;
+    };
+    let mut path = type_path.path.clone();
+    for segment in &mut path.segments {
+        segment.arguments = syn::PathArguments::None;
+    }
+    let name = path.segments.last()?.ident.clone();
+    let mut finder = StructExpressions {
+        name: &name,
+        first: None,
+    };
+    syn::visit::Visit::visit_block(&mut finder, block);
+    let Some(fields) = finder.first else {
+        errors.push_spanned(
+            ty,
+            format!(
+                "a #[differentiate] function returning the struct `{name}` must build it with a struct expression listing its fields, `{name} {{ x: .., v: .. }}`, in the function's body (a `#[derive(Differentiable)]` struct; its cotangent is a `{name}` too)"
+            ),
+        );
+        return None;
+    };
+    let mut fields = fields;
+    fields.sort_by_key(|f| f.to_string());
+    Some(Output::Struct(StructOutput { path, fields }))
+}
+
+/// Finds the fields of the first struct expression whose path ends in `name` (or is `Self`).
+struct StructExpressions<'a> {
+    name: &'a Ident,
+    first: Option<Vec<Ident>>,
+}
+
+impl<'ast> syn::visit::Visit<'ast> for StructExpressions<'_> {
+    fn visit_expr_struct(&mut self, e: &'ast syn::ExprStruct) {
+        let last = e.path.segments.last().map(|s| &s.ident);
+        if self.first.is_none()
+            && e.qself.is_none()
+            && last.is_some_and(|id| id == self.name || id == "Self")
+        {
+            let named: Option<Vec<Ident>> = e
+                .fields
+                .iter()
+                .map(|f| match &f.member {
+                    syn::Member::Named(id) => Some(id.clone()),
+                    syn::Member::Unnamed(_) => None,
+                })
+                .collect();
+            if let Some(named) = named.filter(|n| !n.is_empty()) {
+                self.first = Some(named);
+            }
+        }
+        syn::visit::visit_expr_struct(self, e);
+    }
+
+    // a closure's struct expressions are not the function's value
+    fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
 }
 
 /// Checks the function's shape and classifies its parameters and output.
@@ -559,7 +644,10 @@ pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
             );
             (None, None)
         }
-        ReturnType::Type(_, ty) => (classify_output(ty, &generics, errors), Some((**ty).clone())),
+        ReturnType::Type(_, ty) => (
+            classify_output(ty, &generics, &item.block, errors),
+            Some((**ty).clone()),
+        ),
     };
     if errors.len() > before {
         return None;

@@ -315,12 +315,19 @@ fn output_zero(output: &Output) -> TokenStream {
             let zeros = items.iter().map(zero);
             quote!((#(#zeros,)*))
         }
+        // no zero without a value to take the non-float fields from (see `zero_output_item`)
+        Output::Struct(_) => TokenStream::new(),
     }
 }
 
 /// `__autodiff_zero_output_f`: the zero cotangent of `f`'s output, for callers that cannot
-/// name its type.
+/// name its type. A struct output has none: its fields that carry no derivative keep their
+/// primal values, which a zero made from nothing cannot know, so a caller that needs one
+/// fails to compile (rustc names the missing function).
 pub fn zero_output_item(item: &ItemFn, sig: &Signature, cfgs: &[&syn::Attribute]) -> TokenStream {
+    if matches!(sig.output, Output::Struct(_)) {
+        return TokenStream::new();
+    }
     let name = names::hidden_zero_output_fn(&item.sig.ident);
     let vis = &item.vis;
     let generics = &item.sig.generics;
@@ -4919,7 +4926,13 @@ impl Context<'_> {
             .iter()
             .map(|y| self.operand(*y))
             .collect();
-        let value = tuple_pattern(&yields);
+        let value = match &self.sig.output {
+            Output::Struct(output) => {
+                let (path, fields) = (&output.path, &output.fields);
+                quote!(#path { #(#fields: #yields),* })
+            }
+            _ => tuple_pattern(&yields),
+        };
         let inits = self.field_inits(analysis, &records, self.func.entry);
         let (field_names, field_values): (Vec<TokenStream>, Vec<TokenStream>) = self
             .fields(analysis, &records, self.func.entry)
@@ -5398,6 +5411,30 @@ impl Context<'_> {
                     if analysis.is_active(*y) {
                         self.contribute(analysis, &mut scope, *y, quote!(#part), &mut bwd);
                     }
+                }
+            }
+            Output::Struct(output) => {
+                // the fields that carry a derivative, moved out of the cotangent by name
+                let active: Vec<(usize, &Ident)> = output
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .filter(|&(k, _)| analysis.is_active(entry_yields[k]))
+                    .collect();
+                let parts: Vec<Ident> = active
+                    .iter()
+                    .map(|(k, _)| format_ident!("d_output{}", k))
+                    .collect();
+                let (path, fields) = (&output.path, active.iter().map(|(_, f)| f));
+                bwd.extend(quote!(let #path { #(#fields: #parts,)* .. } = #d_output;));
+                for ((k, _), part) in active.iter().zip(&parts) {
+                    self.contribute(
+                        analysis,
+                        &mut scope,
+                        entry_yields[*k],
+                        quote!(#part),
+                        &mut bwd,
+                    );
                 }
             }
         }

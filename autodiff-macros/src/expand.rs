@@ -313,6 +313,8 @@ fn generate_once(
         Output::Scalar(t) => vec![t.clone()],
         Output::Tuple(ts) => ts.clone(),
         Output::Array(t) => vec![t.clone()],
+        // the fields' types are not in the signature: the analysis infers them
+        Output::Struct(_) => Vec::new(),
     };
     let public = analysis::analyze(func, &active, &lowered.annotations, &output_types, errors);
     let all: Vec<bool> = sig

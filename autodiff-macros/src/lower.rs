@@ -39,6 +39,9 @@ pub struct Lowered {
 enum Operand {
     Value(Value),
     Tuple(Vec<Operand>),
+    /// A struct built by a struct expression, `State { x: a, v: b }`: its fields by name, in
+    /// the order of their names (so that every expression building it has the same shape).
+    Struct(Vec<(Ident, Operand)>),
     Unit,
 }
 
@@ -47,6 +50,7 @@ impl Operand {
         match self {
             Operand::Value(v) => out.push(*v),
             Operand::Tuple(items) => items.iter().for_each(|i| i.flatten(out)),
+            Operand::Struct(fields) => fields.iter().for_each(|(_, f)| f.flatten(out)),
             Operand::Unit => {}
         }
     }
@@ -64,6 +68,12 @@ impl Operand {
             Operand::Tuple(items) => {
                 Operand::Tuple(items.iter().map(|i| i.rebuild(values)).collect())
             }
+            Operand::Struct(fields) => Operand::Struct(
+                fields
+                    .iter()
+                    .map(|(name, f)| (name.clone(), f.rebuild(values)))
+                    .collect(),
+            ),
             Operand::Unit => Operand::Unit,
         }
     }
@@ -73,6 +83,12 @@ impl Operand {
             (Operand::Value(_), Operand::Value(_)) | (Operand::Unit, Operand::Unit) => true,
             (Operand::Tuple(a), Operand::Tuple(b)) => {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_shape(y))
+            }
+            (Operand::Struct(a), Operand::Struct(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|((m, x), (n, y))| m == n && x.same_shape(y))
             }
             _ => false,
         }
@@ -185,6 +201,8 @@ struct Lowerer<'e> {
     generic_args: Vec<Ident>,
     annotations: HashMap<Value, syn::Type>,
     output_arity: usize,
+    /// For a struct output: its path and fields, in the order of the yielded values.
+    struct_output: Option<crate::args::StructOutput>,
     too_large: bool,
     loops: Vec<LoopFrame>,
     /// Per output element: a placeholder value of its type for hidden return slots.
@@ -261,6 +279,11 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
             crate::args::Output::Scalar(_) => 1,
             crate::args::Output::Tuple(t) => t.len(),
             crate::args::Output::Array(_) => 1,
+            crate::args::Output::Struct(s) => s.fields.len(),
+        },
+        struct_output: match &sig.output {
+            crate::args::Output::Struct(s) => Some(s.clone()),
+            _ => None,
         },
         too_large: false,
         loops: Vec::new(),
@@ -271,6 +294,8 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
             let types: Vec<&syn::Type> = match &sig.output {
                 crate::args::Output::Scalar(t) | crate::args::Output::Array(t) => vec![t],
                 crate::args::Output::Tuple(ts) => ts.iter().collect(),
+                // the fields' types are unknown: a `return` inside a loop is refused
+                crate::args::Output::Struct(_) => Vec::new(),
             };
             types
                 .into_iter()
@@ -416,14 +441,17 @@ impl<'ast> Visit<'ast> for ReturnFinder {
 #[derive(Default)]
 struct JumpFinder {
     returns: bool,
+    /// The first `return`, for errors.
+    first_return: Option<Span>,
     breaks: bool,
     break_values: bool,
     depth: usize,
 }
 
 impl<'ast> Visit<'ast> for JumpFinder {
-    fn visit_expr_return(&mut self, _: &'ast syn::ExprReturn) {
+    fn visit_expr_return(&mut self, r: &'ast syn::ExprReturn) {
         self.returns = true;
+        self.first_return.get_or_insert(r.span());
     }
     fn visit_expr_break(&mut self, b: &'ast syn::ExprBreak) {
         if self.depth == 0 {
@@ -631,7 +659,7 @@ impl<'e> Lowerer<'e> {
                     if jumps(e, ctx) {
                         return self.lower_jump(e, rest, end_span, ctx);
                     }
-                    let value = if self.output_arity > 1 {
+                    let value = if self.output_arity > 1 && self.struct_output.is_none() {
                         self.lower_expr_expecting(e, self.output_arity)?
                     } else {
                         self.lower_expr(e)?
@@ -705,7 +733,7 @@ impl<'e> Lowerer<'e> {
                         self.nested_return(&**value);
                         return None;
                     }
-                    let value = if self.output_arity > 1 {
+                    let value = if self.output_arity > 1 && self.struct_output.is_none() {
                         self.lower_expr_expecting(value, self.output_arity)?
                     } else {
                         self.lower_expr(value)?
@@ -959,11 +987,46 @@ impl<'e> Lowerer<'e> {
     }
 
     fn return_values(&mut self, value: &Operand, span: Span) -> Option<Vec<Value>> {
+        if let Some(output) = &self.struct_output {
+            let fields = &output.fields;
+            return match value {
+                Operand::Struct(built)
+                    if built.iter().map(|(name, _)| name).eq(fields.iter())
+                        && built.iter().all(|(_, f)| matches!(f, Operand::Value(_))) =>
+                {
+                    Some(value.values())
+                }
+                Operand::Struct(built) if built.iter().map(|(name, _)| name).eq(fields.iter()) => {
+                    self.errors.push(
+                        span,
+                        "each field of the returned struct must be a single value, not a tuple or a struct; return the nested value from a function of its own or flatten it into fields",
+                    );
+                    None
+                }
+                // another struct: rustc reports the type mismatch itself
+                Operand::Struct(_) => {
+                    self.errors.fail_silently();
+                    None
+                }
+                _ => {
+                    let names: Vec<String> = fields.iter().map(|f| format!("{f}: ..")).collect();
+                    let path = crate::ir::tokens_text(&output.path.to_token_stream());
+                    self.errors.push(
+                        span,
+                        format!(
+                            "return a struct built in this function, `{path} {{ {} }}` or a variable bound to one; a struct from elsewhere (a parameter, a call) cannot be returned",
+                            names.join(", ")
+                        ),
+                    );
+                    None
+                }
+            };
+        }
         let values = value.values();
         let shape_ok = match value {
             Operand::Value(_) => self.output_arity == 1,
             Operand::Tuple(_) => values.len() == self.output_arity && self.output_arity > 1,
-            Operand::Unit => false,
+            Operand::Struct(_) | Operand::Unit => false,
         };
         if !shape_ok {
             if self.output_arity > 1 && matches!(value, Operand::Value(_)) {
@@ -1195,6 +1258,7 @@ impl<'e> Lowerer<'e> {
         match pat {
             Pat::Ident(p) => self.declare(&p.ident, Slot::Poisoned),
             Pat::Tuple(t) => t.elems.iter().for_each(|p| self.poison_pattern(p)),
+            Pat::Struct(s) => s.fields.iter().for_each(|f| self.poison_pattern(&f.pat)),
             Pat::Type(t) => self.poison_pattern(&t.pat),
             Pat::Paren(p) => self.poison_pattern(&p.pat),
             _ => {}
@@ -1217,6 +1281,30 @@ impl<'e> Lowerer<'e> {
                 for (p, item) in t.elems.iter().zip(items) {
                     self.bind_pattern(p, item, declare);
                 }
+            }
+            // `let State { x, v: speed, .. } = s;` of a struct built in the function
+            (Pat::Struct(pattern), Operand::Struct(fields)) => {
+                for field in &pattern.fields {
+                    let found = match &field.member {
+                        syn::Member::Named(name) => fields.iter().find(|(n, _)| n == name),
+                        syn::Member::Unnamed(_) => None,
+                    };
+                    match found {
+                        Some((_, value)) => self.bind_pattern(&field.pat, value.clone(), declare),
+                        // rustc reports the unknown field itself
+                        None => {
+                            self.poison_pattern(&field.pat);
+                            self.errors.fail_silently();
+                        }
+                    }
+                }
+            }
+            (Pat::Struct(pattern), _) => {
+                self.poison_pattern(&Pat::Struct(pattern.clone()));
+                self.errors.push_spanned(
+                    pattern,
+                    "a struct pattern takes apart a struct built in this function (`let S { x, v } = s;` after `let s = S { .. };`); read the fields of a parameter as `p.x`",
+                );
             }
             (Pat::Tuple(t), _) => self.errors.push_spanned(
                 t,
@@ -1255,6 +1343,13 @@ impl<'e> Lowerer<'e> {
             Operand::Value(v) => Some(v),
             Operand::Unit if self.diverged.is_some() => {
                 self.errors.push_spanned(e, "a `panic!` inside an expression is not supported; panic in a statement of its own, or as the whole value of a block, an arm or the function");
+                None
+            }
+            Operand::Struct(_) => {
+                self.errors.push_spanned(
+                    e,
+                    "a struct built in the function can be read by its fields (`s.x`), taken apart (`let State { x, v } = s;`) or returned; pass its fields here",
+                );
                 None
             }
             _ => {
@@ -1419,6 +1514,7 @@ impl<'e> Lowerer<'e> {
                 Some(Operand::Value(self.emit1(Opcode::Ref, vec![arg], span)))
             }
             Expr::Field(_) => self.lower_place(e),
+            Expr::Struct(st) => self.lower_struct(st),
             Expr::Index(index) => {
                 if let Expr::Range(range) = &*index.index {
                     let array = self.lower_single(&index.expr)?;
@@ -1656,6 +1752,9 @@ impl<'e> Lowerer<'e> {
                 ),
             },
             Expr::Infer(_) => {}
+            Expr::Field(_) if self.struct_root(place).is_some() => {
+                self.assign_struct_field(place, value)
+            }
             Expr::Unary(syn::ExprUnary {
                 op: UnOp::Deref(_),
                 expr,
@@ -1696,6 +1795,64 @@ impl<'e> Lowerer<'e> {
                     describe(other)
                 ),
             ),
+        }
+    }
+
+    /// For `s.x.y` (fields only) of a variable bound to a struct built in the function: the
+    /// variable and the field names, outermost first.
+    fn struct_root(&self, place: &Expr) -> Option<(Ident, Vec<Ident>)> {
+        let mut names = Vec::new();
+        let mut cursor = strip_parens(place);
+        while let Expr::Field(f) = cursor {
+            let syn::Member::Named(name) = &f.member else {
+                return None;
+            };
+            names.push(name.clone());
+            cursor = strip_parens(&f.base);
+        }
+        let root = local_ident(cursor)?;
+        names.reverse();
+        match self.lookup(&root.to_string()) {
+            Some(Slot::Bound(Operand::Struct(_))) if !names.is_empty() => Some((root, names)),
+            _ => None,
+        }
+    }
+
+    /// `s.x = e` on a struct built in the function: a new version of `s` with that field.
+    fn assign_struct_field(&mut self, place: &Expr, value: Operand) {
+        let Some((root, names)) = self.struct_root(place) else {
+            return;
+        };
+        let Some(Slot::Bound(current)) = self.lookup(&root.to_string()).cloned() else {
+            return;
+        };
+        fn replace(operand: &mut Operand, names: &[Ident], value: Operand) -> Result<(), bool> {
+            let Some((first, rest)) = names.split_first() else {
+                if operand.same_shape(&value) {
+                    *operand = value;
+                    return Ok(());
+                }
+                return Err(true);
+            };
+            let Operand::Struct(fields) = operand else {
+                return Err(true);
+            };
+            match fields.iter_mut().find(|(n, _)| n == first) {
+                Some((_, field)) => replace(field, rest, value),
+                None => Err(false),
+            }
+        }
+        let mut updated = current;
+        match replace(&mut updated, &names, value) {
+            Ok(()) => {
+                self.assign(&root, Slot::Bound(updated));
+            }
+            Err(true) => self.errors.push_spanned(
+                place,
+                "assign a single value to a field of a struct built in the function (`s.x = e`), as its struct expression gave it",
+            ),
+            // rustc reports the unknown field itself
+            Err(false) => self.errors.fail_silently(),
         }
     }
 
@@ -2743,6 +2900,8 @@ fn assigned_names(block: &syn::Block) -> Vec<String> {
                     }
                 }
                 Expr::Index(i) => self.place(&i.expr),
+                // `s.x = e` writes a struct built in the function
+                Expr::Field(f) => self.place(&f.base),
                 Expr::Paren(p) => self.place(&p.expr),
                 // `*o = ..` through an `iter_mut()` item: the loop maps `o` to its array
                 Expr::Unary(syn::ExprUnary {
@@ -2887,6 +3046,85 @@ impl<'e> Lowerer<'e> {
         text(a).is_some_and(|a| Some(a) == text(b))
     }
 
+    /// `State { x: a, v: b }`: its fields' values by name (evaluated in the order written).
+    fn lower_struct(&mut self, st: &syn::ExprStruct) -> Option<Operand> {
+        if let Some(rest) = &st.rest {
+            self.errors.push_spanned(
+                rest,
+                "struct update syntax (`..base`) is not supported in #[differentiate] functions; list every field",
+            );
+            return None;
+        }
+        if st.qself.is_some() {
+            self.errors.push_spanned(
+                &st.path,
+                "a struct expression with a qualified path (`<T as Trait>::S { .. }`) is not supported; name the struct",
+            );
+            return None;
+        }
+        let mut fields = Vec::new();
+        for field in &st.fields {
+            let syn::Member::Named(name) = &field.member else {
+                self.errors.push_spanned(
+                    &field.member,
+                    "fields are built by name here (`S { x: a }`); build a tuple struct with a call, `S(a, b)`, outside the differentiated function",
+                );
+                return None;
+            };
+            let value = match self.lower_expr(&field.expr)? {
+                Operand::Unit => {
+                    self.errors.fail_silently();
+                    return None;
+                }
+                value => value,
+            };
+            fields.push((name.clone(), value));
+        }
+        fields.sort_by_key(|(name, _)| name.to_string());
+        Some(Operand::Struct(fields))
+    }
+
+    /// `s.x.y` of a struct built in the function: the field's operand, then any element
+    /// reads that follow (`s.w[i]`).
+    fn struct_field(
+        &mut self,
+        e: &Expr,
+        root: Operand,
+        steps: &[crate::ir::PlaceStep],
+        indices: &[&Expr],
+    ) -> Option<Operand> {
+        let mut operand = root;
+        let mut indices = indices.iter();
+        for step in steps {
+            match (step, operand) {
+                (
+                    crate::ir::PlaceStep::Field(syn::Member::Named(name)),
+                    Operand::Struct(fields),
+                ) => {
+                    let Some((_, field)) = fields.into_iter().find(|(n, _)| n == name) else {
+                        // rustc reports the unknown field itself
+                        self.errors.fail_silently();
+                        return None;
+                    };
+                    operand = field;
+                }
+                (crate::ir::PlaceStep::Index(_), Operand::Value(array)) => {
+                    let index_expr = indices.next()?;
+                    let index = self.lower_single(index_expr)?;
+                    operand = Operand::Value(self.element(array, index, e.span()));
+                }
+                _ => {
+                    self.errors.push_spanned(
+                        e,
+                        "of a struct built in the function, read a field by name (`s.x`) or an element of a field (`s.w[i]`)",
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(operand)
+    }
+
     /// `p.c1.w`, `p.layers[i].b`: a path into a parameter, as one `Place` instruction.
     fn lower_place(&mut self, e: &Expr) -> Option<Operand> {
         let mut steps = Vec::new();
@@ -2916,6 +3154,12 @@ impl<'e> Lowerer<'e> {
         };
         let root = match self.lookup(&root_name.to_string()) {
             Some(Slot::Bound(Operand::Value(v))) => *v,
+            Some(Slot::Bound(built @ Operand::Struct(_))) => {
+                let built = built.clone();
+                steps.reverse();
+                indices.reverse();
+                return self.struct_field(e, built, &steps, &indices);
+            }
             Some(Slot::Bound(Operand::Tuple(items))) => {
                 // `t.0` on a tuple variable is its element
                 if let (Expr::Field(f), 1) = (e, steps.len()) {
@@ -3514,7 +3758,7 @@ impl<'e> Lowerer<'e> {
                 let outcome = self.lower_loop(
                     Some((args, range)),
                     &names,
-                    jumps.returns,
+                    jumps.first_return,
                     false,
                     span,
                     &body,
@@ -3539,7 +3783,7 @@ impl<'e> Lowerer<'e> {
                 };
                 let mut names = assigned_names(&w.body);
                 names.retain(|n| !n.is_empty());
-                self.lower_loop(None, &names, jumps.returns, false, span, &body)
+                self.lower_loop(None, &names, jumps.first_return, false, span, &body)
             }
             Expr::Loop(l) => {
                 if let Some(label) = &l.label {
@@ -3553,7 +3797,14 @@ impl<'e> Lowerer<'e> {
                     this.lower_seq(&items, end_span, Ctx::Loop)
                 };
                 let names = assigned_names(&l.body);
-                self.lower_loop(None, &names, jumps.returns, jumps.break_values, span, &body)
+                self.lower_loop(
+                    None,
+                    &names,
+                    jumps.first_return,
+                    jumps.break_values,
+                    span,
+                    &body,
+                )
             }
             _ => None,
         }
@@ -3565,13 +3816,22 @@ impl<'e> Lowerer<'e> {
         &mut self,
         range: Option<(Vec<Value>, RangeLoop)>,
         assigned: &[String],
-        returns: bool,
+        first_return: Option<Span>,
         break_value: bool,
         span: Span,
         body: LoopBody<'_, 'e>,
     ) -> Option<LoopOutcome> {
         let hidden_start = self.env.len();
         let placeholder = quote!(::autodiff::__private::num_traits::Zero::zero());
+        let returns = first_return.is_some();
+        if let (Some(at), Some(_)) = (first_return, &self.struct_output) {
+            // the hidden return slots need a value of each field's type before the loop
+            self.errors.push(
+                at,
+                "a `return` inside a loop is not supported in a function returning a struct; `break` out of the loop and return after it",
+            );
+            return None;
+        }
         if returns {
             let no = self.constant(quote!(false), span);
             self.env.push(Binding {
@@ -3925,7 +4185,7 @@ impl<'e> Lowerer<'e> {
             this.loop_exit(true, span)
         };
         let names = vec!["#acc".to_string()];
-        self.lower_loop(Some((args, range)), &names, false, false, span, &body)?;
+        self.lower_loop(Some((args, range)), &names, None, false, span, &body)?;
         let result = match &self.env[acc_slot].slot {
             Slot::Bound(op) => op.clone(),
             _ => return None,

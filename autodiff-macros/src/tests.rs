@@ -30,6 +30,7 @@ fn stages(source: proc_macro2::TokenStream, wrt: Option<&[&str]>) -> (String, St
         args::Output::Scalar(t) => vec![t.clone()],
         args::Output::Tuple(t) => t.clone(),
         args::Output::Array(t) => vec![t.clone()],
+        args::Output::Struct(_) => Vec::new(),
     };
     let analysis = analysis::analyze(
         &lowered.func,

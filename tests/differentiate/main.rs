@@ -27,4 +27,5 @@ mod methods;
 mod parameters;
 mod primitives;
 mod seed;
+mod struct_outputs;
 mod tensors;

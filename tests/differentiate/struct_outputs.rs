@@ -1,0 +1,287 @@
+//! Functions returning a `#[derive(Differentiable)]` struct built by a struct expression:
+//! `backward` takes a cotangent of the struct's type, checked against central finite
+//! differences of the fields weighted by that cotangent, analytic formulas and `Dual`.
+
+use autodiff::prelude::*;
+
+#[derive(Differentiable, Clone, Debug, PartialEq)]
+pub struct State {
+    pub x: f64,
+    pub v: f64,
+}
+
+/// `<c, g(p)>`'s gradient by finite differences against `grad`, for outputs flattened to
+/// a vector and a cotangent `c` flattened the same way.
+#[track_caller]
+fn assert_weighted_fd(
+    what: &str,
+    g: impl Fn(&[f64]) -> Vec<f64>,
+    c: &[f64],
+    p: &[f64],
+    grad: &[f64],
+) {
+    let weighted = |q: &[f64]| g(q).iter().zip(c).map(|(y, w)| y * w).sum::<f64>();
+    let fd = autodiff::finite_difference_gradient(weighted, p);
+    assert_eq!(grad.len(), fd.len(), "{what}: gradient length");
+    for (k, (a, b)) in grad.iter().zip(&fd).enumerate() {
+        assert!(
+            autodiff::relative_error(*a, *b) < 1e-7,
+            "{what}: component {k}: {a} vs finite difference {b} (cotangent {c:?})"
+        );
+    }
+}
+
+// One step of a damped spring, semi-implicit Euler.
+#[differentiate]
+fn step(s: &State, k: f64, dt: f64) -> State {
+    let a = -k * s.x - 0.1 * s.v;
+    let v = s.v + a * dt;
+    State { x: s.x + v * dt, v }
+}
+
+#[test]
+fn a_step_returning_a_struct_matches_finite_differences() {
+    let p = [0.7, -0.3, 2.0, 0.05];
+    let run = |q: &[f64]| {
+        let s = step(&State { x: q[0], v: q[1] }, q[2], q[3]);
+        vec![s.x, s.v]
+    };
+    let state = State { x: p[0], v: p[1] };
+    let (value, pullback) = step_pullback(&state, p[2], p[3]);
+    assert_eq!(value, step(&state, p[2], p[3]));
+    for c in [[1.0, 0.0], [0.0, 1.0], [0.3, -1.2]] {
+        let (d_s, d_k, d_dt) = pullback.backward(State { x: c[0], v: c[1] });
+        assert_weighted_fd("step", run, &c, &p, &[d_s.x, d_s.v, d_k, d_dt]);
+    }
+}
+
+#[derive(Differentiable, Clone, Debug)]
+pub struct Summary {
+    pub mean: f64,
+    pub spread: f64,
+    pub count: usize,
+    pub scaled: Vec<f64>,
+}
+
+// Fields written in different orders, an early return, a field that carries no derivative
+// (`count`) and a vector field.
+#[differentiate]
+fn summarize(xs: &[f64], scale: f64) -> Summary {
+    let n = xs.len();
+    if n == 1 {
+        return Summary {
+            count: 1,
+            scaled: vec![xs[0] * scale],
+            mean: xs[0],
+            spread: 0.0,
+        };
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    let mut spread = 0.0;
+    let mut scaled = Vec::with_capacity(n);
+    for &v in xs {
+        spread += (v - mean).powi(2);
+        scaled.push(v * scale);
+    }
+    if spread > 1.0 {
+        Summary {
+            mean,
+            spread: spread.sqrt(),
+            count: n,
+            scaled,
+        }
+    } else {
+        Summary {
+            spread,
+            scaled,
+            mean,
+            count: n,
+        }
+    }
+}
+
+#[test]
+fn branches_and_early_returns_build_the_same_struct() {
+    for xs in [vec![0.4], vec![0.1, 0.2, -0.1, 0.3], vec![1.5, -1.0, 0.5]] {
+        let n = xs.len();
+        let scale = 1.7;
+        let mut p = xs.clone();
+        p.push(scale);
+        let run = |q: &[f64]| {
+            let s = summarize(&q[..n], q[n]);
+            let mut out = vec![s.mean, s.spread];
+            out.extend(&s.scaled);
+            out
+        };
+        let (value, pullback) = summarize_pullback(&xs, scale);
+        assert_eq!(value.count, n);
+        assert_eq!(value.scaled.len(), n);
+        for seed in 0..3 {
+            let c: Vec<f64> = (0..n + 2)
+                .map(|k| ((k + 3 * seed) as f64 * 0.77).sin())
+                .collect();
+            let (d_xs, d_scale) = pullback.backward(Summary {
+                mean: c[0],
+                spread: c[1],
+                count: 0,
+                scaled: c[2..].to_vec(),
+            });
+            let mut grad = d_xs.clone();
+            grad.push(d_scale);
+            assert_weighted_fd("summarize", run, &c, &p, &grad);
+        }
+    }
+}
+
+// A struct built in the function, carried through a loop and changed field by field, then
+// taken apart by a pattern.
+#[differentiate]
+fn orbit(x0: f64, v0: f64, dt: f64, steps: usize) -> State {
+    let mut s = State { x: x0, v: v0 };
+    for _ in 0..steps {
+        s.v -= s.x * dt;
+        s.x += s.v * dt;
+    }
+    let State { x, v } = s;
+    State {
+        x: x.tanh(),
+        v: v * s.x,
+    }
+}
+
+#[test]
+fn a_local_struct_carried_through_a_loop() {
+    let p = [0.8, 0.1, 0.2];
+    for steps in [0usize, 1, 5] {
+        let run = |q: &[f64]| {
+            let s = orbit(q[0], q[1], q[2], steps);
+            vec![s.x, s.v]
+        };
+        let (value, pullback) = orbit_pullback(p[0], p[1], p[2], steps);
+        assert_eq!(value, orbit(p[0], p[1], p[2], steps));
+        for c in [[1.0, 0.0], [0.0, 1.0], [-0.6, 0.9]] {
+            let (a, b, d) = pullback.backward(State { x: c[0], v: c[1] });
+            assert_weighted_fd("orbit", run, &c, &p, &[a, b, d]);
+        }
+    }
+}
+
+#[derive(Differentiable, Clone, Debug, PartialEq)]
+pub struct Pair<T> {
+    pub a: T,
+    pub b: T,
+}
+
+// a = r cos θ, b = r sin θ:
+// ∂a/∂r = cos θ, ∂a/∂θ = -r sin θ, ∂b/∂r = sin θ, ∂b/∂θ = r cos θ
+#[differentiate]
+fn polar<T: Float>(r: T, theta: T) -> Pair<T> {
+    Pair {
+        a: r * theta.cos(),
+        b: r * theta.sin(),
+    }
+}
+
+#[test]
+fn a_generic_struct_output_matches_the_analytic_jacobian_and_runs_in_dual() {
+    let (r, t) = (1.3, 0.4);
+    let (value, pullback) = polar_pullback(r, t);
+    assert_eq!(value, polar(r, t));
+    let (a_r, a_t) = pullback.backward(Pair { a: 1.0, b: 0.0 });
+    let (b_r, b_t) = pullback.backward(Pair { a: 0.0, b: 1.0 });
+    let close = |x: f64, y: f64| autodiff::relative_error(x, y) < 1e-14;
+    assert!(close(a_r, t.cos()) && close(a_t, -r * t.sin()));
+    assert!(close(b_r, t.sin()) && close(b_t, r * t.cos()));
+    // forward over reverse, along θ: d/dθ of (∂a/∂r, ∂a/∂θ) = (-sin θ, -r cos θ)
+    let (_, dual) = polar_pullback(Dual::new(r, 0.0), Dual::new(t, 1.0));
+    let (d_r, d_t) = dual.backward(Pair {
+        a: Dual::new(1.0, 0.0),
+        b: Dual::new(0.0, 0.0),
+    });
+    assert!(close(d_r.re, t.cos()) && close(d_r.eps, -t.sin()));
+    assert!(close(d_t.re, -r * t.sin()) && close(d_t.eps, -r * t.cos()));
+}
+
+#[derive(Differentiable, Clone, Debug, PartialEq)]
+pub struct Particle {
+    pub x: f64,
+    pub v: f64,
+}
+
+#[differentiate]
+impl Particle {
+    // x' = x + (v + f dt) dt, v' = v + f dt
+    #[differentiate]
+    fn advanced(&self, force: f64, dt: f64) -> Self {
+        let v = self.v + force * dt;
+        Self {
+            x: self.x + v * dt,
+            v,
+        }
+    }
+}
+
+#[test]
+fn a_method_returning_self() {
+    let p = Particle { x: 0.5, v: -1.0 };
+    let (force, dt) = (3.0, 0.1);
+    let (value, pullback) = p.advanced_pullback(force, dt);
+    assert_eq!(value, p.advanced(force, dt));
+    let (d_p, d_force, d_dt) = pullback.backward(Particle { x: 1.0, v: 0.0 });
+    let close = |x: f64, y: f64| autodiff::relative_error(x, y) < 1e-14;
+    // ∂x'/∂x = 1, ∂x'/∂v = dt, ∂x'/∂f = dt², ∂x'/∂dt = v + 2 f dt
+    assert!(close(d_p.x, 1.0) && close(d_p.v, dt));
+    assert!(close(d_force, dt * dt) && close(d_dt, p.v + 2.0 * force * dt));
+}
+
+#[differentiate]
+fn spring_energy(s: &State, k: f64) -> f64 {
+    0.5 * s.v * s.v + 0.5 * k * s.x * s.x
+}
+
+// A struct returned by one differentiated function and passed whole to others, also carried
+// through a loop (its type written, as the backward pass saves it per iteration).
+#[differentiate]
+fn simulate(s0: &State, k: f64, dt: f64, steps: usize) -> f64 {
+    let mut s: State = step(s0, k, dt);
+    for _ in 1..steps {
+        s = step(&s, k, dt);
+    }
+    spring_energy(&s, k)
+}
+
+/// `simulate` written again on `Dual` numbers, the input `seed` carrying the tangent: its
+/// derivative along that input, by forward mode.
+fn simulate_forward(p: &[f64; 4], seed: usize, steps: usize) -> f64 {
+    let d = |k: usize| Dual::new(p[k], if k == seed { 1.0 } else { 0.0 });
+    let (mut x, mut v, k, dt) = (d(0), d(1), d(2), d(3));
+    let (tenth, half) = (Dual::new(0.1, 0.0), Dual::new(0.5, 0.0));
+    for _ in 0..steps.max(1) {
+        let a = -k * x - tenth * v;
+        v = v + a * dt;
+        x = x + v * dt;
+    }
+    (half * v * v + half * k * x * x).eps
+}
+
+#[test]
+fn struct_results_compose_through_calls_and_loops() {
+    let p = [0.9, -0.2, 3.0, 0.05];
+    for steps in [1usize, 2, 20] {
+        let run = |q: &[f64]| vec![simulate(&State { x: q[0], v: q[1] }, q[2], q[3], steps)];
+        let (value, (d_s, d_k, d_dt)) =
+            simulate_grad(&State { x: p[0], v: p[1] }, p[2], p[3], steps);
+        assert_eq!(value, run(&p)[0]);
+        let grad = [d_s.x, d_s.v, d_k, d_dt];
+        for (k, g) in grad.iter().enumerate() {
+            let expected = simulate_forward(&p, k, steps);
+            assert!(
+                autodiff::relative_error(*g, expected) < 1e-12,
+                "steps {steps}, input {k}: {g} vs forward mode {expected}"
+            );
+        }
+        if steps < 20 {
+            assert_weighted_fd("simulate", run, &[1.0], &p, &grad);
+        }
+    }
+}
