@@ -521,7 +521,7 @@ fn classify_output(
     errors.push_spanned(
         ty,
         format!(
-            "#[differentiate] functions must return a float (`f32`, `f64`, a generic `T`), a `Vec` or array of floats, or a tuple of those; `{}` has no derivative to compute",
+            "#[differentiate] functions must return a float (`f32`, `f64`, a generic `T`), a `Vec` or array of floats, a tuple of those, or a struct built in the body (`State {{ x: .., v: .. }}`); `{}` has no derivative to compute",
             crate::ir::tokens_text(&quote::quote!(#ty))
         ),
     );

@@ -1979,3 +1979,39 @@ fn methods_become_free_functions_with_forwarding_methods() {
     "#]]
     .assert_eq(&text);
 }
+
+#[test]
+fn a_struct_output_is_its_fields_values_in_the_order_of_their_names() {
+    let source = quote! {
+        fn step(x: f64, dt: f64) -> State {
+            let mut s = State { x, v: 0.5 * x };
+            s.v += s.x * dt;
+            let State { x: position, v } = s;
+            State { x: position + v * dt, v }
+        }
+    };
+    let func = lowered(source.clone());
+    ir::verify(&func).expect("verifies");
+    // no instruction builds the struct: `s` is `(v, x)` by name; the yields are `v` then `x`
+    expect![[r#"
+        fn step(v0: f64, v1: f64)
+        block0:
+            v2 = const 0.5
+            v3 = mul v2, v0
+            v4 = mul v0, v1
+            v5 = add v3, v4
+            v6 = mul v5, v1
+            v7 = add v0, v6
+            yield v5, v7
+    "#]]
+    .assert_eq(&ir::print(&func, &Plain));
+    let expanded = expansion(source);
+    assert!(
+        expanded.contains("State { v: v, x: v7 }"),
+        "the forward pass builds the struct from the yields:\n{expanded}"
+    );
+    assert!(
+        expanded.contains("let State { v: d_output0, x: d_output1, .. } = d_output;"),
+        "backward takes the cotangent apart by name:\n{expanded}"
+    );
+}
