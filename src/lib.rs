@@ -133,7 +133,7 @@ pub mod __private {
         accumulate, accumulate_with, all_zero, check_cotangent_len, check_cotangent_shape,
         finish_gradient_buffer, gradient_buffer, one, one_like, reused_stack, scale_elements,
         sum_identity, zero, ArrayStorage, Cotangent, DropGradient, GradientSink,
-        ParameterSetCotangent, ReturnGradient, Save, ScalarCotangent, ShapeOf,
+        ParameterSetCotangent, ReturnGradient, Save, ScalarCotangent, ShapeOf, ZeroCotangent,
     };
     pub use autodiff_runtime::{Differentiable, ParamVisitor};
     pub use core::marker::PhantomData;

@@ -348,7 +348,7 @@ pub fn generic_parameter_set(param: &SigParam) -> Option<&Type> {
         .then_some(ty)
 }
 
-fn is_user_enum_like(ty: &Type) -> bool {
+pub fn is_user_enum_like(ty: &Type) -> bool {
     match ty {
         Type::Path(p) if p.qself.is_none() => {
             let last = p.path.segments.last();

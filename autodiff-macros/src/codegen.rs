@@ -1170,6 +1170,9 @@ impl Context<'_> {
                     quote!(#copy)
                 } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {
                     quote!(::core::clone::Clone::clone(#name))
+                } else if self.struct_type(analysis, v).is_some() {
+                    let copy = self.saved_copy(analysis, v);
+                    quote!(#copy)
                 } else {
                     quote!(#name)
                 };
@@ -1443,6 +1446,12 @@ impl Context<'_> {
     /// later in-place write can change them.
     fn save_arrays(&self, analysis: &Analysis, values: &[Value], out: &mut TokenStream) {
         for &v in values {
+            if analysis.is_saved(v) && self.struct_type(analysis, v).is_some() {
+                // a struct the forward pass goes on to move (into a call, a carried variable)
+                let (name, copy) = (self.names.name(v), self.saved_copy(analysis, v));
+                out.extend(quote!(let #copy = ::core::clone::Clone::clone(&#name);));
+                continue;
+            }
             if analysis.is_saved(v)
                 && analysis.arrays[v.index()]
                 && self.held_by_next_record(analysis, v).is_none()
@@ -3068,7 +3077,28 @@ impl Context<'_> {
         if let Some(zero) = self.callee_zero(analysis, v) {
             return quote!(#zero());
         }
+        if let Some(ty) = self.struct_type(analysis, v) {
+            return quote!(<#ty as #private::ZeroCotangent>::zero_cotangent());
+        }
         quote!(#private::zero())
+    }
+
+    /// The type of a value known to be a user struct (a parameter set returned by a call and
+    /// written down, `let s: State = step(..)`), which is not `Copy` and has no scalar zero.
+    fn struct_type(&self, analysis: &Analysis, v: Value) -> Option<syn::Type> {
+        // parameters are saved and zeroed as parameter sets or constants
+        if matches!(self.func.value(v).def, ValueDef::Param(_)) {
+            return None;
+        }
+        let ty = analysis.types[v.index()].as_ref()?;
+        let generics = crate::args::type_params(self.item);
+        let is_struct = !analysis.arrays[v.index()]
+            && !analysis.tensors[v.index()]
+            && !analysis.matrices[v.index()]
+            && !crate::args::is_float_type(ty, &generics)
+            && crate::args::array_type(ty).is_none()
+            && crate::args::is_user_enum_like(ty);
+        is_struct.then(|| ty.clone())
     }
 
     /// The result of a call whose type nothing here tells (a `Vec` passed on, never indexed)
@@ -5497,7 +5527,7 @@ impl Context<'_> {
             let name = self.names.name(v);
             if borrowed.contains(&v) && analysis.arrays[v.index()] {
                 out.extend(quote!(let #name = &*#name;));
-            } else if analysis.arrays[v.index()] {
+            } else if analysis.arrays[v.index()] || self.struct_type(analysis, v).is_some() {
                 let copy = self.saved_copy(analysis, v);
                 out.extend(quote!(let #name = &#copy;));
             } else if let Some(syn::Type::Reference(_)) = &analysis.types[v.index()] {

@@ -60,6 +60,7 @@ pub fn differentiable(input: DeriveInput) -> TokenStream {
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let visitor_ty = format_ident!("__AutodiffVisitor");
+    let zero_cotangent = zero_cotangent_impl(&input, fields, &members);
     quote! {
         impl #impl_generics #trait_path for #name #ty_generics #where_clause {
             fn zero_like(&self) -> Self {
@@ -75,5 +76,63 @@ pub fn differentiable(input: DeriveInput) -> TokenStream {
             }
         }
         impl #impl_generics ::autodiff::__private::ParameterSetCotangent for #name #ty_generics #where_clause {}
+        #zero_cotangent
+    }
+}
+
+/// `ZeroCotangent` for a struct whose fields all have a zero without a value to shape it
+/// (floats, integers, `bool`, the struct's type parameters, fixed-length arrays of those);
+/// nothing for others, whose bounds would not hold (a `Vec` has no zero of unknown length).
+fn zero_cotangent_impl(
+    input: &DeriveInput,
+    fields: &Fields,
+    members: &[TokenStream],
+) -> TokenStream {
+    let params: Vec<&syn::Ident> = input.generics.type_params().map(|p| &p.ident).collect();
+    if !fields.iter().all(|f| has_zero(&f.ty, &params)) {
+        return TokenStream::new();
+    }
+    let name = &input.ident;
+    let zero = quote!(::autodiff::__private::ZeroCotangent);
+    let mut generics = input.generics.clone();
+    {
+        let where_clause = generics.make_where_clause();
+        for field in fields.iter() {
+            let ty = &field.ty;
+            where_clause.predicates.push(syn::parse_quote!(#ty: #zero));
+        }
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let value = match fields {
+        Fields::Named(_) => quote!(#name { #(#members: #zero::zero_cotangent(),)* }),
+        Fields::Unnamed(_) => {
+            let zeros = members.iter().map(|_| quote!(#zero::zero_cotangent()));
+            quote!(#name ( #(#zeros,)* ))
+        }
+        Fields::Unit => quote!(#name),
+    };
+    quote! {
+        impl #impl_generics #zero for #name #ty_generics #where_clause {
+            fn zero_cotangent() -> Self {
+                #value
+            }
+        }
+    }
+}
+
+/// Whether `ty` surely implements `ZeroCotangent` (a type parameter gets the bound).
+fn has_zero(ty: &syn::Type, params: &[&syn::Ident]) -> bool {
+    const LEAVES: &[&str] = &[
+        "f32", "f64", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64",
+        "u128", "usize", "bool",
+    ];
+    match ty {
+        syn::Type::Path(p) if p.qself.is_none() => p
+            .path
+            .get_ident()
+            .is_some_and(|id| params.contains(&id) || LEAVES.contains(&id.to_string().as_str())),
+        syn::Type::Array(a) => has_zero(&a.elem, params),
+        syn::Type::Paren(p) => has_zero(&p.elem, params),
+        _ => false,
     }
 }

@@ -208,6 +208,57 @@ pub trait ParameterSetCotangent: crate::Differentiable {
     }
 }
 
+/// A cotangent that starts at zero with no value to shape it: floats, integers and `bool`,
+/// fixed-length arrays of those, and structs of those (`#[derive(Differentiable)]`
+/// implements it for a struct whose fields are all such types or type parameters). The
+/// backward pass of a function that keeps a struct returned by a differentiated callee in a
+/// loop or a branch starts that struct's cotangent here; a vector has no zero of unknown
+/// length, so a struct with one cannot be kept that way.
+///
+/// ```
+/// use autodiff_runtime::ZeroCotangent;
+///
+/// let zero: [f64; 3] = ZeroCotangent::zero_cotangent();
+/// assert_eq!(zero, [0.0; 3]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "the cotangent of `{Self}` has no zero without a value to shape it",
+    label = "a struct that a differentiated function keeps in a loop or a branch",
+    note = "a struct returned by a #[differentiate] function can be kept in a loop or a branch of another when its fields are floats, integers, `bool`s or fixed-length arrays of floats (`#[derive(Differentiable)]` then makes its zero); a `Vec` field has no zero of unknown length: return the vector apart, or pass the struct on without keeping it"
+)]
+pub trait ZeroCotangent {
+    /// The zero cotangent.
+    fn zero_cotangent() -> Self;
+}
+
+macro_rules! zero_cotangent {
+    ($zero:expr => $($t:ty),*) => {$(
+        impl ZeroCotangent for $t {
+            #[inline]
+            fn zero_cotangent() -> Self {
+                $zero
+            }
+        }
+    )*};
+}
+zero_cotangent!(0.0 => f32, f64);
+zero_cotangent!(0 => i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+zero_cotangent!(false => bool);
+
+impl<T: Float> ZeroCotangent for crate::Dual<T> {
+    #[inline]
+    fn zero_cotangent() -> Self {
+        crate::Dual::new(T::zero(), T::zero())
+    }
+}
+
+impl<Z: ZeroCotangent, const N: usize> ZeroCotangent for [Z; N] {
+    #[inline]
+    fn zero_cotangent() -> Self {
+        core::array::from_fn(|_| Z::zero_cotangent())
+    }
+}
+
 impl<T: Float> ScalarCotangent for T {
     #[inline]
     fn accumulate(&mut self, other: Self) {

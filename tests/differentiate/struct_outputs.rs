@@ -285,3 +285,58 @@ fn struct_results_compose_through_calls_and_loops() {
         }
     }
 }
+
+#[differentiate]
+fn misfit(s: &State, target: f64) -> f64 {
+    (s.x - target).powi(2)
+}
+
+// The state is read twice per iteration (by `misfit` and by the next `step`) and the last
+// one is not used after the loop, so its cotangent starts at zero (`ZeroCotangent`, which
+// the derive gives `State`), and the saved states are copies (a `State` is not `Copy`).
+#[differentiate]
+fn tracked(s0: &State, k: f64, dt: f64, targets: &[f64]) -> f64 {
+    let mut s: State = step(s0, k, dt);
+    let mut total = misfit(&s, targets[0]);
+    for i in 1..targets.len() {
+        s = step(&s, k, dt);
+        total += misfit(&s, targets[i]);
+    }
+    total
+}
+
+/// `tracked` written again on `Dual` numbers: its derivative along input `seed`.
+fn tracked_forward(p: &[f64; 4], seed: usize, targets: &[f64]) -> f64 {
+    let d = |k: usize| Dual::new(p[k], if k == seed { 1.0 } else { 0.0 });
+    let (mut x, mut v, k, dt) = (d(0), d(1), d(2), d(3));
+    let tenth = Dual::new(0.1, 0.0);
+    let mut total = Dual::new(0.0, 0.0);
+    for &target in targets {
+        let a = -k * x - tenth * v;
+        v = v + a * dt;
+        x = x + v * dt;
+        total = total + (x - Dual::new(target, 0.0)).powi(2);
+    }
+    total.eps
+}
+
+#[test]
+fn a_struct_result_read_twice_per_iteration_and_dropped_after_the_loop() {
+    let p = [0.9, -0.2, 3.0, 0.05];
+    for n in [1usize, 2, 7] {
+        let targets: Vec<f64> = (0..n).map(|i| (i as f64 * 0.4).cos()).collect();
+        let (value, (d_s, d_k, d_dt, _)) =
+            tracked_grad(&State { x: p[0], v: p[1] }, p[2], p[3], &targets);
+        assert_eq!(
+            value,
+            tracked(&State { x: p[0], v: p[1] }, p[2], p[3], &targets)
+        );
+        for (k, g) in [d_s.x, d_s.v, d_k, d_dt].iter().enumerate() {
+            let expected = tracked_forward(&p, k, &targets);
+            assert!(
+                autodiff::relative_error(*g, expected) < 1e-12,
+                "n {n}, input {k}: {g} vs forward mode {expected}"
+            );
+        }
+    }
+}
