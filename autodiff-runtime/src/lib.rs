@@ -5,8 +5,9 @@
 //!   `sin`, `exp`, `powf`, `max`, casts, ...), one function per argument, with the
 //!   derivative formula in its documentation.
 //! - [`zero`], [`accumulate`], [`one`] for scalar cotangents and [`Cotangent`] for
-//!   containers: starting and summing adjoints without naming their types; [`Save`] copies
-//!   arrays into pullback structs.
+//!   containers: starting and summing adjoints without naming their types
+//!   ([`ZeroCotangent`] for structs kept by a caller, which the derive implements); [`Save`]
+//!   copies arrays into pullback structs.
 //! - [`Tensor`]: n-d row-major arrays of `f32`/`f64` with neural-network operations, whose
 //!   rules are in [`rules::tensor`].
 //! - [`nalgebra`], re-exported so users and generated code share one version; the rules of
