@@ -242,6 +242,7 @@ pub fn pullback_reads(
         Opcode::Ref
         | Opcode::Deref
         | Opcode::Copy(_)
+        | Opcode::MakeStruct(..)
         | Opcode::ArrayFill(_)
         | Opcode::ArrayLiteral { .. } => Some(Vec::new()),
         // a matrix's element scatter also reads the matrix, for the shape of its cotangent

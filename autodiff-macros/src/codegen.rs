@@ -734,6 +734,7 @@ impl Context<'_> {
                 quote!(#root #path)
             }
             Opcode::Tuple => quote!((#(#operands),*)),
+            Opcode::MakeStruct(path, fields) => quote!(#path { #(#fields: #operands),* }),
             Opcode::Assert(assertion) => {
                 let path = &assertion.path;
                 let mut arguments: Vec<TokenStream> =
@@ -3765,6 +3766,14 @@ impl Context<'_> {
                 }
                 Opcode::Ref | Opcode::Deref | Opcode::Copy(_) => {
                     self.contribute(analysis, scope, data.args[0], quote!(#d), out)
+                }
+                Opcode::MakeStruct(_, fields) => {
+                    // each field of the struct's cotangent, moved out, to that field's value
+                    for (k, field) in fields.iter().enumerate() {
+                        if active(k) {
+                            self.contribute(analysis, scope, data.args[k], quote!(#d.#field), out);
+                        }
+                    }
                 }
                 Opcode::MapElementwise(k) if !self.func.closures[*k].captures.is_empty() => {
                     self.map_with_captures_backward(analysis, scope, inst, *k, &quote!(#d), out)

@@ -215,6 +215,10 @@ pub enum Opcode {
     Place(Vec<PlaceStep>),
     /// `(i, j)`: a tuple of indices, as in `m[(i, j)]`.
     Tuple,
+    /// `State { x: a, v: b }` passed to a call: the struct built from its fields' values
+    /// (args, in the order of `fields`). Its pullback hands each field of the struct's
+    /// cotangent to that field's value.
+    MakeStruct(syn::Path, Vec<syn::Ident>),
     /// The shape of a tensor or matrix as a `Vec<usize>`, to check output cotangents.
     ShapeOf,
     /// `&a`: a borrow; for derivatives the identity.
@@ -614,6 +618,14 @@ impl Opcode {
                 format!("place{path}")
             }
             Opcode::Tuple => "tuple".into(),
+            Opcode::MakeStruct(path, fields) => {
+                let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+                format!(
+                    "struct {} {{ {} }}",
+                    tokens_text(&quote::quote!(#path)),
+                    fields.join(", ")
+                )
+            }
             Opcode::ShapeOf => "shape_of".into(),
             Opcode::Ref => "ref".into(),
             Opcode::Deref => "deref".into(),
@@ -890,6 +902,7 @@ fn verify_block(
             | Opcode::Swap
             | Opcode::Slice => Some(3),
             Opcode::Primitive(p) => Some(p.arity),
+            Opcode::MakeStruct(_, fields) => Some(fields.len()),
             _ => None,
         };
         if let Some(n) = expected_args {

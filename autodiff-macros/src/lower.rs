@@ -41,7 +41,7 @@ enum Operand {
     Tuple(Vec<Operand>),
     /// A struct built by a struct expression, `State { x: a, v: b }`: its fields by name, in
     /// the order of their names (so that every expression building it has the same shape).
-    Struct(Vec<(Ident, Operand)>),
+    Struct(syn::Path, Vec<(Ident, Operand)>),
     Unit,
 }
 
@@ -50,7 +50,7 @@ impl Operand {
         match self {
             Operand::Value(v) => out.push(*v),
             Operand::Tuple(items) => items.iter().for_each(|i| i.flatten(out)),
-            Operand::Struct(fields) => fields.iter().for_each(|(_, f)| f.flatten(out)),
+            Operand::Struct(_, fields) => fields.iter().for_each(|(_, f)| f.flatten(out)),
             Operand::Unit => {}
         }
     }
@@ -68,7 +68,8 @@ impl Operand {
             Operand::Tuple(items) => {
                 Operand::Tuple(items.iter().map(|i| i.rebuild(values)).collect())
             }
-            Operand::Struct(fields) => Operand::Struct(
+            Operand::Struct(path, fields) => Operand::Struct(
+                path.clone(),
                 fields
                     .iter()
                     .map(|(name, f)| (name.clone(), f.rebuild(values)))
@@ -84,7 +85,7 @@ impl Operand {
             (Operand::Tuple(a), Operand::Tuple(b)) => {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_shape(y))
             }
-            (Operand::Struct(a), Operand::Struct(b)) => {
+            (Operand::Struct(_, a), Operand::Struct(_, b)) => {
                 a.len() == b.len()
                     && a.iter()
                         .zip(b)
@@ -990,13 +991,15 @@ impl<'e> Lowerer<'e> {
         if let Some(output) = &self.struct_output {
             let fields = &output.fields;
             return match value {
-                Operand::Struct(built)
+                Operand::Struct(_, built)
                     if built.iter().map(|(name, _)| name).eq(fields.iter())
                         && built.iter().all(|(_, f)| matches!(f, Operand::Value(_))) =>
                 {
                     Some(value.values())
                 }
-                Operand::Struct(built) if built.iter().map(|(name, _)| name).eq(fields.iter()) => {
+                Operand::Struct(_, built)
+                    if built.iter().map(|(name, _)| name).eq(fields.iter()) =>
+                {
                     self.errors.push(
                         span,
                         "each field of the returned struct must be a single value, not a tuple or a struct; return the nested value from a function of its own or flatten it into fields",
@@ -1004,7 +1007,7 @@ impl<'e> Lowerer<'e> {
                     None
                 }
                 // another struct: rustc reports the type mismatch itself
-                Operand::Struct(_) => {
+                Operand::Struct(..) => {
                     self.errors.fail_silently();
                     None
                 }
@@ -1026,7 +1029,7 @@ impl<'e> Lowerer<'e> {
         let shape_ok = match value {
             Operand::Value(_) => self.output_arity == 1,
             Operand::Tuple(_) => values.len() == self.output_arity && self.output_arity > 1,
-            Operand::Struct(_) | Operand::Unit => false,
+            Operand::Struct(..) | Operand::Unit => false,
         };
         if !shape_ok {
             if self.output_arity > 1 && matches!(value, Operand::Value(_)) {
@@ -1283,7 +1286,7 @@ impl<'e> Lowerer<'e> {
                 }
             }
             // `let State { x, v: speed, .. } = s;` of a struct built in the function
-            (Pat::Struct(pattern), Operand::Struct(fields)) => {
+            (Pat::Struct(pattern), Operand::Struct(_, fields)) => {
                 for field in &pattern.fields {
                     let found = match &field.member {
                         syn::Member::Named(name) => fields.iter().find(|(n, _)| n == name),
@@ -1345,10 +1348,10 @@ impl<'e> Lowerer<'e> {
                 self.errors.push_spanned(e, "a `panic!` inside an expression is not supported; panic in a statement of its own, or as the whole value of a block, an arm or the function");
                 None
             }
-            Operand::Struct(_) => {
+            Operand::Struct(..) => {
                 self.errors.push_spanned(
                     e,
-                    "a struct built in the function can be read by its fields (`s.x`), taken apart (`let State { x, v } = s;`) or returned; pass its fields here",
+                    "a struct built in the function can be read by its fields (`s.x`), taken apart (`let State { x, v } = s;`), passed to a function (`energy(&s)`) or returned; not used as one value here",
                 );
                 None
             }
@@ -1813,7 +1816,7 @@ impl<'e> Lowerer<'e> {
         let root = local_ident(cursor)?;
         names.reverse();
         match self.lookup(&root.to_string()) {
-            Some(Slot::Bound(Operand::Struct(_))) if !names.is_empty() => Some((root, names)),
+            Some(Slot::Bound(Operand::Struct(..))) if !names.is_empty() => Some((root, names)),
             _ => None,
         }
     }
@@ -1834,7 +1837,7 @@ impl<'e> Lowerer<'e> {
                 }
                 return Err(true);
             };
-            let Operand::Struct(fields) = operand else {
+            let Operand::Struct(_, fields) = operand else {
                 return Err(true);
             };
             match fields.iter_mut().find(|(n, _)| n == first) {
@@ -2243,12 +2246,70 @@ impl<'e> Lowerer<'e> {
         let mut values = Vec::new();
         let mut ok = true;
         for arg in args {
-            match self.lower_single(arg) {
+            match self.lower_argument(arg) {
                 Some(v) => values.push(v),
                 None => ok = false,
             }
         }
         ok.then_some(values)
+    }
+
+    /// A call's argument; a struct built in the function (`s`, `&s`, or a struct expression)
+    /// is made into one value here (`MakeStruct`), as the callee takes it whole.
+    fn lower_argument(&mut self, arg: &Expr) -> Option<Value> {
+        let (inner, borrowed) = match strip_parens(arg) {
+            Expr::Reference(r) if r.mutability.is_none() => (strip_parens(&r.expr), true),
+            other => (other, false),
+        };
+        let built = match inner {
+            Expr::Struct(_) => true,
+            _ => local_ident(inner).is_some_and(|name| {
+                matches!(
+                    self.lookup(&name.to_string()),
+                    Some(Slot::Bound(Operand::Struct(..)))
+                )
+            }),
+        };
+        if !built {
+            return self.lower_single(arg);
+        }
+        let Operand::Struct(path, fields) = self.lower_expr(inner)? else {
+            return self.lower_single(arg);
+        };
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        for (name, field) in fields {
+            let Operand::Value(value) = field else {
+                self.errors.push_spanned(
+                    inner,
+                    "a struct passed to a function holds one value per field here, not a tuple or a struct; build the inner struct in a function of its own",
+                );
+                return None;
+            };
+            names.push(name);
+            values.push(value);
+        }
+        let span = inner.span();
+        let value = self.emit1(Opcode::MakeStruct(path.clone(), names), values, span);
+        // its type (`Pair::<T>` written as `Pair<T>`), which saving it and its zero need
+        let mut ty = path;
+        for segment in &mut ty.segments {
+            if let syn::PathArguments::AngleBracketed(args) = &mut segment.arguments {
+                args.colon2_token = None;
+            }
+        }
+        self.annotations.insert(
+            value,
+            syn::Type::Path(syn::TypePath {
+                qself: None,
+                path: ty,
+            }),
+        );
+        Some(if borrowed {
+            self.emit1(Opcode::Ref, vec![value], arg.span())
+        } else {
+            value
+        })
     }
 
     /// `f64::sin(x)`, `Float::sin(x)`, `num_traits::Float::sin(x)`, `T::sin(x)`.
@@ -3081,7 +3142,7 @@ impl<'e> Lowerer<'e> {
             fields.push((name.clone(), value));
         }
         fields.sort_by_key(|(name, _)| name.to_string());
-        Some(Operand::Struct(fields))
+        Some(Operand::Struct(st.path.clone(), fields))
     }
 
     /// `s.x.y` of a struct built in the function: the field's operand, then any element
@@ -3099,7 +3160,7 @@ impl<'e> Lowerer<'e> {
             match (step, operand) {
                 (
                     crate::ir::PlaceStep::Field(syn::Member::Named(name)),
-                    Operand::Struct(fields),
+                    Operand::Struct(_, fields),
                 ) => {
                     let Some((_, field)) = fields.into_iter().find(|(n, _)| n == name) else {
                         // rustc reports the unknown field itself
@@ -3154,7 +3215,7 @@ impl<'e> Lowerer<'e> {
         };
         let root = match self.lookup(&root_name.to_string()) {
             Some(Slot::Bound(Operand::Value(v))) => *v,
-            Some(Slot::Bound(built @ Operand::Struct(_))) => {
+            Some(Slot::Bound(built @ Operand::Struct(..))) => {
                 let built = built.clone();
                 steps.reverse();
                 indices.reverse();

@@ -340,3 +340,49 @@ fn a_struct_result_read_twice_per_iteration_and_dropped_after_the_loop() {
         }
     }
 }
+
+// Structs built in the function passed whole to differentiated functions: a variable, a
+// struct expression in the call, one changed in a loop, and one into a callee that returns
+// a struct.
+#[differentiate]
+fn built_and_passed(x: f64, v: f64, k: f64) -> f64 {
+    let s = State {
+        x: x * 2.0,
+        v: v.sin(),
+    };
+    spring_energy(&s, k) + spring_energy(&State { x: v, v: x }, 1.0)
+}
+
+#[differentiate]
+fn built_in_a_loop(x: f64, v: f64, k: f64, dt: f64, n: usize) -> f64 {
+    let mut s = State { x, v };
+    let mut total = 0.0;
+    for _ in 0..n {
+        s.v -= k * s.x * dt;
+        s.x += s.v * dt;
+        total += misfit(&s, 0.25);
+    }
+    let next: State = step(&State { x: s.v, v: s.x }, k, dt);
+    total + spring_energy(&next, k)
+}
+
+#[test]
+fn structs_built_in_the_function_pass_to_differentiated_functions() {
+    // f = ½ sin²v + ½ k (2x)² + ½ v² + ½ x²:
+    // ∂f/∂x = 4 k x + x, ∂f/∂v = sin v cos v + v, ∂f/∂k = 2 x²
+    let (x, v, k) = (0.3, 0.7, 2.0);
+    let (value, (d_x, d_v, d_k)) = built_and_passed_grad(x, v, k);
+    assert_eq!(value, built_and_passed(x, v, k));
+    let close = |a: f64, b: f64| autodiff::relative_error(a, b) < 1e-14;
+    assert!(close(d_x, 4.0 * k * x + x), "{d_x}");
+    assert!(close(d_v, v.sin() * v.cos() + v), "{d_v}");
+    assert!(close(d_k, 2.0 * x * x), "{d_k}");
+
+    let p = [0.6, -0.4, 2.5, 0.1];
+    for n in [0usize, 1, 4] {
+        let run = |q: &[f64]| vec![built_in_a_loop(q[0], q[1], q[2], q[3], n)];
+        let (value, (a, b, c, d)) = built_in_a_loop_grad(p[0], p[1], p[2], p[3], n);
+        assert_eq!(value, run(&p)[0]);
+        assert_weighted_fd("built_in_a_loop", run, &[1.0], &p, &[a, b, c, d]);
+    }
+}

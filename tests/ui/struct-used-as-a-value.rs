@@ -1,4 +1,5 @@
-// A struct built in the function is read by fields or returned, not passed on.
+// A struct built in the function is read by fields, passed to functions or returned; it is
+// not an operand.
 use autodiff::prelude::*;
 
 #[derive(Differentiable, Clone)]
@@ -8,14 +9,10 @@ pub struct State {
 }
 
 #[differentiate]
-fn energy(s: &State) -> f64 {
-    s.x * s.x + s.v * s.v
-}
-
-#[differentiate]
 fn f(x: f64) -> f64 {
     let s = State { x, v: 2.0 * x };
-    energy(&s)
+    let scaled = s * 2.0;
+    scaled
 }
 
 fn main() {}
