@@ -2465,6 +2465,42 @@ impl<'e> Lowerer<'e> {
     fn lower_method(&mut self, m: &syn::ExprMethodCall) -> Option<Operand> {
         let span = m.span();
         let name = m.method.to_string();
+        // `s.energy(k)` on a struct built in the function: its type is the struct
+        // expression's, so the method is called by path, `State::energy(&s, k)`, as a
+        // differentiated method composes (one that is not differentiated fails there)
+        if let Some(receiver) = local_ident(strip_parens(&m.receiver)) {
+            if let Some(Slot::Bound(Operand::Struct(path, _))) = self.lookup(&receiver.to_string())
+            {
+                let mut callee = path.clone();
+                callee.segments.push(syn::PathSegment {
+                    ident: m.method.clone(),
+                    arguments: match &m.turbofish {
+                        Some(generics) => syn::PathArguments::AngleBracketed(generics.clone()),
+                        None => syn::PathArguments::None,
+                    },
+                });
+                let mut args: syn::punctuated::Punctuated<Expr, syn::Token![,]> =
+                    syn::punctuated::Punctuated::new();
+                args.push(Expr::Reference(syn::ExprReference {
+                    attrs: Vec::new(),
+                    and_token: syn::Token![&](m.receiver.span()),
+                    mutability: None,
+                    expr: m.receiver.clone(),
+                }));
+                args.extend(m.args.iter().cloned());
+                let call = syn::ExprCall {
+                    attrs: Vec::new(),
+                    func: Box::new(Expr::Path(syn::ExprPath {
+                        attrs: Vec::new(),
+                        qself: None,
+                        path: callee,
+                    })),
+                    paren_token: m.paren_token,
+                    args,
+                };
+                return self.lower_expr(&Expr::Call(call));
+            }
+        }
         // `xs.for_each(|v| body)` is `for v in xs { body; }`, where `return` in the body
         // would mean `continue`
         if let ("for_each", [Expr::Closure(c)]) =

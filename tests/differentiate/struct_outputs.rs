@@ -386,3 +386,40 @@ fn structs_built_in_the_function_pass_to_differentiated_functions() {
         assert_weighted_fd("built_in_a_loop", run, &[1.0], &p, &[a, b, c, d]);
     }
 }
+
+#[derive(Differentiable, Clone, Debug, PartialEq)]
+pub struct Body {
+    pub x: f64,
+    pub v: f64,
+    pub m: f64,
+}
+
+#[differentiate]
+impl Body {
+    // E = ½ m v² + ½ k x²
+    #[differentiate]
+    fn energy(&self, k: f64) -> f64 {
+        0.5 * self.m * self.v * self.v + 0.5 * k * self.x * self.x
+    }
+}
+
+// A method called on a struct built in the function: `b.energy(k)` is `Body::energy(&b, k)`.
+#[differentiate]
+fn energy_of_built(x: f64, v: f64, k: f64) -> f64 {
+    let b = Body {
+        x,
+        v: 2.0 * v,
+        m: 3.0,
+    };
+    b.energy(k)
+}
+
+#[test]
+fn a_method_of_a_struct_built_in_the_function() {
+    // f = ½ 3 (2v)² + ½ k x² = 6 v² + ½ k x²: ∂x = k x, ∂v = 12 v, ∂k = ½ x²
+    let (x, v, k) = (0.8, -0.3, 1.7);
+    let (value, (d_x, d_v, d_k)) = energy_of_built_grad(x, v, k);
+    assert_eq!(value, energy_of_built(x, v, k));
+    let close = |a: f64, b: f64| autodiff::relative_error(a, b) < 1e-14;
+    assert!(close(d_x, k * x) && close(d_v, 12.0 * v) && close(d_k, 0.5 * x * x));
+}
