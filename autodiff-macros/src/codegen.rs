@@ -734,7 +734,10 @@ impl Context<'_> {
                 quote!(#root #path)
             }
             Opcode::Tuple => quote!((#(#operands),*)),
-            Opcode::MakeStruct(path, fields) => quote!(#path { #(#fields: #operands),* }),
+            // copies: a field's value (a vector) may still be read after the call
+            Opcode::MakeStruct(path, fields) => {
+                quote!(#path { #(#fields: ::core::clone::Clone::clone(&#operands)),* })
+            }
             Opcode::Assert(assertion) => {
                 let path = &assertion.path;
                 let mut arguments: Vec<TokenStream> =

@@ -423,3 +423,40 @@ fn a_method_of_a_struct_built_in_the_function() {
     let close = |a: f64, b: f64| autodiff::relative_error(a, b) < 1e-14;
     assert!(close(d_x, k * x) && close(d_v, 12.0 * v) && close(d_k, 0.5 * x * x));
 }
+
+#[derive(Differentiable, Clone, Debug)]
+pub struct Linear {
+    pub w: Vec<f64>,
+    pub b: f64,
+}
+
+#[differentiate]
+fn affine(l: &Linear, x: &[f64]) -> f64 {
+    let mut s = l.b;
+    for i in 0..x.len() {
+        s += l.w[i] * x[i];
+    }
+    s
+}
+
+// A struct with a vector field built from a vector that is read again after the call.
+#[differentiate]
+fn built_with_a_vector(x: &[f64], b: f64) -> f64 {
+    let w: Vec<f64> = x.iter().map(|v| v * v).collect();
+    let l = Linear { w, b };
+    affine(&l, x) + l.w[0] * b
+}
+
+#[test]
+fn a_struct_with_a_vector_field_passed_and_read_again() {
+    let x = [0.5, -1.2, 0.8];
+    let b = 0.3;
+    let mut p = x.to_vec();
+    p.push(b);
+    let run = |q: &[f64]| vec![built_with_a_vector(&q[..3], q[3])];
+    let (value, (d_x, d_b)) = built_with_a_vector_grad(&x, b);
+    assert_eq!(value, run(&p)[0]);
+    let mut grad = d_x.clone();
+    grad.push(d_b);
+    assert_weighted_fd("built_with_a_vector", run, &[1.0], &p, &grad);
+}
