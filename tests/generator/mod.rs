@@ -18,7 +18,8 @@
 //! `push`, `clone`, indexed writes and compound writes, `swap`), iterator reductions (`sum`,
 //! `product`, `fold`, `map`, `zip`), calls to earlier functions (scalar, tuple and `Vec`
 //! results, slices passed through), functions written as associated functions of an `impl`
-//! block of their own (`M3::f3`, called by that path), `wrt(...)` subsets, integer
+//! block of their own (`M3::f3`, called by that path), pairs returned as the struct
+//! `Pt { a, b }` (its fields in either order), `wrt(...)` subsets, integer
 //! parameters, and every scalar
 //! primitive of docs/supported.md in its three call syntaxes (`x.sin()`, `T::sin(x)`,
 //! `Float::sin(x)`).
@@ -63,6 +64,8 @@ const MAX_TRIPS: usize = 25;
 const MAX_COST: f64 = 4000.0;
 /// The share of functions generated as methods of an `impl` block.
 const METHOD_SHARE: f64 = 0.1;
+/// The share of functions with a pair as output that return it as the struct `Pt<T>`.
+const STRUCT_SHARE: f64 = 0.4;
 
 /// Constructs that currently hit known bugs of `#[differentiate]` (docs/testing.md lists them
 /// with minimal reproductions). They make the generated crate fail to compile, which would
@@ -164,13 +167,16 @@ pub enum Output {
     /// `[T; N]` of this length: checked through the rows of `jacobian()` combined with a
     /// random cotangent
     Array(usize),
+    /// `Pt<T>`, a struct of two floats built by a struct expression: checked through
+    /// `backward` with a random cotangent `Pt { a, b }`
+    Struct,
 }
 
 impl Output {
     pub fn len(self) -> usize {
         match self {
             Output::Scalar => 1,
-            Output::Pair => 2,
+            Output::Pair | Output::Struct => 2,
             Output::Vector(n) | Output::Array(n) => n,
         }
     }
@@ -270,11 +276,14 @@ impl Function {
 /// Generates the functions of one batch.
 pub fn generate(seed: u64, batch: u64, count: usize, bugs: KnownBugs) -> Vec<Function> {
     let mut rng = Rng::new(batch_seed(seed, batch));
-    // a stream of its own, so that which functions become methods changes no function's body
+    // streams of their own, so that which functions become methods, and which pairs structs,
+    // changes no function's body
     let mut placement = Rng::new(batch_seed(seed, batch) ^ 0x006d_6574_686f_6473);
+    let mut shapes = Rng::new(batch_seed(seed, batch) ^ 0x7374_7275_6374_7321);
     let mut functions: Vec<Function> = Vec::with_capacity(count);
     for index in 0..count {
-        let mut f = FnGen::function(&mut rng, index, &functions, bugs);
+        let struct_pair = shapes.chance(STRUCT_SHARE);
+        let mut f = FnGen::function(&mut rng, index, &functions, bugs, struct_pair);
         if placement.chance(METHOD_SHARE) {
             f.make_method(index);
         }
@@ -304,7 +313,9 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
          pub const SEED: u64 = {seed};\n\
          pub const BATCH: u64 = {batch};\n\
          /// This file, for printing the source of a failing case.\n\
-         pub static SOURCE: &str = include_str!(\"cases.rs\");\n"
+         pub static SOURCE: &str = include_str!(\"cases.rs\");\n\n\
+         /// The struct some functions return: a pair of floats by name.\n\
+         pub struct Pt<T> {{\n    pub a: T,\n    pub b: T,\n}}\n"
     );
     for (index, f) in functions.iter().enumerate() {
         let (name, path) = (&f.name, &f.path);
@@ -314,6 +325,7 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
         let run = match f.output {
             Output::Scalar => format!("vec![{path}({call})]"),
             Output::Pair => format!("let (a, b) = {path}({call});\n    vec![a, b]"),
+            Output::Struct => format!("let Pt {{ a, b }} = {path}({call});\n    vec![a, b]"),
             Output::Vector(_) => format!("{path}({call})"),
             Output::Array(_) => format!("{path}({call}).to_vec()"),
         };
@@ -354,6 +366,14 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
                      ({value}, vjp)\n}}"
                 );
             }
+            Output::Struct => {
+                let _ = writeln!(
+                    out,
+                    "fn vjp_{name}(p: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {{\n    \
+                     let (y, pullback) = {path}_pullback({call});\n    \
+                     (vec![y.a, y.b], pullback.backward(Pt {{ a: c[0], b: c[1] }}).flatten())\n}}"
+                );
+            }
             Output::Pair | Output::Vector(_) | Output::Array(_) => {
                 let cotangent = if f.output == Output::Pair {
                     "(c[0], c[1])"
@@ -383,6 +403,16 @@ pub fn render(seed: u64, batch: u64, count: usize, bugs: KnownBugs, harness: &st
     }
     out.push_str("];\n");
     out
+}
+
+/// The value of a function returning a pair: a tuple, or the struct `Pt`, its fields in the
+/// order of their names or the other way (the macro orders them by name either way).
+fn pair_value(output: Output, a: &str, b: &str) -> String {
+    match output {
+        Output::Struct if a.len() % 2 == 0 => format!("Pt {{ a: {a}, b: {b} }}"),
+        Output::Struct => format!("Pt {{ b: {b}, a: {a} }}"),
+        _ => format!("({a}, {b})"),
+    }
 }
 
 /// Lints the generated code is allowed to trip: forms a person would write differently,
@@ -627,6 +657,7 @@ impl<'a> FnGen<'a> {
         index: usize,
         prior: &'a [Function],
         _bugs: KnownBugs,
+        struct_pair: bool,
     ) -> Function {
         let name = format!("f{index}");
         let mut params: Vec<(String, Param)> = Vec::new();
@@ -668,6 +699,7 @@ impl<'a> FnGen<'a> {
         }
         let output = match rng.weighted(&[0.7, 0.1, 0.1, 0.1]) {
             0 => Output::Scalar,
+            1 if struct_pair => Output::Struct,
             1 => Output::Pair,
             2 => Output::Vector(rng.range(2, 4)),
             _ => Output::Array(rng.range(1, 4)),
@@ -746,6 +778,7 @@ impl<'a> FnGen<'a> {
         let ret = match output {
             Output::Scalar => "T".to_string(),
             Output::Pair => "(T, T)".to_string(),
+            Output::Struct => "Pt<T>".to_string(),
             Output::Vector(_) => "Vec<T>".to_string(),
             Output::Array(n) => format!("[T; {n}]"),
         };
@@ -878,7 +911,7 @@ impl<'a> FnGen<'a> {
                     self.line(e.code);
                 }
             }
-            Output::Pair => {
+            Output::Pair | Output::Struct => {
                 let mut a = self.read_var_by_name("acc");
                 let mut b = self.expr(2);
                 for (i, u) in unread.into_iter().enumerate() {
@@ -892,7 +925,8 @@ impl<'a> FnGen<'a> {
                 let a = self.squash(a, OUT_CAP);
                 let b = self.squash(b, OUT_CAP);
                 self.out_bound = self.out_bound.max(a.bound).max(b.bound);
-                self.line(format!("({}, {})", a.code, b.code));
+                let value = pair_value(self.output, &a.code, &b.code);
+                self.line(value);
             }
             Output::Array(len) => {
                 let mut parts = vec![self.read_var_by_name("acc")];
@@ -2137,7 +2171,9 @@ impl<'a> FnGen<'a> {
         let has_index = !self.indices().is_empty();
         let pair_calls = !self.callable(Output::Pair).is_empty();
         let vec_calls = !self.callable(Output::Vector(0)).is_empty();
-        let returns = matches!(self.output, Output::Scalar | Output::Pair);
+        // a function returning a struct may not `return` from inside a loop
+        let returns = matches!(self.output, Output::Scalar | Output::Pair)
+            || self.output == Output::Struct && self.loops.is_empty();
         let weights = [
             3.0,                                             // 0 let
             if writable { 4.0 } else { 0.0 },                // 1 assign
@@ -3326,7 +3362,8 @@ impl<'a> FnGen<'a> {
                 let b = self.expr(2);
                 let b = self.squash(b, OUT_CAP);
                 self.out_bound = self.out_bound.max(a.bound).max(b.bound);
-                self.line(format!("return ({}, {});", a.code, b.code));
+                let value = pair_value(self.output, &a.code, &b.code);
+                self.line(format!("return {value};"));
             }
         }
         self.indent -= 1;
