@@ -543,7 +543,13 @@ fn struct_output(ty: &Type, block: &syn::Block, errors: &mut Errors) -> Option<O
         name: &name,
         first: None,
     };
-    syn::visit::Visit::visit_block(&mut finder, block);
+    // the body's final value first: an earlier expression of that name may be another type's
+    if let Some(syn::Stmt::Expr(syn::Expr::Struct(tail), None)) = block.stmts.last() {
+        syn::visit::Visit::visit_expr_struct(&mut finder, tail);
+    }
+    if finder.first.is_none() {
+        syn::visit::Visit::visit_block(&mut finder, block);
+    }
     let Some(fields) = finder.first else {
         errors.push_spanned(
             ty,
