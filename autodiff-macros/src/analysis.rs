@@ -140,9 +140,10 @@ pub fn analyze(
     }
     backward_useful(func, func.entry, &mut analysis);
     analysis.parameter_set_methods = check_differentiable(func, &analysis, errors);
-    check_places(func, &analysis, errors);
     mark_constants(func, &mut analysis);
     infer_types(func, annotations, output_types, &mut analysis);
+    // after the types: a struct a callee returned, its type written, has fields too
+    check_places(func, &analysis, errors);
     check_shapes(func, &analysis, errors);
     check_maps(func, &analysis, errors);
     record(func, func.entry, &mut analysis);
@@ -583,11 +584,23 @@ fn check_places(func: &Function, a: &Analysis, errors: &mut Errors) {
         if reported || !matches!(data.opcode, Opcode::Place(_)) || !a.varied[data.args[0].index()] {
             return;
         }
-        let root_is_parameter_set = matches!(func.value(data.args[0]).def, ValueDef::Param(i) if func.param_structs[i]);
-        if !root_is_parameter_set {
+        let root = data.args[0];
+        let root_is_parameter_set =
+            matches!(func.value(root).def, ValueDef::Param(i) if func.param_structs[i]);
+        // a struct a differentiated callee returned, its type written (`let s: State = ..`):
+        // its cotangent starts at zero (`ZeroCotangent`) and takes the place's at the path
+        let copied = func
+            .def_inst(root)
+            .is_some_and(|def| matches!(func.inst(def).opcode, Opcode::Copy(_)));
+        let root_is_typed_struct = !matches!(func.value(root).def, ValueDef::Param(_))
+            && !copied
+            && a.types[root.index()].as_ref().is_some_and(|ty| {
+                crate::args::is_user_enum_like(ty) && crate::args::array_type(ty).is_none()
+            });
+        if !root_is_parameter_set && !root_is_typed_struct {
             errors.push(
                 data.span,
-                "fields are differentiated when read from a parameter of a `#[derive(Differentiable)]` struct type or from a struct built in the function (`let s = State { .. }; s.x`), not from a struct returned by a call or copied; pass such a struct whole to a #[differentiate] function that reads its fields (`energy(&s)`)",
+                "fields are differentiated when read from a parameter of a `#[derive(Differentiable)]` struct type, from a struct built in the function (`let s = State { .. }; s.x`), or from one a #[differentiate] function returned with its type written (`let s: State = step(..); s.x`); write the type, or pass the struct whole to a #[differentiate] function that reads its fields",
             );
             reported = true;
         }

@@ -3743,6 +3743,13 @@ impl Context<'_> {
                 Opcode::Place(steps) => {
                     // into the root parameter set's cotangent, at the same path
                     let root = data.args[0];
+                    if analysis.is_active(root)
+                        && !scope.contains(&root)
+                        && self.struct_type(analysis, root).is_some()
+                    {
+                        // a struct a callee returned: its cotangent starts here
+                        self.declare_zero(analysis, root, scope, out);
+                    }
                     if analysis.is_active(root) && scope.contains(&root) {
                         let d_root = self.names.cotangent(root);
                         let operands: Vec<TokenStream> = data

@@ -460,3 +460,27 @@ fn a_struct_with_a_vector_field_passed_and_read_again() {
     grad.push(d_b);
     assert_weighted_fd("built_with_a_vector", run, &[1.0], &p, &grad);
 }
+
+// Fields of a struct a differentiated callee returned, its type written: the reads'
+// cotangents go into the struct's cotangent, which starts at zero (`ZeroCotangent`).
+#[differentiate]
+fn read_fields_of_results(x: f64, v: f64, k: f64, n: usize) -> f64 {
+    let mut s: State = step(&State { x, v }, k, 0.1);
+    let mut total = s.x * s.x;
+    for _ in 1..n {
+        s = step(&s, k, 0.1);
+        total += s.x * s.v;
+    }
+    total + s.v
+}
+
+#[test]
+fn fields_of_a_struct_a_callee_returned() {
+    let p = [0.8, -0.3, 2.0];
+    for n in [1usize, 2, 5] {
+        let run = |q: &[f64]| vec![read_fields_of_results(q[0], q[1], q[2], n)];
+        let (value, (a, b, c)) = read_fields_of_results_grad(p[0], p[1], p[2], n);
+        assert_eq!(value, run(&p)[0]);
+        assert_weighted_fd("read_fields_of_results", run, &[1.0], &p, &[a, b, c]);
+    }
+}
