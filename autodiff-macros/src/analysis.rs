@@ -597,7 +597,13 @@ fn check_places(func: &Function, a: &Analysis, errors: &mut Errors) {
             && a.types[root.index()].as_ref().is_some_and(|ty| {
                 crate::args::is_user_enum_like(ty) && crate::args::array_type(ty).is_none()
             });
-        if !root_is_parameter_set && !root_is_typed_struct {
+        if copied && !root_is_parameter_set {
+            errors.push(
+                data.span,
+                "fields of a copy (`p.clone()`) are not differentiated; read them from the parameter itself (`p.x`)",
+            );
+            reported = true;
+        } else if !root_is_parameter_set && !root_is_typed_struct {
             errors.push(
                 data.span,
                 "fields are differentiated when read from a parameter of a `#[derive(Differentiable)]` struct type, from a struct built in the function (`let s = State { .. }; s.x`), or from one a #[differentiate] function returned with its type written (`let s: State = step(..); s.x`); write the type, or pass the struct whole to a #[differentiate] function that reads its fields",
