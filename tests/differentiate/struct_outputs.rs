@@ -21,14 +21,7 @@ fn assert_weighted_fd(
     grad: &[f64],
 ) {
     let weighted = |q: &[f64]| g(q).iter().zip(c).map(|(y, w)| y * w).sum::<f64>();
-    let fd = autodiff::finite_difference_gradient(weighted, p);
-    assert_eq!(grad.len(), fd.len(), "{what}: gradient length");
-    for (k, (a, b)) in grad.iter().zip(&fd).enumerate() {
-        assert!(
-            autodiff::relative_error(*a, *b) < 1e-7,
-            "{what}: component {k}: {a} vs finite difference {b} (cotangent {c:?})"
-        );
-    }
+    crate::arrays::assert_fd(what, grad, weighted, p);
 }
 
 // One step of a damped spring, semi-implicit Euler.
