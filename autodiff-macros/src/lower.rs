@@ -1013,12 +1013,15 @@ impl<'e> Lowerer<'e> {
                 }
                 _ => {
                     let names: Vec<String> = fields.iter().map(|f| format!("{f}: ..")).collect();
+                    let rebuilt: Vec<String> =
+                        fields.iter().map(|f| format!("{f}: s.{f}")).collect();
                     let path = crate::ir::tokens_text(&output.path.to_token_stream());
                     self.errors.push(
                         span,
                         format!(
-                            "return a struct built in this function, `{path} {{ {} }}` or a variable bound to one; a struct from elsewhere (a parameter, a call) cannot be returned",
-                            names.join(", ")
+                            "return a struct built in this function, `{path} {{ {} }}` or a variable bound to one; a struct from elsewhere cannot be returned as it is: rebuild one a #[differentiate] function returned from its fields, `let s: {path} = f(..); {path} {{ {} }}`",
+                            names.join(", "),
+                            rebuilt.join(", ")
                         ),
                     );
                     None

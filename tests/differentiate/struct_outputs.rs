@@ -477,3 +477,31 @@ fn fields_of_a_struct_a_callee_returned() {
         assert_weighted_fd("read_fields_of_results", run, &[1.0], &p, &[a, b, c]);
     }
 }
+
+// A simulation returning its final state: the struct a callee returned, rebuilt from its
+// fields (its type written so that they can be read).
+#[differentiate]
+fn final_state(s0: &State, k: f64, dt: f64, n: usize) -> State {
+    let mut s: State = step(s0, k, dt);
+    for _ in 1..n {
+        s = step(&s, k, dt);
+    }
+    State { x: s.x, v: s.v }
+}
+
+#[test]
+fn a_simulation_returning_its_final_state() {
+    let p = [0.9, -0.2, 3.0, 0.05];
+    for n in [1usize, 3, 10] {
+        let run = |q: &[f64]| {
+            let s = final_state(&State { x: q[0], v: q[1] }, q[2], q[3], n);
+            vec![s.x, s.v]
+        };
+        let (value, pullback) = final_state_pullback(&State { x: p[0], v: p[1] }, p[2], p[3], n);
+        assert_eq!(vec![value.x, value.v], run(&p));
+        for c in [[1.0, 0.0], [0.0, 1.0], [0.4, -0.7]] {
+            let (d_s, d_k, d_dt) = pullback.backward(State { x: c[0], v: c[1] });
+            assert_weighted_fd("final_state", run, &c, &p, &[d_s.x, d_s.v, d_k, d_dt]);
+        }
+    }
+}
