@@ -19,7 +19,8 @@
 //! `product`, `fold`, `map`, `zip`), calls to earlier functions (scalar, tuple and `Vec`
 //! results, slices passed through), functions written as associated functions of an `impl`
 //! block of their own (`M3::f3`, called by that path), pairs returned as the struct
-//! `Pt { a, b }` (its fields in either order), `wrt(...)` subsets, integer
+//! `Pt { a, b }` (its fields in either order), lets through a local `Pt` changed and read by
+//! field, `wrt(...)` subsets, integer
 //! parameters, and every scalar
 //! primitive of docs/supported.md in its three call syntaxes (`x.sin()`, `T::sin(x)`,
 //! `Float::sin(x)`).
@@ -2256,6 +2257,16 @@ impl<'a> FnGen<'a> {
             self.line(format!(
                 "let {name} = {helper}(T::from(0.5).unwrap()) + {helper}(T::from(0.5).unwrap());"
             ));
+            self.declare(name, Kind::Scalar, e.bound, false);
+        } else if self.rng.chance(0.1) {
+            // through a struct built here, changed and read by field (exact: 0.5 e + 0.5 e)
+            let built = self.name("q");
+            self.line(format!(
+                "let mut {built} = Pt {{ b: T::from(0.5).unwrap(), a: {} }};",
+                e.code
+            ));
+            self.line(format!("{built}.b *= {built}.a;"));
+            self.line(format!("let {name} = {built}.b + {built}.b;"));
             self.declare(name, Kind::Scalar, e.bound, false);
         } else if self.rng.chance(0.4) {
             let slot = self.slot("mut ");
