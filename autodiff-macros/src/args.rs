@@ -267,10 +267,15 @@ pub enum Output {
 /// The struct a function returns, as its struct expressions build it.
 #[derive(Clone, Debug)]
 pub struct StructOutput {
+    /// The declared type, `State<T>`.
+    pub ty: Type,
     /// The path that builds it and takes its cotangent apart, without generic arguments
     /// (`State`): they are inferred from the fields.
     pub path: syn::Path,
     /// Its fields, in the order of their names: the order of the function's yielded values.
+    /// Empty when no struct expression of that name builds it: the function then returns
+    /// one value of the struct's type (a struct a callee returned), whose cotangent
+    /// `backward` takes whole.
     pub fields: Vec<Ident>,
 }
 
@@ -501,7 +506,7 @@ fn classify_output(
         return Some(Output::Scalar(ty.clone()));
     }
     if is_user_enum_like(ty) {
-        return struct_output(ty, block, errors);
+        return struct_output(ty, block);
     }
     if let Some((_, elem)) = array_type(ty) {
         if is_float_type(&elem, generics) && !matches!(ty, Type::Reference(_)) {
@@ -530,7 +535,7 @@ fn classify_output(
 
 /// A user struct as the output: its fields are those of the first struct expression of that
 /// type in the body (`State { x: .., v: .. }`; rustc makes every other one list the same).
-fn struct_output(ty: &Type, block: &syn::Block, errors: &mut Errors) -> Option<Output> {
+fn struct_output(ty: &Type, block: &syn::Block) -> Option<Output> {
     let Type::Path(type_path) = ty else {
         return None;
     };
@@ -550,18 +555,13 @@ fn struct_output(ty: &Type, block: &syn::Block, errors: &mut Errors) -> Option<O
     if finder.first.is_none() {
         syn::visit::Visit::visit_block(&mut finder, block);
     }
-    let Some(fields) = finder.first else {
-        errors.push_spanned(
-            ty,
-            format!(
-                "a #[differentiate] function returning the struct `{name}` must build it with a struct expression listing its fields, `{name} {{ x: .., v: .. }}`, in the function's body (a `#[derive(Differentiable)]` struct; its cotangent is a `{name}` too)"
-            ),
-        );
-        return None;
-    };
-    let mut fields = fields;
+    let mut fields = finder.first.unwrap_or_default();
     fields.sort_by_key(|f| f.to_string());
-    Some(Output::Struct(StructOutput { path, fields }))
+    Some(Output::Struct(StructOutput {
+        ty: ty.clone(),
+        path,
+        fields,
+    }))
 }
 
 /// Finds the fields of the first struct expression whose path ends in `name` (or is `Self`).

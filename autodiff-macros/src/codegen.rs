@@ -4976,7 +4976,7 @@ impl Context<'_> {
             .map(|y| self.operand(*y))
             .collect();
         let value = match &self.sig.output {
-            Output::Struct(output) => {
+            Output::Struct(output) if !output.fields.is_empty() => {
                 let (path, fields) = (&output.path, &output.fields);
                 quote!(#path { #(#fields: #yields),* })
             }
@@ -5460,6 +5460,18 @@ impl Context<'_> {
                     if analysis.is_active(*y) {
                         self.contribute(analysis, &mut scope, *y, quote!(#part), &mut bwd);
                     }
+                }
+            }
+            // a struct returned whole: its cotangent, whole, to the returned value
+            Output::Struct(output) if output.fields.is_empty() => {
+                if analysis.is_active(entry_yields[0]) {
+                    self.contribute(
+                        analysis,
+                        &mut scope,
+                        entry_yields[0],
+                        quote!(#d_output),
+                        &mut bwd,
+                    );
                 }
             }
             Output::Struct(output) => {

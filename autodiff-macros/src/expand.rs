@@ -313,7 +313,9 @@ fn generate_once(
         Output::Scalar(t) => vec![t.clone()],
         Output::Tuple(ts) => ts.clone(),
         Output::Array(t) => vec![t.clone()],
-        // the fields' types are not in the signature: the analysis infers them
+        // the fields' types are not in the signature: the analysis infers them; a struct
+        // returned whole has the declared type
+        Output::Struct(s) if s.fields.is_empty() => vec![s.ty.clone()],
         Output::Struct(_) => Vec::new(),
     };
     let public = analysis::analyze(func, &active, &lowered.annotations, &output_types, errors);

@@ -280,7 +280,7 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
             crate::args::Output::Scalar(_) => 1,
             crate::args::Output::Tuple(t) => t.len(),
             crate::args::Output::Array(_) => 1,
-            crate::args::Output::Struct(s) => s.fields.len(),
+            crate::args::Output::Struct(s) => s.fields.len().max(1),
         },
         struct_output: match &sig.output {
             crate::args::Output::Struct(s) => Some(s.clone()),
@@ -987,9 +987,51 @@ impl<'e> Lowerer<'e> {
         }
     }
 
+    /// Whether `v` is a parameter, or a copy or borrow of one.
+    fn is_parameter_or_copy(&self, v: Value) -> bool {
+        let mut v = v;
+        loop {
+            if matches!(self.func.value(v).def, crate::ir::ValueDef::Param(_)) {
+                return true;
+            }
+            match self.func.def_inst(v).map(|i| self.func.inst(i)) {
+                Some(data)
+                    if matches!(data.opcode, Opcode::Copy(_) | Opcode::Ref | Opcode::Deref) =>
+                {
+                    v = data.args[0];
+                }
+                _ => return false,
+            }
+        }
+    }
+
     fn return_values(&mut self, value: &Operand, span: Span) -> Option<Vec<Value>> {
         if let Some(output) = &self.struct_output {
             let fields = &output.fields;
+            if fields.is_empty() {
+                // no struct expression builds it: one value of its type, returned whole
+                return match value {
+                    Operand::Value(v) if self.is_parameter_or_copy(*v) => {
+                        let path = crate::ir::tokens_text(&output.path.to_token_stream());
+                        self.errors.push(
+                            span,
+                            format!(
+                                "a parameter (or a copy of one) is returned as a struct built here: list its fields, `{path} {{ x: s.x, .. }}`"
+                            ),
+                        );
+                        None
+                    }
+                    Operand::Value(v) => {
+                        self.annotations.insert(*v, output.ty.clone());
+                        Some(vec![*v])
+                    }
+                    // rustc reports the type mismatch itself
+                    _ => {
+                        self.errors.fail_silently();
+                        None
+                    }
+                };
+            }
             return match value {
                 Operand::Struct(_, built)
                     if built.iter().map(|(name, _)| name).eq(fields.iter())

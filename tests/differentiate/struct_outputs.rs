@@ -505,3 +505,53 @@ fn a_simulation_returning_its_final_state() {
         }
     }
 }
+
+// A struct a callee returned, returned whole (no struct expression of the type in the body):
+// `backward` hands its cotangent to the returned value as it is.
+#[differentiate]
+fn two_steps(s: &State, k: f64, dt: f64) -> State {
+    step(&step(s, k, dt), k, dt)
+}
+
+#[differentiate]
+fn last_state(s0: &State, k: f64, dt: f64, n: usize) -> State {
+    let mut s: State = step(s0, k, dt);
+    for _ in 1..n {
+        s = step(&s, k, dt);
+    }
+    s
+}
+
+#[test]
+fn a_struct_a_callee_returned_is_returned_whole() {
+    let p = [0.9, -0.2, 3.0, 0.05];
+    let state = State { x: p[0], v: p[1] };
+    let runs: [(&str, usize); 2] = [("two_steps", 2), ("last_state", 7)];
+    for (what, n) in runs {
+        let call = |q: &[f64]| {
+            let s = State { x: q[0], v: q[1] };
+            if what == "two_steps" {
+                two_steps(&s, q[2], q[3])
+            } else {
+                last_state(&s, q[2], q[3], n)
+            }
+        };
+        let run = |q: &[f64]| {
+            let s = call(q);
+            vec![s.x, s.v]
+        };
+        for c in [[1.0, 0.0], [0.0, 1.0], [0.4, -0.7]] {
+            let cotangent = State { x: c[0], v: c[1] };
+            let (d_s, d_k, d_dt) = if what == "two_steps" {
+                let (value, pullback) = two_steps_pullback(&state, p[2], p[3]);
+                assert_eq!(value, call(&p));
+                pullback.backward(cotangent)
+            } else {
+                let (value, pullback) = last_state_pullback(&state, p[2], p[3], n);
+                assert_eq!(value, call(&p));
+                pullback.backward(cotangent)
+            };
+            assert_weighted_fd(what, run, &c, &p, &[d_s.x, d_s.v, d_k, d_dt]);
+        }
+    }
+}

@@ -1,4 +1,4 @@
-// A function returning a struct must build it with a struct expression.
+// A parameter returned as a struct: it is rebuilt from its fields.
 use autodiff::prelude::*;
 
 #[derive(Differentiable, Clone)]
