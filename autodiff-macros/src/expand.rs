@@ -301,6 +301,8 @@ fn generate_once(
     for k in 0..lowered.func.closures.len() {
         lowered.func.closures[k].rebuilt_from = rebuilt_from(item, &lowered.func.closures[k]);
     }
+    let with_bounds = with_built_struct_bounds(item, &lowered);
+    let item = &with_bounds;
     let func = &lowered.func;
     if let Err(message) = ir::verify(func) {
         errors.push(
@@ -405,6 +407,37 @@ fn with_parameter_set_bounds(item: &ItemFn, sig: &args::Signature) -> ItemFn {
             if let Ok(bound) = syn::parse2(quote!(#ty: ::autodiff::__private::Differentiable)) {
                 item.sig.generics.make_where_clause().predicates.push(bound);
             }
+        }
+    }
+    item
+}
+
+/// The function with `Pt<T>: Differentiable` added to its `where` clause for each generic
+/// struct it builds and passes to a call (`MakeStruct`): the callee's generated items require
+/// it of their parameter set, and so do the caller's, which call them.
+fn with_built_struct_bounds(item: &ItemFn, lowered: &lower::Lowered) -> ItemFn {
+    let mut item = item.clone();
+    let mut added: Vec<String> = Vec::new();
+    for data in &lowered.func.insts {
+        if !matches!(data.opcode, ir::Opcode::MakeStruct(..)) {
+            continue;
+        }
+        let Some(ty) = data
+            .results
+            .first()
+            .and_then(|r| lowered.annotations.get(r))
+        else {
+            continue;
+        };
+        let generic = matches!(ty, syn::Type::Path(p)
+            if p.path.segments.iter().any(|s| !s.arguments.is_none()));
+        let text = quote!(#ty).to_string();
+        if !generic || added.contains(&text) {
+            continue;
+        }
+        if let Ok(bound) = syn::parse2(quote!(#ty: ::autodiff::__private::Differentiable)) {
+            item.sig.generics.make_where_clause().predicates.push(bound);
+            added.push(text);
         }
     }
     item

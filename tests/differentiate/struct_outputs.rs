@@ -555,3 +555,30 @@ fn a_struct_a_callee_returned_is_returned_whole() {
         }
     }
 }
+
+#[differentiate]
+fn pair_product<T: Float>(p: &Pair<T>) -> T {
+    p.a * p.b
+}
+
+// A generic struct built in a generic function and passed on: its type arguments written,
+// and `Pair<T>: Differentiable` added to the generated items' bounds (not to the function).
+// f = (x sin y)(x + y): ∂x = sin y (x + y) + x sin y, ∂y = x cos y (x + y) + x sin y
+#[differentiate]
+fn generic_pair_passed<T: Float>(x: T, y: T) -> T {
+    let p = Pair::<T> {
+        a: x * y.sin(),
+        b: x + y,
+    };
+    pair_product(&p)
+}
+
+#[test]
+fn a_generic_struct_built_and_passed() {
+    let (x, y) = (0.7, -1.3);
+    let (value, (d_x, d_y)) = generic_pair_passed_grad(x, y);
+    assert_eq!(value, generic_pair_passed(x, y));
+    let close = |a: f64, b: f64| autodiff::relative_error(a, b) < 1e-14;
+    assert!(close(d_x, y.sin() * (x + y) + x * y.sin()), "{d_x}");
+    assert!(close(d_y, x * y.cos() * (x + y) + x * y.sin()), "{d_y}");
+}
