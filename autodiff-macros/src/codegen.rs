@@ -5440,41 +5440,7 @@ impl Context<'_> {
         }
         let entry_yields = self.func.block(self.func.entry).yields.clone();
         match &self.sig.output {
-            Output::Scalar(_) | Output::Array(_) => {
-                if analysis.is_active(entry_yields[0]) {
-                    self.contribute(
-                        analysis,
-                        &mut scope,
-                        entry_yields[0],
-                        quote!(#d_output),
-                        &mut bwd,
-                    );
-                }
-            }
-            Output::Tuple(types) => {
-                let parts: Vec<Ident> = (0..types.len())
-                    .map(|i| format_ident!("d_output{}", i))
-                    .collect();
-                bwd.extend(quote!(let (#(#parts,)*) = #d_output;));
-                for (y, part) in entry_yields.iter().zip(&parts) {
-                    if analysis.is_active(*y) {
-                        self.contribute(analysis, &mut scope, *y, quote!(#part), &mut bwd);
-                    }
-                }
-            }
-            // a struct returned whole: its cotangent, whole, to the returned value
-            Output::Struct(output) if output.fields.is_empty() => {
-                if analysis.is_active(entry_yields[0]) {
-                    self.contribute(
-                        analysis,
-                        &mut scope,
-                        entry_yields[0],
-                        quote!(#d_output),
-                        &mut bwd,
-                    );
-                }
-            }
-            Output::Struct(output) => {
+            Output::Struct(output) if !output.fields.is_empty() => {
                 // the fields that carry a derivative, moved out of the cotangent by name
                 let active: Vec<(usize, &Ident)> = output
                     .fields
@@ -5496,6 +5462,29 @@ impl Context<'_> {
                         quote!(#part),
                         &mut bwd,
                     );
+                }
+            }
+            // one value: a float, an array, or a struct returned whole (its cotangent whole)
+            Output::Scalar(_) | Output::Array(_) | Output::Struct(_) => {
+                if analysis.is_active(entry_yields[0]) {
+                    self.contribute(
+                        analysis,
+                        &mut scope,
+                        entry_yields[0],
+                        quote!(#d_output),
+                        &mut bwd,
+                    );
+                }
+            }
+            Output::Tuple(types) => {
+                let parts: Vec<Ident> = (0..types.len())
+                    .map(|i| format_ident!("d_output{}", i))
+                    .collect();
+                bwd.extend(quote!(let (#(#parts,)*) = #d_output;));
+                for (y, part) in entry_yields.iter().zip(&parts) {
+                    if analysis.is_active(*y) {
+                        self.contribute(analysis, &mut scope, *y, quote!(#part), &mut bwd);
+                    }
                 }
             }
         }
