@@ -603,6 +603,12 @@ fn check_places(func: &Function, a: &Analysis, errors: &mut Errors) {
                 "fields of a copy (`p.clone()`) are not differentiated; read them from the parameter itself (`p.x`)",
             );
             reported = true;
+        } else if !root_is_parameter_set && !root_is_typed_struct && is_tuple_projection(data) {
+            errors.push(
+                data.span,
+                "only tuples of constants (`edges: &[(usize, usize)]`) are taken apart from a parameter or an element; build tuples of floats in the function (`let (a, b) = (x, y * 2.0);`) or read the numbers from a slice",
+            );
+            reported = true;
         } else if !root_is_parameter_set && !root_is_typed_struct {
             errors.push(
                 data.span,
@@ -611,6 +617,14 @@ fn check_places(func: &Function, a: &Analysis, errors: &mut Errors) {
             reported = true;
         }
     });
+}
+
+/// `v.0`, as `let (a, b) = edges[k];` reads a constant table's tuples.
+fn is_tuple_projection(data: &crate::ir::InstData) -> bool {
+    matches!(&data.opcode, Opcode::Place(steps) if steps.iter().all(|s| matches!(
+        s,
+        crate::ir::PlaceStep::Field(syn::Member::Unnamed(_))
+    )))
 }
 
 /// `T::from`, `f64::from`, `NumCast::from`: conversions, which have no derivative.

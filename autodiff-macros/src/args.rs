@@ -466,14 +466,14 @@ fn classify_param(
             ParamRole::Constant
         });
     }
-    if is_constant_type(ty) {
+    if is_constant_type(ty) || is_constant_element(strip_reference(ty)) {
         return Some(ParamRole::Constant);
     }
     if let Some((_, elem)) = array_type(ty) {
         if is_float_type(&elem, generics) {
             return Some(ParamRole::Float);
         }
-        if is_constant_type(&elem) {
+        if is_constant_type(&elem) || is_constant_element(&elem) {
             return Some(ParamRole::Constant);
         }
     }
@@ -485,15 +485,95 @@ fn classify_param(
             },
             "`&mut` parameters cannot be differentiated; take the value and return the result instead",
         ),
-        _ => errors.push_spanned(
-            ty,
-            format!(
-                "parameters of type `{}` are not supported by #[differentiate]; use `f32`, `f64` or a generic `T: Float` for values to differentiate, and integers or `bool` for constants",
-                crate::ir::tokens_text(&quote::quote!(#ty))
-            ),
-        ),
+        _ => errors.push_spanned(ty, unsupported_parameter(ty, generics)),
     }
     None
+}
+
+/// An element of a constant table (`edges: &[(usize, usize)]`, `triangles: &[[usize; 3]]`):
+/// an integer, `bool` or `char`, or a tuple or array of them; all are `Copy`, so the
+/// generated code reads them as the function does.
+fn is_constant_element(ty: &Type) -> bool {
+    match ty {
+        Type::Paren(p) => is_constant_element(&p.elem),
+        Type::Tuple(t) => !t.elems.is_empty() && t.elems.iter().all(is_constant_element),
+        Type::Array(a) => is_constant_element(&a.elem),
+        _ => single_ident(ty).is_some_and(|id| {
+            INTEGER_TYPES.contains(&id.to_string().as_str()) || id == "bool" || id == "char"
+        }),
+    }
+}
+
+/// Whether a float appears anywhere in `ty` (`Vec<Vec<f64>>`, `&[(f64, f64)]`).
+fn mentions_float(ty: &Type, generics: &[Ident]) -> bool {
+    struct Floats<'a> {
+        generics: &'a [Ident],
+        found: bool,
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Floats<'_> {
+        fn visit_type(&mut self, ty: &'ast Type) {
+            if is_float_type(ty, self.generics) {
+                self.found = true;
+            }
+            syn::visit::visit_type(self, ty);
+        }
+    }
+    let mut floats = Floats {
+        generics,
+        found: false,
+    };
+    syn::visit::Visit::visit_type(&mut floats, ty);
+    floats.found
+}
+
+/// The message for a parameter type the macro does not take, with what to pass instead.
+fn unsupported_parameter(ty: &Type, generics: &[Ident]) -> String {
+    let text = crate::ir::tokens_text(&quote::quote!(#ty));
+    let outer = match strip_reference(ty) {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    };
+    let nested_array = array_type(ty).is_some_and(|(_, elem)| {
+        matches!(elem, Type::Array(_) | Type::Tuple(_) | Type::Slice(_))
+            || array_type(&elem).is_some()
+    });
+    match (ty, outer.as_deref()) {
+        (Type::ImplTrait(_) | Type::TraitObject(_) | Type::BareFn(_), _) => format!(
+            "parameters of type `{text}` are not supported by #[differentiate]: the generated code cannot see into a function passed in; call a #[differentiate] function by name instead"
+        ),
+        (_, Some("Option")) => format!(
+            "`{text}` parameters are not supported by #[differentiate]; take the value itself (unwrap it before the call, with a `bool` for whether it is there)"
+        ),
+        (_, Some("Box" | "Rc" | "Arc" | "Cow")) => {
+            let inner = match strip_reference(ty) {
+                Type::Path(p) => match p.path.segments.last().map(|s| &s.arguments) {
+                    Some(syn::PathArguments::AngleBracketed(args)) => args
+                        .args
+                        .iter()
+                        .find_map(|a| match a {
+                            syn::GenericArgument::Type(t) => Some(t),
+                            _ => None,
+                        })
+                        .map(|t| crate::ir::tokens_text(&quote::quote!(#t))),
+                    _ => None,
+                },
+                _ => None,
+            };
+            format!(
+                "`{text}` parameters are not supported by #[differentiate]; take a reference to the contents (`&{}`), passed as `&*b`",
+                inner.as_deref().unwrap_or("T")
+            )
+        }
+        (_, Some("HashMap" | "HashSet" | "BTreeMap" | "BTreeSet" | "VecDeque")) => format!(
+            "`{text}` parameters are not supported by #[differentiate]; pass the numbers in a slice (`&[f64]`) and look up their positions before the call (positions as `usize` are constants)"
+        ),
+        _ if nested_array && mentions_float(ty, generics) => format!(
+            "nested arrays of floats (`{text}`) are not supported by #[differentiate]; keep the numbers in one flat slice or array (element `(i, j)` at `i * cols + j`), or use a nalgebra matrix (`DMatrix<f64>`, `Matrix3<f64>`)"
+        ),
+        _ => format!(
+            "parameters of type `{text}` are not supported by #[differentiate]; differentiate floats (`f32`, `f64`, a generic `T: Float`), slices, `Vec`s and arrays of them, nalgebra vectors and matrices, `Tensor`s or `#[derive(Differentiable)]` structs; integers, `bool`s and tables of them (`&[(usize, usize)]`) are constants"
+        ),
+    }
 }
 
 fn classify_output(

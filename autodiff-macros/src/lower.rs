@@ -1354,6 +1354,27 @@ impl<'e> Lowerer<'e> {
                     "a struct pattern takes apart a struct built in this function (`let S { x, v } = s;` after `let s = S { .. };`); read the fields of a parameter as `p.x`",
                 );
             }
+            // `let (a, b) = edges[k];` of a constant table: one field read per name (a value
+            // that carries derivatives is refused at its `Place` by the analysis)
+            (Pat::Tuple(t), Operand::Value(_)) if t.elems.iter().any(|p| matches!(p, Pat::Rest(_))) => {
+                self.poison_pattern(&Pat::Tuple(t.clone()));
+                self.errors.push_spanned(
+                    t,
+                    "`..` in this tuple pattern is not supported; name every element, with `_` for those not used",
+                );
+            }
+            (Pat::Tuple(t), Operand::Value(tuple)) => {
+                for (k, p) in t.elems.iter().enumerate() {
+                    if !matches!(p, Pat::Wild(_)) {
+                        let step = crate::ir::PlaceStep::Field(syn::Member::Unnamed(syn::Index {
+                            index: k as u32,
+                            span: p.span(),
+                        }));
+                        let field = self.extended_place(tuple, step, p.span());
+                        self.bind_pattern(p, Operand::Value(field), declare);
+                    }
+                }
+            }
             (Pat::Tuple(t), _) => self.errors.push_spanned(
                 t,
                 "this tuple pattern does not match the shape of the value; destructure tuple expressions, calls, or `if`/`match` expressions yielding tuples",
@@ -3354,6 +3375,23 @@ impl<'e> Lowerer<'e> {
         )))
     }
 
+    /// `value.step` as one `Place`: a value that is itself a place (`stencil[k].1` when
+    /// taking `stencil[k]` apart) is extended, as [`Self::lower_place`] extends one.
+    fn extended_place(&mut self, value: Value, step: crate::ir::PlaceStep, span: Span) -> Value {
+        let (steps, args) = match self.func.def_inst(value).map(|i| self.func.inst(i)) {
+            Some(data) if matches!(data.opcode, Opcode::Place(_)) => {
+                let Opcode::Place(prefix) = &data.opcode else {
+                    unreachable!("checked")
+                };
+                let mut steps = prefix.clone();
+                steps.push(step);
+                (steps, data.args.clone())
+            }
+            _ => (vec![step], vec![value]),
+        };
+        self.emit1(Opcode::Place(steps), args, span)
+    }
+
     /// `vec![v; n]`, `vec![a, b, ...]` and the assertion macros; any other macro is an
     /// error.
     fn lower_macro(&mut self, mac: &syn::Macro, span: Span) -> Option<Operand> {
@@ -3820,6 +3858,18 @@ impl<'e> Lowerer<'e> {
             (Pat::Tuple(t), ItemShape::Pair(first, second)) if t.elems.len() == 2 => {
                 self.bind_item(&t.elems[0], first, source, index, span)?;
                 self.bind_item(&t.elems[1], second, source, index, span)
+            }
+            // `for &(a, b) in edges`, `for [i, j, k] in triangles`: an element taken apart
+            (Pat::Tuple(_) | Pat::Slice(_), ItemShape::Element(k))
+                if matches!(source, Source::Arrays { arrays, .. }
+                    if !self.mutable_sources.contains_key(&arrays[*k])) =>
+            {
+                let Source::Arrays { arrays, .. } = source else {
+                    unreachable!("checked")
+                };
+                let element = self.element(arrays[*k], index, span);
+                self.bind_pattern(closure_param(pat), Operand::Value(element), true);
+                Some(())
             }
             (other, _) => {
                 self.errors.push_spanned(other, "this pattern does not fit the loop's items; bind a name, `&name`, `_`, or a pair `(a, b)`");

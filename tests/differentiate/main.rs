@@ -18,6 +18,7 @@ mod arrays;
 mod assertions;
 mod closures;
 mod composition;
+mod constant_tables;
 mod control_flow;
 mod extremes;
 mod jacobian;
