@@ -3076,6 +3076,9 @@ impl Context<'_> {
                 };
                 return quote!(::std::vec![#private::zero(); #len]);
             }
+            if let Some(zero) = self.call_result_zero(v) {
+                return quote!(#zero());
+            }
             return quote!(#private::Cotangent::zero());
         }
         if let Some(zero) = self.callee_zero(analysis, v) {
@@ -3103,6 +3106,17 @@ impl Context<'_> {
             && crate::args::array_type(ty).is_none()
             && crate::args::is_user_enum_like(ty);
         is_struct.then(|| ty.clone())
+    }
+
+    /// The zero of an array a differentiated callee returned, which has the callee's output
+    /// type (`[f64; 2]` or a `Vec`): the array's type here is only inferred from its uses,
+    /// and the callee's `backward` takes its own type.
+    fn call_result_zero(&self, v: Value) -> Option<syn::ExprPath> {
+        let data = self.func.inst(self.func.def_inst(v)?);
+        match (&data.opcode, &data.results[..]) {
+            (Opcode::Call(path), [_]) => Some(hidden_zero_callee(path)),
+            _ => None,
+        }
     }
 
     /// The result of a call whose type nothing here tells (a `Vec` passed on, never indexed)
@@ -3367,8 +3381,11 @@ impl Context<'_> {
     ) {
         let d = self.names.cotangent(v);
         let zero = self.zero_of(analysis, v);
+        let typed_by_callee = analysis.arrays[v.index()]
+            && self.full_length(analysis, v).is_none()
+            && self.call_result_zero(v).is_some();
         match &analysis.types[v.index()] {
-            Some(ty) if !matches!(ty, syn::Type::Reference(_)) => {
+            Some(ty) if !matches!(ty, syn::Type::Reference(_)) && !typed_by_callee => {
                 out.extend(quote!(let mut #d: #ty = #zero;))
             }
             _ => out.extend(quote!(let mut #d = #zero;)),

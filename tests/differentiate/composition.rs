@@ -695,3 +695,93 @@ fn fields_of_a_parameter_set_pass_to_calls() {
         assert!(close(*o, *f), "{ours:?} vs {fd:?}");
     }
 }
+
+// A callee returning a fixed-length array whose result the caller indexes: the cotangent
+// of the result has the callee's output type. One RK4 step of the damped oscillator
+// y'' = -k y - c y', checked against finite differences and forward-mode duals.
+mod array_result_indexed {
+    use autodiff::prelude::*;
+
+    #[differentiate]
+    fn rhs<T: Float>(y: &[T; 2], k: T) -> [T; 2] {
+        let c = T::from(0.1).unwrap();
+        [y[1], -k * y[0] - c * y[1]]
+    }
+
+    #[differentiate]
+    fn rk4<T: Float>(y0: [T; 2], k: T, dt: T, steps: usize) -> T {
+        let half = T::from(0.5).unwrap();
+        let two = T::from(2.0).unwrap();
+        let sixth = T::from(1.0 / 6.0).unwrap();
+        let mut y = y0;
+        for _ in 0..steps {
+            let k1 = rhs(&y, k);
+            let y2 = [y[0] + half * dt * k1[0], y[1] + half * dt * k1[1]];
+            let k2 = rhs(&y2, k);
+            let y3 = [y[0] + half * dt * k2[0], y[1] + half * dt * k2[1]];
+            let k3 = rhs(&y3, k);
+            let y4 = [y[0] + dt * k3[0], y[1] + dt * k3[1]];
+            let k4 = rhs(&y4, k);
+            for i in 0..2 {
+                y[i] = y[i] + dt * sixth * (k1[i] + two * k2[i] + two * k3[i] + k4[i]);
+            }
+        }
+        y[0] * y[0] + y[1]
+    }
+
+    /// A `Vec` result indexed too: its cotangent stays a `Vec`.
+    #[differentiate]
+    fn moments(x: &[f64]) -> Vec<f64> {
+        vec![x.iter().sum(), x.iter().map(|v| v * v).sum()]
+    }
+
+    #[differentiate]
+    fn variance(x: &[f64]) -> f64 {
+        let m = moments(x);
+        let n = x.len() as f64;
+        m[1] / n - (m[0] / n).powi(2)
+    }
+
+    #[test]
+    fn an_rk4_step_through_an_array_returning_callee_matches_finite_differences() {
+        let (value, (d_y0, d_k, d_dt)) = rk4_grad([1.0, 0.0], 2.0, 0.01, 50);
+        assert_eq!(value, rk4([1.0, 0.0], 2.0, 0.01, 50));
+        // the step in hundredths, so that the finite differences' step (1e-3 of a unit)
+        // stays small against it
+        let at = [1.0, 0.0, 2.0, 1.0];
+        let error = check_gradient(
+            |v: &[f64]| rk4([v[0], v[1]], v[2], v[3] / 100.0, 50),
+            &at,
+            &[d_y0[0], d_y0[1], d_k, d_dt / 100.0],
+        );
+        assert!(error < 1e-6, "error {error:e}");
+        // forward mode in k gives the same derivative
+        let (dual, _) = rk4_grad(
+            [Dual::new(1.0, 0.0), Dual::new(0.0, 0.0)],
+            Dual::new(2.0, 1.0),
+            Dual::new(0.01, 0.0),
+            50,
+        );
+        assert!(
+            (dual.eps - d_k).abs() < 1e-12 * d_k.abs().max(1.0),
+            "{} {d_k}",
+            dual.eps
+        );
+    }
+
+    #[test]
+    fn a_vector_returning_callee_indexed_keeps_a_vector_cotangent() {
+        let x = [1.0, 2.5, -0.5, 3.0];
+        let (value, gradient) = variance_grad(&x);
+        assert_eq!(value, variance(&x));
+        // var = Σx²/n - (Σx/n)²  =>  ∂/∂x_i = 2 x_i / n - 2 mean / n
+        let n = x.len() as f64;
+        let mean = x.iter().sum::<f64>() / n;
+        for (g, xi) in gradient.iter().zip(&x) {
+            assert!(
+                (g - (2.0 * xi / n - 2.0 * mean / n)).abs() < 1e-14,
+                "{gradient:?}"
+            );
+        }
+    }
+}
