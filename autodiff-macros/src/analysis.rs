@@ -244,6 +244,7 @@ pub fn pullback_reads(
         | Opcode::Deref
         | Opcode::Copy(_)
         | Opcode::MakeStruct(..)
+        | Opcode::MatrixNew(_)
         | Opcode::ArrayFill(_)
         | Opcode::ArrayLiteral { .. } => Some(Vec::new()),
         // a matrix's element scatter also reads the matrix, for the shape of its cotangent
@@ -597,10 +598,33 @@ fn check_places(func: &Function, a: &Analysis, errors: &mut Errors) {
             && a.types[root.index()].as_ref().is_some_and(|ty| {
                 crate::args::is_user_enum_like(ty) && crate::args::array_type(ty).is_none()
             });
+        // `v.x`, `m.m12`: a coordinate of a fixed-size nalgebra vector or matrix (its `Deref`
+        // to named coordinates), whose cotangent, of the same type, has the same coordinate
+        let coordinate = a.matrices[root.index()]
+            && a.types[root.index()].is_some()
+            && matches!(&data.opcode, Opcode::Place(steps) if matches!(
+                &steps[..],
+                [crate::ir::PlaceStep::Field(syn::Member::Named(_))]
+            ));
+        if coordinate && !root_is_parameter_set {
+            return;
+        }
         if copied && !root_is_parameter_set {
             errors.push(
                 data.span,
                 "fields of a copy (`p.clone()`) are not differentiated; read them from the parameter itself (`p.x`)",
+            );
+            reported = true;
+        } else if !root_is_parameter_set
+            && !root_is_typed_struct
+            && is_coordinate_read(data)
+            && func
+                .def_inst(root)
+                .is_some_and(|def| matches!(func.inst(def).opcode, Opcode::Call(_)))
+        {
+            errors.push(
+                data.span,
+                "the fields of a struct a #[differentiate] function returned, and the coordinates of a nalgebra vector (`v.x`), are read with the type written where the value is made (`let s: State = step(..);`, `let t: Vector3<f64> = g(r);`); or pass the value whole to a #[differentiate] function that reads them",
             );
             reported = true;
         } else if !root_is_parameter_set && !root_is_typed_struct && is_tuple_projection(data) {
@@ -617,6 +641,19 @@ fn check_places(func: &Function, a: &Analysis, errors: &mut Errors) {
             reported = true;
         }
     });
+}
+
+/// `v.x`, `m.m12`: one step naming a coordinate of a nalgebra vector or matrix.
+fn is_coordinate_read(data: &crate::ir::InstData) -> bool {
+    let Opcode::Place(steps) = &data.opcode else {
+        return false;
+    };
+    let [crate::ir::PlaceStep::Field(syn::Member::Named(name))] = &steps[..] else {
+        return false;
+    };
+    let name = name.to_string();
+    matches!(name.as_str(), "x" | "y" | "z" | "w")
+        || name.len() == 3 && name.starts_with('m') && name[1..].chars().all(|c| c.is_ascii_digit())
 }
 
 /// `v.0`, as `let (a, b) = edges[k];` reads a constant table's tuples.
@@ -1678,6 +1715,55 @@ fn infer_types(
                 }
             }
             Opcode::VecNew => t.set_array(results[0], ArrayKind::Vec, None),
+            // `Vector3::new(x, y, z)`: the alias with the elements' float type (`Vector3<f64>`),
+            // unless the path names it (`Vector3::<f64>`)
+            Opcode::MatrixNew(path) => {
+                let mut ty = path.clone();
+                let mut named = false;
+                if let Some(last) = ty.segments.last_mut() {
+                    if let syn::PathArguments::AngleBracketed(args) = &mut last.arguments {
+                        args.colon2_token = None;
+                        named = true;
+                    }
+                }
+                let elem = args
+                    .iter()
+                    .find_map(|&arg| t.resolve(arg).0)
+                    .filter(|elem| crate::args::array_type(elem).is_none())
+                    .or_else(|| a.float.clone());
+                match elem {
+                    Some(elem) if !named => {
+                        if let Some(last) = ty.segments.last_mut() {
+                            last.arguments =
+                                syn::PathArguments::AngleBracketed(syn::parse_quote!(<#elem>));
+                        }
+                        t.set(
+                            results[0],
+                            syn::Type::Path(syn::TypePath {
+                                qself: None,
+                                path: ty,
+                            }),
+                        );
+                    }
+                    _ if named => t.set(
+                        results[0],
+                        syn::Type::Path(syn::TypePath {
+                            qself: None,
+                            path: ty,
+                        }),
+                    ),
+                    _ => t.set_array(results[0], ArrayKind::Matrix(None), None),
+                }
+                for &arg in &args {
+                    if let Some(elem) = t
+                        .resolve(results[0])
+                        .0
+                        .and_then(|ty| crate::args::array_type(&ty).map(|(_, elem)| elem))
+                    {
+                        t.set(arg, elem);
+                    }
+                }
+            }
             Opcode::Copy(crate::ir::CopyKind::Clone) => t.union(results[0], args[0]),
             // an element-wise map keeps the matrix's shape and element type
             Opcode::MapElementwise(_) => t.union(results[0], args[0]),

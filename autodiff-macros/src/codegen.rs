@@ -734,6 +734,7 @@ impl Context<'_> {
                 quote!(#root #path)
             }
             Opcode::Tuple => quote!((#(#operands),*)),
+            Opcode::MatrixNew(path) => quote_spanned!(span=> #path::new(#(#operands),*)),
             // copies: a field's value (a vector) may still be read after the call
             Opcode::MakeStruct(path, fields) => {
                 quote!(#path { #(#fields: ::core::clone::Clone::clone(&#operands)),* })
@@ -975,6 +976,7 @@ impl Context<'_> {
                     | Opcode::VecFill
                     | Opcode::ArrayFill(_)
                     | Opcode::ArrayLiteral { .. }
+                    | Opcode::MatrixNew(_)
                     | Opcode::VecNew
                     | Opcode::IndexSet
                     | Opcode::IndexAdd { .. }
@@ -1022,6 +1024,7 @@ impl Context<'_> {
                     | Opcode::Copy(_)
                     | Opcode::VecFill
                     | Opcode::ArrayLiteral { vec: true }
+                    | Opcode::MatrixNew(_)
                     | Opcode::VecNew
             )
         };
@@ -3766,6 +3769,18 @@ impl Context<'_> {
                     {
                         // a struct a callee returned: its cotangent starts here
                         self.declare_zero(analysis, root, scope, out);
+                    } else if analysis.is_active(root)
+                        && !scope.contains(&root)
+                        && analysis.matrices[root.index()]
+                    {
+                        // a coordinate of a fixed-size vector (`v.x`): its cotangent starts as
+                        // the zero vector, whose coordinates exist
+                        if let Some(ty) = &analysis.types[root.index()] {
+                            let ty = crate::args::cotangent_type(ty);
+                            let d_root = self.names.cotangent(root);
+                            out.extend(quote!(let mut #d_root: #ty = #private::Cotangent::zero();));
+                            scope.insert(root);
+                        }
                     }
                     if analysis.is_active(root) && scope.contains(&root) {
                         let d_root = self.names.cotangent(root);
@@ -3955,6 +3970,19 @@ impl Context<'_> {
                                 scope,
                                 elem,
                                 quote!(#private::rules::element(&#d, #k)),
+                                out,
+                            );
+                        }
+                    }
+                }
+                Opcode::MatrixNew(_) => {
+                    for (k, &elem) in data.args.iter().enumerate() {
+                        if analysis.is_active(elem) {
+                            self.contribute(
+                                analysis,
+                                scope,
+                                elem,
+                                quote!(#private::rules::linalg::new_d(&#d, #k)),
                                 out,
                             );
                         }

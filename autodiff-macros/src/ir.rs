@@ -219,6 +219,11 @@ pub enum Opcode {
     /// (args, in the order of `fields`). Its pullback hands each field of the struct's
     /// cotangent to that field's value.
     MakeStruct(syn::Path, Vec<syn::Ident>),
+    /// `Vector3::new(x, y, z)`, `Matrix2::new(a, b, c, d)`: a fixed-size nalgebra vector or
+    /// matrix from its elements, in row-major order (as nalgebra's `new` takes them); the
+    /// path is the type's (`Vector3`, `Vector3::<f64>`). Its pullback hands element `k` of
+    /// the cotangent to argument `k`.
+    MatrixNew(syn::Path),
     /// The shape of a tensor or matrix as a `Vec<usize>`, to check output cotangents.
     ShapeOf,
     /// `&a`: a borrow; for derivatives the identity.
@@ -626,6 +631,7 @@ impl Opcode {
                     fields.join(", ")
                 )
             }
+            Opcode::MatrixNew(path) => format!("{}::new", tokens_text(&quote::quote!(#path))),
             Opcode::ShapeOf => "shape_of".into(),
             Opcode::Ref => "ref".into(),
             Opcode::Deref => "deref".into(),

@@ -2484,6 +2484,15 @@ impl<'e> Lowerer<'e> {
         {
             return Some(Operand::Value(self.emit1(Opcode::VecNew, args, span)));
         }
+        if let Some(ty) = fixed_matrix_constructor(path).filter(|_| !args.is_empty()) {
+            if results != 1 {
+                // rustc reports the mismatched tuple pattern itself
+                self.errors.fail_silently();
+                return None;
+            }
+            let value = self.emit1(Opcode::MatrixNew(ty), args, span);
+            return Some(Operand::Value(value));
+        }
         if args.len() == 1 && self.float_method_path(path).is_some_and(|m| m == "sin_cos") {
             return self.sin_cos(args[0], span);
         }
@@ -3158,6 +3167,28 @@ fn arm_positions(arms: usize) -> Vec<Pat> {
             pat
         })
         .collect()
+}
+
+/// For `Vector3::new`, `nalgebra::Matrix2x3::<f64>::new`: the type's path (`Vector3`,
+/// `nalgebra::Matrix2x3::<f64>`), for the fixed-size nalgebra aliases whose `new` takes the
+/// elements.
+fn fixed_matrix_constructor(path: &syn::ExprPath) -> Option<syn::Path> {
+    if path.qself.is_some() {
+        return None;
+    }
+    let segments: Vec<&syn::PathSegment> = path.path.segments.iter().collect();
+    let (last, ty) = segments.split_last()?;
+    let alias = ty.last()?.ident.to_string();
+    let fixed_size = ["Matrix", "Vector", "RowVector"].iter().any(|prefix| {
+        alias.strip_prefix(prefix).is_some_and(|rest| {
+            rest.chars().next().is_some_and(|c| c.is_ascii_digit())
+                && rest.chars().all(|c| c.is_ascii_digit() || c == 'x')
+        })
+    });
+    (last.ident == "new" && last.arguments.is_none() && fixed_size).then(|| syn::Path {
+        leading_colon: path.path.leading_colon,
+        segments: ty.iter().map(|s| (*s).clone()).collect(),
+    })
 }
 
 fn closure_param(pat: &Pat) -> &Pat {

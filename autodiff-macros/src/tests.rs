@@ -2015,3 +2015,40 @@ fn a_struct_output_is_its_fields_values_in_the_order_of_their_names() {
         "backward takes the cotangent apart by name:\n{expanded}"
     );
 }
+
+#[test]
+fn a_vector_built_with_new_is_one_instruction_and_its_coordinates_are_places() {
+    let source = quote! {
+        fn rotate(p: &Vector2<f64>, c: f64, s: f64) -> f64 {
+            let q = Vector2::new(c * p.x - s * p.y, s * p.x + c * p.y);
+            q.x * q.y
+        }
+    };
+    let func = lowered(source.clone());
+    ir::verify(&func).expect("verifies");
+    expect![[r#"
+        fn rotate(v0: &Vector2<f64>, v1: f64, v2: f64)
+        block0:
+            v3 = place.x v0
+            v4 = mul v1, v3
+            v5 = place.y v0
+            v6 = mul v2, v5
+            v7 = sub v4, v6
+            v8 = place.x v0
+            v9 = mul v2, v8
+            v10 = place.y v0
+            v11 = mul v1, v10
+            v12 = add v9, v11
+            v13 = Vector2::new v7, v12
+            v14 = place.x v13
+            v15 = place.y v13
+            v16 = mul v14, v15
+            yield v16
+    "#]]
+    .assert_eq(&ir::print(&func, &Plain));
+    let expanded = expansion(source);
+    assert!(
+        expanded.contains("rules::linalg::new_d(&d_q, 1usize)"),
+        "element 1 of the cotangent goes to the second argument:\n{expanded}"
+    );
+}

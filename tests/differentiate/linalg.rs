@@ -606,3 +606,117 @@ fn recurrent_matrix_loops_match_finite_differences() {
         );
     }
 }
+
+// Fixed-size vectors built with `new` and read by named coordinates.
+mod coordinates {
+    use autodiff::nalgebra::{Matrix2, RowVector2, Vector2, Vector3};
+    use autodiff::prelude::*;
+
+    // t = r × f;  g = t.x r.y + t.z² + sin f.x
+    #[differentiate]
+    fn torque(r: &Vector3<f64>, f: &Vector3<f64>) -> f64 {
+        let t = r.cross(f);
+        t.x * r.y + t.z * t.z + f.x.sin()
+    }
+
+    #[test]
+    fn coordinates_of_parameters_and_results_match_finite_differences() {
+        let (r, f) = (Vector3::new(1.0, 2.0, 3.0), Vector3::new(0.5, -1.0, 0.2));
+        let (value, (d_r, d_f)) = torque_grad(&r, &f);
+        assert_eq!(value, torque(&r, &f));
+        let at = [r.x, r.y, r.z, f.x, f.y, f.z];
+        let ours = [d_r.x, d_r.y, d_r.z, d_f.x, d_f.y, d_f.z];
+        let error = check_gradient(
+            |v: &[f64]| {
+                torque(
+                    &Vector3::new(v[0], v[1], v[2]),
+                    &Vector3::new(v[3], v[4], v[5]),
+                )
+            },
+            &at,
+            &ours,
+        );
+        assert!(error < 1e-8, "error {error:e}: {ours:?}");
+    }
+
+    #[differentiate]
+    fn doubled(r: &Vector3<f64>) -> Vector3<f64> {
+        r * 2.0
+    }
+
+    // f = (2r).x r.y = 2 r.x r.y  =>  ∇f = (2 r.y, 2 r.x, 0)
+    #[differentiate]
+    fn typed_result(r: &Vector3<f64>) -> f64 {
+        let t: Vector3<f64> = doubled(r);
+        t.x * r.y
+    }
+
+    #[test]
+    fn a_coordinate_of_a_typed_call_result_matches_the_analytic_gradient() {
+        let r = Vector3::new(0.5, -1.5, 2.0);
+        let (value, gradient) = typed_result_grad(&r);
+        assert_eq!(value, 2.0 * r.x * r.y);
+        assert_eq!(gradient, Vector3::new(2.0 * r.y, 2.0 * r.x, 0.0));
+    }
+
+    // p ← (p.y, -p.x / 2 + sin p.y), `steps` times; f = p.x + p.y
+    #[differentiate]
+    fn iterated(p0: Vector2<f64>, steps: usize) -> f64 {
+        let mut p = p0;
+        for _ in 0..steps {
+            p = Vector2::new(p.y, -p.x * 0.5 + p.y.sin());
+        }
+        p.x + p.y
+    }
+
+    #[test]
+    fn a_vector_built_with_new_and_carried_through_a_loop_matches_finite_differences() {
+        let p0 = Vector2::new(0.3, 0.7);
+        let (value, gradient) = iterated_grad(p0, 4);
+        assert_eq!(value, iterated(p0, 4));
+        let error = check_gradient(
+            |v: &[f64]| iterated(Vector2::new(v[0], v[1]), 4),
+            &[p0.x, p0.y],
+            gradient.as_slice(),
+        );
+        assert!(error < 1e-8, "error {error:e}: {gradient:?}");
+    }
+
+    // matrices and row vectors from numbers, in row-major order; `m.m12` read back
+    #[differentiate]
+    fn built(a: f64, b: f64) -> f64 {
+        let v = Vector3::new(a, b * a, 2.0);
+        let m = Matrix2::new(a, b, a * b, 1.0);
+        let r = RowVector2::new(b, a);
+        let w = m * Vector2::new(v.x, v.z);
+        v.norm() + w.dot(&Vector2::new(1.0, b)) + (r * m)[(0, 1)] + m.m12 * m.m21
+    }
+
+    #[test]
+    fn matrices_built_from_numbers_match_finite_differences() {
+        for (a, b) in [(0.7, -1.3), (-0.4, 0.9)] {
+            let (value, (d_a, d_b)) = built_grad(a, b);
+            assert_eq!(value, built(a, b));
+            let error = check_gradient(|v: &[f64]| built(v[0], v[1]), &[a, b], &[d_a, d_b]);
+            assert!(error < 1e-8, "error {error:e} at ({a}, {b})");
+        }
+    }
+
+    // |(a, b, ab)|² = a² + b² + a²b²  =>  ∇ = (2a + 2ab², 2b + 2a²b), in f64 and f32
+    #[differentiate]
+    fn generic<T: Float + autodiff::nalgebra::RealField>(a: T, b: T) -> T {
+        let v = Vector3::new(a, b, a * b);
+        v.norm_squared()
+    }
+
+    #[test]
+    fn a_generic_vector_built_with_new_takes_the_float_type() {
+        let (a, b) = (0.5, 2.0);
+        let (_, (d_a, d_b)) = generic_grad(a, b);
+        assert!((d_a - (2.0 * a + 2.0 * a * b * b)).abs() < 1e-14);
+        assert!((d_b - (2.0 * b + 2.0 * a * a * b)).abs() < 1e-14);
+        let (_, (d_a32, d_b32)) = generic_grad(a as f32, b as f32);
+        assert!((d_a32 - (2.0 * a + 2.0 * a * b * b) as f32).abs() < 1e-5);
+        assert!((d_b32 - (2.0 * b + 2.0 * a * a * b) as f32).abs() < 1e-5);
+    }
+}

@@ -1,17 +1,17 @@
 use autodiff::prelude::*;
 
 pub struct Point {
-    pub w: f64,
+    pub weight: f64,
 }
 
 fn make(x: f64) -> Point {
-    Point { w: x }
+    Point { weight: x }
 }
 
 #[differentiate]
 fn f(x: f64) -> f64 {
     let p = make(x);
-    p.w * x
+    p.weight * x
 }
 
 fn main() {}

@@ -861,6 +861,32 @@ where
     out
 }
 
+/// `y = Matrix::new(a₀, a₁, …)` (`Vector3::new(x, y, z)`, `Matrix2::new(m11, m12, m21, m22)`):
+/// `āₖ = ȳ` at element `k` in row-major order, the order in which `new` takes them.
+///
+/// ```
+/// use autodiff_runtime::nalgebra::{Matrix2x3, Vector3};
+/// use autodiff_runtime::rules::linalg::new_d;
+///
+/// let d = Vector3::new(1.0, 2.0, 3.0);
+/// assert_eq!(new_d(&d, 2), 3.0);
+/// // the second argument of `Matrix2x3::new` is the element at row 0, column 1
+/// let d = Matrix2x3::new(1.0, 2.0, 3.0, 4.0, 5.0, 6.0);
+/// assert_eq!(new_d(&d, 1), 2.0);
+/// assert_eq!(new_d(&d, 3), 4.0);
+/// ```
+#[inline]
+pub fn new_d<T, R, C, S>(d: &Matrix<T, R, C, S>, k: usize) -> T
+where
+    T: Scalar + Copy,
+    R: Dim,
+    C: Dim,
+    S: Storage<T, R, C>,
+{
+    let columns = d.ncols();
+    d[(k / columns, k % columns)]
+}
+
 /// `y = m[idx]`, accumulated: `m̄[idx] += ȳ`, first giving an empty `acc` the shape of `m`.
 #[track_caller]
 pub fn index_add<T, R, C, S, I>(acc: &mut OMatrix<T, R, C>, m: &Matrix<T, R, C, S>, idx: &I, d: T)
