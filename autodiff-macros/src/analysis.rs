@@ -533,8 +533,16 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) -> V
 }
 
 fn no_rule_message(name: &Ident) -> String {
+    let instead = match name.to_string().as_str() {
+        "first" | "last" | "first_mut" | "last_mut" => {
+            "read the element by index (`x[0]`, `x[x.len() - 1]`)"
+        }
+        "get" | "get_unchecked" => "read the element by index (`x[i]`, checking `i < x.len()` first)",
+        "to_f64" | "to_f32" => "it converts constants only: use the value in its own float type (`T::from(2.0).unwrap() * x`), or `as` between `f32` and `f64`",
+        _ => "use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function",
+    };
     format!(
-        "`{name}` has no derivative rule, so the derivative through it would be lost; use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function"
+        "`{name}` has no derivative rule, so the derivative through it would be lost; {instead}"
     )
 }
 
@@ -692,8 +700,14 @@ fn flows_to_output(func: &Function, start: Value) -> bool {
             let data = func.inst(inst);
             let mut newly = Vec::new();
             // a derivative would only travel through arguments that are differentiated
-            // (the taint starts at an opaque result, which is treated as differentiable)
-            let through = differentiable_args(func, inst);
+            // (the taint starts at an opaque result, which is treated as differentiable), and
+            // through opaque methods, which may hand on what they are given
+            // (`x.last().unwrap()`: `unwrap` passes on the element of `last`)
+            let through = if matches!(data.opcode, Opcode::Method(..)) {
+                vec![true; data.args.len()]
+            } else {
+                differentiable_args(func, inst)
+            };
             if data
                 .args
                 .iter()

@@ -43,6 +43,15 @@ impl Errors {
         self.errors.len() + self.silent
     }
 
+    /// Takes over the errors of `other`, each message followed by `note`.
+    pub fn append_with_note(&mut self, other: Errors, note: &str) {
+        for error in other.errors {
+            self.errors
+                .push(syn::Error::new(error.span(), format!("{error}{note}")));
+        }
+        self.silent += other.silent;
+    }
+
     /// The errors as `compile_error!` invocations.
     pub fn to_compile_errors(&self) -> TokenStream {
         self.errors

@@ -320,14 +320,33 @@ fn generate_once(
         Output::Struct(s) if s.fields.is_empty() => vec![s.ty.clone()],
         Output::Struct(_) => Vec::new(),
     };
+    let before = errors.len();
     let public = analysis::analyze(func, &active, &lowered.annotations, &output_types, errors);
+    let public_failed = errors.len() > before;
     let all: Vec<bool> = sig
         .params
         .iter()
         .map(|p| p.role == ParamRole::Float)
         .collect();
-    let hidden = (all != active)
-        .then(|| analysis::analyze(func, &all, &lowered.annotations, &output_types, errors));
+    let hidden = (all != active).then(|| {
+        let mut hidden_errors = Errors::default();
+        let hidden = analysis::analyze(
+            func,
+            &all,
+            &lowered.annotations,
+            &output_types,
+            &mut hidden_errors,
+        );
+        // what only the all-active pullback trips on comes from an argument `wrt` leaves
+        // out; reported once the public pullback is clean, saying why
+        if !public_failed {
+            errors.append_with_note(
+                hidden_errors,
+                " (here for an argument `wrt` leaves out: other #[differentiate] functions call this one through a pullback that differentiates every float argument)",
+            );
+        }
+        hidden
+    });
     let methods: Vec<proc_macro2::Ident> = public
         .parameter_set_methods
         .iter()
