@@ -201,6 +201,7 @@ primitives! {
     MIN "min" [Same] -> Same: min_d0(a, b) | min_d1(a, b);
     CLAMP "clamp" [Same, Same] -> Same: clamp_d0(x, lo, hi) | clamp_d1(x, lo) | clamp_d2(x, hi);
     FRACT "fract" [] -> Same: fract_d0();
+    REM_EUCLID "rem_euclid" [Same] -> Same: rem_euclid_d0() | rem_euclid_d1(a, b);
     TO_DEGREES "to_degrees" [] -> Same: to_degrees_d0();
     TO_RADIANS "to_radians" [] -> Same: to_radians_d0();
 

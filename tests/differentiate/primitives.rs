@@ -393,6 +393,38 @@ primitive!(min(a, b) { a.min(b) } at [1.0, 2.0], [3.0, -1.0], [-0.5, -0.7], [2.0
 primitive!(clamp(x, lo, hi) { x.clamp(lo, hi) } at
     [0.5, 0.0, 1.0], [-2.0, -1.0, 1.0], [3.0, -1.0, 1.0], [0.3, -1.0, 2.0], [-0.4, -0.5, 0.5]);
 primitive!(fract(x) { x.fract() } at [-2.3], [-0.6], [0.4], [1.7], [3.5]);
+// `rem_euclid` is a method of `f64` and `f32` only (not of `Float`), so it is tested apart
+// from the `primitive!` cases, which instantiate a generic version too.
+#[differentiate]
+fn rem_euclid_f64(a: f64, b: f64) -> f64 {
+    a.rem_euclid(b)
+}
+
+#[differentiate]
+fn rem_euclid_f32(a: f32, b: f32) -> f32 {
+    a.rem_euclid(b)
+}
+
+#[test]
+fn rem_euclid_matches_finite_differences_for_both_signs() {
+    // away from the jumps, where `a / b` is an integer
+    for [a, b] in [
+        [7.3, 2.0],
+        [-7.3, 2.0],
+        [7.3, -2.0],
+        [-7.3, -2.0],
+        [0.4, 1.5],
+    ] {
+        let (value, (d_a, d_b)) = rem_euclid_f64_grad(a, b);
+        assert_eq!(value, a.rem_euclid(b));
+        let error = check_gradient(|v: &[f64]| rem_euclid_f64(v[0], v[1]), &[a, b], &[d_a, d_b]);
+        assert!(error < TOL_F64, "at ({a}, {b}): error {error:e}");
+        // y = a - b q with q = a.div_euclid(b): the rule's -q, computed independently
+        assert_eq!(d_b, -a.div_euclid(b));
+        let (_, (d_a32, d_b32)) = rem_euclid_f32_grad(a as f32, b as f32);
+        assert_eq!((d_a32, d_b32), (1.0, -(a as f32).div_euclid(b as f32)));
+    }
+}
 
 // Zero derivative away from the jumps: multiplied by `x`, so that the gradient is the
 // (piecewise constant) value itself, and a wrong nonzero rule would add `x · rule`.
