@@ -516,6 +516,19 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) -> V
                 }
                 errors.push(name.span(), message)
             }
+            // `x as Real` of an alias: the cast would be read as one to an integer type, which
+            // no derivative passes
+            Opcode::Cast(ty)
+                if !is_float_cast(ty) && !crate::args::is_integer_type(ty) && matters() =>
+            {
+                let text = crate::ir::tokens_text(&quote::quote!(#ty));
+                errors.push_spanned(
+                    ty,
+                    format!(
+                        "the derivative through `as {text}` would be lost: the macro cannot see what `{text}` is; cast to `f64` or `f32` (an alias of a float type is not seen through), or to an integer type where no derivative should pass"
+                    ),
+                );
+            }
             Opcode::Call(path) if is_conversion(path) => {
                 let text = crate::ir::tokens_text(&quote::quote!(#path));
                 errors.push_spanned(

@@ -287,10 +287,24 @@ fn generate_once(
     }
     let item = &with_parameter_set_bounds(item, &sig);
     if !active.iter().any(|a| *a) {
-        errors.push(
-            item.sig.ident.span(),
+        // a plain user type is read as a constant: perhaps an alias of a float type
+        let alias = sig.params.iter().find_map(|p| match &p.ty {
+            syn::Type::Path(t) if t.qself.is_none() && t.path.get_ident().is_some() => {
+                let ty = t.path.get_ident()?.to_string();
+                ty.starts_with(char::is_uppercase)
+                    .then(|| (p.source.to_string(), ty))
+            }
+            _ => None,
+        });
+        let mut message = String::from(
             "no parameter of this function can carry a derivative; give it a parameter of type `f32`, `f64` or a generic float `T`",
         );
+        if let Some((name, ty)) = alias {
+            message.push_str(&format!(
+                " (`{name}: {ty}` is read as a constant, a settings struct or an enum; if `{ty}` is an alias of a float type, write that type: the macro does not see through aliases)"
+            ));
+        }
+        errors.push(item.sig.ident.span(), message);
         return None;
     }
     reject_nested_uses(item, errors);
