@@ -1096,8 +1096,28 @@ impl<'e> Lowerer<'e> {
     fn lower_stmt(&mut self, stmt: &Stmt) {
         match stmt {
             Stmt::Local(local) => self.lower_local(local),
-            Stmt::Expr(e, _) => {
-                self.lower_expr(e);
+            Stmt::Expr(e, semi) => {
+                let value = self.lower_expr(e);
+                // a method without a rule called for its effect (`v.halve();` of a trait with
+                // `&mut self`): what it does to its receiver is not followed
+                if let (Some(_), Some(Operand::Value(v)), Expr::MethodCall(m)) =
+                    (semi, value, strip_parens(e))
+                {
+                    let opaque = self.func.def_inst(v).is_some_and(|def| {
+                        matches!(self.func.inst(def).opcode, Opcode::Method(..))
+                    });
+                    if opaque {
+                        let receiver = &m.receiver;
+                        let receiver = crate::ir::tokens_text(&quote!(#receiver));
+                        self.errors.push_spanned(
+                            &m.method,
+                            format!(
+                                "`{}` is called for what it does to `{receiver}` (its result is unused), which #[differentiate] does not follow; compute the changed value and assign it (`{receiver} = ...`), or leave the call out",
+                                m.method
+                            ),
+                        );
+                    }
+                }
             }
             // `const C: T = e;`: a constant, bound as `let C: T = e;` is
             Stmt::Item(syn::Item::Const(c)) if c.generics.params.is_empty() => {
