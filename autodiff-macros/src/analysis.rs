@@ -144,6 +144,7 @@ pub fn analyze(
     infer_types(func, annotations, output_types, &mut analysis);
     // after the types: a struct a callee returned, its type written, has fields too
     check_places(func, &analysis, errors);
+    check_nested_arrays(func, &analysis, errors);
     check_shapes(func, &analysis, errors);
     check_maps(func, &analysis, errors);
     record(func, func.entry, &mut analysis);
@@ -661,6 +662,35 @@ fn check_places(func: &Function, a: &Analysis, errors: &mut Errors) {
             );
             reported = true;
         }
+    });
+}
+
+/// Arrays of arrays carry no derivative: their elements' cotangents would be arrays, which
+/// the array rules do not hold. A table of constants (`[[0, 1], [1, 2]]`) is fine.
+fn check_nested_arrays(func: &Function, a: &Analysis, errors: &mut Errors) {
+    let mut reported = false;
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        let builds = matches!(
+            data.opcode,
+            Opcode::ArrayLiteral { .. } | Opcode::ArrayFill(_) | Opcode::VecFill | Opcode::Push
+        );
+        // the elements: all arguments, but for `push` only the pushed value
+        let elements = match data.opcode {
+            Opcode::Push => &data.args[1..2.min(data.args.len())],
+            _ => &data.args[..],
+        };
+        let nested = elements.iter().any(|&v| {
+            a.varied[v.index()] && (a.arrays[v.index()] || a.matrices[v.index()] || a.tensors[v.index()])
+        });
+        if reported || !builds || !nested {
+            return;
+        }
+        errors.push(
+            data.span,
+            "nested arrays of values being differentiated are not supported; keep the numbers in one flat array or `Vec` (element `(i, j)` at `i * cols + j`), or use a nalgebra matrix (`Matrix2::new(a, b, c, d)`, `DMatrix::zeros(n, m)`)",
+        );
+        reported = true;
     });
 }
 

@@ -1868,7 +1868,12 @@ impl<'e> Lowerer<'e> {
                     return;
                 };
                 let Some(base) = local_ident(&index.expr) else {
-                    self.errors.push_spanned(&index.expr, "write to elements of a local array or `Vec` variable, like `v[i] = x`");
+                    let message = if matches!(strip_parens(&index.expr), Expr::Index(_)) {
+                        "nested arrays are not written element by element; keep the numbers in one flat array or `Vec` (`m[i * cols + j] = x`), or use a nalgebra matrix"
+                    } else {
+                        "write to elements of a local array or `Vec` variable, like `v[i] = x`"
+                    };
+                    self.errors.push_spanned(&index.expr, message);
                     return;
                 };
                 let (Some(array), Some(i)) = (self.lower_single(&index.expr), self.lower_single(&index.index)) else {

@@ -204,3 +204,23 @@ fn nested_tuples_taken_apart_match_finite_differences() {
     let error = check_gradient(|x: &[f64]| nested_tuples(x, &stencil), &x, &gradient);
     assert!(error < TOLERANCE, "error {error:e}, gradient {gradient:?}");
 }
+
+// A table of constants built in the function is read like a parameter table.
+#[differentiate]
+fn local_table(x: &[f64]) -> f64 {
+    let pairs = [[0usize, 1], [1, 2], [2, 0]];
+    let mut e = 0.0;
+    for k in 0..pairs.len() {
+        e += x[pairs[k][0]] * x[pairs[k][1]];
+    }
+    e
+}
+
+#[test]
+fn a_local_table_of_constants_matches_the_analytic_gradient() {
+    let x = [0.5, -1.5, 2.0];
+    let (value, gradient) = local_table_grad(&x);
+    assert_eq!(value, local_table(&x));
+    // e = x0 x1 + x1 x2 + x2 x0  =>  ∇e = (x1 + x2, x0 + x2, x1 + x0)
+    assert_eq!(gradient, vec![x[1] + x[2], x[0] + x[2], x[1] + x[0]]);
+}
