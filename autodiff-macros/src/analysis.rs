@@ -1772,6 +1772,10 @@ fn infer_types(
                 }
             }
             Opcode::VecNew => t.set_array(results[0], ArrayKind::Vec, None),
+            // a tensor's shape: its dimensions (`&[usize]`, read by index)
+            Opcode::Method(..) if is_shape_query(data) && t.is_tensor(args[0]) => {
+                t.set_array(results[0], ArrayKind::Vec, Some(usize_ty.clone()));
+            }
             // `Vector3::new(x, y, z)`: the alias with the elements' float type (`Vector3<f64>`),
             // unless the path names it (`Vector3::<f64>`)
             Opcode::MatrixNew(path) => {
@@ -1878,6 +1882,33 @@ fn infer_types(
     func.walk_insts(func.entry, &mut |inst| {
         if matches!(func.inst(inst).opcode, Opcode::Ref) {
             borrowed.insert(func.inst(inst).args[0]);
+        }
+    });
+    // an array built of unsuffixed integer literals (`[n, 3]`, a shape) whose element type
+    // nothing else tells holds integers, not the function's float
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        let built = matches!(
+            data.opcode,
+            Opcode::ArrayLiteral { .. } | Opcode::ArrayFill(_) | Opcode::VecFill
+        );
+        let integer_literal = |v: &Value| {
+            func.def_inst(*v).is_some_and(|def| {
+                matches!(&func.inst(def).opcode, Opcode::Const(tokens)
+                    if matches!(syn::parse2::<syn::Lit>(tokens.clone()),
+                        Ok(syn::Lit::Int(i)) if i.suffix().is_empty()))
+            })
+        };
+        let elements = match data.opcode {
+            Opcode::VecFill => &data.args[..1],
+            _ => &data.args[..],
+        };
+        if built && elements.iter().any(integer_literal) {
+            let result = data.results[0].index();
+            if t.element(result).is_none() {
+                let e = t.elem(result);
+                t.set(e, usize_ty.clone());
+            }
         }
     });
     for v in 0..n {

@@ -573,3 +573,50 @@ fn transposed(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
 fn transposed_tensors_match_finite_differences() {
     check_two_tensor_function(transposed, transposed_grad, 43, &[2, 3], &[2, 2]);
 }
+
+// Every operation of the contract in one function, with a zeros tensor shaped from the
+// input's `shape()` (`[n, 3]`: integers, not the function's float).
+#[differentiate(wrt(w, b, w2))]
+fn every_operation(
+    x: &Tensor<f64>,
+    w: &Tensor<f64>,
+    b: &Tensor<f64>,
+    w2: &Tensor<f64>,
+    labels: &[usize],
+) -> f64 {
+    let c = x.conv2d(w, b, 1, 1).relu().max_pool2d(2);
+    let n = c.shape()[0];
+    let flat = c.reshape(&[n, 8]);
+    let h = flat.matmul(w2).tanh();
+    let s = &h * 0.5 + 1.0;
+    let z = s.sigmoid() - &h;
+    let lp = z.log_softmax(1);
+    let target = Tensor::zeros(&[n, 3]);
+    lp.cross_entropy(labels) + z.mse(&target) + h.sum_axis(0).sum() * 0.1 + (&z * &z).mean()
+}
+
+#[test]
+fn every_contract_operation_matches_finite_differences() {
+    let mut seed = 11;
+    let x = tensor(&mut seed, &[2, 1, 4, 4]);
+    let w = tensor(&mut seed, &[2, 1, 3, 3]);
+    let b = tensor(&mut seed, &[2]);
+    let w2 = tensor(&mut seed, &[8, 3]);
+    let labels = [0usize, 2];
+    let (value, (d_w, d_b, d_w2)) = every_operation_grad(&x, &w, &b, &w2, &labels);
+    assert_eq!(value, every_operation(&x, &w, &b, &w2, &labels));
+    let mut at: Vec<f64> = w.data().to_vec();
+    at.extend(b.data());
+    at.extend(w2.data());
+    let mut ours: Vec<f64> = d_w.data().to_vec();
+    ours.extend(d_b.data());
+    ours.extend(d_w2.data());
+    let f = |p: &[f64]| {
+        let w = Tensor::from_vec(p[..18].to_vec(), &[2, 1, 3, 3]);
+        let b = Tensor::from_vec(p[18..20].to_vec(), &[2]);
+        let w2 = Tensor::from_vec(p[20..].to_vec(), &[8, 3]);
+        every_operation(&x, &w, &b, &w2, &labels)
+    };
+    let error = check_gradient(f, &at, &ours);
+    assert!(error < 1e-6, "error {error:e}");
+}
