@@ -1508,12 +1508,14 @@ fn infer_types(
     for (y, ty) in func.block(func.entry).yields.iter().zip(output_types) {
         t.set(y.index(), ty.clone());
     }
-    // the float type of the function, when its float parameters agree on one
+    // the float type of the function, when its float parameters agree on one (a parameter
+    // set's type names no float)
     let float_types: Vec<syn::Type> = func
         .params
         .iter()
-        .filter(|p| p.role == ParamRole::Float)
-        .map(|p| {
+        .zip(&func.param_structs)
+        .filter(|(p, is_set)| p.role == ParamRole::Float && !**is_set)
+        .map(|(p, _)| {
             crate::args::array_type(&p.ty)
                 .map(|(_, elem)| elem)
                 .unwrap_or_else(|| p.ty.clone())
@@ -1791,7 +1793,7 @@ fn infer_types(
                     .iter()
                     .find_map(|&arg| t.resolve(arg).0)
                     .filter(|elem| crate::args::array_type(elem).is_none())
-                    .or_else(|| a.float.clone());
+                    .or_else(|| float.clone());
                 match elem {
                     Some(elem) if !named => {
                         if let Some(last) = ty.segments.last_mut() {

@@ -704,6 +704,76 @@ mod coordinates {
         }
     }
 
+    // a projectile with drag: a parameter set holding a vector, methods, `new`, coordinates,
+    // and a loop left when the height drops below zero
+    #[derive(Differentiable, Clone, Debug)]
+    struct Launch {
+        gravity: f64,
+        drag: f64,
+        v0: Vector2<f64>,
+    }
+
+    #[differentiate]
+    impl Launch {
+        #[differentiate]
+        fn accel(&self, v: Vector2<f64>) -> Vector2<f64> {
+            Vector2::new(-self.drag * v.x, -self.gravity - self.drag * v.y)
+        }
+
+        #[differentiate]
+        fn range(&self, dt: f64, steps: usize) -> f64 {
+            let mut p = Vector2::new(0.0, 0.0);
+            let mut v: Vector2<f64> = self.v0;
+            for _ in 0..steps {
+                let a: Vector2<f64> = self.accel(v);
+                v = v + a * dt;
+                p = p + v * dt;
+                if p.y < 0.0 {
+                    break;
+                }
+            }
+            p.x
+        }
+    }
+
+    #[test]
+    fn a_projectile_in_a_parameter_set_matches_finite_differences() {
+        let launch = Launch {
+            gravity: 9.81,
+            drag: 0.1,
+            v0: Vector2::new(10.0, 10.0),
+        };
+        let (value, (d, _d_dt)) = Launch::range_grad(&launch, 0.01, 1000);
+        assert_eq!(value, launch.range(0.01, 1000));
+        // central differences with a step small enough that the landing step (where the
+        // loop stops) stays the same: the range is smooth in the drag and the launch speed
+        let f = |drag: f64, vx: f64| {
+            let l = Launch {
+                drag,
+                v0: Vector2::new(vx, launch.v0.y),
+                ..launch.clone()
+            };
+            l.range(0.01, 1000)
+        };
+        let h = 1e-6;
+        let fd_drag =
+            (f(launch.drag + h, launch.v0.x) - f(launch.drag - h, launch.v0.x)) / (2.0 * h);
+        let fd_vx = (f(launch.drag, launch.v0.x + h) - f(launch.drag, launch.v0.x - h)) / (2.0 * h);
+        assert!(
+            (d.drag - fd_drag).abs() < 1e-6 * fd_drag.abs(),
+            "{} {fd_drag}",
+            d.drag
+        );
+        assert!(
+            (d.v0.x - fd_vx).abs() < 1e-6 * fd_vx.abs(),
+            "{} {fd_vx}",
+            d.v0.x
+        );
+        // the horizontal motion does not depend on gravity or the vertical speed but through
+        // the step at which the loop stops, which has no derivative
+        assert_eq!((d.gravity, d.v0.y), (0.0, 0.0));
+    }
+
     // |(a, b, ab)|² = a² + b² + a²b²  =>  ∇ = (2a + 2ab², 2b + 2a²b), in f64 and f32
     #[differentiate]
     fn generic<T: Float + autodiff::nalgebra::RealField>(a: T, b: T) -> T {
