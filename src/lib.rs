@@ -111,6 +111,24 @@
 
 pub use autodiff_macros::{differentiate, Differentiable};
 pub use autodiff_runtime::nalgebra;
+/// The `num-traits` the runtime is built with, for bounds beyond [`prelude::Float`] in
+/// generic differentiated code (`FloatConst` for `T::PI()`, `NumCast`), so that they are the
+/// traits [`Dual`] implements.
+///
+/// ```
+/// use autodiff::num_traits::FloatConst;
+/// use autodiff::prelude::*;
+///
+/// #[differentiate]
+/// fn circle_area<T: Float + FloatConst>(r: T) -> T {
+///     T::PI() * r * r
+/// }
+///
+/// // d/dr π r² = 2 π r
+/// let (_, d_r) = circle_area_grad(2.0);
+/// assert!((d_r - 4.0 * std::f64::consts::PI).abs() < 1e-12);
+/// ```
+pub use autodiff_runtime::num_traits;
 pub use autodiff_runtime::{
     check_gradient, finite_difference_gradient, relative_error, Adam, Differentiable, Dual,
     ParamVisitor, Sgd, Tensor,
