@@ -248,6 +248,9 @@ pub struct SigParam {
     pub ty: Type,
     /// Whether it can carry a derivative.
     pub role: ParamRole,
+    /// A nested container of floats (`&[Vec<f64>]`, `&[[f64; 3]]`): never differentiated,
+    /// so taken only as data that `wrt` leaves out.
+    pub nested_floats: bool,
 }
 
 /// What the function returns.
@@ -477,6 +480,10 @@ fn classify_param(
             return Some(ParamRole::Constant);
         }
     }
+    if is_nested_float_container(ty, generics) {
+        // data (a batch of samples) when `wrt` leaves it out, an error otherwise (`active_set`)
+        return Some(ParamRole::Constant);
+    }
     match ty {
         Type::Reference(r) if r.mutability.is_some() => errors.push_spanned(
             {
@@ -502,6 +509,16 @@ fn is_constant_element(ty: &Type) -> bool {
             INTEGER_TYPES.contains(&id.to_string().as_str()) || id == "bool" || id == "char"
         }),
     }
+}
+
+/// `&[Vec<f64>]`, `&[[f64; 3]]`, `Vec<(f64, f64)>`: a container whose elements are
+/// containers or tuples holding floats.
+fn is_nested_float_container(ty: &Type, generics: &[Ident]) -> bool {
+    let nested = array_type(ty).is_some_and(|(_, elem)| {
+        matches!(elem, Type::Array(_) | Type::Tuple(_) | Type::Slice(_))
+            || array_type(&elem).is_some()
+    });
+    nested && mentions_float(ty, generics)
 }
 
 /// Whether a float appears anywhere in `ty` (`Vec<Vec<f64>>`, `&[(f64, f64)]`).
@@ -533,10 +550,6 @@ fn unsupported_parameter(ty: &Type, generics: &[Ident]) -> String {
         Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
         _ => None,
     };
-    let nested_array = array_type(ty).is_some_and(|(_, elem)| {
-        matches!(elem, Type::Array(_) | Type::Tuple(_) | Type::Slice(_))
-            || array_type(&elem).is_some()
-    });
     match (ty, outer.as_deref()) {
         (Type::ImplTrait(_) | Type::TraitObject(_) | Type::BareFn(_), _) => format!(
             "parameters of type `{text}` are not supported by #[differentiate]: the generated code cannot see into a function passed in; call a #[differentiate] function by name instead"
@@ -567,7 +580,7 @@ fn unsupported_parameter(ty: &Type, generics: &[Ident]) -> String {
         (_, Some("HashMap" | "HashSet" | "BTreeMap" | "BTreeSet" | "VecDeque")) => format!(
             "`{text}` parameters are not supported by #[differentiate]; pass the numbers in a slice (`&[f64]`) and look up their positions before the call (positions as `usize` are constants)"
         ),
-        _ if nested_array && mentions_float(ty, generics) => format!(
+        _ if is_nested_float_container(ty, generics) => format!(
             "nested arrays of floats (`{text}`) are not supported by #[differentiate]; keep the numbers in one flat slice or array (element `(i, j)` at `i * cols + j`), or use a nalgebra matrix (`DMatrix<f64>`, `Matrix3<f64>`)"
         ),
         _ => format!(
@@ -717,7 +730,8 @@ pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
                     }
                 };
                 if let Some(role) = classify_param(&typed.ty, &generics, Some((&item.block, &name)), errors) {
-                    params.push(SigParam { source: name.clone(), name, ty: (*typed.ty).clone(), role });
+                    let nested_floats = role == ParamRole::Constant && is_nested_float_container(&typed.ty, &generics);
+                    params.push(SigParam { source: name.clone(), name, ty: (*typed.ty).clone(), role, nested_floats });
                 }
             }
         }
@@ -780,6 +794,20 @@ pub fn active_set(sig: &Signature, options: &Options, errors: &mut Errors) -> Ve
         .iter()
         .map(|p| p.role == ParamRole::Float)
         .collect();
+    // nested containers of floats are data only, which `wrt` must leave out
+    let named = |p: &SigParam| options.wrt.as_ref().is_none_or(|wrt| wrt.contains(&p.name));
+    let others = sig.params.iter().any(|p| p.role == ParamRole::Float);
+    for p in sig.params.iter().filter(|p| p.nested_floats && named(p)) {
+        let ty = &p.ty;
+        let mut message = unsupported_parameter(ty, &[]);
+        if others {
+            message.push_str(&format!(
+                "; to pass it as data that is not differentiated (a batch of samples), list the parameters to differentiate in `#[differentiate(wrt(..))]` and leave `{}` out",
+                p.name
+            ));
+        }
+        errors.push_spanned(ty, message);
+    }
     let Some(wrt) = &options.wrt else { return all };
     let mut active = vec![false; sig.params.len()];
     for name in wrt {
@@ -791,6 +819,7 @@ pub fn active_set(sig: &Signature, options: &Options, errors: &mut Errors) -> Ve
                     sig.params.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", ")
                 ),
             ),
+            Some(i) if sig.params[i].nested_floats => {}
             Some(i) if sig.params[i].role != ParamRole::Float => errors.push(
                 name.span(),
                 format!("`{name}` cannot carry a derivative (its type is not a float); remove it from `wrt`"),

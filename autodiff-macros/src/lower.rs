@@ -1624,6 +1624,9 @@ impl<'e> Lowerer<'e> {
                 if let Some(value) = self.just_written(array, i) {
                     return Some(Operand::Value(value));
                 }
+                if self.has_container_elements(array) {
+                    return Some(Operand::Value(self.container_element(array, i, span)));
+                }
                 Some(Operand::Value(self.emit1(
                     Opcode::Index,
                     vec![array, i],
@@ -3224,6 +3227,29 @@ fn closure_param(pat: &Pat) -> &Pat {
 }
 
 impl<'e> Lowerer<'e> {
+    /// Whether `array` is a parameter whose elements are vectors, matrices or tensors (a
+    /// batch of samples, `&[Vec<f64>]`), which are borrowed rather than copied.
+    fn has_container_elements(&self, array: Value) -> bool {
+        let crate::ir::ValueDef::Param(i) = self.func.value(array).def else {
+            return false;
+        };
+        crate::args::array_type(&self.func.params[i].ty).is_some_and(|(_, elem)| {
+            matches!(elem, syn::Type::Slice(_))
+                || crate::args::array_type(&elem)
+                    .is_some_and(|(kind, _)| !matches!(kind, crate::args::ArrayKind::Fixed(_)))
+        })
+    }
+
+    /// `xs[i]` of a parameter with container elements, written where it is used (a `Place`)
+    /// rather than bound to a variable, which would move the `Vec` out of the slice.
+    fn container_element(&mut self, array: Value, index: Value, span: Span) -> Value {
+        self.emit1(
+            Opcode::Place(vec![crate::ir::PlaceStep::Index(1)]),
+            vec![array, index],
+            span,
+        )
+    }
+
     /// Element `index` of `array`; an element of a place (`p.layers`) is a longer place, so
     /// that `for layer in &p.layers { .. layer.w .. }` reads (and differentiates) `p.layers[i].w`.
     fn element(&mut self, array: Value, index: Value, span: Span) -> Value {
@@ -3900,7 +3926,14 @@ impl<'e> Lowerer<'e> {
                             self.declare(&p.ident, Slot::Element { array, index });
                             return Some(());
                         }
-                        self.element(arrays[*k], index, span)
+                        if self.has_container_elements(arrays[*k]) {
+                            // `for x in xs` over a `&[Vec<f64>]`: each item is `&xs[i]`, as
+                            // the iterator's item is a reference (a `Vec` is not copied)
+                            let element = self.container_element(arrays[*k], index, span);
+                            self.emit1(Opcode::Ref, vec![element], span)
+                        } else {
+                            self.element(arrays[*k], index, span)
+                        }
                     }
                     (ItemShape::Pair(..), _) => {
                         self.errors

@@ -1,4 +1,5 @@
-//! Constant parameters that are tables of integers (a mesh's edges and triangles, index
+//! Constant parameters that are tables of integers or, left out by `wrt`, nested containers of
+//! floats (a batch of samples); tables of integers (a mesh's edges and triangles, index
 //! pairs), read whole, by element, by tuple field and by pattern; gradients against central
 //! finite differences and, for the spring energy, its analytic gradient.
 
@@ -223,4 +224,69 @@ fn a_local_table_of_constants_matches_the_analytic_gradient() {
     assert_eq!(value, local_table(&x));
     // e = x0 x1 + x1 x2 + x2 x0  =>  ∇e = (x1 + x2, x0 + x2, x1 + x0)
     assert_eq!(gradient, vec![x[1] + x[2], x[0] + x[2], x[1] + x[0]]);
+}
+
+// Data that `wrt` leaves out may be nested containers of floats: a batch of samples.
+#[derive(Differentiable, Clone, Debug)]
+struct Linear {
+    w: Vec<f64>,
+    b: f64,
+}
+
+#[differentiate(wrt(p))]
+fn predict(p: &Linear, x: &[f64]) -> f64 {
+    let dot: f64 = p.w.iter().zip(x).map(|(a, b)| a * b).sum();
+    (dot + p.b).tanh()
+}
+
+#[differentiate(wrt(p))]
+fn batch_loss(p: &Linear, xs: &[Vec<f64>], ys: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (k, x) in xs.iter().enumerate() {
+        s += (predict(p, x) - ys[k]).powi(2);
+    }
+    for i in 0..xs.len() {
+        s += predict(p, &xs[i]) * xs[i][0] * 0.1;
+    }
+    s + xs.iter().map(|x| predict(p, x)).sum::<f64>()
+}
+
+#[differentiate(wrt(w))]
+fn on_points(w: &[f64; 2], points: &[[f64; 2]]) -> f64 {
+    let mut s = 0.0;
+    for q in points {
+        s += (w[0] * q[0] + w[1] * q[1]).sin();
+    }
+    for &[a, b] in points {
+        s += w[0] * a * b;
+    }
+    s
+}
+
+#[test]
+fn a_batch_of_samples_passed_as_data_matches_finite_differences() {
+    let p = Linear {
+        w: vec![0.5, -1.0],
+        b: 0.3,
+    };
+    let xs = vec![vec![1.0, 2.0], vec![-0.5, 0.3], vec![0.2, 0.1]];
+    let ys = [0.1, -0.2, 0.4];
+    let (value, d) = batch_loss_grad(&p, &xs, &ys);
+    assert_eq!(value, batch_loss(&p, &xs, &ys));
+    let f = |v: &[f64]| {
+        let p = Linear {
+            w: v[..2].to_vec(),
+            b: v[2],
+        };
+        batch_loss(&p, &xs, &ys)
+    };
+    let error = check_gradient(f, &[p.w[0], p.w[1], p.b], &[d.w[0], d.w[1], d.b]);
+    assert!(error < TOLERANCE, "error {error:e}: {d:?}");
+
+    let w = [0.3, -0.7];
+    let points = [[1.0, 2.0], [3.0, -4.0], [0.5, 0.25]];
+    let (value, d_w) = on_points_grad(&w, &points);
+    assert_eq!(value, on_points(&w, &points));
+    let error = check_gradient(|v: &[f64]| on_points(&[v[0], v[1]], &points), &w, &d_w);
+    assert!(error < TOLERANCE, "error {error:e}: {d_w:?}");
 }
