@@ -1789,31 +1789,24 @@ impl<'e> Lowerer<'e> {
         )))
     }
 
-    /// `a && b` is `if a { b } else { false }`, which keeps `b` unevaluated when `a` is false.
+    /// `a && b` is `if a { b } else { false }`, which keeps `b` unevaluated when `a` is false
+    /// (and `a || b` is `if a { true } else { b }`); a variable `b` assigns is merged after
+    /// the branch as in any `if`.
     fn lower_short_circuit(&mut self, b: &syn::ExprBinary) -> Option<Operand> {
         let span = b.span();
         let cond = self.lower_single(&b.left)?;
         let is_and = matches!(b.op, BinOp::And(_));
-        let outer = self.block;
-        let rhs_block = self.func.create_block();
-        self.block = rhs_block;
-        let rhs = self.lower_single(&b.right);
-        self.func.blocks[rhs_block.index()].yields = rhs.into_iter().collect();
-        let const_block = self.func.create_block();
-        self.block = const_block;
-        let constant = self.constant(if is_and { quote!(false) } else { quote!(true) }, span);
-        self.func.blocks[const_block.index()].yields = vec![constant];
-        self.block = outer;
-        rhs?;
-        let arms = if is_and {
-            vec![rhs_block, const_block]
-        } else {
-            vec![const_block, rhs_block]
+        let rhs = |this: &mut Self| this.lower_single(&b.right).map(Operand::Value);
+        let constant = |this: &mut Self| {
+            let value = if is_and { quote!(false) } else { quote!(true) };
+            Some(Operand::Value(this.constant(value, span)))
         };
-        let inst = self
-            .func
-            .append(outer, Opcode::If, vec![cond], arms, 1, span);
-        Some(Operand::Value(self.func.inst(inst).results[0]))
+        let arms: Vec<Arm<'_, 'e>> = if is_and {
+            vec![(None, &rhs), (None, &constant)]
+        } else {
+            vec![(None, &constant), (None, &rhs)]
+        };
+        self.structured(Opcode::If, cond, arms, span)
     }
 
     fn assign_place(&mut self, place: &Expr, value: Operand) {

@@ -502,3 +502,41 @@ fn constant_patterns_before_guards_are_compared() {
         assert!(close(grad, expected), "{n}: {grad} against {expected}");
     }
 }
+
+// An assignment in the right operand of `||` or `&&` happens only when that operand runs: the
+// variable is merged after the operator as after an `if`.
+#[differentiate]
+fn assigns_in_a_short_circuit(x1: f64, x2: f64) -> f64 {
+    let mut y = x2;
+    for _ in 0..3 {
+        if x1 > y || {
+            y = y * x1 + 1.0;
+            y > 5.0
+        } {
+            y = y * 2.0;
+        }
+    }
+    let c = x1 > y && {
+        y = y * x1;
+        true
+    };
+    if c {
+        y * 3.0
+    } else {
+        y
+    }
+}
+
+#[test]
+fn assignments_in_short_circuit_operands_match_finite_differences() {
+    for (a, b) in [(0.5, 2.0), (3.0, 1.0), (1.5, 1.0), (0.9, 0.2)] {
+        let (value, (d_a, d_b)) = assigns_in_a_short_circuit_grad(a, b);
+        assert_eq!(value, assigns_in_a_short_circuit(a, b));
+        let error = check_gradient(
+            |v: &[f64]| assigns_in_a_short_circuit(v[0], v[1]),
+            &[a, b],
+            &[d_a, d_b],
+        );
+        assert!(error < 1e-7, "at ({a}, {b}): error {error:e}");
+    }
+}
