@@ -3962,29 +3962,16 @@ impl Context<'_> {
                         );
                     }
                 }
-                Opcode::ArrayLiteral { .. } => {
+                // each argument takes its element of the cotangent (`new` takes a matrix's
+                // in row-major order)
+                Opcode::ArrayLiteral { .. } | Opcode::MatrixNew(_) => {
+                    let rule = match data.opcode {
+                        Opcode::MatrixNew(_) => quote!(#private::rules::linalg::new_d),
+                        _ => quote!(#private::rules::element),
+                    };
                     for (k, &elem) in data.args.iter().enumerate() {
                         if analysis.is_active(elem) {
-                            self.contribute(
-                                analysis,
-                                scope,
-                                elem,
-                                quote!(#private::rules::element(&#d, #k)),
-                                out,
-                            );
-                        }
-                    }
-                }
-                Opcode::MatrixNew(_) => {
-                    for (k, &elem) in data.args.iter().enumerate() {
-                        if analysis.is_active(elem) {
-                            self.contribute(
-                                analysis,
-                                scope,
-                                elem,
-                                quote!(#private::rules::linalg::new_d(&#d, #k)),
-                                out,
-                            );
+                            self.contribute(analysis, scope, elem, quote!(#rule(&#d, #k)), out);
                         }
                     }
                 }
