@@ -1374,8 +1374,6 @@ impl<'e> Lowerer<'e> {
                     "a struct pattern takes apart a struct built in this function (`let S { x, v } = s;` after `let s = S { .. };`); read the fields of a parameter as `p.x`",
                 );
             }
-            // `let (a, b) = edges[k];` of a constant table: one field read per name (a value
-            // that carries derivatives is refused at its `Place` by the analysis)
             (Pat::Tuple(t), Operand::Value(_)) if t.elems.iter().any(|p| matches!(p, Pat::Rest(_))) => {
                 self.poison_pattern(&Pat::Tuple(t.clone()));
                 self.errors.push_spanned(
@@ -1383,6 +1381,8 @@ impl<'e> Lowerer<'e> {
                     "`..` in this tuple pattern is not supported; name every element, with `_` for those not used",
                 );
             }
+            // `let (a, b) = edges[k];` of a constant table: one field read per name (a value
+            // that carries derivatives is refused at its `Place` by the analysis)
             (Pat::Tuple(t), Operand::Value(tuple)) => {
                 for (k, p) in t.elems.iter().enumerate() {
                     if !matches!(p, Pat::Wild(_)) {
@@ -3227,9 +3227,8 @@ impl<'e> Lowerer<'e> {
             return false;
         };
         crate::args::array_type(&self.func.params[i].ty).is_some_and(|(_, elem)| {
-            matches!(elem, syn::Type::Slice(_))
-                || crate::args::array_type(&elem)
-                    .is_some_and(|(kind, _)| !matches!(kind, crate::args::ArrayKind::Fixed(_)))
+            crate::args::array_type(&elem)
+                .is_some_and(|(kind, _)| !matches!(kind, crate::args::ArrayKind::Fixed(_)))
         })
     }
 
