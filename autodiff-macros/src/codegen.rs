@@ -142,6 +142,13 @@ pub struct Context<'a> {
     /// Whether the differentiated arguments of the public variant are a subset of the float
     /// arguments, so that a hidden variant with all of them active exists for callers.
     pub separate_hidden: bool,
+    /// The type parameters whose `Float` bound the generated items add (see
+    /// `expand::with_float_bounds`); the lifted closures, functions as written, leave it out.
+    pub added_float_bounds: Vec<Ident>,
+    /// The scalar primitives whose receiver has one of those types: emitted as
+    /// `Float::sin(x)`, as `x.sin()` would be ambiguous between `Float` and nalgebra's
+    /// `ComplexField` under both bounds.
+    pub float_calls: HashSet<Inst>,
 }
 
 /// One generated variant: the public one (respecting `wrt`) or the hidden all-active one.
@@ -717,6 +724,10 @@ impl Context<'_> {
             Opcode::Primitive(p) if std::ptr::eq(*p, &crate::primitives::linalg::SOLVE) => {
                 let (a, b) = (arg(0), arg(1));
                 quote_spanned!(span=> ::core::clone::Clone::clone(&#a).lu().solve(#b).expect("solve: the matrix is singular"))
+            }
+            Opcode::Primitive(p) if self.float_calls.contains(&inst) => {
+                let name = Ident::new(p.name, span);
+                quote_spanned!(span=> ::autodiff::__private::num_traits::Float::#name(#(#operands),*))
             }
             Opcode::Primitive(p) => {
                 let name = Ident::new(p.name, span);
@@ -3256,6 +3267,21 @@ impl Context<'_> {
             .into_iter()
             .filter(|p| !matches!(p, GenericParam::Lifetime(_)))
             .collect();
+        // the closure's body is the user's code: with the added `Float` bound its float
+        // methods would be ambiguous (its own expansion adds the bound to its generated items)
+        if let Some(where_clause) = &mut generics.where_clause {
+            where_clause.predicates = std::mem::take(&mut where_clause.predicates)
+                .into_iter()
+                .filter(|p| {
+                    !matches!(p, syn::WherePredicate::Type(t)
+                        if matches!(&t.bounded_ty, syn::Type::Path(tp)
+                            if self.added_float_bounds.iter().any(|a| tp.path.is_ident(a)))
+                            && t.bounds.len() == 1
+                            && matches!(t.bounds.first(), Some(syn::TypeParamBound::Trait(b))
+                                if b.path.segments.last().is_some_and(|s| s.ident == "Float")))
+                })
+                .collect();
+        }
         let (name, param, body) = (&closure.function, &closure.param, &closure.closure.body);
         let where_clause = &generics.where_clause;
         let cfgs = self.cfg_attrs();
@@ -5722,6 +5748,29 @@ fn backward_into_signature(sig: &Signature, active: &[bool], mutable: bool) -> T
     }
 }
 
+/// The scalar primitives (`sin`, `max`, ...) whose receiver's type is one of `generic`, the
+/// type parameters whose `Float` bound the generated items add (see [`Context::float_calls`]).
+pub fn float_calls(func: &Function, analysis: &Analysis, generic: &[Ident]) -> HashSet<Inst> {
+    let mut calls = HashSet::new();
+    if generic.is_empty() {
+        return calls;
+    }
+    for (k, data) in func.insts.iter().enumerate() {
+        let Opcode::Primitive(p) = &data.opcode else {
+            continue;
+        };
+        let scalar = crate::primitives::ALL.iter().any(|q| std::ptr::eq(*q, *p));
+        let receiver_generic = data.args.first().is_some_and(|a| {
+            matches!(&analysis.types[a.index()], Some(syn::Type::Path(tp))
+                if generic.iter().any(|g| tp.path.is_ident(g)))
+        });
+        if scalar && receiver_generic {
+            calls.insert(Inst(k as u32));
+        }
+    }
+    calls
+}
+
 /// Items with the right signatures and no bodies, emitted next to errors so that one
 /// mistake does not cascade into "cannot find `f_grad`" errors at every call site.
 pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
@@ -5741,6 +5790,8 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         lazy_cotangents: Default::default(),
         row_reads: Default::default(),
         separate_hidden: false,
+        added_float_bounds: Vec::new(),
+        float_calls: HashSet::new(),
     };
     let fname = &item.sig.ident;
     let vis = &item.vis;

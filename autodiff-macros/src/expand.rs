@@ -285,7 +285,8 @@ fn generate_once(
     if !errors.is_empty() {
         return None;
     }
-    let item = &with_parameter_set_bounds(item, &sig);
+    let (item, added_float_bounds) = with_float_bounds(&with_parameter_set_bounds(item, &sig));
+    let item = &item;
     if !active.iter().any(|a| *a) {
         // a plain user type is read as a constant: perhaps an alias of a float type
         let alias = sig.params.iter().find_map(|p| match &p.ty {
@@ -399,6 +400,8 @@ fn generate_once(
         lazy_cotangents: Default::default(),
         row_reads: Default::default(),
         separate_hidden: hidden.is_some(),
+        float_calls: codegen::float_calls(func, &public, &added_float_bounds),
+        added_float_bounds,
     };
     let mut items = ctx.variant_items(
         &Variant {
@@ -443,6 +446,40 @@ fn with_parameter_set_bounds(item: &ItemFn, sig: &args::Signature) -> ItemFn {
         }
     }
     item
+}
+
+/// The function with `T: Float` added to its `where` clause for each type parameter whose
+/// bounds do not name `Float`, for the generated items, which compute with num-traits' `Float`:
+/// nalgebra code is usually generic over `T: RealField + Copy` alone, and writing both bounds
+/// would make every float method of the body ambiguous (`ComplexField::sin` or `Float::sin`).
+fn with_float_bounds(item: &ItemFn) -> (ItemFn, Vec<proc_macro2::Ident>) {
+    let mut item = item.clone();
+    let names_float =
+        |bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, syn::Token![+]>| {
+            bounds.iter().any(|b| {
+                matches!(b, syn::TypeParamBound::Trait(t)
+                if t.path.segments.last().is_some_and(|s| s.ident == "Float"))
+            })
+        };
+    let mut missing = Vec::new();
+    for param in item.sig.generics.type_params() {
+        let in_where = item.sig.generics.where_clause.iter().any(|w| {
+            w.predicates.iter().any(|p| {
+                matches!(p, syn::WherePredicate::Type(t)
+                    if matches!(&t.bounded_ty, syn::Type::Path(tp) if tp.path.is_ident(&param.ident))
+                        && names_float(&t.bounds))
+            })
+        });
+        if !names_float(&param.bounds) && !in_where {
+            missing.push(param.ident.clone());
+        }
+    }
+    for ident in &missing {
+        if let Ok(bound) = syn::parse2(quote!(#ident: ::autodiff::__private::num_traits::Float)) {
+            item.sig.generics.make_where_clause().predicates.push(bound);
+        }
+    }
+    (item, missing)
 }
 
 /// The function with `Pt<T>: Differentiable` added to its `where` clause for each generic

@@ -792,3 +792,70 @@ mod coordinates {
         assert!((d_b32 - (2.0 * b + 2.0 * a * a * b) as f32).abs() < 1e-5);
     }
 }
+
+/// Code generic over nalgebra's `RealField` alone, as nalgebra code is usually written: the
+/// generated items add the `Float` bound they compute with, and the body's float methods stay
+/// nalgebra's (`ComplexField::sin`), unambiguous.
+mod real_field_generics {
+    use autodiff::nalgebra::{DMatrix, DVector, RealField, Vector2};
+    use autodiff::prelude::*;
+
+    #[differentiate(wrt(w))]
+    fn layer<T>(w: &DMatrix<T>, x: &DVector<T>, scale: T) -> T
+    where
+        T: RealField + Copy,
+    {
+        let h = (w * x).map(|v| (v * scale).tanh());
+        let mut s = T::zero();
+        for i in 0..h.len() {
+            s += T::sin(h[i]) + h[i].max(T::zero()) + h[i].exp() * scale.sqrt();
+        }
+        s
+    }
+
+    #[test]
+    fn a_layer_generic_over_real_field_matches_finite_differences() {
+        let w = DMatrix::from_fn(3, 2, |i, j| (i as f64 + 0.5) * (j as f64 - 0.7) * 0.3);
+        let x = DVector::from_vec(vec![0.4, -1.1]);
+        let (value, d_w) = layer_grad(&w, &x, 1.3);
+        assert_eq!(value, layer(&w, &x, 1.3));
+        let flat: Vec<f64> = w.iter().copied().collect();
+        let error = check_gradient(
+            |p: &[f64]| layer(&DMatrix::from_column_slice(3, 2, p), &x, 1.3),
+            &flat,
+            d_w.as_slice(),
+        );
+        assert!(error < 1e-7, "relative error {error}");
+        let (_, d_w32) = layer_grad(&w.cast::<f32>(), &x.cast::<f32>(), 1.3f32);
+        for (a, b) in d_w32.iter().zip(d_w.iter()) {
+            assert!((*a as f64 - b).abs() < 1e-4, "{a} against {b}");
+        }
+    }
+
+    // q = R(θ) p;  f = |q| + |q_x| q_y²
+    #[differentiate]
+    fn spin<T: RealField + Copy>(p: &Vector2<T>, theta: T) -> T {
+        let (s, c) = theta.sin_cos();
+        let q = Vector2::new(c * p.x - s * p.y, s * p.x + c * p.y);
+        q.norm() + q.x.abs() * q.y.powi(2)
+    }
+
+    #[test]
+    fn a_rotation_generic_over_real_field_matches_finite_differences() {
+        let (p, theta) = (Vector2::new(0.3, -0.8), 0.6);
+        let (_, (d_p, d_theta)) = spin_grad(&p, theta);
+        let h = 1e-6;
+        let fd = |f: &dyn Fn(f64) -> f64| (f(h) - f(-h)) / (2.0 * h);
+        let want = [
+            fd(&|e| spin(&Vector2::new(p.x + e, p.y), theta)),
+            fd(&|e| spin(&Vector2::new(p.x, p.y + e), theta)),
+            fd(&|e| spin(&p, theta + e)),
+        ];
+        for (got, want) in [d_p.x, d_p.y, d_theta].into_iter().zip(want) {
+            assert!(
+                (got - want).abs() < 1e-7 * (1.0 + want.abs()),
+                "{got} against {want}"
+            );
+        }
+    }
+}
