@@ -149,6 +149,10 @@ pub struct Context<'a> {
     /// `Float::sin(x)`, as `x.sin()` would be ambiguous between `Float` and nalgebra's
     /// `ComplexField` under both bounds.
     pub float_calls: HashSet<Inst>,
+    /// Under those added bounds, the `map` instructions whose closure the forward pass calls
+    /// as its lifted function (`m.map(|v| __autodiff_map_f_0::<T>(v))`): the closure as
+    /// written would be ambiguous there too (see [`Context::maps_through_lifted`]).
+    pub lifted_maps: HashSet<Inst>,
 }
 
 /// One generated variant: the public one (respecting `wrt`) or the hidden all-active one.
@@ -828,6 +832,12 @@ impl Context<'_> {
             Opcode::Slice => {
                 let (a, start, end) = (arg(0), arg(1), arg(2));
                 quote!(#a[#start..#end].to_vec())
+            }
+            Opcode::MapElementwise(k) if self.lifted_maps.contains(&inst) => {
+                let m = arg(0);
+                let lifted = self.with_generic_args(&self.func.closures[*k].function);
+                let values = &operands[1..];
+                quote_spanned!(span=> #m.map(|element| #lifted(element #(, #values)*)))
             }
             Opcode::MapElementwise(k) => {
                 let (m, closure) = (arg(0), &self.func.closures[*k].closure);
@@ -3223,12 +3233,18 @@ impl Context<'_> {
             let Opcode::MapElementwise(k) = data.opcode else {
                 return;
             };
-            if !variants.iter().any(|a| a.reversed[inst.index()]) {
+            let reversed = variants.iter().any(|a| a.reversed[inst.index()]);
+            if !reversed && !self.lifted_maps.contains(&inst) {
                 return;
             }
             let Some(item) = self.lifted_item(variants, inst, k) else {
                 return;
             };
+            if !reversed {
+                // called by the forward pass only: the function as written
+                out.extend(item);
+                return;
+            }
             if syn::parse2::<syn::ItemFn>(item.clone()).is_err() {
                 // a body that parsed as a closure's but not as a function's (`|v| crate`)
                 out.extend(
@@ -3243,6 +3259,25 @@ impl Context<'_> {
             out.extend(crate::expand::differentiate(TokenStream::new(), item));
         });
         out
+    }
+
+    /// The `map` instructions whose closure the forward pass calls as its lifted function:
+    /// all whose lifted function can be written, when the generated items add a `Float`
+    /// bound (see [`Context::lifted_maps`]); none otherwise.
+    pub fn maps_through_lifted(&self, variants: &[&Analysis]) -> HashSet<Inst> {
+        let mut maps = HashSet::new();
+        if self.added_float_bounds.is_empty() {
+            return maps;
+        }
+        self.func.walk_insts(self.func.entry, &mut |inst| {
+            if let Opcode::MapElementwise(k) = self.func.inst(inst).opcode {
+                let item = self.lifted_item(variants, inst, k);
+                if item.is_some_and(|item| syn::parse2::<syn::ItemFn>(item).is_ok()) {
+                    maps.insert(inst);
+                }
+            }
+        });
+        maps
     }
 
     /// The function closure `k` of map instruction `inst` is lifted to: its element, then the
@@ -5792,6 +5827,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         separate_hidden: false,
         added_float_bounds: Vec::new(),
         float_calls: HashSet::new(),
+        lifted_maps: HashSet::new(),
     };
     let fname = &item.sig.ident;
     let vis = &item.vis;

@@ -388,7 +388,7 @@ fn generate_once(
         return None;
     }
     *ir_text = ir::print(func, &analysis::RecordNotes(&public));
-    let ctx = Context {
+    let mut ctx = Context {
         item,
         sig: &sig,
         func,
@@ -402,7 +402,11 @@ fn generate_once(
         separate_hidden: hidden.is_some(),
         float_calls: codegen::float_calls(func, &public, &added_float_bounds),
         added_float_bounds,
+        lifted_maps: Default::default(),
     };
+    let all_variants: Vec<&analysis::Analysis> =
+        std::iter::once(&public).chain(hidden.as_ref()).collect();
+    ctx.lifted_maps = ctx.maps_through_lifted(&all_variants);
     let mut items = ctx.variant_items(
         &Variant {
             analysis: &public,

@@ -19,6 +19,11 @@ use crate::rules;
 /// `Dual<T>` implements [`Float`], so any code generic over `Float` runs on it unchanged,
 /// and since `Dual<T>` is itself a `Float`, nesting it gives higher derivatives.
 ///
+/// It also implements nalgebra's `RealField` (for `T` = `f32`, `f64` or a `Dual` of them, see
+/// [`DualBase`](crate::DualBase)), so nalgebra code generic over `T: RealField` runs on it:
+/// vectors and matrices of duals carry tangents through products, norms, decompositions and
+/// solves.
+///
 /// Comparisons (`==`, `<`, ...) and predicates (`is_nan`, `is_zero`, ...) look at `re`
 /// only, so that code branches exactly as it would on plain floats. A zero tangent stays
 /// exactly zero through every operation, even where the derivative is infinite or

@@ -36,6 +36,7 @@ pub mod check;
 pub mod cotangent;
 pub mod differentiable;
 pub mod dual;
+mod dual_nalgebra;
 pub mod optim;
 pub mod rules;
 pub mod tensor;
@@ -49,6 +50,7 @@ pub use cotangent::{
 };
 pub use differentiable::{Differentiable, ParamVisitor};
 pub use dual::Dual;
+pub use dual_nalgebra::DualBase;
 pub use nalgebra;
 pub use num_traits;
 pub use optim::{Adam, Sgd};
