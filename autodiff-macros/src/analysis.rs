@@ -547,7 +547,20 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) -> V
 }
 
 fn no_rule_message(name: &Ident) -> String {
-    let instead = match name.to_string().as_str() {
+    let text = name.to_string();
+    if let "max" | "min" = text.as_str() {
+        let (which, test) = if text == "max" {
+            ("largest", ">")
+        } else {
+            ("smallest", "<")
+        };
+        return format!("`{name}()` without an argument (the {which} element of a vector) has no derivative rule, so the derivative through it would be lost; keep the element in a loop, whose derivative goes to the element kept: `let mut m = v[0]; for i in 1..v.len() {{ if v[i] {test} m {{ m = v[i]; }} }}`");
+    }
+    if crate::primitives::is_method_name(&text) {
+        let takes = crate::primitives::argument_counts(&text);
+        return format!("`{name}` has no derivative rule with these arguments (the float method `{name}` takes {takes}), so the derivative through it would be lost; call the float method, or compute the value from operations that have rules");
+    }
+    let instead = match text.as_str() {
         "first" | "last" | "first_mut" | "last_mut" => {
             "read the element by index (`x[0]`, `x[x.len() - 1]`)"
         }

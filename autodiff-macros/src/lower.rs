@@ -2739,11 +2739,8 @@ impl<'e> Lowerer<'e> {
                 span,
             )));
         }
-        if primitives::is_method_name(&name) {
-            // rustc reports the wrong number of arguments itself
-            self.errors.fail_silently();
-            return None;
-        }
+        // a float method's name with other arguments is another type's method (nalgebra's
+        // `v.max()`): one without a rule, like any other below
         match (name.as_str(), all.len() - 1) {
             // capacity only: nothing the values or the derivative see
             ("reserve" | "reserve_exact", 1) | ("shrink_to_fit", 0) => return Some(Operand::Unit),

@@ -256,6 +256,29 @@ pub fn is_method_name(name: &str) -> bool {
     ALL.iter().any(|p| p.name == name)
 }
 
+/// How many arguments (after the receiver) the primitives called `name` take, in words:
+/// `"one argument"`, `"no argument"`, `"two arguments"`.
+pub fn argument_counts(name: &str) -> String {
+    let words = |n: usize| match n {
+        0 => "no argument",
+        1 => "one argument",
+        2 => "two arguments",
+        _ => "more arguments",
+    };
+    let mut counts: Vec<usize> = ALL
+        .iter()
+        .filter(|p| p.name == name)
+        .map(|p| p.arity - 1)
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    counts
+        .iter()
+        .map(|n| words(*n))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
 /// The primitive behind an arithmetic operator.
 pub fn binary(op: crate::ir::BinaryOp) -> Option<&'static Primitive> {
     use crate::ir::BinaryOp;
