@@ -42,7 +42,9 @@
 //! (first case number: with `CASES=1`, replays one case), `AUTODIFF_NEVER_PANICS_SECONDS`
 //! (stop early after this many seconds), `AUTODIFF_NEVER_PANICS_HANG_SECONDS` (a case
 //! running longer is a hang; default 120), `AUTODIFF_NEVER_PANICS_VERBOSE=1` (the most
-//! frequent diagnostics, and each replayed case's input and output).
+//! frequent diagnostics, and each replayed case's input and output),
+//! `AUTODIFF_NEVER_PANICS_SILENT_OUT=file.rs` (the functions left to rustc, without their
+//! attribute, one module each, to compile: rustc must reject every one).
 //!
 //! On a panic the test prints the seed, the case number, the attribute and item tokens,
 //! the panic message and location, and an input reduced by deleting token trees while the
@@ -3565,6 +3567,25 @@ fn message_shape(message: &str) -> String {
     out.chars().take(90).collect()
 }
 
+/// With `AUTODIFF_NEVER_PANICS_SILENT_OUT=file.rs`, appends a function the macro left to
+/// rustc, without its attribute, as `mod case_N { .. }`: compiled in a crate, any that rustc
+/// accepts is one whose gradient would be a stub panicking at run time.
+fn write_silent_case(case_number: u64, case: &Case) {
+    use std::io::Write;
+    let Ok(path) = std::env::var("AUTODIFF_NEVER_PANICS_SILENT_OUT") else {
+        return;
+    };
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let item = &case.item;
+    let _ = writeln!(file, "mod case_{case_number} {{ use super::*; {item} }}");
+}
+
 fn record(stats: &mut Stats, case_number: u64, case: Case, outcome: Outcome) {
     stats.cases += 1;
     let is_fn = syn::parse2::<syn::ItemFn>(case.item.clone()).is_ok();
@@ -3581,6 +3602,9 @@ fn record(stats: &mut Stats, case_number: u64, case: Case, outcome: Outcome) {
         }
         Outcome::Silent => {
             stats.silent += 1;
+            if is_fn {
+                write_silent_case(case_number, &case);
+            }
             return;
         }
         Outcome::Errors(messages) => {
