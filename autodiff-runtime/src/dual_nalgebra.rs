@@ -173,8 +173,23 @@ macro_rules! float_subset_of_dual {
 
 float_subset_of_dual!(f32, f64);
 
+/// `fn name(self) -> Self` of `ComplexField`, each the `Float` method of the same name.
+macro_rules! unary_float_methods {
+    ($($name:ident),* $(,)?) => {$(
+        #[inline]
+        fn $name(self) -> Self {
+            Float::$name(self)
+        }
+    )*};
+}
+
 impl<T: DualBase> ComplexField for Dual<T> {
     type RealField = Self;
+
+    unary_float_methods!(
+        floor, ceil, round, trunc, fract, abs, recip, sin, cos, tan, asin, acos, atan, sinh, cosh,
+        tanh, asinh, acosh, atanh, log2, log10, ln, ln_1p, sqrt, exp, exp2, exp_m1, cbrt
+    );
 
     #[inline]
     fn from_real(re: Self) -> Self {
@@ -217,132 +232,24 @@ impl<T: DualBase> ComplexField for Dual<T> {
         self / factor
     }
     #[inline]
-    fn floor(self) -> Self {
-        Float::floor(self)
-    }
-    #[inline]
-    fn ceil(self) -> Self {
-        Float::ceil(self)
-    }
-    #[inline]
-    fn round(self) -> Self {
-        Float::round(self)
-    }
-    #[inline]
-    fn trunc(self) -> Self {
-        Float::trunc(self)
-    }
-    #[inline]
-    fn fract(self) -> Self {
-        Float::fract(self)
-    }
-    #[inline]
     fn mul_add(self, a: Self, b: Self) -> Self {
         Float::mul_add(self, a, b)
-    }
-    #[inline]
-    fn abs(self) -> Self {
-        Float::abs(self)
     }
     #[inline]
     fn hypot(self, other: Self) -> Self {
         Float::hypot(self, other)
     }
     #[inline]
-    fn recip(self) -> Self {
-        Float::recip(self)
-    }
-    #[inline]
     fn conjugate(self) -> Self {
         self
-    }
-    #[inline]
-    fn sin(self) -> Self {
-        Float::sin(self)
-    }
-    #[inline]
-    fn cos(self) -> Self {
-        Float::cos(self)
     }
     #[inline]
     fn sin_cos(self) -> (Self, Self) {
         Float::sin_cos(self)
     }
     #[inline]
-    fn tan(self) -> Self {
-        Float::tan(self)
-    }
-    #[inline]
-    fn asin(self) -> Self {
-        Float::asin(self)
-    }
-    #[inline]
-    fn acos(self) -> Self {
-        Float::acos(self)
-    }
-    #[inline]
-    fn atan(self) -> Self {
-        Float::atan(self)
-    }
-    #[inline]
-    fn sinh(self) -> Self {
-        Float::sinh(self)
-    }
-    #[inline]
-    fn cosh(self) -> Self {
-        Float::cosh(self)
-    }
-    #[inline]
-    fn tanh(self) -> Self {
-        Float::tanh(self)
-    }
-    #[inline]
-    fn asinh(self) -> Self {
-        Float::asinh(self)
-    }
-    #[inline]
-    fn acosh(self) -> Self {
-        Float::acosh(self)
-    }
-    #[inline]
-    fn atanh(self) -> Self {
-        Float::atanh(self)
-    }
-    #[inline]
     fn log(self, base: Self) -> Self {
         Float::log(self, base)
-    }
-    #[inline]
-    fn log2(self) -> Self {
-        Float::log2(self)
-    }
-    #[inline]
-    fn log10(self) -> Self {
-        Float::log10(self)
-    }
-    #[inline]
-    fn ln(self) -> Self {
-        Float::ln(self)
-    }
-    #[inline]
-    fn ln_1p(self) -> Self {
-        Float::ln_1p(self)
-    }
-    #[inline]
-    fn sqrt(self) -> Self {
-        Float::sqrt(self)
-    }
-    #[inline]
-    fn exp(self) -> Self {
-        Float::exp(self)
-    }
-    #[inline]
-    fn exp2(self) -> Self {
-        Float::exp2(self)
-    }
-    #[inline]
-    fn exp_m1(self) -> Self {
-        Float::exp_m1(self)
     }
     #[inline]
     fn powi(self, n: i32) -> Self {
@@ -355,10 +262,6 @@ impl<T: DualBase> ComplexField for Dual<T> {
     #[inline]
     fn powc(self, n: Self) -> Self {
         Float::powf(self, n)
-    }
-    #[inline]
-    fn cbrt(self) -> Self {
-        Float::cbrt(self)
     }
     #[inline]
     fn is_finite(&self) -> bool {
