@@ -1,4 +1,5 @@
-//! `#[derive(Differentiable)]`: delegates every method of the trait to each field.
+//! `#[derive(Differentiable)]`: delegates every method of the trait to each field (a field
+//! marked `#[differentiable(skip)]` is a constant, copied into the gradient).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -24,6 +25,10 @@ pub fn differentiable(input: DeriveInput) -> TokenStream {
             .to_compile_error();
         }
     };
+    let skipped = match skipped_fields(fields) {
+        Ok(skipped) => skipped,
+        Err(error) => return error.to_compile_error(),
+    };
     let trait_path = quote!(::autodiff::__private::Differentiable);
     let visitor = quote!(::autodiff::__private::ParamVisitor);
     let members: Vec<TokenStream> = match fields {
@@ -43,24 +48,49 @@ pub fn differentiable(input: DeriveInput) -> TokenStream {
             .collect(),
         Fields::Unit => Vec::new(),
     };
+    // a skipped field is a constant: copied into the cotangent, left alone otherwise
+    let zeros: Vec<TokenStream> = members
+        .iter()
+        .zip(&skipped)
+        .map(|(m, skip)| {
+            if *skip {
+                quote!(::core::clone::Clone::clone(&self.#m))
+            } else {
+                quote!(#trait_path::zero_like(&self.#m))
+            }
+        })
+        .collect();
     let zero_like = match fields {
-        Fields::Named(_) => quote!(#name { #(#members: #trait_path::zero_like(&self.#members),)* }),
-        Fields::Unnamed(_) => quote!(#name ( #(#trait_path::zero_like(&self.#members),)* )),
+        Fields::Named(_) => quote!(#name { #(#members: #zeros,)* }),
+        Fields::Unnamed(_) => quote!(#name ( #(#zeros,)* )),
         Fields::Unit => quote!(#name),
     };
+    let carried: Vec<&TokenStream> = members
+        .iter()
+        .zip(&skipped)
+        .filter(|(_, skip)| !**skip)
+        .map(|(m, _)| m)
+        .collect();
     let mut generics = input.generics.clone();
     {
         let where_clause = generics.make_where_clause();
-        for field in fields.iter() {
+        for (field, skip) in fields.iter().zip(&skipped) {
             let ty = &field.ty;
-            where_clause
-                .predicates
-                .push(syn::parse_quote!(#ty: #trait_path));
+            where_clause.predicates.push(if *skip {
+                syn::parse_quote!(#ty: ::core::clone::Clone)
+            } else {
+                syn::parse_quote!(#ty: #trait_path)
+            });
         }
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let visitor_ty = format_ident!("__AutodiffVisitor");
-    let zero_cotangent = zero_cotangent_impl(&input, fields, &members);
+    // a skipped field has no zero of its own
+    let zero_cotangent = if skipped.contains(&true) {
+        TokenStream::new()
+    } else {
+        zero_cotangent_impl(&input, fields, &members)
+    };
     quote! {
         impl #impl_generics #trait_path for #name #ty_generics #where_clause {
             fn zero_like(&self) -> Self {
@@ -68,16 +98,38 @@ pub fn differentiable(input: DeriveInput) -> TokenStream {
             }
 
             fn accumulate_from(&mut self, other: &Self) {
-                #(#trait_path::accumulate_from(&mut self.#members, &other.#members);)*
+                #(#trait_path::accumulate_from(&mut self.#carried, &other.#carried);)*
             }
 
             fn visit<#visitor_ty: #visitor>(&mut self, grad: &Self, visitor: &mut #visitor_ty) {
-                #(#trait_path::visit(&mut self.#members, &grad.#members, visitor);)*
+                #(#trait_path::visit(&mut self.#carried, &grad.#carried, visitor);)*
             }
         }
         impl #impl_generics ::autodiff::__private::ParameterSetCotangent for #name #ty_generics #where_clause {}
         #zero_cotangent
     }
+}
+
+/// Per field, whether it is marked `#[differentiable(skip)]`; any other use of the attribute is
+/// an error at it.
+fn skipped_fields(fields: &Fields) -> syn::Result<Vec<bool>> {
+    fields
+        .iter()
+        .map(|field| {
+            let mut skip = false;
+            for attr in field.attrs.iter().filter(|a| a.path().is_ident("differentiable")) {
+                let usage = "the field option is `#[differentiable(skip)]`: a field that carries no derivative, copied into the gradient (its type must be `Clone`)";
+                let ident: syn::Ident = attr
+                    .parse_args()
+                    .map_err(|e| syn::Error::new(e.span(), usage))?;
+                if ident != "skip" {
+                    return Err(syn::Error::new(ident.span(), usage));
+                }
+                skip = true;
+            }
+            Ok(skip)
+        })
+        .collect()
 }
 
 /// `ZeroCotangent` for a struct whose fields all have a zero without a value to shape it

@@ -53,7 +53,11 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Implements `Differentiable` for a struct of parameters by delegating to every field, so
 /// gradients of functions taking the struct come back as the same struct, and optimizers
 /// (`Sgd`, `Adam`) can update it in place.
-#[proc_macro_derive(Differentiable)]
+///
+/// A field of a type without `Differentiable` (a mesh, a solver's settings) is marked
+/// `#[differentiable(skip)]`: it carries no derivative and is copied into the gradient, so its
+/// type must be `Clone`. Integers, `bool`, `String` and the std maps need no mark.
+#[proc_macro_derive(Differentiable, attributes(differentiable))]
 pub fn derive_differentiable(input: TokenStream) -> TokenStream {
     match syn::parse::<syn::DeriveInput>(input) {
         Ok(input) => derive::differentiable(input).into(),

@@ -12,8 +12,10 @@ pub trait ParamVisitor {
 /// A value that carries derivatives: its cotangent has the same type, with the gradient in
 /// its float parts and any other parts (sizes, flags) copied from the primal.
 ///
-/// Implemented for `f32`, `f64`, integers and `bool` (constants), `Vec`s and arrays of
-/// differentiable values, and by `#[derive(Differentiable)]` for structs of those.
+/// Implemented for `f32`, `f64`, integers, `bool` and `char` (constants), `String`, `&str` and
+/// the std maps and sets (constants, copied into the cotangent), `Vec`s, arrays and `Option`s
+/// of differentiable values, and by `#[derive(Differentiable)]` for structs of those (a field
+/// of any other `Clone` type marked `#[differentiable(skip)]` is copied as a constant).
 ///
 /// ```
 /// use autodiff_runtime::Differentiable;
@@ -75,6 +77,56 @@ macro_rules! constant_leaf {
 }
 constant_leaf!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, bool, char);
 
+/// Parts that carry no derivative and are not `Copy`: names, lookup tables. The cotangent
+/// holds a copy (`zero_like` clones), which accumulation and the optimizers leave alone.
+macro_rules! cloned_constant {
+    ($([$($generics:tt)*] $t:ty),* $(,)?) => {$(
+        impl<$($generics)*> Differentiable for $t {
+            fn zero_like(&self) -> Self {
+                ::core::clone::Clone::clone(self)
+            }
+            #[inline]
+            fn accumulate_from(&mut self, _: &Self) {}
+            #[inline]
+            fn visit<Visitor: ParamVisitor>(&mut self, _: &Self, _: &mut Visitor) {}
+        }
+    )*};
+}
+cloned_constant!(
+    [] String,
+    [] &'static str,
+    [K: Clone, V: Clone, S: Clone] std::collections::HashMap<K, V, S>,
+    [K: Clone, V: Clone] std::collections::BTreeMap<K, V>,
+    [K: Clone, S: Clone] std::collections::HashSet<K, S>,
+    [K: Clone] std::collections::BTreeSet<K>,
+);
+
+/// `None` stays `None`; `Some` holds the cotangent of its value. Accumulating `Some` into
+/// `None` (or the reverse) is a mismatch of shapes, like vectors of different lengths.
+impl<D: Differentiable> Differentiable for Option<D> {
+    fn zero_like(&self) -> Self {
+        self.as_ref().map(D::zero_like)
+    }
+
+    fn accumulate_from(&mut self, other: &Self) {
+        match (self, other) {
+            (Some(a), Some(b)) => a.accumulate_from(b),
+            (None, None) => {}
+            (a, b) => panic!(
+                "accumulate: one gradient is `Some` and the other `None` ({} and {})",
+                if a.is_some() { "Some" } else { "None" },
+                if b.is_some() { "Some" } else { "None" }
+            ),
+        }
+    }
+
+    fn visit<V: ParamVisitor>(&mut self, grad: &Self, visitor: &mut V) {
+        if let (Some(p), Some(g)) = (self, grad) {
+            p.visit(g, visitor);
+        }
+    }
+}
+
 impl<D: Differentiable> Differentiable for Vec<D> {
     fn zero_like(&self) -> Self {
         self.iter().map(D::zero_like).collect()
@@ -122,5 +174,41 @@ impl<D: Differentiable, const N: usize> Differentiable for [D; N] {
         for (p, g) in self.iter_mut().zip(grad) {
             p.visit(g, visitor);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn names_and_maps_are_copied_constants() {
+        let name = String::from("rod");
+        let mut zero = name.zero_like();
+        zero.accumulate_from(&String::from("other"));
+        assert_eq!(zero, "rod");
+        let table = HashMap::from([(1usize, 2.5f64)]);
+        let mut zero = table.zero_like();
+        zero.accumulate_from(&HashMap::new());
+        assert_eq!(zero, table);
+    }
+
+    #[test]
+    fn options_hold_the_cotangent_of_their_value() {
+        let mut grad = Some(3.0f64).zero_like();
+        assert_eq!(grad, Some(0.0));
+        grad.accumulate_from(&Some(1.5));
+        assert_eq!(grad, Some(1.5));
+        let mut none: Option<f64> = None;
+        none.accumulate_from(&None);
+        assert_eq!(none.zero_like(), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "one gradient is `Some` and the other `None`")]
+    fn options_of_different_shapes_do_not_accumulate() {
+        let mut grad = Some(0.0f64);
+        grad.accumulate_from(&None);
     }
 }

@@ -122,3 +122,117 @@ fn slices_of_vec_fields() {
     assert_eq!(g.w, vec![0.0, 2.0, -3.0]);
     assert_eq!(g.b, 13.0);
 }
+
+/// A problem description passed next to the unknowns: a name, a lookup table and a mesh that
+/// carry no derivative, copied into the gradient.
+mod problem_descriptions {
+    use autodiff::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Mesh {
+        cells: usize,
+    }
+
+    #[derive(Differentiable, Clone, Debug)]
+    struct Problem {
+        name: String,
+        boundary: HashMap<usize, f64>,
+        #[differentiable(skip)]
+        mesh: Mesh,
+        h: f64,
+        target: Vec<f64>,
+        weight: Option<f64>,
+    }
+
+    impl Problem {
+        fn cells(&self) -> usize {
+            self.mesh.cells
+        }
+    }
+
+    fn problem() -> Problem {
+        Problem {
+            name: "rod".to_string(),
+            boundary: HashMap::from([(0, 1.0)]),
+            mesh: Mesh { cells: 4 },
+            h: 0.5,
+            target: vec![0.1, 0.2, 0.3, 0.4],
+            weight: Some(2.0),
+        }
+    }
+
+    // e(u) = Σᵢ ½ ((uᵢ₊₁ - uᵢ) / h)² + (uᵢ - targetᵢ)²
+    #[differentiate(wrt(u))]
+    fn energy(u: &[f64], prob: &Problem) -> f64 {
+        let mut e = 0.0;
+        for i in 0..u.len() - 1 {
+            let d = (u[i + 1] - u[i]) / prob.h;
+            e += 0.5 * d * d + (u[i] - prob.target[i]).powi(2);
+        }
+        e
+    }
+
+    // a caller differentiating the problem too composes through `energy`'s `wrt`
+    #[differentiate]
+    fn scaled(prob: &Problem, u: &[f64]) -> f64 {
+        energy(u, prob) * prob.h
+    }
+
+    #[test]
+    fn a_problem_left_out_by_wrt_is_read_as_data() {
+        let prob = problem();
+        let u = [1.0, 0.5, -0.2, 0.3];
+        let (value, d_u) = energy_grad(&u, &prob);
+        assert_eq!(value, energy(&u, &prob));
+        let error = check_gradient(|x: &[f64]| energy(x, &prob), &u, &d_u);
+        assert!(error < 1e-8, "relative error {error}");
+        assert_eq!(prob.cells(), 4);
+    }
+
+    #[test]
+    fn its_constant_fields_are_copied_into_the_gradient() {
+        let prob = problem();
+        let u = [1.0, 0.5, -0.2, 0.3];
+        let (_, (d_prob, d_u)) = scaled_grad(&prob, &u);
+        let error = check_gradient(|x: &[f64]| scaled(&prob, x), &u, &d_u);
+        assert!(error < 1e-8, "relative error {error}");
+        let h = 1e-6;
+        let at = |dh: f64| {
+            let mut p = prob.clone();
+            p.h += dh;
+            scaled(&p, &u)
+        };
+        let want = (at(h) - at(-h)) / (2.0 * h);
+        assert!(
+            (d_prob.h - want).abs() < 1e-6 * (1.0 + want.abs()),
+            "{} against {want}",
+            d_prob.h
+        );
+        for (k, d) in d_prob.target.iter().enumerate() {
+            let at = |dt: f64| {
+                let mut p = prob.clone();
+                p.target[k] += dt;
+                scaled(&p, &u)
+            };
+            let want = (at(h) - at(-h)) / (2.0 * h);
+            assert!(
+                (d - want).abs() < 1e-6 * (1.0 + want.abs()),
+                "target {k}: {d} against {want}"
+            );
+        }
+        assert_eq!(d_prob.weight, Some(0.0));
+        assert_eq!(d_prob.name, prob.name);
+        assert_eq!(d_prob.boundary, prob.boundary);
+        assert_eq!(d_prob.mesh, prob.mesh);
+    }
+
+    #[test]
+    fn optimizers_leave_the_constant_fields_alone() {
+        let mut prob = problem();
+        let grad = prob.zero_like();
+        let mut sgd = Sgd::new(0.1);
+        sgd.step(&mut prob, &grad);
+        assert_eq!((prob.name.as_str(), prob.mesh.cells), ("rod", 4));
+    }
+}

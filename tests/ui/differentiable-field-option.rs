@@ -1,0 +1,10 @@
+use autodiff::prelude::*;
+
+#[derive(Differentiable, Clone)]
+struct Problem {
+    h: f64,
+    #[differentiable(constant)]
+    label: String,
+}
+
+fn main() {}
