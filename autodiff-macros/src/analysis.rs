@@ -246,6 +246,7 @@ pub fn pullback_reads(
         | Opcode::Copy(_)
         | Opcode::MakeStruct(..)
         | Opcode::MatrixNew(_)
+        | Opcode::MatrixFrom { .. }
         | Opcode::ArrayFill(_)
         | Opcode::ArrayLiteral { .. } => Some(Vec::new()),
         // a matrix's element scatter also reads the matrix, for the shape of its cotangent
@@ -1569,6 +1570,8 @@ fn infer_types(
         "nan",
     ];
     const CONVERSIONS: &[&str] = &["from", "from_f64", "from_f32", "from_usize", "from_i32"];
+    // products of a matrix and a value of unknown type: (result, the matrix)
+    let mut scalings: Vec<(usize, usize)> = Vec::new();
     func.walk_insts(func.entry, &mut |inst| {
         let data = func.inst(inst);
         let args: Vec<usize> = data.args.iter().map(|v| v.index()).collect();
@@ -1660,6 +1663,27 @@ fn infer_types(
                     {
                         t.union(results[0], args[0]);
                         t.union(results[0], args[1]);
+                    }
+                    // a matrix times a value of unknown type (a call's result) may be a
+                    // product of another shape: a matrix the macro cannot tell yet, which a
+                    // later use may name (`a * x + b * ones`), else the matrix scaled (see
+                    // `scalings` below); merged with the operand now, such a later use would
+                    // change the operand's type
+                    (true, false)
+                        if matches!(data.opcode, Opcode::Binary(BinaryOp::Mul))
+                            && t.is_matrix(args[0])
+                            && t.resolve(args[1]).0.is_none() =>
+                    {
+                        t.set_array(results[0], ArrayKind::Matrix(None), None);
+                        scalings.push((results[0], args[0]));
+                    }
+                    (false, true)
+                        if matches!(data.opcode, Opcode::Binary(BinaryOp::Mul))
+                            && t.is_matrix(args[1])
+                            && t.resolve(args[0]).0.is_none() =>
+                    {
+                        t.set_array(results[0], ArrayKind::Matrix(None), None);
+                        scalings.push((results[0], args[1]));
                     }
                     (true, _) => t.union(results[0], args[0]),
                     (false, true) => t.union(results[0], args[1]),
@@ -1840,6 +1864,38 @@ fn infer_types(
                     }
                 }
             }
+            // `DMatrix::from_row_slice(r, c, &x)`: the type with the data's element type
+            // (`DMatrix<f64>`), unless the path names it
+            Opcode::MatrixFrom { ty, .. } => {
+                let mut path = ty.clone();
+                let named = path.segments.last_mut().is_some_and(|last| {
+                    if let syn::PathArguments::AngleBracketed(args) = &mut last.arguments {
+                        args.colon2_token = None;
+                        true
+                    } else {
+                        false
+                    }
+                });
+                let data = args.last().copied();
+                let elem = data
+                    .and_then(|d| t.resolve(d).0)
+                    .and_then(|ty| crate::args::array_type(&ty).map(|(_, elem)| elem))
+                    .or_else(|| float.clone());
+                if !named {
+                    if let (Some(elem), Some(last)) = (&elem, path.segments.last_mut()) {
+                        last.arguments =
+                            syn::PathArguments::AngleBracketed(syn::parse_quote!(<#elem>));
+                    }
+                }
+                if named || elem.is_some() {
+                    t.set(
+                        results[0],
+                        syn::Type::Path(syn::TypePath { qself: None, path }),
+                    );
+                } else {
+                    t.set_array(results[0], ArrayKind::Matrix(None), None);
+                }
+            }
             Opcode::Copy(crate::ir::CopyKind::Clone) => t.union(results[0], args[0]),
             // an element-wise map keeps the matrix's shape and element type
             Opcode::MapElementwise(_) => t.union(results[0], args[0]),
@@ -1892,6 +1948,13 @@ fn infer_types(
             _ => {}
         }
     });
+    // a product with a value of unknown type that nothing after it named is taken for the
+    // matrix scaled by a number, its most common form (`m * k` with `k = g(x)`)
+    for (result, matrix) in scalings {
+        if t.resolve(result).0.is_none() {
+            t.union(matrix, result);
+        }
+    }
     // values passed on by reference (`h(&u)`): floats rarely are, vectors always
     let mut borrowed = HashSet::new();
     func.walk_insts(func.entry, &mut |inst| {

@@ -628,6 +628,16 @@ impl Context<'_> {
             }
             Opcode::Tuple => quote!((#(#operands),*)),
             Opcode::MatrixNew(path) => quote_spanned!(span=> #path::new(#(#operands),*)),
+            // the data as the constructor takes it: a `Vec` (`from_vec`) owned, a slice borrowed
+            Opcode::MatrixFrom { ty, function, .. } => {
+                let (data, dims) = operands.split_last().expect("the data argument");
+                let data = if function == "from_vec" {
+                    quote!(::core::clone::Clone::clone(&#data))
+                } else {
+                    quote!(&(#data)[..])
+                };
+                quote_spanned!(span=> #ty::#function(#(#dims,)* #data))
+            }
             // copies: a field's value (a vector) may still be read after the call
             Opcode::MakeStruct(path, fields) => {
                 quote!(#path { #(#fields: ::core::clone::Clone::clone(&#operands)),* })

@@ -224,6 +224,16 @@ pub enum Opcode {
     /// path is the type's (`Vector3`, `Vector3::<f64>`). Its pullback hands element `k` of
     /// the cotangent to argument `k`.
     MatrixNew(syn::Path),
+    /// `DMatrix::from_row_slice(r, c, &x[..])`, `DVector::from_vec(v)`,
+    /// `Matrix2x3::from_column_slice(&x)`: a nalgebra matrix or vector filled from a slice or
+    /// `Vec`, its last argument (the integers before it are a dynamic size). `ty` is the
+    /// type's path, `function` the constructor's name, `row_major` the order in which it
+    /// reads the data. Its pullback hands the data the cotangent's elements in that order.
+    MatrixFrom {
+        ty: syn::Path,
+        function: syn::Ident,
+        row_major: bool,
+    },
     /// The shape of a tensor or matrix as a `Vec<usize>`, to check output cotangents.
     ShapeOf,
     /// `&a`: a borrow; for derivatives the identity.
@@ -632,6 +642,9 @@ impl Opcode {
                 )
             }
             Opcode::MatrixNew(path) => format!("{}::new", tokens_text(&quote::quote!(#path))),
+            Opcode::MatrixFrom { ty, function, .. } => {
+                format!("{}::{function}", tokens_text(&quote::quote!(#ty)))
+            }
             Opcode::ShapeOf => "shape_of".into(),
             Opcode::Ref => "ref".into(),
             Opcode::Deref => "deref".into(),

@@ -1770,6 +1770,47 @@ fn fixed_matrix_constructor(path: &syn::ExprPath) -> Option<syn::Path> {
     })
 }
 
+/// `DMatrix::from_row_slice(r, c, s)`, `DVector::from_vec(v)`, `Matrix2x3::from_column_slice(s)`
+/// with `args` arguments: the type's path, the constructor's name and whether it reads the
+/// data row by row. Dynamic matrices take their size first; vectors and fixed-size types
+/// take the data alone.
+fn matrix_from_constructor(path: &syn::ExprPath, args: usize) -> Option<(syn::Path, Ident, bool)> {
+    if path.qself.is_some() {
+        return None;
+    }
+    let segments: Vec<&syn::PathSegment> = path.path.segments.iter().collect();
+    let (last, ty) = segments.split_last()?;
+    let function = &last.ident;
+    let row_major = match function.to_string().as_str() {
+        "from_row_slice" => true,
+        "from_column_slice" | "from_vec" => false,
+        _ => return None,
+    };
+    if !last.arguments.is_none() {
+        return None;
+    }
+    let alias = ty.last()?.ident.to_string();
+    let fixed_size = ["Matrix", "Vector", "RowVector"].iter().any(|prefix| {
+        alias.strip_prefix(prefix).is_some_and(|rest| {
+            rest.chars().next().is_some_and(|c| c.is_ascii_digit())
+                && rest.chars().all(|c| c.is_ascii_digit() || c == 'x')
+        })
+    });
+    let expected = match alias.as_str() {
+        "DMatrix" => 3,
+        "DVector" | "RowDVector" | "SMatrix" | "SVector" => 1,
+        _ if fixed_size => 1,
+        _ => return None,
+    };
+    (args == expected).then(|| {
+        let ty = syn::Path {
+            leading_colon: path.path.leading_colon,
+            segments: ty.iter().map(|s| (*s).clone()).collect(),
+        };
+        (ty, function.clone(), row_major)
+    })
+}
+
 fn closure_param(pat: &Pat) -> &Pat {
     match pat {
         Pat::Type(t) => closure_param(&t.pat),

@@ -895,3 +895,65 @@ mod real_field_generics {
         }
     }
 }
+
+/// Matrices and vectors filled from slices and `Vec`s: a flat parameter vector unpacked into
+/// a layer, as optimizers over `&[f64]` want it.
+mod filled_from_data {
+    use autodiff::nalgebra::{DMatrix, DVector, Matrix2x3, Vector2};
+    use autodiff::prelude::*;
+
+    // ‖W x + b 1ᵀ - Y‖² + ‖v‖ + ‖M‖² f_x + Σ M, with W (row by row), b, v, M (column by
+    // column) and f taken from θ
+    #[differentiate(wrt(theta))]
+    fn unpacked(theta: &[f64], x: &DMatrix<f64>, y: &DMatrix<f64>) -> f64 {
+        let w = DMatrix::from_row_slice(2, 3, &theta[0..6]);
+        let b = DVector::from_column_slice(&theta[6..8]);
+        // a call's result, its type unwritten: the product with it is named by the sum
+        let ones = DMatrix::from_element(1, x.ncols(), 1.0);
+        let pred = &w * x + &b * ones;
+        let v = DVector::from_vec(vec![theta[8], theta[9] * theta[8]]);
+        let m = Matrix2x3::from_column_slice(&theta[10..16]);
+        let f = Vector2::from_vec(vec![theta[0], theta[1]]);
+        (pred - y).norm_squared() + v.norm() + m.norm_squared() * f.x + m.sum()
+    }
+
+    #[test]
+    fn a_flat_parameter_vector_unpacked_into_matrices_matches_finite_differences() {
+        let theta: Vec<f64> = (0..16).map(|k| (k as f64 * 0.37).sin()).collect();
+        let x = DMatrix::from_fn(3, 4, |i, j| ((i + 2 * j) as f64 * 0.5).cos());
+        let y = DMatrix::from_fn(2, 4, |i, j| ((i * j) as f64 * 0.3).sin());
+        let (value, d_theta) = unpacked_grad(&theta, &x, &y);
+        assert_eq!(value, unpacked(&theta, &x, &y));
+        let error = check_gradient(|p: &[f64]| unpacked(p, &x, &y), &theta, &d_theta);
+        assert!(error < 1e-7, "relative error {error}");
+    }
+
+    #[differentiate]
+    fn sine(x: f64) -> f64 {
+        x.sin()
+    }
+
+    // a matrix times a call's result that nothing else names is the matrix scaled:
+    // f = Σ 2 (k m)² with k = sin x  =>  ∂f/∂x = 4 k cos x Σ m², ∂f/∂m = 4 k² m
+    #[differentiate]
+    fn scaled(m: &DMatrix<f64>, x: f64) -> f64 {
+        let k = sine(x);
+        let y = m * k;
+        let z = &y * 2.0;
+        z.component_mul(&y).sum()
+    }
+
+    #[test]
+    fn a_matrix_scaled_by_a_call_result_matches_the_analytic_gradient() {
+        let m = DMatrix::from_fn(2, 2, |i, j| (i + j) as f64 * 0.3 + 0.1);
+        let x = 0.7f64;
+        let (_, (d_m, d_x)) = scaled_grad(&m, x);
+        let k = x.sin();
+        let want_x = 4.0 * k * x.cos() * m.norm_squared();
+        assert!(
+            (d_x - want_x).abs() < 1e-12 * want_x.abs(),
+            "{d_x} against {want_x}"
+        );
+        assert!((d_m - &m * (4.0 * k * k)).norm() < 1e-12);
+    }
+}

@@ -861,6 +861,19 @@ impl Context<'_> {
                         );
                     }
                 }
+                // the data takes the cotangent's elements in the order the constructor read
+                // them
+                Opcode::MatrixFrom { row_major, .. } => {
+                    let data = *data.args.last().expect("the data argument");
+                    if analysis.is_active(data) {
+                        let rule = if *row_major {
+                            quote!(#private::rules::linalg::from_row_slice_d)
+                        } else {
+                            quote!(#private::rules::linalg::from_column_slice_d)
+                        };
+                        self.contribute(analysis, scope, data, quote!(#rule(&#d)), out);
+                    }
+                }
                 // each argument takes its element of the cotangent (`new` takes a matrix's
                 // in row-major order)
                 Opcode::ArrayLiteral { .. } | Opcode::MatrixNew(_) => {

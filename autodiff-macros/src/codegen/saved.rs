@@ -265,6 +265,7 @@ impl Context<'_> {
                     | Opcode::ArrayFill(_)
                     | Opcode::ArrayLiteral { .. }
                     | Opcode::MatrixNew(_)
+                    | Opcode::MatrixFrom { .. }
                     | Opcode::VecNew
                     | Opcode::IndexSet
                     | Opcode::IndexAdd { .. }
@@ -313,6 +314,7 @@ impl Context<'_> {
                     | Opcode::VecFill
                     | Opcode::ArrayLiteral { vec: true }
                     | Opcode::MatrixNew(_)
+                    | Opcode::MatrixFrom { .. }
                     | Opcode::VecNew
             )
         };

@@ -183,6 +183,19 @@ impl<'e> Lowerer<'e> {
         {
             return Some(Operand::Value(self.emit1(Opcode::VecNew, args, span)));
         }
+        if let Some((ty, function, row_major)) = matrix_from_constructor(path, args.len()) {
+            if results != 1 {
+                // rustc reports the mismatched tuple pattern itself
+                self.errors.fail_silently();
+                return None;
+            }
+            let opcode = Opcode::MatrixFrom {
+                ty,
+                function,
+                row_major,
+            };
+            return Some(Operand::Value(self.emit1(opcode, args, span)));
+        }
         if let Some(ty) = fixed_matrix_constructor(path).filter(|_| !args.is_empty()) {
             if results != 1 {
                 // rustc reports the mismatched tuple pattern itself

@@ -887,6 +887,52 @@ where
     d[(k / columns, k % columns)]
 }
 
+/// `M = DMatrix::from_column_slice(r, c, s)` (also `from_vec`, and the fixed-size and vector
+/// forms): `M[(i, j)] = s[i + j r]`, so `s̄[i + j r] = M̄[(i, j)]`, the cotangent's elements in
+/// nalgebra's own column-major order. An empty cotangent (zero) gives an empty `Vec` (zero).
+///
+/// ```
+/// use autodiff_runtime::nalgebra::Matrix2x3;
+/// use autodiff_runtime::rules::linalg::from_column_slice_d;
+///
+/// let d = Matrix2x3::new(1.0, 2.0, 3.0, 4.0, 5.0, 6.0);
+/// assert_eq!(from_column_slice_d(&d), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// ```
+pub fn from_column_slice_d<T, R, C, S>(d: &Matrix<T, R, C, S>) -> Vec<T>
+where
+    T: Scalar + Copy,
+    R: Dim,
+    C: Dim,
+    S: Storage<T, R, C>,
+{
+    d.iter().copied().collect()
+}
+
+/// `M = DMatrix::from_row_slice(r, c, s)`: `M[(i, j)] = s[i c + j]`, so `s̄[i c + j] =
+/// M̄[(i, j)]`, the cotangent read row by row. An empty cotangent (zero) gives an empty `Vec`.
+///
+/// ```
+/// use autodiff_runtime::nalgebra::Matrix2x3;
+/// use autodiff_runtime::rules::linalg::from_row_slice_d;
+///
+/// let d = Matrix2x3::new(1.0, 2.0, 3.0, 4.0, 5.0, 6.0);
+/// assert_eq!(from_row_slice_d(&d), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+/// ```
+pub fn from_row_slice_d<T, R, C, S>(d: &Matrix<T, R, C, S>) -> Vec<T>
+where
+    T: Scalar + Copy,
+    R: Dim,
+    C: Dim,
+    S: Storage<T, R, C>,
+{
+    let (rows, columns) = d.shape();
+    let mut out = Vec::with_capacity(rows * columns);
+    for i in 0..rows {
+        out.extend((0..columns).map(|j| d[(i, j)]));
+    }
+    out
+}
+
 /// `y = m[idx]`, accumulated: `m̄[idx] += ȳ`, first giving an empty `acc` the shape of `m`.
 #[track_caller]
 pub fn index_add<T, R, C, S, I>(acc: &mut OMatrix<T, R, C>, m: &Matrix<T, R, C, S>, idx: &I, d: T)
