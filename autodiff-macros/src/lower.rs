@@ -1811,6 +1811,108 @@ fn matrix_from_constructor(path: &syn::ExprPath, args: usize) -> Option<(syn::Pa
     })
 }
 
+/// The first `return` expression inside `body` (closures inside it included).
+fn first_return(body: &Expr) -> Option<&syn::ExprReturn> {
+    struct First<'a>(Option<&'a syn::ExprReturn>);
+    impl<'a> Visit<'a> for First<'a> {
+        fn visit_expr_return(&mut self, r: &'a syn::ExprReturn) {
+            if self.0.is_none() {
+                self.0 = Some(r);
+            }
+        }
+    }
+    let mut first = First(None);
+    first.visit_expr(body);
+    first.0
+}
+
+/// The shape of the `from_vec` a `from_fn` is rebuilt with.
+enum FromFnShape {
+    /// `DMatrix::from_vec(r, c, data)`
+    Matrix,
+    /// `DVector::from_vec(data)`, and the fixed-size forms
+    Vector,
+}
+
+/// A `from_fn` call: the type's path, its size as expressions and the closure of `(i, j)`.
+struct MatrixFromFn<'a> {
+    ty: syn::Path,
+    rows: TokenStream,
+    cols: TokenStream,
+    shape: FromFnShape,
+    closure: &'a syn::ExprClosure,
+}
+
+/// `DMatrix::from_fn(r, c, |i, j| ..)`, `DVector::from_fn(n, |i, _| ..)`,
+/// `RowDVector::from_fn(n, ..)`, `Matrix2x3::from_fn(|i, j| ..)`, `Vector3::from_fn(..)`: the
+/// closure takes two parameters (row and column) and is the last argument.
+fn matrix_from_fn<'a>(
+    path: &syn::ExprPath,
+    args: &'a syn::punctuated::Punctuated<Expr, syn::Token![,]>,
+) -> Option<MatrixFromFn<'a>> {
+    if path.qself.is_some() {
+        return None;
+    }
+    let segments: Vec<&syn::PathSegment> = path.path.segments.iter().collect();
+    let (last, ty) = segments.split_last()?;
+    if last.ident != "from_fn" || !last.arguments.is_none() {
+        return None;
+    }
+    let Some(Expr::Closure(closure)) = args.last() else {
+        return None;
+    };
+    if closure.inputs.len() != 2 {
+        return None;
+    }
+    let sizes: Vec<&Expr> = args.iter().take(args.len() - 1).collect();
+    let alias = ty.last()?.ident.to_string();
+    let (rows, cols, shape) = match (alias.as_str(), &sizes[..]) {
+        ("DMatrix", [r, c]) => (quote::quote!(#r), quote::quote!(#c), FromFnShape::Matrix),
+        ("DVector", [n]) => (quote::quote!(#n), quote::quote!(1), FromFnShape::Vector),
+        ("RowDVector", [n]) => (quote::quote!(1), quote::quote!(#n), FromFnShape::Vector),
+        (_, []) => {
+            let (rows, cols) = fixed_size_dims(&alias)?;
+            (
+                quote::quote!(#rows),
+                quote::quote!(#cols),
+                FromFnShape::Vector,
+            )
+        }
+        _ => return None,
+    };
+    let ty = syn::Path {
+        leading_colon: path.path.leading_colon,
+        segments: ty.iter().map(|s| (*s).clone()).collect(),
+    };
+    Some(MatrixFromFn {
+        ty,
+        rows,
+        cols,
+        shape,
+        closure,
+    })
+}
+
+/// The size an alias names: `Matrix3` 3 x 3, `Matrix2x3` 2 x 3, `Vector4` 4 x 1,
+/// `RowVector2` 1 x 2.
+fn fixed_size_dims(alias: &str) -> Option<(usize, usize)> {
+    let number = |s: &str| s.parse::<usize>().ok().filter(|n| *n > 0);
+    if let Some(rest) = alias.strip_prefix("RowVector") {
+        return Some((1, number(rest)?));
+    }
+    if let Some(rest) = alias.strip_prefix("Vector") {
+        return Some((number(rest)?, 1));
+    }
+    let rest = alias.strip_prefix("Matrix")?;
+    match rest.split_once('x') {
+        Some((r, c)) => Some((number(r)?, number(c)?)),
+        None => {
+            let n = number(rest)?;
+            Some((n, n))
+        }
+    }
+}
+
 fn closure_param(pat: &Pat) -> &Pat {
     match pat {
         Pat::Type(t) => closure_param(&t.pat),

@@ -956,4 +956,62 @@ mod filled_from_data {
         );
         assert!((d_m - &m * (4.0 * k * k)).norm() < 1e-12);
     }
+
+    // a Gaussian process's negative log marginal likelihood, its RBF kernel built by
+    // `from_fn`: ½ yᵀ K⁻¹ y + ½ ln det K, in the log length scale and log signal scale
+    #[differentiate(wrt(log_l, log_s))]
+    fn gp_nll(log_l: f64, log_s: f64, x: &[f64], y: &DVector<f64>) -> f64 {
+        let n = x.len();
+        let l = log_l.exp();
+        let s2 = (2.0 * log_s).exp();
+        let k = DMatrix::from_fn(n, n, |i, j| {
+            let d = (x[i] - x[j]) / l;
+            s2 * (-0.5 * d * d).exp() + if i == j { 0.1 } else { 0.0 }
+        });
+        let alpha = k.clone().lu().solve(y).unwrap();
+        0.5 * y.dot(&alpha) + 0.5 * k.determinant().ln()
+    }
+
+    #[test]
+    fn a_kernel_matrix_built_by_from_fn_matches_finite_differences() {
+        let x = [0.1, 0.5, 0.9, 1.4];
+        let y = DVector::from_vec(vec![0.3, -0.2, 0.5, 0.1]);
+        let (value, (d_l, d_s)) = gp_nll_grad(-0.3, 0.2, &x, &y);
+        assert_eq!(value, gp_nll(-0.3, 0.2, &x, &y));
+        let h = 1e-6;
+        let fd_l = (gp_nll(-0.3 + h, 0.2, &x, &y) - gp_nll(-0.3 - h, 0.2, &x, &y)) / (2.0 * h);
+        let fd_s = (gp_nll(-0.3, 0.2 + h, &x, &y) - gp_nll(-0.3, 0.2 - h, &x, &y)) / (2.0 * h);
+        assert!(
+            (d_l - fd_l).abs() < 1e-6 * (1.0 + fd_l.abs()),
+            "{d_l} against {fd_l}"
+        );
+        assert!(
+            (d_s - fd_s).abs() < 1e-6 * (1.0 + fd_s.abs()),
+            "{d_s} against {fd_s}"
+        );
+    }
+
+    // fixed-size and vector forms of `from_fn`, the closure reading numbers and a slice
+    #[differentiate]
+    fn filled(a: f64, w: &[f64]) -> f64 {
+        let m = Matrix2x3::from_fn(|i, j| a * (i as f64) + w[j]);
+        let v = autodiff::nalgebra::Vector3::from_fn(|i, _| w[i] * a);
+        let d = DVector::from_fn(3, |i: usize, _j: usize| w[i].sin());
+        let r = autodiff::nalgebra::RowDVector::from_fn(2, |_, j| w[j + 1] * w[j]);
+        (m * v).norm() + d.sum() + r.sum()
+    }
+
+    #[test]
+    fn fixed_size_and_vector_from_fn_match_finite_differences() {
+        let w = [0.3, -0.7, 1.1];
+        let (_, (d_a, d_w)) = filled_grad(0.4, &w);
+        let h = 1e-6;
+        let fd_a = (filled(0.4 + h, &w) - filled(0.4 - h, &w)) / (2.0 * h);
+        assert!(
+            (d_a - fd_a).abs() < 1e-6 * (1.0 + fd_a.abs()),
+            "{d_a} against {fd_a}"
+        );
+        let error = check_gradient(|p: &[f64]| filled(0.4, p), &w, &d_w);
+        assert!(error < 1e-7, "relative error {error}");
+    }
 }

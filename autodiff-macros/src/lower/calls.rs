@@ -157,6 +157,56 @@ impl<'e> Lowerer<'e> {
         }
     }
 
+    /// `DMatrix::from_fn(r, c, |i, j| body)` as the loops it stands for: the body's values
+    /// pushed column by column into a `Vec`, which `from_vec` turns into the matrix.
+    fn lower_matrix_from_fn(
+        &mut self,
+        call: &syn::ExprCall,
+        filled: MatrixFromFn,
+    ) -> Option<Operand> {
+        let span = call.span();
+        let closure = filled.closure;
+        if let Some(ret) = first_return(&closure.body) {
+            self.errors.push_spanned(
+                ret,
+                "`return` inside a `from_fn` closure would return from the closure; compute the element as the closure's value",
+            );
+            return None;
+        }
+        let (i, j) = (
+            closure_param(&closure.inputs[0]),
+            closure_param(&closure.inputs[1]),
+        );
+        let body = &closure.body;
+        let ty = &filled.ty;
+        let (rows, cols) = (&filled.rows, &filled.cols);
+        let build = match filled.shape {
+            FromFnShape::Matrix => {
+                quote::quote!(#ty::from_vec(__from_fn_rows, __from_fn_cols, __from_fn_data))
+            }
+            FromFnShape::Vector => quote::quote!(#ty::from_vec(__from_fn_data)),
+        };
+        let tokens = quote::quote_spanned! {span=> {
+            let __from_fn_rows: usize = #rows;
+            let __from_fn_cols: usize = #cols;
+            let mut __from_fn_data = ::std::vec::Vec::with_capacity(__from_fn_rows * __from_fn_cols);
+            for #j in 0..__from_fn_cols {
+                for #i in 0..__from_fn_rows {
+                    __from_fn_data.push(#body);
+                }
+            }
+            #build
+        }};
+        let Ok(expr) = syn::parse2::<Expr>(tokens) else {
+            self.errors.push_spanned(
+                &call.func,
+                "internal error in #[differentiate] (please report it): a `from_fn` did not rebuild as loops",
+            );
+            return None;
+        };
+        self.lower_expr(&expr)
+    }
+
     pub(super) fn lower_call(&mut self, call: &syn::ExprCall, results: usize) -> Option<Operand> {
         let span = call.span();
         let Expr::Path(path) = &*call.func else {
@@ -172,6 +222,9 @@ impl<'e> Lowerer<'e> {
         }
         if let Some(operand) = self.lower_mem_call(call, path) {
             return operand;
+        }
+        if let Some(filled) = matrix_from_fn(path, &call.args) {
+            return self.lower_matrix_from_fn(call, filled);
         }
         let args = self.lower_args(&call.args)?;
         let segments = path_segments(&path.path);
