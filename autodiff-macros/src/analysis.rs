@@ -566,6 +566,7 @@ fn no_rule_message(name: &Ident) -> String {
             "read the element by index (`x[0]`, `x[x.len() - 1]`)"
         }
         "get" | "get_unchecked" => "read the element by index (`x[i]`, checking `i < x.len()` first)",
+        "cholesky" => "unwrap it where it is made, `let c = a.cholesky().unwrap();` (or `.expect(..)`), and use `c.solve(&b)`, `c.l()`, `c.determinant()`, `c.ln_determinant()` or `c.inverse()`",
         "to_f64" | "to_f32" => "it converts constants only: use the value in its own float type (`T::from(2.0).unwrap() * x`), or `as` between `f32` and `f64`",
         _ => "use a supported float method (see docs/supported.md), or move the computation into a #[differentiate] function",
     };

@@ -607,6 +607,11 @@ impl Context<'_> {
                 let (a, b) = (arg(0), arg(1));
                 quote_spanned!(span=> ::core::clone::Clone::clone(&#a).lu().solve(#b).expect("solve: the matrix is singular"))
             }
+            // the factorisation and its methods: runtime functions of the factor, by reference
+            Opcode::Primitive(p) if crate::primitives::cholesky::is_cholesky(p) => {
+                let forward = Ident::new(crate::primitives::cholesky::forward(p), span);
+                quote_spanned!(span=> ::autodiff::__private::rules::cholesky::#forward(#(&#operands),*))
+            }
             Opcode::Primitive(p) if self.float_calls.contains(&inst) => {
                 let name = Ident::new(p.name, span);
                 quote_spanned!(span=> ::autodiff::__private::num_traits::Float::#name(#(#operands),*))

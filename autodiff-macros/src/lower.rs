@@ -347,6 +347,7 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         lowerer.func.blocks[entry.index()].yields = values;
     }
     borrowed_slices_stay_local(&lowerer.func, lowerer.errors);
+    cholesky_factors_stay_local(&lowerer.func, lowerer.errors);
     if lowerer.errors.len() > before {
         return None;
     }
@@ -354,6 +355,42 @@ pub fn lower(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Lowe
         func: lowerer.func,
         annotations: lowerer.annotations,
     })
+}
+
+/// A Cholesky factorisation used other than as the receiver of its methods: passed on,
+/// borrowed, yielded by a branch or carried by a loop. The generated code holds its lower
+/// factor, a matrix, where the function holds nalgebra's `Cholesky`.
+fn cholesky_factors_stay_local(func: &Function, errors: &mut Errors) {
+    let is_factor = |v: Value| {
+        func.def_inst(v).is_some_and(|inst| {
+            matches!(func.inst(inst).opcode,
+                Opcode::Primitive(p) if std::ptr::eq(p, &primitives::cholesky::FACTOR))
+        })
+    };
+    let message = "a Cholesky factorisation is supported here only as the receiver of `solve`, `l`, `determinant`, `ln_determinant` and `inverse`; call them where it was made, and pass on their results";
+    let mut reported = false;
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        let method = matches!(data.opcode, Opcode::Primitive(p)
+            if primitives::cholesky::is_cholesky(p) && !std::ptr::eq(p, &primitives::cholesky::FACTOR));
+        for (i, &arg) in data.args.iter().enumerate() {
+            if is_factor(arg) && !(method && i == 0) && !reported {
+                errors.push(data.span, message);
+                reported = true;
+            }
+        }
+    });
+    for block in &func.blocks {
+        if !reported && block.yields.iter().any(|&v| is_factor(v)) {
+            let span = block
+                .yields
+                .iter()
+                .find_map(|&v| func.def_inst(v))
+                .map_or_else(Span::call_site, |inst| func.inst(inst).span);
+            errors.push(span, message);
+            reported = true;
+        }
+    }
 }
 
 /// A slice `&x[a..b]` of a range that is copied (see [`Function::borrows_range`]) used where it

@@ -571,3 +571,61 @@ pub mod linalg {
         )
     }
 }
+
+/// The Cholesky factorisation (`a.cholesky().unwrap()`) and what is computed from it, whose
+/// rules live in `autodiff_runtime::rules::cholesky`. The factorisation is carried as its
+/// lower factor `L`, a matrix of `a`'s type; each operation is a runtime function of it,
+/// `rules::cholesky::<forward>` (see [`forward`]).
+pub mod cholesky {
+    use super::{Derivative, Primitive, Read, Rule, Ty};
+
+    macro_rules! cholesky_ops {
+        ($($konst:ident $name:literal $arity:literal -> $result:ident : $($path:ident($($read:expr),*))|* ;)*) => {
+            $(
+                #[doc = concat!("`", $name, "`: an operation on a Cholesky factor.")]
+                pub static $konst: Primitive = Primitive {
+                    name: $name,
+                    arity: $arity,
+                    derivative: Derivative::Rules(&[$(Some(Rule {
+                        path: concat!("cholesky::", stringify!($path)),
+                        reads: &[$($read),*],
+                    })),*]),
+                    arg_types: &[],
+                    result: Ty::$result,
+                };
+            )*
+            /// Every operation on a factor.
+            pub static ALL: &[&Primitive] = &[$(&$konst),*];
+        };
+    }
+
+    // name, arity, result, then one rule per argument with the forward values it reads
+    cholesky_ops! {
+        FACTOR "cholesky" 1 -> Same: factor_d0(Read::Result);
+        SOLVE "cholesky_solve" 2 -> Second: solve_d0(Read::Arg(0), Read::Result) | solve_d1(Read::Arg(0));
+        L "cholesky_l" 1 -> Same: l_d0();
+        DETERMINANT "cholesky_determinant" 1 -> Elem: determinant_d0(Read::Arg(0), Read::Result);
+        LN_DETERMINANT "cholesky_ln_determinant" 1 -> Elem: ln_determinant_d0(Read::Arg(0));
+        INVERSE "cholesky_inverse" 1 -> Same: inverse_d0(Read::Arg(0), Read::Result);
+    }
+
+    /// Whether `p` is one of [`ALL`].
+    pub fn is_cholesky(p: &Primitive) -> bool {
+        ALL.iter().any(|q| std::ptr::eq(*q, p))
+    }
+
+    /// The runtime function computing `p` forward: `factor` for the factorisation, the
+    /// method's name for the others (`cholesky_solve` → `solve`).
+    pub fn forward(p: &Primitive) -> &'static str {
+        p.name.strip_prefix("cholesky_").unwrap_or("factor")
+    }
+
+    /// The operation of the method `name` with `arity` arguments (the factor included) on a
+    /// factor: `solve`, `l`, `determinant`, `ln_determinant`, `inverse`.
+    pub fn method(name: &str, arity: usize) -> Option<&'static Primitive> {
+        ALL.iter()
+            .copied()
+            .filter(|p| !std::ptr::eq(*p, &FACTOR))
+            .find(|p| forward(p) == name && p.arity == arity)
+    }
+}

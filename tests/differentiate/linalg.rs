@@ -1015,3 +1015,114 @@ mod filled_from_data {
         assert!(error < 1e-7, "relative error {error}");
     }
 }
+
+/// The Cholesky factorisation and what is computed from it. nalgebra reads the lower
+/// triangle only, so finite differences move the entries on and below the diagonal.
+mod cholesky {
+    use autodiff::nalgebra::{DMatrix, DVector, Matrix2, Vector2};
+    use autodiff::prelude::*;
+
+    fn lower_triangle_differences(
+        a: &DMatrix<f64>,
+        f: impl Fn(&DMatrix<f64>) -> f64,
+    ) -> DMatrix<f64> {
+        let h = 1e-6;
+        DMatrix::from_fn(a.nrows(), a.ncols(), |i, j| {
+            if i < j {
+                return 0.0;
+            }
+            let (mut plus, mut minus) = (a.clone(), a.clone());
+            plus[(i, j)] += h;
+            minus[(i, j)] -= h;
+            (f(&plus) - f(&minus)) / (2.0 * h)
+        })
+    }
+
+    // ‖A⁻¹ b‖² + Σ L + tr A⁻¹ + √det A
+    #[differentiate]
+    fn every_method(a: &DMatrix<f64>, b: &DVector<f64>) -> f64 {
+        let c = a.clone().cholesky().expect("positive definite");
+        let x = c.solve(b);
+        let l = c.l();
+        let inv = c.inverse();
+        x.norm_squared() + l.sum() + inv.trace() + c.determinant().sqrt()
+    }
+
+    #[test]
+    fn every_method_matches_finite_differences_on_the_lower_triangle() {
+        let m = DMatrix::from_fn(3, 3, |i, j| ((i * 3 + j) as f64 * 0.7).sin());
+        let a = &m * m.transpose() + DMatrix::identity(3, 3) * 3.0;
+        let b = DVector::from_vec(vec![1.0, -0.5, 0.25]);
+        let (value, (d_a, d_b)) = every_method_grad(&a, &b);
+        assert_eq!(value, every_method(&a, &b));
+        let want = lower_triangle_differences(&a, |a| every_method(a, &b));
+        assert!(
+            (&d_a - &want).norm() < 1e-7 * (1.0 + want.norm()),
+            "{d_a} against {want}"
+        );
+        let flat: Vec<f64> = b.iter().copied().collect();
+        let error = check_gradient(
+            |p: &[f64]| every_method(&a, &DVector::from_vec(p.to_vec())),
+            &flat,
+            d_b.as_slice(),
+        );
+        assert!(error < 1e-7, "relative error {error}");
+    }
+
+    // a Gaussian process's negative log marginal likelihood through the factorisation
+    #[differentiate(wrt(log_l, log_s))]
+    fn gp_nll(log_l: f64, log_s: f64, x: &[f64], y: &DVector<f64>) -> f64 {
+        let n = x.len();
+        let l = log_l.exp();
+        let s2 = (2.0 * log_s).exp();
+        let k = DMatrix::from_fn(n, n, |i, j| {
+            let d = (x[i] - x[j]) / l;
+            s2 * (-0.5 * d * d).exp() + if i == j { 0.1 } else { 0.0 }
+        });
+        let chol = k.cholesky().unwrap();
+        let alpha = chol.solve(y);
+        0.5 * y.dot(&alpha) + 0.5 * chol.ln_determinant()
+    }
+
+    #[test]
+    fn a_gaussian_process_likelihood_matches_finite_differences() {
+        let x = [0.1, 0.5, 0.9, 1.4, 2.0];
+        let y = DVector::from_vec(vec![0.3, -0.2, 0.5, 0.1, -0.4]);
+        let (_, (d_l, d_s)) = gp_nll_grad(-0.3, 0.2, &x, &y);
+        let h = 1e-6;
+        let fd_l = (gp_nll(-0.3 + h, 0.2, &x, &y) - gp_nll(-0.3 - h, 0.2, &x, &y)) / (2.0 * h);
+        let fd_s = (gp_nll(-0.3, 0.2 + h, &x, &y) - gp_nll(-0.3, 0.2 - h, &x, &y)) / (2.0 * h);
+        assert!(
+            (d_l - fd_l).abs() < 1e-6 * (1.0 + fd_l.abs()),
+            "{d_l} against {fd_l}"
+        );
+        assert!(
+            (d_s - fd_s).abs() < 1e-6 * (1.0 + fd_s.abs()),
+            "{d_s} against {fd_s}"
+        );
+    }
+
+    // fixed size, the matrix by reference and the right-hand side by value
+    #[differentiate]
+    fn fixed(a: &Matrix2<f64>, b: Vector2<f64>) -> f64 {
+        let c = a.cholesky().unwrap();
+        c.solve(&b).sum() + c.ln_determinant()
+    }
+
+    #[test]
+    fn fixed_size_factorisations_match_finite_differences() {
+        let a = Matrix2::new(2.0, 0.5, 0.5, 1.5);
+        let b = Vector2::new(1.0, 2.0);
+        let (_, (d_a, d_b)) = fixed_grad(&a, b);
+        let dynamic = DMatrix::from_iterator(2, 2, a.iter().copied());
+        let want = lower_triangle_differences(&dynamic, |m| {
+            fixed(&Matrix2::from_iterator(m.iter().copied()), b)
+        });
+        for (got, want) in d_a.iter().zip(want.iter()) {
+            assert!((got - want).abs() < 1e-7, "{d_a} against {want}");
+        }
+        // b̄ = A⁻¹ 1
+        let want_b = a.try_inverse().expect("invertible") * Vector2::new(1.0, 1.0);
+        assert!((d_b - want_b).norm() < 1e-12);
+    }
+}

@@ -369,6 +369,7 @@ impl Context<'_> {
             // the assertion macros and `format_args!` take their arguments by reference
             Opcode::Assert(_) => true,
             Opcode::Ref => result_ends_here(),
+            Opcode::Primitive(p) if crate::primitives::cholesky::is_cholesky(p) => container,
             Opcode::Primitive(p) => i == 0 && container && crate::primitives::borrows_receiver(p),
             Opcode::Method(name, None) => {
                 i == 0 && container && name == "shape" && result_ends_here()

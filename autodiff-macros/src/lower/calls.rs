@@ -207,6 +207,15 @@ impl<'e> Lowerer<'e> {
         self.lower_expr(&expr)
     }
 
+    /// Whether `v` is a Cholesky factorisation (`a.cholesky().unwrap()`), whose methods are
+    /// the operations of `primitives::cholesky`.
+    fn is_cholesky_factor(&self, v: Value) -> bool {
+        self.func.def_inst(v).is_some_and(|inst| {
+            matches!(self.func.inst(inst).opcode,
+                Opcode::Primitive(p) if std::ptr::eq(p, &primitives::cholesky::FACTOR))
+        })
+    }
+
     pub(super) fn lower_call(&mut self, call: &syn::ExprCall, results: usize) -> Option<Operand> {
         let span = call.span();
         let Expr::Path(path) = &*call.func else {
@@ -377,9 +386,19 @@ impl<'e> Lowerer<'e> {
                 return self.lower_expr(&for_loop);
             }
         }
-        // `m.try_inverse().unwrap()` and `a.lu().solve(&b).unwrap()` on nalgebra matrices
+        // `m.try_inverse().unwrap()`, `a.lu().solve(&b).unwrap()` and `a.cholesky().unwrap()`
+        // on nalgebra matrices
         if matches!(name.as_str(), "unwrap" | "expect") {
             if let Expr::MethodCall(inner) = &*m.receiver {
+                if inner.method == "cholesky" && inner.args.is_empty() {
+                    let matrix = self.lower_single(&inner.receiver)?;
+                    let prim = &primitives::cholesky::FACTOR;
+                    return Some(Operand::Value(self.emit1(
+                        Opcode::Primitive(prim),
+                        vec![matrix],
+                        span,
+                    )));
+                }
                 if inner.method == "try_inverse" && inner.args.is_empty() {
                     let matrix = self.lower_single(&inner.receiver)?;
                     let prim = &primitives::linalg::INVERSE;
@@ -432,6 +451,20 @@ impl<'e> Lowerer<'e> {
         let args = self.lower_args(&m.args);
         let mut all = vec![receiver?];
         all.extend(args?);
+        if self.is_cholesky_factor(all[0]) {
+            let Some(prim) = primitives::cholesky::method(&name, all.len()) else {
+                self.errors.push_spanned(
+                    &m.method,
+                    format!("`{name}` on a Cholesky factorisation has no derivative rule; use `solve(&b)`, `l()`, `determinant()`, `ln_determinant()` or `inverse()`"),
+                );
+                return None;
+            };
+            return Some(Operand::Value(self.emit1(
+                Opcode::Primitive(prim),
+                all,
+                span,
+            )));
+        }
         match (name.as_str(), all.len()) {
             ("len", 1) => return Some(Operand::Value(self.emit1(Opcode::Len, all, span))),
             ("clone", 1) => {

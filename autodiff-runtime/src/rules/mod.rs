@@ -17,8 +17,9 @@
 //!
 //! All scalar and array rules are re-exported here, so generated code can name them as
 //! `autodiff_runtime::rules::sin_d0` whatever submodule they live in. The [`Tensor`] rules
-//! stay in [`tensor`] (`rules::tensor::matmul_d0`), and the nalgebra rules in [`linalg`]
-//! (`rules::linalg::mul_d0`), since their names repeat the scalar ones.
+//! stay in [`tensor`] (`rules::tensor::matmul_d0`), the nalgebra rules in [`linalg`]
+//! (`rules::linalg::mul_d0`) and those of the Cholesky factorisation in [`cholesky`]
+//! (`rules::cholesky::solve_d0`), since their names repeat the scalar ones.
 //!
 //! [`Tensor`]: crate::Tensor
 //!
@@ -56,6 +57,7 @@ macro_rules! scalar_rules {
 mod arith;
 mod array;
 mod cast;
+pub mod cholesky;
 mod elementary;
 pub mod linalg;
 pub mod tensor;
