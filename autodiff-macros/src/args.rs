@@ -215,6 +215,19 @@ pub fn transpose_type(ty: &Type) -> Option<Type> {
     Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, #cols, #rows>))
 }
 
+/// The type of `m.column(j)` (owned) and of a square matrix's `diagonal()`: a vector of the
+/// matrix's rows.
+pub fn column_type(ty: &Type) -> Option<Type> {
+    let (elem, rows, _) = matrix_dims(ty)?;
+    Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, #rows, ::autodiff::nalgebra::U1>))
+}
+
+/// The type of `m.row(i)` (owned): a row vector of the matrix's columns.
+pub fn row_type(ty: &Type) -> Option<Type> {
+    let (elem, _, cols) = matrix_dims(ty)?;
+    Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, ::autodiff::nalgebra::U1, #cols>))
+}
+
 /// nalgebra's matrix and vector type names.
 fn is_nalgebra_name(name: &str) -> bool {
     matches!(

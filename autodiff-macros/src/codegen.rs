@@ -612,6 +612,12 @@ impl Context<'_> {
                 let forward = Ident::new(crate::primitives::cholesky::forward(p), span);
                 quote_spanned!(span=> ::autodiff::__private::rules::cholesky::#forward(#(&#operands),*))
             }
+            // a column, row or diagonal, owned (the function holds a view)
+            Opcode::Primitive(p) if crate::primitives::linalg::is_part(p) => {
+                let name = Ident::new(p.name, span);
+                let (recv, rest) = operands.split_first().expect("receiver");
+                quote_spanned!(span=> #recv.#name(#(#rest),*).into_owned())
+            }
             Opcode::Primitive(p) if self.float_calls.contains(&inst) => {
                 let name = Ident::new(p.name, span);
                 quote_spanned!(span=> ::autodiff::__private::num_traits::Float::#name(#(#operands),*))

@@ -57,6 +57,10 @@ pub enum Ty {
     Matrix,
     /// The type of argument 1 (the right-hand side of a linear solve).
     Second,
+    /// A column of the matrix argument 0 (`m.column(j)`, `m.diagonal()`).
+    Column,
+    /// A row of the matrix argument 0 (`m.row(i)`).
+    Row,
 }
 
 /// A primitive operation.
@@ -456,7 +460,8 @@ pub fn borrows_receiver(p: &Primitive) -> bool {
                 && !std::ptr::eq(p, &linalg::INVERSE)
                 && !std::ptr::eq(p, &linalg::SOLVE))
             || std::ptr::eq(p, &linalg::NROWS)
-            || std::ptr::eq(p, &linalg::NCOLS))
+            || std::ptr::eq(p, &linalg::NCOLS)
+            || linalg::is_part(p))
 }
 
 /// Operations on nalgebra matrices and vectors, whose rules live in
@@ -543,12 +548,64 @@ pub mod linalg {
         result: Ty::Usize,
     };
 
+    /// `m.column(j)`, owned: its cotangent is added into column `j` of `m̄` (`column_add`,
+    /// which reads `m` for the shape of an empty `m̄`).
+    pub static COLUMN: Primitive = Primitive {
+        name: "column",
+        arity: 2,
+        derivative: Derivative::Rules(&[
+            Some(Rule {
+                path: "linalg::column_add",
+                reads: &[Read::Arg(0), Read::Arg(1)],
+            }),
+            None,
+        ]),
+        arg_types: &[Ty::Usize],
+        result: Ty::Column,
+    };
+
+    /// `m.row(i)`, owned: its cotangent is added into row `i` of `m̄` (`row_add`).
+    pub static ROW: Primitive = Primitive {
+        name: "row",
+        arity: 2,
+        derivative: Derivative::Rules(&[
+            Some(Rule {
+                path: "linalg::row_add",
+                reads: &[Read::Arg(0), Read::Arg(1)],
+            }),
+            None,
+        ]),
+        arg_types: &[Ty::Usize],
+        result: Ty::Row,
+    };
+
+    /// `m.diagonal()`: its cotangent is added onto the diagonal of `m̄` (`diagonal_add`).
+    pub static DIAGONAL: Primitive = Primitive {
+        name: "diagonal",
+        arity: 1,
+        derivative: Derivative::Rules(&[Some(Rule {
+            path: "linalg::diagonal_add",
+            reads: &[Read::Arg(0)],
+        })]),
+        arg_types: &[],
+        result: Ty::Column,
+    };
+
+    /// The parts of a matrix read as owned vectors, whose cotangents are added into the
+    /// matrix's in place.
+    pub static PARTS: [&Primitive; 3] = [&COLUMN, &ROW, &DIAGONAL];
+
+    /// Whether `p` is one of [`PARTS`].
+    pub fn is_part(p: &Primitive) -> bool {
+        PARTS.iter().any(|q| std::ptr::eq(*q, p))
+    }
+
     /// The nalgebra method called `name` with `arity` arguments, receiver included.
     pub fn method(name: &str, arity: usize) -> Option<&'static Primitive> {
         METHODS
             .iter()
             .copied()
-            .chain([&NROWS, &NCOLS])
+            .chain([&NROWS, &NCOLS, &COLUMN, &ROW, &DIAGONAL])
             .find(|p| p.name == name && p.arity == arity)
     }
 
@@ -568,6 +625,9 @@ pub mod linalg {
                 | "component_div"
                 | "trace"
                 | "determinant"
+                | "column"
+                | "row"
+                | "diagonal"
         )
     }
 }

@@ -1126,3 +1126,66 @@ mod cholesky {
         assert!((d_b - want_b).norm() < 1e-12);
     }
 }
+
+/// Columns, rows and diagonals read as vectors, their cotangents added into the matrix's.
+mod parts {
+    use autodiff::nalgebra::{DMatrix, DVector, Matrix3, Vector3};
+    use autodiff::prelude::*;
+
+    // Σⱼ log(1 + exp(-yⱼ w·xⱼ)) over the columns of a data matrix, and a penalty on a row
+    #[differentiate(wrt(w, x))]
+    fn logistic(w: &DVector<f64>, x: &DMatrix<f64>, y: &[f64]) -> f64 {
+        let mut loss = 0.0;
+        for j in 0..x.ncols() {
+            let z = w.dot(&x.column(j));
+            loss += (1.0 + (-y[j] * z).exp()).ln();
+        }
+        loss + x.row(0).norm_squared() * w[0]
+    }
+
+    #[test]
+    fn columns_and_rows_of_a_data_matrix_match_finite_differences() {
+        let x = DMatrix::from_fn(3, 5, |i, j| ((i * 5 + j) as f64 * 0.61).sin());
+        let y = [1.0, -1.0, 1.0, 1.0, -1.0];
+        let w = DVector::from_vec(vec![0.2, -0.4, 0.9]);
+        let (value, (d_w, d_x)) = logistic_grad(&w, &x, &y);
+        assert_eq!(value, logistic(&w, &x, &y));
+        let flat: Vec<f64> = w.iter().copied().collect();
+        let error = check_gradient(
+            |p: &[f64]| logistic(&DVector::from_vec(p.to_vec()), &x, &y),
+            &flat,
+            d_w.as_slice(),
+        );
+        assert!(error < 1e-7, "relative error {error}");
+        let flat: Vec<f64> = x.iter().copied().collect();
+        let error = check_gradient(
+            |p: &[f64]| logistic(&w, &DMatrix::from_column_slice(3, 5, p), &y),
+            &flat,
+            d_x.as_slice(),
+        );
+        assert!(error < 1e-7, "relative error {error}");
+    }
+
+    // tr-like sums on a fixed-size matrix: Σ diag(M)² + M[:, 1]·v + Σ M[2, :]
+    #[differentiate]
+    fn fixed(m: &Matrix3<f64>, v: &Vector3<f64>) -> f64 {
+        let d = m.diagonal();
+        d.norm_squared() + m.column(1).dot(v) + m.row(2).sum()
+    }
+
+    #[test]
+    fn parts_of_a_fixed_size_matrix_match_the_analytic_gradient() {
+        let m = Matrix3::new(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0);
+        let v = Vector3::new(0.5, -1.0, 2.0);
+        let (_, (d_m, d_v)) = fixed_grad(&m, &v);
+        // ∂/∂M = 2 diag(M) on the diagonal + v in column 1 + 1 in row 2; ∂/∂v = M[:, 1]
+        let mut want = Matrix3::zeros();
+        for k in 0..3 {
+            want[(k, k)] += 2.0 * m[(k, k)];
+            want[(k, 1)] += v[k];
+            want[(2, k)] += 1.0;
+        }
+        assert_eq!(d_m, want);
+        assert_eq!(d_v, m.column(1).into_owned());
+    }
+}

@@ -733,6 +733,20 @@ impl Context<'_> {
                         self.contribute(analysis, scope, data.args[0], d_m, out)
                     }
                 }
+                // a column, row or diagonal: its cotangent added into that part of the matrix's
+                Opcode::Primitive(p) if crate::primitives::linalg::is_part(p) => {
+                    if active(0) {
+                        if !scope.contains(&data.args[0]) {
+                            self.declare_zero(analysis, data.args[0], scope, out);
+                        }
+                        let d_matrix = self.names.cotangent(data.args[0]);
+                        let rule = Ident::new(&format!("{}_add", p.name), data.span);
+                        let reads: Vec<TokenStream> = (0..data.args.len()).map(read).collect();
+                        out.extend(
+                            quote!(#private::rules::linalg::#rule(&mut #d_matrix, #(#reads,)* #d);),
+                        );
+                    }
+                }
                 Opcode::Index if variant.shifted.contains_key(&inst) => {
                     let local = &variant.shifted[&inst];
                     out.extend(quote!(#local = #d;));

@@ -957,6 +957,102 @@ where
     acc[k] += d;
 }
 
+/// `y = m.column(j)` (owned): `m̄[:, j] += ȳ`, first giving an empty `acc` the shape of `m`.
+///
+/// ```
+/// use autodiff_runtime::nalgebra::{DMatrix, DVector};
+/// use autodiff_runtime::rules::linalg::column_add;
+///
+/// let m = DMatrix::from_element(2, 3, 1.0);
+/// let mut acc = DMatrix::zeros(0, 0);
+/// column_add(&mut acc, &m, &2, DVector::from_vec(vec![5.0, 6.0]));
+/// assert_eq!(acc, DMatrix::from_row_slice(2, 3, &[0.0, 0.0, 5.0, 0.0, 0.0, 6.0]));
+/// ```
+#[track_caller]
+pub fn column_add<T, R, C, S>(
+    acc: &mut OMatrix<T, R, C>,
+    m: &Matrix<T, R, C, S>,
+    j: &usize,
+    d: OMatrix<T, R, nalgebra::U1>,
+) where
+    T: RealField + Copy,
+    R: Dim,
+    C: Dim,
+    S: Storage<T, R, C>,
+    DefaultAllocator: Allocator<R, C> + Allocator<R, nalgebra::U1>,
+{
+    if d.is_empty() {
+        return;
+    }
+    part_accumulator(acc, m, "column");
+    check_shape("column", "the cotangent", d.shape(), (m.nrows(), 1));
+    let mut column = acc.column_mut(*j);
+    column += d;
+}
+
+/// `y = m.row(i)` (owned): `m̄[i, :] += ȳ`, first giving an empty `acc` the shape of `m`.
+#[track_caller]
+pub fn row_add<T, R, C, S>(
+    acc: &mut OMatrix<T, R, C>,
+    m: &Matrix<T, R, C, S>,
+    i: &usize,
+    d: OMatrix<T, nalgebra::U1, C>,
+) where
+    T: RealField + Copy,
+    R: Dim,
+    C: Dim,
+    S: Storage<T, R, C>,
+    DefaultAllocator: Allocator<R, C> + Allocator<nalgebra::U1, C>,
+{
+    if d.is_empty() {
+        return;
+    }
+    part_accumulator(acc, m, "row");
+    check_shape("row", "the cotangent", d.shape(), (1, m.ncols()));
+    let mut row = acc.row_mut(*i);
+    row += d;
+}
+
+/// `y = m.diagonal()`: `m̄[k, k] += ȳ[k]`, first giving an empty `acc` the shape of `m`.
+#[track_caller]
+pub fn diagonal_add<T, R, C, S>(
+    acc: &mut OMatrix<T, R, C>,
+    m: &Matrix<T, R, C, S>,
+    d: OMatrix<T, R, nalgebra::U1>,
+) where
+    T: RealField + Copy,
+    R: Dim,
+    C: Dim,
+    S: Storage<T, R, C>,
+    DefaultAllocator: Allocator<R, C> + Allocator<R, nalgebra::U1>,
+{
+    if d.is_empty() {
+        return;
+    }
+    part_accumulator(acc, m, "diagonal");
+    let n = m.nrows().min(m.ncols());
+    check_shape("diagonal", "the cotangent", d.shape(), (n, 1));
+    for k in 0..n {
+        acc[(k, k)] += d[k];
+    }
+}
+
+/// Gives an empty accumulated cotangent the shape of `m` and checks a full one's.
+#[track_caller]
+fn part_accumulator<T, R, C, S>(acc: &mut OMatrix<T, R, C>, m: &Matrix<T, R, C, S>, op: &str)
+where
+    T: RealField + Copy,
+    R: Dim,
+    C: Dim,
+    S: Storage<T, R, C>,
+    DefaultAllocator: Allocator<R, C>,
+{
+    if acc.is_empty() && !m.is_empty() {
+        *acc = zeros_like(m);
+    }
+    check_shape(op, "the accumulated cotangent", acc.shape(), m.shape());
+}
+
 /// The zero cotangent of type `M` (empty for dynamic types).
 #[inline]
 fn zero<M: Cotangent>() -> M {
