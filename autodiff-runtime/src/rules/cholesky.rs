@@ -98,7 +98,8 @@ where
     out
 }
 
-/// `chol.solve(&b)`: `x = A⁻¹ b = L⁻ᵀ (L⁻¹ b)`, two triangular solves.
+/// `chol.solve(&b)`: `x = A⁻¹ b = L⁻ᵀ (L⁻¹ b)`, the two triangular solves of nalgebra's
+/// `Cholesky::solve`, so that the value is the function's to the last bit.
 pub fn solve<T, D, C, S>(l: &OMatrix<T, D, D>, b: &Matrix<T, D, C, S>) -> OMatrix<T, D, C>
 where
     T: RealField + Copy,
@@ -108,8 +109,8 @@ where
     DefaultAllocator: Allocator<D, D> + Allocator<D, C>,
 {
     let mut x = b.clone_owned();
-    l.solve_lower_triangular_mut(&mut x);
-    l.tr_solve_lower_triangular_mut(&mut x);
+    l.solve_lower_triangular_unchecked_mut(&mut x);
+    l.ad_solve_lower_triangular_unchecked_mut(&mut x);
     x
 }
 
@@ -190,18 +191,17 @@ where
     diagonal_cotangent(l, |lii| (*y + *y) * d / lii)
 }
 
-/// `chol.ln_determinant()`: `ln det A = 2 Σ ln Lᵢᵢ`.
+/// `chol.ln_determinant()`: `ln det A = Σ ln Lᵢᵢ²`, summed as nalgebra does.
 pub fn ln_determinant<T, D>(l: &OMatrix<T, D, D>) -> T
 where
     T: RealField + Copy,
     D: Dim,
     DefaultAllocator: Allocator<D, D>,
 {
-    let sum = (0..l.nrows()).fold(T::zero(), |s, i| s + l[(i, i)].ln());
-    sum + sum
+    (0..l.nrows()).fold(T::zero(), |s, i| s + (l[(i, i)] * l[(i, i)]).ln())
 }
 
-/// `y = 2 Σ ln Lᵢᵢ`: `L̄ᵢᵢ = 2 ȳ / Lᵢᵢ`, zero off the diagonal.
+/// `y = Σ ln Lᵢᵢ²`: `L̄ᵢᵢ = 2 ȳ / Lᵢᵢ`, zero off the diagonal.
 pub fn ln_determinant_d0<T, D>(l: &OMatrix<T, D, D>, d: T) -> OMatrix<T, D, D>
 where
     T: RealField + Copy,
