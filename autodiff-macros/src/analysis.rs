@@ -1720,7 +1720,7 @@ fn infer_types(
                             t.union_node(args[i + 1], e);
                         }
                         Ty::Matrix => t.set_array(args[i + 1], ArrayKind::Matrix(None), None),
-                        Ty::Second | Ty::Column | Ty::Row => {}
+                        Ty::Second | Ty::Column | Ty::Row | Ty::Rows | Ty::Columns => {}
                     }
                 }
                 match p.result {
@@ -1744,10 +1744,12 @@ fn infer_types(
                     }
                     Ty::Second => t.union(results[0], args[1]),
                     // a part of the matrix, named from the matrix's type when it is known
-                    Ty::Column | Ty::Row => {
+                    Ty::Column | Ty::Row | Ty::Rows | Ty::Columns => {
                         let part = t.resolve(args[0]).0.and_then(|ty| match p.result {
                             Ty::Column => crate::args::column_type(&ty),
-                            _ => crate::args::row_type(&ty),
+                            Ty::Row => crate::args::row_type(&ty),
+                            Ty::Rows => crate::args::rows_type(&ty),
+                            _ => crate::args::columns_type(&ty),
                         });
                         match part {
                             Some(ty) => t.set(results[0], ty),

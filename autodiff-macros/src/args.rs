@@ -228,6 +228,18 @@ pub fn row_type(ty: &Type) -> Option<Type> {
     Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, ::autodiff::nalgebra::U1, #cols>))
 }
 
+/// The type of `m.rows(i, n)` (owned): a dynamic number of the matrix's rows.
+pub fn rows_type(ty: &Type) -> Option<Type> {
+    let (elem, _, cols) = matrix_dims(ty)?;
+    Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, ::autodiff::nalgebra::Dyn, #cols>))
+}
+
+/// The type of `m.columns(j, n)` (owned): a dynamic number of the matrix's columns.
+pub fn columns_type(ty: &Type) -> Option<Type> {
+    let (elem, rows, _) = matrix_dims(ty)?;
+    Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, #rows, ::autodiff::nalgebra::Dyn>))
+}
+
 /// nalgebra's matrix and vector type names.
 fn is_nalgebra_name(name: &str) -> bool {
     matches!(

@@ -61,6 +61,10 @@ pub enum Ty {
     Column,
     /// A row of the matrix argument 0 (`m.row(i)`).
     Row,
+    /// Consecutive rows of the matrix argument 0 (`m.rows(i, n)`): a dynamic number of rows.
+    Rows,
+    /// Consecutive columns of the matrix argument 0 (`m.columns(j, n)`).
+    Columns,
 }
 
 /// A primitive operation.
@@ -591,9 +595,42 @@ pub mod linalg {
         result: Ty::Column,
     };
 
-    /// The parts of a matrix read as owned vectors, whose cotangents are added into the
-    /// matrix's in place.
-    pub static PARTS: [&Primitive; 3] = [&COLUMN, &ROW, &DIAGONAL];
+    /// `m.rows(i, n)`, owned: its cotangent is added into those rows of `m̄` (`rows_add`).
+    pub static ROWS: Primitive = Primitive {
+        name: "rows",
+        arity: 3,
+        derivative: Derivative::Rules(&[
+            Some(Rule {
+                path: "linalg::rows_add",
+                reads: &[Read::Arg(0), Read::Arg(1)],
+            }),
+            None,
+            None,
+        ]),
+        arg_types: &[Ty::Usize, Ty::Usize],
+        result: Ty::Rows,
+    };
+
+    /// `m.columns(j, n)`, owned: its cotangent is added into those columns of `m̄`
+    /// (`columns_add`).
+    pub static COLUMNS: Primitive = Primitive {
+        name: "columns",
+        arity: 3,
+        derivative: Derivative::Rules(&[
+            Some(Rule {
+                path: "linalg::columns_add",
+                reads: &[Read::Arg(0), Read::Arg(1)],
+            }),
+            None,
+            None,
+        ]),
+        arg_types: &[Ty::Usize, Ty::Usize],
+        result: Ty::Columns,
+    };
+
+    /// The parts of a matrix read as owned vectors or matrices, whose cotangents are added
+    /// into the matrix's in place.
+    pub static PARTS: [&Primitive; 5] = [&COLUMN, &ROW, &DIAGONAL, &ROWS, &COLUMNS];
 
     /// Whether `p` is one of [`PARTS`].
     pub fn is_part(p: &Primitive) -> bool {
@@ -605,7 +642,8 @@ pub mod linalg {
         METHODS
             .iter()
             .copied()
-            .chain([&NROWS, &NCOLS, &COLUMN, &ROW, &DIAGONAL])
+            .chain([&NROWS, &NCOLS])
+            .chain(PARTS)
             .find(|p| p.name == name && p.arity == arity)
     }
 
@@ -628,6 +666,8 @@ pub mod linalg {
                 | "column"
                 | "row"
                 | "diagonal"
+                | "rows"
+                | "columns"
         )
     }
 }

@@ -1170,4 +1170,36 @@ mod parts {
         assert_eq!(d_m, want);
         assert_eq!(d_v, m.column(1).into_owned());
     }
+
+    // a state vector split into position and velocity, blocks of columns and rows
+    #[differentiate]
+    fn segments(state: &DVector<f64>, m: &DMatrix<f64>) -> f64 {
+        let pos = state.rows(0, 2);
+        let vel = state.rows(2, 2);
+        let block = m.columns(1, 2);
+        let top = m.rows(0, 1);
+        pos.norm_squared() * vel.sum() + (block * vel).sum() + top.sum()
+    }
+
+    #[test]
+    fn rows_and_columns_blocks_match_finite_differences() {
+        let s = DVector::from_vec(vec![0.3, -0.5, 1.2, 0.7]);
+        let m = DMatrix::from_fn(2, 3, |i, j| (i + 2 * j) as f64 * 0.3 - 0.4);
+        let (value, (d_s, d_m)) = segments_grad(&s, &m);
+        assert_eq!(value, segments(&s, &m));
+        let flat: Vec<f64> = s.iter().copied().collect();
+        let error = check_gradient(
+            |p: &[f64]| segments(&DVector::from_vec(p.to_vec()), &m),
+            &flat,
+            d_s.as_slice(),
+        );
+        assert!(error < 1e-7, "relative error {error}");
+        let flat: Vec<f64> = m.iter().copied().collect();
+        let error = check_gradient(
+            |p: &[f64]| segments(&s, &DMatrix::from_column_slice(2, 3, p)),
+            &flat,
+            d_m.as_slice(),
+        );
+        assert!(error < 1e-7, "relative error {error}");
+    }
 }

@@ -741,7 +741,9 @@ impl Context<'_> {
                         }
                         let d_matrix = self.names.cotangent(data.args[0]);
                         let rule = Ident::new(&format!("{}_add", p.name), data.span);
-                        let reads: Vec<TokenStream> = (0..data.args.len()).map(read).collect();
+                        // the matrix (for the shape of an empty cotangent) and the position
+                        let reads: Vec<TokenStream> =
+                            (0..data.args.len().min(2)).map(read).collect();
                         out.extend(
                             quote!(#private::rules::linalg::#rule(&mut #d_matrix, #(#reads,)* #d);),
                         );

@@ -1037,6 +1037,52 @@ pub fn diagonal_add<T, R, C, S>(
     }
 }
 
+/// `y = m.rows(i, n)` (owned): `m̄[i..i + n, :] += ȳ`, first giving an empty `acc` the shape of
+/// `m`.
+#[track_caller]
+pub fn rows_add<T, R, C, S>(
+    acc: &mut OMatrix<T, R, C>,
+    m: &Matrix<T, R, C, S>,
+    i: &usize,
+    d: OMatrix<T, Dyn, C>,
+) where
+    T: RealField + Copy,
+    R: Dim,
+    C: Dim,
+    S: Storage<T, R, C>,
+    DefaultAllocator: Allocator<R, C> + Allocator<Dyn, C>,
+{
+    if d.is_empty() {
+        return;
+    }
+    part_accumulator(acc, m, "rows");
+    let mut rows = acc.rows_mut(*i, d.nrows());
+    rows += d;
+}
+
+/// `y = m.columns(j, n)` (owned): `m̄[:, j..j + n] += ȳ`, first giving an empty `acc` the
+/// shape of `m`.
+#[track_caller]
+pub fn columns_add<T, R, C, S>(
+    acc: &mut OMatrix<T, R, C>,
+    m: &Matrix<T, R, C, S>,
+    j: &usize,
+    d: OMatrix<T, R, Dyn>,
+) where
+    T: RealField + Copy,
+    R: Dim,
+    C: Dim,
+    S: Storage<T, R, C>,
+    DefaultAllocator: Allocator<R, C> + Allocator<R, Dyn>,
+{
+    if d.is_empty() {
+        return;
+    }
+    part_accumulator(acc, m, "columns");
+    let mut columns = acc.columns_mut(*j, d.ncols());
+    columns += d;
+}
+
 /// Gives an empty accumulated cotangent the shape of `m` and checks a full one's.
 #[track_caller]
 fn part_accumulator<T, R, C, S>(acc: &mut OMatrix<T, R, C>, m: &Matrix<T, R, C, S>, op: &str)
