@@ -1493,6 +1493,56 @@ fn literal_type(tokens: &proc_macro2::TokenStream) -> Option<syn::Type> {
     syn::parse_str(&name).ok()
 }
 
+/// The type of a nalgebra constructor call that takes no matrix (`DMatrix::zeros(r, c)`,
+/// `DVector::from_element(n, v)`, `Matrix3::identity()`, `DMatrix::<f64>::zeros(..)`): the
+/// alias with its element type, the function's float unless written.
+fn matrix_constructor_type(path: &syn::ExprPath, float: Option<&syn::Type>) -> Option<syn::Type> {
+    const CONSTRUCTORS: &[&str] = &[
+        "zeros",
+        "from_element",
+        "repeat",
+        "identity",
+        "from_diagonal_element",
+    ];
+    if path.qself.is_some() {
+        return None;
+    }
+    let segments: Vec<&syn::PathSegment> = path.path.segments.iter().collect();
+    let (last, ty) = segments.split_last()?;
+    if !CONSTRUCTORS.contains(&last.ident.to_string().as_str()) || !last.arguments.is_none() {
+        return None;
+    }
+    let alias = ty.last()?;
+    let name = alias.ident.to_string();
+    let fixed_size = ["Matrix", "Vector", "RowVector"].iter().any(|prefix| {
+        name.strip_prefix(prefix).is_some_and(|rest| {
+            rest.chars().next().is_some_and(|c| c.is_ascii_digit())
+                && rest.chars().all(|c| c.is_ascii_digit() || c == 'x')
+        })
+    });
+    if !(fixed_size || matches!(name.as_str(), "DMatrix" | "DVector" | "RowDVector")) {
+        return None;
+    }
+    let mut segment = (*alias).clone();
+    match &mut segment.arguments {
+        syn::PathArguments::AngleBracketed(args) => args.colon2_token = None,
+        syn::PathArguments::None => {
+            let float = float?;
+            segment.arguments = syn::PathArguments::AngleBracketed(syn::parse_quote!(<#float>));
+        }
+        syn::PathArguments::Parenthesized(_) => return None,
+    }
+    let mut type_path = syn::Path {
+        leading_colon: path.path.leading_colon,
+        segments: ty.iter().map(|s| (*s).clone()).collect(),
+    };
+    *type_path.segments.last_mut()? = segment;
+    Some(syn::Type::Path(syn::TypePath {
+        qself: None,
+        path: type_path,
+    }))
+}
+
 fn infer_types(
     func: &Function,
     annotations: &HashMap<Value, syn::Type>,
@@ -1579,6 +1629,15 @@ fn infer_types(
         let results: Vec<usize> = data.results.iter().map(|v| v.index()).collect();
         let float = unique_float.clone();
         match &data.opcode {
+            // `DMatrix::zeros(r, c)`, `DVector::from_element(n, v)`, `Matrix3::identity()`: the
+            // type named, with the function's float
+            Opcode::Call(path)
+                if results.len() == 1
+                    && matrix_constructor_type(path, float.as_ref()).is_some() =>
+            {
+                let ty = matrix_constructor_type(path, float.as_ref()).expect("checked");
+                t.set(results[0], ty);
+            }
             Opcode::Call(path) if float_constructor(path, CONSTANTS) && results.len() == 1 => {
                 t.set(results[0], float.expect("checked by float_constructor"));
             }
@@ -1759,23 +1818,33 @@ fn infer_types(
                 }
             }
             Opcode::Index => {
-                // whatever is indexed is an array; a `Vec` unless known otherwise
-                t.set_array(args[0], ArrayKind::Vec, None);
-                let e = t.elem(args[0]);
-                t.union_node(results[0], e);
+                // whatever is indexed is an array; a `Vec` unless known otherwise, a matrix
+                // when the index is a pair
                 let tuple_index = func
                     .def_inst(data.args[1])
                     .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Tuple));
-                if !tuple_index {
+                if tuple_index {
+                    t.set_array(args[0], ArrayKind::Matrix(None), None);
+                } else {
+                    t.set_array(args[0], ArrayKind::Vec, None);
                     t.set(args[1], usize_ty.clone());
                 }
+                let e = t.elem(args[0]);
+                t.union_node(results[0], e);
             }
             Opcode::IndexSet | Opcode::IndexAdd { .. } => {
-                t.set_array(args[0], ArrayKind::Vec, None);
+                let tuple_index = func
+                    .def_inst(data.args[1])
+                    .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Tuple));
+                if tuple_index {
+                    t.set_array(args[0], ArrayKind::Matrix(None), None);
+                } else {
+                    t.set_array(args[0], ArrayKind::Vec, None);
+                    t.set(args[1], usize_ty.clone());
+                }
                 t.union(results[0], args[0]);
                 let e = t.elem(args[0]);
                 t.union_node(args[2], e);
-                t.set(args[1], usize_ty.clone());
             }
             Opcode::ShapeOf => t.set(results[0], syn::parse_quote!(::std::vec::Vec<usize>)),
             Opcode::Tuple => {

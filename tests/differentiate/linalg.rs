@@ -1203,3 +1203,90 @@ mod parts {
         assert!(error < 1e-7, "relative error {error}");
     }
 }
+
+/// Elements written into matrices: `m[(i, j)] = e`, `+=`, `*=`, on a copy of a parameter and
+/// on a matrix made by a constructor.
+mod element_writes {
+    use autodiff::nalgebra::{DMatrix, Matrix3, Vector3};
+    use autodiff::prelude::*;
+
+    #[differentiate]
+    fn writes(w: &DMatrix<f64>, x: f64) -> f64 {
+        let mut a = w.clone();
+        a[(0, 0)] = x * x;
+        a[(1, 0)] += x.sin();
+        for i in 0..a.nrows() {
+            a[(i, 1)] *= 2.0;
+        }
+        let b = &a * a.transpose();
+        b.trace() + a[(1, 1)]
+    }
+
+    #[test]
+    fn writes_into_a_copy_of_a_parameter_match_finite_differences() {
+        let w = DMatrix::from_fn(2, 2, |i, j| (i + 3 * j) as f64 * 0.2 + 0.1);
+        let (value, (d_w, d_x)) = writes_grad(&w, 0.7);
+        assert_eq!(value, writes(&w, 0.7));
+        let flat: Vec<f64> = w.iter().copied().collect();
+        let error = check_gradient(
+            |p: &[f64]| writes(&DMatrix::from_column_slice(2, 2, p), 0.7),
+            &flat,
+            d_w.as_slice(),
+        );
+        assert!(error < 1e-7, "relative error {error}");
+        // the overwritten element takes no part: ∂/∂w₀₀ is zero
+        assert_eq!(d_w[(0, 0)], 0.0);
+        let fd = (writes(&w, 0.7 + 1e-6) - writes(&w, 0.7 - 1e-6)) / 2e-6;
+        assert!(
+            (d_x - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+            "{d_x} against {fd}"
+        );
+    }
+
+    // m = I with m₀₂ = x, m₂₀ = -x; f = |m v|²
+    #[differentiate]
+    fn rotation_like(x: f64, v: &Vector3<f64>) -> f64 {
+        let mut m = Matrix3::identity();
+        m[(0, 2)] = x;
+        m[(2, 0)] = -x;
+        (m * v).norm_squared()
+    }
+
+    #[test]
+    fn writes_into_a_constructed_matrix_match_the_analytic_gradient() {
+        let (x, v) = (0.3, Vector3::new(0.5, -1.0, 2.0));
+        let (_, (d_x, d_v)) = rotation_like_grad(x, &v);
+        // m v = (v₀ + x v₂, v₁, v₂ − x v₀)
+        let (a, c) = (v[0] + x * v[2], v[2] - x * v[0]);
+        let want_x = 2.0 * a * v[2] - 2.0 * c * v[0];
+        let want_v = Vector3::new(2.0 * a - 2.0 * x * c, 2.0 * v[1], 2.0 * x * a + 2.0 * c);
+        assert!((d_x - want_x).abs() < 1e-12, "{d_x} against {want_x}");
+        assert!((d_v - want_v).norm() < 1e-12, "{d_v} against {want_v}");
+    }
+
+    // a kernel matrix filled element by element in a matrix from `DMatrix::zeros`
+    #[differentiate(wrt(l))]
+    fn kernel_sum(l: f64, x: &[f64]) -> f64 {
+        let n = x.len();
+        let mut k = DMatrix::zeros(n, n);
+        for i in 0..n {
+            for j in 0..n {
+                let d = (x[i] - x[j]) / l;
+                k[(i, j)] = (-0.5 * d * d).exp();
+            }
+        }
+        let ones = DMatrix::from_element(n, 1, 1.0);
+        (ones.transpose() * k * ones)[(0, 0)]
+    }
+
+    #[test]
+    fn a_matrix_filled_element_by_element_matches_finite_differences() {
+        let x = [0.1, 0.5, 0.9];
+        let (_, d_l) = kernel_sum_grad(0.7, &x);
+        let fd = (kernel_sum(0.7 + 1e-6, &x) - kernel_sum(0.7 - 1e-6, &x)) / 2e-6;
+        assert!(
+            (d_l - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+            "{d_l} against {fd}"
+        );
+    }
+}

@@ -793,7 +793,9 @@ impl Context<'_> {
                     // the overwritten element gets nothing: its cotangent goes to the written
                     // value or nowhere, never to the old version of the array
                     let i = read(1);
-                    let taken = if self.full_length(analysis, result).is_some() {
+                    let taken = if analysis.matrices[result.index()] {
+                        quote!(#private::rules::linalg::index_take(&mut #d, #i))
+                    } else if self.full_length(analysis, result).is_some() {
                         quote!(#private::rules::index_take_in_bounds(&mut #d, #i))
                     } else {
                         quote!(#private::rules::index_take(&mut #d, #i))

@@ -67,7 +67,15 @@ impl<'e> Lowerer<'e> {
                     self.errors.push_spanned(&index.expr, message);
                     return;
                 };
-                let (Some(array), Some(i)) = (self.lower_single(&index.expr), self.lower_single(&index.index)) else {
+                let array = self.lower_single(&index.expr);
+                // `m[(i, j)] = x`: a tuple of indices into a matrix
+                let i = match &*index.index {
+                    Expr::Tuple(t) if !t.elems.is_empty() => self
+                        .lower_args(&t.elems)
+                        .map(|parts| self.emit1(Opcode::Tuple, parts, t.span())),
+                    other => self.lower_single(other),
+                };
+                let (Some(array), Some(i)) = (array, i) else {
                     return;
                 };
                 let updated = self.emit1(Opcode::IndexSet, vec![array, i, value], index.span());

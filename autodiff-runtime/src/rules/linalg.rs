@@ -957,6 +957,33 @@ where
     acc[k] += d;
 }
 
+/// `m[idx] = v`: `v̄ = m̄'[idx]`, and the old element gets nothing: it is taken out of the
+/// cotangent and zeroed there. An empty cotangent (zero) gives zero.
+///
+/// ```
+/// use autodiff_runtime::nalgebra::DMatrix;
+/// use autodiff_runtime::rules::linalg::index_take;
+///
+/// let mut d = DMatrix::from_row_slice(2, 2, &[1.0, 2.0, 3.0, 4.0]);
+/// assert_eq!(index_take(&mut d, &(0, 1)), 2.0);
+/// assert_eq!(d, DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 3.0, 4.0]));
+/// ```
+#[track_caller]
+pub fn index_take<T, R, C, I>(d: &mut OMatrix<T, R, C>, idx: &I) -> T
+where
+    T: RealField + Copy,
+    R: Dim,
+    C: Dim,
+    I: ElementIndex,
+    DefaultAllocator: Allocator<R, C>,
+{
+    if d.is_empty() {
+        return T::zero();
+    }
+    let k = idx.offset(d.shape());
+    core::mem::replace(&mut d[k], T::zero())
+}
+
 /// `y = m.column(j)` (owned): `m̄[:, j] += ȳ`, first giving an empty `acc` the shape of `m`.
 ///
 /// ```
