@@ -2052,3 +2052,60 @@ fn a_vector_built_with_new_is_one_instruction_and_its_coordinates_are_places() {
         "element 1 of the cotangent goes to the second argument:\n{expanded}"
     );
 }
+
+#[test]
+fn a_cholesky_factorisation_is_its_factor_and_from_fn_is_a_filling_loop() {
+    let source = quote! {
+        fn gp(l: f64, x: &[f64], y: &DVector<f64>) -> f64 {
+            let k = DMatrix::from_fn(2, 2, |i, j| (x[i] - x[j]) * l);
+            let c = k.cholesky().unwrap();
+            y.dot(&c.solve(y)) + c.ln_determinant()
+        }
+    };
+    let func = lowered(source.clone());
+    ir::verify(&func).expect("verifies");
+    expect![[r#"
+        fn gp(v0: f64, v1: &[f64], v2: &DVector<f64>)
+        block0:
+            v3 = len v1
+            v4 = const 2
+            v5 = cast.usize v4
+            v6 = const 2
+            v7 = cast.usize v6
+            v8 = mul v5, v7
+            v9 = vec_new v8
+            v10 = const 0
+            v23 = for v10, v7, v9
+            body
+                block1(v11, v12):
+                    v13 = const 0
+                    v22 = for v13, v5, v12
+                    body
+                        block2(v14, v15):
+                            v16 = index v1, v14
+                            v17 = index v1, v11
+                            v18 = sub v16, v17
+                            v19 = mul v18, v0
+                            v20 = len v15
+                            v21 = push v15, v19, v20
+                            yield v21
+                    yield v22
+            v24 = DMatrix::from_vec v5, v7, v23
+            v25 = cholesky v24
+            v26 = cholesky_solve v25, v2
+            v27 = ref v26
+            v28 = dot v2, v27
+            v29 = cholesky_ln_determinant v25
+            v30 = add v28, v29
+            yield v30
+    "#]]
+    .assert_eq(&ir::print(&func, &Plain));
+    let expanded = expansion(source);
+    for call in [
+        "rules::cholesky::factor(&k)",
+        "rules::cholesky::factor_d0(",
+        "rules::linalg::from_column_slice_d(",
+    ] {
+        assert!(expanded.contains(call), "no `{call}` in:\n{expanded}");
+    }
+}

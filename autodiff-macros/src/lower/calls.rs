@@ -189,7 +189,7 @@ impl<'e> Lowerer<'e> {
         let tokens = quote::quote_spanned! {span=> {
             let __from_fn_rows: usize = #rows;
             let __from_fn_cols: usize = #cols;
-            let mut __from_fn_data = ::std::vec::Vec::with_capacity(__from_fn_rows * __from_fn_cols);
+            let mut __from_fn_data = Vec::with_capacity(__from_fn_rows * __from_fn_cols);
             for #j in 0..__from_fn_cols {
                 for #i in 0..__from_fn_rows {
                     __from_fn_data.push(#body);
