@@ -159,6 +159,9 @@ pub struct Context<'a> {
     /// as its lifted function (`m.map(|v| __autodiff_map_f_0::<T>(v))`): the closure as
     /// written would be ambiguous there too (see [`Context::maps_through_lifted`]).
     pub lifted_maps: HashSet<Inst>,
+    /// The types the user wrote on `let`s, by value: a call's result keeps it in the
+    /// generated code (`let half: T = nalgebra::convert(0.5);` cannot be inferred without).
+    pub declared: HashMap<Value, syn::Type>,
 }
 
 /// One generated variant: the public one (respecting `wrt`) or the hidden all-active one.
@@ -771,6 +774,11 @@ impl Context<'_> {
         let expr = self.inst_expr(inst, &operands);
         match data.opcode {
             Opcode::Const(_) => expr,
+            // the type the user wrote on its `let`, which inference may need
+            Opcode::Call(_) | Opcode::Method(..) if self.declared.contains_key(&v) => {
+                let ty = &self.declared[&v];
+                quote!({ let value: #ty = #expr; value })
+            }
             _ => quote!((#expr)),
         }
     }
@@ -1623,6 +1631,7 @@ pub fn stubs(item: &ItemFn, sig: &Signature, active: &[bool]) -> TokenStream {
         added_float_bounds: Vec::new(),
         float_calls: HashSet::new(),
         lifted_maps: HashSet::new(),
+        declared: HashMap::new(),
     };
     let fname = &item.sig.ident;
     let vis = &item.vis;

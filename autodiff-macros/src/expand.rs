@@ -403,6 +403,7 @@ fn generate_once(
         float_calls: codegen::float_calls(func, &public, &added_float_bounds),
         added_float_bounds,
         lifted_maps: Default::default(),
+        declared: lowered.annotations.clone(),
     };
     let all_variants: Vec<&analysis::Analysis> =
         std::iter::once(&public).chain(hidden.as_ref()).collect();

@@ -1084,6 +1084,43 @@ mod cholesky {
         assert!((a - b).abs() < 1e-12 * a.abs());
     }
 
+    // the same likelihood generic over `RealField`, its constants converted by nalgebra
+    #[differentiate(wrt(log_l))]
+    fn generic_nll<T: autodiff::nalgebra::RealField + Copy>(
+        log_l: T,
+        x: &[T],
+        y: &DVector<T>,
+    ) -> T {
+        let n = x.len();
+        let l = log_l.exp();
+        let half: T = autodiff::nalgebra::convert(0.5);
+        let noise: T = autodiff::nalgebra::convert(0.1);
+        let k = DMatrix::from_fn(n, n, |i, j| {
+            let d = (x[i] - x[j]) / l;
+            (-half * d * d).exp() + if i == j { noise } else { T::zero() }
+        });
+        let chol = k.cholesky().unwrap();
+        half * y.dot(&chol.solve(y)) + half * chol.ln_determinant()
+    }
+
+    #[test]
+    fn its_second_derivative_by_forward_over_reverse_matches_differences_of_the_gradient() {
+        let x = [0.1, 0.5, 0.9, 1.4];
+        let y = DVector::from_vec(vec![0.3, -0.2, 0.5, 0.1]);
+        let dual_x: Vec<Dual<f64>> = x.iter().map(|&v| Dual::constant(v)).collect();
+        let (_, d) = generic_nll_grad(Dual::variable(-0.3), &dual_x, &y.map(Dual::constant));
+        let (_, first) = generic_nll_grad(-0.3, &x, &y);
+        assert_eq!(d.re, first);
+        let h = 1e-5;
+        let want = (generic_nll_grad(-0.3 + h, &x, &y).1 - generic_nll_grad(-0.3 - h, &x, &y).1)
+            / (2.0 * h);
+        assert!(
+            (d.eps - want).abs() < 1e-6 * (1.0 + want.abs()),
+            "{} against {want}",
+            d.eps
+        );
+    }
+
     // fixed size, the matrix by reference and the right-hand side by value
     #[differentiate]
     fn fixed(a: &Matrix2<f64>, b: Vector2<f64>) -> f64 {

@@ -117,7 +117,7 @@ impl Context<'_> {
                 }
                 _ => {
                     let expr = self.inst_expr(inst, &operands);
-                    let pattern = self.results_pattern(inst);
+                    let pattern = self.typed_results_pattern(inst);
                     out.extend(quote!(let #pattern = #expr;));
                 }
             }
@@ -153,6 +153,21 @@ impl Context<'_> {
     }
 
     /// The names of an instruction's results, as the pattern its `let` binds.
+    /// [`Self::results_pattern`], with the type the user wrote when the instruction is a
+    /// call or method with one result bound by a typed `let`: nothing else may tell rustc the
+    /// type of `nalgebra::convert(0.5)` or `T::from_f64(0.5)`.
+    pub(super) fn typed_results_pattern(&self, inst: Inst) -> TokenStream {
+        let data = self.func.inst(inst);
+        let pattern = self.results_pattern(inst);
+        match (&data.opcode, &data.results[..]) {
+            (Opcode::Call(_) | Opcode::Method(..), [result]) => match self.declared.get(result) {
+                Some(ty) => quote!(#pattern: #ty),
+                None => pattern,
+            },
+            _ => pattern,
+        }
+    }
+
     pub(super) fn results_pattern(&self, inst: Inst) -> TokenStream {
         let results: Vec<TokenStream> = self
             .func
@@ -564,7 +579,7 @@ impl Context<'_> {
             }
             let operands = self.operands(i);
             let expr = self.inst_expr(i, &operands);
-            let pattern = self.results_pattern(i);
+            let pattern = self.typed_results_pattern(i);
             statements.extend(quote!(let #pattern = #expr;));
         }
         quote! {
