@@ -1543,6 +1543,27 @@ fn matrix_constructor_type(path: &syn::ExprPath, float: Option<&syn::Type>) -> O
     }))
 }
 
+/// What an element read or write tells of the array and the index: whatever is indexed is an
+/// array, a `Vec` with a `usize` index unless known otherwise, a matrix when the index is a
+/// pair (`m[(i, j)]`).
+fn indexed_container(
+    func: &Function,
+    t: &mut Types,
+    data: &crate::ir::InstData,
+    usize_ty: &syn::Type,
+) {
+    let (array, index) = (data.args[0].index(), data.args[1].index());
+    let pair = func
+        .def_inst(data.args[1])
+        .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Tuple));
+    if pair {
+        t.set_array(array, ArrayKind::Matrix(None), None);
+    } else {
+        t.set_array(array, ArrayKind::Vec, None);
+        t.set(index, usize_ty.clone());
+    }
+}
+
 fn infer_types(
     func: &Function,
     annotations: &HashMap<Value, syn::Type>,
@@ -1818,30 +1839,12 @@ fn infer_types(
                 }
             }
             Opcode::Index => {
-                // whatever is indexed is an array; a `Vec` unless known otherwise, a matrix
-                // when the index is a pair
-                let tuple_index = func
-                    .def_inst(data.args[1])
-                    .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Tuple));
-                if tuple_index {
-                    t.set_array(args[0], ArrayKind::Matrix(None), None);
-                } else {
-                    t.set_array(args[0], ArrayKind::Vec, None);
-                    t.set(args[1], usize_ty.clone());
-                }
+                indexed_container(func, &mut t, data, &usize_ty);
                 let e = t.elem(args[0]);
                 t.union_node(results[0], e);
             }
             Opcode::IndexSet | Opcode::IndexAdd { .. } => {
-                let tuple_index = func
-                    .def_inst(data.args[1])
-                    .is_some_and(|i| matches!(func.inst(i).opcode, Opcode::Tuple));
-                if tuple_index {
-                    t.set_array(args[0], ArrayKind::Matrix(None), None);
-                } else {
-                    t.set_array(args[0], ArrayKind::Vec, None);
-                    t.set(args[1], usize_ty.clone());
-                }
+                indexed_container(func, &mut t, data, &usize_ty);
                 t.union(results[0], args[0]);
                 let e = t.elem(args[0]);
                 t.union_node(args[2], e);
