@@ -469,7 +469,7 @@ pub fn is_parameter_set_type(ty: &Type) -> bool {
     is_user_enum_like(strip_reference(ty))
 }
 
-fn strip_reference(ty: &Type) -> &Type {
+pub fn strip_reference(ty: &Type) -> &Type {
     match ty {
         Type::Reference(r) if r.mutability.is_none() => &r.elem,
         Type::Paren(p) => strip_reference(&p.elem),

@@ -11,7 +11,7 @@ use crate::args::{self, Output};
 use crate::codegen::{self, Context, ValueNames, Variant};
 use crate::errors::Errors;
 use crate::ir::ParamRole;
-use crate::{analysis, hoist, ir, last_pick, lower, remat};
+use crate::{analysis, hoist, ir, last_pick, lower, names, remat};
 
 /// Expands `#[differentiate(attr)] item`. Never panics: what cannot be differentiated
 /// becomes `compile_error!`s next to the untouched item.
@@ -285,7 +285,8 @@ fn generate_once(
     if !errors.is_empty() {
         return None;
     }
-    let (item, added_float_bounds) = with_float_bounds(&with_parameter_set_bounds(item, &sig));
+    let (item, added_float_bounds) =
+        with_float_bounds(&with_parameter_set_bounds(item, &sig, &active));
     let item = &item;
     if !active.iter().any(|a| *a) {
         // a plain user type is read as a constant: perhaps an alias of a float type
@@ -388,6 +389,7 @@ fn generate_once(
         return None;
     }
     *ir_text = ir::print(func, &analysis::RecordNotes(&public));
+    let hidden_item = with_deferred_bounds(item, &sig, &active);
     let mut ctx = Context {
         item,
         sig: &sig,
@@ -419,16 +421,20 @@ fn generate_once(
         errors,
     );
     match &hidden {
-        Some(hidden) => items.extend(ctx.variant_items(
-            &Variant {
-                analysis: hidden,
-                hidden: true,
-                shifted: Default::default(),
-                fused: None,
-                eager: Vec::new(),
-            },
-            errors,
-        )),
+        Some(hidden) => {
+            ctx.item = &hidden_item;
+            items.extend(ctx.variant_items(
+                &Variant {
+                    analysis: hidden,
+                    hidden: true,
+                    shifted: Default::default(),
+                    fused: None,
+                    eager: Vec::new(),
+                },
+                errors,
+            ));
+            ctx.item = item;
+        }
         None => items.extend(ctx.hidden_alias(&public)),
     }
     items.extend(ctx.zero_output());
@@ -439,11 +445,12 @@ fn generate_once(
 }
 
 /// The function with `Spring<T>: Differentiable` added to its `where` clause for each
-/// parameter set of a generic struct, for the generated items, which need it (the function as
-/// written does not, and is emitted unchanged).
-fn with_parameter_set_bounds(item: &ItemFn, sig: &args::Signature) -> ItemFn {
+/// differentiated parameter set of a generic struct, for the generated items, which need it
+/// (the function as written does not, and is emitted unchanged). Those `wrt` leaves out get
+/// it on the hidden items only ([`with_deferred_bounds`]).
+fn with_parameter_set_bounds(item: &ItemFn, sig: &args::Signature, active: &[bool]) -> ItemFn {
     let mut item = item.clone();
-    for param in &sig.params {
+    for (param, _) in sig.params.iter().zip(active).filter(|(_, a)| **a) {
         if let Some(ty) = args::generic_parameter_set(param) {
             if let Ok(bound) = syn::parse2(quote!(#ty: ::autodiff::__private::Differentiable)) {
                 item.sig.generics.make_where_clause().predicates.push(bound);
@@ -451,6 +458,56 @@ fn with_parameter_set_bounds(item: &ItemFn, sig: &args::Signature) -> ItemFn {
         }
     }
     item
+}
+
+/// The function with `for<'__autodiff_any> Settings: Differentiable + Clone` added to its
+/// `where` clause for each struct parameter `wrt` leaves out, for the hidden all-active items,
+/// which differentiate it: a struct of settings or data read as a constant need not derive
+/// `Differentiable` unless another differentiated function passes it on. The binder keeps
+/// rustc from rejecting the bound where it does not hold (a bound on a concrete type is
+/// checked where it is written); the items are then never called.
+fn with_deferred_bounds(item: &ItemFn, sig: &args::Signature, active: &[bool]) -> ItemFn {
+    let mut item = item.clone();
+    let generics = args::type_params(&item);
+    for (param, &is_active) in sig.params.iter().zip(active) {
+        if is_active || param.role != ParamRole::Float {
+            continue;
+        }
+        let ty = args::strip_reference(&param.ty);
+        if !args::is_user_enum_like(ty) || args::is_float_type(ty, &generics) {
+            continue;
+        }
+        let Some(ty) = with_any_lifetime(ty) else {
+            continue;
+        };
+        let any = names::deferred_bound_lifetime();
+        let bound = quote! {
+            for<#any> #ty: ::autodiff::__private::Differentiable + ::core::clone::Clone
+        };
+        if let Ok(bound) = syn::parse2(bound) {
+            item.sig.generics.make_where_clause().predicates.push(bound);
+        }
+    }
+    item
+}
+
+/// `ty` with every `'_` written as the bound's `'__autodiff_any`; `None` when it names
+/// another lifetime, which the items' structs (without lifetimes) could not hold anyway.
+fn with_any_lifetime(ty: &syn::Type) -> Option<syn::Type> {
+    struct Rename(bool);
+    impl syn::visit_mut::VisitMut for Rename {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            if lifetime.ident == "_" {
+                *lifetime = names::deferred_bound_lifetime();
+            } else if lifetime.ident != "static" {
+                self.0 = true;
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    let mut rename = Rename(false);
+    syn::visit_mut::VisitMut::visit_type_mut(&mut rename, &mut ty);
+    (!rename.0).then_some(ty)
 }
 
 /// The function with `T: Float` added to its `where` clause for each type parameter whose

@@ -180,6 +180,19 @@ fn upper_camel_parts(name: &str) -> String {
         .collect()
 }
 
+/// The lifetime binding the hidden items' deferred bounds on settings structs
+/// (`for<'__autodiff_any> Settings: Differentiable + Clone`).
+pub fn deferred_bound_lifetime() -> syn::Lifetime {
+    syn::Lifetime::new("'__autodiff_any", proc_macro2::Span::call_site())
+}
+
+/// Whether `predicate` is one of those deferred bounds.
+pub fn is_deferred_bound(predicate: &syn::WherePredicate) -> bool {
+    matches!(predicate, syn::WherePredicate::Type(t)
+        if t.lifetimes.as_ref().is_some_and(|l| l.lifetimes.iter().any(|p| matches!(p,
+            syn::GenericParam::Lifetime(l) if l.lifetime == deferred_bound_lifetime()))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

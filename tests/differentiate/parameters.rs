@@ -236,3 +236,91 @@ mod problem_descriptions {
         assert_eq!((prob.name.as_str(), prob.mesh.cells), ("rod", 4));
     }
 }
+
+/// Settings and data structs that `wrt` leaves out are read as constants: they need `Clone`
+/// (the pullback keeps a copy) but not `Differentiable`, unless another differentiated
+/// function passes them on.
+mod settings_without_derive {
+    use autodiff::prelude::*;
+
+    #[derive(Clone)]
+    struct Settings {
+        label: String,
+        scale: f64,
+        offsets: Vec<f64>,
+        stride: usize,
+    }
+
+    #[derive(Clone)]
+    struct Weights<T> {
+        per_entry: Vec<T>,
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            label: "fit".to_string(),
+            scale: 1.5,
+            offsets: vec![0.25, -1.0, 2.0],
+            stride: 1,
+        }
+    }
+
+    // l(x) = scale Σᵢ (xᵢ - offsetᵢ)²  =>  ∂l/∂xᵢ = 2 scale (xᵢ - offsetᵢ)
+    #[differentiate(wrt(x))]
+    fn misfit(x: &[f64], settings: &Settings) -> f64 {
+        let mut l = 0.0;
+        let mut i = 0;
+        while i < x.len() {
+            let r = x[i] - settings.offsets[i];
+            l += settings.scale * r * r;
+            i += settings.stride;
+        }
+        l
+    }
+
+    // l(x) = Σᵢ wᵢ sin(xᵢ)  =>  ∂l/∂xᵢ = wᵢ cos(xᵢ)
+    #[differentiate(wrt(x))]
+    fn weighted<T: Float>(x: &[T], weights: &Weights<T>) -> T {
+        let mut l = T::zero();
+        for i in 0..x.len() {
+            l = l + weights.per_entry[i] * x[i].sin();
+        }
+        l
+    }
+
+    #[test]
+    fn a_settings_struct_without_the_derive_is_data() {
+        let s = settings();
+        let x = [1.0, 0.5, -0.75];
+        let (value, d_x) = misfit_grad(&x, &s);
+        assert_eq!(value.to_bits(), misfit(&x, &s).to_bits());
+        for i in 0..3 {
+            let want = 2.0 * s.scale * (x[i] - s.offsets[i]);
+            assert!(
+                (d_x[i] - want).abs() < 1e-12,
+                "{i}: {} against {want}",
+                d_x[i]
+            );
+        }
+        let error = check_gradient(|x: &[f64]| misfit(x, &s), &x, &d_x);
+        assert!(error < 1e-8, "relative error {error}");
+        assert_eq!(s.label, "fit");
+    }
+
+    #[test]
+    fn so_is_a_generic_one() {
+        let w = Weights {
+            per_entry: vec![2.0, -1.0],
+        };
+        let x = [0.3, 1.1];
+        let (_, d_x) = weighted_grad(&x, &w);
+        for i in 0..2 {
+            let want = w.per_entry[i] * f64::cos(x[i]);
+            assert!(
+                (d_x[i] - want).abs() < 1e-12,
+                "{i}: {} against {want}",
+                d_x[i]
+            );
+        }
+    }
+}

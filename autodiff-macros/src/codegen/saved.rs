@@ -609,7 +609,16 @@ impl Context<'_> {
         errors: &mut Errors,
     ) -> TokenStream {
         let generics = self.struct_generics();
-        let where_clause = &generics.where_clause;
+        // the struct holds a settings struct without the hidden items' deferred bounds
+        // (`expand::with_deferred_bounds`): a caller that cannot call them is told once
+        let where_clause = generics.where_clause.as_ref().map(|w| {
+            let mut w = w.clone();
+            w.predicates = std::mem::take(&mut w.predicates)
+                .into_iter()
+                .filter(|p| !names::is_deferred_bound(p))
+                .collect();
+            w
+        });
         let params = &generics.params;
         let vis = &self.item.vis;
         let cfgs = self.cfg_attrs();
