@@ -469,6 +469,31 @@ pub fn is_parameter_set_type(ty: &Type) -> bool {
     is_user_enum_like(strip_reference(ty))
 }
 
+/// A struct parameter whose fields the body reads is kept whole by the pullbacks, whose
+/// structs have no lifetimes: one borrowing its data (`Data<'a>`) is an error at the lifetime.
+fn reject_borrowing_struct(ty: &Type, errors: &mut Errors) {
+    let ty = strip_reference(ty);
+    if !is_user_enum_like(ty) {
+        return;
+    }
+    struct Borrowed(Option<syn::Lifetime>);
+    impl<'ast> syn::visit::Visit<'ast> for Borrowed {
+        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+            if lifetime.ident != "static" && self.0.is_none() {
+                self.0 = Some(lifetime.clone());
+            }
+        }
+    }
+    let mut borrowed = Borrowed(None);
+    syn::visit::Visit::visit_type(&mut borrowed, ty);
+    if let Some(lifetime) = borrowed.0 {
+        errors.push_spanned(
+            &lifetime,
+            "a struct that borrows its data cannot be kept by the pullback; let it own the data (`Vec<f64>` instead of `&[f64]`), or pass the borrowed slices as parameters of their own",
+        );
+    }
+}
+
 pub fn strip_reference(ty: &Type) -> &Type {
     match ty {
         Type::Reference(r) if r.mutability.is_none() => &r.elem,
@@ -755,6 +780,9 @@ pub fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
                     }
                 };
                 if let Some(role) = classify_param(&typed.ty, &generics, Some((&item.block, &name)), errors) {
+                    if role == ParamRole::Float {
+                        reject_borrowing_struct(&typed.ty, errors);
+                    }
                     let nested_floats = role == ParamRole::Constant && is_nested_float_container(&typed.ty, &generics);
                     params.push(SigParam { source: name.clone(), name, ty: (*typed.ty).clone(), role, nested_floats });
                 }
