@@ -196,6 +196,15 @@ fn report_untyped(func: &Function, a: &Analysis, errors: &mut Errors) {
             .as_ref()
             .map(|ty| quote::quote!(#ty).to_string())
             .unwrap_or_else(|| "f64".into());
+        let float = if a.matrices[value.index()] {
+            format!("DMatrix<{float}>")
+        } else if a.tensors[value.index()] {
+            format!("Tensor<{float}>")
+        } else if a.arrays[value.index()] {
+            format!("Vec<{float}>")
+        } else {
+            float
+        };
         errors.push(
             span,
             format!(
@@ -1728,10 +1737,12 @@ fn infer_types(
                             && t.is_matrix(args[0]) =>
                     {
                         let (a, b) = (t.resolve(args[0]).0, t.resolve(args[1]).0);
-                        match a
-                            .zip(b)
-                            .and_then(|(a, b)| crate::args::product_type(&a, &b))
-                        {
+                        let product = match (a, b) {
+                            (Some(a), Some(b)) => crate::args::product_type(&a, &b),
+                            (None, Some(b)) => crate::args::product_type_of_unknown_left(&b),
+                            _ => None,
+                        };
+                        match product {
                             Some(ty) => t.set(results[0], ty),
                             None => t.set_array(results[0], ArrayKind::Matrix(None), None),
                         }

@@ -205,6 +205,18 @@ pub fn product_type(a: &Type, b: &Type) -> Option<Type> {
     Some(syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, #rows, #cols>))
 }
 
+/// The type of `a * b` for `a` of unknown type (a data matrix read from a struct's field,
+/// `&data.x * beta`) and `b` with a dynamic number of rows: `a` has a dynamic number of
+/// columns then, and is taken for a matrix with a dynamic number of rows too (a `DMatrix`),
+/// so the product has a dynamic number of rows and `b`'s columns. A matrix with fixed rows
+/// and dynamic columns would make rustc report the mismatch.
+pub fn product_type_of_unknown_left(b: &Type) -> Option<Type> {
+    let (elem, rows, cols) = matrix_dims(b)?;
+    let rows_name = rows.to_string();
+    (rows_name.ends_with("Dyn") || rows_name.ends_with("Dynamic"))
+        .then(|| syn::parse_quote!(::autodiff::nalgebra::OMatrix<#elem, #rows, #cols>))
+}
+
 /// The type of the transpose of a matrix of type `ty`, when known.
 pub fn transpose_type(ty: &Type) -> Option<Type> {
     // a tensor's transpose is a tensor of the same element type

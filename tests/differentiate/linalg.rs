@@ -1327,3 +1327,53 @@ mod element_writes {
         );
     }
 }
+
+/// A regression's data in a struct that derives only `Clone`: the design matrix read from a
+/// field times the coefficients is a `DVector`, typed without an annotation.
+mod data_in_a_struct {
+    use autodiff::nalgebra::{DMatrix, DVector};
+    use autodiff::prelude::*;
+
+    #[derive(Clone)]
+    struct Design {
+        x: DMatrix<f64>,
+        y: DVector<f64>,
+    }
+
+    // l(β) = Σ exp(Xβ) - y·Xβ + ½|β|²  =>  ∇l = Xᵀ (exp(Xβ) - y) + β
+    #[differentiate(wrt(beta))]
+    fn poisson_nll(beta: &DVector<f64>, data: &Design) -> f64 {
+        let eta = &data.x * beta;
+        let mu = eta.map(|e| e.exp());
+        mu.sum() - data.y.dot(&eta) + 0.5 * beta.norm_squared()
+    }
+
+    #[test]
+    fn a_poisson_regression_matches_its_analytic_gradient() {
+        let data = Design {
+            x: DMatrix::from_row_slice(
+                4,
+                3,
+                &[
+                    1.0, 0.2, -0.5, 1.0, -1.0, 0.3, 1.0, 0.7, 0.9, 1.0, 0.0, -0.2,
+                ],
+            ),
+            y: DVector::from_vec(vec![1.0, 0.0, 3.0, 2.0]),
+        };
+        let beta = DVector::from_vec(vec![0.1, -0.2, 0.3]);
+        let (value, d_beta) = poisson_nll_grad(&beta, &data);
+        assert_eq!(value.to_bits(), poisson_nll(&beta, &data).to_bits());
+        let mu = (&data.x * &beta).map(f64::exp);
+        let expected = data.x.transpose() * (mu - &data.y) + &beta;
+        assert!(
+            (&d_beta - &expected).norm() < 1e-12,
+            "{d_beta} against {expected}"
+        );
+        let error = check_gradient(
+            |b: &[f64]| poisson_nll(&DVector::from_column_slice(b), &data),
+            beta.as_slice(),
+            d_beta.as_slice(),
+        );
+        assert!(error < 1e-8, "relative error {error}");
+    }
+}
