@@ -29,6 +29,7 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     // them removed (as parentheses), while the user's function is emitted as written
     let mut normalized = item_fn.clone();
     Ungroup.visit_item_fn_mut(&mut normalized);
+    LetConditionsAsMatches.visit_block_mut(&mut normalized.block);
     let mut errors = Errors::default();
     let options = match args::parse_options(attr) {
         Ok(options) => options,
@@ -129,6 +130,50 @@ impl VisitMut for Ungroup {
             });
         }
         syn::visit_mut::visit_expr_mut(self, expr);
+    }
+}
+
+/// `if let P = e { a } else { b }` read as `match e { P => { a } _ => b }`, and `while let P
+/// = e { body }` as `loop { match e { P => { body } _ => break } }`, which the lowering has
+/// (the same patterns, bindings and errors as in a `match`). A `let` inside a longer condition
+/// (a let chain) is left for `lower_condition` to report.
+struct LetConditionsAsMatches;
+
+impl VisitMut for LetConditionsAsMatches {
+    fn visit_expr_mut(&mut self, expr: &mut syn::Expr) {
+        syn::visit_mut::visit_expr_mut(self, expr);
+        let rewritten = match &*expr {
+            syn::Expr::If(e) => {
+                let syn::Expr::Let(condition) = &*e.cond else {
+                    return;
+                };
+                let span = condition.let_token.span;
+                let (attrs, pat, scrutinee, then) =
+                    (&e.attrs, &condition.pat, &condition.expr, &e.then_branch);
+                let otherwise = match &e.else_branch {
+                    Some((_, otherwise)) => quote!(#otherwise),
+                    None => quote!({}),
+                };
+                quote::quote_spanned! {span=>
+                    #(#attrs)* match #scrutinee { #pat => #then _ => #otherwise }
+                }
+            }
+            syn::Expr::While(e) => {
+                let syn::Expr::Let(condition) = &*e.cond else {
+                    return;
+                };
+                let span = condition.let_token.span;
+                let (attrs, label, pat, scrutinee, body) =
+                    (&e.attrs, &e.label, &condition.pat, &condition.expr, &e.body);
+                quote::quote_spanned! {span=>
+                    #(#attrs)* #label loop { match #scrutinee { #pat => #body _ => break } }
+                }
+            }
+            _ => return,
+        };
+        if let Ok(matched) = syn::parse2(rewritten) {
+            *expr = matched;
+        }
     }
 }
 

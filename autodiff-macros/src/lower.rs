@@ -1034,10 +1034,22 @@ impl<'e> Lowerer<'e> {
         }
     }
 
+    /// Lowers an `if` or `while` condition. `if let` and `while let` were read as `match`es
+    /// before (`expand::LetConditionsAsMatches`); a `let` left is part of a let chain.
     fn lower_condition(&mut self, cond: &Expr) -> Option<Value> {
-        if let Expr::Let(l) = cond {
-            self.errors
-                .push(l.let_token.span, "`if let` and `while let` are not supported; use `match` (inside a `loop` for `while let`)");
+        fn chained_let(e: &Expr) -> Option<&syn::ExprLet> {
+            match e {
+                Expr::Let(l) => Some(l),
+                Expr::Binary(b) => chained_let(&b.left).or_else(|| chained_let(&b.right)),
+                Expr::Paren(p) => chained_let(&p.expr),
+                _ => None,
+            }
+        }
+        if let Some(l) = chained_let(cond) {
+            self.errors.push(
+                l.let_token.span,
+                "a `let` joined to other conditions (a let chain) is not supported; nest the `if let` inside an `if` on the other conditions",
+            );
             return None;
         }
         self.lower_single(cond)

@@ -540,3 +540,44 @@ fn assignments_in_short_circuit_operands_match_finite_differences() {
         assert!(error < 1e-7, "at ({a}, {b}): error {error:e}");
     }
 }
+
+#[derive(Clone, Copy, Debug)]
+enum Activation {
+    Tanh,
+    Relu,
+    Identity,
+}
+
+// tanh' = 1 - tanh², relu' = [x > 0], identity' = 1; then halved while k ≥ 1 (three times
+// for k = 3: y = x/8 + ..., each step y ← sin(y) / 2 + y / 2)
+#[differentiate(wrt(x))]
+fn activation_then_steps(x: f64, activation: Activation, steps: usize) -> f64 {
+    let mut y = if let Activation::Tanh = activation {
+        x.tanh()
+    } else if let Activation::Relu = activation {
+        x.max(0.0)
+    } else {
+        x
+    };
+    let mut k = steps;
+    while let 1.. = k {
+        y = 0.5 * y.sin() + 0.5 * y;
+        k -= 1;
+    }
+    y
+}
+
+#[test]
+fn if_let_and_while_let_match_finite_differences() {
+    for activation in [Activation::Tanh, Activation::Relu, Activation::Identity] {
+        for x in [-0.8, 0.3, 1.7] {
+            let (value, d_x) = activation_then_steps_grad(x, activation, 3);
+            assert_eq!(value, activation_then_steps(x, activation, 3));
+            let want = fd1(|v| activation_then_steps(v, activation, 3), x);
+            assert!(
+                close(d_x, want),
+                "{activation:?} at {x}: {d_x} against {want}"
+            );
+        }
+    }
+}
