@@ -519,13 +519,13 @@ fn check_differentiable(func: &Function, a: &Analysis, errors: &mut Errors) -> V
                             && matches!(func.value(def.args[0]).def, ValueDef::Param(i) if func.param_structs[i])
                     })
                 });
-                let mut message = no_rule_message(name);
                 if on_field {
-                    message.push_str(&format!(
-                        "; a #[differentiate] method of a field is called by its type's path, `FieldType::{name}(&value.field, ..)`"
-                    ));
+                    // read again as a call of the field's #[differentiate] method
+                    // (`methods::as_path_calls`), or reported if it was read so already
+                    parameter_set_methods.push(name.clone());
+                    return;
                 }
-                errors.push(name.span(), message)
+                errors.push(name.span(), no_rule_message(name))
             }
             // `x as Real` of an alias: the cast would be read as one to an integer type, which
             // no derivative passes

@@ -294,6 +294,29 @@ fn binary_token(op: BinaryOp) -> TokenStream {
     }
 }
 
+/// A call of `callee` with `args`: `callee(args)`, or for a method called on a field of a
+/// parameter set ([`names::method_form`]) `(args[0]).method(rest)`, which names no type.
+pub fn call_expr(
+    callee: &syn::ExprPath,
+    args: &[TokenStream],
+    span: proc_macro2::Span,
+) -> TokenStream {
+    match (names::method_form(callee), args.split_first()) {
+        (Some(method), Some((receiver, rest))) => {
+            let turbofish = match callee.path.segments.last().map(|s| &s.arguments) {
+                Some(syn::PathArguments::AngleBracketed(generics)) => {
+                    let mut generics = generics.clone();
+                    generics.colon2_token = Some(Default::default());
+                    Some(generics)
+                }
+                _ => None,
+            };
+            quote_spanned!(span=> (#receiver).#method #turbofish(#(#rest),*))
+        }
+        _ => quote_spanned!(span=> #callee(#(#args),*)),
+    }
+}
+
 /// The path of the hidden all-active pullback of the function a call refers to.
 pub fn hidden_callee(path: &syn::ExprPath) -> syn::ExprPath {
     let mut path = path.clone();
@@ -634,7 +657,7 @@ impl Context<'_> {
                 let (recv, rest) = operands.split_first().expect("receiver");
                 quote_spanned!(span=> #recv.#name #turbofish(#(#rest),*))
             }
-            Opcode::Call(path) => quote_spanned!(span=> #path(#(#operands),*)),
+            Opcode::Call(path) => call_expr(path, operands, span),
             Opcode::Place(steps) => {
                 let root = arg(0);
                 let path = place_path(steps, operands);

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use proc_macro2::{Ident, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, ToTokens};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{FnArg, ImplItem, ImplItemFn, ItemFn, ItemImpl, Pat, Type};
@@ -622,6 +622,23 @@ fn callee_entry_points(
                 }
             }
         }
+        // `self_: &Model` taken as `&self`: a method of a field whose type the caller cannot
+        // name is called with method syntax (`names::METHOD_FORM`)
+        if let Some(FnArg::Typed(first)) = signature.inputs.first() {
+            let is_self = matches!(&*first.pat, Pat::Ident(p) if p.ident == SELF_PARAM);
+            let receiver: Option<FnArg> = match &*first.ty {
+                Type::Reference(r) if is_self && r.mutability.is_none() => {
+                    let lifetime = &r.lifetime;
+                    syn::parse2(quote!(&#lifetime self)).ok()
+                }
+                _ if is_self => syn::parse2(quote!(self)).ok(),
+                _ => None,
+            };
+            if let Some(receiver) = receiver {
+                signature.inputs[0] = receiver;
+                arguments[0] = Ident::new("self", arguments[0].span());
+            }
+        }
         let vis = &method.vis;
         let cfgs = cfg_attributes(method);
         out.push(quote! {
@@ -661,18 +678,34 @@ pub fn as_path_calls(item: &ItemFn, receivers: &[(Ident, Type)], methods: &[Iden
             let syn::Expr::MethodCall(call) = expr else {
                 return;
             };
-            let syn::Expr::Path(receiver) = &*call.receiver else {
+            if !self.methods.contains(&call.method) {
+                return;
+            }
+            let parameter_set = match &*call.receiver {
+                syn::Expr::Path(receiver) => receiver.path.get_ident().and_then(|name| {
+                    self.receivers
+                        .iter()
+                        .find(|(r, _)| name == r)
+                        .map(|(_, path)| (receiver, path))
+                }),
+                _ => None,
+            };
+            let Some((receiver, path)) = parameter_set else {
+                // a field of a parameter set (`net.layers[0].forward(x)`) or a loop's element
+                // of one: its type is unknown, so the call keeps method syntax
+                let span = call.method.span();
+                let marker = Ident::new(names::METHOD_FORM, span);
+                let (receiver, method, turbofish, args) =
+                    (&call.receiver, &call.method, &call.turbofish, &call.args);
+                let comma = (!args.is_empty()).then(|| quote!(,));
+                if let Ok(replaced) = syn::parse2(
+                    quote_spanned!(span=> #marker::#method #turbofish(&#receiver #comma #args)),
+                ) {
+                    *expr = replaced;
+                }
                 return;
             };
-            let Some(path) = receiver.path.get_ident().and_then(|name| {
-                self.receivers
-                    .iter()
-                    .find(|(r, _)| name == r)
-                    .map(|(_, path)| path)
-            }) else {
-                return;
-            };
-            if call.turbofish.is_some() || !self.methods.contains(&call.method) {
+            if call.turbofish.is_some() {
                 return;
             }
             let path = respan(path.to_token_stream(), call.method.span());

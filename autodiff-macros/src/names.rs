@@ -193,6 +193,22 @@ pub fn is_deferred_bound(predicate: &syn::WherePredicate) -> bool {
             syn::GenericParam::Lifetime(l) if l.lifetime == deferred_bound_lifetime()))))
 }
 
+/// The first segment of the path a method called on a field of a parameter set is read with:
+/// `__autodiff_method::forward(&net.layers[0], x)` stands for `net.layers[0].forward(x)`, a
+/// `#[differentiate]` method of a type the macro cannot name. The generated code calls it,
+/// and its hidden entry points, with method syntax on the first argument.
+pub const METHOD_FORM: &str = "__autodiff_method";
+
+/// The method a call of [`METHOD_FORM`] stands for.
+pub fn method_form(path: &syn::ExprPath) -> Option<&Ident> {
+    let segments = &path.path.segments;
+    (path.qself.is_none()
+        && path.path.leading_colon.is_none()
+        && segments.len() == 2
+        && segments[0].ident == METHOD_FORM)
+        .then(|| &segments[1].ident)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -226,7 +226,8 @@ pub(crate) fn collect_expression(
         Opcode::Unary(op) => matches!(op, UnaryOp::Neg),
         // the constants of generic code, `T::from(0.5).unwrap()`, and conversions
         Opcode::Call(path) => {
-            path.path.segments.len() >= 2
+            crate::names::method_form(path).is_none()
+                && path.path.segments.len() >= 2
                 && path.path.segments.last().is_some_and(|segment| {
                     matches!(
                         segment.ident.to_string().as_str(),

@@ -1914,23 +1914,20 @@ fn methods_become_free_functions_with_forwarding_methods() {
             #[doc(hidden)]
             #[inline]
             #[allow(dead_code, non_snake_case, clippy::all)]
-            pub fn __autodiff_pullback_apply(
-                self_: &Scale,
-                x: f64,
-            ) -> (f64, ScaleApplyPullback) {
-                __autodiff_pullback_scale_apply(self_, x)
+            pub fn __autodiff_pullback_apply(&self, x: f64) -> (f64, ScaleApplyPullback) {
+                __autodiff_pullback_scale_apply(self, x)
             }
             #[doc(hidden)]
             #[inline]
             #[allow(dead_code, non_snake_case, clippy::all)]
             pub fn __autodiff_reusing_pullback_apply<'__autodiff_slot>(
-                self_: &Scale,
+                &self,
                 x: f64,
                 __autodiff_previous: &'__autodiff_slot mut ::core::option::Option<
                     ScaleApplyPullback,
                 >,
             ) -> (f64, &'__autodiff_slot ScaleApplyPullback) {
-                __autodiff_reusing_pullback_scale_apply(self_, x, __autodiff_previous)
+                __autodiff_reusing_pullback_scale_apply(self, x, __autodiff_previous)
             }
             #[doc(hidden)]
             #[inline]

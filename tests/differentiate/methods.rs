@@ -370,3 +370,127 @@ fn nested_parameter_sets_compose_through_their_methods() {
         assert!(close(*o, *f), "{ours:?} vs {fd:?}");
     }
 }
+
+/// Methods of fields and of a loop's elements called with method syntax, whose types the
+/// macro cannot name: the hidden entry points are called by method syntax too.
+mod methods_of_fields {
+    use autodiff::prelude::*;
+
+    #[derive(Differentiable, Clone)]
+    pub struct Dense {
+        pub w: Vec<f64>,
+        pub b: Vec<f64>,
+        pub n_in: usize,
+        pub n_out: usize,
+    }
+
+    #[derive(Differentiable, Clone)]
+    pub struct Stack {
+        pub layers: Vec<Dense>,
+        pub head: Dense,
+    }
+
+    #[differentiate]
+    impl Dense {
+        /// tanh(W x + b)
+        #[differentiate]
+        pub fn forward(&self, x: &[f64]) -> Vec<f64> {
+            let mut out = vec![0.0; self.n_out];
+            for o in 0..self.n_out {
+                let mut z = self.b[o];
+                for i in 0..self.n_in {
+                    z += self.w[o * self.n_in + i] * x[i];
+                }
+                out[o] = z.tanh();
+            }
+            out
+        }
+
+        /// |W|²
+        #[differentiate]
+        pub fn energy(&self) -> f64 {
+            let mut e = 0.0;
+            for v in &self.w {
+                e += v * v;
+            }
+            e
+        }
+    }
+
+    #[differentiate]
+    impl Stack {
+        #[differentiate(wrt(self))]
+        pub fn predict(&self, x: &[f64]) -> f64 {
+            let mut h = x.to_vec();
+            for layer in &self.layers {
+                h = layer.forward(&h);
+            }
+            let out = self.head.forward(&h);
+            out[0] + 0.01 * self.head.energy()
+        }
+    }
+
+    #[differentiate(wrt(net))]
+    fn loss(net: &Stack, xs: &[Vec<f64>], ys: &[f64]) -> f64 {
+        let mut total = 0.0;
+        for i in 0..ys.len() {
+            total += (net.predict(&xs[i]) - ys[i]).powi(2);
+        }
+        total + 0.001 * net.layers[0].energy() + net.layers[0].forward(&xs[0])[3]
+    }
+
+    fn dense(n_in: usize, n_out: usize, shift: f64) -> Dense {
+        Dense {
+            w: (0..n_in * n_out)
+                .map(|k| ((k as f64 + shift) * 0.37).sin() * 0.8)
+                .collect(),
+            b: (0..n_out).map(|k| 0.1 * k as f64 + 0.2).collect(),
+            n_in,
+            n_out,
+        }
+    }
+
+    fn flat(net: &Stack) -> Vec<f64> {
+        net.layers
+            .iter()
+            .chain(std::iter::once(&net.head))
+            .flat_map(|l| l.w.iter().chain(&l.b).copied())
+            .collect()
+    }
+
+    fn unflat(like: &Stack, p: &[f64]) -> Stack {
+        let mut net = like.clone();
+        let mut k = 0;
+        for layer in net.layers.iter_mut().chain(std::iter::once(&mut net.head)) {
+            for v in layer.w.iter_mut().chain(layer.b.iter_mut()) {
+                *v = p[k];
+                k += 1;
+            }
+        }
+        net
+    }
+
+    #[test]
+    fn methods_called_on_fields_and_loop_elements_match_finite_differences() {
+        let net = Stack {
+            layers: vec![dense(2, 4, 0.0), dense(4, 2, 1.0)],
+            head: dense(2, 1, 2.0),
+        };
+        let xs = vec![
+            vec![0.5, -0.3],
+            vec![1.0, 0.8],
+            vec![-0.6, 0.1],
+            vec![0.2, 0.4],
+        ];
+        let ys = [0.2, 0.9, -0.1, 0.4];
+        let (value, d_net) = loss_grad(&net, &xs, &ys);
+        assert_eq!(value.to_bits(), loss(&net, &xs, &ys).to_bits());
+        let at = flat(&net);
+        let error = check_gradient(
+            |p: &[f64]| loss(&unflat(&net, p), &xs, &ys),
+            &at,
+            &flat(&d_net),
+        );
+        assert!(error < 1e-8, "relative error {error}");
+    }
+}

@@ -246,6 +246,8 @@ impl Context<'_> {
     pub(super) fn call_result_zero(&self, v: Value) -> Option<syn::ExprPath> {
         let data = self.func.inst(self.func.def_inst(v)?);
         match (&data.opcode, &data.results[..]) {
+            // a method called on a field has no type to name its zero by: the generic zero
+            (Opcode::Call(path), [_]) if names::method_form(path).is_some() => None,
             (Opcode::Call(path), [_]) => Some(hidden_zero_callee(path)),
             _ => None,
         }
@@ -259,6 +261,7 @@ impl Context<'_> {
         }
         let data = self.func.inst(self.func.def_inst(v)?);
         match (&data.opcode, &data.results[..]) {
+            (Opcode::Call(path), [_]) if names::method_form(path).is_some() => None,
             (Opcode::Call(path), [_]) => Some(hidden_zero_callee(path)),
             _ => None,
         }
@@ -608,14 +611,20 @@ impl Context<'_> {
                             Some(slots) => {
                                 let slot = format_ident!("{}_slot", call_name);
                                 let reusing = hidden_reusing_callee(path);
+                                let mut args = args.clone();
+                                args.push(quote!(&mut #slot));
+                                let call = call_expr(&reusing, &args, span);
                                 out.extend(quote_spanned! {span=>
-                                    let (_, #call_name) = #reusing(#(#args,)* &mut #slot);
+                                    let (_, #call_name) = #call;
                                 });
                                 slots.push(slot);
                             }
-                            None => out.extend(quote_spanned! {span=>
-                                let (_, #call_name) = #callee(#(#args),*);
-                            }),
+                            None => {
+                                let call = call_expr(&callee, &args, span);
+                                out.extend(quote_spanned! {span=>
+                                    let (_, #call_name) = #call;
+                                })
+                            }
                         }
                     }
                     let mut targets: Vec<Option<Value>> = Vec::new();

@@ -107,8 +107,11 @@ impl Context<'_> {
                     let call_name = names::call_pullback(inst.index());
                     let slot = format_ident!("{}_slot", call_name);
                     let pattern = self.results_pattern(inst);
+                    let mut args = operands.clone();
+                    args.push(quote!(&mut #slot));
+                    let call = call_expr(&callee, &args, data.span);
                     out.extend(quote_spanned! {data.span=>
-                        let (#pattern, #call_name) = #callee(#(#operands,)* &mut #slot);
+                        let (#pattern, #call_name) = #call;
                     });
                 }
                 Opcode::Assert(_) if data.results.is_empty() => {

@@ -10,9 +10,9 @@ struct Net {
     first: Layer,
 }
 
-#[differentiate]
+// `forward` of the field is not #[differentiate]: rustc reports the hidden entry point the
+// call looks for
 impl Layer {
-    #[differentiate]
     fn forward(&self, x: f64) -> f64 {
         (self.w * x).tanh()
     }
