@@ -2972,3 +2972,63 @@ fn rev_then_enumerate_counts_from_zero_at_the_last_element() {
     let (value, (dc, dt)) = counted_from_the_end_grad(&[], t);
     assert_eq!((value, dc.len(), dt), (0.0, 0, 0.0));
 }
+
+// Coulomb-like energy of points stored as xyz triples: each pair once, the inner loop over
+// `chunks(3).skip(i + 1)`
+#[differentiate]
+fn pair_energy(x: &[f64]) -> f64 {
+    let mut e = 0.0;
+    for (i, p) in x.chunks(3).enumerate() {
+        for q in x.chunks(3).skip(i + 1) {
+            let d2 = (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2);
+            e += 1.0 / d2.sqrt();
+        }
+    }
+    e
+}
+
+// skip and take on windows, chunks and exact chunks, with counts inside and past the end
+#[differentiate]
+fn skipped_and_taken(x: &[f64], k: usize) -> f64 {
+    let mut e = 0.0;
+    for w in x.windows(3).take(k) {
+        e += w[0] * w[1] - w[2];
+    }
+    for w in x.windows(2).skip(k) {
+        e += (w[1] - w[0]).powi(2);
+    }
+    for (j, c) in x.chunks(4).take(k).enumerate() {
+        e += c[c.len() - 1].sin() * (j + 1) as f64;
+    }
+    for c in x.chunks_exact(2).skip(1) {
+        e += c[0] * c[1];
+    }
+    e
+}
+
+#[test]
+fn skip_and_take_on_chunks_and_windows_match_finite_differences() {
+    let x = point(9, 41);
+    let (value, d_x) = pair_energy_grad(&x);
+    assert_eq!(value.to_bits(), pair_energy(&x).to_bits());
+    assert_fd("chunks(3).skip(i + 1)", &d_x, pair_energy, &x);
+    // the pairs by index, as written without the adaptors
+    let mut by_index = 0.0;
+    for i in 0..3 {
+        for j in i + 1..3 {
+            let d2: f64 = (0..3).map(|c| (x[3 * i + c] - x[3 * j + c]).powi(2)).sum();
+            by_index += 1.0 / d2.sqrt();
+        }
+    }
+    assert!(close(value, by_index, 1e-14), "{value} against {by_index}");
+    for k in [0, 1, 2, 5, 100] {
+        let (value, d_x) = skipped_and_taken_grad(&x, k);
+        assert_eq!(value.to_bits(), skipped_and_taken(&x, k).to_bits());
+        assert_fd(
+            &format!("skip and take {k}"),
+            &d_x,
+            |v| skipped_and_taken(v, k),
+            &x,
+        );
+    }
+}

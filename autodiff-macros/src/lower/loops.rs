@@ -113,9 +113,58 @@ impl<'e> Lowerer<'e> {
                                 from_end: None,
                             })
                         }
+                        // `x.chunks(s).skip(k)` is `x[(k s).min(n)..].chunks(s)`, `.take(k)` is
+                        // `x[..(k s).min(n)].chunks(s)`; for windows `k` and `k + s - 1`
+                        Source::Chunks {
+                            array,
+                            size,
+                            len,
+                            kind,
+                            enumerate: false,
+                        } => {
+                            let span = m.span();
+                            let count = self.lower_single(&m.args[0])?;
+                            let min = primitives::method("min", 2)?;
+                            // no overflow below for a count past the end (`take(usize::MAX)`)
+                            let count =
+                                self.emit1(Opcode::Primitive(min), vec![count, len], span);
+                            let elements = match (kind, name == "skip") {
+                                (ChunkKind::Windows, true) => count,
+                                (ChunkKind::Windows, false) => {
+                                    let one = self.constant(quote!(1usize), span);
+                                    let more = self.emit1(
+                                        Opcode::Binary(BinaryOp::Add),
+                                        vec![count, size],
+                                        span,
+                                    );
+                                    self.emit1(Opcode::Binary(BinaryOp::Sub), vec![more, one], span)
+                                }
+                                _ => self.emit1(
+                                    Opcode::Binary(BinaryOp::Mul),
+                                    vec![count, size],
+                                    span,
+                                ),
+                            };
+                            let bound =
+                                self.emit1(Opcode::Primitive(min), vec![elements, len], span);
+                            let (start, end) = if name == "skip" {
+                                (bound, len)
+                            } else {
+                                (self.constant(quote!(0usize), span), bound)
+                            };
+                            let slice = self.emit1(Opcode::Slice, vec![array, start, end], span);
+                            let len = self.emit1(Opcode::Len, vec![slice], span);
+                            Some(Source::Chunks {
+                                array: slice,
+                                size,
+                                len,
+                                kind,
+                                enumerate: false,
+                            })
+                        }
                         _ => self.unsupported_chain(
                             m,
-                            "`.skip(k)` and `.take(k)` directly on `x.iter()`",
+                            "`.skip(k)` and `.take(k)` directly on `x.iter()`, `x.chunks(s)` or `x.windows(s)`",
                         ),
                     },
                     ("windows" | "chunks" | "chunks_exact", 1) => {
