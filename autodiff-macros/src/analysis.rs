@@ -182,6 +182,15 @@ pub fn analyze(
     analysis
 }
 
+/// The type of the matrix product of values `a` and `b`, when their types tell it.
+fn product_of(t: &mut Types, a: usize, b: usize) -> Option<syn::Type> {
+    match (t.resolve(a).0, t.resolve(b).0) {
+        (Some(a), Some(b)) => crate::args::product_type(&a, &b),
+        (None, Some(b)) => crate::args::product_type_of_unknown_left(&b),
+        _ => None,
+    }
+}
+
 /// A saved value needs a field type; when inference found none, ask for an annotation.
 fn report_untyped(func: &Function, a: &Analysis, errors: &mut Errors) {
     let untyped = (0..func.values.len())
@@ -1445,7 +1454,14 @@ impl Types {
 
     fn set_array(&mut self, a: usize, kind: ArrayKind, elem: Option<syn::Type>) {
         let r = self.find(a);
-        if self.kind[r].is_none() || matches!(kind, ArrayKind::Fixed(_)) {
+        // as in `union_node`: a named matrix type is more specific than one of unknown shape
+        let more_specific = matches!(
+            (&self.kind[r], &kind),
+            (None, _)
+                | (_, ArrayKind::Fixed(_))
+                | (Some(ArrayKind::Matrix(None)), ArrayKind::Matrix(Some(_)))
+        );
+        if more_specific {
             self.kind[r] = Some(kind);
         }
         if let Some(elem) = elem {
@@ -1653,6 +1669,8 @@ fn infer_types(
     const CONVERSIONS: &[&str] = &["from", "from_f64", "from_f32", "from_usize", "from_i32"];
     // products of a matrix and a value of unknown type: (result, the matrix)
     let mut scalings: Vec<(usize, usize)> = Vec::new();
+    // matrix products whose operands' types were not known yet: (result, left, right)
+    let mut products: Vec<(usize, usize, usize)> = Vec::new();
     func.walk_insts(func.entry, &mut |inst| {
         let data = func.inst(inst);
         let args: Vec<usize> = data.args.iter().map(|v| v.index()).collect();
@@ -1736,15 +1754,12 @@ fn infer_types(
                         if matches!(data.opcode, Opcode::Binary(BinaryOp::Mul))
                             && t.is_matrix(args[0]) =>
                     {
-                        let (a, b) = (t.resolve(args[0]).0, t.resolve(args[1]).0);
-                        let product = match (a, b) {
-                            (Some(a), Some(b)) => crate::args::product_type(&a, &b),
-                            (None, Some(b)) => crate::args::product_type_of_unknown_left(&b),
-                            _ => None,
-                        };
-                        match product {
+                        match product_of(&mut t, args[0], args[1]) {
                             Some(ty) => t.set(results[0], ty),
-                            None => t.set_array(results[0], ArrayKind::Matrix(None), None),
+                            None => {
+                                t.set_array(results[0], ArrayKind::Matrix(None), None);
+                                products.push((results[0], args[0], args[1]));
+                            }
                         }
                     }
                     // a sum or difference of two matrices has the type of both
@@ -2050,6 +2065,22 @@ fn infer_types(
     for (result, matrix) in scalings {
         if t.resolve(result).0.is_none() {
             t.union(matrix, result);
+        }
+    }
+    // products typed once their operands are (`(m * 0.5) * w`, the scaling resolved above),
+    // in as many rounds as products feed products
+    for _ in 0..products.len() {
+        let mut typed = false;
+        for &(result, a, b) in &products {
+            if t.resolve(result).0.is_none() {
+                if let Some(ty) = product_of(&mut t, a, b) {
+                    t.set(result, ty);
+                    typed |= t.resolve(result).0.is_some();
+                }
+            }
+        }
+        if !typed {
+            break;
         }
     }
     // values passed on by reference (`h(&u)`): floats rarely are, vectors always

@@ -1377,3 +1377,33 @@ mod data_in_a_struct {
         assert!(error < 1e-8, "relative error {error}");
     }
 }
+
+/// Products whose operand is a scaled matrix: the scaling's type is known only after the
+/// walk over the function, and the product's type follows from it.
+mod products_of_scaled_matrices {
+    use autodiff::nalgebra::{Matrix3, Vector3};
+    use autodiff::prelude::*;
+
+    // e(M, w) = ½ wᵀ S w + ln|det S| with S = (M + Mᵀ) / 2
+    //   => ∂e/∂w = S w, ∂e/∂M = sym(½ w wᵀ + S⁻ᵀ) (the gradient with respect to S, symmetrised)
+    #[differentiate]
+    fn quadratic_energy(m: &Matrix3<f64>, w: &Vector3<f64>) -> f64 {
+        let sym = (m + m.transpose()) * 0.5;
+        let half = m * 0.5;
+        0.5 * w.dot(&(sym * w)) + sym.determinant().abs().ln() + w.dot(&(half * 2.0 * w)) * 0.0
+    }
+
+    #[test]
+    fn a_scaled_matrix_times_a_vector_matches_the_analytic_gradient() {
+        let m = Matrix3::new(2.0, 0.3, 0.1, 0.2, 1.5, -0.4, 0.0, 0.1, 1.0);
+        let w = Vector3::new(0.3, -0.2, 0.9);
+        let (value, (d_m, d_w)) = quadratic_energy_grad(&m, &w);
+        assert_eq!(value.to_bits(), quadratic_energy(&m, &w).to_bits());
+        let s = (m + m.transpose()) * 0.5;
+        let want_w = s * w;
+        let d_s = w * w.transpose() * 0.5 + s.try_inverse().unwrap().transpose();
+        let want_m = (d_s + d_s.transpose()) * 0.5;
+        assert!((d_w - want_w).norm() < 1e-12, "{d_w} against {want_w}");
+        assert!((d_m - want_m).norm() < 1e-12, "{d_m} against {want_m}");
+    }
+}
