@@ -1671,6 +1671,8 @@ fn infer_types(
     let mut scalings: Vec<(usize, usize)> = Vec::new();
     // matrix products whose operands' types were not known yet: (result, left, right)
     let mut products: Vec<(usize, usize, usize)> = Vec::new();
+    // the first read of each field of a value, by the value and the path of field names
+    let mut same_places: HashMap<(usize, Vec<String>), usize> = HashMap::new();
     func.walk_insts(func.entry, &mut |inst| {
         let data = func.inst(inst);
         let args: Vec<usize> = data.args.iter().map(|v| v.index()).collect();
@@ -1803,6 +1805,23 @@ fn infer_types(
                     .count();
                 for k in 0..indices {
                     t.set(args[1 + k], usize_ty.clone());
+                }
+                // every read of one field (`p.wq` in `x.matmul(&p.wq)` and in
+                // `p.wq.shape()`) has one type, at any index (`p.layers[i].w`)
+                let path: Vec<String> = steps
+                    .iter()
+                    .map(|step| match step {
+                        crate::ir::PlaceStep::Field(member) => quote::quote!(#member).to_string(),
+                        crate::ir::PlaceStep::Index(_) => "[]".to_string(),
+                    })
+                    .collect();
+                match same_places.entry((args[0], path)) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        t.union(results[0], *first.get())
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(results[0]);
+                    }
                 }
             }
             Opcode::Unary(_) | Opcode::Ref => t.union(results[0], args[0]),

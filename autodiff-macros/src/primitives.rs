@@ -356,14 +356,14 @@ pub mod tensor {
     }
 
     macro_rules! tensor_ops {
-        ($($konst:ident $name:literal $arity:literal -> $result:ident : $($path:ident($($read:ident),*))|* ;)*) => {
+        ($($konst:ident $name:literal $arity:literal $(($($arg:ident),*))? -> $result:ident : $($path:ident($($read:ident),*))|* ;)*) => {
             $(
                 #[doc = concat!("`Tensor::", $name, "`.")]
                 pub static $konst: Primitive = Primitive {
                     name: $name,
                     arity: $arity,
                     derivative: derivative!($($path($($read),*))|*),
-                    arg_types: &[],
+                    arg_types: &[$($(Ty::$arg),*)?],
                     result: Ty::$result,
                 };
             )*
@@ -372,12 +372,14 @@ pub mod tensor {
         };
     }
 
-    // name, arity (receiver included), result (`Same`: a tensor; `Elem`: its scalar), then
-    // one rule per argument
+    // name, arity (receiver included), the types of the arguments after the receiver where
+    // the analysis can tell them (`Same`: tensors like the receiver, so that `p.w` in
+    // `x.matmul(&p.w)` is known to be one), result (`Same`: a tensor; `Elem`: its scalar),
+    // then one rule per argument
     tensor_ops! {
-        MATMUL "matmul" 2 -> Same: matmul_d0(b) | matmul_d1(a);
-        LINEAR "linear" 3 -> Same: linear_d0(w) | linear_d1(x) | linear_d2();
-        CONV2D "conv2d" 5 -> Same: conv2d_d0(x, w, stride, padding) | conv2d_d1(x, w, stride, padding) | conv2d_d2() | none() | none();
+        MATMUL "matmul" 2 (Same) -> Same: matmul_d0(b) | matmul_d1(a);
+        LINEAR "linear" 3 (Same, Same) -> Same: linear_d0(w) | linear_d1(x) | linear_d2();
+        CONV2D "conv2d" 5 (Same, Same, Usize, Usize) -> Same: conv2d_d0(x, w, stride, padding) | conv2d_d1(x, w, stride, padding) | conv2d_d2() | none() | none();
         MAX_POOL2D "max_pool2d" 2 -> Same: max_pool2d_d0(x, arg1) | none();
         RELU "relu" 1 -> Same: relu_d0(y);
         TANH "tanh" 1 -> Same: tanh_d0(y);
@@ -392,7 +394,7 @@ pub mod tensor {
         TRANSPOSE "transpose" 1 -> Same: transpose_d0();
         LOG_SOFTMAX "log_softmax" 2 -> Same: log_softmax_d0(y, arg1) | none();
         CROSS_ENTROPY "cross_entropy" 2 -> Elem: cross_entropy_d0(x, arg1) | none();
-        MSE "mse" 2 -> Elem: mse_d0(x, arg1) | mse_d1(x, arg1);
+        MSE "mse" 2 (Same) -> Elem: mse_d0(x, arg1) | mse_d1(x, arg1);
         RESHAPE "reshape" 2 -> Same: reshape_d0(shape_of_a) | none();
         SUM "sum" 1 -> Elem: sum_d0(shape_of_a);
         MEAN "mean" 1 -> Elem: mean_d0(shape_of_a);

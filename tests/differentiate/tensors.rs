@@ -620,3 +620,56 @@ fn every_contract_operation_matches_finite_differences() {
     let error = check_gradient(f, &at, &ours);
     assert!(error < 1e-6, "error {error:e}");
 }
+
+/// Single-head self-attention reading its head size from a parameter's shape: the field
+/// `p.wq` is a tensor because `x.matmul(&p.wq)` takes one.
+mod attention {
+    use super::tensor;
+    use autodiff::prelude::*;
+    use autodiff::Tensor;
+
+    #[derive(Differentiable, Clone)]
+    struct Head {
+        wq: Tensor<f64>,
+        wk: Tensor<f64>,
+        wv: Tensor<f64>,
+    }
+
+    #[differentiate(wrt(p))]
+    fn attention_loss(p: &Head, x: &Tensor<f64>, target: &Tensor<f64>) -> f64 {
+        let q = x.matmul(&p.wq);
+        let k = x.matmul(&p.wk);
+        let v = x.matmul(&p.wv);
+        let d = p.wq.shape()[1] as f64;
+        let scores = q.matmul(&k.transpose()) * (1.0 / d.sqrt());
+        let weights = scores.log_softmax(1).exp();
+        let out = weights.matmul(&v);
+        out.mse(target) + (&out * &out).sum_axis(1).sqrt().mean() * 0.1
+    }
+
+    #[test]
+    fn attention_gradient_matches_finite_differences() {
+        let mut seed = 0x5eed_a77e_u64;
+        let p = Head {
+            wq: tensor(&mut seed, &[4, 3]),
+            wk: tensor(&mut seed, &[4, 3]),
+            wv: tensor(&mut seed, &[4, 3]),
+        };
+        let x = tensor(&mut seed, &[5, 4]);
+        let target = tensor(&mut seed, &[5, 3]);
+        let (value, g) = attention_loss_grad(&p, &x, &target);
+        assert_eq!(value.to_bits(), attention_loss(&p, &x, &target).to_bits());
+        let flat = |h: &Head| [h.wq.data(), h.wk.data(), h.wv.data()].concat();
+        let head = |v: &[f64]| Head {
+            wq: Tensor::from_vec(v[..12].to_vec(), &[4, 3]),
+            wk: Tensor::from_vec(v[12..24].to_vec(), &[4, 3]),
+            wv: Tensor::from_vec(v[24..].to_vec(), &[4, 3]),
+        };
+        let error = check_gradient(
+            |v: &[f64]| attention_loss(&head(v), &x, &target),
+            &flat(&p),
+            &flat(&g),
+        );
+        assert!(error < 1e-7, "relative error {error}");
+    }
+}
