@@ -326,11 +326,14 @@ pub fn hidden_callee(path: &syn::ExprPath) -> syn::ExprPath {
     path
 }
 
-/// The path of the hidden zero-output-cotangent function of the function a call refers to.
+/// The path of the hidden zero-output-cotangent function of the function a call refers to,
+/// without the call's generic arguments: that function has only the generic parameters its
+/// output type names ([`generics_of_type`]), which the zero's use infers.
 pub fn hidden_zero_callee(path: &syn::ExprPath) -> syn::ExprPath {
     let mut path = path.clone();
     if let Some(last) = path.path.segments.last_mut() {
         last.ident = names::hidden_zero_output_fn(&last.ident);
+        last.arguments = syn::PathArguments::None;
     }
     path
 }
@@ -373,10 +376,10 @@ pub fn zero_output_item(item: &ItemFn, sig: &Signature, cfgs: &[&syn::Attribute]
     }
     let name = names::hidden_zero_output_fn(&item.sig.ident);
     let vis = &item.vis;
-    let generics = &item.sig.generics;
+    let ty = crate::args::cotangent_type(&sig.return_type);
+    let generics = generics_of_type(&item.sig.generics, &ty);
     let params = &generics.params;
     let where_clause = &generics.where_clause;
-    let ty = crate::args::cotangent_type(&sig.return_type);
     let zero = output_zero(&sig.output);
     quote! {
         #[doc(hidden)]
@@ -387,6 +390,58 @@ pub fn zero_output_item(item: &ItemFn, sig: &Signature, cfgs: &[&syn::Attribute]
             #zero
         }
     }
+}
+
+/// `generics` without the type and const parameters `ty` does not mention, and the `where`
+/// predicates on them: the zero of an output `[f64; 2]` is the same for every `N` of `fn
+/// fk<const N: usize>(a: &[f64; N]) -> [f64; 2]`, and a parameter that nothing names could
+/// not be inferred where the zero is called (callers call it without turbofish).
+fn generics_of_type(generics: &syn::Generics, ty: &syn::Type) -> syn::Generics {
+    fn idents(tokens: TokenStream, out: &mut HashSet<String>) {
+        for token in tokens {
+            match token {
+                proc_macro2::TokenTree::Ident(ident) => {
+                    out.insert(ident.to_string());
+                }
+                proc_macro2::TokenTree::Group(group) => idents(group.stream(), out),
+                _ => {}
+            }
+        }
+    }
+    let mut named = HashSet::new();
+    idents(quote!(#ty), &mut named);
+    let dropped: HashSet<String> = generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            GenericParam::Type(t) => Some(t.ident.to_string()),
+            GenericParam::Const(c) => Some(c.ident.to_string()),
+            GenericParam::Lifetime(_) => None,
+        })
+        .filter(|name| !named.contains(name))
+        .collect();
+    let mut kept = generics.clone();
+    kept.params = generics
+        .params
+        .iter()
+        .filter(|p| match p {
+            GenericParam::Type(t) => !dropped.contains(&t.ident.to_string()),
+            GenericParam::Const(c) => !dropped.contains(&c.ident.to_string()),
+            GenericParam::Lifetime(_) => true,
+        })
+        .cloned()
+        .collect();
+    if let Some(where_clause) = &mut kept.where_clause {
+        where_clause.predicates = std::mem::take(&mut where_clause.predicates)
+            .into_iter()
+            .filter(|predicate| {
+                let mut mentioned = HashSet::new();
+                idents(quote!(#predicate), &mut mentioned);
+                mentioned.is_disjoint(&dropped)
+            })
+            .collect();
+    }
+    kept
 }
 
 /// The iterator of a counted loop, `(start..end).rev().step_by(step)` as written, given

@@ -785,3 +785,53 @@ mod array_result_indexed {
         }
     }
 }
+
+/// A const-generic callee whose output type does not name `N`, called without turbofish:
+/// the zero of its output is the same for every `N`.
+mod const_generic_callee {
+    use autodiff::prelude::*;
+
+    // the tip of a planar arm of N links
+    #[differentiate]
+    fn tip<const N: usize>(angles: &[f64; N], lengths: &[f64; N]) -> [f64; 2] {
+        let mut x = 0.0;
+        let mut y = 0.0;
+        let mut theta = 0.0;
+        for i in 0..N {
+            theta += angles[i];
+            x += lengths[i] * theta.cos();
+            y += lengths[i] * theta.sin();
+        }
+        [x, y]
+    }
+
+    #[differentiate(wrt(angles))]
+    fn reach<const N: usize>(angles: &[f64; N], lengths: &[f64; N], target: [f64; 2]) -> f64 {
+        let p = tip(angles, lengths);
+        (p[0] - target[0]).powi(2) + (p[1] - target[1]).powi(2)
+    }
+
+    #[test]
+    fn reaching_through_a_const_generic_callee_matches_finite_differences() {
+        let angles = [0.3, 0.5, -0.2];
+        let lengths = [1.0, 0.8, 0.5];
+        let target = [1.0, 1.5];
+        let (value, d_angles) = reach_grad(&angles, &lengths, target);
+        assert_eq!(value.to_bits(), reach(&angles, &lengths, target).to_bits());
+        let error = check_gradient(
+            |a: &[f64]| reach(&[a[0], a[1], a[2]], &lengths, target),
+            &angles,
+            &d_angles,
+        );
+        assert!(error < 1e-8, "relative error {error}");
+        // the tip's Jacobian: ∂x/∂θⱼ = -Σ_{i≥j} lᵢ sin φᵢ, ∂y/∂θⱼ = Σ_{i≥j} lᵢ cos φᵢ
+        let (_, pullback) = tip_pullback(&angles, &lengths);
+        let [(row_x, _), (row_y, _)] = pullback.jacobian();
+        let phi = [0.3, 0.8, 0.6];
+        for j in 0..3 {
+            let dx: f64 = (j..3).map(|i| -lengths[i] * f64::sin(phi[i])).sum();
+            let dy: f64 = (j..3).map(|i| lengths[i] * f64::cos(phi[i])).sum();
+            assert!((row_x[j] - dx).abs() < 1e-12 && (row_y[j] - dy).abs() < 1e-12);
+        }
+    }
+}
