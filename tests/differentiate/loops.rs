@@ -3032,3 +3032,40 @@ fn skip_and_take_on_chunks_and_windows_match_finite_differences() {
         );
     }
 }
+
+// a trimmed mean: insertion sort by swaps, then the mean of the middle elements; the
+// gradient is 1/(n - 2k) at the inputs that land in the middle, 0 elsewhere
+#[differentiate]
+fn trimmed_mean(x: &[f64], k: usize) -> f64 {
+    let mut v = x.to_vec();
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && v[j] < v[j - 1] {
+            v.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+    let mut s = 0.0;
+    for i in k..v.len() - k {
+        s += v[i];
+    }
+    s / (v.len() - 2 * k) as f64
+}
+
+#[test]
+fn sorting_by_swaps_matches_the_analytic_gradient() {
+    let x = [0.3, -1.0, 0.5, 2.0, 0.1, 1.4, -0.2];
+    let (value, d_x) = trimmed_mean_grad(&x, 2);
+    assert_eq!(value.to_bits(), trimmed_mean(&x, 2).to_bits());
+    // sorted: -1.0, -0.2 | 0.1, 0.3, 0.5 | 1.4, 2.0
+    let middle = [0.1, 0.3, 0.5];
+    for (i, &xi) in x.iter().enumerate() {
+        let want = if middle.contains(&xi) { 1.0 / 3.0 } else { 0.0 };
+        assert!(
+            close(d_x[i], want, 1e-15) || d_x[i] == want,
+            "{i}: {} against {want}",
+            d_x[i]
+        );
+    }
+    assert_fd("trimmed mean", &d_x, |v| trimmed_mean(v, 2), &x);
+}

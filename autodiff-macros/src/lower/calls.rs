@@ -350,6 +350,23 @@ impl<'e> Lowerer<'e> {
                 return self.lower_expr(&Expr::Call(call));
             }
         }
+        // sorting: said before its comparison closure is read (closures are not arguments)
+        if matches!(
+            name.as_str(),
+            "sort"
+                | "sort_unstable"
+                | "sort_by"
+                | "sort_by_key"
+                | "sort_unstable_by"
+                | "sort_unstable_by_key"
+                | "sort_by_cached_key"
+        ) {
+            self.errors.push_spanned(
+                &m.method,
+                format!("`{name}` sorts its receiver in place, which #[differentiate] does not follow; sort by swapping elements in a loop (`while j > 0 && v[j] < v[j - 1] {{ v.swap(j, j - 1); j -= 1; }}`: the derivative follows the swaps), or sort indices before the call and read `x[order[k]]`"),
+            );
+            return None;
+        }
         // `xs.for_each(|v| body)` is `for v in xs { body; }`, where `return` in the body
         // would mean `continue`
         if let ("for_each", [Expr::Closure(c)]) =
