@@ -150,7 +150,7 @@ pub mod __private {
     pub use autodiff_runtime::{
         accumulate, accumulate_with, all_zero, check_cotangent_len, check_cotangent_shape,
         finish_gradient_buffer, gradient_buffer, one, one_like, reused_stack, scale_elements,
-        sum_identity, zero, ArrayStorage, Cotangent, DropGradient, GradientSink,
+        sum_identity, zero, ArrayStorage, ConstantCotangent, Cotangent, DropGradient, GradientSink,
         ParameterSetCotangent, ReturnGradient, Save, ScalarCotangent, ShapeOf, ZeroCotangent,
     };
     pub use autodiff_runtime::{Differentiable, ParamVisitor};

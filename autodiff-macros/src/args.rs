@@ -389,7 +389,11 @@ fn is_constant_type(ty: &Type) -> bool {
 pub fn generic_parameter_set(param: &SigParam) -> Option<&Type> {
     let ty = strip_reference(&param.ty);
     let generic = matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| !s.arguments.is_none()));
-    (param.role == ParamRole::Float && generic && is_user_enum_like(ty) && !is_float_type(ty, &[]))
+    // a tuple's elements may be type parameters, whose `Float` bound does not give
+    // `Differentiable`; the bound holds for concrete tuples
+    let tuple = matches!(ty, Type::Tuple(t) if !t.elems.is_empty());
+    (param.role == ParamRole::Float
+        && (generic && is_user_enum_like(ty) && !is_float_type(ty, &[]) || tuple))
         .then_some(ty)
 }
 
@@ -476,9 +480,29 @@ fn used_as_parameter_set(block: &syn::Block, name: &Ident) -> bool {
     uses.found
 }
 
-/// A user type (a struct of parameters when it carries derivatives).
+/// A user type (a struct of parameters when it carries derivatives), or a tuple of floats.
 pub fn is_parameter_set_type(ty: &Type) -> bool {
-    is_user_enum_like(strip_reference(ty))
+    let ty = strip_reference(ty);
+    is_user_enum_like(ty) || matches!(ty, Type::Tuple(t) if !t.elems.is_empty())
+}
+
+/// A tuple of one to eight elements, each a float, a fixed-length array of floats or a
+/// constant, at least one carrying a derivative (`(f64, f64)`, `(T, usize)`): a parameter
+/// read by its fields (`p.0`) or taken apart (`let (r, theta) = p;`), whose cotangent is a
+/// tuple of the same type.
+pub fn is_float_tuple(ty: &Type, generics: &[Ident]) -> bool {
+    let Type::Tuple(tuple) = ty else { return false };
+    let float_element = |t: &Type| {
+        is_float_type(t, generics)
+            || matches!(t, Type::Array(_))
+                && array_type(t).is_some_and(|(_, elem)| is_float_type(&elem, generics))
+    };
+    (1..=8).contains(&tuple.elems.len())
+        && tuple.elems.iter().any(float_element)
+        && tuple
+            .elems
+            .iter()
+            .all(|t| float_element(t) || is_constant_type(t) || is_constant_element(t))
 }
 
 /// A struct parameter whose fields the body reads is kept whole by the pullbacks, whose
@@ -533,6 +557,9 @@ fn classify_param(
     }
     if is_constant_type(ty) || is_constant_element(strip_reference(ty)) {
         return Some(ParamRole::Constant);
+    }
+    if is_float_tuple(strip_reference(ty), generics) {
+        return Some(ParamRole::Float);
     }
     if let Some((_, elem)) = array_type(ty) {
         if is_float_type(&elem, generics) {

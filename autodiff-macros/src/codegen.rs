@@ -1100,7 +1100,7 @@ impl Context<'_> {
                 #[inline]
                 #vis #signature {
                     #[allow(unused_imports)]
-                    use #private::{Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
+                    use #private::{ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
                     #destructure
                     #bwd
                     #grads
@@ -1111,7 +1111,7 @@ impl Context<'_> {
         } else {
             let body = quote! {
                 #[allow(unused_imports)]
-                use #private::{Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
+                use #private::{ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
                 #destructure
                 #bwd
                 #grads
@@ -1191,7 +1191,7 @@ impl Context<'_> {
                     #[inline]
                     #vis fn #grad_name <#fn_params> (#(#params),*) -> (#ret, #grad_ty) #fn_where {
                         #[allow(unused_imports)]
-                        use #private::{Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
+                        use #private::{ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _};
                         #mark_used
                         #grad_previous
                         #fused

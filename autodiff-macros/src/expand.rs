@@ -519,7 +519,8 @@ fn with_deferred_bounds(item: &ItemFn, sig: &args::Signature, active: &[bool]) -
             continue;
         }
         let ty = args::strip_reference(&param.ty);
-        if !args::is_user_enum_like(ty) || args::is_float_type(ty, &generics) {
+        let tuple = args::is_float_tuple(ty, &generics);
+        if !tuple && (!args::is_user_enum_like(ty) || args::is_float_type(ty, &generics)) {
             continue;
         }
         let Some(ty) = with_any_lifetime(ty) else {

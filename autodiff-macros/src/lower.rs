@@ -971,6 +971,19 @@ impl<'e> Lowerer<'e> {
             // `let (a, b) = edges[k];` of a constant table: one field read per name (a value
             // that carries derivatives is refused at its `Place` by the analysis)
             (Pat::Tuple(t), Operand::Value(tuple)) => {
+                // `let (a, b) = *q;` of a borrowed tuple parameter: the parameter's fields
+                let tuple = match self.func.value(tuple).def {
+                    ValueDef::Result(inst, _)
+                        if matches!(self.func.inst(inst).opcode, Opcode::Deref) =>
+                    {
+                        let borrowed = self.func.inst(inst).args[0];
+                        match self.func.value(borrowed).def {
+                            ValueDef::Param(i) if self.func.param_structs[i] => borrowed,
+                            _ => tuple,
+                        }
+                    }
+                    _ => tuple,
+                };
                 for (k, p) in t.elems.iter().enumerate() {
                     if !matches!(p, Pat::Wild(_)) {
                         let step = crate::ir::PlaceStep::Field(syn::Member::Unnamed(syn::Index {

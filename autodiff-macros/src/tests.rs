@@ -354,7 +354,8 @@ fn expansion_of_the_seed_function_is_readable() {
             pub fn backward(&self, d_output: f64) -> (f64, f64) {
                 #[allow(unused_imports)]
                 use ::autodiff::__private::{
-                    Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                    ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _,
+                    ScalarCotangent as _,
                 };
                 let FPullback { x1, x2, .. } = self;
                 let mut d_v6 = d_output;
@@ -385,7 +386,8 @@ fn expansion_of_the_seed_function_is_readable() {
         pub fn f_grad(x1: f64, x2: f64) -> (f64, (f64, f64)) {
             #[allow(unused_imports)]
             use ::autodiff::__private::{
-                Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _,
+                ScalarCotangent as _,
             };
             let _: fn(f64, f64) -> f64 = f;
             let v2 = x1.ln();
@@ -985,7 +987,8 @@ fn grad_runs_a_sum_loop_in_one_sweep() {
         fn total_grad(x: &[f64]) -> (f64, ::std::vec::Vec<f64>) {
             #[allow(unused_imports)]
             use ::autodiff::__private::{
-                Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _,
+                ScalarCotangent as _,
             };
             let _: fn(&[f64]) -> f64 = total;
             let x_len = x.len();
@@ -1051,7 +1054,8 @@ fn grad_runs_a_loop_over_a_scratch_buffer_eagerly() {
         fn smooth_grad(x: &[f64], w: f64) -> (f64, (::std::vec::Vec<f64>, f64)) {
             #[allow(unused_imports)]
             use ::autodiff::__private::{
-                Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _,
+                ScalarCotangent as _,
             };
             let _: fn(&[f64], f64) -> f64 = smooth;
             let x_len = x.len();
@@ -1178,7 +1182,8 @@ fn sine_and_cosine_of_one_angle_read_each_other() {
         fn backward(&self, d_output: f64) -> (f64, f64, f64) {
                 #[allow(unused_imports)]
                 use ::autodiff::__private::{
-                    Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                    ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _,
+                    ScalarCotangent as _,
                 };
                 let RotatedPullback { x, y, c, s, .. } = self;
                 let mut d_v7 = d_output;
@@ -1236,7 +1241,8 @@ fn a_callee_adds_its_vector_gradient_into_the_callers_cotangent() {
             ) -> (<__S0 as ::autodiff::__private::GradientSink<::std::vec::Vec<f64>>>::Out,) {
                 #[allow(unused_imports)]
                 use ::autodiff::__private::{
-                    Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                    ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _,
+                    ScalarCotangent as _,
                 };
                 let TotalPullback { v, .. } = self;
                 let v_len = &((*v).len());
@@ -1295,7 +1301,8 @@ fn jacobian_interleaves_the_rows_backward_passes() {
                 };
                 #[allow(unused_imports)]
                 use ::autodiff::__private::{
-                    Cotangent as _, ParameterSetCotangent as _, ScalarCotangent as _,
+                    ConstantCotangent as _, Cotangent as _, ParameterSetCotangent as _,
+                    ScalarCotangent as _,
                 };
                 let PolarPullback { r, t, c, branch0, .. } = self;
                 let mut d_v9_lane0 = d_output_lane0;

@@ -208,6 +208,34 @@ pub trait ParameterSetCotangent: crate::Differentiable {
     }
 }
 
+/// Accumulation for values that carry no derivative (integers, `bool`, `char`, `String`),
+/// under the same method name as [`ScalarCotangent`]: a differentiated callee returns `()` as
+/// the gradient of such an argument, and a caller that read the argument from a parameter
+/// set's field (`inner(p.a, p.n)` with `n: usize`) adds it there, which leaves the field as
+/// it is.
+///
+/// ```
+/// use autodiff_runtime::ConstantCotangent;
+///
+/// let mut n = 3_usize;
+/// n.accumulate(());
+/// assert_eq!(n, 3);
+/// ```
+pub trait ConstantCotangent {
+    /// Adds nothing.
+    #[inline]
+    fn accumulate(&mut self, _nothing: ()) {}
+}
+
+macro_rules! constant_cotangent {
+    ($($t:ty),*) => {$(
+        impl ConstantCotangent for $t {}
+    )*};
+}
+constant_cotangent!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, bool, char, String
+);
+
 /// A cotangent that starts at zero with no value to shape it: floats, integers and `bool`,
 /// fixed-length arrays of those, and structs of those (`#[derive(Differentiable)]`
 /// implements it for a struct whose fields are all such types or type parameters). The

@@ -177,10 +177,59 @@ impl<D: Differentiable, const N: usize> Differentiable for [D; N] {
     }
 }
 
+/// A tuple parameter (`p: (f64, f64)`, `(r, theta)`): its cotangent is a tuple of its
+/// elements' cotangents, element by element.
+macro_rules! tuple_differentiable {
+    ($(($($name:ident $index:tt),+))*) => {$(
+        impl<$($name: Differentiable),+> Differentiable for ($($name,)+) {
+            fn zero_like(&self) -> Self {
+                ($(self.$index.zero_like(),)+)
+            }
+
+            fn accumulate_from(&mut self, other: &Self) {
+                $(self.$index.accumulate_from(&other.$index);)+
+            }
+
+            fn visit<V: ParamVisitor>(&mut self, grad: &Self, visitor: &mut V) {
+                $(self.$index.visit(&grad.$index, visitor);)+
+            }
+        }
+
+        impl<$($name: Differentiable),+> crate::cotangent::ParameterSetCotangent for ($($name,)+) {}
+
+        impl<$($name: crate::cotangent::ZeroCotangent),+> crate::cotangent::ZeroCotangent
+            for ($($name,)+)
+        {
+            #[inline]
+            fn zero_cotangent() -> Self {
+                ($($name::zero_cotangent(),)+)
+            }
+        }
+    )*};
+}
+tuple_differentiable! {
+    (A 0)
+    (A 0, B 1)
+    (A 0, B 1, C 2)
+    (A 0, B 1, C 2, D 3)
+    (A 0, B 1, C 2, D 3, E 4)
+    (A 0, B 1, C 2, D 3, E 4, F 5)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn tuples_hold_the_cotangents_of_their_elements() {
+        let mut grad = (2.0f64, 3usize, [1.0f64, 2.0]).zero_like();
+        assert_eq!(grad, (0.0, 3, [0.0, 0.0]));
+        grad.accumulate_from(&(0.5, 7, [1.0, -1.0]));
+        assert_eq!(grad, (0.5, 3, [1.0, -1.0]));
+    }
 
     #[test]
     fn names_and_maps_are_copied_constants() {

@@ -45,8 +45,8 @@ pub use check::{check_gradient, finite_difference_gradient, relative_error};
 pub use cotangent::{
     accumulate, accumulate_with, all_zero, check_cotangent_len, check_cotangent_shape,
     finish_gradient_buffer, gradient_buffer, one, one_like, reused_stack, scale_elements,
-    sum_identity, zero, ArrayStorage, Cotangent, DropGradient, GradientSink, ParameterSetCotangent,
-    ReturnGradient, Save, ScalarCotangent, ShapeOf, ZeroCotangent,
+    sum_identity, zero, ArrayStorage, ConstantCotangent, Cotangent, DropGradient, GradientSink,
+    ParameterSetCotangent, ReturnGradient, Save, ScalarCotangent, ShapeOf, ZeroCotangent,
 };
 pub use differentiable::{Differentiable, ParamVisitor};
 pub use dual::Dual;

@@ -324,3 +324,80 @@ mod settings_without_derive {
         }
     }
 }
+
+/// Tuples of floats as parameters: read by field or taken apart, with a tuple cotangent whose
+/// constant elements keep their values, as a struct's do.
+mod tuple_parameters {
+    use autodiff::prelude::*;
+
+    // inner(p, k) = p.0 p.1 + k sin p.0
+    #[differentiate]
+    fn inner<T: Float>(p: &(T, T), k: usize) -> T {
+        p.0 * p.1 + T::from(k).unwrap() * p.0.sin()
+    }
+
+    #[differentiate(wrt(p, q))]
+    fn outer(p: (f64, f64, usize), q: &(f64, f64), scale: f64) -> f64 {
+        let mut s = inner(q, p.2) * scale + p.0;
+        for i in 0..p.2 {
+            s += (p.1 * i as f64).cos() * q.1;
+        }
+        let (a, b) = *q;
+        s + a * b
+    }
+
+    // polar(p, w) = r cos θ w + θ r with (r, θ) = p
+    #[differentiate]
+    fn polar(p: (f64, f64), w: f64) -> f64 {
+        let (r, theta) = p;
+        r * theta.cos() * w + p.1 * p.0
+    }
+
+    #[derive(Differentiable, Clone)]
+    struct Counted {
+        a: f64,
+        n: usize,
+    }
+
+    #[differentiate]
+    fn times(a: f64, k: usize) -> f64 {
+        a * k as f64
+    }
+
+    // an integer field passed to a differentiated callee: its gradient `()` leaves it alone
+    #[differentiate]
+    fn counted(c: &Counted) -> f64 {
+        times(c.a, c.n) + c.a * c.a
+    }
+
+    #[test]
+    fn tuple_parameters_match_their_analytic_gradients() {
+        let (r, theta, w) = (2.0, 0.5, 3.0);
+        let (value, (d_p, d_w)) = polar_grad((r, theta), w);
+        assert_eq!(value.to_bits(), polar((r, theta), w).to_bits());
+        let want = (f64::cos(theta) * w + theta, -r * f64::sin(theta) * w + r);
+        assert!((d_p.0 - want.0).abs() < 1e-14 && (d_p.1 - want.1).abs() < 1e-14);
+        assert!((d_w - r * f64::cos(theta)).abs() < 1e-14);
+
+        let (p, q) = ((0.7, -0.4, 3), (0.2, 1.3));
+        let (value, (d_p, d_q)) = outer_grad(p, &q, 1.5);
+        assert_eq!(value.to_bits(), outer(p, &q, 1.5).to_bits());
+        assert_eq!(d_p.2, 3, "the constant element keeps its value");
+        let error = check_gradient(
+            |z: &[f64]| outer((z[0], z[1], 3), &(z[2], z[3]), 1.5),
+            &[p.0, p.1, q.0, q.1],
+            &[d_p.0, d_p.1, d_q.0, d_q.1],
+        );
+        assert!(error < 1e-8, "relative error {error}");
+    }
+
+    #[test]
+    fn an_integer_field_passed_to_a_callee_is_left_alone() {
+        let c = Counted { a: 0.4, n: 2 };
+        let (value, d_c) = counted_grad(&c);
+        assert_eq!(value.to_bits(), counted(&c).to_bits());
+        // n a + a²  =>  n + 2a
+        assert!((d_c.a - (2.0 + 2.0 * 0.4)).abs() < 1e-14);
+        assert_eq!(d_c.n, 2);
+    }
+}
