@@ -263,6 +263,7 @@ pub fn pullback_reads(
         | Opcode::Deref
         | Opcode::Copy(_)
         | Opcode::MakeStruct(..)
+        | Opcode::MakeTuple
         | Opcode::MatrixNew(_)
         | Opcode::MatrixFrom { .. }
         | Opcode::ArrayFill(_)
@@ -2086,6 +2087,26 @@ fn infer_types(
             t.union(matrix, result);
         }
     }
+    // a tuple built for a call has its elements' types (floats, read where they are made)
+    func.walk_insts(func.entry, &mut |inst| {
+        let data = func.inst(inst);
+        if matches!(data.opcode, Opcode::MakeTuple) {
+            // an element nothing typed yet (a literal `1.5`) is the function's float
+            let elements: Option<Vec<syn::Type>> = data
+                .args
+                .iter()
+                .map(|a| {
+                    let a = a.index();
+                    t.resolve(a)
+                        .0
+                        .or_else(|| (!t.is_container(a)).then(|| unique_float.clone()).flatten())
+                })
+                .collect();
+            if let Some(elements) = elements {
+                t.set(data.results[0].index(), syn::parse_quote!((#(#elements,)*)));
+            }
+        }
+    });
     // products typed once their operands are (`(m * 0.5) * w`, the scaling resolved above),
     // in as many rounds as products feed products
     for _ in 0..products.len() {

@@ -734,6 +734,7 @@ impl Context<'_> {
             Opcode::MakeStruct(path, fields) => {
                 quote!(#path { #(#fields: ::core::clone::Clone::clone(&#operands)),* })
             }
+            Opcode::MakeTuple => quote!((#(::core::clone::Clone::clone(&#operands),)*)),
             Opcode::Assert(assertion) => {
                 let path = &assertion.path;
                 let mut arguments: Vec<TokenStream> =

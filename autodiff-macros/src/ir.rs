@@ -219,6 +219,9 @@ pub enum Opcode {
     /// (args, in the order of `fields`). Its pullback hands each field of the struct's
     /// cotangent to that field's value.
     MakeStruct(syn::Path, Vec<syn::Ident>),
+    /// `(a, b)` passed to a call: the tuple built from its elements' values (args, in order).
+    /// Its pullback hands element `k` of the tuple's cotangent to argument `k`.
+    MakeTuple,
     /// `Vector3::new(x, y, z)`, `Matrix2::new(a, b, c, d)`: a fixed-size nalgebra vector or
     /// matrix from its elements, in row-major order (as nalgebra's `new` takes them); the
     /// path is the type's (`Vector3`, `Vector3::<f64>`). Its pullback hands element `k` of
@@ -633,6 +636,7 @@ impl Opcode {
                 format!("place{path}")
             }
             Opcode::Tuple => "tuple".into(),
+            Opcode::MakeTuple => "make_tuple".into(),
             Opcode::MakeStruct(path, fields) => {
                 let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
                 format!(

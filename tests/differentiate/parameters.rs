@@ -353,6 +353,22 @@ mod tuple_parameters {
         r * theta.cos() * w + p.1 * p.0
     }
 
+    #[differentiate]
+    fn product3(p: (f64, f64, f64)) -> f64 {
+        p.0 * p.1 * p.2
+    }
+
+    // tuples built for calls, borrowed and by value, bound to a name and inline, in a loop
+    #[differentiate]
+    fn built(a: f64, b: f64) -> f64 {
+        let pair = (a * 2.0, b - a);
+        let mut s = inner(&pair, 3) + inner(&(b, a), 1);
+        for i in 0..3 {
+            s += product3((a, b * i as f64, 1.5));
+        }
+        s
+    }
+
     #[derive(Differentiable, Clone)]
     struct Counted {
         a: f64,
@@ -388,6 +404,14 @@ mod tuple_parameters {
             &[p.0, p.1, q.0, q.1],
             &[d_p.0, d_p.1, d_q.0, d_q.1],
         );
+        assert!(error < 1e-8, "relative error {error}");
+    }
+
+    #[test]
+    fn tuples_built_for_calls_match_finite_differences() {
+        let (value, (d_a, d_b)) = built_grad(0.7, -0.4);
+        assert_eq!(value.to_bits(), built(0.7, -0.4).to_bits());
+        let error = check_gradient(|z: &[f64]| built(z[0], z[1]), &[0.7, -0.4], &[d_a, d_b]);
         assert!(error < 1e-8, "relative error {error}");
     }
 

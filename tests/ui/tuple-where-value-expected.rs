@@ -2,8 +2,9 @@ use autodiff::prelude::*;
 
 #[differentiate]
 fn f(x: f64) -> f64 {
-    let (a, b) = std::convert::identity((x, 2.0));
-    a * b
+    let p = (x, 2.0);
+    let q = p * 2.0;
+    q
 }
 
 fn main() {}

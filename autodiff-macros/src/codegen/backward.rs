@@ -725,6 +725,14 @@ impl Context<'_> {
                         }
                     }
                 }
+                Opcode::MakeTuple => {
+                    for k in 0..data.args.len() {
+                        if active(k) {
+                            let index = syn::Index::from(k);
+                            self.contribute(analysis, scope, data.args[k], quote!(#d.#index), out);
+                        }
+                    }
+                }
                 Opcode::MapElementwise(k) if !self.func.closures[*k].captures.is_empty() => {
                     self.map_with_captures_backward(analysis, scope, inst, *k, &quote!(#d), out)
                 }

@@ -26,6 +26,37 @@ impl<'e> Lowerer<'e> {
             Expr::Reference(r) if r.mutability.is_none() => (strip_parens(&r.expr), true),
             other => (other, false),
         };
+        // `inner(&(a, b), k)`: a tuple of values built for the call
+        let tuple = match inner {
+            Expr::Tuple(t) if (1..=8).contains(&t.elems.len()) => Some(self.lower_expr(inner)?),
+            _ => local_ident(inner).and_then(|name| match self.lookup(&name.to_string()) {
+                Some(Slot::Bound(tuple @ Operand::Tuple(items)))
+                    if (1..=8).contains(&items.len()) =>
+                {
+                    Some(tuple.clone())
+                }
+                _ => None,
+            }),
+        };
+        if let Some(Operand::Tuple(items)) = tuple {
+            let mut values = Vec::new();
+            for item in items {
+                let Operand::Value(value) = item else {
+                    self.errors.push_spanned(
+                        inner,
+                        "a tuple passed to a function holds one value per element here, not a tuple or a struct",
+                    );
+                    return None;
+                };
+                values.push(value);
+            }
+            let value = self.emit1(Opcode::MakeTuple, values, inner.span());
+            return Some(if borrowed {
+                self.emit1(Opcode::Ref, vec![value], arg.span())
+            } else {
+                value
+            });
+        }
         let built = match inner {
             Expr::Struct(_) => true,
             _ => local_ident(inner).is_some_and(|name| {
