@@ -19,11 +19,32 @@ pub struct Options {
     pub wrt: Option<Vec<Ident>>,
     /// `dump`: print the generated code at compile time.
     pub dump: bool,
+    /// `partials(x = expr, ..)`: the partial derivative with respect to each float parameter,
+    /// given instead of derived from the body (`partials.rs`), with the option's span.
+    pub partials: Option<(Span, Vec<(Ident, syn::Expr)>)>,
 }
 
 enum OptionItem {
     Wrt(Vec<Ident>, Span),
     Dump,
+    Partials(Vec<(Ident, syn::Expr)>, Span),
+}
+
+/// `x = expr` inside `partials(..)`.
+struct Partial {
+    name: Ident,
+    expr: syn::Expr,
+}
+
+impl Parse for Partial {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        input.parse::<Token![=]>()?;
+        Ok(Partial {
+            name,
+            expr: input.parse()?,
+        })
+    }
 }
 
 impl Parse for OptionItem {
@@ -43,9 +64,24 @@ impl Parse for OptionItem {
                 Ok(OptionItem::Wrt(names.into_iter().collect(), name.span()))
             }
             "dump" => Ok(OptionItem::Dump),
+            "partials" => {
+                let content;
+                syn::parenthesized!(content in input);
+                let partials = Punctuated::<Partial, Token![,]>::parse_terminated(&content)?;
+                if partials.is_empty() {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        "`partials()` gives no derivative; write one per float parameter, e.g. `partials(x = 2.0 * x)`",
+                    ));
+                }
+                Ok(OptionItem::Partials(
+                    partials.into_iter().map(|p| (p.name, p.expr)).collect(),
+                    name.span(),
+                ))
+            }
             other => Err(syn::Error::new(
                 name.span(),
-                format!("unknown option `{other}`; expected `wrt(...)` or `dump`"),
+                format!("unknown option `{other}`; expected `wrt(...)`, `partials(...)` or `dump`"),
             )),
         }
     }
@@ -68,6 +104,15 @@ pub fn parse_options(attr: TokenStream) -> syn::Result<Options> {
                 options.wrt = Some(names);
             }
             OptionItem::Dump => options.dump = true,
+            OptionItem::Partials(partials, span) => {
+                if options.partials.is_some() {
+                    return Err(syn::Error::new(
+                        span,
+                        "`partials` is given twice; list all partial derivatives in one `partials(...)`",
+                    ));
+                }
+                options.partials = Some((span, partials));
+            }
         }
     }
     Ok(options)

@@ -396,7 +396,7 @@ pub fn zero_output_item(item: &ItemFn, sig: &Signature, cfgs: &[&syn::Attribute]
 /// predicates on them: the zero of an output `[f64; 2]` is the same for every `N` of `fn
 /// fk<const N: usize>(a: &[f64; N]) -> [f64; 2]`, and a parameter that nothing names could
 /// not be inferred where the zero is called (callers call it without turbofish).
-fn generics_of_type(generics: &syn::Generics, ty: &syn::Type) -> syn::Generics {
+pub(crate) fn generics_of_type(generics: &syn::Generics, ty: &syn::Type) -> syn::Generics {
     fn idents(tokens: TokenStream, out: &mut HashSet<String>) {
         for token in tokens {
             match token {

@@ -39,7 +39,11 @@ pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let mut ir_text = String::new();
-    let generated = generate(&normalized, &options, &mut errors, &mut ir_text);
+    let generated = if options.partials.is_some() {
+        crate::partials::generate(&normalized, &options, &mut errors)
+    } else {
+        generate(&normalized, &options, &mut errors, &mut ir_text)
+    };
     let mut out = item_fn.to_token_stream();
     match generated {
         Some(items) if errors.is_empty() => {

@@ -21,6 +21,7 @@ mod last_pick;
 mod lower;
 mod methods;
 mod names;
+mod partials;
 mod primitives;
 mod remat;
 

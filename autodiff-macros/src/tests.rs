@@ -21,6 +21,7 @@ fn stages(source: proc_macro2::TokenStream, wrt: Option<&[&str]>) -> (String, St
                 .collect()
         }),
         dump: false,
+        partials: None,
     };
     let active = args::active_set(&sig, &options, &mut errors);
     let lowered =
@@ -2112,4 +2113,35 @@ fn a_cholesky_factorisation_is_its_factor_and_from_fn_is_a_filling_loop() {
     ] {
         assert!(expanded.contains(call), "no `{call}` in:\n{expanded}");
     }
+}
+
+#[test]
+fn given_partials_become_the_backward_pass() {
+    let out = crate::expand::differentiate(
+        quote!(partials(x = 1.0 / (1.0 + (-x).exp()))),
+        quote! {
+            fn softplus(x: f64, mode: usize) -> f64 { external::softplus(x, mode) }
+        },
+    );
+    let text = crate::expand::pretty(&out);
+    let backward = text
+        .split("fn backward")
+        .nth(1)
+        .and_then(|rest| rest.split("#[doc(hidden)]").next())
+        .unwrap_or_default()
+        .trim_end();
+    expect![[r#"
+        (&self, d_output: f64) -> f64 {
+                let SoftplusPullback { x, mode } = ::core::clone::Clone::clone(self);
+                d_output * (1.0 / (1.0 + (-x).exp()))
+            }"#]]
+    .assert_eq(backward);
+    assert!(
+        text.contains("fn __backward_all(&self, d_output: f64) -> (f64, ()) {"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fn softplus_grad(x: f64, mode: usize) -> (f64, f64)"),
+        "{text}"
+    );
 }
