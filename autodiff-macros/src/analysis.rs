@@ -851,9 +851,17 @@ fn check_maps(func: &Function, a: &Analysis, errors: &mut Errors) {
             }
         }
         if !a.matrices[receiver.index()] {
+            let r = receiver.index();
+            // a value the analysis cannot type (a call's result, a field) may be a matrix
+            let unknown = !a.arrays[r] && !a.tensors[r] && a.types[r].is_none();
+            let typed = if unknown {
+                "; a call's result or a field that is a matrix or vector needs its type written where it is bound (`let h: DVector<f64> = layer.forward(&x);`)"
+            } else {
+                ""
+            };
             errors.push(
                 closure.function.span(),
-                "`map` with a closure is differentiated on nalgebra matrices and vectors only; for a `Vec` or slice, write a `for` loop, `.iter().map(..).collect::<Vec<_>>()` or `.iter().map(..).sum()`",
+                format!("`map` with a closure is differentiated on nalgebra matrices and vectors only; for a `Vec` or slice, write a `for` loop, `.iter().map(..).collect::<Vec<_>>()` or `.iter().map(..).sum()`{typed}"),
             );
         } else if closure.param_ty.is_none() && a.elements[receiver.index()].is_none() {
             let param = &closure.param;
