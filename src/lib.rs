@@ -106,6 +106,28 @@
 //! assert_eq!((d_line.slope, d_line.intercept, d_x, d_y), (6.0, 2.0, 4.0, -2.0));
 //! ```
 //!
+//! Code the macro cannot see (a C library, a solver) is wrapped in a function whose partial
+//! derivatives are given; it composes like any differentiated function:
+//!
+//! ```
+//! use autodiff::prelude::*;
+//!
+//! /// softplus from elsewhere, with its derivative, the logistic function
+//! #[differentiate(partials(x = 1.0 / (1.0 + (-x).exp())))]
+//! fn softplus(x: f64) -> f64 {
+//!     x.exp().ln_1p() // stands for a call the macro does not read
+//! }
+//!
+//! #[differentiate]
+//! fn layer(w: f64, x: f64) -> f64 {
+//!     softplus(w * x) * x
+//! }
+//!
+//! let (_, (d_w, _)) = layer_grad(0.5, 2.0);
+//! // ∂/∂w softplus(w x) x = logistic(w x) x²
+//! assert!((d_w - 4.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-15);
+//! ```
+//!
 //! See `docs/supported.md` in the repository for the supported subset of Rust and the list of
 //! primitives, and `docs/design.md` for how the macro works.
 

@@ -44,8 +44,11 @@ use proc_macro::TokenStream;
 /// generates `name_pullback` and `name_grad` methods for each of those (the receiver is the
 /// first argument) and their pullback structs next to the block.
 ///
-/// Options: `wrt(a, b)` restricts the active arguments; `dump` prints the generated code at
-/// compile time (as does the environment variable `AUTODIFF_DUMP=f` or `AUTODIFF_DUMP=1`).
+/// Options: `wrt(a, b)` restricts the active arguments; `partials(x = expr, ..)` gives the
+/// partial derivative with respect to each float argument instead of deriving them from the
+/// body, which is then not read (for code the macro cannot see); `dump` prints the generated
+/// code at compile time (as does the environment variable `AUTODIFF_DUMP=f` or
+/// `AUTODIFF_DUMP=1`).
 #[proc_macro_attribute]
 pub fn differentiate(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::differentiate(attr.into(), item.into()).into()
