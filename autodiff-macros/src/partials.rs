@@ -43,12 +43,14 @@ pub fn generate(item: &ItemFn, options: &Options, errors: &mut Errors) -> Option
         let by_value_float = param.role == ParamRole::Float
             && args::is_float_type(&param.ty, &generics)
             && !matches!(param.ty, syn::Type::Reference(_));
+        let float_array =
+            param.role == ParamRole::Float && float_array(&param.ty, &generics).is_some();
         let by_value_constant =
             param.role == ParamRole::Constant && !matches!(param.ty, syn::Type::Reference(_));
-        if !by_value_float && !by_value_constant {
+        if !by_value_float && !float_array && !by_value_constant {
             errors.push_spanned(
                 &param.ty,
-                "`partials` takes floats by value (`x: f64`, `x: T`) and constants by value (`n: usize`), which the pullback keeps; differentiate a function of slices, vectors or structs from its body, without `partials`",
+                "`partials` takes floats by value (`x: f64`, `x: T`), slices, `Vec`s and arrays of floats (whose partial is the gradient vector), and constants by value (`n: usize`), which the pullback keeps; differentiate a function of structs, matrices or tensors from its body, without `partials`",
             );
         }
     }
@@ -87,6 +89,83 @@ pub fn generate(item: &ItemFn, options: &Options, errors: &mut Errors) -> Option
     Some(items(item, &sig, &output, &given))
 }
 
+/// For a slice, `Vec` or fixed-length array of floats (`&[T]`, `Vec<T>`, `[T; N]`): its
+/// kind and element type.
+fn float_array(ty: &syn::Type, generics: &[syn::Ident]) -> Option<(args::ArrayKind, syn::Type)> {
+    let (kind, elem) = args::array_type(ty)?;
+    (matches!(kind, args::ArrayKind::Vec | args::ArrayKind::Fixed(_))
+        && args::is_float_type(&elem, generics))
+    .then_some((kind, elem))
+}
+
+/// How the pullback keeps a parameter: the field's type, the value saved, the binding the
+/// partials' expressions read in `backward`, and the gradient from the partial.
+struct Kept {
+    field: TokenStream,
+    save: TokenStream,
+    bind: TokenStream,
+    cotangent: TokenStream,
+}
+
+fn kept(param: &args::SigParam, generics: &[syn::Ident], partial: Option<&syn::Expr>) -> Kept {
+    let (name, ty) = (&param.source, &param.ty);
+    let d_output = names::output_cotangent();
+    match float_array(ty, generics) {
+        Some((args::ArrayKind::Fixed(len), elem)) => {
+            let owned = quote!([#elem; #len]);
+            let value = if matches!(ty, syn::Type::Reference(_)) {
+                quote!(*#name)
+            } else {
+                quote!(#name)
+            };
+            let gradient = partial.map(|p| {
+                let span = p.span();
+                quote_spanned! {span=> {
+                    let partial: #owned = #p;
+                    partial.map(|g| #d_output * g)
+                }}
+            });
+            Kept {
+                field: quote!(#name: #owned),
+                save: quote!(#name: #value),
+                bind: quote!(let #name: #owned = self.#name;),
+                cotangent: gradient.unwrap_or_default(),
+            }
+        }
+        Some((_, elem)) => {
+            let text = format!(
+                "`partials`: the partial with respect to `{name}` has {{}} elements, `{name}` {{}}"
+            );
+            let gradient = partial.map(|p| {
+                let span = p.span();
+                quote_spanned! {span=> {
+                    let partial: ::std::vec::Vec<#elem> = ::core::iter::IntoIterator::into_iter(#p).collect();
+                    assert_eq!(partial.len(), #name.len(), #text, partial.len(), #name.len());
+                    partial.into_iter().map(|g| #d_output * g).collect::<::std::vec::Vec<#elem>>()
+                }}
+            });
+            Kept {
+                field: quote!(#name: ::std::vec::Vec<#elem>),
+                save: quote!(#name: #name.to_vec()),
+                bind: quote!(let #name: &[#elem] = &self.#name;),
+                cotangent: gradient.unwrap_or_default(),
+            }
+        }
+        None => {
+            let gradient = partial.map(|p| {
+                let span = p.span();
+                quote_spanned!(span=> #d_output * (#p))
+            });
+            Kept {
+                field: quote!(#name: #ty),
+                save: quote!(#name: ::core::clone::Clone::clone(&#name)),
+                bind: quote!(let #name = ::core::clone::Clone::clone(&self.#name);),
+                cotangent: gradient.unwrap_or_default(),
+            }
+        }
+    }
+}
+
 /// The pullback struct, `f_pullback`, `backward`, `f_grad` and the hidden entry points.
 fn items(
     item: &ItemFn,
@@ -122,6 +201,17 @@ fn items(
         .zip(&types)
         .map(|(name, ty)| quote!(#name: #ty))
         .collect();
+    let type_params = args::type_params(item);
+    let kept: Vec<Kept> = sig
+        .params
+        .iter()
+        .zip(given)
+        .map(|(param, partial)| kept(param, &type_params, *partial))
+        .collect();
+    let fields: Vec<&TokenStream> = kept.iter().map(|k| &k.field).collect();
+    let saves: Vec<&TokenStream> = kept.iter().map(|k| &k.save).collect();
+    let binds: Vec<&TokenStream> = kept.iter().map(|k| &k.bind).collect();
+    let cotangent_types: Vec<syn::Type> = types.iter().map(|t| args::cotangent_type(t)).collect();
     let fn_type = {
         let generic_args = generics.params.iter().filter_map(|p| match p {
             syn::GenericParam::Type(t) => Some(&t.ident),
@@ -132,19 +222,17 @@ fn items(
     };
     // `d_output * (∂f/∂x)` per float parameter, at the kept arguments
     let active: Vec<bool> = given.iter().map(Option::is_some).collect();
-    let gradients: Vec<TokenStream> = given
-        .iter()
-        .flatten()
-        .map(|partial| {
-            let span = partial.span();
-            quote_spanned!(span=> #d_output * (#partial))
-        })
-        .collect();
-    let grad_ty: Vec<&syn::Type> = types
+    let gradients: Vec<&TokenStream> = kept
         .iter()
         .zip(&active)
         .filter(|(_, a)| **a)
-        .map(|(t, _)| *t)
+        .map(|(k, _)| &k.cotangent)
+        .collect();
+    let grad_ty: Vec<&syn::Type> = cotangent_types
+        .iter()
+        .zip(&active)
+        .filter(|(_, a)| **a)
+        .map(|(t, _)| t)
         .collect();
     let (grad_ty, grad_value) = if grad_ty.len() == 1 {
         let (ty, value) = (grad_ty[0], &gradients[0]);
@@ -169,7 +257,7 @@ fn items(
             _ => quote!(()),
         })
         .collect();
-    let sink_types: Vec<TokenStream> = types
+    let sink_types: Vec<TokenStream> = cotangent_types
         .iter()
         .zip(&active)
         .map(|(ty, &a)| if a { quote!(#ty) } else { quote!(()) })
@@ -212,7 +300,7 @@ fn items(
         #[derive(Clone)]
         #[allow(non_camel_case_types, non_snake_case, dead_code, clippy::all)]
         #vis struct #struct_name <#fn_params> #fn_where {
-            #(#params,)*
+            #(#fields,)*
         }
 
         #(#cfgs)*
@@ -227,7 +315,7 @@ fn items(
             #[allow(non_snake_case, unused_variables, clippy::all)]
             #[inline]
             #vis fn backward(&self, #d_output: #output) -> #grad_ty {
-                let #struct_name { #(#sources,)* } = ::core::clone::Clone::clone(self);
+                #(#binds)*
                 #grad_value
             }
 
@@ -248,7 +336,7 @@ fn items(
                 #(#sinks: #sink_generics),*
             ) -> (#(<#sink_generics as #private::GradientSink<#sink_types>>::Out,)*) {
                 #[allow(unused_imports)]
-                use #private::ScalarCotangent as _;
+                use #private::{Cotangent as _, ScalarCotangent as _};
                 let (#(#returned,)*) = self.__backward_all(#d_output);
                 (#(#finishes,)*)
             }
@@ -259,7 +347,8 @@ fn items(
         #[allow(dead_code, non_snake_case, clippy::all)]
         #[inline]
         #vis fn #pullback_fn <#fn_params> (#(#params),*) -> (#output, #struct_name #s_ty) #fn_where {
-            (#fn_type(#(#sources),*), #struct_name { #(#sources,)* })
+            let pullback = #struct_name { #(#saves,)* };
+            (#fn_type(#(#sources),*), pullback)
         }
 
         #[doc = #doc_grad]

@@ -2132,7 +2132,8 @@ fn given_partials_become_the_backward_pass() {
         .trim_end();
     expect![[r#"
         (&self, d_output: f64) -> f64 {
-                let SoftplusPullback { x, mode } = ::core::clone::Clone::clone(self);
+                let x = ::core::clone::Clone::clone(&self.x);
+                let mode = ::core::clone::Clone::clone(&self.mode);
                 d_output * (1.0 / (1.0 + (-x).exp()))
             }"#]]
     .assert_eq(backward);

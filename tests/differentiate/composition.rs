@@ -889,6 +889,71 @@ mod given_partials {
         assert!(error < 1e-8, "relative error {error}");
     }
 
+    fn lse_elsewhere(x: &[f64]) -> f64 {
+        let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        x.iter().map(|v| (v - m).exp()).sum::<f64>().ln() + m
+    }
+
+    // ∇ logsumexp = softmax: the partial with respect to a slice is the gradient vector
+    #[differentiate(partials(x = {
+        let l = lse_elsewhere(x);
+        x.iter().map(|v| (v - l).exp()).collect::<Vec<f64>>()
+    }))]
+    fn logsumexp(x: &[f64]) -> f64 {
+        lse_elsewhere(x)
+    }
+
+    // (p₀² + p₁³) s with the array's partial an array
+    #[differentiate(partials(
+        p = [2.0 * p[0] * s, 3.0 * p[1] * p[1] * s],
+        s = p[0] * p[0] + p[1] * p[1] * p[1]
+    ))]
+    fn cubic(p: [f64; 2], s: f64) -> f64 {
+        (p[0] * p[0] + p[1] * p[1] * p[1]) * s
+    }
+
+    // a local vector passed to the slice function (its gradient added into the caller's)
+    #[differentiate(wrt(w))]
+    fn vector_loss(w: &[f64], xs: &[f64]) -> f64 {
+        let mut z = vec![0.0; xs.len()];
+        for i in 0..xs.len() {
+            z[i] = w[0] * xs[i] + w[1];
+        }
+        logsumexp(&z) + cubic([w[0], w[1]], 0.5)
+    }
+
+    #[test]
+    fn given_gradient_vectors_compose_and_match_finite_differences() {
+        let x = [0.3, -1.0, 0.5];
+        let (value, d_x) = logsumexp_grad(&x);
+        assert_eq!(value.to_bits(), logsumexp(&x).to_bits());
+        let error = check_gradient(|v: &[f64]| logsumexp(v), &x, &d_x);
+        assert!(error < 1e-8, "relative error {error}");
+        let (_, (d_p, d_s)) = cubic_grad([0.5, -0.7], 2.0);
+        assert!(
+            (d_p[0] - 2.0).abs() < 1e-15 && (d_p[1] - 2.94).abs() < 1e-14,
+            "{d_p:?}"
+        );
+        assert!((d_s - (0.25 - 0.343)).abs() < 1e-15);
+        let (xs, w) = ([0.1, -0.5, 1.2, 0.7], [0.4, -0.2]);
+        let (value, d_w) = vector_loss_grad(&w, &xs);
+        assert_eq!(value.to_bits(), vector_loss(&w, &xs).to_bits());
+        let error = check_gradient(|v: &[f64]| vector_loss(v, &xs), &w, &d_w);
+        assert!(error < 1e-8, "relative error {error}");
+    }
+
+    // a partial of the wrong length is caught where `backward` evaluates it
+    #[differentiate(partials(x = vec![1.0]))]
+    fn short_partial(x: &[f64]) -> f64 {
+        x.iter().sum()
+    }
+
+    #[test]
+    #[should_panic(expected = "the partial with respect to `x` has 1 elements, `x` 2")]
+    fn a_gradient_vector_of_the_wrong_length_panics_with_both_lengths() {
+        let _ = short_partial_grad(&[1.0, 2.0]);
+    }
+
     #[test]
     fn given_partials_are_differentiated_by_duals() {
         // ∂²(aᵇ)/∂a² = b (b - 1) aᵇ⁻², from the partial's expression evaluated on duals

@@ -1,8 +1,9 @@
+use autodiff::nalgebra::DVector;
 use autodiff::prelude::*;
 
-#[differentiate(partials(x = 1.0))]
-fn total(x: &[f64]) -> f64 {
-    x.iter().sum()
+#[differentiate(partials(x = x.clone()))]
+fn total(x: &DVector<f64>) -> f64 {
+    x.sum()
 }
 
 #[differentiate(partials(x = 1.0))]
