@@ -1384,13 +1384,14 @@ mod products_of_scaled_matrices {
     use autodiff::nalgebra::{Matrix3, Vector3};
     use autodiff::prelude::*;
 
-    // e(M, w) = ½ wᵀ S w + ln|det S| with S = (M + Mᵀ) / 2
-    //   => ∂e/∂w = S w, ∂e/∂M = sym(½ w wᵀ + S⁻ᵀ) (the gradient with respect to S, symmetrised)
+    // e(M, w) = ½ wᵀ S w + ln|det S| + ¼ wᵀ M w with S = (M + Mᵀ) / 2 (the last term through
+    // H = M / 2 scaled back, `half * 2.0 * w`)
+    //   => ∂e/∂w = S w + ½ S w, ∂e/∂M = sym(½ w wᵀ + S⁻ᵀ) + ¼ w wᵀ
     #[differentiate]
     fn quadratic_energy(m: &Matrix3<f64>, w: &Vector3<f64>) -> f64 {
         let sym = (m + m.transpose()) * 0.5;
         let half = m * 0.5;
-        0.5 * w.dot(&(sym * w)) + sym.determinant().abs().ln() + w.dot(&(half * 2.0 * w)) * 0.0
+        0.5 * w.dot(&(sym * w)) + sym.determinant().abs().ln() + 0.25 * w.dot(&(half * 2.0 * w))
     }
 
     #[test]
@@ -1400,9 +1401,9 @@ mod products_of_scaled_matrices {
         let (value, (d_m, d_w)) = quadratic_energy_grad(&m, &w);
         assert_eq!(value.to_bits(), quadratic_energy(&m, &w).to_bits());
         let s = (m + m.transpose()) * 0.5;
-        let want_w = s * w;
+        let want_w = s * w * 1.5;
         let d_s = w * w.transpose() * 0.5 + s.try_inverse().unwrap().transpose();
-        let want_m = (d_s + d_s.transpose()) * 0.5;
+        let want_m = (d_s + d_s.transpose()) * 0.5 + w * w.transpose() * 0.25;
         assert!((d_w - want_w).norm() < 1e-12, "{d_w} against {want_w}");
         assert!((d_m - want_m).norm() < 1e-12, "{d_m} against {want_m}");
     }
