@@ -139,9 +139,12 @@ fn kept(param: &args::SigParam, generics: &[syn::Ident], partial: Option<&syn::E
             let gradient = partial.map(|p| {
                 let span = p.span();
                 quote_spanned! {span=> {
-                    let partial: ::std::vec::Vec<#elem> = ::core::iter::IntoIterator::into_iter(#p).collect();
+                    let mut partial: ::std::vec::Vec<#elem> = ::core::iter::IntoIterator::into_iter(#p).collect();
                     assert_eq!(partial.len(), #name.len(), #text, partial.len(), #name.len());
-                    partial.into_iter().map(|g| #d_output * g).collect::<::std::vec::Vec<#elem>>()
+                    for g in partial.iter_mut() {
+                        *g = #d_output * *g;
+                    }
+                    partial
                 }}
             });
             Kept {

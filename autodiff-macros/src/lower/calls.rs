@@ -19,6 +19,25 @@ impl<'e> Lowerer<'e> {
         ok.then_some(values)
     }
 
+    /// The values of a tuple's elements or a struct's fields built for a call, each one value;
+    /// `message` at `at` otherwise.
+    fn single_values(
+        &mut self,
+        operands: Vec<Operand>,
+        at: &Expr,
+        message: &str,
+    ) -> Option<Vec<Value>> {
+        let mut values = Vec::new();
+        for operand in operands {
+            let Operand::Value(value) = operand else {
+                self.errors.push_spanned(at, message);
+                return None;
+            };
+            values.push(value);
+        }
+        Some(values)
+    }
+
     /// A call's argument; a struct built in the function (`s`, `&s`, or a struct expression)
     /// is made into one value here (`MakeStruct`), as the callee takes it whole.
     pub(super) fn lower_argument(&mut self, arg: &Expr) -> Option<Value> {
@@ -39,17 +58,11 @@ impl<'e> Lowerer<'e> {
             }),
         };
         if let Some(Operand::Tuple(items)) = tuple {
-            let mut values = Vec::new();
-            for item in items {
-                let Operand::Value(value) = item else {
-                    self.errors.push_spanned(
-                        inner,
-                        "a tuple passed to a function holds one value per element here, not a tuple or a struct",
-                    );
-                    return None;
-                };
-                values.push(value);
-            }
+            let values = self.single_values(
+                items,
+                inner,
+                "a tuple passed to a function holds one value per element here, not a tuple or a struct",
+            )?;
             let value = self.emit1(Opcode::MakeTuple, values, inner.span());
             return Some(if borrowed {
                 self.emit1(Opcode::Ref, vec![value], arg.span())
@@ -72,19 +85,12 @@ impl<'e> Lowerer<'e> {
         let Operand::Struct(path, fields) = self.lower_expr(inner)? else {
             return self.lower_single(arg);
         };
-        let mut names = Vec::new();
-        let mut values = Vec::new();
-        for (name, field) in fields {
-            let Operand::Value(value) = field else {
-                self.errors.push_spanned(
-                    inner,
-                    "a struct passed to a function holds one value per field here, not a tuple or a struct; build the inner struct in a function of its own",
-                );
-                return None;
-            };
-            names.push(name);
-            values.push(value);
-        }
+        let (names, fields): (Vec<_>, Vec<_>) = fields.into_iter().unzip();
+        let values = self.single_values(
+            fields,
+            inner,
+            "a struct passed to a function holds one value per field here, not a tuple or a struct; build the inner struct in a function of its own",
+        )?;
         let span = inner.span();
         let value = self.emit1(Opcode::MakeStruct(path.clone(), names), values, span);
         // its type (`Pair::<T>` written as `Pair<T>`), which saving it and its zero need
